@@ -1,0 +1,47 @@
+//! Lambda entry point of the admin function: typed config from the environment, clients and the
+//! admin token loaded once, then the router served on Lambda (or on `$PORT` outside Lambda).
+
+use shared::adapters::aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
+use shared::config::{base_url, optional, or_default, required, ConfigError};
+use shared::line::api::{HttpLineApi, LineApiConfig};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let table = required("CONFIG_TABLE")?;
+    let prefix = optional("SECRET_PREFIX").unwrap_or_default();
+    let token_secret_id = required("ADMIN_TOKEN_SECRET_ID")?;
+    let public_base_url = optional("PUBLIC_BASE_URL")
+        .map(|u| base_url("PUBLIC_BASE_URL", &u))
+        .transpose()?;
+    let line_config = LineApiConfig {
+        api_base: base_url(
+            "LINE_API_BASE",
+            &or_default("LINE_API_BASE", "https://api.line.me"),
+        )?,
+        data_api_base: base_url(
+            "LINE_DATA_API_BASE",
+            &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
+        )?,
+        ..LineApiConfig::default()
+    };
+
+    let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
+    let secrets = SecretsManagerStore::new(&sdk, prefix);
+    let admin_token = secrets
+        .get_by_id(&token_secret_id)
+        .await?
+        .ok_or(ConfigError::Invalid {
+            name: "ADMIN_TOKEN_SECRET_ID",
+            reason: "the secret has no value".into(),
+        })?;
+    let state = admin::AdminState::new(
+        Arc::new(DynamoAccountStore::new(&sdk, table)),
+        Arc::new(secrets),
+        Arc::new(HttpLineApi::new(&line_config)?),
+        &admin_token,
+        public_base_url,
+    );
+    shared::http::serve(admin::router(state), 9002).await
+}

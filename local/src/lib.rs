@@ -1,0 +1,265 @@
+//! `omniline-local`: every omniline function in one process, on the embedded adapters (one SQLite
+//! database under `DATA_DIR`) by default, or on the AWS adapters (`OMNILINE_BACKEND=aws`, e.g.
+//! against moto). The same routers and use cases as the Lambda functions, wired differently.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use shared::adapters::aws::{
+    load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
+};
+use shared::adapters::embedded::{
+    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
+};
+use shared::config::{base_url, optional, or_default, required, ConfigError};
+use shared::ingest::WebhookIngest;
+use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
+use shared::ports::{AccountStore, EventQueue, PortError, SecretStore};
+use shared::secret::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Name of the inbound queue in the embedded database.
+pub const INBOUND_QUEUE: &str = "inbound";
+/// Receives before a message goes to the dead-letter queue (as in template.yaml).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Where the generated admin token is kept between runs (embedded secret store).
+const ADMIN_TOKEN_SECRET: &str = "admin-token";
+
+/// Which adapters the stack runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite under the data directory: no AWS account needed.
+    Embedded,
+    /// DynamoDB, SQS and Secrets Manager; `endpoint_url` for moto or another region.
+    Aws {
+        endpoint_url: Option<String>,
+        config_table: String,
+        inbound_queue_url: String,
+        secret_prefix: String,
+    },
+}
+
+/// The local stack's configuration (see the README for the variables).
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub port: u16,
+    pub admin_token: Option<SecretString>,
+    pub public_base_url: Option<String>,
+    pub line_api_base: String,
+    pub line_data_api_base: String,
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+}
+
+impl LocalConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let port = match optional("PORT") {
+            None => 3000,
+            Some(p) => p.parse().map_err(|_| ConfigError::Invalid {
+                name: "PORT",
+                reason: format!("{p:?} is not a port number"),
+            })?,
+        };
+        let backend = match or_default("OMNILINE_BACKEND", "embedded").as_str() {
+            "embedded" => Backend::Embedded,
+            "aws" => Backend::Aws {
+                endpoint_url: optional("AWS_ENDPOINT_URL"),
+                config_table: required("CONFIG_TABLE")?,
+                inbound_queue_url: required("INBOUND_QUEUE_URL")?,
+                secret_prefix: optional("SECRET_PREFIX").unwrap_or_default(),
+            },
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "OMNILINE_BACKEND",
+                    reason: format!("{other:?}: expected embedded or aws"),
+                })
+            }
+        };
+        Ok(Self {
+            port,
+            admin_token: optional("ADMIN_TOKEN").map(SecretString::new),
+            public_base_url: optional("PUBLIC_BASE_URL")
+                .map(|u| base_url("PUBLIC_BASE_URL", &u))
+                .transpose()?,
+            line_api_base: base_url(
+                "LINE_API_BASE",
+                &or_default("LINE_API_BASE", "https://api.line.me"),
+            )?,
+            line_data_api_base: base_url(
+                "LINE_DATA_API_BASE",
+                &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
+            )?,
+            data_dir: PathBuf::from(or_default("DATA_DIR", ".data")),
+            backend,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] PortError),
+    #[error(transparent)]
+    Line(#[from] LineApiError),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+}
+
+/// A running local stack.
+pub struct LocalStack {
+    pub addr: SocketAddr,
+    /// Base of every URL the stack serves and of callback URLs.
+    pub base_url: String,
+    pub admin_token: SecretString,
+    pub data_dir: PathBuf,
+    /// The embedded database, when the stack runs on it.
+    pub db: Option<EmbeddedDb>,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalStack {
+    /// Stops accepting requests and waits for those in flight.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.server.await.unwrap_or(Ok(()))
+    }
+
+    /// Waits until the server stops (it stops on its own only on an I/O error).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let Self {
+            shutdown, server, ..
+        } = self;
+        let result = server.await.unwrap_or(Ok(()));
+        drop(shutdown);
+        result
+    }
+}
+
+struct Adapters {
+    accounts: Arc<dyn AccountStore>,
+    secrets: Arc<dyn SecretStore>,
+    inbound: Arc<dyn EventQueue>,
+    db: Option<EmbeddedDb>,
+}
+
+async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
+    Ok(match &config.backend {
+        Backend::Embedded => {
+            let db = EmbeddedDb::open(&config.data_dir)?;
+            Adapters {
+                accounts: Arc::new(SqliteAccountStore::new(db.clone())),
+                secrets: Arc::new(SqliteSecretStore::new(db.clone())),
+                inbound: Arc::new(SqliteEventQueue::new(
+                    db.clone(),
+                    INBOUND_QUEUE,
+                    MAX_RECEIVE_COUNT,
+                )),
+                db: Some(db),
+            }
+        }
+        Backend::Aws {
+            endpoint_url,
+            config_table,
+            inbound_queue_url,
+            secret_prefix,
+        } => {
+            let sdk = load_sdk_config(endpoint_url.as_deref()).await;
+            Adapters {
+                accounts: Arc::new(DynamoAccountStore::new(&sdk, config_table)),
+                secrets: Arc::new(SecretsManagerStore::new(&sdk, secret_prefix)),
+                inbound: Arc::new(SqsEventQueue::new(&sdk, inbound_queue_url)),
+                db: None,
+            }
+        }
+    })
+}
+
+/// `ADMIN_TOKEN` if set; else the token kept from an earlier run; else a new one, kept.
+async fn admin_token(
+    configured: Option<&SecretString>,
+    secrets: &dyn SecretStore,
+) -> Result<SecretString, PortError> {
+    if let Some(token) = configured {
+        return Ok(token.clone());
+    }
+    if let Some(token) = secrets.get(ADMIN_TOKEN_SECRET).await? {
+        return Ok(token);
+    }
+    let token = SecretString::new(format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    secrets.put(ADMIN_TOKEN_SECRET, &token).await?;
+    Ok(token)
+}
+
+/// Opens the adapters, binds `127.0.0.1:$PORT` and serves every route.
+pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
+    let adapters = adapters(&config).await?;
+    let admin_token = admin_token(config.admin_token.as_ref(), adapters.secrets.as_ref()).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+        .await
+        .map_err(|source| StartError::Bind {
+            port: config.port,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        port: config.port,
+        source,
+    })?;
+    let base_url = config
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+
+    let line = HttpLineApi::new(&LineApiConfig {
+        api_base: config.line_api_base.clone(),
+        data_api_base: config.line_data_api_base.clone(),
+        ..LineApiConfig::default()
+    })?;
+    let ingest = WebhookIngest::new(
+        Arc::clone(&adapters.accounts),
+        Arc::clone(&adapters.secrets),
+        Arc::clone(&adapters.inbound),
+    );
+    let admin = admin::AdminState::new(
+        Arc::clone(&adapters.accounts),
+        Arc::clone(&adapters.secrets),
+        Arc::new(line),
+        &admin_token,
+        Some(base_url.clone()),
+    );
+    let app = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .merge(webhook::router(Arc::new(ingest)))
+        .merge(admin::router(admin));
+
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "omniline-local listening");
+    Ok(LocalStack {
+        addr,
+        base_url,
+        admin_token,
+        data_dir: config.data_dir,
+        db: adapters.db,
+        shutdown,
+        server,
+    })
+}

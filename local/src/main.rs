@@ -1,0 +1,67 @@
+//! `cargo run --release --bin omniline-local`: the whole omniline stack on this machine.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    shared::telemetry::init();
+    let config = match omniline_local::LocalConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("omniline-local: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let backend = match &config.backend {
+        omniline_local::Backend::Embedded => {
+            format!("embedded (SQLite in {})", config.data_dir.display())
+        }
+        omniline_local::Backend::Aws { endpoint_url, .. } => format!(
+            "AWS ({})",
+            endpoint_url.as_deref().unwrap_or("default endpoints")
+        ),
+    };
+    let stack = match omniline_local::start(config).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("omniline-local: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("omniline-local is ready");
+    println!("  base URL:     {}", stack.base_url);
+    println!("  listening on: http://{}", stack.addr);
+    println!("  backend:      {backend}");
+    println!("  admin token:  {}", stack.admin_token.expose());
+    println!(
+        "  webhook URL:  {}/line/webhook/{{accountId}}",
+        stack.base_url
+    );
+    println!("  health:       http://{}/healthz", stack.addr);
+
+    let outcome = shutdown_signal().await;
+    tracing::info!("shutting down");
+    let stopped = stack.shutdown().await;
+    match outcome.and(stopped) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("omniline-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

@@ -1,0 +1,105 @@
+//! HTTP plumbing shared by the HTTP functions: JSON error bodies, and serving an axum router on
+//! Lambda (API Gateway REST v1 and HTTP API v2 events) or on a local TCP port.
+//!
+//! On Lambda we do not call `lambda_http::run` directly: its event conversion panics on a body
+//! flagged `isBase64Encoded` that is not valid base64 (and `panic = "abort"` would then kill the
+//! instance). [`lambda_entry`] checks the encoding first and answers 400, then hands the event to
+//! `lambda_http`'s own adapter.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine;
+use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use serde_json::{json, Value};
+
+/// `{"error": code, "message": message}` with `status`.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "error": code, "message": message.into() });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Like [`error_response`], naming the request field at fault.
+pub fn field_error(status: StatusCode, field: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "error": "invalid_request", "field": field, "message": message.into() });
+    (status, axum::Json(body)).into_response()
+}
+
+/// JSON 404 for routes that do not exist.
+pub async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// Serves `app` on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else on `127.0.0.1:$PORT`.
+pub async fn serve(app: Router, default_port: u16) -> Result<(), lambda_http::Error> {
+    if crate::telemetry::on_lambda() {
+        return run_lambda(app).await;
+    }
+    let port = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(default_port);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// The Lambda runtime loop for an HTTP function.
+pub async fn run_lambda(app: Router) -> Result<(), lambda_http::Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        lambda_entry(app.clone(), event)
+    }))
+    .await
+}
+
+/// One API Gateway event (REST v1 or HTTP API v2) through `app`, answered in the event's format.
+pub async fn lambda_entry(
+    app: Router,
+    event: LambdaEvent<Value>,
+) -> Result<Value, lambda_http::Error> {
+    let (payload, context) = event.into_parts();
+    if let Some(problem) = body_encoding_problem(&payload) {
+        tracing::warn!("refused an event: {problem}");
+        return Ok(gateway_error(400, "invalid_body_encoding", problem));
+    }
+    let request: LambdaRequest = match serde_json::from_value(payload) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!("refused an event that is not an HTTP request: {e}");
+            return Ok(gateway_error(
+                400,
+                "invalid_event",
+                "not an API Gateway HTTP event",
+            ));
+        }
+    };
+    let response = lambda_http::Adapter::from(app)
+        .oneshot(LambdaEvent::new(request, context))
+        .await?;
+    Ok(serde_json::to_value(response)?)
+}
+
+/// A body flagged `isBase64Encoded` must be valid base64.
+fn body_encoding_problem(payload: &Value) -> Option<&'static str> {
+    let encoded = payload.get("isBase64Encoded").and_then(Value::as_bool) == Some(true);
+    let body = payload.get("body").and_then(Value::as_str)?;
+    (encoded
+        && base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .is_err())
+    .then_some("body is flagged isBase64Encoded but is not valid base64")
+}
+
+/// A proxy-integration response that both REST (v1) and HTTP (v2) APIs accept.
+fn gateway_error(status: u16, code: &str, message: &str) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": { "content-type": "application/json" },
+        "multiValueHeaders": {},
+        "body": json!({ "error": code, "message": message }).to_string(),
+        "isBase64Encoded": false,
+    })
+}

@@ -1,0 +1,241 @@
+//! Webhook ingestion, independent of HTTP and of AWS: find the account by the path's id, verify
+//! `X-Line-Signature` over the raw body with that account's channel secret, split the events and
+//! queue them, count the traffic.
+
+use crate::domain::{credentials_secret_name, now_millis, ChannelCredentials, WebhookCounts};
+use crate::line::envelope::{split_events, WebhookEnvelope};
+use crate::line::signature::{verify_signature, SignatureError};
+use crate::ports::{AccountStore, EventQueue, PortError, SecretStore};
+use crate::secret::SecretString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// LINE's bodies are small; anything above this is refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long a channel secret is trusted from memory.
+pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Missing or wrong signature, unknown or deleted account: one answer for all (no oracle).
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    NotWebhook(String),
+    #[error("body larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// Queueing or a store failed: answer 5xx so LINE redelivers.
+    #[error("{0}")]
+    Unavailable(#[from] PortError),
+}
+
+/// What an accepted request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub queued: usize,
+}
+
+struct CachedSecret {
+    secret: SecretString,
+    fetched: Instant,
+}
+
+/// The webhook's use case, shared by the Lambda function and the local stack.
+pub struct WebhookIngest {
+    accounts: Arc<dyn AccountStore>,
+    secrets: Arc<dyn SecretStore>,
+    queue: Arc<dyn EventQueue>,
+    cache: Mutex<HashMap<String, CachedSecret>>,
+    cache_ttl: Duration,
+}
+
+impl WebhookIngest {
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        secrets: Arc<dyn SecretStore>,
+        queue: Arc<dyn EventQueue>,
+    ) -> Self {
+        Self::with_cache_ttl(accounts, secrets, queue, SECRET_CACHE_TTL)
+    }
+
+    pub fn with_cache_ttl(
+        accounts: Arc<dyn AccountStore>,
+        secrets: Arc<dyn SecretStore>,
+        queue: Arc<dyn EventQueue>,
+        cache_ttl: Duration,
+    ) -> Self {
+        Self {
+            accounts,
+            secrets,
+            queue,
+            cache: Mutex::new(HashMap::new()),
+            cache_ttl: cache_ttl.min(SECRET_CACHE_TTL),
+        }
+    }
+
+    /// Handles one webhook request. `signature` is the `X-Line-Signature` header.
+    pub async fn ingest(
+        &self,
+        account_id: &str,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Accepted, IngestError> {
+        let received_at = now_millis();
+        if self.accounts.get(account_id).await?.is_none() {
+            tracing::warn!(account_id, "webhook refused: unknown account");
+            return Err(IngestError::Unauthorized("unknown account"));
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return self
+                .reject(account_id, received_at, IngestError::TooLarge)
+                .await;
+        }
+        if let Err(e) = self.verify(account_id, signature, body).await? {
+            tracing::warn!(account_id, reason = %e, "webhook refused: signature");
+            return self
+                .reject(
+                    account_id,
+                    received_at,
+                    IngestError::Unauthorized("signature"),
+                )
+                .await;
+        }
+        let envelope = match WebhookEnvelope::parse(body) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                let error = IngestError::NotWebhook(e.to_string());
+                return self.reject(account_id, received_at, error).await;
+            }
+        };
+        let messages = split_events(account_id, &envelope, received_at);
+        let events = messages.len() as u64;
+        if let Err(e) = self.queue.send(&messages).await {
+            tracing::error!(account_id, events, error = %e, "webhook events not queued");
+            let counts = WebhookCounts {
+                received: events,
+                ..Default::default()
+            };
+            self.record(account_id, counts, received_at).await;
+            return Err(e.into());
+        }
+        tracing::info!(account_id, events, "webhook events queued");
+        let counts = WebhookCounts {
+            received: events,
+            queued: events,
+            rejected: 0,
+        };
+        self.record(account_id, counts, received_at).await;
+        Ok(Accepted {
+            queued: messages.len(),
+        })
+    }
+
+    /// Refuses a request whose body is over [`MAX_BODY_BYTES`] without reading it, counting it
+    /// for a known account.
+    pub async fn reject_too_large(&self, account_id: &str) -> IngestError {
+        match self.accounts.get(account_id).await {
+            Ok(Some(_)) => {
+                let counts = WebhookCounts {
+                    rejected: 1,
+                    ..Default::default()
+                };
+                self.record(account_id, counts, now_millis()).await;
+                IngestError::TooLarge
+            }
+            Ok(None) => IngestError::Unauthorized("unknown account"),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Drops a cached secret (after a rotation or a deletion in the same process).
+    pub fn forget(&self, account_id: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(account_id);
+        }
+    }
+
+    async fn reject(
+        &self,
+        account_id: &str,
+        at: i64,
+        error: IngestError,
+    ) -> Result<Accepted, IngestError> {
+        tracing::warn!(account_id, reason = %error, "webhook refused");
+        let counts = WebhookCounts {
+            rejected: 1,
+            ..Default::default()
+        };
+        self.record(account_id, counts, at).await;
+        Err(error)
+    }
+
+    /// Counters are best effort: a failure is logged, never turned into a redelivery.
+    async fn record(&self, account_id: &str, counts: WebhookCounts, at: i64) {
+        if let Err(e) = self.accounts.record_webhook(account_id, counts, at).await {
+            tracing::warn!(account_id, error = %e, "webhook counters not updated");
+        }
+    }
+
+    /// Verifies with the cached secret; on a mismatch with a cached secret, re-reads it once (it
+    /// may have been rotated) before refusing.
+    async fn verify(
+        &self,
+        account_id: &str,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Result<(), SignatureError>, PortError> {
+        if signature.is_none() {
+            return Ok(Err(SignatureError::Missing));
+        }
+        if let Some(secret) = self.cached(account_id) {
+            let outcome = verify_signature(secret.expose().as_bytes(), body, signature);
+            if outcome != Err(SignatureError::Mismatch) {
+                return Ok(outcome);
+            }
+        }
+        match self.load(account_id).await? {
+            Some(secret) => Ok(verify_signature(
+                secret.expose().as_bytes(),
+                body,
+                signature,
+            )),
+            None => Ok(Err(SignatureError::Mismatch)),
+        }
+    }
+
+    fn cached(&self, account_id: &str) -> Option<SecretString> {
+        let cache = self.cache.lock().ok()?;
+        let entry = cache.get(account_id)?;
+        (entry.fetched.elapsed() < self.cache_ttl).then(|| entry.secret.clone())
+    }
+
+    async fn load(&self, account_id: &str) -> Result<Option<SecretString>, PortError> {
+        let stored = self
+            .secrets
+            .get(&credentials_secret_name(account_id))
+            .await?;
+        let secret = stored
+            .as_ref()
+            .and_then(ChannelCredentials::from_secret)
+            .map(|c| c.channel_secret);
+        if let Ok(mut cache) = self.cache.lock() {
+            match &secret {
+                Some(secret) => {
+                    cache.insert(
+                        account_id.to_owned(),
+                        CachedSecret {
+                            secret: secret.clone(),
+                            fetched: Instant::now(),
+                        },
+                    );
+                }
+                None => {
+                    cache.remove(account_id);
+                }
+            }
+        }
+        Ok(secret)
+    }
+}

@@ -1,0 +1,62 @@
+//! Ports: what the functions need from the outside world, as small traits. Each has an AWS adapter
+//! (`adapters::aws`) and an embedded one (`adapters::embedded`); handlers hold `Arc<dyn Port>`.
+
+use crate::domain::{Account, WebhookCounts, WebhookStats};
+use crate::line::envelope::QueueMessage;
+use crate::secret::SecretString;
+use async_trait::async_trait;
+
+/// A store or queue failed: the caller answers 5xx / retries. The text never holds a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{failed} of {total} messages were not queued: {reason}")]
+    PartialBatch {
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
+    #[error("already exists: {0}")]
+    Conflict(String),
+}
+
+/// A FIFO queue of events (inbound: webhook → router).
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    /// Queues every message, in order, or fails. A partial failure is an error: the caller
+    /// answers 5xx and LINE redelivers; deduplication ids make the resend harmless.
+    async fn send(&self, messages: &[QueueMessage]) -> Result<(), PortError>;
+}
+
+/// Connected LINE accounts and their webhook counters.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Stores a new account; `Conflict` if the id exists.
+    async fn create(&self, account: &Account) -> Result<(), PortError>;
+    async fn get(&self, id: &str) -> Result<Option<Account>, PortError>;
+    /// Every account, ordered by creation time.
+    async fn list(&self) -> Result<Vec<Account>, PortError>;
+    /// Replaces an existing account; `false` if there is none.
+    async fn update(&self, account: &Account) -> Result<bool, PortError>;
+    /// Removes the account and its counters; `false` if there was none.
+    async fn delete(&self, id: &str) -> Result<bool, PortError>;
+    /// Adds one request's counts, atomically.
+    async fn record_webhook(
+        &self,
+        id: &str,
+        counts: WebhookCounts,
+        at_millis: i64,
+    ) -> Result<(), PortError>;
+    async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError>;
+}
+
+/// Named secrets (AWS Secrets Manager, or a table of the embedded database).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    async fn get(&self, name: &str) -> Result<Option<SecretString>, PortError>;
+    /// Creates or replaces.
+    async fn put(&self, name: &str, value: &SecretString) -> Result<(), PortError>;
+    /// Deletes at once (no recovery window); deleting a missing secret is not an error.
+    async fn delete(&self, name: &str) -> Result<(), PortError>;
+}
