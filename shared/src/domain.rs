@@ -2,6 +2,7 @@
 
 use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// A LINE Official Account connected to omniline. Holds no secret: the channel secret and access
 /// token live in the secret store under [`credentials_secret_name`].
@@ -30,16 +31,18 @@ pub struct ChannelCredentials {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CredentialsJson<'a> {
-    channel_secret: &'a str,
-    channel_access_token: &'a str,
+    #[serde(borrow)]
+    channel_secret: Cow<'a, str>,
+    #[serde(borrow)]
+    channel_access_token: Cow<'a, str>,
 }
 
 impl ChannelCredentials {
     /// The JSON document kept in the secret store.
     pub fn to_secret(&self) -> SecretString {
         let json = CredentialsJson {
-            channel_secret: self.channel_secret.expose(),
-            channel_access_token: self.channel_access_token.expose(),
+            channel_secret: Cow::Borrowed(self.channel_secret.expose()),
+            channel_access_token: Cow::Borrowed(self.channel_access_token.expose()),
         };
         // Serialising two strings cannot fail.
         SecretString::new(serde_json::to_string(&json).unwrap_or_default())
@@ -48,8 +51,8 @@ impl ChannelCredentials {
     pub fn from_secret(secret: &SecretString) -> Option<Self> {
         let json: CredentialsJson<'_> = serde_json::from_str(secret.expose()).ok()?;
         Some(Self {
-            channel_secret: SecretString::new(json.channel_secret),
-            channel_access_token: SecretString::new(json.channel_access_token),
+            channel_secret: SecretString::new(json.channel_secret.into_owned()),
+            channel_access_token: SecretString::new(json.channel_access_token.into_owned()),
         })
     }
 }

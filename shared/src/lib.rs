@@ -12,3 +12,4 @@ pub mod line;
 pub mod ports;
 pub mod secret;
 pub mod telemetry;
+pub mod testkit;
