@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The test command: `./infra/test.sh` (CI runs it through .ci/run).
+#
+# On a fresh machine it installs what it needs (a Python venv with moto's server and cfn-lint),
+# starts moto on a free loopback port, runs every test of the workspace with the AWS adapters
+# pointed at moto (the moto tests are #[ignore]d for a bare `cargo test`, so they are included
+# here), runs the benchmarks once in test mode, checks formatting, lints template.yaml, and stops
+# moto by PID.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+VENV=${OMNILINE_VENV:-$root/.venv}
+MOTO_VERSION=5.2.5
+CFN_LINT_VERSION=1.58.0
+
+log() { printf '\n== %s\n' "$*"; }
+
+log "Python tools (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION) in $VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import moto, cfnlint, sys; sys.exit(0 if moto.__version__ == '$MOTO_VERSION' else 1)" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+fi
+
+PIDS=()
+stop_all() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] || continue
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+}
+trap stop_all EXIT
+
+wait_port() { # port pid
+  for _ in $(seq 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+log "moto server"
+MOTO_PORT=$(free_port)
+mkdir -p "$root/target"
+MOTO_LOG="$root/target/moto.log"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+PIDS+=($!)
+if ! wait_port "$MOTO_PORT" "${PIDS[-1]}"; then
+  echo "moto did not start:"; cat "$MOTO_LOG"; exit 1
+fi
+echo "moto listening on 127.0.0.1:$MOTO_PORT (pid ${PIDS[-1]})"
+
+export OMNILINE_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=ap-northeast-1
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cfn-lint template.yaml"
+"$VENV/bin/cfn-lint" template.yaml
+
+log "cargo test --workspace (AWS adapters against moto included)"
+cargo test --workspace --locked -- --include-ignored
+
+log "benchmarks, once each in test mode"
+cargo test --locked -p shared --benches
+
+log "all tests passed"
