@@ -17,6 +17,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long a channel secret is trusted from memory.
 pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
 
+/// After a signature mismatch the secret is re-read (it may have been rotated), but not more often
+/// than this per account: forged requests must not turn into one secret-store read each.
+pub const SECRET_RELOAD_FLOOR: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// Missing or wrong signature, unknown or deleted account: one answer for all (no oracle).
@@ -49,6 +53,7 @@ pub struct WebhookIngest {
     queue: Arc<dyn EventQueue>,
     cache: Mutex<HashMap<String, CachedSecret>>,
     cache_ttl: Duration,
+    reload_floor: Duration,
 }
 
 impl WebhookIngest {
@@ -57,22 +62,22 @@ impl WebhookIngest {
         secrets: Arc<dyn SecretStore>,
         queue: Arc<dyn EventQueue>,
     ) -> Self {
-        Self::with_cache_ttl(accounts, secrets, queue, SECRET_CACHE_TTL)
-    }
-
-    pub fn with_cache_ttl(
-        accounts: Arc<dyn AccountStore>,
-        secrets: Arc<dyn SecretStore>,
-        queue: Arc<dyn EventQueue>,
-        cache_ttl: Duration,
-    ) -> Self {
         Self {
             accounts,
             secrets,
             queue,
             cache: Mutex::new(HashMap::new()),
-            cache_ttl: cache_ttl.min(SECRET_CACHE_TTL),
+            cache_ttl: SECRET_CACHE_TTL,
+            reload_floor: SECRET_RELOAD_FLOOR,
         }
+    }
+
+    /// Overrides the cache's lifetime (at most [`SECRET_CACHE_TTL`]) and the minimum time between
+    /// two re-reads of one account's secret after mismatches.
+    pub fn with_cache_timing(mut self, ttl: Duration, reload_floor: Duration) -> Self {
+        self.cache_ttl = ttl.min(SECRET_CACHE_TTL);
+        self.reload_floor = reload_floor;
+        self
     }
 
     /// Handles one webhook request. `signature` is the `X-Line-Signature` header.
@@ -189,9 +194,9 @@ impl WebhookIngest {
         if signature.is_none() {
             return Ok(Err(SignatureError::Missing));
         }
-        if let Some(secret) = self.cached(account_id) {
+        if let Some((secret, age)) = self.cached(account_id) {
             let outcome = verify_signature(secret.expose().as_bytes(), body, signature);
-            if outcome != Err(SignatureError::Mismatch) {
+            if outcome != Err(SignatureError::Mismatch) || age < self.reload_floor {
                 return Ok(outcome);
             }
         }
@@ -205,10 +210,12 @@ impl WebhookIngest {
         }
     }
 
-    fn cached(&self, account_id: &str) -> Option<SecretString> {
+    /// The cached secret and its age, if younger than the cache's lifetime.
+    fn cached(&self, account_id: &str) -> Option<(SecretString, Duration)> {
         let cache = self.cache.lock().ok()?;
         let entry = cache.get(account_id)?;
-        (entry.fetched.elapsed() < self.cache_ttl).then(|| entry.secret.clone())
+        let age = entry.fetched.elapsed();
+        (age < self.cache_ttl).then(|| (entry.secret.clone(), age))
     }
 
     async fn load(&self, account_id: &str) -> Result<Option<SecretString>, PortError> {

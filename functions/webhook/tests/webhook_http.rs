@@ -41,7 +41,9 @@ async fn fixture() -> Fixture {
         adapters.accounts.clone(),
         adapters.secrets.clone(),
         adapters.inbound.clone(),
-    );
+    )
+    // Re-read a rotated secret at once (the default floor is a second).
+    .with_cache_timing(Duration::from_secs(300), Duration::ZERO);
     let app = webhook::router(Arc::new(ingest));
     Fixture {
         _dir: dir,
@@ -328,6 +330,65 @@ async fn a_rotated_secret_is_picked_up_without_waiting_for_the_cache() {
             .await
             .0,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Counts reads, to show forged signatures do not become one secret read each.
+struct CountingSecrets {
+    inner: Arc<dyn SecretStore>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SecretStore for CountingSecrets {
+    async fn get(&self, name: &str) -> Result<Option<SecretString>, shared::ports::PortError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.get(name).await
+    }
+    async fn put(&self, name: &str, value: &SecretString) -> Result<(), shared::ports::PortError> {
+        self.inner.put(name, value).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), shared::ports::PortError> {
+        self.inner.delete(name).await
+    }
+}
+
+#[tokio::test]
+async fn forged_signatures_do_not_reread_the_secret_each_time() {
+    let f = fixture().await;
+    let secrets = Arc::new(CountingSecrets {
+        inner: f.adapters.secrets.clone(),
+        reads: Default::default(),
+    });
+    let ingest = WebhookIngest::new(
+        f.adapters.accounts.clone(),
+        secrets.clone(),
+        f.adapters.inbound.clone(),
+    );
+    let app = webhook::router(Arc::new(ingest));
+    let body = body_of(vec![text_event("E1", "U1", "hi")]);
+    assert_eq!(
+        post(
+            &app,
+            "acc1",
+            Some(&sign(SECRET.as_bytes(), body.as_bytes())),
+            body.as_bytes()
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    for _ in 0..20 {
+        let forged = sign(b"not-the-secret", body.as_bytes());
+        assert_eq!(
+            post(&app, "acc1", Some(&forged), body.as_bytes()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        secrets.reads.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one read, then the cache"
     );
 }
 
