@@ -4,12 +4,20 @@
 //! The domain modules (`line`, `domain`, `ingest`) know no AWS crate; only `adapters::aws` does.
 
 pub mod adapters;
+pub mod agents;
+pub mod bot;
 pub mod config;
+pub mod consumer;
+pub mod conversation;
 pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod line;
+pub mod media;
+pub mod outbound;
 pub mod ports;
+pub mod routing;
 pub mod secret;
 pub mod telemetry;
 pub mod testkit;
+pub mod workstream;

@@ -1,6 +1,7 @@
 //! Ports: what the functions need from the outside world, as small traits. Each has an AWS adapter
 //! (`adapters::aws`) and an embedded one (`adapters::embedded`); handlers hold `Arc<dyn Port>`.
 
+use crate::conversation::{CommitOutcome, Conversation, Customer, EventCommit, TranscriptEntry};
 use crate::domain::{Account, WebhookCounts, WebhookStats};
 use crate::line::envelope::QueueMessage;
 use crate::secret::SecretString;
@@ -59,4 +60,44 @@ pub trait SecretStore: Send + Sync {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), PortError>;
     /// Deletes at once (no recovery window); deleting a missing secret is not an error.
     async fn delete(&self, name: &str) -> Result<(), PortError>;
+}
+
+/// Conversations, customers, the transcript and the record of processed events.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Whether (account, webhookEventId) has been committed.
+    async fn event_recorded(&self, account_id: &str, event_id: &str) -> Result<bool, PortError>;
+    /// The open (waiting or active) conversation of a source, if any.
+    async fn open_conversation(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Option<Conversation>, PortError>;
+    async fn conversation(&self, conversation_id: &str) -> Result<Option<Conversation>, PortError>;
+    /// Every conversation that is not closed (for the auto-close schedule).
+    async fn open_conversations(&self) -> Result<Vec<Conversation>, PortError>;
+    async fn customer(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Customer>, PortError>;
+    /// Writes the event's deduplication record and everything in `commit`, all or nothing.
+    async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError>;
+    /// A conversation's transcript ordered by event timestamp, then event id.
+    async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError>;
+}
+
+/// Workstreams: how each account's conversations are classified and distributed. One workstream
+/// per account for now (the admin API edits it, issue 4/8).
+#[async_trait]
+pub trait WorkstreamStore: Send + Sync {
+    async fn workstream_for_account(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<crate::workstream::Workstream>, PortError>;
+    /// Creates or replaces the account's workstream.
+    async fn put_workstream(
+        &self,
+        workstream: &crate::workstream::Workstream,
+    ) -> Result<(), PortError>;
 }

@@ -72,7 +72,7 @@ impl std::fmt::Debug for EmbeddedDb {
     }
 }
 
-fn db_error(e: impl std::fmt::Display) -> PortError {
+pub(crate) fn db_error(e: impl std::fmt::Display) -> PortError {
     PortError::Unavailable(format!("embedded database: {e}"))
 }
 
@@ -97,11 +97,21 @@ impl EmbeddedDb {
         })
     }
 
+    /// Applies more schema (idempotent `CREATE ... IF NOT EXISTS` statements).
+    pub(crate) fn apply_schema(&self, sql: &str) -> Result<(), PortError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| db_error("connection lock poisoned"))?;
+        conn.execute_batch(sql).map_err(db_error)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    async fn run<T, F>(&self, f: F) -> Result<T, PortError>
+    /// Runs `f` on the connection, on tokio's blocking pool.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, PortError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

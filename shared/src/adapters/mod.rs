@@ -2,4 +2,9 @@
 //! (one SQLite database under a data directory, for the local stack).
 
 pub mod aws;
+pub mod dynamo_agents;
+pub mod dynamo_conversations;
 pub mod embedded;
+pub mod sqlite_agents;
+pub mod sqlite_conversations;
+pub mod workstreams;

@@ -1,0 +1,78 @@
+//! The router on Lambda: SQS batches from the inbound FIFO queue (answered with
+//! `SqsBatchResponse`, listing exactly the failed message ids) and the scheduled auto-close.
+
+use crate::RouterService;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde_json::{json, Value};
+use shared::consumer::BatchMessage;
+
+/// Which invocation this is.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error("not an SQS batch nor a scheduled event: {0}")]
+    Unrecognised(String),
+    #[error("auto-close failed: {0}")]
+    AutoClose(#[from] crate::RouteError),
+}
+
+/// Handles one invocation: an SQS batch or an EventBridge schedule tick.
+pub async fn handle(router: &RouterService, payload: Value) -> Result<Value, InvocationError> {
+    if payload.get("Records").is_some() {
+        let event: SqsEvent = serde_json::from_value(payload)
+            .map_err(|e| InvocationError::Unrecognised(e.to_string()))?;
+        let response = handle_sqs(router, event).await;
+        return serde_json::to_value(response)
+            .map_err(|e| InvocationError::Unrecognised(e.to_string()));
+    }
+    let scheduled = payload.get("source").and_then(Value::as_str) == Some("aws.events")
+        || payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
+    if scheduled {
+        let closed = router.close_idle_conversations().await?;
+        return Ok(json!({ "closed": closed }));
+    }
+    Err(InvocationError::Unrecognised(
+        "unexpected payload shape".into(),
+    ))
+}
+
+/// An SQS batch: every message that was not processed is reported, none that was.
+pub async fn handle_sqs(router: &RouterService, event: SqsEvent) -> SqsBatchResponse {
+    let mut batch = Vec::with_capacity(event.records.len());
+    let mut unreadable = Vec::new();
+    for record in event.records {
+        let Some(message_id) = record.message_id.clone() else {
+            // Without an id it cannot be reported; the whole batch is retried instead.
+            unreadable.push(String::new());
+            continue;
+        };
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        let group_id = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
+        match record.body {
+            Some(body) => batch.push((
+                BatchMessage {
+                    message_id,
+                    group_id,
+                    body,
+                },
+                receive_count,
+            )),
+            None => unreadable.push(message_id),
+        }
+    }
+    let outcome = router.handle_batch(&batch).await;
+    let mut response = SqsBatchResponse::default();
+    for id in unreadable.into_iter().chain(outcome.failed) {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}

@@ -1,0 +1,289 @@
+//! The router function: consumes the inbound FIFO queue and turns LINE events into customer
+//! service work.
+//!
+//! For each event: skip it if it was recorded before (exactly once, also hours later); keep one
+//! open conversation per (account, source); fetch the customer's LINE profile on first contact;
+//! classify new conversations with the workstream's routing rules; hand them to the bot or
+//! distribute them to an agent of the queue (push) or leave them waiting (pick); queue automated
+//! messages for the outbound function; then commit the event, the transcript entry, the
+//! conversation and the customer in one atomic write conditional on the event being new.
+//!
+//! Side effects before the commit are idempotent: outbound messages and conversation ids are
+//! derived from the event id (the outbound queue and function deduplicate on them), agent
+//! assignment is idempotent per conversation, and media are stored under the message id.
+
+pub mod lambda;
+mod process;
+
+use shared::agents::AgentStore;
+use shared::bot::BotHook;
+use shared::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
+use shared::conversation::{
+    CommitOutcome, ConversationState, ConversationWrite, EventCommit, DEDUPE_RETENTION_SECS,
+};
+use shared::domain::{credentials_secret_name, ChannelCredentials};
+use shared::line::api::{LineApi, LineApiError};
+use shared::media::ObjectStore;
+use shared::ports::{
+    AccountStore, ConversationStore, EventQueue, PortError, SecretStore, WorkstreamStore,
+};
+use shared::routing::rules::CompiledRules;
+use shared::secret::SecretString;
+use shared::workstream::Workstream;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Epoch milliseconds; a function so tests can fake time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(shared::domain::now_millis)
+}
+
+/// Everything the router talks to.
+#[derive(Clone)]
+pub struct RouterDeps {
+    pub accounts: Arc<dyn AccountStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub workstreams: Arc<dyn WorkstreamStore>,
+    pub agents: Arc<dyn AgentStore>,
+    pub outbound: Arc<dyn EventQueue>,
+    pub media: Arc<dyn ObjectStore>,
+    pub line: Arc<dyn LineApi>,
+    pub bot: Arc<dyn BotHook>,
+    pub clock: Clock,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The queue message cannot be processed, ever: it goes to the dead-letter queue after the
+    /// queue's receive limit.
+    #[error("malformed inbound message: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error(transparent)]
+    Line(#[from] LineApiError),
+    #[error("the account's credentials are missing")]
+    MissingCredentials,
+    /// LINE answered 202: the media is still being prepared; retry later.
+    #[error("media {0} is still being prepared by LINE")]
+    MediaPending(String),
+    #[error("the conversation kept changing concurrently")]
+    Contention,
+}
+
+/// What processing a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// The event and its effects were committed.
+    Stored { conversation_id: Option<String> },
+    /// Recorded before: nothing changed, nothing was sent.
+    Duplicate,
+    /// The account was deleted: the event is dropped (logged).
+    AccountGone,
+}
+
+/// How many times a commit is retried when the conversation changed concurrently.
+const COMMIT_ATTEMPTS: u32 = 3;
+/// After this many receives, media LINE is still preparing is given up (the event is stored
+/// without it) rather than failing until the dead-letter queue.
+pub const MEDIA_PENDING_MAX_RECEIVES: u32 = 4;
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// The router's use case, shared by the Lambda function and the local stack.
+pub struct RouterService {
+    deps: RouterDeps,
+    rules: Mutex<HashMap<String, (u64, Arc<CompiledRules>)>>,
+    tokens: Mutex<HashMap<String, (SecretString, Instant)>>,
+}
+
+impl RouterService {
+    pub fn new(deps: RouterDeps) -> Self {
+        Self {
+            deps,
+            rules: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn deps(&self) -> &RouterDeps {
+        &self.deps
+    }
+
+    /// A batch from the inbound FIFO queue: in order, a failure holding back the rest of its group.
+    pub async fn handle_batch(&self, messages: &[(BatchMessage, u32)]) -> BatchOutcome {
+        let receive_counts: HashMap<&str, u32> = messages
+            .iter()
+            .map(|(m, count)| (m.message_id.as_str(), *count))
+            .collect();
+        let batch: Vec<BatchMessage> = messages.iter().map(|(m, _)| m.clone()).collect();
+        process_fifo_batch(&batch, |message| {
+            let count = receive_counts
+                .get(message.message_id.as_str())
+                .copied()
+                .unwrap_or(1);
+            let body = message.body.clone();
+            async move { self.process_message(&body, count).await.map(drop) }
+        })
+        .await
+    }
+
+    /// One inbound queue message (see `shared::line::envelope::InboundEvent`). `receive_count`
+    /// is how many times the queue has delivered it (1 the first time).
+    pub async fn process_message(
+        &self,
+        body: &str,
+        receive_count: u32,
+    ) -> Result<Processed, RouteError> {
+        let inbound = process::Inbound::parse(body)?;
+        let conversations = &self.deps.conversations;
+        if conversations
+            .event_recorded(&inbound.account_id, &inbound.event_id)
+            .await?
+        {
+            tracing::info!(account_id = %inbound.account_id, event_id = %inbound.event_id, "duplicate event skipped");
+            return Ok(Processed::Duplicate);
+        }
+        let Some(account) = self.deps.accounts.get(&inbound.account_id).await? else {
+            tracing::warn!(account_id = %inbound.account_id, event_id = %inbound.event_id, "event for a deleted account dropped");
+            return Ok(Processed::AccountGone);
+        };
+        let workstream = self
+            .deps
+            .workstreams
+            .workstream_for_account(&account.id)
+            .await?;
+        for _ in 0..COMMIT_ATTEMPTS {
+            let plan =
+                process::plan(self, &account, workstream.as_ref(), &inbound, receive_count).await?;
+            match conversations.commit(&plan.commit).await? {
+                CommitOutcome::Committed => {
+                    tracing::info!(
+                        account_id = %account.id,
+                        event_id = %inbound.event_id,
+                        event_type = %inbound.event.event_type(),
+                        conversation_id = ?plan.conversation_id,
+                        outbound = plan.outbound_count,
+                        "event routed"
+                    );
+                    return Ok(Processed::Stored {
+                        conversation_id: plan.conversation_id,
+                    });
+                }
+                CommitOutcome::Duplicate => return Ok(Processed::Duplicate),
+                CommitOutcome::Conflict => {
+                    // An assignment made for a conversation that did not get stored is undone.
+                    if let Some((agent_id, conversation_id)) = &plan.new_assignment {
+                        self.deps.agents.release(agent_id, conversation_id).await?;
+                    }
+                    tracing::info!(event_id = %inbound.event_id, "conversation changed concurrently; retrying");
+                }
+            }
+        }
+        Err(RouteError::Contention)
+    }
+
+    /// Closes conversations idle for longer than their workstream's `autoCloseMinutes`, releasing
+    /// their agents. Run from a schedule (EventBridge on AWS, a timer locally). Returns how many
+    /// were closed.
+    pub async fn close_idle_conversations(&self) -> Result<usize, RouteError> {
+        let now = (self.deps.clock)();
+        let mut closed = 0;
+        let mut workstreams: HashMap<String, Option<Workstream>> = HashMap::new();
+        for conversation in self.deps.conversations.open_conversations().await? {
+            if !workstreams.contains_key(&conversation.account_id) {
+                let ws = self
+                    .deps
+                    .workstreams
+                    .workstream_for_account(&conversation.account_id)
+                    .await?;
+                workstreams.insert(conversation.account_id.clone(), ws);
+            }
+            let Some(minutes) = workstreams
+                .get(&conversation.account_id)
+                .and_then(|ws| ws.as_ref())
+                .and_then(|ws| ws.auto_close_minutes)
+            else {
+                continue;
+            };
+            if now - conversation.last_activity_at < i64::from(minutes) * 60_000 {
+                continue;
+            }
+            let mut update = conversation.clone();
+            update.state = ConversationState::Closed;
+            update.closed_at = Some(now);
+            update.close_reason = Some("inactive".into());
+            update.version += 1;
+            let commit = EventCommit {
+                account_id: conversation.account_id.clone(),
+                event_id: format!("autoclose:{}:{}", conversation.id, conversation.version),
+                dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+                conversation: Some(ConversationWrite::Update(update)),
+                transcript: None,
+                retract_message_id: None,
+                customer: None,
+            };
+            if self.deps.conversations.commit(&commit).await? == CommitOutcome::Committed {
+                if let Some(agent_id) = &conversation.agent_id {
+                    self.deps.agents.release(agent_id, &conversation.id).await?;
+                }
+                tracing::info!(conversation_id = %conversation.id, "conversation closed after inactivity");
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+
+    /// The account's channel access token, cached for five minutes.
+    async fn access_token(&self, account_id: &str) -> Result<SecretString, RouteError> {
+        if let Ok(tokens) = self.tokens.lock() {
+            if let Some((token, at)) = tokens.get(account_id) {
+                if at.elapsed() < TOKEN_CACHE_TTL {
+                    return Ok(token.clone());
+                }
+            }
+        }
+        let stored = self
+            .deps
+            .secrets
+            .get(&credentials_secret_name(account_id))
+            .await?
+            .ok_or(RouteError::MissingCredentials)?;
+        let token = ChannelCredentials::from_secret(&stored)
+            .ok_or(RouteError::MissingCredentials)?
+            .channel_access_token;
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert(account_id.to_owned(), (token.clone(), Instant::now()));
+        }
+        Ok(token)
+    }
+
+    /// The workstream's rules, compiled once per (workstream, version).
+    fn compiled_rules(&self, workstream: &Workstream) -> Arc<CompiledRules> {
+        if let Ok(cache) = self.rules.lock() {
+            if let Some((version, rules)) = cache.get(&workstream.id) {
+                if *version == workstream.version {
+                    return Arc::clone(rules);
+                }
+            }
+        }
+        let compiled = match CompiledRules::compile(&workstream.rules) {
+            Ok(rules) => Arc::new(rules),
+            Err(e) => {
+                // Rules are validated when stored; a bad set routes everything to the default queue.
+                tracing::error!(workstream_id = %workstream.id, error = %e, "routing rules do not compile");
+                Arc::new(CompiledRules::default())
+            }
+        };
+        if let Ok(mut cache) = self.rules.lock() {
+            cache.insert(
+                workstream.id.clone(),
+                (workstream.version, Arc::clone(&compiled)),
+            );
+        }
+        compiled
+    }
+}

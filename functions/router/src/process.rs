@@ -1,0 +1,730 @@
+//! Planning what one event changes: the customer, the conversation (created, classified,
+//! handed to the bot or an agent), the transcript entry, automated and bot messages. Outbound
+//! messages are queued here (idempotent ids); the store commit is the caller's.
+
+use crate::{RouteError, RouterService, MEDIA_PENDING_MAX_RECEIVES};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use shared::agents::{rank_agents, AgentNotification};
+use shared::bot::{BotCustomer, BotEndpoint, BotRequest};
+use shared::conversation::{
+    Consent, Conversation, ConversationState, ConversationWrite, Customer, EventCommit, SourceType,
+    TranscriptEntry, DEDUPE_RETENTION_SECS, UNKNOWN_CUSTOMER_NAME,
+};
+use shared::domain::Account;
+use shared::line::api::{Content, LineApiError};
+use shared::line::envelope::InboundEvent;
+use shared::line::events::{ContentProviderType, Event, LinkResult, MessageContent, Source};
+use shared::outbound::{text_message, Origin, OutboundMessage};
+use shared::routing::rules::RoutingContext;
+use shared::workstream::{render_template, Distribution, Trigger, Workstream};
+use std::time::Duration;
+
+/// A parsed inbound queue message.
+pub(crate) struct Inbound {
+    pub account_id: String,
+    pub received_at: i64,
+    pub event: Event,
+    pub raw: Value,
+    /// `webhookEventId`, or a hash of the event JSON when LINE sent none (as the webhook does).
+    pub event_id: String,
+}
+
+impl Inbound {
+    pub fn parse(body: &str) -> Result<Self, RouteError> {
+        let inbound: InboundEvent =
+            serde_json::from_str(body).map_err(|e| RouteError::Malformed(e.to_string()))?;
+        let raw: Value = serde_json::from_str(inbound.event.get())
+            .map_err(|e| RouteError::Malformed(e.to_string()))?;
+        let event = Event::from_value(raw.clone());
+        let event_id = match event.webhook_event_id() {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => hex::encode(Sha256::digest(inbound.event.get().as_bytes())),
+        };
+        Ok(Self {
+            account_id: inbound.account_id,
+            received_at: inbound.received_at,
+            event,
+            raw,
+            event_id,
+        })
+    }
+}
+
+/// What the caller commits.
+pub(crate) struct Plan {
+    pub commit: EventCommit,
+    pub conversation_id: Option<String>,
+    pub outbound_count: usize,
+    /// (agent, conversation) assigned while planning, to undo if the commit conflicts.
+    pub new_assignment: Option<(String, String)>,
+}
+
+/// Automated and bot messages produced by one event, in order.
+#[derive(Default)]
+struct Outbox {
+    items: Vec<(Origin, Option<Trigger>, Value)>,
+}
+
+impl Outbox {
+    fn automated(
+        &mut self,
+        ws: Option<&Workstream>,
+        trigger: Trigger,
+        customer: Option<&Customer>,
+        agent_name: Option<&str>,
+    ) {
+        let Some(ws) = ws else { return };
+        let language = customer.and_then(|c| c.language.as_deref());
+        if let Some(message) = ws.automated_message(trigger, language) {
+            let name = customer.map(|c| c.display_name.as_str());
+            let text = render_template(&message.text, name, agent_name);
+            self.items
+                .push((Origin::Automated, Some(trigger), text_message(&text)));
+        }
+    }
+
+    fn has(&self, trigger: Trigger) -> bool {
+        self.items.iter().any(|(_, t, _)| *t == Some(trigger))
+    }
+}
+
+fn source_parts(source: Option<&Source>) -> (Option<(SourceType, String)>, Option<String>) {
+    match source {
+        Some(Source::User(u)) => (
+            u.user_id.clone().map(|id| (SourceType::User, id)),
+            u.user_id.clone(),
+        ),
+        Some(Source::Group(g)) => (
+            Some((SourceType::Group, g.group_id.clone())),
+            g.user_id.clone(),
+        ),
+        Some(Source::Room(r)) => (
+            Some((SourceType::Room, r.room_id.clone())),
+            r.user_id.clone(),
+        ),
+        _ => (None, None),
+    }
+}
+
+/// A conversation id derived from the event that opens it, so a retried event reuses it (and an
+/// agent assignment made for it stays idempotent).
+fn conversation_id_for(account_id: &str, event_id: &str) -> String {
+    let digest = Sha256::digest(format!("conversation:{account_id}:{event_id}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+pub(crate) async fn plan(
+    svc: &RouterService,
+    account: &Account,
+    ws: Option<&Workstream>,
+    inbound: &Inbound,
+    receive_count: u32,
+) -> Result<Plan, RouteError> {
+    let deps = &svc.deps;
+    let now = (deps.clock)();
+    let event = &inbound.event;
+    let event_time = event.timestamp().unwrap_or(inbound.received_at);
+    let (source, sender) = source_parts(event.source());
+    let mut outbox = Outbox::default();
+
+    // The customer (the sender, also in groups): profile on first contact, consent, links.
+    let mut customer_changed = false;
+    let mut customer = match &sender {
+        Some(user_id) => {
+            let (c, changed) = customer_for(svc, account, source.as_ref(), user_id, now).await?;
+            customer_changed = changed;
+            Some(c)
+        }
+        None => None,
+    };
+    if let Some(c) = customer.as_mut() {
+        let consent = match event {
+            Event::Follow(_) => Some(Consent::Followed),
+            Event::Unfollow(_) => Some(Consent::Unfollowed),
+            _ => None,
+        };
+        if let Some(consent) = consent {
+            c.consent = consent;
+            customer_changed = true;
+        }
+        if let Event::AccountLink(link) = event {
+            if link.link.result == LinkResult::Ok {
+                c.linked_contact_id = Some(format!("nonce:{}", link.link.nonce));
+                customer_changed = true;
+            }
+        }
+        if customer_changed {
+            c.updated_at = now;
+        }
+    }
+
+    // The conversation.
+    let open = match &source {
+        Some((_, source_id)) => {
+            deps.conversations
+                .open_conversation(&account.id, source_id)
+                .await?
+        }
+        None => None,
+    };
+    let opens_conversation = matches!(event, Event::Message(_) | Event::Postback(_));
+    let mut new_assignment = None;
+    let mut write = None;
+    let mut conversation: Option<Conversation> = match (open, &source) {
+        (Some(mut c), _) => {
+            c.version += 1;
+            c.last_activity_at = c.last_activity_at.max(event_time);
+            write = Some(false);
+            Some(c)
+        }
+        (None, Some((source_type, source_id))) if opens_conversation => {
+            let c = Conversation {
+                id: conversation_id_for(&account.id, &inbound.event_id),
+                account_id: account.id.clone(),
+                source_type: *source_type,
+                source_id: source_id.clone(),
+                state: ConversationState::Waiting,
+                workstream_id: ws.map(|w| w.id.clone()),
+                queue_id: ws.map(|w| w.default_queue.clone()),
+                priority: 0,
+                skills: Vec::new(),
+                bot_id: ws.and_then(|w| w.bot.as_ref()).map(|b| b.id.clone()),
+                agent_id: None,
+                rule_id: None,
+                members: Vec::new(),
+                opened_at: event_time,
+                last_activity_at: event_time,
+                closed_at: None,
+                close_reason: None,
+                version: 1,
+            };
+            write = Some(true);
+            Some(c)
+        }
+        _ => None,
+    };
+
+    if let Some(c) = conversation.as_mut() {
+        // Group membership.
+        if c.source_type != SourceType::User {
+            if let Some(user) = &sender {
+                if !c.members.contains(user) {
+                    c.members.push(user.clone());
+                }
+            }
+            match event {
+                Event::MemberJoined(e) => {
+                    for user in e.joined.user_ids() {
+                        if !c.members.iter().any(|m| m == user) {
+                            c.members.push(user.to_owned());
+                        }
+                    }
+                }
+                Event::MemberLeft(e) => {
+                    let left: Vec<&str> = e.left.user_ids().collect();
+                    c.members.retain(|m| !left.contains(&m.as_str()));
+                }
+                Event::Leave(_) => {
+                    c.state = ConversationState::Closed;
+                    c.closed_at = Some(now);
+                    c.close_reason = Some("bot left the chat".into());
+                    if let Some(agent) = &c.agent_id {
+                        deps.agents.release(agent, &c.id).await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Media and unsupported content.
+    let mut media = None;
+    if let Event::Message(message) = event {
+        let downloadable = match &message.message {
+            MessageContent::Image(m) => {
+                (m.content_provider.kind == ContentProviderType::Line).then_some(m.id.as_str())
+            }
+            MessageContent::Video(m) => {
+                (m.content_provider.kind == ContentProviderType::Line).then_some(m.id.as_str())
+            }
+            MessageContent::Audio(m) => {
+                (m.content_provider.kind == ContentProviderType::Line).then_some(m.id.as_str())
+            }
+            MessageContent::File(m) => Some(m.id.as_str()),
+            _ => None,
+        };
+        let is_attachment = matches!(
+            message.message,
+            MessageContent::Image(_)
+                | MessageContent::Video(_)
+                | MessageContent::Audio(_)
+                | MessageContent::File(_)
+        );
+        let accepted = ws.is_none_or(|w| w.attachments.customer_can_send);
+        if is_attachment && !accepted {
+            outbox.automated(ws, Trigger::AttachmentsNotAccepted, customer.as_ref(), None);
+        } else if let Some(message_id) = downloadable {
+            media = download_media(svc, account, message_id, receive_count).await?;
+        }
+        if matches!(message.message, MessageContent::Unknown(_)) {
+            outbox.automated(ws, Trigger::UnsupportedMessageType, customer.as_ref(), None);
+        }
+    }
+    if let Event::Unsend(unsend) = event {
+        // Retracted content is removed from storage too.
+        let key = media_key(&account.id, &unsend.unsend.message_id);
+        if let Some(key) = key {
+            deps.media.delete(&key).await?;
+        }
+    }
+
+    // Classification, bot and distribution.
+    if let (Some(c), Some(true)) = (conversation.as_mut(), write) {
+        outbox.automated(ws, Trigger::ConversationStarted, customer.as_ref(), None);
+        if let Some(ws) = ws {
+            if !ws.is_business_hours(event_time) {
+                outbox.automated(
+                    Some(ws),
+                    Trigger::OutsideBusinessHours,
+                    customer.as_ref(),
+                    None,
+                );
+            }
+            let ctx = routing_context(event, customer.as_ref(), ws, event_time);
+            if let Some(matched) = svc.compiled_rules(ws).evaluate(&ctx) {
+                c.queue_id = Some(matched.queue.clone());
+                c.priority = matched.priority;
+                c.skills = matched.skills.clone();
+                c.rule_id = Some(matched.rule_id.clone());
+                if let Some(bot) = &matched.bot {
+                    c.bot_id = Some(bot.clone());
+                }
+            }
+        }
+    }
+    if let Some(c) = conversation.as_mut() {
+        let customer_turn = matches!(event, Event::Message(_) | Event::Postback(_));
+        if customer_turn && c.state == ConversationState::Waiting && c.bot_id.is_some() {
+            ask_bot(svc, account, ws, inbound, c, customer.as_ref(), &mut outbox).await?;
+        }
+        let fresh = write == Some(true);
+        if customer_turn
+            && c.state == ConversationState::Waiting
+            && c.bot_id.is_none()
+            && c.agent_id.is_none()
+        {
+            new_assignment =
+                distribute(svc, ws, c, customer.as_ref(), now, fresh, &mut outbox).await?;
+        }
+    }
+
+    // Transcript.
+    let conversation_id = conversation.as_ref().map(|c| c.id.clone());
+    let transcript_conversation = conversation_id.clone().unwrap_or_else(|| match &source {
+        Some((_, source_id)) => format!("log:{}:{source_id}", account.id),
+        None => format!("log:{}", account.id),
+    });
+    let mut transcript_event = inbound.raw.clone();
+    if let (Some(media), Some(obj)) = (media, transcript_event.as_object_mut()) {
+        obj.insert("omnilineMedia".into(), media);
+    }
+    let message_id = match event {
+        Event::Message(m) => m.message.id().map(str::to_owned),
+        _ => None,
+    };
+    let transcript = TranscriptEntry {
+        conversation_id: transcript_conversation,
+        event_id: inbound.event_id.clone(),
+        timestamp: event_time,
+        event_type: event.event_type().to_owned(),
+        sender_user_id: sender.clone(),
+        message_id,
+        event: transcript_event,
+        retracted: false,
+    };
+
+    // Outbound: automated and bot messages, replying with the event's token when it has one.
+    let outbound = outbound_messages(
+        account,
+        conversation.as_ref(),
+        source.as_ref(),
+        inbound,
+        &outbox,
+        now,
+    );
+    if !outbound.is_empty() {
+        let queue_messages: Vec<_> = outbound
+            .iter()
+            .map(OutboundMessage::to_queue_message)
+            .collect();
+        deps.outbound.send(&queue_messages).await?;
+    }
+
+    let commit = EventCommit {
+        account_id: account.id.clone(),
+        event_id: inbound.event_id.clone(),
+        dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+        conversation: match (conversation, write) {
+            (Some(c), Some(true)) => Some(ConversationWrite::Create(c)),
+            (Some(c), Some(false)) => Some(ConversationWrite::Update(c)),
+            _ => None,
+        },
+        transcript: Some(transcript),
+        retract_message_id: match event {
+            Event::Unsend(u) => Some(u.unsend.message_id.clone()),
+            _ => None,
+        },
+        customer: customer.filter(|_| customer_changed),
+    };
+    Ok(Plan {
+        commit,
+        conversation_id,
+        outbound_count: outbound.len(),
+        new_assignment,
+    })
+}
+
+/// The stored customer, or a new one with the LINE profile (a placeholder name when LINE has none
+/// for us). Returns whether it changed.
+async fn customer_for(
+    svc: &RouterService,
+    account: &Account,
+    source: Option<&(SourceType, String)>,
+    user_id: &str,
+    now: i64,
+) -> Result<(Customer, bool), RouteError> {
+    const PROFILE_RETRY_MS: i64 = 3_600_000;
+    let existing = svc
+        .deps
+        .conversations
+        .customer(&account.id, user_id)
+        .await?;
+    if let Some(c) = &existing {
+        if c.profile_found || now - c.updated_at < PROFILE_RETRY_MS {
+            return Ok((c.clone(), false));
+        }
+    }
+    let token = svc.access_token(&account.id).await?;
+    let line = &svc.deps.line;
+    let fetched = match source {
+        Some((SourceType::Group, group)) => line.group_member_profile(&token, group, user_id).await,
+        Some((SourceType::Room, room)) => line.room_member_profile(&token, room, user_id).await,
+        _ => line.profile(&token, user_id).await,
+    };
+    let profile = match fetched {
+        Ok(profile) => profile,
+        // LINE being down must not stop the conversation: route with a placeholder, retry later.
+        Err(LineApiError::Unavailable(e)) => {
+            tracing::warn!(account_id = %account.id, error = %e, "LINE profile unavailable; using a placeholder");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(account_id = %account.id, error = %e, "LINE refused the profile; using a placeholder");
+            None
+        }
+    };
+    let mut customer = existing.unwrap_or_else(|| Customer {
+        account_id: account.id.clone(),
+        user_id: user_id.to_owned(),
+        display_name: UNKNOWN_CUSTOMER_NAME.to_owned(),
+        picture_url: None,
+        language: None,
+        profile_found: false,
+        consent: Consent::Unknown,
+        linked_contact_id: None,
+        created_at: now,
+        updated_at: now,
+    });
+    if let Some(p) = profile {
+        customer.display_name = p.display_name;
+        customer.picture_url = p.picture_url;
+        if p.language.is_some() {
+            customer.language = p.language;
+        }
+        customer.profile_found = true;
+    }
+    customer.updated_at = now;
+    Ok((customer, true))
+}
+
+fn routing_context(
+    event: &Event,
+    customer: Option<&Customer>,
+    ws: &Workstream,
+    at: i64,
+) -> RoutingContext {
+    let local = ws.local_time(at);
+    let (message_type, message_text) = match event {
+        Event::Message(m) => (
+            Some(m.message.message_type().to_owned()),
+            match &m.message {
+                MessageContent::Text(t) => Some(t.text.clone()),
+                _ => None,
+            },
+        ),
+        _ => (None, None),
+    };
+    RoutingContext {
+        message_type,
+        message_text,
+        source_type: event.source().map(|s| s.source_type().to_owned()),
+        customer_language: customer.and_then(|c| c.language.clone()),
+        customer_linked: customer.map(|c| c.linked_contact_id.is_some()),
+        customer_name: customer
+            .filter(|c| c.profile_found)
+            .map(|c| c.display_name.clone()),
+        postback_data: match event {
+            Event::Postback(p) => Some(p.postback.data.clone()),
+            _ => None,
+        },
+        event_type: Some(event.event_type().to_owned()),
+        hour: Some(local.hour),
+        weekday: Some(local.weekday),
+        business_hours: Some(ws.is_business_hours(at)),
+    }
+}
+
+/// Where a message's media is kept: `media/{accountId}/{messageId}` (None for ids that are not
+/// safe in a key).
+fn media_key(account_id: &str, message_id: &str) -> Option<String> {
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (safe(account_id) && safe(message_id)).then(|| format!("media/{account_id}/{message_id}"))
+}
+
+/// Downloads a message's content into object storage. LINE answers 202 while it prepares audio
+/// and video: the message is retried later, and after a few receives stored without the media
+/// rather than failing until the dead-letter queue.
+async fn download_media(
+    svc: &RouterService,
+    account: &Account,
+    message_id: &str,
+    receive_count: u32,
+) -> Result<Option<Value>, RouteError> {
+    let Some(key) = media_key(&account.id, message_id) else {
+        return Ok(Some(json!({ "status": "invalid-id" })));
+    };
+    let token = svc.access_token(&account.id).await?;
+    match svc.deps.line.message_content(&token, message_id).await {
+        Ok(Content::Ready {
+            bytes,
+            content_type,
+        }) => {
+            let stored = svc
+                .deps
+                .media
+                .put(&key, bytes, content_type.as_deref())
+                .await?;
+            Ok(Some(json!({
+                "status": "stored",
+                "uri": stored.uri,
+                "key": stored.key,
+                "size": stored.size,
+                "contentType": content_type,
+            })))
+        }
+        Ok(Content::Pending) if receive_count < MEDIA_PENDING_MAX_RECEIVES => {
+            Err(RouteError::MediaPending(message_id.to_owned()))
+        }
+        Ok(Content::Pending) => {
+            tracing::warn!(account_id = %account.id, message_id, "media still not ready; stored without it");
+            Ok(Some(json!({ "status": "not-ready" })))
+        }
+        // Expired or gone: the message is kept, the content is not.
+        Err(LineApiError::Rejected { status, message }) => {
+            tracing::warn!(account_id = %account.id, message_id, status, "media refused by LINE: {message}");
+            Ok(Some(
+                json!({ "status": "unavailable", "lineStatus": status }),
+            ))
+        }
+        Err(e @ LineApiError::Unavailable(_)) => Err(e.into()),
+    }
+}
+
+/// Sends the customer's turn to the conversation's bot. Its messages are queued; `handoff`, an
+/// error or a timeout routes the conversation to a human queue.
+async fn ask_bot(
+    svc: &RouterService,
+    account: &Account,
+    ws: Option<&Workstream>,
+    inbound: &Inbound,
+    c: &mut Conversation,
+    customer: Option<&Customer>,
+    outbox: &mut Outbox,
+) -> Result<(), RouteError> {
+    let bot = ws
+        .and_then(|w| w.bot.as_ref())
+        .filter(|b| Some(&b.id) == c.bot_id.as_ref());
+    let Some(bot) = bot else {
+        tracing::warn!(conversation_id = %c.id, bot_id = ?c.bot_id, "bot not configured in the workstream; handing off");
+        c.bot_id = None;
+        return Ok(());
+    };
+    let Some(secret) = svc.deps.secrets.get(&bot.secret_name).await? else {
+        tracing::warn!(conversation_id = %c.id, bot_id = %bot.id, "bot secret missing; handing off");
+        c.bot_id = None;
+        return Ok(());
+    };
+    let endpoint = BotEndpoint {
+        url: bot.url.clone(),
+        secret,
+        timeout: Duration::from_millis(u64::from(bot.timeout_ms)),
+    };
+    let request = BotRequest {
+        bot_id: bot.id.clone(),
+        account_id: account.id.clone(),
+        conversation_id: c.id.clone(),
+        event_id: inbound.event_id.clone(),
+        customer: BotCustomer {
+            user_id: customer.map(|c| c.user_id.clone()),
+            display_name: customer
+                .map(|c| c.display_name.clone())
+                .unwrap_or_else(|| UNKNOWN_CUSTOMER_NAME.to_owned()),
+            language: customer.and_then(|c| c.language.clone()),
+        },
+        event: inbound.raw.clone(),
+    };
+    match svc.deps.bot.deliver(&endpoint, &request).await {
+        Ok(reply) => {
+            for message in reply.messages {
+                outbox.items.push((Origin::Bot, None, message));
+            }
+            if reply.handoff {
+                tracing::info!(conversation_id = %c.id, "bot handed off");
+                c.bot_id = None;
+                if let Some(queue) = reply.queue {
+                    c.queue_id = Some(queue);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(conversation_id = %c.id, error = %e, "bot failed; handing off to a human");
+            c.bot_id = None;
+        }
+    }
+    Ok(())
+}
+
+/// Push mode: assigns the least busy available agent of the queue (atomically, never above
+/// capacity); otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
+async fn distribute(
+    svc: &RouterService,
+    ws: Option<&Workstream>,
+    c: &mut Conversation,
+    customer: Option<&Customer>,
+    now: i64,
+    fresh: bool,
+    outbox: &mut Outbox,
+) -> Result<Option<(String, String)>, RouteError> {
+    let Some(ws) = ws else { return Ok(None) };
+    let Some(queue) = c.queue_id.clone() else {
+        return Ok(None);
+    };
+    if ws.distribution == Distribution::Pick {
+        if fresh {
+            outbox.automated(Some(ws), Trigger::Queued, customer, None);
+        }
+        return Ok(None);
+    }
+    let agents = svc.deps.agents.agents_in_queue(&queue).await?;
+    for agent in rank_agents(&agents, &c.skills) {
+        if svc.deps.agents.try_assign(&agent.id, &c.id, now).await? {
+            c.agent_id = Some(agent.id.clone());
+            c.state = ConversationState::Active;
+            let notification = AgentNotification {
+                id: format!("{}:{}:assigned", c.id, agent.id),
+                agent_id: agent.id.clone(),
+                conversation_id: c.id.clone(),
+                account_id: c.account_id.clone(),
+                kind: "assigned".into(),
+                customer_user_id: customer.map(|c| c.user_id.clone()),
+                customer_name: customer
+                    .map(|c| c.display_name.clone())
+                    .unwrap_or_else(|| UNKNOWN_CUSTOMER_NAME.to_owned()),
+                customer_picture_url: customer.and_then(|c| c.picture_url.clone()),
+                customer_language: customer.and_then(|c| c.language.clone()),
+                queue_id: queue.clone(),
+                created_at: now,
+            };
+            svc.deps.agents.notify(&notification).await?;
+            outbox.automated(
+                Some(ws),
+                Trigger::AgentAssigned,
+                customer,
+                Some(&agent.name),
+            );
+            return Ok(Some((agent.id.clone(), c.id.clone())));
+        }
+    }
+    if fresh {
+        if ws
+            .automated_message(
+                Trigger::NoAgentAvailable,
+                customer.and_then(|c| c.language.as_deref()),
+            )
+            .is_some()
+        {
+            outbox.automated(Some(ws), Trigger::NoAgentAvailable, customer, None);
+        } else if !outbox.has(Trigger::Queued) {
+            outbox.automated(Some(ws), Trigger::Queued, customer, None);
+        }
+    }
+    Ok(None)
+}
+
+/// One outbound message per five LINE message objects; the first carries the reply token.
+fn outbound_messages(
+    account: &Account,
+    conversation: Option<&Conversation>,
+    source: Option<&(SourceType, String)>,
+    inbound: &Inbound,
+    outbox: &Outbox,
+    now: i64,
+) -> Vec<OutboundMessage> {
+    let Some((_, to)) = source else {
+        return Vec::new();
+    };
+    if outbox.items.is_empty() {
+        return Vec::new();
+    }
+    let conversation_id = conversation
+        .map(|c| c.id.clone())
+        .unwrap_or_else(|| format!("log:{}:{to}", account.id));
+    let reply_token = inbound.event.reply_token().map(str::to_owned);
+    outbox
+        .items
+        .chunks(5)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let triggers: Vec<&str> = chunk
+                .iter()
+                .filter_map(|(_, t, _)| t.map(|t| t.as_str()))
+                .collect();
+            let origin = if chunk.iter().all(|(o, _, _)| *o == Origin::Bot) {
+                Origin::Bot
+            } else {
+                Origin::Automated
+            };
+            OutboundMessage {
+                id: format!("{}:router:{i}", inbound.event_id),
+                account_id: account.id.clone(),
+                conversation_id: conversation_id.clone(),
+                to: to.clone(),
+                origin,
+                trigger: (!triggers.is_empty()).then(|| triggers.join(",")),
+                messages: chunk.iter().map(|(_, _, m)| m.clone()).collect(),
+                reply_token: if i == 0 { reply_token.clone() } else { None },
+                reply_token_received_at: if i == 0 && reply_token.is_some() {
+                    Some(inbound.received_at)
+                } else {
+                    None
+                },
+                created_at: now,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,966 @@
+//! The router over the embedded adapters, with LINE's API and a bot served by wiremock and a
+//! fake clock: exactly once, conversations, profiles, rules, distribution, bot, media, auto-close.
+
+use router::{Processed, RouteError, RouterDeps, RouterService};
+use serde_json::{json, Value};
+use shared::adapters::embedded::{
+    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
+};
+use shared::adapters::sqlite_agents::SqliteAgentStore;
+use shared::adapters::sqlite_conversations::SqliteConversationStore;
+use shared::adapters::workstreams::SqliteWorkstreamStore;
+use shared::agents::{Agent, AgentStatus, AgentStore};
+use shared::bot::HttpBotHook;
+use shared::consumer::BatchMessage;
+use shared::conversation::{Consent, ConversationState};
+use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::media::{FsObjectStore, ObjectStore};
+use shared::outbound::OutboundMessage;
+use shared::ports::{ConversationStore, SecretStore, WorkstreamStore};
+use shared::secret::SecretString;
+use shared::workstream::Workstream;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ACCOUNT: &str = "acc1";
+/// 2026-11-25T03:00:00Z: a Wednesday, noon in Tokyo.
+const T0: i64 = 1_795_575_600_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    router: RouterService,
+    conversations: Arc<SqliteConversationStore>,
+    workstreams: Arc<SqliteWorkstreamStore>,
+    agents: Arc<SqliteAgentStore>,
+    outbound: SqliteEventQueue,
+    secrets: Arc<SqliteSecretStore>,
+    media: Arc<FsObjectStore>,
+    line: MockServer,
+    bot: MockServer,
+    now: Arc<AtomicI64>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = EmbeddedDb::open(dir.path()).unwrap();
+    let accounts = Arc::new(SqliteAccountStore::new(db.clone()));
+    let secrets = Arc::new(SqliteSecretStore::new(db.clone()));
+    shared::testkit::seed_account(
+        accounts.as_ref(),
+        secrets.as_ref(),
+        ACCOUNT,
+        "8c570fa6dd201bb328f1c1eac23a96d8",
+    )
+    .await
+    .unwrap();
+    let line = MockServer::start().await;
+    for (user, name, language) in [
+        ("Ualice", "Alice", Some("ja")),
+        ("Ubob", "Bob", Some("en")),
+        ("Ucarol", "Carol", None),
+    ] {
+        let mut profile = json!({"userId": user, "displayName": name, "pictureUrl": format!("https://profile.line-scdn.net/{user}")});
+        if let Some(language) = language {
+            profile["language"] = json!(language);
+        }
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/bot/profile/{user}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(profile))
+            .mount(&line)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/profile/Ughost"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not found"})))
+        .mount(&line)
+        .await;
+    let bot = MockServer::start().await;
+    let conversations = Arc::new(SqliteConversationStore::new(db.clone()).unwrap());
+    let workstreams = Arc::new(SqliteWorkstreamStore::new(db.clone()).unwrap());
+    let agents = Arc::new(SqliteAgentStore::new(db.clone()).unwrap());
+    let outbound = SqliteEventQueue::new(db.clone(), "outbound", 5);
+    let media = Arc::new(FsObjectStore::new(dir.path().join("media")));
+    let now = Arc::new(AtomicI64::new(T0));
+    let clock_now = Arc::clone(&now);
+    let api = HttpLineApi::new(&LineApiConfig {
+        api_base: line.uri(),
+        data_api_base: line.uri(),
+        ..LineApiConfig::default()
+    })
+    .unwrap();
+    let router = RouterService::new(RouterDeps {
+        accounts,
+        secrets: secrets.clone(),
+        conversations: conversations.clone(),
+        workstreams: workstreams.clone(),
+        agents: agents.clone(),
+        outbound: Arc::new(outbound.clone()),
+        media: media.clone(),
+        line: Arc::new(api),
+        bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+        clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
+    });
+    Fixture {
+        _dir: dir,
+        router,
+        conversations,
+        workstreams,
+        agents,
+        outbound,
+        secrets,
+        media,
+        line,
+        bot,
+        now,
+    }
+}
+
+fn workstream(overrides: Value) -> Workstream {
+    let mut ws = json!({
+        "id": "ws1", "accountId": ACCOUNT, "name": "Support", "language": "en",
+        "distribution": "push", "defaultQueue": "q-general",
+        "attachments": {"customerCanSend": true},
+        "autoCloseMinutes": 30, "timezone": "Asia/Tokyo",
+        "businessHours": [{"days": [1, 2, 3, 4, 5], "open": "09:00", "close": "18:00"}],
+        "automatedMessages": [
+            {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}, thanks for writing.", "enabled": true},
+            {"trigger": "conversationStarted", "language": "ja", "text": "{customerName}様、お問い合わせありがとうございます。", "enabled": true},
+            {"trigger": "noAgentAvailable", "language": "en", "text": "All agents are busy, please wait.", "enabled": true},
+            {"trigger": "queued", "language": "en", "text": "You are in the queue.", "enabled": true},
+            {"trigger": "agentAssigned", "language": "en", "text": "{agentName} will help you.", "enabled": true},
+            {"trigger": "outsideBusinessHours", "language": "en", "text": "We are closed now.", "enabled": true},
+            {"trigger": "attachmentsNotAccepted", "language": "en", "text": "We cannot accept attachments.", "enabled": true},
+            {"trigger": "unsupportedMessageType", "language": "en", "text": "We cannot read that message.", "enabled": true}
+        ],
+        "rules": [
+            {"id": "billing", "name": "Billing", "condition": {"field": "message.text", "op": "contains", "value": "invoice"},
+             "result": {"queue": "q-billing", "priority": 5, "skills": []}},
+            {"id": "japanese", "name": "Japanese", "condition": {"field": "customer.language", "op": "equals", "value": "ja"},
+             "result": {"queue": "q-ja", "priority": 1}}
+        ],
+        "version": 1
+    });
+    if let (Some(base), Some(extra)) = (ws.as_object_mut(), overrides.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(ws).unwrap()
+}
+
+fn agent(id: &str, queue: &str, capacity: u32) -> Agent {
+    Agent {
+        id: id.into(),
+        name: format!("Agent {id}"),
+        queues: vec![queue.into()],
+        skills: vec![],
+        capacity,
+        status: AgentStatus::Available,
+        active_conversations: vec![],
+        last_assigned_at: None,
+    }
+}
+
+fn inbound(event: Value) -> String {
+    json!({"accountId": ACCOUNT, "destination": "Ubot", "receivedAt": T0, "event": event})
+        .to_string()
+}
+
+fn text_from(user: &str, id: &str, text: &str, ts: i64) -> Value {
+    json!({
+        "type": "message", "mode": "active", "timestamp": ts, "webhookEventId": id,
+        "deliveryContext": {"isRedelivery": false}, "replyToken": format!("rt-{id}"),
+        "source": {"type": "user", "userId": user},
+        "message": {"type": "text", "id": format!("m-{id}"), "quoteToken": "q", "text": text}
+    })
+}
+
+async fn outbound(f: &Fixture) -> Vec<OutboundMessage> {
+    let messages = f
+        .outbound
+        .receive(100, Duration::from_secs(60))
+        .await
+        .unwrap();
+    for m in &messages {
+        f.outbound
+            .change_visibility(&m.receipt, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    messages
+        .into_iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect()
+}
+
+fn texts(messages: &[OutboundMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .flat_map(|m| m.messages.iter())
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_customer_gets_a_conversation_a_profile_a_route_an_agent_and_a_greeting() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ag1", "q-billing", 2))
+        .await
+        .unwrap();
+
+    let body = inbound(text_from("Ubob", "E1", "Where is my INVOICE?", T0));
+    let processed = f.router.process_message(&body, 1).await.unwrap();
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = processed
+    else {
+        panic!("{processed:?}")
+    };
+
+    let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(c.state, ConversationState::Active);
+    assert_eq!(c.queue_id.as_deref(), Some("q-billing"));
+    assert_eq!(c.rule_id.as_deref(), Some("billing"));
+    assert_eq!(c.priority, 5);
+    assert_eq!(c.agent_id.as_deref(), Some("ag1"));
+    assert_eq!(
+        f.conversations
+            .open_conversation(ACCOUNT, "Ubob")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        id
+    );
+
+    let customer = f
+        .conversations
+        .customer(ACCOUNT, "Ubob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(customer.display_name, "Bob");
+    assert_eq!(customer.language.as_deref(), Some("en"));
+    assert!(customer.profile_found);
+
+    let transcript = f.conversations.transcript(&id).await.unwrap();
+    assert_eq!(transcript.len(), 1);
+    assert_eq!(
+        transcript[0].event["message"]["text"],
+        "Where is my INVOICE?"
+    );
+
+    let out = outbound(&f).await;
+    assert_eq!(out.len(), 1, "one reply for the event");
+    assert_eq!(
+        texts(&out),
+        ["Hello Bob, thanks for writing.", "Agent ag1 will help you."]
+    );
+    assert_eq!(out[0].reply_token.as_deref(), Some("rt-E1"));
+    assert_eq!(out[0].reply_token_received_at, Some(T0));
+    assert_eq!(out[0].to, "Ubob");
+    assert_eq!(out[0].conversation_id, id);
+
+    let notes = f.agents.notifications("ag1").await.unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].customer_name, "Bob");
+    assert_eq!(notes[0].conversation_id, id);
+
+    // The same event again, at once and hours later (past the FIFO deduplication window).
+    for later in [0, 5 * 60_000 + 1, 6 * 3_600_000] {
+        f.now.store(T0 + later, Ordering::SeqCst);
+        assert_eq!(
+            f.router.process_message(&body, 1).await.unwrap(),
+            Processed::Duplicate
+        );
+    }
+    assert_eq!(f.conversations.transcript(&id).await.unwrap().len(), 1);
+    assert_eq!(
+        f.conversations
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        c.version
+    );
+    assert!(outbound(&f).await.len() == 1, "nothing more was queued");
+    assert_eq!(f.agents.notifications("ag1").await.unwrap().len(), 1);
+    assert_eq!(
+        f.agents
+            .agent("ag1")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn later_messages_join_the_open_conversation_in_timestamp_order() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    // Events arrive out of order: E3 (latest) first.
+    for (id, ts) in [("E3", T0 + 3000), ("E1", T0 + 1000), ("E2", T0 + 2000)] {
+        f.router
+            .process_message(&inbound(text_from("Ualice", id, id, ts)), 1)
+            .await
+            .unwrap();
+    }
+    let c = f
+        .conversations
+        .open_conversation(ACCOUNT, "Ualice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.state,
+        ConversationState::Waiting,
+        "pick mode waits for an agent"
+    );
+    assert_eq!(
+        c.queue_id.as_deref(),
+        Some("q-ja"),
+        "customer.language = ja"
+    );
+    let order: Vec<_> = f
+        .conversations
+        .transcript(&c.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.event_id)
+        .collect();
+    assert_eq!(order, ["E1", "E2", "E3"]);
+    // Greeting in Japanese (the customer's LINE language) and the queued message, once.
+    let out = texts(&outbound(&f).await);
+    assert_eq!(
+        out,
+        [
+            "Alice様、お問い合わせありがとうございます。",
+            "You are in the queue."
+        ]
+    );
+}
+
+#[tokio::test]
+async fn no_agent_free_leaves_the_conversation_waiting_with_a_notice() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ag1", "q-general", 1))
+        .await
+        .unwrap();
+    let first = f
+        .router
+        .process_message(&inbound(text_from("Ucarol", "E1", "hi", T0)), 1)
+        .await
+        .unwrap();
+    let second = f
+        .router
+        .process_message(&inbound(text_from("Ughost", "E2", "hello", T0)), 1)
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(first),
+    } = first
+    else {
+        panic!()
+    };
+    let Processed::Stored {
+        conversation_id: Some(second),
+    } = second
+    else {
+        panic!()
+    };
+    assert_eq!(
+        f.conversations
+            .conversation(&first)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConversationState::Active
+    );
+    let waiting = f
+        .conversations
+        .conversation(&second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiting.state, ConversationState::Waiting);
+    assert_eq!(waiting.agent_id, None);
+    // Profile 404: routed anyway, with a placeholder name.
+    let ghost = f
+        .conversations
+        .customer(ACCOUNT, "Ughost")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!ghost.profile_found);
+    assert_eq!(
+        ghost.display_name,
+        shared::conversation::UNKNOWN_CUSTOMER_NAME
+    );
+    let out = texts(&outbound(&f).await);
+    assert!(
+        out.contains(&"All agents are busy, please wait.".to_owned()),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"Hello LINE user, thanks for writing.".to_owned()),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn outside_business_hours_the_customer_is_told() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    // 23:00 in Tokyo.
+    let late = T0 + 11 * 3_600_000;
+    f.router
+        .process_message(&inbound(text_from("Ubob", "E1", "hi", late)), 1)
+        .await
+        .unwrap();
+    let out = texts(&outbound(&f).await);
+    assert!(out.contains(&"We are closed now.".to_owned()), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_poison_message_fails_alone_with_the_rest_of_its_group() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    let m = |id: &str, group: &str, body: String| {
+        (
+            BatchMessage {
+                message_id: id.into(),
+                group_id: group.into(),
+                body,
+            },
+            1,
+        )
+    };
+    let batch = vec![
+        m(
+            "1",
+            "acc1:Ualice",
+            inbound(text_from("Ualice", "E1", "one", T0)),
+        ),
+        m("2", "acc1:Ualice", "{not json".into()),
+        m(
+            "3",
+            "acc1:Ualice",
+            inbound(text_from("Ualice", "E3", "three", T0 + 2)),
+        ),
+        m(
+            "4",
+            "acc1:Ubob",
+            inbound(text_from("Ubob", "E4", "four", T0 + 3)),
+        ),
+    ];
+    let outcome = f.router.handle_batch(&batch).await;
+    assert_eq!(outcome.failed, ["2", "3"]);
+    assert_eq!(outcome.succeeded, ["1", "4"]);
+    assert!(
+        !f.conversations.event_recorded(ACCOUNT, "E3").await.unwrap(),
+        "3 was not processed"
+    );
+    assert!(f.conversations.event_recorded(ACCOUNT, "E4").await.unwrap());
+}
+
+#[tokio::test]
+async fn media_is_downloaded_after_line_finishes_preparing_it() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/m-V1/content"))
+        .respond_with(ResponseTemplate::new(202))
+        .up_to_n_times(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/m-V1/content"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "video/mp4")
+                .set_body_bytes(vec![7u8; 2048]),
+        )
+        .mount(&f.line)
+        .await;
+    let event = json!({
+        "type": "message", "mode": "active", "timestamp": T0, "webhookEventId": "V1",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "rt",
+        "source": {"type": "user", "userId": "Ubob"},
+        "message": {"type": "video", "id": "m-V1", "quoteToken": "q", "duration": 1000, "contentProvider": {"type": "line"}}
+    });
+    let body = inbound(event);
+    let first = f.router.process_message(&body, 1).await;
+    assert!(
+        matches!(first, Err(RouteError::MediaPending(_))),
+        "{first:?}"
+    );
+    assert!(!f.conversations.event_recorded(ACCOUNT, "V1").await.unwrap());
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f.router.process_message(&body, 2).await.unwrap()
+    else {
+        panic!()
+    };
+    let entry = &f.conversations.transcript(&id).await.unwrap()[0];
+    assert_eq!(entry.event["omnilineMedia"]["status"], "stored");
+    assert_eq!(entry.event["omnilineMedia"]["size"], 2048);
+    let (bytes, content_type) = f
+        .media
+        .get(&format!("media/{ACCOUNT}/m-V1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bytes.len(), 2048);
+    assert_eq!(content_type.as_deref(), Some("video/mp4"));
+
+    // Unsend retracts it and removes the content.
+    let unsend = json!({"type": "unsend", "mode": "active", "timestamp": T0 + 10, "webhookEventId": "U1",
+        "deliveryContext": {"isRedelivery": false}, "source": {"type": "user", "userId": "Ubob"}, "unsend": {"messageId": "m-V1"}});
+    f.router.process_message(&inbound(unsend), 1).await.unwrap();
+    let transcript = f.conversations.transcript(&id).await.unwrap();
+    assert!(transcript[0].retracted);
+    assert_eq!(transcript[0].event, Value::Null);
+    assert_eq!(transcript[1].event_type, "unsend");
+    assert!(f
+        .media
+        .get(&format!("media/{ACCOUNT}/m-V1"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn media_still_pending_after_several_receives_is_stored_without_content() {
+    let f = fixture().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/m-A1/content"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&f.line)
+        .await;
+    let event = json!({
+        "type": "message", "mode": "active", "timestamp": T0, "webhookEventId": "A1",
+        "deliveryContext": {"isRedelivery": false}, "source": {"type": "user", "userId": "Ubob"},
+        "message": {"type": "audio", "id": "m-A1", "duration": 1000, "contentProvider": {"type": "line"}}
+    });
+    let processed = f
+        .router
+        .process_message(&inbound(event), router::MEDIA_PENDING_MAX_RECEIVES)
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = processed
+    else {
+        panic!()
+    };
+    assert_eq!(
+        f.conversations.transcript(&id).await.unwrap()[0].event["omnilineMedia"]["status"],
+        "not-ready"
+    );
+}
+
+#[tokio::test]
+async fn attachments_turned_off_are_not_downloaded_and_the_customer_is_told() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(
+            json!({"distribution": "pick", "attachments": {"customerCanSend": false}}),
+        ))
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/m-I1/content"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![1u8; 10]))
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    let event = json!({
+        "type": "message", "mode": "active", "timestamp": T0, "webhookEventId": "I1",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "rt",
+        "source": {"type": "user", "userId": "Ubob"},
+        "message": {"type": "image", "id": "m-I1", "quoteToken": "q", "contentProvider": {"type": "line"}}
+    });
+    f.router.process_message(&inbound(event), 1).await.unwrap();
+    assert!(texts(&outbound(&f).await).contains(&"We cannot accept attachments.".to_owned()));
+}
+
+#[tokio::test]
+async fn unknown_content_is_stored_and_answered_as_unsupported() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    let event = json!({
+        "type": "message", "mode": "active", "timestamp": T0, "webhookEventId": "X1",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "rt",
+        "source": {"type": "user", "userId": "Ubob"},
+        "message": {"type": "hologram", "id": "m-X1"}
+    });
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f.router.process_message(&inbound(event), 1).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        f.conversations.transcript(&id).await.unwrap()[0].event["message"]["type"],
+        "hologram"
+    );
+    assert!(texts(&outbound(&f).await).contains(&"We cannot read that message.".to_owned()));
+}
+
+async fn with_bot(f: &Fixture) {
+    let mut ws = workstream(json!({
+        "bot": {"id": "faq", "url": format!("{}/hook", f.bot.uri()), "secretName": "bots/faq", "timeoutMs": 300}
+    }));
+    ws.rules.clear();
+    f.workstreams.put_workstream(&ws).await.unwrap();
+    f.secrets
+        .put("bots/faq", &SecretString::new("bot-secret"))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ag1", "q-general", 5))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_bot_answers_then_hands_off_to_a_queue() {
+    let f = fixture().await;
+    with_bot(&f).await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"messages": [{"type": "text", "text": "I am the FAQ bot."}]}),
+            ),
+        )
+        .up_to_n_times(1)
+        .mount(&f.bot)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"messages": [{"type": "text", "text": "Passing you to a human."}], "handoff": true})))
+        .mount(&f.bot)
+        .await;
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ubob", "B1", "hi", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(c.bot_id.as_deref(), Some("faq"));
+    assert_eq!(c.state, ConversationState::Waiting);
+    assert_eq!(c.agent_id, None, "with the bot, not an agent");
+
+    f.router
+        .process_message(
+            &inbound(text_from("Ubob", "B2", "a human please", T0 + 1000)),
+            1,
+        )
+        .await
+        .unwrap();
+    let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(c.bot_id, None);
+    assert_eq!(c.agent_id.as_deref(), Some("ag1"));
+    assert_eq!(c.state, ConversationState::Active);
+    let out = texts(&outbound(&f).await);
+    assert!(out.contains(&"I am the FAQ bot.".to_owned()));
+    assert!(out.contains(&"Passing you to a human.".to_owned()));
+    assert!(out.contains(&"Agent ag1 will help you.".to_owned()));
+
+    // The bot received signed requests for both turns.
+    let requests = f.bot.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let signature = requests[0]
+        .headers
+        .get("x-omniline-signature")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(shared::line::signature::verify_signature(
+        b"bot-secret",
+        &requests[0].body,
+        Some(signature)
+    )
+    .is_ok());
+}
+
+#[tokio::test]
+async fn a_bot_timeout_hands_off() {
+    let f = fixture().await;
+    with_bot(&f).await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(Duration::from_secs(2))
+                .set_body_json(json!({"messages": []})),
+        )
+        .mount(&f.bot)
+        .await;
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ubob", "B1", "hi", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(c.bot_id, None);
+    assert_eq!(c.agent_id.as_deref(), Some("ag1"));
+}
+
+#[tokio::test]
+async fn idle_conversations_close_and_the_next_message_opens_a_new_one() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ag1", "q-general", 1))
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(first),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ucarol", "E1", "hi", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    f.now.store(T0 + 29 * 60_000, Ordering::SeqCst);
+    assert_eq!(f.router.close_idle_conversations().await.unwrap(), 0);
+    f.now.store(T0 + 31 * 60_000, Ordering::SeqCst);
+    assert_eq!(f.router.close_idle_conversations().await.unwrap(), 1);
+    let closed = f.conversations.conversation(&first).await.unwrap().unwrap();
+    assert_eq!(closed.state, ConversationState::Closed);
+    assert_eq!(closed.close_reason.as_deref(), Some("inactive"));
+    assert!(
+        f.agents
+            .agent("ag1")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations
+            .is_empty(),
+        "agent freed"
+    );
+    assert!(f
+        .conversations
+        .open_conversation(ACCOUNT, "Ucarol")
+        .await
+        .unwrap()
+        .is_none());
+
+    let later = T0 + 32 * 60_000;
+    let Processed::Stored {
+        conversation_id: Some(second),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ucarol", "E2", "me again", later)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_ne!(first, second);
+    assert_eq!(
+        f.conversations
+            .conversation(&second)
+            .await
+            .unwrap()
+            .unwrap()
+            .agent_id
+            .as_deref(),
+        Some("ag1")
+    );
+}
+
+#[tokio::test]
+async fn follow_unfollow_and_group_membership() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    let follow = json!({"type": "follow", "mode": "active", "timestamp": T0, "webhookEventId": "F1",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "rt", "source": {"type": "user", "userId": "Ubob"},
+        "follow": {"isUnblocked": false}});
+    f.router.process_message(&inbound(follow), 1).await.unwrap();
+    assert_eq!(
+        f.conversations
+            .customer(ACCOUNT, "Ubob")
+            .await
+            .unwrap()
+            .unwrap()
+            .consent,
+        Consent::Followed
+    );
+    let unfollow = json!({"type": "unfollow", "mode": "active", "timestamp": T0 + 1, "webhookEventId": "F2",
+        "deliveryContext": {"isRedelivery": false}, "source": {"type": "user", "userId": "Ubob"}});
+    f.router
+        .process_message(&inbound(unfollow), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.conversations
+            .customer(ACCOUNT, "Ubob")
+            .await
+            .unwrap()
+            .unwrap()
+            .consent,
+        Consent::Unfollowed
+    );
+
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/group/Cteam/member/Ualice"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"userId": "Ualice", "displayName": "Alice in group"})),
+        )
+        .mount(&f.line)
+        .await;
+    let group_message = json!({"type": "message", "mode": "active", "timestamp": T0 + 5, "webhookEventId": "G1",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "rt",
+        "source": {"type": "group", "groupId": "Cteam", "userId": "Ualice"},
+        "message": {"type": "text", "id": "m-G1", "quoteToken": "q", "text": "from the group"}});
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f
+        .router
+        .process_message(&inbound(group_message), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let joined = json!({"type": "memberJoined", "mode": "active", "timestamp": T0 + 6, "webhookEventId": "G2",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "rt", "source": {"type": "group", "groupId": "Cteam"},
+        "joined": {"members": [{"type": "user", "userId": "Udave"}]}});
+    f.router.process_message(&inbound(joined), 1).await.unwrap();
+    let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(c.members, ["Ualice", "Udave"]);
+    let transcript = f.conversations.transcript(&id).await.unwrap();
+    assert_eq!(transcript[0].sender_user_id.as_deref(), Some("Ualice"));
+    assert_eq!(
+        f.conversations
+            .customer(ACCOUNT, "Ualice")
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "Alice in group"
+    );
+
+    let left = json!({"type": "leave", "mode": "active", "timestamp": T0 + 7, "webhookEventId": "G3",
+        "deliveryContext": {"isRedelivery": false}, "source": {"type": "group", "groupId": "Cteam"}});
+    f.router.process_message(&inbound(left), 1).await.unwrap();
+    assert_eq!(
+        f.conversations
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConversationState::Closed
+    );
+}
+
+#[tokio::test]
+async fn events_of_deleted_accounts_and_without_a_workstream_never_fail() {
+    let f = fixture().await;
+    let other = json!({"accountId": "gone", "destination": "U", "receivedAt": T0, "event": text_from("Ubob", "Z1", "hi", T0)});
+    assert_eq!(
+        f.router
+            .process_message(&other.to_string(), 1)
+            .await
+            .unwrap(),
+        Processed::AccountGone
+    );
+    // No workstream: the conversation is stored, waiting, nothing is sent.
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ubob", "Z2", "hi", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        f.conversations
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConversationState::Waiting
+    );
+    assert!(outbound(&f).await.is_empty());
+    // Account-level events are stored too.
+    let suspended = json!({"type": "botSuspended", "mode": "active", "timestamp": T0, "webhookEventId": "S1",
+        "deliveryContext": {"isRedelivery": false}});
+    assert!(matches!(
+        f.router
+            .process_message(&inbound(suspended), 1)
+            .await
+            .unwrap(),
+        Processed::Stored {
+            conversation_id: None
+        }
+    ));
+    assert_eq!(
+        f.conversations
+            .transcript(&format!("log:{ACCOUNT}"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

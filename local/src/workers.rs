@@ -1,0 +1,108 @@
+//! Background work of the local stack: the router consuming the embedded inbound queue (the same
+//! batch handler as on Lambda), and the auto-close timer (EventBridge's schedule on AWS).
+
+use router::RouterService;
+use shared::adapters::embedded::SqliteEventQueue;
+use shared::consumer::BatchMessage;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long a received message stays hidden while the router works on it.
+const VISIBILITY: Duration = Duration::from_secs(60);
+/// Idle poll interval of the embedded queue.
+const POLL: Duration = Duration::from_millis(100);
+/// How often idle conversations are closed.
+pub const AUTO_CLOSE_EVERY: Duration = Duration::from_secs(60);
+
+/// Retry delay of a failed message: 1 s, 2 s, 4 s … up to a minute.
+pub fn backoff(receive_count: u32) -> Duration {
+    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// Consumes `queue` with `router` until `stop` changes.
+pub fn spawn_router(
+    router: Arc<RouterService>,
+    queue: SqliteEventQueue,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let received = match queue.receive(10, VISIBILITY).await {
+                Ok(received) => received,
+                Err(e) => {
+                    tracing::error!(error = %e, "inbound queue unavailable");
+                    Vec::new()
+                }
+            };
+            if received.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
+            let batch: Vec<(BatchMessage, u32)> = received
+                .iter()
+                .map(|m| {
+                    let message = BatchMessage {
+                        message_id: m.message_id.clone(),
+                        group_id: m.group_id.clone(),
+                        body: m.body.clone(),
+                    };
+                    (message, m.receive_count)
+                })
+                .collect();
+            let outcome = router.handle_batch(&batch).await;
+            for m in &received {
+                let result = if outcome.failed.contains(&m.message_id) {
+                    queue.change_visibility(&m.receipt, backoff(m.receive_count)).await
+                } else {
+                    queue.delete(&m.receipt).await
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "inbound queue unavailable");
+                }
+            }
+        }
+    })
+}
+
+/// Closes idle conversations every `every` until `stop` changes.
+pub fn spawn_auto_close(
+    router: Arc<RouterService>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if let Err(e) = router.close_idle_conversations().await {
+                        tracing::error!(error = %e, "auto-close failed");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(50), Duration::from_secs(60));
+    }
+}

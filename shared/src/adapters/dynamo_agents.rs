@@ -1,0 +1,698 @@
+//! [`AgentStore`] on one DynamoDB table (`pk`, `sk`). Item layout:
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | agent | `AGENT#{id}` | `PROFILE` | `id`, `name`, `queues` (L of S), `skills` (L of S), `capacity` N, `status` S, `profileVersion` N, `activeConversations` SS (absent when empty), `activeCount` N, `lastAssignedAt` N |
+//! | queue membership | `QUEUE#{queueId}` | `AGENT#{agentId}` | `agentId` |
+//! | notification | `AGENT#{agentId}` | `NOTIFY#{createdAt:020}#{id}` | the notification's fields, camelCase |
+//! | notification marker | `NOTIFICATION#{id}` | `NOTIFICATION` | `agentId` |
+//!
+//! * `try_assign` is one conditional `UpdateItem`
+//!   (`ADD activeConversations :c, activeCount :one SET lastAssignedAt = :t` if
+//!   `status = available AND activeCount < capacity AND NOT contains(activeConversations, :cid)`),
+//!   so DynamoDB itself guarantees that no agent exceeds its capacity. When the condition fails, a
+//!   consistent read tells "already mine" (true) from "full / not available / unknown" (false).
+//! * `release` is the reverse update, conditional on the conversation being in the set.
+//! * `put_agent` edits the profile fields only (the assignment attributes are kept, `activeCount`
+//!   is initialised to 0) and moves the queue memberships, all in one `TransactWriteItems`
+//!   guarded by `profileVersion`, retried when another writer got there first.
+//! * `notify` writes the notification and its marker in one transaction, both conditional on not
+//!   existing: a retry with the same id (whatever its `createdAt`) is a no-op.
+
+use crate::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
+use crate::ports::PortError;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, ReturnValue,
+    TransactWriteItem, Update,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+const PROFILE: &str = "PROFILE";
+const NOTIFICATION: &str = "NOTIFICATION";
+const NOTIFY_PREFIX: &str = "NOTIFY#";
+const AGENT_PREFIX: &str = "AGENT#";
+/// `TransactWriteItems` takes at most 100 operations: the profile plus 99 membership changes.
+const MAX_TRANSACT_ITEMS: usize = 100;
+/// `BatchGetItem` takes at most 100 keys.
+const BATCH_GET_KEYS: usize = 100;
+/// Attempts of an optimistic write (or of unprocessed batch keys) before giving up.
+const ATTEMPTS: u32 = 8;
+
+/// [`AgentStore`] on DynamoDB; see the module documentation for the item layout.
+#[derive(Debug, Clone)]
+pub struct DynamoAgentStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> PortError {
+    // DisplayErrorContext prints the whole source chain (service code and message).
+    PortError::Unavailable(format!("{what}: {}", DisplayErrorContext(&err)))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn string_list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v.as_str())).collect())
+}
+
+fn agent_pk(id: &str) -> String {
+    format!("{AGENT_PREFIX}{id}")
+}
+
+fn queue_pk(queue_id: &str) -> String {
+    format!("QUEUE#{queue_id}")
+}
+
+fn notification_sk(notification: &AgentNotification) -> String {
+    // Zero-padded so that the sort key orders by time; negative times sort as 0.
+    format!(
+        "{NOTIFY_PREFIX}{:020}#{}",
+        notification.created_at.max(0),
+        notification.id
+    )
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn malformed(what: &str, key: &str) -> PortError {
+    PortError::Unavailable(format!("DynamoDB {what} item without a valid {key}"))
+}
+
+fn get_s<'a>(item: &'a Item, what: &str, key: &str) -> Result<&'a str, PortError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| malformed(what, key))
+}
+
+fn get_opt_s(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, what: &str, key: &str) -> Result<T, PortError> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| malformed(what, key))
+}
+
+fn get_opt_n<T: std::str::FromStr>(
+    item: &Item,
+    what: &str,
+    key: &str,
+) -> Result<Option<T>, PortError> {
+    match item.get(key) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => get_n(item, what, key).map(Some),
+    }
+}
+
+fn get_string_list(item: &Item, what: &str, key: &str) -> Result<Vec<String>, PortError> {
+    match item.get(key) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .map(|v| v.as_s().cloned().map_err(|_| malformed(what, key)))
+            .collect(),
+        Some(_) => Err(malformed(what, key)),
+    }
+}
+
+fn agent_from_item(item: &Item) -> Result<Agent, PortError> {
+    const WHAT: &str = "agent";
+    let status = get_s(item, WHAT, "status")?;
+    let mut active_conversations = match item.get("activeConversations") {
+        None => Vec::new(),
+        Some(AttributeValue::Ss(set)) => set.clone(),
+        Some(_) => return Err(malformed(WHAT, "activeConversations")),
+    };
+    active_conversations.sort();
+    Ok(Agent {
+        id: get_s(item, WHAT, "id")?.to_owned(),
+        name: get_s(item, WHAT, "name")?.to_owned(),
+        queues: get_string_list(item, WHAT, "queues")?,
+        skills: get_string_list(item, WHAT, "skills")?,
+        capacity: get_n(item, WHAT, "capacity")?,
+        status: AgentStatus::parse(status).ok_or_else(|| malformed(WHAT, "status"))?,
+        active_conversations,
+        last_assigned_at: get_opt_n(item, WHAT, "lastAssignedAt")?,
+    })
+}
+
+fn notification_item(notification: &AgentNotification) -> Item {
+    let mut item = key(
+        agent_pk(&notification.agent_id),
+        notification_sk(notification),
+    );
+    item.extend([
+        ("id".to_owned(), s(notification.id.as_str())),
+        ("agentId".to_owned(), s(notification.agent_id.as_str())),
+        (
+            "conversationId".to_owned(),
+            s(notification.conversation_id.as_str()),
+        ),
+        ("accountId".to_owned(), s(notification.account_id.as_str())),
+        ("kind".to_owned(), s(notification.kind.as_str())),
+        (
+            "customerName".to_owned(),
+            s(notification.customer_name.as_str()),
+        ),
+        ("queueId".to_owned(), s(notification.queue_id.as_str())),
+        ("createdAt".to_owned(), n(notification.created_at)),
+    ]);
+    for (name, value) in [
+        ("customerUserId", &notification.customer_user_id),
+        ("customerPictureUrl", &notification.customer_picture_url),
+        ("customerLanguage", &notification.customer_language),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value.as_str()));
+        }
+    }
+    item
+}
+
+fn notification_from_item(item: &Item) -> Result<AgentNotification, PortError> {
+    const WHAT: &str = "notification";
+    Ok(AgentNotification {
+        id: get_s(item, WHAT, "id")?.to_owned(),
+        agent_id: get_s(item, WHAT, "agentId")?.to_owned(),
+        conversation_id: get_s(item, WHAT, "conversationId")?.to_owned(),
+        account_id: get_s(item, WHAT, "accountId")?.to_owned(),
+        kind: get_s(item, WHAT, "kind")?.to_owned(),
+        customer_user_id: get_opt_s(item, "customerUserId"),
+        customer_name: get_s(item, WHAT, "customerName")?.to_owned(),
+        customer_picture_url: get_opt_s(item, "customerPictureUrl"),
+        customer_language: get_opt_s(item, "customerLanguage"),
+        queue_id: get_s(item, WHAT, "queueId")?.to_owned(),
+        created_at: get_n(item, WHAT, "createdAt")?,
+    })
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    aws_error("DynamoDB request", e)
+}
+
+fn reason_code(reason: &CancellationReason) -> &str {
+    reason.code().unwrap_or("None")
+}
+
+/// A short pause before retrying an optimistic write that lost a race.
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt + 1))).await;
+}
+
+/// What a cancelled `TransactWriteItems` means for a retry loop.
+enum Cancelled {
+    /// A condition failed.
+    Condition,
+    /// Lost a race with another write of the same items: try again.
+    Conflict,
+}
+
+fn cancelled(
+    err: aws_sdk_dynamodb::error::SdkError<
+        TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> Result<Cancelled, PortError> {
+    let reasons = match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons(),
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+            return Ok(Cancelled::Conflict)
+        }
+        _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+    };
+    let mut condition = false;
+    for reason in reasons {
+        match reason_code(reason) {
+            "None" => {}
+            "ConditionalCheckFailed" => condition = true,
+            "TransactionConflict" => {}
+            other => {
+                return Err(PortError::Unavailable(format!(
+                    "DynamoDB TransactWriteItems cancelled: {other} {}",
+                    reason.message().unwrap_or_default()
+                )))
+            }
+        }
+    }
+    Ok(if condition {
+        Cancelled::Condition
+    } else {
+        Cancelled::Conflict
+    })
+}
+
+impl DynamoAgentStore {
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    async fn profile_item(&self, agent_id: &str) -> Result<Option<Item>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
+        Ok(output.item)
+    }
+
+    /// One attempt of `put_agent`; `false` if another writer changed the profile since `old`.
+    async fn put_agent_once(&self, agent: &Agent, old: Option<&Item>) -> Result<bool, PortError> {
+        let pk = agent_pk(&agent.id);
+        let (old_version, old_queues): (Option<u64>, Vec<String>) = match old {
+            Some(item) => (
+                get_opt_n(item, "agent", "profileVersion")?,
+                get_string_list(item, "agent", "queues")?,
+            ),
+            None => (None, Vec::new()),
+        };
+        let new_queues: BTreeSet<&str> = agent.queues.iter().map(String::as_str).collect();
+        let old_queues: BTreeSet<&str> = old_queues.iter().map(String::as_str).collect();
+        let removed: Vec<&str> = old_queues.difference(&new_queues).copied().collect();
+        if 1 + new_queues.len() + removed.len() > MAX_TRANSACT_ITEMS {
+            return Err(PortError::Unavailable(format!(
+                "agent {} would change {} queue memberships at once; at most {} are supported",
+                agent.id,
+                new_queues.len() + removed.len(),
+                MAX_TRANSACT_ITEMS - 1
+            )));
+        }
+
+        let mut set = vec![
+            "#id = :id",
+            "#name = :name",
+            "#queues = :queues",
+            "#skills = :skills",
+            "#capacity = :capacity",
+            "#status = :status",
+            "#profileVersion = :newVersion",
+            "#activeCount = if_not_exists(#activeCount, :zero)",
+        ];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), PROFILE)))
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#queues", "queues")
+            .expression_attribute_names("#skills", "skills")
+            .expression_attribute_names("#capacity", "capacity")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#profileVersion", "profileVersion")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_values(":id", s(agent.id.as_str()))
+            .expression_attribute_values(":name", s(agent.name.as_str()))
+            .expression_attribute_values(":queues", string_list(&agent.queues))
+            .expression_attribute_values(":skills", string_list(&agent.skills))
+            .expression_attribute_values(":capacity", n(agent.capacity))
+            .expression_attribute_values(":status", s(agent.status.as_str()))
+            .expression_attribute_values(":newVersion", n(old_version.unwrap_or(0) + 1))
+            .expression_attribute_values(":zero", n(0));
+        if let Some(at) = agent.last_assigned_at {
+            set.push("#lastAssignedAt = if_not_exists(#lastAssignedAt, :lastAssignedAt)");
+            update = update
+                .expression_attribute_names("#lastAssignedAt", "lastAssignedAt")
+                .expression_attribute_values(":lastAssignedAt", n(at));
+        }
+        update = update.update_expression(format!("SET {}", set.join(", ")));
+        // Optimistic concurrency on the profile: the queues read are the queues replaced.
+        update = match (old, old_version) {
+            (None, _) => update
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", "pk"),
+            (Some(_), Some(version)) => update
+                .condition_expression("#profileVersion = :oldVersion")
+                .expression_attribute_values(":oldVersion", n(version)),
+            (Some(_), None) => update
+                .condition_expression(
+                    "attribute_exists(#pk) AND attribute_not_exists(#profileVersion)",
+                )
+                .expression_attribute_names("#pk", "pk"),
+        };
+
+        let mut items = vec![TransactWriteItem::builder()
+            .update(update.build().map_err(build_error)?)
+            .build()];
+        for queue in &new_queues {
+            let mut item = key(queue_pk(queue), pk.as_str());
+            item.insert("agentId".to_owned(), s(agent.id.as_str()));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        for queue in &removed {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(queue_pk(queue), pk.as_str())))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) => match cancelled(err)? {
+                // Only the profile is conditional: someone else wrote it since we read it.
+                Cancelled::Condition | Cancelled::Conflict => Ok(false),
+            },
+        }
+    }
+
+    /// Every agent id in `ids` that exists, read consistently with `BatchGetItem`.
+    async fn batch_get_agents(&self, ids: &[String]) -> Result<Vec<Agent>, PortError> {
+        let mut agents = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_KEYS) {
+            let keys: Vec<Item> = chunk.iter().map(|id| key(agent_pk(id), PROFILE)).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?,
+            );
+            let mut attempt = 0;
+            while let Some(keys) = request.take() {
+                if attempt >= ATTEMPTS {
+                    return Err(PortError::Unavailable(
+                        "DynamoDB BatchGetItem: keys left unprocessed after retries".into(),
+                    ));
+                }
+                if attempt > 0 {
+                    backoff(attempt).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DynamoDB BatchGetItem", e))?;
+                if let Some(items) = output.responses().and_then(|r| r.get(&self.table)) {
+                    for item in items {
+                        agents.push(agent_from_item(item)?);
+                    }
+                }
+                request = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+            }
+        }
+        Ok(agents)
+    }
+}
+
+#[async_trait]
+impl AgentStore for DynamoAgentStore {
+    async fn put_agent(&self, agent: &Agent) -> Result<(), PortError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let old = self.profile_item(&agent.id).await?;
+            if self.put_agent_once(agent, old.as_ref()).await? {
+                return Ok(());
+            }
+        }
+        Err(PortError::Unavailable(format!(
+            "agent {}: the profile kept changing during put_agent",
+            agent.id
+        )))
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
+        self.profile_item(id)
+            .await?
+            .as_ref()
+            .map(agent_from_item)
+            .transpose()
+    }
+
+    async fn agents_in_queue(&self, queue_id: &str) -> Result<Vec<Agent>, PortError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :agent)")
+            .expression_attribute_values(":pk", s(queue_pk(queue_id)))
+            .expression_attribute_values(":agent", s(AGENT_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                ids.push(get_s(item, "queue membership", "agentId")?.to_owned());
+            }
+        }
+        let mut agents = self.batch_get_agents(&ids).await?;
+        // The profile is the truth; a membership it does not list is ignored.
+        agents.retain(|a| a.queues.iter().any(|q| q == queue_id));
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(agents)
+    }
+
+    async fn try_assign(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression(
+                "ADD #active :conversation, #activeCount :one SET #lastAssignedAt = :at",
+            )
+            .condition_expression(
+                "attribute_exists(#pk) AND #status = :available \
+                 AND #activeCount < #capacity AND NOT contains(#active, :conversationId)",
+            )
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#active", "activeConversations")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_names("#lastAssignedAt", "lastAssignedAt")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#capacity", "capacity")
+            .expression_attribute_values(
+                ":conversation",
+                AttributeValue::Ss(vec![conversation_id.to_owned()]),
+            )
+            .expression_attribute_values(":conversationId", s(conversation_id))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at_millis))
+            .expression_attribute_values(":available", s(AgentStatus::Available.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                // Full, not available, unknown, or already ours (a retry): only the last is true.
+                let item = self.profile_item(agent_id).await?;
+                Ok(item
+                    .as_ref()
+                    .and_then(|item| item.get("activeConversations"))
+                    .and_then(|v| v.as_ss().ok())
+                    .is_some_and(|set| set.iter().any(|c| c == conversation_id)))
+            }
+            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
+        }
+    }
+
+    async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression("DELETE #active :conversation ADD #activeCount :minusOne")
+            .condition_expression("contains(#active, :conversationId)")
+            .expression_attribute_names("#active", "activeConversations")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_values(
+                ":conversation",
+                AttributeValue::Ss(vec![conversation_id.to_owned()]),
+            )
+            .expression_attribute_values(":conversationId", s(conversation_id))
+            .expression_attribute_values(":minusOne", n(-1))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Not there (released before, or never assigned): nothing to do.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
+        }
+    }
+
+    async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
+        let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
+        marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let item = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(notification_item(notification)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(marker.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(item.clone()).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) => match cancelled(err)? {
+                    // The marker (or the very same item) exists: this id was stored before.
+                    Cancelled::Condition => return Ok(()),
+                    // A concurrent write of the same id: the retry will see its marker.
+                    Cancelled::Conflict => {}
+                },
+            }
+        }
+        Err(PortError::Unavailable(format!(
+            "notification {}: transaction conflicts persisted",
+            notification.id
+        )))
+    }
+
+    async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :notify)")
+            .expression_attribute_values(":pk", s(agent_pk(agent_id)))
+            .expression_attribute_values(":notify", s(NOTIFY_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                out.push(notification_from_item(item)?);
+            }
+        }
+        // The sort key orders by time then id; negative times (clamped in the key) aside.
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_items_round_trip() {
+        let item = HashMap::from([
+            ("id".to_owned(), s("a")),
+            ("name".to_owned(), s("Agent")),
+            (
+                "queues".to_owned(),
+                string_list(&["q1".into(), "q2".into()]),
+            ),
+            ("skills".to_owned(), string_list(&[])),
+            ("capacity".to_owned(), n(3)),
+            ("status".to_owned(), s("busy")),
+            (
+                "activeConversations".to_owned(),
+                AttributeValue::Ss(vec!["c2".into(), "c1".into()]),
+            ),
+            ("lastAssignedAt".to_owned(), n(42)),
+        ]);
+        let agent = agent_from_item(&item).unwrap();
+        assert_eq!(agent.queues, ["q1", "q2"]);
+        assert_eq!(agent.status, AgentStatus::Busy);
+        assert_eq!(agent.active_conversations, ["c1", "c2"]);
+        assert_eq!(agent.last_assigned_at, Some(42));
+        let mut bad = item.clone();
+        bad.insert("status".to_owned(), s("sleeping"));
+        assert!(agent_from_item(&bad).is_err());
+    }
+
+    #[test]
+    fn notification_items_round_trip_and_sort_by_time() {
+        let n1 = AgentNotification {
+            id: "c1:a:assigned".into(),
+            agent_id: "a".into(),
+            conversation_id: "c1".into(),
+            account_id: "acc".into(),
+            kind: "assigned".into(),
+            customer_user_id: None,
+            customer_name: "Taro".into(),
+            customer_picture_url: Some("https://example.com/p.png".into()),
+            customer_language: None,
+            queue_id: "q".into(),
+            created_at: 9,
+        };
+        let item = notification_item(&n1);
+        assert_eq!(notification_from_item(&item).unwrap(), n1);
+        assert_eq!(
+            item["sk"].as_s().unwrap(),
+            "NOTIFY#00000000000000000009#c1:a:assigned"
+        );
+        let mut n2 = n1.clone();
+        n2.created_at = 10;
+        assert!(notification_sk(&n1) < notification_sk(&n2));
+    }
+}

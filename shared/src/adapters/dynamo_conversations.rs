@@ -1,0 +1,601 @@
+//! [`ConversationStore`] on one DynamoDB table (`pk`, `sk`; TTL attribute `expiresAt`, epoch
+//! seconds). Item layout:
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt` |
+//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt` |
+//! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId` |
+//! | transcript entry | `CONV#{conversationId}` | `T#{timestamp:020}#{eventId}` | `doc` |
+//! | LINE message index | `LINEMSG#{account}#{messageId}` | `LINEMSG` | `conversationId`, `transcriptSk` |
+//! | customer | `CUSTOMER#{account}#{userId}` | `PROFILE` | `doc` |
+//!
+//! `doc` is the JSON of the domain value. A commit is one `TransactWriteItems` whose first
+//! operation is always the deduplication record, so a cancellation reason at index 0 means the
+//! event was processed before.
+
+use crate::conversation::{
+    CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
+    TranscriptEntry,
+};
+use crate::ports::{ConversationStore, PortError};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+const META: &str = "META";
+const OPEN: &str = "OPEN";
+const EVENT: &str = "EVENT";
+const LINEMSG: &str = "LINEMSG";
+const PROFILE: &str = "PROFILE";
+const TRANSCRIPT_PREFIX: &str = "T#";
+
+/// [`ConversationStore`] on DynamoDB; see the module documentation for the item layout.
+#[derive(Debug, Clone)]
+pub struct DynamoConversationStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> PortError {
+    // DisplayErrorContext prints the whole source chain (service code and message).
+    PortError::Unavailable(format!("{what}: {}", DisplayErrorContext(&err)))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, PortError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without string {key}")))
+}
+
+fn get_i64(item: &Item, key: &str) -> Option<i64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn parse_doc<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, PortError> {
+    let doc = get_s(item, "doc")?;
+    serde_json::from_str(doc)
+        .map_err(|e| PortError::Unavailable(format!("stored {what} does not parse: {e}")))
+}
+
+fn to_doc<T: Serialize>(value: &T, what: &str) -> Result<AttributeValue, PortError> {
+    serde_json::to_string(value)
+        .map(AttributeValue::S)
+        .map_err(|e| PortError::Unavailable(format!("{what} does not serialize: {e}")))
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn event_pk(account_id: &str, event_id: &str) -> String {
+    format!("EVENT#{account_id}#{event_id}")
+}
+
+fn conversation_pk(conversation_id: &str) -> String {
+    format!("CONV#{conversation_id}")
+}
+
+fn open_pk(account_id: &str, source_id: &str) -> String {
+    format!("OPEN#{account_id}#{source_id}")
+}
+
+fn message_pk(account_id: &str, message_id: &str) -> String {
+    format!("LINEMSG#{account_id}#{message_id}")
+}
+
+fn customer_pk(account_id: &str, user_id: &str) -> String {
+    format!("CUSTOMER#{account_id}#{user_id}")
+}
+
+/// Zero-padded so that string order is time order (timestamps are non-negative epoch ms); ties
+/// are ordered by event id.
+fn transcript_sk(timestamp: i64, event_id: &str) -> String {
+    format!("{TRANSCRIPT_PREFIX}{timestamp:020}#{event_id}")
+}
+
+fn state_str(state: ConversationState) -> &'static str {
+    match state {
+        ConversationState::Waiting => "waiting",
+        ConversationState::Active => "active",
+        ConversationState::Closed => "closed",
+    }
+}
+
+/// One operation of the commit transaction, built with the fallible SDK builders.
+struct Tx {
+    table: String,
+    items: Vec<TransactWriteItem>,
+}
+
+impl Tx {
+    fn put(
+        &mut self,
+        item: Item,
+        condition: Option<&str>,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<(), PortError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned));
+        for (name, value) in values {
+            put = put.expression_attribute_values(*name, value.clone());
+        }
+        let put = put.build().map_err(|e| aws_error("DynamoDB Put", e))?;
+        self.items
+            .push(TransactWriteItem::builder().put(put).build());
+        Ok(())
+    }
+
+    fn delete(
+        &mut self,
+        pk: String,
+        sk: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<(), PortError> {
+        let mut delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .condition_expression(condition);
+        for (name, value) in values {
+            delete = delete.expression_attribute_values(*name, value.clone());
+        }
+        let delete = delete
+            .build()
+            .map_err(|e| aws_error("DynamoDB Delete", e))?;
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
+        Ok(())
+    }
+}
+
+impl DynamoConversationStore {
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    /// A strongly consistent GetItem.
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
+        Ok(output.item)
+    }
+
+    async fn event_recorded_at(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now: i64,
+    ) -> Result<bool, PortError> {
+        let item = self.get(event_pk(account_id, event_id), EVENT).await?;
+        // DynamoDB deletes expired items lazily: an expired record still present is forgotten.
+        Ok(item.is_some_and(|item| get_i64(&item, "expiresAt").is_some_and(|at| at > now)))
+    }
+
+    fn meta_item(c: &Conversation) -> Result<Item, PortError> {
+        Ok(HashMap::from([
+            ("pk".to_owned(), s(conversation_pk(&c.id))),
+            ("sk".to_owned(), s(META)),
+            ("doc".to_owned(), to_doc(c, "conversation")?),
+            ("version".to_owned(), n(c.version)),
+            ("accountId".to_owned(), s(&c.account_id)),
+            ("sourceId".to_owned(), s(&c.source_id)),
+            ("state".to_owned(), s(state_str(c.state))),
+            ("lastActivityAt".to_owned(), n(c.last_activity_at)),
+        ]))
+    }
+
+    fn open_item(c: &Conversation) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(open_pk(&c.account_id, &c.source_id))),
+            ("sk".to_owned(), s(OPEN)),
+            ("conversationId".to_owned(), s(&c.id)),
+        ])
+    }
+
+    /// The retracted transcript item for an unsend, if the message is known (`None`: no-op).
+    async fn retracted_item(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<Item>, PortError> {
+        let Some(index) = self
+            .get(message_pk(account_id, message_id), LINEMSG)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let conversation_id = get_s(&index, "conversationId")?;
+        let sk = get_s(&index, "transcriptSk")?;
+        let pk = conversation_pk(conversation_id);
+        let Some(item) = self.get(pk.clone(), sk).await? else {
+            return Ok(None);
+        };
+        let mut entry: TranscriptEntry = parse_doc(&item, "transcript entry")?;
+        entry.retracted = true;
+        entry.event = serde_json::Value::Null;
+        Ok(Some(HashMap::from([
+            ("pk".to_owned(), s(pk)),
+            ("sk".to_owned(), s(sk)),
+            ("doc".to_owned(), to_doc(&entry, "transcript entry")?),
+        ])))
+    }
+
+    /// Whether the open pointer of `c`'s source designates `c`.
+    async fn points_to(&self, c: &Conversation) -> Result<bool, PortError> {
+        let pointer = self.get(open_pk(&c.account_id, &c.source_id), OPEN).await?;
+        Ok(pointer.is_some_and(|p| get_s(&p, "conversationId").is_ok_and(|id| id == c.id)))
+    }
+
+    async fn build(&self, commit: &EventCommit, now: i64) -> Result<Tx, PortError> {
+        let mut tx = Tx {
+            table: self.table.clone(),
+            items: Vec::new(),
+        };
+        // (0) The deduplication record: always first, so that reason 0 means "duplicate".
+        tx.put(
+            HashMap::from([
+                (
+                    "pk".to_owned(),
+                    s(event_pk(&commit.account_id, &commit.event_id)),
+                ),
+                ("sk".to_owned(), s(EVENT)),
+                ("expiresAt".to_owned(), n(commit.dedupe_expires_at)),
+            ]),
+            Some("attribute_not_exists(pk) OR expiresAt <= :now"),
+            &[(":now", n(now))],
+        )?;
+
+        // (1) The conversation and its source's open pointer.
+        match &commit.conversation {
+            None => {}
+            Some(ConversationWrite::Create(c)) => {
+                tx.put(Self::meta_item(c)?, Some("attribute_not_exists(pk)"), &[])?;
+                tx.put(Self::open_item(c), Some("attribute_not_exists(pk)"), &[])?;
+            }
+            Some(ConversationWrite::Update(c)) => {
+                let previous = c.version.checked_sub(1).ok_or_else(|| {
+                    PortError::Unavailable("conversation update with version 0".into())
+                })?;
+                tx.put(
+                    Self::meta_item(c)?,
+                    Some("version = :prev"),
+                    &[(":prev", n(previous))],
+                )?;
+                if c.state == ConversationState::Closed {
+                    // Only remove a pointer to this conversation: closing one already closed
+                    // (pointer gone, or moved to a newer conversation) leaves it alone. The
+                    // condition catches a change between this read and the transaction.
+                    if self.points_to(c).await? {
+                        tx.delete(
+                            open_pk(&c.account_id, &c.source_id),
+                            OPEN,
+                            "conversationId = :id",
+                            &[(":id", s(&c.id))],
+                        )?;
+                    }
+                } else {
+                    tx.put(Self::open_item(c), None, &[])?;
+                }
+            }
+        }
+
+        // (2) The transcript entry and, for a message, its LINE message id index.
+        let mut new_entry_key = None;
+        if let Some(entry) = &commit.transcript {
+            let pk = conversation_pk(&entry.conversation_id);
+            let sk = transcript_sk(entry.timestamp, &entry.event_id);
+            tx.put(
+                HashMap::from([
+                    ("pk".to_owned(), s(pk.clone())),
+                    ("sk".to_owned(), s(sk.clone())),
+                    ("doc".to_owned(), to_doc(entry, "transcript entry")?),
+                ]),
+                None,
+                &[],
+            )?;
+            if let Some(message_id) = &entry.message_id {
+                tx.put(
+                    HashMap::from([
+                        (
+                            "pk".to_owned(),
+                            s(message_pk(&commit.account_id, message_id)),
+                        ),
+                        ("sk".to_owned(), s(LINEMSG)),
+                        ("conversationId".to_owned(), s(&entry.conversation_id)),
+                        ("transcriptSk".to_owned(), s(sk.clone())),
+                    ]),
+                    None,
+                    &[],
+                )?;
+            }
+            new_entry_key = Some((pk, sk));
+        }
+
+        // (3) Unsend: retract the earlier entry (read before, written with the transaction).
+        if let Some(message_id) = &commit.retract_message_id {
+            if let Some(item) = self.retracted_item(&commit.account_id, message_id).await? {
+                let key = (
+                    get_s(&item, "pk")?.to_owned(),
+                    get_s(&item, "sk")?.to_owned(),
+                );
+                // One operation per item in a transaction: never retract the entry being written.
+                if new_entry_key.as_ref() != Some(&key) {
+                    tx.put(item, Some("attribute_exists(pk)"), &[])?;
+                }
+            }
+        }
+
+        // (4) The customer.
+        if let Some(customer) = &commit.customer {
+            tx.put(
+                HashMap::from([
+                    (
+                        "pk".to_owned(),
+                        s(customer_pk(&customer.account_id, &customer.user_id)),
+                    ),
+                    ("sk".to_owned(), s(PROFILE)),
+                    ("doc".to_owned(), to_doc(customer, "customer")?),
+                ]),
+                None,
+                &[],
+            )?;
+        }
+        Ok(tx)
+    }
+}
+
+/// How a cancelled commit is answered, from its cancellation reasons.
+enum Cancelled {
+    Outcome(CommitOutcome),
+    /// No reasons were returned: decide from the deduplication record.
+    Unknown,
+    Error(String),
+}
+
+fn code(reason: &aws_sdk_dynamodb::types::CancellationReason) -> &str {
+    reason.code().unwrap_or("None")
+}
+
+fn classify(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> Cancelled {
+    if reasons.is_empty() {
+        return Cancelled::Unknown;
+    }
+    if code(&reasons[0]) == "ConditionalCheckFailed" {
+        return Cancelled::Outcome(CommitOutcome::Duplicate);
+    }
+    let mut conflict = false;
+    for reason in reasons {
+        match code(reason) {
+            "None" => {}
+            "ConditionalCheckFailed" | "TransactionConflict" => conflict = true,
+            other => {
+                return Cancelled::Error(format!(
+                    "DynamoDB TransactWriteItems cancelled: {other} {}",
+                    reason.message().unwrap_or_default()
+                ))
+            }
+        }
+    }
+    if conflict {
+        Cancelled::Outcome(CommitOutcome::Conflict)
+    } else {
+        Cancelled::Unknown
+    }
+}
+
+#[async_trait]
+impl ConversationStore for DynamoConversationStore {
+    async fn event_recorded(&self, account_id: &str, event_id: &str) -> Result<bool, PortError> {
+        self.event_recorded_at(account_id, event_id, now_secs())
+            .await
+    }
+
+    async fn open_conversation(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Option<Conversation>, PortError> {
+        let Some(pointer) = self.get(open_pk(account_id, source_id), OPEN).await? else {
+            return Ok(None);
+        };
+        let id = get_s(&pointer, "conversationId")?;
+        let Some(meta) = self.get(conversation_pk(id), META).await? else {
+            return Ok(None);
+        };
+        let conversation: Conversation = parse_doc(&meta, "conversation")?;
+        Ok((conversation.state != ConversationState::Closed).then_some(conversation))
+    }
+
+    async fn conversation(&self, conversation_id: &str) -> Result<Option<Conversation>, PortError> {
+        self.get(conversation_pk(conversation_id), META)
+            .await?
+            .map(|item| parse_doc(&item, "conversation"))
+            .transpose()
+    }
+
+    async fn open_conversations(&self) -> Result<Vec<Conversation>, PortError> {
+        // Scheduled, not on the hot path: a filtered scan of conversation items.
+        let mut conversations = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :meta AND #state <> :closed")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":meta", s(META))
+            .expression_attribute_values(":closed", s(state_str(ConversationState::Closed)))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
+            for item in page.items() {
+                conversations.push(parse_doc(item, "conversation")?);
+            }
+        }
+        Ok(conversations)
+    }
+
+    async fn customer(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Customer>, PortError> {
+        self.get(customer_pk(account_id, user_id), PROFILE)
+            .await?
+            .map(|item| parse_doc(&item, "customer"))
+            .transpose()
+    }
+
+    async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
+        let now = now_secs();
+        let tx = self.build(commit, now).await?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(tx.items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(CommitOutcome::Committed),
+            Err(e) => e,
+        };
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                cancelled.cancellation_reasons()
+            }
+            _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+        };
+        match classify(reasons) {
+            Cancelled::Outcome(outcome) => Ok(outcome),
+            Cancelled::Error(message) => Err(PortError::Unavailable(message)),
+            Cancelled::Unknown => {
+                if self
+                    .event_recorded_at(&commit.account_id, &commit.event_id, now)
+                    .await?
+                {
+                    Ok(CommitOutcome::Duplicate)
+                } else {
+                    Ok(CommitOutcome::Conflict)
+                }
+            }
+        }
+    }
+
+    async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError> {
+        let mut entries = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
+            .expression_attribute_values(":prefix", s(TRANSCRIPT_PREFIX))
+            .scan_index_forward(true)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                entries.push(parse_doc(item, "transcript entry")?);
+            }
+        }
+        Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::CancellationReason;
+
+    fn reason(code: &str) -> CancellationReason {
+        CancellationReason::builder().code(code).build()
+    }
+
+    fn outcome(reasons: &[CancellationReason]) -> Option<CommitOutcome> {
+        match classify(reasons) {
+            Cancelled::Outcome(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn transcript_keys_sort_by_time_then_event_id() {
+        let mut keys = vec![
+            transcript_sk(1_700_000_000_000, "b"),
+            transcript_sk(999, "z"),
+            transcript_sk(1_700_000_000_000, "a"),
+            transcript_sk(0, "a"),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                transcript_sk(0, "a"),
+                transcript_sk(999, "z"),
+                transcript_sk(1_700_000_000_000, "a"),
+                transcript_sk(1_700_000_000_000, "b"),
+            ]
+        );
+        assert_eq!(transcript_sk(5, "e"), "T#00000000000000000005#e");
+    }
+
+    #[test]
+    fn cancellation_reasons_map_to_outcomes() {
+        let ccf = "ConditionalCheckFailed";
+        assert_eq!(
+            outcome(&[reason(ccf), reason(ccf)]),
+            Some(CommitOutcome::Duplicate)
+        );
+        assert_eq!(
+            outcome(&[reason("None"), reason(ccf)]),
+            Some(CommitOutcome::Conflict)
+        );
+        assert_eq!(
+            outcome(&[reason("TransactionConflict"), reason("None")]),
+            Some(CommitOutcome::Conflict)
+        );
+        assert!(matches!(classify(&[]), Cancelled::Unknown));
+        assert!(matches!(
+            classify(&[reason("None"), reason("ThrottlingError")]),
+            Cancelled::Error(_)
+        ));
+    }
+}

@@ -1,0 +1,460 @@
+//! [`AgentStore`] in the embedded database: agent profiles, queue membership, active
+//! conversations (one row each, so capacity is a `COUNT`) and notifications. `try_assign` reads,
+//! checks and writes in one `IMMEDIATE` transaction, so no two assignments interleave even across
+//! connections to the same file.
+
+use crate::adapters::embedded::EmbeddedDb;
+use crate::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
+use crate::ports::PortError;
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS agents (
+    id               TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    queues           TEXT NOT NULL,
+    skills           TEXT NOT NULL,
+    capacity         INTEGER NOT NULL,
+    status           TEXT NOT NULL,
+    last_assigned_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS agent_queues (
+    queue_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    PRIMARY KEY (queue_id, agent_id)
+);
+CREATE INDEX IF NOT EXISTS agent_queues_agent ON agent_queues (agent_id);
+CREATE TABLE IF NOT EXISTS agent_conversations (
+    agent_id        TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    PRIMARY KEY (agent_id, conversation_id)
+);
+CREATE TABLE IF NOT EXISTS agent_notifications (
+    id         TEXT PRIMARY KEY,
+    agent_id   TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_notifications_agent
+    ON agent_notifications (agent_id, created_at, id);
+"#;
+
+/// [`AgentStore`] in the embedded database.
+#[derive(Debug, Clone)]
+pub struct SqliteAgentStore {
+    db: EmbeddedDb,
+}
+
+impl SqliteAgentStore {
+    /// Creates the store's tables if needed.
+    pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
+        db.apply_schema(SCHEMA)?;
+        Ok(Self { db })
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: usize, text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn load_agent(conn: &Connection, id: &str) -> rusqlite::Result<Option<Agent>> {
+    let row = conn
+        .query_row(
+            "SELECT name, queues, skills, capacity, status, last_assigned_at FROM agents
+             WHERE id = ?1",
+            params![id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((name, queues, skills, capacity, status, last_assigned_at)) = row else {
+        return Ok(None);
+    };
+    let status = AgentStatus::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            format!("unknown agent status {status:?}").into(),
+        )
+    })?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT conversation_id FROM agent_conversations WHERE agent_id = ?1
+         ORDER BY conversation_id",
+    )?;
+    let active_conversations = stmt
+        .query_map(params![id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(Agent {
+        id: id.to_owned(),
+        name,
+        queues: from_json(1, &queues)?,
+        skills: from_json(2, &skills)?,
+        capacity,
+        status,
+        active_conversations,
+        last_assigned_at,
+    }))
+}
+
+#[async_trait]
+impl AgentStore for SqliteAgentStore {
+    async fn put_agent(&self, agent: &Agent) -> Result<(), PortError> {
+        let agent = agent.clone();
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute(
+                    "INSERT INTO agents (id, name, queues, skills, capacity, status, last_assigned_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET
+                       name = excluded.name,
+                       queues = excluded.queues,
+                       skills = excluded.skills,
+                       capacity = excluded.capacity,
+                       status = excluded.status,
+                       last_assigned_at = COALESCE(agents.last_assigned_at, excluded.last_assigned_at)",
+                    params![
+                        agent.id,
+                        agent.name,
+                        to_json(&agent.queues)?,
+                        to_json(&agent.skills)?,
+                        agent.capacity,
+                        agent.status.as_str(),
+                        agent.last_assigned_at
+                    ],
+                )?;
+                tx.execute(
+                    "DELETE FROM agent_queues WHERE agent_id = ?1",
+                    params![agent.id],
+                )?;
+                for queue in &agent.queues {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO agent_queues (queue_id, agent_id) VALUES (?1, ?2)",
+                        params![queue, agent.id],
+                    )?;
+                }
+                tx.commit()
+            })
+            .await
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
+        let id = id.to_owned();
+        self.db.run(move |conn| load_agent(conn, &id)).await
+    }
+
+    async fn agents_in_queue(&self, queue_id: &str) -> Result<Vec<Agent>, PortError> {
+        let queue_id = queue_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let ids = {
+                    let mut stmt = tx.prepare(
+                        "SELECT agent_id FROM agent_queues WHERE queue_id = ?1 ORDER BY agent_id",
+                    )?;
+                    let ids = stmt
+                        .query_map(params![queue_id], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    ids
+                };
+                let mut agents = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(agent) = load_agent(&tx, &id)? {
+                        agents.push(agent);
+                    }
+                }
+                tx.commit()?;
+                Ok(agents)
+            })
+            .await
+    }
+
+    async fn try_assign(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+    ) -> Result<bool, PortError> {
+        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let already: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM agent_conversations
+                                    WHERE agent_id = ?1 AND conversation_id = ?2)",
+                    params![agent_id, conversation_id],
+                    |r| r.get(0),
+                )?;
+                if already {
+                    return Ok(true);
+                }
+                let profile: Option<(String, i64)> = tx
+                    .query_row(
+                        "SELECT status, capacity FROM agents WHERE id = ?1",
+                        params![agent_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((status, capacity)) = profile else {
+                    return Ok(false);
+                };
+                let active: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM agent_conversations WHERE agent_id = ?1",
+                    params![agent_id],
+                    |r| r.get(0),
+                )?;
+                if status != AgentStatus::Available.as_str() || active >= capacity {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO agent_conversations (agent_id, conversation_id) VALUES (?1, ?2)",
+                    params![agent_id, conversation_id],
+                )?;
+                tx.execute(
+                    "UPDATE agents SET last_assigned_at = ?2 WHERE id = ?1",
+                    params![agent_id, at_millis],
+                )?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError> {
+        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "DELETE FROM agent_conversations WHERE agent_id = ?1 AND conversation_id = ?2",
+                    params![agent_id, conversation_id],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
+        let notification = notification.clone();
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO agent_notifications (id, agent_id, created_at, doc)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        notification.id,
+                        notification.agent_id,
+                        notification.created_at,
+                        to_json(&notification)?
+                    ],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError> {
+        let agent_id = agent_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT doc FROM agent_notifications WHERE agent_id = ?1
+                     ORDER BY created_at, id",
+                )?;
+                let docs = stmt.query_map(params![agent_id], |r| r.get::<_, String>(0))?;
+                docs.map(|d| d.and_then(|d| from_json(0, &d))).collect()
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn store() -> (tempfile::TempDir, SqliteAgentStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAgentStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap();
+        (dir, store)
+    }
+
+    fn agent(id: &str, queues: &[&str], capacity: u32) -> Agent {
+        Agent {
+            id: id.into(),
+            name: format!("Agent {id}"),
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            skills: vec!["ja".into()],
+            capacity,
+            status: AgentStatus::Available,
+            active_conversations: vec![],
+            last_assigned_at: None,
+        }
+    }
+
+    fn notification(id: &str, agent_id: &str, created_at: i64) -> AgentNotification {
+        AgentNotification {
+            id: id.into(),
+            agent_id: agent_id.into(),
+            conversation_id: format!("conv-{id}"),
+            account_id: "acc".into(),
+            kind: "assigned".into(),
+            customer_user_id: Some("U1".into()),
+            customer_name: "山田".into(),
+            customer_picture_url: None,
+            customer_language: Some("ja".into()),
+            queue_id: "q".into(),
+            created_at,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn capacity_is_never_exceeded_by_concurrent_assignments() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        store.put_agent(&agent("a", &["q"], 3)).await.unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .try_assign("a", &format!("c{i}"), 1_000 + i)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut assigned = 0;
+        for task in tasks {
+            if task.await.unwrap() {
+                assigned += 1;
+            }
+        }
+        assert_eq!(assigned, 3);
+        let a = store.agent("a").await.unwrap().unwrap();
+        assert_eq!(a.active_conversations.len(), 3);
+        assert!(a.last_assigned_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn assign_is_idempotent_and_release_frees_a_slot() {
+        let (_dir, store) = store();
+        store.put_agent(&agent("a", &["q"], 2)).await.unwrap();
+        assert!(store.try_assign("a", "c1", 100).await.unwrap());
+        assert!(store.try_assign("a", "c2", 200).await.unwrap());
+        // Re-assigning a conversation the agent has: true, nothing changes.
+        assert!(store.try_assign("a", "c1", 300).await.unwrap());
+        let a = store.agent("a").await.unwrap().unwrap();
+        assert_eq!(a.active_conversations, ["c1", "c2"]);
+        assert_eq!(a.last_assigned_at, Some(200));
+        // Full.
+        assert!(!store.try_assign("a", "c3", 400).await.unwrap());
+
+        store.release("a", "c1").await.unwrap();
+        store.release("a", "c1").await.unwrap(); // idempotent
+        store.release("nobody", "c1").await.unwrap();
+        assert!(store.try_assign("a", "c3", 500).await.unwrap());
+        let a = store.agent("a").await.unwrap().unwrap();
+        assert_eq!(a.active_conversations, ["c2", "c3"]);
+        assert_eq!(a.last_assigned_at, Some(500));
+    }
+
+    #[tokio::test]
+    async fn unavailable_or_unknown_agents_are_refused() {
+        let (_dir, store) = store();
+        let mut busy = agent("busy", &["q"], 5);
+        busy.status = AgentStatus::Busy;
+        let mut offline = agent("offline", &["q"], 5);
+        offline.status = AgentStatus::Offline;
+        store.put_agent(&busy).await.unwrap();
+        store.put_agent(&offline).await.unwrap();
+        assert!(!store.try_assign("busy", "c1", 1).await.unwrap());
+        assert!(!store.try_assign("offline", "c1", 1).await.unwrap());
+        assert!(!store.try_assign("ghost", "c1", 1).await.unwrap());
+        let zero = agent("zero", &["q"], 0);
+        store.put_agent(&zero).await.unwrap();
+        assert!(!store.try_assign("zero", "c1", 1).await.unwrap());
+        assert!(store
+            .agent("busy")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn put_agent_keeps_queue_membership_and_assignment_state() {
+        let (_dir, store) = store();
+        store
+            .put_agent(&agent("a", &["q1", "q2"], 2))
+            .await
+            .unwrap();
+        store.put_agent(&agent("b", &["q2"], 2)).await.unwrap();
+        let in_queue = |q: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .agents_in_queue(q)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(in_queue("q1").await, ["a"]);
+        assert_eq!(in_queue("q2").await, ["a", "b"]);
+        assert!(store.try_assign("a", "c1", 42).await.unwrap());
+
+        // a leaves q1, joins q3, goes busy; its active conversation and last assignment stay.
+        let mut edited = agent("a", &["q2", "q3"], 4);
+        edited.status = AgentStatus::Busy;
+        edited.name = "Renamed".into();
+        store.put_agent(&edited).await.unwrap();
+        assert!(in_queue("q1").await.is_empty());
+        assert_eq!(in_queue("q2").await, ["a", "b"]);
+        assert_eq!(in_queue("q3").await, ["a"]);
+        let a = store.agent("a").await.unwrap().unwrap();
+        assert_eq!(a.name, "Renamed");
+        assert_eq!(a.queues, ["q2", "q3"]);
+        assert_eq!(a.capacity, 4);
+        assert_eq!(a.status, AgentStatus::Busy);
+        assert_eq!(a.active_conversations, ["c1"]);
+        assert_eq!(a.last_assigned_at, Some(42));
+        assert!(store.agent("nobody").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn notifications_are_idempotent_by_id_and_ordered() {
+        let (_dir, store) = store();
+        store.notify(&notification("n2", "a", 200)).await.unwrap();
+        store.notify(&notification("n1", "a", 100)).await.unwrap();
+        // A retry of n2, even with another time and name: nothing changes.
+        let mut retry = notification("n2", "a", 300);
+        retry.customer_name = "other".into();
+        store.notify(&retry).await.unwrap();
+        store.notify(&notification("n3", "b", 50)).await.unwrap();
+        let got = store.notifications("a").await.unwrap();
+        assert_eq!(
+            got,
+            [notification("n1", "a", 100), notification("n2", "a", 200)]
+        );
+        assert_eq!(store.notifications("b").await.unwrap().len(), 1);
+        assert!(store.notifications("c").await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,609 @@
+//! Bot hooks: a workstream may name a bot that answers customers first. Each customer message is
+//! POSTed to the bot ([`BotRequest`]); the bot answers the messages to send back and may hand the
+//! conversation off to a human queue ([`BotReply`]). [`BotHook`] is the port, [`HttpBotHook`] its
+//! reqwest adapter.
+//!
+//! The request is signed like LINE signs its webhooks: `x-omniline-signature` is base64 of
+//! HMAC-SHA256 over the exact body bytes, keyed by the bot's secret (verify it with
+//! [`crate::line::signature::verify_signature`]). `x-omniline-event-id` carries the LINE webhook
+//! event id so the bot can deduplicate retries.
+//!
+//! The caller hands the conversation off to a human on any [`BotError`]. Neither the secret nor
+//! the bodies (customer messages, bot answers) are ever logged or put in an error.
+
+use crate::line::signature::sign;
+use crate::secret::SecretString;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// LINE's reply and push APIs take at most five message objects per call.
+pub const MAX_REPLY_MESSAGES: usize = 5;
+
+/// The largest reply body read from a bot; a larger one is an [`BotError::InvalidReply`].
+pub const MAX_REPLY_BYTES: usize = 256 * 1024;
+
+/// Header carrying the body's signature.
+pub const SIGNATURE_HEADER: &str = "x-omniline-signature";
+
+/// Header carrying the LINE webhook event id (for the bot's deduplication of retries).
+pub const EVENT_ID_HEADER: &str = "x-omniline-event-id";
+
+/// Where and how to reach a bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotEndpoint {
+    pub url: String,
+    /// Signs each request body; never logged (`SecretString` redacts itself).
+    pub secret: SecretString,
+    /// Whole-request timeout (connect, send, wait, read the reply).
+    pub timeout: Duration,
+}
+
+/// The customer as the bot sees them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BotCustomer {
+    /// The LINE user id; absent when LINE gives none (some group events).
+    pub user_id: Option<String>,
+    pub display_name: String,
+    /// BCP 47 tag from the LINE profile, when known.
+    pub language: Option<String>,
+}
+
+impl std::fmt::Debug for BotCustomer {
+    // No display name: a debug log is not the place for personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotCustomer")
+            .field("user_id", &self.user_id)
+            .field("language", &self.language)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is POSTed to the bot, as camelCase JSON.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BotRequest {
+    pub bot_id: String,
+    pub account_id: String,
+    pub conversation_id: String,
+    /// The LINE `webhookEventId`; also sent as `x-omniline-event-id`.
+    pub event_id: String,
+    pub customer: BotCustomer,
+    /// The LINE webhook event as received.
+    pub event: serde_json::Value,
+}
+
+impl std::fmt::Debug for BotRequest {
+    // The event's type, not the event: it holds what the customer wrote.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotRequest")
+            .field("bot_id", &self.bot_id)
+            .field("account_id", &self.account_id)
+            .field("conversation_id", &self.conversation_id)
+            .field("event_id", &self.event_id)
+            .field("customer", &self.customer)
+            .field(
+                "event.type",
+                &self.event.get("type").and_then(|t| t.as_str()),
+            )
+            .finish()
+    }
+}
+
+/// The bot's answer, read from camelCase JSON; every field is optional (`{}` says nothing and
+/// keeps the conversation with the bot).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BotReply {
+    /// LINE message objects to send, at most [`MAX_REPLY_MESSAGES`], each with a string `type`.
+    pub messages: Vec<serde_json::Value>,
+    /// Hand the conversation off to a human.
+    pub handoff: bool,
+    /// The queue to hand off to; the workstream's default when `None`. Ignored without `handoff`.
+    pub queue: Option<String>,
+}
+
+impl std::fmt::Debug for BotReply {
+    // Message types only: the texts are customer-facing content.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let types: Vec<Option<&str>> = self
+            .messages
+            .iter()
+            .map(|m| m.get("type").and_then(|t| t.as_str()))
+            .collect();
+        f.debug_struct("BotReply")
+            .field("message_types", &types)
+            .field("handoff", &self.handoff)
+            .field("queue", &self.queue)
+            .finish()
+    }
+}
+
+impl BotReply {
+    /// At most [`MAX_REPLY_MESSAGES`] messages, each a JSON object with a non-empty string `type`.
+    pub fn validate(&self) -> Result<(), BotError> {
+        if self.messages.len() > MAX_REPLY_MESSAGES {
+            return Err(BotError::InvalidReply(format!(
+                "{} messages (at most {MAX_REPLY_MESSAGES})",
+                self.messages.len()
+            )));
+        }
+        for (i, message) in self.messages.iter().enumerate() {
+            let typed = message
+                .as_object()
+                .and_then(|m| m.get("type"))
+                .and_then(|t| t.as_str())
+                .is_some_and(|t| !t.is_empty());
+            if !typed {
+                return Err(BotError::InvalidReply(format!(
+                    "message {i} is not an object with a string \"type\""
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A failed delivery. The caller hands the conversation off to a human on every variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BotError {
+    #[error("bot did not answer in time")]
+    Timeout,
+    /// Connection failure or a 5xx: the bot may or may not have seen the request.
+    #[error("bot unavailable: {0}")]
+    Unavailable(String),
+    /// The bot's definite refusal (4xx), or a redirect (not followed).
+    #[error("bot refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// A 2xx whose body is not a valid [`BotReply`].
+    #[error("invalid bot reply: {0}")]
+    InvalidReply(String),
+}
+
+/// Delivers customer events to bots.
+#[async_trait]
+pub trait BotHook: Send + Sync {
+    async fn deliver(
+        &self,
+        endpoint: &BotEndpoint,
+        request: &BotRequest,
+    ) -> Result<BotReply, BotError>;
+}
+
+/// [`BotHook`] over HTTP(S) with reqwest (rustls). One client (and connection pool) for every
+/// bot; the timeout is the endpoint's. Redirects are not followed: the signature and the
+/// customer's message go to the configured URL only.
+#[derive(Debug, Clone)]
+pub struct HttpBotHook {
+    client: reqwest::Client,
+}
+
+impl HttpBotHook {
+    /// `connect_timeout` bounds connection set-up; each request is further bounded by its
+    /// endpoint's `timeout`.
+    pub fn new(connect_timeout: Duration) -> Result<Self, BotError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("omniline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BotError::Unavailable(format!("HTTP client: {e}")))?;
+        Ok(Self { client })
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> BotError {
+    if e.is_timeout() {
+        return BotError::Timeout;
+    }
+    let kind = if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the reply failed"
+    } else {
+        "request failed"
+    };
+    // reqwest's Display holds the URL, which is configuration, not a secret; never the body.
+    BotError::Unavailable(format!("{kind}: {e}"))
+}
+
+fn invalid_json(e: &serde_json::Error) -> BotError {
+    // serde_json's Display may quote a value from the body; keep the position only.
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "is truncated JSON",
+        _ => "is not JSON",
+    };
+    BotError::InvalidReply(format!(
+        "body {what} (line {}, column {})",
+        e.line(),
+        e.column()
+    ))
+}
+
+#[async_trait]
+impl BotHook for HttpBotHook {
+    async fn deliver(
+        &self,
+        endpoint: &BotEndpoint,
+        request: &BotRequest,
+    ) -> Result<BotReply, BotError> {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| BotError::Unavailable(format!("serialising the request: {e}")))?;
+        let signature = sign(endpoint.secret.expose().as_bytes(), &body);
+        let event_id = reqwest::header::HeaderValue::from_str(&request.event_id)
+            .map_err(|_| BotError::Unavailable("event id is not a valid header value".into()))?;
+        let mut response = self
+            .client
+            .post(&endpoint.url)
+            .timeout(endpoint.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header(EVENT_ID_HEADER, event_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+
+        let status = response.status();
+        if !status.is_success() {
+            let reason = status.canonical_reason().unwrap_or("error").to_owned();
+            tracing::warn!(
+                bot_id = %request.bot_id,
+                event_id = %request.event_id,
+                status = status.as_u16(),
+                "bot hook answered an error status"
+            );
+            return Err(if status.is_server_error() {
+                BotError::Unavailable(format!("{}: {reason}", status.as_u16()))
+            } else {
+                BotError::Rejected {
+                    status: status.as_u16(),
+                    message: if status.is_redirection() {
+                        format!("{reason} (redirects are not followed)")
+                    } else {
+                        reason
+                    },
+                }
+            });
+        }
+
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+            if chunk.len() > MAX_REPLY_BYTES - bytes.len() {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| invalid_json(&e))?;
+        if !value.is_object() {
+            // A struct also deserialises from an array: refuse anything but an object first.
+            return Err(BotError::InvalidReply("body is not a JSON object".into()));
+        }
+        // serde's message may quote a value from the body: name the schema instead.
+        let reply = BotReply::deserialize(value).map_err(|_| {
+            BotError::InvalidReply(
+                "body does not match the reply schema (messages: array of objects, handoff: boolean, queue: string)"
+                    .into(),
+            )
+        })?;
+        reply.validate()?;
+        tracing::debug!(
+            bot_id = %request.bot_id,
+            event_id = %request.event_id,
+            messages = reply.messages.len(),
+            handoff = reply.handoff,
+            "bot hook answered"
+        );
+        Ok(reply)
+    }
+}
+
+fn too_large() -> BotError {
+    BotError::InvalidReply(format!("body larger than {MAX_REPLY_BYTES} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::signature::verify_signature;
+    use serde_json::json;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const SECRET: &str = "bot-secret-123";
+
+    fn endpoint(server: &MockServer, timeout: Duration) -> BotEndpoint {
+        BotEndpoint {
+            url: format!("{}/hook", server.uri()),
+            secret: SecretString::new(SECRET),
+            timeout,
+        }
+    }
+
+    fn hook() -> HttpBotHook {
+        HttpBotHook::new(Duration::from_secs(1)).unwrap()
+    }
+
+    fn request() -> BotRequest {
+        BotRequest {
+            bot_id: "bot-1".into(),
+            account_id: "acc-1".into(),
+            conversation_id: "conv-1".into(),
+            event_id: "01FZ74A0TDDPYRVKNK77XKC3ZR".into(),
+            customer: BotCustomer {
+                user_id: Some("U4af4980629".into()),
+                display_name: "Taro".into(),
+                language: Some("ja".into()),
+            },
+            event: json!({
+                "type": "message",
+                "webhookEventId": "01FZ74A0TDDPYRVKNK77XKC3ZR",
+                "message": {"type": "text", "id": "468789577898262530", "text": "Hello 🙏\nline2 \"quoted\""},
+                "source": {"type": "user", "userId": "U4af4980629"}
+            }),
+        }
+    }
+
+    async fn answering(template: ResponseTemplate) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .respond_with(template)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    async fn deliver(server: &MockServer) -> Result<BotReply, BotError> {
+        hook()
+            .deliver(&endpoint(server, Duration::from_secs(2)), &request())
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_200_reply_is_parsed() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .and(header("content-type", "application/json"))
+            .and(header(EVENT_ID_HEADER, "01FZ74A0TDDPYRVKNK77XKC3ZR"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "messages": [
+                    {"type": "text", "text": "Hi! How can I help?"},
+                    {"type": "sticker", "packageId": "446", "stickerId": "1988"}
+                ]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let reply = deliver(&server).await.unwrap();
+        assert_eq!(reply.messages.len(), 2);
+        assert_eq!(reply.messages[0]["text"], "Hi! How can I help?");
+        assert!(!reply.handoff);
+        assert_eq!(reply.queue, None);
+    }
+
+    #[tokio::test]
+    async fn the_body_is_camel_case_and_the_signature_verifies_over_the_exact_bytes() {
+        let server = answering(ResponseTemplate::new(200).set_body_json(json!({}))).await;
+        let reply = deliver(&server).await.unwrap();
+        assert_eq!(reply, BotReply::default());
+
+        let received = server.received_requests().await.unwrap();
+        assert_eq!(received.len(), 1);
+        let req = &received[0];
+        let signature = req
+            .headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(
+            verify_signature(SECRET.as_bytes(), &req.body, signature),
+            Ok(())
+        );
+        assert!(verify_signature(b"another secret", &req.body, signature).is_err());
+
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body["botId"], "bot-1");
+        assert_eq!(body["accountId"], "acc-1");
+        assert_eq!(body["conversationId"], "conv-1");
+        assert_eq!(body["eventId"], "01FZ74A0TDDPYRVKNK77XKC3ZR");
+        assert_eq!(
+            body["customer"],
+            json!({"userId": "U4af4980629", "displayName": "Taro", "language": "ja"})
+        );
+        assert_eq!(body["event"], request().event);
+        let back: BotRequest = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(back, request());
+    }
+
+    #[tokio::test]
+    async fn handoff_with_a_queue() {
+        let server = answering(ResponseTemplate::new(200).set_body_json(json!({
+            "messages": [{"type": "text", "text": "Connecting you to an agent."}],
+            "handoff": true,
+            "queue": "billing",
+            "unknownField": 1
+        })))
+        .await;
+        let reply = deliver(&server).await.unwrap();
+        assert!(reply.handoff);
+        assert_eq!(reply.queue.as_deref(), Some("billing"));
+        assert_eq!(reply.messages.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_5xx_is_unavailable() {
+        let server = answering(ResponseTemplate::new(500).set_body_string("boom")).await;
+        let err = deliver(&server).await.unwrap_err();
+        assert!(
+            matches!(err, BotError::Unavailable(ref m) if m.contains("500")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_4xx_is_rejected() {
+        let server = answering(ResponseTemplate::new(400).set_body_string("bad signature")).await;
+        let err = deliver(&server).await.unwrap_err();
+        assert!(
+            matches!(err, BotError::Rejected { status: 400, ref message } if !message.contains("bad signature")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("location", format!("{}/elsewhere", server.uri())),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(path("/elsewhere"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let err = deliver(&server).await.unwrap_err();
+        assert!(
+            matches!(err, BotError::Rejected { status: 307, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_bot_times_out() {
+        let server = answering(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .await;
+        let err = hook()
+            .deliver(&endpoint(&server, Duration::from_millis(200)), &request())
+            .await
+            .unwrap_err();
+        assert_eq!(err, BotError::Timeout);
+    }
+
+    #[tokio::test]
+    async fn a_connection_error_is_unavailable() {
+        let endpoint = BotEndpoint {
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: SecretString::new(SECRET),
+            timeout: Duration::from_secs(2),
+        };
+        let err = hook().deliver(&endpoint, &request()).await.unwrap_err();
+        assert!(matches!(err, BotError::Unavailable(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn invalid_json_is_an_invalid_reply() {
+        for body in [
+            "{\"messages\":",
+            "not json",
+            "",
+            "[]",
+            "{\"handoff\":\"yes-secretish\"}",
+        ] {
+            let server = answering(
+                ResponseTemplate::new(200).set_body_raw(body.as_bytes(), "application/json"),
+            )
+            .await;
+            let err = deliver(&server).await.unwrap_err();
+            assert!(
+                matches!(err, BotError::InvalidReply(_)),
+                "{body:?}: {err:?}"
+            );
+            // The reply's content never reaches the error.
+            assert!(!err.to_string().contains("secretish"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn six_messages_are_an_invalid_reply() {
+        let messages: Vec<_> = (0..6)
+            .map(|i| json!({"type": "text", "text": format!("m{i}")}))
+            .collect();
+        let server =
+            answering(ResponseTemplate::new(200).set_body_json(json!({ "messages": messages })))
+                .await;
+        let err = deliver(&server).await.unwrap_err();
+        assert!(
+            matches!(err, BotError::InvalidReply(ref m) if m.contains('6')),
+            "{err:?}"
+        );
+
+        // Five is the limit, not an error.
+        let messages: Vec<_> = (0..5)
+            .map(|_| json!({"type": "text", "text": "x"}))
+            .collect();
+        let server =
+            answering(ResponseTemplate::new(200).set_body_json(json!({ "messages": messages })))
+                .await;
+        assert_eq!(deliver(&server).await.unwrap().messages.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn messages_without_a_string_type_are_an_invalid_reply() {
+        for message in [
+            json!("hello"),
+            json!({"text": "no type"}),
+            json!({"type": 1}),
+            json!({"type": ""}),
+            json!(null),
+        ] {
+            let server = answering(
+                ResponseTemplate::new(200).set_body_json(json!({ "messages": [message] })),
+            )
+            .await;
+            let err = deliver(&server).await.unwrap_err();
+            assert!(matches!(err, BotError::InvalidReply(_)), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_reply_is_an_invalid_reply() {
+        let big = "x".repeat(MAX_REPLY_BYTES);
+        let server = answering(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"messages": [{"type": "text", "text": big}]})),
+        )
+        .await;
+        let err = deliver(&server).await.unwrap_err();
+        assert!(
+            matches!(err, BotError::InvalidReply(ref m) if m.contains("larger")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret_and_no_content() {
+        let endpoint = BotEndpoint {
+            url: "https://bot.test/hook".into(),
+            secret: SecretString::new(SECRET),
+            timeout: Duration::from_secs(1),
+        };
+        let reply = BotReply {
+            messages: vec![json!({"type": "text", "text": "private answer"})],
+            handoff: true,
+            queue: None,
+        };
+        let printed = format!("{endpoint:?} {:?} {reply:?}", request());
+        for hidden in [SECRET, "Hello", "Taro", "private answer"] {
+            assert!(!printed.contains(hidden), "{hidden} in {printed}");
+        }
+        assert!(printed.contains("conv-1") && printed.contains("\"text\""));
+    }
+}

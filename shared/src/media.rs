@@ -1,0 +1,496 @@
+//! Inbound media (images, video, audio, files customers send) kept in object storage: the
+//! [`ObjectStore`] port, [`S3ObjectStore`] on AWS and [`FsObjectStore`] under the local data
+//! directory.
+//!
+//! Callers build keys like `media/{accountId}/{messageId}`. Every adapter checks keys with
+//! [`check_key`] before touching storage: 1 to 512 characters of `[A-Za-z0-9/._-]`, `/`-separated
+//! segments that are neither empty, `.` nor `..` (so no leading or trailing `/`). A refused key is
+//! a [`PortError::Unavailable`] starting with `invalid object key`.
+
+use crate::ports::PortError;
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+/// The longest accepted key.
+pub const MAX_KEY_LEN: usize = 512;
+
+/// A stored object: its key, where it lives and its size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    /// `s3://bucket/key` or `file:///abs/path`.
+    pub uri: String,
+    pub size: u64,
+}
+
+/// Object storage for media.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Stores `bytes` under `key`, replacing any object there.
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<StoredObject, PortError>;
+    /// The object's bytes and content type; `None` when there is no object under `key`.
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, PortError>;
+    /// Removes the object; deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), PortError>;
+}
+
+/// `Ok(key)` when `key` is acceptable to every adapter (see the module docs).
+pub fn check_key(key: &str) -> Result<&str, PortError> {
+    let valid = (1..=MAX_KEY_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
+        && key
+            .split('/')
+            .all(|segment| !matches!(segment, "" | "." | ".."));
+    if valid {
+        Ok(key)
+    } else {
+        Err(invalid_key(key, "expected 1-512 characters of [A-Za-z0-9/._-] in non-empty segments other than . and .."))
+    }
+}
+
+fn invalid_key(key: &str, why: &str) -> PortError {
+    // Bounded: a refused key may be arbitrarily long.
+    let shown: String = key.chars().take(64).collect();
+    let ellipsis = if shown.len() < key.len() { "…" } else { "" };
+    PortError::Unavailable(format!("invalid object key {shown:?}{ellipsis}: {why}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filesystem
+
+/// Suffix of the sidecar file holding an object's content type.
+pub const CONTENT_TYPE_SUFFIX: &str = ".content-type";
+
+/// [`ObjectStore`] in a directory: the object under `key` is the file `root/key`, its content
+/// type (if any) the sidecar `root/key.content-type`. Each file is written to a temporary file
+/// in the same directory, synced, then renamed over the old one, so a reader sees the old or the
+/// new bytes, never a part.
+///
+/// Differences from S3: a key ending in `.content-type` is refused (it would be a sidecar), and
+/// a key cannot be both an object and a "directory" of others (`a/b` and `a/b/c`): the second
+/// `put` fails.
+#[derive(Debug, Clone)]
+pub struct FsObjectStore {
+    root: PathBuf,
+}
+
+impl FsObjectStore {
+    /// `root` is made absolute (against the current directory) for the `file://` URIs; it is
+    /// created on the first `put`.
+    pub fn new(root: PathBuf) -> Self {
+        let root = std::path::absolute(&root).unwrap_or(root);
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, PortError> {
+        let key = check_key(key)?;
+        if key.ends_with(CONTENT_TYPE_SUFFIX) {
+            return Err(invalid_key(
+                key,
+                "the local store keeps content types in \".content-type\" files",
+            ));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+fn sidecar(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(CONTENT_TYPE_SUFFIX);
+    PathBuf::from(name)
+}
+
+fn io_error(what: &str, key: &str, e: std::io::Error) -> PortError {
+    PortError::Unavailable(format!("object store {what} {key:?}: {e}"))
+}
+
+/// Whether `e` means "no object here": missing, or a path through/at a directory.
+fn is_absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory
+    )
+}
+
+/// Writes `bytes` to `path` through a synced temporary file in the same directory.
+async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let parent = path
+        .parent()
+        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "no parent directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+    let temp = parent.join(temp_name);
+    let written = async {
+        let mut file = tokio::fs::File::create(&temp).await?;
+        file.write_all(bytes).await?;
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&temp, path).await
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    written
+}
+
+/// `file:///abs/path`, percent-encoding anything but unreserved characters and `/`.
+fn file_uri(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let text = if std::path::MAIN_SEPARATOR == '\\' {
+        text.replace('\\', "/")
+    } else {
+        text.into_owned()
+    };
+    let mut uri = String::from("file://");
+    if !text.starts_with('/') {
+        uri.push('/');
+    }
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~' | b':') {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri
+}
+
+#[async_trait]
+impl ObjectStore for FsObjectStore {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<StoredObject, PortError> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_error("put", key, e))?;
+        }
+        write_atomically(&path, &bytes)
+            .await
+            .map_err(|e| io_error("put", key, e))?;
+        let sidecar = sidecar(&path);
+        match content_type {
+            Some(content_type) => write_atomically(&sidecar, content_type.as_bytes())
+                .await
+                .map_err(|e| io_error("put content type of", key, e))?,
+            None => match tokio::fs::remove_file(&sidecar).await {
+                Err(e) if !is_absent(&e) => {
+                    return Err(io_error("put content type of", key, e));
+                }
+                _ => {}
+            },
+        }
+        Ok(StoredObject {
+            key: key.to_owned(),
+            uri: file_uri(&path),
+            size: bytes.len() as u64,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, PortError> {
+        let path = self.path(key)?;
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(io_error("get", key, e)),
+        };
+        let content_type = match tokio::fs::read_to_string(sidecar(&path)).await {
+            Ok(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
+            Err(e) if is_absent(&e) => None,
+            Err(e) => return Err(io_error("get content type of", key, e)),
+        };
+        Ok(Some((bytes, content_type)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        let path = self.path(key)?;
+        for file in [sidecar(&path), path] {
+            match tokio::fs::remove_file(&file).await {
+                Err(e) if !is_absent(&e) => return Err(io_error("delete", key, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3
+
+/// [`ObjectStore`] in an S3 bucket (`PutObject`, `GetObject`, `DeleteObject`).
+#[derive(Debug, Clone)]
+pub struct S3ObjectStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3ObjectStore {
+    /// `force_path_style` addresses `endpoint/bucket/key` instead of `bucket.endpoint/key`:
+    /// needed for moto and most S3-compatible local servers.
+    pub fn new(config: &SdkConfig, bucket: impl Into<String>, force_path_style: bool) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(force_path_style)
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(s3_config),
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+fn s3_error<E: std::error::Error + 'static>(what: &str, key: &str, err: E) -> PortError {
+    // DisplayErrorContext prints the service code and message, hidden by the SDK's Display.
+    PortError::Unavailable(format!(
+        "S3 {what} {key:?}: {}",
+        aws_sdk_s3::error::DisplayErrorContext(&err)
+    ))
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<StoredObject, PortError> {
+        let key = check_key(key)?;
+        let size = bytes.len() as u64;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .set_content_type(content_type.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| s3_error("PutObject", key, e))?;
+        Ok(StoredObject {
+            key: key.to_owned(),
+            uri: format!("s3://{}/{key}", self.bucket),
+            size,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, PortError> {
+        let key = check_key(key)?;
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(s3_error("GetObject", key, e)),
+        };
+        let content_type = output.content_type().map(str::to_owned);
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| s3_error("GetObject body", key, e))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some((bytes, content_type)))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        let key = check_key(key)?;
+        // S3 answers 204 whether or not the key existed.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| s3_error("DeleteObject", key, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary() -> Vec<u8> {
+        // Every byte value, including NUL, CR/LF and invalid UTF-8.
+        (0..=255u8).chain((0..=255u8).rev()).collect()
+    }
+
+    fn is_invalid_key(r: &Result<impl std::fmt::Debug, PortError>) -> bool {
+        matches!(r, Err(PortError::Unavailable(m)) if m.starts_with("invalid object key"))
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        let long = "a".repeat(MAX_KEY_LEN + 1);
+        for bad in [
+            "",
+            "/media/a/1",
+            "media//1",
+            "media/a/",
+            "media/../etc/passwd",
+            "..",
+            "media/./1",
+            "media/a b",
+            "media/a\\1",
+            "media/a?1",
+            "media/ü",
+            "media/a\n1",
+            "media/a%2F1",
+            long.as_str(),
+        ] {
+            assert!(is_invalid_key(&check_key(bad)), "{bad:?} accepted");
+        }
+        let longest = "a".repeat(MAX_KEY_LEN);
+        for good in [
+            "media/acc-1/468789577898262530",
+            "a",
+            "media/a.b_c-D/..x/x..",
+            ".hidden",
+            longest.as_str(),
+        ] {
+            assert_eq!(check_key(good).ok(), Some(good));
+        }
+    }
+
+    #[test]
+    fn the_refused_key_is_shown_bounded() {
+        let long = "x".repeat(10_000);
+        let Err(err) = check_key(&long) else {
+            panic!("accepted")
+        };
+        assert!(err.to_string().len() < 300, "{err}");
+    }
+
+    #[tokio::test]
+    async fn fs_put_get_delete_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsObjectStore::new(dir.path().to_path_buf());
+        let key = "media/acc-1/468789577898262530";
+        assert_eq!(store.get(key).await.unwrap(), None);
+
+        let stored = store.put(key, binary(), Some("image/jpeg")).await.unwrap();
+        assert_eq!(stored.key, key);
+        assert_eq!(stored.size, 512);
+        let path = dir.path().join(key);
+        assert!(stored.uri.starts_with("file:///"), "{}", stored.uri);
+        assert!(stored.uri.ends_with(&format!("/{key}")), "{}", stored.uri);
+        assert_eq!(std::fs::read(&path).unwrap(), binary());
+
+        assert_eq!(
+            store.get(key).await.unwrap(),
+            Some((binary(), Some("image/jpeg".to_owned())))
+        );
+
+        store.delete(key).await.unwrap();
+        assert_eq!(store.get(key).await.unwrap(), None);
+        assert!(!path.exists());
+        assert!(!sidecar(&path).exists());
+        // Deleting again, or a key never written, is fine.
+        store.delete(key).await.unwrap();
+        store.delete("media/none/1").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn fs_overwrite_replaces_bytes_and_content_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsObjectStore::new(dir.path().to_path_buf());
+        let key = "media/acc-1/1";
+        store.put(key, binary(), Some("video/mp4")).await.unwrap();
+        let stored = store
+            .put(key, vec![1, 2, 3], Some("audio/m4a"))
+            .await
+            .unwrap();
+        assert_eq!(stored.size, 3);
+        assert_eq!(
+            store.get(key).await.unwrap(),
+            Some((vec![1, 2, 3], Some("audio/m4a".to_owned())))
+        );
+        // Without a content type the old one does not linger.
+        store.put(key, Vec::new(), None).await.unwrap();
+        assert_eq!(store.get(key).await.unwrap(), Some((Vec::new(), None)));
+        // No temporary files are left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("media/acc-1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["1".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn fs_invalid_keys_are_refused_and_touch_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = FsObjectStore::new(root.clone());
+        for bad in [
+            "../escape",
+            "/etc/passwd",
+            "media//1",
+            "media/a/",
+            "media/a/1.content-type",
+            "",
+        ] {
+            assert!(
+                is_invalid_key(&store.put(bad, vec![1], None).await),
+                "{bad:?}"
+            );
+            assert!(is_invalid_key(&store.get(bad).await), "{bad:?}");
+            assert!(is_invalid_key(&store.delete(bad).await), "{bad:?}");
+        }
+        assert!(!root.exists());
+        assert!(!dir.path().join("escape").exists());
+    }
+
+    #[tokio::test]
+    async fn fs_a_directory_is_not_an_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsObjectStore::new(dir.path().to_path_buf());
+        store.put("media/a/1", vec![1], None).await.unwrap();
+        assert_eq!(store.get("media/a").await.unwrap(), None);
+        assert_eq!(store.get("media/a/1/x").await.unwrap(), None);
+        store.delete("media/a/1/x").await.unwrap();
+        assert!(store.put("media/a/1/x", vec![2], None).await.is_err());
+        assert_eq!(store.get("media/a/1").await.unwrap(), Some((vec![1], None)));
+    }
+
+    #[test]
+    fn relative_roots_give_absolute_file_uris() {
+        let store = FsObjectStore::new(PathBuf::from("data/objects"));
+        assert!(store.root().is_absolute());
+        assert_eq!(
+            file_uri(Path::new("/var/data dir/media/ü")),
+            "file:///var/data%20dir/media/%C3%BC"
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! The DynamoDB [`AgentStore`] against moto's server (started by `./infra/test.sh`, which sets
+//! `OMNILINE_TEST_AWS_ENDPOINT`): capacity under concurrent assignment, idempotent assign /
+//! release, queue membership, and idempotent notifications. Also checks the raw item layout.
+//!
+//! Ignored by a bare `cargo test` (no moto there); the test command runs them with
+//! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_secretsmanager::config::Credentials;
+use shared::adapters::dynamo_agents::DynamoAgentStore;
+use shared::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn endpoint() -> String {
+    std::env::var("OMNILINE_TEST_AWS_ENDPOINT")
+        .expect("OMNILINE_TEST_AWS_ENDPOINT (moto) is not set: run ./infra/test.sh")
+}
+
+async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("ap-northeast-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn config_table(config: &SdkConfig) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let name = unique("agents");
+    let ddb = aws_sdk_dynamodb::Client::new(config);
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    ddb.create_table()
+        .table_name(&name)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+struct Fixture {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    store: DynamoAgentStore,
+}
+
+async fn fixture() -> Fixture {
+    let config = sdk_config(&endpoint()).await;
+    let table = config_table(&config).await;
+    Fixture {
+        ddb: aws_sdk_dynamodb::Client::new(&config),
+        store: DynamoAgentStore::new(&config, &table),
+        table,
+    }
+}
+
+impl Fixture {
+    async fn raw(&self, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    /// (activeCount, activeConversations) of the raw agent item.
+    async fn raw_active(&self, agent_id: &str) -> (u32, Vec<String>) {
+        let item = self
+            .raw(&format!("AGENT#{agent_id}"), "PROFILE")
+            .await
+            .unwrap();
+        let count = item["activeCount"].as_n().unwrap().parse().unwrap();
+        let mut set = item
+            .get("activeConversations")
+            .map(|v| v.as_ss().unwrap().clone())
+            .unwrap_or_default();
+        set.sort();
+        (count, set)
+    }
+
+    async fn in_queue(&self, queue: &str) -> Vec<String> {
+        self.store
+            .agents_in_queue(queue)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect()
+    }
+}
+
+fn agent(id: &str, queues: &[&str], capacity: u32) -> Agent {
+    Agent {
+        id: id.into(),
+        name: format!("Agent {id}"),
+        queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+        skills: vec!["ja".into(), "billing".into()],
+        capacity,
+        status: AgentStatus::Available,
+        active_conversations: vec![],
+        last_assigned_at: None,
+    }
+}
+
+fn notification(id: &str, agent_id: &str, created_at: i64) -> AgentNotification {
+    AgentNotification {
+        id: id.into(),
+        agent_id: agent_id.into(),
+        conversation_id: format!("conv-{id}"),
+        account_id: "acc".into(),
+        kind: "assigned".into(),
+        customer_user_id: Some("U1".into()),
+        customer_name: "山田 太郎".into(),
+        customer_picture_url: Some("https://profile.line-scdn.net/x".into()),
+        customer_language: None,
+        queue_id: "q".into(),
+        created_at,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_capacity_is_never_exceeded_by_concurrent_assignments() {
+    let f = fixture().await;
+    let store = Arc::new(f.store.clone());
+    // Sixteen routers race for one agent's three slots; DynamoDB's conditional update decides.
+    store.put_agent(&agent("a", &["q"], 3)).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let conversation = format!("c{i}");
+                let won = store
+                    .try_assign("a", &conversation, 1_000 + i)
+                    .await
+                    .unwrap();
+                (conversation, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (conversation, won) = task.await.unwrap();
+        if won {
+            winners.push(conversation);
+        }
+    }
+    winners.sort();
+    assert_eq!(winners.len(), 3, "assigned: {winners:?}");
+    let (count, set) = f.raw_active("a").await;
+    assert_eq!(count, 3, "activeCount");
+    assert_eq!(set, winners, "activeConversations");
+    let a = store.agent("a").await.unwrap().unwrap();
+    assert_eq!(a.active_conversations, winners);
+    assert!(a.last_assigned_at.is_some());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_assign_is_idempotent_and_release_frees_a_slot() {
+    let f = fixture().await;
+    let store = &f.store;
+    store.put_agent(&agent("a", &["q"], 2)).await.unwrap();
+    assert_eq!(f.raw_active("a").await, (0, vec![]));
+
+    assert!(store.try_assign("a", "c1", 100).await.unwrap());
+    assert!(store.try_assign("a", "c2", 200).await.unwrap());
+    // A retry of c1: true, and nothing changes.
+    assert!(store.try_assign("a", "c1", 300).await.unwrap());
+    assert_eq!(f.raw_active("a").await, (2, vec!["c1".into(), "c2".into()]));
+    let a = store.agent("a").await.unwrap().unwrap();
+    assert_eq!(a.active_conversations, ["c1", "c2"]);
+    assert_eq!(a.last_assigned_at, Some(200));
+    // Full.
+    assert!(!store.try_assign("a", "c3", 400).await.unwrap());
+
+    store.release("a", "c1").await.unwrap();
+    store.release("a", "c1").await.unwrap(); // idempotent
+    store.release("a", "never").await.unwrap();
+    store.release("ghost", "c1").await.unwrap();
+    assert!(
+        f.raw("AGENT#ghost", "PROFILE").await.is_none(),
+        "no item created"
+    );
+    assert_eq!(f.raw_active("a").await, (1, vec!["c2".into()]));
+    assert!(store.try_assign("a", "c3", 500).await.unwrap());
+    let a = store.agent("a").await.unwrap().unwrap();
+    assert_eq!(a.active_conversations, ["c2", "c3"]);
+    assert_eq!(a.last_assigned_at, Some(500));
+
+    // Releasing everything leaves no (empty) set behind, and the count at zero.
+    store.release("a", "c2").await.unwrap();
+    store.release("a", "c3").await.unwrap();
+    let item = f.raw("AGENT#a", "PROFILE").await.unwrap();
+    assert!(!item.contains_key("activeConversations"));
+    assert_eq!(item["activeCount"].as_n().unwrap(), "0");
+    assert!(store
+        .agent("a")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations
+        .is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_unavailable_or_unknown_agents_are_refused() {
+    let f = fixture().await;
+    let store = &f.store;
+    let mut busy = agent("busy", &["q"], 5);
+    busy.status = AgentStatus::Busy;
+    let mut offline = agent("offline", &["q"], 5);
+    offline.status = AgentStatus::Offline;
+    store.put_agent(&busy).await.unwrap();
+    store.put_agent(&offline).await.unwrap();
+    store.put_agent(&agent("zero", &["q"], 0)).await.unwrap();
+    for id in ["busy", "offline", "zero", "ghost"] {
+        assert!(!store.try_assign(id, "c1", 1).await.unwrap(), "{id}");
+    }
+    assert!(
+        f.raw("AGENT#ghost", "PROFILE").await.is_none(),
+        "no item created"
+    );
+    assert_eq!(f.raw_active("busy").await, (0, vec![]));
+
+    // Back to available: assignable.
+    busy.status = AgentStatus::Available;
+    store.put_agent(&busy).await.unwrap();
+    assert!(store.try_assign("busy", "c1", 1).await.unwrap());
+    // Going busy keeps what the agent has, refuses more, and a retry of what it has is true.
+    busy.status = AgentStatus::Busy;
+    store.put_agent(&busy).await.unwrap();
+    assert!(!store.try_assign("busy", "c2", 2).await.unwrap());
+    assert!(store.try_assign("busy", "c1", 3).await.unwrap());
+    assert_eq!(f.raw_active("busy").await, (1, vec!["c1".into()]));
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_put_agent_moves_queue_membership_and_keeps_assignments() {
+    let f = fixture().await;
+    let store = &f.store;
+    store
+        .put_agent(&agent("a", &["q1", "q2"], 2))
+        .await
+        .unwrap();
+    store.put_agent(&agent("b", &["q2"], 2)).await.unwrap();
+    assert_eq!(f.in_queue("q1").await, ["a"]);
+    assert_eq!(f.in_queue("q2").await, ["a", "b"]);
+    assert!(f.in_queue("q3").await.is_empty());
+    assert!(f.raw("QUEUE#q1", "AGENT#a").await.is_some());
+    assert!(store.try_assign("a", "c1", 42).await.unwrap());
+
+    // a leaves q1, joins q3, is renamed, gets more capacity; assignments stay.
+    let mut edited = agent("a", &["q2", "q3"], 4);
+    edited.name = "Renamed".into();
+    edited.skills = vec!["en".into()];
+    store.put_agent(&edited).await.unwrap();
+    assert!(f.in_queue("q1").await.is_empty());
+    assert!(
+        f.raw("QUEUE#q1", "AGENT#a").await.is_none(),
+        "stale membership deleted"
+    );
+    assert_eq!(f.in_queue("q2").await, ["a", "b"]);
+    assert_eq!(f.in_queue("q3").await, ["a"]);
+    let a = store.agent("a").await.unwrap().unwrap();
+    assert_eq!(a.name, "Renamed");
+    assert_eq!(a.queues, ["q2", "q3"]);
+    assert_eq!(a.skills, ["en"]);
+    assert_eq!(a.capacity, 4);
+    assert_eq!(a.active_conversations, ["c1"]);
+    assert_eq!(a.last_assigned_at, Some(42));
+    assert_eq!(f.raw_active("a").await, (1, vec!["c1".into()]));
+    // The listing carries whole agents.
+    let listed = store.agents_in_queue("q3").await.unwrap();
+    assert_eq!(listed, [a]);
+
+    // Out of every queue.
+    store.put_agent(&agent("a", &[], 4)).await.unwrap();
+    assert_eq!(f.in_queue("q2").await, ["b"]);
+    assert!(f.in_queue("q3").await.is_empty());
+    assert!(store.agent("nobody").await.unwrap().is_none());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_notifications_are_idempotent_by_id_and_ordered() {
+    let f = fixture().await;
+    let store = &f.store;
+    store.notify(&notification("n2", "a", 200)).await.unwrap();
+    store.notify(&notification("n1", "a", 100)).await.unwrap();
+    // Same id again: unchanged, even with another createdAt (another sort key) and content.
+    store.notify(&notification("n2", "a", 200)).await.unwrap();
+    let mut retry = notification("n2", "a", 300);
+    retry.customer_name = "other".into();
+    store.notify(&retry).await.unwrap();
+    store.notify(&notification("n3", "b", 50)).await.unwrap();
+
+    let got = store.notifications("a").await.unwrap();
+    assert_eq!(
+        got,
+        [notification("n1", "a", 100), notification("n2", "a", 200)]
+    );
+    assert_eq!(
+        store.notifications("b").await.unwrap(),
+        [notification("n3", "b", 50)]
+    );
+    assert!(store.notifications("c").await.unwrap().is_empty());
+    assert!(f.raw("NOTIFICATION#n2", "NOTIFICATION").await.is_some());
+    assert!(f
+        .raw("AGENT#a", "NOTIFY#00000000000000000300#n2")
+        .await
+        .is_none());
+
+    // Notifications share the agent's partition without disturbing the profile.
+    store.put_agent(&agent("a", &["q"], 1)).await.unwrap();
+    assert!(store.try_assign("a", "c", 1).await.unwrap());
+    assert_eq!(store.notifications("a").await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .agent("a")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        ["c"]
+    );
+}

@@ -1,0 +1,160 @@
+//! [`S3ObjectStore`] over the real S3 protocol, against moto's server (started by
+//! `./infra/test.sh`, which sets `OMNILINE_TEST_AWS_ENDPOINT`), plus key checks that must fail
+//! before any request (against a wiremock server that expects none).
+//!
+//! The moto tests are ignored by a bare `cargo test`; the test command runs them with
+//! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use shared::media::{ObjectStore, S3ObjectStore};
+use shared::ports::PortError;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn endpoint() -> String {
+    std::env::var("OMNILINE_TEST_AWS_ENDPOINT")
+        .expect("OMNILINE_TEST_AWS_ENDPOINT (moto) is not set: run ./infra/test.sh")
+}
+
+async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("ap-northeast-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// A new bucket in ap-northeast-1 (outside us-east-1 S3 wants the location constraint).
+async fn bucket(config: &SdkConfig) -> String {
+    let name = format!("omniline-media-{}", uuid::Uuid::new_v4().simple());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(&name)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::ApNortheast1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}
+
+fn binary() -> Vec<u8> {
+    // Every byte value, including NUL, CR/LF and invalid UTF-8.
+    (0..=255u8).chain((0..=255u8).rev()).collect()
+}
+
+fn is_invalid_key<T: std::fmt::Debug>(r: &Result<T, PortError>) -> bool {
+    matches!(r, Err(PortError::Unavailable(m)) if m.starts_with("invalid object key"))
+}
+
+const INVALID_KEYS: [&str; 7] = [
+    "",
+    "/media/a/1",
+    "media/../secrets",
+    "media//1",
+    "media/a/",
+    "media/a b",
+    "media/a?x=1",
+];
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn s3_object_store_round_trips_overwrites_and_deletes() {
+    let config = sdk_config(&endpoint()).await;
+    let bucket = bucket(&config).await;
+    let store = S3ObjectStore::new(&config, &bucket, true);
+    let key = "media/acc-1/468789577898262530";
+
+    assert_eq!(store.get(key).await.unwrap(), None);
+
+    let stored = store.put(key, binary(), Some("image/jpeg")).await.unwrap();
+    assert_eq!(stored.key, key);
+    assert_eq!(stored.uri, format!("s3://{bucket}/{key}"));
+    assert_eq!(stored.size, 512);
+    assert_eq!(
+        store.get(key).await.unwrap(),
+        Some((binary(), Some("image/jpeg".to_owned())))
+    );
+
+    // Overwrite.
+    let stored = store
+        .put(key, vec![1, 2, 3], Some("audio/m4a"))
+        .await
+        .unwrap();
+    assert_eq!(stored.size, 3);
+    assert_eq!(
+        store.get(key).await.unwrap(),
+        Some((vec![1, 2, 3], Some("audio/m4a".to_owned())))
+    );
+
+    // An empty object is an object.
+    store
+        .put("media/acc-1/empty", Vec::new(), None)
+        .await
+        .unwrap();
+    let (bytes, _) = store.get("media/acc-1/empty").await.unwrap().unwrap();
+    assert!(bytes.is_empty());
+
+    // Delete, then delete again: both fine.
+    store.delete(key).await.unwrap();
+    assert_eq!(store.get(key).await.unwrap(), None);
+    store.delete(key).await.unwrap();
+    store.delete("media/never/written").await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn s3_errors_are_errors_and_invalid_keys_are_refused() {
+    let config = sdk_config(&endpoint()).await;
+    let bucket = bucket(&config).await;
+    let store = S3ObjectStore::new(&config, &bucket, true);
+    for bad in INVALID_KEYS {
+        assert!(
+            is_invalid_key(&store.put(bad, vec![1], None).await),
+            "{bad:?}"
+        );
+        assert!(is_invalid_key(&store.get(bad).await), "{bad:?}");
+        assert!(is_invalid_key(&store.delete(bad).await), "{bad:?}");
+    }
+
+    // A missing bucket is an error, not an absent object.
+    let missing = S3ObjectStore::new(&config, format!("{bucket}-missing"), true);
+    assert!(matches!(
+        missing.get("media/a/1").await,
+        Err(PortError::Unavailable(_))
+    ));
+    assert!(matches!(
+        missing.put("media/a/1", vec![1], None).await,
+        Err(PortError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn invalid_keys_make_no_request() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let config = sdk_config(&server.uri()).await;
+    let store = S3ObjectStore::new(&config, "omniline-media", true);
+    for bad in INVALID_KEYS {
+        assert!(
+            is_invalid_key(&store.put(bad, vec![1], None).await),
+            "{bad:?}"
+        );
+        assert!(is_invalid_key(&store.get(bad).await), "{bad:?}");
+        assert!(is_invalid_key(&store.delete(bad).await), "{bad:?}");
+    }
+    // `expect(0)` is verified when the server drops.
+}
