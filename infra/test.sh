@@ -53,7 +53,8 @@ log "moto server"
 MOTO_PORT=$(free_port)
 mkdir -p "$root/target"
 MOTO_LOG="$root/target/moto.log"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+# One request at a time, as DynamoDB's conditional writes are atomic (see infra/moto_serial.py).
+"$VENV/bin/python" "$root/infra/moto_serial.py" 127.0.0.1 "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
 PIDS+=($!)
 if ! wait_port "$MOTO_PORT" "${PIDS[-1]}"; then
   echo "moto did not start:"; cat "$MOTO_LOG"; exit 1

@@ -1,28 +1,43 @@
 //! `omniline-local`: every omniline function in one process, on the embedded adapters (one SQLite
 //! database under `DATA_DIR`) by default, or on the AWS adapters (`OMNILINE_BACKEND=aws`, e.g.
 //! against moto). The same routers and use cases as the Lambda functions, wired differently.
+//!
+//! On the embedded backend the router consumes the inbound queue in the background and an
+//! auto-close timer runs every minute; on the AWS backend those run on Lambda (SQS event source
+//! and EventBridge schedule), so the local process serves HTTP only.
+
+pub mod workers;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use router::{system_clock, RouterDeps, RouterService};
 use shared::adapters::aws::{
     load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
 };
 use shared::adapters::embedded::{
     EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
 };
+use shared::adapters::sqlite_agents::SqliteAgentStore;
+use shared::adapters::sqlite_conversations::SqliteConversationStore;
+use shared::adapters::workstreams::SqliteWorkstreamStore;
+use shared::bot::HttpBotHook;
 use shared::config::{base_url, optional, or_default, required, ConfigError};
 use shared::ingest::WebhookIngest;
 use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
+use shared::media::FsObjectStore;
 use shared::ports::{AccountStore, EventQueue, PortError, SecretStore};
 use shared::secret::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::oneshot;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Name of the inbound queue in the embedded database.
 pub const INBOUND_QUEUE: &str = "inbound";
+/// Name of the outbound queue in the embedded database.
+pub const OUTBOUND_QUEUE: &str = "outbound";
 /// Receives before a message goes to the dead-letter queue (as in template.yaml).
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// Where the generated admin token is kept between runs (embedded secret store).
@@ -106,6 +121,8 @@ pub enum StartError {
     Store(#[from] PortError),
     #[error(transparent)]
     Line(#[from] LineApiError),
+    #[error(transparent)]
+    Bot(#[from] shared::bot::BotError),
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
 }
@@ -119,25 +136,24 @@ pub struct LocalStack {
     pub data_dir: PathBuf,
     /// The embedded database, when the stack runs on it.
     pub db: Option<EmbeddedDb>,
+    /// The router, when it runs in this process (embedded backend).
+    pub router: Option<Arc<RouterService>>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
+    stop_workers: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl LocalStack {
     /// Stops accepting requests and waits for those in flight.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
-        self.server.await.unwrap_or(Ok(()))
-    }
-
-    /// Waits until the server stops (it stops on its own only on an I/O error).
-    pub async fn wait(self) -> std::io::Result<()> {
-        let Self {
-            shutdown, server, ..
-        } = self;
-        let result = server.await.unwrap_or(Ok(()));
-        drop(shutdown);
-        result
+        let served = self.server.await.unwrap_or(Ok(()));
+        let _ = self.stop_workers.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        served
     }
 }
 
@@ -146,6 +162,31 @@ struct Adapters {
     secrets: Arc<dyn SecretStore>,
     inbound: Arc<dyn EventQueue>,
     db: Option<EmbeddedDb>,
+}
+
+/// The router over the embedded database, consuming `inbound`.
+fn embedded_router(
+    config: &LocalConfig,
+    db: &EmbeddedDb,
+    adapters: &Adapters,
+    line: Arc<HttpLineApi>,
+) -> Result<Arc<RouterService>, StartError> {
+    Ok(Arc::new(RouterService::new(RouterDeps {
+        accounts: Arc::clone(&adapters.accounts),
+        secrets: Arc::clone(&adapters.secrets),
+        conversations: Arc::new(SqliteConversationStore::new(db.clone())?),
+        workstreams: Arc::new(SqliteWorkstreamStore::new(db.clone())?),
+        agents: Arc::new(SqliteAgentStore::new(db.clone())?),
+        outbound: Arc::new(SqliteEventQueue::new(
+            db.clone(),
+            OUTBOUND_QUEUE,
+            MAX_RECEIVE_COUNT,
+        )),
+        media: Arc::new(FsObjectStore::new(config.data_dir.join("media"))),
+        line,
+        bot: Arc::new(HttpBotHook::new(Duration::from_secs(3))?),
+        clock: system_clock(),
+    })))
 }
 
 async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
@@ -219,11 +260,31 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
 
-    let line = HttpLineApi::new(&LineApiConfig {
+    let line = Arc::new(HttpLineApi::new(&LineApiConfig {
         api_base: config.line_api_base.clone(),
         data_api_base: config.line_data_api_base.clone(),
         ..LineApiConfig::default()
-    })?;
+    })?);
+    let (stop_workers, stopped) = watch::channel(false);
+    let mut workers = Vec::new();
+    let router = match &adapters.db {
+        Some(db) => {
+            let router = embedded_router(&config, db, &adapters, Arc::clone(&line))?;
+            let inbound = SqliteEventQueue::new(db.clone(), INBOUND_QUEUE, MAX_RECEIVE_COUNT);
+            workers.push(workers::spawn_router(
+                Arc::clone(&router),
+                inbound,
+                stopped.clone(),
+            ));
+            workers.push(workers::spawn_auto_close(
+                Arc::clone(&router),
+                workers::AUTO_CLOSE_EVERY,
+                stopped,
+            ));
+            Some(router)
+        }
+        None => None,
+    };
     let ingest = WebhookIngest::new(
         Arc::clone(&adapters.accounts),
         Arc::clone(&adapters.secrets),
@@ -232,7 +293,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     let admin = admin::AdminState::new(
         Arc::clone(&adapters.accounts),
         Arc::clone(&adapters.secrets),
-        Arc::new(line),
+        line,
         &admin_token,
         Some(base_url.clone()),
     );
@@ -259,7 +320,10 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         admin_token,
         data_dir: config.data_dir,
         db: adapters.db,
+        router,
         shutdown,
         server,
+        stop_workers,
+        workers,
     })
 }

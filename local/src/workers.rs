@@ -60,7 +60,9 @@ pub fn spawn_router(
             let outcome = router.handle_batch(&batch).await;
             for m in &received {
                 let result = if outcome.failed.contains(&m.message_id) {
-                    queue.change_visibility(&m.receipt, backoff(m.receive_count)).await
+                    queue
+                        .change_visibility(&m.receipt, backoff(m.receive_count))
+                        .await
                 } else {
                     queue.delete(&m.receipt).await
                 };

@@ -4,7 +4,6 @@
 
 use serde_json::{json, Value};
 use shared::adapters::embedded::{EmbeddedDb, SqliteEventQueue};
-use shared::line::envelope::InboundEvent;
 use shared::line::signature::sign;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -177,18 +176,40 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let queue = SqliteEventQueue::new(EmbeddedDb::open(data.path()).unwrap(), "inbound", 5);
-    let messages = queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    // The router consumed both events (once each) from the durable queue.
+    use shared::ports::ConversationStore;
+    let db = EmbeddedDb::open(data.path()).unwrap();
+    let conversations =
+        shared::adapters::sqlite_conversations::SqliteConversationStore::new(db.clone()).unwrap();
+    let queue = SqliteEventQueue::new(db, "inbound", 5);
+    for _ in 0..100 {
+        if queue.is_empty().await.unwrap()
+            && conversations
+                .event_recorded(&id, "01E2E00000000000000000000B")
+                .await
+                .unwrap()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(conversations
+        .event_recorded(&id, "01E2E00000000000000000000A")
+        .await
+        .unwrap());
+    let group = conversations
+        .open_conversation(&id, "Cteam")
+        .await
+        .unwrap()
+        .expect("group conversation");
+    let transcript = conversations.transcript(&group.id).await.unwrap();
     assert_eq!(
-        messages.len(),
-        2,
-        "one message per event, duplicates dropped"
+        transcript.len(),
+        1,
+        "the redelivered event is not stored twice"
     );
-    assert_eq!(messages[0].group_id, format!("{id}:Ucustomer"));
-    assert_eq!(messages[1].group_id, format!("{id}:Cteam"));
-    let event: InboundEvent = serde_json::from_str(&messages[1].body).unwrap();
-    assert_eq!(event.account_id, id);
-    assert!(event.event.get().contains("こんにちは 👋"));
+    assert_eq!(transcript[0].event["message"]["text"], "こんにちは 👋");
+    assert_eq!(transcript[0].sender_user_id.as_deref(), Some("Ucustomer"));
 
     // Disconnect: the webhook answers 401 from then on.
     let r = client
@@ -232,4 +253,164 @@ async fn admin_token_from_the_environment_wins_and_unknown_routes_are_json_404()
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
+}
+
+/// Issue 2/8's "done when": a signed webhook from a new customer produces a stored conversation
+/// with the customer's profile, routed by the rules, assigned, with the greeting queued for
+/// outbound; the same webhook sent again changes nothing.
+#[tokio::test]
+async fn a_new_customer_is_routed_assigned_and_greeted_once() {
+    use shared::adapters::sqlite_agents::SqliteAgentStore;
+    use shared::adapters::sqlite_conversations::SqliteConversationStore;
+    use shared::adapters::workstreams::SqliteWorkstreamStore;
+    use shared::agents::{Agent, AgentStatus, AgentStore};
+    use shared::ports::{ConversationStore, WorkstreamStore};
+
+    let data = tempfile::tempdir().unwrap();
+    let line = mock_line().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/profile/Unewcustomer"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "userId": "Unewcustomer", "displayName": "佐藤", "language": "ja",
+            "pictureUrl": "https://profile.line-scdn.net/x"
+        })))
+        .mount(&line)
+        .await;
+    let client = reqwest::Client::new();
+    let stack = start(data.path(), &line.uri(), Some("admin"));
+    wait_healthy(&client, &stack.base).await;
+    let r = client
+        .post(format!("{}/admin/v1/accounts", stack.base))
+        .bearer_auth("admin")
+        .json(&json!({"name": "Shop", "channelId": "2000000002", "channelSecret": SECRET, "channelAccessToken": "tok"}))
+        .send()
+        .await
+        .unwrap();
+    let account: Value = r.json().await.unwrap();
+    let id = account["id"].as_str().unwrap().to_owned();
+
+    // Workstream and agent (their admin routes come in issue 4/8): seeded in the database.
+    let db = EmbeddedDb::open(data.path()).unwrap();
+    let workstream = serde_json::from_value(json!({
+        "id": "ws-shop", "accountId": id, "name": "Shop support", "language": "en",
+        "distribution": "push", "defaultQueue": "q-general", "timezone": "Asia/Tokyo",
+        "automatedMessages": [
+            {"trigger": "conversationStarted", "language": "ja", "text": "{customerName}様、こんにちは。", "enabled": true},
+            {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}.", "enabled": true}
+        ],
+        "rules": [{"id": "ja", "name": "Japanese speakers", "condition": {"field": "customer.language", "op": "equals", "value": "ja"},
+                   "result": {"queue": "q-ja", "priority": 2}}],
+        "version": 1
+    }))
+    .unwrap();
+    SqliteWorkstreamStore::new(db.clone())
+        .unwrap()
+        .put_workstream(&workstream)
+        .await
+        .unwrap();
+    let agents = SqliteAgentStore::new(db.clone()).unwrap();
+    agents
+        .put_agent(&Agent {
+            id: "agent-ja".into(),
+            name: "Tanaka".into(),
+            queues: vec!["q-ja".into()],
+            skills: vec![],
+            capacity: 2,
+            status: AgentStatus::Available,
+            active_conversations: vec![],
+            last_assigned_at: None,
+        })
+        .await
+        .unwrap();
+
+    let body = json!({"destination": "Ushop", "events": [{
+        "type": "message", "mode": "active", "timestamp": 1_795_575_600_000_i64, "webhookEventId": "01NEWCUSTOMER0000000000001",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "reply-1",
+        "source": {"type": "user", "userId": "Unewcustomer"},
+        "message": {"type": "text", "id": "5001", "quoteToken": "q", "text": "注文について"}
+    }]})
+    .to_string();
+    let signature = sign(SECRET.as_bytes(), body.as_bytes());
+    let send = || {
+        client
+            .post(format!("{}/line/webhook/{id}", stack.base))
+            .header("x-line-signature", signature.clone())
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200);
+
+    let conversations = SqliteConversationStore::new(db.clone()).unwrap();
+    let inbound = SqliteEventQueue::new(db.clone(), "inbound", 5);
+    let mut conversation = None;
+    for _ in 0..100 {
+        conversation = conversations
+            .open_conversation(&id, "Unewcustomer")
+            .await
+            .unwrap();
+        if conversation.is_some() && inbound.is_empty().await.unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let conversation = conversation.expect("the router stored a conversation");
+    assert_eq!(conversation.queue_id.as_deref(), Some("q-ja"));
+    assert_eq!(conversation.rule_id.as_deref(), Some("ja"));
+    assert_eq!(conversation.agent_id.as_deref(), Some("agent-ja"));
+    let customer = conversations
+        .customer(&id, "Unewcustomer")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(customer.display_name, "佐藤");
+    assert_eq!(
+        conversations
+            .transcript(&conversation.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let outbound = SqliteEventQueue::new(db.clone(), "outbound", 5);
+    let queued = outbound.receive(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let greeting: shared::outbound::OutboundMessage =
+        serde_json::from_str(&queued[0].body).unwrap();
+    assert_eq!(greeting.messages[0]["text"], "佐藤様、こんにちは。");
+    assert_eq!(greeting.reply_token.as_deref(), Some("reply-1"));
+    outbound
+        .change_visibility(&queued[0].receipt, Duration::ZERO)
+        .await
+        .unwrap();
+
+    // The same webhook again: accepted, and nothing changes.
+    assert_eq!(send().await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(inbound.is_empty().await.unwrap());
+    let again = conversations
+        .open_conversation(&id, "Unewcustomer")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, conversation);
+    assert_eq!(
+        conversations
+            .transcript(&conversation.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(outbound.len().await.unwrap(), 1);
+    assert_eq!(
+        agents
+            .agent("agent-ja")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations
+            .len(),
+        1
+    );
 }
