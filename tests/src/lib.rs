@@ -1,1 +1,141 @@
-//! Test-only crate: see tests/tests/.
+//! Test support for the cross-crate tests in `tests/tests/`: moto (started by `./infra/test.sh`)
+//! and fresh, uniquely named AWS resources on it. Each test makes its own resources, so tests run
+//! in parallel without resetting moto.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use aws_sdk_secretsmanager::config::Credentials;
+
+/// moto's endpoint; a test that needs it fails (not skips) without it.
+pub fn endpoint() -> String {
+    std::env::var("OMNILINE_TEST_AWS_ENDPOINT")
+        .expect("OMNILINE_TEST_AWS_ENDPOINT (moto) is not set: run ./infra/test.sh")
+}
+
+/// An SDK config for `endpoint` with static test credentials, in ap-northeast-1.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("ap-northeast-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// `{prefix}-{32 hex}`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A new pay-per-request table keyed `pk` (hash) + `sk` (range), as in template.yaml.
+pub async fn pk_sk_table(config: &SdkConfig, prefix: &str) -> String {
+    let name = unique(prefix);
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key schema")
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition")
+    };
+    aws_sdk_dynamodb::Client::new(config)
+        .create_table()
+        .table_name(&name)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+    name
+}
+
+/// A new FIFO queue; returns its URL.
+pub async fn fifo_queue(config: &SdkConfig, prefix: &str) -> String {
+    aws_sdk_sqs::Client::new(config)
+        .create_queue()
+        .queue_name(format!("{}.fifo", unique(prefix)))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .expect("queue url")
+        .to_owned()
+}
+
+/// Receives and deletes everything in a queue: (group id, deduplication id, body).
+pub async fn drain(config: &SdkConfig, queue_url: &str) -> Vec<(String, String, String)> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut out = Vec::new();
+    loop {
+        let r = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(A::All)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .expect("receive");
+        let messages = r.messages();
+        if messages.is_empty() {
+            return out;
+        }
+        for m in messages {
+            let attrs = m.attributes().cloned().unwrap_or_default();
+            out.push((
+                attrs.get(&A::MessageGroupId).cloned().unwrap_or_default(),
+                attrs
+                    .get(&A::MessageDeduplicationId)
+                    .cloned()
+                    .unwrap_or_default(),
+                m.body().unwrap_or_default().to_owned(),
+            ));
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+}
+
+/// An S3 client that works with moto (path-style addressing).
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// A new bucket in ap-northeast-1 (outside us-east-1 S3 wants the location constraint).
+pub async fn bucket(config: &SdkConfig) -> String {
+    let name = unique("omniline-media");
+    s3_client(config)
+        .create_bucket()
+        .bucket(&name)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::ApNortheast1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}

@@ -964,3 +964,61 @@ async fn events_of_deleted_accounts_and_without_a_workstream_never_fail() {
         1
     );
 }
+
+fn sqs_record(id: &str, group: &str, body: &str, receive_count: u32) -> Value {
+    json!({
+        "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+        "attributes": {"ApproximateReceiveCount": receive_count.to_string(), "MessageGroupId": group,
+                       "MessageDeduplicationId": id, "SentTimestamp": "1795575600000",
+                       "ApproximateFirstReceiveTimestamp": "1795575600000", "SenderId": "AIDA", "SequenceNumber": "1"},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:ap-northeast-1:123456789012:inbound.fifo", "awsRegion": "ap-northeast-1"
+    })
+}
+
+#[tokio::test]
+async fn the_lambda_handler_reports_exactly_the_failed_message_ids() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    let event = json!({"Records": [
+        sqs_record("m1", "acc1:Ualice", &inbound(text_from("Ualice", "L1", "one", T0)), 1),
+        sqs_record("m2", "acc1:Ubob", "not json at all", 1),
+        sqs_record("m3", "acc1:Ubob", &inbound(text_from("Ubob", "L3", "three", T0)), 1),
+        sqs_record("m4", "acc1:Ucarol", &inbound(text_from("Ucarol", "L4", "four", T0)), 1)
+    ]});
+    let response = router::lambda::handle(&f.router, event).await.unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]})
+    );
+    assert!(f.conversations.event_recorded(ACCOUNT, "L1").await.unwrap());
+    assert!(!f.conversations.event_recorded(ACCOUNT, "L3").await.unwrap());
+    assert!(f.conversations.event_recorded(ACCOUNT, "L4").await.unwrap());
+
+    // A batch that all succeeds reports nothing; LINE redeliveries in it are no-ops.
+    let again = json!({"Records": [sqs_record("m5", "acc1:Ualice", &inbound(text_from("Ualice", "L1", "one", T0)), 2)]});
+    assert_eq!(
+        router::lambda::handle(&f.router, again).await.unwrap(),
+        json!({"batchItemFailures": []})
+    );
+}
+
+#[tokio::test]
+async fn the_lambda_handler_runs_auto_close_on_schedule_events_and_refuses_others() {
+    let f = fixture().await;
+    let scheduled = json!({
+        "version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-25T03:00:00Z", "region": "ap-northeast-1",
+        "resources": ["arn:aws:events:ap-northeast-1:123456789012:rule/auto-close"], "detail": {}
+    });
+    assert_eq!(
+        router::lambda::handle(&f.router, scheduled).await.unwrap(),
+        json!({"closed": 0})
+    );
+    assert!(router::lambda::handle(&f.router, json!({"hello": "world"}))
+        .await
+        .is_err());
+}
