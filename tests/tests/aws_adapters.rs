@@ -5,8 +5,7 @@
 //! Ignored by a bare `cargo test` (no moto there); the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_secretsmanager::config::Credentials;
+use omniline_tests::{drain, endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
 use serde_json::json;
 use shared::adapters::aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
 use shared::domain::{Account, WebhookCounts};
@@ -14,75 +13,6 @@ use shared::line::envelope::QueueMessage;
 use shared::ports::{AccountStore, EventQueue, PortError, SecretStore};
 use shared::secret::SecretString;
 use std::collections::HashMap;
-
-fn endpoint() -> String {
-    std::env::var("OMNILINE_TEST_AWS_ENDPOINT")
-        .expect("OMNILINE_TEST_AWS_ENDPOINT (moto) is not set: run ./infra/test.sh")
-}
-
-async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("ap-northeast-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn fifo_queue(config: &SdkConfig) -> String {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    sqs.create_queue()
-        .queue_name(format!("{}.fifo", unique("inbound")))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned()
-}
-
-async fn drain(config: &SdkConfig, queue_url: &str) -> Vec<(String, String, String)> {
-    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let mut out = Vec::new();
-    loop {
-        let r = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .message_system_attribute_names(A::All)
-            .visibility_timeout(60)
-            .send()
-            .await
-            .unwrap();
-        let messages = r.messages();
-        if messages.is_empty() {
-            return out;
-        }
-        for m in messages {
-            let attrs = m.attributes().unwrap();
-            out.push((
-                attrs.get(&A::MessageGroupId).cloned().unwrap_or_default(),
-                attrs
-                    .get(&A::MessageDeduplicationId)
-                    .cloned()
-                    .unwrap_or_default(),
-                m.body().unwrap_or_default().to_owned(),
-            ));
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
 
 fn message(group: &str, i: usize) -> QueueMessage {
     QueueMessage {
@@ -96,7 +26,7 @@ fn message(group: &str, i: usize) -> QueueMessage {
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn sqs_fifo_send_batches_keeps_group_order_and_deduplicates() {
     let config = sdk_config(&endpoint()).await;
-    let url = fifo_queue(&config).await;
+    let url = fifo_queue(&config, "inbound").await;
     let queue = SqsEventQueue::new(&config, &url);
     // 23 messages over two groups: three SendMessageBatch calls.
     let messages: Vec<_> = (0..23)
@@ -177,39 +107,6 @@ async fn sqs_partial_batch_failure_is_an_error() {
     }
 }
 
-async fn config_table(config: &SdkConfig) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let name = unique("config");
-    let ddb = aws_sdk_dynamodb::Client::new(config);
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(&name)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    name
-}
-
 fn account(id: &str, created_at: &str) -> Account {
     Account {
         id: id.into(),
@@ -227,7 +124,7 @@ fn account(id: &str, created_at: &str) -> Account {
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn dynamo_account_store_crud_conflicts_and_counters() {
     let config = sdk_config(&endpoint()).await;
-    let store = DynamoAccountStore::new(&config, config_table(&config).await);
+    let store = DynamoAccountStore::new(&config, pk_sk_table(&config, "config").await);
     store
         .create(&account("b", "2026-11-25T01:00:00.000Z"))
         .await
@@ -337,8 +234,8 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let endpoint = endpoint();
     let config = sdk_config(&endpoint).await;
-    let table = config_table(&config).await;
-    let queue_url = fifo_queue(&config).await;
+    let table = pk_sk_table(&config, "config").await;
+    let queue_url = fifo_queue(&config, "inbound").await;
     let line = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/v2/bot/info"))

@@ -5,64 +5,12 @@
 //! Ignored by a bare `cargo test` (no moto there); the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_secretsmanager::config::Credentials;
+use omniline_tests::{endpoint, pk_sk_table, sdk_config};
 use shared::adapters::dynamo_agents::DynamoAgentStore;
 use shared::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-fn endpoint() -> String {
-    std::env::var("OMNILINE_TEST_AWS_ENDPOINT")
-        .expect("OMNILINE_TEST_AWS_ENDPOINT (moto) is not set: run ./infra/test.sh")
-}
-
-async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("ap-northeast-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn config_table(config: &SdkConfig) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let name = unique("agents");
-    let ddb = aws_sdk_dynamodb::Client::new(config);
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(&name)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    name
-}
 
 struct Fixture {
     ddb: aws_sdk_dynamodb::Client,
@@ -72,7 +20,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let config = sdk_config(&endpoint()).await;
-    let table = config_table(&config).await;
+    let table = pk_sk_table(&config, "agents").await;
     Fixture {
         ddb: aws_sdk_dynamodb::Client::new(&config),
         store: DynamoAgentStore::new(&config, &table),

@@ -4,9 +4,9 @@
 //! Ignored by a bare `cargo test` (no moto there); the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
+use omniline_tests::{endpoint, pk_sk_table, sdk_config};
 use serde_json::json;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::conversation::{
@@ -18,61 +18,10 @@ use std::sync::Arc;
 
 const ACCOUNT: &str = "acc1";
 
-fn endpoint() -> String {
-    std::env::var("OMNILINE_TEST_AWS_ENDPOINT")
-        .expect("OMNILINE_TEST_AWS_ENDPOINT (moto) is not set: run ./infra/test.sh")
-}
-
-async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("ap-northeast-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-async fn table(config: &SdkConfig) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let name = unique("conversations");
-    let ddb = aws_sdk_dynamodb::Client::new(config);
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    ddb.create_table()
-        .table_name(&name)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    name
-}
-
 /// A store on a fresh table, with the table name and config for raw access.
 async fn store() -> (DynamoConversationStore, SdkConfig, String) {
     let config = sdk_config(&endpoint()).await;
-    let name = table(&config).await;
+    let name = pk_sk_table(&config, "conversations").await;
     (DynamoConversationStore::new(&config, &name), config, name)
 }
 

@@ -5,47 +5,10 @@
 //! The moto tests are ignored by a bare `cargo test`; the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use omniline_tests::{bucket, endpoint, sdk_config};
 use shared::media::{ObjectStore, S3ObjectStore};
 use shared::ports::PortError;
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn endpoint() -> String {
-    std::env::var("OMNILINE_TEST_AWS_ENDPOINT")
-        .expect("OMNILINE_TEST_AWS_ENDPOINT (moto) is not set: run ./infra/test.sh")
-}
-
-async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("ap-northeast-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
-
-/// A new bucket in ap-northeast-1 (outside us-east-1 S3 wants the location constraint).
-async fn bucket(config: &SdkConfig) -> String {
-    let name = format!("omniline-media-{}", uuid::Uuid::new_v4().simple());
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket(&name)
-        .create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::ApNortheast1)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create bucket");
-    name
-}
 
 fn binary() -> Vec<u8> {
     // Every byte value, including NUL, CR/LF and invalid UTF-8.
