@@ -69,6 +69,9 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 log "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
 

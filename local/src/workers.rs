@@ -74,7 +74,8 @@ pub fn spawn_router(
     })
 }
 
-/// Closes idle conversations every `every` until `stop` changes.
+/// Runs the router's schedule (auto-close, waiting conversations to free agents) every `every`
+/// until `stop` changes.
 pub fn spawn_auto_close(
     router: Arc<RouterService>,
     every: Duration,
@@ -86,8 +87,8 @@ pub fn spawn_auto_close(
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    if let Err(e) = router.close_idle_conversations().await {
-                        tracing::error!(error = %e, "auto-close failed");
+                    if let Err(e) = router.run_schedule().await {
+                        tracing::error!(error = %e, "scheduled run failed");
                     }
                 }
                 _ = stop.changed() => return,

@@ -11,8 +11,8 @@ use shared::consumer::BatchMessage;
 pub enum InvocationError {
     #[error("not an SQS batch nor a scheduled event: {0}")]
     Unrecognised(String),
-    #[error("auto-close failed: {0}")]
-    AutoClose(#[from] crate::RouteError),
+    #[error("scheduled run failed: {0}")]
+    Schedule(#[from] crate::RouteError),
 }
 
 /// Handles one invocation: an SQS batch or an EventBridge schedule tick.
@@ -27,8 +27,8 @@ pub async fn handle(router: &RouterService, payload: Value) -> Result<Value, Inv
     let scheduled = payload.get("source").and_then(Value::as_str) == Some("aws.events")
         || payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event");
     if scheduled {
-        let closed = router.close_idle_conversations().await?;
-        return Ok(json!({ "closed": closed }));
+        let outcome = router.run_schedule().await?;
+        return Ok(json!({ "closed": outcome.closed, "assigned": outcome.assigned }));
     }
     Err(InvocationError::Unrecognised(
         "unexpected payload shape".into(),

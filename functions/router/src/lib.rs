@@ -86,6 +86,13 @@ pub enum Processed {
     AccountGone,
 }
 
+/// What a scheduled run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduleOutcome {
+    pub closed: usize,
+    pub assigned: usize,
+}
+
 /// How many times a commit is retried when the conversation changed concurrently.
 const COMMIT_ATTEMPTS: u32 = 3;
 /// After this many receives, media LINE is still preparing is given up (the event is stored
@@ -186,9 +193,117 @@ impl RouterService {
         Err(RouteError::Contention)
     }
 
+    /// The scheduled work (EventBridge every minute on AWS, a timer locally): close idle
+    /// conversations, then give waiting ones to agents who have room (freed by a close, or back
+    /// online), so a conversation waits at most a tick after an agent becomes free.
+    pub async fn run_schedule(&self) -> Result<ScheduleOutcome, RouteError> {
+        let closed = self.close_idle_conversations().await?;
+        let assigned = self.distribute_waiting().await?;
+        Ok(ScheduleOutcome { closed, assigned })
+    }
+
+    /// Assigns waiting conversations of push-mode workstreams (not with a bot), highest priority
+    /// then oldest first, to the least busy available agent of their queue. Returns how many were
+    /// assigned.
+    pub async fn distribute_waiting(&self) -> Result<usize, RouteError> {
+        let now = (self.deps.clock)();
+        let mut waiting: Vec<_> = self
+            .deps
+            .conversations
+            .open_conversations()
+            .await?
+            .into_iter()
+            .filter(|c| {
+                c.state == ConversationState::Waiting
+                    && c.bot_id.is_none()
+                    && c.agent_id.is_none()
+                    && c.queue_id.is_some()
+            })
+            .collect();
+        waiting.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.opened_at.cmp(&b.opened_at))
+        });
+        let mut workstreams: HashMap<String, Option<Workstream>> = HashMap::new();
+        let mut assigned = 0;
+        for conversation in waiting {
+            if !workstreams.contains_key(&conversation.account_id) {
+                let ws = self
+                    .deps
+                    .workstreams
+                    .workstream_for_account(&conversation.account_id)
+                    .await?;
+                workstreams.insert(conversation.account_id.clone(), ws);
+            }
+            let ws = workstreams
+                .get(&conversation.account_id)
+                .and_then(|ws| ws.as_ref());
+            let Some(ws) =
+                ws.filter(|ws| ws.distribution == shared::workstream::Distribution::Push)
+            else {
+                continue;
+            };
+            let customer = match conversation.source_type {
+                shared::conversation::SourceType::User => {
+                    self.deps
+                        .conversations
+                        .customer(&conversation.account_id, &conversation.source_id)
+                        .await?
+                }
+                _ => None,
+            };
+            let previous_version = conversation.version;
+            let mut updated = conversation.clone();
+            let mut outbox = process::Outbox::default();
+            let assignment = process::distribute(
+                self,
+                Some(ws),
+                &mut updated,
+                customer.as_ref(),
+                now,
+                false,
+                &mut outbox,
+            )
+            .await?;
+            let Some((agent_id, conversation_id)) = assignment else {
+                continue;
+            };
+            let id_prefix = format!("assign:{}:{previous_version}", conversation.id);
+            let messages = process::scheduled_messages(&updated, &outbox, &id_prefix, now);
+            if !messages.is_empty() {
+                let queued: Vec<_> = messages.iter().map(|m| m.to_queue_message()).collect();
+                self.deps.outbound.send(&queued).await?;
+            }
+            updated.version = previous_version + 1;
+            let commit = EventCommit {
+                account_id: conversation.account_id.clone(),
+                event_id: id_prefix,
+                dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+                conversation: Some(ConversationWrite::Update(updated)),
+                transcript: None,
+                retract_message_id: None,
+                customer: None,
+            };
+            match self.deps.conversations.commit(&commit).await? {
+                CommitOutcome::Committed => {
+                    tracing::info!(%conversation_id, %agent_id, "waiting conversation assigned");
+                    assigned += 1;
+                }
+                // The conversation moved on meanwhile (a message, a close): undo the assignment.
+                CommitOutcome::Conflict | CommitOutcome::Duplicate => {
+                    self.deps
+                        .agents
+                        .release(&agent_id, &conversation_id)
+                        .await?;
+                }
+            }
+        }
+        Ok(assigned)
+    }
+
     /// Closes conversations idle for longer than their workstream's `autoCloseMinutes`, releasing
-    /// their agents. Run from a schedule (EventBridge on AWS, a timer locally). Returns how many
-    /// were closed.
+    /// their agents. Returns how many were closed.
     pub async fn close_idle_conversations(&self) -> Result<usize, RouteError> {
         let now = (self.deps.clock)();
         let mut closed = 0;

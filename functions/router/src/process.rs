@@ -62,7 +62,7 @@ pub(crate) struct Plan {
 
 /// Automated and bot messages produced by one event, in order.
 #[derive(Default)]
-struct Outbox {
+pub(crate) struct Outbox {
     items: Vec<(Origin, Option<Trigger>, Value)>,
 }
 
@@ -611,7 +611,7 @@ async fn ask_bot(
 
 /// Push mode: assigns the least busy available agent of the queue (atomically, never above
 /// capacity); otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
-async fn distribute(
+pub(crate) async fn distribute(
     svc: &RouterService,
     ws: Option<&Workstream>,
     c: &mut Conversation,
@@ -674,6 +674,39 @@ async fn distribute(
         }
     }
     Ok(None)
+}
+
+/// Outbound messages for work done outside an inbound event (the schedule): pushed, no reply
+/// token; `id_prefix` makes their ids deterministic.
+pub(crate) fn scheduled_messages(
+    conversation: &Conversation,
+    outbox: &Outbox,
+    id_prefix: &str,
+    now: i64,
+) -> Vec<OutboundMessage> {
+    outbox
+        .items
+        .chunks(5)
+        .enumerate()
+        .map(|(i, chunk)| OutboundMessage {
+            id: format!("{id_prefix}:{i}"),
+            account_id: conversation.account_id.clone(),
+            conversation_id: conversation.id.clone(),
+            to: conversation.source_id.clone(),
+            origin: Origin::Automated,
+            trigger: Some(
+                chunk
+                    .iter()
+                    .filter_map(|(_, t, _)| t.map(|t| t.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            messages: chunk.iter().map(|(_, _, m)| m.clone()).collect(),
+            reply_token: None,
+            reply_token_received_at: None,
+            created_at: now,
+        })
+        .collect()
 }
 
 /// One outbound message per five LINE message objects; the first carries the reply token.

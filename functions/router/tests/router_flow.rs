@@ -1016,9 +1016,93 @@ async fn the_lambda_handler_runs_auto_close_on_schedule_events_and_refuses_other
     });
     assert_eq!(
         router::lambda::handle(&f.router, scheduled).await.unwrap(),
-        json!({"closed": 0})
+        json!({"closed": 0, "assigned": 0})
     );
     assert!(router::lambda::handle(&f.router, json!({"hello": "world"}))
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn waiting_conversations_go_to_an_agent_who_comes_online_highest_priority_first() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"autoCloseMinutes": null})))
+        .await
+        .unwrap();
+    // No agent online: both wait. Bob's "invoice" message matches the priority-5 billing rule.
+    let Processed::Stored {
+        conversation_id: Some(carol),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ucarol", "W1", "hello", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let Processed::Stored {
+        conversation_id: Some(bob),
+    } = f
+        .router
+        .process_message(
+            &inbound(text_from("Ubob", "W2", "my invoice", T0 + 1000)),
+            1,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    // What was queued so far is consumed (as the outbound function would).
+    for m in f
+        .outbound
+        .receive(100, Duration::from_secs(60))
+        .await
+        .unwrap()
+    {
+        f.outbound.delete(&m.receipt).await.unwrap();
+    }
+    assert_eq!(
+        f.router.run_schedule().await.unwrap(),
+        router::ScheduleOutcome {
+            closed: 0,
+            assigned: 0
+        }
+    );
+
+    // An agent of both queues comes online with one slot: the higher priority conversation wins.
+    let mut online = agent("ag9", "q-billing", 1);
+    online.queues.push("q-general".into());
+    f.agents.put_agent(&online).await.unwrap();
+    f.now.store(T0 + 60_000, Ordering::SeqCst);
+    assert_eq!(f.router.run_schedule().await.unwrap().assigned, 1);
+    let bob_c = f.conversations.conversation(&bob).await.unwrap().unwrap();
+    assert_eq!(bob_c.state, ConversationState::Active);
+    assert_eq!(bob_c.agent_id.as_deref(), Some("ag9"));
+    assert_eq!(
+        f.conversations
+            .conversation(&carol)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConversationState::Waiting
+    );
+    let pushed = outbound(&f).await;
+    assert_eq!(texts(&pushed), ["Agent ag9 will help you."]);
+    assert_eq!(pushed[0].reply_token, None, "no event to reply to: a push");
+    assert_eq!(f.agents.notifications("ag9").await.unwrap().len(), 1);
+
+    // Running again changes nothing: the agent is full.
+    assert_eq!(f.router.run_schedule().await.unwrap().assigned, 0);
+    assert_eq!(
+        f.agents
+            .agent("ag9")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        [bob]
+    );
 }
