@@ -5,9 +5,8 @@
 //! deduplication id and, by the outbound function, as the idempotency key of the push
 //! (`X-Line-Retry-Key`), so a retried router never makes the customer receive a message twice.
 
-use crate::line::envelope::QueueMessage;
+use crate::line::envelope::{sqs_id, QueueMessage};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Who produced the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +47,8 @@ impl OutboundMessage {
     /// The queue message: grouped per recipient (order kept per conversation), deduplicated by id.
     pub fn to_queue_message(&self) -> QueueMessage {
         QueueMessage {
-            group_id: bounded_id(&format!("{}:{}", self.account_id, self.to)),
-            dedup_id: bounded_id(&self.id),
+            group_id: sqs_id(&format!("{}:{}", self.account_id, self.to)),
+            dedup_id: sqs_id(&self.id),
             // Serialising owned strings and JSON values cannot fail.
             body: serde_json::to_string(self).unwrap_or_default(),
         }
@@ -59,15 +58,6 @@ impl OutboundMessage {
 /// A LINE text message object.
 pub fn text_message(text: &str) -> serde_json::Value {
     serde_json::json!({ "type": "text", "text": text })
-}
-
-/// SQS ids: 1–128 characters of `[!-~]`; others are replaced by their SHA-256.
-fn bounded_id(id: &str) -> String {
-    if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
-        id.to_owned()
-    } else {
-        hex::encode(Sha256::digest(id.as_bytes()))
-    }
 }
 
 #[cfg(test)]
@@ -93,6 +83,6 @@ mod tests {
         assert_eq!(q.dedup_id, "01HEVENT:auto:conversationStarted");
         let back: OutboundMessage = serde_json::from_str(&q.body).unwrap();
         assert_eq!(back, m);
-        assert_eq!(bounded_id(&"x".repeat(200)).len(), 64);
+        assert_eq!(sqs_id(&"x".repeat(200)).len(), 64);
     }
 }

@@ -39,7 +39,7 @@ impl Inbound {
         let event = Event::from_value(raw.clone());
         let event_id = match event.webhook_event_id() {
             Some(id) if !id.is_empty() => id.to_owned(),
-            _ => hex::encode(Sha256::digest(inbound.event.get().as_bytes())),
+            _ => shared::line::envelope::sha256_hex(inbound.event.get().as_bytes()),
         };
         Ok(Self {
             account_id: inbound.account_id,

@@ -21,7 +21,8 @@ pub async fn load_sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
-fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> PortError {
+/// An AWS SDK error as a port error, with the whole source chain (service code and message).
+pub(crate) fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> PortError {
     // DisplayErrorContext prints the whole source chain (service code and message), which the
     // SDK's own Display hides. AWS error messages hold no secret values.
     PortError::Unavailable(format!(
@@ -115,11 +116,13 @@ fn account_pk(id: &str) -> AttributeValue {
     AttributeValue::S(format!("ACCOUNT#{id}"))
 }
 
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
+/// A DynamoDB string.
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
 }
 
-fn n(v: u64) -> AttributeValue {
+/// A DynamoDB number.
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 

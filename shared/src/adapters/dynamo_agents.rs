@@ -19,11 +19,11 @@
 //! * `notify` writes the notification and its marker in one transaction, both conditional on not
 //!   existing: a retry with the same id (whatever its `createdAt`) is a no-op.
 
+use crate::adapters::aws::{aws_error, n, s};
 use crate::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
 use crate::ports::PortError;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, ReturnValue,
@@ -50,19 +50,6 @@ const ATTEMPTS: u32 = 8;
 pub struct DynamoAgentStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> PortError {
-    // DisplayErrorContext prints the whole source chain (service code and message).
-    PortError::Unavailable(format!("{what}: {}", DisplayErrorContext(&err)))
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn string_list(values: &[String]) -> AttributeValue {

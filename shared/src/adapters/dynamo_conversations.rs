@@ -14,6 +14,7 @@
 //! operation is always the deduplication record, so a cancellation reason at index 0 means the
 //! event was processed before.
 
+use crate::adapters::aws::{aws_error, n, s};
 use crate::conversation::{
     CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
     TranscriptEntry,
@@ -21,7 +22,6 @@ use crate::conversation::{
 use crate::ports::{ConversationStore, PortError};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde::de::DeserializeOwned;
@@ -42,19 +42,6 @@ const TRANSCRIPT_PREFIX: &str = "T#";
 pub struct DynamoConversationStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> PortError {
-    // DisplayErrorContext prints the whole source chain (service code and message).
-    PortError::Unavailable(format!("{what}: {}", DisplayErrorContext(&err)))
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, PortError> {

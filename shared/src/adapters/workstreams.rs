@@ -1,6 +1,7 @@
 //! [`WorkstreamStore`] adapters: a table of the embedded database, and items of the DynamoDB config
 //! table (`ACCOUNT#{accountId}` / `WORKSTREAM`, holding the workstream as a JSON document).
 
+use crate::adapters::aws::aws_error;
 use crate::adapters::embedded::EmbeddedDb;
 use crate::ports::{PortError, WorkstreamStore};
 use crate::workstream::Workstream;
@@ -90,13 +91,6 @@ impl DynamoWorkstreamStore {
     }
 }
 
-fn dynamo_error<E: std::error::Error + 'static>(what: &str, err: E) -> PortError {
-    PortError::Unavailable(format!(
-        "{what}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&err)
-    ))
-}
-
 #[async_trait]
 impl WorkstreamStore for DynamoWorkstreamStore {
     async fn workstream_for_account(
@@ -111,7 +105,7 @@ impl WorkstreamStore for DynamoWorkstreamStore {
             .key("sk", AttributeValue::S("WORKSTREAM".into()))
             .send()
             .await
-            .map_err(|e| dynamo_error("DynamoDB GetItem", e))?;
+            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
         output
             .item()
             .and_then(|item| item.get("doc"))
@@ -134,7 +128,7 @@ impl WorkstreamStore for DynamoWorkstreamStore {
             .item("doc", AttributeValue::S(to_doc(workstream)?))
             .send()
             .await
-            .map_err(|e| dynamo_error("DynamoDB PutItem", e))?;
+            .map_err(|e| aws_error("DynamoDB PutItem", e))?;
         Ok(())
     }
 }

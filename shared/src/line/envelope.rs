@@ -127,8 +127,9 @@ pub fn split_events(
         .collect()
 }
 
-/// SQS `MessageGroupId` / `MessageDeduplicationId`: 1–128 characters of `[!-~]`.
-fn sqs_id(candidate: &str) -> String {
+/// SQS `MessageGroupId` / `MessageDeduplicationId`: 1–128 characters of `[!-~]`; anything else is
+/// replaced by its SHA-256 (hex).
+pub fn sqs_id(candidate: &str) -> String {
     let valid = !candidate.is_empty()
         && candidate.len() <= 128
         && candidate.bytes().all(|b| (b'!'..=b'~').contains(&b));
@@ -139,7 +140,8 @@ fn sqs_id(candidate: &str) -> String {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
