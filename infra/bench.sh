@@ -8,7 +8,7 @@
 #    20,000-body corpus, seed 42, if the file is missing, and installs the Python and Node SDKs
 #    under $WORK, default /tmp/line-bench-peers)
 # 3. runs ours on the same corpus file, pinned to the same core (taskset -c ${CPU:-1}), in both
-#    modes (hotpath, verify)
+#    modes (hotpath; verify and parse for the breakdown)
 # 4. prints every RESULT line and the ratios ours / node and ours / python (bodies/s, medians),
 #    against the targets: >= 3x Node, >= 30x Python.
 set -euo pipefail
@@ -37,9 +37,11 @@ bash "$peers/run-peers.sh" "$CORPUS" "$PASSES" | tee -a "$out"
 
 PIN=""
 if command -v taskset >/dev/null; then PIN="taskset -c $CPU"; else echo "taskset missing: not pinned" >&2; fi
-for mode in hotpath verify; do
+for mode in hotpath verify parse; do
   log "ours: $PIN $bin $CORPUS --passes $PASSES --mode $mode"
-  $PIN "$bin" "$CORPUS" --passes "$PASSES" --mode "$mode" | tee /dev/stderr | grep '^RESULT' >>"$out"
+  res=$($PIN "$bin" "$CORPUS" --passes "$PASSES" --mode "$mode")
+  printf '%s\n' "$res"
+  printf '%s\n' "$res" | grep '^RESULT' >>"$out"
 done
 
 log "results (corpus $CORPUS, $PASSES passes, cpu $CPU, $(date -u +%Y-%m-%dT%H:%M:%SZ))"

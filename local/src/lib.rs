@@ -10,6 +10,7 @@ pub mod workers;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
 use router::{system_clock, RouterDeps, RouterService};
 use shared::adapters::aws::{
     load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
@@ -19,6 +20,7 @@ use shared::adapters::embedded::{
 };
 use shared::adapters::sqlite_agents::SqliteAgentStore;
 use shared::adapters::sqlite_conversations::SqliteConversationStore;
+use shared::adapters::sqlite_deliveries::SqliteDeliveryStore;
 use shared::adapters::workstreams::SqliteWorkstreamStore;
 use shared::bot::HttpBotHook;
 use shared::config::{base_url, optional, or_default, required, ConfigError};
@@ -42,6 +44,8 @@ pub const OUTBOUND_QUEUE: &str = "outbound";
 pub const MAX_RECEIVE_COUNT: u32 = 5;
 /// Where the generated admin token is kept between runs (embedded secret store).
 const ADMIN_TOKEN_SECRET: &str = "admin-token";
+/// The key of signed media links, generated on the first run.
+const MEDIA_SIGNING_SECRET: &str = "media-signing-key";
 
 /// Which adapters the stack runs on.
 #[derive(Debug, Clone)]
@@ -164,17 +168,27 @@ struct Adapters {
     db: Option<EmbeddedDb>,
 }
 
-/// The router over the embedded database, consuming `inbound`.
-fn embedded_router(
+/// The router and the outbound function over the embedded database, and the media route.
+struct EmbeddedFunctions {
+    router: Arc<RouterService>,
+    outbound: Arc<OutboundService>,
+    media: axum::Router,
+}
+
+fn embedded_functions(
     config: &LocalConfig,
     db: &EmbeddedDb,
     adapters: &Adapters,
     line: Arc<HttpLineApi>,
-) -> Result<Arc<RouterService>, StartError> {
-    Ok(Arc::new(RouterService::new(RouterDeps {
+    base_url: &str,
+    media_secret: SecretString,
+) -> Result<EmbeddedFunctions, StartError> {
+    let conversations = Arc::new(SqliteConversationStore::new(db.clone())?);
+    let objects = Arc::new(FsObjectStore::new(config.data_dir.join("media")));
+    let router = Arc::new(RouterService::new(RouterDeps {
         accounts: Arc::clone(&adapters.accounts),
         secrets: Arc::clone(&adapters.secrets),
-        conversations: Arc::new(SqliteConversationStore::new(db.clone())?),
+        conversations: conversations.clone(),
         workstreams: Arc::new(SqliteWorkstreamStore::new(db.clone())?),
         agents: Arc::new(SqliteAgentStore::new(db.clone())?),
         outbound: Arc::new(SqliteEventQueue::new(
@@ -182,11 +196,37 @@ fn embedded_router(
             OUTBOUND_QUEUE,
             MAX_RECEIVE_COUNT,
         )),
-        media: Arc::new(FsObjectStore::new(config.data_dir.join("media"))),
-        line,
+        media: objects.clone(),
+        line: line.clone(),
         bot: Arc::new(HttpBotHook::new(Duration::from_secs(3))?),
         clock: system_clock(),
-    })))
+    }));
+    let tokens = ChannelTokens::new(
+        Arc::clone(&adapters.accounts),
+        Arc::clone(&adapters.secrets),
+        line.clone(),
+    );
+    let outbound = Arc::new(OutboundService::new(OutboundDeps {
+        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())?),
+        conversations,
+        line,
+        tokens: Arc::new(tokens),
+        media: Some(MediaLinks {
+            base_url: base_url.to_owned(),
+            signing_secret: media_secret.clone(),
+        }),
+        clock: system_clock(),
+    }));
+    let media = webhook::media::router(webhook::media::MediaState {
+        objects,
+        signing_secret: media_secret,
+        clock: system_clock(),
+    });
+    Ok(EmbeddedFunctions {
+        router,
+        outbound,
+        media,
+    })
 }
 
 async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
@@ -229,16 +269,24 @@ async fn admin_token(
     if let Some(token) = configured {
         return Ok(token.clone());
     }
-    if let Some(token) = secrets.get(ADMIN_TOKEN_SECRET).await? {
-        return Ok(token);
+    kept_random_secret(secrets, ADMIN_TOKEN_SECRET).await
+}
+
+/// A random secret generated on the first run and kept in the secret store.
+async fn kept_random_secret(
+    secrets: &dyn SecretStore,
+    name: &str,
+) -> Result<SecretString, PortError> {
+    if let Some(secret) = secrets.get(name).await? {
+        return Ok(secret);
     }
-    let token = SecretString::new(format!(
+    let secret = SecretString::new(format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     ));
-    secrets.put(ADMIN_TOKEN_SECRET, &token).await?;
-    Ok(token)
+    secrets.put(name, &secret).await?;
+    Ok(secret)
 }
 
 /// Opens the adapters, binds `127.0.0.1:$PORT` and serves every route.
@@ -267,21 +315,38 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     })?);
     let (stop_workers, stopped) = watch::channel(false);
     let mut workers = Vec::new();
+    let mut media_routes = None;
     let router = match &adapters.db {
         Some(db) => {
-            let router = embedded_router(&config, db, &adapters, Arc::clone(&line))?;
+            let media_secret =
+                kept_random_secret(adapters.secrets.as_ref(), MEDIA_SIGNING_SECRET).await?;
+            let functions = embedded_functions(
+                &config,
+                db,
+                &adapters,
+                Arc::clone(&line),
+                &base_url,
+                media_secret,
+            )?;
             let inbound = SqliteEventQueue::new(db.clone(), INBOUND_QUEUE, MAX_RECEIVE_COUNT);
-            workers.push(workers::spawn_router(
-                Arc::clone(&router),
+            let outbound = SqliteEventQueue::new(db.clone(), OUTBOUND_QUEUE, MAX_RECEIVE_COUNT);
+            workers.push(workers::spawn_consumer(
+                Arc::clone(&functions.router),
                 inbound,
                 stopped.clone(),
             ));
+            workers.push(workers::spawn_consumer(
+                Arc::clone(&functions.outbound),
+                outbound,
+                stopped.clone(),
+            ));
             workers.push(workers::spawn_auto_close(
-                Arc::clone(&router),
+                Arc::clone(&functions.router),
                 workers::AUTO_CLOSE_EVERY,
                 stopped,
             ));
-            Some(router)
+            media_routes = Some(functions.media);
+            Some(functions.router)
         }
         None => None,
     };
@@ -303,6 +368,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .merge(webhook::router(Arc::new(ingest)))
+        .merge(media_routes.unwrap_or_default())
         .merge(admin::router(admin));
 
     let (shutdown, stop) = oneshot::channel::<()>();

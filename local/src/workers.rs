@@ -1,9 +1,13 @@
-//! Background work of the local stack: the router consuming the embedded inbound queue (the same
-//! batch handler as on Lambda), and the auto-close timer (EventBridge's schedule on AWS).
+//! Background work of the local stack: the router and the outbound function consuming their
+//! embedded queues (the same batch handlers as on Lambda), and the router's schedule (EventBridge
+//! on AWS).
 
+use outbound::OutboundService;
 use router::RouterService;
 use shared::adapters::embedded::SqliteEventQueue;
-use shared::consumer::BatchMessage;
+use shared::consumer::{BatchMessage, BatchOutcome};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -21,9 +25,39 @@ pub fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
-/// Consumes `queue` with `router` until `stop` changes.
-pub fn spawn_router(
-    router: Arc<RouterService>,
+/// A function's batch handler: messages with their receive counts in, failed ids out.
+pub trait BatchHandler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        batch: &'a [(BatchMessage, u32)],
+    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>>;
+}
+
+impl BatchHandler for RouterService {
+    fn handle<'a>(
+        &'a self,
+        batch: &'a [(BatchMessage, u32)],
+    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>> {
+        Box::pin(self.handle_batch(batch))
+    }
+}
+
+impl BatchHandler for OutboundService {
+    fn handle<'a>(
+        &'a self,
+        batch: &'a [(BatchMessage, u32)],
+    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>> {
+        Box::pin(async move {
+            let messages: Vec<BatchMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
+            self.handle_batch(&messages).await
+        })
+    }
+}
+
+/// Consumes `queue` with `handler` until `stop` changes: successes are deleted, failures come
+/// back after [`backoff`].
+pub fn spawn_consumer<H: BatchHandler + ?Sized>(
+    handler: Arc<H>,
     queue: SqliteEventQueue,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -35,7 +69,7 @@ pub fn spawn_router(
             let received = match queue.receive(10, VISIBILITY).await {
                 Ok(received) => received,
                 Err(e) => {
-                    tracing::error!(error = %e, "inbound queue unavailable");
+                    tracing::error!(queue = queue.name(), error = %e, "queue unavailable");
                     Vec::new()
                 }
             };
@@ -57,7 +91,7 @@ pub fn spawn_router(
                     (message, m.receive_count)
                 })
                 .collect();
-            let outcome = router.handle_batch(&batch).await;
+            let outcome = handler.handle(&batch).await;
             for m in &received {
                 let result = if outcome.failed.contains(&m.message_id) {
                     queue
@@ -67,7 +101,7 @@ pub fn spawn_router(
                     queue.delete(&m.receipt).await
                 };
                 if let Err(e) = result {
-                    tracing::error!(error = %e, "inbound queue unavailable");
+                    tracing::error!(queue = queue.name(), error = %e, "queue unavailable");
                 }
             }
         }

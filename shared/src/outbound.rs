@@ -39,8 +39,20 @@ pub struct OutboundMessage {
     pub reply_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_token_received_at: Option<i64>,
+    /// Agent identity shown instead of the account's (when the workstream enables it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Sender>,
     /// Epoch ms.
     pub created_at: i64,
+}
+
+/// LINE's `sender` of a message: the name (at most 20 characters) and icon shown to the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sender {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
 }
 
 impl OutboundMessage {
@@ -76,6 +88,7 @@ mod tests {
             messages: vec![text_message("こんにちは")],
             reply_token: Some("rt".into()),
             reply_token_received_at: Some(5),
+            sender: None,
             created_at: 6,
         };
         let q = m.to_queue_message();

@@ -101,3 +101,23 @@ pub trait WorkstreamStore: Send + Sync {
         workstream: &crate::workstream::Workstream,
     ) -> Result<(), PortError>;
 }
+
+/// Delivery records of outbound messages (see [`crate::delivery`]).
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Creates `delivery` unless a record with its id exists; returns the stored record either
+    /// way (so a retry finds the retry key chosen the first time).
+    async fn begin(
+        &self,
+        delivery: &crate::delivery::Delivery,
+    ) -> Result<crate::delivery::Delivery, PortError>;
+    /// Replaces the record whose version is `delivery.version - 1`; `false` if it changed
+    /// meanwhile (another worker) or does not exist.
+    async fn update(&self, delivery: &crate::delivery::Delivery) -> Result<bool, PortError>;
+    async fn delivery(&self, id: &str) -> Result<Option<crate::delivery::Delivery>, PortError>;
+    /// A conversation's deliveries, oldest first.
+    async fn deliveries_for_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<crate::delivery::Delivery>, PortError>;
+}

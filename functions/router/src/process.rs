@@ -704,6 +704,7 @@ pub(crate) fn scheduled_messages(
             messages: chunk.iter().map(|(_, _, m)| m.clone()).collect(),
             reply_token: None,
             reply_token_received_at: None,
+            sender: None,
             created_at: now,
         })
         .collect()
@@ -756,6 +757,7 @@ fn outbound_messages(
                 } else {
                     None
                 },
+                sender: None,
                 created_at: now,
             }
         })

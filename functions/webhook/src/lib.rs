@@ -5,6 +5,8 @@
 //! signature or an unknown account, 400 for a signed body that is not a webhook, 413 above 1 MiB,
 //! 503 when queueing failed so that LINE redelivers.
 
+pub mod media;
+
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

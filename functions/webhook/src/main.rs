@@ -1,11 +1,13 @@
 //! Lambda entry point of the webhook function: typed config from the environment, clients built
-//! once, then the router served on Lambda (or on `$PORT` outside Lambda).
+//! once, then the router served on Lambda (or on `$PORT` outside Lambda). It also serves the
+//! signed media links LINE fetches outbound media through (`GET /media/{key}`).
 
 use shared::adapters::aws::{
     load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
 };
-use shared::config::{optional, required};
+use shared::config::{optional, required, ConfigError};
 use shared::ingest::WebhookIngest;
+use shared::media::S3ObjectStore;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -14,11 +16,31 @@ async fn main() -> Result<(), lambda_http::Error> {
     let table = required("CONFIG_TABLE")?;
     let queue_url = required("INBOUND_QUEUE_URL")?;
     let prefix = optional("SECRET_PREFIX").unwrap_or_default();
-    let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
+    let endpoint = optional("AWS_ENDPOINT_URL");
+    let sdk = load_sdk_config(endpoint.as_deref()).await;
+    let secrets = Arc::new(SecretsManagerStore::new(&sdk, prefix));
     let ingest = WebhookIngest::new(
         Arc::new(DynamoAccountStore::new(&sdk, table)),
-        Arc::new(SecretsManagerStore::new(&sdk, prefix)),
+        secrets.clone(),
         Arc::new(SqsEventQueue::new(&sdk, queue_url)),
     );
-    shared::http::serve(webhook::router(Arc::new(ingest)), 9001).await
+    let mut app = webhook::router(Arc::new(ingest));
+    if let (Some(bucket), Some(secret_id)) = (
+        optional("MEDIA_BUCKET"),
+        optional("MEDIA_SIGNING_SECRET_ID"),
+    ) {
+        let signing_secret = secrets
+            .get_by_id(&secret_id)
+            .await?
+            .ok_or(ConfigError::Invalid {
+                name: "MEDIA_SIGNING_SECRET_ID",
+                reason: "the secret has no value".into(),
+            })?;
+        app = app.merge(webhook::media::router(webhook::media::MediaState {
+            objects: Arc::new(S3ObjectStore::new(&sdk, bucket, endpoint.is_some())),
+            signing_secret,
+            clock: Arc::new(shared::domain::now_millis),
+        }));
+    }
+    shared::http::serve(app, 9001).await
 }

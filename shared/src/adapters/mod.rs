@@ -4,7 +4,9 @@
 pub mod aws;
 pub mod dynamo_agents;
 pub mod dynamo_conversations;
+pub mod dynamo_deliveries;
 pub mod embedded;
 pub mod sqlite_agents;
 pub mod sqlite_conversations;
+pub mod sqlite_deliveries;
 pub mod workstreams;

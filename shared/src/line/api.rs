@@ -2,7 +2,8 @@
 //!
 //! Request and response bodies follow LINE's OpenAPI spec (`messaging-api.yml`). Base URLs come
 //! from configuration (`LINE_API_BASE`, `LINE_DATA_API_BASE`) so tests and the local stack can
-//! point them at a mock.
+//! point them at a mock. The stateless channel access token is issued by `POST /oauth2/v3/token`
+//! (`channel-access-token.yml`) on the same base URL.
 
 use crate::secret::SecretString;
 use async_trait::async_trait;
@@ -97,6 +98,61 @@ pub enum LineApiError {
     Unavailable(String),
 }
 
+/// What LINE answered to a reply or a push that it accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// `x-line-request-id` of the call; on a 409 (`already_accepted`), the id of the request that
+    /// delivered (`x-line-accepted-request-id`) when LINE names it.
+    pub request_id: Option<String>,
+    /// `sentMessages[].id`, in order (empty when LINE sent none, as some 409s do).
+    pub sent_message_ids: Vec<String>,
+    /// A push answered 409: LINE had already accepted this retry key, so the messages were
+    /// delivered by an earlier attempt and must not be sent again.
+    pub already_accepted: bool,
+}
+
+/// A reply or push LINE did not accept. Messages include LINE's `details`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// 400 for the reply token (LINE: "Invalid reply token"): expired, already used or not this
+    /// channel's. Fall back to a push.
+    #[error("LINE refused the reply token: {message}")]
+    InvalidReplyToken { message: String },
+    /// 429 "You have reached your monthly limit.": no push until the plan's month ends.
+    #[error("LINE monthly message limit reached: {message}")]
+    MonthlyLimit { message: String },
+    /// Any other 429: retry later (after `retry_after` when LINE says).
+    #[error("LINE rate limit: {message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// Any other 4xx (400 invalid message, 403 no permission, 404 …): permanent, do not retry.
+    /// Also a request refused before sending (`request_id: None`): invalid recipient id or retry
+    /// key, no message or more than five.
+    #[error("LINE refused the message ({status}): {message}")]
+    Refused {
+        status: u16,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// 401: the channel access token is invalid or expired; re-read it once and retry.
+    #[error("LINE rejected the channel access token: {message}")]
+    Unauthorized { message: String },
+    /// 5xx, timeout or connection error: the outcome is unknown. A reply must not be resent (its
+    /// token may have been used); a push may be retried with the same retry key.
+    #[error("LINE API unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A stateless channel access token (`POST /oauth2/v3/token`): valid for about 15 minutes, not
+/// revocable. `Debug` prints no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub access_token: SecretString,
+    pub expires_in: Duration,
+}
+
 /// What omniline asks of the Messaging API.
 #[async_trait]
 pub trait LineApi: Send + Sync {
@@ -143,6 +199,50 @@ pub trait LineApi: Send + Sync {
         token: &SecretString,
         message_id: &str,
     ) -> Result<Content, LineApiError>;
+    /// Replies with 1 to 5 message objects (`POST /v2/bot/message/reply`).
+    async fn reply(
+        &self,
+        token: &SecretString,
+        reply_token: &str,
+        messages: &[serde_json::Value],
+    ) -> Result<Sent, SendError>;
+    /// Pushes 1 to 5 message objects to a user, group or room (`POST /v2/bot/message/push`) with
+    /// `X-Line-Retry-Key: retry_key` (a UUID): sending the same key again is answered
+    /// `Ok(Sent { already_accepted: true, .. })` instead of delivering twice.
+    async fn push(
+        &self,
+        token: &SecretString,
+        to: &str,
+        messages: &[serde_json::Value],
+        retry_key: &str,
+    ) -> Result<Sent, SendError>;
+    /// Shows the loading animation in a one-on-one chat (`POST /v2/bot/chat/loading/start`) for
+    /// `seconds` rounded up to a multiple of 5 within 5..=60.
+    async fn start_loading(
+        &self,
+        token: &SecretString,
+        chat_id: &str,
+        seconds: u32,
+    ) -> Result<(), LineApiError>;
+    /// Marks a user's messages as read (`POST /v2/bot/message/markAsRead`,
+    /// `{"chat":{"userId"}}`). LINE documents it in its partner docs: channels without that
+    /// option get a 4xx; [`LineApi::mark_as_read_by_token`] works for every channel.
+    async fn mark_as_read(&self, token: &SecretString, user_id: &str) -> Result<(), LineApiError>;
+    /// Marks messages as read with the `markAsReadToken` of a message webhook event
+    /// (`POST /v2/bot/chat/markAsRead`).
+    async fn mark_as_read_by_token(
+        &self,
+        token: &SecretString,
+        mark_as_read_token: &str,
+    ) -> Result<(), LineApiError>;
+    /// Issues a stateless channel access token from the channel ID and secret
+    /// (`POST /oauth2/v3/token`, `grant_type=client_credentials`). `Rejected { status: 400 }`
+    /// when LINE refuses the ID or secret.
+    async fn issue_stateless_token(
+        &self,
+        channel_id: &str,
+        channel_secret: &SecretString,
+    ) -> Result<IssuedToken, LineApiError>;
 }
 
 /// Base URLs and timeouts of the Messaging API.
@@ -185,7 +285,30 @@ pub struct HttpLineApi {
 struct LineErrorBody {
     message: Option<String>,
     #[serde(default)]
-    details: Vec<LineErrorDetail>,
+    details: Option<Vec<LineErrorDetail>>,
+    /// The OAuth endpoints' shape (`channel-access-token.yml`): `error`, `error_description`.
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `sentMessages` of a reply, a push, or a 409 `ErrorResponse`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SentMessagesBody {
+    #[serde(default)]
+    sent_messages: Vec<SentMessageBody>,
+}
+
+#[derive(Deserialize)]
+struct SentMessageBody {
+    id: String,
+}
+
+/// `POST /oauth2/v3/token`'s answer.
+#[derive(Deserialize)]
+struct StatelessTokenBody {
+    access_token: String,
+    expires_in: u64,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +347,74 @@ impl HttpLineApi {
     ) -> Result<reqwest::Response, LineApiError> {
         let response = request.send().await.map_err(transport_error)?;
         check_status(response).await
+    }
+
+    /// A reply or a push: LINE's answer as a [`Sent`] or a [`SendError`]. A 2xx is delivered even
+    /// if its body cannot be read. Logs the request id and LINE's error, never the messages.
+    async fn send_messages(
+        &self,
+        kind: &'static str,
+        request: reqwest::RequestBuilder,
+        with_retry_key: bool,
+    ) -> Result<Sent, SendError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SendError::Unavailable(transport_message(&e)))?;
+        let status = response.status();
+        let request_id = header_value(response.headers(), "x-line-request-id");
+        if status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let sent_message_ids = sent_message_ids(&text);
+            if sent_message_ids.is_empty() {
+                tracing::warn!(
+                    kind,
+                    request_id,
+                    "LINE accepted the messages without sentMessages"
+                );
+            } else {
+                tracing::debug!(
+                    kind,
+                    request_id,
+                    sent = sent_message_ids.len(),
+                    "LINE accepted the messages"
+                );
+            }
+            return Ok(Sent {
+                request_id,
+                sent_message_ids,
+                already_accepted: false,
+            });
+        }
+        let accepted_request_id = header_value(response.headers(), "x-line-accepted-request-id");
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        let message = describe_error(&text, status);
+        if status == reqwest::StatusCode::CONFLICT && with_retry_key {
+            tracing::info!(
+                kind,
+                request_id,
+                accepted_request_id,
+                "LINE had already accepted this retry key: {message}"
+            );
+            return Ok(Sent {
+                request_id: accepted_request_id.or(request_id),
+                sent_message_ids: sent_message_ids(&text),
+                already_accepted: true,
+            });
+        }
+        tracing::warn!(
+            kind,
+            status = status.as_u16(),
+            request_id,
+            "LINE {kind} failed: {message}"
+        );
+        Err(classify_send_error(
+            status,
+            message,
+            retry_after,
+            request_id,
+        ))
     }
 
     /// A profile endpoint: LINE's 404 (not a friend, blocked, not a member) is `None`.
@@ -266,6 +457,120 @@ fn checked_id(id: &str) -> Result<&str, LineApiError> {
     }
 }
 
+/// A reply or push refused before any request is made.
+fn refused_locally(message: impl Into<String>) -> SendError {
+    SendError::Refused {
+        status: 400,
+        message: message.into(),
+        request_id: None,
+    }
+}
+
+/// LINE takes 1 to [`MAX_MESSAGES_PER_CALL`](crate::line::messages::MAX_MESSAGES_PER_CALL)
+/// message objects per call (see [`crate::line::messages::prepare`]).
+fn check_message_count(messages: &[serde_json::Value]) -> Result<(), SendError> {
+    let max = crate::line::messages::MAX_MESSAGES_PER_CALL;
+    if (1..=max).contains(&messages.len()) {
+        Ok(())
+    } else {
+        Err(refused_locally(format!(
+            "messages: 1 to {max} per call, got {}",
+            messages.len()
+        )))
+    }
+}
+
+/// `X-Line-Retry-Key` must be a UUID in hexadecimal form (`123e4567-e89b-12d3-a456-426614174000`).
+fn check_retry_key(key: &str) -> Result<&str, SendError> {
+    if key.len() == 36 && uuid::Uuid::try_parse(key).is_ok() {
+        Ok(key)
+    } else {
+        Err(refused_locally("invalid retry key (must be a UUID)"))
+    }
+}
+
+/// `loadingSeconds`: a multiple of 5 within 5..=60, rounding up.
+fn loading_seconds(seconds: u32) -> u32 {
+    seconds.clamp(5, 60).div_ceil(5) * 5
+}
+
+fn header_value(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `Retry-After` as seconds or an HTTP date (a past date is zero).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    Some(Duration::try_from(at - time::OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO))
+}
+
+fn sent_message_ids(body: &str) -> Vec<String> {
+    serde_json::from_str::<SentMessagesBody>(body)
+        .map(|b| b.sent_messages.into_iter().map(|m| m.id).collect())
+        .unwrap_or_default()
+}
+
+fn classify_send_error(
+    status: reqwest::StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+    request_id: Option<String>,
+) -> SendError {
+    let lower = message.to_ascii_lowercase();
+    match status.as_u16() {
+        400 if lower.contains("reply token") || lower.contains("replytoken") => {
+            SendError::InvalidReplyToken { message }
+        }
+        401 => SendError::Unauthorized { message },
+        429 if lower.contains("monthly limit") => SendError::MonthlyLimit { message },
+        429 => SendError::RateLimited {
+            retry_after,
+            message,
+        },
+        s if status.is_server_error() => SendError::Unavailable(format!("{s}: {message}")),
+        s => SendError::Refused {
+            status: s,
+            message,
+            request_id,
+        },
+    }
+}
+
+/// `application/x-www-form-urlencoded`: every byte but `A-Za-z0-9-._~` percent-encoded.
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        for (j, part) in [name, value].into_iter().enumerate() {
+            if j > 0 {
+                out.push('=');
+            }
+            for b in part.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn content_too_large(max: usize) -> LineApiError {
     LineApiError::Rejected {
         status: 413,
@@ -302,6 +607,10 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
 }
 
 fn transport_error(e: reqwest::Error) -> LineApiError {
+    LineApiError::Unavailable(transport_message(&e))
+}
+
+fn transport_message(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -309,15 +618,19 @@ fn transport_error(e: reqwest::Error) -> LineApiError {
     } else {
         "request failed"
     };
-    // reqwest's Display holds the URL (no secret: tokens travel in headers).
-    LineApiError::Unavailable(format!("{kind}: {e}"))
+    // reqwest's Display holds the URL (no secret: tokens travel in headers and bodies).
+    format!("{kind}: {e}")
 }
 
 fn describe_error(body: &str, status: reqwest::StatusCode) -> String {
     match serde_json::from_str::<LineErrorBody>(body) {
         Ok(err) => {
-            let mut message = err.message.unwrap_or_else(|| status.to_string());
-            for d in err.details {
+            let oauth = err.error.map(|e| match err.error_description {
+                Some(d) => format!("{e}: {d}"),
+                None => e,
+            });
+            let mut message = err.message.or(oauth).unwrap_or_else(|| status.to_string());
+            for d in err.details.unwrap_or_default() {
                 message.push_str(&format!(
                     "; {}: {}",
                     d.property.unwrap_or_default(),
@@ -460,6 +773,130 @@ impl LineApi for HttpLineApi {
         Ok(Content::Ready {
             bytes,
             content_type,
+        })
+    }
+
+    async fn reply(
+        &self,
+        token: &SecretString,
+        reply_token: &str,
+        messages: &[serde_json::Value],
+    ) -> Result<Sent, SendError> {
+        if reply_token.is_empty() {
+            return Err(SendError::InvalidReplyToken {
+                message: "empty reply token".into(),
+            });
+        }
+        check_message_count(messages)?;
+        let request = self
+            .client
+            .post(self.url("/v2/bot/message/reply"))
+            .bearer_auth(token.expose())
+            .json(&serde_json::json!({ "replyToken": reply_token, "messages": messages }));
+        self.send_messages("reply", request, false).await
+    }
+
+    async fn push(
+        &self,
+        token: &SecretString,
+        to: &str,
+        messages: &[serde_json::Value],
+        retry_key: &str,
+    ) -> Result<Sent, SendError> {
+        let to = checked_id(to).map_err(|_| refused_locally("invalid id"))?;
+        check_message_count(messages)?;
+        let retry_key = check_retry_key(retry_key)?;
+        let request = self
+            .client
+            .post(self.url("/v2/bot/message/push"))
+            .bearer_auth(token.expose())
+            .header("X-Line-Retry-Key", retry_key)
+            .json(&serde_json::json!({ "to": to, "messages": messages }));
+        self.send_messages("push", request, true).await
+    }
+
+    async fn start_loading(
+        &self,
+        token: &SecretString,
+        chat_id: &str,
+        seconds: u32,
+    ) -> Result<(), LineApiError> {
+        let body = serde_json::json!({
+            "chatId": checked_id(chat_id)?,
+            "loadingSeconds": loading_seconds(seconds),
+        });
+        self.send(
+            self.client
+                .post(self.url("/v2/bot/chat/loading/start"))
+                .bearer_auth(token.expose())
+                .json(&body),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn mark_as_read(&self, token: &SecretString, user_id: &str) -> Result<(), LineApiError> {
+        let body = serde_json::json!({ "chat": { "userId": checked_id(user_id)? } });
+        self.send(
+            self.client
+                .post(self.url("/v2/bot/message/markAsRead"))
+                .bearer_auth(token.expose())
+                .json(&body),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn mark_as_read_by_token(
+        &self,
+        token: &SecretString,
+        mark_as_read_token: &str,
+    ) -> Result<(), LineApiError> {
+        if mark_as_read_token.is_empty() {
+            return Err(LineApiError::Rejected {
+                status: 400,
+                message: "empty markAsReadToken".into(),
+            });
+        }
+        self.send(
+            self.client
+                .post(self.url("/v2/bot/chat/markAsRead"))
+                .bearer_auth(token.expose())
+                .json(&serde_json::json!({ "markAsReadToken": mark_as_read_token })),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn issue_stateless_token(
+        &self,
+        channel_id: &str,
+        channel_secret: &SecretString,
+    ) -> Result<IssuedToken, LineApiError> {
+        let body = form_encode(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", checked_id(channel_id)?),
+            ("client_secret", channel_secret.expose()),
+        ]);
+        let response = self
+            .send(
+                self.client
+                    .post(self.url("/oauth2/v3/token"))
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body),
+            )
+            .await?;
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        // serde's message could quote the token: say only that the answer was unexpected.
+        let token: StatelessTokenBody = serde_json::from_slice(&bytes).map_err(|_| {
+            LineApiError::Unavailable("unexpected response from LINE's token endpoint".into())
+        })?;
+        Ok(IssuedToken {
+            access_token: SecretString::new(token.access_token),
+            expires_in: Duration::from_secs(token.expires_in),
         })
     }
 }

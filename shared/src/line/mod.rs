@@ -4,4 +4,5 @@
 pub mod api;
 pub mod envelope;
 pub mod events;
+pub mod messages;
 pub mod signature;

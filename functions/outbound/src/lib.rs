@@ -1,0 +1,410 @@
+//! The outbound function: sends agent, bot and automated messages to LINE, each exactly once.
+//!
+//! For every outbound message a delivery record is created before the first attempt, holding the
+//! push's `X-Line-Retry-Key`. A message answering a recent event is sent as a free reply while
+//! its token is young; a reply refused as an invalid token is pushed instead, and a reply whose
+//! outcome is unknown is recorded `unconfirmed` and never pushed (the customer might get it
+//! twice). Pushes always carry the record's retry key, so a retried push after a timeout or a 5xx
+//! is accepted by LINE at most once (409 = accepted before = delivered).
+
+pub mod lambda;
+mod tokens;
+
+pub use tokens::ChannelTokens;
+
+use serde_json::Value;
+use shared::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
+use shared::conversation::Consent;
+use shared::delivery::{Delivery, DeliveryStatus};
+use shared::line::api::{LineApi, LineApiError, SendError, Sent};
+use shared::line::messages::{prepare, with_sender};
+use shared::media_links::{media_link, DEFAULT_LINK_LIFETIME};
+use shared::outbound::OutboundMessage;
+use shared::ports::{ConversationStore, DeliveryStore, PortError};
+use shared::secret::SecretString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Epoch milliseconds; a function so tests can fake time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// A reply token is used only while younger than this (LINE's tokens live about a minute).
+pub const REPLY_TOKEN_MAX_AGE_MS: i64 = 50_000;
+/// LINE allows 2,000 requests per second per channel; stay under it.
+pub const MAX_REQUESTS_PER_SECOND: u32 = 1_800;
+
+/// Where media links point and how they are signed.
+#[derive(Clone)]
+pub struct MediaLinks {
+    /// Public base URL of the media route (`…/media/{key}`).
+    pub base_url: String,
+    pub signing_secret: SecretString,
+}
+
+/// Everything the outbound function talks to.
+#[derive(Clone)]
+pub struct OutboundDeps {
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub line: Arc<dyn LineApi>,
+    pub tokens: Arc<ChannelTokens>,
+    pub media: Option<MediaLinks>,
+    pub clock: Clock,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// Never deliverable as it is: goes to the dead-letter queue after the queue's receive limit.
+    #[error("malformed outbound message: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("channel access token unavailable: {0}")]
+    Token(LineApiError),
+    /// LINE could not take it now (5xx, timeout, 429): retried later with a growing delay.
+    #[error("LINE unavailable, retrying: {0}")]
+    Retry(String),
+    #[error("the delivery record changed concurrently")]
+    Contention,
+}
+
+/// The outbound use case, shared by the Lambda function and the local stack.
+pub struct OutboundService {
+    deps: OutboundDeps,
+    limiter: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl OutboundService {
+    pub fn new(deps: OutboundDeps) -> Self {
+        Self {
+            deps,
+            limiter: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A batch from the outbound FIFO queue: in order, a failure holding back the rest of its
+    /// group (one conversation's messages leave in the order they were queued).
+    pub async fn handle_batch(&self, messages: &[BatchMessage]) -> BatchOutcome {
+        process_fifo_batch(messages, |message| {
+            let body = message.body.clone();
+            async move { self.deliver(&body).await.map(drop) }
+        })
+        .await
+    }
+
+    /// Sends one outbound message (the queue message body) and returns its final status, or an
+    /// error to retry it later.
+    pub async fn deliver(&self, body: &str) -> Result<DeliveryStatus, OutboundError> {
+        let message: OutboundMessage =
+            serde_json::from_str(body).map_err(|e| OutboundError::Malformed(e.to_string()))?;
+        let now = (self.deps.clock)();
+        let fresh = Delivery::new(
+            &message.id,
+            &message.account_id,
+            &message.conversation_id,
+            &uuid::Uuid::new_v4().to_string(),
+            now,
+        );
+        let mut delivery = self.deps.deliveries.begin(&fresh).await?;
+        if delivery.status.is_final() {
+            tracing::info!(id = %message.id, status = delivery.status.as_str(), "already delivered; skipped");
+            return Ok(delivery.status);
+        }
+        let parts = match self.parts(&message, now) {
+            Ok(parts) => parts,
+            Err(problem) => {
+                return self
+                    .finish(&mut delivery, DeliveryStatus::Failed, Some(problem), now)
+                    .await;
+            }
+        };
+        if self.unfollowed(&message).await? {
+            return self
+                .finish(&mut delivery, DeliveryStatus::Suppressed, None, now)
+                .await;
+        }
+
+        if delivery.parts_sent == 0 && !delivery.reply_attempted {
+            if let Some(reply_token) = self.usable_reply_token(&message, now) {
+                delivery.reply_attempted = true;
+                self.save(&mut delivery, now).await?;
+                match self
+                    .reply(&message.account_id, reply_token, &parts[0])
+                    .await?
+                {
+                    Ok(sent) => self.accepted(&mut delivery, sent, now).await?,
+                    // A definite refusal of the token: push instead.
+                    Err(SendError::InvalidReplyToken { message: m }) => {
+                        tracing::info!(id = %message.id, "reply token refused ({m}); pushing");
+                    }
+                    // The reply may or may not have reached the customer: never push it again.
+                    Err(SendError::Unavailable(e)) => {
+                        tracing::warn!(id = %message.id, error = %e, "reply outcome unknown");
+                        return self
+                            .finish(&mut delivery, DeliveryStatus::Unconfirmed, Some(e), now)
+                            .await;
+                    }
+                    Err(SendError::RateLimited { message: m, .. }) => {
+                        // Refused, so not delivered: the next attempt pushes.
+                        return Err(OutboundError::Retry(m));
+                    }
+                    Err(e) => return self.refused(&mut delivery, e, now).await,
+                }
+            }
+        }
+
+        while (delivery.parts_sent as usize) < parts.len() {
+            let part = delivery.parts_sent;
+            let retry_key = delivery.retry_key_for(part);
+            self.throttle(&message.account_id).await;
+            delivery.attempts += 1;
+            match self
+                .push(
+                    &message.account_id,
+                    &message.to,
+                    &parts[part as usize],
+                    &retry_key,
+                )
+                .await?
+            {
+                Ok(sent) => self.accepted(&mut delivery, sent, now).await?,
+                Err(SendError::Unavailable(e)) | Err(SendError::RateLimited { message: e, .. }) => {
+                    // Same key and body next time: LINE accepts it at most once.
+                    self.save(&mut delivery, now).await?;
+                    return Err(OutboundError::Retry(e));
+                }
+                Err(e) => return self.refused(&mut delivery, e, now).await,
+            }
+        }
+        self.finish(&mut delivery, DeliveryStatus::Sent, None, now)
+            .await
+    }
+
+    /// Shows the loading animation in a 1:1 chat (agent typing), 5–60 seconds.
+    pub async fn start_loading(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        seconds: u32,
+    ) -> Result<(), OutboundError> {
+        let token = self.token(account_id).await?;
+        self.deps
+            .line
+            .start_loading(&token, user_id, seconds)
+            .await
+            .map_err(|e| OutboundError::Retry(e.to_string()))
+    }
+
+    /// Marks the customer's messages as read.
+    pub async fn mark_as_read(&self, account_id: &str, user_id: &str) -> Result<(), OutboundError> {
+        let token = self.token(account_id).await?;
+        self.deps
+            .line
+            .mark_as_read(&token, user_id)
+            .await
+            .map_err(|e| OutboundError::Retry(e.to_string()))
+    }
+
+    /// The LINE calls of the message: media keys become long-lived signed links, agent identity
+    /// is applied, long texts are split, and parts hold at most five message objects.
+    fn parts(&self, message: &OutboundMessage, now: i64) -> Result<Vec<Vec<Value>>, String> {
+        let mut objects = message.messages.clone();
+        for object in &mut objects {
+            self.link_media(object, now)?;
+        }
+        if let Some(sender) = &message.sender {
+            with_sender(&mut objects, &sender.name, sender.icon_url.as_deref());
+        }
+        let parts = prepare(&objects).map_err(|e| e.to_string())?;
+        if parts.is_empty() {
+            return Err("no message objects".into());
+        }
+        Ok(parts)
+    }
+
+    /// `{"type":"image","mediaKey":"outbound/…"}` → signed `originalContentUrl` /
+    /// `previewImageUrl` valid for [`DEFAULT_LINK_LIFETIME`] (LINE fetches lazily, days later).
+    fn link_media(&self, object: &mut Value, now: i64) -> Result<(), String> {
+        let Some(map) = object.as_object_mut() else {
+            return Ok(());
+        };
+        let Some(key) = map.remove("mediaKey") else {
+            return Ok(());
+        };
+        let preview = map.remove("previewKey");
+        let links = self
+            .deps
+            .media
+            .as_ref()
+            .ok_or("media links are not configured")?;
+        let expires = now / 1000 + DEFAULT_LINK_LIFETIME.as_secs() as i64;
+        let link = |k: &Value| -> Result<String, String> {
+            let k = k.as_str().ok_or("mediaKey must be a string")?;
+            media_link(&links.base_url, k, expires, &links.signing_secret)
+                .map_err(|e| e.to_string())
+        };
+        map.insert("originalContentUrl".into(), Value::String(link(&key)?));
+        let kind = map
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if kind == "image" || kind == "video" {
+            let preview = link(preview.as_ref().unwrap_or(&key))?;
+            map.insert("previewImageUrl".into(), Value::String(preview));
+        }
+        Ok(())
+    }
+
+    /// A 1:1 customer who blocked the account is not sent to.
+    async fn unfollowed(&self, message: &OutboundMessage) -> Result<bool, OutboundError> {
+        if !message.to.starts_with('U') {
+            return Ok(false);
+        }
+        let customer = self
+            .deps
+            .conversations
+            .customer(&message.account_id, &message.to)
+            .await?;
+        Ok(customer.is_some_and(|c| c.consent == Consent::Unfollowed))
+    }
+
+    fn usable_reply_token<'m>(&self, message: &'m OutboundMessage, now: i64) -> Option<&'m str> {
+        let token = message.reply_token.as_deref()?;
+        let received = message.reply_token_received_at?;
+        (now - received < REPLY_TOKEN_MAX_AGE_MS).then_some(token)
+    }
+
+    async fn token(&self, account_id: &str) -> Result<SecretString, OutboundError> {
+        self.deps.tokens.token(account_id).await
+    }
+
+    /// A reply, re-reading the token once on a 401.
+    async fn reply(
+        &self,
+        account_id: &str,
+        reply_token: &str,
+        part: &[Value],
+    ) -> Result<Result<Sent, SendError>, OutboundError> {
+        let token = self.token(account_id).await?;
+        match self.deps.line.reply(&token, reply_token, part).await {
+            Err(SendError::Unauthorized { .. }) => {
+                self.deps.tokens.forget(account_id);
+                let token = self.token(account_id).await?;
+                Ok(self.deps.line.reply(&token, reply_token, part).await)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// A push with the part's retry key, re-reading the token once on a 401.
+    async fn push(
+        &self,
+        account_id: &str,
+        to: &str,
+        part: &[Value],
+        retry_key: &str,
+    ) -> Result<Result<Sent, SendError>, OutboundError> {
+        let token = self.token(account_id).await?;
+        match self.deps.line.push(&token, to, part, retry_key).await {
+            Err(SendError::Unauthorized { .. }) => {
+                self.deps.tokens.forget(account_id);
+                let token = self.token(account_id).await?;
+                Ok(self.deps.line.push(&token, to, part, retry_key).await)
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn accepted(
+        &self,
+        delivery: &mut Delivery,
+        sent: Sent,
+        now: i64,
+    ) -> Result<(), OutboundError> {
+        delivery.parts_sent += 1;
+        delivery.request_ids.extend(sent.request_id);
+        delivery.sent_message_ids.extend(sent.sent_message_ids);
+        self.save(delivery, now).await
+    }
+
+    /// A definite refusal: the monthly limit holds the message (no retry storm), anything else
+    /// fails it with LINE's error.
+    async fn refused(
+        &self,
+        delivery: &mut Delivery,
+        error: SendError,
+        now: i64,
+    ) -> Result<DeliveryStatus, OutboundError> {
+        match error {
+            SendError::MonthlyLimit { message } => {
+                tracing::error!(
+                    alert = "line_monthly_limit",
+                    account_id = %delivery.account_id,
+                    id = %delivery.id,
+                    "LINE monthly message limit reached; message held: {message}"
+                );
+                self.finish(delivery, DeliveryStatus::QuotaExhausted, Some(message), now)
+                    .await
+            }
+            other => {
+                tracing::warn!(id = %delivery.id, error = %other, "LINE refused the message");
+                self.finish(
+                    delivery,
+                    DeliveryStatus::Failed,
+                    Some(other.to_string()),
+                    now,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        delivery: &mut Delivery,
+        status: DeliveryStatus,
+        error: Option<String>,
+        now: i64,
+    ) -> Result<DeliveryStatus, OutboundError> {
+        delivery.status = status;
+        delivery.error = error;
+        self.save(delivery, now).await?;
+        tracing::info!(id = %delivery.id, status = status.as_str(), parts = delivery.parts_sent, "delivery recorded");
+        Ok(status)
+    }
+
+    async fn save(&self, delivery: &mut Delivery, now: i64) -> Result<(), OutboundError> {
+        delivery.version += 1;
+        delivery.updated_at = now;
+        if self.deps.deliveries.update(delivery).await? {
+            Ok(())
+        } else {
+            Err(OutboundError::Contention)
+        }
+    }
+
+    /// At most [`MAX_REQUESTS_PER_SECOND`] calls per channel from this process.
+    async fn throttle(&self, account_id: &str) {
+        loop {
+            let wait = {
+                let Ok(mut windows) = self.limiter.lock() else {
+                    return;
+                };
+                let entry = windows
+                    .entry(account_id.to_owned())
+                    .or_insert((Instant::now(), 0));
+                if entry.0.elapsed() >= Duration::from_secs(1) {
+                    *entry = (Instant::now(), 0);
+                }
+                if entry.1 < MAX_REQUESTS_PER_SECOND {
+                    entry.1 += 1;
+                    return;
+                }
+                Duration::from_secs(1).saturating_sub(entry.0.elapsed())
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Lambda entry point of the outbound function: typed config from the environment, clients built
+//! once, then the runtime loop over SQS batches of the outbound FIFO queue.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+use outbound::lambda::{handle_sqs, SqsRetryDelay};
+use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
+use shared::adapters::aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
+use shared::adapters::dynamo_conversations::DynamoConversationStore;
+use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
+use shared::config::{base_url, optional, or_default, required, ConfigError};
+use shared::line::api::{HttpLineApi, LineApiConfig};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let config_table = required("CONFIG_TABLE")?;
+    let conversations_table = required("CONVERSATIONS_TABLE")?;
+    let queue_url = required("OUTBOUND_QUEUE_URL")?;
+    let prefix = optional("SECRET_PREFIX").unwrap_or_default();
+    let line_config = LineApiConfig {
+        api_base: base_url(
+            "LINE_API_BASE",
+            &or_default("LINE_API_BASE", "https://api.line.me"),
+        )?,
+        data_api_base: base_url(
+            "LINE_DATA_API_BASE",
+            &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
+        )?,
+        ..LineApiConfig::default()
+    };
+    let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
+    let secrets = Arc::new(SecretsManagerStore::new(&sdk, prefix));
+    let media = match (
+        optional("PUBLIC_BASE_URL"),
+        optional("MEDIA_SIGNING_SECRET_ID"),
+    ) {
+        (Some(base), Some(secret_id)) => Some(MediaLinks {
+            base_url: base_url("PUBLIC_BASE_URL", &base)?,
+            signing_secret: secrets
+                .get_by_id(&secret_id)
+                .await?
+                .ok_or(ConfigError::Invalid {
+                    name: "MEDIA_SIGNING_SECRET_ID",
+                    reason: "the secret has no value".into(),
+                })?,
+        }),
+        _ => None,
+    };
+    let line = Arc::new(HttpLineApi::new(&line_config)?);
+    let tokens = ChannelTokens::new(
+        Arc::new(DynamoAccountStore::new(&sdk, &config_table)),
+        secrets,
+        line.clone(),
+    );
+    let service = Arc::new(OutboundService::new(OutboundDeps {
+        deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, &conversations_table)),
+        conversations: Arc::new(DynamoConversationStore::new(&sdk, &conversations_table)),
+        line,
+        tokens: Arc::new(tokens),
+        media,
+        clock: Arc::new(shared::domain::now_millis),
+    }));
+    let delay = Arc::new(SqsRetryDelay {
+        client: aws_sdk_sqs::Client::new(&sdk),
+        queue_url,
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let (service, delay) = (Arc::clone(&service), Arc::clone(&delay));
+        async move {
+            Ok::<_, lambda_runtime::Error>(
+                handle_sqs(&service, event.payload, delay.as_ref()).await,
+            )
+        }
+    }))
+    .await
+}

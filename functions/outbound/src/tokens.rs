@@ -1,0 +1,91 @@
+//! Channel access tokens: the account's long-lived token from the secret store, or — for an
+//! account registered with channel ID and secret only — a stateless token issued by LINE
+//! (`POST /oauth2/v3/token`) and renewed before its 15 minutes are up. Cached per account.
+
+use crate::OutboundError;
+use shared::domain::{credentials_secret_name, ChannelCredentials};
+use shared::line::api::{LineApi, LineApiError};
+use shared::ports::{AccountStore, SecretStore};
+use shared::secret::SecretString;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A long-lived token is re-read from the secret store at least this often (rotation).
+const STORED_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// A stateless token is renewed this long before it expires.
+const RENEW_MARGIN: Duration = Duration::from_secs(120);
+
+pub struct ChannelTokens {
+    accounts: Arc<dyn AccountStore>,
+    secrets: Arc<dyn SecretStore>,
+    line: Arc<dyn LineApi>,
+    cache: Mutex<HashMap<String, (SecretString, Instant)>>,
+}
+
+impl ChannelTokens {
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        secrets: Arc<dyn SecretStore>,
+        line: Arc<dyn LineApi>,
+    ) -> Self {
+        Self {
+            accounts,
+            secrets,
+            line,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account's token, from the cache while it is valid.
+    pub async fn token(&self, account_id: &str) -> Result<SecretString, OutboundError> {
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((token, valid_until)) = cache.get(account_id) {
+                if Instant::now() < *valid_until {
+                    return Ok(token.clone());
+                }
+            }
+        }
+        let missing = || {
+            OutboundError::Token(LineApiError::Rejected {
+                status: 404,
+                message: "no credentials for the account".into(),
+            })
+        };
+        let stored = self
+            .secrets
+            .get(&credentials_secret_name(account_id))
+            .await?
+            .ok_or_else(missing)?;
+        let credentials = ChannelCredentials::from_secret(&stored).ok_or_else(missing)?;
+        let (token, lifetime) = if credentials.channel_access_token.expose().is_empty() {
+            let account = self.accounts.get(account_id).await?.ok_or_else(missing)?;
+            let issued = self
+                .line
+                .issue_stateless_token(&account.channel_id, &credentials.channel_secret)
+                .await
+                .map_err(OutboundError::Token)?;
+            let lifetime = issued
+                .expires_in
+                .saturating_sub(RENEW_MARGIN)
+                .max(Duration::from_secs(30));
+            (issued.access_token, lifetime)
+        } else {
+            (credentials.channel_access_token, STORED_TOKEN_TTL)
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(
+                account_id.to_owned(),
+                (token.clone(), Instant::now() + lifetime),
+            );
+        }
+        Ok(token)
+    }
+
+    /// Drops the cached token (LINE answered 401: it was rotated or revoked).
+    pub fn forget(&self, account_id: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(account_id);
+        }
+    }
+}

@@ -1,0 +1,662 @@
+//! The outbound function over the embedded stores with LINE served by wiremock: reply first, push
+//! with a stable retry key after, and every failure path of the issue.
+
+use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
+use serde_json::{json, Value};
+use shared::adapters::embedded::{EmbeddedDb, SqliteAccountStore, SqliteSecretStore};
+use shared::adapters::sqlite_conversations::SqliteConversationStore;
+use shared::adapters::sqlite_deliveries::SqliteDeliveryStore;
+use shared::conversation::{Consent, Customer, EventCommit};
+use shared::delivery::DeliveryStatus;
+use shared::domain::{credentials_secret_name, ChannelCredentials};
+use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::outbound::{text_message, Origin, OutboundMessage};
+use shared::ports::{ConversationStore, DeliveryStore, SecretStore};
+use shared::secret::SecretString;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const ACCOUNT: &str = "acc1";
+const T0: i64 = 1_795_575_600_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    service: OutboundService,
+    deliveries: Arc<SqliteDeliveryStore>,
+    conversations: Arc<SqliteConversationStore>,
+    secrets: Arc<SqliteSecretStore>,
+    line: MockServer,
+    now: Arc<AtomicI64>,
+}
+
+async fn fixture_with_timeout(timeout: Duration) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = EmbeddedDb::open(dir.path()).unwrap();
+    let accounts = Arc::new(SqliteAccountStore::new(db.clone()));
+    let secrets = Arc::new(SqliteSecretStore::new(db.clone()));
+    shared::testkit::seed_account(
+        accounts.as_ref(),
+        secrets.as_ref(),
+        ACCOUNT,
+        "8c570fa6dd201bb328f1c1eac23a96d8",
+    )
+    .await
+    .unwrap();
+    let line = MockServer::start().await;
+    let api = Arc::new(
+        HttpLineApi::new(&LineApiConfig {
+            api_base: line.uri(),
+            data_api_base: line.uri(),
+            timeout,
+            ..LineApiConfig::default()
+        })
+        .unwrap(),
+    );
+    let deliveries = Arc::new(SqliteDeliveryStore::new(db.clone()).unwrap());
+    let conversations = Arc::new(SqliteConversationStore::new(db.clone()).unwrap());
+    let now = Arc::new(AtomicI64::new(T0));
+    let clock_now = Arc::clone(&now);
+    let service = OutboundService::new(OutboundDeps {
+        deliveries: deliveries.clone(),
+        conversations: conversations.clone(),
+        line: api.clone(),
+        tokens: Arc::new(ChannelTokens::new(accounts, secrets.clone(), api)),
+        media: Some(MediaLinks {
+            base_url: "https://omniline.example.com".into(),
+            signing_secret: SecretString::new("media-signing-secret"),
+        }),
+        clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
+    });
+    Fixture {
+        _dir: dir,
+        service,
+        deliveries,
+        conversations,
+        secrets,
+        line,
+        now,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with_timeout(Duration::from_secs(2)).await
+}
+
+fn message(id: &str, messages: Vec<Value>, reply_token: Option<&str>) -> OutboundMessage {
+    OutboundMessage {
+        id: id.into(),
+        account_id: ACCOUNT.into(),
+        conversation_id: "conv1".into(),
+        to: "Ucustomer".into(),
+        origin: Origin::Agent,
+        trigger: None,
+        messages,
+        reply_token: reply_token.map(str::to_owned),
+        reply_token_received_at: reply_token.map(|_| T0 - 5_000),
+        sender: None,
+        created_at: T0,
+    }
+}
+
+fn body(m: &OutboundMessage) -> String {
+    serde_json::to_string(m).unwrap()
+}
+
+fn ok_push() -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("x-line-request-id", "req-1")
+        .set_body_json(json!({"sentMessages": [{"id": "461230966842064897", "quoteToken": "q"}]}))
+}
+
+async fn requests_to(line: &MockServer, p: &str) -> Vec<Request> {
+    line.received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == p)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fresh_reply_token_is_used_for_a_free_reply() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(ok_push())
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    let m = message("greet-1", vec![text_message("Hello!")], Some("rt-1"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+    let sent: Value =
+        serde_json::from_slice(&requests_to(&f.line, "/v2/bot/message/reply").await[0].body)
+            .unwrap();
+    assert_eq!(
+        sent,
+        json!({"replyToken": "rt-1", "messages": [{"type": "text", "text": "Hello!"}]})
+    );
+    let d = f.deliveries.delivery("greet-1").await.unwrap().unwrap();
+    assert_eq!(d.request_ids, ["req-1"]);
+    assert_eq!(d.sent_message_ids, ["461230966842064897"]);
+    // The queue redelivers it: nothing is sent again.
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn an_old_reply_token_is_not_used_a_push_goes_instead() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    f.now.store(T0 + 60_000, Ordering::SeqCst);
+    let m = message(
+        "late-1",
+        vec![text_message("Sorry for the wait")],
+        Some("rt-old"),
+    );
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_reply_token_falls_back_to_a_push() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid reply token"})),
+        )
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    let m = message("m1", vec![text_message("hi")], Some("rt-used"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn a_reply_that_times_out_is_unconfirmed_and_never_pushed() {
+    let f = fixture_with_timeout(Duration::from_millis(300)).await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(ok_push().set_delay(Duration::from_secs(2)))
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    let m = message("m1", vec![text_message("hi")], Some("rt-1"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Unconfirmed
+    );
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Unconfirmed,
+        "and stays so"
+    );
+}
+
+#[tokio::test]
+async fn a_500_then_409_is_one_delivery_with_the_same_key_and_body() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_json(json!({"message": "The retry key is already accepted"})),
+        )
+        .mount(&f.line)
+        .await;
+    let m = message("agent-1", vec![text_message("Your order shipped.")], None);
+    assert!(
+        f.service.deliver(&body(&m)).await.is_err(),
+        "5xx: retried later"
+    );
+    assert_eq!(
+        f.deliveries
+            .delivery("agent-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        DeliveryStatus::Queued
+    );
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+    let pushes = requests_to(&f.line, "/v2/bot/message/push").await;
+    assert_eq!(pushes.len(), 2);
+    let key = |r: &Request| {
+        r.headers
+            .get("x-line-retry-key")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(key(&pushes[0]), key(&pushes[1]));
+    assert!(uuid::Uuid::parse_str(&key(&pushes[0])).is_ok());
+    assert_eq!(pushes[0].body, pushes[1].body);
+}
+
+#[tokio::test]
+async fn a_timeout_then_200_keeps_the_retry_key() {
+    let f = fixture_with_timeout(Duration::from_millis(300)).await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push().set_delay(Duration::from_secs(2)))
+        .up_to_n_times(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .mount(&f.line)
+        .await;
+    let m = message("agent-2", vec![text_message("Hello")], None);
+    assert!(f.service.deliver(&body(&m)).await.is_err());
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+    let pushes = requests_to(&f.line, "/v2/bot/message/push").await;
+    assert_eq!(pushes.len(), 2);
+    assert_eq!(
+        pushes[0].headers.get("x-line-retry-key"),
+        pushes[1].headers.get("x-line-retry-key")
+    );
+}
+
+#[tokio::test]
+async fn the_monthly_limit_holds_the_message_without_retrying() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .set_body_json(json!({"message": "You have reached your monthly limit."})),
+        )
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    let m = message("agent-3", vec![text_message("hi")], None);
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::QuotaExhausted
+    );
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::QuotaExhausted
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_retried_later() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .set_body_json(json!({"message": "The API rate limit has been exceeded."})),
+        )
+        .mount(&f.line)
+        .await;
+    let m = message("agent-4", vec![text_message("hi")], None);
+    assert!(f.service.deliver(&body(&m)).await.is_err());
+    assert_eq!(
+        f.deliveries
+            .delivery("agent-4")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        DeliveryStatus::Queued
+    );
+}
+
+#[tokio::test]
+async fn a_400_fails_once_with_lines_error() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "message": "The request body has 1 error(s)",
+            "details": [{"message": "May not be empty", "property": "messages[0].text"}]
+        })))
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    let m = message("agent-5", vec![text_message("x")], None);
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Failed
+    );
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Failed
+    );
+    let d = f.deliveries.delivery("agent-5").await.unwrap().unwrap();
+    assert!(d.error.unwrap().contains("messages[0].text"));
+}
+
+#[tokio::test]
+async fn a_401_rereads_the_token_once() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .and(header("authorization", "Bearer rotated-token"))
+        .respond_with(ok_push())
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Authentication failed"})),
+        )
+        .mount(&f.line)
+        .await;
+    // The old token is cached by a first (refused) delivery.
+    let first = message("agent-6", vec![text_message("one")], None);
+    assert_eq!(
+        f.service.deliver(&body(&first)).await.unwrap(),
+        DeliveryStatus::Failed
+    );
+    let rotated = ChannelCredentials {
+        channel_secret: SecretString::new("8c570fa6dd201bb328f1c1eac23a96d8"),
+        channel_access_token: SecretString::new("rotated-token"),
+    };
+    f.secrets
+        .put(&credentials_secret_name(ACCOUNT), &rotated.to_secret())
+        .await
+        .unwrap();
+    let second = message("agent-7", vec![text_message("two")], None);
+    assert_eq!(
+        f.service.deliver(&body(&second)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn seven_messages_and_a_long_text_are_split_in_order() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .mount(&f.line)
+        .await;
+    let seven: Vec<Value> = (1..=7)
+        .map(|i| text_message(&format!("message {i}")))
+        .collect();
+    assert_eq!(
+        f.service
+            .deliver(&body(&message("seven", seven, None)))
+            .await
+            .unwrap(),
+        DeliveryStatus::Sent
+    );
+    let long: String = (0..12_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    assert_eq!(
+        f.service
+            .deliver(&body(&message("long", vec![text_message(&long)], None)))
+            .await
+            .unwrap(),
+        DeliveryStatus::Sent
+    );
+
+    let pushes = requests_to(&f.line, "/v2/bot/message/push").await;
+    assert_eq!(pushes.len(), 3);
+    let bodies: Vec<Value> = pushes
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies[0]["messages"].as_array().unwrap().len(), 5);
+    assert_eq!(bodies[1]["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(bodies[1]["messages"][1]["text"], "message 7");
+    assert_ne!(
+        pushes[0].headers.get("x-line-retry-key"),
+        pushes[1].headers.get("x-line-retry-key")
+    );
+    let texts: Vec<&str> = bodies[2]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 3);
+    assert_eq!(texts.concat(), long);
+    assert!(texts.iter().all(|t| t.len() <= 5000));
+    assert_eq!(
+        f.deliveries
+            .delivery("seven")
+            .await
+            .unwrap()
+            .unwrap()
+            .parts_sent,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    let customer = Customer {
+        account_id: ACCOUNT.into(),
+        user_id: "Ucustomer".into(),
+        display_name: "C".into(),
+        picture_url: None,
+        language: None,
+        profile_found: true,
+        consent: Consent::Unfollowed,
+        linked_contact_id: None,
+        created_at: T0,
+        updated_at: T0,
+    };
+    let commit = EventCommit {
+        account_id: ACCOUNT.into(),
+        event_id: "unfollow-1".into(),
+        dedupe_expires_at: T0 / 1000 + 3600,
+        conversation: None,
+        transcript: None,
+        retract_message_id: None,
+        customer: Some(customer),
+    };
+    f.conversations.commit(&commit).await.unwrap();
+    let m = message("agent-8", vec![text_message("are you there?")], None);
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Suppressed
+    );
+}
+
+#[tokio::test]
+async fn media_keys_become_long_lived_signed_links_and_agents_get_a_sender() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .mount(&f.line)
+        .await;
+    let mut m = message(
+        "media-1",
+        vec![json!({"type": "image", "mediaKey": "outbound/acc1/photo.jpg"})],
+        None,
+    );
+    m.sender = Some(shared::outbound::Sender {
+        name: "Tanaka from Customer Support".into(),
+        icon_url: None,
+    });
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+    let sent: Value =
+        serde_json::from_slice(&requests_to(&f.line, "/v2/bot/message/push").await[0].body)
+            .unwrap();
+    let image = &sent["messages"][0];
+    let url = image["originalContentUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://omniline.example.com/media/outbound/acc1/photo.jpg?expires="),
+        "{url}"
+    );
+    let expires: i64 = url
+        .split("expires=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        expires - T0 / 1000 >= 14 * 24 * 3600,
+        "valid for at least 14 days"
+    );
+    assert!(image["previewImageUrl"]
+        .as_str()
+        .unwrap()
+        .contains("signature="));
+    assert!(image.get("mediaKey").is_none());
+    assert_eq!(
+        image["sender"]["name"].as_str().unwrap().chars().count(),
+        20
+    );
+}
+
+#[tokio::test]
+async fn an_account_without_a_long_lived_token_uses_a_stateless_one() {
+    let f = fixture().await;
+    let id_and_secret_only = ChannelCredentials {
+        channel_secret: SecretString::new("8c570fa6dd201bb328f1c1eac23a96d8"),
+        channel_access_token: SecretString::new(""),
+    };
+    f.secrets
+        .put(
+            &credentials_secret_name(ACCOUNT),
+            &id_and_secret_only.to_secret(),
+        )
+        .await
+        .unwrap();
+    Mock::given(method("POST"))
+        .and(path("/oauth2/v3/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "access_token": "stateless-token", "expires_in": 900
+        })))
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .and(header("authorization", "Bearer stateless-token"))
+        .respond_with(ok_push())
+        .expect(2)
+        .mount(&f.line)
+        .await;
+    for id in ["s1", "s2"] {
+        assert_eq!(
+            f.service
+                .deliver(&body(&message(id, vec![text_message("hi")], None)))
+                .await
+                .unwrap(),
+            DeliveryStatus::Sent
+        );
+    }
+    let issued = requests_to(&f.line, "/oauth2/v3/token").await;
+    let form = String::from_utf8(issued[0].body.clone()).unwrap();
+    assert!(form.contains("grant_type=client_credentials"));
+    assert!(form.contains("client_id=1234567890"));
+}
+
+#[tokio::test]
+async fn a_failing_message_holds_back_its_conversation_only() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .and(wiremock::matchers::body_partial_json(
+            json!({"to": "Ubroken"}),
+        ))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .mount(&f.line)
+        .await;
+    let mut broken1 = message("b1", vec![text_message("1")], None);
+    broken1.to = "Ubroken".into();
+    let mut broken2 = message("b2", vec![text_message("2")], None);
+    broken2.to = "Ubroken".into();
+    let fine = message("f1", vec![text_message("3")], None);
+    let batch: Vec<_> = [
+        (&broken1, "acc1:Ubroken"),
+        (&broken2, "acc1:Ubroken"),
+        (&fine, "acc1:Ucustomer"),
+    ]
+    .iter()
+    .map(|(m, g)| shared::consumer::BatchMessage {
+        message_id: m.id.clone(),
+        group_id: (*g).into(),
+        body: body(m),
+    })
+    .collect();
+    let outcome = f.service.handle_batch(&batch).await;
+    assert_eq!(outcome.failed, ["b1", "b2"]);
+    assert_eq!(outcome.succeeded, ["f1"]);
+    assert!(
+        f.deliveries.delivery("b2").await.unwrap().is_none(),
+        "b2 was not attempted"
+    );
+}

@@ -1,0 +1,379 @@
+//! [`DeliveryStore`] on the conversations table (`pk`, `sk`). Item layout:
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | delivery | `DELIVERY#{id}` | `DELIVERY` | `doc`, `version`, `conversationId`, `createdAt` |
+//! | conversation index | `CONV#{conversationId}` | `D#{createdAt:020}#{id}` | `deliveryId` |
+//!
+//! `doc` is the JSON of the [`Delivery`]. [`DeliveryStore::begin`] writes both items in one
+//! `TransactWriteItems` whose first operation (the delivery, conditional on its absence) is the
+//! only conditional one, so a cancellation reason `ConditionalCheckFailed` at index 0 means the
+//! delivery exists. The index items share their partition with the conversation's `META` and
+//! transcript (`T#…`) items; the `D#` prefix keeps them apart. The id, conversation and creation
+//! time are fixed by `begin`; `update` replaces the document and version.
+
+use crate::adapters::aws::{aws_error, n, s};
+use crate::delivery::Delivery;
+use crate::ports::{DeliveryStore, PortError};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, KeysAndAttributes, Put, TransactWriteItem,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+const DELIVERY: &str = "DELIVERY";
+const INDEX_PREFIX: &str = "D#";
+/// `BatchGetItem` takes at most 100 keys.
+const BATCH_GET_KEYS: usize = 100;
+/// Attempts of a transaction that lost a race (or of unprocessed batch keys) before giving up.
+const ATTEMPTS: u32 = 8;
+
+/// [`DeliveryStore`] on DynamoDB; see the module documentation for the item layout.
+#[derive(Debug, Clone)]
+pub struct DynamoDeliveryStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn delivery_pk(id: &str) -> String {
+    format!("{DELIVERY}#{id}")
+}
+
+fn conversation_pk(conversation_id: &str) -> String {
+    format!("CONV#{conversation_id}")
+}
+
+/// Zero-padded so that string order is creation order (non-negative epoch ms); ties are ordered
+/// by delivery id.
+fn index_sk(created_at: i64, id: &str) -> String {
+    format!("{INDEX_PREFIX}{created_at:020}#{id}")
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, PortError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without string {name}")))
+}
+
+fn parse_doc(item: &Item) -> Result<Delivery, PortError> {
+    let doc = get_s(item, "doc")?;
+    serde_json::from_str(doc)
+        .map_err(|e| PortError::Unavailable(format!("stored delivery does not parse: {e}")))
+}
+
+fn to_doc(delivery: &Delivery) -> Result<AttributeValue, PortError> {
+    serde_json::to_string(delivery)
+        .map(AttributeValue::S)
+        .map_err(|e| PortError::Unavailable(format!("delivery does not serialize: {e}")))
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    aws_error("DynamoDB request", e)
+}
+
+/// A short pause before retrying a transaction that lost a race.
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt + 1))).await;
+}
+
+/// What a cancelled `begin` transaction means.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancelled {
+    /// The delivery exists (its condition failed).
+    Exists,
+    /// Lost a race with another transaction on the same items: try again.
+    Conflict,
+    Error(String),
+}
+
+fn classify(reasons: &[CancellationReason]) -> Cancelled {
+    let code = |r: &CancellationReason| r.code().unwrap_or("None").to_owned();
+    if reasons.first().map(code).as_deref() == Some("ConditionalCheckFailed") {
+        return Cancelled::Exists;
+    }
+    let mut conflict = false;
+    for reason in reasons {
+        match code(reason).as_str() {
+            "None" => {}
+            "TransactionConflict" => conflict = true,
+            other => {
+                return Cancelled::Error(format!(
+                    "DynamoDB TransactWriteItems cancelled: {other} {}",
+                    reason.message().unwrap_or_default()
+                ))
+            }
+        }
+    }
+    if conflict {
+        Cancelled::Conflict
+    } else {
+        Cancelled::Error("DynamoDB TransactWriteItems cancelled without a reason".into())
+    }
+}
+
+impl DynamoDeliveryStore {
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    /// A strongly consistent GetItem of the delivery item.
+    async fn get(&self, id: &str) -> Result<Option<Item>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(delivery_pk(id), DELIVERY)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
+        Ok(output.item)
+    }
+
+    fn begin_items(&self, d: &Delivery) -> Result<Vec<TransactWriteItem>, PortError> {
+        let mut main = key(delivery_pk(&d.id), DELIVERY);
+        main.insert("doc".to_owned(), to_doc(d)?);
+        main.insert("version".to_owned(), n(d.version));
+        main.insert("conversationId".to_owned(), s(&d.conversation_id));
+        main.insert("createdAt".to_owned(), n(d.created_at));
+        let main = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(main))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+
+        let mut index = key(
+            conversation_pk(&d.conversation_id),
+            index_sk(d.created_at, &d.id),
+        );
+        index.insert("deliveryId".to_owned(), s(&d.id));
+        let index = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(index))
+            .build()
+            .map_err(build_error)?;
+        Ok(vec![
+            TransactWriteItem::builder().put(main).build(),
+            TransactWriteItem::builder().put(index).build(),
+        ])
+    }
+
+    /// Every delivery in `ids` that exists, read consistently with `BatchGetItem`, by id.
+    async fn batch_get(&self, ids: &[String]) -> Result<HashMap<String, Delivery>, PortError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_KEYS) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| key(delivery_pk(id), DELIVERY))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?,
+            );
+            let mut attempt = 0;
+            while let Some(keys) = request.take() {
+                if attempt >= ATTEMPTS {
+                    return Err(PortError::Unavailable(
+                        "DynamoDB BatchGetItem: keys left unprocessed after retries".into(),
+                    ));
+                }
+                if attempt > 0 {
+                    backoff(attempt).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DynamoDB BatchGetItem", e))?;
+                if let Some(items) = output.responses().and_then(|r| r.get(&self.table)) {
+                    for item in items {
+                        let delivery = parse_doc(item)?;
+                        found.insert(delivery.id.clone(), delivery);
+                    }
+                }
+                request = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoDeliveryStore {
+    async fn begin(&self, delivery: &Delivery) -> Result<Delivery, PortError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(self.begin_items(delivery)?))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(delivery.clone()),
+                Err(e) => e,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.cancellation_reasons()
+                }
+                _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+            };
+            match classify(reasons) {
+                Cancelled::Exists => {
+                    return match self.get(&delivery.id).await? {
+                        Some(item) => parse_doc(&item),
+                        None => Err(PortError::Unavailable(format!(
+                            "delivery {} exists by its condition but cannot be read",
+                            delivery.id
+                        ))),
+                    };
+                }
+                Cancelled::Conflict => continue,
+                Cancelled::Error(message) => return Err(PortError::Unavailable(message)),
+            }
+        }
+        Err(PortError::Unavailable(format!(
+            "DynamoDB TransactWriteItems: delivery {} still conflicting after {ATTEMPTS} attempts",
+            delivery.id
+        )))
+    }
+
+    async fn update(&self, delivery: &Delivery) -> Result<bool, PortError> {
+        let Some(previous) = delivery.version.checked_sub(1) else {
+            return Ok(false);
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(delivery_pk(&delivery.id), DELIVERY)))
+            .update_expression("SET #doc = :doc, #version = :version")
+            .condition_expression("#version = :previous")
+            .expression_attribute_names("#doc", "doc")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":doc", to_doc(delivery)?)
+            .expression_attribute_values(":version", n(delivery.version))
+            .expression_attribute_values(":previous", n(previous))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // Changed meanwhile, or missing (no version attribute to match).
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
+        }
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, PortError> {
+        self.get(id).await?.as_ref().map(parse_doc).transpose()
+    }
+
+    async fn deliveries_for_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<Delivery>, PortError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
+            .expression_attribute_values(":prefix", s(INDEX_PREFIX))
+            .scan_index_forward(true)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                ids.push(get_s(item, "deliveryId")?.to_owned());
+            }
+        }
+        let mut found = self.batch_get(&ids).await?;
+        // In index order (the sort key); an index item without its delivery is skipped.
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(code: &str) -> CancellationReason {
+        CancellationReason::builder().code(code).build()
+    }
+
+    #[test]
+    fn index_keys_sort_by_creation_then_id() {
+        let mut keys = vec![
+            index_sk(1_700_000_000_000, "b"),
+            index_sk(999, "z"),
+            index_sk(1_700_000_000_000, "a"),
+            index_sk(0, "a"),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                index_sk(0, "a"),
+                index_sk(999, "z"),
+                index_sk(1_700_000_000_000, "a"),
+                index_sk(1_700_000_000_000, "b"),
+            ]
+        );
+        assert_eq!(index_sk(5, "m"), "D#00000000000000000005#m");
+        assert!(!index_sk(5, "m").starts_with("T#"));
+    }
+
+    #[test]
+    fn deliveries_cancellation_reasons() {
+        let ccf = "ConditionalCheckFailed";
+        assert_eq!(classify(&[reason(ccf), reason("None")]), Cancelled::Exists);
+        assert_eq!(
+            classify(&[reason("TransactionConflict"), reason("None")]),
+            Cancelled::Conflict
+        );
+        assert_eq!(
+            classify(&[reason("None"), reason("TransactionConflict")]),
+            Cancelled::Conflict
+        );
+        assert!(matches!(classify(&[]), Cancelled::Error(_)));
+        assert!(matches!(
+            classify(&[reason("None"), reason("ThrottlingError")]),
+            Cancelled::Error(_)
+        ));
+    }
+}

@@ -1,0 +1,300 @@
+//! [`DeliveryStore`] in the embedded database: one row per outbound message, its JSON document
+//! beside the columns the store filters and orders on. The id, conversation and creation time are
+//! fixed by [`DeliveryStore::begin`]; [`DeliveryStore::update`] replaces the document and version.
+
+use crate::adapters::embedded::EmbeddedDb;
+use crate::delivery::Delivery;
+use crate::ports::{DeliveryStore, PortError};
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS deliveries (
+    id              TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    version         INTEGER NOT NULL,
+    doc             TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_conversation
+    ON deliveries (conversation_id, created_at, id);
+"#;
+
+/// [`DeliveryStore`] in the embedded database.
+#[derive(Debug, Clone)]
+pub struct SqliteDeliveryStore {
+    db: EmbeddedDb,
+}
+
+impl SqliteDeliveryStore {
+    /// Creates the store's table if needed.
+    pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
+        db.apply_schema(SCHEMA)?;
+        Ok(Self { db })
+    }
+}
+
+fn to_doc(delivery: &Delivery) -> rusqlite::Result<String> {
+    serde_json::to_string(delivery).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+fn from_doc(doc: &str) -> rusqlite::Result<Delivery> {
+    serde_json::from_str(doc).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn version_i64(version: u64) -> rusqlite::Result<i64> {
+    i64::try_from(version).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteDeliveryStore {
+    async fn begin(&self, delivery: &Delivery) -> Result<Delivery, PortError> {
+        let delivery = delivery.clone();
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO deliveries (id, conversation_id, created_at, version, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        delivery.id,
+                        delivery.conversation_id,
+                        delivery.created_at,
+                        version_i64(delivery.version)?,
+                        to_doc(&delivery)?
+                    ],
+                )?;
+                let doc: String = tx.query_row(
+                    "SELECT doc FROM deliveries WHERE id = ?1",
+                    params![delivery.id],
+                    |r| r.get(0),
+                )?;
+                tx.commit()?;
+                from_doc(&doc)
+            })
+            .await
+    }
+
+    async fn update(&self, delivery: &Delivery) -> Result<bool, PortError> {
+        let Some(previous) = delivery.version.checked_sub(1) else {
+            return Ok(false);
+        };
+        let delivery = delivery.clone();
+        self.db
+            .run(move |conn| {
+                let updated = conn.execute(
+                    "UPDATE deliveries SET version = ?2, doc = ?3 WHERE id = ?1 AND version = ?4",
+                    params![
+                        delivery.id,
+                        version_i64(delivery.version)?,
+                        to_doc(&delivery)?,
+                        version_i64(previous)?
+                    ],
+                )?;
+                Ok(updated == 1)
+            })
+            .await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, PortError> {
+        let id = id.to_owned();
+        self.db
+            .run(move |conn| {
+                let doc: Option<String> = conn
+                    .query_row(
+                        "SELECT doc FROM deliveries WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                doc.as_deref().map(from_doc).transpose()
+            })
+            .await
+    }
+
+    async fn deliveries_for_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<Delivery>, PortError> {
+        let conversation_id = conversation_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT doc FROM deliveries WHERE conversation_id = ?1
+                     ORDER BY created_at ASC, id ASC",
+                )?;
+                let docs = stmt.query_map(params![conversation_id], |r| r.get::<_, String>(0))?;
+                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::DeliveryStatus;
+    use std::sync::Arc;
+
+    fn store(dir: &tempfile::TempDir) -> SqliteDeliveryStore {
+        SqliteDeliveryStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
+    }
+
+    fn delivery(id: &str, conversation_id: &str, retry_key: &str, now: i64) -> Delivery {
+        Delivery::new(id, "acc1", conversation_id, retry_key, now)
+    }
+
+    /// `d` as the next version, sent.
+    fn sent(d: &Delivery) -> Delivery {
+        Delivery {
+            status: DeliveryStatus::Sent,
+            parts_sent: d.parts_sent + 1,
+            request_ids: vec![format!("req-{}", d.version)],
+            sent_message_ids: vec!["lm1".into()],
+            attempts: d.attempts + 1,
+            updated_at: d.updated_at + 1,
+            version: d.version + 1,
+            ..d.clone()
+        }
+    }
+
+    fn ids(deliveries: &[Delivery]) -> Vec<&str> {
+        deliveries.iter().map(|d| d.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn deliveries_begin_twice_keeps_the_first_retry_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        assert_eq!(s.delivery("m1").await.unwrap(), None);
+        let first = delivery("m1", "c1", "key-first", 1000);
+        assert_eq!(s.begin(&first).await.unwrap(), first);
+        let again = delivery("m1", "c1", "key-second", 2000);
+        let stored = s.begin(&again).await.unwrap();
+        assert_eq!(stored, first);
+        assert_eq!(stored.retry_key, "key-first");
+        assert_eq!(s.delivery("m1").await.unwrap(), Some(first));
+        assert_eq!(s.deliveries_for_conversation("c1").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn deliveries_update_needs_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let d1 = s.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
+        let d2 = sent(&d1);
+        assert!(s.update(&d2).await.unwrap());
+        assert_eq!(s.delivery("m1").await.unwrap(), Some(d2.clone()));
+
+        // Stale: built from version 1 again (stored is 2), or skipping a version.
+        let stale = Delivery {
+            error: Some("stale".into()),
+            ..sent(&d1)
+        };
+        assert!(!s.update(&stale).await.unwrap());
+        assert!(!s.update(&sent(&sent(&d2))).await.unwrap());
+        // Version 0 never matches, and a missing record is not created.
+        assert!(!s
+            .update(&Delivery {
+                version: 0,
+                ..d2.clone()
+            })
+            .await
+            .unwrap());
+        assert!(!s
+            .update(&sent(&delivery("m2", "c1", "k", 1)))
+            .await
+            .unwrap());
+        assert_eq!(s.delivery("m1").await.unwrap(), Some(d2.clone()));
+        assert_eq!(s.delivery("m2").await.unwrap(), None);
+
+        let d3 = sent(&d2);
+        assert!(s.update(&d3).await.unwrap());
+        assert_eq!(s.delivery("m1").await.unwrap(), Some(d3));
+    }
+
+    #[tokio::test]
+    async fn deliveries_concurrent_updates_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(store(&dir));
+        let d1 = s.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                let next = Delivery {
+                    error: Some(format!("worker {i}")),
+                    ..sent(&d1)
+                };
+                tokio::spawn(async move { (next.clone(), s.update(&next).await.unwrap()) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let (next, won) = task.await.unwrap();
+            if won {
+                winners.push(next);
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one update wins");
+        assert_eq!(s.delivery("m1").await.unwrap(), winners.pop());
+    }
+
+    #[tokio::test]
+    async fn deliveries_listed_per_conversation_in_creation_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for (id, conversation, at) in [
+            ("m3", "c1", 3000),
+            ("m1", "c1", 1000),
+            ("x1", "c2", 500),
+            ("m2b", "c1", 2000),
+            ("m2a", "c1", 2000),
+        ] {
+            s.begin(&delivery(id, conversation, "k", at)).await.unwrap();
+        }
+        let c1 = s.deliveries_for_conversation("c1").await.unwrap();
+        assert_eq!(ids(&c1), ["m1", "m2a", "m2b", "m3"]);
+        let c2 = s.deliveries_for_conversation("c2").await.unwrap();
+        assert_eq!(ids(&c2), ["x1"]);
+        assert!(s
+            .deliveries_for_conversation("c3")
+            .await
+            .unwrap()
+            .is_empty());
+        // An update keeps the record in its place.
+        let m1 = c1[0].clone();
+        assert!(s.update(&sent(&m1)).await.unwrap());
+        let c1 = s.deliveries_for_conversation("c1").await.unwrap();
+        assert_eq!(ids(&c1), ["m1", "m2a", "m2b", "m3"]);
+        assert_eq!(c1[0], sent(&m1));
+    }
+
+    #[tokio::test]
+    async fn deliveries_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let d2 = {
+            let s = store(&dir);
+            let d1 = s
+                .begin(&delivery("m1", "c1", "key-first", 1000))
+                .await
+                .unwrap();
+            let d2 = sent(&d1);
+            assert!(s.update(&d2).await.unwrap());
+            d2
+        };
+        let s = store(&dir);
+        assert_eq!(s.delivery("m1").await.unwrap(), Some(d2.clone()));
+        assert_eq!(
+            s.deliveries_for_conversation("c1").await.unwrap(),
+            vec![d2.clone()]
+        );
+        let again = s
+            .begin(&delivery("m1", "c1", "key-second", 5000))
+            .await
+            .unwrap();
+        assert_eq!(again, d2);
+        assert!(s.update(&sent(&d2)).await.unwrap());
+    }
+}

@@ -1,0 +1,291 @@
+//! The DynamoDB `DeliveryStore` over the wire, against moto's server (started by
+//! `./infra/test.sh`, which sets `OMNILINE_TEST_AWS_ENDPOINT`). Each test has its own table.
+//!
+//! Ignored by a bare `cargo test` (no moto there); the test command runs them with
+//! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
+
+use aws_config::SdkConfig;
+use omniline_tests::{endpoint, pk_sk_table, sdk_config};
+use serde_json::json;
+use shared::adapters::dynamo_conversations::DynamoConversationStore;
+use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
+use shared::conversation::{
+    CommitOutcome, Conversation, ConversationState, ConversationWrite, EventCommit, SourceType,
+    TranscriptEntry,
+};
+use shared::delivery::{Delivery, DeliveryStatus};
+use shared::ports::{ConversationStore, DeliveryStore};
+use std::sync::Arc;
+
+/// A store on a fresh table, with the table name and config for raw access.
+async fn store() -> (DynamoDeliveryStore, SdkConfig, String) {
+    let config = sdk_config(&endpoint()).await;
+    let name = pk_sk_table(&config, "conversations").await;
+    (DynamoDeliveryStore::new(&config, &name), config, name)
+}
+
+fn delivery(id: &str, conversation_id: &str, retry_key: &str, now: i64) -> Delivery {
+    Delivery::new(id, "acc1", conversation_id, retry_key, now)
+}
+
+/// `d` as the next version, sent.
+fn sent(d: &Delivery) -> Delivery {
+    Delivery {
+        status: DeliveryStatus::Sent,
+        reply_attempted: true,
+        parts_sent: d.parts_sent + 1,
+        request_ids: vec![format!("req-{}", d.version)],
+        sent_message_ids: vec!["461230966842064897".into()],
+        attempts: d.attempts + 1,
+        updated_at: d.updated_at + 1,
+        version: d.version + 1,
+        ..d.clone()
+    }
+}
+
+fn ids(deliveries: &[Delivery]) -> Vec<&str> {
+    deliveries.iter().map(|d| d.id.as_str()).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn begin_twice_keeps_the_first_retry_key() {
+    let (store, _, _) = store().await;
+    assert_eq!(store.delivery("m1").await.unwrap(), None);
+    let first = delivery("m1", "c1", "key-first", 1_700_000_000_000);
+    assert_eq!(store.begin(&first).await.unwrap(), first);
+    let again = delivery("m1", "c1", "key-second", 1_700_000_001_000);
+    let stored = store.begin(&again).await.unwrap();
+    assert_eq!(stored, first);
+    assert_eq!(stored.retry_key, "key-first");
+    assert_eq!(store.delivery("m1").await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        store.deliveries_for_conversation("c1").await.unwrap(),
+        vec![first]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn concurrent_begins_agree_on_one_record() {
+    let (store, _, _) = store().await;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let d = delivery("m1", "c1", &format!("key-{i}"), 1000 + i);
+                store.begin(&d).await.unwrap()
+            })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for task in tasks {
+        stored.push(task.await.unwrap());
+    }
+    let winner = store.delivery("m1").await.unwrap().unwrap();
+    assert!(stored.iter().all(|d| *d == winner), "{stored:?}");
+    assert_eq!(
+        store.deliveries_for_conversation("c1").await.unwrap(),
+        vec![winner]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn update_needs_the_previous_version() {
+    let (store, _, _) = store().await;
+    let d1 = store.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
+    let d2 = sent(&d1);
+    assert!(store.update(&d2).await.unwrap());
+    assert_eq!(store.delivery("m1").await.unwrap(), Some(d2.clone()));
+
+    // Stale (built from version 1 again), skipping a version, version 0, missing record.
+    let stale = Delivery {
+        error: Some("stale".into()),
+        ..sent(&d1)
+    };
+    assert!(!store.update(&stale).await.unwrap());
+    assert!(!store.update(&sent(&sent(&d2))).await.unwrap());
+    assert!(!store
+        .update(&Delivery {
+            version: 0,
+            ..d2.clone()
+        })
+        .await
+        .unwrap());
+    assert!(!store
+        .update(&sent(&delivery("m2", "c1", "k", 1)))
+        .await
+        .unwrap());
+    assert_eq!(store.delivery("m1").await.unwrap(), Some(d2.clone()));
+    assert_eq!(store.delivery("m2").await.unwrap(), None);
+    assert_eq!(
+        store.deliveries_for_conversation("c1").await.unwrap(),
+        vec![d2.clone()]
+    );
+
+    let d3 = Delivery {
+        status: DeliveryStatus::Failed,
+        error: Some("400 Bad Request: こんにちは 😀".into()),
+        ..sent(&d2)
+    };
+    assert!(store.update(&d3).await.unwrap());
+    assert_eq!(store.delivery("m1").await.unwrap(), Some(d3));
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn concurrent_updates_exactly_one_wins() {
+    let (store, _, _) = store().await;
+    let store = Arc::new(store);
+    let d1 = store.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let next = Delivery {
+                error: Some(format!("worker {i}")),
+                ..sent(&d1)
+            };
+            tokio::spawn(async move {
+                let won = store.update(&next).await.unwrap();
+                (next, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (next, won) = task.await.unwrap();
+        if won {
+            winners.push(next);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one update wins");
+    assert_eq!(store.delivery("m1").await.unwrap(), winners.pop());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn listed_per_conversation_in_creation_order() {
+    let (store, _, _) = store().await;
+    for (id, conversation, at) in [
+        ("m3", "c1", 3000),
+        ("m1", "c1", 1000),
+        ("x1", "c2", 500),
+        ("m2b", "c1", 2000),
+        ("m2a", "c1", 2000),
+        ("m0", "c1", 999),
+    ] {
+        store
+            .begin(&delivery(id, conversation, "k", at))
+            .await
+            .unwrap();
+    }
+    let c1 = store.deliveries_for_conversation("c1").await.unwrap();
+    assert_eq!(ids(&c1), ["m0", "m1", "m2a", "m2b", "m3"]);
+    assert!(c1.iter().all(|d| d.conversation_id == "c1"));
+    let c2 = store.deliveries_for_conversation("c2").await.unwrap();
+    assert_eq!(ids(&c2), ["x1"]);
+    assert!(store
+        .deliveries_for_conversation("c3")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // An update keeps the record in its place, with its new content.
+    let m1 = c1[1].clone();
+    assert!(store.update(&sent(&m1)).await.unwrap());
+    let c1 = store.deliveries_for_conversation("c1").await.unwrap();
+    assert_eq!(ids(&c1), ["m0", "m1", "m2a", "m2b", "m3"]);
+    assert_eq!(c1[1], sent(&m1));
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn more_than_a_batch_of_deliveries() {
+    let (store, _, _) = store().await;
+    let count = 130;
+    for i in 0..count {
+        store
+            .begin(&delivery(&format!("m{i:03}"), "c1", "k", 1000 + i))
+            .await
+            .unwrap();
+    }
+    let listed = store.deliveries_for_conversation("c1").await.unwrap();
+    let expected: Vec<String> = (0..count).map(|i| format!("m{i:03}")).collect();
+    assert_eq!(ids(&listed), expected);
+}
+
+fn conversation(id: &str) -> Conversation {
+    Conversation {
+        id: id.into(),
+        account_id: "acc1".into(),
+        source_type: SourceType::User,
+        source_id: "U1".into(),
+        state: ConversationState::Waiting,
+        workstream_id: None,
+        queue_id: None,
+        priority: 0,
+        skills: vec![],
+        bot_id: None,
+        agent_id: None,
+        rule_id: None,
+        members: vec![],
+        opened_at: 1_700_000_000_000,
+        last_activity_at: 1_700_000_000_000,
+        closed_at: None,
+        close_reason: None,
+        version: 1,
+    }
+}
+
+/// The delivery index shares the conversation's partition with its `META` and transcript items:
+/// neither store sees the other's items.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn shares_the_conversations_table_without_mixing() {
+    let (deliveries, config, table) = store().await;
+    let conversations = DynamoConversationStore::new(&config, &table);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let commit = EventCommit {
+        account_id: "acc1".into(),
+        event_id: "e1".into(),
+        dedupe_expires_at: now + 3600,
+        conversation: Some(ConversationWrite::Create(conversation("c1"))),
+        transcript: Some(TranscriptEntry {
+            conversation_id: "c1".into(),
+            event_id: "e1".into(),
+            timestamp: 1_700_000_000_000,
+            event_type: "message".into(),
+            sender_user_id: Some("U1".into()),
+            message_id: Some("lm1".into()),
+            event: json!({"type": "message", "message": {"type": "text", "text": "hi"}}),
+            retracted: false,
+        }),
+        retract_message_id: None,
+        customer: None,
+    };
+    assert_eq!(
+        conversations.commit(&commit).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    let d = deliveries
+        .begin(&delivery("m1", "c1", "k", 1_700_000_000_500))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        deliveries.deliveries_for_conversation("c1").await.unwrap(),
+        vec![d]
+    );
+    let transcript = conversations.transcript("c1").await.unwrap();
+    assert_eq!(transcript.len(), 1);
+    assert_eq!(transcript[0].event_id, "e1");
+    assert_eq!(
+        conversations.conversation("c1").await.unwrap(),
+        Some(conversation("c1"))
+    );
+}
