@@ -276,6 +276,14 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
         })))
         .mount(&line)
         .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sentMessages": [{"id": "1", "quoteToken": "q"}]})),
+        )
+        .mount(&line)
+        .await;
     let client = reqwest::Client::new();
     let stack = start(data.path(), &line.uri(), Some("admin"));
     wait_healthy(&client, &stack.base).await;
@@ -372,17 +380,26 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
         1
     );
 
-    let outbound = SqliteEventQueue::new(db.clone(), "outbound", 5);
-    let queued = outbound.receive(10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(queued.len(), 1);
-    let greeting: shared::outbound::OutboundMessage =
-        serde_json::from_str(&queued[0].body).unwrap();
-    assert_eq!(greeting.messages[0]["text"], "佐藤様、こんにちは。");
-    assert_eq!(greeting.reply_token.as_deref(), Some("reply-1"));
-    outbound
-        .change_visibility(&queued[0].receipt, Duration::ZERO)
-        .await
-        .unwrap();
+    // The greeting was queued for outbound and went out as a reply (the outbound worker runs too).
+    let replies = || async {
+        line.received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.url.path() == "/v2/bot/message/reply")
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        if !replies().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = replies().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["replyToken"], "reply-1");
+    assert_eq!(sent[0]["messages"][0]["text"], "佐藤様、こんにちは。");
 
     // The same webhook again: accepted, and nothing changes.
     assert_eq!(send().await.unwrap().status(), 200);
@@ -402,7 +419,7 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
             .len(),
         1
     );
-    assert_eq!(outbound.len().await.unwrap(), 1);
+    assert_eq!(replies().await.len(), 1, "the greeting is not sent again");
     assert_eq!(
         agents
             .agent("agent-ja")
@@ -412,5 +429,206 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
             .active_conversations
             .len(),
         1
+    );
+}
+
+/// Issue 3/8's "done when": with LINE_API_BASE at a mock, the automated greeting goes out as a
+/// reply, an agent's later messages as pushes with a retry key, and a LINE outage followed by
+/// recovery delivers every message exactly once, in order.
+#[tokio::test]
+async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once_in_order() {
+    use shared::adapters::workstreams::SqliteWorkstreamStore;
+    use shared::outbound::{text_message, Origin, OutboundMessage};
+    use shared::ports::{ConversationStore, DeliveryStore, EventQueue, WorkstreamStore};
+
+    let data = tempfile::tempdir().unwrap();
+    let line = mock_line().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/profile/Ubuyer"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"userId": "Ubuyer", "displayName": "Kim"})),
+        )
+        .mount(&line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sentMessages": [{"id": "1", "quoteToken": "q"}]})),
+        )
+        .mount(&line)
+        .await;
+    // LINE is down for the first two pushes, then back.
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"sentMessages": [{"id": "2", "quoteToken": "q"}]})),
+        )
+        .mount(&line)
+        .await;
+
+    let client = reqwest::Client::new();
+    let stack = start(data.path(), &line.uri(), Some("admin"));
+    wait_healthy(&client, &stack.base).await;
+    let account: Value = client
+        .post(format!("{}/admin/v1/accounts", stack.base))
+        .bearer_auth("admin")
+        .json(&json!({"name": "Shop", "channelId": "2000000003", "channelSecret": SECRET, "channelAccessToken": "tok"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = account["id"].as_str().unwrap().to_owned();
+    let db = EmbeddedDb::open(data.path()).unwrap();
+    let workstream = serde_json::from_value(json!({
+        "id": "ws", "accountId": id, "name": "Shop", "language": "en", "distribution": "pick",
+        "defaultQueue": "q", "timezone": "UTC",
+        "automatedMessages": [{"trigger": "conversationStarted", "language": "en", "text": "Hi {customerName}!"}],
+        "version": 1
+    }))
+    .unwrap();
+    SqliteWorkstreamStore::new(db.clone())
+        .unwrap()
+        .put_workstream(&workstream)
+        .await
+        .unwrap();
+
+    // A customer writes now: the greeting goes out as a free reply.
+    let now_ms = shared::domain::now_millis();
+    let body = json!({"destination": "Ushop", "events": [{
+        "type": "message", "mode": "active", "timestamp": now_ms, "webhookEventId": "01OUTBOUND0000000000000001",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "reply-token-1",
+        "source": {"type": "user", "userId": "Ubuyer"},
+        "message": {"type": "text", "id": "7001", "quoteToken": "q", "text": "hello"}
+    }]})
+    .to_string();
+    let r = client
+        .post(format!("{}/line/webhook/{id}", stack.base))
+        .header("x-line-signature", sign(SECRET.as_bytes(), body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let conversations =
+        shared::adapters::sqlite_conversations::SqliteConversationStore::new(db.clone()).unwrap();
+    let mut conversation = None;
+    for _ in 0..100 {
+        conversation = conversations
+            .open_conversation(&id, "Ubuyer")
+            .await
+            .unwrap();
+        if conversation.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let conversation = conversation.expect("conversation stored");
+
+    // Three agent messages (the agent API of issue 5/8 queues them the same way).
+    let outbound = SqliteEventQueue::new(db.clone(), "outbound", 5);
+    let agent_messages: Vec<_> = (1..=3)
+        .map(|i| OutboundMessage {
+            id: format!("agent-msg-{i}"),
+            account_id: id.clone(),
+            conversation_id: conversation.id.clone(),
+            to: "Ubuyer".into(),
+            origin: Origin::Agent,
+            trigger: None,
+            messages: vec![text_message(&format!("agent message {i}"))],
+            reply_token: None,
+            reply_token_received_at: None,
+            sender: None,
+            created_at: now_ms,
+        })
+        .map(|m| m.to_queue_message())
+        .collect();
+    outbound.send(&agent_messages).await.unwrap();
+
+    let deliveries =
+        shared::adapters::sqlite_deliveries::SqliteDeliveryStore::new(db.clone()).unwrap();
+    let mut all_sent = false;
+    for _ in 0..200 {
+        let list = deliveries
+            .deliveries_for_conversation(&conversation.id)
+            .await
+            .unwrap();
+        if list.len() == 4
+            && list
+                .iter()
+                .all(|d| d.status == shared::delivery::DeliveryStatus::Sent)
+        {
+            all_sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(all_sent, "every message delivered after the outage");
+
+    let requests = line.received_requests().await.unwrap();
+    let replies: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/v2/bot/message/reply")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["replyToken"], "reply-token-1");
+    assert_eq!(replies[0]["messages"][0]["text"], "Hi Kim!");
+
+    let pushes: Vec<_> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/v2/bot/message/push")
+        .collect();
+    assert_eq!(
+        pushes.len(),
+        5,
+        "two refused during the outage, then one per message"
+    );
+    let key = |i: usize| {
+        pushes[i]
+            .headers
+            .get("x-line-retry-key")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(key(0), key(1));
+    assert_eq!(
+        key(1),
+        key(2),
+        "the first message kept its retry key through the outage"
+    );
+    assert_ne!(key(2), key(3));
+    assert_ne!(key(3), key(4));
+    let texts: Vec<String> = pushes
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["messages"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "agent message 1",
+            "agent message 1",
+            "agent message 1",
+            "agent message 2",
+            "agent message 3"
+        ]
     );
 }

@@ -18,7 +18,7 @@ use shared::conversation::Consent;
 use shared::delivery::{Delivery, DeliveryStatus};
 use shared::line::api::{LineApi, LineApiError, SendError, Sent};
 use shared::line::messages::{prepare, with_sender};
-use shared::media_links::{media_link, DEFAULT_LINK_LIFETIME};
+use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
 use shared::outbound::OutboundMessage;
 use shared::ports::{ConversationStore, DeliveryStore, PortError};
 use shared::secret::SecretString;
@@ -238,7 +238,7 @@ impl OutboundService {
             .media
             .as_ref()
             .ok_or("media links are not configured")?;
-        let expires = now / 1000 + DEFAULT_LINK_LIFETIME.as_secs() as i64;
+        let expires = link_expiry(now.div_euclid(1000), DEFAULT_LINK_LIFETIME);
         let link = |k: &Value| -> Result<String, String> {
             let k = k.as_str().ok_or("mediaKey must be a string")?;
             media_link(&links.base_url, k, expires, &links.signing_secret)

@@ -1501,4 +1501,537 @@ mod tests {
         assert!(checked_id(&"U".repeat(128)).is_ok());
         assert!(checked_id("Uab-CD_09").is_ok());
     }
+
+    const RETRY_KEY: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+    fn text(t: &str) -> serde_json::Value {
+        serde_json::json!({"type": "text", "text": t})
+    }
+
+    /// A server answering every request with `response`.
+    async fn answering(response: ResponseTemplate) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    fn line_error(status: u16, message: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status)
+            .insert_header("x-line-request-id", "req-err")
+            .set_body_json(serde_json::json!({ "message": message }))
+    }
+
+    #[tokio::test]
+    async fn reply_200_parses_request_id_and_sent_messages() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/bot/message/reply"))
+            .and(header("authorization", "Bearer tok-123"))
+            .and(header("content-type", "application/json"))
+            .and(body_json(serde_json::json!({
+                "replyToken": "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA",
+                "messages": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "World"}]
+            })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("x-line-request-id", "req-1")
+                    .set_body_json(serde_json::json!({"sentMessages": [
+                        {"id": "461230966842064897", "quoteToken": "IStG5h1Tz7b..."},
+                        {"id": "461230966842064898"}
+                    ]})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let sent = api(&server, Duration::from_secs(2))
+            .reply(
+                &token(),
+                "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA",
+                &[text("Hello"), text("World")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            sent,
+            Sent {
+                request_id: Some("req-1".into()),
+                sent_message_ids: vec!["461230966842064897".into(), "461230966842064898".into()],
+                already_accepted: false,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_2xx_without_a_readable_body_is_still_delivered() {
+        let server = answering(ResponseTemplate::new(200).set_body_string("not json")).await;
+        let sent = api(&server, Duration::from_secs(2))
+            .reply(&token(), "rt", &[text("Hello")])
+            .await
+            .unwrap();
+        assert_eq!(sent, Sent::default());
+    }
+
+    #[tokio::test]
+    async fn push_sends_the_retry_key_and_body() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/bot/message/push"))
+            .and(header("authorization", "Bearer tok-123"))
+            .and(header("x-line-retry-key", RETRY_KEY))
+            .and(body_json(serde_json::json!({
+                "to": "U4af4980629",
+                "messages": [{"type": "text", "text": "Hello"}]
+            })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("x-line-request-id", "req-2")
+                    .set_body_json(serde_json::json!({"sentMessages": [{"id": "1"}]})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let sent = api(&server, Duration::from_secs(2))
+            .push(&token(), "U4af4980629", &[text("Hello")], RETRY_KEY)
+            .await
+            .unwrap();
+        assert_eq!(sent.request_id.as_deref(), Some("req-2"));
+        assert_eq!(sent.sent_message_ids, vec!["1".to_owned()]);
+        assert!(!sent.already_accepted);
+    }
+
+    #[tokio::test]
+    async fn push_409_is_already_accepted() {
+        let server = answering(
+            ResponseTemplate::new(409)
+                .insert_header("x-line-request-id", "req-retry")
+                .insert_header("x-line-accepted-request-id", "req-first")
+                .set_body_json(serde_json::json!({
+                    "message": "The retry key is already accepted",
+                    "sentMessages": [{"id": "461230966842064897"}]
+                })),
+        )
+        .await;
+        let sent = api(&server, Duration::from_secs(2))
+            .push(&token(), "U1", &[text("Hello")], RETRY_KEY)
+            .await
+            .unwrap();
+        assert_eq!(
+            sent,
+            Sent {
+                request_id: Some("req-first".into()),
+                sent_message_ids: vec!["461230966842064897".into()],
+                already_accepted: true,
+            }
+        );
+        // Without the accepted request's id nor sentMessages: still accepted.
+        let server =
+            answering(ResponseTemplate::new(409).insert_header("x-line-request-id", "req-retry"))
+                .await;
+        let sent = api(&server, Duration::from_secs(2))
+            .push(&token(), "U1", &[text("Hello")], RETRY_KEY)
+            .await
+            .unwrap();
+        assert_eq!(sent.request_id.as_deref(), Some("req-retry"));
+        assert!(sent.already_accepted);
+        // A reply carries no retry key: its 409 is a refusal.
+        let err = api(&server, Duration::from_secs(2))
+            .reply(&token(), "rt", &[text("Hello")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SendError::Refused { status: 409, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn send_5xx_is_unavailable() {
+        let server = answering(line_error(500, "Internal server error")).await;
+        let api = api(&server, Duration::from_secs(2));
+        let err = api.reply(&token(), "rt", &[text("a")]).await.unwrap_err();
+        assert!(
+            matches!(err, SendError::Unavailable(ref m) if m.contains("500")),
+            "{err:?}"
+        );
+        let err = api
+            .push(&token(), "U1", &[text("a")], RETRY_KEY)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::Unavailable(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn send_timeout_and_connection_errors_are_unavailable() {
+        let server = answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
+        let err = api(&server, Duration::from_millis(200))
+            .push(&token(), "U1", &[text("a")], RETRY_KEY)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SendError::Unavailable(ref m) if m.contains("timeout")),
+            "{err:?}"
+        );
+        let nowhere = HttpLineApi::new(&LineApiConfig {
+            api_base: "http://127.0.0.1:9".into(),
+            ..LineApiConfig::default()
+        })
+        .unwrap();
+        let err = nowhere
+            .reply(&token(), "rt", &[text("a")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::Unavailable(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn reply_400_invalid_reply_token() {
+        let server = answering(line_error(400, "Invalid reply token")).await;
+        let err = api(&server, Duration::from_secs(2))
+            .reply(&token(), "expired", &[text("a")])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SendError::InvalidReplyToken {
+                message: "Invalid reply token".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_400_on_a_message_is_refused_with_details_and_request_id() {
+        let server = answering(
+            ResponseTemplate::new(400)
+                .insert_header("x-line-request-id", "req-400")
+                .set_body_json(serde_json::json!({
+                    "message": "The request body has 1 error(s)",
+                    "details": [{"message": "May not be empty", "property": "messages[0].text"}]
+                })),
+        )
+        .await;
+        let err = api(&server, Duration::from_secs(2))
+            .push(&token(), "U1", &[text("")], RETRY_KEY)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SendError::Refused {
+                status: 400,
+                message: "The request body has 1 error(s); messages[0].text: May not be empty"
+                    .into(),
+                request_id: Some("req-400".into()),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429_monthly_limit_is_not_a_rate_limit() {
+        let server = answering(line_error(429, "You have reached your monthly limit.")).await;
+        let err = api(&server, Duration::from_secs(2))
+            .push(&token(), "U1", &[text("a")], RETRY_KEY)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SendError::MonthlyLimit {
+                message: "You have reached your monthly limit.".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn other_429s_are_rate_limited_with_retry_after() {
+        let server = answering(
+            line_error(
+                429,
+                "The API rate limit has been exceeded. Try again later.",
+            )
+            .insert_header("retry-after", "7"),
+        )
+        .await;
+        let err = api(&server, Duration::from_secs(2))
+            .push(&token(), "U1", &[text("a")], RETRY_KEY)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SendError::RateLimited {
+                retry_after: Some(Duration::from_secs(7)),
+                message: "The API rate limit has been exceeded. Try again later.".into(),
+            }
+        );
+        let server = answering(line_error(429, "Too many requests")).await;
+        let err = api(&server, Duration::from_secs(2))
+            .reply(&token(), "rt", &[text("a")])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SendError::RateLimited {
+                    retry_after: None,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "120".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
+        headers.insert(
+            "retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(10);
+        let date = later
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap();
+        headers.insert("retry-after", date.parse().unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(
+            wait > Duration::from_secs(500) && wait <= Duration::from_secs(600),
+            "{wait:?}"
+        );
+        headers.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[tokio::test]
+    async fn send_401_is_unauthorized() {
+        let server = answering(line_error(
+            401,
+            "Authentication failed. Confirm that the access token in the authorization header is valid.",
+        ))
+        .await;
+        let err = api(&server, Duration::from_secs(2))
+            .push(&token(), "U1", &[text("a")], RETRY_KEY)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SendError::Unauthorized { ref message } if message.starts_with("Authentication failed")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn send_403_is_refused() {
+        let server = answering(line_error(
+            403,
+            "Access to this API is not available for your account",
+        ))
+        .await;
+        let err = api(&server, Duration::from_secs(2))
+            .push(&token(), "U1", &[text("a")], RETRY_KEY)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SendError::Refused {
+                status: 403,
+                message: "Access to this API is not available for your account".into(),
+                request_id: Some("req-err".into()),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_sends_make_no_request() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let api = api(&server, Duration::from_secs(2));
+        let refused = |r: Result<Sent, SendError>, what: &str| {
+            assert!(
+                matches!(r, Err(SendError::Refused { status: 400, request_id: None, ref message }) if message.contains(what)),
+                "{r:?}"
+            )
+        };
+        for to in ["", "U1/../info", "U1?x", "U 1", "Ü1"] {
+            refused(
+                api.push(&token(), to, &[text("a")], RETRY_KEY).await,
+                "invalid id",
+            );
+        }
+        let six: Vec<_> = (0..6).map(|_| text("a")).collect();
+        refused(api.push(&token(), "U1", &[], RETRY_KEY).await, "messages");
+        refused(api.push(&token(), "U1", &six, RETRY_KEY).await, "messages");
+        refused(api.reply(&token(), "rt", &[]).await, "messages");
+        refused(api.reply(&token(), "rt", &six).await, "messages");
+        for key in [
+            "",
+            "not-a-uuid",
+            "123e4567e89b12d3a456426614174000",
+            "123e4567-e89b-12d3-a456-426614174000\r\nX: y",
+        ] {
+            refused(
+                api.push(&token(), "U1", &[text("a")], key).await,
+                "retry key",
+            );
+        }
+        assert!(matches!(
+            api.reply(&token(), "", &[text("a")]).await,
+            Err(SendError::InvalidReplyToken { .. })
+        ));
+        let invalid = |r: Result<(), LineApiError>| {
+            matches!(r, Err(LineApiError::Rejected { status: 400, .. }))
+        };
+        assert!(invalid(api.start_loading(&token(), "U1/..", 5).await));
+        assert!(invalid(api.mark_as_read(&token(), "").await));
+        assert!(invalid(api.mark_as_read_by_token(&token(), "").await));
+        assert!(invalid(
+            api.issue_stateless_token("12/34", &SecretString::new("s"))
+                .await
+                .map(drop)
+        ));
+    }
+
+    #[tokio::test]
+    async fn loading_seconds_are_rounded_to_multiples_of_5() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/bot/chat/loading/start"))
+            .and(header("authorization", "Bearer tok-123"))
+            .respond_with(ResponseTemplate::new(202).set_body_json(serde_json::json!({})))
+            .expect(6)
+            .mount(&server)
+            .await;
+        let api = api(&server, Duration::from_secs(2));
+        let cases = [(0, 5), (5, 5), (7, 10), (58, 60), (61, 60), (u32::MAX, 60)];
+        for (seconds, _) in cases {
+            api.start_loading(&token(), "U4af4980629", seconds)
+                .await
+                .unwrap();
+        }
+        let bodies: Vec<serde_json::Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        let expected: Vec<_> = cases
+            .iter()
+            .map(|&(_, s)| serde_json::json!({"chatId": "U4af4980629", "loadingSeconds": s}))
+            .collect();
+        assert_eq!(bodies, expected);
+    }
+
+    #[tokio::test]
+    async fn loading_400_is_rejected() {
+        let server = answering(line_error(400, "Invalid chatId")).await;
+        let err = api(&server, Duration::from_secs(2))
+            .start_loading(&token(), "Cgroup", 20)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LineApiError::Rejected { status: 400, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn mark_as_read_bodies() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/bot/message/markAsRead"))
+            .and(header("authorization", "Bearer tok-123"))
+            .and(body_json(
+                serde_json::json!({"chat": {"userId": "U4af4980629"}}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/bot/chat/markAsRead"))
+            .and(header("authorization", "Bearer tok-123"))
+            .and(body_json(
+                serde_json::json!({"markAsReadToken": "nz0x74mZT2mRn"}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let api = api(&server, Duration::from_secs(2));
+        api.mark_as_read(&token(), "U4af4980629").await.unwrap();
+        api.mark_as_read_by_token(&token(), "nz0x74mZT2mRn")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn stateless_token_is_issued_from_a_form() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth2/v3/token"))
+            .and(header("content-type", "application/x-www-form-urlencoded"))
+            .and(wiremock::matchers::body_string(
+                "grant_type=client_credentials&client_id=1234567890&client_secret=8a7b%20c%26d%3De%2Bf%2F",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "token_type": "Bearer", "access_token": "eyJhbGciOiJIUz.secret", "expires_in": 899
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let issued = api(&server, Duration::from_secs(2))
+            .issue_stateless_token("1234567890", &SecretString::new("8a7b c&d=e+f/"))
+            .await
+            .unwrap();
+        assert_eq!(issued.access_token.expose(), "eyJhbGciOiJIUz.secret");
+        assert_eq!(issued.expires_in, Duration::from_secs(899));
+        assert!(!format!("{issued:?}").contains("eyJ"), "{issued:?}");
+    }
+
+    #[tokio::test]
+    async fn stateless_token_400_is_rejected_and_bad_answers_are_unavailable() {
+        let server = answering(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "error": "invalid_client", "error_description": "invalid client secret"
+        })))
+        .await;
+        let err = api(&server, Duration::from_secs(2))
+            .issue_stateless_token("1234567890", &SecretString::new("wrong"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            LineApiError::Rejected {
+                status: 400,
+                message: "invalid_client: invalid client secret".into()
+            }
+        );
+        // A malformed answer never quotes the token.
+        let server = answering(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "eyJ.secret", "expires_in": "eyJ.secret"
+        })))
+        .await;
+        let err = api(&server, Duration::from_secs(2))
+            .issue_stateless_token("1234567890", &SecretString::new("s"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LineApiError::Unavailable(ref m) if !m.contains("eyJ")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn form_encoding_escapes_everything_but_unreserved() {
+        assert_eq!(
+            form_encode(&[("a b", "x-y_z.~1"), ("c", "é&=+%")]),
+            "a%20b=x-y_z.~1&c=%C3%A9%26%3D%2B%25"
+        );
+    }
 }
