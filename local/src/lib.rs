@@ -185,6 +185,11 @@ fn embedded_functions(
 ) -> Result<EmbeddedFunctions, StartError> {
     let conversations = Arc::new(SqliteConversationStore::new(db.clone())?);
     let objects = Arc::new(FsObjectStore::new(config.data_dir.join("media")));
+    let tokens = Arc::new(ChannelTokens::new(
+        Arc::clone(&adapters.accounts),
+        Arc::clone(&adapters.secrets),
+        line.clone(),
+    ));
     let router = Arc::new(RouterService::new(RouterDeps {
         accounts: Arc::clone(&adapters.accounts),
         secrets: Arc::clone(&adapters.secrets),
@@ -199,18 +204,14 @@ fn embedded_functions(
         media: objects.clone(),
         line: line.clone(),
         bot: Arc::new(HttpBotHook::new(Duration::from_secs(3))?),
+        tokens: tokens.clone(),
         clock: system_clock(),
     }));
-    let tokens = ChannelTokens::new(
-        Arc::clone(&adapters.accounts),
-        Arc::clone(&adapters.secrets),
-        line.clone(),
-    );
     let outbound = Arc::new(OutboundService::new(OutboundDeps {
         deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())?),
         conversations,
         line,
-        tokens: Arc::new(tokens),
+        tokens,
         media: Some(MediaLinks {
             base_url: base_url.to_owned(),
             signing_secret: media_secret.clone(),

@@ -92,6 +92,12 @@ async fn aws() -> Aws {
         ..LineApiConfig::default()
     })
     .unwrap();
+    let api = Arc::new(api);
+    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+        accounts.clone(),
+        secrets.clone(),
+        api.clone(),
+    ));
     let router = Arc::new(RouterService::new(RouterDeps {
         accounts,
         secrets,
@@ -100,8 +106,9 @@ async fn aws() -> Aws {
         agents: agents.clone(),
         outbound: Arc::new(SqsEventQueue::new(&config, &outbound_url)),
         media: media.clone(),
-        line: Arc::new(api),
+        line: api,
         bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+        tokens: tokens.clone(),
         clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
     }));
     Aws {

@@ -114,6 +114,8 @@ enum AdminError {
     NotFound,
     #[error("LINE refused the channel access token: {0}")]
     TokenRejected(String),
+    #[error("LINE refused the channel ID and secret: {0}")]
+    CredentialsRejected(String),
     #[error("the channel access token belongs to another LINE bot ({0})")]
     TokenForAnotherBot(String),
     #[error("this LINE channel is already connected as account {0}")]
@@ -134,6 +136,14 @@ impl IntoResponse for AdminError {
                 let body = json!({
                     "error": "line_rejected_token",
                     "field": "channelAccessToken",
+                    "message": message,
+                });
+                (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+            }
+            AdminError::CredentialsRejected(_) => {
+                let body = json!({
+                    "error": "line_rejected_credentials",
+                    "field": "channelSecret",
                     "message": message,
                 });
                 (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
@@ -202,6 +212,22 @@ fn account_json(account: &Account, base: &str) -> Value {
     })
 }
 
+/// A stateless channel access token from the channel ID and secret; LINE refusing them is the
+/// admin's input error.
+async fn issue_stateless(
+    line: &dyn LineApi,
+    channel_id: &str,
+    channel_secret: &SecretString,
+) -> Result<SecretString> {
+    match line.issue_stateless_token(channel_id, channel_secret).await {
+        Ok(issued) => Ok(issued.access_token),
+        Err(LineApiError::Rejected { status, message }) => Err(AdminError::CredentialsRejected(
+            format!("{status} {message}"),
+        )),
+        Err(LineApiError::Unavailable(m)) => Err(AdminError::LineUnavailable(m)),
+    }
+}
+
 async fn check_token(line: &dyn LineApi, token: &SecretString) -> Result<BotInfo> {
     line.bot_info(token).await.map_err(|e| match e {
         LineApiError::Rejected { status, message } => {
@@ -258,13 +284,17 @@ async fn create_account(
     let channel_secret = fields
         .channel_secret("channelSecret")?
         .ok_or(InputError::missing("channelSecret"))?;
-    let access_token = fields
-        .access_token("channelAccessToken")?
-        .ok_or(InputError::missing("channelAccessToken"))?;
+    // Without a long-lived token, the account works with stateless tokens issued from the
+    // channel ID and secret (the outbound function renews them).
+    let long_lived_token = fields.access_token("channelAccessToken")?;
     let configure = fields.boolean("configureWebhook")?.unwrap_or(false);
     fields.finish()?;
 
-    let bot = check_token(state.line.as_ref(), &access_token).await?;
+    let call_token = match &long_lived_token {
+        Some(token) => token.clone(),
+        None => issue_stateless(state.line.as_ref(), &channel_id, &channel_secret).await?,
+    };
+    let bot = check_token(state.line.as_ref(), &call_token).await?;
     let existing = state.accounts.list().await?;
     if let Some(other) = existing.iter().find(|a| a.bot_user_id == bot.user_id) {
         return Err(AdminError::AlreadyConnected(other.id.clone()));
@@ -283,7 +313,8 @@ async fn create_account(
     };
     let credentials = ChannelCredentials {
         channel_secret,
-        channel_access_token: access_token,
+        // Empty: no long-lived token, stateless tokens are issued when needed.
+        channel_access_token: long_lived_token.unwrap_or_else(|| SecretString::new("")),
     };
     let secret_name = credentials_secret_name(&account.id);
     state
@@ -301,12 +332,7 @@ async fn create_account(
     let mut response = account_json(&account, &base);
     if configure {
         let callback = callback_url(&base, &account.id);
-        response["webhook"] = configure_webhook(
-            state.line.as_ref(),
-            &credentials.channel_access_token,
-            &callback,
-        )
-        .await;
+        response["webhook"] = configure_webhook(state.line.as_ref(), &call_token, &callback).await;
     }
     Ok((StatusCode::CREATED, Json(response)).into_response())
 }
@@ -344,6 +370,10 @@ async fn update_account(
     }
     let rotated = new_secret.is_some();
     if let Some(secret) = new_secret {
+        if credentials.channel_access_token.expose().is_empty() {
+            // The secret is what this account's tokens are issued from: check it with LINE.
+            issue_stateless(state.line.as_ref(), &account.channel_id, &secret).await?;
+        }
         credentials.channel_secret = secret;
     }
     if let Some(name) = name {
@@ -363,12 +393,17 @@ async fn update_account(
     let mut response = account_json(&account, &base);
     if configure {
         let callback = callback_url(&base, &account.id);
-        response["webhook"] = configure_webhook(
-            state.line.as_ref(),
-            &credentials.channel_access_token,
-            &callback,
-        )
-        .await;
+        let token = if credentials.channel_access_token.expose().is_empty() {
+            issue_stateless(
+                state.line.as_ref(),
+                &account.channel_id,
+                &credentials.channel_secret,
+            )
+            .await?
+        } else {
+            credentials.channel_access_token.clone()
+        };
+        response["webhook"] = configure_webhook(state.line.as_ref(), &token, &callback).await;
     }
     Ok(Json(response).into_response())
 }

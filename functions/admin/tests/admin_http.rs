@@ -235,9 +235,12 @@ async fn invalid_input_is_400_naming_the_field() {
     let f = fixture().await;
     let mut cases: Vec<(Value, &str)> = Vec::new();
     for field in ["name", "channelId", "channelSecret", "channelAccessToken"] {
-        let mut missing = new_account();
-        missing.as_object_mut().unwrap().remove(field);
-        cases.push((missing, field));
+        if field != "channelAccessToken" {
+            // (Without a token the account uses stateless tokens: see its own test.)
+            let mut missing = new_account();
+            missing.as_object_mut().unwrap().remove(field);
+            cases.push((missing, field));
+        }
         let mut wrong_type = new_account();
         wrong_type[field] = json!(12);
         cases.push((wrong_type, field));
@@ -511,5 +514,80 @@ async fn line_being_down_is_502_and_nothing_is_stored() {
     .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(json["error"], "line_unavailable");
+    assert!(f.adapters.accounts.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_account_without_a_long_lived_token_is_checked_with_a_stateless_one() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/v3/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "access_token": GOOD_TOKEN, "expires_in": 900
+        })))
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    let mut body = new_account();
+    body.as_object_mut().unwrap().remove("channelAccessToken");
+    let (status, json) = call(
+        &f.app,
+        "POST",
+        "/admin/v1/accounts",
+        Some(ADMIN_TOKEN),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    assert_eq!(json["botUserId"], "Ubot1");
+    assert_no_secrets(&json);
+    let id = json["id"].as_str().unwrap();
+    let stored = f
+        .adapters
+        .secrets
+        .get(&credentials_secret_name(id))
+        .await
+        .unwrap()
+        .unwrap();
+    let credentials = ChannelCredentials::from_secret(&stored).unwrap();
+    assert_eq!(
+        credentials.channel_access_token.expose(),
+        "",
+        "no long-lived token is kept"
+    );
+    let requests = f.line.received_requests().await.unwrap();
+    let form = requests
+        .iter()
+        .find(|r| r.url.path() == "/oauth2/v3/token")
+        .unwrap();
+    let form = String::from_utf8(form.body.clone()).unwrap();
+    assert!(
+        form.contains("client_id=1656789012") && form.contains(&format!("client_secret={SECRET}"))
+    );
+}
+
+#[tokio::test]
+async fn channel_credentials_line_refuses_are_422() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/v3/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "invalid_client", "error_description": "invalid client_id or client_secret"
+        })))
+        .mount(&f.line)
+        .await;
+    let mut body = new_account();
+    body.as_object_mut().unwrap().remove("channelAccessToken");
+    let (status, json) = call(
+        &f.app,
+        "POST",
+        "/admin/v1/accounts",
+        Some(ADMIN_TOKEN),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(json["field"], "channelSecret");
+    assert!(!json.to_string().contains(SECRET));
     assert!(f.adapters.accounts.list().await.unwrap().is_empty());
 }

@@ -8,15 +8,15 @@
 //! is accepted by LINE at most once (409 = accepted before = delivered).
 
 pub mod lambda;
-mod tokens;
 
-pub use tokens::ChannelTokens;
+pub use shared::line::tokens::ChannelTokens;
+use shared::line::tokens::TokenError;
 
 use serde_json::Value;
 use shared::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
 use shared::conversation::Consent;
 use shared::delivery::{Delivery, DeliveryStatus};
-use shared::line::api::{LineApi, LineApiError, SendError, Sent};
+use shared::line::api::{LineApi, SendError, Sent};
 use shared::line::messages::{prepare, with_sender};
 use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
 use shared::outbound::OutboundMessage;
@@ -61,7 +61,7 @@ pub enum OutboundError {
     #[error(transparent)]
     Port(#[from] PortError),
     #[error("channel access token unavailable: {0}")]
-    Token(LineApiError),
+    Token(#[from] TokenError),
     /// LINE could not take it now (5xx, timeout, 429): retried later with a growing delay.
     #[error("LINE unavailable, retrying: {0}")]
     Retry(String),
@@ -277,7 +277,7 @@ impl OutboundService {
     }
 
     async fn token(&self, account_id: &str) -> Result<SecretString, OutboundError> {
-        self.deps.tokens.token(account_id).await
+        Ok(self.deps.tokens.token(account_id).await?)
     }
 
     /// A reply, re-reading the token once on a 401.

@@ -21,8 +21,8 @@ use shared::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
 use shared::conversation::{
     CommitOutcome, ConversationState, ConversationWrite, EventCommit, DEDUPE_RETENTION_SECS,
 };
-use shared::domain::{credentials_secret_name, ChannelCredentials};
 use shared::line::api::{LineApi, LineApiError};
+use shared::line::tokens::{ChannelTokens, TokenError};
 use shared::media::ObjectStore;
 use shared::ports::{
     AccountStore, ConversationStore, EventQueue, PortError, SecretStore, WorkstreamStore,
@@ -32,7 +32,6 @@ use shared::secret::SecretString;
 use shared::workstream::Workstream;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// Epoch milliseconds; a function so tests can fake time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -53,6 +52,8 @@ pub struct RouterDeps {
     pub media: Arc<dyn ObjectStore>,
     pub line: Arc<dyn LineApi>,
     pub bot: Arc<dyn BotHook>,
+    /// Channel access tokens (long-lived, or stateless ones issued from the channel secret).
+    pub tokens: Arc<ChannelTokens>,
     pub clock: Clock,
 }
 
@@ -66,8 +67,8 @@ pub enum RouteError {
     Port(#[from] PortError),
     #[error(transparent)]
     Line(#[from] LineApiError),
-    #[error("the account's credentials are missing")]
-    MissingCredentials,
+    #[error("channel access token unavailable: {0}")]
+    Token(#[from] TokenError),
     /// LINE answered 202: the media is still being prepared; retry later.
     #[error("media {0} is still being prepared by LINE")]
     MediaPending(String),
@@ -98,13 +99,11 @@ const COMMIT_ATTEMPTS: u32 = 3;
 /// After this many receives, media LINE is still preparing is given up (the event is stored
 /// without it) rather than failing until the dead-letter queue.
 pub const MEDIA_PENDING_MAX_RECEIVES: u32 = 4;
-const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// The router's use case, shared by the Lambda function and the local stack.
 pub struct RouterService {
     deps: RouterDeps,
     rules: Mutex<HashMap<String, (u64, Arc<CompiledRules>)>>,
-    tokens: Mutex<HashMap<String, (SecretString, Instant)>>,
 }
 
 impl RouterService {
@@ -112,7 +111,6 @@ impl RouterService {
         Self {
             deps,
             rules: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -352,28 +350,9 @@ impl RouterService {
         Ok(closed)
     }
 
-    /// The account's channel access token, cached for five minutes.
+    /// The account's channel access token (cached by [`ChannelTokens`]).
     async fn access_token(&self, account_id: &str) -> Result<SecretString, RouteError> {
-        if let Ok(tokens) = self.tokens.lock() {
-            if let Some((token, at)) = tokens.get(account_id) {
-                if at.elapsed() < TOKEN_CACHE_TTL {
-                    return Ok(token.clone());
-                }
-            }
-        }
-        let stored = self
-            .deps
-            .secrets
-            .get(&credentials_secret_name(account_id))
-            .await?
-            .ok_or(RouteError::MissingCredentials)?;
-        let token = ChannelCredentials::from_secret(&stored)
-            .ok_or(RouteError::MissingCredentials)?
-            .channel_access_token;
-        if let Ok(mut tokens) = self.tokens.lock() {
-            tokens.insert(account_id.to_owned(), (token.clone(), Instant::now()));
-        }
-        Ok(token)
+        Ok(self.deps.tokens.token(account_id).await?)
     }
 
     /// The workstream's rules, compiled once per (workstream, version).

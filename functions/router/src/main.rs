@@ -13,6 +13,7 @@ use shared::adapters::workstreams::DynamoWorkstreamStore;
 use shared::bot::HttpBotHook;
 use shared::config::{base_url, optional, or_default, required};
 use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::line::tokens::ChannelTokens;
 use shared::media::S3ObjectStore;
 use std::sync::Arc;
 
@@ -37,16 +38,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let endpoint = optional("AWS_ENDPOINT_URL");
     let sdk = load_sdk_config(endpoint.as_deref()).await;
+    let accounts = Arc::new(DynamoAccountStore::new(&sdk, &config_table));
+    let secrets = Arc::new(SecretsManagerStore::new(&sdk, prefix));
+    let line = Arc::new(HttpLineApi::new(&line_config)?);
+    let tokens = Arc::new(ChannelTokens::new(
+        accounts.clone(),
+        secrets.clone(),
+        line.clone(),
+    ));
     let router = Arc::new(RouterService::new(RouterDeps {
-        accounts: Arc::new(DynamoAccountStore::new(&sdk, &config_table)),
-        secrets: Arc::new(SecretsManagerStore::new(&sdk, prefix)),
+        accounts,
+        secrets,
         conversations: Arc::new(DynamoConversationStore::new(&sdk, conversations_table)),
         workstreams: Arc::new(DynamoWorkstreamStore::new(&sdk, &config_table)),
         agents: Arc::new(DynamoAgentStore::new(&sdk, &config_table)),
         outbound: Arc::new(SqsEventQueue::new(&sdk, outbound_queue_url)),
         media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
-        line: Arc::new(HttpLineApi::new(&line_config)?),
+        line,
         bot: Arc::new(HttpBotHook::new(std::time::Duration::from_secs(3))?),
+        tokens,
         clock: system_clock(),
     }));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

@@ -91,6 +91,12 @@ async fn fixture() -> Fixture {
         ..LineApiConfig::default()
     })
     .unwrap();
+    let api = Arc::new(api);
+    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+        accounts.clone(),
+        secrets.clone(),
+        api.clone(),
+    ));
     let router = RouterService::new(RouterDeps {
         accounts,
         secrets: secrets.clone(),
@@ -99,8 +105,9 @@ async fn fixture() -> Fixture {
         agents: agents.clone(),
         outbound: Arc::new(outbound.clone()),
         media: media.clone(),
-        line: Arc::new(api),
+        line: api,
         bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+        tokens: tokens.clone(),
         clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
     });
     Fixture {

@@ -2,11 +2,10 @@
 //! account registered with channel ID and secret only — a stateless token issued by LINE
 //! (`POST /oauth2/v3/token`) and renewed before its 15 minutes are up. Cached per account.
 
-use crate::OutboundError;
-use shared::domain::{credentials_secret_name, ChannelCredentials};
-use shared::line::api::{LineApi, LineApiError};
-use shared::ports::{AccountStore, SecretStore};
-use shared::secret::SecretString;
+use crate::domain::{credentials_secret_name, ChannelCredentials};
+use crate::line::api::{LineApi, LineApiError};
+use crate::ports::{AccountStore, PortError, SecretStore};
+use crate::secret::SecretString;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +15,19 @@ const STORED_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// A stateless token is renewed this long before it expires.
 const RENEW_MARGIN: Duration = Duration::from_secs(120);
 
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no credentials stored for the account")]
+    Missing,
+    #[error(transparent)]
+    Store(#[from] PortError),
+    /// LINE refused to issue a stateless token, or could not be reached.
+    #[error(transparent)]
+    Line(#[from] LineApiError),
+}
+
+/// Channel access tokens per account, cached (see the module documentation).
 pub struct ChannelTokens {
     accounts: Arc<dyn AccountStore>,
     secrets: Arc<dyn SecretStore>,
@@ -38,7 +50,7 @@ impl ChannelTokens {
     }
 
     /// The account's token, from the cache while it is valid.
-    pub async fn token(&self, account_id: &str) -> Result<SecretString, OutboundError> {
+    pub async fn token(&self, account_id: &str) -> Result<SecretString, TokenError> {
         if let Ok(cache) = self.cache.lock() {
             if let Some((token, valid_until)) = cache.get(account_id) {
                 if Instant::now() < *valid_until {
@@ -46,25 +58,22 @@ impl ChannelTokens {
                 }
             }
         }
-        let missing = || {
-            OutboundError::Token(LineApiError::Rejected {
-                status: 404,
-                message: "no credentials for the account".into(),
-            })
-        };
         let stored = self
             .secrets
             .get(&credentials_secret_name(account_id))
             .await?
-            .ok_or_else(missing)?;
-        let credentials = ChannelCredentials::from_secret(&stored).ok_or_else(missing)?;
+            .ok_or(TokenError::Missing)?;
+        let credentials = ChannelCredentials::from_secret(&stored).ok_or(TokenError::Missing)?;
         let (token, lifetime) = if credentials.channel_access_token.expose().is_empty() {
-            let account = self.accounts.get(account_id).await?.ok_or_else(missing)?;
+            let account = self
+                .accounts
+                .get(account_id)
+                .await?
+                .ok_or(TokenError::Missing)?;
             let issued = self
                 .line
                 .issue_stateless_token(&account.channel_id, &credentials.channel_secret)
-                .await
-                .map_err(OutboundError::Token)?;
+                .await?;
             let lifetime = issued
                 .expires_in
                 .saturating_sub(RENEW_MARGIN)
