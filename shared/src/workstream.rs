@@ -80,6 +80,9 @@ pub struct Workstream {
     pub business_hours: Vec<BusinessHours>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot: Option<BotConfig>,
+    /// Show the agent (name and icon) as the sender of agent messages, instead of the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_identity: Option<AgentIdentity>,
     #[serde(default)]
     pub automated_messages: Vec<AutomatedMessage>,
     /// Routing rules, see [`crate::routing::rules`].
@@ -167,6 +170,16 @@ impl BusinessHours {
         let now = time.minute_of_day();
         self.days.contains(&time.weekday) && open <= now && now < close
     }
+}
+
+/// LINE's `sender` on agent messages: the agent's name (at most 20 characters) and an icon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentIdentity {
+    pub enabled: bool,
+    /// HTTPS URL of a PNG icon (LINE requires https); the account's icon when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon_url: Option<String>,
 }
 
 /// The workstream's bot (the bot gets the conversation first when a rule or the workstream says
@@ -485,6 +498,22 @@ impl Workstream {
                     self.timezone
                 ),
             ));
+        }
+
+        if let Some(icon) = self
+            .agent_identity
+            .as_ref()
+            .and_then(|a| a.icon_url.as_deref())
+        {
+            if !icon.starts_with("https://")
+                || icon.len() > 2000
+                || icon.contains(char::is_whitespace)
+            {
+                return Err(WorkstreamError::new(
+                    "agentIdentity.iconUrl",
+                    "must be an https URL of at most 2000 characters",
+                ));
+            }
         }
 
         if let Some(minutes) = self.auto_close_minutes {
@@ -890,6 +919,27 @@ mod tests {
         let text = serde_json::to_string(&ws).unwrap_or_default();
         let again: Option<Workstream> = serde_json::from_str(&text).ok();
         assert_eq!(again.as_ref(), Some(&ws));
+    }
+
+    #[test]
+    fn agent_identity_is_optional_and_its_icon_must_be_https() {
+        let mut ws = minimal();
+        assert_eq!(ws.agent_identity, None);
+        ws.agent_identity = Some(AgentIdentity {
+            enabled: true,
+            icon_url: Some("https://cdn.example.com/agent.png".into()),
+        });
+        assert_eq!(ws.validate(), Ok(()));
+        let wire = serde_json::to_value(&ws).unwrap_or_default();
+        assert_eq!(
+            wire["agentIdentity"],
+            json!({"enabled": true, "iconUrl": "https://cdn.example.com/agent.png"})
+        );
+        ws.agent_identity = Some(AgentIdentity {
+            enabled: true,
+            icon_url: Some("http://cdn.example.com/a.png".into()),
+        });
+        assert_eq!(error_of(&ws).path(), "agentIdentity.iconUrl");
     }
 
     #[test]
