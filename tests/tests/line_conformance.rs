@@ -17,7 +17,9 @@
 //! `--include-ignored`, and then a missing URL is a failure, not a skip.
 
 use serde_json::{json, Value};
-use shared::line::api::{Content, HttpLineApi, LineApi, LineApiConfig, DEFAULT_MAX_CONTENT_BYTES};
+use shared::line::api::{
+    Content, HttpLineApi, LineApi, LineApiConfig, LineApiError, DEFAULT_MAX_CONTENT_BYTES,
+};
 use shared::secret::SecretString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -439,4 +441,26 @@ async fn issue_stateless_token_conforms() {
     prism.assert_clean(&[("POST", "/oauth2/v3/token")]);
     assert!(!issued.access_token.expose().is_empty());
     assert!(issued.expires_in > Duration::ZERO, "{issued:?}");
+}
+
+/// The harness is not vacuous: Prism refuses a request that breaks the spec, and the report
+/// carries its reason.
+#[tokio::test]
+#[ignore = "needs Prism: run ./infra/test.sh"]
+async fn prism_refuses_a_spec_violation() {
+    let prism = Recorder::start(prism_url()).await;
+    let err = prism
+        .api()
+        .set_webhook_endpoint(&token(), "not a url")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LineApiError::Rejected { status: 422, .. }),
+        "{err:?}"
+    );
+    let report = prism.report();
+    assert!(
+        report.contains(r#"endpoint must match format \"uri\""#),
+        "{report}"
+    );
 }
