@@ -1,4 +1,4 @@
-//! The webhook hot path, per request body: `verify_signature` + `WebhookEnvelope::parse` +
+//! The webhook hot path, per request body: `SignatureKey::verify` + `WebhookEnvelope::parse` +
 //! `split_events` (no network, no allocation of the queue client).
 //!
 //! Corpus: JSON lines `{"body": "...", "signature": "..."}` signed with the peers' channel secret.
@@ -20,9 +20,10 @@ use criterion::{
 };
 use serde::Deserialize;
 use shared::line::envelope::{split_events, WebhookEnvelope};
-use shared::line::signature::{sign, verify_signature};
+use shared::line::signature::{sign, SignatureKey};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// The channel secret `gen_corpus.py` signs with.
 const SECRET: &[u8] = b"8c9b1f0e2d3a4b5c6d7e8f9a0b1c2d3e";
@@ -156,8 +157,14 @@ fn load_corpus() -> (Vec<Item>, String) {
     (corpus, source)
 }
 
+/// The channel secret keyed once, as the webhook caches it.
+fn key() -> &'static SignatureKey {
+    static KEY: OnceLock<SignatureKey> = OnceLock::new();
+    KEY.get_or_init(|| SignatureKey::new(SECRET))
+}
+
 fn verify(item: &Item) {
-    if let Err(e) = verify_signature(SECRET, &item.body, Some(&item.signature)) {
+    if let Err(e) = key().verify(&item.body, Some(&item.signature)) {
         panic!(
             "corpus signature does not verify ({e}): {}",
             String::from_utf8_lossy(&item.body[..item.body.len().min(200)])

@@ -4,9 +4,8 @@
 
 use crate::domain::{credentials_secret_name, now_millis, ChannelCredentials, WebhookCounts};
 use crate::line::envelope::{split_events, WebhookEnvelope};
-use crate::line::signature::{verify_signature, SignatureError};
+use crate::line::signature::{SignatureError, SignatureKey};
 use crate::ports::{AccountStore, EventQueue, PortError, SecretStore};
-use crate::secret::SecretString;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,7 +41,7 @@ pub struct Accepted {
 }
 
 struct CachedSecret {
-    secret: SecretString,
+    key: SignatureKey,
     fetched: Instant,
 }
 
@@ -194,55 +193,49 @@ impl WebhookIngest {
         if signature.is_none() {
             return Ok(Err(SignatureError::Missing));
         }
-        if let Some((secret, age)) = self.cached(account_id) {
-            let outcome = verify_signature(secret.expose().as_bytes(), body, signature);
+        if let Some((key, age)) = self.cached(account_id) {
+            let outcome = key.verify(body, signature);
             if outcome != Err(SignatureError::Mismatch) || age < self.reload_floor {
                 return Ok(outcome);
             }
         }
         match self.load(account_id).await? {
-            Some(secret) => Ok(verify_signature(
-                secret.expose().as_bytes(),
-                body,
-                signature,
-            )),
+            Some(key) => Ok(key.verify(body, signature)),
             None => Ok(Err(SignatureError::Mismatch)),
         }
     }
 
-    /// The cached secret and its age, if younger than the cache's lifetime.
-    fn cached(&self, account_id: &str) -> Option<(SecretString, Duration)> {
+    /// The cached key and its age, if younger than the cache's lifetime.
+    fn cached(&self, account_id: &str) -> Option<(SignatureKey, Duration)> {
         let cache = self.cache.lock().ok()?;
         let entry = cache.get(account_id)?;
         let age = entry.fetched.elapsed();
-        (age < self.cache_ttl).then(|| (entry.secret.clone(), age))
+        (age < self.cache_ttl).then(|| (entry.key.clone(), age))
     }
 
-    async fn load(&self, account_id: &str) -> Result<Option<SecretString>, PortError> {
+    async fn load(&self, account_id: &str) -> Result<Option<SignatureKey>, PortError> {
         let stored = self
             .secrets
             .get(&credentials_secret_name(account_id))
             .await?;
-        let secret = stored
+        let key = stored
             .as_ref()
             .and_then(ChannelCredentials::from_secret)
-            .map(|c| c.channel_secret);
+            .map(|c| SignatureKey::new(c.channel_secret.expose().as_bytes()));
         if let Ok(mut cache) = self.cache.lock() {
-            match &secret {
-                Some(secret) => {
-                    cache.insert(
-                        account_id.to_owned(),
-                        CachedSecret {
-                            secret: secret.clone(),
-                            fetched: Instant::now(),
-                        },
-                    );
+            match &key {
+                Some(key) => {
+                    let entry = CachedSecret {
+                        key: key.clone(),
+                        fetched: Instant::now(),
+                    };
+                    cache.insert(account_id.to_owned(), entry);
                 }
                 None => {
                     cache.remove(account_id);
                 }
             }
         }
-        Ok(secret)
+        Ok(key)
     }
 }

@@ -44,16 +44,6 @@ pub struct InboundEvent {
     pub event: Box<RawValue>,
 }
 
-/// [`InboundEvent`] borrowed from the request, for writing.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InboundEventRef<'a> {
-    account_id: &'a str,
-    destination: &'a str,
-    received_at: i64,
-    event: &'a RawValue,
-}
-
 /// One inbound-queue message: FIFO group, deduplication id and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueMessage {
@@ -87,57 +77,216 @@ struct SourceKeys<'a> {
 /// - `dedup_id` = `webhookEventId` (a SHA-256 of the event JSON when LINE sent none);
 /// - ids that SQS would refuse (too long, characters outside its set) are replaced by their
 ///   SHA-256, so a strange id still queues.
+///
+/// The ids are read with a shallow scan of each event's top-level keys ([`scan_keys`]); the
+/// envelope parse has already validated the JSON, so nothing is parsed twice. Anything the scan
+/// does not handle (escaped keys or ids, duplicate keys) falls back to serde.
 pub fn split_events(
     account_id: &str,
     envelope: &WebhookEnvelope<'_>,
     received_at: i64,
 ) -> Vec<QueueMessage> {
+    // The body's prefix is the same for every event of the request.
+    let mut prefix = String::with_capacity(96 + account_id.len() + envelope.destination.len());
+    prefix.push_str("{\"accountId\":");
+    push_json_string(&mut prefix, account_id);
+    prefix.push_str(",\"destination\":");
+    push_json_string(&mut prefix, &envelope.destination);
+    prefix.push_str(",\"receivedAt\":");
+    prefix.push_str(&received_at.to_string());
+    prefix.push_str(",\"event\":");
     envelope
         .events
         .iter()
         .map(|raw| {
-            let keys: EventKeys<'_> = serde_json::from_str(raw.get()).unwrap_or_default();
-            let conversation = keys.source.as_ref().and_then(|s| {
-                s.group_id
-                    .as_deref()
-                    .or(s.room_id.as_deref())
-                    .or(s.user_id.as_deref())
-            });
-            let group_id = sqs_id(&format!(
-                "{account_id}:{}",
-                conversation.unwrap_or("account")
-            ));
-            let dedup_id = match keys.webhook_event_id.as_deref() {
+            let raw = raw.get();
+            let (event_id, conversation) = event_ids(raw);
+            let conversation = conversation.as_deref().unwrap_or("account");
+            let mut group_id = String::with_capacity(account_id.len() + 1 + conversation.len());
+            group_id.push_str(account_id);
+            group_id.push(':');
+            group_id.push_str(conversation);
+            let dedup_id = match event_id.as_deref() {
                 Some(id) if !id.is_empty() => sqs_id(id),
-                _ => sha256_hex(raw.get().as_bytes()),
+                _ => sha256_hex(raw.as_bytes()),
             };
-            let body = InboundEventRef {
-                account_id,
-                destination: &envelope.destination,
-                received_at,
-                event: raw,
-            };
+            let mut body = String::with_capacity(prefix.len() + raw.len() + 1);
+            body.push_str(&prefix);
+            body.push_str(raw);
+            body.push('}');
             QueueMessage {
-                group_id,
+                group_id: sqs_id_owned(group_id),
                 dedup_id,
-                // Serialising strings and a RawValue cannot fail.
-                body: serde_json::to_string(&body).unwrap_or_default(),
+                body,
             }
         })
         .collect()
 }
 
+/// `webhookEventId` and the conversation key (groupId, else roomId, else userId) of an event.
+fn event_ids(raw: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
+    if let Some([id, source]) = scan_keys(raw, ["webhookEventId", "source"]) {
+        let id = match id {
+            None => Some(None),
+            Some(v) => plain_string(v).map(Some),
+        };
+        let conversation = match source {
+            None => Some(None),
+            Some(source) => scan_keys(source, ["groupId", "roomId", "userId"]).and_then(|keys| {
+                keys.iter()
+                    .flatten()
+                    .map(|v| plain_string(v))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|found| found.into_iter().next())
+            }),
+        };
+        if let (Some(id), Some(conversation)) = (id, conversation) {
+            return (id.map(Cow::Borrowed), conversation.map(Cow::Borrowed));
+        }
+    }
+    let keys: EventKeys<'_> = serde_json::from_str(raw).unwrap_or_default();
+    let conversation = keys
+        .source
+        .and_then(|s| s.group_id.or(s.room_id).or(s.user_id));
+    (keys.webhook_event_id, conversation)
+}
+
+/// The raw values of `wanted` top-level keys of a JSON object (valid JSON, as the envelope parse
+/// guarantees), in one shallow pass that skips every other value unparsed. `None` when the input
+/// is not an object or has what this scanner does not decode: an escaped key, or a wanted key twice.
+fn scan_keys<'a, const N: usize>(json: &'a str, wanted: [&str; N]) -> Option<[Option<&'a str>; N]> {
+    let b = json.as_bytes();
+    let mut found: [Option<&'a str>; N] = [None; N];
+    let mut i = skip_ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some(found);
+    }
+    loop {
+        let key_end = string_end(b, i)?;
+        let key = json.get(i + 1..key_end - 1)?;
+        if key.contains('\\') {
+            return None;
+        }
+        i = skip_ws(b, key_end);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        let start = skip_ws(b, i + 1);
+        let end = value_end(b, start)?;
+        if let Some(slot) = wanted.iter().position(|w| *w == key) {
+            if found[slot].is_some() {
+                return None;
+            }
+            found[slot] = Some(json.get(start..end)?);
+        }
+        i = skip_ws(b, end);
+        match *b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return Some(found),
+            _ => return None,
+        }
+    }
+}
+
+/// The contents of a JSON string without escapes (`"abc"` → `abc`); `None` for anything else.
+fn plain_string(value: &str) -> Option<&str> {
+    let inner = value.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.contains('\\') && !inner.contains('"')).then_some(inner)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// Index just past the string starting at `i` (which must be `"`).
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    if *b.get(i)? != b'"' {
+        return None;
+    }
+    let mut j = i + 1;
+    loop {
+        match *b.get(j)? {
+            b'"' => return Some(j + 1),
+            b'\\' => j += 2,
+            _ => j += 1,
+        }
+    }
+}
+
+/// Index just past the JSON value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match *b.get(j)? {
+                    b'"' => {
+                        j = string_end(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while !matches!(
+                b.get(j),
+                None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            ) {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
+/// Appends `value` as a JSON string.
+fn push_json_string(out: &mut String, value: &str) {
+    // Serialising a str cannot fail.
+    out.push_str(&serde_json::to_string(value).unwrap_or_default());
+}
+
 /// SQS `MessageGroupId` / `MessageDeduplicationId`: 1–128 characters of `[!-~]`; anything else is
 /// replaced by its SHA-256 (hex).
 pub fn sqs_id(candidate: &str) -> String {
-    let valid = !candidate.is_empty()
-        && candidate.len() <= 128
-        && candidate.bytes().all(|b| (b'!'..=b'~').contains(&b));
-    if valid {
+    if is_sqs_id(candidate) {
         candidate.to_owned()
     } else {
         sha256_hex(candidate.as_bytes())
     }
+}
+
+/// [`sqs_id`] without copying a valid id.
+fn sqs_id_owned(candidate: String) -> String {
+    if is_sqs_id(&candidate) {
+        candidate
+    } else {
+        sha256_hex(candidate.as_bytes())
+    }
+}
+
+fn is_sqs_id(candidate: &str) -> bool {
+    !candidate.is_empty()
+        && candidate.len() <= 128
+        && candidate.bytes().all(|b| (b'!'..=b'~').contains(&b))
 }
 
 /// Lowercase hex SHA-256.
@@ -222,7 +371,68 @@ mod tests {
         assert_eq!(sqs_id("ユーザー").len(), 64);
     }
 
+    /// The serde reading the scan replaces.
+    fn serde_ids(raw: &str) -> (Option<String>, Option<String>) {
+        let keys: EventKeys<'_> = serde_json::from_str(raw).unwrap_or_default();
+        let conversation = keys
+            .source
+            .and_then(|s| s.group_id.or(s.room_id).or(s.user_id));
+        (
+            keys.webhook_event_id.map(Cow::into_owned),
+            conversation.map(Cow::into_owned),
+        )
+    }
+
+    fn ids(raw: &str) -> (Option<String>, Option<String>) {
+        let (id, conversation) = event_ids(raw);
+        (id.map(Cow::into_owned), conversation.map(Cow::into_owned))
+    }
+
+    #[test]
+    fn the_shallow_scan_reads_what_serde_reads() {
+        for raw in [
+            r#"{"type":"message","webhookEventId":"01A","source":{"type":"user","userId":"U1"}}"#,
+            r#"{ "source" : { "groupId" : "C1", "userId" : "U1" } , "webhookEventId" : "01B" }"#,
+            r#"{"source":{"roomId":"R1","userId":"U1"},"message":{"text":"a \"quoted\" } ] { [ text"}}"#,
+            r#"{"webhookEventId":"01\u0041","source":{"userId":"U\u0031"}}"#,
+            r#"{"webhookEventId":"01C","webhookEventId":"01D"}"#,
+            r#"{"webhookEventId":7,"source":"user"}"#,
+            r#"{"x":[1,{"y":"}"}],"webhookEventId":"01E","n":-1.5e3,"t":true,"z":null}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#""text""#,
+        ] {
+            assert_eq!(ids(raw), serde_ids(raw), "{raw}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn the_shallow_scan_agrees_with_serde_on_arbitrary_events(
+            id in proptest::option::of("[A-Za-z0-9\\\\\"é😀 ]{0,12}"),
+            user in proptest::option::of("[A-Za-z0-9\\\\\"]{0,8}"),
+            group in proptest::option::of("[A-Za-z0-9]{0,8}"),
+            noise in proptest::collection::vec(("[a-z\"\\\\]{1,6}", proptest::arbitrary::any::<i32>(), "[ -~]{0,10}"), 0..5),
+            ws in "[ \n]{0,2}",
+        ) {
+            let mut event = serde_json::Map::new();
+            for (k, n, t) in &noise {
+                event.insert(k.clone(), serde_json::json!([n, t, {"k": t}]));
+            }
+            if let Some(id) = &id { event.insert("webhookEventId".into(), serde_json::json!(id)); }
+            let mut source = serde_json::Map::new();
+            if let Some(u) = &user { source.insert("userId".into(), serde_json::json!(u)); }
+            if let Some(g) = &group { source.insert("groupId".into(), serde_json::json!(g)); }
+            if user.is_some() || group.is_some() { event.insert("source".into(), serde_json::Value::Object(source)); }
+            let compact = serde_json::to_string(&event).unwrap();
+            let spaced = compact.replace(',', &format!("{ws},{ws}")).replace(':', &format!("{ws}:{ws}"));
+            for raw in [compact, spaced] {
+                if serde_json::from_str::<serde_json::Value>(&raw).is_ok() {
+                    proptest::prop_assert_eq!(ids(&raw), serde_ids(&raw), "{}", raw);
+                }
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             if let Ok(env) = WebhookEnvelope::parse(&body) {

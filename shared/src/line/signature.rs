@@ -22,6 +22,31 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// A channel secret keyed into HMAC-SHA256 once, for verifying many bodies.
+#[derive(Clone)]
+pub struct SignatureKey(HmacSha256);
+
+impl std::fmt::Debug for SignatureKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignatureKey([redacted])")
+    }
+}
+
+impl SignatureKey {
+    pub fn new(channel_secret: &[u8]) -> Self {
+        Self(mac(channel_secret, b""))
+    }
+
+    /// [`verify_signature`] with this key.
+    pub fn verify(&self, body: &[u8], signature: Option<&str>) -> Result<(), SignatureError> {
+        let expected = decode_signature(signature)?;
+        let mut mac = self.0.clone();
+        mac.update(body);
+        mac.verify_slice(&expected)
+            .map_err(|_| SignatureError::Mismatch)
+    }
+}
+
 /// The signature LINE would send for `body` under `channel_secret`.
 pub fn sign(channel_secret: &[u8], body: &[u8]) -> String {
     BASE64.encode(mac(channel_secret, body).finalize().into_bytes())
@@ -33,22 +58,30 @@ pub fn verify_signature(
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<(), SignatureError> {
+    let expected = decode_signature(signature)?;
+    mac(channel_secret, body)
+        .verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// The 32 MAC bytes of an `X-Line-Signature` header.
+fn decode_signature(signature: Option<&str>) -> Result<[u8; 32], SignatureError> {
     let signature = signature.ok_or(SignatureError::Missing)?.trim();
     if signature.is_empty() {
         return Err(SignatureError::Missing);
     }
     // A SHA-256 MAC is 32 bytes: 44 base64 characters with padding. Decode into a fixed buffer so
     // an oversized header costs nothing.
-    let mut expected = [0u8; 33];
+    let mut decoded = [0u8; 33];
     let n = BASE64
-        .decode_slice(signature.as_bytes(), &mut expected)
+        .decode_slice(signature.as_bytes(), &mut decoded)
         .map_err(|_| SignatureError::Malformed)?;
     if n != 32 {
         return Err(SignatureError::Malformed);
     }
-    mac(channel_secret, body)
-        .verify_slice(&expected[..32])
-        .map_err(|_| SignatureError::Mismatch)
+    let mut expected = [0u8; 32];
+    expected.copy_from_slice(&decoded[..32]);
+    Ok(expected)
 }
 
 fn mac(channel_secret: &[u8], body: &[u8]) -> HmacSha256 {
@@ -180,7 +213,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_prekeyed_signature_key_verifies_like_the_function() {
+        let key = SignatureKey::new(VECTOR_SECRET.as_bytes());
+        assert_eq!(
+            key.verify(VECTOR_BODY.as_bytes(), Some(VECTOR_SIGNATURE)),
+            Ok(())
+        );
+        assert_eq!(
+            key.verify(VECTOR_BODY.as_bytes(), Some(VECTOR_SIGNATURE)),
+            Ok(()),
+            "reusable"
+        );
+        assert_eq!(
+            key.verify(b"{}", Some(VECTOR_SIGNATURE)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(key.verify(b"{}", None), Err(SignatureError::Missing));
+        assert!(!format!("{key:?}").contains(VECTOR_SECRET));
+    }
+
     proptest! {
+        #[test]
+        fn prekeyed_and_direct_verification_agree(secret in proptest::collection::vec(any::<u8>(), 1..64),
+                                                   body in proptest::collection::vec(any::<u8>(), 0..512),
+                                                   tamper in any::<bool>()) {
+            let mut sig = sign(&secret, &body);
+            if tamper { sig = sign(b"other", &body); }
+            prop_assert_eq!(SignatureKey::new(&secret).verify(&body, Some(&sig)), verify_signature(&secret, &body, Some(&sig)));
+        }
+
         #[test]
         fn verify_of_sign_holds(secret in proptest::collection::vec(any::<u8>(), 1..64),
                                 body in proptest::collection::vec(any::<u8>(), 0..2048)) {
