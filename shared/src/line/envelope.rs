@@ -27,7 +27,10 @@ pub struct WebhookEnvelope<'a> {
 impl<'a> WebhookEnvelope<'a> {
     /// Parses a body whose signature has been verified.
     pub fn parse(body: &'a [u8]) -> Result<Self, EnvelopeError> {
-        serde_json::from_slice(body).map_err(|e| EnvelopeError(e.to_string()))
+        // One UTF-8 check of the whole body (vectorised) instead of one per borrowed value.
+        let text = std::str::from_utf8(body)
+            .map_err(|e| EnvelopeError(format!("body is not UTF-8: {e}")))?;
+        serde_json::from_str(text).map_err(|e| EnvelopeError(e.to_string()))
     }
 }
 
@@ -152,8 +155,9 @@ fn event_ids(raw: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
 }
 
 /// The raw values of `wanted` top-level keys of a JSON object (valid JSON, as the envelope parse
-/// guarantees), in one shallow pass that skips every other value unparsed. `None` when the input
-/// is not an object or has what this scanner does not decode: an escaped key, or a wanted key twice.
+/// guarantees), in one shallow pass that skips every other value unparsed and stops once every
+/// wanted key is found. `None` when the input is not an object or has what this scanner does not
+/// decode: an escaped key, or a wanted key twice (before all were found).
 fn scan_keys<'a, const N: usize>(json: &'a str, wanted: [&str; N]) -> Option<[Option<&'a str>; N]> {
     let b = json.as_bytes();
     let mut found: [Option<&'a str>; N] = [None; N];
@@ -182,6 +186,9 @@ fn scan_keys<'a, const N: usize>(json: &'a str, wanted: [&str; N]) -> Option<[Op
                 return None;
             }
             found[slot] = Some(json.get(start..end)?);
+            if found.iter().all(Option::is_some) {
+                return Some(found);
+            }
         }
         i = skip_ws(b, end);
         match *b.get(i)? {
