@@ -56,6 +56,10 @@ pub struct Delivery {
     /// Set before a reply is attempted.
     #[serde(default)]
     pub reply_attempted: bool,
+    /// Set when LINE definitely refused the reply (invalid token, rate limit): pushing is safe.
+    /// A reply attempted and neither accepted nor refused is never pushed (`unconfirmed`).
+    #[serde(default)]
+    pub reply_refused: bool,
     /// How many parts (LINE calls of at most five message objects) LINE has accepted.
     #[serde(default)]
     pub parts_sent: u32,
@@ -93,6 +97,7 @@ impl Delivery {
             status: DeliveryStatus::Queued,
             retry_key: retry_key.to_owned(),
             reply_attempted: false,
+            reply_refused: false,
             parts_sent: 0,
             request_ids: Vec::new(),
             sent_message_ids: Vec::new(),

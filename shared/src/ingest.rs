@@ -41,7 +41,9 @@ pub struct Accepted {
 }
 
 struct CachedSecret {
-    key: SignatureKey,
+    /// `None`: the account has no secret (remembered too, so forged requests do not each read
+    /// the secret store).
+    key: Option<SignatureKey>,
     fetched: Instant,
 }
 
@@ -87,14 +89,13 @@ impl WebhookIngest {
         body: &[u8],
     ) -> Result<Accepted, IngestError> {
         let received_at = now_millis();
+        if body.len() > MAX_BODY_BYTES {
+            // The same answer whether the account exists or not (no oracle).
+            return Err(self.reject_too_large(account_id).await);
+        }
         if self.accounts.get(account_id).await?.is_none() {
             tracing::warn!(account_id, "webhook refused: unknown account");
             return Err(IngestError::Unauthorized("unknown account"));
-        }
-        if body.len() > MAX_BODY_BYTES {
-            return self
-                .reject(account_id, received_at, IngestError::TooLarge)
-                .await;
         }
         if let Err(e) = self.verify(account_id, signature, body).await? {
             tracing::warn!(account_id, reason = %e, "webhook refused: signature");
@@ -139,18 +140,15 @@ impl WebhookIngest {
     /// Refuses a request whose body is over [`MAX_BODY_BYTES`] without reading it, counting it
     /// for a known account.
     pub async fn reject_too_large(&self, account_id: &str) -> IngestError {
-        match self.accounts.get(account_id).await {
-            Ok(Some(_)) => {
-                let counts = WebhookCounts {
-                    rejected: 1,
-                    ..Default::default()
-                };
-                self.record(account_id, counts, now_millis()).await;
-                IngestError::TooLarge
-            }
-            Ok(None) => IngestError::Unauthorized("unknown account"),
-            Err(e) => e.into(),
+        // 413 for any account id (no oracle), counted for a known account.
+        if let Ok(Some(_)) = self.accounts.get(account_id).await {
+            let counts = WebhookCounts {
+                rejected: 1,
+                ..Default::default()
+            };
+            self.record(account_id, counts, now_millis()).await;
         }
+        IngestError::TooLarge
     }
 
     /// Drops a cached secret (after a rotation or a deletion in the same process).
@@ -194,9 +192,15 @@ impl WebhookIngest {
             return Ok(Err(SignatureError::Missing));
         }
         if let Some((key, age)) = self.cached(account_id) {
-            let outcome = key.verify(body, signature);
-            if outcome != Err(SignatureError::Mismatch) || age < self.reload_floor {
-                return Ok(outcome);
+            match key {
+                Some(key) => {
+                    let outcome = key.verify(body, signature);
+                    if outcome != Err(SignatureError::Mismatch) || age < self.reload_floor {
+                        return Ok(outcome);
+                    }
+                }
+                None if age < self.reload_floor => return Ok(Err(SignatureError::Mismatch)),
+                None => {}
             }
         }
         match self.load(account_id).await? {
@@ -206,7 +210,7 @@ impl WebhookIngest {
     }
 
     /// The cached key and its age, if younger than the cache's lifetime.
-    fn cached(&self, account_id: &str) -> Option<(SignatureKey, Duration)> {
+    fn cached(&self, account_id: &str) -> Option<(Option<SignatureKey>, Duration)> {
         let cache = self.cache.lock().ok()?;
         let entry = cache.get(account_id)?;
         let age = entry.fetched.elapsed();
@@ -223,18 +227,11 @@ impl WebhookIngest {
             .and_then(ChannelCredentials::from_secret)
             .map(|c| SignatureKey::new(c.channel_secret.expose().as_bytes()));
         if let Ok(mut cache) = self.cache.lock() {
-            match &key {
-                Some(key) => {
-                    let entry = CachedSecret {
-                        key: key.clone(),
-                        fetched: Instant::now(),
-                    };
-                    cache.insert(account_id.to_owned(), entry);
-                }
-                None => {
-                    cache.remove(account_id);
-                }
-            }
+            let entry = CachedSecret {
+                key: key.clone(),
+                fetched: Instant::now(),
+            };
+            cache.insert(account_id.to_owned(), entry);
         }
         Ok(key)
     }

@@ -67,21 +67,17 @@ pub async fn handle_sqs(
             .get("MessageGroupId")
             .cloned()
             .unwrap_or_default();
-        match record.body {
-            Some(body) => {
-                receipts.push((
-                    message_id.clone(),
-                    record.receipt_handle.clone(),
-                    receive_count,
-                ));
-                batch.push(BatchMessage {
-                    message_id,
-                    group_id,
-                    body,
-                });
-            }
-            None => unreadable.push(message_id),
-        }
+        // A record without a body fails as malformed, in its place, holding back its group.
+        receipts.push((
+            message_id.clone(),
+            record.receipt_handle.clone(),
+            receive_count,
+        ));
+        batch.push(BatchMessage {
+            message_id,
+            group_id,
+            body: record.body.unwrap_or_default(),
+        });
     }
     let outcome = service.handle_batch(&batch).await;
     for (id, receipt, count) in &receipts {

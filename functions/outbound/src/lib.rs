@@ -111,7 +111,7 @@ impl OutboundService {
             tracing::info!(id = %message.id, status = delivery.status.as_str(), "already delivered; skipped");
             return Ok(delivery.status);
         }
-        let parts = match self.parts(&message, now) {
+        let parts = match self.parts(&message) {
             Ok(parts) => parts,
             Err(problem) => {
                 return self
@@ -125,18 +125,31 @@ impl OutboundService {
                 .await;
         }
 
+        if delivery.parts_sent == 0 && delivery.reply_attempted && !delivery.reply_refused {
+            // An earlier attempt replied and stopped before recording the outcome (crash,
+            // timeout, a failed save): the customer may have it. Never push it as well.
+            tracing::warn!(id = %message.id, "reply outcome unknown after an interrupted attempt");
+            let error = Some("reply attempted, outcome not recorded".to_owned());
+            return self
+                .finish(&mut delivery, DeliveryStatus::Unconfirmed, error, now)
+                .await;
+        }
         if delivery.parts_sent == 0 && !delivery.reply_attempted {
             if let Some(reply_token) = self.usable_reply_token(&message, now) {
+                // The token first: failing to get one is not an attempt.
+                let token = self.token(&message.account_id).await?;
                 delivery.reply_attempted = true;
                 self.save(&mut delivery, now).await?;
                 match self
-                    .reply(&message.account_id, reply_token, &parts[0])
+                    .reply(&message.account_id, &token, reply_token, &parts[0])
                     .await?
                 {
                     Ok(sent) => self.accepted(&mut delivery, sent, now).await?,
                     // A definite refusal of the token: push instead.
                     Err(SendError::InvalidReplyToken { message: m }) => {
                         tracing::info!(id = %message.id, "reply token refused ({m}); pushing");
+                        delivery.reply_refused = true;
+                        self.save(&mut delivery, now).await?;
                     }
                     // The reply may or may not have reached the customer: never push it again.
                     Err(SendError::Unavailable(e)) => {
@@ -147,6 +160,8 @@ impl OutboundService {
                     }
                     Err(SendError::RateLimited { message: m, .. }) => {
                         // Refused, so not delivered: the next attempt pushes.
+                        delivery.reply_refused = true;
+                        self.save(&mut delivery, now).await?;
                         return Err(OutboundError::Retry(m));
                     }
                     Err(e) => return self.refused(&mut delivery, e, now).await,
@@ -208,10 +223,10 @@ impl OutboundService {
 
     /// The LINE calls of the message: media keys become long-lived signed links, agent identity
     /// is applied, long texts are split, and parts hold at most five message objects.
-    fn parts(&self, message: &OutboundMessage, now: i64) -> Result<Vec<Vec<Value>>, String> {
+    fn parts(&self, message: &OutboundMessage) -> Result<Vec<Vec<Value>>, String> {
         let mut objects = message.messages.clone();
         for object in &mut objects {
-            self.link_media(object, now)?;
+            self.link_media(object, message.created_at)?;
         }
         if let Some(sender) = &message.sender {
             with_sender(&mut objects, &sender.name, sender.icon_url.as_deref());
@@ -225,7 +240,7 @@ impl OutboundService {
 
     /// `{"type":"image","mediaKey":"outbound/…"}` → signed `originalContentUrl` /
     /// `previewImageUrl` valid for [`DEFAULT_LINK_LIFETIME`] (LINE fetches lazily, days later).
-    fn link_media(&self, object: &mut Value, now: i64) -> Result<(), String> {
+    fn link_media(&self, object: &mut Value, created_at: i64) -> Result<(), String> {
         let Some(map) = object.as_object_mut() else {
             return Ok(());
         };
@@ -238,7 +253,8 @@ impl OutboundService {
             .media
             .as_ref()
             .ok_or("media links are not configured")?;
-        let expires = link_expiry(now.div_euclid(1000), DEFAULT_LINK_LIFETIME);
+        // From the message's creation, not the attempt: every retry sends the same body.
+        let expires = link_expiry(created_at.div_euclid(1000), DEFAULT_LINK_LIFETIME);
         let link = |k: &Value| -> Result<String, String> {
             let k = k.as_str().ok_or("mediaKey must be a string")?;
             media_link(&links.base_url, k, expires, &links.signing_secret)
@@ -284,11 +300,11 @@ impl OutboundService {
     async fn reply(
         &self,
         account_id: &str,
+        token: &SecretString,
         reply_token: &str,
         part: &[Value],
     ) -> Result<Result<Sent, SendError>, OutboundError> {
-        let token = self.token(account_id).await?;
-        match self.deps.line.reply(&token, reply_token, part).await {
+        match self.deps.line.reply(token, reply_token, part).await {
             Err(SendError::Unauthorized { .. }) => {
                 self.deps.tokens.forget(account_id);
                 let token = self.token(account_id).await?;

@@ -660,3 +660,63 @@ async fn a_failing_message_holds_back_its_conversation_only() {
         "b2 was not attempted"
     );
 }
+
+#[tokio::test]
+async fn a_reply_interrupted_before_its_outcome_was_recorded_is_never_pushed() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    // A first attempt set replyAttempted and died before recording what LINE answered.
+    let mut d = shared::delivery::Delivery::new(
+        "int-1",
+        ACCOUNT,
+        "conv1",
+        &uuid::Uuid::new_v4().to_string(),
+        T0,
+    );
+    d = f.deliveries.begin(&d).await.unwrap();
+    d.reply_attempted = true;
+    d.version += 1;
+    assert!(f.deliveries.update(&d).await.unwrap());
+    let m = message("int-1", vec![text_message("hello")], Some("rt-1"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Unconfirmed
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_reply_is_pushed_on_the_next_attempt() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .set_body_json(json!({"message": "The API rate limit has been exceeded."})),
+        )
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    let m = message("rl-1", vec![text_message("hello")], Some("rt-1"));
+    assert!(f.service.deliver(&body(&m)).await.is_err());
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}

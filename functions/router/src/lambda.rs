@@ -55,17 +55,16 @@ pub async fn handle_sqs(router: &RouterService, event: SqsEvent) -> SqsBatchResp
             .get("MessageGroupId")
             .cloned()
             .unwrap_or_default();
-        match record.body {
-            Some(body) => batch.push((
-                BatchMessage {
-                    message_id,
-                    group_id,
-                    body,
-                },
-                receive_count,
-            )),
-            None => unreadable.push(message_id),
-        }
+        // A record without a body fails as malformed, in its place, holding back its group.
+        let body = record.body.unwrap_or_default();
+        batch.push((
+            BatchMessage {
+                message_id,
+                group_id,
+                body,
+            },
+            receive_count,
+        ));
     }
     let outcome = router.handle_batch(&batch).await;
     let mut response = SqsBatchResponse::default();

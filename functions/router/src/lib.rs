@@ -166,6 +166,9 @@ impl RouterService {
                 process::plan(self, &account, workstream.as_ref(), &inbound, receive_count).await?;
             match conversations.commit(&plan.commit).await? {
                 CommitOutcome::Committed => {
+                    if let Some((agent_id, conversation_id)) = &plan.release_after_commit {
+                        self.deps.agents.release(agent_id, conversation_id).await?;
+                    }
                     tracing::info!(
                         account_id = %account.id,
                         event_id = %inbound.event_id,
@@ -178,11 +181,15 @@ impl RouterService {
                         conversation_id: plan.conversation_id,
                     });
                 }
-                CommitOutcome::Duplicate => return Ok(Processed::Duplicate),
-                CommitOutcome::Conflict => {
-                    // An assignment made for a conversation that did not get stored is undone.
+                outcome => {
+                    // An assignment made for a conversation that did not get stored with it is
+                    // undone, unless the stored conversation has that agent (another worker
+                    // assigned the same one: the assignment is shared, not ours to undo).
                     if let Some((agent_id, conversation_id)) = &plan.new_assignment {
-                        self.deps.agents.release(agent_id, conversation_id).await?;
+                        self.release_unless_kept(agent_id, conversation_id).await?;
+                    }
+                    if outcome == CommitOutcome::Duplicate {
+                        return Ok(Processed::Duplicate);
                     }
                     tracing::info!(event_id = %inbound.event_id, "conversation changed concurrently; retrying");
                 }
@@ -341,13 +348,36 @@ impl RouterService {
             };
             if self.deps.conversations.commit(&commit).await? == CommitOutcome::Committed {
                 if let Some(agent_id) = &conversation.agent_id {
-                    self.deps.agents.release(agent_id, &conversation.id).await?;
+                    if let Err(e) = self.deps.agents.release(agent_id, &conversation.id).await {
+                        tracing::error!(conversation_id = %conversation.id, %agent_id, error = %e, "agent not released after auto-close");
+                    }
                 }
                 tracing::info!(conversation_id = %conversation.id, "conversation closed after inactivity");
                 closed += 1;
             }
         }
         Ok(closed)
+    }
+
+    /// Releases `agent_id`'s hold on the conversation unless the stored conversation is active
+    /// with that agent.
+    async fn release_unless_kept(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<(), RouteError> {
+        let stored = self
+            .deps
+            .conversations
+            .conversation(conversation_id)
+            .await?;
+        let kept = stored.is_some_and(|c| {
+            c.state != ConversationState::Closed && c.agent_id.as_deref() == Some(agent_id)
+        });
+        if !kept {
+            self.deps.agents.release(agent_id, conversation_id).await?;
+        }
+        Ok(())
     }
 
     /// The account's channel access token (cached by [`ChannelTokens`]).

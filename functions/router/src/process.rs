@@ -5,7 +5,7 @@
 use crate::{RouteError, RouterService, MEDIA_PENDING_MAX_RECEIVES};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::agents::{rank_agents, AgentNotification};
+use shared::agents::{rank_agents, Agent, AgentNotification};
 use shared::bot::{BotCustomer, BotEndpoint, BotRequest};
 use shared::conversation::{
     Consent, Conversation, ConversationState, ConversationWrite, Customer, EventCommit, SourceType,
@@ -58,6 +58,8 @@ pub(crate) struct Plan {
     pub outbound_count: usize,
     /// (agent, conversation) assigned while planning, to undo if the commit conflicts.
     pub new_assignment: Option<(String, String)>,
+    /// (agent, conversation) to release once the commit succeeded (the conversation closed).
+    pub release_after_commit: Option<(String, String)>,
 }
 
 /// Automated and bot messages produced by one event, in order.
@@ -170,11 +172,13 @@ pub(crate) async fn plan(
     };
     let opens_conversation = matches!(event, Event::Message(_) | Event::Postback(_));
     let mut new_assignment = None;
+    let mut release_after_commit = None;
     let mut write = None;
     let mut conversation: Option<Conversation> = match (open, &source) {
         (Some(mut c), _) => {
             c.version += 1;
-            c.last_activity_at = c.last_activity_at.max(event_time);
+            // Inactivity counts from when we received it: a late redelivery is fresh activity.
+            c.last_activity_at = c.last_activity_at.max(event_time).max(inbound.received_at);
             write = Some(false);
             Some(c)
         }
@@ -194,7 +198,7 @@ pub(crate) async fn plan(
                 rule_id: None,
                 members: Vec::new(),
                 opened_at: event_time,
-                last_activity_at: event_time,
+                last_activity_at: event_time.max(inbound.received_at),
                 closed_at: None,
                 close_reason: None,
                 version: 1,
@@ -229,9 +233,8 @@ pub(crate) async fn plan(
                     c.state = ConversationState::Closed;
                     c.closed_at = Some(now);
                     c.close_reason = Some("bot left the chat".into());
-                    if let Some(agent) = &c.agent_id {
-                        deps.agents.release(agent, &c.id).await?;
-                    }
+                    // The agent is released once the close is committed.
+                    release_after_commit = c.agent_id.clone().map(|agent| (agent, c.id.clone()));
                 }
                 _ => {}
             }
@@ -382,6 +385,7 @@ pub(crate) async fn plan(
         conversation_id,
         outbound_count: outbound.len(),
         new_assignment,
+        release_after_commit,
     })
 }
 
@@ -631,7 +635,18 @@ pub(crate) async fn distribute(
         return Ok(None);
     }
     let agents = svc.deps.agents.agents_in_queue(&queue).await?;
-    for agent in rank_agents(&agents, &c.skills) {
+    // An earlier attempt that failed after assigning left the conversation with an agent: that
+    // agent keeps it (the assignment is idempotent), so no slot is held twice.
+    let holding: Vec<&Agent> = agents
+        .iter()
+        .filter(|a| a.active_conversations.contains(&c.id))
+        .collect();
+    let candidates = if holding.is_empty() {
+        rank_agents(&agents, &c.skills)
+    } else {
+        holding
+    };
+    for agent in candidates {
         if svc.deps.agents.try_assign(&agent.id, &c.id, now).await? {
             c.agent_id = Some(agent.id.clone());
             c.state = ConversationState::Active;

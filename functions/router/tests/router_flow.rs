@@ -1113,3 +1113,104 @@ async fn waiting_conversations_go_to_an_agent_who_comes_online_highest_priority_
         [bob]
     );
 }
+
+/// Fails the first send, then delegates: a router attempt that dies after assigning an agent.
+struct FlakyQueue {
+    inner: SqliteEventQueue,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::EventQueue for FlakyQueue {
+    async fn send(
+        &self,
+        messages: &[shared::line::envelope::QueueMessage],
+    ) -> Result<(), shared::ports::PortError> {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(shared::ports::PortError::Unavailable(
+                "outbound queue down".into(),
+            ));
+        }
+        self.inner.send(messages).await
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_a_failure_past_the_assignment_keeps_the_same_agent_and_one_slot() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ag-a", "q-general", 1))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ag-b", "q-general", 1))
+        .await
+        .unwrap();
+    let mut deps = f.router.deps().clone();
+    deps.outbound = Arc::new(FlakyQueue {
+        inner: f.outbound.clone(),
+        failed: Default::default(),
+    });
+    let router = RouterService::new(deps);
+    let body = inbound(text_from("Ucarol", "R1", "hi", T0));
+    assert!(
+        router.process_message(&body, 1).await.is_err(),
+        "the outbound queue failed"
+    );
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = router.process_message(&body, 2).await.unwrap()
+    else {
+        panic!()
+    };
+    let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+    let holder = c.agent_id.clone().unwrap();
+    let a = f.agents.agent("ag-a").await.unwrap().unwrap();
+    let b = f.agents.agent("ag-b").await.unwrap().unwrap();
+    assert_eq!(
+        a.active_conversations.len() + b.active_conversations.len(),
+        1,
+        "one slot held, not two"
+    );
+    let holder_agent = if holder == "ag-a" { a } else { b };
+    assert_eq!(holder_agent.active_conversations, [id]);
+}
+
+#[tokio::test]
+async fn a_late_redelivery_is_fresh_activity_for_auto_close() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    // The event happened 40 minutes before we received it (LINE redelivered it).
+    let event = text_from("Ubob", "L1", "sent long ago", T0 - 40 * 60_000);
+    let body =
+        json!({"accountId": ACCOUNT, "destination": "Ubot", "receivedAt": T0, "event": event})
+            .to_string();
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f.router.process_message(&body, 1).await.unwrap()
+    else {
+        panic!()
+    };
+    f.now.store(T0 + 60_000, Ordering::SeqCst);
+    assert_eq!(
+        f.router.run_schedule().await.unwrap().closed,
+        0,
+        "30 minutes count from receipt"
+    );
+    assert_eq!(
+        f.conversations
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        ConversationState::Waiting
+    );
+}

@@ -546,3 +546,46 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn oversized_bodies_get_413_whether_or_not_the_account_exists() {
+    let f = fixture().await;
+    let big = vec![b' '; MAX_BODY_BYTES + 1];
+    for account in ["acc1", "no-such-account"] {
+        let (status, _) = post(&f.app, account, None, &big).await;
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{account}: no oracle"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_account_without_a_secret_is_not_reread_for_every_forged_request() {
+    let f = fixture().await;
+    f.adapters
+        .secrets
+        .delete(&credentials_secret_name("acc1"))
+        .await
+        .unwrap();
+    let secrets = Arc::new(CountingSecrets {
+        inner: f.adapters.secrets.clone(),
+        reads: Default::default(),
+    });
+    let ingest = WebhookIngest::new(
+        f.adapters.accounts.clone(),
+        secrets.clone(),
+        f.adapters.inbound.clone(),
+    );
+    let app = webhook::router(Arc::new(ingest));
+    let body = body_of(vec![text_event("E1", "U1", "hi")]);
+    for _ in 0..10 {
+        let forged = sign(b"guess", body.as_bytes());
+        assert_eq!(
+            post(&app, "acc1", Some(&forged), body.as_bytes()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(secrets.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
