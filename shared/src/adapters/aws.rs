@@ -116,6 +116,77 @@ fn account_pk(id: &str) -> AttributeValue {
     AttributeValue::S(format!("ACCOUNT#{id}"))
 }
 
+/// A DynamoDB item.
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// The key of a `pk`/`sk` table item.
+pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// A request the SDK's builder refused (a required field unset).
+pub(crate) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    aws_error("DynamoDB request", e)
+}
+
+/// Attempts of an optimistic write (or of unprocessed batch keys) before giving up.
+pub(crate) const ATTEMPTS: u32 = 8;
+
+/// A short pause before retrying a write that lost a race (or unprocessed keys).
+pub(crate) async fn backoff(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(
+        10 * u64::from(attempt + 1),
+    ))
+    .await;
+}
+
+/// Every item of `keys` that exists, read consistently with `BatchGetItem` (100 keys a call,
+/// unprocessed keys retried [`ATTEMPTS`] times).
+pub(crate) async fn batch_get_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<Vec<Item>, PortError> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let mut items = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true)
+                .build()
+                .map_err(build_error)?,
+        );
+        let mut attempt = 0;
+        while let Some(keys) = request.take() {
+            if attempt >= ATTEMPTS {
+                return Err(PortError::Unavailable(
+                    "DynamoDB BatchGetItem: keys left unprocessed after retries".into(),
+                ));
+            }
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            attempt += 1;
+            let output = client
+                .batch_get_item()
+                .request_items(table, keys)
+                .send()
+                .await
+                .map_err(|e| aws_error("DynamoDB BatchGetItem", e))?;
+            if let Some(found) = output.responses().and_then(|r| r.get(table)) {
+                items.extend(found.iter().cloned());
+            }
+            request = output
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+    }
+    Ok(items)
+}
+
 /// A DynamoDB string.
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())

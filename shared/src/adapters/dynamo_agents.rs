@@ -19,20 +19,18 @@
 //! * `notify` writes the notification and its marker in one transaction, both conditional on not
 //!   existing: a retry with the same id (whatever its `createdAt`) is a no-op.
 
-use crate::adapters::aws::{aws_error, n, s};
+use crate::adapters::aws::{
+    aws_error, backoff, batch_get_items, build_error, key, n, s, Item, ATTEMPTS,
+};
 use crate::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
 use crate::ports::PortError;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, KeysAndAttributes, Put, ReturnValue,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
-use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
-
-type Item = HashMap<String, AttributeValue>;
+use std::collections::BTreeSet;
 
 const PROFILE: &str = "PROFILE";
 const NOTIFICATION: &str = "NOTIFICATION";
@@ -40,10 +38,6 @@ const NOTIFY_PREFIX: &str = "NOTIFY#";
 const AGENT_PREFIX: &str = "AGENT#";
 /// `TransactWriteItems` takes at most 100 operations: the profile plus 99 membership changes.
 const MAX_TRANSACT_ITEMS: usize = 100;
-/// `BatchGetItem` takes at most 100 keys.
-const BATCH_GET_KEYS: usize = 100;
-/// Attempts of an optimistic write (or of unprocessed batch keys) before giving up.
-const ATTEMPTS: u32 = 8;
 
 /// [`AgentStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
@@ -71,10 +65,6 @@ fn notification_sk(notification: &AgentNotification) -> String {
         notification.created_at.max(0),
         notification.id
     )
-}
-
-fn key(pk: String, sk: impl Into<String>) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
 fn malformed(what: &str, key: &str) -> PortError {
@@ -192,17 +182,8 @@ fn notification_from_item(item: &Item) -> Result<AgentNotification, PortError> {
     })
 }
 
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
-    aws_error("DynamoDB request", e)
-}
-
 fn reason_code(reason: &CancellationReason) -> &str {
     reason.code().unwrap_or("None")
-}
-
-/// A short pause before retrying an optimistic write that lost a race.
-async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt + 1))).await;
 }
 
 /// What a cancelled `TransactWriteItems` means for a retry loop.
@@ -380,47 +361,12 @@ impl DynamoAgentStore {
 
     /// Every agent id in `ids` that exists, read consistently with `BatchGetItem`.
     async fn batch_get_agents(&self, ids: &[String]) -> Result<Vec<Agent>, PortError> {
-        let mut agents = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_GET_KEYS) {
-            let keys: Vec<Item> = chunk.iter().map(|id| key(agent_pk(id), PROFILE)).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_error)?,
-            );
-            let mut attempt = 0;
-            while let Some(keys) = request.take() {
-                if attempt >= ATTEMPTS {
-                    return Err(PortError::Unavailable(
-                        "DynamoDB BatchGetItem: keys left unprocessed after retries".into(),
-                    ));
-                }
-                if attempt > 0 {
-                    backoff(attempt).await;
-                }
-                attempt += 1;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("DynamoDB BatchGetItem", e))?;
-                if let Some(items) = output.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        agents.push(agent_from_item(item)?);
-                    }
-                }
-                request = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-            }
-        }
-        Ok(agents)
+        let keys = ids.iter().map(|id| key(agent_pk(id), PROFILE)).collect();
+        batch_get_items(&self.client, &self.table, keys)
+            .await?
+            .iter()
+            .map(agent_from_item)
+            .collect()
     }
 }
 
@@ -628,6 +574,7 @@ impl AgentStore for DynamoAgentStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn agent_items_round_trip() {

@@ -12,26 +12,19 @@
 //! transcript (`T#…`) items; the `D#` prefix keeps them apart. The id, conversation and creation
 //! time are fixed by `begin`; `update` replaces the document and version.
 
-use crate::adapters::aws::{aws_error, n, s};
+use crate::adapters::aws::{
+    aws_error, backoff, batch_get_items, build_error, key, n, s, Item, ATTEMPTS,
+};
 use crate::delivery::Delivery;
 use crate::ports::{DeliveryStore, PortError};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, KeysAndAttributes, Put, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem};
 use std::collections::HashMap;
-use std::time::Duration;
-
-type Item = HashMap<String, AttributeValue>;
 
 const DELIVERY: &str = "DELIVERY";
 const INDEX_PREFIX: &str = "D#";
-/// `BatchGetItem` takes at most 100 keys.
-const BATCH_GET_KEYS: usize = 100;
-/// Attempts of a transaction that lost a race (or of unprocessed batch keys) before giving up.
-const ATTEMPTS: u32 = 8;
 
 /// [`DeliveryStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
@@ -54,10 +47,6 @@ fn index_sk(created_at: i64, id: &str) -> String {
     format!("{INDEX_PREFIX}{created_at:020}#{id}")
 }
 
-fn key(pk: String, sk: impl Into<String>) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
 fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, PortError> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
@@ -75,15 +64,6 @@ fn to_doc(delivery: &Delivery) -> Result<AttributeValue, PortError> {
     serde_json::to_string(delivery)
         .map(AttributeValue::S)
         .map_err(|e| PortError::Unavailable(format!("delivery does not serialize: {e}")))
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
-    aws_error("DynamoDB request", e)
-}
-
-/// A short pause before retrying a transaction that lost a race.
-async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt + 1))).await;
 }
 
 /// What a cancelled `begin` transaction means.
@@ -174,51 +154,15 @@ impl DynamoDeliveryStore {
 
     /// Every delivery in `ids` that exists, read consistently with `BatchGetItem`, by id.
     async fn batch_get(&self, ids: &[String]) -> Result<HashMap<String, Delivery>, PortError> {
-        let mut found = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_GET_KEYS) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| key(delivery_pk(id), DELIVERY))
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_error)?,
-            );
-            let mut attempt = 0;
-            while let Some(keys) = request.take() {
-                if attempt >= ATTEMPTS {
-                    return Err(PortError::Unavailable(
-                        "DynamoDB BatchGetItem: keys left unprocessed after retries".into(),
-                    ));
-                }
-                if attempt > 0 {
-                    backoff(attempt).await;
-                }
-                attempt += 1;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("DynamoDB BatchGetItem", e))?;
-                if let Some(items) = output.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        let delivery = parse_doc(item)?;
-                        found.insert(delivery.id.clone(), delivery);
-                    }
-                }
-                request = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-            }
-        }
-        Ok(found)
+        let keys = ids
+            .iter()
+            .map(|id| key(delivery_pk(id), DELIVERY))
+            .collect();
+        batch_get_items(&self.client, &self.table, keys)
+            .await?
+            .iter()
+            .map(|item| parse_doc(item).map(|d| (d.id.clone(), d)))
+            .collect()
     }
 }
 
