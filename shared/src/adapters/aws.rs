@@ -140,6 +140,23 @@ pub(crate) async fn backoff(attempt: u32) {
     .await;
 }
 
+/// One item by key, read consistently (`None` if absent).
+pub(crate) async fn get_item_consistent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Item,
+) -> Result<Option<Item>, PortError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| aws_error("DynamoDB GetItem", e))?;
+    Ok(output.item)
+}
+
 /// Every item of `keys` that exists, read consistently with `BatchGetItem` (100 keys a call,
 /// unprocessed keys retried [`ATTEMPTS`] times).
 pub(crate) async fn batch_get_items(

@@ -20,7 +20,8 @@
 //!   existing: a retry with the same id (whatever its `createdAt`) is a no-op.
 
 use crate::adapters::aws::{
-    aws_error, backoff, batch_get_items, build_error, key, n, s, Item, ATTEMPTS,
+    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
+    ATTEMPTS,
 };
 use crate::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
 use crate::ports::PortError;
@@ -237,16 +238,7 @@ impl DynamoAgentStore {
     }
 
     async fn profile_item(&self, agent_id: &str) -> Result<Option<Item>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-        Ok(output.item)
+        get_item_consistent(&self.client, &self.table, key(agent_pk(agent_id), PROFILE)).await
     }
 
     /// One attempt of `put_agent`; `false` if another writer changed the profile since `old`.

@@ -14,7 +14,7 @@
 //! operation is always the deduplication record, so a cancellation reason at index 0 means the
 //! event was processed before.
 
-use crate::adapters::aws::{aws_error, n, s};
+use crate::adapters::aws::{aws_error, get_item_consistent, key, n, s};
 use crate::conversation::{
     CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
     TranscriptEntry,
@@ -170,17 +170,7 @@ impl DynamoConversationStore {
 
     /// A strongly consistent GetItem.
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-        Ok(output.item)
+        get_item_consistent(&self.client, &self.table, key(pk, sk)).await
     }
 
     async fn event_recorded_at(

@@ -13,7 +13,8 @@
 //! time are fixed by `begin`; `update` replaces the document and version.
 
 use crate::adapters::aws::{
-    aws_error, backoff, batch_get_items, build_error, key, n, s, Item, ATTEMPTS,
+    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
+    ATTEMPTS,
 };
 use crate::delivery::Delivery;
 use crate::ports::{DeliveryStore, PortError};
@@ -111,16 +112,7 @@ impl DynamoDeliveryStore {
 
     /// A strongly consistent GetItem of the delivery item.
     async fn get(&self, id: &str) -> Result<Option<Item>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(delivery_pk(id), DELIVERY)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-        Ok(output.item)
+        get_item_consistent(&self.client, &self.table, key(delivery_pk(id), DELIVERY)).await
     }
 
     fn begin_items(&self, d: &Delivery) -> Result<Vec<TransactWriteItem>, PortError> {
