@@ -5,8 +5,9 @@
 # Prism from npm in .tmp/prism), starts moto and two Prism mocks of LINE's OpenAPI spec
 # (../shared/line-openapi) on free loopback ports, runs every test of the workspace with the AWS
 # adapters pointed at moto and the LINE client at Prism (those tests are #[ignore]d for a bare
-# `cargo test`, so they are included here), runs the benchmarks once in test mode, checks
-# formatting, lints template.yaml, and stops the servers by PID.
+# `cargo test`, so they are included here), runs the admin API contract test
+# (./infra/contract-test.sh: schemathesis against docs/openapi.yaml and omniline-local), runs the
+# benchmarks once in test mode, checks formatting, lints template.yaml, and stops the servers by PID.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,18 +16,24 @@ cd "$root"
 VENV=${OMNILINE_VENV:-$root/.venv}
 MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
+SCHEMATHESIS_VERSION=4.32.5
 PRISM_VERSION=5.9.0
 PRISM_DIR=$root/.tmp/prism
 LINE_OPENAPI=$root/../shared/line-openapi
 
 log() { printf '\n== %s\n' "$*"; }
 
-log "Python tools (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION) in $VENV"
+log "Python tools (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION, schemathesis $SCHEMATHESIS_VERSION) in $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import moto, cfnlint, sys; sys.exit(0 if moto.__version__ == '$MOTO_VERSION' else 1)" 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+if ! "$VENV/bin/python" -c "
+import importlib.metadata as m, sys
+want = {'moto': '$MOTO_VERSION', 'cfn-lint': '$CFN_LINT_VERSION', 'schemathesis': '$SCHEMATHESIS_VERSION'}
+sys.exit(0 if all(m.version(name) == version for name, version in want.items()) else 1)
+" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+    "cfn-lint==$CFN_LINT_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 PIDS=()
@@ -121,6 +128,9 @@ log "cfn-lint template.yaml"
 
 log "cargo test --workspace (AWS adapters against moto, LINE client against Prism included)"
 cargo test --workspace --locked -- --include-ignored
+
+log "admin API contract test (schemathesis, docs/openapi.yaml, omniline-local against Prism)"
+OMNILINE_VENV="$VENV" "$root/infra/contract-test.sh"
 
 log "benchmarks, once each in test mode"
 cargo test --locked -p shared --benches

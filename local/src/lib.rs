@@ -27,7 +27,17 @@ use shared::config::{base_url, optional, or_default, required, ConfigError};
 use shared::ingest::WebhookIngest;
 use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
 use shared::media::FsObjectStore;
-use shared::ports::{AccountStore, EventQueue, PortError, SecretStore};
+use shared::adapters::config_docs::{DynamoConfigStore, SqliteConfigStore};
+use shared::adapters::dynamo_agents::DynamoAgentStore;
+use shared::adapters::dynamo_conversations::DynamoConversationStore;
+use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
+use shared::adapters::workstreams::DynamoWorkstreamStore;
+use shared::agents::AgentStore;
+use shared::media::{ObjectStore, S3ObjectStore};
+use shared::ports::{
+    AccountStore, ConfigStore, ConversationStore, DeliveryStore, EventQueue, PortError,
+    SecretStore, WorkstreamStore,
+};
 use shared::secret::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +68,10 @@ pub enum Backend {
         config_table: String,
         inbound_queue_url: String,
         secret_prefix: String,
+        /// Conversations, customers and deliveries; the config table when `None`.
+        conversations_table: Option<String>,
+        /// Media bucket; files under the data directory when `None`.
+        media_bucket: Option<String>,
     },
 }
 
@@ -89,6 +103,8 @@ impl LocalConfig {
                 config_table: required("CONFIG_TABLE")?,
                 inbound_queue_url: required("INBOUND_QUEUE_URL")?,
                 secret_prefix: optional("SECRET_PREFIX").unwrap_or_default(),
+                conversations_table: optional("CONVERSATIONS_TABLE"),
+                media_bucket: optional("MEDIA_BUCKET"),
             },
             other => {
                 return Err(ConfigError::Invalid {
@@ -165,6 +181,12 @@ struct Adapters {
     accounts: Arc<dyn AccountStore>,
     secrets: Arc<dyn SecretStore>,
     inbound: Arc<dyn EventQueue>,
+    config: Arc<dyn ConfigStore>,
+    workstreams: Arc<dyn WorkstreamStore>,
+    agents: Arc<dyn AgentStore>,
+    conversations: Arc<dyn ConversationStore>,
+    deliveries: Arc<dyn DeliveryStore>,
+    media: Arc<dyn ObjectStore>,
     db: Option<EmbeddedDb>,
 }
 
@@ -183,8 +205,9 @@ fn embedded_functions(
     base_url: &str,
     media_secret: SecretString,
 ) -> Result<EmbeddedFunctions, StartError> {
-    let conversations = Arc::new(SqliteConversationStore::new(db.clone())?);
-    let objects = Arc::new(FsObjectStore::new(config.data_dir.join("media")));
+    let _ = config;
+    let conversations = Arc::clone(&adapters.conversations);
+    let objects = Arc::clone(&adapters.media);
     let tokens = Arc::new(ChannelTokens::new(
         Arc::clone(&adapters.accounts),
         Arc::clone(&adapters.secrets),
@@ -194,8 +217,9 @@ fn embedded_functions(
         accounts: Arc::clone(&adapters.accounts),
         secrets: Arc::clone(&adapters.secrets),
         conversations: conversations.clone(),
-        workstreams: Arc::new(SqliteWorkstreamStore::new(db.clone())?),
-        agents: Arc::new(SqliteAgentStore::new(db.clone())?),
+        workstreams: Arc::clone(&adapters.workstreams),
+        agents: Arc::clone(&adapters.agents),
+        config: Arc::clone(&adapters.config),
         outbound: Arc::new(SqliteEventQueue::new(
             db.clone(),
             OUTBOUND_QUEUE,
@@ -208,7 +232,7 @@ fn embedded_functions(
         clock: system_clock(),
     }));
     let outbound = Arc::new(OutboundService::new(OutboundDeps {
-        deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())?),
+        deliveries: Arc::clone(&adapters.deliveries),
         conversations,
         line,
         tokens,
@@ -242,6 +266,12 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
                     INBOUND_QUEUE,
                     MAX_RECEIVE_COUNT,
                 )),
+                config: Arc::new(SqliteConfigStore::new(db.clone())?),
+                workstreams: Arc::new(SqliteWorkstreamStore::new(db.clone())?),
+                agents: Arc::new(SqliteAgentStore::new(db.clone())?),
+                conversations: Arc::new(SqliteConversationStore::new(db.clone())?),
+                deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())?),
+                media: Arc::new(FsObjectStore::new(config.data_dir.join("media"))),
                 db: Some(db),
             }
         }
@@ -250,12 +280,25 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
             config_table,
             inbound_queue_url,
             secret_prefix,
+            conversations_table,
+            media_bucket,
         } => {
             let sdk = load_sdk_config(endpoint_url.as_deref()).await;
+            let conversations_table = conversations_table.as_deref().unwrap_or(config_table);
+            let media: Arc<dyn ObjectStore> = match media_bucket {
+                Some(bucket) => Arc::new(S3ObjectStore::new(&sdk, bucket, endpoint_url.is_some())),
+                None => Arc::new(FsObjectStore::new(config.data_dir.join("media"))),
+            };
             Adapters {
                 accounts: Arc::new(DynamoAccountStore::new(&sdk, config_table)),
                 secrets: Arc::new(SecretsManagerStore::new(&sdk, secret_prefix)),
                 inbound: Arc::new(SqsEventQueue::new(&sdk, inbound_queue_url)),
+                config: Arc::new(DynamoConfigStore::new(&sdk, config_table)),
+                workstreams: Arc::new(DynamoWorkstreamStore::new(&sdk, config_table)),
+                agents: Arc::new(DynamoAgentStore::new(&sdk, config_table)),
+                conversations: Arc::new(DynamoConversationStore::new(&sdk, conversations_table)),
+                deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
+                media,
                 db: None,
             }
         }
@@ -351,24 +394,32 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         }
         None => None,
     };
-    let ingest = WebhookIngest::new(
+    let ingest = Arc::new(WebhookIngest::new(
         Arc::clone(&adapters.accounts),
         Arc::clone(&adapters.secrets),
         Arc::clone(&adapters.inbound),
-    );
-    let admin = admin::AdminState::new(
-        Arc::clone(&adapters.accounts),
-        Arc::clone(&adapters.secrets),
+    ));
+    let deps = admin::AdminDeps {
+        accounts: Arc::clone(&adapters.accounts),
+        secrets: Arc::clone(&adapters.secrets),
         line,
-        &admin_token,
-        Some(base_url.clone()),
-    );
+        config: Arc::clone(&adapters.config),
+        workstreams: Arc::clone(&adapters.workstreams),
+        agents: Arc::clone(&adapters.agents),
+        conversations: Arc::clone(&adapters.conversations),
+        deliveries: Arc::clone(&adapters.deliveries),
+        media: Arc::clone(&adapters.media),
+    };
+    // Same process: a deleted account or workstream is refused by the webhook at once.
+    let forget = Arc::clone(&ingest);
+    let admin = admin::AdminState::new(deps, &admin_token, Some(base_url.clone()))
+        .on_disconnect(Arc::new(move |account_id: &str| forget.forget(account_id)));
     let app = Router::new()
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .merge(webhook::router(Arc::new(ingest)))
+        .merge(webhook::router(ingest))
         .merge(media_routes.unwrap_or_default())
         .merge(admin::router(admin));
 

@@ -252,7 +252,7 @@ async fn admin_token_from_the_environment_wins_and_unknown_routes_are_json_404()
         .unwrap();
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"], "not_found");
+    assert_eq!(body["error"]["code"], "not_found");
 }
 
 /// Issue 2/8's "done when": a signed webhook from a new customer produces a stored conversation

@@ -165,6 +165,13 @@ pub trait AgentStore: Send + Sync {
 
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError>;
 
+    /// Every agent, ordered by id.
+    async fn list_agents(&self) -> Result<Vec<Agent>, PortError>;
+
+    /// Removes the agent, its queue memberships, active-conversation records and notifications;
+    /// `false` if there was no such agent.
+    async fn delete_agent(&self, id: &str) -> Result<bool, PortError>;
+
     /// The agents serving `queue_id`, ordered by id.
     async fn agents_in_queue(&self, queue_id: &str) -> Result<Vec<Agent>, PortError>;
 
@@ -188,6 +195,64 @@ pub trait AgentStore: Send + Sync {
 
     /// An agent's notifications, ordered by `created_at` (then id).
     async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError>;
+}
+
+/// [`crate::ports::ConfigStore`] kind of agent accounts (email and the agent API token's hash).
+pub const AGENT_ACCOUNT_KIND: &str = "agentAccount";
+const TOKEN_PREFIX: &str = "oma_";
+
+/// The admin-side record of an agent: contact email and the hash of its agent API token. The
+/// token itself is shown once, when issued, and never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAccount {
+    pub id: String,
+    pub email: String,
+    /// Hex SHA-256 of the whole token.
+    pub token_hash: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// A new agent API token for `agent_id` and its hash: `oma_{agentId}_{64 hex}` (244 random bits).
+/// The agent id inside lets [`parse_agent_token`] find the record without an index.
+pub fn issue_agent_token(agent_id: &str) -> (crate::secret::SecretString, String) {
+    let random = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let token = format!("{TOKEN_PREFIX}{agent_id}_{random}");
+    let hash = token_hash(&token);
+    (crate::secret::SecretString::new(token), hash)
+}
+
+/// Hex SHA-256 of a presented token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The agent id a token claims (not yet verified: compare [`token_hash`] with the stored hash
+/// using [`token_matches`]).
+pub fn parse_agent_token(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (agent_id, random) = rest.rsplit_once('_')?;
+    (!agent_id.is_empty() && random.len() == 64 && random.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(agent_id)
+}
+
+/// Whether `token` is the one whose hash is `stored_hash`, in constant time.
+pub fn token_matches(token: &str, stored_hash: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = token_hash(token);
+    presented.len() == stored_hash.len()
+        && bool::from(presented.as_bytes().ct_eq(stored_hash.as_bytes()))
 }
 
 #[cfg(test)]
@@ -326,5 +391,20 @@ mod tests {
             a.last_assigned_at = Some(10);
         }
         assert_eq!(ids(&rank_agents(&agents, &[])), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn agent_tokens_carry_their_agent_and_verify_against_the_hash_only() {
+        let (token, hash) = issue_agent_token("a1b2");
+        let token = token.expose();
+        assert_eq!(parse_agent_token(token), Some("a1b2"));
+        assert!(token_matches(token, &hash));
+        assert!(!hash.contains(token));
+        let (other, _) = issue_agent_token("a1b2");
+        assert_ne!(other.expose(), token);
+        assert!(!token_matches(other.expose(), &hash));
+        assert_eq!(parse_agent_token("oma_a1b2_short"), None);
+        assert_eq!(parse_agent_token("bearer"), None);
+        assert_eq!(parse_agent_token(&token.replace("oma_", "omx_")), None);
     }
 }

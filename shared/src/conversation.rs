@@ -153,6 +153,11 @@ pub struct EventCommit {
     pub event_id: String,
     /// When the deduplication record may be forgotten (epoch seconds, DynamoDB TTL).
     pub dedupe_expires_at: i64,
+    /// Retention: when the conversation, transcript entry and customer written by this commit may
+    /// be deleted (epoch seconds; DynamoDB TTL attribute `expiresAt`, swept in the embedded
+    /// database). Every write refreshes it, so data lives `retentionDays` after its last
+    /// activity. `None` keeps them until purged.
+    pub retain_until: Option<i64>,
     pub conversation: Option<ConversationWrite>,
     pub transcript: Option<TranscriptEntry>,
     /// Unsend: the LINE message id whose transcript entry is retracted (content removed).

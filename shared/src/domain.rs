@@ -26,6 +26,9 @@ pub struct Account {
 pub struct ChannelCredentials {
     pub channel_secret: SecretString,
     pub channel_access_token: SecretString,
+    /// Set when the account's workstream is deleted: the webhook refuses the account's requests
+    /// (the flag lives with the secret the webhook reads anyway, so refusing costs no extra read).
+    pub webhook_disabled: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,6 +38,8 @@ struct CredentialsJson<'a> {
     channel_secret: Cow<'a, str>,
     #[serde(borrow)]
     channel_access_token: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    webhook_disabled: bool,
 }
 
 impl ChannelCredentials {
@@ -43,6 +48,7 @@ impl ChannelCredentials {
         let json = CredentialsJson {
             channel_secret: Cow::Borrowed(self.channel_secret.expose()),
             channel_access_token: Cow::Borrowed(self.channel_access_token.expose()),
+            webhook_disabled: self.webhook_disabled,
         };
         // Serialising two strings cannot fail.
         SecretString::new(serde_json::to_string(&json).unwrap_or_default())
@@ -53,6 +59,7 @@ impl ChannelCredentials {
         Some(Self {
             channel_secret: SecretString::new(json.channel_secret.into_owned()),
             channel_access_token: SecretString::new(json.channel_access_token.into_owned()),
+            webhook_disabled: json.webhook_disabled,
         })
     }
 }
@@ -112,6 +119,7 @@ mod tests {
         let c = ChannelCredentials {
             channel_secret: SecretString::new("s\"ecret"),
             channel_access_token: SecretString::new("tok"),
+            webhook_disabled: false,
         };
         assert_eq!(ChannelCredentials::from_secret(&c.to_secret()), Some(c));
         assert_eq!(

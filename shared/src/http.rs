@@ -15,16 +15,33 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::tower::ServiceExt;
 use serde_json::{json, Value};
 
-/// `{"error": code, "message": message}` with `status`.
-pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "error": code, "message": message.into() });
-    (status, axum::Json(body)).into_response()
+/// The one error body of every HTTP function: `{"error": {"code", "message", "field"?}}`.
+pub fn error_body(code: &str, message: &str, field: Option<&str>) -> Value {
+    let mut error = json!({ "code": code, "message": message });
+    if let Some(field) = field {
+        error["field"] = Value::String(field.to_owned());
+    }
+    json!({ "error": error })
 }
 
-/// Like [`error_response`], naming the request field at fault.
+/// `{"error": {"code": code, "message": message}}` with `status`.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, axum::Json(error_body(code, &message.into(), None))).into_response()
+}
+
+/// Like [`error_response`], naming the request field (or JSON path) at fault.
+pub fn coded_field_error(
+    status: StatusCode,
+    code: &str,
+    field: &str,
+    message: impl Into<String>,
+) -> Response {
+    (status, axum::Json(error_body(code, &message.into(), Some(field)))).into_response()
+}
+
+/// `invalid_request` naming the request field at fault.
 pub fn field_error(status: StatusCode, field: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "error": "invalid_request", "field": field, "message": message.into() });
-    (status, axum::Json(body)).into_response()
+    coded_field_error(status, "invalid_request", field, message)
 }
 
 /// JSON 404 for routes that do not exist.
@@ -99,7 +116,7 @@ fn gateway_error(status: u16, code: &str, message: &str) -> Value {
         "statusCode": status,
         "headers": { "content-type": "application/json" },
         "multiValueHeaders": {},
-        "body": json!({ "error": code, "message": message }).to_string(),
+        "body": error_body(code, message, None).to_string(),
         "isBase64Encoded": false,
     })
 }

@@ -225,6 +225,8 @@ impl WebhookIngest {
         let key = stored
             .as_ref()
             .and_then(ChannelCredentials::from_secret)
+            // A disabled account is refused like an unknown one.
+            .filter(|c| !c.webhook_disabled)
             .map(|c| SignatureKey::new(c.channel_secret.expose().as_bytes()));
         if let Ok(mut cache) = self.cache.lock() {
             let entry = CachedSecret {

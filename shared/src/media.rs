@@ -39,6 +39,9 @@ pub trait ObjectStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, PortError>;
     /// Removes the object; deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<(), PortError>;
+    /// Removes every object whose key starts with `prefix` (which ends with `/`); returns how
+    /// many were removed.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, PortError>;
 }
 
 /// `Ok(key)` when `key` is acceptable to every adapter (see the module docs).
@@ -54,6 +57,18 @@ pub fn check_key(key: &str) -> Result<&str, PortError> {
         Ok(key)
     } else {
         Err(invalid_key(key, "expected 1-512 characters of [A-Za-z0-9/._-] in non-empty segments other than . and .."))
+    }
+}
+
+/// `Ok(prefix)` when `prefix` is an acceptable key followed by `/` (what
+/// [`ObjectStore::delete_prefix`] takes): so `media/acc1/` never reaches `media/acc10/…`.
+fn check_prefix(prefix: &str) -> Result<&str, PortError> {
+    match prefix.strip_suffix('/') {
+        Some(dir) if check_key(dir).is_ok() => Ok(prefix),
+        _ => Err(invalid_key(
+            prefix,
+            "expected a prefix: a valid key followed by \"/\"",
+        )),
     }
 }
 
@@ -105,6 +120,20 @@ impl FsObjectStore {
         }
         Ok(self.root.join(key))
     }
+}
+
+/// Whether a file name is an object's bytes, not a content-type sidecar or a temporary file left
+/// by an interrupted [`write_atomically`] (`.{name}.{32 hex}.tmp`).
+fn is_object_file(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    if name.ends_with(CONTENT_TYPE_SUFFIX) {
+        return false;
+    }
+    let temp = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp"));
+    let is_temp = temp
+        .and_then(|n| n.rsplit_once('.'))
+        .is_some_and(|(_, id)| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    !is_temp
 }
 
 fn sidecar(path: &Path) -> PathBuf {
@@ -235,12 +264,62 @@ impl ObjectStore for FsObjectStore {
         }
         Ok(())
     }
+
+    /// Removes the directory `root/prefix` with everything under it (objects, sidecars, stray
+    /// temporary files; symbolic links are removed, never followed), counting objects.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, PortError> {
+        let prefix = check_prefix(prefix)?;
+        let top = self.root.join(prefix.trim_end_matches('/'));
+        let err = |e| io_error("delete prefix", prefix, e);
+        let mut removed = 0;
+        let mut pending = vec![top];
+        // Parents come before their children here: removed in reverse once emptied.
+        let mut directories = Vec::new();
+        while let Some(dir) = pending.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                // Nothing there, or an object (a file) rather than a "directory" of them.
+                Err(e) if is_absent(&e) => continue,
+                Err(e) => return Err(err(e)),
+            };
+            directories.push(dir);
+            while let Some(entry) = entries.next_entry().await.map_err(err)? {
+                let path = entry.path();
+                if entry.file_type().await.map_err(err)?.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                match tokio::fs::remove_file(&path).await {
+                    Ok(()) => {
+                        if is_object_file(&entry.file_name()) {
+                            removed += 1;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(err(e)),
+                }
+            }
+        }
+        for dir in directories.iter().rev() {
+            match tokio::fs::remove_dir(dir).await {
+                // A concurrent `put` may have written meanwhile: its object stays.
+                Err(e)
+                    if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DirectoryNotEmpty) =>
+                {
+                    return Err(err(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(removed)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // S3
 
-/// [`ObjectStore`] in an S3 bucket (`PutObject`, `GetObject`, `DeleteObject`).
+/// [`ObjectStore`] in an S3 bucket (`PutObject`, `GetObject`, `DeleteObject`; `ListObjectsV2`
+/// and `DeleteObjects` for a prefix).
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {
     client: aws_sdk_s3::Client,
@@ -336,7 +415,72 @@ impl ObjectStore for S3ObjectStore {
             .map_err(|e| s3_error("DeleteObject", key, e))?;
         Ok(())
     }
+
+    /// Lists every key under `prefix` (`ListObjectsV2`, paginated), then deletes them with
+    /// `DeleteObjects`, 1000 a call; a key S3 reports as not deleted is an error.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, PortError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let prefix = check_prefix(prefix)?;
+        // Listed in full first: deleting while paginating could shift what the next page holds.
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| s3_error("ListObjectsV2", prefix, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|object| object.key().map(str::to_owned)),
+            );
+        }
+        let mut removed = 0;
+        for chunk in keys.chunks(S3_DELETE_BATCH) {
+            let objects = chunk
+                .iter()
+                .map(|key| {
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .build()
+                        .map_err(|e| s3_error("DeleteObjects", key, e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| s3_error("DeleteObjects", prefix, e))?;
+            let output = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| s3_error("DeleteObjects", prefix, e))?;
+            // DeleteObjects answers 200 even when keys fail: check `Errors`.
+            if let Some(first) = output.errors().first() {
+                return Err(PortError::Unavailable(format!(
+                    "S3 DeleteObjects {prefix:?}: {} of {} keys not deleted, first {:?}: {} {}",
+                    output.errors().len(),
+                    chunk.len(),
+                    first.key().unwrap_or_default(),
+                    first.code().unwrap_or_default(),
+                    first.message().unwrap_or_default()
+                )));
+            }
+            removed += chunk.len() as u64;
+        }
+        Ok(removed)
+    }
 }
+
+/// `DeleteObjects` takes at most 1000 keys.
+const S3_DELETE_BATCH: usize = 1000;
 
 #[cfg(test)]
 mod tests {
@@ -481,6 +625,70 @@ mod tests {
         assert_eq!(store.get("media/a/1/x").await.unwrap(), None);
         store.delete("media/a/1/x").await.unwrap();
         assert!(store.put("media/a/1/x", vec![2], None).await.is_err());
+        assert_eq!(store.get("media/a/1").await.unwrap(), Some((vec![1], None)));
+    }
+
+    #[tokio::test]
+    async fn fs_delete_prefix_removes_one_prefix_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsObjectStore::new(dir.path().to_path_buf());
+        for key in ["media/acc1/1", "media/acc1/2", "media/acc1/sub/3"] {
+            store.put(key, vec![1], Some("image/png")).await.unwrap();
+        }
+        store.put("media/acc1/4", vec![4], None).await.unwrap();
+        for key in ["media/acc10/1", "media/acc2/1", "media/acc1-x"] {
+            store.put(key, vec![9], Some("text/plain")).await.unwrap();
+        }
+        // A temporary file left by an interrupted put goes too, uncounted.
+        let stray = dir
+            .path()
+            .join("media/acc1/.2.0123456789abcdef0123456789abcdef.tmp");
+        std::fs::write(&stray, b"part").unwrap();
+
+        assert_eq!(store.delete_prefix("media/acc1/").await.unwrap(), 4);
+        assert!(!dir.path().join("media/acc1").is_dir());
+        for key in ["media/acc1/1", "media/acc1/sub/3", "media/acc1/4"] {
+            assert_eq!(store.get(key).await.unwrap(), None, "{key}");
+        }
+        // Neighbours whose keys start with the text `media/acc1` stay.
+        for key in ["media/acc10/1", "media/acc2/1", "media/acc1-x"] {
+            assert_eq!(
+                store.get(key).await.unwrap(),
+                Some((vec![9], Some("text/plain".to_owned()))),
+                "{key}"
+            );
+        }
+        // Again, a prefix never written, a prefix that is an object, or under a missing root: 0.
+        assert_eq!(store.delete_prefix("media/acc1/").await.unwrap(), 0);
+        assert_eq!(store.delete_prefix("media/none/").await.unwrap(), 0);
+        assert_eq!(store.delete_prefix("media/acc2/1/").await.unwrap(), 0);
+        let missing = FsObjectStore::new(dir.path().join("absent"));
+        assert_eq!(missing.delete_prefix("media/").await.unwrap(), 0);
+        // The store works on afterwards.
+        store.put("media/acc1/5", vec![5], None).await.unwrap();
+        assert_eq!(
+            store.get("media/acc1/5").await.unwrap(),
+            Some((vec![5], None))
+        );
+    }
+
+    #[tokio::test]
+    async fn fs_delete_prefix_needs_a_valid_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsObjectStore::new(dir.path().to_path_buf());
+        store.put("media/a/1", vec![1], None).await.unwrap();
+        for bad in [
+            "",
+            "/",
+            "media/a",
+            "media//",
+            "../",
+            "media/../",
+            "/media/",
+            "media/a b/",
+        ] {
+            assert!(is_invalid_key(&store.delete_prefix(bad).await), "{bad:?}");
+        }
         assert_eq!(store.get("media/a/1").await.unwrap(), Some((vec![1], None)));
     }
 

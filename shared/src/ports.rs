@@ -85,6 +85,33 @@ pub trait ConversationStore: Send + Sync {
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError>;
     /// A conversation's transcript ordered by event timestamp, then event id.
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError>;
+    /// Every conversation (open or closed) of one source (a 1:1 user, a group, a room), oldest
+    /// first.
+    async fn conversations_of_source(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Vec<Conversation>, PortError>;
+    /// Erases one conversation: the record, its open pointer, its transcript and the LINE message
+    /// index entries pointing at it. `false` if there was no such conversation.
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, PortError>;
+    /// Erases a customer's profile (not their conversations: see `delete_conversation`).
+    /// `false` if there was none.
+    async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError>;
+    /// Erases everything stored for the account: conversations (with transcripts, pointers and
+    /// message index), customers and processed-event records. Other accounts are untouched.
+    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError>;
+    /// Deletes what retention has expired (`retain_until` at or before `now_secs`). The embedded
+    /// database does it here; DynamoDB's TTL does it by itself (the adapter returns 0).
+    async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError>;
+}
+
+/// What [`ConversationStore::purge_account`] erased.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeCounts {
+    pub conversations: u64,
+    pub customers: u64,
 }
 
 /// Workstreams: how each account's conversations are classified and distributed. One workstream
@@ -95,11 +122,31 @@ pub trait WorkstreamStore: Send + Sync {
         &self,
         account_id: &str,
     ) -> Result<Option<crate::workstream::Workstream>, PortError>;
-    /// Creates or replaces the account's workstream.
+    /// Creates or replaces the account's workstream, unconditionally (tests and seeding; the
+    /// admin API uses [`WorkstreamStore::save_workstream`]).
     async fn put_workstream(
         &self,
         workstream: &crate::workstream::Workstream,
     ) -> Result<(), PortError>;
+    /// The workstream with this id.
+    async fn workstream(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::workstream::Workstream>, PortError>;
+    /// Every workstream, ordered by id.
+    async fn list_workstreams(&self) -> Result<Vec<crate::workstream::Workstream>, PortError>;
+    /// Optimistic write. `expected_version: None` creates: `Conflict` (naming the existing
+    /// workstream's id) when the account already has a workstream, or the id is taken.
+    /// `Some(v)` replaces the workstream stored at version `v` (the caller sets
+    /// `workstream.version` to `v + 1`); `false` when it changed meanwhile or is gone. The account
+    /// of a stored workstream never changes.
+    async fn save_workstream(
+        &self,
+        workstream: &crate::workstream::Workstream,
+        expected_version: Option<u64>,
+    ) -> Result<bool, PortError>;
+    /// Removes the workstream (the account then has none); `false` if there was none.
+    async fn delete_workstream(&self, id: &str) -> Result<bool, PortError>;
 }
 
 /// Delivery records of outbound messages (see [`crate::delivery`]).
@@ -120,4 +167,46 @@ pub trait DeliveryStore: Send + Sync {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<crate::delivery::Delivery>, PortError>;
+    /// Erases a conversation's delivery records (privacy erasure and purge); returns how many.
+    async fn delete_for_conversation(&self, conversation_id: &str) -> Result<u64, PortError>;
+}
+
+/// One stored configuration document (queues, agent accounts, settings …): JSON text and its
+/// version, which every successful write increments (1 on creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigDoc {
+    pub id: String,
+    pub doc: String,
+    pub version: u64,
+}
+
+/// What a [`ConfigStore::put_doc`] expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No document with this id (a create).
+    Absent,
+    /// The document at exactly this version (an optimistic update).
+    Version(u64),
+}
+
+/// Small collections of JSON documents keyed by (`kind`, `id`), with optimistic concurrency: the
+/// admin API's queues, agent accounts and settings. `kind` is a short name such as `queue`.
+/// Collections are admin-sized (thousands, not millions): listing reads a whole kind.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<ConfigDoc>, PortError>;
+    /// Every document of `kind`, ordered by id.
+    async fn list_docs(&self, kind: &str) -> Result<Vec<ConfigDoc>, PortError>;
+    /// Writes `doc` if the stored state is what `expect` says; returns the new version
+    /// (`Absent` → 1, `Version(v)` → v + 1), or `None` when the expectation failed (the document
+    /// exists / changed meanwhile / is gone).
+    async fn put_doc(
+        &self,
+        kind: &str,
+        id: &str,
+        doc: &str,
+        expect: Expect,
+    ) -> Result<Option<u64>, PortError>;
+    /// Removes the document; `false` if there was none.
+    async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, PortError>;
 }

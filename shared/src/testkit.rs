@@ -53,6 +53,7 @@ pub async fn seed_account(
     let credentials = ChannelCredentials {
         channel_secret: SecretString::new(channel_secret),
         channel_access_token: SecretString::new("test-access-token"),
+        webhook_disabled: false,
     };
     secrets
         .put(&credentials_secret_name(id), &credentials.to_secret())

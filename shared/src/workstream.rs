@@ -85,12 +85,24 @@ pub struct Workstream {
     pub agent_identity: Option<AgentIdentity>,
     #[serde(default)]
     pub automated_messages: Vec<AutomatedMessage>,
+    /// The post-conversation survey sent when an agent closes a conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<Survey>,
+    /// Whether group and room chats open conversations (`handle`) or are only logged (`ignore`).
+    #[serde(default)]
+    pub group_chats: GroupChats,
     /// Routing rules, see [`crate::routing::rules`].
     #[serde(default)]
     pub rules: Vec<RuleDef>,
     /// Configuration version: the router caches compiled rules per (id, version).
     #[serde(default)]
     pub version: u64,
+    /// RFC 3339, set by the admin API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// RFC 3339, set by the admin API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 /// How conversations reach agents.
@@ -140,14 +152,51 @@ pub struct Attachments {
     /// `attachmentsNotAccepted` automated message is sent instead. Defaults to `true`.
     #[serde(default = "default_true")]
     pub customer_can_send: bool,
+    /// When false, agents may send text, stickers and locations only. Defaults to `true`.
+    #[serde(default = "default_true")]
+    pub agent_can_send: bool,
 }
 
 impl Default for Attachments {
     fn default() -> Self {
         Attachments {
             customer_can_send: true,
+            agent_can_send: true,
         }
     }
+}
+
+/// Whether conversations are opened for group and room chats the bot is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupChats {
+    /// Group and room messages open conversations like 1:1 chats.
+    #[default]
+    Handle,
+    /// Group and room events are recorded but open no conversation and reach no agent.
+    Ignore,
+}
+
+/// Highest score of a rating survey.
+pub const SURVEY_SCALE_MAX: u8 = 10;
+/// Longest survey question, in characters (LINE's text limit leaves room for the choices).
+pub const SURVEY_QUESTION_MAX_CHARS: usize = 240;
+
+/// The post-conversation survey: a rating question answered with a LINE quick reply
+/// (`1`…`scale`), or a link to an external survey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Survey {
+    pub enabled: bool,
+    /// The rating question (with `scale`), absent for a link survey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    /// Highest score (2 to [`SURVEY_SCALE_MAX`]; LINE shows at most 13 quick reply buttons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u8>,
+    /// An https link sent instead of the rating question.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// One opening window: on `days` (1 = Monday … 7 = Sunday), from `open` (inclusive) to `close`
@@ -534,6 +583,11 @@ impl Workstream {
             })?;
         }
 
+        if let Some(survey) = &self.survey {
+            check_survey(survey)
+                .map_err(|(field, message)| WorkstreamError::new(format!("survey.{field}"), message))?;
+        }
+
         if let Some(bot) = &self.bot {
             check_bot(bot).map_err(|(field, message)| {
                 WorkstreamError::new(format!("bot.{field}"), message)
@@ -651,6 +705,47 @@ fn non_empty(path: &str, value: &str) -> Result<(), WorkstreamError> {
         return Err(WorkstreamError::new(path, "must not be empty"));
     }
     Ok(())
+}
+
+fn check_survey(survey: &Survey) -> Result<(), FieldFail> {
+    match (&survey.question, &survey.url) {
+        (Some(_), Some(_)) => Err((
+            "url",
+            "give either a question (with scale) or a url, not both".into(),
+        )),
+        (None, None) if survey.enabled => Err((
+            "question",
+            "an enabled survey needs a question (with scale) or a url".into(),
+        )),
+        (Some(question), None) => {
+            let chars = question.trim().chars().count();
+            if chars == 0 || chars > SURVEY_QUESTION_MAX_CHARS {
+                return Err((
+                    "question",
+                    format!("must be 1 to {SURVEY_QUESTION_MAX_CHARS} characters"),
+                ));
+            }
+            match survey.scale {
+                Some(scale) if (2..=SURVEY_SCALE_MAX).contains(&scale) => Ok(()),
+                Some(scale) => Err((
+                    "scale",
+                    format!("must be from 2 to {SURVEY_SCALE_MAX}, got {scale}"),
+                )),
+                None => Err(("scale", "a rating survey needs a scale, e.g. 5".into())),
+            }
+        }
+        (None, Some(url)) => {
+            if survey.scale.is_some() {
+                return Err(("scale", "a link survey has no scale".into()));
+            }
+            if !url.starts_with("https://") || url.len() > 1000 || url.contains(char::is_whitespace)
+            {
+                return Err(("url", "must be an https URL of at most 1000 characters".into()));
+            }
+            Ok(())
+        }
+        (None, None) => Ok(()),
+    }
 }
 
 fn check_window(window: &BusinessHours) -> Result<(), (String, String)> {

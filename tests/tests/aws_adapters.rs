@@ -261,6 +261,8 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
             config_table: table,
             inbound_queue_url: queue_url.clone(),
             secret_prefix: format!("{}/", unique("stack")),
+            conversations_table: None,
+            media_bucket: None,
         },
     })
     .await

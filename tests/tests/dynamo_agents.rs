@@ -1,6 +1,7 @@
 //! The DynamoDB [`AgentStore`] against moto's server (started by `./infra/test.sh`, which sets
 //! `OMNILINE_TEST_AWS_ENDPOINT`): capacity under concurrent assignment, idempotent assign /
-//! release, queue membership, and idempotent notifications. Also checks the raw item layout.
+//! release, queue membership, idempotent notifications, listing (the `AGENTS` index) and deletion.
+//! Also checks the raw item layout.
 //!
 //! Ignored by a bare `cargo test` (no moto there); the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
@@ -307,4 +308,191 @@ async fn dynamo_agents_notifications_are_idempotent_by_id_and_ordered() {
             .active_conversations,
         ["c"]
     );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_list_agents_is_ordered_by_id_from_the_index() {
+    let f = fixture().await;
+    let store = &f.store;
+    assert!(store.list_agents().await.unwrap().is_empty());
+    store.put_agent(&agent("b", &["q1"], 2)).await.unwrap();
+    store.put_agent(&agent("c", &[], 1)).await.unwrap();
+    store
+        .put_agent(&agent("a", &["q1", "q2"], 3))
+        .await
+        .unwrap();
+    assert!(store.try_assign("b", "c1", 7).await.unwrap());
+    // The index items: pk AGENTS, sk the agent id.
+    let index = f.raw("AGENTS", "b").await.unwrap();
+    assert_eq!(index["agentId"].as_s().unwrap(), "b");
+
+    let listed = store.list_agents().await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(listed[0], agent("a", &["q1", "q2"], 3));
+    assert_eq!(listed[1].active_conversations, ["c1"]);
+    assert_eq!(listed[1].last_assigned_at, Some(7));
+    // Editing an agent does not list it twice.
+    store.put_agent(&agent("b", &["q2"], 5)).await.unwrap();
+    assert_eq!(store.list_agents().await.unwrap().len(), 3);
+
+    // An agent written before the index existed (a profile without an index item) is not
+    // listed until its next put_agent writes the index item.
+    f.ddb
+        .delete_item()
+        .table_name(&f.table)
+        .key("pk", AttributeValue::S("AGENTS".into()))
+        .key("sk", AttributeValue::S("c".into()))
+        .send()
+        .await
+        .unwrap();
+    let ids = |agents: Vec<Agent>| agents.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_agents().await.unwrap()), ["a", "b"]);
+    assert!(store.agent("c").await.unwrap().is_some());
+    store.put_agent(&agent("c", &[], 1)).await.unwrap();
+    assert_eq!(ids(store.list_agents().await.unwrap()), ["a", "b", "c"]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_list_agents_reads_more_than_one_batch() {
+    let f = fixture().await;
+    let store = &f.store;
+    // More than one BatchGetItem (100 keys); ids sort as strings.
+    let mut expected: Vec<String> = (0..130).map(|i| format!("ag{i:03}")).collect();
+    for id in expected.iter().rev() {
+        store.put_agent(&agent(id, &["q"], 1)).await.unwrap();
+    }
+    expected.sort();
+    let listed: Vec<String> = store
+        .list_agents()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_delete_agent_removes_everything_of_the_agent_only() {
+    let f = fixture().await;
+    let store = &f.store;
+    store
+        .put_agent(&agent("a", &["q1", "q2"], 2))
+        .await
+        .unwrap();
+    store.put_agent(&agent("b", &["q1"], 2)).await.unwrap();
+    assert!(store.try_assign("a", "c1", 10).await.unwrap());
+    assert!(store.try_assign("b", "c2", 11).await.unwrap());
+    // More than one BatchWriteItem of 25: 30 notifications plus 30 markers.
+    for i in 0..30 {
+        store
+            .notify(&notification(&format!("na{i:02}"), "a", 100 + i))
+            .await
+            .unwrap();
+    }
+    store.notify(&notification("nb", "b", 300)).await.unwrap();
+
+    assert!(store.delete_agent("a").await.unwrap());
+    assert!(store.agent("a").await.unwrap().is_none());
+    let ids = |agents: Vec<Agent>| agents.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_agents().await.unwrap()), ["b"]);
+    assert_eq!(f.in_queue("q1").await, ["b"]);
+    assert!(f.in_queue("q2").await.is_empty());
+    assert!(store.notifications("a").await.unwrap().is_empty());
+    // No item of a's is left: profile, index, memberships, notifications, markers.
+    assert!(f.raw("AGENT#a", "PROFILE").await.is_none());
+    assert!(f.raw("AGENTS", "a").await.is_none());
+    assert!(f.raw("QUEUE#q1", "AGENT#a").await.is_none());
+    assert!(f.raw("QUEUE#q2", "AGENT#a").await.is_none());
+    assert!(f.raw("NOTIFICATION#na00", "NOTIFICATION").await.is_none());
+    assert!(f.raw("NOTIFICATION#na29", "NOTIFICATION").await.is_none());
+    let left = f
+        .ddb
+        .query()
+        .table_name(&f.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("AGENT#a".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.count(), 0, "items left under AGENT#a");
+    // b is untouched.
+    assert_eq!(
+        store.notifications("b").await.unwrap(),
+        [notification("nb", "b", 300)]
+    );
+    assert!(f.raw("NOTIFICATION#nb", "NOTIFICATION").await.is_some());
+    assert_eq!(
+        store
+            .agent("b")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        ["c2"]
+    );
+    // A deleted agent takes no work, and no profile is recreated by trying.
+    assert!(!store.try_assign("a", "c3", 12).await.unwrap());
+    store.release("a", "c1").await.unwrap();
+    assert!(f.raw("AGENT#a", "PROFILE").await.is_none());
+
+    // Gone already, or never there: false.
+    assert!(!store.delete_agent("a").await.unwrap());
+    assert!(!store.delete_agent("ghost").await.unwrap());
+
+    // The same id again starts clean: no old conversations, assignment time, queues or
+    // notifications; a notification id used before is new again (its marker went too).
+    store.put_agent(&agent("a", &["q2"], 1)).await.unwrap();
+    assert_eq!(
+        store.agent("a").await.unwrap().unwrap(),
+        agent("a", &["q2"], 1)
+    );
+    assert_eq!(f.raw_active("a").await, (0, vec![]));
+    assert!(store.notifications("a").await.unwrap().is_empty());
+    assert_eq!(f.in_queue("q1").await, ["b"]);
+    assert_eq!(f.in_queue("q2").await, ["a"]);
+    assert!(store.try_assign("a", "c9", 20).await.unwrap());
+    store.notify(&notification("na00", "a", 500)).await.unwrap();
+    assert_eq!(
+        store.notifications("a").await.unwrap(),
+        [notification("na00", "a", 500)]
+    );
+    assert_eq!(ids(store.list_agents().await.unwrap()), ["a", "b"]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_delete_agent_without_profile_still_clears_notifications() {
+    let f = fixture().await;
+    let store = &f.store;
+    // Notifications for an id with no profile (or left by a delete that failed half-way).
+    store.notify(&notification("n1", "ghost", 1)).await.unwrap();
+    assert!(!store.delete_agent("ghost").await.unwrap());
+    assert!(store.notifications("ghost").await.unwrap().is_empty());
+    assert!(f.raw("NOTIFICATION#n1", "NOTIFICATION").await.is_none());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_put_agent_keeps_the_transaction_within_100_operations() {
+    let f = fixture().await;
+    let store = &f.store;
+    // Profile + index item + 98 memberships = 100 operations: accepted, and deletable in one go.
+    let queues: Vec<String> = (0..98).map(|i| format!("q{i:02}")).collect();
+    let refs: Vec<&str> = queues.iter().map(String::as_str).collect();
+    store.put_agent(&agent("a", &refs, 1)).await.unwrap();
+    assert_eq!(f.in_queue("q97").await, ["a"]);
+    // One more membership would be 101: refused before DynamoDB is asked.
+    let queues99: Vec<String> = (0..99).map(|i| format!("q{i:02}")).collect();
+    let refs99: Vec<&str> = queues99.iter().map(String::as_str).collect();
+    assert!(store.put_agent(&agent("b", &refs99, 1)).await.is_err());
+    assert!(store.agent("b").await.unwrap().is_none());
+    assert!(store.delete_agent("a").await.unwrap());
+    assert!(f.in_queue("q00").await.is_empty());
+    assert!(f.raw("QUEUE#q97", "AGENT#a").await.is_none());
 }

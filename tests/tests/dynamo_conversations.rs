@@ -9,11 +9,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use omniline_tests::{endpoint, pk_sk_table, sdk_config};
 use serde_json::json;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
+use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
 use shared::conversation::{
     CommitOutcome, Consent, Conversation, ConversationState, ConversationWrite, Customer,
     EventCommit, SourceType, TranscriptEntry,
 };
-use shared::ports::{ConversationStore, PortError};
+use shared::delivery::Delivery;
+use shared::ports::{ConversationStore, DeliveryStore, PortError, PurgeCounts};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const ACCOUNT: &str = "acc1";
@@ -88,6 +91,7 @@ fn commit(event_id: &str) -> EventCommit {
         account_id: ACCOUNT.into(),
         event_id: event_id.into(),
         dedupe_expires_at: now_secs() + 3600,
+        retain_until: None,
         conversation: None,
         transcript: None,
         retract_message_id: None,
@@ -210,6 +214,7 @@ async fn an_expired_dedupe_record_lets_the_event_through() {
     let (store, _, _) = store().await;
     let expired = EventCommit {
         dedupe_expires_at: now_secs() - 10,
+        retain_until: None,
         ..commit("e1")
     };
     assert_eq!(
@@ -584,6 +589,595 @@ async fn a_stored_doc_that_does_not_parse_is_an_error() {
     ));
     assert!(matches!(
         store.transcript("bad").await,
+        Err(PortError::Unavailable(_))
+    ));
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The raw item, read consistently.
+async fn raw(config: &SdkConfig, table: &str, pk: &str, sk: &str) -> Option<Item> {
+    aws_sdk_dynamodb::Client::new(config)
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+/// The `expiresAt` of a raw item: `None` if the item is missing, `Some(None)` without TTL.
+async fn ttl(config: &SdkConfig, table: &str, pk: &str, sk: &str) -> Option<Option<i64>> {
+    raw(config, table, pk, sk).await.map(|item| {
+        item.get("expiresAt")
+            .map(|v| v.as_n().unwrap().parse().unwrap())
+    })
+}
+
+/// Every item of the table.
+async fn scan_all(config: &SdkConfig, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut pages = aws_sdk_dynamodb::Client::new(config)
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        items.extend(page.unwrap().items().iter().cloned());
+    }
+    items
+}
+
+fn text(item: &Item, name: &str) -> String {
+    item[name].as_s().unwrap().clone()
+}
+
+/// The account an item of these tests belongs to: `X#{account}#…`, or `CONV#{account}-c…`,
+/// `DELIVERY#{account}-d…` (the tests name conversations and deliveries after their account).
+fn owner(item: &Item) -> String {
+    let pk = text(item, "pk");
+    let second = pk.split('#').nth(1).unwrap().to_owned();
+    if pk.starts_with("CONV#") || pk.starts_with("DELIVERY#") {
+        second.split('-').next().unwrap().to_owned()
+    } else {
+        second
+    }
+}
+
+fn sorted(mut items: Vec<Item>) -> Vec<Vec<(String, String)>> {
+    let mut out: Vec<Vec<(String, String)>> = items
+        .drain(..)
+        .map(|item| {
+            let mut pairs: Vec<_> = item
+                .into_iter()
+                .map(|(k, v)| (k, format!("{v:?}")))
+                .collect();
+            pairs.sort();
+            pairs
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn retain_until_is_written_as_the_ttl_attribute() {
+    let (store, config, table) = store().await;
+    let retain = now_secs() + 90 * 86_400;
+    let first = EventCommit {
+        retain_until: Some(retain),
+        customer: Some(customer("Uuser", "Taro", 1)),
+        ..create("e1", "c1", "Uuser", 1000)
+    };
+    let dedupe = first.dedupe_expires_at;
+    assert_eq!(
+        store.commit(&first).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    let entry_sk = "T#00000000000000001000#e1";
+    for (pk, sk) in [
+        ("CONV#c1", "META"),
+        ("CONV#c1", entry_sk),
+        ("OPEN#acc1#Uuser", "OPEN"),
+        ("LINEMSG#acc1#m-e1", "LINEMSG"),
+        ("CUSTOMER#acc1#Uuser", "PROFILE"),
+    ] {
+        assert_eq!(
+            ttl(&config, &table, pk, sk).await,
+            Some(Some(retain)),
+            "{pk} {sk}"
+        );
+    }
+    // The deduplication record keeps its own expiry.
+    assert_eq!(
+        ttl(&config, &table, "EVENT#acc1#e1", "EVENT").await,
+        Some(Some(dedupe))
+    );
+
+    // A write without retention clears it on what it writes; a retraction keeps the entry's.
+    let later = EventCommit {
+        customer: Some(customer("Uuser", "Taro", 2)),
+        retract_message_id: Some("m-e1".into()),
+        ..update(
+            "e2",
+            conversation("c1", "Uuser", ConversationState::Active, 2),
+            2000,
+        )
+    };
+    assert_eq!(
+        store.commit(&later).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(ttl(&config, &table, "CONV#c1", "META").await, Some(None));
+    assert_eq!(
+        ttl(&config, &table, "OPEN#acc1#Uuser", "OPEN").await,
+        Some(None)
+    );
+    assert_eq!(
+        ttl(&config, &table, "CUSTOMER#acc1#Uuser", "PROFILE").await,
+        Some(None)
+    );
+    assert_eq!(
+        ttl(&config, &table, "CONV#c1", "T#00000000000000002000#e2").await,
+        Some(None)
+    );
+    assert!(store.transcript("c1").await.unwrap()[0].retracted);
+    assert_eq!(
+        ttl(&config, &table, "CONV#c1", entry_sk).await,
+        Some(Some(retain))
+    );
+
+    // DynamoDB's TTL sweeps: the store has nothing to do.
+    assert_eq!(store.sweep_expired(i64::MAX).await.unwrap(), 0);
+    assert!(store.conversation("c1").await.unwrap().is_some());
+}
+
+/// TTL deletes items one by one, lazily: a conversation gone while its expired open pointer is
+/// still there must not block the source's next conversation.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn an_expired_open_pointer_does_not_block_a_new_conversation() {
+    let (store, config, table) = store().await;
+    let expired = EventCommit {
+        retain_until: Some(now_secs() - 10),
+        ..create("e1", "c1", "Uuser", 1000)
+    };
+    assert_eq!(
+        store.commit(&expired).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    // TTL removed the conversation first.
+    aws_sdk_dynamodb::Client::new(&config)
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("CONV#c1".into()))
+        .key("sk", AttributeValue::S("META".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(raw(&config, &table, "OPEN#acc1#Uuser", "OPEN")
+        .await
+        .is_some());
+    assert_eq!(
+        store.open_conversation(ACCOUNT, "Uuser").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .commit(&create("e2", "c2", "Uuser", 2000))
+            .await
+            .unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(
+        store
+            .open_conversation(ACCOUNT, "Uuser")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "c2"
+    );
+    // A pointer that has not expired (or has no retention) still does.
+    assert_eq!(
+        store
+            .commit(&create("e3", "c3", "Uuser", 3000))
+            .await
+            .unwrap(),
+        CommitOutcome::Conflict
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn conversations_of_source_lists_every_state_oldest_first() {
+    let (store, _, _) = store().await;
+    let opened = Conversation {
+        opened_at: 1_600_000_000_000,
+        ..conversation("c9", "Uuser", ConversationState::Waiting, 1)
+    };
+    let older = Conversation {
+        opened_at: 1_600_000_000_000,
+        ..conversation("c9", "Uuser", ConversationState::Closed, 2)
+    };
+    let newer = conversation("c1", "Uuser", ConversationState::Waiting, 1);
+    let elsewhere = Conversation {
+        account_id: "acc2".into(),
+        ..conversation("c3", "Uuser", ConversationState::Waiting, 1)
+    };
+    // The older one is closed before the newer one opens.
+    for (event_id, write) in [
+        ("e1", ConversationWrite::Create(opened)),
+        ("e2", ConversationWrite::Update(older.clone())),
+        ("e3", ConversationWrite::Create(newer.clone())),
+        (
+            "e4",
+            ConversationWrite::Create(conversation("c2", "Uother", ConversationState::Waiting, 1)),
+        ),
+        ("e5", ConversationWrite::Create(elsewhere.clone())),
+    ] {
+        let write = EventCommit {
+            account_id: write.conversation().account_id.clone(),
+            conversation: Some(write),
+            ..commit(event_id)
+        };
+        assert_eq!(
+            store.commit(&write).await.unwrap(),
+            CommitOutcome::Committed
+        );
+    }
+    assert_eq!(
+        store
+            .conversations_of_source(ACCOUNT, "Uuser")
+            .await
+            .unwrap(),
+        vec![older, newer]
+    );
+    assert_eq!(
+        store
+            .conversations_of_source("acc2", "Uuser")
+            .await
+            .unwrap(),
+        vec![elsewhere]
+    );
+    assert!(store
+        .conversations_of_source(ACCOUNT, "Unone")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn delete_conversation_erases_its_items_pointer_and_index_only() {
+    let (store, config, table) = store().await;
+    let deliveries = DynamoDeliveryStore::new(&config, &table);
+    store
+        .commit(&create("e1", "c1", "Uuser", 1000))
+        .await
+        .unwrap();
+    store
+        .commit(&EventCommit {
+            transcript: Some(entry("c1", "e2", 2000)),
+            ..commit("e2")
+        })
+        .await
+        .unwrap();
+    store
+        .commit(&create("e3", "c2", "Uother", 3000))
+        .await
+        .unwrap();
+    // The delivery store's items in the same partition are its own business.
+    let d = deliveries
+        .begin(&Delivery::new("d1", ACCOUNT, "c1", "k", 1_700_000_000_000))
+        .await
+        .unwrap();
+
+    assert!(store.delete_conversation("c1").await.unwrap());
+    assert_eq!(store.conversation("c1").await.unwrap(), None);
+    assert!(store.transcript("c1").await.unwrap().is_empty());
+    assert_eq!(
+        store.open_conversation(ACCOUNT, "Uuser").await.unwrap(),
+        None
+    );
+    for (pk, sk) in [
+        ("OPEN#acc1#Uuser", "OPEN"),
+        ("LINEMSG#acc1#m-e1", "LINEMSG"),
+        ("LINEMSG#acc1#m-e2", "LINEMSG"),
+    ] {
+        assert!(raw(&config, &table, pk, sk).await.is_none(), "{pk}");
+    }
+    let left: Vec<String> = scan_all(&config, &table)
+        .await
+        .iter()
+        .filter(|item| text(item, "pk") == "CONV#c1")
+        .map(|item| text(item, "sk"))
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with("D#"), "{left:?}");
+    assert_eq!(
+        deliveries.deliveries_for_conversation("c1").await.unwrap(),
+        vec![d]
+    );
+
+    // A later unsend of an erased message finds nothing and writes nothing back.
+    let unsend = EventCommit {
+        retract_message_id: Some("m-e1".into()),
+        ..commit("e4")
+    };
+    assert_eq!(
+        store.commit(&unsend).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert!(store.transcript("c1").await.unwrap().is_empty());
+
+    // The other conversation is whole; the source takes a new conversation.
+    assert_eq!(event_ids(&store.transcript("c2").await.unwrap()), ["e3"]);
+    assert!(raw(&config, &table, "LINEMSG#acc1#m-e3", "LINEMSG")
+        .await
+        .is_some());
+    assert_eq!(
+        store
+            .open_conversation(ACCOUNT, "Uother")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "c2"
+    );
+    assert_eq!(
+        store
+            .commit(&create("e5", "c5", "Uuser", 5000))
+            .await
+            .unwrap(),
+        CommitOutcome::Committed
+    );
+
+    assert!(!store.delete_conversation("c1").await.unwrap());
+    assert!(!store.delete_conversation("nope").await.unwrap());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn delete_conversation_leaves_a_newer_open_pointer_alone() {
+    let (store, _, _) = store().await;
+    store
+        .commit(&create("e1", "c1", "Uuser", 1000))
+        .await
+        .unwrap();
+    let closed = conversation("c1", "Uuser", ConversationState::Closed, 2);
+    store.commit(&update("e2", closed, 2000)).await.unwrap();
+    store
+        .commit(&create("e3", "c2", "Uuser", 3000))
+        .await
+        .unwrap();
+    assert!(store.delete_conversation("c1").await.unwrap());
+    assert_eq!(
+        store
+            .open_conversation(ACCOUNT, "Uuser")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "c2"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn delete_customer_erases_one_profile() {
+    let (store, _, _) = store().await;
+    let other = Customer {
+        account_id: "acc2".into(),
+        ..customer("Uuser", "Jiro", 1)
+    };
+    for (event_id, c) in [
+        ("e1", customer("Uuser", "Taro", 1)),
+        ("e2", customer("Uother", "Hanako", 1)),
+        ("e3", other.clone()),
+    ] {
+        store
+            .commit(&EventCommit {
+                account_id: c.account_id.clone(),
+                customer: Some(c),
+                ..commit(event_id)
+            })
+            .await
+            .unwrap();
+    }
+    assert!(store.delete_customer(ACCOUNT, "Uuser").await.unwrap());
+    assert_eq!(store.customer(ACCOUNT, "Uuser").await.unwrap(), None);
+    assert!(!store.delete_customer(ACCOUNT, "Uuser").await.unwrap());
+    assert!(store.customer(ACCOUNT, "Uother").await.unwrap().is_some());
+    assert_eq!(store.customer("acc2", "Uuser").await.unwrap(), Some(other));
+}
+
+/// Writes, for `account`: conversations `{account}-c1` (closed) and `{account}-c2` (open) of
+/// `Uuser` with two entries each, one more conversation per extra user (so that the purge needs
+/// several batches), a customer per user, and a delivery of `{account}-c2`.
+async fn populate(
+    store: &DynamoConversationStore,
+    deliveries: &DynamoDeliveryStore,
+    account: &str,
+    extra_users: usize,
+) {
+    let of = |c: Conversation| Conversation {
+        account_id: account.into(),
+        ..c
+    };
+    let in_account = |c: EventCommit| EventCommit {
+        account_id: account.into(),
+        retain_until: Some(now_secs() + 86_400),
+        ..c
+    };
+    let c1 = format!("{account}-c1");
+    let c2 = format!("{account}-c2");
+    let writes = [
+        EventCommit {
+            conversation: Some(ConversationWrite::Create(of(conversation(
+                &c1,
+                "Uuser",
+                ConversationState::Waiting,
+                1,
+            )))),
+            transcript: Some(entry(&c1, "e1", 1000)),
+            customer: Some(Customer {
+                account_id: account.into(),
+                ..customer("Uuser", "Taro", 1)
+            }),
+            ..commit("e1")
+        },
+        EventCommit {
+            conversation: Some(ConversationWrite::Update(of(conversation(
+                &c1,
+                "Uuser",
+                ConversationState::Closed,
+                2,
+            )))),
+            transcript: Some(entry(&c1, "e2", 2000)),
+            ..commit("e2")
+        },
+        EventCommit {
+            conversation: Some(ConversationWrite::Create(of(conversation(
+                &c2,
+                "Uuser",
+                ConversationState::Waiting,
+                1,
+            )))),
+            transcript: Some(entry(&c2, "e3", 3000)),
+            ..commit("e3")
+        },
+        EventCommit {
+            transcript: Some(entry(&c2, "e4", 4000)),
+            ..commit("e4")
+        },
+    ];
+    for write in writes {
+        assert_eq!(
+            store.commit(&in_account(write)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+    }
+    for i in 0..extra_users {
+        let user = format!("Ux{i}");
+        let id = format!("{account}-cx{i}");
+        let write = EventCommit {
+            conversation: Some(ConversationWrite::Create(of(conversation(
+                &id,
+                &user,
+                ConversationState::Waiting,
+                1,
+            )))),
+            transcript: Some(entry(&id, &format!("ex{i}"), 5000)),
+            customer: Some(Customer {
+                account_id: account.into(),
+                ..customer(&user, "Extra", 1)
+            }),
+            ..commit(&format!("ex{i}"))
+        };
+        assert_eq!(
+            store.commit(&in_account(write)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+    }
+    deliveries
+        .begin(&Delivery::new(
+            &format!("{account}-d1"),
+            account,
+            &c2,
+            "k",
+            1_700_000_000_000,
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn purge_removes_one_account_and_nothing_of_another() {
+    let (store, config, table) = store().await;
+    let deliveries = DynamoDeliveryStore::new(&config, &table);
+    // `acc10` shares the text `acc1`: key prefixes must not mix them up.
+    populate(&store, &deliveries, "acc1", 6).await;
+    populate(&store, &deliveries, "acc10", 1).await;
+    populate(&store, &deliveries, "acc2", 1).await;
+    let before = scan_all(&config, &table).await;
+    let of = |items: &[Item], account: &str| {
+        sorted(
+            items
+                .iter()
+                .filter(|item| owner(item) == account)
+                .cloned()
+                .collect(),
+        )
+    };
+    let acc1_items = of(&before, "acc1").len();
+    // 8 conversations, 10 transcript entries with their index, 10 events, 7 customers …
+    assert!(acc1_items > 50, "{acc1_items}");
+
+    // As an erasure runs: the deliveries of each conversation first (the delivery store's),
+    // then the account.
+    let mut ids: Vec<String> = Vec::new();
+    for source in ["Uuser", "Ux0", "Ux1", "Ux2", "Ux3", "Ux4", "Ux5"] {
+        for c in store.conversations_of_source("acc1", source).await.unwrap() {
+            ids.push(c.id);
+        }
+    }
+    assert_eq!(ids.len(), 8);
+    for id in &ids {
+        deliveries.delete_for_conversation(id).await.unwrap();
+    }
+    assert_eq!(
+        store.purge_account("acc1").await.unwrap(),
+        PurgeCounts {
+            conversations: 8,
+            customers: 7,
+        }
+    );
+
+    let after = scan_all(&config, &table).await;
+    assert_eq!(of(&after, "acc1"), Vec::<Vec<(String, String)>>::new());
+    for other in ["acc10", "acc2"] {
+        assert_eq!(of(&after, other), of(&before, other), "{other}");
+        assert!(!of(&after, other).is_empty());
+    }
+    assert_eq!(after.len(), before.len() - acc1_items);
+
+    // Through the store: acc1 is empty, acc10 whole (its events still deduplicate).
+    assert!(!store.event_recorded("acc1", "e1").await.unwrap());
+    assert_eq!(store.conversation("acc1-c2").await.unwrap(), None);
+    assert_eq!(store.customer("acc1", "Uuser").await.unwrap(), None);
+    assert_eq!(
+        store.open_conversation("acc1", "Uuser").await.unwrap(),
+        None
+    );
+    assert!(store.event_recorded("acc10", "e1").await.unwrap());
+    assert_eq!(
+        store
+            .open_conversation("acc10", "Uuser")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "acc10-c2"
+    );
+    assert_eq!(
+        event_ids(&store.transcript("acc10-c1").await.unwrap()),
+        ["e1", "e2"]
+    );
+
+    // Nothing left: a second purge finds nothing.
+    assert_eq!(
+        store.purge_account("acc1").await.unwrap(),
+        PurgeCounts::default()
+    );
+    assert!(matches!(
+        store.purge_account("acc1#x").await,
         Err(PortError::Unavailable(_))
     ));
 }

@@ -254,6 +254,7 @@ async fn shares_the_conversations_table_without_mixing() {
         account_id: "acc1".into(),
         event_id: "e1".into(),
         dedupe_expires_at: now + 3600,
+        retain_until: None,
         conversation: Some(ConversationWrite::Create(conversation("c1"))),
         transcript: Some(TranscriptEntry {
             conversation_id: "c1".into(),
@@ -288,4 +289,95 @@ async fn shares_the_conversations_table_without_mixing() {
         conversations.conversation("c1").await.unwrap(),
         Some(conversation("c1"))
     );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn delete_for_conversation_erases_its_deliveries_only() {
+    let (deliveries, config, table) = store().await;
+    let conversations = DynamoConversationStore::new(&config, &table);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let commit = EventCommit {
+        account_id: "acc1".into(),
+        event_id: "e1".into(),
+        dedupe_expires_at: now + 3600,
+        retain_until: None,
+        conversation: Some(ConversationWrite::Create(conversation("c1"))),
+        transcript: Some(TranscriptEntry {
+            conversation_id: "c1".into(),
+            event_id: "e1".into(),
+            timestamp: 1_700_000_000_000,
+            event_type: "message".into(),
+            sender_user_id: Some("U1".into()),
+            message_id: Some("lm1".into()),
+            event: json!({"type": "message", "message": {"type": "text", "text": "hi"}}),
+            retracted: false,
+        }),
+        retract_message_id: None,
+        customer: None,
+    };
+    assert_eq!(
+        conversations.commit(&commit).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    // More than one BatchWriteItem's worth (25) for c1, and one of c2.
+    for i in 0..30 {
+        deliveries
+            .begin(&delivery(
+                &format!("m{i:02}"),
+                "c1",
+                "k",
+                1_700_000_000_000 + i,
+            ))
+            .await
+            .unwrap();
+    }
+    let other = deliveries
+        .begin(&delivery("x1", "c2", "k", 1_700_000_000_000))
+        .await
+        .unwrap();
+
+    assert_eq!(deliveries.delete_for_conversation("c1").await.unwrap(), 30);
+    assert!(deliveries
+        .deliveries_for_conversation("c1")
+        .await
+        .unwrap()
+        .is_empty());
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    for pk in ["DELIVERY#m00", "DELIVERY#m29"] {
+        let item = ddb
+            .get_item()
+            .table_name(&table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("DELIVERY".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        assert!(item.item.is_none(), "{pk}");
+    }
+    assert_eq!(deliveries.delivery("m00").await.unwrap(), None);
+
+    // The conversation's own items in the partition, and another conversation's deliveries, stay.
+    assert_eq!(
+        conversations.conversation("c1").await.unwrap(),
+        Some(conversation("c1"))
+    );
+    assert_eq!(conversations.transcript("c1").await.unwrap().len(), 1);
+    assert_eq!(
+        deliveries.deliveries_for_conversation("c2").await.unwrap(),
+        vec![other]
+    );
+
+    // Nothing left to delete; an id can be used again.
+    assert_eq!(deliveries.delete_for_conversation("c1").await.unwrap(), 0);
+    assert_eq!(deliveries.delete_for_conversation("nope").await.unwrap(), 0);
+    let again = delivery("m00", "c3", "k2", 1_700_000_100_000);
+    assert_eq!(deliveries.begin(&again).await.unwrap(), again);
 }

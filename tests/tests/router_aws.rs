@@ -104,6 +104,7 @@ async fn aws() -> Aws {
         conversations: conversations.clone(),
         workstreams: Arc::new(workstreams),
         agents: agents.clone(),
+        config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(&config, &config_table)),
         outbound: Arc::new(SqsEventQueue::new(&config, &outbound_url)),
         media: media.clone(),
         line: api,

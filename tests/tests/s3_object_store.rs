@@ -101,6 +101,68 @@ async fn s3_errors_are_errors_and_invalid_keys_are_refused() {
     ));
 }
 
+const INVALID_PREFIXES: [&str; 7] = [
+    "",
+    "/",
+    "media/acc-1",
+    "/media/",
+    "media//",
+    "media/../",
+    "media/a b/",
+];
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn s3_delete_prefix_removes_one_prefix_only() {
+    let config = sdk_config(&endpoint()).await;
+    let bucket = bucket(&config).await;
+    let store = S3ObjectStore::new(&config, &bucket, true);
+    // More than one ListObjectsV2 page and one DeleteObjects call (1000 each).
+    let keys: Vec<String> = (0..1005)
+        .map(|i| format!("media/acc-1/{i:04}"))
+        .chain(["media/acc-1/sub/x".to_owned()])
+        .collect();
+    for key in &keys {
+        store.put(key, vec![1], Some("image/png")).await.unwrap();
+    }
+    let neighbours = [
+        "media/acc-10/1",
+        "media/acc-2/1",
+        "media/acc-1",
+        "media/acc-1x",
+    ];
+    for key in neighbours {
+        store.put(key, vec![9], None).await.unwrap();
+    }
+
+    assert_eq!(store.delete_prefix("media/acc-1/").await.unwrap(), 1006);
+    for key in ["media/acc-1/0000", "media/acc-1/1004", "media/acc-1/sub/x"] {
+        assert_eq!(store.get(key).await.unwrap(), None, "{key}");
+    }
+    let left = omniline_tests::s3_client(&config)
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let mut left: Vec<&str> = left.contents().iter().filter_map(|o| o.key()).collect();
+    left.sort();
+    let mut expected = neighbours.to_vec();
+    expected.sort();
+    assert_eq!(left, expected);
+
+    // Nothing more under the prefix, or never anything: 0.
+    assert_eq!(store.delete_prefix("media/acc-1/").await.unwrap(), 0);
+    assert_eq!(store.delete_prefix("media/none/").await.unwrap(), 0);
+
+    // A missing bucket is an error.
+    let missing = S3ObjectStore::new(&config, format!("{bucket}-missing"), true);
+    assert!(matches!(
+        missing.delete_prefix("media/acc-1/").await,
+        Err(PortError::Unavailable(_))
+    ));
+}
+
 #[tokio::test]
 async fn invalid_keys_make_no_request() {
     let server = MockServer::start().await;
@@ -118,6 +180,9 @@ async fn invalid_keys_make_no_request() {
         );
         assert!(is_invalid_key(&store.get(bad).await), "{bad:?}");
         assert!(is_invalid_key(&store.delete(bad).await), "{bad:?}");
+    }
+    for bad in INVALID_PREFIXES {
+        assert!(is_invalid_key(&store.delete_prefix(bad).await), "{bad:?}");
     }
     // `expect(0)` is verified when the server drops.
 }

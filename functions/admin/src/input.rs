@@ -32,13 +32,20 @@ impl InputError {
     }
 }
 
-/// The fields of a JSON object body; [`Fields::finish`] refuses any that were not read.
-pub struct Fields(Map<String, Value>);
+/// The fields of a JSON object (a body, or an object inside one); [`Fields::finish`] refuses any
+/// that were not read. Errors name the field with its path (`attachments.agentCanSend`).
+pub struct Fields {
+    map: Map<String, Value>,
+    prefix: String,
+}
 
 impl Fields {
     pub fn parse(body: &[u8]) -> Result<Self, InputError> {
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(Value::Object(map)) => Ok(Self {
+                map,
+                prefix: String::new(),
+            }),
             Ok(_) => Err(InputError::new("body", "the body must be a JSON object")),
             Err(e) => Err(InputError::new(
                 "body",
@@ -47,28 +54,171 @@ impl Fields {
         }
     }
 
-    fn string(&mut self, field: &str) -> Result<Option<String>, InputError> {
-        match self.0.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(InputError::new(field, format!("{field} must be a string"))),
+    /// The object at `path` (already taken out of its parent).
+    pub fn nested(value: Value, path: &str) -> Result<Self, InputError> {
+        match value {
+            Value::Object(map) => Ok(Self {
+                map,
+                prefix: format!("{path}."),
+            }),
+            _ => Err(InputError::new(path, format!("{path} must be an object"))),
         }
     }
 
-    /// A display name: 1 to 100 characters, trimmed.
-    pub fn name(&mut self, field: &str) -> Result<Option<String>, InputError> {
+    /// The full path of `field`.
+    pub fn path(&self, field: &str) -> String {
+        format!("{}{field}", self.prefix)
+    }
+
+    fn error(&self, field: &str, message: impl Into<String>) -> InputError {
+        InputError::new(&self.path(field), message)
+    }
+
+    /// "`field` is required", with its path.
+    pub fn missing(&self, field: &str) -> InputError {
+        let path = self.path(field);
+        InputError::new(&path, format!("{path} is required"))
+    }
+
+    /// The names of the fields not read yet.
+    pub fn keys(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+
+    /// Whether `field` is absent or null.
+    pub fn value_is_missing(&self, field: &str) -> bool {
+        self.map.get(field).is_none_or(Value::is_null)
+    }
+
+    /// Whether the body has `field` (null included).
+    pub fn has(&self, field: &str) -> bool {
+        self.map.contains_key(field)
+    }
+
+    /// The raw value: `None` when absent, `Some(Value::Null)` when explicitly null.
+    pub fn take(&mut self, field: &str) -> Option<Value> {
+        self.map.remove(field)
+    }
+
+    /// The field's value unless absent or null.
+    pub fn value(&mut self, field: &str) -> Option<Value> {
+        self.map.remove(field).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, field: &str) -> Result<Option<String>, InputError> {
+        match self.map.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.error(field, format!("{field} must be a string"))),
+        }
+    }
+
+    /// A string of `min..=max` characters once trimmed.
+    pub fn text(&mut self, field: &str, min: usize, max: usize) -> Result<Option<String>, InputError> {
         let Some(value) = self.string(field)? else {
             return Ok(None);
         };
         let value = value.trim().to_owned();
         let len = value.chars().count();
-        if len == 0 || len > 100 {
-            return Err(InputError::new(
-                field,
-                format!("{field} must be 1 to 100 characters"),
-            ));
+        if len < min || len > max {
+            return Err(self.error(field, format!("{field} must be {min} to {max} characters")));
         }
         Ok(Some(value))
+    }
+
+    /// A display name: 1 to 100 characters, trimmed.
+    pub fn name(&mut self, field: &str) -> Result<Option<String>, InputError> {
+        self.text(field, 1, 100)
+    }
+
+    /// One of `allowed`.
+    pub fn one_of(&mut self, field: &str, allowed: &[&str]) -> Result<Option<String>, InputError> {
+        let Some(value) = self.string(field)? else {
+            return Ok(None);
+        };
+        if allowed.contains(&value.as_str()) {
+            Ok(Some(value))
+        } else {
+            Err(self.error(
+                field,
+                format!("{field} must be one of {}", allowed.join(", ")),
+            ))
+        }
+    }
+
+    /// An email address (a plausible `local@domain.tld`, at most 254 characters).
+    pub fn email(&mut self, field: &str) -> Result<Option<String>, InputError> {
+        let Some(value) = self.string(field)? else {
+            return Ok(None);
+        };
+        let value = value.trim().to_owned();
+        let plausible = value.len() <= 254
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+            && value.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            });
+        if !plausible {
+            return Err(self.error(field, format!("{field} must be an email address")));
+        }
+        Ok(Some(value))
+    }
+
+    /// An integer from `min` to `max`.
+    pub fn integer(&mut self, field: &str, min: i64, max: i64) -> Result<Option<i64>, InputError> {
+        match self.map.remove(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                _ => Err(self.error(
+                    field,
+                    format!("{field} must be an integer from {min} to {max}"),
+                )),
+            },
+            Some(_) => Err(self.error(
+                field,
+                format!("{field} must be an integer from {min} to {max}"),
+            )),
+        }
+    }
+
+    /// A list of at most `max_items` distinct strings of 1 to `max_len` characters (trimmed).
+    pub fn string_list(
+        &mut self,
+        field: &str,
+        max_items: usize,
+        max_len: usize,
+    ) -> Result<Option<Vec<String>>, InputError> {
+        let items = match self.map.remove(field) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(items)) => items,
+            Some(_) => {
+                return Err(self.error(field, format!("{field} must be an array of strings")))
+            }
+        };
+        if items.len() > max_items {
+            return Err(self.error(field, format!("{field} has at most {max_items} items")));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let path = format!("{field}[{i}]");
+            let Value::String(item) = item else {
+                return Err(self.error(&path, format!("{path} must be a string")));
+            };
+            let item = item.trim().to_owned();
+            let len = item.chars().count();
+            if len == 0 || len > max_len {
+                return Err(self.error(&path, format!("{path} must be 1 to {max_len} characters")));
+            }
+            if out.contains(&item) {
+                return Err(self.error(&path, format!("{path} repeats {item:?}")));
+            }
+            out.push(item);
+        }
+        Ok(Some(out))
     }
 
     /// A LINE channel ID: digits.
@@ -78,7 +228,7 @@ impl Fields {
         };
         let value = value.trim().to_owned();
         if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(InputError::new(
+            return Err(self.error(
                 field,
                 format!("{field} must be the channel's numeric ID"),
             ));
@@ -93,7 +243,7 @@ impl Fields {
         };
         let value = value.trim();
         if value.len() != 32 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(InputError::new(
+            return Err(self.error(
                 field,
                 format!("{field} must be 32 hexadecimal characters"),
             ));
@@ -108,7 +258,7 @@ impl Fields {
         };
         let value = value.trim();
         if value.is_empty() || value.len() > 4096 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(InputError::new(
+            return Err(self.error(
                 field,
                 format!("{field} must be a channel access token (printable, no spaces)"),
             ));
@@ -117,10 +267,10 @@ impl Fields {
     }
 
     pub fn boolean(&mut self, field: &str) -> Result<Option<bool>, InputError> {
-        match self.0.remove(field) {
+        match self.map.remove(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(_) => Err(InputError::new(
+            Some(_) => Err(self.error(
                 field,
                 format!("{field} must be true or false"),
             )),
@@ -129,9 +279,9 @@ impl Fields {
 
     /// Refuses fields that no reader took.
     pub fn finish(self) -> Result<(), InputError> {
-        match self.0.keys().next() {
+        match self.map.keys().next() {
             None => Ok(()),
-            Some(field) => Err(InputError::new(field, format!("unknown field {field}"))),
+            Some(field) => Err(self.error(field, format!("unknown field {field}"))),
         }
     }
 }

@@ -3,15 +3,21 @@
 //!
 //! Channel secrets and access tokens go to the secret store and never into a response or a log.
 
+mod agents;
+mod customers;
 mod input;
+mod queues;
+mod rules;
+mod settings;
+mod workstreams;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use input::{Fields, InputError};
 use serde_json::{json, Value};
@@ -19,12 +25,36 @@ use sha2::{Digest, Sha256};
 use shared::domain::{
     credentials_secret_name, new_id, now_millis, rfc3339_millis, Account, ChannelCredentials,
 };
-use shared::http::{error_response, field_error};
+use shared::agents::AgentStore;
+use shared::http::{coded_field_error, error_body, error_response, field_error};
+use shared::media::ObjectStore;
 use shared::line::api::{BotInfo, LineApi, LineApiError};
-use shared::ports::{AccountStore, PortError, SecretStore};
+use shared::ports::{
+    AccountStore, ConfigStore, ConversationStore, DeliveryStore, PortError, SecretStore,
+    WorkstreamStore,
+};
 use shared::secret::SecretString;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// The stores and clients the admin routes use: the same ports on Lambda (AWS adapters) and in
+/// `omniline-local` (embedded adapters).
+#[derive(Clone)]
+pub struct AdminDeps {
+    pub accounts: Arc<dyn AccountStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub line: Arc<dyn LineApi>,
+    pub config: Arc<dyn ConfigStore>,
+    pub workstreams: Arc<dyn WorkstreamStore>,
+    pub agents: Arc<dyn AgentStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub media: Arc<dyn ObjectStore>,
+}
+
+/// Called with an account id when an account's webhook must be refused from now on (the local
+/// stack drops the webhook's cached secret; on Lambda the cache expires by itself).
+pub type AccountDisconnected = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What the admin routes need.
 #[derive(Clone)]
@@ -32,26 +62,50 @@ pub struct AdminState {
     pub accounts: Arc<dyn AccountStore>,
     pub secrets: Arc<dyn SecretStore>,
     pub line: Arc<dyn LineApi>,
+    pub config: Arc<dyn ConfigStore>,
+    pub workstreams: Arc<dyn WorkstreamStore>,
+    pub agents: Arc<dyn AgentStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub media: Arc<dyn ObjectStore>,
     /// SHA-256 of the admin token: compared in constant time, whatever the presented length.
     token_digest: [u8; 32],
     /// Base of callback URLs; when `None`, derived from the request's `Host`.
     pub public_base_url: Option<String>,
+    on_disconnect: Option<AccountDisconnected>,
 }
 
 impl AdminState {
     pub fn new(
-        accounts: Arc<dyn AccountStore>,
-        secrets: Arc<dyn SecretStore>,
-        line: Arc<dyn LineApi>,
+        deps: AdminDeps,
         admin_token: &SecretString,
         public_base_url: Option<String>,
     ) -> Self {
         Self {
-            accounts,
-            secrets,
-            line,
+            accounts: deps.accounts,
+            secrets: deps.secrets,
+            line: deps.line,
+            config: deps.config,
+            workstreams: deps.workstreams,
+            agents: deps.agents,
+            conversations: deps.conversations,
+            deliveries: deps.deliveries,
+            media: deps.media,
             token_digest: Sha256::digest(admin_token.expose().as_bytes()).into(),
             public_base_url: public_base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            on_disconnect: None,
+        }
+    }
+
+    /// Runs `hook` whenever an account is deleted or loses its workstream.
+    pub fn on_disconnect(mut self, hook: AccountDisconnected) -> Self {
+        self.on_disconnect = Some(hook);
+        self
+    }
+
+    pub(crate) fn disconnected(&self, account_id: &str) {
+        if let Some(hook) = &self.on_disconnect {
+            hook(account_id);
         }
     }
 }
@@ -70,13 +124,105 @@ pub fn router(state: AdminState) -> Router {
                 .delete(delete_account),
         )
         .route("/admin/v1/accounts/{id}/webhook-stats", get(webhook_stats))
+        .route(
+            "/admin/v1/queues",
+            get(queues::list_queues).post(queues::create_queue),
+        )
+        .route(
+            "/admin/v1/queues/{id}",
+            get(queues::get_queue)
+                .patch(queues::update_queue)
+                .delete(queues::delete_queue),
+        )
+        .route(
+            "/admin/v1/agents",
+            get(agents::list_agents).post(agents::create_agent),
+        )
+        .route(
+            "/admin/v1/agents/{id}",
+            get(agents::get_agent)
+                .patch(agents::update_agent)
+                .delete(agents::delete_agent),
+        )
+        .route("/admin/v1/agents/{id}/token", post(agents::rotate_token))
+        .route(
+            "/admin/v1/workstreams",
+            get(workstreams::list_workstreams).post(workstreams::create_workstream),
+        )
+        .route(
+            "/admin/v1/workstreams/{id}",
+            get(workstreams::get_workstream)
+                .patch(workstreams::update_workstream)
+                .delete(workstreams::delete_workstream),
+        )
+        .route(
+            "/admin/v1/workstreams/{id}/rules",
+            get(rules::list_rules).post(rules::create_rule),
+        )
+        .route("/admin/v1/workstreams/{id}/rules/order", put(rules::reorder_rules))
+        .route("/admin/v1/workstreams/{id}/rules/test", post(rules::test_rules))
+        .route(
+            "/admin/v1/workstreams/{id}/rules/{rule_id}",
+            get(rules::get_rule)
+                .patch(rules::update_rule)
+                .delete(rules::delete_rule),
+        )
+        .route("/admin/v1/customers", get(customers::find_customers))
+        .route(
+            "/admin/v1/customers/{id}",
+            get(customers::export_customer).delete(customers::erase_customer),
+        )
+        .route(
+            "/admin/v1/settings",
+            get(settings::get_settings).patch(settings::update_settings),
+        )
         .fallback(shared::http::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_admin_token,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn(json_rejections))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Largest accepted request body.
+const BODY_LIMIT: usize = 64 * 1024;
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// axum's own rejections (body too large, bad query string …) are plain text: give them the
+/// JSON error body every other answer has.
+async fn json_rejections(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body_too_large",
+            format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
+        ),
+        StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed".to_owned()),
+        other => (
+            "error",
+            other.canonical_reason().unwrap_or("error").to_owned(),
+        ),
+    };
+    error_response(status, code, message)
 }
 
 async fn require_admin_token(
@@ -107,11 +253,26 @@ async fn require_admin_token(
 
 /// Errors of the admin routes, mapped once to responses.
 #[derive(Debug, thiserror::Error)]
-enum AdminError {
+pub(crate) enum AdminError {
     #[error(transparent)]
     Input(#[from] InputError),
-    #[error("account not found")]
-    NotFound,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409 with a code, optionally naming a field and what uses the resource.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+        used_by: Option<Value>,
+    },
+    /// 422: well-formed, but refers to something missing or breaks a rule.
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        field: String,
+        message: String,
+    },
     #[error("LINE refused the channel access token: {0}")]
     TokenRejected(String),
     #[error("LINE refused the channel ID and secret: {0}")]
@@ -126,38 +287,70 @@ enum AdminError {
     Store(#[from] PortError),
 }
 
+impl AdminError {
+    pub(crate) fn unknown_reference(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AdminError::Unprocessable {
+            code: "unknown_reference",
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Someone else changed the record between our read and our write.
+    pub(crate) fn version_conflict() -> Self {
+        AdminError::Conflict {
+            code: "version_conflict",
+            message: "the record changed concurrently; read it again and retry".into(),
+            field: None,
+            used_by: None,
+        }
+    }
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let message = self.to_string();
         match self {
             AdminError::Input(e) => field_error(StatusCode::BAD_REQUEST, e.field(), e.message()),
-            AdminError::NotFound => error_response(StatusCode::NOT_FOUND, "not_found", message),
-            AdminError::TokenRejected(_) | AdminError::TokenForAnotherBot(_) => {
-                let body = json!({
-                    "error": "line_rejected_token",
-                    "field": "channelAccessToken",
-                    "message": message,
-                });
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
-            }
-            AdminError::CredentialsRejected(_) => {
-                let body = json!({
-                    "error": "line_rejected_credentials",
-                    "field": "channelSecret",
-                    "message": message,
-                });
-                (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
-            }
-            AdminError::AlreadyConnected(_) => {
-                let body = json!({
-                    "error": "already_connected",
-                    "field": "channelAccessToken",
-                    "message": message,
-                });
+            AdminError::NotFound(_) => error_response(StatusCode::NOT_FOUND, "not_found", message),
+            AdminError::Conflict {
+                code,
+                field,
+                used_by,
+                ..
+            } => {
+                let mut body = error_body(code, &message, field.as_deref());
+                if let Some(used_by) = used_by {
+                    body["error"]["usedBy"] = used_by;
+                }
                 (StatusCode::CONFLICT, Json(body)).into_response()
             }
+            AdminError::Unprocessable { code, field, .. } => {
+                coded_field_error(StatusCode::UNPROCESSABLE_ENTITY, code, &field, message)
+            }
+            AdminError::TokenRejected(_) | AdminError::TokenForAnotherBot(_) => coded_field_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "line_rejected_token",
+                "channelAccessToken",
+                message,
+            ),
+            AdminError::CredentialsRejected(_) => coded_field_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "line_rejected_credentials",
+                "channelSecret",
+                message,
+            ),
+            AdminError::AlreadyConnected(_) => coded_field_error(
+                StatusCode::CONFLICT,
+                "already_connected",
+                "channelAccessToken",
+                message,
+            ),
             AdminError::LineUnavailable(_) => {
                 error_response(StatusCode::BAD_GATEWAY, "line_unavailable", message)
+            }
+            AdminError::Store(PortError::Conflict(_)) => {
+                AdminError::version_conflict().into_response()
             }
             AdminError::Store(e) => {
                 tracing::error!(error = %e, "admin: storage failed");
@@ -174,7 +367,7 @@ impl IntoResponse for AdminError {
 type Result<T, E = AdminError> = std::result::Result<T, E>;
 
 fn account_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<String> {
-    path.map(|Path(id)| id).map_err(|_| AdminError::NotFound)
+    path.map(|Path(id)| id).map_err(|_| AdminError::NotFound("account"))
 }
 
 /// The base of callback URLs: `PUBLIC_BASE_URL`, else the request's own origin.
@@ -267,7 +460,7 @@ async fn get_account(
     id: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
     let id = account_id(id)?;
-    let account = state.accounts.get(&id).await?.ok_or(AdminError::NotFound)?;
+    let account = state.accounts.get(&id).await?.ok_or(AdminError::NotFound("account"))?;
     Ok(Json(account_json(&account, &public_base(&state, &headers))).into_response())
 }
 
@@ -315,6 +508,7 @@ async fn create_account(
         channel_secret,
         // Empty: no long-lived token, stateless tokens are issued when needed.
         channel_access_token: long_lived_token.unwrap_or_else(|| SecretString::new("")),
+        webhook_disabled: false,
     };
     let secret_name = credentials_secret_name(&account.id);
     state
@@ -344,7 +538,7 @@ async fn update_account(
     body: Bytes,
 ) -> Result<Response> {
     let id = account_id(id)?;
-    let mut account = state.accounts.get(&id).await?.ok_or(AdminError::NotFound)?;
+    let mut account = state.accounts.get(&id).await?.ok_or(AdminError::NotFound("account"))?;
     let mut fields = Fields::parse(&body)?;
     let name = fields.name("name")?;
     let new_secret = fields.channel_secret("channelSecret")?;
@@ -385,7 +579,7 @@ async fn update_account(
         .put(&secret_name, &credentials.to_secret())
         .await?;
     if !state.accounts.update(&account).await? {
-        return Err(AdminError::NotFound);
+        return Err(AdminError::NotFound("account"));
     }
     tracing::info!(account_id = %id, secret_rotated = rotated, "account updated");
 
@@ -411,16 +605,31 @@ async fn update_account(
 async fn delete_account(
     State(state): State<AdminState>,
     id: std::result::Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let id = account_id(id)?;
+    let purge = customers::purge_flag(query.as_deref())?;
     if state.accounts.get(&id).await?.is_none() {
-        return Err(AdminError::NotFound);
+        return Err(AdminError::NotFound("account"));
     }
-    // The secret first: if removing the record then fails, a retry finishes the job, and the
-    // webhook already answers 401 (no secret).
+    // The secret first: the webhook refuses the account from now on, and if a later step fails a
+    // retry finishes the job.
     state.secrets.delete(&credentials_secret_name(&id)).await?;
+    state.disconnected(&id);
+    if let Some(ws) = state.workstreams.workstream_for_account(&id).await? {
+        state.workstreams.delete_workstream(&ws.id).await?;
+        if ws.bot.is_some() {
+            state
+                .secrets
+                .delete(&workstreams::bot_secret_name(&ws.id))
+                .await?;
+        }
+    }
+    if purge {
+        customers::purge_account_data(&state, &id).await?;
+    }
     state.accounts.delete(&id).await?;
-    tracing::info!(account_id = %id, "account disconnected");
+    tracing::info!(account_id = %id, purge, "account disconnected");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -430,7 +639,7 @@ async fn webhook_stats(
 ) -> Result<Response> {
     let id = account_id(id)?;
     if state.accounts.get(&id).await?.is_none() {
-        return Err(AdminError::NotFound);
+        return Err(AdminError::NotFound("account"));
     }
     let stats = state.accounts.webhook_stats(&id).await?;
     Ok(Json(stats).into_response())

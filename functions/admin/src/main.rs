@@ -2,6 +2,12 @@
 //! admin token loaded once, then the router served on Lambda (or on `$PORT` outside Lambda).
 
 use shared::adapters::aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
+use shared::adapters::config_docs::DynamoConfigStore;
+use shared::adapters::dynamo_agents::DynamoAgentStore;
+use shared::adapters::dynamo_conversations::DynamoConversationStore;
+use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
+use shared::adapters::workstreams::DynamoWorkstreamStore;
+use shared::media::S3ObjectStore;
 use shared::config::{base_url, optional, or_default, required, ConfigError};
 use shared::line::api::{HttpLineApi, LineApiConfig};
 use std::sync::Arc;
@@ -10,6 +16,8 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let table = required("CONFIG_TABLE")?;
+    let conversations_table = required("CONVERSATIONS_TABLE")?;
+    let media_bucket = required("MEDIA_BUCKET")?;
     let prefix = optional("SECRET_PREFIX").unwrap_or_default();
     let token_secret_id = required("ADMIN_TOKEN_SECRET_ID")?;
     let public_base_url = optional("PUBLIC_BASE_URL")
@@ -27,7 +35,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         ..LineApiConfig::default()
     };
 
-    let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
+    let endpoint = optional("AWS_ENDPOINT_URL");
+    let sdk = load_sdk_config(endpoint.as_deref()).await;
     let secrets = SecretsManagerStore::new(&sdk, prefix);
     let admin_token = secrets
         .get_by_id(&token_secret_id)
@@ -36,12 +45,18 @@ async fn main() -> Result<(), lambda_http::Error> {
             name: "ADMIN_TOKEN_SECRET_ID",
             reason: "the secret has no value".into(),
         })?;
-    let state = admin::AdminState::new(
-        Arc::new(DynamoAccountStore::new(&sdk, table)),
-        Arc::new(secrets),
-        Arc::new(HttpLineApi::new(&line_config)?),
-        &admin_token,
-        public_base_url,
-    );
+    let secrets = Arc::new(secrets);
+    let deps = admin::AdminDeps {
+        accounts: Arc::new(DynamoAccountStore::new(&sdk, &table)),
+        secrets,
+        line: Arc::new(HttpLineApi::new(&line_config)?),
+        config: Arc::new(DynamoConfigStore::new(&sdk, &table)),
+        workstreams: Arc::new(DynamoWorkstreamStore::new(&sdk, &table)),
+        agents: Arc::new(DynamoAgentStore::new(&sdk, &table)),
+        conversations: Arc::new(DynamoConversationStore::new(&sdk, &conversations_table)),
+        deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, &conversations_table)),
+        media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
+    };
+    let state = admin::AdminState::new(deps, &admin_token, public_base_url);
     shared::http::serve(admin::router(state), 9002).await
 }

@@ -4,7 +4,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use shared::adapters::config_docs::SqliteConfigStore;
+use shared::adapters::sqlite_agents::SqliteAgentStore;
+use shared::adapters::sqlite_conversations::SqliteConversationStore;
+use shared::adapters::sqlite_deliveries::SqliteDeliveryStore;
+use shared::adapters::workstreams::SqliteWorkstreamStore;
 use shared::domain::{credentials_secret_name, ChannelCredentials};
+use shared::media::FsObjectStore;
 use shared::line::api::{HttpLineApi, LineApiConfig};
 use shared::ports::{AccountStore, SecretStore};
 use shared::secret::SecretString;
@@ -54,10 +60,20 @@ async fn fixture() -> Fixture {
         ..LineApiConfig::default()
     })
     .unwrap();
+    let db = adapters.db.clone();
+    let deps = admin::AdminDeps {
+        accounts: adapters.accounts.clone(),
+        secrets: adapters.secrets.clone(),
+        line: Arc::new(api),
+        config: Arc::new(SqliteConfigStore::new(db.clone()).unwrap()),
+        workstreams: Arc::new(SqliteWorkstreamStore::new(db.clone()).unwrap()),
+        agents: Arc::new(SqliteAgentStore::new(db.clone()).unwrap()),
+        conversations: Arc::new(SqliteConversationStore::new(db.clone()).unwrap()),
+        deliveries: Arc::new(SqliteDeliveryStore::new(db).unwrap()),
+        media: Arc::new(FsObjectStore::new(dir.path().join("media"))),
+    };
     let state = admin::AdminState::new(
-        adapters.accounts.clone(),
-        adapters.secrets.clone(),
-        Arc::new(api),
+        deps,
         &SecretString::new(ADMIN_TOKEN),
         Some("https://omniline.example.com".into()),
     );
@@ -136,7 +152,7 @@ async fn every_route_requires_the_admin_token() {
         ] {
             let (status, json) = call(&f.app, m, uri, token, Some(new_account())).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{m} {uri} {token:?}");
-            assert_eq!(json["error"], "unauthorized");
+            assert_eq!(json["error"]["code"], "unauthorized");
         }
     }
     assert!(f.adapters.accounts.list().await.unwrap().is_empty());
@@ -204,7 +220,7 @@ async fn connecting_an_account_checks_the_token_and_keeps_credentials_in_the_sec
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert_eq!(json["field"], "channelAccessToken");
+    assert_eq!(json["error"]["field"], "channelAccessToken");
 }
 
 #[tokio::test]
@@ -221,8 +237,8 @@ async fn a_token_line_refuses_is_422_and_nothing_is_stored() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(json["field"], "channelAccessToken");
-    assert!(json["message"]
+    assert_eq!(json["error"]["field"], "channelAccessToken");
+    assert!(json["error"]["message"]
         .as_str()
         .unwrap()
         .contains("Authentication failed"));
@@ -275,8 +291,8 @@ async fn invalid_input_is_400_naming_the_field() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(json["field"], field, "{body} -> {json}");
-        assert!(json["message"].as_str().unwrap().len() > 5);
+        assert_eq!(json["error"]["field"], field, "{body} -> {json}");
+        assert!(json["error"]["message"].as_str().unwrap().len() > 5);
         assert!(!json.to_string().contains(SECRET) && !json.to_string().contains(GOOD_TOKEN));
     }
 
@@ -313,7 +329,7 @@ async fn unknown_ids_are_404() {
         )
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{m} {uri}");
-        assert_eq!(json["error"], "not_found");
+        assert_eq!(json["error"]["code"], "not_found");
     }
 }
 
@@ -370,7 +386,7 @@ async fn patch_renames_and_rotates_rechecking_the_token() {
         )
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
-        assert_eq!(json["field"], "channelAccessToken");
+        assert_eq!(json["error"]["field"], "channelAccessToken");
     }
     let stored = f
         .adapters
@@ -396,7 +412,7 @@ async fn patch_renames_and_rotates_rechecking_the_token() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(json["field"], "channelId");
+    assert_eq!(json["error"]["field"], "channelId");
 }
 
 #[tokio::test]
@@ -513,7 +529,7 @@ async fn line_being_down_is_502_and_nothing_is_stored() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
-    assert_eq!(json["error"], "line_unavailable");
+    assert_eq!(json["error"]["code"], "line_unavailable");
     assert!(f.adapters.accounts.list().await.unwrap().is_empty());
 }
 
@@ -587,7 +603,7 @@ async fn channel_credentials_line_refuses_are_422() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
-    assert_eq!(json["field"], "channelSecret");
+    assert_eq!(json["error"]["field"], "channelSecret");
     assert!(!json.to_string().contains(SECRET));
     assert!(f.adapters.accounts.list().await.unwrap().is_empty());
 }

@@ -409,6 +409,7 @@ async fn a_401_rereads_the_token_once() {
     let rotated = ChannelCredentials {
         channel_secret: SecretString::new("8c570fa6dd201bb328f1c1eac23a96d8"),
         channel_access_token: SecretString::new("rotated-token"),
+        webhook_disabled: false,
     };
     f.secrets
         .put(&credentials_secret_name(ACCOUNT), &rotated.to_secret())
@@ -508,6 +509,7 @@ async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
         account_id: ACCOUNT.into(),
         event_id: "unfollow-1".into(),
         dedupe_expires_at: T0 / 1000 + 3600,
+        retain_until: None,
         conversation: None,
         transcript: None,
         retract_message_id: None,
@@ -581,6 +583,7 @@ async fn an_account_without_a_long_lived_token_uses_a_stateless_one() {
     let id_and_secret_only = ChannelCredentials {
         channel_secret: SecretString::new("8c570fa6dd201bb328f1c1eac23a96d8"),
         channel_access_token: SecretString::new(""),
+        webhook_disabled: false,
     };
     f.secrets
         .put(

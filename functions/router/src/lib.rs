@@ -25,10 +25,12 @@ use shared::line::api::{LineApi, LineApiError};
 use shared::line::tokens::{ChannelTokens, TokenError};
 use shared::media::ObjectStore;
 use shared::ports::{
+    ConfigStore,
     AccountStore, ConversationStore, EventQueue, PortError, SecretStore, WorkstreamStore,
 };
 use shared::routing::rules::CompiledRules;
 use shared::secret::SecretString;
+use shared::settings::{load_settings, Settings};
 use shared::workstream::Workstream;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +50,8 @@ pub struct RouterDeps {
     pub conversations: Arc<dyn ConversationStore>,
     pub workstreams: Arc<dyn WorkstreamStore>,
     pub agents: Arc<dyn AgentStore>,
+    /// Settings (retention), read at most every [`SETTINGS_TTL`].
+    pub config: Arc<dyn ConfigStore>,
     pub outbound: Arc<dyn EventQueue>,
     pub media: Arc<dyn ObjectStore>,
     pub line: Arc<dyn LineApi>,
@@ -104,14 +108,36 @@ pub const MEDIA_PENDING_MAX_RECEIVES: u32 = 4;
 pub struct RouterService {
     deps: RouterDeps,
     rules: Mutex<HashMap<String, (u64, Arc<CompiledRules>)>>,
+    settings: Mutex<Option<(std::time::Instant, Settings)>>,
 }
+
+/// How long the router keeps the settings before reading them again: a change (retention)
+/// reaches every router within this time. Workstreams and rules are read on every event.
+pub const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl RouterService {
     pub fn new(deps: RouterDeps) -> Self {
         Self {
             deps,
             rules: Mutex::new(HashMap::new()),
+            settings: Mutex::new(None),
         }
+    }
+
+    /// The settings, cached for [`SETTINGS_TTL`].
+    pub(crate) async fn settings(&self) -> Result<Settings, RouteError> {
+        if let Ok(cache) = self.settings.lock() {
+            if let Some((at, settings)) = cache.as_ref() {
+                if at.elapsed() < SETTINGS_TTL {
+                    return Ok(settings.clone());
+                }
+            }
+        }
+        let (settings, _) = load_settings(self.deps.config.as_ref()).await?;
+        if let Ok(mut cache) = self.settings.lock() {
+            *cache = Some((std::time::Instant::now(), settings.clone()));
+        }
+        Ok(settings)
     }
 
     pub fn deps(&self) -> &RouterDeps {
@@ -204,6 +230,11 @@ impl RouterService {
     pub async fn run_schedule(&self) -> Result<ScheduleOutcome, RouteError> {
         let closed = self.close_idle_conversations().await?;
         let assigned = self.distribute_waiting().await?;
+        let now_secs = (self.deps.clock)().div_euclid(1000);
+        let expired = self.deps.conversations.sweep_expired(now_secs).await?;
+        if expired > 0 {
+            tracing::info!(expired, "retention: expired conversations and customers deleted");
+        }
         Ok(ScheduleOutcome { closed, assigned })
     }
 
@@ -285,6 +316,7 @@ impl RouterService {
                 account_id: conversation.account_id.clone(),
                 event_id: id_prefix,
                 dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+                retain_until: self.settings().await?.retain_until(now),
                 conversation: Some(ConversationWrite::Update(updated)),
                 transcript: None,
                 retract_message_id: None,
@@ -341,6 +373,7 @@ impl RouterService {
                 account_id: conversation.account_id.clone(),
                 event_id: format!("autoclose:{}:{}", conversation.id, conversation.version),
                 dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+                retain_until: self.settings().await?.retain_until(now),
                 conversation: Some(ConversationWrite::Update(update)),
                 transcript: None,
                 retract_message_id: None,

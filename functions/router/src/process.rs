@@ -16,8 +16,8 @@ use shared::line::api::{Content, LineApiError};
 use shared::line::envelope::InboundEvent;
 use shared::line::events::{ContentProviderType, Event, LinkResult, MessageContent, Source};
 use shared::outbound::{text_message, Origin, OutboundMessage};
-use shared::routing::rules::RoutingContext;
-use shared::workstream::{render_template, Distribution, Trigger, Workstream};
+use shared::routing::routing_context;
+use shared::workstream::{render_template, Distribution, GroupChats, Trigger, Workstream};
 use std::time::Duration;
 
 /// A parsed inbound queue message.
@@ -170,7 +170,10 @@ pub(crate) async fn plan(
         }
         None => None,
     };
-    let opens_conversation = matches!(event, Event::Message(_) | Event::Postback(_));
+    let ignored_group = ws.is_some_and(|w| w.group_chats == GroupChats::Ignore)
+        && matches!(&source, Some((SourceType::Group | SourceType::Room, _)));
+    let opens_conversation =
+        matches!(event, Event::Message(_) | Event::Postback(_)) && !ignored_group;
     let mut new_assignment = None;
     let mut release_after_commit = None;
     let mut write = None;
@@ -368,6 +371,7 @@ pub(crate) async fn plan(
         account_id: account.id.clone(),
         event_id: inbound.event_id.clone(),
         dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+        retain_until: svc.settings().await?.retain_until(now),
         conversation: match (conversation, write) {
             (Some(c), Some(true)) => Some(ConversationWrite::Create(c)),
             (Some(c), Some(false)) => Some(ConversationWrite::Update(c)),
@@ -450,43 +454,6 @@ async fn customer_for(
     }
     customer.updated_at = now;
     Ok((customer, true))
-}
-
-fn routing_context(
-    event: &Event,
-    customer: Option<&Customer>,
-    ws: &Workstream,
-    at: i64,
-) -> RoutingContext {
-    let local = ws.local_time(at);
-    let (message_type, message_text) = match event {
-        Event::Message(m) => (
-            Some(m.message.message_type().to_owned()),
-            match &m.message {
-                MessageContent::Text(t) => Some(t.text.clone()),
-                _ => None,
-            },
-        ),
-        _ => (None, None),
-    };
-    RoutingContext {
-        message_type,
-        message_text,
-        source_type: event.source().map(|s| s.source_type().to_owned()),
-        customer_language: customer.and_then(|c| c.language.clone()),
-        customer_linked: customer.map(|c| c.linked_contact_id.is_some()),
-        customer_name: customer
-            .filter(|c| c.profile_found)
-            .map(|c| c.display_name.clone()),
-        postback_data: match event {
-            Event::Postback(p) => Some(p.postback.data.clone()),
-            _ => None,
-        },
-        event_type: Some(event.event_type().to_owned()),
-        hour: Some(local.hour),
-        weekday: Some(local.weekday),
-        business_hours: Some(ws.is_business_hours(at)),
-    }
 }
 
 /// Where a message's media is kept: `media/{accountId}/{messageId}` (None for ids that are not

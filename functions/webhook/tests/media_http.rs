@@ -152,7 +152,7 @@ async fn get(app: &axum::Router, uri: &str) -> Answer {
 fn assert_json_error(answer: &Answer, status: StatusCode, code: &str) {
     assert_eq!(answer.status, status);
     assert_eq!(answer.header("content-type"), Some("application/json"));
-    assert_eq!(answer.json()["error"], code, "{}", answer.json());
+    assert_eq!(answer.json()["error"]["code"], code, "{}", answer.json());
 }
 
 #[tokio::test]
@@ -385,6 +385,9 @@ impl ObjectStore for BrokenStore {
     }
     async fn delete(&self, _: &str) -> Result<(), PortError> {
         Err(PortError::Unavailable("S3 DeleteObject: timeout".into()))
+    }
+    async fn delete_prefix(&self, _: &str) -> Result<u64, PortError> {
+        Err(PortError::Unavailable("S3 DeleteObjects: timeout".into()))
     }
 }
 

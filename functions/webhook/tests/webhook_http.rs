@@ -200,7 +200,7 @@ async fn bad_signatures_and_unknown_accounts_get_the_same_401() {
         bodies.windows(2).all(|w| w[0] == w[1]),
         "401 bodies differ: {bodies:?}"
     );
-    assert_eq!(bodies[0]["error"], "unauthorized");
+    assert_eq!(bodies[0]["error"]["code"], "unauthorized");
     assert!(f.adapters.inbound.is_empty().await.unwrap());
     let stats = f.adapters.accounts.webhook_stats("acc1").await.unwrap();
     assert_eq!((stats.received, stats.queued, stats.rejected), (0, 0, 5));
@@ -218,7 +218,7 @@ async fn a_signed_body_that_is_not_a_webhook_is_400() {
         let sig = sign(SECRET.as_bytes(), body);
         let (status, json) = post(&f.app, "acc1", Some(&sig), body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
-        assert_eq!(json["error"], "invalid_webhook");
+        assert_eq!(json["error"]["code"], "invalid_webhook");
     }
 }
 
@@ -229,7 +229,7 @@ async fn bodies_over_one_mebibyte_are_413() {
     let sig = sign(SECRET.as_bytes(), &big);
     let (status, json) = post(&f.app, "acc1", Some(&sig), &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(json["error"], "payload_too_large");
+    assert_eq!(json["error"]["code"], "payload_too_large");
 
     // Without a Content-Length (streamed), the limit still holds.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
@@ -308,6 +308,7 @@ async fn a_rotated_secret_is_picked_up_without_waiting_for_the_cache() {
     let rotated = ChannelCredentials {
         channel_secret: SecretString::new(new_secret),
         channel_access_token: SecretString::new("t"),
+        webhook_disabled: false,
     };
     f.adapters
         .secrets
@@ -423,7 +424,7 @@ async fn a_queue_failure_is_503_so_line_redelivers() {
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(json["error"], "unavailable");
+    assert_eq!(json["error"]["code"], "unavailable");
     assert!(
         !json.to_string().contains("queue down"),
         "internal detail leaked: {json}"
@@ -523,7 +524,7 @@ async fn invalid_base64_in_an_event_is_400_not_a_panic() {
         event["body"] = json!("%%% not base64 %%%");
         let (status, json) = invoke(&f.app, event).await;
         assert_eq!(status, 400);
-        assert_eq!(json["error"], "invalid_body_encoding");
+        assert_eq!(json["error"]["code"], "invalid_body_encoding");
     }
     let (status, _) = invoke(&f.app, json!({"not": "an http event"})).await;
     assert_eq!(status, 400);
@@ -539,7 +540,7 @@ proptest::proptest! {
             let f = fixture().await;
             let (status, json) = post(&f.app, "acc1", Some(&sig), &body).await;
             assert!(status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST, "{status}");
-            assert!(json["error"].is_string());
+            assert!(json["error"]["code"].is_string());
             // Signed arbitrary bytes: 200 only if it really is a webhook, else 400.
             let (status, _) = post(&f.app, "acc1", Some(&sign(SECRET.as_bytes(), &body)), &body).await;
             assert!(status == StatusCode::OK || status == StatusCode::BAD_REQUEST, "{status}");

@@ -6,6 +6,7 @@
 //! | queue membership | `QUEUE#{queueId}` | `AGENT#{agentId}` | `agentId` |
 //! | notification | `AGENT#{agentId}` | `NOTIFY#{createdAt:020}#{id}` | the notification's fields, camelCase |
 //! | notification marker | `NOTIFICATION#{id}` | `NOTIFICATION` | `agentId` |
+//! | agent index | `AGENTS` | `{agentId}` | `agentId` |
 //!
 //! * `try_assign` is one conditional `UpdateItem`
 //!   (`ADD activeConversations :c, activeCount :one SET lastAssignedAt = :t` if
@@ -14,8 +15,22 @@
 //!   consistent read tells "already mine" (true) from "full / not available / unknown" (false).
 //! * `release` is the reverse update, conditional on the conversation being in the set.
 //! * `put_agent` edits the profile fields only (the assignment attributes are kept, `activeCount`
-//!   is initialised to 0) and moves the queue memberships, all in one `TransactWriteItems`
-//!   guarded by `profileVersion`, retried when another writer got there first.
+//!   is initialised to 0), writes the agent's index item and moves the queue memberships, all in
+//!   one `TransactWriteItems` guarded by `profileVersion`, retried when another writer got there
+//!   first. A transaction holds at most 100 operations: the profile, the index item and 98
+//!   membership changes (queues joined plus queues left).
+//! * `list_agents` queries the `AGENTS` partition (no scan) and reads the profiles with
+//!   `BatchGetItem`. Agents written before the index item existed have none, so they are not
+//!   listed until their next `put_agent` writes it (every `put_agent` does, unconditionally);
+//!   that is accepted rather than migrated.
+//! * `delete_agent` deletes the profile (with its active conversations, which live on it), the
+//!   index item and the memberships of the profile's `queues` in one `TransactWriteItems`,
+//!   conditional on the profile read (by `profileVersion`, so it exists and its queues are the
+//!   ones deleted), retried when another writer got there first; `false` when there is no
+//!   profile. Then it deletes the agent's notifications and their markers with `BatchWriteItem`
+//!   (25 a call, unprocessed items retried). That second step also runs when there was no
+//!   profile, so a retry after a failure there finishes the job; a notification written for the
+//!   id after the profile is gone is removed as well.
 //! * `notify` writes the notification and its marker in one transaction, both conditional on not
 //!   existing: a retry with the same id (whatever its `createdAt`) is a no-op.
 
@@ -29,7 +44,8 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
+    Update, WriteRequest,
 };
 use std::collections::BTreeSet;
 
@@ -37,8 +53,15 @@ const PROFILE: &str = "PROFILE";
 const NOTIFICATION: &str = "NOTIFICATION";
 const NOTIFY_PREFIX: &str = "NOTIFY#";
 const AGENT_PREFIX: &str = "AGENT#";
-/// `TransactWriteItems` takes at most 100 operations: the profile plus 99 membership changes.
+/// The partition of the agent index items (sort key: the agent id).
+const AGENTS_PK: &str = "AGENTS";
+/// `TransactWriteItems` takes at most 100 operations: the profile, the index item and 98
+/// membership changes.
 const MAX_TRANSACT_ITEMS: usize = 100;
+/// Operations of an agent transaction other than memberships: the profile and the index item.
+const AGENT_ITEMS: usize = 2;
+/// `BatchWriteItem` takes at most 25 requests.
+const BATCH_WRITE_ITEMS: usize = 25;
 
 /// [`AgentStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
@@ -254,12 +277,12 @@ impl DynamoAgentStore {
         let new_queues: BTreeSet<&str> = agent.queues.iter().map(String::as_str).collect();
         let old_queues: BTreeSet<&str> = old_queues.iter().map(String::as_str).collect();
         let removed: Vec<&str> = old_queues.difference(&new_queues).copied().collect();
-        if 1 + new_queues.len() + removed.len() > MAX_TRANSACT_ITEMS {
+        if AGENT_ITEMS + new_queues.len() + removed.len() > MAX_TRANSACT_ITEMS {
             return Err(PortError::Unavailable(format!(
                 "agent {} would change {} queue memberships at once; at most {} are supported",
                 agent.id,
                 new_queues.len() + removed.len(),
-                MAX_TRANSACT_ITEMS - 1
+                MAX_TRANSACT_ITEMS - AGENT_ITEMS
             )));
         }
 
@@ -314,9 +337,19 @@ impl DynamoAgentStore {
                 .expression_attribute_names("#pk", "pk"),
         };
 
-        let mut items = vec![TransactWriteItem::builder()
-            .update(update.build().map_err(build_error)?)
-            .build()];
+        let mut index = key(AGENTS_PK.to_owned(), agent.id.as_str());
+        index.insert("agentId".to_owned(), s(agent.id.as_str()));
+        let index = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(index))
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().map_err(build_error)?)
+                .build(),
+            TransactWriteItem::builder().put(index).build(),
+        ];
         for queue in &new_queues {
             let mut item = key(queue_pk(queue), pk.as_str());
             item.insert("agentId".to_owned(), s(agent.id.as_str()));
@@ -349,6 +382,162 @@ impl DynamoAgentStore {
                 Cancelled::Condition | Cancelled::Conflict => Ok(false),
             },
         }
+    }
+
+    /// One attempt of deleting the profile `old`, its index item and its memberships; `false` if
+    /// another writer changed (or deleted) the profile since it was read.
+    async fn delete_profile_once(&self, id: &str, old: &Item) -> Result<bool, PortError> {
+        let pk = agent_pk(id);
+        let version: Option<u64> = get_opt_n(old, "agent", "profileVersion")?;
+        let queues = get_string_list(old, "agent", "queues")?;
+        let queues: BTreeSet<&str> = queues.iter().map(String::as_str).collect();
+        if AGENT_ITEMS + queues.len() > MAX_TRANSACT_ITEMS {
+            return Err(PortError::Unavailable(format!(
+                "agent {id} is in {} queues; at most {} can be deleted at once",
+                queues.len(),
+                MAX_TRANSACT_ITEMS - AGENT_ITEMS
+            )));
+        }
+        let profile = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), PROFILE)));
+        // Optimistic concurrency, as in put_agent: the queues read are the memberships deleted.
+        let profile = match version {
+            Some(version) => profile
+                .condition_expression("#profileVersion = :version")
+                .expression_attribute_names("#profileVersion", "profileVersion")
+                .expression_attribute_values(":version", n(version)),
+            None => profile
+                .condition_expression(
+                    "attribute_exists(#pk) AND attribute_not_exists(#profileVersion)",
+                )
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#profileVersion", "profileVersion"),
+        };
+        let mut deletes = vec![
+            profile.build().map_err(build_error)?,
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(AGENTS_PK.to_owned(), id)))
+                .build()
+                .map_err(build_error)?,
+        ];
+        for queue in &queues {
+            deletes.push(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(queue_pk(queue), pk.as_str())))
+                    .build()
+                    .map_err(build_error)?,
+            );
+        }
+        let items = deletes
+            .into_iter()
+            .map(|d| TransactWriteItem::builder().delete(d).build())
+            .collect();
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) => match cancelled(err)? {
+                // Only the profile is conditional: it changed or went since we read it.
+                Cancelled::Condition | Cancelled::Conflict => Ok(false),
+            },
+        }
+    }
+
+    /// Deletes the profile, index item and memberships; `false` if there is no profile.
+    async fn delete_profile(&self, id: &str) -> Result<bool, PortError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let Some(old) = self.profile_item(id).await? else {
+                return Ok(false);
+            };
+            if self.delete_profile_once(id, &old).await? {
+                return Ok(true);
+            }
+        }
+        Err(PortError::Unavailable(format!(
+            "agent {id}: the profile kept changing during delete_agent"
+        )))
+    }
+
+    /// Deletes every notification of `agent_id` and its marker.
+    async fn delete_notifications(&self, agent_id: &str) -> Result<(), PortError> {
+        let pk = agent_pk(agent_id);
+        // A set: no key twice in one BatchWriteItem (DynamoDB refuses that).
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :notify)")
+            .projection_expression("#sk, #id")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":pk", s(pk.as_str()))
+            .expression_attribute_values(":notify", s(NOTIFY_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                let sk = get_s(item, "notification", "sk")?;
+                keys.insert((pk.clone(), sk.to_owned()));
+                // The marker was written with the notification, in the same transaction.
+                if let Some(id) = get_opt_s(item, "id") {
+                    keys.insert((format!("{NOTIFICATION}#{id}"), NOTIFICATION.to_owned()));
+                }
+            }
+        }
+        let requests = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key(pk, sk)))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt >= ATTEMPTS {
+                    return Err(PortError::Unavailable(format!(
+                        "agent {agent_id}: DynamoDB BatchWriteItem left {} notification items \
+                         unprocessed after retries",
+                        pending.len()
+                    )));
+                }
+                if attempt > 0 {
+                    backoff(attempt).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DynamoDB BatchWriteItem", e))?;
+                pending = output
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
     }
 
     /// Every agent id in `ids` that exists, read consistently with `BatchGetItem`.
@@ -386,6 +575,38 @@ impl AgentStore for DynamoAgentStore {
             .as_ref()
             .map(agent_from_item)
             .transpose()
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, PortError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .projection_expression("#sk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(AGENTS_PK))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                ids.push(get_s(item, "agent index", "sk")?.to_owned());
+            }
+        }
+        // An index item without a profile (none is left behind by delete_agent) is skipped.
+        let mut agents = self.batch_get_agents(&ids).await?;
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(agents)
+    }
+
+    async fn delete_agent(&self, id: &str) -> Result<bool, PortError> {
+        let deleted = self.delete_profile(id).await?;
+        self.delete_notifications(id).await?;
+        Ok(deleted)
     }
 
     async fn agents_in_queue(&self, queue_id: &str) -> Result<Vec<Agent>, PortError> {

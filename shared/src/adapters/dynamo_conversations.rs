@@ -4,31 +4,40 @@
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
 //! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt` |
-//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt` |
-//! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId` |
-//! | transcript entry | `CONV#{conversationId}` | `T#{timestamp:020}#{eventId}` | `doc` |
-//! | LINE message index | `LINEMSG#{account}#{messageId}` | `LINEMSG` | `conversationId`, `transcriptSk` |
-//! | customer | `CUSTOMER#{account}#{userId}` | `PROFILE` | `doc` |
+//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `expiresAt`? |
+//! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId`, `expiresAt`? |
+//! | transcript entry | `CONV#{conversationId}` | `T#{timestamp:020}#{eventId}` | `doc`, `expiresAt`? |
+//! | LINE message index | `LINEMSG#{account}#{messageId}` | `LINEMSG` | `conversationId`, `transcriptSk`, `expiresAt`? |
+//! | customer | `CUSTOMER#{account}#{userId}` | `PROFILE` | `doc`, `expiresAt`? |
 //!
 //! `doc` is the JSON of the domain value. A commit is one `TransactWriteItems` whose first
 //! operation is always the deduplication record, so a cancellation reason at index 0 means the
 //! event was processed before.
+//!
+//! Retention: the processed-event item's `expiresAt` is the deduplication window; on the other
+//! items it is [`EventCommit::retain_until`] of the commit that wrote them (absent when `None`),
+//! and DynamoDB's TTL deletes them. The open pointer and the message index expire with the
+//! conversation and the transcript entry they point at; a pointer expired but not yet deleted
+//! (TTL is lazy) does not block a new conversation. The `CONV#{id}` partition also holds the
+//! delivery store's `D#…` items: this store reads and erases only `META` and `T#…`.
 
-use crate::adapters::aws::{aws_error, get_item_consistent, key, n, s};
+use crate::adapters::aws::{
+    aws_error, backoff, build_error, get_item_consistent, key, n, s, Item, ATTEMPTS,
+};
 use crate::conversation::{
     CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
     TranscriptEntry,
 };
-use crate::ports::{ConversationStore, PortError};
+use crate::ports::{ConversationStore, PortError, PurgeCounts};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
-
-type Item = HashMap<String, AttributeValue>;
+use std::collections::{HashMap, HashSet};
 
 const META: &str = "META";
 const OPEN: &str = "OPEN";
@@ -36,6 +45,10 @@ const EVENT: &str = "EVENT";
 const LINEMSG: &str = "LINEMSG";
 const PROFILE: &str = "PROFILE";
 const TRANSCRIPT_PREFIX: &str = "T#";
+/// The retention TTL attribute (and the deduplication record's expiry).
+const EXPIRES_AT: &str = "expiresAt";
+/// `BatchWriteItem` takes at most 25 requests.
+const BATCH_WRITE: usize = 25;
 
 /// [`ConversationStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
@@ -100,6 +113,77 @@ fn customer_pk(account_id: &str, user_id: &str) -> String {
 /// are ordered by event id.
 fn transcript_sk(timestamp: i64, event_id: &str) -> String {
     format!("{TRANSCRIPT_PREFIX}{timestamp:020}#{event_id}")
+}
+
+/// `item` with the retention TTL attribute set, when there is one.
+fn with_expiry(mut item: Item, expires_at: Option<i64>) -> Item {
+    if let Some(at) = expires_at {
+        item.insert(EXPIRES_AT.to_owned(), n(at));
+    }
+    item
+}
+
+/// The `(pk, sk)` of an item, for deduplicating keys.
+fn key_pair(item: &Item) -> (String, String) {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    (text("pk"), text("sk"))
+}
+
+/// Deletes the items of `keys` (`pk`/`sk` keys) with `BatchWriteItem`, [`BATCH_WRITE`] a call,
+/// retrying unprocessed items [`ATTEMPTS`] times. Repeated keys are deleted once (a batch refuses
+/// duplicates); missing items are not an error.
+pub(crate) async fn batch_delete(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+) -> Result<(), PortError> {
+    let mut seen = HashSet::new();
+    let keys: Vec<Item> = keys
+        .into_iter()
+        .filter(|k| seen.insert(key_pair(k)))
+        .collect();
+    for chunk in keys.chunks(BATCH_WRITE) {
+        let mut requests = chunk
+            .iter()
+            .map(|k| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(k.clone()))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        let mut attempt = 0;
+        while !requests.is_empty() {
+            if attempt >= ATTEMPTS {
+                return Err(PortError::Unavailable(format!(
+                    "DynamoDB BatchWriteItem: {} deletions left unprocessed after retries",
+                    requests.len()
+                )));
+            }
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            attempt += 1;
+            let output = client
+                .batch_write_item()
+                .request_items(table, requests)
+                .send()
+                .await
+                .map_err(|e| aws_error("DynamoDB BatchWriteItem", e))?;
+            requests = output
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+        }
+    }
+    Ok(())
 }
 
 fn state_str(state: ConversationState) -> &'static str {
@@ -184,8 +268,8 @@ impl DynamoConversationStore {
         Ok(item.is_some_and(|item| get_i64(&item, "expiresAt").is_some_and(|at| at > now)))
     }
 
-    fn meta_item(c: &Conversation) -> Result<Item, PortError> {
-        Ok(HashMap::from([
+    fn meta_item(c: &Conversation, expires_at: Option<i64>) -> Result<Item, PortError> {
+        let item = HashMap::from([
             ("pk".to_owned(), s(conversation_pk(&c.id))),
             ("sk".to_owned(), s(META)),
             ("doc".to_owned(), to_doc(c, "conversation")?),
@@ -194,15 +278,17 @@ impl DynamoConversationStore {
             ("sourceId".to_owned(), s(&c.source_id)),
             ("state".to_owned(), s(state_str(c.state))),
             ("lastActivityAt".to_owned(), n(c.last_activity_at)),
-        ]))
+        ]);
+        Ok(with_expiry(item, expires_at))
     }
 
-    fn open_item(c: &Conversation) -> Item {
-        HashMap::from([
+    fn open_item(c: &Conversation, expires_at: Option<i64>) -> Item {
+        let item = HashMap::from([
             ("pk".to_owned(), s(open_pk(&c.account_id, &c.source_id))),
             ("sk".to_owned(), s(OPEN)),
             ("conversationId".to_owned(), s(&c.id)),
-        ])
+        ]);
+        with_expiry(item, expires_at)
     }
 
     /// The retracted transcript item for an unsend, if the message is known (`None`: no-op).
@@ -226,11 +312,92 @@ impl DynamoConversationStore {
         let mut entry: TranscriptEntry = parse_doc(&item, "transcript entry")?;
         entry.retracted = true;
         entry.event = serde_json::Value::Null;
-        Ok(Some(HashMap::from([
+        let retracted = HashMap::from([
             ("pk".to_owned(), s(pk)),
             ("sk".to_owned(), s(sk)),
             ("doc".to_owned(), to_doc(&entry, "transcript entry")?),
-        ])))
+        ]);
+        // Retracting keeps the entry's retention.
+        Ok(Some(with_expiry(retracted, get_i64(&item, EXPIRES_AT))))
+    }
+
+    /// The conversation's own items (`META` and transcript `T#…`; not other stores' items in the
+    /// partition), read consistently.
+    async fn conversation_items(&self, conversation_id: &str) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .filter_expression("sk = :meta OR begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
+            .expression_attribute_values(":meta", s(META))
+            .expression_attribute_values(":prefix", s(TRANSCRIPT_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            items.extend(page.items().iter().cloned());
+        }
+        Ok(items)
+    }
+
+    /// Every item matching a Scan filter (consistent, paginated). Admin-only operations: the
+    /// table has no index by account or source.
+    async fn scan(
+        &self,
+        filter: &str,
+        values: &[(&str, AttributeValue)],
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, PortError> {
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression(filter)
+            .set_projection_expression(projection.map(str::to_owned))
+            .consistent_read(true);
+        for (name, value) in values {
+            scan = scan.expression_attribute_values(*name, value.clone());
+        }
+        let mut items = Vec::new();
+        let mut pages = scan.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
+            items.extend(page.items().iter().cloned());
+        }
+        Ok(items)
+    }
+
+    /// Deletes the open pointer of (`account_id`, `source_id`) if it designates `conversation_id`.
+    async fn delete_pointer_to(
+        &self,
+        account_id: &str,
+        source_id: &str,
+        conversation_id: &str,
+    ) -> Result<(), PortError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(open_pk(account_id, source_id), OPEN)))
+            .condition_expression("conversationId = :id")
+            .expression_attribute_values(":id", s(conversation_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Absent, or another conversation's: left alone.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(aws_error("DynamoDB DeleteItem", e)),
+        }
     }
 
     /// Whether the open pointer of `c`'s source designates `c`.
@@ -262,15 +429,25 @@ impl DynamoConversationStore {
         match &commit.conversation {
             None => {}
             Some(ConversationWrite::Create(c)) => {
-                tx.put(Self::meta_item(c)?, Some("attribute_not_exists(pk)"), &[])?;
-                tx.put(Self::open_item(c), Some("attribute_not_exists(pk)"), &[])?;
+                let retain = commit.retain_until;
+                tx.put(
+                    Self::meta_item(c, retain)?,
+                    Some("attribute_not_exists(pk)"),
+                    &[],
+                )?;
+                // A pointer whose retention has passed is gone, even before TTL deletes it.
+                tx.put(
+                    Self::open_item(c, retain),
+                    Some("attribute_not_exists(pk) OR expiresAt <= :now"),
+                    &[(":now", n(now))],
+                )?;
             }
             Some(ConversationWrite::Update(c)) => {
                 let previous = c.version.checked_sub(1).ok_or_else(|| {
                     PortError::Unavailable("conversation update with version 0".into())
                 })?;
                 tx.put(
-                    Self::meta_item(c)?,
+                    Self::meta_item(c, commit.retain_until)?,
                     Some("version = :prev"),
                     &[(":prev", n(previous))],
                 )?;
@@ -287,7 +464,7 @@ impl DynamoConversationStore {
                         )?;
                     }
                 } else {
-                    tx.put(Self::open_item(c), None, &[])?;
+                    tx.put(Self::open_item(c, commit.retain_until), None, &[])?;
                 }
             }
         }
@@ -298,25 +475,31 @@ impl DynamoConversationStore {
             let pk = conversation_pk(&entry.conversation_id);
             let sk = transcript_sk(entry.timestamp, &entry.event_id);
             tx.put(
-                HashMap::from([
-                    ("pk".to_owned(), s(pk.clone())),
-                    ("sk".to_owned(), s(sk.clone())),
-                    ("doc".to_owned(), to_doc(entry, "transcript entry")?),
-                ]),
+                with_expiry(
+                    HashMap::from([
+                        ("pk".to_owned(), s(pk.clone())),
+                        ("sk".to_owned(), s(sk.clone())),
+                        ("doc".to_owned(), to_doc(entry, "transcript entry")?),
+                    ]),
+                    commit.retain_until,
+                ),
                 None,
                 &[],
             )?;
             if let Some(message_id) = &entry.message_id {
                 tx.put(
-                    HashMap::from([
-                        (
-                            "pk".to_owned(),
-                            s(message_pk(&commit.account_id, message_id)),
-                        ),
-                        ("sk".to_owned(), s(LINEMSG)),
-                        ("conversationId".to_owned(), s(&entry.conversation_id)),
-                        ("transcriptSk".to_owned(), s(sk.clone())),
-                    ]),
+                    with_expiry(
+                        HashMap::from([
+                            (
+                                "pk".to_owned(),
+                                s(message_pk(&commit.account_id, message_id)),
+                            ),
+                            ("sk".to_owned(), s(LINEMSG)),
+                            ("conversationId".to_owned(), s(&entry.conversation_id)),
+                            ("transcriptSk".to_owned(), s(sk.clone())),
+                        ]),
+                        commit.retain_until,
+                    ),
                     None,
                     &[],
                 )?;
@@ -341,14 +524,17 @@ impl DynamoConversationStore {
         // (4) The customer.
         if let Some(customer) = &commit.customer {
             tx.put(
-                HashMap::from([
-                    (
-                        "pk".to_owned(),
-                        s(customer_pk(&customer.account_id, &customer.user_id)),
-                    ),
-                    ("sk".to_owned(), s(PROFILE)),
-                    ("doc".to_owned(), to_doc(customer, "customer")?),
-                ]),
+                with_expiry(
+                    HashMap::from([
+                        (
+                            "pk".to_owned(),
+                            s(customer_pk(&customer.account_id, &customer.user_id)),
+                        ),
+                        ("sk".to_owned(), s(PROFILE)),
+                        ("doc".to_owned(), to_doc(customer, "customer")?),
+                    ]),
+                    commit.retain_until,
+                ),
                 None,
                 &[],
             )?;
@@ -394,6 +580,21 @@ fn classify(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> Cancelle
     } else {
         Cancelled::Unknown
     }
+}
+
+/// The LINE message id of a stored transcript item, read leniently (erasure must not stop at a
+/// document that no longer parses).
+fn transcript_message_id(item: &Item) -> Option<String> {
+    let doc = item.get("doc").and_then(|v| v.as_s().ok())?;
+    let value: serde_json::Value = serde_json::from_str(doc).ok()?;
+    value.get("messageId")?.as_str().map(str::to_owned)
+}
+
+fn is_meta(item: &Item) -> bool {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some(META)
 }
 
 #[async_trait]
@@ -514,6 +715,146 @@ impl ConversationStore for DynamoConversationStore {
             }
         }
         Ok(entries)
+    }
+
+    /// A filtered Scan of the conversation items (no index by source): admin-only and rare
+    /// (privacy requests), not for the message path.
+    async fn conversations_of_source(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let items = self
+            .scan(
+                "sk = :meta AND accountId = :account AND sourceId = :source",
+                &[
+                    (":meta", s(META)),
+                    (":account", s(account_id)),
+                    (":source", s(source_id)),
+                ],
+                None,
+            )
+            .await?;
+        let mut conversations = items
+            .iter()
+            .map(|item| parse_doc(item, "conversation"))
+            .collect::<Result<Vec<Conversation>, _>>()?;
+        conversations.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        Ok(conversations)
+    }
+
+    /// Queries the conversation's partition (its `META` and transcript items; the delivery
+    /// store's `D#…` items stay for [`crate::ports::DeliveryStore::delete_for_conversation`]),
+    /// then deletes the transcript, the message index items of its entries and its open pointer
+    /// (if it designates this conversation), and the `META` item last, so an interrupted erasure
+    /// can be run again.
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, PortError> {
+        let items = self.conversation_items(conversation_id).await?;
+        let meta = items.iter().find(|item| is_meta(item));
+        let owner = match meta {
+            Some(meta) => Some((
+                get_s(meta, "accountId")?.to_owned(),
+                get_s(meta, "sourceId")?.to_owned(),
+            )),
+            None => None,
+        };
+        let mut keys = Vec::new();
+        for item in items.iter().filter(|item| !is_meta(item)) {
+            let (pk, sk) = key_pair(item);
+            keys.push(key(pk, sk));
+            // The index key needs the account, known from the META item only.
+            if let (Some((account_id, _)), Some(message_id)) = (&owner, transcript_message_id(item))
+            {
+                keys.push(key(message_pk(account_id, &message_id), LINEMSG));
+            }
+        }
+        batch_delete(&self.client, &self.table, keys).await?;
+        if let Some((account_id, source_id)) = &owner {
+            self.delete_pointer_to(account_id, source_id, conversation_id)
+                .await?;
+            batch_delete(
+                &self.client,
+                &self.table,
+                vec![key(conversation_pk(conversation_id), META)],
+            )
+            .await?;
+        }
+        Ok(owner.is_some())
+    }
+
+    async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(customer_pk(account_id, user_id), PROFILE)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB DeleteItem", e))?;
+        Ok(output.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    /// One filtered Scan of the whole table (no index by account; admin-only and rare) for the
+    /// account's conversation `META` items (by their `accountId`) and its customer, processed
+    /// event, message index and open pointer items (by `pk` prefix), then a Query per
+    /// conversation for its transcript. Deleted in batches of 25, the `META` items last so that
+    /// an interrupted purge can be run again. Delivery records are the delivery store's.
+    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError> {
+        if account_id.contains('#') {
+            // `#` separates key parts: a prefix for such an id could match another account's.
+            return Err(PortError::Unavailable(
+                "cannot purge an account id containing '#'".into(),
+            ));
+        }
+        let items = self
+            .scan(
+                "(sk = :meta AND accountId = :account) OR begins_with(pk, :customer) \
+                 OR begins_with(pk, :event) OR begins_with(pk, :linemsg) \
+                 OR begins_with(pk, :open)",
+                &[
+                    (":meta", s(META)),
+                    (":account", s(account_id)),
+                    (":customer", s(format!("CUSTOMER#{account_id}#"))),
+                    (":event", s(format!("EVENT#{account_id}#"))),
+                    (":linemsg", s(format!("LINEMSG#{account_id}#"))),
+                    (":open", s(format!("OPEN#{account_id}#"))),
+                ],
+                Some("pk, sk"),
+            )
+            .await?;
+        let mut counts = PurgeCounts::default();
+        let mut keys = Vec::new();
+        let mut metas = Vec::new();
+        for item in &items {
+            let (pk, sk) = key_pair(item);
+            if sk == META {
+                let Some(id) = pk.strip_prefix("CONV#") else {
+                    continue;
+                };
+                for owned in self.conversation_items(id).await? {
+                    if !is_meta(&owned) {
+                        let (pk, sk) = key_pair(&owned);
+                        keys.push(key(pk, sk));
+                    }
+                }
+                counts.conversations += 1;
+                metas.push(key(pk, sk));
+            } else {
+                if pk.starts_with("CUSTOMER#") && sk == PROFILE {
+                    counts.customers += 1;
+                }
+                keys.push(key(pk, sk));
+            }
+        }
+        batch_delete(&self.client, &self.table, keys).await?;
+        batch_delete(&self.client, &self.table, metas).await?;
+        Ok(counts)
+    }
+
+    /// DynamoDB's TTL deletes expired items by itself (within days of `expiresAt`): nothing to do.
+    async fn sweep_expired(&self, _now_secs: i64) -> Result<u64, PortError> {
+        Ok(0)
     }
 }
 

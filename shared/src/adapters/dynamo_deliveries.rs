@@ -11,11 +11,14 @@
 //! delivery exists. The index items share their partition with the conversation's `META` and
 //! transcript (`T#…`) items; the `D#` prefix keeps them apart. The id, conversation and creation
 //! time are fixed by `begin`; `update` replaces the document and version.
+//! [`DeliveryStore::delete_for_conversation`] deletes both items of each delivery found through
+//! the conversation's index (and nothing else of the partition).
 
 use crate::adapters::aws::{
     aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
     ATTEMPTS,
 };
+use crate::adapters::dynamo_conversations::batch_delete;
 use crate::delivery::Delivery;
 use crate::ports::{DeliveryStore, PortError};
 use async_trait::async_trait;
@@ -144,6 +147,32 @@ impl DynamoDeliveryStore {
         ])
     }
 
+    /// The conversation's index items in sort-key order: (sort key, delivery id).
+    async fn index_items(&self, conversation_id: &str) -> Result<Vec<(String, String)>, PortError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
+            .expression_attribute_values(":prefix", s(INDEX_PREFIX))
+            .scan_index_forward(true)
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                ids.push((
+                    get_s(item, "sk")?.to_owned(),
+                    get_s(item, "deliveryId")?.to_owned(),
+                ));
+            }
+        }
+        Ok(ids)
+    }
+
     /// Every delivery in `ids` that exists, read consistently with `BatchGetItem`, by id.
     async fn batch_get(&self, ids: &[String]) -> Result<HashMap<String, Delivery>, PortError> {
         let keys = ids
@@ -240,27 +269,32 @@ impl DeliveryStore for DynamoDeliveryStore {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<Delivery>, PortError> {
-        let mut ids = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
-            .expression_attribute_values(":prefix", s(INDEX_PREFIX))
-            .scan_index_forward(true)
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
-                ids.push(get_s(item, "deliveryId")?.to_owned());
-            }
-        }
+        let ids: Vec<String> = self
+            .index_items(conversation_id)
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
         let mut found = self.batch_get(&ids).await?;
         // In index order (the sort key); an index item without its delivery is skipped.
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    async fn delete_for_conversation(&self, conversation_id: &str) -> Result<u64, PortError> {
+        let index = self.index_items(conversation_id).await?;
+        // The deliveries first, their index items last: a retry of an interrupted deletion finds
+        // what is left through the index.
+        let mut keys: Vec<Item> = index
+            .iter()
+            .map(|(_, id)| key(delivery_pk(id), DELIVERY))
+            .collect();
+        keys.extend(
+            index
+                .iter()
+                .map(|(sk, _)| key(conversation_pk(conversation_id), sk.clone())),
+        );
+        batch_delete(&self.client, &self.table, keys).await?;
+        Ok(index.len() as u64)
     }
 }
 

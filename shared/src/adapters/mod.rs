@@ -2,6 +2,7 @@
 //! (one SQLite database under a data directory, for the local stack).
 
 pub mod aws;
+pub mod config_docs;
 pub mod dynamo_agents;
 pub mod dynamo_conversations;
 pub mod dynamo_deliveries;

@@ -2,6 +2,12 @@
 //! conversations (one row each, so capacity is a `COUNT`) and notifications. `try_assign` reads,
 //! checks and writes in one `IMMEDIATE` transaction, so no two assignments interleave even across
 //! connections to the same file.
+//!
+//! `list_agents` reads every profile (ordered by the primary key) in one read transaction.
+//! `delete_agent` removes the profile and every row keyed by the agent id (queue membership,
+//! active conversations, notifications) in one `IMMEDIATE` transaction; rows left by an agent
+//! that no longer has a profile (a notification sent to an unknown id) are removed too, but only
+//! a deleted profile makes it return `true`.
 
 use crate::adapters::embedded::EmbeddedDb;
 use crate::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
@@ -156,6 +162,48 @@ impl AgentStore for SqliteAgentStore {
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
         let id = id.to_owned();
         self.db.run(move |conn| load_agent(conn, &id)).await
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, PortError> {
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let ids = {
+                    let mut stmt = tx.prepare("SELECT id FROM agents ORDER BY id")?;
+                    let ids = stmt
+                        .query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    ids
+                };
+                let mut agents = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(agent) = load_agent(&tx, &id)? {
+                        agents.push(agent);
+                    }
+                }
+                tx.commit()?;
+                Ok(agents)
+            })
+            .await
+    }
+
+    async fn delete_agent(&self, id: &str) -> Result<bool, PortError> {
+        let id = id.to_owned();
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let deleted = tx.execute("DELETE FROM agents WHERE id = ?1", params![id])?;
+                for sql in [
+                    "DELETE FROM agent_queues WHERE agent_id = ?1",
+                    "DELETE FROM agent_conversations WHERE agent_id = ?1",
+                    "DELETE FROM agent_notifications WHERE agent_id = ?1",
+                ] {
+                    tx.execute(sql, params![id])?;
+                }
+                tx.commit()?;
+                Ok(deleted > 0)
+            })
+            .await
     }
 
     async fn agents_in_queue(&self, queue_id: &str) -> Result<Vec<Agent>, PortError> {
@@ -437,6 +485,84 @@ mod tests {
         assert_eq!(a.active_conversations, ["c1"]);
         assert_eq!(a.last_assigned_at, Some(42));
         assert!(store.agent("nobody").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn list_agents_is_ordered_by_id_and_carries_whole_agents() {
+        let (_dir, store) = store();
+        assert!(store.list_agents().await.unwrap().is_empty());
+        store.put_agent(&agent("b", &["q1"], 2)).await.unwrap();
+        store.put_agent(&agent("c", &[], 1)).await.unwrap();
+        store
+            .put_agent(&agent("a", &["q1", "q2"], 3))
+            .await
+            .unwrap();
+        assert!(store.try_assign("b", "c1", 7).await.unwrap());
+        let listed = store.list_agents().await.unwrap();
+        let ids: Vec<_> = listed.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(listed[0], agent("a", &["q1", "q2"], 3));
+        assert_eq!(listed[1].active_conversations, ["c1"]);
+        assert_eq!(listed[1].last_assigned_at, Some(7));
+        // Editing an agent does not duplicate it.
+        store.put_agent(&agent("b", &["q2"], 5)).await.unwrap();
+        assert_eq!(store.list_agents().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn delete_agent_removes_everything_of_the_agent_only() {
+        let (_dir, store) = store();
+        store
+            .put_agent(&agent("a", &["q1", "q2"], 2))
+            .await
+            .unwrap();
+        store.put_agent(&agent("b", &["q1"], 2)).await.unwrap();
+        assert!(store.try_assign("a", "c1", 10).await.unwrap());
+        assert!(store.try_assign("b", "c2", 11).await.unwrap());
+        store.notify(&notification("n1", "a", 100)).await.unwrap();
+        store.notify(&notification("n2", "a", 200)).await.unwrap();
+        store.notify(&notification("n3", "b", 300)).await.unwrap();
+
+        assert!(store.delete_agent("a").await.unwrap());
+        assert!(store.agent("a").await.unwrap().is_none());
+        let ids = |agents: Vec<Agent>| agents.into_iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.list_agents().await.unwrap()), ["b"]);
+        assert_eq!(ids(store.agents_in_queue("q1").await.unwrap()), ["b"]);
+        assert!(store.agents_in_queue("q2").await.unwrap().is_empty());
+        assert!(store.notifications("a").await.unwrap().is_empty());
+        // b is untouched.
+        assert_eq!(
+            store.notifications("b").await.unwrap(),
+            [notification("n3", "b", 300)]
+        );
+        let b = store.agent("b").await.unwrap().unwrap();
+        assert_eq!(b.active_conversations, ["c2"]);
+        // A deleted agent takes no work.
+        assert!(!store.try_assign("a", "c3", 12).await.unwrap());
+
+        // Gone already, or never there: false.
+        assert!(!store.delete_agent("a").await.unwrap());
+        assert!(!store.delete_agent("ghost").await.unwrap());
+
+        // The same id again starts clean: no old conversations, assignment time or notifications;
+        // a notification id used before is new again.
+        store.put_agent(&agent("a", &["q2"], 1)).await.unwrap();
+        let a = store.agent("a").await.unwrap().unwrap();
+        assert_eq!(a, agent("a", &["q2"], 1));
+        assert!(store.notifications("a").await.unwrap().is_empty());
+        assert!(store
+            .agents_in_queue("q1")
+            .await
+            .unwrap()
+            .iter()
+            .all(|x| x.id != "a"));
+        assert_eq!(ids(store.agents_in_queue("q2").await.unwrap()), ["a"]);
+        assert!(store.try_assign("a", "c9", 20).await.unwrap());
+        store.notify(&notification("n1", "a", 500)).await.unwrap();
+        assert_eq!(
+            store.notifications("a").await.unwrap(),
+            [notification("n1", "a", 500)]
+        );
     }
 
     #[tokio::test]

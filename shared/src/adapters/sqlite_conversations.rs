@@ -1,14 +1,19 @@
 //! [`ConversationStore`] in the embedded database: conversations (with a pointer to each source's
 //! open conversation), customers, the transcript with its unsend index, and the per-account record
 //! of processed events. One [`EventCommit`] is one SQLite transaction, all or nothing.
+//!
+//! Retention: `conversations`, `transcript_entries` and `customers` carry a nullable `expires_at`
+//! (epoch seconds, [`EventCommit::retain_until`] of the last commit that wrote the row; `NULL`
+//! keeps the row until it is deleted). [`ConversationStore::sweep_expired`] deletes what has
+//! expired. Databases created before the column existed get it when the store opens.
 
-use crate::adapters::embedded::EmbeddedDb;
+use crate::adapters::embedded::{db_error, EmbeddedDb};
 use crate::conversation::{
     CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
     TranscriptEntry,
 };
 use crate::domain::now_millis;
-use crate::ports::{ConversationStore, PortError};
+use crate::ports::{ConversationStore, PortError, PurgeCounts};
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
@@ -29,7 +34,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     state            TEXT NOT NULL,
     version          INTEGER NOT NULL,
     last_activity_at INTEGER NOT NULL,
-    doc              TEXT NOT NULL
+    doc              TEXT NOT NULL,
+    expires_at       INTEGER
 );
 CREATE INDEX IF NOT EXISTS conversations_source ON conversations (account_id, source_id);
 CREATE TABLE IF NOT EXISTS conversation_open (
@@ -44,6 +50,7 @@ CREATE TABLE IF NOT EXISTS transcript_entries (
     event_id        TEXT NOT NULL,
     message_id      TEXT,
     doc             TEXT NOT NULL,
+    expires_at      INTEGER,
     PRIMARY KEY (conversation_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS transcript_entries_order
@@ -59,9 +66,46 @@ CREATE TABLE IF NOT EXISTS customers (
     account_id TEXT NOT NULL,
     user_id    TEXT NOT NULL,
     doc        TEXT NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (account_id, user_id)
 );
+CREATE INDEX IF NOT EXISTS transcript_messages_conversation
+    ON transcript_messages (conversation_id);
+CREATE INDEX IF NOT EXISTS customers_account ON customers (account_id);
 "#;
+
+/// Tables that gained the nullable `expires_at` column after their first release.
+const RETAINED_TABLES: [&str; 3] = ["conversations", "transcript_entries", "customers"];
+
+/// Indexes on `expires_at`: applied once the column exists (old databases are migrated first).
+const RETENTION_SCHEMA: &str = r#"
+CREATE INDEX IF NOT EXISTS conversations_expires ON conversations (expires_at);
+CREATE INDEX IF NOT EXISTS transcript_entries_expires ON transcript_entries (expires_at);
+CREATE INDEX IF NOT EXISTS customers_expires ON customers (expires_at);
+"#;
+
+/// Adds `expires_at` to the tables of a database created before retention, in one immediate
+/// transaction (so two processes opening the same old database do not both add it).
+fn migrate_retention(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for table in RETAINED_TABLES {
+        let has_column = {
+            let mut stmt = tx.prepare(&format!("PRAGMA table_info({table})"))?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+            let mut found = false;
+            for name in names {
+                found |= name? == "expires_at";
+            }
+            found
+        };
+        if !has_column {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN expires_at INTEGER"
+            ))?;
+        }
+    }
+    tx.commit()
+}
 
 /// [`ConversationStore`] in the embedded database.
 #[derive(Debug, Clone)]
@@ -70,9 +114,19 @@ pub struct SqliteConversationStore {
 }
 
 impl SqliteConversationStore {
-    /// Creates the store's tables if needed.
+    /// Creates the store's tables if needed, and adds the retention column to tables of an older
+    /// database.
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
+        // `new` is synchronous and the shared connection is only reachable asynchronously: the
+        // (rare, one-off) migration runs on a short-lived connection of its own. The shared one
+        // sees the new columns at its next statement (SQLite re-prepares on a schema change).
+        let mut conn = rusqlite::Connection::open(db.path()).map_err(db_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_error)?;
+        migrate_retention(&mut conn).map_err(db_error)?;
+        drop(conn);
+        db.apply_schema(RETENTION_SCHEMA)?;
         Ok(Self { db })
     }
 }
@@ -104,13 +158,17 @@ fn now_secs() -> i64 {
 }
 
 /// Whether the write went through; `false` means conflict (the caller rolls back).
-fn write_conversation(tx: &Transaction<'_>, write: &ConversationWrite) -> rusqlite::Result<bool> {
+fn write_conversation(
+    tx: &Transaction<'_>,
+    write: &ConversationWrite,
+    expires_at: Option<i64>,
+) -> rusqlite::Result<bool> {
     match write {
         ConversationWrite::Create(c) => {
             let inserted = tx.execute(
                 "INSERT INTO conversations
-                   (id, account_id, source_id, state, version, last_activity_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                   (id, account_id, source_id, state, version, last_activity_at, doc, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (id) DO NOTHING",
                 params![
                     c.id,
@@ -119,7 +177,8 @@ fn write_conversation(tx: &Transaction<'_>, write: &ConversationWrite) -> rusqli
                     state_str(c.state),
                     version_i64(c.version)?,
                     c.last_activity_at,
-                    to_doc(c)?
+                    to_doc(c)?,
+                    expires_at
                 ],
             )?;
             if inserted == 0 {
@@ -144,7 +203,7 @@ fn write_conversation(tx: &Transaction<'_>, write: &ConversationWrite) -> rusqli
             let updated = tx.execute(
                 "UPDATE conversations
                  SET account_id = ?2, source_id = ?3, state = ?4, version = ?5,
-                     last_activity_at = ?6, doc = ?7
+                     last_activity_at = ?6, doc = ?7, expires_at = ?9
                  WHERE id = ?1 AND version = ?8",
                 params![
                     c.id,
@@ -154,7 +213,8 @@ fn write_conversation(tx: &Transaction<'_>, write: &ConversationWrite) -> rusqli
                     version_i64(c.version)?,
                     c.last_activity_at,
                     to_doc(c)?,
-                    version_i64(previous)?
+                    version_i64(previous)?,
+                    expires_at
                 ],
             )?;
             if updated == 0 {
@@ -190,20 +250,24 @@ fn write_transcript(
     tx: &Transaction<'_>,
     account_id: &str,
     entry: &TranscriptEntry,
+    expires_at: Option<i64>,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO transcript_entries (conversation_id, timestamp, event_id, message_id, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO transcript_entries
+           (conversation_id, timestamp, event_id, message_id, doc, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (conversation_id, event_id) DO UPDATE SET
            timestamp = excluded.timestamp,
            message_id = excluded.message_id,
-           doc = excluded.doc",
+           doc = excluded.doc,
+           expires_at = excluded.expires_at",
         params![
             entry.conversation_id,
             entry.timestamp,
             entry.event_id,
             entry.message_id,
-            to_doc(entry)?
+            to_doc(entry)?,
+            expires_at
         ],
     )?;
     if let Some(message_id) = &entry.message_id {
@@ -271,26 +335,138 @@ fn apply_commit(
         return Ok(CommitOutcome::Duplicate);
     }
     if let Some(write) = &commit.conversation {
-        if !write_conversation(&tx, write)? {
+        if !write_conversation(&tx, write, commit.retain_until)? {
             tx.rollback()?;
             return Ok(CommitOutcome::Conflict);
         }
     }
     if let Some(entry) = &commit.transcript {
-        write_transcript(&tx, &commit.account_id, entry)?;
+        write_transcript(&tx, &commit.account_id, entry, commit.retain_until)?;
     }
     if let Some(message_id) = &commit.retract_message_id {
         retract(&tx, &commit.account_id, message_id)?;
     }
     if let Some(customer) = &commit.customer {
         tx.execute(
-            "INSERT INTO customers (account_id, user_id, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT (account_id, user_id) DO UPDATE SET doc = excluded.doc",
-            params![customer.account_id, customer.user_id, to_doc(customer)?],
+            "INSERT INTO customers (account_id, user_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account_id, user_id) DO UPDATE SET
+               doc = excluded.doc,
+               expires_at = excluded.expires_at",
+            params![
+                customer.account_id,
+                customer.user_id,
+                to_doc(customer)?,
+                commit.retain_until
+            ],
         )?;
     }
     tx.commit()?;
     Ok(CommitOutcome::Committed)
+}
+
+/// Deletes one conversation with its transcript, open pointer and message index rows; whether
+/// the conversation row existed.
+fn erase_conversation(conn: &mut rusqlite::Connection, id: &str) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM transcript_messages WHERE conversation_id = ?1",
+        params![id],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_entries WHERE conversation_id = ?1",
+        params![id],
+    )?;
+    tx.execute(
+        "DELETE FROM conversation_open WHERE conversation_id = ?1",
+        params![id],
+    )?;
+    let deleted = tx.execute("DELETE FROM conversations WHERE id = ?1", params![id])?;
+    tx.commit()?;
+    Ok(deleted > 0)
+}
+
+/// Deletes every row of the account, in one transaction.
+fn purge(conn: &mut rusqlite::Connection, account_id: &str) -> rusqlite::Result<PurgeCounts> {
+    let tx = conn.transaction()?;
+    // Transcript entries have no account column: they go with the account's conversations (and
+    // with the entries its message index points at, should a conversation row be missing).
+    tx.execute(
+        "DELETE FROM transcript_entries WHERE conversation_id IN (
+           SELECT id FROM conversations WHERE account_id = ?1
+           UNION SELECT conversation_id FROM transcript_messages WHERE account_id = ?1
+         )",
+        params![account_id],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_messages WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    tx.execute(
+        "DELETE FROM conversation_open WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    let conversations = tx.execute(
+        "DELETE FROM conversations WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    let customers = tx.execute(
+        "DELETE FROM customers WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    tx.execute(
+        "DELETE FROM conversation_events WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    tx.commit()?;
+    Ok(PurgeCounts {
+        conversations: conversations as u64,
+        customers: customers as u64,
+    })
+}
+
+/// Deletes what expired at or before `now`: conversations (with their transcript, open pointer
+/// and message index), transcript entries (with their index rows), customers, and expired
+/// deduplication records. Returns how many conversations and customers went.
+fn sweep(conn: &mut rusqlite::Connection, now: i64) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    // `expires_at <= ?1` is never true for NULL: rows without retention stay.
+    const EXPIRED: &str = "SELECT id FROM conversations WHERE expires_at <= ?1";
+    tx.execute(
+        &format!("DELETE FROM transcript_messages WHERE conversation_id IN ({EXPIRED})"),
+        params![now],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM transcript_entries WHERE conversation_id IN ({EXPIRED})"),
+        params![now],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM conversation_open WHERE conversation_id IN ({EXPIRED})"),
+        params![now],
+    )?;
+    let conversations = tx.execute(
+        "DELETE FROM conversations WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_messages WHERE EXISTS (
+           SELECT 1 FROM transcript_entries e
+           WHERE e.conversation_id = transcript_messages.conversation_id
+             AND e.event_id = transcript_messages.event_id
+             AND e.expires_at <= ?1
+         )",
+        params![now],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_entries WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    let customers = tx.execute("DELETE FROM customers WHERE expires_at <= ?1", params![now])?;
+    tx.execute(
+        "DELETE FROM conversation_events WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    tx.commit()?;
+    Ok((conversations + customers) as u64)
 }
 
 #[async_trait]
@@ -403,6 +579,54 @@ impl ConversationStore for SqliteConversationStore {
             })
             .await
     }
+
+    async fn conversations_of_source(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let (account_id, source_id) = (account_id.to_owned(), source_id.to_owned());
+        let mut conversations: Vec<Conversation> = self
+            .db
+            .run(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT doc FROM conversations WHERE account_id = ?1 AND source_id = ?2",
+                )?;
+                let docs =
+                    stmt.query_map(params![account_id, source_id], |r| r.get::<_, String>(0))?;
+                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+            })
+            .await?;
+        conversations.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        Ok(conversations)
+    }
+
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, PortError> {
+        let id = conversation_id.to_owned();
+        self.db.run(move |conn| erase_conversation(conn, &id)).await
+    }
+
+    async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
+        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let deleted = conn.execute(
+                    "DELETE FROM customers WHERE account_id = ?1 AND user_id = ?2",
+                    params![account_id, user_id],
+                )?;
+                Ok(deleted > 0)
+            })
+            .await
+    }
+
+    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError> {
+        let account_id = account_id.to_owned();
+        self.db.run(move |conn| purge(conn, &account_id)).await
+    }
+
+    async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError> {
+        self.db.run(move |conn| sweep(conn, now_secs)).await
+    }
 }
 
 #[cfg(test)]
@@ -484,6 +708,7 @@ mod tests {
             account_id: ACCOUNT.into(),
             event_id: event_id.into(),
             dedupe_expires_at: now_secs() + DEDUPE_RETENTION_SECS,
+            retain_until: None,
             conversation: None,
             transcript: None,
             retract_message_id: None,
@@ -548,6 +773,7 @@ mod tests {
         let s = store(&dir);
         let expired = EventCommit {
             dedupe_expires_at: now_secs() - 10,
+            retain_until: None,
             ..commit("e1")
         };
         assert_eq!(s.commit(&expired).await.unwrap(), CommitOutcome::Committed);
@@ -825,5 +1051,570 @@ mod tests {
             s.commit(&commit("e1")).await.unwrap(),
             CommitOutcome::Duplicate
         );
+    }
+
+    /// Raw `SELECT expires_at FROM {table} WHERE {filter}` (`None`: no such row).
+    async fn expires_at(
+        s: &SqliteConversationStore,
+        table: &str,
+        filter: &str,
+    ) -> Option<Option<i64>> {
+        let sql = format!("SELECT expires_at FROM {table} WHERE {filter}");
+        s.db.run(move |conn| conn.query_row(&sql, [], |r| r.get(0)).optional())
+            .await
+            .unwrap()
+    }
+
+    /// Raw row count of `SELECT count(*) FROM {table} WHERE {filter}`.
+    async fn count(s: &SqliteConversationStore, table: &str, filter: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table} WHERE {filter}");
+        s.db.run(move |conn| conn.query_row(&sql, [], |r| r.get(0)))
+            .await
+            .unwrap()
+    }
+
+    /// Every row of every table of the store, as text, for "nothing else changed" checks.
+    async fn dump(s: &SqliteConversationStore, filter: &'static str) -> Vec<String> {
+        s.db.run(move |conn| {
+            let mut rows = Vec::new();
+            for table in [
+                "conversation_events",
+                "conversations",
+                "conversation_open",
+                "transcript_entries",
+                "transcript_messages",
+                "customers",
+            ] {
+                let mut stmt = conn.prepare(&format!("SELECT * FROM {table}"))?;
+                let columns = stmt.column_count();
+                let mut query = stmt.query([])?;
+                while let Some(row) = query.next()? {
+                    let mut text = format!("{table}:");
+                    for i in 0..columns {
+                        let value: rusqlite::types::Value = row.get(i)?;
+                        text.push_str(&format!(" {value:?}"));
+                    }
+                    if text.contains(filter) {
+                        rows.push(text);
+                    }
+                }
+            }
+            rows.sort();
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn of_account(account: &str, c: Conversation) -> Conversation {
+        Conversation {
+            account_id: account.into(),
+            ..c
+        }
+    }
+
+    #[tokio::test]
+    async fn retain_until_is_stored_and_refreshed_by_each_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let first = EventCommit {
+            retain_until: Some(5_000),
+            customer: Some(customer("U1", "Alice")),
+            ..create(
+                "e1",
+                conversation("c1", "U1", ConversationState::Waiting, 1),
+                Some(entry("c1", "e1", 10, Some("m1"))),
+            )
+        };
+        assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(
+            expires_at(&s, "conversations", "id = 'c1'").await,
+            Some(Some(5_000))
+        );
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
+            Some(Some(5_000))
+        );
+        assert_eq!(
+            expires_at(&s, "customers", "user_id = 'U1'").await,
+            Some(Some(5_000))
+        );
+
+        // The next write refreshes the rows it writes; `None` clears retention.
+        let second = EventCommit {
+            retain_until: Some(9_000),
+            ..update(
+                "e2",
+                conversation("c1", "U1", ConversationState::Active, 2),
+                Some(entry("c1", "e2", 20, None)),
+            )
+        };
+        assert_eq!(s.commit(&second).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(
+            expires_at(&s, "conversations", "id = 'c1'").await,
+            Some(Some(9_000))
+        );
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e2'").await,
+            Some(Some(9_000))
+        );
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
+            Some(Some(5_000))
+        );
+        s.commit(&EventCommit {
+            customer: Some(customer("U1", "Alicia")),
+            ..commit("e3")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            expires_at(&s, "customers", "user_id = 'U1'").await,
+            Some(None)
+        );
+
+        // Retracting keeps the entry's retention.
+        s.commit(&EventCommit {
+            retain_until: Some(1),
+            retract_message_id: Some("m1".into()),
+            ..commit("e4")
+        })
+        .await
+        .unwrap();
+        assert!(s.transcript("c1").await.unwrap()[0].retracted);
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
+            Some(Some(5_000))
+        );
+    }
+
+    #[tokio::test]
+    async fn sweep_deletes_what_expired_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        // c1 (U1) expires at 1000 with its entry; c2 (U2) at 5000 but one of its entries at 1000;
+        // c3 (U3) has no retention. Customers likewise.
+        for (event_id, id, user, retain) in [
+            ("e1", "c1", "U1", Some(1_000)),
+            ("e2", "c2", "U2", Some(5_000)),
+            ("e3", "c3", "U3", None),
+        ] {
+            let c = EventCommit {
+                retain_until: retain,
+                customer: Some(customer(user, user)),
+                ..create(
+                    event_id,
+                    conversation(id, user, ConversationState::Waiting, 1),
+                    Some(entry(id, event_id, 10, Some(&format!("m-{event_id}")))),
+                )
+            };
+            assert_eq!(s.commit(&c).await.unwrap(), CommitOutcome::Committed);
+        }
+        let old_entry = EventCommit {
+            retain_until: Some(1_000),
+            transcript: Some(entry("c2", "e2-old", 5, Some("m-e2-old"))),
+            ..commit("e2-old")
+        };
+        s.commit(&old_entry).await.unwrap();
+
+        // Nothing has expired yet at 999.
+        assert_eq!(s.sweep_expired(999).await.unwrap(), 0);
+        assert!(s.conversation("c1").await.unwrap().is_some());
+
+        // At exactly 1000: c1 and customer U1 (2), and c2's old entry.
+        assert_eq!(s.sweep_expired(1_000).await.unwrap(), 2);
+        assert_eq!(s.conversation("c1").await.unwrap(), None);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
+        assert_eq!(
+            count(&s, "transcript_messages", "conversation_id = 'c1'").await,
+            0
+        );
+        assert_eq!(
+            count(&s, "transcript_messages", "message_id = 'm-e2-old'").await,
+            0
+        );
+        let c2: Vec<_> = s
+            .transcript("c2")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(c2, ["e2"]);
+        assert!(s.open_conversation(ACCOUNT, "U2").await.unwrap().is_some());
+        assert!(s.customer(ACCOUNT, "U2").await.unwrap().is_some());
+        assert!(s.open_conversation(ACCOUNT, "U3").await.unwrap().is_some());
+        assert_eq!(s.transcript("c3").await.unwrap().len(), 1);
+        assert!(s.customer(ACCOUNT, "U3").await.unwrap().is_some());
+        // The source is free again; the event records are the deduplication window's business.
+        assert!(s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        let reopened = create(
+            "e5",
+            conversation("c5", "U1", ConversationState::Waiting, 1),
+            None,
+        );
+        assert_eq!(s.commit(&reopened).await.unwrap(), CommitOutcome::Committed);
+
+        // Far in the future: c2 and U2 go; what has no retention stays.
+        assert_eq!(s.sweep_expired(i64::MAX).await.unwrap(), 2);
+        assert_eq!(s.conversation("c2").await.unwrap(), None);
+        assert!(s.transcript("c2").await.unwrap().is_empty());
+        assert_eq!(s.customer(ACCOUNT, "U2").await.unwrap(), None);
+        assert!(s.conversation("c3").await.unwrap().is_some());
+        assert!(s.conversation("c5").await.unwrap().is_some());
+        assert!(s.customer(ACCOUNT, "U3").await.unwrap().is_some());
+        assert_eq!(s.sweep_expired(i64::MAX).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn conversations_of_source_lists_every_state_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let older = Conversation {
+            opened_at: 1_600_000_000_000,
+            closed_at: Some(1_600_000_100_000),
+            ..conversation("c9", "U1", ConversationState::Closed, 1)
+        };
+        let newer = conversation("c1", "U1", ConversationState::Waiting, 1);
+        for (event_id, c) in [
+            ("e1", newer.clone()),
+            ("e2", older.clone()),
+            (
+                "e3",
+                conversation("c2", "U2", ConversationState::Waiting, 1),
+            ),
+            (
+                "e4",
+                of_account(
+                    "acc2",
+                    conversation("c3", "U1", ConversationState::Waiting, 1),
+                ),
+            ),
+        ] {
+            let write = EventCommit {
+                account_id: c.account_id.clone(),
+                ..create(event_id, c, None)
+            };
+            assert_eq!(s.commit(&write).await.unwrap(), CommitOutcome::Committed);
+        }
+        assert_eq!(
+            s.conversations_of_source(ACCOUNT, "U1").await.unwrap(),
+            vec![older, newer]
+        );
+        assert_eq!(
+            s.conversations_of_source("acc2", "U1").await.unwrap().len(),
+            1
+        );
+        assert!(s
+            .conversations_of_source(ACCOUNT, "U9")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_conversation_erases_transcript_pointer_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.commit(&create(
+            "e1",
+            conversation("c1", "U1", ConversationState::Waiting, 1),
+            Some(entry("c1", "e1", 10, Some("m1"))),
+        ))
+        .await
+        .unwrap();
+        s.commit(&EventCommit {
+            transcript: Some(entry("c1", "e2", 20, Some("m2"))),
+            ..commit("e2")
+        })
+        .await
+        .unwrap();
+        let c2 = conversation("c2", "U2", ConversationState::Waiting, 1);
+        s.commit(&create(
+            "e3",
+            c2.clone(),
+            Some(entry("c2", "e3", 30, Some("m3"))),
+        ))
+        .await
+        .unwrap();
+
+        assert!(s.delete_conversation("c1").await.unwrap());
+        assert_eq!(s.conversation("c1").await.unwrap(), None);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
+        assert_eq!(
+            count(&s, "transcript_messages", "conversation_id = 'c1'").await,
+            0
+        );
+        assert!(s
+            .conversations_of_source(ACCOUNT, "U1")
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A later unsend of an erased message finds nothing (and writes nothing back).
+        let unsend = EventCommit {
+            retract_message_id: Some("m1".into()),
+            ..commit("e4")
+        };
+        assert_eq!(s.commit(&unsend).await.unwrap(), CommitOutcome::Committed);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+
+        // The other conversation is untouched; the source takes a new conversation.
+        assert_eq!(s.conversation("c2").await.unwrap(), Some(c2.clone()));
+        assert_eq!(s.open_conversation(ACCOUNT, "U2").await.unwrap(), Some(c2));
+        assert_eq!(
+            s.transcript("c2").await.unwrap(),
+            vec![entry("c2", "e3", 30, Some("m3"))]
+        );
+        assert_eq!(
+            count(&s, "transcript_messages", "message_id = 'm3'").await,
+            1
+        );
+        let again = create(
+            "e5",
+            conversation("c5", "U1", ConversationState::Waiting, 1),
+            None,
+        );
+        assert_eq!(s.commit(&again).await.unwrap(), CommitOutcome::Committed);
+
+        // Gone already, or never there.
+        assert!(!s.delete_conversation("c1").await.unwrap());
+        assert!(!s.delete_conversation("nope").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn delete_conversation_leaves_a_newer_open_pointer_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.commit(&create(
+            "e1",
+            conversation("c1", "U1", ConversationState::Closed, 1),
+            None,
+        ))
+        .await
+        .unwrap();
+        let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e2", c2.clone(), None)).await.unwrap();
+        assert!(s.delete_conversation("c1").await.unwrap());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c2));
+    }
+
+    #[tokio::test]
+    async fn delete_customer_erases_one_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let bob = Customer {
+            account_id: "acc2".into(),
+            ..customer("U1", "Bob")
+        };
+        for (event_id, c) in [
+            ("e1", customer("U1", "Alice")),
+            ("e2", customer("U2", "Carol")),
+            ("e3", bob.clone()),
+        ] {
+            s.commit(&EventCommit {
+                account_id: c.account_id.clone(),
+                customer: Some(c),
+                ..commit(event_id)
+            })
+            .await
+            .unwrap();
+        }
+        assert!(s.delete_customer(ACCOUNT, "U1").await.unwrap());
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
+        assert!(!s.delete_customer(ACCOUNT, "U1").await.unwrap());
+        assert!(s.customer(ACCOUNT, "U2").await.unwrap().is_some());
+        assert_eq!(s.customer("acc2", "U1").await.unwrap(), Some(bob));
+    }
+
+    #[tokio::test]
+    async fn purge_erases_one_account_and_nothing_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        // The same source, user and message ids under both accounts.
+        for account in [ACCOUNT, "acc2"] {
+            let ids = |n: &str| format!("{account}-{n}");
+            let first = EventCommit {
+                account_id: account.into(),
+                retain_until: Some(9_999_999_999),
+                customer: Some(Customer {
+                    account_id: account.into(),
+                    ..customer("U1", "Alice")
+                }),
+                ..create(
+                    "e1",
+                    of_account(
+                        account,
+                        conversation(&ids("c1"), "U1", ConversationState::Closed, 1),
+                    ),
+                    Some(entry(&ids("c1"), "e1", 10, Some("m1"))),
+                )
+            };
+            assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
+            let second = EventCommit {
+                account_id: account.into(),
+                ..create(
+                    "e2",
+                    of_account(
+                        account,
+                        conversation(&ids("c2"), "U1", ConversationState::Waiting, 1),
+                    ),
+                    Some(entry(&ids("c2"), "e2", 20, Some("m2"))),
+                )
+            };
+            assert_eq!(s.commit(&second).await.unwrap(), CommitOutcome::Committed);
+        }
+        let acc2_before = dump(&s, "acc2").await;
+        assert!(acc2_before.len() >= 10, "{acc2_before:#?}");
+
+        assert_eq!(
+            s.purge_account(ACCOUNT).await.unwrap(),
+            PurgeCounts {
+                conversations: 2,
+                customers: 1
+            }
+        );
+        // Nothing of acc1 is left, in any table.
+        assert_eq!(dump(&s, "acc1").await, Vec::<String>::new());
+        assert!(!s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
+        assert!(s
+            .conversations_of_source(ACCOUNT, "U1")
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s.transcript("acc1-c1").await.unwrap().is_empty());
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
+        // acc2 is exactly as it was.
+        assert_eq!(dump(&s, "acc2").await, acc2_before);
+        assert_eq!(
+            s.conversations_of_source("acc2", "U1").await.unwrap().len(),
+            2
+        );
+        assert!(s.event_recorded("acc2", "e1").await.unwrap());
+        assert!(s.customer("acc2", "U1").await.unwrap().is_some());
+        // An unsend in acc2 still finds its message.
+        s.commit(&EventCommit {
+            account_id: "acc2".into(),
+            retract_message_id: Some("m1".into()),
+            ..commit("e3")
+        })
+        .await
+        .unwrap();
+        assert!(s.transcript("acc2-c1").await.unwrap()[0].retracted);
+
+        // Purging again finds nothing; the account's events are new events again.
+        assert_eq!(
+            s.purge_account(ACCOUNT).await.unwrap(),
+            PurgeCounts::default()
+        );
+        assert_eq!(
+            s.commit(&commit("e1")).await.unwrap(),
+            CommitOutcome::Committed
+        );
+    }
+
+    /// The tables as the first release created them, without `expires_at`.
+    const OLD_SCHEMA: &str = r#"
+    CREATE TABLE conversation_events (
+        account_id TEXT NOT NULL, event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, event_id));
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY, account_id TEXT NOT NULL, source_id TEXT NOT NULL,
+        state TEXT NOT NULL, version INTEGER NOT NULL, last_activity_at INTEGER NOT NULL,
+        doc TEXT NOT NULL);
+    CREATE INDEX conversations_source ON conversations (account_id, source_id);
+    CREATE TABLE conversation_open (
+        account_id TEXT NOT NULL, source_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+        PRIMARY KEY (account_id, source_id));
+    CREATE TABLE transcript_entries (
+        conversation_id TEXT NOT NULL, timestamp INTEGER NOT NULL, event_id TEXT NOT NULL,
+        message_id TEXT, doc TEXT NOT NULL, PRIMARY KEY (conversation_id, event_id));
+    CREATE TABLE transcript_messages (
+        account_id TEXT NOT NULL, message_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+        event_id TEXT NOT NULL, PRIMARY KEY (account_id, message_id));
+    CREATE TABLE customers (
+        account_id TEXT NOT NULL, user_id TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (account_id, user_id));
+    "#;
+
+    #[tokio::test]
+    async fn an_old_database_gets_the_retention_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        let e1 = entry("c1", "e1", 10, Some("m1"));
+        let alice = customer("U1", "Alice");
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("omniline.db")).unwrap();
+            conn.execute_batch(OLD_SCHEMA).unwrap();
+            conn.execute(
+                "INSERT INTO conversations VALUES ('c1', ?1, 'U1', 'waiting', 1, 1, ?2)",
+                params![ACCOUNT, serde_json::to_string(&c1).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO conversation_open VALUES (?1, 'U1', 'c1')",
+                params![ACCOUNT],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO transcript_entries VALUES ('c1', 10, 'e1', 'm1', ?1)",
+                params![serde_json::to_string(&e1).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO customers VALUES (?1, 'U1', ?2)",
+                params![ACCOUNT, serde_json::to_string(&alice).unwrap()],
+            )
+            .unwrap();
+        }
+        let s = store(&dir);
+        for table in RETAINED_TABLES {
+            let names =
+                s.db.run(move |conn| {
+                    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+                    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+                    names.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                names.iter().filter(|n| *n == "expires_at").count(),
+                1,
+                "{table}: {names:?}"
+            );
+        }
+        // The old rows read as before, without retention.
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c1));
+        assert_eq!(s.transcript("c1").await.unwrap(), vec![e1]);
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(alice));
+        assert_eq!(
+            expires_at(&s, "conversations", "id = 'c1'").await,
+            Some(None)
+        );
+        assert_eq!(s.sweep_expired(i64::MAX).await.unwrap(), 0);
+
+        // New writes carry retention, and the sweep uses it.
+        let next = EventCommit {
+            retain_until: Some(1_000),
+            ..update(
+                "e2",
+                conversation("c1", "U1", ConversationState::Active, 2),
+                Some(entry("c1", "e2", 20, None)),
+            )
+        };
+        assert_eq!(s.commit(&next).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(s.sweep_expired(1_000).await.unwrap(), 1);
+        assert_eq!(s.conversation("c1").await.unwrap(), None);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+
+        // Opening again (columns present) is a no-op; so is a second store on the same database.
+        drop(s);
+        let again = store(&dir);
+        SqliteConversationStore::new(again.db.clone()).unwrap();
+        assert!(again.customer(ACCOUNT, "U1").await.unwrap().is_some());
     }
 }

@@ -130,6 +130,19 @@ impl DeliveryStore for SqliteDeliveryStore {
             })
             .await
     }
+
+    async fn delete_for_conversation(&self, conversation_id: &str) -> Result<u64, PortError> {
+        let conversation_id = conversation_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let deleted = conn.execute(
+                    "DELETE FROM deliveries WHERE conversation_id = ?1",
+                    params![conversation_id],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +282,33 @@ mod tests {
         let c1 = s.deliveries_for_conversation("c1").await.unwrap();
         assert_eq!(ids(&c1), ["m1", "m2a", "m2b", "m3"]);
         assert_eq!(c1[0], sent(&m1));
+    }
+
+    #[tokio::test]
+    async fn deliveries_deleted_per_conversation_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for (id, conversation, at) in [("m1", "c1", 1000), ("m2", "c1", 2000), ("x1", "c2", 500)] {
+            s.begin(&delivery(id, conversation, "k", at)).await.unwrap();
+        }
+        assert_eq!(s.delete_for_conversation("c1").await.unwrap(), 2);
+        assert!(s
+            .deliveries_for_conversation("c1")
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.delivery("m1").await.unwrap(), None);
+        assert_eq!(s.delivery("m2").await.unwrap(), None);
+        // Another conversation's deliveries stay; deleting again, or an unknown one, is 0.
+        assert_eq!(
+            ids(&s.deliveries_for_conversation("c2").await.unwrap()),
+            ["x1"]
+        );
+        assert_eq!(s.delete_for_conversation("c1").await.unwrap(), 0);
+        assert_eq!(s.delete_for_conversation("nope").await.unwrap(), 0);
+        // The id can be used again.
+        let again = delivery("m1", "c3", "k2", 3000);
+        assert_eq!(s.begin(&again).await.unwrap(), again);
     }
 
     #[tokio::test]

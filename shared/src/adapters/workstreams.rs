@@ -1,13 +1,43 @@
-//! [`WorkstreamStore`] adapters: a table of the embedded database, and items of the DynamoDB config
-//! table (`ACCOUNT#{accountId}` / `WORKSTREAM`, holding the workstream as a JSON document).
+//! [`WorkstreamStore`] adapters. One workstream per account; the workstream is stored as its JSON
+//! document (the admin API's wire form).
+//!
+//! **Embedded database**: table `workstreams (account_id PRIMARY KEY, id, doc)` with a unique
+//! index on `id`. Optimistic writes run in an `IMMEDIATE` transaction: a create checks that
+//! neither the account nor the id has a workstream, an update compares the stored document's
+//! `version` (and account) before replacing it.
+//!
+//! **DynamoDB** (the config table, `pk`/`sk`):
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | workstream | `ACCOUNT#{accountId}` | `WORKSTREAM` | `id` S, `version` N, `doc` S (JSON) |
+//! | id pointer | `WORKSTREAMS` | `{workstreamId}` | `accountId` S |
+//!
+//! * The router reads the workstream by account: one `GetItem`.
+//! * `workstream(id)` reads the pointer, then the workstream (both consistent) and checks that it
+//!   still has this id; `list_workstreams` queries `WORKSTREAMS` and batch-gets the workstreams.
+//! * Every write changes both items in one `TransactWriteItems`. A create puts both with
+//!   `attribute_not_exists(pk)`; an update puts the workstream if `version = :v AND id = :id`
+//!   (same account, same id, unchanged) and the pointer if it is absent or points at the same
+//!   account; a delete removes the workstream if it has the id and the pointer if it points at
+//!   its account. `put_workstream` (unconditional as to versions) also moves the pointer when
+//!   the account's workstream changes id, and refuses an id that another account's workstream
+//!   holds.
+//! * A transaction cancelled by a condition is a `Conflict` (create) or `false` (update); one
+//!   cancelled by a concurrent transaction is retried.
 
-use crate::adapters::aws::aws_error;
+use crate::adapters::aws::{
+    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
+    ATTEMPTS,
+};
 use crate::adapters::embedded::EmbeddedDb;
 use crate::ports::{PortError, WorkstreamStore};
 use crate::workstream::Workstream;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
-use rusqlite::{params, OptionalExtension};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use std::collections::{BTreeSet, HashMap};
 
 fn parse(doc: &str) -> Result<Workstream, PortError> {
     serde_json::from_str(doc)
@@ -18,6 +48,16 @@ fn to_doc(workstream: &Workstream) -> Result<String, PortError> {
     serde_json::to_string(workstream)
         .map_err(|e| PortError::Unavailable(format!("workstream does not serialise: {e}")))
 }
+
+/// The version of a stored workstream document (the rest is not needed to compare versions).
+#[derive(serde::Deserialize)]
+struct DocVersion {
+    #[serde(default)]
+    version: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedded database
 
 /// [`WorkstreamStore`] in the embedded database.
 #[derive(Debug, Clone)]
@@ -32,10 +72,32 @@ impl SqliteWorkstreamStore {
                  account_id TEXT PRIMARY KEY,
                  id         TEXT NOT NULL,
                  doc        TEXT NOT NULL
-             );",
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS workstreams_id ON workstreams (id);",
         )?;
         Ok(Self { db })
     }
+
+    async fn doc_where(&self, sql: &'static str, value: &str) -> Result<Option<String>, PortError> {
+        let value = value.to_owned();
+        self.db
+            .run(move |conn| conn.query_row(sql, params![value], |r| r.get(0)).optional())
+            .await
+    }
+}
+
+/// What an embedded write found.
+enum Written {
+    Done,
+    /// Refused: the workstream with this id is in the way.
+    Conflict(String),
+    /// The stored workstream is not the expected one (or there is none).
+    Stale,
+}
+
+/// A stored document that does not parse, as a database error (inside a transaction).
+fn doc_error(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
 }
 
 #[async_trait]
@@ -44,38 +106,250 @@ impl WorkstreamStore for SqliteWorkstreamStore {
         &self,
         account_id: &str,
     ) -> Result<Option<Workstream>, PortError> {
-        let account_id = account_id.to_owned();
-        let doc: Option<String> = self
-            .db
-            .run(move |conn| {
-                conn.query_row(
-                    "SELECT doc FROM workstreams WHERE account_id = ?1",
-                    params![account_id],
-                    |r| r.get(0),
-                )
-                .optional()
-            })
-            .await?;
-        doc.as_deref().map(parse).transpose()
+        self.doc_where(
+            "SELECT doc FROM workstreams WHERE account_id = ?1",
+            account_id,
+        )
+        .await?
+        .as_deref()
+        .map(parse)
+        .transpose()
     }
 
     async fn put_workstream(&self, workstream: &Workstream) -> Result<(), PortError> {
         let doc = to_doc(workstream)?;
         let (account_id, id) = (workstream.account_id.clone(), workstream.id.clone());
-        self.db
+        let written = self
+            .db
             .run(move |conn| {
-                conn.execute(
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let holder: Option<String> = tx
+                    .query_row(
+                        "SELECT account_id FROM workstreams WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if holder.is_some_and(|holder| holder != account_id) {
+                    return Ok(Written::Conflict(id));
+                }
+                tx.execute(
                     "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)
                      ON CONFLICT (account_id) DO UPDATE SET id = excluded.id, doc = excluded.doc",
                     params![account_id, id, doc],
-                )
-                .map(drop)
+                )?;
+                tx.commit()?;
+                Ok(Written::Done)
             })
-            .await
+            .await?;
+        match written {
+            Written::Done | Written::Stale => Ok(()),
+            Written::Conflict(id) => Err(PortError::Conflict(id)),
+        }
+    }
+
+    async fn workstream(&self, id: &str) -> Result<Option<Workstream>, PortError> {
+        self.doc_where("SELECT doc FROM workstreams WHERE id = ?1", id)
+            .await?
+            .as_deref()
+            .map(parse)
+            .transpose()
+    }
+
+    async fn list_workstreams(&self) -> Result<Vec<Workstream>, PortError> {
+        let docs = self
+            .db
+            .run(|conn| {
+                let mut stmt = conn.prepare("SELECT doc FROM workstreams ORDER BY id")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        docs.iter().map(|doc| parse(doc)).collect()
+    }
+
+    async fn save_workstream(
+        &self,
+        workstream: &Workstream,
+        expected_version: Option<u64>,
+    ) -> Result<bool, PortError> {
+        let doc = to_doc(workstream)?;
+        let (account_id, id) = (workstream.account_id.clone(), workstream.id.clone());
+        let written = self
+            .db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                match expected_version {
+                    None => {
+                        let existing: Option<String> = tx
+                            .query_row(
+                                "SELECT id FROM workstreams WHERE account_id = ?1",
+                                params![account_id],
+                                |r| r.get(0),
+                            )
+                            .optional()?;
+                        if let Some(existing) = existing {
+                            return Ok(Written::Conflict(existing));
+                        }
+                        let taken = tx
+                            .query_row(
+                                "SELECT 1 FROM workstreams WHERE id = ?1",
+                                params![id],
+                                |_| Ok(()),
+                            )
+                            .optional()?;
+                        if taken.is_some() {
+                            return Ok(Written::Conflict(id));
+                        }
+                        tx.execute(
+                            "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)",
+                            params![account_id, id, doc],
+                        )?;
+                    }
+                    Some(expected) => {
+                        let stored: Option<(String, String)> = tx
+                            .query_row(
+                                "SELECT account_id, doc FROM workstreams WHERE id = ?1",
+                                params![id],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )
+                            .optional()?;
+                        let Some((stored_account, stored_doc)) = stored else {
+                            return Ok(Written::Stale);
+                        };
+                        let stored_version = serde_json::from_str::<DocVersion>(&stored_doc)
+                            .map_err(doc_error)?
+                            .version;
+                        if stored_account != account_id || stored_version != expected {
+                            return Ok(Written::Stale);
+                        }
+                        tx.execute(
+                            "UPDATE workstreams SET doc = ?2 WHERE id = ?1",
+                            params![id, doc],
+                        )?;
+                    }
+                }
+                tx.commit()?;
+                Ok(Written::Done)
+            })
+            .await?;
+        match written {
+            Written::Done => Ok(true),
+            Written::Stale => Ok(false),
+            Written::Conflict(id) => Err(PortError::Conflict(id)),
+        }
+    }
+
+    async fn delete_workstream(&self, id: &str) -> Result<bool, PortError> {
+        let id = id.to_owned();
+        let deleted = self
+            .db
+            .run(move |conn| conn.execute("DELETE FROM workstreams WHERE id = ?1", params![id]))
+            .await?;
+        Ok(deleted > 0)
     }
 }
 
-/// [`WorkstreamStore`] in the DynamoDB config table.
+// ---------------------------------------------------------------------------------------------
+// DynamoDB
+
+const WORKSTREAM_SK: &str = "WORKSTREAM";
+const POINTERS_PK: &str = "WORKSTREAMS";
+
+fn account_pk(account_id: &str) -> String {
+    format!("ACCOUNT#{account_id}")
+}
+
+fn workstream_key(account_id: &str) -> Item {
+    key(account_pk(account_id), WORKSTREAM_SK)
+}
+
+fn pointer_key(id: &str) -> Item {
+    key(POINTERS_PK.to_owned(), id)
+}
+
+fn workstream_item(workstream: &Workstream) -> Result<Item, PortError> {
+    let mut item = workstream_key(&workstream.account_id);
+    item.insert("id".to_owned(), s(workstream.id.as_str()));
+    item.insert("version".to_owned(), n(workstream.version));
+    item.insert("doc".to_owned(), s(to_doc(workstream)?));
+    Ok(item)
+}
+
+fn pointer_item(workstream: &Workstream) -> Item {
+    let mut item = pointer_key(&workstream.id);
+    item.insert("accountId".to_owned(), s(workstream.account_id.as_str()));
+    item
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// The id of a workstream item.
+fn item_id(item: &Item) -> Result<&str, PortError> {
+    string_attr(item, "id")
+        .ok_or_else(|| PortError::Unavailable("DynamoDB workstream item without an id".into()))
+}
+
+fn workstream_from_item(item: &Item) -> Result<Workstream, PortError> {
+    string_attr(item, "doc")
+        .ok_or_else(|| PortError::Unavailable("DynamoDB workstream item without a doc".into()))
+        .and_then(parse)
+}
+
+/// How a `TransactWriteItems` ended.
+enum Outcome {
+    Done,
+    /// Cancelled by conditions: which operations (in request order) failed theirs.
+    Condition(Vec<bool>),
+    /// Cancelled by a concurrent transaction on the same items: try again.
+    Raced,
+}
+
+impl Outcome {
+    fn failed(&self, index: usize) -> bool {
+        matches!(self, Outcome::Condition(failed) if failed.get(index).copied().unwrap_or(false))
+    }
+}
+
+/// One operation of a transaction: its condition, with the names and values it uses.
+struct Condition<'a> {
+    expression: &'a str,
+    names: &'a [(&'a str, &'a str)],
+    values: Vec<(&'a str, AttributeValue)>,
+}
+
+impl<'a> Condition<'a> {
+    fn new(expression: &'a str) -> Self {
+        Self {
+            expression,
+            names: &[],
+            values: Vec::new(),
+        }
+    }
+
+    fn names(mut self, names: &'a [(&'a str, &'a str)]) -> Self {
+        self.names = names;
+        self
+    }
+
+    fn value(mut self, name: &'a str, value: AttributeValue) -> Self {
+        self.values.push((name, value));
+        self
+    }
+}
+
+/// `attribute_not_exists(pk)`, the condition of a create.
+const ABSENT: &str = "attribute_not_exists(pk)";
+/// A pointer that is absent or points at `:account`.
+const POINTER_FREE_OR_OURS: &str = "attribute_not_exists(pk) OR #accountId = :account";
+const ACCOUNT_ID: &[(&str, &str)] = &[("#accountId", "accountId")];
+const ID: &[(&str, &str)] = &[("#id", "id")];
+
+/// [`WorkstreamStore`] in the DynamoDB config table; see the module documentation for the layout.
 #[derive(Debug, Clone)]
 pub struct DynamoWorkstreamStore {
     client: aws_sdk_dynamodb::Client,
@@ -89,6 +363,145 @@ impl DynamoWorkstreamStore {
             table: table.into(),
         }
     }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: Option<Condition<'_>>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(c) = condition {
+            put = put.condition_expression(c.expression);
+            for (placeholder, name) in c.names {
+                put = put.expression_attribute_names(*placeholder, *name);
+            }
+            for (placeholder, value) in c.values {
+                put = put.expression_attribute_values(placeholder, value);
+            }
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_error)?)
+            .build())
+    }
+
+    fn delete(
+        &self,
+        key: Item,
+        condition: Option<Condition<'_>>,
+    ) -> Result<TransactWriteItem, PortError> {
+        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key));
+        if let Some(c) = condition {
+            delete = delete.condition_expression(c.expression);
+            for (placeholder, name) in c.names {
+                delete = delete.expression_attribute_names(*placeholder, *name);
+            }
+            for (placeholder, value) in c.values {
+                delete = delete.expression_attribute_values(placeholder, value);
+            }
+        }
+        Ok(TransactWriteItem::builder()
+            .delete(delete.build().map_err(build_error)?)
+            .build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Outcome, PortError> {
+        let err = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(Outcome::Done),
+            Err(err) => err,
+        };
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                c.cancellation_reasons()
+            }
+            Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                return Ok(Outcome::Raced)
+            }
+            _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+        };
+        let mut failed = Vec::with_capacity(reasons.len());
+        for reason in reasons {
+            match reason.code().unwrap_or("None") {
+                "None" | "TransactionConflict" => failed.push(false),
+                "ConditionalCheckFailed" => failed.push(true),
+                other => {
+                    return Err(PortError::Unavailable(format!(
+                        "DynamoDB TransactWriteItems cancelled: {other} {}",
+                        reason.message().unwrap_or_default()
+                    )))
+                }
+            }
+        }
+        Ok(if failed.contains(&true) {
+            Outcome::Condition(failed)
+        } else {
+            Outcome::Raced
+        })
+    }
+
+    /// The account's workstream item, read consistently.
+    async fn account_item(&self, account_id: &str) -> Result<Option<Item>, PortError> {
+        get_item_consistent(&self.client, &self.table, workstream_key(account_id)).await
+    }
+
+    /// The account a workstream id points at, read consistently.
+    async fn pointer_account(&self, id: &str) -> Result<Option<String>, PortError> {
+        let item = get_item_consistent(&self.client, &self.table, pointer_key(id)).await?;
+        item.map(|item| {
+            string_attr(&item, "accountId")
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    PortError::Unavailable(
+                        "DynamoDB workstream pointer without an accountId".into(),
+                    )
+                })
+        })
+        .transpose()
+    }
+
+    /// The id of the account's workstream, if it has one.
+    async fn account_workstream_id(&self, account_id: &str) -> Result<Option<String>, PortError> {
+        self.account_item(account_id)
+            .await?
+            .as_ref()
+            .map(|item| item_id(item).map(str::to_owned))
+            .transpose()
+    }
+
+    /// Removes a pointer that still points at `account_id`.
+    async fn delete_pointer_of(&self, id: &str, account_id: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(pointer_key(id)))
+            .condition_expression("#accountId = :account")
+            .expression_attribute_names("#accountId", "accountId")
+            .expression_attribute_values(":account", s(account_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(aws_error("DynamoDB DeleteItem", e)),
+        }
+    }
+
+    fn gave_up(id: &str, what: &str) -> PortError {
+        PortError::Unavailable(format!(
+            "workstream {id}: {what} kept conflicting with concurrent writes"
+        ))
+    }
 }
 
 #[async_trait]
@@ -101,34 +514,484 @@ impl WorkstreamStore for DynamoWorkstreamStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("ACCOUNT#{account_id}")))
-            .key("sk", AttributeValue::S("WORKSTREAM".into()))
+            .set_key(Some(workstream_key(account_id)))
             .send()
             .await
             .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-        output
-            .item()
-            .and_then(|item| item.get("doc"))
-            .and_then(|v| v.as_s().ok())
-            .map(|doc| parse(doc))
-            .transpose()
+        output.item().map(workstream_from_item).transpose()
     }
 
     async fn put_workstream(&self, workstream: &Workstream) -> Result<(), PortError> {
-        self.client
-            .put_item()
+        let account = s(workstream.account_id.as_str());
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            // What we replace must still be there when the transaction runs.
+            let old_id = self.account_workstream_id(&workstream.account_id).await?;
+            let replace = match &old_id {
+                None => Condition::new(ABSENT),
+                Some(old) => Condition::new("#id = :old")
+                    .names(ID)
+                    .value(":old", s(old.as_str())),
+            };
+            let mut items = vec![
+                self.put(workstream_item(workstream)?, Some(replace))?,
+                self.put(
+                    pointer_item(workstream),
+                    Some(
+                        Condition::new(POINTER_FREE_OR_OURS)
+                            .names(ACCOUNT_ID)
+                            .value(":account", account.clone()),
+                    ),
+                )?,
+            ];
+            if let Some(old) = old_id.as_deref().filter(|old| *old != workstream.id) {
+                // The account's workstream changes id: its old pointer goes.
+                items.push(self.delete(pointer_key(old), None)?);
+            }
+            let outcome = self.transact(items).await?;
+            if outcome.failed(1) {
+                // Another account's workstream has this id.
+                return Err(PortError::Conflict(workstream.id.clone()));
+            }
+            if matches!(outcome, Outcome::Done) {
+                return Ok(());
+            }
+            // Raced with another write of the account's workstream: read again.
+        }
+        Err(Self::gave_up(&workstream.id, "put_workstream"))
+    }
+
+    async fn workstream(&self, id: &str) -> Result<Option<Workstream>, PortError> {
+        let Some(account_id) = self.pointer_account(id).await? else {
+            return Ok(None);
+        };
+        let Some(item) = self.account_item(&account_id).await? else {
+            return Ok(None);
+        };
+        if item_id(&item)? != id {
+            // A pointer left behind; the account's workstream is another one now.
+            return Ok(None);
+        }
+        workstream_from_item(&item).map(Some)
+    }
+
+    async fn list_workstreams(&self) -> Result<Vec<Workstream>, PortError> {
+        let mut pointers: HashMap<String, String> = HashMap::new();
+        let mut pages = self
+            .client
+            .query()
             .table_name(&self.table)
-            .item(
-                "pk",
-                AttributeValue::S(format!("ACCOUNT#{}", workstream.account_id)),
-            )
-            .item("sk", AttributeValue::S("WORKSTREAM".into()))
-            .item("id", AttributeValue::S(workstream.id.clone()))
-            .item("version", AttributeValue::N(workstream.version.to_string()))
-            .item("doc", AttributeValue::S(to_doc(workstream)?))
-            .send()
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(POINTERS_PK))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                let (Some(id), Some(account_id)) =
+                    (string_attr(item, "sk"), string_attr(item, "accountId"))
+                else {
+                    return Err(PortError::Unavailable(
+                        "DynamoDB workstream pointer without an id or accountId".into(),
+                    ));
+                };
+                pointers.insert(id.to_owned(), account_id.to_owned());
+            }
+        }
+        let accounts: BTreeSet<&str> = pointers.values().map(String::as_str).collect();
+        let keys = accounts.into_iter().map(workstream_key).collect();
+        let mut workstreams = Vec::with_capacity(pointers.len());
+        for item in batch_get_items(&self.client, &self.table, keys).await? {
+            let workstream = workstream_from_item(&item)?;
+            // Only workstreams their pointer agrees with (a pointer left behind is skipped).
+            if pointers.get(&workstream.id) == Some(&workstream.account_id) {
+                workstreams.push(workstream);
+            }
+        }
+        workstreams.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(workstreams)
+    }
+
+    async fn save_workstream(
+        &self,
+        workstream: &Workstream,
+        expected_version: Option<u64>,
+    ) -> Result<bool, PortError> {
+        let account = s(workstream.account_id.as_str());
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let items = match expected_version {
+                None => vec![
+                    self.put(workstream_item(workstream)?, Some(Condition::new(ABSENT)))?,
+                    self.put(pointer_item(workstream), Some(Condition::new(ABSENT)))?,
+                ],
+                Some(version) => vec![
+                    self.put(
+                        workstream_item(workstream)?,
+                        Some(
+                            Condition::new("#version = :v AND #id = :id")
+                                .names(&[("#version", "version"), ("#id", "id")])
+                                .value(":v", n(version))
+                                .value(":id", s(workstream.id.as_str())),
+                        ),
+                    )?,
+                    self.put(
+                        pointer_item(workstream),
+                        Some(
+                            Condition::new(POINTER_FREE_OR_OURS)
+                                .names(ACCOUNT_ID)
+                                .value(":account", account.clone()),
+                        ),
+                    )?,
+                ],
+            };
+            let outcome = self.transact(items).await?;
+            match (outcome, expected_version) {
+                (Outcome::Done, _) => return Ok(true),
+                (Outcome::Raced, _) => {}
+                (Outcome::Condition(_), Some(_)) => return Ok(false),
+                (outcome @ Outcome::Condition(_), None) => {
+                    if outcome.failed(0) {
+                        // The account has a workstream: name it (unless it vanished meanwhile,
+                        // then try again).
+                        if let Some(existing) =
+                            self.account_workstream_id(&workstream.account_id).await?
+                        {
+                            return Err(PortError::Conflict(existing));
+                        }
+                    } else {
+                        // The id is taken (by another account's workstream).
+                        return Err(PortError::Conflict(workstream.id.clone()));
+                    }
+                }
+            }
+        }
+        Err(Self::gave_up(&workstream.id, "save_workstream"))
+    }
+
+    async fn delete_workstream(&self, id: &str) -> Result<bool, PortError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let Some(account_id) = self.pointer_account(id).await? else {
+                return Ok(false);
+            };
+            let items = vec![
+                self.delete(
+                    workstream_key(&account_id),
+                    Some(Condition::new("#id = :id").names(ID).value(":id", s(id))),
+                )?,
+                self.delete(
+                    pointer_key(id),
+                    Some(
+                        Condition::new("#accountId = :account")
+                            .names(ACCOUNT_ID)
+                            .value(":account", s(account_id.as_str())),
+                    ),
+                )?,
+            ];
+            match self.transact(items).await? {
+                Outcome::Done => return Ok(true),
+                Outcome::Raced => {}
+                Outcome::Condition(_) => {
+                    // Changed since the pointer was read. A pointer whose account no longer has
+                    // this workstream is left over: drop it, then look again.
+                    if self.account_workstream_id(&account_id).await?.as_deref() != Some(id) {
+                        self.delete_pointer_of(id, &account_id).await?;
+                    }
+                }
+            }
+        }
+        Err(Self::gave_up(id, "delete_workstream"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn workstream(id: &str, account_id: &str, version: u64) -> Workstream {
+        serde_json::from_value(json!({
+            "id": id, "accountId": account_id, "name": format!("Support {id}"), "language": "en",
+            "distribution": "push", "defaultQueue": "q-general", "timezone": "Asia/Tokyo",
+            "automatedMessages": [
+                {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}.", "enabled": true}
+            ],
+            "version": version
+        }))
+        .unwrap()
+    }
+
+    fn store(dir: &tempfile::TempDir) -> SqliteWorkstreamStore {
+        SqliteWorkstreamStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
+    }
+
+    fn ids(workstreams: &[Workstream]) -> Vec<&str> {
+        workstreams.iter().map(|w| w.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn sqlite_create_get_list_update_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        assert!(store.workstream("ws-b").await.unwrap().is_none());
+        assert!(store.list_workstreams().await.unwrap().is_empty());
+
+        let b = workstream("ws-b", "acc-1", 1);
+        let a = workstream("ws-a", "acc-2", 1);
+        assert!(store.save_workstream(&b, None).await.unwrap());
+        assert!(store.save_workstream(&a, None).await.unwrap());
+        assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b.clone()));
+        assert_eq!(
+            store.workstream_for_account("acc-2").await.unwrap(),
+            Some(a.clone())
+        );
+        assert_eq!(
+            ids(&store.list_workstreams().await.unwrap()),
+            ["ws-a", "ws-b"]
+        );
+
+        // Update at the stored version; the same expected version again is stale.
+        let mut b2 = b.clone();
+        b2.name = "Renamed".into();
+        b2.version = 2;
+        assert!(store.save_workstream(&b2, Some(1)).await.unwrap());
+        assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b2.clone()));
+        assert_eq!(
+            store.workstream_for_account("acc-1").await.unwrap(),
+            Some(b2.clone())
+        );
+        let mut b_stale = b.clone();
+        b_stale.name = "Lost update".into();
+        b_stale.version = 2;
+        assert!(!store.save_workstream(&b_stale, Some(1)).await.unwrap());
+        assert_eq!(
+            store.workstream("ws-b").await.unwrap().unwrap().name,
+            "Renamed"
+        );
+
+        // Delete: true once, then false; the account has none; the other is untouched.
+        assert!(store.delete_workstream("ws-b").await.unwrap());
+        assert!(!store.delete_workstream("ws-b").await.unwrap());
+        assert!(store.workstream("ws-b").await.unwrap().is_none());
+        assert!(store
+            .workstream_for_account("acc-1")
             .await
-            .map_err(|e| aws_error("DynamoDB PutItem", e))?;
-        Ok(())
+            .unwrap()
+            .is_none());
+        assert_eq!(ids(&store.list_workstreams().await.unwrap()), ["ws-a"]);
+        // An update of a deleted workstream is stale, and the account can have a new one.
+        assert!(!store.save_workstream(&b2, Some(2)).await.unwrap());
+        assert!(store
+            .save_workstream(&workstream("ws-c", "acc-1", 1), None)
+            .await
+            .unwrap());
+        assert_eq!(
+            ids(&store.list_workstreams().await.unwrap()),
+            ["ws-a", "ws-c"]
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_create_conflicts_name_the_existing_workstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .save_workstream(&workstream("ws-1", "acc-1", 1), None)
+            .await
+            .unwrap();
+        // The account already has one: the conflict names it.
+        match store
+            .save_workstream(&workstream("ws-2", "acc-1", 1), None)
+            .await
+        {
+            Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // The id is taken by another account's workstream.
+        match store
+            .save_workstream(&workstream("ws-1", "acc-2", 1), None)
+            .await
+        {
+            Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(store.workstream("ws-2").await.unwrap().is_none());
+        assert!(store
+            .workstream_for_account("acc-2")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store.workstream("ws-1").await.unwrap().unwrap().account_id,
+            "acc-1"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_updates_check_version_and_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .save_workstream(&workstream("ws-1", "acc-1", 3), None)
+            .await
+            .unwrap();
+        // Wrong version.
+        assert!(!store
+            .save_workstream(&workstream("ws-1", "acc-1", 3), Some(2))
+            .await
+            .unwrap());
+        // Right version, another account: the account never changes.
+        assert!(!store
+            .save_workstream(&workstream("ws-1", "acc-2", 4), Some(3))
+            .await
+            .unwrap());
+        // Unknown id.
+        assert!(!store
+            .save_workstream(&workstream("ws-x", "acc-1", 4), Some(3))
+            .await
+            .unwrap());
+        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 3);
+        assert!(store
+            .workstream_for_account("acc-2")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .save_workstream(&workstream("ws-1", "acc-1", 4), Some(3))
+            .await
+            .unwrap());
+        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 4);
+    }
+
+    #[tokio::test]
+    async fn sqlite_put_workstream_replaces_the_accounts_workstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .put_workstream(&workstream("ws-1", "acc-1", 1))
+            .await
+            .unwrap();
+        // Unconditional: replaces whatever the version, even under a new id.
+        store
+            .put_workstream(&workstream("ws-1", "acc-1", 9))
+            .await
+            .unwrap();
+        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 9);
+        store
+            .put_workstream(&workstream("ws-2", "acc-1", 1))
+            .await
+            .unwrap();
+        assert!(store.workstream("ws-1").await.unwrap().is_none());
+        assert_eq!(ids(&store.list_workstreams().await.unwrap()), ["ws-2"]);
+        // An id held by another account's workstream is refused.
+        assert!(matches!(
+            store.put_workstream(&workstream("ws-2", "acc-2", 1)).await,
+            Err(PortError::Conflict(id)) if id == "ws-2"
+        ));
+        assert!(store
+            .workstream_for_account("acc-2")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn sqlite_workstreams_survive_a_reopen_and_old_databases_work() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database made before the id index, with a workstream stored the old way.
+            let db = EmbeddedDb::open(dir.path()).unwrap();
+            db.apply_schema(
+                "CREATE TABLE workstreams (
+                     account_id TEXT PRIMARY KEY,
+                     id         TEXT NOT NULL,
+                     doc        TEXT NOT NULL
+                 );",
+            )
+            .unwrap();
+            let old = workstream("ws-old", "acc-old", 2);
+            let doc = to_doc(&old).unwrap();
+            db.run(move |conn| {
+                conn.execute(
+                    "INSERT INTO workstreams (account_id, id, doc) VALUES ('acc-old', 'ws-old', ?1)",
+                    params![doc],
+                )
+            })
+            .await
+            .unwrap();
+            let store = SqliteWorkstreamStore::new(db).unwrap();
+            store
+                .save_workstream(&workstream("ws-new", "acc-new", 1), None)
+                .await
+                .unwrap();
+        }
+        let store = store(&dir);
+        assert_eq!(
+            ids(&store.list_workstreams().await.unwrap()),
+            ["ws-new", "ws-old"]
+        );
+        assert!(store
+            .save_workstream(&workstream("ws-old", "acc-old", 3), Some(2))
+            .await
+            .unwrap());
+        assert_eq!(
+            store.workstream("ws-old").await.unwrap().unwrap().version,
+            3
+        );
+        assert!(matches!(
+            store
+                .save_workstream(&workstream("ws-new", "acc-other", 1), None)
+                .await,
+            Err(PortError::Conflict(id)) if id == "ws-new"
+        ));
+    }
+
+    #[tokio::test]
+    async fn sqlite_concurrent_updates_at_one_version_let_one_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .save_workstream(&workstream("ws-1", "acc-1", 1), None)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ws = workstream("ws-1", "acc-1", 2);
+                ws.name = format!("writer {i}");
+                store.save_workstream(&ws, Some(1)).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for task in tasks {
+            if task.await.unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn dynamo_items_hold_the_layout() {
+        let ws = workstream("ws-1", "acc-1", 4);
+        let item = workstream_item(&ws).unwrap();
+        assert_eq!(item["pk"].as_s().unwrap(), "ACCOUNT#acc-1");
+        assert_eq!(item["sk"].as_s().unwrap(), "WORKSTREAM");
+        assert_eq!(item_id(&item).unwrap(), "ws-1");
+        assert_eq!(item["version"].as_n().unwrap(), "4");
+        assert_eq!(workstream_from_item(&item).unwrap(), ws);
+        let pointer = pointer_item(&ws);
+        assert_eq!(pointer["pk"].as_s().unwrap(), "WORKSTREAMS");
+        assert_eq!(pointer["sk"].as_s().unwrap(), "ws-1");
+        assert_eq!(pointer["accountId"].as_s().unwrap(), "acc-1");
     }
 }

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// At most this many rules per workstream.
-pub const MAX_RULES: usize = 200;
+pub const MAX_RULES: usize = 100;
 /// Conditions may be nested at most this deep (the top-level condition is level 1).
 pub const MAX_DEPTH: usize = 16;
 /// Compiled-size limit of one `matches` regex, in bytes (also its lazy-DFA cache limit).
@@ -292,6 +292,15 @@ impl CompiledRules {
             .iter()
             .find(|rule| rule.condition.eval(ctx))
             .map(|rule| &rule.result)
+    }
+
+    /// Every enabled rule in order with whether its condition holds for `ctx` (evaluation does not
+    /// stop at the first match): the "why" of a dry run. The first `true` is what
+    /// [`CompiledRules::evaluate`] returns.
+    pub fn trace<'a>(&'a self, ctx: &'a RoutingContext) -> impl Iterator<Item = (&'a str, bool)> + 'a {
+        self.rules
+            .iter()
+            .map(move |rule| (rule.result.rule_id.as_str(), rule.condition.eval(ctx)))
     }
 
     /// Number of enabled (compiled) rules.

@@ -1,0 +1,197 @@
+//! Privacy requests and purges: `/admin/v1/customers` finds, exports (`GET`) and erases
+//! (`DELETE`) one customer's data; [`purge_account_data`] erases everything of an account
+//! (account or workstream deleted with `?purge=true`).
+//!
+//! A customer's id is `{accountId}:{userId}` (a LINE user id is per provider, so the same person
+//! is one customer per connected account). Their data: the profile, their 1:1 conversations with
+//! transcripts, the outbound messages sent in them, and the media they sent.
+
+use crate::input::InputError;
+use crate::queues::path_id;
+use crate::{AdminError, AdminState, Result};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use shared::conversation::{Conversation, ConversationState, Customer};
+use shared::ports::PurgeCounts;
+
+/// `purge=true|false` (absent: false); anything else is a 400.
+pub(crate) fn purge_flag(query: Option<&str>) -> Result<bool> {
+    let mut purge = false;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("purge", "true")) => purge = true,
+            Some(("purge", "false")) => purge = false,
+            Some(("purge", _)) | None if pair.starts_with("purge") => {
+                return Err(InputError::new("purge", "purge must be true or false").into())
+            }
+            _ => {
+                return Err(InputError::new(
+                    pair.split('=').next().unwrap_or(pair),
+                    "unknown query parameter (only purge=true|false)",
+                )
+                .into())
+            }
+        }
+    }
+    Ok(purge)
+}
+
+/// The media key of a LINE message (as the router stores it), for ids safe in a key.
+fn media_key(account_id: &str, message_id: &str) -> Option<String> {
+    let safe = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    (safe(account_id) && safe(message_id)).then(|| format!("media/{account_id}/{message_id}"))
+}
+
+/// Erases everything stored for the account: conversations, transcripts, deliveries, customers,
+/// media. Nothing of any other account is touched.
+pub(crate) async fn purge_account_data(state: &AdminState, account_id: &str) -> Result<PurgeCounts> {
+    let counts = state.conversations.purge_account(account_id).await?;
+    let media = if media_key(account_id, "x").is_some() {
+        state.media.delete_prefix(&format!("media/{account_id}/")).await?
+    } else {
+        0
+    };
+    tracing::info!(
+        account_id,
+        conversations = counts.conversations,
+        customers = counts.customers,
+        media,
+        "account data purged"
+    );
+    Ok(counts)
+}
+
+fn customer_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<(String, String)> {
+    let id = path_id(path, "customer")?;
+    match id.split_once(':') {
+        Some((account, user)) if !account.is_empty() && !user.is_empty() => {
+            Ok((account.to_owned(), user.to_owned()))
+        }
+        _ => Err(AdminError::NotFound("customer")),
+    }
+}
+
+fn customer_json(c: &Customer) -> Value {
+    json!({
+        "id": format!("{}:{}", c.account_id, c.user_id),
+        "accountId": c.account_id,
+        "userId": c.user_id,
+        "displayName": c.display_name,
+        "pictureUrl": c.picture_url,
+        "language": c.language,
+        "consent": c.consent,
+        "linkedContactId": c.linked_contact_id,
+        "createdAt": c.created_at,
+        "updatedAt": c.updated_at,
+    })
+}
+
+/// `GET /admin/v1/customers?userId=U…`: the customers with this LINE user id, in every account.
+pub(crate) async fn find_customers(
+    State(state): State<AdminState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let mut user_id = None;
+    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("userId", v)) if !v.is_empty() && v.len() <= 100 => user_id = Some(v.to_owned()),
+            Some(("userId", _)) => {
+                return Err(InputError::new("userId", "userId must be a LINE user id").into())
+            }
+            _ => {
+                return Err(InputError::new(
+                    pair.split('=').next().unwrap_or(pair),
+                    "unknown query parameter (only userId)",
+                )
+                .into())
+            }
+        }
+    }
+    let user_id = user_id.ok_or_else(|| InputError::new("userId", "userId is required"))?;
+    let mut found = Vec::new();
+    for account in state.accounts.list().await? {
+        if let Some(customer) = state.conversations.customer(&account.id, &user_id).await? {
+            found.push(customer_json(&customer));
+        }
+    }
+    Ok(Json(json!({ "customers": found })).into_response())
+}
+
+async fn customer_conversations(
+    state: &AdminState,
+    account_id: &str,
+    user_id: &str,
+) -> Result<Vec<Conversation>> {
+    Ok(state
+        .conversations
+        .conversations_of_source(account_id, user_id)
+        .await?)
+}
+
+/// `GET /admin/v1/customers/{id}`: everything stored about the customer (a data export).
+pub(crate) async fn export_customer(
+    State(state): State<AdminState>,
+    id: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Response> {
+    let (account_id, user_id) = customer_id(id)?;
+    let customer = state.conversations.customer(&account_id, &user_id).await?;
+    let conversations = customer_conversations(&state, &account_id, &user_id).await?;
+    let Some(customer) = customer else {
+        return Err(AdminError::NotFound("customer"));
+    };
+    let mut items = Vec::with_capacity(conversations.len());
+    for conversation in &conversations {
+        let transcript = state.conversations.transcript(&conversation.id).await?;
+        let deliveries = state
+            .deliveries
+            .deliveries_for_conversation(&conversation.id)
+            .await?;
+        items.push(json!({
+            "conversation": conversation,
+            "transcript": transcript,
+            "deliveries": deliveries,
+        }));
+    }
+    Ok(Json(json!({ "customer": customer_json(&customer), "conversations": items })).into_response())
+}
+
+/// `DELETE /admin/v1/customers/{id}`: erases the customer's profile, 1:1 conversations (with
+/// transcripts and outbound records) and the media they sent.
+pub(crate) async fn erase_customer(
+    State(state): State<AdminState>,
+    id: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Response> {
+    let (account_id, user_id) = customer_id(id)?;
+    let customer = state.conversations.customer(&account_id, &user_id).await?;
+    let conversations = customer_conversations(&state, &account_id, &user_id).await?;
+    if customer.is_none() && conversations.is_empty() {
+        return Err(AdminError::NotFound("customer"));
+    }
+    for conversation in &conversations {
+        if conversation.state != ConversationState::Closed {
+            if let Some(agent) = &conversation.agent_id {
+                state.agents.release(agent, &conversation.id).await?;
+            }
+        }
+        for entry in state.conversations.transcript(&conversation.id).await? {
+            if let Some(key) = entry
+                .message_id
+                .as_deref()
+                .and_then(|m| media_key(&account_id, m))
+            {
+                state.media.delete(&key).await?;
+            }
+        }
+        state.deliveries.delete_for_conversation(&conversation.id).await?;
+        state.conversations.delete_conversation(&conversation.id).await?;
+    }
+    state.conversations.delete_customer(&account_id, &user_id).await?;
+    tracing::info!(account_id, conversations = conversations.len(), "customer erased");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,801 @@
+//! Issue 4/8 through HTTP against the `omniline-local` binary (embedded adapters, LINE mocked by
+//! wiremock): queues, agents, workstreams, routing rules with their dry run, deletion and purge,
+//! privacy export/erasure, retention — and a signed webhook routed by the rules configured here.
+//! Every error answer is checked to be `{"error": {"code", "message", "field"?}}`.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::line::signature::sign;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const SECRET_A: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const SECRET_B: &str = "a0b1c2d3e4f5061728394a5b6c7d8e9f";
+const ADMIN: &str = "admin-config-test-token";
+const BOT_SECRET: &str = "bot-shared-secret-123";
+
+struct Stack {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+    _line: MockServer,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// LINE: two bots (by token), profiles for any user, replies and pushes accepted.
+async fn mock_line() -> MockServer {
+    let line = MockServer::start().await;
+    for (token, user) in [("token-a", "Ubot-a"), ("token-b", "Ubot-b")] {
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/info"))
+            .and(wiremock::matchers::header(
+                "authorization",
+                format!("Bearer {token}").as_str(),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "userId": user, "basicId": "@shop", "displayName": "Shop",
+                "chatMode": "chat", "markAsReadMode": "auto"
+            })))
+            .mount(&line)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path_regex("^/v2/bot/profile/.+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"userId": "U", "displayName": "Taro", "language": "ja"}),
+        ))
+        .mount(&line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/v2/bot/message/(reply|push)$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"sentMessages": []})))
+        .mount(&line)
+        .await;
+    line
+}
+
+async fn start() -> Stack {
+    let data = tempfile::tempdir().unwrap();
+    let line = mock_line().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omniline-local"))
+        .env("PORT", "0")
+        .env("DATA_DIR", data.path())
+        .env("LINE_API_BASE", line.uri())
+        .env("LINE_DATA_API_BASE", line.uri())
+        .env("ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn")
+        .env_remove("PUBLIC_BASE_URL")
+        .env_remove("OMNILINE_BACKEND")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("omniline-local starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines.next().expect("banner").unwrap();
+        if let Some(v) = line.trim().strip_prefix("base URL:") {
+            break v.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Stack {
+        child,
+        base,
+        client,
+        _line: line,
+        _data: data,
+    }
+}
+
+impl Stack {
+    /// Calls an admin route with the admin token; every error body must have the one shape.
+    async fn call(&self, method: &str, route: &str, body: Option<Value>) -> (u16, Value) {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, format!("{}{route}", self.base))
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        if status >= 400 {
+            assert!(
+                json["error"]["code"].is_string() && json["error"]["message"].is_string(),
+                "error body shape: {json}"
+            );
+        }
+        for secret in [SECRET_A, SECRET_B, BOT_SECRET, ADMIN, "token-a", "token-b"] {
+            assert!(!text.contains(secret), "a secret leaked: {text}");
+        }
+        (status, json)
+    }
+
+    async fn ok(&self, method: &str, route: &str, body: Option<Value>) -> Value {
+        let (status, json) = self.call(method, route, body).await;
+        assert!((200..300).contains(&status), "{method} {route} → {status} {json}");
+        json
+    }
+
+    async fn account(&self, name: &str, secret: &str, token: &str) -> String {
+        let v = self
+            .ok(
+                "POST",
+                "/admin/v1/accounts",
+                Some(json!({"name": name, "channelId": "1600000001", "channelSecret": secret, "channelAccessToken": token})),
+            )
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn queue(&self, name: &str) -> String {
+        let v = self
+            .ok("POST", "/admin/v1/queues", Some(json!({"name": name})))
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn workstream(&self, account: &str, queue: &str) -> Value {
+        self.ok(
+            "POST",
+            "/admin/v1/workstreams",
+            Some(json!({"name": "Support", "accountId": account, "language": "ja", "defaultQueueId": queue})),
+        )
+        .await
+    }
+
+    async fn webhook(&self, account: &str, secret: &str, events: Value) -> u16 {
+        let body = json!({"destination": "Ubot", "events": events}).to_string();
+        self.client
+            .post(format!("{}/line/webhook/{account}", self.base))
+            .header("content-type", "application/json")
+            .header("x-line-signature", sign(secret.as_bytes(), body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Waits until the customer's export lists `n` conversations.
+    async fn export_with(&self, customer: &str, n: usize) -> Value {
+        for _ in 0..200 {
+            let (status, v) = self
+                .call("GET", &format!("/admin/v1/customers/{customer}"), None)
+                .await;
+            if status == 200 && v["conversations"].as_array().map_or(0, Vec::len) >= n {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("customer {customer} never had {n} conversation(s)");
+    }
+}
+
+fn text_event(id: &str, user: &str, text: &str) -> Value {
+    json!({"type": "message", "mode": "active", "timestamp": 1_764_000_000_000_i64, "webhookEventId": id,
+           "deliveryContext": {"isRedelivery": false}, "replyToken": format!("r-{id}"),
+           "source": {"type": "user", "userId": user},
+           "message": {"type": "text", "id": format!("m-{id}"), "quoteToken": "q", "text": text}})
+}
+
+/// The issue's "done when": account, queue, agent, workstream, two rules, a dry run — and a signed
+/// webhook routed by those rules.
+#[tokio::test]
+async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_by_its_rules() {
+    let s = start().await;
+    let account = s.account("Shop JP", SECRET_A, "token-a").await;
+    let general = s.queue("General").await;
+    let billing = s.queue("Billing").await;
+    let vip = s.queue("VIP").await;
+
+    let agent = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": "Hanako", "email": "hanako@example.com", "queueIds": [billing], "capacity": 3, "skills": ["ja"]})),
+        )
+        .await;
+    let token = agent["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("oma_"), "{agent}");
+    assert_eq!(agent["status"], "offline");
+    let agent_id = agent["id"].as_str().unwrap();
+    let read = s.ok("GET", &format!("/admin/v1/agents/{agent_id}"), None).await;
+    assert!(read.get("token").is_none(), "the token is shown once");
+    assert!(!read.to_string().contains(&token));
+
+    let ws = s
+        .ok(
+            "POST",
+            "/admin/v1/workstreams",
+            Some(json!({
+                "name": "Support JP", "accountId": account, "language": "ja", "distribution": "push",
+                "defaultQueueId": general, "timeZone": "Asia/Tokyo",
+                "attachments": {"customerCanSend": true, "agentCanSend": false},
+                "automatedMessages": {"conversationStarted": {"enabled": true, "texts": {"ja": "{customerName}様、こんにちは", "en": "Hello {customerName}"}}},
+                "survey": {"enabled": true, "question": "How did we do?", "scale": 5},
+                "autoCloseMinutes": 30, "groupChats": "ignore",
+                "businessHours": [{"days": [1,2,3,4,5], "open": "09:00", "close": "18:00"}],
+                "agentIdentity": {"enabled": true}
+            })),
+        )
+        .await;
+    let ws_id = ws["id"].as_str().unwrap().to_owned();
+    assert_eq!(ws["defaultQueueId"], general.as_str());
+    assert_eq!(ws["timeZone"], "Asia/Tokyo");
+    assert_eq!(ws["attachments"]["agentCanSend"], false);
+    assert_eq!(ws["automatedMessages"]["conversationStarted"]["texts"]["en"], "Hello {customerName}");
+    assert_eq!(ws["survey"]["scale"], 5);
+    assert_eq!(ws["groupChats"], "ignore");
+    assert_eq!(ws["bot"], Value::Null);
+    let v1 = ws["version"].as_u64().unwrap();
+
+    let rule_vip = s
+        .ok(
+            "POST",
+            &format!("/admin/v1/workstreams/{ws_id}/rules"),
+            Some(json!({"name": "VIP", "condition": {"field": "message.text", "op": "contains", "value": "vip"},
+                        "queueId": vip, "priority": 10, "skills": ["ja"]})),
+        )
+        .await;
+    let rule_billing = s
+        .ok(
+            "POST",
+            &format!("/admin/v1/workstreams/{ws_id}/rules"),
+            Some(json!({"name": "Billing", "condition": {"any": [
+                {"field": "message.text", "op": "contains", "value": "refund"},
+                {"field": "message.text", "op": "matches", "value": "請求|返金"}]}, "queueId": billing})),
+        )
+        .await;
+    let rules = s.ok("GET", &format!("/admin/v1/workstreams/{ws_id}/rules"), None).await;
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(rules["rules"][0]["id"], rule_vip["id"]);
+    assert_eq!(rules["version"].as_u64().unwrap(), v1 + 2, "each change bumps the version");
+
+    // Dry run: which rule, why, the resulting queue; nothing stored.
+    let test = |text: &str| {
+        json!({"event": text_event("01DRY", "Udry", text), "customer": {"name": "Dry", "language": "ja"}})
+    };
+    let route = format!("/admin/v1/workstreams/{ws_id}/rules/test");
+    let r = s.ok("POST", &route, Some(test("I want a refund"))).await;
+    assert_eq!(r["matched"], true);
+    assert_eq!(r["rule"]["id"], rule_billing["id"]);
+    assert_eq!(r["result"]["queueId"], billing.as_str());
+    assert_eq!(r["result"]["source"], "rule");
+    assert_eq!(r["evaluated"][0]["matched"], false);
+    assert_eq!(r["evaluated"][1]["matched"], true);
+    assert_eq!(r["facts"]["message.text"], "I want a refund");
+    assert_eq!(r["facts"]["customer.language"], "ja");
+    let r = s.ok("POST", &route, Some(test("vip refund please"))).await;
+    assert_eq!(r["rule"]["id"], rule_vip["id"], "first match wins");
+    assert_eq!(r["result"]["priority"], 10);
+    let r = s.ok("POST", &route, Some(test("返金してください"))).await;
+    assert_eq!(r["result"]["queueId"], billing.as_str());
+    let r = s.ok("POST", &route, Some(test("hello"))).await;
+    assert_eq!(r["matched"], false);
+    assert_eq!(r["rule"], Value::Null);
+    assert_eq!(r["result"]["queueId"], general.as_str());
+    assert_eq!(r["result"]["source"], "default");
+    let (status, _) = s
+        .call("GET", "/admin/v1/customers?userId=Udry", None)
+        .await;
+    assert_eq!(status, 200);
+    let found = s.ok("GET", "/admin/v1/customers?userId=Udry", None).await;
+    assert_eq!(found["customers"], json!([]), "a dry run stores nothing");
+
+    // Reorder: billing first, then a refund+vip text goes to billing.
+    let order = s
+        .ok(
+            "PUT",
+            &format!("/admin/v1/workstreams/{ws_id}/rules/order"),
+            Some(json!({"ruleIds": [rule_billing["id"], rule_vip["id"]]})),
+        )
+        .await;
+    assert_eq!(order["rules"][0]["id"], rule_billing["id"]);
+    let r = s.ok("POST", &route, Some(test("vip refund please"))).await;
+    assert_eq!(r["rule"]["id"], rule_billing["id"]);
+
+    // A real signed webhook is routed by the same rules.
+    let status = s
+        .webhook(&account, SECRET_A, json!([text_event("01REAL0001", "Ucust1", "I need a refund")]))
+        .await;
+    assert_eq!(status, 200);
+    let export = s.export_with(&format!("{account}:Ucust1"), 1).await;
+    let conversation = &export["conversations"][0]["conversation"];
+    assert_eq!(conversation["queueId"], billing.as_str());
+    assert_eq!(conversation["ruleId"], rule_billing["id"]);
+    assert_eq!(conversation["workstreamId"], ws_id.as_str());
+    assert_eq!(export["customer"]["displayName"], "Taro");
+    assert_eq!(export["conversations"][0]["transcript"][0]["event"]["message"]["text"], "I need a refund");
+
+    // A rule change reaches the router without a restart.
+    s.ok(
+        "PATCH",
+        &format!("/admin/v1/workstreams/{ws_id}/rules/{}", rule_billing["id"].as_str().unwrap()),
+        Some(json!({"queueId": vip})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(&account, SECRET_A, json!([text_event("01REAL0002", "Ucust2", "refund")])).await,
+        200
+    );
+    let export = s.export_with(&format!("{account}:Ucust2"), 1).await;
+    assert_eq!(export["conversations"][0]["conversation"]["queueId"], vip.as_str());
+
+    // Group chats are ignored by this workstream: no conversation opens.
+    let group = json!({"type": "message", "mode": "active", "timestamp": 1_764_000_000_000_i64, "webhookEventId": "01GROUP0001",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "rg", "source": {"type": "group", "groupId": "Cgroup", "userId": "Ugroupie"},
+        "message": {"type": "text", "id": "mg", "quoteToken": "q", "text": "refund"}});
+    assert_eq!(s.webhook(&account, SECRET_A, json!([group])).await, 200);
+    let export = s.export_with(&format!("{account}:Ugroupie"), 0).await;
+    assert_eq!(export["conversations"], json!([]));
+}
+
+#[tokio::test]
+async fn queues_refuse_bad_input_and_deletion_while_in_use_naming_the_users() {
+    let s = start().await;
+    for (body, field) in [
+        (json!({}), "name"),
+        (json!({"name": ""}), "name"),
+        (json!({"name": 5}), "name"),
+        (json!({"name": "Q", "colour": "red"}), "colour"),
+        (json!({"name": "Q", "skills": "ja"}), "skills"),
+        (json!({"name": "Q", "skills": ["ja", "ja"]}), "skills[1]"),
+    ] {
+        let (status, v) = s.call("POST", "/admin/v1/queues", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(v["error"]["code"], "invalid_request");
+        assert_eq!(v["error"]["field"], field, "{body} → {v}");
+    }
+    let (status, v) = s.call("GET", "/admin/v1/queues/nope", None).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")));
+
+    let q = s
+        .ok("POST", "/admin/v1/queues", Some(json!({"name": "Billing", "skills": ["ja"]})))
+        .await;
+    assert_eq!(q["skills"], json!(["ja"]));
+    let id = q["id"].as_str().unwrap().to_owned();
+    let renamed = s
+        .ok("PATCH", &format!("/admin/v1/queues/{id}"), Some(json!({"name": "Billing JP"})))
+        .await;
+    assert_eq!(renamed["name"], "Billing JP");
+    assert_eq!(renamed["skills"], json!(["ja"]));
+    let list = s.ok("GET", "/admin/v1/queues", None).await;
+    assert_eq!(list["queues"].as_array().unwrap().len(), 1);
+
+    let account = s.account("Shop", SECRET_A, "token-a").await;
+    let general = s.queue("General").await;
+    let ws = s.workstream(&account, &general).await;
+    let ws_id = ws["id"].as_str().unwrap();
+    s.ok(
+        "POST",
+        &format!("/admin/v1/workstreams/{ws_id}/rules"),
+        Some(json!({"name": "To billing", "condition": {"field": "message.type", "op": "equals", "value": "text"}, "queueId": id})),
+    )
+    .await;
+    let agent = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": "A", "email": "a@example.com", "queueIds": [id, general], "capacity": 2})),
+        )
+        .await;
+
+    let (status, v) = s.call("DELETE", &format!("/admin/v1/queues/{id}"), None).await;
+    assert_eq!(status, 409);
+    assert_eq!(v["error"]["code"], "queue_in_use");
+    assert_eq!(v["error"]["usedBy"][0]["kind"], "rule");
+    assert_eq!(v["error"]["usedBy"][0]["name"], "To billing");
+    let (status, v) = s.call("DELETE", &format!("/admin/v1/queues/{general}"), None).await;
+    assert_eq!(status, 409);
+    assert_eq!(v["error"]["usedBy"][0]["kind"], "workstream");
+    assert_eq!(v["error"]["usedBy"][0]["id"], ws_id);
+
+    // Once the rule is gone the queue can go; its agents leave it.
+    let rules = s.ok("GET", &format!("/admin/v1/workstreams/{ws_id}/rules"), None).await;
+    let rule_id = rules["rules"][0]["id"].as_str().unwrap();
+    let (status, _) = s
+        .call("DELETE", &format!("/admin/v1/workstreams/{ws_id}/rules/{rule_id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = s.call("DELETE", &format!("/admin/v1/queues/{id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = s.call("GET", &format!("/admin/v1/queues/{id}"), None).await;
+    assert_eq!(status, 404);
+    let agent = s
+        .ok("GET", &format!("/admin/v1/agents/{}", agent["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(agent["queueIds"], json!([general]));
+}
+
+#[tokio::test]
+async fn agents_get_a_token_once_rotate_it_and_are_validated() {
+    let s = start().await;
+    let q = s.queue("General").await;
+    for (body, status, field) in [
+        (json!({"email": "a@example.com", "queueIds": [q], "capacity": 1}), 400, "name"),
+        (json!({"name": "A", "email": "not-an-email", "queueIds": [q], "capacity": 1}), 400, "email"),
+        (json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 0}), 400, "capacity"),
+        (json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 101}), 400, "capacity"),
+        (json!({"name": "A", "email": "a@example.com", "capacity": 1}), 400, "queueIds"),
+        (json!({"name": "A", "email": "a@example.com", "queueIds": [q, "nope"], "capacity": 1}), 422, "queueIds[1]"),
+        (json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 1, "token": "x"}), 400, "token"),
+    ] {
+        let (got, v) = s.call("POST", "/admin/v1/agents", Some(body.clone())).await;
+        assert_eq!(got, status, "{body} → {v}");
+        assert_eq!(v["error"]["field"], field, "{body} → {v}");
+    }
+    let a = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": "Aiko", "email": "aiko@example.com", "queueIds": [q], "capacity": 4, "skills": ["en"]})),
+        )
+        .await;
+    let id = a["id"].as_str().unwrap().to_owned();
+    let first = a["token"].as_str().unwrap().to_owned();
+    assert_eq!(a["capacity"], 4);
+    assert_eq!(a["activeConversations"], 0);
+    let rotated = s.ok("POST", &format!("/admin/v1/agents/{id}/token"), None).await;
+    let second = rotated["token"].as_str().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(rotated["id"], id.as_str());
+    let patched = s
+        .ok("PATCH", &format!("/admin/v1/agents/{id}"), Some(json!({"capacity": 2, "email": "aiko@shop.example"})))
+        .await;
+    assert_eq!(patched["capacity"], 2);
+    assert_eq!(patched["email"], "aiko@shop.example");
+    assert_eq!(patched["skills"], json!(["en"]));
+    let list = s.ok("GET", "/admin/v1/agents", None).await;
+    assert_eq!(list["agents"].as_array().unwrap().len(), 1);
+    let (status, _) = s.call("DELETE", &format!("/admin/v1/agents/{id}"), None).await;
+    assert_eq!(status, 204);
+    for (method, route) in [
+        ("GET", format!("/admin/v1/agents/{id}")),
+        ("PATCH", format!("/admin/v1/agents/{id}")),
+        ("DELETE", format!("/admin/v1/agents/{id}")),
+        ("POST", format!("/admin/v1/agents/{id}/token")),
+    ] {
+        let body = (method == "PATCH").then(|| json!({"name": "x"}));
+        let (status, _) = s.call(method, &route, body).await;
+        assert_eq!(status, 404, "{method} {route}");
+    }
+}
+
+#[tokio::test]
+async fn workstreams_validate_references_keep_the_bot_secret_and_one_per_account() {
+    let s = start().await;
+    let account = s.account("Shop", SECRET_A, "token-a").await;
+    let q = s.queue("General").await;
+    let base = json!({"name": "WS", "accountId": account, "language": "ja", "defaultQueueId": q});
+    let with = |patch: Value| {
+        let mut b = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (body, status, field) in [
+        (with(json!({"accountId": "nope"})), 422, "accountId"),
+        (with(json!({"defaultQueueId": "nope"})), 422, "defaultQueueId"),
+        (with(json!({"language": "japanese!"})), 400, "language"),
+        (with(json!({"timeZone": "Mars/Olympus"})), 400, "timeZone"),
+        (with(json!({"distribution": "random"})), 400, "distribution"),
+        (with(json!({"autoCloseMinutes": 0})), 400, "autoCloseMinutes"),
+        (with(json!({"automatedMessages": {"hello": {"texts": {"ja": "x"}}}})), 400, "automatedMessages.hello"),
+        (with(json!({"automatedMessages": {"queued": {"texts": {"ja": ""}}}})), 400, "automatedMessages.queued.texts.ja"),
+        (with(json!({"survey": {"enabled": true, "question": "Q?", "scale": 11}})), 400, "survey.scale"),
+        (with(json!({"survey": {"enabled": true, "question": "Q?", "scale": 5, "url": "https://x.example"}})), 400, "survey.url"),
+        (with(json!({"businessHours": [{"days": [1], "open": "9:00", "close": "18:00"}]})), 400, "businessHours[0].open"),
+        (with(json!({"bot": {"url": "ftp://bot.example"}})), 400, "bot.secret"),
+        (with(json!({"bot": {"url": "ftp://bot.example", "secret": BOT_SECRET}})), 400, "bot.url"),
+        (with(json!({"groupChats": "maybe"})), 400, "groupChats"),
+        (with(json!({"extra": 1})), 400, "extra"),
+    ] {
+        let (got, v) = s.call("POST", "/admin/v1/workstreams", Some(body.clone())).await;
+        assert_eq!(got, status, "{body} → {v}");
+        assert_eq!(v["error"]["field"], field, "{body} → {v}");
+    }
+    let ws = s
+        .ok(
+            "POST",
+            "/admin/v1/workstreams",
+            Some(with(json!({"bot": {"url": "https://bot.example/hook", "secret": BOT_SECRET, "timeoutMs": 2000}}))),
+        )
+        .await;
+    assert_eq!(ws["bot"], json!({"url": "https://bot.example/hook", "timeoutMs": 2000, "secretSet": true}));
+    assert_eq!(ws["timeZone"], "UTC");
+    assert_eq!(ws["distribution"], "push");
+    assert_eq!(ws["attachments"], json!({"customerCanSend": true, "agentCanSend": true}));
+    let id = ws["id"].as_str().unwrap().to_owned();
+
+    let (status, v) = s.call("POST", "/admin/v1/workstreams", Some(base.clone())).await;
+    assert_eq!(status, 409);
+    assert_eq!(v["error"]["code"], "workstream_exists");
+    assert_eq!(v["error"]["usedBy"][0]["id"], id.as_str());
+
+    let (status, v) = s
+        .call("PATCH", &format!("/admin/v1/workstreams/{id}"), Some(json!({"accountId": "other"})))
+        .await;
+    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("accountId")));
+
+    // A bot without a secret keeps the stored one; attachments merge; the version moves.
+    let patched = s
+        .ok(
+            "PATCH",
+            &format!("/admin/v1/workstreams/{id}"),
+            Some(json!({"bot": {"url": "https://bot2.example/hook"}, "attachments": {"agentCanSend": false}, "autoCloseMinutes": 15})),
+        )
+        .await;
+    assert_eq!(patched["bot"]["url"], "https://bot2.example/hook");
+    assert_eq!(patched["attachments"], json!({"customerCanSend": true, "agentCanSend": false}));
+    assert_eq!(patched["autoCloseMinutes"], 15);
+    assert_eq!(patched["version"].as_u64(), ws["version"].as_u64().map(|v| v + 1));
+
+    // A rule routing to the bot keeps the bot from being removed.
+    let rule = s
+        .ok(
+            "POST",
+            &format!("/admin/v1/workstreams/{id}/rules"),
+            Some(json!({"name": "FAQ", "condition": {"field": "message.text", "op": "contains", "value": "faq"}, "queueId": q, "bot": true})),
+        )
+        .await;
+    assert_eq!(rule["bot"], true);
+    let (status, v) = s
+        .call("PATCH", &format!("/admin/v1/workstreams/{id}"), Some(json!({"bot": null})))
+        .await;
+    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("bot_in_use")));
+    s.ok(
+        "PATCH",
+        &format!("/admin/v1/workstreams/{id}/rules/{}", rule["id"].as_str().unwrap()),
+        Some(json!({"bot": false})),
+    )
+    .await;
+    let removed = s
+        .ok("PATCH", &format!("/admin/v1/workstreams/{id}"), Some(json!({"bot": null, "autoCloseMinutes": null})))
+        .await;
+    assert_eq!(removed["bot"], Value::Null);
+    assert_eq!(removed["autoCloseMinutes"], Value::Null);
+    let list = s.ok("GET", "/admin/v1/workstreams", None).await;
+    assert_eq!(list["workstreams"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rules_are_validated_with_the_json_path_of_the_fault_and_capped_at_100() {
+    let s = start().await;
+    let account = s.account("Shop", SECRET_A, "token-a").await;
+    let q = s.queue("General").await;
+    let ws = s.workstream(&account, &q).await;
+    let id = ws["id"].as_str().unwrap();
+    let route = format!("/admin/v1/workstreams/{id}/rules");
+    for (body, status, code, field) in [
+        (json!({"name": "R", "queueId": q, "condition": {"all": [{"field": "message.text", "op": "startsWith", "value": "x"}]}}), 422, "invalid_condition", "condition.all[0].op"),
+        (json!({"name": "R", "queueId": q, "condition": {"field": "customer.shoeSize", "op": "exists"}}), 422, "invalid_condition", "condition.field"),
+        (json!({"name": "R", "queueId": q, "condition": {"field": "message.text", "op": "matches", "value": "("}}), 422, "invalid_condition", "condition.value"),
+        (json!({"name": "R", "queueId": "nope", "condition": {"field": "message.type", "op": "exists"}}), 422, "unknown_reference", "queueId"),
+        (json!({"name": "R", "queueId": q, "condition": {"field": "message.type", "op": "exists"}, "bot": true}), 422, "unknown_reference", "bot"),
+        (json!({"queueId": q, "condition": {"field": "message.type", "op": "exists"}}), 400, "invalid_request", "name"),
+        (json!({"name": "R", "queueId": q}), 400, "invalid_request", "condition"),
+        (json!({"name": "R", "queueId": q, "condition": {"field": "message.type", "op": "exists"}, "priority": "high"}), 400, "invalid_request", "priority"),
+    ] {
+        let (got, v) = s.call("POST", &route, Some(body.clone())).await;
+        assert_eq!(got, status, "{body} → {v}");
+        assert_eq!(v["error"]["code"], code, "{body} → {v}");
+        let got_field = v["error"]["field"].as_str().unwrap_or("");
+        assert!(got_field.starts_with(field), "{body} → {v}");
+    }
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let r = s
+            .ok(
+                "POST",
+                &route,
+                Some(json!({"name": format!("R{i}"), "queueId": q, "condition": {"field": "message.text", "op": "equals", "value": format!("{i}")}})),
+            )
+            .await;
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    let (status, v) = s
+        .call(
+            "POST",
+            &route,
+            Some(json!({"name": "one too many", "queueId": q, "condition": {"field": "message.type", "op": "exists"}})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(v["error"]["code"], "too_many_rules");
+
+    // Reordering takes exactly the existing ids.
+    let (status, v) = s
+        .call("PUT", &format!("{route}/order"), Some(json!({"ruleIds": ids[1..].to_vec()})))
+        .await;
+    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("ruleIds")));
+    let mut reversed = ids.clone();
+    reversed.reverse();
+    let r = s.ok("PUT", &format!("{route}/order"), Some(json!(reversed))).await;
+    assert_eq!(r["rules"][0]["id"], ids[99].as_str());
+    let (status, _) = s.call("GET", &format!("{route}/nope"), None).await;
+    assert_eq!(status, 404);
+    let (status, v) = s
+        .call("POST", &format!("{route}/test"), Some(json!({"event": {"no": "type"}})))
+        .await;
+    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("event")));
+}
+
+#[tokio::test]
+async fn deleting_a_workstream_refuses_the_webhook_at_once_and_purge_erases_only_that_account() {
+    let s = start().await;
+    let a = s.account("A", SECRET_A, "token-a").await;
+    let b = s.account("B", SECRET_B, "token-b").await;
+    let q = s.queue("General").await;
+    let ws_a = s.workstream(&a, &q).await;
+    s.workstream(&b, &q).await;
+    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0001", "Ua", "hi")])).await, 200);
+    assert_eq!(s.webhook(&b, SECRET_B, json!([text_event("01B0001", "Ub", "hi")])).await, 200);
+    s.export_with(&format!("{a}:Ua"), 1).await;
+    s.export_with(&format!("{b}:Ub"), 1).await;
+
+    // Without purge: refused at once, data kept.
+    let (status, _) = s
+        .call("DELETE", &format!("/admin/v1/workstreams/{}", ws_a["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0002", "Ua", "again")])).await, 401);
+    s.export_with(&format!("{a}:Ua"), 1).await;
+    // A new workstream turns the webhook back on.
+    let ws_a = s.workstream(&a, &q).await;
+    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0003", "Ua2", "back")])).await, 200);
+    s.export_with(&format!("{a}:Ua2"), 1).await;
+
+    let (status, v) = s
+        .call("DELETE", &format!("/admin/v1/workstreams/{}?purge=maybe", ws_a["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("purge")));
+
+    // Purge the account: everything of A is gone, B is untouched.
+    let (status, _) = s.call("DELETE", &format!("/admin/v1/accounts/{a}?purge=true"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0004", "Ua", "gone")])).await, 401);
+    for user in ["Ua", "Ua2"] {
+        let (status, _) = s.call("GET", &format!("/admin/v1/customers/{a}:{user}"), None).await;
+        assert_eq!(status, 404, "{user}");
+    }
+    let kept = s.export_with(&format!("{b}:Ub"), 1).await;
+    assert_eq!(kept["conversations"][0]["transcript"].as_array().unwrap().len(), 1);
+    let (status, _) = s
+        .call("GET", &format!("/admin/v1/workstreams/{}", ws_a["id"].as_str().unwrap()), None)
+        .await;
+    assert_eq!(status, 404, "the account's workstream went with it");
+}
+
+#[tokio::test]
+async fn a_customer_is_exported_then_erased_and_retention_is_a_setting() {
+    let s = start().await;
+    let a = s.account("A", SECRET_A, "token-a").await;
+    let q = s.queue("General").await;
+    s.workstream(&a, &q).await;
+    let settings = s.ok("GET", "/admin/v1/settings", None).await;
+    assert_eq!(settings["retentionDays"], Value::Null);
+    let (status, v) = s
+        .call("PATCH", "/admin/v1/settings", Some(json!({"retentionDays": 0})))
+        .await;
+    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("retentionDays")));
+    let settings = s
+        .ok("PATCH", "/admin/v1/settings", Some(json!({"retentionDays": 30})))
+        .await;
+    assert_eq!(settings["retentionDays"], 30);
+
+    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01C0001", "Ukeep", "hello")])).await, 200);
+    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01C0002", "Uerase", "my address is secret")])).await, 200);
+    let export = s.export_with(&format!("{a}:Uerase"), 1).await;
+    assert_eq!(export["customer"]["id"], format!("{a}:Uerase"));
+    assert_eq!(export["conversations"][0]["transcript"][0]["event"]["message"]["text"], "my address is secret");
+    let found = s.ok("GET", "/admin/v1/customers?userId=Uerase", None).await;
+    assert_eq!(found["customers"][0]["accountId"], a.as_str());
+
+    let (status, _) = s.call("DELETE", &format!("/admin/v1/customers/{a}:Uerase"), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = s.call("GET", &format!("/admin/v1/customers/{a}:Uerase"), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = s.call("DELETE", &format!("/admin/v1/customers/{a}:Uerase"), None).await;
+    assert_eq!(status, 404);
+    s.export_with(&format!("{a}:Ukeep"), 1).await;
+    let (status, _) = s.call("GET", "/admin/v1/customers/no-colon", None).await;
+    assert_eq!(status, 404);
+    let (status, v) = s.call("GET", "/admin/v1/customers", None).await;
+    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("userId")));
+
+    // The kept customer's data carries the retention deadline (about 30 days out).
+    let conn = rusqlite::Connection::open(s._data.path().join("omniline.db")).unwrap();
+    let expires: i64 = conn
+        .query_row("SELECT MAX(expires_at) FROM conversations", [], |r| r.get(0))
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (now + 29 * 86_400..=now + 31 * 86_400).contains(&expires),
+        "conversation expires_at {expires} is ~30 days after {now}"
+    );
+}
+
+#[tokio::test]
+async fn every_admin_route_needs_the_token_and_bad_bodies_get_json_errors() {
+    let s = start().await;
+    for (method, route) in [
+        ("GET", "/admin/v1/queues"),
+        ("POST", "/admin/v1/queues"),
+        ("GET", "/admin/v1/agents"),
+        ("POST", "/admin/v1/agents/x/token"),
+        ("GET", "/admin/v1/workstreams"),
+        ("PATCH", "/admin/v1/workstreams/x"),
+        ("GET", "/admin/v1/workstreams/x/rules"),
+        ("PUT", "/admin/v1/workstreams/x/rules/order"),
+        ("POST", "/admin/v1/workstreams/x/rules/test"),
+        ("DELETE", "/admin/v1/customers/a:b"),
+        ("GET", "/admin/v1/settings"),
+    ] {
+        let r = s
+            .client
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{route}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {route}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unauthorized");
+    }
+    let r = s
+        .client
+        .post(format!("{}/admin/v1/queues", s.base))
+        .bearer_auth(ADMIN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "body");
+    let r = s
+        .client
+        .post(format!("{}/admin/v1/queues", s.base))
+        .bearer_auth(ADMIN)
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "body_too_large");
+    let (status, v) = s.call("PUT", "/admin/v1/queues", None).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+}

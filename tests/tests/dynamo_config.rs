@@ -1,0 +1,521 @@
+//! The DynamoDB [`ConfigStore`] and the admin side of the DynamoDB [`WorkstreamStore`] against
+//! moto's server (started by `./infra/test.sh`, which sets `OMNILINE_TEST_AWS_ENDPOINT`):
+//! optimistic creates, updates and deletes, listing (across pages), the id pointers of
+//! workstreams, and the raw item layout.
+//!
+//! Ignored by a bare `cargo test` (no moto there); the test command runs them with
+//! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use omniline_tests::{endpoint, pk_sk_table, sdk_config};
+use serde_json::json;
+use shared::adapters::config_docs::DynamoConfigStore;
+use shared::adapters::workstreams::DynamoWorkstreamStore;
+use shared::ports::{ConfigDoc, ConfigStore, Expect, PortError, WorkstreamStore};
+use shared::workstream::Workstream;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Item = HashMap<String, AttributeValue>;
+
+struct Fixture {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    config: DynamoConfigStore,
+    workstreams: DynamoWorkstreamStore,
+}
+
+async fn fixture() -> Fixture {
+    let config = sdk_config(&endpoint()).await;
+    let table = pk_sk_table(&config, "config").await;
+    Fixture {
+        ddb: aws_sdk_dynamodb::Client::new(&config),
+        config: DynamoConfigStore::new(&config, &table),
+        workstreams: DynamoWorkstreamStore::new(&config, &table),
+        table,
+    }
+}
+
+impl Fixture {
+    async fn raw(&self, pk: &str, sk: &str) -> Option<Item> {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    async fn put_raw(&self, item: Item) {
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn listed(&self) -> Vec<(String, String)> {
+        self.workstreams
+            .list_workstreams()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.id, w.account_id))
+            .collect()
+    }
+}
+
+fn attr(s: &str) -> AttributeValue {
+    AttributeValue::S(s.to_owned())
+}
+
+fn workstream(id: &str, account_id: &str, version: u64) -> Workstream {
+    serde_json::from_value(json!({
+        "id": id, "accountId": account_id, "name": format!("Support {id}"), "language": "en",
+        "distribution": "push", "defaultQueue": "q-general", "timezone": "Asia/Tokyo",
+        "automatedMessages": [
+            {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}.", "enabled": true}
+        ],
+        "version": version
+    }))
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// ConfigStore
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_config_docs_create_update_delete_with_versions() {
+    let f = fixture().await;
+    let store = &f.config;
+    assert_eq!(store.get_doc("queue", "q1").await.unwrap(), None);
+    assert!(store.list_docs("queue").await.unwrap().is_empty());
+
+    assert_eq!(
+        store
+            .put_doc("queue", "q1", r#"{"name":"General"}"#, Expect::Absent)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    // The raw item: pk CONFIG#{kind}, sk the id, doc S, version N.
+    let item = f.raw("CONFIG#queue", "q1").await.unwrap();
+    assert_eq!(item["doc"].as_s().unwrap(), r#"{"name":"General"}"#);
+    assert_eq!(item["version"].as_n().unwrap(), "1");
+
+    // A second create of the id fails and changes nothing.
+    assert_eq!(
+        store
+            .put_doc("queue", "q1", "{}", Expect::Absent)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get_doc("queue", "q1").await.unwrap(),
+        Some(ConfigDoc {
+            id: "q1".into(),
+            doc: r#"{"name":"General"}"#.into(),
+            version: 1
+        })
+    );
+
+    // Updates: the stored version wins, a stale one or a missing document loses.
+    assert_eq!(
+        store
+            .put_doc("queue", "q1", r#"{"name":"G2"}"#, Expect::Version(1))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store
+            .put_doc("queue", "q1", r#"{"name":"lost"}"#, Expect::Version(1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .put_doc("queue", "ghost", "{}", Expect::Version(1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(f.raw("CONFIG#queue", "ghost").await.is_none());
+    let q1 = store.get_doc("queue", "q1").await.unwrap().unwrap();
+    assert_eq!((q1.doc.as_str(), q1.version), (r#"{"name":"G2"}"#, 2));
+
+    // Kinds are separate collections.
+    store
+        .put_doc("agent", "q1", r#"{"agent":1}"#, Expect::Absent)
+        .await
+        .unwrap();
+    store
+        .put_doc("queue", "q0", "{}", Expect::Absent)
+        .await
+        .unwrap();
+    let ids = |docs: Vec<ConfigDoc>| docs.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.list_docs("queue").await.unwrap()), ["q0", "q1"]);
+    assert_eq!(ids(store.list_docs("agent").await.unwrap()), ["q1"]);
+
+    // Delete tells whether there was one; then the id can be created again at version 1.
+    assert!(store.delete_doc("queue", "q1").await.unwrap());
+    assert!(!store.delete_doc("queue", "q1").await.unwrap());
+    assert_eq!(store.get_doc("queue", "q1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .put_doc("queue", "q1", "{}", Expect::Version(2))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .put_doc("queue", "q1", "{}", Expect::Absent)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert!(store.get_doc("agent", "q1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_config_list_reads_every_page_in_id_order() {
+    let f = fixture().await;
+    // 30 documents of ~60 KB: more than the 1 MB a Query page holds.
+    let filler = "x".repeat(60_000);
+    for i in (0..30).rev() {
+        let doc = json!({"i": i, "filler": filler}).to_string();
+        f.config
+            .put_doc("big", &format!("doc-{i:02}"), &doc, Expect::Absent)
+            .await
+            .unwrap();
+    }
+    let docs = f.config.list_docs("big").await.unwrap();
+    let ids: Vec<_> = docs.iter().map(|d| d.id.clone()).collect();
+    let expected: Vec<_> = (0..30).map(|i| format!("doc-{i:02}")).collect();
+    assert_eq!(ids, expected);
+    assert!(docs.iter().all(|d| d.version == 1 && d.doc.len() > 60_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_config_concurrent_writes_at_one_version_let_one_win() {
+    let f = fixture().await;
+    let store = Arc::new(f.config.clone());
+    store
+        .put_doc("settings", "global", "{}", Expect::Absent)
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let doc = format!(r#"{{"writer":{i}}}"#);
+                (
+                    doc.clone(),
+                    store
+                        .put_doc("settings", "global", &doc, Expect::Version(1))
+                        .await
+                        .unwrap(),
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (doc, version) = task.await.unwrap();
+        if let Some(version) = version {
+            assert_eq!(version, 2);
+            winners.push(doc);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let stored = store.get_doc("settings", "global").await.unwrap().unwrap();
+    assert_eq!((stored.doc, stored.version), (winners[0].clone(), 2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// WorkstreamStore
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_workstreams_create_get_list_update_delete() {
+    let f = fixture().await;
+    let store = &f.workstreams;
+    assert!(store.workstream("ws-b").await.unwrap().is_none());
+    assert!(f.listed().await.is_empty());
+
+    let b = workstream("ws-b", "acc-1", 1);
+    assert!(store.save_workstream(&b, None).await.unwrap());
+    assert!(store
+        .save_workstream(&workstream("ws-a", "acc-2", 1), None)
+        .await
+        .unwrap());
+
+    // The layout: the workstream where the router reads it, and the id pointer.
+    let item = f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.unwrap();
+    assert_eq!(item["id"].as_s().unwrap(), "ws-b");
+    assert_eq!(item["version"].as_n().unwrap(), "1");
+    assert_eq!(
+        serde_json::from_str::<Workstream>(item["doc"].as_s().unwrap()).unwrap(),
+        b
+    );
+    let pointer = f.raw("WORKSTREAMS", "ws-b").await.unwrap();
+    assert_eq!(pointer["accountId"].as_s().unwrap(), "acc-1");
+
+    assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b.clone()));
+    assert_eq!(
+        store.workstream_for_account("acc-1").await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(
+        f.listed().await,
+        [
+            ("ws-a".to_owned(), "acc-2".to_owned()),
+            ("ws-b".to_owned(), "acc-1".to_owned())
+        ]
+    );
+
+    // Update at the stored version; a stale version, another account or an unknown id lose.
+    let mut b2 = b.clone();
+    b2.name = "Renamed".into();
+    b2.version = 2;
+    assert!(store.save_workstream(&b2, Some(1)).await.unwrap());
+    assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b2.clone()));
+    assert_eq!(
+        f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.unwrap()["version"]
+            .as_n()
+            .unwrap(),
+        "2"
+    );
+    let mut stale = b.clone();
+    stale.name = "Lost update".into();
+    stale.version = 2;
+    assert!(!store.save_workstream(&stale, Some(1)).await.unwrap());
+    assert!(!store
+        .save_workstream(&workstream("ws-b", "acc-3", 3), Some(2))
+        .await
+        .unwrap());
+    assert!(f.raw("ACCOUNT#acc-3", "WORKSTREAM").await.is_none());
+    assert!(!store
+        .save_workstream(&workstream("ws-x", "acc-1", 3), Some(2))
+        .await
+        .unwrap());
+    assert!(f.raw("WORKSTREAMS", "ws-x").await.is_none());
+    assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b2.clone()));
+
+    // Delete removes both items; a second delete is false; the account can start again.
+    assert!(store.delete_workstream("ws-b").await.unwrap());
+    assert!(!store.delete_workstream("ws-b").await.unwrap());
+    assert!(f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.is_none());
+    assert!(f.raw("WORKSTREAMS", "ws-b").await.is_none());
+    assert!(store.workstream("ws-b").await.unwrap().is_none());
+    assert!(store
+        .workstream_for_account("acc-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(!store.save_workstream(&b2, Some(2)).await.unwrap());
+    assert!(f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.is_none());
+    assert!(store
+        .save_workstream(&workstream("ws-c", "acc-1", 1), None)
+        .await
+        .unwrap());
+    assert_eq!(
+        f.listed().await,
+        [
+            ("ws-a".to_owned(), "acc-2".to_owned()),
+            ("ws-c".to_owned(), "acc-1".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_workstreams_create_conflicts_name_the_existing_workstream() {
+    let f = fixture().await;
+    let store = &f.workstreams;
+    store
+        .save_workstream(&workstream("ws-1", "acc-1", 1), None)
+        .await
+        .unwrap();
+    // The account has one already.
+    match store
+        .save_workstream(&workstream("ws-2", "acc-1", 1), None)
+        .await
+    {
+        Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(
+        f.raw("WORKSTREAMS", "ws-2").await.is_none(),
+        "nothing written"
+    );
+    // The id is another account's.
+    match store
+        .save_workstream(&workstream("ws-1", "acc-2", 1), None)
+        .await
+    {
+        Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(f.raw("ACCOUNT#acc-2", "WORKSTREAM").await.is_none());
+    assert_eq!(
+        f.raw("WORKSTREAMS", "ws-1").await.unwrap()["accountId"]
+            .as_s()
+            .unwrap(),
+        "acc-1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_workstreams_concurrent_creates_for_one_account_let_one_win() {
+    let f = fixture().await;
+    let store = Arc::new(f.workstreams.clone());
+    let barrier = Arc::new(tokio::sync::Barrier::new(6));
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let id = format!("ws-{i}");
+                let result = store
+                    .save_workstream(&workstream(&id, "acc-1", 1), None)
+                    .await;
+                (id, result)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let winners: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(true)))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(winners.len(), 1, "results: {results:?}");
+    let winner = winners[0];
+    for (id, result) in &results {
+        if id != winner {
+            match result {
+                Err(PortError::Conflict(existing)) => assert_eq!(existing, winner),
+                other => panic!("{id}: expected a conflict, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(f.listed().await, [(winner.to_owned(), "acc-1".to_owned())]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_put_workstream_writes_and_moves_the_pointer() {
+    let f = fixture().await;
+    let store = &f.workstreams;
+    store
+        .put_workstream(&workstream("ws-1", "acc-1", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.raw("WORKSTREAMS", "ws-1").await.unwrap()["accountId"]
+            .as_s()
+            .unwrap(),
+        "acc-1"
+    );
+    // Unconditional as to versions.
+    store
+        .put_workstream(&workstream("ws-1", "acc-1", 7))
+        .await
+        .unwrap();
+    assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 7);
+    // A new id for the account: the old pointer goes.
+    store
+        .put_workstream(&workstream("ws-2", "acc-1", 1))
+        .await
+        .unwrap();
+    assert!(f.raw("WORKSTREAMS", "ws-1").await.is_none());
+    assert!(store.workstream("ws-1").await.unwrap().is_none());
+    assert_eq!(f.listed().await, [("ws-2".to_owned(), "acc-1".to_owned())]);
+    // Another account's id is refused.
+    assert!(matches!(
+        store.put_workstream(&workstream("ws-2", "acc-2", 1)).await,
+        Err(PortError::Conflict(id)) if id == "ws-2"
+    ));
+    assert!(f.raw("ACCOUNT#acc-2", "WORKSTREAM").await.is_none());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_workstreams_written_before_pointers_and_stale_pointers() {
+    let f = fixture().await;
+    let store = &f.workstreams;
+    // A workstream stored before the pointers existed: the router still finds it by account,
+    // an update at its version adds the pointer, and a create for its account names it.
+    let old = workstream("ws-old", "acc-old", 3);
+    f.put_raw(HashMap::from([
+        ("pk".to_owned(), attr("ACCOUNT#acc-old")),
+        ("sk".to_owned(), attr("WORKSTREAM")),
+        ("id".to_owned(), attr("ws-old")),
+        ("version".to_owned(), AttributeValue::N("3".into())),
+        (
+            "doc".to_owned(),
+            attr(&serde_json::to_string(&old).unwrap()),
+        ),
+    ]))
+    .await;
+    assert_eq!(
+        store.workstream_for_account("acc-old").await.unwrap(),
+        Some(old.clone())
+    );
+    match store
+        .save_workstream(&workstream("ws-new", "acc-old", 1), None)
+        .await
+    {
+        Err(PortError::Conflict(id)) => assert_eq!(id, "ws-old"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(store
+        .save_workstream(&workstream("ws-old", "acc-old", 4), Some(3))
+        .await
+        .unwrap());
+    assert_eq!(
+        f.raw("WORKSTREAMS", "ws-old").await.unwrap()["accountId"]
+            .as_s()
+            .unwrap(),
+        "acc-old"
+    );
+    assert_eq!(
+        store.workstream("ws-old").await.unwrap().unwrap().version,
+        4
+    );
+
+    // A pointer whose account has no such workstream is ignored, and a delete clears it.
+    f.put_raw(HashMap::from([
+        ("pk".to_owned(), attr("WORKSTREAMS")),
+        ("sk".to_owned(), attr("ws-stale")),
+        ("accountId".to_owned(), attr("acc-old")),
+    ]))
+    .await;
+    assert!(store.workstream("ws-stale").await.unwrap().is_none());
+    assert_eq!(
+        f.listed().await,
+        [("ws-old".to_owned(), "acc-old".to_owned())]
+    );
+    assert!(!store.delete_workstream("ws-stale").await.unwrap());
+    assert!(f.raw("WORKSTREAMS", "ws-stale").await.is_none());
+    assert!(f.raw("ACCOUNT#acc-old", "WORKSTREAM").await.is_some());
+}
