@@ -15,24 +15,24 @@ use router::{system_clock, RouterDeps, RouterService};
 use shared::adapters::aws::{
     load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
 };
+use shared::adapters::config_docs::{DynamoConfigStore, SqliteConfigStore};
+use shared::adapters::dynamo_agents::DynamoAgentStore;
+use shared::adapters::dynamo_conversations::DynamoConversationStore;
+use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
 use shared::adapters::embedded::{
     EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
 };
 use shared::adapters::sqlite_agents::SqliteAgentStore;
 use shared::adapters::sqlite_conversations::SqliteConversationStore;
 use shared::adapters::sqlite_deliveries::SqliteDeliveryStore;
+use shared::adapters::workstreams::DynamoWorkstreamStore;
 use shared::adapters::workstreams::SqliteWorkstreamStore;
+use shared::agents::AgentStore;
 use shared::bot::HttpBotHook;
 use shared::config::{base_url, optional, or_default, required, ConfigError};
 use shared::ingest::WebhookIngest;
 use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
 use shared::media::FsObjectStore;
-use shared::adapters::config_docs::{DynamoConfigStore, SqliteConfigStore};
-use shared::adapters::dynamo_agents::DynamoAgentStore;
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::agents::AgentStore;
 use shared::media::{ObjectStore, S3ObjectStore};
 use shared::ports::{
     AccountStore, ConfigStore, ConversationStore, DeliveryStore, EventQueue, PortError,

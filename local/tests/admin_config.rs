@@ -51,9 +51,10 @@ async fn mock_line() -> MockServer {
     }
     Mock::given(method("GET"))
         .and(path_regex("^/v2/bot/profile/.+$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"userId": "U", "displayName": "Taro", "language": "ja"}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"userId": "U", "displayName": "Taro", "language": "ja"})),
+        )
         .mount(&line)
         .await;
     Mock::given(method("POST"))
@@ -140,7 +141,10 @@ impl Stack {
 
     async fn ok(&self, method: &str, route: &str, body: Option<Value>) -> Value {
         let (status, json) = self.call(method, route, body).await;
-        assert!((200..300).contains(&status), "{method} {route} → {status} {json}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {route} → {status} {json}"
+        );
         json
     }
 
@@ -228,7 +232,9 @@ async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_
     assert!(token.starts_with("oma_"), "{agent}");
     assert_eq!(agent["status"], "offline");
     let agent_id = agent["id"].as_str().unwrap();
-    let read = s.ok("GET", &format!("/admin/v1/agents/{agent_id}"), None).await;
+    let read = s
+        .ok("GET", &format!("/admin/v1/agents/{agent_id}"), None)
+        .await;
     assert!(read.get("token").is_none(), "the token is shown once");
     assert!(!read.to_string().contains(&token));
 
@@ -252,7 +258,10 @@ async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_
     assert_eq!(ws["defaultQueueId"], general.as_str());
     assert_eq!(ws["timeZone"], "Asia/Tokyo");
     assert_eq!(ws["attachments"]["agentCanSend"], false);
-    assert_eq!(ws["automatedMessages"]["conversationStarted"]["texts"]["en"], "Hello {customerName}");
+    assert_eq!(
+        ws["automatedMessages"]["conversationStarted"]["texts"]["en"],
+        "Hello {customerName}"
+    );
     assert_eq!(ws["survey"]["scale"], 5);
     assert_eq!(ws["groupChats"], "ignore");
     assert_eq!(ws["bot"], Value::Null);
@@ -275,15 +284,19 @@ async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_
                 {"field": "message.text", "op": "matches", "value": "請求|返金"}]}, "queueId": billing})),
         )
         .await;
-    let rules = s.ok("GET", &format!("/admin/v1/workstreams/{ws_id}/rules"), None).await;
+    let rules = s
+        .ok("GET", &format!("/admin/v1/workstreams/{ws_id}/rules"), None)
+        .await;
     assert_eq!(rules["rules"].as_array().unwrap().len(), 2);
     assert_eq!(rules["rules"][0]["id"], rule_vip["id"]);
-    assert_eq!(rules["version"].as_u64().unwrap(), v1 + 2, "each change bumps the version");
+    assert_eq!(
+        rules["version"].as_u64().unwrap(),
+        v1 + 2,
+        "each change bumps the version"
+    );
 
     // Dry run: which rule, why, the resulting queue; nothing stored.
-    let test = |text: &str| {
-        json!({"event": text_event("01DRY", "Udry", text), "customer": {"name": "Dry", "language": "ja"}})
-    };
+    let test = |text: &str| json!({"event": text_event("01DRY", "Udry", text), "customer": {"name": "Dry", "language": "ja"}});
     let route = format!("/admin/v1/workstreams/{ws_id}/rules/test");
     let r = s.ok("POST", &route, Some(test("I want a refund"))).await;
     assert_eq!(r["matched"], true);
@@ -304,9 +317,7 @@ async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_
     assert_eq!(r["rule"], Value::Null);
     assert_eq!(r["result"]["queueId"], general.as_str());
     assert_eq!(r["result"]["source"], "default");
-    let (status, _) = s
-        .call("GET", "/admin/v1/customers?userId=Udry", None)
-        .await;
+    let (status, _) = s.call("GET", "/admin/v1/customers?userId=Udry", None).await;
     assert_eq!(status, 200);
     let found = s.ok("GET", "/admin/v1/customers?userId=Udry", None).await;
     assert_eq!(found["customers"], json!([]), "a dry run stores nothing");
@@ -325,7 +336,11 @@ async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_
 
     // A real signed webhook is routed by the same rules.
     let status = s
-        .webhook(&account, SECRET_A, json!([text_event("01REAL0001", "Ucust1", "I need a refund")]))
+        .webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01REAL0001", "Ucust1", "I need a refund")]),
+        )
         .await;
     assert_eq!(status, 200);
     let export = s.export_with(&format!("{account}:Ucust1"), 1).await;
@@ -334,21 +349,35 @@ async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_
     assert_eq!(conversation["ruleId"], rule_billing["id"]);
     assert_eq!(conversation["workstreamId"], ws_id.as_str());
     assert_eq!(export["customer"]["displayName"], "Taro");
-    assert_eq!(export["conversations"][0]["transcript"][0]["event"]["message"]["text"], "I need a refund");
+    assert_eq!(
+        export["conversations"][0]["transcript"][0]["event"]["message"]["text"],
+        "I need a refund"
+    );
 
     // A rule change reaches the router without a restart.
     s.ok(
         "PATCH",
-        &format!("/admin/v1/workstreams/{ws_id}/rules/{}", rule_billing["id"].as_str().unwrap()),
+        &format!(
+            "/admin/v1/workstreams/{ws_id}/rules/{}",
+            rule_billing["id"].as_str().unwrap()
+        ),
         Some(json!({"queueId": vip})),
     )
     .await;
     assert_eq!(
-        s.webhook(&account, SECRET_A, json!([text_event("01REAL0002", "Ucust2", "refund")])).await,
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01REAL0002", "Ucust2", "refund")])
+        )
+        .await,
         200
     );
     let export = s.export_with(&format!("{account}:Ucust2"), 1).await;
-    assert_eq!(export["conversations"][0]["conversation"]["queueId"], vip.as_str());
+    assert_eq!(
+        export["conversations"][0]["conversation"]["queueId"],
+        vip.as_str()
+    );
 
     // Group chats are ignored by this workstream: no conversation opens.
     let group = json!({"type": "message", "mode": "active", "timestamp": 1_764_000_000_000_i64, "webhookEventId": "01GROUP0001",
@@ -376,15 +405,26 @@ async fn queues_refuse_bad_input_and_deletion_while_in_use_naming_the_users() {
         assert_eq!(v["error"]["field"], field, "{body} → {v}");
     }
     let (status, v) = s.call("GET", "/admin/v1/queues/nope", None).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 
     let q = s
-        .ok("POST", "/admin/v1/queues", Some(json!({"name": "Billing", "skills": ["ja"]})))
+        .ok(
+            "POST",
+            "/admin/v1/queues",
+            Some(json!({"name": "Billing", "skills": ["ja"]})),
+        )
         .await;
     assert_eq!(q["skills"], json!(["ja"]));
     let id = q["id"].as_str().unwrap().to_owned();
     let renamed = s
-        .ok("PATCH", &format!("/admin/v1/queues/{id}"), Some(json!({"name": "Billing JP"})))
+        .ok(
+            "PATCH",
+            &format!("/admin/v1/queues/{id}"),
+            Some(json!({"name": "Billing JP"})),
+        )
         .await;
     assert_eq!(renamed["name"], "Billing JP");
     assert_eq!(renamed["skills"], json!(["ja"]));
@@ -409,29 +449,45 @@ async fn queues_refuse_bad_input_and_deletion_while_in_use_naming_the_users() {
         )
         .await;
 
-    let (status, v) = s.call("DELETE", &format!("/admin/v1/queues/{id}"), None).await;
+    let (status, v) = s
+        .call("DELETE", &format!("/admin/v1/queues/{id}"), None)
+        .await;
     assert_eq!(status, 409);
     assert_eq!(v["error"]["code"], "queue_in_use");
     assert_eq!(v["error"]["usedBy"][0]["kind"], "rule");
     assert_eq!(v["error"]["usedBy"][0]["name"], "To billing");
-    let (status, v) = s.call("DELETE", &format!("/admin/v1/queues/{general}"), None).await;
+    let (status, v) = s
+        .call("DELETE", &format!("/admin/v1/queues/{general}"), None)
+        .await;
     assert_eq!(status, 409);
     assert_eq!(v["error"]["usedBy"][0]["kind"], "workstream");
     assert_eq!(v["error"]["usedBy"][0]["id"], ws_id);
 
     // Once the rule is gone the queue can go; its agents leave it.
-    let rules = s.ok("GET", &format!("/admin/v1/workstreams/{ws_id}/rules"), None).await;
+    let rules = s
+        .ok("GET", &format!("/admin/v1/workstreams/{ws_id}/rules"), None)
+        .await;
     let rule_id = rules["rules"][0]["id"].as_str().unwrap();
     let (status, _) = s
-        .call("DELETE", &format!("/admin/v1/workstreams/{ws_id}/rules/{rule_id}"), None)
+        .call(
+            "DELETE",
+            &format!("/admin/v1/workstreams/{ws_id}/rules/{rule_id}"),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
-    let (status, _) = s.call("DELETE", &format!("/admin/v1/queues/{id}"), None).await;
+    let (status, _) = s
+        .call("DELETE", &format!("/admin/v1/queues/{id}"), None)
+        .await;
     assert_eq!(status, 204);
     let (status, _) = s.call("GET", &format!("/admin/v1/queues/{id}"), None).await;
     assert_eq!(status, 404);
     let agent = s
-        .ok("GET", &format!("/admin/v1/agents/{}", agent["id"].as_str().unwrap()), None)
+        .ok(
+            "GET",
+            &format!("/admin/v1/agents/{}", agent["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(agent["queueIds"], json!([general]));
 }
@@ -441,13 +497,41 @@ async fn agents_get_a_token_once_rotate_it_and_are_validated() {
     let s = start().await;
     let q = s.queue("General").await;
     for (body, status, field) in [
-        (json!({"email": "a@example.com", "queueIds": [q], "capacity": 1}), 400, "name"),
-        (json!({"name": "A", "email": "not-an-email", "queueIds": [q], "capacity": 1}), 400, "email"),
-        (json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 0}), 400, "capacity"),
-        (json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 101}), 400, "capacity"),
-        (json!({"name": "A", "email": "a@example.com", "capacity": 1}), 400, "queueIds"),
-        (json!({"name": "A", "email": "a@example.com", "queueIds": [q, "nope"], "capacity": 1}), 422, "queueIds[1]"),
-        (json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 1, "token": "x"}), 400, "token"),
+        (
+            json!({"email": "a@example.com", "queueIds": [q], "capacity": 1}),
+            400,
+            "name",
+        ),
+        (
+            json!({"name": "A", "email": "not-an-email", "queueIds": [q], "capacity": 1}),
+            400,
+            "email",
+        ),
+        (
+            json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 0}),
+            400,
+            "capacity",
+        ),
+        (
+            json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 101}),
+            400,
+            "capacity",
+        ),
+        (
+            json!({"name": "A", "email": "a@example.com", "capacity": 1}),
+            400,
+            "queueIds",
+        ),
+        (
+            json!({"name": "A", "email": "a@example.com", "queueIds": [q, "nope"], "capacity": 1}),
+            422,
+            "queueIds[1]",
+        ),
+        (
+            json!({"name": "A", "email": "a@example.com", "queueIds": [q], "capacity": 1, "token": "x"}),
+            400,
+            "token",
+        ),
     ] {
         let (got, v) = s.call("POST", "/admin/v1/agents", Some(body.clone())).await;
         assert_eq!(got, status, "{body} → {v}");
@@ -464,19 +548,27 @@ async fn agents_get_a_token_once_rotate_it_and_are_validated() {
     let first = a["token"].as_str().unwrap().to_owned();
     assert_eq!(a["capacity"], 4);
     assert_eq!(a["activeConversations"], 0);
-    let rotated = s.ok("POST", &format!("/admin/v1/agents/{id}/token"), None).await;
+    let rotated = s
+        .ok("POST", &format!("/admin/v1/agents/{id}/token"), None)
+        .await;
     let second = rotated["token"].as_str().unwrap();
     assert_ne!(second, first);
     assert_eq!(rotated["id"], id.as_str());
     let patched = s
-        .ok("PATCH", &format!("/admin/v1/agents/{id}"), Some(json!({"capacity": 2, "email": "aiko@shop.example"})))
+        .ok(
+            "PATCH",
+            &format!("/admin/v1/agents/{id}"),
+            Some(json!({"capacity": 2, "email": "aiko@shop.example"})),
+        )
         .await;
     assert_eq!(patched["capacity"], 2);
     assert_eq!(patched["email"], "aiko@shop.example");
     assert_eq!(patched["skills"], json!(["en"]));
     let list = s.ok("GET", "/admin/v1/agents", None).await;
     assert_eq!(list["agents"].as_array().unwrap().len(), 1);
-    let (status, _) = s.call("DELETE", &format!("/admin/v1/agents/{id}"), None).await;
+    let (status, _) = s
+        .call("DELETE", &format!("/admin/v1/agents/{id}"), None)
+        .await;
     assert_eq!(status, 204);
     for (method, route) in [
         ("GET", format!("/admin/v1/agents/{id}")),
@@ -505,22 +597,62 @@ async fn workstreams_validate_references_keep_the_bot_secret_and_one_per_account
     };
     for (body, status, field) in [
         (with(json!({"accountId": "nope"})), 422, "accountId"),
-        (with(json!({"defaultQueueId": "nope"})), 422, "defaultQueueId"),
+        (
+            with(json!({"defaultQueueId": "nope"})),
+            422,
+            "defaultQueueId",
+        ),
         (with(json!({"language": "japanese!"})), 400, "language"),
         (with(json!({"timeZone": "Mars/Olympus"})), 400, "timeZone"),
         (with(json!({"distribution": "random"})), 400, "distribution"),
-        (with(json!({"autoCloseMinutes": 0})), 400, "autoCloseMinutes"),
-        (with(json!({"automatedMessages": {"hello": {"texts": {"ja": "x"}}}})), 400, "automatedMessages.hello"),
-        (with(json!({"automatedMessages": {"queued": {"texts": {"ja": ""}}}})), 400, "automatedMessages.queued.texts.ja"),
-        (with(json!({"survey": {"enabled": true, "question": "Q?", "scale": 11}})), 400, "survey.scale"),
-        (with(json!({"survey": {"enabled": true, "question": "Q?", "scale": 5, "url": "https://x.example"}})), 400, "survey.url"),
-        (with(json!({"businessHours": [{"days": [1], "open": "9:00", "close": "18:00"}]})), 400, "businessHours[0].open"),
-        (with(json!({"bot": {"url": "ftp://bot.example"}})), 400, "bot.secret"),
-        (with(json!({"bot": {"url": "ftp://bot.example", "secret": BOT_SECRET}})), 400, "bot.url"),
+        (
+            with(json!({"autoCloseMinutes": 0})),
+            400,
+            "autoCloseMinutes",
+        ),
+        (
+            with(json!({"automatedMessages": {"hello": {"texts": {"ja": "x"}}}})),
+            400,
+            "automatedMessages.hello",
+        ),
+        (
+            with(json!({"automatedMessages": {"queued": {"texts": {"ja": ""}}}})),
+            400,
+            "automatedMessages.queued.texts.ja",
+        ),
+        (
+            with(json!({"survey": {"enabled": true, "question": "Q?", "scale": 11}})),
+            400,
+            "survey.scale",
+        ),
+        (
+            with(
+                json!({"survey": {"enabled": true, "question": "Q?", "scale": 5, "url": "https://x.example"}}),
+            ),
+            400,
+            "survey.url",
+        ),
+        (
+            with(json!({"businessHours": [{"days": [1], "open": "9:00", "close": "18:00"}]})),
+            400,
+            "businessHours[0].open",
+        ),
+        (
+            with(json!({"bot": {"url": "ftp://bot.example"}})),
+            400,
+            "bot.secret",
+        ),
+        (
+            with(json!({"bot": {"url": "ftp://bot.example", "secret": BOT_SECRET}})),
+            400,
+            "bot.url",
+        ),
         (with(json!({"groupChats": "maybe"})), 400, "groupChats"),
         (with(json!({"extra": 1})), 400, "extra"),
     ] {
-        let (got, v) = s.call("POST", "/admin/v1/workstreams", Some(body.clone())).await;
+        let (got, v) = s
+            .call("POST", "/admin/v1/workstreams", Some(body.clone()))
+            .await;
         assert_eq!(got, status, "{body} → {v}");
         assert_eq!(v["error"]["field"], field, "{body} → {v}");
     }
@@ -531,21 +663,36 @@ async fn workstreams_validate_references_keep_the_bot_secret_and_one_per_account
             Some(with(json!({"bot": {"url": "https://bot.example/hook", "secret": BOT_SECRET, "timeoutMs": 2000}}))),
         )
         .await;
-    assert_eq!(ws["bot"], json!({"url": "https://bot.example/hook", "timeoutMs": 2000, "secretSet": true}));
+    assert_eq!(
+        ws["bot"],
+        json!({"url": "https://bot.example/hook", "timeoutMs": 2000, "secretSet": true})
+    );
     assert_eq!(ws["timeZone"], "UTC");
     assert_eq!(ws["distribution"], "push");
-    assert_eq!(ws["attachments"], json!({"customerCanSend": true, "agentCanSend": true}));
+    assert_eq!(
+        ws["attachments"],
+        json!({"customerCanSend": true, "agentCanSend": true})
+    );
     let id = ws["id"].as_str().unwrap().to_owned();
 
-    let (status, v) = s.call("POST", "/admin/v1/workstreams", Some(base.clone())).await;
+    let (status, v) = s
+        .call("POST", "/admin/v1/workstreams", Some(base.clone()))
+        .await;
     assert_eq!(status, 409);
     assert_eq!(v["error"]["code"], "workstream_exists");
     assert_eq!(v["error"]["usedBy"][0]["id"], id.as_str());
 
     let (status, v) = s
-        .call("PATCH", &format!("/admin/v1/workstreams/{id}"), Some(json!({"accountId": "other"})))
+        .call(
+            "PATCH",
+            &format!("/admin/v1/workstreams/{id}"),
+            Some(json!({"accountId": "other"})),
+        )
         .await;
-    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("accountId")));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("accountId"))
+    );
 
     // A bot without a secret keeps the stored one; attachments merge; the version moves.
     let patched = s
@@ -556,9 +703,15 @@ async fn workstreams_validate_references_keep_the_bot_secret_and_one_per_account
         )
         .await;
     assert_eq!(patched["bot"]["url"], "https://bot2.example/hook");
-    assert_eq!(patched["attachments"], json!({"customerCanSend": true, "agentCanSend": false}));
+    assert_eq!(
+        patched["attachments"],
+        json!({"customerCanSend": true, "agentCanSend": false})
+    );
     assert_eq!(patched["autoCloseMinutes"], 15);
-    assert_eq!(patched["version"].as_u64(), ws["version"].as_u64().map(|v| v + 1));
+    assert_eq!(
+        patched["version"].as_u64(),
+        ws["version"].as_u64().map(|v| v + 1)
+    );
 
     // A rule routing to the bot keeps the bot from being removed.
     let rule = s
@@ -570,17 +723,31 @@ async fn workstreams_validate_references_keep_the_bot_secret_and_one_per_account
         .await;
     assert_eq!(rule["bot"], true);
     let (status, v) = s
-        .call("PATCH", &format!("/admin/v1/workstreams/{id}"), Some(json!({"bot": null})))
+        .call(
+            "PATCH",
+            &format!("/admin/v1/workstreams/{id}"),
+            Some(json!({"bot": null})),
+        )
         .await;
-    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("bot_in_use")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("bot_in_use"))
+    );
     s.ok(
         "PATCH",
-        &format!("/admin/v1/workstreams/{id}/rules/{}", rule["id"].as_str().unwrap()),
+        &format!(
+            "/admin/v1/workstreams/{id}/rules/{}",
+            rule["id"].as_str().unwrap()
+        ),
         Some(json!({"bot": false})),
     )
     .await;
     let removed = s
-        .ok("PATCH", &format!("/admin/v1/workstreams/{id}"), Some(json!({"bot": null, "autoCloseMinutes": null})))
+        .ok(
+            "PATCH",
+            &format!("/admin/v1/workstreams/{id}"),
+            Some(json!({"bot": null, "autoCloseMinutes": null})),
+        )
         .await;
     assert_eq!(removed["bot"], Value::Null);
     assert_eq!(removed["autoCloseMinutes"], Value::Null);
@@ -597,14 +764,54 @@ async fn rules_are_validated_with_the_json_path_of_the_fault_and_capped_at_100()
     let id = ws["id"].as_str().unwrap();
     let route = format!("/admin/v1/workstreams/{id}/rules");
     for (body, status, code, field) in [
-        (json!({"name": "R", "queueId": q, "condition": {"all": [{"field": "message.text", "op": "startsWith", "value": "x"}]}}), 422, "invalid_condition", "condition.all[0].op"),
-        (json!({"name": "R", "queueId": q, "condition": {"field": "customer.shoeSize", "op": "exists"}}), 422, "invalid_condition", "condition.field"),
-        (json!({"name": "R", "queueId": q, "condition": {"field": "message.text", "op": "matches", "value": "("}}), 422, "invalid_condition", "condition.value"),
-        (json!({"name": "R", "queueId": "nope", "condition": {"field": "message.type", "op": "exists"}}), 422, "unknown_reference", "queueId"),
-        (json!({"name": "R", "queueId": q, "condition": {"field": "message.type", "op": "exists"}, "bot": true}), 422, "unknown_reference", "bot"),
-        (json!({"queueId": q, "condition": {"field": "message.type", "op": "exists"}}), 400, "invalid_request", "name"),
-        (json!({"name": "R", "queueId": q}), 400, "invalid_request", "condition"),
-        (json!({"name": "R", "queueId": q, "condition": {"field": "message.type", "op": "exists"}, "priority": "high"}), 400, "invalid_request", "priority"),
+        (
+            json!({"name": "R", "queueId": q, "condition": {"all": [{"field": "message.text", "op": "startsWith", "value": "x"}]}}),
+            422,
+            "invalid_condition",
+            "condition.all[0].op",
+        ),
+        (
+            json!({"name": "R", "queueId": q, "condition": {"field": "customer.shoeSize", "op": "exists"}}),
+            422,
+            "invalid_condition",
+            "condition.field",
+        ),
+        (
+            json!({"name": "R", "queueId": q, "condition": {"field": "message.text", "op": "matches", "value": "("}}),
+            422,
+            "invalid_condition",
+            "condition.value",
+        ),
+        (
+            json!({"name": "R", "queueId": "nope", "condition": {"field": "message.type", "op": "exists"}}),
+            422,
+            "unknown_reference",
+            "queueId",
+        ),
+        (
+            json!({"name": "R", "queueId": q, "condition": {"field": "message.type", "op": "exists"}, "bot": true}),
+            422,
+            "unknown_reference",
+            "bot",
+        ),
+        (
+            json!({"queueId": q, "condition": {"field": "message.type", "op": "exists"}}),
+            400,
+            "invalid_request",
+            "name",
+        ),
+        (
+            json!({"name": "R", "queueId": q}),
+            400,
+            "invalid_request",
+            "condition",
+        ),
+        (
+            json!({"name": "R", "queueId": q, "condition": {"field": "message.type", "op": "exists"}, "priority": "high"}),
+            400,
+            "invalid_request",
+            "priority",
+        ),
     ] {
         let (got, v) = s.call("POST", &route, Some(body.clone())).await;
         assert_eq!(got, status, "{body} → {v}");
@@ -635,17 +842,30 @@ async fn rules_are_validated_with_the_json_path_of_the_fault_and_capped_at_100()
 
     // Reordering takes exactly the existing ids.
     let (status, v) = s
-        .call("PUT", &format!("{route}/order"), Some(json!({"ruleIds": ids[1..].to_vec()})))
+        .call(
+            "PUT",
+            &format!("{route}/order"),
+            Some(json!({"ruleIds": ids[1..].to_vec()})),
+        )
         .await;
-    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("ruleIds")));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("ruleIds"))
+    );
     let mut reversed = ids.clone();
     reversed.reverse();
-    let r = s.ok("PUT", &format!("{route}/order"), Some(json!(reversed))).await;
+    let r = s
+        .ok("PUT", &format!("{route}/order"), Some(json!(reversed)))
+        .await;
     assert_eq!(r["rules"][0]["id"], ids[99].as_str());
     let (status, _) = s.call("GET", &format!("{route}/nope"), None).await;
     assert_eq!(status, 404);
     let (status, v) = s
-        .call("POST", &format!("{route}/test"), Some(json!({"event": {"no": "type"}})))
+        .call(
+            "POST",
+            &format!("{route}/test"),
+            Some(json!({"event": {"no": "type"}})),
+        )
         .await;
     assert_eq!((status, v["error"]["field"].as_str()), (400, Some("event")));
 }
@@ -658,40 +878,89 @@ async fn deleting_a_workstream_refuses_the_webhook_at_once_and_purge_erases_only
     let q = s.queue("General").await;
     let ws_a = s.workstream(&a, &q).await;
     s.workstream(&b, &q).await;
-    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0001", "Ua", "hi")])).await, 200);
-    assert_eq!(s.webhook(&b, SECRET_B, json!([text_event("01B0001", "Ub", "hi")])).await, 200);
+    assert_eq!(
+        s.webhook(&a, SECRET_A, json!([text_event("01A0001", "Ua", "hi")]))
+            .await,
+        200
+    );
+    assert_eq!(
+        s.webhook(&b, SECRET_B, json!([text_event("01B0001", "Ub", "hi")]))
+            .await,
+        200
+    );
     s.export_with(&format!("{a}:Ua"), 1).await;
     s.export_with(&format!("{b}:Ub"), 1).await;
 
     // Without purge: refused at once, data kept.
     let (status, _) = s
-        .call("DELETE", &format!("/admin/v1/workstreams/{}", ws_a["id"].as_str().unwrap()), None)
+        .call(
+            "DELETE",
+            &format!("/admin/v1/workstreams/{}", ws_a["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
-    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0002", "Ua", "again")])).await, 401);
+    assert_eq!(
+        s.webhook(&a, SECRET_A, json!([text_event("01A0002", "Ua", "again")]))
+            .await,
+        401
+    );
     s.export_with(&format!("{a}:Ua"), 1).await;
     // A new workstream turns the webhook back on.
     let ws_a = s.workstream(&a, &q).await;
-    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0003", "Ua2", "back")])).await, 200);
+    assert_eq!(
+        s.webhook(&a, SECRET_A, json!([text_event("01A0003", "Ua2", "back")]))
+            .await,
+        200
+    );
     s.export_with(&format!("{a}:Ua2"), 1).await;
 
     let (status, v) = s
-        .call("DELETE", &format!("/admin/v1/workstreams/{}?purge=maybe", ws_a["id"].as_str().unwrap()), None)
+        .call(
+            "DELETE",
+            &format!(
+                "/admin/v1/workstreams/{}?purge=maybe",
+                ws_a["id"].as_str().unwrap()
+            ),
+            None,
+        )
         .await;
     assert_eq!((status, v["error"]["field"].as_str()), (400, Some("purge")));
 
     // Purge the account: everything of A is gone, B is untouched.
-    let (status, _) = s.call("DELETE", &format!("/admin/v1/accounts/{a}?purge=true"), None).await;
+    let (status, _) = s
+        .call(
+            "DELETE",
+            &format!("/admin/v1/accounts/{a}?purge=true"),
+            None,
+        )
+        .await;
     assert_eq!(status, 204);
-    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01A0004", "Ua", "gone")])).await, 401);
+    assert_eq!(
+        s.webhook(&a, SECRET_A, json!([text_event("01A0004", "Ua", "gone")]))
+            .await,
+        401
+    );
     for user in ["Ua", "Ua2"] {
-        let (status, _) = s.call("GET", &format!("/admin/v1/customers/{a}:{user}"), None).await;
+        let (status, _) = s
+            .call("GET", &format!("/admin/v1/customers/{a}:{user}"), None)
+            .await;
         assert_eq!(status, 404, "{user}");
     }
     let kept = s.export_with(&format!("{b}:Ub"), 1).await;
-    assert_eq!(kept["conversations"][0]["transcript"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        kept["conversations"][0]["transcript"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let (status, _) = s
-        .call("GET", &format!("/admin/v1/workstreams/{}", ws_a["id"].as_str().unwrap()), None)
+        .call(
+            "GET",
+            &format!("/admin/v1/workstreams/{}", ws_a["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     assert_eq!(status, 404, "the account's workstream went with it");
 }
@@ -705,38 +974,79 @@ async fn a_customer_is_exported_then_erased_and_retention_is_a_setting() {
     let settings = s.ok("GET", "/admin/v1/settings", None).await;
     assert_eq!(settings["retentionDays"], Value::Null);
     let (status, v) = s
-        .call("PATCH", "/admin/v1/settings", Some(json!({"retentionDays": 0})))
+        .call(
+            "PATCH",
+            "/admin/v1/settings",
+            Some(json!({"retentionDays": 0})),
+        )
         .await;
-    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("retentionDays")));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("retentionDays"))
+    );
     let settings = s
-        .ok("PATCH", "/admin/v1/settings", Some(json!({"retentionDays": 30})))
+        .ok(
+            "PATCH",
+            "/admin/v1/settings",
+            Some(json!({"retentionDays": 30})),
+        )
         .await;
     assert_eq!(settings["retentionDays"], 30);
 
-    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01C0001", "Ukeep", "hello")])).await, 200);
-    assert_eq!(s.webhook(&a, SECRET_A, json!([text_event("01C0002", "Uerase", "my address is secret")])).await, 200);
+    assert_eq!(
+        s.webhook(
+            &a,
+            SECRET_A,
+            json!([text_event("01C0001", "Ukeep", "hello")])
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        s.webhook(
+            &a,
+            SECRET_A,
+            json!([text_event("01C0002", "Uerase", "my address is secret")])
+        )
+        .await,
+        200
+    );
     let export = s.export_with(&format!("{a}:Uerase"), 1).await;
     assert_eq!(export["customer"]["id"], format!("{a}:Uerase"));
-    assert_eq!(export["conversations"][0]["transcript"][0]["event"]["message"]["text"], "my address is secret");
+    assert_eq!(
+        export["conversations"][0]["transcript"][0]["event"]["message"]["text"],
+        "my address is secret"
+    );
     let found = s.ok("GET", "/admin/v1/customers?userId=Uerase", None).await;
     assert_eq!(found["customers"][0]["accountId"], a.as_str());
 
-    let (status, _) = s.call("DELETE", &format!("/admin/v1/customers/{a}:Uerase"), None).await;
+    let (status, _) = s
+        .call("DELETE", &format!("/admin/v1/customers/{a}:Uerase"), None)
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = s.call("GET", &format!("/admin/v1/customers/{a}:Uerase"), None).await;
+    let (status, _) = s
+        .call("GET", &format!("/admin/v1/customers/{a}:Uerase"), None)
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = s.call("DELETE", &format!("/admin/v1/customers/{a}:Uerase"), None).await;
+    let (status, _) = s
+        .call("DELETE", &format!("/admin/v1/customers/{a}:Uerase"), None)
+        .await;
     assert_eq!(status, 404);
     s.export_with(&format!("{a}:Ukeep"), 1).await;
     let (status, _) = s.call("GET", "/admin/v1/customers/no-colon", None).await;
     assert_eq!(status, 404);
     let (status, v) = s.call("GET", "/admin/v1/customers", None).await;
-    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("userId")));
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("userId"))
+    );
 
     // The kept customer's data carries the retention deadline (about 30 days out).
     let conn = rusqlite::Connection::open(s._data.path().join("omniline.db")).unwrap();
     let expires: i64 = conn
-        .query_row("SELECT MAX(expires_at) FROM conversations", [], |r| r.get(0))
+        .query_row("SELECT MAX(expires_at) FROM conversations", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -766,7 +1076,10 @@ async fn every_admin_route_needs_the_token_and_bad_bodies_get_json_errors() {
     ] {
         let r = s
             .client
-            .request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{route}", s.base))
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{route}", s.base),
+            )
             .send()
             .await
             .unwrap();
@@ -797,5 +1110,8 @@ async fn every_admin_route_needs_the_token_and_bad_bodies_get_json_errors() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "body_too_large");
     let (status, v) = s.call("PUT", "/admin/v1/queues", None).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
 }

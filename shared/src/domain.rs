@@ -19,6 +19,10 @@ pub struct Account {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
+    /// Set while the account has no workstream because its workstream was deleted: the webhook
+    /// refuses the account's requests (it reads the account on every request, so at once).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhook_disabled: bool,
 }
 
 /// The channel secret (verifies webhooks) and channel access token (calls the Messaging API).
@@ -26,9 +30,6 @@ pub struct Account {
 pub struct ChannelCredentials {
     pub channel_secret: SecretString,
     pub channel_access_token: SecretString,
-    /// Set when the account's workstream is deleted: the webhook refuses the account's requests
-    /// (the flag lives with the secret the webhook reads anyway, so refusing costs no extra read).
-    pub webhook_disabled: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -38,8 +39,6 @@ struct CredentialsJson<'a> {
     channel_secret: Cow<'a, str>,
     #[serde(borrow)]
     channel_access_token: Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    webhook_disabled: bool,
 }
 
 impl ChannelCredentials {
@@ -48,7 +47,6 @@ impl ChannelCredentials {
         let json = CredentialsJson {
             channel_secret: Cow::Borrowed(self.channel_secret.expose()),
             channel_access_token: Cow::Borrowed(self.channel_access_token.expose()),
-            webhook_disabled: self.webhook_disabled,
         };
         // Serialising two strings cannot fail.
         SecretString::new(serde_json::to_string(&json).unwrap_or_default())
@@ -59,7 +57,6 @@ impl ChannelCredentials {
         Some(Self {
             channel_secret: SecretString::new(json.channel_secret.into_owned()),
             channel_access_token: SecretString::new(json.channel_access_token.into_owned()),
-            webhook_disabled: json.webhook_disabled,
         })
     }
 }
@@ -119,7 +116,6 @@ mod tests {
         let c = ChannelCredentials {
             channel_secret: SecretString::new("s\"ecret"),
             channel_access_token: SecretString::new("tok"),
-            webhook_disabled: false,
         };
         assert_eq!(ChannelCredentials::from_secret(&c.to_secret()), Some(c));
         assert_eq!(

@@ -36,7 +36,11 @@ pub fn coded_field_error(
     field: &str,
     message: impl Into<String>,
 ) -> Response {
-    (status, axum::Json(error_body(code, &message.into(), Some(field)))).into_response()
+    (
+        status,
+        axum::Json(error_body(code, &message.into(), Some(field))),
+    )
+        .into_response()
 }
 
 /// `invalid_request` naming the request field at fault.

@@ -93,9 +93,19 @@ impl WebhookIngest {
             // The same answer whether the account exists or not (no oracle).
             return Err(self.reject_too_large(account_id).await);
         }
-        if self.accounts.get(account_id).await?.is_none() {
-            tracing::warn!(account_id, "webhook refused: unknown account");
-            return Err(IngestError::Unauthorized("unknown account"));
+        match self.accounts.get(account_id).await? {
+            None => {
+                tracing::warn!(account_id, "webhook refused: unknown account");
+                return Err(IngestError::Unauthorized("unknown account"));
+            }
+            Some(account) if account.webhook_disabled => {
+                tracing::warn!(
+                    account_id,
+                    "webhook refused: the account's workstream was deleted"
+                );
+                return Err(IngestError::Unauthorized("account disabled"));
+            }
+            Some(_) => {}
         }
         if let Err(e) = self.verify(account_id, signature, body).await? {
             tracing::warn!(account_id, reason = %e, "webhook refused: signature");
@@ -225,8 +235,6 @@ impl WebhookIngest {
         let key = stored
             .as_ref()
             .and_then(ChannelCredentials::from_secret)
-            // A disabled account is refused like an unknown one.
-            .filter(|c| !c.webhook_disabled)
             .map(|c| SignatureKey::new(c.channel_secret.expose().as_bytes()));
         if let Ok(mut cache) = self.cache.lock() {
             let entry = CachedSecret {

@@ -49,11 +49,11 @@ pub async fn seed_account(
         display_name: "Bot".into(),
         created_at: now.clone(),
         updated_at: now,
+        webhook_disabled: false,
     };
     let credentials = ChannelCredentials {
         channel_secret: SecretString::new(channel_secret),
         channel_access_token: SecretString::new("test-access-token"),
-        webhook_disabled: false,
     };
     secrets
         .put(&credentials_secret_name(id), &credentials.to_secret())

@@ -584,8 +584,9 @@ impl Workstream {
         }
 
         if let Some(survey) = &self.survey {
-            check_survey(survey)
-                .map_err(|(field, message)| WorkstreamError::new(format!("survey.{field}"), message))?;
+            check_survey(survey).map_err(|(field, message)| {
+                WorkstreamError::new(format!("survey.{field}"), message)
+            })?;
         }
 
         if let Some(bot) = &self.bot {
@@ -740,7 +741,10 @@ fn check_survey(survey: &Survey) -> Result<(), FieldFail> {
             }
             if !url.starts_with("https://") || url.len() > 1000 || url.contains(char::is_whitespace)
             {
-                return Err(("url", "must be an https URL of at most 1000 characters".into()));
+                return Err((
+                    "url",
+                    "must be an https URL of at most 1000 characters".into(),
+                ));
             }
             Ok(())
         }

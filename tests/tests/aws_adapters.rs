@@ -117,6 +117,7 @@ fn account(id: &str, created_at: &str) -> Account {
         display_name: "ショップ".into(),
         created_at: created_at.into(),
         updated_at: created_at.into(),
+        webhook_disabled: false,
     }
 }
 

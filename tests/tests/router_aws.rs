@@ -104,7 +104,10 @@ async fn aws() -> Aws {
         conversations: conversations.clone(),
         workstreams: Arc::new(workstreams),
         agents: agents.clone(),
-        config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(&config, &config_table)),
+        config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(
+            &config,
+            &config_table,
+        )),
         outbound: Arc::new(SqsEventQueue::new(&config, &outbound_url)),
         media: media.clone(),
         line: api,

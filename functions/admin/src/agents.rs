@@ -98,7 +98,10 @@ pub(crate) async fn list_agents(State(state): State<AdminState>) -> Result<Respo
         }
     }
     items.sort_by(|(a, x), (b, y)| a.created_at.cmp(&b.created_at).then(x.id.cmp(&y.id)));
-    let agents: Vec<Value> = items.iter().map(|(acc, agent)| agent_json(agent, acc)).collect();
+    let agents: Vec<Value> = items
+        .iter()
+        .map(|(acc, agent)| agent_json(agent, acc))
+        .collect();
     Ok(Json(json!({ "agents": agents })).into_response())
 }
 
@@ -114,7 +117,9 @@ pub(crate) async fn get_agent(
 pub(crate) async fn create_agent(State(state): State<AdminState>, body: Bytes) -> Result<Response> {
     let mut fields = Fields::parse(&body)?;
     let name = fields.name("name")?.ok_or_else(|| fields.missing("name"))?;
-    let email = fields.email("email")?.ok_or_else(|| fields.missing("email"))?;
+    let email = fields
+        .email("email")?
+        .ok_or_else(|| fields.missing("email"))?;
     let capacity = fields
         .integer("capacity", 1, MAX_CAPACITY)?
         .ok_or_else(|| fields.missing("capacity"))?;
@@ -154,7 +159,12 @@ pub(crate) async fn create_agent(State(state): State<AdminState>, body: Bytes) -
     state.agents.put_agent(&agent).await?;
     state
         .config
-        .put_doc(AGENT_ACCOUNT_KIND, &id, &account_doc(&account)?, Expect::Absent)
+        .put_doc(
+            AGENT_ACCOUNT_KIND,
+            &id,
+            &account_doc(&account)?,
+            Expect::Absent,
+        )
         .await?
         .ok_or_else(AdminError::version_conflict)?;
     tracing::info!(agent_id = %id, "agent created");
@@ -190,7 +200,12 @@ pub(crate) async fn update_agent(
     account.updated_at = rfc3339_millis(now_millis());
     state
         .config
-        .put_doc(AGENT_ACCOUNT_KIND, &id, &account_doc(&account)?, Expect::Version(version))
+        .put_doc(
+            AGENT_ACCOUNT_KIND,
+            &id,
+            &account_doc(&account)?,
+            Expect::Version(version),
+        )
         .await?
         .ok_or_else(AdminError::version_conflict)?;
     state.agents.put_agent(&agent).await?;
@@ -241,7 +256,12 @@ pub(crate) async fn rotate_token(
     account.updated_at = rfc3339_millis(now_millis());
     state
         .config
-        .put_doc(AGENT_ACCOUNT_KIND, &id, &account_doc(&account)?, Expect::Version(version))
+        .put_doc(
+            AGENT_ACCOUNT_KIND,
+            &id,
+            &account_doc(&account)?,
+            Expect::Version(version),
+        )
         .await?
         .ok_or_else(AdminError::version_conflict)?;
     tracing::info!(agent_id = %id, "agent token rotated");

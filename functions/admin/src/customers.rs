@@ -43,17 +43,25 @@ pub(crate) fn purge_flag(query: Option<&str>) -> Result<bool> {
 /// The media key of a LINE message (as the router stores it), for ids safe in a key.
 fn media_key(account_id: &str, message_id: &str) -> Option<String> {
     let safe = |s: &str| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     (safe(account_id) && safe(message_id)).then(|| format!("media/{account_id}/{message_id}"))
 }
 
 /// Erases everything stored for the account: conversations, transcripts, deliveries, customers,
 /// media. Nothing of any other account is touched.
-pub(crate) async fn purge_account_data(state: &AdminState, account_id: &str) -> Result<PurgeCounts> {
+pub(crate) async fn purge_account_data(
+    state: &AdminState,
+    account_id: &str,
+) -> Result<PurgeCounts> {
     let counts = state.conversations.purge_account(account_id).await?;
     let media = if media_key(account_id, "x").is_some() {
-        state.media.delete_prefix(&format!("media/{account_id}/")).await?
+        state
+            .media
+            .delete_prefix(&format!("media/{account_id}/"))
+            .await?
     } else {
         0
     };
@@ -98,7 +106,12 @@ pub(crate) async fn find_customers(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let mut user_id = None;
-    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         match pair.split_once('=') {
             Some(("userId", v)) if !v.is_empty() && v.len() <= 100 => user_id = Some(v.to_owned()),
             Some(("userId", _)) => {
@@ -158,7 +171,10 @@ pub(crate) async fn export_customer(
             "deliveries": deliveries,
         }));
     }
-    Ok(Json(json!({ "customer": customer_json(&customer), "conversations": items })).into_response())
+    Ok(
+        Json(json!({ "customer": customer_json(&customer), "conversations": items }))
+            .into_response(),
+    )
 }
 
 /// `DELETE /admin/v1/customers/{id}`: erases the customer's profile, 1:1 conversations (with
@@ -188,10 +204,23 @@ pub(crate) async fn erase_customer(
                 state.media.delete(&key).await?;
             }
         }
-        state.deliveries.delete_for_conversation(&conversation.id).await?;
-        state.conversations.delete_conversation(&conversation.id).await?;
+        state
+            .deliveries
+            .delete_for_conversation(&conversation.id)
+            .await?;
+        state
+            .conversations
+            .delete_conversation(&conversation.id)
+            .await?;
     }
-    state.conversations.delete_customer(&account_id, &user_id).await?;
-    tracing::info!(account_id, conversations = conversations.len(), "customer erased");
+    state
+        .conversations
+        .delete_customer(&account_id, &user_id)
+        .await?;
+    tracing::info!(
+        account_id,
+        conversations = conversations.len(),
+        "customer erased"
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -114,7 +114,12 @@ impl Fields {
     }
 
     /// A string of `min..=max` characters once trimmed.
-    pub fn text(&mut self, field: &str, min: usize, max: usize) -> Result<Option<String>, InputError> {
+    pub fn text(
+        &mut self,
+        field: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Option<String>, InputError> {
         let Some(value) = self.string(field)? else {
             return Ok(None);
         };
@@ -228,10 +233,7 @@ impl Fields {
         };
         let value = value.trim().to_owned();
         if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(self.error(
-                field,
-                format!("{field} must be the channel's numeric ID"),
-            ));
+            return Err(self.error(field, format!("{field} must be the channel's numeric ID")));
         }
         Ok(Some(value))
     }
@@ -243,10 +245,7 @@ impl Fields {
         };
         let value = value.trim();
         if value.len() != 32 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(self.error(
-                field,
-                format!("{field} must be 32 hexadecimal characters"),
-            ));
+            return Err(self.error(field, format!("{field} must be 32 hexadecimal characters")));
         }
         Ok(Some(SecretString::new(value)))
     }
@@ -270,10 +269,7 @@ impl Fields {
         match self.map.remove(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(_) => Err(self.error(
-                field,
-                format!("{field} must be true or false"),
-            )),
+            Some(_) => Err(self.error(field, format!("{field} must be true or false"))),
         }
     }
 

@@ -22,13 +22,13 @@ use axum::{Json, Router};
 use input::{Fields, InputError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use shared::agents::AgentStore;
 use shared::domain::{
     credentials_secret_name, new_id, now_millis, rfc3339_millis, Account, ChannelCredentials,
 };
-use shared::agents::AgentStore;
 use shared::http::{coded_field_error, error_body, error_response, field_error};
-use shared::media::ObjectStore;
 use shared::line::api::{BotInfo, LineApi, LineApiError};
+use shared::media::ObjectStore;
 use shared::ports::{
     AccountStore, ConfigStore, ConversationStore, DeliveryStore, PortError, SecretStore,
     WorkstreamStore,
@@ -159,8 +159,14 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/workstreams/{id}/rules",
             get(rules::list_rules).post(rules::create_rule),
         )
-        .route("/admin/v1/workstreams/{id}/rules/order", put(rules::reorder_rules))
-        .route("/admin/v1/workstreams/{id}/rules/test", post(rules::test_rules))
+        .route(
+            "/admin/v1/workstreams/{id}/rules/order",
+            put(rules::reorder_rules),
+        )
+        .route(
+            "/admin/v1/workstreams/{id}/rules/test",
+            post(rules::test_rules),
+        )
         .route(
             "/admin/v1/workstreams/{id}/rules/{rule_id}",
             get(rules::get_rule)
@@ -367,7 +373,8 @@ impl IntoResponse for AdminError {
 type Result<T, E = AdminError> = std::result::Result<T, E>;
 
 fn account_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<String> {
-    path.map(|Path(id)| id).map_err(|_| AdminError::NotFound("account"))
+    path.map(|Path(id)| id)
+        .map_err(|_| AdminError::NotFound("account"))
 }
 
 /// The base of callback URLs: `PUBLIC_BASE_URL`, else the request's own origin.
@@ -460,7 +467,11 @@ async fn get_account(
     id: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
     let id = account_id(id)?;
-    let account = state.accounts.get(&id).await?.ok_or(AdminError::NotFound("account"))?;
+    let account = state
+        .accounts
+        .get(&id)
+        .await?
+        .ok_or(AdminError::NotFound("account"))?;
     Ok(Json(account_json(&account, &public_base(&state, &headers))).into_response())
 }
 
@@ -503,12 +514,12 @@ async fn create_account(
         display_name: bot.display_name,
         created_at: now.clone(),
         updated_at: now,
+        webhook_disabled: false,
     };
     let credentials = ChannelCredentials {
         channel_secret,
         // Empty: no long-lived token, stateless tokens are issued when needed.
         channel_access_token: long_lived_token.unwrap_or_else(|| SecretString::new("")),
-        webhook_disabled: false,
     };
     let secret_name = credentials_secret_name(&account.id);
     state
@@ -538,7 +549,11 @@ async fn update_account(
     body: Bytes,
 ) -> Result<Response> {
     let id = account_id(id)?;
-    let mut account = state.accounts.get(&id).await?.ok_or(AdminError::NotFound("account"))?;
+    let mut account = state
+        .accounts
+        .get(&id)
+        .await?
+        .ok_or(AdminError::NotFound("account"))?;
     let mut fields = Fields::parse(&body)?;
     let name = fields.name("name")?;
     let new_secret = fields.channel_secret("channelSecret")?;

@@ -7,9 +7,9 @@ use shared::adapters::dynamo_agents::DynamoAgentStore;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
 use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::media::S3ObjectStore;
 use shared::config::{base_url, optional, or_default, required, ConfigError};
 use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::media::S3ObjectStore;
 use std::sync::Arc;
 
 #[tokio::main]

@@ -47,8 +47,12 @@ fn to_doc(queue: &Queue) -> Result<String> {
     })
 }
 
-pub(crate) fn path_id(path: std::result::Result<Path<String>, PathRejection>, what: &'static str) -> Result<String> {
-    path.map(|Path(id)| id).map_err(|_| AdminError::NotFound(what))
+pub(crate) fn path_id(
+    path: std::result::Result<Path<String>, PathRejection>,
+    what: &'static str,
+) -> Result<String> {
+    path.map(|Path(id)| id)
+        .map_err(|_| AdminError::NotFound(what))
 }
 
 /// The queue and its version, or 404.
@@ -166,7 +170,13 @@ pub(crate) async fn delete_queue(
     if !used_by.is_empty() {
         let names: Vec<String> = used_by
             .iter()
-            .map(|u| format!("{} {:?}", u["kind"].as_str().unwrap_or(""), u["name"].as_str().unwrap_or("")))
+            .map(|u| {
+                format!(
+                    "{} {:?}",
+                    u["kind"].as_str().unwrap_or(""),
+                    u["name"].as_str().unwrap_or("")
+                )
+            })
             .collect();
         return Err(AdminError::Conflict {
             code: "queue_in_use",

@@ -47,12 +47,21 @@ fn rules_json(ws: &Workstream) -> Value {
     json!({ "rules": rules, "version": ws.version })
 }
 
-fn rule_path(path: std::result::Result<Path<(String, String)>, PathRejection>) -> Result<(String, String)> {
-    path.map(|Path(p)| p).map_err(|_| AdminError::NotFound("rule"))
+fn rule_path(
+    path: std::result::Result<Path<(String, String)>, PathRejection>,
+) -> Result<(String, String)> {
+    path.map(|Path(p)| p)
+        .map_err(|_| AdminError::NotFound("rule"))
 }
 
 /// Applies the body's fields to `rule` (`creating`: name, condition and queueId are required).
-async fn apply(state: &AdminState, ws: &Workstream, fields: &mut Fields, rule: &mut RuleDef, creating: bool) -> Result<()> {
+async fn apply(
+    state: &AdminState,
+    ws: &Workstream,
+    fields: &mut Fields,
+    rule: &mut RuleDef,
+    creating: bool,
+) -> Result<()> {
     if creating {
         for required in ["name", "condition", "queueId"] {
             if fields.value_is_missing(required) {
@@ -255,7 +264,12 @@ pub(crate) async fn reorder_rules(
             f.finish()?;
             ids
         }
-        Err(_) => return Err(Fields::parse(&body).err().unwrap_or_else(|| InputError::new("body", "the body is not valid JSON")).into()),
+        Err(_) => {
+            return Err(Fields::parse(&body)
+                .err()
+                .unwrap_or_else(|| InputError::new("body", "the body is not valid JSON"))
+                .into())
+        }
     };
     let mut ws = load_workstream(&state, &id).await?;
     let mut current: Vec<&str> = ws.rules.iter().map(|r| r.id.as_str()).collect();
@@ -290,9 +304,15 @@ pub(crate) async fn test_rules(
 ) -> Result<Response> {
     let id = path_id(id, "workstream")?;
     let mut fields = Fields::parse(&body)?;
-    let event_value = fields.value("event").ok_or_else(|| fields.missing("event"))?;
+    let event_value = fields
+        .value("event")
+        .ok_or_else(|| fields.missing("event"))?;
     if !event_value.get("type").is_some_and(Value::is_string) {
-        return Err(InputError::new("event", "event must be a LINE webhook event object with a \"type\"").into());
+        return Err(InputError::new(
+            "event",
+            "event must be a LINE webhook event object with a \"type\"",
+        )
+        .into());
     }
     let event: Event = serde_json::from_value(event_value)
         .map_err(|e| InputError::new("event", format!("event is not a LINE webhook event: {e}")))?;
@@ -320,7 +340,12 @@ pub(crate) async fn test_rules(
     };
     let at = match fields.text("at", 1, 64)? {
         Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
-            .map_err(|_| InputError::new("at", "at must be an RFC 3339 time such as 2026-11-25T09:30:00+09:00"))?
+            .map_err(|_| {
+                InputError::new(
+                    "at",
+                    "at must be an RFC 3339 time such as 2026-11-25T09:30:00+09:00",
+                )
+            })?
             .timestamp_millis(),
         None => event.timestamp().unwrap_or_else(now_millis),
     };

@@ -19,7 +19,10 @@ pub(crate) async fn get_settings(State(state): State<AdminState>) -> Result<Resp
     Ok(Json(settings_json(&settings, version)).into_response())
 }
 
-pub(crate) async fn update_settings(State(state): State<AdminState>, body: Bytes) -> Result<Response> {
+pub(crate) async fn update_settings(
+    State(state): State<AdminState>,
+    body: Bytes,
+) -> Result<Response> {
     let (mut settings, version) = load_settings(state.config.as_ref()).await?;
     let mut fields = Fields::parse(&body)?;
     if fields.has("retentionDays") {

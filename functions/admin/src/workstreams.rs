@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
-use shared::domain::{credentials_secret_name, new_id, now_millis, rfc3339_millis, ChannelCredentials};
+use shared::domain::{new_id, now_millis, rfc3339_millis};
 use shared::ports::PortError;
 use shared::secret::SecretString;
 use shared::workstream::{
@@ -128,7 +128,9 @@ fn language(fields: &mut Fields, field: &str) -> Result<Option<String>, InputErr
     } else {
         Err(InputError::new(
             &fields.path(field),
-            format!("{field} must be a BCP-47 language tag such as \"ja\", \"en-US\" or \"zh-Hant\""),
+            format!(
+                "{field} must be a BCP-47 language tag such as \"ja\", \"en-US\" or \"zh-Hant\""
+            ),
         ))
     }
 }
@@ -152,12 +154,18 @@ fn automated_messages(value: Value) -> Result<Vec<AutomatedMessage>, InputError>
             let names: Vec<&str> = Trigger::ALL.iter().map(|t| t.as_str()).collect();
             return Err(InputError::new(
                 &path,
-                format!("unknown trigger {name:?}; expected one of {}", names.join(", ")),
+                format!(
+                    "unknown trigger {name:?}; expected one of {}",
+                    names.join(", ")
+                ),
             ));
         };
         let mut spec = Fields::nested(spec, &path)?;
         let enabled = spec.boolean("enabled")?.unwrap_or(true);
-        let texts = spec.take("texts").filter(|v| !v.is_null()).ok_or_else(|| spec.missing("texts"))?;
+        let texts = spec
+            .take("texts")
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| spec.missing("texts"))?;
         spec.finish()?;
         let texts_path = format!("{path}.texts");
         let Value::Object(texts) = texts else {
@@ -228,10 +236,16 @@ fn agent_identity(value: Value) -> Result<Option<AgentIdentity>, InputError> {
 
 fn business_hours(value: Value) -> Result<Vec<BusinessHours>, InputError> {
     let Value::Array(items) = value else {
-        return Err(InputError::new("businessHours", "businessHours must be an array"));
+        return Err(InputError::new(
+            "businessHours",
+            "businessHours must be an array",
+        ));
     };
     if items.len() > 50 {
-        return Err(InputError::new("businessHours", "businessHours has at most 50 windows"));
+        return Err(InputError::new(
+            "businessHours",
+            "businessHours has at most 50 windows",
+        ));
     }
     items
         .into_iter()
@@ -307,7 +321,10 @@ fn bot(value: Value) -> Result<Option<BotChange>, InputError> {
 }
 
 /// Applies the body's fields to `ws`. Returns the bot change (`Some(None)`: remove the bot).
-fn apply(fields: &mut Fields, ws: &mut Workstream) -> Result<Option<Option<BotChange>>, InputError> {
+fn apply(
+    fields: &mut Fields,
+    ws: &mut Workstream,
+) -> Result<Option<Option<BotChange>>, InputError> {
     if let Some(name) = fields.name("name")? {
         ws.name = name;
     }
@@ -383,7 +400,11 @@ fn admin_path(ws: &Workstream, e: &WorkstreamError) -> String {
     let path = e.path();
     if let Some(rest) = path.strip_prefix("automatedMessages[") {
         if let Some((index, _)) = rest.split_once(']') {
-            if let Some(m) = index.parse::<usize>().ok().and_then(|i| ws.automated_messages.get(i)) {
+            if let Some(m) = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| ws.automated_messages.get(i))
+            {
                 return format!("automatedMessages.{}.texts.{}", m.trigger, m.language);
             }
         }
@@ -413,7 +434,11 @@ fn validate(ws: &Workstream) -> Result<()> {
 }
 
 /// Applies a bot change: stores a new secret, sets or removes the bot.
-async fn apply_bot(state: &AdminState, ws: &mut Workstream, change: Option<Option<BotChange>>) -> Result<bool> {
+async fn apply_bot(
+    state: &AdminState,
+    ws: &mut Workstream,
+    change: Option<Option<BotChange>>,
+) -> Result<bool> {
     let Some(change) = change else {
         return Ok(false);
     };
@@ -438,7 +463,9 @@ async fn apply_bot(state: &AdminState, ws: &mut Workstream, change: Option<Optio
         }
         Some(change) => {
             if change.secret.is_none() && ws.bot.is_none() {
-                return Err(InputError::new("bot.secret", "bot.secret is required for a new bot").into());
+                return Err(
+                    InputError::new("bot.secret", "bot.secret is required for a new bot").into(),
+                );
             }
             ws.bot = Some(BotConfig {
                 id: bot_id(&ws.id),
@@ -455,22 +482,21 @@ async fn apply_bot(state: &AdminState, ws: &mut Workstream, change: Option<Optio
     }
 }
 
-/// Sets the account's webhook on or off (the flag lives with its credentials, which the webhook
-/// reads). A deleted account has no credentials: nothing to do.
-pub(crate) async fn set_webhook_disabled(state: &AdminState, account_id: &str, disabled: bool) -> Result<()> {
-    let name = credentials_secret_name(account_id);
-    let Some(mut credentials) = state
-        .secrets
-        .get(&name)
-        .await?
-        .as_ref()
-        .and_then(ChannelCredentials::from_secret)
-    else {
+/// Turns the account's webhook off (its workstream was deleted) or back on. The flag is on the
+/// account record, which the webhook reads on every request: it takes effect at once. A deleted
+/// account: nothing to do.
+pub(crate) async fn set_webhook_disabled(
+    state: &AdminState,
+    account_id: &str,
+    disabled: bool,
+) -> Result<()> {
+    let Some(mut account) = state.accounts.get(account_id).await? else {
         return Ok(());
     };
-    if credentials.webhook_disabled != disabled {
-        credentials.webhook_disabled = disabled;
-        state.secrets.put(&name, &credentials.to_secret()).await?;
+    if account.webhook_disabled != disabled {
+        account.webhook_disabled = disabled;
+        account.updated_at = rfc3339_millis(now_millis());
+        state.accounts.update(&account).await?;
         state.disconnected(account_id);
     }
     Ok(())
@@ -499,7 +525,10 @@ pub(crate) async fn get_workstream(
     Ok(Json(workstream_json(&load_workstream(&state, &id).await?)).into_response())
 }
 
-pub(crate) async fn create_workstream(State(state): State<AdminState>, body: Bytes) -> Result<Response> {
+pub(crate) async fn create_workstream(
+    State(state): State<AdminState>,
+    body: Bytes,
+) -> Result<Response> {
     let mut fields = Fields::parse(&body)?;
     let account_id = fields
         .text("accountId", 1, 100)?
@@ -541,7 +570,11 @@ pub(crate) async fn create_workstream(State(state): State<AdminState>, body: Byt
         ));
     }
     require_queue(&state, "defaultQueueId", &ws.default_queue).await?;
-    if let Some(existing) = state.workstreams.workstream_for_account(&ws.account_id).await? {
+    if let Some(existing) = state
+        .workstreams
+        .workstream_for_account(&ws.account_id)
+        .await?
+    {
         return Err(workstream_exists(&existing.id));
     }
     apply_bot(&state, &mut ws, bot_change).await?;
@@ -597,7 +630,11 @@ pub(crate) async fn update_workstream(
     let bot_removed = apply_bot(&state, &mut ws, bot_change).await?;
     ws.version = stored_version + 1;
     ws.updated_at = Some(rfc3339_millis(now_millis()));
-    if !state.workstreams.save_workstream(&ws, Some(stored_version)).await? {
+    if !state
+        .workstreams
+        .save_workstream(&ws, Some(stored_version))
+        .await?
+    {
         return Err(AdminError::version_conflict());
     }
     if bot_removed {

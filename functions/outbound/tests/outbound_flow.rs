@@ -409,7 +409,6 @@ async fn a_401_rereads_the_token_once() {
     let rotated = ChannelCredentials {
         channel_secret: SecretString::new("8c570fa6dd201bb328f1c1eac23a96d8"),
         channel_access_token: SecretString::new("rotated-token"),
-        webhook_disabled: false,
     };
     f.secrets
         .put(&credentials_secret_name(ACCOUNT), &rotated.to_secret())
@@ -583,7 +582,6 @@ async fn an_account_without_a_long_lived_token_uses_a_stateless_one() {
     let id_and_secret_only = ChannelCredentials {
         channel_secret: SecretString::new("8c570fa6dd201bb328f1c1eac23a96d8"),
         channel_access_token: SecretString::new(""),
-        webhook_disabled: false,
     };
     f.secrets
         .put(

@@ -25,8 +25,8 @@ use shared::line::api::{LineApi, LineApiError};
 use shared::line::tokens::{ChannelTokens, TokenError};
 use shared::media::ObjectStore;
 use shared::ports::{
-    ConfigStore,
-    AccountStore, ConversationStore, EventQueue, PortError, SecretStore, WorkstreamStore,
+    AccountStore, ConfigStore, ConversationStore, EventQueue, PortError, SecretStore,
+    WorkstreamStore,
 };
 use shared::routing::rules::CompiledRules;
 use shared::secret::SecretString;
@@ -233,7 +233,10 @@ impl RouterService {
         let now_secs = (self.deps.clock)().div_euclid(1000);
         let expired = self.deps.conversations.sweep_expired(now_secs).await?;
         if expired > 0 {
-            tracing::info!(expired, "retention: expired conversations and customers deleted");
+            tracing::info!(
+                expired,
+                "retention: expired conversations and customers deleted"
+            );
         }
         Ok(ScheduleOutcome { closed, assigned })
     }

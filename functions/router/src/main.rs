@@ -52,7 +52,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         conversations: Arc::new(DynamoConversationStore::new(&sdk, conversations_table)),
         workstreams: Arc::new(DynamoWorkstreamStore::new(&sdk, &config_table)),
         agents: Arc::new(DynamoAgentStore::new(&sdk, &config_table)),
-        config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(&sdk, &config_table)),
+        config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(
+            &sdk,
+            &config_table,
+        )),
         outbound: Arc::new(SqsEventQueue::new(&sdk, outbound_queue_url)),
         media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
         line,

@@ -103,7 +103,9 @@ async fn fixture() -> Fixture {
         conversations: conversations.clone(),
         workstreams: workstreams.clone(),
         agents: agents.clone(),
-        config: Arc::new(shared::adapters::config_docs::SqliteConfigStore::new(db.clone()).unwrap()),
+        config: Arc::new(
+            shared::adapters::config_docs::SqliteConfigStore::new(db.clone()).unwrap(),
+        ),
         outbound: Arc::new(outbound.clone()),
         media: media.clone(),
         line: api,

@@ -308,7 +308,6 @@ async fn a_rotated_secret_is_picked_up_without_waiting_for_the_cache() {
     let rotated = ChannelCredentials {
         channel_secret: SecretString::new(new_secret),
         channel_access_token: SecretString::new("t"),
-        webhook_disabled: false,
     };
     f.adapters
         .secrets

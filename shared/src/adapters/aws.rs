@@ -248,6 +248,10 @@ impl DynamoAccountStore {
             ("displayName".to_owned(), s(&account.display_name)),
             ("createdAt".to_owned(), s(&account.created_at)),
             ("updatedAt".to_owned(), s(&account.updated_at)),
+            (
+                "webhookDisabled".to_owned(),
+                AttributeValue::Bool(account.webhook_disabled),
+            ),
         ])
     }
 
@@ -261,6 +265,11 @@ impl DynamoAccountStore {
             display_name: get_s(item, "displayName")?,
             created_at: get_s(item, "createdAt")?,
             updated_at: get_s(item, "updatedAt")?,
+            webhook_disabled: item
+                .get("webhookDisabled")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
         })
     }
 

@@ -574,6 +574,7 @@ mod tests {
             display_name: "Bot".into(),
             created_at: created_at.into(),
             updated_at: created_at.into(),
+            webhook_disabled: false,
         }
     }
 

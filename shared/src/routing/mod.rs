@@ -50,4 +50,3 @@ pub fn routing_context(
         business_hours: Some(ws.is_business_hours(at)),
     }
 }
-

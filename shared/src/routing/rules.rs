@@ -297,7 +297,10 @@ impl CompiledRules {
     /// Every enabled rule in order with whether its condition holds for `ctx` (evaluation does not
     /// stop at the first match): the "why" of a dry run. The first `true` is what
     /// [`CompiledRules::evaluate`] returns.
-    pub fn trace<'a>(&'a self, ctx: &'a RoutingContext) -> impl Iterator<Item = (&'a str, bool)> + 'a {
+    pub fn trace<'a>(
+        &'a self,
+        ctx: &'a RoutingContext,
+    ) -> impl Iterator<Item = (&'a str, bool)> + 'a {
         self.rules
             .iter()
             .map(move |rule| (rule.result.rule_id.as_str(), rule.condition.eval(ctx)))
