@@ -169,6 +169,8 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Vec<crate::delivery::Delivery>, PortError>;
     /// Erases a conversation's delivery records (privacy erasure and purge); returns how many.
     async fn delete_for_conversation(&self, conversation_id: &str) -> Result<u64, PortError>;
+    /// Erases every delivery record of the account (account purge); returns how many.
+    async fn purge_account(&self, account_id: &str) -> Result<u64, PortError>;
 }
 
 /// One stored configuration document (queues, agent accounts, settings …): JSON text and its

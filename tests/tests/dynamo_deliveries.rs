@@ -381,3 +381,149 @@ async fn delete_for_conversation_erases_its_deliveries_only() {
     let again = delivery("m00", "c3", "k2", 1_700_000_100_000);
     assert_eq!(deliveries.begin(&again).await.unwrap(), again);
 }
+
+/// Every item of the table, read consistently: (pk, sk, item).
+async fn raw_items(
+    config: &SdkConfig,
+    table: &str,
+) -> Vec<(
+    String,
+    String,
+    std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+)> {
+    let ddb = aws_sdk_dynamodb::Client::new(config);
+    let mut pages = ddb
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .send();
+    let mut items = Vec::new();
+    while let Some(page) = pages.next().await {
+        for item in page.unwrap().items() {
+            let pk = item["pk"].as_s().unwrap().clone();
+            let sk = item["sk"].as_s().unwrap().clone();
+            items.push((pk, sk, item.clone()));
+        }
+    }
+    items
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn purge_account_erases_its_deliveries_only() {
+    let (deliveries, config, table) = store().await;
+    let conversations = DynamoConversationStore::new(&config, &table);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let commit = EventCommit {
+        account_id: "acc1".into(),
+        event_id: "e1".into(),
+        dedupe_expires_at: now + 3600,
+        retain_until: None,
+        conversation: Some(ConversationWrite::Create(conversation("c1"))),
+        transcript: None,
+        retract_message_id: None,
+        customer: None,
+    };
+    assert_eq!(
+        conversations.commit(&commit).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    // acc1: more than one BatchWriteItem's worth (25) of each kind of item, in two conversations.
+    for i in 0..40 {
+        let conversation = if i % 4 == 0 { "c2" } else { "c1" };
+        deliveries
+            .begin(&delivery(
+                &format!("m{i:02}"),
+                conversation,
+                "k",
+                1_700_000_000_000 + i,
+            ))
+            .await
+            .unwrap();
+    }
+    // acc2: three deliveries in its own conversation.
+    for i in 0..3 {
+        deliveries
+            .begin(&Delivery::new(
+                &format!("x{i}"),
+                "acc2",
+                "c3",
+                "k",
+                1_700_000_000_000 + i,
+            ))
+            .await
+            .unwrap();
+    }
+    // An update (replacing the document) keeps the account attribute.
+    let m01 = deliveries.delivery("m01").await.unwrap().unwrap();
+    assert!(deliveries.update(&sent(&m01)).await.unwrap());
+    let x0 = deliveries.delivery("x0").await.unwrap().unwrap();
+    assert!(deliveries.update(&sent(&x0)).await.unwrap());
+    let items = raw_items(&config, &table).await;
+    for (pk, account) in [("DELIVERY#m01", "acc1"), ("DELIVERY#x0", "acc2")] {
+        let (_, _, item) = items.iter().find(|(p, _, _)| p == pk).unwrap();
+        assert_eq!(item["accountId"].as_s().unwrap(), account, "{pk}");
+    }
+    let acc2 = deliveries.deliveries_for_conversation("c3").await.unwrap();
+    assert_eq!(ids(&acc2), ["x0", "x1", "x2"]);
+    assert_eq!(acc2[0], sent(&x0));
+
+    assert_eq!(deliveries.purge_account("acc1").await.unwrap(), 40);
+
+    let items = raw_items(&config, &table).await;
+    let left_of_acc1: Vec<_> = items
+        .iter()
+        .filter(|(pk, sk, _)| {
+            pk.starts_with("DELIVERY#m")
+                || ((pk == "CONV#c1" || pk == "CONV#c2") && sk.starts_with("D#"))
+        })
+        .map(|(pk, sk, _)| (pk, sk))
+        .collect();
+    assert!(left_of_acc1.is_empty(), "{left_of_acc1:?}");
+    // acc2's items, both kinds, are intact.
+    let mut acc2_deliveries: Vec<_> = items
+        .iter()
+        .filter(|(pk, sk, _)| pk.starts_with("DELIVERY#x") && sk == "DELIVERY")
+        .map(|(pk, _, _)| pk.as_str())
+        .collect();
+    acc2_deliveries.sort();
+    assert_eq!(
+        acc2_deliveries,
+        ["DELIVERY#x0", "DELIVERY#x1", "DELIVERY#x2"]
+    );
+    let acc2_index = items
+        .iter()
+        .filter(|(pk, sk, _)| pk == "CONV#c3" && sk.starts_with("D#"))
+        .count();
+    assert_eq!(acc2_index, 3);
+    assert_eq!(
+        deliveries.deliveries_for_conversation("c3").await.unwrap(),
+        acc2
+    );
+    // Through the port: nothing of acc1 left; the conversation itself is not a delivery record.
+    for c in ["c1", "c2"] {
+        assert!(deliveries
+            .deliveries_for_conversation(c)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    assert_eq!(deliveries.delivery("m01").await.unwrap(), None);
+    assert_eq!(
+        conversations.conversation("c1").await.unwrap(),
+        Some(conversation("c1"))
+    );
+
+    // Nothing left to purge; an unknown account is 0 too.
+    assert_eq!(deliveries.purge_account("acc1").await.unwrap(), 0);
+    assert_eq!(deliveries.purge_account("nope").await.unwrap(), 0);
+    assert_eq!(deliveries.purge_account("acc2").await.unwrap(), 3);
+    assert!(raw_items(&config, &table)
+        .await
+        .iter()
+        .all(|(pk, sk, _)| !pk.starts_with("DELIVERY#") && !sk.starts_with("D#")));
+}

@@ -56,6 +56,8 @@ pub(crate) async fn purge_account_data(
     state: &AdminState,
     account_id: &str,
 ) -> Result<PurgeCounts> {
+    // Deliveries first: their records point at the conversations purged next.
+    let deliveries = state.deliveries.purge_account(account_id).await?;
     let counts = state.conversations.purge_account(account_id).await?;
     let media = if media_key(account_id, "x").is_some() {
         state
@@ -69,6 +71,7 @@ pub(crate) async fn purge_account_data(
         account_id,
         conversations = counts.conversations,
         customers = counts.customers,
+        deliveries,
         media,
         "account data purged"
     );

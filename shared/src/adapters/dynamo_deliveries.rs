@@ -2,7 +2,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | delivery | `DELIVERY#{id}` | `DELIVERY` | `doc`, `version`, `conversationId`, `createdAt` |
+//! | delivery | `DELIVERY#{id}` | `DELIVERY` | `doc`, `version`, `conversationId`, `createdAt`, `accountId` |
 //! | conversation index | `CONV#{conversationId}` | `D#{createdAt:020}#{id}` | `deliveryId` |
 //!
 //! `doc` is the JSON of the [`Delivery`]. [`DeliveryStore::begin`] writes both items in one
@@ -10,9 +10,16 @@
 //! only conditional one, so a cancellation reason `ConditionalCheckFailed` at index 0 means the
 //! delivery exists. The index items share their partition with the conversation's `META` and
 //! transcript (`T#…`) items; the `D#` prefix keeps them apart. The id, conversation and creation
-//! time are fixed by `begin`; `update` replaces the document and version.
+//! time are fixed by `begin`; `update` replaces the document and version (the other attributes,
+//! `accountId` included, stay as `begin` wrote them).
 //! [`DeliveryStore::delete_for_conversation`] deletes both items of each delivery found through
 //! the conversation's index (and nothing else of the partition).
+//!
+//! [`DeliveryStore::purge_account`] finds the account's delivery items with a (paginated,
+//! consistent) Scan of the whole table filtered on `accountId`: an admin-only, rare operation,
+//! with no index of its own. It deletes the index items first and the delivery items last, so an
+//! interrupted purge is completed by running it again (the Scan still finds what is left).
+//! Delivery items written before `accountId` existed lack it and are not found by the purge.
 
 use crate::adapters::aws::{
     aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
@@ -56,6 +63,13 @@ fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, PortError> {
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
         .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without string {name}")))
+}
+
+fn get_i64(item: &Item, name: &str) -> Result<i64, PortError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without integer {name}")))
 }
 
 fn parse_doc(item: &Item) -> Result<Delivery, PortError> {
@@ -124,6 +138,7 @@ impl DynamoDeliveryStore {
         main.insert("version".to_owned(), n(d.version));
         main.insert("conversationId".to_owned(), s(&d.conversation_id));
         main.insert("createdAt".to_owned(), n(d.created_at));
+        main.insert("accountId".to_owned(), s(&d.account_id));
         let main = Put::builder()
             .table_name(&self.table)
             .set_item(Some(main))
@@ -171,6 +186,39 @@ impl DynamoDeliveryStore {
             }
         }
         Ok(ids)
+    }
+
+    /// The keys of both items (the conversation index item, then the delivery item) of every
+    /// delivery of the account, by a consistent Scan of the table.
+    async fn account_keys(&self, account_id: &str) -> Result<(Vec<Item>, Vec<Item>), PortError> {
+        let mut index_keys = Vec::new();
+        let mut delivery_keys = Vec::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("accountId = :a AND begins_with(pk, :p)")
+            .projection_expression("pk, conversationId, createdAt")
+            .expression_attribute_values(":a", s(account_id))
+            .expression_attribute_values(":p", s(delivery_pk("")))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
+            for item in page.items() {
+                let pk = get_s(item, "pk")?;
+                let id = pk.strip_prefix(&delivery_pk("")).ok_or_else(|| {
+                    PortError::Unavailable(format!("DynamoDB delivery item with pk {pk}"))
+                })?;
+                index_keys.push(key(
+                    conversation_pk(get_s(item, "conversationId")?),
+                    index_sk(get_i64(item, "createdAt")?, id),
+                ));
+                delivery_keys.push(key(pk.to_owned(), DELIVERY));
+            }
+        }
+        Ok((index_keys, delivery_keys))
     }
 
     /// Every delivery in `ids` that exists, read consistently with `BatchGetItem`, by id.
@@ -295,6 +343,16 @@ impl DeliveryStore for DynamoDeliveryStore {
         );
         batch_delete(&self.client, &self.table, keys).await?;
         Ok(index.len() as u64)
+    }
+
+    async fn purge_account(&self, account_id: &str) -> Result<u64, PortError> {
+        let (index_keys, delivery_keys) = self.account_keys(account_id).await?;
+        let count = delivery_keys.len() as u64;
+        // Every index item first, the deliveries only then (no batch mixes the two): a retry of
+        // an interrupted purge finds what is left through the Scan, which sees delivery items.
+        batch_delete(&self.client, &self.table, index_keys).await?;
+        batch_delete(&self.client, &self.table, delivery_keys).await?;
+        Ok(count)
     }
 }
 

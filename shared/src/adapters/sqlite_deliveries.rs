@@ -1,8 +1,12 @@
 //! [`DeliveryStore`] in the embedded database: one row per outbound message, its JSON document
 //! beside the columns the store filters and orders on. The id, conversation and creation time are
 //! fixed by [`DeliveryStore::begin`]; [`DeliveryStore::update`] replaces the document and version.
+//!
+//! `account_id` (indexed, for [`DeliveryStore::purge_account`]) came after the table's first
+//! release: databases created before it get the nullable column when the store opens, and their
+//! older rows keep it `NULL` (the purge then matches them by the document's `accountId`).
 
-use crate::adapters::embedded::EmbeddedDb;
+use crate::adapters::embedded::{db_error, EmbeddedDb};
 use crate::delivery::Delivery;
 use crate::ports::{DeliveryStore, PortError};
 use async_trait::async_trait;
@@ -14,11 +18,36 @@ CREATE TABLE IF NOT EXISTS deliveries (
     conversation_id TEXT NOT NULL,
     created_at      INTEGER NOT NULL,
     version         INTEGER NOT NULL,
-    doc             TEXT NOT NULL
+    doc             TEXT NOT NULL,
+    account_id      TEXT
 );
 CREATE INDEX IF NOT EXISTS deliveries_conversation
     ON deliveries (conversation_id, created_at, id);
 "#;
+
+/// The index on `account_id`: applied once the column exists (old databases are migrated first).
+const ACCOUNT_SCHEMA: &str = r#"
+CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account_id);
+"#;
+
+/// Adds `account_id` to the table of a database created before it, in one immediate transaction
+/// (so two processes opening the same old database do not both add it).
+fn migrate_account(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let has_column = {
+        let mut stmt = tx.prepare("PRAGMA table_info(deliveries)")?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+        let mut found = false;
+        for name in names {
+            found |= name? == "account_id";
+        }
+        found
+    };
+    if !has_column {
+        tx.execute_batch("ALTER TABLE deliveries ADD COLUMN account_id TEXT")?;
+    }
+    tx.commit()
+}
 
 /// [`DeliveryStore`] in the embedded database.
 #[derive(Debug, Clone)]
@@ -27,9 +56,19 @@ pub struct SqliteDeliveryStore {
 }
 
 impl SqliteDeliveryStore {
-    /// Creates the store's table if needed.
+    /// Creates the store's table if needed, and adds the `account_id` column to the table of an
+    /// older database.
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
+        // `new` is synchronous and the shared connection is only reachable asynchronously: the
+        // (rare, one-off) migration runs on a short-lived connection of its own. The shared one
+        // sees the new column at its next statement (SQLite re-prepares on a schema change).
+        let mut conn = rusqlite::Connection::open(db.path()).map_err(db_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_error)?;
+        migrate_account(&mut conn).map_err(db_error)?;
+        drop(conn);
+        db.apply_schema(ACCOUNT_SCHEMA)?;
         Ok(Self { db })
     }
 }
@@ -56,14 +95,16 @@ impl DeliveryStore for SqliteDeliveryStore {
             .run(move |conn| {
                 let tx = conn.transaction()?;
                 tx.execute(
-                    "INSERT OR IGNORE INTO deliveries (id, conversation_id, created_at, version, doc)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR IGNORE INTO deliveries
+                       (id, conversation_id, created_at, version, doc, account_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
                         delivery.id,
                         delivery.conversation_id,
                         delivery.created_at,
                         version_i64(delivery.version)?,
-                        to_doc(&delivery)?
+                        to_doc(&delivery)?,
+                        delivery.account_id
                     ],
                 )?;
                 let doc: String = tx.query_row(
@@ -138,6 +179,21 @@ impl DeliveryStore for SqliteDeliveryStore {
                 let deleted = conn.execute(
                     "DELETE FROM deliveries WHERE conversation_id = ?1",
                     params![conversation_id],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await
+    }
+
+    async fn purge_account(&self, account_id: &str) -> Result<u64, PortError> {
+        let account_id = account_id.to_owned();
+        self.db
+            .run(move |conn| {
+                // Rows written before the column existed have it `NULL`: matched by the document.
+                let deleted = conn.execute(
+                    "DELETE FROM deliveries WHERE account_id = ?1
+                        OR (account_id IS NULL AND json_extract(doc, '$.accountId') = ?1)",
+                    params![account_id],
                 )?;
                 Ok(deleted as u64)
             })
@@ -336,5 +392,149 @@ mod tests {
             .unwrap();
         assert_eq!(again, d2);
         assert!(s.update(&sent(&d2)).await.unwrap());
+    }
+
+    fn delivery_of(account_id: &str, id: &str, conversation_id: &str, now: i64) -> Delivery {
+        Delivery::new(id, account_id, conversation_id, "k", now)
+    }
+
+    #[tokio::test]
+    async fn deliveries_purged_per_account_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for d in [
+            delivery_of("acc1", "m1", "c1", 1000),
+            delivery_of("acc1", "m2", "c1", 2000),
+            delivery_of("acc1", "m3", "c2", 3000),
+            delivery_of("acc2", "x1", "c3", 500),
+            delivery_of("acc2", "x2", "c3", 600),
+        ] {
+            s.begin(&d).await.unwrap();
+        }
+        // An update (which replaces the document) keeps the record in its account.
+        let m1 = s.delivery("m1").await.unwrap().unwrap();
+        assert!(s.update(&sent(&m1)).await.unwrap());
+        let x1 = s.delivery("x1").await.unwrap().unwrap();
+        assert!(s.update(&sent(&x1)).await.unwrap());
+        let acc2 = s.deliveries_for_conversation("c3").await.unwrap();
+        assert_eq!(ids(&acc2), ["x1", "x2"]);
+
+        assert_eq!(s.purge_account("acc1").await.unwrap(), 3);
+        for c in ["c1", "c2"] {
+            assert!(s.deliveries_for_conversation(c).await.unwrap().is_empty());
+        }
+        for id in ["m1", "m2", "m3"] {
+            assert_eq!(s.delivery(id).await.unwrap(), None, "{id}");
+        }
+        // The other account's deliveries are untouched.
+        assert_eq!(s.deliveries_for_conversation("c3").await.unwrap(), acc2);
+
+        // Nothing left of acc1; an unknown account is 0 too.
+        assert_eq!(s.purge_account("acc1").await.unwrap(), 0);
+        assert_eq!(s.purge_account("nope").await.unwrap(), 0);
+        assert_eq!(s.purge_account("acc2").await.unwrap(), 2);
+        assert!(s
+            .deliveries_for_conversation("c3")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    /// The table as first released: no `account_id`.
+    const OLD_SCHEMA: &str = r#"
+    CREATE TABLE deliveries (
+        id              TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        version         INTEGER NOT NULL,
+        doc             TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_conversation ON deliveries (conversation_id, created_at, id);
+    "#;
+
+    async fn column_names(s: &SqliteDeliveryStore) -> Vec<String> {
+        s.db.run(|conn| {
+            let mut stmt = conn.prepare("PRAGMA table_info(deliveries)")?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+            names.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn account_column(s: &SqliteDeliveryStore, id: &str) -> Option<Option<String>> {
+        let id = id.to_owned();
+        s.db.run(move |conn| {
+            conn.query_row(
+                "SELECT account_id FROM deliveries WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn deliveries_of_an_old_database_are_purged_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let old1 = delivery_of("acc1", "o1", "c1", 1000);
+        let old2 = delivery_of("acc2", "o2", "c2", 1000);
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("omniline.db")).unwrap();
+            conn.execute_batch(OLD_SCHEMA).unwrap();
+            for d in [&old1, &old2] {
+                conn.execute(
+                    "INSERT INTO deliveries VALUES (?1, ?2, ?3, 1, ?4)",
+                    params![
+                        d.id,
+                        d.conversation_id,
+                        d.created_at,
+                        serde_json::to_string(d).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let s = store(&dir);
+        let names = column_names(&s).await;
+        assert_eq!(
+            names.iter().filter(|n| *n == "account_id").count(),
+            1,
+            "{names:?}"
+        );
+        // The old rows read as before, with no account in the column.
+        assert_eq!(s.delivery("o1").await.unwrap(), Some(old1.clone()));
+        assert_eq!(account_column(&s, "o1").await, Some(None));
+        // A new write fills the column.
+        let new1 = delivery_of("acc1", "n1", "c1", 2000);
+        s.begin(&new1).await.unwrap();
+        assert_eq!(account_column(&s, "n1").await, Some(Some("acc1".into())));
+        assert_eq!(
+            s.deliveries_for_conversation("c1").await.unwrap(),
+            vec![old1, new1]
+        );
+
+        assert_eq!(s.purge_account("acc1").await.unwrap(), 2);
+        assert!(s
+            .deliveries_for_conversation("c1")
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.delivery("o1").await.unwrap(), None);
+        assert_eq!(
+            s.deliveries_for_conversation("c2").await.unwrap(),
+            vec![old2.clone()]
+        );
+
+        // Opening again (column present) is a no-op; so is a second store on the same database.
+        drop(s);
+        let again = store(&dir);
+        SqliteDeliveryStore::new(again.db.clone()).unwrap();
+        assert_eq!(column_names(&again).await.len(), 6);
+        assert_eq!(again.delivery("o2").await.unwrap(), Some(old2));
+        assert_eq!(again.purge_account("acc2").await.unwrap(), 1);
+        assert_eq!(again.delivery("o2").await.unwrap(), None);
     }
 }
