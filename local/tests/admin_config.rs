@@ -170,7 +170,8 @@ impl Stack {
         self.ok(
             "POST",
             "/admin/v1/workstreams",
-            Some(json!({"name": "Support", "accountId": account, "language": "ja", "defaultQueueId": queue})),
+            Some(json!({"name": "Support", "accountId": account, "language": "ja", "defaultQueueId": queue,
+                        "automatedMessages": {"conversationStarted": {"texts": {"ja": "こんにちは"}}}})),
         )
         .await
     }
@@ -927,6 +928,23 @@ async fn deleting_a_workstream_refuses_the_webhook_at_once_and_purge_erases_only
         .await;
     assert_eq!((status, v["error"]["field"].as_str()), (400, Some("purge")));
 
+    // Both accounts' greetings have been sent (delivery records exist) before the purge.
+    let conn = rusqlite::Connection::open(s._data.path().join("omniline.db")).unwrap();
+    let count = |account: &str| -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE account_id = ?1",
+            [account],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    for _ in 0..200 {
+        if count(&a) > 0 && count(&b) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(count(&a) > 0 && count(&b) > 0, "greetings delivered");
     // Purge the account: everything of A is gone, B is untouched.
     let (status, _) = s
         .call(
@@ -955,6 +973,8 @@ async fn deleting_a_workstream_refuses_the_webhook_at_once_and_purge_erases_only
             .len(),
         1
     );
+    assert_eq!(count(&a), 0, "A's delivery records went with the purge");
+    assert!(count(&b) > 0, "B's greeting delivery is kept");
     let (status, _) = s
         .call(
             "GET",
