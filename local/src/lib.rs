@@ -190,7 +190,8 @@ struct Adapters {
     db: Option<EmbeddedDb>,
 }
 
-/// The router and the outbound function over the embedded database, and the media route.
+/// The router and the outbound function over the embedded database, the media route and the
+/// agent API (which runs the router's use cases).
 struct EmbeddedFunctions {
     router: Arc<RouterService>,
     outbound: Arc<OutboundService>,
@@ -242,11 +243,22 @@ fn embedded_functions(
         }),
         clock: system_clock(),
     }));
+    let agent_state = agent::AgentState::new(
+        Arc::clone(&router),
+        Arc::clone(&adapters.deliveries),
+        Some(agent::MediaSigner {
+            base_url: base_url.to_owned(),
+            signing_secret: media_secret.clone(),
+        }),
+        base_url,
+    );
+    // The media route (signed links) and the agent API (with the account-link page).
     let media = webhook::media::router(webhook::media::MediaState {
         objects,
         signing_secret: media_secret,
         clock: system_clock(),
-    });
+    })
+    .merge(agent::router(agent_state));
     Ok(EmbeddedFunctions {
         router,
         outbound,

@@ -19,6 +19,8 @@ use std::cmp::Ordering;
 pub enum AgentStatus {
     Available,
     Busy,
+    /// Away from the desk: like `Busy`, keeps its conversations and takes no new ones.
+    Away,
     Offline,
 }
 
@@ -28,6 +30,7 @@ impl AgentStatus {
         match self {
             AgentStatus::Available => "available",
             AgentStatus::Busy => "busy",
+            AgentStatus::Away => "away",
             AgentStatus::Offline => "offline",
         }
     }
@@ -37,6 +40,7 @@ impl AgentStatus {
         match value {
             "available" => Some(AgentStatus::Available),
             "busy" => Some(AgentStatus::Busy),
+            "away" => Some(AgentStatus::Away),
             "offline" => Some(AgentStatus::Offline),
             _ => None,
         }
@@ -83,6 +87,8 @@ impl Agent {
 
 /// The kind of notification sent when a conversation is assigned to an agent.
 pub const NOTIFICATION_ASSIGNED: &str = "assigned";
+/// The kind of notification sent when the customer writes in a conversation the agent holds.
+pub const NOTIFICATION_MESSAGE: &str = "message";
 
 /// Something an agent's console shows (a new assignment, ...). Stored idempotently by `id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +201,15 @@ pub trait AgentStore: Send + Sync {
 
     /// An agent's notifications, ordered by `created_at` (then id).
     async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError>;
+
+    /// An agent's notifications strictly after `after` = (`created_at`, id) in that order (all
+    /// when `None`), oldest first, at most `limit`.
+    async fn notifications_after(
+        &self,
+        agent_id: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<AgentNotification>, PortError>;
 }
 
 /// [`crate::ports::ConfigStore`] kind of agent accounts (email and the agent API token's hash).

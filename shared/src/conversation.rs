@@ -68,8 +68,63 @@ pub struct Conversation {
     pub closed_at: Option<i64>,
     #[serde(default)]
     pub close_reason: Option<String>,
+    /// The post-conversation survey, once sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyState>,
     /// Optimistic concurrency: every write increments it, conditional on the previous value.
     pub version: u64,
+}
+
+/// A survey sent when the conversation closed, and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurveyState {
+    /// Epoch ms.
+    pub sent_at: i64,
+    /// Highest score offered (a rating survey); `None` for a link survey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    /// Epoch ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<i64>,
+}
+
+/// The postback data of a survey quick-reply button: `survey:{conversationId}:{score}`.
+pub fn survey_postback(conversation_id: &str, score: u8) -> String {
+    format!("survey:{conversation_id}:{score}")
+}
+
+/// `(conversation id, score)` of survey postback data.
+pub fn parse_survey_postback(data: &str) -> Option<(&str, u8)> {
+    let rest = data.strip_prefix("survey:")?;
+    let (conversation_id, score) = rest.rsplit_once(':')?;
+    let score: u8 = score.parse().ok()?;
+    (!conversation_id.is_empty()).then_some((conversation_id, score))
+}
+
+/// Which conversations [`crate::ports::ConversationStore::list_conversations`] returns: those in
+/// `state` (any when `None`) that are in one of `queue_ids` or held by `agent_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    pub state: Option<ConversationState>,
+    pub queue_ids: Vec<String>,
+    pub agent_id: Option<String>,
+    /// At most this many, most recent activity first.
+    pub limit: usize,
+}
+
+impl ConversationFilter {
+    /// Whether `c` matches (the reference semantics adapters implement).
+    pub fn matches(&self, c: &Conversation) -> bool {
+        self.state.is_none_or(|s| s == c.state)
+            && (c
+                .queue_id
+                .as_ref()
+                .is_some_and(|q| self.queue_ids.contains(q))
+                || (self.agent_id.is_some() && c.agent_id == self.agent_id))
+    }
 }
 
 /// Whether the customer follows the account (follow / unfollow events).

@@ -48,6 +48,33 @@ pub fn field_error(status: StatusCode, field: &str, message: impl Into<String>) 
     coded_field_error(status, "invalid_request", field, message)
 }
 
+/// axum's own rejections (body too large, a malformed request …) are plain text: gives them the
+/// JSON error body every other answer has. A middleware (`axum::middleware::from_fn`).
+pub async fn json_rejections(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the body is too large".to_owned()),
+        StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed".to_owned()),
+        other => (
+            "error",
+            other.canonical_reason().unwrap_or("error").to_owned(),
+        ),
+    };
+    error_response(status, code, message)
+}
+
 /// JSON 404 for routes that do not exist.
 pub async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such route")

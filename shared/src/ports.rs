@@ -85,6 +85,12 @@ pub trait ConversationStore: Send + Sync {
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError>;
     /// A conversation's transcript ordered by event timestamp, then event id.
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError>;
+    /// Conversations matching `filter`, most recent activity (`lastActivityAt`) first, at most
+    /// `filter.limit` (see [`crate::conversation::ConversationFilter::matches`]).
+    async fn list_conversations(
+        &self,
+        filter: &crate::conversation::ConversationFilter,
+    ) -> Result<Vec<Conversation>, PortError>;
     /// Every conversation (open or closed) of one source (a 1:1 user, a group, a room), oldest
     /// first.
     async fn conversations_of_source(

@@ -925,7 +925,8 @@ mod tests {
             "language": "ja",
             "distribution": "push",
             "defaultQueue": "q_general",
-            "attachments": {"customerCanSend": true},
+            "attachments": {"customerCanSend": true, "agentCanSend": true},
+            "groupChats": "handle",
             "autoCloseMinutes": 30,
             "timezone": "Asia/Tokyo",
             "businessHours": [

@@ -496,3 +496,162 @@ async fn dynamo_agents_put_agent_keeps_the_transaction_within_100_operations() {
     assert!(f.in_queue("q00").await.is_empty());
     assert!(f.raw("QUEUE#q97", "AGENT#a").await.is_none());
 }
+
+/// Every page of `notifications_after` from the start, `page` at a time.
+async fn pages(store: &DynamoAgentStore, agent_id: &str, page: usize) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<(i64, String)> = None;
+    loop {
+        let got = store
+            .notifications_after(
+                agent_id,
+                cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
+                page,
+            )
+            .await
+            .unwrap();
+        assert!(got.len() <= page, "page of {} > {page}", got.len());
+        let Some(last) = got.last() else {
+            return out;
+        };
+        cursor = Some((last.created_at, last.id.clone()));
+        out.push(got.into_iter().map(|n| n.id).collect());
+        assert!(out.len() < 100, "pagination does not end");
+    }
+}
+
+fn ids(notifications: Vec<AgentNotification>) -> Vec<String> {
+    notifications.into_iter().map(|n| n.id).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_notifications_after_pages_through_every_notification_once_in_order() {
+    let f = fixture().await;
+    let store = &f.store;
+    // Equal createdAt with different ids (written out of order), ids that are prefixes of one
+    // another, negative times (clamped to 0 in the sort key, so not in key order), the agent's
+    // profile in the same partition, and another agent's notifications.
+    store.put_agent(&agent("a", &["q"], 1)).await.unwrap();
+    for (id, at) in [
+        ("n-b", 200),
+        ("n-a", 200),
+        ("n-ab", 200),
+        ("n-c", 200),
+        ("early", 100),
+        ("late", 300),
+        ("neg", -5),
+        ("a-neg", -1),
+        ("zero", 0),
+        ("n", 200),
+        ("last", 400),
+    ] {
+        store.notify(&notification(id, "a", at)).await.unwrap();
+    }
+    store
+        .notify(&notification("other", "b", 250))
+        .await
+        .unwrap();
+    store
+        .notify(&notification("other2", "b", 150))
+        .await
+        .unwrap();
+
+    let all = ids(store.notifications("a").await.unwrap());
+    assert_eq!(
+        all,
+        ["neg", "a-neg", "zero", "early", "n", "n-a", "n-ab", "n-b", "n-c", "late", "last"]
+    );
+    for page in 1..=12 {
+        let got = pages(store, "a", page).await;
+        assert_eq!(got.concat(), all, "page size {page}");
+        let full_pages = all.len() / page;
+        assert!(got[..full_pages].iter().all(|p| p.len() == page));
+    }
+
+    assert_eq!(
+        store.notifications_after("a", None, 100).await.unwrap(),
+        store.notifications("a").await.unwrap()
+    );
+    assert!(store
+        .notifications_after("a", None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .notifications_after("a", Some((400, "last")), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Cursors that are not stored notifications.
+    assert_eq!(
+        ids(store
+            .notifications_after("a", Some((200, "n-aa")), 3)
+            .await
+            .unwrap()),
+        ["n-ab", "n-b", "n-c"]
+    );
+    assert_eq!(
+        ids(store
+            .notifications_after("a", Some((200, "n")), 2)
+            .await
+            .unwrap()),
+        ["n-a", "n-ab"]
+    );
+    assert_eq!(
+        ids(store
+            .notifications_after("a", Some((250, "")), 5)
+            .await
+            .unwrap()),
+        ["late", "last"]
+    );
+    assert_eq!(
+        ids(store
+            .notifications_after("a", Some((-3, "zzz")), 3)
+            .await
+            .unwrap()),
+        ["a-neg", "zero", "early"]
+    );
+    assert_eq!(
+        ids(store
+            .notifications_after("a", Some((0, "zero")), 1)
+            .await
+            .unwrap()),
+        ["early"]
+    );
+    assert_eq!(
+        ids(store
+            .notifications_after("b", Some((150, "other2")), 5)
+            .await
+            .unwrap()),
+        ["other"]
+    );
+    assert!(store
+        .notifications_after("nobody", None, 5)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_notifications_after_reads_past_dynamodb_pages() {
+    let f = fixture().await;
+    let store = &f.store;
+    // Big items (about 30 kB each): a 1 MB Query page holds far fewer than asked for.
+    let mut written = Vec::new();
+    for i in 0..60 {
+        let mut n = notification(&format!("big-{i:02}"), "a", 1_000 + i / 3);
+        n.customer_name = "x".repeat(30_000);
+        store.notify(&n).await.unwrap();
+        written.push(n.id);
+    }
+    let got = store.notifications_after("a", None, 60).await.unwrap();
+    assert_eq!(ids(got), written);
+    let got = store
+        .notifications_after("a", Some((1_000, "big-00")), 59)
+        .await
+        .unwrap();
+    assert_eq!(ids(got), written[1..]);
+    assert_eq!(pages(store, "a", 7).await.concat(), written);
+}

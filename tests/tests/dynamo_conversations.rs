@@ -11,8 +11,8 @@ use serde_json::json;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
 use shared::conversation::{
-    CommitOutcome, Consent, Conversation, ConversationState, ConversationWrite, Customer,
-    EventCommit, SourceType, TranscriptEntry,
+    CommitOutcome, Consent, Conversation, ConversationFilter, ConversationState, ConversationWrite,
+    Customer, EventCommit, SourceType, TranscriptEntry,
 };
 use shared::delivery::Delivery;
 use shared::ports::{ConversationStore, DeliveryStore, PortError, PurgeCounts};
@@ -54,6 +54,7 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         last_activity_at: 1_700_000_000_000 + version as i64,
         closed_at: (state == ConversationState::Closed).then_some(1_700_000_100_000),
         close_reason: None,
+        survey: None,
         version,
     }
 }
@@ -1180,4 +1181,201 @@ async fn purge_removes_one_account_and_nothing_of_another() {
         store.purge_account("acc1#x").await,
         Err(PortError::Unavailable(_))
     ));
+}
+
+/// A conversation in `queue` (held by `agent`) last active at `at`, on a source of its own.
+fn listed(
+    id: &str,
+    state: ConversationState,
+    queue: Option<&str>,
+    agent: Option<&str>,
+    at: i64,
+) -> Conversation {
+    Conversation {
+        queue_id: queue.map(Into::into),
+        agent_id: agent.map(Into::into),
+        last_activity_at: at,
+        ..conversation(id, &format!("U-{id}"), state, 1)
+    }
+}
+
+fn filter(
+    state: Option<ConversationState>,
+    queues: &[&str],
+    agent: Option<&str>,
+    limit: usize,
+) -> ConversationFilter {
+    ConversationFilter {
+        state,
+        queue_ids: queues.iter().map(|q| (*q).to_owned()).collect(),
+        agent_id: agent.map(Into::into),
+        limit,
+    }
+}
+
+fn conversation_ids(conversations: &[Conversation]) -> Vec<&str> {
+    conversations.iter().map(|c| c.id.as_str()).collect()
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn list_conversations_filters_orders_by_recent_activity_and_limits() {
+    use ConversationState::{Active, Closed, Waiting};
+    let (store, _, _) = store().await;
+    let all = vec![
+        listed("c1", Waiting, Some("q1"), None, 100),
+        listed("c2", Active, Some("q2"), Some("a1"), 300),
+        listed("c3", Active, Some("q1"), Some("a2"), 200),
+        listed("c4", Active, Some("q3"), Some("a1"), 250),
+        listed("c5", Closed, Some("q1"), Some("a1"), 400),
+        listed("c6", Waiting, None, None, 500),
+        listed("c7", Waiting, Some("q1"), None, 200),
+        Conversation {
+            account_id: "acc2".into(),
+            ..listed("c8", Waiting, Some("q2"), None, 150)
+        },
+        listed("c9", Active, Some(""), Some(""), 50),
+    ];
+    for (i, c) in all.iter().enumerate() {
+        let write = EventCommit {
+            account_id: c.account_id.clone(),
+            conversation: Some(ConversationWrite::Create(c.clone())),
+            // Transcript items share the partition: they are not conversations.
+            transcript: Some(entry(&c.id, &format!("e{i}"), 10)),
+            ..commit(&format!("e{i}"))
+        };
+        assert_eq!(
+            store.commit(&write).await.unwrap(),
+            CommitOutcome::Committed
+        );
+    }
+    // A customer and a delivery in the table are not conversations either.
+    let customer_only = EventCommit {
+        customer: Some(customer("Uc", "Hanako", 1)),
+        ..commit("e-customer")
+    };
+    assert_eq!(
+        store.commit(&customer_only).await.unwrap(),
+        CommitOutcome::Committed
+    );
+
+    let list = |f: ConversationFilter| {
+        let store = store.clone();
+        async move { store.list_conversations(&f).await.unwrap() }
+    };
+    let got = list(filter(None, &["q1"], None, 10)).await;
+    assert_eq!(conversation_ids(&got), ["c5", "c3", "c7", "c1"]);
+    assert_eq!(got[1], all[2]);
+    assert_eq!(
+        conversation_ids(&list(filter(None, &["q1"], None, 2)).await),
+        ["c5", "c3"]
+    );
+    assert!(list(filter(None, &["q1"], None, 0)).await.is_empty());
+    assert_eq!(
+        conversation_ids(&list(filter(Some(Active), &["q1", "q2"], Some("a1"), 10)).await),
+        ["c2", "c4", "c3"]
+    );
+    assert_eq!(
+        conversation_ids(&list(filter(Some(Waiting), &["q1", "q2"], None, 10)).await),
+        ["c7", "c8", "c1"]
+    );
+    assert_eq!(
+        conversation_ids(&list(filter(None, &[], Some("a1"), 10)).await),
+        ["c5", "c2", "c4"]
+    );
+    assert_eq!(
+        conversation_ids(&list(filter(Some(Closed), &[], Some("a1"), 10)).await),
+        ["c5"]
+    );
+    assert!(list(filter(None, &[], None, 10)).await.is_empty());
+    assert!(list(filter(None, &["nope"], Some("nobody"), 10))
+        .await
+        .is_empty());
+    assert_eq!(
+        conversation_ids(&list(filter(None, &[""], None, 10)).await),
+        ["c9"]
+    );
+
+    // Every combination agrees with the reference semantics.
+    let queue_sets: [&[&str]; 4] = [&[], &["q1"], &["q2", "q3"], &["q1", "q2", "q3"]];
+    for state in [None, Some(Waiting), Some(Active), Some(Closed)] {
+        for queues in queue_sets {
+            for agent in [None, Some("a1"), Some("a2")] {
+                for limit in [1, 3, 100] {
+                    let f = filter(state, queues, agent, limit);
+                    let mut want: Vec<Conversation> =
+                        all.iter().filter(|c| f.matches(c)).cloned().collect();
+                    want.sort_by(|a, b| {
+                        b.last_activity_at
+                            .cmp(&a.last_activity_at)
+                            .then_with(|| a.id.cmp(&b.id))
+                    });
+                    want.truncate(limit);
+                    assert_eq!(list(f.clone()).await, want, "{f:?}");
+                }
+            }
+        }
+    }
+
+    // An update moves the conversation: c1 is a1's now, and the most recent.
+    let taken = Conversation {
+        version: 2,
+        ..listed("c1", Active, Some("q1"), Some("a1"), 600)
+    };
+    assert_eq!(
+        store
+            .commit(&update("e-take", taken.clone(), 20))
+            .await
+            .unwrap(),
+        CommitOutcome::Committed
+    );
+    let got = list(filter(Some(Active), &[], Some("a1"), 10)).await;
+    assert_eq!(conversation_ids(&got), ["c1", "c2", "c4"]);
+    assert_eq!(got[0], taken);
+    assert_eq!(
+        conversation_ids(&list(filter(Some(Waiting), &["q1"], None, 10)).await),
+        ["c7"]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn list_conversations_reads_every_scan_page() {
+    let (store, _, _) = store().await;
+    // Big conversations (about 40 kB of members each): the Scan takes several 1 MB pages.
+    let members: Vec<String> = (0..1_000).map(|i| format!("U{i:036}")).collect();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let c = Conversation {
+            members: members.clone(),
+            ..listed(
+                &format!("c{i:02}"),
+                ConversationState::Waiting,
+                Some("q1"),
+                None,
+                i,
+            )
+        };
+        let write = EventCommit {
+            conversation: Some(ConversationWrite::Create(c)),
+            ..commit(&format!("e{i}"))
+        };
+        assert_eq!(
+            store.commit(&write).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        ids.push(format!("c{i:02}"));
+    }
+    ids.reverse();
+    let got = store
+        .list_conversations(&filter(None, &["q1"], None, 1_000))
+        .await
+        .unwrap();
+    assert_eq!(conversation_ids(&got), ids);
+    // Bounded to the limit while scanning, still the most recent.
+    let got = store
+        .list_conversations(&filter(Some(ConversationState::Waiting), &["q1"], None, 5))
+        .await
+        .unwrap();
+    assert_eq!(conversation_ids(&got), ids[..5]);
 }

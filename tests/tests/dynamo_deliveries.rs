@@ -235,6 +235,7 @@ fn conversation(id: &str) -> Conversation {
         last_activity_at: 1_700_000_000_000,
         closed_at: None,
         close_reason: None,
+        survey: None,
         version: 1,
     }
 }

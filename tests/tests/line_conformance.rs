@@ -431,6 +431,16 @@ async fn mark_as_read_by_token_conforms() {
 
 #[tokio::test]
 #[ignore = "needs Prism: run ./infra/test.sh"]
+async fn issue_link_token_conforms() {
+    let prism = Recorder::start(prism_url()).await;
+    let link_token = prism.api().issue_link_token(&token(), USER_ID).await;
+    let link_token = link_token.unwrap_or_else(|e| panic!("{e}\n{}", prism.report()));
+    prism.assert_clean(&[("POST", format!("/v2/bot/user/{USER_ID}/linkToken").as_str())]);
+    assert!(!link_token.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs Prism: run ./infra/test.sh"]
 async fn issue_stateless_token_conforms() {
     let prism = Recorder::start(prism_token_url()).await;
     let issued = prism

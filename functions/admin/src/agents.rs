@@ -3,7 +3,6 @@
 //! (email, the hash of the agent API token) is an [`AgentAccount`] in the config store. The token
 //! is returned once, on creation and on rotation.
 
-use crate::input::Fields;
 use crate::queues::{path_id, require_queue, MAX_SKILLS, MAX_SKILL_CHARS};
 use crate::{AdminError, AdminState, Result};
 use axum::body::Bytes;
@@ -15,6 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use shared::agents::{issue_agent_token, Agent, AgentAccount, AgentStatus, AGENT_ACCOUNT_KIND};
 use shared::domain::{new_id, now_millis, rfc3339_millis};
+use shared::input::Fields;
 use shared::ports::{ConfigDoc, Expect, PortError};
 use std::collections::HashMap;
 

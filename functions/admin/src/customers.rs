@@ -6,7 +6,6 @@
 //! is one customer per connected account). Their data: the profile, their 1:1 conversations with
 //! transcripts, the outbound messages sent in them, and the media they sent.
 
-use crate::input::InputError;
 use crate::queues::path_id;
 use crate::{AdminError, AdminState, Result};
 use axum::extract::rejection::PathRejection;
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use shared::conversation::{Conversation, ConversationState, Customer};
+use shared::input::InputError;
 use shared::ports::PurgeCounts;
 
 /// `purge=true|false` (absent: false); anything else is a 400.

@@ -5,7 +5,6 @@
 
 mod agents;
 mod customers;
-mod input;
 mod queues;
 mod rules;
 mod settings;
@@ -19,7 +18,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use input::{Fields, InputError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::agents::AgentStore;
@@ -27,6 +25,7 @@ use shared::domain::{
     credentials_secret_name, new_id, now_millis, rfc3339_millis, Account, ChannelCredentials,
 };
 use shared::http::{coded_field_error, error_body, error_response, field_error};
+use shared::input::{Fields, InputError};
 use shared::line::api::{BotInfo, LineApi, LineApiError};
 use shared::media::ObjectStore;
 use shared::ports::{
@@ -188,7 +187,7 @@ pub fn router(state: AdminState) -> Router {
             state.clone(),
             require_admin_token,
         ))
-        .layer(middleware::from_fn(json_rejections))
+        .layer(middleware::from_fn(shared::http::json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -202,33 +201,6 @@ async fn method_not_allowed() -> Response {
         "method_not_allowed",
         "this route does not take that method",
     )
-}
-
-/// axum's own rejections (body too large, bad query string …) are plain text: give them the
-/// JSON error body every other answer has.
-async fn json_rejections(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let (code, message) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "body_too_large",
-            format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
-        ),
-        StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed".to_owned()),
-        other => (
-            "error",
-            other.canonical_reason().unwrap_or("error").to_owned(),
-        ),
-    };
-    error_response(status, code, message)
 }
 
 async fn require_admin_token(

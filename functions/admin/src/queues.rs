@@ -1,7 +1,6 @@
 //! `/admin/v1/queues`: where classified work waits. Records live in the [`ConfigStore`] (kind
 //! `queue`); deleting a queue a workstream or rule uses is refused, naming them.
 
-use crate::input::Fields;
 use crate::{AdminError, AdminState, Result};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -11,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use shared::domain::{new_id, now_millis, rfc3339_millis};
+use shared::input::Fields;
 use shared::ports::{ConfigDoc, Expect};
 use shared::queues::{Queue, QUEUE_KIND};
 

@@ -6,7 +6,6 @@
 //! workstream at its version (409 `version_conflict` when another admin got there first), and
 //! bumps the version the routers' rule caches key on.
 
-use crate::input::{Fields, InputError};
 use crate::queues::{path_id, require_queue, MAX_SKILLS, MAX_SKILL_CHARS};
 use crate::workstreams::load_workstream;
 use crate::{AdminError, AdminState, Result};
@@ -19,6 +18,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use shared::conversation::{Consent, Customer, UNKNOWN_CUSTOMER_NAME};
 use shared::domain::{new_id, now_millis, rfc3339_millis};
+use shared::input::{Fields, InputError};
 use shared::line::events::Event;
 use shared::routing::routing_context;
 use shared::routing::rules::{validate_rules, CompiledRules, RuleDef, RuleResult, MAX_RULES};

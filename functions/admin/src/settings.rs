@@ -1,12 +1,12 @@
 //! `/admin/v1/settings`: system-wide settings (the retention period).
 
-use crate::input::Fields;
 use crate::{AdminError, AdminState, Result};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use shared::input::Fields;
 use shared::ports::{Expect, PortError};
 use shared::settings::{load_settings, Settings, RETENTION_DAYS_MAX, SETTINGS_ID, SETTINGS_KIND};
 

@@ -5,7 +5,6 @@
 //! keys on, so routers see a change on their next event.
 
 use crate::customers::{purge_account_data, purge_flag};
-use crate::input::{Fields, InputError};
 use crate::queues::{path_id, require_queue};
 use crate::{AdminError, AdminState, Result};
 use axum::body::Bytes;
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 use shared::domain::{new_id, now_millis, rfc3339_millis};
+use shared::input::{Fields, InputError};
 use shared::ports::PortError;
 use shared::secret::SecretString;
 use shared::workstream::{

@@ -11,9 +11,17 @@
 //! Side effects before the commit are idempotent: outbound messages and conversation ids are
 //! derived from the event id (the outbound queue and function deduplicate on them), agent
 //! assignment is idempotent per conversation, and media are stored under the message id.
+//!
+//! [`agent_ops`] holds what agents do (pick, transfer, close with the survey, reply, account
+//! links) as methods of the same [`RouterService`], shared by the agent function and the local
+//! stack; [`wiring`] builds the service on the AWS adapters.
 
+pub mod agent_ops;
 pub mod lambda;
 mod process;
+pub mod wiring;
+
+pub use agent_ops::{AgentOpError, TransferTarget};
 
 use shared::agents::AgentStore;
 use shared::bot::BotHook;
@@ -195,6 +203,18 @@ impl RouterService {
                     if let Some((agent_id, conversation_id)) = &plan.release_after_commit {
                         self.deps.agents.release(agent_id, conversation_id).await?;
                     }
+                    if let Some(nonce) = &plan.consumed_nonce {
+                        // Used once: a replayed nonce links nothing. A failure leaves a nonce
+                        // that can only relink the same user to the same contact.
+                        if let Err(e) = self
+                            .deps
+                            .config
+                            .delete_doc(shared::contacts::LINK_NONCE_KIND, nonce)
+                            .await
+                        {
+                            tracing::error!(account_id = %account.id, error = %e, "used account-link nonce not deleted");
+                        }
+                    }
                     tracing::info!(
                         account_id = %account.id,
                         event_id = %inbound.event_id,
@@ -278,68 +298,85 @@ impl RouterService {
             let ws = workstreams
                 .get(&conversation.account_id)
                 .and_then(|ws| ws.as_ref());
-            let Some(ws) =
-                ws.filter(|ws| ws.distribution == shared::workstream::Distribution::Push)
-            else {
-                continue;
-            };
-            let customer = match conversation.source_type {
-                shared::conversation::SourceType::User => {
-                    self.deps
-                        .conversations
-                        .customer(&conversation.account_id, &conversation.source_id)
-                        .await?
-                }
-                _ => None,
-            };
-            let previous_version = conversation.version;
-            let mut updated = conversation.clone();
-            let mut outbox = process::Outbox::default();
-            let assignment = process::distribute(
-                self,
-                Some(ws),
-                &mut updated,
-                customer.as_ref(),
-                now,
-                false,
-                &mut outbox,
-            )
-            .await?;
-            let Some((agent_id, conversation_id)) = assignment else {
-                continue;
-            };
-            let id_prefix = format!("assign:{}:{previous_version}", conversation.id);
-            let messages = process::scheduled_messages(&updated, &outbox, &id_prefix, now);
-            if !messages.is_empty() {
-                let queued: Vec<_> = messages.iter().map(|m| m.to_queue_message()).collect();
-                self.deps.outbound.send(&queued).await?;
-            }
-            updated.version = previous_version + 1;
-            let commit = EventCommit {
-                account_id: conversation.account_id.clone(),
-                event_id: id_prefix,
-                dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
-                retain_until: self.settings().await?.retain_until(now),
-                conversation: Some(ConversationWrite::Update(updated)),
-                transcript: None,
-                retract_message_id: None,
-                customer: None,
-            };
-            match self.deps.conversations.commit(&commit).await? {
-                CommitOutcome::Committed => {
-                    tracing::info!(%conversation_id, %agent_id, "waiting conversation assigned");
+            if let Some(ws) = ws {
+                if self.assign_waiting(&conversation, ws, now).await?.is_some() {
                     assigned += 1;
-                }
-                // The conversation moved on meanwhile (a message, a close): undo the assignment.
-                CommitOutcome::Conflict | CommitOutcome::Duplicate => {
-                    self.deps
-                        .agents
-                        .release(&agent_id, &conversation_id)
-                        .await?;
                 }
             }
         }
         Ok(assigned)
+    }
+
+    /// Gives one waiting conversation (of a push-mode workstream, not with a bot) to the least
+    /// busy available agent of its queue, queues the `agentAssigned` message and commits.
+    /// Returns the stored conversation when it was assigned.
+    pub(crate) async fn assign_waiting(
+        &self,
+        conversation: &shared::conversation::Conversation,
+        ws: &Workstream,
+        now: i64,
+    ) -> Result<Option<shared::conversation::Conversation>, RouteError> {
+        if ws.distribution != shared::workstream::Distribution::Push
+            || conversation.state != ConversationState::Waiting
+            || conversation.bot_id.is_some()
+            || conversation.agent_id.is_some()
+        {
+            return Ok(None);
+        }
+        let customer = match conversation.source_type {
+            shared::conversation::SourceType::User => {
+                self.deps
+                    .conversations
+                    .customer(&conversation.account_id, &conversation.source_id)
+                    .await?
+            }
+            _ => None,
+        };
+        let previous_version = conversation.version;
+        let mut updated = conversation.clone();
+        let mut outbox = process::Outbox::default();
+        let assignment = process::distribute(
+            self,
+            Some(ws),
+            &mut updated,
+            customer.as_ref(),
+            now,
+            false,
+            &mut outbox,
+        )
+        .await?;
+        let Some((agent_id, conversation_id)) = assignment else {
+            return Ok(None);
+        };
+        let id_prefix = format!("assign:{}:{previous_version}", conversation.id);
+        let messages = process::scheduled_messages(&updated, &outbox, &id_prefix, now);
+        if !messages.is_empty() {
+            let queued: Vec<_> = messages.iter().map(|m| m.to_queue_message()).collect();
+            self.deps.outbound.send(&queued).await?;
+        }
+        updated.version = previous_version + 1;
+        let commit = EventCommit {
+            account_id: conversation.account_id.clone(),
+            event_id: id_prefix,
+            dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+            retain_until: self.settings().await?.retain_until(now),
+            conversation: Some(ConversationWrite::Update(updated.clone())),
+            transcript: None,
+            retract_message_id: None,
+            customer: None,
+        };
+        match self.deps.conversations.commit(&commit).await? {
+            CommitOutcome::Committed => {
+                tracing::info!(%conversation_id, %agent_id, "waiting conversation assigned");
+                Ok(Some(updated))
+            }
+            // The conversation moved on meanwhile (a message, a close): undo the assignment.
+            CommitOutcome::Conflict | CommitOutcome::Duplicate => {
+                self.release_unless_kept(&agent_id, &conversation_id)
+                    .await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Closes conversations idle for longer than their workstream's `autoCloseMinutes`, releasing

@@ -5,11 +5,14 @@
 use crate::{RouteError, RouterService, MEDIA_PENDING_MAX_RECEIVES};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::agents::{rank_agents, Agent, AgentNotification};
+use shared::agents::{
+    rank_agents, Agent, AgentNotification, NOTIFICATION_ASSIGNED, NOTIFICATION_MESSAGE,
+};
 use shared::bot::{BotCustomer, BotEndpoint, BotRequest};
+use shared::contacts::{LinkNonce, LINK_NONCE_KIND};
 use shared::conversation::{
-    Consent, Conversation, ConversationState, ConversationWrite, Customer, EventCommit, SourceType,
-    TranscriptEntry, DEDUPE_RETENTION_SECS, UNKNOWN_CUSTOMER_NAME,
+    parse_survey_postback, Consent, Conversation, ConversationState, ConversationWrite, Customer,
+    EventCommit, SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS, UNKNOWN_CUSTOMER_NAME,
 };
 use shared::domain::Account;
 use shared::line::api::{Content, LineApiError};
@@ -60,6 +63,8 @@ pub(crate) struct Plan {
     pub new_assignment: Option<(String, String)>,
     /// (agent, conversation) to release once the commit succeeded (the conversation closed).
     pub release_after_commit: Option<(String, String)>,
+    /// An account-link nonce consumed by the event: deleted once the commit succeeded.
+    pub consumed_nonce: Option<String>,
 }
 
 /// Automated and bot messages produced by one event, in order.
@@ -69,7 +74,8 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    fn automated(
+    /// The workstream's automated message for `trigger` in the customer's language, if enabled.
+    pub(crate) fn automated(
         &mut self,
         ws: Option<&Workstream>,
         trigger: Trigger,
@@ -86,9 +92,160 @@ impl Outbox {
         }
     }
 
+    /// Appends a message object.
+    pub(crate) fn push(&mut self, origin: Origin, trigger: Option<Trigger>, message: Value) {
+        self.items.push((origin, trigger, message));
+    }
+
     fn has(&self, trigger: Trigger) -> bool {
         self.items.iter().any(|(_, t, _)| *t == Some(trigger))
     }
+}
+
+/// A notification for `agent_id` about conversation `c`, with the customer's fields (a
+/// placeholder name without a customer).
+pub(crate) fn agent_notification(
+    id: String,
+    kind: &str,
+    agent_id: &str,
+    c: &Conversation,
+    customer: Option<&Customer>,
+    now: i64,
+) -> AgentNotification {
+    AgentNotification {
+        id,
+        agent_id: agent_id.to_owned(),
+        conversation_id: c.id.clone(),
+        account_id: c.account_id.clone(),
+        kind: kind.to_owned(),
+        customer_user_id: customer.map(|c| c.user_id.clone()),
+        customer_name: customer
+            .map(|c| c.display_name.clone())
+            .unwrap_or_else(|| UNKNOWN_CUSTOMER_NAME.to_owned()),
+        customer_picture_url: customer.and_then(|c| c.picture_url.clone()),
+        customer_language: customer.and_then(|c| c.language.clone()),
+        queue_id: c.queue_id.clone().unwrap_or_default(),
+        created_at: now,
+    }
+}
+
+/// How long after it was sent a rating survey can be answered by a bare number.
+pub(crate) const SURVEY_TEXT_ANSWER_MS: i64 = 24 * 3_600_000;
+
+/// A score typed as a message: only a number, ASCII or full-width digits (`5`, `５`, ` 10 `).
+fn typed_score(text: &str) -> Option<u8> {
+    let digits: String = text
+        .trim()
+        .chars()
+        .map(|ch| match ch {
+            '０'..='９' => {
+                char::from_u32(u32::from(ch) - u32::from('０') + u32::from('0')).unwrap_or(ch)
+            }
+            other => other,
+        })
+        .collect();
+    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Records `score` as the answer of the conversation's rating survey if it is within the scale
+/// and the survey was not answered yet. Returns whether it was recorded.
+pub(crate) fn record_survey_score(c: &mut Conversation, score: u8, now: i64) -> bool {
+    let Some(survey) = c.survey.as_mut() else {
+        return false;
+    };
+    let in_scale = survey.scale.is_some_and(|max| (1..=max).contains(&score));
+    if !in_scale || survey.score.is_some() {
+        return false;
+    }
+    survey.score = Some(score);
+    survey.answered_at = Some(now);
+    true
+}
+
+/// The closed conversation an event answers the survey of, and the score it gives: a survey
+/// quick-reply postback naming a conversation of the same account and source, or a bare number
+/// from a source with no open conversation whose latest closed conversation has an unanswered
+/// rating survey sent within [`SURVEY_TEXT_ANSWER_MS`].
+async fn survey_answer(
+    svc: &RouterService,
+    account: &Account,
+    event: &Event,
+    source: &(SourceType, String),
+    has_open: bool,
+    now: i64,
+) -> Result<Option<(Conversation, u8)>, RouteError> {
+    let conversations = &svc.deps.conversations;
+    match event {
+        Event::Postback(p) => {
+            let Some((conversation_id, score)) = parse_survey_postback(&p.postback.data) else {
+                return Ok(None);
+            };
+            let Some(c) = conversations.conversation(conversation_id).await? else {
+                tracing::info!(account_id = %account.id, "survey answer for an unknown conversation; handled as a postback");
+                return Ok(None);
+            };
+            if c.account_id != account.id || c.source_id != source.1 {
+                tracing::warn!(account_id = %account.id, conversation_id = %c.id, "survey answer for another chat's conversation ignored");
+                return Ok(None);
+            }
+            Ok(Some((c, score)))
+        }
+        Event::Message(m) if !has_open && source.0 == SourceType::User => {
+            let MessageContent::Text(text) = &m.message else {
+                return Ok(None);
+            };
+            let Some(score) = typed_score(&text.text) else {
+                return Ok(None);
+            };
+            let latest_closed = conversations
+                .conversations_of_source(&account.id, &source.1)
+                .await?
+                .into_iter()
+                .filter(|c| c.state == ConversationState::Closed)
+                .max_by_key(|c| (c.closed_at.unwrap_or(c.opened_at), c.opened_at));
+            let answerable = latest_closed.filter(|c| {
+                c.survey.as_ref().is_some_and(|s| {
+                    s.score.is_none()
+                        && now - s.sent_at <= SURVEY_TEXT_ANSWER_MS
+                        && s.scale.is_some_and(|max| (1..=max).contains(&score))
+                })
+            });
+            Ok(answerable.map(|c| (c, score)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The contact an `accountLink` event links the customer to: its nonce must be one we issued,
+/// for this account and user. Returns (contact id, nonce).
+async fn linked_contact(
+    svc: &RouterService,
+    account: &Account,
+    user_id: &str,
+    nonce: &str,
+) -> Result<Option<(String, String)>, RouteError> {
+    if nonce.is_empty() {
+        return Ok(None);
+    }
+    let Some(doc) = svc.deps.config.get_doc(LINK_NONCE_KIND, nonce).await? else {
+        tracing::warn!(account_id = %account.id, "account link with an unknown nonce: not linked");
+        return Ok(None);
+    };
+    let stored: LinkNonce = match serde_json::from_str(&doc.doc) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::error!(account_id = %account.id, error = %e, "stored account-link nonce unreadable: not linked");
+            return Ok(None);
+        }
+    };
+    if stored.account_id != account.id || stored.user_id != user_id || stored.nonce != nonce {
+        tracing::warn!(account_id = %account.id, "account link nonce issued for another user or account: not linked");
+        return Ok(None);
+    }
+    Ok(Some((stored.contact_id, nonce.to_owned())))
 }
 
 fn source_parts(source: Option<&Source>) -> (Option<(SourceType, String)>, Option<String>) {
@@ -132,6 +289,7 @@ pub(crate) async fn plan(
 
     // The customer (the sender, also in groups): profile on first contact, consent, links.
     let mut customer_changed = false;
+    let mut consumed_nonce = None;
     let mut customer = match &sender {
         Some(user_id) => {
             let (c, changed) = customer_for(svc, account, source.as_ref(), user_id, now).await?;
@@ -152,8 +310,14 @@ pub(crate) async fn plan(
         }
         if let Event::AccountLink(link) = event {
             if link.link.result == LinkResult::Ok {
-                c.linked_contact_id = Some(format!("nonce:{}", link.link.nonce));
-                customer_changed = true;
+                if let Some((contact_id, nonce)) =
+                    linked_contact(svc, account, &c.user_id, &link.link.nonce).await?
+                {
+                    tracing::info!(account_id = %account.id, %contact_id, "customer linked to a contact");
+                    c.linked_contact_id = Some(contact_id);
+                    consumed_nonce = Some(nonce);
+                    customer_changed = true;
+                }
             }
         }
         if customer_changed {
@@ -170,6 +334,11 @@ pub(crate) async fn plan(
         }
         None => None,
     };
+    // A survey answer goes to the (closed) conversation it answers and opens none.
+    let survey = match &source {
+        Some(source) => survey_answer(svc, account, event, source, open.is_some(), now).await?,
+        None => None,
+    };
     let ignored_group = ws.is_some_and(|w| w.group_chats == GroupChats::Ignore)
         && matches!(&source, Some((SourceType::Group | SourceType::Room, _)));
     let opens_conversation =
@@ -177,15 +346,26 @@ pub(crate) async fn plan(
     let mut new_assignment = None;
     let mut release_after_commit = None;
     let mut write = None;
-    let mut conversation: Option<Conversation> = match (open, &source) {
-        (Some(mut c), _) => {
+    let mut conversation: Option<Conversation> = match (survey, open, &source) {
+        (Some((mut c, score)), _, _) => {
+            c.version += 1;
+            c.last_activity_at = c.last_activity_at.max(event_time).max(inbound.received_at);
+            if record_survey_score(&mut c, score, now) {
+                tracing::info!(conversation_id = %c.id, score, "survey answered");
+            } else {
+                tracing::info!(conversation_id = %c.id, score, "survey answer not recorded (answered before, or out of scale)");
+            }
+            write = Some(false);
+            Some(c)
+        }
+        (None, Some(mut c), _) => {
             c.version += 1;
             // Inactivity counts from when we received it: a late redelivery is fresh activity.
             c.last_activity_at = c.last_activity_at.max(event_time).max(inbound.received_at);
             write = Some(false);
             Some(c)
         }
-        (None, Some((source_type, source_id))) if opens_conversation => {
+        (None, None, Some((source_type, source_id))) if opens_conversation => {
             let c = Conversation {
                 id: conversation_id_for(&account.id, &inbound.event_id),
                 account_id: account.id.clone(),
@@ -204,6 +384,7 @@ pub(crate) async fn plan(
                 last_activity_at: event_time.max(inbound.received_at),
                 closed_at: None,
                 close_reason: None,
+                survey: None,
                 version: 1,
             };
             write = Some(true);
@@ -323,6 +504,20 @@ pub(crate) async fn plan(
             new_assignment =
                 distribute(svc, ws, c, customer.as_ref(), now, fresh, &mut outbox).await?;
         }
+        // The agent holding the conversation hears of the customer's message.
+        if let (Event::Message(_), Some(agent_id)) = (event, c.agent_id.as_deref()) {
+            if !fresh && new_assignment.is_none() && c.state == ConversationState::Active {
+                let notification = agent_notification(
+                    format!("{}:{}:message", c.id, inbound.event_id),
+                    NOTIFICATION_MESSAGE,
+                    agent_id,
+                    c,
+                    customer.as_ref(),
+                    now,
+                );
+                deps.agents.notify(&notification).await?;
+            }
+        }
     }
 
     // Transcript.
@@ -390,6 +585,7 @@ pub(crate) async fn plan(
         outbound_count: outbound.len(),
         new_assignment,
         release_after_commit,
+        consumed_nonce,
     })
 }
 
@@ -617,21 +813,14 @@ pub(crate) async fn distribute(
         if svc.deps.agents.try_assign(&agent.id, &c.id, now).await? {
             c.agent_id = Some(agent.id.clone());
             c.state = ConversationState::Active;
-            let notification = AgentNotification {
-                id: format!("{}:{}:assigned", c.id, agent.id),
-                agent_id: agent.id.clone(),
-                conversation_id: c.id.clone(),
-                account_id: c.account_id.clone(),
-                kind: "assigned".into(),
-                customer_user_id: customer.map(|c| c.user_id.clone()),
-                customer_name: customer
-                    .map(|c| c.display_name.clone())
-                    .unwrap_or_else(|| UNKNOWN_CUSTOMER_NAME.to_owned()),
-                customer_picture_url: customer.and_then(|c| c.picture_url.clone()),
-                customer_language: customer.and_then(|c| c.language.clone()),
-                queue_id: queue.clone(),
-                created_at: now,
-            };
+            let notification = agent_notification(
+                AgentNotification::assigned_id(&c.id, &agent.id),
+                NOTIFICATION_ASSIGNED,
+                &agent.id,
+                c,
+                customer,
+                now,
+            );
             svc.deps.agents.notify(&notification).await?;
             outbox.automated(
                 Some(ws),
@@ -744,4 +933,63 @@ fn outbound_messages(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_scores_are_bare_numbers_in_ascii_or_full_width_digits() {
+        assert_eq!(typed_score("5"), Some(5));
+        assert_eq!(typed_score(" 10\n"), Some(10));
+        assert_eq!(typed_score("５"), Some(5));
+        assert_eq!(typed_score("１０"), Some(10));
+        for not_a_score in ["", " ", "5 stars", "-1", "+3", "4.5", "1000", "五", "5５x"] {
+            assert_eq!(typed_score(not_a_score), None, "{not_a_score:?}");
+        }
+    }
+
+    fn closed_with_survey(scale: Option<u8>, score: Option<u8>) -> Conversation {
+        Conversation {
+            id: "c1".into(),
+            account_id: "acc".into(),
+            source_type: SourceType::User,
+            source_id: "U1".into(),
+            state: ConversationState::Closed,
+            workstream_id: None,
+            queue_id: None,
+            priority: 0,
+            skills: vec![],
+            bot_id: None,
+            agent_id: None,
+            rule_id: None,
+            members: vec![],
+            opened_at: 0,
+            last_activity_at: 0,
+            closed_at: Some(1),
+            close_reason: Some("agent".into()),
+            survey: Some(shared::conversation::SurveyState {
+                sent_at: 1,
+                scale,
+                score,
+                answered_at: score.map(|_| 1),
+            }),
+            version: 2,
+        }
+    }
+
+    #[test]
+    fn a_score_is_recorded_once_within_the_scale() {
+        let mut c = closed_with_survey(Some(5), None);
+        assert!(!record_survey_score(&mut c, 0, 9));
+        assert!(!record_survey_score(&mut c, 6, 9));
+        assert!(record_survey_score(&mut c, 5, 9));
+        assert!(!record_survey_score(&mut c, 3, 10));
+        let survey = c.survey.unwrap();
+        assert_eq!((survey.score, survey.answered_at), (Some(5), Some(9)));
+        // A link survey has no score to record.
+        let mut link = closed_with_survey(None, None);
+        assert!(!record_survey_score(&mut link, 1, 9));
+    }
 }

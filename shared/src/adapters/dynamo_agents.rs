@@ -33,6 +33,13 @@
 //!   id after the profile is gone is removed as well.
 //! * `notify` writes the notification and its marker in one transaction, both conditional on not
 //!   existing: a retry with the same id (whatever its `createdAt`) is a no-op.
+//! * `notifications_after` is a consistent `Query` of the agent's partition with
+//!   `sk BETWEEN NOTIFY#{createdAt:020}#{id} AND NOTIFY#\u{10FFFF}` (the cursor's own sort key up
+//!   to above every notification key), the cursor item itself skipped, paged with `Limit` until
+//!   `limit` notifications are read. The sort key orders by time then id (a byte-wise string
+//!   order, like Rust's and SQLite's) for non-negative times only: the times the key clamps to
+//!   0 (`createdAt <= 0`) are read whole and sorted in Rust when the cursor is among them, so the
+//!   order is exactly that of `notifications`.
 
 use crate::adapters::aws::{
     aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
@@ -89,6 +96,25 @@ fn notification_sk(notification: &AgentNotification) -> String {
         notification.created_at.max(0),
         notification.id
     )
+}
+
+/// The sort keys of the notifications created at `created_at` (clamped as in
+/// [`notification_sk`]) all begin with this.
+fn notification_sk_prefix(created_at: i64) -> String {
+    format!("{NOTIFY_PREFIX}{:020}#", created_at.max(0))
+}
+
+/// Above every notification sort key (`NOTIFY#` then a digit), below `PROFILE`.
+const NOTIFY_END: &str = "NOTIFY#\u{10FFFF}";
+/// Above every sort key beginning with `notification_sk_prefix(0)` (`$` follows `#`), below
+/// those of positive times.
+const NOTIFY_CLAMPED_END: &str = "NOTIFY#00000000000000000000$";
+/// The most items asked of one `Query` page.
+const QUERY_PAGE: usize = 1000;
+
+/// Whether `n` comes strictly after the cursor `after` in (`created_at`, id) order.
+fn is_after(n: &AgentNotification, after: Option<(i64, &str)>) -> bool {
+    after.is_none_or(|cursor| (n.created_at, n.id.as_str()) > cursor)
 }
 
 fn malformed(what: &str, key: &str) -> PortError {
@@ -540,6 +566,58 @@ impl DynamoAgentStore {
         Ok(())
     }
 
+    /// The agent's notifications with a sort key in `from..=to`, in sort key order, strictly
+    /// after `after`, appended to `out` until it holds `limit`: a consistent `Query` paged with
+    /// `Limit` (one more than still needed, for the cursor item, which is skipped).
+    async fn notifications_between(
+        &self,
+        agent_id: &str,
+        (from, to): (&str, &str),
+        after: Option<(i64, &str)>,
+        limit: usize,
+        out: &mut Vec<AgentNotification>,
+    ) -> Result<(), PortError> {
+        let pk = agent_pk(agent_id);
+        let mut start = None;
+        while out.len() < limit {
+            let wanted = (limit - out.len()).saturating_add(1).min(QUERY_PAGE);
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":to", s(to))
+                .limit(i32::try_from(wanted).unwrap_or(1000))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                // The range lies within the prefix; checked all the same.
+                if !get_s(item, "notification", "sk")?.starts_with(NOTIFY_PREFIX) {
+                    continue;
+                }
+                let notification = notification_from_item(item)?;
+                if is_after(&notification, after) {
+                    out.push(notification);
+                    if out.len() >= limit {
+                        return Ok(());
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
     /// Every agent id in `ids` that exists, read consistently with `BatchGetItem`.
     async fn batch_get_agents(&self, ids: &[String]) -> Result<Vec<Agent>, PortError> {
         let keys = ids.iter().map(|id| key(agent_pk(id), PROFILE)).collect();
@@ -782,6 +860,47 @@ impl AgentStore for DynamoAgentStore {
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }
+
+    async fn notifications_after(
+        &self,
+        agent_id: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<AgentNotification>, PortError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        match after {
+            Some((created_at, id)) if created_at > 0 => {
+                // From the cursor's own sort key: the key order is the (createdAt, id) order.
+                let from = format!("{}{id}", notification_sk_prefix(created_at));
+                self.notifications_between(agent_id, (&from, NOTIFY_END), after, limit, &mut out)
+                    .await?;
+                return Ok(out);
+            }
+            _ => {}
+        }
+        // No cursor, or one at or before time 0: the notifications whose key is clamped to 0
+        // (any `createdAt <= 0`) are not in time order in the key. Read them all, sort, take.
+        let mut clamped = Vec::new();
+        self.notifications_between(
+            agent_id,
+            (&notification_sk_prefix(0), NOTIFY_CLAMPED_END),
+            after,
+            usize::MAX,
+            &mut clamped,
+        )
+        .await?;
+        clamped.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        clamped.truncate(limit);
+        out = clamped;
+        // Then the positive times, in key order.
+        let from = notification_sk_prefix(1);
+        self.notifications_between(agent_id, (&from, NOTIFY_END), after, limit, &mut out)
+            .await?;
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -841,5 +960,27 @@ mod tests {
         let mut n2 = n1.clone();
         n2.created_at = 10;
         assert!(notification_sk(&n1) < notification_sk(&n2));
+
+        // The query bounds enclose exactly the keys they are for, whatever the id.
+        for (at, id) in [
+            (0, ""),
+            (0, "\u{10FFFF}\u{10FFFF}"),
+            (-7, "~~~"),
+            (1, ""),
+            (1, "a"),
+        ] {
+            let sk = notification_sk(&AgentNotification {
+                created_at: at,
+                id: id.into(),
+                ..n1.clone()
+            });
+            assert!(sk.starts_with(&notification_sk_prefix(at)));
+            assert!(sk.as_str() < NOTIFY_END && NOTIFY_END < "PROFILE");
+            if at <= 0 {
+                assert!(notification_sk_prefix(0) <= sk && sk.as_str() < NOTIFY_CLAMPED_END);
+            } else {
+                assert!(notification_sk_prefix(1) <= sk && sk.as_str() > NOTIFY_CLAMPED_END);
+            }
+        }
     }
 }

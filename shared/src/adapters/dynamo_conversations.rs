@@ -20,13 +20,21 @@
 //! conversation and the transcript entry they point at; a pointer expired but not yet deleted
 //! (TTL is lazy) does not block a new conversation. The `CONV#{id}` partition also holds the
 //! delivery store's `D#…` items: this store reads and erases only `META` and `T#…`.
+//!
+//! Listing ([`ConversationStore::list_conversations`]) is a consistent, paginated **Scan** of the
+//! `META` items (filtered on `state` in DynamoDB when the filter has one); queue and agent
+//! membership are in `doc` and are checked in Rust with
+//! [`ConversationFilter::matches`], then the matches are sorted (most recent `lastActivityAt`
+//! first, then id) and cut to the limit. Its cost grows with the whole table, not with the
+//! result: fine for the console's volumes for now; a GSI (queue / agent, `lastActivityAt`) is
+//! the later fix.
 
 use crate::adapters::aws::{
     aws_error, backoff, build_error, get_item_consistent, key, n, s, Item, ATTEMPTS,
 };
 use crate::conversation::{
-    CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
-    TranscriptEntry,
+    CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
+    Customer, EventCommit, TranscriptEntry,
 };
 use crate::ports::{ConversationStore, PortError, PurgeCounts};
 use async_trait::async_trait;
@@ -590,6 +598,13 @@ fn transcript_message_id(item: &Item) -> Option<String> {
     value.get("messageId")?.as_str().map(str::to_owned)
 }
 
+/// Most recent activity first, then by id: the order of `list_conversations`.
+fn by_recent_activity(a: &Conversation, b: &Conversation) -> std::cmp::Ordering {
+    b.last_activity_at
+        .cmp(&a.last_activity_at)
+        .then_with(|| a.id.cmp(&b.id))
+}
+
 fn is_meta(item: &Item) -> bool {
     item.get("sk")
         .and_then(|v| v.as_s().ok())
@@ -715,6 +730,53 @@ impl ConversationStore for DynamoConversationStore {
             }
         }
         Ok(entries)
+    }
+
+    /// A consistent Scan of the `META` items (no index by queue or agent yet: see the module
+    /// documentation), filtered in Rust with [`ConversationFilter::matches`].
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let mut out: Vec<Conversation> = Vec::new();
+        if filter.limit == 0 || (filter.queue_ids.is_empty() && filter.agent_id.is_none()) {
+            // Nothing can match.
+            return Ok(out);
+        }
+        let mut scan = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .projection_expression("#doc")
+            .expression_attribute_names("#doc", "doc")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":meta", s(META))
+            .consistent_read(true);
+        scan = match filter.state {
+            Some(state) => scan
+                .filter_expression("#sk = :meta AND #state = :state")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":state", s(state_str(state))),
+            None => scan.filter_expression("#sk = :meta"),
+        };
+        let mut pages = scan.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
+            for item in page.items() {
+                let conversation: Conversation = parse_doc(item, "conversation")?;
+                if filter.matches(&conversation) {
+                    out.push(conversation);
+                }
+            }
+            // Only the `limit` most recent can be returned: keep memory bounded.
+            if out.len() > filter.limit.saturating_mul(2) {
+                out.sort_by(by_recent_activity);
+                out.truncate(filter.limit);
+            }
+        }
+        out.sort_by(by_recent_activity);
+        out.truncate(filter.limit);
+        Ok(out)
     }
 
     /// A filtered Scan of the conversation items (no index by source): admin-only and rare

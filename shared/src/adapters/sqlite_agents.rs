@@ -328,6 +328,52 @@ impl AgentStore for SqliteAgentStore {
             })
             .await
     }
+
+    async fn notifications_after(
+        &self,
+        agent_id: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<AgentNotification>, PortError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let agent_id = agent_id.to_owned();
+        let after = after.map(|(created_at, id)| (created_at, id.to_owned()));
+        // More than SQLite's LIMIT can take means no limit.
+        let limit = i64::try_from(limit).unwrap_or(-1);
+        self.db
+            .run(move |conn| {
+                // The (agent_id, created_at, id) index serves both the range and the order.
+                let docs = match after {
+                    None => {
+                        let mut stmt = conn.prepare_cached(
+                            "SELECT doc FROM agent_notifications WHERE agent_id = ?1
+                             ORDER BY created_at, id LIMIT ?2",
+                        )?;
+                        let docs = stmt
+                            .query_map(params![agent_id, limit], |r| r.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        docs
+                    }
+                    Some((created_at, id)) => {
+                        let mut stmt = conn.prepare_cached(
+                            "SELECT doc FROM agent_notifications
+                             WHERE agent_id = ?1 AND (created_at, id) > (?2, ?3)
+                             ORDER BY created_at, id LIMIT ?4",
+                        )?;
+                        let docs = stmt
+                            .query_map(params![agent_id, created_at, id, limit], |r| {
+                                r.get::<_, String>(0)
+                            })?
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        docs
+                    }
+                };
+                docs.iter().map(|d| from_json(0, d)).collect()
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -563,6 +609,124 @@ mod tests {
             store.notifications("a").await.unwrap(),
             [notification("n1", "a", 500)]
         );
+    }
+
+    /// Every page of `notifications_after` from the start, `page` at a time.
+    async fn pages(store: &SqliteAgentStore, agent_id: &str, page: usize) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<(i64, String)> = None;
+        loop {
+            let got = store
+                .notifications_after(
+                    agent_id,
+                    cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
+                    page,
+                )
+                .await
+                .unwrap();
+            assert!(got.len() <= page, "page of {} > {page}", got.len());
+            let Some(last) = got.last() else {
+                return out;
+            };
+            cursor = Some((last.created_at, last.id.clone()));
+            out.push(got.into_iter().map(|n| n.id).collect());
+            assert!(out.len() < 100, "pagination does not end");
+        }
+    }
+
+    #[tokio::test]
+    async fn notifications_after_pages_through_every_notification_once_in_order() {
+        let (_dir, store) = store();
+        // Equal created_at with different ids (inserted out of order), ids that are prefixes of
+        // one another, a negative time, and another agent's notifications interleaved.
+        for (id, at) in [
+            ("n-b", 200),
+            ("n-a", 200),
+            ("n-ab", 200),
+            ("n-c", 200),
+            ("early", 100),
+            ("late", 300),
+            ("neg", -5),
+            ("zero", 0),
+            ("n", 200),
+            ("last", 400),
+        ] {
+            store.notify(&notification(id, "a", at)).await.unwrap();
+        }
+        store
+            .notify(&notification("other", "b", 250))
+            .await
+            .unwrap();
+        store
+            .notify(&notification("other2", "b", 150))
+            .await
+            .unwrap();
+
+        let all: Vec<String> = store
+            .notifications("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(
+            all,
+            ["neg", "zero", "early", "n", "n-a", "n-ab", "n-b", "n-c", "late", "last"]
+        );
+        for page in 1..=11 {
+            let got = pages(&store, "a", page).await;
+            assert_eq!(got.concat(), all, "page size {page}");
+            let full_pages = all.len() / page;
+            assert!(got[..full_pages].iter().all(|p| p.len() == page));
+        }
+
+        // All at once; limit 0; after the last one; a cursor that is not a stored notification.
+        let at_once = store.notifications_after("a", None, 100).await.unwrap();
+        assert_eq!(at_once, store.notifications("a").await.unwrap());
+        assert!(store
+            .notifications_after("a", None, 0)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .notifications_after("a", Some((400, "last")), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let ids = |ns: Vec<AgentNotification>| ns.into_iter().map(|n| n.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store
+                .notifications_after("a", Some((200, "n-aa")), 3)
+                .await
+                .unwrap()),
+            ["n-ab", "n-b", "n-c"]
+        );
+        assert_eq!(
+            ids(store
+                .notifications_after("a", Some((200, "n")), 2)
+                .await
+                .unwrap()),
+            ["n-a", "n-ab"]
+        );
+        assert_eq!(
+            ids(store
+                .notifications_after("a", Some((250, "")), 5)
+                .await
+                .unwrap()),
+            ["late", "last"]
+        );
+        assert_eq!(
+            ids(store
+                .notifications_after("b", Some((150, "other2")), 5)
+                .await
+                .unwrap()),
+            ["other"]
+        );
+        assert!(store
+            .notifications_after("nobody", None, 5)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]

@@ -6,15 +6,21 @@
 //! (epoch seconds, [`EventCommit::retain_until`] of the last commit that wrote the row; `NULL`
 //! keeps the row until it is deleted). [`ConversationStore::sweep_expired`] deletes what has
 //! expired. Databases created before the column existed get it when the store opens.
+//!
+//! Listing ([`ConversationStore::list_conversations`]): the queue and the agent of a
+//! conversation live in its JSON `doc`; expression indexes on `json_extract(doc, '$.queueId')`
+//! and `json_extract(doc, '$.agentId')` (with `last_activity_at`) serve the query, so no column
+//! (and no migration) is needed. Created when the store opens, old databases included.
 
 use crate::adapters::embedded::{db_error, EmbeddedDb};
 use crate::conversation::{
-    CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
-    TranscriptEntry,
+    CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
+    Customer, EventCommit, TranscriptEntry,
 };
 use crate::domain::now_millis;
 use crate::ports::{ConversationStore, PortError, PurgeCounts};
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -84,6 +90,14 @@ CREATE INDEX IF NOT EXISTS transcript_entries_expires ON transcript_entries (exp
 CREATE INDEX IF NOT EXISTS customers_expires ON customers (expires_at);
 "#;
 
+/// Indexes of [`ConversationStore::list_conversations`] (on columns every database has).
+const LISTING_SCHEMA: &str = r#"
+CREATE INDEX IF NOT EXISTS conversations_queue
+    ON conversations (json_extract(doc, '$.queueId'), last_activity_at);
+CREATE INDEX IF NOT EXISTS conversations_agent
+    ON conversations (json_extract(doc, '$.agentId'), last_activity_at);
+"#;
+
 /// Adds `expires_at` to the tables of a database created before retention, in one immediate
 /// transaction (so two processes opening the same old database do not both add it).
 fn migrate_retention(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
@@ -127,6 +141,7 @@ impl SqliteConversationStore {
         migrate_retention(&mut conn).map_err(db_error)?;
         drop(conn);
         db.apply_schema(RETENTION_SCHEMA)?;
+        db.apply_schema(LISTING_SCHEMA)?;
         Ok(Self { db })
     }
 }
@@ -364,6 +379,61 @@ fn apply_commit(
     Ok(CommitOutcome::Committed)
 }
 
+/// The SQL and parameters of [`list`]: `None` when nothing can match.
+fn list_query(filter: &ConversationFilter) -> rusqlite::Result<Option<(String, Vec<Value>)>> {
+    // In one of the queues, or held by the agent: each term is served by its expression index.
+    let mut terms = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if !filter.queue_ids.is_empty() {
+        values.push(Value::Text(to_doc(&filter.queue_ids)?));
+        terms.push(format!(
+            "json_extract(doc, '$.queueId') IN (SELECT value FROM json_each(?{}))",
+            values.len()
+        ));
+    }
+    if let Some(agent_id) = &filter.agent_id {
+        values.push(Value::Text(agent_id.clone()));
+        terms.push(format!(
+            "json_extract(doc, '$.agentId') = ?{}",
+            values.len()
+        ));
+    }
+    if terms.is_empty() || filter.limit == 0 {
+        return Ok(None);
+    }
+    let mut sql = format!(
+        "SELECT doc FROM conversations WHERE ({})",
+        terms.join(" OR ")
+    );
+    if let Some(state) = filter.state {
+        values.push(Value::Text(state_str(state).to_owned()));
+        sql.push_str(&format!(" AND state = ?{}", values.len()));
+    }
+    // More than SQLite's LIMIT can take means no limit.
+    values.push(Value::Integer(i64::try_from(filter.limit).unwrap_or(-1)));
+    sql.push_str(&format!(
+        " ORDER BY last_activity_at DESC, id ASC LIMIT ?{}",
+        values.len()
+    ));
+    Ok(Some((sql, values)))
+}
+
+/// The conversations matching `filter` (the semantics of [`ConversationFilter::matches`]), most
+/// recent activity first, then by id, at most `filter.limit`.
+fn list(
+    conn: &rusqlite::Connection,
+    filter: &ConversationFilter,
+) -> rusqlite::Result<Vec<Conversation>> {
+    let Some((sql, values)) = list_query(filter)? else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    let docs = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        r.get::<_, String>(0)
+    })?;
+    docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+}
+
 /// Deletes one conversation with its transcript, open pointer and message index rows; whether
 /// the conversation row existed.
 fn erase_conversation(conn: &mut rusqlite::Connection, id: &str) -> rusqlite::Result<bool> {
@@ -580,6 +650,14 @@ impl ConversationStore for SqliteConversationStore {
             .await
     }
 
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let filter = filter.clone();
+        self.db.run(move |conn| list(conn, &filter)).await
+    }
+
     async fn conversations_of_source(
         &self,
         account_id: &str,
@@ -665,6 +743,7 @@ mod tests {
             last_activity_at: 1_700_000_000_000 + version as i64,
             closed_at: None,
             close_reason: None,
+            survey: None,
             version,
         }
     }
@@ -1616,5 +1695,195 @@ mod tests {
         let again = store(&dir);
         SqliteConversationStore::new(again.db.clone()).unwrap();
         assert!(again.customer(ACCOUNT, "U1").await.unwrap().is_some());
+    }
+    /// A conversation in `queue` (held by `agent`) last active at `at`.
+    fn listed(
+        id: &str,
+        state: ConversationState,
+        queue: Option<&str>,
+        agent: Option<&str>,
+        at: i64,
+    ) -> Conversation {
+        Conversation {
+            queue_id: queue.map(Into::into),
+            agent_id: agent.map(Into::into),
+            last_activity_at: at,
+            closed_at: (state == ConversationState::Closed).then_some(at),
+            // One source each: they are all open at once.
+            ..conversation(id, &format!("U-{id}"), state, 1)
+        }
+    }
+
+    fn filter(
+        state: Option<ConversationState>,
+        queues: &[&str],
+        agent: Option<&str>,
+        limit: usize,
+    ) -> ConversationFilter {
+        ConversationFilter {
+            state,
+            queue_ids: queues.iter().map(|q| (*q).to_owned()).collect(),
+            agent_id: agent.map(Into::into),
+            limit,
+        }
+    }
+
+    fn conversation_ids(conversations: &[Conversation]) -> Vec<&str> {
+        conversations.iter().map(|c| c.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn list_conversations_filters_orders_by_recent_activity_and_limits() {
+        use ConversationState::{Active, Closed, Waiting};
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let all = vec![
+            listed("c1", Waiting, Some("q1"), None, 100),
+            listed("c2", Active, Some("q2"), Some("a1"), 300),
+            listed("c3", Active, Some("q1"), Some("a2"), 200),
+            listed("c4", Active, Some("q3"), Some("a1"), 250),
+            listed("c5", Closed, Some("q1"), Some("a1"), 400),
+            listed("c6", Waiting, None, None, 500),
+            listed("c7", Waiting, Some("q1"), None, 200),
+            of_account("acc2", listed("c8", Waiting, Some("q2"), None, 150)),
+            listed("c9", Active, Some(""), Some(""), 50),
+        ];
+        for (i, c) in all.iter().enumerate() {
+            let write = EventCommit {
+                account_id: c.account_id.clone(),
+                ..create(&format!("e{i}"), c.clone(), None)
+            };
+            assert_eq!(s.commit(&write).await.unwrap(), CommitOutcome::Committed);
+        }
+        let list = |f: ConversationFilter| {
+            let s = s.clone();
+            async move { s.list_conversations(&f).await.unwrap() }
+        };
+
+        // A queue, any state: most recent first, ties by id.
+        let got = list(filter(None, &["q1"], None, 10)).await;
+        assert_eq!(conversation_ids(&got), ["c5", "c3", "c7", "c1"]);
+        assert_eq!(got[1], all[2]);
+        // The limit keeps the most recent.
+        assert_eq!(
+            conversation_ids(&list(filter(None, &["q1"], None, 2)).await),
+            ["c5", "c3"]
+        );
+        assert!(list(filter(None, &["q1"], None, 0)).await.is_empty());
+        // Queues or agent, in a state.
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Active), &["q1", "q2"], Some("a1"), 10)).await),
+            ["c2", "c4", "c3"]
+        );
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Waiting), &["q1", "q2"], None, 10)).await),
+            ["c7", "c8", "c1"]
+        );
+        // The agent alone: every state.
+        assert_eq!(
+            conversation_ids(&list(filter(None, &[], Some("a1"), 10)).await),
+            ["c5", "c2", "c4"]
+        );
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Closed), &[], Some("a1"), 10)).await),
+            ["c5"]
+        );
+        // No queue and no agent matches nothing (not even the conversations without a queue).
+        assert!(list(filter(None, &[], None, 10)).await.is_empty());
+        assert!(list(filter(Some(Waiting), &[], None, 10)).await.is_empty());
+        assert!(list(filter(None, &["nope"], Some("nobody"), 10))
+            .await
+            .is_empty());
+        // Empty strings are ids like any other.
+        assert_eq!(
+            conversation_ids(&list(filter(None, &[""], None, 10)).await),
+            ["c9"]
+        );
+
+        // Every combination agrees with the reference semantics.
+        let queue_sets: [&[&str]; 5] = [&[], &["q1"], &["q2", "q3"], &["q1", "q2", "q3"], &[""]];
+        for state in [None, Some(Waiting), Some(Active), Some(Closed)] {
+            for queues in queue_sets {
+                for agent in [None, Some("a1"), Some("a2"), Some("")] {
+                    for limit in [1, 2, 3, 100] {
+                        let f = filter(state, queues, agent, limit);
+                        let mut want: Vec<Conversation> =
+                            all.iter().filter(|c| f.matches(c)).cloned().collect();
+                        want.sort_by(|a, b| {
+                            b.last_activity_at
+                                .cmp(&a.last_activity_at)
+                                .then_with(|| a.id.cmp(&b.id))
+                        });
+                        want.truncate(limit);
+                        assert_eq!(list(f.clone()).await, want, "{f:?}");
+                    }
+                }
+            }
+        }
+
+        // An update moves the conversation: c1 is a1's now, and the most recent.
+        let taken = Conversation {
+            version: 2,
+            ..listed("c1", Active, Some("q1"), Some("a1"), 600)
+        };
+        assert_eq!(
+            s.commit(&update("e-take", taken.clone(), None))
+                .await
+                .unwrap(),
+            CommitOutcome::Committed
+        );
+        let got = list(filter(Some(Active), &[], Some("a1"), 10)).await;
+        assert_eq!(conversation_ids(&got), ["c1", "c2", "c4"]);
+        assert_eq!(got[0], taken);
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Waiting), &["q1"], None, 10)).await),
+            ["c7"]
+        );
+    }
+
+    #[tokio::test]
+    async fn list_conversations_uses_the_expression_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for (f, indexes) in [
+            (
+                filter(
+                    Some(ConversationState::Active),
+                    &["q1", "q2"],
+                    Some("a1"),
+                    10,
+                ),
+                &["conversations_queue", "conversations_agent"][..],
+            ),
+            (
+                filter(None, &["q1"], None, 10),
+                &["conversations_queue"][..],
+            ),
+            (
+                filter(None, &[], Some("a1"), 10),
+                &["conversations_agent"][..],
+            ),
+        ] {
+            let (sql, values) = list_query(&f).unwrap().unwrap();
+            let plan =
+                s.db.run(move |conn| {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                        r.get::<_, String>(3)
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await
+                .unwrap()
+                .join("\n");
+            for index in indexes {
+                assert!(plan.contains(index), "{f:?}: {plan}");
+            }
+            assert!(!plan.contains("SCAN conversations"), "{f:?}: {plan}");
+        }
+        assert!(list_query(&filter(None, &[], None, 10)).unwrap().is_none());
+        assert!(list_query(&filter(None, &["q"], None, 0))
+            .unwrap()
+            .is_none());
     }
 }

@@ -235,6 +235,14 @@ pub trait LineApi: Send + Sync {
         token: &SecretString,
         mark_as_read_token: &str,
     ) -> Result<(), LineApiError>;
+    /// Issues a link token for the account-link flow (`POST /v2/bot/user/{userId}/linkToken`):
+    /// valid 10 minutes, usable once. `Rejected` when LINE refuses it (e.g. 400 for a user who is
+    /// not a friend of the account).
+    async fn issue_link_token(
+        &self,
+        token: &SecretString,
+        user_id: &str,
+    ) -> Result<String, LineApiError>;
     /// Issues a stateless channel access token from the channel ID and secret
     /// (`POST /oauth2/v3/token`, `grant_type=client_credentials`). `Rejected { status: 400 }`
     /// when LINE refuses the ID or secret.
@@ -302,6 +310,13 @@ struct SentMessagesBody {
 #[derive(Deserialize)]
 struct SentMessageBody {
     id: String,
+}
+
+/// `POST /v2/bot/user/{userId}/linkToken`'s answer (`IssueLinkTokenResponse`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkTokenBody {
+    link_token: String,
 }
 
 /// `POST /oauth2/v3/token`'s answer.
@@ -866,6 +881,24 @@ impl LineApi for HttpLineApi {
         )
         .await
         .map(drop)
+    }
+
+    async fn issue_link_token(
+        &self,
+        token: &SecretString,
+        user_id: &str,
+    ) -> Result<String, LineApiError> {
+        let url = self.url(&format!("/v2/bot/user/{}/linkToken", checked_id(user_id)?));
+        let response = self
+            .send(self.client.post(url).bearer_auth(token.expose()))
+            .await?;
+        let body: LinkTokenBody = json_body(response).await?;
+        if body.link_token.is_empty() {
+            return Err(LineApiError::Unavailable(
+                "LINE answered an empty link token".into(),
+            ));
+        }
+        Ok(body.link_token)
     }
 
     async fn issue_stateless_token(
@@ -2025,6 +2058,98 @@ mod tests {
             matches!(err, LineApiError::Unavailable(ref m) if !m.contains("eyJ")),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn link_token_200_is_parsed() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/bot/user/U4af4980629/linkToken"))
+            .and(header("authorization", "Bearer tok-123"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"linkToken": "NMZTNuVrPTqlr2IF8Bnymkb7rXfYv5EY"}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let link_token = api(&server, Duration::from_secs(2))
+            .issue_link_token(&token(), "U4af4980629")
+            .await
+            .unwrap();
+        assert_eq!(link_token, "NMZTNuVrPTqlr2IF8Bnymkb7rXfYv5EY");
+    }
+
+    #[tokio::test]
+    async fn link_token_4xx_is_rejected() {
+        for status in [400, 401, 403, 404] {
+            let server = answering(line_error(status, "The user hasn't added the bot")).await;
+            let err = api(&server, Duration::from_secs(2))
+                .issue_link_token(&token(), "U4af4980629")
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, LineApiError::Rejected { status: s, ref message } if s == status && message.contains("hasn't added")),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn link_token_5xx_timeouts_and_bad_answers_are_unavailable() {
+        let server = answering(ResponseTemplate::new(500)).await;
+        let err = api(&server, Duration::from_secs(2))
+            .issue_link_token(&token(), "U1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LineApiError::Unavailable(ref m) if m.contains("500")),
+            "{err:?}"
+        );
+
+        let server = answering(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"linkToken": "x"}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .await;
+        let err = api(&server, Duration::from_millis(200))
+            .issue_link_token(&token(), "U1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LineApiError::Unavailable(ref m) if m.contains("timeout")),
+            "{err:?}"
+        );
+
+        for body in [serde_json::json!({}), serde_json::json!({"linkToken": ""})] {
+            let server = answering(ResponseTemplate::new(200).set_body_json(body)).await;
+            let err = api(&server, Duration::from_secs(2))
+                .issue_link_token(&token(), "U1")
+                .await
+                .unwrap_err();
+            assert!(matches!(err, LineApiError::Unavailable(_)), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn link_token_for_an_invalid_user_id_makes_no_request() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let api = api(&server, Duration::from_secs(2));
+        for id in ["", "U1/../../info", "U1?x=1"] {
+            assert_eq!(
+                api.issue_link_token(&token(), id).await,
+                Err(LineApiError::Rejected {
+                    status: 400,
+                    message: "invalid id".into()
+                }),
+                "{id:?}"
+            );
+        }
     }
 
     #[test]

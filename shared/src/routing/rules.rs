@@ -1637,7 +1637,7 @@ mod tests {
         assert_eq!(e.and_then(RuleError::rule), None);
         assert_eq!(
             e.map(ToString::to_string).as_deref(),
-            Some("rules: too many rules: 201 (at most 200)")
+            Some("rules: too many rules: 101 (at most 100)")
         );
         let exactly_max: Vec<RuleDef> = (0..MAX_RULES)
             .map(|i| rule(&format!("r{i}"), ok(), "q"))

@@ -1,7 +1,8 @@
-//! Reading admin request bodies field by field, so every error names its field.
+//! Reading JSON request bodies field by field (admin and agent APIs), so every error names its
+//! field.
 
+use crate::secret::SecretString;
 use serde_json::{Map, Value};
-use shared::secret::SecretString;
 
 /// A request body that is not acceptable, naming the field at fault (`body` for the whole).
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,743 @@
+//! `/agent/v1/conversations…`: what an agent sees and does in a conversation.
+
+use crate::{AgentState, ApiError};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use router::agent_ops::TransferTarget;
+use serde_json::{json, Value};
+use shared::agents::Agent;
+use shared::contacts::{Contact, CONTACT_KIND};
+use shared::conversation::{
+    Conversation, ConversationFilter, ConversationState, Customer, SourceType, TranscriptEntry,
+};
+use shared::domain::now_millis;
+use shared::input::Fields;
+use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
+use shared::queues::{Queue, QUEUE_KIND};
+use std::collections::HashMap;
+
+/// Most conversations one list returns.
+const LIST_LIMIT: usize = 100;
+/// Transcript page size bounds.
+const PAGE_DEFAULT: usize = 50;
+const PAGE_MAX: usize = 200;
+
+pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|_| ApiError::NotFound("conversation"))
+}
+
+/// Whether the agent may see the conversation: it holds it, or it is in one of its queues.
+pub(crate) fn may_see(agent: &Agent, c: &Conversation) -> bool {
+    c.agent_id.as_deref() == Some(agent.id.as_str())
+        || c.queue_id
+            .as_ref()
+            .is_some_and(|q| agent.queues.contains(q))
+}
+
+/// The conversation, 404 when unknown, 403 when the agent may not see it.
+pub(crate) async fn visible(
+    state: &AgentState,
+    agent: &Agent,
+    id: &str,
+) -> Result<Conversation, ApiError> {
+    let c = state
+        .router
+        .deps()
+        .conversations
+        .conversation(id)
+        .await?
+        .ok_or(ApiError::NotFound("conversation"))?;
+    if may_see(agent, &c) {
+        Ok(c)
+    } else {
+        Err(ApiError::Forbidden(
+            "the conversation is neither in one of your queues nor assigned to you".into(),
+        ))
+    }
+}
+
+fn state_name(state: ConversationState) -> &'static str {
+    match state {
+        ConversationState::Waiting => "waiting",
+        ConversationState::Active => "active",
+        ConversationState::Closed => "closed",
+    }
+}
+
+pub(crate) fn conversation_json(c: &Conversation) -> Value {
+    json!({
+        "id": c.id,
+        "accountId": c.account_id,
+        "status": state_name(c.state),
+        "sourceType": c.source_type.as_str(),
+        "sourceId": c.source_id,
+        "workstreamId": c.workstream_id,
+        "queueId": c.queue_id,
+        "agentId": c.agent_id,
+        "botId": c.bot_id,
+        "priority": c.priority,
+        "skills": c.skills,
+        "ruleId": c.rule_id,
+        "openedAt": c.opened_at,
+        "lastActivityAt": c.last_activity_at,
+        "closedAt": c.closed_at,
+        "closeReason": c.close_reason,
+        "survey": c.survey,
+    })
+}
+
+pub(crate) fn contact_json(c: &Contact) -> Value {
+    json!({
+        "id": c.id, "name": c.name, "email": c.email, "phone": c.phone, "company": c.company,
+        "createdAt": c.created_at, "updatedAt": c.updated_at,
+    })
+}
+
+pub(crate) async fn contact(state: &AgentState, id: &str) -> Result<Option<Contact>, ApiError> {
+    let doc = state.router.deps().config.get_doc(CONTACT_KIND, id).await?;
+    Ok(doc.and_then(|d| serde_json::from_str(&d.doc).ok()))
+}
+
+/// The customer of a 1:1 conversation (the source user), if stored.
+pub(crate) async fn customer_of(
+    state: &AgentState,
+    c: &Conversation,
+) -> Result<Option<Customer>, ApiError> {
+    if c.source_type != SourceType::User {
+        return Ok(None);
+    }
+    Ok(state
+        .router
+        .deps()
+        .conversations
+        .customer(&c.account_id, &c.source_id)
+        .await?)
+}
+
+/// The customer's details as agents see them: profile, linked contact.
+pub(crate) async fn customer_json(
+    state: &AgentState,
+    customer: Option<&Customer>,
+) -> Result<Value, ApiError> {
+    let Some(customer) = customer else {
+        return Ok(Value::Null);
+    };
+    let contact = match &customer.linked_contact_id {
+        Some(id) => contact(state, id).await?.map(|c| contact_json(&c)),
+        None => None,
+    };
+    Ok(json!({
+        "userId": customer.user_id,
+        "displayName": customer.display_name,
+        "pictureUrl": customer.picture_url,
+        "language": customer.language,
+        "contact": contact,
+    }))
+}
+
+pub(crate) async fn queue_json(state: &AgentState, id: Option<&str>) -> Result<Value, ApiError> {
+    let Some(id) = id else {
+        return Ok(Value::Null);
+    };
+    let name = state
+        .router
+        .deps()
+        .config
+        .get_doc(QUEUE_KIND, id)
+        .await?
+        .and_then(|d| serde_json::from_str::<Queue>(&d.doc).ok())
+        .map(|q| q.name);
+    Ok(json!({ "id": id, "name": name }))
+}
+
+/// `GET /agent/v1/conversations?status=waiting|active|closed`: the agent's queues' and its own.
+pub(crate) async fn list(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut status = None;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("status", "waiting")) => status = Some(ConversationState::Waiting),
+            Some(("status", "active")) => status = Some(ConversationState::Active),
+            Some(("status", "closed")) => status = Some(ConversationState::Closed),
+            Some(("status", _)) => {
+                return Err(ApiError::invalid(
+                    "status",
+                    "status must be waiting, active or closed",
+                ))
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    pair.split('=').next().unwrap_or(pair),
+                    "unknown query parameter (only status)",
+                ))
+            }
+        }
+    }
+    let filter = ConversationFilter {
+        state: status,
+        queue_ids: agent.queues.clone(),
+        agent_id: Some(agent.id.clone()),
+        limit: LIST_LIMIT,
+    };
+    let conversations = state
+        .router
+        .deps()
+        .conversations
+        .list_conversations(&filter)
+        .await?;
+    let mut items = Vec::with_capacity(conversations.len());
+    for c in &conversations {
+        let customer = customer_of(&state, c).await?;
+        let mut item = conversation_json(c);
+        item["customer"] = customer_json(&state, customer.as_ref()).await?;
+        items.push(item);
+    }
+    Ok(Json(json!({ "conversations": items })).into_response())
+}
+
+/// `GET /agent/v1/conversations/{id}`: the conversation, the customer (with the linked contact
+/// and their previous conversations), the queue and the workstream.
+pub(crate) async fn detail(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let c = visible(&state, &agent, &id).await?;
+    let deps = state.router.deps();
+    let customer = customer_of(&state, &c).await?;
+    let mut customer_value = customer_json(&state, customer.as_ref()).await?;
+    if !customer_value.is_null() {
+        let mut previous: Vec<&Conversation> = Vec::new();
+        let all = deps
+            .conversations
+            .conversations_of_source(&c.account_id, &c.source_id)
+            .await?;
+        previous.extend(
+            all.iter()
+                .filter(|o| o.id != c.id && o.opened_at <= c.opened_at),
+        );
+        customer_value["previousConversations"] = json!({
+            "count": previous.len(),
+            "items": previous.iter().map(|o| json!({
+                "id": o.id, "openedAt": o.opened_at, "closedAt": o.closed_at, "status": state_name(o.state),
+            })).collect::<Vec<_>>(),
+        });
+    }
+    let workstream = deps
+        .workstreams
+        .workstream_for_account(&c.account_id)
+        .await?;
+    Ok(Json(json!({
+        "conversation": conversation_json(&c),
+        "customer": customer_value,
+        "queue": queue_json(&state, c.queue_id.as_deref()).await?,
+        "workstream": workstream.map(|w| json!({
+            "id": w.id, "name": w.name,
+            "attachments": {"agentCanSend": w.attachments.agent_can_send},
+        })),
+    }))
+    .into_response())
+}
+
+/// A signed link to a stored object, when the stack signs media.
+fn signed(state: &AgentState, key: &str) -> Option<String> {
+    let signer = state.media.as_ref()?;
+    let expires = link_expiry(now_millis() / 1000, DEFAULT_LINK_LIFETIME);
+    media_link(&signer.base_url, key, expires, &signer.signing_secret).ok()
+}
+
+/// One transcript line as agents see it.
+fn entry_json(
+    state: &AgentState,
+    entry: &TranscriptEntry,
+    deliveries: &HashMap<String, shared::delivery::Delivery>,
+) -> Value {
+    let mut v = json!({
+        "id": entry.event_id,
+        "at": entry.timestamp,
+        "type": entry.event_type,
+        "retracted": entry.retracted,
+    });
+    if entry.event_type == "agentMessage" {
+        v["direction"] = json!("out");
+        v["agentId"] = entry.event["agentId"].clone();
+        v["agentName"] = entry.event["agentName"].clone();
+        v["messages"] = entry.event["messages"].clone();
+        let message_id = entry.event["messageId"].as_str().unwrap_or(&entry.event_id);
+        v["delivery"] = match deliveries.get(message_id) {
+            Some(d) => json!({"status": d.status, "error": d.error}),
+            None => json!({"status": "queued"}),
+        };
+        return v;
+    }
+    v["direction"] = json!("in");
+    v["senderUserId"] = json!(entry.sender_user_id);
+    if entry.retracted {
+        return v;
+    }
+    if let Some(message) = entry.event.get("message") {
+        v["message"] = message.clone();
+    }
+    if let Some(postback) = entry.event.get("postback") {
+        v["postback"] = postback.clone();
+    }
+    if let Some(key) = entry.event["omnilineMedia"]["key"].as_str() {
+        v["media"] = json!({
+            "status": entry.event["omnilineMedia"]["status"],
+            "contentType": entry.event["omnilineMedia"]["contentType"],
+            "url": signed(state, key),
+        });
+    }
+    v
+}
+
+/// `GET …/{id}/messages?before=&limit=`: the transcript in timestamp order (the page before
+/// `before`, epoch ms), with outbound messages' delivery status.
+pub(crate) async fn messages(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let (mut before, mut limit) = (None, PAGE_DEFAULT);
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("before", v)) => {
+                before = Some(v.parse::<i64>().map_err(|_| {
+                    ApiError::invalid("before", "before must be a time in epoch milliseconds")
+                })?)
+            }
+            Some(("limit", v)) => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|l| (1..=PAGE_MAX).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::invalid("limit", format!("limit must be 1 to {PAGE_MAX}"))
+                    })?
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    pair.split('=').next().unwrap_or(pair),
+                    "unknown query parameter (only before, limit)",
+                ))
+            }
+        }
+    }
+    let c = visible(&state, &agent, &id).await?;
+    let deps = state.router.deps();
+    let transcript = deps.conversations.transcript(&c.id).await?;
+    let deliveries: HashMap<String, shared::delivery::Delivery> = state
+        .deliveries
+        .deliveries_for_conversation(&c.id)
+        .await?
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    let eligible: Vec<&TranscriptEntry> = transcript
+        .iter()
+        .filter(|e| before.is_none_or(|b| e.timestamp < b))
+        .collect();
+    let start = eligible.len().saturating_sub(limit);
+    let page = &eligible[start..];
+    let next_before = (start > 0)
+        .then(|| page.first().map(|e| e.timestamp))
+        .flatten();
+    let items: Vec<Value> = page
+        .iter()
+        .map(|e| entry_json(&state, e, &deliveries))
+        .collect();
+    Ok(Json(json!({ "messages": items, "nextBefore": next_before })).into_response())
+}
+
+/// The LINE message objects of an agent's reply, and whether it is an attachment.
+fn reply_messages(state: &AgentState, body: &[u8]) -> Result<(Vec<Value>, bool), ApiError> {
+    let mut f = Fields::parse(body)?;
+    let kind = f
+        .one_of(
+            "type",
+            &["text", "sticker", "location", "image", "video", "audio"],
+        )?
+        .ok_or_else(|| f.missing("type"))?;
+    let media_url = |f: &mut Fields, url_field: &str| -> Result<String, ApiError> {
+        if let Some(media_id) = f.text("mediaId", 1, 512)? {
+            if !media_id.starts_with("agent-media/") {
+                return Err(ApiError::invalid(
+                    "mediaId",
+                    "mediaId must come from POST /agent/v1/media",
+                ));
+            }
+            return signed(state, &media_id)
+                .ok_or_else(|| ApiError::invalid("mediaId", "this stack cannot sign media links"));
+        }
+        let url = f
+            .text(url_field, 9, 2000)?
+            .ok_or_else(|| f.missing(url_field))?;
+        if !url.starts_with("https://") {
+            return Err(ApiError::invalid(
+                url_field,
+                format!("{url_field} must be an https URL"),
+            ));
+        }
+        Ok(url)
+    };
+    let message = match kind.as_str() {
+        "text" => {
+            let text = f.text("text", 1, 5000)?.ok_or_else(|| f.missing("text"))?;
+            json!({"type": "text", "text": text})
+        }
+        "sticker" => {
+            let package = f
+                .text("packageId", 1, 20)?
+                .ok_or_else(|| f.missing("packageId"))?;
+            let sticker = f
+                .text("stickerId", 1, 20)?
+                .ok_or_else(|| f.missing("stickerId"))?;
+            json!({"type": "sticker", "packageId": package, "stickerId": sticker})
+        }
+        "location" => {
+            let title = f.text("title", 1, 100)?.ok_or_else(|| f.missing("title"))?;
+            let address = f
+                .text("address", 1, 100)?
+                .ok_or_else(|| f.missing("address"))?;
+            let coordinate = |f: &mut Fields, name: &str, bound: f64| -> Result<f64, ApiError> {
+                match f.take(name) {
+                    Some(Value::Number(n)) => {
+                        n.as_f64().filter(|v| v.abs() <= bound).ok_or_else(|| {
+                            ApiError::invalid(name, format!("{name} must be within ±{bound}"))
+                        })
+                    }
+                    None | Some(Value::Null) => Err(f.missing(name).into()),
+                    Some(_) => Err(ApiError::invalid(name, format!("{name} must be a number"))),
+                }
+            };
+            let latitude = coordinate(&mut f, "latitude", 90.0)?;
+            let longitude = coordinate(&mut f, "longitude", 180.0)?;
+            json!({"type": "location", "title": title, "address": address, "latitude": latitude, "longitude": longitude})
+        }
+        "image" => {
+            let url = media_url(&mut f, "originalContentUrl")?;
+            let preview = f
+                .text("previewImageUrl", 9, 2000)?
+                .unwrap_or_else(|| url.clone());
+            json!({"type": "image", "originalContentUrl": url, "previewImageUrl": preview})
+        }
+        "video" => {
+            let url = media_url(&mut f, "originalContentUrl")?;
+            let preview = f
+                .text("previewImageUrl", 9, 2000)?
+                .ok_or_else(|| f.missing("previewImageUrl"))?;
+            json!({"type": "video", "originalContentUrl": url, "previewImageUrl": preview})
+        }
+        _ => {
+            let url = media_url(&mut f, "originalContentUrl")?;
+            let duration = f
+                .integer("duration", 1, 3_600_000)?
+                .ok_or_else(|| f.missing("duration"))?;
+            json!({"type": "audio", "originalContentUrl": url, "duration": duration})
+        }
+    };
+    f.finish()?;
+    let attachment = matches!(kind.as_str(), "image" | "video" | "audio");
+    Ok((vec![message], attachment))
+}
+
+/// `POST …/{id}/messages`: queues the agent's reply; 202 with its id. An `Idempotency-Key`
+/// header makes a retried request queue nothing new.
+pub(crate) async fn send(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let (messages, attachment) = reply_messages(&state, &body)?;
+    let c = visible(&state, &agent, &id).await?;
+    if attachment {
+        let ws = state
+            .router
+            .deps()
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await?;
+        if ws.is_some_and(|w| !w.attachments.agent_can_send) {
+            return Err(ApiError::Forbidden(
+                "this workstream does not let agents send attachments (attachments.agentCanSend is off)".into(),
+            ));
+        }
+    }
+    let key = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        Some(k)
+            if !k.is_empty()
+                && k.len() <= 64
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            k.to_owned()
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 64 characters of [A-Za-z0-9_-]",
+            ))
+        }
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let message_id = state
+        .router
+        .send_agent_message(&c.id, &agent, messages, &key)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": message_id, "status": "queued" })),
+    )
+        .into_response())
+}
+
+/// `POST /agent/v1/media`: stores an image, video or audio file for a reply (body: the bytes,
+/// `Content-Type` image/jpeg, image/png, video/mp4 or audio/m4a) → `{"mediaId", "url"}`.
+pub(crate) async fn upload(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ext = match content_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "video/mp4" => "mp4",
+        "audio/m4a" | "audio/x-m4a" | "audio/mp4" => "m4a",
+        _ => {
+            return Err(ApiError::invalid(
+                "Content-Type",
+                "Content-Type must be image/jpeg, image/png, video/mp4 or audio/m4a",
+            ))
+        }
+    };
+    if body.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "the body must be the file's bytes",
+        ));
+    }
+    if state.media.is_none() {
+        return Err(ApiError::Forbidden(
+            "this stack does not store agent media".into(),
+        ));
+    }
+    let key = format!(
+        "agent-media/{}/{}.{ext}",
+        agent.id,
+        uuid::Uuid::new_v4().simple()
+    );
+    state
+        .router
+        .deps()
+        .media
+        .put(&key, body.to_vec(), Some(content_type))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "mediaId": key, "url": signed(&state, &key) })),
+    )
+        .into_response())
+}
+
+fn empty_body(body: &[u8]) -> Result<(), ApiError> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        Fields::parse(body)?.finish()?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn pick(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    empty_body(&body)?;
+    let c = visible(&state, &agent, &id).await?;
+    let picked = state.router.pick(&c.id, &agent).await?;
+    Ok(Json(conversation_json(&picked)).into_response())
+}
+
+/// The LINE chat id and the account's token, for typing and read.
+async fn chat(
+    state: &AgentState,
+    c: &Conversation,
+) -> Result<shared::secret::SecretString, ApiError> {
+    if c.state == ConversationState::Closed {
+        return Err(ApiError::Conflict("the conversation is closed".into()));
+    }
+    state
+        .router
+        .deps()
+        .tokens
+        .token(&c.account_id)
+        .await
+        .map_err(|e| ApiError::Line(e.to_string()))
+}
+
+/// `POST …/{id}/typing`: LINE's loading animation in the customer's chat (1:1 chats only).
+pub(crate) async fn typing(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let seconds = if body.iter().all(u8::is_ascii_whitespace) {
+        20
+    } else {
+        let mut f = Fields::parse(&body)?;
+        let s = f.integer("seconds", 5, 60)?.unwrap_or(20);
+        f.finish()?;
+        // LINE takes multiples of 5.
+        (s / 5 * 5) as u32
+    };
+    let c = visible(&state, &agent, &id).await?;
+    if c.source_type != SourceType::User {
+        return Err(ApiError::Unprocessable {
+            field: "conversation".into(),
+            message: "LINE shows the loading animation in 1:1 chats only".into(),
+        });
+    }
+    let token = chat(&state, &c).await?;
+    state
+        .router
+        .deps()
+        .line
+        .start_loading(&token, &c.source_id, seconds)
+        .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST …/{id}/read`: marks the customer's messages as read.
+pub(crate) async fn read(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    empty_body(&body)?;
+    let c = visible(&state, &agent, &id).await?;
+    if c.source_type != SourceType::User {
+        return Err(ApiError::Unprocessable {
+            field: "conversation".into(),
+            message: "read receipts exist in 1:1 chats only".into(),
+        });
+    }
+    let token = chat(&state, &c).await?;
+    state
+        .router
+        .deps()
+        .line
+        .mark_as_read(&token, &c.source_id)
+        .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST …/{id}/transfer` `{"queueId"}` or `{"agentId"}`.
+pub(crate) async fn transfer(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let mut f = Fields::parse(&body)?;
+    let queue = f.text("queueId", 1, 100)?;
+    let to_agent = f.text("agentId", 1, 100)?;
+    f.finish()?;
+    let target = match (queue, to_agent) {
+        (Some(q), None) => {
+            let exists = state
+                .router
+                .deps()
+                .config
+                .get_doc(QUEUE_KIND, &q)
+                .await?
+                .is_some();
+            if !exists {
+                return Err(ApiError::Unprocessable {
+                    field: "queueId".into(),
+                    message: format!("there is no queue {q:?}"),
+                });
+            }
+            TransferTarget::Queue(q)
+        }
+        (None, Some(a)) => TransferTarget::Agent(a),
+        _ => {
+            return Err(ApiError::invalid(
+                "queueId",
+                "give exactly one of queueId or agentId",
+            ))
+        }
+    };
+    let c = visible(&state, &agent, &id).await?;
+    let moved = state.router.transfer(&c.id, &agent, target).await?;
+    Ok(Json(conversation_json(&moved)).into_response())
+}
+
+/// `POST …/{id}/close`: closes; the "agent ended" message and the survey go to the customer.
+pub(crate) async fn close(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    empty_body(&body)?;
+    let c = visible(&state, &agent, &id).await?;
+    let closed = state.router.close_by_agent(&c.id, &agent).await?;
+    Ok(Json(conversation_json(&closed)).into_response())
+}
+
+/// `GET …/{id}/survey`: the survey sent at close and its answer.
+pub(crate) async fn survey(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let c = visible(&state, &agent, &id).await?;
+    let Some(survey) = &c.survey else {
+        return Err(ApiError::NotFound("survey"));
+    };
+    Ok(Json(json!({
+        "conversationId": c.id,
+        "sentAt": survey.sent_at,
+        "scale": survey.scale,
+        "score": survey.score,
+        "answeredAt": survey.answered_at,
+    }))
+    .into_response())
+}

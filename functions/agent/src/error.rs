@@ -1,0 +1,94 @@
+//! Errors of the agent routes, mapped once to `{"error": {"code", "message", "field"?}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use router::agent_ops::AgentOpError;
+use shared::http::{coded_field_error, error_response, field_error};
+use shared::input::InputError;
+use shared::line::api::LineApiError;
+use shared::ports::PortError;
+
+pub use shared::http::json_rejections;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// 422 naming the field.
+    #[error("{message}")]
+    Unprocessable { field: String, message: String },
+    #[error("LINE API: {0}")]
+    Line(String),
+    #[error("storage unavailable: {0}")]
+    Store(#[from] PortError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Input(InputError::new(field, message))
+    }
+}
+
+impl From<LineApiError> for ApiError {
+    fn from(e: LineApiError) -> Self {
+        ApiError::Line(e.to_string())
+    }
+}
+
+impl From<AgentOpError> for ApiError {
+    fn from(e: AgentOpError) -> Self {
+        match e {
+            AgentOpError::NotFound => ApiError::NotFound("conversation"),
+            AgentOpError::Conflict(m) => ApiError::Conflict(m),
+            AgentOpError::Forbidden(m) => ApiError::Forbidden(m),
+            AgentOpError::Invalid { field, message } => ApiError::Unprocessable { field, message },
+            AgentOpError::Route(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        match self {
+            ApiError::Input(e) => field_error(StatusCode::BAD_REQUEST, e.field(), e.message()),
+            ApiError::NotFound(_) => error_response(StatusCode::NOT_FOUND, "not_found", message),
+            ApiError::Forbidden(_) => error_response(StatusCode::FORBIDDEN, "forbidden", message),
+            ApiError::Conflict(_) => error_response(StatusCode::CONFLICT, "conflict", message),
+            ApiError::Unprocessable { field, .. } => coded_field_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                &field,
+                message,
+            ),
+            ApiError::Line(m) => {
+                tracing::warn!(error = %m, "agent API: LINE call failed");
+                error_response(StatusCode::BAD_GATEWAY, "line_unavailable", message)
+            }
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "agent API: storage failed");
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is unavailable, try again",
+                )
+            }
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "agent API: operation failed");
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the operation failed, try again",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The agent function: `/agent/v1/*`, the API the people who answer customers use — presence,
+//! notifications (long poll), conversations and their transcript, pick, reply, typing and read,
+//! transfer, close with the survey, contacts and account links. Every route needs
+//! `Authorization: Bearer <agent token>` (issued by the admin API); an agent sees only the
+//! conversations of its queues or held by it (403 otherwise).
+//!
+//! The use cases (pick, transfer, close, send) are the router crate's [`RouterService`] methods,
+//! so the Lambda functions and `omniline-local` share one implementation; this crate is HTTP.
+//! `GET /line/link/{id}` (public) is the customer's side of an account-link request.
+
+mod contacts;
+mod conversations;
+mod error;
+mod notifications;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+pub use error::ApiError;
+use router::RouterService;
+use serde_json::json;
+use shared::agents::{parse_agent_token, token_matches, Agent, AgentAccount, AGENT_ACCOUNT_KIND};
+use shared::http::error_response;
+use shared::ports::DeliveryStore;
+use shared::secret::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Signs links to stored media (transcript attachments, agent uploads).
+#[derive(Clone)]
+pub struct MediaSigner {
+    /// Base URL the media route (`GET /media/{key}`) is served under.
+    pub base_url: String,
+    pub signing_secret: SecretString,
+}
+
+/// What the agent routes need.
+#[derive(Clone)]
+pub struct AgentState {
+    pub router: Arc<RouterService>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub media: Option<MediaSigner>,
+    /// Base of the account-link URLs sent to customers (`{base}/line/link/{id}`).
+    pub public_base_url: String,
+    /// Longest long poll (`wait`); 20 s in production, shorter in tests.
+    pub max_wait: Duration,
+}
+
+impl AgentState {
+    pub fn new(
+        router: Arc<RouterService>,
+        deliveries: Arc<dyn DeliveryStore>,
+        media: Option<MediaSigner>,
+        public_base_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            router,
+            deliveries,
+            media,
+            public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
+            max_wait: Duration::from_secs(notifications::MAX_WAIT_SECS),
+        }
+    }
+}
+
+/// Largest JSON body.
+const BODY_LIMIT: usize = 64 * 1024;
+/// Largest media upload (LINE's image limit is 10 MB).
+pub const MEDIA_LIMIT: usize = 10 * 1024 * 1024;
+
+/// The agent routes (bearer-authenticated) and the public account-link route, without a fallback
+/// (so the local stack can merge them with the other functions' routes); the agent function adds
+/// [`standalone`]'s JSON 404/405.
+pub fn router(state: AgentState) -> Router {
+    let authenticated = Router::new()
+        .route("/agent/v1/me", get(me))
+        .route("/agent/v1/presence", put(presence))
+        .route("/agent/v1/notifications", get(notifications::poll))
+        .route("/agent/v1/conversations", get(conversations::list))
+        .route("/agent/v1/conversations/{id}", get(conversations::detail))
+        .route(
+            "/agent/v1/conversations/{id}/messages",
+            get(conversations::messages).post(conversations::send),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/pick",
+            post(conversations::pick),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/typing",
+            post(conversations::typing),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/read",
+            post(conversations::read),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/transfer",
+            post(conversations::transfer),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/close",
+            post(conversations::close),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/survey",
+            get(conversations::survey),
+        )
+        .route("/agent/v1/conversations/{id}/link", post(contacts::link))
+        .route(
+            "/agent/v1/conversations/{id}/link-request",
+            post(contacts::link_request),
+        )
+        .route(
+            "/agent/v1/contacts",
+            get(contacts::search).post(contacts::create),
+        )
+        .route(
+            "/agent/v1/media",
+            post(conversations::upload).layer(axum::extract::DefaultBodyLimit::max(MEDIA_LIMIT)),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
+    Router::new()
+        .route("/line/link/{id}", get(contacts::follow_link))
+        .merge(authenticated)
+        .layer(middleware::from_fn(error::json_rejections))
+        .with_state(state)
+}
+
+/// [`router`] with JSON answers for unknown routes and methods: what the Lambda function serves.
+pub fn standalone(state: AgentState) -> Router {
+    router(state)
+        .fallback(shared::http::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+fn unauthorized() -> Response {
+    error_response(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or invalid agent token (Authorization: Bearer <agent token>)",
+    )
+}
+
+/// Resolves the bearer token to its agent (put in the request's extensions) or answers 401.
+async fn authenticate(
+    State(state): State<AgentState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    let Some(token) = presented else {
+        return unauthorized();
+    };
+    let Some(agent_id) = parse_agent_token(&token) else {
+        return unauthorized();
+    };
+    let deps = state.router.deps();
+    let account = match deps.config.get_doc(AGENT_ACCOUNT_KIND, agent_id).await {
+        Ok(Some(doc)) => serde_json::from_str::<AgentAccount>(&doc.doc).ok(),
+        Ok(None) => None,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if !account.is_some_and(|a| token_matches(&token, &a.token_hash)) {
+        return unauthorized();
+    }
+    match deps.agents.agent(agent_id).await {
+        Ok(Some(agent)) => {
+            request.extensions_mut().insert(agent);
+            next.run(request).await
+        }
+        Ok(None) => unauthorized(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn agent_json(agent: &Agent) -> serde_json::Value {
+    json!({
+        "id": agent.id,
+        "name": agent.name,
+        "status": agent.status.as_str(),
+        "queueIds": agent.queues,
+        "skills": agent.skills,
+        "capacity": agent.capacity,
+        "activeConversations": agent.active_count(),
+    })
+}
+
+async fn me(Extension(agent): Extension<Agent>) -> Response {
+    Json(agent_json(&agent)).into_response()
+}
+
+/// `PUT /agent/v1/presence` `{"status": "available"|"busy"|"away"|"offline"}`. Becoming available
+/// assigns waiting conversations of push-mode queues, up to capacity.
+async fn presence(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let mut fields = shared::input::Fields::parse(&body)?;
+    let status = fields
+        .one_of("status", &["available", "busy", "away", "offline"])?
+        .ok_or_else(|| fields.missing("status"))?;
+    fields.finish()?;
+    let status = shared::agents::AgentStatus::parse(&status)
+        .ok_or_else(|| ApiError::invalid("status", "unknown status"))?;
+    let deps = state.router.deps();
+    let mut updated = agent.clone();
+    updated.status = status;
+    deps.agents.put_agent(&updated).await?;
+    if status == shared::agents::AgentStatus::Available {
+        if let Err(e) = state.router.distribute_waiting().await {
+            // The presence change stands; the schedule distributes again within a minute.
+            tracing::warn!(agent_id = %agent.id, error = %e, "waiting conversations not distributed");
+        }
+    }
+    let current = deps.agents.agent(&agent.id).await?.unwrap_or(updated);
+    tracing::info!(agent_id = %agent.id, status = status.as_str(), "presence changed");
+    Ok(Json(agent_json(&current)).into_response())
+}

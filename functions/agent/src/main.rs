@@ -1,0 +1,43 @@
+//! Lambda entry point of the agent function: typed config from the environment, clients built
+//! once (the router's use cases on the AWS adapters), then the agent routes served on Lambda (or
+//! on `$PORT` outside Lambda).
+
+use agent::{AgentState, MediaSigner};
+use shared::adapters::aws::{load_sdk_config, SecretsManagerStore};
+use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
+use shared::config::{base_url, optional, required, ConfigError};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let public_base_url = base_url("PUBLIC_BASE_URL", &required("PUBLIC_BASE_URL")?)?;
+    let conversations_table = required("CONVERSATIONS_TABLE")?;
+    let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
+    let router = Arc::new(router::wiring::aws_router_service(&sdk)?);
+    let media = match optional("MEDIA_SIGNING_SECRET_ID") {
+        Some(secret_id) => {
+            let secrets = SecretsManagerStore::new(&sdk, String::new());
+            let signing_secret =
+                secrets
+                    .get_by_id(&secret_id)
+                    .await?
+                    .ok_or(ConfigError::Invalid {
+                        name: "MEDIA_SIGNING_SECRET_ID",
+                        reason: "the secret has no value".into(),
+                    })?;
+            Some(MediaSigner {
+                base_url: public_base_url.clone(),
+                signing_secret,
+            })
+        }
+        None => None,
+    };
+    let state = AgentState::new(
+        router,
+        Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
+        media,
+        public_base_url,
+    );
+    shared::http::serve(agent::standalone(state), 9005).await
+}

@@ -1,0 +1,856 @@
+//! Issue 5/8 through HTTP against the `omniline-local` binary with LINE mocked by wiremock: two
+//! agents and a customer hold a complete support conversation — greeting, notification with the
+//! customer's name, reply pushed once with a retry key, contact link, close with the survey, the
+//! customer's answer recorded — and the next conversation is linked automatically. Plus the pick
+//! race, the 403s, the long poll and the account-link flow.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, ResponseTemplate};
+
+/// An agent's call: its token, every error body with the one shape.
+async fn agent_call(
+    s: &Stack,
+    token: &str,
+    method: &str,
+    route: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = s
+        .client
+        .request(
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{route}", s.base),
+        )
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    };
+    if status >= 400 {
+        assert!(
+            json["error"]["code"].is_string(),
+            "error body shape: {json}"
+        );
+    }
+    (status, json)
+}
+
+async fn agent_ok(s: &Stack, token: &str, method: &str, route: &str, body: Option<Value>) -> Value {
+    let (status, json) = agent_call(s, token, method, route, body).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {route} → {status} {json}"
+    );
+    json
+}
+
+/// A new agent in `queues`; returns (id, token).
+async fn new_agent(s: &Stack, name: &str, queues: &[&str]) -> (String, String) {
+    let a = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()), "queueIds": queues, "capacity": 2})),
+        )
+        .await;
+    (
+        a["id"].as_str().unwrap().to_owned(),
+        a["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Extra LINE endpoints the agent API uses.
+async fn mock_agent_line(s: &Stack) {
+    Mock::given(method("POST"))
+        .and(path_regex("^/v2/bot/user/[^/]+/linkToken$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"linkToken": "LT-123"})))
+        .mount(&s.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(
+            "^/v2/bot/(chat/loading/start|message/markAsRead)$",
+        ))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
+        .mount(&s.line)
+        .await;
+}
+
+/// The pushes LINE received, as (retry key, body).
+async fn pushes(s: &Stack) -> Vec<(Option<String>, Value)> {
+    s.line
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == "/v2/bot/message/push")
+        .map(|r| {
+            (
+                r.headers
+                    .get("x-line-retry-key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+/// Waits until LINE received a push or reply whose JSON contains `needle`; returns those bodies.
+async fn sent_containing(s: &Stack, needle: &str) -> Vec<Value> {
+    for _ in 0..200 {
+        let found: Vec<Value> = s
+            .line
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.url.path().starts_with("/v2/bot/message/"))
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .filter(|b| b.to_string().contains(needle))
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("LINE never received a message containing {needle:?}");
+}
+
+fn postback_event(id: &str, user: &str, data: &str) -> Value {
+    json!({"type": "postback", "mode": "active", "timestamp": now_ms(), "webhookEventId": id,
+           "deliveryContext": {"isRedelivery": false}, "replyToken": format!("r-{id}"),
+           "source": {"type": "user", "userId": user}, "postback": {"data": data}})
+}
+
+/// A channel with one queue, a push-mode workstream with greeting, "agent ended" and a 1–5
+/// survey; returns (account, queue, workstream).
+async fn channel(s: &Stack, distribution: &str, agent_can_send: bool) -> (String, String, String) {
+    let account = s.account("Shop", SECRET_A, "token-a").await;
+    let queue = s.queue("Support").await;
+    let ws = s
+        .ok(
+            "POST",
+            "/admin/v1/workstreams",
+            Some(json!({
+                "name": "Support", "accountId": account, "language": "ja", "distribution": distribution,
+                "defaultQueueId": queue,
+                "attachments": {"customerCanSend": true, "agentCanSend": agent_can_send},
+                "automatedMessages": {
+                    "conversationStarted": {"texts": {"ja": "{customerName}様、こんにちは"}},
+                    "agentEnded": {"texts": {"ja": "ご利用ありがとうございました"}}
+                },
+                "survey": {"enabled": true, "question": "今回の対応はいかがでしたか？", "scale": 5},
+                "agentIdentity": {"enabled": true}
+            })),
+        )
+        .await;
+    (account, queue, ws["id"].as_str().unwrap().to_owned())
+}
+
+async fn poll(s: &Stack, token: &str, cursor: Option<&str>, wait: u32) -> Value {
+    let mut route = format!("/agent/v1/notifications?wait={wait}");
+    if let Some(c) = cursor {
+        route.push_str(&format!("&after={c}"));
+    }
+    agent_ok(s, token, "GET", &route, None).await
+}
+
+/// Polls until a notification of `kind` arrives; returns it and the cursor.
+async fn next_notification(
+    s: &Stack,
+    token: &str,
+    cursor: Option<String>,
+    kind: &str,
+) -> (Value, String) {
+    let mut cursor = cursor;
+    for _ in 0..10 {
+        let page = poll(s, token, cursor.as_deref(), 5).await;
+        cursor = page["cursor"].as_str().map(str::to_owned);
+        if let Some(n) = page["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["kind"] == kind)
+        {
+            return (n.clone(), cursor.unwrap_or_default());
+        }
+    }
+    panic!("no {kind} notification");
+}
+
+#[tokio::test]
+async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to_survey() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (hanako, hanako_token) = new_agent(&s, "Hanako", &[&queue]).await;
+    let (jiro, jiro_token) = new_agent(&s, "Jiro", &[&queue]).await;
+    let me = agent_ok(
+        &s,
+        &hanako_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(me["status"], "available");
+    agent_ok(
+        &s,
+        &jiro_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "away"})),
+    )
+    .await;
+
+    // The customer writes; Hanako (the only available agent) is notified with their name.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01CONV1A", "Ucust", "こんにちは")])
+        )
+        .await,
+        200
+    );
+    let (assigned, cursor) = next_notification(&s, &hanako_token, None, "assigned").await;
+    assert_eq!(assigned["customer"]["displayName"], "Taro");
+    assert_eq!(assigned["customer"]["language"], "ja");
+    assert_eq!(assigned["queue"]["name"], "Support");
+    assert_eq!(assigned["workstream"]["name"], "Support");
+    assert_eq!(assigned["lastMessage"]["text"], "こんにちは");
+    let conversation = assigned["conversationId"].as_str().unwrap().to_owned();
+    sent_containing(&s, "Taro様、こんにちは").await;
+
+    let detail = agent_ok(
+        &s,
+        &hanako_token,
+        "GET",
+        &format!("/agent/v1/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["status"], "active");
+    assert_eq!(detail["conversation"]["agentId"], hanako.as_str());
+    assert_eq!(detail["customer"]["displayName"], "Taro");
+    assert_eq!(detail["customer"]["previousConversations"]["count"], 0);
+    let active = agent_ok(
+        &s,
+        &hanako_token,
+        "GET",
+        "/agent/v1/conversations?status=active",
+        None,
+    )
+    .await;
+    assert_eq!(active["conversations"][0]["id"], conversation.as_str());
+
+    // Typing and read reach LINE.
+    let (status, _) = agent_call(
+        &s,
+        &hanako_token,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/typing"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, _) = agent_call(
+        &s,
+        &hanako_token,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/read"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    // Hanako answers; a retry with the same Idempotency-Key sends nothing new.
+    let reply = |key: &'static str| {
+        s.client
+            .post(format!("{}/agent/v1/conversations/{conversation}/messages", s.base))
+            .bearer_auth(&hanako_token)
+            .header("idempotency-key", key)
+            .json(&json!({"type": "text", "text": "お問い合わせありがとうございます。ご用件をどうぞ。"}))
+            .send()
+    };
+    let first = reply("reply-1").await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let again: Value = reply("reply-1").await.unwrap().json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+    sent_containing(&s, "ご用件をどうぞ").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replies: Vec<_> = pushes(&s)
+        .await
+        .into_iter()
+        .filter(|(_, b)| b.to_string().contains("ご用件をどうぞ"))
+        .collect();
+    assert_eq!(replies.len(), 1, "the customer receives the answer once");
+    let (retry_key, body) = &replies[0];
+    assert!(
+        retry_key.as_deref().is_some_and(|k| k.len() == 36),
+        "pushed with X-Line-Retry-Key: {retry_key:?}"
+    );
+    assert_eq!(body["to"], "Ucust");
+    assert_eq!(
+        body["messages"][0]["sender"]["name"], "Hanako",
+        "agent identity shown"
+    );
+
+    // The transcript shows both sides, the outbound one with its delivery status.
+    let mut transcript = Value::Null;
+    for _ in 0..100 {
+        transcript = agent_ok(
+            &s,
+            &hanako_token,
+            "GET",
+            &format!("/agent/v1/conversations/{conversation}/messages"),
+            None,
+        )
+        .await;
+        if transcript["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["direction"] == "out" && m["delivery"]["status"] == "sent")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let messages = transcript["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["direction"], "in");
+    assert_eq!(messages[0]["message"]["text"], "こんにちは");
+    let out = messages
+        .iter()
+        .find(|m| m["direction"] == "out")
+        .expect("the answer in the transcript");
+    assert_eq!(out["delivery"]["status"], "sent", "{transcript}");
+    assert_eq!(out["agentName"], "Hanako");
+
+    // The customer writes again: a message notification.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01CONV1B", "Ucust", "注文番号は123です")])
+        )
+        .await,
+        200
+    );
+    let (message, _) = next_notification(&s, &hanako_token, Some(cursor), "message").await;
+    assert_eq!(message["conversationId"], conversation.as_str());
+    assert_eq!(message["lastMessage"]["text"], "注文番号は123です");
+
+    // Contacts: create one and link the customer.
+    let contact = agent_ok(&s, &hanako_token, "POST", "/agent/v1/contacts",
+        Some(json!({"name": "Yamada Taro", "email": "taro@example.jp", "phone": "+81 90-1234-5678", "company": "Omni KK"}))).await;
+    let contact_id = contact["id"].as_str().unwrap().to_owned();
+    let found = agent_ok(&s, &jiro_token, "GET", "/agent/v1/contacts?q=yamada", None).await;
+    assert_eq!(found["contacts"][0]["id"], contact_id.as_str());
+    let linked = agent_ok(
+        &s,
+        &hanako_token,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/link"),
+        Some(json!({"contactId": contact_id})),
+    )
+    .await;
+    assert_eq!(linked["customer"]["contact"]["name"], "Yamada Taro");
+
+    // Close: "agent ended" and the survey (a quick reply 1–5) go out.
+    let closed = agent_ok(
+        &s,
+        &hanako_token,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(closed["status"], "closed");
+    sent_containing(&s, "ご利用ありがとうございました").await;
+    let survey = sent_containing(&s, "今回の対応はいかがでしたか").await;
+    let survey_text = survey[0].to_string();
+    for n in 1..=5 {
+        assert!(
+            survey_text.contains(&format!("survey:{conversation}:{n}")),
+            "{survey_text}"
+        );
+    }
+    let (status, _) = agent_call(
+        &s,
+        &hanako_token,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "closing twice");
+
+    // The customer taps 5: recorded on the closed conversation, no new conversation.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([postback_event(
+                "01SURVEY1",
+                "Ucust",
+                &format!("survey:{conversation}:5")
+            )])
+        )
+        .await,
+        200
+    );
+    let mut answer = Value::Null;
+    for _ in 0..100 {
+        answer = agent_ok(
+            &s,
+            &hanako_token,
+            "GET",
+            &format!("/agent/v1/conversations/{conversation}/survey"),
+            None,
+        )
+        .await;
+        if answer["score"] == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer["score"], 5, "{answer}");
+    assert_eq!(answer["scale"], 5);
+    let export = s
+        .ok("GET", &format!("/admin/v1/customers/{account}:Ucust"), None)
+        .await;
+    assert_eq!(
+        export["conversations"].as_array().unwrap().len(),
+        1,
+        "the answer opened nothing"
+    );
+
+    // Next time the customer writes, the new conversation shows the linked contact; Jiro takes it.
+    agent_ok(
+        &s,
+        &hanako_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "offline"})),
+    )
+    .await;
+    agent_ok(
+        &s,
+        &jiro_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01CONV2A", "Ucust", "また質問です")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &jiro_token, None, "assigned").await;
+    assert_eq!(assigned["customer"]["contact"]["name"], "Yamada Taro");
+    let second = assigned["conversationId"].as_str().unwrap();
+    assert_ne!(second, conversation);
+    let detail = agent_ok(
+        &s,
+        &jiro_token,
+        "GET",
+        &format!("/agent/v1/conversations/{second}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["customer"]["contact"]["email"], "taro@example.jp");
+    assert_eq!(detail["customer"]["previousConversations"]["count"], 1);
+    assert_eq!(detail["conversation"]["agentId"], jiro.as_str());
+}
+
+#[tokio::test]
+async fn exactly_one_of_two_racing_agents_picks_a_conversation() {
+    let s = start().await;
+    let (account, queue, _) = channel(&s, "pick", true).await;
+    let (_, a_token) = new_agent(&s, "Aki", &[&queue]).await;
+    let (_, b_token) = new_agent(&s, "Ben", &[&queue]).await;
+    for token in [&a_token, &b_token] {
+        agent_ok(
+            &s,
+            token,
+            "PUT",
+            "/agent/v1/presence",
+            Some(json!({"status": "available"})),
+        )
+        .await;
+    }
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01PICK1", "Upick", "help")])
+        )
+        .await,
+        200
+    );
+    let mut waiting = Value::Null;
+    for _ in 0..100 {
+        waiting = agent_ok(
+            &s,
+            &a_token,
+            "GET",
+            "/agent/v1/conversations?status=waiting",
+            None,
+        )
+        .await;
+        if !waiting["conversations"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = waiting["conversations"][0]["id"]
+        .as_str()
+        .expect("a waiting conversation")
+        .to_owned();
+    assert_eq!(
+        waiting["conversations"][0]["customer"]["displayName"],
+        "Taro"
+    );
+    let route = format!("/agent/v1/conversations/{id}/pick");
+    let (a, b) = tokio::join!(
+        agent_call(&s, &a_token, "POST", &route, None),
+        agent_call(&s, &b_token, "POST", &route, None)
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let winner = if a.0 == 200 { &a.1 } else { &b.1 };
+    assert_eq!(winner["status"], "active");
+}
+
+#[tokio::test]
+async fn agents_are_confined_to_their_queues_and_attachments_follow_the_workstream() {
+    let s = start().await;
+    let (account, queue, _) = channel(&s, "push", false).await;
+    let other_queue = s.queue("Elsewhere").await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    let (_, outsider) = new_agent(&s, "Olga", &[&other_queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01FORB1", "Uforb", "hi")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
+    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+
+    for (method, route) in [
+        ("GET", format!("/agent/v1/conversations/{id}")),
+        ("GET", format!("/agent/v1/conversations/{id}/messages")),
+        ("POST", format!("/agent/v1/conversations/{id}/close")),
+    ] {
+        let (status, v) = agent_call(&s, &outsider, method, &route, None).await;
+        assert_eq!(status, 403, "{method} {route} {v}");
+        assert_eq!(v["error"]["code"], "forbidden");
+    }
+    let (status, v) = agent_call(
+        &s,
+        &outsider,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        Some(json!({"type": "text", "text": "not mine"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    let listed = agent_ok(&s, &outsider, "GET", "/agent/v1/conversations", None).await;
+    assert_eq!(listed["conversations"], json!([]));
+
+    // agentCanSend is off: an image is refused with a clear message, text goes.
+    let (status, v) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        Some(json!({"type": "image", "originalContentUrl": "https://cdn.example.com/a.jpg"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("agentCanSend"),
+        "{v}"
+    );
+    let (status, _) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        Some(json!({"type": "sticker", "packageId": "446", "stickerId": "1988"})),
+    )
+    .await;
+    assert_eq!(status, 202);
+    for (body, field) in [
+        (json!({"type": "text"}), "text"),
+        (json!({"type": "text", "text": ""}), "text"),
+        (json!({"type": "fax"}), "type"),
+        (
+            json!({"type": "location", "title": "Shop", "address": "Tokyo", "latitude": 95.0, "longitude": 139.0}),
+            "latitude",
+        ),
+    ] {
+        let (status, v) = agent_call(
+            &s,
+            &token,
+            "POST",
+            &format!("/agent/v1/conversations/{id}/messages"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{body} {v}");
+        assert_eq!(v["error"]["field"], field, "{body} {v}");
+    }
+    let (status, _) = agent_call(&s, &token, "GET", "/agent/v1/conversations/nope", None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn every_agent_route_needs_a_valid_agent_token() {
+    let s = start().await;
+    let q = s.queue("Q").await;
+    let (_, token) = new_agent(&s, "Hanako", &[&q]).await;
+    let rotated = s
+        .ok(
+            "POST",
+            &format!(
+                "/admin/v1/agents/{}/token",
+                token.split('_').nth(1).unwrap()
+            ),
+            None,
+        )
+        .await;
+    let routes = [
+        ("GET", "/agent/v1/me"),
+        ("PUT", "/agent/v1/presence"),
+        ("GET", "/agent/v1/notifications"),
+        ("GET", "/agent/v1/conversations"),
+        ("GET", "/agent/v1/conversations/c1"),
+        ("GET", "/agent/v1/conversations/c1/messages"),
+        ("POST", "/agent/v1/conversations/c1/messages"),
+        ("POST", "/agent/v1/conversations/c1/pick"),
+        ("POST", "/agent/v1/conversations/c1/typing"),
+        ("POST", "/agent/v1/conversations/c1/read"),
+        ("POST", "/agent/v1/conversations/c1/transfer"),
+        ("POST", "/agent/v1/conversations/c1/close"),
+        ("GET", "/agent/v1/conversations/c1/survey"),
+        ("POST", "/agent/v1/conversations/c1/link"),
+        ("POST", "/agent/v1/conversations/c1/link-request"),
+        ("GET", "/agent/v1/contacts"),
+        ("POST", "/agent/v1/contacts"),
+        ("POST", "/agent/v1/media"),
+    ];
+    for (method, route) in routes {
+        for bad in [None, Some("nope"), Some(token.as_str()), Some(ADMIN)] {
+            let mut request = s.client.request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{route}", s.base),
+            );
+            if let Some(bad) = bad {
+                request = request.bearer_auth(bad);
+            }
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{method} {route} with {bad:?}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "unauthorized");
+        }
+    }
+    let new_token = rotated["token"].as_str().unwrap();
+    let me = agent_ok(&s, new_token, "GET", "/agent/v1/me", None).await;
+    assert_eq!(me["name"], "Hanako");
+}
+
+#[tokio::test]
+async fn the_long_poll_returns_as_soon_as_an_assignment_happens() {
+    let s = start().await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    let empty = poll(&s, &token, None, 0).await;
+    assert_eq!(empty["notifications"], json!([]));
+    let started = Instant::now();
+    let waiting = poll(&s, &token, None, 15);
+    let send = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01POLL1", "Upoll", "hello")]),
+        )
+        .await
+    };
+    let (page, status) = tokio::join!(waiting, send);
+    assert_eq!(status, 200);
+    let elapsed = started.elapsed();
+    assert_eq!(page["notifications"][0]["kind"], "assigned", "{page}");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "returned after {elapsed:?}, not at the 15 s deadline"
+    );
+    // The cursor moves past it: the next poll has nothing.
+    let next = poll(&s, &token, page["cursor"].as_str(), 0).await;
+    assert_eq!(next["notifications"], json!([]));
+    let (status, v) = agent_call(&s, &token, "GET", "/agent/v1/notifications?wait=99", None).await;
+    assert_eq!((status, v["error"]["field"].as_str()), (400, Some("wait")));
+}
+
+#[tokio::test]
+async fn an_account_link_request_links_the_customer_when_line_reports_the_nonce() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01LINK1", "Ulink", "link me")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
+    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    let contact = agent_ok(
+        &s,
+        &token,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "Suzuki Hana"})),
+    )
+    .await;
+    let (status, v) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/link-request"),
+        Some(json!({"contactId": "nope"})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (422, Some("contactId"))
+    );
+    let requested = agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/link-request"),
+        Some(json!({"contactId": contact["id"]})),
+    )
+    .await;
+    let url = requested["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/line/link/", s.base)), "{url}");
+    sent_containing(&s, &url).await;
+
+    // The customer opens it: a one-time nonce and LINE's account-link page.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location
+            .starts_with("https://access.line.me/dialog/bot/accountLink?linkToken=LT-123&nonce="),
+        "{location}"
+    );
+    let nonce = location.rsplit("nonce=").next().unwrap().to_owned();
+    assert_eq!(
+        no_redirect.get(&url).send().await.unwrap().status(),
+        404,
+        "one use"
+    );
+
+    // A forged nonce links nothing; LINE's event with the real one links the contact.
+    let link_event = |id: &str, nonce: &str| {
+        json!({"type": "accountLink", "mode": "active", "timestamp": now_ms(),
+        "webhookEventId": id, "deliveryContext": {"isRedelivery": false}, "replyToken": "rl",
+        "source": {"type": "user", "userId": "Ulink"}, "link": {"result": "ok", "nonce": nonce}})
+    };
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([link_event("01LINKEV0", "forged-nonce")])
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        s.webhook(&account, SECRET_A, json!([link_event("01LINKEV1", &nonce)]))
+            .await,
+        200
+    );
+    let mut detail = Value::Null;
+    for _ in 0..100 {
+        detail = agent_ok(
+            &s,
+            &token,
+            "GET",
+            &format!("/agent/v1/conversations/{id}"),
+            None,
+        )
+        .await;
+        if !detail["customer"]["contact"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        detail["customer"]["contact"]["name"], "Suzuki Hana",
+        "{detail}"
+    );
+}
