@@ -2,67 +2,16 @@
 //! then the runtime loop (SQS batches and the auto-close schedule).
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
-use router::{system_clock, RouterDeps, RouterService};
 use serde_json::Value;
-use shared::adapters::aws::{
-    load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
-};
-use shared::adapters::dynamo_agents::DynamoAgentStore;
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::bot::HttpBotHook;
-use shared::config::{base_url, optional, or_default, required};
-use shared::line::api::{HttpLineApi, LineApiConfig};
-use shared::line::tokens::ChannelTokens;
-use shared::media::S3ObjectStore;
+use shared::adapters::aws::load_sdk_config;
+use shared::config::optional;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let config_table = required("CONFIG_TABLE")?;
-    let conversations_table = required("CONVERSATIONS_TABLE")?;
-    let outbound_queue_url = required("OUTBOUND_QUEUE_URL")?;
-    let media_bucket = required("MEDIA_BUCKET")?;
-    let prefix = optional("SECRET_PREFIX").unwrap_or_default();
-    let line_config = LineApiConfig {
-        api_base: base_url(
-            "LINE_API_BASE",
-            &or_default("LINE_API_BASE", "https://api.line.me"),
-        )?,
-        data_api_base: base_url(
-            "LINE_DATA_API_BASE",
-            &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
-        )?,
-        ..LineApiConfig::default()
-    };
-    let endpoint = optional("AWS_ENDPOINT_URL");
-    let sdk = load_sdk_config(endpoint.as_deref()).await;
-    let accounts = Arc::new(DynamoAccountStore::new(&sdk, &config_table));
-    let secrets = Arc::new(SecretsManagerStore::new(&sdk, prefix));
-    let line = Arc::new(HttpLineApi::new(&line_config)?);
-    let tokens = Arc::new(ChannelTokens::new(
-        accounts.clone(),
-        secrets.clone(),
-        line.clone(),
-    ));
-    let router = Arc::new(RouterService::new(RouterDeps {
-        accounts,
-        secrets,
-        conversations: Arc::new(DynamoConversationStore::new(&sdk, conversations_table)),
-        workstreams: Arc::new(DynamoWorkstreamStore::new(&sdk, &config_table)),
-        agents: Arc::new(DynamoAgentStore::new(&sdk, &config_table)),
-        config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(
-            &sdk,
-            &config_table,
-        )),
-        outbound: Arc::new(SqsEventQueue::new(&sdk, outbound_queue_url)),
-        media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
-        line,
-        bot: Arc::new(HttpBotHook::new(std::time::Duration::from_secs(3))?),
-        tokens,
-        clock: system_clock(),
-    }));
+    let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
+    let router = Arc::new(router::wiring::aws_router_service(&sdk)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let router = Arc::clone(&router);
         async move {
