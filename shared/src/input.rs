@@ -282,3 +282,88 @@ impl Fields {
         }
     }
 }
+
+/// The parameters of a query string (`a=1&b=x%20y`), each at most once and each one of
+/// `allowed`; values are percent-decoded (`+` is a space). Errors name the parameter.
+#[derive(Debug, Default)]
+pub struct Query(std::collections::HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self, InputError> {
+        let mut params = std::collections::HashMap::new();
+        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_decode(name)
+                .ok_or_else(|| InputError::new("query", "the query string is not valid"))?;
+            if !allowed.contains(&name.as_str()) {
+                return Err(InputError::new(
+                    &name,
+                    format!(
+                        "unknown query parameter {name:?} (allowed: {})",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+            let value = percent_decode(value)
+                .ok_or_else(|| InputError::new(&name, format!("{name} is not valid UTF-8")))?;
+            if params.insert(name.clone(), value).is_some() {
+                return Err(InputError::new(&name, format!("{name} is given twice")));
+            }
+        }
+        Ok(Self(params))
+    }
+
+    /// The value of `name`, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// `+` and `%XX` decoding of a query component; `None` for a bad escape or invalid UTF-8.
+pub fn percent_decode(v: &str) -> Option<String> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded_and_checked() {
+        let q = Query::parse(Some("q=yamada+taro&wait=5"), &["q", "wait"]).unwrap();
+        assert_eq!(q.get("q"), Some("yamada taro"));
+        assert_eq!(q.get("wait"), Some("5"));
+        assert_eq!(q.get("after"), None);
+        let q = Query::parse(Some("q=%E5%B1%B1%E7%94%B0"), &["q"]).unwrap();
+        assert_eq!(q.get("q"), Some("山田"));
+        assert_eq!(Query::parse(None, &["q"]).unwrap().get("q"), None);
+        let e = Query::parse(Some("x=1"), &["q"]).unwrap_err();
+        assert_eq!(e.field(), "x");
+        let e = Query::parse(Some("q=1&q=2"), &["q"]).unwrap_err();
+        assert_eq!(e.field(), "q");
+        assert_eq!(
+            Query::parse(Some("q=%zz"), &["q"]).unwrap_err().field(),
+            "q"
+        );
+        assert_eq!(percent_decode("a%2"), None);
+        assert_eq!(percent_decode("%+f"), None);
+    }
+}

@@ -15,29 +15,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use shared::conversation::{Conversation, ConversationState, Customer};
-use shared::input::InputError;
+use shared::input::{InputError, Query};
 use shared::ports::PurgeCounts;
 
 /// `purge=true|false` (absent: false); anything else is a 400.
 pub(crate) fn purge_flag(query: Option<&str>) -> Result<bool> {
-    let mut purge = false;
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("purge", "true")) => purge = true,
-            Some(("purge", "false")) => purge = false,
-            Some(("purge", _)) | None if pair.starts_with("purge") => {
-                return Err(InputError::new("purge", "purge must be true or false").into())
-            }
-            _ => {
-                return Err(InputError::new(
-                    pair.split('=').next().unwrap_or(pair),
-                    "unknown query parameter (only purge=true|false)",
-                )
-                .into())
-            }
-        }
+    match Query::parse(query, &["purge"])?.get("purge") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(InputError::new("purge", "purge must be true or false").into()),
     }
-    Ok(purge)
 }
 
 /// The media key of a LINE message (as the router stores it), for ids safe in a key.
@@ -108,28 +95,12 @@ pub(crate) async fn find_customers(
     State(state): State<AdminState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
-    let mut user_id = None;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("userId", v)) if !v.is_empty() && v.len() <= 100 => user_id = Some(v.to_owned()),
-            Some(("userId", _)) => {
-                return Err(InputError::new("userId", "userId must be a LINE user id").into())
-            }
-            _ => {
-                return Err(InputError::new(
-                    pair.split('=').next().unwrap_or(pair),
-                    "unknown query parameter (only userId)",
-                )
-                .into())
-            }
-        }
-    }
-    let user_id = user_id.ok_or_else(|| InputError::new("userId", "userId is required"))?;
+    let query = Query::parse(query.as_deref(), &["userId"])?;
+    let user_id = match query.get("userId") {
+        Some(v) if !v.is_empty() && v.len() <= 100 => v.to_owned(),
+        Some(_) => return Err(InputError::new("userId", "userId must be a LINE user id").into()),
+        None => return Err(InputError::new("userId", "userId is required").into()),
+    };
     let mut found = Vec::new();
     for account in state.accounts.list().await? {
         if let Some(customer) = state.conversations.customer(&account.id, &user_id).await? {

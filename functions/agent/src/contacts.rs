@@ -18,7 +18,7 @@ use shared::contacts::{
 };
 use shared::conversation::{EventCommit, DEDUPE_RETENTION_SECS};
 use shared::domain::{new_id, now_millis, rfc3339_millis};
-use shared::input::Fields;
+use shared::input::{Fields, Query};
 use shared::ports::Expect;
 use shared::settings::load_settings;
 
@@ -83,28 +83,10 @@ pub(crate) async fn search(
     State(state): State<AgentState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let mut q = String::new();
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("q", v)) => {
-                q = percent_decode(v)
-                    .ok_or_else(|| ApiError::invalid("q", "q is not valid UTF-8"))?;
-                if q.chars().count() > 100 {
-                    return Err(ApiError::invalid("q", "q is at most 100 characters"));
-                }
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    pair.split('=').next().unwrap_or(pair),
-                    "unknown query parameter (only q)",
-                ))
-            }
-        }
+    let query = Query::parse(query.as_deref(), &["q"])?;
+    let q = query.get("q").unwrap_or("");
+    if q.chars().count() > 100 {
+        return Err(ApiError::invalid("q", "q is at most 100 characters"));
     }
     let mut found: Vec<Contact> = state
         .router
@@ -114,35 +96,12 @@ pub(crate) async fn search(
         .await?
         .iter()
         .filter_map(|d| serde_json::from_str::<Contact>(&d.doc).ok())
-        .filter(|c| c.matches(&q))
+        .filter(|c| c.matches(q))
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     found.truncate(SEARCH_LIMIT);
     let items: Vec<_> = found.iter().map(contact_json).collect();
     Ok(Json(json!({ "contacts": items })).into_response())
-}
-
-/// `+` and `%XX` decoding of a query value.
-fn percent_decode(v: &str) -> Option<String> {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 async fn contact_field(state: &AgentState, body: &[u8]) -> Result<Contact, ApiError> {
@@ -290,24 +249,4 @@ pub(crate) async fn follow_link(
         request.link_token
     );
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        assert_eq!(
-            percent_decode("yamada+taro").as_deref(),
-            Some("yamada taro")
-        );
-        assert_eq!(
-            percent_decode("%E5%B1%B1%E7%94%B0").as_deref(),
-            Some("山田")
-        );
-        assert_eq!(percent_decode("a%2"), None);
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%+f"), None);
-    }
 }

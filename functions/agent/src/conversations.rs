@@ -15,7 +15,7 @@ use shared::conversation::{
     Conversation, ConversationFilter, ConversationState, Customer, SourceType, TranscriptEntry,
 };
 use shared::domain::now_millis;
-use shared::input::Fields;
+use shared::input::{Fields, Query};
 use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
 use shared::queues::{Queue, QUEUE_KIND};
 use std::collections::HashMap;
@@ -161,31 +161,19 @@ pub(crate) async fn list(
     Extension(agent): Extension<Agent>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let mut status = None;
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("status", "waiting")) => status = Some(ConversationState::Waiting),
-            Some(("status", "active")) => status = Some(ConversationState::Active),
-            Some(("status", "closed")) => status = Some(ConversationState::Closed),
-            Some(("status", _)) => {
-                return Err(ApiError::invalid(
-                    "status",
-                    "status must be waiting, active or closed",
-                ))
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    pair.split('=').next().unwrap_or(pair),
-                    "unknown query parameter (only status)",
-                ))
-            }
+    let query = Query::parse(query.as_deref(), &["status"])?;
+    let status = match query.get("status") {
+        None => None,
+        Some("waiting") => Some(ConversationState::Waiting),
+        Some("active") => Some(ConversationState::Active),
+        Some("closed") => Some(ConversationState::Closed),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status",
+                "status must be waiting, active or closed",
+            ))
         }
-    }
+    };
     let filter = ConversationFilter {
         state: status,
         queue_ids: agent.queues.clone(),
@@ -314,36 +302,23 @@ pub(crate) async fn messages(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let (mut before, mut limit) = (None, PAGE_DEFAULT);
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("before", v)) => {
-                before = Some(v.parse::<i64>().map_err(|_| {
-                    ApiError::invalid("before", "before must be a time in epoch milliseconds")
-                })?)
-            }
-            Some(("limit", v)) => {
-                limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|l| (1..=PAGE_MAX).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::invalid("limit", format!("limit must be 1 to {PAGE_MAX}"))
-                    })?
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    pair.split('=').next().unwrap_or(pair),
-                    "unknown query parameter (only before, limit)",
-                ))
-            }
-        }
-    }
+    let query = Query::parse(query.as_deref(), &["before", "limit"])?;
+    let before = query
+        .get("before")
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::invalid("before", "before must be a time in epoch milliseconds")
+            })
+        })
+        .transpose()?;
+    let limit = match query.get("limit") {
+        None => PAGE_DEFAULT,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=PAGE_MAX).contains(l))
+            .ok_or_else(|| ApiError::invalid("limit", format!("limit must be 1 to {PAGE_MAX}")))?,
+    };
     let c = visible(&state, &agent, &id).await?;
     let deps = state.router.deps();
     let transcript = deps.conversations.transcript(&c.id).await?;

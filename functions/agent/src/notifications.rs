@@ -17,6 +17,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use shared::agents::{Agent, AgentNotification};
 use shared::domain::now_millis;
+use shared::input::Query;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -100,40 +101,23 @@ pub(crate) async fn poll(
     Extension(agent): Extension<Agent>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (mut after, mut wait) = (None, 0u64);
-    for pair in query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        match pair.split_once('=') {
-            Some(("after", "")) => {}
-            Some(("after", v)) => {
-                after = Some(decode_cursor(v).ok_or_else(|| {
-                    ApiError::invalid("after", "after must be a cursor from an earlier answer")
-                })?)
-            }
-            Some(("wait", v)) => {
-                wait = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|w| *w <= MAX_WAIT_SECS)
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "wait",
-                            format!("wait must be 0 to {MAX_WAIT_SECS} seconds"),
-                        )
-                    })?
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    pair.split('=').next().unwrap_or(pair),
-                    "unknown query parameter (only after, wait)",
-                ))
-            }
-        }
-    }
+    let query = Query::parse(query.as_deref(), &["after", "wait"])?;
+    let after = match query.get("after") {
+        None | Some("") => None,
+        Some(v) => Some(decode_cursor(v).ok_or_else(|| {
+            ApiError::invalid("after", "after must be a cursor from an earlier answer")
+        })?),
+    };
+    let wait = match query.get("wait") {
+        None => 0,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|w| *w <= MAX_WAIT_SECS)
+            .ok_or_else(|| {
+                ApiError::invalid("wait", format!("wait must be 0 to {MAX_WAIT_SECS} seconds"))
+            })?,
+    };
     let deadline = Instant::now() + Duration::from_secs(wait).min(state.max_wait);
     let agents = &state.router.deps().agents;
     loop {
