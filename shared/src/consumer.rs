@@ -54,6 +54,19 @@ where
     outcome
 }
 
+/// Delay before a failed message is tried again: 5 s, 10 s, 20 s … up to 15 minutes.
+pub fn backoff(receive_count: u32) -> std::time::Duration {
+    let exponent = receive_count.saturating_sub(1).min(8);
+    std::time::Duration::from_secs(5u64 << exponent).min(std::time::Duration::from_secs(900))
+}
+
+/// Makes a received message visible again later (SQS: `ChangeMessageVisibility`), so a failed
+/// message is retried after [`backoff`] rather than after the queue's visibility timeout.
+#[async_trait::async_trait]
+pub trait RetryDelay: Send + Sync {
+    async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +124,14 @@ mod tests {
         let batch = [m("1", "a"), m("2", "a"), m("3", "a")];
         let outcome = process_fifo_batch(&batch, |_| async { Err::<(), _>("down") }).await;
         assert_eq!(outcome.failed, ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn retries_back_off_up_to_fifteen_minutes() {
+        use std::time::Duration;
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(5), Duration::from_secs(80));
+        assert_eq!(backoff(40), Duration::from_secs(900));
     }
 }

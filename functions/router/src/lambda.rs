@@ -4,7 +4,7 @@
 use crate::RouterService;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::{json, Value};
-use shared::consumer::BatchMessage;
+use shared::consumer::{backoff, BatchMessage, RetryDelay};
 
 /// Which invocation this is.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +15,23 @@ pub enum InvocationError {
     Schedule(#[from] crate::RouteError),
 }
 
-/// Handles one invocation: an SQS batch or an EventBridge schedule tick.
+/// Handles one invocation: an SQS batch or an EventBridge schedule tick. Failed messages come
+/// back after the queue's visibility timeout.
 pub async fn handle(router: &RouterService, payload: Value) -> Result<Value, InvocationError> {
+    handle_with_retry(router, payload, None).await
+}
+
+/// [`handle`], delaying each failed message's retry by [`backoff`] (5 s, 10 s, … 15 min) with
+/// `delay` rather than leaving it to the visibility timeout (which holds back its FIFO group).
+pub async fn handle_with_retry(
+    router: &RouterService,
+    payload: Value,
+    delay: Option<&dyn RetryDelay>,
+) -> Result<Value, InvocationError> {
     if payload.get("Records").is_some() {
         let event: SqsEvent = serde_json::from_value(payload)
             .map_err(|e| InvocationError::Unrecognised(e.to_string()))?;
-        let response = handle_sqs(router, event).await;
+        let response = handle_sqs(router, event, delay).await;
         return serde_json::to_value(response)
             .map_err(|e| InvocationError::Unrecognised(e.to_string()));
     }
@@ -36,8 +47,13 @@ pub async fn handle(router: &RouterService, payload: Value) -> Result<Value, Inv
 }
 
 /// An SQS batch: every message that was not processed is reported, none that was.
-pub async fn handle_sqs(router: &RouterService, event: SqsEvent) -> SqsBatchResponse {
+pub async fn handle_sqs(
+    router: &RouterService,
+    event: SqsEvent,
+    delay: Option<&dyn RetryDelay>,
+) -> SqsBatchResponse {
     let mut batch = Vec::with_capacity(event.records.len());
+    let mut receipts = Vec::with_capacity(event.records.len());
     let mut unreadable = Vec::new();
     for record in event.records {
         let Some(message_id) = record.message_id.clone() else {
@@ -55,6 +71,11 @@ pub async fn handle_sqs(router: &RouterService, event: SqsEvent) -> SqsBatchResp
             .get("MessageGroupId")
             .cloned()
             .unwrap_or_default();
+        receipts.push((
+            message_id.clone(),
+            record.receipt_handle.clone(),
+            receive_count,
+        ));
         // A record without a body fails as malformed, in its place, holding back its group.
         let body = record.body.unwrap_or_default();
         batch.push((
@@ -67,6 +88,13 @@ pub async fn handle_sqs(router: &RouterService, event: SqsEvent) -> SqsBatchResp
         ));
     }
     let outcome = router.handle_batch(&batch).await;
+    if let Some(delay) = delay {
+        for (id, receipt, count) in &receipts {
+            if let (true, Some(receipt)) = (outcome.failed.contains(id), receipt) {
+                delay.retry_after(receipt, backoff(*count)).await;
+            }
+        }
+    }
     let mut response = SqsBatchResponse::default();
     for id in unreadable.into_iter().chain(outcome.failed) {
         let mut failure = BatchItemFailure::default();

@@ -3,8 +3,8 @@
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use serde_json::Value;
-use shared::adapters::aws::load_sdk_config;
-use shared::config::optional;
+use shared::adapters::aws::{load_sdk_config, SqsRetryDelay};
+use shared::config::{optional, required};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -12,10 +12,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
     let router = Arc::new(router::wiring::aws_router_service(&sdk)?);
+    // Failed inbound messages are retried after a growing delay (ChangeMessageVisibility).
+    let delay = Arc::new(SqsRetryDelay {
+        client: aws_sdk_sqs::Client::new(&sdk),
+        queue_url: required("INBOUND_QUEUE_URL")?,
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let router = Arc::clone(&router);
+        let (router, delay) = (Arc::clone(&router), Arc::clone(&delay));
         async move {
-            router::lambda::handle(&router, event.payload)
+            router::lambda::handle_with_retry(&router, event.payload, Some(delay.as_ref()))
                 .await
                 .map_err(lambda_runtime::Error::from)
         }

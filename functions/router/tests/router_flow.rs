@@ -1016,6 +1016,51 @@ async fn the_lambda_handler_reports_exactly_the_failed_message_ids() {
     );
 }
 
+/// Records the retries the handler asks for.
+#[derive(Default)]
+struct RecordedDelays(std::sync::Mutex<Vec<(String, Duration)>>);
+
+#[async_trait::async_trait]
+impl shared::consumer::RetryDelay for RecordedDelays {
+    async fn retry_after(&self, receipt_handle: &str, delay: Duration) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((receipt_handle.to_owned(), delay));
+    }
+}
+
+#[tokio::test]
+async fn failed_messages_are_retried_after_a_growing_delay_and_processed_ones_are_not() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"distribution": "pick"})))
+        .await
+        .unwrap();
+    let event = json!({"Records": [
+        sqs_record("m1", "acc1:Ualice", &inbound(text_from("Ualice", "R1", "one", T0)), 1),
+        sqs_record("m2", "acc1:Ubob", "not json at all", 3),
+        sqs_record("m3", "acc1:Ubob", &inbound(text_from("Ubob", "R3", "three", T0)), 1)
+    ]});
+    let delays = RecordedDelays::default();
+    let response = router::lambda::handle_with_retry(&f.router, event, Some(&delays))
+        .await
+        .unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]})
+    );
+    let recorded = delays.0.lock().unwrap().clone();
+    assert_eq!(
+        recorded,
+        vec![
+            ("rh-m2".to_owned(), Duration::from_secs(20)),
+            ("rh-m3".to_owned(), Duration::from_secs(5)),
+        ],
+        "the third receive waits 20 s, a first 5 s; the processed m1 is not delayed"
+    );
+}
+
 #[tokio::test]
 async fn the_lambda_handler_runs_auto_close_on_schedule_events_and_refuses_others() {
     let f = fixture().await;

@@ -512,3 +512,27 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 }
+
+/// [`crate::consumer::RetryDelay`] on SQS (`ChangeMessageVisibility`).
+pub struct SqsRetryDelay {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+#[async_trait]
+impl crate::consumer::RetryDelay for SqsRetryDelay {
+    async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration) {
+        let result = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .send()
+            .await;
+        if let Err(e) = result {
+            // The message still comes back after the queue's visibility timeout.
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not delay a retry");
+        }
+    }
+}
