@@ -16,8 +16,9 @@
 # OMNILINE_CONTRACT_SEED [20240501], OMNILINE_CONTRACT_PHASES [examples,coverage,fuzzing,stateful],
 # OMNILINE_CONTRACT_CHECKS [the five conformance checks below], OMNILINE_CONTRACT_ARGS [more
 # schemathesis options, e.g. "--report har"], OMNILINE_LOCAL_BIN [test this binary instead of
-# building the debug one]. The JUnit report, the server log and the generated schemathesis
-# config are left in target/contract-test/.
+# building the debug one], OMNILINE_CONTRACT_TIMEOUT [900 s for the schemathesis run]. The
+# JUnit report, the server log and the generated schemathesis config are left in
+# target/contract-test/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,9 @@ PRISM_VERSION=$(pin PRISM_VERSION)
   { echo "contract-test: cannot read the SCHEMATHESIS_VERSION / PRISM_VERSION pins in infra/test.sh"; exit 1; }
 SPEC=$root/docs/openapi.yaml
 ADMIN_TOKEN_VALUE=contract-test-admin-token
+# 50 keeps the whole run under half a minute. At 200, Hypothesis' target phase (schemathesis
+# steers fuzzing towards accepted inputs) sometimes hill-climbs for minutes on operations that
+# rarely succeed here, such as POST /admin/v1/accounts (one Prism bot: 409 after the first).
 MAX_EXAMPLES=${OMNILINE_CONTRACT_MAX_EXAMPLES:-50}
 SEED=${OMNILINE_CONTRACT_SEED:-20240501}
 PHASES=${OMNILINE_CONTRACT_PHASES:-examples,coverage,fuzzing,stateful}
@@ -277,7 +281,9 @@ TOML
 log "schemathesis $SCHEMATHESIS_VERSION against docs/openapi.yaml ($PHASES; $MAX_EXAMPLES examples per operation, seed $SEED)"
 start=$(date +%s)
 status=0
-"$VENV/bin/schemathesis" --config-file "$CONFIG" run "$SPEC" \
+# A guard against a hung run (a normal one takes well under a minute).
+timeout --kill-after=10 "${OMNILINE_CONTRACT_TIMEOUT:-900}" \
+  "$VENV/bin/schemathesis" --config-file "$CONFIG" run "$SPEC" \
   --url "$BASE" \
   --header "Authorization: Bearer $ADMIN_TOKEN_VALUE" \
   --checks "${OMNILINE_CONTRACT_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
@@ -294,6 +300,10 @@ status=0
 echo "schemathesis took $(($(date +%s) - start)) s (server log: $SERVER_LOG)"
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
   echo "omniline-local exited during the run:"; tail -n 50 "$SERVER_LOG"; exit 1
+fi
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "contract test failed: schemathesis did not finish within ${OMNILINE_CONTRACT_TIMEOUT:-900} s"
+  exit 1
 fi
 if [ "$status" -ne 0 ]; then
   echo "contract test failed (schemathesis exit $status)"

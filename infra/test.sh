@@ -6,8 +6,9 @@
 # (../shared/line-openapi) on free loopback ports, runs every test of the workspace with the AWS
 # adapters pointed at moto and the LINE client at Prism (those tests are #[ignore]d for a bare
 # `cargo test`, so they are included here), runs the admin API contract test
-# (./infra/contract-test.sh: schemathesis against docs/openapi.yaml and omniline-local), runs the
-# benchmarks once in test mode, checks formatting, lints template.yaml, and stops the servers by PID.
+# (./infra/contract-test.sh: schemathesis against docs/openapi.yaml and omniline-local), runs
+# the benchmarks once in test mode, checks formatting, lints template.yaml, and stops the
+# servers by PID.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -131,6 +132,12 @@ cargo test --workspace --locked -- --include-ignored
 
 log "admin API contract test (schemathesis, docs/openapi.yaml, omniline-local against Prism)"
 OMNILINE_VENV="$VENV" "$root/infra/contract-test.sh"
+
+log "template: cfn-lint and sam validate --lint (offline)"
+OMNILINE_VENV="$VENV" "$root/infra/template-check.sh"
+
+log "cargo lambda local test (webhook → router → outbound → LINE, admin)"
+OMNILINE_VENV="$VENV" LAMBDA_LOCAL_AWS_ENDPOINT="$OMNILINE_TEST_AWS_ENDPOINT" "$root/infra/lambda-local.sh"
 
 log "benchmarks, once each in test mode"
 cargo test --locked -p shared --benches
