@@ -580,6 +580,25 @@ async fn chat(
         .map_err(|e| ApiError::Line(e.to_string()))
 }
 
+/// A conversation the agent sees, in a 1:1 chat (else 422 with `why`), open, and the account's
+/// token: what typing and read need.
+async fn one_to_one_chat(
+    state: &AgentState,
+    agent: &Agent,
+    id: &str,
+    why: &str,
+) -> Result<(Conversation, shared::secret::SecretString), ApiError> {
+    let c = visible(state, agent, id).await?;
+    if c.source_type != SourceType::User {
+        return Err(ApiError::Unprocessable {
+            field: "conversation".into(),
+            message: why.into(),
+        });
+    }
+    let token = chat(state, &c).await?;
+    Ok((c, token))
+}
+
 /// `POST …/{id}/typing`: LINE's loading animation in the customer's chat (1:1 chats only).
 pub(crate) async fn typing(
     State(state): State<AgentState>,
@@ -597,14 +616,13 @@ pub(crate) async fn typing(
         // LINE takes multiples of 5.
         (s / 5 * 5) as u32
     };
-    let c = visible(&state, &agent, &id).await?;
-    if c.source_type != SourceType::User {
-        return Err(ApiError::Unprocessable {
-            field: "conversation".into(),
-            message: "LINE shows the loading animation in 1:1 chats only".into(),
-        });
-    }
-    let token = chat(&state, &c).await?;
+    let (c, token) = one_to_one_chat(
+        &state,
+        &agent,
+        &id,
+        "LINE shows the loading animation in 1:1 chats only",
+    )
+    .await?;
     state
         .router
         .deps()
@@ -623,14 +641,8 @@ pub(crate) async fn read(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     empty_body(&body)?;
-    let c = visible(&state, &agent, &id).await?;
-    if c.source_type != SourceType::User {
-        return Err(ApiError::Unprocessable {
-            field: "conversation".into(),
-            message: "read receipts exist in 1:1 chats only".into(),
-        });
-    }
-    let token = chat(&state, &c).await?;
+    let (c, token) =
+        one_to_one_chat(&state, &agent, &id, "read receipts exist in 1:1 chats only").await?;
     state
         .router
         .deps()
