@@ -10,6 +10,8 @@
 # the benchmarks once in test mode, checks formatting, lints template.yaml, and stops the
 # servers by PID.
 set -euo pipefail
+# A fresh clone gains nothing from incremental artifacts, and they cost disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
