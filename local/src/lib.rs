@@ -83,8 +83,29 @@ pub struct LocalConfig {
     pub public_base_url: Option<String>,
     pub line_api_base: String,
     pub line_data_api_base: String,
+    /// Whole-request timeout of LINE API calls (`LINE_TIMEOUT_MS`, default 10 s).
+    pub line_timeout: Duration,
     pub data_dir: PathBuf,
     pub backend: Backend,
+    /// Router workers consuming the inbound queue at once (embedded backend): a FIFO group is
+    /// never handed to two of them, as on SQS.
+    pub router_workers: usize,
+    /// Outbound workers consuming the outbound queue at once (embedded backend).
+    pub outbound_workers: usize,
+}
+
+/// A worker count from the environment: 1 to 64.
+fn workers(name: &'static str, default: usize) -> Result<usize, ConfigError> {
+    match optional(name) {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: format!("{v:?} is not a number from 1 to 64"),
+            }),
+        },
+    }
 }
 
 impl LocalConfig {
@@ -127,8 +148,24 @@ impl LocalConfig {
                 "LINE_DATA_API_BASE",
                 &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
             )?,
+            line_timeout: match optional("LINE_TIMEOUT_MS") {
+                None => LineApiConfig::default().timeout,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(ms) if (100..=60_000).contains(&ms) => Duration::from_millis(ms),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "LINE_TIMEOUT_MS",
+                            reason: format!(
+                                "{v:?} is not a number of milliseconds from 100 to 60000"
+                            ),
+                        })
+                    }
+                },
+            },
             data_dir: PathBuf::from(or_default("DATA_DIR", ".data")),
             backend,
+            router_workers: workers("ROUTER_WORKERS", 4)?,
+            outbound_workers: workers("OUTBOUND_WORKERS", 2)?,
         })
     }
 }
@@ -367,6 +404,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     let line = Arc::new(HttpLineApi::new(&LineApiConfig {
         api_base: config.line_api_base.clone(),
         data_api_base: config.line_data_api_base.clone(),
+        timeout: config.line_timeout,
         ..LineApiConfig::default()
     })?);
     let (stop_workers, stopped) = watch::channel(false);
@@ -386,16 +424,20 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
             )?;
             let inbound = SqliteEventQueue::new(db.clone(), INBOUND_QUEUE, MAX_RECEIVE_COUNT);
             let outbound = SqliteEventQueue::new(db.clone(), OUTBOUND_QUEUE, MAX_RECEIVE_COUNT);
-            workers.push(workers::spawn_consumer(
-                Arc::clone(&functions.router),
-                inbound,
-                stopped.clone(),
-            ));
-            workers.push(workers::spawn_consumer(
-                Arc::clone(&functions.outbound),
-                outbound,
-                stopped.clone(),
-            ));
+            for _ in 0..config.router_workers {
+                workers.push(workers::spawn_consumer(
+                    Arc::clone(&functions.router),
+                    inbound.clone(),
+                    stopped.clone(),
+                ));
+            }
+            for _ in 0..config.outbound_workers {
+                workers.push(workers::spawn_consumer(
+                    Arc::clone(&functions.outbound),
+                    outbound.clone(),
+                    stopped.clone(),
+                ));
+            }
             workers.push(workers::spawn_auto_close(
                 Arc::clone(&functions.router),
                 workers::AUTO_CLOSE_EVERY,

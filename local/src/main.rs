@@ -12,6 +12,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let admin_token_set = config.admin_token.is_some();
     let backend = match &config.backend {
         omniline_local::Backend::Embedded => {
             format!("embedded (SQLite in {})", config.data_dir.display())
@@ -32,7 +33,12 @@ async fn main() -> ExitCode {
     println!("  base URL:     {}", stack.base_url);
     println!("  listening on: http://{}", stack.addr);
     println!("  backend:      {backend}");
-    println!("  admin token:  {}", stack.admin_token.expose());
+    if admin_token_set {
+        println!("  admin token:  the one in ADMIN_TOKEN");
+    } else {
+        // Generated on the first run and kept in the data directory: shown so it can be used.
+        println!("  admin token:  {}", stack.admin_token.expose());
+    }
     println!(
         "  webhook URL:  {}/line/webhook/{{accountId}}",
         stack.base_url

@@ -61,10 +61,19 @@ fn start(data_dir: &std::path::Path, line: &str, admin_token: Option<&str>) -> S
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
+    let printed = token.unwrap();
+    let token = match admin_token {
+        // A token from the environment is not printed back.
+        Some(t) => {
+            assert!(!printed.contains(t), "the admin token was printed");
+            t.to_owned()
+        }
+        None => printed,
+    };
     Stack {
         child,
         base: base.unwrap(),
-        token: token.unwrap(),
+        token,
     }
 }
 

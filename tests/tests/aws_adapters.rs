@@ -256,6 +256,7 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
         public_base_url: None,
         line_api_base: line.uri(),
         line_data_api_base: line.uri(),
+        line_timeout: std::time::Duration::from_secs(10),
         data_dir: data.path().to_owned(),
         backend: omniline_local::Backend::Aws {
             endpoint_url: Some(endpoint.clone()),
@@ -265,6 +266,8 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
             conversations_table: None,
             media_bucket: None,
         },
+        router_workers: 1,
+        outbound_workers: 1,
     })
     .await
     .unwrap();

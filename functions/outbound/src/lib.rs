@@ -2,9 +2,11 @@
 //!
 //! For every outbound message a delivery record is created before the first attempt, holding the
 //! push's `X-Line-Retry-Key`. A message answering a recent event is sent as a free reply while
-//! its token is young; a reply refused as an invalid token is pushed instead, and a reply whose
-//! outcome is unknown is recorded `unconfirmed` and never pushed (the customer might get it
-//! twice). Pushes always carry the record's retry key, so a retried push after a timeout or a 5xx
+//! its token is young; a reply refused as an invalid token is pushed instead. A reply whose
+//! outcome is unknown (timeout, 5xx, connection reset) is tried again with the same token while
+//! the token is young (LINE accepts a token once, so this never doubles it); if LINE then says
+//! the token was used, or the token has aged, it is recorded `unconfirmed` and never pushed (the
+//! customer might get it twice). Pushes always carry the record's retry key, so a retried push after a timeout or a 5xx
 //! is accepted by LINE at most once (409 = accepted before = delivered).
 
 pub mod lambda;
@@ -125,47 +127,64 @@ impl OutboundService {
                 .await;
         }
 
-        if delivery.parts_sent == 0 && delivery.reply_attempted && !delivery.reply_refused {
-            // An earlier attempt replied and stopped before recording the outcome (crash,
-            // timeout, a failed save): the customer may have it. Never push it as well.
-            tracing::warn!(id = %message.id, "reply outcome unknown after an interrupted attempt");
-            let error = Some("reply attempted, outcome not recorded".to_owned());
-            return self
-                .finish(&mut delivery, DeliveryStatus::Unconfirmed, error, now)
-                .await;
-        }
-        if delivery.parts_sent == 0 && !delivery.reply_attempted {
-            if let Some(reply_token) = self.usable_reply_token(&message, now) {
-                // The token first: failing to get one is not an attempt.
-                let token = self.token(&message.account_id).await?;
-                delivery.reply_attempted = true;
-                self.save(&mut delivery, now).await?;
-                match self
-                    .reply(&message.account_id, &token, reply_token, &parts[0])
-                    .await?
-                {
-                    Ok(sent) => self.accepted(&mut delivery, sent, now).await?,
-                    // A definite refusal of the token: push instead.
-                    Err(SendError::InvalidReplyToken { message: m }) => {
-                        tracing::info!(id = %message.id, "reply token refused ({m}); pushing");
-                        delivery.reply_refused = true;
-                        self.save(&mut delivery, now).await?;
+        if delivery.parts_sent == 0 && !delivery.reply_refused {
+            // An earlier attempt replied and its outcome is unknown (timeout, 5xx, reset, or a
+            // crash before recording LINE's answer).
+            let earlier_attempt = delivery.reply_attempted;
+            match self.usable_reply_token(&message, now) {
+                Some(reply_token) => {
+                    // The token first: failing to get one is not an attempt.
+                    let token = self.token(&message.account_id).await?;
+                    delivery.reply_attempted = true;
+                    self.save(&mut delivery, now).await?;
+                    // Replying again with the same token is safe: LINE accepts a reply token
+                    // once, so the customer gets the message at most once.
+                    match self
+                        .reply(&message.account_id, &token, reply_token, &parts[0])
+                        .await?
+                    {
+                        Ok(sent) => self.accepted(&mut delivery, sent, now).await?,
+                        // The young token was used: most likely by the earlier attempt, which
+                        // then reached the customer. Never push it as well.
+                        Err(SendError::InvalidReplyToken { message: m }) if earlier_attempt => {
+                            tracing::warn!(id = %message.id, "reply token used after an attempt with unknown outcome");
+                            let error = Some(format!(
+                                "reply outcome unknown, then the token was refused: {m}"
+                            ));
+                            return self
+                                .finish(&mut delivery, DeliveryStatus::Unconfirmed, error, now)
+                                .await;
+                        }
+                        // A definite refusal of a token never used: push instead.
+                        Err(SendError::InvalidReplyToken { message: m }) => {
+                            tracing::info!(id = %message.id, "reply token refused ({m}); pushing");
+                            delivery.reply_refused = true;
+                            self.save(&mut delivery, now).await?;
+                        }
+                        // Not known to have reached the customer: the reply is tried again while
+                        // its token is young, never pushed.
+                        Err(SendError::Unavailable(e)) => {
+                            tracing::warn!(id = %message.id, error = %e, "reply outcome unknown; retried with the same token");
+                            return Err(OutboundError::Retry(e));
+                        }
+                        Err(SendError::RateLimited { message: m, .. }) => {
+                            // Refused, so not delivered: the next attempt pushes.
+                            delivery.reply_refused = true;
+                            self.save(&mut delivery, now).await?;
+                            return Err(OutboundError::Retry(m));
+                        }
+                        Err(e) => return self.refused(&mut delivery, e, now).await,
                     }
-                    // The reply may or may not have reached the customer: never push it again.
-                    Err(SendError::Unavailable(e)) => {
-                        tracing::warn!(id = %message.id, error = %e, "reply outcome unknown");
-                        return self
-                            .finish(&mut delivery, DeliveryStatus::Unconfirmed, Some(e), now)
-                            .await;
-                    }
-                    Err(SendError::RateLimited { message: m, .. }) => {
-                        // Refused, so not delivered: the next attempt pushes.
-                        delivery.reply_refused = true;
-                        self.save(&mut delivery, now).await?;
-                        return Err(OutboundError::Retry(m));
-                    }
-                    Err(e) => return self.refused(&mut delivery, e, now).await,
                 }
+                None if earlier_attempt => {
+                    // The token is too old to try again and the customer may have the reply.
+                    tracing::warn!(id = %message.id, "reply outcome unknown and its token expired");
+                    let error = Some("reply attempted, outcome unknown".to_owned());
+                    return self
+                        .finish(&mut delivery, DeliveryStatus::Unconfirmed, error, now)
+                        .await;
+                }
+                None => {}
             }
         }
 

@@ -16,7 +16,7 @@ use shared::secret::SecretString;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use wiremock::matchers::{header, method, path};
+use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const ACCOUNT: &str = "acc1";
@@ -209,11 +209,23 @@ async fn an_invalid_reply_token_falls_back_to_a_push() {
 }
 
 #[tokio::test]
-async fn a_reply_that_times_out_is_unconfirmed_and_never_pushed() {
+async fn a_reply_that_times_out_is_retried_with_its_token_then_unconfirmed_and_never_pushed() {
     let f = fixture_with_timeout(Duration::from_millis(300)).await;
+    // LINE took the reply but answered too late; the same token again is refused as used.
     Mock::given(method("POST"))
         .and(path("/v2/bot/message/reply"))
+        .and(body_partial_json(json!({"replyToken": "rt-1"})))
         .respond_with(ok_push().set_delay(Duration::from_secs(2)))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid reply token"})),
+        )
+        .expect(1)
         .mount(&f.line)
         .await;
     Mock::given(method("POST"))
@@ -223,6 +235,13 @@ async fn a_reply_that_times_out_is_unconfirmed_and_never_pushed() {
         .mount(&f.line)
         .await;
     let m = message("m1", vec![text_message("hi")], Some("rt-1"));
+    assert!(
+        matches!(
+            f.service.deliver(&body(&m)).await,
+            Err(outbound::OutboundError::Retry(_))
+        ),
+        "an unknown outcome is retried"
+    );
     assert_eq!(
         f.service.deliver(&body(&m)).await.unwrap(),
         DeliveryStatus::Unconfirmed
@@ -231,6 +250,37 @@ async fn a_reply_that_times_out_is_unconfirmed_and_never_pushed() {
         f.service.deliver(&body(&m)).await.unwrap(),
         DeliveryStatus::Unconfirmed,
         "and stays so"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_answered_500_is_sent_again_with_the_same_token() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .and(body_partial_json(json!({"replyToken": "rt-1"})))
+        .respond_with(ok_push())
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    let m = message("m1", vec![text_message("hi")], Some("rt-1"));
+    assert!(f.service.deliver(&body(&m)).await.is_err());
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
     );
 }
 
@@ -662,24 +712,10 @@ async fn a_failing_message_holds_back_its_conversation_only() {
     );
 }
 
-#[tokio::test]
-async fn a_reply_interrupted_before_its_outcome_was_recorded_is_never_pushed() {
-    let f = fixture().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/reply"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
-    // A first attempt set replyAttempted and died before recording what LINE answered.
+/// A delivery whose first attempt set `replyAttempted` and died before recording LINE's answer.
+async fn interrupted_reply(f: &Fixture, id: &str) {
     let mut d = shared::delivery::Delivery::new(
-        "int-1",
+        id,
         ACCOUNT,
         "conv1",
         &uuid::Uuid::new_v4().to_string(),
@@ -689,7 +725,70 @@ async fn a_reply_interrupted_before_its_outcome_was_recorded_is_never_pushed() {
     d.reply_attempted = true;
     d.version += 1;
     assert!(f.deliveries.update(&d).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_reply_interrupted_before_its_outcome_was_recorded_is_never_pushed() {
+    let f = fixture().await;
+    // The interrupted attempt reached LINE: the token is used.
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .and(body_partial_json(json!({"replyToken": "rt-1"})))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid reply token"})),
+        )
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    interrupted_reply(&f, "int-1").await;
     let m = message("int-1", vec![text_message("hello")], Some("rt-1"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Unconfirmed
+    );
+}
+
+#[tokio::test]
+async fn a_reply_interrupted_before_reaching_line_is_replied_once() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .and(body_partial_json(json!({"replyToken": "rt-1"})))
+        .respond_with(ok_push())
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    interrupted_reply(&f, "int-2").await;
+    let m = message("int-2", vec![text_message("hello")], Some("rt-1"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_reply_whose_token_aged_is_unconfirmed_without_a_call() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    interrupted_reply(&f, "int-3").await;
+    let mut m = message("int-3", vec![text_message("hello")], Some("rt-1"));
+    m.reply_token_received_at = Some(T0 - outbound::REPLY_TOKEN_MAX_AGE_MS - 1);
     assert_eq!(
         f.service.deliver(&body(&m)).await.unwrap(),
         DeliveryStatus::Unconfirmed

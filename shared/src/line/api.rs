@@ -139,8 +139,9 @@ pub enum SendError {
     /// 401: the channel access token is invalid or expired; re-read it once and retry.
     #[error("LINE rejected the channel access token: {message}")]
     Unauthorized { message: String },
-    /// 5xx, timeout or connection error: the outcome is unknown. A reply must not be resent (its
-    /// token may have been used); a push may be retried with the same retry key.
+    /// 5xx, timeout or connection error: the outcome is unknown. A reply may be sent again with
+    /// the same token (LINE accepts a token once) but never pushed instead; a push may be retried
+    /// with the same retry key.
     #[error("LINE API unavailable: {0}")]
     Unavailable(String),
 }

@@ -1,0 +1,833 @@
+//! `omniline-loadtest`: drives `omniline-local` (embedded adapters) over HTTP with signed LINE
+//! webhooks from many customers across several accounts, with a simulated LINE API and an echo
+//! bot, and checks the ledger: every event sent is stored exactly once, every expected message
+//! reaches LINE exactly once and in order per customer, no agent holds more than its capacity, no
+//! secret or message text is in the stack's log. Scenarios: a clean load, LINE redelivering every
+//! body (some copies "10 minutes later"), LINE's API failing 20 % of calls for a while, the
+//! database refusing writes for a while, poison messages. Prints figures; exits 1 when a ledger
+//! is not exact or a log leaks.
+//!
+//! ```text
+//! cargo build --release --bin omniline-local --bin omniline-loadtest
+//! target/release/omniline-loadtest                 # every scenario, full size
+//! target/release/omniline-loadtest --short         # the test command's bounded version
+//! target/release/omniline-loadtest --scenario load --bodies 20000 --rate 1500
+//! ```
+
+mod corpus;
+mod db;
+mod ledger;
+mod line_sim;
+mod stack;
+
+use corpus::Load;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Load,
+    Redelivery,
+    LineFaults,
+    StoreOutage,
+    Poison,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 5] = [
+        Scenario::Load,
+        Scenario::Redelivery,
+        Scenario::LineFaults,
+        Scenario::StoreOutage,
+        Scenario::Poison,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Load => "load",
+            Scenario::Redelivery => "redelivery",
+            Scenario::LineFaults => "line-faults",
+            Scenario::StoreOutage => "store-outage",
+            Scenario::Poison => "poison",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Opts {
+    stack: PathBuf,
+    out: PathBuf,
+    accounts: usize,
+    customers: usize,
+    bodies: usize,
+    lanes: usize,
+    /// Bodies per second; 0 = as fast as the stack answers.
+    rate: f64,
+    seed: u64,
+    scenarios: Vec<Scenario>,
+    router_workers: usize,
+    fault_rate: f64,
+    /// Give up waiting for the pipeline to drain after this long.
+    drain_timeout: Duration,
+}
+
+const USAGE: &str = "usage: omniline-loadtest [--short] [--scenario load|redelivery|line-faults|store-outage|poison|all]...
+       [--accounts N] [--customers N] [--bodies N] [--lanes N] [--rate BODIES_PER_S (0 = max)]
+       [--seed N] [--router-workers N] [--fault-rate P] [--stack PATH/omniline-local] [--out DIR]";
+
+fn parse_opts() -> Result<Opts, String> {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_default();
+    let mut o = Opts {
+        stack: exe_dir.join("omniline-local"),
+        out: PathBuf::from("target/loadtest"),
+        accounts: 4,
+        customers: 800,
+        bodies: 12_000,
+        lanes: 48,
+        rate: 0.0,
+        seed: 42,
+        scenarios: Scenario::ALL.to_vec(),
+        router_workers: 4,
+        fault_rate: 0.2,
+        drain_timeout: Duration::from_secs(180),
+    };
+    let mut chosen = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value\n{USAGE}"));
+        let num = |name: &str, v: String| -> Result<usize, String> {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(format!("{name}: {v:?} is not a positive number"))
+        };
+        match arg.as_str() {
+            "--short" => {
+                o.accounts = 3;
+                o.customers = 60;
+                o.bodies = 300;
+                o.lanes = 12;
+                o.drain_timeout = Duration::from_secs(90);
+            }
+            "--scenario" => {
+                let v = value("--scenario")?;
+                if v == "all" {
+                    chosen.extend(Scenario::ALL);
+                } else {
+                    chosen.push(
+                        Scenario::ALL
+                            .into_iter()
+                            .find(|s| s.name() == v)
+                            .ok_or(format!("unknown scenario {v:?}\n{USAGE}"))?,
+                    );
+                }
+            }
+            "--accounts" => o.accounts = num("--accounts", value("--accounts")?)?.max(2),
+            "--customers" => o.customers = num("--customers", value("--customers")?)?,
+            "--bodies" => o.bodies = num("--bodies", value("--bodies")?)?,
+            "--lanes" => o.lanes = num("--lanes", value("--lanes")?)?,
+            "--router-workers" => {
+                o.router_workers = num("--router-workers", value("--router-workers")?)?
+            }
+            "--rate" => {
+                let v = value("--rate")?;
+                o.rate = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| *r >= 0.0)
+                    .ok_or(format!("--rate: {v:?} is not a rate"))?;
+            }
+            "--fault-rate" => {
+                let v = value("--fault-rate")?;
+                o.fault_rate = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or(format!("--fault-rate: {v:?} is not a probability"))?;
+            }
+            "--seed" => {
+                let v = value("--seed")?;
+                o.seed = v.parse().map_err(|_| format!("--seed: {v:?}"))?;
+            }
+            "--stack" => o.stack = PathBuf::from(value("--stack")?),
+            "--out" => o.out = PathBuf::from(value("--out")?),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if !chosen.is_empty() {
+        o.scenarios = chosen;
+    }
+    if o.customers < o.accounts {
+        o.customers = o.accounts;
+    }
+    Ok(o)
+}
+
+/// Secrets of a run, to set up the stack and to look for in its log.
+pub struct Secrets {
+    pub admin_token: String,
+    pub channel_secrets: Vec<String>,
+    pub access_tokens: Vec<String>,
+    pub bot_secret: String,
+    pub agent_tokens: Vec<String>,
+}
+
+/// One account as configured through the admin API.
+pub struct Account {
+    pub id: String,
+    pub secret: String,
+    /// Answered by the echo bot (else by agents).
+    pub bot: bool,
+}
+
+/// What a scenario's sending phase measured.
+#[derive(Default)]
+pub struct Sent {
+    /// First POST of each event (latency origin), by event index.
+    pub first_post: Vec<Option<Instant>>,
+    /// Webhook requests answered 200, and the events in them (copies included).
+    pub accepted_requests: AtomicU64,
+    pub accepted_events: AtomicU64,
+    /// Requests answered otherwise (retried, as LINE redelivers), and transport errors.
+    pub refused_requests: AtomicU64,
+    pub status_counts: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Webhook response times of accepted requests, microseconds.
+    pub response_us: Mutex<Vec<u64>>,
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+fn main() -> std::process::ExitCode {
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tokio: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_all(opts)) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("omniline-loadtest: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_all(opts: Opts) -> Result<bool, String> {
+    std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
+    println!(
+        "omniline-loadtest: {} accounts, {} customers, {} bodies in {} lanes, rate {}, router workers {}, seed {}",
+        opts.accounts,
+        opts.customers,
+        opts.bodies,
+        opts.lanes,
+        if opts.rate > 0.0 {
+            format!("{} bodies/s", opts.rate)
+        } else {
+            "max".into()
+        },
+        opts.router_workers,
+        opts.seed
+    );
+    println!("stack: {}", opts.stack.display());
+    let mut all_exact = true;
+    for (n, scenario) in opts.scenarios.iter().enumerate() {
+        let exact = run_scenario(&opts, *scenario, n as u32 + 1).await?;
+        all_exact &= exact;
+    }
+    println!(
+        "\n== {}",
+        if all_exact {
+            "every ledger exact, no leak in the logs"
+        } else {
+            "LEDGER MISMATCH OR LEAK (see above)"
+        }
+    );
+    Ok(all_exact)
+}
+
+fn random_hex(rng: &mut corpus::Rng, n: usize) -> String {
+    (0..n)
+        .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
+        .collect()
+}
+
+struct Admin {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Admin {
+    async fn call(&self, method: &str, route: &str, body: Option<Value>) -> Result<Value, String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{route}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{method} {route}: {e}"))?;
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("{method} {route} → {status}: {value}"));
+        }
+        Ok(value)
+    }
+}
+
+/// Accounts, a queue, agents (capacities 2, 3, 5) and one workstream per account: account 0 is
+/// served by agents (push distribution), the others by the echo bot. Every workstream greets a
+/// new conversation with "Welcome {customerName}".
+async fn configure(
+    admin: &Admin,
+    sim: &line_sim::LineSim,
+    rng: &mut corpus::Rng,
+    opts: &Opts,
+    secrets: &mut Secrets,
+) -> Result<Vec<Account>, String> {
+    let queue = admin
+        .call("POST", "/admin/v1/queues", Some(json!({"name": "Support"})))
+        .await?;
+    let queue_id = queue["id"].as_str().ok_or("queue id")?.to_owned();
+    for (i, capacity) in [2, 3, 5].into_iter().enumerate() {
+        let agent = admin
+            .call(
+                "POST",
+                "/admin/v1/agents",
+                Some(
+                    json!({"name": format!("Agent {i}"), "email": format!("agent{i}@example.com"),
+                            "queueIds": [queue_id], "capacity": capacity}),
+                ),
+            )
+            .await?;
+        let token = agent["token"].as_str().ok_or("agent token")?.to_owned();
+        let presence = admin
+            .client
+            .put(format!("{}/agent/v1/presence", admin.base))
+            .bearer_auth(&token)
+            .json(&json!({"status": "available"}))
+            .send()
+            .await
+            .map_err(|e| format!("presence: {e}"))?;
+        if !presence.status().is_success() {
+            return Err(format!("presence → {}", presence.status()));
+        }
+        secrets.agent_tokens.push(token);
+    }
+    let mut accounts = Vec::new();
+    for i in 0..opts.accounts {
+        let secret = random_hex(rng, 32);
+        let access_token = format!("lt{}", random_hex(rng, 40));
+        sim.add_bot(&access_token, &format!("Ubot{i:031}"));
+        let account = admin
+            .call(
+                "POST",
+                "/admin/v1/accounts",
+                Some(json!({"name": format!("Load {i}"), "channelId": format!("{}", 1_600_000_000 + i),
+                            "channelSecret": secret, "channelAccessToken": access_token})),
+            )
+            .await?;
+        let id = account["id"].as_str().ok_or("account id")?.to_owned();
+        let bot = i != 0;
+        let mut ws = json!({
+            "name": format!("Support {i}"), "accountId": id, "language": "en",
+            "distribution": "push", "defaultQueueId": queue_id, "groupChats": "ignore",
+            "automatedMessages": {"conversationStarted": {"enabled": true, "texts": {"en": "Welcome {customerName}"}}},
+        });
+        if bot {
+            ws["bot"] = json!({"url": format!("{}/bot", sim.url()), "secret": secrets.bot_secret, "timeoutMs": 10000});
+        }
+        let ws = admin
+            .call("POST", "/admin/v1/workstreams", Some(ws))
+            .await?;
+        if bot {
+            let ws_id = ws["id"].as_str().ok_or("workstream id")?;
+            admin
+                .call(
+                    "POST",
+                    &format!("/admin/v1/workstreams/{ws_id}/rules"),
+                    Some(json!({"name": "Everyone to the bot", "condition": {"field": "event.type", "op": "exists"},
+                                "queueId": queue_id, "bot": true})),
+                )
+                .await?;
+        }
+        secrets.channel_secrets.push(secret.clone());
+        secrets.access_tokens.push(access_token);
+        accounts.push(Account { id, secret, bot });
+    }
+    Ok(accounts)
+}
+
+/// Bodies prepared before sending (JSON and signature), so the generator stays light.
+struct Prepared {
+    body: String,
+    signature: String,
+    account: usize,
+    events: Vec<usize>,
+}
+
+fn prepare(load: &Load, accounts: &[Account], redelivery: bool) -> Vec<Vec<Prepared>> {
+    load.lanes
+        .iter()
+        .map(|lane| {
+            lane.iter()
+                .map(|b| {
+                    let body = load.body_json(b, redelivery);
+                    let signature = shared::line::signature::sign(
+                        accounts[b.account].secret.as_bytes(),
+                        body.as_bytes(),
+                    );
+                    Prepared {
+                        body,
+                        signature,
+                        account: b.account,
+                        events: b.events.clone(),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Posts one body until LINE would stop redelivering: a 200, or a 4xx that is final. Returns
+/// whether it was accepted.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    p: &Prepared,
+    sent: &Sent,
+) -> Result<bool, String> {
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..60 {
+        let started = Instant::now();
+        let result = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-line-signature", &p.signature)
+            .body(p.body.clone())
+            .send()
+            .await;
+        let label = match &result {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(e) if e.is_timeout() => "timeout".into(),
+            Err(_) => "connection error".into(),
+        };
+        *sent
+            .status_counts
+            .lock()
+            .map_err(|_| "poisoned lock")?
+            .entry(label)
+            .or_default() += 1;
+        match result {
+            Ok(r) if r.status() == 200 => {
+                sent.accepted_requests.fetch_add(1, Ordering::Relaxed);
+                sent.accepted_events
+                    .fetch_add(p.events.len() as u64, Ordering::Relaxed);
+                sent.response_us
+                    .lock()
+                    .map_err(|_| "poisoned lock")?
+                    .push(started.elapsed().as_micros() as u64);
+                return Ok(true);
+            }
+            Ok(r) if r.status().is_client_error() => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                return Err(format!("webhook refused a valid body: {status} {text}"));
+            }
+            _ => {
+                // 5xx, timeout, reset: LINE redelivers later.
+                sent.refused_requests.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// What a scenario does besides sending the load once.
+struct Plan {
+    /// Share of bodies sent again at once with `isRedelivery: true`.
+    resend_now: bool,
+    /// Bodies sent again after the run, the queue's dedup window aged by 10 minutes.
+    resend_later: bool,
+    /// LINE fails calls while this share of the bodies is being sent.
+    line_faults_until: Option<f64>,
+    /// The database refuses writes for this long once this share has been sent.
+    store_outage: Option<(f64, Duration)>,
+    poison: usize,
+}
+
+impl Plan {
+    fn of(s: Scenario, short: bool) -> Self {
+        let none = Plan {
+            resend_now: false,
+            resend_later: false,
+            line_faults_until: None,
+            store_outage: None,
+            poison: 0,
+        };
+        match s {
+            Scenario::Load => none,
+            Scenario::Redelivery => Plan {
+                resend_now: true,
+                resend_later: true,
+                ..none
+            },
+            Scenario::LineFaults => Plan {
+                line_faults_until: Some(0.7),
+                ..none
+            },
+            Scenario::StoreOutage => Plan {
+                store_outage: Some((0.3, Duration::from_secs(if short { 6 } else { 10 }))),
+                ..none
+            },
+            Scenario::Poison => Plan { poison: 3, ..none },
+        }
+    }
+}
+
+async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool, String> {
+    let short = opts.bodies <= 1000;
+    let plan = Plan::of(scenario, short);
+    println!("\n== scenario {run}: {}", scenario.name());
+    let dir = opts.out.join(format!("{}-{}", run, scenario.name()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut rng = corpus::Rng::new(opts.seed ^ u64::from(run) << 32);
+    let mut secrets = Secrets {
+        admin_token: format!("adm{}", random_hex(&mut rng, 40)),
+        channel_secrets: Vec::new(),
+        access_tokens: Vec::new(),
+        bot_secret: format!("bot{}", random_hex(&mut rng, 40)),
+        agent_tokens: Vec::new(),
+    };
+    let line_timeout_ms = 1_500;
+    let sim = line_sim::LineSim::start(Duration::from_millis(2_500), &secrets.bot_secret)
+        .await
+        .map_err(|e| format!("LINE stand-in: {e}"))?;
+    let stack = stack::Stack::start(stack::StackOptions {
+        binary: &opts.stack,
+        data_dir: &dir.join("data"),
+        log_path: dir.join("stack.log"),
+        line_url: &sim.url(),
+        admin_token: &secrets.admin_token,
+        router_workers: opts.router_workers,
+        line_timeout_ms,
+    })?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.lanes)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let admin = Admin {
+        client: client.clone(),
+        base: stack.base.clone(),
+        token: secrets.admin_token.clone(),
+    };
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{}/healthz", stack.base)).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let accounts = configure(&admin, &sim, &mut rng, opts, &mut secrets).await?;
+    let load = corpus::generate(
+        opts.seed.wrapping_add(u64::from(run)),
+        run,
+        opts.accounts,
+        opts.customers,
+        opts.bodies,
+        opts.lanes,
+    );
+    let first = Arc::new(prepare(&load, &accounts, false));
+    let database = db::Db::new(&dir.join("data"));
+
+    // Poison: queue messages the router can never process, next to the load.
+    let mut poison_bodies = Vec::new();
+    if plan.poison > 0 {
+        poison_bodies = inject_poison(&dir.join("data"), &accounts, plan.poison).await?;
+    }
+
+    // Sending.
+    let total_bodies = load.body_count();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let mut sent = Sent {
+        first_post: vec![None; load.events.len()],
+        ..Sent::default()
+    };
+    let first_post = Arc::new(Mutex::new(std::mem::take(&mut sent.first_post)));
+    let sent = Arc::new(sent);
+    let stop_faults = Arc::new(AtomicBool::new(false));
+    if plan.line_faults_until.is_some() {
+        sim.set_faults(opts.fault_rate);
+        println!(
+            "LINE API faults on: {:.0} % of calls",
+            opts.fault_rate * 100.0
+        );
+    }
+    let outage = plan.store_outage.map(|(at, hold)| {
+        let progress = Arc::clone(&progress);
+        let path = dir.join("data");
+        std::thread::spawn(move || {
+            while (progress.load(Ordering::Relaxed) as f64) < at * total_bodies as f64 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let started = Instant::now();
+            let result = db::Db::new(&path).hold_write_lock(hold);
+            (started.elapsed(), result.map_err(|e| e.to_string()))
+        })
+    });
+    let cpu0 = stack.cpu();
+    let t0 = Instant::now();
+    let next_slot = Arc::new(AtomicU64::new(0));
+    let mut lanes = tokio::task::JoinSet::new();
+    for lane in 0..first.len() {
+        let (first, client, sent, progress, first_post, next_slot) = (
+            Arc::clone(&first),
+            client.clone(),
+            Arc::clone(&sent),
+            Arc::clone(&progress),
+            Arc::clone(&first_post),
+            Arc::clone(&next_slot),
+        );
+        let url_of: Vec<String> = accounts
+            .iter()
+            .map(|a| format!("{}/line/webhook/{}", stack.base, a.id))
+            .collect();
+        let (rate, resend_now) = (opts.rate, plan.resend_now);
+        let redelivered: Arc<Vec<Vec<Prepared>>> = Arc::new(if resend_now {
+            prepare(&load, &accounts, true)
+        } else {
+            Vec::new()
+        });
+        lanes.spawn(async move {
+            for (i, p) in first[lane].iter().enumerate() {
+                if rate > 0.0 {
+                    let slot = next_slot.fetch_add(1, Ordering::Relaxed);
+                    let due = t0 + Duration::from_secs_f64(slot as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                {
+                    let now = Instant::now();
+                    let mut fp = first_post.lock().map_err(|_| "poisoned lock")?;
+                    for &e in &p.events {
+                        fp[e].get_or_insert(now);
+                    }
+                }
+                if !post(&client, &url_of[p.account], p, &sent).await? {
+                    return Err("a body was refused 60 times".to_owned());
+                }
+                // Half of the bodies at once again, as a redelivery.
+                if resend_now && i % 2 == 0 {
+                    let copy = &redelivered[lane][i];
+                    post(&client, &url_of[copy.account], copy, &sent).await?;
+                }
+                progress.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), String>(())
+        });
+    }
+    let mut faults_stopped_at = None;
+    loop {
+        tokio::select! {
+            joined = lanes.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(format!("lane: {e}")),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        if let Some(until) = plan.line_faults_until {
+            if !stop_faults.load(Ordering::Relaxed)
+                && progress.load(Ordering::Relaxed) as f64 >= until * total_bodies as f64
+            {
+                sim.set_faults(0.0);
+                stop_faults.store(true, Ordering::Relaxed);
+                faults_stopped_at = Some(t0.elapsed());
+            }
+        }
+    }
+    let wall = t0.elapsed();
+    let cpu = stack.cpu().saturating_sub(cpu0);
+    if plan.line_faults_until.is_some() && !stop_faults.load(Ordering::Relaxed) {
+        sim.set_faults(0.0);
+        faults_stopped_at = Some(wall);
+    }
+    if let Some(at) = faults_stopped_at {
+        println!(
+            "LINE API faults off after {:.1} s (recovered)",
+            at.as_secs_f64()
+        );
+    }
+    if let Some(handle) = outage {
+        let (held, result) = handle
+            .join()
+            .map_err(|_| "the outage thread panicked".to_owned())?;
+        result.map_err(|e| format!("holding the write lock: {e}"))?;
+        println!(
+            "store outage: the database refused writes for {:.1} s",
+            held.as_secs_f64()
+        );
+    }
+
+    // Copies "10 minutes later".
+    let mut later = 0usize;
+    if plan.resend_later {
+        drain(&database, &sim, opts.drain_timeout, 0).await?;
+        let aged = database
+            .age_queue_dedup(Duration::from_secs(600))
+            .map_err(|e| format!("aging the queue's dedup records: {e}"))?;
+        let copies = prepare(&load, &accounts, true);
+        let url_of: Vec<String> = accounts
+            .iter()
+            .map(|a| format!("{}/line/webhook/{}", stack.base, a.id))
+            .collect();
+        for lane in &copies {
+            for p in lane {
+                post(&client, &url_of[p.account], p, &sent).await?;
+                later += 1;
+            }
+        }
+        println!(
+            "redelivered {later} bodies again \"10 minutes later\" ({aged} dedup records aged past the 5-minute window)"
+        );
+    }
+
+    let drained = drain(&database, &sim, opts.drain_timeout, plan.poison).await?;
+    let sent = Arc::try_unwrap(sent).map_err(|_| "lanes still running")?;
+    let sent = Sent {
+        first_post: std::mem::take(&mut *first_post.lock().map_err(|_| "poisoned lock")?),
+        wall,
+        cpu,
+        ..sent
+    };
+    let peak_rss = stack.peak_rss_kib();
+    let account_ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let stored = database
+        .stored(&account_ids)
+        .map_err(|e| format!("reading the database: {e}"))?;
+    let snapshot = sim.snapshot();
+    stack.stop();
+    let log = std::fs::read_to_string(dir.join("stack.log")).unwrap_or_default();
+
+    let report = ledger::check(&ledger::Inputs {
+        load: &load,
+        accounts: &accounts,
+        sent: &sent,
+        stored: &stored,
+        line: &snapshot,
+        poison_bodies: &poison_bodies,
+        total_bodies,
+        drained,
+    });
+    let leaks = ledger::leaks(&log, &secrets, &load);
+    report.print(&sent, peak_rss, total_bodies);
+    if leaks.is_empty() {
+        println!(
+            "log: {} lines, no secret, token or message text in them",
+            log.lines().count()
+        );
+    } else {
+        println!("LOG LEAKS:");
+        for l in &leaks {
+            println!("  - {l}");
+        }
+    }
+    println!("artefacts: {}", dir.display());
+    Ok(report.exact() && leaks.is_empty())
+}
+
+/// Waits until both queues are empty (but for `dlq` messages in the inbound dead-letter queue)
+/// and LINE received nothing new for two seconds. Returns whether it drained in time.
+async fn drain(
+    database: &db::Db,
+    sim: &line_sim::LineSim,
+    timeout: Duration,
+    dlq: usize,
+) -> Result<bool, String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = (usize::MAX, Instant::now());
+    while Instant::now() < deadline {
+        let depths = database
+            .queue_depths()
+            .map_err(|e| format!("reading the queues: {e}"))?;
+        let pending: u64 = depths
+            .iter()
+            .filter(|(q, _)| !q.ends_with("-dlq"))
+            .map(|(_, n)| *n)
+            .sum();
+        let dead = depths.get("inbound-dlq").copied().unwrap_or(0) as usize;
+        let accepted = sim.accepted_count();
+        if accepted != last.0 {
+            last = (accepted, Instant::now());
+        }
+        if pending == 0 && dead >= dlq && last.1.elapsed() >= Duration::from_secs(2) {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(false)
+}
+
+/// Queue messages no router can process (not an inbound event), sent to the inbound queue as
+/// another producer would. Returns their bodies.
+async fn inject_poison(
+    data_dir: &std::path::Path,
+    accounts: &[Account],
+    n: usize,
+) -> Result<Vec<String>, String> {
+    use shared::adapters::embedded::{EmbeddedDb, SqliteEventQueue};
+    use shared::line::envelope::QueueMessage;
+    use shared::ports::EventQueue;
+    let db = EmbeddedDb::open(data_dir).map_err(|e| e.to_string())?;
+    let queue = SqliteEventQueue::new(db, "inbound", 5);
+    let bodies: Vec<String> = (0..n)
+        .map(|i| {
+            json!({"accountId": accounts[i % accounts.len()].id, "poison": i, "event": "not an event"})
+                .to_string()
+        })
+        .collect();
+    let messages: Vec<QueueMessage> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| QueueMessage {
+            group_id: format!("poison-{i}"),
+            dedup_id: format!("poison-{i}"),
+            body: body.clone(),
+        })
+        .collect();
+    queue
+        .send(&messages)
+        .await
+        .map_err(|e| format!("sending poison: {e}"))?;
+    Ok(bodies)
+}
