@@ -141,6 +141,10 @@ OMNILINE_VENV="$VENV" "$root/infra/template-check.sh"
 log "cargo lambda local test (webhook → router → outbound → LINE, admin)"
 OMNILINE_VENV="$VENV" LAMBDA_LOCAL_AWS_ENDPOINT="$OMNILINE_TEST_AWS_ENDPOINT" "$root/infra/lambda-local.sh"
 
+log "load and fault suite, short (omniline-loadtest --short: every scenario, ledger exact, logs clean; debug build, figures not benchmarks)"
+cargo build --locked --quiet --bin omniline-local --bin omniline-loadtest
+target/debug/omniline-loadtest --short --out "$root/target/loadtest-short"
+
 log "benchmarks, once each in test mode"
 cargo test --locked -p shared --benches
 

@@ -174,6 +174,22 @@ fn percentile_f64(sorted: &[f64], q: f64) -> f64 {
     sorted[i]
 }
 
+/// Messages the run should deliver: the bot's answer to every 1:1 turn in a bot account, and one
+/// greeting per customer with a turn.
+pub fn expected_messages(load: &Load, accounts: &[Account]) -> usize {
+    let mut turns = vec![false; load.customers.len()];
+    let mut answers = 0;
+    for e in &load.events {
+        if e.is_turn() {
+            turns[e.customer] = true;
+            if accounts[load.customers[e.customer].account].bot {
+                answers += 1;
+            }
+        }
+    }
+    answers + turns.iter().filter(|t| **t).count()
+}
+
 pub fn check(i: &Inputs<'_>) -> Report {
     let mut r = Report {
         events_sent: i.load.events.len(),

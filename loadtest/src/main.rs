@@ -23,7 +23,7 @@ mod stack;
 use corpus::Load;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,13 +69,16 @@ pub struct Opts {
     scenarios: Vec<Scenario>,
     router_workers: usize,
     fault_rate: f64,
+    /// `EMBEDDED_DURABILITY` of the stack: `process` (its default) or `machine`.
+    durability: String,
     /// Give up waiting for the pipeline to drain after this long.
     drain_timeout: Duration,
 }
 
 const USAGE: &str = "usage: omniline-loadtest [--short] [--scenario load|redelivery|line-faults|store-outage|poison|all]...
        [--accounts N] [--customers N] [--bodies N] [--lanes N] [--rate BODIES_PER_S (0 = max)]
-       [--seed N] [--router-workers N] [--fault-rate P] [--stack PATH/omniline-local] [--out DIR]";
+       [--seed N] [--router-workers N] [--fault-rate P] [--durability process|machine]
+       [--stack PATH/omniline-local] [--out DIR]";
 
 fn parse_opts() -> Result<Opts, String> {
     let exe_dir = std::env::current_exe()
@@ -94,6 +97,7 @@ fn parse_opts() -> Result<Opts, String> {
         scenarios: Scenario::ALL.to_vec(),
         router_workers: 4,
         fault_rate: 0.2,
+        durability: "process".into(),
         drain_timeout: Duration::from_secs(180),
     };
     let mut chosen = Vec::new();
@@ -153,6 +157,13 @@ fn parse_opts() -> Result<Opts, String> {
             "--seed" => {
                 let v = value("--seed")?;
                 o.seed = v.parse().map_err(|_| format!("--seed: {v:?}"))?;
+            }
+            "--durability" => {
+                let v = value("--durability")?;
+                if v != "process" && v != "machine" {
+                    return Err(format!("--durability: {v:?}: expected process or machine"));
+                }
+                o.durability = v;
             }
             "--stack" => o.stack = PathBuf::from(value("--stack")?),
             "--out" => o.out = PathBuf::from(value("--out")?),
@@ -235,7 +246,7 @@ fn main() -> std::process::ExitCode {
 async fn run_all(opts: Opts) -> Result<bool, String> {
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
     println!(
-        "omniline-loadtest: {} accounts, {} customers, {} bodies in {} lanes, rate {}, router workers {}, seed {}",
+        "omniline-loadtest: {} accounts, {} customers, {} bodies in {} lanes, rate {}, router workers {}, durability {}, seed {}",
         opts.accounts,
         opts.customers,
         opts.bodies,
@@ -246,6 +257,7 @@ async fn run_all(opts: Opts) -> Result<bool, String> {
             "max".into()
         },
         opts.router_workers,
+        opts.durability,
         opts.seed
     );
     println!("stack: {}", opts.stack.display());
@@ -539,6 +551,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         admin_token: &secrets.admin_token,
         router_workers: opts.router_workers,
         line_timeout_ms,
+        durability: &opts.durability,
     })?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.lanes)
@@ -585,14 +598,25 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     };
     let first_post = Arc::new(Mutex::new(std::mem::take(&mut sent.first_post)));
     let sent = Arc::new(sent);
-    let stop_faults = Arc::new(AtomicBool::new(false));
-    if plan.line_faults_until.is_some() {
+    // LINE fails calls until this share of the expected messages has reached it, then recovers.
+    let fault_window = plan.line_faults_until.map(|until| {
         sim.set_faults(opts.fault_rate);
         println!(
-            "LINE API faults on: {:.0} % of calls",
-            opts.fault_rate * 100.0
+            "LINE API faults on: {:.0} % of calls, until {:.0} % of the expected messages are in",
+            opts.fault_rate * 100.0,
+            until * 100.0
         );
-    }
+        let target = (until * ledger::expected_messages(&load, &accounts) as f64) as usize;
+        let (sim, limit) = (Arc::clone(&sim), opts.drain_timeout / 2);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            while sim.accepted_count() < target && started.elapsed() < limit {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            sim.set_faults(0.0);
+            started.elapsed()
+        })
+    });
     let outage = plan.store_outage.map(|(at, hold)| {
         let progress = Arc::clone(&progress);
         let path = dir.join("data");
@@ -655,39 +679,16 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
             Ok::<(), String>(())
         });
     }
-    let mut faults_stopped_at = None;
     loop {
-        tokio::select! {
-            joined = lanes.join_next() => match joined {
-                None => break,
-                Some(Ok(Ok(()))) => {}
-                Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => return Err(format!("lane: {e}")),
-            },
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-        if let Some(until) = plan.line_faults_until {
-            if !stop_faults.load(Ordering::Relaxed)
-                && progress.load(Ordering::Relaxed) as f64 >= until * total_bodies as f64
-            {
-                sim.set_faults(0.0);
-                stop_faults.store(true, Ordering::Relaxed);
-                faults_stopped_at = Some(t0.elapsed());
-            }
+        match lanes.join_next().await {
+            None => break,
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(e)) => return Err(format!("lane: {e}")),
         }
     }
     let wall = t0.elapsed();
     let cpu = stack.cpu().saturating_sub(cpu0);
-    if plan.line_faults_until.is_some() && !stop_faults.load(Ordering::Relaxed) {
-        sim.set_faults(0.0);
-        faults_stopped_at = Some(wall);
-    }
-    if let Some(at) = faults_stopped_at {
-        println!(
-            "LINE API faults off after {:.1} s (recovered)",
-            at.as_secs_f64()
-        );
-    }
     if let Some(handle) = outage {
         let (held, result) = handle
             .join()
@@ -722,6 +723,13 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         );
     }
 
+    if let Some(window) = fault_window {
+        let lasted = window.await.map_err(|e| format!("fault window: {e}"))?;
+        println!(
+            "LINE API faults off after {:.1} s (recovered)",
+            lasted.as_secs_f64()
+        );
+    }
     let drained = drain(&database, &sim, opts.drain_timeout, plan.poison).await?;
     let sent = Arc::try_unwrap(sent).map_err(|_| "lanes still running")?;
     let sent = Sent {

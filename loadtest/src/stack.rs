@@ -20,6 +20,7 @@ pub struct StackOptions<'a> {
     pub admin_token: &'a str,
     pub router_workers: usize,
     pub line_timeout_ms: u64,
+    pub durability: &'a str,
 }
 
 impl Stack {
@@ -37,6 +38,7 @@ impl Stack {
             .env("ADMIN_TOKEN", o.admin_token)
             .env("ROUTER_WORKERS", o.router_workers.to_string())
             .env("LINE_TIMEOUT_MS", o.line_timeout_ms.to_string())
+            .env("EMBEDDED_DURABILITY", o.durability)
             .env("RUST_LOG", "info")
             .env_remove("PUBLIC_BASE_URL")
             .env_remove("OMNILINE_BACKEND")

@@ -20,7 +20,7 @@ use shared::adapters::dynamo_agents::DynamoAgentStore;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
 use shared::adapters::embedded::{
-    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
+    Durability, EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
 };
 use shared::adapters::sqlite_agents::SqliteAgentStore;
 use shared::adapters::sqlite_conversations::SqliteConversationStore;
@@ -92,6 +92,8 @@ pub struct LocalConfig {
     pub router_workers: usize,
     /// Outbound workers consuming the outbound queue at once (embedded backend).
     pub outbound_workers: usize,
+    /// What a commit of the embedded database survives (`EMBEDDED_DURABILITY`).
+    pub durability: Durability,
 }
 
 /// A worker count from the environment: 1 to 64.
@@ -164,6 +166,13 @@ impl LocalConfig {
             },
             data_dir: PathBuf::from(or_default("DATA_DIR", ".data")),
             backend,
+            durability: {
+                let value = or_default("EMBEDDED_DURABILITY", "process");
+                Durability::parse(&value).ok_or_else(|| ConfigError::Invalid {
+                    name: "EMBEDDED_DURABILITY",
+                    reason: format!("{value:?}: expected process or machine"),
+                })?
+            },
             router_workers: workers("ROUTER_WORKERS", 4)?,
             outbound_workers: workers("OUTBOUND_WORKERS", 2)?,
         })
@@ -306,7 +315,7 @@ fn embedded_functions(
 async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
     Ok(match &config.backend {
         Backend::Embedded => {
-            let db = EmbeddedDb::open(&config.data_dir)?;
+            let db = EmbeddedDb::open_with(&config.data_dir, config.durability)?;
             Adapters {
                 accounts: Arc::new(SqliteAccountStore::new(db.clone())),
                 secrets: Arc::new(SqliteSecretStore::new(db.clone())),

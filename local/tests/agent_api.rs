@@ -808,10 +808,18 @@ async fn an_account_link_request_links_the_customer_when_line_reports_the_nonce(
         "{location}"
     );
     let nonce = location.rsplit("nonce=").next().unwrap().to_owned();
+    let used = no_redirect.get(&url).send().await.unwrap();
+    assert_eq!(used.status(), 404, "one use");
+    assert!(
+        used.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "the customer sees a page, not JSON"
+    );
     assert_eq!(
-        no_redirect.get(&url).send().await.unwrap().status(),
-        404,
-        "one use"
+        used.text().await.unwrap(),
+        "This link is not valid or was already used."
     );
 
     // A forged nonce links nothing; LINE's event with the real one links the contact.

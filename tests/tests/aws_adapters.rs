@@ -266,6 +266,7 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
             conversations_table: None,
             media_bucket: None,
         },
+        durability: shared::adapters::embedded::Durability::Machine,
         router_workers: 1,
         outbound_workers: 1,
     })

@@ -304,3 +304,365 @@ async fn auto_close_scans_the_conversations_table() {
         .unwrap()
         .is_none());
 }
+
+/// Router workers as separate Lambda instances: each its own `RouterService` and AWS clients
+/// over the same tables and queue.
+struct AwsWorkers {
+    workers: Vec<Arc<RouterService>>,
+    conversations: Arc<DynamoConversationStore>,
+    agents: Arc<DynamoAgentStore>,
+    config: aws_config::SdkConfig,
+    outbound_url: String,
+    now: Arc<AtomicI64>,
+    _line: MockServer,
+}
+
+const AGENT_CAPACITIES: [(&str, u32); 3] = [("ag1", 1), ("ag2", 2), ("ag3", 3)];
+
+async fn aws_workers(count: usize) -> AwsWorkers {
+    let config = sdk_config(&endpoint()).await;
+    let config_table = pk_sk_table(&config, "config").await;
+    let conversations_table = pk_sk_table(&config, "conversations").await;
+    let outbound_url = fifo_queue(&config, "outbound").await;
+    let media_bucket = bucket(&config).await;
+    let secrets_prefix = format!("{}/", unique("stack"));
+    shared::testkit::seed_account(
+        &DynamoAccountStore::new(&config, &config_table),
+        &SecretsManagerStore::new(&config, secrets_prefix.clone()),
+        ACCOUNT,
+        "8c570fa6dd201bb328f1c1eac23a96d8",
+    )
+    .await
+    .unwrap();
+    let ws = serde_json::from_value(json!({
+        "id": "ws1", "accountId": ACCOUNT, "name": "Support", "language": "en",
+        "distribution": "push", "defaultQueue": "q-general", "timezone": "UTC",
+        "autoCloseMinutes": null,
+        "automatedMessages": [
+            {"trigger": "agentAssigned", "language": "en", "text": "{agentName} will help you.", "enabled": true},
+            {"trigger": "noAgentAvailable", "language": "en", "text": "All agents are busy.", "enabled": true},
+            {"trigger": "agentEnded", "language": "en", "text": "{agentName} closed the chat.", "enabled": true}
+        ],
+        "version": 1
+    }))
+    .unwrap();
+    DynamoWorkstreamStore::new(&config, &config_table)
+        .put_workstream(&ws)
+        .await
+        .unwrap();
+    let agents = Arc::new(DynamoAgentStore::new(&config, &config_table));
+    for (id, capacity) in AGENT_CAPACITIES {
+        agents.put_agent(&agent(id, capacity)).await.unwrap();
+    }
+    let line = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v2/bot/profile/U[a-z0-9]+$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"userId": "U", "displayName": "Customer", "language": "en"})),
+        )
+        .mount(&line)
+        .await;
+    let now = Arc::new(AtomicI64::new(T0));
+    let mut workers = Vec::new();
+    for _ in 0..count {
+        // Each worker its own SDK clients, as another Lambda instance.
+        let config = sdk_config(&endpoint()).await;
+        let accounts = Arc::new(DynamoAccountStore::new(&config, &config_table));
+        let secrets = Arc::new(SecretsManagerStore::new(&config, secrets_prefix.clone()));
+        let api = Arc::new(
+            HttpLineApi::new(&LineApiConfig {
+                api_base: line.uri(),
+                data_api_base: line.uri(),
+                ..LineApiConfig::default()
+            })
+            .unwrap(),
+        );
+        let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+            accounts.clone(),
+            secrets.clone(),
+            api.clone(),
+        ));
+        let clock_now = Arc::clone(&now);
+        workers.push(Arc::new(RouterService::new(RouterDeps {
+            accounts,
+            secrets,
+            conversations: Arc::new(DynamoConversationStore::new(&config, &conversations_table)),
+            workstreams: Arc::new(DynamoWorkstreamStore::new(&config, &config_table)),
+            agents: Arc::new(DynamoAgentStore::new(&config, &config_table)),
+            config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(
+                &config,
+                &config_table,
+            )),
+            outbound: Arc::new(SqsEventQueue::new(&config, &outbound_url)),
+            media: Arc::new(S3ObjectStore::new(&config, media_bucket.clone(), true)),
+            line: api,
+            bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+            tokens,
+            clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
+        })));
+    }
+    AwsWorkers {
+        workers,
+        conversations: Arc::new(DynamoConversationStore::new(&config, &conversations_table)),
+        agents,
+        config,
+        outbound_url,
+        now,
+        _line: line,
+    }
+}
+
+/// Checks the stores at rest: each agent's slots are the Active conversations the conversation
+/// store gives it, within capacity; each event stored once in its customer's one conversation;
+/// Waiting conversations without an agent. Returns every conversation (by customer) and the
+/// Active ones per agent.
+async fn settled_over_aws(
+    aws: &AwsWorkers,
+    customers: usize,
+) -> (
+    Vec<shared::conversation::Conversation>,
+    std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut all = Vec::new();
+    for i in 0..customers {
+        let (user, event) = (format!("Ucust{i:02}"), format!("E{i:02}"));
+        assert!(aws
+            .conversations
+            .event_recorded(ACCOUNT, &event)
+            .await
+            .unwrap());
+        let mut of_customer = aws
+            .conversations
+            .conversations_of_source(ACCOUNT, &user)
+            .await
+            .unwrap();
+        assert_eq!(of_customer.len(), 1, "one conversation for {user}");
+        let c = of_customer.remove(0);
+        let transcript = aws.conversations.transcript(&c.id).await.unwrap();
+        let events: Vec<_> = transcript.iter().map(|t| t.event_id.as_str()).collect();
+        assert_eq!(events, [event.as_str()], "{event} stored once");
+        if c.state == ConversationState::Waiting {
+            assert_eq!(c.agent_id, None);
+        }
+        all.push(c);
+    }
+    let mut holding: BTreeMap<String, BTreeSet<String>> = AGENT_CAPACITIES
+        .iter()
+        .map(|(id, _)| ((*id).to_owned(), BTreeSet::new()))
+        .collect();
+    for c in all.iter().filter(|c| c.state == ConversationState::Active) {
+        holding
+            .get_mut(c.agent_id.as_deref().unwrap())
+            .unwrap()
+            .insert(c.id.clone());
+    }
+    for (id, capacity) in AGENT_CAPACITIES {
+        let stored = aws.agents.agent(id).await.unwrap().unwrap();
+        let slots: BTreeSet<String> = stored.active_conversations.iter().cloned().collect();
+        assert!(slots.len() <= capacity as usize, "{id}: {slots:?}");
+        assert_eq!(
+            slots, holding[id],
+            "{id}: slots and Active conversations agree"
+        );
+    }
+    (all, holding)
+}
+
+async fn schedule_on_every_worker(aws: &AwsWorkers, rounds: usize) -> usize {
+    let tasks: Vec<_> = aws
+        .workers
+        .iter()
+        .map(|router| {
+            let router = Arc::clone(router);
+            tokio::spawn(async move {
+                let mut assigned = 0;
+                for _ in 0..rounds {
+                    assigned += router.run_schedule().await.unwrap().assigned;
+                }
+                assigned
+            })
+        })
+        .collect();
+    let mut assigned = 0;
+    for task in tasks {
+        assigned += task.await.unwrap();
+    }
+    assigned
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn several_router_workers_at_once_never_over_assign_over_the_aws_adapters() {
+    use shared::consumer::BatchMessage;
+    use std::collections::{BTreeMap, BTreeSet};
+    const WORKERS: usize = 4;
+    const CUSTOMERS: usize = 60;
+    const SLOTS: usize = 6;
+    let aws = aws_workers(WORKERS).await;
+    let message = |i: usize, copy: &str| {
+        let event = text_from(&format!("Ucust{i:02}"), &format!("E{i:02}"), "help");
+        (
+            BatchMessage {
+                message_id: format!("{copy}-{i}"),
+                group_id: format!("{ACCOUNT}:Ucust{i:02}"),
+                body: inbound(event),
+            },
+            1,
+        )
+    };
+    // Customers spread over 12 batches of 5, three per worker; every event is also redelivered
+    // to the next worker, at the same position of its batch, so the two copies race.
+    let batch =
+        |k: usize, copy: &str| -> Vec<_> { (0..5).map(|j| message(k + 12 * j, copy)).collect() };
+    let plan: Vec<Vec<Vec<_>>> = (0..WORKERS)
+        .map(|w| {
+            (w..12)
+                .step_by(WORKERS)
+                .map(|k| {
+                    let previous = if k % WORKERS == 0 {
+                        k + WORKERS - 1
+                    } else {
+                        k - 1
+                    };
+                    let (own, copy) = (batch(k, "first"), batch(previous, "again"));
+                    let (a, b) = if w % 2 == 0 { (own, copy) } else { (copy, own) };
+                    a.into_iter().zip(b).flat_map(|(x, y)| [x, y]).collect()
+                })
+                .collect()
+        })
+        .collect();
+    // Agent slots are sampled while the workers run.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let monitor = {
+        let (agents, stop) = (Arc::clone(&aws.agents), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut violations = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                for (id, capacity) in AGENT_CAPACITIES {
+                    let a = agents.agent(id).await.unwrap().unwrap();
+                    if a.active_conversations.len() > capacity as usize {
+                        violations.push(format!("{id}: {:?}", a.active_conversations));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            violations
+        })
+    };
+    let tasks: Vec<_> = plan
+        .into_iter()
+        .enumerate()
+        .map(|(w, batches)| {
+            let router = Arc::clone(&aws.workers[w]);
+            tokio::spawn(async move {
+                let mut failed = Vec::new();
+                for batch in batches {
+                    failed.extend(router.handle_batch(&batch).await.failed);
+                }
+                failed
+            })
+        })
+        .collect();
+    for task in tasks {
+        let failed = task.await.unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+    let (all, holding) = settled_over_aws(&aws, CUSTOMERS).await;
+    let active = holding.values().map(BTreeSet::len).sum::<usize>();
+    assert!(active <= SLOTS);
+    // One reply per event (the racing copies share its id). Known issue: the copy that lost may
+    // have queued it first, so it may not say what happened (printed, not asserted).
+    let replies: BTreeMap<String, OutboundMessage> = drain(&aws.config, &aws.outbound_url)
+        .await
+        .into_iter()
+        .map(|(_, dedup, body)| (dedup, serde_json::from_str(&body).unwrap()))
+        .collect();
+    assert_eq!(replies.len(), CUSTOMERS);
+    let mut misleading = Vec::new();
+    for (i, c) in all.iter().enumerate() {
+        let reply = &replies[&format!("E{i:02}:router:0")];
+        let expected = match &c.agent_id {
+            Some(agent) => format!("Agent {agent} will help you."),
+            None => "All agents are busy.".to_owned(),
+        };
+        if reply.messages[0]["text"] != expected.as_str() {
+            misleading.push((c.id.clone(), reply.messages[0]["text"].clone()));
+        }
+    }
+    // A copy that lost its race may have held a slot for a moment: the next ticks fill it.
+    let late = schedule_on_every_worker(&aws, 2).await;
+    assert_eq!(late, SLOTS - active);
+
+    // Each agent closes one conversation, from different workers, while every worker ticks.
+    aws.now.store(T0 + 60_000, Ordering::SeqCst);
+    let (_, holding) = settled_over_aws(&aws, CUSTOMERS).await;
+    assert_eq!(holding.values().map(BTreeSet::len).sum::<usize>(), SLOTS);
+    let closes: Vec<_> = AGENT_CAPACITIES
+        .iter()
+        .enumerate()
+        .map(|(w, (id, _))| {
+            let (router, agents) = (Arc::clone(&aws.workers[w]), Arc::clone(&aws.agents));
+            let conversation = holding[*id].iter().next().unwrap().clone();
+            let id = (*id).to_owned();
+            tokio::spawn(async move {
+                let agent = agents.agent(&id).await.unwrap().unwrap();
+                router.close_by_agent(&conversation, &agent).await.unwrap()
+            })
+        })
+        .collect();
+    let mut assigned = schedule_on_every_worker(&aws, 3).await;
+    for close in closes {
+        assert_eq!(close.await.unwrap().state, ConversationState::Closed);
+    }
+    assigned += schedule_on_every_worker(&aws, 1).await;
+    assert_eq!(
+        assigned,
+        AGENT_CAPACITIES.len(),
+        "one assignment per freed slot"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let violations = monitor.await.unwrap();
+    assert!(violations.is_empty(), "{violations:?}");
+
+    let (all, holding) = settled_over_aws(&aws, CUSTOMERS).await;
+    for (id, capacity) in AGENT_CAPACITIES {
+        assert_eq!(holding[id].len(), capacity as usize, "{id} full again");
+    }
+    let count = |state| all.iter().filter(|c| c.state == state).count();
+    assert_eq!(count(ConversationState::Closed), 3);
+    assert_eq!(count(ConversationState::Waiting), CUSTOMERS - SLOTS - 3);
+    // One agentAssigned per assignment after the inbound phase, one agentEnded per close.
+    let pushed: Vec<OutboundMessage> = drain(&aws.config, &aws.outbound_url)
+        .await
+        .into_iter()
+        .map(|(_, _, body)| serde_json::from_str(&body).unwrap())
+        .collect();
+    let triggers = |t: &str| {
+        pushed
+            .iter()
+            .filter(|m| m.trigger.as_deref() == Some(t))
+            .count()
+    };
+    assert_eq!(triggers("agentEnded"), 3);
+    assert_eq!(triggers("agentAssigned"), SLOTS - active + 3);
+    assert_eq!(pushed.len(), SLOTS - active + 6);
+    let mut told = BTreeSet::new();
+    for m in pushed
+        .iter()
+        .filter(|m| m.trigger.as_deref() == Some("agentAssigned"))
+    {
+        let c = all.iter().find(|c| c.id == m.conversation_id).unwrap();
+        assert_eq!(c.state, ConversationState::Active);
+        assert!(
+            told.insert(c.id.clone()),
+            "one agentAssigned per assignment"
+        );
+        let expected = format!("Agent {} will help you.", c.agent_id.as_deref().unwrap());
+        if m.messages[0]["text"] != expected.as_str() {
+            misleading.push((c.id.clone(), m.messages[0]["text"].clone()));
+        }
+    }
+    eprintln!("messages not matching the outcome (known issue): {misleading:?}");
+}

@@ -123,11 +123,12 @@ pub fn router(state: AgentState) -> Router {
             post(conversations::upload).layer(axum::extract::DefaultBodyLimit::max(MEDIA_LIMIT)),
         )
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT));
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(error::json_rejections));
+    // The account-link page is for customers in LINE's browser: its errors stay text pages.
     Router::new()
         .route("/line/link/{id}", get(contacts::follow_link))
         .merge(authenticated)
-        .layer(middleware::from_fn(error::json_rejections))
         .with_state(state)
 }
 

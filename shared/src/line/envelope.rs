@@ -147,7 +147,13 @@ fn event_ids(raw: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
             return (id.map(Cow::Borrowed), conversation.map(Cow::Borrowed));
         }
     }
-    let keys: EventKeys<'_> = serde_json::from_str(raw).unwrap_or_default();
+    // Objects only: serde would also read a JSON array positionally as `EventKeys`
+    // (`["A", …]` → webhookEventId "A"), an id the router's model never sees.
+    let keys: EventKeys<'_> = if raw.starts_with('{') {
+        serde_json::from_str(raw).unwrap_or_default()
+    } else {
+        EventKeys::default()
+    };
     let conversation = keys
         .source
         .and_then(|s| s.group_id.or(s.room_id).or(s.user_id));
@@ -411,6 +417,21 @@ mod tests {
         ] {
             assert_eq!(ids(raw), serde_ids(raw), "{raw}");
         }
+    }
+
+    /// Found by the `webhook_body` fuzz target: an event that is a JSON array was read
+    /// positionally by serde, so `["A", …]` was queued with dedup id "A" while the router (which
+    /// reads ids from objects only) keys it by the hash of its bytes.
+    #[test]
+    fn an_array_event_has_no_ids() {
+        for raw in [r#"["A",{"userId":"U1"}]"#, r#"["A",null]"#] {
+            assert_eq!(ids(raw), (None, None), "{raw}");
+        }
+        let body = br#"{"destination":"U","events":[["A",{"userId":"U1"}]]}"#;
+        let env = WebhookEnvelope::parse(body).unwrap();
+        let msgs = split_events("acc1", &env, 0);
+        assert_eq!(msgs[0].dedup_id, sha256_hex(br#"["A",{"userId":"U1"}]"#));
+        assert_eq!(msgs[0].group_id, "acc1:account");
     }
 
     proptest::proptest! {
