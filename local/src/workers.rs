@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 /// How long a received message stays hidden while the router works on it.
 const VISIBILITY: Duration = Duration::from_secs(60);
-/// Idle poll interval of the embedded queue.
+/// Idle poll interval of the embedded queue (a send in this process wakes consumers at once).
 const POLL: Duration = Duration::from_millis(100);
 /// How often idle conversations are closed.
 pub const AUTO_CLOSE_EVERY: Duration = Duration::from_secs(60);
@@ -66,6 +66,11 @@ pub fn spawn_consumer<H: BatchHandler + ?Sized>(
             if *stop.borrow() {
                 return;
             }
+            // Registered before receiving, so a message sent meanwhile wakes us.
+            let db = queue.db().clone();
+            let sent = db.message_sent();
+            tokio::pin!(sent);
+            sent.as_mut().enable();
             let received = match queue.receive(10, VISIBILITY).await {
                 Ok(received) => received,
                 Err(e) => {
@@ -74,7 +79,10 @@ pub fn spawn_consumer<H: BatchHandler + ?Sized>(
                 }
             };
             if received.is_empty() {
+                // A send in this process wakes us at once; the poll covers messages becoming
+                // visible again and other processes' sends.
                 tokio::select! {
+                    _ = &mut sent => {}
                     _ = tokio::time::sleep(POLL) => {}
                     _ = stop.changed() => return,
                 }

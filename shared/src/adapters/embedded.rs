@@ -65,6 +65,9 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 pub struct EmbeddedDb {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Woken when a message is sent to any queue of this database (in this process), so that
+    /// consumers need not wait for their next poll.
+    sent: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for EmbeddedDb {
@@ -127,6 +130,7 @@ impl EmbeddedDb {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            sent: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -141,6 +145,12 @@ impl EmbeddedDb {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Completes after the next message sent to a queue of this database by this process. Create
+    /// it before looking at the queue and `enable` it, so that a send in between is not missed.
+    pub fn message_sent(&self) -> tokio::sync::futures::Notified<'_> {
+        self.sent.notified()
     }
 
     /// Runs `f` on the connection, on tokio's blocking pool.
@@ -199,6 +209,11 @@ impl SqliteEventQueue {
 
     pub fn name(&self) -> &str {
         &self.queue
+    }
+
+    /// The database the queue lives in.
+    pub fn db(&self) -> &EmbeddedDb {
+        &self.db
     }
 
     /// The queue that exhausted messages move to.
@@ -366,7 +381,9 @@ impl EventQueue for SqliteEventQueue {
                 }
                 tx.commit()
             })
-            .await
+            .await?;
+        self.db.sent.notify_waiters();
+        Ok(())
     }
 }
 
