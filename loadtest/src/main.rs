@@ -707,16 +707,30 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         let aged = database
             .age_queue_dedup(Duration::from_secs(600))
             .map_err(|e| format!("aging the queue's dedup records: {e}"))?;
-        let copies = prepare(&load, &accounts, true);
-        let url_of: Vec<String> = accounts
-            .iter()
-            .map(|a| format!("{}/line/webhook/{}", stack.base, a.id))
-            .collect();
-        for lane in &copies {
-            for p in lane {
-                post(&client, &url_of[p.account], p, &sent).await?;
-                later += 1;
-            }
+        let copies = Arc::new(prepare(&load, &accounts, true));
+        let url_of: Arc<Vec<String>> = Arc::new(
+            accounts
+                .iter()
+                .map(|a| format!("{}/line/webhook/{}", stack.base, a.id))
+                .collect(),
+        );
+        let mut lanes = tokio::task::JoinSet::new();
+        for lane in 0..copies.len() {
+            let (copies, url_of, client, sent) = (
+                Arc::clone(&copies),
+                Arc::clone(&url_of),
+                client.clone(),
+                Arc::clone(&sent),
+            );
+            lanes.spawn(async move {
+                for p in &copies[lane] {
+                    post(&client, &url_of[p.account], p, &sent).await?;
+                }
+                Ok::<usize, String>(copies[lane].len())
+            });
+        }
+        while let Some(joined) = lanes.join_next().await {
+            later += joined.map_err(|e| format!("lane: {e}"))??;
         }
         println!(
             "redelivered {later} bodies again \"10 minutes later\" ({aged} dedup records aged past the 5-minute window)"

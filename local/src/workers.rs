@@ -100,15 +100,23 @@ pub fn spawn_consumer<H: BatchHandler + ?Sized>(
                 })
                 .collect();
             let outcome = handler.handle(&batch).await;
-            for m in &received {
-                let result = if outcome.failed.contains(&m.message_id) {
-                    queue
-                        .change_visibility(&m.receipt, backoff(m.receive_count))
-                        .await
-                } else {
-                    queue.delete(&m.receipt).await
-                };
-                if let Err(e) = result {
+            // Successes in one transaction; failures come back after their backoff.
+            let done: Vec<String> = received
+                .iter()
+                .filter(|m| !outcome.failed.contains(&m.message_id))
+                .map(|m| m.receipt.clone())
+                .collect();
+            if let Err(e) = queue.delete_many(&done).await {
+                tracing::error!(queue = queue.name(), error = %e, "queue unavailable");
+            }
+            for m in received
+                .iter()
+                .filter(|m| outcome.failed.contains(&m.message_id))
+            {
+                if let Err(e) = queue
+                    .change_visibility(&m.receipt, backoff(m.receive_count))
+                    .await
+                {
                     tracing::error!(queue = queue.name(), error = %e, "queue unavailable");
                 }
             }

@@ -81,7 +81,7 @@ impl ConfigStore for SqliteConfigStore {
     async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<ConfigDoc>, PortError> {
         let (kind, id) = (kind.to_owned(), id.to_owned());
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     "SELECT id, doc, version FROM config_docs WHERE kind = ?1 AND id = ?2",
                     params![kind, id],

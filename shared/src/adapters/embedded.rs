@@ -60,10 +60,17 @@ CREATE TABLE IF NOT EXISTS queue_dedup (
 /// SQS keeps deduplication ids for five minutes; so does the embedded queue.
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 
+/// Read-only connections per database.
+const READERS: usize = 4;
+
 /// The embedded database. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct EmbeddedDb {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections: in WAL mode a reader sees the last commit and neither waits for
+    /// the writer nor holds it up.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
     path: PathBuf,
     /// Woken when a message is sent to any queue of this database (in this process), so that
     /// consumers need not wait for their next poll.
@@ -127,8 +134,22 @@ impl EmbeddedDb {
         conn.pragma_update(None, "synchronous", synchronous)
             .map_err(db_error)?;
         conn.execute_batch(SCHEMA).map_err(db_error)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(Duration::from_secs(5))?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_error)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(readers),
+            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             path,
             sent: Arc::new(tokio::sync::Notify::new()),
         })
@@ -151,6 +172,39 @@ impl EmbeddedDb {
     /// it before looking at the queue and `enable` it, so that a send in between is not missed.
     pub fn message_sent(&self) -> tokio::sync::futures::Notified<'_> {
         self.sent.notified()
+    }
+
+    /// Runs a read-only `f` on one of the read connections, on tokio's blocking pool: it sees
+    /// every write committed before it starts. A write in `f` fails (read-only connection).
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            // A free reader if there is one, else wait for the next in turn.
+            let n = readers.len();
+            let mut guard = None;
+            for i in 0..n {
+                if let Ok(g) = readers[(start + i) % n].try_lock() {
+                    guard = Some(g);
+                    break;
+                }
+            }
+            let mut guard = match guard {
+                Some(g) => g,
+                None => readers[start % n]
+                    .lock()
+                    .map_err(|_| db_error("connection lock poisoned"))?,
+            };
+            f(&mut guard).map_err(db_error)
+        })
+        .await
+        .map_err(db_error)?
     }
 
     /// Runs `f` on the connection, on tokio's blocking pool.
@@ -301,6 +355,30 @@ impl SqliteEventQueue {
             .await
     }
 
+    /// Deletes received messages in one transaction; returns how many receipts were current.
+    pub async fn delete_many(&self, receipts: &[String]) -> Result<usize, PortError> {
+        if receipts.is_empty() {
+            return Ok(0);
+        }
+        let (queue, receipts) = (self.queue.clone(), receipts.to_vec());
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let mut deleted = 0;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "DELETE FROM queue_messages WHERE receipt = ?2 AND queue = ?1",
+                    )?;
+                    for receipt in &receipts {
+                        deleted += stmt.execute(params![queue, receipt])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(deleted)
+            })
+            .await
+    }
+
     /// Makes a received message visible again after `visibility` (zero: at once).
     pub async fn change_visibility(
         &self,
@@ -435,7 +513,7 @@ impl AccountStore for SqliteAccountStore {
     async fn get(&self, id: &str) -> Result<Option<Account>, PortError> {
         let id = id.to_owned();
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 let doc: Option<String> = conn
                     .query_row("SELECT doc FROM accounts WHERE id = ?1", params![id], |r| {
                         r.get(0)
@@ -565,7 +643,7 @@ impl SecretStore for SqliteSecretStore {
     async fn get(&self, name: &str) -> Result<Option<SecretString>, PortError> {
         let name = name.to_owned();
         self.db
-            .run(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     "SELECT value FROM secrets WHERE name = ?1",
                     params![name],
@@ -672,6 +750,34 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["b"]
         );
+    }
+
+    #[tokio::test]
+    async fn delete_many_removes_current_receipts_only_and_a_send_wakes_a_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = EmbeddedDb::open(dir.path()).unwrap();
+        let q = SqliteEventQueue::new(db.clone(), "inbound", 5);
+        q.send(&[msg("g1", "a"), msg("g2", "b"), msg("g3", "c")])
+            .await
+            .unwrap();
+        let got = q.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 3);
+        // Received again: the first receipts are stale.
+        let again = q.receive(10, Duration::from_secs(30)).await.unwrap();
+        let mut receipts: Vec<String> = again[..2].iter().map(|m| m.receipt.clone()).collect();
+        receipts.push(got[2].receipt.clone());
+        assert_eq!(q.delete_many(&receipts).await.unwrap(), 2);
+        assert_eq!(q.delete_many(&[]).await.unwrap(), 0);
+        let left = q.receive(10, Duration::ZERO).await.unwrap();
+        assert!(left.is_empty(), "c is still in flight");
+
+        let sent = db.message_sent();
+        tokio::pin!(sent);
+        sent.as_mut().enable();
+        q.send(&[msg("g4", "d")]).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), sent)
+            .await
+            .expect("the send woke the waiter");
     }
 
     #[tokio::test]

@@ -81,7 +81,7 @@ impl SqliteWorkstreamStore {
     async fn doc_where(&self, sql: &'static str, value: &str) -> Result<Option<String>, PortError> {
         let value = value.to_owned();
         self.db
-            .run(move |conn| conn.query_row(sql, params![value], |r| r.get(0)).optional())
+            .read(move |conn| conn.query_row(sql, params![value], |r| r.get(0)).optional())
             .await
     }
 }
