@@ -21,6 +21,8 @@ pub struct Stored {
     pub conversations_per_source: HashMap<(String, String), u64>,
     pub queued: HashMap<String, u64>,
     pub delivery_status: HashMap<String, u64>,
+    /// Events whose outbound message is `unconfirmed` (a reply LINE's answer to was lost).
+    pub unconfirmed_events: std::collections::HashSet<String>,
     /// Assignments per agent id and the agent's capacity.
     pub agent_load: Vec<(String, u64, u64)>,
 }
@@ -87,6 +89,14 @@ impl Db {
         })? {
             let (status, n) = row?;
             out.delivery_status.insert(status, n);
+        }
+        let mut stmt = conn.prepare(
+            "SELECT id FROM deliveries WHERE json_extract(doc, '$.status') = 'unconfirmed'",
+        )?;
+        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let id = row?;
+            let event = id.split(':').next().unwrap_or_default().to_owned();
+            out.unconfirmed_events.insert(event);
         }
         out.agent_load = self.agent_load(&conn)?;
         Ok(out)

@@ -50,8 +50,12 @@ use tokio::task::JoinHandle;
 pub const INBOUND_QUEUE: &str = "inbound";
 /// Name of the outbound queue in the embedded database.
 pub const OUTBOUND_QUEUE: &str = "outbound";
-/// Receives before a message goes to the dead-letter queue (as in template.yaml).
+/// Receives before an inbound message goes to the dead-letter queue (as in template.yaml).
 pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Receives before an outbound message goes to the dead-letter queue: with the local backoff
+/// (1 s, 2 s … capped at a minute) about four minutes of LINE failing, as the outbound
+/// function's growing delays give on AWS.
+pub const OUTBOUND_MAX_RECEIVE_COUNT: u32 = 10;
 /// Where the generated admin token is kept between runs (embedded secret store).
 const ADMIN_TOKEN_SECRET: &str = "admin-token";
 /// The key of signed media links, generated on the first run.
@@ -270,7 +274,7 @@ fn embedded_functions(
         outbound: Arc::new(SqliteEventQueue::new(
             db.clone(),
             OUTBOUND_QUEUE,
-            MAX_RECEIVE_COUNT,
+            OUTBOUND_MAX_RECEIVE_COUNT,
         )),
         media: objects.clone(),
         line: line.clone(),
@@ -432,7 +436,8 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
                 media_secret,
             )?;
             let inbound = SqliteEventQueue::new(db.clone(), INBOUND_QUEUE, MAX_RECEIVE_COUNT);
-            let outbound = SqliteEventQueue::new(db.clone(), OUTBOUND_QUEUE, MAX_RECEIVE_COUNT);
+            let outbound =
+                SqliteEventQueue::new(db.clone(), OUTBOUND_QUEUE, OUTBOUND_MAX_RECEIVE_COUNT);
             for _ in 0..config.router_workers {
                 workers.push(workers::spawn_consumer(
                     Arc::clone(&functions.router),

@@ -33,6 +33,9 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// A reply token is used only while younger than this (LINE's tokens live about a minute).
 pub const REPLY_TOKEN_MAX_AGE_MS: i64 = 50_000;
+/// A first reply is tried only with a token younger than this, leaving time to try the same
+/// reply again if LINE's answer is lost (older: the message is pushed, with its retry key).
+pub const REPLY_TOKEN_FIRST_USE_MS: i64 = 25_000;
 /// LINE allows 2,000 requests per second per channel; stay under it.
 pub const MAX_REQUESTS_PER_SECOND: u32 = 1_800;
 
@@ -131,7 +134,7 @@ impl OutboundService {
             // An earlier attempt replied and its outcome is unknown (timeout, 5xx, reset, or a
             // crash before recording LINE's answer).
             let earlier_attempt = delivery.reply_attempted;
-            match self.usable_reply_token(&message, now) {
+            match self.usable_reply_token(&message, now, earlier_attempt) {
                 Some(reply_token) => {
                     // The token first: failing to get one is not an attempt.
                     let token = self.token(&message.account_id).await?;
@@ -167,10 +170,14 @@ impl OutboundService {
                             tracing::warn!(id = %message.id, error = %e, "reply outcome unknown; retried with the same token");
                             return Err(OutboundError::Retry(e));
                         }
+                        // Refused, so not delivered by this call: the next attempt pushes; unless
+                        // an earlier attempt's outcome is unknown (it may have delivered it), then
+                        // the reply is tried again while its token is young.
                         Err(SendError::RateLimited { message: m, .. }) => {
-                            // Refused, so not delivered: the next attempt pushes.
-                            delivery.reply_refused = true;
-                            self.save(&mut delivery, now).await?;
+                            if !earlier_attempt {
+                                delivery.reply_refused = true;
+                                self.save(&mut delivery, now).await?;
+                            }
                             return Err(OutboundError::Retry(m));
                         }
                         Err(e) => return self.refused(&mut delivery, e, now).await,
@@ -305,10 +312,21 @@ impl OutboundService {
         Ok(customer.is_some_and(|c| c.consent == Consent::Unfollowed))
     }
 
-    fn usable_reply_token<'m>(&self, message: &'m OutboundMessage, now: i64) -> Option<&'m str> {
+    /// The reply token, if young enough: for a first attempt, young enough to be tried again.
+    fn usable_reply_token<'m>(
+        &self,
+        message: &'m OutboundMessage,
+        now: i64,
+        earlier_attempt: bool,
+    ) -> Option<&'m str> {
         let token = message.reply_token.as_deref()?;
         let received = message.reply_token_received_at?;
-        (now - received < REPLY_TOKEN_MAX_AGE_MS).then_some(token)
+        let limit = if earlier_attempt {
+            REPLY_TOKEN_MAX_AGE_MS
+        } else {
+            REPLY_TOKEN_FIRST_USE_MS
+        };
+        (now - received < limit).then_some(token)
     }
 
     async fn token(&self, account_id: &str) -> Result<SecretString, OutboundError> {

@@ -779,6 +779,66 @@ async fn a_reply_interrupted_before_reaching_line_is_replied_once() {
 }
 
 #[tokio::test]
+async fn a_retried_reply_answered_429_is_never_pushed() {
+    let f = fixture().await;
+    // The earlier attempt's outcome is unknown: a 429 now does not mean it was not delivered.
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .set_body_json(json!({"message": "The API rate limit has been exceeded."})),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"message": "Invalid reply token"})),
+        )
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    interrupted_reply(&f, "int-4").await;
+    let m = message("int-4", vec![text_message("hello")], Some("rt-1"));
+    assert!(f.service.deliver(&body(&m)).await.is_err());
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Unconfirmed
+    );
+}
+
+#[tokio::test]
+async fn a_first_reply_needs_a_token_young_enough_to_be_tried_again() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/reply"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(1)
+        .mount(&f.line)
+        .await;
+    let mut m = message("old-1", vec![text_message("hello")], Some("rt-1"));
+    m.reply_token_received_at = Some(T0 - outbound::REPLY_TOKEN_FIRST_USE_MS);
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}
+
+#[tokio::test]
 async fn an_interrupted_reply_whose_token_aged_is_unconfirmed_without_a_call() {
     let f = fixture().await;
     Mock::given(method("POST"))
