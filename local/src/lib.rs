@@ -358,7 +358,10 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
                 config: Arc::new(DynamoConfigStore::new(&sdk, config_table)),
                 workstreams: Arc::new(DynamoWorkstreamStore::new(&sdk, config_table)),
                 agents: Arc::new(DynamoAgentStore::new(&sdk, config_table)),
-                conversations: Arc::new(DynamoConversationStore::new(&sdk, conversations_table)),
+                conversations: Arc::new(
+                    DynamoConversationStore::new(&sdk, conversations_table)
+                        .with_agents_table(config_table),
+                ),
                 deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
                 media,
                 db: None,
@@ -438,6 +441,18 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
             let inbound = SqliteEventQueue::new(db.clone(), INBOUND_QUEUE, MAX_RECEIVE_COUNT);
             let outbound =
                 SqliteEventQueue::new(db.clone(), OUTBOUND_QUEUE, OUTBOUND_MAX_RECEIVE_COUNT);
+            // What this process's predecessor was working on when it stopped: at once, not after
+            // the visibility timeout (this process is the queues' only consumer).
+            for queue in [&inbound, &outbound] {
+                let recovered = queue.recover_in_flight().await?;
+                if recovered > 0 {
+                    tracing::info!(
+                        queue = queue.name(),
+                        recovered,
+                        "in-flight messages recovered"
+                    );
+                }
+            }
             for _ in 0..config.router_workers {
                 workers.push(workers::spawn_consumer(
                     Arc::clone(&functions.router),

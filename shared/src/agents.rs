@@ -6,6 +6,14 @@
 //! claims a slot with [`AgentStore::try_assign`], which re-checks availability and capacity
 //! atomically in the store: the snapshot may be stale, the claim never is. When the claim fails
 //! (another router took the last slot), the router tries the next candidate.
+//!
+//! A claim is not the assignment: the conversation commit is. Two routers may share one slot
+//! (the second finds the conversation "already held" by the agent, a claim of the first still in
+//! flight), so the commit goes through
+//! [`crate::ports::ConversationStore::commit_assignment`] (only while the slot holds the
+//! conversation) and a claim whose commit lost is undone with
+//! [`crate::ports::ConversationStore::release_unless_assigned`] (only if the stored conversation
+//! is not the agent's), never with a read followed by [`AgentStore::release`].
 
 use crate::ports::PortError;
 use async_trait::async_trait;
@@ -183,8 +191,9 @@ pub trait AgentStore: Send + Sync {
 
     /// Atomically adds `conversation_id` to the agent's active conversations if the agent is
     /// `Available` and has a free slot, and sets `last_assigned_at`. `true` if the conversation is
-    /// the agent's now: also when it already was (then nothing changes). `false` when the agent
-    /// is full, not available or unknown. No agent ever exceeds its capacity, however many
+    /// the agent's now: also when it already was (then nothing changes, and the slot may be
+    /// another assignment's still in flight: see the module documentation). `false` when the
+    /// agent is full, not available or unknown. No agent ever exceeds its capacity, however many
     /// routers assign concurrently.
     async fn try_assign(
         &self,

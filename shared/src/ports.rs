@@ -83,6 +83,31 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Option<Customer>, PortError>;
     /// Writes the event's deduplication record and everything in `commit`, all or nothing.
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError>;
+    /// [`ConversationStore::commit`] of a commit whose conversation is given to `agent_id` on a
+    /// slot claimed with [`crate::agents::AgentStore::try_assign`]: it goes through only if that
+    /// agent's slot still holds the conversation, checked in the same transaction as the write;
+    /// otherwise nothing is written and the outcome is `Conflict` (re-read and distribute again).
+    ///
+    /// A slot can be shared by two assignments in flight (the second finds it "already held"):
+    /// with [`ConversationStore::release_unless_assigned`] for giving it back, whichever of the
+    /// commit and the release comes second sees the other, so a conversation is never stored with
+    /// an agent whose slot is gone. A commit without a conversation is an error. Adapters read the
+    /// agent store's slots (the same database, or the agents' DynamoDB table).
+    async fn commit_assignment(
+        &self,
+        commit: &EventCommit,
+        agent_id: &str,
+    ) -> Result<CommitOutcome, PortError>;
+    /// Gives back `agent_id`'s slot for the conversation (as
+    /// [`crate::agents::AgentStore::release`]) unless the stored conversation is open (waiting or
+    /// active) with that agent, in one step atomic with respect to
+    /// [`ConversationStore::commit_assignment`]: for undoing a claim whose commit failed. Returns
+    /// whether a slot was given back (`false`: kept by the stored conversation, or not held).
+    async fn release_unless_assigned(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<bool, PortError>;
     /// A conversation's transcript ordered by event timestamp, then event id.
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError>;
     /// Conversations matching `filter`, most recent activity (`lastActivityAt`) first, at most

@@ -1379,3 +1379,166 @@ async fn list_conversations_reads_every_scan_page() {
         .unwrap();
     assert_eq!(conversation_ids(&got), ids[..5]);
 }
+
+/// A conversation store whose agents (agent "X", available, capacity 2) are in their own table,
+/// as deployed (agents in the config table).
+async fn store_with_agents() -> (
+    DynamoConversationStore,
+    shared::adapters::dynamo_agents::DynamoAgentStore,
+) {
+    use shared::agents::{Agent, AgentStatus, AgentStore};
+    let config = sdk_config(&endpoint()).await;
+    let conversations_table = pk_sk_table(&config, "conversations").await;
+    let agents_table = pk_sk_table(&config, "agents").await;
+    let agents = shared::adapters::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
+    agents
+        .put_agent(&Agent {
+            id: "X".into(),
+            name: "X".into(),
+            queues: vec!["q1".into()],
+            skills: vec![],
+            capacity: 2,
+            status: AgentStatus::Available,
+            active_conversations: vec![],
+            last_assigned_at: None,
+        })
+        .await
+        .unwrap();
+    let store = DynamoConversationStore::new(&config, &conversations_table)
+        .with_agents_table(&agents_table);
+    (store, agents)
+}
+
+fn with_agent(mut c: Conversation, agent: &str) -> Conversation {
+    c.state = ConversationState::Active;
+    c.agent_id = Some(agent.into());
+    c
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn an_assignment_commit_needs_the_agents_slot() {
+    use shared::agents::AgentStore;
+    let (store, agents) = store_with_agents().await;
+    store.commit(&create("e1", "c1", "U1", 1)).await.unwrap();
+    let waiting = store.conversation("c1").await.unwrap().unwrap();
+
+    // No slot: a conflict, nothing written (the event is not recorded either).
+    let assigned = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
+    let e2 = update("e2", assigned.clone(), 2);
+    assert_eq!(
+        store.commit_assignment(&e2, "X").await.unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(store.conversation("c1").await.unwrap(), Some(waiting));
+    assert!(!store.event_recorded(ACCOUNT, "e2").await.unwrap());
+    assert_eq!(event_ids(&store.transcript("c1").await.unwrap()), ["e1"]);
+    // Another conversation's slot, or an unknown agent, does not count.
+    assert!(agents.try_assign("X", "c-other", 1).await.unwrap());
+    assert_eq!(
+        store.commit_assignment(&e2, "X").await.unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(
+        store.commit_assignment(&e2, "ghost").await.unwrap(),
+        CommitOutcome::Conflict
+    );
+
+    // With the slot it commits; the same event again is a duplicate, as with `commit`.
+    assert!(agents.try_assign("X", "c1", 2).await.unwrap());
+    assert_eq!(
+        store.commit_assignment(&e2, "X").await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(store.conversation("c1").await.unwrap(), Some(assigned));
+    assert_eq!(
+        store.commit_assignment(&e2, "X").await.unwrap(),
+        CommitOutcome::Duplicate
+    );
+    // A new conversation created with the agent: the same check.
+    let fresh = with_agent(conversation("c2", "U2", ConversationState::Waiting, 1), "X");
+    let create_fresh = EventCommit {
+        conversation: Some(ConversationWrite::Create(fresh)),
+        ..commit("e3")
+    };
+    assert_eq!(
+        store.commit_assignment(&create_fresh, "X").await.unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(store.conversation("c2").await.unwrap(), None);
+    assert!(store
+        .open_conversation(ACCOUNT, "U2")
+        .await
+        .unwrap()
+        .is_none());
+    // Without a conversation there is nothing to check.
+    assert!(store.commit_assignment(&commit("e4"), "X").await.is_err());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn a_claim_is_given_back_unless_the_conversation_is_the_agents() {
+    use shared::agents::AgentStore;
+    let (store, agents) = store_with_agents().await;
+    let slots = || async {
+        let mut slots = agents
+            .agent("X")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations;
+        slots.sort();
+        slots
+    };
+
+    // Unknown conversation, or not held: nothing to give back.
+    assert!(!store.release_unless_assigned("X", "c1").await.unwrap());
+    assert!(!store.release_unless_assigned("ghost", "c1").await.unwrap());
+    assert!(agents.try_assign("X", "c1", 1).await.unwrap());
+    assert!(store.release_unless_assigned("X", "c1").await.unwrap());
+    assert!(slots().await.is_empty());
+
+    // Waiting without an agent: given back (and the count with it: two slots fit again).
+    store.commit(&create("e1", "c1", "U1", 1)).await.unwrap();
+    assert!(agents.try_assign("X", "c1", 2).await.unwrap());
+    assert!(store.release_unless_assigned("X", "c1").await.unwrap());
+    assert!(slots().await.is_empty());
+
+    // Stored with the agent: kept.
+    assert!(agents.try_assign("X", "c1", 3).await.unwrap());
+    assert!(agents.try_assign("X", "c9", 3).await.unwrap());
+    let active = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
+    assert_eq!(
+        store
+            .commit_assignment(&update("e2", active.clone(), 2), "X")
+            .await
+            .unwrap(),
+        CommitOutcome::Committed
+    );
+    assert!(!store.release_unless_assigned("X", "c1").await.unwrap());
+    assert_eq!(slots().await, ["c1", "c9"]);
+
+    // Closed: given back.
+    let mut closed = active;
+    closed.state = ConversationState::Closed;
+    closed.version = 3;
+    store.commit(&update("e3", closed, 3)).await.unwrap();
+    assert!(store.release_unless_assigned("X", "c1").await.unwrap());
+    assert_eq!(slots().await, ["c9"]);
+    assert!(agents.try_assign("X", "c10", 4).await.unwrap());
+    assert!(!agents.try_assign("X", "c11", 5).await.unwrap());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn assignment_commits_and_releases_need_the_agents_table() {
+    let (store, _, _) = store().await;
+    let fresh = with_agent(conversation("c1", "U1", ConversationState::Waiting, 1), "X");
+    let write = EventCommit {
+        conversation: Some(ConversationWrite::Create(fresh)),
+        ..commit("e1")
+    };
+    assert!(store.commit_assignment(&write, "X").await.is_err());
+    assert!(store.release_unless_assigned("X", "c1").await.is_err());
+    assert!(!store.event_recorded(ACCOUNT, "e1").await.unwrap());
+}

@@ -81,7 +81,10 @@ async fn aws() -> Aws {
     }))
     .unwrap();
     workstreams.put_workstream(&ws).await.unwrap();
-    let conversations = Arc::new(DynamoConversationStore::new(&config, &conversations_table));
+    let conversations = Arc::new(
+        DynamoConversationStore::new(&config, &conversations_table)
+            .with_agents_table(&config_table),
+    );
     let agents = Arc::new(DynamoAgentStore::new(&config, &config_table));
     let media = Arc::new(S3ObjectStore::new(&config, media_bucket, true));
     let now = Arc::new(AtomicI64::new(T0));
@@ -387,7 +390,10 @@ async fn aws_workers(count: usize) -> AwsWorkers {
         workers.push(Arc::new(RouterService::new(RouterDeps {
             accounts,
             secrets,
-            conversations: Arc::new(DynamoConversationStore::new(&config, &conversations_table)),
+            conversations: Arc::new(
+                DynamoConversationStore::new(&config, &conversations_table)
+                    .with_agents_table(&config_table),
+            ),
             workstreams: Arc::new(DynamoWorkstreamStore::new(&config, &config_table)),
             agents: Arc::new(DynamoAgentStore::new(&config, &config_table)),
             config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(

@@ -7,8 +7,11 @@
 //! with a deterministic `event_id` (the deduplication record) and an optimistic
 //! [`ConversationWrite::Update`] at `version + 1`: a concurrent change makes the operation fail
 //! with [`AgentOpError::Conflict`] rather than overwrite it. Agent slots are claimed with
-//! [`shared::agents::AgentStore::try_assign`] before the commit and given back when the commit
-//! does not land, so no agent ever holds more conversations than its capacity.
+//! [`shared::agents::AgentStore::try_assign`] before the commit, which lands only while the slot
+//! holds the conversation ([`shared::ports::ConversationStore::commit_assignment`]), and given
+//! back when the commit does not land unless the stored conversation is the agent's
+//! ([`shared::ports::ConversationStore::release_unless_assigned`]), so no agent ever holds more
+//! conversations than its capacity.
 
 use crate::process::{self, agent_notification, Outbox};
 use crate::{RouteError, RouterService, COMMIT_ATTEMPTS};
@@ -194,12 +197,15 @@ impl RouterService {
         }
     }
 
-    /// Commits `updated` (whose `version` is the stored one + 1) under `event_id`.
+    /// Commits `updated` (whose `version` is the stored one + 1) under `event_id`. With
+    /// `assigned_to`, the agent whose slot was claimed for it: the commit only lands while that
+    /// slot holds the conversation (see [`shared::ports::ConversationStore::commit_assignment`]).
     async fn commit_conversation(
         &self,
         event_id: &str,
         updated: &Conversation,
         transcript: Option<TranscriptEntry>,
+        assigned_to: Option<&str>,
         now: i64,
     ) -> Result<CommitOutcome, AgentOpError> {
         let commit = EventCommit {
@@ -212,7 +218,11 @@ impl RouterService {
             retract_message_id: None,
             customer: None,
         };
-        Ok(self.deps.conversations.commit(&commit).await?)
+        let conversations = &self.deps.conversations;
+        Ok(match assigned_to {
+            Some(agent_id) => conversations.commit_assignment(&commit, agent_id).await?,
+            None => conversations.commit(&commit).await?,
+        })
     }
 
     /// Queues the automated messages of `outbox` (pushed; ids `{id_prefix}:{n}`). After a commit,
@@ -284,7 +294,8 @@ impl RouterService {
     }
 
     /// Gives back `agent_id`'s slot for the conversation unless the stored conversation is that
-    /// agent's (a commit that lost its answer, or a concurrent assignment of the same agent).
+    /// agent's (a commit that lost its answer, or a concurrent assignment of the same agent), in
+    /// one step atomic with respect to assignment commits.
     async fn undo_claim(&self, agent_id: &str, conversation_id: &str) {
         if let Err(e) = self.release_unless_kept(agent_id, conversation_id).await {
             tracing::error!(%conversation_id, %agent_id, error = %e, "agent slot not given back");
@@ -330,7 +341,7 @@ impl RouterService {
         updated.version = c.version + 1;
         let event_id = format!("pick:{}:{}:{}", c.id, c.version, agent.id);
         let outcome = match self
-            .commit_conversation(&event_id, &updated, None, now)
+            .commit_conversation(&event_id, &updated, None, Some(&agent.id), now)
             .await
         {
             Ok(outcome) => outcome,
@@ -391,15 +402,17 @@ impl RouterService {
                 updated.version = c.version + 1;
                 let event_id = format!("transfer:{}:{}:queue:{queue_id}", c.id, c.version);
                 if self
-                    .commit_conversation(&event_id, &updated, None, now)
+                    .commit_conversation(&event_id, &updated, None, None, now)
                     .await?
                     != CommitOutcome::Committed
                 {
                     return Err(conflict("the conversation changed meanwhile; try again"));
                 }
                 tracing::info!(conversation_id = %c.id, by = %by.id, %queue_id, "conversation transferred to a queue");
+                // Unless kept: until released, the slot still holds the conversation, and a
+                // concurrent distribution may give it back to the same agent on that slot.
                 if let Some(previous) = &c.agent_id {
-                    self.release_logged(previous, &c.id).await;
+                    self.undo_claim(previous, &c.id).await;
                 }
                 let ws = self
                     .deps
@@ -438,7 +451,7 @@ impl RouterService {
                 updated.version = c.version + 1;
                 let event_id = format!("transfer:{}:{}:agent:{}", c.id, c.version, target.id);
                 let outcome = match self
-                    .commit_conversation(&event_id, &updated, None, now)
+                    .commit_conversation(&event_id, &updated, None, Some(&target.id), now)
                     .await
                 {
                     Ok(outcome) => outcome,
@@ -452,8 +465,9 @@ impl RouterService {
                     return Err(conflict("the conversation changed meanwhile; try again"));
                 }
                 tracing::info!(conversation_id = %c.id, by = %by.id, to = %target.id, "conversation transferred to an agent");
+                // Unless kept (a concurrent transfer back to it, on the slot not yet released).
                 if let Some(previous) = c.agent_id.as_deref().filter(|p| *p != target.id) {
-                    self.release_logged(previous, &c.id).await;
+                    self.undo_claim(previous, &c.id).await;
                 }
                 self.announce_assignment(
                     &updated,
@@ -516,7 +530,7 @@ impl RouterService {
         updated.version = c.version + 1;
         let event_id = format!("close:{}:{}", c.id, c.version);
         if self
-            .commit_conversation(&event_id, &updated, None, now)
+            .commit_conversation(&event_id, &updated, None, None, now)
             .await?
             != CommitOutcome::Committed
         {
@@ -630,7 +644,7 @@ impl RouterService {
             updated.last_activity_at = updated.last_activity_at.max(now);
             updated.version = c.version + 1;
             match self
-                .commit_conversation(&message_id, &updated, Some(entry.clone()), now)
+                .commit_conversation(&message_id, &updated, Some(entry.clone()), None, now)
                 .await?
             {
                 CommitOutcome::Committed | CommitOutcome::Duplicate => {

@@ -12,6 +12,12 @@
 //! derived from the event id (the outbound queue and function deduplicate on them), agent
 //! assignment is idempotent per conversation, and media are stored under the message id.
 //!
+//! Agent slots: a conversation is committed with an agent only while the agent's slot holds it
+//! (`ConversationStore::commit_assignment`), and a claim whose commit did not land is undone
+//! only if the stored conversation is not the agent's (`ConversationStore::release_unless_assigned`),
+//! each atomic with respect to the other: a slot shared by two assignments in flight is never
+//! given back under the one that commits.
+//!
 //! [`agent_ops`] holds what agents do (pick, transfer, close with the survey, reply, account
 //! links) as methods of the same [`RouterService`], shared by the agent function and the local
 //! stack; [`wiring`] builds the service on the AWS adapters.
@@ -198,7 +204,16 @@ impl RouterService {
         for _ in 0..COMMIT_ATTEMPTS {
             let plan =
                 process::plan(self, &account, workstream.as_ref(), &inbound, receive_count).await?;
-            match conversations.commit(&plan.commit).await? {
+            // A conversation given to an agent is stored only while the agent's slot holds it.
+            let outcome = match &plan.new_assignment {
+                Some((agent_id, _)) => {
+                    conversations
+                        .commit_assignment(&plan.commit, agent_id)
+                        .await?
+                }
+                None => conversations.commit(&plan.commit).await?,
+            };
+            match outcome {
                 CommitOutcome::Committed => {
                     if let Some((agent_id, conversation_id)) = &plan.release_after_commit {
                         self.deps.agents.release(agent_id, conversation_id).await?;
@@ -230,7 +245,8 @@ impl RouterService {
                 outcome => {
                     // An assignment made for a conversation that did not get stored with it is
                     // undone, unless the stored conversation has that agent (another worker
-                    // assigned the same one: the assignment is shared, not ours to undo).
+                    // assigned the same one: the assignment is shared, not ours to undo). The
+                    // retry re-reads the conversation and distributes it again.
                     if let Some((agent_id, conversation_id)) = &plan.new_assignment {
                         self.release_unless_kept(agent_id, conversation_id).await?;
                     }
@@ -365,12 +381,18 @@ impl RouterService {
             retract_message_id: None,
             customer: None,
         };
-        match self.deps.conversations.commit(&commit).await? {
+        match self
+            .deps
+            .conversations
+            .commit_assignment(&commit, &agent_id)
+            .await?
+        {
             CommitOutcome::Committed => {
                 tracing::info!(%conversation_id, %agent_id, "waiting conversation assigned");
                 Ok(Some(updated))
             }
-            // The conversation moved on meanwhile (a message, a close): undo the assignment.
+            // The conversation moved on meanwhile (a message, a close), or the slot was given
+            // back by another worker's undo: undo the assignment; the next tick tries again.
             CommitOutcome::Conflict | CommitOutcome::Duplicate => {
                 self.release_unless_kept(&agent_id, &conversation_id)
                     .await?;
@@ -432,24 +454,22 @@ impl RouterService {
         Ok(closed)
     }
 
-    /// Releases `agent_id`'s hold on the conversation unless the stored conversation is active
-    /// with that agent.
+    /// Releases `agent_id`'s hold on the conversation unless the stored conversation is open with
+    /// that agent: in one step atomic with respect to [`ConversationStore::commit_assignment`]
+    /// (see [`ConversationStore::release_unless_assigned`]). A slot can be shared by two
+    /// assignments in flight (the second finds it already held): reading the conversation and then
+    /// releasing would give back a slot that the other one commits meanwhile.
     async fn release_unless_kept(
         &self,
         agent_id: &str,
         conversation_id: &str,
     ) -> Result<(), RouteError> {
-        let stored = self
+        let released = self
             .deps
             .conversations
-            .conversation(conversation_id)
+            .release_unless_assigned(agent_id, conversation_id)
             .await?;
-        let kept = stored.is_some_and(|c| {
-            c.state != ConversationState::Closed && c.agent_id.as_deref() == Some(agent_id)
-        });
-        if !kept {
-            self.deps.agents.release(agent_id, conversation_id).await?;
-        }
+        tracing::debug!(%conversation_id, %agent_id, released, "claimed slot undone unless kept");
         Ok(())
     }
 

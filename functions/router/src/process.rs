@@ -799,7 +799,11 @@ pub(crate) async fn distribute(
     }
     let agents = svc.deps.agents.agents_in_queue(&queue).await?;
     // An earlier attempt that failed after assigning left the conversation with an agent: that
-    // agent keeps it (the assignment is idempotent), so no slot is held twice.
+    // agent keeps it (the assignment is idempotent), so no slot is held twice. The slot may also
+    // be another worker's claim still in flight, which that worker may give back if its commit
+    // loses: the caller commits with `commit_assignment`, which lands only while the slot holds
+    // the conversation (a slot given back first makes it a conflict, and the retry distributes
+    // again), and the loser's `release_unless_assigned` keeps a slot the conversation has.
     let holding: Vec<&Agent> = agents
         .iter()
         .filter(|a| a.active_conversations.contains(&c.id))

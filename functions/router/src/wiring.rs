@@ -48,7 +48,9 @@ pub fn aws_router_service(
     Ok(RouterService::new(RouterDeps {
         accounts,
         secrets,
-        conversations: Arc::new(DynamoConversationStore::new(sdk, conversations_table)),
+        conversations: Arc::new(
+            DynamoConversationStore::new(sdk, conversations_table).with_agents_table(&config_table),
+        ),
         workstreams: Arc::new(DynamoWorkstreamStore::new(sdk, &config_table)),
         agents: Arc::new(DynamoAgentStore::new(sdk, &config_table)),
         config: Arc::new(DynamoConfigStore::new(sdk, &config_table)),

@@ -28,6 +28,17 @@
 //! first, then id) and cut to the limit. Its cost grows with the whole table, not with the
 //! result: fine for the console's volumes for now; a GSI (queue / agent, `lastActivityAt`) is
 //! the later fix.
+//!
+//! Agent slots live on the agent's profile item in the agents' table (`AGENT#{agentId}` /
+//! `PROFILE`, string set `activeConversations`, counter `activeCount`: see `dynamo_agents`),
+//! named with [`DynamoConversationStore::with_agents_table`]. [`ConversationStore::commit_assignment`]
+//! adds a `ConditionCheck` (`contains(activeConversations, :conversationId)`) on that item to the
+//! commit transaction. [`ConversationStore::release_unless_assigned`] reads the conversation and,
+//! when it is not open with the agent, gives the slot back in one `TransactWriteItems`: the
+//! agent's reverse update (conditional on the slot) and a `ConditionCheck` that the conversation
+//! is still at the version read (or still absent); a conversation that changed meanwhile is read
+//! again. Each is atomic with respect to the other: a commit never stores a conversation with an
+//! agent whose slot is gone.
 
 use crate::adapters::aws::{
     aws_error, backoff, build_error, get_item_consistent, key, n, s, Item, ATTEMPTS,
@@ -41,7 +52,8 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, Update,
+    WriteRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -63,6 +75,13 @@ const BATCH_WRITE: usize = 25;
 pub struct DynamoConversationStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// The agents' table (`dynamo_agents`): needed by the assignment commit and release only.
+    agents_table: Option<String>,
+}
+
+/// The agent profile item holding an agent's slots (the layout of `dynamo_agents`).
+fn agent_profile_key(agent_id: &str) -> Item {
+    key(format!("AGENT#{agent_id}"), "PROFILE")
 }
 
 fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, PortError> {
@@ -257,6 +276,62 @@ impl DynamoConversationStore {
         Self {
             client: aws_sdk_dynamodb::Client::new(config),
             table: table.into(),
+            agents_table: None,
+        }
+    }
+
+    /// The table of the agent store (`DynamoAgentStore`), whose slots
+    /// [`ConversationStore::commit_assignment`] checks and
+    /// [`ConversationStore::release_unless_assigned`] gives back; without it those two fail.
+    pub fn with_agents_table(mut self, table: impl Into<String>) -> Self {
+        self.agents_table = Some(table.into());
+        self
+    }
+
+    fn agents_table(&self) -> Result<&str, PortError> {
+        self.agents_table.as_deref().ok_or_else(|| {
+            PortError::Unavailable(
+                "DynamoConversationStore: no agents table configured (with_agents_table)".into(),
+            )
+        })
+    }
+
+    /// Sends a commit transaction and maps its cancellation to an outcome.
+    async fn send_commit(
+        &self,
+        commit: &EventCommit,
+        items: Vec<TransactWriteItem>,
+        now: i64,
+    ) -> Result<CommitOutcome, PortError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(CommitOutcome::Committed),
+            Err(e) => e,
+        };
+        let reasons = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                cancelled.cancellation_reasons()
+            }
+            _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+        };
+        match classify(reasons) {
+            Cancelled::Outcome(outcome) => Ok(outcome),
+            Cancelled::Error(message) => Err(PortError::Unavailable(message)),
+            Cancelled::Unknown => {
+                if self
+                    .event_recorded_at(&commit.account_id, &commit.event_id, now)
+                    .await?
+                {
+                    Ok(CommitOutcome::Duplicate)
+                } else {
+                    Ok(CommitOutcome::Conflict)
+                }
+            }
         }
     }
 
@@ -678,36 +753,128 @@ impl ConversationStore for DynamoConversationStore {
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
         let now = now_secs();
         let tx = self.build(commit, now).await?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(tx.items))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(CommitOutcome::Committed),
-            Err(e) => e,
+        self.send_commit(commit, tx.items, now).await
+    }
+
+    async fn commit_assignment(
+        &self,
+        commit: &EventCommit,
+        agent_id: &str,
+    ) -> Result<CommitOutcome, PortError> {
+        let agents_table = self.agents_table()?;
+        let Some(write) = &commit.conversation else {
+            return Err(PortError::Unavailable(
+                "an assignment commit without a conversation".into(),
+            ));
         };
-        let reasons = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                cancelled.cancellation_reasons()
+        let now = now_secs();
+        let mut tx = self.build(commit, now).await?;
+        // Last, after the deduplication record (reason 0): a failure here is a conflict.
+        let slot = ConditionCheck::builder()
+            .table_name(agents_table)
+            .set_key(Some(agent_profile_key(agent_id)))
+            .condition_expression("contains(#active, :conversationId)")
+            .expression_attribute_names("#active", "activeConversations")
+            .expression_attribute_values(":conversationId", s(&write.conversation().id))
+            .build()
+            .map_err(build_error)?;
+        tx.items
+            .push(TransactWriteItem::builder().condition_check(slot).build());
+        self.send_commit(commit, tx.items, now).await
+    }
+
+    async fn release_unless_assigned(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<bool, PortError> {
+        let agents_table = self.agents_table()?;
+        let release = Update::builder()
+            .table_name(agents_table)
+            .set_key(Some(agent_profile_key(agent_id)))
+            .update_expression("DELETE #active :conversation ADD #activeCount :minusOne")
+            .condition_expression("contains(#active, :conversationId)")
+            .expression_attribute_names("#active", "activeConversations")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_values(
+                ":conversation",
+                AttributeValue::Ss(vec![conversation_id.to_owned()]),
+            )
+            .expression_attribute_values(":conversationId", s(conversation_id))
+            .expression_attribute_values(":minusOne", n(-1))
+            .build()
+            .map_err(build_error)?;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
             }
-            _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
-        };
-        match classify(reasons) {
-            Cancelled::Outcome(outcome) => Ok(outcome),
-            Cancelled::Error(message) => Err(PortError::Unavailable(message)),
-            Cancelled::Unknown => {
-                if self
-                    .event_recorded_at(&commit.account_id, &commit.event_id, now)
-                    .await?
-                {
-                    Ok(CommitOutcome::Duplicate)
-                } else {
-                    Ok(CommitOutcome::Conflict)
+            let meta = self.get(conversation_pk(conversation_id), META).await?;
+            // The conversation as read, which the release is conditional on.
+            let unchanged = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("pk", s(conversation_pk(conversation_id)))
+                .key("sk", s(META));
+            let unchanged = match &meta {
+                None => unchanged.condition_expression("attribute_not_exists(pk)"),
+                Some(item) => {
+                    let c: Conversation = parse_doc(item, "conversation")?;
+                    if c.state != ConversationState::Closed
+                        && c.agent_id.as_deref() == Some(agent_id)
+                    {
+                        return Ok(false);
+                    }
+                    let version = item.get("version").cloned().unwrap_or_else(|| n(c.version));
+                    unchanged
+                        .condition_expression("version = :version")
+                        .expression_attribute_values(":version", version)
+                }
+            };
+            let unchanged = unchanged.build().map_err(build_error)?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(release.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(unchanged)
+                        .build(),
+                )
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.cancellation_reasons()
+                }
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => continue,
+                _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+            };
+            // Reason 0: the slot is not there (released before, or never held): nothing to do.
+            if reasons
+                .first()
+                .is_some_and(|r| code(r) == "ConditionalCheckFailed")
+            {
+                return Ok(false);
+            }
+            for reason in reasons {
+                match code(reason) {
+                    // The conversation changed since it was read, or a concurrent write: again.
+                    "None" | "ConditionalCheckFailed" | "TransactionConflict" => {}
+                    other => {
+                        return Err(PortError::Unavailable(format!(
+                            "DynamoDB TransactWriteItems cancelled: {other} {}",
+                            reason.message().unwrap_or_default()
+                        )))
+                    }
                 }
             }
         }
+        Err(PortError::Unavailable(format!(
+            "conversation {conversation_id} kept changing while agent {agent_id}'s slot was given back"
+        )))
     }
 
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError> {

@@ -355,6 +355,23 @@ impl SqliteEventQueue {
             .await
     }
 
+    /// Makes every message received and not yet deleted visible at once: for a process starting
+    /// on this database, the messages its predecessor was working on when it stopped (their
+    /// receive counts stay). Only for the one process that consumes the queue.
+    pub async fn recover_in_flight(&self) -> Result<usize, PortError> {
+        let queue = self.queue.clone();
+        let now = crate::domain::now_millis();
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "UPDATE queue_messages SET visible_at = ?2, receipt = NULL
+                     WHERE queue = ?1 AND receipt IS NOT NULL AND visible_at > ?2",
+                    params![queue, now],
+                )
+            })
+            .await
+    }
+
     /// Deletes received messages in one transaction; returns how many receipts were current.
     pub async fn delete_many(&self, receipts: &[String]) -> Result<usize, PortError> {
         if receipts.is_empty() {
@@ -778,6 +795,27 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), sent)
             .await
             .expect("the send woke the waiter");
+    }
+
+    #[tokio::test]
+    async fn in_flight_messages_are_recovered_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteEventQueue::new(EmbeddedDb::open(dir.path()).unwrap(), "inbound", 5);
+        q.send(&[msg("g1", "a"), msg("g2", "b")]).await.unwrap();
+        let got = q.receive(1, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(q.recover_in_flight().await.unwrap(), 1);
+        let again = q.receive(10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(again.len(), 2);
+        let a = again
+            .iter()
+            .find(|m| m.dedup_id == got[0].dedup_id)
+            .unwrap();
+        assert_eq!(a.receive_count, 2, "the receive count stays");
+        assert!(
+            !q.delete(&got[0].receipt).await.unwrap(),
+            "the old receipt is stale"
+        );
     }
 
     #[tokio::test]

@@ -11,6 +11,13 @@
 //! conversation live in its JSON `doc`; expression indexes on `json_extract(doc, '$.queueId')`
 //! and `json_extract(doc, '$.agentId')` (with `last_activity_at`) serve the query, so no column
 //! (and no migration) is needed. Created when the store opens, old databases included.
+//!
+//! Agent slots: [`ConversationStore::commit_assignment`] and
+//! [`ConversationStore::release_unless_assigned`] read and write the agent store's
+//! `agent_conversations` table (see `sqlite_agents`), which lives in the same database: the slot
+//! check runs inside the commit transaction, after its first write has taken the database's write
+//! lock, and the conditional release is one `DELETE … WHERE NOT EXISTS (conversation open with
+//! the agent)`, so each sees the other whole.
 
 use crate::adapters::embedded::{db_error, EmbeddedDb};
 use crate::conversation::{
@@ -329,9 +336,11 @@ fn retract(tx: &Transaction<'_>, account_id: &str, message_id: &str) -> rusqlite
     Ok(())
 }
 
+/// Applies `commit`; with `slot_agent`, only if that agent's slot holds the conversation.
 fn apply_commit(
     conn: &mut rusqlite::Connection,
     commit: &EventCommit,
+    slot_agent: Option<&str>,
     now_secs: i64,
 ) -> rusqlite::Result<CommitOutcome> {
     let tx = conn.transaction()?;
@@ -353,6 +362,20 @@ fn apply_commit(
         if !write_conversation(&tx, write, commit.retain_until)? {
             tx.rollback()?;
             return Ok(CommitOutcome::Conflict);
+        }
+        // The transaction holds the write lock since its first statement: a release cannot
+        // slip in between this check and the commit.
+        if let Some(agent_id) = slot_agent {
+            let held: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM agent_conversations
+                                WHERE agent_id = ?1 AND conversation_id = ?2)",
+                params![agent_id, write.conversation().id],
+                |r| r.get(0),
+            )?;
+            if !held {
+                tx.rollback()?;
+                return Ok(CommitOutcome::Conflict);
+            }
         }
     }
     if let Some(entry) = &commit.transcript {
@@ -632,7 +655,46 @@ impl ConversationStore for SqliteConversationStore {
         let commit = commit.clone();
         let now = now_secs();
         self.db
-            .run(move |conn| apply_commit(conn, &commit, now))
+            .run(move |conn| apply_commit(conn, &commit, None, now))
+            .await
+    }
+
+    async fn commit_assignment(
+        &self,
+        commit: &EventCommit,
+        agent_id: &str,
+    ) -> Result<CommitOutcome, PortError> {
+        if commit.conversation.is_none() {
+            return Err(PortError::Unavailable(
+                "an assignment commit without a conversation".into(),
+            ));
+        }
+        let (commit, agent_id) = (commit.clone(), agent_id.to_owned());
+        let now = now_secs();
+        self.db
+            .run(move |conn| apply_commit(conn, &commit, Some(&agent_id), now))
+            .await
+    }
+
+    async fn release_unless_assigned(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<bool, PortError> {
+        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let released = conn.execute(
+                    "DELETE FROM agent_conversations
+                     WHERE agent_id = ?1 AND conversation_id = ?2
+                       AND NOT EXISTS (
+                         SELECT 1 FROM conversations
+                         WHERE id = ?2 AND state <> 'closed'
+                           AND json_extract(doc, '$.agentId') = ?1)",
+                    params![agent_id, conversation_id],
+                )?;
+                Ok(released > 0)
+            })
             .await
     }
 
@@ -950,6 +1012,137 @@ mod tests {
             s.commit(&update("e5", zero, None)).await.unwrap(),
             CommitOutcome::Conflict
         );
+    }
+
+    /// The agent store on the same database, with agent "X" available (capacity 2).
+    async fn agents(dir: &tempfile::TempDir) -> crate::adapters::sqlite_agents::SqliteAgentStore {
+        use crate::agents::{Agent, AgentStatus, AgentStore};
+        let agents = crate::adapters::sqlite_agents::SqliteAgentStore::new(
+            EmbeddedDb::open(dir.path()).unwrap(),
+        )
+        .unwrap();
+        agents
+            .put_agent(&Agent {
+                id: "X".into(),
+                name: "X".into(),
+                queues: vec!["q".into()],
+                skills: vec![],
+                capacity: 2,
+                status: AgentStatus::Available,
+                active_conversations: vec![],
+                last_assigned_at: None,
+            })
+            .await
+            .unwrap();
+        agents
+    }
+
+    fn with_agent(mut c: Conversation, agent: &str) -> Conversation {
+        c.state = ConversationState::Active;
+        c.agent_id = Some(agent.into());
+        c
+    }
+
+    #[tokio::test]
+    async fn an_assignment_commit_needs_the_agents_slot() {
+        use crate::agents::AgentStore;
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let agents = agents(&dir).await;
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e1", c1.clone(), None)).await.unwrap();
+
+        // No slot: a conflict, nothing written (the event is not recorded either).
+        let assigned = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
+        let e2 = update("e2", assigned.clone(), Some(entry("c1", "e2", 2, None)));
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
+        assert!(!s.event_recorded(ACCOUNT, "e2").await.unwrap());
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+        // Another conversation's slot does not count.
+        assert!(agents.try_assign("X", "c-other", 1).await.unwrap());
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Conflict
+        );
+
+        // With the slot it commits; the same event again is a duplicate, as with `commit`.
+        assert!(agents.try_assign("X", "c1", 2).await.unwrap());
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(assigned.clone()));
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Duplicate
+        );
+        // A new conversation created with the agent: the same check.
+        let fresh = with_agent(conversation("c2", "U2", ConversationState::Waiting, 1), "X");
+        assert_eq!(
+            s.commit_assignment(&create("e3", fresh.clone(), None), "X")
+                .await
+                .unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert_eq!(s.conversation("c2").await.unwrap(), None);
+        assert!(s.open_conversation(ACCOUNT, "U2").await.unwrap().is_none());
+        // Without a conversation there is nothing to check.
+        assert!(s.commit_assignment(&commit("e4"), "X").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_given_back_unless_the_conversation_is_the_agents() {
+        use crate::agents::AgentStore;
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let agents = agents(&dir).await;
+        let slots = || async {
+            agents
+                .agent("X")
+                .await
+                .unwrap()
+                .unwrap()
+                .active_conversations
+        };
+
+        // Unknown conversation, or not held: nothing to give back.
+        assert!(!s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(agents.try_assign("X", "c1", 1).await.unwrap());
+        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(slots().await.is_empty());
+
+        // Waiting without an agent: given back.
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e1", c1, None)).await.unwrap();
+        assert!(agents.try_assign("X", "c1", 2).await.unwrap());
+        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(slots().await.is_empty());
+
+        // Stored with the agent: kept.
+        assert!(agents.try_assign("X", "c1", 3).await.unwrap());
+        let active = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
+        assert_eq!(
+            s.commit_assignment(&update("e2", active.clone(), None), "X")
+                .await
+                .unwrap(),
+            CommitOutcome::Committed
+        );
+        assert!(!s.release_unless_assigned("X", "c1").await.unwrap());
+        assert_eq!(slots().await, ["c1"]);
+        // Another agent holds no slot for it: nothing to give back.
+        assert!(!s.release_unless_assigned("Y", "c1").await.unwrap());
+
+        // Closed: given back.
+        let mut closed = active;
+        closed.state = ConversationState::Closed;
+        closed.version = 3;
+        s.commit(&update("e3", closed, None)).await.unwrap();
+        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(slots().await.is_empty());
     }
 
     #[tokio::test]

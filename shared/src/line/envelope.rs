@@ -30,6 +30,13 @@ impl<'a> WebhookEnvelope<'a> {
         // One UTF-8 check of the whole body (vectorised) instead of one per borrowed value.
         let text = std::str::from_utf8(body)
             .map_err(|e| EnvelopeError(format!("body is not UTF-8: {e}")))?;
+        // An object only: serde would also read a JSON array positionally (`["U…", [...]]`).
+        if !text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{')
+        {
+            return Err(EnvelopeError("body is not a JSON object".to_owned()));
+        }
         serde_json::from_str(text).map_err(|e| EnvelopeError(e.to_string()))
     }
 }
@@ -417,6 +424,21 @@ mod tests {
         ] {
             assert_eq!(ids(raw), serde_ids(raw), "{raw}");
         }
+    }
+
+    /// Found by the `webhook_body` fuzz target: a body that is a JSON array,
+    /// `["destination", [events]]`, was read positionally by serde as an envelope.
+    #[test]
+    fn an_array_body_is_not_a_webhook() {
+        for body in [
+            &br#"["pararams",[]]"#[..],
+            b"\t\t[\t\"U\"\t,[\t\t]\t]\t",
+            br#"["U",[{"type":"message","webhookEventId":"01A"}]]"#,
+        ] {
+            assert!(WebhookEnvelope::parse(body).is_err(), "{body:?}");
+        }
+        let env = WebhookEnvelope::parse(b" \r\n\t{\"destination\":\"U\",\"events\":[]}").unwrap();
+        assert_eq!(env.destination, "U");
     }
 
     /// Found by the `webhook_body` fuzz target: an event that is a JSON array was read

@@ -1,0 +1,487 @@
+//! A slot shared by two assignments in flight: worker W1 claims agent X's slot for conversation C
+//! and its commit loses (C changed meanwhile); worker W2 reads C, finds X already holding it
+//! ("already held": W1's claim) and commits C with X. W1 then gives back its claim unless C is
+//! X's. Reading C and then releasing is not enough: the release can land after W2's commit (C
+//! Active with X, X's slot gone, X then takes a second customer over its capacity), and a
+//! release that checks C atomically can still land before W2's commit, which must then fail.
+//!
+//! The commit lands only while the slot holds C (`ConversationStore::commit_assignment`), and the
+//! undo is atomic with respect to it (`ConversationStore::release_unless_assigned`). Both orders
+//! are driven here by wrappers that pause the stores at the right moments (timing only).
+
+use router::{RouterDeps, RouterService};
+use serde_json::json;
+use shared::adapters::config_docs::SqliteConfigStore;
+use shared::adapters::embedded::{
+    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
+};
+use shared::adapters::sqlite_agents::SqliteAgentStore;
+use shared::adapters::sqlite_conversations::SqliteConversationStore;
+use shared::adapters::workstreams::SqliteWorkstreamStore;
+use shared::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
+use shared::bot::HttpBotHook;
+use shared::conversation::{
+    CommitOutcome, Conversation, ConversationFilter, ConversationState, Customer, EventCommit,
+    TranscriptEntry,
+};
+use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::media::FsObjectStore;
+use shared::ports::{ConversationStore, PortError, PurgeCounts, WorkstreamStore};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ACCOUNT: &str = "acc1";
+const T0: i64 = 1_795_575_600_000;
+
+/// Holds the next `armed` callers until the test lets each go.
+struct Gate {
+    armed: AtomicUsize,
+    reached: Semaphore,
+    go: Semaphore,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            armed: AtomicUsize::new(0),
+            reached: Semaphore::new(0),
+            go: Semaphore::new(0),
+        }
+    }
+}
+
+impl Gate {
+    fn arm(&self) {
+        self.armed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn pass(&self) {
+        let held = self
+            .armed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if held {
+            self.reached.add_permits(1);
+            self.go.acquire().await.unwrap().forget();
+        }
+    }
+
+    /// Waits until a caller is held.
+    async fn reached(&self) {
+        tokio::time::timeout(Duration::from_secs(10), self.reached.acquire())
+            .await
+            .expect("the gate was never reached")
+            .unwrap()
+            .forget();
+    }
+
+    fn open(&self) {
+        self.go.add_permits(1);
+    }
+}
+
+/// Holds `agents_in_queue` (timing only).
+struct GatedAgents {
+    inner: SqliteAgentStore,
+    queue: Gate,
+}
+
+#[async_trait::async_trait]
+impl AgentStore for GatedAgents {
+    async fn put_agent(&self, a: &Agent) -> Result<(), PortError> {
+        self.inner.put_agent(a).await
+    }
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
+        self.inner.agent(id).await
+    }
+    async fn list_agents(&self) -> Result<Vec<Agent>, PortError> {
+        self.inner.list_agents().await
+    }
+    async fn delete_agent(&self, id: &str) -> Result<bool, PortError> {
+        self.inner.delete_agent(id).await
+    }
+    async fn agents_in_queue(&self, q: &str) -> Result<Vec<Agent>, PortError> {
+        self.queue.pass().await;
+        self.inner.agents_in_queue(q).await
+    }
+    async fn try_assign(&self, a: &str, c: &str, at: i64) -> Result<bool, PortError> {
+        self.inner.try_assign(a, c, at).await
+    }
+    async fn release(&self, a: &str, c: &str) -> Result<(), PortError> {
+        self.inner.release(a, c).await
+    }
+    async fn notify(&self, n: &AgentNotification) -> Result<(), PortError> {
+        self.inner.notify(n).await
+    }
+    async fn notifications(&self, a: &str) -> Result<Vec<AgentNotification>, PortError> {
+        self.inner.notifications(a).await
+    }
+    async fn notifications_after(
+        &self,
+        a: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<AgentNotification>, PortError> {
+        self.inner.notifications_after(a, after, limit).await
+    }
+}
+
+/// Holds `commit_assignment` and `release_unless_assigned` (timing only).
+struct GatedConversations {
+    inner: SqliteConversationStore,
+    assignment_commit: Gate,
+    release: Gate,
+}
+
+#[async_trait::async_trait]
+impl ConversationStore for GatedConversations {
+    async fn event_recorded(&self, account_id: &str, event_id: &str) -> Result<bool, PortError> {
+        self.inner.event_recorded(account_id, event_id).await
+    }
+    async fn open_conversation(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Option<Conversation>, PortError> {
+        self.inner.open_conversation(account_id, source_id).await
+    }
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, PortError> {
+        self.inner.conversation(id).await
+    }
+    async fn open_conversations(&self) -> Result<Vec<Conversation>, PortError> {
+        self.inner.open_conversations().await
+    }
+    async fn customer(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Customer>, PortError> {
+        self.inner.customer(account_id, user_id).await
+    }
+    async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
+        self.inner.commit(commit).await
+    }
+    async fn commit_assignment(
+        &self,
+        commit: &EventCommit,
+        agent_id: &str,
+    ) -> Result<CommitOutcome, PortError> {
+        self.assignment_commit.pass().await;
+        self.inner.commit_assignment(commit, agent_id).await
+    }
+    async fn release_unless_assigned(&self, a: &str, c: &str) -> Result<bool, PortError> {
+        self.release.pass().await;
+        self.inner.release_unless_assigned(a, c).await
+    }
+    async fn transcript(&self, id: &str) -> Result<Vec<TranscriptEntry>, PortError> {
+        self.inner.transcript(id).await
+    }
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<Conversation>, PortError> {
+        self.inner.list_conversations(filter).await
+    }
+    async fn conversations_of_source(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Vec<Conversation>, PortError> {
+        self.inner
+            .conversations_of_source(account_id, source_id)
+            .await
+    }
+    async fn delete_conversation(&self, id: &str) -> Result<bool, PortError> {
+        self.inner.delete_conversation(id).await
+    }
+    async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
+        self.inner.delete_customer(account_id, user_id).await
+    }
+    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError> {
+        self.inner.purge_account(account_id).await
+    }
+    async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError> {
+        self.inner.sweep_expired(now_secs).await
+    }
+}
+
+/// A worker with its own connection to the data directory; its stores hold as their gates say.
+fn worker(dir: &Path, line: &MockServer) -> Worker {
+    let db = EmbeddedDb::open(dir).unwrap();
+    let accounts = Arc::new(SqliteAccountStore::new(db.clone()));
+    let secrets = Arc::new(SqliteSecretStore::new(db.clone()));
+    let api = Arc::new(
+        HttpLineApi::new(&LineApiConfig {
+            api_base: line.uri(),
+            data_api_base: line.uri(),
+            ..LineApiConfig::default()
+        })
+        .unwrap(),
+    );
+    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+        accounts.clone(),
+        secrets.clone(),
+        api.clone(),
+    ));
+    let conversations = Arc::new(GatedConversations {
+        inner: SqliteConversationStore::new(db.clone()).unwrap(),
+        assignment_commit: Gate::default(),
+        release: Gate::default(),
+    });
+    let agents = Arc::new(GatedAgents {
+        inner: SqliteAgentStore::new(db.clone()).unwrap(),
+        queue: Gate::default(),
+    });
+    let service = RouterService::new(RouterDeps {
+        accounts,
+        secrets,
+        conversations: conversations.clone(),
+        workstreams: Arc::new(SqliteWorkstreamStore::new(db.clone()).unwrap()),
+        agents: agents.clone(),
+        config: Arc::new(SqliteConfigStore::new(db.clone()).unwrap()),
+        outbound: Arc::new(SqliteEventQueue::new(db.clone(), "outbound", 5)),
+        media: Arc::new(FsObjectStore::new(dir.join("media"))),
+        line: api,
+        bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+        tokens,
+        clock: Arc::new(|| T0),
+    });
+    Worker {
+        service: Arc::new(service),
+        agents,
+        conversations,
+    }
+}
+
+struct Worker {
+    service: Arc<RouterService>,
+    agents: Arc<GatedAgents>,
+    conversations: Arc<GatedConversations>,
+}
+
+fn body(user: &str, id: &str) -> String {
+    let event = json!({
+        "type": "message", "mode": "active", "timestamp": T0, "webhookEventId": id,
+        "deliveryContext": {"isRedelivery": false}, "replyToken": format!("rt-{id}"),
+        "source": {"type": "user", "userId": user},
+        "message": {"type": "text", "id": format!("m-{id}"), "quoteToken": "q", "text": "help"}
+    });
+    json!({"accountId": ACCOUNT, "destination": "Ubot", "receivedAt": T0, "event": event})
+        .to_string()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    _line: MockServer,
+    agents: SqliteAgentStore,
+    conversations: SqliteConversationStore,
+    w1: Worker,
+    w2: Worker,
+    x: Agent,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = EmbeddedDb::open(dir.path()).unwrap();
+    shared::testkit::seed_account(
+        &SqliteAccountStore::new(db.clone()),
+        &SqliteSecretStore::new(db.clone()),
+        ACCOUNT,
+        "8c570fa6dd201bb328f1c1eac23a96d8",
+    )
+    .await
+    .unwrap();
+    let ws = serde_json::from_value(json!({"id": "ws1", "accountId": ACCOUNT, "name": "S", "language": "en",
+        "distribution": "push", "defaultQueue": "q", "timezone": "UTC", "autoCloseMinutes": null, "version": 1}))
+    .unwrap();
+    SqliteWorkstreamStore::new(db.clone())
+        .unwrap()
+        .put_workstream(&ws)
+        .await
+        .unwrap();
+    let agents = SqliteAgentStore::new(db.clone()).unwrap();
+    let x = Agent {
+        id: "X".into(),
+        name: "X".into(),
+        queues: vec!["q".into()],
+        skills: vec![],
+        capacity: 1,
+        status: AgentStatus::Away,
+        active_conversations: vec![],
+        last_assigned_at: None,
+    };
+    agents.put_agent(&x).await.unwrap();
+    let conversations = SqliteConversationStore::new(db.clone()).unwrap();
+    let line = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v2/bot/profile/U[a-z0-9]+$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"userId": "U", "displayName": "C"})),
+        )
+        .mount(&line)
+        .await;
+    let w1 = worker(dir.path(), &line);
+    let w2 = worker(dir.path(), &line);
+    Setup {
+        _dir: dir,
+        _line: line,
+        agents,
+        conversations,
+        w1,
+        w2,
+        x,
+    }
+}
+
+/// C opens while X is away (Waiting, version 1); W1's tick reads it and holds before reading the
+/// agents; the customer writes again (version 2) and X comes online; W1 claims X's slot for C,
+/// its commit (version 1) conflicts and it holds before giving the slot back. Returns W1's tick
+/// and C.
+async fn race_to_w1_undo(
+    s: &Setup,
+) -> (
+    tokio::task::JoinHandle<Result<router::ScheduleOutcome, router::RouteError>>,
+    Conversation,
+) {
+    s.w1.agents.queue.arm();
+    s.w1.conversations.release.arm();
+    s.w2.service
+        .process_message(&body("Ucarol", "C1"), 1)
+        .await
+        .unwrap();
+    let c = s
+        .conversations
+        .open_conversation(ACCOUNT, "Ucarol")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((c.state, c.version), (ConversationState::Waiting, 1));
+    let tick = tokio::spawn({
+        let w1 = s.w1.service.clone();
+        async move { w1.run_schedule().await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.w2.service
+        .process_message(&body("Ucarol", "C2"), 1)
+        .await
+        .unwrap();
+    let mut x = s.x.clone();
+    x.status = AgentStatus::Available;
+    s.agents.put_agent(&x).await.unwrap();
+    s.w1.agents.queue.open();
+    s.w1.conversations.release.reached().await;
+    (tick, c)
+}
+
+/// The agent's stored slots are exactly the conversations the store has Active with it, within
+/// its capacity of 1.
+async fn assert_consistent(s: &Setup) -> Vec<String> {
+    let mut active_with_x: Vec<String> = s
+        .conversations
+        .open_conversations()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.state == ConversationState::Active && c.agent_id.as_deref() == Some("X"))
+        .map(|c| c.id)
+        .collect();
+    active_with_x.sort();
+    let slots = s
+        .agents
+        .agent("X")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations;
+    assert!(
+        active_with_x.len() <= 1,
+        "X (capacity 1) has {} Active conversations: {active_with_x:?}",
+        active_with_x.len()
+    );
+    assert_eq!(
+        slots, active_with_x,
+        "X's slots vs its Active conversations"
+    );
+    slots
+}
+
+/// W2 reads C while W1 holds before its undo, finds X holding C (W1's claim), shares the slot
+/// and commits; W1's undo then finds C X's and keeps the slot. Before the fix W1 released it:
+/// C Active with X, X's slots empty, and the next customer went to X over its capacity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_undo_after_the_sharing_commit_keeps_the_slot() {
+    let s = setup().await;
+    let (w1_tick, c) = race_to_w1_undo(&s).await;
+    assert_eq!(s.w2.service.run_schedule().await.unwrap().assigned, 1);
+    s.w1.conversations.release.open();
+    assert_eq!(w1_tick.await.unwrap().unwrap().assigned, 0);
+
+    let stored = s.conversations.conversation(&c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.agent_id.as_deref()),
+        (ConversationState::Active, Some("X"))
+    );
+    assert_eq!(assert_consistent(&s).await, std::slice::from_ref(&c.id));
+
+    // A new customer: X is full, so D waits.
+    s.w2.service
+        .process_message(&body("Udave", "D1"), 1)
+        .await
+        .unwrap();
+    let d = s
+        .conversations
+        .open_conversation(ACCOUNT, "Udave")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.state, d.agent_id), (ConversationState::Waiting, None));
+    assert_eq!(assert_consistent(&s).await, [c.id]);
+}
+
+/// The other order: W2 shares the slot and holds before its commit; W1's undo finds C without an
+/// agent and gives the slot back; W2's commit then finds the slot gone and fails instead of
+/// storing C with X on no slot. The next tick assigns C properly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sharing_commit_after_the_undo_fails_and_the_next_tick_assigns() {
+    let s = setup().await;
+    let (w1_tick, c) = race_to_w1_undo(&s).await;
+    s.w2.conversations.assignment_commit.arm();
+    let w2_tick = tokio::spawn({
+        let w2 = s.w2.service.clone();
+        async move { w2.run_schedule().await }
+    });
+    s.w2.conversations.assignment_commit.reached().await;
+    s.w1.conversations.release.open();
+    assert_eq!(w1_tick.await.unwrap().unwrap().assigned, 0);
+    assert!(assert_consistent(&s).await.is_empty());
+    s.w2.conversations.assignment_commit.open();
+    assert_eq!(w2_tick.await.unwrap().unwrap().assigned, 0);
+
+    let stored = s.conversations.conversation(&c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.agent_id.as_deref()),
+        (ConversationState::Waiting, None)
+    );
+    assert!(assert_consistent(&s).await.is_empty());
+
+    // The next tick gives C to X, for real this time; D then waits.
+    assert_eq!(s.w2.service.run_schedule().await.unwrap().assigned, 1);
+    assert_eq!(assert_consistent(&s).await, std::slice::from_ref(&c.id));
+    s.w2.service
+        .process_message(&body("Udave", "D1"), 1)
+        .await
+        .unwrap();
+    let d = s
+        .conversations
+        .open_conversation(ACCOUNT, "Udave")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.state, d.agent_id), (ConversationState::Waiting, None));
+    assert_eq!(assert_consistent(&s).await, [c.id]);
+}
