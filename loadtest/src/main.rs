@@ -633,25 +633,30 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     let t0 = Instant::now();
     let next_slot = Arc::new(AtomicU64::new(0));
     let mut lanes = tokio::task::JoinSet::new();
+    let url_of: Arc<Vec<String>> = Arc::new(
+        accounts
+            .iter()
+            .map(|a| format!("{}/line/webhook/{}", stack.base, a.id))
+            .collect(),
+    );
+    let (rate, resend_now) = (opts.rate, plan.resend_now);
+    // The copies LINE redelivers at once, prepared once for every lane.
+    let redelivered: Arc<Vec<Vec<Prepared>>> = Arc::new(if resend_now {
+        prepare(&load, &accounts, true)
+    } else {
+        Vec::new()
+    });
     for lane in 0..first.len() {
-        let (first, client, sent, progress, first_post, next_slot) = (
+        let (first, client, sent, progress, first_post, next_slot, url_of, redelivered) = (
             Arc::clone(&first),
             client.clone(),
             Arc::clone(&sent),
             Arc::clone(&progress),
             Arc::clone(&first_post),
             Arc::clone(&next_slot),
+            Arc::clone(&url_of),
+            Arc::clone(&redelivered),
         );
-        let url_of: Vec<String> = accounts
-            .iter()
-            .map(|a| format!("{}/line/webhook/{}", stack.base, a.id))
-            .collect();
-        let (rate, resend_now) = (opts.rate, plan.resend_now);
-        let redelivered: Arc<Vec<Vec<Prepared>>> = Arc::new(if resend_now {
-            prepare(&load, &accounts, true)
-        } else {
-            Vec::new()
-        });
         lanes.spawn(async move {
             for (i, p) in first[lane].iter().enumerate() {
                 if rate > 0.0 {
@@ -707,13 +712,11 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         let aged = database
             .age_queue_dedup(Duration::from_secs(600))
             .map_err(|e| format!("aging the queue's dedup records: {e}"))?;
-        let copies = Arc::new(prepare(&load, &accounts, true));
-        let url_of: Arc<Vec<String>> = Arc::new(
-            accounts
-                .iter()
-                .map(|a| format!("{}/line/webhook/{}", stack.base, a.id))
-                .collect(),
-        );
+        let copies = if resend_now {
+            Arc::clone(&redelivered)
+        } else {
+            Arc::new(prepare(&load, &accounts, true))
+        };
         let mut lanes = tokio::task::JoinSet::new();
         for lane in 0..copies.len() {
             let (copies, url_of, client, sent) = (
