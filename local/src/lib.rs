@@ -29,7 +29,7 @@ use shared::adapters::workstreams::DynamoWorkstreamStore;
 use shared::adapters::workstreams::SqliteWorkstreamStore;
 use shared::agents::AgentStore;
 use shared::bot::HttpBotHook;
-use shared::config::{base_url, optional, or_default, required, ConfigError};
+use shared::config::{base_url, number_in, optional, or_default, required, ConfigError};
 use shared::ingest::WebhookIngest;
 use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
 use shared::media::FsObjectStore;
@@ -100,29 +100,9 @@ pub struct LocalConfig {
     pub durability: Durability,
 }
 
-/// A worker count from the environment: 1 to 64.
-fn workers(name: &'static str, default: usize) -> Result<usize, ConfigError> {
-    match optional(name) {
-        None => Ok(default),
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => Err(ConfigError::Invalid {
-                name,
-                reason: format!("{v:?} is not a number from 1 to 64"),
-            }),
-        },
-    }
-}
-
 impl LocalConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let port = match optional("PORT") {
-            None => 3000,
-            Some(p) => p.parse().map_err(|_| ConfigError::Invalid {
-                name: "PORT",
-                reason: format!("{p:?} is not a port number"),
-            })?,
-        };
+        let port = number_in("PORT", 3000u16, 0..=u16::MAX)?;
         let backend = match or_default("OMNILINE_BACKEND", "embedded").as_str() {
             "embedded" => Backend::Embedded,
             "aws" => Backend::Aws {
@@ -154,20 +134,11 @@ impl LocalConfig {
                 "LINE_DATA_API_BASE",
                 &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
             )?,
-            line_timeout: match optional("LINE_TIMEOUT_MS") {
-                None => LineApiConfig::default().timeout,
-                Some(v) => match v.parse::<u64>() {
-                    Ok(ms) if (100..=60_000).contains(&ms) => Duration::from_millis(ms),
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            name: "LINE_TIMEOUT_MS",
-                            reason: format!(
-                                "{v:?} is not a number of milliseconds from 100 to 60000"
-                            ),
-                        })
-                    }
-                },
-            },
+            line_timeout: Duration::from_millis(number_in(
+                "LINE_TIMEOUT_MS",
+                LineApiConfig::default().timeout.as_millis() as u64,
+                100..=60_000,
+            )?),
             data_dir: PathBuf::from(or_default("DATA_DIR", ".data")),
             backend,
             durability: {
@@ -177,8 +148,8 @@ impl LocalConfig {
                     reason: format!("{value:?}: expected process or machine"),
                 })?
             },
-            router_workers: workers("ROUTER_WORKERS", 4)?,
-            outbound_workers: workers("OUTBOUND_WORKERS", 2)?,
+            router_workers: number_in("ROUTER_WORKERS", 4, 1..=64)?,
+            outbound_workers: number_in("OUTBOUND_WORKERS", 2, 1..=64)?,
         })
     }
 }
