@@ -42,7 +42,7 @@ impl Rng {
     pub fn chance(&mut self, p: f64) -> bool {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
     }
-    fn hex(&mut self, n: usize) -> String {
+    pub fn hex(&mut self, n: usize) -> String {
         (0..n)
             .map(|_| char::from(b"0123456789abcdef"[self.below(16) as usize]))
             .collect()

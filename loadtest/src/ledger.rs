@@ -75,7 +75,7 @@ impl Report {
         println!("webhook answers: {statuses}");
         if let Ok(mut r) = sent.response_us.lock() {
             r.sort_unstable();
-            let p = |q: f64| percentile_u64(&r, q) as f64 / 1000.0;
+            let p = |q: f64| percentile(&r, q) as f64 / 1000.0;
             println!(
                 "webhook response time (accepted): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 p(0.50),
@@ -89,10 +89,10 @@ impl Report {
         println!(
             "end to end (webhook POST → the bot's answer accepted by LINE), {} messages: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             lat.len(),
-            percentile_f64(&lat, 0.50),
-            percentile_f64(&lat, 0.95),
-            percentile_f64(&lat, 0.99),
-            percentile_f64(&lat, 1.0)
+            percentile(&lat, 0.50),
+            percentile(&lat, 0.95),
+            percentile(&lat, 0.99),
+            percentile(&lat, 1.0)
         );
         println!(
             "stack: CPU {:.2} s over {:.2} s of sending = {:.2} cores; peak RSS {:.1} MiB",
@@ -165,17 +165,10 @@ impl Report {
     }
 }
 
-fn percentile_u64(sorted: &[u64], q: f64) -> u64 {
+/// The `q` quantile of sorted values (nearest rank; `q = 1` is the maximum).
+fn percentile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
     if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn percentile_f64(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+        return T::default();
     }
     let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i]

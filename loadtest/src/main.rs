@@ -277,12 +277,6 @@ async fn run_all(opts: Opts) -> Result<bool, String> {
     Ok(all_exact)
 }
 
-fn random_hex(rng: &mut corpus::Rng, n: usize) -> String {
-    (0..n)
-        .map(|_| char::from(b"0123456789abcdef"[rng.below(16) as usize]))
-        .collect()
-}
-
 struct Admin {
     client: reqwest::Client,
     base: String,
@@ -353,8 +347,8 @@ async fn configure(
     }
     let mut accounts = Vec::new();
     for i in 0..opts.accounts {
-        let secret = random_hex(rng, 32);
-        let access_token = format!("lt{}", random_hex(rng, 40));
+        let secret = rng.hex(32);
+        let access_token = format!("lt{}", rng.hex(40));
         sim.add_bot(&access_token, &format!("Ubot{i:031}"));
         let account = admin
             .call(
@@ -533,10 +527,10 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     std::fs::create_dir_all(dir.join("data")).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut rng = corpus::Rng::new(opts.seed ^ u64::from(run) << 32);
     let mut secrets = Secrets {
-        admin_token: format!("adm{}", random_hex(&mut rng, 40)),
+        admin_token: format!("adm{}", rng.hex(40)),
         channel_secrets: Vec::new(),
         access_tokens: Vec::new(),
-        bot_secret: format!("bot{}", random_hex(&mut rng, 40)),
+        bot_secret: format!("bot{}", rng.hex(40)),
         agent_tokens: Vec::new(),
     };
     let line_timeout_ms = 1_500;
