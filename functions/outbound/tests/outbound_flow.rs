@@ -105,6 +105,16 @@ fn body(m: &OutboundMessage) -> String {
     serde_json::to_string(m).unwrap()
 }
 
+/// LINE accepts every call to `route`, which must come `times` times.
+async fn accepts(f: &Fixture, route: &str, times: u64) {
+    Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(ok_push())
+        .expect(times)
+        .mount(&f.line)
+        .await;
+}
+
 fn ok_push() -> ResponseTemplate {
     ResponseTemplate::new(200)
         .insert_header("x-line-request-id", "req-1")
@@ -123,18 +133,8 @@ async fn requests_to(line: &MockServer, p: &str) -> Vec<Request> {
 #[tokio::test]
 async fn a_fresh_reply_token_is_used_for_a_free_reply() {
     let f = fixture().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/reply"))
-        .respond_with(ok_push())
-        .expect(1)
-        .mount(&f.line)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/reply", 1).await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
     let m = message("greet-1", vec![text_message("Hello!")], Some("rt-1"));
     assert_eq!(
         f.service.deliver(&body(&m)).await.unwrap(),
@@ -160,18 +160,8 @@ async fn a_fresh_reply_token_is_used_for_a_free_reply() {
 #[tokio::test]
 async fn an_old_reply_token_is_not_used_a_push_goes_instead() {
     let f = fixture().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/reply"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(1)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/reply", 0).await;
+    accepts(&f, "/v2/bot/message/push", 1).await;
     f.now.store(T0 + 60_000, Ordering::SeqCst);
     let m = message(
         "late-1",
@@ -195,12 +185,7 @@ async fn an_invalid_reply_token_falls_back_to_a_push() {
         .expect(1)
         .mount(&f.line)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(1)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 1).await;
     let m = message("m1", vec![text_message("hi")], Some("rt-used"));
     assert_eq!(
         f.service.deliver(&body(&m)).await.unwrap(),
@@ -228,12 +213,7 @@ async fn a_reply_that_times_out_is_retried_with_its_token_then_unconfirmed_and_n
         .expect(1)
         .mount(&f.line)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
     let m = message("m1", vec![text_message("hi")], Some("rt-1"));
     assert!(
         matches!(
@@ -270,12 +250,7 @@ async fn a_reply_answered_500_is_sent_again_with_the_same_token() {
         .expect(1)
         .mount(&f.line)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
     let m = message("m1", vec![text_message("hi")], Some("rt-1"));
     assert!(f.service.deliver(&body(&m)).await.is_err());
     assert_eq!(
@@ -536,12 +511,7 @@ async fn seven_messages_and_a_long_text_are_split_in_order() {
 #[tokio::test]
 async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
     let f = fixture().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
     let customer = Customer {
         account_id: ACCOUNT.into(),
         user_id: "Ucustomer".into(),
@@ -740,12 +710,7 @@ async fn a_reply_interrupted_before_its_outcome_was_recorded_is_never_pushed() {
         .expect(1)
         .mount(&f.line)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
     interrupted_reply(&f, "int-1").await;
     let m = message("int-1", vec![text_message("hello")], Some("rt-1"));
     assert_eq!(
@@ -764,12 +729,7 @@ async fn a_reply_interrupted_before_reaching_line_is_replied_once() {
         .expect(1)
         .mount(&f.line)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
     interrupted_reply(&f, "int-2").await;
     let m = message("int-2", vec![text_message("hello")], Some("rt-1"));
     assert_eq!(
@@ -800,12 +760,7 @@ async fn a_retried_reply_answered_429_is_never_pushed() {
         .expect(1)
         .mount(&f.line)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
     interrupted_reply(&f, "int-4").await;
     let m = message("int-4", vec![text_message("hello")], Some("rt-1"));
     assert!(f.service.deliver(&body(&m)).await.is_err());
@@ -818,18 +773,8 @@ async fn a_retried_reply_answered_429_is_never_pushed() {
 #[tokio::test]
 async fn a_first_reply_needs_a_token_young_enough_to_be_tried_again() {
     let f = fixture().await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/reply"))
-        .respond_with(ok_push())
-        .expect(0)
-        .mount(&f.line)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(1)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/reply", 0).await;
+    accepts(&f, "/v2/bot/message/push", 1).await;
     let mut m = message("old-1", vec![text_message("hello")], Some("rt-1"));
     m.reply_token_received_at = Some(T0 - outbound::REPLY_TOKEN_FIRST_USE_MS);
     assert_eq!(
@@ -867,12 +812,7 @@ async fn a_rate_limited_reply_is_pushed_on_the_next_attempt() {
         .expect(1)
         .mount(&f.line)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/v2/bot/message/push"))
-        .respond_with(ok_push())
-        .expect(1)
-        .mount(&f.line)
-        .await;
+    accepts(&f, "/v2/bot/message/push", 1).await;
     let m = message("rl-1", vec![text_message("hello")], Some("rt-1"));
     assert!(f.service.deliver(&body(&m)).await.is_err());
     assert_eq!(
