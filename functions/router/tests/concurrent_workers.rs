@@ -44,9 +44,8 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const ACCOUNT: &str = "acc1";
-/// 2026-11-25T03:00:00Z: a Wednesday, noon in Tokyo.
-const T0: i64 = 1_795_575_600_000;
+mod common;
+use common::{agent, ACCOUNT, T0};
 const QUEUE: &str = "q-general";
 const WORKERS: usize = 4;
 const CUSTOMERS: usize = 60;
@@ -161,19 +160,7 @@ async fn cluster() -> Cluster {
         .unwrap();
     let agents = Arc::new(SqliteAgentStore::new(db.clone()).unwrap());
     for (id, capacity) in AGENTS {
-        agents
-            .put_agent(&Agent {
-                id: id.into(),
-                name: format!("Agent {id}"),
-                queues: vec![QUEUE.into()],
-                skills: vec![],
-                capacity,
-                status: AgentStatus::Available,
-                active_conversations: vec![],
-                last_assigned_at: None,
-            })
-            .await
-            .unwrap();
+        agents.put_agent(&agent(id, QUEUE, capacity)).await.unwrap();
     }
     let line = MockServer::start().await;
     Mock::given(method("GET"))

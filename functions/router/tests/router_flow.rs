@@ -9,7 +9,7 @@ use shared::adapters::embedded::{
 use shared::adapters::sqlite_agents::SqliteAgentStore;
 use shared::adapters::sqlite_conversations::SqliteConversationStore;
 use shared::adapters::workstreams::SqliteWorkstreamStore;
-use shared::agents::{Agent, AgentStatus, AgentStore};
+use shared::agents::AgentStore;
 use shared::bot::HttpBotHook;
 use shared::consumer::BatchMessage;
 use shared::conversation::{Consent, ConversationState};
@@ -25,9 +25,8 @@ use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const ACCOUNT: &str = "acc1";
-/// 2026-11-25T03:00:00Z: a Wednesday, noon in Tokyo.
-const T0: i64 = 1_795_575_600_000;
+mod common;
+use common::{agent, inbound, text_from, texts, ACCOUNT, T0};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -161,33 +160,6 @@ fn workstream(overrides: Value) -> Workstream {
     serde_json::from_value(ws).unwrap()
 }
 
-fn agent(id: &str, queue: &str, capacity: u32) -> Agent {
-    Agent {
-        id: id.into(),
-        name: format!("Agent {id}"),
-        queues: vec![queue.into()],
-        skills: vec![],
-        capacity,
-        status: AgentStatus::Available,
-        active_conversations: vec![],
-        last_assigned_at: None,
-    }
-}
-
-fn inbound(event: Value) -> String {
-    json!({"accountId": ACCOUNT, "destination": "Ubot", "receivedAt": T0, "event": event})
-        .to_string()
-}
-
-fn text_from(user: &str, id: &str, text: &str, ts: i64) -> Value {
-    json!({
-        "type": "message", "mode": "active", "timestamp": ts, "webhookEventId": id,
-        "deliveryContext": {"isRedelivery": false}, "replyToken": format!("rt-{id}"),
-        "source": {"type": "user", "userId": user},
-        "message": {"type": "text", "id": format!("m-{id}"), "quoteToken": "q", "text": text}
-    })
-}
-
 async fn outbound(f: &Fixture) -> Vec<OutboundMessage> {
     let messages = f
         .outbound
@@ -203,14 +175,6 @@ async fn outbound(f: &Fixture) -> Vec<OutboundMessage> {
     messages
         .into_iter()
         .map(|m| serde_json::from_str(&m.body).unwrap())
-        .collect()
-}
-
-fn texts(messages: &[OutboundMessage]) -> Vec<String> {
-    messages
-        .iter()
-        .flat_map(|m| m.messages.iter())
-        .filter_map(|m| m["text"].as_str().map(str::to_owned))
         .collect()
 }
 
