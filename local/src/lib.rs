@@ -260,7 +260,7 @@ fn embedded_functions(
         tokens,
         media: Some(MediaLinks {
             base_url: base_url.to_owned(),
-            signing_secret: media_secret.clone(),
+            signing_secret: media_secret.clone().into(),
         }),
         clock: system_clock(),
     }));
@@ -269,14 +269,14 @@ fn embedded_functions(
         Arc::clone(&adapters.deliveries),
         Some(agent::MediaSigner {
             base_url: base_url.to_owned(),
-            signing_secret: media_secret.clone(),
+            signing_secret: media_secret.clone().into(),
         }),
         base_url,
     );
     // The media route (signed links) and the agent API (with the account-link page).
     let media = webhook::media::router(webhook::media::MediaState {
         objects,
-        signing_secret: media_secret,
+        signing_secret: media_secret.into(),
         clock: system_clock(),
     })
     .merge(agent::router(agent_state));
@@ -466,7 +466,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     };
     // Same process: a deleted account or workstream is refused by the webhook at once.
     let forget = Arc::clone(&ingest);
-    let admin = admin::AdminState::new(deps, &admin_token, Some(base_url.clone()))
+    let admin = admin::AdminState::new(deps, admin_token.clone(), Some(base_url.clone()))
         .on_disconnect(Arc::new(move |account_id: &str| forget.forget(account_id)));
     let app = Router::new()
         .route(

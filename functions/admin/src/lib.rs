@@ -32,7 +32,7 @@ use shared::ports::{
     AccountStore, ConfigStore, ConversationStore, DeliveryStore, PortError, SecretStore,
     WorkstreamStore,
 };
-use shared::secret::SecretString;
+use shared::secret::{LazySecret, SecretString};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -67,8 +67,9 @@ pub struct AdminState {
     pub conversations: Arc<dyn ConversationStore>,
     pub deliveries: Arc<dyn DeliveryStore>,
     pub media: Arc<dyn ObjectStore>,
-    /// SHA-256 of the admin token: compared in constant time, whatever the presented length.
-    token_digest: [u8; 32],
+    /// The admin token, read on the first request (not at start-up); compared by SHA-256 digest
+    /// in constant time, whatever the presented length.
+    admin_token: LazySecret,
     /// Base of callback URLs; when `None`, derived from the request's `Host`.
     pub public_base_url: Option<String>,
     on_disconnect: Option<AccountDisconnected>,
@@ -77,7 +78,7 @@ pub struct AdminState {
 impl AdminState {
     pub fn new(
         deps: AdminDeps,
-        admin_token: &SecretString,
+        admin_token: impl Into<LazySecret>,
         public_base_url: Option<String>,
     ) -> Self {
         Self {
@@ -90,7 +91,7 @@ impl AdminState {
             conversations: deps.conversations,
             deliveries: deps.deliveries,
             media: deps.media,
-            token_digest: Sha256::digest(admin_token.expose().as_bytes()).into(),
+            admin_token: admin_token.into(),
             public_base_url: public_base_url.map(|u| u.trim_end_matches('/').to_owned()),
             on_disconnect: None,
         }
@@ -214,9 +215,21 @@ async fn require_admin_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    let admin_token = match state.admin_token.get().await {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!("admin token unavailable: {e}");
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the admin token cannot be read now; try again later",
+            );
+        }
+    };
+    let expected: [u8; 32] = Sha256::digest(admin_token.expose().as_bytes()).into();
     let authorized = presented.is_some_and(|token| {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        bool::from(digest.ct_eq(&state.token_digest))
+        bool::from(digest.ct_eq(&expected))
     });
     if authorized {
         next.run(request).await

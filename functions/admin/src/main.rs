@@ -7,7 +7,7 @@ use shared::adapters::dynamo_agents::DynamoAgentStore;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
 use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::config::{base_url, optional, or_default, required, ConfigError};
+use shared::config::{base_url, optional, or_default, required};
 use shared::line::api::{HttpLineApi, LineApiConfig};
 use shared::media::S3ObjectStore;
 use std::sync::Arc;
@@ -37,15 +37,9 @@ async fn main() -> Result<(), lambda_http::Error> {
 
     let endpoint = optional("AWS_ENDPOINT_URL");
     let sdk = load_sdk_config(endpoint.as_deref()).await;
-    let secrets = SecretsManagerStore::new(&sdk, prefix);
-    let admin_token = secrets
-        .get_by_id(&token_secret_id)
-        .await?
-        .ok_or(ConfigError::Invalid {
-            name: "ADMIN_TOKEN_SECRET_ID",
-            reason: "the secret has no value".into(),
-        })?;
-    let secrets = Arc::new(secrets);
+    let secrets = Arc::new(SecretsManagerStore::new(&sdk, prefix));
+    // Read on the first request: init makes no network call.
+    let admin_token = secrets.lazy_by_id(&token_secret_id, "ADMIN_TOKEN_SECRET_ID");
     let deps = admin::AdminDeps {
         accounts: Arc::new(DynamoAccountStore::new(&sdk, &table)),
         secrets,
@@ -57,6 +51,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, &conversations_table)),
         media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
     };
-    let state = admin::AdminState::new(deps, &admin_token, public_base_url);
+    let state = admin::AdminState::new(deps, admin_token, public_base_url);
     shared::http::serve(admin::router(state), 9002).await
 }

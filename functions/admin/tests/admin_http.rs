@@ -74,7 +74,7 @@ async fn fixture() -> Fixture {
     };
     let state = admin::AdminState::new(
         deps,
-        &SecretString::new(ADMIN_TOKEN),
+        SecretString::new(ADMIN_TOKEN),
         Some("https://omniline.example.com".into()),
     );
     Fixture {

@@ -245,7 +245,9 @@ pub(crate) async fn detail(
 fn signed(state: &AgentState, key: &str) -> Option<String> {
     let signer = state.media.as_ref()?;
     let expires = link_expiry(now_millis() / 1000, DEFAULT_LINK_LIFETIME);
-    media_link(&signer.base_url, key, expires, &signer.signing_secret).ok()
+    // Read by the authentication layer before any handler runs.
+    let secret = signer.signing_secret.loaded()?;
+    media_link(&signer.base_url, key, expires, secret).ok()
 }
 
 /// One transcript line as agents see it.

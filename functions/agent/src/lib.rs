@@ -25,7 +25,7 @@ use serde_json::json;
 use shared::agents::{parse_agent_token, token_matches, Agent, AgentAccount, AGENT_ACCOUNT_KIND};
 use shared::http::error_response;
 use shared::ports::DeliveryStore;
-use shared::secret::SecretString;
+use shared::secret::LazySecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,8 @@ use std::time::Duration;
 pub struct MediaSigner {
     /// Base URL the media route (`GET /media/{key}`) is served under.
     pub base_url: String,
-    pub signing_secret: SecretString,
+    /// Read on the first authenticated request, not at start-up.
+    pub signing_secret: LazySecret,
 }
 
 /// What the agent routes need.
@@ -185,6 +186,12 @@ async fn authenticate(
     }
     match deps.agents.agent(agent_id).await {
         Ok(Some(agent)) => {
+            // Transcripts and uploads carry signed links: the key is read once, here.
+            if let Some(media) = &state.media {
+                if let Err(e) = media.signing_secret.get().await {
+                    return ApiError::from(e).into_response();
+                }
+            }
             request.extensions_mut().insert(agent);
             next.run(request).await
         }

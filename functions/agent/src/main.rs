@@ -5,7 +5,7 @@
 use agent::{AgentState, MediaSigner};
 use shared::adapters::aws::{load_sdk_config, SecretsManagerStore};
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::config::{base_url, optional, required, ConfigError};
+use shared::config::{base_url, optional, required};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -17,18 +17,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let router = Arc::new(router::wiring::aws_router_service(&sdk)?);
     let media = match optional("MEDIA_SIGNING_SECRET_ID") {
         Some(secret_id) => {
-            let secrets = SecretsManagerStore::new(&sdk, String::new());
-            let signing_secret =
-                secrets
-                    .get_by_id(&secret_id)
-                    .await?
-                    .ok_or(ConfigError::Invalid {
-                        name: "MEDIA_SIGNING_SECRET_ID",
-                        reason: "the secret has no value".into(),
-                    })?;
+            // Read on the first request: init makes no network call.
+            let secrets = Arc::new(SecretsManagerStore::new(&sdk, String::new()));
             Some(MediaSigner {
                 base_url: public_base_url.clone(),
-                signing_secret,
+                signing_secret: secrets.lazy_by_id(&secret_id, "MEDIA_SIGNING_SECRET_ID"),
             })
         }
         None => None,

@@ -23,7 +23,7 @@ use shared::line::messages::{prepare, with_sender};
 use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
 use shared::outbound::OutboundMessage;
 use shared::ports::{ConversationStore, DeliveryStore, PortError};
-use shared::secret::SecretString;
+use shared::secret::{LazySecret, SecretString};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,7 +44,8 @@ pub const MAX_REQUESTS_PER_SECOND: u32 = 1_800;
 pub struct MediaLinks {
     /// Public base URL of the media route (`…/media/{key}`).
     pub base_url: String,
-    pub signing_secret: SecretString,
+    /// Read on the first delivery, not at start-up.
+    pub signing_secret: LazySecret,
 }
 
 /// Everything the outbound function talks to.
@@ -115,6 +116,10 @@ impl OutboundService {
         if delivery.status.is_final() {
             tracing::info!(id = %message.id, status = delivery.status.as_str(), "already delivered; skipped");
             return Ok(delivery.status);
+        }
+        // Media keys become signed links: the key is read once, on the first delivery.
+        if let Some(links) = &self.deps.media {
+            links.signing_secret.get().await?;
         }
         let parts = match self.parts(&message) {
             Ok(parts) => parts,
@@ -283,8 +288,11 @@ impl OutboundService {
         let expires = link_expiry(created_at.div_euclid(1000), DEFAULT_LINK_LIFETIME);
         let link = |k: &Value| -> Result<String, String> {
             let k = k.as_str().ok_or("mediaKey must be a string")?;
-            media_link(&links.base_url, k, expires, &links.signing_secret)
-                .map_err(|e| e.to_string())
+            let secret = links
+                .signing_secret
+                .loaded()
+                .ok_or("the media signing key is not loaded")?;
+            media_link(&links.base_url, k, expires, secret).map_err(|e| e.to_string())
         };
         map.insert("originalContentUrl".into(), Value::String(link(&key)?));
         let kind = map

@@ -8,7 +8,7 @@ use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
 use shared::adapters::aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::config::{base_url, optional, or_default, required, ConfigError};
+use shared::config::{base_url, optional, or_default, required};
 use shared::line::api::{HttpLineApi, LineApiConfig};
 use std::sync::Arc;
 
@@ -38,13 +38,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     ) {
         (Some(base), Some(secret_id)) => Some(MediaLinks {
             base_url: base_url("PUBLIC_BASE_URL", &base)?,
-            signing_secret: secrets
-                .get_by_id(&secret_id)
-                .await?
-                .ok_or(ConfigError::Invalid {
-                    name: "MEDIA_SIGNING_SECRET_ID",
-                    reason: "the secret has no value".into(),
-                })?,
+            // Read on the first delivery: init makes no network call.
+            signing_secret: secrets.lazy_by_id(&secret_id, "MEDIA_SIGNING_SECRET_ID"),
         }),
         _ => None,
     };

@@ -66,7 +66,7 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
         tokens: Arc::new(ChannelTokens::new(accounts, secrets.clone(), api)),
         media: Some(MediaLinks {
             base_url: "https://omniline.example.com".into(),
-            signing_secret: SecretString::new("media-signing-secret"),
+            signing_secret: SecretString::new("media-signing-secret").into(),
         }),
         clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
     });

@@ -5,7 +5,7 @@
 use shared::adapters::aws::{
     load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
 };
-use shared::config::{optional, required, ConfigError};
+use shared::config::{optional, required};
 use shared::ingest::WebhookIngest;
 use shared::media::S3ObjectStore;
 use std::sync::Arc;
@@ -29,13 +29,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         optional("MEDIA_BUCKET"),
         optional("MEDIA_SIGNING_SECRET_ID"),
     ) {
-        let signing_secret = secrets
-            .get_by_id(&secret_id)
-            .await?
-            .ok_or(ConfigError::Invalid {
-                name: "MEDIA_SIGNING_SECRET_ID",
-                reason: "the secret has no value".into(),
-            })?;
+        // Read on the first media request: init makes no network call.
+        let signing_secret = secrets.lazy_by_id(&secret_id, "MEDIA_SIGNING_SECRET_ID");
         app = app.merge(webhook::media::router(webhook::media::MediaState {
             objects: Arc::new(S3ObjectStore::new(&sdk, bucket, endpoint.is_some())),
             signing_secret,

@@ -27,7 +27,7 @@ use shared::http::error_response;
 use shared::media::ObjectStore;
 use shared::media_links::{verify_media_link, LinkError};
 use shared::ports::PortError;
-use shared::secret::SecretString;
+use shared::secret::LazySecret;
 use std::sync::Arc;
 
 /// The current time in epoch milliseconds.
@@ -37,8 +37,9 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 #[derive(Clone)]
 pub struct MediaState {
     pub objects: Arc<dyn ObjectStore>,
-    /// The secret links are signed with ([`shared::media_links::media_link`]).
-    pub signing_secret: SecretString,
+    /// The secret links are signed with ([`shared::media_links::media_link`]), read on the
+    /// first request.
+    pub signing_secret: LazySecret,
     /// Epoch milliseconds.
     pub clock: Clock,
 }
@@ -81,13 +82,18 @@ async fn serve_media(
         return malformed();
     };
     let now_secs = (state.clock)().div_euclid(1000);
-    match verify_media_link(
-        &key,
-        query.expires,
-        &query.signature,
-        &state.signing_secret,
-        now_secs,
-    ) {
+    let secret = match state.signing_secret.get().await {
+        Ok(secret) => secret,
+        Err(e) => {
+            tracing::error!("media signing key unavailable: {e}");
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "media links cannot be checked now; try again later",
+            );
+        }
+    };
+    match verify_media_link(&key, query.expires, &query.signature, secret, now_secs) {
         Ok(()) => {}
         Err(LinkError::Malformed) => return malformed(),
         Err(LinkError::BadSignature) => {

@@ -53,7 +53,7 @@ async fn fixture() -> Fixture {
     let clock_ms = now_ms.clone();
     let app = router(MediaState {
         objects: store.clone(),
-        signing_secret: SecretString::new(SECRET),
+        signing_secret: SecretString::new(SECRET).into(),
         clock: Arc::new(move || clock_ms.load(Ordering::SeqCst)),
     });
     Fixture {
@@ -177,6 +177,43 @@ async fn a_signed_link_serves_the_bytes_and_content_type() {
     );
     assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
     assert!(answer.header("content-security-policy").is_some());
+}
+
+#[tokio::test]
+async fn the_signing_key_is_read_on_the_first_request_and_a_failed_read_is_a_503() {
+    use std::sync::atomic::AtomicUsize;
+    let f = fixture().await;
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counter = reads.clone();
+    let app = router(MediaState {
+        objects: f.store.clone(),
+        signing_secret: shared::secret::LazySecret::load(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err(shared::ports::PortError::Unavailable("secrets down".into()))
+                } else {
+                    Ok(SecretString::new(SECRET))
+                }
+            }
+        }),
+        clock: Arc::new(|| NOW * 1000),
+    });
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        0,
+        "nothing read before a request"
+    );
+    let uri = default_link(IMAGE_KEY);
+    let answer = get(&app, &uri).await;
+    assert_json_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(get(&app, &uri).await.status, StatusCode::OK);
+    assert_eq!(get(&app, &uri).await.status, StatusCode::OK);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "read again after the failure, then kept"
+    );
 }
 
 #[tokio::test]
@@ -395,7 +432,7 @@ impl ObjectStore for BrokenStore {
 async fn a_store_failure_is_unavailable() {
     let app = router(MediaState {
         objects: Arc::new(BrokenStore),
-        signing_secret: SecretString::new(SECRET),
+        signing_secret: SecretString::new(SECRET).into(),
         clock: Arc::new(|| NOW * 1000),
     });
     let answer = get(&app, &default_link(IMAGE_KEY)).await;

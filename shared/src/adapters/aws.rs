@@ -438,6 +438,24 @@ impl SecretsManagerStore {
     }
 
     /// Reads a secret by its full id or ARN, outside the prefix (the admin token).
+    /// The secret `secret_id` (a full name or ARN), read on first use rather than at start-up.
+    /// `variable` names it in the error when the secret has no value.
+    pub fn lazy_by_id(
+        self: &std::sync::Arc<Self>,
+        secret_id: &str,
+        variable: &'static str,
+    ) -> crate::secret::LazySecret {
+        let (store, secret_id) = (std::sync::Arc::clone(self), secret_id.to_owned());
+        crate::secret::LazySecret::load(move || {
+            let (store, secret_id) = (std::sync::Arc::clone(&store), secret_id.clone());
+            async move {
+                store.get_by_id(&secret_id).await?.ok_or_else(|| {
+                    PortError::Unavailable(format!("the secret of {variable} has no value"))
+                })
+            }
+        })
+    }
+
     pub async fn get_by_id(&self, secret_id: &str) -> Result<Option<SecretString>, PortError> {
         match self
             .client
