@@ -6,6 +6,7 @@
 //! auto-close timer runs every minute; on the AWS backend those run on Lambda (SQS event source
 //! and EventBridge schedule), so the local process serves HTTP only.
 
+pub mod sandbox;
 pub mod workers;
 
 use axum::routing::get;
@@ -98,11 +99,16 @@ pub struct LocalConfig {
     pub outbound_workers: usize,
     /// What a commit of the embedded database survives (`EMBEDDED_DURABILITY`).
     pub durability: Durability,
+    /// Sandbox mode (`SANDBOX`): the LINE API is the simulated platform served under
+    /// `/sandbox/line`, and `/sandbox` is the page playing the customer and the agent.
+    pub sandbox: bool,
 }
 
 impl LocalConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let port = number_in("PORT", 3000u16, 0..=u16::MAX)?;
+        let line_configured =
+            optional("LINE_API_BASE").is_some() || optional("LINE_DATA_API_BASE").is_some();
         let backend = match or_default("OMNILINE_BACKEND", "embedded").as_str() {
             "embedded" => Backend::Embedded,
             "aws" => Backend::Aws {
@@ -140,7 +146,6 @@ impl LocalConfig {
                 100..=60_000,
             )?),
             data_dir: PathBuf::from(or_default("DATA_DIR", ".data")),
-            backend,
             durability: {
                 let value = or_default("EMBEDDED_DURABILITY", "process");
                 Durability::parse(&value).ok_or_else(|| ConfigError::Invalid {
@@ -150,7 +155,39 @@ impl LocalConfig {
             },
             router_workers: number_in("ROUTER_WORKERS", 4, 1..=64)?,
             outbound_workers: number_in("OUTBOUND_WORKERS", 2, 1..=64)?,
+            sandbox: sandbox_mode(
+                optional("SANDBOX").as_deref(),
+                line_configured,
+                matches!(backend, Backend::Embedded),
+            )?,
+            backend,
         })
+    }
+}
+
+/// `SANDBOX`: `on`, `off`, or unset: on when the LINE API is not configured and the router runs
+/// in this process (embedded backend), so a bare `cargo run` shows the sandbox and a stack pointed
+/// at LINE never talks to the simulation.
+fn sandbox_mode(
+    value: Option<&str>,
+    line_configured: bool,
+    embedded: bool,
+) -> Result<bool, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "SANDBOX",
+        reason: reason.to_owned(),
+    };
+    match value.map(str::trim) {
+        None | Some("") => Ok(!line_configured && embedded),
+        Some("off") => Ok(false),
+        Some("on") if line_configured => Err(invalid(
+            "on, but LINE_API_BASE or LINE_DATA_API_BASE is set: the sandbox simulates LINE itself",
+        )),
+        Some("on") if !embedded => Err(invalid(
+            "on needs OMNILINE_BACKEND=embedded: on AWS the router and outbound run on Lambda",
+        )),
+        Some("on") => Ok(true),
+        Some(other) => Err(invalid(&format!("{other:?}: expected on or off"))),
     }
 }
 
@@ -164,6 +201,12 @@ pub enum StartError {
     Line(#[from] LineApiError),
     #[error(transparent)]
     Bot(#[from] shared::bot::BotError),
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::setup::SetupError),
+    #[error("sandbox: {0}")]
+    SandboxStore(#[from] sandbox::platform::PlatformError),
+    #[error("sandbox HTTP client: {0}")]
+    SandboxClient(#[from] reqwest::Error),
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
 }
@@ -179,6 +222,8 @@ pub struct LocalStack {
     pub db: Option<EmbeddedDb>,
     /// The router, when it runs in this process (embedded backend).
     pub router: Option<Arc<RouterService>>,
+    /// The sandbox page, in sandbox mode.
+    pub sandbox_url: Option<String>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     stop_workers: watch::Sender<bool>,
@@ -388,9 +433,19 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
 
+    let listener_base = format!("http://{addr}");
+    let (line_api_base, line_data_api_base) = if config.sandbox {
+        let simulated = format!("{listener_base}{}", sandbox::line_api::PREFIX);
+        (simulated.clone(), simulated)
+    } else {
+        (
+            config.line_api_base.clone(),
+            config.line_data_api_base.clone(),
+        )
+    };
     let line = Arc::new(HttpLineApi::new(&LineApiConfig {
-        api_base: config.line_api_base.clone(),
-        data_api_base: config.line_data_api_base.clone(),
+        api_base: line_api_base,
+        data_api_base: line_data_api_base,
         timeout: config.line_timeout,
         ..LineApiConfig::default()
     })?);
@@ -468,6 +523,17 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     let forget = Arc::clone(&ingest);
     let admin = admin::AdminState::new(deps, admin_token.clone(), Some(base_url.clone()))
         .on_disconnect(Arc::new(move |account_id: &str| forget.forget(account_id)));
+    let sandbox_state = if config.sandbox {
+        let platform = sandbox::platform::Platform::open(&config.data_dir, &base_url)?;
+        Some(sandbox::SandboxState::new(
+            platform,
+            &base_url,
+            &listener_base,
+            admin_token.clone(),
+        )?)
+    } else {
+        None
+    };
     let app = Router::new()
         .route(
             "/healthz",
@@ -475,7 +541,11 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         )
         .merge(webhook::router(ingest))
         .merge(media_routes.unwrap_or_default())
-        .merge(admin::router(admin));
+        .merge(admin::router(admin))
+        .merge(match &sandbox_state {
+            Some(state) => sandbox::router(state.clone()),
+            None => sandbox::off_router(),
+        });
 
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -486,7 +556,17 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
             .await
     });
     tracing::info!(%addr, "omniline-local listening");
+    // The sandbox's account, queue, agent and workstream, through the admin API just served.
+    let sandbox_url = match &sandbox_state {
+        Some(state) => {
+            let channel = state.bootstrap().await?;
+            tracing::info!(account_id = ?channel.account_id, "sandbox ready");
+            Some(format!("{listener_base}/sandbox"))
+        }
+        None => None,
+    };
     Ok(LocalStack {
+        sandbox_url,
         addr,
         base_url,
         admin_token,
@@ -498,4 +578,25 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         stop_workers,
         workers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sandbox_mode;
+
+    #[test]
+    fn the_sandbox_is_on_by_default_only_when_line_is_not_configured() {
+        assert!(sandbox_mode(None, false, true).unwrap());
+        assert!(!sandbox_mode(None, true, true).unwrap());
+        assert!(!sandbox_mode(None, false, false).unwrap());
+        assert!(!sandbox_mode(Some("off"), false, true).unwrap());
+        assert!(sandbox_mode(Some("on"), false, true).unwrap());
+    }
+
+    #[test]
+    fn sandbox_on_with_real_line_or_aws_is_refused() {
+        assert!(sandbox_mode(Some("on"), true, true).is_err());
+        assert!(sandbox_mode(Some("on"), false, false).is_err());
+        assert!(sandbox_mode(Some("yes"), false, true).is_err());
+    }
 }

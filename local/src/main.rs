@@ -44,6 +44,13 @@ async fn main() -> ExitCode {
         stack.base_url
     );
     println!("  health:       http://{}/healthz", stack.addr);
+    match &stack.sandbox_url {
+        Some(url) => {
+            println!("  sandbox:      {url}");
+            println!("                (play the customer and the agent in your browser; LINE is simulated)");
+        }
+        None => println!("  sandbox:      off (the LINE API is configured: LINE_API_BASE)"),
+    }
 
     let outcome = shutdown_signal().await;
     tracing::info!("shutting down");

@@ -269,6 +269,7 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
         durability: shared::adapters::embedded::Durability::Machine,
         router_workers: 1,
         outbound_workers: 1,
+        sandbox: false,
     })
     .await
     .unwrap();

@@ -1,0 +1,434 @@
+//! The sandbox API the page calls (`/sandbox/api/...`): the simulated users' side of LINE. A
+//! user's message becomes LINE's webhook body, signed with the sandbox channel's secret and POSTed
+//! to the stack's real webhook route, exactly as LINE's platform would.
+
+use super::platform::{now_ms, PlatformError, TimelineEntry, AVATARS, LANGUAGES};
+use super::SandboxState;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The most a long poll waits.
+const MAX_WAIT: Duration = Duration::from_secs(25);
+/// The largest image a simulated user can send (decoded).
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PhoneError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown user")]
+    UnknownUser,
+    #[error("no such content")]
+    NoContent,
+    #[error("the sandbox is still starting")]
+    Starting,
+    #[error("{0}")]
+    WebhookRefused(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<PlatformError> for PhoneError {
+    fn from(e: PlatformError) -> Self {
+        match e {
+            PlatformError::Invalid(m) => Self::Invalid(m),
+            PlatformError::Store(m) => Self::Unavailable(m),
+        }
+    }
+}
+
+impl IntoResponse for PhoneError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            Self::UnknownUser => (StatusCode::NOT_FOUND, "unknown_user"),
+            Self::NoContent => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Starting => (StatusCode::SERVICE_UNAVAILABLE, "sandbox_starting"),
+            Self::WebhookRefused(_) => (StatusCode::BAD_GATEWAY, "webhook_refused"),
+            Self::Unavailable(m) => {
+                tracing::error!("sandbox: {m}");
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+        };
+        let message = match &self {
+            Self::Unavailable(_) => "the sandbox's store is unavailable; try again".to_owned(),
+            other => other.to_string(),
+        };
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    }
+}
+
+type Result<T, E = PhoneError> = std::result::Result<T, E>;
+
+pub fn router(state: SandboxState) -> Router {
+    Router::new()
+        .route("/sandbox/api/session", get(session))
+        .route("/sandbox/api/users", get(users).post(create_user))
+        .route("/sandbox/api/users/{user_id}/send", post(send))
+        .route("/sandbox/api/users/{user_id}/timeline", get(timeline))
+        .route("/sandbox/api/content/{message_id}", get(content))
+        .route("/sandbox/api/glance", get(super::glance::glance))
+        .with_state(state)
+}
+
+async fn session(State(s): State<SandboxState>) -> Result<Response> {
+    let channel = s.ready_channel()?;
+    let (Some(account_id), Some(agent_id), Some(agent_token)) = (
+        channel.account_id.as_deref(),
+        channel.agent_id.as_deref(),
+        channel.agent_token.as_deref(),
+    ) else {
+        return Err(PhoneError::Starting);
+    };
+    let avatars: Vec<String> = (0..AVATARS).map(|n| s.platform.avatar_url(n)).collect();
+    Ok(Json(json!({
+        "accountId": account_id,
+        "accountName": super::setup::ACCOUNT_NAME,
+        "callbackUrl": format!("{}/line/webhook/{account_id}", s.base_url),
+        "agent": {"id": agent_id, "name": super::setup::AGENT_NAME, "token": agent_token},
+        "avatars": avatars,
+        "languages": LANGUAGES,
+    }))
+    .into_response())
+}
+
+async fn users(State(s): State<SandboxState>) -> Result<Response> {
+    Ok(Json(json!({ "users": s.platform.users().await? })).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: Option<String>,
+    language: Option<String>,
+    avatar: Option<u8>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| PhoneError::Invalid(format!("body: {e}")))
+}
+
+async fn create_user(State(s): State<SandboxState>, body: Bytes) -> Result<Response> {
+    let channel = s.ready_channel()?;
+    let new: NewUser = parse(&body)?;
+    let name = new
+        .name
+        .ok_or_else(|| PhoneError::Invalid("name: required".into()))?;
+    let user = s
+        .platform
+        .create_user(&name, new.language.as_deref(), new.avatar)
+        .await?;
+    // The user adds the account as a friend: LINE's follow event.
+    let token = s.platform.issue_reply_token(&user.id);
+    let event = json!({
+        "type": "follow", "mode": "active", "timestamp": now_ms(),
+        "webhookEventId": event_id(), "deliveryContext": {"isRedelivery": false},
+        "source": {"type": "user", "userId": user.id}, "replyToken": token,
+        "follow": {"isUnblocked": false}
+    });
+    if let Err(e) = s.post_webhook(&channel, event).await {
+        tracing::warn!("sandbox: the follow event was not accepted: {e}");
+    }
+    Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+/// A webhookEventId as LINE's: a ULID (26 Crockford base32 characters).
+fn event_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let ms = now_ms() as u128;
+    let random = uuid::Uuid::new_v4().as_u128() & ((1u128 << 80) - 1);
+    let value = (ms << 80) | random;
+    (0..26)
+        .rev()
+        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum Outgoing {
+    Text {
+        text: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Sticker {
+        package_id: String,
+        sticker_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Image {
+        content_type: String,
+        data_base64: String,
+    },
+    Location {
+        title: Option<String>,
+        address: Option<String>,
+        latitude: f64,
+        longitude: f64,
+    },
+    #[serde(rename_all = "camelCase")]
+    Postback {
+        data: String,
+        display_text: Option<String>,
+    },
+}
+
+fn digits(name: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PhoneError::Invalid(format!("{name}: digits")));
+    }
+    Ok(())
+}
+
+async fn send(
+    State(s): State<SandboxState>,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    let channel = s.ready_channel()?;
+    let outgoing: Outgoing = parse(&body)?;
+    if s.platform.user(&user_id).await?.is_none() {
+        return Err(PhoneError::UnknownUser);
+    }
+    let message_id = s.platform.next_message_id();
+    let quote_token = uuid::Uuid::new_v4().simple().to_string();
+    // The webhook's message object, and the bubble the customer's phone shows.
+    let (event_type, payload, shown): (&str, Value, Value) = match outgoing {
+        Outgoing::Text { text } => {
+            let n = text.encode_utf16().count();
+            if text.trim().is_empty() || n > 5000 {
+                return Err(PhoneError::Invalid("text: 1 to 5000 characters".into()));
+            }
+            (
+                "message",
+                json!({"type": "text", "id": message_id, "quoteToken": quote_token, "text": text}),
+                json!({"type": "text", "text": text}),
+            )
+        }
+        Outgoing::Sticker {
+            package_id,
+            sticker_id,
+        } => {
+            digits("packageId", &package_id)?;
+            digits("stickerId", &sticker_id)?;
+            (
+                "message",
+                json!({"type": "sticker", "id": message_id, "quoteToken": quote_token,
+                       "packageId": package_id, "stickerId": sticker_id,
+                       "stickerResourceType": "STATIC", "keywords": []}),
+                json!({"type": "sticker", "packageId": package_id, "stickerId": sticker_id}),
+            )
+        }
+        Outgoing::Image {
+            content_type,
+            data_base64,
+        } => {
+            if !["image/png", "image/jpeg", "image/gif", "image/webp"]
+                .contains(&content_type.as_str())
+            {
+                return Err(PhoneError::Invalid(
+                    "contentType: image/png, image/jpeg, image/gif or image/webp".into(),
+                ));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data_base64.trim())
+                .map_err(|_| PhoneError::Invalid("dataBase64: not base64".into()))?;
+            if bytes.is_empty() || bytes.len() > MAX_IMAGE_BYTES {
+                return Err(PhoneError::Invalid("dataBase64: 1 byte to 5 MB".into()));
+            }
+            s.platform
+                .put_content(&message_id, &content_type, bytes)
+                .await?;
+            (
+                "message",
+                json!({"type": "image", "id": message_id, "quoteToken": quote_token,
+                       "contentProvider": {"type": "line"}}),
+                json!({"type": "image", "contentUrl": format!("/sandbox/api/content/{message_id}")}),
+            )
+        }
+        Outgoing::Location {
+            title,
+            address,
+            latitude,
+            longitude,
+        } => {
+            if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+                return Err(PhoneError::Invalid(
+                    "latitude/longitude: out of range".into(),
+                ));
+            }
+            let title = title.unwrap_or_else(|| "Location".into());
+            let address = address.unwrap_or_default();
+            (
+                "message",
+                json!({"type": "location", "id": message_id, "title": title, "address": address,
+                       "latitude": latitude, "longitude": longitude}),
+                json!({"type": "location", "title": title, "address": address,
+                       "latitude": latitude, "longitude": longitude}),
+            )
+        }
+        Outgoing::Postback { data, display_text } => {
+            if data.is_empty() || data.chars().count() > 300 {
+                return Err(PhoneError::Invalid("data: 1 to 300 characters".into()));
+            }
+            let shown = match &display_text {
+                Some(t) => json!({"type": "text", "text": t}),
+                None => json!({"type": "postback", "data": data}),
+            };
+            ("postback", json!({"data": data}), shown)
+        }
+    };
+    let seq = s
+        .platform
+        .append(&user_id, "user", "webhook", vec![shown])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or_default();
+    let mut event = json!({
+        "type": event_type, "mode": "active", "timestamp": now_ms(),
+        "webhookEventId": event_id(), "deliveryContext": {"isRedelivery": false},
+        "source": {"type": "user", "userId": user_id},
+        "replyToken": s.platform.issue_reply_token(&user_id),
+    });
+    if event_type == "message" {
+        event["message"] = payload;
+        event["message"]["markAsReadToken"] =
+            Value::String(s.platform.issue_read_token(&user_id, seq));
+    } else {
+        event["postback"] = payload;
+    }
+    let status = match s.post_webhook(&channel, event).await {
+        Ok(status) => status,
+        Err(e) => {
+            s.platform.mark_failed(seq).await?;
+            return Err(e);
+        }
+    };
+    let entry = s.platform.entry(seq).await?;
+    Ok(Json(json!({"entry": entry, "webhook": {"status": status}})).into_response())
+}
+
+#[derive(Deserialize)]
+struct TimelineQuery {
+    after: Option<String>,
+    wait: Option<String>,
+}
+
+async fn timeline(
+    State(s): State<SandboxState>,
+    Path(user_id): Path<String>,
+    Query(q): Query<TimelineQuery>,
+) -> Result<Response> {
+    let number = |name: &str, v: Option<&str>| -> Result<i64> {
+        match v.filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| PhoneError::Invalid(format!("{name}: a whole number ≥ 0"))),
+        }
+    };
+    let after = number("after", q.after.as_deref())?;
+    let wait = Duration::from_secs(number("wait", q.wait.as_deref())? as u64).min(MAX_WAIT);
+    if s.platform.user(&user_id).await?.is_none() {
+        return Err(PhoneError::UnknownUser);
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = s.platform.subscribe();
+    // What the answer last showed besides the bubbles: a change there answers the poll too.
+    let (typing0, read0) = (
+        s.platform.typing_until(&user_id),
+        s.platform.read_up_to(&user_id),
+    );
+    let entries: Vec<TimelineEntry> = loop {
+        changes.borrow_and_update();
+        let entries = s.platform.timeline(&user_id, after).await?;
+        let moved = s.platform.typing_until(&user_id) != typing0
+            || s.platform.read_up_to(&user_id) != read0;
+        if !entries.is_empty() || moved || tokio::time::Instant::now() >= deadline {
+            break entries;
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            break Vec::new();
+        }
+    };
+    Ok(Json(json!({
+        "entries": entries,
+        "typingUntil": s.platform.typing_until(&user_id),
+        "readUpTo": s.platform.read_up_to(&user_id),
+    }))
+    .into_response())
+}
+
+async fn content(
+    State(s): State<SandboxState>,
+    Path(message_id): Path<String>,
+) -> Result<Response> {
+    let (content_type, bytes) = s
+        .platform
+        .content(&message_id)
+        .await?
+        .ok_or(PhoneError::NoContent)?;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// Refuses a request whose `Host` is not this machine: the sandbox hands out its agent's token
+/// and acts for its users, so it must not be reachable through a tunnel or a rebinding DNS name.
+pub fn is_local_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_look_like_ulids() {
+        let id = event_id();
+        assert_eq!(id.len(), 26);
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(id, event_id());
+    }
+
+    #[test]
+    fn only_loopback_hosts_are_local() {
+        let host = |h: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, h.parse().unwrap());
+            is_local_host(&m)
+        };
+        assert!(host("127.0.0.1:3000"));
+        assert!(host("localhost:3000"));
+        assert!(host("localhost"));
+        assert!(host("[::1]:3000"));
+        assert!(!host("example.ngrok.app"));
+        assert!(!host("127.0.0.1.evil.example:80"));
+        assert!(!is_local_host(&HeaderMap::new()));
+    }
+}

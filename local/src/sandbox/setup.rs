@@ -1,0 +1,215 @@
+//! The sandbox's account, queue, agent and workstream, made through the stack's own admin API
+//! over HTTP, as any admin client would. Idempotent: a restart finds what an earlier run made
+//! (kept in `sandbox.db`) and only re-creates what an admin deleted since.
+
+use super::platform::{Platform, SandboxChannel};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use shared::secret::SecretString;
+
+pub const ACCOUNT_NAME: &str = "Sandbox shop";
+pub const QUEUE_NAME: &str = "Sandbox support";
+pub const AGENT_NAME: &str = "Sam (sandbox)";
+pub const WORKSTREAM_NAME: &str = "Sandbox support";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("sandbox setup: {method} {path} answered {status}: {body}")]
+    Refused {
+        method: Method,
+        path: String,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("sandbox setup: {0}")]
+    Transport(String),
+    #[error("sandbox setup: {0}")]
+    Store(#[from] super::platform::PlatformError),
+}
+
+/// An admin API client on the stack's own listener.
+pub struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    token: SecretString,
+}
+
+impl AdminClient {
+    pub fn new(http: reqwest::Client, base: &str, token: SecretString) -> Self {
+        Self {
+            http,
+            base: base.to_owned(),
+            token,
+        }
+    }
+
+    /// The answer's JSON, or `None` on 404.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Option<Value>, SetupError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SetupError::Transport(e.without_url().to_string()))?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(SetupError::Refused {
+                method,
+                path: path.to_owned(),
+                status,
+                body: text,
+            });
+        }
+        Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool, SetupError> {
+        Ok(self.call(Method::GET, path, None).await?.is_some())
+    }
+
+    async fn create(&self, path: &str, body: Value) -> Result<Value, SetupError> {
+        self.call(Method::POST, path, Some(body))
+            .await?
+            .ok_or_else(|| SetupError::Transport(format!("POST {path}: 404")))
+    }
+}
+
+fn id_of(v: &Value) -> Result<String, SetupError> {
+    v.get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| SetupError::Transport("an answer without an id".into()))
+}
+
+/// Makes sure the sandbox's records exist; returns the channel with their ids (also kept).
+pub async fn ensure(
+    platform: &Platform,
+    admin: &AdminClient,
+) -> Result<SandboxChannel, SetupError> {
+    let mut channel = platform.channel().unwrap_or_else(SandboxChannel::generate);
+    // The simulated platform must know the token before the admin API checks it with LINE.
+    platform.set_channel(channel.clone()).await?;
+
+    let queue_ok = match &channel.queue_id {
+        Some(id) => admin.exists(&format!("/admin/v1/queues/{id}")).await?,
+        None => false,
+    };
+    if !queue_ok {
+        let queue = admin
+            .create("/admin/v1/queues", json!({"name": QUEUE_NAME}))
+            .await?;
+        channel.queue_id = Some(id_of(&queue)?);
+        channel.workstream_id = None;
+        channel.agent_id = None;
+    }
+    let queue_id = channel.queue_id.clone().unwrap_or_default();
+
+    let account_ok = match &channel.account_id {
+        Some(id) => admin.exists(&format!("/admin/v1/accounts/{id}")).await?,
+        None => false,
+    };
+    if !account_ok {
+        let account = admin
+            .create(
+                "/admin/v1/accounts",
+                json!({
+                    "name": ACCOUNT_NAME,
+                    "channelId": channel.channel_id,
+                    "channelSecret": channel.channel_secret,
+                    "channelAccessToken": channel.access_token,
+                }),
+            )
+            .await?;
+        channel.account_id = Some(id_of(&account)?);
+        channel.workstream_id = None;
+    }
+    let account_id = channel.account_id.clone().unwrap_or_default();
+
+    let agent_ok = match &channel.agent_id {
+        Some(id) => admin.exists(&format!("/admin/v1/agents/{id}")).await?,
+        None => false,
+    };
+    if !agent_ok {
+        let agent = admin
+            .create(
+                "/admin/v1/agents",
+                json!({
+                    "name": AGENT_NAME, "email": "sam@sandbox.invalid",
+                    "queueIds": [queue_id], "capacity": 5
+                }),
+            )
+            .await?;
+        channel.agent_id = Some(id_of(&agent)?);
+        channel.agent_token = agent
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    } else if channel.agent_token.is_none() {
+        let id = channel.agent_id.clone().unwrap_or_default();
+        let token = admin
+            .create(&format!("/admin/v1/agents/{id}/token"), json!({}))
+            .await?;
+        channel.agent_token = token
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+
+    let workstream_ok = match &channel.workstream_id {
+        Some(id) => admin.exists(&format!("/admin/v1/workstreams/{id}")).await?,
+        None => false,
+    };
+    if !workstream_ok {
+        let workstream = admin
+            .create("/admin/v1/workstreams", workstream(&account_id, &queue_id))
+            .await?;
+        let id = id_of(&workstream)?;
+        admin
+            .create(
+                &format!("/admin/v1/workstreams/{id}/rules"),
+                json!({
+                    "name": "Refunds", "queueId": queue_id,
+                    "condition": {"field": "message.text", "op": "contains", "value": "refund"}
+                }),
+            )
+            .await?;
+        channel.workstream_id = Some(id);
+    }
+    platform.set_channel(channel.clone()).await?;
+    Ok(channel)
+}
+
+fn workstream(account_id: &str, queue_id: &str) -> Value {
+    json!({
+        "name": WORKSTREAM_NAME, "accountId": account_id, "language": "en",
+        "distribution": "push", "defaultQueueId": queue_id, "timeZone": "UTC",
+        "attachments": {"customerCanSend": true, "agentCanSend": true},
+        "automatedMessages": {
+            "conversationStarted": {"enabled": true, "texts": {
+                "en": "Hi {customerName}, thanks for reaching out! An agent will be with you shortly.",
+                "ja": "{customerName}様、お問い合わせありがとうございます。担当者がまもなく対応いたします。"
+            }},
+            "agentEnded": {"enabled": true, "texts": {
+                "en": "Thanks for chatting with us, {customerName}!",
+                "ja": "{customerName}様、ありがとうございました。"
+            }}
+        },
+        "survey": {"enabled": true, "question": "How did we do?", "scale": 5},
+        "autoCloseMinutes": 30,
+        "groupChats": "handle"
+    })
+}
