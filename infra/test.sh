@@ -7,8 +7,9 @@
 # adapters pointed at moto and the LINE client at Prism (those tests are #[ignore]d for a bare
 # `cargo test`, so they are included here), runs the admin API contract test
 # (./infra/contract-test.sh: schemathesis against docs/openapi.yaml and omniline-local), runs
-# the benchmarks once in test mode, checks formatting, lints template.yaml, and stops the
-# servers by PID.
+# the benchmarks once in test mode, checks formatting, lints template.yaml, plays the sandbox
+# in headless Chromium (./infra/sandbox-e2e.sh, which installs Debian's chromium and
+# playwright-core when missing), and stops the servers by PID.
 set -euo pipefail
 # A fresh clone gains nothing from incremental artifacts, and they cost disk.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
@@ -144,6 +145,9 @@ OMNILINE_VENV="$VENV" LAMBDA_LOCAL_AWS_ENDPOINT="$OMNILINE_TEST_AWS_ENDPOINT" "$
 log "load and fault suite, short (omniline-loadtest --short: every scenario, ledger exact, logs clean; debug build, figures not benchmarks)"
 cargo build --locked --quiet --bin omniline-local --bin omniline-loadtest
 target/debug/omniline-loadtest --short --out "$root/target/loadtest-short"
+
+log "sandbox in a browser (headless Chromium: the customer and the agent hold a conversation; screenshots in target/sandbox-e2e)"
+OMNILINE_LOCAL_BIN="$root/target/debug/omniline-local" "$root/infra/sandbox-e2e.sh"
 
 log "benchmarks, once each in test mode"
 cargo test --locked -p shared --benches
