@@ -455,6 +455,28 @@ async fn a_restart_keeps_the_sandbox_account_agent_and_users() {
             "{path}: {list}"
         );
     }
+
+    // An admin deletes the sandbox agent: the next start makes a new one, whose token works.
+    let agent_id = again["agent"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = stack
+        .call_as(
+            reqwest::Method::DELETE,
+            &format!("/admin/v1/agents/{agent_id}"),
+            None,
+            Some("sandbox-test-admin"),
+        )
+        .await;
+    assert_eq!(status, 204);
+    drop(stack);
+    let stack = start_with(command(data.path()));
+    let (_, third) = stack.get("/sandbox/api/session").await;
+    assert_eq!(third["accountId"], session["accountId"]);
+    assert_ne!(third["agent"]["id"], again["agent"]["id"]);
+    let token = third["agent"]["token"].as_str().unwrap();
+    let me = stack
+        .agent(token, reqwest::Method::GET, "/agent/v1/me", None)
+        .await;
+    assert_eq!(me["name"], "Sam (sandbox)");
 }
 
 #[tokio::test]

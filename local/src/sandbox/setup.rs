@@ -77,8 +77,14 @@ impl AdminClient {
         Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    async fn exists(&self, path: &str) -> Result<bool, SetupError> {
-        Ok(self.call(Method::GET, path, None).await?.is_some())
+    /// Whether `/admin/v1/{collection}/{id}` exists (`false` for no id): an admin may have
+    /// deleted what an earlier run made.
+    async fn still_has(&self, collection: &str, id: &Option<String>) -> Result<bool, SetupError> {
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        let path = format!("/admin/v1/{collection}/{id}");
+        Ok(self.call(Method::GET, &path, None).await?.is_some())
     }
 
     async fn create(&self, path: &str, body: Value) -> Result<Value, SetupError> {
@@ -104,11 +110,7 @@ pub async fn ensure(
     // The simulated platform must know the token before the admin API checks it with LINE.
     platform.set_channel(channel.clone()).await?;
 
-    let queue_ok = match &channel.queue_id {
-        Some(id) => admin.exists(&format!("/admin/v1/queues/{id}")).await?,
-        None => false,
-    };
-    if !queue_ok {
+    if !admin.still_has("queues", &channel.queue_id).await? {
         let queue = admin
             .create("/admin/v1/queues", json!({"name": QUEUE_NAME}))
             .await?;
@@ -118,11 +120,7 @@ pub async fn ensure(
     }
     let queue_id = channel.queue_id.clone().unwrap_or_default();
 
-    let account_ok = match &channel.account_id {
-        Some(id) => admin.exists(&format!("/admin/v1/accounts/{id}")).await?,
-        None => false,
-    };
-    if !account_ok {
+    if !admin.still_has("accounts", &channel.account_id).await? {
         let account = admin
             .create(
                 "/admin/v1/accounts",
@@ -139,11 +137,7 @@ pub async fn ensure(
     }
     let account_id = channel.account_id.clone().unwrap_or_default();
 
-    let agent_ok = match &channel.agent_id {
-        Some(id) => admin.exists(&format!("/admin/v1/agents/{id}")).await?,
-        None => false,
-    };
-    if !agent_ok {
+    if !admin.still_has("agents", &channel.agent_id).await? {
         let agent = admin
             .create(
                 "/admin/v1/agents",
@@ -169,11 +163,10 @@ pub async fn ensure(
             .map(str::to_owned);
     }
 
-    let workstream_ok = match &channel.workstream_id {
-        Some(id) => admin.exists(&format!("/admin/v1/workstreams/{id}")).await?,
-        None => false,
-    };
-    if !workstream_ok {
+    if !admin
+        .still_has("workstreams", &channel.workstream_id)
+        .await?
+    {
         let workstream = admin
             .create("/admin/v1/workstreams", workstream(&account_id, &queue_id))
             .await?;
