@@ -213,6 +213,12 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
     assert_eq!(status, 201, "{user}");
     let user_id = id(&user);
     assert!(user_id.starts_with('U') && user_id.len() == 33, "{user_id}");
+    // Creating the user is adding the account as a friend: a follow event, shown in the chat.
+    let (_, chat) = stack
+        .get(&format!("/sandbox/api/users/{user_id}/timeline?after=0"))
+        .await;
+    assert_eq!(chat["entries"][0]["message"], json!({"type": "follow"}));
+    assert_eq!(chat["entries"][0].get("failed"), None, "{chat}");
 
     // The customer writes: a signed webhook reaches the real route, the greeting comes back as a
     // reply, and the agent is notified with the customer's name.

@@ -129,7 +129,14 @@ async fn create_user(State(s): State<SandboxState>, body: Bytes) -> Result<Respo
         .platform
         .create_user(&name, new.language.as_deref(), new.avatar)
         .await?;
-    // The user adds the account as a friend: LINE's follow event.
+    // The user adds the account as a friend: LINE's follow event, shown in the chat too.
+    let seq = s
+        .platform
+        .append(&user.id, "user", "webhook", vec![json!({"type": "follow"})])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or_default();
     let token = s.platform.issue_reply_token(&user.id);
     let event = json!({
         "type": "follow", "mode": "active", "timestamp": now_ms(),
@@ -139,6 +146,7 @@ async fn create_user(State(s): State<SandboxState>, body: Bytes) -> Result<Respo
     });
     if let Err(e) = s.post_webhook(&channel, event).await {
         tracing::warn!("sandbox: the follow event was not accepted: {e}");
+        s.platform.mark_failed(seq).await?;
     }
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
