@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# End-to-end browser test of the sandbox page: `./infra/sandbox-e2e.sh`.
+#
+# Makes sure Chromium is there (Debian's package), installs playwright-core from
+# sandbox-e2e/package-lock.json (npm ci, only when the lock file changed), builds omniline-local,
+# starts it on a free loopback port with a fresh data directory and none of the LINE / backend
+# settings, so that it runs in its default sandbox mode (simulated LINE platform, bootstrapped
+# account, queue, agent and workstream), waits for the sandbox session, then has headless Chromium
+# play the customer and the agent through /sandbox (sandbox-e2e/sandbox.test.mjs). omniline-local
+# is stopped on exit.
+#
+# Knobs: OMNILINE_LOCAL_BIN [test this binary instead of building the debug one], CHROMIUM
+# [/usr/bin/chromium], OMNILINE_SANDBOX_E2E_TIMEOUT [300 s for the browser run]. Screenshots of
+# every step (NN-step.png, 99-failure.png), the page's console (console.log) and the stack's log
+# (omniline-local.log) are left in target/sandbox-e2e/.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+E2E=$root/sandbox-e2e
+OUT=$root/target/sandbox-e2e
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+
+log() { printf '\n== %s\n' "$*"; }
+
+PIDS=()
+DATA_DIR=
+stop_all() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] || continue
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  if [ -n "$DATA_DIR" ]; then rm -rf "$DATA_DIR"; fi
+}
+trap stop_all EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# GET url until it answers 200, while pid lives, for at most the given seconds.
+wait_http() { # url pid seconds
+  local deadline=$((SECONDS + $3))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    [ "$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$1" 2>/dev/null)" = 200 ] && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.png "$OUT/console.log"
+
+if [ "$CHROMIUM" = /usr/bin/chromium ] && [ ! -x /usr/bin/chromium ]; then
+  log "Chromium (Debian's package)"
+  SUDO=
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+  apt_install() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+  if ! apt_install; then
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+    apt_install
+  fi
+fi
+[ -x "$CHROMIUM" ] || { echo "sandbox-e2e: no Chromium at $CHROMIUM"; exit 1; }
+echo "$("$CHROMIUM" --version 2>/dev/null | tail -n 1) at $CHROMIUM"
+
+command -v node >/dev/null || { echo "sandbox-e2e: node is needed"; exit 1; }
+STAMP=$E2E/node_modules/.package-lock.sha256
+LOCK_SUM=$(sha256sum "$E2E/package-lock.json" | cut -d' ' -f1)
+if [ ! -d "$E2E/node_modules/playwright-core" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$LOCK_SUM" ]; then
+  log "npm ci in sandbox-e2e (playwright-core)"
+  (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$LOCK_SUM" >"$STAMP"
+fi
+
+if [ -n "${OMNILINE_LOCAL_BIN:-}" ]; then
+  BIN=$OMNILINE_LOCAL_BIN
+  echo "using $BIN (OMNILINE_LOCAL_BIN), not building"
+else
+  log "cargo build --bin omniline-local"
+  cargo build --locked --quiet --bin omniline-local
+  TARGET_DIR=$(cargo metadata --locked --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  BIN="$TARGET_DIR/debug/omniline-local"
+fi
+
+log "omniline-local in its default sandbox mode"
+DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omniline-sandbox-e2e.XXXXXX")
+PORT=$(free_port)
+SERVER_LOG=$OUT/omniline-local.log
+# ADMIN_TOKEN is set (to a random value) only so that the banner does not print a generated token
+# into the log kept as an artefact; the sandbox does not depend on it.
+env -u LINE_API_BASE -u LINE_DATA_API_BASE -u OMNILINE_BACKEND -u PUBLIC_BASE_URL \
+  -u SANDBOX -u AWS_ENDPOINT_URL \
+  ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')" \
+  PORT="$PORT" \
+  DATA_DIR="$DATA_DIR" \
+  RUST_LOG=warn \
+  "$BIN" >"$SERVER_LOG" 2>&1 &
+PIDS+=($!)
+SERVER_PID=${PIDS[-1]}
+BASE="http://127.0.0.1:$PORT"
+if ! wait_http "$BASE/healthz" "$SERVER_PID" 60; then
+  echo "omniline-local did not become healthy:"; tail -n 50 "$SERVER_LOG"; exit 1
+fi
+if ! wait_http "$BASE/sandbox/api/session" "$SERVER_PID" 60; then
+  echo "the sandbox did not start (GET /sandbox/api/session is not 200):"
+  curl -sS --max-time 5 "$BASE/sandbox/api/session" || true
+  echo; tail -n 50 "$SERVER_LOG"; exit 1
+fi
+echo "omniline-local listening on $BASE (pid $SERVER_PID, data in $DATA_DIR)"
+
+log "headless Chromium plays the customer and the agent on $BASE/sandbox"
+status=0
+SANDBOX_URL="$BASE/sandbox" ARTIFACTS="$OUT" CHROMIUM="$CHROMIUM" \
+  timeout --kill-after=10 "${OMNILINE_SANDBOX_E2E_TIMEOUT:-300}" \
+  node "$E2E/sandbox.test.mjs" || status=$?
+if [ "$status" -ne 0 ]; then
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "omniline-local exited during the run"; fi
+  echo "sandbox e2e failed (exit $status); artefacts in $OUT; last 50 lines of $SERVER_LOG:"
+  tail -n 50 "$SERVER_LOG"
+  exit 1
+fi
+echo "sandbox e2e passed (artefacts in $OUT)"

@@ -1,0 +1,380 @@
+// End-to-end test of the omniline sandbox page (/sandbox) in headless Chromium: a new customer
+// and the sandbox agent hold a whole conversation through the page only (create a customer, log
+// the agent in, text both ways, stickers both ways, close, survey answered, admin glance).
+//
+// Run by ../infra/sandbox-e2e.sh, which starts omniline-local; or by hand against a running stack:
+//   SANDBOX_URL=http://127.0.0.1:3000/sandbox node sandbox.test.mjs
+// Env: SANDBOX_URL (required), ARTIFACTS [../target/sandbox-e2e] for NN-step.png screenshots, 99-failure.png
+// and console.log, CHROMIUM [/usr/bin/chromium]. Exits 1 on any failure.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const SANDBOX_URL = process.env.SANDBOX_URL;
+const ARTIFACTS = process.env.ARTIFACTS || join(import.meta.dirname, '..', 'target', 'sandbox-e2e');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 20_000; // the longest any single wait may take
+const WHOLE_RUN_LIMIT = 240_000; // a guard against anything hanging past the bounded waits
+
+const CUSTOMER_TEXT = 'Hello, I need help with my order';
+const AGENT_TEXT = "Hi! I'm Sam, happy to help.";
+const SURVEY_QUESTION = 'How did we do?'; // the sandbox workstream's survey question (spec)
+// LINE's free basic sticker set as the page shows it (spec): package 446, stickers 1988-1997.
+const STICKER_EMOJI = ['😀', '😍', '😢', '😡', '👍', '🙏', '🎉', '😴', '🤔', '👋'];
+const CUSTOMER_NAME = `Pat E2E ${Math.random().toString(36).slice(2, 6).padEnd(4, 'x')}`;
+
+const tid = (id) => `[data-testid="${id}"]`;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let browser;
+let page;
+let customerPane;
+let agentPane;
+let customerTimeline;
+let userId;
+let passed = 0;
+const journal = []; // console messages, page errors, dialogs, failed and non-2xx requests
+const pageErrors = [];
+const externalRequests = [];
+
+function note(line) {
+  journal.push(`${new Date().toISOString()} ${line}`);
+}
+
+/**
+ * Polls `probe` (sync or async) until it returns a truthy value, which it returns. On timeout it
+ * throws `what` with the last value, or with what `describe()` says the page shows.
+ */
+async function until(what, probe, timeout = WAIT, describe = undefined) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (error) {
+      last = `(probe threw: ${error.message.split('\n')[0]})`;
+    }
+    if (Date.now() > deadline) {
+      const seen = describe ? await Promise.resolve().then(describe).catch((e) => `(unreadable: ${e.message.split('\n')[0]})`) : last;
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; the page shows: ${JSON.stringify(seen)}`);
+    }
+    await sleep(100);
+  }
+}
+
+/** Polls the locator's text until `accept(text)` holds; returns the text, or throws with the last one. */
+async function untilText(what, locator, accept, timeout = WAIT) {
+  let shown = '(no element)';
+  try {
+    return await until(what, async () => {
+      shown = await text(locator);
+      return accept(shown) ? shown || true : false;
+    }, timeout);
+  } catch (error) {
+    throw new Error(`timed out after ${timeout} ms waiting for ${what} (${locator}); it shows: ${JSON.stringify(shown)}`);
+  }
+}
+
+/** Waits until the locator's first match is visible, with a precise message if it never is. */
+async function visible(locator, what, timeout = WAIT) {
+  try {
+    await locator.first().waitFor({ state: 'visible', timeout });
+  } catch (error) {
+    throw new Error(`${what} not visible within ${timeout} ms (${locator}): ${error.message.split('\n')[0]}`);
+  }
+  return locator.first();
+}
+
+const text = async (locator) => ((await locator.first().textContent({ timeout: 2_000 })) ?? '').trim();
+const paneText = async (pane) => (await pane.innerText({ timeout: 2_000 }).catch(() => '(unreadable)')).slice(-600);
+const customerBubbles = (from) => customerTimeline.locator(`${tid('customer-message')}[data-from="${from}"]`);
+const lastBubble = (from) => async () =>
+  `${await customerBubbles(from).count()} data-from=${from} bubbles, the last: ${JSON.stringify(await text(customerBubbles(from).last()).catch(() => '(none)'))}`;
+const transcriptEntries = (direction) =>
+  agentPane.locator(`${tid('transcript')} ${tid('transcript-entry')}${direction ? `[data-direction="${direction}"]` : ''}`);
+
+function assertNoPageErrors() {
+  assert.equal(pageErrors.length, 0, `the page threw: ${pageErrors.join(' | ')}`);
+  assert.equal(externalRequests.length, 0, `the page reached outside the stack: ${externalRequests.join(', ')}`);
+}
+
+// a. The page opens with both panes and throws nothing.
+async function openSandbox() {
+  const response = await page.goto(SANDBOX_URL, { waitUntil: 'load', timeout: WAIT });
+  assert.ok(response, `no response for ${SANDBOX_URL}`);
+  assert.equal(response.status(), 200, `GET ${SANDBOX_URL} answered ${response.status()}`);
+  await visible(customerPane, 'customer-pane');
+  await visible(agentPane, 'agent-pane');
+  await visible(customerPane.locator(tid('create-user')), 'create-user button');
+}
+
+// b. A new customer is created from the page and becomes the selected user.
+async function createCustomer() {
+  const select = customerPane.locator(tid('user-select'));
+  const before = await select.inputValue({ timeout: WAIT });
+  await customerPane.locator(tid('new-user-name')).fill(CUSTOMER_NAME);
+  const language = customerPane.locator(tid('new-user-language'));
+  await until('language "en" among the new-user-language options', () =>
+    language.evaluate((el) => [...el.options].some((o) => o.value === 'en')),
+  );
+  await language.selectOption('en');
+  await customerPane.locator(tid('create-user')).click();
+  userId = await until(
+    `user-select to select the new user "${CUSTOMER_NAME}" (it was "${before}")`,
+    () => select.evaluate((el, name) => {
+      const option = el.selectedOptions[0];
+      return el.value !== '' && option && option.textContent.includes(name) ? el.value : false;
+    }, CUSTOMER_NAME),
+    WAIT,
+    () => select.evaluate((el) => `value "${el.value}", option "${el.selectedOptions[0]?.textContent ?? ''}", ${el.options.length} options`),
+  );
+  assert.match(userId, /^U[0-9a-f]{32}$/, `user-select value "${userId}" is not a LINE user id`);
+  assert.notEqual(userId, before, 'user-select still shows the previous user');
+  const usersUrl = `${SANDBOX_URL.replace(/\/+$/, '')}/api/users`;
+  const users = await (await fetch(usersUrl, { signal: AbortSignal.timeout(WAIT) })).json();
+  const stored = users?.users?.find((u) => u.id === userId);
+  assert.ok(stored, `GET ${usersUrl} does not list ${userId}`);
+  assert.equal(stored.name, CUSTOMER_NAME);
+  assert.equal(stored.language, 'en');
+}
+
+// c. The agent logs in with the prefilled token and is available.
+async function agentLogsIn() {
+  const token = agentPane.locator(tid('agent-token'));
+  await visible(token, 'agent-token input');
+  const value = await until('agent-token to be prefilled from the session', () => token.inputValue());
+  assert.ok(value.length > 8, `agent-token "${value}" looks too short`);
+  await agentPane.locator(tid('agent-login')).click();
+  const name = await visible(agentPane.locator(tid('agent-name')), 'agent-name after login');
+  const shown = await untilText('agent-name to show the agent', name, (value) => value.length > 0);
+  const presence = await visible(agentPane.locator(tid('presence')), 'presence select after login');
+  if ((await presence.inputValue()) !== 'available') {
+    await presence.selectOption('available');
+  }
+  await until('presence to read "available"', async () => (await presence.inputValue()) === 'available',
+    WAIT, () => presence.inputValue());
+  return `agent "${shown}"`;
+}
+
+// d. The customer sends a text; the timeline shows it as the customer's bubble.
+async function customerSendsText() {
+  await customerPane.locator(tid('customer-input')).fill(CUSTOMER_TEXT);
+  await customerPane.locator(tid('customer-send')).click();
+  await visible(customerBubbles('user').filter({ hasText: CUSTOMER_TEXT }), 'the customer\'s bubble (data-from=user) in customer-timeline');
+}
+
+// e. The agent is notified, with the customer's name.
+async function agentIsNotified() {
+  await visible(agentPane.locator(tid('notification')).filter({ hasText: CUSTOMER_NAME }), `a notification naming "${CUSTOMER_NAME}"`);
+}
+
+// f. The agent opens the conversation; the transcript shows the customer's text.
+async function agentOpensConversation() {
+  const entry = transcriptEntries('in').filter({ hasText: CUSTOMER_TEXT });
+  await agentPane.locator(tid('notification')).filter({ hasText: CUSTOMER_NAME }).first().click();
+  try {
+    await entry.first().waitFor({ state: 'visible', timeout: 5_000 });
+    return 'opened from the notification';
+  } catch {
+    note('clicking the notification did not show the transcript within 5 s; opening the conversation-item');
+  }
+  const item = await visible(agentPane.locator(tid('conversation-item')).filter({ hasText: CUSTOMER_NAME }), `a conversation-item naming "${CUSTOMER_NAME}"`);
+  await item.click();
+  await visible(entry, `a transcript-entry[data-direction=in] with "${CUSTOMER_TEXT}"`);
+  return 'opened from the conversation list (the notification click did not open it)';
+}
+
+// g. The agent replies; the customer receives it.
+async function agentReplies() {
+  await agentPane.locator(tid('agent-input')).fill(AGENT_TEXT);
+  await agentPane.locator(tid('agent-send')).click();
+  await visible(customerBubbles('account').filter({ hasText: AGENT_TEXT }), `the agent's reply (data-from=account) "${AGENT_TEXT}" in customer-timeline`);
+  await visible(transcriptEntries('out').filter({ hasText: AGENT_TEXT }), 'the agent\'s reply as a transcript-entry[data-direction=out]');
+}
+
+/** Opens a sticker palette and picks its first sticker; returns its emoji if it shows one of the set. */
+async function pickFirstSticker(pane, button, option) {
+  await pane.locator(tid(button)).click();
+  const first = await visible(pane.locator(tid(option)), `${option} after clicking ${button}`);
+  const shown = await text(first);
+  await first.click();
+  return STICKER_EMOJI.find((emoji) => shown.includes(emoji));
+}
+
+// h. Stickers both ways.
+async function stickersBothWays() {
+  const inBefore = await transcriptEntries('in').count();
+  const userBefore = await customerBubbles('user').count();
+  const customerEmoji = await pickFirstSticker(customerPane, 'customer-sticker', 'sticker-option');
+  await until('the customer\'s sticker bubble in customer-timeline', async () => {
+    if ((await customerBubbles('user').count()) <= userBefore) return false;
+    return !customerEmoji || (await text(customerBubbles('user').last())).includes(customerEmoji);
+  }, WAIT, lastBubble('user'));
+  await until(`a new transcript-entry[data-direction=in] for the sticker (there were ${inBefore})`, async () =>
+    (await transcriptEntries('in').count()) > inBefore,
+  WAIT, async () => `${await transcriptEntries('in').count()} entries; transcript: ${await paneText(agentPane.locator(tid('transcript')))}`);
+  const accountBefore = await customerBubbles('account').count();
+  const agentEmoji = await pickFirstSticker(agentPane, 'agent-sticker', 'agent-sticker-option');
+  await until(`the agent's sticker${agentEmoji ? ` ${agentEmoji}` : ''} as a new account bubble in customer-timeline`, async () => {
+    if ((await customerBubbles('account').count()) <= accountBefore) return false;
+    return !agentEmoji || (await text(customerBubbles('account').last())).includes(agentEmoji);
+  }, WAIT, lastBubble('account'));
+  return `customer sent ${customerEmoji ?? '(unlisted sticker)'}, agent sent ${agentEmoji ?? '(unlisted sticker)'}`;
+}
+
+// i. The agent closes the conversation; the customer gets the survey with quick replies 1-5.
+async function agentClosesConversation() {
+  await agentPane.locator(tid('agent-close')).click();
+  await visible(customerBubbles('account').filter({ hasText: SURVEY_QUESTION }), `the survey question "${SURVEY_QUESTION}" in customer-timeline`);
+  const chips = customerPane.locator(tid('quick-reply'));
+  await visible(chips.filter({ hasText: /^\s*5\s*$/ }), 'a quick-reply chip reading exactly "5"');
+  const labels = (await chips.allTextContents()).map((label) => label.trim());
+  for (const score of ['1', '2', '3', '4', '5']) {
+    assert.ok(labels.includes(score), `no quick-reply chip "${score}" among ${JSON.stringify(labels)}`);
+  }
+  return `chips ${labels.join(' ')}`;
+}
+
+// j. The customer answers 5; the agent pane shows the score.
+async function customerAnswersSurvey() {
+  await customerPane.locator(tid('quick-reply')).filter({ hasText: /^\s*5\s*$/ }).first().click();
+  const score = agentPane.locator(tid('survey-score'));
+  const shown = await untilText('survey-score to contain "5 / 5"', score, (value) => value.includes('5 / 5'));
+  return `survey-score "${shown}"`;
+}
+
+// k. The admin glance shows the webhook URL and the webhooks received.
+async function glanceShowsWebhooks() {
+  const glance = page.locator(tid('glance'));
+  const callback = glance.locator(tid('callback-url'));
+  if (!(await callback.isVisible())) {
+    // A collapsed <details> glance: open it.
+    await glance.locator('summary').first().click({ timeout: 2_000 }).catch(() => {});
+  }
+  await visible(callback, 'callback-url in glance');
+  const url = await untilText('callback-url to contain /line/webhook/', callback, (value) => value.includes('/line/webhook/'));
+  const stats = await visible(glance.locator(tid('webhook-stats')), 'webhook-stats in glance');
+  const receivedCount = (value) => Number(/received\D{0,40}?(\d+)/i.exec(value)?.[1] ?? -1);
+  const shown = await untilText('webhook-stats to count at least 3 webhooks received', stats, (value) => receivedCount(value) >= 3);
+  return `callback ${url}; ${receivedCount(shown)} webhooks received ("${shown}")`;
+}
+
+const STEPS = [
+  ['open-sandbox', openSandbox],
+  ['create-customer', createCustomer],
+  ['agent-logs-in', agentLogsIn],
+  ['customer-sends-text', customerSendsText],
+  ['agent-is-notified', agentIsNotified],
+  ['agent-opens-conversation', agentOpensConversation],
+  ['agent-replies', agentReplies],
+  ['stickers-both-ways', stickersBothWays],
+  ['agent-closes-conversation', agentClosesConversation],
+  ['customer-answers-survey', customerAnswersSurvey],
+  ['glance-shows-webhooks', glanceShowsWebhooks],
+];
+
+function writeJournal() {
+  const lines = [`customer ${CUSTOMER_NAME} ${userId ?? ''}`.trim(), ...journal];
+  if (pageErrors.length) lines.push('', 'PAGE ERRORS:', ...pageErrors);
+  writeFileSync(join(ARTIFACTS, 'console.log'), `${lines.join('\n')}\n`);
+}
+
+async function main() {
+  assert.ok(SANDBOX_URL, 'SANDBOX_URL is not set (e.g. http://127.0.0.1:3000/sandbox)');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const stackHost = new URL(SANDBOX_URL).host;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    timeout: 60_000,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1500, height: 950 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('console', (message) => note(`console.${message.type()}: ${message.text()}`));
+  page.on('pageerror', (error) => {
+    pageErrors.push(`${error.name}: ${error.message}`);
+    note(`PAGE ERROR ${error.stack ?? error.message}`);
+  });
+  page.on('dialog', async (dialog) => {
+    note(`dialog ${dialog.type()} "${dialog.message()}" accepted`);
+    await dialog.accept().catch(() => {});
+  });
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (/^(https?|wss?):$/.test(url.protocol) && url.host !== stackHost) externalRequests.push(request.url());
+  });
+  page.on('requestfailed', (request) => {
+    // Long polls the page drops on purpose end as net::ERR_ABORTED; worth a line, not a failure.
+    note(`request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText ?? ''}`);
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400) note(`HTTP ${response.status()} ${response.request().method()} ${response.url()}`);
+  });
+  customerPane = page.locator(tid('customer-pane'));
+  agentPane = page.locator(tid('agent-pane'));
+  customerTimeline = customerPane.locator(tid('customer-timeline'));
+
+  console.log(`sandbox e2e: ${SANDBOX_URL}, customer "${CUSTOMER_NAME}", artefacts in ${ARTIFACTS}`);
+  const wallStart = Date.now();
+  let total = 0;
+  for (const [index, [name, run]] of STEPS.entries()) {
+    const label = `${String(index + 1).padStart(2, '0')}-${name}`;
+    const start = Date.now();
+    note(`step ${label} starts`);
+    try {
+      const detail = await run();
+      assertNoPageErrors();
+      const elapsed = Date.now() - start;
+      total += elapsed;
+      passed += 1;
+      console.log(`ok   ${label.padEnd(30)} ${String(elapsed).padStart(6)} ms${detail ? `  (${detail})` : ''}`);
+    } catch (error) {
+      console.log(`FAIL ${label.padEnd(30)} ${String(Date.now() - start).padStart(6)} ms`);
+      error.step = label;
+      throw error;
+    }
+    await page.screenshot({ path: join(ARTIFACTS, `${label}.png`), fullPage: true });
+  }
+  console.log(`whole conversation in ${(total / 1000).toFixed(1)} s (${STEPS.length} steps, screenshots excluded; wall clock ${((Date.now() - wallStart) / 1000).toFixed(1)} s)`);
+  console.log(`${passed} passed, 0 failed`);
+}
+
+const guard = setTimeout(() => {
+  console.error(`sandbox e2e: still running after ${WHOLE_RUN_LIMIT / 1000} s, giving up`);
+  process.exit(1);
+}, WHOLE_RUN_LIMIT);
+
+try {
+  await main();
+} catch (error) {
+  process.exitCode = 1;
+  console.error(`\nsandbox e2e FAILED${error.step ? ` at ${error.step}` : ''}: ${error.message}`);
+  note(`FAILURE${error.step ? ` at ${error.step}` : ''}: ${error.stack ?? error.message}`);
+  if (page) {
+    for (const [name, pane] of [['customer-pane', customerPane], ['agent-pane', agentPane]]) {
+      if (pane) note(`${name} text at failure (last 600 chars):\n${await paneText(pane)}`);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, '99-failure.png'), fullPage: true, timeout: 10_000 })
+      .then(() => console.error(`screenshot: ${join(ARTIFACTS, '99-failure.png')}`))
+      .catch((e) => console.error(`no failure screenshot: ${e.message}`));
+  }
+  console.error(`console and page errors: ${join(ARTIFACTS, 'console.log')}`);
+  console.log(`${passed} passed, 1 failed, ${STEPS.length - passed - 1} skipped`);
+} finally {
+  try {
+    if (ARTIFACTS) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      writeJournal();
+    }
+  } catch (e) {
+    console.error(`could not write console.log: ${e.message}`);
+  }
+  await browser?.close().catch(() => {});
+  clearTimeout(guard);
+}
