@@ -49,7 +49,9 @@ async fn main() -> ExitCode {
             println!("  sandbox:      {url}");
             println!("                (play the customer and the agent in your browser; LINE is simulated)");
         }
-        None => println!("  sandbox:      off (the LINE API is configured: LINE_API_BASE)"),
+        None => println!(
+            "  sandbox:      off (LINE_API_BASE or LINE_DATA_API_BASE set, SANDBOX=off, or the AWS backend)"
+        ),
     }
 
     let outcome = shutdown_signal().await;

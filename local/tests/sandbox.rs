@@ -138,6 +138,45 @@ impl Stack {
     }
 }
 
+/// POSTs `length` bytes announced as JSON over a raw connection and reads the answer, which may
+/// come before the whole body was read.
+async fn raw_post_head(base: &str, path: &str, length: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    // The body, until the stack stops reading it (it answers once it is over its limit).
+    let chunk = vec![b'A'; 64 * 1024];
+    let mut sent = 0;
+    while sent < length {
+        let n = chunk.len().min(length - sent);
+        if conn.write_all(&chunk[..n]).await.is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
 }
@@ -283,6 +322,17 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
         .get(&format!("/sandbox/api/users/{user_id}/timeline?after=0"))
         .await;
     assert!(chat["typingUntil"].as_i64().is_some(), "{chat}");
+    // A page that does not show the typing dots yet (typing=0) is answered at once, with no new
+    // bubble, instead of at the end of its 20 s wait.
+    let last = chat["entries"].as_array().unwrap().last().unwrap()["seq"].clone();
+    let path =
+        format!("/sandbox/api/users/{user_id}/timeline?after={last}&wait=20&typing=0&read=0");
+    let poll = stack.get(&path);
+    let (_, news) = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("the long poll answers the typing at once");
+    assert_eq!(news["entries"], json!([]));
+    assert_eq!(news["typingUntil"], chat["typingUntil"]);
     stack
         .agent(
             &token,
@@ -305,9 +355,9 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
     let (_, chat) = stack
         .get(&format!("/sandbox/api/users/{user_id}/timeline?after=0"))
         .await;
-    assert!(
-        chat["readUpTo"].as_i64().is_some_and(|seq| seq >= 1),
-        "{chat}"
+    assert_eq!(
+        chat["readUpTo"], sent["entry"]["seq"],
+        "read up to the customer's message"
     );
 
     // A sticker and an image from the customer reach the agent's transcript; the image through
@@ -397,6 +447,26 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
     }
 
     // The admin glance: callback URL, counters, workstream and rules, with no secret in it.
+    // Nothing reached the customer twice: the greeting, the reply and the survey once each.
+    let (_, chat) = stack
+        .get(&format!("/sandbox/api/users/{user_id}/timeline?after=0"))
+        .await;
+    let from_account: Vec<&Value> = chat["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] == "account")
+        .map(|e| &e["message"])
+        .collect();
+    for text in [
+        "Hi Pat Sandbox, thanks for reaching out! An agent will be with you shortly.",
+        "Hi! I'm Sam, happy to help.",
+        "How did we do?",
+    ] {
+        let times = from_account.iter().filter(|m| m["text"] == text).count();
+        assert_eq!(times, 1, "{text:?} reached the customer {times} times");
+    }
+
     let (status, glance) = stack.get("/sandbox/api/glance").await;
     assert_eq!(status, 200, "{glance}");
     assert_eq!(glance["account"]["callbackUrl"], session["callbackUrl"]);
@@ -486,6 +556,66 @@ async fn a_restart_keeps_the_sandbox_account_agent_and_users() {
 }
 
 #[tokio::test]
+async fn a_start_interrupted_after_making_records_is_finished_without_duplicates() {
+    let data = tempfile::tempdir().unwrap();
+    let first = {
+        let stack = start_with(command(data.path()));
+        stack.get("/sandbox/api/session").await.1
+    };
+    // As if the first start had been killed right after the admin API made the records, before
+    // the sandbox kept their ids: only the channel's credentials are kept.
+    let db = rusqlite::Connection::open(data.path().join("sandbox.db")).unwrap();
+    let kept: String = db
+        .query_row("SELECT value FROM state WHERE name = 'channel'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut kept: Value = serde_json::from_str(&kept).unwrap();
+    for field in [
+        "accountId",
+        "queueId",
+        "agentId",
+        "agentToken",
+        "workstreamId",
+    ] {
+        kept.as_object_mut().unwrap().remove(field);
+    }
+    db.execute(
+        "UPDATE state SET value = ?1 WHERE name = 'channel'",
+        [kept.to_string()],
+    )
+    .unwrap();
+    drop(db);
+
+    let stack = start_with(command(data.path()));
+    let (status, again) = stack.get("/sandbox/api/session").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["accountId"], first["accountId"]);
+    assert_eq!(again["agent"]["id"], first["agent"]["id"]);
+    // The agent's token was never kept: a new one, which works.
+    let token = again["agent"]["token"].as_str().unwrap();
+    assert_ne!(again["agent"]["token"], first["agent"]["token"]);
+    stack
+        .agent(token, reqwest::Method::GET, "/agent/v1/me", None)
+        .await;
+    for (path, key) in [
+        ("/admin/v1/accounts", "accounts"),
+        ("/admin/v1/queues", "queues"),
+        ("/admin/v1/agents", "agents"),
+        ("/admin/v1/workstreams", "workstreams"),
+    ] {
+        let (_, list) = stack
+            .call_as(reqwest::Method::GET, path, None, Some("sandbox-test-admin"))
+            .await;
+        assert_eq!(
+            list[key].as_array().map(Vec::len),
+            Some(1),
+            "{path}: {list}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_error() {
     let data = tempfile::tempdir().unwrap();
     let stack = start_with(command(data.path()));
@@ -566,6 +696,51 @@ async fn bad_input_gets_a_clear_error() {
         (status, answer["error"]["code"].as_str()),
         (422, Some("invalid_request"))
     );
+
+    // Bodies over the limit and path values that are not text get the JSON error too.
+    // (Over a raw connection: the stack answers before it has read the whole body.)
+    let answer = raw_post_head(&stack.base, &send, 8 * 1024 * 1024).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains(r#""code":"body_too_large""#), "{answer}");
+    let (status, answer) = stack.get("/sandbox/api/users/%FF/timeline").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_request")),
+        "{answer}"
+    );
+
+    // Another website in the same browser cannot act as a customer: a form or no-cors post
+    // (not JSON) or a cross-site origin is refused, and nothing is created.
+    for (content_type, origin) in [
+        ("text/plain", None),
+        ("application/x-www-form-urlencoded", None),
+        ("application/json", Some("https://evil.example")),
+    ] {
+        let mut request = stack
+            .http
+            .post(format!("{}/sandbox/api/users", stack.base))
+            .header("content-type", content_type)
+            .body(r#"{"name":"Mallory"}"#);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{content_type} {origin:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "cross_origin");
+    }
+    let (_, users) = stack.get("/sandbox/api/users").await;
+    assert_eq!(users["users"].as_array().map(Vec::len), Some(1), "{users}");
+
+    // Through a proxy or tunnel (even one that rewrites Host): refused.
+    let r = stack
+        .http
+        .get(format!("{}/sandbox/api/session", stack.base))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 
     // Not from this machine (a tunnel, a rebinding DNS name): refused, the simulated LINE API too.
     for path in [

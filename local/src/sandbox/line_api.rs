@@ -176,15 +176,84 @@ fn messages_of(body: &Value) -> Result<Vec<Value>> {
     if messages.is_empty() || messages.len() > 5 {
         return Err(LineError::bad_request("Size must be between 1 and 5"));
     }
-    if messages
-        .iter()
-        .any(|m| m.get("type").and_then(Value::as_str).is_none())
-    {
-        return Err(LineError::bad_request(
-            "The request body has 1 error(s): type: must be specified",
-        ));
+    for (i, message) in messages.iter().enumerate() {
+        if let Err((property, problem)) = check_message(message) {
+            return Err(LineError::bad_request(format!(
+                "The request body has 1 error(s): messages[{i}].{property}: {problem}"
+            )));
+        }
     }
     Ok(messages.clone())
+}
+
+/// LINE's rules for a message object, those a product bug would break: a message LINE would
+/// refuse is refused here too, so the sandbox does not hide it. (property, problem) when broken.
+fn check_message(m: &Value) -> std::result::Result<(), (&'static str, String)> {
+    let text_of = |field: &'static str| m.get(field).and_then(Value::as_str);
+    let required = |field: &'static str, max: usize| match text_of(field) {
+        Some(v) if !v.is_empty() && v.encode_utf16().count() <= max => Ok(v),
+        Some(_) => Err((field, format!("1 to {max} characters"))),
+        None => Err((field, "must be specified".to_owned())),
+    };
+    // LINE fetches media itself, so it wants https; the sandbox also takes http to this machine
+    // (the stack's own signed media links when no https PUBLIC_BASE_URL is set).
+    let url = |field: &'static str| {
+        let v = required(field, 2000)?;
+        let loopback = [
+            "http://127.",
+            "http://localhost:",
+            "http://localhost/",
+            "http://[::1]",
+        ]
+        .iter()
+        .any(|p| v.starts_with(p));
+        if v.starts_with("https://") || loopback {
+            Ok(())
+        } else {
+            Err((field, "must be an https URL".to_owned()))
+        }
+    };
+    match m.get("type").and_then(Value::as_str) {
+        None => return Err(("type", "must be specified".to_owned())),
+        Some("text") => {
+            required("text", 5000)?;
+        }
+        Some("sticker") => {
+            required("packageId", 20)?;
+            required("stickerId", 20)?;
+        }
+        Some("image") | Some("video") => {
+            url("originalContentUrl")?;
+            url("previewImageUrl")?;
+        }
+        Some("audio") => {
+            url("originalContentUrl")?;
+        }
+        Some("location") => {
+            required("title", 100)?;
+            required("address", 100)?;
+            for field in ["latitude", "longitude"] {
+                if !m.get(field).is_some_and(Value::is_number) {
+                    return Err((field, "must be a number".to_owned()));
+                }
+            }
+        }
+        Some("template") => {
+            required("altText", 400)?;
+        }
+        Some("flex") => {
+            required("altText", 1500)?;
+        }
+        Some("imagemap") | Some("textV2") => {}
+        Some(other) => return Err(("type", format!("unknown message type {other:?}"))),
+    }
+    if let Some(items) = m.pointer("/quickReply/items") {
+        match items.as_array() {
+            Some(items) if (1..=13).contains(&items.len()) => {}
+            _ => return Err(("quickReply.items", "1 to 13 items".to_owned())),
+        }
+    }
+    Ok(())
 }
 
 fn json_body(body: &Bytes) -> Result<Value> {
@@ -480,7 +549,13 @@ mod tests {
             .await
             .unwrap();
         let content = s.line.message_content(&s.token, "42").await.unwrap();
-        assert!(format!("{content:?}").contains("image/png"), "{content:?}");
+        assert_eq!(
+            content,
+            shared::line::api::Content::Ready {
+                bytes: vec![1, 2, 3],
+                content_type: Some("image/png".into())
+            }
+        );
         assert!(s.line.message_content(&s.token, "43").await.is_err());
 
         s.line.start_loading(&s.token, &user.id, 20).await.unwrap();
@@ -500,5 +575,35 @@ mod tests {
         let token = s.platform.issue_reply_token(&user.id);
         s.line.reply(&s.token, &token, &text("here")).await.unwrap();
         assert_eq!(s.platform.typing_until(&user.id), None);
+    }
+
+    #[tokio::test]
+    async fn messages_line_would_refuse_are_refused() {
+        let s = sim().await;
+        let user = s.platform.create_user("Pat", None, None).await.unwrap();
+        for bad in [
+            json!({"type": "text", "text": ""}),
+            json!({"type": "text", "text": "x".repeat(5001)}),
+            json!({"type": "image", "originalContentUrl": "http://shop.example/a.png", "previewImageUrl": "https://shop.example/a.png"}),
+            json!({"type": "image", "originalContentUrl": "https://shop.example/a.png"}),
+            json!({"type": "template", "template": {}}),
+            json!({"type": "location", "title": "t", "address": "a", "latitude": "35"}),
+            json!({"type": "text", "text": "q", "quickReply": {"items": vec![json!({}); 14]}}),
+            json!({"type": "hologram"}),
+        ] {
+            let key = uuid::Uuid::new_v4().to_string();
+            let refused = s.line.push(&s.token, &user.id, &[bad.clone()], &key).await;
+            assert!(
+                matches!(refused, Err(SendError::Refused { status: 400, .. })),
+                "{bad}: {refused:?}"
+            );
+        }
+        let fine = json!({"type": "image", "originalContentUrl": "http://127.0.0.1:3000/media/a", "previewImageUrl": "https://cdn.example/a.png"});
+        let key = uuid::Uuid::new_v4().to_string();
+        s.line
+            .push(&s.token, &user.id, &[fine], &key)
+            .await
+            .unwrap();
+        assert_eq!(s.platform.timeline(&user.id, 0).await.unwrap().len(), 1);
     }
 }

@@ -108,10 +108,16 @@ impl SandboxState {
             .send()
             .await
             .map_err(|e| {
-                PhoneError::WebhookRefused(format!(
-                    "the webhook did not answer: {}",
-                    e.without_url()
-                ))
+                if e.is_connect() {
+                    // Never reached the stack: not delivered.
+                    PhoneError::WebhookRefused(format!(
+                        "the webhook did not answer: {}",
+                        e.without_url()
+                    ))
+                } else {
+                    // Sent, but no answer: it may have been queued.
+                    PhoneError::WebhookTimeout
+                }
             })?;
         let status = response.status();
         if status.is_success() {
@@ -145,7 +151,6 @@ pub fn router(state: SandboxState) -> Router {
         .route("/sandbox/", get(index))
         .route("/sandbox/sandbox.js", get(script))
         .route("/sandbox/sandbox.css", get(style))
-        .route("/sandbox/avatars/{file}", get(avatar))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let csp = csp.clone();
             async move {
@@ -161,6 +166,9 @@ pub fn router(state: SandboxState) -> Router {
     page.merge(phone::router(state.clone()))
         .nest(line_api::PREFIX, line_api::router(state.platform.clone()))
         .layer(middleware::from_fn(local_only))
+        // The customers' pictures are in their LINE profiles, which the stack hands to agents
+        // and which may be seen through PUBLIC_BASE_URL: static, nothing secret, served to all.
+        .route("/sandbox/avatars/{file}", get(avatar))
 }
 
 /// `/sandbox` when the stack is not in sandbox mode: a JSON answer saying how to turn it on.
@@ -178,15 +186,38 @@ pub fn off_router() -> Router {
         .route("/sandbox/{*rest}", axum::routing::any(off))
 }
 
+/// The sandbox hands out its agent's token and acts for its users, so it answers this machine
+/// only: a loopback `Host` (no rebinding DNS name), no proxy headers (no tunnel, even one that
+/// rewrites `Host`), and for the page's API a write must be JSON from a loopback origin (no other
+/// website in the same browser can post to it: a cross-site JSON request needs a CORS preflight,
+/// which the sandbox never grants).
 async fn local_only(req: Request, next: Next) -> Response {
-    if phone::is_local_host(req.headers()) {
-        return next.run(req).await;
+    let refuse = |code: &str, message: &str| {
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    };
+    let headers = req.headers();
+    if !phone::is_local_host(headers) || phone::is_proxied(headers) {
+        return refuse(
+            "not_local",
+            "the sandbox answers on this machine only (Host must be localhost or a loopback address, not through a proxy)",
+        );
     }
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({"error": {"code": "not_local", "message": "the sandbox answers on this machine only (Host must be localhost or a loopback address)"}})),
-    )
-        .into_response()
+    let writes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if writes && req.uri().path().starts_with("/sandbox/api/") && !phone::is_own_page_write(headers)
+    {
+        return refuse(
+            "cross_origin",
+            "the sandbox's API takes JSON (Content-Type: application/json) from its own page only",
+        );
+    }
+    next.run(req).await
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

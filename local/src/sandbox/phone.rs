@@ -5,7 +5,8 @@
 use super::platform::{now_ms, PlatformError, TimelineEntry, AVATARS, LANGUAGES};
 use super::SandboxState;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +20,8 @@ use std::time::Duration;
 const MAX_WAIT: Duration = Duration::from_secs(25);
 /// The largest image a simulated user can send (decoded).
 const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+/// The largest body of a send: the image in base64 (4/3) and the JSON around it.
+const MAX_BODY_BYTES: usize = MAX_IMAGE_BYTES / 3 * 4 + 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PhoneError {
@@ -32,6 +35,10 @@ pub enum PhoneError {
     Starting,
     #[error("{0}")]
     WebhookRefused(String),
+    #[error("the webhook did not answer in time; the message may have arrived")]
+    WebhookTimeout,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -53,6 +60,8 @@ impl IntoResponse for PhoneError {
             Self::NoContent => (StatusCode::NOT_FOUND, "not_found"),
             Self::Starting => (StatusCode::SERVICE_UNAVAILABLE, "sandbox_starting"),
             Self::WebhookRefused(_) => (StatusCode::BAD_GATEWAY, "webhook_refused"),
+            Self::WebhookTimeout => (StatusCode::GATEWAY_TIMEOUT, "webhook_timeout"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::Unavailable(m) => {
                 tracing::error!("sandbox: {m}");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -76,7 +85,10 @@ pub fn router(state: SandboxState) -> Router {
     Router::new()
         .route("/sandbox/api/session", get(session))
         .route("/sandbox/api/users", get(users).post(create_user))
-        .route("/sandbox/api/users/{user_id}/send", post(send))
+        .route(
+            "/sandbox/api/users/{user_id}/send",
+            post(send).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
         .route("/sandbox/api/users/{user_id}/timeline", get(timeline))
         .route("/sandbox/api/content/{message_id}", get(content))
         .route("/sandbox/api/glance", get(super::glance::glance))
@@ -115,13 +127,28 @@ struct NewUser {
     avatar: Option<u8>,
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| PhoneError::Invalid(format!("body: {e}")))
+/// The JSON body, or a JSON error (413 over the route's limit, 422 otherwise).
+fn parse<T: serde::de::DeserializeOwned>(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<T> {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => PhoneError::TooLarge(MAX_BODY_BYTES),
+        other => PhoneError::Invalid(format!("body: {}", other.body_text())),
+    })?;
+    serde_json::from_slice(&body).map_err(|e| PhoneError::Invalid(format!("body: {e}")))
 }
 
-async fn create_user(State(s): State<SandboxState>, body: Bytes) -> Result<Response> {
+fn path_value(path: std::result::Result<Path<String>, PathRejection>) -> Result<String> {
+    path.map(|Path(v)| v)
+        .map_err(|e| PhoneError::Invalid(format!("path: {}", e.body_text())))
+}
+
+async fn create_user(
+    State(s): State<SandboxState>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
     let channel = s.ready_channel()?;
-    let new: NewUser = parse(&body)?;
+    let new: NewUser = parse(body)?;
     let name = new
         .name
         .ok_or_else(|| PhoneError::Invalid("name: required".into()))?;
@@ -201,11 +228,12 @@ fn digits(name: &str, value: &str) -> Result<()> {
 
 async fn send(
     State(s): State<SandboxState>,
-    Path(user_id): Path<String>,
-    body: Bytes,
+    user_id: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
     let channel = s.ready_channel()?;
-    let outgoing: Outgoing = parse(&body)?;
+    let user_id = path_value(user_id)?;
+    let outgoing: Outgoing = parse(body)?;
     if s.platform.user(&user_id).await?.is_none() {
         return Err(PhoneError::UnknownUser);
     }
@@ -278,6 +306,12 @@ async fn send(
             }
             let title = title.unwrap_or_else(|| "Location".into());
             let address = address.unwrap_or_default();
+            // LINE's limits for a location message.
+            if title.chars().count() > 100 || address.chars().count() > 100 {
+                return Err(PhoneError::Invalid(
+                    "title/address: at most 100 characters".into(),
+                ));
+            }
             (
                 "message",
                 json!({"type": "location", "id": message_id, "title": title, "address": address,
@@ -289,6 +323,14 @@ async fn send(
         Outgoing::Postback { data, display_text } => {
             if data.is_empty() || data.chars().count() > 300 {
                 return Err(PhoneError::Invalid("data: 1 to 300 characters".into()));
+            }
+            if display_text
+                .as_ref()
+                .is_some_and(|t| t.trim().is_empty() || t.chars().count() > 300)
+            {
+                return Err(PhoneError::Invalid(
+                    "displayText: 1 to 300 characters".into(),
+                ));
             }
             let shown = match &display_text {
                 Some(t) => json!({"type": "text", "text": t}),
@@ -319,6 +361,9 @@ async fn send(
     }
     let status = match s.post_webhook(&channel, event).await {
         Ok(status) => status,
+        // No answer in time: the stack may have queued it, so the bubble stays as sent and the
+        // page must not offer to send it again (that could double the message).
+        Err(PhoneError::WebhookTimeout) => return Err(PhoneError::WebhookTimeout),
         Err(e) => {
             s.platform.mark_failed(seq).await?;
             return Err(e);
@@ -332,13 +377,19 @@ async fn send(
 struct TimelineQuery {
     after: Option<String>,
     wait: Option<String>,
+    /// The `typingUntil` the page shows (0 for none): an answer differing from it is news.
+    typing: Option<String>,
+    /// The `readUpTo` the page shows (0 for none).
+    read: Option<String>,
 }
 
 async fn timeline(
     State(s): State<SandboxState>,
-    Path(user_id): Path<String>,
-    Query(q): Query<TimelineQuery>,
+    user_id: std::result::Result<Path<String>, PathRejection>,
+    q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Response> {
+    let user_id = path_value(user_id)?;
+    let Query(q) = q.map_err(|e| PhoneError::Invalid(format!("query: {}", e.body_text())))?;
     let number = |name: &str, v: Option<&str>| -> Result<i64> {
         match v.filter(|v| !v.is_empty()) {
             None => Ok(0),
@@ -350,22 +401,29 @@ async fn timeline(
         }
     };
     let after = number("after", q.after.as_deref())?;
+    let typing_shown = number("typing", q.typing.as_deref())?;
+    let read_shown = number("read", q.read.as_deref())?;
     let wait = Duration::from_secs(number("wait", q.wait.as_deref())? as u64).min(MAX_WAIT);
     if s.platform.user(&user_id).await?.is_none() {
         return Err(PhoneError::UnknownUser);
     }
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = s.platform.subscribe();
-    // What the answer last showed besides the bubbles: a change there answers the poll too.
-    let (typing0, read0) = (
-        s.platform.typing_until(&user_id),
-        s.platform.read_up_to(&user_id),
-    );
+    // What the page shows besides the bubbles (as it says, else as it is now): a change there
+    // answers the poll too, so the typing dots and "Read" are not missed between two polls.
+    let typing0 = match q.typing {
+        Some(_) => typing_shown,
+        None => s.platform.typing_until(&user_id).unwrap_or(0),
+    };
+    let read0 = match q.read {
+        Some(_) => read_shown,
+        None => s.platform.read_up_to(&user_id).unwrap_or(0),
+    };
     let entries: Vec<TimelineEntry> = loop {
         changes.borrow_and_update();
         let entries = s.platform.timeline(&user_id, after).await?;
-        let moved = s.platform.typing_until(&user_id) != typing0
-            || s.platform.read_up_to(&user_id) != read0;
+        let moved = s.platform.typing_until(&user_id).unwrap_or(0) != typing0
+            || s.platform.read_up_to(&user_id).unwrap_or(0) != read0;
         if !entries.is_empty() || moved || tokio::time::Instant::now() >= deadline {
             break entries;
         }
@@ -386,8 +444,9 @@ async fn timeline(
 
 async fn content(
     State(s): State<SandboxState>,
-    Path(message_id): Path<String>,
+    message_id: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
+    let message_id = path_value(message_id)?;
     let (content_type, bytes) = s
         .platform
         .content(&message_id)
@@ -402,14 +461,65 @@ pub fn is_local_host(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
+    let port_ok = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
     let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        // `[v6]` or `[v6]:port`, nothing else after the bracket.
+        Some(rest) => match rest.split_once(']') {
+            Some((name, "")) => name,
+            Some((name, tail)) if tail.strip_prefix(':').is_some_and(port_ok) => name,
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port_ok(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
     };
     name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether the request came through a proxy or tunnel (which may have rewritten `Host`).
+pub fn is_proxied(headers: &HeaderMap) -> bool {
+    [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-real-ip",
+    ]
+    .iter()
+    .any(|name| headers.contains_key(*name))
+}
+
+/// A write the sandbox page made: JSON, and from a loopback origin when the browser names one.
+pub fn is_own_page_write(headers: &HeaderMap) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    let origin_ok = match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|host| {
+                let mut h = HeaderMap::new();
+                match host.parse() {
+                    Ok(v) => {
+                        h.insert(header::HOST, v);
+                        is_local_host(&h)
+                    }
+                    Err(_) => false,
+                }
+            }),
+    };
+    json && origin_ok
 }
 
 #[cfg(test)]
@@ -438,5 +548,49 @@ mod tests {
         assert!(!host("example.ngrok.app"));
         assert!(!host("127.0.0.1.evil.example:80"));
         assert!(!is_local_host(&HeaderMap::new()));
+        assert!(!host("[::1]x"));
+        assert!(!host("localhost.example.com:3000"));
+    }
+
+    #[test]
+    fn only_json_from_a_loopback_origin_is_the_pages_write() {
+        let write = |content_type: Option<&str>, origin: Option<&str>| {
+            let mut m = HeaderMap::new();
+            if let Some(t) = content_type {
+                m.insert(header::CONTENT_TYPE, t.parse().unwrap());
+            }
+            if let Some(o) = origin {
+                m.insert(header::ORIGIN, o.parse().unwrap());
+            }
+            is_own_page_write(&m)
+        };
+        assert!(write(Some("application/json"), None));
+        assert!(write(
+            Some("application/json; charset=utf-8"),
+            Some("http://127.0.0.1:3000")
+        ));
+        assert!(write(
+            Some("application/json"),
+            Some("http://localhost:3000")
+        ));
+        assert!(!write(Some("text/plain"), None));
+        assert!(!write(None, None));
+        assert!(!write(
+            Some("application/x-www-form-urlencoded"),
+            Some("http://127.0.0.1:3000")
+        ));
+        assert!(!write(
+            Some("application/json"),
+            Some("https://evil.example")
+        ));
+        assert!(!write(Some("application/json"), Some("null")));
+    }
+
+    #[test]
+    fn proxy_headers_mark_a_tunnel() {
+        let mut m = HeaderMap::new();
+        assert!(!is_proxied(&m));
+        m.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert!(is_proxied(&m));
     }
 }

@@ -11,6 +11,8 @@ pub const ACCOUNT_NAME: &str = "Sandbox shop";
 pub const QUEUE_NAME: &str = "Sandbox support";
 pub const AGENT_NAME: &str = "Sam (sandbox)";
 pub const WORKSTREAM_NAME: &str = "Sandbox support";
+/// Identifies the sandbox agent among the agents.
+const AGENT_EMAIL: &str = "sam@sandbox.invalid";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -87,6 +89,27 @@ impl AdminClient {
         Ok(self.call(Method::GET, &path, None).await?.is_some())
     }
 
+    /// The id of the first `/admin/v1/{collection}` item whose `field` is `value`.
+    async fn find(
+        &self,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Option<String>, SetupError> {
+        let list = self
+            .call(Method::GET, &format!("/admin/v1/{collection}"), None)
+            .await?
+            .unwrap_or_default();
+        Ok(list
+            .get(collection)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|item| item.get(field).and_then(Value::as_str) == Some(value))
+            .and_then(|item| item.get("id").and_then(Value::as_str))
+            .map(str::to_owned))
+    }
+
     async fn create(&self, path: &str, body: Value) -> Result<Value, SetupError> {
         self.call(Method::POST, path, Some(body))
             .await?
@@ -102,6 +125,11 @@ fn id_of(v: &Value) -> Result<String, SetupError> {
 }
 
 /// Makes sure the sandbox's records exist; returns the channel with their ids (also kept).
+///
+/// Each record is first looked for (by the id kept, else by what identifies it: the queue's
+/// name, the account's channel ID, the agent's email, the workstream's account) and made only
+/// when missing, and the channel is kept after each step: a start interrupted half-way is
+/// finished by the next one, never duplicated.
 pub async fn ensure(
     platform: &Platform,
     admin: &AdminClient,
@@ -111,62 +139,77 @@ pub async fn ensure(
     platform.set_channel(channel.clone()).await?;
 
     if !admin.still_has("queues", &channel.queue_id).await? {
-        let queue = admin
-            .create("/admin/v1/queues", json!({"name": QUEUE_NAME}))
-            .await?;
-        channel.queue_id = Some(id_of(&queue)?);
-        channel.workstream_id = None;
-        channel.agent_id = None;
+        let id = match admin.find("queues", "name", QUEUE_NAME).await? {
+            Some(id) => id,
+            None => id_of(
+                &admin
+                    .create("/admin/v1/queues", json!({"name": QUEUE_NAME}))
+                    .await?,
+            )?,
+        };
+        channel.queue_id = Some(id);
+        platform.set_channel(channel.clone()).await?;
     }
     let queue_id = channel.queue_id.clone().unwrap_or_default();
 
     if !admin.still_has("accounts", &channel.account_id).await? {
-        let account = admin
-            .create(
-                "/admin/v1/accounts",
-                json!({
-                    "name": ACCOUNT_NAME,
-                    "channelId": channel.channel_id,
-                    "channelSecret": channel.channel_secret,
-                    "channelAccessToken": channel.access_token,
-                }),
-            )
-            .await?;
-        channel.account_id = Some(id_of(&account)?);
-        channel.workstream_id = None;
+        let id = match admin
+            .find("accounts", "channelId", &channel.channel_id)
+            .await?
+        {
+            Some(id) => id,
+            None => id_of(
+                &admin
+                    .create(
+                        "/admin/v1/accounts",
+                        json!({
+                            "name": ACCOUNT_NAME,
+                            "channelId": channel.channel_id,
+                            "channelSecret": channel.channel_secret,
+                            "channelAccessToken": channel.access_token,
+                        }),
+                    )
+                    .await?,
+            )?,
+        };
+        channel.account_id = Some(id);
+        platform.set_channel(channel.clone()).await?;
     }
     let account_id = channel.account_id.clone().unwrap_or_default();
 
     if !admin.still_has("agents", &channel.agent_id).await? {
-        let agent = admin
-            .create(
-                "/admin/v1/agents",
-                json!({
-                    "name": AGENT_NAME, "email": "sam@sandbox.invalid",
-                    "queueIds": [queue_id], "capacity": 5
-                }),
-            )
-            .await?;
-        channel.agent_id = Some(id_of(&agent)?);
-        channel.agent_token = agent
-            .get("token")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-    } else if channel.agent_token.is_none() {
+        channel.agent_token = None;
+        channel.agent_id = match admin.find("agents", "email", AGENT_EMAIL).await? {
+            Some(id) => Some(id),
+            None => {
+                let agent = admin
+                    .create(
+                        "/admin/v1/agents",
+                        json!({
+                            "name": AGENT_NAME, "email": AGENT_EMAIL,
+                            "queueIds": [queue_id], "capacity": 5
+                        }),
+                    )
+                    .await?;
+                channel.agent_token = token_of(&agent);
+                Some(id_of(&agent)?)
+            }
+        };
+        platform.set_channel(channel.clone()).await?;
+    }
+    if channel.agent_token.is_none() {
+        // Found but its token was never kept (shown once): a new one.
         let id = channel.agent_id.clone().unwrap_or_default();
         let token = admin
             .create(&format!("/admin/v1/agents/{id}/token"), json!({}))
             .await?;
-        channel.agent_token = token
-            .get("token")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        channel.agent_token = token_of(&token);
+        platform.set_channel(channel.clone()).await?;
     }
 
-    if !admin
-        .still_has("workstreams", &channel.workstream_id)
-        .await?
-    {
+    // The account's workstream, whichever it is (an admin may have replaced the sandbox's).
+    channel.workstream_id = admin.find("workstreams", "accountId", &account_id).await?;
+    if channel.workstream_id.is_none() {
         let workstream = admin
             .create("/admin/v1/workstreams", workstream(&account_id, &queue_id))
             .await?;
@@ -184,6 +227,10 @@ pub async fn ensure(
     }
     platform.set_channel(channel.clone()).await?;
     Ok(channel)
+}
+
+fn token_of(v: &Value) -> Option<String> {
+    v.get("token").and_then(Value::as_str).map(str::to_owned)
 }
 
 fn workstream(account_id: &str, queue_id: &str) -> Value {
