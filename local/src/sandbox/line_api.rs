@@ -592,7 +592,10 @@ mod tests {
             json!({"type": "hologram"}),
         ] {
             let key = uuid::Uuid::new_v4().to_string();
-            let refused = s.line.push(&s.token, &user.id, &[bad.clone()], &key).await;
+            let refused = s
+                .line
+                .push(&s.token, &user.id, std::slice::from_ref(&bad), &key)
+                .await;
             assert!(
                 matches!(refused, Err(SendError::Refused { status: 400, .. })),
                 "{bad}: {refused:?}"
