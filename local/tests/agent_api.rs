@@ -325,7 +325,7 @@ async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["direction"] == "out" && m["delivery"]["status"] == "sent")
+            .any(|m| m["type"] == "agentMessage" && m["delivery"]["status"] == "sent")
         {
             break;
         }
@@ -336,10 +336,18 @@ async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to
     assert_eq!(messages[0]["message"]["text"], "こんにちは");
     let out = messages
         .iter()
-        .find(|m| m["direction"] == "out")
+        .find(|m| m["type"] == "agentMessage")
         .expect("the answer in the transcript");
+    assert_eq!(out["direction"], "out");
     assert_eq!(out["delivery"]["status"], "sent", "{transcript}");
     assert_eq!(out["agentName"], "Hanako");
+    // The greeting the router sent is there too, as an automated message.
+    let greeting = messages
+        .iter()
+        .find(|m| m["type"] == "automatedMessage")
+        .expect("the greeting in the transcript");
+    assert_eq!(greeting["direction"], "out");
+    assert_eq!(greeting["trigger"], "conversationStarted", "{greeting}");
 
     // The customer writes again: a message notification.
     assert_eq!(

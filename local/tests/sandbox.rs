@@ -447,6 +447,50 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
     }
 
     // The admin glance: callback URL, counters, workstream and rules, with no secret in it.
+    // The agent's transcript has what the stack sent on its own too: the greeting, the
+    // "agent ended" message and the survey, each once, with its delivery status.
+    let transcript = stack
+        .agent(
+            &token,
+            M::GET,
+            &format!("/agent/v1/conversations/{conversation}/messages"),
+            None,
+        )
+        .await;
+    let automated: Vec<&Value> = transcript["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "automatedMessage")
+        .collect();
+    let texts: Vec<&str> = automated
+        .iter()
+        .flat_map(|e| e["messages"].as_array().unwrap())
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Hi Pat Sandbox, thanks for reaching out! An agent will be with you shortly.",
+            "Thanks for chatting with us, Pat Sandbox!",
+            "How did we do?",
+        ],
+        "{transcript}"
+    );
+    assert!(automated
+        .iter()
+        .all(|e| e["direction"] == "out" && e["delivery"]["status"] == "sent"));
+    let ats: Vec<i64> = transcript["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ats.windows(2).all(|w| w[0] <= w[1]),
+        "in time order: {ats:?}"
+    );
+
     // Nothing reached the customer twice: the greeting, the reply and the survey once each.
     let (_, chat) = stack
         .get(&format!("/sandbox/api/users/{user_id}/timeline?after=0"))

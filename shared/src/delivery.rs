@@ -79,6 +79,23 @@ pub struct Delivery {
     pub updated_at: i64,
     /// Optimistic concurrency: every update increments it, conditional on the previous value.
     pub version: u64,
+    /// What an automated or bot message said, for the agents' transcript (an agent's own
+    /// messages are in the transcript already). Erased with the conversation's deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<DeliveredContent>,
+}
+
+/// The message objects of an automated or bot message, and why it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveredContent {
+    pub origin: crate::outbound::Origin,
+    /// The automated message's trigger (`conversationStarted`, `agentEnded`, `survey` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    pub messages: Vec<serde_json::Value>,
+    /// When the router (or the close) queued it, epoch ms: its place in the transcript.
+    pub queued_at: i64,
 }
 
 impl Delivery {
@@ -106,6 +123,7 @@ impl Delivery {
             created_at: now,
             updated_at: now,
             version: 1,
+            content: None,
         }
     }
 

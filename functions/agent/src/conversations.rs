@@ -295,6 +295,27 @@ fn entry_json(
     v
 }
 
+/// An automated or bot message as a transcript line (`automatedMessage` / `botMessage`, out).
+fn sent_content_json(
+    delivery: &shared::delivery::Delivery,
+    content: &shared::delivery::DeliveredContent,
+) -> Value {
+    let kind = match content.origin {
+        shared::outbound::Origin::Bot => "botMessage",
+        _ => "automatedMessage",
+    };
+    json!({
+        "id": delivery.id,
+        "at": content.queued_at,
+        "type": kind,
+        "retracted": false,
+        "direction": "out",
+        "trigger": content.trigger,
+        "messages": content.messages,
+        "delivery": {"status": delivery.status, "error": delivery.error},
+    })
+}
+
 /// `GET …/{id}/messages?before=&limit=`: the transcript in timestamp order (the page before
 /// `before`, epoch ms), with outbound messages' delivery status.
 pub(crate) async fn messages(
@@ -331,19 +352,37 @@ pub(crate) async fn messages(
         .into_iter()
         .map(|d| (d.id.clone(), d))
         .collect();
-    let eligible: Vec<&TranscriptEntry> = transcript
+    // The customer's events and the agents' messages (the transcript), and what the stack sent
+    // on its own — greetings, the survey, bot answers — from their delivery records: one
+    // timeline, in time order.
+    let mut lines: Vec<(i64, &str, Value)> = transcript
         .iter()
-        .filter(|e| before.is_none_or(|b| e.timestamp < b))
+        .map(|e| {
+            (
+                e.timestamp,
+                e.event_id.as_str(),
+                entry_json(&state, e, &deliveries),
+            )
+        })
+        .collect();
+    lines.extend(deliveries.values().filter_map(|d| {
+        let content = d.content.as_ref()?;
+        Some((
+            content.queued_at,
+            d.id.as_str(),
+            sent_content_json(d, content),
+        ))
+    }));
+    lines.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+    let eligible: Vec<(i64, Value)> = lines
+        .into_iter()
+        .filter(|(at, _, _)| before.is_none_or(|b| *at < b))
+        .map(|(at, _, v)| (at, v))
         .collect();
     let start = eligible.len().saturating_sub(limit);
     let page = &eligible[start..];
-    let next_before = (start > 0)
-        .then(|| page.first().map(|e| e.timestamp))
-        .flatten();
-    let items: Vec<Value> = page
-        .iter()
-        .map(|e| entry_json(&state, e, &deliveries))
-        .collect();
+    let next_before = (start > 0).then(|| page.first().map(|e| e.0)).flatten();
+    let items: Vec<Value> = page.iter().map(|(_, v)| v.clone()).collect();
     Ok(Json(json!({ "messages": items, "nextBefore": next_before })).into_response())
 }
 

@@ -17,11 +17,11 @@ use shared::line::tokens::TokenError;
 use serde_json::Value;
 use shared::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
 use shared::conversation::Consent;
-use shared::delivery::{Delivery, DeliveryStatus};
+use shared::delivery::{DeliveredContent, Delivery, DeliveryStatus};
 use shared::line::api::{LineApi, SendError, Sent};
 use shared::line::messages::{prepare, with_sender};
 use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
-use shared::outbound::OutboundMessage;
+use shared::outbound::{Origin, OutboundMessage};
 use shared::ports::{ConversationStore, DeliveryStore, PortError};
 use shared::secret::{LazySecret, SecretString};
 use std::collections::HashMap;
@@ -105,13 +105,21 @@ impl OutboundService {
         let message: OutboundMessage =
             serde_json::from_str(body).map_err(|e| OutboundError::Malformed(e.to_string()))?;
         let now = (self.deps.clock)();
-        let fresh = Delivery::new(
+        let mut fresh = Delivery::new(
             &message.id,
             &message.account_id,
             &message.conversation_id,
             &uuid::Uuid::new_v4().to_string(),
             now,
         );
+        if message.origin != Origin::Agent {
+            fresh.content = Some(DeliveredContent {
+                origin: message.origin,
+                trigger: message.trigger.clone(),
+                messages: message.messages.clone(),
+                queued_at: message.created_at,
+            });
+        }
         let mut delivery = self.deps.deliveries.begin(&fresh).await?;
         if delivery.status.is_final() {
             tracing::info!(id = %message.id, status = delivery.status.as_str(), "already delivered; skipped");

@@ -820,3 +820,28 @@ async fn a_rate_limited_reply_is_pushed_on_the_next_attempt() {
         DeliveryStatus::Sent
     );
 }
+
+#[tokio::test]
+async fn an_automated_message_keeps_what_it_said_for_the_agents_and_an_agents_does_not() {
+    let f = fixture().await;
+    accepts(&f, "/v2/bot/message/push", 2).await;
+    let mut greeting = message("greet-2", vec![text_message("Hi Pat!")], None);
+    greeting.origin = Origin::Automated;
+    greeting.trigger = Some("conversationStarted".into());
+    let agents = message("agent-2", vec![text_message("Sam here")], None);
+    for m in [&greeting, &agents] {
+        assert_eq!(
+            f.service.deliver(&body(m)).await.unwrap(),
+            DeliveryStatus::Sent
+        );
+    }
+    let d = f.deliveries.delivery("greet-2").await.unwrap().unwrap();
+    let content = d.content.expect("the greeting's content is kept");
+    assert_eq!(content.origin, Origin::Automated);
+    assert_eq!(content.trigger.as_deref(), Some("conversationStarted"));
+    assert_eq!(content.messages, vec![text_message("Hi Pat!")]);
+    assert_eq!(content.queued_at, T0);
+    // The agent's message is in the transcript already: not kept twice.
+    let d = f.deliveries.delivery("agent-2").await.unwrap().unwrap();
+    assert_eq!(d.content, None);
+}
