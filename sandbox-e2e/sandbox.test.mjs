@@ -1,6 +1,7 @@
 // End-to-end test of the omniline sandbox page (/sandbox) in headless Chromium: a new customer
 // and the sandbox agent hold a whole conversation through the page only (create a customer, log
-// the agent in, text both ways, stickers both ways, close, survey answered, admin glance).
+// the agent in, text both ways, stickers both ways, images both ways, close, survey answered,
+// admin glance).
 //
 // Run by ../infra/sandbox-e2e.sh, which starts omniline-local; or by hand against a running stack:
 //   SANDBOX_URL=http://127.0.0.1:3000/sandbox node sandbox.test.mjs
@@ -9,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const SANDBOX_URL = process.env.SANDBOX_URL;
@@ -23,6 +25,48 @@ const SURVEY_QUESTION = 'How did we do?'; // the sandbox workstream's survey que
 // LINE's free basic sticker set as the page shows it (spec): package 446, stickers 1988-1997.
 const STICKER_EMOJI = ['😀', '😍', '😢', '😡', '👍', '🙏', '🎉', '😴', '🤔', '👋'];
 const CUSTOMER_NAME = `Pat E2E ${Math.random().toString(36).slice(2, 6).padEnd(4, 'x')}`;
+
+/** A small truecolour PNG (width × height, two-colour diagonal stripes), built in memory. */
+function makePng(width, height, [r1, g1, b1], [r2, g2, b2]) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (bytes) => {
+    let c = 0xffffffff;
+    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8 bits per sample, RGB, deflate, no filter, no interlace
+  const rows = Buffer.alloc(height * (1 + width * 3));
+  for (let y = 0; y < height; y += 1) {
+    const row = y * (1 + width * 3); // each row starts with filter type 0
+    for (let x = 0; x < width; x += 1) {
+      const stripe = Math.floor((x + y) / 8) % 2 === 0;
+      rows.set(stripe ? [r1, g1, b1] : [r2, g2, b2], row + 1 + x * 3);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(rows)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+const CUSTOMER_PNG = makePng(64, 48, [6, 199, 85], [255, 255, 255]); // LINE green stripes
+const AGENT_PNG = makePng(48, 64, [37, 99, 235], [255, 214, 10]); // blue / yellow stripes
 
 const tid = (id) => `[data-testid="${id}"]`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -224,7 +268,50 @@ async function stickersBothWays() {
   return `customer sent ${customerEmoji ?? '(unlisted sticker)'}, agent sent ${agentEmoji ?? '(unlisted sticker)'}`;
 }
 
-// i. The agent closes the conversation; the customer gets the survey with quick replies 1-5.
+/**
+ * Waits until one of the locator's matches after the first `before` holds an <img> that has
+ * loaded (complete, naturalWidth > 0); returns that image's natural size and its src's path.
+ */
+async function untilImageLoaded(what, locator, before) {
+  const probe = () => locator.evaluateAll((nodes, skip) => {
+    for (const node of nodes.slice(skip)) {
+      for (const img of node.querySelectorAll('img')) {
+        if (img.complete && img.naturalWidth > 0) {
+          return `${img.naturalWidth}×${img.naturalHeight} from ${new URL(img.currentSrc || img.src).pathname}`;
+        }
+      }
+    }
+    return false;
+  }, before);
+  const describe = () => locator.evaluateAll((nodes, skip) => {
+    const fresh = nodes.slice(skip);
+    const imgs = fresh.flatMap((node) => [...node.querySelectorAll('img')]);
+    const shown = imgs.map((img) => ({ src: img.src, complete: img.complete, naturalWidth: img.naturalWidth }));
+    return `${fresh.length} new element(s), ${imgs.length} <img>: ${JSON.stringify(shown)}; `
+      + `text: ${JSON.stringify(fresh.map((n) => n.textContent.trim()).join(' | '))}`;
+  }, before);
+  return until(what, probe, WAIT, describe);
+}
+
+// i. Images both ways: the customer's photo loads in the transcript (through the stack's signed
+// media link), the agent's photo loads in the customer's chat.
+async function imagesBothWays() {
+  const inBefore = await transcriptEntries('in').count();
+  await customerPane.locator(tid('customer-image-input'))
+    .setInputFiles({ name: 'photo.png', mimeType: 'image/png', buffer: CUSTOMER_PNG });
+  const received = await untilImageLoaded(
+    `a new transcript-entry[data-direction=in] (there were ${inBefore}) with a loaded <img> (naturalWidth > 0)`,
+    transcriptEntries('in'), inBefore);
+  const accountBefore = await customerBubbles('account').count();
+  await agentPane.locator(tid('agent-image-input'))
+    .setInputFiles({ name: 'reply.png', mimeType: 'image/png', buffer: AGENT_PNG });
+  const sent = await untilImageLoaded(
+    `a new customer-message[data-from=account] (there were ${accountBefore}) with a loaded <img> (naturalWidth > 0)`,
+    customerBubbles('account'), accountBefore);
+  return `agent sees ${received}; customer sees ${sent}`;
+}
+
+// j. The agent closes the conversation; the customer gets the survey with quick replies 1-5.
 async function agentClosesConversation() {
   await agentPane.locator(tid('agent-close')).click();
   await visible(customerBubbles('account').filter({ hasText: SURVEY_QUESTION }), `the survey question "${SURVEY_QUESTION}" in customer-timeline`);
@@ -237,7 +324,7 @@ async function agentClosesConversation() {
   return `chips ${labels.join(' ')}`;
 }
 
-// j. The customer answers 5; the agent pane shows the score.
+// k. The customer answers 5; the agent pane shows the score.
 async function customerAnswersSurvey() {
   await customerPane.locator(tid('quick-reply')).filter({ hasText: /^\s*5\s*$/ }).first().click();
   const score = agentPane.locator(tid('survey-score'));
@@ -245,7 +332,7 @@ async function customerAnswersSurvey() {
   return `survey-score "${shown}"`;
 }
 
-// k. The admin glance shows the webhook URL and the webhooks received.
+// l. The admin glance shows the webhook URL and the webhooks received.
 async function glanceShowsWebhooks() {
   const glance = page.locator(tid('glance'));
   const callback = glance.locator(tid('callback-url'));
@@ -270,6 +357,7 @@ const STEPS = [
   ['agent-opens-conversation', agentOpensConversation],
   ['agent-replies', agentReplies],
   ['stickers-both-ways', stickersBothWays],
+  ['images-both-ways', imagesBothWays],
   ['agent-closes-conversation', agentClosesConversation],
   ['customer-answers-survey', customerAnswersSurvey],
   ['glance-shows-webhooks', glanceShowsWebhooks],

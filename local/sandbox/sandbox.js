@@ -73,6 +73,32 @@
     return node;
   }
 
+  /**
+   * Wraps `task` (async, no arguments) so that at most one call runs at a time: `run()` while a
+   * call is running does nothing (a timer tick is skipped, no request stacks up); `run(true)`
+   * runs the task once more after the running call (fresh data after a change the running call
+   * may predate), however many times it is asked meanwhile.
+   */
+  function oneAtATime(task) {
+    let running = null;
+    let queued = null;
+    const start = () => {
+      running = Promise.resolve().then(task).finally(() => { running = null; });
+      return running;
+    };
+    return (again = false) => {
+      if (!running) return start();
+      if (!again) return Promise.resolve();
+      if (!queued) {
+        queued = running.catch(() => {}).then(() => {
+          queued = null;
+          return running || start();
+        });
+      }
+      return queued;
+    };
+  }
+
   function fmtTime(ms) {
     if (typeof ms !== 'number') return '';
     return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
@@ -116,6 +142,19 @@
     });
     observer.observe(scroller);
     for (const child of scroller.children) observer.observe(child);
+  }
+
+  /** `url` (absolute, or relative to this page, like the sandbox's `/sandbox/api/content/…`) when
+   *  it is an http(s) link, else null: data from the API never becomes a javascript:, data: or
+   *  other scheme's href / src. */
+  function httpUrl(url) {
+    if (typeof url !== 'string' || !url.trim()) return null;
+    try {
+      const parsed = new URL(url, window.location.href);
+      return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? url : null;
+    } catch {
+      return null;
+    }
   }
 
   function readFileBase64(file) {
@@ -271,8 +310,9 @@
           : { kind: 'text', node: el('span', { className: 'msg-other', text: `[sticker ${m.packageId}/${m.stickerId}]` }) };
       }
       case 'image': {
-        const src = mediaUrl || m.previewImageUrl || m.contentUrl || m.originalContentUrl;
-        const full = mediaUrl || m.originalContentUrl || m.contentUrl || src;
+        // Only http(s) links (httpUrl) become a src / href; anything else shows as text.
+        const src = httpUrl(mediaUrl || m.previewImageUrl || m.contentUrl || m.originalContentUrl);
+        const full = httpUrl(mediaUrl || m.originalContentUrl || m.contentUrl) || src;
         if (!src) return { kind: 'text', node: el('span', { className: 'msg-other', text: '[image]' }) };
         return {
           kind: 'media',
@@ -281,13 +321,13 @@
         };
       }
       case 'video': {
-        const src = mediaUrl || m.originalContentUrl;
+        const src = httpUrl(mediaUrl || m.originalContentUrl);
         return src
           ? { kind: 'text', node: el('a', { className: 'msg-link', href: src, target: '_blank', rel: 'noopener', text: '▶ Video' }) }
           : { kind: 'text', node: el('span', { className: 'msg-other', text: '[video]' }) };
       }
       case 'audio': {
-        const src = mediaUrl || m.originalContentUrl;
+        const src = httpUrl(mediaUrl || m.originalContentUrl);
         return src
           ? { kind: 'text', node: el('a', { className: 'msg-link', href: src, target: '_blank', rel: 'noopener', text: '▶ Audio' }) }
           : { kind: 'text', node: el('span', { className: 'msg-other', text: '[audio]' }) };
@@ -354,8 +394,8 @@
     controller: null, // aborts the running long poll
     rows: new Map(), // seq → row element
     entries: new Map(), // seq → TimelineEntry
-    lastSeq: 0,
-    readUpTo: null,
+    lastSeq: 0, // the poll cursor: only timeline poll answers move it (a send answer does not)
+    readUpTo: null, // both as the last poll answered them, sent back on the next poll
     typingUntil: null,
     typingTimer: null,
   };
@@ -393,7 +433,7 @@
     $('new-user-avatar').replaceChildren(...avatars.map((url, i) =>
       el('label', { className: 'avatar-choice', title: `Picture ${i}` },
         el('input', { type: 'radio', name: 'new-user-avatar', value: String(i), 'aria-label': `Picture ${i}` }),
-        el('img', { src: url, alt: '' }))));
+        httpUrl(url) ? el('img', { src: url, alt: '' }) : el('span', { text: String(i) }))));
   }
 
   async function loadUsers() {
@@ -456,11 +496,18 @@
       const controller = new AbortController();
       customer.controller = controller;
       try {
-        const data = await api('GET',
-          `/sandbox/api/users/${enc(userId)}/timeline?after=${customer.lastSeq}&wait=${TIMELINE_WAIT}`,
+        // `typing` / `read`: what the page shows now (0 for none); the server answers at once
+        // when its values differ, so the typing dots and "Read" marks are not missed between polls.
+        const query = new URLSearchParams({
+          after: String(customer.lastSeq),
+          wait: String(TIMELINE_WAIT),
+          typing: String(typeof customer.typingUntil === 'number' ? customer.typingUntil : 0),
+          read: String(typeof customer.readUpTo === 'number' ? customer.readUpTo : 0),
+        });
+        const data = await api('GET', `/sandbox/api/users/${enc(userId)}/timeline?${query}`,
           undefined, undefined, { signal: controller.signal });
         if (generation !== customer.generation) return;
-        applyTimeline(data || {});
+        applyTimeline(data || {}, true);
         failures = 0;
       } catch (e) {
         if (generation !== customer.generation || (e && e.name === 'AbortError')) return;
@@ -471,10 +518,15 @@
     }
   }
 
-  function applyTimeline(data) {
+  /** Shows a timeline answer. `fromPoll`: a timeline poll answer, the only kind that moves the
+   *  cursor (a send answer's entry may have a higher seq than an account push still unseen). */
+  function applyTimeline(data, fromPoll = false) {
     let added = false;
     for (const entry of data.entries || []) {
       if (addTimelineEntry(entry)) added = true;
+      if (fromPoll && entry && typeof entry.seq === 'number') {
+        customer.lastSeq = Math.max(customer.lastSeq, entry.seq);
+      }
     }
     if ('readUpTo' in data) customer.readUpTo = data.readUpTo;
     if ('typingUntil' in data) customer.typingUntil = data.typingUntil;
@@ -496,7 +548,6 @@
     else timeline.append(row);
     customer.rows.set(entry.seq, row);
     customer.entries.set(entry.seq, entry);
-    customer.lastSeq = Math.max(customer.lastSeq, entry.seq);
     markAccountRuns();
     return true;
   }
@@ -605,7 +656,12 @@
     }
   }
 
-  /** Sends one message as the selected user; shows the entry at once (the poll dedupes it). */
+  /**
+   * Sends one message as the selected user; shows the entry at once (keyed by seq: the poll
+   * dedupes it; the cursor stays for the poll). Answers the send answer; `{ timedOut: true }` when
+   * the webhook did not answer in time (the message may have arrived: the poll will show it, so
+   * nothing is to be sent again); null on any other failure.
+   */
   async function customerSend(body) {
     const userId = customer.userId;
     if (!userId) {
@@ -618,6 +674,11 @@
       if (generation === customer.generation && answer && answer.entry) applyTimeline({ entries: [answer.entry] });
       return answer;
     } catch (e) {
+      // 504 webhook_timeout: the webhook did not answer in time; the message may have arrived.
+      if (e instanceof ApiError && e.code === 'webhook_timeout') {
+        toast(e.message || 'The webhook did not answer in time; the message may have arrived.');
+        return { timedOut: true };
+      }
       report(e, 'Send');
       // The bubble exists but was refused: reload the chat so it shows as not delivered.
       if (e instanceof ApiError && e.code === 'webhook_refused' && generation === customer.generation) {
@@ -633,7 +694,8 @@
     if (!text) return;
     input.value = '';
     const answer = await customerSend({ type: 'text', text });
-    if (!answer && !input.value) input.value = text; // give it back to retry
+    // Give it back to retry, unless it may have arrived (webhook timeout: no resend).
+    if (!answer && !input.value) input.value = text;
     input.focus();
   }
 
@@ -721,15 +783,14 @@
     openId: null,
     detail: null,
     transcriptKey: '',
-    refreshing: false,
     lastReadId: null,
     lastTypingAt: 0,
-    survey: { timer: null, conversationId: null, done: false },
+    survey: { timer: null, conversationId: null, done: false, inFlight: false },
     contactSearchTimer: null,
   };
 
   function avatarImg(url, name, size = '') {
-    if (url) return el('img', { className: `avatar ${size}`, src: url, alt: '' });
+    if (httpUrl(url)) return el('img', { className: `avatar ${size}`, src: url, alt: '' });
     const initial = (name || '?').trim().charAt(0).toUpperCase() || '?';
     return el('span', { className: `avatar initial ${size}`, 'aria-hidden': 'true', text: initial });
   }
@@ -777,7 +838,7 @@
     const me = await agentApi('PUT', '/agent/v1/presence', { status });
     agent.me = me;
     renderPresence(me);
-    refreshGlance();
+    refreshGlance(true);
   }
 
   async function refreshMe() {
@@ -824,7 +885,8 @@
     renderNotifications();
     refreshConversations().catch((e) => report(e, 'Conversations'));
     refreshMe().catch(() => {});
-    if (touchesOpen) refreshOpenConversation().catch((e) => report(e, 'Conversation'));
+    // true: a refresh already running may predate this news, so run once more after it.
+    if (touchesOpen) refreshOpenConversation(true).catch((e) => report(e, 'Conversation'));
   }
 
   function renderNotifications() {
@@ -935,26 +997,24 @@
     scrollToBottom($('transcript-scroll'));
   }
 
-  async function refreshOpenConversation(force = false) {
+  /** Reloads the open conversation, one load at a time (oneAtATime): the 3 s timer's tick is
+   *  skipped while a load runs; `refreshOpenConversation(true)` (after a reply, a pick, a
+   *  notification…) loads once more after the running one. */
+  const refreshOpenConversation = oneAtATime(async () => {
     const id = agent.openId;
-    if (!id || !agent.token || (agent.refreshing && !force)) return;
-    agent.refreshing = true;
-    try {
-      const base = `/agent/v1/conversations/${enc(id)}`;
-      const [detail, page] = await Promise.all([
-        agentApi('GET', base),
-        agentApi('GET', `${base}/messages?limit=100`),
-      ]);
-      if (id !== agent.openId) return;
-      agent.detail = detail;
-      renderConversationHeader(detail);
-      renderTranscript((page && page.messages) || []);
-      updateSurveyPolling(detail.conversation);
-      await markReadIfNeeded(detail, (page && page.messages) || []);
-    } finally {
-      agent.refreshing = false;
-    }
-  }
+    if (!id || !agent.token) return;
+    const base = `/agent/v1/conversations/${enc(id)}`;
+    const [detail, page] = await Promise.all([
+      agentApi('GET', base),
+      agentApi('GET', `${base}/messages?limit=100`),
+    ]);
+    if (id !== agent.openId) return;
+    agent.detail = detail;
+    renderConversationHeader(detail);
+    renderTranscript((page && page.messages) || []);
+    updateSurveyPolling(detail.conversation);
+    await markReadIfNeeded(detail, (page && page.messages) || []);
+  });
 
   function renderConversationHeader(detail) {
     const c = detail.conversation;
@@ -1018,6 +1078,18 @@
     box.replaceChildren(...messages.map(renderTranscriptEntry));
   }
 
+  /** What sent an automated message (the workstream's triggers), as agents read it. */
+  const TRIGGER_LABELS = {
+    conversationStarted: 'greeting',
+    queued: 'queued',
+    noAgentAvailable: 'no agent available',
+    agentAssigned: 'agent assigned',
+    agentEnded: 'agent ended',
+    outsideBusinessHours: 'outside business hours',
+    attachmentsNotAccepted: 'attachments not accepted',
+    unsupportedMessageType: 'unsupported message',
+  };
+
   function renderTranscriptEntry(entry) {
     const direction = entry.direction === 'out' ? 'out' : 'in';
     const attrs = { testid: 'transcript-entry', 'data-direction': direction, 'data-type': entry.type, 'data-id': entry.id };
@@ -1028,7 +1100,9 @@
     }
     if (entry.type === 'agentMessage' || direction === 'out') {
       const automated = !entry.agentId;
-      const who = entry.agentName || (automated ? 'Automated' : 'Agent');
+      const who = entry.agentName || (entry.type === 'botMessage' ? 'Bot'
+        : automated ? `Automated${entry.trigger ? ` · ${TRIGGER_LABELS[entry.trigger] || entry.trigger}` : ''}`
+        : 'Agent');
       const bubbles = (entry.messages || [entry.message].filter(Boolean)).map((m) => transcriptBubble(m, null, true));
       const delivery = entry.delivery || {};
       return el('div', { ...attrs, className: `t-entry out ${automated ? 'automated' : ''}` },
@@ -1148,9 +1222,10 @@
   }
 
   // ----- survey -------------------------------------------------------------------------------
+  /** Stops the survey poll (another conversation opened; also on an answer or no survey). */
   function stopSurveyPolling() {
     clearInterval(agent.survey.timer);
-    agent.survey = { timer: null, conversationId: null, done: false };
+    agent.survey = { timer: null, conversationId: null, done: false, inFlight: false };
   }
 
   function updateSurveyPolling(conversation) {
@@ -1171,33 +1246,39 @@
     agent.survey.timer = setInterval(() => pollSurvey(conversation.id), 2000);
   }
 
+  /** One survey check for the conversation being polled; a tick is skipped while the previous
+   *  check is still in flight. */
   async function pollSurvey(conversationId) {
-    if (agent.survey.conversationId !== conversationId || agent.survey.done) return;
+    const state = agent.survey; // replaced (not mutated) by stopSurveyPolling
+    if (state.conversationId !== conversationId || state.done || state.inFlight) return;
+    state.inFlight = true;
     const box = $('survey-score');
     try {
       const survey = await agentApi('GET', `/agent/v1/conversations/${enc(conversationId)}/survey`);
-      if (agent.survey.conversationId !== conversationId) return;
+      if (agent.survey !== state) return;
       box.className = 'survey';
       if (survey.answeredAt != null) {
         box.textContent = survey.scale != null && survey.score != null
           ? `Survey: ${survey.score} / ${survey.scale}`
           : 'Survey: answered';
         box.classList.add('answered');
-        agent.survey.done = true;
-        clearInterval(agent.survey.timer);
+        state.done = true;
+        clearInterval(state.timer);
       } else {
         box.textContent = 'Survey sent, no answer yet';
       }
     } catch (e) {
-      if (agent.survey.conversationId !== conversationId) return;
+      if (agent.survey !== state) return;
       if (e instanceof ApiError && e.status === 404) {
         box.textContent = 'No survey was sent';
         box.className = 'survey none';
-        agent.survey.done = true;
-        clearInterval(agent.survey.timer);
+        state.done = true;
+        clearInterval(state.timer);
         return;
       }
       report(e, 'Survey');
+    } finally {
+      state.inFlight = false;
     }
   }
 
@@ -1299,6 +1380,8 @@
       if (!e.target.closest('.search-wrap')) $('contact-results').hidden = true;
     });
 
+    // Neither timer stacks requests: refreshConversations shares the call in flight, and
+    // refreshOpenConversation() skips the tick while a load is running (oneAtATime).
     setInterval(() => {
       if (agent.token && agent.me) refreshConversations().catch((e) => report(e, 'Conversations'));
     }, 5000);
@@ -1370,7 +1453,9 @@
 
   let glanceFailures = 0;
 
-  async function refreshGlance() {
+  /** Reloads the glance, one call at a time: the 5 s timer's tick is skipped while a call is in
+   *  flight; `refreshGlance(true)` (after a presence change) loads once more after it. */
+  const refreshGlance = oneAtATime(async () => {
     try {
       renderGlance((await api('GET', '/sandbox/api/glance')) || {});
       glanceFailures = 0;
@@ -1378,7 +1463,7 @@
       glanceFailures += 1;
       if (glanceFailures === 1 || glanceFailures % 12 === 0) report(e, 'Admin glance');
     }
-  }
+  });
 
   // ------------------------------------------------------------------------------------------
   // Boot
@@ -1399,7 +1484,7 @@
     $('agent-token').value = (data.agent && data.agent.token) || '';
     $('callback-url').textContent = data.callbackUrl || '—';
     refreshGlance();
-    setInterval(refreshGlance, 5000);
+    setInterval(() => refreshGlance(), 5000);
     await initCustomer();
   }
 
