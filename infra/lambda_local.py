@@ -113,12 +113,19 @@ def seed(run_id, env_file, line_url, public_base_url):
     suffix = run_id.replace("_", "-").lower()
     config_table, conversations_table = f"omniline-config-{suffix}", f"omniline-conversations-{suffix}"
     for table in (config_table, conversations_table):
+        # As in template.yaml, with the conversations table's sparse index of open conversations.
         ddb.create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
+                                  {"AttributeName": "sk", "AttributeType": "S"},
+                                  {"AttributeName": "openShard", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                       {"AttributeName": "sk", "KeyType": "RANGE"}])
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[{
+                "IndexName": "open-conversations",
+                "KeySchema": [{"AttributeName": "openShard", "KeyType": "HASH"},
+                              {"AttributeName": "pk", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"}}])
     queues = {}
     for name in ("inbound", "outbound"):
         queues[name] = sqs.create_queue(

@@ -4,10 +4,12 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_secretsmanager::config::Credentials;
+use shared::adapters::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
 
 /// moto's endpoint; a test that needs it fails (not skips) without it.
 pub fn endpoint() -> String {
@@ -30,7 +32,8 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A new pay-per-request table keyed `pk` (hash) + `sk` (range), as in template.yaml.
+/// A new pay-per-request table keyed `pk` (hash) + `sk` (range), with the conversations table's
+/// sparse index of open conversations (`openShard` / `pk`, keys only), as in template.yaml.
 pub async fn pk_sk_table(config: &SdkConfig, prefix: &str) -> String {
     let name = unique(prefix);
     let key = |n: &str, t| {
@@ -54,6 +57,20 @@ pub async fn pk_sk_table(config: &SdkConfig, prefix: &str) -> String {
         .key_schema(key("sk", KeyType::Range))
         .attribute_definitions(attr("pk"))
         .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr(OPEN_SHARD))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(OPEN_INDEX)
+                .key_schema(key(OPEN_SHARD, KeyType::Hash))
+                .key_schema(key("pk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await

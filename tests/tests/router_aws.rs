@@ -27,6 +27,7 @@ const T0: i64 = 1_795_575_600_000;
 struct Aws {
     router: Arc<RouterService>,
     conversations: Arc<DynamoConversationStore>,
+    conversations_table: String,
     agents: Arc<DynamoAgentStore>,
     media: Arc<S3ObjectStore>,
     config: aws_config::SdkConfig,
@@ -121,6 +122,7 @@ async fn aws() -> Aws {
     Aws {
         router,
         conversations,
+        conversations_table,
         agents,
         media,
         config,
@@ -262,7 +264,7 @@ async fn concurrent_routers_never_assign_an_agent_above_capacity() {
 
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
-async fn auto_close_scans_the_conversations_table() {
+async fn auto_close_finds_open_conversations_through_the_sparse_index() {
     let aws = aws().await;
     let Processed::Stored {
         conversation_id: Some(id),
@@ -300,6 +302,15 @@ async fn auto_close_scans_the_conversations_table() {
         .await
         .unwrap()
         .is_empty());
+    // The index itself forgot it: closing removed `openShard` from the conversation item.
+    let indexed = aws_sdk_dynamodb::Client::new(&aws.config)
+        .scan()
+        .table_name(&aws.conversations_table)
+        .index_name(shared::adapters::dynamo_conversations::OPEN_INDEX)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(indexed.count(), 0, "{:?}", indexed.items());
     assert!(aws
         .conversations
         .open_conversation(ACCOUNT, "Ubob")

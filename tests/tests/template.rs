@@ -1087,6 +1087,50 @@ fn auto_close_is_scheduled() {
     assert!(expression.starts_with("rate(") || expression.starts_with("cron("));
 }
 
+/// The schedule reads open conversations through the sparse index the adapter queries: the
+/// index and its key attribute in the template are the adapter's.
+#[test]
+fn the_conversations_table_has_the_adapters_open_conversations_index() {
+    use shared::adapters::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
+    let t = Template::load();
+    let p = props(t.resource("ConversationsTable"));
+    let indexes = p
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .expect("GlobalSecondaryIndexes");
+    let index = indexes
+        .iter()
+        .find(|i| str_at(i, &["IndexName"]) == Some(OPEN_INDEX))
+        .unwrap_or_else(|| panic!("no {OPEN_INDEX} index"));
+    let keys: Vec<(&str, &str)> = index
+        .get("KeySchema")
+        .and_then(Value::as_sequence)
+        .expect("KeySchema")
+        .iter()
+        .map(|k| {
+            (
+                str_at(k, &["AttributeName"]).unwrap(),
+                str_at(k, &["KeyType"]).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [(OPEN_SHARD, "HASH"), ("pk", "RANGE")]);
+    // Keys only: the adapter reads the conversations by key, and their updates (nothing
+    // projected changes) do not write the index.
+    assert_eq!(
+        str_at(index, &["Projection", "ProjectionType"]),
+        Some("KEYS_ONLY")
+    );
+    let defined = p
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .expect("AttributeDefinitions");
+    assert!(defined
+        .iter()
+        .any(|d| str_at(d, &["AttributeName"]) == Some(OPEN_SHARD)
+            && str_at(d, &["AttributeType"]) == Some("S")));
+}
+
 #[test]
 fn rejected_signatures_raise_an_alarm_on_the_line_the_webhook_logs() {
     let t = Template::load();

@@ -4,7 +4,7 @@
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
 //! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt` |
-//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `expiresAt`? |
+//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `openShard` (while open), `expiresAt`? |
 //! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId`, `expiresAt`? |
 //! | transcript entry | `CONV#{conversationId}` | `T#{timestamp:020}#{eventId}` | `doc`, `expiresAt`? |
 //! | LINE message index | `LINEMSG#{account}#{messageId}` | `LINEMSG` | `conversationId`, `transcriptSk`, `expiresAt`? |
@@ -20,6 +20,12 @@
 //! conversation and the transcript entry they point at; a pointer expired but not yet deleted
 //! (TTL is lazy) does not block a new conversation. The `CONV#{id}` partition also holds the
 //! delivery store's `D#…` items: this store reads and erases only `META` and `T#…`.
+//!
+//! [`ConversationStore::open_conversations`] (the schedule's idle close and distribution, every
+//! minute) queries the sparse GSI [`OPEN_INDEX`] (`openShard` / `pk`, keys only) and reads the
+//! `META` items it names with a consistent `BatchGetItem`: only open conversations carry
+//! `openShard`, spread over 16 partitions, so its cost follows the open conversations, not the
+//! table.
 //!
 //! Listing ([`ConversationStore::list_conversations`]) is a consistent, paginated **Scan** of the
 //! `META` items (filtered on `state` in DynamoDB when the filter has one); queue and agent
@@ -41,7 +47,8 @@
 //! agent whose slot is gone.
 
 use crate::adapters::aws::{
-    aws_error, backoff, build_error, get_item_consistent, key, n, s, Item, ATTEMPTS,
+    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
+    ATTEMPTS,
 };
 use crate::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
@@ -69,6 +76,25 @@ const TRANSCRIPT_PREFIX: &str = "T#";
 const EXPIRES_AT: &str = "expiresAt";
 /// `BatchWriteItem` takes at most 25 requests.
 const BATCH_WRITE: usize = 25;
+/// The sparse, keys-only index of open conversations: only a `META` item of a conversation that
+/// is not closed carries [`OPEN_SHARD`], so the index holds the open conversations and nothing
+/// else. `openShard` never changes while the conversation is open and nothing else is projected,
+/// so the many updates of an open conversation do not write the index: only its opening and
+/// closing do.
+pub const OPEN_INDEX: &str = "open-conversations";
+/// The index's partition key: `OPEN#00` … `OPEN#15`, from the conversation id. Spread over 16
+/// partitions so that the index's writes (every change of an open conversation) never make one
+/// hot partition.
+pub const OPEN_SHARD: &str = "openShard";
+const OPEN_SHARDS: u32 = 16;
+
+/// The index partition of an open conversation (FNV-1a of its id).
+fn open_shard(conversation_id: &str) -> String {
+    let hash = conversation_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    format!("OPEN#{:02}", hash % OPEN_SHARDS)
+}
 
 /// [`ConversationStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
@@ -352,7 +378,7 @@ impl DynamoConversationStore {
     }
 
     fn meta_item(c: &Conversation, expires_at: Option<i64>) -> Result<Item, PortError> {
-        let item = HashMap::from([
+        let mut item = HashMap::from([
             ("pk".to_owned(), s(conversation_pk(&c.id))),
             ("sk".to_owned(), s(META)),
             ("doc".to_owned(), to_doc(c, "conversation")?),
@@ -362,6 +388,9 @@ impl DynamoConversationStore {
             ("state".to_owned(), s(state_str(c.state))),
             ("lastActivityAt".to_owned(), n(c.last_activity_at)),
         ]);
+        if c.state != ConversationState::Closed {
+            item.insert(OPEN_SHARD.to_owned(), s(open_shard(&c.id)));
+        }
         Ok(with_expiry(item, expires_at))
     }
 
@@ -718,22 +747,37 @@ impl ConversationStore for DynamoConversationStore {
     }
 
     async fn open_conversations(&self) -> Result<Vec<Conversation>, PortError> {
-        // Scheduled, not on the hot path: a filtered scan of conversation items.
-        let mut conversations = Vec::new();
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("sk = :meta AND #state <> :closed")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":meta", s(META))
-            .expression_attribute_values(":closed", s(state_str(ConversationState::Closed)))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
-            for item in page.items() {
-                conversations.push(parse_doc(item, "conversation")?);
+        // A Query of each partition of the sparse, keys-only index, then the conversations read
+        // consistently by key: read units grow with the open conversations, not with the table
+        // (transcripts, closed conversations, customers). The index lags the table a little:
+        // an item it still lists but that closed meanwhile is dropped after the read, and
+        // callers commit with the conversation's version anyway.
+        let mut keys = Vec::new();
+        for shard in 0..OPEN_SHARDS {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OPEN_INDEX)
+                .key_condition_expression("#shard = :shard")
+                .expression_attribute_names("#shard", OPEN_SHARD)
+                .expression_attribute_values(":shard", s(format!("OPEN#{shard:02}")))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| aws_error("DynamoDB Query (open conversations)", e))?;
+                for item in page.items() {
+                    if let Some(AttributeValue::S(pk)) = item.get("pk") {
+                        keys.push(key(pk.clone(), META));
+                    }
+                }
+            }
+        }
+        let mut conversations = Vec::with_capacity(keys.len());
+        for item in batch_get_items(&self.client, &self.table, keys).await? {
+            let conversation: Conversation = parse_doc(&item, "conversation")?;
+            if conversation.state != ConversationState::Closed {
+                conversations.push(conversation);
             }
         }
         Ok(conversations)
