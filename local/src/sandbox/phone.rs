@@ -458,9 +458,14 @@ async fn content(
 /// Refuses a request whose `Host` is not this machine: the sandbox hands out its agent's token
 /// and acts for its users, so it must not be reachable through a tunnel or a rebinding DNS name.
 pub fn is_local_host(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(is_loopback_authority)
+}
+
+/// `host[:port]` naming this machine: `localhost` or a loopback address, nothing else.
+fn is_loopback_authority(host: &str) -> bool {
     let port_ok = |port: &str| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
     let name = match host.strip_prefix('[') {
         // `[v6]` or `[v6]:port`, nothing else after the bracket.
@@ -508,16 +513,7 @@ pub fn is_own_page_write(headers: &HeaderMap) -> bool {
         Some(origin) => origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
-            .is_some_and(|host| {
-                let mut h = HeaderMap::new();
-                match host.parse() {
-                    Ok(v) => {
-                        h.insert(header::HOST, v);
-                        is_local_host(&h)
-                    }
-                    Err(_) => false,
-                }
-            }),
+            .is_some_and(is_loopback_authority),
     };
     json && origin_ok
 }
