@@ -379,11 +379,22 @@ pub(crate) async fn messages(
         .filter(|(at, _, _)| before.is_none_or(|b| *at < b))
         .map(|(at, _, v)| (at, v))
         .collect();
-    let start = eligible.len().saturating_sub(limit);
+    let start = page_start(&eligible, |e| e.0, limit);
     let page = &eligible[start..];
     let next_before = (start > 0).then(|| page.first().map(|e| e.0)).flatten();
     let items: Vec<Value> = page.iter().map(|(_, v)| v.clone()).collect();
     Ok(Json(json!({ "messages": items, "nextBefore": next_before })).into_response())
+}
+
+/// Where the last page of `lines` (in time order) starts: the last `limit` lines, and the lines
+/// before them that share the first one's millisecond. The next page is asked for with
+/// `before` = that millisecond, so a tie cut by the page boundary would never be seen.
+fn page_start<T>(lines: &[T], at: impl Fn(&T) -> i64, limit: usize) -> usize {
+    let mut start = lines.len().saturating_sub(limit);
+    while start > 0 && start < lines.len() && at(&lines[start - 1]) == at(&lines[start]) {
+        start -= 1;
+    }
+    start
 }
 
 /// The LINE message objects of an agent's reply, and whether it is an attachment.
@@ -768,4 +779,34 @@ pub(crate) async fn survey(
         "answeredAt": survey.answered_at,
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_start;
+
+    #[test]
+    fn a_page_never_cuts_a_millisecond_in_two() {
+        let at = |t: &i64| *t;
+        // The last 2 of [1, 2, 2, 3]: 2 and 3, and the other 2 with them.
+        assert_eq!(page_start(&[1, 2, 2, 3], at, 2), 1);
+        assert_eq!(page_start(&[1, 2, 3, 4], at, 2), 2);
+        assert_eq!(page_start(&[5, 5, 5, 5], at, 2), 0);
+        assert_eq!(page_start(&[1, 2], at, 5), 0);
+        assert_eq!(page_start::<i64>(&[], at, 5), 0);
+        // Paging with `before` = the page's first millisecond sees every line once.
+        let lines = [1, 1, 2, 3, 3, 3, 4, 5, 5];
+        let mut seen = Vec::new();
+        let mut before = i64::MAX;
+        loop {
+            let eligible: Vec<i64> = lines.iter().copied().filter(|t| *t < before).collect();
+            let start = page_start(&eligible, at, 2);
+            seen.splice(0..0, eligible[start..].iter().copied());
+            if start == 0 {
+                break;
+            }
+            before = eligible[start];
+        }
+        assert_eq!(seen, lines);
+    }
 }
