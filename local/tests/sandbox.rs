@@ -116,6 +116,25 @@ impl Stack {
         answer
     }
 
+    /// GETs an agent API `path` until its answer satisfies `want` (20 s at most); the answer.
+    async fn agent_until(
+        &self,
+        token: &str,
+        path: &str,
+        what: &str,
+        want: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = self.agent(token, reqwest::Method::GET, path, None).await;
+            if want(&answer) {
+                return answer;
+            }
+            assert!(Instant::now() < deadline, "no {what} within 20 s: {answer}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Polls the user's chat until an account bubble satisfies `want` (20 s at most).
     async fn wait_for_bubble(&self, user: &str, want: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -373,31 +392,22 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
             .await;
         assert_eq!(status, 200, "{answer}");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let transcript = stack
-            .agent(
-                &token,
-                M::GET,
-                &format!("/agent/v1/conversations/{conversation}/messages"),
-                None,
-            )
-            .await;
-        let entries = transcript["messages"].as_array().unwrap();
-        let stored_image = entries.iter().any(|e| e["media"]["status"] == "stored");
-        let types: Vec<&str> = entries
-            .iter()
-            .filter_map(|e| e["message"]["type"].as_str())
-            .collect();
-        if stored_image && types.contains(&"sticker") && types.contains(&"location") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "transcript lacks the sticker, image or location: {transcript}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stack
+        .agent_until(
+            &token,
+            &format!("/agent/v1/conversations/{conversation}/messages"),
+            "the sticker, image and location in the transcript",
+            |transcript| {
+                let entries = transcript["messages"].as_array().unwrap();
+                let stored_image = entries.iter().any(|e| e["media"]["status"] == "stored");
+                let types: Vec<&str> = entries
+                    .iter()
+                    .filter_map(|e| e["message"]["type"].as_str())
+                    .collect();
+                stored_image && types.contains(&"sticker") && types.contains(&"location")
+            },
+        )
+        .await;
 
     // Close: the survey goes out as quick replies; the customer taps 5; the agent sees it.
     stack
@@ -425,28 +435,16 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
         )
         .await;
     assert_eq!(status, 200, "{answer}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let survey = stack
-            .agent(
-                &token,
-                M::GET,
-                &format!("/agent/v1/conversations/{conversation}/survey"),
-                None,
-            )
-            .await;
-        if survey["score"] == 5 {
-            assert_eq!(survey["scale"], 5);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no survey score within 20 s: {survey}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let survey = stack
+        .agent_until(
+            &token,
+            &format!("/agent/v1/conversations/{conversation}/survey"),
+            "a survey score",
+            |survey| survey["score"] == 5,
+        )
+        .await;
+    assert_eq!(survey["scale"], 5);
 
-    // The admin glance: callback URL, counters, workstream and rules, with no secret in it.
     // The agent's transcript has what the stack sent on its own too: the greeting, the
     // "agent ended" message and the survey, each once, with its delivery status.
     let transcript = stack
@@ -511,6 +509,7 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
         assert_eq!(times, 1, "{text:?} reached the customer {times} times");
     }
 
+    // The admin glance: callback URL, counters, workstream and rules, with no secret in it.
     let (status, glance) = stack.get("/sandbox/api/glance").await;
     assert_eq!(status, 200, "{glance}");
     assert_eq!(glance["account"]["callbackUrl"], session["callbackUrl"]);
