@@ -10,6 +10,19 @@ pub struct Db {
     path: PathBuf,
 }
 
+/// A reading of [`Db::progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Messages waiting or in flight in the inbound and outbound queues.
+    pub pending: u64,
+    /// Their receive counts, summed.
+    pub receives: u64,
+    /// Messages in the inbound dead-letter queue.
+    pub dead: u64,
+    /// Processed-event records.
+    pub stored: u64,
+}
+
 /// Counts the ledger compares with what was sent.
 #[derive(Debug, Default)]
 pub struct Stored {
@@ -25,6 +38,11 @@ pub struct Stored {
     pub unconfirmed_events: std::collections::HashSet<String>,
     /// Assignments per agent id and the agent's capacity.
     pub agent_load: Vec<(String, u64, u64)>,
+    /// Events still in a queue when the run was read, by queue: the `webhookEventId` of inbound
+    /// messages (`inbound`, `inbound-dlq`), and the event an outbound message answers
+    /// (`outbound`, `outbound-dlq`). An event missing from the store but found here is late (or
+    /// dead-lettered), not lost.
+    pub queued_events: HashMap<String, std::collections::HashSet<String>>,
 }
 
 impl Db {
@@ -46,6 +64,28 @@ impl Db {
         let mut stmt = conn.prepare("SELECT queue, COUNT(*) FROM queue_messages GROUP BY queue")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
         rows.collect()
+    }
+
+    /// What moves while the pipeline works: any change is progress (a retry counts: every
+    /// message reaches its dead-letter queue after five receives, so retries end).
+    pub fn progress(&self) -> rusqlite::Result<Progress> {
+        let conn = self.open()?;
+        let (pending, receives, dead) = conn.query_row(
+            "SELECT COALESCE(SUM(queue NOT LIKE '%-dlq'), 0),
+                    COALESCE(SUM(CASE WHEN queue NOT LIKE '%-dlq' THEN receive_count ELSE 0 END), 0),
+                    COALESCE(SUM(queue = 'inbound-dlq'), 0)
+               FROM queue_messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let stored =
+            conn.query_row("SELECT COUNT(*) FROM conversation_events", [], |r| r.get(0))?;
+        Ok(Progress {
+            pending,
+            receives,
+            dead,
+            stored,
+        })
     }
 
     pub fn stored(&self, accounts: &[String]) -> rusqlite::Result<Stored> {
@@ -99,6 +139,19 @@ impl Db {
             out.unconfirmed_events.insert(event);
         }
         out.agent_load = self.agent_load(&conn)?;
+        let mut stmt = conn.prepare(
+            "SELECT queue, COALESCE(json_extract(body, '$.event.webhookEventId'), json_extract(body, '$.id'))
+               FROM queue_messages",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })? {
+            let (queue, id) = row?;
+            let Some(id) = id else { continue };
+            // An outbound message's id starts with the event it answers (`{event}:…`).
+            let event = id.split(':').next().unwrap_or_default().to_owned();
+            out.queued_events.entry(queue).or_default().insert(event);
+        }
         Ok(out)
     }
 

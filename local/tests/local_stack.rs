@@ -194,7 +194,11 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
     for _ in 0..100 {
         if queue.is_empty().await.unwrap()
             && conversations
-                .event_recorded(&id, "01E2E00000000000000000000B")
+                .event_recorded(
+                    &id,
+                    "01E2E00000000000000000000B",
+                    shared::domain::now_millis() / 1000,
+                )
                 .await
                 .unwrap()
         {
@@ -203,7 +207,11 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(conversations
-        .event_recorded(&id, "01E2E00000000000000000000A")
+        .event_recorded(
+            &id,
+            "01E2E00000000000000000000A",
+            shared::domain::now_millis() / 1000
+        )
         .await
         .unwrap());
     let group = conversations

@@ -206,6 +206,10 @@ pub struct EventCommit {
     pub account_id: String,
     /// `webhookEventId`: the deduplication key, with `account_id`.
     pub event_id: String,
+    /// The deciding use case's clock when it built this commit (epoch seconds). The store compares
+    /// every stored expiry it meets (an earlier deduplication record's) with this, never with a
+    /// clock of its own: one clock per decision, so a test clock far from the wall clock holds.
+    pub now_secs: i64,
     /// When the deduplication record may be forgotten (epoch seconds, DynamoDB TTL).
     pub dedupe_expires_at: i64,
     /// Retention: when the conversation, transcript entry and customer written by this commit may

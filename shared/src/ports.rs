@@ -65,8 +65,15 @@ pub trait SecretStore: Send + Sync {
 /// Conversations, customers, the transcript and the record of processed events.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
-    /// Whether (account, webhookEventId) has been committed.
-    async fn event_recorded(&self, account_id: &str, event_id: &str) -> Result<bool, PortError>;
+    /// Whether (account, webhookEventId) has been committed and its deduplication record has not
+    /// expired at `now_secs` (epoch seconds, the caller's clock: the same clock that set the
+    /// record's expiry, never the store's own).
+    async fn event_recorded(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<bool, PortError>;
     /// The open (waiting or active) conversation of a source, if any.
     async fn open_conversation(
         &self,

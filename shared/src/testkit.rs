@@ -4,10 +4,11 @@
 use crate::adapters::embedded::{
     EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
 };
+use crate::conversation::{CommitOutcome, EventCommit};
 use crate::domain::{
     credentials_secret_name, now_millis, rfc3339_millis, Account, ChannelCredentials,
 };
-use crate::ports::{AccountStore, PortError, SecretStore};
+use crate::ports::{AccountStore, ConversationStore, PortError, SecretStore};
 use crate::secret::SecretString;
 use std::path::Path;
 use std::sync::Arc;
@@ -60,4 +61,62 @@ pub async fn seed_account(
         .await?;
     accounts.create(&account).await?;
     Ok(account)
+}
+
+/// Clocks far from the wall clock, for the contracts below: a store that compares a stored expiry
+/// with its own clock instead of the caller's fails at one of them.
+pub const FAR_PAST_SECS: i64 = 1_000_000_000; // 2001-09-09
+pub const FAR_FUTURE_SECS: i64 = 4_000_000_000; // 2096-10-02
+
+/// Contract of every [`ConversationStore`]: the deduplication window follows the caller's clock
+/// (the `now_secs` of [`ConversationStore::event_recorded`] and of the commit), never the
+/// store's. Run it at [`FAR_PAST_SECS`] and [`FAR_FUTURE_SECS`] (each call uses its own event id).
+pub async fn dedupe_window_follows_the_callers_clock(
+    store: &dyn ConversationStore,
+    account_id: &str,
+    now_secs: i64,
+) {
+    let event_id = format!("clock-{now_secs}");
+    let commit = |at: i64| EventCommit {
+        account_id: account_id.to_owned(),
+        event_id: event_id.clone(),
+        now_secs: at,
+        dedupe_expires_at: at + 3600,
+        retain_until: None,
+        conversation: None,
+        transcript: None,
+        retract_message_id: None,
+        customer: None,
+    };
+    let recorded = |at: i64| store.event_recorded(account_id, &event_id, at);
+    assert!(!recorded(now_secs).await.unwrap(), "new at {now_secs}");
+    assert_eq!(
+        store.commit(&commit(now_secs)).await.unwrap(),
+        CommitOutcome::Committed,
+        "first commit at {now_secs}"
+    );
+    assert!(recorded(now_secs).await.unwrap(), "recorded at {now_secs}");
+    assert!(
+        recorded(now_secs + 3599).await.unwrap(),
+        "still recorded 1 s before it expires ({now_secs})"
+    );
+    assert_eq!(
+        store.commit(&commit(now_secs + 1800)).await.unwrap(),
+        CommitOutcome::Duplicate,
+        "a redelivery inside the window at {now_secs}"
+    );
+    assert!(
+        !recorded(now_secs + 3600).await.unwrap(),
+        "forgotten when it expires at the caller's clock ({now_secs})"
+    );
+    assert_eq!(
+        store.commit(&commit(now_secs + 3600)).await.unwrap(),
+        CommitOutcome::Committed,
+        "stored again once the window has passed at the caller's clock ({now_secs})"
+    );
+    assert_eq!(
+        store.commit(&commit(now_secs + 3601)).await.unwrap(),
+        CommitOutcome::Duplicate,
+        "the new record holds ({now_secs})"
+    );
 }

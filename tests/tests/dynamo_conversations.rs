@@ -28,12 +28,9 @@ async fn store() -> (DynamoConversationStore, SdkConfig, String) {
     (DynamoConversationStore::new(&config, &name), config, name)
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+/// The tests' clock (2026-11-25T03:00:00Z), never the wall clock's: the store compares expiries
+/// with the caller's clock only.
+const NOW: i64 = 1_795_575_600;
 
 fn conversation(id: &str, source: &str, state: ConversationState, version: u64) -> Conversation {
     Conversation {
@@ -91,7 +88,8 @@ fn commit(event_id: &str) -> EventCommit {
     EventCommit {
         account_id: ACCOUNT.into(),
         event_id: event_id.into(),
-        dedupe_expires_at: now_secs() + 3600,
+        now_secs: NOW,
+        dedupe_expires_at: NOW + 3600,
         retain_until: None,
         conversation: None,
         transcript: None,
@@ -130,7 +128,7 @@ fn event_ids(entries: &[TranscriptEntry]) -> Vec<&str> {
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn commit_then_redelivery_is_a_duplicate_and_changes_nothing() {
     let (store, _, _) = store().await;
-    assert!(!store.event_recorded(ACCOUNT, "e1").await.unwrap());
+    assert!(!store.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
     let first = EventCommit {
         customer: Some(customer("Uuser", "Taro", 1)),
         ..create("e1", "c1", "Uuser", 1000)
@@ -139,7 +137,7 @@ async fn commit_then_redelivery_is_a_duplicate_and_changes_nothing() {
         store.commit(&first).await.unwrap(),
         CommitOutcome::Committed
     );
-    assert!(store.event_recorded(ACCOUNT, "e1").await.unwrap());
+    assert!(store.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
 
     let stored = store.conversation("c1").await.unwrap().unwrap();
     assert_eq!(
@@ -197,16 +195,31 @@ async fn the_same_event_id_under_another_account_is_not_a_duplicate() {
         account_id: "acc2".into(),
         ..commit("e1")
     };
-    assert!(!store.event_recorded("acc2", "e1").await.unwrap());
+    assert!(!store.event_recorded("acc2", "e1", NOW).await.unwrap());
     assert_eq!(
         store.commit(&other).await.unwrap(),
         CommitOutcome::Committed
     );
-    assert!(store.event_recorded("acc2", "e1").await.unwrap());
+    assert!(store.event_recorded("acc2", "e1", NOW).await.unwrap());
     assert_eq!(
         store.commit(&other).await.unwrap(),
         CommitOutcome::Duplicate
     );
+}
+
+/// The guard of the one-clock rule: far in the past, today and far in the future, the window
+/// (the GetItem check and the commit's `expiresAt <= :now` condition) is the caller's.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn the_dedupe_window_follows_the_callers_clock_years_away_from_today() {
+    let (store, _, _) = store().await;
+    for now in [
+        shared::testkit::FAR_PAST_SECS,
+        NOW,
+        shared::testkit::FAR_FUTURE_SECS,
+    ] {
+        shared::testkit::dedupe_window_follows_the_callers_clock(&store, ACCOUNT, now).await;
+    }
 }
 
 #[tokio::test]
@@ -214,7 +227,7 @@ async fn the_same_event_id_under_another_account_is_not_a_duplicate() {
 async fn an_expired_dedupe_record_lets_the_event_through() {
     let (store, _, _) = store().await;
     let expired = EventCommit {
-        dedupe_expires_at: now_secs() - 10,
+        dedupe_expires_at: NOW - 10,
         retain_until: None,
         ..commit("e1")
     };
@@ -223,13 +236,13 @@ async fn an_expired_dedupe_record_lets_the_event_through() {
         CommitOutcome::Committed
     );
     // Still in the table (TTL deletion is lazy) but forgotten.
-    assert!(!store.event_recorded(ACCOUNT, "e1").await.unwrap());
+    assert!(!store.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
     let fresh = create("e1", "c1", "Uuser", 1000);
     assert_eq!(
         store.commit(&fresh).await.unwrap(),
         CommitOutcome::Committed
     );
-    assert!(store.event_recorded(ACCOUNT, "e1").await.unwrap());
+    assert!(store.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
     assert_eq!(
         store.commit(&fresh).await.unwrap(),
         CommitOutcome::Duplicate
@@ -255,7 +268,7 @@ async fn create_conflicts_with_an_open_conversation_and_writes_nothing() {
         store.commit(&second).await.unwrap(),
         CommitOutcome::Conflict
     );
-    assert!(!store.event_recorded(ACCOUNT, "e2").await.unwrap());
+    assert!(!store.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
     assert_eq!(store.conversation("c2").await.unwrap(), None);
     assert!(store.transcript("c2").await.unwrap().is_empty());
     assert_eq!(store.customer(ACCOUNT, "Uuser").await.unwrap(), None);
@@ -303,7 +316,7 @@ async fn update_with_a_stale_version_conflicts() {
         store.commit(&update("e3", stale, 3000)).await.unwrap(),
         CommitOutcome::Conflict
     );
-    assert!(!store.event_recorded(ACCOUNT, "e3").await.unwrap());
+    assert!(!store.event_recorded(ACCOUNT, "e3", NOW).await.unwrap());
     assert_eq!(store.conversation("c1").await.unwrap(), Some(v2));
     assert_eq!(
         event_ids(&store.transcript("c1").await.unwrap()),
@@ -467,7 +480,7 @@ async fn unsend_retracts_the_message_and_an_unknown_message_is_a_no_op() {
         store.commit(&unknown).await.unwrap(),
         CommitOutcome::Committed
     );
-    assert!(store.event_recorded(ACCOUNT, "e4").await.unwrap());
+    assert!(store.event_recorded(ACCOUNT, "e4", NOW).await.unwrap());
     let after = store.transcript("c1").await.unwrap();
     assert_eq!(after, transcript);
 
@@ -558,7 +571,7 @@ async fn concurrent_commits_of_one_event_commit_once() {
         entries += transcript.len();
     }
     assert_eq!(entries, 1, "exactly one transcript entry");
-    assert!(store.event_recorded(ACCOUNT, "e-same").await.unwrap());
+    assert!(store.event_recorded(ACCOUNT, "e-same", NOW).await.unwrap());
 }
 
 #[tokio::test]
@@ -669,7 +682,7 @@ fn sorted(mut items: Vec<Item>) -> Vec<Vec<(String, String)>> {
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn retain_until_is_written_as_the_ttl_attribute() {
     let (store, config, table) = store().await;
-    let retain = now_secs() + 90 * 86_400;
+    let retain = NOW + 90 * 86_400;
     let first = EventCommit {
         retain_until: Some(retain),
         customer: Some(customer("Uuser", "Taro", 1)),
@@ -745,7 +758,7 @@ async fn retain_until_is_written_as_the_ttl_attribute() {
 async fn an_expired_open_pointer_does_not_block_a_new_conversation() {
     let (store, config, table) = store().await;
     let expired = EventCommit {
-        retain_until: Some(now_secs() - 10),
+        retain_until: Some(NOW - 10),
         ..create("e1", "c1", "Uuser", 1000)
     };
     assert_eq!(
@@ -1013,7 +1026,7 @@ async fn populate(
     };
     let in_account = |c: EventCommit| EventCommit {
         account_id: account.into(),
-        retain_until: Some(now_secs() + 86_400),
+        retain_until: Some(NOW + 86_400),
         ..c
     };
     let c1 = format!("{account}-c1");
@@ -1150,14 +1163,14 @@ async fn purge_removes_one_account_and_nothing_of_another() {
     assert_eq!(after.len(), before.len() - acc1_items);
 
     // Through the store: acc1 is empty, acc10 whole (its events still deduplicate).
-    assert!(!store.event_recorded("acc1", "e1").await.unwrap());
+    assert!(!store.event_recorded("acc1", "e1", NOW).await.unwrap());
     assert_eq!(store.conversation("acc1-c2").await.unwrap(), None);
     assert_eq!(store.customer("acc1", "Uuser").await.unwrap(), None);
     assert_eq!(
         store.open_conversation("acc1", "Uuser").await.unwrap(),
         None
     );
-    assert!(store.event_recorded("acc10", "e1").await.unwrap());
+    assert!(store.event_recorded("acc10", "e1", NOW).await.unwrap());
     assert_eq!(
         store
             .open_conversation("acc10", "Uuser")
@@ -1431,7 +1444,7 @@ async fn an_assignment_commit_needs_the_agents_slot() {
         CommitOutcome::Conflict
     );
     assert_eq!(store.conversation("c1").await.unwrap(), Some(waiting));
-    assert!(!store.event_recorded(ACCOUNT, "e2").await.unwrap());
+    assert!(!store.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
     assert_eq!(event_ids(&store.transcript("c1").await.unwrap()), ["e1"]);
     // Another conversation's slot, or an unknown agent, does not count.
     assert!(agents.try_assign("X", "c-other", 1).await.unwrap());
@@ -1540,5 +1553,5 @@ async fn assignment_commits_and_releases_need_the_agents_table() {
     };
     assert!(store.commit_assignment(&write, "X").await.is_err());
     assert!(store.release_unless_assigned("X", "c1").await.is_err());
-    assert!(!store.event_recorded(ACCOUNT, "e1").await.unwrap());
+    assert!(!store.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
 }

@@ -254,6 +254,7 @@ async fn shares_the_conversations_table_without_mixing() {
     let commit = EventCommit {
         account_id: "acc1".into(),
         event_id: "e1".into(),
+        now_secs: now,
         dedupe_expires_at: now + 3600,
         retain_until: None,
         conversation: Some(ConversationWrite::Create(conversation("c1"))),
@@ -304,6 +305,7 @@ async fn delete_for_conversation_erases_its_deliveries_only() {
     let commit = EventCommit {
         account_id: "acc1".into(),
         event_id: "e1".into(),
+        now_secs: now,
         dedupe_expires_at: now + 3600,
         retain_until: None,
         conversation: Some(ConversationWrite::Create(conversation("c1"))),
@@ -422,6 +424,7 @@ async fn purge_account_erases_its_deliveries_only() {
     let commit = EventCommit {
         account_id: "acc1".into(),
         event_id: "e1".into(),
+        now_secs: now,
         dedupe_expires_at: now + 3600,
         retain_until: None,
         conversation: Some(ConversationWrite::Create(conversation("c1"))),

@@ -447,7 +447,7 @@ async fn settled_over_aws(
         let (user, event) = (format!("Ucust{i:02}"), format!("E{i:02}"));
         assert!(aws
             .conversations
-            .event_recorded(ACCOUNT, &event)
+            .event_recorded(ACCOUNT, &event, T0 / 1000)
             .await
             .unwrap());
         let mut of_customer = aws

@@ -17,7 +17,7 @@ use shared::contacts::{
     Contact, LinkNonce, LinkRequest, CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND,
 };
 use shared::conversation::{EventCommit, DEDUPE_RETENTION_SECS};
-use shared::domain::{new_id, now_millis, rfc3339_millis};
+use shared::domain::{new_id, rfc3339_millis};
 use shared::input::{Fields, Query};
 use shared::ports::Expect;
 use shared::settings::load_settings;
@@ -56,7 +56,7 @@ pub(crate) async fn create(
     }
     let company = f.text("company", 1, 100)?;
     f.finish()?;
-    let now = rfc3339_millis(now_millis());
+    let now = rfc3339_millis((state.router.deps().clock)());
     let contact = Contact {
         id: new_id(),
         name,
@@ -136,14 +136,15 @@ pub(crate) async fn link(
         });
     };
     let deps = state.router.deps();
-    let now = now_millis();
+    let now = (deps.clock)();
     customer.linked_contact_id = Some(contact.id.clone());
     customer.updated_at = now;
     let (settings, _) = load_settings(deps.config.as_ref()).await?;
     let commit = EventCommit {
         account_id: c.account_id.clone(),
         event_id: format!("link:{}:{}:{now}", c.id, contact.id),
-        dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+        now_secs: now.div_euclid(1000),
+        dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
         retain_until: settings.retain_until(now),
         conversation: None,
         transcript: None,
@@ -209,7 +210,7 @@ pub(crate) async fn follow_link(
             "This link is not valid or was already used.",
         );
     };
-    if now_millis() - request.created_at > LINK_REQUEST_LIFETIME_MS {
+    if (state.router.deps().clock)() - request.created_at > LINK_REQUEST_LIFETIME_MS {
         let _ = config.delete_doc(LINK_REQUEST_KIND, &id).await;
         return page(
             StatusCode::GONE,
@@ -226,7 +227,7 @@ pub(crate) async fn follow_link(
         account_id: request.account_id.clone(),
         user_id: request.user_id.clone(),
         contact_id: request.contact_id.clone(),
-        created_at: now_millis(),
+        created_at: (state.router.deps().clock)(),
     };
     let stored = match serde_json::to_string(&record) {
         Ok(doc) => {

@@ -14,7 +14,6 @@ use shared::contacts::{Contact, CONTACT_KIND};
 use shared::conversation::{
     Conversation, ConversationFilter, ConversationState, Customer, SourceType, TranscriptEntry,
 };
-use shared::domain::now_millis;
 use shared::input::{Fields, Query};
 use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
 use shared::queues::{Queue, QUEUE_KIND};
@@ -244,7 +243,7 @@ pub(crate) async fn detail(
 /// A signed link to a stored object, when the stack signs media.
 fn signed(state: &AgentState, key: &str) -> Option<String> {
     let signer = state.media.as_ref()?;
-    let expires = link_expiry(now_millis() / 1000, DEFAULT_LINK_LIFETIME);
+    let expires = link_expiry((state.router.deps().clock)() / 1000, DEFAULT_LINK_LIFETIME);
     // Read by the authentication layer before any handler runs.
     let secret = signer.signing_secret.loaded()?;
     media_link(&signer.base_url, key, expires, secret).ok()

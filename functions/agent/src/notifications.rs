@@ -16,7 +16,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 use shared::agents::{Agent, AgentNotification};
-use shared::domain::now_millis;
 use shared::input::Query;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -122,7 +121,7 @@ pub(crate) async fn poll(
     let agents = &state.router.deps().agents;
     loop {
         let cursor = after.as_ref().map(|(at, id)| (*at, id.as_str()));
-        let settled_before = now_millis() - SETTLE_MS;
+        let settled_before = (state.router.deps().clock)() - SETTLE_MS;
         let fresh: Vec<AgentNotification> = agents
             .notifications_after(&agent.id, cursor, BATCH)
             .await?

@@ -527,6 +527,7 @@ async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
     let commit = EventCommit {
         account_id: ACCOUNT.into(),
         event_id: "unfollow-1".into(),
+        now_secs: T0 / 1000,
         dedupe_expires_at: T0 / 1000 + 3600,
         retain_until: None,
         conversation: None,

@@ -211,7 +211,8 @@ impl RouterService {
         let commit = EventCommit {
             account_id: updated.account_id.clone(),
             event_id: event_id.to_owned(),
-            dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+            now_secs: now.div_euclid(1000),
+            dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
             retain_until: self.settings().await?.retain_until(now),
             conversation: Some(ConversationWrite::Update(updated.clone())),
             transcript,
@@ -591,7 +592,7 @@ impl RouterService {
         if self
             .deps
             .conversations
-            .event_recorded(&c.account_id, &message_id)
+            .event_recorded(&c.account_id, &message_id, now.div_euclid(1000))
             .await?
         {
             return Ok(message_id);

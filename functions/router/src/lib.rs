@@ -185,8 +185,9 @@ impl RouterService {
     ) -> Result<Processed, RouteError> {
         let inbound = process::Inbound::parse(body)?;
         let conversations = &self.deps.conversations;
+        let now_secs = (self.deps.clock)().div_euclid(1000);
         if conversations
-            .event_recorded(&inbound.account_id, &inbound.event_id)
+            .event_recorded(&inbound.account_id, &inbound.event_id, now_secs)
             .await?
         {
             tracing::info!(account_id = %inbound.account_id, event_id = %inbound.event_id, "duplicate event skipped");
@@ -374,7 +375,8 @@ impl RouterService {
         let commit = EventCommit {
             account_id: conversation.account_id.clone(),
             event_id: id_prefix,
-            dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+            now_secs: now.div_euclid(1000),
+            dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
             retain_until: self.settings().await?.retain_until(now),
             conversation: Some(ConversationWrite::Update(updated.clone())),
             transcript: None,
@@ -434,7 +436,8 @@ impl RouterService {
             let commit = EventCommit {
                 account_id: conversation.account_id.clone(),
                 event_id: format!("autoclose:{}:{}", conversation.id, conversation.version),
-                dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+                now_secs: now.div_euclid(1000),
+                dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
                 retain_until: self.settings().await?.retain_until(now),
                 conversation: Some(ConversationWrite::Update(update)),
                 transcript: None,

@@ -565,7 +565,8 @@ pub(crate) async fn plan(
     let commit = EventCommit {
         account_id: account.id.clone(),
         event_id: inbound.event_id.clone(),
-        dedupe_expires_at: now / 1000 + DEDUPE_RETENTION_SECS,
+        now_secs: now.div_euclid(1000),
+        dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
         retain_until: svc.settings().await?.retain_until(now),
         conversation: match (conversation, write) {
             (Some(c), Some(true)) => Some(ConversationWrite::Create(c)),

@@ -356,7 +356,7 @@ async fn settled(c: &Cluster, ever_held: &mut BTreeMap<String, BTreeSet<String>>
         let (user, event) = (customer(i), event_id(i));
         assert!(
             c.conversations
-                .event_recorded(ACCOUNT, &event)
+                .event_recorded(ACCOUNT, &event, T0 / 1000)
                 .await
                 .unwrap(),
             "{event} recorded"

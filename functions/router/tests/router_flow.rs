@@ -12,7 +12,7 @@ use shared::adapters::workstreams::SqliteWorkstreamStore;
 use shared::agents::AgentStore;
 use shared::bot::HttpBotHook;
 use shared::consumer::BatchMessage;
-use shared::conversation::{Consent, ConversationState};
+use shared::conversation::{Consent, ConversationState, DEDUPE_RETENTION_SECS};
 use shared::line::api::{HttpLineApi, LineApiConfig};
 use shared::media::{FsObjectStore, ObjectStore};
 use shared::outbound::OutboundMessage;
@@ -176,6 +176,44 @@ async fn outbound(f: &Fixture) -> Vec<OutboundMessage> {
         .into_iter()
         .map(|m| serde_json::from_str(&m.body).unwrap())
         .collect()
+}
+
+/// The guard of the one-clock rule, through the router: with the router's clock years before or
+/// after today, a redelivered event is still a duplicate for as long as the window lasts by that
+/// clock (a store comparing with the wall clock stores it again at one of the two).
+#[tokio::test]
+async fn a_redelivery_is_a_duplicate_whatever_year_the_routers_clock_reads() {
+    for start_secs in [
+        shared::testkit::FAR_PAST_SECS,
+        shared::testkit::FAR_FUTURE_SECS,
+    ] {
+        let start = start_secs * 1000;
+        let f = fixture().await;
+        f.workstreams
+            .put_workstream(&workstream(json!({})))
+            .await
+            .unwrap();
+        f.now.store(start, Ordering::SeqCst);
+        let body = json!({"accountId": ACCOUNT, "destination": "Ubot", "receivedAt": start,
+            "event": text_from("Ubob", "E1", "hello", start)})
+        .to_string();
+        let Processed::Stored {
+            conversation_id: Some(id),
+        } = f.router.process_message(&body, 1).await.unwrap()
+        else {
+            panic!("not stored at {start_secs}")
+        };
+        // At once, a day later and a second before the 7-day window ends, by the router's clock.
+        for later in [0, 86_400_000, (DEDUPE_RETENTION_SECS - 1) * 1000] {
+            f.now.store(start + later, Ordering::SeqCst);
+            assert_eq!(
+                f.router.process_message(&body, 2).await.unwrap(),
+                Processed::Duplicate,
+                "redelivered {later} ms after {start_secs}"
+            );
+        }
+        assert_eq!(f.conversations.transcript(&id).await.unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]
@@ -459,10 +497,17 @@ async fn a_poison_message_fails_alone_with_the_rest_of_its_group() {
     assert_eq!(outcome.failed, ["2", "3"]);
     assert_eq!(outcome.succeeded, ["1", "4"]);
     assert!(
-        !f.conversations.event_recorded(ACCOUNT, "E3").await.unwrap(),
+        !f.conversations
+            .event_recorded(ACCOUNT, "E3", T0 / 1000)
+            .await
+            .unwrap(),
         "3 was not processed"
     );
-    assert!(f.conversations.event_recorded(ACCOUNT, "E4").await.unwrap());
+    assert!(f
+        .conversations
+        .event_recorded(ACCOUNT, "E4", T0 / 1000)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -499,7 +544,11 @@ async fn media_is_downloaded_after_line_finishes_preparing_it() {
         matches!(first, Err(RouteError::MediaPending(_))),
         "{first:?}"
     );
-    assert!(!f.conversations.event_recorded(ACCOUNT, "V1").await.unwrap());
+    assert!(!f
+        .conversations
+        .event_recorded(ACCOUNT, "V1", T0 / 1000)
+        .await
+        .unwrap());
     let Processed::Stored {
         conversation_id: Some(id),
     } = f.router.process_message(&body, 2).await.unwrap()
@@ -968,9 +1017,21 @@ async fn the_lambda_handler_reports_exactly_the_failed_message_ids() {
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]})
     );
-    assert!(f.conversations.event_recorded(ACCOUNT, "L1").await.unwrap());
-    assert!(!f.conversations.event_recorded(ACCOUNT, "L3").await.unwrap());
-    assert!(f.conversations.event_recorded(ACCOUNT, "L4").await.unwrap());
+    assert!(f
+        .conversations
+        .event_recorded(ACCOUNT, "L1", T0 / 1000)
+        .await
+        .unwrap());
+    assert!(!f
+        .conversations
+        .event_recorded(ACCOUNT, "L3", T0 / 1000)
+        .await
+        .unwrap());
+    assert!(f
+        .conversations
+        .event_recorded(ACCOUNT, "L4", T0 / 1000)
+        .await
+        .unwrap());
 
     // A batch that all succeeds reports nothing; LINE redeliveries in it are no-ops.
     let again = json!({"Records": [sqs_record("m5", "acc1:Ualice", &inbound(text_from("Ualice", "L1", "one", T0)), 2)]});

@@ -140,8 +140,15 @@ struct GatedConversations {
 
 #[async_trait::async_trait]
 impl ConversationStore for GatedConversations {
-    async fn event_recorded(&self, account_id: &str, event_id: &str) -> Result<bool, PortError> {
-        self.inner.event_recorded(account_id, event_id).await
+    async fn event_recorded(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<bool, PortError> {
+        self.inner
+            .event_recorded(account_id, event_id, now_secs)
+            .await
     }
     async fn open_conversation(
         &self,

@@ -135,13 +135,6 @@ fn to_doc<T: Serialize>(value: &T, what: &str) -> Result<AttributeValue, PortErr
         .map_err(|e| PortError::Unavailable(format!("{what} does not serialize: {e}")))
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn event_pk(account_id: &str, event_id: &str) -> String {
     format!("EVENT#{account_id}#{event_id}")
 }
@@ -718,9 +711,13 @@ fn is_meta(item: &Item) -> bool {
 
 #[async_trait]
 impl ConversationStore for DynamoConversationStore {
-    async fn event_recorded(&self, account_id: &str, event_id: &str) -> Result<bool, PortError> {
-        self.event_recorded_at(account_id, event_id, now_secs())
-            .await
+    async fn event_recorded(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<bool, PortError> {
+        self.event_recorded_at(account_id, event_id, now_secs).await
     }
 
     async fn open_conversation(
@@ -795,7 +792,7 @@ impl ConversationStore for DynamoConversationStore {
     }
 
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
-        let now = now_secs();
+        let now = commit.now_secs;
         let tx = self.build(commit, now).await?;
         self.send_commit(commit, tx.items, now).await
     }
@@ -811,7 +808,7 @@ impl ConversationStore for DynamoConversationStore {
                 "an assignment commit without a conversation".into(),
             ));
         };
-        let now = now_secs();
+        let now = commit.now_secs;
         let mut tx = self.build(commit, now).await?;
         // Last, after the deduplication record (reason 0): a failure here is a conflict.
         let slot = ConditionCheck::builder()

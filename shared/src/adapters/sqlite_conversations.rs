@@ -24,7 +24,6 @@ use crate::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, TranscriptEntry,
 };
-use crate::domain::now_millis;
 use crate::ports::{ConversationStore, PortError, PurgeCounts};
 use async_trait::async_trait;
 use rusqlite::types::Value;
@@ -173,10 +172,6 @@ fn state_str(state: ConversationState) -> &'static str {
 
 fn version_i64(version: u64) -> rusqlite::Result<i64> {
     i64::try_from(version).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
-}
-
-fn now_secs() -> i64 {
-    now_millis().div_euclid(1000)
 }
 
 /// Whether the write went through; `false` means conflict (the caller rolls back).
@@ -564,9 +559,13 @@ fn sweep(conn: &mut rusqlite::Connection, now: i64) -> rusqlite::Result<u64> {
 
 #[async_trait]
 impl ConversationStore for SqliteConversationStore {
-    async fn event_recorded(&self, account_id: &str, event_id: &str) -> Result<bool, PortError> {
-        let (account_id, event_id) = (account_id.to_owned(), event_id.to_owned());
-        let now = now_secs();
+    async fn event_recorded(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<bool, PortError> {
+        let (account_id, event_id, now) = (account_id.to_owned(), event_id.to_owned(), now_secs);
         self.db
             .run(move |conn| {
                 conn.query_row(
@@ -653,7 +652,7 @@ impl ConversationStore for SqliteConversationStore {
 
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
         let commit = commit.clone();
-        let now = now_secs();
+        let now = commit.now_secs;
         self.db
             .run(move |conn| apply_commit(conn, &commit, None, now))
             .await
@@ -670,7 +669,7 @@ impl ConversationStore for SqliteConversationStore {
             ));
         }
         let (commit, agent_id) = (commit.clone(), agent_id.to_owned());
-        let now = now_secs();
+        let now = commit.now_secs;
         self.db
             .run(move |conn| apply_commit(conn, &commit, Some(&agent_id), now))
             .await
@@ -776,6 +775,8 @@ mod tests {
     use serde_json::json;
 
     const ACCOUNT: &str = "acc1";
+    /// The tests' clock (2026-11-25T03:00:00Z), never the wall clock's.
+    const NOW: i64 = 1_795_575_600;
 
     fn store(dir: &tempfile::TempDir) -> SqliteConversationStore {
         SqliteConversationStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
@@ -848,7 +849,8 @@ mod tests {
         EventCommit {
             account_id: ACCOUNT.into(),
             event_id: event_id.into(),
-            dedupe_expires_at: now_secs() + DEDUPE_RETENTION_SECS,
+            now_secs: NOW,
+            dedupe_expires_at: NOW + DEDUPE_RETENTION_SECS,
             retain_until: None,
             conversation: None,
             transcript: None,
@@ -879,9 +881,9 @@ mod tests {
         let s = store(&dir);
         let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
         let first = create("e1", c1.clone(), Some(entry("c1", "e1", 10, Some("m1"))));
-        assert!(!s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
         assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
-        assert!(s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
         assert_eq!(s.conversation("c1").await.unwrap(), Some(c1.clone()));
         assert_eq!(
             s.open_conversation(ACCOUNT, "U1").await.unwrap(),
@@ -899,13 +901,28 @@ mod tests {
         assert_eq!(s.conversation("c1").await.unwrap().unwrap().version, 1);
 
         // The same event id under another account is another event.
-        assert!(!s.event_recorded("acc2", "e1").await.unwrap());
+        assert!(!s.event_recorded("acc2", "e1", NOW).await.unwrap());
         let other = EventCommit {
             account_id: "acc2".into(),
             ..commit("e1")
         };
         assert_eq!(s.commit(&other).await.unwrap(), CommitOutcome::Committed);
-        assert!(s.event_recorded("acc2", "e1").await.unwrap());
+        assert!(s.event_recorded("acc2", "e1", NOW).await.unwrap());
+    }
+
+    /// The guard of the one-clock rule: far in the past, today and far in the future, the
+    /// window is the caller's (a comparison with the wall clock fails one of the far clocks).
+    #[tokio::test]
+    async fn the_dedupe_window_follows_the_callers_clock_years_away_from_today() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for now in [
+            crate::testkit::FAR_PAST_SECS,
+            NOW,
+            crate::testkit::FAR_FUTURE_SECS,
+        ] {
+            crate::testkit::dedupe_window_follows_the_callers_clock(&s, ACCOUNT, now).await;
+        }
     }
 
     #[tokio::test]
@@ -913,17 +930,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
         let expired = EventCommit {
-            dedupe_expires_at: now_secs() - 10,
+            dedupe_expires_at: NOW - 10,
             retain_until: None,
             ..commit("e1")
         };
         assert_eq!(s.commit(&expired).await.unwrap(), CommitOutcome::Committed);
-        assert!(!s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
         assert_eq!(
             s.commit(&commit("e1")).await.unwrap(),
             CommitOutcome::Committed
         );
-        assert!(s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
         assert_eq!(
             s.commit(&commit("e1")).await.unwrap(),
             CommitOutcome::Duplicate
@@ -946,7 +963,7 @@ mod tests {
             ..create("e2", c2, Some(entry("c2", "e2", 20, Some("m2"))))
         };
         assert_eq!(s.commit(&clash).await.unwrap(), CommitOutcome::Conflict);
-        assert!(!s.event_recorded(ACCOUNT, "e2").await.unwrap());
+        assert!(!s.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
         assert!(s.conversation("c2").await.unwrap().is_none());
         assert!(s.transcript("c2").await.unwrap().is_empty());
         assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
@@ -995,7 +1012,7 @@ mod tests {
             )
         };
         assert_eq!(s.commit(&stale).await.unwrap(), CommitOutcome::Conflict);
-        assert!(!s.event_recorded(ACCOUNT, "e3").await.unwrap());
+        assert!(!s.event_recorded(ACCOUNT, "e3", NOW).await.unwrap());
         assert_eq!(s.conversation("c1").await.unwrap(), Some(v2.clone()));
         assert!(s.transcript("c1").await.unwrap().is_empty());
         assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
@@ -1060,7 +1077,7 @@ mod tests {
             CommitOutcome::Conflict
         );
         assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
-        assert!(!s.event_recorded(ACCOUNT, "e2").await.unwrap());
+        assert!(!s.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
         assert!(s.transcript("c1").await.unwrap().is_empty());
         // Another conversation's slot does not count.
         assert!(agents.try_assign("X", "c-other", 1).await.unwrap());
@@ -1303,7 +1320,7 @@ mod tests {
             assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
         }
         let s = store(&dir);
-        assert!(s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
         assert_eq!(
             s.open_conversation(ACCOUNT, "U1").await.unwrap(),
             Some(c1.clone())
@@ -1521,7 +1538,7 @@ mod tests {
         assert_eq!(s.transcript("c3").await.unwrap().len(), 1);
         assert!(s.customer(ACCOUNT, "U3").await.unwrap().is_some());
         // The source is free again; the event records are the deduplication window's business.
-        assert!(s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
         let reopened = create(
             "e5",
             conversation("c5", "U1", ConversationState::Waiting, 1),
@@ -1751,7 +1768,7 @@ mod tests {
         );
         // Nothing of acc1 is left, in any table.
         assert_eq!(dump(&s, "acc1").await, Vec::<String>::new());
-        assert!(!s.event_recorded(ACCOUNT, "e1").await.unwrap());
+        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
         assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
         assert!(s
             .conversations_of_source(ACCOUNT, "U1")
@@ -1766,7 +1783,7 @@ mod tests {
             s.conversations_of_source("acc2", "U1").await.unwrap().len(),
             2
         );
-        assert!(s.event_recorded("acc2", "e1").await.unwrap());
+        assert!(s.event_recorded("acc2", "e1", NOW).await.unwrap());
         assert!(s.customer("acc2", "U1").await.unwrap().is_some());
         // An unsend in acc2 still finds its message.
         s.commit(&EventCommit {
