@@ -526,7 +526,8 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     println!("\n== scenario {run}: {}", scenario.name());
     let dir = opts.out.join(format!("{}-{}", run, scenario.name()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    shared::adapters::private_fs::ensure_private_dir(&dir.join("data"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut rng = corpus::Rng::new(opts.seed ^ u64::from(run) << 32);
     let mut secrets = Secrets {
         admin_token: format!("adm{}", rng.hex(40)),

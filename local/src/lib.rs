@@ -195,6 +195,9 @@ fn sandbox_mode(
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `DATA_DIR` or a file in it is open to other users: refused (exit 2).
+    #[error(transparent)]
+    NotPrivate(#[from] shared::adapters::private_fs::PrivacyError),
     #[error(transparent)]
     Store(#[from] PortError),
     #[error(transparent)]
@@ -416,6 +419,15 @@ async fn kept_random_secret(
 
 /// Opens the adapters, binds `127.0.0.1:$PORT` and serves every route.
 pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
+    let data_dir_used = match &config.backend {
+        Backend::Embedded => true,
+        Backend::Aws { media_bucket, .. } => media_bucket.is_none(),
+    };
+    if data_dir_used {
+        // Secrets and personal data live there: refuse a directory or file others can read.
+        shared::adapters::private_fs::check_private_tree(&config.data_dir)?;
+        shared::adapters::private_fs::ensure_private_dir(&config.data_dir)?;
+    }
     let adapters = adapters(&config).await?;
     let admin_token = admin_token(config.admin_token.as_ref(), adapters.secrets.as_ref()).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))

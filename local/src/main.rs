@@ -24,6 +24,10 @@ async fn main() -> ExitCode {
     };
     let stack = match omniline_local::start(config).await {
         Ok(stack) => stack,
+        Err(e @ omniline_local::StartError::NotPrivate(_)) => {
+            eprintln!("omniline-local: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("omniline-local: {e}");
             return ExitCode::FAILURE;

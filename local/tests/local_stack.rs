@@ -28,6 +28,9 @@ impl Drop for Stack {
 
 /// Starts the binary on a free port and reads what it prints until it is ready.
 fn start(data_dir: &std::path::Path, line: &str, admin_token: Option<&str>) -> Stack {
+    // omniline-local refuses a DATA_DIR others can enter (tempdirs are 0755 here).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_omniline-local"));
     command
         .env("PORT", "0")

@@ -25,6 +25,9 @@ impl Drop for Stack {
 
 /// The binary on `data`, with the environment of a fresh shell (no LINE or AWS settings).
 fn command(data: &std::path::Path) -> Command {
+    // omniline-local refuses a DATA_DIR others can enter (tempdirs are 0755 here).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_omniline-local"));
     command
         .env("PORT", "0")

@@ -170,12 +170,17 @@ pub fn rank_agents<'a>(agents: &'a [Agent], required_skills: &[String]) -> Vec<&
 /// Agents, their queue membership, their active conversations and their notifications.
 #[async_trait]
 pub trait AgentStore: Send + Sync {
-    /// Creates or replaces the agent's profile (name, queues, skills, capacity, status) and keeps
-    /// the queue membership in sync: an agent removed from a queue leaves that queue's listing.
-    /// The active conversations and `last_assigned_at` of an existing agent are kept (they belong
-    /// to [`AgentStore::try_assign`] / [`AgentStore::release`]); a new agent starts with none
-    /// active and the given `last_assigned_at`.
+    /// Creates or replaces the agent's profile (name, queues, skills, capacity) and keeps the
+    /// queue membership in sync: an agent removed from a queue leaves that queue's listing.
+    /// The status, active conversations and `last_assigned_at` of an existing agent are kept
+    /// (they belong to [`AgentStore::set_status`], [`AgentStore::try_assign`] and
+    /// [`AgentStore::release`]): an admin's edit and the agent's presence never undo each other.
+    /// A new agent starts with the given status, none active and the given `last_assigned_at`.
     async fn put_agent(&self, agent: &Agent) -> Result<(), PortError>;
+
+    /// Sets the status of an existing agent and nothing else (its presence); `false` if there is
+    /// no such agent (nothing is created).
+    async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError>;
 
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError>;
 

@@ -168,7 +168,11 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     temp_name.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
     let temp = parent.join(temp_name);
     let written = async {
-        let mut file = tokio::fs::File::create(&temp).await?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&temp).await?;
         file.write_all(bytes).await?;
         file.sync_all().await?;
         drop(file);
@@ -213,7 +217,13 @@ impl ObjectStore for FsObjectStore {
     ) -> Result<StoredObject, PortError> {
         let path = self.path(key)?;
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
+            // Media are personal data: directories 0700, files 0600.
+            let mut builder = tokio::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            builder.mode(0o700);
+            builder
+                .create(parent)
                 .await
                 .map_err(|e| io_error("put", key, e))?;
         }
@@ -564,6 +574,25 @@ mod tests {
         // Deleting again, or a key never written, is fine.
         store.delete(key).await.unwrap();
         store.delete("media/none/1").await.unwrap();
+    }
+
+    /// Media are personal data: every directory made for them is 0700, every file 0600.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn fs_media_files_and_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("media");
+        let store = FsObjectStore::new(root.clone());
+        let key = "media/acc-1/468789577898262530";
+        store.put(key, binary(), Some("image/jpeg")).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for d in [&root, &root.join("media"), &root.join("media/acc-1")] {
+            assert_eq!(mode(d), 0o700, "{}", d.display());
+        }
+        let path = root.join(key);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&sidecar(&path)), 0o600);
     }
 
     #[tokio::test]

@@ -207,12 +207,22 @@ async fn dynamo_agents_unavailable_or_unknown_agents_are_refused() {
     assert_eq!(f.raw_active("busy").await, (0, vec![]));
 
     // Back to available: assignable.
+    // An admin's edit of the profile keeps the presence.
     busy.status = AgentStatus::Available;
     store.put_agent(&busy).await.unwrap();
+    assert!(!store.try_assign("busy", "c1", 1).await.unwrap());
+    assert!(store
+        .set_status("busy", AgentStatus::Available)
+        .await
+        .unwrap());
+    assert!(!store.set_status("ghost", AgentStatus::Busy).await.unwrap());
+    assert!(
+        f.raw("AGENT#ghost", "PROFILE").await.is_none(),
+        "set_status creates nothing"
+    );
     assert!(store.try_assign("busy", "c1", 1).await.unwrap());
     // Going busy keeps what the agent has, refuses more, and a retry of what it has is true.
-    busy.status = AgentStatus::Busy;
-    store.put_agent(&busy).await.unwrap();
+    assert!(store.set_status("busy", AgentStatus::Busy).await.unwrap());
     assert!(!store.try_assign("busy", "c2", 2).await.unwrap());
     assert!(store.try_assign("busy", "c1", 3).await.unwrap());
     assert_eq!(f.raw_active("busy").await, (1, vec!["c1".into()]));

@@ -396,8 +396,43 @@ fn page_start<T>(lines: &[T], at: impl Fn(&T) -> i64, limit: usize) -> usize {
     start
 }
 
+/// `url` if it is an https URL with a host (LINE fetches media over https only; anything else,
+/// `javascript:` included, is refused naming `field`).
+fn https_url(field: &str, url: String) -> Result<String, ApiError> {
+    let host_ok = url
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .is_some_and(|host| !host.is_empty() && !host.contains(char::is_whitespace));
+    if host_ok && !url.chars().any(char::is_control) {
+        Ok(url)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must be an https URL"),
+        ))
+    }
+}
+
+/// Whether `media_id` is an upload of `agent_id` (`agent-media/{agentId}/{file}`, as
+/// [`upload`] names them).
+fn is_own_upload(media_id: &str, agent_id: &str) -> bool {
+    media_id
+        .strip_prefix("agent-media/")
+        .and_then(|rest| rest.strip_prefix(agent_id))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|file| {
+            !file.is_empty()
+                && file.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+                && !file.starts_with('.')
+        })
+}
+
 /// The LINE message objects of an agent's reply, and whether it is an attachment.
-fn reply_messages(state: &AgentState, body: &[u8]) -> Result<(Vec<Value>, bool), ApiError> {
+fn reply_messages(
+    state: &AgentState,
+    agent: &Agent,
+    body: &[u8],
+) -> Result<(Vec<Value>, bool), ApiError> {
     let mut f = Fields::parse(body)?;
     let kind = f
         .one_of(
@@ -407,10 +442,11 @@ fn reply_messages(state: &AgentState, body: &[u8]) -> Result<(Vec<Value>, bool),
         .ok_or_else(|| f.missing("type"))?;
     let media_url = |f: &mut Fields, url_field: &str| -> Result<String, ApiError> {
         if let Some(media_id) = f.text("mediaId", 1, 512)? {
-            if !media_id.starts_with("agent-media/") {
+            // An upload is its uploader's: another agent's mediaId is refused like any other.
+            if !is_own_upload(&media_id, &agent.id) {
                 return Err(ApiError::invalid(
                     "mediaId",
-                    "mediaId must come from POST /agent/v1/media",
+                    "mediaId must come from your own POST /agent/v1/media",
                 ));
             }
             return signed(state, &media_id)
@@ -419,13 +455,7 @@ fn reply_messages(state: &AgentState, body: &[u8]) -> Result<(Vec<Value>, bool),
         let url = f
             .text(url_field, 9, 2000)?
             .ok_or_else(|| f.missing(url_field))?;
-        if !url.starts_with("https://") {
-            return Err(ApiError::invalid(
-                url_field,
-                format!("{url_field} must be an https URL"),
-            ));
-        }
-        Ok(url)
+        https_url(url_field, url)
     };
     let message = match kind.as_str() {
         "text" => {
@@ -463,9 +493,10 @@ fn reply_messages(state: &AgentState, body: &[u8]) -> Result<(Vec<Value>, bool),
         }
         "image" => {
             let url = media_url(&mut f, "originalContentUrl")?;
-            let preview = f
-                .text("previewImageUrl", 9, 2000)?
-                .unwrap_or_else(|| url.clone());
+            let preview = match f.text("previewImageUrl", 9, 2000)? {
+                Some(preview) => https_url("previewImageUrl", preview)?,
+                None => url.clone(),
+            };
             json!({"type": "image", "originalContentUrl": url, "previewImageUrl": preview})
         }
         "video" => {
@@ -473,6 +504,7 @@ fn reply_messages(state: &AgentState, body: &[u8]) -> Result<(Vec<Value>, bool),
             let preview = f
                 .text("previewImageUrl", 9, 2000)?
                 .ok_or_else(|| f.missing("previewImageUrl"))?;
+            let preview = https_url("previewImageUrl", preview)?;
             json!({"type": "video", "originalContentUrl": url, "previewImageUrl": preview})
         }
         _ => {
@@ -498,7 +530,7 @@ pub(crate) async fn send(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let (messages, attachment) = reply_messages(&state, &body)?;
+    let (messages, attachment) = reply_messages(&state, &agent, &body)?;
     let c = visible(&state, &agent, &id).await?;
     if attachment {
         let ws = state

@@ -231,9 +231,12 @@ async fn presence(
     let status = shared::agents::AgentStatus::parse(&status)
         .ok_or_else(|| ApiError::invalid("status", "unknown status"))?;
     let deps = state.router.deps();
+    // The status alone: an admin's concurrent change of the agent's queues is never undone.
+    if !deps.agents.set_status(&agent.id, status).await? {
+        return Err(ApiError::NotFound("agent"));
+    }
     let mut updated = agent.clone();
     updated.status = status;
-    deps.agents.put_agent(&updated).await?;
     if status == shared::agents::AgentStatus::Available {
         if let Err(e) = state.router.distribute_waiting().await {
             // The presence change stands; the schedule distributes again within a minute.

@@ -7,7 +7,7 @@
 //! [`SETTLE_MS`] old, so one written concurrently with an earlier timestamp has landed before the
 //! cursor moves past it: nothing is missed between calls.
 
-use crate::conversations::{conversation_json, customer_json, queue_json};
+use crate::conversations::{conversation_json, customer_json, may_see, queue_json};
 use crate::{AgentState, ApiError};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -40,9 +40,19 @@ fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
     Some((at.parse().ok()?, id.to_owned()))
 }
 
-async fn enrich(state: &AgentState, n: &AgentNotification) -> Result<Value, ApiError> {
+/// The notification as handed out, or `None` when `agent` may no longer see its conversation
+/// (removed from the queue, transferred away, erased): access is checked when a notification is
+/// handed out, not only when it was written.
+async fn enrich(
+    state: &AgentState,
+    agent: &Agent,
+    n: &AgentNotification,
+) -> Result<Option<Value>, ApiError> {
     let deps = state.router.deps();
     let conversation = deps.conversations.conversation(&n.conversation_id).await?;
+    if !conversation.as_ref().is_some_and(|c| may_see(agent, c)) {
+        return Ok(None);
+    }
     let customer = match &n.customer_user_id {
         Some(user) => deps.conversations.customer(&n.account_id, user).await?,
         None => None,
@@ -82,7 +92,7 @@ async fn enrich(state: &AgentState, n: &AgentNotification) -> Result<Value, ApiE
         .workstream_for_account(&n.account_id)
         .await?
         .map(|w| json!({ "id": w.id, "name": w.name }));
-    Ok(json!({
+    Ok(Some(json!({
         "id": n.id,
         "kind": n.kind,
         "createdAt": n.created_at,
@@ -92,7 +102,7 @@ async fn enrich(state: &AgentState, n: &AgentNotification) -> Result<Value, ApiE
         "queue": queue_json(state, Some(&n.queue_id)).await?,
         "workstream": workstream,
         "lastMessage": last_message,
-    }))
+    })))
 }
 
 pub(crate) async fn poll(
@@ -130,8 +140,15 @@ pub(crate) async fn poll(
             .collect();
         if !fresh.is_empty() || Instant::now() >= deadline {
             let mut items = Vec::with_capacity(fresh.len());
-            for n in &fresh {
-                items.push(enrich(&state, n).await?);
+            if !fresh.is_empty() {
+                // The agent as stored now (an admin may have changed its queues mid-poll).
+                let now_agent = agents
+                    .agent(&agent.id)
+                    .await?
+                    .ok_or(ApiError::NotFound("agent"))?;
+                for n in &fresh {
+                    items.extend(enrich(&state, &now_agent, n).await?);
+                }
             }
             let cursor = match fresh.last() {
                 Some(last) => Some(encode_cursor(last)),

@@ -264,8 +264,9 @@ impl OutboundService {
     /// is applied, long texts are split, and parts hold at most five message objects.
     fn parts(&self, message: &OutboundMessage) -> Result<Vec<Vec<Value>>, String> {
         let mut objects = message.messages.clone();
+        let scope = media_scope(&message.account_id, &message.conversation_id);
         for object in &mut objects {
-            self.link_media(object, message.created_at)?;
+            self.link_media(object, &scope, message.created_at)?;
         }
         if let Some(sender) = &message.sender {
             with_sender(&mut objects, &sender.name, sender.icon_url.as_deref());
@@ -277,9 +278,12 @@ impl OutboundService {
         Ok(parts)
     }
 
-    /// `{"type":"image","mediaKey":"outbound/…"}` → signed `originalContentUrl` /
-    /// `previewImageUrl` valid for [`DEFAULT_LINK_LIFETIME`] (LINE fetches lazily, days later).
-    fn link_media(&self, object: &mut Value, created_at: i64) -> Result<(), String> {
+    /// `{"type":"image","mediaKey":"outbound/{accountId}/{conversationId}/…"}` → signed
+    /// `originalContentUrl` / `previewImageUrl` valid for [`DEFAULT_LINK_LIFETIME`] (LINE fetches
+    /// lazily, days later). Only keys under the message's own account and conversation
+    /// (`scope`) are signed: a key naming anything else (another customer's inbound media, an
+    /// agent's upload) fails the delivery, so a bot cannot mint a link to what it may not see.
+    fn link_media(&self, object: &mut Value, scope: &str, created_at: i64) -> Result<(), String> {
         let Some(map) = object.as_object_mut() else {
             return Ok(());
         };
@@ -296,6 +300,11 @@ impl OutboundService {
         let expires = link_expiry(created_at.div_euclid(1000), DEFAULT_LINK_LIFETIME);
         let link = |k: &Value| -> Result<String, String> {
             let k = k.as_str().ok_or("mediaKey must be a string")?;
+            if !in_media_scope(k, scope) {
+                return Err(format!(
+                    "mediaKey must name an object under {scope} (this conversation's media)"
+                ));
+            }
             let secret = links
                 .signing_secret
                 .loaded()
@@ -476,4 +485,18 @@ impl OutboundService {
             tokio::time::sleep(wait).await;
         }
     }
+}
+/// The key prefix an outbound message may sign links under: its account's and conversation's.
+pub fn media_scope(account_id: &str, conversation_id: &str) -> String {
+    format!("outbound/{account_id}/{conversation_id}/")
+}
+
+/// Whether `key` lies under `scope`: no `..`, empty or dot segment can climb out of it.
+fn in_media_scope(key: &str, scope: &str) -> bool {
+    key.strip_prefix(scope).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .split('/')
+                .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+    })
 }

@@ -543,6 +543,44 @@ async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
     );
 }
 
+/// Security review 1/7 #3: a bot's message naming another customer's inbound image got a 30-day
+/// signed link to it. Only keys under the message's account and conversation are signed; any other
+/// fails the delivery, and LINE is not called.
+#[tokio::test]
+async fn a_media_key_outside_the_conversation_fails_the_delivery_and_signs_nothing() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    for (n, key) in [
+        "media/acc1/468789577898262530",
+        "outbound/acc1/conv2/photo.jpg",
+        "outbound/acc2/conv1/photo.jpg",
+        "outbound/acc1/conv1/../conv2/photo.jpg",
+        "outbound/acc1/conv1/",
+        "agent-media/ag1/0123.jpg",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("bot-media-{n}");
+        let mut m = message(&id, vec![json!({"type": "image", "mediaKey": key})], None);
+        m.origin = Origin::Bot;
+        assert_eq!(
+            f.service.deliver(&body(&m)).await.unwrap(),
+            DeliveryStatus::Failed,
+            "{key}"
+        );
+        let d = f.deliveries.delivery(&id).await.unwrap().unwrap();
+        let error = d.error.unwrap_or_default();
+        assert!(error.contains("mediaKey"), "{key}: {error}");
+        assert!(!error.contains("signature"), "{key}: {error}");
+    }
+}
+
 #[tokio::test]
 async fn media_keys_become_long_lived_signed_links_and_agents_get_a_sender() {
     let f = fixture().await;
@@ -553,7 +591,7 @@ async fn media_keys_become_long_lived_signed_links_and_agents_get_a_sender() {
         .await;
     let mut m = message(
         "media-1",
-        vec![json!({"type": "image", "mediaKey": "outbound/acc1/photo.jpg"})],
+        vec![json!({"type": "image", "mediaKey": "outbound/acc1/conv1/photo.jpg"})],
         None,
     );
     m.sender = Some(shared::outbound::Sender {
@@ -570,7 +608,9 @@ async fn media_keys_become_long_lived_signed_links_and_agents_get_a_sender() {
     let image = &sent["messages"][0];
     let url = image["originalContentUrl"].as_str().unwrap();
     assert!(
-        url.starts_with("https://omniline.example.com/media/outbound/acc1/photo.jpg?expires="),
+        url.starts_with(
+            "https://omniline.example.com/media/outbound/acc1/conv1/photo.jpg?expires="
+        ),
         "{url}"
     );
     let expires: i64 = url

@@ -378,6 +378,8 @@ impl RouterService {
     /// Moves a conversation to a queue (waiting again, its agent released; a push-mode
     /// workstream then assigns it at once if an agent is free) or to an agent (who must be
     /// available with a free slot; the previous agent is released and the new one notified).
+    /// Only the agent holding an assigned conversation may transfer it (`Forbidden` for anyone
+    /// else: a takeover); an unassigned one, any agent who may see it.
     pub async fn transfer(
         &self,
         conversation_id: &str,
@@ -388,6 +390,11 @@ impl RouterService {
         let c = self.load_conversation(conversation_id).await?;
         if c.state == ConversationState::Closed {
             return Err(conflict("the conversation is closed"));
+        }
+        if !may_transfer(&c, by) {
+            return Err(AgentOpError::Forbidden(
+                "only the agent holding the conversation may transfer it".into(),
+            ));
         }
         match to {
             TransferTarget::Queue(queue_id) => {
@@ -748,6 +755,12 @@ impl RouterService {
         tracing::info!(conversation_id = %c.id, agent_id = %agent.id, %contact_id, "account link requested");
         Ok(url)
     }
+}
+
+/// Whether `by` may transfer `c`: its holder, or anyone when nobody holds it (the caller has
+/// checked that `by` may see it).
+pub fn may_transfer(c: &Conversation, by: &Agent) -> bool {
+    c.agent_id.as_deref().is_none_or(|holder| holder == by.id)
 }
 
 #[cfg(test)]

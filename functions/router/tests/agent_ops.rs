@@ -580,6 +580,56 @@ async fn a_link_survey_and_no_survey() {
     );
 }
 
+/// Security review 1/7 #2: agent B, in A's queue, took A's conversation by transferring it to
+/// itself. Only the holder transfers an assigned conversation.
+#[tokio::test]
+async fn only_the_holder_transfers_an_assigned_conversation() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    let ag1 = agent("ag1", "q-general", 2);
+    let ag2 = agent("ag2", "q-general", 2);
+    f.agents.put_agent(&ag1).await.unwrap();
+    f.agents.put_agent(&ag2).await.unwrap();
+    let id = open(&f, "Ubob", "E1").await;
+    f.router.pick(&id, &ag1).await.unwrap();
+    let before = f.conversations.conversation(&id).await.unwrap().unwrap();
+    for target in [
+        TransferTarget::Agent("ag2".into()),
+        TransferTarget::Agent("ag1".into()),
+        TransferTarget::Queue("q-general".into()),
+    ] {
+        let r = f.router.transfer(&id, &ag2, target.clone()).await;
+        assert!(
+            matches!(r, Err(AgentOpError::Forbidden(_))),
+            "{target:?}: {r:?}"
+        );
+    }
+    assert_eq!(
+        f.conversations.conversation(&id).await.unwrap().unwrap(),
+        before
+    );
+    assert!(stored_agent(&f, "ag2")
+        .await
+        .active_conversations
+        .is_empty());
+    // The holder may; and a waiting conversation, anyone who sees it.
+    let moved = f
+        .router
+        .transfer(&id, &ag1, TransferTarget::Queue("q-general".into()))
+        .await
+        .unwrap();
+    assert_eq!(moved.agent_id, None);
+    let taken = f
+        .router
+        .transfer(&id, &ag2, TransferTarget::Agent("ag2".into()))
+        .await
+        .unwrap();
+    assert_eq!(taken.agent_id.as_deref(), Some("ag2"));
+}
+
 #[tokio::test]
 async fn only_the_holder_closes_an_active_conversation() {
     let f = fixture().await;

@@ -695,7 +695,7 @@ async fn several_router_workers_at_once_never_assign_an_agent_above_capacity() {
     // Back online, every worker ticks at once: it gets exactly two, the others none.
     let mut ag3 = stored_agent(&c, "ag3").await;
     ag3.status = AgentStatus::Away;
-    c.agents.put_agent(&ag3).await.unwrap();
+    assert!(c.agents.set_status("ag3", AgentStatus::Away).await.unwrap());
     let closing: Vec<_> = freed.holding["ag3"]
         .iter()
         .take(2)
@@ -706,7 +706,11 @@ async fn several_router_workers_at_once_never_assign_an_agent_above_capacity() {
     assert_eq!(assigned(&schedules), 0, "the only agent with room is away");
     assert_eq!(stored_agent(&c, "ag3").await.active_conversations.len(), 1);
     ag3.status = AgentStatus::Available;
-    c.agents.put_agent(&ag3).await.unwrap();
+    assert!(c
+        .agents
+        .set_status("ag3", AgentStatus::Available)
+        .await
+        .unwrap());
     let schedules = schedule_everywhere(&c, 2).await;
     watch.finish().await;
     assert_eq!(assigned(&schedules), 2);

@@ -96,6 +96,9 @@ impl AgentStore for GatedAgents {
     async fn put_agent(&self, a: &Agent) -> Result<(), PortError> {
         self.inner.put_agent(a).await
     }
+    async fn set_status(&self, id: &str, status: AgentStatus) -> Result<bool, PortError> {
+        self.inner.set_status(id, status).await
+    }
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
         self.inner.agent(id).await
     }
@@ -377,9 +380,11 @@ async fn race_to_w1_undo(
         .process_message(&body("Ucarol", "C2"), 1)
         .await
         .unwrap();
-    let mut x = s.x.clone();
-    x.status = AgentStatus::Available;
-    s.agents.put_agent(&x).await.unwrap();
+    assert!(s
+        .agents
+        .set_status(&s.x.id, AgentStatus::Available)
+        .await
+        .unwrap());
     s.w1.agents.queue.open();
     s.w1.conversations.release.reached().await;
     (tick, c)

@@ -183,14 +183,13 @@ struct Inner {
 impl Platform {
     /// Opens (creating) `sandbox.db` under `data_dir`.
     pub fn open(data_dir: &Path, public_base: &str) -> Result<Self, PlatformError> {
-        std::fs::create_dir_all(data_dir).map_err(store_error)?;
+        // The simulated users' names and chats: private before the first byte (the WAL takes
+        // the database file's mode).
         let path = data_dir.join("sandbox.db");
+        shared::adapters::private_fs::create_private_dir(data_dir)
+            .and_then(|()| shared::adapters::private_fs::create_private_file(&path))
+            .map_err(|e| PlatformError::Store(e.to_string()))?;
         let conn = Connection::open(&path).map_err(store_error)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(store_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")

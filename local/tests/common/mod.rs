@@ -66,7 +66,7 @@ pub async fn mock_line() -> MockServer {
 }
 
 pub async fn start() -> Stack {
-    let data = tempfile::tempdir().unwrap();
+    let data = private_tempdir();
     let line = mock_line().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_omniline-local"))
         .env("PORT", "0")
@@ -203,6 +203,14 @@ impl Stack {
         }
         panic!("customer {customer} never had {n} conversation(s)");
     }
+}
+
+/// A temporary directory only its owner can enter, as `omniline-local` demands of `DATA_DIR`.
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
 }
 
 pub fn text_event(id: &str, user: &str, text: &str) -> Value {

@@ -318,7 +318,8 @@ impl DynamoAgentStore {
             "#queues = :queues",
             "#skills = :skills",
             "#capacity = :capacity",
-            "#status = :status",
+            // A presence of its own (set_status): kept for an existing agent.
+            "#status = if_not_exists(#status, :status)",
             "#profileVersion = :newVersion",
             "#activeCount = if_not_exists(#activeCount, :zero)",
         ];
@@ -645,6 +646,32 @@ impl AgentStore for DynamoAgentStore {
             "agent {}: the profile kept changing during put_agent",
             agent.id
         )))
+    }
+
+    async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression("SET #status = :status")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
+        }
     }
 
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {

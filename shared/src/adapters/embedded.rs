@@ -5,6 +5,7 @@
 //! SQLite calls are blocking: each runs on tokio's blocking pool behind one connection mutex
 //! (writes are serialised by SQLite anyway).
 
+use super::private_fs;
 use crate::domain::{rfc3339_millis, Account, WebhookCounts, WebhookStats};
 use crate::line::envelope::QueueMessage;
 use crate::ports::{AccountStore, EventQueue, PortError, SecretStore};
@@ -119,9 +120,14 @@ impl EmbeddedDb {
 
     /// [`EmbeddedDb::open`] with the durability of commits chosen.
     pub fn open_with(data_dir: &Path, durability: Durability) -> Result<Self, PortError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| db_error(format!("cannot create {}: {e}", data_dir.display())))?;
+        // Private before anything is written: SQLite gives the WAL and shared-memory files the
+        // database file's mode, so they are 0600 from their first byte.
         let path = data_dir.join("omniline.db");
+        // (Refusing an existing directory or file open to others is the composition root's:
+        // `omniline-local` checks before it opens anything.)
+        private_fs::create_private_dir(data_dir)
+            .and_then(|()| private_fs::create_private_file(&path))
+            .map_err(|e| PortError::Unavailable(e.to_string()))?;
         let conn = Connection::open(&path).map_err(db_error)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(db_error)?;
@@ -637,8 +643,9 @@ impl AccountStore for SqliteAccountStore {
 // ---------------------------------------------------------------------------------------------
 // Secrets
 
-/// [`SecretStore`] in the embedded database. The database file is created readable by its owner
-/// only; it is a development store, not a vault.
+/// [`SecretStore`] in the embedded database. The database, its WAL and its directory are private
+/// to their owner from their creation (see [`EmbeddedDb::open_with`]); it is a development store,
+/// not a vault.
 #[derive(Debug, Clone)]
 pub struct SqliteSecretStore {
     db: EmbeddedDb,
@@ -646,11 +653,6 @@ pub struct SqliteSecretStore {
 
 impl SqliteSecretStore {
     pub fn new(db: EmbeddedDb) -> Self {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(db.path(), std::fs::Permissions::from_mode(0o600));
-        }
         Self { db }
     }
 }

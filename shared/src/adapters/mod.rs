@@ -7,6 +7,7 @@ pub mod dynamo_agents;
 pub mod dynamo_conversations;
 pub mod dynamo_deliveries;
 pub mod embedded;
+pub mod private_fs;
 pub mod sqlite_agents;
 pub mod sqlite_conversations;
 pub mod sqlite_deliveries;

@@ -132,7 +132,7 @@ impl AgentStore for SqliteAgentStore {
                        queues = excluded.queues,
                        skills = excluded.skills,
                        capacity = excluded.capacity,
-                       status = excluded.status,
+                       status = agents.status,
                        last_assigned_at = COALESCE(agents.last_assigned_at, excluded.last_assigned_at)",
                     params![
                         agent.id,
@@ -155,6 +155,19 @@ impl AgentStore for SqliteAgentStore {
                     )?;
                 }
                 tx.commit()
+            })
+            .await
+    }
+
+    async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError> {
+        let agent_id = agent_id.to_owned();
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "UPDATE agents SET status = ?2 WHERE id = ?1",
+                    params![agent_id, status.as_str()],
+                )
+                .map(|changed| changed > 0)
             })
             .await
     }
@@ -517,9 +530,17 @@ mod tests {
 
         // a leaves q1, joins q3, goes busy; its active conversation and last assignment stay.
         let mut edited = agent("a", &["q2", "q3"], 4);
-        edited.status = AgentStatus::Busy;
+        edited.status = AgentStatus::Offline;
         edited.name = "Renamed".into();
         store.put_agent(&edited).await.unwrap();
+        // The profile's edit keeps the presence (Available); presence is its own write.
+        assert_eq!(
+            store.agent("a").await.unwrap().unwrap().status,
+            AgentStatus::Available
+        );
+        assert!(store.set_status("a", AgentStatus::Busy).await.unwrap());
+        assert!(!store.set_status("ghost", AgentStatus::Busy).await.unwrap());
+        assert!(store.agent("ghost").await.unwrap().is_none());
         assert!(in_queue("q1").await.is_empty());
         assert_eq!(in_queue("q2").await, ["a", "b"]);
         assert_eq!(in_queue("q3").await, ["a"]);

@@ -1,0 +1,391 @@
+//! Issue 1/7's security findings held against the `omniline-local` binary started as the README
+//! starts it: private data files from their first byte, refusal of a data directory open to
+//! others.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const ADMIN: &str = "security-test-admin-token-0123456789abcdef";
+
+/// The binary on `data`, in sandbox mode (no LINE settings): it writes secrets at start (the
+/// sandbox account's channel secret and access token, through the admin API).
+fn command(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_omniline-local"));
+    command
+        .env("PORT", "0")
+        .env("DATA_DIR", data)
+        .env("RUST_LOG", "warn")
+        .env("ADMIN_TOKEN", ADMIN)
+        .env_remove("LINE_API_BASE")
+        .env_remove("LINE_DATA_API_BASE")
+        .env_remove("SANDBOX")
+        .env_remove("PUBLIC_BASE_URL")
+        .env_remove("OMNILINE_BACKEND");
+    command
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_data_directory_database_wal_and_sandbox_files_are_private_from_the_first_write() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let mut child = command(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(url) = line.trim().strip_prefix("listening on:") {
+            base = Some(url.trim().to_owned());
+        }
+        if line.trim_start().starts_with("sandbox:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let base = base.expect("a base URL");
+    // The sandbox's bootstrap has written the account's secrets; its page's session reads them.
+    let answer = reqwest::get(format!("{base}/sandbox/api/session"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_eq!(mode(&data), 0o700, "DATA_DIR");
+    let wal = data.join("omniline.db-wal");
+    assert!(wal.exists(), "the database runs in WAL mode");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&path), want, "{}", path.display());
+        seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for name in [
+        "omniline.db",
+        "omniline.db-wal",
+        "omniline.db-shm",
+        "sandbox.db",
+    ] {
+        assert!(seen.iter().any(|s| s == name), "{name} in {seen:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_data_directory_or_database_open_to_other_users_is_refused_with_exit_2() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = command(&data).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chmod 700"), "{stderr}");
+    assert!(!data.join("omniline.db").exists(), "nothing was written");
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(data.join("omniline.db"), b"").unwrap();
+    std::fs::set_permissions(
+        data.join("omniline.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = command(&data).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(stderr.contains("omniline.db"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The agent API (LINE mocked by wiremock, sandbox off).
+
+mod common;
+
+use serde_json::{json, Value};
+
+async fn agent_call(
+    s: &common::Stack,
+    token: &str,
+    method: &str,
+    route: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = s
+        .client
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{route}", s.base),
+        )
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn agent_ok(
+    s: &common::Stack,
+    token: &str,
+    method: &str,
+    route: &str,
+    body: Option<Value>,
+) -> Value {
+    let (status, v) = agent_call(s, token, method, route, body).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {route}: {status} {v}"
+    );
+    v
+}
+
+/// A new agent in `queues`: (id, token).
+async fn new_agent(s: &common::Stack, name: &str, queues: &[&str]) -> (String, String) {
+    let a = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(
+                json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()),
+                        "queueIds": queues, "capacity": 2}),
+            ),
+        )
+        .await;
+    (
+        a["id"].as_str().unwrap().to_owned(),
+        a["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// An account, a queue and a push-mode workstream letting agents send attachments.
+async fn channel(s: &common::Stack) -> (String, String) {
+    let account = s.account("Shop", common::SECRET_A, "token-a").await;
+    let queue = s.queue("Support").await;
+    s.ok(
+        "POST",
+        "/admin/v1/workstreams",
+        Some(
+            json!({"name": "Support", "accountId": account, "language": "en",
+                    "distribution": "push", "defaultQueueId": queue,
+                    "attachments": {"customerCanSend": true, "agentCanSend": true}}),
+        ),
+    )
+    .await;
+    (account, queue)
+}
+
+async fn presence(s: &common::Stack, token: &str, status: &str) {
+    agent_ok(
+        s,
+        token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": status})),
+    )
+    .await;
+}
+
+/// The customer writes; waits until the conversation is assigned to the agent of `token`.
+async fn assigned_conversation(
+    s: &common::Stack,
+    account: &str,
+    token: &str,
+    event: &str,
+    user: &str,
+) -> String {
+    assert_eq!(
+        s.webhook(
+            account,
+            common::SECRET_A,
+            json!([common::text_event(event, user, "hello")])
+        )
+        .await,
+        200
+    );
+    for _ in 0..200 {
+        let listed = agent_ok(s, token, "GET", "/agent/v1/conversations", None).await;
+        if let Some(c) = listed["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["status"] == "active" && c["sourceId"] == user)
+        {
+            return c["id"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{user}'s conversation was never assigned");
+}
+
+/// Review 1/7 #2: agent B, in A's queue, transferred A's conversation to itself and wrote to the
+/// customer. Only the holder transfers an assigned conversation.
+#[tokio::test]
+async fn an_agent_cannot_take_over_a_colleagues_conversation_by_transfer() {
+    let s = common::start().await;
+    let (account, queue) = channel(&s).await;
+    let (a_id, a) = new_agent(&s, "Aiko", &[&queue]).await;
+    let (b_id, b) = new_agent(&s, "Bunta", &[&queue]).await;
+    presence(&s, &a, "available").await;
+    let id = assigned_conversation(&s, &account, &a, "01TAKE1", "Utake").await;
+    presence(&s, &b, "available").await;
+    for body in [json!({"agentId": b_id}), json!({"queueId": queue})] {
+        let (status, v) = agent_call(
+            &s,
+            &b,
+            "POST",
+            &format!("/agent/v1/conversations/{id}/transfer"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}: {v}");
+        assert_eq!(v["error"]["code"], "forbidden", "{v}");
+    }
+    let (status, _) = agent_call(
+        &s,
+        &b,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        Some(json!({"type": "text", "text": "I am taking over"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let c = agent_ok(
+        &s,
+        &a,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        c["conversation"]["agentId"]
+            .as_str()
+            .or(c["agentId"].as_str()),
+        Some(a_id.as_str()),
+        "{c}"
+    );
+}
+
+/// Review 1/7 #4: a notification is handed out only while its agent may see the conversation.
+#[tokio::test]
+async fn notifications_of_a_conversation_the_agent_may_no_longer_see_are_withheld() {
+    let s = common::start().await;
+    let (account, queue) = channel(&s).await;
+    let elsewhere = s.queue("Elsewhere").await;
+    let (_, a) = new_agent(&s, "Aiko", &[&queue]).await;
+    presence(&s, &a, "available").await;
+    let id = assigned_conversation(&s, &account, &a, "01NOTE1", "Unote").await;
+    // Settled: the poll hands out the assignment with the customer's message.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let page = agent_ok(&s, &a, "GET", "/agent/v1/notifications", None).await;
+    assert!(
+        page["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["conversationId"] == id.as_str()),
+        "{page}"
+    );
+    // Moved to a queue Aiko does not serve: out of her sight, notifications included.
+    agent_ok(
+        &s,
+        &a,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/transfer"),
+        Some(json!({"queueId": elsewhere})),
+    )
+    .await;
+    let (status, _) = agent_call(
+        &s,
+        &a,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let page = agent_ok(&s, &a, "GET", "/agent/v1/notifications", None).await;
+    assert_eq!(page["notifications"], json!([]), "{page}");
+    assert!(!page.to_string().contains("hello"), "{page}");
+}
+
+/// Review 1/7 #11: an upload is its uploader's, and preview links are https.
+#[tokio::test]
+async fn media_ids_are_bound_to_their_uploader_and_preview_links_must_be_https() {
+    let s = common::start().await;
+    let (account, queue) = channel(&s).await;
+    let (_, a) = new_agent(&s, "Aiko", &[&queue]).await;
+    let (_, b) = new_agent(&s, "Bunta", &[&queue]).await;
+    presence(&s, &a, "available").await;
+    let a_conversation = assigned_conversation(&s, &account, &a, "01MEDIA1", "Umedia1").await;
+    presence(&s, &a, "away").await;
+    presence(&s, &b, "available").await;
+    let b_conversation = assigned_conversation(&s, &account, &b, "01MEDIA2", "Umedia2").await;
+
+    let upload = s
+        .client
+        .post(format!("{}/agent/v1/media", s.base))
+        .bearer_auth(&a)
+        .header("content-type", "image/png")
+        .body(vec![0x89, b'P', b'N', b'G', 0, 1, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let media_id = upload.json::<Value>().await.unwrap()["mediaId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |token: &str, conversation: &str, body: Value| {
+        let (token, route) = (
+            token.to_owned(),
+            format!("/agent/v1/conversations/{conversation}/messages"),
+        );
+        let s = &s;
+        async move { agent_call(s, &token, "POST", &route, Some(body)).await }
+    };
+    let (status, v) = send(
+        &b,
+        &b_conversation,
+        json!({"type": "image", "mediaId": media_id}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("mediaId")),
+        "{v}"
+    );
+    let (status, v) = send(
+        &b,
+        &b_conversation,
+        json!({"type": "image", "originalContentUrl": "https://cdn.example.com/a.jpg",
+               "previewImageUrl": "javascript:alert(1)"}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (400, Some("previewImageUrl")),
+        "{v}"
+    );
+    let (status, v) = send(
+        &a,
+        &a_conversation,
+        json!({"type": "image", "mediaId": media_id}),
+    )
+    .await;
+    assert_eq!(status, 202, "the uploader may: {v}");
+}
