@@ -32,7 +32,7 @@ PRISM_VERSION=$(pin PRISM_VERSION)
 [ -n "$SCHEMATHESIS_VERSION" ] && [ -n "$PRISM_VERSION" ] ||
   { echo "contract-test: cannot read the SCHEMATHESIS_VERSION / PRISM_VERSION pins in infra/test.sh"; exit 1; }
 SPEC=$root/docs/openapi.yaml
-ADMIN_TOKEN_VALUE=contract-test-admin-token
+ADMIN_TOKEN_VALUE=contract-test-admin-token-0123456789abcdef  # omniline-local wants 32+ characters
 # 50 keeps the whole run under half a minute. At 200, Hypothesis' target phase (schemathesis
 # steers fuzzing towards accepted inputs) sometimes hill-climbs for minutes on operations that
 # rarely succeed here, such as POST /admin/v1/accounts (one Prism bot: 409 after the first).
@@ -182,10 +182,10 @@ echo "queue $QUEUE_ID, account $ACCOUNT_ID, workstream $WORKSTREAM_ID, rule $RUL
 # (profile from Prism) in the background.
 USER_ID=U4af4980629a0a9a6a1e3f5b7c9d1e3f5
 "$VENV/bin/python" - "$BASE/line/webhook/$ACCOUNT_ID" "$USER_ID" <<'PY'
-import base64, hashlib, hmac, json, sys, urllib.request
+import base64, hashlib, hmac, json, sys, time, urllib.request
 url, user = sys.argv[1], sys.argv[2]
 body = json.dumps({"destination": "Ub9952f8", "events": [{
-    "type": "message", "mode": "active", "timestamp": 1764000000000,
+    "type": "message", "mode": "active", "timestamp": int(time.time() * 1000),
     "webhookEventId": "01JCONTRACTTEST0000000000001", "deliveryContext": {"isRedelivery": False},
     "source": {"type": "user", "userId": user}, "replyToken": "757913772c4646b784d4b7ce46d12671",
     "message": {"id": "444573844083572737", "type": "text", "quoteToken": "q3Plxr4AgKd", "text": "refund please"}}]}).encode()

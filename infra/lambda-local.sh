@@ -206,8 +206,9 @@ invoke webhook "$EVENTS/webhook-verify.json" "$WORK/webhook-verify.out"
 check "$WORK/webhook-verify.out" 'r["statusCode"] == 200 and json.loads(r["body"]) == {"queued": 0}' \
   "webhook answers 200 {\"queued\":0} to a Verify request"
 
-log "webhook: a signed text message — tests/events/webhook-message.json"
-invoke webhook "$EVENTS/webhook-message.json" "$WORK/webhook-message.out"
+log "webhook: a signed text message — tests/events/webhook-message.json, stamped now (events older than 7 days are refused)"
+python3 "$EVENTS/generate.py" --fresh-webhook-message "$WORK/webhook-message.json"
+invoke webhook "$WORK/webhook-message.json" "$WORK/webhook-message.out"
 check "$WORK/webhook-message.out" 'r["statusCode"] == 200 and json.loads(r["body"]) == {"queued": 1}' \
   "webhook answers 200 {\"queued\":1}"
 

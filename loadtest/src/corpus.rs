@@ -176,6 +176,9 @@ fn event_id(run: u32, n: usize) -> String {
 
 /// `customers` across `accounts`, `bodies` bodies in `lanes` lanes. Every customer's first event
 /// is a text (it opens the conversation).
+/// `t0`: the events' first timestamp (epoch ms): now, as LINE's would be (the webhook refuses
+/// events older than the deduplication window).
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     seed: u64,
     run: u32,
@@ -183,6 +186,7 @@ pub fn generate(
     customers: usize,
     bodies: usize,
     lanes: usize,
+    t0: i64,
 ) -> Load {
     let mut rng = Rng::new(seed);
     let lanes = lanes.clamp(1, customers.max(1));
@@ -201,7 +205,6 @@ pub fn generate(
     let mut started = vec![false; customers.len()];
     let mut events = Vec::new();
     let mut out: Vec<Vec<Body>> = vec![Vec::new(); lanes];
-    let t0 = 1_760_000_000_000i64;
     for b in 0..bodies {
         let lane = b % lanes;
         let members = &by_lane[lane];
@@ -268,8 +271,8 @@ mod tests {
 
     #[test]
     fn generation_is_deterministic_and_opens_with_a_text() {
-        let a = generate(7, 1, 3, 30, 200, 8);
-        let b = generate(7, 1, 3, 30, 200, 8);
+        let a = generate(7, 1, 3, 30, 200, 8, 1_760_000_000_000);
+        let b = generate(7, 1, 3, 30, 200, 8, 1_760_000_000_000);
         assert_eq!(a.events.len(), b.events.len());
         assert_eq!(a.body_count(), 200);
         let mut seen = vec![false; a.customers.len()];

@@ -576,6 +576,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         opts.customers,
         opts.bodies,
         opts.lanes,
+        shared::domain::now_millis(),
     );
     let first = Arc::new(prepare(&load, &accounts, false));
     let database = db::Db::new(&dir.join("data"));

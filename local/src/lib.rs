@@ -7,6 +7,7 @@
 //! and EventBridge schedule), so the local process serves HTTP only.
 
 pub mod sandbox;
+pub mod serve;
 pub mod workers;
 
 use axum::routing::get;
@@ -128,7 +129,9 @@ impl LocalConfig {
         };
         Ok(Self {
             port,
-            admin_token: optional("ADMIN_TOKEN").map(SecretString::new),
+            admin_token: optional("ADMIN_TOKEN")
+                .map(|token| admin_token_from_env(&token))
+                .transpose()?,
             public_base_url: optional("PUBLIC_BASE_URL")
                 .map(|u| base_url("PUBLIC_BASE_URL", &u))
                 .transpose()?,
@@ -163,6 +166,25 @@ impl LocalConfig {
             backend,
         })
     }
+}
+
+/// Shortest `ADMIN_TOKEN` accepted, in characters (the generated one has 64 hex digits).
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 32;
+
+/// `ADMIN_TOKEN` when it is long enough to resist guessing: at least [`ADMIN_TOKEN_MIN_CHARS`]
+/// characters. The error names the variable and the rule, never the value.
+fn admin_token_from_env(token: &str) -> Result<SecretString, ConfigError> {
+    let length = token.trim().chars().count();
+    if length < ADMIN_TOKEN_MIN_CHARS {
+        return Err(ConfigError::Invalid {
+            name: "ADMIN_TOKEN",
+            reason: format!(
+                "it has {length} characters, at least {ADMIN_TOKEN_MIN_CHARS} are required \
+                 (for example `openssl rand -hex 32`), or leave it unset to have one generated"
+            ),
+        });
+    }
+    Ok(SecretString::new(token))
 }
 
 /// `SANDBOX`: `on`, `off`, or unset: on when the LINE API is not configured and the router runs
@@ -297,7 +319,10 @@ fn embedded_functions(
         )),
         media: objects.clone(),
         line: line.clone(),
-        bot: Arc::new(HttpBotHook::new(Duration::from_secs(3))?),
+        // A development stack: bots on this machine or a private network are called.
+        bot: Arc::new(HttpBotHook::allowing_private_networks(
+            Duration::from_secs(3),
+        )?),
         tokens: tokens.clone(),
         clock: system_clock(),
     }));
@@ -560,13 +585,11 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         });
 
     let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop.await;
-            })
-            .await
-    });
+    // Every request knows its peer (the sandbox answers loopback peers only), and a client has
+    // serve::HEADER_READ_TIMEOUT to send a request's line and headers.
+    let server = tokio::spawn(serve::serve(listener, app, async {
+        let _ = stop.await;
+    }));
     tracing::info!(%addr, "omniline-local listening");
     // The sandbox's account, queue, agent and workstream, through the admin API just served.
     let sandbox_url = match &sandbox_state {
@@ -594,7 +617,18 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
 
 #[cfg(test)]
 mod tests {
-    use super::sandbox_mode;
+    use super::{admin_token_from_env, sandbox_mode, ADMIN_TOKEN_MIN_CHARS};
+
+    #[test]
+    fn an_admin_token_shorter_than_32_characters_is_refused_without_echoing_it() {
+        let short = "a".repeat(ADMIN_TOKEN_MIN_CHARS - 1);
+        let message = admin_token_from_env(&short).unwrap_err().to_string();
+        assert!(message.contains("ADMIN_TOKEN"), "{message}");
+        assert!(message.contains("at least 32"), "{message}");
+        assert!(!message.contains(&short), "{message}");
+        let exact = "b".repeat(ADMIN_TOKEN_MIN_CHARS);
+        assert_eq!(admin_token_from_env(&exact).unwrap().expose(), exact);
+    }
 
     #[test]
     fn the_sandbox_is_on_by_default_only_when_line_is_not_configured() {

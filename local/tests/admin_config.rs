@@ -179,7 +179,7 @@ async fn a_complete_channel_is_configured_over_http_and_routes_a_signed_webhook_
     );
 
     // Group chats are ignored by this workstream: no conversation opens.
-    let group = json!({"type": "message", "mode": "active", "timestamp": 1_764_000_000_000_i64, "webhookEventId": "01GROUP0001",
+    let group = json!({"type": "message", "mode": "active", "timestamp": now_ms(), "webhookEventId": "01GROUP0001",
         "deliveryContext": {"isRedelivery": false}, "replyToken": "rg", "source": {"type": "group", "groupId": "Cgroup", "userId": "Ugroupie"},
         "message": {"type": "text", "id": "mg", "quoteToken": "q", "text": "refund"}});
     assert_eq!(s.webhook(&account, SECRET_A, json!([group])).await, 200);

@@ -802,13 +802,32 @@ async fn an_account_link_request_links_the_customer_when_line_reports_the_nonce(
     assert!(url.starts_with(&format!("{}/line/link/", s.base)), "{url}");
     sent_containing(&s, &url).await;
 
-    // The customer opens it: a one-time nonce and LINE's account-link page.
+    // The customer opens it: a confirmation page, which uses nothing up (review 1/7 #15: a
+    // link-preview crawler's GET used to spend the request) and is never cached.
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = no_redirect.get(&url).send().await.unwrap();
-    assert_eq!(r.status(), 302);
+    for _ in 0..2 {
+        let page = no_redirect.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["cache-control"], "no-store");
+        assert!(page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'"));
+        let html = page.text().await.unwrap();
+        assert!(html.contains(r#"<form method="post""#), "{html}");
+    }
+    // Confirming (twice at once): exactly one nonce, and LINE's account-link page.
+    let (first, second) =
+        tokio::join!(no_redirect.post(&url).send(), no_redirect.post(&url).send());
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 404], "one confirmation wins");
+    let r = if first.status() == 303 { first } else { second };
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(
         location

@@ -17,7 +17,8 @@
 //! queue: an agent sees the conversations of its queues and those assigned to it, anything else is
 //! 403 (an unknown id 404); routes about the agent itself (`/me`, presence, notifications, the
 //! conversation list, media) answer with the caller's own data, which must not mention a
-//! conversation outside its queues; contacts are shared by every agent by design.
+//! conversation outside its queues; contacts belong to an account and are seen by the agents whose
+//! queues serve it (the outsider serves a second account, and finds only its own contact).
 
 mod common;
 
@@ -252,6 +253,8 @@ struct Fixture {
     customer: String,
     conversation: String,
     contact: String,
+    /// A contact of the second account, served by the outsider's queue only.
+    outsider_contact: String,
     agent: AgentKey,
     outsider: AgentKey,
     deleted: AgentKey,
@@ -285,6 +288,8 @@ fn param_table(f: &Fixture) -> Vec<ParamRow> {
         row(Api::Admin, "customers", &f.customer, None),
         // Agent: a conversation of queue 1, so 403 for the agent of queue 2.
         row(Api::Agent, "conversations", &f.conversation, Some(403)),
+        // The outsider's own contact (another account): 404 for the agent of queue 1.
+        row(Api::Agent, "contacts", &f.outsider_contact, None),
         // The public account-link page (`security: []`): an unknown request id.
         row(Api::Agent, "link", "authmatrix-unknown-link", None),
     ]
@@ -640,6 +645,26 @@ async fn seed(s: &Stack) -> Fixture {
         .unwrap()
         .to_owned();
 
+    // A second account whose conversations go to queue 2: the outsider's contacts live there.
+    let second = s.account("Other shop", SECRET_B, "token-b").await;
+    s.workstream(&second, &queue2).await;
+    let outsider_contact = must(
+        s,
+        &outsider.token,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "Olga's customer"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = must(s, &outsider.token, "GET", "/agent/v1/contacts", None).await;
+    assert!(
+        !listed.to_string().contains(&contact),
+        "the outsider sees no contact of the first account: {listed}"
+    );
+
     // Tokens that worked, then stop working: a deleted agent's, a rotated-out one.
     must(s, &deleted.token, "GET", "/agent/v1/me", None).await;
     s.ok("DELETE", &format!("/admin/v1/agents/{}", deleted.id), None)
@@ -668,6 +693,7 @@ async fn seed(s: &Stack) -> Fixture {
         user_id,
         conversation,
         contact,
+        outsider_contact,
         agent,
         outsider,
         deleted,

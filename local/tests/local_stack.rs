@@ -12,6 +12,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+/// An `ADMIN_TOKEN` of the 32 characters or more omniline-local demands.
+const ADMIN: &str = "local-stack-admin-token-0123456789abcdef";
 
 struct Stack {
     child: Child,
@@ -136,11 +138,13 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
     let callback = account["callbackUrl"].as_str().unwrap().to_owned();
     assert_eq!(callback, format!("{}/line/webhook/{id}", stack.base));
 
+    // LINE's events are fresh: the webhook refuses those older than the deduplication window.
+    let now_ms = shared::domain::now_millis();
     let body = json!({"destination": "Ue2e", "events": [
-        {"type": "follow", "mode": "active", "timestamp": 1, "webhookEventId": "01E2E00000000000000000000A",
+        {"type": "follow", "mode": "active", "timestamp": now_ms, "webhookEventId": "01E2E00000000000000000000A",
          "deliveryContext": {"isRedelivery": false}, "replyToken": "r1", "source": {"type": "user", "userId": "Ucustomer"},
          "follow": {"isUnblocked": false}},
-        {"type": "message", "mode": "active", "timestamp": 2, "webhookEventId": "01E2E00000000000000000000B",
+        {"type": "message", "mode": "active", "timestamp": now_ms + 1, "webhookEventId": "01E2E00000000000000000000B",
          "deliveryContext": {"isRedelivery": false}, "replyToken": "r2", "source": {"type": "group", "groupId": "Cteam", "userId": "Ucustomer"},
          "message": {"type": "text", "id": "100", "quoteToken": "q", "text": "こんにちは 👋"}}
     ]})
@@ -254,19 +258,23 @@ async fn admin_token_from_the_environment_wins_and_unknown_routes_are_json_404()
     let data = tempfile::tempdir().unwrap();
     let line = mock_line().await;
     let client = reqwest::Client::new();
-    let stack = start(data.path(), &line.uri(), Some("my-own-admin-token"));
-    assert_eq!(stack.token, "my-own-admin-token");
+    let stack = start(
+        data.path(),
+        &line.uri(),
+        Some("my-own-admin-token-0123456789abcdef"),
+    );
+    assert_eq!(stack.token, "my-own-admin-token-0123456789abcdef");
     wait_healthy(&client, &stack.base).await;
     let r = client
         .get(format!("{}/admin/v1/accounts", stack.base))
-        .bearer_auth("my-own-admin-token")
+        .bearer_auth("my-own-admin-token-0123456789abcdef")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let r = client
         .get(format!("{}/admin/v1/nope", stack.base))
-        .bearer_auth("my-own-admin-token")
+        .bearer_auth("my-own-admin-token-0123456789abcdef")
         .send()
         .await
         .unwrap();
@@ -305,11 +313,11 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
         .mount(&line)
         .await;
     let client = reqwest::Client::new();
-    let stack = start(data.path(), &line.uri(), Some("admin"));
+    let stack = start(data.path(), &line.uri(), Some(ADMIN));
     wait_healthy(&client, &stack.base).await;
     let r = client
         .post(format!("{}/admin/v1/accounts", stack.base))
-        .bearer_auth("admin")
+        .bearer_auth(ADMIN)
         .json(&json!({"name": "Shop", "channelId": "2000000002", "channelSecret": SECRET, "channelAccessToken": "tok"}))
         .send()
         .await
@@ -352,7 +360,7 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
         .unwrap();
 
     let body = json!({"destination": "Ushop", "events": [{
-        "type": "message", "mode": "active", "timestamp": 1_795_575_600_000_i64, "webhookEventId": "01NEWCUSTOMER0000000000001",
+        "type": "message", "mode": "active", "timestamp": shared::domain::now_millis(), "webhookEventId": "01NEWCUSTOMER0000000000001",
         "deliveryContext": {"isRedelivery": false}, "replyToken": "reply-1",
         "source": {"type": "user", "userId": "Unewcustomer"},
         "message": {"type": "text", "id": "5001", "quoteToken": "q", "text": "注文について"}
@@ -496,11 +504,11 @@ async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once
         .await;
 
     let client = reqwest::Client::new();
-    let stack = start(data.path(), &line.uri(), Some("admin"));
+    let stack = start(data.path(), &line.uri(), Some(ADMIN));
     wait_healthy(&client, &stack.base).await;
     let account: Value = client
         .post(format!("{}/admin/v1/accounts", stack.base))
-        .bearer_auth("admin")
+        .bearer_auth(ADMIN)
         .json(&json!({"name": "Shop", "channelId": "2000000003", "channelSecret": SECRET, "channelAccessToken": "tok"}))
         .send()
         .await

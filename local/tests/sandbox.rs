@@ -9,6 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The sandbox stack's `ADMIN_TOKEN` (omniline-local wants 32 characters or more).
+const ADMIN: &str = "sandbox-test-admin-token-0123456789abcdef";
+
 struct Stack {
     child: Child,
     base: String,
@@ -33,7 +36,7 @@ fn command(data: &std::path::Path) -> Command {
         .env("PORT", "0")
         .env("DATA_DIR", data)
         .env("RUST_LOG", "warn")
-        .env("ADMIN_TOKEN", "sandbox-test-admin")
+        .env("ADMIN_TOKEN", ADMIN)
         .env_remove("LINE_API_BASE")
         .env_remove("LINE_DATA_API_BASE")
         .env_remove("SANDBOX")
@@ -568,7 +571,7 @@ async fn a_restart_keeps_the_sandbox_account_agent_and_users() {
         ("/admin/v1/agents", "agents"),
     ] {
         let (status, list) = stack
-            .call_as(reqwest::Method::GET, path, None, Some("sandbox-test-admin"))
+            .call_as(reqwest::Method::GET, path, None, Some(ADMIN))
             .await;
         assert_eq!(status, 200, "{list}");
         assert_eq!(
@@ -585,7 +588,7 @@ async fn a_restart_keeps_the_sandbox_account_agent_and_users() {
             reqwest::Method::DELETE,
             &format!("/admin/v1/agents/{agent_id}"),
             None,
-            Some("sandbox-test-admin"),
+            Some(ADMIN),
         )
         .await;
     assert_eq!(status, 204);
@@ -651,7 +654,7 @@ async fn a_start_interrupted_after_making_records_is_finished_without_duplicates
         ("/admin/v1/workstreams", "workstreams"),
     ] {
         let (_, list) = stack
-            .call_as(reqwest::Method::GET, path, None, Some("sandbox-test-admin"))
+            .call_as(reqwest::Method::GET, path, None, Some(ADMIN))
             .await;
         assert_eq!(
             list[key].as_array().map(Vec::len),

@@ -173,7 +173,11 @@ async fn new_agent(s: &common::Stack, name: &str, queues: &[&str]) -> (String, S
 
 /// An account, a queue and a push-mode workstream letting agents send attachments.
 async fn channel(s: &common::Stack) -> (String, String) {
-    let account = s.account("Shop", common::SECRET_A, "token-a").await;
+    channel_of(s, common::SECRET_A, "token-a").await
+}
+
+async fn channel_of(s: &common::Stack, secret: &str, token: &str) -> (String, String) {
+    let account = s.account("Shop", secret, token).await;
     let queue = s.queue("Support").await;
     s.ok(
         "POST",
@@ -388,4 +392,103 @@ async fn media_ids_are_bound_to_their_uploader_and_preview_links_must_be_https()
     )
     .await;
     assert_eq!(status, 202, "the uploader may: {v}");
+}
+
+/// Review 1/7 #6: any agent listed every contact of every account. Contacts belong to an account,
+/// only agents serving it see them, they can be deleted, and erasing the customer erases theirs.
+#[tokio::test]
+async fn contacts_belong_to_an_account_can_be_deleted_and_go_with_their_customer() {
+    let s = common::start().await;
+    let (shop, queue) = channel(&s).await;
+    let (other, other_queue) = channel_of(&s, common::SECRET_B, "token-b").await;
+    let (_, aiko) = new_agent(&s, "Aiko", &[&queue]).await;
+    let (_, olga) = new_agent(&s, "Olga", &[&other_queue]).await;
+    let contact = agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "Taro Yamada", "email": "taro@example.com", "phone": "090-1234-5678"})),
+    )
+    .await;
+    assert_eq!(contact["accountId"], shop.as_str());
+    let contact_id = contact["id"].as_str().unwrap().to_owned();
+    let mine = agent_ok(&s, &aiko, "GET", "/agent/v1/contacts?q=taro", None).await;
+    assert_eq!(mine["contacts"].as_array().unwrap().len(), 1, "{mine}");
+
+    // Olga serves the other account only: she sees none of it, by search or by id.
+    let hers = agent_ok(&s, &olga, "GET", "/agent/v1/contacts?q=", None).await;
+    assert_eq!(hers["contacts"], json!([]), "{hers}");
+    assert!(!hers.to_string().contains("taro@example.com"));
+    let (status, _) = agent_call(
+        &s,
+        &olga,
+        "GET",
+        &format!("/agent/v1/contacts?accountId={shop}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = agent_call(
+        &s,
+        &olga,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"accountId": shop, "name": "Intruder"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = agent_call(
+        &s,
+        &olga,
+        "DELETE",
+        &format!("/agent/v1/contacts/{contact_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let _ = other;
+
+    // Deleted by an agent of its account.
+    let (status, _) = agent_call(
+        &s,
+        &aiko,
+        "DELETE",
+        &format!("/agent/v1/contacts/{contact_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let mine = agent_ok(&s, &aiko, "GET", "/agent/v1/contacts?q=", None).await;
+    assert_eq!(mine["contacts"], json!([]));
+
+    // Linked to a customer, erased with the customer.
+    presence(&s, &aiko, "available").await;
+    let conversation = assigned_conversation(&s, &shop, &aiko, "01CONT1", "Ucontact").await;
+    let contact = agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "Hanako Sato", "email": "hanako@example.com"})),
+    )
+    .await;
+    agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/link"),
+        Some(json!({"contactId": contact["id"]})),
+    )
+    .await;
+    let (status, v) = s
+        .call(
+            "DELETE",
+            &format!("/admin/v1/customers/{shop}:Ucontact"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{v}");
+    let mine = agent_ok(&s, &aiko, "GET", "/agent/v1/contacts?q=hanako", None).await;
+    assert_eq!(mine["contacts"], json!([]), "{mine}");
 }

@@ -159,6 +159,11 @@ pub enum BotError {
     /// A 2xx whose body is not a valid [`BotReply`].
     #[error("invalid bot reply: {0}")]
     InvalidReply(String),
+    /// The bot's URL is one this stack does not call: not https, or an address that is not
+    /// public (loopback, private, link-local…: the Lambda runtime API, the VPC, the metadata
+    /// service), unless private networks are allowed (local development).
+    #[error("bot URL not allowed: {0}")]
+    Forbidden(String),
 }
 
 /// Delivers customer events to bots.
@@ -177,19 +182,123 @@ pub trait BotHook: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct HttpBotHook {
     client: reqwest::Client,
+    allow_private: bool,
 }
 
 impl HttpBotHook {
     /// `connect_timeout` bounds connection set-up; each request is further bounded by its
-    /// endpoint's `timeout`.
+    /// endpoint's `timeout`. Calls https URLs of public addresses only: the host's addresses are
+    /// checked when they are resolved, for every connection (a name that resolves to a private
+    /// address, even after a first public answer, is refused).
     pub fn new(connect_timeout: Duration) -> Result<Self, BotError> {
-        let client = reqwest::Client::builder()
+        Self::build(connect_timeout, false)
+    }
+
+    /// As [`HttpBotHook::new`], but `http` and loopback, private and link-local addresses are
+    /// called too: for local development (`omniline-local`, tests), never on AWS by default.
+    pub fn allowing_private_networks(connect_timeout: Duration) -> Result<Self, BotError> {
+        Self::build(connect_timeout, true)
+    }
+
+    fn build(connect_timeout: Duration, allow_private: bool) -> Result<Self, BotError> {
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("omniline/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("omniline/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder
+                .https_only(true)
+                .dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
+        let client = builder
             .build()
             .map_err(|e| BotError::Unavailable(format!("HTTP client: {e}")))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            allow_private,
+        })
+    }
+
+    /// Refuses what [`HttpBotHook::new`] does not call before any connection: a URL that is not
+    /// https, and a literal address that is not public (names are checked when resolved).
+    fn check_url(&self, url: &str) -> Result<(), BotError> {
+        if self.allow_private {
+            return Ok(());
+        }
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| BotError::Forbidden(format!("not a URL: {e}")))?;
+        if parsed.scheme() != "https" {
+            return Err(BotError::Forbidden("only https URLs are called".into()));
+        }
+        // The URL parser writes every IPv4 spelling (decimal, hex, short) as a dotted quad.
+        let literal = match parsed.host_str() {
+            Some(host) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .ok(),
+            None => return Err(BotError::Forbidden("the URL has no host".into())),
+        };
+        match literal {
+            Some(ip) if !is_public(ip) => {
+                Err(BotError::Forbidden(format!("{ip} is not a public address")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `ip` is an address on the public internet: not loopback, private (RFC 1918, unique
+/// local), shared (CGNAT), link-local (the instance metadata service), unspecified, broadcast,
+/// multicast or documentation; IPv4-mapped IPv6 addresses are judged as their IPv4 address.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// A resolver that keeps public addresses only, and fails when a name has none.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -228,6 +337,7 @@ impl BotHook for HttpBotHook {
         endpoint: &BotEndpoint,
         request: &BotRequest,
     ) -> Result<BotReply, BotError> {
+        self.check_url(&endpoint.url)?;
         let body = serde_json::to_vec(request)
             .map_err(|e| BotError::Unavailable(format!("serialising the request: {e}")))?;
         let signature = sign(endpoint.secret.expose().as_bytes(), &body);
@@ -328,8 +438,63 @@ mod tests {
         }
     }
 
+    /// The mock bots listen on 127.0.0.1 over http: a development hook.
     fn hook() -> HttpBotHook {
-        HttpBotHook::new(Duration::from_secs(1)).unwrap()
+        HttpBotHook::allowing_private_networks(Duration::from_secs(1)).unwrap()
+    }
+
+    /// Review 1/7 #10: a bot URL could name the Lambda runtime API (127.0.0.1:9001), the
+    /// metadata service or any private address. The production hook calls public https only.
+    #[tokio::test]
+    async fn the_production_hook_calls_no_private_address_and_no_http() {
+        let server = answering(ResponseTemplate::new(200).set_body_json(json!({}))).await;
+        let port = server.address().port();
+        let strict = HttpBotHook::new(Duration::from_secs(1)).unwrap();
+        for url in [
+            format!("{}/hook", server.uri()),
+            format!("https://127.0.0.1:{port}/hook"),
+            format!("https://0x7f000001:{port}/hook"),
+            format!("https://2130706433:{port}/hook"),
+            format!("https://[::1]:{port}/hook"),
+            format!("https://[::ffff:127.0.0.1]:{port}/hook"),
+            "https://169.254.169.254/latest/meta-data/".to_owned(),
+            "https://10.0.0.8/hook".to_owned(),
+            "https://192.168.1.1/hook".to_owned(),
+            "https://100.64.0.1/hook".to_owned(),
+            format!("https://localhost:{port}/hook"),
+        ] {
+            let endpoint = BotEndpoint {
+                url: url.clone(),
+                secret: SecretString::new(SECRET),
+                timeout: Duration::from_secs(2),
+            };
+            let refused = strict.deliver(&endpoint, &request()).await;
+            assert!(refused.is_err(), "{url}: {refused:?}");
+        }
+        assert!(
+            server
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .is_empty(),
+            "nothing reached the private address"
+        );
+        for ip in ["8.8.8.8", "2606:4700:4700::1111", "52.95.110.1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "169.254.169.254",
+            "fd00::1",
+            "fe80::1",
+            "0.0.0.0",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
     }
 
     fn request() -> BotRequest {

@@ -4,17 +4,31 @@
 
 use serde::{Deserialize, Serialize};
 
-/// [`crate::ports::ConfigStore`] kind of contacts.
+/// [`crate::ports::ConfigStore`] kind of contacts before they were scoped to an account (kept
+/// for reading nothing: such contacts are visible to no agent).
 pub const CONTACT_KIND: &str = "contact";
+/// Most contacts one account may hold (the agents' search reads an account's contacts).
+pub const MAX_CONTACTS_PER_ACCOUNT: usize = 1_000;
+
+/// [`crate::ports::ConfigStore`] kind of one account's contacts: a contact belongs to the LINE
+/// account whose customers it describes, and only agents serving that account see it.
+pub fn contact_kind(account_id: &str) -> String {
+    format!("{CONTACT_KIND}@{account_id}")
+}
 /// [`crate::ports::ConfigStore`] kind of account-link requests (keyed by their public id).
 pub const LINK_REQUEST_KIND: &str = "linkRequest";
 /// [`crate::ports::ConfigStore`] kind of account-link nonces (keyed by the nonce).
 pub const LINK_NONCE_KIND: &str = "linkNonce";
+/// How long an account-link request and its nonce are good for: LINE's link token's lifetime.
+pub const LINK_LIFETIME_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {
     pub id: String,
+    /// The account whose customers it describes (see [`contact_kind`]).
+    #[serde(default)]
+    pub account_id: String,
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
@@ -80,6 +94,7 @@ mod tests {
     #[test]
     fn contacts_match_any_field_case_insensitively() {
         let c = Contact {
+            account_id: "acc".into(),
             id: "c1".into(),
             name: "Yamada Taro".into(),
             email: Some("taro@example.jp".into()),

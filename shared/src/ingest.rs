@@ -2,8 +2,9 @@
 //! `X-Line-Signature` over the raw body with that account's channel secret, split the events and
 //! queue them, count the traffic.
 
+use crate::conversation::DEDUPE_RETENTION_SECS;
 use crate::domain::{credentials_secret_name, now_millis, ChannelCredentials, WebhookCounts};
-use crate::line::envelope::{split_events, WebhookEnvelope};
+use crate::line::envelope::{refusal, split_events, Refusal, WebhookEnvelope};
 use crate::line::signature::{SignatureError, SignatureKey};
 use crate::ports::{AccountStore, EventQueue, PortError, SecretStore};
 use std::collections::HashMap;
@@ -55,6 +56,9 @@ pub struct WebhookIngest {
     cache: Mutex<HashMap<String, CachedSecret>>,
     cache_ttl: Duration,
     reload_floor: Duration,
+    /// Epoch milliseconds: when a request was received, and what "older than the deduplication
+    /// window" means for its events.
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
 impl WebhookIngest {
@@ -70,7 +74,14 @@ impl WebhookIngest {
             cache: Mutex::new(HashMap::new()),
             cache_ttl: SECRET_CACHE_TTL,
             reload_floor: SECRET_RELOAD_FLOOR,
+            clock: Arc::new(now_millis),
         }
+    }
+
+    /// Reads the time from `clock` (epoch milliseconds) instead of the wall clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Overrides the cache's lifetime (at most [`SECRET_CACHE_TTL`]) and the minimum time between
@@ -88,7 +99,7 @@ impl WebhookIngest {
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<Accepted, IngestError> {
-        let received_at = now_millis();
+        let received_at = (self.clock)();
         if body.len() > MAX_BODY_BYTES {
             // The same answer whether the account exists or not (no oracle).
             return Err(self.reject_too_large(account_id).await);
@@ -117,27 +128,54 @@ impl WebhookIngest {
                 )
                 .await;
         }
-        let envelope = match WebhookEnvelope::parse(body) {
+        let mut envelope = match WebhookEnvelope::parse(body) {
             Ok(envelope) => envelope,
             Err(e) => {
                 let error = IngestError::NotWebhook(e.to_string());
                 return self.reject(account_id, received_at, error).await;
             }
         };
+        // Refused events are counted as received and not queued, and logged (never their
+        // content): a replay older than the deduplication window would be stored again.
+        let sent = envelope.events.len() as u64;
+        let oldest = received_at.saturating_sub(DEDUPE_RETENTION_SECS * 1000);
+        let (mut stale, mut duplicate_keys) = (0u64, 0u64);
+        envelope
+            .events
+            .retain(|raw| match refusal(raw.get(), oldest) {
+                None => true,
+                Some(Refusal::Stale) => {
+                    stale += 1;
+                    false
+                }
+                Some(Refusal::DuplicateKey) => {
+                    duplicate_keys += 1;
+                    false
+                }
+            });
+        if stale + duplicate_keys > 0 {
+            tracing::warn!(
+                account_id,
+                stale,
+                duplicate_keys,
+                "webhook events refused: older than the deduplication window, or a key twice"
+            );
+        }
         let messages = split_events(account_id, &envelope, received_at);
         let events = messages.len() as u64;
+        let refused = sent - events;
         if let Err(e) = self.queue.send(&messages).await {
             tracing::error!(account_id, events, error = %e, "webhook events not queued");
             let counts = WebhookCounts {
-                received: events,
+                received: sent,
                 ..Default::default()
             };
             self.record(account_id, counts, received_at).await;
             return Err(e.into());
         }
-        tracing::info!(account_id, events, "webhook events queued");
+        tracing::info!(account_id, events, refused, "webhook events queued");
         let counts = WebhookCounts {
-            received: events,
+            received: sent,
             queued: events,
             rejected: 0,
         };
@@ -156,7 +194,7 @@ impl WebhookIngest {
                 rejected: 1,
                 ..Default::default()
             };
-            self.record(account_id, counts, now_millis()).await;
+            self.record(account_id, counts, (self.clock)()).await;
         }
         IngestError::TooLarge
     }

@@ -45,16 +45,23 @@ type LoadSecret = dyn Fn() -> std::pin::Pin<
     > + Send
     + Sync;
 
+/// How long a [`LazySecret`] read from a store is used before it is read again: a rotation takes
+/// effect within this time on every warm instance (channel secrets are re-read as often).
+pub const SECRET_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A secret read when it is first needed, not at start-up (a Lambda's init makes no network
-/// call), then kept. A failed read is not kept: the next use reads again.
+/// call), then kept for [`SECRET_REFRESH`] and read again. A failed first read is not kept: the
+/// next use reads again; a failed re-read keeps the value read before (and tries again later).
 #[derive(Clone)]
 pub struct LazySecret {
-    cell: std::sync::Arc<tokio::sync::OnceCell<SecretString>>,
+    value: std::sync::Arc<std::sync::RwLock<Option<(SecretString, std::time::Instant)>>>,
+    reading: std::sync::Arc<tokio::sync::Mutex<()>>,
     load: Option<std::sync::Arc<LoadSecret>>,
+    refresh: std::time::Duration,
 }
 
 impl LazySecret {
-    /// Read by `load` on first use.
+    /// Read by `load` on first use, and again every [`SECRET_REFRESH`].
     pub fn load<F, Fut>(load: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -63,36 +70,81 @@ impl LazySecret {
             + 'static,
     {
         Self {
-            cell: std::sync::Arc::new(tokio::sync::OnceCell::new()),
+            value: Default::default(),
+            reading: Default::default(),
             load: Some(std::sync::Arc::new(move || Box::pin(load()))),
+            refresh: SECRET_REFRESH,
         }
     }
 
-    /// The secret, reading it the first time.
-    pub async fn get(&self) -> Result<&SecretString, crate::ports::PortError> {
-        self.cell
-            .get_or_try_init(|| async {
-                match &self.load {
-                    Some(load) => load().await,
-                    None => Err(crate::ports::PortError::Unavailable(
-                        "secret not loaded".into(),
-                    )),
-                }
-            })
-            .await
+    /// Re-reads every `refresh` instead of [`SECRET_REFRESH`] (at most that).
+    pub fn refreshed_every(mut self, refresh: std::time::Duration) -> Self {
+        self.refresh = refresh.min(SECRET_REFRESH);
+        self
     }
 
-    /// The secret if [`LazySecret::get`] has read it.
-    pub fn loaded(&self) -> Option<&SecretString> {
-        self.cell.get()
+    fn fresh(&self) -> Option<SecretString> {
+        let value = self.value.read().ok()?;
+        let (secret, read_at) = value.as_ref()?;
+        (self.load.is_none() || read_at.elapsed() < self.refresh).then(|| secret.clone())
+    }
+
+    /// The secret, reading it the first time and once it is [`SECRET_REFRESH`] old.
+    pub async fn get(&self) -> Result<SecretString, crate::ports::PortError> {
+        if let Some(secret) = self.fresh() {
+            return Ok(secret);
+        }
+        let Some(load) = &self.load else {
+            return Err(crate::ports::PortError::Unavailable(
+                "secret not loaded".into(),
+            ));
+        };
+        // One read at a time; whoever waited finds it read.
+        let _reading = self.reading.lock().await;
+        if let Some(secret) = self.fresh() {
+            return Ok(secret);
+        }
+        match load().await {
+            Ok(secret) => {
+                if let Ok(mut value) = self.value.write() {
+                    *value = Some((secret.clone(), std::time::Instant::now()));
+                }
+                Ok(secret)
+            }
+            Err(e) => match self.value.write().ok().and_then(|mut value| {
+                // Keep serving the last value; try again after a tenth of the period.
+                let (secret, read_at) = value.as_mut()?;
+                *read_at = std::time::Instant::now()
+                    .checked_sub(self.refresh - self.refresh / 10)
+                    .unwrap_or(*read_at);
+                Some(secret.clone())
+            }) {
+                Some(previous) => {
+                    tracing::warn!(error = %e, "secret not re-read; the one read before is used");
+                    Ok(previous)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The secret if [`LazySecret::get`] has read it (possibly due for a re-read).
+    pub fn loaded(&self) -> Option<SecretString> {
+        let value = self.value.read().ok()?;
+        value.as_ref().map(|(secret, _)| secret.clone())
     }
 }
 
 impl From<SecretString> for LazySecret {
     fn from(secret: SecretString) -> Self {
         Self {
-            cell: std::sync::Arc::new(tokio::sync::OnceCell::new_with(Some(secret))),
+            value: std::sync::Arc::new(std::sync::RwLock::new(Some((
+                secret,
+                std::time::Instant::now(),
+            )))),
+            reading: Default::default(),
             load: None,
+            refresh: SECRET_REFRESH,
         }
     }
 }
@@ -132,6 +184,44 @@ mod tests {
         assert!(!format!("{lazy:?}").contains("s3cret"));
         let ready = LazySecret::from(SecretString::new("x"));
         assert_eq!(ready.loaded().unwrap().expose(), "x");
+    }
+
+    /// Review 1/7 #9: a rotated admin token or media key never took effect on a warm instance.
+    #[tokio::test]
+    async fn a_lazy_secret_is_read_again_once_old_and_a_failed_re_read_keeps_the_last_one() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let reads = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = reads.clone();
+        let lazy = LazySecret::load(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => Ok(SecretString::new("first")),
+                    1 => Ok(SecretString::new("rotated")),
+                    _ => Err(crate::ports::PortError::Unavailable("down".into())),
+                }
+            }
+        })
+        .refreshed_every(std::time::Duration::ZERO);
+        assert_eq!(lazy.get().await.unwrap().expose(), "first");
+        assert_eq!(lazy.get().await.unwrap().expose(), "rotated");
+        assert_eq!(
+            lazy.get().await.unwrap().expose(),
+            "rotated",
+            "kept on failure"
+        );
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        // The default period: read once, then kept.
+        let reads = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = reads.clone();
+        let kept = LazySecret::load(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok(SecretString::new("k")) }
+        });
+        for _ in 0..3 {
+            assert_eq!(kept.get().await.unwrap().expose(), "k");
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -4,6 +4,9 @@
     python3 tests/events/generate.py          # (re)writes the *.json files
     python3 tests/events/generate.py --check  # exits 1 if a committed file differs or a
                                               # webhook signature does not verify
+    python3 tests/events/generate.py --fresh-webhook-message OUT.json
+                                              # the signed message with today's timestamp (the
+                                              # webhook refuses events older than 7 days)
 
 Standard library only. The webhook events are signed with the documented demo channel secret:
 x-line-signature = base64(HMAC-SHA256(channel secret, raw body)).
@@ -14,6 +17,7 @@ import hmac
 import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -207,6 +211,12 @@ def check_signatures():
 
 
 def main():
+    global EVENT_TIMESTAMP
+    if sys.argv[1:2] == ["--fresh-webhook-message"] and len(sys.argv) == 3:
+        EVENT_TIMESTAMP = int(time.time() * 1000)
+        with open(sys.argv[2], "w", encoding="utf-8") as f:
+            f.write(render(events()["webhook-message.json"]))
+        return
     check = "--check" in sys.argv[1:]
     stale = []
     for name, value in events().items():

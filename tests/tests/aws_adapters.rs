@@ -250,6 +250,11 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
     std::env::set_var("AWS_REGION", "ap-northeast-1");
     let data = tempfile::tempdir().unwrap();
+    // Media live under DATA_DIR here (no bucket): omniline-local wants it private.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let stack = omniline_local::start(omniline_local::LocalConfig {
         port: 0,
         admin_token: Some(SecretString::new("aws-admin")),
@@ -285,7 +290,7 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
     assert_eq!(r.status(), 201);
     let created: serde_json::Value = r.json().await.unwrap();
     let body = json!({"destination": "Uaws", "events": [
-        {"type": "message", "webhookEventId": "01AWS000000000000000000001", "timestamp": 1, "mode": "active",
+        {"type": "message", "webhookEventId": "01AWS000000000000000000001", "timestamp": shared::domain::now_millis(), "mode": "active",
          "deliveryContext": {"isRedelivery": false}, "source": {"type": "user", "userId": "Ux"},
          "message": {"type": "sticker", "id": "5", "packageId": "1", "stickerId": "1", "stickerResourceType": "STATIC"}}
     ]})
@@ -361,7 +366,9 @@ async fn a_partly_failed_batch_makes_the_webhook_answer_503() {
             &config,
             format!("{}/123456789012/q.fifo", server.uri()),
         )),
-    );
+    )
+    // The events' timestamp (1 ms after the epoch) is then a second old.
+    .with_clock(std::sync::Arc::new(|| 1_000));
     let app = webhook::router(std::sync::Arc::new(ingest));
     let body = json!({"destination": "U", "events": [{"type": "unfollow", "webhookEventId": "E1", "timestamp": 1,
         "mode": "active", "deliveryContext": {"isRedelivery": false}, "source": {"type": "user", "userId": "U1"}}]})

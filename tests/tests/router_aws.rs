@@ -115,7 +115,7 @@ async fn aws() -> Aws {
         outbound: Arc::new(SqsEventQueue::new(&config, &outbound_url)),
         media: media.clone(),
         line: api,
-        bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+        bot: Arc::new(HttpBotHook::allowing_private_networks(Duration::from_secs(2)).unwrap()),
         tokens: tokens.clone(),
         clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
     }));
@@ -414,7 +414,7 @@ async fn aws_workers(count: usize) -> AwsWorkers {
             outbound: Arc::new(SqsEventQueue::new(&config, &outbound_url)),
             media: Arc::new(S3ObjectStore::new(&config, media_bucket.clone(), true)),
             line: api,
-            bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+            bot: Arc::new(HttpBotHook::allowing_private_networks(Duration::from_secs(2)).unwrap()),
             tokens,
             clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
         })));

@@ -10,6 +10,16 @@
 //! - each function's environment names what its code reads, and its policies grant exactly the
 //!   tables, queues, bucket and secrets that environment names (plus the queue it consumes);
 //! - no IAM statement allows `*`, or an ARN whose resource part names nothing;
+//! - no function is granted a whole table or bucket (SAM's `DynamoDB*`/`S3*` policy templates):
+//!   its DynamoDB statements list their actions and limit the partition keys
+//!   (`dynamodb:LeadingKeys`) to the kinds of items its code reads and writes (the public
+//!   webhook: accounts, and their counters' attributes only; nothing but the admin function
+//!   writes the agents' token hashes), its S3 statements name the key prefixes it uses, and
+//!   only the listed functions Scan;
+//! - every function reserves concurrency of its own (parameters whose defaults leave Lambda's
+//!   100 unreserved), SQS event sources stay within their function's reservation, and every
+//!   route has throttles of its own (the webhook's, the agent API's and the admin API's
+//!   parameters of their own);
 //! - every SQS consumer reports batch item failures, every queue has a dead-letter queue
 //!   (`maxReceiveCount` 5) with an alarm, visibility timeout ≥ 6× the consumer's timeout, the
 //!   outbound consumer's concurrency is capped;
@@ -457,7 +467,9 @@ fn dead_letter_queues(t: &Template) -> BTreeSet<String> {
 }
 
 /// A route: `(route key, function, authorization, route settings)`, from SAM `HttpApi` events
-/// and `AWS::ApiGatewayV2::Route` resources (through their integration).
+/// and `AWS::ApiGatewayV2::Route` resources (through their integration). Its settings are the
+/// event's `RouteSettings`, else the `HttpApi`'s `RouteSettings` entry for its key (SAM merges
+/// both into the stage's).
 struct Route<'a> {
     key: String,
     function: String,
@@ -465,8 +477,16 @@ struct Route<'a> {
     settings: Option<&'a Value>,
 }
 
+/// The `HttpApi`'s own `RouteSettings` (route key → settings).
+fn api_route_settings(t: &Template) -> Option<&Mapping> {
+    props(t.resource("HttpApi"))
+        .get("RouteSettings")
+        .and_then(Value::as_mapping)
+}
+
 fn routes(t: &Template) -> Vec<Route<'_>> {
     let mut out = Vec::new();
+    let api_settings = |key: &str| api_route_settings(t).and_then(|m| m.get(key));
     for (id, function) in t.of_type("AWS::Serverless::Function") {
         if let Some(events) = props(function).get("Events").and_then(Value::as_mapping) {
             for event in events.values() {
@@ -475,11 +495,13 @@ fn routes(t: &Template) -> Vec<Route<'_>> {
                     assert_eq!(p.get("ApiId").and_then(ref_name), Some("HttpApi"));
                     let method = str_at(p, &["Method"]).expect("Method");
                     let path = str_at(p, &["Path"]).expect("Path");
+                    let key = format!("{} {path}", method.to_uppercase());
+                    let settings = p.get("RouteSettings").or_else(|| api_settings(&key));
                     out.push(Route {
-                        key: format!("{} {path}", method.to_uppercase()),
+                        key,
                         function: id.to_owned(),
                         authorization: p.get("Auth"),
-                        settings: p.get("RouteSettings"),
+                        settings,
                     });
                 }
             }
@@ -507,8 +529,163 @@ fn routes(t: &Template) -> Vec<Route<'_>> {
             key: key.to_owned(),
             function: function.to_owned(),
             authorization: p.get("AuthorizationType"),
-            settings: None,
+            settings: api_settings(key),
         });
+    }
+    out
+}
+
+/// The `Default` of the Number parameter `value` refers to (`Ref`), with the parameter's name.
+fn parameter_default<'a>(t: &Template, value: &'a Value) -> (&'a str, f64) {
+    let name = ref_name(value).unwrap_or_else(|| panic!("{value:?}: not a Ref to a parameter"));
+    let parameter = t
+        .section("Parameters")
+        .get(name)
+        .unwrap_or_else(|| panic!("Ref {name}: no such parameter"));
+    assert_eq!(
+        str_at(parameter, &["Type"]),
+        Some("Number"),
+        "parameter {name}: Type"
+    );
+    let default = parameter
+        .get("Default")
+        .and_then(number)
+        .unwrap_or_else(|| panic!("parameter {name}: no numeric Default"));
+    (name, default)
+}
+
+// ---------------------------------------------------------------------------------------------
+// IAM: what each function's statements allow on DynamoDB items and S3 objects.
+// ---------------------------------------------------------------------------------------------
+
+/// Every DynamoDB action the functions may be granted, by what it does to items. There is no
+/// `dynamodb:TransactWriteItems` action: each operation of a transaction is authorised as its
+/// `PutItem`, `UpdateItem`, `DeleteItem` or `ConditionCheckItem`.
+const DYNAMO_READS: [&str; 3] = [
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+];
+const DYNAMO_WRITES: [&str; 5] = [
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+];
+const DYNAMO_SCAN: &str = "dynamodb:Scan";
+
+/// SAM policy templates that grant a whole table or bucket (all keys, a fixed action set).
+fn is_whole_resource_policy_template(name: &str) -> bool {
+    name.starts_with("DynamoDB") || name.starts_with("S3")
+}
+
+/// IAM `StringLike`: `*` any run of characters, `?` any one character.
+fn string_like(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match p.split_first() {
+            None => v.is_empty(),
+            Some(('*', rest)) => (0..=v.len()).any(|i| go(rest, &v[i..])),
+            Some(('?', rest)) => !v.is_empty() && go(rest, &v[1..]),
+            Some((c, rest)) => v.first() == Some(c) && go(rest, &v[1..]),
+        }
+    }
+    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
+    go(&p, &v)
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    strings(statement.get("Action").unwrap_or(&Value::Null))
+}
+
+fn resources(statement: &Value) -> Vec<&Value> {
+    match statement.get("Resource") {
+        Some(Value::Sequence(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+        None => Vec::new(),
+    }
+}
+
+/// The `ForAllValues:StringLike` `dynamodb:LeadingKeys` patterns of a statement, if any.
+fn leading_keys(statement: &Value) -> Option<Vec<&str>> {
+    statement
+        .get("Condition")
+        .and_then(|c| c.get("ForAllValues:StringLike"))
+        .and_then(|c| c.get("dynamodb:LeadingKeys"))
+        .map(strings)
+}
+
+/// The Allow statements of one function's inline policies.
+fn function_statements<'a>(t: &'a Template, function: &str) -> Vec<&'a Value> {
+    statements(t)
+        .into_iter()
+        .filter(|(owner, s)| owner == function && str_at(s, &["Effect"]) == Some("Allow"))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// What a DynamoDB statement's resource names: (`table`, `Some(index)` for an index ARN).
+fn dynamo_resource(resource: &Value) -> (String, Option<String>) {
+    if let Some(table) = resource
+        .get("Fn::GetAtt")
+        .and_then(Value::as_sequence)
+        .filter(|v| v.get(1).and_then(Value::as_str) == Some("Arn"))
+        .and_then(|v| v.first())
+        .and_then(Value::as_str)
+    {
+        return (table.to_owned(), None);
+    }
+    let text = sub_template(resource)
+        .unwrap_or_else(|| panic!("DynamoDB resource {resource:?}: a table's Arn or its index"));
+    let re = Regex::new(r"^\$\{([A-Za-z0-9]+)\.Arn\}/index/([A-Za-z0-9_.-]+)$").expect("regex");
+    let c = re.captures(text).unwrap_or_else(|| {
+        panic!("DynamoDB resource {text}: ${{Table.Arn}}/index/<name> expected")
+    });
+    (c[1].to_owned(), Some(c[2].to_owned()))
+}
+
+/// Whether `function` may read (`GetItem`, `Query`, `BatchGetItem`) or write (any write action)
+/// the items of `table` whose partition key is `pk`, by its statements' leading-key conditions.
+/// A statement without a key condition allows every key (only `Scan` has one, and it is
+/// neither a read by key nor a write).
+fn may(t: &Template, function: &str, table: &str, pk: &str, class: &[&str]) -> bool {
+    function_statements(t, function).into_iter().any(|s| {
+        actions(s).iter().any(|a| class.contains(a))
+            && resources(s)
+                .iter()
+                .any(|r| target(r) == Some(table) && dynamo_resource(r).1.is_none())
+            && leading_keys(s).is_none_or(|patterns| patterns.iter().any(|p| string_like(p, pk)))
+    })
+}
+
+/// The S3 grants of a function: action → the object key prefixes (`${MediaBucket.Arn}/<prefix>*`)
+/// it is allowed on; `s3:ListBucket` on the bucket itself maps to its `s3:prefix` condition
+/// (`*` when unconditioned).
+fn s3_grants(t: &Template, function: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in function_statements(t, function) {
+        for action in actions(s).into_iter().filter(|a| a.starts_with("s3:")) {
+            for r in resources(s) {
+                let prefixes: Vec<String> = if target(r) == Some("MediaBucket") {
+                    match s
+                        .get("Condition")
+                        .and_then(|c| c.get("StringLike"))
+                        .and_then(|c| c.get("s3:prefix"))
+                    {
+                        Some(p) => strings(p).into_iter().map(str::to_owned).collect(),
+                        None => vec!["*".to_owned()],
+                    }
+                } else {
+                    let text =
+                        sub_template(r).unwrap_or_else(|| panic!("{function}: S3 resource {r:?}"));
+                    let key = text
+                        .strip_prefix("${MediaBucket.Arn}/")
+                        .unwrap_or_else(|| panic!("{function}: S3 resource {text}"));
+                    vec![key.to_owned()]
+                };
+                out.entry(action.to_owned()).or_default().extend(prefixes);
+            }
+        }
     }
     out
 }
@@ -1220,5 +1397,807 @@ fn outputs_name_the_urls_queues_and_tables() {
         ("AdminTokenSecretArn", "AdminTokenSecret"),
     ] {
         assert_eq!(target(value(output)), Some(resource), "output {output}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security review #7: no function, route or client can starve another.
+// ---------------------------------------------------------------------------------------------
+
+/// The default of a number that is a literal or a `Ref` to a Number parameter.
+fn default_value(t: &Template, value: &Value) -> f64 {
+    number(value).unwrap_or_else(|| parameter_default(t, value).1)
+}
+
+/// Without reserved concurrency a flood of forged webhooks, or agents' 20 s long polls
+/// (`GET /agent/v1/notifications?wait=20`), could use up the account's Lambda concurrency and
+/// starve LINE's deliveries, the router and the outbound sender. Each function has its own
+/// reservation, a parameter of its own (never 0, which would turn the function off), and
+/// together the defaults leave Lambda's 100 unreserved executions of the default 1,000.
+#[test]
+fn every_function_reserves_its_own_concurrency_within_the_account_limit() {
+    let t = Template::load();
+    assert!(
+        t.globals().get("ReservedConcurrentExecutions").is_none(),
+        "one reservation per function, not a global one"
+    );
+    let mut parameters = BTreeSet::new();
+    let mut total = 0.0;
+    for (id, _) in FUNCTIONS {
+        let value = props(t.resource(id))
+            .get("ReservedConcurrentExecutions")
+            .unwrap_or_else(|| panic!("{id}: no ReservedConcurrentExecutions"));
+        let (name, default) = parameter_default(&t, value);
+        assert!(default >= 1.0, "{id}: {name} defaults to {default}");
+        let (low, high) = t.bounds(value);
+        assert!(
+            low >= 1.0,
+            "{id}: {name} may be {low} (0 turns the function off)"
+        );
+        assert!(
+            high <= 900.0,
+            "{id}: {name} may be {high}, more than an account of 1,000 can reserve"
+        );
+        assert!(
+            parameters.insert(name.to_owned()),
+            "{id}: {name} is another function's reservation"
+        );
+        total += default;
+    }
+    assert!(
+        total <= 900.0,
+        "the reservations' defaults sum to {total}: Lambda keeps 100 of the default 1,000 unreserved"
+    );
+}
+
+/// An SQS event source invoking its function beyond the function's reservation is throttled,
+/// and a throttled batch goes back to the queue with one more receive (towards the dead-letter
+/// queue): every consumer's `MaximumConcurrency` stays within the reservation, strictly below it
+/// when something else invokes the function too (the router's schedule).
+#[test]
+fn sqs_event_sources_stay_within_their_functions_reservation() {
+    let t = Template::load();
+    let consumers = sqs_consumers(&t);
+    assert!(consumers.len() >= 2, "consumers found: {}", consumers.len());
+    for (function, queue, source) in &consumers {
+        let cap = source
+            .get("ScalingConfig")
+            .and_then(|s| s.get("MaximumConcurrency"))
+            .unwrap_or_else(|| {
+                panic!("{function} on {queue}: no ScalingConfig.MaximumConcurrency")
+            });
+        let (cap_low, cap_high) = t.bounds(cap);
+        assert!(
+            cap_low >= 2.0 && cap_high <= 1000.0,
+            "{function} on {queue}: MaximumConcurrency {cap_low}..{cap_high} (SQS allows 2..1000)"
+        );
+        let cap = default_value(&t, cap);
+        let reserved = props(t.resource(function))
+            .get("ReservedConcurrentExecutions")
+            .unwrap_or_else(|| panic!("{function}: no ReservedConcurrentExecutions"));
+        let reserved = default_value(&t, reserved);
+        let other_invokers = props(t.resource(function))
+            .get("Events")
+            .and_then(Value::as_mapping)
+            .is_some_and(|events| !events.is_empty());
+        if other_invokers {
+            assert!(
+                cap < reserved,
+                "{function} on {queue}: MaximumConcurrency {cap} leaves its other events no room in its reservation {reserved}"
+            );
+        } else {
+            assert!(
+                cap <= reserved,
+                "{function} on {queue}: MaximumConcurrency {cap} > its reservation {reserved}"
+            );
+        }
+    }
+}
+
+/// HTTP API throttles are per route and shared by all of a route's clients: every route has
+/// limits of its own, and the webhook's, the agent API's and the admin API's are parameters of
+/// their own, so that a flood of one (forged webhooks, a runaway agent client) cannot use up
+/// another's. Route settings can only name routes that exist when the stage is created: the
+/// stage SAM generates waits for the route resources they name (through its stage variables).
+#[test]
+fn webhook_agent_and_admin_routes_have_throttles_of_their_own() {
+    let t = Template::load();
+    let routes = routes(&t);
+    assert!(routes.len() >= 5, "routes found: {}", routes.len());
+    for route in &routes {
+        let settings = route
+            .settings
+            .unwrap_or_else(|| panic!("route {}: no RouteSettings of its own", route.key));
+        for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+            let value = settings
+                .get(limit)
+                .unwrap_or_else(|| panic!("route {}: no {limit}", route.key));
+            let (low, _) = t.bounds(value);
+            assert!(low >= 1.0, "route {}: {limit} may be {low}", route.key);
+        }
+    }
+    let mut parameters = BTreeSet::new();
+    for (key, function) in [
+        ("POST /line/webhook/{accountId}", "WebhookFunction"),
+        ("ANY /agent/v1/{proxy+}", "AgentFunction"),
+        ("ANY /admin/v1/{proxy+}", "AdminFunction"),
+    ] {
+        let route = routes
+            .iter()
+            .find(|r| r.key == key)
+            .unwrap_or_else(|| panic!("no route {key}"));
+        assert_eq!(route.function, function, "{key}");
+        for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+            let value = route
+                .settings
+                .and_then(|s| s.get(limit))
+                .expect("checked above");
+            let name = ref_name(value)
+                .unwrap_or_else(|| panic!("{key}: {limit} is not a parameter of its own"));
+            assert!(
+                parameters.insert(name.to_owned()),
+                "{key}: {limit} {name} is shared with another route"
+            );
+        }
+    }
+
+    let stage_refs = referenced(
+        props(t.resource("HttpApi"))
+            .get("StageVariables")
+            .unwrap_or(&Value::Null),
+    );
+    for key in api_route_settings(&t).into_iter().flat_map(|m| m.keys()) {
+        let key = key.as_str().expect("route key");
+        assert!(
+            routes.iter().any(|r| r.key == key),
+            "HttpApi RouteSettings for {key}: no such route (the stage would fail)"
+        );
+        for (id, _) in t
+            .of_type("AWS::ApiGatewayV2::Route")
+            .filter(|(_, r)| str_at(props(r), &["RouteKey"]) == Some(key))
+        {
+            assert!(
+                stage_refs.contains(id),
+                "RouteSettings for {key}: the stage must wait for {id} (HttpApi StageVariables referencing it)"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security review #8: each function reaches only the items and objects its code uses.
+// ---------------------------------------------------------------------------------------------
+
+/// SAM's DynamoDB and S3 policy templates grant whole tables and buckets with fixed action sets
+/// (`DynamoDBCrudPolicy`: every item, Scan, BatchWriteItem, …): every function's DynamoDB and S3
+/// access is an explicit statement instead. None is kept, for the router and outbound
+/// functions either.
+#[test]
+fn no_function_is_granted_a_whole_table_or_bucket_by_a_policy_template() {
+    let t = Template::load();
+    for (id, _) in FUNCTIONS {
+        let policies = props(t.resource(id))
+            .get("Policies")
+            .and_then(Value::as_sequence)
+            .unwrap_or_else(|| panic!("{id}: Policies"));
+        for name in policies
+            .iter()
+            .filter_map(Value::as_mapping)
+            .flat_map(|m| m.keys())
+            .filter_map(Value::as_str)
+        {
+            assert!(
+                !is_whole_resource_policy_template(name),
+                "{id}: {name} grants a whole table or bucket; list the actions and keys it uses"
+            );
+        }
+    }
+}
+
+/// DynamoDB statements list their actions one by one (no wildcard, no unknown action: a
+/// transaction's operations are authorised as PutItem, UpdateItem, DeleteItem and
+/// ConditionCheckItem), name a table of the template or its open-conversations index, and
+/// every statement reading or writing items by key limits the partition keys with a
+/// `ForAllValues:StringLike` `dynamodb:LeadingKeys` condition. A Scan reads the whole table
+/// whatever its filter (no key condition applies to it): it sits in a statement of its own, and
+/// only these functions scan these tables.
+#[test]
+fn dynamodb_statements_name_their_actions_and_partition_keys() {
+    use shared::adapters::dynamo_conversations::OPEN_INDEX;
+    let t = Template::load();
+    let mut scans = BTreeSet::new();
+    let mut found = 0;
+    for (id, _) in FUNCTIONS {
+        for s in function_statements(&t, id) {
+            let all = actions(s);
+            let dynamo: Vec<&str> = all
+                .iter()
+                .copied()
+                .filter(|a| a.starts_with("dynamodb:"))
+                .collect();
+            if dynamo.is_empty() {
+                continue;
+            }
+            found += 1;
+            assert_eq!(
+                dynamo, all,
+                "{id}: DynamoDB actions with others in one statement"
+            );
+            for a in &dynamo {
+                assert!(
+                    DYNAMO_READS.contains(a) || DYNAMO_WRITES.contains(a) || *a == DYNAMO_SCAN,
+                    "{id}: {a} (actions are listed one by one, from the ones the adapters use)"
+                );
+            }
+            let targets: Vec<(String, Option<String>)> =
+                resources(s).into_iter().map(dynamo_resource).collect();
+            assert!(
+                !targets.is_empty(),
+                "{id}: a DynamoDB statement without Resource"
+            );
+            for (table, index) in &targets {
+                assert_eq!(
+                    t.type_of(table),
+                    Some("AWS::DynamoDB::Table"),
+                    "{id}: {table} is not a table of the template"
+                );
+                if let Some(index) = index {
+                    assert_eq!(index, OPEN_INDEX, "{id}: index {index}");
+                    assert_eq!(dynamo, ["dynamodb:Query"], "{id}: an index is only queried");
+                }
+            }
+            if dynamo.contains(&DYNAMO_SCAN) {
+                assert_eq!(
+                    dynamo,
+                    [DYNAMO_SCAN],
+                    "{id}: Scan in a statement of its own (no key condition limits it)"
+                );
+                scans.extend(
+                    targets
+                        .iter()
+                        .map(|(table, _)| (id.to_owned(), table.clone())),
+                );
+            } else if targets.iter().any(|(_, index)| index.is_none()) {
+                let keys = leading_keys(s).unwrap_or_else(|| {
+                    panic!("{id}: {dynamo:?} without a ForAllValues:StringLike dynamodb:LeadingKeys condition")
+                });
+                assert!(!keys.is_empty(), "{id}: empty dynamodb:LeadingKeys");
+                for k in keys {
+                    assert!(
+                        !k.starts_with(['*', '?']),
+                        "{id}: leading-key pattern {k:?} names no prefix"
+                    );
+                }
+            }
+        }
+    }
+    assert!(found >= 10, "DynamoDB statements found: {found}");
+    let expected: BTreeSet<(String, String)> = [
+        // GET /admin/v1/accounts: a filtered Scan of the account profiles.
+        ("AdminFunction", "ConfigTable"),
+        // A customer's erasure (conversations_of_source) and an account's purge find their
+        // items with filtered Scans (no index by account or source).
+        ("AdminFunction", "ConversationsTable"),
+        // The agents' conversation list (list_conversations) and a customer's conversations.
+        ("AgentFunction", "ConversationsTable"),
+        // A typed survey answer looks for the customer's latest closed conversation.
+        ("RouterFunction", "ConversationsTable"),
+    ]
+    .into_iter()
+    .map(|(f, table)| (f.to_owned(), table.to_owned()))
+    .collect();
+    assert_eq!(scans, expected, "(function, table) pairs allowed to Scan");
+}
+
+/// Config table items by partition key, one sample of each (the layouts of the DynamoDB
+/// adapters, checked by `the_partition_key_prefixes_are_the_adapters`).
+fn config_items() -> Vec<(&'static str, String)> {
+    use shared::agents::AGENT_ACCOUNT_KIND;
+    use shared::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
+    use shared::queues::QUEUE_KIND;
+    use shared::settings::SETTINGS_KIND;
+    let doc = |kind: &str| format!("CONFIG#{kind}");
+    vec![
+        // ACCOUNT#{id}: PROFILE, WEBHOOK_STATS, WORKSTREAM.
+        ("account", "ACCOUNT#acc1".to_owned()),
+        ("workstream pointer", "WORKSTREAMS".to_owned()),
+        // AGENT#{id}: PROFILE (slots, presence), NOTIFY#… (notifications).
+        ("agent", "AGENT#ag1".to_owned()),
+        ("agent index", "AGENTS".to_owned()),
+        ("queue member", "QUEUE#q1".to_owned()),
+        ("notification marker", "NOTIFICATION#n1".to_owned()),
+        ("queue", doc(QUEUE_KIND)),
+        // The agents' API token hashes.
+        ("agent account", doc(AGENT_ACCOUNT_KIND)),
+        ("settings", doc(SETTINGS_KIND)),
+        // Contacts, per account (CONFIG#contact@{accountId}).
+        ("contact", doc(&format!("{CONTACT_KIND}@acc1"))),
+        ("link request", doc(LINK_REQUEST_KIND)),
+        ("link nonce", doc(LINK_NONCE_KIND)),
+    ]
+}
+
+/// Conversations table items by partition key, one sample of each.
+fn conversation_items() -> Vec<(&'static str, String)> {
+    [
+        ("event", "EVENT#acc1#e1"),
+        // CONV#{id}: META, T#… (transcript), D#… (delivery index).
+        ("conversation", "CONV#c1"),
+        ("open pointer", "OPEN#acc1#U1"),
+        ("message index", "LINEMSG#acc1#m1"),
+        ("customer", "CUSTOMER#acc1#U1"),
+        ("delivery", "DELIVERY#d1"),
+    ]
+    .into_iter()
+    .map(|(kind, pk)| (kind, pk.to_owned()))
+    .collect()
+}
+
+/// Each function reads (GetItem, Query, BatchGetItem) and writes (PutItem, UpdateItem,
+/// DeleteItem, BatchWriteItem, ConditionCheckItem) exactly the kinds of items its code does, by
+/// partition key; see each function's statements in template.yaml for the calls behind them.
+/// In particular nothing but the admin function writes the agents' accounts (their token
+/// hashes), and the public webhook reaches nothing but accounts.
+#[test]
+fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
+    let t = Template::load();
+    type Access = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    );
+    // (function, table, the kinds it reads, the kinds it writes)
+    let expected: [Access; 10] = [
+        // GetItem of the account, UpdateItem of its webhook counters.
+        ("WebhookFunction", "ConfigTable", &["account"], &["account"]),
+        ("WebhookFunction", "ConversationsTable", &[], &[]),
+        (
+            "RouterFunction",
+            "ConfigTable",
+            &["account", "agent", "queue member", "settings", "link nonce"],
+            &["agent", "notification marker", "link nonce"],
+        ),
+        (
+            "RouterFunction",
+            "ConversationsTable",
+            &[
+                "event",
+                "conversation",
+                "open pointer",
+                "message index",
+                "customer",
+            ],
+            &[
+                "event",
+                "conversation",
+                "open pointer",
+                "message index",
+                "customer",
+            ],
+        ),
+        // The account's channel id, for stateless channel tokens.
+        ("OutboundFunction", "ConfigTable", &["account"], &[]),
+        (
+            "OutboundFunction",
+            "ConversationsTable",
+            &["delivery", "customer"],
+            &["delivery", "conversation"],
+        ),
+        (
+            "AdminFunction",
+            "ConfigTable",
+            &[
+                "account",
+                "workstream pointer",
+                "agent",
+                "agent index",
+                "queue",
+                "agent account",
+                "settings",
+                "contact",
+            ],
+            &[
+                "account",
+                "workstream pointer",
+                "agent",
+                "agent index",
+                "queue member",
+                "notification marker",
+                "queue",
+                "agent account",
+                "settings",
+                "contact",
+            ],
+        ),
+        (
+            "AdminFunction",
+            "ConversationsTable",
+            &["conversation", "customer", "delivery"],
+            &[
+                "event",
+                "conversation",
+                "open pointer",
+                "message index",
+                "customer",
+                "delivery",
+            ],
+        ),
+        (
+            "AgentFunction",
+            "ConfigTable",
+            &[
+                "account",
+                "workstream pointer",
+                "agent",
+                "queue member",
+                "queue",
+                "agent account",
+                "settings",
+                "contact",
+                "link request",
+            ],
+            &[
+                "agent",
+                "notification marker",
+                "contact",
+                "link request",
+                "link nonce",
+            ],
+        ),
+        (
+            "AgentFunction",
+            "ConversationsTable",
+            &[
+                "event",
+                "conversation",
+                "open pointer",
+                "message index",
+                "customer",
+                "delivery",
+            ],
+            &[
+                "event",
+                "conversation",
+                "open pointer",
+                "message index",
+                "customer",
+            ],
+        ),
+    ];
+    let functions: BTreeSet<&str> = expected.iter().map(|(f, ..)| *f).collect();
+    assert_eq!(functions, FUNCTIONS.iter().map(|(id, _)| *id).collect());
+    for (function, table, reads, writes) in expected {
+        let items = match table {
+            "ConfigTable" => config_items(),
+            _ => conversation_items(),
+        };
+        for kind in reads.iter().chain(writes.iter()) {
+            assert!(
+                items.iter().any(|(k, _)| k == kind),
+                "unknown item kind {kind}"
+            );
+        }
+        for (kind, pk) in &items {
+            assert_eq!(
+                may(&t, function, table, pk, &DYNAMO_READS),
+                reads.contains(kind),
+                "{function}: reads {kind} items ({pk}) of {table}?"
+            );
+            assert_eq!(
+                may(&t, function, table, pk, &DYNAMO_WRITES),
+                writes.contains(kind),
+                "{function}: writes {kind} items ({pk}) of {table}?"
+            );
+        }
+    }
+}
+
+/// The public webhook function (LINE's deliveries and forged ones alike) reads account items
+/// and adds to their webhook counters: no other action, no key outside `ACCOUNT#…` (no agent,
+/// agent account with its token hash, queue or document), and its UpdateItem may only touch
+/// the counters' attributes, which are exactly those `DynamoAccountStore::record_webhook`
+/// writes.
+#[test]
+fn the_public_webhook_only_reads_accounts_and_counts_its_requests() {
+    use shared::agents::AGENT_ACCOUNT_KIND;
+    let t = Template::load();
+    let dynamo: Vec<&Value> = function_statements(&t, "WebhookFunction")
+        .into_iter()
+        .filter(|s| actions(s).iter().any(|a| a.starts_with("dynamodb:")))
+        .collect();
+    let granted: BTreeSet<&str> = dynamo.iter().flat_map(|s| actions(s)).collect();
+    assert_eq!(
+        granted,
+        BTreeSet::from(["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+        "the webhook's DynamoDB actions"
+    );
+    let sensitive = [
+        "AGENT#ag1".to_owned(),
+        "AGENTS".to_owned(),
+        format!("CONFIG#{AGENT_ACCOUNT_KIND}"),
+        "CONFIG#queue".to_owned(),
+        "QUEUE#q1".to_owned(),
+        "NOTIFICATION#n1".to_owned(),
+        "WORKSTREAMS".to_owned(),
+    ];
+    for s in &dynamo {
+        for r in resources(s) {
+            assert_eq!(
+                target(r),
+                Some("ConfigTable"),
+                "the webhook reaches the config table only"
+            );
+        }
+        let keys = leading_keys(s).expect("the webhook's statements limit their keys");
+        for k in &keys {
+            assert!(
+                k.starts_with("ACCOUNT#"),
+                "webhook leading-key pattern {k:?}"
+            );
+            for pk in &sensitive {
+                assert!(
+                    !string_like(k, pk),
+                    "the webhook's pattern {k:?} reaches {pk}"
+                );
+            }
+        }
+    }
+
+    let update = dynamo
+        .iter()
+        .find(|s| actions(s).contains(&"dynamodb:UpdateItem"))
+        .expect("the counters' UpdateItem");
+    let allowed: BTreeSet<&str> = update
+        .get("Condition")
+        .and_then(|c| c.get("ForAllValues:StringEquals"))
+        .and_then(|c| c.get("dynamodb:Attributes"))
+        .map(strings)
+        .expect("UpdateItem limited to the counters' attributes (dynamodb:Attributes)")
+        .into_iter()
+        .collect();
+    let source = read("shared/src/adapters/aws.rs");
+    let record = source
+        .split("async fn record_webhook")
+        .nth(1)
+        .and_then(|rest| rest.split("async fn ").next())
+        .expect("DynamoAccountStore::record_webhook");
+    let re = Regex::new(r#"\.update_expression\(\s*"([^"]+)"\s*\)"#).expect("regex");
+    let expression = re
+        .captures(record)
+        .expect("record_webhook's update expression")[1]
+        .to_owned();
+    let written: BTreeSet<&str> = expression
+        .split([' ', ','])
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .filter(|w| !["ADD", "SET", "REMOVE", "DELETE"].contains(w))
+        .collect();
+    assert!(
+        written.len() >= 3,
+        "attributes of {expression:?}: {written:?}"
+    );
+    let missing: Vec<&&str> = written.difference(&allowed).collect();
+    assert!(
+        missing.is_empty(),
+        "record_webhook writes {missing:?}, which the webhook may not"
+    );
+    let extra: Vec<&&str> = allowed
+        .difference(&written)
+        .filter(|a| !["pk", "sk"].contains(*a))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "the webhook may write {extra:?}, which record_webhook does not"
+    );
+    assert!(
+        source.contains(r#"format!("ACCOUNT#{id}")"#),
+        "account items are ACCOUNT#{{id}}"
+    );
+}
+
+/// S3: each function's statements name the actions and key prefixes it uses, never the whole
+/// bucket's objects: the router stores and deletes inbound media (`media/`), the agent function
+/// only uploads (`agent-media/`), the admin function lists and deletes an account's or a
+/// customer's inbound media, the webhook serves the signed links (`media/`, `agent-media/`,
+/// `outbound/`), the outbound function only signs links.
+#[test]
+fn media_statements_name_only_the_prefixes_each_function_uses() {
+    let t = Template::load();
+    /// (action, the key prefixes it is allowed on)
+    type Grants = &'static [(&'static str, &'static [&'static str])];
+    let expected: [(&str, Grants); 5] = [
+        (
+            "WebhookFunction",
+            &[
+                ("s3:GetObject", &["media/*", "agent-media/*", "outbound/*"]),
+                // Unconditioned: S3 answers a missing key 404 (not 403) only to a principal
+                // that may list the bucket.
+                ("s3:ListBucket", &["*"]),
+            ],
+        ),
+        (
+            "RouterFunction",
+            &[
+                ("s3:PutObject", &["media/*"]),
+                ("s3:DeleteObject", &["media/*"]),
+            ],
+        ),
+        ("OutboundFunction", &[]),
+        (
+            "AdminFunction",
+            &[
+                ("s3:DeleteObject", &["media/*"]),
+                ("s3:ListBucket", &["media/*"]),
+            ],
+        ),
+        ("AgentFunction", &[("s3:PutObject", &["agent-media/*"])]),
+    ];
+    for (function, grants) in expected {
+        let want: BTreeMap<String, BTreeSet<String>> = grants
+            .iter()
+            .map(|(action, prefixes)| {
+                (
+                    (*action).to_owned(),
+                    prefixes.iter().map(|p| (*p).to_owned()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            s3_grants(&t, function),
+            want,
+            "{function}: S3 actions and prefixes"
+        );
+    }
+    for (file, key) in [
+        (
+            "functions/router/src/process.rs",
+            r#"format!("media/{account_id}/{message_id}")"#,
+        ),
+        (
+            "functions/admin/src/customers.rs",
+            r#"format!("media/{account_id}/")"#,
+        ),
+        (
+            "functions/agent/src/conversations.rs",
+            r#""agent-media/{}/{}.{ext}""#,
+        ),
+        (
+            "functions/outbound/src/lib.rs",
+            r#"format!("outbound/{account_id}/{conversation_id}/")"#,
+        ),
+    ] {
+        assert!(read(file).contains(key), "{file}: media keys {key}");
+    }
+}
+
+/// The partition keys the statements' conditions name are the adapters': every `PREFIX#` the
+/// DynamoDB adapters build is one the IAM conditions know (a new kind of item fails here,
+/// before IAM refuses it in production).
+#[test]
+fn the_partition_key_prefixes_are_the_adapters() {
+    for (file, layout) in [
+        ("shared/src/adapters/aws.rs", r#"format!("ACCOUNT#{id}")"#),
+        (
+            "shared/src/adapters/workstreams.rs",
+            r#"format!("ACCOUNT#{account_id}")"#,
+        ),
+        (
+            "shared/src/adapters/workstreams.rs",
+            r#"POINTERS_PK: &str = "WORKSTREAMS""#,
+        ),
+        (
+            "shared/src/adapters/dynamo_agents.rs",
+            r#"AGENT_PREFIX: &str = "AGENT#""#,
+        ),
+        (
+            "shared/src/adapters/dynamo_agents.rs",
+            r#"AGENTS_PK: &str = "AGENTS""#,
+        ),
+        (
+            "shared/src/adapters/dynamo_agents.rs",
+            r#"format!("QUEUE#{queue_id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_agents.rs",
+            r#"format!("{NOTIFICATION}#{}""#,
+        ),
+        (
+            "shared/src/adapters/dynamo_agents.rs",
+            r#"NOTIFICATION: &str = "NOTIFICATION""#,
+        ),
+        (
+            "shared/src/adapters/config_docs.rs",
+            r#"format!("CONFIG#{kind}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_conversations.rs",
+            r#"format!("EVENT#{account_id}#{event_id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_conversations.rs",
+            r#"format!("CONV#{conversation_id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_conversations.rs",
+            r#"format!("OPEN#{account_id}#{source_id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_conversations.rs",
+            r#"format!("LINEMSG#{account_id}#{message_id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_conversations.rs",
+            r#"format!("CUSTOMER#{account_id}#{user_id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_conversations.rs",
+            r#"format!("AGENT#{agent_id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_deliveries.rs",
+            r#"DELIVERY: &str = "DELIVERY""#,
+        ),
+        (
+            "shared/src/adapters/dynamo_deliveries.rs",
+            r#"format!("{DELIVERY}#{id}")"#,
+        ),
+        (
+            "shared/src/adapters/dynamo_deliveries.rs",
+            r#"format!("CONV#{conversation_id}")"#,
+        ),
+    ] {
+        assert!(read(file).contains(layout), "{file}: {layout}");
+    }
+    // Partition-key prefixes the statements name, and sort-key prefixes (never a leading key).
+    let partition = [
+        "ACCOUNT",
+        "AGENT",
+        "QUEUE",
+        "NOTIFICATION",
+        "CONFIG",
+        "EVENT",
+        "CONV",
+        "OPEN",
+        "LINEMSG",
+        "CUSTOMER",
+        "DELIVERY",
+    ];
+    let sort = ["NOTIFY", "T", "D"];
+    let literal = Regex::new(r#""([A-Z_]+)#"#).expect("regex");
+    let constant = Regex::new(r#"\{([A-Z_]+)\}#"#).expect("regex");
+    for file in [
+        "shared/src/adapters/aws.rs",
+        "shared/src/adapters/config_docs.rs",
+        "shared/src/adapters/workstreams.rs",
+        "shared/src/adapters/dynamo_agents.rs",
+        "shared/src/adapters/dynamo_conversations.rs",
+        "shared/src/adapters/dynamo_deliveries.rs",
+    ] {
+        let source = read(file);
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        for prefix in literal
+            .captures_iter(code)
+            .chain(constant.captures_iter(code))
+            .map(|c| c[1].to_owned())
+        {
+            assert!(
+                partition.contains(&prefix.as_str()) || sort.contains(&prefix.as_str()),
+                "{file}: items keyed {prefix}#…, which no IAM condition of template.yaml names"
+            );
+        }
+    }
+    // Every partition prefix is one the sample items cover.
+    let samples: Vec<String> = config_items()
+        .into_iter()
+        .chain(conversation_items())
+        .map(|(_, pk)| pk)
+        .collect();
+    for prefix in partition {
+        assert!(
+            samples
+                .iter()
+                .any(|pk| pk.starts_with(&format!("{prefix}#"))),
+            "no sample item keyed {prefix}#…"
+        );
     }
 }

@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use shared::contacts::contact_kind;
 use shared::conversation::{Conversation, ConversationState, Customer};
 use shared::input::{InputError, Query};
 use shared::ports::PurgeCounts;
@@ -46,6 +47,11 @@ pub(crate) async fn purge_account_data(
     // Deliveries first: their records point at the conversations purged next.
     let deliveries = state.deliveries.purge_account(account_id).await?;
     let counts = state.conversations.purge_account(account_id).await?;
+    let kind = contact_kind(account_id);
+    let mut contacts = 0;
+    for doc in state.config.list_docs(&kind).await? {
+        contacts += u64::from(state.config.delete_doc(&kind, &doc.id).await?);
+    }
     let media = if media_key(account_id, "x").is_some() {
         state
             .media
@@ -60,6 +66,7 @@ pub(crate) async fn purge_account_data(
         customers = counts.customers,
         deliveries,
         media,
+        contacts,
         "account data purged"
     );
     Ok(counts)
@@ -185,6 +192,16 @@ pub(crate) async fn erase_customer(
         state
             .conversations
             .delete_conversation(&conversation.id)
+            .await?;
+    }
+    // The CRM record of the person goes with them.
+    if let Some(contact_id) = customer
+        .as_ref()
+        .and_then(|c| c.linked_contact_id.as_deref())
+    {
+        state
+            .config
+            .delete_doc(&contact_kind(&account_id), contact_id)
             .await?;
     }
     state

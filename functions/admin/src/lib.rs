@@ -362,21 +362,27 @@ fn account_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<
         .map_err(|_| AdminError::NotFound("account"))
 }
 
-/// The base of callback URLs: `PUBLIC_BASE_URL`, else the request's own origin.
+/// The base of callback URLs: `PUBLIC_BASE_URL`, else `https://` and the `Host` the request
+/// reached (on Lambda, API Gateway's own domain: a client cannot choose it). Never a forwarding
+/// header (`X-Forwarded-Host` is the client's to write): LINE would be told to post elsewhere.
 fn public_base(state: &AdminState, headers: &HeaderMap) -> String {
-    if let Some(base) = &state.public_base_url {
-        return base.clone();
+    base_from(state.public_base_url.as_deref(), headers)
+}
+
+fn base_from(configured: Option<&str>, headers: &HeaderMap) -> String {
+    if let Some(base) = configured {
+        return base.to_owned();
     }
     let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
+        .get(header::HOST)
         .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
         .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("https");
-    format!("{scheme}://{host}")
+    format!("https://{host}")
 }
 
 fn callback_url(base: &str, id: &str) -> String {
@@ -643,4 +649,34 @@ async fn webhook_stats(
     }
     let stats = state.accounts.webhook_stats(&id).await?;
     Ok(Json(stats).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review 1/7 #12: with no `PUBLIC_BASE_URL`, the callback URL followed the client's
+    /// `X-Forwarded-Host`.
+    #[test]
+    fn the_callback_base_ignores_forwarding_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::HOST,
+            "demo123abc.execute-api.ap-northeast-1.amazonaws.com"
+                .parse()
+                .unwrap(),
+        );
+        headers.insert("x-forwarded-host", "evil.example".parse().unwrap());
+        headers.insert("x-forwarded-proto", "http".parse().unwrap());
+        assert_eq!(
+            base_from(None, &headers),
+            "https://demo123abc.execute-api.ap-northeast-1.amazonaws.com"
+        );
+        assert_eq!(
+            base_from(Some("https://support.example.com"), &headers),
+            "https://support.example.com"
+        );
+        headers.insert(header::HOST, "evil.example/path?".parse().unwrap());
+        assert_eq!(base_from(None, &headers), "https://localhost");
+    }
 }

@@ -14,7 +14,8 @@ use axum::{Extension, Json};
 use serde_json::json;
 use shared::agents::Agent;
 use shared::contacts::{
-    Contact, LinkNonce, LinkRequest, CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND,
+    contact_kind, Contact, LinkNonce, LinkRequest, LINK_LIFETIME_MS, LINK_NONCE_KIND,
+    LINK_REQUEST_KIND, MAX_CONTACTS_PER_ACCOUNT,
 };
 use shared::conversation::{EventCommit, DEDUPE_RETENTION_SECS};
 use shared::domain::{new_id, rfc3339_millis};
@@ -24,8 +25,6 @@ use shared::settings::load_settings;
 
 /// LINE's account-link page.
 const LINE_ACCOUNT_LINK_URL: &str = "https://access.line.me/dialog/bot/accountLink";
-/// LINE's link tokens live 10 minutes.
-const LINK_REQUEST_LIFETIME_MS: i64 = 10 * 60 * 1000;
 /// Most contacts one search returns.
 const SEARCH_LIMIT: usize = 50;
 
@@ -33,13 +32,71 @@ fn internal(e: serde_json::Error) -> ApiError {
     ApiError::Internal(format!("contact document: {e}"))
 }
 
-/// `POST /agent/v1/contacts` `{"name","email"?,"phone"?,"company"?}` → 201.
+/// The accounts whose conversations reach `agent`'s queues (a workstream of the account routes
+/// to one of them, by default or by a rule): the accounts whose contacts the agent may use.
+async fn served_accounts(state: &AgentState, agent: &Agent) -> Result<Vec<String>, ApiError> {
+    let mut accounts: Vec<String> = state
+        .router
+        .deps()
+        .workstreams
+        .list_workstreams()
+        .await?
+        .into_iter()
+        .filter(|ws| {
+            agent.queues.contains(&ws.default_queue)
+                || ws
+                    .rules
+                    .iter()
+                    .any(|r| agent.queues.contains(&r.result.queue))
+        })
+        .map(|ws| ws.account_id)
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    Ok(accounts)
+}
+
+/// The account a contact request is about: `accountId` (one the agent serves; 403 otherwise), or
+/// the agent's only account when it is absent.
+fn chosen_account(served: &[String], asked: Option<String>) -> Result<String, ApiError> {
+    match (asked, served) {
+        (Some(id), _) if served.contains(&id) => Ok(id),
+        (Some(_), _) => Err(ApiError::Forbidden(
+            "your queues do not serve this account".into(),
+        )),
+        (None, [only]) => Ok(only.clone()),
+        (None, []) => Err(ApiError::Forbidden(
+            "your queues serve no account: there are no contacts for you".into(),
+        )),
+        (None, _) => Err(ApiError::invalid(
+            "accountId",
+            "accountId is required: your queues serve more than one account",
+        )),
+    }
+}
+
+async fn account_contacts(state: &AgentState, account_id: &str) -> Result<Vec<Contact>, ApiError> {
+    Ok(state
+        .router
+        .deps()
+        .config
+        .list_docs(&contact_kind(account_id))
+        .await?
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Contact>(&d.doc).ok())
+        .collect())
+}
+
+/// `POST /agent/v1/contacts` `{"accountId"?,"name","email"?,"phone"?,"company"?}` → 201. A contact
+/// belongs to one account (the agent's only one when `accountId` is absent), at most
+/// [`MAX_CONTACTS_PER_ACCOUNT`] per account.
 pub(crate) async fn create(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let mut f = Fields::parse(&body)?;
+    let asked_account = f.text("accountId", 1, 100)?;
     let name = f.name("name")?.ok_or_else(|| f.missing("name"))?;
     let email = f.email("email")?;
     let phone = f.text("phone", 3, 30)?;
@@ -56,9 +113,16 @@ pub(crate) async fn create(
     }
     let company = f.text("company", 1, 100)?;
     f.finish()?;
+    let account_id = chosen_account(&served_accounts(&state, &agent).await?, asked_account)?;
+    if account_contacts(&state, &account_id).await?.len() >= MAX_CONTACTS_PER_ACCOUNT {
+        return Err(ApiError::Conflict(format!(
+            "the account holds {MAX_CONTACTS_PER_ACCOUNT} contacts, the most it may; delete some first"
+        )));
+    }
     let now = rfc3339_millis((state.router.deps().clock)());
     let contact = Contact {
         id: new_id(),
+        account_id,
         name,
         email,
         phone,
@@ -71,50 +135,83 @@ pub(crate) async fn create(
         .router
         .deps()
         .config
-        .put_doc(CONTACT_KIND, &contact.id, &doc, Expect::Absent)
+        .put_doc(
+            &contact_kind(&contact.account_id),
+            &contact.id,
+            &doc,
+            Expect::Absent,
+        )
         .await?
         .ok_or_else(|| ApiError::Conflict("contact id taken; retry".into()))?;
     tracing::info!(agent_id = %agent.id, contact_id = %contact.id, "contact created");
     Ok((StatusCode::CREATED, Json(contact_json(&contact))).into_response())
 }
 
-/// `GET /agent/v1/contacts?q=`: contacts whose name, email, phone or company contain `q`.
+/// `GET /agent/v1/contacts?q=&accountId=`: contacts of the accounts the agent serves (or of
+/// `accountId`, one of them) whose name, email, phone or company contain `q`.
 pub(crate) async fn search(
     State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = Query::parse(query.as_deref(), &["q"])?;
+    let query = Query::parse(query.as_deref(), &["q", "accountId"])?;
     let q = query.get("q").unwrap_or("");
     if q.chars().count() > 100 {
         return Err(ApiError::invalid("q", "q is at most 100 characters"));
     }
-    let mut found: Vec<Contact> = state
-        .router
-        .deps()
-        .config
-        .list_docs(CONTACT_KIND)
-        .await?
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Contact>(&d.doc).ok())
-        .filter(|c| c.matches(q))
-        .collect();
+    let served = served_accounts(&state, &agent).await?;
+    let accounts = match query.get("accountId") {
+        Some(id) => vec![chosen_account(&served, Some(id.to_owned()))?],
+        None => served,
+    };
+    let mut found = Vec::new();
+    for account in &accounts {
+        found.extend(
+            account_contacts(&state, account)
+                .await?
+                .into_iter()
+                .filter(|c| c.matches(q)),
+        );
+    }
     found.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     found.truncate(SEARCH_LIMIT);
     let items: Vec<_> = found.iter().map(contact_json).collect();
     Ok(Json(json!({ "contacts": items })).into_response())
 }
 
-async fn contact_field(state: &AgentState, body: &[u8]) -> Result<Contact, ApiError> {
+/// `DELETE /agent/v1/contacts/{id}` → 204: the contact of an account the agent serves. Customers
+/// linked to it then show no contact.
+pub(crate) async fn delete(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let config = &state.router.deps().config;
+    for account in served_accounts(&state, &agent).await? {
+        if config.delete_doc(&contact_kind(&account), &id).await? {
+            tracing::info!(agent_id = %agent.id, contact_id = %id, "contact deleted");
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+    Err(ApiError::NotFound("contact"))
+}
+
+async fn contact_field(
+    state: &AgentState,
+    account_id: &str,
+    body: &[u8],
+) -> Result<Contact, ApiError> {
     let mut f = Fields::parse(body)?;
     let id = f
         .text("contactId", 1, 100)?
         .ok_or_else(|| f.missing("contactId"))?;
     f.finish()?;
-    crate::conversations::contact(state, &id)
+    crate::conversations::contact(state, account_id, &id)
         .await?
         .ok_or_else(|| ApiError::Unprocessable {
             field: "contactId".into(),
-            message: format!("there is no contact {id:?}"),
+            message: format!("there is no contact {id:?} in the conversation's account"),
         })
 }
 
@@ -127,8 +224,8 @@ pub(crate) async fn link(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let contact = contact_field(&state, &body).await?;
     let c = visible(&state, &agent, &id).await?;
+    let contact = contact_field(&state, &c.account_id, &body).await?;
     let Some(mut customer) = customer_of(&state, &c).await? else {
         return Err(ApiError::Unprocessable {
             field: "conversation".into(),
@@ -165,8 +262,8 @@ pub(crate) async fn link_request(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let contact = contact_field(&state, &body).await?;
     let c = visible(&state, &agent, &id).await?;
+    let contact = contact_field(&state, &c.account_id, &body).await?;
     let url = state
         .router
         .request_account_link(&c.id, &agent, &contact.id, &state.public_base_url)
@@ -174,17 +271,84 @@ pub(crate) async fn link_request(
     Ok((StatusCode::ACCEPTED, Json(json!({ "url": url }))).into_response())
 }
 
+/// A plain-text page for the customer (never JSON, never cached).
 fn page(status: StatusCode, text: &str) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         text.to_owned(),
     )
         .into_response()
 }
 
-/// `GET /line/link/{id}` (public, opened by the customer in LINE): a one-time nonce bound to the
-/// request's contact, then a redirect to LINE's account-link page.
+/// The confirmation page of an account link: a button posting back to the same URL. Nothing is
+/// used up by reading it (a link-preview crawler, a reload).
+fn confirm_page(id: &str) -> Response {
+    let html = format!(
+        r#"<!doctype html>
+<html lang="ja">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Link your account / アカウント連携</title></head>
+<body>
+<h1>Link your account / アカウント連携</h1>
+<p>Tap the button to link your LINE account with your customer record. / ボタンを押すと、LINEアカウントとお客様情報を連携します。</p>
+<form method="post" action="/line/link/{id}"><button type="submit">Link / 連携する</button></form>
+</body>
+</html>
+"#
+    );
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; form-action 'self' https://access.line.me; frame-ancestors 'none'; base-uri 'none'",
+            ),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// The stored request `id` if it is still good: `Err` is the page to show.
+async fn live_request(state: &AgentState, id: &str) -> Result<LinkRequest, Response> {
+    let config = &state.router.deps().config;
+    let request = match config.get_doc(LINK_REQUEST_KIND, id).await {
+        Ok(Some(doc)) => serde_json::from_str::<LinkRequest>(&doc.doc).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "link request unreadable");
+            return Err(page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again in a moment.",
+            ));
+        }
+    };
+    let Some(request) = request else {
+        return Err(page(
+            StatusCode::NOT_FOUND,
+            "This link is not valid or was already used.",
+        ));
+    };
+    if (state.router.deps().clock)() - request.created_at > LINK_LIFETIME_MS {
+        let _ = config.delete_doc(LINK_REQUEST_KIND, id).await;
+        return Err(page(
+            StatusCode::GONE,
+            "This link has expired. Please ask for a new one.",
+        ));
+    }
+    Ok(request)
+}
+
+/// `GET /line/link/{id}` (public, opened by the customer in LINE): the confirmation page. Reading
+/// it changes nothing.
 pub(crate) async fn follow_link(
     State(state): State<AgentState>,
     id: Result<Path<String>, PathRejection>,
@@ -192,30 +356,42 @@ pub(crate) async fn follow_link(
     let Ok(id) = path_id(id) else {
         return page(StatusCode::NOT_FOUND, "This link is not valid.");
     };
+    match live_request(&state, &id).await {
+        Ok(request) => confirm_page(&request.id),
+        Err(page) => page,
+    }
+}
+
+/// `POST /line/link/{id}` (the confirmation page's button): uses the request up (exactly one
+/// of concurrent posts: the one whose delete removed it), mints the one nonce, and sends the
+/// customer to LINE's account-link page. The nonce is good for [`LINK_LIFETIME_MS`].
+pub(crate) async fn confirm_link(
+    State(state): State<AgentState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Ok(id) = path_id(id) else {
+        return page(StatusCode::NOT_FOUND, "This link is not valid.");
+    };
+    let request = match live_request(&state, &id).await {
+        Ok(request) => request,
+        Err(page) => return page,
+    };
     let config = &state.router.deps().config;
-    let request = match config.get_doc(LINK_REQUEST_KIND, &id).await {
-        Ok(Some(doc)) => serde_json::from_str::<LinkRequest>(&doc.doc).ok(),
-        Ok(None) => None,
+    match config.delete_doc(LINK_REQUEST_KIND, &id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "This link is not valid or was already used.",
+            )
+        }
         Err(e) => {
-            tracing::error!(error = %e, "link request unreadable");
+            tracing::error!(error = %e, "link request not used up");
             return page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Please try again in a moment.",
             );
         }
-    };
-    let Some(request) = request else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "This link is not valid or was already used.",
-        );
-    };
-    if (state.router.deps().clock)() - request.created_at > LINK_REQUEST_LIFETIME_MS {
-        let _ = config.delete_doc(LINK_REQUEST_KIND, &id).await;
-        return page(
-            StatusCode::GONE,
-            "This link has expired. Please ask for a new one.",
-        );
     }
     let nonce = format!(
         "{}{}",
@@ -240,14 +416,20 @@ pub(crate) async fn follow_link(
     if !matches!(stored, Ok(Some(_))) {
         return page(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again in a moment.",
+            "Please ask for a new link.",
         );
     }
-    // One use: the request is gone once its nonce exists.
-    let _ = config.delete_doc(LINK_REQUEST_KIND, &id).await;
     let location = format!(
         "{LINE_ACCOUNT_LINK_URL}?linkToken={}&nonce={nonce}",
         request.link_token
     );
-    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        ],
+    )
+        .into_response()
 }

@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 use router::agent_ops::TransferTarget;
 use serde_json::{json, Value};
 use shared::agents::Agent;
-use shared::contacts::{Contact, CONTACT_KIND};
+use shared::contacts::{contact_kind, Contact};
 use shared::conversation::{
     Conversation, ConversationFilter, ConversationState, Customer, SourceType, TranscriptEntry,
 };
@@ -92,13 +92,23 @@ pub(crate) fn conversation_json(c: &Conversation) -> Value {
 
 pub(crate) fn contact_json(c: &Contact) -> Value {
     json!({
-        "id": c.id, "name": c.name, "email": c.email, "phone": c.phone, "company": c.company,
+        "id": c.id, "accountId": c.account_id, "name": c.name, "email": c.email, "phone": c.phone, "company": c.company,
         "createdAt": c.created_at, "updatedAt": c.updated_at,
     })
 }
 
-pub(crate) async fn contact(state: &AgentState, id: &str) -> Result<Option<Contact>, ApiError> {
-    let doc = state.router.deps().config.get_doc(CONTACT_KIND, id).await?;
+/// The contact `id` of `account_id` (contacts are per account).
+pub(crate) async fn contact(
+    state: &AgentState,
+    account_id: &str,
+    id: &str,
+) -> Result<Option<Contact>, ApiError> {
+    let doc = state
+        .router
+        .deps()
+        .config
+        .get_doc(&contact_kind(account_id), id)
+        .await?;
     Ok(doc.and_then(|d| serde_json::from_str(&d.doc).ok()))
 }
 
@@ -127,7 +137,9 @@ pub(crate) async fn customer_json(
         return Ok(Value::Null);
     };
     let contact = match &customer.linked_contact_id {
-        Some(id) => contact(state, id).await?.map(|c| contact_json(&c)),
+        Some(id) => contact(state, &customer.account_id, id)
+            .await?
+            .map(|c| contact_json(&c)),
         None => None,
     };
     Ok(json!({
@@ -246,7 +258,7 @@ fn signed(state: &AgentState, key: &str) -> Option<String> {
     let expires = link_expiry((state.router.deps().clock)() / 1000, DEFAULT_LINK_LIFETIME);
     // Read by the authentication layer before any handler runs.
     let secret = signer.signing_secret.loaded()?;
-    media_link(&signer.base_url, key, expires, secret).ok()
+    media_link(&signer.base_url, key, expires, &secret).ok()
 }
 
 /// One transcript line as agents see it.

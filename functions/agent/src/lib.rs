@@ -17,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 pub use error::ApiError;
 use router::RouterService;
@@ -119,6 +119,7 @@ pub fn router(state: AgentState) -> Router {
             "/agent/v1/contacts",
             get(contacts::search).post(contacts::create),
         )
+        .route("/agent/v1/contacts/{id}", delete(contacts::delete))
         .route(
             "/agent/v1/media",
             post(conversations::upload).layer(axum::extract::DefaultBodyLimit::max(MEDIA_LIMIT)),
@@ -128,7 +129,10 @@ pub fn router(state: AgentState) -> Router {
         .layer(middleware::from_fn(error::json_rejections));
     // The account-link page is for customers in LINE's browser: its errors stay text pages.
     Router::new()
-        .route("/line/link/{id}", get(contacts::follow_link))
+        .route(
+            "/line/link/{id}",
+            get(contacts::follow_link).post(contacts::confirm_link),
+        )
         .merge(authenticated)
         .with_state(state)
 }

@@ -309,7 +309,7 @@ impl OutboundService {
                 .signing_secret
                 .loaded()
                 .ok_or("the media signing key is not loaded")?;
-            media_link(&links.base_url, k, expires, secret).map_err(|e| e.to_string())
+            media_link(&links.base_url, k, expires, &secret).map_err(|e| e.to_string())
         };
         map.insert("originalContentUrl".into(), Value::String(link(&key)?));
         let kind = map

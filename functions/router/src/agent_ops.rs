@@ -17,7 +17,7 @@ use crate::process::{self, agent_notification, Outbox};
 use crate::{RouteError, RouterService, COMMIT_ATTEMPTS};
 use serde_json::{json, Value};
 use shared::agents::{Agent, NOTIFICATION_ASSIGNED};
-use shared::contacts::{LinkRequest, CONTACT_KIND, LINK_REQUEST_KIND};
+use shared::contacts::{contact_kind, LinkRequest, LINK_REQUEST_KIND};
 use shared::conversation::{
     survey_postback, CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer,
     EventCommit, SourceType, SurveyState, TranscriptEntry, DEDUPE_RETENTION_SECS,
@@ -689,7 +689,7 @@ impl RouterService {
         if self
             .deps
             .config
-            .get_doc(CONTACT_KIND, contact_id)
+            .get_doc(&contact_kind(&c.account_id), contact_id)
             .await?
             .is_none()
         {

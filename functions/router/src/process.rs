@@ -226,6 +226,7 @@ async fn linked_contact(
     account: &Account,
     user_id: &str,
     nonce: &str,
+    now: i64,
 ) -> Result<Option<(String, String)>, RouteError> {
     if nonce.is_empty() {
         return Ok(None);
@@ -243,6 +244,11 @@ async fn linked_contact(
     };
     if stored.account_id != account.id || stored.user_id != user_id || stored.nonce != nonce {
         tracing::warn!(account_id = %account.id, "account link nonce issued for another user or account: not linked");
+        return Ok(None);
+    }
+    // As LINE's link token: ten minutes.
+    if now - stored.created_at > shared::contacts::LINK_LIFETIME_MS {
+        tracing::warn!(account_id = %account.id, "account link nonce expired: not linked");
         return Ok(None);
     }
     Ok(Some((stored.contact_id, nonce.to_owned())))
@@ -311,7 +317,7 @@ pub(crate) async fn plan(
         if let Event::AccountLink(link) = event {
             if link.link.result == LinkResult::Ok {
                 if let Some((contact_id, nonce)) =
-                    linked_contact(svc, account, &c.user_id, &link.link.nonce).await?
+                    linked_contact(svc, account, &c.user_id, &link.link.nonce, now).await?
                 {
                     tracing::info!(account_id = %account.id, %contact_id, "customer linked to a contact");
                     c.linked_contact_id = Some(contact_id);

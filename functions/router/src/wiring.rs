@@ -57,7 +57,15 @@ pub fn aws_router_service(
         outbound: Arc::new(SqsEventQueue::new(sdk, outbound_queue_url)),
         media: Arc::new(S3ObjectStore::new(sdk, media_bucket, endpoint.is_some())),
         line,
-        bot: Arc::new(HttpBotHook::new(std::time::Duration::from_secs(3))?),
+        // Public https bots only; `BOT_ALLOW_PRIVATE_NETWORKS=true` (a development stack in a
+        // private network) lifts it.
+        bot: Arc::new(
+            if optional("BOT_ALLOW_PRIVATE_NETWORKS").as_deref() == Some("true") {
+                HttpBotHook::allowing_private_networks(std::time::Duration::from_secs(3))?
+            } else {
+                HttpBotHook::new(std::time::Duration::from_secs(3))?
+            },
+        ),
         tokens,
         clock: system_clock(),
     }))

@@ -14,7 +14,7 @@ use shared::adapters::sqlite_conversations::SqliteConversationStore;
 use shared::adapters::workstreams::SqliteWorkstreamStore;
 use shared::agents::{Agent, AgentStatus, AgentStore, NOTIFICATION_ASSIGNED, NOTIFICATION_MESSAGE};
 use shared::bot::HttpBotHook;
-use shared::contacts::{LinkNonce, LinkRequest, CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
+use shared::contacts::{contact_kind, LinkNonce, LinkRequest, LINK_NONCE_KIND, LINK_REQUEST_KIND};
 use shared::conversation::{ConversationState, SurveyState};
 use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
 use shared::media::FsObjectStore;
@@ -124,7 +124,7 @@ async fn fixture() -> Fixture {
         outbound: queued.clone(),
         media: Arc::new(FsObjectStore::new(dir.path().join("media"))),
         line: api,
-        bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+        bot: Arc::new(HttpBotHook::allowing_private_networks(Duration::from_secs(2)).unwrap()),
         tokens,
         clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
     }));
@@ -992,7 +992,12 @@ async fn agent_messages_carry_no_sender_without_agent_identity() {
 async fn put_contact(f: &Fixture, id: &str) {
     let contact = json!({"id": id, "name": "Bob Smith", "createdAt": "2026-11-25T00:00:00Z", "updatedAt": "2026-11-25T00:00:00Z"});
     f.config
-        .put_doc(CONTACT_KIND, id, &contact.to_string(), Expect::Absent)
+        .put_doc(
+            &contact_kind(ACCOUNT),
+            id,
+            &contact.to_string(),
+            Expect::Absent,
+        )
         .await
         .unwrap();
 }
@@ -1153,6 +1158,26 @@ async fn linked(f: &Fixture, user: &str) -> Option<String> {
         .await
         .unwrap()
         .and_then(|c| c.linked_contact_id)
+}
+
+/// Review 1/7 #15: nonces never expired. One is good for LINE's link token's ten minutes.
+#[tokio::test]
+async fn an_account_link_nonce_older_than_ten_minutes_links_nothing() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    put_nonce(&f, "nonce-old", "Ubob", "ct1").await;
+    f.now.store(
+        T0 + shared::contacts::LINK_LIFETIME_MS + 1,
+        Ordering::SeqCst,
+    );
+    f.router
+        .process_message(&inbound(account_link("Ubob", "L9", "ok", "nonce-old")), 1)
+        .await
+        .unwrap();
+    assert_eq!(linked(&f, "Ubob").await, None);
 }
 
 #[tokio::test]

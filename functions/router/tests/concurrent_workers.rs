@@ -124,7 +124,7 @@ fn worker(
         }),
         media: Arc::new(FsObjectStore::new(dir.join("media"))),
         line: api,
-        bot: Arc::new(HttpBotHook::new(Duration::from_secs(2)).unwrap()),
+        bot: Arc::new(HttpBotHook::allowing_private_networks(Duration::from_secs(2)).unwrap()),
         tokens,
         clock: Arc::new(move || clock_now.load(Ordering::SeqCst)),
     })

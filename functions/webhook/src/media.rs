@@ -93,7 +93,7 @@ async fn serve_media(
             );
         }
     };
-    match verify_media_link(&key, query.expires, &query.signature, secret, now_secs) {
+    match verify_media_link(&key, query.expires, &query.signature, &secret, now_secs) {
         Ok(()) => {}
         Err(LinkError::Malformed) => return malformed(),
         Err(LinkError::BadSignature) => {

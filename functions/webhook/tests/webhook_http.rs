@@ -42,6 +42,7 @@ async fn fixture() -> Fixture {
         adapters.secrets.clone(),
         adapters.inbound.clone(),
     )
+    .with_clock(clock())
     // Re-read a rotated secret at once (the default floor is a second).
     .with_cache_timing(Duration::from_secs(300), Duration::ZERO);
     let app = webhook::router(Arc::new(ingest));
@@ -52,9 +53,17 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// The events' time (2023-11-14T22:13:20Z), and the webhook's clock a second later: the tests
+/// never depend on today's date.
+const T0: i64 = 1_700_000_000_000;
+
+fn clock() -> Arc<dyn Fn() -> i64 + Send + Sync> {
+    Arc::new(|| T0 + 1000)
+}
+
 fn text_event(id: &str, user: &str, text: &str) -> Value {
     json!({
-        "type": "message", "mode": "active", "timestamp": 1_700_000_000_000_i64,
+        "type": "message", "mode": "active", "timestamp": T0,
         "webhookEventId": id, "deliveryContext": {"isRedelivery": false},
         "replyToken": "rt", "source": {"type": "user", "userId": user},
         "message": {"type": "text", "id": "1", "quoteToken": "q", "text": text}
@@ -144,6 +153,46 @@ async fn signed_events_are_queued_one_message_each_in_order() {
     let stats = f.adapters.accounts.webhook_stats("acc1").await.unwrap();
     assert_eq!((stats.received, stats.queued, stats.rejected), (3, 3, 0));
     assert!(stats.last_received_at.is_some());
+}
+
+/// Review 1/7 #14: an event older than the 7-day deduplication window (by the webhook's clock)
+/// is refused, counted as received and not queued; so is an event with a key twice, which the
+/// webhook's scanner and the router's model could read differently. The rest of the body goes.
+#[tokio::test]
+async fn stale_events_and_events_with_a_key_twice_are_refused_and_counted() {
+    let f = fixture().await;
+    let mut stale = text_event("01HSTALE00000000000000000A", "Ualice", "a year ago");
+    stale["timestamp"] = json!(T0 + 1000 - 7 * 24 * 3600 * 1000 - 1);
+    let mut edge = text_event("01HSTALE00000000000000000B", "Ualice", "just inside");
+    edge["timestamp"] = json!(T0 + 1000 - 7 * 24 * 3600 * 1000);
+    let fresh = text_event("01HSTALE00000000000000000C", "Ubob", "now");
+    let events = [stale, edge, fresh]
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>();
+    // Two spellings of one key: `webhookEventId` twice, and `source` holding `userId` twice.
+    let twice_id = r#"{"type":"message","mode":"active","timestamp":1700000000000,"webhookEventId":"01HTWICE00000000000000000A","webhookEventId":"01HTWICE00000000000000000B","source":{"type":"user","userId":"Ua"},"message":{"type":"text","id":"1","text":"x"}}"#;
+    let twice_user = r#"{"type":"message","mode":"active","timestamp":1700000000000,"webhookEventId":"01HTWICE00000000000000000C","source":{"type":"user","userId":"Ua","u\u0073erId":"Ub"},"message":{"type":"text","id":"2","text":"x"}}"#;
+    let body = format!(
+        r#"{{"destination":"Ubot","events":[{},{twice_id},{twice_user}]}}"#,
+        events.join(",")
+    );
+    let (status, json) = post(
+        &f.app,
+        "acc1",
+        Some(&sign(SECRET.as_bytes(), body.as_bytes())),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["queued"], 2);
+    let ids: Vec<String> = queued(&f).await.into_iter().map(|(_, d, _)| d).collect();
+    assert_eq!(
+        ids,
+        ["01HSTALE00000000000000000B", "01HSTALE00000000000000000C"]
+    );
+    let stats = f.adapters.accounts.webhook_stats("acc1").await.unwrap();
+    assert_eq!((stats.received, stats.queued, stats.rejected), (5, 2, 0));
 }
 
 #[tokio::test]
@@ -364,7 +413,8 @@ async fn forged_signatures_do_not_reread_the_secret_each_time() {
         f.adapters.accounts.clone(),
         secrets.clone(),
         f.adapters.inbound.clone(),
-    );
+    )
+    .with_clock(clock());
     let app = webhook::router(Arc::new(ingest));
     let body = body_of(vec![text_event("E1", "U1", "hi")]);
     assert_eq!(
@@ -412,7 +462,8 @@ async fn a_queue_failure_is_503_so_line_redelivers() {
         f.adapters.accounts.clone(),
         f.adapters.secrets.clone(),
         Arc::new(DownQueue),
-    );
+    )
+    .with_clock(clock());
     let app = webhook::router(Arc::new(ingest));
     let body = body_of(vec![text_event("E1", "U1", "hi")]);
     let (status, json) = post(
@@ -577,7 +628,8 @@ async fn an_account_without_a_secret_is_not_reread_for_every_forged_request() {
         f.adapters.accounts.clone(),
         secrets.clone(),
         f.adapters.inbound.clone(),
-    );
+    )
+    .with_clock(clock());
     let app = webhook::router(Arc::new(ingest));
     let body = body_of(vec![text_event("E1", "U1", "hi")]);
     for _ in 0..10 {

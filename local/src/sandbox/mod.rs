@@ -20,7 +20,8 @@ pub mod phone;
 pub mod platform;
 pub mod setup;
 
-use axum::extract::{Path, Request};
+use axum::extract::rejection::ExtensionRejection;
+use axum::extract::{ConnectInfo, Path, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,7 @@ use phone::PhoneError;
 use platform::{Platform, SandboxChannel};
 use serde_json::{json, Value};
 use shared::line::signature::sign;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,7 +142,8 @@ impl SandboxState {
 }
 
 /// Every `/sandbox` route: the page, the page's API and the simulated Messaging API, answered for
-/// loopback `Host`s only.
+/// requests from this machine only (see [`local_only`]; the app must be served with
+/// [`ConnectInfo<SocketAddr>`], as [`crate::serve::serve`] does).
 pub fn router(state: SandboxState) -> Router {
     let csp = format!(
         "default-src 'self'; img-src 'self' data: blob: {}; media-src 'self' {}; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
@@ -187,11 +190,17 @@ pub fn off_router() -> Router {
 }
 
 /// The sandbox hands out its agent's token and acts for its users, so it answers this machine
-/// only: a loopback `Host` (no rebinding DNS name), no proxy headers (no tunnel, even one that
-/// rewrites `Host`), and for the page's API a write must be JSON from a loopback origin (no other
-/// website in the same browser can post to it: a cross-site JSON request needs a CORS preflight,
-/// which the sandbox never grants).
-async fn local_only(req: Request, next: Next) -> Response {
+/// only: a loopback peer address (the connection itself comes from this machine; a request
+/// served without its peer's address is refused too), a loopback `Host` (no rebinding DNS name),
+/// no forwarding header of any proxy, tunnel or CDN (not even one that rewrites `Host` or
+/// connects from loopback, as a local tunnel client does), and for the page's API a write must be
+/// JSON from a loopback origin (no other website in the same browser can post to it: a
+/// cross-site JSON request needs a CORS preflight, which the sandbox never grants).
+async fn local_only(
+    peer: Result<ConnectInfo<SocketAddr>, ExtensionRejection>,
+    req: Request,
+    next: Next,
+) -> Response {
     let refuse = |code: &str, message: &str| {
         (
             StatusCode::FORBIDDEN,
@@ -200,10 +209,11 @@ async fn local_only(req: Request, next: Next) -> Response {
             .into_response()
     };
     let headers = req.headers();
-    if !phone::is_local_host(headers) || phone::is_proxied(headers) {
+    let loopback_peer = peer.is_ok_and(|ConnectInfo(addr)| phone::is_loopback_peer(addr));
+    if !loopback_peer || !phone::is_local_host(headers) || phone::is_proxied(headers) {
         return refuse(
             "not_local",
-            "the sandbox answers on this machine only (Host must be localhost or a loopback address, not through a proxy)",
+            "the sandbox answers on this machine only (a loopback connection, Host localhost or a loopback address, no proxy or forwarding headers)",
         );
     }
     let writes = !matches!(
@@ -276,4 +286,65 @@ async fn avatar(Path(file): Path<String>) -> Response {
         svg,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_only;
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::{Request, StatusCode};
+    use axum::middleware;
+    use axum::routing::get;
+    use axum::Router;
+    use std::net::SocketAddr;
+    use tower::ServiceExt;
+
+    fn guarded() -> Router {
+        Router::new()
+            .route("/sandbox/api/session", get(|| async { "ok" }))
+            .layer(middleware::from_fn(local_only))
+    }
+
+    async fn status_and_code(app: Router) -> (StatusCode, serde_json::Value) {
+        let request = Request::get("/sandbox/api/session")
+            .header("host", "127.0.0.1:3000")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .map(|v| v["error"]["code"].clone())
+            .unwrap_or_default();
+        (status, code)
+    }
+
+    /// Review #13: a loopback `Host` and no forwarding header are not enough: the connection
+    /// itself must come from this machine, and a request with no peer address is refused.
+    #[tokio::test]
+    async fn a_request_from_a_non_loopback_peer_or_with_no_peer_is_not_local() {
+        for peer in [
+            "203.0.113.9:40000",
+            "192.168.1.10:40000",
+            "[2001:db8::1]:40000",
+        ] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            let (status, code) = status_and_code(guarded().layer(MockConnectInfo(peer))).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{peer}");
+            assert_eq!(code, "not_local", "{peer}");
+        }
+        let (status, code) = status_and_code(guarded()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::FORBIDDEN, Some("not_local"))
+        );
+        for peer in ["127.0.0.1:40000", "[::1]:40000"] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            let (status, _) = status_and_code(guarded().layer(MockConnectInfo(peer))).await;
+            assert_eq!(status, StatusCode::OK, "{peer}");
+        }
+    }
 }

@@ -486,16 +486,50 @@ fn is_loopback_authority(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Whether the request came through a proxy or tunnel (which may have rewritten `Host`).
+/// Headers a proxy, tunnel, load balancer or CDN adds to say whom it forwards for: any of them
+/// (or any `X-Forwarded-*`) marks a request that did not start on this machine.
+pub const FORWARDING_HEADERS: &[&str] = &[
+    "forwarded",
+    "via",
+    "x-forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-prefix",
+    "x-original-forwarded-for",
+    "x-original-host",
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "fastly-client-ip",
+    "x-proxyuser-ip",
+    "x-envoy-external-address",
+    "x-azure-clientip",
+    "x-azure-socketip",
+    "x-appengine-user-ip",
+    "cdn-loop",
+];
+
+/// Whether the request came through a proxy or tunnel (which may have rewritten `Host`, and
+/// whose local client connects from loopback): a forwarding header is present.
 pub fn is_proxied(headers: &HeaderMap) -> bool {
-    [
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-real-ip",
-    ]
-    .iter()
-    .any(|name| headers.contains_key(*name))
+    headers.keys().any(|name| {
+        let name = name.as_str(); // lower case, as `HeaderName` keeps it
+        FORWARDING_HEADERS.contains(&name) || name.starts_with("x-forwarded-")
+    })
+}
+
+/// Whether the connection comes from this machine (`127.0.0.0/8`, `::1`, or `::ffff:127.x`).
+pub fn is_loopback_peer(peer: std::net::SocketAddr) -> bool {
+    peer.ip().to_canonical().is_loopback()
 }
 
 /// A write the sandbox page made: JSON, and from a loopback origin when the browser names one.
@@ -588,5 +622,36 @@ mod tests {
         assert!(!is_proxied(&m));
         m.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
         assert!(is_proxied(&m));
+        for name in FORWARDING_HEADERS.iter().copied().chain([
+            "X-Forwarded-Whatever",
+            "CF-Connecting-IP",
+            "Via",
+        ]) {
+            let mut m = HeaderMap::new();
+            m.insert(
+                header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                "1.1 proxy".parse().unwrap(),
+            );
+            assert!(is_proxied(&m), "{name}");
+        }
+        let mut m = HeaderMap::new();
+        m.insert(header::HOST, "127.0.0.1:3000".parse().unwrap());
+        m.insert(header::USER_AGENT, "Mozilla/5.0".parse().unwrap());
+        m.insert(header::ORIGIN, "http://127.0.0.1:3000".parse().unwrap());
+        assert!(!is_proxied(&m));
+    }
+
+    #[test]
+    fn only_loopback_peers_are_local() {
+        let peer = |s: &str| is_loopback_peer(s.parse().unwrap());
+        assert!(peer("127.0.0.1:50000"));
+        assert!(peer("127.0.0.2:50000"));
+        assert!(peer("[::1]:50000"));
+        assert!(peer("[::ffff:127.0.0.1]:50000"));
+        assert!(!peer("192.168.1.10:50000"));
+        assert!(!peer("203.0.113.9:50000"));
+        assert!(!peer("0.0.0.0:50000"));
+        assert!(!peer("[::ffff:203.0.113.9]:50000"));
+        assert!(!peer("[2001:db8::1]:50000"));
     }
 }

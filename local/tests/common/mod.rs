@@ -14,7 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const SECRET_A: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 pub const SECRET_B: &str = "a0b1c2d3e4f5061728394a5b6c7d8e9f";
-pub const ADMIN: &str = "admin-config-test-token";
+pub const ADMIN: &str = "admin-config-test-token-0123456789abcdef";
 pub const BOT_SECRET: &str = "bot-shared-secret-123";
 
 pub struct Stack {

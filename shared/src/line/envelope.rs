@@ -133,6 +133,82 @@ pub fn split_events(
         .collect()
 }
 
+/// Why the webhook does not queue an event it was sent (counted as received, not queued, and
+/// logged): see [`refusal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A key twice in the event object or in its `source`: the webhook's scanner and the router's
+    /// model could read different values (which id deduplicates, which user is answered).
+    DuplicateKey,
+    /// `timestamp` older than the deduplication window: a replay the event store may have
+    /// forgotten, or an old event that would sort first in a transcript.
+    Stale,
+}
+
+/// What the webhook refuses of one raw event (valid JSON, as the envelope parse guarantees):
+/// a duplicate key (escaped spellings of a key count as that key) in the event or its `source`,
+/// or a `timestamp` (epoch ms) before `oldest`.
+pub fn refusal(raw: &str, oldest: i64) -> Option<Refusal> {
+    let pairs = object_pairs(raw)?;
+    if has_duplicate(&pairs) {
+        return Some(Refusal::DuplicateKey);
+    }
+    if let Some((_, source)) = pairs.iter().find(|(k, _)| k == "source") {
+        if object_pairs(source).is_some_and(|p| has_duplicate(&p)) {
+            return Some(Refusal::DuplicateKey);
+        }
+    }
+    let timestamp = pairs
+        .iter()
+        .find(|(k, _)| k == "timestamp")
+        .and_then(|(_, v)| v.trim().parse::<i64>().ok());
+    match timestamp {
+        Some(at) if at < oldest => Some(Refusal::Stale),
+        _ => None,
+    }
+}
+
+fn has_duplicate(pairs: &[(Cow<'_, str>, &str)]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    pairs.iter().any(|(k, _)| !seen.insert(k.as_ref()))
+}
+
+/// Every (decoded key, raw value) of a JSON object; `None` when `json` is not an object.
+fn object_pairs(json: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let b = json.as_bytes();
+    let mut pairs = Vec::new();
+    let mut i = skip_ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some(pairs);
+    }
+    loop {
+        let key_end = string_end(b, i)?;
+        let quoted = json.get(i..key_end)?;
+        let key = if quoted.contains('\\') {
+            Cow::Owned(serde_json::from_str::<String>(quoted).ok()?)
+        } else {
+            Cow::Borrowed(json.get(i + 1..key_end - 1)?)
+        };
+        i = skip_ws(b, key_end);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        let start = skip_ws(b, i + 1);
+        let end = value_end(b, start)?;
+        pairs.push((key, json.get(start..end)?));
+        i = skip_ws(b, end);
+        match *b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return Some(pairs),
+            _ => return None,
+        }
+    }
+}
+
 /// `webhookEventId` and the conversation key (groupId, else roomId, else userId) of an event.
 fn event_ids(raw: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
     if let Some([id, source]) = scan_keys(raw, ["webhookEventId", "source"]) {
