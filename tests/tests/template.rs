@@ -1120,7 +1120,13 @@ fn http_routes_reach_their_functions() {
         assert!(low >= 1.0, "webhook {limit}");
     }
     assert_eq!(find("GET /media/{proxy+}").function, "WebhookFunction");
-    assert_eq!(find("GET /line/link/{id}").function, "AgentFunction");
+    // The account link: a confirmation page, then the confirmation (review 1/7 #15), both
+    // public, each with its own throttle.
+    for key in ["GET /line/link/{id}", "POST /line/link/{id}"] {
+        let route = find(key);
+        assert_eq!(route.function, "AgentFunction", "{key}");
+        assert!(route.settings.is_some(), "{key}: a throttle of its own");
+    }
 
     let jwt = t.resource("ApiJwtAuthorizer");
     assert_eq!(str_at(jwt, &["Condition"]), Some("UseJwtAuthorizer"));
@@ -2198,6 +2204,32 @@ fn the_partition_key_prefixes_are_the_adapters() {
                 .iter()
                 .any(|pk| pk.starts_with(&format!("{prefix}#"))),
             "no sample item keyed {prefix}#…"
+        );
+    }
+}
+
+/// CloudFormation refuses a cycle: a function whose environment names the HTTP API must not also
+/// be one of its HttpApi events (SAM puts the events' function ARNs in the API's body). The
+/// agent function's account-link routes are routes of their own for this reason.
+#[test]
+fn no_function_both_names_the_http_api_and_is_an_event_of_it() {
+    let t = Template::load();
+    for (id, function) in t.of_type("AWS::Serverless::Function") {
+        let names_api = t
+            .environment(function)
+            .values()
+            .any(|v| referenced(v).contains("HttpApi"));
+        let api_events = props(function)
+            .get("Events")
+            .and_then(Value::as_mapping)
+            .is_some_and(|events| {
+                events
+                    .values()
+                    .any(|e| e.get("Type").and_then(Value::as_str) == Some("HttpApi"))
+            });
+        assert!(
+            !(names_api && api_events),
+            "{id}: its environment names HttpApi and it has HttpApi events (a circular dependency)"
         );
     }
 }
