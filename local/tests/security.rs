@@ -492,3 +492,83 @@ async fn contacts_belong_to_an_account_can_be_deleted_and_go_with_their_customer
     let mine = agent_ok(&s, &aiko, "GET", "/agent/v1/contacts?q=hanako", None).await;
     assert_eq!(mine["contacts"], json!([]), "{mine}");
 }
+
+/// Review 1/7 #17: erasing a customer left their notifications (name, picture), pending account
+/// links and the files agents sent them. All go with the customer now.
+#[tokio::test]
+async fn erasing_a_customer_erases_notifications_link_requests_and_agent_uploads_sent_to_them() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+    let s = common::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/v2/bot/user/[^/]+/linkToken$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"linkToken": "LT-9"})))
+        .mount(&s.line)
+        .await;
+    let (shop, queue) = channel(&s).await;
+    let (_, aiko) = new_agent(&s, "Aiko", &[&queue]).await;
+    presence(&s, &aiko, "available").await;
+    let conversation = assigned_conversation(&s, &shop, &aiko, "01ERASE1", "Uerase").await;
+
+    let upload = s
+        .client
+        .post(format!("{}/agent/v1/media", s.base))
+        .bearer_auth(&aiko)
+        .header("content-type", "image/png")
+        .body(vec![0x89, b'P', b'N', b'G', 9, 9, 9, 9])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let media_id = upload.json::<Value>().await.unwrap()["mediaId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = s.data.path().join("media").join(&media_id);
+    assert!(file.exists(), "{}", file.display());
+    agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/messages"),
+        Some(json!({"type": "image", "mediaId": media_id})),
+    )
+    .await;
+    let contact = agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "Erase Me"})),
+    )
+    .await;
+    agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/link-request"),
+        Some(json!({"contactId": contact["id"]})),
+    )
+    .await;
+
+    let db = rusqlite::Connection::open(s.data.path().join("omniline.db")).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let notifications = format!(
+        "SELECT COUNT(*) FROM agent_notifications WHERE json_extract(doc, '$.conversationId') = '{conversation}'"
+    );
+    let link_requests = "SELECT COUNT(*) FROM config_docs WHERE kind = 'linkRequest'";
+    assert!(count(&notifications) >= 1);
+    assert_eq!(count(link_requests), 1);
+
+    let (status, v) = s
+        .call(
+            "DELETE",
+            &format!("/admin/v1/customers/{shop}:Uerase"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(count(&notifications), 0, "notifications about them");
+    assert_eq!(count(link_requests), 0, "their pending account link");
+    assert!(!file.exists(), "the image the agent sent them");
+}

@@ -216,6 +216,13 @@ pub trait AgentStore: Send + Sync {
     /// An agent's notifications, ordered by `created_at` (then id).
     async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError>;
 
+    /// Deletes every notification about `conversation_id`, whichever agent got it (they carry the
+    /// customer's name and picture): for erasing a customer. Returns how many were deleted.
+    async fn delete_conversation_notifications(
+        &self,
+        conversation_id: &str,
+    ) -> Result<u64, PortError>;
+
     /// An agent's notifications strictly after `after` = (`created_at`, id) in that order (all
     /// when `None`), oldest first, at most `limit`.
     async fn notifications_after(

@@ -665,3 +665,55 @@ async fn dynamo_agents_notifications_after_reads_past_dynamodb_pages() {
     assert_eq!(ids(got), written[1..]);
     assert_eq!(pages(store, "a", 7).await.concat(), written);
 }
+
+/// Erasing a customer deletes the notifications about their conversation, whichever agent got
+/// them (with their markers and the conversation's list); other conversations' stay.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_a_conversations_notifications_are_deleted_for_every_agent() {
+    let f = fixture().await;
+    let store = &f.store;
+    let mut of_c1 = vec![
+        notification("c1:a:assigned", "a", 10),
+        notification("c1:b:message", "b", 20),
+    ];
+    for n in &mut of_c1 {
+        n.conversation_id = "c1".into();
+    }
+    let mut of_c2 = notification("c2:a:assigned", "a", 30);
+    of_c2.conversation_id = "c2".into();
+    for n in of_c1.iter().chain([&of_c2]) {
+        store.notify(n).await.unwrap();
+    }
+    assert_eq!(
+        store.delete_conversation_notifications("c1").await.unwrap(),
+        2
+    );
+    let ids = |agent: &'static str| async move {
+        store
+            .notifications(agent)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("a").await, ["c2:a:assigned"]);
+    assert!(ids("b").await.is_empty());
+    assert!(f
+        .raw("NOTIFICATION#c1:a:assigned", "NOTIFICATION")
+        .await
+        .is_none());
+    assert!(f.raw("CONVNOTIFY#c1", "c1:b:message").await.is_none());
+    assert!(f.raw("CONVNOTIFY#c2", "c2:a:assigned").await.is_some());
+    assert_eq!(
+        store.delete_conversation_notifications("c1").await.unwrap(),
+        0
+    );
+    // A notification stored again after its erasure (a retry) is a new one, deletable again.
+    store.notify(&of_c1[0]).await.unwrap();
+    assert_eq!(
+        store.delete_conversation_notifications("c1").await.unwrap(),
+        1
+    );
+}

@@ -1712,6 +1712,7 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("agent index", "AGENTS".to_owned()),
         ("queue member", "QUEUE#q1".to_owned()),
         ("notification marker", "NOTIFICATION#n1".to_owned()),
+        ("conversation's notifications", "CONVNOTIFY#c1".to_owned()),
         ("queue", doc(QUEUE_KIND)),
         // The agents' API token hashes.
         ("agent account", doc(AGENT_ACCOUNT_KIND)),
@@ -1762,7 +1763,12 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             "RouterFunction",
             "ConfigTable",
             &["account", "agent", "queue member", "settings", "link nonce"],
-            &["agent", "notification marker", "link nonce"],
+            &[
+                "agent",
+                "notification marker",
+                "conversation's notifications",
+                "link nonce",
+            ],
         ),
         (
             "RouterFunction",
@@ -1802,6 +1808,10 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "agent account",
                 "settings",
                 "contact",
+                // Erasing a customer: pending links, notifications about them.
+                "link request",
+                "link nonce",
+                "conversation's notifications",
             ],
             &[
                 "account",
@@ -1810,10 +1820,13 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "agent index",
                 "queue member",
                 "notification marker",
+                "conversation's notifications",
                 "queue",
                 "agent account",
                 "settings",
                 "contact",
+                "link request",
+                "link nonce",
             ],
         ),
         (
@@ -1846,6 +1859,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             &[
                 "agent",
                 "notification marker",
+                "conversation's notifications",
                 "contact",
                 "link request",
                 "link nonce",
@@ -2160,6 +2174,7 @@ fn the_partition_key_prefixes_are_the_adapters() {
         "AGENT",
         "QUEUE",
         "NOTIFICATION",
+        "CONVNOTIFY",
         "CONFIG",
         "EVENT",
         "CONV",

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use shared::contacts::contact_kind;
+use shared::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
 use shared::conversation::{Conversation, ConversationState, Customer};
 use shared::input::{InputError, Query};
 use shared::ports::PurgeCounts;
@@ -70,6 +70,37 @@ pub(crate) async fn purge_account_data(
         "account data purged"
     );
     Ok(counts)
+}
+
+/// The keys of agent uploads (`agent-media/{agentId}/{file}`) an agent's message links to:
+/// `{base}/media/agent-media/…?expires=…&signature=…` in `originalContentUrl` or
+/// `previewImageUrl`.
+fn agent_upload_keys(event: &Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    for message in event["messages"].as_array().into_iter().flatten() {
+        for field in ["originalContentUrl", "previewImageUrl"] {
+            let Some(url) = message[field].as_str() else {
+                continue;
+            };
+            let Some((_, rest)) = url.split_once("/media/agent-media/") else {
+                continue;
+            };
+            let path = rest.split(['?', '#']).next().unwrap_or_default();
+            let safe = !path.is_empty()
+                && path.split('/').count() == 2
+                && path
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+                && !path.split('/').any(|s| s.is_empty() || s.starts_with('.'));
+            if safe {
+                let key = format!("agent-media/{path}");
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+    }
+    keys
 }
 
 fn customer_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<(String, String)> {
@@ -184,7 +215,16 @@ pub(crate) async fn erase_customer(
             {
                 state.media.delete(&key).await?;
             }
+            // What agents sent them (their uploads, linked from the agent's message).
+            for key in agent_upload_keys(&entry.event) {
+                state.media.delete(&key).await?;
+            }
         }
+        // Notifications about the conversation carry the customer's name and picture.
+        state
+            .agents
+            .delete_conversation_notifications(&conversation.id)
+            .await?;
         state
             .deliveries
             .delete_for_conversation(&conversation.id)
@@ -193,6 +233,17 @@ pub(crate) async fn erase_customer(
             .conversations
             .delete_conversation(&conversation.id)
             .await?;
+    }
+    // Pending account links (a request, or a nonce not yet used): few, and only minutes old.
+    for kind in [LINK_REQUEST_KIND, LINK_NONCE_KIND] {
+        for doc in state.config.list_docs(kind).await? {
+            let of_customer = serde_json::from_str::<Value>(&doc.doc).is_ok_and(|d| {
+                d["accountId"] == account_id.as_str() && d["userId"] == user_id.as_str()
+            });
+            if of_customer {
+                state.config.delete_doc(kind, &doc.id).await?;
+            }
+        }
     }
     // The CRM record of the person goes with them.
     if let Some(contact_id) = customer
@@ -214,4 +265,22 @@ pub(crate) async fn erase_customer(
         "customer erased"
     );
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_upload_keys_are_read_from_an_agents_message_and_nothing_else() {
+        let event = json!({"messages": [
+            {"type": "image",
+             "originalContentUrl": "https://x.example/media/agent-media/ag1/0a1b.png?expires=1&signature=s",
+             "previewImageUrl": "https://x.example/media/agent-media/ag1/0a1b.png?expires=1&signature=s"},
+            {"type": "image", "originalContentUrl": "https://x.example/media/agent-media/../media/acc/1?x"},
+            {"type": "image", "originalContentUrl": "https://cdn.example/photo.jpg"},
+            {"type": "text", "text": "see /media/agent-media/ag1/f.png"}
+        ]});
+        assert_eq!(agent_upload_keys(&event), ["agent-media/ag1/0a1b.png"]);
+    }
 }

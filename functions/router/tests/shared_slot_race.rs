@@ -124,6 +124,9 @@ impl AgentStore for GatedAgents {
     async fn notifications(&self, a: &str) -> Result<Vec<AgentNotification>, PortError> {
         self.inner.notifications(a).await
     }
+    async fn delete_conversation_notifications(&self, c: &str) -> Result<u64, PortError> {
+        self.inner.delete_conversation_notifications(c).await
+    }
     async fn notifications_after(
         &self,
         a: &str,

@@ -6,6 +6,7 @@
 //! | queue membership | `QUEUE#{queueId}` | `AGENT#{agentId}` | `agentId` |
 //! | notification | `AGENT#{agentId}` | `NOTIFY#{createdAt:020}#{id}` | the notification's fields, camelCase |
 //! | notification marker | `NOTIFICATION#{id}` | `NOTIFICATION` | `agentId` |
+//! | notification of a conversation | `CONVNOTIFY#{conversationId}` | `{id}` | `agentId`, `createdAt` (for erasing a customer's) |
 //! | agent index | `AGENTS` | `{agentId}` | `agentId` |
 //!
 //! * `try_assign` is one conditional `UpdateItem`
@@ -58,6 +59,8 @@ use std::collections::BTreeSet;
 
 const PROFILE: &str = "PROFILE";
 const NOTIFICATION: &str = "NOTIFICATION";
+/// The partition listing one conversation's notifications.
+const CONVNOTIFY: &str = "CONVNOTIFY";
 const NOTIFY_PREFIX: &str = "NOTIFY#";
 const AGENT_PREFIX: &str = "AGENT#";
 /// The partition of the agent index items (sort key: the agent id).
@@ -505,10 +508,11 @@ impl DynamoAgentStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk AND begins_with(#sk, :notify)")
-            .projection_expression("#sk, #id")
+            .projection_expression("#sk, #id, #conversation")
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#conversation", "conversationId")
             .expression_attribute_values(":pk", s(pk.as_str()))
             .expression_attribute_values(":notify", s(NOTIFY_PREFIX))
             .consistent_read(true)
@@ -522,9 +526,22 @@ impl DynamoAgentStore {
                 // The marker was written with the notification, in the same transaction.
                 if let Some(id) = get_opt_s(item, "id") {
                     keys.insert((format!("{NOTIFICATION}#{id}"), NOTIFICATION.to_owned()));
+                    if let Some(conversation) = get_opt_s(item, "conversationId") {
+                        keys.insert((format!("{CONVNOTIFY}#{conversation}"), id.to_owned()));
+                    }
                 }
             }
         }
+        self.batch_delete(keys, &format!("agent {agent_id}'s notifications"))
+            .await
+    }
+
+    /// Deletes every key of `keys` with `BatchWriteItem` (25 a call, unprocessed items retried).
+    async fn batch_delete(
+        &self,
+        keys: BTreeSet<(String, String)>,
+        what: &str,
+    ) -> Result<(), PortError> {
         let requests = keys
             .into_iter()
             .map(|(pk, sk)| {
@@ -541,8 +558,7 @@ impl DynamoAgentStore {
             while !pending.is_empty() {
                 if attempt >= ATTEMPTS {
                     return Err(PortError::Unavailable(format!(
-                        "agent {agent_id}: DynamoDB BatchWriteItem left {} notification items \
-                         unprocessed after retries",
+                        "{what}: DynamoDB BatchWriteItem left {} items unprocessed after retries",
                         pending.len()
                     )));
                 }
@@ -838,6 +854,18 @@ impl AgentStore for DynamoAgentStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_error)?;
+        let mut listed = key(
+            format!("{CONVNOTIFY}#{}", notification.conversation_id),
+            notification.id.clone(),
+        );
+        listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+        listed.insert("createdAt".to_owned(), n(notification.created_at));
+        // Unconditional: the marker is the idempotency guard; this entry is written the same.
+        let listed = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(listed))
+            .build()
+            .map_err(build_error)?;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -847,6 +875,7 @@ impl AgentStore for DynamoAgentStore {
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().put(marker.clone()).build())
                 .transact_items(TransactWriteItem::builder().put(item.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(listed.clone()).build())
                 .send()
                 .await;
             match result {
@@ -863,6 +892,47 @@ impl AgentStore for DynamoAgentStore {
             "notification {}: transaction conflicts persisted",
             notification.id
         )))
+    }
+
+    async fn delete_conversation_notifications(
+        &self,
+        conversation_id: &str,
+    ) -> Result<u64, PortError> {
+        let pk = format!("{CONVNOTIFY}#{conversation_id}");
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut deleted = 0;
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(pk.as_str()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                let id = get_s(item, "notification index", "sk")?.to_owned();
+                let agent_id = get_s(item, "notification index", "agentId")?;
+                let created_at =
+                    get_opt_n::<i64>(item, "notification index", "createdAt")?.unwrap_or(0);
+                keys.insert((
+                    agent_pk(agent_id),
+                    format!("{NOTIFY_PREFIX}{:020}#{id}", created_at.max(0)),
+                ));
+                keys.insert((format!("{NOTIFICATION}#{id}"), NOTIFICATION.to_owned()));
+                keys.insert((pk.clone(), id));
+                deleted += 1;
+            }
+        }
+        self.batch_delete(
+            keys,
+            &format!("conversation {conversation_id}'s notifications"),
+        )
+        .await?;
+        Ok(deleted)
     }
 
     async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError> {

@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS agent_notifications (
 );
 CREATE INDEX IF NOT EXISTS agent_notifications_agent
     ON agent_notifications (agent_id, created_at, id);
+-- Which notifications are about a conversation (for erasing a customer's).
+CREATE TABLE IF NOT EXISTS conversation_notifications (
+    conversation_id TEXT NOT NULL,
+    notification_id TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, notification_id)
+);
 "#;
 
 /// [`AgentStore`] in the embedded database.
@@ -313,7 +319,8 @@ impl AgentStore for SqliteAgentStore {
         let notification = notification.clone();
         self.db
             .run(move |conn| {
-                conn.execute(
+                let tx = conn.transaction()?;
+                tx.execute(
                     "INSERT OR IGNORE INTO agent_notifications (id, agent_id, created_at, doc)
                      VALUES (?1, ?2, ?3, ?4)",
                     params![
@@ -322,8 +329,37 @@ impl AgentStore for SqliteAgentStore {
                         notification.created_at,
                         to_json(&notification)?
                     ],
-                )
-                .map(drop)
+                )?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO conversation_notifications (conversation_id, notification_id)
+                     VALUES (?1, ?2)",
+                    params![notification.conversation_id, notification.id],
+                )?;
+                tx.commit()
+            })
+            .await
+    }
+
+    async fn delete_conversation_notifications(
+        &self,
+        conversation_id: &str,
+    ) -> Result<u64, PortError> {
+        let conversation_id = conversation_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let deleted = tx.execute(
+                    "DELETE FROM agent_notifications WHERE id IN
+                       (SELECT notification_id FROM conversation_notifications
+                         WHERE conversation_id = ?1)",
+                    params![conversation_id],
+                )?;
+                tx.execute(
+                    "DELETE FROM conversation_notifications WHERE conversation_id = ?1",
+                    params![conversation_id],
+                )?;
+                tx.commit()?;
+                Ok(deleted as u64)
             })
             .await
     }
