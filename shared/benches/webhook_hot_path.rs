@@ -19,7 +19,7 @@ use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use serde::Deserialize;
-use shared::line::envelope::{split_events, WebhookEnvelope};
+use shared::line::envelope::{accept_events, WebhookEnvelope};
 use shared::line::signature::{sign, SignatureKey};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +30,8 @@ const SECRET: &[u8] = b"8c9b1f0e2d3a4b5c6d7e8f9a0b1c2d3e";
 /// A realistic account id (a simple UUID, as the admin function creates them).
 const ACCOUNT_ID: &str = "3f1c2b4a5d6e4f8091a2b3c4d5e6f708";
 const RECEIVED_AT: i64 = 1_717_200_000_000;
+/// The webhook's deduplication window (7 days), as `shared::ingest` applies it.
+const WINDOW_MS: i64 = shared::conversation::DEDUPE_RETENTION_SECS * 1000;
 const CORPUS_BODIES: usize = 20_000;
 /// Bodies used in test mode (`cargo test --benches`), where everything runs once in debug.
 const TEST_MODE_BODIES: usize = 300;
@@ -179,11 +181,13 @@ fn hot_path(item: &Item) -> usize {
 }
 
 fn parse_split(item: &Item) -> usize {
-    let envelope = match WebhookEnvelope::parse(&item.body) {
+    let mut envelope = match WebhookEnvelope::parse(&item.body) {
         Ok(envelope) => envelope,
         Err(e) => panic!("corpus body is not a webhook: {e}"),
     };
-    let messages = split_events(ACCOUNT_ID, black_box(&envelope), RECEIVED_AT);
+    // As the webhook: stale and duplicate-key events refused, the rest split.
+    let messages =
+        accept_events(ACCOUNT_ID, black_box(&mut envelope), RECEIVED_AT, WINDOW_MS).messages;
     let n = messages.len();
     black_box(messages);
     n

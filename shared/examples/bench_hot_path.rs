@@ -14,7 +14,7 @@
 //! `8c9b1f0e2d3a4b5c6d7e8f9a0b1c2d3e`. A signature that does not verify aborts the run.
 
 use serde::Deserialize;
-use shared::line::envelope::{split_events, WebhookEnvelope};
+use shared::line::envelope::{accept_events, WebhookEnvelope};
 use shared::line::signature::SignatureKey;
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -24,6 +24,8 @@ const SECRET: &[u8] = b"8c9b1f0e2d3a4b5c6d7e8f9a0b1c2d3e";
 /// A realistic account id (a simple UUID, as the admin function creates them).
 const ACCOUNT_ID: &str = "3f1c2b4a5d6e4f8091a2b3c4d5e6f708";
 const RECEIVED_AT: i64 = 1_717_200_000_000;
+/// The webhook's deduplication window (7 days), as `shared::ingest` applies it.
+const WINDOW_MS: i64 = shared::conversation::DEDUPE_RETENTION_SECS * 1000;
 
 #[derive(Deserialize)]
 struct Line {
@@ -54,8 +56,9 @@ impl Mode {
 }
 
 fn parse_and_split(body: &[u8]) -> Result<usize, String> {
-    let envelope = WebhookEnvelope::parse(body).map_err(|e| e.to_string())?;
-    let messages = split_events(ACCOUNT_ID, &envelope, RECEIVED_AT);
+    let mut envelope = WebhookEnvelope::parse(body).map_err(|e| e.to_string())?;
+    // As the webhook: stale and duplicate-key events refused, the rest split.
+    let messages = accept_events(ACCOUNT_ID, &mut envelope, RECEIVED_AT, WINDOW_MS).messages;
     let n = messages.len();
     black_box(messages);
     Ok(n)

@@ -4,7 +4,7 @@
 
 use crate::conversation::DEDUPE_RETENTION_SECS;
 use crate::domain::{credentials_secret_name, now_millis, ChannelCredentials, WebhookCounts};
-use crate::line::envelope::{refusal, split_events, Refusal, WebhookEnvelope};
+use crate::line::envelope::{accept_events, AcceptedEvents, WebhookEnvelope};
 use crate::line::signature::{SignatureError, SignatureKey};
 use crate::ports::{AccountStore, EventQueue, PortError, SecretStore};
 use std::collections::HashMap;
@@ -138,21 +138,16 @@ impl WebhookIngest {
         // Refused events are counted as received and not queued, and logged (never their
         // content): a replay older than the deduplication window would be stored again.
         let sent = envelope.events.len() as u64;
-        let oldest = received_at.saturating_sub(DEDUPE_RETENTION_SECS * 1000);
-        let (mut stale, mut duplicate_keys) = (0u64, 0u64);
-        envelope
-            .events
-            .retain(|raw| match refusal(raw.get(), oldest) {
-                None => true,
-                Some(Refusal::Stale) => {
-                    stale += 1;
-                    false
-                }
-                Some(Refusal::DuplicateKey) => {
-                    duplicate_keys += 1;
-                    false
-                }
-            });
+        let AcceptedEvents {
+            messages,
+            stale,
+            duplicate_keys,
+        } = accept_events(
+            account_id,
+            &mut envelope,
+            received_at,
+            DEDUPE_RETENTION_SECS * 1000,
+        );
         if stale + duplicate_keys > 0 {
             tracing::warn!(
                 account_id,
@@ -161,7 +156,6 @@ impl WebhookIngest {
                 "webhook events refused: older than the deduplication window, or a key twice"
             );
         }
-        let messages = split_events(account_id, &envelope, received_at);
         let events = messages.len() as u64;
         let refused = sent - events;
         if let Err(e) = self.queue.send(&messages).await {
