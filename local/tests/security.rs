@@ -572,3 +572,61 @@ async fn erasing_a_customer_erases_notifications_link_requests_and_agent_uploads
     assert_eq!(count(link_requests), 0, "their pending account link");
     assert!(!file.exists(), "the image the agent sent them");
 }
+
+/// Review 1/7 #16: an account's contacts were unlimited (and every search reads them). At most
+/// 1,000 per account: the next is a 409 naming the limit.
+#[tokio::test]
+async fn an_account_holds_at_most_a_thousand_contacts() {
+    let s = common::start().await;
+    let (shop, queue) = channel(&s).await;
+    let (_, aiko) = new_agent(&s, "Aiko", &[&queue]).await;
+    // 999 contacts written straight to the store, as if made one by one.
+    {
+        let db = rusqlite::Connection::open(s.data.path().join("omniline.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let kind = format!("contact@{shop}");
+        let tx = db.unchecked_transaction().unwrap();
+        for n in 0..999 {
+            let doc = json!({"id": format!("seed{n}"), "accountId": shop, "name": format!("Seed {n}"),
+                             "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"});
+            tx.execute(
+                "INSERT INTO config_docs (kind, id, doc, version) VALUES (?1, ?2, ?3, 1)",
+                rusqlite::params![kind, format!("seed{n}"), doc.to_string()],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "The thousandth"})),
+    )
+    .await;
+    let (status, v) = agent_call(
+        &s,
+        &aiko,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "One too many"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("1000"),
+        "{v}"
+    );
+    // Deleting one makes room again.
+    let (status, _) = agent_call(&s, &aiko, "DELETE", "/agent/v1/contacts/seed0", None).await;
+    assert_eq!(status, 204);
+    agent_ok(
+        &s,
+        &aiko,
+        "POST",
+        "/agent/v1/contacts",
+        Some(json!({"name": "Room again"})),
+    )
+    .await;
+}
