@@ -36,6 +36,23 @@ pub fn base_url(name: &'static str, value: &str) -> Result<String, ConfigError> 
     }
 }
 
+/// The LINE API client's configuration from `LINE_API_BASE` (default LINE's Messaging API) and
+/// `LINE_DATA_API_BASE` (default LINE's content API), the rest default: the one reading of it
+/// for every Lambda.
+pub fn line_api_from_env() -> Result<crate::line::api::LineApiConfig, ConfigError> {
+    Ok(crate::line::api::LineApiConfig {
+        api_base: base_url(
+            "LINE_API_BASE",
+            &or_default("LINE_API_BASE", "https://api.line.me"),
+        )?,
+        data_api_base: base_url(
+            "LINE_DATA_API_BASE",
+            &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
+        )?,
+        ..crate::line::api::LineApiConfig::default()
+    })
+}
+
 /// A number within `range`, or `default` when the variable is unset.
 pub fn number_in<T>(
     name: &'static str,

@@ -86,6 +86,15 @@ pub struct WebhookCounts {
     pub rejected: u64,
 }
 
+/// "Now" in epoch milliseconds, passed into every use case that decides with time (one clock
+/// per decision; tests pass a fixed one). The only clock type of the workspace.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock as a [`Clock`], for composition roots.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(now_millis)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64

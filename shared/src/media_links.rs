@@ -115,9 +115,50 @@ fn mac(secret: &SecretString, key: &str, expires_at: i64) -> Option<HmacSha256> 
     Some(mac)
 }
 
+/// Where the router keeps a customer's message content: `media/{accountId}/{messageId}`, for ids
+/// safe in a key (`None` otherwise). The one definition: erasure and purge find media by it.
+pub fn inbound_media_key(account_id: &str, message_id: &str) -> Option<String> {
+    (key_safe(account_id) && key_safe(message_id))
+        .then(|| format!("{INBOUND_MEDIA_PREFIX}{account_id}/{message_id}"))
+}
+
+/// The prefix of every inbound media key.
+pub const INBOUND_MEDIA_PREFIX: &str = "media/";
+
+/// The prefix of one account's inbound media (for a purge), if the id is safe in a key.
+pub fn inbound_media_prefix(account_id: &str) -> Option<String> {
+    key_safe(account_id).then(|| format!("{INBOUND_MEDIA_PREFIX}{account_id}/"))
+}
+
+fn key_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inbound_media_keys_are_made_in_one_place_for_safe_ids_only() {
+        assert_eq!(
+            inbound_media_key("acc-1", "468789577898262530").as_deref(),
+            Some("media/acc-1/468789577898262530")
+        );
+        assert_eq!(
+            inbound_media_prefix("acc-1").as_deref(),
+            Some("media/acc-1/")
+        );
+        for (account, message) in [("acc/1", "1"), ("acc", "../x"), ("", "1"), ("acc", "")] {
+            assert_eq!(
+                inbound_media_key(account, message),
+                None,
+                "{account} {message}"
+            );
+        }
+        assert_eq!(inbound_media_prefix("a/b"), None);
+    }
     use proptest::prelude::*;
 
     const BASE: &str = "https://api.example.com";

@@ -283,8 +283,9 @@ const FUNCTIONS: [(&str, &str); 5] = [
 const TEST_ONLY_VARIABLES: [&str; 1] = ["AWS_ENDPOINT_URL"];
 
 /// The variables a function's code reads: `required("X")`, `optional("X")`,
-/// `or_default("X", …)` in `functions/{crate}/src/main.rs` and in every `{crate}::wiring` module
-/// it calls (the router's, shared with the agent function).
+/// `or_default("X", …)` in `functions/{crate}/src/main.rs`, in every `{crate}::wiring` module
+/// it calls (the router's, shared with the agent function) and in the shared readers of
+/// `shared::config` it calls.
 fn variables_read(krate: &str) -> BTreeSet<String> {
     let main = read(&format!("functions/{krate}/src/main.rs"));
     let mut sources = vec![main.clone()];
@@ -295,6 +296,17 @@ fn variables_read(krate: &str) -> BTreeSet<String> {
         .collect();
     for other in wired {
         sources.push(read(&format!("functions/{other}/src/wiring.rs")));
+    }
+    // Shared readers of the environment the function calls (`shared::config::line_api_from_env`).
+    let config = read("shared/src/config.rs");
+    for reader in ["line_api_from_env"] {
+        if sources.iter().any(|s| s.contains(&format!("{reader}("))) {
+            let start = config
+                .find(&format!("pub fn {reader}("))
+                .unwrap_or_else(|| panic!("shared/src/config.rs: no fn {reader}"));
+            let end = start + config[start..].find("\n}\n").expect("end of fn");
+            sources.push(config[start..end].to_owned());
+        }
     }
     let read_call =
         Regex::new(r#"\b(?:required|optional|or_default)\(\s*"([A-Z][A-Z0-9_]*)""#).expect("regex");
@@ -1246,11 +1258,11 @@ fn tables_and_bucket_are_protected_and_expire() {
         assert!(low >= 30.0, "media signed links live 30 days");
     }
     for key_prefix in [
-        "\"media/{account_id}/{message_id}\"",
+        "INBOUND_MEDIA_PREFIX: &str = \"media/\"",
         "\"agent-media/{}/{}.{ext}\"",
     ] {
         let sources =
-            read("functions/router/src/process.rs") + &read("functions/agent/src/conversations.rs");
+            read("shared/src/media_links.rs") + &read("functions/agent/src/conversations.rs");
         assert!(sources.contains(key_prefix), "media keys: {key_prefix}");
     }
 }
@@ -2070,12 +2082,17 @@ fn media_statements_name_only_the_prefixes_each_function_uses() {
     }
     for (file, key) in [
         (
-            "functions/router/src/process.rs",
-            r#"format!("media/{account_id}/{message_id}")"#,
+            // The one definition of inbound media keys (router writes, admin erases and purges).
+            "shared/src/media_links.rs",
+            r#"INBOUND_MEDIA_PREFIX: &str = "media/""#,
         ),
         (
-            "functions/admin/src/customers.rs",
-            r#"format!("media/{account_id}/")"#,
+            "shared/src/media_links.rs",
+            r#"format!("{INBOUND_MEDIA_PREFIX}{account_id}/{message_id}")"#,
+        ),
+        (
+            "shared/src/media_links.rs",
+            r#"format!("{INBOUND_MEDIA_PREFIX}{account_id}/")"#,
         ),
         (
             "functions/agent/src/conversations.rs",

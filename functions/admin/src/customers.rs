@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use shared::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
 use shared::conversation::{Conversation, ConversationState, Customer};
 use shared::input::{InputError, Query};
+use shared::media_links::{inbound_media_key, inbound_media_prefix};
 use shared::ports::PurgeCounts;
 
 /// `purge=true|false` (absent: false); anything else is a 400.
@@ -26,16 +27,6 @@ pub(crate) fn purge_flag(query: Option<&str>) -> Result<bool> {
         Some("true") => Ok(true),
         Some(_) => Err(InputError::new("purge", "purge must be true or false").into()),
     }
-}
-
-/// The media key of a LINE message (as the router stores it), for ids safe in a key.
-fn media_key(account_id: &str, message_id: &str) -> Option<String> {
-    let safe = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    (safe(account_id) && safe(message_id)).then(|| format!("media/{account_id}/{message_id}"))
 }
 
 /// Erases everything stored for the account: conversations, transcripts, deliveries, customers,
@@ -52,13 +43,9 @@ pub(crate) async fn purge_account_data(
     for doc in state.config.list_docs(&kind).await? {
         contacts += u64::from(state.config.delete_doc(&kind, &doc.id).await?);
     }
-    let media = if media_key(account_id, "x").is_some() {
-        state
-            .media
-            .delete_prefix(&format!("media/{account_id}/"))
-            .await?
-    } else {
-        0
+    let media = match inbound_media_prefix(account_id) {
+        Some(prefix) => state.media.delete_prefix(&prefix).await?,
+        None => 0,
     };
     tracing::info!(
         account_id,
@@ -211,7 +198,7 @@ pub(crate) async fn erase_customer(
             if let Some(key) = entry
                 .message_id
                 .as_deref()
-                .and_then(|m| media_key(&account_id, m))
+                .and_then(|m| inbound_media_key(&account_id, m))
             {
                 state.media.delete(&key).await?;
             }

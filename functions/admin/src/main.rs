@@ -7,8 +7,8 @@ use shared::adapters::dynamo_agents::DynamoAgentStore;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
 use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::config::{base_url, optional, or_default, required};
-use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::config::{base_url, optional, required};
+use shared::line::api::HttpLineApi;
 use shared::media::S3ObjectStore;
 use std::sync::Arc;
 
@@ -23,17 +23,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let public_base_url = optional("PUBLIC_BASE_URL")
         .map(|u| base_url("PUBLIC_BASE_URL", &u))
         .transpose()?;
-    let line_config = LineApiConfig {
-        api_base: base_url(
-            "LINE_API_BASE",
-            &or_default("LINE_API_BASE", "https://api.line.me"),
-        )?,
-        data_api_base: base_url(
-            "LINE_DATA_API_BASE",
-            &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
-        )?,
-        ..LineApiConfig::default()
-    };
+    let line_config = shared::config::line_api_from_env()?;
 
     let endpoint = optional("AWS_ENDPOINT_URL");
     let sdk = load_sdk_config(endpoint.as_deref()).await;

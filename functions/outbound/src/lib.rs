@@ -28,8 +28,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Epoch milliseconds; a function so tests can fake time.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub use shared::domain::Clock;
 
 /// A reply token is used only while younger than this (LINE's tokens live about a minute).
 pub const REPLY_TOKEN_MAX_AGE_MS: i64 = 50_000;

@@ -8,8 +8,8 @@ use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
 use shared::adapters::aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::config::{base_url, optional, or_default, required};
-use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::config::{base_url, optional, required};
+use shared::line::api::HttpLineApi;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -19,17 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let conversations_table = required("CONVERSATIONS_TABLE")?;
     let queue_url = required("OUTBOUND_QUEUE_URL")?;
     let prefix = optional("SECRET_PREFIX").unwrap_or_default();
-    let line_config = LineApiConfig {
-        api_base: base_url(
-            "LINE_API_BASE",
-            &or_default("LINE_API_BASE", "https://api.line.me"),
-        )?,
-        data_api_base: base_url(
-            "LINE_DATA_API_BASE",
-            &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
-        )?,
-        ..LineApiConfig::default()
-    };
+    let line_config = shared::config::line_api_from_env()?;
     let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
     let secrets = Arc::new(SecretsManagerStore::new(&sdk, prefix));
     let media = match (

@@ -49,12 +49,7 @@ use shared::workstream::Workstream;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Epoch milliseconds; a function so tests can fake time.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(shared::domain::now_millis)
-}
+pub use shared::domain::{system_clock, Clock};
 
 /// Everything the router talks to.
 #[derive(Clone)]

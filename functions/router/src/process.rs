@@ -466,7 +466,7 @@ pub(crate) async fn plan(
     }
     if let Event::Unsend(unsend) = event {
         // Retracted content is removed from storage too.
-        let key = media_key(&account.id, &unsend.unsend.message_id);
+        let key = shared::media_links::inbound_media_key(&account.id, &unsend.unsend.message_id);
         if let Some(key) = key {
             deps.media.delete(&key).await?;
         }
@@ -659,17 +659,6 @@ async fn customer_for(
     Ok((customer, true))
 }
 
-/// Where a message's media is kept: `media/{accountId}/{messageId}` (None for ids that are not
-/// safe in a key).
-fn media_key(account_id: &str, message_id: &str) -> Option<String> {
-    let safe = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    (safe(account_id) && safe(message_id)).then(|| format!("media/{account_id}/{message_id}"))
-}
-
 /// Downloads a message's content into object storage. LINE answers 202 while it prepares audio
 /// and video: the message is retried later, and after a few receives stored without the media
 /// rather than failing until the dead-letter queue.
@@ -679,7 +668,7 @@ async fn download_media(
     message_id: &str,
     receive_count: u32,
 ) -> Result<Option<Value>, RouteError> {
-    let Some(key) = media_key(&account.id, message_id) else {
+    let Some(key) = shared::media_links::inbound_media_key(&account.id, message_id) else {
         return Ok(Some(json!({ "status": "invalid-id" })));
     };
     let token = svc.access_token(&account.id).await?;

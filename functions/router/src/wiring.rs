@@ -8,8 +8,8 @@ use shared::adapters::dynamo_agents::DynamoAgentStore;
 use shared::adapters::dynamo_conversations::DynamoConversationStore;
 use shared::adapters::workstreams::DynamoWorkstreamStore;
 use shared::bot::HttpBotHook;
-use shared::config::{base_url, optional, or_default, required};
-use shared::line::api::{HttpLineApi, LineApiConfig};
+use shared::config::{optional, required};
+use shared::line::api::HttpLineApi;
 use shared::line::tokens::ChannelTokens;
 use shared::media::S3ObjectStore;
 use std::sync::Arc;
@@ -25,17 +25,7 @@ pub fn aws_router_service(
     let outbound_queue_url = required("OUTBOUND_QUEUE_URL")?;
     let media_bucket = required("MEDIA_BUCKET")?;
     let prefix = optional("SECRET_PREFIX").unwrap_or_default();
-    let line_config = LineApiConfig {
-        api_base: base_url(
-            "LINE_API_BASE",
-            &or_default("LINE_API_BASE", "https://api.line.me"),
-        )?,
-        data_api_base: base_url(
-            "LINE_DATA_API_BASE",
-            &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
-        )?,
-        ..LineApiConfig::default()
-    };
+    let line_config = shared::config::line_api_from_env()?;
     let endpoint = optional("AWS_ENDPOINT_URL");
     let accounts = Arc::new(DynamoAccountStore::new(sdk, &config_table));
     let secrets = Arc::new(SecretsManagerStore::new(sdk, prefix));

@@ -30,8 +30,7 @@ use shared::ports::PortError;
 use shared::secret::LazySecret;
 use std::sync::Arc;
 
-/// The current time in epoch milliseconds.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub use shared::domain::Clock;
 
 /// What the media route needs.
 #[derive(Clone)]
@@ -44,15 +43,7 @@ pub struct MediaState {
     pub clock: Clock,
 }
 
-/// The system clock, in epoch milliseconds.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-    })
-}
+pub use shared::domain::system_clock;
 
 /// The media route (`GET` and `HEAD /media/{*key}`).
 pub fn router(state: MediaState) -> Router {
