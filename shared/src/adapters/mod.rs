@@ -11,4 +11,5 @@ pub mod private_fs;
 pub mod sqlite_agents;
 pub mod sqlite_conversations;
 pub mod sqlite_deliveries;
+pub mod sqs_batch;
 pub mod workstreams;
