@@ -166,15 +166,7 @@ pub enum BotError {
     Forbidden(String),
 }
 
-/// Delivers customer events to bots.
-#[async_trait]
-pub trait BotHook: Send + Sync {
-    async fn deliver(
-        &self,
-        endpoint: &BotEndpoint,
-        request: &BotRequest,
-    ) -> Result<BotReply, BotError>;
-}
+pub use crate::ports::BotHook;
 
 /// [`BotHook`] over HTTP(S) with reqwest (rustls). One client (and connection pool) for every
 /// bot; the timeout is the endpoint's. Redirects are not followed: the signature and the

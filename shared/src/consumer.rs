@@ -60,12 +60,7 @@ pub fn backoff(receive_count: u32) -> std::time::Duration {
     std::time::Duration::from_secs(5u64 << exponent).min(std::time::Duration::from_secs(900))
 }
 
-/// Makes a received message visible again later (SQS: `ChangeMessageVisibility`), so a failed
-/// message is retried after [`backoff`] rather than after the queue's visibility timeout.
-#[async_trait::async_trait]
-pub trait RetryDelay: Send + Sync {
-    async fn retry_after(&self, receipt_handle: &str, delay: std::time::Duration);
-}
+pub use crate::ports::RetryDelay;
 
 #[cfg(test)]
 mod tests {
