@@ -189,61 +189,114 @@ pub enum Refusal {
 /// a duplicate key (escaped spellings of a key count as that key) in the event or its `source`,
 /// or a `timestamp` (epoch ms) before `oldest`.
 pub fn refusal(raw: &str, oldest: i64) -> Option<Refusal> {
-    let pairs = object_pairs(raw)?;
-    if has_duplicate(&pairs) {
-        return Some(Refusal::DuplicateKey);
-    }
-    if let Some((_, source)) = pairs.iter().find(|(k, _)| k == "source") {
-        if object_pairs(source).is_some_and(|p| has_duplicate(&p)) {
-            return Some(Refusal::DuplicateKey);
+    // Fast path. A key can spell a letter escaped only as `\uXXXX`; without one in the event, a
+    // key equal to "webhookEventId", "source" or "timestamp" is those exact bytes, quotes
+    // included. Such bytes inside a string value can only add occurrences (a string's own quotes
+    // are escaped), never hide one: at most one occurrence of each means no duplicate of the keys
+    // the webhook reads, without walking the message (SIMD substring search).
+    let b = raw.as_bytes();
+    let [escape, event_id, source_key, timestamp_key] = finders();
+    let at_most_once = |f: &memchr::memmem::Finder<'static>| f.find_iter(b).nth(1).is_none();
+    if escape.find(b).is_none()
+        && at_most_once(event_id)
+        && at_most_once(source_key)
+        && at_most_once(timestamp_key)
+    {
+        if let Some([source, timestamp]) = scan_keys(raw, ["source", "timestamp"]) {
+            if source.is_some_and(|s| each_key_once(s, |_, _| {}) == Some(false)) {
+                return Some(Refusal::DuplicateKey);
+            }
+            return match timestamp.and_then(|v| v.trim().parse::<i64>().ok()) {
+                Some(at) if at < oldest => Some(Refusal::Stale),
+                _ => None,
+            };
         }
     }
-    let timestamp = pairs
-        .iter()
-        .find(|(k, _)| k == "timestamp")
-        .and_then(|(_, v)| v.trim().parse::<i64>().ok());
-    match timestamp {
+    refusal_by_walking(raw, oldest)
+}
+
+/// The fast path's substring searchers (SIMD), built once: building one per event costs more
+/// than the search. (One multi-pattern search over the event measured slower than these four.)
+fn finders() -> &'static [memchr::memmem::Finder<'static>; 4] {
+    static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 4]> =
+        std::sync::OnceLock::new();
+    FINDERS.get_or_init(|| {
+        [
+            memchr::memmem::Finder::new(b"\\u"),
+            memchr::memmem::Finder::new(b"\"webhookEventId\""),
+            memchr::memmem::Finder::new(b"\"source\""),
+            memchr::memmem::Finder::new(b"\"timestamp\""),
+        ]
+    })
+}
+
+/// [`refusal`] by walking every key of the event (the fast path's fallback, and its reference).
+fn refusal_by_walking(raw: &str, oldest: i64) -> Option<Refusal> {
+    let mut timestamp = None;
+    let mut source = None;
+    let duplicate = !each_key_once(raw, |key, value| match key {
+        "timestamp" => timestamp = Some(value),
+        "source" => source = Some(value),
+        _ => {}
+    })?;
+    if duplicate || source.is_some_and(|s| each_key_once(s, |_, _| {}) == Some(false)) {
+        return Some(Refusal::DuplicateKey);
+    }
+    match timestamp.and_then(|v| v.trim().parse::<i64>().ok()) {
         Some(at) if at < oldest => Some(Refusal::Stale),
         _ => None,
     }
 }
 
-fn has_duplicate(pairs: &[(Cow<'_, str>, &str)]) -> bool {
-    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-    pairs.iter().any(|(k, _)| !seen.insert(k.as_ref()))
-}
-
-/// Every (decoded key, raw value) of a JSON object; `None` when `json` is not an object.
-fn object_pairs(json: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+/// Calls `each` with every (key, raw value) of the JSON object `json` and tells whether every key
+/// is there once (`None`: not an object). Keys are compared as written; an escaped key is
+/// decoded first (rare: only then does this allocate), so `"t\u0069mestamp"` is `timestamp`.
+fn each_key_once<'a>(json: &'a str, mut each: impl FnMut(&str, &'a str)) -> Option<bool> {
     let b = json.as_bytes();
-    let mut pairs = Vec::new();
+    // LINE's events have about ten keys: compared pairwise without allocating.
+    let mut seen: [&str; 32] = [""; 32];
+    let mut count = 0usize;
+    let mut decoded: Vec<String> = Vec::new();
+    let mut unique = true;
     let mut i = skip_ws(b, 0);
     if *b.get(i)? != b'{' {
         return None;
     }
     i = skip_ws(b, i + 1);
     if *b.get(i)? == b'}' {
-        return Some(pairs);
+        return Some(true);
     }
     loop {
         let key_end = string_end(b, i)?;
-        let quoted = json.get(i..key_end)?;
-        let key = if quoted.contains('\\') {
-            Cow::Owned(serde_json::from_str::<String>(quoted).ok()?)
-        } else {
-            Cow::Borrowed(json.get(i + 1..key_end - 1)?)
-        };
+        let raw_key = json.get(i + 1..key_end - 1)?;
         i = skip_ws(b, key_end);
         if *b.get(i)? != b':' {
             return None;
         }
         let start = skip_ws(b, i + 1);
         let end = value_end(b, start)?;
-        pairs.push((key, json.get(start..end)?));
+        let value = json.get(start..end)?;
+        if raw_key.contains('\\') {
+            let key =
+                serde_json::from_str::<String>(json.get(key_end - raw_key.len() - 2..key_end)?)
+                    .ok()?;
+            unique &= !decoded.contains(&key) && !seen[..count].contains(&key.as_str());
+            each(&key, value);
+            decoded.push(key);
+        } else {
+            unique &= !seen[..count].contains(&raw_key) && !decoded.iter().any(|k| k == raw_key);
+            each(raw_key, value);
+            if count < seen.len() {
+                seen[count] = raw_key;
+                count += 1;
+            } else {
+                decoded.push(raw_key.to_owned());
+            }
+        }
         i = skip_ws(b, end);
         match *b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some(pairs),
+            b'}' => return Some(unique),
             _ => return None,
         }
     }
@@ -347,11 +400,12 @@ fn string_end(b: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     let mut j = i + 1;
+    // The bulk of an event is string content: jump to the next quote or backslash (SIMD).
     loop {
-        match *b.get(j)? {
+        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+        match b[j] {
             b'"' => return Some(j + 1),
-            b'\\' => j += 2,
-            _ => j += 1,
+            _ => j += 2,
         }
     }
 }
@@ -433,6 +487,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    /// The fast path (substring counts) and the walk agree, in-string look-alikes included.
+    #[test]
+    fn refusal_fast_path_agrees_with_the_walk() {
+        let events = [
+            r#"{"type":"follow","timestamp":5,"source":{"type":"user","userId":"U1"},"webhookEventId":"A"}"#,
+            r#"{"timestamp":5,"webhookEventId":"A","message":{"type":"text","text":"say \"timestamp\" and \"source\""}}"#,
+            r#"{"timestamp":5,"webhookEventId":"A","message":{"type":"text","text":"ends with \"timestamp"}}"#,
+            r#"{"timestamp":5,"message":{"text":"x"},"timestamp":9}"#,
+            r#"{"webhookEventId":"A","message":{"text":"x"},"webhookEventId":"B"}"#,
+            r#"{"source":{"userId":"U1"},"message":{"text":"x"},"source":{"userId":"U2"}}"#,
+            r#"{"source":{"userId":"U1","userId":"U2"},"timestamp":5}"#,
+            r#"{"source":{"userId":"U1"},"t\u0069mestamp":1,"timestamp":5}"#,
+            r#"{"timestamp":1,"message":{"mention":{"mentionees":[{"userId":"U2"}]}},"source":{"userId":"U1"}}"#,
+        ];
+        for e in events {
+            for oldest in [0, 3, 6] {
+                assert_eq!(
+                    refusal(e, oldest),
+                    refusal_by_walking(e, oldest),
+                    "{e} at {oldest}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn refusal_reads_every_key_once_and_the_timestamp_against_the_window() {
