@@ -488,7 +488,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
     /// The fast path (substring counts) and the walk agree, in-string look-alikes included.
     #[test]
     fn refusal_fast_path_agrees_with_the_walk() {
