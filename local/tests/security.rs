@@ -113,63 +113,8 @@ fn a_data_directory_or_database_open_to_other_users_is_refused_with_exit_2() {
 
 mod common;
 
+use common::{agent_call, agent_ok, new_agent};
 use serde_json::{json, Value};
-
-async fn agent_call(
-    s: &common::Stack,
-    token: &str,
-    method: &str,
-    route: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = s
-        .client
-        .request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{route}", s.base),
-        )
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn agent_ok(
-    s: &common::Stack,
-    token: &str,
-    method: &str,
-    route: &str,
-    body: Option<Value>,
-) -> Value {
-    let (status, v) = agent_call(s, token, method, route, body).await;
-    assert!(
-        (200..300).contains(&status),
-        "{method} {route}: {status} {v}"
-    );
-    v
-}
-
-/// A new agent in `queues`: (id, token).
-async fn new_agent(s: &common::Stack, name: &str, queues: &[&str]) -> (String, String) {
-    let a = s
-        .ok(
-            "POST",
-            "/admin/v1/agents",
-            Some(
-                json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()),
-                        "queueIds": queues, "capacity": 2}),
-            ),
-        )
-        .await;
-    (
-        a["id"].as_str().unwrap().to_owned(),
-        a["token"].as_str().unwrap().to_owned(),
-    )
-}
 
 /// An account, a queue and a push-mode workstream letting agents send attachments.
 async fn channel(s: &common::Stack) -> (String, String) {

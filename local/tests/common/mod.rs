@@ -226,3 +226,68 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// An agent's call: its token, every error body with the one shape.
+pub async fn agent_call(
+    s: &Stack,
+    token: &str,
+    method: &str,
+    route: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = s
+        .client
+        .request(
+            Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{route}", s.base),
+        )
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    };
+    if status >= 400 {
+        assert!(
+            json["error"]["code"].is_string(),
+            "error body shape: {json}"
+        );
+    }
+    (status, json)
+}
+
+pub async fn agent_ok(
+    s: &Stack,
+    token: &str,
+    method: &str,
+    route: &str,
+    body: Option<Value>,
+) -> Value {
+    let (status, json) = agent_call(s, token, method, route, body).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {route} → {status} {json}"
+    );
+    json
+}
+
+/// A new agent in `queues`; returns (id, token).
+pub async fn new_agent(s: &Stack, name: &str, queues: &[&str]) -> (String, String) {
+    let a = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()), "queueIds": queues, "capacity": 2})),
+        )
+        .await;
+    (
+        a["id"].as_str().unwrap().to_owned(),
+        a["token"].as_str().unwrap().to_owned(),
+    )
+}
