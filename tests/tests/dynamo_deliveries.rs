@@ -47,22 +47,12 @@ fn ids(deliveries: &[Delivery]) -> Vec<&str> {
     deliveries.iter().map(|d| d.id.as_str()).collect()
 }
 
+/// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn begin_twice_keeps_the_first_retry_key() {
-    let (store, _, _) = store().await;
-    assert_eq!(store.delivery("m1").await.unwrap(), None);
-    let first = delivery("m1", "c1", "key-first", 1_700_000_000_000);
-    assert_eq!(store.begin(&first).await.unwrap(), first);
-    let again = delivery("m1", "c1", "key-second", 1_700_000_001_000);
-    let stored = store.begin(&again).await.unwrap();
-    assert_eq!(stored, first);
-    assert_eq!(stored.retry_key, "key-first");
-    assert_eq!(store.delivery("m1").await.unwrap(), Some(first.clone()));
-    assert_eq!(
-        store.deliveries_for_conversation("c1").await.unwrap(),
-        vec![first]
-    );
+    shared::testkit::delivery_contract::begin_twice_keeps_the_first_retry_key(&store().await.0)
+        .await;
 }
 
 #[tokio::test]
@@ -91,113 +81,29 @@ async fn concurrent_begins_agree_on_one_record() {
     );
 }
 
+/// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn update_needs_the_previous_version() {
-    let (store, _, _) = store().await;
-    let d1 = store.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
-    let d2 = sent(&d1);
-    assert!(store.update(&d2).await.unwrap());
-    assert_eq!(store.delivery("m1").await.unwrap(), Some(d2.clone()));
-
-    // Stale (built from version 1 again), skipping a version, version 0, missing record.
-    let stale = Delivery {
-        error: Some("stale".into()),
-        ..sent(&d1)
-    };
-    assert!(!store.update(&stale).await.unwrap());
-    assert!(!store.update(&sent(&sent(&d2))).await.unwrap());
-    assert!(!store
-        .update(&Delivery {
-            version: 0,
-            ..d2.clone()
-        })
-        .await
-        .unwrap());
-    assert!(!store
-        .update(&sent(&delivery("m2", "c1", "k", 1)))
-        .await
-        .unwrap());
-    assert_eq!(store.delivery("m1").await.unwrap(), Some(d2.clone()));
-    assert_eq!(store.delivery("m2").await.unwrap(), None);
-    assert_eq!(
-        store.deliveries_for_conversation("c1").await.unwrap(),
-        vec![d2.clone()]
-    );
-
-    let d3 = Delivery {
-        status: DeliveryStatus::Failed,
-        error: Some("400 Bad Request: こんにちは 😀".into()),
-        ..sent(&d2)
-    };
-    assert!(store.update(&d3).await.unwrap());
-    assert_eq!(store.delivery("m1").await.unwrap(), Some(d3));
+    shared::testkit::delivery_contract::update_needs_the_previous_version(&store().await.0).await;
 }
 
+/// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn concurrent_updates_exactly_one_wins() {
-    let (store, _, _) = store().await;
-    let store = Arc::new(store);
-    let d1 = store.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let store = store.clone();
-            let next = Delivery {
-                error: Some(format!("worker {i}")),
-                ..sent(&d1)
-            };
-            tokio::spawn(async move {
-                let won = store.update(&next).await.unwrap();
-                (next, won)
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for task in tasks {
-        let (next, won) = task.await.unwrap();
-        if won {
-            winners.push(next);
-        }
-    }
-    assert_eq!(winners.len(), 1, "exactly one update wins");
-    assert_eq!(store.delivery("m1").await.unwrap(), winners.pop());
+    shared::testkit::delivery_contract::concurrent_updates_exactly_one_wins(Arc::new(
+        store().await.0,
+    ))
+    .await;
 }
 
+/// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn listed_per_conversation_in_creation_order() {
-    let (store, _, _) = store().await;
-    for (id, conversation, at) in [
-        ("m3", "c1", 3000),
-        ("m1", "c1", 1000),
-        ("x1", "c2", 500),
-        ("m2b", "c1", 2000),
-        ("m2a", "c1", 2000),
-        ("m0", "c1", 999),
-    ] {
-        store
-            .begin(&delivery(id, conversation, "k", at))
-            .await
-            .unwrap();
-    }
-    let c1 = store.deliveries_for_conversation("c1").await.unwrap();
-    assert_eq!(ids(&c1), ["m0", "m1", "m2a", "m2b", "m3"]);
-    assert!(c1.iter().all(|d| d.conversation_id == "c1"));
-    let c2 = store.deliveries_for_conversation("c2").await.unwrap();
-    assert_eq!(ids(&c2), ["x1"]);
-    assert!(store
-        .deliveries_for_conversation("c3")
-        .await
-        .unwrap()
-        .is_empty());
-
-    // An update keeps the record in its place, with its new content.
-    let m1 = c1[1].clone();
-    assert!(store.update(&sent(&m1)).await.unwrap());
-    let c1 = store.deliveries_for_conversation("c1").await.unwrap();
-    assert_eq!(ids(&c1), ["m0", "m1", "m2a", "m2b", "m3"]);
-    assert_eq!(c1[1], sent(&m1));
+    shared::testkit::delivery_contract::listed_per_conversation_in_creation_order(&store().await.0)
+        .await;
 }
 
 #[tokio::test]

@@ -233,111 +233,37 @@ mod tests {
         deliveries.iter().map(|d| d.id.as_str()).collect()
     }
 
+    /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
     #[tokio::test]
     async fn deliveries_begin_twice_keeps_the_first_retry_key() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        assert_eq!(s.delivery("m1").await.unwrap(), None);
-        let first = delivery("m1", "c1", "key-first", 1000);
-        assert_eq!(s.begin(&first).await.unwrap(), first);
-        let again = delivery("m1", "c1", "key-second", 2000);
-        let stored = s.begin(&again).await.unwrap();
-        assert_eq!(stored, first);
-        assert_eq!(stored.retry_key, "key-first");
-        assert_eq!(s.delivery("m1").await.unwrap(), Some(first));
-        assert_eq!(s.deliveries_for_conversation("c1").await.unwrap().len(), 1);
+        crate::testkit::delivery_contract::begin_twice_keeps_the_first_retry_key(&store(&dir))
+            .await;
     }
 
+    /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
     #[tokio::test]
     async fn deliveries_update_needs_the_previous_version() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let d1 = s.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
-        let d2 = sent(&d1);
-        assert!(s.update(&d2).await.unwrap());
-        assert_eq!(s.delivery("m1").await.unwrap(), Some(d2.clone()));
-
-        // Stale: built from version 1 again (stored is 2), or skipping a version.
-        let stale = Delivery {
-            error: Some("stale".into()),
-            ..sent(&d1)
-        };
-        assert!(!s.update(&stale).await.unwrap());
-        assert!(!s.update(&sent(&sent(&d2))).await.unwrap());
-        // Version 0 never matches, and a missing record is not created.
-        assert!(!s
-            .update(&Delivery {
-                version: 0,
-                ..d2.clone()
-            })
-            .await
-            .unwrap());
-        assert!(!s
-            .update(&sent(&delivery("m2", "c1", "k", 1)))
-            .await
-            .unwrap());
-        assert_eq!(s.delivery("m1").await.unwrap(), Some(d2.clone()));
-        assert_eq!(s.delivery("m2").await.unwrap(), None);
-
-        let d3 = sent(&d2);
-        assert!(s.update(&d3).await.unwrap());
-        assert_eq!(s.delivery("m1").await.unwrap(), Some(d3));
+        crate::testkit::delivery_contract::update_needs_the_previous_version(&store(&dir)).await;
     }
 
+    /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
     #[tokio::test]
     async fn deliveries_concurrent_updates_exactly_one_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(store(&dir));
-        let d1 = s.begin(&delivery("m1", "c1", "k", 1000)).await.unwrap();
-        let tasks: Vec<_> = (0..8)
-            .map(|i| {
-                let s = Arc::clone(&s);
-                let next = Delivery {
-                    error: Some(format!("worker {i}")),
-                    ..sent(&d1)
-                };
-                tokio::spawn(async move { (next.clone(), s.update(&next).await.unwrap()) })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for task in tasks {
-            let (next, won) = task.await.unwrap();
-            if won {
-                winners.push(next);
-            }
-        }
-        assert_eq!(winners.len(), 1, "exactly one update wins");
-        assert_eq!(s.delivery("m1").await.unwrap(), winners.pop());
+        crate::testkit::delivery_contract::concurrent_updates_exactly_one_wins(Arc::new(store(
+            &dir,
+        )))
+        .await;
     }
 
+    /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
     #[tokio::test]
     async fn deliveries_listed_per_conversation_in_creation_order() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        for (id, conversation, at) in [
-            ("m3", "c1", 3000),
-            ("m1", "c1", 1000),
-            ("x1", "c2", 500),
-            ("m2b", "c1", 2000),
-            ("m2a", "c1", 2000),
-        ] {
-            s.begin(&delivery(id, conversation, "k", at)).await.unwrap();
-        }
-        let c1 = s.deliveries_for_conversation("c1").await.unwrap();
-        assert_eq!(ids(&c1), ["m1", "m2a", "m2b", "m3"]);
-        let c2 = s.deliveries_for_conversation("c2").await.unwrap();
-        assert_eq!(ids(&c2), ["x1"]);
-        assert!(s
-            .deliveries_for_conversation("c3")
-            .await
-            .unwrap()
-            .is_empty());
-        // An update keeps the record in its place.
-        let m1 = c1[0].clone();
-        assert!(s.update(&sent(&m1)).await.unwrap());
-        let c1 = s.deliveries_for_conversation("c1").await.unwrap();
-        assert_eq!(ids(&c1), ["m1", "m2a", "m2b", "m3"]);
-        assert_eq!(c1[0], sent(&m1));
+        crate::testkit::delivery_contract::listed_per_conversation_in_creation_order(&store(&dir))
+            .await;
     }
 
     #[tokio::test]
