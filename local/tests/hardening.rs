@@ -2,10 +2,11 @@
 //! as the README starts it: the sandbox refuses every forwarded request, a half-sent request does
 //! not hold a connection open, and a short `ADMIN_TOKEN` is refused at start.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -25,35 +26,10 @@ impl Drop for Stack {
     }
 }
 
-/// A temporary directory only its owner can enter, as `omniline-local` demands of `DATA_DIR`.
-fn private_tempdir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    dir
-}
-
-/// The binary on `data` with the environment of a fresh shell (no LINE or AWS settings: sandbox
-/// mode) and `ADMIN_TOKEN`.
-fn command(data: &Path, admin_token: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_omniline-local"));
-    command
-        .env("PORT", "0")
-        .env("DATA_DIR", data)
-        .env("RUST_LOG", "warn")
-        .env("ADMIN_TOKEN", admin_token)
-        .env_remove("LINE_API_BASE")
-        .env_remove("LINE_DATA_API_BASE")
-        .env_remove("SANDBOX")
-        .env_remove("PUBLIC_BASE_URL")
-        .env_remove("OMNILINE_BACKEND");
-    command
-}
-
 /// Starts the binary in sandbox mode and reads its banner up to the sandbox line.
 fn start() -> Stack {
-    let data = private_tempdir();
-    let mut child = command(data.path(), ADMIN)
+    let data = common::private_tempdir();
+    let mut child = common::sandbox_command(data.path(), ADMIN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -259,8 +235,8 @@ fn an_admin_token_shorter_than_32_characters_is_refused_with_exit_2() {
         "my-own-admin-token",
         "0123456789abcdef0123456789abcde", // 31
     ] {
-        let data = private_tempdir();
-        let child = command(data.path(), token)
+        let data = common::private_tempdir();
+        let child = common::sandbox_command(data.path(), token)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

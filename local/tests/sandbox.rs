@@ -4,6 +4,8 @@
 //! keeps the sandbox; the sandbox is off when LINE is configured; bad input gets clear errors.
 //! (The browser plays the same conversation in `sandbox-e2e/`.)
 
+mod common;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -31,19 +33,8 @@ fn command(data: &std::path::Path) -> Command {
     // omniline-local refuses a DATA_DIR others can enter (tempdirs are 0755 here).
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_omniline-local"));
-    command
-        .env("PORT", "0")
-        .env("DATA_DIR", data)
-        .env("RUST_LOG", "warn")
-        .env("ADMIN_TOKEN", ADMIN)
-        .env_remove("LINE_API_BASE")
-        .env_remove("LINE_DATA_API_BASE")
-        .env_remove("SANDBOX")
-        .env_remove("PUBLIC_BASE_URL")
-        .env_remove("OMNILINE_BACKEND")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut command = common::sandbox_command(data, ADMIN);
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
     command
 }
 

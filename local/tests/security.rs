@@ -13,18 +13,7 @@ const ADMIN: &str = "security-test-admin-token-0123456789abcdef";
 /// The binary on `data`, in sandbox mode (no LINE settings): it writes secrets at start (the
 /// sandbox account's channel secret and access token, through the admin API).
 fn command(data: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_omniline-local"));
-    command
-        .env("PORT", "0")
-        .env("DATA_DIR", data)
-        .env("RUST_LOG", "warn")
-        .env("ADMIN_TOKEN", ADMIN)
-        .env_remove("LINE_API_BASE")
-        .env_remove("LINE_DATA_API_BASE")
-        .env_remove("SANDBOX")
-        .env_remove("PUBLIC_BASE_URL")
-        .env_remove("OMNILINE_BACKEND");
-    command
+    common::sandbox_command(data, ADMIN)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -285,20 +274,7 @@ async fn media_ids_are_bound_to_their_uploader_and_preview_links_must_be_https()
     presence(&s, &b, "available").await;
     let b_conversation = assigned_conversation(&s, &account, &b, "01MEDIA2", "Umedia2").await;
 
-    let upload = s
-        .client
-        .post(format!("{}/agent/v1/media", s.base))
-        .bearer_auth(&a)
-        .header("content-type", "image/png")
-        .body(vec![0x89, b'P', b'N', b'G', 0, 1, 2, 3])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201);
-    let media_id = upload.json::<Value>().await.unwrap()["mediaId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let media_id = common::upload_png(&s, &a, vec![0x89, b'P', b'N', b'G', 0, 1, 2, 3]).await;
     let send = |token: &str, conversation: &str, body: Value| {
         let (token, route) = (
             token.to_owned(),
@@ -455,20 +431,7 @@ async fn erasing_a_customer_erases_notifications_link_requests_and_agent_uploads
     presence(&s, &aiko, "available").await;
     let conversation = assigned_conversation(&s, &shop, &aiko, "01ERASE1", "Uerase").await;
 
-    let upload = s
-        .client
-        .post(format!("{}/agent/v1/media", s.base))
-        .bearer_auth(&aiko)
-        .header("content-type", "image/png")
-        .body(vec![0x89, b'P', b'N', b'G', 9, 9, 9, 9])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(upload.status(), 201);
-    let media_id = upload.json::<Value>().await.unwrap()["mediaId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let media_id = common::upload_png(&s, &aiko, vec![0x89, b'P', b'N', b'G', 9, 9, 9, 9]).await;
     let file = s.data.path().join("media").join(&media_id);
     assert!(file.exists(), "{}", file.display());
     agent_ok(

@@ -68,6 +68,14 @@ pub fn media_link(
     ))
 }
 
+/// The object key a [`media_link`] names (`{base}/media/{key}?…`), if it is a valid key: the
+/// inverse of [`media_link`], for finding what a stored link points at (erasure).
+pub fn key_of_link(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("/media/")?;
+    let key = rest.split(['?', '#']).next()?;
+    check_key(key).ok()
+}
+
 /// Checks a link's `key`, `expires_at` and `signature` (the query value) at `now_secs` (epoch
 /// seconds): [`LinkError::Malformed`] for an invalid key or a signature that is not base64url of
 /// 32 bytes, then [`LinkError::BadSignature`], then [`LinkError::Expired`].
@@ -139,6 +147,15 @@ fn key_safe(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_links_key_is_read_back_only_when_valid() {
+        let secret = SecretString::new("k");
+        let link = media_link("https://x.example/", "agent-media/ag1/f.png", 9, &secret).unwrap();
+        assert_eq!(key_of_link(&link), Some("agent-media/ag1/f.png"));
+        assert_eq!(key_of_link("https://x.example/media/a/../b?x"), None);
+        assert_eq!(key_of_link("https://cdn.example/photo.jpg"), None);
+    }
 
     #[test]
     fn inbound_media_keys_are_made_in_one_place_for_safe_ids_only() {

@@ -241,12 +241,13 @@ pub mod delivery_contract {
     use crate::ports::DeliveryStore;
     use std::sync::Arc;
 
-    fn delivery(id: &str, conversation_id: &str, retry_key: &str, now: i64) -> Delivery {
+    /// A new delivery of account `acc1`.
+    pub fn delivery(id: &str, conversation_id: &str, retry_key: &str, now: i64) -> Delivery {
         Delivery::new(id, "acc1", conversation_id, retry_key, now)
     }
 
     /// `d` as the next version, sent.
-    fn sent(d: &Delivery) -> Delivery {
+    pub fn sent(d: &Delivery) -> Delivery {
         Delivery {
             status: DeliveryStatus::Sent,
             reply_attempted: true,
@@ -260,7 +261,8 @@ pub mod delivery_contract {
         }
     }
 
-    fn ids(deliveries: &[Delivery]) -> Vec<&str> {
+    /// The deliveries' ids, in order.
+    pub fn ids(deliveries: &[Delivery]) -> Vec<&str> {
         deliveries.iter().map(|d| d.id.as_str()).collect()
     }
 

@@ -13,7 +13,7 @@ use shared::conversation::{
     CommitOutcome, Conversation, ConversationState, ConversationWrite, EventCommit, SourceType,
     TranscriptEntry,
 };
-use shared::delivery::{Delivery, DeliveryStatus};
+use shared::delivery::Delivery;
 use shared::ports::{ConversationStore, DeliveryStore};
 use std::sync::Arc;
 
@@ -24,28 +24,7 @@ async fn store() -> (DynamoDeliveryStore, SdkConfig, String) {
     (DynamoDeliveryStore::new(&config, &name), config, name)
 }
 
-fn delivery(id: &str, conversation_id: &str, retry_key: &str, now: i64) -> Delivery {
-    Delivery::new(id, "acc1", conversation_id, retry_key, now)
-}
-
-/// `d` as the next version, sent.
-fn sent(d: &Delivery) -> Delivery {
-    Delivery {
-        status: DeliveryStatus::Sent,
-        reply_attempted: true,
-        parts_sent: d.parts_sent + 1,
-        request_ids: vec![format!("req-{}", d.version)],
-        sent_message_ids: vec!["461230966842064897".into()],
-        attempts: d.attempts + 1,
-        updated_at: d.updated_at + 1,
-        version: d.version + 1,
-        ..d.clone()
-    }
-}
-
-fn ids(deliveries: &[Delivery]) -> Vec<&str> {
-    deliveries.iter().map(|d| d.id.as_str()).collect()
-}
+use shared::testkit::delivery_contract::{delivery, ids, sent};
 
 /// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use shared::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
 use shared::conversation::{Conversation, ConversationState, Customer};
 use shared::input::{InputError, Query};
-use shared::media_links::{inbound_media_key, inbound_media_prefix};
+use shared::media_links::{inbound_media_key, inbound_media_prefix, key_of_link};
 use shared::ports::PurgeCounts;
 
 /// `purge=true|false` (absent: false); anything else is a 400.
@@ -69,20 +69,15 @@ fn agent_upload_keys(event: &Value) -> Vec<String> {
             let Some(url) = message[field].as_str() else {
                 continue;
             };
-            let Some((_, rest)) = url.split_once("/media/agent-media/") else {
-                continue;
-            };
-            let path = rest.split(['?', '#']).next().unwrap_or_default();
-            let safe = !path.is_empty()
-                && path.split('/').count() == 2
-                && path
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-                && !path.split('/').any(|s| s.is_empty() || s.starts_with('.'));
-            if safe {
-                let key = format!("agent-media/{path}");
-                if !keys.contains(&key) {
-                    keys.push(key);
+            // `agent-media/{agentId}/{file}`, as the agent function names uploads.
+            let upload = key_of_link(url).filter(|key| {
+                key.starts_with("agent-media/")
+                    && key.split('/').count() == 3
+                    && !key.split('/').any(|s| s.starts_with('.'))
+            });
+            if let Some(key) = upload {
+                if !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_owned());
                 }
             }
         }

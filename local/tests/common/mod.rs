@@ -291,3 +291,39 @@ pub async fn new_agent(s: &Stack, name: &str, queues: &[&str]) -> (String, Strin
         a["token"].as_str().unwrap().to_owned(),
     )
 }
+
+/// The binary on `data` with the environment of a fresh shell (no LINE or AWS settings: sandbox
+/// mode, as the README's run command starts it) and `ADMIN_TOKEN`. Nothing else is set: the caller
+/// chooses stdio, and makes `data` private or not.
+pub fn sandbox_command(data: &std::path::Path, admin_token: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_omniline-local"));
+    command
+        .env("PORT", "0")
+        .env("DATA_DIR", data)
+        .env("RUST_LOG", "warn")
+        .env("ADMIN_TOKEN", admin_token)
+        .env_remove("LINE_API_BASE")
+        .env_remove("LINE_DATA_API_BASE")
+        .env_remove("SANDBOX")
+        .env_remove("PUBLIC_BASE_URL")
+        .env_remove("OMNILINE_BACKEND");
+    command
+}
+
+/// Uploads `bytes` as a PNG with the agent's token (`POST /agent/v1/media`, 201); its `mediaId`.
+pub async fn upload_png(s: &Stack, token: &str, bytes: Vec<u8>) -> String {
+    let upload = s
+        .client
+        .post(format!("{}/agent/v1/media", s.base))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    upload.json::<Value>().await.unwrap()["mediaId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

@@ -31,6 +31,28 @@ pub(crate) fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> P
     ))
 }
 
+/// The outcome of a conditional DynamoDB write: `true` written, `false` when its condition did
+/// not hold (`ConditionalCheckFailedException`), any other failure an error naming `what`.
+pub(crate) fn condition_held<O, E, R>(
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    what: &str,
+) -> Result<bool, PortError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(aws_error(what, e)),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // SQS
 
@@ -282,16 +304,7 @@ impl DynamoAccountStore {
             .condition_expression(condition)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(aws_error("DynamoDB PutItem", e)),
-        }
+        condition_held(result, "DynamoDB PutItem")
     }
 }
 

@@ -17,7 +17,7 @@
 //!   [`Expect::Absent`], `version = :v` for [`Expect::Version`]; a failed condition is `None`.
 //! * `delete_doc` is a `DeleteItem` returning the old item, which tells whether one existed.
 
-use crate::adapters::aws::{aws_error, get_item_consistent, key, n, s, Item};
+use crate::adapters::aws::{aws_error, condition_held, get_item_consistent, key, n, s, Item};
 use crate::adapters::embedded::EmbeddedDb;
 use crate::ports::{ConfigDoc, ConfigStore, Expect, PortError};
 use async_trait::async_trait;
@@ -266,16 +266,7 @@ impl ConfigStore for DynamoConfigStore {
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":v", n(v)),
         };
-        match request.send().await {
-            Ok(_) => Ok(Some(new_version)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(aws_error("DynamoDB PutItem", e)),
-        }
+        Ok(condition_held(request.send().await, "DynamoDB PutItem")?.then_some(new_version))
     }
 
     async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, PortError> {

@@ -43,8 +43,8 @@
 //!   order is exactly that of `notifications`.
 
 use crate::adapters::aws::{
-    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
-    ATTEMPTS,
+    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
+    s, Item, ATTEMPTS,
 };
 use crate::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
 use crate::ports::PortError;
@@ -678,16 +678,7 @@ impl AgentStore for DynamoAgentStore {
             .return_values(ReturnValue::None)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
-        }
+        condition_held(result, "DynamoDB UpdateItem")
     }
 
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
@@ -789,22 +780,16 @@ impl AgentStore for DynamoAgentStore {
             .expression_attribute_values(":available", s(AgentStatus::Available.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                // Full, not available, unknown, or already ours (a retry): only the last is true.
-                let item = self.profile_item(agent_id).await?;
-                Ok(item
-                    .as_ref()
-                    .and_then(|item| item.get("activeConversations"))
-                    .and_then(|v| v.as_ss().ok())
-                    .is_some_and(|set| set.iter().any(|c| c == conversation_id)))
-            }
-            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
+        if condition_held(result, "DynamoDB UpdateItem")? {
+            return Ok(true);
         }
+        // Full, not available, unknown, or already ours (a retry): only the last is true.
+        let item = self.profile_item(agent_id).await?;
+        Ok(item
+            .as_ref()
+            .and_then(|item| item.get("activeConversations"))
+            .and_then(|v| v.as_ss().ok())
+            .is_some_and(|set| set.iter().any(|c| c == conversation_id)))
     }
 
     async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError> {
@@ -826,17 +811,8 @@ impl AgentStore for DynamoAgentStore {
             .return_values(ReturnValue::None)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Not there (released before, or never assigned): nothing to do.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
-        }
+        // Not there (released before, or never assigned): nothing to do.
+        condition_held(result, "DynamoDB UpdateItem").map(drop)
     }
 
     async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {

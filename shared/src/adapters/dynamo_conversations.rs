@@ -47,8 +47,8 @@
 //! agent whose slot is gone.
 
 use crate::adapters::aws::{
-    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
-    ATTEMPTS,
+    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
+    s, Item, ATTEMPTS,
 };
 use crate::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
@@ -492,17 +492,8 @@ impl DynamoConversationStore {
             .expression_attribute_values(":id", s(conversation_id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Absent, or another conversation's: left alone.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(aws_error("DynamoDB DeleteItem", e)),
-        }
+        // Absent, or another conversation's: left alone.
+        condition_held(result, "DynamoDB DeleteItem").map(drop)
     }
 
     /// Whether the open pointer of `c`'s source designates `c`.

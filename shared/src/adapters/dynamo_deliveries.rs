@@ -22,8 +22,8 @@
 //! Delivery items written before `accountId` existed lack it and are not found by the purge.
 
 use crate::adapters::aws::{
-    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
-    ATTEMPTS,
+    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
+    s, Item, ATTEMPTS,
 };
 use crate::adapters::dynamo_conversations::batch_delete;
 use crate::delivery::Delivery;
@@ -296,17 +296,8 @@ impl DeliveryStore for DynamoDeliveryStore {
             .expression_attribute_values(":previous", n(previous))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Changed meanwhile, or missing (no version attribute to match).
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(aws_error("DynamoDB UpdateItem", e)),
-        }
+        // `false`: changed meanwhile, or missing (no version attribute to match).
+        condition_held(result, "DynamoDB UpdateItem")
     }
 
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, PortError> {

@@ -204,34 +204,13 @@ impl DeliveryStore for SqliteDeliveryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::DeliveryStatus;
     use std::sync::Arc;
 
     fn store(dir: &tempfile::TempDir) -> SqliteDeliveryStore {
         SqliteDeliveryStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
     }
 
-    fn delivery(id: &str, conversation_id: &str, retry_key: &str, now: i64) -> Delivery {
-        Delivery::new(id, "acc1", conversation_id, retry_key, now)
-    }
-
-    /// `d` as the next version, sent.
-    fn sent(d: &Delivery) -> Delivery {
-        Delivery {
-            status: DeliveryStatus::Sent,
-            parts_sent: d.parts_sent + 1,
-            request_ids: vec![format!("req-{}", d.version)],
-            sent_message_ids: vec!["lm1".into()],
-            attempts: d.attempts + 1,
-            updated_at: d.updated_at + 1,
-            version: d.version + 1,
-            ..d.clone()
-        }
-    }
-
-    fn ids(deliveries: &[Delivery]) -> Vec<&str> {
-        deliveries.iter().map(|d| d.id.as_str()).collect()
-    }
+    use crate::testkit::delivery_contract::{delivery, ids, sent};
 
     /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
     #[tokio::test]

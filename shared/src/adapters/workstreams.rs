@@ -27,8 +27,8 @@
 //!   cancelled by a concurrent transaction is retried.
 
 use crate::adapters::aws::{
-    aws_error, backoff, batch_get_items, build_error, get_item_consistent, key, n, s, Item,
-    ATTEMPTS,
+    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
+    s, Item, ATTEMPTS,
 };
 use crate::adapters::embedded::EmbeddedDb;
 use crate::ports::{PortError, WorkstreamStore};
@@ -485,16 +485,7 @@ impl DynamoWorkstreamStore {
             .expression_attribute_values(":account", s(account_id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(aws_error("DynamoDB DeleteItem", e)),
-        }
+        condition_held(result, "DynamoDB DeleteItem").map(drop)
     }
 
     fn gave_up(id: &str, what: &str) -> PortError {
