@@ -3,7 +3,7 @@
 #
 # Usage: infra/bench.sh [CORPUS.jsonl] [PASSES]      (or CORPUS=... PASSES=... CPU=... infra/bench.sh)
 #
-# 1. builds the load run: cargo build --release -p shared --example bench_hot_path
+# 1. builds the load run: cargo build --release -p omniline-domain --example bench_hot_path
 # 2. runs the peers, ../shared/bench-peers/run-peers.sh "$CORPUS" "$PASSES" (it generates the
 #    20,000-body corpus, seed 42, if the file is missing, and installs the Python and Node SDKs
 #    under $WORK, default /tmp/line-bench-peers)
@@ -24,8 +24,8 @@ export CPU
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "build: cargo build --release -p shared --example bench_hot_path"
-(cd "$root" && cargo build --release -p shared --example bench_hot_path)
+log "build: cargo build --release -p omniline-domain --example bench_hot_path"
+(cd "$root" && cargo build --release -p omniline-domain --example bench_hot_path)
 bin="$root/target/release/examples/bench_hot_path"
 
 mkdir -p "$WORK"

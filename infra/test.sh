@@ -150,6 +150,6 @@ log "sandbox in a browser (headless Chromium: the customer and the agent hold a 
 OMNILINE_LOCAL_BIN="$root/target/debug/omniline-local" "$root/infra/sandbox-e2e.sh"
 
 log "benchmarks, once each in test mode"
-cargo test --locked -p shared --benches
+cargo test --locked -p omniline-domain --benches
 
 log "all tests passed"

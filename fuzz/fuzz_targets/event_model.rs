@@ -1,6 +1,6 @@
 //! Fuzz target `event_model`: arbitrary bytes as one LINE event, through the router's path
 //! (`router::process::Inbound::parse`): the webhook's queue body → `InboundEvent` → JSON value →
-//! the typed model `shared::line::events::Event::from_value`, then the accessors the router uses.
+//! the typed model `omniline_domain::line::events::Event::from_value`, then the accessors the router uses.
 //!
 //! Asserted, beyond "no panic":
 //! - any event the webhook can queue (one JSON value) makes a body the router's `InboundEvent`
@@ -16,9 +16,9 @@
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use shared::conversation::parse_survey_postback;
-use shared::line::envelope::{sha256_hex, InboundEvent};
-use shared::line::events::{ContentProviderType, Event, LinkResult, MessageContent, Source};
+use omniline_domain::conversation::parse_survey_postback;
+use omniline_domain::line::envelope::{sha256_hex, InboundEvent};
+use omniline_domain::line::events::{ContentProviderType, Event, LinkResult, MessageContent, Source};
 
 fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     let mut v = value;

@@ -1,5 +1,5 @@
 //! Fuzz target `webhook_body`: the webhook's hot path on an arbitrary body and signature header,
-//! as `shared::ingest` runs it: verify `X-Line-Signature`, parse the envelope, split it into one
+//! as `omniline_app::ingest` runs it: verify `X-Line-Signature`, parse the envelope, split it into one
 //! inbound-queue message per event.
 //!
 //! Input: `[selector, body...]`. The selector byte picks the header (bits 0–2), the account id
@@ -26,11 +26,11 @@ use libfuzzer_sys::fuzz_target;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::line::envelope::{
+use omniline_domain::line::envelope::{
     sha256_hex, split_events, sqs_id, InboundEvent, QueueMessage, WebhookEnvelope,
 };
-use shared::line::events::Event;
-use shared::line::signature::{sign, verify_signature, SignatureError, SignatureKey};
+use omniline_domain::line::events::Event;
+use omniline_domain::line::signature::{sign, verify_signature, SignatureError, SignatureKey};
 
 /// The channel secret of `shared/bench-peers/gen_corpus.py`, so its signed bodies are seeds.
 const SECRET: &[u8] = b"8c9b1f0e2d3a4b5c6d7e8f9a0b1c2d3e";

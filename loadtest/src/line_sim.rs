@@ -216,7 +216,7 @@ impl LineSim {
             .map(str::to_owned);
         let signature = req
             .headers()
-            .get(shared::bot::SIGNATURE_HEADER)
+            .get(omniline_domain::bot::SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = req
@@ -423,9 +423,12 @@ impl LineSim {
     }
 
     fn bot(&self, body: &[u8], signature: Option<&str>) -> Response<Full<Bytes>> {
-        let signed =
-            shared::line::signature::verify_signature(self.bot_secret.as_bytes(), body, signature)
-                .is_ok();
+        let signed = omniline_domain::line::signature::verify_signature(
+            self.bot_secret.as_bytes(),
+            body,
+            signature,
+        )
+        .is_ok();
         if !signed {
             return json_response(
                 StatusCode::UNAUTHORIZED,

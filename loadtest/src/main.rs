@@ -406,7 +406,7 @@ fn prepare(load: &Load, accounts: &[Account], redelivery: bool) -> Vec<Vec<Prepa
             lane.iter()
                 .map(|b| {
                     let body = load.body_json(b, redelivery);
-                    let signature = shared::line::signature::sign(
+                    let signature = omniline_domain::line::signature::sign(
                         accounts[b.account].secret.as_bytes(),
                         body.as_bytes(),
                     );
@@ -526,7 +526,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     println!("\n== scenario {run}: {}", scenario.name());
     let dir = opts.out.join(format!("{}-{}", run, scenario.name()));
     let _ = std::fs::remove_dir_all(&dir);
-    shared::adapters::private_fs::ensure_private_dir(&dir.join("data"))
+    omniline_embedded::private_fs::ensure_private_dir(&dir.join("data"))
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut rng = corpus::Rng::new(opts.seed ^ u64::from(run) << 32);
     let mut secrets = Secrets {
@@ -576,7 +576,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         opts.customers,
         opts.bodies,
         opts.lanes,
-        shared::domain::now_millis(),
+        omniline_domain::clock::now_millis(),
     );
     let first = Arc::new(prepare(&load, &accounts, false));
     let database = db::Db::new(&dir.join("data"));
@@ -881,9 +881,9 @@ async fn inject_poison(
     accounts: &[Account],
     n: usize,
 ) -> Result<Vec<String>, String> {
-    use shared::adapters::embedded::{EmbeddedDb, SqliteEventQueue};
-    use shared::line::envelope::QueueMessage;
-    use shared::ports::EventQueue;
+    use omniline_domain::line::envelope::QueueMessage;
+    use omniline_embedded::{EmbeddedDb, SqliteEventQueue};
+    use omniline_ports::EventQueue;
     let db = EmbeddedDb::open(data_dir).map_err(|e| e.to_string())?;
     let queue = SqliteEventQueue::new(db, "inbound", 5);
     let bodies: Vec<String> = (0..n)

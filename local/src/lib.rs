@@ -12,35 +12,37 @@ pub mod workers;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
-use router::{system_clock, RouterDeps, RouterService};
-use shared::adapters::aws::{
-    load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
-};
-use shared::adapters::config_docs::{DynamoConfigStore, SqliteConfigStore};
-use shared::adapters::dynamo_agents::DynamoAgentStore;
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::adapters::embedded::{
+use omniline_app::ingest::WebhookIngest;
+use omniline_aws::config_docs::DynamoConfigStore;
+use omniline_aws::dynamo_agents::DynamoAgentStore;
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_aws::s3::S3ObjectStore;
+use omniline_aws::workstreams::DynamoWorkstreamStore;
+use omniline_aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
+use omniline_domain::line::api::LineApiError;
+use omniline_domain::secret::SecretString;
+use omniline_embedded::config_docs::SqliteConfigStore;
+use omniline_embedded::objects::FsObjectStore;
+use omniline_embedded::sqlite_agents::SqliteAgentStore;
+use omniline_embedded::sqlite_conversations::SqliteConversationStore;
+use omniline_embedded::sqlite_deliveries::SqliteDeliveryStore;
+use omniline_embedded::workstreams::SqliteWorkstreamStore;
+use omniline_embedded::{
     Durability, EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
 };
-use shared::adapters::sqlite_agents::SqliteAgentStore;
-use shared::adapters::sqlite_conversations::SqliteConversationStore;
-use shared::adapters::sqlite_deliveries::SqliteDeliveryStore;
-use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::adapters::workstreams::SqliteWorkstreamStore;
-use shared::agents::AgentStore;
-use shared::bot::HttpBotHook;
-use shared::config::{base_url, number_in, optional, or_default, required, ConfigError};
-use shared::ingest::WebhookIngest;
-use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
-use shared::media::FsObjectStore;
-use shared::media::{ObjectStore, S3ObjectStore};
-use shared::ports::{
+use omniline_line::bot::HttpBotHook;
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::AgentStore;
+use omniline_ports::ObjectStore;
+use omniline_ports::{
     AccountStore, ConfigStore, ConversationStore, DeliveryStore, EventQueue, PortError,
     SecretStore, WorkstreamStore,
 };
-use shared::secret::SecretString;
+use omniline_runtime::config::{base_url, number_in, optional, or_default, required, ConfigError};
+use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
+use router::{system_clock, RouterDeps, RouterService};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -219,13 +221,13 @@ pub enum StartError {
     Config(#[from] ConfigError),
     /// `DATA_DIR` or a file in it is open to other users: refused (exit 2).
     #[error(transparent)]
-    NotPrivate(#[from] shared::adapters::private_fs::PrivacyError),
+    NotPrivate(#[from] omniline_embedded::private_fs::PrivacyError),
     #[error(transparent)]
     Store(#[from] PortError),
     #[error(transparent)]
     Line(#[from] LineApiError),
     #[error(transparent)]
-    Bot(#[from] shared::bot::BotError),
+    Bot(#[from] omniline_domain::bot::BotError),
     #[error(transparent)]
     Sandbox(#[from] sandbox::setup::SetupError),
     #[error("sandbox: {0}")]
@@ -450,8 +452,8 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     };
     if data_dir_used {
         // Secrets and personal data live there: refuse a directory or file others can read.
-        shared::adapters::private_fs::check_private_tree(&config.data_dir)?;
-        shared::adapters::private_fs::ensure_private_dir(&config.data_dir)?;
+        omniline_embedded::private_fs::check_private_tree(&config.data_dir)?;
+        omniline_embedded::private_fs::ensure_private_dir(&config.data_dir)?;
     }
     let adapters = adapters(&config).await?;
     let admin_token = admin_token(config.admin_token.as_ref(), adapters.secrets.as_ref()).await?;

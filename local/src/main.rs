@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::telemetry::init();
+    omniline_runtime::telemetry::init();
     let config = match omniline_local::LocalConfig::from_env() {
         Ok(config) => config,
         Err(e) => {

@@ -2,10 +2,10 @@
 //! embedded queues (the same batch handlers as on Lambda), and the router's schedule (EventBridge
 //! on AWS).
 
+use omniline_app::consumer::{BatchMessage, BatchOutcome};
+use omniline_embedded::SqliteEventQueue;
 use outbound::OutboundService;
 use router::RouterService;
-use shared::adapters::embedded::SqliteEventQueue;
-use shared::consumer::{BatchMessage, BatchOutcome};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

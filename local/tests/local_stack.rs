@@ -2,9 +2,9 @@
 //! mocked by wiremock: create an account with the printed admin token, send signed webhooks, see
 //! the events in the embedded queue; restart and find everything still there.
 
+use omniline_domain::line::signature::sign;
+use omniline_embedded::{EmbeddedDb, SqliteEventQueue};
 use serde_json::{json, Value};
-use shared::adapters::embedded::{EmbeddedDb, SqliteEventQueue};
-use shared::line::signature::sign;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -139,7 +139,7 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
     assert_eq!(callback, format!("{}/line/webhook/{id}", stack.base));
 
     // LINE's events are fresh: the webhook refuses those older than the deduplication window.
-    let now_ms = shared::domain::now_millis();
+    let now_ms = omniline_domain::clock::now_millis();
     let body = json!({"destination": "Ue2e", "events": [
         {"type": "follow", "mode": "active", "timestamp": now_ms, "webhookEventId": "01E2E00000000000000000000A",
          "deliveryContext": {"isRedelivery": false}, "replyToken": "r1", "source": {"type": "user", "userId": "Ucustomer"},
@@ -193,10 +193,10 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
     assert_eq!(r.status(), 200);
 
     // The router consumed both events (once each) from the durable queue.
-    use shared::ports::ConversationStore;
+    use omniline_ports::ConversationStore;
     let db = EmbeddedDb::open(data.path()).unwrap();
     let conversations =
-        shared::adapters::sqlite_conversations::SqliteConversationStore::new(db.clone()).unwrap();
+        omniline_embedded::sqlite_conversations::SqliteConversationStore::new(db.clone()).unwrap();
     let queue = SqliteEventQueue::new(db, "inbound", 5);
     for _ in 0..100 {
         if queue.is_empty().await.unwrap()
@@ -204,7 +204,7 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
                 .event_recorded(
                     &id,
                     "01E2E00000000000000000000B",
-                    shared::domain::now_millis() / 1000,
+                    omniline_domain::clock::now_millis() / 1000,
                 )
                 .await
                 .unwrap()
@@ -217,7 +217,7 @@ async fn a_new_user_connects_an_account_and_sees_webhooks_queued_and_kept_across
         .event_recorded(
             &id,
             "01E2E00000000000000000000A",
-            shared::domain::now_millis() / 1000
+            omniline_domain::clock::now_millis() / 1000
         )
         .await
         .unwrap());
@@ -288,11 +288,12 @@ async fn admin_token_from_the_environment_wins_and_unknown_routes_are_json_404()
 /// outbound; the same webhook sent again changes nothing.
 #[tokio::test]
 async fn a_new_customer_is_routed_assigned_and_greeted_once() {
-    use shared::adapters::sqlite_agents::SqliteAgentStore;
-    use shared::adapters::sqlite_conversations::SqliteConversationStore;
-    use shared::adapters::workstreams::SqliteWorkstreamStore;
-    use shared::agents::{Agent, AgentStatus, AgentStore};
-    use shared::ports::{ConversationStore, WorkstreamStore};
+    use omniline_domain::agents::{Agent, AgentStatus};
+    use omniline_embedded::sqlite_agents::SqliteAgentStore;
+    use omniline_embedded::sqlite_conversations::SqliteConversationStore;
+    use omniline_embedded::workstreams::SqliteWorkstreamStore;
+    use omniline_ports::AgentStore;
+    use omniline_ports::{ConversationStore, WorkstreamStore};
 
     let data = tempfile::tempdir().unwrap();
     let line = mock_line().await;
@@ -360,7 +361,7 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
         .unwrap();
 
     let body = json!({"destination": "Ushop", "events": [{
-        "type": "message", "mode": "active", "timestamp": shared::domain::now_millis(), "webhookEventId": "01NEWCUSTOMER0000000000001",
+        "type": "message", "mode": "active", "timestamp": omniline_domain::clock::now_millis(), "webhookEventId": "01NEWCUSTOMER0000000000001",
         "deliveryContext": {"isRedelivery": false}, "replyToken": "reply-1",
         "source": {"type": "user", "userId": "Unewcustomer"},
         "message": {"type": "text", "id": "5001", "quoteToken": "q", "text": "注文について"}
@@ -465,9 +466,9 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
 /// recovery delivers every message exactly once, in order.
 #[tokio::test]
 async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once_in_order() {
-    use shared::adapters::workstreams::SqliteWorkstreamStore;
-    use shared::outbound::{text_message, Origin, OutboundMessage};
-    use shared::ports::{ConversationStore, DeliveryStore, EventQueue, WorkstreamStore};
+    use omniline_domain::outbound::{text_message, Origin, OutboundMessage};
+    use omniline_embedded::workstreams::SqliteWorkstreamStore;
+    use omniline_ports::{ConversationStore, DeliveryStore, EventQueue, WorkstreamStore};
 
     let data = tempfile::tempdir().unwrap();
     let line = mock_line().await;
@@ -532,7 +533,7 @@ async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once
         .unwrap();
 
     // A customer writes now: the greeting goes out as a free reply.
-    let now_ms = shared::domain::now_millis();
+    let now_ms = omniline_domain::clock::now_millis();
     let body = json!({"destination": "Ushop", "events": [{
         "type": "message", "mode": "active", "timestamp": now_ms, "webhookEventId": "01OUTBOUND0000000000000001",
         "deliveryContext": {"isRedelivery": false}, "replyToken": "reply-token-1",
@@ -550,7 +551,7 @@ async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once
     assert_eq!(r.status(), 200);
 
     let conversations =
-        shared::adapters::sqlite_conversations::SqliteConversationStore::new(db.clone()).unwrap();
+        omniline_embedded::sqlite_conversations::SqliteConversationStore::new(db.clone()).unwrap();
     let mut conversation = None;
     for _ in 0..100 {
         conversation = conversations
@@ -585,7 +586,7 @@ async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once
     outbound.send(&agent_messages).await.unwrap();
 
     let deliveries =
-        shared::adapters::sqlite_deliveries::SqliteDeliveryStore::new(db.clone()).unwrap();
+        omniline_embedded::sqlite_deliveries::SqliteDeliveryStore::new(db.clone()).unwrap();
     let mut all_sent = false;
     for _ in 0..200 {
         let list = deliveries
@@ -595,7 +596,7 @@ async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once
         if list.len() == 4
             && list
                 .iter()
-                .all(|d| d.status == shared::delivery::DeliveryStatus::Sent)
+                .all(|d| d.status == omniline_domain::delivery::DeliveryStatus::Sent)
         {
             all_sent = true;
             break;

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_secretsmanager::config::Credentials;
-use shared::adapters::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
+use omniline_aws::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
 
 /// moto's endpoint; a test that needs it fails (not skips) without it.
 pub fn endpoint() -> String {

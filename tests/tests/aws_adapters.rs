@@ -5,13 +5,13 @@
 //! Ignored by a bare `cargo test` (no moto there); the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
+use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
+use omniline_domain::account::{Account, WebhookCounts};
+use omniline_domain::line::envelope::QueueMessage;
+use omniline_domain::secret::SecretString;
+use omniline_ports::{AccountStore, EventQueue, PortError, SecretStore};
 use omniline_tests::{drain, endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
 use serde_json::json;
-use shared::adapters::aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
-use shared::domain::{Account, WebhookCounts};
-use shared::line::envelope::QueueMessage;
-use shared::ports::{AccountStore, EventQueue, PortError, SecretStore};
-use shared::secret::SecretString;
 use std::collections::HashMap;
 
 fn message(group: &str, i: usize) -> QueueMessage {
@@ -271,7 +271,7 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
             conversations_table: None,
             media_bucket: None,
         },
-        durability: shared::adapters::embedded::Durability::Machine,
+        durability: omniline_embedded::Durability::Machine,
         router_workers: 1,
         outbound_workers: 1,
         sandbox: false,
@@ -290,12 +290,12 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
     assert_eq!(r.status(), 201);
     let created: serde_json::Value = r.json().await.unwrap();
     let body = json!({"destination": "Uaws", "events": [
-        {"type": "message", "webhookEventId": "01AWS000000000000000000001", "timestamp": shared::domain::now_millis(), "mode": "active",
+        {"type": "message", "webhookEventId": "01AWS000000000000000000001", "timestamp": omniline_domain::clock::now_millis(), "mode": "active",
          "deliveryContext": {"isRedelivery": false}, "source": {"type": "user", "userId": "Ux"},
          "message": {"type": "sticker", "id": "5", "packageId": "1", "stickerId": "1", "stickerResourceType": "STATIC"}}
     ]})
     .to_string();
-    let signature = shared::line::signature::sign(secret.as_bytes(), body.as_bytes());
+    let signature = omniline_domain::line::signature::sign(secret.as_bytes(), body.as_bytes());
     let r = client
         .post(created["callbackUrl"].as_str().unwrap())
         .header("x-line-signature", signature)
@@ -349,9 +349,9 @@ async fn a_partly_failed_batch_makes_the_webhook_answer_503() {
         .await;
     let config = sdk_config(&server.uri()).await;
     let dir = tempfile::tempdir().unwrap();
-    let embedded = shared::testkit::EmbeddedAdapters::open(dir.path()).unwrap();
+    let embedded = omniline_testkit::EmbeddedAdapters::open(dir.path()).unwrap();
     let secret = "8c570fa6dd201bb328f1c1eac23a96d8";
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         embedded.accounts.as_ref(),
         embedded.secrets.as_ref(),
         "acc",
@@ -359,7 +359,7 @@ async fn a_partly_failed_batch_makes_the_webhook_answer_503() {
     )
     .await
     .unwrap();
-    let ingest = shared::ingest::WebhookIngest::new(
+    let ingest = omniline_app::ingest::WebhookIngest::new(
         embedded.accounts.clone(),
         embedded.secrets.clone(),
         std::sync::Arc::new(SqsEventQueue::new(
@@ -376,7 +376,7 @@ async fn a_partly_failed_batch_makes_the_webhook_answer_503() {
     let status = post_webhook(
         app,
         "acc",
-        &shared::line::signature::sign(secret.as_bytes(), body.as_bytes()),
+        &omniline_domain::line::signature::sign(secret.as_bytes(), body.as_bytes()),
         body,
     )
     .await;

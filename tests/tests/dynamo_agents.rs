@@ -7,9 +7,10 @@
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use omniline_aws::dynamo_agents::DynamoAgentStore;
+use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
+use omniline_ports::AgentStore;
 use omniline_tests::{endpoint, pk_sk_table, sdk_config};
-use shared::adapters::dynamo_agents::DynamoAgentStore;
-use shared::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 

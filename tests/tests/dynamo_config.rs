@@ -7,12 +7,12 @@
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use omniline_aws::config_docs::DynamoConfigStore;
+use omniline_aws::workstreams::DynamoWorkstreamStore;
+use omniline_domain::workstream::Workstream;
+use omniline_ports::{ConfigStore, Expect, PortError, WorkstreamStore};
 use omniline_tests::{endpoint, pk_sk_table, sdk_config};
 use serde_json::json;
-use shared::adapters::config_docs::DynamoConfigStore;
-use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::ports::{ConfigStore, Expect, PortError, WorkstreamStore};
-use shared::workstream::Workstream;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -95,7 +95,7 @@ fn workstream(id: &str, account_id: &str, version: u64) -> Workstream {
 async fn dynamo_config_docs_create_update_delete_with_versions() {
     let f = fixture().await;
     // The ConfigStore contract, as the SQLite adapter's test runs it.
-    shared::testkit::config_store_contract(&f.config).await;
+    omniline_testkit::config_store_contract(&f.config).await;
     // The raw item: pk CONFIG#{kind}, sk the id, doc S, version N; a failed update writes none.
     let store = &f.config;
     assert_eq!(

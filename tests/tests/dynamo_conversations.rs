@@ -6,16 +6,16 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use omniline_tests::{endpoint, pk_sk_table, sdk_config};
-use serde_json::json;
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::conversation::{
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_domain::conversation::{
     CommitOutcome, Consent, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, SourceType, TranscriptEntry,
 };
-use shared::delivery::Delivery;
-use shared::ports::{ConversationStore, DeliveryStore, PortError, PurgeCounts};
+use omniline_domain::delivery::Delivery;
+use omniline_ports::{ConversationStore, DeliveryStore, PortError, PurgeCounts};
+use omniline_tests::{endpoint, pk_sk_table, sdk_config};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -214,11 +214,11 @@ async fn the_same_event_id_under_another_account_is_not_a_duplicate() {
 async fn the_dedupe_window_follows_the_callers_clock_years_away_from_today() {
     let (store, _, _) = store().await;
     for now in [
-        shared::testkit::FAR_PAST_SECS,
+        omniline_testkit::FAR_PAST_SECS,
         NOW,
-        shared::testkit::FAR_FUTURE_SECS,
+        omniline_testkit::FAR_FUTURE_SECS,
     ] {
-        shared::testkit::dedupe_window_follows_the_callers_clock(&store, ACCOUNT, now).await;
+        omniline_testkit::dedupe_window_follows_the_callers_clock(&store, ACCOUNT, now).await;
     }
 }
 
@@ -1397,13 +1397,14 @@ async fn list_conversations_reads_every_scan_page() {
 /// as deployed (agents in the config table).
 async fn store_with_agents() -> (
     DynamoConversationStore,
-    shared::adapters::dynamo_agents::DynamoAgentStore,
+    omniline_aws::dynamo_agents::DynamoAgentStore,
 ) {
-    use shared::agents::{Agent, AgentStatus, AgentStore};
+    use omniline_domain::agents::{Agent, AgentStatus};
+    use omniline_ports::AgentStore;
     let config = sdk_config(&endpoint()).await;
     let conversations_table = pk_sk_table(&config, "conversations").await;
     let agents_table = pk_sk_table(&config, "agents").await;
-    let agents = shared::adapters::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
+    let agents = omniline_aws::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
     agents
         .put_agent(&Agent {
             id: "X".into(),
@@ -1431,7 +1432,7 @@ fn with_agent(mut c: Conversation, agent: &str) -> Conversation {
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn an_assignment_commit_needs_the_agents_slot() {
-    use shared::agents::AgentStore;
+    use omniline_ports::AgentStore;
     let (store, agents) = store_with_agents().await;
     store.commit(&create("e1", "c1", "U1", 1)).await.unwrap();
     let waiting = store.conversation("c1").await.unwrap().unwrap();
@@ -1491,7 +1492,7 @@ async fn an_assignment_commit_needs_the_agents_slot() {
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn a_claim_is_given_back_unless_the_conversation_is_the_agents() {
-    use shared::agents::AgentStore;
+    use omniline_ports::AgentStore;
     let (store, agents) = store_with_agents().await;
     let slots = || async {
         let mut slots = agents

@@ -5,16 +5,16 @@
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
 use aws_config::SdkConfig;
-use omniline_tests::{endpoint, pk_sk_table, sdk_config};
-use serde_json::json;
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::conversation::{
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationState, ConversationWrite, EventCommit, SourceType,
     TranscriptEntry,
 };
-use shared::delivery::Delivery;
-use shared::ports::{ConversationStore, DeliveryStore};
+use omniline_domain::delivery::Delivery;
+use omniline_ports::{ConversationStore, DeliveryStore};
+use omniline_tests::{endpoint, pk_sk_table, sdk_config};
+use serde_json::json;
 use std::sync::Arc;
 
 /// A store on a fresh table, with the table name and config for raw access.
@@ -24,13 +24,13 @@ async fn store() -> (DynamoDeliveryStore, SdkConfig, String) {
     (DynamoDeliveryStore::new(&config, &name), config, name)
 }
 
-use shared::testkit::delivery_contract::{delivery, ids, sent};
+use omniline_testkit::delivery_contract::{delivery, ids, sent};
 
 /// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn begin_twice_keeps_the_first_retry_key() {
-    shared::testkit::delivery_contract::begin_twice_keeps_the_first_retry_key(&store().await.0)
+    omniline_testkit::delivery_contract::begin_twice_keeps_the_first_retry_key(&store().await.0)
         .await;
 }
 
@@ -64,14 +64,14 @@ async fn concurrent_begins_agree_on_one_record() {
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn update_needs_the_previous_version() {
-    shared::testkit::delivery_contract::update_needs_the_previous_version(&store().await.0).await;
+    omniline_testkit::delivery_contract::update_needs_the_previous_version(&store().await.0).await;
 }
 
 /// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn concurrent_updates_exactly_one_wins() {
-    shared::testkit::delivery_contract::concurrent_updates_exactly_one_wins(Arc::new(
+    omniline_testkit::delivery_contract::concurrent_updates_exactly_one_wins(Arc::new(
         store().await.0,
     ))
     .await;
@@ -81,8 +81,10 @@ async fn concurrent_updates_exactly_one_wins() {
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn listed_per_conversation_in_creation_order() {
-    shared::testkit::delivery_contract::listed_per_conversation_in_creation_order(&store().await.0)
-        .await;
+    omniline_testkit::delivery_contract::listed_per_conversation_in_creation_order(
+        &store().await.0,
+    )
+    .await;
 }
 
 #[tokio::test]

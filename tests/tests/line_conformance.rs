@@ -16,11 +16,13 @@
 //! Ignored by a bare `cargo test` (no Prism there); the test command runs them with
 //! `--include-ignored`, and then a missing URL is a failure, not a skip.
 
+use omniline_domain::line::api::{Content, LineApiError};
+use omniline_domain::secret::SecretString;
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_line::DEFAULT_MAX_CONTENT_BYTES;
+use omniline_ports::LineApi;
 use serde_json::{json, Value};
-use shared::line::api::{
-    Content, HttpLineApi, LineApi, LineApiConfig, LineApiError, DEFAULT_MAX_CONTENT_BYTES,
-};
-use shared::secret::SecretString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

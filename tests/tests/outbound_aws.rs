@@ -2,17 +2,18 @@
 //! queue, delivery records in DynamoDB, credentials in Secrets Manager, LINE served by wiremock.
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
+use omniline_domain::delivery::DeliveryStatus;
+use omniline_domain::outbound::{text_message, Origin, OutboundMessage};
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::{DeliveryStore, EventQueue};
 use omniline_tests::{endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
 use outbound::lambda::{handle_sqs, SqsRetryDelay};
 use outbound::{ChannelTokens, OutboundDeps, OutboundService};
 use serde_json::json;
-use shared::adapters::aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::delivery::DeliveryStatus;
-use shared::line::api::{HttpLineApi, LineApiConfig};
-use shared::outbound::{text_message, Origin, OutboundMessage};
-use shared::ports::{DeliveryStore, EventQueue};
 use std::sync::Arc;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -47,7 +48,7 @@ async fn a_batch_reports_exactly_the_failed_message_and_the_rest_of_its_group() 
         &config,
         format!("{}/", unique("stack")),
     ));
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         accounts.as_ref(),
         secrets.as_ref(),
         ACCOUNT,
@@ -85,7 +86,7 @@ async fn a_batch_reports_exactly_the_failed_message_and_the_rest_of_its_group() 
         line: api.clone(),
         tokens: Arc::new(ChannelTokens::new(accounts, secrets, api)),
         media: None,
-        clock: Arc::new(shared::domain::now_millis),
+        clock: Arc::new(omniline_domain::clock::now_millis),
     });
 
     // Four messages through a real FIFO queue: two to a recipient LINE refuses (5xx), two fine.

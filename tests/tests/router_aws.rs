@@ -1,20 +1,23 @@
 //! The router on the AWS adapters (DynamoDB, SQS FIFO, S3, Secrets Manager) against moto, with
 //! LINE served by wiremock: the same use case as on the embedded adapters, over the wire.
 
+use omniline_aws::dynamo_agents::DynamoAgentStore;
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::s3::S3ObjectStore;
+use omniline_aws::workstreams::DynamoWorkstreamStore;
+use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
+use omniline_domain::agents::{Agent, AgentStatus};
+use omniline_domain::conversation::ConversationState;
+use omniline_domain::outbound::OutboundMessage;
+use omniline_line::bot::HttpBotHook;
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::AgentStore;
+use omniline_ports::ObjectStore;
+use omniline_ports::{ConversationStore, WorkstreamStore};
 use omniline_tests::{bucket, drain, endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
 use router::{Processed, RouterDeps, RouterService};
 use serde_json::{json, Value};
-use shared::adapters::aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
-use shared::adapters::dynamo_agents::DynamoAgentStore;
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::agents::{Agent, AgentStatus, AgentStore};
-use shared::bot::HttpBotHook;
-use shared::conversation::ConversationState;
-use shared::line::api::{HttpLineApi, LineApiConfig};
-use shared::media::{ObjectStore, S3ObjectStore};
-use shared::outbound::OutboundMessage;
-use shared::ports::{ConversationStore, WorkstreamStore};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +50,7 @@ async fn aws() -> Aws {
         &config,
         format!("{}/", unique("stack")),
     ));
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         accounts.as_ref(),
         secrets.as_ref(),
         ACCOUNT,
@@ -97,7 +100,7 @@ async fn aws() -> Aws {
     })
     .unwrap();
     let api = Arc::new(api);
-    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+    let tokens = Arc::new(omniline_app::tokens::ChannelTokens::new(
         accounts.clone(),
         secrets.clone(),
         api.clone(),
@@ -108,7 +111,7 @@ async fn aws() -> Aws {
         conversations: conversations.clone(),
         workstreams: Arc::new(workstreams),
         agents: agents.clone(),
-        config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(
+        config: Arc::new(omniline_aws::config_docs::DynamoConfigStore::new(
             &config,
             &config_table,
         )),
@@ -306,7 +309,7 @@ async fn auto_close_finds_open_conversations_through_the_sparse_index() {
     let indexed = aws_sdk_dynamodb::Client::new(&aws.config)
         .scan()
         .table_name(&aws.conversations_table)
-        .index_name(shared::adapters::dynamo_conversations::OPEN_INDEX)
+        .index_name(omniline_aws::dynamo_conversations::OPEN_INDEX)
         .send()
         .await
         .unwrap();
@@ -340,7 +343,7 @@ async fn aws_workers(count: usize) -> AwsWorkers {
     let outbound_url = fifo_queue(&config, "outbound").await;
     let media_bucket = bucket(&config).await;
     let secrets_prefix = format!("{}/", unique("stack"));
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         &DynamoAccountStore::new(&config, &config_table),
         &SecretsManagerStore::new(&config, secrets_prefix.clone()),
         ACCOUNT,
@@ -392,7 +395,7 @@ async fn aws_workers(count: usize) -> AwsWorkers {
             })
             .unwrap(),
         );
-        let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+        let tokens = Arc::new(omniline_app::tokens::ChannelTokens::new(
             accounts.clone(),
             secrets.clone(),
             api.clone(),
@@ -407,7 +410,7 @@ async fn aws_workers(count: usize) -> AwsWorkers {
             ),
             workstreams: Arc::new(DynamoWorkstreamStore::new(&config, &config_table)),
             agents: Arc::new(DynamoAgentStore::new(&config, &config_table)),
-            config: Arc::new(shared::adapters::config_docs::DynamoConfigStore::new(
+            config: Arc::new(omniline_aws::config_docs::DynamoConfigStore::new(
                 &config,
                 &config_table,
             )),
@@ -438,7 +441,7 @@ async fn settled_over_aws(
     aws: &AwsWorkers,
     customers: usize,
 ) -> (
-    Vec<shared::conversation::Conversation>,
+    Vec<omniline_domain::conversation::Conversation>,
     std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 ) {
     use std::collections::{BTreeMap, BTreeSet};
@@ -512,7 +515,7 @@ async fn schedule_on_every_worker(aws: &AwsWorkers, rounds: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn several_router_workers_at_once_never_over_assign_over_the_aws_adapters() {
-    use shared::consumer::BatchMessage;
+    use omniline_app::consumer::BatchMessage;
     use std::collections::{BTreeMap, BTreeSet};
     const WORKERS: usize = 4;
     const CUSTOMERS: usize = 60;

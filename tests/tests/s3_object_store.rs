@@ -5,9 +5,10 @@
 //! The moto tests are ignored by a bare `cargo test`; the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
+use omniline_aws::s3::S3ObjectStore;
+use omniline_domain::PortError;
+use omniline_ports::ObjectStore;
 use omniline_tests::{bucket, endpoint, sdk_config};
-use shared::media::{ObjectStore, S3ObjectStore};
-use shared::ports::PortError;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn binary() -> Vec<u8> {

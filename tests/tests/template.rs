@@ -285,7 +285,7 @@ const TEST_ONLY_VARIABLES: [&str; 1] = ["AWS_ENDPOINT_URL"];
 /// The variables a function's code reads: `required("X")`, `optional("X")`,
 /// `or_default("X", …)` in `functions/{crate}/src/main.rs`, in every `{crate}::wiring` module
 /// it calls (the router's, shared with the agent function) and in the shared readers of
-/// `shared::config` it calls.
+/// `omniline_runtime::config` it calls.
 fn variables_read(krate: &str) -> BTreeSet<String> {
     let main = read(&format!("functions/{krate}/src/main.rs"));
     let mut sources = vec![main.clone()];
@@ -297,13 +297,13 @@ fn variables_read(krate: &str) -> BTreeSet<String> {
     for other in wired {
         sources.push(read(&format!("functions/{other}/src/wiring.rs")));
     }
-    // Shared readers of the environment the function calls (`shared::config::line_api_from_env`).
-    let config = read("shared/src/config.rs");
+    // Shared readers of the environment the function calls (`omniline_wiring::line_api_from_env`).
+    let config = read("shared/runtime/src/config.rs");
     for reader in ["line_api_from_env"] {
         if sources.iter().any(|s| s.contains(&format!("{reader}("))) {
             let start = config
                 .find(&format!("pub fn {reader}("))
-                .unwrap_or_else(|| panic!("shared/src/config.rs: no fn {reader}"));
+                .unwrap_or_else(|| panic!("shared/runtime/src/config.rs: no fn {reader}"));
             let end = start + config[start..].find("\n}\n").expect("end of fn");
             sources.push(config[start..end].to_owned());
         }
@@ -1210,7 +1210,7 @@ fn tables_and_bucket_are_protected_and_expire() {
         }
     }
     assert!(
-        read("shared/src/adapters/dynamo_conversations.rs").contains("\"expiresAt\""),
+        read("shared/aws/src/dynamo_conversations.rs").contains("\"expiresAt\""),
         "the TTL attribute is the adapter's"
     );
 
@@ -1262,7 +1262,7 @@ fn tables_and_bucket_are_protected_and_expire() {
         "\"agent-media/{}/{}.{ext}\"",
     ] {
         let sources =
-            read("shared/src/media_links.rs") + &read("functions/agent/src/conversations.rs");
+            read("shared/domain/src/media_links.rs") + &read("functions/agent/src/conversations.rs");
         assert!(sources.contains(key_prefix), "media keys: {key_prefix}");
     }
 }
@@ -1286,7 +1286,7 @@ fn auto_close_is_scheduled() {
 /// index and its key attribute in the template are the adapter's.
 #[test]
 fn the_conversations_table_has_the_adapters_open_conversations_index() {
-    use shared::adapters::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
+    use omniline_aws::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
     let t = Template::load();
     let p = props(t.resource("ConversationsTable"));
     let indexes = p
@@ -1346,13 +1346,13 @@ fn rejected_signatures_raise_an_alarm_on_the_line_the_webhook_logs() {
         .to_owned();
     // The webhook logs exactly this message once per request refused for its signature, as a
     // JSON line with the message at the top level.
-    let ingest = read("shared/src/ingest.rs");
+    let ingest = read("shared/app/src/ingest.rs");
     assert_eq!(
         ingest.matches(&format!("\"{message}\"")).count(),
         1,
-        "shared/src/ingest.rs logs {message:?} once"
+        "shared/app/src/ingest.rs logs {message:?} once"
     );
-    let telemetry = read("shared/src/telemetry.rs");
+    let telemetry = read("shared/runtime/src/telemetry.rs");
     assert!(telemetry.contains(".json()") && telemetry.contains(".flatten_event(true)"));
 
     let transformation = props(filter)
@@ -1621,7 +1621,7 @@ fn no_function_is_granted_a_whole_table_or_bucket_by_a_policy_template() {
 /// only these functions scan these tables.
 #[test]
 fn dynamodb_statements_name_their_actions_and_partition_keys() {
-    use shared::adapters::dynamo_conversations::OPEN_INDEX;
+    use omniline_aws::dynamo_conversations::OPEN_INDEX;
     let t = Template::load();
     let mut scans = BTreeSet::new();
     let mut found = 0;
@@ -1710,10 +1710,10 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
 /// Config table items by partition key, one sample of each (the layouts of the DynamoDB
 /// adapters, checked by `the_partition_key_prefixes_are_the_adapters`).
 fn config_items() -> Vec<(&'static str, String)> {
-    use shared::agents::AGENT_ACCOUNT_KIND;
-    use shared::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
-    use shared::queues::QUEUE_KIND;
-    use shared::settings::SETTINGS_KIND;
+    use omniline_domain::agents::AGENT_ACCOUNT_KIND;
+    use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
+    use omniline_domain::queues::QUEUE_KIND;
+    use omniline_domain::settings::SETTINGS_KIND;
     let doc = |kind: &str| format!("CONFIG#{kind}");
     vec![
         // ACCOUNT#{id}: PROFILE, WEBHOOK_STATS, WORKSTREAM.
@@ -1932,7 +1932,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
 /// writes.
 #[test]
 fn the_public_webhook_only_reads_accounts_and_counts_its_requests() {
-    use shared::agents::AGENT_ACCOUNT_KIND;
+    use omniline_domain::agents::AGENT_ACCOUNT_KIND;
     let t = Template::load();
     let dynamo: Vec<&Value> = function_statements(&t, "WebhookFunction")
         .into_iter()
@@ -1988,7 +1988,7 @@ fn the_public_webhook_only_reads_accounts_and_counts_its_requests() {
         .expect("UpdateItem limited to the counters' attributes (dynamodb:Attributes)")
         .into_iter()
         .collect();
-    let source = read("shared/src/adapters/aws.rs");
+    let source = read("shared/aws/src/lib.rs");
     let record = source
         .split("async fn record_webhook")
         .nth(1)
@@ -2083,15 +2083,15 @@ fn media_statements_name_only_the_prefixes_each_function_uses() {
     for (file, key) in [
         (
             // The one definition of inbound media keys (router writes, admin erases and purges).
-            "shared/src/media_links.rs",
+            "shared/domain/src/media_links.rs",
             r#"INBOUND_MEDIA_PREFIX: &str = "media/""#,
         ),
         (
-            "shared/src/media_links.rs",
+            "shared/domain/src/media_links.rs",
             r#"format!("{INBOUND_MEDIA_PREFIX}{account_id}/{message_id}")"#,
         ),
         (
-            "shared/src/media_links.rs",
+            "shared/domain/src/media_links.rs",
             r#"format!("{INBOUND_MEDIA_PREFIX}{account_id}/")"#,
         ),
         (
@@ -2099,7 +2099,7 @@ fn media_statements_name_only_the_prefixes_each_function_uses() {
             r#""agent-media/{}/{}.{ext}""#,
         ),
         (
-            "functions/outbound/src/lib.rs",
+            "shared/app/src/outbound.rs",
             r#"format!("outbound/{account_id}/{conversation_id}/")"#,
         ),
     ] {
@@ -2113,73 +2113,73 @@ fn media_statements_name_only_the_prefixes_each_function_uses() {
 #[test]
 fn the_partition_key_prefixes_are_the_adapters() {
     for (file, layout) in [
-        ("shared/src/adapters/aws.rs", r#"format!("ACCOUNT#{id}")"#),
+        ("shared/aws/src/lib.rs", r#"format!("ACCOUNT#{id}")"#),
         (
-            "shared/src/adapters/workstreams.rs",
+            "shared/aws/src/workstreams.rs",
             r#"format!("ACCOUNT#{account_id}")"#,
         ),
         (
-            "shared/src/adapters/workstreams.rs",
+            "shared/aws/src/workstreams.rs",
             r#"POINTERS_PK: &str = "WORKSTREAMS""#,
         ),
         (
-            "shared/src/adapters/dynamo_agents.rs",
+            "shared/aws/src/dynamo_agents.rs",
             r#"AGENT_PREFIX: &str = "AGENT#""#,
         ),
         (
-            "shared/src/adapters/dynamo_agents.rs",
+            "shared/aws/src/dynamo_agents.rs",
             r#"AGENTS_PK: &str = "AGENTS""#,
         ),
         (
-            "shared/src/adapters/dynamo_agents.rs",
+            "shared/aws/src/dynamo_agents.rs",
             r#"format!("QUEUE#{queue_id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_agents.rs",
+            "shared/aws/src/dynamo_agents.rs",
             r#"format!("{NOTIFICATION}#{}""#,
         ),
         (
-            "shared/src/adapters/dynamo_agents.rs",
+            "shared/aws/src/dynamo_agents.rs",
             r#"NOTIFICATION: &str = "NOTIFICATION""#,
         ),
         (
-            "shared/src/adapters/config_docs.rs",
+            "shared/aws/src/config_docs.rs",
             r#"format!("CONFIG#{kind}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_conversations.rs",
+            "shared/aws/src/dynamo_conversations.rs",
             r#"format!("EVENT#{account_id}#{event_id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_conversations.rs",
+            "shared/aws/src/dynamo_conversations.rs",
             r#"format!("CONV#{conversation_id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_conversations.rs",
+            "shared/aws/src/dynamo_conversations.rs",
             r#"format!("OPEN#{account_id}#{source_id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_conversations.rs",
+            "shared/aws/src/dynamo_conversations.rs",
             r#"format!("LINEMSG#{account_id}#{message_id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_conversations.rs",
+            "shared/aws/src/dynamo_conversations.rs",
             r#"format!("CUSTOMER#{account_id}#{user_id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_conversations.rs",
+            "shared/aws/src/dynamo_conversations.rs",
             r#"format!("AGENT#{agent_id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_deliveries.rs",
+            "shared/aws/src/dynamo_deliveries.rs",
             r#"DELIVERY: &str = "DELIVERY""#,
         ),
         (
-            "shared/src/adapters/dynamo_deliveries.rs",
+            "shared/aws/src/dynamo_deliveries.rs",
             r#"format!("{DELIVERY}#{id}")"#,
         ),
         (
-            "shared/src/adapters/dynamo_deliveries.rs",
+            "shared/aws/src/dynamo_deliveries.rs",
             r#"format!("CONV#{conversation_id}")"#,
         ),
     ] {
@@ -2204,12 +2204,12 @@ fn the_partition_key_prefixes_are_the_adapters() {
     let literal = Regex::new(r#""([A-Z_]+)#"#).expect("regex");
     let constant = Regex::new(r#"\{([A-Z_]+)\}#"#).expect("regex");
     for file in [
-        "shared/src/adapters/aws.rs",
-        "shared/src/adapters/config_docs.rs",
-        "shared/src/adapters/workstreams.rs",
-        "shared/src/adapters/dynamo_agents.rs",
-        "shared/src/adapters/dynamo_conversations.rs",
-        "shared/src/adapters/dynamo_deliveries.rs",
+        "shared/aws/src/lib.rs",
+        "shared/aws/src/config_docs.rs",
+        "shared/aws/src/workstreams.rs",
+        "shared/aws/src/dynamo_agents.rs",
+        "shared/aws/src/dynamo_conversations.rs",
+        "shared/aws/src/dynamo_deliveries.rs",
     ] {
         let source = read(file);
         let code = source.split("#[cfg(test)]").next().unwrap_or_default();

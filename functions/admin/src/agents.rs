@@ -1,5 +1,5 @@
 //! `/admin/v1/agents`: the people who answer. The operational record (queues, skills, capacity,
-//! status, active conversations) is the [`shared::agents::AgentStore`]'s; the admin-side record
+//! status, active conversations) is the [`omniline_ports::AgentStore`]'s; the admin-side record
 //! (email, the hash of the agent API token) is an [`AgentAccount`] in the config store. The token
 //! is returned once, on creation and on rotation.
 
@@ -11,11 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use omniline_domain::agents::{
+    issue_agent_token, Agent, AgentAccount, AgentStatus, AGENT_ACCOUNT_KIND,
+};
+use omniline_domain::clock::{new_id, now_millis, rfc3339_millis};
+use omniline_domain::input::Fields;
+use omniline_ports::{ConfigDoc, Expect, PortError};
 use serde_json::{json, Value};
-use shared::agents::{issue_agent_token, Agent, AgentAccount, AgentStatus, AGENT_ACCOUNT_KIND};
-use shared::domain::{new_id, now_millis, rfc3339_millis};
-use shared::input::Fields;
-use shared::ports::{ConfigDoc, Expect, PortError};
 use std::collections::HashMap;
 
 /// Most conversations one agent may hold at once.

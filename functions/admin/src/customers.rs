@@ -13,12 +13,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use omniline_domain::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
+use omniline_domain::conversation::{Conversation, ConversationState, Customer};
+use omniline_domain::input::{InputError, Query};
+use omniline_domain::media_links::{inbound_media_key, inbound_media_prefix, key_of_link};
+use omniline_ports::PurgeCounts;
 use serde_json::{json, Value};
-use shared::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
-use shared::conversation::{Conversation, ConversationState, Customer};
-use shared::input::{InputError, Query};
-use shared::media_links::{inbound_media_key, inbound_media_prefix, key_of_link};
-use shared::ports::PurgeCounts;
 
 /// `purge=true|false` (absent: false); anything else is a 400.
 pub(crate) fn purge_flag(query: Option<&str>) -> Result<bool> {

@@ -18,21 +18,22 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use shared::agents::AgentStore;
-use shared::domain::{
-    credentials_secret_name, new_id, now_millis, rfc3339_millis, Account, ChannelCredentials,
-};
-use shared::http::{coded_field_error, error_body, error_response, field_error};
-use shared::input::{Fields, InputError};
-use shared::line::api::{BotInfo, LineApi, LineApiError};
-use shared::media::ObjectStore;
-use shared::ports::{
+use omniline_domain::account::{credentials_secret_name, Account, ChannelCredentials};
+use omniline_domain::clock::{new_id, now_millis, rfc3339_millis};
+use omniline_domain::input::{Fields, InputError};
+use omniline_domain::line::api::{BotInfo, LineApiError};
+use omniline_domain::secret::SecretString;
+use omniline_ports::AgentStore;
+use omniline_ports::LazySecret;
+use omniline_ports::LineApi;
+use omniline_ports::ObjectStore;
+use omniline_ports::{
     AccountStore, ConfigStore, ConversationStore, DeliveryStore, PortError, SecretStore,
     WorkstreamStore,
 };
-use shared::secret::{LazySecret, SecretString};
+use omniline_runtime::http::{coded_field_error, error_body, error_response, field_error};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -182,13 +183,13 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/settings",
             get(settings::get_settings).patch(settings::update_settings),
         )
-        .fallback(shared::http::not_found)
+        .fallback(omniline_runtime::http::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_admin_token,
         ))
-        .layer(middleware::from_fn(shared::http::json_rejections))
+        .layer(middleware::from_fn(omniline_runtime::http::json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

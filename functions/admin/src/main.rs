@@ -1,20 +1,20 @@
 //! Lambda entry point of the admin function: typed config from the environment, clients and the
 //! admin token loaded once, then the router served on Lambda (or on `$PORT` outside Lambda).
 
-use shared::adapters::aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
-use shared::adapters::config_docs::DynamoConfigStore;
-use shared::adapters::dynamo_agents::DynamoAgentStore;
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::adapters::workstreams::DynamoWorkstreamStore;
-use shared::config::{base_url, optional, required};
-use shared::line::api::HttpLineApi;
-use shared::media::S3ObjectStore;
+use omniline_aws::config_docs::DynamoConfigStore;
+use omniline_aws::dynamo_agents::DynamoAgentStore;
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_aws::s3::S3ObjectStore;
+use omniline_aws::workstreams::DynamoWorkstreamStore;
+use omniline_aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
+use omniline_line::api::HttpLineApi;
+use omniline_runtime::config::{base_url, optional, required};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init();
+    omniline_runtime::telemetry::init();
     let table = required("CONFIG_TABLE")?;
     let conversations_table = required("CONVERSATIONS_TABLE")?;
     let media_bucket = required("MEDIA_BUCKET")?;
@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let public_base_url = optional("PUBLIC_BASE_URL")
         .map(|u| base_url("PUBLIC_BASE_URL", &u))
         .transpose()?;
-    let line_config = shared::config::line_api_from_env()?;
+    let line_config = omniline_wiring::line_api_from_env()?;
 
     let endpoint = optional("AWS_ENDPOINT_URL");
     let sdk = load_sdk_config(endpoint.as_deref()).await;
@@ -42,5 +42,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
     };
     let state = admin::AdminState::new(deps, admin_token, public_base_url);
-    shared::http::serve(admin::router(state), 9002).await
+    omniline_runtime::http::serve(admin::router(state), 9002).await
 }

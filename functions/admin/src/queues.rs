@@ -8,11 +8,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use omniline_domain::clock::{new_id, now_millis, rfc3339_millis};
+use omniline_domain::input::Fields;
+use omniline_domain::queues::{Queue, QUEUE_KIND};
+use omniline_ports::{ConfigDoc, Expect};
 use serde_json::{json, Value};
-use shared::domain::{new_id, now_millis, rfc3339_millis};
-use shared::input::Fields;
-use shared::ports::{ConfigDoc, Expect};
-use shared::queues::{Queue, QUEUE_KIND};
 
 /// At most this many skills per queue, agent or rule.
 pub(crate) const MAX_SKILLS: usize = 20;
@@ -32,7 +32,7 @@ fn queue_json(queue: &Queue, version: u64) -> Value {
 
 fn parse(doc: &ConfigDoc) -> Result<Queue> {
     serde_json::from_str(&doc.doc).map_err(|e| {
-        AdminError::Store(shared::ports::PortError::Unavailable(format!(
+        AdminError::Store(omniline_domain::PortError::Unavailable(format!(
             "stored queue {} does not parse: {e}",
             doc.id
         )))
@@ -41,7 +41,7 @@ fn parse(doc: &ConfigDoc) -> Result<Queue> {
 
 fn to_doc(queue: &Queue) -> Result<String> {
     serde_json::to_string(queue).map_err(|e| {
-        AdminError::Store(shared::ports::PortError::Unavailable(format!(
+        AdminError::Store(omniline_domain::PortError::Unavailable(format!(
             "queue does not serialise: {e}"
         )))
     })

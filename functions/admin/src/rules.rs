@@ -1,6 +1,6 @@
 //! `/admin/v1/workstreams/{id}/rules`: the workstream's ordered routing rules (first enabled match
 //! wins), and a dry run that evaluates them against a sample LINE event exactly as the router
-//! does ([`shared::routing::routing_context`] and [`CompiledRules`]), storing and sending nothing.
+//! does ([`omniline_domain::routing::routing_context`] and [`CompiledRules`]), storing and sending nothing.
 //!
 //! Rules live inside the workstream document: every change is an optimistic write of the whole
 //! workstream at its version (409 `version_conflict` when another admin got there first), and
@@ -15,14 +15,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use omniline_domain::clock::{new_id, now_millis, rfc3339_millis};
+use omniline_domain::conversation::{Consent, Customer, UNKNOWN_CUSTOMER_NAME};
+use omniline_domain::input::{Fields, InputError};
+use omniline_domain::line::events::Event;
+use omniline_domain::routing::routing_context;
+use omniline_domain::routing::rules::{
+    validate_rules, CompiledRules, RuleDef, RuleResult, MAX_RULES,
+};
+use omniline_domain::workstream::Workstream;
 use serde_json::{json, Value};
-use shared::conversation::{Consent, Customer, UNKNOWN_CUSTOMER_NAME};
-use shared::domain::{new_id, now_millis, rfc3339_millis};
-use shared::input::{Fields, InputError};
-use shared::line::events::Event;
-use shared::routing::routing_context;
-use shared::routing::rules::{validate_rules, CompiledRules, RuleDef, RuleResult, MAX_RULES};
-use shared::workstream::Workstream;
 
 /// Largest condition, as JSON bytes: 100 rules of this size fit in one stored workstream.
 const MAX_CONDITION_BYTES: usize = 3000;
@@ -353,7 +355,7 @@ pub(crate) async fn test_rules(
 
     let ws = load_workstream(&state, &id).await?;
     let compiled = CompiledRules::compile(&ws.rules).map_err(|e| {
-        AdminError::Store(shared::ports::PortError::Unavailable(format!(
+        AdminError::Store(omniline_domain::PortError::Unavailable(format!(
             "stored rules do not compile: {e}"
         )))
     })?;

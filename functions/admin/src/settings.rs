@@ -5,10 +5,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use omniline_app::settings::load_settings;
+use omniline_domain::input::Fields;
+use omniline_domain::settings::{Settings, RETENTION_DAYS_MAX, SETTINGS_ID, SETTINGS_KIND};
+use omniline_ports::{Expect, PortError};
 use serde_json::json;
-use shared::input::Fields;
-use shared::ports::{Expect, PortError};
-use shared::settings::{load_settings, Settings, RETENTION_DAYS_MAX, SETTINGS_ID, SETTINGS_KIND};
 
 fn settings_json(settings: &Settings, version: u64) -> serde_json::Value {
     json!({ "retentionDays": settings.retention_days, "version": version })

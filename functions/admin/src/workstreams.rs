@@ -13,16 +13,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
-use shared::domain::{new_id, now_millis, rfc3339_millis};
-use shared::input::{Fields, InputError};
-use shared::ports::PortError;
-use shared::secret::SecretString;
-use shared::workstream::{
+use omniline_domain::clock::{new_id, now_millis, rfc3339_millis};
+use omniline_domain::input::{Fields, InputError};
+use omniline_domain::secret::SecretString;
+use omniline_domain::workstream::{
     AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, Distribution,
     GroupChats, Survey, Trigger, Workstream, WorkstreamError, BOT_TIMEOUT_MS_DEFAULT,
     BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, MAX_MESSAGE_CHARS,
 };
+use omniline_domain::PortError;
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 /// Where a workstream's bot secret is kept in the secret store.
@@ -209,9 +209,17 @@ fn survey(value: Value) -> Result<Option<Survey>, InputError> {
     }
     let mut f = Fields::nested(value, "survey")?;
     let enabled = boolean_required(&mut f, "enabled")?;
-    let question = f.text("question", 1, shared::workstream::SURVEY_QUESTION_MAX_CHARS)?;
+    let question = f.text(
+        "question",
+        1,
+        omniline_domain::workstream::SURVEY_QUESTION_MAX_CHARS,
+    )?;
     let scale = f
-        .integer("scale", 2, i64::from(shared::workstream::SURVEY_SCALE_MAX))?
+        .integer(
+            "scale",
+            2,
+            i64::from(omniline_domain::workstream::SURVEY_SCALE_MAX),
+        )?
         .map(|s| s as u8);
     let url = f.text("url", 9, 1000)?;
     f.finish()?;
@@ -366,8 +374,8 @@ fn apply(
         ws.auto_close_minutes = fields
             .integer(
                 "autoCloseMinutes",
-                i64::from(shared::workstream::AUTO_CLOSE_MINUTES_MIN),
-                i64::from(shared::workstream::AUTO_CLOSE_MINUTES_MAX),
+                i64::from(omniline_domain::workstream::AUTO_CLOSE_MINUTES_MIN),
+                i64::from(omniline_domain::workstream::AUTO_CLOSE_MINUTES_MAX),
             )?
             .map(|m| m as u32);
     }

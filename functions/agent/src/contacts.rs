@@ -11,17 +11,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::json;
-use shared::agents::Agent;
-use shared::contacts::{
+use omniline_app::settings::load_settings;
+use omniline_domain::agents::Agent;
+use omniline_domain::clock::{new_id, rfc3339_millis};
+use omniline_domain::contacts::{
     contact_kind, Contact, LinkNonce, LinkRequest, LINK_LIFETIME_MS, LINK_NONCE_KIND,
     LINK_REQUEST_KIND, MAX_CONTACTS_PER_ACCOUNT,
 };
-use shared::conversation::{EventCommit, DEDUPE_RETENTION_SECS};
-use shared::domain::{new_id, rfc3339_millis};
-use shared::input::{Fields, Query};
-use shared::ports::Expect;
-use shared::settings::load_settings;
+use omniline_domain::conversation::{EventCommit, DEDUPE_RETENTION_SECS};
+use omniline_domain::input::{Fields, Query};
+use omniline_ports::Expect;
+use serde_json::json;
 
 /// LINE's account-link page.
 const LINE_ACCOUNT_LINK_URL: &str = "https://access.line.me/dialog/bot/accountLink";
@@ -411,7 +411,7 @@ pub(crate) async fn confirm_link(
                 .put_doc(LINK_NONCE_KIND, &nonce, &doc, Expect::Absent)
                 .await
         }
-        Err(e) => Err(shared::ports::PortError::Unavailable(e.to_string())),
+        Err(e) => Err(omniline_domain::PortError::Unavailable(e.to_string())),
     };
     if !matches!(stored, Ok(Some(_))) {
         return page(

@@ -7,16 +7,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use router::agent_ops::TransferTarget;
-use serde_json::{json, Value};
-use shared::agents::Agent;
-use shared::contacts::{contact_kind, Contact};
-use shared::conversation::{
+use omniline_app::router::agent_ops::TransferTarget;
+use omniline_domain::agents::Agent;
+use omniline_domain::contacts::{contact_kind, Contact};
+use omniline_domain::conversation::{
     Conversation, ConversationFilter, ConversationState, Customer, SourceType, TranscriptEntry,
 };
-use shared::input::{Fields, Query};
-use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
-use shared::queues::{Queue, QUEUE_KIND};
+use omniline_domain::input::{Fields, Query};
+use omniline_domain::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
+use omniline_domain::queues::{Queue, QUEUE_KIND};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 
 /// Most conversations one list returns.
@@ -265,7 +265,7 @@ fn signed(state: &AgentState, key: &str) -> Option<String> {
 fn entry_json(
     state: &AgentState,
     entry: &TranscriptEntry,
-    deliveries: &HashMap<String, shared::delivery::Delivery>,
+    deliveries: &HashMap<String, omniline_domain::delivery::Delivery>,
 ) -> Value {
     let mut v = json!({
         "id": entry.event_id,
@@ -308,11 +308,11 @@ fn entry_json(
 
 /// An automated or bot message as a transcript line (`automatedMessage` / `botMessage`, out).
 fn sent_content_json(
-    delivery: &shared::delivery::Delivery,
-    content: &shared::delivery::DeliveredContent,
+    delivery: &omniline_domain::delivery::Delivery,
+    content: &omniline_domain::delivery::DeliveredContent,
 ) -> Value {
     let kind = match content.origin {
-        shared::outbound::Origin::Bot => "botMessage",
+        omniline_domain::outbound::Origin::Bot => "botMessage",
         _ => "automatedMessage",
     };
     json!({
@@ -356,7 +356,7 @@ pub(crate) async fn messages(
     let c = visible(&state, &agent, &id).await?;
     let deps = state.router.deps();
     let transcript = deps.conversations.transcript(&c.id).await?;
-    let deliveries: HashMap<String, shared::delivery::Delivery> = state
+    let deliveries: HashMap<String, omniline_domain::delivery::Delivery> = state
         .deliveries
         .deliveries_for_conversation(&c.id)
         .await?
@@ -662,7 +662,7 @@ pub(crate) async fn pick(
 async fn chat(
     state: &AgentState,
     c: &Conversation,
-) -> Result<shared::secret::SecretString, ApiError> {
+) -> Result<omniline_domain::secret::SecretString, ApiError> {
     if c.state == ConversationState::Closed {
         return Err(ApiError::Conflict("the conversation is closed".into()));
     }
@@ -682,7 +682,7 @@ async fn one_to_one_chat(
     agent: &Agent,
     id: &str,
     why: &str,
-) -> Result<(Conversation, shared::secret::SecretString), ApiError> {
+) -> Result<(Conversation, omniline_domain::secret::SecretString), ApiError> {
     let c = visible(state, agent, id).await?;
     if c.source_type != SourceType::User {
         return Err(ApiError::Unprocessable {

@@ -2,13 +2,13 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use router::agent_ops::AgentOpError;
-use shared::http::{coded_field_error, error_response, field_error};
-use shared::input::InputError;
-use shared::line::api::LineApiError;
-use shared::ports::PortError;
+use omniline_app::router::agent_ops::AgentOpError;
+use omniline_domain::input::InputError;
+use omniline_domain::line::api::LineApiError;
+use omniline_domain::PortError;
+use omniline_runtime::http::{coded_field_error, error_response, field_error};
 
-pub use shared::http::json_rejections;
+pub use omniline_runtime::http::json_rejections;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -20,12 +20,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 pub use error::ApiError;
-use router::RouterService;
+use omniline_app::router::RouterService;
+use omniline_domain::agents::{
+    parse_agent_token, token_matches, Agent, AgentAccount, AGENT_ACCOUNT_KIND,
+};
+use omniline_ports::DeliveryStore;
+use omniline_ports::LazySecret;
+use omniline_runtime::http::error_response;
 use serde_json::json;
-use shared::agents::{parse_agent_token, token_matches, Agent, AgentAccount, AGENT_ACCOUNT_KIND};
-use shared::http::error_response;
-use shared::ports::DeliveryStore;
-use shared::secret::LazySecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,7 +142,7 @@ pub fn router(state: AgentState) -> Router {
 /// [`router`] with JSON answers for unknown routes and methods: what the Lambda function serves.
 pub fn standalone(state: AgentState) -> Router {
     router(state)
-        .fallback(shared::http::not_found)
+        .fallback(omniline_runtime::http::not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
 
@@ -227,12 +229,12 @@ async fn presence(
     Extension(agent): Extension<Agent>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let mut fields = shared::input::Fields::parse(&body)?;
+    let mut fields = omniline_domain::input::Fields::parse(&body)?;
     let status = fields
         .one_of("status", &["available", "busy", "away", "offline"])?
         .ok_or_else(|| fields.missing("status"))?;
     fields.finish()?;
-    let status = shared::agents::AgentStatus::parse(&status)
+    let status = omniline_domain::agents::AgentStatus::parse(&status)
         .ok_or_else(|| ApiError::invalid("status", "unknown status"))?;
     let deps = state.router.deps();
     // The status alone: an admin's concurrent change of the agent's queues is never undone.
@@ -241,7 +243,7 @@ async fn presence(
     }
     let mut updated = agent.clone();
     updated.status = status;
-    if status == shared::agents::AgentStatus::Available {
+    if status == omniline_domain::agents::AgentStatus::Available {
         if let Err(e) = state.router.distribute_waiting().await {
             // The presence change stands; the schedule distributes again within a minute.
             tracing::warn!(agent_id = %agent.id, error = %e, "waiting conversations not distributed");

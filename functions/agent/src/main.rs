@@ -3,18 +3,18 @@
 //! on `$PORT` outside Lambda).
 
 use agent::{AgentState, MediaSigner};
-use shared::adapters::aws::{load_sdk_config, SecretsManagerStore};
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::config::{base_url, optional, required};
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_aws::{load_sdk_config, SecretsManagerStore};
+use omniline_runtime::config::{base_url, optional, required};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init();
+    omniline_runtime::telemetry::init();
     let public_base_url = base_url("PUBLIC_BASE_URL", &required("PUBLIC_BASE_URL")?)?;
     let conversations_table = required("CONVERSATIONS_TABLE")?;
     let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
-    let router = Arc::new(router::wiring::aws_router_service(&sdk)?);
+    let router = Arc::new(omniline_wiring::aws::router_service(&sdk)?);
     let media = match optional("MEDIA_SIGNING_SECRET_ID") {
         Some(secret_id) => {
             // Read on the first request: init makes no network call.
@@ -32,5 +32,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         media,
         public_base_url,
     );
-    shared::http::serve(agent::standalone(state), 9005).await
+    omniline_runtime::http::serve(agent::standalone(state), 9005).await
 }

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use omniline_domain::agents::{Agent, AgentNotification};
+use omniline_domain::input::Query;
 use serde_json::{json, Value};
-use shared::agents::{Agent, AgentNotification};
-use shared::input::Query;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -3,10 +3,11 @@
 
 use crate::OutboundService;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use shared::consumer::BatchMessage;
+use omniline_app::consumer::BatchMessage;
 
-pub use shared::adapters::aws::SqsRetryDelay;
-pub use shared::consumer::{backoff, RetryDelay};
+pub use omniline_app::consumer::backoff;
+pub use omniline_aws::SqsRetryDelay;
+pub use omniline_ports::RetryDelay;
 
 /// An SQS batch: every message that was not delivered is reported (and delayed), none that was.
 pub async fn handle_sqs(
@@ -14,7 +15,7 @@ pub async fn handle_sqs(
     event: SqsEvent,
     delay: &dyn RetryDelay,
 ) -> SqsBatchResponse {
-    shared::adapters::sqs_batch::handle_sqs(event, Some(delay), |batch| async move {
+    omniline_runtime::sqs_batch::handle_sqs(event, Some(delay), |batch| async move {
         let messages: Vec<BatchMessage> = batch.into_iter().map(|(m, _)| m).collect();
         service.handle_batch(&messages).await
     })

@@ -3,23 +3,23 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
+use omniline_line::api::HttpLineApi;
+use omniline_runtime::config::{base_url, optional, required};
 use outbound::lambda::{handle_sqs, SqsRetryDelay};
 use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
-use shared::adapters::aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
-use shared::adapters::dynamo_conversations::DynamoConversationStore;
-use shared::adapters::dynamo_deliveries::DynamoDeliveryStore;
-use shared::config::{base_url, optional, required};
-use shared::line::api::HttpLineApi;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init();
+    omniline_runtime::telemetry::init();
     let config_table = required("CONFIG_TABLE")?;
     let conversations_table = required("CONVERSATIONS_TABLE")?;
     let queue_url = required("OUTBOUND_QUEUE_URL")?;
     let prefix = optional("SECRET_PREFIX").unwrap_or_default();
-    let line_config = shared::config::line_api_from_env()?;
+    let line_config = omniline_wiring::line_api_from_env()?;
     let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
     let secrets = Arc::new(SecretsManagerStore::new(&sdk, prefix));
     let media = match (
@@ -45,7 +45,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         line,
         tokens: Arc::new(tokens),
         media,
-        clock: Arc::new(shared::domain::now_millis),
+        clock: Arc::new(omniline_domain::clock::now_millis),
     }));
     let delay = Arc::new(SqsRetryDelay {
         client: aws_sdk_sqs::Client::new(&sdk),

@@ -1,18 +1,19 @@
 //! The outbound function over the embedded stores with LINE served by wiremock: reply first, push
 //! with a stable retry key after, and every failure path of the issue.
 
+use omniline_domain::account::{credentials_secret_name, ChannelCredentials};
+use omniline_domain::conversation::{Consent, Customer, EventCommit};
+use omniline_domain::delivery::DeliveryStatus;
+use omniline_domain::outbound::{text_message, Origin, OutboundMessage};
+use omniline_domain::secret::SecretString;
+use omniline_embedded::sqlite_conversations::SqliteConversationStore;
+use omniline_embedded::sqlite_deliveries::SqliteDeliveryStore;
+use omniline_embedded::{EmbeddedDb, SqliteAccountStore, SqliteSecretStore};
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::{ConversationStore, DeliveryStore, SecretStore};
 use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
 use serde_json::{json, Value};
-use shared::adapters::embedded::{EmbeddedDb, SqliteAccountStore, SqliteSecretStore};
-use shared::adapters::sqlite_conversations::SqliteConversationStore;
-use shared::adapters::sqlite_deliveries::SqliteDeliveryStore;
-use shared::conversation::{Consent, Customer, EventCommit};
-use shared::delivery::DeliveryStatus;
-use shared::domain::{credentials_secret_name, ChannelCredentials};
-use shared::line::api::{HttpLineApi, LineApiConfig};
-use shared::outbound::{text_message, Origin, OutboundMessage};
-use shared::ports::{ConversationStore, DeliveryStore, SecretStore};
-use shared::secret::SecretString;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +38,7 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
     let db = EmbeddedDb::open(dir.path()).unwrap();
     let accounts = Arc::new(SqliteAccountStore::new(db.clone()));
     let secrets = Arc::new(SqliteSecretStore::new(db.clone()));
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         accounts.as_ref(),
         secrets.as_ref(),
         ACCOUNT,
@@ -594,7 +595,7 @@ async fn media_keys_become_long_lived_signed_links_and_agents_get_a_sender() {
         vec![json!({"type": "image", "mediaKey": "outbound/acc1/conv1/photo.jpg"})],
         None,
     );
-    m.sender = Some(shared::outbound::Sender {
+    m.sender = Some(omniline_domain::outbound::Sender {
         name: "Tanaka from Customer Support".into(),
         icon_url: None,
     });
@@ -708,7 +709,7 @@ async fn a_failing_message_holds_back_its_conversation_only() {
         (&fine, "acc1:Ucustomer"),
     ]
     .iter()
-    .map(|(m, g)| shared::consumer::BatchMessage {
+    .map(|(m, g)| omniline_app::consumer::BatchMessage {
         message_id: m.id.clone(),
         group_id: (*g).into(),
         body: body(m),
@@ -725,7 +726,7 @@ async fn a_failing_message_holds_back_its_conversation_only() {
 
 /// A delivery whose first attempt set `replyAttempted` and died before recording LINE's answer.
 async fn interrupted_reply(f: &Fixture, id: &str) {
-    let mut d = shared::delivery::Delivery::new(
+    let mut d = omniline_domain::delivery::Delivery::new(
         id,
         ACCOUNT,
         "conv1",

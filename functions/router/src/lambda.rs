@@ -3,8 +3,8 @@
 
 use crate::RouterService;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use omniline_ports::RetryDelay;
 use serde_json::{json, Value};
-use shared::consumer::RetryDelay;
 
 /// Which invocation this is.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,7 @@ pub async fn handle(router: &RouterService, payload: Value) -> Result<Value, Inv
     handle_with_retry(router, payload, None).await
 }
 
-/// [`handle`], delaying each failed message's retry by [`shared::consumer::backoff`] (5 s, 10 s, … 15 min) with
+/// [`handle`], delaying each failed message's retry by [`omniline_app::consumer::backoff`] (5 s, 10 s, … 15 min) with
 /// `delay` rather than leaving it to the visibility timeout (which holds back its FIFO group).
 pub async fn handle_with_retry(
     router: &RouterService,
@@ -52,7 +52,7 @@ pub async fn handle_sqs(
     event: SqsEvent,
     delay: Option<&dyn RetryDelay>,
 ) -> SqsBatchResponse {
-    shared::adapters::sqs_batch::handle_sqs(event, delay, |batch| async move {
+    omniline_runtime::sqs_batch::handle_sqs(event, delay, |batch| async move {
         router.handle_batch(&batch).await
     })
     .await

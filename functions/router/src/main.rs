@@ -2,16 +2,16 @@
 //! then the runtime loop (SQS batches and the auto-close schedule).
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+use omniline_aws::{load_sdk_config, SqsRetryDelay};
+use omniline_runtime::config::{optional, required};
 use serde_json::Value;
-use shared::adapters::aws::{load_sdk_config, SqsRetryDelay};
-use shared::config::{optional, required};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init();
+    omniline_runtime::telemetry::init();
     let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
-    let router = Arc::new(router::wiring::aws_router_service(&sdk)?);
+    let router = Arc::new(omniline_wiring::aws::router_service(&sdk)?);
     // Failed inbound messages are retried after a growing delay (ChangeMessageVisibility).
     let delay = Arc::new(SqsRetryDelay {
         client: aws_sdk_sqs::Client::new(&sdk),

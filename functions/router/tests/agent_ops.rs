@@ -2,25 +2,28 @@
 //! account links) and the inbound side they need (survey answers, accountLink, message
 //! notifications), over the embedded adapters with LINE served by wiremock and a fake clock.
 
+use omniline_domain::agents::{Agent, AgentStatus, NOTIFICATION_ASSIGNED, NOTIFICATION_MESSAGE};
+use omniline_domain::contacts::{
+    contact_kind, LinkNonce, LinkRequest, LINK_NONCE_KIND, LINK_REQUEST_KIND,
+};
+use omniline_domain::conversation::{ConversationState, SurveyState};
+use omniline_domain::line::api::LineApiError;
+use omniline_domain::outbound::{Origin, OutboundMessage};
+use omniline_domain::workstream::Workstream;
+use omniline_embedded::config_docs::SqliteConfigStore;
+use omniline_embedded::objects::FsObjectStore;
+use omniline_embedded::sqlite_agents::SqliteAgentStore;
+use omniline_embedded::sqlite_conversations::SqliteConversationStore;
+use omniline_embedded::workstreams::SqliteWorkstreamStore;
+use omniline_embedded::{EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore};
+use omniline_line::bot::HttpBotHook;
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::AgentStore;
+use omniline_ports::{ConfigStore, ConversationStore, EventQueue, Expect, WorkstreamStore};
 use router::agent_ops::{AgentOpError, TransferTarget};
 use router::{Processed, RouteError, RouterDeps, RouterService};
 use serde_json::{json, Value};
-use shared::adapters::config_docs::SqliteConfigStore;
-use shared::adapters::embedded::{
-    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
-};
-use shared::adapters::sqlite_agents::SqliteAgentStore;
-use shared::adapters::sqlite_conversations::SqliteConversationStore;
-use shared::adapters::workstreams::SqliteWorkstreamStore;
-use shared::agents::{Agent, AgentStatus, AgentStore, NOTIFICATION_ASSIGNED, NOTIFICATION_MESSAGE};
-use shared::bot::HttpBotHook;
-use shared::contacts::{contact_kind, LinkNonce, LinkRequest, LINK_NONCE_KIND, LINK_REQUEST_KIND};
-use shared::conversation::{ConversationState, SurveyState};
-use shared::line::api::{HttpLineApi, LineApiConfig, LineApiError};
-use shared::media::FsObjectStore;
-use shared::outbound::{Origin, OutboundMessage};
-use shared::ports::{ConfigStore, ConversationStore, EventQueue, Expect, WorkstreamStore};
-use shared::workstream::Workstream;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +43,8 @@ struct CountingQueue {
 impl EventQueue for CountingQueue {
     async fn send(
         &self,
-        messages: &[shared::line::envelope::QueueMessage],
-    ) -> Result<(), shared::ports::PortError> {
+        messages: &[omniline_domain::line::envelope::QueueMessage],
+    ) -> Result<(), omniline_domain::PortError> {
         self.sent.fetch_add(messages.len(), Ordering::SeqCst);
         self.inner.send(messages).await
     }
@@ -65,7 +68,7 @@ async fn fixture() -> Fixture {
     let db = EmbeddedDb::open(dir.path()).unwrap();
     let accounts = Arc::new(SqliteAccountStore::new(db.clone()));
     let secrets = Arc::new(SqliteSecretStore::new(db.clone()));
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         accounts.as_ref(),
         secrets.as_ref(),
         ACCOUNT,
@@ -109,7 +112,7 @@ async fn fixture() -> Fixture {
         })
         .unwrap(),
     );
-    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+    let tokens = Arc::new(omniline_app::tokens::ChannelTokens::new(
         accounts.clone(),
         secrets.clone(),
         api.clone(),
@@ -1170,7 +1173,7 @@ async fn an_account_link_nonce_older_than_ten_minutes_links_nothing() {
         .unwrap();
     put_nonce(&f, "nonce-old", "Ubob", "ct1").await;
     f.now.store(
-        T0 + shared::contacts::LINK_LIFETIME_MS + 1,
+        T0 + omniline_domain::contacts::LINK_LIFETIME_MS + 1,
         Ordering::SeqCst,
     );
     f.router

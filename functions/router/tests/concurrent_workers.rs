@@ -18,24 +18,24 @@
 //! (or say no agent was free), and that agent keeps an `assigned` notification for a conversation
 //! it never held. Capacity is not affected: the loser gives the slot back.
 
+use omniline_app::consumer::{BatchMessage, BatchOutcome};
+use omniline_domain::agents::{Agent, AgentStatus, NOTIFICATION_ASSIGNED};
+use omniline_domain::conversation::{Conversation, ConversationState};
+use omniline_domain::line::envelope::QueueMessage;
+use omniline_domain::outbound::OutboundMessage;
+use omniline_embedded::config_docs::SqliteConfigStore;
+use omniline_embedded::objects::FsObjectStore;
+use omniline_embedded::sqlite_agents::SqliteAgentStore;
+use omniline_embedded::sqlite_conversations::SqliteConversationStore;
+use omniline_embedded::workstreams::SqliteWorkstreamStore;
+use omniline_embedded::{EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore};
+use omniline_line::bot::HttpBotHook;
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::AgentStore;
+use omniline_ports::{ConversationStore, EventQueue, PortError, WorkstreamStore};
 use router::{RouterDeps, RouterService, ScheduleOutcome};
 use serde_json::json;
-use shared::adapters::config_docs::SqliteConfigStore;
-use shared::adapters::embedded::{
-    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
-};
-use shared::adapters::sqlite_agents::SqliteAgentStore;
-use shared::adapters::sqlite_conversations::SqliteConversationStore;
-use shared::adapters::workstreams::SqliteWorkstreamStore;
-use shared::agents::{Agent, AgentStatus, AgentStore, NOTIFICATION_ASSIGNED};
-use shared::bot::HttpBotHook;
-use shared::consumer::{BatchMessage, BatchOutcome};
-use shared::conversation::{Conversation, ConversationState};
-use shared::line::api::{HttpLineApi, LineApiConfig};
-use shared::line::envelope::QueueMessage;
-use shared::media::FsObjectStore;
-use shared::outbound::OutboundMessage;
-use shared::ports::{ConversationStore, EventQueue, PortError, WorkstreamStore};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -105,7 +105,7 @@ fn worker(
         })
         .unwrap(),
     );
-    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+    let tokens = Arc::new(omniline_app::tokens::ChannelTokens::new(
         accounts.clone(),
         secrets.clone(),
         api.clone(),
@@ -133,7 +133,7 @@ fn worker(
 async fn cluster() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let db = EmbeddedDb::open(dir.path()).unwrap();
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         &SqliteAccountStore::new(db.clone()),
         &SqliteSecretStore::new(db.clone()),
         ACCOUNT,
@@ -141,7 +141,7 @@ async fn cluster() -> Cluster {
     )
     .await
     .unwrap();
-    let ws: shared::workstream::Workstream = serde_json::from_value(json!({
+    let ws: omniline_domain::workstream::Workstream = serde_json::from_value(json!({
         "id": "ws1", "accountId": ACCOUNT, "name": "Support", "language": "en",
         "distribution": "push", "defaultQueue": QUEUE, "timezone": "Asia/Tokyo",
         "autoCloseMinutes": null,

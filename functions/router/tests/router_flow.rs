@@ -1,24 +1,24 @@
 //! The router over the embedded adapters, with LINE's API and a bot served by wiremock and a
 //! fake clock: exactly once, conversations, profiles, rules, distribution, bot, media, auto-close.
 
+use omniline_app::consumer::BatchMessage;
+use omniline_domain::conversation::{Consent, ConversationState, DEDUPE_RETENTION_SECS};
+use omniline_domain::outbound::OutboundMessage;
+use omniline_domain::secret::SecretString;
+use omniline_domain::workstream::Workstream;
+use omniline_embedded::objects::FsObjectStore;
+use omniline_embedded::sqlite_agents::SqliteAgentStore;
+use omniline_embedded::sqlite_conversations::SqliteConversationStore;
+use omniline_embedded::workstreams::SqliteWorkstreamStore;
+use omniline_embedded::{EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore};
+use omniline_line::bot::HttpBotHook;
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::AgentStore;
+use omniline_ports::ObjectStore;
+use omniline_ports::{ConversationStore, SecretStore, WorkstreamStore};
 use router::{Processed, RouteError, RouterDeps, RouterService};
 use serde_json::{json, Value};
-use shared::adapters::embedded::{
-    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
-};
-use shared::adapters::sqlite_agents::SqliteAgentStore;
-use shared::adapters::sqlite_conversations::SqliteConversationStore;
-use shared::adapters::workstreams::SqliteWorkstreamStore;
-use shared::agents::AgentStore;
-use shared::bot::HttpBotHook;
-use shared::consumer::BatchMessage;
-use shared::conversation::{Consent, ConversationState, DEDUPE_RETENTION_SECS};
-use shared::line::api::{HttpLineApi, LineApiConfig};
-use shared::media::{FsObjectStore, ObjectStore};
-use shared::outbound::OutboundMessage;
-use shared::ports::{ConversationStore, SecretStore, WorkstreamStore};
-use shared::secret::SecretString;
-use shared::workstream::Workstream;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,7 @@ async fn fixture() -> Fixture {
     let db = EmbeddedDb::open(dir.path()).unwrap();
     let accounts = Arc::new(SqliteAccountStore::new(db.clone()));
     let secrets = Arc::new(SqliteSecretStore::new(db.clone()));
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         accounts.as_ref(),
         secrets.as_ref(),
         ACCOUNT,
@@ -91,7 +91,7 @@ async fn fixture() -> Fixture {
     })
     .unwrap();
     let api = Arc::new(api);
-    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+    let tokens = Arc::new(omniline_app::tokens::ChannelTokens::new(
         accounts.clone(),
         secrets.clone(),
         api.clone(),
@@ -103,7 +103,7 @@ async fn fixture() -> Fixture {
         workstreams: workstreams.clone(),
         agents: agents.clone(),
         config: Arc::new(
-            shared::adapters::config_docs::SqliteConfigStore::new(db.clone()).unwrap(),
+            omniline_embedded::config_docs::SqliteConfigStore::new(db.clone()).unwrap(),
         ),
         outbound: Arc::new(outbound.clone()),
         media: media.clone(),
@@ -184,8 +184,8 @@ async fn outbound(f: &Fixture) -> Vec<OutboundMessage> {
 #[tokio::test]
 async fn a_redelivery_is_a_duplicate_whatever_year_the_routers_clock_reads() {
     for start_secs in [
-        shared::testkit::FAR_PAST_SECS,
-        shared::testkit::FAR_FUTURE_SECS,
+        omniline_testkit::FAR_PAST_SECS,
+        omniline_testkit::FAR_FUTURE_SECS,
     ] {
         let start = start_secs * 1000;
         let f = fixture().await;
@@ -428,7 +428,7 @@ async fn no_agent_free_leaves_the_conversation_waiting_with_a_notice() {
     assert!(!ghost.profile_found);
     assert_eq!(
         ghost.display_name,
-        shared::conversation::UNKNOWN_CUSTOMER_NAME
+        omniline_domain::conversation::UNKNOWN_CUSTOMER_NAME
     );
     let out = texts(&outbound(&f).await);
     assert!(
@@ -739,7 +739,7 @@ async fn the_bot_answers_then_hands_off_to_a_queue() {
         .unwrap()
         .to_str()
         .unwrap();
-    assert!(shared::line::signature::verify_signature(
+    assert!(omniline_domain::line::signature::verify_signature(
         b"bot-secret",
         &requests[0].body,
         Some(signature)
@@ -1046,7 +1046,7 @@ async fn the_lambda_handler_reports_exactly_the_failed_message_ids() {
 struct RecordedDelays(std::sync::Mutex<Vec<(String, Duration)>>);
 
 #[async_trait::async_trait]
-impl shared::consumer::RetryDelay for RecordedDelays {
+impl omniline_ports::RetryDelay for RecordedDelays {
     async fn retry_after(&self, receipt_handle: &str, delay: Duration) {
         self.0
             .lock()
@@ -1194,13 +1194,13 @@ struct FlakyQueue {
 }
 
 #[async_trait::async_trait]
-impl shared::ports::EventQueue for FlakyQueue {
+impl omniline_ports::EventQueue for FlakyQueue {
     async fn send(
         &self,
-        messages: &[shared::line::envelope::QueueMessage],
-    ) -> Result<(), shared::ports::PortError> {
+        messages: &[omniline_domain::line::envelope::QueueMessage],
+    ) -> Result<(), omniline_domain::PortError> {
         if !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(shared::ports::PortError::Unavailable(
+            return Err(omniline_domain::PortError::Unavailable(
                 "outbound queue down".into(),
             ));
         }

@@ -9,24 +9,24 @@
 //! undo is atomic with respect to it (`ConversationStore::release_unless_assigned`). Both orders
 //! are driven here by wrappers that pause the stores at the right moments (timing only).
 
-use router::{RouterDeps, RouterService};
-use serde_json::json;
-use shared::adapters::config_docs::SqliteConfigStore;
-use shared::adapters::embedded::{
-    EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
-};
-use shared::adapters::sqlite_agents::SqliteAgentStore;
-use shared::adapters::sqlite_conversations::SqliteConversationStore;
-use shared::adapters::workstreams::SqliteWorkstreamStore;
-use shared::agents::{Agent, AgentNotification, AgentStatus, AgentStore};
-use shared::bot::HttpBotHook;
-use shared::conversation::{
+use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
+use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, Customer, EventCommit,
     TranscriptEntry,
 };
-use shared::line::api::{HttpLineApi, LineApiConfig};
-use shared::media::FsObjectStore;
-use shared::ports::{ConversationStore, PortError, PurgeCounts, WorkstreamStore};
+use omniline_embedded::config_docs::SqliteConfigStore;
+use omniline_embedded::objects::FsObjectStore;
+use omniline_embedded::sqlite_agents::SqliteAgentStore;
+use omniline_embedded::sqlite_conversations::SqliteConversationStore;
+use omniline_embedded::workstreams::SqliteWorkstreamStore;
+use omniline_embedded::{EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore};
+use omniline_line::bot::HttpBotHook;
+use omniline_line::HttpLineApi;
+use omniline_line::LineApiConfig;
+use omniline_ports::AgentStore;
+use omniline_ports::{ConversationStore, PortError, PurgeCounts, WorkstreamStore};
+use router::{RouterDeps, RouterService};
+use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -236,7 +236,7 @@ fn worker(dir: &Path, line: &MockServer) -> Worker {
         })
         .unwrap(),
     );
-    let tokens = Arc::new(shared::line::tokens::ChannelTokens::new(
+    let tokens = Arc::new(omniline_app::tokens::ChannelTokens::new(
         accounts.clone(),
         secrets.clone(),
         api.clone(),
@@ -301,7 +301,7 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = EmbeddedDb::open(dir.path()).unwrap();
-    shared::testkit::seed_account(
+    omniline_testkit::seed_account(
         &SqliteAccountStore::new(db.clone()),
         &SqliteSecretStore::new(db.clone()),
         ACCOUNT,

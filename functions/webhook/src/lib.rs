@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use shared::http::error_response;
-use shared::ingest::{IngestError, WebhookIngest, MAX_BODY_BYTES};
+use omniline_app::ingest::{IngestError, WebhookIngest, MAX_BODY_BYTES};
+use omniline_runtime::http::error_response;
 use std::sync::Arc;
 
 /// The webhook routes, over any adapters.

@@ -2,17 +2,15 @@
 //! once, then the router served on Lambda (or on `$PORT` outside Lambda). It also serves the
 //! signed media links LINE fetches outbound media through (`GET /media/{key}`).
 
-use shared::adapters::aws::{
-    load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue,
-};
-use shared::config::{optional, required};
-use shared::ingest::WebhookIngest;
-use shared::media::S3ObjectStore;
+use omniline_app::ingest::WebhookIngest;
+use omniline_aws::s3::S3ObjectStore;
+use omniline_aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
+use omniline_runtime::config::{optional, required};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init();
+    omniline_runtime::telemetry::init();
     let table = required("CONFIG_TABLE")?;
     let queue_url = required("INBOUND_QUEUE_URL")?;
     let prefix = optional("SECRET_PREFIX").unwrap_or_default();
@@ -34,8 +32,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         app = app.merge(webhook::media::router(webhook::media::MediaState {
             objects: Arc::new(S3ObjectStore::new(&sdk, bucket, endpoint.is_some())),
             signing_secret,
-            clock: Arc::new(shared::domain::now_millis),
+            clock: Arc::new(omniline_domain::clock::now_millis),
         }));
     }
-    shared::http::serve(app, 9001).await
+    omniline_runtime::http::serve(app, 9001).await
 }

@@ -1,5 +1,5 @@
 //! `GET /media/{*key}?expires=…&signature=…`: media in object storage behind long-lived signed
-//! links (see [`shared::media_links`]), for LINE to fetch outbound images, video and audio —
+//! links (see [`omniline_domain::media_links`]), for LINE to fetch outbound images, video and audio —
 //! possibly days after the message was sent. `HEAD` answers the same without a body.
 //!
 //! - 200: the object's bytes with its content type (or `application/octet-stream`);
@@ -22,28 +22,28 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use omniline_domain::media_links::{verify_media_link, LinkError};
+use omniline_domain::PortError;
+use omniline_ports::LazySecret;
+use omniline_ports::ObjectStore;
+use omniline_runtime::http::error_response;
 use serde::Deserialize;
-use shared::http::error_response;
-use shared::media::ObjectStore;
-use shared::media_links::{verify_media_link, LinkError};
-use shared::ports::PortError;
-use shared::secret::LazySecret;
 use std::sync::Arc;
 
-pub use shared::domain::Clock;
+pub use omniline_domain::clock::Clock;
 
 /// What the media route needs.
 #[derive(Clone)]
 pub struct MediaState {
     pub objects: Arc<dyn ObjectStore>,
-    /// The secret links are signed with ([`shared::media_links::media_link`]), read on the
+    /// The secret links are signed with ([`omniline_domain::media_links::media_link`]), read on the
     /// first request.
     pub signing_secret: LazySecret,
     /// Epoch milliseconds.
     pub clock: Clock,
 }
 
-pub use shared::domain::system_clock;
+pub use omniline_domain::clock::system_clock;
 
 /// The media route (`GET` and `HEAD /media/{*key}`).
 pub fn router(state: MediaState) -> Router {

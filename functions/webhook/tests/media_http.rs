@@ -4,11 +4,13 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use omniline_domain::media::StoredObject;
+use omniline_domain::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
+use omniline_domain::secret::SecretString;
+use omniline_domain::PortError;
+use omniline_embedded::objects::FsObjectStore;
+use omniline_ports::ObjectStore;
 use serde_json::Value;
-use shared::media::{FsObjectStore, ObjectStore, StoredObject};
-use shared::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
-use shared::ports::PortError;
-use shared::secret::SecretString;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -187,11 +189,13 @@ async fn the_signing_key_is_read_on_the_first_request_and_a_failed_read_is_a_503
     let counter = reads.clone();
     let app = router(MediaState {
         objects: f.store.clone(),
-        signing_secret: shared::secret::LazySecret::load(move || {
+        signing_secret: omniline_ports::LazySecret::load(move || {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n == 0 {
-                    Err(shared::ports::PortError::Unavailable("secrets down".into()))
+                    Err(omniline_domain::PortError::Unavailable(
+                        "secrets down".into(),
+                    ))
                 } else {
                     Ok(SecretString::new(SECRET))
                 }

@@ -5,14 +5,14 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
 use http_body_util::BodyExt;
+use omniline_app::ingest::{WebhookIngest, MAX_BODY_BYTES};
+use omniline_domain::account::{credentials_secret_name, ChannelCredentials};
+use omniline_domain::line::envelope::InboundEvent;
+use omniline_domain::line::signature::sign;
+use omniline_domain::secret::SecretString;
+use omniline_ports::{AccountStore, EventQueue, SecretStore};
+use omniline_testkit::{seed_account, EmbeddedAdapters};
 use serde_json::{json, Value};
-use shared::domain::{credentials_secret_name, ChannelCredentials};
-use shared::ingest::{WebhookIngest, MAX_BODY_BYTES};
-use shared::line::envelope::InboundEvent;
-use shared::line::signature::sign;
-use shared::ports::{AccountStore, EventQueue, SecretStore};
-use shared::secret::SecretString;
-use shared::testkit::{seed_account, EmbeddedAdapters};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -390,14 +390,18 @@ struct CountingSecrets {
 
 #[async_trait::async_trait]
 impl SecretStore for CountingSecrets {
-    async fn get(&self, name: &str) -> Result<Option<SecretString>, shared::ports::PortError> {
+    async fn get(&self, name: &str) -> Result<Option<SecretString>, omniline_domain::PortError> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.get(name).await
     }
-    async fn put(&self, name: &str, value: &SecretString) -> Result<(), shared::ports::PortError> {
+    async fn put(
+        &self,
+        name: &str,
+        value: &SecretString,
+    ) -> Result<(), omniline_domain::PortError> {
         self.inner.put(name, value).await
     }
-    async fn delete(&self, name: &str) -> Result<(), shared::ports::PortError> {
+    async fn delete(&self, name: &str) -> Result<(), omniline_domain::PortError> {
         self.inner.delete(name).await
     }
 }
@@ -449,9 +453,9 @@ struct DownQueue;
 impl EventQueue for DownQueue {
     async fn send(
         &self,
-        _: &[shared::line::envelope::QueueMessage],
-    ) -> Result<(), shared::ports::PortError> {
-        Err(shared::ports::PortError::Unavailable("queue down".into()))
+        _: &[omniline_domain::line::envelope::QueueMessage],
+    ) -> Result<(), omniline_domain::PortError> {
+        Err(omniline_domain::PortError::Unavailable("queue down".into()))
     }
 }
 
@@ -524,7 +528,7 @@ fn v1_event(account: &str, body: &str, base64: bool, signature: &str) -> Value {
 
 async fn invoke(app: &axum::Router, event: Value) -> (u16, Value) {
     let context = lambda_http::lambda_runtime::Context::default();
-    let response = shared::http::lambda_entry(
+    let response = omniline_runtime::http::lambda_entry(
         app.clone(),
         lambda_http::lambda_runtime::LambdaEvent::new(event, context),
     )

@@ -418,8 +418,11 @@ async fn issue_token(State(p): State<Platform>, body: Bytes) -> Result {
 mod tests {
     use super::*;
     use crate::sandbox::platform::SandboxChannel;
-    use shared::line::api::{HttpLineApi, LineApi, LineApiConfig, LineApiError, SendError};
-    use shared::secret::SecretString;
+    use omniline_domain::line::api::{LineApiError, SendError};
+    use omniline_domain::secret::SecretString;
+    use omniline_line::HttpLineApi;
+    use omniline_line::LineApiConfig;
+    use omniline_ports::LineApi;
 
     struct Sim {
         platform: Platform,
@@ -551,7 +554,7 @@ mod tests {
         let content = s.line.message_content(&s.token, "42").await.unwrap();
         assert_eq!(
             content,
-            shared::line::api::Content::Ready {
+            omniline_domain::line::api::Content::Ready {
                 bytes: vec![1, 2, 3],
                 content_type: Some("image/png".into())
             }

@@ -27,10 +27,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use omniline_domain::line::signature::sign;
 use phone::PhoneError;
 use platform::{Platform, SandboxChannel};
 use serde_json::{json, Value};
-use shared::line::signature::sign;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +56,7 @@ impl SandboxState {
         platform: Platform,
         base_url: &str,
         listener_base: &str,
-        admin_token: shared::secret::SecretString,
+        admin_token: omniline_domain::secret::SecretString,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))

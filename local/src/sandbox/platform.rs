@@ -7,10 +7,10 @@
 //! SQLite file: the product's database holds no sandbox table), so a restart of the local stack
 //! keeps the sandbox's people and chats as it keeps their conversations.
 
+use omniline_domain::secret::SecretString;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shared::secret::SecretString;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,8 +186,8 @@ impl Platform {
         // The simulated users' names and chats: private before the first byte (the WAL takes
         // the database file's mode).
         let path = data_dir.join("sandbox.db");
-        shared::adapters::private_fs::create_private_dir(data_dir)
-            .and_then(|()| shared::adapters::private_fs::create_private_file(&path))
+        omniline_embedded::private_fs::create_private_dir(data_dir)
+            .and_then(|()| omniline_embedded::private_fs::create_private_file(&path))
             .map_err(|e| PlatformError::Store(e.to_string()))?;
         let conn = Connection::open(&path).map_err(store_error)?;
         conn.busy_timeout(Duration::from_secs(5))

@@ -3,9 +3,9 @@
 //! (kept in `sandbox.db`) and only re-creates what an admin deleted since.
 
 use super::platform::{Platform, SandboxChannel};
+use omniline_domain::secret::SecretString;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use shared::secret::SecretString;
 
 pub const ACCOUNT_NAME: &str = "Sandbox shop";
 pub const QUEUE_NAME: &str = "Sandbox support";

@@ -3,9 +3,9 @@
 //! secret leaks into a response.
 #![allow(dead_code)]
 
+use omniline_domain::line::signature::sign;
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::line::signature::sign;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

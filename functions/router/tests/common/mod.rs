@@ -2,9 +2,9 @@
 //! agents, inbound queue messages and LINE events.
 #![allow(dead_code)]
 
+use omniline_domain::agents::{Agent, AgentStatus};
+use omniline_domain::outbound::OutboundMessage;
 use serde_json::{json, Value};
-use shared::agents::{Agent, AgentStatus};
-use shared::outbound::OutboundMessage;
 
 pub const ACCOUNT: &str = "acc1";
 /// 2026-11-25T03:00:00Z: a Wednesday, noon in Tokyo.

@@ -1,0 +1,16 @@
+//! omniline's use cases, generic over the ports (`omniline_ports`): nothing here names an AWS
+//! service, a database or an HTTP client. Composition roots (`omniline_wiring`, `omniline-local`,
+//! tests) hand them adapters.
+//!
+//! - [`ingest`]: the webhook's (verify the signature, refuse stale or duplicate events, queue);
+//! - [`router`]: routing events into conversations, and what agents do ([`router::agent_ops`]);
+//! - [`outbound`]: sending to LINE (reply token first, push with a retry key), delivery records;
+//! - [`consumer`]: FIFO batch semantics shared by the queue consumers;
+//! - [`tokens`]: channel access tokens; [`settings`]: the global settings document.
+
+pub mod consumer;
+pub mod ingest;
+pub mod outbound;
+pub mod router;
+pub mod settings;
+pub mod tokens;

@@ -1,0 +1,818 @@
+//! What agents do to conversations: pick, transfer, close (with the survey), reply, and ask a
+//! customer to link their LINE account to a contact. The agent function and the local stack call
+//! these on the same [`RouterService`] the router runs, so every path shares one implementation.
+//!
+//! The caller authenticates the agent and checks that the agent may see the conversation (queue
+//! membership); these methods check the conversation's state. Every change is an [`EventCommit`]
+//! with a deterministic `event_id` (the deduplication record) and an optimistic
+//! [`ConversationWrite::Update`] at `version + 1`: a concurrent change makes the operation fail
+//! with [`AgentOpError::Conflict`] rather than overwrite it. Agent slots are claimed with
+//! [`omniline_ports::AgentStore::try_assign`] before the commit, which lands only while the slot
+//! holds the conversation ([`omniline_ports::ConversationStore::commit_assignment`]), and given
+//! back when the commit does not land unless the stored conversation is the agent's
+//! ([`omniline_ports::ConversationStore::release_unless_assigned`]), so no agent ever holds more
+//! conversations than its capacity.
+
+use crate::router::process::{self, agent_notification, Outbox};
+use crate::router::{RouteError, RouterService, COMMIT_ATTEMPTS};
+use omniline_domain::agents::{Agent, NOTIFICATION_ASSIGNED};
+use omniline_domain::contacts::{contact_kind, LinkRequest, LINK_REQUEST_KIND};
+use omniline_domain::conversation::{
+    survey_postback, CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer,
+    EventCommit, SourceType, SurveyState, TranscriptEntry, DEDUPE_RETENTION_SECS,
+};
+use omniline_domain::outbound::{text_message, Origin, OutboundMessage, Sender};
+use omniline_domain::workstream::{Survey, Trigger, Workstream};
+use omniline_ports::{Expect, PortError};
+use serde_json::{json, Value};
+
+/// Why an agent operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentOpError {
+    /// No such conversation.
+    #[error("conversation not found")]
+    NotFound,
+    /// The conversation's state does not allow it (closed, taken, changed concurrently), or the
+    /// agent has no free slot.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// An argument is unusable.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// The conversation is another agent's.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A store, LINE or the outbound queue failed.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+}
+
+impl From<PortError> for AgentOpError {
+    fn from(e: PortError) -> Self {
+        AgentOpError::Route(RouteError::Port(e))
+    }
+}
+
+fn conflict(message: impl Into<String>) -> AgentOpError {
+    AgentOpError::Conflict(message.into())
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> AgentOpError {
+    AgentOpError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Where [`RouterService::transfer`] moves a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTarget {
+    /// Back to waiting in this queue (a push-mode workstream assigns it at once if it can).
+    Queue(String),
+    /// Straight to this agent (who must be available with a free slot).
+    Agent(String),
+}
+
+/// Longest idempotency key of [`RouterService::send_agent_message`].
+pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 200;
+/// Longest `sender.name` LINE shows, in UTF-16 code units.
+pub const SENDER_NAME_MAX_LEN: usize = 20;
+/// The text before the link of a link survey that has no question.
+pub const DEFAULT_LINK_SURVEY_TEXT: &str = "Please tell us how we did:";
+/// The text before the account-link URL sent to the customer.
+pub const ACCOUNT_LINK_TEXT: &str = "Please link your account by opening this link:";
+
+/// `name` cut to [`SENDER_NAME_MAX_LEN`] UTF-16 code units, never inside a character.
+fn sender_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut units = 0;
+    for ch in name.trim().chars() {
+        units += ch.len_utf16();
+        if units > SENDER_NAME_MAX_LEN {
+            break;
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The agent shown as the sender of its messages, when the workstream enables it.
+fn agent_sender(ws: Option<&Workstream>, agent: &Agent) -> Option<Sender> {
+    let identity = ws?.agent_identity.as_ref().filter(|i| i.enabled)?;
+    let name = sender_name(&agent.name);
+    if name.is_empty() && identity.icon_url.is_none() {
+        return None;
+    }
+    Some(Sender {
+        name,
+        icon_url: identity.icon_url.clone(),
+    })
+}
+
+/// The survey message sent when a conversation closes, and the state recorded with it: a rating
+/// question with one quick-reply postback button per score, or a link.
+fn survey_message(
+    survey: &Survey,
+    conversation_id: &str,
+    now: i64,
+) -> Option<(Value, SurveyState)> {
+    /// LINE shows at most 13 quick-reply buttons.
+    const MAX_QUICK_REPLY_ITEMS: u8 = 13;
+    if !survey.enabled {
+        return None;
+    }
+    if let Some(url) = &survey.url {
+        let text = format!(
+            "{}\n{url}",
+            survey
+                .question
+                .as_deref()
+                .unwrap_or(DEFAULT_LINK_SURVEY_TEXT)
+        );
+        let state = SurveyState {
+            sent_at: now,
+            scale: None,
+            score: None,
+            answered_at: None,
+        };
+        return Some((text_message(&text), state));
+    }
+    let question = survey
+        .question
+        .as_deref()
+        .filter(|q| !q.trim().is_empty())?;
+    let scale = survey
+        .scale
+        .filter(|s| (1..=MAX_QUICK_REPLY_ITEMS).contains(s))?;
+    let items: Vec<Value> = (1..=scale)
+        .map(|n| {
+            json!({
+                "type": "action",
+                "action": {
+                    "type": "postback",
+                    "label": n.to_string(),
+                    "data": survey_postback(conversation_id, n),
+                    "displayText": n.to_string(),
+                }
+            })
+        })
+        .collect();
+    let message = json!({
+        "type": "text",
+        "text": question,
+        "quickReply": { "items": items },
+    });
+    let state = SurveyState {
+        sent_at: now,
+        scale: Some(scale),
+        score: None,
+        answered_at: None,
+    };
+    Some((message, state))
+}
+
+impl RouterService {
+    fn now(&self) -> i64 {
+        (self.deps.clock)()
+    }
+
+    async fn load_conversation(&self, conversation_id: &str) -> Result<Conversation, AgentOpError> {
+        self.deps
+            .conversations
+            .conversation(conversation_id)
+            .await?
+            .ok_or(AgentOpError::NotFound)
+    }
+
+    /// The customer of a 1:1 conversation (none for groups and rooms).
+    async fn conversation_customer(&self, c: &Conversation) -> Result<Option<Customer>, PortError> {
+        match c.source_type {
+            SourceType::User => {
+                self.deps
+                    .conversations
+                    .customer(&c.account_id, &c.source_id)
+                    .await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Commits `updated` (whose `version` is the stored one + 1) under `event_id`. With
+    /// `assigned_to`, the agent whose slot was claimed for it: the commit only lands while that
+    /// slot holds the conversation (see [`omniline_ports::ConversationStore::commit_assignment`]).
+    async fn commit_conversation(
+        &self,
+        event_id: &str,
+        updated: &Conversation,
+        transcript: Option<TranscriptEntry>,
+        assigned_to: Option<&str>,
+        now: i64,
+    ) -> Result<CommitOutcome, AgentOpError> {
+        let commit = EventCommit {
+            account_id: updated.account_id.clone(),
+            event_id: event_id.to_owned(),
+            now_secs: now.div_euclid(1000),
+            dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
+            retain_until: self.settings().await?.retain_until(now),
+            conversation: Some(ConversationWrite::Update(updated.clone())),
+            transcript,
+            retract_message_id: None,
+            customer: None,
+        };
+        let conversations = &self.deps.conversations;
+        Ok(match assigned_to {
+            Some(agent_id) => conversations.commit_assignment(&commit, agent_id).await?,
+            None => conversations.commit(&commit).await?,
+        })
+    }
+
+    /// Queues the automated messages of `outbox` (pushed; ids `{id_prefix}:{n}`). After a commit,
+    /// a failure is logged: the state change stands.
+    async fn queue_after_commit(
+        &self,
+        c: &Conversation,
+        outbox: &Outbox,
+        id_prefix: &str,
+        now: i64,
+    ) {
+        let messages = process::scheduled_messages(c, outbox, id_prefix, now);
+        if messages.is_empty() {
+            return;
+        }
+        let queued: Vec<_> = messages.iter().map(|m| m.to_queue_message()).collect();
+        if let Err(e) = self.deps.outbound.send(&queued).await {
+            tracing::error!(conversation_id = %c.id, id_prefix, error = %e, "automated messages not queued");
+        }
+    }
+
+    /// Tells `agent` that the conversation is theirs, and the customer who will help them.
+    async fn announce_assignment(
+        &self,
+        c: &Conversation,
+        agent: &Agent,
+        notification_id: String,
+        id_prefix: &str,
+        now: i64,
+    ) {
+        let customer = match self.conversation_customer(c).await {
+            Ok(customer) => customer,
+            Err(e) => {
+                tracing::warn!(conversation_id = %c.id, error = %e, "customer unreadable; announcing without it");
+                None
+            }
+        };
+        let notification = agent_notification(
+            notification_id,
+            NOTIFICATION_ASSIGNED,
+            &agent.id,
+            c,
+            customer.as_ref(),
+            now,
+        );
+        if let Err(e) = self.deps.agents.notify(&notification).await {
+            tracing::error!(conversation_id = %c.id, agent_id = %agent.id, error = %e, "assignment notification not stored");
+        }
+        let ws = match self
+            .deps
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await
+        {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::error!(conversation_id = %c.id, error = %e, "workstream unreadable; no agentAssigned message");
+                return;
+            }
+        };
+        let mut outbox = Outbox::default();
+        outbox.automated(
+            ws.as_ref(),
+            Trigger::AgentAssigned,
+            customer.as_ref(),
+            Some(&agent.name),
+        );
+        self.queue_after_commit(c, &outbox, id_prefix, now).await;
+    }
+
+    /// Gives back `agent_id`'s slot for the conversation unless the stored conversation is that
+    /// agent's (a commit that lost its answer, or a concurrent assignment of the same agent), in
+    /// one step atomic with respect to assignment commits.
+    async fn undo_claim(&self, agent_id: &str, conversation_id: &str) {
+        if let Err(e) = self.release_unless_kept(agent_id, conversation_id).await {
+            tracing::error!(%conversation_id, %agent_id, error = %e, "agent slot not given back");
+        }
+    }
+
+    async fn release_logged(&self, agent_id: &str, conversation_id: &str) {
+        if let Err(e) = self.deps.agents.release(agent_id, conversation_id).await {
+            tracing::error!(%conversation_id, %agent_id, error = %e, "agent not released");
+        }
+    }
+
+    /// An agent takes a waiting conversation (pick mode, or any waiting one it may see). Only one
+    /// of several agents picking at once gets it; the others get `Conflict`, as does an agent
+    /// without a free slot.
+    pub async fn pick(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+    ) -> Result<Conversation, AgentOpError> {
+        let now = self.now();
+        let c = self.load_conversation(conversation_id).await?;
+        match c.state {
+            ConversationState::Closed => return Err(conflict("the conversation is closed")),
+            ConversationState::Active => {
+                return Err(conflict("the conversation is already assigned"))
+            }
+            ConversationState::Waiting if c.agent_id.is_some() => {
+                return Err(conflict("the conversation is already assigned"))
+            }
+            ConversationState::Waiting if c.bot_id.is_some() => {
+                return Err(conflict("the conversation is with the bot"))
+            }
+            ConversationState::Waiting => {}
+        }
+        if !self.deps.agents.try_assign(&agent.id, &c.id, now).await? {
+            return Err(conflict("agent at capacity or not available"));
+        }
+        let mut updated = c.clone();
+        updated.state = ConversationState::Active;
+        updated.agent_id = Some(agent.id.clone());
+        updated.last_activity_at = updated.last_activity_at.max(now);
+        updated.version = c.version + 1;
+        let event_id = format!("pick:{}:{}:{}", c.id, c.version, agent.id);
+        let outcome = match self
+            .commit_conversation(&event_id, &updated, None, Some(&agent.id), now)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.undo_claim(&agent.id, &c.id).await;
+                return Err(e);
+            }
+        };
+        if outcome != CommitOutcome::Committed {
+            self.undo_claim(&agent.id, &c.id).await;
+            let stored = self.load_conversation(conversation_id).await?;
+            // The same agent picking twice at once: the other call did it.
+            if outcome == CommitOutcome::Duplicate
+                && stored.state == ConversationState::Active
+                && stored.agent_id.as_deref() == Some(agent.id.as_str())
+            {
+                return Ok(stored);
+            }
+            return Err(conflict("the conversation was picked or changed meanwhile"));
+        }
+        tracing::info!(conversation_id = %c.id, agent_id = %agent.id, "conversation picked");
+        self.announce_assignment(
+            &updated,
+            agent,
+            omniline_domain::agents::AgentNotification::assigned_id(&c.id, &agent.id),
+            &event_id,
+            now,
+        )
+        .await;
+        Ok(updated)
+    }
+
+    /// Moves a conversation to a queue (waiting again, its agent released; a push-mode
+    /// workstream then assigns it at once if an agent is free) or to an agent (who must be
+    /// available with a free slot; the previous agent is released and the new one notified).
+    /// Only the agent holding an assigned conversation may transfer it (`Forbidden` for anyone
+    /// else: a takeover); an unassigned one, any agent who may see it.
+    pub async fn transfer(
+        &self,
+        conversation_id: &str,
+        by: &Agent,
+        to: TransferTarget,
+    ) -> Result<Conversation, AgentOpError> {
+        let now = self.now();
+        let c = self.load_conversation(conversation_id).await?;
+        if c.state == ConversationState::Closed {
+            return Err(conflict("the conversation is closed"));
+        }
+        if !may_transfer(&c, by) {
+            return Err(AgentOpError::Forbidden(
+                "only the agent holding the conversation may transfer it".into(),
+            ));
+        }
+        match to {
+            TransferTarget::Queue(queue_id) => {
+                if queue_id.trim().is_empty() {
+                    return Err(invalid("queueId", "must not be empty"));
+                }
+                let mut updated = c.clone();
+                updated.state = ConversationState::Waiting;
+                updated.queue_id = Some(queue_id.clone());
+                updated.agent_id = None;
+                updated.bot_id = None;
+                updated.last_activity_at = updated.last_activity_at.max(now);
+                updated.version = c.version + 1;
+                let event_id = format!("transfer:{}:{}:queue:{queue_id}", c.id, c.version);
+                if self
+                    .commit_conversation(&event_id, &updated, None, None, now)
+                    .await?
+                    != CommitOutcome::Committed
+                {
+                    return Err(conflict("the conversation changed meanwhile; try again"));
+                }
+                tracing::info!(conversation_id = %c.id, by = %by.id, %queue_id, "conversation transferred to a queue");
+                // Unless kept: until released, the slot still holds the conversation, and a
+                // concurrent distribution may give it back to the same agent on that slot.
+                if let Some(previous) = &c.agent_id {
+                    self.undo_claim(previous, &c.id).await;
+                }
+                let ws = self
+                    .deps
+                    .workstreams
+                    .workstream_for_account(&c.account_id)
+                    .await?;
+                if let Some(ws) = ws {
+                    match self.assign_waiting(&updated, &ws, now).await {
+                        Ok(Some(assigned)) => return Ok(assigned),
+                        Ok(None) => {}
+                        // The transfer stands; the schedule assigns it later.
+                        Err(e) => {
+                            tracing::error!(conversation_id = %c.id, error = %e, "transferred conversation not distributed")
+                        }
+                    }
+                }
+                Ok(updated)
+            }
+            TransferTarget::Agent(agent_id) => {
+                if c.state == ConversationState::Active
+                    && c.agent_id.as_deref() == Some(agent_id.as_str())
+                {
+                    return Ok(c);
+                }
+                let Some(target) = self.deps.agents.agent(&agent_id).await? else {
+                    return Err(conflict(format!("there is no agent {agent_id:?}")));
+                };
+                if !self.deps.agents.try_assign(&target.id, &c.id, now).await? {
+                    return Err(conflict("agent at capacity or not available"));
+                }
+                let mut updated = c.clone();
+                updated.state = ConversationState::Active;
+                updated.agent_id = Some(target.id.clone());
+                updated.bot_id = None;
+                updated.last_activity_at = updated.last_activity_at.max(now);
+                updated.version = c.version + 1;
+                let event_id = format!("transfer:{}:{}:agent:{}", c.id, c.version, target.id);
+                let outcome = match self
+                    .commit_conversation(&event_id, &updated, None, Some(&target.id), now)
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        self.undo_claim(&target.id, &c.id).await;
+                        return Err(e);
+                    }
+                };
+                if outcome != CommitOutcome::Committed {
+                    self.undo_claim(&target.id, &c.id).await;
+                    return Err(conflict("the conversation changed meanwhile; try again"));
+                }
+                tracing::info!(conversation_id = %c.id, by = %by.id, to = %target.id, "conversation transferred to an agent");
+                // Unless kept (a concurrent transfer back to it, on the slot not yet released).
+                if let Some(previous) = c.agent_id.as_deref().filter(|p| *p != target.id) {
+                    self.undo_claim(previous, &c.id).await;
+                }
+                self.announce_assignment(
+                    &updated,
+                    &target,
+                    format!("{}:{}:transfer:{}", c.id, target.id, updated.version),
+                    &event_id,
+                    now,
+                )
+                .await;
+                Ok(updated)
+            }
+        }
+    }
+
+    /// Closes a waiting or active conversation (an active one only by its agent), releases the
+    /// agent and pushes the workstream's `agentEnded` message and, when enabled, the survey to the
+    /// customer. Closing a closed conversation is a `Conflict`.
+    pub async fn close_by_agent(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+    ) -> Result<Conversation, AgentOpError> {
+        let now = self.now();
+        let c = self.load_conversation(conversation_id).await?;
+        if c.state == ConversationState::Closed {
+            return Err(conflict("the conversation is already closed"));
+        }
+        if c.state == ConversationState::Active && c.agent_id.as_deref() != Some(agent.id.as_str())
+        {
+            return Err(AgentOpError::Forbidden(
+                "the conversation is assigned to another agent".into(),
+            ));
+        }
+        let ws = self
+            .deps
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await?;
+        let customer = self.conversation_customer(&c).await?;
+        let mut outbox = Outbox::default();
+        outbox.automated(
+            ws.as_ref(),
+            Trigger::AgentEnded,
+            customer.as_ref(),
+            Some(&agent.name),
+        );
+        let mut updated = c.clone();
+        // Surveys go to 1:1 chats: in a group anyone could answer.
+        if c.source_type == SourceType::User {
+            let survey = ws.as_ref().and_then(|w| w.survey.as_ref());
+            if let Some((message, state)) = survey.and_then(|s| survey_message(s, &c.id, now)) {
+                outbox.push(Origin::Automated, None, message);
+                updated.survey = Some(state);
+            }
+        }
+        updated.state = ConversationState::Closed;
+        updated.closed_at = Some(now);
+        updated.close_reason = Some("agent".into());
+        updated.last_activity_at = updated.last_activity_at.max(now);
+        updated.version = c.version + 1;
+        let event_id = format!("close:{}:{}", c.id, c.version);
+        if self
+            .commit_conversation(&event_id, &updated, None, None, now)
+            .await?
+            != CommitOutcome::Committed
+        {
+            let stored = self.load_conversation(conversation_id).await?;
+            if stored.state == ConversationState::Closed {
+                return Err(conflict("the conversation is already closed"));
+            }
+            return Err(conflict("the conversation changed meanwhile; try again"));
+        }
+        tracing::info!(conversation_id = %c.id, agent_id = %agent.id, survey = updated.survey.is_some(), "conversation closed by the agent");
+        if let Some(holder) = &c.agent_id {
+            self.release_logged(holder, &c.id).await;
+        }
+        self.queue_after_commit(&updated, &outbox, &event_id, now)
+            .await;
+        Ok(updated)
+    }
+
+    /// Queues an agent's message objects (1 to 5, already validated by the caller) for the
+    /// customer of a conversation the agent holds, and records them in the transcript. Returns
+    /// the message id `agent:{conversationId}:{idempotencyKey}`: a retry with the same key
+    /// queues nothing new and returns the same id.
+    pub async fn send_agent_message(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        messages: Vec<Value>,
+        idempotency_key: &str,
+    ) -> Result<String, AgentOpError> {
+        if idempotency_key.is_empty()
+            || idempotency_key.len() > IDEMPOTENCY_KEY_MAX_LEN
+            || idempotency_key.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                "idempotencyKey",
+                format!("must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} printable characters"),
+            ));
+        }
+        let max = omniline_domain::line::messages::MAX_MESSAGES_PER_CALL;
+        if !(1..=max).contains(&messages.len()) {
+            return Err(invalid(
+                "messages",
+                format!("1 to {max} message objects, got {}", messages.len()),
+            ));
+        }
+        let now = self.now();
+        let mut c = self.load_conversation(conversation_id).await?;
+        if c.state == ConversationState::Closed {
+            return Err(conflict("the conversation is closed"));
+        }
+        if c.state != ConversationState::Active || c.agent_id.as_deref() != Some(agent.id.as_str())
+        {
+            return Err(AgentOpError::Forbidden(
+                "the conversation is not assigned to this agent".into(),
+            ));
+        }
+        let message_id = format!("agent:{}:{idempotency_key}", c.id);
+        if self
+            .deps
+            .conversations
+            .event_recorded(&c.account_id, &message_id, now.div_euclid(1000))
+            .await?
+        {
+            return Ok(message_id);
+        }
+        let ws = self
+            .deps
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await?;
+        let outbound = OutboundMessage {
+            id: message_id.clone(),
+            account_id: c.account_id.clone(),
+            conversation_id: c.id.clone(),
+            to: c.source_id.clone(),
+            origin: Origin::Agent,
+            trigger: None,
+            messages: messages.clone(),
+            reply_token: None,
+            reply_token_received_at: None,
+            sender: agent_sender(ws.as_ref(), agent),
+            created_at: now,
+        };
+        // Queued before it is recorded: a failure after queueing is retried with the same id,
+        // which the queue and the outbound function deduplicate.
+        self.deps
+            .outbound
+            .send(&[outbound.to_queue_message()])
+            .await?;
+        let entry = TranscriptEntry {
+            conversation_id: c.id.clone(),
+            event_id: message_id.clone(),
+            timestamp: now,
+            event_type: "agentMessage".into(),
+            sender_user_id: None,
+            message_id: None,
+            event: json!({
+                "type": "agentMessage",
+                "messageId": message_id,
+                "agentId": agent.id,
+                "agentName": agent.name,
+                "messages": messages,
+            }),
+            retracted: false,
+        };
+        for attempt in 0..COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                c = self.load_conversation(conversation_id).await?;
+            }
+            let mut updated = c.clone();
+            updated.last_activity_at = updated.last_activity_at.max(now);
+            updated.version = c.version + 1;
+            match self
+                .commit_conversation(&message_id, &updated, Some(entry.clone()), None, now)
+                .await?
+            {
+                CommitOutcome::Committed | CommitOutcome::Duplicate => {
+                    tracing::info!(conversation_id = %c.id, agent_id = %agent.id, %message_id, "agent message queued");
+                    return Ok(message_id);
+                }
+                CommitOutcome::Conflict => {}
+            }
+        }
+        Err(AgentOpError::Route(RouteError::Contention))
+    }
+
+    /// Starts LINE's account-link flow for the customer of a 1:1 conversation: issues a link
+    /// token, stores a [`LinkRequest`] and sends the customer `{link_base_url}/line/link/{id}`.
+    /// The `accountLink` event then links the customer to `contact_id`. Returns the URL.
+    pub async fn request_account_link(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        contact_id: &str,
+        link_base_url: &str,
+    ) -> Result<String, AgentOpError> {
+        let now = self.now();
+        let c = self.load_conversation(conversation_id).await?;
+        if c.source_type != SourceType::User {
+            return Err(invalid(
+                "conversationId",
+                "account linking works in 1:1 chats only",
+            ));
+        }
+        if c.state == ConversationState::Closed {
+            return Err(conflict("the conversation is closed"));
+        }
+        if self
+            .deps
+            .config
+            .get_doc(&contact_kind(&c.account_id), contact_id)
+            .await?
+            .is_none()
+        {
+            return Err(invalid(
+                "contactId",
+                format!("there is no contact {contact_id:?}"),
+            ));
+        }
+        let token = self.access_token(&c.account_id).await?;
+        let link_token = self
+            .deps
+            .line
+            .issue_link_token(&token, &c.source_id)
+            .await
+            .map_err(RouteError::from)?;
+        let request = LinkRequest {
+            id: omniline_domain::clock::new_id(),
+            account_id: c.account_id.clone(),
+            user_id: c.source_id.clone(),
+            contact_id: contact_id.to_owned(),
+            conversation_id: c.id.clone(),
+            link_token,
+            created_at: now,
+        };
+        let doc = serde_json::to_string(&request)
+            .map_err(|e| RouteError::Malformed(format!("link request: {e}")))?;
+        if self
+            .deps
+            .config
+            .put_doc(LINK_REQUEST_KIND, &request.id, &doc, Expect::Absent)
+            .await?
+            .is_none()
+        {
+            return Err(conflict("link request id taken; try again"));
+        }
+        let url = format!(
+            "{}/line/link/{}",
+            link_base_url.trim_end_matches('/'),
+            request.id
+        );
+        let ws = self
+            .deps
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await?;
+        let message = OutboundMessage {
+            id: format!("link:{}", request.id),
+            account_id: c.account_id.clone(),
+            conversation_id: c.id.clone(),
+            to: c.source_id.clone(),
+            origin: Origin::Agent,
+            trigger: None,
+            messages: vec![text_message(&format!("{ACCOUNT_LINK_TEXT}\n{url}"))],
+            reply_token: None,
+            reply_token_received_at: None,
+            sender: agent_sender(ws.as_ref(), agent),
+            created_at: now,
+        };
+        self.deps
+            .outbound
+            .send(&[message.to_queue_message()])
+            .await?;
+        tracing::info!(conversation_id = %c.id, agent_id = %agent.id, %contact_id, "account link requested");
+        Ok(url)
+    }
+}
+
+/// Whether `by` may transfer `c`: its holder, or anyone when nobody holds it (the caller has
+/// checked that `by` may see it).
+pub fn may_transfer(c: &Conversation, by: &Agent) -> bool {
+    c.agent_id.as_deref().is_none_or(|holder| holder == by.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_names_are_cut_to_20_utf16_units() {
+        assert_eq!(sender_name("  Hanako  "), "Hanako");
+        assert_eq!(sender_name(&"a".repeat(25)), "a".repeat(20));
+        // 19 units then an emoji of 2: the emoji does not fit.
+        let name = format!("{}😀", "a".repeat(19));
+        assert_eq!(sender_name(&name), "a".repeat(19));
+        let long = "山田花子さんのとても長い名前ですよ本当に長い";
+        assert_eq!(sender_name(long), long.chars().take(20).collect::<String>());
+    }
+
+    #[test]
+    fn rating_and_link_surveys() {
+        let rating = Survey {
+            enabled: true,
+            question: Some("How did we do?".into()),
+            scale: Some(3),
+            url: None,
+        };
+        let (message, state) = survey_message(&rating, "c1", 7).unwrap();
+        assert_eq!(message["text"], "How did we do?");
+        let items = message["quickReply"]["items"].as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2]["action"]["data"], "survey:c1:3");
+        assert_eq!(items[2]["action"]["label"], "3");
+        assert_eq!(items[2]["action"]["displayText"], "3");
+        assert_eq!(state.scale, Some(3));
+        assert_eq!(state.sent_at, 7);
+
+        let link = Survey {
+            enabled: true,
+            question: None,
+            scale: None,
+            url: Some("https://survey.example.com/x".into()),
+        };
+        let (message, state) = survey_message(&link, "c1", 7).unwrap();
+        assert_eq!(
+            message["text"],
+            format!("{DEFAULT_LINK_SURVEY_TEXT}\nhttps://survey.example.com/x")
+        );
+        assert_eq!(state.scale, None);
+
+        let off = Survey {
+            enabled: false,
+            ..rating
+        };
+        assert!(survey_message(&off, "c1", 7).is_none());
+    }
+}

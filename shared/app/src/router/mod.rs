@@ -1,0 +1,505 @@
+//! The router function: consumes the inbound FIFO queue and turns LINE events into customer
+//! service work.
+//!
+//! For each event: skip it if it was recorded before (exactly once, also hours later); keep one
+//! open conversation per (account, source); fetch the customer's LINE profile on first contact;
+//! classify new conversations with the workstream's routing rules; hand them to the bot or
+//! distribute them to an agent of the queue (push) or leave them waiting (pick); queue automated
+//! messages for the outbound function; then commit the event, the transcript entry, the
+//! conversation and the customer in one atomic write conditional on the event being new.
+//!
+//! Side effects before the commit are idempotent: outbound messages and conversation ids are
+//! derived from the event id (the outbound queue and function deduplicate on them), agent
+//! assignment is idempotent per conversation, and media are stored under the message id.
+//!
+//! Agent slots: a conversation is committed with an agent only while the agent's slot holds it
+//! (`ConversationStore::commit_assignment`), and a claim whose commit did not land is undone
+//! only if the stored conversation is not the agent's (`ConversationStore::release_unless_assigned`),
+//! each atomic with respect to the other: a slot shared by two assignments in flight is never
+//! given back under the one that commits.
+//!
+//! [`agent_ops`] holds what agents do (pick, transfer, close with the survey, reply, account
+//! links) as methods of the same [`RouterService`], shared by the agent function and the local
+//! stack; [`wiring`] builds the service on the AWS adapters.
+
+pub mod agent_ops;
+
+mod process;
+
+pub use agent_ops::{AgentOpError, TransferTarget};
+
+use crate::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
+use crate::settings::load_settings;
+use crate::tokens::{ChannelTokens, TokenError};
+use omniline_domain::conversation::{
+    CommitOutcome, ConversationState, ConversationWrite, EventCommit, DEDUPE_RETENTION_SECS,
+};
+use omniline_domain::line::api::LineApiError;
+use omniline_domain::routing::rules::CompiledRules;
+use omniline_domain::secret::SecretString;
+use omniline_domain::settings::Settings;
+use omniline_domain::workstream::Workstream;
+use omniline_ports::AgentStore;
+use omniline_ports::BotHook;
+use omniline_ports::LineApi;
+use omniline_ports::ObjectStore;
+use omniline_ports::{
+    AccountStore, ConfigStore, ConversationStore, EventQueue, PortError, SecretStore,
+    WorkstreamStore,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use omniline_domain::clock::{system_clock, Clock};
+
+/// Everything the router talks to.
+#[derive(Clone)]
+pub struct RouterDeps {
+    pub accounts: Arc<dyn AccountStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub workstreams: Arc<dyn WorkstreamStore>,
+    pub agents: Arc<dyn AgentStore>,
+    /// Settings (retention), read at most every [`SETTINGS_TTL`].
+    pub config: Arc<dyn ConfigStore>,
+    pub outbound: Arc<dyn EventQueue>,
+    pub media: Arc<dyn ObjectStore>,
+    pub line: Arc<dyn LineApi>,
+    pub bot: Arc<dyn BotHook>,
+    /// Channel access tokens (long-lived, or stateless ones issued from the channel secret).
+    pub tokens: Arc<ChannelTokens>,
+    pub clock: Clock,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The queue message cannot be processed, ever: it goes to the dead-letter queue after the
+    /// queue's receive limit.
+    #[error("malformed inbound message: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error(transparent)]
+    Line(#[from] LineApiError),
+    #[error("channel access token unavailable: {0}")]
+    Token(#[from] TokenError),
+    /// LINE answered 202: the media is still being prepared; retry later.
+    #[error("media {0} is still being prepared by LINE")]
+    MediaPending(String),
+    #[error("the conversation kept changing concurrently")]
+    Contention,
+}
+
+/// What processing a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// The event and its effects were committed.
+    Stored { conversation_id: Option<String> },
+    /// Recorded before: nothing changed, nothing was sent.
+    Duplicate,
+    /// The account was deleted: the event is dropped (logged).
+    AccountGone,
+}
+
+/// What a scheduled run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduleOutcome {
+    pub closed: usize,
+    pub assigned: usize,
+}
+
+/// How many times a commit is retried when the conversation changed concurrently.
+const COMMIT_ATTEMPTS: u32 = 3;
+/// After this many receives, media LINE is still preparing is given up (the event is stored
+/// without it) rather than failing until the dead-letter queue.
+pub const MEDIA_PENDING_MAX_RECEIVES: u32 = 4;
+
+/// The router's use case, shared by the Lambda function and the local stack.
+pub struct RouterService {
+    deps: RouterDeps,
+    rules: Mutex<HashMap<String, (u64, Arc<CompiledRules>)>>,
+    settings: Mutex<Option<(std::time::Instant, Settings)>>,
+}
+
+/// How long the router keeps the settings before reading them again: a change (retention)
+/// reaches every router within this time. Workstreams and rules are read on every event.
+pub const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl RouterService {
+    pub fn new(deps: RouterDeps) -> Self {
+        Self {
+            deps,
+            rules: Mutex::new(HashMap::new()),
+            settings: Mutex::new(None),
+        }
+    }
+
+    /// The settings, cached for [`SETTINGS_TTL`].
+    pub(crate) async fn settings(&self) -> Result<Settings, RouteError> {
+        if let Ok(cache) = self.settings.lock() {
+            if let Some((at, settings)) = cache.as_ref() {
+                if at.elapsed() < SETTINGS_TTL {
+                    return Ok(settings.clone());
+                }
+            }
+        }
+        let (settings, _) = load_settings(self.deps.config.as_ref()).await?;
+        if let Ok(mut cache) = self.settings.lock() {
+            *cache = Some((std::time::Instant::now(), settings.clone()));
+        }
+        Ok(settings)
+    }
+
+    pub fn deps(&self) -> &RouterDeps {
+        &self.deps
+    }
+
+    /// A batch from the inbound FIFO queue: in order, a failure holding back the rest of its group.
+    pub async fn handle_batch(&self, messages: &[(BatchMessage, u32)]) -> BatchOutcome {
+        let receive_counts: HashMap<&str, u32> = messages
+            .iter()
+            .map(|(m, count)| (m.message_id.as_str(), *count))
+            .collect();
+        let batch: Vec<BatchMessage> = messages.iter().map(|(m, _)| m.clone()).collect();
+        process_fifo_batch(&batch, |message| {
+            let count = receive_counts
+                .get(message.message_id.as_str())
+                .copied()
+                .unwrap_or(1);
+            let body = message.body.clone();
+            async move { self.process_message(&body, count).await.map(drop) }
+        })
+        .await
+    }
+
+    /// One inbound queue message (see `omniline_domain::line::envelope::InboundEvent`). `receive_count`
+    /// is how many times the queue has delivered it (1 the first time).
+    pub async fn process_message(
+        &self,
+        body: &str,
+        receive_count: u32,
+    ) -> Result<Processed, RouteError> {
+        let inbound = process::Inbound::parse(body)?;
+        let conversations = &self.deps.conversations;
+        let now_secs = (self.deps.clock)().div_euclid(1000);
+        if conversations
+            .event_recorded(&inbound.account_id, &inbound.event_id, now_secs)
+            .await?
+        {
+            tracing::info!(account_id = %inbound.account_id, event_id = %inbound.event_id, "duplicate event skipped");
+            return Ok(Processed::Duplicate);
+        }
+        let Some(account) = self.deps.accounts.get(&inbound.account_id).await? else {
+            tracing::warn!(account_id = %inbound.account_id, event_id = %inbound.event_id, "event for a deleted account dropped");
+            return Ok(Processed::AccountGone);
+        };
+        let workstream = self
+            .deps
+            .workstreams
+            .workstream_for_account(&account.id)
+            .await?;
+        for _ in 0..COMMIT_ATTEMPTS {
+            let plan =
+                process::plan(self, &account, workstream.as_ref(), &inbound, receive_count).await?;
+            // A conversation given to an agent is stored only while the agent's slot holds it.
+            let outcome = match &plan.new_assignment {
+                Some((agent_id, _)) => {
+                    conversations
+                        .commit_assignment(&plan.commit, agent_id)
+                        .await?
+                }
+                None => conversations.commit(&plan.commit).await?,
+            };
+            match outcome {
+                CommitOutcome::Committed => {
+                    if let Some((agent_id, conversation_id)) = &plan.release_after_commit {
+                        self.deps.agents.release(agent_id, conversation_id).await?;
+                    }
+                    if let Some(nonce) = &plan.consumed_nonce {
+                        // Used once: a replayed nonce links nothing. A failure leaves a nonce
+                        // that can only relink the same user to the same contact.
+                        if let Err(e) = self
+                            .deps
+                            .config
+                            .delete_doc(omniline_domain::contacts::LINK_NONCE_KIND, nonce)
+                            .await
+                        {
+                            tracing::error!(account_id = %account.id, error = %e, "used account-link nonce not deleted");
+                        }
+                    }
+                    tracing::info!(
+                        account_id = %account.id,
+                        event_id = %inbound.event_id,
+                        event_type = %inbound.event.event_type(),
+                        conversation_id = ?plan.conversation_id,
+                        outbound = plan.outbound_count,
+                        "event routed"
+                    );
+                    return Ok(Processed::Stored {
+                        conversation_id: plan.conversation_id,
+                    });
+                }
+                outcome => {
+                    // An assignment made for a conversation that did not get stored with it is
+                    // undone, unless the stored conversation has that agent (another worker
+                    // assigned the same one: the assignment is shared, not ours to undo). The
+                    // retry re-reads the conversation and distributes it again.
+                    if let Some((agent_id, conversation_id)) = &plan.new_assignment {
+                        self.release_unless_kept(agent_id, conversation_id).await?;
+                    }
+                    if outcome == CommitOutcome::Duplicate {
+                        return Ok(Processed::Duplicate);
+                    }
+                    tracing::info!(event_id = %inbound.event_id, "conversation changed concurrently; retrying");
+                }
+            }
+        }
+        Err(RouteError::Contention)
+    }
+
+    /// The scheduled work (EventBridge every minute on AWS, a timer locally): close idle
+    /// conversations, then give waiting ones to agents who have room (freed by a close, or back
+    /// online), so a conversation waits at most a tick after an agent becomes free.
+    pub async fn run_schedule(&self) -> Result<ScheduleOutcome, RouteError> {
+        let closed = self.close_idle_conversations().await?;
+        let assigned = self.distribute_waiting().await?;
+        let now_secs = (self.deps.clock)().div_euclid(1000);
+        let expired = self.deps.conversations.sweep_expired(now_secs).await?;
+        if expired > 0 {
+            tracing::info!(
+                expired,
+                "retention: expired conversations and customers deleted"
+            );
+        }
+        Ok(ScheduleOutcome { closed, assigned })
+    }
+
+    /// Assigns waiting conversations of push-mode workstreams (not with a bot), highest priority
+    /// then oldest first, to the least busy available agent of their queue. Returns how many were
+    /// assigned.
+    pub async fn distribute_waiting(&self) -> Result<usize, RouteError> {
+        let now = (self.deps.clock)();
+        let mut waiting: Vec<_> = self
+            .deps
+            .conversations
+            .open_conversations()
+            .await?
+            .into_iter()
+            .filter(|c| {
+                c.state == ConversationState::Waiting
+                    && c.bot_id.is_none()
+                    && c.agent_id.is_none()
+                    && c.queue_id.is_some()
+            })
+            .collect();
+        waiting.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.opened_at.cmp(&b.opened_at))
+        });
+        let mut workstreams: HashMap<String, Option<Workstream>> = HashMap::new();
+        let mut assigned = 0;
+        for conversation in waiting {
+            if !workstreams.contains_key(&conversation.account_id) {
+                let ws = self
+                    .deps
+                    .workstreams
+                    .workstream_for_account(&conversation.account_id)
+                    .await?;
+                workstreams.insert(conversation.account_id.clone(), ws);
+            }
+            let ws = workstreams
+                .get(&conversation.account_id)
+                .and_then(|ws| ws.as_ref());
+            if let Some(ws) = ws {
+                if self.assign_waiting(&conversation, ws, now).await?.is_some() {
+                    assigned += 1;
+                }
+            }
+        }
+        Ok(assigned)
+    }
+
+    /// Gives one waiting conversation (of a push-mode workstream, not with a bot) to the least
+    /// busy available agent of its queue, queues the `agentAssigned` message and commits.
+    /// Returns the stored conversation when it was assigned.
+    pub(crate) async fn assign_waiting(
+        &self,
+        conversation: &omniline_domain::conversation::Conversation,
+        ws: &Workstream,
+        now: i64,
+    ) -> Result<Option<omniline_domain::conversation::Conversation>, RouteError> {
+        if ws.distribution != omniline_domain::workstream::Distribution::Push
+            || conversation.state != ConversationState::Waiting
+            || conversation.bot_id.is_some()
+            || conversation.agent_id.is_some()
+        {
+            return Ok(None);
+        }
+        let customer = match conversation.source_type {
+            omniline_domain::conversation::SourceType::User => {
+                self.deps
+                    .conversations
+                    .customer(&conversation.account_id, &conversation.source_id)
+                    .await?
+            }
+            _ => None,
+        };
+        let previous_version = conversation.version;
+        let mut updated = conversation.clone();
+        let mut outbox = process::Outbox::default();
+        let assignment = process::distribute(
+            self,
+            Some(ws),
+            &mut updated,
+            customer.as_ref(),
+            now,
+            false,
+            &mut outbox,
+        )
+        .await?;
+        let Some((agent_id, conversation_id)) = assignment else {
+            return Ok(None);
+        };
+        let id_prefix = format!("assign:{}:{previous_version}", conversation.id);
+        let messages = process::scheduled_messages(&updated, &outbox, &id_prefix, now);
+        if !messages.is_empty() {
+            let queued: Vec<_> = messages.iter().map(|m| m.to_queue_message()).collect();
+            self.deps.outbound.send(&queued).await?;
+        }
+        updated.version = previous_version + 1;
+        let commit = EventCommit {
+            account_id: conversation.account_id.clone(),
+            event_id: id_prefix,
+            now_secs: now.div_euclid(1000),
+            dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
+            retain_until: self.settings().await?.retain_until(now),
+            conversation: Some(ConversationWrite::Update(updated.clone())),
+            transcript: None,
+            retract_message_id: None,
+            customer: None,
+        };
+        match self
+            .deps
+            .conversations
+            .commit_assignment(&commit, &agent_id)
+            .await?
+        {
+            CommitOutcome::Committed => {
+                tracing::info!(%conversation_id, %agent_id, "waiting conversation assigned");
+                Ok(Some(updated))
+            }
+            // The conversation moved on meanwhile (a message, a close), or the slot was given
+            // back by another worker's undo: undo the assignment; the next tick tries again.
+            CommitOutcome::Conflict | CommitOutcome::Duplicate => {
+                self.release_unless_kept(&agent_id, &conversation_id)
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Closes conversations idle for longer than their workstream's `autoCloseMinutes`, releasing
+    /// their agents. Returns how many were closed.
+    pub async fn close_idle_conversations(&self) -> Result<usize, RouteError> {
+        let now = (self.deps.clock)();
+        let mut closed = 0;
+        let mut workstreams: HashMap<String, Option<Workstream>> = HashMap::new();
+        for conversation in self.deps.conversations.open_conversations().await? {
+            if !workstreams.contains_key(&conversation.account_id) {
+                let ws = self
+                    .deps
+                    .workstreams
+                    .workstream_for_account(&conversation.account_id)
+                    .await?;
+                workstreams.insert(conversation.account_id.clone(), ws);
+            }
+            let Some(minutes) = workstreams
+                .get(&conversation.account_id)
+                .and_then(|ws| ws.as_ref())
+                .and_then(|ws| ws.auto_close_minutes)
+            else {
+                continue;
+            };
+            if now - conversation.last_activity_at < i64::from(minutes) * 60_000 {
+                continue;
+            }
+            let mut update = conversation.clone();
+            update.state = ConversationState::Closed;
+            update.closed_at = Some(now);
+            update.close_reason = Some("inactive".into());
+            update.version += 1;
+            let commit = EventCommit {
+                account_id: conversation.account_id.clone(),
+                event_id: format!("autoclose:{}:{}", conversation.id, conversation.version),
+                now_secs: now.div_euclid(1000),
+                dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
+                retain_until: self.settings().await?.retain_until(now),
+                conversation: Some(ConversationWrite::Update(update)),
+                transcript: None,
+                retract_message_id: None,
+                customer: None,
+            };
+            if self.deps.conversations.commit(&commit).await? == CommitOutcome::Committed {
+                if let Some(agent_id) = &conversation.agent_id {
+                    if let Err(e) = self.deps.agents.release(agent_id, &conversation.id).await {
+                        tracing::error!(conversation_id = %conversation.id, %agent_id, error = %e, "agent not released after auto-close");
+                    }
+                }
+                tracing::info!(conversation_id = %conversation.id, "conversation closed after inactivity");
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Releases `agent_id`'s hold on the conversation unless the stored conversation is open with
+    /// that agent: in one step atomic with respect to [`ConversationStore::commit_assignment`]
+    /// (see [`ConversationStore::release_unless_assigned`]). A slot can be shared by two
+    /// assignments in flight (the second finds it already held): reading the conversation and then
+    /// releasing would give back a slot that the other one commits meanwhile.
+    async fn release_unless_kept(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<(), RouteError> {
+        let released = self
+            .deps
+            .conversations
+            .release_unless_assigned(agent_id, conversation_id)
+            .await?;
+        tracing::debug!(%conversation_id, %agent_id, released, "claimed slot undone unless kept");
+        Ok(())
+    }
+
+    /// The account's channel access token (cached by [`ChannelTokens`]).
+    async fn access_token(&self, account_id: &str) -> Result<SecretString, RouteError> {
+        Ok(self.deps.tokens.token(account_id).await?)
+    }
+
+    /// The workstream's rules, compiled once per (workstream, version).
+    fn compiled_rules(&self, workstream: &Workstream) -> Arc<CompiledRules> {
+        if let Ok(cache) = self.rules.lock() {
+            if let Some((version, rules)) = cache.get(&workstream.id) {
+                if *version == workstream.version {
+                    return Arc::clone(rules);
+                }
+            }
+        }
+        let compiled = match CompiledRules::compile(&workstream.rules) {
+            Ok(rules) => Arc::new(rules),
+            Err(e) => {
+                // Rules are validated when stored; a bad set routes everything to the default queue.
+                tracing::error!(workstream_id = %workstream.id, error = %e, "routing rules do not compile");
+                Arc::new(CompiledRules::default())
+            }
+        };
+        if let Ok(mut cache) = self.rules.lock() {
+            cache.insert(
+                workstream.id.clone(),
+                (workstream.version, Arc::clone(&compiled)),
+            );
+        }
+        compiled
+    }
+}

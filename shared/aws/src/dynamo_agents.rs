@@ -1,0 +1,1060 @@
+//! [`AgentStore`] on one DynamoDB table (`pk`, `sk`). Item layout:
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | agent | `AGENT#{id}` | `PROFILE` | `id`, `name`, `queues` (L of S), `skills` (L of S), `capacity` N, `status` S, `profileVersion` N, `activeConversations` SS (absent when empty), `activeCount` N, `lastAssignedAt` N |
+//! | queue membership | `QUEUE#{queueId}` | `AGENT#{agentId}` | `agentId` |
+//! | notification | `AGENT#{agentId}` | `NOTIFY#{createdAt:020}#{id}` | the notification's fields, camelCase |
+//! | notification marker | `NOTIFICATION#{id}` | `NOTIFICATION` | `agentId` |
+//! | notification of a conversation | `CONVNOTIFY#{conversationId}` | `{id}` | `agentId`, `createdAt` (for erasing a customer's) |
+//! | agent index | `AGENTS` | `{agentId}` | `agentId` |
+//!
+//! * `try_assign` is one conditional `UpdateItem`
+//!   (`ADD activeConversations :c, activeCount :one SET lastAssignedAt = :t` if
+//!   `status = available AND activeCount < capacity AND NOT contains(activeConversations, :cid)`),
+//!   so DynamoDB itself guarantees that no agent exceeds its capacity. When the condition fails, a
+//!   consistent read tells "already mine" (true) from "full / not available / unknown" (false).
+//! * `release` is the reverse update, conditional on the conversation being in the set.
+//! * `put_agent` edits the profile fields only (the assignment attributes are kept, `activeCount`
+//!   is initialised to 0), writes the agent's index item and moves the queue memberships, all in
+//!   one `TransactWriteItems` guarded by `profileVersion`, retried when another writer got there
+//!   first. A transaction holds at most 100 operations: the profile, the index item and 98
+//!   membership changes (queues joined plus queues left).
+//! * `list_agents` queries the `AGENTS` partition (no scan) and reads the profiles with
+//!   `BatchGetItem`. Agents written before the index item existed have none, so they are not
+//!   listed until their next `put_agent` writes it (every `put_agent` does, unconditionally);
+//!   that is accepted rather than migrated.
+//! * `delete_agent` deletes the profile (with its active conversations, which live on it), the
+//!   index item and the memberships of the profile's `queues` in one `TransactWriteItems`,
+//!   conditional on the profile read (by `profileVersion`, so it exists and its queues are the
+//!   ones deleted), retried when another writer got there first; `false` when there is no
+//!   profile. Then it deletes the agent's notifications and their markers with `BatchWriteItem`
+//!   (25 a call, unprocessed items retried). That second step also runs when there was no
+//!   profile, so a retry after a failure there finishes the job; a notification written for the
+//!   id after the profile is gone is removed as well.
+//! * `notify` writes the notification and its marker in one transaction, both conditional on not
+//!   existing: a retry with the same id (whatever its `createdAt`) is a no-op.
+//! * `notifications_after` is a consistent `Query` of the agent's partition with
+//!   `sk BETWEEN NOTIFY#{createdAt:020}#{id} AND NOTIFY#\u{10FFFF}` (the cursor's own sort key up
+//!   to above every notification key), the cursor item itself skipped, paged with `Limit` until
+//!   `limit` notifications are read. The sort key orders by time then id (a byte-wise string
+//!   order, like Rust's and SQLite's) for non-negative times only: the times the key clamps to
+//!   0 (`createdAt <= 0`) are read whole and sorted in Rust when the cursor is among them, so the
+//!   order is exactly that of `notifications`.
+
+use crate::{
+    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
+    s, Item, ATTEMPTS,
+};
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
+    Update, WriteRequest,
+};
+use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
+use omniline_domain::PortError;
+use omniline_ports::AgentStore;
+use std::collections::BTreeSet;
+
+const PROFILE: &str = "PROFILE";
+const NOTIFICATION: &str = "NOTIFICATION";
+/// The partition listing one conversation's notifications.
+const CONVNOTIFY: &str = "CONVNOTIFY";
+const NOTIFY_PREFIX: &str = "NOTIFY#";
+const AGENT_PREFIX: &str = "AGENT#";
+/// The partition of the agent index items (sort key: the agent id).
+const AGENTS_PK: &str = "AGENTS";
+/// `TransactWriteItems` takes at most 100 operations: the profile, the index item and 98
+/// membership changes.
+const MAX_TRANSACT_ITEMS: usize = 100;
+/// Operations of an agent transaction other than memberships: the profile and the index item.
+const AGENT_ITEMS: usize = 2;
+/// `BatchWriteItem` takes at most 25 requests.
+const BATCH_WRITE_ITEMS: usize = 25;
+
+/// [`AgentStore`] on DynamoDB; see the module documentation for the item layout.
+#[derive(Debug, Clone)]
+pub struct DynamoAgentStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn string_list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v.as_str())).collect())
+}
+
+fn agent_pk(id: &str) -> String {
+    format!("{AGENT_PREFIX}{id}")
+}
+
+fn queue_pk(queue_id: &str) -> String {
+    format!("QUEUE#{queue_id}")
+}
+
+fn notification_sk(notification: &AgentNotification) -> String {
+    // Zero-padded so that the sort key orders by time; negative times sort as 0.
+    format!(
+        "{NOTIFY_PREFIX}{:020}#{}",
+        notification.created_at.max(0),
+        notification.id
+    )
+}
+
+/// The sort keys of the notifications created at `created_at` (clamped as in
+/// [`notification_sk`]) all begin with this.
+fn notification_sk_prefix(created_at: i64) -> String {
+    format!("{NOTIFY_PREFIX}{:020}#", created_at.max(0))
+}
+
+/// Above every notification sort key (`NOTIFY#` then a digit), below `PROFILE`.
+const NOTIFY_END: &str = "NOTIFY#\u{10FFFF}";
+/// Above every sort key beginning with `notification_sk_prefix(0)` (`$` follows `#`), below
+/// those of positive times.
+const NOTIFY_CLAMPED_END: &str = "NOTIFY#00000000000000000000$";
+/// The most items asked of one `Query` page.
+const QUERY_PAGE: usize = 1000;
+
+/// Whether `n` comes strictly after the cursor `after` in (`created_at`, id) order.
+fn is_after(n: &AgentNotification, after: Option<(i64, &str)>) -> bool {
+    after.is_none_or(|cursor| (n.created_at, n.id.as_str()) > cursor)
+}
+
+fn malformed(what: &str, key: &str) -> PortError {
+    PortError::Unavailable(format!("DynamoDB {what} item without a valid {key}"))
+}
+
+fn get_s<'a>(item: &'a Item, what: &str, key: &str) -> Result<&'a str, PortError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| malformed(what, key))
+}
+
+fn get_opt_s(item: &Item, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, what: &str, key: &str) -> Result<T, PortError> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| malformed(what, key))
+}
+
+fn get_opt_n<T: std::str::FromStr>(
+    item: &Item,
+    what: &str,
+    key: &str,
+) -> Result<Option<T>, PortError> {
+    match item.get(key) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => get_n(item, what, key).map(Some),
+    }
+}
+
+fn get_string_list(item: &Item, what: &str, key: &str) -> Result<Vec<String>, PortError> {
+    match item.get(key) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .map(|v| v.as_s().cloned().map_err(|_| malformed(what, key)))
+            .collect(),
+        Some(_) => Err(malformed(what, key)),
+    }
+}
+
+fn agent_from_item(item: &Item) -> Result<Agent, PortError> {
+    const WHAT: &str = "agent";
+    let status = get_s(item, WHAT, "status")?;
+    let mut active_conversations = match item.get("activeConversations") {
+        None => Vec::new(),
+        Some(AttributeValue::Ss(set)) => set.clone(),
+        Some(_) => return Err(malformed(WHAT, "activeConversations")),
+    };
+    active_conversations.sort();
+    Ok(Agent {
+        id: get_s(item, WHAT, "id")?.to_owned(),
+        name: get_s(item, WHAT, "name")?.to_owned(),
+        queues: get_string_list(item, WHAT, "queues")?,
+        skills: get_string_list(item, WHAT, "skills")?,
+        capacity: get_n(item, WHAT, "capacity")?,
+        status: AgentStatus::parse(status).ok_or_else(|| malformed(WHAT, "status"))?,
+        active_conversations,
+        last_assigned_at: get_opt_n(item, WHAT, "lastAssignedAt")?,
+    })
+}
+
+fn notification_item(notification: &AgentNotification) -> Item {
+    let mut item = key(
+        agent_pk(&notification.agent_id),
+        notification_sk(notification),
+    );
+    item.extend([
+        ("id".to_owned(), s(notification.id.as_str())),
+        ("agentId".to_owned(), s(notification.agent_id.as_str())),
+        (
+            "conversationId".to_owned(),
+            s(notification.conversation_id.as_str()),
+        ),
+        ("accountId".to_owned(), s(notification.account_id.as_str())),
+        ("kind".to_owned(), s(notification.kind.as_str())),
+        (
+            "customerName".to_owned(),
+            s(notification.customer_name.as_str()),
+        ),
+        ("queueId".to_owned(), s(notification.queue_id.as_str())),
+        ("createdAt".to_owned(), n(notification.created_at)),
+    ]);
+    for (name, value) in [
+        ("customerUserId", &notification.customer_user_id),
+        ("customerPictureUrl", &notification.customer_picture_url),
+        ("customerLanguage", &notification.customer_language),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value.as_str()));
+        }
+    }
+    item
+}
+
+fn notification_from_item(item: &Item) -> Result<AgentNotification, PortError> {
+    const WHAT: &str = "notification";
+    Ok(AgentNotification {
+        id: get_s(item, WHAT, "id")?.to_owned(),
+        agent_id: get_s(item, WHAT, "agentId")?.to_owned(),
+        conversation_id: get_s(item, WHAT, "conversationId")?.to_owned(),
+        account_id: get_s(item, WHAT, "accountId")?.to_owned(),
+        kind: get_s(item, WHAT, "kind")?.to_owned(),
+        customer_user_id: get_opt_s(item, "customerUserId"),
+        customer_name: get_s(item, WHAT, "customerName")?.to_owned(),
+        customer_picture_url: get_opt_s(item, "customerPictureUrl"),
+        customer_language: get_opt_s(item, "customerLanguage"),
+        queue_id: get_s(item, WHAT, "queueId")?.to_owned(),
+        created_at: get_n(item, WHAT, "createdAt")?,
+    })
+}
+
+fn reason_code(reason: &CancellationReason) -> &str {
+    reason.code().unwrap_or("None")
+}
+
+/// What a cancelled `TransactWriteItems` means for a retry loop.
+enum Cancelled {
+    /// A condition failed.
+    Condition,
+    /// Lost a race with another write of the same items: try again.
+    Conflict,
+}
+
+fn cancelled(
+    err: aws_sdk_dynamodb::error::SdkError<
+        TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> Result<Cancelled, PortError> {
+    let reasons = match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons(),
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+            return Ok(Cancelled::Conflict)
+        }
+        _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+    };
+    let mut condition = false;
+    for reason in reasons {
+        match reason_code(reason) {
+            "None" => {}
+            "ConditionalCheckFailed" => condition = true,
+            "TransactionConflict" => {}
+            other => {
+                return Err(PortError::Unavailable(format!(
+                    "DynamoDB TransactWriteItems cancelled: {other} {}",
+                    reason.message().unwrap_or_default()
+                )))
+            }
+        }
+    }
+    Ok(if condition {
+        Cancelled::Condition
+    } else {
+        Cancelled::Conflict
+    })
+}
+
+impl DynamoAgentStore {
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    async fn profile_item(&self, agent_id: &str) -> Result<Option<Item>, PortError> {
+        get_item_consistent(&self.client, &self.table, key(agent_pk(agent_id), PROFILE)).await
+    }
+
+    /// One attempt of `put_agent`; `false` if another writer changed the profile since `old`.
+    async fn put_agent_once(&self, agent: &Agent, old: Option<&Item>) -> Result<bool, PortError> {
+        let pk = agent_pk(&agent.id);
+        let (old_version, old_queues): (Option<u64>, Vec<String>) = match old {
+            Some(item) => (
+                get_opt_n(item, "agent", "profileVersion")?,
+                get_string_list(item, "agent", "queues")?,
+            ),
+            None => (None, Vec::new()),
+        };
+        let new_queues: BTreeSet<&str> = agent.queues.iter().map(String::as_str).collect();
+        let old_queues: BTreeSet<&str> = old_queues.iter().map(String::as_str).collect();
+        let removed: Vec<&str> = old_queues.difference(&new_queues).copied().collect();
+        if AGENT_ITEMS + new_queues.len() + removed.len() > MAX_TRANSACT_ITEMS {
+            return Err(PortError::Unavailable(format!(
+                "agent {} would change {} queue memberships at once; at most {} are supported",
+                agent.id,
+                new_queues.len() + removed.len(),
+                MAX_TRANSACT_ITEMS - AGENT_ITEMS
+            )));
+        }
+
+        let mut set = vec![
+            "#id = :id",
+            "#name = :name",
+            "#queues = :queues",
+            "#skills = :skills",
+            "#capacity = :capacity",
+            // A presence of its own (set_status): kept for an existing agent.
+            "#status = if_not_exists(#status, :status)",
+            "#profileVersion = :newVersion",
+            "#activeCount = if_not_exists(#activeCount, :zero)",
+        ];
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), PROFILE)))
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_names("#queues", "queues")
+            .expression_attribute_names("#skills", "skills")
+            .expression_attribute_names("#capacity", "capacity")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#profileVersion", "profileVersion")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_values(":id", s(agent.id.as_str()))
+            .expression_attribute_values(":name", s(agent.name.as_str()))
+            .expression_attribute_values(":queues", string_list(&agent.queues))
+            .expression_attribute_values(":skills", string_list(&agent.skills))
+            .expression_attribute_values(":capacity", n(agent.capacity))
+            .expression_attribute_values(":status", s(agent.status.as_str()))
+            .expression_attribute_values(":newVersion", n(old_version.unwrap_or(0) + 1))
+            .expression_attribute_values(":zero", n(0));
+        if let Some(at) = agent.last_assigned_at {
+            set.push("#lastAssignedAt = if_not_exists(#lastAssignedAt, :lastAssignedAt)");
+            update = update
+                .expression_attribute_names("#lastAssignedAt", "lastAssignedAt")
+                .expression_attribute_values(":lastAssignedAt", n(at));
+        }
+        update = update.update_expression(format!("SET {}", set.join(", ")));
+        // Optimistic concurrency on the profile: the queues read are the queues replaced.
+        update = match (old, old_version) {
+            (None, _) => update
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", "pk"),
+            (Some(_), Some(version)) => update
+                .condition_expression("#profileVersion = :oldVersion")
+                .expression_attribute_values(":oldVersion", n(version)),
+            (Some(_), None) => update
+                .condition_expression(
+                    "attribute_exists(#pk) AND attribute_not_exists(#profileVersion)",
+                )
+                .expression_attribute_names("#pk", "pk"),
+        };
+
+        let mut index = key(AGENTS_PK.to_owned(), agent.id.as_str());
+        index.insert("agentId".to_owned(), s(agent.id.as_str()));
+        let index = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(index))
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(update.build().map_err(build_error)?)
+                .build(),
+            TransactWriteItem::builder().put(index).build(),
+        ];
+        for queue in &new_queues {
+            let mut item = key(queue_pk(queue), pk.as_str());
+            item.insert("agentId".to_owned(), s(agent.id.as_str()));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        for queue in &removed {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(queue_pk(queue), pk.as_str())))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) => match cancelled(err)? {
+                // Only the profile is conditional: someone else wrote it since we read it.
+                Cancelled::Condition | Cancelled::Conflict => Ok(false),
+            },
+        }
+    }
+
+    /// One attempt of deleting the profile `old`, its index item and its memberships; `false` if
+    /// another writer changed (or deleted) the profile since it was read.
+    async fn delete_profile_once(&self, id: &str, old: &Item) -> Result<bool, PortError> {
+        let pk = agent_pk(id);
+        let version: Option<u64> = get_opt_n(old, "agent", "profileVersion")?;
+        let queues = get_string_list(old, "agent", "queues")?;
+        let queues: BTreeSet<&str> = queues.iter().map(String::as_str).collect();
+        if AGENT_ITEMS + queues.len() > MAX_TRANSACT_ITEMS {
+            return Err(PortError::Unavailable(format!(
+                "agent {id} is in {} queues; at most {} can be deleted at once",
+                queues.len(),
+                MAX_TRANSACT_ITEMS - AGENT_ITEMS
+            )));
+        }
+        let profile = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), PROFILE)));
+        // Optimistic concurrency, as in put_agent: the queues read are the memberships deleted.
+        let profile = match version {
+            Some(version) => profile
+                .condition_expression("#profileVersion = :version")
+                .expression_attribute_names("#profileVersion", "profileVersion")
+                .expression_attribute_values(":version", n(version)),
+            None => profile
+                .condition_expression(
+                    "attribute_exists(#pk) AND attribute_not_exists(#profileVersion)",
+                )
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#profileVersion", "profileVersion"),
+        };
+        let mut deletes = vec![
+            profile.build().map_err(build_error)?,
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(AGENTS_PK.to_owned(), id)))
+                .build()
+                .map_err(build_error)?,
+        ];
+        for queue in &queues {
+            deletes.push(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(queue_pk(queue), pk.as_str())))
+                    .build()
+                    .map_err(build_error)?,
+            );
+        }
+        let items = deletes
+            .into_iter()
+            .map(|d| TransactWriteItem::builder().delete(d).build())
+            .collect();
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) => match cancelled(err)? {
+                // Only the profile is conditional: it changed or went since we read it.
+                Cancelled::Condition | Cancelled::Conflict => Ok(false),
+            },
+        }
+    }
+
+    /// Deletes the profile, index item and memberships; `false` if there is no profile.
+    async fn delete_profile(&self, id: &str) -> Result<bool, PortError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let Some(old) = self.profile_item(id).await? else {
+                return Ok(false);
+            };
+            if self.delete_profile_once(id, &old).await? {
+                return Ok(true);
+            }
+        }
+        Err(PortError::Unavailable(format!(
+            "agent {id}: the profile kept changing during delete_agent"
+        )))
+    }
+
+    /// Deletes every notification of `agent_id` and its marker.
+    async fn delete_notifications(&self, agent_id: &str) -> Result<(), PortError> {
+        let pk = agent_pk(agent_id);
+        // A set: no key twice in one BatchWriteItem (DynamoDB refuses that).
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :notify)")
+            .projection_expression("#sk, #id, #conversation")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#conversation", "conversationId")
+            .expression_attribute_values(":pk", s(pk.as_str()))
+            .expression_attribute_values(":notify", s(NOTIFY_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                let sk = get_s(item, "notification", "sk")?;
+                keys.insert((pk.clone(), sk.to_owned()));
+                // The marker was written with the notification, in the same transaction.
+                if let Some(id) = get_opt_s(item, "id") {
+                    keys.insert((format!("{NOTIFICATION}#{id}"), NOTIFICATION.to_owned()));
+                    if let Some(conversation) = get_opt_s(item, "conversationId") {
+                        keys.insert((format!("{CONVNOTIFY}#{conversation}"), id.to_owned()));
+                    }
+                }
+            }
+        }
+        self.batch_delete(keys, &format!("agent {agent_id}'s notifications"))
+            .await
+    }
+
+    /// Deletes every key of `keys` with `BatchWriteItem` (25 a call, unprocessed items retried).
+    async fn batch_delete(
+        &self,
+        keys: BTreeSet<(String, String)>,
+        what: &str,
+    ) -> Result<(), PortError> {
+        let requests = keys
+            .into_iter()
+            .map(|(pk, sk)| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key(pk, sk)))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt >= ATTEMPTS {
+                    return Err(PortError::Unavailable(format!(
+                        "{what}: DynamoDB BatchWriteItem left {} items unprocessed after retries",
+                        pending.len()
+                    )));
+                }
+                if attempt > 0 {
+                    backoff(attempt).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("DynamoDB BatchWriteItem", e))?;
+                pending = output
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    /// The agent's notifications with a sort key in `from..=to`, in sort key order, strictly
+    /// after `after`, appended to `out` until it holds `limit`: a consistent `Query` paged with
+    /// `Limit` (one more than still needed, for the cursor item, which is skipped).
+    async fn notifications_between(
+        &self,
+        agent_id: &str,
+        (from, to): (&str, &str),
+        after: Option<(i64, &str)>,
+        limit: usize,
+        out: &mut Vec<AgentNotification>,
+    ) -> Result<(), PortError> {
+        let pk = agent_pk(agent_id);
+        let mut start = None;
+        while out.len() < limit {
+            let wanted = (limit - out.len()).saturating_add(1).min(QUERY_PAGE);
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":to", s(to))
+                .limit(i32::try_from(wanted).unwrap_or(1000))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                // The range lies within the prefix; checked all the same.
+                if !get_s(item, "notification", "sk")?.starts_with(NOTIFY_PREFIX) {
+                    continue;
+                }
+                let notification = notification_from_item(item)?;
+                if is_after(&notification, after) {
+                    out.push(notification);
+                    if out.len() >= limit {
+                        return Ok(());
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every agent id in `ids` that exists, read consistently with `BatchGetItem`.
+    async fn batch_get_agents(&self, ids: &[String]) -> Result<Vec<Agent>, PortError> {
+        let keys = ids.iter().map(|id| key(agent_pk(id), PROFILE)).collect();
+        batch_get_items(&self.client, &self.table, keys)
+            .await?
+            .iter()
+            .map(agent_from_item)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AgentStore for DynamoAgentStore {
+    async fn put_agent(&self, agent: &Agent) -> Result<(), PortError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let old = self.profile_item(&agent.id).await?;
+            if self.put_agent_once(agent, old.as_ref()).await? {
+                return Ok(());
+            }
+        }
+        Err(PortError::Unavailable(format!(
+            "agent {}: the profile kept changing during put_agent",
+            agent.id
+        )))
+    }
+
+    async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression("SET #status = :status")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        condition_held(result, "DynamoDB UpdateItem")
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
+        self.profile_item(id)
+            .await?
+            .as_ref()
+            .map(agent_from_item)
+            .transpose()
+    }
+
+    async fn list_agents(&self) -> Result<Vec<Agent>, PortError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .projection_expression("#sk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_values(":pk", s(AGENTS_PK))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                ids.push(get_s(item, "agent index", "sk")?.to_owned());
+            }
+        }
+        // An index item without a profile (none is left behind by delete_agent) is skipped.
+        let mut agents = self.batch_get_agents(&ids).await?;
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(agents)
+    }
+
+    async fn delete_agent(&self, id: &str) -> Result<bool, PortError> {
+        let deleted = self.delete_profile(id).await?;
+        self.delete_notifications(id).await?;
+        Ok(deleted)
+    }
+
+    async fn agents_in_queue(&self, queue_id: &str) -> Result<Vec<Agent>, PortError> {
+        let mut ids = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :agent)")
+            .expression_attribute_values(":pk", s(queue_pk(queue_id)))
+            .expression_attribute_values(":agent", s(AGENT_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                ids.push(get_s(item, "queue membership", "agentId")?.to_owned());
+            }
+        }
+        let mut agents = self.batch_get_agents(&ids).await?;
+        // The profile is the truth; a membership it does not list is ignored.
+        agents.retain(|a| a.queues.iter().any(|q| q == queue_id));
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(agents)
+    }
+
+    async fn try_assign(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+    ) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression(
+                "ADD #active :conversation, #activeCount :one SET #lastAssignedAt = :at",
+            )
+            .condition_expression(
+                "attribute_exists(#pk) AND #status = :available \
+                 AND #activeCount < #capacity AND NOT contains(#active, :conversationId)",
+            )
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#active", "activeConversations")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_names("#lastAssignedAt", "lastAssignedAt")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#capacity", "capacity")
+            .expression_attribute_values(
+                ":conversation",
+                AttributeValue::Ss(vec![conversation_id.to_owned()]),
+            )
+            .expression_attribute_values(":conversationId", s(conversation_id))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at_millis))
+            .expression_attribute_values(":available", s(AgentStatus::Available.as_str()))
+            .send()
+            .await;
+        if condition_held(result, "DynamoDB UpdateItem")? {
+            return Ok(true);
+        }
+        // Full, not available, unknown, or already ours (a retry): only the last is true.
+        let item = self.profile_item(agent_id).await?;
+        Ok(item
+            .as_ref()
+            .and_then(|item| item.get("activeConversations"))
+            .and_then(|v| v.as_ss().ok())
+            .is_some_and(|set| set.iter().any(|c| c == conversation_id)))
+    }
+
+    async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression("DELETE #active :conversation ADD #activeCount :minusOne")
+            .condition_expression("contains(#active, :conversationId)")
+            .expression_attribute_names("#active", "activeConversations")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_values(
+                ":conversation",
+                AttributeValue::Ss(vec![conversation_id.to_owned()]),
+            )
+            .expression_attribute_values(":conversationId", s(conversation_id))
+            .expression_attribute_values(":minusOne", n(-1))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        // Not there (released before, or never assigned): nothing to do.
+        condition_held(result, "DynamoDB UpdateItem").map(drop)
+    }
+
+    async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
+        let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
+        marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+        let marker = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let item = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(notification_item(notification)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_error)?;
+        let mut listed = key(
+            format!("{CONVNOTIFY}#{}", notification.conversation_id),
+            notification.id.clone(),
+        );
+        listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+        listed.insert("createdAt".to_owned(), n(notification.created_at));
+        // Unconditional: the marker is the idempotency guard; this entry is written the same.
+        let listed = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(listed))
+            .build()
+            .map_err(build_error)?;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(marker.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(item.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(listed.clone()).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) => match cancelled(err)? {
+                    // The marker (or the very same item) exists: this id was stored before.
+                    Cancelled::Condition => return Ok(()),
+                    // A concurrent write of the same id: the retry will see its marker.
+                    Cancelled::Conflict => {}
+                },
+            }
+        }
+        Err(PortError::Unavailable(format!(
+            "notification {}: transaction conflicts persisted",
+            notification.id
+        )))
+    }
+
+    async fn delete_conversation_notifications(
+        &self,
+        conversation_id: &str,
+    ) -> Result<u64, PortError> {
+        let pk = format!("{CONVNOTIFY}#{conversation_id}");
+        let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut deleted = 0;
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":pk", s(pk.as_str()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                let id = get_s(item, "notification index", "sk")?.to_owned();
+                let agent_id = get_s(item, "notification index", "agentId")?;
+                let created_at =
+                    get_opt_n::<i64>(item, "notification index", "createdAt")?.unwrap_or(0);
+                keys.insert((
+                    agent_pk(agent_id),
+                    format!("{NOTIFY_PREFIX}{:020}#{id}", created_at.max(0)),
+                ));
+                keys.insert((format!("{NOTIFICATION}#{id}"), NOTIFICATION.to_owned()));
+                keys.insert((pk.clone(), id));
+                deleted += 1;
+            }
+        }
+        self.batch_delete(
+            keys,
+            &format!("conversation {conversation_id}'s notifications"),
+        )
+        .await?;
+        Ok(deleted)
+    }
+
+    async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :notify)")
+            .expression_attribute_values(":pk", s(agent_pk(agent_id)))
+            .expression_attribute_values(":notify", s(NOTIFY_PREFIX))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
+            for item in page.items() {
+                out.push(notification_from_item(item)?);
+            }
+        }
+        // The sort key orders by time then id; negative times (clamped in the key) aside.
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn notifications_after(
+        &self,
+        agent_id: &str,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<AgentNotification>, PortError> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        match after {
+            Some((created_at, id)) if created_at > 0 => {
+                // From the cursor's own sort key: the key order is the (createdAt, id) order.
+                let from = format!("{}{id}", notification_sk_prefix(created_at));
+                self.notifications_between(agent_id, (&from, NOTIFY_END), after, limit, &mut out)
+                    .await?;
+                return Ok(out);
+            }
+            _ => {}
+        }
+        // No cursor, or one at or before time 0: the notifications whose key is clamped to 0
+        // (any `createdAt <= 0`) are not in time order in the key. Read them all, sort, take.
+        let mut clamped = Vec::new();
+        self.notifications_between(
+            agent_id,
+            (&notification_sk_prefix(0), NOTIFY_CLAMPED_END),
+            after,
+            usize::MAX,
+            &mut clamped,
+        )
+        .await?;
+        clamped.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        clamped.truncate(limit);
+        out = clamped;
+        // Then the positive times, in key order.
+        let from = notification_sk_prefix(1);
+        self.notifications_between(agent_id, (&from, NOTIFY_END), after, limit, &mut out)
+            .await?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn agent_items_round_trip() {
+        let item = HashMap::from([
+            ("id".to_owned(), s("a")),
+            ("name".to_owned(), s("Agent")),
+            (
+                "queues".to_owned(),
+                string_list(&["q1".into(), "q2".into()]),
+            ),
+            ("skills".to_owned(), string_list(&[])),
+            ("capacity".to_owned(), n(3)),
+            ("status".to_owned(), s("busy")),
+            (
+                "activeConversations".to_owned(),
+                AttributeValue::Ss(vec!["c2".into(), "c1".into()]),
+            ),
+            ("lastAssignedAt".to_owned(), n(42)),
+        ]);
+        let agent = agent_from_item(&item).unwrap();
+        assert_eq!(agent.queues, ["q1", "q2"]);
+        assert_eq!(agent.status, AgentStatus::Busy);
+        assert_eq!(agent.active_conversations, ["c1", "c2"]);
+        assert_eq!(agent.last_assigned_at, Some(42));
+        let mut bad = item.clone();
+        bad.insert("status".to_owned(), s("sleeping"));
+        assert!(agent_from_item(&bad).is_err());
+    }
+
+    #[test]
+    fn notification_items_round_trip_and_sort_by_time() {
+        let n1 = AgentNotification {
+            id: "c1:a:assigned".into(),
+            agent_id: "a".into(),
+            conversation_id: "c1".into(),
+            account_id: "acc".into(),
+            kind: "assigned".into(),
+            customer_user_id: None,
+            customer_name: "Taro".into(),
+            customer_picture_url: Some("https://example.com/p.png".into()),
+            customer_language: None,
+            queue_id: "q".into(),
+            created_at: 9,
+        };
+        let item = notification_item(&n1);
+        assert_eq!(notification_from_item(&item).unwrap(), n1);
+        assert_eq!(
+            item["sk"].as_s().unwrap(),
+            "NOTIFY#00000000000000000009#c1:a:assigned"
+        );
+        let mut n2 = n1.clone();
+        n2.created_at = 10;
+        assert!(notification_sk(&n1) < notification_sk(&n2));
+
+        // The query bounds enclose exactly the keys they are for, whatever the id.
+        for (at, id) in [
+            (0, ""),
+            (0, "\u{10FFFF}\u{10FFFF}"),
+            (-7, "~~~"),
+            (1, ""),
+            (1, "a"),
+        ] {
+            let sk = notification_sk(&AgentNotification {
+                created_at: at,
+                id: id.into(),
+                ..n1.clone()
+            });
+            assert!(sk.starts_with(&notification_sk_prefix(at)));
+            assert!(sk.as_str() < NOTIFY_END && NOTIFY_END < "PROFILE");
+            if at <= 0 {
+                assert!(notification_sk_prefix(0) <= sk && sk.as_str() < NOTIFY_CLAMPED_END);
+            } else {
+                assert!(notification_sk_prefix(1) <= sk && sk.as_str() > NOTIFY_CLAMPED_END);
+            }
+        }
+    }
+}

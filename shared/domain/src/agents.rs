@@ -1,0 +1,378 @@
+//! Agents and the agent side of work distribution: who can take a conversation, and how one is
+//! handed to an agent without ever exceeding the agent's capacity. Pure domain code and the
+//! [`AgentStore`] port; adapters: `adapters::sqlite_agents` and `adapters::dynamo_agents`.
+//!
+//! A router picks candidates with [`rank_agents`] (a pure function over a snapshot) and then
+//! claims a slot with [`AgentStore::try_assign`], which re-checks availability and capacity
+//! atomically in the store: the snapshot may be stale, the claim never is. When the claim fails
+//! (another router took the last slot), the router tries the next candidate.
+//!
+//! A claim is not the assignment: the conversation commit is. Two routers may share one slot
+//! (the second finds the conversation "already held" by the agent, a claim of the first still in
+//! flight), so the commit goes through
+//! [`omniline_ports::ConversationStore::commit_assignment`] (only while the slot holds the
+//! conversation) and a claim whose commit lost is undone with
+//! [`omniline_ports::ConversationStore::release_unless_assigned`] (only if the stored conversation
+//! is not the agent's), never with a read followed by [`AgentStore::release`].
+
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// Whether an agent takes new conversations. Only `Available` agents are assigned work; `Busy`
+/// and `Offline` agents keep the conversations they have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentStatus {
+    Available,
+    Busy,
+    /// Away from the desk: like `Busy`, keeps its conversations and takes no new ones.
+    Away,
+    Offline,
+}
+
+impl AgentStatus {
+    /// The wire form: `available`, `busy`, `offline`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Available => "available",
+            AgentStatus::Busy => "busy",
+            AgentStatus::Away => "away",
+            AgentStatus::Offline => "offline",
+        }
+    }
+
+    /// The inverse of [`AgentStatus::as_str`].
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "available" => Some(AgentStatus::Available),
+            "busy" => Some(AgentStatus::Busy),
+            "away" => Some(AgentStatus::Away),
+            "offline" => Some(AgentStatus::Offline),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    /// Queues the agent serves.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// How many conversations the agent handles at once.
+    pub capacity: u32,
+    pub status: AgentStatus,
+    /// Conversations assigned and not yet released. Owned by the store
+    /// ([`AgentStore::try_assign`] / [`AgentStore::release`]); `put_agent` ignores it.
+    #[serde(default)]
+    pub active_conversations: Vec<String>,
+    /// Epoch milliseconds of the last assignment.
+    #[serde(default)]
+    pub last_assigned_at: Option<i64>,
+}
+
+impl Agent {
+    pub fn active_count(&self) -> usize {
+        self.active_conversations.len()
+    }
+
+    /// Available, with a free slot.
+    pub fn can_take_work(&self) -> bool {
+        self.status == AgentStatus::Available && self.active_count() < self.capacity as usize
+    }
+
+    /// Has every one of `required` among its skills.
+    pub fn has_skills(&self, required: &[String]) -> bool {
+        required.iter().all(|skill| self.skills.contains(skill))
+    }
+}
+
+/// The kind of notification sent when a conversation is assigned to an agent.
+pub const NOTIFICATION_ASSIGNED: &str = "assigned";
+/// The kind of notification sent when the customer writes in a conversation the agent holds.
+pub const NOTIFICATION_MESSAGE: &str = "message";
+
+/// Something an agent's console shows (a new assignment, ...). Stored idempotently by `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentNotification {
+    /// Deterministic, so a retried delivery is the same notification: see
+    /// [`AgentNotification::assigned_id`].
+    pub id: String,
+    pub agent_id: String,
+    pub conversation_id: String,
+    pub account_id: String,
+    /// [`NOTIFICATION_ASSIGNED`].
+    pub kind: String,
+    #[serde(default)]
+    pub customer_user_id: Option<String>,
+    pub customer_name: String,
+    #[serde(default)]
+    pub customer_picture_url: Option<String>,
+    #[serde(default)]
+    pub customer_language: Option<String>,
+    pub queue_id: String,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+}
+
+impl AgentNotification {
+    /// The id of the notification that `conversation_id` was assigned to `agent_id`.
+    pub fn assigned_id(conversation_id: &str, agent_id: &str) -> String {
+        format!("{conversation_id}:{agent_id}:{NOTIFICATION_ASSIGNED}")
+    }
+}
+
+/// Compares load ratios `a_active / a_capacity` and `b_active / b_capacity` exactly.
+fn compare_load(a: &Agent, b: &Agent) -> Ordering {
+    let (a_active, a_cap) = (a.active_count() as u128, u128::from(a.capacity));
+    let (b_active, b_cap) = (b.active_count() as u128, u128::from(b.capacity));
+    (a_active * b_cap).cmp(&(b_active * a_cap))
+}
+
+/// `None` (never assigned) first, then the oldest assignment.
+fn compare_idle(a: Option<i64>, b: Option<i64>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(a), Some(b)) => a.cmp(&b),
+    }
+}
+
+/// The agents that can take a conversation needing `required_skills`, best first.
+///
+/// Only `Available` agents with a free slot (active < capacity) and every required skill are
+/// kept. Order: fewest active conversations; then lowest load (active / capacity); then longest
+/// idle (never assigned first, then the oldest `last_assigned_at`); then id, so the order is
+/// deterministic.
+pub fn rank_agents<'a>(agents: &'a [Agent], required_skills: &[String]) -> Vec<&'a Agent> {
+    let mut ranked: Vec<&Agent> = agents
+        .iter()
+        .filter(|a| a.can_take_work() && a.has_skills(required_skills))
+        .collect();
+    ranked.sort_by(|a, b| {
+        a.active_count()
+            .cmp(&b.active_count())
+            .then_with(|| compare_load(a, b))
+            .then_with(|| compare_idle(a.last_assigned_at, b.last_assigned_at))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    ranked
+}
+
+/// [`omniline_ports::ConfigStore`] kind of agent accounts (email and the agent API token's hash).
+pub const AGENT_ACCOUNT_KIND: &str = "agentAccount";
+const TOKEN_PREFIX: &str = "oma_";
+
+/// The admin-side record of an agent: contact email and the hash of its agent API token. The
+/// token itself is shown once, when issued, and never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentAccount {
+    pub id: String,
+    pub email: String,
+    /// Hex SHA-256 of the whole token.
+    pub token_hash: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// A new agent API token for `agent_id` and its hash: `oma_{agentId}_{64 hex}` (244 random bits).
+/// The agent id inside lets [`parse_agent_token`] find the record without an index.
+pub fn issue_agent_token(agent_id: &str) -> (crate::secret::SecretString, String) {
+    let random = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let token = format!("{TOKEN_PREFIX}{agent_id}_{random}");
+    let hash = token_hash(&token);
+    (crate::secret::SecretString::new(token), hash)
+}
+
+/// Hex SHA-256 of a presented token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The agent id a token claims (not yet verified: compare [`token_hash`] with the stored hash
+/// using [`token_matches`]).
+pub fn parse_agent_token(token: &str) -> Option<&str> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (agent_id, random) = rest.rsplit_once('_')?;
+    (!agent_id.is_empty() && random.len() == 64 && random.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(agent_id)
+}
+
+/// Whether `token` is the one whose hash is `stored_hash`, in constant time.
+pub fn token_matches(token: &str, stored_hash: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = token_hash(token);
+    presented.len() == stored_hash.len()
+        && bool::from(presented.as_bytes().ct_eq(stored_hash.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, active: usize, capacity: u32) -> Agent {
+        Agent {
+            id: id.into(),
+            name: format!("Agent {id}"),
+            queues: vec!["q".into()],
+            skills: vec![],
+            capacity,
+            status: AgentStatus::Available,
+            active_conversations: (0..active).map(|i| format!("{id}-c{i}")).collect(),
+            last_assigned_at: None,
+        }
+    }
+
+    fn ids(ranked: &[&Agent]) -> Vec<String> {
+        ranked.iter().map(|a| a.id.clone()).collect()
+    }
+
+    fn skills(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn status_wire_form() {
+        for status in [
+            AgentStatus::Available,
+            AgentStatus::Busy,
+            AgentStatus::Offline,
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(AgentStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(AgentStatus::parse("Available"), None);
+    }
+
+    #[test]
+    fn agent_and_notification_are_camel_case() {
+        let mut a = agent("a", 1, 2);
+        a.last_assigned_at = Some(5);
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["activeConversations"], serde_json::json!(["a-c0"]));
+        assert_eq!(v["lastAssignedAt"], 5);
+        assert_eq!(v["status"], "available");
+        let n = AgentNotification {
+            id: AgentNotification::assigned_id("c1", "a"),
+            agent_id: "a".into(),
+            conversation_id: "c1".into(),
+            account_id: "acc".into(),
+            kind: NOTIFICATION_ASSIGNED.into(),
+            customer_user_id: Some("U1".into()),
+            customer_name: "Taro".into(),
+            customer_picture_url: None,
+            customer_language: Some("ja".into()),
+            queue_id: "q".into(),
+            created_at: 7,
+        };
+        assert_eq!(n.id, "c1:a:assigned");
+        let v = serde_json::to_value(&n).unwrap();
+        assert_eq!(v["customerUserId"], "U1");
+        assert_eq!(v["queueId"], "q");
+        let back: AgentNotification = serde_json::from_value(v).unwrap();
+        assert_eq!(back, n);
+    }
+
+    #[test]
+    fn full_agents_are_excluded() {
+        let agents = [
+            agent("full", 2, 2),
+            agent("free", 1, 2),
+            agent("zero", 0, 0),
+        ];
+        assert_eq!(ids(&rank_agents(&agents, &[])), ["free"]);
+    }
+
+    #[test]
+    fn busy_and_offline_agents_are_excluded() {
+        let mut busy = agent("busy", 0, 3);
+        busy.status = AgentStatus::Busy;
+        let mut offline = agent("offline", 0, 3);
+        offline.status = AgentStatus::Offline;
+        let agents = [busy, offline, agent("ok", 2, 3)];
+        assert_eq!(ids(&rank_agents(&agents, &[])), ["ok"]);
+    }
+
+    #[test]
+    fn every_required_skill_is_needed() {
+        let mut ja = agent("ja", 0, 1);
+        ja.skills = skills(&["ja"]);
+        let mut ja_billing = agent("ja-billing", 0, 1);
+        ja_billing.skills = skills(&["billing", "ja", "en"]);
+        let none = agent("none", 0, 1);
+        let agents = [ja, ja_billing, none];
+        assert_eq!(
+            ids(&rank_agents(&agents, &skills(&["ja", "billing"]))),
+            ["ja-billing"]
+        );
+        assert_eq!(
+            ids(&rank_agents(&agents, &skills(&["ja"]))),
+            ["ja", "ja-billing"]
+        );
+        assert_eq!(ids(&rank_agents(&agents, &[])).len(), 3);
+        assert!(rank_agents(&agents, &skills(&["ko"])).is_empty());
+    }
+
+    #[test]
+    fn least_busy_first_then_lowest_load_then_longest_idle() {
+        let mut recent = agent("a-recent", 1, 4);
+        recent.last_assigned_at = Some(2_000);
+        let mut older = agent("b-older", 1, 4);
+        older.last_assigned_at = Some(1_000);
+        let never = agent("c-never", 1, 4);
+        // Same active count, higher load ratio (1/2 > 1/4): after the 1/4 agents.
+        let small = agent("d-small", 1, 2);
+        let idle = agent("e-idle", 0, 1);
+        let busier = agent("f-busier", 2, 10);
+        let agents = [busier, small, recent, older, never, idle];
+        assert_eq!(
+            ids(&rank_agents(&agents, &[])),
+            ["e-idle", "c-never", "b-older", "a-recent", "d-small", "f-busier"]
+        );
+    }
+
+    #[test]
+    fn ties_are_broken_by_id_whatever_the_input_order() {
+        let mut agents = vec![agent("b", 0, 2), agent("c", 0, 2), agent("a", 0, 2)];
+        assert_eq!(ids(&rank_agents(&agents, &[])), ["a", "b", "c"]);
+        agents.reverse();
+        assert_eq!(ids(&rank_agents(&agents, &[])), ["a", "b", "c"]);
+        for a in &mut agents {
+            a.last_assigned_at = Some(10);
+        }
+        assert_eq!(ids(&rank_agents(&agents, &[])), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn agent_tokens_carry_their_agent_and_verify_against_the_hash_only() {
+        let (token, hash) = issue_agent_token("a1b2");
+        let token = token.expose();
+        assert_eq!(parse_agent_token(token), Some("a1b2"));
+        assert!(token_matches(token, &hash));
+        assert!(!hash.contains(token));
+        let (other, _) = issue_agent_token("a1b2");
+        assert_ne!(other.expose(), token);
+        assert!(!token_matches(other.expose(), &hash));
+        assert_eq!(parse_agent_token("oma_a1b2_short"), None);
+        assert_eq!(parse_agent_token("bearer"), None);
+        assert_eq!(parse_agent_token(&token.replace("oma_", "omx_")), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! The one clock of the workspace and time formatting.
+
+/// "Now" in epoch milliseconds, passed into every use case that decides with time (one clock
+/// per decision; tests pass a fixed one). The only clock type of the workspace.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock as a [`Clock`], for composition roots.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(now_millis)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339_millis(millis: i64) -> String {
+    let nanos = i128::from(millis) * 1_000_000;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
+/// A new opaque id: 32 lowercase hex characters.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

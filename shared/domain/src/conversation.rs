@@ -1,0 +1,239 @@
+//! Conversations, customers and the transcript: the router's domain.
+//!
+//! One open conversation per (account, source): a 1:1 user, a group or a room. It is keyed by the
+//! LINE id, so it is the same whichever device the customer writes from. States go
+//! `waiting` → `active` → `closed`; a message after close opens a new conversation.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationState {
+    /// In a queue or with the bot.
+    Waiting,
+    /// An agent is assigned.
+    Active,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    User,
+    Group,
+    Room,
+}
+
+impl SourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceType::User => "user",
+            SourceType::Group => "group",
+            SourceType::Room => "room",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: String,
+    pub account_id: String,
+    pub source_type: SourceType,
+    /// userId, groupId or roomId.
+    pub source_id: String,
+    pub state: ConversationState,
+    #[serde(default)]
+    pub workstream_id: Option<String>,
+    #[serde(default)]
+    pub queue_id: Option<String>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub bot_id: Option<String>,
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// Id of the routing rule that classified the conversation, if one matched.
+    #[serde(default)]
+    pub rule_id: Option<String>,
+    /// Group or room members seen or announced (memberJoined); empty for 1:1.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Epoch milliseconds.
+    pub opened_at: i64,
+    pub last_activity_at: i64,
+    #[serde(default)]
+    pub closed_at: Option<i64>,
+    #[serde(default)]
+    pub close_reason: Option<String>,
+    /// The post-conversation survey, once sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyState>,
+    /// Optimistic concurrency: every write increments it, conditional on the previous value.
+    pub version: u64,
+}
+
+/// A survey sent when the conversation closed, and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurveyState {
+    /// Epoch ms.
+    pub sent_at: i64,
+    /// Highest score offered (a rating survey); `None` for a link survey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    /// Epoch ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<i64>,
+}
+
+/// The postback data of a survey quick-reply button: `survey:{conversationId}:{score}`.
+pub fn survey_postback(conversation_id: &str, score: u8) -> String {
+    format!("survey:{conversation_id}:{score}")
+}
+
+/// `(conversation id, score)` of survey postback data.
+pub fn parse_survey_postback(data: &str) -> Option<(&str, u8)> {
+    let rest = data.strip_prefix("survey:")?;
+    let (conversation_id, score) = rest.rsplit_once(':')?;
+    let score: u8 = score.parse().ok()?;
+    (!conversation_id.is_empty()).then_some((conversation_id, score))
+}
+
+/// Which conversations [`omniline_ports::ConversationStore::list_conversations`] returns: those in
+/// `state` (any when `None`) that are in one of `queue_ids` or held by `agent_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    pub state: Option<ConversationState>,
+    pub queue_ids: Vec<String>,
+    pub agent_id: Option<String>,
+    /// At most this many, most recent activity first.
+    pub limit: usize,
+}
+
+impl ConversationFilter {
+    /// Whether `c` matches (the reference semantics adapters implement).
+    pub fn matches(&self, c: &Conversation) -> bool {
+        self.state.is_none_or(|s| s == c.state)
+            && (c
+                .queue_id
+                .as_ref()
+                .is_some_and(|q| self.queue_ids.contains(q))
+                || (self.agent_id.is_some() && c.agent_id == self.agent_id))
+    }
+}
+
+/// Whether the customer follows the account (follow / unfollow events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consent {
+    Unknown,
+    Followed,
+    Unfollowed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    pub account_id: String,
+    pub user_id: String,
+    /// LINE display name, or a placeholder when LINE has no profile for us (404).
+    pub display_name: String,
+    #[serde(default)]
+    pub picture_url: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    /// False when LINE answered 404 (not a friend): the name is a placeholder.
+    pub profile_found: bool,
+    pub consent: Consent,
+    /// Contact verified through an accountLink event.
+    #[serde(default)]
+    pub linked_contact_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Placeholder name for a customer whose LINE profile is not available.
+pub const UNKNOWN_CUSTOMER_NAME: &str = "LINE user";
+
+/// One line of a conversation's transcript: a stored LINE event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptEntry {
+    pub conversation_id: String,
+    /// LINE's `webhookEventId`.
+    pub event_id: String,
+    /// LINE's event timestamp (epoch ms): the transcript is ordered by it, then by event id.
+    pub timestamp: i64,
+    pub event_type: String,
+    /// Who wrote it (the member, in a group or room).
+    #[serde(default)]
+    pub sender_user_id: Option<String>,
+    /// LINE message id, for message events (unsend refers to it).
+    #[serde(default)]
+    pub message_id: Option<String>,
+    /// The event as received; `null` once retracted.
+    pub event: serde_json::Value,
+    #[serde(default)]
+    pub retracted: bool,
+}
+
+/// How the conversation is written with the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationWrite {
+    /// A new open conversation; fails (conflict) if the source already has one open.
+    Create(Conversation),
+    /// Replaces the stored conversation whose version is `conversation.version - 1`. Closing it
+    /// frees the source for a new conversation.
+    Update(Conversation),
+}
+
+impl ConversationWrite {
+    pub fn conversation(&self) -> &Conversation {
+        match self {
+            ConversationWrite::Create(c) | ConversationWrite::Update(c) => c,
+        }
+    }
+}
+
+/// Everything one event changes, written atomically with its deduplication record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventCommit {
+    pub account_id: String,
+    /// `webhookEventId`: the deduplication key, with `account_id`.
+    pub event_id: String,
+    /// The deciding use case's clock when it built this commit (epoch seconds). The store compares
+    /// every stored expiry it meets (an earlier deduplication record's) with this, never with a
+    /// clock of its own: one clock per decision, so a test clock far from the wall clock holds.
+    pub now_secs: i64,
+    /// When the deduplication record may be forgotten (epoch seconds, DynamoDB TTL).
+    pub dedupe_expires_at: i64,
+    /// Retention: when the conversation, transcript entry and customer written by this commit may
+    /// be deleted (epoch seconds; DynamoDB TTL attribute `expiresAt`, swept in the embedded
+    /// database). Every write refreshes it, so data lives `retentionDays` after its last
+    /// activity. `None` keeps them until purged.
+    pub retain_until: Option<i64>,
+    pub conversation: Option<ConversationWrite>,
+    pub transcript: Option<TranscriptEntry>,
+    /// Unsend: the LINE message id whose transcript entry is retracted (content removed).
+    pub retract_message_id: Option<String>,
+    /// Customer created or updated with the event.
+    pub customer: Option<Customer>,
+}
+
+/// What happened to a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// The event was recorded before: nothing was written.
+    Duplicate,
+    /// The conversation changed (or was opened) concurrently: re-read and try again.
+    Conflict,
+}
+
+/// LINE redelivers for up to about a day when redelivery is on; keep deduplication records a week.
+pub const DEDUPE_RETENTION_SECS: i64 = 7 * 24 * 3600;

@@ -1,0 +1,2099 @@
+//! [`ConversationStore`] in the embedded database: conversations (with a pointer to each source's
+//! open conversation), customers, the transcript with its unsend index, and the per-account record
+//! of processed events. One [`EventCommit`] is one SQLite transaction, all or nothing.
+//!
+//! Retention: `conversations`, `transcript_entries` and `customers` carry a nullable `expires_at`
+//! (epoch seconds, [`EventCommit::retain_until`] of the last commit that wrote the row; `NULL`
+//! keeps the row until it is deleted). [`ConversationStore::sweep_expired`] deletes what has
+//! expired. Databases created before the column existed get it when the store opens.
+//!
+//! Listing ([`ConversationStore::list_conversations`]): the queue and the agent of a
+//! conversation live in its JSON `doc`; expression indexes on `json_extract(doc, '$.queueId')`
+//! and `json_extract(doc, '$.agentId')` (with `last_activity_at`) serve the query, so no column
+//! (and no migration) is needed. Created when the store opens, old databases included.
+//!
+//! Agent slots: [`ConversationStore::commit_assignment`] and
+//! [`ConversationStore::release_unless_assigned`] read and write the agent store's
+//! `agent_conversations` table (see `sqlite_agents`), which lives in the same database: the slot
+//! check runs inside the commit transaction, after its first write has taken the database's write
+//! lock, and the conditional release is one `DELETE … WHERE NOT EXISTS (conversation open with
+//! the agent)`, so each sees the other whole.
+
+use crate::{db_error, EmbeddedDb};
+use async_trait::async_trait;
+use omniline_domain::conversation::{
+    CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
+    Customer, EventCommit, TranscriptEntry,
+};
+use omniline_ports::{ConversationStore, PortError, PurgeCounts};
+use rusqlite::types::Value;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS conversation_events (
+    account_id TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS conversation_events_expires ON conversation_events (expires_at);
+CREATE TABLE IF NOT EXISTS conversations (
+    id               TEXT PRIMARY KEY,
+    account_id       TEXT NOT NULL,
+    source_id        TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    version          INTEGER NOT NULL,
+    last_activity_at INTEGER NOT NULL,
+    doc              TEXT NOT NULL,
+    expires_at       INTEGER
+);
+CREATE INDEX IF NOT EXISTS conversations_source ON conversations (account_id, source_id);
+CREATE TABLE IF NOT EXISTS conversation_open (
+    account_id      TEXT NOT NULL,
+    source_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    PRIMARY KEY (account_id, source_id)
+);
+CREATE TABLE IF NOT EXISTS transcript_entries (
+    conversation_id TEXT NOT NULL,
+    timestamp       INTEGER NOT NULL,
+    event_id        TEXT NOT NULL,
+    message_id      TEXT,
+    doc             TEXT NOT NULL,
+    expires_at      INTEGER,
+    PRIMARY KEY (conversation_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS transcript_entries_order
+    ON transcript_entries (conversation_id, timestamp, event_id);
+CREATE TABLE IF NOT EXISTS transcript_messages (
+    account_id      TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    PRIMARY KEY (account_id, message_id)
+);
+CREATE TABLE IF NOT EXISTS customers (
+    account_id TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    doc        TEXT NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (account_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS transcript_messages_conversation
+    ON transcript_messages (conversation_id);
+CREATE INDEX IF NOT EXISTS customers_account ON customers (account_id);
+"#;
+
+/// Tables that gained the nullable `expires_at` column after their first release.
+const RETAINED_TABLES: [&str; 3] = ["conversations", "transcript_entries", "customers"];
+
+/// Indexes on `expires_at`: applied once the column exists (old databases are migrated first).
+const RETENTION_SCHEMA: &str = r#"
+CREATE INDEX IF NOT EXISTS conversations_expires ON conversations (expires_at);
+CREATE INDEX IF NOT EXISTS transcript_entries_expires ON transcript_entries (expires_at);
+CREATE INDEX IF NOT EXISTS customers_expires ON customers (expires_at);
+"#;
+
+/// Indexes of [`ConversationStore::list_conversations`] (on columns every database has).
+const LISTING_SCHEMA: &str = r#"
+CREATE INDEX IF NOT EXISTS conversations_queue
+    ON conversations (json_extract(doc, '$.queueId'), last_activity_at);
+CREATE INDEX IF NOT EXISTS conversations_agent
+    ON conversations (json_extract(doc, '$.agentId'), last_activity_at);
+"#;
+
+/// Adds `expires_at` to the tables of a database created before retention, in one immediate
+/// transaction (so two processes opening the same old database do not both add it).
+fn migrate_retention(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for table in RETAINED_TABLES {
+        let has_column = {
+            let mut stmt = tx.prepare(&format!("PRAGMA table_info({table})"))?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+            let mut found = false;
+            for name in names {
+                found |= name? == "expires_at";
+            }
+            found
+        };
+        if !has_column {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN expires_at INTEGER"
+            ))?;
+        }
+    }
+    tx.commit()
+}
+
+/// [`ConversationStore`] in the embedded database.
+#[derive(Debug, Clone)]
+pub struct SqliteConversationStore {
+    db: EmbeddedDb,
+}
+
+impl SqliteConversationStore {
+    /// Creates the store's tables if needed, and adds the retention column to tables of an older
+    /// database.
+    pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
+        db.apply_schema(SCHEMA)?;
+        // `new` is synchronous and the shared connection is only reachable asynchronously: the
+        // (rare, one-off) migration runs on a short-lived connection of its own. The shared one
+        // sees the new columns at its next statement (SQLite re-prepares on a schema change).
+        let mut conn = rusqlite::Connection::open(db.path()).map_err(db_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db_error)?;
+        migrate_retention(&mut conn).map_err(db_error)?;
+        drop(conn);
+        db.apply_schema(RETENTION_SCHEMA)?;
+        db.apply_schema(LISTING_SCHEMA)?;
+        Ok(Self { db })
+    }
+}
+
+fn to_doc<T: Serialize>(value: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+fn from_doc<T: DeserializeOwned>(doc: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(doc).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn state_str(state: ConversationState) -> &'static str {
+    match state {
+        ConversationState::Waiting => "waiting",
+        ConversationState::Active => "active",
+        ConversationState::Closed => "closed",
+    }
+}
+
+fn version_i64(version: u64) -> rusqlite::Result<i64> {
+    i64::try_from(version).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+}
+
+/// Whether the write went through; `false` means conflict (the caller rolls back).
+fn write_conversation(
+    tx: &Transaction<'_>,
+    write: &ConversationWrite,
+    expires_at: Option<i64>,
+) -> rusqlite::Result<bool> {
+    match write {
+        ConversationWrite::Create(c) => {
+            let inserted = tx.execute(
+                "INSERT INTO conversations
+                   (id, account_id, source_id, state, version, last_activity_at, doc, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (id) DO NOTHING",
+                params![
+                    c.id,
+                    c.account_id,
+                    c.source_id,
+                    state_str(c.state),
+                    version_i64(c.version)?,
+                    c.last_activity_at,
+                    to_doc(c)?,
+                    expires_at
+                ],
+            )?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            if c.state == ConversationState::Closed {
+                // Created already closed: it occupies no open slot.
+                return Ok(true);
+            }
+            let pointed = tx.execute(
+                "INSERT INTO conversation_open (account_id, source_id, conversation_id)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account_id, source_id) DO NOTHING",
+                params![c.account_id, c.source_id, c.id],
+            )?;
+            Ok(pointed == 1)
+        }
+        ConversationWrite::Update(c) => {
+            let Some(previous) = c.version.checked_sub(1) else {
+                return Ok(false);
+            };
+            let updated = tx.execute(
+                "UPDATE conversations
+                 SET account_id = ?2, source_id = ?3, state = ?4, version = ?5,
+                     last_activity_at = ?6, doc = ?7, expires_at = ?9
+                 WHERE id = ?1 AND version = ?8",
+                params![
+                    c.id,
+                    c.account_id,
+                    c.source_id,
+                    state_str(c.state),
+                    version_i64(c.version)?,
+                    c.last_activity_at,
+                    to_doc(c)?,
+                    version_i64(previous)?,
+                    expires_at
+                ],
+            )?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            if c.state == ConversationState::Closed {
+                tx.execute(
+                    "DELETE FROM conversation_open
+                     WHERE account_id = ?1 AND source_id = ?2 AND conversation_id = ?3",
+                    params![c.account_id, c.source_id, c.id],
+                )?;
+                return Ok(true);
+            }
+            tx.execute(
+                "INSERT INTO conversation_open (account_id, source_id, conversation_id)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account_id, source_id) DO NOTHING",
+                params![c.account_id, c.source_id, c.id],
+            )?;
+            // Another conversation holds the source: reopening this one would make two open.
+            let holder: String = tx.query_row(
+                "SELECT conversation_id FROM conversation_open
+                 WHERE account_id = ?1 AND source_id = ?2",
+                params![c.account_id, c.source_id],
+                |r| r.get(0),
+            )?;
+            Ok(holder == c.id)
+        }
+    }
+}
+
+fn write_transcript(
+    tx: &Transaction<'_>,
+    account_id: &str,
+    entry: &TranscriptEntry,
+    expires_at: Option<i64>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO transcript_entries
+           (conversation_id, timestamp, event_id, message_id, doc, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (conversation_id, event_id) DO UPDATE SET
+           timestamp = excluded.timestamp,
+           message_id = excluded.message_id,
+           doc = excluded.doc,
+           expires_at = excluded.expires_at",
+        params![
+            entry.conversation_id,
+            entry.timestamp,
+            entry.event_id,
+            entry.message_id,
+            to_doc(entry)?,
+            expires_at
+        ],
+    )?;
+    if let Some(message_id) = &entry.message_id {
+        tx.execute(
+            "INSERT INTO transcript_messages (account_id, message_id, conversation_id, event_id)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account_id, message_id) DO UPDATE SET
+               conversation_id = excluded.conversation_id,
+               event_id = excluded.event_id",
+            params![
+                account_id,
+                message_id,
+                entry.conversation_id,
+                entry.event_id
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Retracts the transcript entry of a LINE message; an unknown message is not an error.
+fn retract(tx: &Transaction<'_>, account_id: &str, message_id: &str) -> rusqlite::Result<()> {
+    let found: Option<(String, String, String)> = tx
+        .query_row(
+            "SELECT e.conversation_id, e.event_id, e.doc
+             FROM transcript_messages m
+             JOIN transcript_entries e
+               ON e.conversation_id = m.conversation_id AND e.event_id = m.event_id
+             WHERE m.account_id = ?1 AND m.message_id = ?2",
+            params![account_id, message_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((conversation_id, event_id, doc)) = found else {
+        return Ok(());
+    };
+    let mut entry: TranscriptEntry = from_doc(&doc)?;
+    entry.retracted = true;
+    entry.event = serde_json::Value::Null;
+    tx.execute(
+        "UPDATE transcript_entries SET doc = ?3 WHERE conversation_id = ?1 AND event_id = ?2",
+        params![conversation_id, event_id, to_doc(&entry)?],
+    )?;
+    Ok(())
+}
+
+/// Applies `commit`; with `slot_agent`, only if that agent's slot holds the conversation.
+fn apply_commit(
+    conn: &mut rusqlite::Connection,
+    commit: &EventCommit,
+    slot_agent: Option<&str>,
+    now_secs: i64,
+) -> rusqlite::Result<CommitOutcome> {
+    let tx = conn.transaction()?;
+    // Expired deduplication records are forgotten (DynamoDB's TTL does the same, lazily).
+    tx.execute(
+        "DELETE FROM conversation_events WHERE expires_at <= ?1",
+        params![now_secs],
+    )?;
+    let recorded = tx.execute(
+        "INSERT INTO conversation_events (account_id, event_id, expires_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (account_id, event_id) DO NOTHING",
+        params![commit.account_id, commit.event_id, commit.dedupe_expires_at],
+    )?;
+    if recorded == 0 {
+        tx.rollback()?;
+        return Ok(CommitOutcome::Duplicate);
+    }
+    if let Some(write) = &commit.conversation {
+        if !write_conversation(&tx, write, commit.retain_until)? {
+            tx.rollback()?;
+            return Ok(CommitOutcome::Conflict);
+        }
+        // The transaction holds the write lock since its first statement: a release cannot
+        // slip in between this check and the commit.
+        if let Some(agent_id) = slot_agent {
+            let held: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM agent_conversations
+                                WHERE agent_id = ?1 AND conversation_id = ?2)",
+                params![agent_id, write.conversation().id],
+                |r| r.get(0),
+            )?;
+            if !held {
+                tx.rollback()?;
+                return Ok(CommitOutcome::Conflict);
+            }
+        }
+    }
+    if let Some(entry) = &commit.transcript {
+        write_transcript(&tx, &commit.account_id, entry, commit.retain_until)?;
+    }
+    if let Some(message_id) = &commit.retract_message_id {
+        retract(&tx, &commit.account_id, message_id)?;
+    }
+    if let Some(customer) = &commit.customer {
+        tx.execute(
+            "INSERT INTO customers (account_id, user_id, doc, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account_id, user_id) DO UPDATE SET
+               doc = excluded.doc,
+               expires_at = excluded.expires_at",
+            params![
+                customer.account_id,
+                customer.user_id,
+                to_doc(customer)?,
+                commit.retain_until
+            ],
+        )?;
+    }
+    tx.commit()?;
+    Ok(CommitOutcome::Committed)
+}
+
+/// The SQL and parameters of [`list`]: `None` when nothing can match.
+fn list_query(filter: &ConversationFilter) -> rusqlite::Result<Option<(String, Vec<Value>)>> {
+    // In one of the queues, or held by the agent: each term is served by its expression index.
+    let mut terms = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if !filter.queue_ids.is_empty() {
+        values.push(Value::Text(to_doc(&filter.queue_ids)?));
+        terms.push(format!(
+            "json_extract(doc, '$.queueId') IN (SELECT value FROM json_each(?{}))",
+            values.len()
+        ));
+    }
+    if let Some(agent_id) = &filter.agent_id {
+        values.push(Value::Text(agent_id.clone()));
+        terms.push(format!(
+            "json_extract(doc, '$.agentId') = ?{}",
+            values.len()
+        ));
+    }
+    if terms.is_empty() || filter.limit == 0 {
+        return Ok(None);
+    }
+    let mut sql = format!(
+        "SELECT doc FROM conversations WHERE ({})",
+        terms.join(" OR ")
+    );
+    if let Some(state) = filter.state {
+        values.push(Value::Text(state_str(state).to_owned()));
+        sql.push_str(&format!(" AND state = ?{}", values.len()));
+    }
+    // More than SQLite's LIMIT can take means no limit.
+    values.push(Value::Integer(i64::try_from(filter.limit).unwrap_or(-1)));
+    sql.push_str(&format!(
+        " ORDER BY last_activity_at DESC, id ASC LIMIT ?{}",
+        values.len()
+    ));
+    Ok(Some((sql, values)))
+}
+
+/// The conversations matching `filter` (the semantics of [`ConversationFilter::matches`]), most
+/// recent activity first, then by id, at most `filter.limit`.
+fn list(
+    conn: &rusqlite::Connection,
+    filter: &ConversationFilter,
+) -> rusqlite::Result<Vec<Conversation>> {
+    let Some((sql, values)) = list_query(filter)? else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    let docs = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        r.get::<_, String>(0)
+    })?;
+    docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+}
+
+/// Deletes one conversation with its transcript, open pointer and message index rows; whether
+/// the conversation row existed.
+fn erase_conversation(conn: &mut rusqlite::Connection, id: &str) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM transcript_messages WHERE conversation_id = ?1",
+        params![id],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_entries WHERE conversation_id = ?1",
+        params![id],
+    )?;
+    tx.execute(
+        "DELETE FROM conversation_open WHERE conversation_id = ?1",
+        params![id],
+    )?;
+    let deleted = tx.execute("DELETE FROM conversations WHERE id = ?1", params![id])?;
+    tx.commit()?;
+    Ok(deleted > 0)
+}
+
+/// Deletes every row of the account, in one transaction.
+fn purge(conn: &mut rusqlite::Connection, account_id: &str) -> rusqlite::Result<PurgeCounts> {
+    let tx = conn.transaction()?;
+    // Transcript entries have no account column: they go with the account's conversations (and
+    // with the entries its message index points at, should a conversation row be missing).
+    tx.execute(
+        "DELETE FROM transcript_entries WHERE conversation_id IN (
+           SELECT id FROM conversations WHERE account_id = ?1
+           UNION SELECT conversation_id FROM transcript_messages WHERE account_id = ?1
+         )",
+        params![account_id],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_messages WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    tx.execute(
+        "DELETE FROM conversation_open WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    let conversations = tx.execute(
+        "DELETE FROM conversations WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    let customers = tx.execute(
+        "DELETE FROM customers WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    tx.execute(
+        "DELETE FROM conversation_events WHERE account_id = ?1",
+        params![account_id],
+    )?;
+    tx.commit()?;
+    Ok(PurgeCounts {
+        conversations: conversations as u64,
+        customers: customers as u64,
+    })
+}
+
+/// Deletes what expired at or before `now`: conversations (with their transcript, open pointer
+/// and message index), transcript entries (with their index rows), customers, and expired
+/// deduplication records. Returns how many conversations and customers went.
+fn sweep(conn: &mut rusqlite::Connection, now: i64) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    // `expires_at <= ?1` is never true for NULL: rows without retention stay.
+    const EXPIRED: &str = "SELECT id FROM conversations WHERE expires_at <= ?1";
+    tx.execute(
+        &format!("DELETE FROM transcript_messages WHERE conversation_id IN ({EXPIRED})"),
+        params![now],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM transcript_entries WHERE conversation_id IN ({EXPIRED})"),
+        params![now],
+    )?;
+    tx.execute(
+        &format!("DELETE FROM conversation_open WHERE conversation_id IN ({EXPIRED})"),
+        params![now],
+    )?;
+    let conversations = tx.execute(
+        "DELETE FROM conversations WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_messages WHERE EXISTS (
+           SELECT 1 FROM transcript_entries e
+           WHERE e.conversation_id = transcript_messages.conversation_id
+             AND e.event_id = transcript_messages.event_id
+             AND e.expires_at <= ?1
+         )",
+        params![now],
+    )?;
+    tx.execute(
+        "DELETE FROM transcript_entries WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    let customers = tx.execute("DELETE FROM customers WHERE expires_at <= ?1", params![now])?;
+    tx.execute(
+        "DELETE FROM conversation_events WHERE expires_at <= ?1",
+        params![now],
+    )?;
+    tx.commit()?;
+    Ok((conversations + customers) as u64)
+}
+
+#[async_trait]
+impl ConversationStore for SqliteConversationStore {
+    async fn event_recorded(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<bool, PortError> {
+        let (account_id, event_id, now) = (account_id.to_owned(), event_id.to_owned(), now_secs);
+        self.db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT 1 FROM conversation_events
+                     WHERE account_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                    params![account_id, event_id, now],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map(|found| found.is_some())
+            })
+            .await
+    }
+
+    async fn open_conversation(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Option<Conversation>, PortError> {
+        let (account_id, source_id) = (account_id.to_owned(), source_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let doc: Option<String> = conn
+                    .query_row(
+                        "SELECT c.doc FROM conversation_open o
+                         JOIN conversations c ON c.id = o.conversation_id
+                         WHERE o.account_id = ?1 AND o.source_id = ?2",
+                        params![account_id, source_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                doc.as_deref().map(from_doc).transpose()
+            })
+            .await
+    }
+
+    async fn conversation(&self, conversation_id: &str) -> Result<Option<Conversation>, PortError> {
+        let id = conversation_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let doc: Option<String> = conn
+                    .query_row(
+                        "SELECT doc FROM conversations WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                doc.as_deref().map(from_doc).transpose()
+            })
+            .await
+    }
+
+    async fn open_conversations(&self) -> Result<Vec<Conversation>, PortError> {
+        self.db
+            .run(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT doc FROM conversations WHERE state <> 'closed' ORDER BY last_activity_at, id",
+                )?;
+                let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+            })
+            .await
+    }
+
+    async fn customer(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Customer>, PortError> {
+        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let doc: Option<String> = conn
+                    .query_row(
+                        "SELECT doc FROM customers WHERE account_id = ?1 AND user_id = ?2",
+                        params![account_id, user_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                doc.as_deref().map(from_doc).transpose()
+            })
+            .await
+    }
+
+    async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
+        let commit = commit.clone();
+        let now = commit.now_secs;
+        self.db
+            .run(move |conn| apply_commit(conn, &commit, None, now))
+            .await
+    }
+
+    async fn commit_assignment(
+        &self,
+        commit: &EventCommit,
+        agent_id: &str,
+    ) -> Result<CommitOutcome, PortError> {
+        if commit.conversation.is_none() {
+            return Err(PortError::Unavailable(
+                "an assignment commit without a conversation".into(),
+            ));
+        }
+        let (commit, agent_id) = (commit.clone(), agent_id.to_owned());
+        let now = commit.now_secs;
+        self.db
+            .run(move |conn| apply_commit(conn, &commit, Some(&agent_id), now))
+            .await
+    }
+
+    async fn release_unless_assigned(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<bool, PortError> {
+        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let released = conn.execute(
+                    "DELETE FROM agent_conversations
+                     WHERE agent_id = ?1 AND conversation_id = ?2
+                       AND NOT EXISTS (
+                         SELECT 1 FROM conversations
+                         WHERE id = ?2 AND state <> 'closed'
+                           AND json_extract(doc, '$.agentId') = ?1)",
+                    params![agent_id, conversation_id],
+                )?;
+                Ok(released > 0)
+            })
+            .await
+    }
+
+    async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError> {
+        let id = conversation_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT doc FROM transcript_entries WHERE conversation_id = ?1
+                     ORDER BY timestamp ASC, event_id ASC",
+                )?;
+                let docs = stmt.query_map(params![id], |r| r.get::<_, String>(0))?;
+                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+            })
+            .await
+    }
+
+    async fn list_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let filter = filter.clone();
+        self.db.run(move |conn| list(conn, &filter)).await
+    }
+
+    async fn conversations_of_source(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let (account_id, source_id) = (account_id.to_owned(), source_id.to_owned());
+        let mut conversations: Vec<Conversation> = self
+            .db
+            .run(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT doc FROM conversations WHERE account_id = ?1 AND source_id = ?2",
+                )?;
+                let docs =
+                    stmt.query_map(params![account_id, source_id], |r| r.get::<_, String>(0))?;
+                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+            })
+            .await?;
+        conversations.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        Ok(conversations)
+    }
+
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, PortError> {
+        let id = conversation_id.to_owned();
+        self.db.run(move |conn| erase_conversation(conn, &id)).await
+    }
+
+    async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
+        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let deleted = conn.execute(
+                    "DELETE FROM customers WHERE account_id = ?1 AND user_id = ?2",
+                    params![account_id, user_id],
+                )?;
+                Ok(deleted > 0)
+            })
+            .await
+    }
+
+    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError> {
+        let account_id = account_id.to_owned();
+        self.db.run(move |conn| purge(conn, &account_id)).await
+    }
+
+    async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError> {
+        self.db.run(move |conn| sweep(conn, now_secs)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omniline_domain::conversation::{Consent, SourceType, DEDUPE_RETENTION_SECS};
+    use serde_json::json;
+
+    const ACCOUNT: &str = "acc1";
+    /// The tests' clock (2026-11-25T03:00:00Z), never the wall clock's.
+    const NOW: i64 = 1_795_575_600;
+
+    fn store(dir: &tempfile::TempDir) -> SqliteConversationStore {
+        SqliteConversationStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
+    }
+
+    fn conversation(
+        id: &str,
+        source: &str,
+        state: ConversationState,
+        version: u64,
+    ) -> Conversation {
+        Conversation {
+            id: id.into(),
+            account_id: ACCOUNT.into(),
+            source_type: SourceType::User,
+            source_id: source.into(),
+            state,
+            workstream_id: None,
+            queue_id: None,
+            priority: 0,
+            skills: vec![],
+            bot_id: None,
+            agent_id: None,
+            rule_id: None,
+            members: vec![],
+            opened_at: 1_700_000_000_000,
+            last_activity_at: 1_700_000_000_000 + version as i64,
+            closed_at: None,
+            close_reason: None,
+            survey: None,
+            version,
+        }
+    }
+
+    fn entry(
+        conversation_id: &str,
+        event_id: &str,
+        ts: i64,
+        message_id: Option<&str>,
+    ) -> TranscriptEntry {
+        TranscriptEntry {
+            conversation_id: conversation_id.into(),
+            event_id: event_id.into(),
+            timestamp: ts,
+            event_type: "message".into(),
+            sender_user_id: Some("U1".into()),
+            message_id: message_id.map(Into::into),
+            event: json!({"type": "message", "message": {"type": "text", "text": event_id}}),
+            retracted: false,
+        }
+    }
+
+    fn customer(user_id: &str, name: &str) -> Customer {
+        Customer {
+            account_id: ACCOUNT.into(),
+            user_id: user_id.into(),
+            display_name: name.into(),
+            picture_url: None,
+            language: None,
+            profile_found: true,
+            consent: Consent::Followed,
+            linked_contact_id: None,
+            created_at: 1,
+            updated_at: 2,
+        }
+    }
+
+    /// A commit for `event_id` under [`ACCOUNT`], deduplicated for the usual retention.
+    fn commit(event_id: &str) -> EventCommit {
+        EventCommit {
+            account_id: ACCOUNT.into(),
+            event_id: event_id.into(),
+            now_secs: NOW,
+            dedupe_expires_at: NOW + DEDUPE_RETENTION_SECS,
+            retain_until: None,
+            conversation: None,
+            transcript: None,
+            retract_message_id: None,
+            customer: None,
+        }
+    }
+
+    fn create(event_id: &str, c: Conversation, e: Option<TranscriptEntry>) -> EventCommit {
+        EventCommit {
+            conversation: Some(ConversationWrite::Create(c)),
+            transcript: e,
+            ..commit(event_id)
+        }
+    }
+
+    fn update(event_id: &str, c: Conversation, e: Option<TranscriptEntry>) -> EventCommit {
+        EventCommit {
+            conversation: Some(ConversationWrite::Update(c)),
+            transcript: e,
+            ..commit(event_id)
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_then_duplicate_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        let first = create("e1", c1.clone(), Some(entry("c1", "e1", 10, Some("m1"))));
+        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
+        assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1.clone()));
+        assert_eq!(
+            s.open_conversation(ACCOUNT, "U1").await.unwrap(),
+            Some(c1.clone())
+        );
+
+        // The same event again, even carrying other changes: nothing is written.
+        let again = update(
+            "e1",
+            conversation("c1", "U1", ConversationState::Active, 2),
+            Some(entry("c1", "e1-bis", 11, None)),
+        );
+        assert_eq!(s.commit(&again).await.unwrap(), CommitOutcome::Duplicate);
+        assert_eq!(s.transcript("c1").await.unwrap().len(), 1);
+        assert_eq!(s.conversation("c1").await.unwrap().unwrap().version, 1);
+
+        // The same event id under another account is another event.
+        assert!(!s.event_recorded("acc2", "e1", NOW).await.unwrap());
+        let other = EventCommit {
+            account_id: "acc2".into(),
+            ..commit("e1")
+        };
+        assert_eq!(s.commit(&other).await.unwrap(), CommitOutcome::Committed);
+        assert!(s.event_recorded("acc2", "e1", NOW).await.unwrap());
+    }
+
+    /// The guard of the one-clock rule: far in the past, today and far in the future, the
+    /// window is the caller's (a comparison with the wall clock fails one of the far clocks).
+    #[tokio::test]
+    async fn the_dedupe_window_follows_the_callers_clock_years_away_from_today() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for now in [
+            omniline_testkit::FAR_PAST_SECS,
+            NOW,
+            omniline_testkit::FAR_FUTURE_SECS,
+        ] {
+            omniline_testkit::dedupe_window_follows_the_callers_clock(&s, ACCOUNT, now).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_dedupe_record_lets_the_event_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let expired = EventCommit {
+            dedupe_expires_at: NOW - 10,
+            retain_until: None,
+            ..commit("e1")
+        };
+        assert_eq!(s.commit(&expired).await.unwrap(), CommitOutcome::Committed);
+        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
+        assert_eq!(
+            s.commit(&commit("e1")).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
+        assert_eq!(
+            s.commit(&commit("e1")).await.unwrap(),
+            CommitOutcome::Duplicate
+        );
+    }
+
+    #[tokio::test]
+    async fn create_conflicts_with_an_open_conversation_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        assert_eq!(
+            s.commit(&create("e1", c1.clone(), None)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+
+        let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
+        let clash = EventCommit {
+            customer: Some(customer("U1", "Alice")),
+            ..create("e2", c2, Some(entry("c2", "e2", 20, Some("m2"))))
+        };
+        assert_eq!(s.commit(&clash).await.unwrap(), CommitOutcome::Conflict);
+        assert!(!s.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
+        assert!(s.conversation("c2").await.unwrap().is_none());
+        assert!(s.transcript("c2").await.unwrap().is_empty());
+        assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
+        assert_eq!(
+            s.open_conversation(ACCOUNT, "U1").await.unwrap(),
+            Some(c1.clone())
+        );
+
+        // An existing id is a conflict too, whatever the source.
+        let same_id = conversation("c1", "U9", ConversationState::Waiting, 1);
+        assert_eq!(
+            s.commit(&create("e3", same_id, None)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert!(s.open_conversation(ACCOUNT, "U9").await.unwrap().is_none());
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
+
+        // The conflicting event is retried once the router has re-read: not a duplicate.
+        let retry = update(
+            "e2",
+            conversation("c1", "U1", ConversationState::Active, 2),
+            None,
+        );
+        assert_eq!(s.commit(&retry).await.unwrap(), CommitOutcome::Committed);
+    }
+
+    #[tokio::test]
+    async fn update_with_a_stale_version_conflicts_and_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e1", c1, None)).await.unwrap();
+        let v2 = conversation("c1", "U1", ConversationState::Active, 2);
+        assert_eq!(
+            s.commit(&update("e2", v2.clone(), None)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+
+        // Written from version 1 again (a concurrent writer lost).
+        let stale = EventCommit {
+            customer: Some(customer("U1", "Alice")),
+            ..update(
+                "e3",
+                conversation("c1", "U1", ConversationState::Closed, 2),
+                Some(entry("c1", "e3", 30, None)),
+            )
+        };
+        assert_eq!(s.commit(&stale).await.unwrap(), CommitOutcome::Conflict);
+        assert!(!s.event_recorded(ACCOUNT, "e3", NOW).await.unwrap());
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(v2.clone()));
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+        assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(v2));
+
+        // Unknown conversation, and version 0 (no previous version): conflicts.
+        let unknown = conversation("zz", "U2", ConversationState::Active, 2);
+        assert_eq!(
+            s.commit(&update("e4", unknown, None)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        let zero = conversation("c1", "U1", ConversationState::Active, 0);
+        assert_eq!(
+            s.commit(&update("e5", zero, None)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+    }
+
+    /// The agent store on the same database, with agent "X" available (capacity 2).
+    async fn agents(dir: &tempfile::TempDir) -> crate::sqlite_agents::SqliteAgentStore {
+        use omniline_domain::agents::{Agent, AgentStatus};
+        use omniline_ports::AgentStore;
+        let agents =
+            crate::sqlite_agents::SqliteAgentStore::new(EmbeddedDb::open(dir.path()).unwrap())
+                .unwrap();
+        agents
+            .put_agent(&Agent {
+                id: "X".into(),
+                name: "X".into(),
+                queues: vec!["q".into()],
+                skills: vec![],
+                capacity: 2,
+                status: AgentStatus::Available,
+                active_conversations: vec![],
+                last_assigned_at: None,
+            })
+            .await
+            .unwrap();
+        agents
+    }
+
+    fn with_agent(mut c: Conversation, agent: &str) -> Conversation {
+        c.state = ConversationState::Active;
+        c.agent_id = Some(agent.into());
+        c
+    }
+
+    #[tokio::test]
+    async fn an_assignment_commit_needs_the_agents_slot() {
+        use omniline_ports::AgentStore;
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let agents = agents(&dir).await;
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e1", c1.clone(), None)).await.unwrap();
+
+        // No slot: a conflict, nothing written (the event is not recorded either).
+        let assigned = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
+        let e2 = update("e2", assigned.clone(), Some(entry("c1", "e2", 2, None)));
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
+        assert!(!s.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+        // Another conversation's slot does not count.
+        assert!(agents.try_assign("X", "c-other", 1).await.unwrap());
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Conflict
+        );
+
+        // With the slot it commits; the same event again is a duplicate, as with `commit`.
+        assert!(agents.try_assign("X", "c1", 2).await.unwrap());
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(assigned.clone()));
+        assert_eq!(
+            s.commit_assignment(&e2, "X").await.unwrap(),
+            CommitOutcome::Duplicate
+        );
+        // A new conversation created with the agent: the same check.
+        let fresh = with_agent(conversation("c2", "U2", ConversationState::Waiting, 1), "X");
+        assert_eq!(
+            s.commit_assignment(&create("e3", fresh.clone(), None), "X")
+                .await
+                .unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert_eq!(s.conversation("c2").await.unwrap(), None);
+        assert!(s.open_conversation(ACCOUNT, "U2").await.unwrap().is_none());
+        // Without a conversation there is nothing to check.
+        assert!(s.commit_assignment(&commit("e4"), "X").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_given_back_unless_the_conversation_is_the_agents() {
+        use omniline_ports::AgentStore;
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let agents = agents(&dir).await;
+        let slots = || async {
+            agents
+                .agent("X")
+                .await
+                .unwrap()
+                .unwrap()
+                .active_conversations
+        };
+
+        // Unknown conversation, or not held: nothing to give back.
+        assert!(!s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(agents.try_assign("X", "c1", 1).await.unwrap());
+        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(slots().await.is_empty());
+
+        // Waiting without an agent: given back.
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e1", c1, None)).await.unwrap();
+        assert!(agents.try_assign("X", "c1", 2).await.unwrap());
+        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(slots().await.is_empty());
+
+        // Stored with the agent: kept.
+        assert!(agents.try_assign("X", "c1", 3).await.unwrap());
+        let active = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
+        assert_eq!(
+            s.commit_assignment(&update("e2", active.clone(), None), "X")
+                .await
+                .unwrap(),
+            CommitOutcome::Committed
+        );
+        assert!(!s.release_unless_assigned("X", "c1").await.unwrap());
+        assert_eq!(slots().await, ["c1"]);
+        // Another agent holds no slot for it: nothing to give back.
+        assert!(!s.release_unless_assigned("Y", "c1").await.unwrap());
+
+        // Closed: given back.
+        let mut closed = active;
+        closed.state = ConversationState::Closed;
+        closed.version = 3;
+        s.commit(&update("e3", closed, None)).await.unwrap();
+        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
+        assert!(slots().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn closing_frees_the_source_for_a_new_conversation() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.commit(&create(
+            "e1",
+            conversation("c1", "U1", ConversationState::Waiting, 1),
+            None,
+        ))
+        .await
+        .unwrap();
+        let closed = Conversation {
+            closed_at: Some(1_700_000_100_000),
+            close_reason: Some("agent".into()),
+            ..conversation("c1", "U1", ConversationState::Closed, 2)
+        };
+        assert_eq!(
+            s.commit(&update("e2", closed.clone(), None)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert!(s.open_conversation(ACCOUNT, "U1").await.unwrap().is_none());
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(closed));
+
+        let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
+        assert_eq!(
+            s.commit(&create("e3", c2.clone(), None)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c2));
+
+        // Reopening the closed one while c2 holds the source would make two open: conflict.
+        let reopened = conversation("c1", "U1", ConversationState::Active, 3);
+        assert_eq!(
+            s.commit(&update("e4", reopened, None)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert_eq!(s.conversation("c1").await.unwrap().unwrap().version, 2);
+    }
+
+    #[tokio::test]
+    async fn transcript_is_ordered_by_timestamp_then_event_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e-c", c1, Some(entry("c1", "e-c", 300, None))))
+            .await
+            .unwrap();
+        for (event_id, ts) in [("e-a", 100), ("e-z", 200), ("e-b", 200)] {
+            let c = EventCommit {
+                transcript: Some(entry("c1", event_id, ts, None)),
+                ..commit(event_id)
+            };
+            assert_eq!(s.commit(&c).await.unwrap(), CommitOutcome::Committed);
+        }
+        let ids: Vec<_> = s
+            .transcript("c1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(ids, ["e-a", "e-b", "e-z", "e-c"]);
+        assert!(s.transcript("other").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unsend_retracts_the_message_and_ignores_unknown_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e1", c1, Some(entry("c1", "e1", 10, Some("m1")))))
+            .await
+            .unwrap();
+        s.commit(&EventCommit {
+            transcript: Some(entry("c1", "e2", 20, Some("m2"))),
+            ..commit("e2")
+        })
+        .await
+        .unwrap();
+
+        let unsend = EventCommit {
+            transcript: Some(TranscriptEntry {
+                event_type: "unsend".into(),
+                message_id: None,
+                event: json!({"type": "unsend", "unsend": {"messageId": "m1"}}),
+                ..entry("c1", "e3", 30, None)
+            }),
+            retract_message_id: Some("m1".into()),
+            ..commit("e3")
+        };
+        assert_eq!(s.commit(&unsend).await.unwrap(), CommitOutcome::Committed);
+        let t = s.transcript("c1").await.unwrap();
+        assert_eq!(t.len(), 3);
+        assert!(t[0].retracted);
+        assert_eq!(t[0].event, serde_json::Value::Null);
+        assert_eq!(t[0].message_id.as_deref(), Some("m1"));
+        assert!(!t[1].retracted);
+        assert_eq!(t[1], entry("c1", "e2", 20, Some("m2")));
+
+        // Unknown message, and a message of another account: no-ops.
+        let before = s.transcript("c1").await.unwrap();
+        let unknown = EventCommit {
+            retract_message_id: Some("nope".into()),
+            ..commit("e4")
+        };
+        assert_eq!(s.commit(&unknown).await.unwrap(), CommitOutcome::Committed);
+        let foreign = EventCommit {
+            account_id: "acc2".into(),
+            retract_message_id: Some("m2".into()),
+            ..commit("e5")
+        };
+        assert_eq!(s.commit(&foreign).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(s.transcript("c1").await.unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn customers_are_upserted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
+        let alice = customer("U1", "Alice");
+        s.commit(&EventCommit {
+            customer: Some(alice.clone()),
+            ..commit("e1")
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(alice));
+        let renamed = Customer {
+            consent: Consent::Unfollowed,
+            updated_at: 3,
+            ..customer("U1", "Alicia")
+        };
+        s.commit(&EventCommit {
+            customer: Some(renamed.clone()),
+            ..commit("e2")
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(renamed));
+        assert!(s.customer("acc2", "U1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn everything_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        let e1 = entry("c1", "e1", 10, Some("m1"));
+        let alice = customer("U1", "Alice");
+        {
+            let s = store(&dir);
+            let first = EventCommit {
+                customer: Some(alice.clone()),
+                ..create("e1", c1.clone(), Some(e1.clone()))
+            };
+            assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
+        }
+        let s = store(&dir);
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
+        assert_eq!(
+            s.open_conversation(ACCOUNT, "U1").await.unwrap(),
+            Some(c1.clone())
+        );
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
+        assert_eq!(s.transcript("c1").await.unwrap(), vec![e1]);
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(alice));
+        // The unsend index survived too.
+        s.commit(&EventCommit {
+            retract_message_id: Some("m1".into()),
+            ..commit("e2")
+        })
+        .await
+        .unwrap();
+        assert!(s.transcript("c1").await.unwrap()[0].retracted);
+        assert_eq!(
+            s.commit(&commit("e1")).await.unwrap(),
+            CommitOutcome::Duplicate
+        );
+    }
+
+    /// Raw `SELECT expires_at FROM {table} WHERE {filter}` (`None`: no such row).
+    async fn expires_at(
+        s: &SqliteConversationStore,
+        table: &str,
+        filter: &str,
+    ) -> Option<Option<i64>> {
+        let sql = format!("SELECT expires_at FROM {table} WHERE {filter}");
+        s.db.run(move |conn| conn.query_row(&sql, [], |r| r.get(0)).optional())
+            .await
+            .unwrap()
+    }
+
+    /// Raw row count of `SELECT count(*) FROM {table} WHERE {filter}`.
+    async fn count(s: &SqliteConversationStore, table: &str, filter: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table} WHERE {filter}");
+        s.db.run(move |conn| conn.query_row(&sql, [], |r| r.get(0)))
+            .await
+            .unwrap()
+    }
+
+    /// Every row of every table of the store, as text, for "nothing else changed" checks.
+    async fn dump(s: &SqliteConversationStore, filter: &'static str) -> Vec<String> {
+        s.db.run(move |conn| {
+            let mut rows = Vec::new();
+            for table in [
+                "conversation_events",
+                "conversations",
+                "conversation_open",
+                "transcript_entries",
+                "transcript_messages",
+                "customers",
+            ] {
+                let mut stmt = conn.prepare(&format!("SELECT * FROM {table}"))?;
+                let columns = stmt.column_count();
+                let mut query = stmt.query([])?;
+                while let Some(row) = query.next()? {
+                    let mut text = format!("{table}:");
+                    for i in 0..columns {
+                        let value: rusqlite::types::Value = row.get(i)?;
+                        text.push_str(&format!(" {value:?}"));
+                    }
+                    if text.contains(filter) {
+                        rows.push(text);
+                    }
+                }
+            }
+            rows.sort();
+            Ok(rows)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn of_account(account: &str, c: Conversation) -> Conversation {
+        Conversation {
+            account_id: account.into(),
+            ..c
+        }
+    }
+
+    #[tokio::test]
+    async fn retain_until_is_stored_and_refreshed_by_each_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let first = EventCommit {
+            retain_until: Some(5_000),
+            customer: Some(customer("U1", "Alice")),
+            ..create(
+                "e1",
+                conversation("c1", "U1", ConversationState::Waiting, 1),
+                Some(entry("c1", "e1", 10, Some("m1"))),
+            )
+        };
+        assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(
+            expires_at(&s, "conversations", "id = 'c1'").await,
+            Some(Some(5_000))
+        );
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
+            Some(Some(5_000))
+        );
+        assert_eq!(
+            expires_at(&s, "customers", "user_id = 'U1'").await,
+            Some(Some(5_000))
+        );
+
+        // The next write refreshes the rows it writes; `None` clears retention.
+        let second = EventCommit {
+            retain_until: Some(9_000),
+            ..update(
+                "e2",
+                conversation("c1", "U1", ConversationState::Active, 2),
+                Some(entry("c1", "e2", 20, None)),
+            )
+        };
+        assert_eq!(s.commit(&second).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(
+            expires_at(&s, "conversations", "id = 'c1'").await,
+            Some(Some(9_000))
+        );
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e2'").await,
+            Some(Some(9_000))
+        );
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
+            Some(Some(5_000))
+        );
+        s.commit(&EventCommit {
+            customer: Some(customer("U1", "Alicia")),
+            ..commit("e3")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            expires_at(&s, "customers", "user_id = 'U1'").await,
+            Some(None)
+        );
+
+        // Retracting keeps the entry's retention.
+        s.commit(&EventCommit {
+            retain_until: Some(1),
+            retract_message_id: Some("m1".into()),
+            ..commit("e4")
+        })
+        .await
+        .unwrap();
+        assert!(s.transcript("c1").await.unwrap()[0].retracted);
+        assert_eq!(
+            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
+            Some(Some(5_000))
+        );
+    }
+
+    #[tokio::test]
+    async fn sweep_deletes_what_expired_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        // c1 (U1) expires at 1000 with its entry; c2 (U2) at 5000 but one of its entries at 1000;
+        // c3 (U3) has no retention. Customers likewise.
+        for (event_id, id, user, retain) in [
+            ("e1", "c1", "U1", Some(1_000)),
+            ("e2", "c2", "U2", Some(5_000)),
+            ("e3", "c3", "U3", None),
+        ] {
+            let c = EventCommit {
+                retain_until: retain,
+                customer: Some(customer(user, user)),
+                ..create(
+                    event_id,
+                    conversation(id, user, ConversationState::Waiting, 1),
+                    Some(entry(id, event_id, 10, Some(&format!("m-{event_id}")))),
+                )
+            };
+            assert_eq!(s.commit(&c).await.unwrap(), CommitOutcome::Committed);
+        }
+        let old_entry = EventCommit {
+            retain_until: Some(1_000),
+            transcript: Some(entry("c2", "e2-old", 5, Some("m-e2-old"))),
+            ..commit("e2-old")
+        };
+        s.commit(&old_entry).await.unwrap();
+
+        // Nothing has expired yet at 999.
+        assert_eq!(s.sweep_expired(999).await.unwrap(), 0);
+        assert!(s.conversation("c1").await.unwrap().is_some());
+
+        // At exactly 1000: c1 and customer U1 (2), and c2's old entry.
+        assert_eq!(s.sweep_expired(1_000).await.unwrap(), 2);
+        assert_eq!(s.conversation("c1").await.unwrap(), None);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
+        assert_eq!(
+            count(&s, "transcript_messages", "conversation_id = 'c1'").await,
+            0
+        );
+        assert_eq!(
+            count(&s, "transcript_messages", "message_id = 'm-e2-old'").await,
+            0
+        );
+        let c2: Vec<_> = s
+            .transcript("c2")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(c2, ["e2"]);
+        assert!(s.open_conversation(ACCOUNT, "U2").await.unwrap().is_some());
+        assert!(s.customer(ACCOUNT, "U2").await.unwrap().is_some());
+        assert!(s.open_conversation(ACCOUNT, "U3").await.unwrap().is_some());
+        assert_eq!(s.transcript("c3").await.unwrap().len(), 1);
+        assert!(s.customer(ACCOUNT, "U3").await.unwrap().is_some());
+        // The source is free again; the event records are the deduplication window's business.
+        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
+        let reopened = create(
+            "e5",
+            conversation("c5", "U1", ConversationState::Waiting, 1),
+            None,
+        );
+        assert_eq!(s.commit(&reopened).await.unwrap(), CommitOutcome::Committed);
+
+        // Far in the future: c2 and U2 go; what has no retention stays.
+        assert_eq!(s.sweep_expired(i64::MAX).await.unwrap(), 2);
+        assert_eq!(s.conversation("c2").await.unwrap(), None);
+        assert!(s.transcript("c2").await.unwrap().is_empty());
+        assert_eq!(s.customer(ACCOUNT, "U2").await.unwrap(), None);
+        assert!(s.conversation("c3").await.unwrap().is_some());
+        assert!(s.conversation("c5").await.unwrap().is_some());
+        assert!(s.customer(ACCOUNT, "U3").await.unwrap().is_some());
+        assert_eq!(s.sweep_expired(i64::MAX).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn conversations_of_source_lists_every_state_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let older = Conversation {
+            opened_at: 1_600_000_000_000,
+            closed_at: Some(1_600_000_100_000),
+            ..conversation("c9", "U1", ConversationState::Closed, 1)
+        };
+        let newer = conversation("c1", "U1", ConversationState::Waiting, 1);
+        for (event_id, c) in [
+            ("e1", newer.clone()),
+            ("e2", older.clone()),
+            (
+                "e3",
+                conversation("c2", "U2", ConversationState::Waiting, 1),
+            ),
+            (
+                "e4",
+                of_account(
+                    "acc2",
+                    conversation("c3", "U1", ConversationState::Waiting, 1),
+                ),
+            ),
+        ] {
+            let write = EventCommit {
+                account_id: c.account_id.clone(),
+                ..create(event_id, c, None)
+            };
+            assert_eq!(s.commit(&write).await.unwrap(), CommitOutcome::Committed);
+        }
+        assert_eq!(
+            s.conversations_of_source(ACCOUNT, "U1").await.unwrap(),
+            vec![older, newer]
+        );
+        assert_eq!(
+            s.conversations_of_source("acc2", "U1").await.unwrap().len(),
+            1
+        );
+        assert!(s
+            .conversations_of_source(ACCOUNT, "U9")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_conversation_erases_transcript_pointer_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.commit(&create(
+            "e1",
+            conversation("c1", "U1", ConversationState::Waiting, 1),
+            Some(entry("c1", "e1", 10, Some("m1"))),
+        ))
+        .await
+        .unwrap();
+        s.commit(&EventCommit {
+            transcript: Some(entry("c1", "e2", 20, Some("m2"))),
+            ..commit("e2")
+        })
+        .await
+        .unwrap();
+        let c2 = conversation("c2", "U2", ConversationState::Waiting, 1);
+        s.commit(&create(
+            "e3",
+            c2.clone(),
+            Some(entry("c2", "e3", 30, Some("m3"))),
+        ))
+        .await
+        .unwrap();
+
+        assert!(s.delete_conversation("c1").await.unwrap());
+        assert_eq!(s.conversation("c1").await.unwrap(), None);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
+        assert_eq!(
+            count(&s, "transcript_messages", "conversation_id = 'c1'").await,
+            0
+        );
+        assert!(s
+            .conversations_of_source(ACCOUNT, "U1")
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A later unsend of an erased message finds nothing (and writes nothing back).
+        let unsend = EventCommit {
+            retract_message_id: Some("m1".into()),
+            ..commit("e4")
+        };
+        assert_eq!(s.commit(&unsend).await.unwrap(), CommitOutcome::Committed);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+
+        // The other conversation is untouched; the source takes a new conversation.
+        assert_eq!(s.conversation("c2").await.unwrap(), Some(c2.clone()));
+        assert_eq!(s.open_conversation(ACCOUNT, "U2").await.unwrap(), Some(c2));
+        assert_eq!(
+            s.transcript("c2").await.unwrap(),
+            vec![entry("c2", "e3", 30, Some("m3"))]
+        );
+        assert_eq!(
+            count(&s, "transcript_messages", "message_id = 'm3'").await,
+            1
+        );
+        let again = create(
+            "e5",
+            conversation("c5", "U1", ConversationState::Waiting, 1),
+            None,
+        );
+        assert_eq!(s.commit(&again).await.unwrap(), CommitOutcome::Committed);
+
+        // Gone already, or never there.
+        assert!(!s.delete_conversation("c1").await.unwrap());
+        assert!(!s.delete_conversation("nope").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn delete_conversation_leaves_a_newer_open_pointer_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        s.commit(&create(
+            "e1",
+            conversation("c1", "U1", ConversationState::Closed, 1),
+            None,
+        ))
+        .await
+        .unwrap();
+        let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
+        s.commit(&create("e2", c2.clone(), None)).await.unwrap();
+        assert!(s.delete_conversation("c1").await.unwrap());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c2));
+    }
+
+    #[tokio::test]
+    async fn delete_customer_erases_one_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let bob = Customer {
+            account_id: "acc2".into(),
+            ..customer("U1", "Bob")
+        };
+        for (event_id, c) in [
+            ("e1", customer("U1", "Alice")),
+            ("e2", customer("U2", "Carol")),
+            ("e3", bob.clone()),
+        ] {
+            s.commit(&EventCommit {
+                account_id: c.account_id.clone(),
+                customer: Some(c),
+                ..commit(event_id)
+            })
+            .await
+            .unwrap();
+        }
+        assert!(s.delete_customer(ACCOUNT, "U1").await.unwrap());
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
+        assert!(!s.delete_customer(ACCOUNT, "U1").await.unwrap());
+        assert!(s.customer(ACCOUNT, "U2").await.unwrap().is_some());
+        assert_eq!(s.customer("acc2", "U1").await.unwrap(), Some(bob));
+    }
+
+    #[tokio::test]
+    async fn purge_erases_one_account_and_nothing_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        // The same source, user and message ids under both accounts.
+        for account in [ACCOUNT, "acc2"] {
+            let ids = |n: &str| format!("{account}-{n}");
+            let first = EventCommit {
+                account_id: account.into(),
+                retain_until: Some(9_999_999_999),
+                customer: Some(Customer {
+                    account_id: account.into(),
+                    ..customer("U1", "Alice")
+                }),
+                ..create(
+                    "e1",
+                    of_account(
+                        account,
+                        conversation(&ids("c1"), "U1", ConversationState::Closed, 1),
+                    ),
+                    Some(entry(&ids("c1"), "e1", 10, Some("m1"))),
+                )
+            };
+            assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
+            let second = EventCommit {
+                account_id: account.into(),
+                ..create(
+                    "e2",
+                    of_account(
+                        account,
+                        conversation(&ids("c2"), "U1", ConversationState::Waiting, 1),
+                    ),
+                    Some(entry(&ids("c2"), "e2", 20, Some("m2"))),
+                )
+            };
+            assert_eq!(s.commit(&second).await.unwrap(), CommitOutcome::Committed);
+        }
+        let acc2_before = dump(&s, "acc2").await;
+        assert!(acc2_before.len() >= 10, "{acc2_before:#?}");
+
+        assert_eq!(
+            s.purge_account(ACCOUNT).await.unwrap(),
+            PurgeCounts {
+                conversations: 2,
+                customers: 1
+            }
+        );
+        // Nothing of acc1 is left, in any table.
+        assert_eq!(dump(&s, "acc1").await, Vec::<String>::new());
+        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
+        assert!(s
+            .conversations_of_source(ACCOUNT, "U1")
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s.transcript("acc1-c1").await.unwrap().is_empty());
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
+        // acc2 is exactly as it was.
+        assert_eq!(dump(&s, "acc2").await, acc2_before);
+        assert_eq!(
+            s.conversations_of_source("acc2", "U1").await.unwrap().len(),
+            2
+        );
+        assert!(s.event_recorded("acc2", "e1", NOW).await.unwrap());
+        assert!(s.customer("acc2", "U1").await.unwrap().is_some());
+        // An unsend in acc2 still finds its message.
+        s.commit(&EventCommit {
+            account_id: "acc2".into(),
+            retract_message_id: Some("m1".into()),
+            ..commit("e3")
+        })
+        .await
+        .unwrap();
+        assert!(s.transcript("acc2-c1").await.unwrap()[0].retracted);
+
+        // Purging again finds nothing; the account's events are new events again.
+        assert_eq!(
+            s.purge_account(ACCOUNT).await.unwrap(),
+            PurgeCounts::default()
+        );
+        assert_eq!(
+            s.commit(&commit("e1")).await.unwrap(),
+            CommitOutcome::Committed
+        );
+    }
+
+    /// The tables as the first release created them, without `expires_at`.
+    const OLD_SCHEMA: &str = r#"
+    CREATE TABLE conversation_events (
+        account_id TEXT NOT NULL, event_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, event_id));
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY, account_id TEXT NOT NULL, source_id TEXT NOT NULL,
+        state TEXT NOT NULL, version INTEGER NOT NULL, last_activity_at INTEGER NOT NULL,
+        doc TEXT NOT NULL);
+    CREATE INDEX conversations_source ON conversations (account_id, source_id);
+    CREATE TABLE conversation_open (
+        account_id TEXT NOT NULL, source_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+        PRIMARY KEY (account_id, source_id));
+    CREATE TABLE transcript_entries (
+        conversation_id TEXT NOT NULL, timestamp INTEGER NOT NULL, event_id TEXT NOT NULL,
+        message_id TEXT, doc TEXT NOT NULL, PRIMARY KEY (conversation_id, event_id));
+    CREATE TABLE transcript_messages (
+        account_id TEXT NOT NULL, message_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+        event_id TEXT NOT NULL, PRIMARY KEY (account_id, message_id));
+    CREATE TABLE customers (
+        account_id TEXT NOT NULL, user_id TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (account_id, user_id));
+    "#;
+
+    #[tokio::test]
+    async fn an_old_database_gets_the_retention_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
+        let e1 = entry("c1", "e1", 10, Some("m1"));
+        let alice = customer("U1", "Alice");
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("omniline.db")).unwrap();
+            conn.execute_batch(OLD_SCHEMA).unwrap();
+            conn.execute(
+                "INSERT INTO conversations VALUES ('c1', ?1, 'U1', 'waiting', 1, 1, ?2)",
+                params![ACCOUNT, serde_json::to_string(&c1).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO conversation_open VALUES (?1, 'U1', 'c1')",
+                params![ACCOUNT],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO transcript_entries VALUES ('c1', 10, 'e1', 'm1', ?1)",
+                params![serde_json::to_string(&e1).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO customers VALUES (?1, 'U1', ?2)",
+                params![ACCOUNT, serde_json::to_string(&alice).unwrap()],
+            )
+            .unwrap();
+        }
+        let s = store(&dir);
+        for table in RETAINED_TABLES {
+            let names =
+                s.db.run(move |conn| {
+                    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+                    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+                    names.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                names.iter().filter(|n| *n == "expires_at").count(),
+                1,
+                "{table}: {names:?}"
+            );
+        }
+        // The old rows read as before, without retention.
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c1));
+        assert_eq!(s.transcript("c1").await.unwrap(), vec![e1]);
+        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(alice));
+        assert_eq!(
+            expires_at(&s, "conversations", "id = 'c1'").await,
+            Some(None)
+        );
+        assert_eq!(s.sweep_expired(i64::MAX).await.unwrap(), 0);
+
+        // New writes carry retention, and the sweep uses it.
+        let next = EventCommit {
+            retain_until: Some(1_000),
+            ..update(
+                "e2",
+                conversation("c1", "U1", ConversationState::Active, 2),
+                Some(entry("c1", "e2", 20, None)),
+            )
+        };
+        assert_eq!(s.commit(&next).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(s.sweep_expired(1_000).await.unwrap(), 1);
+        assert_eq!(s.conversation("c1").await.unwrap(), None);
+        assert!(s.transcript("c1").await.unwrap().is_empty());
+
+        // Opening again (columns present) is a no-op; so is a second store on the same database.
+        drop(s);
+        let again = store(&dir);
+        SqliteConversationStore::new(again.db.clone()).unwrap();
+        assert!(again.customer(ACCOUNT, "U1").await.unwrap().is_some());
+    }
+    /// A conversation in `queue` (held by `agent`) last active at `at`.
+    fn listed(
+        id: &str,
+        state: ConversationState,
+        queue: Option<&str>,
+        agent: Option<&str>,
+        at: i64,
+    ) -> Conversation {
+        Conversation {
+            queue_id: queue.map(Into::into),
+            agent_id: agent.map(Into::into),
+            last_activity_at: at,
+            closed_at: (state == ConversationState::Closed).then_some(at),
+            // One source each: they are all open at once.
+            ..conversation(id, &format!("U-{id}"), state, 1)
+        }
+    }
+
+    fn filter(
+        state: Option<ConversationState>,
+        queues: &[&str],
+        agent: Option<&str>,
+        limit: usize,
+    ) -> ConversationFilter {
+        ConversationFilter {
+            state,
+            queue_ids: queues.iter().map(|q| (*q).to_owned()).collect(),
+            agent_id: agent.map(Into::into),
+            limit,
+        }
+    }
+
+    fn conversation_ids(conversations: &[Conversation]) -> Vec<&str> {
+        conversations.iter().map(|c| c.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn list_conversations_filters_orders_by_recent_activity_and_limits() {
+        use ConversationState::{Active, Closed, Waiting};
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let all = vec![
+            listed("c1", Waiting, Some("q1"), None, 100),
+            listed("c2", Active, Some("q2"), Some("a1"), 300),
+            listed("c3", Active, Some("q1"), Some("a2"), 200),
+            listed("c4", Active, Some("q3"), Some("a1"), 250),
+            listed("c5", Closed, Some("q1"), Some("a1"), 400),
+            listed("c6", Waiting, None, None, 500),
+            listed("c7", Waiting, Some("q1"), None, 200),
+            of_account("acc2", listed("c8", Waiting, Some("q2"), None, 150)),
+            listed("c9", Active, Some(""), Some(""), 50),
+        ];
+        for (i, c) in all.iter().enumerate() {
+            let write = EventCommit {
+                account_id: c.account_id.clone(),
+                ..create(&format!("e{i}"), c.clone(), None)
+            };
+            assert_eq!(s.commit(&write).await.unwrap(), CommitOutcome::Committed);
+        }
+        let list = |f: ConversationFilter| {
+            let s = s.clone();
+            async move { s.list_conversations(&f).await.unwrap() }
+        };
+
+        // A queue, any state: most recent first, ties by id.
+        let got = list(filter(None, &["q1"], None, 10)).await;
+        assert_eq!(conversation_ids(&got), ["c5", "c3", "c7", "c1"]);
+        assert_eq!(got[1], all[2]);
+        // The limit keeps the most recent.
+        assert_eq!(
+            conversation_ids(&list(filter(None, &["q1"], None, 2)).await),
+            ["c5", "c3"]
+        );
+        assert!(list(filter(None, &["q1"], None, 0)).await.is_empty());
+        // Queues or agent, in a state.
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Active), &["q1", "q2"], Some("a1"), 10)).await),
+            ["c2", "c4", "c3"]
+        );
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Waiting), &["q1", "q2"], None, 10)).await),
+            ["c7", "c8", "c1"]
+        );
+        // The agent alone: every state.
+        assert_eq!(
+            conversation_ids(&list(filter(None, &[], Some("a1"), 10)).await),
+            ["c5", "c2", "c4"]
+        );
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Closed), &[], Some("a1"), 10)).await),
+            ["c5"]
+        );
+        // No queue and no agent matches nothing (not even the conversations without a queue).
+        assert!(list(filter(None, &[], None, 10)).await.is_empty());
+        assert!(list(filter(Some(Waiting), &[], None, 10)).await.is_empty());
+        assert!(list(filter(None, &["nope"], Some("nobody"), 10))
+            .await
+            .is_empty());
+        // Empty strings are ids like any other.
+        assert_eq!(
+            conversation_ids(&list(filter(None, &[""], None, 10)).await),
+            ["c9"]
+        );
+
+        // Every combination agrees with the reference semantics.
+        let queue_sets: [&[&str]; 5] = [&[], &["q1"], &["q2", "q3"], &["q1", "q2", "q3"], &[""]];
+        for state in [None, Some(Waiting), Some(Active), Some(Closed)] {
+            for queues in queue_sets {
+                for agent in [None, Some("a1"), Some("a2"), Some("")] {
+                    for limit in [1, 2, 3, 100] {
+                        let f = filter(state, queues, agent, limit);
+                        let mut want: Vec<Conversation> =
+                            all.iter().filter(|c| f.matches(c)).cloned().collect();
+                        want.sort_by(|a, b| {
+                            b.last_activity_at
+                                .cmp(&a.last_activity_at)
+                                .then_with(|| a.id.cmp(&b.id))
+                        });
+                        want.truncate(limit);
+                        assert_eq!(list(f.clone()).await, want, "{f:?}");
+                    }
+                }
+            }
+        }
+
+        // An update moves the conversation: c1 is a1's now, and the most recent.
+        let taken = Conversation {
+            version: 2,
+            ..listed("c1", Active, Some("q1"), Some("a1"), 600)
+        };
+        assert_eq!(
+            s.commit(&update("e-take", taken.clone(), None))
+                .await
+                .unwrap(),
+            CommitOutcome::Committed
+        );
+        let got = list(filter(Some(Active), &[], Some("a1"), 10)).await;
+        assert_eq!(conversation_ids(&got), ["c1", "c2", "c4"]);
+        assert_eq!(got[0], taken);
+        assert_eq!(
+            conversation_ids(&list(filter(Some(Waiting), &["q1"], None, 10)).await),
+            ["c7"]
+        );
+    }
+
+    #[tokio::test]
+    async fn list_conversations_uses_the_expression_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        for (f, indexes) in [
+            (
+                filter(
+                    Some(ConversationState::Active),
+                    &["q1", "q2"],
+                    Some("a1"),
+                    10,
+                ),
+                &["conversations_queue", "conversations_agent"][..],
+            ),
+            (
+                filter(None, &["q1"], None, 10),
+                &["conversations_queue"][..],
+            ),
+            (
+                filter(None, &[], Some("a1"), 10),
+                &["conversations_agent"][..],
+            ),
+        ] {
+            let (sql, values) = list_query(&f).unwrap().unwrap();
+            let plan =
+                s.db.run(move |conn| {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+                        r.get::<_, String>(3)
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await
+                .unwrap()
+                .join("\n");
+            for index in indexes {
+                assert!(plan.contains(index), "{f:?}: {plan}");
+            }
+            assert!(!plan.contains("SCAN conversations"), "{f:?}: {plan}");
+        }
+        assert!(list_query(&filter(None, &[], None, 10)).unwrap().is_none());
+        assert!(list_query(&filter(None, &["q"], None, 0))
+            .unwrap()
+            .is_none());
+    }
+}

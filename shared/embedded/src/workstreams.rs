@@ -1,0 +1,505 @@
+//! [`WorkstreamStore`] adapters. One workstream per account; the workstream is stored as its JSON
+//! document (the admin API's wire form).
+//!
+//! **Embedded database**: table `workstreams (account_id PRIMARY KEY, id, doc)` with a unique
+//! index on `id`. Optimistic writes run in an `IMMEDIATE` transaction: a create checks that
+//! neither the account nor the id has a workstream, an update compares the stored document's
+//! `version` (and account) before replacing it.
+//!
+//! **DynamoDB** (the config table, `pk`/`sk`):
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | workstream | `ACCOUNT#{accountId}` | `WORKSTREAM` | `id` S, `version` N, `doc` S (JSON) |
+//! | id pointer | `WORKSTREAMS` | `{workstreamId}` | `accountId` S |
+//!
+//! * The router reads the workstream by account: one `GetItem`.
+//! * `workstream(id)` reads the pointer, then the workstream (both consistent) and checks that it
+//!   still has this id; `list_workstreams` queries `WORKSTREAMS` and batch-gets the workstreams.
+//! * Every write changes both items in one `TransactWriteItems`. A create puts both with
+//!   `attribute_not_exists(pk)`; an update puts the workstream if `version = :v AND id = :id`
+//!   (same account, same id, unchanged) and the pointer if it is absent or points at the same
+//!   account; a delete removes the workstream if it has the id and the pointer if it points at
+//!   its account. `put_workstream` (unconditional as to versions) also moves the pointer when
+//!   the account's workstream changes id, and refuses an id that another account's workstream
+//!   holds.
+//! * A transaction cancelled by a condition is a `Conflict` (create) or `false` (update); one
+//!   cancelled by a concurrent transaction is retried.
+
+use crate::EmbeddedDb;
+use async_trait::async_trait;
+use omniline_domain::workstream::Workstream;
+use omniline_ports::{PortError, WorkstreamStore};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+/// The version of a stored workstream document (the rest is not needed to compare versions).
+#[derive(serde::Deserialize)]
+struct DocVersion {
+    #[serde(default)]
+    version: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedded database
+
+/// [`WorkstreamStore`] in the embedded database.
+#[derive(Debug, Clone)]
+pub struct SqliteWorkstreamStore {
+    db: EmbeddedDb,
+}
+
+impl SqliteWorkstreamStore {
+    pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
+        db.apply_schema(
+            "CREATE TABLE IF NOT EXISTS workstreams (
+                 account_id TEXT PRIMARY KEY,
+                 id         TEXT NOT NULL,
+                 doc        TEXT NOT NULL
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS workstreams_id ON workstreams (id);",
+        )?;
+        Ok(Self { db })
+    }
+
+    async fn doc_where(&self, sql: &'static str, value: &str) -> Result<Option<String>, PortError> {
+        let value = value.to_owned();
+        self.db
+            .read(move |conn| conn.query_row(sql, params![value], |r| r.get(0)).optional())
+            .await
+    }
+}
+
+/// What an embedded write found.
+enum Written {
+    Done,
+    /// Refused: the workstream with this id is in the way.
+    Conflict(String),
+    /// The stored workstream is not the expected one (or there is none).
+    Stale,
+}
+
+/// A stored document that does not parse, as a database error (inside a transaction).
+fn doc_error(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+#[async_trait]
+impl WorkstreamStore for SqliteWorkstreamStore {
+    async fn workstream_for_account(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<Workstream>, PortError> {
+        self.doc_where(
+            "SELECT doc FROM workstreams WHERE account_id = ?1",
+            account_id,
+        )
+        .await?
+        .as_deref()
+        .map(Workstream::from_stored)
+        .transpose()
+    }
+
+    async fn put_workstream(&self, workstream: &Workstream) -> Result<(), PortError> {
+        let doc = workstream.to_stored()?;
+        let (account_id, id) = (workstream.account_id.clone(), workstream.id.clone());
+        let written = self
+            .db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let holder: Option<String> = tx
+                    .query_row(
+                        "SELECT account_id FROM workstreams WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if holder.is_some_and(|holder| holder != account_id) {
+                    return Ok(Written::Conflict(id));
+                }
+                tx.execute(
+                    "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (account_id) DO UPDATE SET id = excluded.id, doc = excluded.doc",
+                    params![account_id, id, doc],
+                )?;
+                tx.commit()?;
+                Ok(Written::Done)
+            })
+            .await?;
+        match written {
+            Written::Done | Written::Stale => Ok(()),
+            Written::Conflict(id) => Err(PortError::Conflict(id)),
+        }
+    }
+
+    async fn workstream(&self, id: &str) -> Result<Option<Workstream>, PortError> {
+        self.doc_where("SELECT doc FROM workstreams WHERE id = ?1", id)
+            .await?
+            .as_deref()
+            .map(Workstream::from_stored)
+            .transpose()
+    }
+
+    async fn list_workstreams(&self) -> Result<Vec<Workstream>, PortError> {
+        let docs = self
+            .db
+            .run(|conn| {
+                let mut stmt = conn.prepare("SELECT doc FROM workstreams ORDER BY id")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        docs.iter()
+            .map(|doc| Workstream::from_stored(doc))
+            .collect()
+    }
+
+    async fn save_workstream(
+        &self,
+        workstream: &Workstream,
+        expected_version: Option<u64>,
+    ) -> Result<bool, PortError> {
+        let doc = workstream.to_stored()?;
+        let (account_id, id) = (workstream.account_id.clone(), workstream.id.clone());
+        let written = self
+            .db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                match expected_version {
+                    None => {
+                        let existing: Option<String> = tx
+                            .query_row(
+                                "SELECT id FROM workstreams WHERE account_id = ?1",
+                                params![account_id],
+                                |r| r.get(0),
+                            )
+                            .optional()?;
+                        if let Some(existing) = existing {
+                            return Ok(Written::Conflict(existing));
+                        }
+                        let taken = tx
+                            .query_row(
+                                "SELECT 1 FROM workstreams WHERE id = ?1",
+                                params![id],
+                                |_| Ok(()),
+                            )
+                            .optional()?;
+                        if taken.is_some() {
+                            return Ok(Written::Conflict(id));
+                        }
+                        tx.execute(
+                            "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)",
+                            params![account_id, id, doc],
+                        )?;
+                    }
+                    Some(expected) => {
+                        let stored: Option<(String, String)> = tx
+                            .query_row(
+                                "SELECT account_id, doc FROM workstreams WHERE id = ?1",
+                                params![id],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )
+                            .optional()?;
+                        let Some((stored_account, stored_doc)) = stored else {
+                            return Ok(Written::Stale);
+                        };
+                        let stored_version = serde_json::from_str::<DocVersion>(&stored_doc)
+                            .map_err(doc_error)?
+                            .version;
+                        if stored_account != account_id || stored_version != expected {
+                            return Ok(Written::Stale);
+                        }
+                        tx.execute(
+                            "UPDATE workstreams SET doc = ?2 WHERE id = ?1",
+                            params![id, doc],
+                        )?;
+                    }
+                }
+                tx.commit()?;
+                Ok(Written::Done)
+            })
+            .await?;
+        match written {
+            Written::Done => Ok(true),
+            Written::Stale => Ok(false),
+            Written::Conflict(id) => Err(PortError::Conflict(id)),
+        }
+    }
+
+    async fn delete_workstream(&self, id: &str) -> Result<bool, PortError> {
+        let id = id.to_owned();
+        let deleted = self
+            .db
+            .run(move |conn| conn.execute("DELETE FROM workstreams WHERE id = ?1", params![id]))
+            .await?;
+        Ok(deleted > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn workstream(id: &str, account_id: &str, version: u64) -> Workstream {
+        serde_json::from_value(json!({
+            "id": id, "accountId": account_id, "name": format!("Support {id}"), "language": "en",
+            "distribution": "push", "defaultQueue": "q-general", "timezone": "Asia/Tokyo",
+            "automatedMessages": [
+                {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}.", "enabled": true}
+            ],
+            "version": version
+        }))
+        .unwrap()
+    }
+
+    fn store(dir: &tempfile::TempDir) -> SqliteWorkstreamStore {
+        SqliteWorkstreamStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
+    }
+
+    fn ids(workstreams: &[Workstream]) -> Vec<&str> {
+        workstreams.iter().map(|w| w.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn sqlite_create_get_list_update_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        assert!(store.workstream("ws-b").await.unwrap().is_none());
+        assert!(store.list_workstreams().await.unwrap().is_empty());
+
+        let b = workstream("ws-b", "acc-1", 1);
+        let a = workstream("ws-a", "acc-2", 1);
+        assert!(store.save_workstream(&b, None).await.unwrap());
+        assert!(store.save_workstream(&a, None).await.unwrap());
+        assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b.clone()));
+        assert_eq!(
+            store.workstream_for_account("acc-2").await.unwrap(),
+            Some(a.clone())
+        );
+        assert_eq!(
+            ids(&store.list_workstreams().await.unwrap()),
+            ["ws-a", "ws-b"]
+        );
+
+        // Update at the stored version; the same expected version again is stale.
+        let mut b2 = b.clone();
+        b2.name = "Renamed".into();
+        b2.version = 2;
+        assert!(store.save_workstream(&b2, Some(1)).await.unwrap());
+        assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b2.clone()));
+        assert_eq!(
+            store.workstream_for_account("acc-1").await.unwrap(),
+            Some(b2.clone())
+        );
+        let mut b_stale = b.clone();
+        b_stale.name = "Lost update".into();
+        b_stale.version = 2;
+        assert!(!store.save_workstream(&b_stale, Some(1)).await.unwrap());
+        assert_eq!(
+            store.workstream("ws-b").await.unwrap().unwrap().name,
+            "Renamed"
+        );
+
+        // Delete: true once, then false; the account has none; the other is untouched.
+        assert!(store.delete_workstream("ws-b").await.unwrap());
+        assert!(!store.delete_workstream("ws-b").await.unwrap());
+        assert!(store.workstream("ws-b").await.unwrap().is_none());
+        assert!(store
+            .workstream_for_account("acc-1")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(ids(&store.list_workstreams().await.unwrap()), ["ws-a"]);
+        // An update of a deleted workstream is stale, and the account can have a new one.
+        assert!(!store.save_workstream(&b2, Some(2)).await.unwrap());
+        assert!(store
+            .save_workstream(&workstream("ws-c", "acc-1", 1), None)
+            .await
+            .unwrap());
+        assert_eq!(
+            ids(&store.list_workstreams().await.unwrap()),
+            ["ws-a", "ws-c"]
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_create_conflicts_name_the_existing_workstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .save_workstream(&workstream("ws-1", "acc-1", 1), None)
+            .await
+            .unwrap();
+        // The account already has one: the conflict names it.
+        match store
+            .save_workstream(&workstream("ws-2", "acc-1", 1), None)
+            .await
+        {
+            Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // The id is taken by another account's workstream.
+        match store
+            .save_workstream(&workstream("ws-1", "acc-2", 1), None)
+            .await
+        {
+            Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert!(store.workstream("ws-2").await.unwrap().is_none());
+        assert!(store
+            .workstream_for_account("acc-2")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            store.workstream("ws-1").await.unwrap().unwrap().account_id,
+            "acc-1"
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_updates_check_version_and_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .save_workstream(&workstream("ws-1", "acc-1", 3), None)
+            .await
+            .unwrap();
+        // Wrong version.
+        assert!(!store
+            .save_workstream(&workstream("ws-1", "acc-1", 3), Some(2))
+            .await
+            .unwrap());
+        // Right version, another account: the account never changes.
+        assert!(!store
+            .save_workstream(&workstream("ws-1", "acc-2", 4), Some(3))
+            .await
+            .unwrap());
+        // Unknown id.
+        assert!(!store
+            .save_workstream(&workstream("ws-x", "acc-1", 4), Some(3))
+            .await
+            .unwrap());
+        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 3);
+        assert!(store
+            .workstream_for_account("acc-2")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .save_workstream(&workstream("ws-1", "acc-1", 4), Some(3))
+            .await
+            .unwrap());
+        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 4);
+    }
+
+    #[tokio::test]
+    async fn sqlite_put_workstream_replaces_the_accounts_workstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .put_workstream(&workstream("ws-1", "acc-1", 1))
+            .await
+            .unwrap();
+        // Unconditional: replaces whatever the version, even under a new id.
+        store
+            .put_workstream(&workstream("ws-1", "acc-1", 9))
+            .await
+            .unwrap();
+        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 9);
+        store
+            .put_workstream(&workstream("ws-2", "acc-1", 1))
+            .await
+            .unwrap();
+        assert!(store.workstream("ws-1").await.unwrap().is_none());
+        assert_eq!(ids(&store.list_workstreams().await.unwrap()), ["ws-2"]);
+        // An id held by another account's workstream is refused.
+        assert!(matches!(
+            store.put_workstream(&workstream("ws-2", "acc-2", 1)).await,
+            Err(PortError::Conflict(id)) if id == "ws-2"
+        ));
+        assert!(store
+            .workstream_for_account("acc-2")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn sqlite_workstreams_survive_a_reopen_and_old_databases_work() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A database made before the id index, with a workstream stored the old way.
+            let db = EmbeddedDb::open(dir.path()).unwrap();
+            db.apply_schema(
+                "CREATE TABLE workstreams (
+                     account_id TEXT PRIMARY KEY,
+                     id         TEXT NOT NULL,
+                     doc        TEXT NOT NULL
+                 );",
+            )
+            .unwrap();
+            let old = workstream("ws-old", "acc-old", 2);
+            let doc = old.to_stored().unwrap();
+            db.run(move |conn| {
+                conn.execute(
+                    "INSERT INTO workstreams (account_id, id, doc) VALUES ('acc-old', 'ws-old', ?1)",
+                    params![doc],
+                )
+            })
+            .await
+            .unwrap();
+            let store = SqliteWorkstreamStore::new(db).unwrap();
+            store
+                .save_workstream(&workstream("ws-new", "acc-new", 1), None)
+                .await
+                .unwrap();
+        }
+        let store = store(&dir);
+        assert_eq!(
+            ids(&store.list_workstreams().await.unwrap()),
+            ["ws-new", "ws-old"]
+        );
+        assert!(store
+            .save_workstream(&workstream("ws-old", "acc-old", 3), Some(2))
+            .await
+            .unwrap());
+        assert_eq!(
+            store.workstream("ws-old").await.unwrap().unwrap().version,
+            3
+        );
+        assert!(matches!(
+            store
+                .save_workstream(&workstream("ws-new", "acc-other", 1), None)
+                .await,
+            Err(PortError::Conflict(id)) if id == "ws-new"
+        ));
+    }
+
+    #[tokio::test]
+    async fn sqlite_concurrent_updates_at_one_version_let_one_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        store
+            .save_workstream(&workstream("ws-1", "acc-1", 1), None)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ws = workstream("ws-1", "acc-1", 2);
+                ws.name = format!("writer {i}");
+                store.save_workstream(&ws, Some(1)).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for task in tasks {
+            if task.await.unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+}

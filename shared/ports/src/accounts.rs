@@ -1,0 +1,27 @@
+//! Connected LINE accounts and their webhook counters.
+
+use super::PortError;
+use async_trait::async_trait;
+use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
+
+/// Connected LINE accounts and their webhook counters.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Stores a new account; `Conflict` if the id exists.
+    async fn create(&self, account: &Account) -> Result<(), PortError>;
+    async fn get(&self, id: &str) -> Result<Option<Account>, PortError>;
+    /// Every account, ordered by creation time.
+    async fn list(&self) -> Result<Vec<Account>, PortError>;
+    /// Replaces an existing account; `false` if there is none.
+    async fn update(&self, account: &Account) -> Result<bool, PortError>;
+    /// Removes the account and its counters; `false` if there was none.
+    async fn delete(&self, id: &str) -> Result<bool, PortError>;
+    /// Adds one request's counts, atomically.
+    async fn record_webhook(
+        &self,
+        id: &str,
+        counts: WebhookCounts,
+        at_millis: i64,
+    ) -> Result<(), PortError>;
+    async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError>;
+}

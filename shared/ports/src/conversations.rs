@@ -1,0 +1,97 @@
+//! Conversations, customers, transcripts and processed events.
+
+use super::PortError;
+use async_trait::async_trait;
+use omniline_domain::conversation::{
+    CommitOutcome, Conversation, Customer, EventCommit, TranscriptEntry,
+};
+
+/// Conversations, customers, the transcript and the record of processed events.
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// Whether (account, webhookEventId) has been committed and its deduplication record has not
+    /// expired at `now_secs` (epoch seconds, the caller's clock: the same clock that set the
+    /// record's expiry, never the store's own).
+    async fn event_recorded(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<bool, PortError>;
+    /// The open (waiting or active) conversation of a source, if any.
+    async fn open_conversation(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Option<Conversation>, PortError>;
+    async fn conversation(&self, conversation_id: &str) -> Result<Option<Conversation>, PortError>;
+    /// Every conversation that is not closed (for the auto-close schedule).
+    async fn open_conversations(&self) -> Result<Vec<Conversation>, PortError>;
+    async fn customer(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Customer>, PortError>;
+    /// Writes the event's deduplication record and everything in `commit`, all or nothing.
+    async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError>;
+    /// [`ConversationStore::commit`] of a commit whose conversation is given to `agent_id` on a
+    /// slot claimed with [`crate::AgentStore::try_assign`]: it goes through only if that
+    /// agent's slot still holds the conversation, checked in the same transaction as the write;
+    /// otherwise nothing is written and the outcome is `Conflict` (re-read and distribute again).
+    ///
+    /// A slot can be shared by two assignments in flight (the second finds it "already held"):
+    /// with [`ConversationStore::release_unless_assigned`] for giving it back, whichever of the
+    /// commit and the release comes second sees the other, so a conversation is never stored with
+    /// an agent whose slot is gone. A commit without a conversation is an error. Adapters read the
+    /// agent store's slots (the same database, or the agents' DynamoDB table).
+    async fn commit_assignment(
+        &self,
+        commit: &EventCommit,
+        agent_id: &str,
+    ) -> Result<CommitOutcome, PortError>;
+    /// Gives back `agent_id`'s slot for the conversation (as
+    /// [`crate::AgentStore::release`]) unless the stored conversation is open (waiting or
+    /// active) with that agent, in one step atomic with respect to
+    /// [`ConversationStore::commit_assignment`]: for undoing a claim whose commit failed. Returns
+    /// whether a slot was given back (`false`: kept by the stored conversation, or not held).
+    async fn release_unless_assigned(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<bool, PortError>;
+    /// A conversation's transcript ordered by event timestamp, then event id.
+    async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError>;
+    /// Conversations matching `filter`, most recent activity (`lastActivityAt`) first, at most
+    /// `filter.limit` (see [`omniline_domain::conversation::ConversationFilter::matches`]).
+    async fn list_conversations(
+        &self,
+        filter: &omniline_domain::conversation::ConversationFilter,
+    ) -> Result<Vec<Conversation>, PortError>;
+    /// Every conversation (open or closed) of one source (a 1:1 user, a group, a room), oldest
+    /// first.
+    async fn conversations_of_source(
+        &self,
+        account_id: &str,
+        source_id: &str,
+    ) -> Result<Vec<Conversation>, PortError>;
+    /// Erases one conversation: the record, its open pointer, its transcript and the LINE message
+    /// index entries pointing at it. `false` if there was no such conversation.
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, PortError>;
+    /// Erases a customer's profile (not their conversations: see `delete_conversation`).
+    /// `false` if there was none.
+    async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError>;
+    /// Erases everything stored for the account: conversations (with transcripts, pointers and
+    /// message index), customers and processed-event records. Other accounts are untouched.
+    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError>;
+    /// Deletes what retention has expired (`retain_until` at or before `now_secs`). The embedded
+    /// database does it here; DynamoDB's TTL does it by itself (the adapter returns 0).
+    async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError>;
+}
+
+/// What [`ConversationStore::purge_account`] erased.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeCounts {
+    pub conversations: u64,
+    pub customers: u64,
+}

@@ -1,9 +1,0 @@
-//! LINE: webhook signature, the webhook envelope (hot path), the typed event model and the
-//! Messaging API client.
-
-pub mod api;
-pub mod envelope;
-pub mod events;
-pub mod messages;
-pub mod signature;
-pub mod tokens;
