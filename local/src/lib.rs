@@ -12,37 +12,19 @@ pub mod workers;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use omniline_app::ingest::WebhookIngest;
-use omniline_aws::config_docs::DynamoConfigStore;
-use omniline_aws::dynamo_agents::DynamoAgentStore;
-use omniline_aws::dynamo_conversations::DynamoConversationStore;
-use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
-use omniline_aws::s3::S3ObjectStore;
-use omniline_aws::workstreams::DynamoWorkstreamStore;
-use omniline_aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
+use omniline_app::outbound::MediaLinks;
+use omniline_app::outbound::OutboundService;
+use omniline_app::router::RouterService;
+use omniline_domain::clock::system_clock;
 use omniline_domain::line::api::LineApiError;
 use omniline_domain::secret::SecretString;
-use omniline_embedded::config_docs::SqliteConfigStore;
 use omniline_embedded::objects::FsObjectStore;
-use omniline_embedded::sqlite_agents::SqliteAgentStore;
-use omniline_embedded::sqlite_conversations::SqliteConversationStore;
-use omniline_embedded::sqlite_deliveries::SqliteDeliveryStore;
-use omniline_embedded::workstreams::SqliteWorkstreamStore;
-use omniline_embedded::{
-    Durability, EmbeddedDb, SqliteAccountStore, SqliteEventQueue, SqliteSecretStore,
-};
-use omniline_line::bot::HttpBotHook;
-use omniline_line::HttpLineApi;
-use omniline_line::LineApiConfig;
-use omniline_ports::AgentStore;
-use omniline_ports::ObjectStore;
-use omniline_ports::{
-    AccountStore, ConfigStore, ConversationStore, DeliveryStore, EventQueue, PortError,
-    SecretStore, WorkstreamStore,
-};
+use omniline_embedded::{Durability, EmbeddedDb};
+use omniline_line::{HttpBotHook, HttpLineApi, LineApiConfig};
+use omniline_ports::{PortError, SecretStore};
 use omniline_runtime::config::{base_url, number_in, optional, or_default, required, ConfigError};
-use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
-use router::{system_clock, RouterDeps, RouterService};
+use omniline_wiring::aws::load_sdk_config;
+use omniline_wiring::Stores;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,16 +32,9 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-/// Name of the inbound queue in the embedded database.
-pub const INBOUND_QUEUE: &str = "inbound";
-/// Name of the outbound queue in the embedded database.
-pub const OUTBOUND_QUEUE: &str = "outbound";
-/// Receives before an inbound message goes to the dead-letter queue (as in template.yaml).
-pub const MAX_RECEIVE_COUNT: u32 = 5;
-/// Receives before an outbound message goes to the dead-letter queue: with the local backoff
-/// (1 s, 2 s … capped at a minute) about four minutes of LINE failing, as the outbound
-/// function's growing delays give on AWS.
-pub const OUTBOUND_MAX_RECEIVE_COUNT: u32 = 10;
+pub use omniline_wiring::embedded::{
+    INBOUND_QUEUE, MAX_RECEIVE_COUNT, OUTBOUND_MAX_RECEIVE_COUNT, OUTBOUND_QUEUE,
+};
 /// Where the generated admin token is kept between runs (embedded secret store).
 const ADMIN_TOKEN_SECRET: &str = "admin-token";
 /// The key of signed media links, generated on the first run.
@@ -270,16 +245,9 @@ impl LocalStack {
     }
 }
 
+/// The backend's stores, and the embedded database when the backend is embedded.
 struct Adapters {
-    accounts: Arc<dyn AccountStore>,
-    secrets: Arc<dyn SecretStore>,
-    inbound: Arc<dyn EventQueue>,
-    config: Arc<dyn ConfigStore>,
-    workstreams: Arc<dyn WorkstreamStore>,
-    agents: Arc<dyn AgentStore>,
-    conversations: Arc<dyn ConversationStore>,
-    deliveries: Arc<dyn DeliveryStore>,
-    media: Arc<dyn ObjectStore>,
+    stores: Stores,
     db: Option<EmbeddedDb>,
 }
 
@@ -300,48 +268,33 @@ fn embedded_functions(
     media_secret: SecretString,
 ) -> Result<EmbeddedFunctions, StartError> {
     let _ = config;
-    let conversations = Arc::clone(&adapters.conversations);
-    let objects = Arc::clone(&adapters.media);
-    let tokens = Arc::new(ChannelTokens::new(
-        Arc::clone(&adapters.accounts),
-        Arc::clone(&adapters.secrets),
+    let stores = &adapters.stores;
+    let tokens = omniline_wiring::channel_tokens(stores, line.clone());
+    let router = Arc::new(omniline_wiring::router_service(
+        stores,
+        Arc::new(omniline_wiring::embedded::outbound_queue(db)),
         line.clone(),
-    ));
-    let router = Arc::new(RouterService::new(RouterDeps {
-        accounts: Arc::clone(&adapters.accounts),
-        secrets: Arc::clone(&adapters.secrets),
-        conversations: conversations.clone(),
-        workstreams: Arc::clone(&adapters.workstreams),
-        agents: Arc::clone(&adapters.agents),
-        config: Arc::clone(&adapters.config),
-        outbound: Arc::new(SqliteEventQueue::new(
-            db.clone(),
-            OUTBOUND_QUEUE,
-            OUTBOUND_MAX_RECEIVE_COUNT,
-        )),
-        media: objects.clone(),
-        line: line.clone(),
         // A development stack: bots on this machine or a private network are called.
-        bot: Arc::new(HttpBotHook::allowing_private_networks(
+        Arc::new(HttpBotHook::allowing_private_networks(
             Duration::from_secs(3),
         )?),
-        tokens: tokens.clone(),
-        clock: system_clock(),
-    }));
-    let outbound = Arc::new(OutboundService::new(OutboundDeps {
-        deliveries: Arc::clone(&adapters.deliveries),
-        conversations,
+        tokens.clone(),
+        system_clock(),
+    ));
+    let outbound = Arc::new(omniline_wiring::outbound_service(
+        stores,
         line,
         tokens,
-        media: Some(MediaLinks {
+        Some(MediaLinks {
             base_url: base_url.to_owned(),
             signing_secret: media_secret.clone().into(),
         }),
-        clock: system_clock(),
-    }));
+        system_clock(),
+    ));
+    let objects = Arc::clone(&stores.media);
     let agent_state = agent::AgentState::new(
         Arc::clone(&router),
-        Arc::clone(&adapters.deliveries),
+        Arc::clone(&adapters.stores.deliveries),
         Some(agent::MediaSigner {
             base_url: base_url.to_owned(),
             signing_secret: media_secret.clone().into(),
@@ -367,19 +320,7 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
         Backend::Embedded => {
             let db = EmbeddedDb::open_with(&config.data_dir, config.durability)?;
             Adapters {
-                accounts: Arc::new(SqliteAccountStore::new(db.clone())),
-                secrets: Arc::new(SqliteSecretStore::new(db.clone())),
-                inbound: Arc::new(SqliteEventQueue::new(
-                    db.clone(),
-                    INBOUND_QUEUE,
-                    MAX_RECEIVE_COUNT,
-                )),
-                config: Arc::new(SqliteConfigStore::new(db.clone())?),
-                workstreams: Arc::new(SqliteWorkstreamStore::new(db.clone())?),
-                agents: Arc::new(SqliteAgentStore::new(db.clone())?),
-                conversations: Arc::new(SqliteConversationStore::new(db.clone())?),
-                deliveries: Arc::new(SqliteDeliveryStore::new(db.clone())?),
-                media: Arc::new(FsObjectStore::new(config.data_dir.join("media"))),
+                stores: omniline_wiring::embedded::stores(&db, &config.data_dir)?,
                 db: Some(db),
             }
         }
@@ -392,24 +333,21 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
             media_bucket,
         } => {
             let sdk = load_sdk_config(endpoint_url.as_deref()).await;
-            let conversations_table = conversations_table.as_deref().unwrap_or(config_table);
-            let media: Arc<dyn ObjectStore> = match media_bucket {
-                Some(bucket) => Arc::new(S3ObjectStore::new(&sdk, bucket, endpoint_url.is_some())),
-                None => Arc::new(FsObjectStore::new(config.data_dir.join("media"))),
+            let resources = omniline_wiring::aws::Resources {
+                config_table: config_table.clone(),
+                conversations_table: conversations_table
+                    .clone()
+                    .unwrap_or_else(|| config_table.clone()),
+                inbound_queue_url: inbound_queue_url.clone(),
+                secret_prefix: secret_prefix.clone(),
+                media_bucket: media_bucket.clone(),
+                force_path_style: endpoint_url.is_some(),
             };
+            let media_dir = config.data_dir.join("media");
             Adapters {
-                accounts: Arc::new(DynamoAccountStore::new(&sdk, config_table)),
-                secrets: Arc::new(SecretsManagerStore::new(&sdk, secret_prefix)),
-                inbound: Arc::new(SqsEventQueue::new(&sdk, inbound_queue_url)),
-                config: Arc::new(DynamoConfigStore::new(&sdk, config_table)),
-                workstreams: Arc::new(DynamoWorkstreamStore::new(&sdk, config_table)),
-                agents: Arc::new(DynamoAgentStore::new(&sdk, config_table)),
-                conversations: Arc::new(
-                    DynamoConversationStore::new(&sdk, conversations_table)
-                        .with_agents_table(config_table),
-                ),
-                deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
-                media,
+                stores: omniline_wiring::aws::stores(&sdk, &resources, || {
+                    Arc::new(FsObjectStore::new(media_dir))
+                }),
                 db: None,
             }
         }
@@ -456,7 +394,11 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         omniline_embedded::private_fs::ensure_private_dir(&config.data_dir)?;
     }
     let adapters = adapters(&config).await?;
-    let admin_token = admin_token(config.admin_token.as_ref(), adapters.secrets.as_ref()).await?;
+    let admin_token = admin_token(
+        config.admin_token.as_ref(),
+        adapters.stores.secrets.as_ref(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
         .await
         .map_err(|source| StartError::Bind {
@@ -494,7 +436,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     let router = match &adapters.db {
         Some(db) => {
             let media_secret =
-                kept_random_secret(adapters.secrets.as_ref(), MEDIA_SIGNING_SECRET).await?;
+                kept_random_secret(adapters.stores.secrets.as_ref(), MEDIA_SIGNING_SECRET).await?;
             let functions = embedded_functions(
                 &config,
                 db,
@@ -503,9 +445,8 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
                 &base_url,
                 media_secret,
             )?;
-            let inbound = SqliteEventQueue::new(db.clone(), INBOUND_QUEUE, MAX_RECEIVE_COUNT);
-            let outbound =
-                SqliteEventQueue::new(db.clone(), OUTBOUND_QUEUE, OUTBOUND_MAX_RECEIVE_COUNT);
+            let inbound = omniline_wiring::embedded::inbound_queue(db);
+            let outbound = omniline_wiring::embedded::outbound_queue(db);
             // What this process's predecessor was working on when it stopped: at once, not after
             // the visibility timeout (this process is the queues' only consumer).
             for queue in [&inbound, &outbound] {
@@ -542,21 +483,17 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         }
         None => None,
     };
-    let ingest = Arc::new(WebhookIngest::new(
-        Arc::clone(&adapters.accounts),
-        Arc::clone(&adapters.secrets),
-        Arc::clone(&adapters.inbound),
-    ));
+    let ingest = Arc::new(omniline_wiring::webhook_ingest(&adapters.stores));
     let deps = admin::AdminDeps {
-        accounts: Arc::clone(&adapters.accounts),
-        secrets: Arc::clone(&adapters.secrets),
+        accounts: Arc::clone(&adapters.stores.accounts),
+        secrets: Arc::clone(&adapters.stores.secrets),
         line,
-        config: Arc::clone(&adapters.config),
-        workstreams: Arc::clone(&adapters.workstreams),
-        agents: Arc::clone(&adapters.agents),
-        conversations: Arc::clone(&adapters.conversations),
-        deliveries: Arc::clone(&adapters.deliveries),
-        media: Arc::clone(&adapters.media),
+        config: Arc::clone(&adapters.stores.config),
+        workstreams: Arc::clone(&adapters.stores.workstreams),
+        agents: Arc::clone(&adapters.stores.agents),
+        conversations: Arc::clone(&adapters.stores.conversations),
+        deliveries: Arc::clone(&adapters.stores.deliveries),
+        media: Arc::clone(&adapters.stores.media),
     };
     // Same process: a deleted account or workstream is refused by the webhook at once.
     let forget = Arc::clone(&ingest);

@@ -1,5 +1,5 @@
 //! `template.yaml` (AWS SAM) checked against the properties the deployment relies on, and against
-//! the code: the environment variables each function's `main.rs` (and the router's `wiring.rs`)
+//! the code: the environment variables each function's `main.rs` (and the composition root it calls)
 //! reads are extracted from the source, so this test follows the code. No server needed.
 //!
 //! cfn-lint and `sam validate --lint` (`infra/template-check.sh`) check the template's syntax and
@@ -283,29 +283,42 @@ const FUNCTIONS: [(&str, &str); 5] = [
 const TEST_ONLY_VARIABLES: [&str; 1] = ["AWS_ENDPOINT_URL"];
 
 /// The variables a function's code reads: `required("X")`, `optional("X")`,
-/// `or_default("X", …)` in `functions/{crate}/src/main.rs`, in every `{crate}::wiring` module
-/// it calls (the router's, shared with the agent function) and in the shared readers of
-/// `omniline_runtime::config` it calls.
+/// `or_default("X", …)` in `functions/{crate}/src/main.rs` and in every function of the
+/// composition root (`shared/wiring/src/{lib,aws}.rs`) it calls, directly or through another.
 fn variables_read(krate: &str) -> BTreeSet<String> {
     let main = read(&format!("functions/{krate}/src/main.rs"));
-    let mut sources = vec![main.clone()];
-    let wiring = Regex::new(r"\b([a-z_]+)::wiring::").expect("regex");
-    let wired: BTreeSet<String> = wiring
-        .captures_iter(&main)
-        .map(|c| c[1].to_owned())
-        .collect();
-    for other in wired {
-        sources.push(read(&format!("functions/{other}/src/wiring.rs")));
+    let wiring = [
+        read("shared/wiring/src/lib.rs"),
+        read("shared/wiring/src/aws.rs"),
+    ];
+    // Every fn of the composition root, by name, with its body.
+    let fn_start = Regex::new(r"(?m)^(?:pub )?fn ([a-z_][a-z0-9_]*)\b").expect("regex");
+    let mut bodies: Vec<(String, String)> = Vec::new();
+    for source in &wiring {
+        for c in fn_start.captures_iter(source) {
+            let start = c.get(0).expect("match").start();
+            let end = start + source[start..].find("\n}\n").expect("end of fn");
+            bodies.push((c[1].to_owned(), source[start..end].to_owned()));
+        }
     }
-    // Shared readers of the environment the function calls (`omniline_wiring::line_api_from_env`).
-    let config = read("shared/runtime/src/config.rs");
-    for reader in ["line_api_from_env"] {
-        if sources.iter().any(|s| s.contains(&format!("{reader}("))) {
-            let start = config
-                .find(&format!("pub fn {reader}("))
-                .unwrap_or_else(|| panic!("shared/runtime/src/config.rs: no fn {reader}"));
-            let end = start + config[start..].find("\n}\n").expect("end of fn");
-            sources.push(config[start..end].to_owned());
+    let mut sources = vec![main];
+    let mut included: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let called: Vec<(String, String)> = bodies
+            .iter()
+            .filter(|(name, _)| !included.contains(name))
+            .filter(|(name, _)| {
+                let call = Regex::new(&format!(r"\b{name}\(")).expect("regex");
+                sources.iter().any(|s| call.is_match(s))
+            })
+            .cloned()
+            .collect();
+        if called.is_empty() {
+            break;
+        }
+        for (name, body) in called {
+            included.insert(name);
+            sources.push(body);
         }
     }
     let read_call =

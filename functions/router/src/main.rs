@@ -2,8 +2,9 @@
 //! then the runtime loop (SQS batches and the auto-close schedule).
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
-use omniline_aws::{load_sdk_config, SqsRetryDelay};
+use omniline_aws::SqsRetryDelay;
 use omniline_runtime::config::{optional, required};
+use omniline_wiring::aws::load_sdk_config;
 use serde_json::Value;
 use std::sync::Arc;
 

@@ -1,14 +1,111 @@
-//! Composition root for AWS: the use cases wired on the AWS adapters, configured from the
-//! environment once. Lambdas and the local stack's AWS backend use it; `omniline-local` wires
-//! the embedded backend (`omniline_embedded`) the same way.
+//! Composition roots: the use cases of `omniline_app` wired on one backend's adapters.
+//!
+//! - [`aws`] (feature `aws`): DynamoDB, SQS, Secrets Manager and S3, configured from the
+//!   environment once; what every Lambda's `main.rs` calls.
+//! - [`embedded`] (feature `embedded`): one SQLite database and a media directory under a data
+//!   directory; what `omniline-local` and the tests call.
+//!
+//! Both hand a backend's adapters over as [`Stores`]; [`router_service`], [`outbound_service`] and
+//! [`webhook_ingest`] assemble the use cases from them the same way for either backend. A Lambda
+//! enables `aws` only, so it links no SQLite.
 
+#[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+
+use omniline_app::ingest::WebhookIngest;
+use omniline_app::outbound::{MediaLinks, OutboundDeps, OutboundService};
+use omniline_app::router::{RouterDeps, RouterService};
+use omniline_app::tokens::ChannelTokens;
+use omniline_domain::clock::Clock;
+use omniline_ports::{
+    AccountStore, AgentStore, BotHook, ConfigStore, ConversationStore, DeliveryStore, EventQueue,
+    LineApi, ObjectStore, SecretStore, WorkstreamStore,
+};
+use omniline_runtime::config::{base_url, or_default};
+use std::sync::Arc;
 
 pub use omniline_runtime::config::ConfigError;
-use omniline_runtime::config::{base_url, or_default};
 
-/// The LINE client's configuration from `LINE_API_BASE` and `LINE_DATA_API_BASE` (defaults: LINE's
-/// production endpoints): every function that calls LINE reads it here.
+/// One backend's stores and queues, as ports.
+#[derive(Clone)]
+pub struct Stores {
+    pub accounts: Arc<dyn AccountStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    /// The inbound queue (webhook → router).
+    pub inbound: Arc<dyn EventQueue>,
+    pub config: Arc<dyn ConfigStore>,
+    pub workstreams: Arc<dyn WorkstreamStore>,
+    pub agents: Arc<dyn AgentStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub media: Arc<dyn ObjectStore>,
+}
+
+/// Channel access tokens over the stores' accounts and secrets.
+pub fn channel_tokens(stores: &Stores, line: Arc<dyn LineApi>) -> Arc<ChannelTokens> {
+    Arc::new(ChannelTokens::new(
+        Arc::clone(&stores.accounts),
+        Arc::clone(&stores.secrets),
+        line,
+    ))
+}
+
+/// The webhook's use case: verify, refuse, queue on `stores.inbound`.
+pub fn webhook_ingest(stores: &Stores) -> WebhookIngest {
+    WebhookIngest::new(
+        Arc::clone(&stores.accounts),
+        Arc::clone(&stores.secrets),
+        Arc::clone(&stores.inbound),
+    )
+}
+
+/// The router's use case (and the agents'), queueing what it sends on `outbound`.
+pub fn router_service(
+    stores: &Stores,
+    outbound: Arc<dyn EventQueue>,
+    line: Arc<dyn LineApi>,
+    bot: Arc<dyn BotHook>,
+    tokens: Arc<ChannelTokens>,
+    clock: Clock,
+) -> RouterService {
+    RouterService::new(RouterDeps {
+        accounts: Arc::clone(&stores.accounts),
+        secrets: Arc::clone(&stores.secrets),
+        conversations: Arc::clone(&stores.conversations),
+        workstreams: Arc::clone(&stores.workstreams),
+        agents: Arc::clone(&stores.agents),
+        config: Arc::clone(&stores.config),
+        outbound,
+        media: Arc::clone(&stores.media),
+        line,
+        bot,
+        tokens,
+        clock,
+    })
+}
+
+/// The outbound use case: sends to LINE, keeps delivery records.
+pub fn outbound_service(
+    stores: &Stores,
+    line: Arc<dyn LineApi>,
+    tokens: Arc<ChannelTokens>,
+    media: Option<MediaLinks>,
+    clock: Clock,
+) -> OutboundService {
+    OutboundService::new(OutboundDeps {
+        deliveries: Arc::clone(&stores.deliveries),
+        conversations: Arc::clone(&stores.conversations),
+        line,
+        tokens,
+        media,
+        clock,
+    })
+}
+
+/// The LINE client's configuration from `LINE_API_BASE` and `LINE_DATA_API_BASE` (defaults:
+/// LINE's production endpoints): every function that calls LINE reads it here.
 pub fn line_api_from_env() -> Result<omniline_line::LineApiConfig, ConfigError> {
     Ok(omniline_line::LineApiConfig {
         api_base: base_url(
