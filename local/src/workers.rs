@@ -2,12 +2,9 @@
 //! embedded queues (the same batch handlers as on Lambda), and the router's schedule (EventBridge
 //! on AWS).
 
-use omniline_app::consumer::{BatchMessage, BatchOutcome};
+use omniline_app::consumer::{BatchHandler, BatchMessage};
+use omniline_app::router::RouterService;
 use omniline_embedded::SqliteEventQueue;
-use outbound::OutboundService;
-use router::RouterService;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -23,35 +20,6 @@ pub const AUTO_CLOSE_EVERY: Duration = Duration::from_secs(60);
 /// Retry delay of a failed message: 1 s, 2 s, 4 s … up to a minute.
 pub fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
-}
-
-/// A function's batch handler: messages with their receive counts in, failed ids out.
-pub trait BatchHandler: Send + Sync + 'static {
-    fn handle<'a>(
-        &'a self,
-        batch: &'a [(BatchMessage, u32)],
-    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>>;
-}
-
-impl BatchHandler for RouterService {
-    fn handle<'a>(
-        &'a self,
-        batch: &'a [(BatchMessage, u32)],
-    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>> {
-        Box::pin(self.handle_batch(batch))
-    }
-}
-
-impl BatchHandler for OutboundService {
-    fn handle<'a>(
-        &'a self,
-        batch: &'a [(BatchMessage, u32)],
-    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>> {
-        Box::pin(async move {
-            let messages: Vec<BatchMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
-            self.handle_batch(&messages).await
-        })
-    }
 }
 
 /// Consumes `queue` with `handler` until `stop` changes: successes are deleted, failures come

@@ -20,6 +20,7 @@ pub fn endpoint() -> String {
 /// An SDK config for `endpoint` with static test credentials, in ap-northeast-1.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(omniline_aws::https_client())
         .region(Region::new("ap-northeast-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .endpoint_url(endpoint)

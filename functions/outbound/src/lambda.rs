@@ -3,7 +3,6 @@
 
 use crate::OutboundService;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use omniline_app::consumer::BatchMessage;
 
 pub use omniline_app::consumer::backoff;
 pub use omniline_aws::SqsRetryDelay;
@@ -15,9 +14,5 @@ pub async fn handle_sqs(
     event: SqsEvent,
     delay: &dyn RetryDelay,
 ) -> SqsBatchResponse {
-    omniline_runtime::sqs_batch::handle_sqs(event, Some(delay), |batch| async move {
-        let messages: Vec<BatchMessage> = batch.into_iter().map(|(m, _)| m).collect();
-        service.handle_batch(&messages).await
-    })
-    .await
+    omniline_runtime::sqs_batch::handle_sqs(event, Some(delay), service).await
 }

@@ -52,8 +52,5 @@ pub async fn handle_sqs(
     event: SqsEvent,
     delay: Option<&dyn RetryDelay>,
 ) -> SqsBatchResponse {
-    omniline_runtime::sqs_batch::handle_sqs(event, delay, |batch| async move {
-        router.handle_batch(&batch).await
-    })
-    .await
+    omniline_runtime::sqs_batch::handle_sqs(event, delay, router).await
 }

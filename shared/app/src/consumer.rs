@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
 
 /// One message of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +55,43 @@ where
     outcome
 }
 
+/// A queue consumer's use case: messages with their receive counts in, the failed ids out. The
+/// router and the outbound sender are both; the SQS adapter (`omniline_runtime::sqs_batch`) and
+/// the local stack's workers drive them through it.
+pub trait BatchHandler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        batch: &'a [(BatchMessage, u32)],
+    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>>;
+}
+
+impl BatchHandler for crate::router::RouterService {
+    fn handle<'a>(
+        &'a self,
+        batch: &'a [(BatchMessage, u32)],
+    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>> {
+        Box::pin(self.handle_batch(batch))
+    }
+}
+
+impl BatchHandler for crate::outbound::OutboundService {
+    fn handle<'a>(
+        &'a self,
+        batch: &'a [(BatchMessage, u32)],
+    ) -> Pin<Box<dyn Future<Output = BatchOutcome> + Send + 'a>> {
+        Box::pin(async move {
+            let messages: Vec<BatchMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
+            self.handle_batch(&messages).await
+        })
+    }
+}
+
 /// Delay before a failed message is tried again: 5 s, 10 s, 20 s … up to 15 minutes.
 pub fn backoff(receive_count: u32) -> std::time::Duration {
     let exponent = receive_count.saturating_sub(1).min(8);
     std::time::Duration::from_secs(5u64 << exponent).min(std::time::Duration::from_secs(900))
 }
 
-pub use omniline_ports::RetryDelay;
 
 #[cfg(test)]
 mod tests {

@@ -19,10 +19,19 @@ use omniline_domain::secret::SecretString;
 use omniline_ports::{AccountStore, EventQueue, PortError, SecretStore};
 use std::collections::HashMap;
 
+/// The SDK's HTTPS client: hyper with rustls on ring (the crypto library reqwest uses too), so
+/// a binary links one TLS stack.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The shared SDK configuration: region, credentials and retry from the environment as usual;
 /// `endpoint_url` (or the standard `AWS_ENDPOINT_URL`) points every client at another endpoint.
 pub async fn load_sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }

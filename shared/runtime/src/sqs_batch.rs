@@ -5,21 +5,17 @@
 //! exactly the failed message ids.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use omniline_app::consumer::{backoff, BatchMessage, BatchOutcome};
+use omniline_app::consumer::{backoff, BatchHandler, BatchMessage};
 use omniline_ports::RetryDelay;
 
-/// Runs `handle` over the batch and reports exactly what failed. A record without a message id
+/// Runs `handler` over the batch and reports exactly what failed. A record without a message id
 /// cannot be reported by id: it is reported with an empty id, which makes Lambda retry the whole
 /// batch. A record without a body fails as malformed, in its place, holding back its group.
-pub async fn handle_sqs<F, Fut>(
+pub async fn handle_sqs(
     event: SqsEvent,
     delay: Option<&dyn RetryDelay>,
-    handle: F,
-) -> SqsBatchResponse
-where
-    F: FnOnce(Vec<(BatchMessage, u32)>) -> Fut,
-    Fut: std::future::Future<Output = BatchOutcome>,
-{
+    handler: &dyn BatchHandler,
+) -> SqsBatchResponse {
     let mut batch = Vec::with_capacity(event.records.len());
     let mut receipts = Vec::with_capacity(event.records.len());
     let mut unreadable = Vec::new();
@@ -52,7 +48,7 @@ where
             receive_count,
         ));
     }
-    let outcome = handle(batch).await;
+    let outcome = handler.handle(&batch).await;
     if let Some(delay) = delay {
         for (id, receipt, count) in &receipts {
             if let (true, Some(receipt)) = (outcome.failed.contains(id), receipt) {
