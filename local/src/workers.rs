@@ -4,6 +4,7 @@
 
 use omniline_app::consumer::{BatchHandler, BatchMessage};
 use omniline_app::router::RouterService;
+use omniline_domain::retry::Backoff;
 use omniline_embedded::SqliteEventQueue;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +18,13 @@ const POLL: Duration = Duration::from_millis(100);
 /// How often idle conversations are closed.
 pub const AUTO_CLOSE_EVERY: Duration = Duration::from_secs(60);
 
-/// Retry delay of a failed message: 1 s, 2 s, 4 s … up to a minute.
+/// How a failed message of the embedded queues is retried: 1 s, 2 s, 4 s … up to a minute.
+pub const LOCAL_QUEUE_RETRY: Backoff =
+    Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60));
+
+/// Retry delay of a failed message ([`LOCAL_QUEUE_RETRY`]).
 pub fn backoff(receive_count: u32) -> Duration {
-    Duration::from_secs(1u64 << receive_count.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+    LOCAL_QUEUE_RETRY.delay(receive_count)
 }
 
 /// Consumes `queue` with `handler` until `stop` changes: successes are deleted, failures come

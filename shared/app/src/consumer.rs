@@ -5,6 +5,7 @@
 //! reported as failed (they must not overtake it); other groups go on. Nothing is reported as a
 //! success unless its handler returned `Ok`.
 
+use omniline_domain::retry::Backoff;
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -86,12 +87,16 @@ impl BatchHandler for crate::outbound::OutboundService {
     }
 }
 
-/// Delay before a failed message is tried again: 5 s, 10 s, 20 s … up to 15 minutes.
-pub fn backoff(receive_count: u32) -> std::time::Duration {
-    let exponent = receive_count.saturating_sub(1).min(8);
-    std::time::Duration::from_secs(5u64 << exponent).min(std::time::Duration::from_secs(900))
-}
+/// How a failed queue message is retried on SQS: 5 s, 10 s, 20 s … up to 15 minutes.
+pub const QUEUE_RETRY: Backoff = Backoff::exponential(
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_secs(900),
+);
 
+/// Delay before a failed message is tried again ([`QUEUE_RETRY`]).
+pub fn backoff(receive_count: u32) -> std::time::Duration {
+    QUEUE_RETRY.delay(receive_count)
+}
 
 #[cfg(test)]
 mod tests {

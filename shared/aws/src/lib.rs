@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
 use omniline_domain::clock::rfc3339_millis;
 use omniline_domain::line::envelope::QueueMessage;
+use omniline_domain::retry::Backoff;
 use omniline_domain::secret::SecretString;
 use omniline_ports::{AccountStore, EventQueue, PortError, SecretStore};
 use std::collections::HashMap;
@@ -171,12 +172,15 @@ pub(crate) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
 /// Attempts of an optimistic write (or of unprocessed batch keys) before giving up.
 pub(crate) const ATTEMPTS: u32 = 8;
 
-/// A short pause before retrying a write that lost a race (or unprocessed keys).
+/// How a write that lost a race (or left unprocessed keys) is retried: 10 ms, 20 ms … 80 ms.
+const WRITE_RETRY: Backoff = Backoff::exponential(
+    std::time::Duration::from_millis(10),
+    std::time::Duration::from_millis(80),
+);
+
+/// A short pause before retry number `attempt` of a write ([`WRITE_RETRY`]).
 pub(crate) async fn backoff(attempt: u32) {
-    tokio::time::sleep(std::time::Duration::from_millis(
-        10 * u64::from(attempt + 1),
-    ))
-    .await;
+    tokio::time::sleep(WRITE_RETRY.delay(attempt)).await;
 }
 
 /// One item by key, read consistently (`None` if absent).

@@ -19,6 +19,7 @@ pub mod media;
 pub mod media_links;
 pub mod outbound;
 pub mod queues;
+pub mod retry;
 pub mod routing;
 pub mod secret;
 pub mod settings;
