@@ -7,20 +7,15 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use omniline_app::agent::conversations::{CustomerView, QueueRef, TimelineLine};
 use omniline_app::router::agent_ops::TransferTarget;
 use omniline_domain::agents::Agent;
-use omniline_domain::contacts::{contact_kind, Contact};
-use omniline_domain::conversation::{
-    Conversation, ConversationFilter, ConversationState, Customer, SourceType, TranscriptEntry,
-};
+use omniline_domain::contacts::Contact;
+use omniline_domain::conversation::{Conversation, ConversationState, TranscriptEntry};
+use omniline_domain::delivery::{DeliveredContent, Delivery};
 use omniline_domain::input::{Fields, Query};
-use omniline_domain::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
-use omniline_domain::queues::{Queue, QUEUE_KIND};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
-/// Most conversations one list returns.
-const LIST_LIMIT: usize = 100;
 /// Transcript page size bounds.
 const PAGE_DEFAULT: usize = 50;
 const PAGE_MAX: usize = 200;
@@ -28,36 +23,6 @@ const PAGE_MAX: usize = 200;
 pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(id)| id)
         .map_err(|_| ApiError::NotFound("conversation"))
-}
-
-/// Whether the agent may see the conversation: it holds it, or it is in one of its queues.
-pub(crate) fn may_see(agent: &Agent, c: &Conversation) -> bool {
-    c.agent_id.as_deref() == Some(agent.id.as_str())
-        || c.queue_id
-            .as_ref()
-            .is_some_and(|q| agent.queues.contains(q))
-}
-
-/// The conversation, 404 when unknown, 403 when the agent may not see it.
-pub(crate) async fn visible(
-    state: &AgentState,
-    agent: &Agent,
-    id: &str,
-) -> Result<Conversation, ApiError> {
-    let c = state
-        .router
-        .deps()
-        .conversations
-        .conversation(id)
-        .await?
-        .ok_or(ApiError::NotFound("conversation"))?;
-    if may_see(agent, &c) {
-        Ok(c)
-    } else {
-        Err(ApiError::Forbidden(
-            "the conversation is neither in one of your queues nor assigned to you".into(),
-        ))
-    }
 }
 
 fn state_name(state: ConversationState) -> &'static str {
@@ -97,73 +62,25 @@ pub(crate) fn contact_json(c: &Contact) -> Value {
     })
 }
 
-/// The contact `id` of `account_id` (contacts are per account).
-pub(crate) async fn contact(
-    state: &AgentState,
-    account_id: &str,
-    id: &str,
-) -> Result<Option<Contact>, ApiError> {
-    let doc = state
-        .router
-        .deps()
-        .config
-        .get_doc(&contact_kind(account_id), id)
-        .await?;
-    Ok(doc.and_then(|d| serde_json::from_str(&d.doc).ok()))
-}
-
-/// The customer of a 1:1 conversation (the source user), if stored.
-pub(crate) async fn customer_of(
-    state: &AgentState,
-    c: &Conversation,
-) -> Result<Option<Customer>, ApiError> {
-    if c.source_type != SourceType::User {
-        return Ok(None);
-    }
-    Ok(state
-        .router
-        .deps()
-        .conversations
-        .customer(&c.account_id, &c.source_id)
-        .await?)
-}
-
 /// The customer's details as agents see them: profile, linked contact.
-pub(crate) async fn customer_json(
-    state: &AgentState,
-    customer: Option<&Customer>,
-) -> Result<Value, ApiError> {
-    let Some(customer) = customer else {
-        return Ok(Value::Null);
+pub(crate) fn customer_json(view: Option<&CustomerView>) -> Value {
+    let Some(CustomerView { customer, contact }) = view else {
+        return Value::Null;
     };
-    let contact = match &customer.linked_contact_id {
-        Some(id) => contact(state, &customer.account_id, id)
-            .await?
-            .map(|c| contact_json(&c)),
-        None => None,
-    };
-    Ok(json!({
+    json!({
         "userId": customer.user_id,
         "displayName": customer.display_name,
         "pictureUrl": customer.picture_url,
         "language": customer.language,
-        "contact": contact,
-    }))
+        "contact": contact.as_ref().map(contact_json),
+    })
 }
 
-pub(crate) async fn queue_json(state: &AgentState, id: Option<&str>) -> Result<Value, ApiError> {
-    let Some(id) = id else {
-        return Ok(Value::Null);
-    };
-    let name = state
-        .router
-        .deps()
-        .config
-        .get_doc(QUEUE_KIND, id)
-        .await?
-        .and_then(|d| serde_json::from_str::<Queue>(&d.doc).ok())
-        .map(|q| q.name);
-    Ok(json!({ "id": id, "name": name }))
+pub(crate) fn queue_json(queue: Option<&QueueRef>) -> Value {
+    match queue {
+        Some(q) => json!({ "id": q.id, "name": q.name }),
+        None => Value::Null,
+    }
 }
 
 /// `GET /agent/v1/conversations?status=waiting|active|closed`: the agent's queues' and its own.
@@ -185,25 +102,15 @@ pub(crate) async fn list(
             ))
         }
     };
-    let filter = ConversationFilter {
-        state: status,
-        queue_ids: agent.queues.clone(),
-        agent_id: Some(agent.id.clone()),
-        limit: LIST_LIMIT,
-    };
-    let conversations = state
-        .router
-        .deps()
-        .conversations
-        .list_conversations(&filter)
-        .await?;
-    let mut items = Vec::with_capacity(conversations.len());
-    for c in &conversations {
-        let customer = customer_of(&state, c).await?;
-        let mut item = conversation_json(c);
-        item["customer"] = customer_json(&state, customer.as_ref()).await?;
-        items.push(item);
-    }
+    let conversations = state.service.list_conversations(&agent, status).await?;
+    let items: Vec<Value> = conversations
+        .iter()
+        .map(|s| {
+            let mut item = conversation_json(&s.conversation);
+            item["customer"] = customer_json(s.customer.as_ref());
+            item
+        })
+        .collect();
     Ok(Json(json!({ "conversations": items })).into_response())
 }
 
@@ -215,36 +122,21 @@ pub(crate) async fn detail(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let c = visible(&state, &agent, &id).await?;
-    let deps = state.router.deps();
-    let customer = customer_of(&state, &c).await?;
-    let mut customer_value = customer_json(&state, customer.as_ref()).await?;
+    let detail = state.service.conversation_detail(&agent, &id).await?;
+    let mut customer_value = customer_json(detail.customer.as_ref());
     if !customer_value.is_null() {
-        let mut previous: Vec<&Conversation> = Vec::new();
-        let all = deps
-            .conversations
-            .conversations_of_source(&c.account_id, &c.source_id)
-            .await?;
-        previous.extend(
-            all.iter()
-                .filter(|o| o.id != c.id && o.opened_at <= c.opened_at),
-        );
         customer_value["previousConversations"] = json!({
-            "count": previous.len(),
-            "items": previous.iter().map(|o| json!({
+            "count": detail.previous.len(),
+            "items": detail.previous.iter().map(|o| json!({
                 "id": o.id, "openedAt": o.opened_at, "closedAt": o.closed_at, "status": state_name(o.state),
             })).collect::<Vec<_>>(),
         });
     }
-    let workstream = deps
-        .workstreams
-        .workstream_for_account(&c.account_id)
-        .await?;
     Ok(Json(json!({
-        "conversation": conversation_json(&c),
+        "conversation": conversation_json(&detail.conversation),
         "customer": customer_value,
-        "queue": queue_json(&state, c.queue_id.as_deref()).await?,
-        "workstream": workstream.map(|w| json!({
+        "queue": queue_json(detail.queue.as_ref()),
+        "workstream": detail.workstream.map(|w| json!({
             "id": w.id, "name": w.name,
             "attachments": {"agentCanSend": w.attachments.agent_can_send},
         })),
@@ -252,20 +144,11 @@ pub(crate) async fn detail(
     .into_response())
 }
 
-/// A signed link to a stored object, when the stack signs media.
-fn signed(state: &AgentState, key: &str) -> Option<String> {
-    let signer = state.media.as_ref()?;
-    let expires = link_expiry((state.router.deps().clock)() / 1000, DEFAULT_LINK_LIFETIME);
-    // Read by the authentication layer before any handler runs.
-    let secret = signer.signing_secret.loaded()?;
-    media_link(&signer.base_url, key, expires, &secret).ok()
-}
-
 /// One transcript line as agents see it.
 fn entry_json(
-    state: &AgentState,
     entry: &TranscriptEntry,
-    deliveries: &HashMap<String, omniline_domain::delivery::Delivery>,
+    delivery: Option<&Delivery>,
+    media_url: Option<&str>,
 ) -> Value {
     let mut v = json!({
         "id": entry.event_id,
@@ -278,8 +161,7 @@ fn entry_json(
         v["agentId"] = entry.event["agentId"].clone();
         v["agentName"] = entry.event["agentName"].clone();
         v["messages"] = entry.event["messages"].clone();
-        let message_id = entry.event["messageId"].as_str().unwrap_or(&entry.event_id);
-        v["delivery"] = match deliveries.get(message_id) {
+        v["delivery"] = match delivery {
             Some(d) => json!({"status": d.status, "error": d.error}),
             None => json!({"status": "queued"}),
         };
@@ -296,21 +178,18 @@ fn entry_json(
     if let Some(postback) = entry.event.get("postback") {
         v["postback"] = postback.clone();
     }
-    if let Some(key) = entry.event["omnilineMedia"]["key"].as_str() {
+    if entry.event["omnilineMedia"]["key"].is_string() {
         v["media"] = json!({
             "status": entry.event["omnilineMedia"]["status"],
             "contentType": entry.event["omnilineMedia"]["contentType"],
-            "url": signed(state, key),
+            "url": media_url,
         });
     }
     v
 }
 
 /// An automated or bot message as a transcript line (`automatedMessage` / `botMessage`, out).
-fn sent_content_json(
-    delivery: &omniline_domain::delivery::Delivery,
-    content: &omniline_domain::delivery::DeliveredContent,
-) -> Value {
+fn sent_content_json(delivery: &Delivery, content: &DeliveredContent) -> Value {
     let kind = match content.origin {
         omniline_domain::outbound::Origin::Bot => "botMessage",
         _ => "automatedMessage",
@@ -325,6 +204,17 @@ fn sent_content_json(
         "messages": content.messages,
         "delivery": {"status": delivery.status, "error": delivery.error},
     })
+}
+
+fn line_json(line: &TimelineLine) -> Value {
+    match line {
+        TimelineLine::Entry {
+            entry,
+            delivery,
+            media_url,
+        } => entry_json(entry, delivery.as_ref(), media_url.as_deref()),
+        TimelineLine::Sent { delivery, content } => sent_content_json(delivery, content),
+    }
 }
 
 /// `GET …/{id}/messages?before=&limit=`: the transcript in timestamp order (the page before
@@ -353,59 +243,9 @@ pub(crate) async fn messages(
             .filter(|l| (1..=PAGE_MAX).contains(l))
             .ok_or_else(|| ApiError::invalid("limit", format!("limit must be 1 to {PAGE_MAX}")))?,
     };
-    let c = visible(&state, &agent, &id).await?;
-    let deps = state.router.deps();
-    let transcript = deps.conversations.transcript(&c.id).await?;
-    let deliveries: HashMap<String, omniline_domain::delivery::Delivery> = state
-        .deliveries
-        .deliveries_for_conversation(&c.id)
-        .await?
-        .into_iter()
-        .map(|d| (d.id.clone(), d))
-        .collect();
-    // The customer's events and the agents' messages (the transcript), and what the stack sent
-    // on its own — greetings, the survey, bot answers — from their delivery records: one
-    // timeline, in time order.
-    let mut lines: Vec<(i64, &str, Value)> = transcript
-        .iter()
-        .map(|e| {
-            (
-                e.timestamp,
-                e.event_id.as_str(),
-                entry_json(&state, e, &deliveries),
-            )
-        })
-        .collect();
-    lines.extend(deliveries.values().filter_map(|d| {
-        let content = d.content.as_ref()?;
-        Some((
-            content.queued_at,
-            d.id.as_str(),
-            sent_content_json(d, content),
-        ))
-    }));
-    lines.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
-    let eligible: Vec<(i64, Value)> = lines
-        .into_iter()
-        .filter(|(at, _, _)| before.is_none_or(|b| *at < b))
-        .map(|(at, _, v)| (at, v))
-        .collect();
-    let start = page_start(&eligible, |e| e.0, limit);
-    let page = &eligible[start..];
-    let next_before = (start > 0).then(|| page.first().map(|e| e.0)).flatten();
-    let items: Vec<Value> = page.iter().map(|(_, v)| v.clone()).collect();
-    Ok(Json(json!({ "messages": items, "nextBefore": next_before })).into_response())
-}
-
-/// Where the last page of `lines` (in time order) starts: the last `limit` lines, and the lines
-/// before them that share the first one's millisecond. The next page is asked for with
-/// `before` = that millisecond, so a tie cut by the page boundary would never be seen.
-fn page_start<T>(lines: &[T], at: impl Fn(&T) -> i64, limit: usize) -> usize {
-    let mut start = lines.len().saturating_sub(limit);
-    while start > 0 && start < lines.len() && at(&lines[start - 1]) == at(&lines[start]) {
-        start -= 1;
-    }
-    start
+    let page = state.service.timeline(&agent, &id, before, limit).await?;
+    let items: Vec<Value> = page.lines.iter().map(line_json).collect();
+    Ok(Json(json!({ "messages": items, "nextBefore": page.next_before })).into_response())
 }
 
 /// `url` if it is an https URL with a host (LINE fetches media over https only; anything else,
@@ -425,20 +265,6 @@ fn https_url(field: &str, url: String) -> Result<String, ApiError> {
     }
 }
 
-/// Whether `media_id` is an upload of `agent_id` (`agent-media/{agentId}/{file}`, as
-/// [`upload`] names them).
-fn is_own_upload(media_id: &str, agent_id: &str) -> bool {
-    media_id
-        .strip_prefix("agent-media/")
-        .and_then(|rest| rest.strip_prefix(agent_id))
-        .and_then(|rest| rest.strip_prefix('/'))
-        .is_some_and(|file| {
-            !file.is_empty()
-                && file.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
-                && !file.starts_with('.')
-        })
-}
-
 /// The LINE message objects of an agent's reply, and whether it is an attachment.
 fn reply_messages(
     state: &AgentState,
@@ -454,15 +280,7 @@ fn reply_messages(
         .ok_or_else(|| f.missing("type"))?;
     let media_url = |f: &mut Fields, url_field: &str| -> Result<String, ApiError> {
         if let Some(media_id) = f.text("mediaId", 1, 512)? {
-            // An upload is its uploader's: another agent's mediaId is refused like any other.
-            if !is_own_upload(&media_id, &agent.id) {
-                return Err(ApiError::invalid(
-                    "mediaId",
-                    "mediaId must come from your own POST /agent/v1/media",
-                ));
-            }
-            return signed(state, &media_id)
-                .ok_or_else(|| ApiError::invalid("mediaId", "this stack cannot sign media links"));
+            return Ok(state.service.upload_link(agent, &media_id)?);
         }
         let url = f
             .text(url_field, 9, 2000)?
@@ -543,40 +361,10 @@ pub(crate) async fn send(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let (messages, attachment) = reply_messages(&state, &agent, &body)?;
-    let c = visible(&state, &agent, &id).await?;
-    if attachment {
-        let ws = state
-            .router
-            .deps()
-            .workstreams
-            .workstream_for_account(&c.account_id)
-            .await?;
-        if ws.is_some_and(|w| !w.attachments.agent_can_send) {
-            return Err(ApiError::Forbidden(
-                "this workstream does not let agents send attachments (attachments.agentCanSend is off)".into(),
-            ));
-        }
-    }
-    let key = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        Some(k)
-            if !k.is_empty()
-                && k.len() <= 64
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            k.to_owned()
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Idempotency-Key",
-                "Idempotency-Key must be 1 to 64 characters of [A-Za-z0-9_-]",
-            ))
-        }
-        None => uuid::Uuid::new_v4().simple().to_string(),
-    };
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
     let message_id = state
-        .router
-        .send_agent_message(&c.id, &agent, messages, &key)
+        .service
+        .send_reply(&agent, &id, messages, attachment, key)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -597,43 +385,13 @@ pub(crate) async fn upload(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let ext = match content_type {
-        "image/jpeg" => "jpg",
-        "image/png" => "png",
-        "video/mp4" => "mp4",
-        "audio/m4a" | "audio/x-m4a" | "audio/mp4" => "m4a",
-        _ => {
-            return Err(ApiError::invalid(
-                "Content-Type",
-                "Content-Type must be image/jpeg, image/png, video/mp4 or audio/m4a",
-            ))
-        }
-    };
-    if body.is_empty() {
-        return Err(ApiError::invalid(
-            "body",
-            "the body must be the file's bytes",
-        ));
-    }
-    if state.media.is_none() {
-        return Err(ApiError::Forbidden(
-            "this stack does not store agent media".into(),
-        ));
-    }
-    let key = format!(
-        "agent-media/{}/{}.{ext}",
-        agent.id,
-        uuid::Uuid::new_v4().simple()
-    );
-    state
-        .router
-        .deps()
-        .media
-        .put(&key, body.to_vec(), Some(content_type))
+    let upload = state
+        .service
+        .upload_media(&agent, content_type, body.to_vec())
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "mediaId": key, "url": signed(&state, &key) })),
+        Json(json!({ "mediaId": upload.media_id, "url": upload.url })),
     )
         .into_response())
 }
@@ -653,45 +411,8 @@ pub(crate) async fn pick(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     empty_body(&body)?;
-    let c = visible(&state, &agent, &id).await?;
-    let picked = state.router.pick(&c.id, &agent).await?;
+    let picked = state.service.pick(&agent, &id).await?;
     Ok(Json(conversation_json(&picked)).into_response())
-}
-
-/// The LINE chat id and the account's token, for typing and read.
-async fn chat(
-    state: &AgentState,
-    c: &Conversation,
-) -> Result<omniline_domain::secret::SecretString, ApiError> {
-    if c.state == ConversationState::Closed {
-        return Err(ApiError::Conflict("the conversation is closed".into()));
-    }
-    state
-        .router
-        .deps()
-        .tokens
-        .token(&c.account_id)
-        .await
-        .map_err(|e| ApiError::Line(e.to_string()))
-}
-
-/// A conversation the agent sees, in a 1:1 chat (else 422 with `why`), open, and the account's
-/// token: what typing and read need.
-async fn one_to_one_chat(
-    state: &AgentState,
-    agent: &Agent,
-    id: &str,
-    why: &str,
-) -> Result<(Conversation, omniline_domain::secret::SecretString), ApiError> {
-    let c = visible(state, agent, id).await?;
-    if c.source_type != SourceType::User {
-        return Err(ApiError::Unprocessable {
-            field: "conversation".into(),
-            message: why.into(),
-        });
-    }
-    let token = chat(state, &c).await?;
-    Ok((c, token))
 }
 
 /// `POST …/{id}/typing`: LINE's loading animation in the customer's chat (1:1 chats only).
@@ -711,19 +432,7 @@ pub(crate) async fn typing(
         // LINE takes multiples of 5.
         (s / 5 * 5) as u32
     };
-    let (c, token) = one_to_one_chat(
-        &state,
-        &agent,
-        &id,
-        "LINE shows the loading animation in 1:1 chats only",
-    )
-    .await?;
-    state
-        .router
-        .deps()
-        .line
-        .start_loading(&token, &c.source_id, seconds)
-        .await?;
+    state.service.start_typing(&agent, &id, seconds).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -736,14 +445,7 @@ pub(crate) async fn read(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     empty_body(&body)?;
-    let (c, token) =
-        one_to_one_chat(&state, &agent, &id, "read receipts exist in 1:1 chats only").await?;
-    state
-        .router
-        .deps()
-        .line
-        .mark_as_read(&token, &c.source_id)
-        .await?;
+    state.service.mark_read(&agent, &id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -760,22 +462,7 @@ pub(crate) async fn transfer(
     let to_agent = f.text("agentId", 1, 100)?;
     f.finish()?;
     let target = match (queue, to_agent) {
-        (Some(q), None) => {
-            let exists = state
-                .router
-                .deps()
-                .config
-                .get_doc(QUEUE_KIND, &q)
-                .await?
-                .is_some();
-            if !exists {
-                return Err(ApiError::Unprocessable {
-                    field: "queueId".into(),
-                    message: format!("there is no queue {q:?}"),
-                });
-            }
-            TransferTarget::Queue(q)
-        }
+        (Some(q), None) => TransferTarget::Queue(q),
         (None, Some(a)) => TransferTarget::Agent(a),
         _ => {
             return Err(ApiError::invalid(
@@ -784,8 +471,7 @@ pub(crate) async fn transfer(
             ))
         }
     };
-    let c = visible(&state, &agent, &id).await?;
-    let moved = state.router.transfer(&c.id, &agent, target).await?;
+    let moved = state.service.transfer(&agent, &id, target).await?;
     Ok(Json(conversation_json(&moved)).into_response())
 }
 
@@ -798,8 +484,7 @@ pub(crate) async fn close(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     empty_body(&body)?;
-    let c = visible(&state, &agent, &id).await?;
-    let closed = state.router.close_by_agent(&c.id, &agent).await?;
+    let closed = state.service.close(&agent, &id).await?;
     Ok(Json(conversation_json(&closed)).into_response())
 }
 
@@ -810,46 +495,14 @@ pub(crate) async fn survey(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let c = visible(&state, &agent, &id).await?;
-    let Some(survey) = &c.survey else {
-        return Err(ApiError::NotFound("survey"));
-    };
+    let answer = state.service.survey(&agent, &id).await?;
+    let survey = &answer.survey;
     Ok(Json(json!({
-        "conversationId": c.id,
+        "conversationId": answer.conversation_id,
         "sentAt": survey.sent_at,
         "scale": survey.scale,
         "score": survey.score,
         "answeredAt": survey.answered_at,
     }))
     .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::page_start;
-
-    #[test]
-    fn a_page_never_cuts_a_millisecond_in_two() {
-        let at = |t: &i64| *t;
-        // The last 2 of [1, 2, 2, 3]: 2 and 3, and the other 2 with them.
-        assert_eq!(page_start(&[1, 2, 2, 3], at, 2), 1);
-        assert_eq!(page_start(&[1, 2, 3, 4], at, 2), 2);
-        assert_eq!(page_start(&[5, 5, 5, 5], at, 2), 0);
-        assert_eq!(page_start(&[1, 2], at, 5), 0);
-        assert_eq!(page_start::<i64>(&[], at, 5), 0);
-        // Paging with `before` = the page's first millisecond sees every line once.
-        let lines = [1, 1, 2, 3, 3, 3, 4, 5, 5];
-        let mut seen = Vec::new();
-        let mut before = i64::MAX;
-        loop {
-            let eligible: Vec<i64> = lines.iter().copied().filter(|t| *t < before).collect();
-            let start = page_start(&eligible, at, 2);
-            seen.splice(0..0, eligible[start..].iter().copied());
-            if start == 0 {
-                break;
-            }
-            before = eligible[start];
-        }
-        assert_eq!(seen, lines);
-    }
 }

@@ -1,10 +1,11 @@
-//! Errors of the agent routes, mapped once to `{"error": {"code", "message", "field"?}}`.
+//! Errors of the agent routes, mapped once to `{"error": {"code", "message", "field"?}}`, and the
+//! account-link page's errors, mapped once to plain-text pages for the customer.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use omniline_app::agent::{AgentError, LinkPageError};
 use omniline_app::router::agent_ops::AgentOpError;
 use omniline_domain::input::InputError;
-use omniline_domain::line::api::LineApiError;
 use omniline_domain::PortError;
 use omniline_runtime::http::{coded_field_error, error_response, field_error};
 
@@ -37,12 +38,6 @@ impl ApiError {
     }
 }
 
-impl From<LineApiError> for ApiError {
-    fn from(e: LineApiError) -> Self {
-        ApiError::Line(e.to_string())
-    }
-}
-
 impl From<AgentOpError> for ApiError {
     fn from(e: AgentOpError) -> Self {
         match e {
@@ -51,6 +46,24 @@ impl From<AgentOpError> for ApiError {
             AgentOpError::Forbidden(m) => ApiError::Forbidden(m),
             AgentOpError::Invalid { field, message } => ApiError::Unprocessable { field, message },
             AgentOpError::Route(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Invalid { field, message } => ApiError::invalid(&field, message),
+            AgentError::NotFound(what) => ApiError::NotFound(what),
+            AgentError::Forbidden(m) => ApiError::Forbidden(m),
+            AgentError::Conflict(m) => ApiError::Conflict(m),
+            AgentError::Unprocessable { field, message } => {
+                ApiError::Unprocessable { field, message }
+            }
+            AgentError::Line(m) => ApiError::Line(m),
+            AgentError::Store(e) => ApiError::Store(e),
+            AgentError::Operation(e) => ApiError::from(e),
+            AgentError::Internal(m) => ApiError::Internal(m),
         }
     }
 }
@@ -90,5 +103,40 @@ impl IntoResponse for ApiError {
                 )
             }
         }
+    }
+}
+
+/// A plain-text page for the customer (never JSON, never cached).
+pub(crate) fn page(status: StatusCode, text: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text.to_owned(),
+    )
+        .into_response()
+}
+
+/// The page the customer sees when the account-link page cannot go on.
+pub(crate) fn link_page_error(e: LinkPageError) -> Response {
+    match e {
+        LinkPageError::Unavailable(_) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again in a moment.",
+        ),
+        LinkPageError::Unknown => page(
+            StatusCode::NOT_FOUND,
+            "This link is not valid or was already used.",
+        ),
+        LinkPageError::Expired => page(
+            StatusCode::GONE,
+            "This link has expired. Please ask for a new one.",
+        ),
+        LinkPageError::NonceNotStored => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please ask for a new link.",
+        ),
     }
 }

@@ -4,9 +4,11 @@
 //! `Authorization: Bearer <agent token>` (issued by the admin API); an agent sees only the
 //! conversations of its queues or held by it (403 otherwise).
 //!
-//! The use cases (pick, transfer, close, send) are the router crate's [`RouterService`] methods,
-//! so the Lambda functions and `omniline-local` share one implementation; this crate is HTTP.
-//! `GET /line/link/{id}` (public) is the customer's side of an account-link request.
+//! The use cases are [`AgentService`]'s (`omniline_app::agent`, on the router crate's
+//! [`RouterService`]), so the Lambda functions and `omniline-local` share one implementation;
+//! this crate is HTTP: it authenticates, parses requests into the use cases' inputs and turns
+//! their results and errors into responses. `GET /line/link/{id}` (public) is the customer's side
+//! of an account-link request.
 
 mod contacts;
 mod conversations;
@@ -20,32 +22,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 pub use error::ApiError;
+use omniline_app::agent::AgentService;
 use omniline_app::router::RouterService;
-use omniline_domain::agents::{
-    parse_agent_token, token_matches, Agent, AgentAccount, AGENT_ACCOUNT_KIND,
-};
+use omniline_domain::agents::{Agent, AgentStatus};
 use omniline_ports::DeliveryStore;
-use omniline_ports::LazySecret;
 use omniline_runtime::http::error_response;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Signs links to stored media (transcript attachments, agent uploads).
-#[derive(Clone)]
-pub struct MediaSigner {
-    /// Base URL the media route (`GET /media/{key}`) is served under.
-    pub base_url: String,
-    /// Read on the first authenticated request, not at start-up.
-    pub signing_secret: LazySecret,
-}
+/// Signs links to stored media (transcript attachments, agent uploads): the base URL the media
+/// route (`GET /media/{key}`) is served under, and the signing secret, read on the first
+/// authenticated request, not at start-up.
+pub use omniline_app::outbound::MediaLinks as MediaSigner;
 
 /// What the agent routes need.
 #[derive(Clone)]
 pub struct AgentState {
-    pub router: Arc<RouterService>,
-    pub deliveries: Arc<dyn DeliveryStore>,
-    pub media: Option<MediaSigner>,
+    /// The use cases.
+    pub service: Arc<AgentService>,
     /// Base of the account-link URLs sent to customers (`{base}/line/link/{id}`).
     pub public_base_url: String,
     /// Longest long poll (`wait`); 20 s in production, shorter in tests.
@@ -60,9 +55,7 @@ impl AgentState {
         public_base_url: impl Into<String>,
     ) -> Self {
         Self {
-            router,
-            deliveries,
-            media,
+            service: Arc::new(AgentService::new(router, deliveries, media)),
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             max_wait: Duration::from_secs(notifications::MAX_WAIT_SECS),
         }
@@ -178,26 +171,8 @@ async fn authenticate(
     let Some(token) = presented else {
         return unauthorized();
     };
-    let Some(agent_id) = parse_agent_token(&token) else {
-        return unauthorized();
-    };
-    let deps = state.router.deps();
-    let account = match deps.config.get_doc(AGENT_ACCOUNT_KIND, agent_id).await {
-        Ok(Some(doc)) => serde_json::from_str::<AgentAccount>(&doc.doc).ok(),
-        Ok(None) => None,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    if !account.is_some_and(|a| token_matches(&token, &a.token_hash)) {
-        return unauthorized();
-    }
-    match deps.agents.agent(agent_id).await {
+    match state.service.authenticate(&token).await {
         Ok(Some(agent)) => {
-            // Transcripts and uploads carry signed links: the key is read once, here.
-            if let Some(media) = &state.media {
-                if let Err(e) = media.signing_secret.get().await {
-                    return ApiError::from(e).into_response();
-                }
-            }
             request.extensions_mut().insert(agent);
             next.run(request).await
         }
@@ -234,22 +209,8 @@ async fn presence(
         .one_of("status", &["available", "busy", "away", "offline"])?
         .ok_or_else(|| fields.missing("status"))?;
     fields.finish()?;
-    let status = omniline_domain::agents::AgentStatus::parse(&status)
-        .ok_or_else(|| ApiError::invalid("status", "unknown status"))?;
-    let deps = state.router.deps();
-    // The status alone: an admin's concurrent change of the agent's queues is never undone.
-    if !deps.agents.set_status(&agent.id, status).await? {
-        return Err(ApiError::NotFound("agent"));
-    }
-    let mut updated = agent.clone();
-    updated.status = status;
-    if status == omniline_domain::agents::AgentStatus::Available {
-        if let Err(e) = state.router.distribute_waiting().await {
-            // The presence change stands; the schedule distributes again within a minute.
-            tracing::warn!(agent_id = %agent.id, error = %e, "waiting conversations not distributed");
-        }
-    }
-    let current = deps.agents.agent(&agent.id).await?.unwrap_or(updated);
-    tracing::info!(agent_id = %agent.id, status = status.as_str(), "presence changed");
+    let status =
+        AgentStatus::parse(&status).ok_or_else(|| ApiError::invalid("status", "unknown status"))?;
+    let current = state.service.set_presence(&agent, status).await?;
     Ok(Json(agent_json(&current)).into_response())
 }

@@ -8,6 +8,7 @@
 //! - [`consumer`]: FIFO batch semantics shared by the queue consumers;
 //! - [`tokens`]: channel access tokens; [`settings`]: the global settings document.
 
+pub mod agent;
 pub mod consumer;
 pub mod ingest;
 pub mod outbound;

@@ -1,0 +1,598 @@
+//! What an agent sees of conversations (list, detail, transcript) and does in them (reply,
+//! upload media, typing, read, pick, transfer, close, the survey's answer).
+
+use super::{AgentError, AgentService};
+use crate::router::TransferTarget;
+use omniline_domain::agents::Agent;
+use omniline_domain::contacts::{contact_kind, Contact};
+use omniline_domain::conversation::{
+    Conversation, ConversationFilter, ConversationState, Customer, SourceType, SurveyState,
+    TranscriptEntry,
+};
+use omniline_domain::delivery::{DeliveredContent, Delivery};
+use omniline_domain::queues::{Queue, QUEUE_KIND};
+use omniline_domain::secret::SecretString;
+use omniline_domain::workstream::Workstream;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Most conversations one list returns.
+pub const LIST_LIMIT: usize = 100;
+
+/// A customer as agents see them: the profile, and the contact it is linked to.
+#[derive(Debug, Clone)]
+pub struct CustomerView {
+    pub customer: Customer,
+    pub contact: Option<Contact>,
+}
+
+/// A queue by id, with its name when the queue still exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRef {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// A conversation of the agent's list, with its customer (1:1 chats).
+#[derive(Debug, Clone)]
+pub struct ConversationSummary {
+    pub conversation: Conversation,
+    pub customer: Option<CustomerView>,
+}
+
+/// One conversation with everything around it.
+#[derive(Debug, Clone)]
+pub struct ConversationDetail {
+    pub conversation: Conversation,
+    pub customer: Option<CustomerView>,
+    /// With a customer: the other conversations of the same source opened before or with this
+    /// one (empty without a customer).
+    pub previous: Vec<Conversation>,
+    pub queue: Option<QueueRef>,
+    pub workstream: Option<Workstream>,
+}
+
+/// One line of a conversation's timeline.
+#[derive(Debug, Clone)]
+pub enum TimelineLine {
+    /// A transcript entry: the customer's event, or an agent's message with its delivery
+    /// (`None`: not attempted yet). `media_url` signs the stored media of an inbound message.
+    Entry {
+        entry: TranscriptEntry,
+        delivery: Option<Delivery>,
+        media_url: Option<String>,
+    },
+    /// What the stack sent on its own (greeting, survey, bot answer), from its delivery record.
+    Sent {
+        delivery: Delivery,
+        content: DeliveredContent,
+    },
+}
+
+/// A page of the timeline, in time order.
+#[derive(Debug, Clone)]
+pub struct TimelinePage {
+    pub lines: Vec<TimelineLine>,
+    /// The `before` of the previous page, when there is one.
+    pub next_before: Option<i64>,
+}
+
+/// A media file an agent stored for a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub media_id: String,
+    /// Its signed link.
+    pub url: Option<String>,
+}
+
+/// The agent's survey view of a conversation.
+#[derive(Debug, Clone)]
+pub struct SurveyAnswer {
+    pub conversation_id: String,
+    pub survey: SurveyState,
+}
+
+/// Where the last page of `lines` (in time order) starts: the last `limit` lines, and the lines
+/// before them that share the first one's millisecond. The next page is asked for with
+/// `before` = that millisecond, so a tie cut by the page boundary would never be seen.
+fn page_start<T>(lines: &[T], at: impl Fn(&T) -> i64, limit: usize) -> usize {
+    let mut start = lines.len().saturating_sub(limit);
+    while start > 0 && start < lines.len() && at(&lines[start - 1]) == at(&lines[start]) {
+        start -= 1;
+    }
+    start
+}
+
+/// Whether `media_id` is an upload of `agent_id` (`agent-media/{agentId}/{file}`, as
+/// [`AgentService::upload_media`] names them).
+fn is_own_upload(media_id: &str, agent_id: &str) -> bool {
+    media_id
+        .strip_prefix("agent-media/")
+        .and_then(|rest| rest.strip_prefix(agent_id))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|file| {
+            !file.is_empty()
+                && file.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+                && !file.starts_with('.')
+        })
+}
+
+/// `key` if it is a usable idempotency key (1 to 64 of `[A-Za-z0-9_-]`).
+fn usable_idempotency_key(key: &str) -> Option<&str> {
+    (!key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some(key)
+}
+
+impl AgentService {
+    /// The contact `id` of `account_id` (contacts are per account).
+    pub(crate) async fn contact(
+        &self,
+        account_id: &str,
+        id: &str,
+    ) -> Result<Option<Contact>, AgentError> {
+        let doc = self
+            .deps()
+            .config
+            .get_doc(&contact_kind(account_id), id)
+            .await?;
+        Ok(doc.and_then(|d| serde_json::from_str(&d.doc).ok()))
+    }
+
+    /// The customer of a 1:1 conversation (the source user), if stored.
+    pub(crate) async fn customer_of(
+        &self,
+        c: &Conversation,
+    ) -> Result<Option<Customer>, AgentError> {
+        if c.source_type != SourceType::User {
+            return Ok(None);
+        }
+        Ok(self
+            .deps()
+            .conversations
+            .customer(&c.account_id, &c.source_id)
+            .await?)
+    }
+
+    /// The customer with its linked contact.
+    pub(crate) async fn customer_view(
+        &self,
+        customer: Customer,
+    ) -> Result<CustomerView, AgentError> {
+        let contact = match &customer.linked_contact_id {
+            Some(id) => self.contact(&customer.account_id, id).await?,
+            None => None,
+        };
+        Ok(CustomerView { customer, contact })
+    }
+
+    /// [`Self::customer_view`] of the conversation's customer, if any.
+    pub(crate) async fn customer_view_of(
+        &self,
+        c: &Conversation,
+    ) -> Result<Option<CustomerView>, AgentError> {
+        match self.customer_of(c).await? {
+            Some(customer) => Ok(Some(self.customer_view(customer).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The queue `id` with its name.
+    pub(crate) async fn queue_ref(&self, id: &str) -> Result<QueueRef, AgentError> {
+        let name = self
+            .deps()
+            .config
+            .get_doc(QUEUE_KIND, id)
+            .await?
+            .and_then(|d| serde_json::from_str::<Queue>(&d.doc).ok())
+            .map(|q| q.name);
+        Ok(QueueRef {
+            id: id.to_owned(),
+            name,
+        })
+    }
+
+    /// The conversations of the agent's queues and its own (at most [`LIST_LIMIT`]), in `state`
+    /// when given.
+    pub async fn list_conversations(
+        &self,
+        agent: &Agent,
+        state: Option<ConversationState>,
+    ) -> Result<Vec<ConversationSummary>, AgentError> {
+        let filter = ConversationFilter {
+            state,
+            queue_ids: agent.queues.clone(),
+            agent_id: Some(agent.id.clone()),
+            limit: LIST_LIMIT,
+        };
+        let conversations = self
+            .deps()
+            .conversations
+            .list_conversations(&filter)
+            .await?;
+        let mut items = Vec::with_capacity(conversations.len());
+        for conversation in conversations {
+            let customer = self.customer_view_of(&conversation).await?;
+            items.push(ConversationSummary {
+                conversation,
+                customer,
+            });
+        }
+        Ok(items)
+    }
+
+    /// The conversation, the customer (with the linked contact and their previous
+    /// conversations), the queue and the workstream.
+    pub async fn conversation_detail(
+        &self,
+        agent: &Agent,
+        id: &str,
+    ) -> Result<ConversationDetail, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        let deps = self.deps();
+        let customer = self.customer_view_of(&c).await?;
+        let mut previous = Vec::new();
+        if customer.is_some() {
+            let all = deps
+                .conversations
+                .conversations_of_source(&c.account_id, &c.source_id)
+                .await?;
+            previous.extend(
+                all.into_iter()
+                    .filter(|o| o.id != c.id && o.opened_at <= c.opened_at),
+            );
+        }
+        let workstream = deps
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await?;
+        let queue = match c.queue_id.as_deref() {
+            Some(q) => Some(self.queue_ref(q).await?),
+            None => None,
+        };
+        Ok(ConversationDetail {
+            conversation: c,
+            customer,
+            previous,
+            queue,
+            workstream,
+        })
+    }
+
+    /// The page of the timeline before `before` (epoch ms; the latest without), at most `limit`
+    /// lines (more when lines share the first one's millisecond): the customer's events and the
+    /// agents' messages (the transcript) with their delivery, and what the stack sent on its own —
+    /// greetings, the survey, bot answers — from their delivery records, in time order.
+    pub async fn timeline(
+        &self,
+        agent: &Agent,
+        id: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<TimelinePage, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        let transcript = self.deps().conversations.transcript(&c.id).await?;
+        let deliveries: HashMap<String, Delivery> = self
+            .deliveries
+            .deliveries_for_conversation(&c.id)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        let mut lines: Vec<(i64, &str, TimelineLine)> = transcript
+            .iter()
+            .map(|e| {
+                (
+                    e.timestamp,
+                    e.event_id.as_str(),
+                    self.entry_line(e, &deliveries),
+                )
+            })
+            .collect();
+        lines.extend(deliveries.values().filter_map(|d| {
+            let content = d.content.as_ref()?;
+            Some((
+                content.queued_at,
+                d.id.as_str(),
+                TimelineLine::Sent {
+                    delivery: d.clone(),
+                    content: content.clone(),
+                },
+            ))
+        }));
+        lines.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+        let eligible: Vec<(i64, TimelineLine)> = lines
+            .into_iter()
+            .filter(|(at, _, _)| before.is_none_or(|b| *at < b))
+            .map(|(at, _, line)| (at, line))
+            .collect();
+        let start = page_start(&eligible, |e| e.0, limit);
+        let next_before = (start > 0)
+            .then(|| eligible.get(start).map(|e| e.0))
+            .flatten();
+        let lines = eligible.into_iter().skip(start).map(|(_, l)| l).collect();
+        Ok(TimelinePage { lines, next_before })
+    }
+
+    /// A transcript entry as a timeline line: an agent's message with its delivery, an inbound
+    /// message's stored media with a signed link.
+    fn entry_line(
+        &self,
+        entry: &TranscriptEntry,
+        deliveries: &HashMap<String, Delivery>,
+    ) -> TimelineLine {
+        let mut delivery = None;
+        let mut media_url = None;
+        if entry.event_type == "agentMessage" {
+            let message_id = entry.event["messageId"].as_str().unwrap_or(&entry.event_id);
+            delivery = deliveries.get(message_id).cloned();
+        } else if !entry.retracted {
+            if let Some(key) = entry.event["omnilineMedia"]["key"].as_str() {
+                media_url = self.media_link(key);
+            }
+        }
+        TimelineLine::Entry {
+            entry: entry.clone(),
+            delivery,
+            media_url,
+        }
+    }
+
+    /// The signed link of an agent's own upload (`mediaId` of a reply): another agent's upload,
+    /// or a stack that does not sign media, is refused.
+    pub fn upload_link(&self, agent: &Agent, media_id: &str) -> Result<String, AgentError> {
+        // An upload is its uploader's: another agent's mediaId is refused like any other.
+        if !is_own_upload(media_id, &agent.id) {
+            return Err(AgentError::invalid(
+                "mediaId",
+                "mediaId must come from your own POST /agent/v1/media",
+            ));
+        }
+        self.media_link(media_id)
+            .ok_or_else(|| AgentError::invalid("mediaId", "this stack cannot sign media links"))
+    }
+
+    /// Queues the agent's reply (LINE message objects; `attachment` for image, video or audio,
+    /// which the workstream may forbid) and returns its message id. The same `idempotency_key`
+    /// queues nothing new; without one, the reply gets a fresh one.
+    pub async fn send_reply(
+        &self,
+        agent: &Agent,
+        id: &str,
+        messages: Vec<Value>,
+        attachment: bool,
+        idempotency_key: Option<&str>,
+    ) -> Result<String, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        if attachment {
+            let ws = self
+                .deps()
+                .workstreams
+                .workstream_for_account(&c.account_id)
+                .await?;
+            if ws.is_some_and(|w| !w.attachments.agent_can_send) {
+                return Err(AgentError::Forbidden(
+                    "this workstream does not let agents send attachments (attachments.agentCanSend is off)".into(),
+                ));
+            }
+        }
+        let key = match idempotency_key {
+            Some(k) => usable_idempotency_key(k)
+                .ok_or_else(|| {
+                    AgentError::invalid(
+                        "Idempotency-Key",
+                        "Idempotency-Key must be 1 to 64 characters of [A-Za-z0-9_-]",
+                    )
+                })?
+                .to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        Ok(self
+            .router
+            .send_agent_message(&c.id, agent, messages, &key)
+            .await?)
+    }
+
+    /// Stores a file for a reply (`content_type` image/jpeg, image/png, video/mp4 or audio/m4a)
+    /// under `agent-media/{agentId}/…` and returns its id and signed link.
+    pub async fn upload_media(
+        &self,
+        agent: &Agent,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Upload, AgentError> {
+        let ext = match content_type {
+            "image/jpeg" => "jpg",
+            "image/png" => "png",
+            "video/mp4" => "mp4",
+            "audio/m4a" | "audio/x-m4a" | "audio/mp4" => "m4a",
+            _ => {
+                return Err(AgentError::invalid(
+                    "Content-Type",
+                    "Content-Type must be image/jpeg, image/png, video/mp4 or audio/m4a",
+                ))
+            }
+        };
+        if body.is_empty() {
+            return Err(AgentError::invalid(
+                "body",
+                "the body must be the file's bytes",
+            ));
+        }
+        if self.media.is_none() {
+            return Err(AgentError::Forbidden(
+                "this stack does not store agent media".into(),
+            ));
+        }
+        let key = format!(
+            "agent-media/{}/{}.{ext}",
+            agent.id,
+            uuid::Uuid::new_v4().simple()
+        );
+        self.deps()
+            .media
+            .put(&key, body, Some(content_type))
+            .await?;
+        let url = self.media_link(&key);
+        Ok(Upload { media_id: key, url })
+    }
+
+    /// The agent takes a waiting conversation it may see.
+    pub async fn pick(&self, agent: &Agent, id: &str) -> Result<Conversation, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self.router.pick(&c.id, agent).await?)
+    }
+
+    /// An open 1:1 conversation the agent sees (else `Unprocessable` with `why`) and the
+    /// account's token: what typing and read need.
+    async fn one_to_one_chat(
+        &self,
+        agent: &Agent,
+        id: &str,
+        why: &str,
+    ) -> Result<(Conversation, SecretString), AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        if c.source_type != SourceType::User {
+            return Err(AgentError::unprocessable("conversation", why));
+        }
+        if c.state == ConversationState::Closed {
+            return Err(AgentError::Conflict("the conversation is closed".into()));
+        }
+        let token = self
+            .deps()
+            .tokens
+            .token(&c.account_id)
+            .await
+            .map_err(|e| AgentError::Line(e.to_string()))?;
+        Ok((c, token))
+    }
+
+    /// LINE's loading animation in the customer's chat for `seconds` (a multiple of 5, 5 to 60;
+    /// 1:1 chats only).
+    pub async fn start_typing(
+        &self,
+        agent: &Agent,
+        id: &str,
+        seconds: u32,
+    ) -> Result<(), AgentError> {
+        let (c, token) = self
+            .one_to_one_chat(
+                agent,
+                id,
+                "LINE shows the loading animation in 1:1 chats only",
+            )
+            .await?;
+        self.deps()
+            .line
+            .start_loading(&token, &c.source_id, seconds)
+            .await
+            .map_err(|e| AgentError::Line(e.to_string()))
+    }
+
+    /// Marks the customer's messages as read (1:1 chats only).
+    pub async fn mark_read(&self, agent: &Agent, id: &str) -> Result<(), AgentError> {
+        let (c, token) = self
+            .one_to_one_chat(agent, id, "read receipts exist in 1:1 chats only")
+            .await?;
+        self.deps()
+            .line
+            .mark_as_read(&token, &c.source_id)
+            .await
+            .map_err(|e| AgentError::Line(e.to_string()))
+    }
+
+    /// Moves a conversation the agent sees to a queue (which must exist: `Unprocessable`
+    /// otherwise) or to an agent.
+    pub async fn transfer(
+        &self,
+        agent: &Agent,
+        id: &str,
+        target: TransferTarget,
+    ) -> Result<Conversation, AgentError> {
+        if let TransferTarget::Queue(q) = &target {
+            let exists = self.deps().config.get_doc(QUEUE_KIND, q).await?.is_some();
+            if !exists {
+                return Err(AgentError::unprocessable(
+                    "queueId",
+                    format!("there is no queue {q:?}"),
+                ));
+            }
+        }
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self.router.transfer(&c.id, agent, target).await?)
+    }
+
+    /// Closes a conversation the agent sees; the "agent ended" message and the survey go to the
+    /// customer.
+    pub async fn close(&self, agent: &Agent, id: &str) -> Result<Conversation, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self.router.close_by_agent(&c.id, agent).await?)
+    }
+
+    /// The survey sent at close and its answer (`NotFound("survey")` when none was sent).
+    pub async fn survey(&self, agent: &Agent, id: &str) -> Result<SurveyAnswer, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        let survey = c.survey.ok_or(AgentError::NotFound("survey"))?;
+        Ok(SurveyAnswer {
+            conversation_id: c.id,
+            survey,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_own_upload, page_start, usable_idempotency_key};
+
+    #[test]
+    fn an_upload_is_its_uploaders_only() {
+        assert!(is_own_upload("agent-media/a1/0f3c.jpg", "a1"));
+        assert!(!is_own_upload("agent-media/a1/0f3c.jpg", "a2"));
+        assert!(!is_own_upload("agent-media/a12/0f3c.jpg", "a1"));
+        assert!(!is_own_upload("agent-media/a1/", "a1"));
+        assert!(!is_own_upload("agent-media/a1/.hidden", "a1"));
+        assert!(!is_own_upload("agent-media/a1/../a2/x.jpg", "a1"));
+        assert!(!is_own_upload("media/a1/x.jpg", "a1"));
+    }
+
+    #[test]
+    fn idempotency_keys_are_1_to_64_safe_characters() {
+        assert_eq!(usable_idempotency_key("retry-1_A"), Some("retry-1_A"));
+        assert_eq!(
+            usable_idempotency_key(&"k".repeat(64)).map(str::len),
+            Some(64)
+        );
+        assert_eq!(usable_idempotency_key(&"k".repeat(65)), None);
+        assert_eq!(usable_idempotency_key(""), None);
+        assert_eq!(usable_idempotency_key("a b"), None);
+        assert_eq!(usable_idempotency_key("a:b"), None);
+    }
+
+    #[test]
+    fn a_page_never_cuts_a_millisecond_in_two() {
+        let at = |t: &i64| *t;
+        // The last 2 of [1, 2, 2, 3]: 2 and 3, and the other 2 with them.
+        assert_eq!(page_start(&[1, 2, 2, 3], at, 2), 1);
+        assert_eq!(page_start(&[1, 2, 3, 4], at, 2), 2);
+        assert_eq!(page_start(&[5, 5, 5, 5], at, 2), 0);
+        assert_eq!(page_start(&[1, 2], at, 5), 0);
+        assert_eq!(page_start::<i64>(&[], at, 5), 0);
+        // Paging with `before` = the page's first millisecond sees every line once.
+        let lines = [1, 1, 2, 3, 3, 3, 4, 5, 5];
+        let mut seen = Vec::new();
+        let mut before = i64::MAX;
+        loop {
+            let eligible: Vec<i64> = lines.iter().copied().filter(|t| *t < before).collect();
+            let start = page_start(&eligible, at, 2);
+            seen.splice(0..0, eligible[start..].iter().copied());
+            if start == 0 {
+                break;
+            }
+            before = eligible[start];
+        }
+        assert_eq!(seen, lines);
+    }
+}
