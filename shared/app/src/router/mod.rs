@@ -18,12 +18,17 @@
 //! each atomic with respect to the other: a slot shared by two assignments in flight is never
 //! given back under the one that commits.
 //!
+//! One event is routed in three steps (`process`): gather what it needs from the stores and LINE,
+//! decide what it changes without I/O (`decide`: plain values in, a decision out, unit-tested
+//! alone), and apply the decision (media, bot, agent assignment, outbound messages).
+//!
 //! [`agent_ops`] holds what agents do (pick, transfer, close with the survey, reply, account
 //! links) as methods of the same [`RouterService`], shared by the agent function and the local
 //! stack; [`wiring`] builds the service on the AWS adapters.
 
 pub mod agent_ops;
 
+mod decide;
 mod process;
 
 pub use agent_ops::{AgentOpError, TransferTarget};
@@ -179,7 +184,7 @@ impl RouterService {
         body: &str,
         receive_count: u32,
     ) -> Result<Processed, RouteError> {
-        let inbound = process::Inbound::parse(body)?;
+        let inbound = decide::Inbound::parse(body)?;
         let conversations = &self.deps.conversations;
         let now_secs = (self.deps.clock)().div_euclid(1000);
         if conversations
@@ -347,9 +352,9 @@ impl RouterService {
         };
         let previous_version = conversation.version;
         let mut updated = conversation.clone();
-        let mut outbox = process::Outbox::default();
+        let mut outbox = decide::Outbox::default();
         let assignment = process::distribute(
-            self,
+            &self.deps,
             Some(ws),
             &mut updated,
             customer.as_ref(),
@@ -362,7 +367,7 @@ impl RouterService {
             return Ok(None);
         };
         let id_prefix = format!("assign:{}:{previous_version}", conversation.id);
-        let messages = process::scheduled_messages(&updated, &outbox, &id_prefix, now);
+        let messages = decide::scheduled_messages(&updated, &outbox, &id_prefix, now);
         if !messages.is_empty() {
             let queued: Vec<_> = messages.iter().map(|m| m.to_queue_message()).collect();
             self.deps.outbound.send(&queued).await?;
