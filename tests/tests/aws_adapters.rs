@@ -6,10 +6,9 @@
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
 
 use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
-use omniline_domain::account::{Account, WebhookCounts};
 use omniline_domain::line::envelope::QueueMessage;
 use omniline_domain::secret::SecretString;
-use omniline_ports::{AccountStore, EventQueue, PortError, SecretStore};
+use omniline_ports::{AccountStore, EventQueue, PortError};
 use omniline_tests::{drain, endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
 use serde_json::json;
 use std::collections::HashMap;
@@ -22,39 +21,31 @@ fn message(group: &str, i: usize) -> QueueMessage {
     }
 }
 
+/// The EventQueue contract (omniline_testkit::event_queue_contract), as the SQLite adapter's
+/// test runs it: 23 messages are three SendMessageBatch calls; SQS drops the redelivery by its
+/// deduplication ids. Drained with ReceiveMessage and DeleteMessage.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn sqs_fifo_send_batches_keeps_group_order_and_deduplicates() {
     let config = sdk_config(&endpoint()).await;
     let url = fifo_queue(&config, "inbound").await;
     let queue = SqsEventQueue::new(&config, &url);
-    // 23 messages over two groups: three SendMessageBatch calls.
-    let messages: Vec<_> = (0..23)
-        .map(|i| message(if i % 3 == 0 { "acc:Ua" } else { "acc:Cb" }, i))
-        .collect();
-    queue.send(&messages).await.unwrap();
-    // A redelivery within five minutes: same deduplication ids, dropped by SQS.
-    queue.send(&messages[..7]).await.unwrap();
-
-    let received = drain(&config, &url).await;
-    assert_eq!(received.len(), 23, "each event once");
-    for group in ["acc:Ua", "acc:Cb"] {
-        let order: Vec<usize> = received
-            .iter()
-            .filter(|(g, _, _)| g == group)
-            .map(|(_, _, body)| {
-                serde_json::from_str::<serde_json::Value>(body).unwrap()["i"]
-                    .as_u64()
-                    .unwrap() as usize
+    let drain = async || {
+        drain(&config, &url)
+            .await
+            .into_iter()
+            .map(|(group_id, dedup_id, body)| QueueMessage {
+                group_id,
+                dedup_id,
+                body,
             })
-            .collect();
-        let mut sorted = order.clone();
-        sorted.sort();
-        assert_eq!(order, sorted, "group {group} out of order");
-    }
-    let (_, dedup, body) = &received[0];
-    assert_eq!(dedup, "01HEVENT000000000000000000");
-    assert!(body.contains("こんにちは 😀"));
+            .collect()
+    };
+    let received = omniline_testkit::event_queue_contract::sends_each_message_once_in_group_order(
+        &queue, drain,
+    )
+    .await;
+    assert_eq!(received[0].dedup_id, "01HEVENT000000000000000000");
 }
 
 #[tokio::test]
@@ -107,125 +98,39 @@ async fn sqs_partial_batch_failure_is_an_error() {
     }
 }
 
-fn account(id: &str, created_at: &str) -> Account {
-    Account {
-        id: id.into(),
-        name: format!("Shop {id}"),
-        channel_id: "1656789012".into(),
-        bot_user_id: format!("U{id}"),
-        basic_id: "@shop".into(),
-        display_name: "ショップ".into(),
-        created_at: created_at.into(),
-        updated_at: created_at.into(),
-        webhook_disabled: false,
-    }
-}
-
+/// The AccountStore contract (omniline_testkit::account_contract), as the SQLite adapter's
+/// test runs it: accounts and their counters in the config table.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn dynamo_account_store_crud_conflicts_and_counters() {
     let config = sdk_config(&endpoint()).await;
     let store = DynamoAccountStore::new(&config, pk_sk_table(&config, "config").await);
-    store
-        .create(&account("b", "2026-11-25T01:00:00.000Z"))
-        .await
-        .unwrap();
-    store
-        .create(&account("a", "2026-11-25T00:00:00.000Z"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.create(&account("a", "x")).await,
-        Err(PortError::Conflict(_))
-    ));
-
-    let listed: Vec<_> = store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
-    assert_eq!(listed, ["a", "b"]);
-    assert_eq!(
-        store.get("a").await.unwrap(),
-        Some(account("a", "2026-11-25T00:00:00.000Z"))
-    );
-    assert_eq!(store.get("zzz").await.unwrap(), None);
-
-    let mut a = account("a", "2026-11-25T00:00:00.000Z");
-    a.name = "Renamed".into();
-    assert!(store.update(&a).await.unwrap());
-    assert_eq!(store.get("a").await.unwrap().unwrap().name, "Renamed");
-    assert!(!store.update(&account("nope", "x")).await.unwrap());
-
-    store
-        .record_webhook(
-            "a",
-            WebhookCounts {
-                received: 3,
-                queued: 3,
-                rejected: 0,
-            },
-            1_700_000_000_000,
-        )
-        .await
-        .unwrap();
-    store
-        .record_webhook(
-            "a",
-            WebhookCounts {
-                received: 0,
-                queued: 0,
-                rejected: 2,
-            },
-            1_700_000_000_500,
-        )
-        .await
-        .unwrap();
-    let stats = store.webhook_stats("a").await.unwrap();
-    assert_eq!((stats.received, stats.queued, stats.rejected), (3, 3, 2));
-    assert_eq!(
-        stats.last_received_at.as_deref(),
-        Some("2023-11-14T22:13:20.500Z")
-    );
-    // Counters are not accounts.
-    assert_eq!(store.list().await.unwrap().len(), 2);
-
-    assert!(store.delete("a").await.unwrap());
-    assert!(!store.delete("a").await.unwrap());
-    assert_eq!(store.get("a").await.unwrap(), None);
-    assert_eq!(store.webhook_stats("a").await.unwrap().received, 0);
+    omniline_testkit::account_contract::crud_conflicts_and_counters(&store).await;
 }
 
+/// The SecretStore contract (omniline_testkit::secret_contract), as the SQLite adapter's test
+/// runs it; then Secrets Manager's own: the names are under the store's prefix.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn secrets_manager_store_creates_replaces_reads_and_deletes() {
     let config = sdk_config(&endpoint()).await;
     let prefix = format!("{}/", unique("stack"));
     let store = SecretsManagerStore::new(&config, &prefix);
-    assert_eq!(store.get("accounts/x").await.unwrap(), None);
-    store
-        .put("accounts/x", &SecretString::new("{\"v\":1}"))
-        .await
-        .unwrap();
-    store
-        .put("accounts/x", &SecretString::new("{\"v\":2}"))
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get("accounts/x").await.unwrap().unwrap().expose(),
-        "{\"v\":2}"
-    );
-    // The prefix is applied: the full id reads the same secret.
+    omniline_testkit::secret_contract::creates_replaces_reads_and_deletes(&store).await;
+    // The prefix is applied: the full id reads the same secret; the bare name is another one.
     let full = store
-        .get_by_id(&format!("{prefix}accounts/x"))
+        .get_by_id(&format!("{prefix}accounts/y"))
         .await
         .unwrap();
-    assert_eq!(full.unwrap().expose(), "{\"v\":2}");
-    store.delete("accounts/x").await.unwrap();
-    store.delete("accounts/x").await.unwrap();
-    assert_eq!(store.get("accounts/x").await.unwrap(), None);
+    assert_eq!(full.unwrap().expose(), "{\"v\":\"y\"}");
+    assert_eq!(store.get_by_id("accounts/y").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_by_id(&format!("{prefix}accounts/x"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use omniline_aws::config_docs::DynamoConfigStore;
 use omniline_aws::workstreams::DynamoWorkstreamStore;
 use omniline_domain::workstream::Workstream;
 use omniline_ports::{ConfigStore, Expect, PortError, WorkstreamStore};
+use omniline_testkit::workstream_contract::{self as contract, workstream};
 use omniline_tests::{endpoint, pk_sk_table, sdk_config};
 use serde_json::json;
 use std::collections::HashMap;
@@ -73,18 +74,6 @@ impl Fixture {
 
 fn attr(s: &str) -> AttributeValue {
     AttributeValue::S(s.to_owned())
-}
-
-fn workstream(id: &str, account_id: &str, version: u64) -> Workstream {
-    serde_json::from_value(json!({
-        "id": id, "accountId": account_id, "name": format!("Support {id}"), "language": "en",
-        "distribution": "push", "defaultQueue": "q-general", "timezone": "Asia/Tokyo",
-        "automatedMessages": [
-            {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}.", "enabled": true}
-        ],
-        "version": version
-    }))
-    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,96 +169,57 @@ async fn dynamo_config_concurrent_writes_at_one_version_let_one_win() {
 // ---------------------------------------------------------------------------------------------
 // WorkstreamStore
 
+// The WorkstreamStore contract (omniline_testkit::workstream_contract), as the SQLite adapter's
+// tests run it, each followed by checks of the items it leaves: the workstream where the router
+// reads it (`ACCOUNT#{account}` / `WORKSTREAM`) and the id pointer (`WORKSTREAMS` / id).
+
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn dynamo_workstreams_create_get_list_update_delete() {
     let f = fixture().await;
     let store = &f.workstreams;
-    assert!(store.workstream("ws-b").await.unwrap().is_none());
-    assert!(f.listed().await.is_empty());
+    contract::create_get_list_update_delete(store).await;
 
-    let b = workstream("ws-b", "acc-1", 1);
-    assert!(store.save_workstream(&b, None).await.unwrap());
-    assert!(store
-        .save_workstream(&workstream("ws-a", "acc-2", 1), None)
-        .await
-        .unwrap());
-
-    // The layout: the workstream where the router reads it, and the id pointer.
+    // The layout of what is left: ws-c of acc-1, ws-a of acc-2.
     let item = f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.unwrap();
-    assert_eq!(item["id"].as_s().unwrap(), "ws-b");
+    assert_eq!(item["id"].as_s().unwrap(), "ws-c");
     assert_eq!(item["version"].as_n().unwrap(), "1");
     assert_eq!(
         serde_json::from_str::<Workstream>(item["doc"].as_s().unwrap()).unwrap(),
-        b
+        workstream("ws-c", "acc-1", 1)
     );
-    let pointer = f.raw("WORKSTREAMS", "ws-b").await.unwrap();
+    let pointer = f.raw("WORKSTREAMS", "ws-c").await.unwrap();
     assert_eq!(pointer["accountId"].as_s().unwrap(), "acc-1");
-
-    assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b.clone()));
     assert_eq!(
-        store.workstream_for_account("acc-1").await.unwrap(),
-        Some(b.clone())
+        f.raw("ACCOUNT#acc-2", "WORKSTREAM").await.unwrap()["id"]
+            .as_s()
+            .unwrap(),
+        "ws-a"
     );
-    assert_eq!(
-        f.listed().await,
-        [
-            ("ws-a".to_owned(), "acc-2".to_owned()),
-            ("ws-b".to_owned(), "acc-1".to_owned())
-        ]
-    );
+    // Deleted, never stored (an update of an unknown id, or for another account): no items.
+    assert!(f.raw("WORKSTREAMS", "ws-b").await.is_none());
+    assert!(f.raw("WORKSTREAMS", "ws-x").await.is_none());
+    assert!(f.raw("ACCOUNT#acc-3", "WORKSTREAM").await.is_none());
 
-    // Update at the stored version; a stale version, another account or an unknown id lose.
-    let mut b2 = b.clone();
-    b2.name = "Renamed".into();
-    b2.version = 2;
-    assert!(store.save_workstream(&b2, Some(1)).await.unwrap());
-    assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b2.clone()));
+    // An update writes the version; a stale one writes nothing.
+    let mut c2 = workstream("ws-c", "acc-1", 2);
+    c2.name = "Renamed".into();
+    assert!(store.save_workstream(&c2, Some(1)).await.unwrap());
     assert_eq!(
         f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.unwrap()["version"]
             .as_n()
             .unwrap(),
         "2"
     );
-    let mut stale = b.clone();
-    stale.name = "Lost update".into();
-    stale.version = 2;
-    assert!(!store.save_workstream(&stale, Some(1)).await.unwrap());
     assert!(!store
-        .save_workstream(&workstream("ws-b", "acc-3", 3), Some(2))
+        .save_workstream(&workstream("ws-c", "acc-1", 2), Some(1))
         .await
         .unwrap());
-    assert!(f.raw("ACCOUNT#acc-3", "WORKSTREAM").await.is_none());
-    assert!(!store
-        .save_workstream(&workstream("ws-x", "acc-1", 3), Some(2))
-        .await
-        .unwrap());
-    assert!(f.raw("WORKSTREAMS", "ws-x").await.is_none());
-    assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b2.clone()));
-
-    // Delete removes both items; a second delete is false; the account can start again.
-    assert!(store.delete_workstream("ws-b").await.unwrap());
-    assert!(!store.delete_workstream("ws-b").await.unwrap());
-    assert!(f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.is_none());
-    assert!(f.raw("WORKSTREAMS", "ws-b").await.is_none());
-    assert!(store.workstream("ws-b").await.unwrap().is_none());
-    assert!(store
-        .workstream_for_account("acc-1")
-        .await
-        .unwrap()
-        .is_none());
-    assert!(!store.save_workstream(&b2, Some(2)).await.unwrap());
-    assert!(f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.is_none());
-    assert!(store
-        .save_workstream(&workstream("ws-c", "acc-1", 1), None)
-        .await
-        .unwrap());
+    let item = f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.unwrap();
+    assert_eq!(item["version"].as_n().unwrap(), "2");
     assert_eq!(
-        f.listed().await,
-        [
-            ("ws-a".to_owned(), "acc-2".to_owned()),
-            ("ws-c".to_owned(), "acc-1".to_owned())
-        ]
+        serde_json::from_str::<Workstream>(item["doc"].as_s().unwrap()).unwrap(),
+        c2
     );
 }
 
@@ -277,31 +227,11 @@ async fn dynamo_workstreams_create_get_list_update_delete() {
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn dynamo_workstreams_create_conflicts_name_the_existing_workstream() {
     let f = fixture().await;
-    let store = &f.workstreams;
-    store
-        .save_workstream(&workstream("ws-1", "acc-1", 1), None)
-        .await
-        .unwrap();
-    // The account has one already.
-    match store
-        .save_workstream(&workstream("ws-2", "acc-1", 1), None)
-        .await
-    {
-        Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
-        other => panic!("expected a conflict, got {other:?}"),
-    }
+    contract::create_conflicts_name_the_existing_workstream(&f.workstreams).await;
     assert!(
         f.raw("WORKSTREAMS", "ws-2").await.is_none(),
         "nothing written"
     );
-    // The id is another account's.
-    match store
-        .save_workstream(&workstream("ws-1", "acc-2", 1), None)
-        .await
-    {
-        Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
-        other => panic!("expected a conflict, got {other:?}"),
-    }
     assert!(f.raw("ACCOUNT#acc-2", "WORKSTREAM").await.is_none());
     assert_eq!(
         f.raw("WORKSTREAMS", "ws-1").await.unwrap()["accountId"]
@@ -311,84 +241,59 @@ async fn dynamo_workstreams_create_conflicts_name_the_existing_workstream() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
-async fn dynamo_workstreams_concurrent_creates_for_one_account_let_one_win() {
+async fn dynamo_workstreams_updates_check_version_and_account() {
     let f = fixture().await;
-    let store = Arc::new(f.workstreams.clone());
-    let barrier = Arc::new(tokio::sync::Barrier::new(6));
-    let tasks: Vec<_> = (0..6)
-        .map(|i| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let id = format!("ws-{i}");
-                let result = store
-                    .save_workstream(&workstream(&id, "acc-1", 1), None)
-                    .await;
-                (id, result)
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    let winners: Vec<&str> = results
-        .iter()
-        .filter(|(_, r)| matches!(r, Ok(true)))
-        .map(|(id, _)| id.as_str())
-        .collect();
-    assert_eq!(winners.len(), 1, "results: {results:?}");
-    let winner = winners[0];
-    for (id, result) in &results {
-        if id != winner {
-            match result {
-                Err(PortError::Conflict(existing)) => assert_eq!(existing, winner),
-                other => panic!("{id}: expected a conflict, got {other:?}"),
-            }
-        }
-    }
-    assert_eq!(f.listed().await, [(winner.to_owned(), "acc-1".to_owned())]);
+    contract::updates_check_version_and_account(&f.workstreams).await;
+    assert!(f.raw("ACCOUNT#acc-2", "WORKSTREAM").await.is_none());
+    assert!(f.raw("WORKSTREAMS", "ws-x").await.is_none());
 }
 
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn dynamo_put_workstream_writes_and_moves_the_pointer() {
     let f = fixture().await;
-    let store = &f.workstreams;
-    store
-        .put_workstream(&workstream("ws-1", "acc-1", 1))
-        .await
-        .unwrap();
+    contract::put_workstream_replaces_the_accounts_workstream(&f.workstreams).await;
+    // A new id for the account: the old pointer went, the new one names the account.
+    assert!(f.raw("WORKSTREAMS", "ws-1").await.is_none());
     assert_eq!(
-        f.raw("WORKSTREAMS", "ws-1").await.unwrap()["accountId"]
+        f.raw("WORKSTREAMS", "ws-2").await.unwrap()["accountId"]
             .as_s()
             .unwrap(),
         "acc-1"
     );
-    // Unconditional as to versions.
-    store
-        .put_workstream(&workstream("ws-1", "acc-1", 7))
-        .await
-        .unwrap();
-    assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 7);
-    // A new id for the account: the old pointer goes.
-    store
-        .put_workstream(&workstream("ws-2", "acc-1", 1))
-        .await
-        .unwrap();
-    assert!(f.raw("WORKSTREAMS", "ws-1").await.is_none());
-    assert!(store.workstream("ws-1").await.unwrap().is_none());
-    assert_eq!(f.listed().await, [("ws-2".to_owned(), "acc-1".to_owned())]);
-    // Another account's id is refused.
-    assert!(matches!(
-        store.put_workstream(&workstream("ws-2", "acc-2", 1)).await,
-        Err(PortError::Conflict(id)) if id == "ws-2"
-    ));
+    assert_eq!(
+        f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.unwrap()["id"]
+            .as_s()
+            .unwrap(),
+        "ws-2"
+    );
     assert!(f.raw("ACCOUNT#acc-2", "WORKSTREAM").await.is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_workstreams_concurrent_creates_for_one_account_let_one_win() {
+    let f = fixture().await;
+    contract::concurrent_creates_for_one_account_let_one_win(Arc::new(f.workstreams.clone())).await;
+    assert_eq!(f.listed().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_workstreams_concurrent_updates_at_one_version_let_one_win() {
+    let f = fixture().await;
+    contract::concurrent_updates_at_one_version_let_one_win(Arc::new(f.workstreams.clone())).await;
+    assert_eq!(
+        f.raw("ACCOUNT#acc-1", "WORKSTREAM").await.unwrap()["version"]
+            .as_n()
+            .unwrap(),
+        "2"
+    );
+}
+
+/// DynamoDB only: items written before the id pointers existed, and stale pointers.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn dynamo_workstreams_written_before_pointers_and_stale_pointers() {

@@ -81,7 +81,12 @@ fn the_ports_and_the_application_know_no_adapter_crate() {
         let deps = tree(package, None);
         let found = offending(&deps, &IO_CRATES);
         assert!(found.is_empty(), "{package} depends on {found:?}");
-        for adapter in ["omniline-aws", "omniline-embedded", "omniline-line", "omniline-wiring"] {
+        for adapter in [
+            "omniline-aws",
+            "omniline-embedded",
+            "omniline-line",
+            "omniline-wiring",
+        ] {
             assert!(!deps.contains(adapter), "{package} depends on {adapter}");
         }
     }
@@ -101,8 +106,20 @@ fn no_lambda_links_sqlite_and_each_links_one_crypto_stack() {
         let deps = tree(function, None);
         let sqlite = offending(&deps, &["rusqlite", "libsqlite3-sys", "omniline-embedded"]);
         assert!(sqlite.is_empty(), "{function} links {sqlite:?}");
-        let crypto = offending(&deps, &["aws-lc-rs", "aws-lc-sys", "aws-lc-fips-sys", "openssl", "openssl-sys"]);
-        assert!(crypto.is_empty(), "{function} links a second crypto stack: {crypto:?}");
+        let crypto = offending(
+            &deps,
+            &[
+                "aws-lc-rs",
+                "aws-lc-sys",
+                "aws-lc-fips-sys",
+                "openssl",
+                "openssl-sys",
+            ],
+        );
+        assert!(
+            crypto.is_empty(),
+            "{function} links a second crypto stack: {crypto:?}"
+        );
         assert!(deps.contains("ring"), "{function}: rustls on ring expected");
     }
 }
@@ -159,5 +176,8 @@ fn every_port_trait_is_in_the_ports_crate() {
         }
     }
     assert!(inside >= 12, "the ports crate holds {inside} port traits");
-    assert!(outside.is_empty(), "port traits outside the ports crate: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "port traits outside the ports crate: {outside:?}"
+    );
 }

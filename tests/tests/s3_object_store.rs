@@ -1,6 +1,8 @@
 //! [`S3ObjectStore`] over the real S3 protocol, against moto's server (started by
-//! `./infra/test.sh`, which sets `OMNILINE_TEST_AWS_ENDPOINT`), plus key checks that must fail
-//! before any request (against a wiremock server that expects none).
+//! `./infra/test.sh`, which sets `OMNILINE_TEST_AWS_ENDPOINT`): the ObjectStore contract
+//! (omniline_testkit::object_contract, as the filesystem adapter's tests run it), each followed
+//! by S3's own checks (URIs, the bucket's listing, a missing bucket); plus key checks that must
+//! fail before any request (against a wiremock server that expects none).
 //!
 //! The moto tests are ignored by a bare `cargo test`; the test command runs them with
 //! `--include-ignored`, and then a missing endpoint is a failure, not a skip.
@@ -8,87 +10,47 @@
 use omniline_aws::s3::S3ObjectStore;
 use omniline_domain::PortError;
 use omniline_ports::ObjectStore;
+use omniline_testkit::object_contract as contract;
 use omniline_tests::{bucket, endpoint, sdk_config};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn binary() -> Vec<u8> {
-    // Every byte value, including NUL, CR/LF and invalid UTF-8.
-    (0..=255u8).chain((0..=255u8).rev()).collect()
+/// A store on a new bucket, and the bucket's name.
+async fn store() -> (S3ObjectStore, aws_config::SdkConfig, String) {
+    let config = sdk_config(&endpoint()).await;
+    let bucket = bucket(&config).await;
+    (S3ObjectStore::new(&config, &bucket, true), config, bucket)
 }
-
-fn is_invalid_key<T: std::fmt::Debug>(r: &Result<T, PortError>) -> bool {
-    matches!(r, Err(PortError::Unavailable(m)) if m.starts_with("invalid object key"))
-}
-
-const INVALID_KEYS: [&str; 7] = [
-    "",
-    "/media/a/1",
-    "media/../secrets",
-    "media//1",
-    "media/a/",
-    "media/a b",
-    "media/a?x=1",
-];
 
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn s3_object_store_round_trips_overwrites_and_deletes() {
-    let config = sdk_config(&endpoint()).await;
-    let bucket = bucket(&config).await;
-    let store = S3ObjectStore::new(&config, &bucket, true);
-    let key = "media/acc-1/468789577898262530";
+    let (store, _, bucket) = store().await;
+    let stored = contract::put_then_get_round_trips(&store).await;
+    assert_eq!(stored.uri, format!("s3://{bucket}/{}", contract::KEY));
+    contract::delete_removes_the_object(&store).await;
+    contract::overwrite_replaces_bytes_and_content_type(&store).await;
+}
 
-    assert_eq!(store.get(key).await.unwrap(), None);
-
-    let stored = store.put(key, binary(), Some("image/jpeg")).await.unwrap();
-    assert_eq!(stored.key, key);
-    assert_eq!(stored.uri, format!("s3://{bucket}/{key}"));
-    assert_eq!(stored.size, 512);
+/// Unlike files, S3 keeps an object and objects under its key as a prefix side by side.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn s3_a_key_can_be_an_object_and_a_prefix() {
+    let (store, _, _) = store().await;
+    contract::a_keys_prefix_is_not_an_object(&store).await;
+    store.put("media/a/1/x", vec![2], None).await.unwrap();
     assert_eq!(
-        store.get(key).await.unwrap(),
-        Some((binary(), Some("image/jpeg".to_owned())))
+        store.get("media/a/1").await.unwrap(),
+        Some((vec![1], Some("image/png".to_owned())))
     );
-
-    // Overwrite.
-    let stored = store
-        .put(key, vec![1, 2, 3], Some("audio/m4a"))
-        .await
-        .unwrap();
-    assert_eq!(stored.size, 3);
-    assert_eq!(
-        store.get(key).await.unwrap(),
-        Some((vec![1, 2, 3], Some("audio/m4a".to_owned())))
-    );
-
-    // An empty object is an object.
-    store
-        .put("media/acc-1/empty", Vec::new(), None)
-        .await
-        .unwrap();
-    let (bytes, _) = store.get("media/acc-1/empty").await.unwrap().unwrap();
-    assert!(bytes.is_empty());
-
-    // Delete, then delete again: both fine.
-    store.delete(key).await.unwrap();
-    assert_eq!(store.get(key).await.unwrap(), None);
-    store.delete(key).await.unwrap();
-    store.delete("media/never/written").await.unwrap();
+    assert_eq!(store.get("media/a/1/x").await.unwrap().unwrap().0, vec![2]);
 }
 
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn s3_errors_are_errors_and_invalid_keys_are_refused() {
-    let config = sdk_config(&endpoint()).await;
-    let bucket = bucket(&config).await;
-    let store = S3ObjectStore::new(&config, &bucket, true);
-    for bad in INVALID_KEYS {
-        assert!(
-            is_invalid_key(&store.put(bad, vec![1], None).await),
-            "{bad:?}"
-        );
-        assert!(is_invalid_key(&store.get(bad).await), "{bad:?}");
-        assert!(is_invalid_key(&store.delete(bad).await), "{bad:?}");
-    }
+    let (store, config, bucket) = store().await;
+    contract::invalid_keys_and_prefixes_are_refused(&store).await;
+    contract::a_refused_prefix_deletes_nothing(&store).await;
 
     // A missing bucket is an error, not an absent object.
     let missing = S3ObjectStore::new(&config, format!("{bucket}-missing"), true);
@@ -102,44 +64,16 @@ async fn s3_errors_are_errors_and_invalid_keys_are_refused() {
     ));
 }
 
-const INVALID_PREFIXES: [&str; 7] = [
-    "",
-    "/",
-    "media/acc-1",
-    "/media/",
-    "media//",
-    "media/../",
-    "media/a b/",
-];
-
+/// More than one ListObjectsV2 page and one DeleteObjects call (1000 each); beside the prefix,
+/// also an object named as the prefix without its `/` (files cannot hold it beside the
+/// directory); afterwards, the bucket holds exactly the neighbours and the object put since.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn s3_delete_prefix_removes_one_prefix_only() {
-    let config = sdk_config(&endpoint()).await;
-    let bucket = bucket(&config).await;
-    let store = S3ObjectStore::new(&config, &bucket, true);
-    // More than one ListObjectsV2 page and one DeleteObjects call (1000 each).
-    let keys: Vec<String> = (0..1005)
-        .map(|i| format!("media/acc-1/{i:04}"))
-        .chain(["media/acc-1/sub/x".to_owned()])
-        .collect();
-    for key in &keys {
-        store.put(key, vec![1], Some("image/png")).await.unwrap();
-    }
-    let neighbours = [
-        "media/acc-10/1",
-        "media/acc-2/1",
-        "media/acc-1",
-        "media/acc-1x",
-    ];
-    for key in neighbours {
-        store.put(key, vec![9], None).await.unwrap();
-    }
-
-    assert_eq!(store.delete_prefix("media/acc-1/").await.unwrap(), 1006);
-    for key in ["media/acc-1/0000", "media/acc-1/1004", "media/acc-1/sub/x"] {
-        assert_eq!(store.get(key).await.unwrap(), None, "{key}");
-    }
+    let (store, config, bucket) = store().await;
+    store.put("media/acc-1", vec![9], None).await.unwrap();
+    contract::delete_prefix_removes_one_prefix_only(&store, 1005).await;
+    contract::the_prefix_takes_objects_again(&store).await;
     let left = omniline_tests::s3_client(&config)
         .list_objects_v2()
         .bucket(&bucket)
@@ -148,18 +82,15 @@ async fn s3_delete_prefix_removes_one_prefix_only() {
         .unwrap();
     let mut left: Vec<&str> = left.contents().iter().filter_map(|o| o.key()).collect();
     left.sort();
-    let mut expected = neighbours.to_vec();
+    let mut expected = contract::PREFIX_NEIGHBOURS.to_vec();
+    expected.extend(["media/acc-1", contract::PUT_AFTER_PREFIX_DELETE]);
     expected.sort();
     assert_eq!(left, expected);
-
-    // Nothing more under the prefix, or never anything: 0.
-    assert_eq!(store.delete_prefix("media/acc-1/").await.unwrap(), 0);
-    assert_eq!(store.delete_prefix("media/none/").await.unwrap(), 0);
 
     // A missing bucket is an error.
     let missing = S3ObjectStore::new(&config, format!("{bucket}-missing"), true);
     assert!(matches!(
-        missing.delete_prefix("media/acc-1/").await,
+        missing.delete_prefix(contract::PREFIX).await,
         Err(PortError::Unavailable(_))
     ));
 }
@@ -174,16 +105,6 @@ async fn invalid_keys_make_no_request() {
         .await;
     let config = sdk_config(&server.uri()).await;
     let store = S3ObjectStore::new(&config, "omniline-media", true);
-    for bad in INVALID_KEYS {
-        assert!(
-            is_invalid_key(&store.put(bad, vec![1], None).await),
-            "{bad:?}"
-        );
-        assert!(is_invalid_key(&store.get(bad).await), "{bad:?}");
-        assert!(is_invalid_key(&store.delete(bad).await), "{bad:?}");
-    }
-    for bad in INVALID_PREFIXES {
-        assert!(is_invalid_key(&store.delete_prefix(bad).await), "{bad:?}");
-    }
+    contract::invalid_keys_and_prefixes_are_refused(&store).await;
     // `expect(0)` is verified when the server drops.
 }

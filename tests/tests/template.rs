@@ -1274,8 +1274,8 @@ fn tables_and_bucket_are_protected_and_expire() {
         "INBOUND_MEDIA_PREFIX: &str = \"media/\"",
         "\"agent-media/{}/{}.{ext}\"",
     ] {
-        let sources =
-            read("shared/domain/src/media_links.rs") + &read("functions/agent/src/conversations.rs");
+        let sources = read("shared/domain/src/media_links.rs")
+            + &read("functions/agent/src/conversations.rs");
         assert!(sources.contains(key_prefix), "media keys: {key_prefix}");
     }
 }

@@ -734,14 +734,65 @@ mod tests {
         }
     }
 
+    // The contracts of the ports (omniline_testkit), also run against SQS, DynamoDB and Secrets
+    // Manager on moto (tests/tests/aws_adapters.rs).
+
+    /// The EventQueue contract, drained by receiving (and deleting) what is visible: here the
+    /// queue keeps the send order across groups too.
     #[tokio::test]
-    async fn queue_keeps_group_order_and_deduplicates() {
+    async fn queue_sends_each_message_once_in_group_order() {
+        use omniline_testkit::event_queue_contract as contract;
+        let dir = tempfile::tempdir().unwrap();
+        let q = SqliteEventQueue::new(EmbeddedDb::open(dir.path()).unwrap(), "inbound", 5);
+        let drain = async || {
+            let mut out = Vec::new();
+            loop {
+                let got = q.receive(10, Duration::from_secs(30)).await.unwrap();
+                if got.is_empty() {
+                    return out;
+                }
+                for m in got {
+                    assert_eq!(m.receive_count, 1);
+                    assert!(q.delete(&m.receipt).await.unwrap());
+                    out.push(QueueMessage {
+                        group_id: m.group_id,
+                        dedup_id: m.dedup_id,
+                        body: m.body,
+                    });
+                }
+            }
+        };
+        let received = contract::sends_each_message_once_in_group_order(&q, drain).await;
+        let sent: Vec<_> = (0..23)
+            .map(|i| contract::message(if i % 3 == 0 { "acc:Ua" } else { "acc:Cb" }, i))
+            .collect();
+        assert_eq!(received, sent);
+        assert!(q.is_empty().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn account_store_crud_conflicts_and_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAccountStore::new(EmbeddedDb::open(dir.path()).unwrap());
+        omniline_testkit::account_contract::crud_conflicts_and_counters(&store).await;
+    }
+
+    #[tokio::test]
+    async fn secret_store_creates_replaces_reads_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteSecretStore::new(EmbeddedDb::open(dir.path()).unwrap());
+        omniline_testkit::secret_contract::creates_replaces_reads_and_deletes(&store).await;
+    }
+
+    // The SQLite queue's consumer side (receive, delete, visibility, dead letters): its own.
+
+    #[tokio::test]
+    async fn received_messages_keep_the_send_order_and_stay_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let q = SqliteEventQueue::new(EmbeddedDb::open(dir.path()).unwrap(), "inbound", 5);
         q.send(&[msg("g1", "a"), msg("g1", "b"), msg("g2", "c")])
             .await
             .unwrap();
-        q.send(&[msg("g1", "a")]).await.unwrap(); // duplicate within the window
         assert_eq!(q.len().await.unwrap(), 3);
 
         let got = q.receive(10, Duration::from_secs(30)).await.unwrap();
@@ -903,81 +954,5 @@ mod tests {
                 .map(|s| s.expose().to_owned()),
             Some("v".into())
         );
-    }
-
-    #[tokio::test]
-    async fn account_store_crud_and_stats() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteAccountStore::new(EmbeddedDb::open(dir.path()).unwrap());
-        store.create(&account("b", "2026-01-02")).await.unwrap();
-        store.create(&account("a", "2026-01-01")).await.unwrap();
-        assert!(matches!(
-            store.create(&account("a", "2026-01-03")).await,
-            Err(PortError::Conflict(_))
-        ));
-        let ids: Vec<_> = store
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|a| a.id)
-            .collect();
-        assert_eq!(ids, ["a", "b"]);
-
-        let mut a = store.get("a").await.unwrap().unwrap();
-        a.name = "renamed".into();
-        assert!(store.update(&a).await.unwrap());
-        assert_eq!(store.get("a").await.unwrap().unwrap().name, "renamed");
-        assert!(!store.update(&account("zz", "x")).await.unwrap());
-
-        assert_eq!(
-            store.webhook_stats("a").await.unwrap(),
-            WebhookStats::default()
-        );
-        let c = WebhookCounts {
-            received: 3,
-            queued: 3,
-            rejected: 0,
-        };
-        store
-            .record_webhook("a", c, 1_700_000_000_000)
-            .await
-            .unwrap();
-        let r = WebhookCounts {
-            received: 0,
-            queued: 0,
-            rejected: 1,
-        };
-        store
-            .record_webhook("a", r, 1_700_000_001_000)
-            .await
-            .unwrap();
-        let stats = store.webhook_stats("a").await.unwrap();
-        assert_eq!((stats.received, stats.queued, stats.rejected), (3, 3, 1));
-        assert_eq!(
-            stats.last_received_at.as_deref(),
-            Some("2023-11-14T22:13:21.000Z")
-        );
-
-        assert!(store.delete("a").await.unwrap());
-        assert!(!store.delete("a").await.unwrap());
-        assert!(store.get("a").await.unwrap().is_none());
-        assert_eq!(
-            store.webhook_stats("a").await.unwrap(),
-            WebhookStats::default()
-        );
-    }
-
-    #[tokio::test]
-    async fn secret_store_put_replace_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteSecretStore::new(EmbeddedDb::open(dir.path()).unwrap());
-        assert!(s.get("k").await.unwrap().is_none());
-        s.put("k", &SecretString::new("1")).await.unwrap();
-        s.put("k", &SecretString::new("2")).await.unwrap();
-        assert_eq!(s.get("k").await.unwrap().unwrap().expose(), "2");
-        s.delete("k").await.unwrap();
-        s.delete("k").await.unwrap();
-        assert!(s.get("k").await.unwrap().is_none());
     }
 }

@@ -428,7 +428,11 @@ impl AgentStore for SqliteAgentStore {
 
 #[cfg(test)]
 mod tests {
+    //! The AgentStore contract (omniline_testkit::agent_contract), also run against DynamoDB on
+    //! moto (tests/tests/dynamo_agents.rs). Nothing of this store is SQLite-specific beyond it.
+
     use super::*;
+    use omniline_testkit::agent_contract as contract;
     use std::sync::Arc;
 
     fn store() -> (tempfile::TempDir, SqliteAgentStore) {
@@ -437,372 +441,76 @@ mod tests {
         (dir, store)
     }
 
-    fn agent(id: &str, queues: &[&str], capacity: u32) -> Agent {
-        Agent {
-            id: id.into(),
-            name: format!("Agent {id}"),
-            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
-            skills: vec!["ja".into()],
-            capacity,
-            status: AgentStatus::Available,
-            active_conversations: vec![],
-            last_assigned_at: None,
-        }
-    }
-
-    fn notification(id: &str, agent_id: &str, created_at: i64) -> AgentNotification {
-        AgentNotification {
-            id: id.into(),
-            agent_id: agent_id.into(),
-            conversation_id: format!("conv-{id}"),
-            account_id: "acc".into(),
-            kind: "assigned".into(),
-            customer_user_id: Some("U1".into()),
-            customer_name: "山田".into(),
-            customer_picture_url: None,
-            customer_language: Some("ja".into()),
-            queue_id: "q".into(),
-            created_at,
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn capacity_is_never_exceeded_by_concurrent_assignments() {
         let (_dir, store) = store();
-        let store = Arc::new(store);
-        store.put_agent(&agent("a", &["q"], 3)).await.unwrap();
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    store
-                        .try_assign("a", &format!("c{i}"), 1_000 + i)
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut assigned = 0;
-        for task in tasks {
-            if task.await.unwrap() {
-                assigned += 1;
-            }
-        }
-        assert_eq!(assigned, 3);
-        let a = store.agent("a").await.unwrap().unwrap();
-        assert_eq!(a.active_conversations.len(), 3);
-        assert!(a.last_assigned_at.is_some());
+        contract::capacity_is_never_exceeded_by_concurrent_assignments(Arc::new(store)).await;
     }
 
     #[tokio::test]
     async fn assign_is_idempotent_and_release_frees_a_slot() {
         let (_dir, store) = store();
-        store.put_agent(&agent("a", &["q"], 2)).await.unwrap();
-        assert!(store.try_assign("a", "c1", 100).await.unwrap());
-        assert!(store.try_assign("a", "c2", 200).await.unwrap());
-        // Re-assigning a conversation the agent has: true, nothing changes.
-        assert!(store.try_assign("a", "c1", 300).await.unwrap());
-        let a = store.agent("a").await.unwrap().unwrap();
-        assert_eq!(a.active_conversations, ["c1", "c2"]);
-        assert_eq!(a.last_assigned_at, Some(200));
-        // Full.
-        assert!(!store.try_assign("a", "c3", 400).await.unwrap());
-
-        store.release("a", "c1").await.unwrap();
-        store.release("a", "c1").await.unwrap(); // idempotent
-        store.release("nobody", "c1").await.unwrap();
-        assert!(store.try_assign("a", "c3", 500).await.unwrap());
-        let a = store.agent("a").await.unwrap().unwrap();
-        assert_eq!(a.active_conversations, ["c2", "c3"]);
-        assert_eq!(a.last_assigned_at, Some(500));
+        contract::assign_is_idempotent_and_release_frees_a_slot(&store).await;
     }
 
     #[tokio::test]
     async fn unavailable_or_unknown_agents_are_refused() {
         let (_dir, store) = store();
-        let mut busy = agent("busy", &["q"], 5);
-        busy.status = AgentStatus::Busy;
-        let mut offline = agent("offline", &["q"], 5);
-        offline.status = AgentStatus::Offline;
-        store.put_agent(&busy).await.unwrap();
-        store.put_agent(&offline).await.unwrap();
-        assert!(!store.try_assign("busy", "c1", 1).await.unwrap());
-        assert!(!store.try_assign("offline", "c1", 1).await.unwrap());
-        assert!(!store.try_assign("ghost", "c1", 1).await.unwrap());
-        let zero = agent("zero", &["q"], 0);
-        store.put_agent(&zero).await.unwrap();
-        assert!(!store.try_assign("zero", "c1", 1).await.unwrap());
-        assert!(store
-            .agent("busy")
-            .await
-            .unwrap()
-            .unwrap()
-            .active_conversations
-            .is_empty());
+        contract::unavailable_or_unknown_agents_are_refused(&store).await;
     }
 
     #[tokio::test]
     async fn put_agent_keeps_queue_membership_and_assignment_state() {
         let (_dir, store) = store();
-        store
-            .put_agent(&agent("a", &["q1", "q2"], 2))
-            .await
-            .unwrap();
-        store.put_agent(&agent("b", &["q2"], 2)).await.unwrap();
-        let in_queue = |q: &'static str| {
-            let store = store.clone();
-            async move {
-                store
-                    .agents_in_queue(q)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|a| a.id)
-                    .collect::<Vec<_>>()
-            }
-        };
-        assert_eq!(in_queue("q1").await, ["a"]);
-        assert_eq!(in_queue("q2").await, ["a", "b"]);
-        assert!(store.try_assign("a", "c1", 42).await.unwrap());
-
-        // a leaves q1, joins q3, goes busy; its active conversation and last assignment stay.
-        let mut edited = agent("a", &["q2", "q3"], 4);
-        edited.status = AgentStatus::Offline;
-        edited.name = "Renamed".into();
-        store.put_agent(&edited).await.unwrap();
-        // The profile's edit keeps the presence (Available); presence is its own write.
-        assert_eq!(
-            store.agent("a").await.unwrap().unwrap().status,
-            AgentStatus::Available
-        );
-        assert!(store.set_status("a", AgentStatus::Busy).await.unwrap());
-        assert!(!store.set_status("ghost", AgentStatus::Busy).await.unwrap());
-        assert!(store.agent("ghost").await.unwrap().is_none());
-        assert!(in_queue("q1").await.is_empty());
-        assert_eq!(in_queue("q2").await, ["a", "b"]);
-        assert_eq!(in_queue("q3").await, ["a"]);
-        let a = store.agent("a").await.unwrap().unwrap();
-        assert_eq!(a.name, "Renamed");
-        assert_eq!(a.queues, ["q2", "q3"]);
-        assert_eq!(a.capacity, 4);
-        assert_eq!(a.status, AgentStatus::Busy);
-        assert_eq!(a.active_conversations, ["c1"]);
-        assert_eq!(a.last_assigned_at, Some(42));
-        assert!(store.agent("nobody").await.unwrap().is_none());
+        contract::put_agent_moves_queue_membership_and_keeps_assignment_state(&store).await;
     }
 
     #[tokio::test]
     async fn list_agents_is_ordered_by_id_and_carries_whole_agents() {
         let (_dir, store) = store();
-        assert!(store.list_agents().await.unwrap().is_empty());
-        store.put_agent(&agent("b", &["q1"], 2)).await.unwrap();
-        store.put_agent(&agent("c", &[], 1)).await.unwrap();
-        store
-            .put_agent(&agent("a", &["q1", "q2"], 3))
-            .await
-            .unwrap();
-        assert!(store.try_assign("b", "c1", 7).await.unwrap());
-        let listed = store.list_agents().await.unwrap();
-        let ids: Vec<_> = listed.iter().map(|a| a.id.as_str()).collect();
-        assert_eq!(ids, ["a", "b", "c"]);
-        assert_eq!(listed[0], agent("a", &["q1", "q2"], 3));
-        assert_eq!(listed[1].active_conversations, ["c1"]);
-        assert_eq!(listed[1].last_assigned_at, Some(7));
-        // Editing an agent does not duplicate it.
-        store.put_agent(&agent("b", &["q2"], 5)).await.unwrap();
-        assert_eq!(store.list_agents().await.unwrap().len(), 3);
+        contract::list_agents_is_ordered_by_id_and_carries_whole_agents(&store).await;
+    }
+
+    #[tokio::test]
+    async fn list_agents_lists_many_agents_in_id_order() {
+        let (_dir, store) = store();
+        contract::list_agents_lists_many_agents_in_id_order(&store).await;
     }
 
     #[tokio::test]
     async fn delete_agent_removes_everything_of_the_agent_only() {
         let (_dir, store) = store();
-        store
-            .put_agent(&agent("a", &["q1", "q2"], 2))
-            .await
-            .unwrap();
-        store.put_agent(&agent("b", &["q1"], 2)).await.unwrap();
-        assert!(store.try_assign("a", "c1", 10).await.unwrap());
-        assert!(store.try_assign("b", "c2", 11).await.unwrap());
-        store.notify(&notification("n1", "a", 100)).await.unwrap();
-        store.notify(&notification("n2", "a", 200)).await.unwrap();
-        store.notify(&notification("n3", "b", 300)).await.unwrap();
-
-        assert!(store.delete_agent("a").await.unwrap());
-        assert!(store.agent("a").await.unwrap().is_none());
-        let ids = |agents: Vec<Agent>| agents.into_iter().map(|a| a.id).collect::<Vec<_>>();
-        assert_eq!(ids(store.list_agents().await.unwrap()), ["b"]);
-        assert_eq!(ids(store.agents_in_queue("q1").await.unwrap()), ["b"]);
-        assert!(store.agents_in_queue("q2").await.unwrap().is_empty());
-        assert!(store.notifications("a").await.unwrap().is_empty());
-        // b is untouched.
-        assert_eq!(
-            store.notifications("b").await.unwrap(),
-            [notification("n3", "b", 300)]
-        );
-        let b = store.agent("b").await.unwrap().unwrap();
-        assert_eq!(b.active_conversations, ["c2"]);
-        // A deleted agent takes no work.
-        assert!(!store.try_assign("a", "c3", 12).await.unwrap());
-
-        // Gone already, or never there: false.
-        assert!(!store.delete_agent("a").await.unwrap());
-        assert!(!store.delete_agent("ghost").await.unwrap());
-
-        // The same id again starts clean: no old conversations, assignment time or notifications;
-        // a notification id used before is new again.
-        store.put_agent(&agent("a", &["q2"], 1)).await.unwrap();
-        let a = store.agent("a").await.unwrap().unwrap();
-        assert_eq!(a, agent("a", &["q2"], 1));
-        assert!(store.notifications("a").await.unwrap().is_empty());
-        assert!(store
-            .agents_in_queue("q1")
-            .await
-            .unwrap()
-            .iter()
-            .all(|x| x.id != "a"));
-        assert_eq!(ids(store.agents_in_queue("q2").await.unwrap()), ["a"]);
-        assert!(store.try_assign("a", "c9", 20).await.unwrap());
-        store.notify(&notification("n1", "a", 500)).await.unwrap();
-        assert_eq!(
-            store.notifications("a").await.unwrap(),
-            [notification("n1", "a", 500)]
-        );
-    }
-
-    /// Every page of `notifications_after` from the start, `page` at a time.
-    async fn pages(store: &SqliteAgentStore, agent_id: &str, page: usize) -> Vec<Vec<String>> {
-        let mut out = Vec::new();
-        let mut cursor: Option<(i64, String)> = None;
-        loop {
-            let got = store
-                .notifications_after(
-                    agent_id,
-                    cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
-                    page,
-                )
-                .await
-                .unwrap();
-            assert!(got.len() <= page, "page of {} > {page}", got.len());
-            let Some(last) = got.last() else {
-                return out;
-            };
-            cursor = Some((last.created_at, last.id.clone()));
-            out.push(got.into_iter().map(|n| n.id).collect());
-            assert!(out.len() < 100, "pagination does not end");
-        }
+        contract::delete_agent_removes_everything_of_the_agent_only(&store).await;
+        contract::a_deleted_agents_id_starts_clean(&store).await;
     }
 
     #[tokio::test]
-    async fn notifications_after_pages_through_every_notification_once_in_order() {
+    async fn delete_agent_without_profile_still_clears_notifications() {
         let (_dir, store) = store();
-        // Equal created_at with different ids (inserted out of order), ids that are prefixes of
-        // one another, a negative time, and another agent's notifications interleaved.
-        for (id, at) in [
-            ("n-b", 200),
-            ("n-a", 200),
-            ("n-ab", 200),
-            ("n-c", 200),
-            ("early", 100),
-            ("late", 300),
-            ("neg", -5),
-            ("zero", 0),
-            ("n", 200),
-            ("last", 400),
-        ] {
-            store.notify(&notification(id, "a", at)).await.unwrap();
-        }
-        store
-            .notify(&notification("other", "b", 250))
-            .await
-            .unwrap();
-        store
-            .notify(&notification("other2", "b", 150))
-            .await
-            .unwrap();
-
-        let all: Vec<String> = store
-            .notifications("a")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|n| n.id)
-            .collect();
-        assert_eq!(
-            all,
-            ["neg", "zero", "early", "n", "n-a", "n-ab", "n-b", "n-c", "late", "last"]
-        );
-        for page in 1..=11 {
-            let got = pages(&store, "a", page).await;
-            assert_eq!(got.concat(), all, "page size {page}");
-            let full_pages = all.len() / page;
-            assert!(got[..full_pages].iter().all(|p| p.len() == page));
-        }
-
-        // All at once; limit 0; after the last one; a cursor that is not a stored notification.
-        let at_once = store.notifications_after("a", None, 100).await.unwrap();
-        assert_eq!(at_once, store.notifications("a").await.unwrap());
-        assert!(store
-            .notifications_after("a", None, 0)
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(store
-            .notifications_after("a", Some((400, "last")), 10)
-            .await
-            .unwrap()
-            .is_empty());
-        let ids = |ns: Vec<AgentNotification>| ns.into_iter().map(|n| n.id).collect::<Vec<_>>();
-        assert_eq!(
-            ids(store
-                .notifications_after("a", Some((200, "n-aa")), 3)
-                .await
-                .unwrap()),
-            ["n-ab", "n-b", "n-c"]
-        );
-        assert_eq!(
-            ids(store
-                .notifications_after("a", Some((200, "n")), 2)
-                .await
-                .unwrap()),
-            ["n-a", "n-ab"]
-        );
-        assert_eq!(
-            ids(store
-                .notifications_after("a", Some((250, "")), 5)
-                .await
-                .unwrap()),
-            ["late", "last"]
-        );
-        assert_eq!(
-            ids(store
-                .notifications_after("b", Some((150, "other2")), 5)
-                .await
-                .unwrap()),
-            ["other"]
-        );
-        assert!(store
-            .notifications_after("nobody", None, 5)
-            .await
-            .unwrap()
-            .is_empty());
+        contract::delete_agent_without_profile_still_clears_notifications(&store).await;
     }
 
     #[tokio::test]
     async fn notifications_are_idempotent_by_id_and_ordered() {
         let (_dir, store) = store();
-        store.notify(&notification("n2", "a", 200)).await.unwrap();
-        store.notify(&notification("n1", "a", 100)).await.unwrap();
-        // A retry of n2, even with another time and name: nothing changes.
-        let mut retry = notification("n2", "a", 300);
-        retry.customer_name = "other".into();
-        store.notify(&retry).await.unwrap();
-        store.notify(&notification("n3", "b", 50)).await.unwrap();
-        let got = store.notifications("a").await.unwrap();
-        assert_eq!(
-            got,
-            [notification("n1", "a", 100), notification("n2", "a", 200)]
-        );
-        assert_eq!(store.notifications("b").await.unwrap().len(), 1);
-        assert!(store.notifications("c").await.unwrap().is_empty());
+        contract::notifications_are_idempotent_by_id_and_ordered(&store).await;
+    }
+
+    #[tokio::test]
+    async fn notifications_after_pages_through_every_notification_once_in_order() {
+        let (_dir, store) = store();
+        contract::notifications_after_pages_through_every_notification_once_in_order(&store).await;
+    }
+
+    #[tokio::test]
+    async fn notifications_after_reads_past_a_page_of_big_notifications() {
+        let (_dir, store) = store();
+        contract::notifications_after_reads_past_a_page_of_big_notifications(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_conversations_notifications_are_deleted_for_every_agent() {
+        let (_dir, store) = store();
+        contract::a_conversations_notifications_are_deleted_for_every_agent(&store).await;
     }
 }

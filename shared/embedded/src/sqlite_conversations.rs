@@ -875,295 +875,247 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn commit_then_duplicate_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        let first = create("e1", c1.clone(), Some(entry("c1", "e1", 10, Some("m1"))));
-        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
-        assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
-        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
-        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1.clone()));
-        assert_eq!(
-            s.open_conversation(ACCOUNT, "U1").await.unwrap(),
-            Some(c1.clone())
-        );
+    // -----------------------------------------------------------------------------------------
+    // The ConversationStore contract (omniline_testkit::conversation_contract), also run against
+    // DynamoDB on moto (tests/tests/dynamo_conversations.rs).
 
-        // The same event again, even carrying other changes: nothing is written.
-        let again = update(
-            "e1",
-            conversation("c1", "U1", ConversationState::Active, 2),
-            Some(entry("c1", "e1-bis", 11, None)),
-        );
-        assert_eq!(s.commit(&again).await.unwrap(), CommitOutcome::Duplicate);
-        assert_eq!(s.transcript("c1").await.unwrap().len(), 1);
-        assert_eq!(s.conversation("c1").await.unwrap().unwrap().version, 1);
+    use omniline_testkit::conversation_contract as contract;
 
-        // The same event id under another account is another event.
-        assert!(!s.event_recorded("acc2", "e1", NOW).await.unwrap());
-        let other = EventCommit {
-            account_id: "acc2".into(),
-            ..commit("e1")
-        };
-        assert_eq!(s.commit(&other).await.unwrap(), CommitOutcome::Committed);
-        assert!(s.event_recorded("acc2", "e1", NOW).await.unwrap());
+    /// The agent store on the same database (whose slots `commit_assignment` checks).
+    fn agents(dir: &tempfile::TempDir) -> crate::sqlite_agents::SqliteAgentStore {
+        crate::sqlite_agents::SqliteAgentStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
     }
 
-    /// The guard of the one-clock rule: far in the past, today and far in the future, the
-    /// window is the caller's (a comparison with the wall clock fails one of the far clocks).
+    #[tokio::test]
+    async fn commit_then_redelivery_is_a_duplicate_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::commit_then_redelivery_is_a_duplicate_and_changes_nothing(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn the_same_event_id_under_another_account_is_not_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::the_same_event_id_under_another_account_is_not_a_duplicate(&store(&dir)).await;
+    }
+
     #[tokio::test]
     async fn the_dedupe_window_follows_the_callers_clock_years_away_from_today() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        for now in [
-            omniline_testkit::FAR_PAST_SECS,
-            NOW,
-            omniline_testkit::FAR_FUTURE_SECS,
-        ] {
-            omniline_testkit::dedupe_window_follows_the_callers_clock(&s, ACCOUNT, now).await;
-        }
+        contract::dedupe_window_follows_the_callers_clock_years_away_from_today(&store(&dir)).await;
     }
 
     #[tokio::test]
     async fn an_expired_dedupe_record_lets_the_event_through() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let expired = EventCommit {
-            dedupe_expires_at: NOW - 10,
-            retain_until: None,
-            ..commit("e1")
-        };
-        assert_eq!(s.commit(&expired).await.unwrap(), CommitOutcome::Committed);
-        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
-        assert_eq!(
-            s.commit(&commit("e1")).await.unwrap(),
-            CommitOutcome::Committed
-        );
-        assert!(s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
-        assert_eq!(
-            s.commit(&commit("e1")).await.unwrap(),
-            CommitOutcome::Duplicate
-        );
+        contract::an_expired_dedupe_record_lets_the_event_through(&store(&dir)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_commits_of_one_event_commit_once() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::concurrent_commits_of_one_event_commit_once(std::sync::Arc::new(store(&dir)))
+            .await;
     }
 
     #[tokio::test]
     async fn create_conflicts_with_an_open_conversation_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        assert_eq!(
-            s.commit(&create("e1", c1.clone(), None)).await.unwrap(),
-            CommitOutcome::Committed
-        );
-
-        let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
-        let clash = EventCommit {
-            customer: Some(customer("U1", "Alice")),
-            ..create("e2", c2, Some(entry("c2", "e2", 20, Some("m2"))))
-        };
-        assert_eq!(s.commit(&clash).await.unwrap(), CommitOutcome::Conflict);
-        assert!(!s.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
-        assert!(s.conversation("c2").await.unwrap().is_none());
-        assert!(s.transcript("c2").await.unwrap().is_empty());
-        assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
-        assert_eq!(
-            s.open_conversation(ACCOUNT, "U1").await.unwrap(),
-            Some(c1.clone())
-        );
-
-        // An existing id is a conflict too, whatever the source.
-        let same_id = conversation("c1", "U9", ConversationState::Waiting, 1);
-        assert_eq!(
-            s.commit(&create("e3", same_id, None)).await.unwrap(),
-            CommitOutcome::Conflict
-        );
-        assert!(s.open_conversation(ACCOUNT, "U9").await.unwrap().is_none());
-        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
-
-        // The conflicting event is retried once the router has re-read: not a duplicate.
-        let retry = update(
-            "e2",
-            conversation("c1", "U1", ConversationState::Active, 2),
-            None,
-        );
-        assert_eq!(s.commit(&retry).await.unwrap(), CommitOutcome::Committed);
+        contract::create_conflicts_with_an_open_conversation_and_writes_nothing(&store(&dir)).await;
     }
 
     #[tokio::test]
-    async fn update_with_a_stale_version_conflicts_and_rolls_back() {
+    async fn update_with_a_stale_version_conflicts_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        s.commit(&create("e1", c1, None)).await.unwrap();
-        let v2 = conversation("c1", "U1", ConversationState::Active, 2);
-        assert_eq!(
-            s.commit(&update("e2", v2.clone(), None)).await.unwrap(),
-            CommitOutcome::Committed
-        );
-
-        // Written from version 1 again (a concurrent writer lost).
-        let stale = EventCommit {
-            customer: Some(customer("U1", "Alice")),
-            ..update(
-                "e3",
-                conversation("c1", "U1", ConversationState::Closed, 2),
-                Some(entry("c1", "e3", 30, None)),
-            )
-        };
-        assert_eq!(s.commit(&stale).await.unwrap(), CommitOutcome::Conflict);
-        assert!(!s.event_recorded(ACCOUNT, "e3", NOW).await.unwrap());
-        assert_eq!(s.conversation("c1").await.unwrap(), Some(v2.clone()));
-        assert!(s.transcript("c1").await.unwrap().is_empty());
-        assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
-        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(v2));
-
-        // Unknown conversation, and version 0 (no previous version): conflicts.
-        let unknown = conversation("zz", "U2", ConversationState::Active, 2);
-        assert_eq!(
-            s.commit(&update("e4", unknown, None)).await.unwrap(),
-            CommitOutcome::Conflict
-        );
-        let zero = conversation("c1", "U1", ConversationState::Active, 0);
-        assert_eq!(
-            s.commit(&update("e5", zero, None)).await.unwrap(),
-            CommitOutcome::Conflict
-        );
-    }
-
-    /// The agent store on the same database, with agent "X" available (capacity 2).
-    async fn agents(dir: &tempfile::TempDir) -> crate::sqlite_agents::SqliteAgentStore {
-        use omniline_domain::agents::{Agent, AgentStatus};
-        use omniline_ports::AgentStore;
-        let agents =
-            crate::sqlite_agents::SqliteAgentStore::new(EmbeddedDb::open(dir.path()).unwrap())
-                .unwrap();
-        agents
-            .put_agent(&Agent {
-                id: "X".into(),
-                name: "X".into(),
-                queues: vec!["q".into()],
-                skills: vec![],
-                capacity: 2,
-                status: AgentStatus::Available,
-                active_conversations: vec![],
-                last_assigned_at: None,
-            })
-            .await
-            .unwrap();
-        agents
-    }
-
-    fn with_agent(mut c: Conversation, agent: &str) -> Conversation {
-        c.state = ConversationState::Active;
-        c.agent_id = Some(agent.into());
-        c
-    }
-
-    #[tokio::test]
-    async fn an_assignment_commit_needs_the_agents_slot() {
-        use omniline_ports::AgentStore;
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let agents = agents(&dir).await;
-        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        s.commit(&create("e1", c1.clone(), None)).await.unwrap();
-
-        // No slot: a conflict, nothing written (the event is not recorded either).
-        let assigned = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
-        let e2 = update("e2", assigned.clone(), Some(entry("c1", "e2", 2, None)));
-        assert_eq!(
-            s.commit_assignment(&e2, "X").await.unwrap(),
-            CommitOutcome::Conflict
-        );
-        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
-        assert!(!s.event_recorded(ACCOUNT, "e2", NOW).await.unwrap());
-        assert!(s.transcript("c1").await.unwrap().is_empty());
-        // Another conversation's slot does not count.
-        assert!(agents.try_assign("X", "c-other", 1).await.unwrap());
-        assert_eq!(
-            s.commit_assignment(&e2, "X").await.unwrap(),
-            CommitOutcome::Conflict
-        );
-
-        // With the slot it commits; the same event again is a duplicate, as with `commit`.
-        assert!(agents.try_assign("X", "c1", 2).await.unwrap());
-        assert_eq!(
-            s.commit_assignment(&e2, "X").await.unwrap(),
-            CommitOutcome::Committed
-        );
-        assert_eq!(s.conversation("c1").await.unwrap(), Some(assigned.clone()));
-        assert_eq!(
-            s.commit_assignment(&e2, "X").await.unwrap(),
-            CommitOutcome::Duplicate
-        );
-        // A new conversation created with the agent: the same check.
-        let fresh = with_agent(conversation("c2", "U2", ConversationState::Waiting, 1), "X");
-        assert_eq!(
-            s.commit_assignment(&create("e3", fresh.clone(), None), "X")
-                .await
-                .unwrap(),
-            CommitOutcome::Conflict
-        );
-        assert_eq!(s.conversation("c2").await.unwrap(), None);
-        assert!(s.open_conversation(ACCOUNT, "U2").await.unwrap().is_none());
-        // Without a conversation there is nothing to check.
-        assert!(s.commit_assignment(&commit("e4"), "X").await.is_err());
-    }
-
-    #[tokio::test]
-    async fn a_claim_is_given_back_unless_the_conversation_is_the_agents() {
-        use omniline_ports::AgentStore;
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let agents = agents(&dir).await;
-        let slots = || async {
-            agents
-                .agent("X")
-                .await
-                .unwrap()
-                .unwrap()
-                .active_conversations
-        };
-
-        // Unknown conversation, or not held: nothing to give back.
-        assert!(!s.release_unless_assigned("X", "c1").await.unwrap());
-        assert!(agents.try_assign("X", "c1", 1).await.unwrap());
-        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
-        assert!(slots().await.is_empty());
-
-        // Waiting without an agent: given back.
-        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        s.commit(&create("e1", c1, None)).await.unwrap();
-        assert!(agents.try_assign("X", "c1", 2).await.unwrap());
-        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
-        assert!(slots().await.is_empty());
-
-        // Stored with the agent: kept.
-        assert!(agents.try_assign("X", "c1", 3).await.unwrap());
-        let active = with_agent(conversation("c1", "U1", ConversationState::Waiting, 2), "X");
-        assert_eq!(
-            s.commit_assignment(&update("e2", active.clone(), None), "X")
-                .await
-                .unwrap(),
-            CommitOutcome::Committed
-        );
-        assert!(!s.release_unless_assigned("X", "c1").await.unwrap());
-        assert_eq!(slots().await, ["c1"]);
-        // Another agent holds no slot for it: nothing to give back.
-        assert!(!s.release_unless_assigned("Y", "c1").await.unwrap());
-
-        // Closed: given back.
-        let mut closed = active;
-        closed.state = ConversationState::Closed;
-        closed.version = 3;
-        s.commit(&update("e3", closed, None)).await.unwrap();
-        assert!(s.release_unless_assigned("X", "c1").await.unwrap());
-        assert!(slots().await.is_empty());
+        contract::update_with_a_stale_version_conflicts_and_writes_nothing(&store(&dir)).await;
     }
 
     #[tokio::test]
     async fn closing_frees_the_source_for_a_new_conversation() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::closing_frees_the_source_for_a_new_conversation(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn an_assignment_commit_needs_the_agents_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::an_assignment_commit_needs_the_agents_slot(&store(&dir), &agents(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_given_back_unless_the_conversation_is_the_agents() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::a_claim_is_given_back_unless_the_conversation_is_the_agents(
+            &store(&dir),
+            &agents(&dir),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn transcript_is_ordered_by_timestamp_then_event_id() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::transcript_is_ordered_by_timestamp_then_event_id(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn unsend_retracts_the_message_and_an_unknown_message_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::unsend_retracts_the_message_and_an_unknown_message_is_a_no_op(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn customers_are_upserted() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::customers_are_upserted(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn conversations_of_source_lists_every_state_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::conversations_of_source_lists_every_state_oldest_first(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn list_conversations_filters_orders_by_recent_activity_and_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::list_conversations_filters_orders_by_recent_activity_and_limits(&store(&dir))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn list_conversations_reads_past_a_page_of_big_conversations() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::list_conversations_reads_past_a_page_of_big_conversations(&store(&dir)).await;
+    }
+
+    /// The contract, then the rows: no message index row of c1 is left, c2's is.
+    #[tokio::test]
+    async fn delete_conversation_erases_its_transcript_pointer_and_index_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        contract::delete_conversation_erases_its_transcript_pointer_and_index_only(&s).await;
+        for table in ["conversations", "transcript_entries", "transcript_messages"] {
+            let column = if table == "conversations" {
+                "id"
+            } else {
+                "conversation_id"
+            };
+            assert_eq!(
+                count(&s, table, &format!("{column} = 'c1'")).await,
+                0,
+                "{table}"
+            );
+        }
+        assert_eq!(
+            count(&s, "conversation_open", "conversation_id = 'c1'").await,
+            0
+        );
+        assert_eq!(
+            count(&s, "transcript_messages", "message_id = 'm-e3'").await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_conversation_leaves_a_newer_open_pointer_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::delete_conversation_leaves_a_newer_open_pointer_alone(&store(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn delete_customer_erases_one_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::delete_customer_erases_one_profile(&store(&dir)).await;
+    }
+
+    /// The contract's three steps; between them, the rows: nothing of the purged account is left
+    /// in any table, and the kept accounts' rows are exactly as they were.
+    #[tokio::test]
+    async fn purge_erases_one_account_and_nothing_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        contract::purge::populate(&s).await;
+        let kept_before: Vec<Vec<String>> = {
+            let mut dumps = Vec::new();
+            for account in contract::purge::KEPT {
+                dumps.push(dump(&s, account).await);
+            }
+            dumps
+        };
+        let purged_before = dump(&s, contract::purge::PURGED).await;
+        assert!(purged_before.len() > 50, "{purged_before:#?}");
+        assert!(kept_before.iter().all(|rows| rows.len() >= 10));
+
+        contract::purge::purge_erases_one_account_and_nothing_of_another(&s).await;
+        assert_eq!(
+            dump(&s, contract::purge::PURGED).await,
+            Vec::<String>::new()
+        );
+        for (account, before) in contract::purge::KEPT.iter().zip(&kept_before) {
+            assert_eq!(&dump(&s, account).await, before, "{account}");
+        }
+
+        contract::purge::a_purged_account_starts_afresh_and_the_others_work_on(&s).await;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // SQLite only
+
+    /// The SQLite store takes a conversation created closed as a record only: it holds no open
+    /// pointer, so the source's open conversation stays free and open. (The DynamoDB store
+    /// writes the open pointer of every created conversation, so there a conversation created
+    /// closed conflicts with the source's open one; the router never creates closed ones.)
+    #[tokio::test]
+    async fn a_conversation_created_closed_takes_no_open_pointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir);
+        let older = Conversation {
+            opened_at: 1_600_000_000_000,
+            closed_at: Some(1_600_000_100_000),
+            ..conversation("c9", "U1", ConversationState::Closed, 1)
+        };
+        let newer = conversation("c1", "U1", ConversationState::Waiting, 1);
+        assert_eq!(
+            s.commit(&create("e1", newer.clone(), None)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(
+            s.commit(&create("e2", older.clone(), None)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert_eq!(
+            s.conversations_of_source(ACCOUNT, "U1").await.unwrap(),
+            vec![older, newer.clone()]
+        );
+        assert_eq!(
+            s.open_conversation(ACCOUNT, "U1").await.unwrap(),
+            Some(newer.clone())
+        );
+
+        // Created closed on a free source, deleted: the newer open conversation is untouched.
+        s.commit(&create(
+            "e3",
+            conversation("c3", "U3", ConversationState::Closed, 1),
+            None,
+        ))
+        .await
+        .unwrap();
+        let c4 = conversation("c4", "U3", ConversationState::Waiting, 1);
+        assert_eq!(
+            s.commit(&create("e4", c4.clone(), None)).await.unwrap(),
+            CommitOutcome::Committed
+        );
+        assert!(s.delete_conversation("c3").await.unwrap());
+        assert_eq!(s.open_conversation(ACCOUNT, "U3").await.unwrap(), Some(c4));
+    }
+
+    /// Reopening a closed conversation while a newer one holds its source would make two open
+    /// conversations: a conflict here. (The DynamoDB store does not check this: its update of an
+    /// open conversation writes the source's open pointer unconditionally, so the same commit
+    /// goes through there and the pointer moves to the reopened conversation. The router never
+    /// reopens a closed conversation.)
+    #[tokio::test]
+    async fn reopening_a_closed_conversation_while_the_source_has_another_conflicts() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
         s.commit(&create(
@@ -1182,127 +1134,36 @@ mod tests {
             s.commit(&update("e2", closed.clone(), None)).await.unwrap(),
             CommitOutcome::Committed
         );
-        assert!(s.open_conversation(ACCOUNT, "U1").await.unwrap().is_none());
-        assert_eq!(s.conversation("c1").await.unwrap(), Some(closed));
-
         let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
         assert_eq!(
             s.commit(&create("e3", c2.clone(), None)).await.unwrap(),
             CommitOutcome::Committed
         );
-        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c2));
-
-        // Reopening the closed one while c2 holds the source would make two open: conflict.
         let reopened = conversation("c1", "U1", ConversationState::Active, 3);
         assert_eq!(
             s.commit(&update("e4", reopened, None)).await.unwrap(),
             CommitOutcome::Conflict
         );
-        assert_eq!(s.conversation("c1").await.unwrap().unwrap().version, 2);
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(closed));
+        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c2));
+        assert!(!s.event_recorded(ACCOUNT, "e4", NOW).await.unwrap());
     }
 
+    /// An update at version 0 (no previous version) is a conflict here; the DynamoDB store
+    /// refuses it as an error before writing.
     #[tokio::test]
-    async fn transcript_is_ordered_by_timestamp_then_event_id() {
+    async fn an_update_at_version_0_conflicts() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(&dir);
         let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        s.commit(&create("e-c", c1, Some(entry("c1", "e-c", 300, None))))
-            .await
-            .unwrap();
-        for (event_id, ts) in [("e-a", 100), ("e-z", 200), ("e-b", 200)] {
-            let c = EventCommit {
-                transcript: Some(entry("c1", event_id, ts, None)),
-                ..commit(event_id)
-            };
-            assert_eq!(s.commit(&c).await.unwrap(), CommitOutcome::Committed);
-        }
-        let ids: Vec<_> = s
-            .transcript("c1")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.event_id)
-            .collect();
-        assert_eq!(ids, ["e-a", "e-b", "e-z", "e-c"]);
-        assert!(s.transcript("other").await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn unsend_retracts_the_message_and_ignores_unknown_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        s.commit(&create("e1", c1, Some(entry("c1", "e1", 10, Some("m1")))))
-            .await
-            .unwrap();
-        s.commit(&EventCommit {
-            transcript: Some(entry("c1", "e2", 20, Some("m2"))),
-            ..commit("e2")
-        })
-        .await
-        .unwrap();
-
-        let unsend = EventCommit {
-            transcript: Some(TranscriptEntry {
-                event_type: "unsend".into(),
-                message_id: None,
-                event: json!({"type": "unsend", "unsend": {"messageId": "m1"}}),
-                ..entry("c1", "e3", 30, None)
-            }),
-            retract_message_id: Some("m1".into()),
-            ..commit("e3")
-        };
-        assert_eq!(s.commit(&unsend).await.unwrap(), CommitOutcome::Committed);
-        let t = s.transcript("c1").await.unwrap();
-        assert_eq!(t.len(), 3);
-        assert!(t[0].retracted);
-        assert_eq!(t[0].event, serde_json::Value::Null);
-        assert_eq!(t[0].message_id.as_deref(), Some("m1"));
-        assert!(!t[1].retracted);
-        assert_eq!(t[1], entry("c1", "e2", 20, Some("m2")));
-
-        // Unknown message, and a message of another account: no-ops.
-        let before = s.transcript("c1").await.unwrap();
-        let unknown = EventCommit {
-            retract_message_id: Some("nope".into()),
-            ..commit("e4")
-        };
-        assert_eq!(s.commit(&unknown).await.unwrap(), CommitOutcome::Committed);
-        let foreign = EventCommit {
-            account_id: "acc2".into(),
-            retract_message_id: Some("m2".into()),
-            ..commit("e5")
-        };
-        assert_eq!(s.commit(&foreign).await.unwrap(), CommitOutcome::Committed);
-        assert_eq!(s.transcript("c1").await.unwrap(), before);
-    }
-
-    #[tokio::test]
-    async fn customers_are_upserted() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        assert!(s.customer(ACCOUNT, "U1").await.unwrap().is_none());
-        let alice = customer("U1", "Alice");
-        s.commit(&EventCommit {
-            customer: Some(alice.clone()),
-            ..commit("e1")
-        })
-        .await
-        .unwrap();
-        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(alice));
-        let renamed = Customer {
-            consent: Consent::Unfollowed,
-            updated_at: 3,
-            ..customer("U1", "Alicia")
-        };
-        s.commit(&EventCommit {
-            customer: Some(renamed.clone()),
-            ..commit("e2")
-        })
-        .await
-        .unwrap();
-        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(renamed));
-        assert!(s.customer("acc2", "U1").await.unwrap().is_none());
+        s.commit(&create("e1", c1.clone(), None)).await.unwrap();
+        let zero = conversation("c1", "U1", ConversationState::Active, 0);
+        assert_eq!(
+            s.commit(&update("e5", zero, None)).await.unwrap(),
+            CommitOutcome::Conflict
+        );
+        assert!(!s.event_recorded(ACCOUNT, "e5", NOW).await.unwrap());
+        assert_eq!(s.conversation("c1").await.unwrap(), Some(c1));
     }
 
     #[tokio::test]
@@ -1362,8 +1223,23 @@ mod tests {
             .unwrap()
     }
 
-    /// Every row of every table of the store, as text, for "nothing else changed" checks.
-    async fn dump(s: &SqliteConversationStore, filter: &'static str) -> Vec<String> {
+    /// Whether a dumped row mentions `account`: as a value (`"acc1"`), inside a JSON document
+    /// (`\"acc1\"`) or as the prefix of an id (`acc1-c1`), never as the start of another
+    /// account's id (`acc10`).
+    fn mentions(row: &str, account: &str) -> bool {
+        [
+            format!("{account}\""),
+            format!("{account}\\\""),
+            format!("{account}-"),
+        ]
+        .iter()
+        .any(|token| row.contains(token.as_str()))
+    }
+
+    /// Every row of every table of the store that mentions `account`, as text, for "nothing
+    /// else changed" checks.
+    async fn dump(s: &SqliteConversationStore, account: &str) -> Vec<String> {
+        let filter = account.to_owned();
         s.db.run(move |conn| {
             let mut rows = Vec::new();
             for table in [
@@ -1383,7 +1259,7 @@ mod tests {
                         let value: rusqlite::types::Value = row.get(i)?;
                         text.push_str(&format!(" {value:?}"));
                     }
-                    if text.contains(filter) {
+                    if mentions(&text, &filter) {
                         rows.push(text);
                     }
                 }
@@ -1393,13 +1269,6 @@ mod tests {
         })
         .await
         .unwrap()
-    }
-
-    fn of_account(account: &str, c: Conversation) -> Conversation {
-        Conversation {
-            account_id: account.into(),
-            ..c
-        }
     }
 
     #[tokio::test]
@@ -1557,255 +1426,6 @@ mod tests {
         assert_eq!(s.sweep_expired(i64::MAX).await.unwrap(), 0);
     }
 
-    #[tokio::test]
-    async fn conversations_of_source_lists_every_state_oldest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let older = Conversation {
-            opened_at: 1_600_000_000_000,
-            closed_at: Some(1_600_000_100_000),
-            ..conversation("c9", "U1", ConversationState::Closed, 1)
-        };
-        let newer = conversation("c1", "U1", ConversationState::Waiting, 1);
-        for (event_id, c) in [
-            ("e1", newer.clone()),
-            ("e2", older.clone()),
-            (
-                "e3",
-                conversation("c2", "U2", ConversationState::Waiting, 1),
-            ),
-            (
-                "e4",
-                of_account(
-                    "acc2",
-                    conversation("c3", "U1", ConversationState::Waiting, 1),
-                ),
-            ),
-        ] {
-            let write = EventCommit {
-                account_id: c.account_id.clone(),
-                ..create(event_id, c, None)
-            };
-            assert_eq!(s.commit(&write).await.unwrap(), CommitOutcome::Committed);
-        }
-        assert_eq!(
-            s.conversations_of_source(ACCOUNT, "U1").await.unwrap(),
-            vec![older, newer]
-        );
-        assert_eq!(
-            s.conversations_of_source("acc2", "U1").await.unwrap().len(),
-            1
-        );
-        assert!(s
-            .conversations_of_source(ACCOUNT, "U9")
-            .await
-            .unwrap()
-            .is_empty());
-    }
-
-    #[tokio::test]
-    async fn delete_conversation_erases_transcript_pointer_and_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        s.commit(&create(
-            "e1",
-            conversation("c1", "U1", ConversationState::Waiting, 1),
-            Some(entry("c1", "e1", 10, Some("m1"))),
-        ))
-        .await
-        .unwrap();
-        s.commit(&EventCommit {
-            transcript: Some(entry("c1", "e2", 20, Some("m2"))),
-            ..commit("e2")
-        })
-        .await
-        .unwrap();
-        let c2 = conversation("c2", "U2", ConversationState::Waiting, 1);
-        s.commit(&create(
-            "e3",
-            c2.clone(),
-            Some(entry("c2", "e3", 30, Some("m3"))),
-        ))
-        .await
-        .unwrap();
-
-        assert!(s.delete_conversation("c1").await.unwrap());
-        assert_eq!(s.conversation("c1").await.unwrap(), None);
-        assert!(s.transcript("c1").await.unwrap().is_empty());
-        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
-        assert_eq!(
-            count(&s, "transcript_messages", "conversation_id = 'c1'").await,
-            0
-        );
-        assert!(s
-            .conversations_of_source(ACCOUNT, "U1")
-            .await
-            .unwrap()
-            .is_empty());
-
-        // A later unsend of an erased message finds nothing (and writes nothing back).
-        let unsend = EventCommit {
-            retract_message_id: Some("m1".into()),
-            ..commit("e4")
-        };
-        assert_eq!(s.commit(&unsend).await.unwrap(), CommitOutcome::Committed);
-        assert!(s.transcript("c1").await.unwrap().is_empty());
-
-        // The other conversation is untouched; the source takes a new conversation.
-        assert_eq!(s.conversation("c2").await.unwrap(), Some(c2.clone()));
-        assert_eq!(s.open_conversation(ACCOUNT, "U2").await.unwrap(), Some(c2));
-        assert_eq!(
-            s.transcript("c2").await.unwrap(),
-            vec![entry("c2", "e3", 30, Some("m3"))]
-        );
-        assert_eq!(
-            count(&s, "transcript_messages", "message_id = 'm3'").await,
-            1
-        );
-        let again = create(
-            "e5",
-            conversation("c5", "U1", ConversationState::Waiting, 1),
-            None,
-        );
-        assert_eq!(s.commit(&again).await.unwrap(), CommitOutcome::Committed);
-
-        // Gone already, or never there.
-        assert!(!s.delete_conversation("c1").await.unwrap());
-        assert!(!s.delete_conversation("nope").await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn delete_conversation_leaves_a_newer_open_pointer_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        s.commit(&create(
-            "e1",
-            conversation("c1", "U1", ConversationState::Closed, 1),
-            None,
-        ))
-        .await
-        .unwrap();
-        let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
-        s.commit(&create("e2", c2.clone(), None)).await.unwrap();
-        assert!(s.delete_conversation("c1").await.unwrap());
-        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c2));
-    }
-
-    #[tokio::test]
-    async fn delete_customer_erases_one_profile() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let bob = Customer {
-            account_id: "acc2".into(),
-            ..customer("U1", "Bob")
-        };
-        for (event_id, c) in [
-            ("e1", customer("U1", "Alice")),
-            ("e2", customer("U2", "Carol")),
-            ("e3", bob.clone()),
-        ] {
-            s.commit(&EventCommit {
-                account_id: c.account_id.clone(),
-                customer: Some(c),
-                ..commit(event_id)
-            })
-            .await
-            .unwrap();
-        }
-        assert!(s.delete_customer(ACCOUNT, "U1").await.unwrap());
-        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
-        assert!(!s.delete_customer(ACCOUNT, "U1").await.unwrap());
-        assert!(s.customer(ACCOUNT, "U2").await.unwrap().is_some());
-        assert_eq!(s.customer("acc2", "U1").await.unwrap(), Some(bob));
-    }
-
-    #[tokio::test]
-    async fn purge_erases_one_account_and_nothing_of_another() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        // The same source, user and message ids under both accounts.
-        for account in [ACCOUNT, "acc2"] {
-            let ids = |n: &str| format!("{account}-{n}");
-            let first = EventCommit {
-                account_id: account.into(),
-                retain_until: Some(9_999_999_999),
-                customer: Some(Customer {
-                    account_id: account.into(),
-                    ..customer("U1", "Alice")
-                }),
-                ..create(
-                    "e1",
-                    of_account(
-                        account,
-                        conversation(&ids("c1"), "U1", ConversationState::Closed, 1),
-                    ),
-                    Some(entry(&ids("c1"), "e1", 10, Some("m1"))),
-                )
-            };
-            assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
-            let second = EventCommit {
-                account_id: account.into(),
-                ..create(
-                    "e2",
-                    of_account(
-                        account,
-                        conversation(&ids("c2"), "U1", ConversationState::Waiting, 1),
-                    ),
-                    Some(entry(&ids("c2"), "e2", 20, Some("m2"))),
-                )
-            };
-            assert_eq!(s.commit(&second).await.unwrap(), CommitOutcome::Committed);
-        }
-        let acc2_before = dump(&s, "acc2").await;
-        assert!(acc2_before.len() >= 10, "{acc2_before:#?}");
-
-        assert_eq!(
-            s.purge_account(ACCOUNT).await.unwrap(),
-            PurgeCounts {
-                conversations: 2,
-                customers: 1
-            }
-        );
-        // Nothing of acc1 is left, in any table.
-        assert_eq!(dump(&s, "acc1").await, Vec::<String>::new());
-        assert!(!s.event_recorded(ACCOUNT, "e1", NOW).await.unwrap());
-        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), None);
-        assert!(s
-            .conversations_of_source(ACCOUNT, "U1")
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(s.transcript("acc1-c1").await.unwrap().is_empty());
-        assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), None);
-        // acc2 is exactly as it was.
-        assert_eq!(dump(&s, "acc2").await, acc2_before);
-        assert_eq!(
-            s.conversations_of_source("acc2", "U1").await.unwrap().len(),
-            2
-        );
-        assert!(s.event_recorded("acc2", "e1", NOW).await.unwrap());
-        assert!(s.customer("acc2", "U1").await.unwrap().is_some());
-        // An unsend in acc2 still finds its message.
-        s.commit(&EventCommit {
-            account_id: "acc2".into(),
-            retract_message_id: Some("m1".into()),
-            ..commit("e3")
-        })
-        .await
-        .unwrap();
-        assert!(s.transcript("acc2-c1").await.unwrap()[0].retracted);
-
-        // Purging again finds nothing; the account's events are new events again.
-        assert_eq!(
-            s.purge_account(ACCOUNT).await.unwrap(),
-            PurgeCounts::default()
-        );
-        assert_eq!(
-            s.commit(&commit("e1")).await.unwrap(),
-            CommitOutcome::Committed
-        );
-    }
-
     /// The tables as the first release created them, without `expires_at`.
     const OLD_SCHEMA: &str = r#"
     CREATE TABLE conversation_events (
@@ -1906,24 +1526,6 @@ mod tests {
         SqliteConversationStore::new(again.db.clone()).unwrap();
         assert!(again.customer(ACCOUNT, "U1").await.unwrap().is_some());
     }
-    /// A conversation in `queue` (held by `agent`) last active at `at`.
-    fn listed(
-        id: &str,
-        state: ConversationState,
-        queue: Option<&str>,
-        agent: Option<&str>,
-        at: i64,
-    ) -> Conversation {
-        Conversation {
-            queue_id: queue.map(Into::into),
-            agent_id: agent.map(Into::into),
-            last_activity_at: at,
-            closed_at: (state == ConversationState::Closed).then_some(at),
-            // One source each: they are all open at once.
-            ..conversation(id, &format!("U-{id}"), state, 1)
-        }
-    }
-
     fn filter(
         state: Option<ConversationState>,
         queues: &[&str],
@@ -1936,119 +1538,6 @@ mod tests {
             agent_id: agent.map(Into::into),
             limit,
         }
-    }
-
-    fn conversation_ids(conversations: &[Conversation]) -> Vec<&str> {
-        conversations.iter().map(|c| c.id.as_str()).collect()
-    }
-
-    #[tokio::test]
-    async fn list_conversations_filters_orders_by_recent_activity_and_limits() {
-        use ConversationState::{Active, Closed, Waiting};
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let all = vec![
-            listed("c1", Waiting, Some("q1"), None, 100),
-            listed("c2", Active, Some("q2"), Some("a1"), 300),
-            listed("c3", Active, Some("q1"), Some("a2"), 200),
-            listed("c4", Active, Some("q3"), Some("a1"), 250),
-            listed("c5", Closed, Some("q1"), Some("a1"), 400),
-            listed("c6", Waiting, None, None, 500),
-            listed("c7", Waiting, Some("q1"), None, 200),
-            of_account("acc2", listed("c8", Waiting, Some("q2"), None, 150)),
-            listed("c9", Active, Some(""), Some(""), 50),
-        ];
-        for (i, c) in all.iter().enumerate() {
-            let write = EventCommit {
-                account_id: c.account_id.clone(),
-                ..create(&format!("e{i}"), c.clone(), None)
-            };
-            assert_eq!(s.commit(&write).await.unwrap(), CommitOutcome::Committed);
-        }
-        let list = |f: ConversationFilter| {
-            let s = s.clone();
-            async move { s.list_conversations(&f).await.unwrap() }
-        };
-
-        // A queue, any state: most recent first, ties by id.
-        let got = list(filter(None, &["q1"], None, 10)).await;
-        assert_eq!(conversation_ids(&got), ["c5", "c3", "c7", "c1"]);
-        assert_eq!(got[1], all[2]);
-        // The limit keeps the most recent.
-        assert_eq!(
-            conversation_ids(&list(filter(None, &["q1"], None, 2)).await),
-            ["c5", "c3"]
-        );
-        assert!(list(filter(None, &["q1"], None, 0)).await.is_empty());
-        // Queues or agent, in a state.
-        assert_eq!(
-            conversation_ids(&list(filter(Some(Active), &["q1", "q2"], Some("a1"), 10)).await),
-            ["c2", "c4", "c3"]
-        );
-        assert_eq!(
-            conversation_ids(&list(filter(Some(Waiting), &["q1", "q2"], None, 10)).await),
-            ["c7", "c8", "c1"]
-        );
-        // The agent alone: every state.
-        assert_eq!(
-            conversation_ids(&list(filter(None, &[], Some("a1"), 10)).await),
-            ["c5", "c2", "c4"]
-        );
-        assert_eq!(
-            conversation_ids(&list(filter(Some(Closed), &[], Some("a1"), 10)).await),
-            ["c5"]
-        );
-        // No queue and no agent matches nothing (not even the conversations without a queue).
-        assert!(list(filter(None, &[], None, 10)).await.is_empty());
-        assert!(list(filter(Some(Waiting), &[], None, 10)).await.is_empty());
-        assert!(list(filter(None, &["nope"], Some("nobody"), 10))
-            .await
-            .is_empty());
-        // Empty strings are ids like any other.
-        assert_eq!(
-            conversation_ids(&list(filter(None, &[""], None, 10)).await),
-            ["c9"]
-        );
-
-        // Every combination agrees with the reference semantics.
-        let queue_sets: [&[&str]; 5] = [&[], &["q1"], &["q2", "q3"], &["q1", "q2", "q3"], &[""]];
-        for state in [None, Some(Waiting), Some(Active), Some(Closed)] {
-            for queues in queue_sets {
-                for agent in [None, Some("a1"), Some("a2"), Some("")] {
-                    for limit in [1, 2, 3, 100] {
-                        let f = filter(state, queues, agent, limit);
-                        let mut want: Vec<Conversation> =
-                            all.iter().filter(|c| f.matches(c)).cloned().collect();
-                        want.sort_by(|a, b| {
-                            b.last_activity_at
-                                .cmp(&a.last_activity_at)
-                                .then_with(|| a.id.cmp(&b.id))
-                        });
-                        want.truncate(limit);
-                        assert_eq!(list(f.clone()).await, want, "{f:?}");
-                    }
-                }
-            }
-        }
-
-        // An update moves the conversation: c1 is a1's now, and the most recent.
-        let taken = Conversation {
-            version: 2,
-            ..listed("c1", Active, Some("q1"), Some("a1"), 600)
-        };
-        assert_eq!(
-            s.commit(&update("e-take", taken.clone(), None))
-                .await
-                .unwrap(),
-            CommitOutcome::Committed
-        );
-        let got = list(filter(Some(Active), &[], Some("a1"), 10)).await;
-        assert_eq!(conversation_ids(&got), ["c1", "c2", "c4"]);
-        assert_eq!(got[0], taken);
-        assert_eq!(
-            conversation_ids(&list(filter(Some(Waiting), &["q1"], None, 10)).await),
-            ["c7"]
-        );
     }
 
     #[tokio::test]

@@ -238,19 +238,11 @@ impl WorkstreamStore for SqliteWorkstreamStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn workstream(id: &str, account_id: &str, version: u64) -> Workstream {
-        serde_json::from_value(json!({
-            "id": id, "accountId": account_id, "name": format!("Support {id}"), "language": "en",
-            "distribution": "push", "defaultQueue": "q-general", "timezone": "Asia/Tokyo",
-            "automatedMessages": [
-                {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}.", "enabled": true}
-            ],
-            "version": version
-        }))
-        .unwrap()
-    }
+    // The WorkstreamStore contract (omniline_testkit::workstream_contract), also run against
+    // DynamoDB on moto (tests/tests/dynamo_config.rs); then what is SQLite's own (a reopen, an
+    // old database).
+    use omniline_testkit::workstream_contract::{self as contract, workstream};
+    use std::sync::Arc;
 
     fn store(dir: &tempfile::TempDir) -> SqliteWorkstreamStore {
         SqliteWorkstreamStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
@@ -263,167 +255,37 @@ mod tests {
     #[tokio::test]
     async fn sqlite_create_get_list_update_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir);
-        assert!(store.workstream("ws-b").await.unwrap().is_none());
-        assert!(store.list_workstreams().await.unwrap().is_empty());
-
-        let b = workstream("ws-b", "acc-1", 1);
-        let a = workstream("ws-a", "acc-2", 1);
-        assert!(store.save_workstream(&b, None).await.unwrap());
-        assert!(store.save_workstream(&a, None).await.unwrap());
-        assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b.clone()));
-        assert_eq!(
-            store.workstream_for_account("acc-2").await.unwrap(),
-            Some(a.clone())
-        );
-        assert_eq!(
-            ids(&store.list_workstreams().await.unwrap()),
-            ["ws-a", "ws-b"]
-        );
-
-        // Update at the stored version; the same expected version again is stale.
-        let mut b2 = b.clone();
-        b2.name = "Renamed".into();
-        b2.version = 2;
-        assert!(store.save_workstream(&b2, Some(1)).await.unwrap());
-        assert_eq!(store.workstream("ws-b").await.unwrap(), Some(b2.clone()));
-        assert_eq!(
-            store.workstream_for_account("acc-1").await.unwrap(),
-            Some(b2.clone())
-        );
-        let mut b_stale = b.clone();
-        b_stale.name = "Lost update".into();
-        b_stale.version = 2;
-        assert!(!store.save_workstream(&b_stale, Some(1)).await.unwrap());
-        assert_eq!(
-            store.workstream("ws-b").await.unwrap().unwrap().name,
-            "Renamed"
-        );
-
-        // Delete: true once, then false; the account has none; the other is untouched.
-        assert!(store.delete_workstream("ws-b").await.unwrap());
-        assert!(!store.delete_workstream("ws-b").await.unwrap());
-        assert!(store.workstream("ws-b").await.unwrap().is_none());
-        assert!(store
-            .workstream_for_account("acc-1")
-            .await
-            .unwrap()
-            .is_none());
-        assert_eq!(ids(&store.list_workstreams().await.unwrap()), ["ws-a"]);
-        // An update of a deleted workstream is stale, and the account can have a new one.
-        assert!(!store.save_workstream(&b2, Some(2)).await.unwrap());
-        assert!(store
-            .save_workstream(&workstream("ws-c", "acc-1", 1), None)
-            .await
-            .unwrap());
-        assert_eq!(
-            ids(&store.list_workstreams().await.unwrap()),
-            ["ws-a", "ws-c"]
-        );
+        contract::create_get_list_update_delete(&store(&dir)).await;
     }
 
     #[tokio::test]
     async fn sqlite_create_conflicts_name_the_existing_workstream() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir);
-        store
-            .save_workstream(&workstream("ws-1", "acc-1", 1), None)
-            .await
-            .unwrap();
-        // The account already has one: the conflict names it.
-        match store
-            .save_workstream(&workstream("ws-2", "acc-1", 1), None)
-            .await
-        {
-            Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
-            other => panic!("expected a conflict, got {other:?}"),
-        }
-        // The id is taken by another account's workstream.
-        match store
-            .save_workstream(&workstream("ws-1", "acc-2", 1), None)
-            .await
-        {
-            Err(PortError::Conflict(id)) => assert_eq!(id, "ws-1"),
-            other => panic!("expected a conflict, got {other:?}"),
-        }
-        assert!(store.workstream("ws-2").await.unwrap().is_none());
-        assert!(store
-            .workstream_for_account("acc-2")
-            .await
-            .unwrap()
-            .is_none());
-        assert_eq!(
-            store.workstream("ws-1").await.unwrap().unwrap().account_id,
-            "acc-1"
-        );
+        contract::create_conflicts_name_the_existing_workstream(&store(&dir)).await;
     }
 
     #[tokio::test]
     async fn sqlite_updates_check_version_and_account() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir);
-        store
-            .save_workstream(&workstream("ws-1", "acc-1", 3), None)
-            .await
-            .unwrap();
-        // Wrong version.
-        assert!(!store
-            .save_workstream(&workstream("ws-1", "acc-1", 3), Some(2))
-            .await
-            .unwrap());
-        // Right version, another account: the account never changes.
-        assert!(!store
-            .save_workstream(&workstream("ws-1", "acc-2", 4), Some(3))
-            .await
-            .unwrap());
-        // Unknown id.
-        assert!(!store
-            .save_workstream(&workstream("ws-x", "acc-1", 4), Some(3))
-            .await
-            .unwrap());
-        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 3);
-        assert!(store
-            .workstream_for_account("acc-2")
-            .await
-            .unwrap()
-            .is_none());
-        assert!(store
-            .save_workstream(&workstream("ws-1", "acc-1", 4), Some(3))
-            .await
-            .unwrap());
-        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 4);
+        contract::updates_check_version_and_account(&store(&dir)).await;
     }
 
     #[tokio::test]
     async fn sqlite_put_workstream_replaces_the_accounts_workstream() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir);
-        store
-            .put_workstream(&workstream("ws-1", "acc-1", 1))
-            .await
-            .unwrap();
-        // Unconditional: replaces whatever the version, even under a new id.
-        store
-            .put_workstream(&workstream("ws-1", "acc-1", 9))
-            .await
-            .unwrap();
-        assert_eq!(store.workstream("ws-1").await.unwrap().unwrap().version, 9);
-        store
-            .put_workstream(&workstream("ws-2", "acc-1", 1))
-            .await
-            .unwrap();
-        assert!(store.workstream("ws-1").await.unwrap().is_none());
-        assert_eq!(ids(&store.list_workstreams().await.unwrap()), ["ws-2"]);
-        // An id held by another account's workstream is refused.
-        assert!(matches!(
-            store.put_workstream(&workstream("ws-2", "acc-2", 1)).await,
-            Err(PortError::Conflict(id)) if id == "ws-2"
-        ));
-        assert!(store
-            .workstream_for_account("acc-2")
-            .await
-            .unwrap()
-            .is_none());
+        contract::put_workstream_replaces_the_accounts_workstream(&store(&dir)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_concurrent_updates_at_one_version_let_one_win() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::concurrent_updates_at_one_version_let_one_win(Arc::new(store(&dir))).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_concurrent_creates_for_one_account_let_one_win() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::concurrent_creates_for_one_account_let_one_win(Arc::new(store(&dir))).await;
     }
 
     #[tokio::test]
@@ -475,31 +337,5 @@ mod tests {
                 .await,
             Err(PortError::Conflict(id)) if id == "ws-new"
         ));
-    }
-
-    #[tokio::test]
-    async fn sqlite_concurrent_updates_at_one_version_let_one_win() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir);
-        store
-            .save_workstream(&workstream("ws-1", "acc-1", 1), None)
-            .await
-            .unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut ws = workstream("ws-1", "acc-1", 2);
-                ws.name = format!("writer {i}");
-                store.save_workstream(&ws, Some(1)).await.unwrap()
-            }));
-        }
-        let mut wins = 0;
-        for task in tasks {
-            if task.await.unwrap() {
-                wins += 1;
-            }
-        }
-        assert_eq!(wins, 1);
     }
 }
