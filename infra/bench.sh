@@ -14,6 +14,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=infra/lib.sh
+. "$root/infra/lib.sh"
 peers=$(cd "$root/../shared/bench-peers" && pwd)
 WORK=${WORK:-/tmp/line-bench-peers}
 export WORK
@@ -21,8 +23,7 @@ CORPUS=${1:-${CORPUS:-$WORK/corpus.jsonl}}
 PASSES=${2:-${PASSES:-5}}
 CPU=${CPU:-1}
 export CPU
-
-log() { printf '\n== %s\n' "$*" >&2; }
+LOG_FD=2
 
 log "build: cargo build --release -p omniline-domain --example bench_hot_path"
 (cd "$root" && cargo build --release -p omniline-domain --example bench_hot_path)

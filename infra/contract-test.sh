@@ -23,6 +23,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=infra/lib.sh
+. "$root/infra/lib.sh"
 
 VENV=${OMNILINE_VENV:-$root/.venv}
 # The pins live in infra/test.sh (one place for every Python tool and Prism).
@@ -40,42 +42,13 @@ MAX_EXAMPLES=${OMNILINE_CONTRACT_MAX_EXAMPLES:-50}
 SEED=${OMNILINE_CONTRACT_SEED:-20240501}
 PHASES=${OMNILINE_CONTRACT_PHASES:-examples,coverage,fuzzing,stateful}
 OUT=$root/target/contract-test
+FREE_PORT_PYTHON=$VENV/bin/python
 
-log() { printf '\n== %s\n' "$*"; }
+pip_pinned --log "schemathesis $SCHEMATHESIS_VERSION in $VENV" "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-if [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
-  log "schemathesis $SCHEMATHESIS_VERSION in $VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
-
-PIDS=()
 DATA_DIR=
-stop_all() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] || continue
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-  if [ -n "$DATA_DIR" ]; then rm -rf "$DATA_DIR"; fi
-}
-trap stop_all EXIT
-
-wait_port() { # port pid
-  for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+post_stop_hook() { if [ -n "$DATA_DIR" ]; then rm -rf "$DATA_DIR"; fi; }
+trap_stop_all
 
 mkdir -p "$OUT"
 

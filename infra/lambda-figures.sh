@@ -25,6 +25,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=infra/lib.sh
+. "$root/infra/lib.sh"
 
 VENV=${OMNILINE_VENV:-$root/.venv}
 CARGO_LAMBDA_VERSION=1.9.2
@@ -35,34 +37,17 @@ FUNCTIONS=(webhook admin router outbound agent)
 OUT=$root/target/lambda-figures
 EVENTS=$root/tests/events
 mkdir -p "$OUT"
+LOG_TAG=lambda-figures
+LOG_FD=2
+FREE_PORT_PYTHON=$VENV/bin/python
 
-log() { printf '\n== [lambda-figures] %s\n' "$*" >&2; }
-
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-if ! "$VENV/bin/python" -c "
-import importlib.metadata as m, sys
-sys.exit(0 if m.version('cargo-lambda') == '$CARGO_LAMBDA_VERSION' else 1)" 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
-fi
-if ! "$VENV/bin/python" -c 'import moto, boto3, werkzeug' 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
+pip_pinned "$VENV" "cargo-lambda==$CARGO_LAMBDA_VERSION"
+# moto: installed when missing (any version that imports will do).
+pip_pinned --import 'moto, boto3, werkzeug' "$VENV" "moto[server]==$MOTO_VERSION"
 # The venv first: cargo-lambda finds zig through its python (the ziglang package).
 export PATH="$VENV/bin:$PATH"
 
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] || continue
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap_stop_all --signals
 
 # ---------------------------------------------------------------------------------------------
 BINS=()
@@ -114,17 +99,6 @@ PY
 [ -x "$OUT/x86_64/webhook/bootstrap" ] || { echo "no x86_64 binaries to measure"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-wait_port() { # port pid
-  for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=ap-northeast-1
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN

@@ -29,6 +29,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=infra/lib.sh
+. "$root/infra/lib.sh"
 
 VENV=${OMNILINE_VENV:-$root/.venv}
 CARGO_LAMBDA_VERSION=1.9.2
@@ -38,23 +40,17 @@ BUILD_TIMEOUT=${LAMBDA_LOCAL_BUILD_TIMEOUT:-1800}
 FUNCTIONS=(webhook router outbound admin)
 EVENTS=$root/tests/events
 T_START=$(date +%s)
+LOG_TAG=lambda-local
+LOG_SINCE=$T_START
+FREE_PORT_PYTHON=$VENV/bin/python
 
-log() { printf '\n== [lambda-local %3ss] %s\n' "$(($(date +%s) - T_START))" "$*"; }
 fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 log "tools: cargo-lambda $CARGO_LAMBDA_VERSION and moto (boto3) in $VENV"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-if ! "$VENV/bin/python" -c "
-import importlib.metadata as m, sys
-sys.exit(0 if m.version('cargo-lambda') == '$CARGO_LAMBDA_VERSION' else 1)" 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
-fi
-if ! "$VENV/bin/python" -c 'import moto, boto3, werkzeug' 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
+pip_pinned "$VENV" "cargo-lambda==$CARGO_LAMBDA_VERSION"
+# moto: installed when missing (any version that imports will do).
+pip_pinned --import 'moto, boto3, werkzeug' "$VENV" "moto[server]==$MOTO_VERSION"
 # `cargo lambda` is the cargo-lambda binary of the venv; appended so that the venv's python does
 # not shadow anything else.
 export PATH="$PATH:$VENV/bin"
@@ -68,15 +64,14 @@ RUN_ID="$(date +%Y%m%d%H%M%S)-$$"
 WORK="$root/target/lambda-local/$RUN_ID"
 mkdir -p "$WORK"
 
-PIDS=()   # plain processes
+# PIDS (lib.sh): plain processes, stopped by stop_all after pre_stop_hook.
 PGIDS=()  # process groups (cargo lambda watch and the functions it spawns)
 stop_group() { # pgid
   kill -TERM -- "-$1" 2>/dev/null || return 0
   for _ in $(seq 50); do kill -0 -- "-$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL -- "-$1" 2>/dev/null || true
 }
-cleanup() {
-  local rc=$?
+pre_stop_hook() {
   # cargo lambda watch first (it stops its function instances), then any instance left: each
   # runs in a process group of its own, logged by watch as "process group spawned pgid=N".
   for g in "${PGIDS[@]:-}"; do
@@ -87,12 +82,9 @@ cleanup() {
       stop_group "$g"
     done
   fi
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] || continue
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
+}
+post_stop_hook() { # rc
+  local rc=$1
   if [ "$rc" -ne 0 ]; then
     for f in "$WORK"/*.log; do
       [ -f "$f" ] || continue
@@ -105,20 +97,7 @@ cleanup() {
   fi
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_port() { # port pid
-  for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+trap_stop_all --signals
 
 # Mock LINE, seeding and queue helpers (infra/lambda_local.py; boto3 comes with moto).
 helper() { "$VENV/bin/python" "$root/infra/lambda_local.py" "$@"; }

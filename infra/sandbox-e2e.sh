@@ -17,30 +17,17 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=infra/lib.sh
+. "$root/infra/lib.sh"
 
 E2E=$root/sandbox-e2e
 OUT=$root/target/sandbox-e2e
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
-log() { printf '\n== %s\n' "$*"; }
-
-PIDS=()
 DATA_DIR=
-stop_all() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] || continue
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  if [ -n "$DATA_DIR" ]; then rm -rf "$DATA_DIR"; fi
-}
-trap stop_all EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+STOP_REAP=1  # stop_all also waits for each process it stops
+post_stop_hook() { if [ -n "$DATA_DIR" ]; then rm -rf "$DATA_DIR"; fi; }
+trap_stop_all
 
 # GET url until it answers 200, while pid lives, for at most the given seconds.
 wait_http() { # url pid seconds

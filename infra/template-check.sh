@@ -11,6 +11,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=infra/lib.sh
+. "$root/infra/lib.sh"
 
 SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
@@ -19,20 +21,8 @@ SAM_VENV=${OMNILINE_SAM_VENV:-$VENV/sam-cli}
 TEMPLATE=${OMNILINE_TEMPLATE:-$root/template.yaml}
 REGION=ap-northeast-1
 
-log() { printf '\n== %s\n' "$*"; }
-
 log "aws-sam-cli $SAM_CLI_VERSION, cfn-lint $CFN_LINT_VERSION in $SAM_VENV"
-if [ ! -x "$SAM_VENV/bin/python" ]; then
-  python3 -m venv "$SAM_VENV"
-fi
-if ! "$SAM_VENV/bin/python" -c "
-import importlib.metadata as m, sys
-want = {'aws-sam-cli': '$SAM_CLI_VERSION', 'cfn-lint': '$CFN_LINT_VERSION'}
-sys.exit(0 if all(m.version(name) == version for name, version in want.items()) else 1)
-" 2>/dev/null; then
-  "$SAM_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
-fi
+pip_pinned "$SAM_VENV" "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
 
 # No real account, profile or network lookup: dummy credentials, no config files, no telemetry.
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL

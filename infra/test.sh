@@ -16,6 +16,8 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=infra/lib.sh
+. "$root/infra/lib.sh"
 
 VENV=${OMNILINE_VENV:-$root/.venv}
 MOTO_VERSION=5.2.5
@@ -24,45 +26,13 @@ SCHEMATHESIS_VERSION=4.32.5
 PRISM_VERSION=5.9.0
 PRISM_DIR=$root/.tmp/prism
 LINE_OPENAPI=$root/../shared/line-openapi
-
-log() { printf '\n== %s\n' "$*"; }
+FREE_PORT_PYTHON=$VENV/bin/python
 
 log "Python tools (moto $MOTO_VERSION, cfn-lint $CFN_LINT_VERSION, schemathesis $SCHEMATHESIS_VERSION) in $VENV"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-if ! "$VENV/bin/python" -c "
-import importlib.metadata as m, sys
-want = {'moto': '$MOTO_VERSION', 'cfn-lint': '$CFN_LINT_VERSION', 'schemathesis': '$SCHEMATHESIS_VERSION'}
-sys.exit(0 if all(m.version(name) == version for name, version in want.items()) else 1)
-" 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
-    "cfn-lint==$CFN_LINT_VERSION" "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+pip_pinned "$VENV" "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
+  "schemathesis==$SCHEMATHESIS_VERSION"
 
-PIDS=()
-stop_all() {
-  for p in "${PIDS[@]:-}"; do
-    [ -n "$p" ] || continue
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-}
-trap stop_all EXIT
-
-wait_port() { # port pid
-  for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+trap_stop_all
 
 log "moto server"
 MOTO_PORT=$(free_port)
