@@ -160,8 +160,10 @@ fn every_port_trait_is_in_the_ports_crate() {
         sources(&root.join(dir), &mut files);
     }
     // A port: an async public trait the use cases hold as `Arc<dyn …>`, `Send + Sync`.
-    let port = regex::Regex::new(r"(?m)^#\[async_trait\]\npub trait (\w+)\s*:\s*Send \+ Sync")
-        .expect("regex");
+    let port = regex::Regex::new(
+        r"(?m)^#\[(?:async_trait::)?async_trait\]\npub trait (\w+)\s*:\s*Send \+ Sync",
+    )
+    .expect("regex");
     let ports_dir = root.join("shared/ports/src");
     let mut outside = Vec::new();
     let mut inside = 0;
