@@ -64,10 +64,9 @@ pub struct LocalConfig {
     pub port: u16,
     pub admin_token: Option<SecretString>,
     pub public_base_url: Option<String>,
-    pub line_api_base: String,
-    pub line_data_api_base: String,
-    /// Whole-request timeout of LINE API calls (`LINE_TIMEOUT_MS`, default 10 s).
-    pub line_timeout: Duration,
+    /// The LINE API client: `LINE_API_BASE`, `LINE_DATA_API_BASE` (as every function reads them,
+    /// `omniline_wiring::line_api_from_env`) and `LINE_TIMEOUT_MS`.
+    pub line: LineApiConfig,
     pub data_dir: PathBuf,
     pub backend: Backend,
     /// Router workers consuming the inbound queue at once (embedded backend): a FIFO group is
@@ -112,19 +111,14 @@ impl LocalConfig {
             public_base_url: optional("PUBLIC_BASE_URL")
                 .map(|u| base_url("PUBLIC_BASE_URL", &u))
                 .transpose()?,
-            line_api_base: base_url(
-                "LINE_API_BASE",
-                &or_default("LINE_API_BASE", "https://api.line.me"),
-            )?,
-            line_data_api_base: base_url(
-                "LINE_DATA_API_BASE",
-                &or_default("LINE_DATA_API_BASE", "https://api-data.line.me"),
-            )?,
-            line_timeout: Duration::from_millis(number_in(
-                "LINE_TIMEOUT_MS",
-                LineApiConfig::default().timeout.as_millis() as u64,
-                100..=60_000,
-            )?),
+            line: LineApiConfig {
+                timeout: Duration::from_millis(number_in(
+                    "LINE_TIMEOUT_MS",
+                    LineApiConfig::default().timeout.as_millis() as u64,
+                    100..=60_000,
+                )?),
+                ..omniline_wiring::line_api_from_env()?
+            },
             data_dir: PathBuf::from(or_default("DATA_DIR", ".data")),
             durability: {
                 let value = or_default("EMBEDDED_DURABILITY", "process");
@@ -415,21 +409,17 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         .unwrap_or_else(|| format!("http://{addr}"));
 
     let listener_base = format!("http://{addr}");
-    let (line_api_base, line_data_api_base) = if config.sandbox {
+    let line_config = if config.sandbox {
         let simulated = format!("{listener_base}{}", sandbox::line_api::PREFIX);
-        (simulated.clone(), simulated)
+        LineApiConfig {
+            api_base: simulated.clone(),
+            data_api_base: simulated,
+            ..config.line.clone()
+        }
     } else {
-        (
-            config.line_api_base.clone(),
-            config.line_data_api_base.clone(),
-        )
+        config.line.clone()
     };
-    let line = Arc::new(HttpLineApi::new(&LineApiConfig {
-        api_base: line_api_base,
-        data_api_base: line_data_api_base,
-        timeout: config.line_timeout,
-        ..LineApiConfig::default()
-    })?);
+    let line = Arc::new(HttpLineApi::new(&line_config)?);
     let (stop_workers, stopped) = watch::channel(false);
     let mut workers = Vec::new();
     let mut media_routes = None;

@@ -164,9 +164,12 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
         port: 0,
         admin_token: Some(SecretString::new("aws-admin")),
         public_base_url: None,
-        line_api_base: line.uri(),
-        line_data_api_base: line.uri(),
-        line_timeout: std::time::Duration::from_secs(10),
+        line: omniline_line::LineApiConfig {
+            api_base: line.uri(),
+            data_api_base: line.uri(),
+            timeout: std::time::Duration::from_secs(10),
+            ..omniline_line::LineApiConfig::default()
+        },
         data_dir: data.path().to_owned(),
         backend: omniline_local::Backend::Aws {
             endpoint_url: Some(endpoint.clone()),
