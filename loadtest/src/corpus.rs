@@ -161,12 +161,17 @@ impl Load {
                 event.to_json(&self.customers[event.customer], redelivery)
             })
             .collect();
-        json!({"destination": format!("Ubot{:031}", body.account), "events": events}).to_string()
+        json!({"destination": bot_user_id(body.account), "events": events}).to_string()
     }
 
     pub fn body_count(&self) -> usize {
         self.lanes.iter().map(Vec::len).sum()
     }
+}
+
+/// The user id of account `account`'s bot (webhooks' `destination`).
+pub fn bot_user_id(account: usize) -> String {
+    format!("Ubot{account:031}")
 }
 
 /// A ULID-shaped webhook event id, unique per run (the run tag) and event.

@@ -108,7 +108,7 @@ impl Report {
             peak_rss_kib as f64 / 1024.0
         );
         println!(
-            "LINE: {} reply calls, {} push calls, {} × 409 (retry key accepted before), {} × 400 (reply token used); faults injected: {} (500 before: {}, 429: {}, reset after accepting: {}, 500 after accepting: {}, no answer: {})",
+            "LINE: {} reply calls, {} push calls, {} × 409 (retry key accepted before), {} × 400 (reply token used or expired); faults injected: {} (500 before: {}, 429: {}, reset after accepting: {}, 500 after accepting: {}, no answer: {})",
             self.line.reply_calls,
             self.line.push_calls,
             self.line.conflicts_409,

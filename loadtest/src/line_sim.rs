@@ -1,23 +1,31 @@
 //! A LINE Messaging API stand-in and the echo bot, on one local HTTP server.
 //!
-//! LINE's rules that matter to "exactly once" are kept: a reply token is accepted once (a second
-//! use is 400 "Invalid reply token"); a push whose `X-Line-Retry-Key` was accepted before is 409
-//! with `x-line-accepted-request-id`. Every accepted message object is recorded with the time it
-//! arrived. With faults on, a share of reply/push/profile/content calls fail: 500 or 429 before
-//! anything is accepted, a reset or a 500 after the message was accepted (the sender cannot know),
-//! or no answer until the client times out.
+//! LINE's rules are [`omniline_linesim`]'s, the same the sandbox's simulated platform keeps: the
+//! channel access token on every call; messages checked as LINE checks them; a reply token is
+//! accepted once, for a minute after its webhook was first sent, for its customer (a second use
+//! is 400 "Invalid reply token"); a push goes to a known customer only, and one whose
+//! `X-Line-Retry-Key` (a UUID) was accepted before is 409 with `x-line-accepted-request-id`;
+//! profiles, content and the loading animation exist for the load's customers and images only;
+//! partner-only endpoints are LINE's 403. This file is the HTTP adapter: it records every accepted
+//! message object with the time it arrived, and adds what LINE does not: with faults on, a share
+//! of the calls the stack makes for customers fail: 500 or 429 before anything is accepted, a
+//! reset or a 500 after the message was accepted (the sender cannot know), or no answer until
+//! the client times out.
 //!
 //! The bot (`POST /bot`) answers every customer turn with `ack {webhookEventId}`.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use omniline_linesim::{
+    Answer, Call, Channel, Config, Delivery, Endpoint, Millis, ReplyTarget, Simulator, UrlPolicy,
+};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A message object LINE accepted.
@@ -50,17 +58,26 @@ impl FaultCounts {
     }
 }
 
-#[derive(Default)]
+/// The endpoints this stand-in answers (the stack's calls during a run); any other is LINE's
+/// 404, a partner-only one LINE's 403.
+const SERVES: [Endpoint; 10] = [
+    Endpoint::BotInfo,
+    Endpoint::GetWebhookEndpoint,
+    Endpoint::SetWebhookEndpoint,
+    Endpoint::TestWebhookEndpoint,
+    Endpoint::Profile,
+    Endpoint::Content,
+    Endpoint::Reply,
+    Endpoint::Push,
+    Endpoint::StartLoading,
+    Endpoint::MarkAsReadByToken,
+];
+
 struct State {
+    line: Simulator,
     accepted: Vec<Accepted>,
-    used_reply_tokens: HashSet<String>,
-    retry_keys: HashMap<String, String>,
     bot_asks: Vec<String>,
     faults: FaultCounts,
-    reply_calls: u64,
-    push_calls: u64,
-    conflicts_409: u64,
-    invalid_token_400: u64,
 }
 
 pub struct LineSim {
@@ -70,10 +87,7 @@ pub struct LineSim {
     fault_ppm: AtomicU64,
     /// How long a hung call waits (longer than the stack's LINE timeout).
     hang: Duration,
-    seq: AtomicU64,
     rng: Mutex<crate::corpus::Rng>,
-    /// Bot tokens → bot user ids (`/v2/bot/info`).
-    bots: Mutex<HashMap<String, String>>,
     bot_secret: String,
 }
 
@@ -94,21 +108,54 @@ fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut()
-        .insert("content-type", "application/json".parse().expect("static"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+fn with_request_id(mut r: Response<Full<Bytes>>, request_id: &str) -> Response<Full<Bytes>> {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        r.headers_mut().insert("x-line-request-id", v);
+    }
+    r
+}
+
+/// The simulator's answer as HTTP.
+fn answer_response(answer: &Answer) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = json_response(status, answer.body.clone());
+    for (name, value) in answer.headers() {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            r.headers_mut().insert(name, v);
+        }
+    }
+    r
+}
+
+fn now() -> Millis {
+    Millis(omniline_domain::clock::now_millis())
 }
 
 impl LineSim {
     pub async fn start(hang: Duration, bot_secret: &str) -> std::io::Result<Arc<Self>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let line = Simulator::new(Config {
+            urls: UrlPolicy::HttpsOnly,
+            serves: SERVES.to_vec(),
+            seed: 0x5eed,
+            first_message_id: 461_230_966_842_000_000,
+            ..Config::default()
+        });
         let sim = Arc::new(Self {
             addr: listener.local_addr()?,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                line,
+                accepted: Vec::new(),
+                bot_asks: Vec::new(),
+                faults: FaultCounts::default(),
+            }),
             fault_ppm: AtomicU64::new(0),
             hang,
-            seq: AtomicU64::new(1),
             rng: Mutex::new(crate::corpus::Rng::new(0x5eed)),
-            bots: Mutex::new(HashMap::new()),
             bot_secret: bot_secret.to_owned(),
         });
         let server = Arc::clone(&sim);
@@ -132,42 +179,79 @@ impl LineSim {
         Ok(sim)
     }
 
+    /// The state, even after a panic elsewhere (it holds plain records).
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// A channel whose calls carry `token`, its bot being `user_id`.
     pub fn add_bot(&self, token: &str, user_id: &str) {
-        self.bots
-            .lock()
-            .expect("lock")
-            .insert(token.to_owned(), user_id.to_owned());
+        let mut channel = Channel::new(user_id, token);
+        channel.basic_id = "@loadtest".into();
+        channel.display_name = "Load test".into();
+        self.state().line.add_channel(channel);
     }
 
-    /// Faults on reply, push, profile and content calls with this probability (0 = off).
+    /// Customers (friends of the accounts: pushes, profiles and loading work for them) and the
+    /// message ids of what they send with content.
+    pub fn add_customers<'a>(
+        &self,
+        user_ids: impl IntoIterator<Item = &'a str>,
+        content_ids: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut s = self.state();
+        for id in user_ids {
+            s.line.add_user(id);
+        }
+        for id in content_ids {
+            s.line.add_content(id);
+        }
+    }
+
+    /// LINE sends a webhook for `bot`: the reply tokens of its events, each for its chat, from
+    /// now on (a token issued before, in a redelivered copy, keeps its first time).
+    pub fn issue_reply_tokens<'a>(
+        &self,
+        bot: &str,
+        tokens: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        let now = now();
+        let mut s = self.state();
+        for (token, chat) in tokens {
+            let target = ReplyTarget {
+                channel: Some(bot.to_owned()),
+                chat: chat.to_owned(),
+            };
+            s.line.issue_reply_token(token, target, now);
+        }
+    }
+
+    /// Faults on the calls the stack makes for customers with this probability (0 = off).
     pub fn set_faults(&self, probability: f64) {
         self.fault_ppm
             .store((probability * 1e6) as u64, Ordering::SeqCst);
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let s = self.state.lock().expect("lock");
+        let s = self.state();
+        let stats = s.line.stats();
         Snapshot {
             accepted: s.accepted.clone(),
             bot_asks: s.bot_asks.clone(),
             faults: s.faults,
-            reply_calls: s.reply_calls,
-            push_calls: s.push_calls,
-            conflicts_409: s.conflicts_409,
-            invalid_token_400: s.invalid_token_400,
+            reply_calls: stats.reply_calls,
+            push_calls: stats.push_calls,
+            conflicts_409: stats.conflicts,
+            invalid_token_400: stats.invalid_reply_tokens,
         }
     }
 
     pub fn accepted_count(&self) -> usize {
-        self.state.lock().expect("lock").accepted.len()
-    }
-
-    fn request_id(&self) -> String {
-        format!("req-{:016x}", self.seq.fetch_add(1, Ordering::Relaxed))
+        self.state().accepted.len()
     }
 
     /// The fault to inject into this call, if any.
@@ -176,7 +260,7 @@ impl LineSim {
         if ppm == 0 {
             return None;
         }
-        let mut rng = self.rng.lock().expect("lock");
+        let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
         if rng.below(1_000_000) >= ppm {
             return None;
         }
@@ -190,7 +274,7 @@ impl LineSim {
     }
 
     fn count(&self, fault: Fault) {
-        let mut s = self.state.lock().expect("lock");
+        let mut s = self.state();
         match fault {
             Fault::Before500 => s.faults.before_500 += 1,
             Fault::Before429 => s.faults.before_429 += 1,
@@ -203,17 +287,9 @@ impl LineSim {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned);
-        let retry_key = req
-            .headers()
-            .get("x-line-retry-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes().to_vec());
+        let authorization = header("authorization");
+        let retry_key = header("x-line-retry-key");
         let signature = req
             .headers()
             .get(omniline_domain::bot::SIGNATURE_HEADER)
@@ -229,28 +305,12 @@ impl LineSim {
         if method == "POST" && path == "/bot" {
             return Ok(self.bot(&body, signature.as_deref()));
         }
-        if method == "GET" && path == "/v2/bot/info" {
-            let bots = self.bots.lock().expect("lock");
-            return Ok(match auth.as_deref().and_then(|t| bots.get(t)) {
-                Some(user) => json_response(
-                    StatusCode::OK,
-                    json!({"userId": user, "basicId": "@loadtest", "displayName": "Load test",
-                           "chatMode": "chat", "markAsReadMode": "auto"}),
-                ),
-                None => json_response(
-                    StatusCode::UNAUTHORIZED,
-                    json!({"message": "Authentication failed"}),
-                ),
-            });
-        }
-        if path.starts_with("/v2/bot/channel/webhook") {
-            return Ok(json_response(
-                StatusCode::OK,
-                json!({"success": true, "timestamp": "2026-11-25T00:00:00Z", "statusCode": 200,
-                       "reason": "OK", "detail": "200", "endpoint": "", "active": true}),
-            ));
-        }
-        let fault = if path.starts_with("/v2/bot/") {
+        // Faults hit the calls made for customers, not the bot info and webhook settings the
+        // admin API reads and writes while the run is configured.
+        let fault = if path.starts_with("/v2/bot/")
+            && path != "/v2/bot/info"
+            && !path.starts_with("/v2/bot/channel/webhook")
+        {
             self.fault()
         } else {
             None
@@ -275,35 +335,42 @@ impl LineSim {
                 }
             });
         }
-        let response = if method == "GET" && path.starts_with("/v2/bot/profile/") {
-            let user = &path["/v2/bot/profile/".len()..];
-            json_response(
-                StatusCode::OK,
-                json!({"userId": user, "displayName": format!("Cust-{}", &user[1..9.min(user.len())]), "language": "en"}),
-            )
-        } else if method == "GET"
-            && path.starts_with("/v2/bot/message/")
-            && path.ends_with("/content")
-        {
-            // A 1×1 PNG.
-            const PNG: &[u8] = &[
-                0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44,
-                0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0a,
-                0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d,
-                0xb4, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-            ];
-            let mut r = Response::new(Full::new(Bytes::from_static(PNG)));
-            r.headers_mut()
-                .insert("content-type", "image/png".parse().expect("static"));
-            r
-        } else if method == "POST" && path == "/v2/bot/message/reply" {
-            self.reply(&body)
-        } else if method == "POST" && path == "/v2/bot/message/push" {
-            self.push(&body, retry_key.as_deref())
-        } else if method == "POST" && path.starts_with("/v2/bot/chat/") {
-            json_response(StatusCode::ACCEPTED, json!({}))
-        } else {
-            json_response(StatusCode::NOT_FOUND, json!({"message": "Not found"}))
+        let response = {
+            let mut s = self.state();
+            let call = s.line.call(
+                &omniline_linesim::Request {
+                    method: method.as_str(),
+                    path: &path,
+                    authorization: authorization.as_deref(),
+                    retry_key: retry_key.as_deref(),
+                    body: &body,
+                },
+                now(),
+            );
+            match call {
+                Call::Deliver(delivery) => {
+                    record(&mut s.accepted, &delivery);
+                    answer_response(&delivery.answer())
+                }
+                Call::Profile {
+                    user_id,
+                    request_id,
+                } => {
+                    let short = user_id.get(1..9.min(user_id.len())).unwrap_or_default();
+                    let name = format!("Cust-{short}");
+                    let body = json!({"userId": user_id, "displayName": name, "language": "en"});
+                    with_request_id(json_response(StatusCode::OK, body), &request_id)
+                }
+                Call::Content { request_id, .. } => {
+                    let mut r = Response::new(Full::new(Bytes::from_static(PNG)));
+                    r.headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
+                    with_request_id(r, &request_id)
+                }
+                Call::Answer(answer)
+                | Call::Loading { answer, .. }
+                | Call::MarkRead { answer, .. } => answer_response(&answer),
+            }
         };
         match fault {
             Some(f @ Fault::AfterReset) if response.status().is_success() => {
@@ -320,106 +387,6 @@ impl LineSim {
             }
             _ => Ok(response),
         }
-    }
-
-    fn texts(body: &Value) -> Option<Vec<String>> {
-        let messages = body.get("messages")?.as_array()?;
-        if messages.is_empty() || messages.len() > 5 {
-            return None;
-        }
-        messages
-            .iter()
-            .map(|m| {
-                let kind = m.get("type")?.as_str()?;
-                Some(match kind {
-                    "text" => m.get("text")?.as_str()?.to_owned(),
-                    other => format!("<{other}>"),
-                })
-            })
-            .collect()
-    }
-
-    fn reply(&self, body: &[u8]) -> Response<Full<Bytes>> {
-        let parsed: Option<(String, Vec<String>)> =
-            serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-                let token = v.get("replyToken")?.as_str()?.to_owned();
-                Some((token, Self::texts(&v)?))
-            });
-        let Some((token, texts)) = parsed else {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({"message": "The request body has 1 error(s)"}),
-            );
-        };
-        let mut s = self.state.lock().expect("lock");
-        s.reply_calls += 1;
-        if !s.used_reply_tokens.insert(token.clone()) {
-            s.invalid_token_400 += 1;
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({"message": "Invalid reply token"}),
-            );
-        }
-        let at = Instant::now();
-        let n = texts.len();
-        for text in texts {
-            s.accepted.push(Accepted {
-                at,
-                via: Via::Reply(token.clone()),
-                text,
-            });
-        }
-        drop(s);
-        let mut r = json_response(StatusCode::OK, sent_messages(n));
-        r.headers_mut().insert(
-            "x-line-request-id",
-            self.request_id().parse().expect("ascii"),
-        );
-        r
-    }
-
-    fn push(&self, body: &[u8], retry_key: Option<&str>) -> Response<Full<Bytes>> {
-        let parsed: Option<(String, Vec<String>)> =
-            serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-                let to = v.get("to")?.as_str()?.to_owned();
-                Some((to, Self::texts(&v)?))
-            });
-        let Some((to, texts)) = parsed else {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                json!({"message": "The request body has 1 error(s)"}),
-            );
-        };
-        let request_id = self.request_id();
-        let mut s = self.state.lock().expect("lock");
-        s.push_calls += 1;
-        if let Some(key) = retry_key {
-            if let Some(first) = s.retry_keys.get(key).cloned() {
-                s.conflicts_409 += 1;
-                let mut r = json_response(
-                    StatusCode::CONFLICT,
-                    json!({"message": "The retry key is already accepted"}),
-                );
-                r.headers_mut()
-                    .insert("x-line-accepted-request-id", first.parse().expect("ascii"));
-                return r;
-            }
-            s.retry_keys.insert(key.to_owned(), request_id.clone());
-        }
-        let at = Instant::now();
-        let n = texts.len();
-        for text in texts {
-            s.accepted.push(Accepted {
-                at,
-                via: Via::Push(to.clone()),
-                text,
-            });
-        }
-        drop(s);
-        let mut r = json_response(StatusCode::OK, sent_messages(n));
-        r.headers_mut()
-            .insert("x-line-request-id", request_id.parse().expect("ascii"));
-        r
     }
 
     fn bot(&self, body: &[u8], signature: Option<&str>) -> Response<Full<Bytes>> {
@@ -441,11 +408,7 @@ impl LineSim {
         else {
             return json_response(StatusCode::BAD_REQUEST, json!({"message": "no eventId"}));
         };
-        self.state
-            .lock()
-            .expect("lock")
-            .bot_asks
-            .push(event_id.clone());
+        self.state().bot_asks.push(event_id.clone());
         json_response(
             StatusCode::OK,
             json!({"messages": [{"type": "text", "text": format!("ack {event_id}")}]}),
@@ -453,12 +416,34 @@ impl LineSim {
     }
 }
 
-fn sent_messages(n: usize) -> Value {
-    let sent: Vec<Value> = (0..n)
-        .map(|i| json!({"id": format!("4612309668420{i:05}"), "quoteToken": "q"}))
-        .collect();
-    json!({ "sentMessages": sent })
+/// Every message object of an accepted delivery: a text's text, else `<type>`.
+fn record(accepted: &mut Vec<Accepted>, delivery: &Delivery) {
+    let at = Instant::now();
+    let via = match &delivery.via {
+        omniline_linesim::Via::Reply { token } => Via::Reply(token.clone()),
+        omniline_linesim::Via::Push { .. } => Via::Push(delivery.to.clone()),
+    };
+    for m in &delivery.messages {
+        let kind = m.get("type").and_then(Value::as_str).unwrap_or_default();
+        let text = match (kind, m.get("text").and_then(Value::as_str)) {
+            ("text", Some(text)) => text.to_owned(),
+            (other, _) => format!("<{other}>"),
+        };
+        accepted.push(Accepted {
+            at,
+            via: via.clone(),
+            text,
+        });
+    }
 }
+
+/// A 1×1 PNG: the content of every image a customer sends.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0,
+    1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0a, 0x49, 0x44, 0x41, 0x54,
+    0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -467,4 +452,349 @@ enum Fault {
     AfterReset,
     After500,
     Hang,
+}
+
+/// The stand-in over HTTP, as the stack calls it.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "lt-token";
+    const BOT: &str = "Ubot1";
+    const KEY: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+    async fn started() -> (Arc<LineSim>, reqwest::Client) {
+        let sim = LineSim::start(Duration::from_millis(50), "bot-secret")
+            .await
+            .unwrap();
+        sim.add_bot(TOKEN, BOT);
+        sim.add_customers(["U1"], ["42"]);
+        (sim, reqwest::Client::new())
+    }
+
+    async fn call(
+        sim: &LineSim,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = client
+            .request(method, format!("{}{path}", sim.url()))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    fn text(t: &str) -> Value {
+        json!([{"type": "text", "text": t}])
+    }
+
+    #[tokio::test]
+    async fn a_reply_token_is_accepted_once_and_recorded() {
+        let (sim, client) = started().await;
+        sim.issue_reply_tokens(BOT, [("t1", "U1")]);
+        let reply = json!({"replyToken": "t1", "messages": text("ack 1")});
+        let post = reqwest::Method::POST;
+        let (status, headers, body) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/message/reply",
+            Some(reply.clone()),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(headers.contains_key("x-line-request-id"));
+        assert_eq!(body["sentMessages"].as_array().map(Vec::len), Some(1));
+        let (status, _, body) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/message/reply",
+            Some(reply),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (status, body),
+            (400, json!({"message": "Invalid reply token"}))
+        );
+        let unknown = json!({"replyToken": "never-issued", "messages": text("x")});
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            post,
+            "/v2/bot/message/reply",
+            Some(unknown),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 400);
+        let s = sim.snapshot();
+        assert_eq!(s.accepted.len(), 1);
+        assert_eq!(
+            (s.accepted[0].via.clone(), s.accepted[0].text.as_str()),
+            (Via::Reply("t1".into()), "ack 1")
+        );
+        assert_eq!((s.reply_calls, s.invalid_token_400), (3, 2));
+    }
+
+    #[tokio::test]
+    async fn a_push_with_a_retry_key_seen_before_is_409_naming_the_first_request() {
+        let (sim, client) = started().await;
+        let push = json!({"to": "U1", "messages": text("Welcome Pat")});
+        let post = reqwest::Method::POST;
+        let key = [("x-line-retry-key", KEY)];
+        let (status, first, _) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/message/push",
+            Some(push.clone()),
+            &key,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, again, body) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/message/push",
+            Some(push.clone()),
+            &key,
+        )
+        .await;
+        assert_eq!(status, 409);
+        assert_eq!(
+            again.get("x-line-accepted-request-id"),
+            first.get("x-line-request-id")
+        );
+        assert_eq!(body["message"], "The retry key is already accepted");
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/message/push",
+            Some(push),
+            &[("x-line-retry-key", "k1")],
+        )
+        .await;
+        assert_eq!(status, 400, "a retry key is a UUID");
+        let stranger = json!({"to": "U9", "messages": text("x")});
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            post,
+            "/v2/bot/message/push",
+            Some(stranger),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 400, "a push goes to a customer");
+        let s = sim.snapshot();
+        assert_eq!(s.accepted.len(), 1);
+        assert_eq!(s.accepted[0].via, Via::Push("U1".into()));
+        assert_eq!(s.conflicts_409, 1);
+    }
+
+    #[tokio::test]
+    async fn calls_need_the_channel_token_and_messages_line_takes() {
+        let (sim, client) = started().await;
+        sim.issue_reply_tokens(BOT, [("t1", "U1"), ("t2", "U1")]);
+        for auth in [None, Some("Bearer wrong")] {
+            let mut request = client
+                .post(format!("{}/v2/bot/message/reply", sim.url()))
+                .json(&json!({"replyToken": "t1", "messages": text("x")}));
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            assert_eq!(request.send().await.unwrap().status(), 401, "{auth:?}");
+        }
+        for messages in [
+            json!([]),
+            json!([{"type": "text", "text": ""}]),
+            json!([{"type": "image", "originalContentUrl": "http://127.0.0.1/a.png", "previewImageUrl": "https://a/p.png"}]),
+            json!([{"type": "hologram"}]),
+        ] {
+            let reply = json!({"replyToken": "t1", "messages": messages});
+            let (status, _, body) = call(
+                &sim,
+                &client,
+                reqwest::Method::POST,
+                "/v2/bot/message/reply",
+                Some(reply),
+                &[],
+            )
+            .await;
+            assert_eq!(status, 400, "{messages}: {body}");
+        }
+        // Refused bodies used no token.
+        let reply = json!({"replyToken": "t1", "messages": text("ok")});
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            reqwest::Method::POST,
+            "/v2/bot/message/reply",
+            Some(reply),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, _, body) = call(
+            &sim,
+            &client,
+            reqwest::Method::GET,
+            "/v2/bot/info",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!((status, body["userId"].as_str()), (200, Some(BOT)));
+    }
+
+    #[tokio::test]
+    async fn profiles_and_content_exist_for_the_loads_customers_and_images_only() {
+        let (sim, client) = started().await;
+        let get = reqwest::Method::GET;
+        let (status, _, body) =
+            call(&sim, &client, get.clone(), "/v2/bot/profile/U1", None, &[]).await;
+        assert_eq!(
+            (status, body["displayName"].as_str()),
+            (200, Some("Cust-1"))
+        );
+        for path in [
+            "/v2/bot/profile/U9",
+            "/v2/bot/profile/",
+            "/v2/bot/message/43/content",
+            "/v2/bot/group/C1/member/U1",
+        ] {
+            let (status, _, _) = call(&sim, &client, get.clone(), path, None, &[]).await;
+            assert_eq!(status, 404, "{path}");
+        }
+        let response = client
+            .get(format!("{}/v2/bot/message/42/content", sim.url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/png");
+        let post = reqwest::Method::POST;
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/message/markAsRead",
+            Some(json!({"chat": {"userId": "U1"}})),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 403, "partner-only");
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/user/U1/linkToken",
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, 404, "not served here");
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            post.clone(),
+            "/v2/bot/chat/loading/start",
+            Some(json!({"chatId": "U1", "loadingSeconds": 20})),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 202);
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            post,
+            "/v2/bot/chat/loading/start",
+            Some(json!({"chatId": "U9"})),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn faults_fail_calls_before_anything_is_accepted_or_after() {
+        let (sim, client) = started().await;
+        sim.set_faults(1.0);
+        let n = 40;
+        for i in 0..n {
+            let push = json!({"to": "U1", "messages": text(&format!("m{i}"))});
+            let result = client
+                .post(format!("{}/v2/bot/message/push", sim.url()))
+                .bearer_auth(TOKEN)
+                .json(&push)
+                .send()
+                .await;
+            if let Ok(r) = result {
+                assert!([429, 500].contains(&r.status().as_u16()), "{}", r.status());
+            }
+        }
+        let s = sim.snapshot();
+        assert_eq!(s.faults.total(), n);
+        // Only the faults after accepting leave a message at LINE.
+        assert_eq!(
+            s.accepted.len() as u64,
+            s.faults.after_reset + s.faults.after_500
+        );
+        sim.set_faults(0.0);
+        let push = json!({"to": "U1", "messages": text("calm")});
+        let (status, _, _) = call(
+            &sim,
+            &client,
+            reqwest::Method::POST,
+            "/v2/bot/message/push",
+            Some(push),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn the_bot_answers_signed_asks_only() {
+        let (sim, client) = started().await;
+        let body = json!({"eventId": "01LTX"}).to_string();
+        let signature = omniline_domain::line::signature::sign(b"bot-secret", body.as_bytes());
+        let answer: Value = client
+            .post(format!("{}/bot", sim.url()))
+            .header(omniline_domain::bot::SIGNATURE_HEADER, signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["messages"][0]["text"], "ack 01LTX");
+        let unsigned = client
+            .post(format!("{}/bot", sim.url()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 401);
+        assert_eq!(sim.snapshot().bot_asks, vec!["01LTX".to_owned()]);
+    }
 }

@@ -351,7 +351,7 @@ async fn configure(
     for i in 0..opts.accounts {
         let secret = rng.hex(32);
         let access_token = format!("lt{}", rng.hex(40));
-        sim.add_bot(&access_token, &format!("Ubot{i:031}"));
+        sim.add_bot(&access_token, &corpus::bot_user_id(i));
         let account = admin
             .call(
                 "POST",
@@ -397,6 +397,10 @@ struct Prepared {
     signature: String,
     account: usize,
     events: Vec<usize>,
+    /// The account's bot user id (the body's `destination`).
+    bot: String,
+    /// The events' reply tokens, each with its chat (the user, or the group).
+    replies: Vec<(String, String)>,
 }
 
 fn prepare(load: &Load, accounts: &[Account], redelivery: bool) -> Vec<Vec<Prepared>> {
@@ -410,11 +414,26 @@ fn prepare(load: &Load, accounts: &[Account], redelivery: bool) -> Vec<Vec<Prepa
                         accounts[b.account].secret.as_bytes(),
                         body.as_bytes(),
                     );
+                    let replies = b
+                        .events
+                        .iter()
+                        .map(|&e| {
+                            let event = &load.events[e];
+                            let customer = &load.customers[event.customer];
+                            let chat = match event.kind {
+                                corpus::Kind::GroupText => &customer.group_id,
+                                _ => &customer.user_id,
+                            };
+                            (event.reply_token.clone(), chat.clone())
+                        })
+                        .collect();
                     Prepared {
                         body,
                         signature,
                         account: b.account,
                         events: b.events.clone(),
+                        bot: corpus::bot_user_id(b.account),
+                        replies,
                     }
                 })
                 .collect()
@@ -578,6 +597,14 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         opts.lanes,
         omniline_domain::clock::now_millis(),
     );
+    // LINE knows the customers (friends of the accounts) and the images they send.
+    sim.add_customers(
+        load.customers.iter().map(|c| c.user_id.as_str()),
+        load.events
+            .iter()
+            .filter(|e| e.kind == corpus::Kind::Image)
+            .map(|e| e.message_id.as_str()),
+    );
     let first = Arc::new(prepare(&load, &accounts, false));
     let database = db::Db::new(&dir.join("data"));
 
@@ -645,7 +672,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         Vec::new()
     });
     for lane in 0..first.len() {
-        let (first, client, sent, progress, first_post, next_slot, url_of, redelivered) = (
+        let (first, client, sent, progress, first_post, next_slot, url_of, redelivered, line) = (
             Arc::clone(&first),
             client.clone(),
             Arc::clone(&sent),
@@ -654,6 +681,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
             Arc::clone(&next_slot),
             Arc::clone(&url_of),
             Arc::clone(&redelivered),
+            Arc::clone(&sim),
         );
         lanes.spawn(async move {
             for (i, p) in first[lane].iter().enumerate() {
@@ -669,6 +697,11 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
                         fp[e].get_or_insert(now);
                     }
                 }
+                // LINE issues the events' reply tokens as it first sends their webhook.
+                line.issue_reply_tokens(
+                    &p.bot,
+                    p.replies.iter().map(|(t, c)| (t.as_str(), c.as_str())),
+                );
                 if !post(&client, &url_of[p.account], p, &sent).await? {
                     return Err("a body was refused 60 times".to_owned());
                 }

@@ -1,25 +1,47 @@
 //! The simulated LINE platform behind the sandbox: its simulated users (the "phones"), what each
-//! chat shows, and LINE's rules the stack's Messaging API calls meet here — a reply token is
-//! accepted once and for a minute, a push's `X-Line-Retry-Key` is accepted once (409 after), a
-//! profile exists only for a known user, content only for what a user sent.
+//! chat shows, and the Messaging API the stack calls. LINE's rules are [`omniline_linesim`]'s
+//! (the load test's stand-in keeps the same): a reply token is accepted once and for a minute, a
+//! push's `X-Line-Retry-Key` is accepted once (409 after), a profile exists only for a known
+//! user, content only for what a user sent. This file keeps what the sandbox adds: the users'
+//! profiles, the chats, the content bytes and the read marks, and carries out what the simulator
+//! accepted.
 //!
 //! Users, chats, accepted retry keys and sent content are kept in `DATA_DIR/sandbox.db` (its own
 //! SQLite file: the product's database holds no sandbox table), so a restart of the local stack
-//! keeps the sandbox's people and chats as it keeps their conversations.
+//! keeps the sandbox's people and chats as it keeps their conversations; the simulator is given
+//! them back when the file is opened.
 
 use omniline_domain::secret::SecretString;
+use omniline_linesim::{
+    Answer, Call, Channel, ClientCredentials, Config, Delivery, Endpoint, LineError, Millis,
+    PartnerApi, Pushed, ReplyTarget, SentMessage, Simulator, UrlPolicy, Via,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// How long LINE accepts a reply token.
-pub const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The Messaging API endpoints the sandbox serves (any other is LINE's 404).
+const SERVES: [Endpoint; 14] = [
+    Endpoint::BotInfo,
+    Endpoint::SetWebhookEndpoint,
+    Endpoint::TestWebhookEndpoint,
+    Endpoint::Profile,
+    Endpoint::GroupMemberProfile,
+    Endpoint::RoomMemberProfile,
+    Endpoint::Content,
+    Endpoint::Reply,
+    Endpoint::Push,
+    Endpoint::StartLoading,
+    Endpoint::MarkAsReadByToken,
+    Endpoint::MarkAsRead,
+    Endpoint::LinkToken,
+    Endpoint::IssueStatelessToken,
+];
 /// Pictures a simulated user can choose from (`/sandbox/avatars/{n}.svg`).
 pub const AVATARS: u8 = 8;
 /// Languages offered for simulated users (LINE's profile `language`).
@@ -90,6 +112,24 @@ impl std::fmt::Debug for SandboxChannel {
 }
 
 impl SandboxChannel {
+    /// The channel as the simulator knows it. It was granted the partner-only "mark messages as
+    /// read" API (`POST /v2/bot/message/markAsRead`): the product's read receipts use it, as
+    /// they do with a LINE channel that has that option.
+    fn simulated(&self) -> Channel {
+        Channel {
+            bot_user_id: self.bot_user_id.clone(),
+            access_token: self.access_token.clone(),
+            basic_id: "@sandbox".into(),
+            display_name: "Sandbox shop".into(),
+            mark_as_read_mode: "manual".into(),
+            credentials: Some(ClientCredentials {
+                channel_id: self.channel_id.clone(),
+                channel_secret: self.channel_secret.clone(),
+            }),
+            partner_apis: vec![PartnerApi::MarkAsRead],
+        }
+    }
+
     /// New random credentials, as the LINE Developers console would issue them.
     pub fn generate() -> Self {
         let hex = || uuid::Uuid::new_v4().simple().to_string();
@@ -140,23 +180,50 @@ pub struct TimelineEntry {
     pub failed: bool,
 }
 
-struct ReplyToken {
-    user_id: String,
-    issued: Instant,
-    used: bool,
-}
-
 /// What a push with a retry key met.
 pub enum PushOutcome {
     Accepted {
         request_id: String,
-        sent: Vec<Value>,
+        sent: Vec<SentMessage>,
     },
     /// The key was accepted before: LINE's 409, with the first request's id.
     AlreadyAccepted {
         request_id: String,
-        sent: Vec<Value>,
+        sent: Vec<SentMessage>,
     },
+}
+
+/// A request to the simulated Messaging API, as received (path without the sandbox's prefix).
+pub struct LineRequest {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<Vec<u8>>,
+    pub retry_key: Option<Vec<u8>>,
+    pub body: Vec<u8>,
+}
+
+/// The simulated Messaging API's answer.
+pub struct LineAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// `x-line-request-id` and, for a 409, `x-line-accepted-request-id`.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl LineAnswer {
+    fn json(answer: &Answer) -> Self {
+        Self {
+            status: answer.status,
+            content_type: "application/json".into(),
+            body: answer.body.to_string().into_bytes(),
+            headers: answer
+                .headers()
+                .into_iter()
+                .map(|(name, value)| (name, value.to_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// The simulated platform. Cheap to clone.
@@ -170,12 +237,10 @@ struct Inner {
     /// Base URL of the page's assets (avatars), as the browser reaches the stack.
     public_base: String,
     channel: Mutex<Option<SandboxChannel>>,
-    reply_tokens: Mutex<HashMap<String, ReplyToken>>,
-    /// `markAsReadToken` → (user, seq of the message).
-    read_tokens: Mutex<HashMap<String, (String, i64)>>,
-    typing_until: Mutex<HashMap<String, i64>>,
+    /// LINE's side: tokens, retry keys, friends, content ids, loading animations. Locked after
+    /// `conn` when both are held.
+    line: Mutex<Simulator>,
     read_up_to: Mutex<HashMap<String, i64>>,
-    next_id: AtomicU64,
     /// Bumped on every change a chat shows: the long polls wait on it.
     changed: watch::Sender<u64>,
 }
@@ -201,20 +266,30 @@ impl Platform {
             })
             .optional()
             .map_err(store_error)?
-            .and_then(|v| serde_json::from_str(&v).ok());
+            .and_then(|v| serde_json::from_str::<SandboxChannel>(&v).ok());
+        let line = restore(&conn, channel.as_ref()).map_err(store_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 public_base: public_base.trim_end_matches('/').to_owned(),
                 channel: Mutex::new(channel),
-                reply_tokens: Mutex::new(HashMap::new()),
-                read_tokens: Mutex::new(HashMap::new()),
-                typing_until: Mutex::new(HashMap::new()),
+                line: Mutex::new(line),
                 read_up_to: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(now_ms() as u64 * 1000),
                 changed: watch::channel(0).0,
             }),
         })
+    }
+
+    fn line(&self) -> Result<MutexGuard<'_, Simulator>, PlatformError> {
+        self.inner
+            .line
+            .lock()
+            .map_err(|_| PlatformError::Store("lock poisoned".into()))
+    }
+
+    /// The current channel's bot user id (the channel reply tokens are issued for).
+    fn bot_user_id(&self) -> Option<String> {
+        self.channel().map(|c| c.bot_user_id)
     }
 
     async fn with_conn<T, F>(&self, f: F) -> Result<T, PlatformError>
@@ -245,10 +320,10 @@ impl Platform {
 
     /// A fresh numeric id, as LINE's message ids.
     pub fn next_message_id(&self) -> String {
-        self.inner
-            .next_id
-            .fetch_add(1, Ordering::Relaxed)
-            .to_string()
+        match self.line() {
+            Ok(mut line) => line.next_message_id(),
+            Err(_) => (now_ms() as u64 * 1000).to_string(),
+        }
     }
 
     // --- the channel --------------------------------------------------------------------------
@@ -269,18 +344,17 @@ impl Platform {
             .map(drop)
         })
         .await?;
+        {
+            let mut line = self.line()?;
+            if let Some(old) = self.channel() {
+                line.remove_channel(&old.bot_user_id);
+            }
+            line.add_channel(channel.simulated());
+        }
         if let Ok(mut c) = self.inner.channel.lock() {
             *c = Some(channel);
         }
         Ok(())
-    }
-
-    /// Whether `token` is the sandbox channel's access token.
-    pub fn accepts_token(&self, token: &str) -> bool {
-        self.channel().is_some_and(|c| {
-            use subtle::ConstantTimeEq;
-            bool::from(c.access_token.as_bytes().ct_eq(token.as_bytes()))
-        })
     }
 
     /// The channel secret as a [`SecretString`], for signing webhooks.
@@ -355,6 +429,8 @@ impl Platform {
             .map(drop)
         })
         .await?;
+        // The user adds the account as a friend.
+        self.line()?.add_user(user.id.clone());
         Ok(user)
     }
 
@@ -457,171 +533,241 @@ impl Platform {
         .await
     }
 
+    /// Until when the loading animation shows in `user_id`'s chat (epoch ms), if it does.
     pub fn typing_until(&self, user_id: &str) -> Option<i64> {
-        let until = *self.inner.typing_until.lock().ok()?.get(user_id)?;
-        (until > now_ms()).then_some(until)
-    }
-
-    pub fn start_typing(&self, user_id: &str, seconds: u32) {
-        if let Ok(mut t) = self.inner.typing_until.lock() {
-            t.insert(user_id.to_owned(), now_ms() + seconds as i64 * 1000);
-        }
-        self.notify();
-    }
-
-    fn stop_typing(&self, user_id: &str) {
-        if let Ok(mut t) = self.inner.typing_until.lock() {
-            t.remove(user_id);
-        }
+        let line = self.line().ok()?;
+        line.loading_until(user_id, Millis(now_ms())).map(|m| m.0)
     }
 
     pub fn read_up_to(&self, user_id: &str) -> Option<i64> {
         self.inner.read_up_to.lock().ok()?.get(user_id).copied()
     }
 
-    /// The account read `user_id`'s messages up to `seq` (every one when `None`).
-    pub async fn mark_read(&self, user_id: &str, seq: Option<i64>) -> Result<(), PlatformError> {
-        let seq = match seq {
-            Some(seq) => seq,
-            None => {
-                let user_id = user_id.to_owned();
-                self.with_conn(move |conn| {
-                    conn.query_row(
-                        "SELECT COALESCE(MAX(seq), 0) FROM timeline WHERE user_id = ?1 AND sender = 'user'",
-                        params![user_id],
-                        |r| r.get::<_, i64>(0),
-                    )
-                })
-                .await?
-            }
-        };
+    fn set_read_up_to(&self, user_id: &str, seq: i64) {
         if let Ok(mut r) = self.inner.read_up_to.lock() {
             let e = r.entry(user_id.to_owned()).or_insert(0);
             *e = (*e).max(seq);
         }
-        self.notify();
-        Ok(())
     }
 
     // --- tokens -------------------------------------------------------------------------------
 
-    /// A reply token for an event of `user_id`'s.
+    /// A reply token for an event of `user_id`'s (for the current channel).
     pub fn issue_reply_token(&self, user_id: &str) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        if let Ok(mut tokens) = self.inner.reply_tokens.lock() {
-            let now = Instant::now();
-            tokens.retain(|_, t| now.duration_since(t.issued) < REPLY_TOKEN_LIFETIME * 2);
-            tokens.insert(
-                token.clone(),
-                ReplyToken {
-                    user_id: user_id.to_owned(),
-                    issued: now,
-                    used: false,
-                },
-            );
+        let target = ReplyTarget {
+            channel: self.bot_user_id(),
+            chat: user_id.to_owned(),
+        };
+        if let Ok(mut line) = self.line() {
+            line.issue_reply_token(token.clone(), target, Millis(now_ms()));
         }
         token
     }
 
     /// Uses a reply token: its user, or `None` when it is unknown, used or expired.
     pub fn use_reply_token(&self, token: &str) -> Option<String> {
-        let mut tokens = self.inner.reply_tokens.lock().ok()?;
-        let t = tokens.get_mut(token)?;
-        if t.used || t.issued.elapsed() > REPLY_TOKEN_LIFETIME {
-            return None;
-        }
-        t.used = true;
-        Some(t.user_id.clone())
+        let channel = self.bot_user_id();
+        let mut line = self.line().ok()?;
+        line.use_reply_token(channel.as_deref(), token, Millis(now_ms()))
+            .ok()
+            .map(|target| target.chat)
     }
 
     pub fn issue_read_token(&self, user_id: &str, seq: i64) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        if let Ok(mut tokens) = self.inner.read_tokens.lock() {
-            tokens.insert(token.clone(), (user_id.to_owned(), seq));
+        if let Ok(mut line) = self.line() {
+            line.issue_read_token(token.clone(), user_id, seq);
         }
         token
     }
 
-    pub fn read_token(&self, token: &str) -> Option<(String, i64)> {
-        self.inner.read_tokens.lock().ok()?.get(token).cloned()
+    // --- the Messaging API ----------------------------------------------------------------------
+
+    /// A call of the stack's LINE client: the simulator applies LINE's rules, then what it
+    /// accepted is carried out here (chat bubbles, profiles, content, read marks). A delivery
+    /// and its retry key commit together; one that cannot be recorded is rolled back in the
+    /// simulator (the call answers 500 and may be retried).
+    pub async fn line_call(&self, request: LineRequest) -> Result<LineAnswer, PlatformError> {
+        let this = self.clone();
+        let (answer, changed) = tokio::task::spawn_blocking(move || this.line_call_now(&request))
+            .await
+            .map_err(store_error)??;
+        if changed {
+            self.notify();
+        }
+        Ok(answer)
     }
 
-    // --- messages the stack sends ---------------------------------------------------------------
-
-    /// Records messages accepted for `user_id` (a reply or a push): the chat shows them and the
-    /// loading animation stops, as on LINE. Returns LINE's `sentMessages`.
-    pub async fn deliver(
-        &self,
-        user_id: &str,
-        via: &'static str,
-        messages: Vec<Value>,
-    ) -> Result<Vec<Value>, PlatformError> {
-        let sent: Vec<Value> = messages
-            .iter()
-            .map(|_| json!({"id": self.next_message_id(), "quoteToken": uuid::Uuid::new_v4().simple().to_string()}))
-            .collect();
-        self.stop_typing(user_id);
-        self.append(user_id, "account", via, messages).await?;
-        Ok(sent)
+    /// [`Self::line_call`] on this thread: the answer, and whether a chat changed.
+    fn line_call_now(&self, r: &LineRequest) -> Result<(LineAnswer, bool), PlatformError> {
+        // The connection first, for the whole call: a second push with the same retry key waits
+        // until the first is recorded (or rolled back).
+        let mut conn = self
+            .inner
+            .conn
+            .lock()
+            .map_err(|_| PlatformError::Store("lock poisoned".into()))?;
+        let request = omniline_linesim::Request {
+            method: &r.method,
+            path: &r.path,
+            authorization: r.authorization.as_deref(),
+            retry_key: r.retry_key.as_deref(),
+            body: &r.body,
+        };
+        let call = self.line()?.call(&request, Millis(now_ms()));
+        Ok(match call {
+            Call::Deliver(delivery) => {
+                self.record(&mut conn, &delivery)?;
+                (LineAnswer::json(&delivery.answer()), true)
+            }
+            Call::Profile {
+                user_id,
+                request_id,
+            } => {
+                let user = conn
+                    .query_row(
+                        "SELECT id, name, language, avatar FROM users WHERE id = ?1",
+                        params![user_id],
+                        |r| self.user_from_row(r),
+                    )
+                    .optional()
+                    .map_err(store_error)?;
+                let answer = match user {
+                    Some(u) => Answer::ok(
+                        json!({
+                            "userId": u.id, "displayName": u.name, "pictureUrl": u.picture_url,
+                            "language": u.language, "statusMessage": "Trying omniline's sandbox"
+                        }),
+                        request_id,
+                    ),
+                    None => LineError::not_found().into_answer(request_id),
+                };
+                (LineAnswer::json(&answer), false)
+            }
+            Call::Content {
+                message_id,
+                request_id,
+            } => {
+                let content = conn
+                    .query_row(
+                        "SELECT content_type, bytes FROM content WHERE message_id = ?1",
+                        params![message_id],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                    )
+                    .optional()
+                    .map_err(store_error)?;
+                let answer = match content {
+                    Some((content_type, body)) => LineAnswer {
+                        status: 200,
+                        content_type,
+                        body,
+                        headers: vec![("x-line-request-id", request_id)],
+                    },
+                    None => LineAnswer::json(&LineError::not_found().into_answer(request_id)),
+                };
+                (answer, false)
+            }
+            Call::MarkRead {
+                user_id,
+                up_to,
+                answer,
+            } => {
+                let seq = match up_to {
+                    Some(seq) => seq,
+                    None => conn
+                        .query_row(
+                            "SELECT COALESCE(MAX(seq), 0) FROM timeline WHERE user_id = ?1 AND sender = 'user'",
+                            params![user_id],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .map_err(store_error)?,
+                };
+                self.set_read_up_to(&user_id, seq);
+                (LineAnswer::json(&answer), true)
+            }
+            Call::Loading { answer, .. } => (LineAnswer::json(&answer), true),
+            Call::Answer(answer) => (LineAnswer::json(&answer), false),
+        })
     }
 
-    /// A push with `retry_key`: delivered once; the same key again is [`PushOutcome::AlreadyAccepted`].
+    /// Records messages the simulator accepted for a user (a reply or a push): the chat shows
+    /// them; a push's retry key is kept with them, in one transaction. Rolls the delivery back
+    /// in the simulator when that fails.
+    fn record(&self, conn: &mut Connection, d: &Delivery) -> Result<(), PlatformError> {
+        let written = (|| {
+            let tx = conn.transaction()?;
+            if let Via::Push {
+                retry_key: Some(key),
+            } = &d.via
+            {
+                let sent = serde_json::to_string(&d.sent).unwrap_or_else(|_| "[]".into());
+                tx.execute(
+                    "INSERT INTO retry_keys (key, request_id, sent, at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET request_id = excluded.request_id,
+                     sent = excluded.sent, at = excluded.at",
+                    params![key, d.request_id, sent, d.at.0],
+                )?;
+            }
+            for message in &d.messages {
+                tx.execute(
+                    "INSERT INTO timeline (user_id, at, sender, via, message) VALUES (?1, ?2, 'account', ?3, ?4)",
+                    params![d.to, now_ms(), d.via.name(), message.to_string()],
+                )?;
+            }
+            tx.commit()
+        })();
+        written.map_err(|e| {
+            if let Ok(mut line) = self.line() {
+                line.rollback(d);
+            }
+            store_error(e)
+        })
+    }
+
+    /// A push with `retry_key` to a known user: delivered once; the same key again is
+    /// [`PushOutcome::AlreadyAccepted`].
     pub async fn push_once(
         &self,
         user_id: &str,
         retry_key: &str,
         messages: Vec<Value>,
     ) -> Result<PushOutcome, PlatformError> {
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let sent: Vec<Value> = messages
-            .iter()
-            .map(|_| json!({"id": self.next_message_id(), "quoteToken": uuid::Uuid::new_v4().simple().to_string()}))
-            .collect();
-        let (key, rid, sent_text, user) = (
-            retry_key.to_owned(),
-            request_id.clone(),
-            Value::Array(sent.clone()).to_string(),
-            user_id.to_owned(),
-        );
-        // Claiming the key and recording the bubbles commit together: a crash between them can
-        // neither lose the message nor show it twice.
-        let earlier = self
-            .with_conn(move |conn| {
-                let tx = conn.transaction()?;
-                let earlier = tx
-                    .query_row(
-                        "SELECT request_id, sent FROM retry_keys WHERE key = ?1",
-                        params![key],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                    )
-                    .optional()?;
-                if earlier.is_none() {
-                    tx.execute(
-                        "INSERT INTO retry_keys (key, request_id, sent, at) VALUES (?1, ?2, ?3, ?4)",
-                        params![key, rid, sent_text, now_ms()],
-                    )?;
-                    for message in &messages {
-                        tx.execute(
-                            "INSERT INTO timeline (user_id, at, sender, via, message) VALUES (?1, ?2, 'account', 'push', ?3)",
-                            params![user, now_ms(), message.to_string()],
-                        )?;
-                    }
+        let this = self.clone();
+        let (user_id, retry_key) = (user_id.to_owned(), retry_key.to_owned());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut conn = this
+                .inner
+                .conn
+                .lock()
+                .map_err(|_| PlatformError::Store("lock poisoned".into()))?;
+            let channel = this.bot_user_id();
+            let pushed = this.line()?.push(
+                channel.as_deref(),
+                &user_id,
+                Some(&retry_key),
+                messages,
+                Millis(now_ms()),
+            );
+            match pushed.map_err(|e| PlatformError::Invalid(e.message))? {
+                Pushed::AlreadyAccepted { request_id, sent } => {
+                    Ok(PushOutcome::AlreadyAccepted { request_id, sent })
                 }
-                tx.commit()?;
-                Ok(earlier)
-            })
-            .await?;
-        Ok(match earlier {
-            Some((request_id, sent)) => PushOutcome::AlreadyAccepted {
-                request_id,
-                sent: serde_json::from_str(&sent).unwrap_or_default(),
-            },
-            None => {
-                self.stop_typing(user_id);
-                self.notify();
-                PushOutcome::Accepted { request_id, sent }
+                Pushed::Accepted(delivery) => {
+                    this.record(&mut conn, &delivery)?;
+                    Ok(PushOutcome::Accepted {
+                        request_id: delivery.request_id,
+                        sent: delivery.sent,
+                    })
+                }
             }
         })
+        .await
+        .map_err(store_error)??;
+        if matches!(outcome, PushOutcome::Accepted { .. }) {
+            self.notify();
+        }
+        Ok(outcome)
     }
 
     // --- content ------------------------------------------------------------------------------
@@ -640,7 +786,9 @@ impl Platform {
             )
             .map(drop)
         })
-        .await
+        .await?;
+        self.line()?.add_content(message_id);
+        Ok(())
     }
 
     pub async fn content(
@@ -658,6 +806,50 @@ impl Platform {
         })
         .await
     }
+}
+
+/// The simulator for `sandbox.db`: the sandbox's LINE rules, its channel, and what the file
+/// keeps of LINE's state (friends, content ids, retry keys accepted within their window).
+fn restore(conn: &Connection, channel: Option<&SandboxChannel>) -> rusqlite::Result<Simulator> {
+    let mut line = Simulator::new(Config {
+        // The stack's own media links are http to this machine when no https PUBLIC_BASE_URL
+        // is set: taken here, refused by LINE.
+        urls: UrlPolicy::HttpsOrLoopbackHttp,
+        serves: SERVES.to_vec(),
+        seed: uuid::Uuid::new_v4().as_u64_pair().0,
+        first_message_id: now_ms() as u64 * 1000,
+        ..Config::default()
+    });
+    if let Some(c) = channel {
+        line.add_channel(c.simulated());
+    }
+    {
+        let mut users = conn.prepare("SELECT id FROM users")?;
+        for id in users.query_map([], |r| r.get::<_, String>(0))? {
+            line.add_user(id?);
+        }
+        let mut content = conn.prepare("SELECT message_id FROM content")?;
+        for id in content.query_map([], |r| r.get::<_, String>(0))? {
+            line.add_content(id?);
+        }
+    }
+    let window = i64::try_from(line.config().retry_key_window.as_millis()).unwrap_or(i64::MAX);
+    let mut keys =
+        conn.prepare("SELECT key, request_id, sent, at FROM retry_keys WHERE at > ?1 ORDER BY at")?;
+    let rows = keys.query_map(params![now_ms().saturating_sub(window)], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (key, request_id, sent, at) = row?;
+        let sent: Vec<SentMessage> = serde_json::from_str(&sent).unwrap_or_default();
+        line.restore_push(key, request_id, sent, Millis(at));
+    }
+    Ok(line)
 }
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimelineEntry> {
@@ -748,6 +940,31 @@ mod tests {
         assert!(p.create_user("Pat", Some("xx"), None).await.is_err());
         assert!(p.create_user("Pat", None, Some(AVATARS)).await.is_err());
         assert!(p.users().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retry_key_accepted_before_a_reopen_is_still_answered_409() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Platform::open(dir.path(), "http://x").unwrap();
+        let user = p.create_user("Pat", None, None).await.unwrap();
+        let msg = vec![json!({"type": "text", "text": "hi"})];
+        let PushOutcome::Accepted { request_id, sent } =
+            p.push_once(&user.id, "k1", msg.clone()).await.unwrap()
+        else {
+            panic!("first push not accepted");
+        };
+        drop(p);
+        let p = Platform::open(dir.path(), "http://x").unwrap();
+        let PushOutcome::AlreadyAccepted {
+            request_id: again,
+            sent: sent_again,
+        } = p.push_once(&user.id, "k1", msg).await.unwrap()
+        else {
+            panic!("the key was forgotten");
+        };
+        assert_eq!((again, sent_again), (request_id, sent));
+        assert_eq!(p.timeline(&user.id, 0).await.unwrap().len(), 1);
+        assert!(p.push_once("Unobody", "k2", vec![]).await.is_err());
     }
 
     #[test]
