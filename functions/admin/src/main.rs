@@ -8,6 +8,7 @@ use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
 use omniline_aws::s3::S3ObjectStore;
 use omniline_aws::workstreams::DynamoWorkstreamStore;
 use omniline_aws::{load_sdk_config, DynamoAccountStore, SecretsManagerStore};
+use omniline_domain::clock::system_clock;
 use omniline_line::api::HttpLineApi;
 use omniline_runtime::config::{base_url, optional, required};
 use std::sync::Arc;
@@ -41,6 +42,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, &conversations_table)),
         media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
     };
-    let state = admin::AdminState::new(deps, admin_token, public_base_url);
+    let state = admin::AdminState::with_clock(deps, system_clock(), admin_token, public_base_url);
     omniline_runtime::http::serve(admin::router(state), 9002).await
 }

@@ -1,28 +1,21 @@
-//! `/admin/v1/workstreams/{id}/rules`: the workstream's ordered routing rules (first enabled match
-//! wins), and a dry run that evaluates them against a sample LINE event exactly as the router
-//! does ([`omniline_domain::routing::routing_context`] and [`CompiledRules`]), storing and sending nothing.
-//!
-//! Rules live inside the workstream document: every change is an optimistic write of the whole
-//! workstream at its version (409 `version_conflict` when another admin got there first), and
-//! bumps the version the routers' rule caches key on.
+//! `/admin/v1/workstreams/{id}/rules`: the workstream's ordered routing rules, their order, and a
+//! dry run against a sample LINE event. Every change is an optimistic write of the whole
+//! workstream (409 `version_conflict` when another admin got there first).
 
-use crate::queues::{path_id, require_queue, MAX_SKILLS, MAX_SKILL_CHARS};
-use crate::workstreams::load_workstream;
-use crate::{AdminError, AdminState, Result};
+use crate::error::{path_id, required, PathId, Result};
+use crate::queues::skills;
+use crate::workstreams::from_path;
+use crate::AdminState;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use omniline_domain::clock::{new_id, now_millis, rfc3339_millis};
-use omniline_domain::conversation::{Consent, Customer, UNKNOWN_CUSTOMER_NAME};
+use omniline_app::admin::rules::{rule_bot, RulePatch, RuleTest, RuleTrial, SampleCustomer};
 use omniline_domain::input::{Fields, InputError};
 use omniline_domain::line::events::Event;
-use omniline_domain::routing::routing_context;
-use omniline_domain::routing::rules::{
-    validate_rules, CompiledRules, RuleDef, RuleResult, MAX_RULES,
-};
+use omniline_domain::routing::rules::{RuleDef, MAX_RULES};
 use omniline_domain::workstream::Workstream;
 use serde_json::{json, Value};
 
@@ -30,6 +23,8 @@ use serde_json::{json, Value};
 const MAX_CONDITION_BYTES: usize = 3000;
 /// Priority bounds (higher is served first).
 const PRIORITY_RANGE: (i64, i64) = (-1000, 1000);
+
+type RulePath = std::result::Result<Path<(String, String)>, PathRejection>;
 
 fn rule_json(rule: &RuleDef) -> Value {
     json!({
@@ -49,34 +44,22 @@ fn rules_json(ws: &Workstream) -> Value {
     json!({ "rules": rules, "version": ws.version })
 }
 
-fn rule_path(
-    path: std::result::Result<Path<(String, String)>, PathRejection>,
-) -> Result<(String, String)> {
-    path.map(|Path(p)| p)
-        .map_err(|_| AdminError::NotFound("rule"))
-}
-
-/// Applies the body's fields to `rule` (`creating`: name, condition and queueId are required).
-async fn apply(
+/// The body's fields as a change of a rule of `ws` (`creating`: name, condition and queueId are
+/// required). Queue and bot are checked as they are read.
+async fn patch(
     state: &AdminState,
     ws: &Workstream,
     fields: &mut Fields,
-    rule: &mut RuleDef,
     creating: bool,
-) -> Result<()> {
+) -> Result<RulePatch> {
     if creating {
-        for required in ["name", "condition", "queueId"] {
-            if fields.value_is_missing(required) {
-                return Err(fields.missing(required).into());
-            }
-        }
+        required(fields, &["name", "condition", "queueId"])?;
     }
-    if let Some(name) = fields.name("name")? {
-        rule.name = name;
-    }
-    if let Some(enabled) = fields.boolean("enabled")? {
-        rule.enabled = enabled;
-    }
+    let mut patch = RulePatch {
+        name: fields.name("name")?,
+        enabled: fields.boolean("enabled")?,
+        ..RulePatch::default()
+    };
     if let Some(condition) = fields.value("condition") {
         let size = serde_json::to_string(&condition).map_or(usize::MAX, |s| s.len());
         if size > MAX_CONDITION_BYTES {
@@ -86,226 +69,102 @@ async fn apply(
             )
             .into());
         }
-        rule.condition = condition;
+        patch.condition = Some(condition);
     }
     if let Some(queue) = fields.text("queueId", 1, 100)? {
-        require_queue(state, "queueId", &queue).await?;
-        rule.result.queue = queue;
+        patch.queue = Some(state.service.existing_queue("queueId", &queue).await?);
     }
-    if let Some(priority) = fields.integer("priority", PRIORITY_RANGE.0, PRIORITY_RANGE.1)? {
-        rule.result.priority = priority;
-    }
-    if let Some(skills) = fields.string_list("skills", MAX_SKILLS, MAX_SKILL_CHARS)? {
-        rule.result.skills = skills;
-    }
+    patch.priority = fields.integer("priority", PRIORITY_RANGE.0, PRIORITY_RANGE.1)?;
+    patch.skills = skills(fields)?;
     if let Some(bot) = fields.boolean("bot")? {
-        rule.result.bot = match (bot, &ws.bot) {
-            (false, _) => None,
-            (true, Some(b)) => Some(b.id.clone()),
-            (true, None) => {
-                return Err(AdminError::unknown_reference(
-                    "bot",
-                    "bot: the workstream has no bot; add one to the workstream first",
-                ))
-            }
-        };
+        patch.bot = Some(rule_bot(ws, bot)?);
     }
-    Ok(())
+    Ok(patch)
 }
 
-/// Checks the whole rule set; errors name the field of the rule at fault.
-fn check(rules: &[RuleDef]) -> Result<()> {
-    if rules.len() > MAX_RULES {
-        return Err(AdminError::Unprocessable {
-            code: "too_many_rules",
-            field: "rules".into(),
-            message: format!("a workstream has at most {MAX_RULES} routing rules"),
-        });
-    }
-    validate_rules(rules).map_err(|e| {
-        let field = match e.path() {
-            "result.queue" => "queueId".to_owned(),
-            "result.skills" => "skills".to_owned(),
-            "result.priority" => "priority".to_owned(),
-            "result.bot" => "bot".to_owned(),
-            "" => "rules".to_owned(),
-            other => other.to_owned(),
-        };
-        let code = if field.starts_with("condition") {
-            "invalid_condition"
-        } else {
-            "invalid_rule"
-        };
-        AdminError::Unprocessable {
-            code,
-            message: format!("{field}: {}", e.message()),
-            field,
-        }
-    })
-}
-
-/// Stores `ws` (with its rules changed) at the next version.
-async fn save(state: &AdminState, ws: &mut Workstream) -> Result<()> {
-    let stored = ws.version;
-    ws.version = stored + 1;
-    ws.updated_at = Some(rfc3339_millis(now_millis()));
-    if state.workstreams.save_workstream(ws, Some(stored)).await? {
-        Ok(())
-    } else {
-        Err(AdminError::version_conflict())
-    }
-}
-
-pub(crate) async fn list_rules(
-    State(state): State<AdminState>,
-    id: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Response> {
-    let id = path_id(id, "workstream")?;
-    let ws = load_workstream(&state, &id).await?;
+pub(crate) async fn list(State(state): State<AdminState>, id: PathId) -> Result<Response> {
+    let ws = from_path(&state, id).await?;
     Ok(Json(rules_json(&ws)).into_response())
 }
 
-pub(crate) async fn get_rule(
-    State(state): State<AdminState>,
-    path: std::result::Result<Path<(String, String)>, PathRejection>,
-) -> Result<Response> {
-    let (id, rule_id) = rule_path(path)?;
-    let ws = load_workstream(&state, &id).await?;
-    let rule = ws
-        .rules
-        .iter()
-        .find(|r| r.id == rule_id)
-        .ok_or(AdminError::NotFound("rule"))?;
-    Ok(Json(rule_json(rule)).into_response())
+pub(crate) async fn get(State(state): State<AdminState>, path: RulePath) -> Result<Response> {
+    let (id, rule_id) = path_id(path, "rule")?;
+    let stored = state.service.rule(&id, &rule_id).await?;
+    Ok(Json(rule_json(stored.rule())).into_response())
 }
 
-pub(crate) async fn create_rule(
+/// `{"name", "condition", "queueId", "enabled"?, "priority"?, "skills"?, "bot"?}` → 201.
+pub(crate) async fn create(
     State(state): State<AdminState>,
-    id: std::result::Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response> {
-    let id = path_id(id, "workstream")?;
-    let mut ws = load_workstream(&state, &id).await?;
+    let ws = from_path(&state, id).await?;
     let mut fields = Fields::parse(&body)?;
-    let mut rule = RuleDef {
-        id: new_id(),
-        name: String::new(),
-        enabled: true,
-        condition: Value::Null,
-        result: RuleResult {
-            queue: String::new(),
-            priority: 0,
-            skills: Vec::new(),
-            bot: None,
-        },
-    };
-    apply(&state, &ws, &mut fields, &mut rule, true).await?;
+    let patch = patch(&state, &ws, &mut fields, true).await?;
     fields.finish()?;
-    ws.rules.push(rule.clone());
-    check(&ws.rules)?;
-    save(&state, &mut ws).await?;
-    tracing::info!(workstream_id = %id, rule_id = %rule.id, "rule created");
+    let rule = state.service.create_rule(ws, patch).await?;
     Ok((StatusCode::CREATED, Json(rule_json(&rule))).into_response())
 }
 
-pub(crate) async fn update_rule(
+pub(crate) async fn update(
     State(state): State<AdminState>,
-    path: std::result::Result<Path<(String, String)>, PathRejection>,
+    path: RulePath,
     body: Bytes,
 ) -> Result<Response> {
-    let (id, rule_id) = rule_path(path)?;
-    let mut ws = load_workstream(&state, &id).await?;
-    let index = ws
-        .rules
-        .iter()
-        .position(|r| r.id == rule_id)
-        .ok_or(AdminError::NotFound("rule"))?;
-    let mut rule = ws.rules[index].clone();
+    let (id, rule_id) = path_id(path, "rule")?;
+    let stored = state.service.rule(&id, &rule_id).await?;
     let mut fields = Fields::parse(&body)?;
-    apply(&state, &ws, &mut fields, &mut rule, false).await?;
+    let patch = patch(&state, stored.workstream(), &mut fields, false).await?;
     fields.finish()?;
-    ws.rules[index] = rule.clone();
-    check(&ws.rules)?;
-    save(&state, &mut ws).await?;
+    let rule = state.service.update_rule(stored, patch).await?;
     Ok(Json(rule_json(&rule)).into_response())
 }
 
-pub(crate) async fn delete_rule(
-    State(state): State<AdminState>,
-    path: std::result::Result<Path<(String, String)>, PathRejection>,
-) -> Result<Response> {
-    let (id, rule_id) = rule_path(path)?;
-    let mut ws = load_workstream(&state, &id).await?;
-    let before = ws.rules.len();
-    ws.rules.retain(|r| r.id != rule_id);
-    if ws.rules.len() == before {
-        return Err(AdminError::NotFound("rule"));
-    }
-    save(&state, &mut ws).await?;
+pub(crate) async fn delete(State(state): State<AdminState>, path: RulePath) -> Result<Response> {
+    let (id, rule_id) = path_id(path, "rule")?;
+    state.service.delete_rule(&id, &rule_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(crate) async fn reorder_rules(
-    State(state): State<AdminState>,
-    id: std::result::Result<Path<String>, PathRejection>,
-    body: Bytes,
-) -> Result<Response> {
-    let id = path_id(id, "workstream")?;
-    let ids: Vec<String> = match serde_json::from_slice::<Value>(&body) {
+/// `{"ruleIds": [...]}`, or the array alone: every rule id of the workstream, in the new order.
+fn rule_ids(body: &[u8]) -> Result<Vec<String>> {
+    match serde_json::from_slice::<Value>(body) {
         Ok(Value::Array(items)) => {
             let mut f = Fields::nested(json!({ "ruleIds": items }), "")?;
-            f.string_list("ruleIds", MAX_RULES, 100)
+            Ok(f.string_list("ruleIds", MAX_RULES, 100)
                 .map_err(|e| InputError::new("ruleIds", e.message()))?
-                .unwrap_or_default()
+                .unwrap_or_default())
         }
         Ok(_) => {
-            let mut f = Fields::parse(&body)?;
+            let mut f = Fields::parse(body)?;
             let ids = f
                 .string_list("ruleIds", MAX_RULES, 100)?
                 .ok_or_else(|| f.missing("ruleIds"))?;
             f.finish()?;
-            ids
+            Ok(ids)
         }
-        Err(_) => {
-            return Err(Fields::parse(&body)
-                .err()
-                .unwrap_or_else(|| InputError::new("body", "the body is not valid JSON"))
-                .into())
-        }
-    };
-    let mut ws = load_workstream(&state, &id).await?;
-    let mut current: Vec<&str> = ws.rules.iter().map(|r| r.id.as_str()).collect();
-    let mut wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
-    current.sort_unstable();
-    wanted.sort_unstable();
-    if current != wanted {
-        return Err(InputError::new(
-            "ruleIds",
-            format!(
-                "ruleIds must list each of the workstream's {} rule ids exactly once",
-                ws.rules.len()
-            ),
-        )
-        .into());
+        Err(_) => Err(Fields::parse(body)
+            .err()
+            .unwrap_or_else(|| InputError::new("body", "the body is not valid JSON"))
+            .into()),
     }
-    let mut reordered = Vec::with_capacity(ws.rules.len());
-    for rule_id in &ids {
-        if let Some(rule) = ws.rules.iter().find(|r| &r.id == rule_id) {
-            reordered.push(rule.clone());
-        }
-    }
-    ws.rules = reordered;
-    save(&state, &mut ws).await?;
-    Ok(Json(rules_json(&ws)).into_response())
 }
 
-pub(crate) async fn test_rules(
+pub(crate) async fn reorder(
     State(state): State<AdminState>,
-    id: std::result::Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response> {
     let id = path_id(id, "workstream")?;
-    let mut fields = Fields::parse(&body)?;
+    let ids = rule_ids(&body)?;
+    let ws = state.service.reorder_rules(&id, ids).await?;
+    Ok(Json(rules_json(&ws)).into_response())
+}
+
+/// `{"event", "customer"?: {"name"?, "language"?, "linked"?}, "at"?}`.
+fn rule_test(body: &[u8]) -> Result<RuleTest> {
+    let mut fields = Fields::parse(body)?;
     let event_value = fields
         .value("event")
         .ok_or_else(|| fields.missing("event"))?;
@@ -326,86 +185,79 @@ pub(crate) async fn test_rules(
             let language = c.text("language", 1, 35)?;
             let linked = c.boolean("linked")?.unwrap_or(false);
             c.finish()?;
-            Some(Customer {
-                account_id: String::new(),
-                user_id: String::new(),
-                profile_found: name.is_some(),
-                display_name: name.unwrap_or_else(|| UNKNOWN_CUSTOMER_NAME.to_owned()),
-                picture_url: None,
+            Some(SampleCustomer {
+                name,
                 language,
-                consent: Consent::Unknown,
-                linked_contact_id: linked.then(|| "dry-run".to_owned()),
-                created_at: 0,
-                updated_at: 0,
+                linked,
             })
         }
     };
     let at = match fields.text("at", 1, 64)? {
-        Some(at) => chrono::DateTime::parse_from_rfc3339(&at)
-            .map_err(|_| {
-                InputError::new(
-                    "at",
-                    "at must be an RFC 3339 time such as 2026-11-25T09:30:00+09:00",
-                )
-            })?
-            .timestamp_millis(),
-        None => event.timestamp().unwrap_or_else(now_millis),
+        Some(at) => Some(
+            chrono::DateTime::parse_from_rfc3339(&at)
+                .map_err(|_| {
+                    InputError::new(
+                        "at",
+                        "at must be an RFC 3339 time such as 2026-11-25T09:30:00+09:00",
+                    )
+                })?
+                .timestamp_millis(),
+        ),
+        None => None,
     };
     fields.finish()?;
+    Ok(RuleTest {
+        event,
+        customer,
+        at,
+    })
+}
 
-    let ws = load_workstream(&state, &id).await?;
-    let compiled = CompiledRules::compile(&ws.rules).map_err(|e| {
-        AdminError::Store(omniline_domain::PortError::Unavailable(format!(
-            "stored rules do not compile: {e}"
-        )))
-    })?;
-    let ctx = routing_context(&event, customer.as_ref(), &ws, at);
-    let outcomes: Vec<(&str, bool)> = compiled.trace(&ctx).collect();
-    let winner = outcomes.iter().find(|(_, m)| *m).map(|(id, _)| *id);
-    let evaluated: Vec<Value> = ws
-        .rules
+fn trial_json(trial: &RuleTrial) -> Value {
+    let evaluated: Vec<Value> = trial
+        .evaluated
         .iter()
         .map(|r| {
-            let matched = outcomes.iter().any(|(id, m)| *id == r.id && *m);
-            json!({ "ruleId": r.id, "name": r.name, "enabled": r.enabled, "matched": matched })
+            json!({ "ruleId": r.rule_id, "name": r.name, "enabled": r.enabled, "matched": r.matched })
         })
         .collect();
-    let rule = winner.and_then(|w| ws.rules.iter().find(|r| r.id == w));
-    let result = match rule {
-        Some(r) => json!({
-            "queueId": r.result.queue,
-            "priority": r.result.priority,
-            "skills": r.result.skills,
-            "bot": r.result.bot.is_some() || ws.bot.is_some(),
-            "source": "rule",
-        }),
-        None => json!({
-            "queueId": ws.default_queue,
-            "priority": 0,
-            "skills": [],
-            "bot": ws.bot.is_some(),
-            "source": "default",
-        }),
-    };
-    let facts = json!({
-        "message.type": ctx.message_type,
-        "message.text": ctx.message_text,
-        "source.type": ctx.source_type,
-        "customer.language": ctx.customer_language,
-        "customer.linked": ctx.customer_linked,
-        "customer.name": ctx.customer_name,
-        "postback.data": ctx.postback_data,
-        "event.type": ctx.event_type,
-        "time.hour": ctx.hour,
-        "time.weekday": ctx.weekday,
-        "time.businessHours": ctx.business_hours,
-    });
-    Ok(Json(json!({
-        "matched": rule.is_some(),
-        "rule": rule.map(rule_json),
-        "result": result,
+    let route = &trial.route;
+    let ctx = &trial.facts;
+    json!({
+        "matched": trial.rule.is_some(),
+        "rule": trial.rule.as_ref().map(rule_json),
+        "result": {
+            "queueId": route.queue,
+            "priority": route.priority,
+            "skills": route.skills,
+            "bot": route.bot,
+            "source": if route.from_rule { "rule" } else { "default" },
+        },
         "evaluated": evaluated,
-        "facts": facts,
-    }))
-    .into_response())
+        "facts": {
+            "message.type": ctx.message_type,
+            "message.text": ctx.message_text,
+            "source.type": ctx.source_type,
+            "customer.language": ctx.customer_language,
+            "customer.linked": ctx.customer_linked,
+            "customer.name": ctx.customer_name,
+            "postback.data": ctx.postback_data,
+            "event.type": ctx.event_type,
+            "time.hour": ctx.hour,
+            "time.weekday": ctx.weekday,
+            "time.businessHours": ctx.business_hours,
+        },
+    })
+}
+
+/// A dry run of the workstream's rules: stores and sends nothing.
+pub(crate) async fn test(
+    State(state): State<AdminState>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response> {
+    let id = path_id(id, "workstream")?;
+    let test = rule_test(&body)?;
+    let trial = state.service.test_rules(&id, test).await?;
+    Ok(Json(trial_json(&trial)).into_response())
 }

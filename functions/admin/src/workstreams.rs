@@ -1,42 +1,30 @@
 //! `/admin/v1/workstreams`: how one account's conversations are handled. The admin wire form
 //! (`defaultQueueId`, `timeZone`, `automatedMessages` keyed by trigger, `bot` with its secret) is
-//! mapped here onto the stored [`Workstream`]; the bot's secret goes to the secret store and is
-//! never returned. Every change bumps the workstream's `version`, which the router's rule cache
-//! keys on, so routers see a change on their next event.
+//! parsed here into a [`WorkstreamPatch`] and rendered from the stored [`Workstream`]; the bot's
+//! secret is never returned.
 
-use crate::customers::{purge_account_data, purge_flag};
-use crate::queues::{path_id, require_queue};
-use crate::{AdminError, AdminState, Result};
+use crate::customers::purge_flag;
+use crate::error::{path_id, required, PathId, Result};
+use crate::AdminState;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use omniline_domain::clock::{new_id, now_millis, rfc3339_millis};
+use omniline_app::admin::workstreams::{BotChange, WorkstreamPatch};
 use omniline_domain::input::{Fields, InputError};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, Distribution,
-    GroupChats, Survey, Trigger, Workstream, WorkstreamError, BOT_TIMEOUT_MS_DEFAULT,
-    BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, MAX_MESSAGE_CHARS,
+    AgentIdentity, AutomatedMessage, BusinessHours, Distribution, GroupChats, Survey, Trigger,
+    Workstream, AUTO_CLOSE_MINUTES_MAX, AUTO_CLOSE_MINUTES_MIN, BOT_TIMEOUT_MS_DEFAULT,
+    BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, MAX_MESSAGE_CHARS, SURVEY_QUESTION_MAX_CHARS,
+    SURVEY_SCALE_MAX,
 };
-use omniline_domain::PortError;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-/// Where a workstream's bot secret is kept in the secret store.
-pub(crate) fn bot_secret_name(workstream_id: &str) -> String {
-    format!("workstreams/{workstream_id}/bot")
-}
-
-/// The id conversations and rules use for a workstream's bot.
-pub(crate) fn bot_id(workstream_id: &str) -> String {
-    format!("{workstream_id}.bot")
-}
-
 /// The admin wire form of a workstream.
-pub(crate) fn workstream_json(ws: &Workstream) -> Value {
+fn workstream_json(ws: &Workstream) -> Value {
     let mut messages: BTreeMap<&str, (bool, Map<String, Value>)> = BTreeMap::new();
     for m in &ws.automated_messages {
         let entry = messages
@@ -209,17 +197,9 @@ fn survey(value: Value) -> Result<Option<Survey>, InputError> {
     }
     let mut f = Fields::nested(value, "survey")?;
     let enabled = boolean_required(&mut f, "enabled")?;
-    let question = f.text(
-        "question",
-        1,
-        omniline_domain::workstream::SURVEY_QUESTION_MAX_CHARS,
-    )?;
+    let question = f.text("question", 1, SURVEY_QUESTION_MAX_CHARS)?;
     let scale = f
-        .integer(
-            "scale",
-            2,
-            i64::from(omniline_domain::workstream::SURVEY_SCALE_MAX),
-        )?
+        .integer("scale", 2, i64::from(SURVEY_SCALE_MAX))?
         .map(|s| s as u8);
     let url = f.text("url", 9, 1000)?;
     f.finish()?;
@@ -288,13 +268,6 @@ fn business_hours(value: Value) -> Result<Vec<BusinessHours>, InputError> {
         .collect()
 }
 
-/// What a body asks of the bot: `None` = leave it, `Some(None)` = remove it.
-struct BotChange {
-    url: String,
-    secret: Option<SecretString>,
-    timeout_ms: u32,
-}
-
 fn bot(value: Value) -> Result<Option<BotChange>, InputError> {
     if value.is_null() {
         return Ok(None);
@@ -328,297 +301,111 @@ fn bot(value: Value) -> Result<Option<BotChange>, InputError> {
     }))
 }
 
-/// Applies the body's fields to `ws`. Returns the bot change (`Some(None)`: remove the bot).
-fn apply(
-    fields: &mut Fields,
-    ws: &mut Workstream,
-) -> Result<Option<Option<BotChange>>, InputError> {
-    if let Some(name) = fields.name("name")? {
-        ws.name = name;
-    }
-    if let Some(lang) = language(fields, "language")? {
-        ws.language = lang;
-    }
-    if let Some(d) = fields.one_of("distribution", &["push", "pick"])? {
-        ws.distribution = if d == "pick" {
-            Distribution::Pick
-        } else {
-            Distribution::Push
-        };
-    }
-    if let Some(queue) = fields.text("defaultQueueId", 1, 100)? {
-        ws.default_queue = queue;
-    }
+/// The body's fields as a change of a workstream (`bot: null` removes the bot).
+fn patch(fields: &mut Fields) -> Result<WorkstreamPatch, InputError> {
+    let mut patch = WorkstreamPatch {
+        name: fields.name("name")?,
+        language: language(fields, "language")?,
+        distribution: fields.one_of("distribution", &["push", "pick"])?.map(|d| {
+            if d == "pick" {
+                Distribution::Pick
+            } else {
+                Distribution::Push
+            }
+        }),
+        default_queue: fields.text("defaultQueueId", 1, 100)?,
+        ..WorkstreamPatch::default()
+    };
     if let Some(value) = fields.value("attachments") {
         let mut f = Fields::nested(value, "attachments")?;
         // Partial: a flag not given keeps its value.
-        if let Some(v) = f.boolean("customerCanSend")? {
-            ws.attachments.customer_can_send = v;
-        }
-        if let Some(v) = f.boolean("agentCanSend")? {
-            ws.attachments.agent_can_send = v;
-        }
+        patch.customer_can_send = f.boolean("customerCanSend")?;
+        patch.agent_can_send = f.boolean("agentCanSend")?;
         f.finish()?;
     }
     if let Some(value) = fields.take("automatedMessages") {
-        ws.automated_messages = if value.is_null() {
+        patch.automated_messages = Some(if value.is_null() {
             Vec::new()
         } else {
             automated_messages(value)?
-        };
+        });
     }
     if let Some(value) = fields.take("survey") {
-        ws.survey = survey(value)?;
+        patch.survey = Some(survey(value)?);
     }
     if fields.has("autoCloseMinutes") {
-        ws.auto_close_minutes = fields
-            .integer(
-                "autoCloseMinutes",
-                i64::from(omniline_domain::workstream::AUTO_CLOSE_MINUTES_MIN),
-                i64::from(omniline_domain::workstream::AUTO_CLOSE_MINUTES_MAX),
-            )?
-            .map(|m| m as u32);
+        patch.auto_close_minutes = Some(
+            fields
+                .integer(
+                    "autoCloseMinutes",
+                    i64::from(AUTO_CLOSE_MINUTES_MIN),
+                    i64::from(AUTO_CLOSE_MINUTES_MAX),
+                )?
+                .map(|m| m as u32),
+        );
     }
     if let Some(value) = fields.take("businessHours") {
-        ws.business_hours = if value.is_null() {
+        patch.business_hours = Some(if value.is_null() {
             Vec::new()
         } else {
             business_hours(value)?
-        };
+        });
     }
-    if let Some(tz) = fields.text("timeZone", 1, 64)? {
-        ws.timezone = tz;
-    }
+    patch.timezone = fields.text("timeZone", 1, 64)?;
     if let Some(value) = fields.take("agentIdentity") {
-        ws.agent_identity = agent_identity(value)?;
+        patch.agent_identity = Some(agent_identity(value)?);
     }
-    if let Some(g) = fields.one_of("groupChats", &["handle", "ignore"])? {
-        ws.group_chats = if g == "ignore" {
-            GroupChats::Ignore
-        } else {
-            GroupChats::Handle
-        };
-    }
-    let bot_change = fields.take("bot").map(bot).transpose()?;
-    Ok(bot_change)
-}
-
-/// The admin path of a stored-form validation error.
-fn admin_path(ws: &Workstream, e: &WorkstreamError) -> String {
-    let path = e.path();
-    if let Some(rest) = path.strip_prefix("automatedMessages[") {
-        if let Some((index, _)) = rest.split_once(']') {
-            if let Some(m) = index
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| ws.automated_messages.get(i))
-            {
-                return format!("automatedMessages.{}.texts.{}", m.trigger, m.language);
+    patch.group_chats = fields
+        .one_of("groupChats", &["handle", "ignore"])?
+        .map(|g| {
+            if g == "ignore" {
+                GroupChats::Ignore
+            } else {
+                GroupChats::Handle
             }
-        }
-    }
-    match path {
-        "timezone" => "timeZone".into(),
-        "defaultQueue" => "defaultQueueId".into(),
-        p if p.starts_with("bot.") => p.replace("secretName", "secret"),
-        p => p.to_owned(),
-    }
+        });
+    patch.bot = fields.take("bot").map(bot).transpose()?;
+    Ok(patch)
 }
 
-fn validate(ws: &Workstream) -> Result<()> {
-    ws.validate().map_err(|e| {
-        let path = admin_path(ws, &e);
-        let message = format!("{path}: {}", e.message());
-        if path.starts_with("rules") {
-            AdminError::Unprocessable {
-                code: "invalid_condition",
-                field: path,
-                message,
-            }
-        } else {
-            AdminError::Input(InputError::new(&path, message))
-        }
-    })
-}
-
-/// Applies a bot change: stores a new secret, sets or removes the bot.
-async fn apply_bot(
-    state: &AdminState,
-    ws: &mut Workstream,
-    change: Option<Option<BotChange>>,
-) -> Result<bool> {
-    let Some(change) = change else {
-        return Ok(false);
-    };
-    match change {
-        None => {
-            let users: Vec<&str> = ws
-                .rules
-                .iter()
-                .filter(|r| r.result.bot.is_some())
-                .map(|r| r.name.as_str())
-                .collect();
-            if !users.is_empty() {
-                return Err(AdminError::Conflict {
-                    code: "bot_in_use",
-                    message: format!("routing rules send work to the bot: {}", users.join(", ")),
-                    field: Some("bot".into()),
-                    used_by: None,
-                });
-            }
-            let removed = ws.bot.take().is_some();
-            Ok(removed)
-        }
-        Some(change) => {
-            if change.secret.is_none() && ws.bot.is_none() {
-                return Err(
-                    InputError::new("bot.secret", "bot.secret is required for a new bot").into(),
-                );
-            }
-            ws.bot = Some(BotConfig {
-                id: bot_id(&ws.id),
-                url: change.url,
-                secret_name: bot_secret_name(&ws.id),
-                timeout_ms: change.timeout_ms,
-            });
-            validate(ws)?;
-            if let Some(secret) = change.secret {
-                state.secrets.put(&bot_secret_name(&ws.id), &secret).await?;
-            }
-            Ok(false)
-        }
-    }
-}
-
-/// Turns the account's webhook off (its workstream was deleted) or back on. The flag is on the
-/// account record, which the webhook reads on every request: it takes effect at once. A deleted
-/// account: nothing to do.
-pub(crate) async fn set_webhook_disabled(
-    state: &AdminState,
-    account_id: &str,
-    disabled: bool,
-) -> Result<()> {
-    let Some(mut account) = state.accounts.get(account_id).await? else {
-        return Ok(());
-    };
-    if account.webhook_disabled != disabled {
-        account.webhook_disabled = disabled;
-        account.updated_at = rfc3339_millis(now_millis());
-        state.accounts.update(&account).await?;
-        state.disconnected(account_id);
-    }
-    Ok(())
-}
-
-pub(crate) async fn load_workstream(state: &AdminState, id: &str) -> Result<Workstream> {
-    state
-        .workstreams
-        .workstream(id)
-        .await?
-        .ok_or(AdminError::NotFound("workstream"))
-}
-
-pub(crate) async fn list_workstreams(State(state): State<AdminState>) -> Result<Response> {
-    let mut all = state.workstreams.list_workstreams().await?;
-    all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+pub(crate) async fn list(State(state): State<AdminState>) -> Result<Response> {
+    let all = state.service.workstreams().await?;
     let items: Vec<Value> = all.iter().map(workstream_json).collect();
     Ok(Json(json!({ "workstreams": items })).into_response())
 }
 
-pub(crate) async fn get_workstream(
-    State(state): State<AdminState>,
-    id: std::result::Result<Path<String>, PathRejection>,
-) -> Result<Response> {
-    let id = path_id(id, "workstream")?;
-    Ok(Json(workstream_json(&load_workstream(&state, &id).await?)).into_response())
+/// The workstream the path names.
+pub(crate) async fn from_path(state: &AdminState, id: PathId) -> Result<Workstream> {
+    Ok(state
+        .service
+        .workstream(&path_id(id, "workstream")?)
+        .await?)
 }
 
-pub(crate) async fn create_workstream(
-    State(state): State<AdminState>,
-    body: Bytes,
-) -> Result<Response> {
+pub(crate) async fn get(State(state): State<AdminState>, id: PathId) -> Result<Response> {
+    let ws = from_path(&state, id).await?;
+    Ok(Json(workstream_json(&ws)).into_response())
+}
+
+/// `{"accountId", "name", "language", "defaultQueueId", …}` → 201.
+pub(crate) async fn create(State(state): State<AdminState>, body: Bytes) -> Result<Response> {
     let mut fields = Fields::parse(&body)?;
     let account_id = fields
         .text("accountId", 1, 100)?
         .ok_or_else(|| fields.missing("accountId"))?;
-    for required in ["name", "language", "defaultQueueId"] {
-        if fields.value_is_missing(required) {
-            return Err(fields.missing(required).into());
-        }
-    }
-    let now = rfc3339_millis(now_millis());
-    let mut ws = Workstream {
-        id: new_id(),
-        account_id,
-        name: String::new(),
-        language: String::new(),
-        distribution: Distribution::Push,
-        default_queue: String::new(),
-        attachments: Attachments::default(),
-        auto_close_minutes: None,
-        timezone: "UTC".into(),
-        business_hours: Vec::new(),
-        bot: None,
-        agent_identity: None,
-        automated_messages: Vec::new(),
-        survey: None,
-        group_chats: GroupChats::Handle,
-        rules: Vec::new(),
-        version: 1,
-        created_at: Some(now.clone()),
-        updated_at: Some(now),
-    };
-    let bot_change = apply(&mut fields, &mut ws)?;
+    required(&fields, &["name", "language", "defaultQueueId"])?;
+    let patch = patch(&mut fields)?;
     fields.finish()?;
-    validate(&ws)?;
-    if state.accounts.get(&ws.account_id).await?.is_none() {
-        return Err(AdminError::unknown_reference(
-            "accountId",
-            format!("accountId: there is no account {:?}", ws.account_id),
-        ));
-    }
-    require_queue(&state, "defaultQueueId", &ws.default_queue).await?;
-    if let Some(existing) = state
-        .workstreams
-        .workstream_for_account(&ws.account_id)
-        .await?
-    {
-        return Err(workstream_exists(&existing.id));
-    }
-    apply_bot(&state, &mut ws, bot_change).await?;
-    match state.workstreams.save_workstream(&ws, None).await {
-        Ok(true) => {}
-        Ok(false) => return Err(AdminError::version_conflict()),
-        Err(PortError::Conflict(existing)) => {
-            if ws.bot.is_some() {
-                let _ = state.secrets.delete(&bot_secret_name(&ws.id)).await;
-            }
-            return Err(workstream_exists(&existing));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    // A workstream (re)enables the account's webhook if an earlier deletion turned it off.
-    set_webhook_disabled(&state, &ws.account_id, false).await?;
-    tracing::info!(workstream_id = %ws.id, account_id = %ws.account_id, "workstream created");
+    let ws = state.service.create_workstream(account_id, patch).await?;
     Ok((StatusCode::CREATED, Json(workstream_json(&ws))).into_response())
 }
 
-fn workstream_exists(existing: &str) -> AdminError {
-    AdminError::Conflict {
-        code: "workstream_exists",
-        message: format!("the account already has workstream {existing}; edit or delete it"),
-        field: Some("accountId".into()),
-        used_by: Some(json!([{ "kind": "workstream", "id": existing }])),
-    }
-}
-
-pub(crate) async fn update_workstream(
+pub(crate) async fn update(
     State(state): State<AdminState>,
-    id: std::result::Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response> {
-    let id = path_id(id, "workstream")?;
-    let mut ws = load_workstream(&state, &id).await?;
+    let ws = from_path(&state, id).await?;
     let mut fields = Fields::parse(&body)?;
     if fields.has("accountId") {
         return Err(InputError::new(
@@ -627,48 +414,20 @@ pub(crate) async fn update_workstream(
         )
         .into());
     }
-    let stored_version = ws.version;
-    let queue_before = ws.default_queue.clone();
-    let bot_change = apply(&mut fields, &mut ws)?;
+    let patch = patch(&mut fields)?;
     fields.finish()?;
-    validate(&ws)?;
-    if ws.default_queue != queue_before {
-        require_queue(&state, "defaultQueueId", &ws.default_queue).await?;
-    }
-    let bot_removed = apply_bot(&state, &mut ws, bot_change).await?;
-    ws.version = stored_version + 1;
-    ws.updated_at = Some(rfc3339_millis(now_millis()));
-    if !state
-        .workstreams
-        .save_workstream(&ws, Some(stored_version))
-        .await?
-    {
-        return Err(AdminError::version_conflict());
-    }
-    if bot_removed {
-        state.secrets.delete(&bot_secret_name(&ws.id)).await?;
-    }
-    tracing::info!(workstream_id = %ws.id, version = ws.version, "workstream updated");
+    let ws = state.service.update_workstream(ws, patch).await?;
     Ok(Json(workstream_json(&ws)).into_response())
 }
 
-pub(crate) async fn delete_workstream(
+/// `?purge=true` erases the account's data as well.
+pub(crate) async fn delete(
     State(state): State<AdminState>,
-    id: std::result::Result<Path<String>, PathRejection>,
+    id: PathId,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let id = path_id(id, "workstream")?;
     let purge = purge_flag(query.as_deref())?;
-    let ws = load_workstream(&state, &id).await?;
-    // The webhook first: from now on the account's events are refused.
-    set_webhook_disabled(&state, &ws.account_id, true).await?;
-    state.workstreams.delete_workstream(&id).await?;
-    if ws.bot.is_some() {
-        state.secrets.delete(&bot_secret_name(&id)).await?;
-    }
-    if purge {
-        purge_account_data(&state, &ws.account_id).await?;
-    }
-    tracing::info!(workstream_id = %id, purge, "workstream deleted");
+    state.service.delete_workstream(&id, purge).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

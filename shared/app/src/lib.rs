@@ -3,11 +3,17 @@
 //! tests) hand them adapters.
 //!
 //! - [`ingest`]: the webhook's (verify the signature, refuse stale or duplicate events, queue);
-//! - [`router`]: routing events into conversations, and what agents do ([`router::agent_ops`]);
+//! - [`router`]: routing events into conversations (gather → [`router::decide`] → effects), and
+//!   what agents do to conversations ([`router::agent_ops`]);
+//! - [`agent`]: what the agent API reads and does (visibility, transcript pages, replies,
+//!   contacts and account links, notifications);
+//! - [`admin`]: what the admin API manages (accounts, queues, agents, workstreams and rules,
+//!   customers' export and erasure, settings);
 //! - [`outbound`]: sending to LINE (reply token first, push with a retry key), delivery records;
 //! - [`consumer`]: FIFO batch semantics shared by the queue consumers;
 //! - [`tokens`]: channel access tokens; [`settings`]: the global settings document.
 
+pub mod admin;
 pub mod agent;
 pub mod consumer;
 pub mod ingest;

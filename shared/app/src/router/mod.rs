@@ -28,7 +28,7 @@
 
 pub mod agent_ops;
 
-mod decide;
+pub mod decide;
 mod process;
 
 pub use agent_ops::{AgentOpError, TransferTarget};

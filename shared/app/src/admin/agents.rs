@@ -1,0 +1,225 @@
+//! Agents: the people who answer. The operational record (queues, skills, capacity, status,
+//! active conversations) is the [`omniline_ports::AgentStore`]'s; the admin-side record (email,
+//! the hash of the agent API token) is an [`AgentAccount`] in the config store. The token is
+//! returned once, on creation and on rotation.
+
+use super::{parse_doc, to_doc, AdminError, AdminService, ExistingQueue, UsedBy};
+use omniline_domain::agents::{
+    issue_agent_token, Agent, AgentAccount, AgentStatus, AGENT_ACCOUNT_KIND,
+};
+use omniline_domain::clock::new_id;
+use omniline_domain::secret::SecretString;
+use omniline_ports::Expect;
+use std::collections::HashMap;
+
+/// An agent with its admin record (and that record's version).
+#[derive(Debug, Clone)]
+pub struct AgentRecord {
+    pub agent: Agent,
+    pub account: AgentAccount,
+    version: u64,
+}
+
+/// An agent to create.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub name: String,
+    pub email: String,
+    pub capacity: u32,
+    pub skills: Vec<String>,
+    pub queues: Vec<ExistingQueue>,
+}
+
+/// What to change of an agent (`None`: keep).
+#[derive(Debug, Clone, Default)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub capacity: Option<u32>,
+    pub skills: Option<Vec<String>>,
+    pub queues: Option<Vec<ExistingQueue>>,
+}
+
+impl AdminService {
+    /// The agents created through the admin API (seeded ones without an admin record are not),
+    /// oldest first.
+    pub async fn agents(&self) -> Result<Vec<AgentRecord>, AdminError> {
+        let accounts: HashMap<String, (AgentAccount, u64)> = self
+            .deps
+            .config
+            .list_docs(AGENT_ACCOUNT_KIND)
+            .await?
+            .iter()
+            .map(|doc| {
+                Ok((
+                    doc.id.clone(),
+                    (parse_doc(doc, "agent account")?, doc.version),
+                ))
+            })
+            .collect::<Result<_, AdminError>>()?;
+        let mut records: Vec<AgentRecord> = self
+            .deps
+            .agents
+            .list_agents()
+            .await?
+            .into_iter()
+            .filter_map(|agent| {
+                let (account, version) = accounts.get(&agent.id)?.clone();
+                Some(AgentRecord {
+                    agent,
+                    account,
+                    version,
+                })
+            })
+            .collect();
+        records.sort_by(|a, b| {
+            (a.account.created_at.cmp(&b.account.created_at)).then(a.agent.id.cmp(&b.agent.id))
+        });
+        Ok(records)
+    }
+
+    /// The agent and its admin record; `NotFound` without either.
+    pub async fn agent(&self, id: &str) -> Result<AgentRecord, AdminError> {
+        let doc = self
+            .deps
+            .config
+            .get_doc(AGENT_ACCOUNT_KIND, id)
+            .await?
+            .ok_or(AdminError::NotFound("agent"))?;
+        let account = parse_doc(&doc, "agent account")?;
+        let agent = self
+            .deps
+            .agents
+            .agent(id)
+            .await?
+            .ok_or(AdminError::NotFound("agent"))?;
+        Ok(AgentRecord {
+            agent,
+            account,
+            version: doc.version,
+        })
+    }
+
+    /// Creates an offline agent; returns it with its API token (shown once).
+    pub async fn create_agent(
+        &self,
+        new: NewAgent,
+    ) -> Result<(AgentRecord, SecretString), AdminError> {
+        let id = new_id();
+        let (token, token_hash) = issue_agent_token(&id);
+        let now = self.now();
+        let account = AgentAccount {
+            id: id.clone(),
+            email: new.email,
+            token_hash,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let agent = Agent {
+            id: id.clone(),
+            name: new.name,
+            queues: new.queues.into_iter().map(ExistingQueue::into_id).collect(),
+            skills: new.skills,
+            capacity: new.capacity,
+            status: AgentStatus::Offline,
+            active_conversations: Vec::new(),
+            last_assigned_at: None,
+        };
+        // The operational record first: an agent without an admin record is invisible to the admin
+        // API and cannot log in, so a failure between the two writes leaves nothing usable behind.
+        self.deps.agents.put_agent(&agent).await?;
+        let version = self.save_account(&account, Expect::Absent).await?;
+        tracing::info!(agent_id = %id, "agent created");
+        let record = AgentRecord {
+            agent,
+            account,
+            version,
+        };
+        Ok((record, token))
+    }
+
+    /// Changes `current` (as read by [`Self::agent`]) unless its admin record changed since.
+    pub async fn update_agent(
+        &self,
+        current: AgentRecord,
+        patch: AgentPatch,
+    ) -> Result<AgentRecord, AdminError> {
+        let AgentRecord {
+            mut agent,
+            mut account,
+            version,
+        } = current;
+        if let Some(name) = patch.name {
+            agent.name = name;
+        }
+        if let Some(email) = patch.email {
+            account.email = email;
+        }
+        if let Some(capacity) = patch.capacity {
+            agent.capacity = capacity;
+        }
+        if let Some(skills) = patch.skills {
+            agent.skills = skills;
+        }
+        if let Some(queues) = patch.queues {
+            agent.queues = queues.into_iter().map(ExistingQueue::into_id).collect();
+        }
+        account.updated_at = self.now();
+        let version = self
+            .save_account(&account, Expect::Version(version))
+            .await?;
+        self.deps.agents.put_agent(&agent).await?;
+        let agent = self.deps.agents.agent(&account.id).await?.unwrap_or(agent);
+        Ok(AgentRecord {
+            agent,
+            account,
+            version,
+        })
+    }
+
+    /// Deletes the agent unless it holds active conversations (`AgentBusy`, naming them).
+    pub async fn delete_agent(&self, id: &str) -> Result<(), AdminError> {
+        let AgentRecord { agent, .. } = self.agent(id).await?;
+        if agent.active_count() > 0 {
+            return Err(AdminError::AgentBusy(
+                agent
+                    .active_conversations
+                    .iter()
+                    .map(|c| UsedBy::Conversation { id: c.clone() })
+                    .collect(),
+            ));
+        }
+        // The admin record (and with it the token) first: the agent can no longer log in.
+        self.deps.config.delete_doc(AGENT_ACCOUNT_KIND, id).await?;
+        self.deps.agents.delete_agent(id).await?;
+        tracing::info!(agent_id = %id, "agent deleted");
+        Ok(())
+    }
+
+    /// A new API token for the agent (the old one stops working); shown once.
+    pub async fn rotate_agent_token(&self, id: &str) -> Result<SecretString, AdminError> {
+        let AgentRecord {
+            mut account,
+            version,
+            ..
+        } = self.agent(id).await?;
+        let (token, token_hash) = issue_agent_token(id);
+        account.token_hash = token_hash;
+        account.updated_at = self.now();
+        self.save_account(&account, Expect::Version(version))
+            .await?;
+        tracing::info!(agent_id = %id, "agent token rotated");
+        Ok(token)
+    }
+
+    /// Writes the agent's admin record; its new version.
+    async fn save_account(
+        &self,
+        account: &AgentAccount,
+        expect: Expect,
+    ) -> Result<u64, AdminError> {
+        let doc = to_doc(account, "agent account")?;
+        self.put_doc(AGENT_ACCOUNT_KIND, &account.id, doc, expect)
+            .await
+    }
+}

@@ -1,0 +1,239 @@
+//! Privacy requests and purges: find, export and erase one customer's data;
+//! [`AdminService::purge_account_data`] erases everything of an account (account or workstream
+//! deleted with purge).
+//!
+//! A customer is one LINE user of one connected account (a LINE user id is per provider, so the
+//! same person is one customer per account). Their data: the profile, their 1:1 conversations
+//! with transcripts, the outbound messages sent in them, and the media they sent.
+
+use super::{AdminError, AdminService};
+use omniline_domain::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
+use omniline_domain::conversation::{Conversation, ConversationState, Customer, TranscriptEntry};
+use omniline_domain::delivery::Delivery;
+use omniline_domain::media_links::{inbound_media_key, inbound_media_prefix, key_of_link};
+use omniline_ports::PurgeCounts;
+use serde_json::Value;
+
+/// One conversation of an export, with everything recorded in it.
+#[derive(Debug, Clone)]
+pub struct ConversationExport {
+    pub conversation: Conversation,
+    pub transcript: Vec<TranscriptEntry>,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Everything stored about a customer.
+#[derive(Debug, Clone)]
+pub struct CustomerExport {
+    pub customer: Customer,
+    pub conversations: Vec<ConversationExport>,
+}
+
+/// The keys of agent uploads (`agent-media/{agentId}/{file}`) an agent's message links to:
+/// `{base}/media/agent-media/…?expires=…&signature=…` in `originalContentUrl` or
+/// `previewImageUrl`.
+fn agent_upload_keys(event: &Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    for message in event["messages"].as_array().into_iter().flatten() {
+        for field in ["originalContentUrl", "previewImageUrl"] {
+            let Some(url) = message[field].as_str() else {
+                continue;
+            };
+            // `agent-media/{agentId}/{file}`, as the agent function names uploads.
+            let upload = key_of_link(url).filter(|key| {
+                key.starts_with("agent-media/")
+                    && key.split('/').count() == 3
+                    && !key.split('/').any(|s| s.starts_with('.'))
+            });
+            if let Some(key) = upload {
+                if !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_owned());
+                }
+            }
+        }
+    }
+    keys
+}
+
+impl AdminService {
+    /// The customers with this LINE user id, in every account.
+    pub async fn find_customers(&self, user_id: &str) -> Result<Vec<Customer>, AdminError> {
+        let mut found = Vec::new();
+        for account in self.deps.accounts.list().await? {
+            if let Some(customer) = self
+                .deps
+                .conversations
+                .customer(&account.id, user_id)
+                .await?
+            {
+                found.push(customer);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The customer's profile (when stored) and 1:1 conversations.
+    async fn customer_data(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<(Option<Customer>, Vec<Conversation>), AdminError> {
+        let customer = self
+            .deps
+            .conversations
+            .customer(account_id, user_id)
+            .await?;
+        let conversations = self
+            .deps
+            .conversations
+            .conversations_of_source(account_id, user_id)
+            .await?;
+        Ok((customer, conversations))
+    }
+
+    /// Everything stored about the customer (a data export); `NotFound` without a profile.
+    pub async fn export_customer(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<CustomerExport, AdminError> {
+        let (customer, conversations) = self.customer_data(account_id, user_id).await?;
+        let Some(customer) = customer else {
+            return Err(AdminError::NotFound("customer"));
+        };
+        let mut items = Vec::with_capacity(conversations.len());
+        for conversation in conversations {
+            let transcript = self.deps.conversations.transcript(&conversation.id).await?;
+            let deliveries = self
+                .deps
+                .deliveries
+                .deliveries_for_conversation(&conversation.id)
+                .await?;
+            items.push(ConversationExport {
+                conversation,
+                transcript,
+                deliveries,
+            });
+        }
+        Ok(CustomerExport {
+            customer,
+            conversations: items,
+        })
+    }
+
+    /// Erases the customer's profile, 1:1 conversations (with transcripts, outbound records and
+    /// notifications), the media they sent and agents sent them, pending account links and the
+    /// contact they are linked to; `NotFound` when nothing is stored.
+    pub async fn erase_customer(&self, account_id: &str, user_id: &str) -> Result<(), AdminError> {
+        let (customer, conversations) = self.customer_data(account_id, user_id).await?;
+        if customer.is_none() && conversations.is_empty() {
+            return Err(AdminError::NotFound("customer"));
+        }
+        let deps = &self.deps;
+        for conversation in &conversations {
+            if conversation.state != ConversationState::Closed {
+                if let Some(agent) = &conversation.agent_id {
+                    deps.agents.release(agent, &conversation.id).await?;
+                }
+            }
+            for entry in deps.conversations.transcript(&conversation.id).await? {
+                if let Some(key) = entry
+                    .message_id
+                    .as_deref()
+                    .and_then(|m| inbound_media_key(account_id, m))
+                {
+                    deps.media.delete(&key).await?;
+                }
+                // What agents sent them (their uploads, linked from the agent's message).
+                for key in agent_upload_keys(&entry.event) {
+                    deps.media.delete(&key).await?;
+                }
+            }
+            // Notifications about the conversation carry the customer's name and picture.
+            deps.agents
+                .delete_conversation_notifications(&conversation.id)
+                .await?;
+            deps.deliveries
+                .delete_for_conversation(&conversation.id)
+                .await?;
+            deps.conversations
+                .delete_conversation(&conversation.id)
+                .await?;
+        }
+        // Pending account links (a request, or a nonce not yet used): few, and only minutes old.
+        for kind in [LINK_REQUEST_KIND, LINK_NONCE_KIND] {
+            for doc in deps.config.list_docs(kind).await? {
+                let of_customer = serde_json::from_str::<Value>(&doc.doc)
+                    .is_ok_and(|d| d["accountId"] == account_id && d["userId"] == user_id);
+                if of_customer {
+                    deps.config.delete_doc(kind, &doc.id).await?;
+                }
+            }
+        }
+        // The CRM record of the person goes with them.
+        if let Some(contact_id) = customer
+            .as_ref()
+            .and_then(|c| c.linked_contact_id.as_deref())
+        {
+            deps.config
+                .delete_doc(&contact_kind(account_id), contact_id)
+                .await?;
+        }
+        deps.conversations
+            .delete_customer(account_id, user_id)
+            .await?;
+        tracing::info!(
+            account_id,
+            conversations = conversations.len(),
+            "customer erased"
+        );
+        Ok(())
+    }
+
+    /// Erases everything stored for the account: conversations, transcripts, deliveries,
+    /// customers, contacts, media. Nothing of any other account is touched.
+    pub async fn purge_account_data(&self, account_id: &str) -> Result<PurgeCounts, AdminError> {
+        let deps = &self.deps;
+        // Deliveries first: their records point at the conversations purged next.
+        let deliveries = deps.deliveries.purge_account(account_id).await?;
+        let counts = deps.conversations.purge_account(account_id).await?;
+        let kind = contact_kind(account_id);
+        let mut contacts = 0;
+        for doc in deps.config.list_docs(&kind).await? {
+            contacts += u64::from(deps.config.delete_doc(&kind, &doc.id).await?);
+        }
+        let media = match inbound_media_prefix(account_id) {
+            Some(prefix) => deps.media.delete_prefix(&prefix).await?,
+            None => 0,
+        };
+        tracing::info!(
+            account_id,
+            conversations = counts.conversations,
+            customers = counts.customers,
+            deliveries,
+            media,
+            contacts,
+            "account data purged"
+        );
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn agent_upload_keys_are_read_from_an_agents_message_and_nothing_else() {
+        let event = json!({"messages": [
+            {"type": "image",
+             "originalContentUrl": "https://x.example/media/agent-media/ag1/0a1b.png?expires=1&signature=s",
+             "previewImageUrl": "https://x.example/media/agent-media/ag1/0a1b.png?expires=1&signature=s"},
+            {"type": "image", "originalContentUrl": "https://x.example/media/agent-media/../media/acc/1?x"},
+            {"type": "image", "originalContentUrl": "https://cdn.example/photo.jpg"},
+            {"type": "text", "text": "see /media/agent-media/ag1/f.png"}
+        ]});
+        assert_eq!(agent_upload_keys(&event), ["agent-media/ag1/0a1b.png"]);
+    }
+}
