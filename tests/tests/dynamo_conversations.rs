@@ -181,6 +181,35 @@ async fn close_frees_the_source_for_a_new_conversation() {
     contract::closing_frees_the_source_for_a_new_conversation(&store().await.0).await;
 }
 
+/// The contract, then the items: the source's pointer still names the newer conversation.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn reopening_a_closed_conversation_while_the_source_has_another_conflicts() {
+    let (store, config, table) = store().await;
+    contract::reopening_a_closed_conversation_while_the_source_has_another_conflicts(&store).await;
+    assert_eq!(pointer(&config, &table, "U1").await.as_deref(), Some("c2"));
+    assert!(raw(&config, &table, "EVENT#acc1#e4", "EVENT")
+        .await
+        .is_none());
+}
+
+/// The contract, then the items: no pointer was written for the conversations created closed,
+/// and the closed ones are not in the open conversations' index.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn a_conversation_created_closed_takes_no_open_pointer() {
+    let (store, config, table) = store().await;
+    contract::a_conversation_created_closed_takes_no_open_pointer(&store).await;
+    assert_eq!(pointer(&config, &table, "U1").await.as_deref(), Some("c1"));
+    assert_eq!(pointer(&config, &table, "U3").await.as_deref(), Some("c4"));
+    let meta = raw(&config, &table, "CONV#c9", "META").await.unwrap();
+    assert!(!meta.contains_key("openShard"), "{meta:?}");
+    let open = store.open_conversations().await.unwrap();
+    let mut open = contract::conversation_ids(&open);
+    open.sort_unstable();
+    assert_eq!(open, ["c1", "c4"]);
+}
+
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn an_assignment_commit_needs_the_agents_slot() {
@@ -262,8 +291,7 @@ async fn delete_conversation_erases_its_items_pointer_and_index_only() {
     assert!(raw(&config, &table, "LINEMSG#acc1#m-e3", "LINEMSG")
         .await
         .is_some());
-    let pointer = raw(&config, &table, "OPEN#acc1#U1", "OPEN").await.unwrap();
-    assert_eq!(text(&pointer, "conversationId"), "c5");
+    assert_eq!(pointer(&config, &table, "U1").await.as_deref(), Some("c5"));
     let left: Vec<String> = scan_all(&config, &table)
         .await
         .iter()
@@ -400,6 +428,13 @@ async fn raw(config: &SdkConfig, table: &str, pk: &str, sk: &str) -> Option<Item
         .await
         .unwrap()
         .item
+}
+
+/// The conversation the raw open pointer of `source` (under [`ACCOUNT`]) names, if there is one.
+async fn pointer(config: &SdkConfig, table: &str, source: &str) -> Option<String> {
+    raw(config, table, &format!("OPEN#{ACCOUNT}#{source}"), "OPEN")
+        .await
+        .map(|item| text(&item, "conversationId"))
 }
 
 /// The `expiresAt` of a raw item: `None` if the item is missing, `Some(None)` without TTL.

@@ -17,10 +17,9 @@
 //!   [`Expect::Absent`], `version = :v` for [`Expect::Version`]; a failed condition is `None`.
 //! * `delete_doc` is a `DeleteItem` returning the old item, which tells whether one existed.
 
-use crate::{aws_error, condition_held, get_item_consistent, key, n, s, Item};
+use crate::dynamo::{key, n, number, s, string, Condition, Item, Pages, Table};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::ReturnValue;
 use omniline_ports::{ConfigDoc, ConfigStore, Expect, PortError};
 
 // ---------------------------------------------------------------------------------------------
@@ -29,8 +28,7 @@ use omniline_ports::{ConfigDoc, ConfigStore, Expect, PortError};
 /// [`ConfigStore`] in the DynamoDB config table; see the module documentation for the layout.
 #[derive(Debug, Clone)]
 pub struct DynamoConfigStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 fn config_pk(kind: &str) -> String {
@@ -42,28 +40,22 @@ fn malformed(key: &str) -> PortError {
 }
 
 fn doc_from_item(item: &Item) -> Result<ConfigDoc, PortError> {
-    let string = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
+    let text = |name: &str| {
+        string(item, name)
+            .map(str::to_owned)
             .ok_or_else(|| malformed(name))
     };
     Ok(ConfigDoc {
-        id: string("sk")?,
-        doc: string("doc")?,
-        version: item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| malformed("version"))?,
+        id: text("sk")?,
+        doc: text("doc")?,
+        version: number(item, "version").ok_or_else(|| malformed("version"))?,
     })
 }
 
 impl DynamoConfigStore {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table: table.into(),
+            table: Table::new(config, table),
         }
     }
 }
@@ -71,7 +63,8 @@ impl DynamoConfigStore {
 #[async_trait]
 impl ConfigStore for DynamoConfigStore {
     async fn get_doc(&self, kind: &str, id: &str) -> Result<Option<ConfigDoc>, PortError> {
-        get_item_consistent(&self.client, &self.table, key(config_pk(kind), id))
+        self.table
+            .get_consistent(key(config_pk(kind), id))
             .await?
             .as_ref()
             .map(doc_from_item)
@@ -80,21 +73,13 @@ impl ConfigStore for DynamoConfigStore {
 
     async fn list_docs(&self, kind: &str) -> Result<Vec<ConfigDoc>, PortError> {
         let mut docs = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(config_pk(kind)))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+        self.table
+            .partition(config_pk(kind))
+            .each_item("DynamoDB Query", |item| {
                 docs.push(doc_from_item(item)?);
-            }
-        }
+                Ok(())
+            })
+            .await?;
         // The sort key already orders by id (UTF-8 bytes); sorting again costs nothing and
         // matches the embedded adapter whatever the pages.
         docs.sort_by(|a, b| a.id.cmp(&b.id));
@@ -112,32 +97,21 @@ impl ConfigStore for DynamoConfigStore {
         let mut item = key(config_pk(kind), id);
         item.insert("doc".to_owned(), s(doc));
         item.insert("version".to_owned(), n(new_version));
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let request = match expect {
-            Expect::Absent => request.condition_expression("attribute_not_exists(pk)"),
-            Expect::Version(v) => request
-                .condition_expression("#version = :v")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":v", n(v)),
+        let condition = match expect {
+            Expect::Absent => Condition::new("attribute_not_exists(pk)"),
+            Expect::Version(v) => Condition::new("#version = :v")
+                .name("#version", "version")
+                .value(":v", n(v)),
         };
-        Ok(condition_held(request.send().await, "DynamoDB PutItem")?.then_some(new_version))
+        Ok(self
+            .table
+            .put_if(item, condition)
+            .await?
+            .then_some(new_version))
     }
 
     async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, PortError> {
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(config_pk(kind), id)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB DeleteItem", e))?;
-        Ok(output.attributes().is_some_and(|a| !a.is_empty()))
+        self.table.delete_existing(key(config_pk(kind), id)).await
     }
 }
 

@@ -42,17 +42,15 @@
 //!   0 (`createdAt <= 0`) are read whole and sorted in Rust when the cursor is among them, so the
 //!   order is exactly that of `notifications`.
 
-use crate::{
-    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
-    s, Item, ATTEMPTS,
+use crate::aws_error;
+use crate::dynamo::{
+    attempts, build_error, condition_held, key, n, number, s, string, transact_check,
+    transact_delete, transact_put, transact_update, Condition, Conditional, Item, Outcome, Pages,
+    Table,
 };
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, DeleteRequest, Put, ReturnValue, TransactWriteItem,
-    Update, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
 use omniline_domain::PortError;
 use omniline_ports::AgentStore;
@@ -71,14 +69,11 @@ const AGENTS_PK: &str = "AGENTS";
 const MAX_TRANSACT_ITEMS: usize = 100;
 /// Operations of an agent transaction other than memberships: the profile and the index item.
 const AGENT_ITEMS: usize = 2;
-/// `BatchWriteItem` takes at most 25 requests.
-const BATCH_WRITE_ITEMS: usize = 25;
 
 /// [`AgentStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
 pub struct DynamoAgentStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 fn string_list(values: &[String]) -> AttributeValue {
@@ -126,21 +121,15 @@ fn malformed(what: &str, key: &str) -> PortError {
 }
 
 fn get_s<'a>(item: &'a Item, what: &str, key: &str) -> Result<&'a str, PortError> {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| malformed(what, key))
+    string(item, key).ok_or_else(|| malformed(what, key))
 }
 
 fn get_opt_s(item: &Item, key: &str) -> Option<String> {
-    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+    string(item, key).map(str::to_owned)
 }
 
 fn get_n<T: std::str::FromStr>(item: &Item, what: &str, key: &str) -> Result<T, PortError> {
-    item.get(key)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| malformed(what, key))
+    number(item, key).ok_or_else(|| malformed(what, key))
 }
 
 fn get_opt_n<T: std::str::FromStr>(
@@ -236,62 +225,81 @@ fn notification_from_item(item: &Item) -> Result<AgentNotification, PortError> {
     })
 }
 
-fn reason_code(reason: &CancellationReason) -> &str {
-    reason.code().unwrap_or("None")
+/// The transaction operations deleting the memberships of the agent whose partition is `pk` in
+/// `queues`.
+fn leave_queues<'a>(
+    table: &str,
+    pk: &str,
+    queues: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<TransactWriteItem>, PortError> {
+    queues
+        .into_iter()
+        .map(|queue| transact_delete(table, key(queue_pk(queue), pk), None))
+        .collect()
 }
 
-/// What a cancelled `TransactWriteItems` means for a retry loop.
-enum Cancelled {
-    /// A condition failed.
-    Condition,
-    /// Lost a race with another write of the same items: try again.
-    Conflict,
+/// The condition that an agent's slots hold `conversation_id`.
+fn holds(conversation_id: &str) -> Condition {
+    Condition::new("contains(#active, :conversationId)")
+        .name("#active", "activeConversations")
+        .value(":conversationId", s(conversation_id))
 }
 
-fn cancelled(
-    err: aws_sdk_dynamodb::error::SdkError<
-        TransactWriteItemsError,
-        aws_sdk_dynamodb::config::http::HttpResponse,
-    >,
-) -> Result<Cancelled, PortError> {
-    let reasons = match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons(),
-        Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
-            return Ok(Cancelled::Conflict)
-        }
-        _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
-    };
-    let mut condition = false;
-    for reason in reasons {
-        match reason_code(reason) {
-            "None" => {}
-            "ConditionalCheckFailed" => condition = true,
-            "TransactionConflict" => {}
-            other => {
-                return Err(PortError::Unavailable(format!(
-                    "DynamoDB TransactWriteItems cancelled: {other} {}",
-                    reason.message().unwrap_or_default()
-                )))
-            }
-        }
-    }
-    Ok(if condition {
-        Cancelled::Condition
-    } else {
-        Cancelled::Conflict
-    })
+/// Gives a slot back: the update expression (its names and values are in
+/// [`release_condition`]).
+const RELEASE: &str = "DELETE #active :conversation ADD #activeCount :minusOne";
+
+/// The condition of [`RELEASE`]: the slot is held.
+fn release_condition(conversation_id: &str) -> Condition {
+    holds(conversation_id)
+        .name("#activeCount", "activeCount")
+        .value(
+            ":conversation",
+            AttributeValue::Ss(vec![conversation_id.to_owned()]),
+        )
+        .value(":minusOne", n(-1))
+}
+
+/// A transaction operation of another store (on the profile item `agent` of the agents' table
+/// `table`): that the agent's slots hold `conversation_id`.
+pub(crate) fn slot_held(
+    table: &str,
+    agent: Item,
+    conversation_id: &str,
+) -> Result<TransactWriteItem, PortError> {
+    transact_check(table, agent, holds(conversation_id))
+}
+
+/// A transaction operation of another store: `release` of `conversation_id`'s slot, on the
+/// profile item `agent` of the agents' table `table`.
+pub(crate) fn slot_release(
+    table: &str,
+    agent: Item,
+    conversation_id: &str,
+) -> Result<TransactWriteItem, PortError> {
+    transact_update(table, agent, RELEASE, release_condition(conversation_id))
 }
 
 impl DynamoAgentStore {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table: table.into(),
+            table: Table::new(config, table),
         }
     }
 
     async fn profile_item(&self, agent_id: &str) -> Result<Option<Item>, PortError> {
-        get_item_consistent(&self.client, &self.table, key(agent_pk(agent_id), PROFILE)).await
+        self.table
+            .get_consistent(key(agent_pk(agent_id), PROFILE))
+            .await
+    }
+
+    /// Sends an agent transaction; `false` when it was cancelled by a failed condition or a
+    /// concurrent write (the callers read again and retry).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, PortError> {
+        Ok(matches!(
+            self.table.transact(items).await?.outcome()?,
+            Outcome::Done
+        ))
     }
 
     /// One attempt of `put_agent`; `false` if another writer changed the profile since `old`.
@@ -328,7 +336,7 @@ impl DynamoAgentStore {
             "#activeCount = if_not_exists(#activeCount, :zero)",
         ];
         let mut update = Update::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .set_key(Some(key(pk.clone(), PROFILE)))
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#name", "name")
@@ -354,65 +362,34 @@ impl DynamoAgentStore {
         }
         update = update.update_expression(format!("SET {}", set.join(", ")));
         // Optimistic concurrency on the profile: the queues read are the queues replaced.
-        update = match (old, old_version) {
-            (None, _) => update
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", "pk"),
-            (Some(_), Some(version)) => update
-                .condition_expression("#profileVersion = :oldVersion")
-                .expression_attribute_values(":oldVersion", n(version)),
-            (Some(_), None) => update
-                .condition_expression(
-                    "attribute_exists(#pk) AND attribute_not_exists(#profileVersion)",
-                )
-                .expression_attribute_names("#pk", "pk"),
-        };
+        update = update.when(match (old, old_version) {
+            (None, _) => Condition::new("attribute_not_exists(#pk)").name("#pk", "pk"),
+            (Some(_), Some(version)) => {
+                Condition::new("#profileVersion = :oldVersion").value(":oldVersion", n(version))
+            }
+            (Some(_), None) => {
+                Condition::new("attribute_exists(#pk) AND attribute_not_exists(#profileVersion)")
+                    .name("#pk", "pk")
+            }
+        });
 
+        let table = self.table.name.as_str();
         let mut index = key(AGENTS_PK.to_owned(), agent.id.as_str());
         index.insert("agentId".to_owned(), s(agent.id.as_str()));
-        let index = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(index))
-            .build()
-            .map_err(build_error)?;
         let mut items = vec![
             TransactWriteItem::builder()
                 .update(update.build().map_err(build_error)?)
                 .build(),
-            TransactWriteItem::builder().put(index).build(),
+            transact_put(table, index, None)?,
         ];
         for queue in &new_queues {
             let mut item = key(queue_pk(queue), pk.as_str());
             item.insert("agentId".to_owned(), s(agent.id.as_str()));
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build()
-                .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(transact_put(table, item, None)?);
         }
-        for queue in &removed {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(queue_pk(queue), pk.as_str())))
-                .build()
-                .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().delete(delete).build());
-        }
-
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) => match cancelled(err)? {
-                // Only the profile is conditional: someone else wrote it since we read it.
-                Cancelled::Condition | Cancelled::Conflict => Ok(false),
-            },
-        }
+        items.extend(leave_queues(table, &pk, removed)?);
+        // Only the profile is conditional: `false` when someone else wrote it since we read it.
+        self.transact(items).await
     }
 
     /// One attempt of deleting the profile `old`, its index item and its memberships; `false` if
@@ -429,64 +406,31 @@ impl DynamoAgentStore {
                 MAX_TRANSACT_ITEMS - AGENT_ITEMS
             )));
         }
-        let profile = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), PROFILE)));
         // Optimistic concurrency, as in put_agent: the queues read are the memberships deleted.
-        let profile = match version {
-            Some(version) => profile
-                .condition_expression("#profileVersion = :version")
-                .expression_attribute_names("#profileVersion", "profileVersion")
-                .expression_attribute_values(":version", n(version)),
-            None => profile
-                .condition_expression(
-                    "attribute_exists(#pk) AND attribute_not_exists(#profileVersion)",
-                )
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#profileVersion", "profileVersion"),
+        let unchanged = match version {
+            Some(version) => Condition::new("#profileVersion = :version")
+                .name("#profileVersion", "profileVersion")
+                .value(":version", n(version)),
+            None => {
+                Condition::new("attribute_exists(#pk) AND attribute_not_exists(#profileVersion)")
+                    .name("#pk", "pk")
+                    .name("#profileVersion", "profileVersion")
+            }
         };
-        let mut deletes = vec![
-            profile.build().map_err(build_error)?,
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(AGENTS_PK.to_owned(), id)))
-                .build()
-                .map_err(build_error)?,
+        let table = self.table.name.as_str();
+        let mut items = vec![
+            transact_delete(table, key(pk.clone(), PROFILE), unchanged)?,
+            transact_delete(table, key(AGENTS_PK.to_owned(), id), None)?,
         ];
-        for queue in &queues {
-            deletes.push(
-                Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(queue_pk(queue), pk.as_str())))
-                    .build()
-                    .map_err(build_error)?,
-            );
-        }
-        let items = deletes
-            .into_iter()
-            .map(|d| TransactWriteItem::builder().delete(d).build())
-            .collect();
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) => match cancelled(err)? {
-                // Only the profile is conditional: it changed or went since we read it.
-                Cancelled::Condition | Cancelled::Conflict => Ok(false),
-            },
-        }
+        items.extend(leave_queues(table, &pk, queues)?);
+        // Only the profile is conditional: `false` when it changed or went since we read it.
+        self.transact(items).await
     }
 
     /// Deletes the profile, index item and memberships; `false` if there is no profile.
     async fn delete_profile(&self, id: &str) -> Result<bool, PortError> {
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        for pause in attempts() {
+            pause.await;
             let Some(old) = self.profile_item(id).await? else {
                 return Ok(false);
             };
@@ -504,24 +448,13 @@ impl DynamoAgentStore {
         let pk = agent_pk(agent_id);
         // A set: no key twice in one BatchWriteItem (DynamoDB refuses that).
         let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :notify)")
+        self.table
+            .partition_prefix(pk.clone(), NOTIFY_PREFIX)
             .projection_expression("#sk, #id, #conversation")
-            .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#conversation", "conversationId")
-            .expression_attribute_values(":pk", s(pk.as_str()))
-            .expression_attribute_values(":notify", s(NOTIFY_PREFIX))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+            .each_item("DynamoDB Query", |item| {
                 let sk = get_s(item, "notification", "sk")?;
                 keys.insert((pk.clone(), sk.to_owned()));
                 // The marker was written with the notification, in the same transaction.
@@ -531,57 +464,22 @@ impl DynamoAgentStore {
                         keys.insert((format!("{CONVNOTIFY}#{conversation}"), id.to_owned()));
                     }
                 }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         self.batch_delete(keys, &format!("agent {agent_id}'s notifications"))
             .await
     }
 
-    /// Deletes every key of `keys` with `BatchWriteItem` (25 a call, unprocessed items retried).
+    /// Deletes every key of `keys` ([`Table::batch_delete`]).
     async fn batch_delete(
         &self,
         keys: BTreeSet<(String, String)>,
         what: &str,
     ) -> Result<(), PortError> {
-        let requests = keys
-            .into_iter()
-            .map(|(pk, sk)| {
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(key(pk, sk)))
-                    .build()
-                    .map_err(build_error)?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
-            })
-            .collect::<Result<Vec<_>, PortError>>()?;
-        for chunk in requests.chunks(BATCH_WRITE_ITEMS) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt >= ATTEMPTS {
-                    return Err(PortError::Unavailable(format!(
-                        "{what}: DynamoDB BatchWriteItem left {} items unprocessed after retries",
-                        pending.len()
-                    )));
-                }
-                if attempt > 0 {
-                    backoff(attempt).await;
-                }
-                attempt += 1;
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("DynamoDB BatchWriteItem", e))?;
-                pending = output
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-        }
-        Ok(())
+        self.table
+            .batch_delete(keys.into_iter().map(|(pk, sk)| key(pk, sk)), what)
+            .await
     }
 
     /// The agent's notifications with a sort key in `from..=to`, in sort key order, strictly
@@ -600,9 +498,8 @@ impl DynamoAgentStore {
         while out.len() < limit {
             let wanted = (limit - out.len()).saturating_add(1).min(QUERY_PAGE);
             let page = self
-                .client
+                .table
                 .query()
-                .table_name(&self.table)
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
                 .expression_attribute_names("#pk", "pk")
                 .expression_attribute_names("#sk", "sk")
@@ -639,7 +536,8 @@ impl DynamoAgentStore {
     /// Every agent id in `ids` that exists, read consistently with `BatchGetItem`.
     async fn batch_get_agents(&self, ids: &[String]) -> Result<Vec<Agent>, PortError> {
         let keys = ids.iter().map(|id| key(agent_pk(id), PROFILE)).collect();
-        batch_get_items(&self.client, &self.table, keys)
+        self.table
+            .batch_get(keys)
             .await?
             .iter()
             .map(agent_from_item)
@@ -650,10 +548,8 @@ impl DynamoAgentStore {
 #[async_trait]
 impl AgentStore for DynamoAgentStore {
     async fn put_agent(&self, agent: &Agent) -> Result<(), PortError> {
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        for pause in attempts() {
+            pause.await;
             let old = self.profile_item(&agent.id).await?;
             if self.put_agent_once(agent, old.as_ref()).await? {
                 return Ok(());
@@ -667,9 +563,8 @@ impl AgentStore for DynamoAgentStore {
 
     async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError> {
         let result = self
-            .client
+            .table
             .update_item()
-            .table_name(&self.table)
             .set_key(Some(key(agent_pk(agent_id), PROFILE)))
             .update_expression("SET #status = :status")
             .condition_expression("attribute_exists(#pk)")
@@ -692,24 +587,15 @@ impl AgentStore for DynamoAgentStore {
 
     async fn list_agents(&self) -> Result<Vec<Agent>, PortError> {
         let mut ids = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
+        self.table
+            .partition(AGENTS_PK.to_owned())
             .projection_expression("#sk")
-            .expression_attribute_names("#pk", "pk")
             .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", s(AGENTS_PK))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+            .each_item("DynamoDB Query", |item| {
                 ids.push(get_s(item, "agent index", "sk")?.to_owned());
-            }
-        }
+                Ok(())
+            })
+            .await?;
         // An index item without a profile (none is left behind by delete_agent) is skipped.
         let mut agents = self.batch_get_agents(&ids).await?;
         agents.sort_by(|a, b| a.id.cmp(&b.id));
@@ -724,22 +610,13 @@ impl AgentStore for DynamoAgentStore {
 
     async fn agents_in_queue(&self, queue_id: &str) -> Result<Vec<Agent>, PortError> {
         let mut ids = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :agent)")
-            .expression_attribute_values(":pk", s(queue_pk(queue_id)))
-            .expression_attribute_values(":agent", s(AGENT_PREFIX))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+        self.table
+            .partition_prefix(queue_pk(queue_id), AGENT_PREFIX)
+            .each_item("DynamoDB Query", |item| {
                 ids.push(get_s(item, "queue membership", "agentId")?.to_owned());
-            }
-        }
+                Ok(())
+            })
+            .await?;
         let mut agents = self.batch_get_agents(&ids).await?;
         // The profile is the truth; a membership it does not list is ignored.
         agents.retain(|a| a.queues.iter().any(|q| q == queue_id));
@@ -754,9 +631,8 @@ impl AgentStore for DynamoAgentStore {
         at_millis: i64,
     ) -> Result<bool, PortError> {
         let result = self
-            .client
+            .table
             .update_item()
-            .table_name(&self.table)
             .set_key(Some(key(agent_pk(agent_id), PROFILE)))
             .update_expression(
                 "ADD #active :conversation, #activeCount :one SET #lastAssignedAt = :at",
@@ -795,20 +671,11 @@ impl AgentStore for DynamoAgentStore {
 
     async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError> {
         let result = self
-            .client
+            .table
             .update_item()
-            .table_name(&self.table)
             .set_key(Some(key(agent_pk(agent_id), PROFILE)))
-            .update_expression("DELETE #active :conversation ADD #activeCount :minusOne")
-            .condition_expression("contains(#active, :conversationId)")
-            .expression_attribute_names("#active", "activeConversations")
-            .expression_attribute_names("#activeCount", "activeCount")
-            .expression_attribute_values(
-                ":conversation",
-                AttributeValue::Ss(vec![conversation_id.to_owned()]),
-            )
-            .expression_attribute_values(":conversationId", s(conversation_id))
-            .expression_attribute_values(":minusOne", n(-1))
+            .update_expression(RELEASE)
+            .when(release_condition(conversation_id))
             .return_values(ReturnValue::None)
             .send()
             .await;
@@ -817,52 +684,29 @@ impl AgentStore for DynamoAgentStore {
     }
 
     async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
+        let table = self.table.name.as_str();
+        let absent = || Some(Condition::new("attribute_not_exists(pk)"));
         let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
         marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
-        let marker = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(marker))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
-        let item = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(notification_item(notification)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
         let mut listed = key(
             format!("{CONVNOTIFY}#{}", notification.conversation_id),
             notification.id.clone(),
         );
         listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
         listed.insert("createdAt".to_owned(), n(notification.created_at));
-        // Unconditional: the marker is the idempotency guard; this entry is written the same.
-        let listed = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(listed))
-            .build()
-            .map_err(build_error)?;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(marker.clone()).build())
-                .transact_items(TransactWriteItem::builder().put(item.clone()).build())
-                .transact_items(TransactWriteItem::builder().put(listed.clone()).build())
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(err) => match cancelled(err)? {
-                    // The marker (or the very same item) exists: this id was stored before.
-                    Cancelled::Condition => return Ok(()),
-                    // A concurrent write of the same id: the retry will see its marker.
-                    Cancelled::Conflict => {}
-                },
+        let items = vec![
+            transact_put(table, marker, absent())?,
+            transact_put(table, notification_item(notification), absent())?,
+            // Unconditional: the marker is the idempotency guard; this entry is written the same.
+            transact_put(table, listed, None)?,
+        ];
+        for pause in attempts() {
+            pause.await;
+            match self.table.transact(items.clone()).await?.outcome()? {
+                // Stored now, or the marker (or the very same item) exists: stored before.
+                Outcome::Done | Outcome::Failed(_) => return Ok(()),
+                // A concurrent write of the same id: the retry will see its marker.
+                Outcome::Raced => {}
             }
         }
         Err(PortError::Unavailable(format!(
@@ -878,19 +722,9 @@ impl AgentStore for DynamoAgentStore {
         let pk = format!("{CONVNOTIFY}#{conversation_id}");
         let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
         let mut deleted = 0;
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_values(":pk", s(pk.as_str()))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+        self.table
+            .partition(pk.clone())
+            .each_item("DynamoDB Query", |item| {
                 let id = get_s(item, "notification index", "sk")?.to_owned();
                 let agent_id = get_s(item, "notification index", "agentId")?;
                 let created_at =
@@ -902,8 +736,9 @@ impl AgentStore for DynamoAgentStore {
                 keys.insert((format!("{NOTIFICATION}#{id}"), NOTIFICATION.to_owned()));
                 keys.insert((pk.clone(), id));
                 deleted += 1;
-            }
-        }
+                Ok(())
+            })
+            .await?;
         self.batch_delete(
             keys,
             &format!("conversation {conversation_id}'s notifications"),
@@ -914,22 +749,13 @@ impl AgentStore for DynamoAgentStore {
 
     async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :notify)")
-            .expression_attribute_values(":pk", s(agent_pk(agent_id)))
-            .expression_attribute_values(":notify", s(NOTIFY_PREFIX))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+        self.table
+            .partition_prefix(agent_pk(agent_id), NOTIFY_PREFIX)
+            .each_item("DynamoDB Query", |item| {
                 out.push(notification_from_item(item)?);
-            }
-        }
+                Ok(())
+            })
+            .await?;
         // The sort key orders by time then id; negative times (clamped in the key) aside.
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)

@@ -14,11 +14,19 @@
 //! operation is always the deduplication record, so a cancellation reason at index 0 means the
 //! event was processed before.
 //!
+//! The open pointer names the source's one open conversation. A commit that creates a
+//! conversation puts its pointer only if the conversation is not closed (one created already
+//! closed takes no open slot), on condition that the source has none. A commit that updates a
+//! conversation that is not closed puts the pointer on condition that it is absent or already
+//! this conversation's: reopening a closed conversation while another one holds the source is a
+//! conflict, so a source never has two open conversations. Closing deletes the pointer if it
+//! designates the conversation (closing one already closed leaves a newer one's alone).
+//!
 //! Retention: the processed-event item's `expiresAt` is the deduplication window; on the other
 //! items it is [`EventCommit::retain_until`] of the commit that wrote them (absent when `None`),
 //! and DynamoDB's TTL deletes them. The open pointer and the message index expire with the
 //! conversation and the transcript entry they point at; a pointer expired but not yet deleted
-//! (TTL is lazy) does not block a new conversation. The `CONV#{id}` partition also holds the
+//! (TTL is lazy) counts as absent: it blocks neither a new conversation nor a reopened one. The `CONV#{id}` partition also holds the
 //! delivery store's `D#…` items: this store reads and erases only `META` and `T#…`.
 //!
 //! [`ConversationStore::open_conversations`] (the schedule's idle close and distribution, every
@@ -46,25 +54,20 @@
 //! again. Each is atomic with respect to the other: a commit never stores a conversation with an
 //! agent whose slot is gone.
 
-use crate::{
-    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
-    s, Item, ATTEMPTS,
+use crate::dynamo::{
+    attempts, get_s, key, key_pair, n, number, parse_doc, s, string, to_doc, transact_check,
+    transact_delete, transact_put, Cancellation, Condition, Item, Pages, Table, Transaction,
 };
+use crate::dynamo_agents::{slot_held, slot_release};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, Update,
-    WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, TranscriptEntry,
 };
 use omniline_ports::{ConversationStore, PortError, PurgeCounts};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 const META: &str = "META";
 const OPEN: &str = "OPEN";
@@ -74,8 +77,6 @@ const PROFILE: &str = "PROFILE";
 const TRANSCRIPT_PREFIX: &str = "T#";
 /// The retention TTL attribute (and the deduplication record's expiry).
 const EXPIRES_AT: &str = "expiresAt";
-/// `BatchWriteItem` takes at most 25 requests.
-const BATCH_WRITE: usize = 25;
 /// The sparse, keys-only index of open conversations: only a `META` item of a conversation that
 /// is not closed carries [`OPEN_SHARD`], so the index holds the open conversations and nothing
 /// else. `openShard` never changes while the conversation is open and nothing else is projected,
@@ -99,8 +100,7 @@ fn open_shard(conversation_id: &str) -> String {
 /// [`ConversationStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
 pub struct DynamoConversationStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
     /// The agents' table (`dynamo_agents`): needed by the assignment commit and release only.
     agents_table: Option<String>,
 }
@@ -110,36 +110,12 @@ fn agent_profile_key(agent_id: &str) -> Item {
     key(format!("AGENT#{agent_id}"), "PROFILE")
 }
 
-fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, PortError> {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without string {key}")))
-}
-
-fn get_i64(item: &Item, key: &str) -> Option<i64> {
-    item.get(key)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-fn parse_doc<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, PortError> {
-    let doc = get_s(item, "doc")?;
-    serde_json::from_str(doc)
-        .map_err(|e| PortError::Unavailable(format!("stored {what} does not parse: {e}")))
-}
-
-fn to_doc<T: Serialize>(value: &T, what: &str) -> Result<AttributeValue, PortError> {
-    serde_json::to_string(value)
-        .map(AttributeValue::S)
-        .map_err(|e| PortError::Unavailable(format!("{what} does not serialize: {e}")))
-}
-
 fn event_pk(account_id: &str, event_id: &str) -> String {
     format!("EVENT#{account_id}#{event_id}")
 }
 
-fn conversation_pk(conversation_id: &str) -> String {
+/// The partition of a conversation (shared with the delivery store's index items).
+pub(crate) fn conversation_pk(conversation_id: &str) -> String {
     format!("CONV#{conversation_id}")
 }
 
@@ -169,69 +145,6 @@ fn with_expiry(mut item: Item, expires_at: Option<i64>) -> Item {
     item
 }
 
-/// The `(pk, sk)` of an item, for deduplicating keys.
-fn key_pair(item: &Item) -> (String, String) {
-    let text = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default()
-    };
-    (text("pk"), text("sk"))
-}
-
-/// Deletes the items of `keys` (`pk`/`sk` keys) with `BatchWriteItem`, [`BATCH_WRITE`] a call,
-/// retrying unprocessed items [`ATTEMPTS`] times. Repeated keys are deleted once (a batch refuses
-/// duplicates); missing items are not an error.
-pub(crate) async fn batch_delete(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    keys: Vec<Item>,
-) -> Result<(), PortError> {
-    let mut seen = HashSet::new();
-    let keys: Vec<Item> = keys
-        .into_iter()
-        .filter(|k| seen.insert(key_pair(k)))
-        .collect();
-    for chunk in keys.chunks(BATCH_WRITE) {
-        let mut requests = chunk
-            .iter()
-            .map(|k| {
-                let delete = DeleteRequest::builder()
-                    .set_key(Some(k.clone()))
-                    .build()
-                    .map_err(build_error)?;
-                Ok(WriteRequest::builder().delete_request(delete).build())
-            })
-            .collect::<Result<Vec<_>, PortError>>()?;
-        let mut attempt = 0;
-        while !requests.is_empty() {
-            if attempt >= ATTEMPTS {
-                return Err(PortError::Unavailable(format!(
-                    "DynamoDB BatchWriteItem: {} deletions left unprocessed after retries",
-                    requests.len()
-                )));
-            }
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            attempt += 1;
-            let output = client
-                .batch_write_item()
-                .request_items(table, requests)
-                .send()
-                .await
-                .map_err(|e| aws_error("DynamoDB BatchWriteItem", e))?;
-            requests = output
-                .unprocessed_items()
-                .and_then(|u| u.get(table))
-                .cloned()
-                .unwrap_or_default();
-        }
-    }
-    Ok(())
-}
-
 fn state_str(state: ConversationState) -> &'static str {
     match state {
         ConversationState::Waiting => "waiting",
@@ -240,61 +153,10 @@ fn state_str(state: ConversationState) -> &'static str {
     }
 }
 
-/// One operation of the commit transaction, built with the fallible SDK builders.
-struct Tx {
-    table: String,
-    items: Vec<TransactWriteItem>,
-}
-
-impl Tx {
-    fn put(
-        &mut self,
-        item: Item,
-        condition: Option<&str>,
-        values: &[(&str, AttributeValue)],
-    ) -> Result<(), PortError> {
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned));
-        for (name, value) in values {
-            put = put.expression_attribute_values(*name, value.clone());
-        }
-        let put = put.build().map_err(|e| aws_error("DynamoDB Put", e))?;
-        self.items
-            .push(TransactWriteItem::builder().put(put).build());
-        Ok(())
-    }
-
-    fn delete(
-        &mut self,
-        pk: String,
-        sk: &str,
-        condition: &str,
-        values: &[(&str, AttributeValue)],
-    ) -> Result<(), PortError> {
-        let mut delete = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .condition_expression(condition);
-        for (name, value) in values {
-            delete = delete.expression_attribute_values(*name, value.clone());
-        }
-        let delete = delete
-            .build()
-            .map_err(|e| aws_error("DynamoDB Delete", e))?;
-        self.items
-            .push(TransactWriteItem::builder().delete(delete).build());
-        Ok(())
-    }
-}
-
 impl DynamoConversationStore {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table: table.into(),
+            table: Table::new(config, table),
             agents_table: None,
         }
     }
@@ -315,30 +177,22 @@ impl DynamoConversationStore {
         })
     }
 
-    /// Sends a commit transaction and maps its cancellation to an outcome.
-    async fn send_commit(
+    /// Commits `commit` in one transaction, with `check` last (after the deduplication record,
+    /// reason 0: its failure is a conflict), and maps its cancellation to an outcome.
+    async fn commit_with(
         &self,
         commit: &EventCommit,
-        items: Vec<TransactWriteItem>,
-        now: i64,
+        check: Option<TransactWriteItem>,
     ) -> Result<CommitOutcome, PortError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(CommitOutcome::Committed),
-            Err(e) => e,
+        let now = commit.now_secs;
+        let mut items = self.build(commit, now).await?;
+        items.extend(check);
+        let reasons = match self.table.transact(items).await? {
+            Transaction::Committed => return Ok(CommitOutcome::Committed),
+            Transaction::InProgress(error) => return Err(error),
+            Transaction::Cancelled(reasons) => reasons,
         };
-        let reasons = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                cancelled.cancellation_reasons()
-            }
-            _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
-        };
-        match classify(reasons) {
+        match classify(&reasons) {
             Cancelled::Outcome(outcome) => Ok(outcome),
             Cancelled::Error(message) => Err(PortError::Unavailable(message)),
             Cancelled::Unknown => {
@@ -356,7 +210,7 @@ impl DynamoConversationStore {
 
     /// A strongly consistent GetItem.
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, PortError> {
-        get_item_consistent(&self.client, &self.table, key(pk, sk)).await
+        self.table.get_consistent(key(pk, sk)).await
     }
 
     async fn event_recorded_at(
@@ -367,7 +221,7 @@ impl DynamoConversationStore {
     ) -> Result<bool, PortError> {
         let item = self.get(event_pk(account_id, event_id), EVENT).await?;
         // DynamoDB deletes expired items lazily: an expired record still present is forgotten.
-        Ok(item.is_some_and(|item| get_i64(&item, "expiresAt").is_some_and(|at| at > now)))
+        Ok(item.is_some_and(|item| number::<i64>(&item, "expiresAt").is_some_and(|at| at > now)))
     }
 
     fn meta_item(c: &Conversation, expires_at: Option<i64>) -> Result<Item, PortError> {
@@ -423,30 +277,19 @@ impl DynamoConversationStore {
             ("doc".to_owned(), to_doc(&entry, "transcript entry")?),
         ]);
         // Retracting keeps the entry's retention.
-        Ok(Some(with_expiry(retracted, get_i64(&item, EXPIRES_AT))))
+        Ok(Some(with_expiry(retracted, number(&item, EXPIRES_AT))))
     }
 
     /// The conversation's own items (`META` and transcript `T#…`; not other stores' items in the
     /// partition), read consistently.
     async fn conversation_items(&self, conversation_id: &str) -> Result<Vec<Item>, PortError> {
-        let mut items = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .filter_expression("sk = :meta OR begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
+        self.table
+            .partition(conversation_pk(conversation_id))
+            .filter_expression("sk = :meta OR begins_with(sk, :transcript)")
             .expression_attribute_values(":meta", s(META))
-            .expression_attribute_values(":prefix", s(TRANSCRIPT_PREFIX))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            items.extend(page.items().iter().cloned());
-        }
-        Ok(items)
+            .expression_attribute_values(":transcript", s(TRANSCRIPT_PREFIX))
+            .items("DynamoDB Query")
+            .await
     }
 
     /// Every item matching a Scan filter (consistent, paginated). Admin-only operations: the
@@ -458,22 +301,15 @@ impl DynamoConversationStore {
         projection: Option<&str>,
     ) -> Result<Vec<Item>, PortError> {
         let mut scan = self
-            .client
+            .table
             .scan()
-            .table_name(&self.table)
             .filter_expression(filter)
             .set_projection_expression(projection.map(str::to_owned))
             .consistent_read(true);
         for (name, value) in values {
             scan = scan.expression_attribute_values(*name, value.clone());
         }
-        let mut items = Vec::new();
-        let mut pages = scan.into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
-            items.extend(page.items().iter().cloned());
-        }
-        Ok(items)
+        scan.items("DynamoDB Scan").await
     }
 
     /// Deletes the open pointer of (`account_id`, `source_id`) if it designates `conversation_id`.
@@ -483,84 +319,77 @@ impl DynamoConversationStore {
         source_id: &str,
         conversation_id: &str,
     ) -> Result<(), PortError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(open_pk(account_id, source_id), OPEN)))
-            .condition_expression("conversationId = :id")
-            .expression_attribute_values(":id", s(conversation_id))
-            .send()
-            .await;
         // Absent, or another conversation's: left alone.
-        condition_held(result, "DynamoDB DeleteItem").map(drop)
+        self.table
+            .delete_if(
+                key(open_pk(account_id, source_id), OPEN),
+                designates(conversation_id),
+            )
+            .await
+            .map(drop)
     }
 
     /// Whether the open pointer of `c`'s source designates `c`.
     async fn points_to(&self, c: &Conversation) -> Result<bool, PortError> {
         let pointer = self.get(open_pk(&c.account_id, &c.source_id), OPEN).await?;
-        Ok(pointer.is_some_and(|p| get_s(&p, "conversationId").is_ok_and(|id| id == c.id)))
+        Ok(pointer.is_some_and(|p| string(&p, "conversationId") == Some(c.id.as_str())))
     }
 
-    async fn build(&self, commit: &EventCommit, now: i64) -> Result<Tx, PortError> {
-        let mut tx = Tx {
-            table: self.table.clone(),
-            items: Vec::new(),
-        };
+    /// The operations of `commit`'s transaction (see the module documentation).
+    async fn build(
+        &self,
+        commit: &EventCommit,
+        now: i64,
+    ) -> Result<Vec<TransactWriteItem>, PortError> {
+        let table = self.table.name.as_str();
+        let retain = commit.retain_until;
         // (0) The deduplication record: always first, so that reason 0 means "duplicate".
-        tx.put(
-            HashMap::from([
-                (
-                    "pk".to_owned(),
-                    s(event_pk(&commit.account_id, &commit.event_id)),
-                ),
-                ("sk".to_owned(), s(EVENT)),
-                ("expiresAt".to_owned(), n(commit.dedupe_expires_at)),
-            ]),
-            Some("attribute_not_exists(pk) OR expiresAt <= :now"),
-            &[(":now", n(now))],
-        )?;
+        let mut record = key(event_pk(&commit.account_id, &commit.event_id), EVENT);
+        record.insert(EXPIRES_AT.to_owned(), n(commit.dedupe_expires_at));
+        let mut tx = vec![transact_put(table, record, expired_or_absent(now))?];
 
-        // (1) The conversation and its source's open pointer.
+        // (1) The conversation and its source's open pointer. A conversation that is not closed
+        // holds the pointer, and takes it only where no other (live) conversation does.
         match &commit.conversation {
             None => {}
             Some(ConversationWrite::Create(c)) => {
-                let retain = commit.retain_until;
-                tx.put(
-                    Self::meta_item(c, retain)?,
-                    Some("attribute_not_exists(pk)"),
-                    &[],
-                )?;
-                // A pointer whose retention has passed is gone, even before TTL deletes it.
-                tx.put(
-                    Self::open_item(c, retain),
-                    Some("attribute_not_exists(pk) OR expiresAt <= :now"),
-                    &[(":now", n(now))],
-                )?;
+                let absent = Condition::new("attribute_not_exists(pk)");
+                tx.push(transact_put(table, Self::meta_item(c, retain)?, absent)?);
+                if c.state != ConversationState::Closed {
+                    // A pointer whose retention has passed is gone, even before TTL deletes it.
+                    let pointer = Self::open_item(c, retain);
+                    tx.push(transact_put(table, pointer, expired_or_absent(now))?);
+                }
+                // Created already closed: it occupies no open slot.
             }
             Some(ConversationWrite::Update(c)) => {
                 let previous = c.version.checked_sub(1).ok_or_else(|| {
                     PortError::Unavailable("conversation update with version 0".into())
                 })?;
-                tx.put(
-                    Self::meta_item(c, commit.retain_until)?,
-                    Some("version = :prev"),
-                    &[(":prev", n(previous))],
-                )?;
+                let unchanged = Condition::new("version = :prev").value(":prev", n(previous));
+                tx.push(transact_put(table, Self::meta_item(c, retain)?, unchanged)?);
+                let pointer = key(open_pk(&c.account_id, &c.source_id), OPEN);
                 if c.state == ConversationState::Closed {
                     // Only remove a pointer to this conversation: closing one already closed
                     // (pointer gone, or moved to a newer conversation) leaves it alone. The
                     // condition catches a change between this read and the transaction.
                     if self.points_to(c).await? {
-                        tx.delete(
-                            open_pk(&c.account_id, &c.source_id),
-                            OPEN,
-                            "conversationId = :id",
-                            &[(":id", s(&c.id))],
-                        )?;
+                        tx.push(transact_delete(table, pointer, designates(&c.id))?);
                     }
                 } else {
-                    tx.put(Self::open_item(c, commit.retain_until), None, &[])?;
+                    // Still (or again) open: the pointer is this conversation's, or free. Another
+                    // conversation holding the source makes it a conflict (reopening a closed one
+                    // would make two open conversations for one source).
+                    let ours_or_free = Condition::new(
+                        "attribute_not_exists(pk) OR conversationId = :id OR expiresAt <= :now",
+                    )
+                    .value(":id", s(&c.id))
+                    .value(":now", n(now));
+                    tx.push(transact_put(
+                        table,
+                        Self::open_item(c, retain),
+                        ours_or_free,
+                    )?);
                 }
             }
         }
@@ -570,35 +399,14 @@ impl DynamoConversationStore {
         if let Some(entry) = &commit.transcript {
             let pk = conversation_pk(&entry.conversation_id);
             let sk = transcript_sk(entry.timestamp, &entry.event_id);
-            tx.put(
-                with_expiry(
-                    HashMap::from([
-                        ("pk".to_owned(), s(pk.clone())),
-                        ("sk".to_owned(), s(sk.clone())),
-                        ("doc".to_owned(), to_doc(entry, "transcript entry")?),
-                    ]),
-                    commit.retain_until,
-                ),
-                None,
-                &[],
-            )?;
+            let mut item = key(pk.clone(), sk.clone());
+            item.insert("doc".to_owned(), to_doc(entry, "transcript entry")?);
+            tx.push(transact_put(table, with_expiry(item, retain), None)?);
             if let Some(message_id) = &entry.message_id {
-                tx.put(
-                    with_expiry(
-                        HashMap::from([
-                            (
-                                "pk".to_owned(),
-                                s(message_pk(&commit.account_id, message_id)),
-                            ),
-                            ("sk".to_owned(), s(LINEMSG)),
-                            ("conversationId".to_owned(), s(&entry.conversation_id)),
-                            ("transcriptSk".to_owned(), s(sk.clone())),
-                        ]),
-                        commit.retain_until,
-                    ),
-                    None,
-                    &[],
-                )?;
+                let mut index = key(message_pk(&commit.account_id, message_id), LINEMSG);
+                index.insert("conversationId".to_owned(), s(&entry.conversation_id));
+                index.insert("transcriptSk".to_owned(), s(sk.clone()));
+                tx.push(transact_put(table, with_expiry(index, retain), None)?);
             }
             new_entry_key = Some((pk, sk));
         }
@@ -606,37 +414,35 @@ impl DynamoConversationStore {
         // (3) Unsend: retract the earlier entry (read before, written with the transaction).
         if let Some(message_id) = &commit.retract_message_id {
             if let Some(item) = self.retracted_item(&commit.account_id, message_id).await? {
-                let key = (
-                    get_s(&item, "pk")?.to_owned(),
-                    get_s(&item, "sk")?.to_owned(),
-                );
                 // One operation per item in a transaction: never retract the entry being written.
-                if new_entry_key.as_ref() != Some(&key) {
-                    tx.put(item, Some("attribute_exists(pk)"), &[])?;
+                if new_entry_key.as_ref() != Some(&key_pair(&item)) {
+                    let present = Condition::new("attribute_exists(pk)");
+                    tx.push(transact_put(table, item, present)?);
                 }
             }
         }
 
         // (4) The customer.
         if let Some(customer) = &commit.customer {
-            tx.put(
-                with_expiry(
-                    HashMap::from([
-                        (
-                            "pk".to_owned(),
-                            s(customer_pk(&customer.account_id, &customer.user_id)),
-                        ),
-                        ("sk".to_owned(), s(PROFILE)),
-                        ("doc".to_owned(), to_doc(customer, "customer")?),
-                    ]),
-                    commit.retain_until,
-                ),
-                None,
-                &[],
-            )?;
+            let mut item = key(
+                customer_pk(&customer.account_id, &customer.user_id),
+                PROFILE,
+            );
+            item.insert("doc".to_owned(), to_doc(customer, "customer")?);
+            tx.push(transact_put(table, with_expiry(item, retain), None)?);
         }
         Ok(tx)
     }
+}
+
+/// The condition of an item that expires: absent, or expired by `now` (TTL deletes lazily).
+fn expired_or_absent(now: i64) -> Condition {
+    Condition::new("attribute_not_exists(pk) OR expiresAt <= :now").value(":now", n(now))
+}
+
+/// The condition that an open pointer designates `conversation_id`.
+fn designates(conversation_id: &str) -> Condition {
+    Condition::new("conversationId = :id").value(":id", s(conversation_id))
 }
 
 /// How a cancelled commit is answered, from its cancellation reasons.
@@ -647,31 +453,17 @@ enum Cancelled {
     Error(String),
 }
 
-fn code(reason: &aws_sdk_dynamodb::types::CancellationReason) -> &str {
-    reason.code().unwrap_or("None")
-}
-
-fn classify(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> Cancelled {
+fn classify(reasons: &Cancellation) -> Cancelled {
     if reasons.is_empty() {
         return Cancelled::Unknown;
     }
-    if code(&reasons[0]) == "ConditionalCheckFailed" {
+    if reasons.failed(0) {
         return Cancelled::Outcome(CommitOutcome::Duplicate);
     }
-    let mut conflict = false;
-    for reason in reasons {
-        match code(reason) {
-            "None" => {}
-            "ConditionalCheckFailed" | "TransactionConflict" => conflict = true,
-            other => {
-                return Cancelled::Error(format!(
-                    "DynamoDB TransactWriteItems cancelled: {other} {}",
-                    reason.message().unwrap_or_default()
-                ))
-            }
-        }
+    if let Some(message) = reasons.unexpected() {
+        return Cancelled::Error(message.to_owned());
     }
-    if conflict {
+    if reasons.any_failed() || reasons.conflicted() {
         Cancelled::Outcome(CommitOutcome::Conflict)
     } else {
         Cancelled::Unknown
@@ -681,7 +473,7 @@ fn classify(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> Cancelle
 /// The LINE message id of a stored transcript item, read leniently (erasure must not stop at a
 /// document that no longer parses).
 fn transcript_message_id(item: &Item) -> Option<String> {
-    let doc = item.get("doc").and_then(|v| v.as_s().ok())?;
+    let doc = string(item, "doc")?;
     let value: serde_json::Value = serde_json::from_str(doc).ok()?;
     value.get("messageId")?.as_str().map(str::to_owned)
 }
@@ -694,10 +486,7 @@ fn by_recent_activity(a: &Conversation, b: &Conversation) -> std::cmp::Ordering 
 }
 
 fn is_meta(item: &Item) -> bool {
-    item.get("sk")
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        == Some(META)
+    string(item, "sk") == Some(META)
 }
 
 #[async_trait]
@@ -742,27 +531,22 @@ impl ConversationStore for DynamoConversationStore {
         // callers commit with the conversation's version anyway.
         let mut keys = Vec::new();
         for shard in 0..OPEN_SHARDS {
-            let mut pages = self
-                .client
+            self.table
                 .query()
-                .table_name(&self.table)
                 .index_name(OPEN_INDEX)
                 .key_condition_expression("#shard = :shard")
                 .expression_attribute_names("#shard", OPEN_SHARD)
                 .expression_attribute_values(":shard", s(format!("OPEN#{shard:02}")))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| aws_error("DynamoDB Query (open conversations)", e))?;
-                for item in page.items() {
-                    if let Some(AttributeValue::S(pk)) = item.get("pk") {
-                        keys.push(key(pk.clone(), META));
+                .each_item("DynamoDB Query (open conversations)", |item| {
+                    if let Some(pk) = string(item, "pk") {
+                        keys.push(key(pk.to_owned(), META));
                     }
-                }
-            }
+                    Ok(())
+                })
+                .await?;
         }
         let mut conversations = Vec::with_capacity(keys.len());
-        for item in batch_get_items(&self.client, &self.table, keys).await? {
+        for item in self.table.batch_get(keys).await? {
             let conversation: Conversation = parse_doc(&item, "conversation")?;
             if conversation.state != ConversationState::Closed {
                 conversations.push(conversation);
@@ -783,9 +567,7 @@ impl ConversationStore for DynamoConversationStore {
     }
 
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
-        let now = commit.now_secs;
-        let tx = self.build(commit, now).await?;
-        self.send_commit(commit, tx.items, now).await
+        self.commit_with(commit, None).await
     }
 
     async fn commit_assignment(
@@ -799,20 +581,12 @@ impl ConversationStore for DynamoConversationStore {
                 "an assignment commit without a conversation".into(),
             ));
         };
-        let now = commit.now_secs;
-        let mut tx = self.build(commit, now).await?;
-        // Last, after the deduplication record (reason 0): a failure here is a conflict.
-        let slot = ConditionCheck::builder()
-            .table_name(agents_table)
-            .set_key(Some(agent_profile_key(agent_id)))
-            .condition_expression("contains(#active, :conversationId)")
-            .expression_attribute_names("#active", "activeConversations")
-            .expression_attribute_values(":conversationId", s(&write.conversation().id))
-            .build()
-            .map_err(build_error)?;
-        tx.items
-            .push(TransactWriteItem::builder().condition_check(slot).build());
-        self.send_commit(commit, tx.items, now).await
+        let slot = slot_held(
+            agents_table,
+            agent_profile_key(agent_id),
+            &write.conversation().id,
+        )?;
+        self.commit_with(commit, Some(slot)).await
     }
 
     async fn release_unless_assigned(
@@ -821,33 +595,13 @@ impl ConversationStore for DynamoConversationStore {
         conversation_id: &str,
     ) -> Result<bool, PortError> {
         let agents_table = self.agents_table()?;
-        let release = Update::builder()
-            .table_name(agents_table)
-            .set_key(Some(agent_profile_key(agent_id)))
-            .update_expression("DELETE #active :conversation ADD #activeCount :minusOne")
-            .condition_expression("contains(#active, :conversationId)")
-            .expression_attribute_names("#active", "activeConversations")
-            .expression_attribute_names("#activeCount", "activeCount")
-            .expression_attribute_values(
-                ":conversation",
-                AttributeValue::Ss(vec![conversation_id.to_owned()]),
-            )
-            .expression_attribute_values(":conversationId", s(conversation_id))
-            .expression_attribute_values(":minusOne", n(-1))
-            .build()
-            .map_err(build_error)?;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        let release = slot_release(agents_table, agent_profile_key(agent_id), conversation_id)?;
+        for pause in attempts() {
+            pause.await;
             let meta = self.get(conversation_pk(conversation_id), META).await?;
             // The conversation as read, which the release is conditional on.
-            let unchanged = ConditionCheck::builder()
-                .table_name(&self.table)
-                .key("pk", s(conversation_pk(conversation_id)))
-                .key("sk", s(META));
             let unchanged = match &meta {
-                None => unchanged.condition_expression("attribute_not_exists(pk)"),
+                None => Condition::new("attribute_not_exists(pk)"),
                 Some(item) => {
                     let c: Conversation = parse_doc(item, "conversation")?;
                     if c.state != ConversationState::Closed
@@ -856,53 +610,30 @@ impl ConversationStore for DynamoConversationStore {
                         return Ok(false);
                     }
                     let version = item.get("version").cloned().unwrap_or_else(|| n(c.version));
-                    unchanged
-                        .condition_expression("version = :version")
-                        .expression_attribute_values(":version", version)
+                    Condition::new("version = :version").value(":version", version)
                 }
             };
-            let unchanged = unchanged.build().map_err(build_error)?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(release.clone()).build())
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .condition_check(unchanged)
-                        .build(),
-                )
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(true),
-                Err(e) => e,
-            };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    cancelled.cancellation_reasons()
-                }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => continue,
-                _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
+            let unchanged = transact_check(
+                &self.table.name,
+                key(conversation_pk(conversation_id), META),
+                unchanged,
+            )?;
+            let reasons = match self
+                .table
+                .transact(vec![release.clone(), unchanged])
+                .await?
+            {
+                Transaction::Committed => return Ok(true),
+                // A concurrent write: again.
+                Transaction::InProgress(_) => continue,
+                Transaction::Cancelled(reasons) => reasons,
             };
             // Reason 0: the slot is not there (released before, or never held): nothing to do.
-            if reasons
-                .first()
-                .is_some_and(|r| code(r) == "ConditionalCheckFailed")
-            {
+            if reasons.failed(0) {
                 return Ok(false);
             }
-            for reason in reasons {
-                match code(reason) {
-                    // The conversation changed since it was read, or a concurrent write: again.
-                    "None" | "ConditionalCheckFailed" | "TransactionConflict" => {}
-                    other => {
-                        return Err(PortError::Unavailable(format!(
-                            "DynamoDB TransactWriteItems cancelled: {other} {}",
-                            reason.message().unwrap_or_default()
-                        )))
-                    }
-                }
-            }
+            // The conversation changed since it was read, or a concurrent write: again.
+            reasons.check()?;
         }
         Err(PortError::Unavailable(format!(
             "conversation {conversation_id} kept changing while agent {agent_id}'s slot was given back"
@@ -911,23 +642,14 @@ impl ConversationStore for DynamoConversationStore {
 
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError> {
         let mut entries = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
-            .expression_attribute_values(":prefix", s(TRANSCRIPT_PREFIX))
+        self.table
+            .partition_prefix(conversation_pk(conversation_id), TRANSCRIPT_PREFIX)
             .scan_index_forward(true)
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+            .each_item("DynamoDB Query", |item| {
                 entries.push(parse_doc(item, "transcript entry")?);
-            }
-        }
+                Ok(())
+            })
+            .await?;
         Ok(entries)
     }
 
@@ -942,26 +664,23 @@ impl ConversationStore for DynamoConversationStore {
             // Nothing can match.
             return Ok(out);
         }
-        let mut scan = self
-            .client
+        let scan = self
+            .table
             .scan()
-            .table_name(&self.table)
             .projection_expression("#doc")
             .expression_attribute_names("#doc", "doc")
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_values(":meta", s(META))
             .consistent_read(true);
-        scan = match filter.state {
+        let scan = match filter.state {
             Some(state) => scan
                 .filter_expression("#sk = :meta AND #state = :state")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_values(":state", s(state_str(state))),
             None => scan.filter_expression("#sk = :meta"),
         };
-        let mut pages = scan.into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
-            for item in page.items() {
+        scan.each_page("DynamoDB Scan", |items| {
+            for item in items {
                 let conversation: Conversation = parse_doc(item, "conversation")?;
                 if filter.matches(&conversation) {
                     out.push(conversation);
@@ -972,7 +691,9 @@ impl ConversationStore for DynamoConversationStore {
                 out.sort_by(by_recent_activity);
                 out.truncate(filter.limit);
             }
-        }
+            Ok(())
+        })
+        .await?;
         out.sort_by(by_recent_activity);
         out.truncate(filter.limit);
         Ok(out)
@@ -1029,31 +750,22 @@ impl ConversationStore for DynamoConversationStore {
                 keys.push(key(message_pk(account_id, &message_id), LINEMSG));
             }
         }
-        batch_delete(&self.client, &self.table, keys).await?;
+        let what = format!("conversation {conversation_id}");
+        self.table.batch_delete(keys, &what).await?;
         if let Some((account_id, source_id)) = &owner {
             self.delete_pointer_to(account_id, source_id, conversation_id)
                 .await?;
-            batch_delete(
-                &self.client,
-                &self.table,
-                vec![key(conversation_pk(conversation_id), META)],
-            )
-            .await?;
+            self.table
+                .batch_delete([key(conversation_pk(conversation_id), META)], &what)
+                .await?;
         }
         Ok(owner.is_some())
     }
 
     async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(customer_pk(account_id, user_id), PROFILE)))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
+        self.table
+            .delete_existing(key(customer_pk(account_id, user_id), PROFILE))
             .await
-            .map_err(|e| aws_error("DynamoDB DeleteItem", e))?;
-        Ok(output.attributes().is_some_and(|a| !a.is_empty()))
     }
 
     /// One filtered Scan of the whole table (no index by account; admin-only and rare) for the
@@ -1108,8 +820,9 @@ impl ConversationStore for DynamoConversationStore {
                 keys.push(key(pk, sk));
             }
         }
-        batch_delete(&self.client, &self.table, keys).await?;
-        batch_delete(&self.client, &self.table, metas).await?;
+        let what = format!("account {account_id}'s conversations");
+        self.table.batch_delete(keys, &what).await?;
+        self.table.batch_delete(metas, &what).await?;
         Ok(counts)
     }
 
@@ -1122,14 +835,13 @@ impl ConversationStore for DynamoConversationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_dynamodb::types::CancellationReason;
 
-    fn reason(code: &str) -> CancellationReason {
-        CancellationReason::builder().code(code).build()
+    fn reasons(codes: &[&str]) -> Cancellation {
+        Cancellation::of_codes(codes)
     }
 
-    fn outcome(reasons: &[CancellationReason]) -> Option<CommitOutcome> {
-        match classify(reasons) {
+    fn outcome(codes: &[&str]) -> Option<CommitOutcome> {
+        match classify(&reasons(codes)) {
             Cancelled::Outcome(o) => Some(o),
             _ => None,
         }
@@ -1159,21 +871,15 @@ mod tests {
     #[test]
     fn cancellation_reasons_map_to_outcomes() {
         let ccf = "ConditionalCheckFailed";
+        assert_eq!(outcome(&[ccf, ccf]), Some(CommitOutcome::Duplicate));
+        assert_eq!(outcome(&["None", ccf]), Some(CommitOutcome::Conflict));
         assert_eq!(
-            outcome(&[reason(ccf), reason(ccf)]),
-            Some(CommitOutcome::Duplicate)
-        );
-        assert_eq!(
-            outcome(&[reason("None"), reason(ccf)]),
+            outcome(&["TransactionConflict", "None"]),
             Some(CommitOutcome::Conflict)
         );
-        assert_eq!(
-            outcome(&[reason("TransactionConflict"), reason("None")]),
-            Some(CommitOutcome::Conflict)
-        );
-        assert!(matches!(classify(&[]), Cancelled::Unknown));
+        assert!(matches!(classify(&reasons(&[])), Cancelled::Unknown));
         assert!(matches!(
-            classify(&[reason("None"), reason("ThrottlingError")]),
+            classify(&reasons(&["None", "ThrottlingError"])),
             Cancelled::Error(_)
         ));
     }

@@ -21,15 +21,14 @@
 //! interrupted purge is completed by running it again (the Scan still finds what is left).
 //! Delivery items written before `accountId` existed lack it and are not found by the purge.
 
-use crate::dynamo_conversations::batch_delete;
-use crate::{
-    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
-    s, Item, ATTEMPTS,
+use crate::dynamo::{
+    attempts, condition_held, get_s, key, n, number, parse_doc, s, to_doc, transact_put,
+    Cancellation, Condition, Item, Pages, Table, Transaction, ATTEMPTS,
 };
+use crate::dynamo_conversations::conversation_pk;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use omniline_domain::delivery::Delivery;
 use omniline_ports::{DeliveryStore, PortError};
 use std::collections::HashMap;
@@ -40,16 +39,11 @@ const INDEX_PREFIX: &str = "D#";
 /// [`DeliveryStore`] on DynamoDB; see the module documentation for the item layout.
 #[derive(Debug, Clone)]
 pub struct DynamoDeliveryStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 fn delivery_pk(id: &str) -> String {
     format!("{DELIVERY}#{id}")
-}
-
-fn conversation_pk(conversation_id: &str) -> String {
-    format!("CONV#{conversation_id}")
 }
 
 /// Zero-padded so that string order is creation order (non-negative epoch ms); ties are ordered
@@ -58,30 +52,9 @@ fn index_sk(created_at: i64, id: &str) -> String {
     format!("{INDEX_PREFIX}{created_at:020}#{id}")
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, PortError> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without string {name}")))
-}
-
 fn get_i64(item: &Item, name: &str) -> Result<i64, PortError> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
+    number(item, name)
         .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without integer {name}")))
-}
-
-fn parse_doc(item: &Item) -> Result<Delivery, PortError> {
-    let doc = get_s(item, "doc")?;
-    serde_json::from_str(doc)
-        .map_err(|e| PortError::Unavailable(format!("stored delivery does not parse: {e}")))
-}
-
-fn to_doc(delivery: &Delivery) -> Result<AttributeValue, PortError> {
-    serde_json::to_string(delivery)
-        .map(AttributeValue::S)
-        .map_err(|e| PortError::Unavailable(format!("delivery does not serialize: {e}")))
 }
 
 /// What a cancelled `begin` transaction means.
@@ -94,25 +67,14 @@ enum Cancelled {
     Error(String),
 }
 
-fn classify(reasons: &[CancellationReason]) -> Cancelled {
-    let code = |r: &CancellationReason| r.code().unwrap_or("None").to_owned();
-    if reasons.first().map(code).as_deref() == Some("ConditionalCheckFailed") {
+fn classify(cancellation: &Cancellation) -> Cancelled {
+    if cancellation.failed(0) {
         return Cancelled::Exists;
     }
-    let mut conflict = false;
-    for reason in reasons {
-        match code(reason).as_str() {
-            "None" => {}
-            "TransactionConflict" => conflict = true,
-            other => {
-                return Cancelled::Error(format!(
-                    "DynamoDB TransactWriteItems cancelled: {other} {}",
-                    reason.message().unwrap_or_default()
-                ))
-            }
-        }
+    if let Some(message) = cancellation.unexpected() {
+        return Cancelled::Error(message.to_owned());
     }
-    if conflict {
+    if cancellation.conflicted() {
         Cancelled::Conflict
     } else {
         Cancelled::Error("DynamoDB TransactWriteItems cancelled without a reason".into())
@@ -122,69 +84,50 @@ fn classify(reasons: &[CancellationReason]) -> Cancelled {
 impl DynamoDeliveryStore {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table: table.into(),
+            table: Table::new(config, table),
         }
     }
 
     /// A strongly consistent GetItem of the delivery item.
     async fn get(&self, id: &str) -> Result<Option<Item>, PortError> {
-        get_item_consistent(&self.client, &self.table, key(delivery_pk(id), DELIVERY)).await
+        self.table
+            .get_consistent(key(delivery_pk(id), DELIVERY))
+            .await
     }
 
     fn begin_items(&self, d: &Delivery) -> Result<Vec<TransactWriteItem>, PortError> {
         let mut main = key(delivery_pk(&d.id), DELIVERY);
-        main.insert("doc".to_owned(), to_doc(d)?);
+        main.insert("doc".to_owned(), to_doc(d, "delivery")?);
         main.insert("version".to_owned(), n(d.version));
         main.insert("conversationId".to_owned(), s(&d.conversation_id));
         main.insert("createdAt".to_owned(), n(d.created_at));
         main.insert("accountId".to_owned(), s(&d.account_id));
-        let main = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(main))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(build_error)?;
-
         let mut index = key(
             conversation_pk(&d.conversation_id),
             index_sk(d.created_at, &d.id),
         );
         index.insert("deliveryId".to_owned(), s(&d.id));
-        let index = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(index))
-            .build()
-            .map_err(build_error)?;
+        let absent = Condition::new("attribute_not_exists(pk)");
         Ok(vec![
-            TransactWriteItem::builder().put(main).build(),
-            TransactWriteItem::builder().put(index).build(),
+            transact_put(&self.table.name, main, absent)?,
+            transact_put(&self.table.name, index, None)?,
         ])
     }
 
     /// The conversation's index items in sort-key order: (sort key, delivery id).
     async fn index_items(&self, conversation_id: &str) -> Result<Vec<(String, String)>, PortError> {
         let mut ids = Vec::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(conversation_pk(conversation_id)))
-            .expression_attribute_values(":prefix", s(INDEX_PREFIX))
+        self.table
+            .partition_prefix(conversation_pk(conversation_id), INDEX_PREFIX)
             .scan_index_forward(true)
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
+            .each_item("DynamoDB Query", |item| {
                 ids.push((
                     get_s(item, "sk")?.to_owned(),
                     get_s(item, "deliveryId")?.to_owned(),
                 ));
-            }
-        }
+                Ok(())
+            })
+            .await?;
         Ok(ids)
     }
 
@@ -193,20 +136,14 @@ impl DynamoDeliveryStore {
     async fn account_keys(&self, account_id: &str) -> Result<(Vec<Item>, Vec<Item>), PortError> {
         let mut index_keys = Vec::new();
         let mut delivery_keys = Vec::new();
-        let mut pages = self
-            .client
+        self.table
             .scan()
-            .table_name(&self.table)
             .filter_expression("accountId = :a AND begins_with(pk, :p)")
             .projection_expression("pk, conversationId, createdAt")
             .expression_attribute_values(":a", s(account_id))
             .expression_attribute_values(":p", s(delivery_pk("")))
             .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
-            for item in page.items() {
+            .each_item("DynamoDB Scan", |item| {
                 let pk = get_s(item, "pk")?;
                 let id = pk.strip_prefix(&delivery_pk("")).ok_or_else(|| {
                     PortError::Unavailable(format!("DynamoDB delivery item with pk {pk}"))
@@ -216,8 +153,9 @@ impl DynamoDeliveryStore {
                     index_sk(get_i64(item, "createdAt")?, id),
                 ));
                 delivery_keys.push(key(pk.to_owned(), DELIVERY));
-            }
-        }
+                Ok(())
+            })
+            .await?;
         Ok((index_keys, delivery_keys))
     }
 
@@ -227,10 +165,11 @@ impl DynamoDeliveryStore {
             .iter()
             .map(|id| key(delivery_pk(id), DELIVERY))
             .collect();
-        batch_get_items(&self.client, &self.table, keys)
+        self.table
+            .batch_get(keys)
             .await?
             .iter()
-            .map(|item| parse_doc(item).map(|d| (d.id.clone(), d)))
+            .map(|item| parse_doc::<Delivery>(item, "delivery").map(|d| (d.id.clone(), d)))
             .collect()
     }
 }
@@ -238,30 +177,17 @@ impl DynamoDeliveryStore {
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn begin(&self, delivery: &Delivery) -> Result<Delivery, PortError> {
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(self.begin_items(delivery)?))
-                .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(delivery.clone()),
-                Err(e) => e,
+        for pause in attempts() {
+            pause.await;
+            let reasons = match self.table.transact(self.begin_items(delivery)?).await? {
+                Transaction::Committed => return Ok(delivery.clone()),
+                Transaction::InProgress(error) => return Err(error),
+                Transaction::Cancelled(reasons) => reasons,
             };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    cancelled.cancellation_reasons()
-                }
-                _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
-            };
-            match classify(reasons) {
+            match classify(&reasons) {
                 Cancelled::Exists => {
                     return match self.get(&delivery.id).await? {
-                        Some(item) => parse_doc(&item),
+                        Some(item) => parse_doc(&item, "delivery"),
                         None => Err(PortError::Unavailable(format!(
                             "delivery {} exists by its condition but cannot be read",
                             delivery.id
@@ -283,15 +209,14 @@ impl DeliveryStore for DynamoDeliveryStore {
             return Ok(false);
         };
         let result = self
-            .client
+            .table
             .update_item()
-            .table_name(&self.table)
             .set_key(Some(key(delivery_pk(&delivery.id), DELIVERY)))
             .update_expression("SET #doc = :doc, #version = :version")
             .condition_expression("#version = :previous")
             .expression_attribute_names("#doc", "doc")
             .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":doc", to_doc(delivery)?)
+            .expression_attribute_values(":doc", to_doc(delivery, "delivery")?)
             .expression_attribute_values(":version", n(delivery.version))
             .expression_attribute_values(":previous", n(previous))
             .send()
@@ -301,7 +226,10 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, PortError> {
-        self.get(id).await?.as_ref().map(parse_doc).transpose()
+        self.get(id)
+            .await?
+            .map(|item| parse_doc(&item, "delivery"))
+            .transpose()
     }
 
     async fn deliveries_for_conversation(
@@ -332,7 +260,12 @@ impl DeliveryStore for DynamoDeliveryStore {
                 .iter()
                 .map(|(sk, _)| key(conversation_pk(conversation_id), sk.clone())),
         );
-        batch_delete(&self.client, &self.table, keys).await?;
+        self.table
+            .batch_delete(
+                keys,
+                &format!("conversation {conversation_id}'s deliveries"),
+            )
+            .await?;
         Ok(index.len() as u64)
     }
 
@@ -341,8 +274,9 @@ impl DeliveryStore for DynamoDeliveryStore {
         let count = delivery_keys.len() as u64;
         // Every index item first, the deliveries only then (no batch mixes the two): a retry of
         // an interrupted purge finds what is left through the Scan, which sees delivery items.
-        batch_delete(&self.client, &self.table, index_keys).await?;
-        batch_delete(&self.client, &self.table, delivery_keys).await?;
+        let what = format!("account {account_id}'s deliveries");
+        self.table.batch_delete(index_keys, &what).await?;
+        self.table.batch_delete(delivery_keys, &what).await?;
         Ok(count)
     }
 }
@@ -351,8 +285,8 @@ impl DeliveryStore for DynamoDeliveryStore {
 mod tests {
     use super::*;
 
-    fn reason(code: &str) -> CancellationReason {
-        CancellationReason::builder().code(code).build()
+    fn reasons(codes: &[&str]) -> Cancellation {
+        Cancellation::of_codes(codes)
     }
 
     #[test]
@@ -380,18 +314,18 @@ mod tests {
     #[test]
     fn deliveries_cancellation_reasons() {
         let ccf = "ConditionalCheckFailed";
-        assert_eq!(classify(&[reason(ccf), reason("None")]), Cancelled::Exists);
+        assert_eq!(classify(&reasons(&[ccf, "None"])), Cancelled::Exists);
         assert_eq!(
-            classify(&[reason("TransactionConflict"), reason("None")]),
+            classify(&reasons(&["TransactionConflict", "None"])),
             Cancelled::Conflict
         );
         assert_eq!(
-            classify(&[reason("None"), reason("TransactionConflict")]),
+            classify(&reasons(&["None", "TransactionConflict"])),
             Cancelled::Conflict
         );
-        assert!(matches!(classify(&[]), Cancelled::Error(_)));
+        assert!(matches!(classify(&reasons(&[])), Cancelled::Error(_)));
         assert!(matches!(
-            classify(&[reason("None"), reason("ThrottlingError")]),
+            classify(&reasons(&["None", "ThrottlingError"])),
             Cancelled::Error(_)
         ));
     }

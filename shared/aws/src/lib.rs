@@ -3,6 +3,7 @@
 //! and share it between clients; its endpoint can be overridden (moto, other regions).
 
 pub mod config_docs;
+mod dynamo;
 pub mod dynamo_agents;
 pub mod dynamo_conversations;
 pub mod dynamo_deliveries;
@@ -12,13 +13,12 @@ pub mod workstreams;
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
+use dynamo::{get_s, key, n, number, s, Condition, Item, Pages, Table};
 use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
 use omniline_domain::clock::rfc3339_millis;
 use omniline_domain::line::envelope::QueueMessage;
-use omniline_domain::retry::Backoff;
 use omniline_domain::secret::SecretString;
 use omniline_ports::{AccountStore, EventQueue, PortError, SecretStore};
-use std::collections::HashMap;
 
 /// The SDK's HTTPS client: hyper with rustls on ring (the crypto library reqwest uses too), so
 /// a binary links one TLS stack.
@@ -49,24 +49,20 @@ pub(crate) fn aws_error<E: std::error::Error + 'static>(what: &str, err: E) -> P
     ))
 }
 
-/// The outcome of a conditional DynamoDB write: `true` written, `false` when its condition did
-/// not hold (`ConditionalCheckFailedException`), any other failure an error naming `what`.
-pub(crate) fn condition_held<O, E, R>(
+/// `result`, with the service error `code` as `None` (not found, condition failed, …); any other
+/// failure an error naming `what`.
+pub(crate) fn except_code<O, E, R>(
     result: Result<O, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    code: &str,
     what: &str,
-) -> Result<bool, PortError>
+) -> Result<Option<O>, PortError>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     match result {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error().and_then(|e| e.code())
-                == Some("ConditionalCheckFailedException") =>
-        {
-            Ok(false)
-        }
+        Ok(output) => Ok(Some(output)),
+        Err(e) if e.as_service_error().and_then(|e| e.code()) == Some(code) => Ok(None),
         Err(e) => Err(aws_error(what, e)),
     }
 }
@@ -145,144 +141,26 @@ impl EventQueue for SqsEventQueue {
 /// `ACCOUNT#{id}` / `PROFILE` holds the account, `ACCOUNT#{id}` / `WEBHOOK_STATS` its counters.
 #[derive(Debug, Clone)]
 pub struct DynamoAccountStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 const PROFILE: &str = "PROFILE";
 const WEBHOOK_STATS: &str = "WEBHOOK_STATS";
 
-fn account_pk(id: &str) -> AttributeValue {
-    AttributeValue::S(format!("ACCOUNT#{id}"))
-}
-
-/// A DynamoDB item.
-pub(crate) type Item = HashMap<String, AttributeValue>;
-
-/// The key of a `pk`/`sk` table item.
-pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
-
-/// A request the SDK's builder refused (a required field unset).
-pub(crate) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
-    aws_error("DynamoDB request", e)
-}
-
-/// Attempts of an optimistic write (or of unprocessed batch keys) before giving up.
-pub(crate) const ATTEMPTS: u32 = 8;
-
-/// How a write that lost a race (or left unprocessed keys) is retried: 10 ms, 20 ms … 80 ms.
-const WRITE_RETRY: Backoff = Backoff::exponential(
-    std::time::Duration::from_millis(10),
-    std::time::Duration::from_millis(80),
-);
-
-/// A short pause before retry number `attempt` of a write ([`WRITE_RETRY`]).
-pub(crate) async fn backoff(attempt: u32) {
-    tokio::time::sleep(WRITE_RETRY.delay(attempt)).await;
-}
-
-/// One item by key, read consistently (`None` if absent).
-pub(crate) async fn get_item_consistent(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    key: Item,
-) -> Result<Option<Item>, PortError> {
-    let output = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(key))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-    Ok(output.item)
-}
-
-/// Every item of `keys` that exists, read consistently with `BatchGetItem` (100 keys a call,
-/// unprocessed keys retried [`ATTEMPTS`] times).
-pub(crate) async fn batch_get_items(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    keys: Vec<Item>,
-) -> Result<Vec<Item>, PortError> {
-    use aws_sdk_dynamodb::types::KeysAndAttributes;
-    let mut items = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(100) {
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(build_error)?,
-        );
-        let mut attempt = 0;
-        while let Some(keys) = request.take() {
-            if attempt >= ATTEMPTS {
-                return Err(PortError::Unavailable(
-                    "DynamoDB BatchGetItem: keys left unprocessed after retries".into(),
-                ));
-            }
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            attempt += 1;
-            let output = client
-                .batch_get_item()
-                .request_items(table, keys)
-                .send()
-                .await
-                .map_err(|e| aws_error("DynamoDB BatchGetItem", e))?;
-            if let Some(found) = output.responses().and_then(|r| r.get(table)) {
-                items.extend(found.iter().cloned());
-            }
-            request = output
-                .unprocessed_keys()
-                .and_then(|u| u.get(table))
-                .filter(|k| !k.keys().is_empty())
-                .cloned();
-        }
-    }
-    Ok(items)
-}
-
-/// A DynamoDB string.
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-/// A DynamoDB number.
-pub(crate) fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn get_s(item: &HashMap<String, AttributeValue>, key: &str) -> Result<String, PortError> {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without string {key}")))
-}
-
-fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> u64 {
-    item.get(key)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+fn account_pk(id: &str) -> String {
+    format!("ACCOUNT#{id}")
 }
 
 impl DynamoAccountStore {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table: table.into(),
+            table: Table::new(config, table),
         }
     }
 
-    fn item(account: &Account) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".to_owned(), account_pk(&account.id)),
-            ("sk".to_owned(), s(PROFILE)),
+    fn item(account: &Account) -> Item {
+        let mut item = key(account_pk(&account.id), PROFILE);
+        item.extend([
             ("id".to_owned(), s(&account.id)),
             ("name".to_owned(), s(&account.name)),
             ("channelId".to_owned(), s(&account.channel_id)),
@@ -295,19 +173,21 @@ impl DynamoAccountStore {
                 "webhookDisabled".to_owned(),
                 AttributeValue::Bool(account.webhook_disabled),
             ),
-        ])
+        ]);
+        item
     }
 
-    fn account(item: &HashMap<String, AttributeValue>) -> Result<Account, PortError> {
+    fn account(item: &Item) -> Result<Account, PortError> {
+        let text = |name: &str| get_s(item, name).map(str::to_owned);
         Ok(Account {
-            id: get_s(item, "id")?,
-            name: get_s(item, "name")?,
-            channel_id: get_s(item, "channelId")?,
-            bot_user_id: get_s(item, "botUserId")?,
-            basic_id: get_s(item, "basicId")?,
-            display_name: get_s(item, "displayName")?,
-            created_at: get_s(item, "createdAt")?,
-            updated_at: get_s(item, "updatedAt")?,
+            id: text("id")?,
+            name: text("name")?,
+            channel_id: text("channelId")?,
+            bot_user_id: text("botUserId")?,
+            basic_id: text("basicId")?,
+            display_name: text("displayName")?,
+            created_at: text("createdAt")?,
+            updated_at: text("updatedAt")?,
             webhook_disabled: item
                 .get("webhookDisabled")
                 .and_then(|v| v.as_bool().ok())
@@ -315,24 +195,13 @@ impl DynamoAccountStore {
                 .unwrap_or(false),
         })
     }
-
-    async fn put(&self, account: &Account, condition: &str) -> Result<bool, PortError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::item(account)))
-            .condition_expression(condition)
-            .send()
-            .await;
-        condition_held(result, "DynamoDB PutItem")
-    }
 }
 
 #[async_trait]
 impl AccountStore for DynamoAccountStore {
     async fn create(&self, account: &Account) -> Result<(), PortError> {
-        if self.put(account, "attribute_not_exists(pk)").await? {
+        let absent = Condition::new("attribute_not_exists(pk)");
+        if self.table.put_if(Self::item(account), absent).await? {
             Ok(())
         } else {
             Err(PortError::Conflict("account id".into()))
@@ -340,64 +209,45 @@ impl AccountStore for DynamoAccountStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Account>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", account_pk(id))
-            .key("sk", s(PROFILE))
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-        output.item().map(Self::account).transpose()
+        self.table
+            .get(key(account_pk(id), PROFILE))
+            .await?
+            .as_ref()
+            .map(Self::account)
+            .transpose()
     }
 
     async fn list(&self) -> Result<Vec<Account>, PortError> {
         // Admin-only and small: a filtered scan of the profile items.
         let mut accounts = Vec::new();
-        let mut pages = self
-            .client
+        self.table
             .scan()
-            .table_name(&self.table)
             .filter_expression("sk = :profile AND begins_with(pk, :account)")
             .expression_attribute_values(":profile", s(PROFILE))
             .expression_attribute_values(":account", s("ACCOUNT#"))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Scan", e))?;
-            for item in page.items() {
+            .each_item("DynamoDB Scan", |item| {
                 accounts.push(Self::account(item)?);
-            }
-        }
+                Ok(())
+            })
+            .await?;
         accounts.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
         Ok(accounts)
     }
 
     async fn update(&self, account: &Account) -> Result<bool, PortError> {
-        self.put(account, "attribute_exists(pk)").await
+        let present = Condition::new("attribute_exists(pk)");
+        self.table.put_if(Self::item(account), present).await
     }
 
     async fn delete(&self, id: &str) -> Result<bool, PortError> {
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", account_pk(id))
-            .key("sk", s(PROFILE))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB DeleteItem", e))?;
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", account_pk(id))
-            .key("sk", s(WEBHOOK_STATS))
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB DeleteItem", e))?;
-        Ok(output.attributes().is_some_and(|a| !a.is_empty()))
+        let existed = self
+            .table
+            .delete_existing(key(account_pk(id), PROFILE))
+            .await?;
+        self.table
+            .delete(key(account_pk(id), WEBHOOK_STATS))
+            .await?;
+        Ok(existed)
     }
 
     async fn record_webhook(
@@ -406,11 +256,9 @@ impl AccountStore for DynamoAccountStore {
         counts: WebhookCounts,
         at_millis: i64,
     ) -> Result<(), PortError> {
-        self.client
+        self.table
             .update_item()
-            .table_name(&self.table)
-            .key("pk", account_pk(id))
-            .key("sk", s(WEBHOOK_STATS))
+            .set_key(Some(key(account_pk(id), WEBHOOK_STATS)))
             .update_expression("ADD received :r, queued :q, rejected :x SET lastReceivedAt = :t")
             .expression_attribute_values(":r", n(counts.received))
             .expression_attribute_values(":q", n(counts.queued))
@@ -423,27 +271,16 @@ impl AccountStore for DynamoAccountStore {
     }
 
     async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", account_pk(id))
-            .key("sk", s(WEBHOOK_STATS))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-        Ok(output
-            .item()
+        let item = self
+            .table
+            .get_consistent(key(account_pk(id), WEBHOOK_STATS))
+            .await?;
+        Ok(item
             .map(|item| WebhookStats {
-                received: get_n(item, "received"),
-                queued: get_n(item, "queued"),
-                rejected: get_n(item, "rejected"),
-                last_received_at: item
-                    .get("lastReceivedAt")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .map(rfc3339_millis),
+                received: number(&item, "received").unwrap_or(0),
+                queued: number(&item, "queued").unwrap_or(0),
+                rejected: number(&item, "rejected").unwrap_or(0),
+                last_received_at: number::<i64>(&item, "lastReceivedAt").map(rfc3339_millis),
             })
             .unwrap_or_default())
     }
@@ -451,6 +288,9 @@ impl AccountStore for DynamoAccountStore {
 
 // ---------------------------------------------------------------------------------------------
 // Secrets Manager
+
+/// The error code of a secret that does not exist.
+const NOT_FOUND: &str = "ResourceNotFoundException";
 
 /// [`SecretStore`] on AWS Secrets Manager; every name is prefixed (the stack name and `/`).
 #[derive(Debug, Clone)]
@@ -491,22 +331,14 @@ impl SecretsManagerStore {
     }
 
     pub async fn get_by_id(&self, secret_id: &str) -> Result<Option<SecretString>, PortError> {
-        match self
+        let result = self
             .client
             .get_secret_value()
             .secret_id(secret_id)
             .send()
-            .await
-        {
-            Ok(output) => Ok(output.secret_string().map(SecretString::new)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(aws_error("Secrets Manager GetSecretValue", e)),
-        }
+            .await;
+        let output = except_code(result, NOT_FOUND, "Secrets Manager GetSecretValue")?;
+        Ok(output.and_then(|o| o.secret_string().map(SecretString::new)))
     }
 }
 
@@ -525,23 +357,17 @@ impl SecretStore for SecretsManagerStore {
             .secret_string(value.expose())
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                self.client
-                    .create_secret()
-                    .name(&id)
-                    .secret_string(value.expose())
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| aws_error("Secrets Manager CreateSecret", e))
-            }
-            Err(e) => Err(aws_error("Secrets Manager PutSecretValue", e)),
+        if except_code(put, NOT_FOUND, "Secrets Manager PutSecretValue")?.is_some() {
+            return Ok(());
         }
+        self.client
+            .create_secret()
+            .name(&id)
+            .secret_string(value.expose())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| aws_error("Secrets Manager CreateSecret", e))
     }
 
     async fn delete(&self, name: &str) -> Result<(), PortError> {
@@ -552,16 +378,8 @@ impl SecretStore for SecretsManagerStore {
             .force_delete_without_recovery(true)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(aws_error("Secrets Manager DeleteSecret", e)),
-        }
+        // Already gone: done.
+        except_code(result, NOT_FOUND, "Secrets Manager DeleteSecret").map(drop)
     }
 }
 

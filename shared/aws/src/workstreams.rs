@@ -26,13 +26,12 @@
 //! * A transaction cancelled by a condition is a `Conflict` (create) or `false` (update); one
 //!   cancelled by a concurrent transaction is retried.
 
-use crate::{
-    aws_error, backoff, batch_get_items, build_error, condition_held, get_item_consistent, key, n,
-    s, Item, ATTEMPTS,
+use crate::dynamo::{
+    attempts, key, n, s, string, transact_delete, transact_put, Condition, Item, Outcome, Pages,
+    Table,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use omniline_domain::workstream::Workstream;
 use omniline_ports::{PortError, WorkstreamStore};
 use std::collections::{BTreeSet, HashMap};
@@ -69,178 +68,76 @@ fn pointer_item(workstream: &Workstream) -> Item {
     item
 }
 
-fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-}
-
 /// The id of a workstream item.
 fn item_id(item: &Item) -> Result<&str, PortError> {
-    string_attr(item, "id")
+    string(item, "id")
         .ok_or_else(|| PortError::Unavailable("DynamoDB workstream item without an id".into()))
 }
 
 fn workstream_from_item(item: &Item) -> Result<Workstream, PortError> {
-    string_attr(item, "doc")
+    string(item, "doc")
         .ok_or_else(|| PortError::Unavailable("DynamoDB workstream item without a doc".into()))
         .and_then(Workstream::from_stored)
 }
 
-/// How a `TransactWriteItems` ended.
-enum Outcome {
-    Done,
-    /// Cancelled by conditions: which operations (in request order) failed theirs.
-    Condition(Vec<bool>),
-    /// Cancelled by a concurrent transaction on the same items: try again.
-    Raced,
-}
-
-impl Outcome {
-    fn failed(&self, index: usize) -> bool {
-        matches!(self, Outcome::Condition(failed) if failed.get(index).copied().unwrap_or(false))
-    }
-}
-
-/// One operation of a transaction: its condition, with the names and values it uses.
-struct Condition<'a> {
-    expression: &'a str,
-    names: &'a [(&'a str, &'a str)],
-    values: Vec<(&'a str, AttributeValue)>,
-}
-
-impl<'a> Condition<'a> {
-    fn new(expression: &'a str) -> Self {
-        Self {
-            expression,
-            names: &[],
-            values: Vec::new(),
-        }
-    }
-
-    fn names(mut self, names: &'a [(&'a str, &'a str)]) -> Self {
-        self.names = names;
-        self
-    }
-
-    fn value(mut self, name: &'a str, value: AttributeValue) -> Self {
-        self.values.push((name, value));
-        self
-    }
-}
-
 /// `attribute_not_exists(pk)`, the condition of a create.
-const ABSENT: &str = "attribute_not_exists(pk)";
-/// A pointer that is absent or points at `:account`.
-const POINTER_FREE_OR_OURS: &str = "attribute_not_exists(pk) OR #accountId = :account";
-const ACCOUNT_ID: &[(&str, &str)] = &[("#accountId", "accountId")];
-const ID: &[(&str, &str)] = &[("#id", "id")];
+fn absent() -> Condition {
+    Condition::new("attribute_not_exists(pk)")
+}
+
+/// A pointer that is absent or points at `account_id`.
+fn pointer_free_or_ours(account_id: &str) -> Condition {
+    Condition::new("attribute_not_exists(pk) OR #accountId = :account")
+        .name("#accountId", "accountId")
+        .value(":account", s(account_id))
+}
+
+/// A pointer that points at `account_id`.
+fn pointer_ours(account_id: &str) -> Condition {
+    Condition::new("#accountId = :account")
+        .name("#accountId", "accountId")
+        .value(":account", s(account_id))
+}
 
 /// [`WorkstreamStore`] in the DynamoDB config table; see the module documentation for the layout.
 #[derive(Debug, Clone)]
 pub struct DynamoWorkstreamStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoWorkstreamStore {
     pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table: table.into(),
+            table: Table::new(config, table),
         }
     }
 
-    fn put(
-        &self,
-        item: Item,
-        condition: Option<Condition<'_>>,
-    ) -> Result<TransactWriteItem, PortError> {
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
-        if let Some(c) = condition {
-            put = put.condition_expression(c.expression);
-            for (placeholder, name) in c.names {
-                put = put.expression_attribute_names(*placeholder, *name);
-            }
-            for (placeholder, value) in c.values {
-                put = put.expression_attribute_values(placeholder, value);
-            }
-        }
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(build_error)?)
-            .build())
+    fn put(&self, item: Item, condition: Condition) -> Result<TransactWriteItem, PortError> {
+        transact_put(&self.table.name, item, condition)
     }
 
     fn delete(
         &self,
         key: Item,
-        condition: Option<Condition<'_>>,
+        condition: Option<Condition>,
     ) -> Result<TransactWriteItem, PortError> {
-        let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key));
-        if let Some(c) = condition {
-            delete = delete.condition_expression(c.expression);
-            for (placeholder, name) in c.names {
-                delete = delete.expression_attribute_names(*placeholder, *name);
-            }
-            for (placeholder, value) in c.values {
-                delete = delete.expression_attribute_values(placeholder, value);
-            }
-        }
-        Ok(TransactWriteItem::builder()
-            .delete(delete.build().map_err(build_error)?)
-            .build())
+        transact_delete(&self.table.name, key, condition)
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Outcome, PortError> {
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(Outcome::Done),
-            Err(err) => err,
-        };
-        let reasons = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                c.cancellation_reasons()
-            }
-            Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
-                return Ok(Outcome::Raced)
-            }
-            _ => return Err(aws_error("DynamoDB TransactWriteItems", err)),
-        };
-        let mut failed = Vec::with_capacity(reasons.len());
-        for reason in reasons {
-            match reason.code().unwrap_or("None") {
-                "None" | "TransactionConflict" => failed.push(false),
-                "ConditionalCheckFailed" => failed.push(true),
-                other => {
-                    return Err(PortError::Unavailable(format!(
-                        "DynamoDB TransactWriteItems cancelled: {other} {}",
-                        reason.message().unwrap_or_default()
-                    )))
-                }
-            }
-        }
-        Ok(if failed.contains(&true) {
-            Outcome::Condition(failed)
-        } else {
-            Outcome::Raced
-        })
+        self.table.transact(items).await?.outcome()
     }
 
     /// The account's workstream item, read consistently.
     async fn account_item(&self, account_id: &str) -> Result<Option<Item>, PortError> {
-        get_item_consistent(&self.client, &self.table, workstream_key(account_id)).await
+        self.table.get_consistent(workstream_key(account_id)).await
     }
 
     /// The account a workstream id points at, read consistently.
     async fn pointer_account(&self, id: &str) -> Result<Option<String>, PortError> {
-        let item = get_item_consistent(&self.client, &self.table, pointer_key(id)).await?;
+        let item = self.table.get_consistent(pointer_key(id)).await?;
         item.map(|item| {
-            string_attr(&item, "accountId")
+            string(&item, "accountId")
                 .map(str::to_owned)
                 .ok_or_else(|| {
                     PortError::Unavailable(
@@ -262,17 +159,10 @@ impl DynamoWorkstreamStore {
 
     /// Removes a pointer that still points at `account_id`.
     async fn delete_pointer_of(&self, id: &str, account_id: &str) -> Result<(), PortError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(pointer_key(id)))
-            .condition_expression("#accountId = :account")
-            .expression_attribute_names("#accountId", "accountId")
-            .expression_attribute_values(":account", s(account_id))
-            .send()
-            .await;
-        condition_held(result, "DynamoDB DeleteItem").map(drop)
+        self.table
+            .delete_if(pointer_key(id), pointer_ours(account_id))
+            .await
+            .map(drop)
     }
 
     fn gave_up(id: &str, what: &str) -> PortError {
@@ -288,40 +178,30 @@ impl WorkstreamStore for DynamoWorkstreamStore {
         &self,
         account_id: &str,
     ) -> Result<Option<Workstream>, PortError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(workstream_key(account_id)))
-            .send()
-            .await
-            .map_err(|e| aws_error("DynamoDB GetItem", e))?;
-        output.item().map(workstream_from_item).transpose()
+        self.table
+            .get(workstream_key(account_id))
+            .await?
+            .as_ref()
+            .map(workstream_from_item)
+            .transpose()
     }
 
     async fn put_workstream(&self, workstream: &Workstream) -> Result<(), PortError> {
-        let account = s(workstream.account_id.as_str());
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        for pause in attempts() {
+            pause.await;
             // What we replace must still be there when the transaction runs.
             let old_id = self.account_workstream_id(&workstream.account_id).await?;
             let replace = match &old_id {
-                None => Condition::new(ABSENT),
+                None => absent(),
                 Some(old) => Condition::new("#id = :old")
-                    .names(ID)
+                    .name("#id", "id")
                     .value(":old", s(old.as_str())),
             };
             let mut items = vec![
-                self.put(workstream_item(workstream)?, Some(replace))?,
+                self.put(workstream_item(workstream)?, replace)?,
                 self.put(
                     pointer_item(workstream),
-                    Some(
-                        Condition::new(POINTER_FREE_OR_OURS)
-                            .names(ACCOUNT_ID)
-                            .value(":account", account.clone()),
-                    ),
+                    pointer_free_or_ours(&workstream.account_id),
                 )?,
             ];
             if let Some(old) = old_id.as_deref().filter(|old| *old != workstream.id) {
@@ -357,32 +237,23 @@ impl WorkstreamStore for DynamoWorkstreamStore {
 
     async fn list_workstreams(&self) -> Result<Vec<Workstream>, PortError> {
         let mut pointers: HashMap<String, String> = HashMap::new();
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(POINTERS_PK))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("DynamoDB Query", e))?;
-            for item in page.items() {
-                let (Some(id), Some(account_id)) =
-                    (string_attr(item, "sk"), string_attr(item, "accountId"))
+        self.table
+            .partition(POINTERS_PK.to_owned())
+            .each_item("DynamoDB Query", |item| {
+                let (Some(id), Some(account_id)) = (string(item, "sk"), string(item, "accountId"))
                 else {
                     return Err(PortError::Unavailable(
                         "DynamoDB workstream pointer without an id or accountId".into(),
                     ));
                 };
                 pointers.insert(id.to_owned(), account_id.to_owned());
-            }
-        }
+                Ok(())
+            })
+            .await?;
         let accounts: BTreeSet<&str> = pointers.values().map(String::as_str).collect();
         let keys = accounts.into_iter().map(workstream_key).collect();
         let mut workstreams = Vec::with_capacity(pointers.len());
-        for item in batch_get_items(&self.client, &self.table, keys).await? {
+        for item in self.table.batch_get(keys).await? {
             let workstream = workstream_from_item(&item)?;
             // Only workstreams their pointer agrees with (a pointer left behind is skipped).
             if pointers.get(&workstream.id) == Some(&workstream.account_id) {
@@ -398,33 +269,25 @@ impl WorkstreamStore for DynamoWorkstreamStore {
         workstream: &Workstream,
         expected_version: Option<u64>,
     ) -> Result<bool, PortError> {
-        let account = s(workstream.account_id.as_str());
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        for pause in attempts() {
+            pause.await;
             let items = match expected_version {
                 None => vec![
-                    self.put(workstream_item(workstream)?, Some(Condition::new(ABSENT)))?,
-                    self.put(pointer_item(workstream), Some(Condition::new(ABSENT)))?,
+                    self.put(workstream_item(workstream)?, absent())?,
+                    self.put(pointer_item(workstream), absent())?,
                 ],
                 Some(version) => vec![
                     self.put(
                         workstream_item(workstream)?,
-                        Some(
-                            Condition::new("#version = :v AND #id = :id")
-                                .names(&[("#version", "version"), ("#id", "id")])
-                                .value(":v", n(version))
-                                .value(":id", s(workstream.id.as_str())),
-                        ),
+                        Condition::new("#version = :v AND #id = :id")
+                            .name("#version", "version")
+                            .name("#id", "id")
+                            .value(":v", n(version))
+                            .value(":id", s(workstream.id.as_str())),
                     )?,
                     self.put(
                         pointer_item(workstream),
-                        Some(
-                            Condition::new(POINTER_FREE_OR_OURS)
-                                .names(ACCOUNT_ID)
-                                .value(":account", account.clone()),
-                        ),
+                        pointer_free_or_ours(&workstream.account_id),
                     )?,
                 ],
             };
@@ -432,8 +295,8 @@ impl WorkstreamStore for DynamoWorkstreamStore {
             match (outcome, expected_version) {
                 (Outcome::Done, _) => return Ok(true),
                 (Outcome::Raced, _) => {}
-                (Outcome::Condition(_), Some(_)) => return Ok(false),
-                (outcome @ Outcome::Condition(_), None) => {
+                (Outcome::Failed(_), Some(_)) => return Ok(false),
+                (outcome @ Outcome::Failed(_), None) => {
                     if outcome.failed(0) {
                         // The account has a workstream: name it (unless it vanished meanwhile,
                         // then try again).
@@ -453,31 +316,26 @@ impl WorkstreamStore for DynamoWorkstreamStore {
     }
 
     async fn delete_workstream(&self, id: &str) -> Result<bool, PortError> {
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
+        for pause in attempts() {
+            pause.await;
             let Some(account_id) = self.pointer_account(id).await? else {
                 return Ok(false);
             };
             let items = vec![
                 self.delete(
                     workstream_key(&account_id),
-                    Some(Condition::new("#id = :id").names(ID).value(":id", s(id))),
-                )?,
-                self.delete(
-                    pointer_key(id),
                     Some(
-                        Condition::new("#accountId = :account")
-                            .names(ACCOUNT_ID)
-                            .value(":account", s(account_id.as_str())),
+                        Condition::new("#id = :id")
+                            .name("#id", "id")
+                            .value(":id", s(id)),
                     ),
                 )?,
+                self.delete(pointer_key(id), Some(pointer_ours(&account_id)))?,
             ];
             match self.transact(items).await? {
                 Outcome::Done => return Ok(true),
                 Outcome::Raced => {}
-                Outcome::Condition(_) => {
+                Outcome::Failed(_) => {
                     // Changed since the pointer was read. A pointer whose account no longer has
                     // this workstream is left over: drop it, then look again.
                     if self.account_workstream_id(&account_id).await?.as_deref() != Some(id) {

@@ -936,6 +936,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reopening_a_closed_conversation_while_the_source_has_another_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::reopening_a_closed_conversation_while_the_source_has_another_conflicts(&store(
+            &dir,
+        ))
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_conversation_created_closed_takes_no_open_pointer() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::a_conversation_created_closed_takes_no_open_pointer(&store(&dir)).await;
+    }
+
+    #[tokio::test]
     async fn an_assignment_commit_needs_the_agents_slot() {
         let dir = tempfile::tempdir().unwrap();
         contract::an_assignment_commit_needs_the_agents_slot(&store(&dir), &agents(&dir)).await;
@@ -1060,94 +1075,6 @@ mod tests {
 
     // -----------------------------------------------------------------------------------------
     // SQLite only
-
-    /// The SQLite store takes a conversation created closed as a record only: it holds no open
-    /// pointer, so the source's open conversation stays free and open. (The DynamoDB store
-    /// writes the open pointer of every created conversation, so there a conversation created
-    /// closed conflicts with the source's open one; the router never creates closed ones.)
-    #[tokio::test]
-    async fn a_conversation_created_closed_takes_no_open_pointer() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        let older = Conversation {
-            opened_at: 1_600_000_000_000,
-            closed_at: Some(1_600_000_100_000),
-            ..conversation("c9", "U1", ConversationState::Closed, 1)
-        };
-        let newer = conversation("c1", "U1", ConversationState::Waiting, 1);
-        assert_eq!(
-            s.commit(&create("e1", newer.clone(), None)).await.unwrap(),
-            CommitOutcome::Committed
-        );
-        assert_eq!(
-            s.commit(&create("e2", older.clone(), None)).await.unwrap(),
-            CommitOutcome::Committed
-        );
-        assert_eq!(
-            s.conversations_of_source(ACCOUNT, "U1").await.unwrap(),
-            vec![older, newer.clone()]
-        );
-        assert_eq!(
-            s.open_conversation(ACCOUNT, "U1").await.unwrap(),
-            Some(newer.clone())
-        );
-
-        // Created closed on a free source, deleted: the newer open conversation is untouched.
-        s.commit(&create(
-            "e3",
-            conversation("c3", "U3", ConversationState::Closed, 1),
-            None,
-        ))
-        .await
-        .unwrap();
-        let c4 = conversation("c4", "U3", ConversationState::Waiting, 1);
-        assert_eq!(
-            s.commit(&create("e4", c4.clone(), None)).await.unwrap(),
-            CommitOutcome::Committed
-        );
-        assert!(s.delete_conversation("c3").await.unwrap());
-        assert_eq!(s.open_conversation(ACCOUNT, "U3").await.unwrap(), Some(c4));
-    }
-
-    /// Reopening a closed conversation while a newer one holds its source would make two open
-    /// conversations: a conflict here. (The DynamoDB store does not check this: its update of an
-    /// open conversation writes the source's open pointer unconditionally, so the same commit
-    /// goes through there and the pointer moves to the reopened conversation. The router never
-    /// reopens a closed conversation.)
-    #[tokio::test]
-    async fn reopening_a_closed_conversation_while_the_source_has_another_conflicts() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        s.commit(&create(
-            "e1",
-            conversation("c1", "U1", ConversationState::Waiting, 1),
-            None,
-        ))
-        .await
-        .unwrap();
-        let closed = Conversation {
-            closed_at: Some(1_700_000_100_000),
-            close_reason: Some("agent".into()),
-            ..conversation("c1", "U1", ConversationState::Closed, 2)
-        };
-        assert_eq!(
-            s.commit(&update("e2", closed.clone(), None)).await.unwrap(),
-            CommitOutcome::Committed
-        );
-        let c2 = conversation("c2", "U1", ConversationState::Waiting, 1);
-        assert_eq!(
-            s.commit(&create("e3", c2.clone(), None)).await.unwrap(),
-            CommitOutcome::Committed
-        );
-        let reopened = conversation("c1", "U1", ConversationState::Active, 3);
-        assert_eq!(
-            s.commit(&update("e4", reopened, None)).await.unwrap(),
-            CommitOutcome::Conflict
-        );
-        assert_eq!(s.conversation("c1").await.unwrap(), Some(closed));
-        assert_eq!(s.open_conversation(ACCOUNT, "U1").await.unwrap(), Some(c2));
-        assert!(!s.event_recorded(ACCOUNT, "e4", NOW).await.unwrap());
-    }
 
     /// An update at version 0 (no previous version) is a conflict here; the DynamoDB store
     /// refuses it as an error before writing.

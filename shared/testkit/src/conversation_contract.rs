@@ -509,7 +509,7 @@ pub async fn update_with_a_stale_version_conflicts_and_writes_nothing(
 
 /// Closing frees the source for a new conversation; a later write to the closed one leaves the
 /// new one's pointer alone. (Reopening the closed one while the new one holds the source is a
-/// conflict in the SQLite store only: see its tests.)
+/// conflict: [`reopening_a_closed_conversation_while_the_source_has_another_conflicts`].)
 pub async fn closing_frees_the_source_for_a_new_conversation(store: &dyn ConversationStore) {
     committed(
         store,
@@ -561,6 +561,74 @@ pub async fn closing_frees_the_source_for_a_new_conversation(store: &dyn Convers
     );
     assert_eq!(store.conversation("c1").await.unwrap(), Some(closed_again));
     assert_eq!(store.conversation("c1").await.unwrap().unwrap().version, 3);
+}
+
+/// Reopening a closed conversation while a newer one holds its source would make two open
+/// conversations for one customer: a conflict that writes nothing (not even the event).
+pub async fn reopening_a_closed_conversation_while_the_source_has_another_conflicts(
+    store: &dyn ConversationStore,
+) {
+    committed(
+        store,
+        &create("e1", conversation("c1", "U1", Waiting, 1), None),
+    )
+    .await;
+    let closed = Conversation {
+        closed_at: Some(1_700_000_100_000),
+        close_reason: Some("agent".into()),
+        ..conversation("c1", "U1", Closed, 2)
+    };
+    committed(store, &update("e2", closed.clone(), None)).await;
+    let c2 = conversation("c2", "U1", Waiting, 1);
+    committed(store, &create("e3", c2.clone(), None)).await;
+    let reopened = conversation("c1", "U1", Active, 3);
+    assert_eq!(
+        store.commit(&update("e4", reopened, None)).await.unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(store.conversation("c1").await.unwrap(), Some(closed));
+    assert_eq!(
+        store.open_conversation(ACCOUNT, "U1").await.unwrap(),
+        Some(c2)
+    );
+    assert!(!store.event_recorded(ACCOUNT, "e4", NOW).await.unwrap());
+}
+
+/// A conversation created already closed is a record only: it takes no open pointer, so it
+/// neither conflicts with the source's open conversation nor holds a free source, and erasing it
+/// leaves the source's open conversation alone.
+pub async fn a_conversation_created_closed_takes_no_open_pointer(store: &dyn ConversationStore) {
+    let older = Conversation {
+        opened_at: 1_600_000_000_000,
+        closed_at: Some(1_600_000_100_000),
+        ..conversation("c9", "U1", Closed, 1)
+    };
+    let newer = conversation("c1", "U1", Waiting, 1);
+    committed(store, &create("e1", newer.clone(), None)).await;
+    committed(store, &create("e2", older.clone(), None)).await;
+    assert_eq!(
+        store.conversations_of_source(ACCOUNT, "U1").await.unwrap(),
+        vec![older, newer.clone()]
+    );
+    assert_eq!(
+        store.open_conversation(ACCOUNT, "U1").await.unwrap(),
+        Some(newer)
+    );
+
+    // Created closed on a free source, deleted: the newer open conversation is untouched.
+    committed(
+        store,
+        &create("e3", conversation("c3", "U3", Closed, 1), None),
+    )
+    .await;
+    assert_eq!(store.open_conversation(ACCOUNT, "U3").await.unwrap(), None);
+    let c4 = conversation("c4", "U3", Waiting, 1);
+    committed(store, &create("e4", c4.clone(), None)).await;
+    assert!(store.delete_conversation("c3").await.unwrap());
+    assert_eq!(
+        store.open_conversation(ACCOUNT, "U3").await.unwrap(),
+        Some(c4)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
