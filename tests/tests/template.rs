@@ -735,6 +735,12 @@ fn globals_are_arm64_al2023_bootstrap_json_logs_and_xray() {
         Some("JSON"),
         "JSON logs"
     );
+    // Lean logs: Lambda's per-invocation lines (INFO) are not written.
+    assert_eq!(
+        str_at(g, &["LoggingConfig", "SystemLogLevel"]),
+        Some("WARN"),
+        "Lambda system log level"
+    );
     for (id, function) in t.of_type("AWS::Serverless::Function") {
         for (name, want) in [
             ("Runtime", "provided.al2023"),
@@ -1047,6 +1053,17 @@ fn queues_are_fifo_with_dead_letter_queues_and_alarms() {
             continue;
         }
         assert!(fifo, "{id}: FIFO (per-conversation order)");
+        // High-throughput FIFO: order per message group (chat, recipient) only.
+        assert_eq!(
+            str_at(p, &["DeduplicationScope"]),
+            Some("messageGroup"),
+            "{id}: DeduplicationScope"
+        );
+        assert_eq!(
+            str_at(p, &["FifoThroughputLimit"]),
+            Some("perMessageGroupId"),
+            "{id}: FifoThroughputLimit"
+        );
         let redrive = p
             .get("RedrivePolicy")
             .unwrap_or_else(|| panic!("{id}: no dead-letter queue"));
@@ -1275,7 +1292,7 @@ fn tables_and_bucket_are_protected_and_expire() {
         "\"agent-media/{}/{}.{ext}\"",
     ] {
         let sources = read("shared/domain/src/media_links.rs")
-            + &read("functions/agent/src/conversations.rs");
+            + &read("shared/app/src/agent/conversations.rs");
         assert!(sources.contains(key_prefix), "media keys: {key_prefix}");
     }
 }
@@ -2108,7 +2125,7 @@ fn media_statements_name_only_the_prefixes_each_function_uses() {
             r#"format!("{INBOUND_MEDIA_PREFIX}{account_id}/")"#,
         ),
         (
-            "functions/agent/src/conversations.rs",
+            "shared/app/src/agent/conversations.rs",
             r#""agent-media/{}/{}.{ext}""#,
         ),
         (
@@ -2192,7 +2209,7 @@ fn the_partition_key_prefixes_are_the_adapters() {
             r#"format!("{DELIVERY}#{id}")"#,
         ),
         (
-            "shared/aws/src/dynamo_deliveries.rs",
+            "shared/aws/src/dynamo_conversations.rs",
             r#"format!("CONV#{conversation_id}")"#,
         ),
     ] {
@@ -2218,6 +2235,7 @@ fn the_partition_key_prefixes_are_the_adapters() {
     let constant = Regex::new(r#"\{([A-Z_]+)\}#"#).expect("regex");
     for file in [
         "shared/aws/src/lib.rs",
+        "shared/aws/src/dynamo.rs",
         "shared/aws/src/config_docs.rs",
         "shared/aws/src/workstreams.rs",
         "shared/aws/src/dynamo_agents.rs",

@@ -627,7 +627,10 @@ impl Simulator {
         seconds: u64,
         now: Millis,
     ) -> Result<Millis, LineError> {
-        if !matches!(seconds, 5 | 10 | 15 | 20 | 25 | 30 | 35 | 40 | 45 | 50 | 55 | 60) {
+        if !matches!(
+            seconds,
+            5 | 10 | 15 | 20 | 25 | 30 | 35 | 40 | 45 | 50 | 55 | 60
+        ) {
             return Err(LineError::invalid_property(
                 "loadingSeconds",
                 "must be a multiple of 5 from 5 to 60",

@@ -17,6 +17,7 @@ pub fn init() {
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .with_span_list(false)
             .with_ansi(false)
             .without_time() // CloudWatch stamps every line
             .try_init()
