@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use omniline_domain::line::api::*;
 use omniline_domain::secret::SecretString;
 use omniline_ports::LineApi;
+use reqwest::Method;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -91,7 +92,7 @@ impl HttpLineApi {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
-            .user_agent(concat!("omniline/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::http::USER_AGENT)
             .build()
             .map_err(|e| LineApiError::Unavailable(format!("HTTP client: {e}")))?;
         Ok(Self {
@@ -110,6 +111,16 @@ impl HttpLineApi {
         format!("{}{path}", self.data_api_base)
     }
 
+    /// A `method` request to `url` with the channel access token.
+    fn authorized(
+        &self,
+        method: Method,
+        url: String,
+        token: &SecretString,
+    ) -> reqwest::RequestBuilder {
+        self.client.request(method, url).bearer_auth(token.expose())
+    }
+
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -118,20 +129,42 @@ impl HttpLineApi {
         check_status(response).await
     }
 
-    /// A reply or a push: LINE's answer as a [`Sent`] or a [`SendError`]. A 2xx is delivered even
-    /// if its body cannot be read. Logs the request id and LINE's error, never the messages.
+    /// `method` on the Messaging API's `path` with a JSON `body`, for a call whose 2xx answer
+    /// holds nothing to read.
+    async fn send_json(
+        &self,
+        token: &SecretString,
+        method: Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), LineApiError> {
+        self.send(self.authorized(method, self.url(path), token).json(body))
+            .await
+            .map(drop)
+    }
+
+    /// A reply or a push (`POST path` with `body`, and `X-Line-Retry-Key` when given): LINE's
+    /// answer as a [`Sent`] or a [`SendError`]. A 2xx is delivered even if its body cannot be
+    /// read. Logs the request id and LINE's error, never the messages.
     async fn send_messages(
         &self,
         kind: &'static str,
-        request: reqwest::RequestBuilder,
-        with_retry_key: bool,
+        token: &SecretString,
+        path: &str,
+        retry_key: Option<&str>,
+        body: serde_json::Value,
     ) -> Result<Sent, SendError> {
+        let mut request = self.authorized(Method::POST, self.url(path), token);
+        if let Some(retry_key) = retry_key {
+            request = request.header("X-Line-Retry-Key", retry_key);
+        }
         let response = request
+            .json(&body)
             .send()
             .await
             .map_err(|e| SendError::Unavailable(transport_message(&e)))?;
         let status = response.status();
-        let request_id = header_value(response.headers(), "x-line-request-id");
+        let request_id = header_value(response.headers(), REQUEST_ID);
         if status.is_success() {
             let text = response.text().await.unwrap_or_default();
             let sent_message_ids = sent_message_ids(&text);
@@ -159,7 +192,7 @@ impl HttpLineApi {
         let retry_after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         let message = describe_error(&text, status);
-        if status == reqwest::StatusCode::CONFLICT && with_retry_key {
+        if status == reqwest::StatusCode::CONFLICT && retry_key.is_some() {
             tracing::info!(
                 kind,
                 request_id,
@@ -190,12 +223,10 @@ impl HttpLineApi {
     async fn fetch_profile(
         &self,
         token: &SecretString,
-        url: String,
+        path: &str,
     ) -> Result<Option<Profile>, LineApiError> {
         let response = self
-            .client
-            .get(url)
-            .bearer_auth(token.expose())
+            .authorized(Method::GET, self.url(path), token)
             .send()
             .await
             .map_err(transport_error)?;
@@ -206,7 +237,26 @@ impl HttpLineApi {
         let response = check_status(response).await?;
         json_body(response).await.map(Some)
     }
+
+    /// A member's profile in a group chat (`chat` = `group`) or a multi-person chat (`room`).
+    async fn member_profile(
+        &self,
+        token: &SecretString,
+        chat: &str,
+        chat_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Profile>, LineApiError> {
+        let path = format!(
+            "/v2/bot/{chat}/{}/member/{}",
+            checked_id(chat_id)?,
+            checked_id(user_id)?
+        );
+        self.fetch_profile(token, &path).await
+    }
 }
+
+/// The header that names a call in LINE's logs (and in ours).
+const REQUEST_ID: &str = "x-line-request-id";
 
 /// IDs LINE hands out (`U…`/`C…`/`R…` + hex, numeric message IDs) are short and alphanumeric;
 /// anything else could rewrite the request path (`/`, `?`, `#`, `..`, `%`), so it is refused
@@ -219,10 +269,15 @@ fn checked_id(id: &str) -> Result<&str, LineApiError> {
     if valid {
         Ok(id)
     } else {
-        Err(LineApiError::Rejected {
-            status: 400,
-            message: "invalid id".into(),
-        })
+        Err(rejected_locally("invalid id"))
+    }
+}
+
+/// A call refused before any request is made.
+fn rejected_locally(message: &str) -> LineApiError {
+    LineApiError::Rejected {
+        status: 400,
+        message: message.into(),
     }
 }
 
@@ -263,7 +318,10 @@ fn loading_seconds(seconds: u32) -> u32 {
     seconds.clamp(5, 60).div_ceil(5) * 5
 }
 
-fn header_value(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+fn header_value(
+    headers: &reqwest::header::HeaderMap,
+    name: impl reqwest::header::AsHeaderName,
+) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -353,11 +411,7 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
     if status.is_success() {
         return Ok(response);
     }
-    let request_id = response
-        .headers()
-        .get("x-line-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = header_value(response.headers(), REQUEST_ID);
     let text = response.text().await.unwrap_or_default();
     let message = describe_error(&text, status);
     tracing::warn!(
@@ -424,14 +478,8 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 #[async_trait]
 impl LineApi for HttpLineApi {
     async fn bot_info(&self, token: &SecretString) -> Result<BotInfo, LineApiError> {
-        let response = self
-            .send(
-                self.client
-                    .get(self.url("/v2/bot/info"))
-                    .bearer_auth(token.expose()),
-            )
-            .await?;
-        json_body(response).await
+        let request = self.authorized(Method::GET, self.url("/v2/bot/info"), token);
+        json_body(self.send(request).await?).await
     }
 
     async fn set_webhook_endpoint(
@@ -439,14 +487,14 @@ impl LineApi for HttpLineApi {
         token: &SecretString,
         endpoint: &str,
     ) -> Result<(), LineApiError> {
-        self.send(
-            self.client
-                .put(self.url("/v2/bot/channel/webhook/endpoint"))
-                .bearer_auth(token.expose())
-                .json(&serde_json::json!({ "endpoint": endpoint })),
+        let body = serde_json::json!({ "endpoint": endpoint });
+        self.send_json(
+            token,
+            Method::PUT,
+            "/v2/bot/channel/webhook/endpoint",
+            &body,
         )
         .await
-        .map(drop)
     }
 
     async fn test_webhook_endpoint(
@@ -458,13 +506,9 @@ impl LineApi for HttpLineApi {
             Some(endpoint) => serde_json::json!({ "endpoint": endpoint }),
             None => serde_json::json!({}),
         };
+        let url = self.url("/v2/bot/channel/webhook/test");
         let response = self
-            .send(
-                self.client
-                    .post(self.url("/v2/bot/channel/webhook/test"))
-                    .bearer_auth(token.expose())
-                    .json(&body),
-            )
+            .send(self.authorized(Method::POST, url, token).json(&body))
             .await?;
         json_body(response).await
     }
@@ -474,8 +518,8 @@ impl LineApi for HttpLineApi {
         token: &SecretString,
         user_id: &str,
     ) -> Result<Option<Profile>, LineApiError> {
-        let url = self.url(&format!("/v2/bot/profile/{}", checked_id(user_id)?));
-        self.fetch_profile(token, url).await
+        let path = format!("/v2/bot/profile/{}", checked_id(user_id)?);
+        self.fetch_profile(token, &path).await
     }
 
     async fn group_member_profile(
@@ -484,12 +528,7 @@ impl LineApi for HttpLineApi {
         group_id: &str,
         user_id: &str,
     ) -> Result<Option<Profile>, LineApiError> {
-        let url = self.url(&format!(
-            "/v2/bot/group/{}/member/{}",
-            checked_id(group_id)?,
-            checked_id(user_id)?
-        ));
-        self.fetch_profile(token, url).await
+        self.member_profile(token, "group", group_id, user_id).await
     }
 
     async fn room_member_profile(
@@ -498,12 +537,7 @@ impl LineApi for HttpLineApi {
         room_id: &str,
         user_id: &str,
     ) -> Result<Option<Profile>, LineApiError> {
-        let url = self.url(&format!(
-            "/v2/bot/room/{}/member/{}",
-            checked_id(room_id)?,
-            checked_id(user_id)?
-        ));
-        self.fetch_profile(token, url).await
+        self.member_profile(token, "room", room_id, user_id).await
     }
 
     async fn message_content(
@@ -515,30 +549,16 @@ impl LineApi for HttpLineApi {
             "/v2/bot/message/{}/content",
             checked_id(message_id)?
         ));
-        let mut response = self
-            .send(self.client.get(url).bearer_auth(token.expose()))
-            .await?;
+        let response = self.send(self.authorized(Method::GET, url, token)).await?;
         if response.status() == reqwest::StatusCode::ACCEPTED {
             return Ok(Content::Pending);
         }
+        let content_type = header_value(response.headers(), reqwest::header::CONTENT_TYPE);
         let max = self.max_content_bytes;
-        // Refuse early when LINE announces the size; count anyway (chunked bodies announce none).
-        let announced = response.content_length().unwrap_or(0);
-        if announced > max as u64 {
-            return Err(content_too_large(max));
-        }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut bytes = Vec::with_capacity(announced as usize);
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if chunk.len() > max - bytes.len() {
-                return Err(content_too_large(max));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = crate::http::body_at_most(response, max)
+            .await
+            .map_err(transport_error)?
+            .ok_or_else(|| content_too_large(max))?;
         Ok(Content::Ready {
             bytes,
             content_type,
@@ -557,12 +577,9 @@ impl LineApi for HttpLineApi {
             });
         }
         check_message_count(messages)?;
-        let request = self
-            .client
-            .post(self.url("/v2/bot/message/reply"))
-            .bearer_auth(token.expose())
-            .json(&serde_json::json!({ "replyToken": reply_token, "messages": messages }));
-        self.send_messages("reply", request, false).await
+        let body = serde_json::json!({ "replyToken": reply_token, "messages": messages });
+        self.send_messages("reply", token, "/v2/bot/message/reply", None, body)
+            .await
     }
 
     async fn push(
@@ -575,13 +592,9 @@ impl LineApi for HttpLineApi {
         let to = checked_id(to).map_err(|_| refused_locally("invalid id"))?;
         check_message_count(messages)?;
         let retry_key = check_retry_key(retry_key)?;
-        let request = self
-            .client
-            .post(self.url("/v2/bot/message/push"))
-            .bearer_auth(token.expose())
-            .header("X-Line-Retry-Key", retry_key)
-            .json(&serde_json::json!({ "to": to, "messages": messages }));
-        self.send_messages("push", request, true).await
+        let body = serde_json::json!({ "to": to, "messages": messages });
+        self.send_messages("push", token, "/v2/bot/message/push", Some(retry_key), body)
+            .await
     }
 
     async fn start_loading(
@@ -594,26 +607,14 @@ impl LineApi for HttpLineApi {
             "chatId": checked_id(chat_id)?,
             "loadingSeconds": loading_seconds(seconds),
         });
-        self.send(
-            self.client
-                .post(self.url("/v2/bot/chat/loading/start"))
-                .bearer_auth(token.expose())
-                .json(&body),
-        )
-        .await
-        .map(drop)
+        self.send_json(token, Method::POST, "/v2/bot/chat/loading/start", &body)
+            .await
     }
 
     async fn mark_as_read(&self, token: &SecretString, user_id: &str) -> Result<(), LineApiError> {
         let body = serde_json::json!({ "chat": { "userId": checked_id(user_id)? } });
-        self.send(
-            self.client
-                .post(self.url("/v2/bot/message/markAsRead"))
-                .bearer_auth(token.expose())
-                .json(&body),
-        )
-        .await
-        .map(drop)
+        self.send_json(token, Method::POST, "/v2/bot/message/markAsRead", &body)
+            .await
     }
 
     async fn mark_as_read_by_token(
@@ -622,19 +623,11 @@ impl LineApi for HttpLineApi {
         mark_as_read_token: &str,
     ) -> Result<(), LineApiError> {
         if mark_as_read_token.is_empty() {
-            return Err(LineApiError::Rejected {
-                status: 400,
-                message: "empty markAsReadToken".into(),
-            });
+            return Err(rejected_locally("empty markAsReadToken"));
         }
-        self.send(
-            self.client
-                .post(self.url("/v2/bot/chat/markAsRead"))
-                .bearer_auth(token.expose())
-                .json(&serde_json::json!({ "markAsReadToken": mark_as_read_token })),
-        )
-        .await
-        .map(drop)
+        let body = serde_json::json!({ "markAsReadToken": mark_as_read_token });
+        self.send_json(token, Method::POST, "/v2/bot/chat/markAsRead", &body)
+            .await
     }
 
     async fn issue_link_token(
@@ -643,9 +636,7 @@ impl LineApi for HttpLineApi {
         user_id: &str,
     ) -> Result<String, LineApiError> {
         let url = self.url(&format!("/v2/bot/user/{}/linkToken", checked_id(user_id)?));
-        let response = self
-            .send(self.client.post(url).bearer_auth(token.expose()))
-            .await?;
+        let response = self.send(self.authorized(Method::POST, url, token)).await?;
         let body: LinkTokenBody = json_body(response).await?;
         if body.link_token.is_empty() {
             return Err(LineApiError::Unavailable(

@@ -35,7 +35,7 @@ impl HttpBotHook {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("omniline/", env!("CARGO_PKG_VERSION")));
+            .user_agent(crate::http::USER_AGENT);
         if !allow_private {
             builder = builder
                 .https_only(true)
@@ -174,7 +174,7 @@ impl BotHook for HttpBotHook {
         let signature = sign(endpoint.secret.expose().as_bytes(), &body);
         let event_id = reqwest::header::HeaderValue::from_str(&request.event_id)
             .map_err(|_| BotError::Unavailable("event id is not a valid header value".into()))?;
-        let mut response = self
+        let response = self
             .client
             .post(&endpoint.url)
             .timeout(endpoint.timeout)
@@ -209,19 +209,10 @@ impl BotHook for HttpBotHook {
             });
         }
 
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
-            if chunk.len() > MAX_REPLY_BYTES - bytes.len() {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = crate::http::body_at_most(response, MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| transport_error(&e))?
+            .ok_or_else(too_large)?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| invalid_json(&e))?;
         if !value.is_object() {

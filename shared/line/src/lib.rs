@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod bot;
+mod http;
 
 pub use api::{HttpLineApi, LineApiConfig, DEFAULT_MAX_CONTENT_BYTES};
 pub use bot::HttpBotHook;

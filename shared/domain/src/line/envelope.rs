@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 
 /// Why a (signed) body is not a webhook.
 #[derive(Debug, thiserror::Error)]
@@ -203,13 +204,7 @@ pub fn refusal(raw: &str, oldest: i64) -> Option<Refusal> {
         && at_most_once(timestamp_key)
     {
         if let Some([source, timestamp]) = scan_keys(raw, ["source", "timestamp"]) {
-            if source.is_some_and(|s| each_key_once(s, |_, _| {}) == Some(false)) {
-                return Some(Refusal::DuplicateKey);
-            }
-            return match timestamp.and_then(|v| v.trim().parse::<i64>().ok()) {
-                Some(at) if at < oldest => Some(Refusal::Stale),
-                _ => None,
-            };
+            return refusal_of(false, source, timestamp, oldest);
         }
     }
     refusal_by_walking(raw, oldest)
@@ -239,6 +234,18 @@ fn refusal_by_walking(raw: &str, oldest: i64) -> Option<Refusal> {
         "source" => source = Some(value),
         _ => {}
     })?;
+    refusal_of(duplicate, source, timestamp, oldest)
+}
+
+/// [`refusal`] once the event's raw `source` and `timestamp` are read (`duplicate`: a key of the
+/// event twice).
+#[inline]
+fn refusal_of(
+    duplicate: bool,
+    source: Option<&str>,
+    timestamp: Option<&str>,
+    oldest: i64,
+) -> Option<Refusal> {
     if duplicate || source.is_some_and(|s| each_key_once(s, |_, _| {}) == Some(false)) {
         return Some(Refusal::DuplicateKey);
     }
@@ -252,34 +259,15 @@ fn refusal_by_walking(raw: &str, oldest: i64) -> Option<Refusal> {
 /// is there once (`None`: not an object). Keys are compared as written; an escaped key is
 /// decoded first (rare: only then does this allocate), so `"t\u0069mestamp"` is `timestamp`.
 fn each_key_once<'a>(json: &'a str, mut each: impl FnMut(&str, &'a str)) -> Option<bool> {
-    let b = json.as_bytes();
     // LINE's events have about ten keys: compared pairwise without allocating.
     let mut seen: [&str; 32] = [""; 32];
     let mut count = 0usize;
     let mut decoded: Vec<String> = Vec::new();
     let mut unique = true;
-    let mut i = skip_ws(b, 0);
-    if *b.get(i)? != b'{' {
-        return None;
-    }
-    i = skip_ws(b, i + 1);
-    if *b.get(i)? == b'}' {
-        return Some(true);
-    }
-    loop {
-        let key_end = string_end(b, i)?;
-        let raw_key = json.get(i + 1..key_end - 1)?;
-        i = skip_ws(b, key_end);
-        if *b.get(i)? != b':' {
-            return None;
-        }
-        let start = skip_ws(b, i + 1);
-        let end = value_end(b, start)?;
-        let value = json.get(start..end)?;
+    members(json, |quoted_key, value| {
+        let raw_key = &quoted_key[1..quoted_key.len() - 1];
         if raw_key.contains('\\') {
-            let key =
-                serde_json::from_str::<String>(json.get(key_end - raw_key.len() - 2..key_end)?)
-                    .ok()?;
+            let key = serde_json::from_str::<String>(quoted_key).ok()?;
             unique &= !decoded.contains(&key) && !seen[..count].contains(&key.as_str());
             each(&key, value);
             decoded.push(key);
@@ -293,13 +281,9 @@ fn each_key_once<'a>(json: &'a str, mut each: impl FnMut(&str, &'a str)) -> Opti
                 decoded.push(raw_key.to_owned());
             }
         }
-        i = skip_ws(b, end);
-        match *b.get(i)? {
-            b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some(unique),
-            _ => return None,
-        }
-    }
+        Some(ControlFlow::Continue(()))
+    })?;
+    Some(unique)
 }
 
 /// `webhookEventId` and the conversation key (groupId, else roomId, else userId) of an event.
@@ -341,41 +325,60 @@ fn event_ids(raw: &str) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
 /// wanted key is found. `None` when the input is not an object or has what this scanner does not
 /// decode: an escaped key, or a wanted key twice (before all were found).
 fn scan_keys<'a, const N: usize>(json: &'a str, wanted: [&str; N]) -> Option<[Option<&'a str>; N]> {
-    let b = json.as_bytes();
     let mut found: [Option<&'a str>; N] = [None; N];
+    members(json, |quoted_key, value| {
+        let key = &quoted_key[1..quoted_key.len() - 1];
+        if key.contains('\\') {
+            return None;
+        }
+        if let Some(slot) = wanted.iter().position(|w| *w == key) {
+            if found[slot].is_some() {
+                return None;
+            }
+            found[slot] = Some(value);
+            if found.iter().all(Option::is_some) {
+                return Some(ControlFlow::Break(()));
+            }
+        }
+        Some(ControlFlow::Continue(()))
+    })?;
+    Some(found)
+}
+
+/// Calls `each` with the key (quotes included, escapes not decoded) and the raw value of every
+/// member of the JSON object `json`, in order, until it breaks: the one walk of an object's
+/// members that [`each_key_once`] and [`scan_keys`] share. `None` when `json` is not an object
+/// (or not one this walk reads), or when `each` answers `None`.
+#[inline(always)]
+fn members<'a>(
+    json: &'a str,
+    mut each: impl FnMut(&'a str, &'a str) -> Option<ControlFlow<()>>,
+) -> Option<()> {
+    let b = json.as_bytes();
     let mut i = skip_ws(b, 0);
     if *b.get(i)? != b'{' {
         return None;
     }
     i = skip_ws(b, i + 1);
     if *b.get(i)? == b'}' {
-        return Some(found);
+        return Some(());
     }
     loop {
         let key_end = string_end(b, i)?;
-        let key = json.get(i + 1..key_end - 1)?;
-        if key.contains('\\') {
-            return None;
-        }
+        let key = json.get(i..key_end)?;
         i = skip_ws(b, key_end);
         if *b.get(i)? != b':' {
             return None;
         }
         let start = skip_ws(b, i + 1);
         let end = value_end(b, start)?;
-        if let Some(slot) = wanted.iter().position(|w| *w == key) {
-            if found[slot].is_some() {
-                return None;
-            }
-            found[slot] = Some(json.get(start..end)?);
-            if found.iter().all(Option::is_some) {
-                return Some(found);
-            }
+        if each(key, json.get(start..end)?)?.is_break() {
+            return Some(());
         }
         i = skip_ws(b, end);
         match *b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some(found),
+            b'}' => return Some(()),
             _ => return None,
         }
     }

@@ -299,6 +299,84 @@ macro_rules! has_unknown {
     };
 }
 
+/// Declares a LINE object tagged by `type` after the spec's `discriminator.mapping` (each tag to
+/// the struct of its schema), with `Unknown(Value)` for anything else, and gives it: `from_value`
+/// (never fails: an unknown tag, or a known one whose body does not match its schema, is kept
+/// whole as `Unknown`, see `parse_known`), the tag getter `$tag_fn`, `is_unknown`, a
+/// `Deserialize` through `from_value`, `HasUnknown`, and `payload` (the known struct as
+/// `$view`, or the raw JSON of `Unknown`).
+macro_rules! tagged_union {
+    (
+        $(#[$meta:meta])*
+        $name:ident, tag $tag_fn:ident, payload $view:ty {
+            $($variant:ident($schema:ident) => $tag:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "type")]
+        pub enum $name {
+            $(
+                #[doc = concat!("`", $tag, "`")]
+                #[serde(rename = $tag)]
+                $variant($schema),
+            )+
+            /// Unknown type, or a known type not matching the spec: the whole JSON, kept and
+            /// serialized as is.
+            #[serde(untagged)]
+            Unknown(Value),
+        }
+
+        impl $name {
+            /// Parses from JSON; never fails (unknown or malformed → `Unknown`).
+            pub fn from_value(value: Value) -> Self {
+                let (tag, body) = match split_tag(value) {
+                    Ok(split) => split,
+                    Err(raw) => return Self::Unknown(raw),
+                };
+                match tag.as_str() {
+                    $($tag => parse_known(stringify!($schema), &tag, body).map(Self::$variant),)+
+                    _ => unknown_tag(stringify!($name), &tag, body).map(Self::Unknown),
+                }
+                .unwrap_or_else(Self::Unknown)
+            }
+
+            /// The `type` tag as on the wire (the raw one for `Unknown`; empty if absent).
+            pub fn $tag_fn(&self) -> &str {
+                match self {
+                    $(Self::$variant(_) => $tag,)+
+                    Self::Unknown(raw) => raw_str(raw, "type").unwrap_or(""),
+                }
+            }
+
+            /// Whether this fell back to `Unknown`.
+            pub fn is_unknown(&self) -> bool {
+                matches!(self, Self::Unknown(_))
+            }
+
+            /// The struct of a known type, or the raw JSON of `Unknown`.
+            fn payload(&self) -> Result<&$view, &Value> {
+                match self {
+                    $(Self::$variant(payload) => Ok(payload),)+
+                    Self::Unknown(raw) => Err(raw),
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok(Self::from_value(Value::deserialize(deserializer)?))
+            }
+        }
+
+        impl HasUnknown for $name {
+            fn has_unknown(&self) -> bool {
+                self.payload().is_ok_and(|payload| payload.has_unknown())
+            }
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Callback request and common event fields
 // ---------------------------------------------------------------------------------------------
@@ -355,22 +433,13 @@ has_unknown!(DeliveryContext);
 // Source
 // ---------------------------------------------------------------------------------------------
 
-/// LINE `Source`: where the event comes from, tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
-pub enum Source {
-    /// `user`
-    #[serde(rename = "user")]
-    User(UserSource),
-    /// `group`
-    #[serde(rename = "group")]
-    Group(GroupSource),
-    /// `room`
-    #[serde(rename = "room")]
-    Room(RoomSource),
-    /// Unknown or malformed source, kept whole.
-    #[serde(untagged)]
-    Unknown(Value),
+tagged_union! {
+    /// LINE `Source`: where the event comes from, tagged by `type`.
+    Source, tag source_type, payload dyn HasUnknown {
+        User(UserSource) => "user",
+        Group(GroupSource) => "group",
+        Room(RoomSource) => "room",
+    }
 }
 
 /// LINE `UserSource`: one-to-one chat with a user.
@@ -417,31 +486,6 @@ pub struct RoomSource {
 has_unknown!(RoomSource);
 
 impl Source {
-    /// Parses a source from JSON; never fails (unknown or malformed → `Unknown`).
-    pub fn from_value(value: Value) -> Self {
-        let (tag, body) = match split_tag(value) {
-            Ok(split) => split,
-            Err(raw) => return Source::Unknown(raw),
-        };
-        match tag.as_str() {
-            "user" => parse_known("UserSource", &tag, body).map(Source::User),
-            "group" => parse_known("GroupSource", &tag, body).map(Source::Group),
-            "room" => parse_known("RoomSource", &tag, body).map(Source::Room),
-            _ => unknown_tag("Source", &tag, body).map(Source::Unknown),
-        }
-        .unwrap_or_else(Source::Unknown)
-    }
-
-    /// The `type` tag (`user`, `group`, `room`, or the raw one; empty if absent).
-    pub fn source_type(&self) -> &str {
-        match self {
-            Source::User(_) => "user",
-            Source::Group(_) => "group",
-            Source::Room(_) => "room",
-            Source::Unknown(raw) => raw_str(raw, "type").unwrap_or(""),
-        }
-    }
-
     /// The conversation to answer in: userId for user, groupId for group, roomId for room.
     pub fn conversation_key(&self) -> Option<&str> {
         match self {
@@ -477,62 +521,23 @@ impl Source {
             _ => None,
         }
     }
-
-    /// Whether this source fell back to `Unknown`.
-    pub fn is_unknown(&self) -> bool {
-        matches!(self, Source::Unknown(_))
-    }
-}
-
-impl<'de> Deserialize<'de> for Source {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Source::from_value(Value::deserialize(deserializer)?))
-    }
-}
-
-impl HasUnknown for Source {
-    fn has_unknown(&self) -> bool {
-        match self {
-            Source::User(user) => user.has_unknown(),
-            Source::Group(group) => group.has_unknown(),
-            Source::Room(room) => room.has_unknown(),
-            Source::Unknown(_) => false,
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Message contents
 // ---------------------------------------------------------------------------------------------
 
-/// LINE `MessageContent`: the message of a message event, tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
-pub enum MessageContent {
-    /// `text`
-    #[serde(rename = "text")]
-    Text(TextMessageContent),
-    /// `image`
-    #[serde(rename = "image")]
-    Image(ImageMessageContent),
-    /// `video`
-    #[serde(rename = "video")]
-    Video(VideoMessageContent),
-    /// `audio`
-    #[serde(rename = "audio")]
-    Audio(AudioMessageContent),
-    /// `file`
-    #[serde(rename = "file")]
-    File(FileMessageContent),
-    /// `location`
-    #[serde(rename = "location")]
-    Location(LocationMessageContent),
-    /// `sticker`
-    #[serde(rename = "sticker")]
-    Sticker(StickerMessageContent),
-    /// Unknown or malformed content, kept whole.
-    #[serde(untagged)]
-    Unknown(Value),
+tagged_union! {
+    /// LINE `MessageContent`: the message of a message event, tagged by `type`.
+    MessageContent, tag message_type, payload dyn HasUnknown {
+        Text(TextMessageContent) => "text",
+        Image(ImageMessageContent) => "image",
+        Video(VideoMessageContent) => "video",
+        Audio(AudioMessageContent) => "audio",
+        File(FileMessageContent) => "file",
+        Location(LocationMessageContent) => "location",
+        Sticker(StickerMessageContent) => "sticker",
+    }
 }
 
 /// LINE `TextMessageContent`.
@@ -794,43 +799,6 @@ pub struct StickerMessageContent {
 has_unknown!(StickerMessageContent);
 
 impl MessageContent {
-    /// Parses message content from JSON; never fails (unknown or malformed → `Unknown`).
-    pub fn from_value(value: Value) -> Self {
-        let (tag, body) = match split_tag(value) {
-            Ok(split) => split,
-            Err(raw) => return MessageContent::Unknown(raw),
-        };
-        match tag.as_str() {
-            "text" => parse_known("TextMessageContent", &tag, body).map(MessageContent::Text),
-            "image" => parse_known("ImageMessageContent", &tag, body).map(MessageContent::Image),
-            "video" => parse_known("VideoMessageContent", &tag, body).map(MessageContent::Video),
-            "audio" => parse_known("AudioMessageContent", &tag, body).map(MessageContent::Audio),
-            "file" => parse_known("FileMessageContent", &tag, body).map(MessageContent::File),
-            "location" => {
-                parse_known("LocationMessageContent", &tag, body).map(MessageContent::Location)
-            }
-            "sticker" => {
-                parse_known("StickerMessageContent", &tag, body).map(MessageContent::Sticker)
-            }
-            _ => unknown_tag("MessageContent", &tag, body).map(MessageContent::Unknown),
-        }
-        .unwrap_or_else(MessageContent::Unknown)
-    }
-
-    /// The `type` tag (`text`, `image`, …, or the raw one; empty if absent).
-    pub fn message_type(&self) -> &str {
-        match self {
-            MessageContent::Text(_) => "text",
-            MessageContent::Image(_) => "image",
-            MessageContent::Video(_) => "video",
-            MessageContent::Audio(_) => "audio",
-            MessageContent::File(_) => "file",
-            MessageContent::Location(_) => "location",
-            MessageContent::Sticker(_) => "sticker",
-            MessageContent::Unknown(raw) => raw_str(raw, "type").unwrap_or(""),
-        }
-    }
-
     /// Message ID (read from the raw JSON for `Unknown`).
     pub fn id(&self) -> Option<&str> {
         match self {
@@ -870,34 +838,6 @@ impl MessageContent {
             MessageContent::Location(m) => m.mark_as_read_token.as_deref(),
             MessageContent::Sticker(m) => m.mark_as_read_token.as_deref(),
             MessageContent::Unknown(raw) => raw_str(raw, "markAsReadToken"),
-        }
-    }
-
-    /// Whether this content fell back to `Unknown`.
-    pub fn is_unknown(&self) -> bool {
-        matches!(self, MessageContent::Unknown(_))
-    }
-}
-
-impl<'de> Deserialize<'de> for MessageContent {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(MessageContent::from_value(Value::deserialize(
-            deserializer,
-        )?))
-    }
-}
-
-impl HasUnknown for MessageContent {
-    fn has_unknown(&self) -> bool {
-        match self {
-            MessageContent::Text(m) => m.has_unknown(),
-            MessageContent::Image(m) => m.has_unknown(),
-            MessageContent::Video(m) => m.has_unknown(),
-            MessageContent::Audio(m) => m.has_unknown(),
-            MessageContent::File(m) => m.has_unknown(),
-            MessageContent::Location(m) => m.has_unknown(),
-            MessageContent::Sticker(m) => m.has_unknown(),
-            MessageContent::Unknown(_) => false,
         }
     }
 }
@@ -1023,19 +963,12 @@ pub struct MembershipContent {
 }
 has_unknown!(MembershipContent);
 
-/// LINE `ModuleContent`: module channel attach/detach, tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
-pub enum ModuleContent {
-    /// `attached`
-    #[serde(rename = "attached")]
-    Attached(AttachedModuleContent),
-    /// `detached`
-    #[serde(rename = "detached")]
-    Detached(DetachedModuleContent),
-    /// Unknown or malformed content, kept whole.
-    #[serde(untagged)]
-    Unknown(Value),
+tagged_union! {
+    /// LINE `ModuleContent`: module channel attach/detach, tagged by `type`.
+    ModuleContent, tag module_type, payload dyn HasUnknown {
+        Attached(AttachedModuleContent) => "attached",
+        Detached(DetachedModuleContent) => "detached",
+    }
 }
 
 /// LINE `AttachedModuleContent`.
@@ -1067,46 +1000,12 @@ pub struct DetachedModuleContent {
 has_unknown!(DetachedModuleContent);
 
 impl ModuleContent {
-    /// Parses module content from JSON; never fails (unknown or malformed → `Unknown`).
-    pub fn from_value(value: Value) -> Self {
-        let (tag, body) = match split_tag(value) {
-            Ok(split) => split,
-            Err(raw) => return ModuleContent::Unknown(raw),
-        };
-        match tag.as_str() {
-            "attached" => {
-                parse_known("AttachedModuleContent", &tag, body).map(ModuleContent::Attached)
-            }
-            "detached" => {
-                parse_known("DetachedModuleContent", &tag, body).map(ModuleContent::Detached)
-            }
-            _ => unknown_tag("ModuleContent", &tag, body).map(ModuleContent::Unknown),
-        }
-        .unwrap_or_else(ModuleContent::Unknown)
-    }
-
     /// Bot user ID (read from the raw JSON for `Unknown`).
     pub fn bot_id(&self) -> Option<&str> {
         match self {
             ModuleContent::Attached(m) => Some(&m.bot_id),
             ModuleContent::Detached(m) => Some(&m.bot_id),
             ModuleContent::Unknown(raw) => raw_str(raw, "botId"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ModuleContent {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(ModuleContent::from_value(Value::deserialize(deserializer)?))
-    }
-}
-
-impl HasUnknown for ModuleContent {
-    fn has_unknown(&self) -> bool {
-        match self {
-            ModuleContent::Attached(m) => m.has_unknown(),
-            ModuleContent::Detached(m) => m.has_unknown(),
-            ModuleContent::Unknown(_) => false,
         }
     }
 }
@@ -1139,6 +1038,30 @@ has_unknown!(PnpDelivery);
 // Events
 // ---------------------------------------------------------------------------------------------
 
+/// What every known event carries besides its own fields.
+trait EventPayload: HasUnknown {
+    fn common(&self) -> &EventCommon;
+    fn extra(&self) -> &Extra;
+}
+
+/// `HasUnknown` (the common fields, the unknown members and the `$field`s) and `EventPayload`
+/// for an event struct.
+macro_rules! event_payload {
+    ($ty:ty $(, $field:ident)*) => {
+        has_unknown!($ty, common $(, $field)*);
+
+        impl EventPayload for $ty {
+            fn common(&self) -> &EventCommon {
+                &self.common
+            }
+
+            fn extra(&self) -> &Extra {
+                &self.extra
+            }
+        }
+    };
+}
+
 /// LINE `MessageEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -1155,7 +1078,7 @@ pub struct MessageEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(MessageEvent, common, message);
+event_payload!(MessageEvent, message);
 
 /// LINE `UnsendEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1170,7 +1093,7 @@ pub struct UnsendEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(UnsendEvent, common, unsend);
+event_payload!(UnsendEvent, unsend);
 
 /// LINE `FollowEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1187,7 +1110,7 @@ pub struct FollowEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(FollowEvent, common, follow);
+event_payload!(FollowEvent, follow);
 
 /// LINE `UnfollowEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1200,7 +1123,7 @@ pub struct UnfollowEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(UnfollowEvent, common);
+event_payload!(UnfollowEvent);
 
 /// LINE `JoinEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1215,7 +1138,7 @@ pub struct JoinEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(JoinEvent, common);
+event_payload!(JoinEvent);
 
 /// LINE `LeaveEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1228,7 +1151,7 @@ pub struct LeaveEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(LeaveEvent, common);
+event_payload!(LeaveEvent);
 
 /// LINE `MemberJoinedEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1245,7 +1168,7 @@ pub struct MemberJoinedEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(MemberJoinedEvent, common, joined);
+event_payload!(MemberJoinedEvent, joined);
 
 /// LINE `MemberLeftEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1260,7 +1183,7 @@ pub struct MemberLeftEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(MemberLeftEvent, common, left);
+event_payload!(MemberLeftEvent, left);
 
 /// LINE `PostbackEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1278,7 +1201,7 @@ pub struct PostbackEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(PostbackEvent, common, postback);
+event_payload!(PostbackEvent, postback);
 
 /// LINE `VideoPlayCompleteEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1295,7 +1218,7 @@ pub struct VideoPlayCompleteEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(VideoPlayCompleteEvent, common, video_play_complete);
+event_payload!(VideoPlayCompleteEvent, video_play_complete);
 
 /// LINE `BeaconEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1312,7 +1235,7 @@ pub struct BeaconEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(BeaconEvent, common, beacon);
+event_payload!(BeaconEvent, beacon);
 
 /// LINE `AccountLinkEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1330,7 +1253,7 @@ pub struct AccountLinkEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(AccountLinkEvent, common, link);
+event_payload!(AccountLinkEvent, link);
 
 /// LINE `MembershipEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1347,7 +1270,7 @@ pub struct MembershipEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(MembershipEvent, common, membership);
+event_payload!(MembershipEvent, membership);
 
 /// LINE `ModuleEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1362,7 +1285,7 @@ pub struct ModuleEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(ModuleEvent, common, module);
+event_payload!(ModuleEvent, module);
 
 /// LINE `ActivatedEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1377,7 +1300,7 @@ pub struct ActivatedEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(ActivatedEvent, common, chat_control);
+event_payload!(ActivatedEvent, chat_control);
 
 /// LINE `DeactivatedEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1390,7 +1313,7 @@ pub struct DeactivatedEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(DeactivatedEvent, common);
+event_payload!(DeactivatedEvent);
 
 /// LINE `BotSuspendedEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1403,7 +1326,7 @@ pub struct BotSuspendedEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(BotSuspendedEvent, common);
+event_payload!(BotSuspendedEvent);
 
 /// LINE `BotResumedEvent`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1416,7 +1339,7 @@ pub struct BotResumedEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(BotResumedEvent, common);
+event_payload!(BotResumedEvent);
 
 /// LINE `PnpDeliveryCompletionEvent` (`type: delivery`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1431,179 +1354,56 @@ pub struct PnpDeliveryCompletionEvent {
     #[serde(flatten)]
     pub extra: Extra,
 }
-has_unknown!(PnpDeliveryCompletionEvent, common, delivery);
+event_payload!(PnpDeliveryCompletionEvent, delivery);
 
-/// LINE `Event`: one webhook event, tagged by `type`.
-///
-/// Deserialization never fails: unknown types and known types that do not match the spec
-/// become `Unknown` with the whole JSON kept.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type")]
-pub enum Event {
-    /// `message`
-    #[serde(rename = "message")]
-    Message(MessageEvent),
-    /// `unsend`
-    #[serde(rename = "unsend")]
-    Unsend(UnsendEvent),
-    /// `follow`
-    #[serde(rename = "follow")]
-    Follow(FollowEvent),
-    /// `unfollow`
-    #[serde(rename = "unfollow")]
-    Unfollow(UnfollowEvent),
-    /// `join`
-    #[serde(rename = "join")]
-    Join(JoinEvent),
-    /// `leave`
-    #[serde(rename = "leave")]
-    Leave(LeaveEvent),
-    /// `memberJoined`
-    #[serde(rename = "memberJoined")]
-    MemberJoined(MemberJoinedEvent),
-    /// `memberLeft`
-    #[serde(rename = "memberLeft")]
-    MemberLeft(MemberLeftEvent),
-    /// `postback`
-    #[serde(rename = "postback")]
-    Postback(PostbackEvent),
-    /// `videoPlayComplete`
-    #[serde(rename = "videoPlayComplete")]
-    VideoPlayComplete(VideoPlayCompleteEvent),
-    /// `beacon`
-    #[serde(rename = "beacon")]
-    Beacon(BeaconEvent),
-    /// `accountLink`
-    #[serde(rename = "accountLink")]
-    AccountLink(AccountLinkEvent),
-    /// `membership`
-    #[serde(rename = "membership")]
-    Membership(MembershipEvent),
-    /// `module`
-    #[serde(rename = "module")]
-    Module(ModuleEvent),
-    /// `activated`
-    #[serde(rename = "activated")]
-    Activated(ActivatedEvent),
-    /// `deactivated`
-    #[serde(rename = "deactivated")]
-    Deactivated(DeactivatedEvent),
-    /// `botSuspended`
-    #[serde(rename = "botSuspended")]
-    BotSuspended(BotSuspendedEvent),
-    /// `botResumed`
-    #[serde(rename = "botResumed")]
-    BotResumed(BotResumedEvent),
-    /// `delivery`
-    #[serde(rename = "delivery")]
-    Delivery(PnpDeliveryCompletionEvent),
-    /// Unknown type, or a known type not matching the spec: the whole JSON, serialized as is.
-    #[serde(untagged)]
-    Unknown(Value),
-}
-
-/// Applies `$body` to the payload struct of every known variant, `$fallback` to `Unknown`.
-macro_rules! each_event {
-    ($event:expr, $e:ident => $body:expr, $raw:ident => $fallback:expr) => {
-        match $event {
-            Event::Message($e) => $body,
-            Event::Unsend($e) => $body,
-            Event::Follow($e) => $body,
-            Event::Unfollow($e) => $body,
-            Event::Join($e) => $body,
-            Event::Leave($e) => $body,
-            Event::MemberJoined($e) => $body,
-            Event::MemberLeft($e) => $body,
-            Event::Postback($e) => $body,
-            Event::VideoPlayComplete($e) => $body,
-            Event::Beacon($e) => $body,
-            Event::AccountLink($e) => $body,
-            Event::Membership($e) => $body,
-            Event::Module($e) => $body,
-            Event::Activated($e) => $body,
-            Event::Deactivated($e) => $body,
-            Event::BotSuspended($e) => $body,
-            Event::BotResumed($e) => $body,
-            Event::Delivery($e) => $body,
-            Event::Unknown($raw) => $fallback,
-        }
-    };
+tagged_union! {
+    /// LINE `Event`: one webhook event, tagged by `type`.
+    ///
+    /// Deserialization never fails: unknown types and known types that do not match the spec
+    /// become `Unknown` with the whole JSON kept.
+    Event, tag event_type, payload dyn EventPayload {
+        Message(MessageEvent) => "message",
+        Unsend(UnsendEvent) => "unsend",
+        Follow(FollowEvent) => "follow",
+        Unfollow(UnfollowEvent) => "unfollow",
+        Join(JoinEvent) => "join",
+        Leave(LeaveEvent) => "leave",
+        MemberJoined(MemberJoinedEvent) => "memberJoined",
+        MemberLeft(MemberLeftEvent) => "memberLeft",
+        Postback(PostbackEvent) => "postback",
+        VideoPlayComplete(VideoPlayCompleteEvent) => "videoPlayComplete",
+        Beacon(BeaconEvent) => "beacon",
+        AccountLink(AccountLinkEvent) => "accountLink",
+        Membership(MembershipEvent) => "membership",
+        Module(ModuleEvent) => "module",
+        Activated(ActivatedEvent) => "activated",
+        Deactivated(DeactivatedEvent) => "deactivated",
+        BotSuspended(BotSuspendedEvent) => "botSuspended",
+        BotResumed(BotResumedEvent) => "botResumed",
+        Delivery(PnpDeliveryCompletionEvent) => "delivery",
+    }
 }
 
 impl Event {
-    /// Parses an event from JSON; never fails (unknown or malformed → `Unknown`).
-    pub fn from_value(value: Value) -> Self {
-        let (tag, body) = match split_tag(value) {
-            Ok(split) => split,
-            Err(raw) => return Event::Unknown(raw),
-        };
-        let t = tag.as_str();
-        match t {
-            "message" => parse_known("MessageEvent", t, body).map(Event::Message),
-            "unsend" => parse_known("UnsendEvent", t, body).map(Event::Unsend),
-            "follow" => parse_known("FollowEvent", t, body).map(Event::Follow),
-            "unfollow" => parse_known("UnfollowEvent", t, body).map(Event::Unfollow),
-            "join" => parse_known("JoinEvent", t, body).map(Event::Join),
-            "leave" => parse_known("LeaveEvent", t, body).map(Event::Leave),
-            "memberJoined" => parse_known("MemberJoinedEvent", t, body).map(Event::MemberJoined),
-            "memberLeft" => parse_known("MemberLeftEvent", t, body).map(Event::MemberLeft),
-            "postback" => parse_known("PostbackEvent", t, body).map(Event::Postback),
-            "videoPlayComplete" => {
-                parse_known("VideoPlayCompleteEvent", t, body).map(Event::VideoPlayComplete)
-            }
-            "beacon" => parse_known("BeaconEvent", t, body).map(Event::Beacon),
-            "accountLink" => parse_known("AccountLinkEvent", t, body).map(Event::AccountLink),
-            "membership" => parse_known("MembershipEvent", t, body).map(Event::Membership),
-            "module" => parse_known("ModuleEvent", t, body).map(Event::Module),
-            "activated" => parse_known("ActivatedEvent", t, body).map(Event::Activated),
-            "deactivated" => parse_known("DeactivatedEvent", t, body).map(Event::Deactivated),
-            "botSuspended" => parse_known("BotSuspendedEvent", t, body).map(Event::BotSuspended),
-            "botResumed" => parse_known("BotResumedEvent", t, body).map(Event::BotResumed),
-            "delivery" => parse_known("PnpDeliveryCompletionEvent", t, body).map(Event::Delivery),
-            _ => unknown_tag("Event", t, body).map(Event::Unknown),
-        }
-        .unwrap_or_else(Event::Unknown)
-    }
-
-    /// The `type` tag as on the wire (raw one for `Unknown`; empty if absent).
-    pub fn event_type(&self) -> &str {
-        match self {
-            Event::Message(_) => "message",
-            Event::Unsend(_) => "unsend",
-            Event::Follow(_) => "follow",
-            Event::Unfollow(_) => "unfollow",
-            Event::Join(_) => "join",
-            Event::Leave(_) => "leave",
-            Event::MemberJoined(_) => "memberJoined",
-            Event::MemberLeft(_) => "memberLeft",
-            Event::Postback(_) => "postback",
-            Event::VideoPlayComplete(_) => "videoPlayComplete",
-            Event::Beacon(_) => "beacon",
-            Event::AccountLink(_) => "accountLink",
-            Event::Membership(_) => "membership",
-            Event::Module(_) => "module",
-            Event::Activated(_) => "activated",
-            Event::Deactivated(_) => "deactivated",
-            Event::BotSuspended(_) => "botSuspended",
-            Event::BotResumed(_) => "botResumed",
-            Event::Delivery(_) => "delivery",
-            Event::Unknown(raw) => raw_str(raw, "type").unwrap_or(""),
-        }
-    }
-
     /// Common event fields; `None` for `Unknown`.
     pub fn common(&self) -> Option<&EventCommon> {
-        each_event!(self, e => Some(&e.common), _raw => None)
+        self.payload().ok().map(|e| e.common())
     }
 
     /// Webhook event ID (read from the raw JSON for `Unknown`).
     pub fn webhook_event_id(&self) -> Option<&str> {
-        each_event!(self, e => Some(&e.common.webhook_event_id), raw => raw_str(raw, "webhookEventId"))
+        match self.payload() {
+            Ok(e) => Some(&e.common().webhook_event_id),
+            Err(raw) => raw_str(raw, "webhookEventId"),
+        }
     }
 
     /// Event time in milliseconds since the epoch (read from the raw JSON for `Unknown`).
     pub fn timestamp(&self) -> Option<i64> {
-        each_event!(self, e => Some(e.common.timestamp), raw => raw.get("timestamp").and_then(Value::as_i64))
+        match self.payload() {
+            Ok(e) => Some(e.common().timestamp),
+            Err(raw) => raw.get("timestamp").and_then(Value::as_i64),
+        }
     }
 
     /// Event source; `None` when absent or for `Unknown`.
@@ -1618,14 +1418,13 @@ impl Event {
 
     /// Whether LINE redelivered this event (read from the raw JSON for `Unknown`).
     pub fn is_redelivery(&self) -> Option<bool> {
-        each_event!(
-            self,
-            e => Some(e.common.delivery_context.is_redelivery),
-            raw => raw
+        match self.payload() {
+            Ok(e) => Some(e.common().delivery_context.is_redelivery),
+            Err(raw) => raw
                 .get("deliveryContext")
                 .and_then(|context| context.get("isRedelivery"))
-                .and_then(Value::as_bool)
-        )
+                .and_then(Value::as_bool),
+        }
     }
 
     /// Reply token, for event types that carry one (read from the raw JSON for `Unknown`).
@@ -1656,7 +1455,7 @@ impl Event {
 
     /// Unknown top-level members of a known event; `None` for `Unknown`.
     pub fn extra(&self) -> Option<&Extra> {
-        each_event!(self, e => Some(&e.extra), _raw => None)
+        self.payload().ok().map(|e| e.extra())
     }
 
     /// Names of the unknown top-level members (safe to log: names only, no values).
@@ -1669,18 +1468,7 @@ impl Event {
     /// Whether a known event carries members this model does not know, at the top level or in
     /// its nested objects (source, delivery context, payload). False for `Unknown`.
     pub fn has_unknown_fields(&self) -> bool {
-        each_event!(self, e => e.has_unknown(), _raw => false)
-    }
-
-    /// Whether this event fell back to `Unknown`.
-    pub fn is_unknown(&self) -> bool {
-        matches!(self, Event::Unknown(_))
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Event::from_value(Value::deserialize(deserializer)?))
+        self.has_unknown()
     }
 }
 
