@@ -474,17 +474,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         None => None,
     };
     let ingest = Arc::new(omniline_wiring::webhook_ingest(&adapters.stores));
-    let deps = admin::AdminDeps {
-        accounts: Arc::clone(&adapters.stores.accounts),
-        secrets: Arc::clone(&adapters.stores.secrets),
-        line,
-        config: Arc::clone(&adapters.stores.config),
-        workstreams: Arc::clone(&adapters.stores.workstreams),
-        agents: Arc::clone(&adapters.stores.agents),
-        conversations: Arc::clone(&adapters.stores.conversations),
-        deliveries: Arc::clone(&adapters.stores.deliveries),
-        media: Arc::clone(&adapters.stores.media),
-    };
+    let deps = omniline_wiring::admin_deps(&adapters.stores, line);
     // Same process: a deleted account or workstream is refused by the webhook at once.
     let forget = Arc::clone(&ingest);
     let admin = admin::AdminState::new(deps, admin_token.clone(), Some(base_url.clone()))

@@ -12,6 +12,7 @@ use axum::Json;
 use omniline_app::admin::agents::{AgentPatch, AgentRecord, NewAgent};
 use omniline_app::admin::ExistingQueue;
 use omniline_domain::input::Fields;
+use omniline_runtime::http::is_blank;
 use serde_json::{json, Value};
 
 /// Most conversations one agent may hold at once.
@@ -126,7 +127,7 @@ pub(crate) async fn rotate_token(
     body: Bytes,
 ) -> Result<Response> {
     let id = path_id(id, "agent")?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    if !is_blank(&body) {
         Fields::parse(&body)?.finish()?;
     }
     let token = state.service.rotate_agent_token(&id).await?;

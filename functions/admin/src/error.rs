@@ -10,7 +10,9 @@ use axum::Json;
 use omniline_app::admin::{AdminError, UsedBy};
 use omniline_domain::input::{Fields, InputError};
 use omniline_domain::PortError;
-use omniline_runtime::http::{coded_field_error, error_body, error_response, field_error};
+use omniline_runtime::http::{
+    coded_field_error, error_body, error_response, field_error, storage_unavailable,
+};
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -131,14 +133,7 @@ fn admin_error(e: AdminError) -> Response {
             error_response(S::BAD_GATEWAY, "line_unavailable", message)
         }
         AdminError::Store(PortError::Conflict(_)) => admin_error(AdminError::VersionConflict),
-        AdminError::Store(e) => {
-            tracing::error!(error = %e, "admin: storage failed");
-            error_response(
-                S::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "storage is unavailable, try again",
-            )
-        }
+        AdminError::Store(e) => storage_unavailable("admin", e),
     }
 }
 

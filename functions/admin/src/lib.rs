@@ -26,7 +26,9 @@ use axum::Router;
 use omniline_app::admin::AdminService;
 use omniline_domain::clock::{system_clock, Clock};
 use omniline_ports::LazySecret;
-use omniline_runtime::http::error_response;
+use omniline_runtime::http::{
+    bearer_token, error_response, json_rejections, method_not_allowed, not_found, unavailable,
+};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -141,13 +143,13 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/settings",
             get(settings::get).patch(settings::update),
         )
-        .fallback(omniline_runtime::http::not_found)
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             require_admin_token,
         ))
-        .layer(middleware::from_fn(omniline_runtime::http::json_rejections))
+        .layer(middleware::from_fn(json_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -155,34 +157,20 @@ pub fn router(state: AdminState) -> Router {
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 64 * 1024;
 
-async fn method_not_allowed() -> Response {
-    error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not take that method",
-    )
-}
-
 async fn require_admin_token(
     State(state): State<AdminState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let presented = bearer_token(request.headers());
     let admin_token = match state.admin_token.get().await {
         Ok(token) => token,
         Err(e) => {
-            tracing::error!("admin token unavailable: {e}");
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+            return unavailable(
+                "admin token",
+                e,
                 "the admin token cannot be read now; try again later",
-            );
+            )
         }
     };
     let expected: [u8; 32] = Sha256::digest(admin_token.expose().as_bytes()).into();

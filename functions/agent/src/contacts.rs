@@ -4,16 +4,16 @@
 //! one-time nonce bound to the contact and sends the customer to LINE, whose `accountLink` event
 //! brings the nonce back to the router.
 
-use crate::conversations::{contact_json, customer_json, path_id};
-use crate::error::{link_page_error, page};
+use crate::conversations::{contact_json, customer_json, path_id, PathId};
+use crate::error::LinkPageFailure;
 use crate::{AgentState, ApiError};
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use omniline_app::agent::contacts::NewContact;
+use omniline_app::agent::VisibleConversation;
 use omniline_domain::agents::Agent;
 use omniline_domain::input::{Fields, Query};
 use serde_json::json;
@@ -80,21 +80,28 @@ pub(crate) async fn search(
 pub(crate) async fn delete(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     state.service.delete_contact(&agent, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The body `{"contactId"}`.
-fn contact_id(body: &[u8]) -> Result<String, ApiError> {
+/// The path's conversation (one the agent sees) and the body's `{"contactId"}`.
+async fn link_target(
+    state: &AgentState,
+    agent: &Agent,
+    id: PathId,
+    body: &[u8],
+) -> Result<(VisibleConversation, String), ApiError> {
+    let id = path_id(id)?;
+    let c = state.service.visible_conversation(agent, &id).await?;
     let mut f = Fields::parse(body)?;
-    let id = f
+    let contact_id = f
         .text("contactId", 1, 100)?
         .ok_or_else(|| f.missing("contactId"))?;
     f.finish()?;
-    Ok(id)
+    Ok((c, contact_id))
 }
 
 /// `POST /agent/v1/conversations/{id}/link` `{"contactId"}`: links the conversation's LINE user
@@ -102,12 +109,10 @@ fn contact_id(body: &[u8]) -> Result<String, ApiError> {
 pub(crate) async fn link(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let c = state.service.visible_conversation(&agent, &id).await?;
-    let contact_id = contact_id(&body)?;
+    let (c, contact_id) = link_target(&state, &agent, id, &body).await?;
     let customer = state.service.link_contact(&agent, &c, &contact_id).await?;
     Ok(Json(json!({ "customer": customer_json(Some(&customer)) })).into_response())
 }
@@ -117,12 +122,10 @@ pub(crate) async fn link(
 pub(crate) async fn link_request(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    let c = state.service.visible_conversation(&agent, &id).await?;
-    let contact_id = contact_id(&body)?;
+    let (c, contact_id) = link_target(&state, &agent, id, &body).await?;
     let url = state
         .service
         .request_link(&agent, &c, &contact_id, &state.public_base_url)
@@ -163,40 +166,35 @@ fn confirm_page(id: &str) -> Response {
         .into_response()
 }
 
+/// The path's link request id.
+fn link_id(path: PathId) -> Result<String, LinkPageFailure> {
+    path_id(path).map_err(|_| LinkPageFailure::NotALink)
+}
+
 /// `GET /line/link/{id}` (public, opened by the customer in LINE): the confirmation page. Reading
 /// it changes nothing.
 pub(crate) async fn follow_link(
     State(state): State<AgentState>,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
-    let Ok(id) = path_id(id) else {
-        return page(StatusCode::NOT_FOUND, "This link is not valid.");
-    };
-    match state.service.live_link_request(&id).await {
-        Ok(request) => confirm_page(&request.id),
-        Err(e) => link_page_error(e),
-    }
+    id: PathId,
+) -> Result<Response, LinkPageFailure> {
+    let request = state.service.live_link_request(&link_id(id)?).await?;
+    Ok(confirm_page(&request.id))
 }
 
 /// `POST /line/link/{id}` (the confirmation page's button): uses the request up (exactly one
 /// of concurrent posts), mints the one nonce, and sends the customer to LINE's account-link page.
 pub(crate) async fn confirm_link(
     State(state): State<AgentState>,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
-    let Ok(id) = path_id(id) else {
-        return page(StatusCode::NOT_FOUND, "This link is not valid.");
-    };
-    match state.service.confirm_link_request(&id).await {
-        Ok(location) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, location),
-                (header::CACHE_CONTROL, "no-store".to_owned()),
-                (header::REFERRER_POLICY, "no-referrer".to_owned()),
-            ],
-        )
-            .into_response(),
-        Err(e) => link_page_error(e),
-    }
+    id: PathId,
+) -> Result<Response, LinkPageFailure> {
+    let location = state.service.confirm_link_request(&link_id(id)?).await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        ],
+    )
+        .into_response())
 }

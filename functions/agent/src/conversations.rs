@@ -8,21 +8,41 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use omniline_app::agent::conversations::{CustomerView, QueueRef, TimelineLine};
+use omniline_app::agent::AgentError;
 use omniline_app::router::agent_ops::TransferTarget;
 use omniline_domain::agents::Agent;
 use omniline_domain::contacts::Contact;
 use omniline_domain::conversation::{Conversation, ConversationState, TranscriptEntry};
 use omniline_domain::delivery::{DeliveredContent, Delivery};
 use omniline_domain::input::{Fields, Query};
+use omniline_runtime::http::is_blank;
 use serde_json::{json, Value};
 
 /// Transcript page size bounds.
 const PAGE_DEFAULT: usize = 50;
 const PAGE_MAX: usize = 200;
 
-pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+/// A path's `{id}`.
+pub(crate) type PathId = Result<Path<String>, PathRejection>;
+
+/// The path's `{id}`; a path that does not parse names no conversation (404).
+pub(crate) fn path_id(path: PathId) -> Result<String, ApiError> {
     path.map(|Path(id)| id)
-        .map_err(|_| ApiError::NotFound("conversation"))
+        .map_err(|_| AgentError::NotFound("conversation").into())
+}
+
+/// The path's `{id}` of a route that takes no body (nothing, white space or `{}`).
+fn bodiless(path: PathId, body: &[u8]) -> Result<String, ApiError> {
+    let id = path_id(path)?;
+    if !is_blank(body) {
+        Fields::parse(body)?.finish()?;
+    }
+    Ok(id)
+}
+
+/// The conversation an operation left, or its error.
+fn conversation_response(done: Result<Conversation, AgentError>) -> Result<Response, ApiError> {
+    Ok(Json(conversation_json(&done?)).into_response())
 }
 
 fn state_name(state: ConversationState) -> &'static str {
@@ -119,7 +139,7 @@ pub(crate) async fn list(
 pub(crate) async fn detail(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let detail = state.service.conversation_detail(&agent, &id).await?;
@@ -222,7 +242,7 @@ fn line_json(line: &TimelineLine) -> Value {
 pub(crate) async fn messages(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
@@ -355,7 +375,7 @@ fn reply_messages(
 pub(crate) async fn send(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -396,34 +416,25 @@ pub(crate) async fn upload(
         .into_response())
 }
 
-fn empty_body(body: &[u8]) -> Result<(), ApiError> {
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        Fields::parse(body)?.finish()?;
-    }
-    Ok(())
-}
-
 pub(crate) async fn pick(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    empty_body(&body)?;
-    let picked = state.service.pick(&agent, &id).await?;
-    Ok(Json(conversation_json(&picked)).into_response())
+    let id = bodiless(id, &body)?;
+    conversation_response(state.service.pick(&agent, &id).await)
 }
 
 /// `POST …/{id}/typing`: LINE's loading animation in the customer's chat (1:1 chats only).
 pub(crate) async fn typing(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let seconds = if body.iter().all(u8::is_ascii_whitespace) {
+    let seconds = if is_blank(&body) {
         20
     } else {
         let mut f = Fields::parse(&body)?;
@@ -440,11 +451,10 @@ pub(crate) async fn typing(
 pub(crate) async fn read(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    empty_body(&body)?;
+    let id = bodiless(id, &body)?;
     state.service.mark_read(&agent, &id).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -453,7 +463,7 @@ pub(crate) async fn read(
 pub(crate) async fn transfer(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
@@ -471,28 +481,25 @@ pub(crate) async fn transfer(
             ))
         }
     };
-    let moved = state.service.transfer(&agent, &id, target).await?;
-    Ok(Json(conversation_json(&moved)).into_response())
+    conversation_response(state.service.transfer(&agent, &id, target).await)
 }
 
 /// `POST …/{id}/close`: closes; the "agent ended" message and the survey go to the customer.
 pub(crate) async fn close(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = path_id(id)?;
-    empty_body(&body)?;
-    let closed = state.service.close(&agent, &id).await?;
-    Ok(Json(conversation_json(&closed)).into_response())
+    let id = bodiless(id, &body)?;
+    conversation_response(state.service.close(&agent, &id).await)
 }
 
 /// `GET …/{id}/survey`: the survey sent at close and its answer.
 pub(crate) async fn survey(
     State(state): State<AgentState>,
     Extension(agent): Extension<Agent>,
-    id: Result<Path<String>, PathRejection>,
+    id: PathId,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let answer = state.service.survey(&agent, &id).await?;

@@ -16,7 +16,7 @@ mod error;
 mod notifications;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -26,7 +26,7 @@ use omniline_app::agent::AgentService;
 use omniline_app::router::RouterService;
 use omniline_domain::agents::{Agent, AgentStatus};
 use omniline_ports::DeliveryStore;
-use omniline_runtime::http::error_response;
+use omniline_runtime::http::{bearer_token, error_response, method_not_allowed, not_found};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,16 +135,8 @@ pub fn router(state: AgentState) -> Router {
 /// [`router`] with JSON answers for unknown routes and methods: what the Lambda function serves.
 pub fn standalone(state: AgentState) -> Router {
     router(state)
-        .fallback(omniline_runtime::http::not_found)
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-}
-
-async fn method_not_allowed() -> Response {
-    error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not take that method",
-    )
 }
 
 fn unauthorized() -> Response {
@@ -161,14 +153,7 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .map(str::to_owned);
-    let Some(token) = presented else {
+    let Some(token) = bearer_token(request.headers()).map(str::to_owned) else {
         return unauthorized();
     };
     match state.service.authenticate(&token).await {

@@ -26,7 +26,7 @@ use omniline_domain::media_links::{verify_media_link, LinkError};
 use omniline_domain::PortError;
 use omniline_ports::LazySecret;
 use omniline_ports::ObjectStore;
-use omniline_runtime::http::error_response;
+use omniline_runtime::http::{error_response, unavailable};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -76,12 +76,11 @@ async fn serve_media(
     let secret = match state.signing_secret.get().await {
         Ok(secret) => secret,
         Err(e) => {
-            tracing::error!("media signing key unavailable: {e}");
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+            return unavailable(
+                "media signing key",
+                e,
                 "media links cannot be checked now; try again later",
-            );
+            )
         }
     };
     match verify_media_link(&key, query.expires, &query.signature, &secret, now_secs) {

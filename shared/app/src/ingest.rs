@@ -2,15 +2,15 @@
 //! `X-Line-Signature` over the raw body with that account's channel secret, split the events and
 //! queue them, count the traffic.
 
+use crate::cache::Cache;
 use omniline_domain::account::{credentials_secret_name, ChannelCredentials, WebhookCounts};
 use omniline_domain::clock::now_millis;
 use omniline_domain::conversation::DEDUPE_RETENTION_SECS;
 use omniline_domain::line::envelope::{accept_events, AcceptedEvents, WebhookEnvelope};
 use omniline_domain::line::signature::{SignatureError, SignatureKey};
 use omniline_ports::{AccountStore, EventQueue, PortError, SecretStore};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// LINE's bodies are small; anything above this is refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -42,19 +42,14 @@ pub struct Accepted {
     pub queued: usize,
 }
 
-struct CachedSecret {
-    /// `None`: the account has no secret (remembered too, so forged requests do not each read
-    /// the secret store).
-    key: Option<SignatureKey>,
-    fetched: Instant,
-}
-
 /// The webhook's use case, shared by the Lambda function and the local stack.
 pub struct WebhookIngest {
     accounts: Arc<dyn AccountStore>,
     secrets: Arc<dyn SecretStore>,
     queue: Arc<dyn EventQueue>,
-    cache: Mutex<HashMap<String, CachedSecret>>,
+    /// Per account; `None`: the account has no secret (remembered too, so forged requests do not
+    /// each read the secret store).
+    cache: Cache<String, Option<SignatureKey>>,
     cache_ttl: Duration,
     reload_floor: Duration,
     /// Epoch milliseconds: when a request was received, and what "older than the deduplication
@@ -72,7 +67,7 @@ impl WebhookIngest {
             accounts,
             secrets,
             queue,
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::default(),
             cache_ttl: SECRET_CACHE_TTL,
             reload_floor: SECRET_RELOAD_FLOOR,
             clock: Arc::new(now_millis),
@@ -196,9 +191,7 @@ impl WebhookIngest {
 
     /// Drops a cached secret (after a rotation or a deletion in the same process).
     pub fn forget(&self, account_id: &str) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(account_id);
-        }
+        self.cache.remove(account_id);
     }
 
     async fn reject(
@@ -234,7 +227,11 @@ impl WebhookIngest {
         if signature.is_none() {
             return Ok(Err(SignatureError::Missing));
         }
-        if let Some((key, age)) = self.cached(account_id) {
+        if let Some((key, age)) = self
+            .cache
+            .get(account_id)
+            .filter(|(_, age)| *age < self.cache_ttl)
+        {
             match key {
                 Some(key) => {
                     let outcome = key.verify(body, signature);
@@ -252,14 +249,6 @@ impl WebhookIngest {
         }
     }
 
-    /// The cached key and its age, if younger than the cache's lifetime.
-    fn cached(&self, account_id: &str) -> Option<(Option<SignatureKey>, Duration)> {
-        let cache = self.cache.lock().ok()?;
-        let entry = cache.get(account_id)?;
-        let age = entry.fetched.elapsed();
-        (age < self.cache_ttl).then(|| (entry.key.clone(), age))
-    }
-
     async fn load(&self, account_id: &str) -> Result<Option<SignatureKey>, PortError> {
         let stored = self
             .secrets
@@ -269,13 +258,7 @@ impl WebhookIngest {
             .as_ref()
             .and_then(ChannelCredentials::from_secret)
             .map(|c| SignatureKey::new(c.channel_secret.expose().as_bytes()));
-        if let Ok(mut cache) = self.cache.lock() {
-            let entry = CachedSecret {
-                key: key.clone(),
-                fetched: Instant::now(),
-            };
-            cache.insert(account_id.to_owned(), entry);
-        }
+        self.cache.insert(account_id.to_owned(), key.clone());
         Ok(key)
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod agent;
+mod cache;
 pub mod consumer;
 pub mod ingest;
 pub mod outbound;

@@ -2,14 +2,14 @@
 //! account registered with channel ID and secret only — a stateless token issued by LINE
 //! (`POST /oauth2/v3/token`) and renewed before its 15 minutes are up. Cached per account.
 
+use crate::cache::Cache;
 use omniline_domain::account::{credentials_secret_name, ChannelCredentials};
 use omniline_domain::line::api::LineApiError;
 use omniline_domain::secret::SecretString;
 use omniline_ports::LineApi;
 use omniline_ports::{AccountStore, PortError, SecretStore};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A long-lived token is re-read from the secret store at least this often (rotation).
 const STORED_TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -33,7 +33,8 @@ pub struct ChannelTokens {
     accounts: Arc<dyn AccountStore>,
     secrets: Arc<dyn SecretStore>,
     line: Arc<dyn LineApi>,
-    cache: Mutex<HashMap<String, (SecretString, Instant)>>,
+    /// Per account: the token and how long it may be used from when it was kept.
+    cache: Cache<String, (SecretString, Duration)>,
 }
 
 impl ChannelTokens {
@@ -46,17 +47,15 @@ impl ChannelTokens {
             accounts,
             secrets,
             line,
-            cache: Mutex::new(HashMap::new()),
+            cache: Cache::default(),
         }
     }
 
     /// The account's token, from the cache while it is valid.
     pub async fn token(&self, account_id: &str) -> Result<SecretString, TokenError> {
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((token, valid_until)) = cache.get(account_id) {
-                if Instant::now() < *valid_until {
-                    return Ok(token.clone());
-                }
+        if let Some(((token, lifetime), age)) = self.cache.get(account_id) {
+            if age < lifetime {
+                return Ok(token);
             }
         }
         let stored = self
@@ -83,19 +82,13 @@ impl ChannelTokens {
         } else {
             (credentials.channel_access_token, STORED_TOKEN_TTL)
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(
-                account_id.to_owned(),
-                (token.clone(), Instant::now() + lifetime),
-            );
-        }
+        self.cache
+            .insert(account_id.to_owned(), (token.clone(), lifetime));
         Ok(token)
     }
 
     /// Drops the cached token (LINE answered 401: it was rotated or revoked).
     pub fn forget(&self, account_id: &str) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(account_id);
-        }
+        self.cache.remove(account_id);
     }
 }

@@ -1,12 +1,13 @@
-//! HTTP plumbing shared by the HTTP functions: JSON error bodies, and serving an axum router on
-//! Lambda (API Gateway REST v1 and HTTP API v2 events) or on a local TCP port.
+//! HTTP plumbing shared by the HTTP functions: JSON error bodies (and the 404, 405 and 503 answers
+//! they share), the bearer token of a request, and serving an axum router on Lambda (API Gateway
+//! REST v1 and HTTP API v2 events) or on a local TCP port.
 //!
 //! On Lambda we do not call `lambda_http::run` directly: its event conversion panics on a body
 //! flagged `isBase64Encoded` that is not valid base64 (and `panic = "abort"` would then kill the
 //! instance). [`lambda_entry`] checks the encoding first and answers 400, then hands the event to
 //! `lambda_http`'s own adapter.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine;
@@ -80,6 +81,47 @@ pub async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+/// JSON 405 for a route that does not take the request's method.
+pub async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// The token of an `Authorization: Bearer <token>` header (trimmed), if the request has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// 503 `unavailable` with `message` when something a request needs (a secret read on first use)
+/// cannot be read now; logs `{what} unavailable: {error}`.
+pub fn unavailable(what: &str, error: impl std::fmt::Display, message: &str) -> Response {
+    tracing::error!("{what} unavailable: {error}");
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+}
+
+/// 503 `unavailable` for a store that failed; logs `{who}: storage failed` with the error.
+pub fn storage_unavailable(who: &str, error: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %error, "{who}: storage failed");
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "storage is unavailable, try again",
+    )
+}
+
+/// Whether a body is absent: empty or only white space (what a route without a body accepts, as
+/// it accepts `{}`).
+pub fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
 /// Serves `app` on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else on `127.0.0.1:$PORT`.
 pub async fn serve(app: Router, default_port: u16) -> Result<(), lambda_http::Error> {
     if crate::telemetry::on_lambda() {
@@ -150,4 +192,28 @@ fn gateway_error(status: u16, code: &str, message: &str) -> Value {
         "body": error_body(code, message, None).to_string(),
         "isBase64Encoded": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_token_is_the_trimmed_rest_of_the_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer  abc ".parse().unwrap());
+        assert_eq!(bearer_token(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, "bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+    }
+
+    #[test]
+    fn a_blank_body_is_empty_or_white_space() {
+        assert!(is_blank(b""));
+        assert!(is_blank(b" \r\n\t"));
+        assert!(!is_blank(b"{}"));
+    }
 }

@@ -5,15 +5,16 @@
 //! - [`embedded`] (feature `embedded`): one SQLite database and a media directory under a data
 //!   directory; what `omniline-local` and the tests call.
 //!
-//! Both hand a backend's adapters over as [`Stores`]; [`router_service`], [`outbound_service`] and
-//! [`webhook_ingest`] assemble the use cases from them the same way for either backend. A Lambda
-//! enables `aws` only, so it links no SQLite.
+//! Both hand a backend's adapters over as [`Stores`]; [`router_service`], [`outbound_service`],
+//! [`webhook_ingest`] and [`admin_deps`] assemble the use cases from them the same way for either
+//! backend. A Lambda enables `aws` only, so it links no SQLite.
 
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
+use omniline_app::admin::AdminDeps;
 use omniline_app::ingest::WebhookIngest;
 use omniline_app::outbound::{MediaLinks, OutboundDeps, OutboundService};
 use omniline_app::router::{RouterDeps, RouterService};
@@ -84,6 +85,21 @@ pub fn router_service(
         tokens,
         clock,
     })
+}
+
+/// What the admin use cases work on: the stores (not the inbound queue) and `line`.
+pub fn admin_deps(stores: &Stores, line: Arc<dyn LineApi>) -> AdminDeps {
+    AdminDeps {
+        accounts: Arc::clone(&stores.accounts),
+        secrets: Arc::clone(&stores.secrets),
+        line,
+        config: Arc::clone(&stores.config),
+        workstreams: Arc::clone(&stores.workstreams),
+        agents: Arc::clone(&stores.agents),
+        conversations: Arc::clone(&stores.conversations),
+        deliveries: Arc::clone(&stores.deliveries),
+        media: Arc::clone(&stores.media),
+    }
 }
 
 /// The outbound use case: sends to LINE, keeps delivery records.

@@ -3,7 +3,7 @@
 //! the hash of the agent API token) is an [`AgentAccount`] in the config store. The token is
 //! returned once, on creation and on rotation.
 
-use super::{parse_doc, to_doc, AdminError, AdminService, ExistingQueue, UsedBy};
+use super::{parse_doc, set, to_doc, AdminError, AdminService, ExistingQueue, UsedBy};
 use omniline_domain::agents::{
     issue_agent_token, Agent, AgentAccount, AgentStatus, AGENT_ACCOUNT_KIND,
 };
@@ -80,12 +80,7 @@ impl AdminService {
 
     /// The agent and its admin record; `NotFound` without either.
     pub async fn agent(&self, id: &str) -> Result<AgentRecord, AdminError> {
-        let doc = self
-            .deps
-            .config
-            .get_doc(AGENT_ACCOUNT_KIND, id)
-            .await?
-            .ok_or(AdminError::NotFound("agent"))?;
+        let doc = self.doc(AGENT_ACCOUNT_KIND, id, "agent").await?;
         let account = parse_doc(&doc, "agent account")?;
         let agent = self
             .deps
@@ -149,21 +144,16 @@ impl AdminService {
             mut account,
             version,
         } = current;
-        if let Some(name) = patch.name {
-            agent.name = name;
-        }
-        if let Some(email) = patch.email {
-            account.email = email;
-        }
-        if let Some(capacity) = patch.capacity {
-            agent.capacity = capacity;
-        }
-        if let Some(skills) = patch.skills {
-            agent.skills = skills;
-        }
-        if let Some(queues) = patch.queues {
-            agent.queues = queues.into_iter().map(ExistingQueue::into_id).collect();
-        }
+        set(&mut agent.name, patch.name);
+        set(&mut account.email, patch.email);
+        set(&mut agent.capacity, patch.capacity);
+        set(&mut agent.skills, patch.skills);
+        set(
+            &mut agent.queues,
+            patch
+                .queues
+                .map(|queues| queues.into_iter().map(ExistingQueue::into_id).collect()),
+        );
         account.updated_at = self.now();
         let version = self
             .save_account(&account, Expect::Version(version))

@@ -93,6 +93,15 @@ impl AdminService {
         }
     }
 
+    /// The config document `kind`/`id`; `NotFound(what)` when there is none.
+    async fn doc(&self, kind: &str, id: &str, what: &'static str) -> Result<ConfigDoc, AdminError> {
+        self.deps
+            .config
+            .get_doc(kind, id)
+            .await?
+            .ok_or(AdminError::NotFound(what))
+    }
+
     /// Writes a config document (`Expect::Absent` to create, `Expect::Version` to update) and
     /// returns its new version; `VersionConflict` when someone else wrote first.
     async fn put_doc(
@@ -107,6 +116,13 @@ impl AdminService {
             .put_doc(kind, id, &doc, expect)
             .await?
             .ok_or(AdminError::VersionConflict)
+    }
+}
+
+/// Sets `target` to `value`, if given (what a patch's `None` means: keep).
+fn set<T>(target: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *target = value;
     }
 }
 

@@ -2,10 +2,10 @@
 //! deleting a queue a workstream or rule uses is refused, naming them; agents serving a deleted
 //! queue leave it.
 
-use super::{parse_doc, to_doc, AdminError, AdminService, UsedBy};
+use super::{parse_doc, set, to_doc, AdminError, AdminService, UsedBy};
 use omniline_domain::clock::new_id;
 use omniline_domain::queues::{Queue, QUEUE_KIND};
-use omniline_ports::Expect;
+use omniline_ports::{ConfigDoc, Expect};
 
 /// A queue and its version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,18 +43,20 @@ impl ExistingQueue {
     }
 }
 
+fn stored_queue(doc: &ConfigDoc) -> Result<StoredQueue, AdminError> {
+    Ok(StoredQueue {
+        queue: parse_doc(doc, "queue")?,
+        version: doc.version,
+    })
+}
+
 impl AdminService {
     /// Every queue, oldest first.
     pub async fn queues(&self) -> Result<Vec<StoredQueue>, AdminError> {
         let docs = self.deps.config.list_docs(QUEUE_KIND).await?;
         let mut queues = docs
             .iter()
-            .map(|doc| {
-                Ok(StoredQueue {
-                    queue: parse_doc(doc, "queue")?,
-                    version: doc.version,
-                })
-            })
+            .map(stored_queue)
             .collect::<Result<Vec<_>, AdminError>>()?;
         queues.sort_by(|a, b| {
             (a.queue.created_at.cmp(&b.queue.created_at)).then(a.queue.id.cmp(&b.queue.id))
@@ -64,16 +66,7 @@ impl AdminService {
 
     /// The queue and its version; `NotFound` when there is none.
     pub async fn queue(&self, id: &str) -> Result<StoredQueue, AdminError> {
-        let doc = self
-            .deps
-            .config
-            .get_doc(QUEUE_KIND, id)
-            .await?
-            .ok_or(AdminError::NotFound("queue"))?;
-        Ok(StoredQueue {
-            queue: parse_doc(&doc, "queue")?,
-            version: doc.version,
-        })
+        stored_queue(&self.doc(QUEUE_KIND, id, "queue").await?)
     }
 
     /// `id` when such a queue exists; `UnknownReference` naming `field` otherwise.
@@ -136,12 +129,8 @@ impl AdminService {
         patch: QueuePatch,
     ) -> Result<StoredQueue, AdminError> {
         let StoredQueue { mut queue, version } = current;
-        if let Some(name) = patch.name {
-            queue.name = name;
-        }
-        if let Some(skills) = patch.skills {
-            queue.skills = skills;
-        }
+        set(&mut queue.name, patch.name);
+        set(&mut queue.skills, patch.skills);
         queue.updated_at = self.now();
         let version = self
             .put_doc(

@@ -7,7 +7,7 @@
 //! workstream at its version (`VersionConflict` when another admin got there first), and bumps
 //! the version the routers' rule caches key on.
 
-use super::{AdminError, AdminService, ExistingQueue};
+use super::{set, AdminError, AdminService, ExistingQueue};
 use omniline_domain::clock::new_id;
 use omniline_domain::conversation::{Consent, Customer, UNKNOWN_CUSTOMER_NAME};
 use omniline_domain::line::events::Event;
@@ -34,11 +34,6 @@ pub struct RulePatch {
 
 impl RulePatch {
     fn apply(self, rule: &mut RuleDef) {
-        fn set<T>(target: &mut T, value: Option<T>) {
-            if let Some(value) = value {
-                *target = value;
-            }
-        }
         set(&mut rule.name, self.name);
         set(&mut rule.enabled, self.enabled);
         set(&mut rule.condition, self.condition);

@@ -1,6 +1,6 @@
 //! The system-wide settings (the retention period), one config document.
 
-use super::{to_doc, AdminError, AdminService};
+use super::{set, to_doc, AdminError, AdminService};
 use crate::settings::load_settings;
 use omniline_domain::settings::{Settings, SETTINGS_ID, SETTINGS_KIND};
 use omniline_ports::Expect;
@@ -34,9 +34,7 @@ impl AdminService {
             mut settings,
             version,
         } = current;
-        if let Some(days) = patch.retention_days {
-            settings.retention_days = days;
-        }
+        set(&mut settings.retention_days, patch.retention_days);
         let expect = if version == 0 {
             Expect::Absent
         } else {

@@ -4,7 +4,7 @@
 //! rule cache keys on, so routers see a change on their next event. Deleting an account's
 //! workstream turns its webhook off; creating one turns it back on.
 
-use super::{AdminError, AdminService};
+use super::{set, AdminError, AdminService};
 use omniline_domain::clock::new_id;
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
@@ -54,11 +54,6 @@ pub struct WorkstreamPatch {
 impl WorkstreamPatch {
     /// Applies everything but the bot to `ws`; returns the bot change.
     fn apply(self, ws: &mut Workstream) -> Option<Option<BotChange>> {
-        fn set<T>(target: &mut T, value: Option<T>) {
-            if let Some(value) = value {
-                *target = value;
-            }
-        }
         set(&mut ws.name, self.name);
         set(&mut ws.language, self.language);
         set(&mut ws.distribution, self.distribution);

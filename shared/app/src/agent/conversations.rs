@@ -147,14 +147,7 @@ impl AgentService {
         &self,
         c: &Conversation,
     ) -> Result<Option<Customer>, AgentError> {
-        if c.source_type != SourceType::User {
-            return Ok(None);
-        }
-        Ok(self
-            .deps()
-            .conversations
-            .customer(&c.account_id, &c.source_id)
-            .await?)
+        Ok(self.router.customer_of(c).await?)
     }
 
     /// The customer with its linked contact.

@@ -3,10 +3,12 @@
 //! these on the same [`RouterService`] the router runs, so every path shares one implementation.
 //!
 //! The caller authenticates the agent and checks that the agent may see the conversation (queue
-//! membership); these methods check the conversation's state. Every change is an [`EventCommit`]
-//! with a deterministic `event_id` (the deduplication record) and an optimistic
-//! [`ConversationWrite::Update`] at `version + 1`: a concurrent change makes the operation fail
-//! with [`AgentOpError::Conflict`] rather than overwrite it. Agent slots are claimed with
+//! membership); these methods check the conversation's state. Every change is an
+//! [`EventCommit`](omniline_domain::conversation::EventCommit) with a deterministic `event_id`
+//! (the deduplication record) and an optimistic
+//! [`ConversationWrite::Update`](omniline_domain::conversation::ConversationWrite::Update) at
+//! `version + 1`: a concurrent change makes the operation fail with [`AgentOpError::Conflict`]
+//! rather than overwrite it. Agent slots are claimed with
 //! [`omniline_ports::AgentStore::try_assign`] before the commit, which lands only while the slot
 //! holds the conversation ([`omniline_ports::ConversationStore::commit_assignment`]), and given
 //! back when the commit does not land unless the stored conversation is the agent's
@@ -18,8 +20,8 @@ use crate::router::{RouteError, RouterService, COMMIT_ATTEMPTS};
 use omniline_domain::agents::{Agent, NOTIFICATION_ASSIGNED};
 use omniline_domain::contacts::{contact_kind, LinkRequest, LINK_REQUEST_KIND};
 use omniline_domain::conversation::{
-    survey_postback, CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer,
-    EventCommit, SourceType, SurveyState, TranscriptEntry, DEDUPE_RETENTION_SECS,
+    survey_postback, CommitOutcome, Conversation, ConversationState, SourceType, SurveyState,
+    TranscriptEntry,
 };
 use omniline_domain::outbound::{text_message, Origin, OutboundMessage, Sender};
 use omniline_domain::workstream::{Survey, Trigger, Workstream};
@@ -109,6 +111,31 @@ fn agent_sender(ws: Option<&Workstream>, agent: &Agent) -> Option<Sender> {
     })
 }
 
+/// `messages` of `agent` pushed to the chat of `c` under `id`, shown as sent by the agent when
+/// the workstream enables it.
+fn agent_push(
+    c: &Conversation,
+    ws: Option<&Workstream>,
+    agent: &Agent,
+    id: &str,
+    messages: Vec<Value>,
+    now: i64,
+) -> OutboundMessage {
+    OutboundMessage {
+        id: id.to_owned(),
+        account_id: c.account_id.clone(),
+        conversation_id: c.id.clone(),
+        to: c.source_id.clone(),
+        origin: Origin::Agent,
+        trigger: None,
+        messages,
+        reply_token: None,
+        reply_token_received_at: None,
+        sender: agent_sender(ws, agent),
+        created_at: now,
+    }
+}
+
 /// The survey message sent when a conversation closes, and the state recorded with it: a rating
 /// question with one quick-reply postback button per score, or a link.
 fn survey_message(
@@ -121,6 +148,12 @@ fn survey_message(
     if !survey.enabled {
         return None;
     }
+    let sent = |scale| SurveyState {
+        sent_at: now,
+        scale,
+        score: None,
+        answered_at: None,
+    };
     if let Some(url) = &survey.url {
         let text = format!(
             "{}\n{url}",
@@ -129,13 +162,7 @@ fn survey_message(
                 .as_deref()
                 .unwrap_or(DEFAULT_LINK_SURVEY_TEXT)
         );
-        let state = SurveyState {
-            sent_at: now,
-            scale: None,
-            score: None,
-            answered_at: None,
-        };
-        return Some((text_message(&text), state));
+        return Some((text_message(&text), sent(None)));
     }
     let question = survey
         .question
@@ -162,13 +189,7 @@ fn survey_message(
         "text": question,
         "quickReply": { "items": items },
     });
-    let state = SurveyState {
-        sent_at: now,
-        scale: Some(scale),
-        score: None,
-        answered_at: None,
-    };
-    Some((message, state))
+    Some((message, sent(Some(scale))))
 }
 
 impl RouterService {
@@ -184,19 +205,6 @@ impl RouterService {
             .ok_or(AgentOpError::NotFound)
     }
 
-    /// The customer of a 1:1 conversation (none for groups and rooms).
-    async fn conversation_customer(&self, c: &Conversation) -> Result<Option<Customer>, PortError> {
-        match c.source_type {
-            SourceType::User => {
-                self.deps
-                    .conversations
-                    .customer(&c.account_id, &c.source_id)
-                    .await
-            }
-            _ => Ok(None),
-        }
-    }
-
     /// Commits `updated` (whose `version` is the stored one + 1) under `event_id`. With
     /// `assigned_to`, the agent whose slot was claimed for it: the commit only lands while that
     /// slot holds the conversation (see [`omniline_ports::ConversationStore::commit_assignment`]).
@@ -208,22 +216,41 @@ impl RouterService {
         assigned_to: Option<&str>,
         now: i64,
     ) -> Result<CommitOutcome, AgentOpError> {
-        let commit = EventCommit {
-            account_id: updated.account_id.clone(),
-            event_id: event_id.to_owned(),
-            now_secs: now.div_euclid(1000),
-            dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
-            retain_until: self.settings().await?.retain_until(now),
-            conversation: Some(ConversationWrite::Update(updated.clone())),
-            transcript,
-            retract_message_id: None,
-            customer: None,
-        };
+        let commit = self
+            .update_commit(event_id.to_owned(), updated.clone(), transcript, now)
+            .await?;
         let conversations = &self.deps.conversations;
         Ok(match assigned_to {
             Some(agent_id) => conversations.commit_assignment(&commit, agent_id).await?,
             None => conversations.commit(&commit).await?,
         })
+    }
+
+    /// Claims a slot of `agent_id` for `updated` (the conversation assigned to that agent), then
+    /// commits it on that slot; the claim is undone unless the commit lands. `Conflict` when the
+    /// agent has no free slot or is not available.
+    async fn claim_and_commit(
+        &self,
+        event_id: &str,
+        updated: &Conversation,
+        agent_id: &str,
+        now: i64,
+    ) -> Result<CommitOutcome, AgentOpError> {
+        if !self
+            .deps
+            .agents
+            .try_assign(agent_id, &updated.id, now)
+            .await?
+        {
+            return Err(conflict("agent at capacity or not available"));
+        }
+        let outcome = self
+            .commit_conversation(event_id, updated, None, Some(agent_id), now)
+            .await;
+        if !matches!(outcome, Ok(CommitOutcome::Committed)) {
+            self.undo_claim(agent_id, &updated.id).await;
+        }
+        outcome
     }
 
     /// Queues the automated messages of `outbox` (pushed; ids `{id_prefix}:{n}`). After a commit,
@@ -254,7 +281,7 @@ impl RouterService {
         id_prefix: &str,
         now: i64,
     ) {
-        let customer = match self.conversation_customer(c).await {
+        let customer = match self.customer_of(c).await {
             Ok(customer) => customer,
             Err(e) => {
                 tracing::warn!(conversation_id = %c.id, error = %e, "customer unreadable; announcing without it");
@@ -332,27 +359,12 @@ impl RouterService {
             }
             ConversationState::Waiting => {}
         }
-        if !self.deps.agents.try_assign(&agent.id, &c.id, now).await? {
-            return Err(conflict("agent at capacity or not available"));
-        }
-        let mut updated = c.clone();
-        updated.state = ConversationState::Active;
-        updated.agent_id = Some(agent.id.clone());
-        updated.last_activity_at = updated.last_activity_at.max(now);
-        updated.version = c.version + 1;
+        let updated = assigned_to(&c, &agent.id, now);
         let event_id = format!("pick:{}:{}:{}", c.id, c.version, agent.id);
-        let outcome = match self
-            .commit_conversation(&event_id, &updated, None, Some(&agent.id), now)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                self.undo_claim(&agent.id, &c.id).await;
-                return Err(e);
-            }
-        };
+        let outcome = self
+            .claim_and_commit(&event_id, &updated, &agent.id, now)
+            .await?;
         if outcome != CommitOutcome::Committed {
-            self.undo_claim(&agent.id, &c.id).await;
             let stored = self.load_conversation(conversation_id).await?;
             // The same agent picking twice at once: the other call did it.
             if outcome == CommitOutcome::Duplicate
@@ -448,28 +460,13 @@ impl RouterService {
                 let Some(target) = self.deps.agents.agent(&agent_id).await? else {
                     return Err(conflict(format!("there is no agent {agent_id:?}")));
                 };
-                if !self.deps.agents.try_assign(&target.id, &c.id, now).await? {
-                    return Err(conflict("agent at capacity or not available"));
-                }
-                let mut updated = c.clone();
-                updated.state = ConversationState::Active;
-                updated.agent_id = Some(target.id.clone());
-                updated.bot_id = None;
-                updated.last_activity_at = updated.last_activity_at.max(now);
-                updated.version = c.version + 1;
+                let updated = assigned_to(&c, &target.id, now);
                 let event_id = format!("transfer:{}:{}:agent:{}", c.id, c.version, target.id);
-                let outcome = match self
-                    .commit_conversation(&event_id, &updated, None, Some(&target.id), now)
-                    .await
+                if self
+                    .claim_and_commit(&event_id, &updated, &target.id, now)
+                    .await?
+                    != CommitOutcome::Committed
                 {
-                    Ok(outcome) => outcome,
-                    Err(e) => {
-                        self.undo_claim(&target.id, &c.id).await;
-                        return Err(e);
-                    }
-                };
-                if outcome != CommitOutcome::Committed {
-                    self.undo_claim(&target.id, &c.id).await;
                     return Err(conflict("the conversation changed meanwhile; try again"));
                 }
                 tracing::info!(conversation_id = %c.id, by = %by.id, to = %target.id, "conversation transferred to an agent");
@@ -514,7 +511,7 @@ impl RouterService {
             .workstreams
             .workstream_for_account(&c.account_id)
             .await?;
-        let customer = self.conversation_customer(&c).await?;
+        let customer = self.customer_of(&c).await?;
         let mut outbox = Outbox::default();
         outbox.automated(
             ws.as_ref(),
@@ -609,19 +606,7 @@ impl RouterService {
             .workstreams
             .workstream_for_account(&c.account_id)
             .await?;
-        let outbound = OutboundMessage {
-            id: message_id.clone(),
-            account_id: c.account_id.clone(),
-            conversation_id: c.id.clone(),
-            to: c.source_id.clone(),
-            origin: Origin::Agent,
-            trigger: None,
-            messages: messages.clone(),
-            reply_token: None,
-            reply_token_received_at: None,
-            sender: agent_sender(ws.as_ref(), agent),
-            created_at: now,
-        };
+        let outbound = agent_push(&c, ws.as_ref(), agent, &message_id, messages.clone(), now);
         // Queued before it is recorded: a failure after queueing is retried with the same id,
         // which the queue and the outbound function deduplicate.
         self.deps
@@ -735,19 +720,14 @@ impl RouterService {
             .workstreams
             .workstream_for_account(&c.account_id)
             .await?;
-        let message = OutboundMessage {
-            id: format!("link:{}", request.id),
-            account_id: c.account_id.clone(),
-            conversation_id: c.id.clone(),
-            to: c.source_id.clone(),
-            origin: Origin::Agent,
-            trigger: None,
-            messages: vec![text_message(&format!("{ACCOUNT_LINK_TEXT}\n{url}"))],
-            reply_token: None,
-            reply_token_received_at: None,
-            sender: agent_sender(ws.as_ref(), agent),
-            created_at: now,
-        };
+        let message = agent_push(
+            &c,
+            ws.as_ref(),
+            agent,
+            &format!("link:{}", request.id),
+            vec![text_message(&format!("{ACCOUNT_LINK_TEXT}\n{url}"))],
+            now,
+        );
         self.deps
             .outbound
             .send(&[message.to_queue_message()])
@@ -755,6 +735,17 @@ impl RouterService {
         tracing::info!(conversation_id = %c.id, agent_id = %agent.id, %contact_id, "account link requested");
         Ok(url)
     }
+}
+
+/// `c` at its next version, active with `agent_id` (not with the bot), touched at `now`.
+fn assigned_to(c: &Conversation, agent_id: &str, now: i64) -> Conversation {
+    let mut updated = c.clone();
+    updated.state = ConversationState::Active;
+    updated.agent_id = Some(agent_id.to_owned());
+    updated.bot_id = None;
+    updated.last_activity_at = updated.last_activity_at.max(now);
+    updated.version = c.version + 1;
+    updated
 }
 
 /// Whether `by` may transfer `c`: its holder, or anyone when nobody holds it (the caller has

@@ -33,11 +33,13 @@ mod process;
 
 pub use agent_ops::{AgentOpError, TransferTarget};
 
+use crate::cache::Cache;
 use crate::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
 use crate::settings::load_settings;
 use crate::tokens::{ChannelTokens, TokenError};
 use omniline_domain::conversation::{
-    CommitOutcome, ConversationState, ConversationWrite, EventCommit, DEDUPE_RETENTION_SECS,
+    CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
+    SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS,
 };
 use omniline_domain::line::api::LineApiError;
 use omniline_domain::routing::rules::CompiledRules;
@@ -53,7 +55,7 @@ use omniline_ports::{
     WorkstreamStore,
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use omniline_domain::clock::{system_clock, Clock};
 
@@ -122,8 +124,9 @@ pub const MEDIA_PENDING_MAX_RECEIVES: u32 = 4;
 /// The router's use case, shared by the Lambda function and the local stack.
 pub struct RouterService {
     deps: RouterDeps,
-    rules: Mutex<HashMap<String, (u64, Arc<CompiledRules>)>>,
-    settings: Mutex<Option<(std::time::Instant, Settings)>>,
+    /// Compiled rules per workstream, with the workstream's version.
+    rules: Cache<String, (u64, Arc<CompiledRules>)>,
+    settings: Cache<(), Settings>,
 }
 
 /// How long the router keeps the settings before reading them again: a change (retention)
@@ -134,24 +137,18 @@ impl RouterService {
     pub fn new(deps: RouterDeps) -> Self {
         Self {
             deps,
-            rules: Mutex::new(HashMap::new()),
-            settings: Mutex::new(None),
+            rules: Cache::default(),
+            settings: Cache::default(),
         }
     }
 
     /// The settings, cached for [`SETTINGS_TTL`].
     pub(crate) async fn settings(&self) -> Result<Settings, RouteError> {
-        if let Ok(cache) = self.settings.lock() {
-            if let Some((at, settings)) = cache.as_ref() {
-                if at.elapsed() < SETTINGS_TTL {
-                    return Ok(settings.clone());
-                }
-            }
+        if let Some(settings) = self.settings.fresh(&(), SETTINGS_TTL) {
+            return Ok(settings);
         }
         let (settings, _) = load_settings(self.deps.config.as_ref()).await?;
-        if let Ok(mut cache) = self.settings.lock() {
-            *cache = Some((std::time::Instant::now(), settings.clone()));
-        }
+        self.settings.insert((), settings.clone());
         Ok(settings)
     }
 
@@ -305,17 +302,9 @@ impl RouterService {
         let mut workstreams: HashMap<String, Option<Workstream>> = HashMap::new();
         let mut assigned = 0;
         for conversation in waiting {
-            if !workstreams.contains_key(&conversation.account_id) {
-                let ws = self
-                    .deps
-                    .workstreams
-                    .workstream_for_account(&conversation.account_id)
-                    .await?;
-                workstreams.insert(conversation.account_id.clone(), ws);
-            }
-            let ws = workstreams
-                .get(&conversation.account_id)
-                .and_then(|ws| ws.as_ref());
+            let ws = self
+                .workstream_of(&mut workstreams, &conversation.account_id)
+                .await?;
             if let Some(ws) = ws {
                 if self.assign_waiting(&conversation, ws, now).await?.is_some() {
                     assigned += 1;
@@ -330,10 +319,10 @@ impl RouterService {
     /// Returns the stored conversation when it was assigned.
     pub(crate) async fn assign_waiting(
         &self,
-        conversation: &omniline_domain::conversation::Conversation,
+        conversation: &Conversation,
         ws: &Workstream,
         now: i64,
-    ) -> Result<Option<omniline_domain::conversation::Conversation>, RouteError> {
+    ) -> Result<Option<Conversation>, RouteError> {
         if ws.distribution != omniline_domain::workstream::Distribution::Push
             || conversation.state != ConversationState::Waiting
             || conversation.bot_id.is_some()
@@ -341,15 +330,7 @@ impl RouterService {
         {
             return Ok(None);
         }
-        let customer = match conversation.source_type {
-            omniline_domain::conversation::SourceType::User => {
-                self.deps
-                    .conversations
-                    .customer(&conversation.account_id, &conversation.source_id)
-                    .await?
-            }
-            _ => None,
-        };
+        let customer = self.customer_of(conversation).await?;
         let previous_version = conversation.version;
         let mut updated = conversation.clone();
         let mut outbox = decide::Outbox::default();
@@ -373,17 +354,9 @@ impl RouterService {
             self.deps.outbound.send(&queued).await?;
         }
         updated.version = previous_version + 1;
-        let commit = EventCommit {
-            account_id: conversation.account_id.clone(),
-            event_id: id_prefix,
-            now_secs: now.div_euclid(1000),
-            dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
-            retain_until: self.settings().await?.retain_until(now),
-            conversation: Some(ConversationWrite::Update(updated.clone())),
-            transcript: None,
-            retract_message_id: None,
-            customer: None,
-        };
+        let commit = self
+            .update_commit(id_prefix, updated.clone(), None, now)
+            .await?;
         match self
             .deps
             .conversations
@@ -411,17 +384,9 @@ impl RouterService {
         let mut closed = 0;
         let mut workstreams: HashMap<String, Option<Workstream>> = HashMap::new();
         for conversation in self.deps.conversations.open_conversations().await? {
-            if !workstreams.contains_key(&conversation.account_id) {
-                let ws = self
-                    .deps
-                    .workstreams
-                    .workstream_for_account(&conversation.account_id)
-                    .await?;
-                workstreams.insert(conversation.account_id.clone(), ws);
-            }
-            let Some(minutes) = workstreams
-                .get(&conversation.account_id)
-                .and_then(|ws| ws.as_ref())
+            let Some(minutes) = self
+                .workstream_of(&mut workstreams, &conversation.account_id)
+                .await?
                 .and_then(|ws| ws.auto_close_minutes)
             else {
                 continue;
@@ -434,17 +399,8 @@ impl RouterService {
             update.closed_at = Some(now);
             update.close_reason = Some("inactive".into());
             update.version += 1;
-            let commit = EventCommit {
-                account_id: conversation.account_id.clone(),
-                event_id: format!("autoclose:{}:{}", conversation.id, conversation.version),
-                now_secs: now.div_euclid(1000),
-                dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
-                retain_until: self.settings().await?.retain_until(now),
-                conversation: Some(ConversationWrite::Update(update)),
-                transcript: None,
-                retract_message_id: None,
-                customer: None,
-            };
+            let event_id = format!("autoclose:{}:{}", conversation.id, conversation.version);
+            let commit = self.update_commit(event_id, update, None, now).await?;
             if self.deps.conversations.commit(&commit).await? == CommitOutcome::Committed {
                 if let Some(agent_id) = &conversation.agent_id {
                     if let Err(e) = self.deps.agents.release(agent_id, &conversation.id).await {
@@ -456,6 +412,61 @@ impl RouterService {
             }
         }
         Ok(closed)
+    }
+
+    /// The workstream of `account_id`, read once per run into `read`.
+    async fn workstream_of<'a>(
+        &self,
+        read: &'a mut HashMap<String, Option<Workstream>>,
+        account_id: &str,
+    ) -> Result<Option<&'a Workstream>, RouteError> {
+        if !read.contains_key(account_id) {
+            let ws = self
+                .deps
+                .workstreams
+                .workstream_for_account(account_id)
+                .await?;
+            read.insert(account_id.to_owned(), ws);
+        }
+        Ok(read.get(account_id).and_then(Option::as_ref))
+    }
+
+    /// The customer of a 1:1 conversation (none for groups and rooms).
+    pub(crate) async fn customer_of(
+        &self,
+        c: &Conversation,
+    ) -> Result<Option<Customer>, PortError> {
+        match c.source_type {
+            SourceType::User => {
+                self.deps
+                    .conversations
+                    .customer(&c.account_id, &c.source_id)
+                    .await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The commit of `updated` (the stored conversation changed, at its version + 1) under
+    /// `event_id`, with an optional transcript entry, at `now`.
+    pub(crate) async fn update_commit(
+        &self,
+        event_id: String,
+        updated: Conversation,
+        transcript: Option<TranscriptEntry>,
+        now: i64,
+    ) -> Result<EventCommit, RouteError> {
+        Ok(EventCommit {
+            account_id: updated.account_id.clone(),
+            event_id,
+            now_secs: now.div_euclid(1000),
+            dedupe_expires_at: now.div_euclid(1000) + DEDUPE_RETENTION_SECS,
+            retain_until: self.settings().await?.retain_until(now),
+            conversation: Some(ConversationWrite::Update(updated)),
+            transcript,
+            retract_message_id: None,
+            customer: None,
+        })
     }
 
     /// Releases `agent_id`'s hold on the conversation unless the stored conversation is open with
@@ -484,11 +495,9 @@ impl RouterService {
 
     /// The workstream's rules, compiled once per (workstream, version).
     fn compiled_rules(&self, workstream: &Workstream) -> Arc<CompiledRules> {
-        if let Ok(cache) = self.rules.lock() {
-            if let Some((version, rules)) = cache.get(&workstream.id) {
-                if *version == workstream.version {
-                    return Arc::clone(rules);
-                }
+        if let Some(((version, rules), _)) = self.rules.get(&workstream.id) {
+            if version == workstream.version {
+                return rules;
             }
         }
         let compiled = match CompiledRules::compile(&workstream.rules) {
@@ -499,12 +508,10 @@ impl RouterService {
                 Arc::new(CompiledRules::default())
             }
         };
-        if let Ok(mut cache) = self.rules.lock() {
-            cache.insert(
-                workstream.id.clone(),
-                (workstream.version, Arc::clone(&compiled)),
-            );
-        }
+        self.rules.insert(
+            workstream.id.clone(),
+            (workstream.version, Arc::clone(&compiled)),
+        );
         compiled
     }
 }
