@@ -25,23 +25,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// The Messaging API endpoints the sandbox serves (any other is LINE's 404).
-const SERVES: [Endpoint; 14] = [
-    Endpoint::BotInfo,
-    Endpoint::SetWebhookEndpoint,
-    Endpoint::TestWebhookEndpoint,
-    Endpoint::Profile,
-    Endpoint::GroupMemberProfile,
-    Endpoint::RoomMemberProfile,
-    Endpoint::Content,
-    Endpoint::Reply,
-    Endpoint::Push,
-    Endpoint::StartLoading,
-    Endpoint::MarkAsReadByToken,
-    Endpoint::MarkAsRead,
-    Endpoint::LinkToken,
-    Endpoint::IssueStatelessToken,
+/// The Messaging API endpoints the sandbox does not serve (LINE's 404; the PNP ones are LINE's
+/// 403 first, as partner-only endpoints no simulated channel is granted).
+const NOT_SERVED: [Endpoint; 3] = [
+    Endpoint::GetWebhookEndpoint,
+    Endpoint::PnpPush,
+    Endpoint::PnpDeliveries,
 ];
+
+/// The Messaging API endpoints the sandbox serves: every other one.
+fn serves() -> Vec<Endpoint> {
+    Endpoint::ALL
+        .into_iter()
+        .filter(|e| !NOT_SERVED.contains(e))
+        .collect()
+}
+
 /// Pictures a simulated user can choose from (`/sandbox/avatars/{n}.svg`).
 pub const AVATARS: u8 = 8;
 /// Languages offered for simulated users (LINE's profile `language`).
@@ -815,7 +814,7 @@ fn restore(conn: &Connection, channel: Option<&SandboxChannel>) -> rusqlite::Res
         // The stack's own media links are http to this machine when no https PUBLIC_BASE_URL
         // is set: taken here, refused by LINE.
         urls: UrlPolicy::HttpsOrLoopbackHttp,
-        serves: SERVES.to_vec(),
+        serves: serves(),
         seed: uuid::Uuid::new_v4().as_u64_pair().0,
         first_message_id: now_ms() as u64 * 1000,
         ..Config::default()

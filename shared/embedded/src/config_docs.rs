@@ -17,6 +17,7 @@
 //!   [`Expect::Absent`], `version = :v` for [`Expect::Version`]; a failed condition is `None`.
 //! * `delete_doc` is a `DeleteItem` returning the old item, which tells whether one existed.
 
+use crate::sql::query_rows;
 use crate::EmbeddedDb;
 use async_trait::async_trait;
 use omniline_ports::{ConfigDoc, ConfigStore, Expect, PortError};
@@ -85,11 +86,12 @@ impl ConfigStore for SqliteConfigStore {
         let kind = kind.to_owned();
         self.db
             .run(move |conn| {
-                let mut stmt = conn.prepare(
+                query_rows(
+                    conn,
                     "SELECT id, doc, version FROM config_docs WHERE kind = ?1 ORDER BY id",
-                )?;
-                let rows = stmt.query_map(params![kind], doc_from_row)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    (kind,),
+                    doc_from_row,
+                )
             })
             .await?
             .into_iter()
@@ -110,27 +112,23 @@ impl ConfigStore for SqliteConfigStore {
         let changed = match expect {
             Expect::Absent => {
                 self.db
-                    .run(move |conn| {
-                        conn.execute(
-                            "INSERT INTO config_docs (kind, id, doc, version)
-                             VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT (kind, id) DO NOTHING",
-                            params![kind, id, doc, stored_new],
-                        )
-                    })
+                    .execute(
+                        "INSERT INTO config_docs (kind, id, doc, version)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (kind, id) DO NOTHING",
+                        (kind, id, doc, stored_new),
+                    )
                     .await?
             }
             Expect::Version(v) => {
                 // v + 1 fits in an i64, so v does too.
                 let expected = sql_version(v)?;
                 self.db
-                    .run(move |conn| {
-                        conn.execute(
-                            "UPDATE config_docs SET doc = ?3, version = ?4
-                             WHERE kind = ?1 AND id = ?2 AND version = ?5",
-                            params![kind, id, doc, stored_new, expected],
-                        )
-                    })
+                    .execute(
+                        "UPDATE config_docs SET doc = ?3, version = ?4
+                         WHERE kind = ?1 AND id = ?2 AND version = ?5",
+                        (kind, id, doc, stored_new, expected),
+                    )
                     .await?
             }
         };
@@ -138,17 +136,12 @@ impl ConfigStore for SqliteConfigStore {
     }
 
     async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, PortError> {
-        let (kind, id) = (kind.to_owned(), id.to_owned());
-        let deleted = self
-            .db
-            .run(move |conn| {
-                conn.execute(
-                    "DELETE FROM config_docs WHERE kind = ?1 AND id = ?2",
-                    params![kind, id],
-                )
-            })
-            .await?;
-        Ok(deleted > 0)
+        self.db
+            .changed(
+                "DELETE FROM config_docs WHERE kind = ?1 AND id = ?2",
+                (kind.to_owned(), id.to_owned()),
+            )
+            .await
     }
 }
 

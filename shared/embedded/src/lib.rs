@@ -5,9 +5,23 @@
 //! SQLite calls are blocking: each runs on tokio's blocking pool behind one connection mutex
 //! (writes are serialised by SQLite anyway).
 
+/// Test modules: one `#[tokio::test]` per scenario of a port's contract (`contract::$scenario`),
+/// each on a store of its own, made by `$store(&dir)` in a fresh temporary directory.
+#[cfg(test)]
+macro_rules! contract_scenarios {
+    ($store:path => $($scenario:ident),+ $(,)?) => {$(
+        #[tokio::test]
+        async fn $scenario() {
+            let dir = tempfile::tempdir().unwrap();
+            contract::$scenario(&$store(&dir)).await;
+        }
+    )+};
+}
+
 pub mod config_docs;
 pub mod objects;
 pub mod private_fs;
+mod sql;
 pub mod sqlite_agents;
 pub mod sqlite_conversations;
 pub mod sqlite_deliveries;
@@ -20,8 +34,9 @@ use omniline_domain::line::envelope::QueueMessage;
 use omniline_domain::secret::SecretString;
 use omniline_ports::{AccountStore, EventQueue, PortError, SecretStore};
 use rusqlite::{params, Connection, OptionalExtension};
+use sql::{query_doc, to_json};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 const SCHEMA: &str = r#"
@@ -72,6 +87,9 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 /// Read-only connections per database.
 const READERS: usize = 4;
 
+/// How long a statement waits for another connection's lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The embedded database. Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct EmbeddedDb {
@@ -96,6 +114,21 @@ impl std::fmt::Debug for EmbeddedDb {
 
 pub(crate) fn db_error(e: impl std::fmt::Display) -> PortError {
     PortError::Unavailable(format!("embedded database: {e}"))
+}
+
+/// The connection behind `lock`.
+fn locked(lock: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, PortError> {
+    lock.lock()
+        .map_err(|_| db_error("connection lock poisoned"))
+}
+
+/// Runs `f` on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T, PortError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, PortError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(db_error)?
 }
 
 /// What a committed write survives (SQLite's `synchronous` in WAL mode).
@@ -137,8 +170,7 @@ impl EmbeddedDb {
             .and_then(|()| private_fs::create_private_file(&path))
             .map_err(|e| PortError::Unavailable(e.to_string()))?;
         let conn = Connection::open(&path).map_err(db_error)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(db_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_error)?;
         let synchronous = match durability {
@@ -155,7 +187,7 @@ impl EmbeddedDb {
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
                         | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                reader.busy_timeout(Duration::from_secs(5))?;
+                reader.busy_timeout(BUSY_TIMEOUT)?;
                 Ok(Mutex::new(reader))
             })
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -171,11 +203,18 @@ impl EmbeddedDb {
 
     /// Applies more schema (idempotent `CREATE ... IF NOT EXISTS` statements).
     pub(crate) fn apply_schema(&self, sql: &str) -> Result<(), PortError> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| db_error("connection lock poisoned"))?;
-        conn.execute_batch(sql).map_err(db_error)
+        locked(&self.conn)?.execute_batch(sql).map_err(db_error)
+    }
+
+    /// Adds each `(table, column, type)` its table lacks: a database created before the column
+    /// gets it, in one immediate transaction. A store's `new` is synchronous and the shared
+    /// connection is only reachable asynchronously: the (rare, one-off) migration runs on a
+    /// short-lived connection of its own. The shared one sees the new columns at its next
+    /// statement (SQLite re-prepares on a schema change).
+    pub(crate) fn add_columns(&self, columns: &[(&str, &str, &str)]) -> Result<(), PortError> {
+        let mut conn = Connection::open(&self.path).map_err(db_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+        sql::add_missing_columns(&mut conn, columns).map_err(db_error)
     }
 
     pub fn path(&self) -> &Path {
@@ -199,7 +238,7 @@ impl EmbeddedDb {
         let start = self
             .next_reader
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             // A free reader if there is one, else wait for the next in turn.
             let n = readers.len();
             let mut guard = None;
@@ -211,14 +250,11 @@ impl EmbeddedDb {
             }
             let mut guard = match guard {
                 Some(g) => g,
-                None => readers[start % n]
-                    .lock()
-                    .map_err(|_| db_error("connection lock poisoned"))?,
+                None => locked(&readers[start % n])?,
             };
             f(&mut guard).map_err(db_error)
         })
         .await
-        .map_err(db_error)?
     }
 
     /// Runs `f` on the connection, on tokio's blocking pool.
@@ -228,14 +264,47 @@ impl EmbeddedDb {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| db_error("connection lock poisoned"))?;
-            f(&mut guard).map_err(db_error)
-        })
-        .await
-        .map_err(db_error)?
+        blocking(move || f(&mut *locked(&conn)?).map_err(db_error)).await
+    }
+
+    /// The document (first column) of the row `sql` selects on the connection, if any.
+    pub(crate) async fn doc<T, P>(
+        &self,
+        sql: &'static str,
+        params: P,
+    ) -> Result<Option<T>, PortError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.run(move |conn| sql::query_doc(conn, sql, params))
+            .await
+    }
+
+    /// The documents (first column) of every row `sql` selects on the connection, in its order.
+    pub(crate) async fn docs<T, P>(&self, sql: &'static str, params: P) -> Result<Vec<T>, PortError>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.run(move |conn| sql::query_docs(conn, sql, params))
+            .await
+    }
+
+    /// Runs one statement on the connection: whether it changed a row.
+    pub(crate) async fn changed<P>(&self, sql: &'static str, params: P) -> Result<bool, PortError>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.execute(sql, params).await.map(|n| n > 0)
+    }
+
+    /// Runs one statement on the connection: how many rows it changed.
+    pub(crate) async fn execute<P>(&self, sql: &'static str, params: P) -> Result<usize, PortError>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.run(move |conn| conn.execute(sql, params)).await
     }
 }
 
@@ -311,18 +380,17 @@ impl SqliteEventQueue {
                      WHERE queue = ?2 AND receive_count >= ?4 AND +visible_at <= ?3",
                     params![dlq, queue, now, max_receives],
                 )?;
-                let mut picked = Vec::new();
-                {
-                    let mut stmt = tx.prepare(
-                        "SELECT seq, message_id, group_id, dedup_id, body, receive_count
-                         FROM queue_messages m
-                         WHERE m.queue = ?1 AND +m.visible_at <= ?2
-                           AND NOT EXISTS (SELECT 1 FROM queue_messages h
-                                           WHERE h.queue = m.queue AND h.group_id = m.group_id
-                                             AND h.seq < m.seq AND +h.visible_at > ?2)
-                         ORDER BY m.seq LIMIT ?3",
-                    )?;
-                    let rows = stmt.query_map(params![queue, now, max as i64], |r| {
+                let picked = sql::query_rows(
+                    &tx,
+                    "SELECT seq, message_id, group_id, dedup_id, body, receive_count
+                     FROM queue_messages m
+                     WHERE m.queue = ?1 AND +m.visible_at <= ?2
+                       AND NOT EXISTS (SELECT 1 FROM queue_messages h
+                                       WHERE h.queue = m.queue AND h.group_id = m.group_id
+                                         AND h.seq < m.seq AND +h.visible_at > ?2)
+                     ORDER BY m.seq LIMIT ?3",
+                    params![queue, now, max as i64],
+                    |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             ReceivedMessage {
@@ -334,11 +402,8 @@ impl SqliteEventQueue {
                                 receive_count: r.get::<_, u32>(5)? + 1,
                             },
                         ))
-                    })?;
-                    for row in rows {
-                        picked.push(row?);
-                    }
-                }
+                    },
+                )?;
                 let mut out = Vec::with_capacity(picked.len());
                 for (seq, mut msg) in picked {
                     msg.receipt = omniline_domain::clock::new_id();
@@ -357,16 +422,7 @@ impl SqliteEventQueue {
 
     /// Deletes a received message; `false` if the receipt is stale (received again since).
     pub async fn delete(&self, receipt: &str) -> Result<bool, PortError> {
-        let (queue, receipt) = (self.queue.clone(), receipt.to_owned());
-        self.db
-            .run(move |conn| {
-                conn.execute(
-                    "DELETE FROM queue_messages WHERE receipt = ?2 AND queue = ?1",
-                    params![queue, receipt],
-                )
-                .map(|n| n == 1)
-            })
-            .await
+        Ok(self.delete_many(&[receipt.to_owned()]).await? == 1)
     }
 
     /// Makes every message received and not yet deleted visible at once: for a process starting
@@ -376,13 +432,11 @@ impl SqliteEventQueue {
         let queue = self.queue.clone();
         let now = omniline_domain::clock::now_millis();
         self.db
-            .run(move |conn| {
-                conn.execute(
-                    "UPDATE queue_messages SET visible_at = ?2, receipt = NULL
-                     WHERE queue = ?1 AND receipt IS NOT NULL AND visible_at > ?2",
-                    params![queue, now],
-                )
-            })
+            .execute(
+                "UPDATE queue_messages SET visible_at = ?2, receipt = NULL
+                 WHERE queue = ?1 AND receipt IS NOT NULL AND visible_at > ?2",
+                (queue, now),
+            )
             .await
     }
 
@@ -420,14 +474,12 @@ impl SqliteEventQueue {
         let visible_at =
             omniline_domain::clock::now_millis().saturating_add(visibility.as_millis() as i64);
         self.db
-            .run(move |conn| {
-                conn.execute(
-                    "UPDATE queue_messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3",
-                    params![visible_at, queue, receipt],
-                )
-                .map(|n| n == 1)
-            })
+            .execute(
+                "UPDATE queue_messages SET visible_at = ?1 WHERE queue = ?2 AND receipt = ?3",
+                (visible_at, queue, receipt),
+            )
             .await
+            .map(|n| n == 1)
     }
 
     /// Messages in the queue, visible or in flight.
@@ -512,28 +564,16 @@ impl SqliteAccountStore {
     }
 }
 
-fn to_doc(account: &Account) -> rusqlite::Result<String> {
-    serde_json::to_string(account).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
-}
-
-fn from_doc(doc: &str) -> rusqlite::Result<Account> {
-    serde_json::from_str(doc).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
-}
-
 #[async_trait]
 impl AccountStore for SqliteAccountStore {
     async fn create(&self, account: &Account) -> Result<(), PortError> {
-        let account = account.clone();
+        let doc = to_json(account).map_err(db_error)?;
         let inserted = self
             .db
-            .run(move |conn| {
-                conn.execute(
-                    "INSERT OR IGNORE INTO accounts (id, created_at, doc) VALUES (?1, ?2, ?3)",
-                    params![account.id, account.created_at, to_doc(&account)?],
-                )
-            })
+            .execute(
+                "INSERT OR IGNORE INTO accounts (id, created_at, doc) VALUES (?1, ?2, ?3)",
+                (account.id.clone(), account.created_at.clone(), doc),
+            )
             .await?;
         if inserted == 1 {
             Ok(())
@@ -545,38 +585,25 @@ impl AccountStore for SqliteAccountStore {
     async fn get(&self, id: &str) -> Result<Option<Account>, PortError> {
         let id = id.to_owned();
         self.db
-            .read(move |conn| {
-                let doc: Option<String> = conn
-                    .query_row("SELECT doc FROM accounts WHERE id = ?1", params![id], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                doc.as_deref().map(from_doc).transpose()
-            })
+            .read(move |conn| query_doc(conn, "SELECT doc FROM accounts WHERE id = ?1", (id,)))
             .await
     }
 
     async fn list(&self) -> Result<Vec<Account>, PortError> {
         self.db
-            .run(|conn| {
-                let mut stmt = conn.prepare("SELECT doc FROM accounts ORDER BY created_at, id")?;
-                let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
-            })
+            .docs("SELECT doc FROM accounts ORDER BY created_at, id", [])
             .await
     }
 
     async fn update(&self, account: &Account) -> Result<bool, PortError> {
-        let account = account.clone();
+        let doc = to_json(account).map_err(db_error)?;
         self.db
-            .run(move |conn| {
-                conn.execute(
-                    "UPDATE accounts SET doc = ?2 WHERE id = ?1",
-                    params![account.id, to_doc(&account)?],
-                )
-                .map(|n| n == 1)
-            })
+            .execute(
+                "UPDATE accounts SET doc = ?2 WHERE id = ?1",
+                (account.id.clone(), doc),
+            )
             .await
+            .map(|n| n == 1)
     }
 
     async fn delete(&self, id: &str) -> Result<bool, PortError> {
@@ -601,28 +628,25 @@ impl AccountStore for SqliteAccountStore {
         counts: WebhookCounts,
         at_millis: i64,
     ) -> Result<(), PortError> {
-        let id = id.to_owned();
         self.db
-            .run(move |conn| {
-                conn.execute(
-                    "INSERT INTO webhook_stats (account_id, received, queued, rejected, last_received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (account_id) DO UPDATE SET
-                       received = received + excluded.received,
-                       queued = queued + excluded.queued,
-                       rejected = rejected + excluded.rejected,
-                       last_received_at = MAX(COALESCE(last_received_at, 0), excluded.last_received_at)",
-                    params![
-                        id,
-                        counts.received as i64,
-                        counts.queued as i64,
-                        counts.rejected as i64,
-                        at_millis
-                    ],
-                )
-                .map(drop)
-            })
+            .execute(
+                "INSERT INTO webhook_stats (account_id, received, queued, rejected, last_received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (account_id) DO UPDATE SET
+                   received = received + excluded.received,
+                   queued = queued + excluded.queued,
+                   rejected = rejected + excluded.rejected,
+                   last_received_at = MAX(COALESCE(last_received_at, 0), excluded.last_received_at)",
+                (
+                    id.to_owned(),
+                    counts.received as i64,
+                    counts.queued as i64,
+                    counts.rejected as i64,
+                    at_millis,
+                ),
+            )
             .await
+            .map(drop)
     }
 
     async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError> {
@@ -672,12 +696,11 @@ impl SecretStore for SqliteSecretStore {
         let name = name.to_owned();
         self.db
             .read(move |conn| {
-                conn.query_row(
+                sql::query_value::<String>(
+                    conn,
                     "SELECT value FROM secrets WHERE name = ?1",
-                    params![name],
-                    |r| r.get::<_, String>(0),
+                    (name,),
                 )
-                .optional()
             })
             .await
             .map(|v| v.map(SecretString::new))
@@ -686,25 +709,20 @@ impl SecretStore for SqliteSecretStore {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), PortError> {
         let (name, value) = (name.to_owned(), value.expose().to_owned());
         self.db
-            .run(move |conn| {
-                conn.execute(
-                    "INSERT INTO secrets (name, value) VALUES (?1, ?2)
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    params![name, value],
-                )
-                .map(drop)
-            })
+            .execute(
+                "INSERT INTO secrets (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
             .await
+            .map(drop)
     }
 
     async fn delete(&self, name: &str) -> Result<(), PortError> {
-        let name = name.to_owned();
         self.db
-            .run(move |conn| {
-                conn.execute("DELETE FROM secrets WHERE name = ?1", params![name])
-                    .map(drop)
-            })
+            .execute("DELETE FROM secrets WHERE name = ?1", (name.to_owned(),))
             .await
+            .map(drop)
     }
 }
 

@@ -9,12 +9,13 @@
 //! that no longer has a profile (a notification sent to an unknown id) are removed too, but only
 //! a deleted profile makes it return `true`.
 
+use crate::sql::{from_json, query_column, query_one, to_json};
 use crate::EmbeddedDb;
 use async_trait::async_trait;
 use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
 use omniline_domain::PortError;
 use omniline_ports::AgentStore;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, Params, TransactionBehavior};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS agents (
@@ -67,34 +68,27 @@ impl SqliteAgentStore {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(column: usize, text: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
-    })
+/// Whether `agent_id`'s slots hold `conversation_id` (the conversation store checks it too).
+pub(crate) fn slot_held(
+    conn: &Connection,
+    agent_id: &str,
+    conversation_id: &str,
+) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM agent_conversations
+                        WHERE agent_id = ?1 AND conversation_id = ?2)",
+        params![agent_id, conversation_id],
+        |r| r.get(0),
+    )
 }
 
 fn load_agent(conn: &Connection, id: &str) -> rusqlite::Result<Option<Agent>> {
-    let row = conn
-        .query_row(
-            "SELECT name, queues, skills, capacity, status, last_assigned_at FROM agents
-             WHERE id = ?1",
-            params![id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                ))
-            },
-        )
-        .optional()?;
+    let row: Option<(String, String, String, u32, String, Option<i64>)> = query_one(
+        conn,
+        "SELECT name, queues, skills, capacity, status, last_assigned_at FROM agents
+         WHERE id = ?1",
+        [id],
+    )?;
     let Some((name, queues, skills, capacity, status, last_assigned_at)) = row else {
         return Ok(None);
     };
@@ -105,13 +99,12 @@ fn load_agent(conn: &Connection, id: &str) -> rusqlite::Result<Option<Agent>> {
             format!("unknown agent status {status:?}").into(),
         )
     })?;
-    let mut stmt = conn.prepare_cached(
+    let active_conversations = query_column(
+        conn,
         "SELECT conversation_id FROM agent_conversations WHERE agent_id = ?1
          ORDER BY conversation_id",
+        params![id],
     )?;
-    let active_conversations = stmt
-        .query_map(params![id], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some(Agent {
         id: id.to_owned(),
         name,
@@ -122,6 +115,24 @@ fn load_agent(conn: &Connection, id: &str) -> rusqlite::Result<Option<Agent>> {
         active_conversations,
         last_assigned_at,
     }))
+}
+
+/// The agents whose ids `sql` selects, in its order, read in one transaction.
+fn load_agents(
+    conn: &mut Connection,
+    sql: &str,
+    params: impl Params,
+) -> rusqlite::Result<Vec<Agent>> {
+    let tx = conn.transaction()?;
+    let ids: Vec<String> = query_column(&tx, sql, params)?;
+    let mut agents = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(agent) = load_agent(&tx, &id)? {
+            agents.push(agent);
+        }
+    }
+    tx.commit()?;
+    Ok(agents)
 }
 
 #[async_trait]
@@ -167,15 +178,11 @@ impl AgentStore for SqliteAgentStore {
     }
 
     async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError> {
-        let agent_id = agent_id.to_owned();
         self.db
-            .run(move |conn| {
-                conn.execute(
-                    "UPDATE agents SET status = ?2 WHERE id = ?1",
-                    params![agent_id, status.as_str()],
-                )
-                .map(|changed| changed > 0)
-            })
+            .changed(
+                "UPDATE agents SET status = ?2 WHERE id = ?1",
+                (agent_id.to_owned(), status.as_str()),
+            )
             .await
     }
 
@@ -186,24 +193,7 @@ impl AgentStore for SqliteAgentStore {
 
     async fn list_agents(&self) -> Result<Vec<Agent>, PortError> {
         self.db
-            .run(move |conn| {
-                let tx = conn.transaction()?;
-                let ids = {
-                    let mut stmt = tx.prepare("SELECT id FROM agents ORDER BY id")?;
-                    let ids = stmt
-                        .query_map([], |r| r.get::<_, String>(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    ids
-                };
-                let mut agents = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(agent) = load_agent(&tx, &id)? {
-                        agents.push(agent);
-                    }
-                }
-                tx.commit()?;
-                Ok(agents)
-            })
+            .run(|conn| load_agents(conn, "SELECT id FROM agents ORDER BY id", []))
             .await
     }
 
@@ -230,24 +220,11 @@ impl AgentStore for SqliteAgentStore {
         let queue_id = queue_id.to_owned();
         self.db
             .run(move |conn| {
-                let tx = conn.transaction()?;
-                let ids = {
-                    let mut stmt = tx.prepare(
-                        "SELECT agent_id FROM agent_queues WHERE queue_id = ?1 ORDER BY agent_id",
-                    )?;
-                    let ids = stmt
-                        .query_map(params![queue_id], |r| r.get::<_, String>(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    ids
-                };
-                let mut agents = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if let Some(agent) = load_agent(&tx, &id)? {
-                        agents.push(agent);
-                    }
-                }
-                tx.commit()?;
-                Ok(agents)
+                load_agents(
+                    conn,
+                    "SELECT agent_id FROM agent_queues WHERE queue_id = ?1 ORDER BY agent_id",
+                    (queue_id,),
+                )
             })
             .await
     }
@@ -262,22 +239,14 @@ impl AgentStore for SqliteAgentStore {
         self.db
             .run(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let already: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM agent_conversations
-                                    WHERE agent_id = ?1 AND conversation_id = ?2)",
-                    params![agent_id, conversation_id],
-                    |r| r.get(0),
-                )?;
-                if already {
+                if slot_held(&tx, &agent_id, &conversation_id)? {
                     return Ok(true);
                 }
-                let profile: Option<(String, i64)> = tx
-                    .query_row(
-                        "SELECT status, capacity FROM agents WHERE id = ?1",
-                        params![agent_id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
+                let profile: Option<(String, i64)> = query_one(
+                    &tx,
+                    "SELECT status, capacity FROM agents WHERE id = ?1",
+                    [&agent_id],
+                )?;
                 let Some((status, capacity)) = profile else {
                     return Ok(false);
                 };
@@ -304,16 +273,13 @@ impl AgentStore for SqliteAgentStore {
     }
 
     async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError> {
-        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
         self.db
-            .run(move |conn| {
-                conn.execute(
-                    "DELETE FROM agent_conversations WHERE agent_id = ?1 AND conversation_id = ?2",
-                    params![agent_id, conversation_id],
-                )
-                .map(drop)
-            })
+            .execute(
+                "DELETE FROM agent_conversations WHERE agent_id = ?1 AND conversation_id = ?2",
+                (agent_id.to_owned(), conversation_id.to_owned()),
+            )
             .await
+            .map(drop)
     }
 
     async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
@@ -366,16 +332,12 @@ impl AgentStore for SqliteAgentStore {
     }
 
     async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError> {
-        let agent_id = agent_id.to_owned();
         self.db
-            .run(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT doc FROM agent_notifications WHERE agent_id = ?1
-                     ORDER BY created_at, id",
-                )?;
-                let docs = stmt.query_map(params![agent_id], |r| r.get::<_, String>(0))?;
-                docs.map(|d| d.and_then(|d| from_json(0, &d))).collect()
-            })
+            .docs(
+                "SELECT doc FROM agent_notifications WHERE agent_id = ?1
+                 ORDER BY created_at, id",
+                (agent_id.to_owned(),),
+            )
             .await
     }
 
@@ -389,40 +351,30 @@ impl AgentStore for SqliteAgentStore {
             return Ok(Vec::new());
         }
         let agent_id = agent_id.to_owned();
-        let after = after.map(|(created_at, id)| (created_at, id.to_owned()));
         // More than SQLite's LIMIT can take means no limit.
         let limit = i64::try_from(limit).unwrap_or(-1);
-        self.db
-            .run(move |conn| {
-                // The (agent_id, created_at, id) index serves both the range and the order.
-                let docs = match after {
-                    None => {
-                        let mut stmt = conn.prepare_cached(
-                            "SELECT doc FROM agent_notifications WHERE agent_id = ?1
-                             ORDER BY created_at, id LIMIT ?2",
-                        )?;
-                        let docs = stmt
-                            .query_map(params![agent_id, limit], |r| r.get::<_, String>(0))?
-                            .collect::<rusqlite::Result<Vec<_>>>()?;
-                        docs
-                    }
-                    Some((created_at, id)) => {
-                        let mut stmt = conn.prepare_cached(
-                            "SELECT doc FROM agent_notifications
-                             WHERE agent_id = ?1 AND (created_at, id) > (?2, ?3)
-                             ORDER BY created_at, id LIMIT ?4",
-                        )?;
-                        let docs = stmt
-                            .query_map(params![agent_id, created_at, id, limit], |r| {
-                                r.get::<_, String>(0)
-                            })?
-                            .collect::<rusqlite::Result<Vec<_>>>()?;
-                        docs
-                    }
-                };
-                docs.iter().map(|d| from_json(0, d)).collect()
-            })
-            .await
+        // The (agent_id, created_at, id) index serves both the range and the order.
+        match after {
+            None => {
+                self.db
+                    .docs(
+                        "SELECT doc FROM agent_notifications WHERE agent_id = ?1
+                         ORDER BY created_at, id LIMIT ?2",
+                        (agent_id, limit),
+                    )
+                    .await
+            }
+            Some((created_at, id)) => {
+                self.db
+                    .docs(
+                        "SELECT doc FROM agent_notifications
+                         WHERE agent_id = ?1 AND (created_at, id) > (?2, ?3)
+                         ORDER BY created_at, id LIMIT ?4",
+                        (agent_id, created_at, id.to_owned(), limit),
+                    )
+                    .await
+            }
+        }
     }
 }
 
@@ -435,82 +387,34 @@ mod tests {
     use omniline_testkit::agent_contract as contract;
     use std::sync::Arc;
 
-    fn store() -> (tempfile::TempDir, SqliteAgentStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteAgentStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap();
-        (dir, store)
+    fn store(dir: &tempfile::TempDir) -> SqliteAgentStore {
+        SqliteAgentStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn capacity_is_never_exceeded_by_concurrent_assignments() {
-        let (_dir, store) = store();
-        contract::capacity_is_never_exceeded_by_concurrent_assignments(Arc::new(store)).await;
-    }
-
-    #[tokio::test]
-    async fn assign_is_idempotent_and_release_frees_a_slot() {
-        let (_dir, store) = store();
-        contract::assign_is_idempotent_and_release_frees_a_slot(&store).await;
-    }
-
-    #[tokio::test]
-    async fn unavailable_or_unknown_agents_are_refused() {
-        let (_dir, store) = store();
-        contract::unavailable_or_unknown_agents_are_refused(&store).await;
-    }
-
-    #[tokio::test]
-    async fn put_agent_keeps_queue_membership_and_assignment_state() {
-        let (_dir, store) = store();
-        contract::put_agent_moves_queue_membership_and_keeps_assignment_state(&store).await;
-    }
-
-    #[tokio::test]
-    async fn list_agents_is_ordered_by_id_and_carries_whole_agents() {
-        let (_dir, store) = store();
-        contract::list_agents_is_ordered_by_id_and_carries_whole_agents(&store).await;
-    }
-
-    #[tokio::test]
-    async fn list_agents_lists_many_agents_in_id_order() {
-        let (_dir, store) = store();
-        contract::list_agents_lists_many_agents_in_id_order(&store).await;
+        let dir = tempfile::tempdir().unwrap();
+        contract::capacity_is_never_exceeded_by_concurrent_assignments(Arc::new(store(&dir))).await;
     }
 
     #[tokio::test]
     async fn delete_agent_removes_everything_of_the_agent_only() {
-        let (_dir, store) = store();
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
         contract::delete_agent_removes_everything_of_the_agent_only(&store).await;
         contract::a_deleted_agents_id_starts_clean(&store).await;
     }
 
-    #[tokio::test]
-    async fn delete_agent_without_profile_still_clears_notifications() {
-        let (_dir, store) = store();
-        contract::delete_agent_without_profile_still_clears_notifications(&store).await;
-    }
-
-    #[tokio::test]
-    async fn notifications_are_idempotent_by_id_and_ordered() {
-        let (_dir, store) = store();
-        contract::notifications_are_idempotent_by_id_and_ordered(&store).await;
-    }
-
-    #[tokio::test]
-    async fn notifications_after_pages_through_every_notification_once_in_order() {
-        let (_dir, store) = store();
-        contract::notifications_after_pages_through_every_notification_once_in_order(&store).await;
-    }
-
-    #[tokio::test]
-    async fn notifications_after_reads_past_a_page_of_big_notifications() {
-        let (_dir, store) = store();
-        contract::notifications_after_reads_past_a_page_of_big_notifications(&store).await;
-    }
-
-    #[tokio::test]
-    async fn a_conversations_notifications_are_deleted_for_every_agent() {
-        let (_dir, store) = store();
-        contract::a_conversations_notifications_are_deleted_for_every_agent(&store).await;
-    }
+    contract_scenarios!(store =>
+        assign_is_idempotent_and_release_frees_a_slot,
+        unavailable_or_unknown_agents_are_refused,
+        put_agent_moves_queue_membership_and_keeps_assignment_state,
+        list_agents_is_ordered_by_id_and_carries_whole_agents,
+        list_agents_lists_many_agents_in_id_order,
+        delete_agent_without_profile_still_clears_notifications,
+        notifications_are_idempotent_by_id_and_ordered,
+        notifications_after_pages_through_every_notification_once_in_order,
+        notifications_after_reads_past_a_page_of_big_notifications,
+        a_conversations_notifications_are_deleted_for_every_agent,
+    );
 }

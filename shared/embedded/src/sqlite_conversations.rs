@@ -19,7 +19,9 @@
 //! lock, and the conditional release is one `DELETE … WHERE NOT EXISTS (conversation open with
 //! the agent)`, so each sees the other whole.
 
-use crate::{db_error, EmbeddedDb};
+use crate::sql::{exists, from_doc, query_docs, query_one, to_json, version_i64};
+use crate::sqlite_agents::slot_held;
+use crate::EmbeddedDb;
 use async_trait::async_trait;
 use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
@@ -27,9 +29,7 @@ use omniline_domain::conversation::{
 };
 use omniline_ports::{ConversationStore, PortError, PurgeCounts};
 use rusqlite::types::Value;
-use rusqlite::{params, OptionalExtension, Transaction};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use rusqlite::{params, params_from_iter, Transaction};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS conversation_events (
@@ -86,8 +86,12 @@ CREATE INDEX IF NOT EXISTS transcript_messages_conversation
 CREATE INDEX IF NOT EXISTS customers_account ON customers (account_id);
 "#;
 
-/// Tables that gained the nullable `expires_at` column after their first release.
-const RETAINED_TABLES: [&str; 3] = ["conversations", "transcript_entries", "customers"];
+/// The retention column, added to the tables of a database created before it.
+const RETENTION_COLUMNS: [(&str, &str, &str); 3] = [
+    ("conversations", "expires_at", "INTEGER"),
+    ("transcript_entries", "expires_at", "INTEGER"),
+    ("customers", "expires_at", "INTEGER"),
+];
 
 /// Indexes on `expires_at`: applied once the column exists (old databases are migrated first).
 const RETENTION_SCHEMA: &str = r#"
@@ -104,29 +108,6 @@ CREATE INDEX IF NOT EXISTS conversations_agent
     ON conversations (json_extract(doc, '$.agentId'), last_activity_at);
 "#;
 
-/// Adds `expires_at` to the tables of a database created before retention, in one immediate
-/// transaction (so two processes opening the same old database do not both add it).
-fn migrate_retention(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for table in RETAINED_TABLES {
-        let has_column = {
-            let mut stmt = tx.prepare(&format!("PRAGMA table_info({table})"))?;
-            let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
-            let mut found = false;
-            for name in names {
-                found |= name? == "expires_at";
-            }
-            found
-        };
-        if !has_column {
-            tx.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN expires_at INTEGER"
-            ))?;
-        }
-    }
-    tx.commit()
-}
-
 /// [`ConversationStore`] in the embedded database.
 #[derive(Debug, Clone)]
 pub struct SqliteConversationStore {
@@ -138,28 +119,24 @@ impl SqliteConversationStore {
     /// database.
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
-        // `new` is synchronous and the shared connection is only reachable asynchronously: the
-        // (rare, one-off) migration runs on a short-lived connection of its own. The shared one
-        // sees the new columns at its next statement (SQLite re-prepares on a schema change).
-        let mut conn = rusqlite::Connection::open(db.path()).map_err(db_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db_error)?;
-        migrate_retention(&mut conn).map_err(db_error)?;
-        drop(conn);
+        db.add_columns(&RETENTION_COLUMNS)?;
         db.apply_schema(RETENTION_SCHEMA)?;
         db.apply_schema(LISTING_SCHEMA)?;
         Ok(Self { db })
     }
-}
 
-fn to_doc<T: Serialize>(value: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
-}
-
-fn from_doc<T: DeserializeOwned>(doc: &str) -> rusqlite::Result<T> {
-    serde_json::from_str(doc).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
+    /// Applies `commit` in one transaction; with `slot_agent`, only if that agent's slot holds
+    /// the conversation.
+    async fn apply(
+        &self,
+        commit: &EventCommit,
+        slot_agent: Option<&str>,
+    ) -> Result<CommitOutcome, PortError> {
+        let (commit, slot_agent) = (commit.clone(), slot_agent.map(str::to_owned));
+        self.db
+            .run(move |conn| apply_commit(conn, &commit, slot_agent.as_deref()))
+            .await
+    }
 }
 
 fn state_str(state: ConversationState) -> &'static str {
@@ -170,8 +147,30 @@ fn state_str(state: ConversationState) -> &'static str {
     }
 }
 
-fn version_i64(version: u64) -> rusqlite::Result<i64> {
-    i64::try_from(version).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
+/// The row of `c` as the parameters `?1` to `?8` of its writes: id, account, source, state,
+/// version, last activity, document, expiry.
+fn conversation_row(c: &Conversation, expires_at: Option<i64>) -> rusqlite::Result<Vec<Value>> {
+    Ok(vec![
+        Value::Text(c.id.clone()),
+        Value::Text(c.account_id.clone()),
+        Value::Text(c.source_id.clone()),
+        Value::Text(state_str(c.state).to_owned()),
+        Value::Integer(version_i64(c.version)?),
+        Value::Integer(c.last_activity_at),
+        Value::Text(to_json(c)?),
+        expires_at.map_or(Value::Null, Value::Integer),
+    ])
+}
+
+/// Points `c`'s source at `c` unless another conversation holds it: whether it did.
+fn point_open(tx: &Transaction<'_>, c: &Conversation) -> rusqlite::Result<bool> {
+    let pointed = tx.execute(
+        "INSERT INTO conversation_open (account_id, source_id, conversation_id)
+         VALUES (?1, ?2, ?3)
+         ON CONFLICT (account_id, source_id) DO NOTHING",
+        params![c.account_id, c.source_id, c.id],
+    )?;
+    Ok(pointed == 1)
 }
 
 /// Whether the write went through; `false` means conflict (the caller rolls back).
@@ -187,16 +186,7 @@ fn write_conversation(
                    (id, account_id, source_id, state, version, last_activity_at, doc, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (id) DO NOTHING",
-                params![
-                    c.id,
-                    c.account_id,
-                    c.source_id,
-                    state_str(c.state),
-                    version_i64(c.version)?,
-                    c.last_activity_at,
-                    to_doc(c)?,
-                    expires_at
-                ],
+                params_from_iter(conversation_row(c, expires_at)?),
             )?;
             if inserted == 0 {
                 return Ok(false);
@@ -205,34 +195,20 @@ fn write_conversation(
                 // Created already closed: it occupies no open slot.
                 return Ok(true);
             }
-            let pointed = tx.execute(
-                "INSERT INTO conversation_open (account_id, source_id, conversation_id)
-                 VALUES (?1, ?2, ?3)
-                 ON CONFLICT (account_id, source_id) DO NOTHING",
-                params![c.account_id, c.source_id, c.id],
-            )?;
-            Ok(pointed == 1)
+            point_open(tx, c)
         }
         ConversationWrite::Update(c) => {
             let Some(previous) = c.version.checked_sub(1) else {
                 return Ok(false);
             };
+            let mut row = conversation_row(c, expires_at)?;
+            row.push(Value::Integer(version_i64(previous)?));
             let updated = tx.execute(
                 "UPDATE conversations
                  SET account_id = ?2, source_id = ?3, state = ?4, version = ?5,
-                     last_activity_at = ?6, doc = ?7, expires_at = ?9
-                 WHERE id = ?1 AND version = ?8",
-                params![
-                    c.id,
-                    c.account_id,
-                    c.source_id,
-                    state_str(c.state),
-                    version_i64(c.version)?,
-                    c.last_activity_at,
-                    to_doc(c)?,
-                    version_i64(previous)?,
-                    expires_at
-                ],
+                     last_activity_at = ?6, doc = ?7, expires_at = ?8
+                 WHERE id = ?1 AND version = ?9",
+                params_from_iter(row),
             )?;
             if updated == 0 {
                 return Ok(false);
@@ -245,12 +221,7 @@ fn write_conversation(
                 )?;
                 return Ok(true);
             }
-            tx.execute(
-                "INSERT INTO conversation_open (account_id, source_id, conversation_id)
-                 VALUES (?1, ?2, ?3)
-                 ON CONFLICT (account_id, source_id) DO NOTHING",
-                params![c.account_id, c.source_id, c.id],
-            )?;
+            point_open(tx, c)?;
             // Another conversation holds the source: reopening this one would make two open.
             let holder: String = tx.query_row(
                 "SELECT conversation_id FROM conversation_open
@@ -283,7 +254,7 @@ fn write_transcript(
             entry.timestamp,
             entry.event_id,
             entry.message_id,
-            to_doc(entry)?,
+            to_json(entry)?,
             expires_at
         ],
     )?;
@@ -307,17 +278,15 @@ fn write_transcript(
 
 /// Retracts the transcript entry of a LINE message; an unknown message is not an error.
 fn retract(tx: &Transaction<'_>, account_id: &str, message_id: &str) -> rusqlite::Result<()> {
-    let found: Option<(String, String, String)> = tx
-        .query_row(
-            "SELECT e.conversation_id, e.event_id, e.doc
-             FROM transcript_messages m
-             JOIN transcript_entries e
-               ON e.conversation_id = m.conversation_id AND e.event_id = m.event_id
-             WHERE m.account_id = ?1 AND m.message_id = ?2",
-            params![account_id, message_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
+    let found: Option<(String, String, String)> = query_one(
+        tx,
+        "SELECT e.conversation_id, e.event_id, e.doc
+         FROM transcript_messages m
+         JOIN transcript_entries e
+           ON e.conversation_id = m.conversation_id AND e.event_id = m.event_id
+         WHERE m.account_id = ?1 AND m.message_id = ?2",
+        params![account_id, message_id],
+    )?;
     let Some((conversation_id, event_id, doc)) = found else {
         return Ok(());
     };
@@ -326,24 +295,29 @@ fn retract(tx: &Transaction<'_>, account_id: &str, message_id: &str) -> rusqlite
     entry.event = serde_json::Value::Null;
     tx.execute(
         "UPDATE transcript_entries SET doc = ?3 WHERE conversation_id = ?1 AND event_id = ?2",
-        params![conversation_id, event_id, to_doc(&entry)?],
+        params![conversation_id, event_id, to_json(&entry)?],
     )?;
     Ok(())
 }
 
-/// Applies `commit`; with `slot_agent`, only if that agent's slot holds the conversation.
+/// Forgets the deduplication records expired at `now_secs` (DynamoDB's TTL does the same,
+/// lazily).
+fn forget_expired_events(tx: &Transaction<'_>, now_secs: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM conversation_events WHERE expires_at <= ?1",
+        params![now_secs],
+    )
+}
+
+/// Applies `commit` at its `now_secs`; with `slot_agent`, only if that agent's slot holds the
+/// conversation.
 fn apply_commit(
     conn: &mut rusqlite::Connection,
     commit: &EventCommit,
     slot_agent: Option<&str>,
-    now_secs: i64,
 ) -> rusqlite::Result<CommitOutcome> {
     let tx = conn.transaction()?;
-    // Expired deduplication records are forgotten (DynamoDB's TTL does the same, lazily).
-    tx.execute(
-        "DELETE FROM conversation_events WHERE expires_at <= ?1",
-        params![now_secs],
-    )?;
+    forget_expired_events(&tx, commit.now_secs)?;
     let recorded = tx.execute(
         "INSERT INTO conversation_events (account_id, event_id, expires_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (account_id, event_id) DO NOTHING",
@@ -361,13 +335,7 @@ fn apply_commit(
         // The transaction holds the write lock since its first statement: a release cannot
         // slip in between this check and the commit.
         if let Some(agent_id) = slot_agent {
-            let held: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM agent_conversations
-                                WHERE agent_id = ?1 AND conversation_id = ?2)",
-                params![agent_id, write.conversation().id],
-                |r| r.get(0),
-            )?;
-            if !held {
+            if !slot_held(&tx, agent_id, &write.conversation().id)? {
                 tx.rollback()?;
                 return Ok(CommitOutcome::Conflict);
             }
@@ -388,7 +356,7 @@ fn apply_commit(
             params![
                 customer.account_id,
                 customer.user_id,
-                to_doc(customer)?,
+                to_json(customer)?,
                 commit.retain_until
             ],
         )?;
@@ -403,7 +371,7 @@ fn list_query(filter: &ConversationFilter) -> rusqlite::Result<Option<(String, V
     let mut terms = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     if !filter.queue_ids.is_empty() {
-        values.push(Value::Text(to_doc(&filter.queue_ids)?));
+        values.push(Value::Text(to_json(&filter.queue_ids)?));
         terms.push(format!(
             "json_extract(doc, '$.queueId') IN (SELECT value FROM json_each(?{}))",
             values.len()
@@ -445,30 +413,37 @@ fn list(
     let Some((sql, values)) = list_query(filter)? else {
         return Ok(Vec::new());
     };
-    let mut stmt = conn.prepare(&sql)?;
-    let docs = stmt.query_map(rusqlite::params_from_iter(values), |r| {
-        r.get::<_, String>(0)
-    })?;
-    docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
+    query_docs(conn, &sql, params_from_iter(values))
+}
+
+/// Deletes the conversations `ids` names (`?1`, or a query of ids taking `?1`) with their
+/// transcript, message index rows and open pointer: how many conversation rows went.
+fn delete_conversations(
+    tx: &Transaction<'_>,
+    ids: &str,
+    param: impl rusqlite::ToSql,
+) -> rusqlite::Result<usize> {
+    for table in [
+        "transcript_messages",
+        "transcript_entries",
+        "conversation_open",
+    ] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE conversation_id IN ({ids})"),
+            params![param],
+        )?;
+    }
+    tx.execute(
+        &format!("DELETE FROM conversations WHERE id IN ({ids})"),
+        params![param],
+    )
 }
 
 /// Deletes one conversation with its transcript, open pointer and message index rows; whether
 /// the conversation row existed.
 fn erase_conversation(conn: &mut rusqlite::Connection, id: &str) -> rusqlite::Result<bool> {
     let tx = conn.transaction()?;
-    tx.execute(
-        "DELETE FROM transcript_messages WHERE conversation_id = ?1",
-        params![id],
-    )?;
-    tx.execute(
-        "DELETE FROM transcript_entries WHERE conversation_id = ?1",
-        params![id],
-    )?;
-    tx.execute(
-        "DELETE FROM conversation_open WHERE conversation_id = ?1",
-        params![id],
-    )?;
-    let deleted = tx.execute("DELETE FROM conversations WHERE id = ?1", params![id])?;
+    let deleted = delete_conversations(&tx, "?1", id)?;
     tx.commit()?;
     Ok(deleted > 0)
 }
@@ -518,22 +493,10 @@ fn purge(conn: &mut rusqlite::Connection, account_id: &str) -> rusqlite::Result<
 fn sweep(conn: &mut rusqlite::Connection, now: i64) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
     // `expires_at <= ?1` is never true for NULL: rows without retention stay.
-    const EXPIRED: &str = "SELECT id FROM conversations WHERE expires_at <= ?1";
-    tx.execute(
-        &format!("DELETE FROM transcript_messages WHERE conversation_id IN ({EXPIRED})"),
-        params![now],
-    )?;
-    tx.execute(
-        &format!("DELETE FROM transcript_entries WHERE conversation_id IN ({EXPIRED})"),
-        params![now],
-    )?;
-    tx.execute(
-        &format!("DELETE FROM conversation_open WHERE conversation_id IN ({EXPIRED})"),
-        params![now],
-    )?;
-    let conversations = tx.execute(
-        "DELETE FROM conversations WHERE expires_at <= ?1",
-        params![now],
+    let conversations = delete_conversations(
+        &tx,
+        "SELECT id FROM conversations WHERE expires_at <= ?1",
+        now,
     )?;
     tx.execute(
         "DELETE FROM transcript_messages WHERE EXISTS (
@@ -549,10 +512,7 @@ fn sweep(conn: &mut rusqlite::Connection, now: i64) -> rusqlite::Result<u64> {
         params![now],
     )?;
     let customers = tx.execute("DELETE FROM customers WHERE expires_at <= ?1", params![now])?;
-    tx.execute(
-        "DELETE FROM conversation_events WHERE expires_at <= ?1",
-        params![now],
-    )?;
+    forget_expired_events(&tx, now)?;
     tx.commit()?;
     Ok((conversations + customers) as u64)
 }
@@ -565,17 +525,15 @@ impl ConversationStore for SqliteConversationStore {
         event_id: &str,
         now_secs: i64,
     ) -> Result<bool, PortError> {
-        let (account_id, event_id, now) = (account_id.to_owned(), event_id.to_owned(), now_secs);
+        let (account_id, event_id) = (account_id.to_owned(), event_id.to_owned());
         self.db
             .run(move |conn| {
-                conn.query_row(
+                exists(
+                    conn,
                     "SELECT 1 FROM conversation_events
                      WHERE account_id = ?1 AND event_id = ?2 AND expires_at > ?3",
-                    params![account_id, event_id, now],
-                    |_| Ok(()),
+                    (account_id, event_id, now_secs),
                 )
-                .optional()
-                .map(|found| found.is_some())
             })
             .await
     }
@@ -585,48 +543,31 @@ impl ConversationStore for SqliteConversationStore {
         account_id: &str,
         source_id: &str,
     ) -> Result<Option<Conversation>, PortError> {
-        let (account_id, source_id) = (account_id.to_owned(), source_id.to_owned());
         self.db
-            .run(move |conn| {
-                let doc: Option<String> = conn
-                    .query_row(
-                        "SELECT c.doc FROM conversation_open o
-                         JOIN conversations c ON c.id = o.conversation_id
-                         WHERE o.account_id = ?1 AND o.source_id = ?2",
-                        params![account_id, source_id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                doc.as_deref().map(from_doc).transpose()
-            })
+            .doc(
+                "SELECT c.doc FROM conversation_open o
+                 JOIN conversations c ON c.id = o.conversation_id
+                 WHERE o.account_id = ?1 AND o.source_id = ?2",
+                (account_id.to_owned(), source_id.to_owned()),
+            )
             .await
     }
 
     async fn conversation(&self, conversation_id: &str) -> Result<Option<Conversation>, PortError> {
-        let id = conversation_id.to_owned();
         self.db
-            .run(move |conn| {
-                let doc: Option<String> = conn
-                    .query_row(
-                        "SELECT doc FROM conversations WHERE id = ?1",
-                        params![id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                doc.as_deref().map(from_doc).transpose()
-            })
+            .doc(
+                "SELECT doc FROM conversations WHERE id = ?1",
+                (conversation_id.to_owned(),),
+            )
             .await
     }
 
     async fn open_conversations(&self) -> Result<Vec<Conversation>, PortError> {
         self.db
-            .run(|conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT doc FROM conversations WHERE state <> 'closed' ORDER BY last_activity_at, id",
-                )?;
-                let docs = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
-            })
+            .docs(
+                "SELECT doc FROM conversations WHERE state <> 'closed' ORDER BY last_activity_at, id",
+                [],
+            )
             .await
     }
 
@@ -635,27 +576,16 @@ impl ConversationStore for SqliteConversationStore {
         account_id: &str,
         user_id: &str,
     ) -> Result<Option<Customer>, PortError> {
-        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
         self.db
-            .run(move |conn| {
-                let doc: Option<String> = conn
-                    .query_row(
-                        "SELECT doc FROM customers WHERE account_id = ?1 AND user_id = ?2",
-                        params![account_id, user_id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                doc.as_deref().map(from_doc).transpose()
-            })
+            .doc(
+                "SELECT doc FROM customers WHERE account_id = ?1 AND user_id = ?2",
+                (account_id.to_owned(), user_id.to_owned()),
+            )
             .await
     }
 
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError> {
-        let commit = commit.clone();
-        let now = commit.now_secs;
-        self.db
-            .run(move |conn| apply_commit(conn, &commit, None, now))
-            .await
+        self.apply(commit, None).await
     }
 
     async fn commit_assignment(
@@ -668,11 +598,7 @@ impl ConversationStore for SqliteConversationStore {
                 "an assignment commit without a conversation".into(),
             ));
         }
-        let (commit, agent_id) = (commit.clone(), agent_id.to_owned());
-        let now = commit.now_secs;
-        self.db
-            .run(move |conn| apply_commit(conn, &commit, Some(&agent_id), now))
-            .await
+        self.apply(commit, Some(agent_id)).await
     }
 
     async fn release_unless_assigned(
@@ -680,34 +606,26 @@ impl ConversationStore for SqliteConversationStore {
         agent_id: &str,
         conversation_id: &str,
     ) -> Result<bool, PortError> {
-        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
         self.db
-            .run(move |conn| {
-                let released = conn.execute(
-                    "DELETE FROM agent_conversations
-                     WHERE agent_id = ?1 AND conversation_id = ?2
-                       AND NOT EXISTS (
-                         SELECT 1 FROM conversations
-                         WHERE id = ?2 AND state <> 'closed'
-                           AND json_extract(doc, '$.agentId') = ?1)",
-                    params![agent_id, conversation_id],
-                )?;
-                Ok(released > 0)
-            })
+            .changed(
+                "DELETE FROM agent_conversations
+                 WHERE agent_id = ?1 AND conversation_id = ?2
+                   AND NOT EXISTS (
+                     SELECT 1 FROM conversations
+                     WHERE id = ?2 AND state <> 'closed'
+                       AND json_extract(doc, '$.agentId') = ?1)",
+                (agent_id.to_owned(), conversation_id.to_owned()),
+            )
             .await
     }
 
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError> {
-        let id = conversation_id.to_owned();
         self.db
-            .run(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT doc FROM transcript_entries WHERE conversation_id = ?1
-                     ORDER BY timestamp ASC, event_id ASC",
-                )?;
-                let docs = stmt.query_map(params![id], |r| r.get::<_, String>(0))?;
-                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
-            })
+            .docs(
+                "SELECT doc FROM transcript_entries WHERE conversation_id = ?1
+                 ORDER BY timestamp ASC, event_id ASC",
+                (conversation_id.to_owned(),),
+            )
             .await
     }
 
@@ -724,17 +642,12 @@ impl ConversationStore for SqliteConversationStore {
         account_id: &str,
         source_id: &str,
     ) -> Result<Vec<Conversation>, PortError> {
-        let (account_id, source_id) = (account_id.to_owned(), source_id.to_owned());
         let mut conversations: Vec<Conversation> = self
             .db
-            .run(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT doc FROM conversations WHERE account_id = ?1 AND source_id = ?2",
-                )?;
-                let docs =
-                    stmt.query_map(params![account_id, source_id], |r| r.get::<_, String>(0))?;
-                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
-            })
+            .docs(
+                "SELECT doc FROM conversations WHERE account_id = ?1 AND source_id = ?2",
+                (account_id.to_owned(), source_id.to_owned()),
+            )
             .await?;
         conversations.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
         Ok(conversations)
@@ -746,15 +659,11 @@ impl ConversationStore for SqliteConversationStore {
     }
 
     async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
-        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
         self.db
-            .run(move |conn| {
-                let deleted = conn.execute(
-                    "DELETE FROM customers WHERE account_id = ?1 AND user_id = ?2",
-                    params![account_id, user_id],
-                )?;
-                Ok(deleted > 0)
-            })
+            .changed(
+                "DELETE FROM customers WHERE account_id = ?1 AND user_id = ?2",
+                (account_id.to_owned(), user_id.to_owned()),
+            )
             .await
     }
 
@@ -771,108 +680,12 @@ impl ConversationStore for SqliteConversationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use omniline_domain::conversation::{Consent, SourceType, DEDUPE_RETENTION_SECS};
-    use serde_json::json;
-
-    const ACCOUNT: &str = "acc1";
-    /// The tests' clock (2026-11-25T03:00:00Z), never the wall clock's.
-    const NOW: i64 = 1_795_575_600;
+    use omniline_testkit::conversation_contract::{
+        commit, conversation, create, customer, entry, filter, update, ACCOUNT, NOW,
+    };
 
     fn store(dir: &tempfile::TempDir) -> SqliteConversationStore {
         SqliteConversationStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
-    }
-
-    fn conversation(
-        id: &str,
-        source: &str,
-        state: ConversationState,
-        version: u64,
-    ) -> Conversation {
-        Conversation {
-            id: id.into(),
-            account_id: ACCOUNT.into(),
-            source_type: SourceType::User,
-            source_id: source.into(),
-            state,
-            workstream_id: None,
-            queue_id: None,
-            priority: 0,
-            skills: vec![],
-            bot_id: None,
-            agent_id: None,
-            rule_id: None,
-            members: vec![],
-            opened_at: 1_700_000_000_000,
-            last_activity_at: 1_700_000_000_000 + version as i64,
-            closed_at: None,
-            close_reason: None,
-            survey: None,
-            version,
-        }
-    }
-
-    fn entry(
-        conversation_id: &str,
-        event_id: &str,
-        ts: i64,
-        message_id: Option<&str>,
-    ) -> TranscriptEntry {
-        TranscriptEntry {
-            conversation_id: conversation_id.into(),
-            event_id: event_id.into(),
-            timestamp: ts,
-            event_type: "message".into(),
-            sender_user_id: Some("U1".into()),
-            message_id: message_id.map(Into::into),
-            event: json!({"type": "message", "message": {"type": "text", "text": event_id}}),
-            retracted: false,
-        }
-    }
-
-    fn customer(user_id: &str, name: &str) -> Customer {
-        Customer {
-            account_id: ACCOUNT.into(),
-            user_id: user_id.into(),
-            display_name: name.into(),
-            picture_url: None,
-            language: None,
-            profile_found: true,
-            consent: Consent::Followed,
-            linked_contact_id: None,
-            created_at: 1,
-            updated_at: 2,
-        }
-    }
-
-    /// A commit for `event_id` under [`ACCOUNT`], deduplicated for the usual retention.
-    fn commit(event_id: &str) -> EventCommit {
-        EventCommit {
-            account_id: ACCOUNT.into(),
-            event_id: event_id.into(),
-            now_secs: NOW,
-            dedupe_expires_at: NOW + DEDUPE_RETENTION_SECS,
-            retain_until: None,
-            conversation: None,
-            transcript: None,
-            retract_message_id: None,
-            customer: None,
-        }
-    }
-
-    fn create(event_id: &str, c: Conversation, e: Option<TranscriptEntry>) -> EventCommit {
-        EventCommit {
-            conversation: Some(ConversationWrite::Create(c)),
-            transcript: e,
-            ..commit(event_id)
-        }
-    }
-
-    fn update(event_id: &str, c: Conversation, e: Option<TranscriptEntry>) -> EventCommit {
-        EventCommit {
-            conversation: Some(ConversationWrite::Update(c)),
-            transcript: e,
-            ..commit(event_id)
-        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -886,68 +699,31 @@ mod tests {
         crate::sqlite_agents::SqliteAgentStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
     }
 
-    #[tokio::test]
-    async fn commit_then_redelivery_is_a_duplicate_and_changes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::commit_then_redelivery_is_a_duplicate_and_changes_nothing(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn the_same_event_id_under_another_account_is_not_a_duplicate() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::the_same_event_id_under_another_account_is_not_a_duplicate(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn the_dedupe_window_follows_the_callers_clock_years_away_from_today() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::dedupe_window_follows_the_callers_clock_years_away_from_today(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn an_expired_dedupe_record_lets_the_event_through() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::an_expired_dedupe_record_lets_the_event_through(&store(&dir)).await;
-    }
+    contract_scenarios!(store =>
+        commit_then_redelivery_is_a_duplicate_and_changes_nothing,
+        the_same_event_id_under_another_account_is_not_a_duplicate,
+        dedupe_window_follows_the_callers_clock_years_away_from_today,
+        an_expired_dedupe_record_lets_the_event_through,
+        create_conflicts_with_an_open_conversation_and_writes_nothing,
+        update_with_a_stale_version_conflicts_and_writes_nothing,
+        closing_frees_the_source_for_a_new_conversation,
+        a_conversation_created_closed_takes_no_open_pointer,
+        transcript_is_ordered_by_timestamp_then_event_id,
+        unsend_retracts_the_message_and_an_unknown_message_is_a_no_op,
+        customers_are_upserted,
+        conversations_of_source_lists_every_state_oldest_first,
+        list_conversations_reads_past_a_page_of_big_conversations,
+        delete_conversation_leaves_a_newer_open_pointer_alone,
+        delete_customer_erases_one_profile,
+        reopening_a_closed_conversation_while_the_source_has_another_conflicts,
+        list_conversations_filters_orders_by_recent_activity_and_limits,
+    );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_commits_of_one_event_commit_once() {
         let dir = tempfile::tempdir().unwrap();
         contract::concurrent_commits_of_one_event_commit_once(std::sync::Arc::new(store(&dir)))
             .await;
-    }
-
-    #[tokio::test]
-    async fn create_conflicts_with_an_open_conversation_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::create_conflicts_with_an_open_conversation_and_writes_nothing(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn update_with_a_stale_version_conflicts_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::update_with_a_stale_version_conflicts_and_writes_nothing(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn closing_frees_the_source_for_a_new_conversation() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::closing_frees_the_source_for_a_new_conversation(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn reopening_a_closed_conversation_while_the_source_has_another_conflicts() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::reopening_a_closed_conversation_while_the_source_has_another_conflicts(&store(
-            &dir,
-        ))
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_conversation_created_closed_takes_no_open_pointer() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::a_conversation_created_closed_takes_no_open_pointer(&store(&dir)).await;
     }
 
     #[tokio::test]
@@ -964,43 +740,6 @@ mod tests {
             &agents(&dir),
         )
         .await;
-    }
-
-    #[tokio::test]
-    async fn transcript_is_ordered_by_timestamp_then_event_id() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::transcript_is_ordered_by_timestamp_then_event_id(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn unsend_retracts_the_message_and_an_unknown_message_is_a_no_op() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::unsend_retracts_the_message_and_an_unknown_message_is_a_no_op(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn customers_are_upserted() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::customers_are_upserted(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn conversations_of_source_lists_every_state_oldest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::conversations_of_source_lists_every_state_oldest_first(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn list_conversations_filters_orders_by_recent_activity_and_limits() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::list_conversations_filters_orders_by_recent_activity_and_limits(&store(&dir))
-            .await;
-    }
-
-    #[tokio::test]
-    async fn list_conversations_reads_past_a_page_of_big_conversations() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::list_conversations_reads_past_a_page_of_big_conversations(&store(&dir)).await;
     }
 
     /// The contract, then the rows: no message index row of c1 is left, c2's is.
@@ -1029,18 +768,6 @@ mod tests {
             count(&s, "transcript_messages", "message_id = 'm-e3'").await,
             1
         );
-    }
-
-    #[tokio::test]
-    async fn delete_conversation_leaves_a_newer_open_pointer_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::delete_conversation_leaves_a_newer_open_pointer_alone(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn delete_customer_erases_one_profile() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::delete_customer_erases_one_profile(&store(&dir)).await;
     }
 
     /// The contract's three steps; between them, the rows: nothing of the purged account is left
@@ -1097,8 +824,8 @@ mod tests {
     async fn everything_survives_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        let e1 = entry("c1", "e1", 10, Some("m1"));
-        let alice = customer("U1", "Alice");
+        let e1 = entry("c1", "e1", 10);
+        let alice = customer("U1", "Alice", 2);
         {
             let s = store(&dir);
             let first = EventCommit {
@@ -1118,7 +845,7 @@ mod tests {
         assert_eq!(s.customer(ACCOUNT, "U1").await.unwrap(), Some(alice));
         // The unsend index survived too.
         s.commit(&EventCommit {
-            retract_message_id: Some("m1".into()),
+            retract_message_id: Some("m-e1".into()),
             ..commit("e2")
         })
         .await
@@ -1130,6 +857,20 @@ mod tests {
         );
     }
 
+    /// Asserts [`expires_at`] of each `(table, filter, expected)`.
+    async fn assert_expiries(
+        s: &SqliteConversationStore,
+        expected: &[(&str, &str, Option<Option<i64>>)],
+    ) {
+        for (table, filter, want) in expected {
+            assert_eq!(
+                expires_at(s, table, filter).await,
+                *want,
+                "{table}: {filter}"
+            );
+        }
+    }
+
     /// Raw `SELECT expires_at FROM {table} WHERE {filter}` (`None`: no such row).
     async fn expires_at(
         s: &SqliteConversationStore,
@@ -1137,7 +878,7 @@ mod tests {
         filter: &str,
     ) -> Option<Option<i64>> {
         let sql = format!("SELECT expires_at FROM {table} WHERE {filter}");
-        s.db.run(move |conn| conn.query_row(&sql, [], |r| r.get(0)).optional())
+        s.db.run(move |conn| crate::sql::query_value(conn, &sql, []))
             .await
             .unwrap()
     }
@@ -1204,26 +945,23 @@ mod tests {
         let s = store(&dir);
         let first = EventCommit {
             retain_until: Some(5_000),
-            customer: Some(customer("U1", "Alice")),
+            customer: Some(customer("U1", "Alice", 2)),
             ..create(
                 "e1",
                 conversation("c1", "U1", ConversationState::Waiting, 1),
-                Some(entry("c1", "e1", 10, Some("m1"))),
+                Some(entry("c1", "e1", 10)),
             )
         };
         assert_eq!(s.commit(&first).await.unwrap(), CommitOutcome::Committed);
-        assert_eq!(
-            expires_at(&s, "conversations", "id = 'c1'").await,
-            Some(Some(5_000))
-        );
-        assert_eq!(
-            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
-            Some(Some(5_000))
-        );
-        assert_eq!(
-            expires_at(&s, "customers", "user_id = 'U1'").await,
-            Some(Some(5_000))
-        );
+        assert_expiries(
+            &s,
+            &[
+                ("conversations", "id = 'c1'", Some(Some(5_000))),
+                ("transcript_entries", "event_id = 'e1'", Some(Some(5_000))),
+                ("customers", "user_id = 'U1'", Some(Some(5_000))),
+            ],
+        )
+        .await;
 
         // The next write refreshes the rows it writes; `None` clears retention.
         let second = EventCommit {
@@ -1231,24 +969,21 @@ mod tests {
             ..update(
                 "e2",
                 conversation("c1", "U1", ConversationState::Active, 2),
-                Some(entry("c1", "e2", 20, None)),
+                Some(entry("c1", "e2", 20)),
             )
         };
         assert_eq!(s.commit(&second).await.unwrap(), CommitOutcome::Committed);
-        assert_eq!(
-            expires_at(&s, "conversations", "id = 'c1'").await,
-            Some(Some(9_000))
-        );
-        assert_eq!(
-            expires_at(&s, "transcript_entries", "event_id = 'e2'").await,
-            Some(Some(9_000))
-        );
-        assert_eq!(
-            expires_at(&s, "transcript_entries", "event_id = 'e1'").await,
-            Some(Some(5_000))
-        );
+        assert_expiries(
+            &s,
+            &[
+                ("conversations", "id = 'c1'", Some(Some(9_000))),
+                ("transcript_entries", "event_id = 'e2'", Some(Some(9_000))),
+                ("transcript_entries", "event_id = 'e1'", Some(Some(5_000))),
+            ],
+        )
+        .await;
         s.commit(&EventCommit {
-            customer: Some(customer("U1", "Alicia")),
+            customer: Some(customer("U1", "Alicia", 2)),
             ..commit("e3")
         })
         .await
@@ -1261,7 +996,7 @@ mod tests {
         // Retracting keeps the entry's retention.
         s.commit(&EventCommit {
             retain_until: Some(1),
-            retract_message_id: Some("m1".into()),
+            retract_message_id: Some("m-e1".into()),
             ..commit("e4")
         })
         .await
@@ -1286,18 +1021,18 @@ mod tests {
         ] {
             let c = EventCommit {
                 retain_until: retain,
-                customer: Some(customer(user, user)),
+                customer: Some(customer(user, user, 2)),
                 ..create(
                     event_id,
                     conversation(id, user, ConversationState::Waiting, 1),
-                    Some(entry(id, event_id, 10, Some(&format!("m-{event_id}")))),
+                    Some(entry(id, event_id, 10)),
                 )
             };
             assert_eq!(s.commit(&c).await.unwrap(), CommitOutcome::Committed);
         }
         let old_entry = EventCommit {
             retain_until: Some(1_000),
-            transcript: Some(entry("c2", "e2-old", 5, Some("m-e2-old"))),
+            transcript: Some(entry("c2", "e2-old", 5)),
             ..commit("e2-old")
         };
         s.commit(&old_entry).await.unwrap();
@@ -1381,8 +1116,8 @@ mod tests {
     async fn an_old_database_gets_the_retention_column() {
         let dir = tempfile::tempdir().unwrap();
         let c1 = conversation("c1", "U1", ConversationState::Waiting, 1);
-        let e1 = entry("c1", "e1", 10, Some("m1"));
-        let alice = customer("U1", "Alice");
+        let e1 = entry("c1", "e1", 10);
+        let alice = customer("U1", "Alice", 2);
         {
             let conn = rusqlite::Connection::open(dir.path().join("omniline.db")).unwrap();
             conn.execute_batch(OLD_SCHEMA).unwrap();
@@ -1397,7 +1132,7 @@ mod tests {
             )
             .unwrap();
             conn.execute(
-                "INSERT INTO transcript_entries VALUES ('c1', 10, 'e1', 'm1', ?1)",
+                "INSERT INTO transcript_entries VALUES ('c1', 10, 'e1', 'm-e1', ?1)",
                 params![serde_json::to_string(&e1).unwrap()],
             )
             .unwrap();
@@ -1408,17 +1143,13 @@ mod tests {
             .unwrap();
         }
         let s = store(&dir);
-        for table in RETAINED_TABLES {
+        for (table, column, _) in RETENTION_COLUMNS {
             let names =
-                s.db.run(move |conn| {
-                    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-                    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
-                    names.collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .await
-                .unwrap();
+                s.db.run(move |conn| crate::sql::column_names(conn, table))
+                    .await
+                    .unwrap();
             assert_eq!(
-                names.iter().filter(|n| *n == "expires_at").count(),
+                names.iter().filter(|n| *n == column).count(),
                 1,
                 "{table}: {names:?}"
             );
@@ -1439,7 +1170,7 @@ mod tests {
             ..update(
                 "e2",
                 conversation("c1", "U1", ConversationState::Active, 2),
-                Some(entry("c1", "e2", 20, None)),
+                Some(entry("c1", "e2", 20)),
             )
         };
         assert_eq!(s.commit(&next).await.unwrap(), CommitOutcome::Committed);
@@ -1453,20 +1184,6 @@ mod tests {
         SqliteConversationStore::new(again.db.clone()).unwrap();
         assert!(again.customer(ACCOUNT, "U1").await.unwrap().is_some());
     }
-    fn filter(
-        state: Option<ConversationState>,
-        queues: &[&str],
-        agent: Option<&str>,
-        limit: usize,
-    ) -> ConversationFilter {
-        ConversationFilter {
-            state,
-            queue_ids: queues.iter().map(|q| (*q).to_owned()).collect(),
-            agent_id: agent.map(Into::into),
-            limit,
-        }
-    }
-
     #[tokio::test]
     async fn list_conversations_uses_the_expression_indexes() {
         let dir = tempfile::tempdir().unwrap();

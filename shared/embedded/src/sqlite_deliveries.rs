@@ -6,11 +6,12 @@
 //! release: databases created before it get the nullable column when the store opens, and their
 //! older rows keep it `NULL` (the purge then matches them by the document's `accountId`).
 
-use crate::{db_error, EmbeddedDb};
+use crate::sql::{from_doc, to_json, version_i64};
+use crate::EmbeddedDb;
 use async_trait::async_trait;
 use omniline_domain::delivery::Delivery;
 use omniline_ports::{DeliveryStore, PortError};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -30,24 +31,8 @@ const ACCOUNT_SCHEMA: &str = r#"
 CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account_id);
 "#;
 
-/// Adds `account_id` to the table of a database created before it, in one immediate transaction
-/// (so two processes opening the same old database do not both add it).
-fn migrate_account(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let has_column = {
-        let mut stmt = tx.prepare("PRAGMA table_info(deliveries)")?;
-        let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
-        let mut found = false;
-        for name in names {
-            found |= name? == "account_id";
-        }
-        found
-    };
-    if !has_column {
-        tx.execute_batch("ALTER TABLE deliveries ADD COLUMN account_id TEXT")?;
-    }
-    tx.commit()
-}
+/// `account_id`, added to the table of a database created before it.
+const ACCOUNT_COLUMN: [(&str, &str, &str); 1] = [("deliveries", "account_id", "TEXT")];
 
 /// [`DeliveryStore`] in the embedded database.
 #[derive(Debug, Clone)]
@@ -60,31 +45,10 @@ impl SqliteDeliveryStore {
     /// older database.
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
-        // `new` is synchronous and the shared connection is only reachable asynchronously: the
-        // (rare, one-off) migration runs on a short-lived connection of its own. The shared one
-        // sees the new column at its next statement (SQLite re-prepares on a schema change).
-        let mut conn = rusqlite::Connection::open(db.path()).map_err(db_error)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db_error)?;
-        migrate_account(&mut conn).map_err(db_error)?;
-        drop(conn);
+        db.add_columns(&ACCOUNT_COLUMN)?;
         db.apply_schema(ACCOUNT_SCHEMA)?;
         Ok(Self { db })
     }
-}
-
-fn to_doc(delivery: &Delivery) -> rusqlite::Result<String> {
-    serde_json::to_string(delivery).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
-}
-
-fn from_doc(doc: &str) -> rusqlite::Result<Delivery> {
-    serde_json::from_str(doc).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
-}
-
-fn version_i64(version: u64) -> rusqlite::Result<i64> {
-    i64::try_from(version).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
 #[async_trait]
@@ -103,7 +67,7 @@ impl DeliveryStore for SqliteDeliveryStore {
                         delivery.conversation_id,
                         delivery.created_at,
                         version_i64(delivery.version)?,
-                        to_doc(&delivery)?,
+                        to_json(&delivery)?,
                         delivery.account_id
                     ],
                 )?;
@@ -130,7 +94,7 @@ impl DeliveryStore for SqliteDeliveryStore {
                     params![
                         delivery.id,
                         version_i64(delivery.version)?,
-                        to_doc(&delivery)?,
+                        to_json(&delivery)?,
                         version_i64(previous)?
                     ],
                 )?;
@@ -140,18 +104,8 @@ impl DeliveryStore for SqliteDeliveryStore {
     }
 
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, PortError> {
-        let id = id.to_owned();
         self.db
-            .run(move |conn| {
-                let doc: Option<String> = conn
-                    .query_row(
-                        "SELECT doc FROM deliveries WHERE id = ?1",
-                        params![id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                doc.as_deref().map(from_doc).transpose()
-            })
+            .doc("SELECT doc FROM deliveries WHERE id = ?1", (id.to_owned(),))
             .await
     }
 
@@ -159,45 +113,37 @@ impl DeliveryStore for SqliteDeliveryStore {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<Delivery>, PortError> {
-        let conversation_id = conversation_id.to_owned();
         self.db
-            .run(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT doc FROM deliveries WHERE conversation_id = ?1
-                     ORDER BY created_at ASC, id ASC",
-                )?;
-                let docs = stmt.query_map(params![conversation_id], |r| r.get::<_, String>(0))?;
-                docs.map(|d| d.and_then(|d| from_doc(&d))).collect()
-            })
+            .docs(
+                "SELECT doc FROM deliveries WHERE conversation_id = ?1
+                 ORDER BY created_at ASC, id ASC",
+                (conversation_id.to_owned(),),
+            )
             .await
     }
 
     async fn delete_for_conversation(&self, conversation_id: &str) -> Result<u64, PortError> {
-        let conversation_id = conversation_id.to_owned();
-        self.db
-            .run(move |conn| {
-                let deleted = conn.execute(
-                    "DELETE FROM deliveries WHERE conversation_id = ?1",
-                    params![conversation_id],
-                )?;
-                Ok(deleted as u64)
-            })
-            .await
+        let deleted = self
+            .db
+            .execute(
+                "DELETE FROM deliveries WHERE conversation_id = ?1",
+                (conversation_id.to_owned(),),
+            )
+            .await?;
+        Ok(deleted as u64)
     }
 
     async fn purge_account(&self, account_id: &str) -> Result<u64, PortError> {
-        let account_id = account_id.to_owned();
-        self.db
-            .run(move |conn| {
-                // Rows written before the column existed have it `NULL`: matched by the document.
-                let deleted = conn.execute(
-                    "DELETE FROM deliveries WHERE account_id = ?1
-                        OR (account_id IS NULL AND json_extract(doc, '$.accountId') = ?1)",
-                    params![account_id],
-                )?;
-                Ok(deleted as u64)
-            })
-            .await
+        // Rows written before the column existed have it `NULL`: matched by the document.
+        let deleted = self
+            .db
+            .execute(
+                "DELETE FROM deliveries WHERE account_id = ?1
+                    OR (account_id IS NULL AND json_extract(doc, '$.accountId') = ?1)",
+                (account_id.to_owned(),),
+            )
+            .await?;
+        Ok(deleted as u64)
     }
 }
 
@@ -210,41 +156,20 @@ mod tests {
         SqliteDeliveryStore::new(EmbeddedDb::open(dir.path()).unwrap()).unwrap()
     }
 
-    use omniline_testkit::delivery_contract::{delivery, ids, sent};
+    use omniline_testkit::delivery_contract::{self as contract, delivery, ids, sent};
 
-    /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
-    #[tokio::test]
-    async fn deliveries_begin_twice_keeps_the_first_retry_key() {
-        let dir = tempfile::tempdir().unwrap();
-        omniline_testkit::delivery_contract::begin_twice_keeps_the_first_retry_key(&store(&dir))
-            .await;
-    }
-
-    /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
-    #[tokio::test]
-    async fn deliveries_update_needs_the_previous_version() {
-        let dir = tempfile::tempdir().unwrap();
-        omniline_testkit::delivery_contract::update_needs_the_previous_version(&store(&dir)).await;
-    }
+    // The [`DeliveryStore`] contract (also run against DynamoDB on moto).
+    contract_scenarios!(store =>
+        begin_twice_keeps_the_first_retry_key,
+        update_needs_the_previous_version,
+        listed_per_conversation_in_creation_order,
+    );
 
     /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
     #[tokio::test]
     async fn deliveries_concurrent_updates_exactly_one_wins() {
         let dir = tempfile::tempdir().unwrap();
-        omniline_testkit::delivery_contract::concurrent_updates_exactly_one_wins(Arc::new(store(
-            &dir,
-        )))
-        .await;
-    }
-
-    /// The [`DeliveryStore`] contract (also run against DynamoDB on moto).
-    #[tokio::test]
-    async fn deliveries_listed_per_conversation_in_creation_order() {
-        let dir = tempfile::tempdir().unwrap();
-        omniline_testkit::delivery_contract::listed_per_conversation_in_creation_order(&store(
-            &dir,
-        ))
-        .await;
+        contract::concurrent_updates_exactly_one_wins(Arc::new(store(&dir))).await;
     }
 
     #[tokio::test]
@@ -360,24 +285,19 @@ mod tests {
     "#;
 
     async fn column_names(s: &SqliteDeliveryStore) -> Vec<String> {
-        s.db.run(|conn| {
-            let mut stmt = conn.prepare("PRAGMA table_info(deliveries)")?;
-            let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
-            names.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await
-        .unwrap()
+        s.db.run(|conn| crate::sql::column_names(conn, "deliveries"))
+            .await
+            .unwrap()
     }
 
     async fn account_column(s: &SqliteDeliveryStore, id: &str) -> Option<Option<String>> {
         let id = id.to_owned();
         s.db.run(move |conn| {
-            conn.query_row(
+            crate::sql::query_value(
+                conn,
                 "SELECT account_id FROM deliveries WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
+                (id,),
             )
-            .optional()
         })
         .await
         .unwrap()

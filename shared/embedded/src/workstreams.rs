@@ -26,11 +26,12 @@
 //! * A transaction cancelled by a condition is a `Conflict` (create) or `false` (update); one
 //!   cancelled by a concurrent transaction is retried.
 
+use crate::sql::{exists, from_doc, query_column, query_one, query_value};
 use crate::EmbeddedDb;
 use async_trait::async_trait;
 use omniline_domain::workstream::Workstream;
 use omniline_ports::{PortError, WorkstreamStore};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Transaction, TransactionBehavior};
 
 /// The version of a stored workstream document (the rest is not needed to compare versions).
 #[derive(serde::Deserialize)]
@@ -64,7 +65,7 @@ impl SqliteWorkstreamStore {
     async fn doc_where(&self, sql: &'static str, value: &str) -> Result<Option<String>, PortError> {
         let value = value.to_owned();
         self.db
-            .read(move |conn| conn.query_row(sql, params![value], |r| r.get(0)).optional())
+            .read(move |conn| query_value(conn, sql, (value,)))
             .await
     }
 }
@@ -78,9 +79,35 @@ enum Written {
     Stale,
 }
 
-/// A stored document that does not parse, as a database error (inside a transaction).
-fn doc_error(e: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+impl SqliteWorkstreamStore {
+    /// Runs `write` with `workstream`'s account id, id and stored document in one `IMMEDIATE`
+    /// transaction, committed when it is [`Written::Done`]: `true` then, `false` when the stored
+    /// workstream was [`Written::Stale`]; a [`Written::Conflict`] is [`PortError::Conflict`].
+    async fn write<F>(&self, workstream: &Workstream, write: F) -> Result<bool, PortError>
+    where
+        F: FnOnce(&Transaction<'_>, (String, String, String)) -> rusqlite::Result<Written>
+            + Send
+            + 'static,
+    {
+        let doc = workstream.to_stored()?;
+        let row = (workstream.account_id.clone(), workstream.id.clone(), doc);
+        let written = self
+            .db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let written = write(&tx, row)?;
+                if let Written::Done = written {
+                    tx.commit()?;
+                }
+                Ok(written)
+            })
+            .await?;
+        match written {
+            Written::Done => Ok(true),
+            Written::Stale => Ok(false),
+            Written::Conflict(id) => Err(PortError::Conflict(id)),
+        }
+    }
 }
 
 #[async_trait]
@@ -100,35 +127,24 @@ impl WorkstreamStore for SqliteWorkstreamStore {
     }
 
     async fn put_workstream(&self, workstream: &Workstream) -> Result<(), PortError> {
-        let doc = workstream.to_stored()?;
-        let (account_id, id) = (workstream.account_id.clone(), workstream.id.clone());
-        let written = self
-            .db
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let holder: Option<String> = tx
-                    .query_row(
-                        "SELECT account_id FROM workstreams WHERE id = ?1",
-                        params![id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if holder.is_some_and(|holder| holder != account_id) {
-                    return Ok(Written::Conflict(id));
-                }
-                tx.execute(
-                    "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (account_id) DO UPDATE SET id = excluded.id, doc = excluded.doc",
-                    params![account_id, id, doc],
-                )?;
-                tx.commit()?;
-                Ok(Written::Done)
-            })
-            .await?;
-        match written {
-            Written::Done | Written::Stale => Ok(()),
-            Written::Conflict(id) => Err(PortError::Conflict(id)),
-        }
+        self.write(workstream, |tx, (account_id, id, doc)| {
+            let holder: Option<String> = query_value(
+                tx,
+                "SELECT account_id FROM workstreams WHERE id = ?1",
+                [&id],
+            )?;
+            if holder.is_some_and(|holder| holder != account_id) {
+                return Ok(Written::Conflict(id));
+            }
+            tx.execute(
+                "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account_id) DO UPDATE SET id = excluded.id, doc = excluded.doc",
+                params![account_id, id, doc],
+            )?;
+            Ok(Written::Done)
+        })
+        .await
+        .map(drop)
     }
 
     async fn workstream(&self, id: &str) -> Result<Option<Workstream>, PortError> {
@@ -140,13 +156,9 @@ impl WorkstreamStore for SqliteWorkstreamStore {
     }
 
     async fn list_workstreams(&self) -> Result<Vec<Workstream>, PortError> {
-        let docs = self
+        let docs: Vec<String> = self
             .db
-            .run(|conn| {
-                let mut stmt = conn.prepare("SELECT doc FROM workstreams ORDER BY id")?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
+            .run(|conn| query_column(conn, "SELECT doc FROM workstreams ORDER BY id", []))
             .await?;
         docs.iter()
             .map(|doc| Workstream::from_stored(doc))
@@ -158,80 +170,53 @@ impl WorkstreamStore for SqliteWorkstreamStore {
         workstream: &Workstream,
         expected_version: Option<u64>,
     ) -> Result<bool, PortError> {
-        let doc = workstream.to_stored()?;
-        let (account_id, id) = (workstream.account_id.clone(), workstream.id.clone());
-        let written = self
-            .db
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                match expected_version {
-                    None => {
-                        let existing: Option<String> = tx
-                            .query_row(
-                                "SELECT id FROM workstreams WHERE account_id = ?1",
-                                params![account_id],
-                                |r| r.get(0),
-                            )
-                            .optional()?;
-                        if let Some(existing) = existing {
-                            return Ok(Written::Conflict(existing));
-                        }
-                        let taken = tx
-                            .query_row(
-                                "SELECT 1 FROM workstreams WHERE id = ?1",
-                                params![id],
-                                |_| Ok(()),
-                            )
-                            .optional()?;
-                        if taken.is_some() {
-                            return Ok(Written::Conflict(id));
-                        }
-                        tx.execute(
-                            "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)",
-                            params![account_id, id, doc],
-                        )?;
+        self.write(workstream, move |tx, (account_id, id, doc)| {
+            match expected_version {
+                None => {
+                    let existing: Option<String> = query_value(
+                        tx,
+                        "SELECT id FROM workstreams WHERE account_id = ?1",
+                        [&account_id],
+                    )?;
+                    if let Some(existing) = existing {
+                        return Ok(Written::Conflict(existing));
                     }
-                    Some(expected) => {
-                        let stored: Option<(String, String)> = tx
-                            .query_row(
-                                "SELECT account_id, doc FROM workstreams WHERE id = ?1",
-                                params![id],
-                                |r| Ok((r.get(0)?, r.get(1)?)),
-                            )
-                            .optional()?;
-                        let Some((stored_account, stored_doc)) = stored else {
-                            return Ok(Written::Stale);
-                        };
-                        let stored_version = serde_json::from_str::<DocVersion>(&stored_doc)
-                            .map_err(doc_error)?
-                            .version;
-                        if stored_account != account_id || stored_version != expected {
-                            return Ok(Written::Stale);
-                        }
-                        tx.execute(
-                            "UPDATE workstreams SET doc = ?2 WHERE id = ?1",
-                            params![id, doc],
-                        )?;
+                    if exists(tx, "SELECT 1 FROM workstreams WHERE id = ?1", [&id])? {
+                        return Ok(Written::Conflict(id));
                     }
+                    tx.execute(
+                        "INSERT INTO workstreams (account_id, id, doc) VALUES (?1, ?2, ?3)",
+                        params![account_id, id, doc],
+                    )?;
                 }
-                tx.commit()?;
-                Ok(Written::Done)
-            })
-            .await?;
-        match written {
-            Written::Done => Ok(true),
-            Written::Stale => Ok(false),
-            Written::Conflict(id) => Err(PortError::Conflict(id)),
-        }
+                Some(expected) => {
+                    let stored: Option<(String, String)> = query_one(
+                        tx,
+                        "SELECT account_id, doc FROM workstreams WHERE id = ?1",
+                        [&id],
+                    )?;
+                    let Some((stored_account, stored_doc)) = stored else {
+                        return Ok(Written::Stale);
+                    };
+                    let stored_version = from_doc::<DocVersion>(&stored_doc)?.version;
+                    if stored_account != account_id || stored_version != expected {
+                        return Ok(Written::Stale);
+                    }
+                    tx.execute(
+                        "UPDATE workstreams SET doc = ?2 WHERE id = ?1",
+                        params![id, doc],
+                    )?;
+                }
+            }
+            Ok(Written::Done)
+        })
+        .await
     }
 
     async fn delete_workstream(&self, id: &str) -> Result<bool, PortError> {
-        let id = id.to_owned();
-        let deleted = self
-            .db
-            .run(move |conn| conn.execute("DELETE FROM workstreams WHERE id = ?1", params![id]))
-            .await?;
-        Ok(deleted > 0)
+        self.db
+            .changed("DELETE FROM workstreams WHERE id = ?1", (id.to_owned(),))
+            .await
     }
 }
 
@@ -252,29 +237,12 @@ mod tests {
         workstreams.iter().map(|w| w.id.as_str()).collect()
     }
 
-    #[tokio::test]
-    async fn sqlite_create_get_list_update_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::create_get_list_update_delete(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_create_conflicts_name_the_existing_workstream() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::create_conflicts_name_the_existing_workstream(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_updates_check_version_and_account() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::updates_check_version_and_account(&store(&dir)).await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_put_workstream_replaces_the_accounts_workstream() {
-        let dir = tempfile::tempdir().unwrap();
-        contract::put_workstream_replaces_the_accounts_workstream(&store(&dir)).await;
-    }
+    contract_scenarios!(store =>
+        create_get_list_update_delete,
+        create_conflicts_name_the_existing_workstream,
+        updates_check_version_and_account,
+        put_workstream_replaces_the_accounts_workstream,
+    );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sqlite_concurrent_updates_at_one_version_let_one_win() {
