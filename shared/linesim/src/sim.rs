@@ -6,6 +6,7 @@ use crate::error::{Answer, LineError, SentMessage};
 use crate::ids::Ids;
 use crate::messages::{check_messages, UrlPolicy};
 use crate::Millis;
+use omniline_domain::input::percent_decode;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -853,7 +854,12 @@ impl Simulator {
     /// `POST /oauth2/v3/token`: a channel's ID and secret for its token (the simulated channel's
     /// access token stands for the stateless one), else OAuth's 400.
     fn stateless_token(&self, body: &[u8]) -> Result<Value, LineError> {
-        let form = parse_form(body);
+        let form = parse_form(body).ok_or_else(|| {
+            LineError::oauth(
+                "invalid_request",
+                "the form body is not percent-encoded UTF-8",
+            )
+        })?;
         let field = |name: &str| {
             form.iter()
                 .find(|(k, _)| k == name)
@@ -940,40 +946,14 @@ pub(crate) fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// `application/x-www-form-urlencoded` pairs, percent-decoded (`+` is a space).
-fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = bytes
-                        .get(i + 1..i + 3)
-                        .and_then(|h| std::str::from_utf8(h).ok())
-                        .and_then(|h| u8::from_str_radix(h, 16).ok());
-                    match hex {
-                        Some(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        None => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    String::from_utf8_lossy(body)
+/// `application/x-www-form-urlencoded` pairs, percent-decoded (`+` is a space); `None` when a
+/// pair has a bad escape or is not UTF-8 once decoded.
+fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    std::str::from_utf8(body)
+        .ok()?
         .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            Some((decode(k), decode(v)))
-        })
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| Some((percent_decode(k)?, percent_decode(v)?)))
         .collect()
 }
 

@@ -651,6 +651,15 @@ fn stateless_tokens_for_the_channel_id_and_secret() {
             "grant_type=client_credentials&client_id=2000000001",
             "invalid_request",
         ),
+        // A bad escape, or bytes that are not UTF-8 once decoded: not a form LINE reads.
+        (
+            "grant_type=client_credentials&client_id=2000000001&client_secret=s3cret%2",
+            "invalid_request",
+        ),
+        (
+            "grant_type=client_credentials&client_id=2000000001&client_secret=%FF",
+            "invalid_request",
+        ),
     ] {
         let a = answered(call(&mut sim, &form(body), T0));
         assert_eq!(
