@@ -99,6 +99,7 @@ fn commit(event_id: &str) -> EventCommit {
         transcript: None,
         retract_message_id: None,
         customer: None,
+        outbox: Vec::new(),
     }
 }
 
@@ -134,6 +135,12 @@ use omniline_testkit::conversation_contract as contract;
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn commit_then_redelivery_is_a_duplicate_and_changes_nothing() {
     contract::commit_then_redelivery_is_a_duplicate_and_changes_nothing(&store().await.0).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn the_outbox_is_recorded_with_the_event_and_read_back() {
+    contract::the_outbox_is_recorded_with_the_event_and_read_back(&store().await.0).await;
 }
 
 #[tokio::test]

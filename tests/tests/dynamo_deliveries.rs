@@ -157,6 +157,7 @@ async fn shares_the_conversations_table_without_mixing() {
         }),
         retract_message_id: None,
         customer: None,
+        outbox: Vec::new(),
     };
     assert_eq!(
         conversations.commit(&commit).await.unwrap(),
@@ -208,6 +209,7 @@ async fn delete_for_conversation_erases_its_deliveries_only() {
         }),
         retract_message_id: None,
         customer: None,
+        outbox: Vec::new(),
     };
     assert_eq!(
         conversations.commit(&commit).await.unwrap(),
@@ -318,6 +320,7 @@ async fn purge_account_erases_its_deliveries_only() {
         transcript: None,
         retract_message_id: None,
         customer: None,
+        outbox: Vec::new(),
     };
     assert_eq!(
         conversations.commit(&commit).await.unwrap(),

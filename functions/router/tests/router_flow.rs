@@ -1187,7 +1187,50 @@ async fn waiting_conversations_go_to_an_agent_who_comes_online_highest_priority_
     );
 }
 
-/// Fails the first send, then delegates: a router attempt that dies after assigning an agent.
+/// Fails the first settings read, then delegates: a router attempt that dies after assigning an
+/// agent (the settings are read once the effects are done, before the commit).
+struct FlakySettings {
+    inner: Arc<dyn omniline_ports::ConfigStore>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl omniline_ports::ConfigStore for FlakySettings {
+    async fn get_doc(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<omniline_ports::ConfigDoc>, omniline_domain::PortError> {
+        if kind == omniline_domain::settings::SETTINGS_KIND
+            && !self.failed.swap(true, Ordering::SeqCst)
+        {
+            return Err(omniline_domain::PortError::Unavailable(
+                "config store down".into(),
+            ));
+        }
+        self.inner.get_doc(kind, id).await
+    }
+    async fn list_docs(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<omniline_ports::ConfigDoc>, omniline_domain::PortError> {
+        self.inner.list_docs(kind).await
+    }
+    async fn put_doc(
+        &self,
+        kind: &str,
+        id: &str,
+        doc: &str,
+        expect: omniline_ports::Expect,
+    ) -> Result<Option<u64>, omniline_domain::PortError> {
+        self.inner.put_doc(kind, id, doc, expect).await
+    }
+    async fn delete_doc(&self, kind: &str, id: &str) -> Result<bool, omniline_domain::PortError> {
+        self.inner.delete_doc(kind, id).await
+    }
+}
+
+/// Fails the first send, then delegates: the outbound queue down right after a commit.
 struct FlakyQueue {
     inner: SqliteEventQueue,
     failed: std::sync::atomic::AtomicBool,
@@ -1224,15 +1267,19 @@ async fn a_retry_after_a_failure_past_the_assignment_keeps_the_same_agent_and_on
         .await
         .unwrap();
     let mut deps = f.router.deps().clone();
-    deps.outbound = Arc::new(FlakyQueue {
-        inner: f.outbound.clone(),
+    deps.config = Arc::new(FlakySettings {
+        inner: deps.config.clone(),
         failed: Default::default(),
     });
     let router = RouterService::new(deps);
     let body = inbound(text_from("Ucarol", "R1", "hi", T0));
     assert!(
         router.process_message(&body, 1).await.is_err(),
-        "the outbound queue failed"
+        "the settings read failed"
+    );
+    assert!(
+        outbound(&f).await.is_empty(),
+        "nothing queued before a commit"
     );
     let Processed::Stored {
         conversation_id: Some(id),
@@ -1251,6 +1298,88 @@ async fn a_retry_after_a_failure_past_the_assignment_keeps_the_same_agent_and_on
     );
     let holder_agent = if holder == "ag-a" { a } else { b };
     assert_eq!(holder_agent.active_conversations, [id]);
+    let out = outbound(&f).await;
+    assert_eq!(out.len(), 1, "the committed reply, queued once");
+    assert!(
+        texts(&out).contains(&format!("Agent {holder} will help you.")),
+        "{:?}",
+        texts(&out)
+    );
+}
+
+/// The outbox survives a crash between the commit and the queueing: the commit lands, the
+/// queue refuses the send (the message fails), and the redelivery finds the event recorded and
+/// queues the recorded outbox, once, naming the agent the conversation was stored with.
+#[tokio::test]
+async fn a_send_failing_after_the_commit_is_queued_by_the_redelivery() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ag-a", "q-general", 1))
+        .await
+        .unwrap();
+    let mut deps = f.router.deps().clone();
+    deps.outbound = Arc::new(FlakyQueue {
+        inner: f.outbound.clone(),
+        failed: Default::default(),
+    });
+    let router = RouterService::new(deps);
+    let body = inbound(text_from("Ucarol", "S1", "hi", T0));
+    assert!(
+        router.process_message(&body, 1).await.is_err(),
+        "the outbound queue failed after the commit"
+    );
+    assert!(f
+        .conversations
+        .event_recorded(ACCOUNT, "S1", T0 / 1000)
+        .await
+        .unwrap());
+    let c = f
+        .conversations
+        .open_conversation(ACCOUNT, "Ucarol")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.agent_id.as_deref(), Some("ag-a"));
+    let recorded = f
+        .conversations
+        .recorded_outbox(ACCOUNT, "S1", T0 / 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert!(outbound(&f).await.is_empty(), "the send failed");
+
+    assert_eq!(
+        router.process_message(&body, 2).await.unwrap(),
+        Processed::Duplicate
+    );
+    let out = outbound(&f).await;
+    assert_eq!(
+        out, recorded,
+        "the recorded outbox, queued by the redelivery"
+    );
+    assert_eq!(out[0].conversation_id, c.id);
+    assert!(texts(&out).contains(&"Agent ag-a will help you.".to_owned()));
+    // Another redelivery queues it again: the queue (and after it the outbound function)
+    // deduplicate it by id.
+    assert_eq!(
+        router.process_message(&body, 3).await.unwrap(),
+        Processed::Duplicate
+    );
+    assert_eq!(outbound(&f).await, recorded, "still once");
+    assert_eq!(
+        f.agents
+            .agent("ag-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        [c.id]
+    );
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, Customer, EventCommit,
     TranscriptEntry,
 };
+use omniline_domain::outbound::OutboundMessage;
 use omniline_embedded::config_docs::SqliteConfigStore;
 use omniline_embedded::objects::FsObjectStore;
 use omniline_embedded::sqlite_agents::SqliteAgentStore;
@@ -156,6 +157,16 @@ impl ConversationStore for GatedConversations {
             .event_recorded(account_id, event_id, now_secs)
             .await
     }
+    async fn recorded_outbox(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<Option<Vec<omniline_domain::outbound::OutboundMessage>>, PortError> {
+        self.inner
+            .recorded_outbox(account_id, event_id, now_secs)
+            .await
+    }
     async fn open_conversation(
         &self,
         account_id: &str,
@@ -293,6 +304,8 @@ struct Setup {
     _line: MockServer,
     agents: SqliteAgentStore,
     conversations: SqliteConversationStore,
+    /// The outbound queue the workers share (on its own connection).
+    outbound: SqliteEventQueue,
     w1: Worker,
     w2: Worker,
     x: Agent,
@@ -310,7 +323,12 @@ async fn setup() -> Setup {
     .await
     .unwrap();
     let ws = serde_json::from_value(json!({"id": "ws1", "accountId": ACCOUNT, "name": "S", "language": "en",
-        "distribution": "push", "defaultQueue": "q", "timezone": "UTC", "autoCloseMinutes": null, "version": 1}))
+        "distribution": "push", "defaultQueue": "q", "timezone": "UTC", "autoCloseMinutes": null, "version": 1,
+        "automatedMessages": [
+            {"trigger": "conversationStarted", "language": "en", "text": "Hello, thanks for writing.", "enabled": true},
+            {"trigger": "noAgentAvailable", "language": "en", "text": "All agents are busy, please wait.", "enabled": true},
+            {"trigger": "agentAssigned", "language": "en", "text": "{agentName} will help you.", "enabled": true}
+        ]}))
     .unwrap();
     SqliteWorkstreamStore::new(db.clone())
         .unwrap()
@@ -330,6 +348,7 @@ async fn setup() -> Setup {
     };
     agents.put_agent(&x).await.unwrap();
     let conversations = SqliteConversationStore::new(db.clone()).unwrap();
+    let outbound = SqliteEventQueue::new(db.clone(), "outbound", 5);
     let line = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/v2/bot/profile/U[a-z0-9]+$"))
@@ -345,10 +364,65 @@ async fn setup() -> Setup {
         _line: line,
         agents,
         conversations,
+        outbound,
         w1,
         w2,
         x,
     }
+}
+
+/// What the workers queued so far, left in the queue.
+async fn queued(s: &Setup) -> Vec<OutboundMessage> {
+    let messages = s
+        .outbound
+        .receive(100, Duration::from_secs(60))
+        .await
+        .unwrap();
+    for m in &messages {
+        s.outbound
+            .change_visibility(&m.receipt, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    messages
+        .into_iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect()
+}
+
+/// Every queued message is about a conversation that was stored, and one naming agent X (its
+/// sender, or a text) is about the conversation stored Active with X: a plan whose commit lost
+/// queued nothing.
+async fn assert_only_committed_messages(s: &Setup) -> Vec<OutboundMessage> {
+    let out = queued(s).await;
+    for m in &out {
+        let stored = s
+            .conversations
+            .conversation(&m.conversation_id)
+            .await
+            .unwrap();
+        let Some(stored) = stored else {
+            panic!(
+                "{} queued for conversation {} that was never stored: {m:?}",
+                m.id, m.conversation_id
+            );
+        };
+        let names_x = m.sender.as_ref().is_some_and(|s| s.name == "X")
+            || m.messages.iter().any(|o| {
+                o["text"]
+                    .as_str()
+                    .is_some_and(|t| t.split(|c: char| !c.is_alphanumeric()).any(|w| w == "X"))
+            });
+        if names_x {
+            assert_eq!(
+                (stored.state, stored.agent_id.as_deref()),
+                (ConversationState::Active, Some("X")),
+                "{} names X for a conversation X does not hold: {m:?}",
+                m.id
+            );
+        }
+    }
+    out
 }
 
 /// C opens while X is away (Waiting, version 1); W1's tick reads it and holds before reading the
@@ -483,10 +557,27 @@ async fn a_sharing_commit_after_the_undo_fails_and_the_next_tick_assigns() {
         (ConversationState::Waiting, None)
     );
     assert!(assert_consistent(&s).await.is_empty());
+    // Both ticks claimed X for C and lost their commits: neither told the customer about X.
+    let out = assert_only_committed_messages(&s).await;
+    assert!(
+        out.iter().all(|m| !m.id.starts_with("assign:")),
+        "a lost assignment queued its message: {out:?}"
+    );
 
     // The next tick gives C to X, for real this time; D then waits.
     assert_eq!(s.w2.service.run_schedule().await.unwrap().assigned, 1);
     assert_eq!(assert_consistent(&s).await, std::slice::from_ref(&c.id));
+    let assigned: Vec<_> = assert_only_committed_messages(&s)
+        .await
+        .into_iter()
+        .filter(|m| m.id.starts_with("assign:"))
+        .collect();
+    assert_eq!(
+        assigned.len(),
+        1,
+        "the committed assignment's message: {assigned:?}"
+    );
+    assert_eq!(assigned[0].conversation_id, c.id);
     s.w2.service
         .process_message(&body("Udave", "D1"), 1)
         .await
@@ -499,4 +590,62 @@ async fn a_sharing_commit_after_the_undo_fails_and_the_next_tick_assigns() {
         .unwrap();
     assert_eq!((d.state, d.agent_id), (ConversationState::Waiting, None));
     assert_eq!(assert_consistent(&s).await, [c.id]);
+}
+
+/// The lost-commit race of an inbound event: W1 plans the customer's first message (a new
+/// conversation, X claimed for it, "X will help you" in its outbox) and holds before its commit;
+/// W2 routes the customer's second message meanwhile and stores the conversation first. W1's
+/// commit conflicts: its plan's outbox must not reach the customer (its conversation was never
+/// stored, and X was given back); W1's retry commits on the stored conversation and queues that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_whose_commit_loses_queues_nothing_of_the_lost_plan() {
+    let s = setup().await;
+    assert!(s
+        .agents
+        .set_status(&s.x.id, AgentStatus::Available)
+        .await
+        .unwrap());
+    s.w1.conversations.assignment_commit.arm();
+    let w1_event = tokio::spawn({
+        let w1 = s.w1.service.clone();
+        async move { w1.process_message(&body("Ucarol", "C1"), 1).await }
+    });
+    s.w1.conversations.assignment_commit.reached().await;
+    let router::Processed::Stored {
+        conversation_id: Some(stored_id),
+    } =
+        s.w2.service
+            .process_message(&body("Ucarol", "C2"), 1)
+            .await
+            .unwrap()
+    else {
+        panic!("C2 stored")
+    };
+    assert!(queued(&s).await.iter().all(|m| !m.id.starts_with("C1:")));
+    s.w1.conversations.assignment_commit.open();
+    let outcome = w1_event.await.unwrap().unwrap();
+    assert_eq!(
+        outcome,
+        router::Processed::Stored {
+            conversation_id: Some(stored_id.clone())
+        },
+        "the retry lands on the stored conversation"
+    );
+    let open = s.conversations.open_conversations().await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].id, stored_id);
+    assert_consistent(&s).await;
+    let out = assert_only_committed_messages(&s).await;
+    assert!(
+        out.iter().all(|m| m.conversation_id == stored_id),
+        "only the stored conversation's messages: {out:?}"
+    );
+    // X holds it now (the retry claimed X again): the retry's commit, and only it, says so.
+    let c1: Vec<_> = out.iter().filter(|m| m.id.starts_with("C1:")).collect();
+    assert_eq!(c1.len(), 1, "{out:?}");
+    assert_eq!(
+        c1[0].messages,
+        [omniline_domain::outbound::text_message("X will help you.")]
+    );
+    assert_eq!(open[0].agent_id.as_deref(), Some("X"));
 }

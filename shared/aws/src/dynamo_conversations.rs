@@ -3,14 +3,18 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt` |
+//! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt`, `outbox`? |
 //! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `openShard` (while open), `expiresAt`? |
 //! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId`, `expiresAt`? |
 //! | transcript entry | `CONV#{conversationId}` | `T#{timestamp:020}#{eventId}` | `doc`, `expiresAt`? |
 //! | LINE message index | `LINEMSG#{account}#{messageId}` | `LINEMSG` | `conversationId`, `transcriptSk`, `expiresAt`? |
 //! | customer | `CUSTOMER#{account}#{userId}` | `PROFILE` | `doc`, `expiresAt`? |
 //!
-//! `doc` is the JSON of the domain value. A commit is one `TransactWriteItems` whose first
+//! `doc` is the JSON of the domain value. `outbox` is the JSON array of the event's outbound
+//! messages ([`EventCommit::outbox`], absent when there are none): a few small messages, far
+//! below the 400 KB item limit.
+//!
+//! A commit is one `TransactWriteItems` whose first
 //! operation is always the deduplication record, so a cancellation reason at index 0 means the
 //! event was processed before.
 //!
@@ -66,12 +70,15 @@ use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, TranscriptEntry,
 };
+use omniline_domain::outbound::OutboundMessage;
 use omniline_ports::{ConversationStore, PortError, PurgeCounts};
 use std::collections::HashMap;
 
 const META: &str = "META";
 const OPEN: &str = "OPEN";
 const EVENT: &str = "EVENT";
+/// The processed-event record's outbox attribute (JSON).
+const OUTBOX: &str = "outbox";
 const LINEMSG: &str = "LINEMSG";
 const PROFILE: &str = "PROFILE";
 const TRANSCRIPT_PREFIX: &str = "T#";
@@ -219,9 +226,22 @@ impl DynamoConversationStore {
         event_id: &str,
         now: i64,
     ) -> Result<bool, PortError> {
+        Ok(self
+            .event_record(account_id, event_id, now)
+            .await?
+            .is_some())
+    }
+
+    /// The event's deduplication record, unless absent or expired at `now`.
+    async fn event_record(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now: i64,
+    ) -> Result<Option<Item>, PortError> {
         let item = self.get(event_pk(account_id, event_id), EVENT).await?;
         // DynamoDB deletes expired items lazily: an expired record still present is forgotten.
-        Ok(item.is_some_and(|item| number::<i64>(&item, "expiresAt").is_some_and(|at| at > now)))
+        Ok(item.filter(|item| number::<i64>(item, EXPIRES_AT).is_some_and(|at| at > now)))
     }
 
     fn meta_item(c: &Conversation, expires_at: Option<i64>) -> Result<Item, PortError> {
@@ -346,6 +366,9 @@ impl DynamoConversationStore {
         // (0) The deduplication record: always first, so that reason 0 means "duplicate".
         let mut record = key(event_pk(&commit.account_id, &commit.event_id), EVENT);
         record.insert(EXPIRES_AT.to_owned(), n(commit.dedupe_expires_at));
+        if !commit.outbox.is_empty() {
+            record.insert(OUTBOX.to_owned(), to_doc(&commit.outbox, "outbox")?);
+        }
         let mut tx = vec![transact_put(table, record, expired_or_absent(now))?];
 
         // (1) The conversation and its source's open pointer. A conversation that is not closed
@@ -498,6 +521,23 @@ impl ConversationStore for DynamoConversationStore {
         now_secs: i64,
     ) -> Result<bool, PortError> {
         self.event_recorded_at(account_id, event_id, now_secs).await
+    }
+
+    async fn recorded_outbox(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<Option<Vec<OutboundMessage>>, PortError> {
+        let Some(item) = self.event_record(account_id, event_id, now_secs).await? else {
+            return Ok(None);
+        };
+        match string(&item, OUTBOX) {
+            None => Ok(Some(Vec::new())),
+            Some(json) => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|e| PortError::Unavailable(format!("stored outbox does not parse: {e}"))),
+        }
     }
 
     async fn open_conversation(

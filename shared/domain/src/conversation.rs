@@ -223,6 +223,12 @@ pub struct EventCommit {
     pub retract_message_id: Option<String>,
     /// Customer created or updated with the event.
     pub customer: Option<Customer>,
+    /// The outbox: the outbound messages the event causes (deterministic ids), stored with its
+    /// deduplication record and queued only once the commit has landed. A commit that loses
+    /// (conflict, duplicate) sends nothing; an event found recorded has its recorded outbox
+    /// queued again (see `ConversationStore::recorded_outbox`), which the outbound queue and the
+    /// outbound function deduplicate by id.
+    pub outbox: Vec<crate::outbound::OutboundMessage>,
 }
 
 /// What happened to a commit.

@@ -19,7 +19,9 @@
 //! lock, and the conditional release is one `DELETE … WHERE NOT EXISTS (conversation open with
 //! the agent)`, so each sees the other whole.
 
-use crate::sql::{exists, from_doc, query_docs, query_one, to_json, version_i64};
+use crate::sql::{
+    exists, from_doc, from_json, query_docs, query_one, query_value, to_json, version_i64,
+};
 use crate::sqlite_agents::slot_held;
 use crate::EmbeddedDb;
 use async_trait::async_trait;
@@ -27,6 +29,7 @@ use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, TranscriptEntry,
 };
+use omniline_domain::outbound::OutboundMessage;
 use omniline_ports::{ConversationStore, PortError, PurgeCounts};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Transaction};
@@ -36,6 +39,7 @@ CREATE TABLE IF NOT EXISTS conversation_events (
     account_id TEXT NOT NULL,
     event_id   TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
+    outbox     TEXT,
     PRIMARY KEY (account_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS conversation_events_expires ON conversation_events (expires_at);
@@ -93,6 +97,10 @@ const RETENTION_COLUMNS: [(&str, &str, &str); 3] = [
     ("customers", "expires_at", "INTEGER"),
 ];
 
+/// The outbox column of the processed-event record (JSON array of outbound messages; `NULL` for
+/// none), added to a database created before it: an old record reads as an empty outbox.
+const OUTBOX_COLUMNS: [(&str, &str, &str); 1] = [("conversation_events", "outbox", "TEXT")];
+
 /// Indexes on `expires_at`: applied once the column exists (old databases are migrated first).
 const RETENTION_SCHEMA: &str = r#"
 CREATE INDEX IF NOT EXISTS conversations_expires ON conversations (expires_at);
@@ -120,6 +128,7 @@ impl SqliteConversationStore {
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
         db.add_columns(&RETENTION_COLUMNS)?;
+        db.add_columns(&OUTBOX_COLUMNS)?;
         db.apply_schema(RETENTION_SCHEMA)?;
         db.apply_schema(LISTING_SCHEMA)?;
         Ok(Self { db })
@@ -318,10 +327,21 @@ fn apply_commit(
 ) -> rusqlite::Result<CommitOutcome> {
     let tx = conn.transaction()?;
     forget_expired_events(&tx, commit.now_secs)?;
+    let outbox = if commit.outbox.is_empty() {
+        None
+    } else {
+        Some(to_json(&commit.outbox)?)
+    };
     let recorded = tx.execute(
-        "INSERT INTO conversation_events (account_id, event_id, expires_at) VALUES (?1, ?2, ?3)
+        "INSERT INTO conversation_events (account_id, event_id, expires_at, outbox)
+         VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (account_id, event_id) DO NOTHING",
-        params![commit.account_id, commit.event_id, commit.dedupe_expires_at],
+        params![
+            commit.account_id,
+            commit.event_id,
+            commit.dedupe_expires_at,
+            outbox
+        ],
     )?;
     if recorded == 0 {
         tx.rollback()?;
@@ -538,6 +558,31 @@ impl ConversationStore for SqliteConversationStore {
             .await
     }
 
+    async fn recorded_outbox(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<Option<Vec<OutboundMessage>>, PortError> {
+        let (account_id, event_id) = (account_id.to_owned(), event_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let outbox: Option<Option<String>> = query_value(
+                    conn,
+                    "SELECT outbox FROM conversation_events
+                     WHERE account_id = ?1 AND event_id = ?2 AND expires_at > ?3",
+                    (account_id, event_id, now_secs),
+                )?;
+                outbox
+                    .map(|text| match text {
+                        Some(text) => from_json(0, &text),
+                        None => Ok(Vec::new()),
+                    })
+                    .transpose()
+            })
+            .await
+    }
+
     async fn open_conversation(
         &self,
         account_id: &str,
@@ -701,6 +746,7 @@ mod tests {
 
     contract_scenarios!(store =>
         commit_then_redelivery_is_a_duplicate_and_changes_nothing,
+        the_outbox_is_recorded_with_the_event_and_read_back,
         the_same_event_id_under_another_account_is_not_a_duplicate,
         dedupe_window_follows_the_callers_clock_years_away_from_today,
         an_expired_dedupe_record_lets_the_event_through,
@@ -1184,6 +1230,57 @@ mod tests {
         SqliteConversationStore::new(again.db.clone()).unwrap();
         assert!(again.customer(ACCOUNT, "U1").await.unwrap().is_some());
     }
+    /// A database created before outboxes were stored: the column is added, an old record reads
+    /// as recorded with an empty outbox, and new records carry theirs.
+    #[tokio::test]
+    async fn an_old_database_gets_the_outbox_column() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("omniline.db")).unwrap();
+            conn.execute_batch(OLD_SCHEMA).unwrap();
+            conn.execute(
+                "INSERT INTO conversation_events VALUES (?1, 'e0', ?2)",
+                params![ACCOUNT, NOW + 100],
+            )
+            .unwrap();
+        }
+        let s = store(&dir);
+        let names =
+            s.db.run(|conn| crate::sql::column_names(conn, "conversation_events"))
+                .await
+                .unwrap();
+        assert_eq!(
+            names.iter().filter(|n| *n == "outbox").count(),
+            1,
+            "{names:?}"
+        );
+        assert!(s.event_recorded(ACCOUNT, "e0", NOW).await.unwrap());
+        assert_eq!(
+            s.recorded_outbox(ACCOUNT, "e0", NOW).await.unwrap(),
+            Some(vec![])
+        );
+        let outbox = vec![omniline_testkit::conversation_contract::outbound(
+            "e1:router:0",
+            "hi",
+        )];
+        let next = EventCommit {
+            outbox: outbox.clone(),
+            ..commit("e1")
+        };
+        assert_eq!(s.commit(&next).await.unwrap(), CommitOutcome::Committed);
+        assert_eq!(
+            s.recorded_outbox(ACCOUNT, "e1", NOW).await.unwrap(),
+            Some(outbox)
+        );
+        // Opening again (column present) is a no-op.
+        drop(s);
+        assert!(store(&dir)
+            .recorded_outbox(ACCOUNT, "e1", NOW)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
     #[tokio::test]
     async fn list_conversations_uses_the_expression_indexes() {
         let dir = tempfile::tempdir().unwrap();

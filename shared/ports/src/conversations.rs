@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use omniline_domain::conversation::{
     CommitOutcome, Conversation, Customer, EventCommit, TranscriptEntry,
 };
+use omniline_domain::outbound::OutboundMessage;
 
 /// Conversations, customers, the transcript and the record of processed events.
 #[async_trait]
@@ -18,6 +19,15 @@ pub trait ConversationStore: Send + Sync {
         event_id: &str,
         now_secs: i64,
     ) -> Result<bool, PortError>;
+    /// The outbox committed with (account, webhookEventId) ([`EventCommit::outbox`]), when the
+    /// event is recorded (as [`ConversationStore::event_recorded`] at `now_secs`): `None` when it
+    /// is not; an empty outbox for a record written before outboxes were stored.
+    async fn recorded_outbox(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<Option<Vec<OutboundMessage>>, PortError>;
     /// The open (waiting or active) conversation of a source, if any.
     async fn open_conversation(
         &self,

@@ -11,6 +11,7 @@ use omniline_domain::conversation::{
     CommitOutcome, Consent, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS,
 };
+use omniline_domain::outbound::{text_message, Origin, OutboundMessage, Sender};
 use omniline_ports::{AgentStore, ConversationStore, PurgeCounts};
 use serde_json::json;
 use std::sync::Arc;
@@ -111,6 +112,7 @@ pub fn commit(event_id: &str) -> EventCommit {
         transcript: None,
         retract_message_id: None,
         customer: None,
+        outbox: Vec::new(),
     }
 }
 
@@ -131,6 +133,27 @@ pub fn update(event_id: &str, c: Conversation, e: Option<TranscriptEntry>) -> Ev
         conversation: Some(ConversationWrite::Update(c)),
         transcript: e,
         ..commit(event_id)
+    }
+}
+
+/// Outbound message `id` to `U1` of conversation `c1`: an automated reply with a reply token
+/// and a sender, and non-ASCII text.
+pub fn outbound(id: &str, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        id: id.into(),
+        account_id: ACCOUNT.into(),
+        conversation_id: "c1".into(),
+        to: "U1".into(),
+        origin: Origin::Automated,
+        trigger: Some("conversationStarted".into()),
+        messages: vec![text_message(text), text_message("担当者 😀")],
+        reply_token: Some(format!("rt-{id}")),
+        reply_token_received_at: Some(1_700_000_000_000),
+        sender: Some(Sender {
+            name: "Agent X".into(),
+            icon_url: None,
+        }),
+        created_at: 1_700_000_000_001,
     }
 }
 
@@ -220,6 +243,87 @@ pub async fn commit_then_redelivery_is_a_duplicate_and_changes_nothing(
     assert_eq!(store.customer(ACCOUNT, "U1").await.unwrap(), Some(taro));
 }
 
+/// The outbox is recorded with the event, all or nothing: read back whole while the event is
+/// recorded; nothing for an event not recorded (new, expired, another account's, or whose commit
+/// lost); empty for an event committed without one; a duplicate's outbox does not replace it.
+pub async fn the_outbox_is_recorded_with_the_event_and_read_back(store: &dyn ConversationStore) {
+    let outbox = vec![
+        outbound("e1:router:0", "こんにちは"),
+        OutboundMessage {
+            origin: Origin::Bot,
+            trigger: None,
+            reply_token: None,
+            reply_token_received_at: None,
+            sender: None,
+            ..outbound("e1:router:1", "bot")
+        },
+    ];
+    assert_eq!(
+        store.recorded_outbox(ACCOUNT, "e1", NOW).await.unwrap(),
+        None
+    );
+    let first = EventCommit {
+        outbox: outbox.clone(),
+        ..create(
+            "e1",
+            conversation("c1", "U1", Waiting, 1),
+            Some(entry("c1", "e1", 1000)),
+        )
+    };
+    committed(store, &first).await;
+    assert_eq!(
+        store.recorded_outbox(ACCOUNT, "e1", NOW).await.unwrap(),
+        Some(outbox.clone())
+    );
+    assert_eq!(
+        store.recorded_outbox("acc2", "e1", NOW).await.unwrap(),
+        None
+    );
+    // Past the deduplication window the record (and its outbox) is forgotten.
+    assert_eq!(
+        store
+            .recorded_outbox(ACCOUNT, "e1", NOW + DEDUPE_RETENTION_SECS)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A redelivery decided differently is a duplicate: the recorded outbox stands.
+    let again = EventCommit {
+        outbox: vec![outbound("e1:other", "other")],
+        ..commit("e1")
+    };
+    assert_eq!(
+        store.commit(&again).await.unwrap(),
+        CommitOutcome::Duplicate
+    );
+    assert_eq!(
+        store.recorded_outbox(ACCOUNT, "e1", NOW).await.unwrap(),
+        Some(outbox)
+    );
+
+    // A commit that loses (a second open conversation of U1) records no outbox.
+    let losing = EventCommit {
+        outbox: vec![outbound("e2:router:0", "Agent X will help you")],
+        ..create("e2", conversation("c2", "U1", Waiting, 1), None)
+    };
+    assert_eq!(
+        store.commit(&losing).await.unwrap(),
+        CommitOutcome::Conflict
+    );
+    assert_eq!(
+        store.recorded_outbox(ACCOUNT, "e2", NOW).await.unwrap(),
+        None
+    );
+
+    // Committed without an outbox: recorded, with an empty one.
+    committed(store, &commit("e3")).await;
+    assert_eq!(
+        store.recorded_outbox(ACCOUNT, "e3", NOW).await.unwrap(),
+        Some(vec![])
+    );
+}
+
 /// Event ids are per account.
 pub async fn the_same_event_id_under_another_account_is_not_a_duplicate(
     store: &dyn ConversationStore,
@@ -258,6 +362,7 @@ pub async fn dedupe_window_follows_the_callers_clock(
         transcript: None,
         retract_message_id: None,
         customer: None,
+        outbox: Vec::new(),
     };
     let recorded = |at: i64| store.event_recorded(account_id, &event_id, at);
     assert!(!recorded(now_secs).await.unwrap(), "new at {now_secs}");

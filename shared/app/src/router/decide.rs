@@ -965,13 +965,14 @@ impl Decision {
     }
 
     /// What the caller commits: `media` is the download's outcome (recorded in the transcript
-    /// entry), `new_assignment` the agent claimed for the conversation, `retain_until` the
+    /// entry), `new_assignment` the agent claimed for the conversation, `outbox` the outbound
+    /// messages (committed with the event, queued once the commit landed), `retain_until` the
     /// retention settings' expiry.
     pub(crate) fn into_plan(
         self,
         media: Option<Value>,
         new_assignment: Option<(String, String)>,
-        outbound_count: usize,
+        outbox: Vec<OutboundMessage>,
         retain_until: Option<i64>,
         now: i64,
     ) -> Plan {
@@ -995,11 +996,11 @@ impl Decision {
             transcript: Some(transcript),
             retract_message_id: self.retract_message_id,
             customer: self.customer.filter(|_| customer_changed),
+            outbox,
         };
         Plan {
             commit,
             conversation_id,
-            outbound_count,
             new_assignment,
             release_after_commit: self.release_after_commit,
             consumed_nonce: self.consumed_nonce,
@@ -1011,7 +1012,6 @@ impl Decision {
 pub(crate) struct Plan {
     pub commit: EventCommit,
     pub conversation_id: Option<String>,
-    pub outbound_count: usize,
     /// (agent, conversation) assigned while planning, to undo if the commit conflicts.
     pub new_assignment: Option<(String, String)>,
     /// (agent, conversation) to release once the commit succeeded (the conversation closed).
@@ -1430,7 +1430,7 @@ mod tests {
             (None, None)
         );
         assert!(d.outbox.items.is_empty());
-        let plan = d.into_plan(None, None, 0, None, NOW);
+        let plan = d.into_plan(None, None, Vec::new(), None, NOW);
         assert_eq!(plan.commit.customer, None);
     }
 
@@ -1680,7 +1680,7 @@ mod tests {
             omniline_domain::media_links::inbound_media_key(ACCOUNT, "m-I1")
         );
         assert!(d.delete_media_key.is_some());
-        let plan = d.into_plan(None, None, 0, None, NOW);
+        let plan = d.into_plan(None, None, Vec::new(), None, NOW);
         assert_eq!(plan.commit.retract_message_id.as_deref(), Some("m-I1"));
         assert_eq!(plan.commit.conversation, None);
     }
@@ -2024,13 +2024,17 @@ mod tests {
         let plan = d.into_plan(
             Some(json!({"status": "stored"})),
             assignment.clone(),
-            outbound.len(),
+            outbound.clone(),
             Some(42),
             NOW,
         );
         assert_eq!(plan.conversation_id, conversation_id);
-        assert_eq!((plan.outbound_count, plan.new_assignment), (2, assignment));
+        assert_eq!(
+            (plan.commit.outbox.len(), plan.new_assignment),
+            (2, assignment)
+        );
         let commit = plan.commit;
+        assert_eq!(commit.outbox, outbound);
         assert_eq!(
             (commit.account_id.as_str(), commit.event_id.as_str()),
             (ACCOUNT, "I1")

@@ -4,13 +4,21 @@
 //! For each event: skip it if it was recorded before (exactly once, also hours later); keep one
 //! open conversation per (account, source); fetch the customer's LINE profile on first contact;
 //! classify new conversations with the workstream's routing rules; hand them to the bot or
-//! distribute them to an agent of the queue (push) or leave them waiting (pick); queue automated
-//! messages for the outbound function; then commit the event, the transcript entry, the
-//! conversation and the customer in one atomic write conditional on the event being new.
+//! distribute them to an agent of the queue (push) or leave them waiting (pick); then commit the
+//! event, the transcript entry, the conversation, the customer and the outbox (the automated and
+//! bot messages for the outbound function) in one atomic write conditional on the event being
+//! new; and only then queue the outbox.
 //!
-//! Side effects before the commit are idempotent: outbound messages and conversation ids are
-//! derived from the event id (the outbound queue and function deduplicate on them), agent
-//! assignment is idempotent per conversation, and media are stored under the message id.
+//! The outbox: a plan whose commit loses (another worker changed the conversation, or recorded
+//! the event) sends nothing, so no customer hears of an assignment that was not stored. An event
+//! found recorded (redelivered, or committed by a concurrent worker) has its recorded outbox
+//! queued again: a crash or a failed send between the commit and the queueing loses nothing. The
+//! repeat is harmless: outbound message ids are derived from the event id, and the outbound
+//! queue (five minutes) and the outbound function's delivery records (after that) deduplicate on
+//! them. Waiting conversations assigned by the schedule queue their message after the commit too.
+//!
+//! Side effects before the commit are idempotent: conversation ids are derived from the event id,
+//! agent assignment is idempotent per conversation, and media are stored under the message id.
 //!
 //! Agent slots: a conversation is committed with an agent only while the agent's slot holds it
 //! (`ConversationStore::commit_assignment`), and a claim whose commit did not land is undone
@@ -102,7 +110,8 @@ pub enum RouteError {
 pub enum Processed {
     /// The event and its effects were committed.
     Stored { conversation_id: Option<String> },
-    /// Recorded before: nothing changed, nothing was sent.
+    /// Recorded before: nothing changed; the recorded outbox was queued again (deduplicated by
+    /// the outbound queue and function).
     Duplicate,
     /// The account was deleted: the event is dropped (logged).
     AccountGone,
@@ -184,10 +193,12 @@ impl RouterService {
         let inbound = decide::Inbound::parse(body)?;
         let conversations = &self.deps.conversations;
         let now_secs = (self.deps.clock)().div_euclid(1000);
-        if conversations
-            .event_recorded(&inbound.account_id, &inbound.event_id, now_secs)
+        if let Some(outbox) = conversations
+            .recorded_outbox(&inbound.account_id, &inbound.event_id, now_secs)
             .await?
         {
+            // The send after its commit may have failed (or the worker died): queued again.
+            self.queue_outbox(&outbox).await?;
             tracing::info!(account_id = %inbound.account_id, event_id = %inbound.event_id, "duplicate event skipped");
             return Ok(Processed::Duplicate);
         }
@@ -229,12 +240,15 @@ impl RouterService {
                             tracing::error!(account_id = %account.id, error = %e, "used account-link nonce not deleted");
                         }
                     }
+                    // Only now that the commit landed. A failure fails the message: its retry
+                    // finds the event recorded and queues the recorded outbox.
+                    self.queue_outbox(&plan.commit.outbox).await?;
                     tracing::info!(
                         account_id = %account.id,
                         event_id = %inbound.event_id,
                         event_type = %inbound.event.event_type(),
                         conversation_id = ?plan.conversation_id,
-                        outbound = plan.outbound_count,
+                        outbound = plan.commit.outbox.len(),
                         "event routed"
                     );
                     return Ok(Processed::Stored {
@@ -250,6 +264,14 @@ impl RouterService {
                         self.release_unless_kept(agent_id, conversation_id).await?;
                     }
                     if outcome == CommitOutcome::Duplicate {
+                        // A concurrent worker recorded the event: its outbox, not this plan's,
+                        // is the one that stands (queued again in case that worker dies first).
+                        if let Some(outbox) = conversations
+                            .recorded_outbox(&inbound.account_id, &inbound.event_id, now_secs)
+                            .await?
+                        {
+                            self.queue_outbox(&outbox).await?;
+                        }
                         return Ok(Processed::Duplicate);
                     }
                     tracing::info!(event_id = %inbound.event_id, "conversation changed concurrently; retrying");
@@ -349,14 +371,12 @@ impl RouterService {
         };
         let id_prefix = format!("assign:{}:{previous_version}", conversation.id);
         let messages = decide::scheduled_messages(&updated, &outbox, &id_prefix, now);
-        if !messages.is_empty() {
-            let queued: Vec<_> = messages.iter().map(|m| m.to_queue_message()).collect();
-            self.deps.outbound.send(&queued).await?;
-        }
         updated.version = previous_version + 1;
-        let commit = self
+        let mut commit = self
             .update_commit(id_prefix, updated.clone(), None, now)
             .await?;
+        // Committed with the assignment, queued once it landed: a lost commit tells no one.
+        commit.outbox = messages;
         match self
             .deps
             .conversations
@@ -364,6 +384,12 @@ impl RouterService {
             .await?
         {
             CommitOutcome::Committed => {
+                // After the commit a failure is logged (as agent operations do): the assignment
+                // stands, and the message stays in the commit's record; no redelivery re-reads
+                // it (the next run finds the conversation assigned).
+                if let Err(e) = self.queue_outbox(&commit.outbox).await {
+                    tracing::error!(%conversation_id, %agent_id, error = %e, "assignment message not queued");
+                }
                 tracing::info!(%conversation_id, %agent_id, "waiting conversation assigned");
                 Ok(Some(updated))
             }
@@ -466,7 +492,22 @@ impl RouterService {
             transcript,
             retract_message_id: None,
             customer: None,
+            outbox: Vec::new(),
         })
+    }
+
+    /// Queues `outbox` for the outbound function (nothing when empty). Ids are deterministic:
+    /// queueing a message again is deduplicated by the outbound queue and function.
+    async fn queue_outbox(
+        &self,
+        outbox: &[omniline_domain::outbound::OutboundMessage],
+    ) -> Result<(), RouteError> {
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        let queued: Vec<_> = outbox.iter().map(|m| m.to_queue_message()).collect();
+        self.deps.outbound.send(&queued).await?;
+        Ok(())
     }
 
     /// Releases `agent_id`'s hold on the conversation unless the stored conversation is open with

@@ -2,8 +2,9 @@
 //! LINE's profile, the open conversation, a survey's conversation, an account-link nonce),
 //! [`decide`] decides what it changes without I/O, and [`apply`] does what the decision says
 //! (downloads or deletes media, asks the bot, claims an agent, notifies the holding agent, queues
-//! the automated and bot messages). Outbound messages are queued here (idempotent ids); the
-//! store commit of the resulting [`Plan`] is the caller's.
+//! the automated and bot messages). The outbound messages are not queued here: they are the
+//! plan's outbox, committed with the event by the caller, which queues them once the commit has
+//! landed (a plan whose commit loses sends nothing).
 
 use crate::router::decide::{
     apply_bot_answer, assigned, assignment_candidates, bot_request, decide, link_nonce_to_read,
@@ -44,7 +45,7 @@ pub(crate) async fn plan(
     Ok(applied.decision.into_plan(
         applied.media,
         applied.new_assignment,
-        applied.outbound_count,
+        applied.outbox,
         retain_until,
         now,
     ))
@@ -173,12 +174,14 @@ struct Applied {
     media: Option<Value>,
     /// (agent, conversation) claimed for the conversation.
     new_assignment: Option<(String, String)>,
-    outbound_count: usize,
+    /// The automated and bot messages, to commit with the event (queued after the commit).
+    outbox: Vec<OutboundMessage>,
 }
 
 /// Does what the decision says, in this order: the media download and deletion, the bot, the
-/// distribution to an agent, the holding agent's notification, the outbound messages. What the
-/// bot and the agents answer updates the decision.
+/// distribution to an agent, the holding agent's notification; then the outbound messages are
+/// built (for the commit's outbox, not queued). What the bot and the agents answer updates the
+/// decision.
 async fn apply(
     deps: &RouterDeps,
     ws: Option<&Workstream>,
@@ -212,19 +215,14 @@ async fn apply(
         deps.agents.notify(&notification).await?;
     }
     // Outbound: automated and bot messages, replying with the event's token when it has one.
-    let outbound = d.outbound_messages(inbound, now);
-    if !outbound.is_empty() {
-        let queue_messages: Vec<_> = outbound
-            .iter()
-            .map(OutboundMessage::to_queue_message)
-            .collect();
-        deps.outbound.send(&queue_messages).await?;
-    }
+    // Committed with the event and queued only after the commit lands: a plan whose commit loses
+    // (another worker's won) must not have told the customer anything.
+    let outbox = d.outbound_messages(inbound, now);
     Ok(Applied {
         decision: d,
         media,
         new_assignment,
-        outbound_count: outbound.len(),
+        outbox,
     })
 }
 
