@@ -616,11 +616,7 @@ impl ConversationStore for DynamoConversationStore {
         agent_id: &str,
     ) -> Result<CommitOutcome, PortError> {
         let agents_table = self.agents_table()?;
-        let Some(write) = &commit.conversation else {
-            return Err(PortError::Unavailable(
-                "an assignment commit without a conversation".into(),
-            ));
-        };
+        let write = commit.assigned_conversation()?;
         let slot = slot_held(
             agents_table,
             agent_profile_key(agent_id),

@@ -231,6 +231,16 @@ pub struct EventCommit {
     pub outbox: Vec<crate::outbound::OutboundMessage>,
 }
 
+impl EventCommit {
+    /// The conversation an assignment commit stores with the agent: an assignment commit
+    /// without one is a caller's error, refused by every store before it writes anything.
+    pub fn assigned_conversation(&self) -> Result<&ConversationWrite, crate::PortError> {
+        self.conversation.as_ref().ok_or_else(|| {
+            crate::PortError::Unavailable("an assignment commit without a conversation".into())
+        })
+    }
+}
+
 /// What happened to a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {

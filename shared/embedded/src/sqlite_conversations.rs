@@ -638,11 +638,7 @@ impl ConversationStore for SqliteConversationStore {
         commit: &EventCommit,
         agent_id: &str,
     ) -> Result<CommitOutcome, PortError> {
-        if commit.conversation.is_none() {
-            return Err(PortError::Unavailable(
-                "an assignment commit without a conversation".into(),
-            ));
-        }
+        commit.assigned_conversation()?;
         self.apply(commit, Some(agent_id)).await
     }
 
