@@ -235,8 +235,23 @@ invoke router "$EVENTS/router-sqs.json" "$WORK/router-again.out"
 check "$WORK/router-again.out" 'r.get("batchItemFailures") == []' "router: a redelivered event is no failure"
 invoke outbound "$EVENTS/outbound-sqs.json" "$WORK/outbound-again.out"
 check "$WORK/outbound-again.out" 'r.get("batchItemFailures") == []' "outbound: a message delivered before is no failure"
+# The router queues a recorded event's outbox again (a crash between its commit and its send
+# loses nothing). SQS drops that repeat for 5 minutes after the first send; moto drops it only
+# while the first is still queued, so here it may arrive: then it is the same message, which the
+# outbound function finds delivered and skips.
+helper receive "$OUTBOUND_QUEUE_URL" "$WORK/outbound-requeued.json" outbound at-most-one \
+  >"$WORK/outbound-requeued-message.json"
+check "$WORK/outbound-requeued-message.json" \
+  'r is None or r["body"] == json.load(open("'"$WORK"'/outbound-message.json"))["body"]' \
+  "the redelivered event queued nothing new (at most its recorded greeting again)"
+if [ "$(cat "$WORK/outbound-requeued-message.json")" != null ]; then
+  invoke outbound "$WORK/outbound-requeued.json" "$WORK/outbound-requeued.out"
+  check "$WORK/outbound-requeued.out" 'r.get("batchItemFailures") == []' \
+    "outbound: the greeting queued again is no failure"
+  helper delete "$OUTBOUND_QUEUE_URL" "$WORK/outbound-requeued.json"
+fi
 helper count "$OUTBOUND_QUEUE_URL" >"$WORK/outbound-count.json"
-check "$WORK/outbound-count.json" 'r == 0' "the redelivered event queued nothing"
+check "$WORK/outbound-count.json" 'r == 0' "nothing else is queued"
 if [ -z "${LAMBDA_LOCAL_LINE_URL:-}" ]; then
   helper requests "$LINE_RECORD" >"$WORK/line-requests.json"
   check "$WORK/line-requests.json" 'sum(x["method"] == "POST" for x in r) == 1' \
