@@ -477,8 +477,13 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     let deps = omniline_wiring::admin_deps(&adapters.stores, line);
     // Same process: a deleted account or workstream is refused by the webhook at once.
     let forget = Arc::clone(&ingest);
-    let admin = admin::AdminState::new(deps, admin_token.clone(), Some(base_url.clone()))
-        .on_disconnect(Arc::new(move |account_id: &str| forget.forget(account_id)));
+    let admin = admin::AdminState::new(
+        deps,
+        system_clock(),
+        admin_token.clone(),
+        Some(base_url.clone()),
+    )
+    .on_disconnect(Arc::new(move |account_id: &str| forget.forget(account_id)));
     let sandbox_state = if config.sandbox {
         let platform = sandbox::platform::Platform::open(&config.data_dir, &base_url)?;
         Some(sandbox::SandboxState::new(

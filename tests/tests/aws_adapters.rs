@@ -274,9 +274,9 @@ async fn a_partly_failed_batch_makes_the_webhook_answer_503() {
             &config,
             format!("{}/123456789012/q.fifo", server.uri()),
         )),
-    )
-    // The events' timestamp (1 ms after the epoch) is then a second old.
-    .with_clock(std::sync::Arc::new(|| 1_000));
+        // The events' timestamp (1 ms after the epoch) is then a second old.
+        std::sync::Arc::new(|| 1_000),
+    );
     let app = webhook::router(std::sync::Arc::new(ingest));
     let body = json!({"destination": "U", "events": [{"type": "unfollow", "webhookEventId": "E1", "timestamp": 1,
         "mode": "active", "deliveryContext": {"isRedelivery": false}, "source": {"type": "user", "userId": "U1"}}]})

@@ -24,7 +24,7 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use omniline_app::admin::AdminService;
-use omniline_domain::clock::{system_clock, Clock};
+use omniline_domain::clock::Clock;
 use omniline_ports::LazySecret;
 use omniline_runtime::http::{
     bearer_token, error_response, json_rejections, method_not_allowed, not_found, unavailable,
@@ -50,16 +50,8 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// On the system clock; [`Self::with_clock`] for another.
+    /// The admin API over `deps`, reading "now" from `clock` (the composition root's).
     pub fn new(
-        deps: AdminDeps,
-        admin_token: impl Into<LazySecret>,
-        public_base_url: Option<String>,
-    ) -> Self {
-        Self::with_clock(deps, system_clock(), admin_token, public_base_url)
-    }
-
-    pub fn with_clock(
         deps: AdminDeps,
         clock: Clock,
         admin_token: impl Into<LazySecret>,

@@ -75,6 +75,7 @@ async fn fixture() -> Fixture {
     };
     let state = admin::AdminState::new(
         deps,
+        omniline_domain::clock::system_clock(),
         SecretString::new(ADMIN_TOKEN),
         Some("https://omniline.example.com".into()),
     );

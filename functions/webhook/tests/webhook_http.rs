@@ -41,8 +41,8 @@ async fn fixture() -> Fixture {
         adapters.accounts.clone(),
         adapters.secrets.clone(),
         adapters.inbound.clone(),
+        clock(),
     )
-    .with_clock(clock())
     // Re-read a rotated secret at once (the default floor is a second).
     .with_cache_timing(Duration::from_secs(300), Duration::ZERO);
     let app = webhook::router(Arc::new(ingest));
@@ -417,8 +417,8 @@ async fn forged_signatures_do_not_reread_the_secret_each_time() {
         f.adapters.accounts.clone(),
         secrets.clone(),
         f.adapters.inbound.clone(),
-    )
-    .with_clock(clock());
+        clock(),
+    );
     let app = webhook::router(Arc::new(ingest));
     let body = body_of(vec![text_event("E1", "U1", "hi")]);
     assert_eq!(
@@ -466,8 +466,8 @@ async fn a_queue_failure_is_503_so_line_redelivers() {
         f.adapters.accounts.clone(),
         f.adapters.secrets.clone(),
         Arc::new(DownQueue),
-    )
-    .with_clock(clock());
+        clock(),
+    );
     let app = webhook::router(Arc::new(ingest));
     let body = body_of(vec![text_event("E1", "U1", "hi")]);
     let (status, json) = post(
@@ -632,8 +632,8 @@ async fn an_account_without_a_secret_is_not_reread_for_every_forged_request() {
         f.adapters.accounts.clone(),
         secrets.clone(),
         f.adapters.inbound.clone(),
-    )
-    .with_clock(clock());
+        clock(),
+    );
     let app = webhook::router(Arc::new(ingest));
     let body = body_of(vec![text_event("E1", "U1", "hi")]);
     for _ in 0..10 {

@@ -4,7 +4,7 @@
 
 use crate::cache::Cache;
 use omniline_domain::account::{credentials_secret_name, ChannelCredentials, WebhookCounts};
-use omniline_domain::clock::now_millis;
+use omniline_domain::clock::Clock;
 use omniline_domain::conversation::DEDUPE_RETENTION_SECS;
 use omniline_domain::line::envelope::{accept_events, AcceptedEvents, WebhookEnvelope};
 use omniline_domain::line::signature::{SignatureError, SignatureKey};
@@ -62,6 +62,7 @@ impl WebhookIngest {
         accounts: Arc<dyn AccountStore>,
         secrets: Arc<dyn SecretStore>,
         queue: Arc<dyn EventQueue>,
+        clock: Clock,
     ) -> Self {
         Self {
             accounts,
@@ -70,14 +71,8 @@ impl WebhookIngest {
             cache: Cache::default(),
             cache_ttl: SECRET_CACHE_TTL,
             reload_floor: SECRET_RELOAD_FLOOR,
-            clock: Arc::new(now_millis),
+            clock,
         }
-    }
-
-    /// Reads the time from `clock` (epoch milliseconds) instead of the wall clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// Overrides the cache's lifetime (at most [`SECRET_CACHE_TTL`]) and the minimum time between

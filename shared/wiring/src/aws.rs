@@ -78,6 +78,7 @@ pub fn webhook_ingest(
         Arc::new(DynamoAccountStore::new(sdk, required("CONFIG_TABLE")?)),
         secrets,
         Arc::new(SqsEventQueue::new(sdk, required("INBOUND_QUEUE_URL")?)),
+        system_clock(),
     ))
 }
 

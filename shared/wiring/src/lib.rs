@@ -19,7 +19,7 @@ use omniline_app::ingest::WebhookIngest;
 use omniline_app::outbound::{MediaLinks, OutboundDeps, OutboundService};
 use omniline_app::router::{RouterDeps, RouterService};
 use omniline_app::tokens::ChannelTokens;
-use omniline_domain::clock::Clock;
+use omniline_domain::clock::{system_clock, Clock};
 use omniline_ports::{
     AccountStore, AgentStore, BotHook, ConfigStore, ConversationStore, DeliveryStore, EventQueue,
     LineApi, ObjectStore, SecretStore, WorkstreamStore,
@@ -59,6 +59,7 @@ pub fn webhook_ingest(stores: &Stores) -> WebhookIngest {
         Arc::clone(&stores.accounts),
         Arc::clone(&stores.secrets),
         Arc::clone(&stores.inbound),
+        system_clock(),
     )
 }
 
