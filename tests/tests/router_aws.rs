@@ -5,6 +5,7 @@ use omniline_aws::dynamo_agents::DynamoAgentStore;
 use omniline_aws::dynamo_conversations::DynamoConversationStore;
 use omniline_aws::s3::S3ObjectStore;
 use omniline_aws::workstreams::DynamoWorkstreamStore;
+use omniline_aws::meter::{MeterSnapshot, WireMeter};
 use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
 use omniline_domain::agents::{Agent, AgentStatus};
 use omniline_domain::conversation::ConversationState;
@@ -36,13 +37,20 @@ struct Aws {
     config: aws_config::SdkConfig,
     outbound_url: String,
     now: Arc<AtomicI64>,
+    /// Counts every AWS request of the router (and of the test's own reads).
+    meter: WireMeter,
     _line: MockServer,
 }
 
 async fn aws() -> Aws {
-    let config = sdk_config(&endpoint()).await;
+    let meter = WireMeter::new();
+    let config = meter.wrap(&sdk_config(&endpoint()).await);
     let config_table = pk_sk_table(&config, "config").await;
     let conversations_table = pk_sk_table(&config, "conversations").await;
+    meter
+        .learn_tables(&config, &[&config_table, &conversations_table])
+        .await
+        .unwrap();
     let outbound_url = fifo_queue(&config, "outbound").await;
     let media_bucket = bucket(&config).await;
     let accounts = Arc::new(DynamoAccountStore::new(&config, &config_table));
@@ -131,6 +139,7 @@ async fn aws() -> Aws {
         config,
         outbound_url,
         now,
+        meter,
         _line: line,
     }
 }
@@ -685,4 +694,46 @@ async fn several_router_workers_at_once_never_over_assign_over_the_aws_adapters(
         }
     }
     eprintln!("messages not matching the outcome (known issue): {misleading:?}");
+}
+
+/// Prints what one processed event cost on the wire and returns its DynamoDB (read, write) units.
+fn report(what: &str, used: &MeterSnapshot) -> (f64, f64) {
+    println!("{what}:");
+    for o in &used.operations {
+        println!(
+            "  {:<16} {:<20} requests {:>2}  RRU {:>4.1}  WRU {:>4.1} (+{:.1} index)",
+            o.service, o.operation, o.requests, o.read_units, o.write_units, o.index_write_units
+        );
+    }
+    let (read, write) = used.capacity_units();
+    println!("  total RRU {read:.1}, WRU {write:.1}");
+    (read, write)
+}
+
+/// The DynamoDB write units of the router's events, computed from the items on the wire with
+/// DynamoDB's pricing rules (`omniline_aws::meter`): a first message (new conversation, profile,
+/// greeting, assignment) and a message in the open, assigned conversation.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn write_units_per_event_stay_within_budget() {
+    let aws = aws().await;
+    aws.agents.put_agent(&agent("ag1", 3)).await.unwrap();
+    let before = aws.meter.snapshot();
+    aws.router
+        .process_message(&inbound(text_from("Ubudget", "B1", "hello")), 1)
+        .await
+        .unwrap();
+    let first = aws.meter.snapshot();
+    let (_, first_wru) = report("first message", &first.since(&before));
+    aws.router
+        .process_message(&inbound(text_from("Ubudget", "B2", "and another thing")), 1)
+        .await
+        .unwrap();
+    let (_, open_wru) = report(
+        "message in an open conversation",
+        &aws.meter.snapshot().since(&first),
+    );
+    assert!(first_wru > 0.0 && open_wru > 0.0, "the meter counts writes");
+    assert!(first_wru <= 40.0, "first message: {first_wru} WRU");
+    assert!(open_wru <= 40.0, "open conversation: {open_wru} WRU");
 }

@@ -23,7 +23,9 @@
 //! closed takes no open slot), on condition that the source has none. A commit that updates a
 //! conversation that is not closed puts the pointer on condition that it is absent or already
 //! this conversation's: reopening a closed conversation while another one holds the source is a
-//! conflict, so a source never has two open conversations. Closing deletes the pointer if it
+//! conflict, so a source never has two open conversations. An update of a conversation whose
+//! pointer already designates it, and lasts until a day before the commit's retention, leaves
+//! the pointer alone (one read instead of two transactional write units per message). Closing deletes the pointer if it
 //! designates the conversation (closing one already closed leaves a newer one's alone).
 //!
 //! Retention: the processed-event item's `expiresAt` is the deduplication window; on the other
@@ -95,6 +97,8 @@ pub const OPEN_INDEX: &str = "open-conversations";
 /// hot partition.
 pub const OPEN_SHARD: &str = "openShard";
 const OPEN_SHARDS: u32 = 16;
+/// How far behind the retention an open pointer's expiry may lag before a commit rewrites it.
+const POINTER_REFRESH_SECS: i64 = 24 * 60 * 60;
 
 /// The index partition of an open conversation (FNV-1a of its id).
 fn open_shard(conversation_id: &str) -> String {
@@ -355,6 +359,34 @@ impl DynamoConversationStore {
         Ok(pointer.is_some_and(|p| string(&p, "conversationId") == Some(c.id.as_str())))
     }
 
+    /// Whether the open pointer of `c`'s source designates `c` and lasts at least until
+    /// [`POINTER_REFRESH_SECS`] before `retain` (forever when `retain` is `None`), so that an
+    /// update keeping `c` open need not write it again: a message in an open conversation saves
+    /// the pointer's two transactional write units for one read unit, and the pointer is
+    /// rewritten at most once a day to follow the retention. Nothing can change a pointer that
+    /// designates an open conversation without changing the conversation's version (closing and
+    /// erasing do both), so the commit's version condition covers what this read saw.
+    async fn pointer_current(
+        &self,
+        c: &Conversation,
+        retain: Option<i64>,
+        now: i64,
+    ) -> Result<bool, PortError> {
+        let Some(pointer) = self.get(open_pk(&c.account_id, &c.source_id), OPEN).await? else {
+            return Ok(false);
+        };
+        if string(&pointer, "conversationId") != Some(c.id.as_str()) {
+            return Ok(false);
+        }
+        let expires: Option<i64> = number(&pointer, EXPIRES_AT);
+        Ok(match (expires, retain) {
+            (None, None) => true,
+            (Some(at), Some(retain)) => at > now && at >= retain - POINTER_REFRESH_SECS,
+            // Expiring where it should not, or the other way round: write it as it should be.
+            _ => false,
+        })
+    }
+
     /// The operations of `commit`'s transaction (see the module documentation).
     async fn build(
         &self,
@@ -399,7 +431,7 @@ impl DynamoConversationStore {
                     if self.points_to(c).await? {
                         tx.push(transact_delete(table, pointer, designates(&c.id))?);
                     }
-                } else {
+                } else if !self.pointer_current(c, retain, now).await? {
                     // Still (or again) open: the pointer is this conversation's, or free. Another
                     // conversation holding the source makes it a conflict (reopening a closed one
                     // would make two open conversations for one source).

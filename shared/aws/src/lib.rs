@@ -7,6 +7,7 @@ mod dynamo;
 pub mod dynamo_agents;
 pub mod dynamo_conversations;
 pub mod dynamo_deliveries;
+pub mod meter;
 pub mod s3;
 pub mod workstreams;
 
