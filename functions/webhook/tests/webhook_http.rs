@@ -645,3 +645,53 @@ async fn an_account_without_a_secret_is_not_reread_for_every_forged_request() {
     }
     assert_eq!(secrets.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Issue 3/7: on AWS the counters are added up in memory and an account's are written at most
+/// once per `COUNTER_FLUSH` per instance (by the injected clock), so a busy account's counter
+/// item takes one write every ten seconds, not one per request; nothing is lost, only late.
+#[tokio::test]
+async fn counters_are_written_at_most_once_per_flush_interval() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let adapters = EmbeddedAdapters::open(dir.path()).unwrap();
+    seed_account(
+        adapters.accounts.as_ref(),
+        adapters.secrets.as_ref(),
+        "acc1",
+        SECRET,
+    )
+    .await
+    .unwrap();
+    let now = Arc::new(AtomicI64::new(T0 + 1000));
+    let clock_now = Arc::clone(&now);
+    let ingest = WebhookIngest::new(
+        adapters.accounts.clone(),
+        adapters.secrets.clone(),
+        adapters.inbound.clone(),
+        Arc::new(move || clock_now.load(Ordering::SeqCst)),
+    )
+    .with_counter_flush(omniline_app::ingest::COUNTER_FLUSH);
+    let app = webhook::router(Arc::new(ingest));
+    let send = |id: &'static str| {
+        let app = app.clone();
+        async move {
+            let body = body_of(vec![text_event(id, "Ualice", "hi")]);
+            let signature = sign(SECRET.as_bytes(), body.as_bytes());
+            let (status, _) = post(&app, "acc1", Some(&signature), body.as_bytes()).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    };
+    let stats = || async {
+        let s = adapters.accounts.webhook_stats("acc1").await.unwrap();
+        (s.received, s.queued)
+    };
+    send("01HEVENT00000000000000FL01").await;
+    assert_eq!(stats().await, (1, 1), "the first request writes at once");
+    now.fetch_add(4_000, Ordering::SeqCst);
+    send("01HEVENT00000000000000FL02").await;
+    send("01HEVENT00000000000000FL03").await;
+    assert_eq!(stats().await, (1, 1), "held in memory within the interval");
+    now.fetch_add(6_000, Ordering::SeqCst);
+    send("01HEVENT00000000000000FL04").await;
+    assert_eq!(stats().await, (4, 4), "the first request after it writes all");
+}

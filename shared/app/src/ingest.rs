@@ -55,7 +55,25 @@ pub struct WebhookIngest {
     /// Epoch milliseconds: when a request was received, and what "older than the deduplication
     /// window" means for its events.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// The counters not yet written, per account ([`WebhookIngest::with_counter_flush`]).
+    counters: std::sync::Mutex<std::collections::HashMap<String, PendingCounts>>,
+    /// Milliseconds between two writes of one account's counters by this instance.
+    counter_flush_ms: i64,
 }
+
+/// Counters added up in memory since the last write.
+#[derive(Debug, Default)]
+struct PendingCounts {
+    counts: WebhookCounts,
+    last_at: i64,
+    /// When they were last written (epoch milliseconds; 0: never).
+    written_at: i64,
+}
+
+/// How often a webhook function instance writes an account's counters on AWS: at most one
+/// write per account every 10 s per instance, whatever the traffic (a counter item takes about
+/// 1,000 writes a second, and each costs a write unit).
+pub const COUNTER_FLUSH: Duration = Duration::from_secs(10);
 
 impl WebhookIngest {
     pub fn new(
@@ -72,7 +90,18 @@ impl WebhookIngest {
             cache_ttl: SECRET_CACHE_TTL,
             reload_floor: SECRET_RELOAD_FLOOR,
             clock,
+            counters: Default::default(),
+            counter_flush_ms: 0,
         }
+    }
+
+    /// Adds the counters up in memory and writes an account's at most once per `every` (by the
+    /// clock): the first request after `every` writes what accumulated. Counts are best effort:
+    /// what an instance holds when it is shut down is not written. Zero (the default) writes
+    /// every request's.
+    pub fn with_counter_flush(mut self, every: Duration) -> Self {
+        self.counter_flush_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// Overrides the cache's lifetime (at most [`SECRET_CACHE_TTL`]) and the minimum time between
@@ -204,11 +233,40 @@ impl WebhookIngest {
         Err(error)
     }
 
-    /// Counters are best effort: a failure is logged, never turned into a redelivery.
+    /// Counters are best effort: a failure is logged (and the counts kept for the next write),
+    /// never turned into a redelivery.
     async fn record(&self, account_id: &str, counts: WebhookCounts, at: i64) {
-        if let Err(e) = self.accounts.record_webhook(account_id, counts, at).await {
+        let Some((due, last_at)) = self.add_counts(account_id, counts, at) else {
+            return;
+        };
+        if let Err(e) = self.accounts.record_webhook(account_id, due, last_at).await {
             tracing::warn!(account_id, error = %e, "webhook counters not updated");
+            self.add_counts(account_id, due, last_at);
         }
+    }
+
+    /// Adds `counts` to the account's pending counters; returns them (and the latest time) when
+    /// they are due for a write, emptied.
+    fn add_counts(
+        &self,
+        account_id: &str,
+        counts: WebhookCounts,
+        at: i64,
+    ) -> Option<(WebhookCounts, i64)> {
+        let mut pending = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let p = pending.entry(account_id.to_owned()).or_default();
+        p.counts.received += counts.received;
+        p.counts.queued += counts.queued;
+        p.counts.rejected += counts.rejected;
+        p.last_at = p.last_at.max(at);
+        if p.written_at != 0 && at.saturating_sub(p.written_at) < self.counter_flush_ms {
+            return None;
+        }
+        p.written_at = at.max(1);
+        Some((std::mem::take(&mut p.counts), p.last_at))
     }
 
     /// Verifies with the cached secret; on a mismatch with a cached secret, re-reads it once (it

@@ -79,7 +79,8 @@ pub fn webhook_ingest(
         secrets,
         Arc::new(SqsEventQueue::new(sdk, required("INBOUND_QUEUE_URL")?)),
         system_clock(),
-    ))
+    )
+    .with_counter_flush(omniline_app::ingest::COUNTER_FLUSH))
 }
 
 /// Secrets Manager under `SECRET_PREFIX` (empty when unset).
