@@ -1400,6 +1400,34 @@ fn rejected_signatures_raise_an_alarm_on_the_line_the_webhook_logs() {
     assert!(alarmed, "an alarm on {metric}");
 }
 
+/// Issue 3/7: LINE reaches the webhook through a Lambda function URL by default (no per-request
+/// charge); public, so the function's only principals are the URL (for `InvokeFunctionUrl` and,
+/// through it, `InvokeFunction`); the admin API's callback URLs follow it.
+#[test]
+fn the_webhook_function_url_is_public_through_the_url_only() {
+    let t = Template::load();
+    let entry = t.section("Parameters").get("WebhookEntry").expect("WebhookEntry");
+    assert_eq!(str_at(entry, &["Default"]), Some("FunctionUrl"));
+    let url = props(t.resource("WebhookFunctionUrl"));
+    assert_eq!(str_at(url, &["AuthType"]), Some("NONE"));
+    let invoke = props(t.resource("WebhookFunctionUrlInvokePermission"));
+    assert_eq!(str_at(invoke, &["Action"]), Some("lambda:InvokeFunction"));
+    assert_eq!(
+        invoke.get("InvokedViaFunctionUrl").and_then(Value::as_bool),
+        Some(true),
+        "InvokeFunction for anyone must be limited to calls through the URL"
+    );
+    let by_url = props(t.resource("WebhookFunctionUrlPermission"));
+    assert_eq!(str_at(by_url, &["Action"]), Some("lambda:InvokeFunctionUrl"));
+    assert_eq!(str_at(by_url, &["FunctionUrlAuthType"]), Some("NONE"));
+    let admin_env = props(t.resource("AdminFunction"))
+        .get("Environment")
+        .and_then(|e| e.get("Variables"))
+        .and_then(|v| v.get("WEBHOOK_BASE_URL"))
+        .expect("the admin function knows the webhook's URL");
+    assert!(admin_env.get("Fn::If").is_some());
+}
+
 #[test]
 fn outputs_name_the_urls_queues_and_tables() {
     let t = Template::load();
@@ -1420,7 +1448,17 @@ fn outputs_name_the_urls_queues_and_tables() {
         sub_template(value("AgentApiUrl")),
         Some(format!("{api}/agent/v1").as_str())
     );
-    let webhook = value("WebhookBaseUrl")
+    // WebhookEntry=FunctionUrl: the function URL; else the public base URL if set, else the API's.
+    let entry = value("WebhookBaseUrl")
+        .get("Fn::If")
+        .and_then(Value::as_sequence)
+        .expect("WebhookBaseUrl: the function URL or the HTTP API's");
+    assert_eq!(entry[0].as_str(), Some("UseWebhookFunctionUrl"));
+    assert_eq!(
+        sub_template(&entry[1]),
+        Some("${WebhookFunctionUrl.FunctionUrl}line/webhook")
+    );
+    let webhook = entry[2]
         .get("Fn::If")
         .and_then(Value::as_sequence)
         .expect("WebhookBaseUrl: the public base URL if set, else the API's");

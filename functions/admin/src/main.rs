@@ -21,9 +21,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     let media_bucket = required("MEDIA_BUCKET")?;
     let prefix = optional("SECRET_PREFIX").unwrap_or_default();
     let token_secret_id = required("ADMIN_TOKEN_SECRET_ID")?;
-    let public_base_url = optional("PUBLIC_BASE_URL")
-        .map(|u| base_url("PUBLIC_BASE_URL", &u))
-        .transpose()?;
+    // The base of callback URLs: the webhook's function URL when LINE posts there
+    // (WebhookEntry=FunctionUrl), else the public base (the HTTP API, or its custom domain).
+    let public_base_url = match optional("WEBHOOK_BASE_URL") {
+        Some(url) => Some(base_url("WEBHOOK_BASE_URL", &url)?),
+        None => optional("PUBLIC_BASE_URL")
+            .map(|u| base_url("PUBLIC_BASE_URL", &u))
+            .transpose()?,
+    };
     let line_config = omniline_wiring::line_api_from_env()?;
 
     let endpoint = optional("AWS_ENDPOINT_URL");

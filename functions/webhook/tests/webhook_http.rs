@@ -506,6 +506,27 @@ fn v2_event(account: &str, body: &str, base64: bool, signature: &str) -> Value {
     })
 }
 
+/// A Lambda function URL's event (`WebhookEntry=FunctionUrl`): payload 2.0 with the `$default`
+/// route and no path parameters.
+fn url_event(account: &str, body: &str, base64: bool, signature: &str) -> Value {
+    let host = "abcdefghij.lambda-url.ap-northeast-1.on.aws";
+    json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": format!("/line/webhook/{account}"),
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-line-signature": signature, "host": host},
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "abcdefghij", "domainName": host,
+            "domainPrefix": "abcdefghij", "requestId": "r1", "routeKey": "$default", "stage": "$default",
+            "time": "25/Nov/2026:01:00:00 +0000", "timeEpoch": 1_795_000_000_000_i64,
+            "http": {"method": "POST", "path": format!("/line/webhook/{account}"), "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "LineBotWebhook/2.0"}
+        },
+        "body": if base64 { base64::engine::general_purpose::STANDARD.encode(body) } else { body.to_owned() },
+        "isBase64Encoded": base64
+    })
+}
+
 fn v1_event(account: &str, body: &str, base64: bool, signature: &str) -> Value {
     json!({
         "resource": "/line/webhook/{accountId}",
@@ -555,7 +576,11 @@ async fn api_gateway_v1_and_v2_events_base64_or_not() {
     std::env::set_var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true");
     let f = fixture().await;
     let mut n = 0;
-    for make in [v1_event as fn(&str, &str, bool, &str) -> Value, v2_event] {
+    for make in [
+        v1_event as fn(&str, &str, bool, &str) -> Value,
+        v2_event,
+        url_event,
+    ] {
         for base64 in [false, true] {
             n += 1;
             let body = body_of(vec![text_event(&format!("EV{n}"), "U1", "héllo 😀\r\n")]);
@@ -567,7 +592,7 @@ async fn api_gateway_v1_and_v2_events_base64_or_not() {
             assert_eq!(status, 401, "event {n} with a bad signature");
         }
     }
-    assert_eq!(f.adapters.inbound.len().await.unwrap(), 4);
+    assert_eq!(f.adapters.inbound.len().await.unwrap(), 6);
 }
 
 #[tokio::test]
