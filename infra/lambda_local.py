@@ -113,19 +113,23 @@ def seed(run_id, env_file, line_url, public_base_url):
     suffix = run_id.replace("_", "-").lower()
     config_table, conversations_table = f"omniline-config-{suffix}", f"omniline-conversations-{suffix}"
     for table in (config_table, conversations_table):
-        # As in template.yaml, with the conversations table's sparse index of open conversations.
+        # As in template.yaml, with the conversations table's sparse, keys-only indexes (open
+        # conversations; conversations by account, by queue, by agent).
+        indexes = [("open-conversations", "openShard", "pk"),
+                   ("conversations-by-account", "accountId", "accountSk"),
+                   ("conversations-by-queue", "queueList", "listOrder"),
+                   ("conversations-by-agent", "agentList", "listOrder")]
+        attributes = ["pk", "sk"] + sorted({a for _, h, r in indexes for a in (h, r)} - {"pk"})
         ddb.create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"},
-                                  {"AttributeName": "openShard", "AttributeType": "S"}],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in attributes],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                        {"AttributeName": "sk", "KeyType": "RANGE"}],
             GlobalSecondaryIndexes=[{
-                "IndexName": "open-conversations",
-                "KeySchema": [{"AttributeName": "openShard", "KeyType": "HASH"},
-                              {"AttributeName": "pk", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"}}])
+                "IndexName": name,
+                "KeySchema": [{"AttributeName": hash_key, "KeyType": "HASH"},
+                              {"AttributeName": range_key, "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"}} for name, hash_key, range_key in indexes])
     queues = {}
     for name in ("inbound", "outbound"):
         queues[name] = sqs.create_queue(
@@ -153,6 +157,9 @@ def seed(run_id, env_file, line_url, public_base_url):
         "name": S("Demo shop"), "channelId": S("1656789012"), "botUserId": S(demo.BOT_USER_ID),
         "basicId": S("@demo"), "displayName": S("Demo shop"), "createdAt": S(now),
         "updatedAt": S(now), "webhookDisabled": {"BOOL": False}})
+    # Its item in the account list (ACCOUNTS / {id}), written with the profile.
+    ddb.put_item(TableName=config_table, Item={
+        "pk": S("ACCOUNTS"), "sk": S(demo.ACCOUNT_ID), "accountId": S(demo.ACCOUNT_ID)})
     # Its workstream (DynamoWorkstreamStore: ACCOUNT#{id} / WORKSTREAM + the WORKSTREAMS
     # pointer) with a greeting, so that the router queues an outbound message on a first message.
     workstream = {

@@ -9,7 +9,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_secretsmanager::config::Credentials;
-use omniline_aws::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
+use omniline_aws::dynamo_conversations::{
+    ACCOUNT_INDEX, ACCOUNT_KEY, ACCOUNT_SK, AGENT_INDEX, AGENT_LIST, LIST_ORDER, OPEN_INDEX,
+    OPEN_SHARD, QUEUE_INDEX, QUEUE_LIST,
+};
 
 /// moto's endpoint; a test that needs it fails (not skips) without it.
 pub fn endpoint() -> String {
@@ -34,7 +37,9 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A new pay-per-request table keyed `pk` (hash) + `sk` (range), with the conversations table's
-/// sparse index of open conversations (`openShard` / `pk`, keys only), as in template.yaml.
+/// sparse, keys-only indexes as in template.yaml: the open conversations (`openShard` / `pk`),
+/// conversations by account (`accountId` / `accountSk`), by queue (`queueList` / `listOrder`) and
+/// by agent (`agentList` / `listOrder`).
 pub async fn pk_sk_table(config: &SdkConfig, prefix: &str) -> String {
     let name = unique(prefix);
     let key = |n: &str, t| {
@@ -51,33 +56,51 @@ pub async fn pk_sk_table(config: &SdkConfig, prefix: &str) -> String {
             .build()
             .expect("attribute definition")
     };
-    aws_sdk_dynamodb::Client::new(config)
+    let index = |name: &str, hash: &str, range: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash))
+            .key_schema(key(range, KeyType::Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .build()
+            .expect("index")
+    };
+    let mut create = aws_sdk_dynamodb::Client::new(config)
         .create_table()
         .table_name(&name)
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .attribute_definitions(attr(OPEN_SHARD))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(OPEN_INDEX)
-                .key_schema(key(OPEN_SHARD, KeyType::Hash))
-                .key_schema(key("pk", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .expect("index"),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
+        .billing_mode(BillingMode::PayPerRequest);
+    for (index_name, hash, range) in CONVERSATION_INDEXES {
+        create = create.global_secondary_indexes(index(index_name, hash, range));
+    }
+    let mut defined = vec!["pk", "sk"];
+    for (_, hash, range) in CONVERSATION_INDEXES {
+        for a in [hash, range] {
+            if !defined.contains(&a) {
+                defined.push(a);
+            }
+        }
+    }
+    for a in defined {
+        create = create.attribute_definitions(attr(a));
+    }
+    create.send().await.expect("create table");
     name
 }
+
+/// The conversations table's indexes: (name, partition key, sort key), every key a string, every
+/// projection keys only.
+pub const CONVERSATION_INDEXES: [(&str, &str, &str); 4] = [
+    (OPEN_INDEX, OPEN_SHARD, "pk"),
+    (ACCOUNT_INDEX, ACCOUNT_KEY, ACCOUNT_SK),
+    (QUEUE_INDEX, QUEUE_LIST, LIST_ORDER),
+    (AGENT_INDEX, AGENT_LIST, LIST_ORDER),
+];
 
 /// A new FIFO queue; returns its URL.
 pub async fn fifo_queue(config: &SdkConfig, prefix: &str) -> String {

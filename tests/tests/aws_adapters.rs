@@ -108,6 +108,50 @@ async fn dynamo_account_store_crud_conflicts_and_counters() {
     omniline_testkit::account_contract::crud_conflicts_and_counters(&store).await;
 }
 
+/// The account list is the `ACCOUNTS` partition: an account written before it (a profile item
+/// alone) is not listed until the backfill job lists it; a deleted account's profile is gone, and
+/// the backfill does not bring it back.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_account_list_backfill_lists_accounts_written_before_the_list() {
+    use omniline_testkit::account_contract::account;
+    let config = sdk_config(&endpoint()).await;
+    let table = pk_sk_table(&config, "config").await;
+    let store = DynamoAccountStore::new(&config, &table);
+    store
+        .create(&account("old", "2024-01-01T00:00:00.000Z"))
+        .await
+        .unwrap();
+    store
+        .create(&account("new", "2025-01-01T00:00:00.000Z"))
+        .await
+        .unwrap();
+    // "old" as written before the list: its profile only.
+    aws_sdk_dynamodb::Client::new(&config)
+        .delete_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ACCOUNTS".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("old".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ids = |accounts: Vec<omniline_domain::account::Account>| {
+        accounts.into_iter().map(|a| a.id).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(store.list().await.unwrap()), ["new"]);
+    assert_eq!(store.backfill_account_index().await.unwrap(), 2);
+    assert_eq!(ids(store.list().await.unwrap()), ["old", "new"]);
+    assert!(store.delete("old").await.unwrap());
+    assert_eq!(store.backfill_account_index().await.unwrap(), 1);
+    assert_eq!(ids(store.list().await.unwrap()), ["new"]);
+}
+
 /// The SecretStore contract (omniline_testkit::secret_contract), as the SQLite adapter's test
 /// runs it; then Secrets Manager's own: the names are under the store's prefix.
 #[tokio::test]

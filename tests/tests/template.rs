@@ -1312,48 +1312,57 @@ fn auto_close_is_scheduled() {
     assert!(expression.starts_with("rate(") || expression.starts_with("cron("));
 }
 
-/// The schedule reads open conversations through the sparse index the adapter queries: the
-/// index and its key attribute in the template are the adapter's.
+/// The conversations table's indexes are the adapter's (the ones the moto tests create too):
+/// names, string keys, keys-only projections, and no other index (each costs write units).
 #[test]
-fn the_conversations_table_has_the_adapters_open_conversations_index() {
-    use omniline_aws::dynamo_conversations::{OPEN_INDEX, OPEN_SHARD};
+fn the_conversations_table_has_the_adapters_indexes() {
+    use omniline_tests::CONVERSATION_INDEXES;
     let t = Template::load();
     let p = props(t.resource("ConversationsTable"));
     let indexes = p
         .get("GlobalSecondaryIndexes")
         .and_then(Value::as_sequence)
         .expect("GlobalSecondaryIndexes");
-    let index = indexes
-        .iter()
-        .find(|i| str_at(i, &["IndexName"]) == Some(OPEN_INDEX))
-        .unwrap_or_else(|| panic!("no {OPEN_INDEX} index"));
-    let keys: Vec<(&str, &str)> = index
-        .get("KeySchema")
-        .and_then(Value::as_sequence)
-        .expect("KeySchema")
-        .iter()
-        .map(|k| {
-            (
-                str_at(k, &["AttributeName"]).unwrap(),
-                str_at(k, &["KeyType"]).unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(keys, [(OPEN_SHARD, "HASH"), ("pk", "RANGE")]);
-    // Keys only: the adapter reads the conversations by key, and their updates (nothing
-    // projected changes) do not write the index.
-    assert_eq!(
-        str_at(index, &["Projection", "ProjectionType"]),
-        Some("KEYS_ONLY")
-    );
+    assert_eq!(indexes.len(), CONVERSATION_INDEXES.len());
     let defined = p
         .get("AttributeDefinitions")
         .and_then(Value::as_sequence)
         .expect("AttributeDefinitions");
-    assert!(defined
-        .iter()
-        .any(|d| str_at(d, &["AttributeName"]) == Some(OPEN_SHARD)
-            && str_at(d, &["AttributeType"]) == Some("S")));
+    for (name, hash, range) in CONVERSATION_INDEXES {
+        let index = indexes
+            .iter()
+            .find(|i| str_at(i, &["IndexName"]) == Some(name))
+            .unwrap_or_else(|| panic!("no {name} index"));
+        let keys: Vec<(&str, &str)> = index
+            .get("KeySchema")
+            .and_then(Value::as_sequence)
+            .expect("KeySchema")
+            .iter()
+            .map(|k| {
+                (
+                    str_at(k, &["AttributeName"]).unwrap(),
+                    str_at(k, &["KeyType"]).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(keys, [(hash, "HASH"), (range, "RANGE")], "{name}");
+        // Keys only: the adapter reads the conversations by key, and their updates (nothing
+        // projected changes) do not write the index.
+        assert_eq!(
+            str_at(index, &["Projection", "ProjectionType"]),
+            Some("KEYS_ONLY"),
+            "{name}"
+        );
+        for attribute in [hash, range] {
+            assert!(
+                defined
+                    .iter()
+                    .any(|d| str_at(d, &["AttributeName"]) == Some(attribute)
+                        && str_at(d, &["AttributeType"]) == Some("S")),
+                "{name}: {attribute}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -1689,7 +1698,7 @@ fn no_function_is_granted_a_whole_table_or_bucket_by_a_policy_template() {
 /// only these functions scan these tables.
 #[test]
 fn dynamodb_statements_name_their_actions_and_partition_keys() {
-    use omniline_aws::dynamo_conversations::OPEN_INDEX;
+    use omniline_tests::CONVERSATION_INDEXES;
     let t = Template::load();
     let mut scans = BTreeSet::new();
     let mut found = 0;
@@ -1728,7 +1737,12 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
                     "{id}: {table} is not a table of the template"
                 );
                 if let Some(index) = index {
-                    assert_eq!(index, OPEN_INDEX, "{id}: index {index}");
+                    assert!(
+                        CONVERSATION_INDEXES
+                            .iter()
+                            .any(|(name, _, _)| name == index),
+                        "{id}: index {index}"
+                    );
                     assert_eq!(dynamo, ["dynamodb:Query"], "{id}: an index is only queried");
                 }
             }
@@ -1758,16 +1772,12 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
         }
     }
     assert!(found >= 10, "DynamoDB statements found: {found}");
+    // Every other read is by key or index (the conversation list, a customer's conversations,
+    // the account list: see tests/tests/no_scan.rs, which watches the wire).
     let expected: BTreeSet<(String, String)> = [
-        // GET /admin/v1/accounts: a filtered Scan of the account profiles.
-        ("AdminFunction", "ConfigTable"),
-        // A customer's erasure (conversations_of_source) and an account's purge find their
-        // items with filtered Scans (no index by account or source).
+        // An account's purge (disconnection with purge) finds its items with a filtered Scan
+        // (its processed-event records have no index by account).
         ("AdminFunction", "ConversationsTable"),
-        // The agents' conversation list (list_conversations) and a customer's conversations.
-        ("AgentFunction", "ConversationsTable"),
-        // A typed survey answer looks for the customer's latest closed conversation.
-        ("RouterFunction", "ConversationsTable"),
     ]
     .into_iter()
     .map(|(f, table)| (f.to_owned(), table.to_owned()))
@@ -1786,6 +1796,8 @@ fn config_items() -> Vec<(&'static str, String)> {
     vec![
         // ACCOUNT#{id}: PROFILE, WEBHOOK_STATS, WORKSTREAM.
         ("account", "ACCOUNT#acc1".to_owned()),
+        // ACCOUNTS / {id}: the account list.
+        ("account list", "ACCOUNTS".to_owned()),
         ("workstream pointer", "WORKSTREAMS".to_owned()),
         // AGENT#{id}: PROFILE (slots, presence), NOTIFY#… (notifications).
         ("agent", "AGENT#ag1".to_owned()),
@@ -1881,6 +1893,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             "ConfigTable",
             &[
                 "account",
+                "account list",
                 "workstream pointer",
                 "agent",
                 "agent index",
@@ -1895,6 +1908,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             ],
             &[
                 "account",
+                "account list",
                 "workstream pointer",
                 "agent",
                 "agent index",
@@ -2190,6 +2204,7 @@ fn the_partition_key_prefixes_are_the_adapters() {
             "shared/aws/src/workstreams.rs",
             r#"POINTERS_PK: &str = "WORKSTREAMS""#,
         ),
+        ("shared/aws/src/lib.rs", r#"ACCOUNTS: &str = "ACCOUNTS""#),
         (
             "shared/aws/src/dynamo_agents.rs",
             r#"AGENT_PREFIX: &str = "AGENT#""#,
@@ -2268,7 +2283,8 @@ fn the_partition_key_prefixes_are_the_adapters() {
         "CUSTOMER",
         "DELIVERY",
     ];
-    let sort = ["NOTIFY", "T", "D"];
+    // (`C#…`: the conversations-by-account index's sort key, `accountSk`.)
+    let sort = ["NOTIFY", "T", "D", "C"];
     let literal = Regex::new(r#""([A-Z_]+)#"#).expect("regex");
     let constant = Regex::new(r#"\{([A-Z_]+)\}#"#).expect("regex");
     for file in [

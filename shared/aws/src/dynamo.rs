@@ -260,6 +260,72 @@ macro_rules! pages {
 
 pages!(QueryFluentBuilder, ScanFluentBuilder);
 
+/// Items a Query returns, in its order, at most `max` of them: page by page (`ExclusiveStartKey`),
+/// each page asking for no more than are still wanted, so that the read units follow `max`, not
+/// the partition. `what` names the request in a DynamoDB error.
+pub(crate) async fn first_items(
+    query: QueryFluentBuilder,
+    max: usize,
+    what: &str,
+) -> Result<Vec<Item>, PortError> {
+    /// DynamoDB pages hold at most 1 MB anyway; a page size keeps `Limit` within `i32`.
+    const PAGE: usize = 1_000;
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    while items.len() < max {
+        let wanted = (max - items.len()).min(PAGE);
+        let output = query
+            .clone()
+            .limit(wanted as i32)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| aws_error(what, e))?;
+        items.extend(output.items().iter().take(wanted).cloned());
+        match output.last_evaluated_key() {
+            Some(next) if !next.is_empty() => start = Some(next.clone()),
+            _ => break,
+        }
+    }
+    Ok(items)
+}
+
+/// Where a paged background job (a Scan) goes on: the `LastEvaluatedKey` of the page before,
+/// opaque to callers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCursor(pub(crate) Item);
+
+/// One page of a paged background job: how many items it read and changed, and where the next
+/// page starts (`None`: the job is done).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    pub scanned: usize,
+    pub updated: usize,
+    pub next: Option<JobCursor>,
+}
+
+/// One page of a Scan (consistent, at most `page_size` items read) from `cursor`: its items and
+/// the cursor of the next page.
+pub(crate) async fn scan_page(
+    scan: ScanFluentBuilder,
+    cursor: Option<JobCursor>,
+    page_size: i32,
+    what: &str,
+) -> Result<(Vec<Item>, Option<JobCursor>), PortError> {
+    let output = scan
+        .consistent_read(true)
+        .limit(page_size.max(1))
+        .set_exclusive_start_key(cursor.map(|c| c.0))
+        .send()
+        .await
+        .map_err(|e| aws_error(what, e))?;
+    let next = output
+        .last_evaluated_key()
+        .filter(|k| !k.is_empty())
+        .map(|k| JobCursor(k.clone()));
+    Ok((output.items().to_vec(), next))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transactions
 
@@ -477,10 +543,11 @@ impl Table {
             .consistent_read(true)
     }
 
-    /// A Scan of this table, to be completed. Cost grows with the table: only the Scans this
-    /// adapter had before the plumbing was gathered here use it (the conversation list, a
-    /// customer's earlier conversations, the account list, an account's purge and deliveries),
-    /// each to be replaced by a Query on an index or moved into a paged background job (3/7).
+    /// A Scan of this table, to be completed. Cost grows with the table, not with the request:
+    /// no request path may use it. Its users are the paged background jobs (the index backfills
+    /// `DynamoConversationStore::backfill_indexes` and `DynamoAccountStore::backfill_account_index`)
+    /// and, until it has an index of its own, an account's purge (`purge_account`, the admin's
+    /// disconnection with purge: see the conversation and delivery stores).
     pub(crate) fn scan(&self) -> ScanFluentBuilder {
         self.client.scan().table_name(&self.name)
     }

@@ -4,7 +4,7 @@
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
 //! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt`, `outbox`? |
-//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `openShard` (while open), `expiresAt`? |
+//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `expiresAt`?; index keys: `openShard` (while open), `accountSk`, `queueList`/`agentList`/`listOrder` (with a queue / an agent) |
 //! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId`, `expiresAt`? |
 //! | transcript entry | `CONV#{conversationId}` | `T#{timestamp:020}#{eventId}` | `doc`, `expiresAt`? |
 //! | LINE message index | `LINEMSG#{account}#{messageId}` | `LINEMSG` | `conversationId`, `transcriptSk`, `expiresAt`? |
@@ -41,13 +41,46 @@
 //! `openShard`, spread over 16 partitions, so its cost follows the open conversations, not the
 //! table.
 //!
-//! Listing ([`ConversationStore::list_conversations`]) is a consistent, paginated **Scan** of the
-//! `META` items (filtered on `state` in DynamoDB when the filter has one); queue and agent
-//! membership are in `doc` and are checked in Rust with
-//! [`ConversationFilter::matches`], then the matches are sorted (most recent `lastActivityAt`
-//! first, then id) and cut to the limit. Its cost grows with the whole table, not with the
-//! result: fine for the console's volumes for now; a GSI (queue / agent, `lastActivityAt`) is
-//! the later fix.
+//! No request reads more than it returns: every read is a GetItem, a BatchGetItem or a Query on
+//! a key or an index. The indexes are sparse global secondary indexes with `KEYS_ONLY`
+//! projection, keyed on attributes only the `META` item carries, whose values change only at a
+//! transition (opening, assignment, transfer, close): the `META` item is rewritten on every
+//! message of an open conversation, but a write that changes no index key (and nothing else is
+//! projected) writes no index, so a message costs no index write units. A conversation costs
+//! about one index write (a keys-only item, 1 WRU) per index it enters or leaves at each
+//! transition, none in between; the reads follow what the request returns.
+//!
+//! | index | partition key | sort key | on | written |
+//! |---|---|---|---|---|
+//! | [`OPEN_INDEX`] | `openShard` `OPEN#00`…`OPEN#15` | `pk` | open conversations | at opening and close |
+//! | [`ACCOUNT_INDEX`] | `accountId` | `accountSk` `C#{source}#{openedAt:020}#{id}` | every conversation | at creation (and deletion) |
+//! | [`QUEUE_INDEX`] | `queueList` `{queue}#{state}` | `listOrder` | conversations with a queue | at a change of state or queue, and of `lastActivityAt` once closed |
+//! | [`AGENT_INDEX`] | `agentList` `{agent}#{state}` | `listOrder` | conversations with an agent | at a change of state or agent, and of `lastActivityAt` once closed |
+//!
+//! `listOrder` is `{openedAt:020}#{id}` while the conversation is open (fixed while it stays
+//! open) and `{lastActivityAt:020}#{id}` once it is closed (final at the close: a closed
+//! conversation that changes again, e.g. a survey answer moving `lastActivityAt`, rewrites it).
+//!
+//! [`ConversationStore::list_conversations`] (the agent console's list) queries, for each state
+//! asked (all three without one), the partition of each of the filter's queues and of the
+//! agent: an open partition (waiting or active) is a working set read whole, page by page, up to
+//! [`OPEN_LIST_CAP`] keys, and ordered by `lastActivityAt` in memory; a closed partition is read
+//! newest first, `limit` keys at most (the N most recent of several partitions are among the N
+//! most recent of each). The `META` items are then read with a consistent `BatchGetItem`,
+//! checked with [`ConversationFilter::matches`] (the index lags the table a little), sorted (most
+//! recent `lastActivityAt` first, then id) and cut to the limit.
+//!
+//! [`ConversationStore::conversations_of_source`] (a customer's earlier conversations, the survey
+//! answer's lookup, a customer's export and erasure) is one Query of [`ACCOUNT_INDEX`] for the
+//! range `C#{source}#` and a consistent `BatchGetItem` of the `META` items it names.
+//!
+//! Items written before these indexes lack their attributes:
+//! [`DynamoConversationStore::backfill_indexes`] (a paged, resumable, idempotent background job,
+//! the only Scan of this store besides the purge) adds them once after deploying.
+//!
+//! [`ConversationStore::purge_account`] (the admin's disconnection with purge, rare) is still a
+//! filtered Scan of the whole table: the account's processed-event records, message index
+//! items and open pointers have no index by account (one would cost an index write per event).
 //!
 //! Agent slots live on the agent's profile item in the agents' table (`AGENT#{agentId}` /
 //! `PROFILE`, string set `activeConversations`, counter `activeCount`: see `dynamo_agents`),
@@ -61,8 +94,9 @@
 //! agent whose slot is gone.
 
 use crate::dynamo::{
-    attempts, get_s, key, key_pair, n, number, parse_doc, s, string, to_doc, transact_check,
-    transact_delete, transact_put, Cancellation, Condition, Item, Pages, Table, Transaction,
+    attempts, condition_held, first_items, get_s, key, key_pair, n, number, parse_doc, s,
+    scan_page, string, to_doc, transact_check, transact_delete, transact_put, Cancellation,
+    Condition, Item, JobCursor, JobPage, Pages, Table, Transaction,
 };
 use crate::dynamo_agents::{slot_held, slot_release};
 use async_trait::async_trait;
@@ -99,6 +133,34 @@ pub const OPEN_SHARD: &str = "openShard";
 const OPEN_SHARDS: u32 = 16;
 /// How far behind the retention an open pointer's expiry may lag before a commit rewrites it.
 const POINTER_REFRESH_SECS: i64 = 24 * 60 * 60;
+
+/// The sparse, keys-only index of an account's conversations by source: partition
+/// [`ACCOUNT_KEY`] (`accountId`), sort key [`ACCOUNT_SK`]. Only `META` items carry `accountSk`
+/// (the delivery items' `accountId` alone puts nothing in it). Its key never changes after the
+/// conversation's creation: written once per conversation (and once at its deletion).
+pub const ACCOUNT_INDEX: &str = "conversations-by-account";
+/// The partition key of [`ACCOUNT_INDEX`]: the conversation's account.
+pub const ACCOUNT_KEY: &str = "accountId";
+/// The sort key of [`ACCOUNT_INDEX`]: `C#{sourceId}#{openedAt:020}#{id}`, so that one source's
+/// conversations are one `begins_with` range, oldest first.
+pub const ACCOUNT_SK: &str = "accountSk";
+/// The sparse, keys-only listing index by queue: partition [`QUEUE_LIST`]
+/// (`{queueId}#{state}`), sort key [`LIST_ORDER`]. Only a `META` item of a conversation with a
+/// queue carries it.
+pub const QUEUE_INDEX: &str = "conversations-by-queue";
+pub const QUEUE_LIST: &str = "queueList";
+/// The sparse, keys-only listing index by agent: partition [`AGENT_LIST`] (`{agentId}#{state}`),
+/// sort key [`LIST_ORDER`]. Only a `META` item of a conversation with an agent carries it.
+pub const AGENT_INDEX: &str = "conversations-by-agent";
+pub const AGENT_LIST: &str = "agentList";
+/// The listing indexes' sort key: `{openedAt:020}#{id}` while the conversation is open (fixed
+/// while it stays open, so its messages write no index), `{lastActivityAt:020}#{id}` once it is
+/// closed (final at the close, so "the N most recent closed" is a bounded Query, newest first).
+pub const LIST_ORDER: &str = "listOrder";
+/// The most keys read from one open (waiting or active) listing partition: open partitions are
+/// working sets, read whole and ordered by `lastActivityAt` in memory; this bounds a request
+/// even when a queue is flooded (the most recently opened are read first).
+pub const OPEN_LIST_CAP: usize = 2_000;
 
 /// The index partition of an open conversation (FNV-1a of its id).
 fn open_shard(conversation_id: &str) -> String {
@@ -154,6 +216,52 @@ fn with_expiry(mut item: Item, expires_at: Option<i64>) -> Item {
         item.insert(EXPIRES_AT.to_owned(), n(at));
     }
     item
+}
+
+/// A non-negative epoch-ms time, zero-padded so that string order is time order.
+fn padded(millis: i64) -> String {
+    format!("{:020}", millis.max(0))
+}
+
+/// The `accountSk` prefix of a source's conversations.
+fn source_prefix(source_id: &str) -> String {
+    format!("C#{source_id}#")
+}
+
+/// The partition of a listing index: a queue's or an agent's conversations in one state.
+fn list_partition(owner: &str, state: ConversationState) -> String {
+    format!("{owner}#{}", state_str(state))
+}
+
+/// The index attributes of a conversation's `META` item (see the module documentation): each
+/// index key attribute with its value, or `None` where the conversation is not in that index.
+fn index_attributes(c: &Conversation) -> [(&'static str, Option<AttributeValue>); 4] {
+    let order = if c.state == ConversationState::Closed {
+        padded(c.last_activity_at)
+    } else {
+        padded(c.opened_at)
+    };
+    let listed = c.queue_id.is_some() || c.agent_id.is_some();
+    [
+        (
+            ACCOUNT_SK,
+            Some(s(format!(
+                "{}{}#{}",
+                source_prefix(&c.source_id),
+                padded(c.opened_at),
+                c.id
+            ))),
+        ),
+        (
+            QUEUE_LIST,
+            c.queue_id.as_deref().map(|q| s(list_partition(q, c.state))),
+        ),
+        (
+            AGENT_LIST,
+            c.agent_id.as_deref().map(|a| s(list_partition(a, c.state))),
+        ),
+        (LIST_ORDER, listed.then(|| s(format!("{order}#{}", c.id)))),
+    ]
 }
 
 fn state_str(state: ConversationState) -> &'static str {
@@ -262,6 +370,11 @@ impl DynamoConversationStore {
         if c.state != ConversationState::Closed {
             item.insert(OPEN_SHARD.to_owned(), s(open_shard(&c.id)));
         }
+        for (name, value) in index_attributes(c) {
+            if let Some(value) = value {
+                item.insert(name.to_owned(), value);
+            }
+        }
         Ok(with_expiry(item, expires_at))
     }
 
@@ -316,8 +429,8 @@ impl DynamoConversationStore {
             .await
     }
 
-    /// Every item matching a Scan filter (consistent, paginated). Admin-only operations: the
-    /// table has no index by account or source.
+    /// Every item matching a Scan filter (consistent, paginated): the account purge only (see
+    /// the module documentation), never a request that reads.
     async fn scan(
         &self,
         filter: &str,
@@ -334,6 +447,132 @@ impl DynamoConversationStore {
             scan = scan.expression_attribute_values(*name, value.clone());
         }
         scan.items("DynamoDB Scan").await
+    }
+
+    /// The `META` keys of at most `max` entries of partition `value` of the keys-only `index`
+    /// (partition key attribute `attribute`), in the index's order, newest first.
+    async fn index_keys(
+        &self,
+        index: &str,
+        attribute: &str,
+        value: String,
+        max: usize,
+    ) -> Result<Vec<Item>, PortError> {
+        let query = self
+            .table
+            .query()
+            .index_name(index)
+            .key_condition_expression("#key = :key")
+            .expression_attribute_names("#key", attribute)
+            .expression_attribute_values(":key", s(value))
+            .scan_index_forward(false);
+        let items = first_items(query, max, "DynamoDB Query (conversation index)").await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| string(item, "pk"))
+            .map(|pk| key(pk.to_owned(), META))
+            .collect())
+    }
+
+    /// The conversations of `keys` (`META` keys), read consistently with `BatchGetItem`; each
+    /// once, whatever the repeats in `keys`; missing ones (deleted meanwhile) are skipped.
+    async fn metas(&self, keys: Vec<Item>) -> Result<Vec<Conversation>, PortError> {
+        let mut seen = std::collections::HashSet::new();
+        let keys: Vec<Item> = keys
+            .into_iter()
+            .filter(|k| seen.insert(key_pair(k)))
+            .collect();
+        self.table
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(|item| parse_doc(item, "conversation"))
+            .collect()
+    }
+
+    /// A paged background job (not for a request path: it Scans the table), run once after
+    /// deploying the index attributes, idempotent and resumable: one page of at most `page_size`
+    /// items from `cursor` (`None`: the start), each conversation `META` item in it given the
+    /// index attributes its document implies (`accountSk`, `queueList`, `agentList`,
+    /// `listOrder`, `openShard`: see the module documentation) where they differ. An item
+    /// changed meanwhile is left alone (its writer set them). Run it page after page until
+    /// `next` is `None` ([`DynamoConversationStore::backfill_indexes`] does).
+    pub async fn backfill_indexes_page(
+        &self,
+        cursor: Option<JobCursor>,
+        page_size: i32,
+    ) -> Result<JobPage, PortError> {
+        let scan = self
+            .table
+            .scan()
+            .filter_expression("sk = :meta")
+            .expression_attribute_values(":meta", s(META));
+        let (items, next) = scan_page(scan, cursor, page_size, "DynamoDB Scan (backfill)").await?;
+        let mut updated = 0;
+        for item in &items {
+            let c: Conversation = parse_doc(item, "conversation")?;
+            let mut wanted: Vec<(&str, Option<AttributeValue>)> = index_attributes(&c).to_vec();
+            let shard = (c.state != ConversationState::Closed).then(|| s(open_shard(&c.id)));
+            wanted.push((OPEN_SHARD, shard));
+            if wanted
+                .iter()
+                .all(|(name, value)| item.get(*name) == value.as_ref())
+            {
+                continue;
+            }
+            let (mut sets, mut removes) = (Vec::new(), Vec::new());
+            let mut update = self
+                .table
+                .update_item()
+                .set_key(Some(key(conversation_pk(&c.id), META)))
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(
+                    ":version",
+                    item.get("version").cloned().unwrap_or_else(|| n(c.version)),
+                );
+            for (i, (name, value)) in wanted.into_iter().enumerate() {
+                update = update.expression_attribute_names(format!("#a{i}"), name);
+                match value {
+                    Some(value) => {
+                        sets.push(format!("#a{i} = :v{i}"));
+                        update = update.expression_attribute_values(format!(":v{i}"), value);
+                    }
+                    None => removes.push(format!("#a{i}")),
+                }
+            }
+            let mut expression = String::new();
+            if !sets.is_empty() {
+                expression.push_str(&format!("SET {}", sets.join(", ")));
+            }
+            if !removes.is_empty() {
+                expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            }
+            let result = update.update_expression(expression).send().await;
+            if condition_held(result, "DynamoDB UpdateItem (backfill)")? {
+                updated += 1;
+            }
+        }
+        Ok(JobPage {
+            scanned: items.len(),
+            updated,
+            next,
+        })
+    }
+
+    /// [`DynamoConversationStore::backfill_indexes_page`] from the start until the end, pages of
+    /// 500; how many items it changed. A paged background job: never on a request path.
+    pub async fn backfill_indexes(&self) -> Result<usize, PortError> {
+        let mut cursor = None;
+        let mut updated = 0;
+        loop {
+            let page = self.backfill_indexes_page(cursor, 500).await?;
+            updated += page.updated;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(updated),
+            }
+        }
     }
 
     /// Deletes the open pointer of (`account_id`, `source_id`) if it designates `conversation_id`.
@@ -721,74 +960,97 @@ impl ConversationStore for DynamoConversationStore {
         Ok(entries)
     }
 
-    /// A consistent Scan of the `META` items (no index by queue or agent yet: see the module
-    /// documentation), filtered in Rust with [`ConversationFilter::matches`].
+    /// Queries of the listing indexes (per queue of the filter and the agent, per state asked:
+    /// open partitions read whole up to [`OPEN_LIST_CAP`], closed ones newest first up to the
+    /// limit), then the `META` items read consistently by key and checked with
+    /// [`ConversationFilter::matches`] (the index lags the table a little), ordered most recent
+    /// activity first and cut to the limit. See the module documentation.
     async fn list_conversations(
         &self,
         filter: &ConversationFilter,
     ) -> Result<Vec<Conversation>, PortError> {
-        let mut out: Vec<Conversation> = Vec::new();
         if filter.limit == 0 || (filter.queue_ids.is_empty() && filter.agent_id.is_none()) {
             // Nothing can match.
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let scan = self
-            .table
-            .scan()
-            .projection_expression("#doc")
-            .expression_attribute_names("#doc", "doc")
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":meta", s(META))
-            .consistent_read(true);
-        let scan = match filter.state {
-            Some(state) => scan
-                .filter_expression("#sk = :meta AND #state = :state")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":state", s(state_str(state))),
-            None => scan.filter_expression("#sk = :meta"),
+        let states = match filter.state {
+            Some(state) => vec![state],
+            None => vec![
+                ConversationState::Waiting,
+                ConversationState::Active,
+                ConversationState::Closed,
+            ],
         };
-        scan.each_page("DynamoDB Scan", |items| {
-            for item in items {
-                let conversation: Conversation = parse_doc(item, "conversation")?;
-                if filter.matches(&conversation) {
-                    out.push(conversation);
+        let mut queues: Vec<&str> = filter.queue_ids.iter().map(String::as_str).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        let mut keys = Vec::new();
+        for state in states {
+            let max = match state {
+                ConversationState::Closed => filter.limit,
+                _ => OPEN_LIST_CAP,
+            };
+            let partitions = queues.iter().map(|q| (QUEUE_INDEX, QUEUE_LIST, *q)).chain(
+                filter
+                    .agent_id
+                    .as_deref()
+                    .map(|a| (AGENT_INDEX, AGENT_LIST, a)),
+            );
+            for (index, attribute, owner) in partitions {
+                let found = self
+                    .index_keys(index, attribute, list_partition(owner, state), max)
+                    .await?;
+                if found.len() >= OPEN_LIST_CAP && state != ConversationState::Closed {
+                    tracing::warn!(
+                        index,
+                        partition = %list_partition(owner, state),
+                        cap = OPEN_LIST_CAP,
+                        "open conversation list partition read up to its cap"
+                    );
                 }
+                keys.extend(found);
             }
-            // Only the `limit` most recent can be returned: keep memory bounded.
-            if out.len() > filter.limit.saturating_mul(2) {
-                out.sort_by(by_recent_activity);
-                out.truncate(filter.limit);
-            }
-            Ok(())
-        })
-        .await?;
+        }
+        let mut out: Vec<Conversation> = self
+            .metas(keys)
+            .await?
+            .into_iter()
+            .filter(|c| filter.matches(c))
+            .collect();
         out.sort_by(by_recent_activity);
         out.truncate(filter.limit);
         Ok(out)
     }
 
-    /// A filtered Scan of the conversation items (no index by source): admin-only and rare
-    /// (privacy requests), not for the message path.
+    /// A Query of the by-account index for the source's range (`C#{source}#…`), then the `META`
+    /// items read consistently by key; oldest first.
     async fn conversations_of_source(
         &self,
         account_id: &str,
         source_id: &str,
     ) -> Result<Vec<Conversation>, PortError> {
-        let items = self
-            .scan(
-                "sk = :meta AND accountId = :account AND sourceId = :source",
-                &[
-                    (":meta", s(META)),
-                    (":account", s(account_id)),
-                    (":source", s(source_id)),
-                ],
-                None,
-            )
+        let mut keys = Vec::new();
+        self.table
+            .query()
+            .index_name(ACCOUNT_INDEX)
+            .key_condition_expression("#account = :account AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#account", ACCOUNT_KEY)
+            .expression_attribute_names("#sk", ACCOUNT_SK)
+            .expression_attribute_values(":account", s(account_id))
+            .expression_attribute_values(":prefix", s(source_prefix(source_id)))
+            .each_item("DynamoDB Query (conversations of a source)", |item| {
+                if let Some(pk) = string(item, "pk") {
+                    keys.push(key(pk.to_owned(), META));
+                }
+                Ok(())
+            })
             .await?;
-        let mut conversations = items
-            .iter()
-            .map(|item| parse_doc(item, "conversation"))
-            .collect::<Result<Vec<Conversation>, _>>()?;
+        let mut conversations: Vec<Conversation> = self
+            .metas(keys)
+            .await?
+            .into_iter()
+            .filter(|c| c.account_id == account_id && c.source_id == source_id)
+            .collect();
         conversations.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
         Ok(conversations)
     }

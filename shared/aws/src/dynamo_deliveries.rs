@@ -20,6 +20,11 @@
 //! with no index of its own. It deletes the index items first and the delivery items last, so an
 //! interrupted purge is completed by running it again (the Scan still finds what is left).
 //! Delivery items written before `accountId` existed lack it and are not found by the purge.
+//! This Scan is the store's only one and no request that reads calls it (the admin's
+//! disconnection with purge does, with the conversation store's purge Scan): an index by account
+//! would cost an index write per outbound message. The conversations table's
+//! `conversations-by-account` index is keyed on `accountId` too, but its sort key `accountSk` is
+//! on conversation `META` items only, so delivery items are not in it.
 
 use crate::dynamo::{
     attempts, condition_held, get_s, key, n, number, parse_doc, s, to_doc, transact_put,

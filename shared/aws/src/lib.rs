@@ -4,6 +4,7 @@
 
 pub mod config_docs;
 mod dynamo;
+pub use dynamo::{JobCursor, JobPage};
 pub mod dynamo_agents;
 pub mod dynamo_conversations;
 pub mod dynamo_deliveries;
@@ -14,7 +15,7 @@ pub mod workstreams;
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
-use dynamo::{get_s, key, n, number, s, Condition, Item, Pages, Table};
+use dynamo::{get_s, key, n, number, s, Condition, Item, Outcome, Pages, Table};
 use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
 use omniline_domain::clock::rfc3339_millis;
 use omniline_domain::line::envelope::QueueMessage;
@@ -139,7 +140,13 @@ impl EventQueue for SqsEventQueue {
 // DynamoDB
 
 /// [`AccountStore`] in the single DynamoDB config table (`pk`, `sk`):
-/// `ACCOUNT#{id}` / `PROFILE` holds the account, `ACCOUNT#{id}` / `WEBHOOK_STATS` its counters.
+/// `ACCOUNT#{id}` / `PROFILE` holds the account, `ACCOUNT#{id}` / `WEBHOOK_STATS` its counters,
+/// and `ACCOUNTS` / `{id}` (attribute `accountId`) lists it: the list is one Query of the
+/// `ACCOUNTS` partition and a consistent `BatchGetItem` of the profiles, never a Scan. `create`
+/// writes the profile and its list item in one transaction; `delete` removes the profile first
+/// and the list item after (a list item without a profile is skipped). Accounts created before
+/// the list item existed get theirs from [`DynamoAccountStore::backfill_account_index`], a paged
+/// background job run once after deploying.
 #[derive(Debug, Clone)]
 pub struct DynamoAccountStore {
     table: Table,
@@ -147,9 +154,18 @@ pub struct DynamoAccountStore {
 
 const PROFILE: &str = "PROFILE";
 const WEBHOOK_STATS: &str = "WEBHOOK_STATS";
+/// The partition listing every account (one item per account, sort key its id).
+pub const ACCOUNTS: &str = "ACCOUNTS";
 
 fn account_pk(id: &str) -> String {
     format!("ACCOUNT#{id}")
+}
+
+/// The list item of account `id`.
+fn account_list_item(id: &str) -> Item {
+    let mut item = key(ACCOUNTS.to_owned(), id);
+    item.insert("accountId".to_owned(), s(id));
+    item
 }
 
 impl DynamoAccountStore {
@@ -178,6 +194,60 @@ impl DynamoAccountStore {
         item
     }
 
+    /// A paged background job (not for a request path: it Scans the config table), run once
+    /// after deploying the `ACCOUNTS` list, idempotent and resumable: one page of at most
+    /// `page_size` items from `cursor` (`None`: the start), a list item put for each account
+    /// profile in it. Run it until `next` is `None`
+    /// ([`DynamoAccountStore::backfill_account_index`] does).
+    pub async fn backfill_account_index_page(
+        &self,
+        cursor: Option<JobCursor>,
+        page_size: i32,
+    ) -> Result<JobPage, PortError> {
+        let scan = self
+            .table
+            .scan()
+            .filter_expression("sk = :profile AND begins_with(pk, :account)")
+            .expression_attribute_values(":profile", s(PROFILE))
+            .expression_attribute_values(":account", s(account_pk("")));
+        let (items, next) =
+            dynamo::scan_page(scan, cursor, page_size, "DynamoDB Scan (backfill)").await?;
+        let mut listed = 0;
+        for item in &items {
+            let id = get_s(item, "id")?;
+            // An account deleted meanwhile must not come back in the list: only while its
+            // profile exists (checked in the same transaction).
+            let present = Condition::new("attribute_exists(pk)");
+            let tx = vec![
+                dynamo::transact_check(&self.table.name, key(account_pk(id), PROFILE), present)?,
+                dynamo::transact_put(&self.table.name, account_list_item(id), None)?,
+            ];
+            // Deleted meanwhile (or raced: the next run lists it): not listed.
+            if let Outcome::Done = self.table.transact(tx).await?.outcome()? {
+                listed += 1;
+            }
+        }
+        Ok(JobPage {
+            scanned: items.len(),
+            updated: listed,
+            next,
+        })
+    }
+
+    /// [`DynamoAccountStore::backfill_account_index_page`] from the start until the end; how many
+    /// accounts it listed. A paged background job: never on a request path.
+    pub async fn backfill_account_index(&self) -> Result<usize, PortError> {
+        let (mut cursor, mut listed) = (None, 0);
+        loop {
+            let page = self.backfill_account_index_page(cursor, 500).await?;
+            listed += page.updated;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(listed),
+            }
+        }
+    }
+
     fn account(item: &Item) -> Result<Account, PortError> {
         let text = |name: &str| get_s(item, name).map(str::to_owned);
         Ok(Account {
@@ -201,12 +271,25 @@ impl DynamoAccountStore {
 #[async_trait]
 impl AccountStore for DynamoAccountStore {
     async fn create(&self, account: &Account) -> Result<(), PortError> {
-        let absent = Condition::new("attribute_not_exists(pk)");
-        if self.table.put_if(Self::item(account), absent).await? {
-            Ok(())
-        } else {
-            Err(PortError::Conflict("account id".into()))
+        for pause in dynamo::attempts() {
+            pause.await;
+            let absent = Condition::new("attribute_not_exists(pk)");
+            let tx = vec![
+                dynamo::transact_put(&self.table.name, Self::item(account), absent)?,
+                dynamo::transact_put(&self.table.name, account_list_item(&account.id), None)?,
+            ];
+            match self.table.transact(tx).await?.outcome()? {
+                Outcome::Done => return Ok(()),
+                outcome if outcome.failed(0) => {
+                    return Err(PortError::Conflict("account id".into()))
+                }
+                _ => continue,
+            }
         }
+        Err(PortError::Unavailable(format!(
+            "account {}: its creation kept conflicting",
+            account.id
+        )))
     }
 
     async fn get(&self, id: &str) -> Result<Option<Account>, PortError> {
@@ -219,18 +302,22 @@ impl AccountStore for DynamoAccountStore {
     }
 
     async fn list(&self) -> Result<Vec<Account>, PortError> {
-        // Admin-only and small: a filtered scan of the profile items.
-        let mut accounts = Vec::new();
+        // One Query of the list partition, then the profiles by key.
+        let mut keys = Vec::new();
         self.table
-            .scan()
-            .filter_expression("sk = :profile AND begins_with(pk, :account)")
-            .expression_attribute_values(":profile", s(PROFILE))
-            .expression_attribute_values(":account", s("ACCOUNT#"))
-            .each_item("DynamoDB Scan", |item| {
-                accounts.push(Self::account(item)?);
+            .partition(ACCOUNTS.to_owned())
+            .each_item("DynamoDB Query (accounts)", |item| {
+                keys.push(key(account_pk(get_s(item, "accountId")?), PROFILE));
                 Ok(())
             })
             .await?;
+        let mut accounts = self
+            .table
+            .batch_get(keys)
+            .await?
+            .iter()
+            .map(Self::account)
+            .collect::<Result<Vec<_>, _>>()?;
         accounts.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
         Ok(accounts)
     }
@@ -248,6 +335,9 @@ impl AccountStore for DynamoAccountStore {
         self.table
             .delete(key(account_pk(id), WEBHOOK_STATS))
             .await?;
+        // Last: while it is there a retry finds it, and a list item without its profile is
+        // skipped by `list`.
+        self.table.delete(key(ACCOUNTS.to_owned(), id)).await?;
         Ok(existed)
     }
 

@@ -1,0 +1,319 @@
+//! No request path Scans: every DynamoDB operation the adapters send on behalf of a request (the
+//! webhook, the router, the outbound function, the agent and admin APIs) is a GetItem, a
+//! BatchGetItem, a Query or a write, never a `Scan`, whose cost follows the table, not the
+//! request. Checked on the wire: the SDK's HTTP client is wrapped to record the `X-Amz-Target`
+//! of every request (`DynamoDB_20120810.Scan`, …) while the port contracts run on the AWS
+//! adapters against moto, with every request-path method of `ConversationStore`, `AgentStore`,
+//! `WorkstreamStore`, `AccountStore`, `ConfigStore` and `DeliveryStore` (and the SQS and
+//! Secrets Manager adapters). The control: the named background jobs (the index backfills) and
+//! the account purge, which do Scan, are seen doing it, so the recorder can fail the test.
+//!
+//! Ignored by a bare `cargo test` (no moto there); `./infra/test.sh` runs it with
+//! `--include-ignored` against moto (`OMNILINE_TEST_AWS_ENDPOINT`).
+
+use aws_config::SdkConfig;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use omniline_aws::config_docs::DynamoConfigStore;
+use omniline_aws::dynamo_agents::DynamoAgentStore;
+use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_aws::workstreams::DynamoWorkstreamStore;
+use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
+use omniline_domain::conversation::{ConversationFilter, ConversationState};
+use omniline_ports::{AgentStore, ConversationStore, DeliveryStore, EventQueue};
+use omniline_testkit::conversation_contract as conversations;
+use omniline_tests::{endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
+use std::sync::{Arc, Mutex};
+
+/// The `X-Amz-Target` of every request sent through a [`Recording`] client, in order.
+#[derive(Debug, Clone, Default)]
+struct Targets(Arc<Mutex<Vec<String>>>);
+
+impl Targets {
+    /// The targets recorded since the last call, emptied.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("targets"))
+    }
+}
+
+/// The SDK's HTTP client, recording each request's `X-Amz-Target` before sending it.
+#[derive(Debug)]
+struct Recording {
+    inner: SharedHttpClient,
+    targets: Targets,
+}
+
+impl HttpClient for Recording {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(RecordingConnector {
+            inner: self.inner.http_connector(settings, components),
+            targets: self.targets.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RecordingConnector {
+    inner: SharedHttpConnector,
+    targets: Targets,
+}
+
+impl HttpConnector for RecordingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if let Some(target) = request.headers().get("x-amz-target") {
+            self.targets
+                .0
+                .lock()
+                .expect("targets")
+                .push(target.to_owned());
+        }
+        self.inner.call(request)
+    }
+}
+
+/// The test's SDK config on moto with the recording client, and what it records.
+async fn recording() -> (SdkConfig, SdkConfig, Targets) {
+    let plain = sdk_config(&endpoint()).await;
+    let targets = Targets::default();
+    let recorded = plain
+        .to_builder()
+        .http_client(SharedHttpClient::new(Recording {
+            inner: omniline_aws::https_client(),
+            targets: targets.clone(),
+        }))
+        .build();
+    (plain, recorded, targets)
+}
+
+const SCAN: &str = "DynamoDB_20120810.Scan";
+
+/// Fails if any recorded DynamoDB operation is a Scan; returns the operations' names.
+fn assert_no_scan(targets: &[String], what: &str) -> Vec<String> {
+    let scans = targets.iter().filter(|t| t.as_str() == SCAN).count();
+    assert_eq!(scans, 0, "{what} sent {scans} Scan(s): {targets:?}");
+    targets
+        .iter()
+        .filter_map(|t| t.strip_prefix("DynamoDB_20120810."))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A conversation store (with its agents' table) on fresh tables, through the recording client.
+async fn conversation_store(plain: &SdkConfig, recorded: &SdkConfig) -> DynamoConversationStore {
+    let table = pk_sk_table(plain, "conversations").await;
+    let agents = pk_sk_table(plain, "agents").await;
+    DynamoConversationStore::new(recorded, table).with_agents_table(agents)
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn no_request_path_sends_a_dynamodb_scan() {
+    let (plain, recorded, targets) = recording().await;
+    let mut seen = std::collections::BTreeSet::new();
+
+    // ConversationStore: every method but the purge (below) and the backfill job, through its
+    // contract, each scenario on fresh tables.
+    macro_rules! on_fresh_store {
+        ($($scenario:ident),* $(,)?) => {$(
+            let store = conversation_store(&plain, &recorded).await;
+            conversations::$scenario(&store).await;
+            seen.extend(assert_no_scan(&targets.take(), stringify!($scenario)));
+        )*};
+    }
+    on_fresh_store!(
+        commit_then_redelivery_is_a_duplicate_and_changes_nothing,
+        the_outbox_is_recorded_with_the_event_and_read_back,
+        the_same_event_id_under_another_account_is_not_a_duplicate,
+        dedupe_window_follows_the_callers_clock_years_away_from_today,
+        an_expired_dedupe_record_lets_the_event_through,
+        create_conflicts_with_an_open_conversation_and_writes_nothing,
+        update_with_a_stale_version_conflicts_and_writes_nothing,
+        closing_frees_the_source_for_a_new_conversation,
+        reopening_a_closed_conversation_while_the_source_has_another_conflicts,
+        a_conversation_created_closed_takes_no_open_pointer,
+        transcript_is_ordered_by_timestamp_then_event_id,
+        unsend_retracts_the_message_and_an_unknown_message_is_a_no_op,
+        customers_are_upserted,
+        conversations_of_source_lists_every_state_oldest_first,
+        list_conversations_filters_orders_by_recent_activity_and_limits,
+        delete_conversation_erases_its_transcript_pointer_and_index_only,
+        delete_conversation_leaves_a_newer_open_pointer_alone,
+        delete_customer_erases_one_profile,
+    );
+    {
+        let store = conversation_store(&plain, &recorded).await;
+        conversations::concurrent_commits_of_one_event_commit_once(Arc::new(store)).await;
+        // Slots: the agents' table through the recording client too.
+        let with_agents = || async {
+            let agents_table = pk_sk_table(&plain, "agents").await;
+            let store =
+                DynamoConversationStore::new(&recorded, pk_sk_table(&plain, "conversations").await)
+                    .with_agents_table(&agents_table);
+            (store, DynamoAgentStore::new(&recorded, &agents_table))
+        };
+        let (store, agents) = with_agents().await;
+        conversations::a_claim_is_given_back_unless_the_conversation_is_the_agents(&store, &agents)
+            .await;
+        let (store, agents) = with_agents().await;
+        conversations::an_assignment_commit_needs_the_agents_slot(&store, &agents).await;
+        // The schedule's reads, the list in every state and without one, and the retention
+        // sweep (a no-op on DynamoDB).
+        assert!(!store.open_conversations().await.unwrap().is_empty());
+        for state in [
+            None,
+            Some(ConversationState::Waiting),
+            Some(ConversationState::Active),
+            Some(ConversationState::Closed),
+        ] {
+            store
+                .list_conversations(&ConversationFilter {
+                    state,
+                    queue_ids: vec!["q1".into(), "q2".into()],
+                    agent_id: Some("X".into()),
+                    limit: 100,
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.sweep_expired(conversations::NOW).await.unwrap(), 0);
+        seen.extend(assert_no_scan(&targets.take(), "conversation store"));
+    }
+
+    // AgentStore, through its contract.
+    macro_rules! on_fresh_agents {
+        ($($scenario:ident),* $(,)?) => {$(
+            let agents = DynamoAgentStore::new(&recorded, pk_sk_table(&plain, "agents").await);
+            omniline_testkit::agent_contract::$scenario(&agents).await;
+            seen.extend(assert_no_scan(&targets.take(), stringify!($scenario)));
+        )*};
+    }
+    on_fresh_agents!(
+        assign_is_idempotent_and_release_frees_a_slot,
+        unavailable_or_unknown_agents_are_refused,
+        put_agent_moves_queue_membership_and_keeps_assignment_state,
+        list_agents_is_ordered_by_id_and_carries_whole_agents,
+        delete_agent_removes_everything_of_the_agent_only,
+        delete_agent_without_profile_still_clears_notifications,
+        notifications_are_idempotent_by_id_and_ordered,
+        notifications_after_pages_through_every_notification_once_in_order,
+        a_conversations_notifications_are_deleted_for_every_agent,
+    );
+    {
+        let agents = DynamoAgentStore::new(&recorded, pk_sk_table(&plain, "agents").await);
+        omniline_testkit::agent_contract::capacity_is_never_exceeded_by_concurrent_assignments(
+            Arc::new(agents.clone()),
+        )
+        .await;
+        agents.agents_in_queue("q1").await.unwrap();
+        agents.notifications("a").await.unwrap();
+        seen.extend(assert_no_scan(&targets.take(), "agent store"));
+    }
+
+    // WorkstreamStore, ConfigStore, AccountStore: the config table.
+    {
+        use omniline_testkit::workstream_contract as workstreams;
+        let config_table = pk_sk_table(&plain, "config").await;
+        let store = DynamoWorkstreamStore::new(&recorded, &config_table);
+        workstreams::create_get_list_update_delete(&store).await;
+        let store = DynamoWorkstreamStore::new(&recorded, pk_sk_table(&plain, "config").await);
+        workstreams::create_conflicts_name_the_existing_workstream(&store).await;
+        let store = DynamoWorkstreamStore::new(&recorded, pk_sk_table(&plain, "config").await);
+        workstreams::updates_check_version_and_account(&store).await;
+        let store = DynamoWorkstreamStore::new(&recorded, pk_sk_table(&plain, "config").await);
+        workstreams::put_workstream_replaces_the_accounts_workstream(&store).await;
+        let store = DynamoWorkstreamStore::new(&recorded, pk_sk_table(&plain, "config").await);
+        workstreams::concurrent_creates_for_one_account_let_one_win(Arc::new(store)).await;
+        let store = DynamoWorkstreamStore::new(&recorded, pk_sk_table(&plain, "config").await);
+        workstreams::concurrent_updates_at_one_version_let_one_win(Arc::new(store)).await;
+        seen.extend(assert_no_scan(&targets.take(), "workstream store"));
+
+        let store = DynamoConfigStore::new(&recorded, pk_sk_table(&plain, "config").await);
+        omniline_testkit::config_store_contract(&store).await;
+        seen.extend(assert_no_scan(&targets.take(), "config store"));
+
+        let store = DynamoAccountStore::new(&recorded, pk_sk_table(&plain, "config").await);
+        omniline_testkit::account_contract::crud_conflicts_and_counters(&store).await;
+        seen.extend(assert_no_scan(&targets.take(), "account store"));
+    }
+
+    // DeliveryStore: every method but the purge.
+    {
+        use omniline_testkit::delivery_contract as deliveries;
+        let table = pk_sk_table(&plain, "conversations").await;
+        let store = DynamoDeliveryStore::new(&recorded, &table);
+        deliveries::begin_twice_keeps_the_first_retry_key(&store).await;
+        deliveries::update_needs_the_previous_version(&store).await;
+        let store = DynamoDeliveryStore::new(&recorded, pk_sk_table(&plain, "c").await);
+        deliveries::concurrent_updates_exactly_one_wins(Arc::new(store)).await;
+        let store = DynamoDeliveryStore::new(&recorded, pk_sk_table(&plain, "c").await);
+        deliveries::listed_per_conversation_in_creation_order(&store).await;
+        let deleted = store.delete_for_conversation("c1").await.unwrap();
+        assert!(deleted > 0);
+        seen.extend(assert_no_scan(&targets.take(), "delivery store"));
+    }
+
+    // The webhook's queue and the secrets (no DynamoDB, but through the same client).
+    {
+        let queue = SqsEventQueue::new(&recorded, fifo_queue(&plain, "inbound").await);
+        queue
+            .send(&[omniline_testkit::event_queue_contract::message("g1", 0)])
+            .await
+            .unwrap();
+        let secrets = SecretsManagerStore::new(&recorded, format!("{}/", unique("omniline")));
+        omniline_testkit::secret_contract::creates_replaces_reads_and_deletes(&secrets).await;
+        let sent = targets.take();
+        assert_no_scan(&sent, "queue and secrets");
+        assert!(
+            sent.iter()
+                .any(|t| t.ends_with("SendMessageBatch") || t.ends_with("GetSecretValue")),
+            "{sent:?}"
+        );
+    }
+
+    // The recorder saw the reads the request paths make instead.
+    for operation in [
+        "GetItem",
+        "Query",
+        "BatchGetItem",
+        "TransactWriteItems",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+    ] {
+        assert!(seen.contains(operation), "{operation} not seen: {seen:?}");
+    }
+
+    // The control: the named background jobs and the purge do Scan, and the recorder sees it.
+    let store = conversation_store(&plain, &recorded).await;
+    conversations::conversations_of_source_lists_every_state_oldest_first(&store).await;
+    targets.take();
+    store.backfill_indexes().await.unwrap();
+    assert!(
+        targets.take().contains(&SCAN.to_owned()),
+        "backfill_indexes"
+    );
+    let accounts = DynamoAccountStore::new(&recorded, pk_sk_table(&plain, "config").await);
+    accounts.backfill_account_index().await.unwrap();
+    assert!(
+        targets.take().contains(&SCAN.to_owned()),
+        "backfill_account_index"
+    );
+    store.purge_account("acc1").await.unwrap();
+    let deliveries = DynamoDeliveryStore::new(&recorded, pk_sk_table(&plain, "c").await);
+    deliveries.purge_account("acc1").await.unwrap();
+    assert_eq!(
+        targets.take().iter().filter(|t| t.as_str() == SCAN).count(),
+        2,
+        "the purges (still Scans: see dynamo_conversations and dynamo_deliveries)"
+    );
+}
