@@ -1,8 +1,8 @@
 //! No request path Scans: every DynamoDB operation the adapters send on behalf of a request (the
 //! webhook, the router, the outbound function, the agent and admin APIs) is a GetItem, a
 //! BatchGetItem, a Query or a write, never a `Scan`, whose cost follows the table, not the
-//! request. Checked on the wire: the SDK's HTTP client is wrapped to record the `X-Amz-Target`
-//! of every request (`DynamoDB_20120810.Scan`, …) while the port contracts run on the AWS
+//! request. Checked on the wire: the SDK's HTTP client is wrapped (`omniline_aws::meter::WireMeter`) to
+//! record the operation of every request (`DynamoDB_20120810.Scan`, …) while the port contracts run on the AWS
 //! adapters against moto, with every request-path method of `ConversationStore`, `AgentStore`,
 //! `WorkstreamStore`, `AccountStore`, `ConfigStore` and `DeliveryStore` (and the SQS and
 //! Secrets Manager adapters). The control: the named background jobs (the index backfills) and
@@ -12,16 +12,11 @@
 //! `--include-ignored` against moto (`OMNILINE_TEST_AWS_ENDPOINT`).
 
 use aws_config::SdkConfig;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use omniline_aws::config_docs::DynamoConfigStore;
 use omniline_aws::dynamo_agents::DynamoAgentStore;
 use omniline_aws::dynamo_conversations::DynamoConversationStore;
 use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+use omniline_aws::meter::{MeterSnapshot, WireMeter};
 use omniline_aws::workstreams::DynamoWorkstreamStore;
 use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
 use omniline_domain::conversation::{ConversationFilter, ConversationState};
@@ -30,67 +25,43 @@ use omniline_testkit::conversation_contract as conversations;
 use omniline_tests::{endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
 use std::sync::{Arc, Mutex};
 
-/// The `X-Amz-Target` of every request sent through a [`Recording`] client, in order.
-#[derive(Debug, Clone, Default)]
-struct Targets(Arc<Mutex<Vec<String>>>);
+/// The requests the wire meter (`omniline_aws::meter`, the SDK's HTTP client wrapped) saw, as
+/// `X-Amz-Target` names (`DynamoDB_20120810.Scan`, …).
+struct Targets {
+    meter: WireMeter,
+    seen: Mutex<MeterSnapshot>,
+}
 
 impl Targets {
-    /// The targets recorded since the last call, emptied.
+    /// The requests sent since the last call, one name per request.
     fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().expect("targets"))
+        let now = self.meter.snapshot();
+        let mut seen = self.seen.lock().expect("targets");
+        let new = now.since(&seen);
+        *seen = now;
+        new.operations
+            .iter()
+            .flat_map(|o| {
+                let prefix = match o.service.as_str() {
+                    "dynamodb" => "DynamoDB_20120810",
+                    "sqs" => "AmazonSQS",
+                    other => other,
+                };
+                std::iter::repeat_n(format!("{prefix}.{}", o.operation), o.requests as usize)
+            })
+            .collect()
     }
 }
 
-/// The SDK's HTTP client, recording each request's `X-Amz-Target` before sending it.
-#[derive(Debug)]
-struct Recording {
-    inner: SharedHttpClient,
-    targets: Targets,
-}
-
-impl HttpClient for Recording {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(RecordingConnector {
-            inner: self.inner.http_connector(settings, components),
-            targets: self.targets.clone(),
-        })
-    }
-}
-
-#[derive(Debug)]
-struct RecordingConnector {
-    inner: SharedHttpConnector,
-    targets: Targets,
-}
-
-impl HttpConnector for RecordingConnector {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        if let Some(target) = request.headers().get("x-amz-target") {
-            self.targets
-                .0
-                .lock()
-                .expect("targets")
-                .push(target.to_owned());
-        }
-        self.inner.call(request)
-    }
-}
-
-/// The test's SDK config on moto with the recording client, and what it records.
+/// The test's SDK config on moto, the same config wrapped by a wire meter, and what it records.
 async fn recording() -> (SdkConfig, SdkConfig, Targets) {
     let plain = sdk_config(&endpoint()).await;
-    let targets = Targets::default();
-    let recorded = plain
-        .to_builder()
-        .http_client(SharedHttpClient::new(Recording {
-            inner: omniline_aws::https_client(),
-            targets: targets.clone(),
-        }))
-        .build();
+    let meter = WireMeter::new();
+    let recorded = meter.wrap(&plain);
+    let targets = Targets {
+        meter,
+        seen: Mutex::new(MeterSnapshot::default()),
+    };
     (plain, recorded, targets)
 }
 

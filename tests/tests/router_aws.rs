@@ -3,9 +3,9 @@
 
 use omniline_aws::dynamo_agents::DynamoAgentStore;
 use omniline_aws::dynamo_conversations::DynamoConversationStore;
+use omniline_aws::meter::{MeterSnapshot, WireMeter};
 use omniline_aws::s3::S3ObjectStore;
 use omniline_aws::workstreams::DynamoWorkstreamStore;
-use omniline_aws::meter::{MeterSnapshot, WireMeter};
 use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
 use omniline_domain::agents::{Agent, AgentStatus};
 use omniline_domain::conversation::ConversationState;

@@ -1415,7 +1415,10 @@ fn rejected_signatures_raise_an_alarm_on_the_line_the_webhook_logs() {
 #[test]
 fn the_webhook_function_url_is_public_through_the_url_only() {
     let t = Template::load();
-    let entry = t.section("Parameters").get("WebhookEntry").expect("WebhookEntry");
+    let entry = t
+        .section("Parameters")
+        .get("WebhookEntry")
+        .expect("WebhookEntry");
     assert_eq!(str_at(entry, &["Default"]), Some("FunctionUrl"));
     let url = props(t.resource("WebhookFunctionUrl"));
     assert_eq!(str_at(url, &["AuthType"]), Some("NONE"));
@@ -1427,7 +1430,10 @@ fn the_webhook_function_url_is_public_through_the_url_only() {
         "InvokeFunction for anyone must be limited to calls through the URL"
     );
     let by_url = props(t.resource("WebhookFunctionUrlPermission"));
-    assert_eq!(str_at(by_url, &["Action"]), Some("lambda:InvokeFunctionUrl"));
+    assert_eq!(
+        str_at(by_url, &["Action"]),
+        Some("lambda:InvokeFunctionUrl")
+    );
     assert_eq!(str_at(by_url, &["FunctionUrlAuthType"]), Some("NONE"));
     let admin_env = props(t.resource("AdminFunction"))
         .get("Environment")

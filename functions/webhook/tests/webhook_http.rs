@@ -718,5 +718,9 @@ async fn counters_are_written_at_most_once_per_flush_interval() {
     assert_eq!(stats().await, (1, 1), "held in memory within the interval");
     now.fetch_add(6_000, Ordering::SeqCst);
     send("01HEVENT00000000000000FL04").await;
-    assert_eq!(stats().await, (4, 4), "the first request after it writes all");
+    assert_eq!(
+        stats().await,
+        (4, 4),
+        "the first request after it writes all"
+    );
 }

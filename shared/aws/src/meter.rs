@@ -148,9 +148,7 @@ impl WireMeter {
 
     /// `config` with its HTTP client wrapped: every client built from the result is counted.
     pub fn wrap(&self, config: &SdkConfig) -> SdkConfig {
-        let inner = config
-            .http_client()
-            .unwrap_or_else(crate::https_client);
+        let inner = config.http_client().unwrap_or_else(crate::https_client);
         config
             .to_builder()
             .http_client(SharedHttpClient::new(MeteredClient {
@@ -223,7 +221,17 @@ impl WireMeter {
             let request: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
             let response: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
             let u = state.dynamodb_units(&call.operation, &request, &response, ok);
-            if std::env::var("METER_DEBUG").is_ok() { eprintln!("METER {} {:?} ok={ok} {}", call.operation, u, String::from_utf8_lossy(&call.body).chars().take(1500).collect::<String>()); }
+            if std::env::var("METER_DEBUG").is_ok() {
+                eprintln!(
+                    "METER {} {:?} ok={ok} {}",
+                    call.operation,
+                    u,
+                    String::from_utf8_lossy(&call.body)
+                        .chars()
+                        .take(1500)
+                        .collect::<String>()
+                );
+            }
             u
         } else {
             (0.0, 0.0, 0.0)
@@ -423,9 +431,9 @@ impl State {
         };
         match operation {
             "GetItem" => {
-                let size = response["Item"].as_object().map_or(0, |i| {
-                    i.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-                });
+                let size = response["Item"]
+                    .as_object()
+                    .map_or(0, |i| i.iter().map(|(k, v)| k.len() + value_size(v)).sum());
                 (units(size, READ_UNIT) * consistent(request), 0.0, 0.0)
             }
             "Query" | "Scan" => {
@@ -462,9 +470,9 @@ impl State {
                     .into_iter()
                     .flatten()
                     .map(|r| {
-                        let size = r["Item"].as_object().map_or(0, |i| {
-                            i.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-                        });
+                        let size = r["Item"]
+                            .as_object()
+                            .map_or(0, |i| i.iter().map(|(k, v)| k.len() + value_size(v)).sum());
                         2.0 * units(size, READ_UNIT)
                     })
                     .sum();
@@ -504,14 +512,14 @@ impl State {
                 for item in request["TransactItems"].as_array().into_iter().flatten() {
                     let (w, i) = if item["Put"].is_object() {
                         let put = &item["Put"];
-                        self.put(put["TableName"].as_str().unwrap_or_default(), &put["Item"], ok)
-                    } else if item["Update"].is_object() {
-                        let update = &item["Update"];
-                        self.update(
-                            update["TableName"].as_str().unwrap_or_default(),
-                            update,
+                        self.put(
+                            put["TableName"].as_str().unwrap_or_default(),
+                            &put["Item"],
                             ok,
                         )
+                    } else if item["Update"].is_object() {
+                        let update = &item["Update"];
+                        self.update(update["TableName"].as_str().unwrap_or_default(), update, ok)
                     } else if item["Delete"].is_object() {
                         let delete = &item["Delete"];
                         self.delete(
@@ -673,7 +681,10 @@ impl State {
             };
             total += match (in_index(before), in_index(after), before, after) {
                 (true, true, Some(b), Some(a)) => {
-                    let key_changed = index.keys.iter().any(|k| b.get(k).map(|x| &x.1) != a.get(k).map(|x| &x.1));
+                    let key_changed = index
+                        .keys
+                        .iter()
+                        .any(|k| b.get(k).map(|x| &x.1) != a.get(k).map(|x| &x.1));
                     let projected_changed = a.iter().any(|(name, (_, v))| {
                         !def.keys.contains(name)
                             && !index.keys.contains(name)
@@ -720,7 +731,9 @@ fn clauses(expression: &str) -> Vec<(&'static str, &str)> {
         .iter()
         .enumerate()
         .map(|(n, (at, keyword))| {
-            let end = starts.get(n + 1).map_or(expression.len(), |(next, _)| *next);
+            let end = starts
+                .get(n + 1)
+                .map_or(expression.len(), |(next, _)| *next);
             (*keyword, &expression[at + keyword.len()..end])
         })
         .collect()
@@ -774,19 +787,31 @@ mod tests {
         assert_eq!(value_size(&json!({"N": "12345"})), 4);
         assert_eq!(value_size(&json!({"BOOL": true})), 1);
         assert_eq!(value_size(&json!({"M": {"a": {"S": "xy"}}})), 3 + 1 + 1 + 2);
-        assert_eq!(value_size(&json!({"L": [{"S": "x"}, {"N": "1"}]})), 3 + 2 + 3);
+        assert_eq!(
+            value_size(&json!({"L": [{"S": "x"}, {"N": "1"}]})),
+            3 + 2 + 3
+        );
     }
 
     #[test]
     fn a_put_costs_a_unit_per_started_kib_and_its_index_entry() {
         let mut s = state();
         let small = json!({"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}}});
-        assert_eq!(s.dynamodb_units("PutItem", &small, &Value::Null, true), (0.0, 1.0, 0.0));
+        assert_eq!(
+            s.dynamodb_units("PutItem", &small, &Value::Null, true),
+            (0.0, 1.0, 0.0)
+        );
         let big = json!({"TableName": "t", "Item": {
             "pk": {"S": "a"}, "sk": {"S": "b"}, "doc": {"S": "x".repeat(1500)}, "gk": {"S": "g"}}});
-        assert_eq!(s.dynamodb_units("PutItem", &big, &Value::Null, true), (0.0, 2.0, 1.0));
+        assert_eq!(
+            s.dynamodb_units("PutItem", &big, &Value::Null, true),
+            (0.0, 2.0, 1.0)
+        );
         // Same keys, same index key: the keys-only index is not written; the item is 2 KiB.
-        assert_eq!(s.dynamodb_units("PutItem", &big, &Value::Null, true), (0.0, 2.0, 0.0));
+        assert_eq!(
+            s.dynamodb_units("PutItem", &big, &Value::Null, true),
+            (0.0, 2.0, 0.0)
+        );
     }
 
     #[test]
@@ -799,13 +824,19 @@ mod tests {
             "UpdateExpression": "SET #d = :d, gk = :g REMOVE other",
             "ExpressionAttributeNames": {"#d": "doc"},
             "ExpressionAttributeValues": {":d": {"S": "small"}, ":g": {"S": "h"}}});
-        assert_eq!(s.dynamodb_units("UpdateItem", &shrink, &Value::Null, true), (0.0, 2.0, 2.0));
+        assert_eq!(
+            s.dynamodb_units("UpdateItem", &shrink, &Value::Null, true),
+            (0.0, 2.0, 2.0)
+        );
         // Now small: one unit, and the index key is unchanged.
         let touch = json!({"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}},
             "UpdateExpression": "SET #n = if_not_exists(#n, :z) + :one",
             "ExpressionAttributeNames": {"#n": "n"},
             "ExpressionAttributeValues": {":z": {"N": "0"}, ":one": {"N": "1"}}});
-        assert_eq!(s.dynamodb_units("UpdateItem", &touch, &Value::Null, true), (0.0, 1.0, 0.0));
+        assert_eq!(
+            s.dynamodb_units("UpdateItem", &touch, &Value::Null, true),
+            (0.0, 1.0, 0.0)
+        );
     }
 
     #[test]
@@ -815,20 +846,36 @@ mod tests {
             {"Put": {"TableName": "t", "Item": {"pk": {"S": "a"}, "sk": {"S": "1"}}}},
             {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}}}}
         ]});
-        assert_eq!(s.dynamodb_units("TransactWriteItems", &tx, &Value::Null, false), (0.0, 4.0, 0.0));
+        assert_eq!(
+            s.dynamodb_units("TransactWriteItems", &tx, &Value::Null, false),
+            (0.0, 4.0, 0.0)
+        );
         let get = json!({"TableName": "t", "ConsistentRead": true});
         let found = json!({"Item": {"doc": {"S": "x".repeat(5000)}}});
-        assert_eq!(s.dynamodb_units("GetItem", &get, &found, true), (2.0, 0.0, 0.0));
+        assert_eq!(
+            s.dynamodb_units("GetItem", &get, &found, true),
+            (2.0, 0.0, 0.0)
+        );
         let eventual = json!({"TableName": "t"});
-        assert_eq!(s.dynamodb_units("GetItem", &eventual, &json!({}), true), (0.5, 0.0, 0.0));
+        assert_eq!(
+            s.dynamodb_units("GetItem", &eventual, &json!({}), true),
+            (0.5, 0.0, 0.0)
+        );
     }
 
     #[test]
     fn update_expressions_split_into_clauses() {
         assert_eq!(
             clauses("SET a = :a, b = list_append(b, :l) REMOVE c ADD n :one"),
-            vec![("SET", " a = :a, b = list_append(b, :l) "), ("REMOVE", " c "), ("ADD", " n :one")]
+            vec![
+                ("SET", " a = :a, b = list_append(b, :l) "),
+                ("REMOVE", " c "),
+                ("ADD", " n :one")
+            ]
         );
-        assert_eq!(split_top(" a = :a, b = f(x, y) "), vec!["a = :a", "b = f(x, y)"]);
+        assert_eq!(
+            split_top(" a = :a, b = f(x, y) "),
+            vec!["a = :a", "b = f(x, y)"]
+        );
     }
 }
