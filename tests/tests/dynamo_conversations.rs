@@ -100,6 +100,7 @@ fn commit(event_id: &str) -> EventCommit {
         retract_message_id: None,
         customer: None,
         outbox: Vec::new(),
+        notifications: Vec::new(),
     }
 }
 
@@ -215,6 +216,13 @@ async fn a_conversation_created_closed_takes_no_open_pointer() {
     let mut open = contract::conversation_ids(&open);
     open.sort_unstable();
     assert_eq!(open, ["c1", "c4"]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn notifications_are_committed_with_the_event() {
+    let (store, agents) = store_with_agents().await;
+    contract::notifications_are_committed_with_the_event(&store, &agents).await;
 }
 
 #[tokio::test]

@@ -158,6 +158,7 @@ async fn shares_the_conversations_table_without_mixing() {
         retract_message_id: None,
         customer: None,
         outbox: Vec::new(),
+        notifications: Vec::new(),
     };
     assert_eq!(
         conversations.commit(&commit).await.unwrap(),
@@ -210,6 +211,7 @@ async fn delete_for_conversation_erases_its_deliveries_only() {
         retract_message_id: None,
         customer: None,
         outbox: Vec::new(),
+        notifications: Vec::new(),
     };
     assert_eq!(
         conversations.commit(&commit).await.unwrap(),
@@ -321,6 +323,7 @@ async fn purge_account_erases_its_deliveries_only() {
         retract_message_id: None,
         customer: None,
         outbox: Vec::new(),
+        notifications: Vec::new(),
     };
     assert_eq!(
         conversations.commit(&commit).await.unwrap(),

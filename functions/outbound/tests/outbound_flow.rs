@@ -536,6 +536,7 @@ async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
         retract_message_id: None,
         customer: Some(customer),
         outbox: Vec::new(),
+        notifications: Vec::new(),
     };
     f.conversations.commit(&commit).await.unwrap();
     let m = message("agent-8", vec![text_message("are you there?")], None);

@@ -563,6 +563,12 @@ async fn a_sharing_commit_after_the_undo_fails_and_the_next_tick_assigns() {
         out.iter().all(|m| !m.id.starts_with("assign:")),
         "a lost assignment queued its message: {out:?}"
     );
+    // Nor X: the notifications are committed with the assignment (issue 3/7).
+    let told = s.agents.notifications("X").await.unwrap();
+    assert!(
+        told.iter().all(|n| n.conversation_id != c.id),
+        "a lost assignment notified X: {told:?}"
+    );
 
     // The next tick gives C to X, for real this time; D then waits.
     assert_eq!(s.w2.service.run_schedule().await.unwrap().assigned, 1);
@@ -578,6 +584,19 @@ async fn a_sharing_commit_after_the_undo_fails_and_the_next_tick_assigns() {
         "the committed assignment's message: {assigned:?}"
     );
     assert_eq!(assigned[0].conversation_id, c.id);
+    let told: Vec<_> = s
+        .agents
+        .notifications("X")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.conversation_id == c.id)
+        .collect();
+    assert_eq!(
+        told.len(),
+        1,
+        "the committed assignment's notification: {told:?}"
+    );
     s.w2.service
         .process_message(&body("Udave", "D1"), 1)
         .await
@@ -648,4 +667,11 @@ async fn an_event_whose_commit_loses_queues_nothing_of_the_lost_plan() {
         [omniline_domain::outbound::text_message("X will help you.")]
     );
     assert_eq!(open[0].agent_id.as_deref(), Some("X"));
+    // X heard of the stored conversation only, not of the lost plan's.
+    let told = s.agents.notifications("X").await.unwrap();
+    assert!(!told.is_empty());
+    assert!(
+        told.iter().all(|n| n.conversation_id == stored_id),
+        "X notified of a conversation never stored: {told:?}"
+    );
 }

@@ -260,6 +260,33 @@ fn release_condition(conversation_id: &str) -> Condition {
         .value(":minusOne", n(-1))
 }
 
+/// The transaction operations storing `notification` in the agents' table `table`: its marker,
+/// the notification and its conversation's index entry. `guarded`: the marker and the
+/// notification only if absent (a retry of the same id is a no-op: `notify`); otherwise
+/// unconditional, for another store's transaction that is itself deduplicated (the conversation
+/// store's event commit, whose deduplication record makes a redelivery write nothing).
+pub(crate) fn notification_writes(
+    table: &str,
+    notification: &AgentNotification,
+    guarded: bool,
+) -> Result<Vec<TransactWriteItem>, PortError> {
+    let absent = || guarded.then(|| Condition::new("attribute_not_exists(pk)"));
+    let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
+    marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+    let mut listed = key(
+        format!("{CONVNOTIFY}#{}", notification.conversation_id),
+        notification.id.clone(),
+    );
+    listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+    listed.insert("createdAt".to_owned(), n(notification.created_at));
+    Ok(vec![
+        transact_put(table, marker, absent())?,
+        transact_put(table, notification_item(notification), absent())?,
+        // Unconditional: the marker is the idempotency guard; this entry is written the same.
+        transact_put(table, listed, None)?,
+    ])
+}
+
 /// A transaction operation of another store (on the profile item `agent` of the agents' table
 /// `table`): that the agent's slots hold `conversation_id`.
 pub(crate) fn slot_held(
@@ -684,22 +711,7 @@ impl AgentStore for DynamoAgentStore {
     }
 
     async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
-        let table = self.table.name.as_str();
-        let absent = || Some(Condition::new("attribute_not_exists(pk)"));
-        let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
-        marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
-        let mut listed = key(
-            format!("{CONVNOTIFY}#{}", notification.conversation_id),
-            notification.id.clone(),
-        );
-        listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
-        listed.insert("createdAt".to_owned(), n(notification.created_at));
-        let items = vec![
-            transact_put(table, marker, absent())?,
-            transact_put(table, notification_item(notification), absent())?,
-            // Unconditional: the marker is the idempotency guard; this entry is written the same.
-            transact_put(table, listed, None)?,
-        ];
+        let items = notification_writes(self.table.name.as_str(), notification, true)?;
         for pause in attempts() {
             pause.await;
             match self.table.transact(items.clone()).await?.outcome()? {

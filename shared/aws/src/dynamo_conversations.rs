@@ -98,7 +98,7 @@ use crate::dynamo::{
     scan_page, string, to_doc, transact_check, transact_delete, transact_put, Cancellation,
     Condition, Item, JobCursor, JobPage, Pages, Table, Transaction,
 };
-use crate::dynamo_agents::{slot_held, slot_release};
+use crate::dynamo_agents::{notification_writes, slot_held, slot_release};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -724,6 +724,19 @@ impl DynamoConversationStore {
             );
             item.insert("doc".to_owned(), to_doc(customer, "customer")?);
             tx.push(transact_put(table, with_expiry(item, retain), None)?);
+        }
+
+        // (5) The agents' notifications, in the agents' table.
+        if !commit.notifications.is_empty() {
+            let agents = self.agents_table.as_deref().ok_or_else(|| {
+                PortError::Unavailable(
+                    "a commit with notifications needs the agents' table (with_agents_table)"
+                        .into(),
+                )
+            })?;
+            for notification in &commit.notifications {
+                tx.extend(notification_writes(agents, notification, false)?);
+            }
         }
         Ok(tx)
     }

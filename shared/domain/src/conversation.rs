@@ -229,6 +229,10 @@ pub struct EventCommit {
     /// queued again (see `ConversationStore::recorded_outbox`), which the outbound queue and the
     /// outbound function deduplicate by id.
     pub outbox: Vec<crate::outbound::OutboundMessage>,
+    /// The agents' notifications the event causes (an assignment, the customer's message for the
+    /// holding agent), written with the commit: a commit that loses notifies no one, and the
+    /// deduplication record makes a redelivery notify no one twice.
+    pub notifications: Vec<crate::agents::AgentNotification>,
 }
 
 impl EventCommit {

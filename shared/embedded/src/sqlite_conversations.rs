@@ -381,6 +381,9 @@ fn apply_commit(
             ],
         )?;
     }
+    for notification in &commit.notifications {
+        crate::sqlite_agents::insert_notification(&tx, notification)?;
+    }
     tx.commit()?;
     Ok(CommitOutcome::Committed)
 }
@@ -766,6 +769,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         contract::concurrent_commits_of_one_event_commit_once(std::sync::Arc::new(store(&dir)))
             .await;
+    }
+
+    #[tokio::test]
+    async fn notifications_are_committed_with_the_event() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::notifications_are_committed_with_the_event(&store(&dir), &agents(&dir)).await;
     }
 
     #[tokio::test]

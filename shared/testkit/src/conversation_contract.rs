@@ -6,7 +6,7 @@
 //! Scenarios that need agents take the [`AgentStore`] whose slots the conversation store checks
 //! (the same database, or the agents' DynamoDB table) and put agent `X` there themselves.
 
-use omniline_domain::agents::{Agent, AgentStatus};
+use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
 use omniline_domain::conversation::{
     CommitOutcome, Consent, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS,
@@ -113,6 +113,7 @@ pub fn commit(event_id: &str) -> EventCommit {
         retract_message_id: None,
         customer: None,
         outbox: Vec::new(),
+        notifications: Vec::new(),
     }
 }
 
@@ -363,6 +364,7 @@ pub async fn dedupe_window_follows_the_callers_clock(
         retract_message_id: None,
         customer: None,
         outbox: Vec::new(),
+        notifications: Vec::new(),
     };
     let recorded = |at: i64| store.event_recorded(account_id, &event_id, at);
     assert!(!recorded(now_secs).await.unwrap(), "new at {now_secs}");
@@ -815,6 +817,58 @@ pub async fn an_assignment_commit_needs_the_agents_slot(
     assert_eq!(store.open_conversation(ACCOUNT, "U2").await.unwrap(), None);
     // Without a conversation there is nothing to check.
     assert!(store.commit_assignment(&commit("e4"), "X").await.is_err());
+}
+
+/// A notification for agent `agent`, of conversation `conversation`.
+fn notification(id: &str, agent: &str, conversation: &str, at: i64) -> AgentNotification {
+    AgentNotification {
+        id: id.into(),
+        agent_id: agent.into(),
+        conversation_id: conversation.into(),
+        account_id: ACCOUNT.into(),
+        kind: "message".into(),
+        customer_user_id: Some("U1".into()),
+        customer_name: "Customer".into(),
+        customer_picture_url: None,
+        customer_language: None,
+        queue_id: "q1".into(),
+        created_at: at,
+    }
+}
+
+/// Issue 3/7: the agents' notifications are written with the event's commit: a commit that loses
+/// (a conflict) notifies no one, and the same event again (a duplicate) notifies no one twice.
+pub async fn notifications_are_committed_with_the_event(
+    store: &dyn ConversationStore,
+    agents: &dyn AgentStore,
+) {
+    put_agent_x(agents).await;
+    let c1 = conversation("c1", "U1", Waiting, 1);
+    committed(store, &create("e1", c1.clone(), Some(entry("c1", "e1", 1)))).await;
+    // A losing plan: version 1 again is a conflict; nothing of it is written.
+    let mut stale = update("e2", conversation("c1", "U1", Waiting, 1), None);
+    stale.notifications = vec![notification("c1:e2:message", "X", "c1", 2)];
+    assert_eq!(store.commit(&stale).await.unwrap(), CommitOutcome::Conflict);
+    assert!(agents.notifications("X").await.unwrap().is_empty());
+    // The winning plan notifies, once, also when the event comes again.
+    let mut fresh = update("e2", conversation("c1", "U1", Waiting, 2), None);
+    fresh.notifications = vec![notification("c1:e2:message", "X", "c1", 2)];
+    committed(store, &fresh).await;
+    assert_eq!(
+        store.commit(&fresh).await.unwrap(),
+        CommitOutcome::Duplicate
+    );
+    let stored = agents.notifications("X").await.unwrap();
+    assert_eq!(stored, fresh.notifications);
+    // Erasing the conversation's notifications finds the committed ones.
+    assert_eq!(
+        agents
+            .delete_conversation_notifications("c1")
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(agents.notifications("X").await.unwrap().is_empty());
 }
 
 /// `release_unless_assigned` gives a slot back unless the stored conversation is open with that

@@ -214,6 +214,7 @@ impl AgentService {
             retract_message_id: None,
             customer: Some(customer.clone()),
             outbox: Vec::new(),
+            notifications: Vec::new(),
         };
         deps.conversations.commit(&commit).await?;
         tracing::info!(agent_id = %agent.id, conversation_id = %c.id, contact_id = %contact.id, "customer linked to a contact");

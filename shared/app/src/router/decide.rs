@@ -997,6 +997,7 @@ impl Decision {
             retract_message_id: self.retract_message_id,
             customer: self.customer.filter(|_| customer_changed),
             outbox,
+            notifications: Vec::new(),
         };
         Plan {
             commit,

@@ -356,6 +356,7 @@ impl RouterService {
         let previous_version = conversation.version;
         let mut updated = conversation.clone();
         let mut outbox = decide::Outbox::default();
+        let mut notifications = Vec::new();
         let assignment = process::distribute(
             &self.deps,
             Some(ws),
@@ -364,6 +365,7 @@ impl RouterService {
             now,
             false,
             &mut outbox,
+            &mut notifications,
         )
         .await?;
         let Some((agent_id, conversation_id)) = assignment else {
@@ -377,6 +379,7 @@ impl RouterService {
             .await?;
         // Committed with the assignment, queued once it landed: a lost commit tells no one.
         commit.outbox = messages;
+        commit.notifications = notifications;
         match self
             .deps
             .conversations
@@ -493,6 +496,7 @@ impl RouterService {
             retract_message_id: None,
             customer: None,
             outbox: Vec::new(),
+            notifications: Vec::new(),
         })
     }
 

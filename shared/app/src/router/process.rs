@@ -13,6 +13,7 @@ use crate::router::decide::{
 };
 use crate::router::{RouteError, RouterDeps, RouterService, MEDIA_PENDING_MAX_RECEIVES};
 use omniline_domain::account::Account;
+use omniline_domain::agents::AgentNotification;
 use omniline_domain::bot::{BotEndpoint, BotRequest};
 use omniline_domain::contacts::LINK_NONCE_KIND;
 use omniline_domain::conversation::{Conversation, Customer, SourceType};
@@ -42,13 +43,15 @@ pub(crate) async fn plan(
     let decision = decide(facts, now);
     let applied = apply(&svc.deps, ws, inbound, decision, receive_count, now).await?;
     let retain_until = svc.settings().await?.retain_until(now);
-    Ok(applied.decision.into_plan(
+    let mut plan = applied.decision.into_plan(
         applied.media,
         applied.new_assignment,
         applied.outbox,
         retain_until,
         now,
-    ))
+    );
+    plan.commit.notifications = applied.notifications;
+    Ok(plan)
 }
 
 /// Reads what deciding the event needs: the sender's customer (with LINE's profile on first
@@ -176,11 +179,14 @@ struct Applied {
     new_assignment: Option<(String, String)>,
     /// The automated and bot messages, to commit with the event (queued after the commit).
     outbox: Vec<OutboundMessage>,
+    /// The agents' notifications (the assignment, the customer's message), committed with the
+    /// event: a plan whose commit loses notifies no one.
+    notifications: Vec<AgentNotification>,
 }
 
 /// Does what the decision says, in this order: the media download and deletion, the bot, the
 /// distribution to an agent, the holding agent's notification; then the outbound messages are
-/// built (for the commit's outbox, not queued). What the bot and the agents answer updates the
+/// built (for the commit's outbox, not queued; the notifications are committed too). What the bot and the agents answer updates the
 /// decision.
 async fn apply(
     deps: &RouterDeps,
@@ -203,17 +209,26 @@ async fn apply(
         apply_bot_answer(c, &bot.id, answer, &mut d.outbox);
     }
     let mut new_assignment = None;
+    let mut notifications = Vec::new();
     if d.wants_agent(&inbound.event) {
         let fresh = d.write == Some(Write::Create);
         if let Some(c) = d.conversation.as_mut() {
-            new_assignment =
-                distribute(deps, ws, c, d.customer.as_ref(), now, fresh, &mut d.outbox).await?;
+            let (customer, outbox) = (d.customer.as_ref(), &mut d.outbox);
+            new_assignment = distribute(
+                deps,
+                ws,
+                c,
+                customer,
+                now,
+                fresh,
+                outbox,
+                &mut notifications,
+            )
+            .await?;
         }
     }
     // The agent holding the conversation hears of the customer's message.
-    if let Some(notification) = d.message_notification(inbound, new_assignment.is_some(), now) {
-        deps.agents.notify(&notification).await?;
-    }
+    notifications.extend(d.message_notification(inbound, new_assignment.is_some(), now));
     // Outbound: automated and bot messages, replying with the event's token when it has one.
     // Committed with the event and queued only after the commit lands: a plan whose commit loses
     // (another worker's won) must not have told the customer anything.
@@ -223,6 +238,7 @@ async fn apply(
         media,
         new_assignment,
         outbox,
+        notifications,
     })
 }
 
@@ -292,7 +308,9 @@ async fn ask_bot(
 }
 
 /// Push mode: assigns the least busy available agent of the queue (atomically, never above
-/// capacity); otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
+/// capacity), adding the agent's notification to `notifications` (for the caller's commit);
+/// otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn distribute(
     deps: &RouterDeps,
     ws: Option<&Workstream>,
@@ -301,6 +319,7 @@ pub(crate) async fn distribute(
     now: i64,
     fresh: bool,
     outbox: &mut Outbox,
+    notifications: &mut Vec<AgentNotification>,
 ) -> Result<Option<(String, String)>, RouteError> {
     let Some(ws) = ws else { return Ok(None) };
     let Some(queue) = c.queue_id.clone() else {
@@ -321,8 +340,7 @@ pub(crate) async fn distribute(
     // again), and the loser's `release_unless_assigned` keeps a slot the conversation has.
     for agent in assignment_candidates(&agents, c) {
         if deps.agents.try_assign(&agent.id, &c.id, now).await? {
-            let notification = assigned(ws, c, agent, customer, now, outbox);
-            deps.agents.notify(&notification).await?;
+            notifications.push(assigned(ws, c, agent, customer, now, outbox));
             return Ok(Some((agent.id.clone(), c.id.clone())));
         }
     }
