@@ -364,6 +364,30 @@ impl AgentStore for SqliteAgentStore {
     }
 }
 
+/// Stores `notification` (and its conversation's index row) in `tx`; an id stored before is
+/// left as it is. Also used by the conversation store's commit, in the commit's transaction.
+pub(crate) fn insert_notification(
+    tx: &rusqlite::Transaction<'_>,
+    notification: &AgentNotification,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO agent_notifications (id, agent_id, created_at, doc)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            notification.id,
+            notification.agent_id,
+            notification.created_at,
+            to_json(notification)?
+        ],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO conversation_notifications (conversation_id, notification_id)
+         VALUES (?1, ?2)",
+        params![notification.conversation_id, notification.id],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     //! The AgentStore contract (omniline_testkit::agent_contract), also run against DynamoDB on
@@ -403,28 +427,4 @@ mod tests {
         notifications_after_reads_past_a_page_of_big_notifications,
         a_conversations_notifications_are_deleted_for_every_agent,
     );
-}
-
-/// Stores `notification` (and its conversation's index row) in `tx`; an id stored before is
-/// left as it is. Also used by the conversation store's commit, in the commit's transaction.
-pub(crate) fn insert_notification(
-    tx: &rusqlite::Transaction<'_>,
-    notification: &AgentNotification,
-) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO agent_notifications (id, agent_id, created_at, doc)
-         VALUES (?1, ?2, ?3, ?4)",
-        params![
-            notification.id,
-            notification.agent_id,
-            notification.created_at,
-            to_json(notification)?
-        ],
-    )?;
-    tx.execute(
-        "INSERT OR IGNORE INTO conversation_notifications (conversation_id, notification_id)
-         VALUES (?1, ?2)",
-        params![notification.conversation_id, notification.id],
-    )?;
-    Ok(())
 }
