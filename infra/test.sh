@@ -116,6 +116,9 @@ log "load and fault suite, short (omniline-loadtest --short: every scenario, led
 cargo build --locked --quiet --bin omniline-local --bin omniline-loadtest
 target/debug/omniline-loadtest --short --out "$root/target/loadtest-short"
 
+log "load and fault suite on the AWS backend, short (moto: DynamoDB and SQS FIFO, the router and outbound function as SQS pollers; load, redelivery, line-faults, poison; ledger exact)"
+target/debug/omniline-loadtest --short --backend aws --out "$root/target/loadtest-aws"
+
 log "sandbox in a browser (headless Chromium: the customer and the agent hold a conversation; screenshots in target/sandbox-e2e)"
 OMNILINE_LOCAL_BIN="$root/target/debug/omniline-local" "$root/infra/sandbox-e2e.sh"
 

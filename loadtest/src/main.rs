@@ -7,13 +7,21 @@
 //! database refusing writes for a while, poison messages. Prints figures; exits 1 when a ledger
 //! is not exact or a log leaks.
 //!
+//! `--backend aws` runs the stack on the AWS adapters instead, on fresh tables, queues and a
+//! bucket made from `template.yaml` on the endpoint in `OMNILINE_TEST_AWS_ENDPOINT` (moto), with
+//! the router and outbound function polling the SQS queues in the stack's process
+//! (`AWS_WORKERS=on`), and reads the ledger from DynamoDB and SQS (`aws.rs`). The store outage is
+//! the embedded database's and is skipped there.
+//!
 //! ```text
 //! cargo build --release --bin omniline-local --bin omniline-loadtest
 //! target/release/omniline-loadtest                 # every scenario, full size
 //! target/release/omniline-loadtest --short         # the test command's bounded version
 //! target/release/omniline-loadtest --scenario load --bodies 20000 --rate 1500
+//! OMNILINE_TEST_AWS_ENDPOINT=http://127.0.0.1:5000 target/debug/omniline-loadtest --short --backend aws
 //! ```
 
+mod aws;
 mod corpus;
 mod db;
 mod ledger;
@@ -55,8 +63,19 @@ impl Scenario {
     }
 }
 
+/// Where the stack keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    /// moto (or another endpoint): `OMNILINE_TEST_AWS_ENDPOINT`.
+    Aws {
+        endpoint: String,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Opts {
+    backend: Backend,
     stack: PathBuf,
     out: PathBuf,
     accounts: usize,
@@ -80,14 +99,32 @@ pub struct Opts {
 const USAGE: &str = "usage: omniline-loadtest [--short] [--scenario load|redelivery|line-faults|store-outage|poison|all]...
        [--accounts N] [--customers N] [--bodies N] [--lanes N] [--rate BODIES_PER_S (0 = max)]
        [--seed N] [--router-workers N] [--fault-rate P] [--durability process|machine]
-       [--stack PATH/omniline-local] [--out DIR]";
+       [--backend embedded|aws] [--stack PATH/omniline-local] [--out DIR]
+--backend aws: the stack on DynamoDB and SQS at OMNILINE_TEST_AWS_ENDPOINT (moto), smaller with --short";
 
 fn parse_opts() -> Result<Opts, String> {
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_default();
+    // Read first: `--short` is smaller on moto, whatever the order of the arguments.
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let backend = match all
+        .iter()
+        .position(|a| a == "--backend")
+        .map(|i| all.get(i + 1).map(String::as_str))
+    {
+        None | Some(Some("embedded")) => Backend::Embedded,
+        Some(Some("aws")) => Backend::Aws {
+            endpoint: std::env::var("OMNILINE_TEST_AWS_ENDPOINT").map_err(|_| {
+                "--backend aws needs OMNILINE_TEST_AWS_ENDPOINT (moto's URL, as ./infra/test.sh exports it)"
+                    .to_owned()
+            })?,
+        },
+        Some(other) => return Err(format!("--backend: {other:?}: expected embedded or aws\n{USAGE}")),
+    };
     let mut o = Opts {
+        backend: backend.clone(),
         stack: exe_dir.join("omniline-local"),
         out: PathBuf::from("target/loadtest"),
         accounts: 4,
@@ -113,12 +150,23 @@ fn parse_opts() -> Result<Opts, String> {
                 .ok_or(format!("{name}: {v:?} is not a positive number"))
         };
         match arg.as_str() {
-            "--short" => {
+            "--short" if backend == Backend::Embedded => {
                 o.accounts = 3;
                 o.customers = 60;
                 o.bodies = 300;
                 o.lanes = 12;
                 o.drain_timeout = Duration::from_secs(90);
+            }
+            // moto serves one request at a time, each event costs the router a dozen of them.
+            "--short" => {
+                o.accounts = 3;
+                o.customers = 24;
+                o.bodies = 60;
+                o.lanes = 6;
+                o.drain_timeout = Duration::from_secs(90);
+            }
+            "--backend" => {
+                value("--backend")?;
             }
             "--scenario" => {
                 let v = value("--scenario")?;
@@ -263,8 +311,21 @@ async fn run_all(opts: Opts) -> Result<bool, String> {
         opts.seed
     );
     println!("stack: {}", opts.stack.display());
+    match &opts.backend {
+        Backend::Embedded => println!("backend: embedded (SQLite)"),
+        Backend::Aws { endpoint } => println!(
+            "backend: aws at {endpoint}: DynamoDB, SQS FIFO and S3, the router and outbound function as SQS pollers in the stack (moto's throughput is not AWS's)"
+        ),
+    }
     let mut all_exact = true;
     for (n, scenario) in opts.scenarios.iter().enumerate() {
+        if *scenario == Scenario::StoreOutage && opts.backend != Backend::Embedded {
+            println!(
+                "\n== scenario {}: store-outage: skipped on the aws backend (it holds the embedded database's write lock)",
+                n + 1
+            );
+            continue;
+        }
         let exact = run_scenario(&opts, *scenario, n as u32 + 1).await?;
         all_exact &= exact;
     }
@@ -559,7 +620,24 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     let sim = line_sim::LineSim::start(Duration::from_millis(2_500), &secrets.bot_secret)
         .await
         .map_err(|e| format!("LINE stand-in: {e}"))?;
+    let (source, backend_env) = match &opts.backend {
+        Backend::Embedded => (Source::Embedded(db::Db::new(&dir.join("data"))), Vec::new()),
+        Backend::Aws { endpoint } => {
+            // Unique per run and scenario: tables, queues and a bucket of their own.
+            let name = format!(
+                "lt{}-{}-{}",
+                std::process::id(),
+                omniline_domain::clock::now_millis() % 100_000_000,
+                run
+            );
+            let resources = aws::AwsRun::create(endpoint, &name).await?;
+            println!("aws resources: {name}-* (2 tables, 4 FIFO queues, a bucket)");
+            let env = resources.stack_env()?;
+            (Source::Aws(Box::new(resources)), env)
+        }
+    };
     let stack = stack::Stack::start(stack::StackOptions {
+        backend_env: &backend_env,
         binary: &opts.stack,
         data_dir: &dir.join("data"),
         log_path: dir.join("stack.log"),
@@ -606,12 +684,11 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
             .map(|e| e.message_id.as_str()),
     );
     let first = Arc::new(prepare(&load, &accounts, false));
-    let database = db::Db::new(&dir.join("data"));
 
     // Poison: queue messages the router can never process, next to the load.
     let mut poison_bodies = Vec::new();
     if plan.poison > 0 {
-        poison_bodies = inject_poison(&dir.join("data"), &accounts, plan.poison).await?;
+        poison_bodies = inject_poison(&source, &dir.join("data"), &accounts, plan.poison).await?;
     }
 
     // Sending.
@@ -739,11 +816,19 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     // Copies "10 minutes later".
     let mut later = 0usize;
     if plan.resend_later {
-        let waited = drain(&database, &sim, opts.drain_timeout, 0).await?;
+        let waited = drain(&source, &sim, opts.drain_timeout, 0).await?;
         println!("before the copies: {waited}");
-        let aged = database
-            .age_queue_dedup(Duration::from_secs(600))
-            .map_err(|e| format!("aging the queue's dedup records: {e}"))?;
+        let aged = match &source {
+            Source::Embedded(database) => database
+                .age_queue_dedup(Duration::from_secs(600))
+                .map_err(|e| format!("aging the queue's dedup records: {e}"))?,
+            Source::Aws(_) => {
+                // moto forgets a deduplication id once its message is deleted: the copies pass
+                // the queue as they would after SQS's 5-minute window.
+                println!("(moto keeps no deduplication record after a delete: nothing to age)");
+                0
+            }
+        };
         let copies = if resend_now {
             Arc::clone(&redelivered)
         } else {
@@ -779,7 +864,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
             lasted.as_secs_f64()
         );
     }
-    let waited = drain(&database, &sim, opts.drain_timeout, plan.poison).await?;
+    let waited = drain(&source, &sim, opts.drain_timeout, plan.poison).await?;
     println!("drain: {waited}");
     let drained = matches!(waited, Drain::Quiet { .. });
     // Drained means quiet for two seconds: the pipeline finished that much earlier.
@@ -793,11 +878,10 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     };
     let peak_rss = stack.peak_rss_kib();
     let account_ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
-    let stored = database
-        .stored(&account_ids)
-        .map_err(|e| format!("reading the database: {e}"))?;
     let snapshot = sim.snapshot();
     stack.stop();
+    // Read once the stack has stopped: what is still queued then stays there to be named.
+    let stored = source.stored(&account_ids).await?;
     let log = std::fs::read_to_string(dir.join("stack.log")).unwrap_or_default();
 
     let report = ledger::check(&ledger::Inputs {
@@ -867,7 +951,7 @@ impl std::fmt::Display for Drain {
 /// the verdict does not depend on the machine's speed. Gives up once nothing has moved for
 /// `stall` (see [`db::Db::progress`]).
 async fn drain(
-    database: &db::Db,
+    database: &Source,
     sim: &line_sim::LineSim,
     stall: Duration,
     dlq: usize,
@@ -877,9 +961,7 @@ async fn drain(
     let mut last_seen = None;
     let mut last_accepted = (usize::MAX, Instant::now());
     loop {
-        let progress = database
-            .progress()
-            .map_err(|e| format!("reading the queues: {e}"))?;
+        let progress = database.progress().await?;
         let accepted = sim.accepted_count();
         if accepted != last_accepted.0 {
             last_accepted = (accepted, Instant::now());
@@ -903,13 +985,45 @@ async fn drain(
                 stalled: last_change.elapsed(),
             });
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // moto serves one request at a time: read it less often than SQLite.
+        tokio::time::sleep(match database {
+            Source::Embedded(_) => Duration::from_millis(250),
+            Source::Aws(_) => Duration::from_secs(1),
+        })
+        .await;
+    }
+}
+
+/// Where the ledger's counts are read: the embedded database, or DynamoDB and SQS.
+enum Source {
+    Embedded(db::Db),
+    Aws(Box<aws::AwsRun>),
+}
+
+impl Source {
+    async fn progress(&self) -> Result<db::Progress, String> {
+        match self {
+            Source::Embedded(database) => database
+                .progress()
+                .map_err(|e| format!("reading the queues: {e}")),
+            Source::Aws(resources) => resources.progress().await,
+        }
+    }
+
+    async fn stored(&self, accounts: &[String]) -> Result<db::Stored, String> {
+        match self {
+            Source::Embedded(database) => database
+                .stored(accounts)
+                .map_err(|e| format!("reading the database: {e}")),
+            Source::Aws(resources) => resources.stored(accounts).await,
+        }
     }
 }
 
 /// Queue messages no router can process (not an inbound event), sent to the inbound queue as
 /// another producer would. Returns their bodies.
 async fn inject_poison(
+    source: &Source,
     data_dir: &std::path::Path,
     accounts: &[Account],
     n: usize,
@@ -917,8 +1031,6 @@ async fn inject_poison(
     use omniline_domain::line::envelope::QueueMessage;
     use omniline_embedded::{EmbeddedDb, SqliteEventQueue};
     use omniline_ports::EventQueue;
-    let db = EmbeddedDb::open(data_dir).map_err(|e| e.to_string())?;
-    let queue = SqliteEventQueue::new(db, "inbound", 5);
     let bodies: Vec<String> = (0..n)
         .map(|i| {
             json!({"accountId": accounts[i % accounts.len()].id, "poison": i, "event": "not an event"})
@@ -934,9 +1046,18 @@ async fn inject_poison(
             body: body.clone(),
         })
         .collect();
-    queue
-        .send(&messages)
-        .await
-        .map_err(|e| format!("sending poison: {e}"))?;
+    match source {
+        Source::Embedded(_) => {
+            let db = EmbeddedDb::open(data_dir).map_err(|e| e.to_string())?;
+            SqliteEventQueue::new(db, "inbound", 5)
+                .send(&messages)
+                .await
+                .map_err(|e| format!("sending poison: {e}"))?
+        }
+        Source::Aws(resources) => resources
+            .send_inbound(&messages)
+            .await
+            .map_err(|e| format!("sending poison: {e}"))?,
+    }
     Ok(bodies)
 }

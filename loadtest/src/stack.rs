@@ -21,6 +21,8 @@ pub struct StackOptions<'a> {
     pub router_workers: usize,
     pub line_timeout_ms: u64,
     pub durability: &'a str,
+    /// Variables of the backend (`OMNILINE_BACKEND=aws` and the resources' names), set last.
+    pub backend_env: &'a [(String, String)],
 }
 
 impl Stack {
@@ -42,6 +44,7 @@ impl Stack {
             .env("RUST_LOG", "info")
             .env_remove("PUBLIC_BASE_URL")
             .env_remove("OMNILINE_BACKEND")
+            .envs(o.backend_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr_log))
             .spawn()

@@ -3,8 +3,11 @@
 //! against moto). The same routers and use cases as the Lambda functions, wired differently.
 //!
 //! On the embedded backend the router consumes the inbound queue in the background and an
-//! auto-close timer runs every minute; on the AWS backend those run on Lambda (SQS event source
-//! and EventBridge schedule), so the local process serves HTTP only.
+//! auto-close timer runs every minute. On the AWS backend those run on Lambda (SQS event source
+//! and EventBridge schedule), so the local process serves HTTP only, unless `AWS_WORKERS=on`:
+//! then it also runs the router and the outbound function as SQS pollers (the Lambdas' handlers,
+//! wired by the Lambdas' composition roots from the same variables), the agent API and the
+//! schedule, in this process.
 
 pub mod sandbox;
 pub mod serve;
@@ -79,6 +82,47 @@ pub struct LocalConfig {
     /// Sandbox mode (`SANDBOX`): the LINE API is the simulated platform served under
     /// `/sandbox/line`, and `/sandbox` is the page playing the customer and the agent.
     pub sandbox: bool,
+    /// The AWS backend's router and outbound function in this process (`AWS_WORKERS=on`).
+    pub aws_workers: Option<AwsWorkers>,
+}
+
+/// `AWS_WORKERS=on`: the router polls the inbound queue (`ROUTER_WORKERS` pollers), the
+/// outbound function the outbound queue (`OUTBOUND_WORKERS`), as Lambda's event source mappings
+/// do; the services are built by `omniline_wiring::aws` from the variables the Lambdas read
+/// (`CONFIG_TABLE`, `CONVERSATIONS_TABLE`, `OUTBOUND_QUEUE_URL`, `MEDIA_BUCKET`,
+/// `SECRET_PREFIX`, `LINE_API_BASE`, …).
+#[derive(Debug, Clone)]
+pub struct AwsWorkers {
+    pub outbound_queue_url: String,
+    /// `SQS_WAIT_SECONDS` (0–20, default 20): the long poll; 0 for moto, which serves one
+    /// request at a time and would hold every other call during a long poll.
+    pub wait: Duration,
+    /// `SQS_RETRY_PERCENT` (1–100, default 100): failed messages are delayed by this share of
+    /// the Lambdas' delays (5 s, 10 s, 20 s … 15 min).
+    pub retry_percent: u32,
+}
+
+impl AwsWorkers {
+    fn from_env(aws_backend: bool) -> Result<Option<Self>, ConfigError> {
+        match or_default("AWS_WORKERS", "off").as_str() {
+            "off" => Ok(None),
+            "on" if !aws_backend => Err(ConfigError::Invalid {
+                name: "AWS_WORKERS",
+                reason:
+                    "on needs OMNILINE_BACKEND=aws (the embedded backend always runs its workers)"
+                        .into(),
+            }),
+            "on" => Ok(Some(Self {
+                outbound_queue_url: required("OUTBOUND_QUEUE_URL")?,
+                wait: Duration::from_secs(number_in("SQS_WAIT_SECONDS", 20, 0..=20)?),
+                retry_percent: number_in("SQS_RETRY_PERCENT", 100, 1..=100)?,
+            })),
+            other => Err(ConfigError::Invalid {
+                name: "AWS_WORKERS",
+                reason: format!("{other:?}: expected on or off"),
+            }),
+        }
+    }
 }
 
 impl LocalConfig {
@@ -134,6 +178,7 @@ impl LocalConfig {
                 line_configured,
                 matches!(backend, Backend::Embedded),
             )?,
+            aws_workers: AwsWorkers::from_env(matches!(backend, Backend::Aws { .. }))?,
             backend,
         })
     }
@@ -205,6 +250,9 @@ pub enum StartError {
     SandboxClient(#[from] reqwest::Error),
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
+    /// The AWS workers' composition (a variable missing or invalid, a client that cannot start).
+    #[error("AWS workers: {0}")]
+    AwsWorkers(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A running local stack.
@@ -216,7 +264,7 @@ pub struct LocalStack {
     pub data_dir: PathBuf,
     /// The embedded database, when the stack runs on it.
     pub db: Option<EmbeddedDb>,
-    /// The router, when it runs in this process (embedded backend).
+    /// The router, when it runs in this process (embedded backend, or `AWS_WORKERS=on`).
     pub router: Option<Arc<RouterService>>,
     /// The sandbox page, in sandbox mode.
     pub sandbox_url: Option<String>,
@@ -243,6 +291,8 @@ impl LocalStack {
 struct Adapters {
     stores: Stores,
     db: Option<EmbeddedDb>,
+    /// The SDK configuration, when the backend is AWS.
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 /// The router and the outbound function over the embedded database, the media route and the
@@ -309,6 +359,101 @@ fn embedded_functions(
     })
 }
 
+/// The router and the outbound function as the Lambdas build them (`omniline_wiring::aws`, from
+/// the same variables), the agent API over that router, and the media route when
+/// `MEDIA_SIGNING_SECRET_ID` names the links' key (as for the agent function).
+fn aws_functions(
+    sdk: &aws_config::SdkConfig,
+    adapters: &Adapters,
+    base_url: &str,
+) -> Result<EmbeddedFunctions, StartError> {
+    let router =
+        Arc::new(omniline_wiring::aws::router_service(sdk).map_err(StartError::AwsWorkers)?);
+    let outbound =
+        Arc::new(omniline_wiring::aws::outbound_service(sdk).map_err(StartError::AwsWorkers)?);
+    let signing_secret = optional("MEDIA_SIGNING_SECRET_ID").map(|secret_id| {
+        // Read on first use, as the functions do.
+        Arc::new(omniline_aws::SecretsManagerStore::new(sdk, String::new()))
+            .lazy_by_id(&secret_id, "MEDIA_SIGNING_SECRET_ID")
+    });
+    let agent_state = agent::AgentState::new(
+        Arc::clone(&router),
+        Arc::clone(&adapters.stores.deliveries),
+        signing_secret
+            .clone()
+            .map(|signing_secret| agent::MediaSigner {
+                base_url: base_url.to_owned(),
+                signing_secret,
+            }),
+        base_url,
+    );
+    let mut media = agent::router(agent_state);
+    if let Some(signing_secret) = signing_secret {
+        media = media.merge(webhook::media::router(webhook::media::MediaState {
+            objects: Arc::clone(&adapters.stores.media),
+            signing_secret,
+            clock: system_clock(),
+        }));
+    }
+    Ok(EmbeddedFunctions {
+        router,
+        outbound,
+        media,
+    })
+}
+
+/// The AWS workers: `ROUTER_WORKERS` pollers of the inbound queue, `OUTBOUND_WORKERS` of the
+/// outbound queue (each failed message delayed as the Lambdas delay it, scaled by
+/// `SQS_RETRY_PERCENT`), and the router's schedule.
+fn spawn_aws_workers(
+    config: &LocalConfig,
+    settings: &AwsWorkers,
+    sdk: &aws_config::SdkConfig,
+    inbound_queue_url: &str,
+    functions: &EmbeddedFunctions,
+    stopped: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    use omniline_aws::sqs_consumer::SqsConsumer;
+    let consumer = |url: &str| {
+        let queue = SqsConsumer::new(sdk, url, settings.wait);
+        let retry: Arc<dyn omniline_ports::RetryDelay> = Arc::new(workers::ScaledRetryDelay {
+            inner: queue.retry_delay(),
+            percent: settings.retry_percent,
+        });
+        (queue, retry)
+    };
+    let mut handles = Vec::new();
+    let (inbound, inbound_retry) = consumer(inbound_queue_url);
+    for _ in 0..config.router_workers {
+        handles.push(workers::spawn_sqs_consumer(
+            Arc::clone(&functions.router),
+            inbound.clone(),
+            Arc::clone(&inbound_retry),
+            stopped.clone(),
+        ));
+    }
+    let (outbound, outbound_retry) = consumer(&settings.outbound_queue_url);
+    for _ in 0..config.outbound_workers {
+        handles.push(workers::spawn_sqs_consumer(
+            Arc::clone(&functions.outbound),
+            outbound.clone(),
+            Arc::clone(&outbound_retry),
+            stopped.clone(),
+        ));
+    }
+    handles.push(workers::spawn_auto_close(
+        Arc::clone(&functions.router),
+        workers::AUTO_CLOSE_EVERY,
+        stopped.clone(),
+    ));
+    tracing::info!(
+        router_workers = config.router_workers,
+        outbound_workers = config.outbound_workers,
+        "AWS workers polling the inbound and outbound queues"
+    );
+    handles
+}
+
 async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
     Ok(match &config.backend {
         Backend::Embedded => {
@@ -316,6 +461,7 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
             Adapters {
                 stores: omniline_wiring::embedded::stores(&db, &config.data_dir)?,
                 db: Some(db),
+                sdk: None,
             }
         }
         Backend::Aws {
@@ -343,6 +489,7 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
                     Arc::new(FsObjectStore::new(media_dir))
                 }),
                 db: None,
+                sdk: Some(sdk),
             }
         }
     })
@@ -471,7 +618,28 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
             media_routes = Some(functions.media);
             Some(functions.router)
         }
-        None => None,
+        None => match (&config.aws_workers, &adapters.sdk, &config.backend) {
+            (
+                Some(settings),
+                Some(sdk),
+                Backend::Aws {
+                    inbound_queue_url, ..
+                },
+            ) => {
+                let functions = aws_functions(sdk, &adapters, &base_url)?;
+                workers.extend(spawn_aws_workers(
+                    &config,
+                    settings,
+                    sdk,
+                    inbound_queue_url,
+                    &functions,
+                    &stopped,
+                ));
+                media_routes = Some(functions.media);
+                Some(functions.router)
+            }
+            _ => None,
+        },
     };
     let ingest = Arc::new(omniline_wiring::webhook_ingest(&adapters.stores));
     let deps = omniline_wiring::admin_deps(&adapters.stores, line);

@@ -18,8 +18,15 @@ async fn main() -> ExitCode {
             format!("embedded (SQLite in {})", config.data_dir.display())
         }
         omniline_local::Backend::Aws { endpoint_url, .. } => format!(
-            "AWS ({})",
-            endpoint_url.as_deref().unwrap_or("default endpoints")
+            "AWS ({}){}",
+            endpoint_url.as_deref().unwrap_or("default endpoints"),
+            match &config.aws_workers {
+                Some(_) => format!(
+                    "; router and outbound here as SQS pollers ({} + {})",
+                    config.router_workers, config.outbound_workers
+                ),
+                None => "; router and outbound on Lambda".to_owned(),
+            }
         ),
     };
     let stack = match omniline_local::start(config).await {

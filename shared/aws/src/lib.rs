@@ -10,6 +10,8 @@ pub mod dynamo_conversations;
 pub mod dynamo_deliveries;
 pub mod meter;
 pub mod s3;
+/// The consuming side of a queue (the local stack's AWS workers).
+pub mod sqs_consumer;
 pub mod workstreams;
 
 use async_trait::async_trait;
