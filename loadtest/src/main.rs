@@ -23,6 +23,8 @@
 
 mod aws;
 mod corpus;
+mod cost;
+mod cost_run;
 mod db;
 mod ledger;
 mod line_sim;
@@ -328,6 +330,9 @@ async fn run_all(opts: Opts) -> Result<bool, String> {
         }
         let exact = run_scenario(&opts, *scenario, n as u32 + 1).await?;
         all_exact &= exact;
+    }
+    if let Backend::Aws { endpoint } = &opts.backend {
+        all_exact &= cost_run::run(&opts, endpoint).await?;
     }
     println!(
         "\n== {}",

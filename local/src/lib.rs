@@ -9,6 +9,7 @@
 //! wired by the Lambdas' composition roots from the same variables), the agent API and the
 //! schedule, in this process.
 
+pub mod meter;
 pub mod sandbox;
 pub mod serve;
 pub mod workers;
@@ -100,6 +101,9 @@ pub struct AwsWorkers {
     /// `SQS_RETRY_PERCENT` (1–100, default 100): failed messages are delayed by this share of
     /// the Lambdas' delays (5 s, 10 s, 20 s … 15 min).
     pub retry_percent: u32,
+    /// `OMNILINE_METER=on` (default off): count every AWS request and each function's
+    /// invocations, served at `GET /_meter` (admin token) for the load test's cost meter.
+    pub meter: bool,
 }
 
 impl AwsWorkers {
@@ -116,6 +120,16 @@ impl AwsWorkers {
                 outbound_queue_url: required("OUTBOUND_QUEUE_URL")?,
                 wait: Duration::from_secs(number_in("SQS_WAIT_SECONDS", 20, 0..=20)?),
                 retry_percent: number_in("SQS_RETRY_PERCENT", 100, 1..=100)?,
+                meter: match or_default("OMNILINE_METER", "off").as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => {
+                        return Err(ConfigError::Invalid {
+                            name: "OMNILINE_METER",
+                            reason: format!("{other:?}: expected on or off"),
+                        })
+                    }
+                },
             })),
             other => Err(ConfigError::Invalid {
                 name: "AWS_WORKERS",
@@ -293,6 +307,8 @@ struct Adapters {
     db: Option<EmbeddedDb>,
     /// The SDK configuration, when the backend is AWS.
     sdk: Option<aws_config::SdkConfig>,
+    /// The cost meter (`OMNILINE_METER=on`).
+    meter: Option<meter::Meter>,
 }
 
 /// The router and the outbound function over the embedded database, the media route and the
@@ -411,6 +427,7 @@ fn spawn_aws_workers(
     sdk: &aws_config::SdkConfig,
     inbound_queue_url: &str,
     functions: &EmbeddedFunctions,
+    invocations: Option<meter::Invocations>,
     stopped: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     use omniline_aws::sqs_consumer::SqsConsumer;
@@ -423,12 +440,18 @@ fn spawn_aws_workers(
         (queue, retry)
     };
     let mut handles = Vec::new();
+    let metered = |function: &'static str| {
+        invocations
+            .as_ref()
+            .map(|i: &meter::Invocations| (i.clone(), function))
+    };
     let (inbound, inbound_retry) = consumer(inbound_queue_url);
     for _ in 0..config.router_workers {
         handles.push(workers::spawn_sqs_consumer(
             Arc::clone(&functions.router),
             inbound.clone(),
             Arc::clone(&inbound_retry),
+            metered("router"),
             stopped.clone(),
         ));
     }
@@ -438,6 +461,7 @@ fn spawn_aws_workers(
             Arc::clone(&functions.outbound),
             outbound.clone(),
             Arc::clone(&outbound_retry),
+            metered("outbound"),
             stopped.clone(),
         ));
     }
@@ -462,6 +486,7 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
                 stores: omniline_wiring::embedded::stores(&db, &config.data_dir)?,
                 db: Some(db),
                 sdk: None,
+                meter: None,
             }
         }
         Backend::Aws {
@@ -473,6 +498,18 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
             media_bucket,
         } => {
             let sdk = load_sdk_config(endpoint_url.as_deref()).await;
+            let metered = config.aws_workers.as_ref().is_some_and(|w| w.meter);
+            let meter = metered.then(meter::Meter::default);
+            let sdk = match &meter {
+                Some(meter) => meter.wire.wrap(&sdk),
+                None => sdk,
+            };
+            if let Some(meter) = &meter {
+                // The writes' index units need the tables' indexes.
+                let mut tables = vec![config_table.as_str()];
+                tables.extend(conversations_table.as_deref());
+                meter.wire.learn_tables(&sdk, &tables).await?;
+            }
             let resources = omniline_wiring::aws::Resources {
                 config_table: config_table.clone(),
                 conversations_table: conversations_table
@@ -490,6 +527,7 @@ async fn adapters(config: &LocalConfig) -> Result<Adapters, StartError> {
                 }),
                 db: None,
                 sdk: Some(sdk),
+                meter,
             }
         }
     })
@@ -633,6 +671,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
                     sdk,
                     inbound_queue_url,
                     &functions,
+                    adapters.meter.as_ref().map(|m| m.invocations.clone()),
                     &stopped,
                 ));
                 media_routes = Some(functions.media);
@@ -663,12 +702,30 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     } else {
         None
     };
+    let webhook_routes = match &adapters.meter {
+        Some(meter) => webhook::router(ingest).layer(axum::middleware::from_fn_with_state(
+            meter.invocations.clone(),
+            meter::count_webhook,
+        )),
+        None => webhook::router(ingest),
+    };
+    let meter_routes = match &adapters.meter {
+        Some(meter) => Router::new()
+            .route("/_meter", get(meter::report))
+            .with_state(meter.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                admin.clone(),
+                admin::require_admin_token,
+            )),
+        None => Router::new(),
+    };
     let app = Router::new()
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
-        .merge(webhook::router(ingest))
+        .merge(webhook_routes)
+        .merge(meter_routes)
         .merge(media_routes.unwrap_or_default())
         .merge(admin::router(admin))
         .merge(match &sandbox_state {

@@ -116,6 +116,7 @@ pub fn spawn_sqs_consumer<H: BatchHandler>(
     handler: Arc<H>,
     queue: SqsConsumer,
     retry: Arc<dyn RetryDelay>,
+    metered: Option<(crate::meter::Invocations, &'static str)>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -144,12 +145,17 @@ pub fn spawn_sqs_consumer<H: BatchHandler>(
                 }
                 continue;
             }
+            let started = std::time::Instant::now();
             let response = omniline_runtime::sqs_batch::handle_sqs(
                 sqs_event(&received),
                 Some(retry.as_ref()),
                 handler.as_ref(),
             )
             .await;
+            // One batch is one Lambda invocation.
+            if let Some((invocations, function)) = &metered {
+                invocations.record(function, started.elapsed());
+            }
             let done = processed(&received, &response);
             if let Err(e) = queue.delete(&done).await {
                 // Those come back and are found processed (the handlers are idempotent).

@@ -149,7 +149,10 @@ pub fn router(state: AdminState) -> Router {
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 64 * 1024;
 
-async fn require_admin_token(
+/// The admin token check of every admin route (`Authorization: Bearer <token>`, compared by
+/// SHA-256 digest in constant time); public for other admin-only routes of a composition root
+/// (omniline-local's `/_meter`).
+pub async fn require_admin_token(
     State(state): State<AdminState>,
     request: Request,
     next: Next,

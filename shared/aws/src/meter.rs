@@ -16,6 +16,9 @@
 //!   consistent read, twice in a transaction). A `Query` or `Scan` with a filter is charged by
 //!   what it returns, a lower bound of what DynamoDB charges: request paths here filter little.
 //!
+//! An SQS `ReceiveMessage` that returned no message is counted as `ReceiveMessage (empty)`: a
+//! poller's idle cost, not a message's.
+//!
 //! For measurement (the load test's cost meter, the no-Scan test), never for production: it
 //! keeps the size of every item written in memory.
 
@@ -216,32 +219,32 @@ impl WireMeter {
 
     fn record(&self, call: &Call, status: u16, response: &[u8]) {
         let ok = (200..300).contains(&status);
+        // A receive that found nothing is a poller's idle cost (a fixed cost per poller with long
+        // polling), not a message's: counted apart.
+        let empty_receive = call.service == "sqs"
+            && call.operation == "ReceiveMessage"
+            && serde_json::from_slice::<Value>(response)
+                .map(|r| r["Messages"].as_array().is_none_or(Vec::is_empty))
+                .unwrap_or(false);
+        let operation = if empty_receive {
+            format!("{} (empty)", call.operation)
+        } else {
+            call.operation.clone()
+        };
         let mut state = self.lock();
         let (read, write, index) = if call.service == "dynamodb" {
             let request: Value = serde_json::from_slice(&call.body).unwrap_or(Value::Null);
             let response: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
-            let u = state.dynamodb_units(&call.operation, &request, &response, ok);
-            if std::env::var("METER_DEBUG").is_ok() {
-                eprintln!(
-                    "METER {} {:?} ok={ok} {}",
-                    call.operation,
-                    u,
-                    String::from_utf8_lossy(&call.body)
-                        .chars()
-                        .take(1500)
-                        .collect::<String>()
-                );
-            }
-            u
+            state.dynamodb_units(&call.operation, &request, &response, ok)
         } else {
             (0.0, 0.0, 0.0)
         };
         let entry = state
             .counts
-            .entry((call.service.clone(), call.operation.clone()))
+            .entry((call.service.clone(), operation.clone()))
             .or_insert_with(|| OperationCount {
                 service: call.service.clone(),
-                operation: call.operation.clone(),
+                operation,
                 ..OperationCount::default()
             });
         entry.requests += 1;
