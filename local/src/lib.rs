@@ -10,6 +10,7 @@
 //! schedule, in this process.
 
 pub mod meter;
+pub mod migrate;
 pub mod sandbox;
 pub mod serve;
 pub mod workers;
