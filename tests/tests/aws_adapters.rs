@@ -227,6 +227,7 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
         router_workers: 1,
         outbound_workers: 1,
         sandbox: false,
+        aws_workers: None,
     })
     .await
     .unwrap();
