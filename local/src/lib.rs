@@ -79,6 +79,9 @@ pub struct LocalConfig {
     pub router_workers: usize,
     /// Outbound workers consuming the outbound queue at once (embedded backend).
     pub outbound_workers: usize,
+    /// How often the router's schedule runs (`SCHEDULE_EVERY_MS`, embedded backend): auto-close,
+    /// distribution, retention, and the background jobs (account purges).
+    pub schedule_every: Duration,
     /// What a commit of the embedded database survives (`EMBEDDED_DURABILITY`).
     pub durability: Durability,
     /// Sandbox mode (`SANDBOX`): the LINE API is the simulated platform served under
@@ -188,6 +191,11 @@ impl LocalConfig {
             },
             router_workers: number_in("ROUTER_WORKERS", 4, 1..=64)?,
             outbound_workers: number_in("OUTBOUND_WORKERS", 2, 1..=64)?,
+            schedule_every: Duration::from_millis(number_in(
+                "SCHEDULE_EVERY_MS",
+                workers::AUTO_CLOSE_EVERY.as_millis() as u64,
+                100..=3_600_000,
+            )?),
             sandbox: sandbox_mode(
                 optional("SANDBOX").as_deref(),
                 line_configured,
@@ -651,7 +659,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
             }
             workers.push(workers::spawn_auto_close(
                 Arc::clone(&functions.router),
-                workers::AUTO_CLOSE_EVERY,
+                config.schedule_every,
                 stopped,
             ));
             media_routes = Some(functions.media);

@@ -671,7 +671,8 @@ async fn rules_are_validated_with_the_json_path_of_the_fault_and_capped_at_100()
 
 #[tokio::test]
 async fn deleting_a_workstream_refuses_the_webhook_at_once_and_purge_erases_only_that_account() {
-    let s = start().await;
+    // The schedule (which runs the purge job) every 200 ms rather than every minute.
+    let s = start_with(&[("SCHEDULE_EVERY_MS", "200")]).await;
     let a = s.account("A", SECRET_A, "token-a").await;
     let b = s.account("B", SECRET_B, "token-b").await;
     let q = s.queue("General").await;
@@ -743,20 +744,55 @@ async fn deleting_a_workstream_refuses_the_webhook_at_once_and_purge_erases_only
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(count(&a) > 0 && count(&b) > 0, "greetings delivered");
-    // Purge the account: everything of A is gone, B is untouched.
-    let (status, _) = s
+    // Purge the account: disconnected at once, its data erased by a job the schedule runs.
+    let (status, accepted) = s
         .call(
             "DELETE",
             &format!("/admin/v1/accounts/{a}?purge=true"),
             None,
         )
         .await;
-    assert_eq!(status, 204);
+    assert_eq!(status, 202, "{accepted}");
+    let job = &accepted["purgeJob"];
+    assert_eq!(job["accountId"], a.as_str());
+    assert_eq!(job["kind"], "accountPurge");
+    assert_eq!(job["status"], "pending");
+    assert_eq!(job["createdAt"], job["updatedAt"]);
     assert_eq!(
         s.webhook(&a, SECRET_A, json!([text_event("01A0004", "Ua", "gone")]))
             .await,
         401
     );
+    let job_route = format!("/admin/v1/jobs/{}", job["id"].as_str().unwrap());
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        let (status, v) = s.call("GET", &job_route, None).await;
+        assert_eq!(status, 200, "{v}");
+        if v["status"] == "done" {
+            done = v;
+            break;
+        }
+        assert!(v["status"] == "pending" || v["status"] == "running", "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["status"], "done", "the purge job finished");
+    assert_eq!(done["stage"], "finished");
+    assert_eq!(done["counts"]["conversations"], 2, "{done}");
+    assert_eq!(done["counts"]["customers"], 2, "{done}");
+    assert!(done["counts"]["deliveries"].as_u64() > Some(0), "{done}");
+    assert_eq!(done["lastError"], Value::Null);
+    let (status, v) = s
+        .call(
+            "GET",
+            "/admin/v1/jobs/0123456789abcdef0123456789abcdef",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    // Everything of A is gone, B is untouched.
     for user in ["Ua", "Ua2"] {
         let (status, _) = s
             .call("GET", &format!("/admin/v1/customers/{a}:{user}"), None)

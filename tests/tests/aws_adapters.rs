@@ -226,6 +226,7 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
         durability: omniline_embedded::Durability::Machine,
         router_workers: 1,
         outbound_workers: 1,
+        schedule_every: std::time::Duration::from_secs(60),
         sandbox: false,
         aws_workers: None,
     })

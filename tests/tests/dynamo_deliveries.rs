@@ -24,7 +24,7 @@ async fn store() -> (DynamoDeliveryStore, SdkConfig, String) {
     (DynamoDeliveryStore::new(&config, &name), config, name)
 }
 
-use omniline_testkit::delivery_contract::{delivery, ids, sent};
+use omniline_testkit::delivery_contract::{delivery, ids, purge_to_the_end, sent};
 
 /// The DeliveryStore contract, as the SQLite adapter's tests run it.
 #[tokio::test]
@@ -85,6 +85,28 @@ async fn listed_per_conversation_in_creation_order() {
         &store().await.0,
     )
     .await;
+}
+
+/// The DeliveryStore contract, as the SQLite adapter's tests run it: the purge in one page,
+/// then in pages of one item (each run twice), which takes a page per item of the table.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn purge_erases_one_accounts_deliveries() {
+    let pages = omniline_testkit::delivery_contract::purge_erases_one_accounts_deliveries(
+        &store().await.0,
+        1000,
+        false,
+    )
+    .await;
+    assert_eq!(pages, 1);
+    let pages = omniline_testkit::delivery_contract::purge_erases_one_accounts_deliveries(
+        &store().await.0,
+        1,
+        true,
+    )
+    .await;
+    // 7 deliveries, two items each: a page and its second run read two of them.
+    assert!(pages >= 7, "{pages}");
 }
 
 #[tokio::test]
@@ -369,7 +391,10 @@ async fn purge_account_erases_its_deliveries_only() {
     assert_eq!(ids(&acc2), ["x0", "x1", "x2"]);
     assert_eq!(acc2[0], sent(&x0));
 
-    assert_eq!(deliveries.purge_account("acc1").await.unwrap(), 40);
+    // In pages of 7 items: the Scan pages through every item of the table.
+    let (erased, pages) = purge_to_the_end(&deliveries, "acc1", 7, false).await;
+    assert_eq!(erased, 40);
+    assert!(pages > 10, "{pages}");
 
     let items = raw_items(&config, &table).await;
     let left_of_acc1: Vec<_> = items
@@ -416,9 +441,18 @@ async fn purge_account_erases_its_deliveries_only() {
     );
 
     // Nothing left to purge; an unknown account is 0 too.
-    assert_eq!(deliveries.purge_account("acc1").await.unwrap(), 0);
-    assert_eq!(deliveries.purge_account("nope").await.unwrap(), 0);
-    assert_eq!(deliveries.purge_account("acc2").await.unwrap(), 3);
+    assert_eq!(
+        purge_to_the_end(&deliveries, "acc1", 1000, false).await.0,
+        0
+    );
+    assert_eq!(
+        purge_to_the_end(&deliveries, "nope", 1000, false).await.0,
+        0
+    );
+    assert_eq!(
+        purge_to_the_end(&deliveries, "acc2", 1000, false).await.0,
+        3
+    );
     assert!(raw_items(&config, &table)
         .await
         .iter()

@@ -5,24 +5,28 @@
 //! record the operation of every request (`DynamoDB_20120810.Scan`, …) while the port contracts run on the AWS
 //! adapters against moto, with every request-path method of `ConversationStore`, `AgentStore`,
 //! `WorkstreamStore`, `AccountStore`, `ConfigStore` and `DeliveryStore` (and the SQS and
-//! Secrets Manager adapters). The control: the named background jobs (the index backfills) and
-//! the account purge, which do Scan, are seen doing it, so the recorder can fail the test.
+//! Secrets Manager adapters), and the admin API's side of an account purge (recording the job,
+//! reading its status). The control: the named background jobs (the index backfills, the pages
+//! of an account purge, run by the purge job's runner on the schedule), which do Scan, are seen
+//! doing it, so the recorder can fail the test.
 //!
 //! Ignored by a bare `cargo test` (no moto there); `./infra/test.sh` runs it with
 //! `--include-ignored` against moto (`OMNILINE_TEST_AWS_ENDPOINT`).
 
 use aws_config::SdkConfig;
+use omniline_app::jobs::{JobBudget, JobStatus, PurgeDeps, PurgeJobs};
 use omniline_aws::config_docs::DynamoConfigStore;
 use omniline_aws::dynamo_agents::DynamoAgentStore;
 use omniline_aws::dynamo_conversations::DynamoConversationStore;
 use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
 use omniline_aws::meter::{MeterSnapshot, WireMeter};
+use omniline_aws::s3::S3ObjectStore;
 use omniline_aws::workstreams::DynamoWorkstreamStore;
 use omniline_aws::{DynamoAccountStore, SecretsManagerStore, SqsEventQueue};
 use omniline_domain::conversation::{ConversationFilter, ConversationState};
 use omniline_ports::{AgentStore, ConversationStore, DeliveryStore, EventQueue};
 use omniline_testkit::conversation_contract as conversations;
-use omniline_tests::{endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
+use omniline_tests::{bucket, endpoint, fifo_queue, pk_sk_table, sdk_config, unique};
 use std::sync::{Arc, Mutex};
 
 /// The requests the wire meter (`omniline_aws::meter`, the SDK's HTTP client wrapped) saw, as
@@ -76,6 +80,23 @@ fn assert_no_scan(targets: &[String], what: &str) -> Vec<String> {
         .filter_map(|t| t.strip_prefix("DynamoDB_20120810."))
         .map(str::to_owned)
         .collect()
+}
+
+/// The purge jobs on fresh tables and a bucket, through the recording client.
+async fn purge_jobs(plain: &SdkConfig, recorded: &SdkConfig) -> PurgeJobs {
+    let table = pk_sk_table(plain, "conversations").await;
+    PurgeJobs::new(
+        PurgeDeps {
+            config: Arc::new(DynamoConfigStore::new(
+                recorded,
+                pk_sk_table(plain, "config").await,
+            )),
+            conversations: Arc::new(DynamoConversationStore::new(recorded, &table)),
+            deliveries: Arc::new(DynamoDeliveryStore::new(recorded, &table)),
+            media: Arc::new(S3ObjectStore::new(recorded, bucket(plain).await, true)),
+        },
+        Arc::new(|| 1_795_575_600_000),
+    )
 }
 
 /// A conversation store (with its agents' table) on fresh tables, through the recording client.
@@ -232,6 +253,20 @@ async fn no_request_path_sends_a_dynamodb_scan() {
         seen.extend(assert_no_scan(&targets.take(), "delivery store"));
     }
 
+    // The admin API's side of an account purge: recording the job (and finding the account's
+    // unfinished one) and reading its status are config documents only.
+    {
+        let jobs = purge_jobs(&plain, &recorded).await;
+        let job = jobs.start("acc1").await.unwrap();
+        assert_eq!(jobs.start("acc1").await.unwrap(), job);
+        assert_eq!(jobs.job(&job.id).await.unwrap(), Some(job.clone()));
+        assert_eq!(jobs.unfinished_for("acc1").await.unwrap(), Some(job));
+        seen.extend(assert_no_scan(
+            &targets.take(),
+            "purge job recorded and read",
+        ));
+    }
+
     // The webhook's queue and the secrets (no DynamoDB, but through the same client).
     {
         let queue = SqsEventQueue::new(&recorded, fifo_queue(&plain, "inbound").await);
@@ -279,12 +314,35 @@ async fn no_request_path_sends_a_dynamodb_scan() {
         targets.take().contains(&SCAN.to_owned()),
         "backfill_account_index"
     );
-    store.purge_account("acc1").await.unwrap();
+    store.purge_account_page("acc1", None, 100).await.unwrap();
     let deliveries = DynamoDeliveryStore::new(&recorded, pk_sk_table(&plain, "c").await);
-    deliveries.purge_account("acc1").await.unwrap();
+    deliveries
+        .purge_account_page("acc1", None, 100)
+        .await
+        .unwrap();
     assert_eq!(
         targets.take().iter().filter(|t| t.as_str() == SCAN).count(),
         2,
-        "the purges (still Scans: see dynamo_conversations and dynamo_deliveries)"
+        "a page of each purge (the purge job's steps: one Scan page each)"
+    );
+    // … as the purge job's runner (the schedule) does, page by page.
+    let jobs = purge_jobs(&plain, &recorded).await;
+    let job = jobs.start("acc1").await.unwrap();
+    let run = jobs
+        .run(JobBudget {
+            pages: 100,
+            millis: i64::MAX,
+        })
+        .await
+        .unwrap();
+    assert_eq!(run.finished, 1);
+    assert_eq!(
+        jobs.job(&job.id).await.unwrap().map(|j| j.status),
+        Some(JobStatus::Done)
+    );
+    assert_eq!(
+        targets.take().iter().filter(|t| t.as_str() == SCAN).count(),
+        2,
+        "the purge job's pages (one Scan per store on a small table)"
     );
 }

@@ -1781,9 +1781,11 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
     // Every other read is by key or index (the conversation list, a customer's conversations,
     // the account list: see tests/tests/no_scan.rs, which watches the wire).
     let expected: BTreeSet<(String, String)> = [
-        // An account's purge (disconnection with purge) finds its items with a filtered Scan
-        // (its processed-event records have no index by account).
-        ("AdminFunction", "ConversationsTable"),
+        // An account's purge, a background job the router's schedule runs page by page, finds
+        // its items with one page of a filtered Scan at a time (its processed-event records
+        // have no index by account). No request path Scans: the admin function only records
+        // the job.
+        ("RouterFunction", "ConversationsTable"),
     ]
     .into_iter()
     .map(|(f, table)| (f.to_owned(), table.to_owned()))
@@ -1794,6 +1796,7 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
 /// Config table items by partition key, one sample of each (the layouts of the DynamoDB
 /// adapters, checked by `the_partition_key_prefixes_are_the_adapters`).
 fn config_items() -> Vec<(&'static str, String)> {
+    use omniline_app::jobs::{OPEN_PURGE_KIND, PURGE_JOB_KIND};
     use omniline_domain::agents::AGENT_ACCOUNT_KIND;
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
     use omniline_domain::queues::QUEUE_KIND;
@@ -1819,6 +1822,9 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("contact", doc(&format!("{CONTACT_KIND}@acc1"))),
         ("link request", doc(LINK_REQUEST_KIND)),
         ("link nonce", doc(LINK_NONCE_KIND)),
+        // An account's purge job, and the entry listing it while unfinished.
+        ("purge job", doc(PURGE_JOB_KIND)),
+        ("unfinished purge", doc(OPEN_PURGE_KIND)),
     ]
 }
 
@@ -1860,12 +1866,25 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
         (
             "RouterFunction",
             "ConfigTable",
-            &["account", "agent", "queue member", "settings", "link nonce"],
+            &[
+                "account",
+                "agent",
+                "queue member",
+                "settings",
+                "link nonce",
+                // The schedule's purge jobs, and the purged account's contacts.
+                "contact",
+                "purge job",
+                "unfinished purge",
+            ],
             &[
                 "agent",
                 "notification marker",
                 "conversation's notifications",
                 "link nonce",
+                "contact",
+                "purge job",
+                "unfinished purge",
             ],
         ),
         (
@@ -1884,6 +1903,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "open pointer",
                 "message index",
                 "customer",
+                // A purge erases the account's delivery records too.
+                "delivery",
             ],
         ),
         // The account's channel id, for stateless channel tokens.
@@ -1906,7 +1927,9 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "queue",
                 "agent account",
                 "settings",
-                "contact",
+                // The purge jobs it records (and the unfinished one of an account), read back.
+                "purge job",
+                "unfinished purge",
                 // Erasing a customer: pending links, notifications about them.
                 "link request",
                 "link nonce",
@@ -1927,14 +1950,16 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "contact",
                 "link request",
                 "link nonce",
+                "purge job",
+                "unfinished purge",
             ],
         ),
         (
             "AdminFunction",
             "ConversationsTable",
             &["conversation", "customer", "delivery"],
+            // A customer's erasure; an account's purge is the router's schedule's.
             &[
-                "event",
                 "conversation",
                 "open pointer",
                 "message index",
@@ -2117,8 +2142,8 @@ fn the_public_webhook_only_reads_accounts_and_counts_its_requests() {
 
 /// S3: each function's statements name the actions and key prefixes it uses, never the whole
 /// bucket's objects: the router stores and deletes inbound media (`media/`), the agent function
-/// only uploads (`agent-media/`), the admin function lists and deletes an account's or a
-/// customer's inbound media, the webhook serves the signed links (`media/`, `agent-media/`,
+/// only uploads (`agent-media/`), the admin function deletes a customer's inbound media (the
+/// router's schedule lists and deletes a purged account's), the webhook serves the signed links (`media/`, `agent-media/`,
 /// `outbound/`), the outbound function only signs links.
 #[test]
 fn media_statements_name_only_the_prefixes_each_function_uses() {
@@ -2140,16 +2165,12 @@ fn media_statements_name_only_the_prefixes_each_function_uses() {
             &[
                 ("s3:PutObject", &["media/*"]),
                 ("s3:DeleteObject", &["media/*"]),
-            ],
-        ),
-        ("OutboundFunction", &[]),
-        (
-            "AdminFunction",
-            &[
-                ("s3:DeleteObject", &["media/*"]),
+                // An account's purge (the schedule's background job).
                 ("s3:ListBucket", &["media/*"]),
             ],
         ),
+        ("OutboundFunction", &[]),
+        ("AdminFunction", &[("s3:DeleteObject", &["media/*"])]),
         ("AgentFunction", &[("s3:PutObject", &["agent-media/*"])]),
     ];
     for (function, grants) in expected {

@@ -122,7 +122,8 @@ pub(crate) async fn update(
     Ok(Json(change_json(&updated, &base)).into_response())
 }
 
-/// `?purge=true` erases the account's data as well.
+/// `?purge=true` erases the account's data as well, in a background job: `202` with the job
+/// (`{"purgeJob": …}`); without, `204`.
 pub(crate) async fn delete(
     State(state): State<AdminState>,
     id: PathId,
@@ -130,8 +131,8 @@ pub(crate) async fn delete(
 ) -> Result<Response> {
     let id = path_id(id, "account")?;
     let purge = crate::customers::purge_flag(query.as_deref())?;
-    state.service.disconnect_account(&id, purge).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let job = state.service.disconnect_account(&id, purge).await?;
+    Ok(crate::jobs::deleted(job))
 }
 
 pub(crate) async fn webhook_stats(State(state): State<AdminState>, id: PathId) -> Result<Response> {

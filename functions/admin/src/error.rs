@@ -93,6 +93,9 @@ fn admin_error(e: AdminError) -> Response {
                 Some(&existing),
             )
         }
+        AdminError::PurgeInProgress(_) => {
+            coded_field_error(S::CONFLICT, "purge_in_progress", "accountId", message)
+        }
         AdminError::UnknownReference { field, .. } => coded_field_error(
             S::UNPROCESSABLE_ENTITY,
             "unknown_reference",

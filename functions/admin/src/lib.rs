@@ -1,6 +1,7 @@
 //! The admin function: `/admin/v1/*`, the API that connects LINE Official Accounts and sets up
 //! how their conversations are handled (queues, agents, workstreams and routing rules, settings)
-//! and answers privacy requests (customers). Every route requires
+//! and answers privacy requests (customers, and an account's purge: a background job whose
+//! status `/admin/v1/jobs/{id}` reads). Every route requires
 //! `Authorization: Bearer <admin token>`.
 //!
 //! The use cases are [`AdminService`]'s (`omniline_app::admin`); this crate is HTTP: it
@@ -12,6 +13,7 @@ mod accounts;
 mod agents;
 mod customers;
 mod error;
+mod jobs;
 mod queues;
 mod rules;
 mod settings;
@@ -131,6 +133,7 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/customers/{id}",
             get(customers::export).delete(customers::erase),
         )
+        .route("/admin/v1/jobs/{id}", get(jobs::get))
         .route(
             "/admin/v1/settings",
             get(settings::get).patch(settings::update),

@@ -420,7 +420,8 @@ pub(crate) async fn update(
     Ok(Json(workstream_json(&ws)).into_response())
 }
 
-/// `?purge=true` erases the account's data as well.
+/// `?purge=true` erases the account's data as well, in a background job: `202` with the job
+/// (`{"purgeJob": …}`); without, `204`.
 pub(crate) async fn delete(
     State(state): State<AdminState>,
     id: PathId,
@@ -428,6 +429,6 @@ pub(crate) async fn delete(
 ) -> Result<Response> {
     let id = path_id(id, "workstream")?;
     let purge = purge_flag(query.as_deref())?;
-    state.service.delete_workstream(&id, purge).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let job = state.service.delete_workstream(&id, purge).await?;
+    Ok(crate::jobs::deleted(job))
 }

@@ -31,6 +31,8 @@ struct Fixture {
     adapters: EmbeddedAdapters,
     line: MockServer,
     app: axum::Router,
+    /// The use cases behind `app` (to run the background jobs, as the schedule does).
+    state: admin::AdminState,
 }
 
 async fn fixture() -> Fixture {
@@ -83,7 +85,8 @@ async fn fixture() -> Fixture {
         _dir: dir,
         adapters,
         line,
-        app: admin::router(state),
+        app: admin::router(state.clone()),
+        state,
     }
 }
 
@@ -446,6 +449,128 @@ async fn delete_removes_the_account_and_its_secret() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A deletion with `purge=true` records a job (202) that the schedule runs, one per account:
+/// the workstream's deletion and then the account's return the same job; the account cannot have
+/// a workstream again while it is unfinished; its status route reads it; unknown ids are 404.
+#[tokio::test]
+async fn a_purge_is_a_background_job_with_a_status_route() {
+    let f = fixture().await;
+    let account = create(&f).await;
+    let (status, queue) = call(
+        &f.app,
+        "POST",
+        "/admin/v1/queues",
+        Some(ADMIN_TOKEN),
+        Some(json!({"name": "General"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{queue}");
+    let workstream = json!({"name": "Support", "accountId": account, "language": "ja",
+                            "defaultQueueId": queue["id"]});
+    let (status, ws) = call(
+        &f.app,
+        "POST",
+        "/admin/v1/workstreams",
+        Some(ADMIN_TOKEN),
+        Some(workstream.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+
+    let (status, accepted) = call(
+        &f.app,
+        "DELETE",
+        &format!(
+            "/admin/v1/workstreams/{}?purge=true",
+            ws["id"].as_str().unwrap()
+        ),
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let job = accepted["purgeJob"].clone();
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(job["accountId"], account.as_str());
+    assert_eq!(
+        (&job["kind"], &job["status"], &job["stage"]),
+        (
+            &json!("accountPurge"),
+            &json!("pending"),
+            &json!("deliveries")
+        )
+    );
+    assert_eq!(
+        job["counts"],
+        json!({"deliveries": 0, "conversations": 0, "customers": 0, "contacts": 0, "media": 0})
+    );
+    assert_eq!(job["pages"], 0);
+    assert!(job.get("cursors").is_none(), "{job}");
+    let route = format!("/admin/v1/jobs/{id}");
+    let (status, read) = call(&f.app, "GET", &route, Some(ADMIN_TOKEN), None).await;
+    assert_eq!((status, &read), (StatusCode::OK, &job));
+    let (status, _) = call(&f.app, "GET", &route, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // No new workstream for the account while its data is being purged.
+    let (status, refused) = call(
+        &f.app,
+        "POST",
+        "/admin/v1/workstreams",
+        Some(ADMIN_TOKEN),
+        Some(workstream.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "purge_in_progress");
+    assert_eq!(refused["error"]["field"], "accountId");
+
+    // The account's deletion with purge finds the unfinished job.
+    let (status, again) = call(
+        &f.app,
+        "DELETE",
+        &format!("/admin/v1/accounts/{account}?purge=true"),
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["purgeJob"]["id"], id.as_str());
+
+    // The schedule runs it: a page per stage here (the embedded stores purge in one page).
+    let run = f
+        .state
+        .service
+        .run_jobs(omniline_app::jobs::JobBudget {
+            pages: 100,
+            millis: i64::MAX,
+        })
+        .await
+        .unwrap();
+    assert_eq!((run.pages, run.finished), (4, 1));
+    let (status, done) = call(&f.app, "GET", &route, Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&done["status"], &done["stage"], &done["pages"]),
+        (&json!("done"), &json!("finished"), &json!(4))
+    );
+    assert_eq!(done["createdAt"], job["createdAt"]);
+
+    for unknown in ["0123456789abcdef0123456789abcdef", "not-a-job-id"] {
+        let (status, body) = call(
+            &f.app,
+            "GET",
+            &format!("/admin/v1/jobs/{unknown}"),
+            Some(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+        assert_eq!(body["error"]["code"], "not_found");
+        assert_eq!(body["error"]["message"], "job not found");
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Lambda entry point of the router: typed config from the environment, clients built once,
-//! then the runtime loop (SQS batches and the auto-close schedule).
+//! then the runtime loop (SQS batches and the schedule: auto-close, distribution, background
+//! jobs).
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use omniline_aws::SqsRetryDelay;
@@ -12,7 +13,11 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_runtime::Error> {
     omniline_runtime::telemetry::init();
     let sdk = load_sdk_config(optional("AWS_ENDPOINT_URL").as_deref()).await;
-    let router = Arc::new(omniline_wiring::aws::router_service(&sdk)?);
+    // Its schedule also runs the background jobs (account purges the admin API recorded).
+    let router = Arc::new(
+        omniline_wiring::aws::router_service(&sdk)?
+            .with_purge_jobs(omniline_wiring::aws::purge_jobs(&sdk)?),
+    );
     // Failed inbound messages are retried after a growing delay (ChangeMessageVisibility).
     let delay = Arc::new(SqsRetryDelay {
         client: aws_sdk_sqs::Client::new(&sdk),

@@ -25,7 +25,7 @@ use omniline_line::bot::HttpBotHook;
 use omniline_line::HttpLineApi;
 use omniline_line::LineApiConfig;
 use omniline_ports::AgentStore;
-use omniline_ports::{ConversationStore, PortError, PurgeCounts, WorkstreamStore};
+use omniline_ports::{ConversationStore, PortError, PurgeCounts, PurgePage, WorkstreamStore};
 use router::{RouterDeps, RouterService};
 use serde_json::json;
 use std::path::Path;
@@ -226,8 +226,15 @@ impl ConversationStore for GatedConversations {
     async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
         self.inner.delete_customer(account_id, user_id).await
     }
-    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError> {
-        self.inner.purge_account(account_id).await
+    async fn purge_account_page(
+        &self,
+        account_id: &str,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<PurgePage<PurgeCounts>, PortError> {
+        self.inner
+            .purge_account_page(account_id, cursor, page_size)
+            .await
     }
     async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError> {
         self.inner.sweep_expired(now_secs).await

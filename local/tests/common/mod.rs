@@ -66,9 +66,15 @@ pub async fn mock_line() -> MockServer {
 }
 
 pub async fn start() -> Stack {
+    start_with(&[]).await
+}
+
+/// [`start`] with more environment variables (e.g. a fast `SCHEDULE_EVERY_MS`).
+pub async fn start_with(env: &[(&str, &str)]) -> Stack {
     let data = private_tempdir();
     let line = mock_line().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_omniline-local"))
+        .envs(env.iter().copied())
         .env("PORT", "0")
         .env("DATA_DIR", data.path())
         .env("LINE_API_BASE", line.uri())

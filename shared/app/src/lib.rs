@@ -10,6 +10,8 @@
 //! - [`admin`]: what the admin API manages (accounts, queues, agents, workstreams and rules,
 //!   customers' export and erasure, settings);
 //! - [`outbound`]: sending to LINE (reply token first, push with a retry key), delivery records;
+//! - [`jobs`]: background jobs the admin API records and the schedule runs page by page (an
+//!   account's purge);
 //! - [`consumer`]: FIFO batch semantics shared by the queue consumers;
 //! - [`tokens`]: channel access tokens; [`settings`]: the global settings document.
 
@@ -18,6 +20,7 @@ pub mod agent;
 mod cache;
 pub mod consumer;
 pub mod ingest;
+pub mod jobs;
 pub mod outbound;
 pub mod router;
 pub mod settings;

@@ -295,6 +295,40 @@ pub(crate) async fn first_items(
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobCursor(pub(crate) Item);
 
+impl JobCursor {
+    /// The cursor as text, for a job that stores it (a purge job's document): the key's string
+    /// attributes as a JSON object. A table's `LastEvaluatedKey` is its `pk`/`sk` strings.
+    pub fn encode(&self) -> Result<String, PortError> {
+        let mut parts = serde_json::Map::new();
+        for (name, value) in &self.0 {
+            let text = value.as_s().map_err(|_| {
+                PortError::Unavailable(format!("job cursor attribute {name} is not a string"))
+            })?;
+            parts.insert(name.clone(), serde_json::Value::String(text.clone()));
+        }
+        Ok(serde_json::Value::Object(parts).to_string())
+    }
+
+    /// A cursor [`JobCursor::encode`] wrote; anything else is an error (a stored job whose
+    /// cursor does not parse).
+    pub fn decode(text: &str) -> Result<Self, PortError> {
+        let malformed = || PortError::Unavailable("malformed job cursor".into());
+        let parts: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|_| malformed())?;
+        if parts.is_empty() {
+            return Err(malformed());
+        }
+        parts
+            .into_iter()
+            .map(|(name, value)| match value {
+                serde_json::Value::String(v) => Ok((name, s(v))),
+                _ => Err(malformed()),
+            })
+            .collect::<Result<Item, _>>()
+            .map(JobCursor)
+    }
+}
+
 /// One page of a paged background job: how many items it read and changed, and where the next
 /// page starts (`None`: the job is done).
 #[derive(Debug, Clone, PartialEq)]
@@ -544,10 +578,11 @@ impl Table {
     }
 
     /// A Scan of this table, to be completed. Cost grows with the table, not with the request:
-    /// no request path may use it. Its users are the paged background jobs (the index backfills
-    /// `DynamoConversationStore::backfill_indexes` and `DynamoAccountStore::backfill_account_index`)
-    /// and, until it has an index of its own, an account's purge (`purge_account`, the admin's
-    /// disconnection with purge: see the conversation and delivery stores).
+    /// no request path may use it. Its users are the paged background jobs: the index backfills
+    /// (`DynamoConversationStore::backfill_indexes` and
+    /// `DynamoAccountStore::backfill_account_index`) and an account's purge (`purge_account_page`
+    /// of the conversation and delivery stores, run page by page by the purge job the admin's
+    /// disconnection with purge records).
     pub(crate) fn scan(&self) -> ScanFluentBuilder {
         self.client.scan().table_name(&self.name)
     }
@@ -748,5 +783,22 @@ impl Table {
             ),
             _ => Err(aws_error("DynamoDB TransactWriteItems", err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_cursors_survive_their_text_and_refuse_anything_else() {
+        let cursor = JobCursor(key("CUSTOMER#acc1#U\"1".into(), "PROFILE"));
+        let text = cursor.encode().unwrap();
+        assert_eq!(JobCursor::decode(&text).unwrap(), cursor);
+        for bad in ["", "{}", "[]", "{\"pk\": 1}", "not json"] {
+            assert!(JobCursor::decode(bad).is_err(), "{bad}");
+        }
+        let number = JobCursor(HashMap::from([("n".to_owned(), n(1))]));
+        assert!(number.encode().is_err());
     }
 }

@@ -78,9 +78,10 @@
 //! [`DynamoConversationStore::backfill_indexes`] (a paged, resumable, idempotent background job,
 //! the only Scan of this store besides the purge) adds them once after deploying.
 //!
-//! [`ConversationStore::purge_account`] (the admin's disconnection with purge, rare) is still a
-//! filtered Scan of the whole table: the account's processed-event records, message index
-//! items and open pointers have no index by account (one would cost an index write per event).
+//! [`ConversationStore::purge_account_page`] (the purge job the admin's disconnection with purge
+//! records, run page by page by the router's schedule) is one page of a filtered Scan of the
+//! whole table: the account's processed-event records, message index items and open pointers
+//! have no index by account (one would cost an index write per event). No request sends it.
 //!
 //! Agent slots live on the agent's profile item in the agents' table (`AGENT#{agentId}` /
 //! `PROFILE`, string set `activeConversations`, counter `activeCount`: see `dynamo_agents`),
@@ -107,7 +108,7 @@ use omniline_domain::conversation::{
     Customer, EventCommit, TranscriptEntry,
 };
 use omniline_domain::outbound::OutboundMessage;
-use omniline_ports::{ConversationStore, PortError, PurgeCounts};
+use omniline_ports::{ConversationStore, PortError, PurgeCounts, PurgePage};
 use std::collections::HashMap;
 
 const META: &str = "META";
@@ -427,26 +428,6 @@ impl DynamoConversationStore {
             .expression_attribute_values(":transcript", s(TRANSCRIPT_PREFIX))
             .items("DynamoDB Query")
             .await
-    }
-
-    /// Every item matching a Scan filter (consistent, paginated): the account purge only (see
-    /// the module documentation), never a request that reads.
-    async fn scan(
-        &self,
-        filter: &str,
-        values: &[(&str, AttributeValue)],
-        projection: Option<&str>,
-    ) -> Result<Vec<Item>, PortError> {
-        let mut scan = self
-            .table
-            .scan()
-            .filter_expression(filter)
-            .set_projection_expression(projection.map(str::to_owned))
-            .consistent_read(true);
-        for (name, value) in values {
-            scan = scan.expression_attribute_values(*name, value.clone());
-        }
-        scan.items("DynamoDB Scan").await
     }
 
     /// The `META` keys of at most `max` entries of partition `value` of the keys-only `index`
@@ -1111,34 +1092,43 @@ impl ConversationStore for DynamoConversationStore {
             .await
     }
 
-    /// One filtered Scan of the whole table (no index by account; admin-only and rare) for the
-    /// account's conversation `META` items (by their `accountId`) and its customer, processed
-    /// event, message index and open pointer items (by `pk` prefix), then a Query per
-    /// conversation for its transcript. Deleted in batches of 25, the `META` items last so that
-    /// an interrupted purge can be run again. Delivery records are the delivery store's.
-    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError> {
+    /// One page of a filtered Scan of the whole table (no index by account; a paged background
+    /// job, the purge job, never a request) for the account's conversation `META` items (by
+    /// their `accountId`) and its customer, processed event, message index and open pointer
+    /// items (by `pk` prefix), then a Query per conversation found for its transcript. Deleted
+    /// in batches of 25, the `META` items last so that an interrupted page can be run again
+    /// (from the same cursor: the Scan still finds them). Delivery records are the delivery
+    /// store's.
+    async fn purge_account_page(
+        &self,
+        account_id: &str,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<PurgePage<PurgeCounts>, PortError> {
         if account_id.contains('#') {
             // `#` separates key parts: a prefix for such an id could match another account's.
             return Err(PortError::Unavailable(
                 "cannot purge an account id containing '#'".into(),
             ));
         }
-        let items = self
-            .scan(
+        let scan = self
+            .table
+            .scan()
+            .filter_expression(
                 "(sk = :meta AND accountId = :account) OR begins_with(pk, :customer) \
                  OR begins_with(pk, :event) OR begins_with(pk, :linemsg) \
                  OR begins_with(pk, :open)",
-                &[
-                    (":meta", s(META)),
-                    (":account", s(account_id)),
-                    (":customer", s(format!("CUSTOMER#{account_id}#"))),
-                    (":event", s(format!("EVENT#{account_id}#"))),
-                    (":linemsg", s(format!("LINEMSG#{account_id}#"))),
-                    (":open", s(format!("OPEN#{account_id}#"))),
-                ],
-                Some("pk, sk"),
             )
-            .await?;
+            .projection_expression("pk, sk")
+            .expression_attribute_values(":meta", s(META))
+            .expression_attribute_values(":account", s(account_id))
+            .expression_attribute_values(":customer", s(format!("CUSTOMER#{account_id}#")))
+            .expression_attribute_values(":event", s(format!("EVENT#{account_id}#")))
+            .expression_attribute_values(":linemsg", s(format!("LINEMSG#{account_id}#")))
+            .expression_attribute_values(":open", s(format!("OPEN#{account_id}#")));
+        let cursor = cursor.map(JobCursor::decode).transpose()?;
+        let page_size = i32::try_from(page_size).unwrap_or(i32::MAX);
+        let (items, next) = scan_page(scan, cursor, page_size, "DynamoDB Scan (purge)").await?;
         let mut counts = PurgeCounts::default();
         let mut keys = Vec::new();
         let mut metas = Vec::new();
@@ -1166,7 +1156,10 @@ impl ConversationStore for DynamoConversationStore {
         let what = format!("account {account_id}'s conversations");
         self.table.batch_delete(keys, &what).await?;
         self.table.batch_delete(metas, &what).await?;
-        Ok(counts)
+        Ok(PurgePage {
+            erased: counts,
+            next: next.map(|c| c.encode()).transpose()?,
+        })
     }
 
     /// DynamoDB's TTL deletes expired items by itself (within days of `expiresAt`): nothing to do.

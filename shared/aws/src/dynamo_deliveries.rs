@@ -15,27 +15,27 @@
 //! [`DeliveryStore::delete_for_conversation`] deletes both items of each delivery found through
 //! the conversation's index (and nothing else of the partition).
 //!
-//! [`DeliveryStore::purge_account`] finds the account's delivery items with a (paginated,
-//! consistent) Scan of the whole table filtered on `accountId`: an admin-only, rare operation,
-//! with no index of its own. It deletes the index items first and the delivery items last, so an
-//! interrupted purge is completed by running it again (the Scan still finds what is left).
+//! [`DeliveryStore::purge_account_page`] finds the account's delivery items with one page of a
+//! consistent Scan of the whole table filtered on `accountId`: a paged background job (the purge
+//! job the admin's disconnection with purge records, run by the router's schedule), with no
+//! index of its own. It deletes the index items first and the delivery items last, so an
+//! interrupted page is completed by running it again (the Scan still finds what is left).
 //! Delivery items written before `accountId` existed lack it and are not found by the purge.
-//! This Scan is the store's only one and no request that reads calls it (the admin's
-//! disconnection with purge does, with the conversation store's purge Scan): an index by account
-//! would cost an index write per outbound message. The conversations table's
+//! This Scan is the store's only one and no request sends it: an index by account would cost an
+//! index write per outbound message. The conversations table's
 //! `conversations-by-account` index is keyed on `accountId` too, but its sort key `accountSk` is
 //! on conversation `META` items only, so delivery items are not in it.
 
 use crate::dynamo::{
-    attempts, condition_held, get_s, key, n, number, parse_doc, s, to_doc, transact_put,
-    Cancellation, Condition, Item, Pages, Table, Transaction, ATTEMPTS,
+    attempts, condition_held, get_s, key, n, number, parse_doc, s, scan_page, to_doc, transact_put,
+    Cancellation, Condition, Item, JobCursor, Pages, Table, Transaction, ATTEMPTS,
 };
 use crate::dynamo_conversations::conversation_pk;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use omniline_domain::delivery::Delivery;
-use omniline_ports::{DeliveryStore, PortError};
+use omniline_ports::{DeliveryStore, PortError, PurgePage};
 use std::collections::HashMap;
 
 const DELIVERY: &str = "DELIVERY";
@@ -136,32 +136,37 @@ impl DynamoDeliveryStore {
         Ok(ids)
     }
 
-    /// The keys of both items (the conversation index item, then the delivery item) of every
-    /// delivery of the account, by a consistent Scan of the table.
-    async fn account_keys(&self, account_id: &str) -> Result<(Vec<Item>, Vec<Item>), PortError> {
-        let mut index_keys = Vec::new();
-        let mut delivery_keys = Vec::new();
-        self.table
+    /// The keys of both items (the conversation index item, then the delivery item) of the
+    /// deliveries of the account among one page of a consistent Scan of the table (at most
+    /// `page_size` items read from `cursor`), and the cursor of the next page.
+    async fn account_keys_page(
+        &self,
+        account_id: &str,
+        cursor: Option<JobCursor>,
+        page_size: i32,
+    ) -> Result<(Vec<Item>, Vec<Item>, Option<JobCursor>), PortError> {
+        let scan = self
+            .table
             .scan()
             .filter_expression("accountId = :a AND begins_with(pk, :p)")
             .projection_expression("pk, conversationId, createdAt")
             .expression_attribute_values(":a", s(account_id))
-            .expression_attribute_values(":p", s(delivery_pk("")))
-            .consistent_read(true)
-            .each_item("DynamoDB Scan", |item| {
-                let pk = get_s(item, "pk")?;
-                let id = pk.strip_prefix(&delivery_pk("")).ok_or_else(|| {
-                    PortError::Unavailable(format!("DynamoDB delivery item with pk {pk}"))
-                })?;
-                index_keys.push(key(
-                    conversation_pk(get_s(item, "conversationId")?),
-                    index_sk(get_i64(item, "createdAt")?, id),
-                ));
-                delivery_keys.push(key(pk.to_owned(), DELIVERY));
-                Ok(())
-            })
-            .await?;
-        Ok((index_keys, delivery_keys))
+            .expression_attribute_values(":p", s(delivery_pk("")));
+        let (items, next) = scan_page(scan, cursor, page_size, "DynamoDB Scan (purge)").await?;
+        let mut index_keys = Vec::new();
+        let mut delivery_keys = Vec::new();
+        for item in &items {
+            let pk = get_s(item, "pk")?;
+            let id = pk.strip_prefix(&delivery_pk("")).ok_or_else(|| {
+                PortError::Unavailable(format!("DynamoDB delivery item with pk {pk}"))
+            })?;
+            index_keys.push(key(
+                conversation_pk(get_s(item, "conversationId")?),
+                index_sk(get_i64(item, "createdAt")?, id),
+            ));
+            delivery_keys.push(key(pk.to_owned(), DELIVERY));
+        }
+        Ok((index_keys, delivery_keys, next))
     }
 
     /// Every delivery in `ids` that exists, read consistently with `BatchGetItem`, by id.
@@ -274,15 +279,27 @@ impl DeliveryStore for DynamoDeliveryStore {
         Ok(index.len() as u64)
     }
 
-    async fn purge_account(&self, account_id: &str) -> Result<u64, PortError> {
-        let (index_keys, delivery_keys) = self.account_keys(account_id).await?;
+    async fn purge_account_page(
+        &self,
+        account_id: &str,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<PurgePage<u64>, PortError> {
+        let cursor = cursor.map(JobCursor::decode).transpose()?;
+        let page_size = i32::try_from(page_size).unwrap_or(i32::MAX);
+        let (index_keys, delivery_keys, next) = self
+            .account_keys_page(account_id, cursor, page_size)
+            .await?;
         let count = delivery_keys.len() as u64;
-        // Every index item first, the deliveries only then (no batch mixes the two): a retry of
-        // an interrupted purge finds what is left through the Scan, which sees delivery items.
+        // Every index item first, the deliveries only then (no batch mixes the two): a page run
+        // again finds what is left through the Scan, which sees delivery items.
         let what = format!("account {account_id}'s deliveries");
         self.table.batch_delete(index_keys, &what).await?;
         self.table.batch_delete(delivery_keys, &what).await?;
-        Ok(count)
+        Ok(PurgePage {
+            erased: count,
+            next: next.map(|c| c.encode()).transpose()?,
+        })
     }
 }
 

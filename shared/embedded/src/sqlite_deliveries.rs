@@ -10,7 +10,7 @@ use crate::sql::{from_doc, to_json, version_i64};
 use crate::EmbeddedDb;
 use async_trait::async_trait;
 use omniline_domain::delivery::Delivery;
-use omniline_ports::{DeliveryStore, PortError};
+use omniline_ports::{DeliveryStore, PortError, PurgePage};
 use rusqlite::params;
 
 const SCHEMA: &str = r#"
@@ -133,7 +133,13 @@ impl DeliveryStore for SqliteDeliveryStore {
         Ok(deleted as u64)
     }
 
-    async fn purge_account(&self, account_id: &str) -> Result<u64, PortError> {
+    /// The whole purge in one page (one statement): the next cursor is always `None`.
+    async fn purge_account_page(
+        &self,
+        account_id: &str,
+        _cursor: Option<&str>,
+        _page_size: u32,
+    ) -> Result<PurgePage<u64>, PortError> {
         // Rows written before the column existed have it `NULL`: matched by the document.
         let deleted = self
             .db
@@ -143,7 +149,10 @@ impl DeliveryStore for SqliteDeliveryStore {
                 (account_id.to_owned(),),
             )
             .await?;
-        Ok(deleted as u64)
+        Ok(PurgePage {
+            erased: deleted as u64,
+            next: None,
+        })
     }
 }
 
@@ -233,43 +242,16 @@ mod tests {
     #[tokio::test]
     async fn deliveries_purged_per_account_only() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(&dir);
-        for d in [
-            delivery_of("acc1", "m1", "c1", 1000),
-            delivery_of("acc1", "m2", "c1", 2000),
-            delivery_of("acc1", "m3", "c2", 3000),
-            delivery_of("acc2", "x1", "c3", 500),
-            delivery_of("acc2", "x2", "c3", 600),
-        ] {
-            s.begin(&d).await.unwrap();
-        }
-        // An update (which replaces the document) keeps the record in its account.
-        let m1 = s.delivery("m1").await.unwrap().unwrap();
-        assert!(s.update(&sent(&m1)).await.unwrap());
-        let x1 = s.delivery("x1").await.unwrap().unwrap();
-        assert!(s.update(&sent(&x1)).await.unwrap());
-        let acc2 = s.deliveries_for_conversation("c3").await.unwrap();
-        assert_eq!(ids(&acc2), ["x1", "x2"]);
+        let pages = contract::purge_erases_one_accounts_deliveries(&store(&dir), 1000, false).await;
+        assert_eq!(pages, 1);
+    }
 
-        assert_eq!(s.purge_account("acc1").await.unwrap(), 3);
-        for c in ["c1", "c2"] {
-            assert!(s.deliveries_for_conversation(c).await.unwrap().is_empty());
-        }
-        for id in ["m1", "m2", "m3"] {
-            assert_eq!(s.delivery(id).await.unwrap(), None, "{id}");
-        }
-        // The other account's deliveries are untouched.
-        assert_eq!(s.deliveries_for_conversation("c3").await.unwrap(), acc2);
-
-        // Nothing left of acc1; an unknown account is 0 too.
-        assert_eq!(s.purge_account("acc1").await.unwrap(), 0);
-        assert_eq!(s.purge_account("nope").await.unwrap(), 0);
-        assert_eq!(s.purge_account("acc2").await.unwrap(), 2);
-        assert!(s
-            .deliveries_for_conversation("c3")
-            .await
-            .unwrap()
-            .is_empty());
+    /// In pages of one, each run twice: the database does it in one page.
+    #[tokio::test]
+    async fn deliveries_purged_in_small_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = contract::purge_erases_one_accounts_deliveries(&store(&dir), 1, true).await;
+        assert_eq!(pages, 1);
     }
 
     /// The table as first released: no `account_id`.
@@ -343,7 +325,10 @@ mod tests {
             vec![old1, new1]
         );
 
-        assert_eq!(s.purge_account("acc1").await.unwrap(), 2);
+        assert_eq!(
+            contract::purge_to_the_end(&s, "acc1", 1000, false).await.0,
+            2
+        );
         assert!(s
             .deliveries_for_conversation("c1")
             .await
@@ -361,7 +346,12 @@ mod tests {
         SqliteDeliveryStore::new(again.db.clone()).unwrap();
         assert_eq!(column_names(&again).await.len(), 6);
         assert_eq!(again.delivery("o2").await.unwrap(), Some(old2));
-        assert_eq!(again.purge_account("acc2").await.unwrap(), 1);
+        assert_eq!(
+            contract::purge_to_the_end(&again, "acc2", 1000, false)
+                .await
+                .0,
+            1
+        );
         assert_eq!(again.delivery("o2").await.unwrap(), None);
     }
 }

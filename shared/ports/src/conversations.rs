@@ -90,15 +90,36 @@ pub trait ConversationStore: Send + Sync {
     /// Erases a customer's profile (not their conversations: see `delete_conversation`).
     /// `false` if there was none.
     async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError>;
-    /// Erases everything stored for the account: conversations (with transcripts, pointers and
-    /// message index), customers and processed-event records. Other accounts are untouched.
-    async fn purge_account(&self, account_id: &str) -> Result<PurgeCounts, PortError>;
+    /// One page of erasing everything stored for the account: conversations (with transcripts,
+    /// pointers and message index), customers and processed-event records. Other accounts are
+    /// untouched. `cursor` is where the previous page stopped (`None`: the start); the page
+    /// reads at most about `page_size` items of the store and erases the account's among them.
+    /// Called page after page until [`PurgePage::next`] is `None`, everything of the account
+    /// that existed at the start is gone. A page is re-runnable: a page interrupted (an error)
+    /// is run again from the same cursor, and a purge run again from the start finds what is
+    /// left. For a paged background job only: an adapter may read its whole storage across the
+    /// pages (a DynamoDB Scan), never in a request.
+    async fn purge_account_page(
+        &self,
+        account_id: &str,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<PurgePage<PurgeCounts>, PortError>;
     /// Deletes what retention has expired (`retain_until` at or before `now_secs`). The embedded
     /// database does it here; DynamoDB's TTL does it by itself (the adapter returns 0).
     async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError>;
 }
 
-/// What [`ConversationStore::purge_account`] erased.
+/// One page of an account purge ([`ConversationStore::purge_account_page`],
+/// [`crate::DeliveryStore::purge_account_page`]): what it erased, and where the next page starts
+/// (an opaque cursor, to be given back as it is; `None`: the purge is complete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgePage<T> {
+    pub erased: T,
+    pub next: Option<String>,
+}
+
+/// What [`ConversationStore::purge_account_page`] erased.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PurgeCounts {

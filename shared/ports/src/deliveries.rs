@@ -29,6 +29,13 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Vec<omniline_domain::delivery::Delivery>, PortError>;
     /// Erases a conversation's delivery records (privacy erasure and purge); returns how many.
     async fn delete_for_conversation(&self, conversation_id: &str) -> Result<u64, PortError>;
-    /// Erases every delivery record of the account (account purge); returns how many.
-    async fn purge_account(&self, account_id: &str) -> Result<u64, PortError>;
+    /// One page of erasing every delivery record of the account (account purge): how many it
+    /// erased and where the next page starts, as [`crate::ConversationStore::purge_account_page`]
+    /// (re-runnable; a paged background job only).
+    async fn purge_account_page(
+        &self,
+        account_id: &str,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<crate::PurgePage<u64>, PortError>;
 }

@@ -21,7 +21,7 @@ pub use accounts::AccountStore;
 pub use agents::AgentStore;
 pub use bot::BotHook;
 pub use config::{ConfigDoc, ConfigStore, Expect};
-pub use conversations::{ConversationStore, PurgeCounts};
+pub use conversations::{ConversationStore, PurgeCounts, PurgePage};
 pub use deliveries::DeliveryStore;
 pub use event_queue::EventQueue;
 pub use line::LineApi;

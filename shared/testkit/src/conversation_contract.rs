@@ -1438,12 +1438,53 @@ pub async fn delete_customer_erases_one_profile(store: &dyn ConversationStore) {
     assert_eq!(store.customer("acc2", "U1").await.unwrap(), Some(other));
 }
 
-/// The scenario of `purge_account`, in three steps (adapters check their raw storage between
-/// them): [`purge::populate`], [`purge::purge_erases_one_account_and_nothing_of_another`],
+/// The scenario of `purge_account_page`, in three steps (adapters check their raw storage
+/// between them): [`purge::populate`], [`purge::purge_erases_one_account_and_nothing_of_another`],
 /// [`purge::a_purged_account_starts_afresh_and_the_others_work_on`]; [`purge::run`] runs them
-/// in a row.
+/// in a row. The purge is driven page after page to its end ([`purge::to_the_end`]); with a
+/// small page size (1 or 2) an adapter that pages (DynamoDB) needs many pages, each of which
+/// the scenario runs twice from the same cursor (a page interrupted and run again).
 pub mod purge {
     use super::*;
+
+    /// More pages than any scenario needs: a purge that never ends fails instead of hanging.
+    const MAX_PAGES: usize = 10_000;
+
+    /// Runs `purge_account_page` of `account` from the start until it has no next page, each
+    /// page twice from the same cursor when `twice` (the second run of a page finds only what
+    /// the first left, or what lies further: nothing is counted twice); what it erased in all,
+    /// and how many pages (counting a page once).
+    pub async fn to_the_end(
+        store: &dyn ConversationStore,
+        account: &str,
+        page_size: u32,
+        twice: bool,
+    ) -> (PurgeCounts, usize) {
+        let mut total = PurgeCounts::default();
+        let mut cursor: Option<String> = None;
+        for pages in 1..=MAX_PAGES {
+            let mut page = store
+                .purge_account_page(account, cursor.as_deref(), page_size)
+                .await
+                .unwrap();
+            if twice {
+                let again = store
+                    .purge_account_page(account, cursor.as_deref(), page_size)
+                    .await
+                    .unwrap();
+                page.erased.conversations += again.erased.conversations;
+                page.erased.customers += again.erased.customers;
+                page.next = again.next;
+            }
+            total.conversations += page.erased.conversations;
+            total.customers += page.erased.customers;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return (total, pages),
+            }
+        }
+        panic!("the purge of {account} did not end within {MAX_PAGES} pages");
+    }
 
     /// The account purged.
     pub const PURGED: &str = "acc1";
@@ -1531,11 +1572,17 @@ pub mod purge {
             .collect()
     }
 
-    /// Purges [`PURGED`] (8 conversations, 7 customers): nothing of it is left through the
-    /// port, and the [`KEPT`] accounts are whole. Writes nothing else.
-    pub async fn purge_erases_one_account_and_nothing_of_another(store: &dyn ConversationStore) {
+    /// Purges [`PURGED`] (8 conversations, 7 customers) in pages of `page_size` (each run twice
+    /// when `twice`): nothing of it is left through the port, and the [`KEPT`] accounts are
+    /// whole. Writes nothing else. Returns how many pages it took.
+    pub async fn purge_erases_one_account_and_nothing_of_another(
+        store: &dyn ConversationStore,
+        page_size: u32,
+        twice: bool,
+    ) -> usize {
+        let (erased, pages) = to_the_end(store, PURGED, page_size, twice).await;
         assert_eq!(
-            store.purge_account(PURGED).await.unwrap(),
+            erased,
             PurgeCounts {
                 conversations: 8,
                 customers: 7,
@@ -1601,6 +1648,7 @@ pub mod purge {
                 );
             }
         }
+        pages
     }
 
     /// After the purge: an unsend in a kept account still finds its message (the index is
@@ -1623,7 +1671,7 @@ pub mod purge {
         assert!(!store.transcript("acc10-c1").await.unwrap()[0].retracted);
 
         assert_eq!(
-            store.purge_account(PURGED).await.unwrap(),
+            to_the_end(store, PURGED, 1000, false).await.0,
             PurgeCounts::default()
         );
         committed(store, &commit("e1")).await;
@@ -1634,10 +1682,12 @@ pub mod purge {
         .await;
     }
 
-    /// The three steps in a row.
-    pub async fn run(store: &dyn ConversationStore) {
+    /// The three steps in a row, the purge in pages of `page_size` (each run twice when
+    /// `twice`); how many pages the purge took.
+    pub async fn run(store: &dyn ConversationStore, page_size: u32, twice: bool) -> usize {
         populate(store).await;
-        purge_erases_one_account_and_nothing_of_another(store).await;
+        let pages = purge_erases_one_account_and_nothing_of_another(store, page_size, twice).await;
         a_purged_account_starts_afresh_and_the_others_work_on(store).await;
+        pages
     }
 }

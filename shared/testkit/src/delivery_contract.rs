@@ -147,3 +147,92 @@ pub async fn listed_per_conversation_in_creation_order(store: &dyn DeliveryStore
     assert_eq!(ids(&c1), ["m0", "m1", "m2a", "m2b", "m3"]);
     assert_eq!(c1[1], sent(&m1));
 }
+
+/// Runs `purge_account_page` of `account` from the start until it has no next page (each page
+/// twice from the same cursor when `twice`); how many deliveries it erased in all, and how many
+/// pages (counting a page once).
+pub async fn purge_to_the_end(
+    store: &dyn DeliveryStore,
+    account: &str,
+    page_size: u32,
+    twice: bool,
+) -> (u64, usize) {
+    let mut total = 0;
+    let mut cursor: Option<String> = None;
+    for pages in 1..=10_000 {
+        let mut page = store
+            .purge_account_page(account, cursor.as_deref(), page_size)
+            .await
+            .unwrap();
+        if twice {
+            let again = store
+                .purge_account_page(account, cursor.as_deref(), page_size)
+                .await
+                .unwrap();
+            page.erased += again.erased;
+            page.next = again.next;
+        }
+        total += page.erased;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return (total, pages),
+        }
+    }
+    panic!("the purge of {account}'s deliveries did not end within 10000 pages");
+}
+
+/// A purge of `acc1` in pages of `page_size` (each run twice when `twice`) erases its
+/// deliveries (updated ones too), listed in any conversation, and nothing of `acc2`; purging
+/// again finds nothing; an unknown account has none. Returns how many pages the first purge
+/// took.
+pub async fn purge_erases_one_accounts_deliveries(
+    store: &dyn DeliveryStore,
+    page_size: u32,
+    twice: bool,
+) -> usize {
+    for (account, id, conversation, at) in [
+        ("acc1", "m1", "c1", 1000),
+        ("acc1", "m2", "c1", 2000),
+        ("acc1", "m3", "c2", 3000),
+        ("acc1", "m4", "c2", 4000),
+        ("acc1", "m5", "c2", 5000),
+        ("acc2", "x1", "c3", 500),
+        ("acc2", "x2", "c3", 600),
+    ] {
+        store
+            .begin(&Delivery::new(id, account, conversation, "k", at))
+            .await
+            .unwrap();
+    }
+    // An update (which replaces the document) keeps the record in its account.
+    let m1 = store.delivery("m1").await.unwrap().unwrap();
+    assert!(store.update(&sent(&m1)).await.unwrap());
+    let x1 = store.delivery("x1").await.unwrap().unwrap();
+    assert!(store.update(&sent(&x1)).await.unwrap());
+    let kept = store.deliveries_for_conversation("c3").await.unwrap();
+    assert_eq!(ids(&kept), ["x1", "x2"]);
+
+    let (erased, pages) = purge_to_the_end(store, "acc1", page_size, twice).await;
+    assert_eq!(erased, 5);
+    for c in ["c1", "c2"] {
+        assert!(store
+            .deliveries_for_conversation(c)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    for id in ["m1", "m2", "m3", "m4", "m5"] {
+        assert_eq!(store.delivery(id).await.unwrap(), None, "{id}");
+    }
+    assert_eq!(store.deliveries_for_conversation("c3").await.unwrap(), kept);
+
+    assert_eq!(purge_to_the_end(store, "acc1", 1000, false).await.0, 0);
+    assert_eq!(purge_to_the_end(store, "nope", 1000, false).await.0, 0);
+    assert_eq!(purge_to_the_end(store, "acc2", 1000, false).await.0, 2);
+    assert!(store
+        .deliveries_for_conversation("c3")
+        .await
+        .unwrap()
+        .is_empty());
+    pages
+}

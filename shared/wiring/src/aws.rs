@@ -3,6 +3,7 @@
 
 use crate::Stores;
 use omniline_app::ingest::WebhookIngest;
+use omniline_app::jobs::{PurgeDeps, PurgeJobs};
 use omniline_app::outbound::{MediaLinks, OutboundDeps, OutboundService};
 use omniline_app::router::{RouterDeps, RouterService};
 use omniline_app::tokens::ChannelTokens;
@@ -138,6 +139,26 @@ pub fn router_service(sdk: &aws_config::SdkConfig) -> Result<RouterService, Erro
         tokens,
         clock: system_clock(),
     }))
+}
+
+/// The background jobs the router's schedule runs (account purges: the conversations table's
+/// conversations and deliveries, the config table's job documents and contacts, the media
+/// bucket's inbound media) from `CONFIG_TABLE`, `CONVERSATIONS_TABLE`, `MEDIA_BUCKET` and the
+/// optional `AWS_ENDPOINT_URL`.
+pub fn purge_jobs(sdk: &aws_config::SdkConfig) -> Result<PurgeJobs, Error> {
+    let config_table = required("CONFIG_TABLE")?;
+    let conversations_table = required("CONVERSATIONS_TABLE")?;
+    let media_bucket = required("MEDIA_BUCKET")?;
+    let endpoint = optional("AWS_ENDPOINT_URL");
+    Ok(PurgeJobs::new(
+        PurgeDeps {
+            config: Arc::new(DynamoConfigStore::new(sdk, &config_table)),
+            conversations: Arc::new(DynamoConversationStore::new(sdk, &conversations_table)),
+            deliveries: Arc::new(DynamoDeliveryStore::new(sdk, &conversations_table)),
+            media: Arc::new(S3ObjectStore::new(sdk, media_bucket, endpoint.is_some())),
+        },
+        system_clock(),
+    ))
 }
 
 /// The outbound use case from `CONFIG_TABLE`, `CONVERSATIONS_TABLE`, `SECRET_PREFIX`,

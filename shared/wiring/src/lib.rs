@@ -16,6 +16,7 @@ pub mod embedded;
 
 use omniline_app::admin::AdminDeps;
 use omniline_app::ingest::WebhookIngest;
+use omniline_app::jobs::{PurgeDeps, PurgeJobs};
 use omniline_app::outbound::{MediaLinks, OutboundDeps, OutboundService};
 use omniline_app::router::{RouterDeps, RouterService};
 use omniline_app::tokens::ChannelTokens;
@@ -63,7 +64,22 @@ pub fn webhook_ingest(stores: &Stores) -> WebhookIngest {
     )
 }
 
-/// The router's use case (and the agents'), queueing what it sends on `outbound`.
+/// The background jobs (account purges) on the stores: the admin records them, the router's
+/// schedule runs them.
+pub fn purge_jobs(stores: &Stores, clock: Clock) -> PurgeJobs {
+    PurgeJobs::new(
+        PurgeDeps {
+            config: Arc::clone(&stores.config),
+            conversations: Arc::clone(&stores.conversations),
+            deliveries: Arc::clone(&stores.deliveries),
+            media: Arc::clone(&stores.media),
+        },
+        clock,
+    )
+}
+
+/// The router's use case (and the agents'), queueing what it sends on `outbound`; its schedule
+/// runs the background jobs ([`purge_jobs`]).
 pub fn router_service(
     stores: &Stores,
     outbound: Arc<dyn EventQueue>,
@@ -84,8 +100,9 @@ pub fn router_service(
         line,
         bot,
         tokens,
-        clock,
+        clock: clock.clone(),
     })
+    .with_purge_jobs(purge_jobs(stores, clock))
 }
 
 /// What the admin use cases work on: the stores (not the inbound queue) and `line`.

@@ -6,6 +6,7 @@
 
 use super::{AdminError, AdminService};
 use crate::admin::workstreams::bot_secret_name;
+use crate::jobs::PurgeJob;
 use omniline_domain::account::{
     credentials_secret_name, Account, ChannelCredentials, WebhookStats,
 };
@@ -212,9 +213,19 @@ impl AdminService {
     }
 
     /// Disconnects the account: its credentials (the webhook refuses it from then on), its
-    /// workstream and bot secret, with `purge` everything stored of it, and the account.
-    pub async fn disconnect_account(&self, id: &str, purge: bool) -> Result<(), AdminError> {
+    /// workstream and bot secret, and the account. With `purge`, everything stored of it is
+    /// erased too, by a job recorded first (returned: the schedule runs it; a retry after a
+    /// failure finds it again).
+    pub async fn disconnect_account(
+        &self,
+        id: &str,
+        purge: bool,
+    ) -> Result<Option<PurgeJob>, AdminError> {
         self.account(id).await?;
+        let job = match purge {
+            true => Some(self.start_purge(id).await?),
+            false => None,
+        };
         // The secret first: the webhook refuses the account from now on, and if a later step
         // fails a retry finishes the job.
         self.deps
@@ -228,12 +239,9 @@ impl AdminService {
                 self.deps.secrets.delete(&bot_secret_name(&ws.id)).await?;
             }
         }
-        if purge {
-            self.purge_account_data(id).await?;
-        }
         self.deps.accounts.delete(id).await?;
         tracing::info!(account_id = %id, purge, "account disconnected");
-        Ok(())
+        Ok(job)
     }
 
     /// A stateless channel access token from the channel ID and secret; LINE refusing them is

@@ -1,17 +1,17 @@
-//! Privacy requests and purges: find, export and erase one customer's data;
-//! [`AdminService::purge_account_data`] erases everything of an account (account or workstream
-//! deleted with purge).
+//! Privacy requests and purges: find, export and erase one customer's data; the purge of
+//! everything of an account (account or workstream deleted with purge), recorded as a job
+//! ([`crate::jobs`]) that the schedule runs.
 //!
 //! A customer is one LINE user of one connected account (a LINE user id is per provider, so the
 //! same person is one customer per account). Their data: the profile, their 1:1 conversations
 //! with transcripts, the outbound messages sent in them, and the media they sent.
 
 use super::{AdminError, AdminService};
+use crate::jobs::{JobBudget, JobsRun, PurgeJob};
 use omniline_domain::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
 use omniline_domain::conversation::{Conversation, ConversationState, Customer, TranscriptEntry};
 use omniline_domain::delivery::Delivery;
-use omniline_domain::media_links::{inbound_media_key, inbound_media_prefix, key_of_link};
-use omniline_ports::PurgeCounts;
+use omniline_domain::media_links::{inbound_media_key, key_of_link};
 use serde_json::Value;
 
 /// One conversation of an export, with everything recorded in it.
@@ -190,32 +190,22 @@ impl AdminService {
         Ok(())
     }
 
-    /// Erases everything stored for the account: conversations, transcripts, deliveries,
-    /// customers, contacts, media. Nothing of any other account is touched.
-    pub async fn purge_account_data(&self, account_id: &str) -> Result<PurgeCounts, AdminError> {
-        let deps = &self.deps;
-        // Deliveries first: their records point at the conversations purged next.
-        let deliveries = deps.deliveries.purge_account(account_id).await?;
-        let counts = deps.conversations.purge_account(account_id).await?;
-        let kind = contact_kind(account_id);
-        let mut contacts = 0;
-        for doc in deps.config.list_docs(&kind).await? {
-            contacts += u64::from(deps.config.delete_doc(&kind, &doc.id).await?);
-        }
-        let media = match inbound_media_prefix(account_id) {
-            Some(prefix) => deps.media.delete_prefix(&prefix).await?,
-            None => 0,
-        };
-        tracing::info!(
-            account_id,
-            conversations = counts.conversations,
-            customers = counts.customers,
-            deliveries,
-            media,
-            contacts,
-            "account data purged"
-        );
-        Ok(counts)
+    /// Records the purge of everything stored for the account (conversations, transcripts,
+    /// deliveries, customers, contacts, media; nothing of any other account) as a job the
+    /// schedule runs page by page, or returns the account's unfinished one.
+    pub(crate) async fn start_purge(&self, account_id: &str) -> Result<PurgeJob, AdminError> {
+        Ok(self.jobs.start(account_id).await?)
+    }
+
+    /// A purge job, by id; `NotFound` when there is none.
+    pub async fn purge_job(&self, id: &str) -> Result<PurgeJob, AdminError> {
+        self.jobs.job(id).await?.ok_or(AdminError::NotFound("job"))
+    }
+
+    /// Advances the unfinished purge jobs within `budget` (what the schedule does; for tests
+    /// and tools that cannot wait for it).
+    pub async fn run_jobs(&self, budget: JobBudget) -> Result<JobsRun, AdminError> {
+        Ok(self.jobs.run(budget).await?)
     }
 }
 

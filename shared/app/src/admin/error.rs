@@ -60,7 +60,8 @@ pub enum AdminError {
     /// A value the caller gave breaks a rule (a bad request, naming the field).
     #[error("{message}")]
     Invalid { field: String, message: String },
-    /// No such thing (`"account"`, `"queue"`, `"agent"`, `"workstream"`, `"rule"`, `"customer"`).
+    /// No such thing (`"account"`, `"queue"`, `"agent"`, `"workstream"`, `"rule"`, `"customer"`,
+    /// `"job"`).
     #[error("{0} not found")]
     NotFound(&'static str),
     /// Someone else changed the record between our read and our write.
@@ -81,6 +82,10 @@ pub enum AdminError {
     /// The account already has this workstream.
     #[error("the account already has workstream {0}; edit or delete it")]
     WorkstreamExists(String),
+    /// The account's data is being purged (this job): it cannot have a workstream until the
+    /// job is finished.
+    #[error("the account's data is being purged (job {0}); try again once the job is done")]
+    PurgeInProgress(String),
     /// Well formed, but refers to something missing (naming the field).
     #[error("{message}")]
     UnknownReference { field: String, message: String },

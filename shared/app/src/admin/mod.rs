@@ -11,7 +11,8 @@
 //! - [`agents`]: agents (operational record and admin record), their API tokens;
 //! - [`workstreams`]: one account's conversation handling, its bot and its secret;
 //! - [`rules`]: a workstream's routing rules, their order and a dry run;
-//! - [`customers`]: find, export and erase a customer; purge an account's data;
+//! - [`customers`]: find, export and erase a customer; an account's purge, recorded as a job
+//!   ([`crate::jobs`]) that the schedule runs, and its status;
 //! - [`settings`]: the global settings document.
 
 pub mod accounts;
@@ -26,6 +27,7 @@ pub mod workstreams;
 pub use error::{AdminError, UsedBy};
 pub use queues::ExistingQueue;
 
+use crate::jobs::{PurgeDeps, PurgeJobs};
 use omniline_domain::clock::{rfc3339_millis, Clock};
 use omniline_ports::{
     AccountStore, AgentStore, ConfigDoc, ConfigStore, ConversationStore, DeliveryStore, Expect,
@@ -50,6 +52,18 @@ pub struct AdminDeps {
     pub media: Arc<dyn ObjectStore>,
 }
 
+impl AdminDeps {
+    /// What an account's purge job works on.
+    pub fn purge_deps(&self) -> PurgeDeps {
+        PurgeDeps {
+            config: Arc::clone(&self.config),
+            conversations: Arc::clone(&self.conversations),
+            deliveries: Arc::clone(&self.deliveries),
+            media: Arc::clone(&self.media),
+        }
+    }
+}
+
 /// Called with an account id when an account's webhook must be refused from now on (the local
 /// stack drops the webhook's cached secret; on Lambda the cache expires by itself).
 pub type AccountDisconnected = Arc<dyn Fn(&str) + Send + Sync>;
@@ -60,14 +74,18 @@ pub struct AdminService {
     deps: AdminDeps,
     clock: Clock,
     on_disconnect: Option<AccountDisconnected>,
+    /// Account purges: recorded here, run by the schedule.
+    jobs: PurgeJobs,
 }
 
 impl AdminService {
     pub fn new(deps: AdminDeps, clock: Clock) -> Self {
+        let jobs = PurgeJobs::new(deps.purge_deps(), clock.clone());
         Self {
             deps,
             clock,
             on_disconnect: None,
+            jobs,
         }
     }
 

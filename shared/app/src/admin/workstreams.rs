@@ -5,6 +5,7 @@
 //! workstream turns its webhook off; creating one turns it back on.
 
 use super::{set, AdminError, AdminService};
+use crate::jobs::PurgeJob;
 use omniline_domain::clock::new_id;
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
@@ -178,6 +179,10 @@ impl AdminService {
         {
             return Err(AdminError::WorkstreamExists(existing.id));
         }
+        // Its events would be erased by the purge still running.
+        if let Some(job) = self.jobs.unfinished_for(&ws.account_id).await? {
+            return Err(AdminError::PurgeInProgress(job.id));
+        }
         self.apply_bot(&mut ws, bot_change).await?;
         match self.deps.workstreams.save_workstream(&ws, None).await {
             Ok(true) => {}
@@ -219,20 +224,26 @@ impl AdminService {
     }
 
     /// Deletes the workstream (its account's webhook is refused from then on) and, with `purge`,
-    /// everything stored of its account.
-    pub async fn delete_workstream(&self, id: &str, purge: bool) -> Result<(), AdminError> {
+    /// everything stored of its account, by a job recorded first (returned: the schedule runs
+    /// it). The account cannot have a workstream again until the job is finished.
+    pub async fn delete_workstream(
+        &self,
+        id: &str,
+        purge: bool,
+    ) -> Result<Option<PurgeJob>, AdminError> {
         let ws = self.workstream(id).await?;
+        let job = match purge {
+            true => Some(self.start_purge(&ws.account_id).await?),
+            false => None,
+        };
         // The webhook first: from now on the account's events are refused.
         self.set_webhook_disabled(&ws.account_id, true).await?;
         self.deps.workstreams.delete_workstream(id).await?;
         if ws.bot.is_some() {
             self.deps.secrets.delete(&bot_secret_name(id)).await?;
         }
-        if purge {
-            self.purge_account_data(&ws.account_id).await?;
-        }
         tracing::info!(workstream_id = %id, purge, "workstream deleted");
-        Ok(())
+        Ok(job)
     }
 
     /// Stores `ws` (read at its `version`, then changed) at the next version; `VersionConflict`

@@ -43,6 +43,7 @@ pub use agent_ops::{AgentOpError, TransferTarget};
 
 use crate::cache::Cache;
 use crate::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
+use crate::jobs::{PurgeJobs, SCHEDULE_BUDGET};
 use crate::settings::load_settings;
 use crate::tokens::{ChannelTokens, TokenError};
 use omniline_domain::conversation::{
@@ -133,6 +134,8 @@ pub const MEDIA_PENDING_MAX_RECEIVES: u32 = 4;
 /// The router's use case, shared by the Lambda function and the local stack.
 pub struct RouterService {
     deps: RouterDeps,
+    /// The background jobs the schedule runs (account purges), when this router runs them.
+    jobs: Option<PurgeJobs>,
     /// Compiled rules per workstream, with the workstream's version.
     rules: Cache<String, (u64, Arc<CompiledRules>)>,
     settings: Cache<(), Settings>,
@@ -146,9 +149,17 @@ impl RouterService {
     pub fn new(deps: RouterDeps) -> Self {
         Self {
             deps,
+            jobs: None,
             rules: Cache::default(),
             settings: Cache::default(),
         }
+    }
+
+    /// Runs the unfinished background jobs ([`crate::jobs`]: account purges) at the end of each
+    /// [`RouterService::run_schedule`], within [`SCHEDULE_BUDGET`].
+    pub fn with_purge_jobs(mut self, jobs: PurgeJobs) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// The settings, cached for [`SETTINGS_TTL`].
@@ -283,7 +294,9 @@ impl RouterService {
 
     /// The scheduled work (EventBridge every minute on AWS, a timer locally): close idle
     /// conversations, then give waiting ones to agents who have room (freed by a close, or back
-    /// online), so a conversation waits at most a tick after an agent becomes free.
+    /// online), so a conversation waits at most a tick after an agent becomes free; then the
+    /// retention sweep and, with [`RouterService::with_purge_jobs`], pages of the unfinished
+    /// account purges.
     pub async fn run_schedule(&self) -> Result<ScheduleOutcome, RouteError> {
         let closed = self.close_idle_conversations().await?;
         let assigned = self.distribute_waiting().await?;
@@ -294,6 +307,16 @@ impl RouterService {
                 expired,
                 "retention: expired conversations and customers deleted"
             );
+        }
+        if let Some(jobs) = &self.jobs {
+            let run = jobs.run(SCHEDULE_BUDGET).await?;
+            if run.pages > 0 {
+                tracing::info!(
+                    pages = run.pages,
+                    finished = run.finished,
+                    "background jobs advanced"
+                );
+            }
         }
         Ok(ScheduleOutcome { closed, assigned })
     }
