@@ -918,3 +918,57 @@ async fn the_backfill_gives_old_items_their_index_attributes() {
     // Idempotent.
     assert_eq!(store.backfill_indexes().await.unwrap(), 0);
 }
+
+/// Issue 3/7: the notifications a commit writes expire with the conversation's data (the
+/// retention setting, as DynamoDB's time to live on the agents' table): the notification, its
+/// marker and its conversation's index entry.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn committed_notifications_expire_with_the_retention() {
+    let config = sdk_config(&endpoint()).await;
+    let conversations_table = pk_sk_table(&config, "conversations").await;
+    let agents_table = pk_sk_table(&config, "agents").await;
+    let agents = omniline_aws::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
+    let store = DynamoConversationStore::new(&config, &conversations_table)
+        .with_agents_table(&agents_table);
+    let retain = NOW + 30 * 86_400;
+    let notification = omniline_domain::agents::AgentNotification {
+        id: "c1:e1:message".into(),
+        agent_id: "X".into(),
+        conversation_id: "c1".into(),
+        account_id: ACCOUNT.into(),
+        kind: "message".into(),
+        customer_user_id: Some("Uuser".into()),
+        customer_name: "Taro".into(),
+        customer_picture_url: None,
+        customer_language: None,
+        queue_id: "q1".into(),
+        created_at: 1_000,
+    };
+    let commit = EventCommit {
+        retain_until: Some(retain),
+        notifications: vec![notification.clone()],
+        ..create("e1", "c1", "Uuser", 1000)
+    };
+    assert_eq!(
+        store.commit(&commit).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(
+        omniline_ports::AgentStore::notifications(&agents, "X")
+            .await
+            .unwrap(),
+        [notification]
+    );
+    for (pk, sk) in [
+        ("AGENT#X", "NOTIFY#00000000000000001000#c1:e1:message"),
+        ("NOTIFICATION#c1:e1:message", "NOTIFICATION"),
+        ("CONVNOTIFY#c1", "c1:e1:message"),
+    ] {
+        assert_eq!(
+            ttl(&config, &agents_table, pk, sk).await,
+            Some(Some(retain)),
+            "{pk} {sk}"
+        );
+    }
+}

@@ -265,12 +265,22 @@ fn release_condition(conversation_id: &str) -> Condition {
 /// notification only if absent (a retry of the same id is a no-op: `notify`); otherwise
 /// unconditional, for another store's transaction that is itself deduplicated (the conversation
 /// store's event commit, whose deduplication record makes a redelivery write nothing).
+///
+/// `expires_at` (epoch seconds): the three items' time to live (`expiresAt`), the retention of
+/// the conversation the notification is about; `None` keeps them.
 pub(crate) fn notification_writes(
     table: &str,
     notification: &AgentNotification,
     guarded: bool,
+    expires_at: Option<i64>,
 ) -> Result<Vec<TransactWriteItem>, PortError> {
     let absent = || guarded.then(|| Condition::new("attribute_not_exists(pk)"));
+    let expiring = |mut item: Item| {
+        if let Some(at) = expires_at {
+            item.insert("expiresAt".to_owned(), n(at));
+        }
+        item
+    };
     let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
     marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
     let mut listed = key(
@@ -280,10 +290,10 @@ pub(crate) fn notification_writes(
     listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
     listed.insert("createdAt".to_owned(), n(notification.created_at));
     Ok(vec![
-        transact_put(table, marker, absent())?,
-        transact_put(table, notification_item(notification), absent())?,
+        transact_put(table, expiring(marker), absent())?,
+        transact_put(table, expiring(notification_item(notification)), absent())?,
         // Unconditional: the marker is the idempotency guard; this entry is written the same.
-        transact_put(table, listed, None)?,
+        transact_put(table, expiring(listed), None)?,
     ])
 }
 
@@ -711,7 +721,7 @@ impl AgentStore for DynamoAgentStore {
     }
 
     async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
-        let items = notification_writes(self.table.name.as_str(), notification, true)?;
+        let items = notification_writes(self.table.name.as_str(), notification, true, None)?;
         for pause in attempts() {
             pause.await;
             match self.table.transact(items.clone()).await?.outcome()? {

@@ -716,7 +716,8 @@ impl DynamoConversationStore {
                 )
             })?;
             for notification in &commit.notifications {
-                tx.extend(notification_writes(agents, notification, false)?);
+                // They expire with the conversation's data (the retention setting).
+                tx.extend(notification_writes(agents, notification, false, retain)?);
             }
         }
         Ok(tx)
