@@ -458,3 +458,49 @@ async fn purge_account_erases_its_deliveries_only() {
         .iter()
         .all(|(pk, sk, _)| !pk.starts_with("DELIVERY#") && !sk.starts_with("D#")));
 }
+
+/// Issue 3/7: a delivery record with an expiry carries it as the table's time to live on both
+/// its items (the record and the conversation's index entry); one without has none.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn the_expiry_is_the_time_to_live_of_both_items() {
+    let (store, config, table) = store().await;
+    let expiring = Delivery {
+        expires_at: Some(1_900_000_000),
+        ..delivery("d-exp", "conv-exp", "k1", 1_000)
+    };
+    store.begin(&expiring).await.unwrap();
+    store
+        .begin(&delivery("d-kept", "conv-exp", "k2", 2_000))
+        .await
+        .unwrap();
+    let items = aws_sdk_dynamodb::Client::new(&config)
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let ttl_of = |needle: &str| -> Vec<Option<String>> {
+        items
+            .iter()
+            .filter(|i| {
+                i.values()
+                    .any(|v| v.as_s().is_ok_and(|s| s.contains(needle)))
+            })
+            .map(|i| i.get("expiresAt").and_then(|v| v.as_n().ok()).cloned())
+            .collect()
+    };
+    let at = Some("1900000000".to_owned());
+    assert_eq!(ttl_of("d-exp"), [at.clone(), at]);
+    assert_eq!(ttl_of("d-kept"), [None, None]);
+    // Updates keep it.
+    let mut updated = store.delivery("d-exp").await.unwrap().unwrap();
+    updated.version += 1;
+    assert!(store.update(&updated).await.unwrap());
+    assert_eq!(
+        store.delivery("d-exp").await.unwrap().unwrap().expires_at,
+        Some(1_900_000_000)
+    );
+}

@@ -82,6 +82,10 @@ async fn a_batch_reports_exactly_the_failed_message_and_the_rest_of_its_group() 
     let deliveries = Arc::new(DynamoDeliveryStore::new(&config, &conversations_table));
     let service = OutboundService::new(OutboundDeps {
         deliveries: deliveries.clone(),
+        config: Arc::new(omniline_aws::config_docs::DynamoConfigStore::new(
+            &config,
+            &config_table,
+        )),
         conversations: Arc::new(DynamoConversationStore::new(&config, &conversations_table)),
         line: api.clone(),
         tokens: Arc::new(ChannelTokens::new(accounts, secrets, api)),

@@ -1907,8 +1907,14 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "delivery",
             ],
         ),
-        // The account's channel id, for stateless channel tokens.
-        ("OutboundFunction", "ConfigTable", &["account"], &[]),
+        // The account's channel id, for stateless channel tokens; the settings, for the
+        // retention its delivery records expire with.
+        (
+            "OutboundFunction",
+            "ConfigTable",
+            &["account", "settings"],
+            &[],
+        ),
         (
             "OutboundFunction",
             "ConversationsTable",

@@ -29,6 +29,7 @@ struct Fixture {
     deliveries: Arc<SqliteDeliveryStore>,
     conversations: Arc<SqliteConversationStore>,
     secrets: Arc<SqliteSecretStore>,
+    config: Arc<omniline_embedded::config_docs::SqliteConfigStore>,
     line: MockServer,
     now: Arc<AtomicI64>,
 }
@@ -60,8 +61,11 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
     let conversations = Arc::new(SqliteConversationStore::new(db.clone()).unwrap());
     let now = Arc::new(AtomicI64::new(T0));
     let clock_now = Arc::clone(&now);
+    let config =
+        Arc::new(omniline_embedded::config_docs::SqliteConfigStore::new(db.clone()).unwrap());
     let service = OutboundService::new(OutboundDeps {
         deliveries: deliveries.clone(),
+        config: config.clone(),
         conversations: conversations.clone(),
         line: api.clone(),
         tokens: Arc::new(ChannelTokens::new(accounts, secrets.clone(), api)),
@@ -77,6 +81,7 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
         deliveries,
         conversations,
         secrets,
+        config,
         line,
         now,
     }
@@ -888,4 +893,33 @@ async fn an_automated_message_keeps_what_it_said_for_the_agents_and_an_agents_do
     // The agent's message is in the transcript already: not kept twice.
     let d = f.deliveries.delivery("agent-2").await.unwrap().unwrap();
     assert_eq!(d.content, None);
+}
+
+/// Issue 3/7: a delivery record expires with the retention setting (the time to live DynamoDB
+/// deletes it by); without one it is kept until its conversation is erased or purged.
+#[tokio::test]
+async fn a_delivery_record_expires_with_the_retention_setting() {
+    use omniline_ports::{ConfigStore, Expect};
+    let kept = fixture().await;
+    accepts(&kept, "/v2/bot/message/push", 1).await;
+    let m = message("m-kept", vec![text_message("Hello")], None);
+    kept.service.deliver(&body(&m)).await.unwrap();
+    let d = kept.deliveries.delivery("m-kept").await.unwrap().unwrap();
+    assert_eq!(d.expires_at, None);
+
+    let f = fixture().await;
+    f.config
+        .put_doc(
+            omniline_domain::settings::SETTINGS_KIND,
+            omniline_domain::settings::SETTINGS_ID,
+            r#"{"retentionDays": 30}"#,
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    accepts(&f, "/v2/bot/message/push", 1).await;
+    let m = message("m-expiring", vec![text_message("Hello")], None);
+    f.service.deliver(&body(&m)).await.unwrap();
+    let d = f.deliveries.delivery("m-expiring").await.unwrap().unwrap();
+    assert_eq!(d.expires_at, Some(T0.div_euclid(1000) + 30 * 86_400));
 }

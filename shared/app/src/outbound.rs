@@ -51,6 +51,9 @@ pub struct MediaLinks {
 #[derive(Clone)]
 pub struct OutboundDeps {
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// The settings (the retention of delivery records), read at most every
+    /// [`crate::settings::SETTINGS_TTL`].
+    pub config: Arc<dyn omniline_ports::ConfigStore>,
     pub conversations: Arc<dyn ConversationStore>,
     pub line: Arc<dyn LineApi>,
     pub tokens: Arc<ChannelTokens>,
@@ -78,6 +81,7 @@ pub enum OutboundError {
 pub struct OutboundService {
     deps: OutboundDeps,
     limiter: Mutex<HashMap<String, (Instant, u32)>>,
+    settings: crate::settings::CachedSettings,
 }
 
 impl OutboundService {
@@ -85,6 +89,7 @@ impl OutboundService {
         Self {
             deps,
             limiter: Mutex::new(HashMap::new()),
+            settings: Default::default(),
         }
     }
 
@@ -111,6 +116,12 @@ impl OutboundService {
             &uuid::Uuid::new_v4().to_string(),
             now,
         );
+        // The record expires with the retention setting (DynamoDB's time to live).
+        fresh.expires_at = self
+            .settings
+            .get(self.deps.config.as_ref())
+            .await?
+            .retain_until(now);
         if message.origin != Origin::Agent {
             fresh.content = Some(DeliveredContent {
                 origin: message.origin,

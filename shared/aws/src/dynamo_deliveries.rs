@@ -112,6 +112,11 @@ impl DynamoDeliveryStore {
             index_sk(d.created_at, &d.id),
         );
         index.insert("deliveryId".to_owned(), s(&d.id));
+        // Both items expire with the record (the retention setting); updates keep it.
+        if let Some(at) = d.expires_at {
+            main.insert("expiresAt".to_owned(), n(at));
+            index.insert("expiresAt".to_owned(), n(at));
+        }
         let absent = Condition::new("attribute_not_exists(pk)");
         Ok(vec![
             transact_put(&self.table.name, main, absent)?,

@@ -83,6 +83,10 @@ pub struct Delivery {
     /// messages are in the transcript already). Erased with the conversation's deliveries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<DeliveredContent>,
+    /// When the record may be deleted (epoch seconds; DynamoDB's time to live): the retention
+    /// setting from its creation. `None` keeps it until its conversation is erased or purged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// The message objects of an automated or bot message, and why it was sent.
@@ -124,6 +128,7 @@ impl Delivery {
             updated_at: now,
             version: 1,
             content: None,
+            expires_at: None,
         }
     }
 

@@ -188,6 +188,7 @@ pub fn outbound_service(sdk: &aws_config::SdkConfig) -> Result<OutboundService, 
     );
     Ok(OutboundService::new(OutboundDeps {
         deliveries: Arc::new(DynamoDeliveryStore::new(sdk, &conversations_table)),
+        config: Arc::new(DynamoConfigStore::new(sdk, &config_table)),
         conversations: Arc::new(DynamoConversationStore::new(sdk, &conversations_table)),
         line,
         tokens: Arc::new(tokens),

@@ -130,6 +130,7 @@ pub fn outbound_service(
 ) -> OutboundService {
     OutboundService::new(OutboundDeps {
         deliveries: Arc::clone(&stores.deliveries),
+        config: Arc::clone(&stores.config),
         conversations: Arc::clone(&stores.conversations),
         line,
         tokens,

@@ -44,7 +44,6 @@ pub use agent_ops::{AgentOpError, TransferTarget};
 use crate::cache::Cache;
 use crate::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
 use crate::jobs::{PurgeJobs, SCHEDULE_BUDGET};
-use crate::settings::load_settings;
 use crate::tokens::{ChannelTokens, TokenError};
 use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationState, ConversationWrite, Customer, EventCommit,
@@ -138,12 +137,12 @@ pub struct RouterService {
     jobs: Option<PurgeJobs>,
     /// Compiled rules per workstream, with the workstream's version.
     rules: Cache<String, (u64, Arc<CompiledRules>)>,
-    settings: Cache<(), Settings>,
+    settings: crate::settings::CachedSettings,
 }
 
-/// How long the router keeps the settings before reading them again: a change (retention)
-/// reaches every router within this time. Workstreams and rules are read on every event.
-pub const SETTINGS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the router keeps the settings (see [`crate::settings::SETTINGS_TTL`]). Workstreams
+/// and rules are read on every event.
+pub use crate::settings::SETTINGS_TTL;
 
 impl RouterService {
     pub fn new(deps: RouterDeps) -> Self {
@@ -151,7 +150,7 @@ impl RouterService {
             deps,
             jobs: None,
             rules: Cache::default(),
-            settings: Cache::default(),
+            settings: Default::default(),
         }
     }
 
@@ -164,12 +163,7 @@ impl RouterService {
 
     /// The settings, cached for [`SETTINGS_TTL`].
     pub(crate) async fn settings(&self) -> Result<Settings, RouteError> {
-        if let Some(settings) = self.settings.fresh(&(), SETTINGS_TTL) {
-            return Ok(settings);
-        }
-        let (settings, _) = load_settings(self.deps.config.as_ref()).await?;
-        self.settings.insert((), settings.clone());
-        Ok(settings)
+        Ok(self.settings.get(self.deps.config.as_ref()).await?)
     }
 
     pub fn deps(&self) -> &RouterDeps {
