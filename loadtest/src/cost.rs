@@ -3,6 +3,7 @@
 //! durations, log bytes), priced at AWS list prices for us-east-1 ([`US_EAST_1`], the table
 //! in `docs/cost.md`), per million inbound messages.
 
+use omniline_aws::meter::MeterSnapshot;
 use serde::Deserialize;
 use std::fmt::Write as _;
 
@@ -47,40 +48,24 @@ pub enum Entry {
     FunctionUrl,
 }
 
-/// One operation's counts, as `omniline_aws::meter::OperationCount` serialises them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Operation {
-    pub service: String,
-    pub operation: String,
-    /// Requests (a fraction once divided per message).
-    pub requests: f64,
-    #[serde(default)]
-    pub read_units: f64,
-    #[serde(default)]
-    pub write_units: f64,
-    #[serde(default)]
-    pub index_write_units: f64,
-}
-
 /// A function's invocations in a phase, with their measured time in the handler.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Invocations {
     pub function: String,
-    /// Invocations (a fraction once divided per message).
-    pub count: f64,
+    pub count: u64,
     pub total_millis: f64,
     pub memory_mb: u64,
 }
 
-/// What a phase used.
+/// What a phase used: the stack's `GET /_meter` (the wire meter's snapshot and the
+/// invocations), and the bytes it logged.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Usage {
-    pub operations: Vec<Operation>,
+    #[serde(flatten)]
+    pub aws: MeterSnapshot,
     pub invocations: Vec<Invocations>,
-    /// Bytes the functions logged.
     #[serde(default)]
     pub log_bytes: u64,
 }
@@ -88,25 +73,6 @@ pub struct Usage {
 impl Usage {
     /// `self` minus `earlier` (both cumulative readings of the same stack).
     pub fn since(&self, earlier: &Usage) -> Usage {
-        let operations = self
-            .operations
-            .iter()
-            .map(|o| {
-                let before = earlier
-                    .operations
-                    .iter()
-                    .find(|e| e.service == o.service && e.operation == o.operation);
-                let mut d = o.clone();
-                if let Some(b) = before {
-                    d.requests -= b.requests;
-                    d.read_units -= b.read_units;
-                    d.write_units -= b.write_units;
-                    d.index_write_units -= b.index_write_units;
-                }
-                d
-            })
-            .filter(|o| o.requests > 0.0)
-            .collect();
         let invocations = self
             .invocations
             .iter()
@@ -122,10 +88,10 @@ impl Usage {
                 }
                 d
             })
-            .filter(|i| i.count > 0.0)
+            .filter(|i| i.count > 0)
             .collect();
         Usage {
-            operations,
+            aws: self.aws.since(&earlier.aws),
             invocations,
             log_bytes: self.log_bytes.saturating_sub(earlier.log_bytes),
         }
@@ -184,17 +150,17 @@ pub fn bill(usage: &Usage, prices: &Prices, entry: Entry, webhook_requests: f64)
     for i in &usage.invocations {
         bill.add(
             format!("Lambda {} requests", i.function),
-            i.count * prices.lambda_request,
+            i.count as f64 * prices.lambda_request,
         );
         // Lambda bills each invocation's duration rounded up to the millisecond.
-        let seconds = (i.total_millis + i.count) / 1000.0;
+        let seconds = (i.total_millis + i.count as f64) / 1000.0;
         bill.add(
             format!("Lambda {} GB-s", i.function),
             seconds * (i.memory_mb as f64 / 1024.0) * prices.lambda_gb_second,
         );
     }
     let (mut reads, mut writes, mut index_writes) = (0.0, 0.0, 0.0);
-    for o in &usage.operations {
+    for o in &usage.aws.operations {
         if o.operation.ends_with("(empty)") {
             // Pollers' empty receives: with long polling (20 s, as Lambda's event source
             // mappings poll) a fixed few per poller and minute, not a cost per message.
@@ -208,11 +174,11 @@ pub fn bill(usage: &Usage, prices: &Prices, entry: Entry, webhook_requests: f64)
             }
             "sqs" => bill.add(
                 format!("SQS {}", o.operation),
-                o.requests * prices.sqs_request,
+                o.requests as f64 * prices.sqs_request,
             ),
             "secretsmanager" => bill.add(
                 format!("Secrets Manager {}", o.operation),
-                o.requests * prices.secrets_manager_call,
+                o.requests as f64 * prices.secrets_manager_call,
             ),
             "s3" => {
                 let each = if o.operation.starts_with("Get") || o.operation.starts_with("Head") {
@@ -220,7 +186,7 @@ pub fn bill(usage: &Usage, prices: &Prices, entry: Entry, webhook_requests: f64)
                 } else {
                     prices.s3_put
                 };
-                bill.add(format!("S3 {}", o.operation), o.requests * each);
+                bill.add(format!("S3 {}", o.operation), o.requests as f64 * each);
             }
             _ => {}
         }
@@ -241,42 +207,40 @@ pub fn bill(usage: &Usage, prices: &Prices, entry: Entry, webhook_requests: f64)
     bill
 }
 
-/// DynamoDB (read, write incl. index) units of `usage`.
-pub fn capacity(usage: &Usage) -> (f64, f64) {
-    usage
-        .operations
-        .iter()
-        .filter(|o| o.service == "dynamodb")
-        .fold((0.0, 0.0), |(r, w), o| {
-            (r + o.read_units, w + o.write_units + o.index_write_units)
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use omniline_aws::meter::OperationCount;
 
     fn usage() -> Usage {
         Usage {
-            operations: vec![
-                Operation {
-                    service: "dynamodb".into(),
-                    operation: "TransactWriteItems".into(),
-                    requests: 10.0,
-                    write_units: 80.0,
-                    index_write_units: 2.0,
-                    ..Operation::default()
-                },
-                Operation {
-                    service: "sqs".into(),
-                    operation: "SendMessageBatch".into(),
-                    requests: 10.0,
-                    ..Operation::default()
-                },
-            ],
+            aws: MeterSnapshot {
+                operations: vec![
+                    OperationCount {
+                        service: "dynamodb".into(),
+                        operation: "TransactWriteItems".into(),
+                        requests: 10,
+                        write_units: 80.0,
+                        index_write_units: 2.0,
+                        ..OperationCount::default()
+                    },
+                    OperationCount {
+                        service: "sqs".into(),
+                        operation: "SendMessageBatch".into(),
+                        requests: 10,
+                        ..OperationCount::default()
+                    },
+                    OperationCount {
+                        service: "sqs".into(),
+                        operation: "ReceiveMessage (empty)".into(),
+                        requests: 1_000,
+                        ..OperationCount::default()
+                    },
+                ],
+            },
             invocations: vec![Invocations {
                 function: "router".into(),
-                count: 2.0,
+                count: 2,
                 total_millis: 18.0,
                 memory_mb: 256,
             }],
@@ -303,6 +267,8 @@ mod tests {
         assert!((line("API Gateway HTTP API requests") - 1.0).abs() < 1e-9);
         // 2 invocations, 20 ms billed, 0.25 GB.
         assert!((line("Lambda router GB-s") - 0.02 * 0.25 * 0.000_013_333_4 * 1e5).abs() < 1e-9);
+        // Empty receives are a poller's fixed cost, not a message's.
+        assert!(per_million.lines.iter().all(|(w, _)| !w.contains("empty")));
         let url = super::bill(&usage(), &US_EAST_1, Entry::FunctionUrl, 10.0);
         assert!((bill.total() - url.total() - 10.0 * 1e-6).abs() < 1e-12);
     }
@@ -311,22 +277,20 @@ mod tests {
     fn a_phase_is_the_difference_of_two_readings() {
         let later = usage();
         let mut earlier = usage();
-        earlier.operations[0].requests = 4.0;
-        earlier.operations[0].write_units = 30.0;
-        earlier.operations[1].requests = 10.0;
-        earlier.invocations[0].count = 1.0;
+        earlier.aws.operations[0].requests = 4;
+        earlier.aws.operations[0].write_units = 30.0;
+        earlier.invocations[0].count = 1;
         earlier.invocations[0].total_millis = 8.0;
         earlier.log_bytes = 500;
         let phase = later.since(&earlier);
         assert_eq!(
-            phase.operations.len(),
+            phase.aws.operations.len(),
             1,
             "operations unused in the phase drop out"
         );
-        assert_eq!(phase.operations[0].requests, 6.0);
-        assert_eq!(phase.operations[0].write_units, 50.0);
-        assert_eq!(phase.invocations[0].count, 1.0);
+        assert_eq!(phase.aws.operations[0].requests, 6);
+        assert_eq!(phase.aws.capacity_units(), (0.0, 50.0));
+        assert_eq!(phase.invocations[0].count, 1);
         assert_eq!(phase.log_bytes, 1_500);
-        assert_eq!(capacity(&phase), (0.0, 50.0));
     }
 }

@@ -9,7 +9,7 @@
 //! bound.
 
 use crate::cost::{self, Entry, Invocations, Usage, US_EAST_1};
-use crate::{aws, configure, corpus, drain, line_sim, stack, Admin, Drain, Opts, Secrets, Source};
+use crate::{aws, configure, corpus, drain, line_sim, ready, stack, Drain, Opts, Secrets, Source};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 /// conversation.
 const CUSTOMERS: usize = 9;
 
-/// What one phase cost per message, priced both ways LINE can reach the webhook.
+/// What one phase used, over how many messages.
 struct Phase {
     name: &'static str,
-    per_message: Usage,
-    webhook_requests_per_message: f64,
+    usage: Usage,
+    messages: usize,
 }
 
 /// Runs the cost phases; prints the bills. `false` when a phase did not drain or a budget is
@@ -69,19 +69,7 @@ pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let admin = Admin {
-        client: client.clone(),
-        base: stack.base.clone(),
-        token: secrets.admin_token.clone(),
-    };
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{}/healthz", stack.base)).send().await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let admin = ready(&client, &stack.base, &secrets.admin_token).await;
     let one_account = Opts {
         accounts: 1,
         ..opts.clone()
@@ -156,8 +144,8 @@ pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
         let after = meter(name).await?;
         phases.push(Phase {
             name,
-            per_message: per_message(&after.since(&before), CUSTOMERS),
-            webhook_requests_per_message: 1.0,
+            usage: after.since(&before),
+            messages: CUSTOMERS,
         });
     }
 
@@ -229,15 +217,14 @@ pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
     // timed from here (an upper bound: it includes the HTTP round trip).
     replies.invocations.push(Invocations {
         function: "agent".into(),
-        count: held.len() as f64,
+        count: held.len() as u64,
         total_millis: agent_millis,
         memory_mb: 256,
     });
     phases.push(Phase {
         name: "agent reply",
-        per_message: per_message(&replies, held.len().max(1)),
-        // The agent API's requests go through the HTTP API.
-        webhook_requests_per_message: 1.0,
+        usage: replies,
+        messages: held.len().max(1),
     });
     drop(stack);
 
@@ -247,23 +234,22 @@ pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
     );
     let mut totals = Vec::new();
     for phase in &phases {
-        let (read, write) = cost::capacity(&phase.per_message);
+        let n = phase.messages as f64;
+        let (read, write) = phase.usage.aws.capacity_units();
         println!(
             "  {}: {:.1} DynamoDB read units, {:.1} write units per message",
-            phase.name, read, write
+            phase.name,
+            read / n,
+            write / n
         );
+        // LINE reaches the webhook by its function URL; the agent API is on the HTTP API.
         let entry = if phase.name == "agent reply" {
             Entry::HttpApi
         } else {
             Entry::FunctionUrl
         };
-        let bill = cost::bill(
-            &phase.per_message,
-            &US_EAST_1,
-            entry,
-            phase.webhook_requests_per_message,
-        )
-        .per_million(1.0);
+        // One request per message: a LINE POST, or an agent API call.
+        let bill = cost::bill(&phase.usage, &US_EAST_1, entry, n).per_million(n);
         print!(
             "{}",
             bill.render(&format!("  $ per million: {}", phase.name))
@@ -285,24 +271,6 @@ pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
         total("message in an open conversation")
     );
     Ok(ok)
-}
-
-/// `usage` divided by `n` messages.
-fn per_message(usage: &Usage, n: usize) -> Usage {
-    let n = n.max(1) as f64;
-    let mut out = usage.clone();
-    for o in &mut out.operations {
-        o.requests /= n;
-        o.read_units /= n;
-        o.write_units /= n;
-        o.index_write_units /= n;
-    }
-    for i in &mut out.invocations {
-        i.count /= n;
-        i.total_millis /= n;
-    }
-    out.log_bytes = (out.log_bytes as f64 / n).round() as u64;
-    out
 }
 
 /// One body's JSON with a text message from `user`, and its reply token.

@@ -345,6 +345,23 @@ async fn run_all(opts: Opts) -> Result<bool, String> {
     Ok(all_exact)
 }
 
+/// The admin API of the stack at `base`, once it answers `/healthz` (at most five seconds).
+async fn ready(client: &reqwest::Client, base: &str, admin_token: &str) -> Admin {
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Admin {
+        client: client.clone(),
+        base: base.to_owned(),
+        token: admin_token.to_owned(),
+    }
+}
+
 struct Admin {
     client: reqwest::Client,
     base: String,
@@ -657,19 +674,7 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let admin = Admin {
-        client: client.clone(),
-        base: stack.base.clone(),
-        token: secrets.admin_token.clone(),
-    };
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{}/healthz", stack.base)).send().await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let admin = ready(&client, &stack.base, &secrets.admin_token).await;
     let accounts = configure(&admin, &sim, &mut rng, opts, &mut secrets).await?;
     let load = corpus::generate(
         opts.seed.wrapping_add(u64::from(run)),
