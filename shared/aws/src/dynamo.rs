@@ -338,6 +338,24 @@ pub struct JobPage {
     pub next: Option<JobCursor>,
 }
 
+/// Runs a paged background job from the start to its end, `page` after `page` from each
+/// returned cursor; the sum of the pages' `updated`.
+pub(crate) async fn run_to_end<F, Fut>(mut page: F) -> Result<usize, PortError>
+where
+    F: FnMut(Option<JobCursor>) -> Fut,
+    Fut: std::future::Future<Output = Result<JobPage, PortError>>,
+{
+    let (mut cursor, mut updated) = (None, 0);
+    loop {
+        let done = page(cursor).await?;
+        updated += done.updated;
+        match done.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(updated),
+        }
+    }
+}
+
 /// One page of a Scan (consistent, at most `page_size` items read) from `cursor`: its items and
 /// the cursor of the next page.
 pub(crate) async fn scan_page(

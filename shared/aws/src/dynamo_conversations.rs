@@ -544,16 +544,7 @@ impl DynamoConversationStore {
     /// [`DynamoConversationStore::backfill_indexes_page`] from the start until the end, pages of
     /// 500; how many items it changed. A paged background job: never on a request path.
     pub async fn backfill_indexes(&self) -> Result<usize, PortError> {
-        let mut cursor = None;
-        let mut updated = 0;
-        loop {
-            let page = self.backfill_indexes_page(cursor, 500).await?;
-            updated += page.updated;
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(updated),
-            }
-        }
+        crate::dynamo::run_to_end(|cursor| self.backfill_indexes_page(cursor, 500)).await
     }
 
     /// Deletes the open pointer of (`account_id`, `source_id`) if it designates `conversation_id`.

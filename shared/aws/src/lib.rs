@@ -239,15 +239,7 @@ impl DynamoAccountStore {
     /// [`DynamoAccountStore::backfill_account_index_page`] from the start until the end; how many
     /// accounts it listed. A paged background job: never on a request path.
     pub async fn backfill_account_index(&self) -> Result<usize, PortError> {
-        let (mut cursor, mut listed) = (None, 0);
-        loop {
-            let page = self.backfill_account_index_page(cursor, 500).await?;
-            listed += page.updated;
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(listed),
-            }
-        }
+        dynamo::run_to_end(|cursor| self.backfill_account_index_page(cursor, 500)).await
     }
 
     fn account(item: &Item) -> Result<Account, PortError> {
