@@ -247,6 +247,12 @@ async fn transcript_is_ordered_by_timestamp_then_event_id() {
 
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
+async fn the_latest_transcript_entries_come_newest_first() {
+    contract::the_latest_transcript_entries_come_newest_first(&store().await.0).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
 async fn unsend_retracts_the_message_and_an_unknown_message_is_a_no_op() {
     contract::unsend_retracts_the_message_and_an_unknown_message_is_a_no_op(&store().await.0).await;
 }

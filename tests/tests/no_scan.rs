@@ -133,6 +133,7 @@ async fn no_request_path_sends_a_dynamodb_scan() {
         reopening_a_closed_conversation_while_the_source_has_another_conflicts,
         a_conversation_created_closed_takes_no_open_pointer,
         transcript_is_ordered_by_timestamp_then_event_id,
+        the_latest_transcript_entries_come_newest_first,
         unsend_retracts_the_message_and_an_unknown_message_is_a_no_op,
         customers_are_upserted,
         conversations_of_source_lists_every_state_oldest_first,

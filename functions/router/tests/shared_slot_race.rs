@@ -205,6 +205,13 @@ impl ConversationStore for GatedConversations {
     async fn transcript(&self, id: &str) -> Result<Vec<TranscriptEntry>, PortError> {
         self.inner.transcript(id).await
     }
+    async fn latest_transcript(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEntry>, PortError> {
+        self.inner.latest_transcript(id, limit).await
+    }
     async fn list_conversations(
         &self,
         filter: &ConversationFilter,

@@ -946,6 +946,24 @@ impl ConversationStore for DynamoConversationStore {
         Ok(entries)
     }
 
+    /// A Query of the partition's transcript items backwards (`ScanIndexForward` false), at most
+    /// `limit` items read.
+    async fn latest_transcript(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEntry>, PortError> {
+        let query = self
+            .table
+            .partition_prefix(conversation_pk(conversation_id), TRANSCRIPT_PREFIX)
+            .scan_index_forward(false);
+        crate::dynamo::first_items(query, limit, "DynamoDB Query")
+            .await?
+            .iter()
+            .map(|item| parse_doc(item, "transcript entry"))
+            .collect()
+    }
+
     /// Queries of the listing indexes (per queue of the filter and the agent, per state asked:
     /// open partitions read whole up to [`OPEN_LIST_CAP`], closed ones newest first up to the
     /// limit), then the `META` items read consistently by key and checked with

@@ -673,6 +673,22 @@ impl ConversationStore for SqliteConversationStore {
             .await
     }
 
+    async fn latest_transcript(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEntry>, PortError> {
+        // More than SQLite's LIMIT can take means no limit.
+        let limit = i64::try_from(limit).unwrap_or(-1);
+        self.db
+            .docs(
+                "SELECT doc FROM transcript_entries WHERE conversation_id = ?1
+                 ORDER BY timestamp DESC, event_id DESC LIMIT ?2",
+                (conversation_id.to_owned(), limit),
+            )
+            .await
+    }
+
     async fn list_conversations(
         &self,
         filter: &ConversationFilter,
@@ -777,6 +793,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         contract::concurrent_commits_of_one_event_commit_once(std::sync::Arc::new(store(&dir)))
             .await;
+    }
+
+    #[tokio::test]
+    async fn the_latest_transcript_entries_come_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::the_latest_transcript_entries_come_newest_first(&store(&dir)).await;
     }
 
     #[tokio::test]

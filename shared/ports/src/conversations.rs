@@ -71,6 +71,14 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<bool, PortError>;
     /// A conversation's transcript ordered by event timestamp, then event id.
     async fn transcript(&self, conversation_id: &str) -> Result<Vec<TranscriptEntry>, PortError>;
+    /// The last `limit` entries of the transcript, newest first (the reverse of
+    /// [`ConversationStore::transcript`]'s order), reading no more than those: what a
+    /// notification shows of a conversation costs the same however long it is.
+    async fn latest_transcript(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEntry>, PortError>;
     /// Conversations matching `filter`, most recent activity (`lastActivityAt`) first, at most
     /// `filter.limit` (see [`omniline_domain::conversation::ConversationFilter::matches`]).
     async fn list_conversations(

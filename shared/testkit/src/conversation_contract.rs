@@ -819,6 +819,28 @@ pub async fn an_assignment_commit_needs_the_agents_slot(
     assert!(store.commit_assignment(&commit("e4"), "X").await.is_err());
 }
 
+/// `latest_transcript` gives the last entries newest first (timestamp, then event id, reversed),
+/// at most the limit.
+pub async fn the_latest_transcript_entries_come_newest_first(store: &dyn ConversationStore) {
+    let c1 = conversation("c1", "U1", Waiting, 1);
+    committed(store, &create("e1", c1, Some(entry("c1", "e1", 10)))).await;
+    for (n, (event, at)) in [("e3", 30), ("e2", 20), ("e4", 30), ("e5", 5)]
+        .iter()
+        .enumerate()
+    {
+        let c = conversation("c1", "U1", Waiting, n as u64 + 2);
+        committed(store, &update(event, c, Some(entry("c1", event, *at)))).await;
+    }
+    let all = store.transcript("c1").await.unwrap();
+    assert_eq!(event_ids(&all), ["e5", "e1", "e2", "e3", "e4"]);
+    let latest = store.latest_transcript("c1", 3).await.unwrap();
+    assert_eq!(event_ids(&latest), ["e4", "e3", "e2"]);
+    let every = store.latest_transcript("c1", 100).await.unwrap();
+    assert_eq!(event_ids(&every), ["e4", "e3", "e2", "e1", "e5"]);
+    assert!(store.latest_transcript("c1", 0).await.unwrap().is_empty());
+    assert!(store.latest_transcript("nope", 3).await.unwrap().is_empty());
+}
+
 /// A notification for agent `agent`, of conversation `conversation`.
 fn notification(id: &str, agent: &str, conversation: &str, at: i64) -> AgentNotification {
     AgentNotification {

@@ -23,6 +23,10 @@ pub const SETTLE_MS: i64 = 300;
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Most notifications per answer.
 const BATCH: usize = 50;
+/// How many of a conversation's latest transcript entries a notification looks through for its
+/// last message (other events — follows, postbacks, read receipts — are rare between messages):
+/// a notification reads that much, however long the conversation.
+const LAST_MESSAGE_WITHIN: usize = 20;
 
 /// The last message of a conversation (the customer's or an agent's, not retracted).
 #[derive(Debug, Clone)]
@@ -82,10 +86,9 @@ impl AgentService {
         let last_message = match &conversation {
             Some(c) => deps
                 .conversations
-                .transcript(&c.id)
+                .latest_transcript(&c.id, LAST_MESSAGE_WITHIN)
                 .await?
                 .iter()
-                .rev()
                 .find(|e| {
                     !e.retracted && (e.event_type == "message" || e.event_type == "agentMessage")
                 })
