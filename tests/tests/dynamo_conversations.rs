@@ -930,7 +930,7 @@ async fn the_backfill_gives_old_items_their_index_attributes() {
 /// marker and its conversation's index entry.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
-async fn committed_notifications_expire_with_the_retention() {
+async fn committed_notifications_expire_with_the_retention_and_only_assignments_keep_a_marker() {
     let config = sdk_config(&endpoint()).await;
     let conversations_table = pk_sk_table(&config, "conversations").await;
     let agents_table = pk_sk_table(&config, "agents").await;
@@ -938,19 +938,7 @@ async fn committed_notifications_expire_with_the_retention() {
     let store = DynamoConversationStore::new(&config, &conversations_table)
         .with_agents_table(&agents_table);
     let retain = NOW + 30 * 86_400;
-    let notification = omniline_domain::agents::AgentNotification {
-        id: "c1:e1:message".into(),
-        agent_id: "X".into(),
-        conversation_id: "c1".into(),
-        account_id: ACCOUNT.into(),
-        kind: "message".into(),
-        customer_user_id: Some("Uuser".into()),
-        customer_name: "Taro".into(),
-        customer_picture_url: None,
-        customer_language: None,
-        queue_id: "q1".into(),
-        created_at: 1_000,
-    };
+    let notification = notification_for_ttl();
     let commit = EventCommit {
         retain_until: Some(retain),
         notifications: vec![notification.clone()],
@@ -968,7 +956,6 @@ async fn committed_notifications_expire_with_the_retention() {
     );
     for (pk, sk) in [
         ("AGENT#X", "NOTIFY#00000000000000001000#c1:e1:message"),
-        ("NOTIFICATION#c1:e1:message", "NOTIFICATION"),
         ("CONVNOTIFY#c1", "c1:e1:message"),
     ] {
         assert_eq!(
@@ -976,5 +963,58 @@ async fn committed_notifications_expire_with_the_retention() {
             Some(Some(retain)),
             "{pk} {sk}"
         );
+    }
+    // A message's notification has no marker: only its event's commit writes its id.
+    assert_eq!(
+        ttl(
+            &config,
+            &agents_table,
+            "NOTIFICATION#c1:e1:message",
+            "NOTIFICATION"
+        )
+        .await,
+        None
+    );
+    // An assignment's has one (a transfer back through `notify` must find it), expiring too.
+    let assigned = omniline_domain::agents::AgentNotification {
+        id: "c2:X:assigned".into(),
+        kind: "assigned".into(),
+        conversation_id: "c2".into(),
+        ..notification_for_ttl()
+    };
+    let commit = EventCommit {
+        retain_until: Some(retain),
+        notifications: vec![assigned],
+        ..create("e2", "c2", "Uother", 2000)
+    };
+    assert_eq!(
+        store.commit(&commit).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(
+        ttl(
+            &config,
+            &agents_table,
+            "NOTIFICATION#c2:X:assigned",
+            "NOTIFICATION"
+        )
+        .await,
+        Some(Some(retain))
+    );
+}
+
+fn notification_for_ttl() -> omniline_domain::agents::AgentNotification {
+    omniline_domain::agents::AgentNotification {
+        id: "c1:e1:message".into(),
+        agent_id: "X".into(),
+        conversation_id: "c1".into(),
+        account_id: ACCOUNT.into(),
+        kind: "message".into(),
+        customer_user_id: Some("Uuser".into()),
+        customer_name: "Taro".into(),
+        customer_picture_url: None,
+        customer_language: None,
+        queue_id: "q1".into(),
+        created_at: 1_000,
     }
 }

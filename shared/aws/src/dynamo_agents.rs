@@ -51,7 +51,7 @@ use crate::dynamo::{
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
-use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
+use omniline_domain::agents::{Agent, AgentNotification, AgentStatus, NOTIFICATION_MESSAGE};
 use omniline_domain::PortError;
 use omniline_ports::AgentStore;
 use std::collections::BTreeSet;
@@ -266,14 +266,21 @@ fn release_condition(conversation_id: &str) -> Condition {
 /// unconditional, for another store's transaction that is itself deduplicated (the conversation
 /// store's event commit, whose deduplication record makes a redelivery write nothing).
 ///
-/// `expires_at` (epoch seconds): the three items' time to live (`expiresAt`), the retention of
-/// the conversation the notification is about; `None` keeps them.
+/// Unguarded, a customer's message notification (`message`) goes without its marker: its id is
+/// the event's (`{conversation}:{event}:message`), written by that event's commit only, so no
+/// `notify` can meet it; the marker would cost two write units per message in an open
+/// conversation for nothing. An assignment's id (`{conversation}:{agent}:assigned`) can come
+/// again through `notify` (a transfer back), so its marker is written.
+///
+/// `expires_at` (epoch seconds): the items' time to live (`expiresAt`), the retention of the
+/// conversation the notification is about; `None` keeps them.
 pub(crate) fn notification_writes(
     table: &str,
     notification: &AgentNotification,
     guarded: bool,
     expires_at: Option<i64>,
 ) -> Result<Vec<TransactWriteItem>, PortError> {
+    let marked = guarded || notification.kind != NOTIFICATION_MESSAGE;
     let absent = || guarded.then(|| Condition::new("attribute_not_exists(pk)"));
     let expiring = |mut item: Item| {
         if let Some(at) = expires_at {
@@ -289,12 +296,19 @@ pub(crate) fn notification_writes(
     );
     listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
     listed.insert("createdAt".to_owned(), n(notification.created_at));
-    Ok(vec![
-        transact_put(table, expiring(marker), absent())?,
-        transact_put(table, expiring(notification_item(notification)), absent())?,
-        // Unconditional: the marker is the idempotency guard; this entry is written the same.
-        transact_put(table, expiring(listed), None)?,
-    ])
+    let mut writes = Vec::with_capacity(3);
+    if marked {
+        writes.push(transact_put(table, expiring(marker), absent())?);
+    }
+    writes.push(transact_put(
+        table,
+        expiring(notification_item(notification)),
+        absent(),
+    )?);
+    // Unconditional: the marker (or the commit's deduplication) is the idempotency guard; this
+    // entry is written the same.
+    writes.push(transact_put(table, expiring(listed), None)?);
+    Ok(writes)
 }
 
 /// A transaction operation of another store (on the profile item `agent` of the agents' table
