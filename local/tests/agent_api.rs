@@ -21,12 +21,40 @@ async fn mock_agent_line(s: &Stack) {
         .mount(&s.line)
         .await;
     Mock::given(method("POST"))
-        .and(path_regex(
-            "^/v2/bot/(chat/loading/start|message/markAsRead)$",
-        ))
+        .and(path_regex("^/v2/bot/chat/loading/start$"))
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({})))
         .mount(&s.line)
         .await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/v2/bot/chat/markAsRead$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&s.line)
+        .await;
+    // Partner-only: LINE refuses it to ordinary channels, and omniline never calls it.
+    Mock::given(method("POST"))
+        .and(path_regex("^/v2/bot/message/markAsRead$"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(
+            json!({"message": "Access to this API is not available for your account"}),
+        ))
+        .mount(&s.line)
+        .await;
+}
+
+/// The bodies of the mark-as-read calls LINE received, as (path, body).
+async fn read_calls(s: &Stack) -> Vec<(String, Value)> {
+    s.line
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path().ends_with("/markAsRead"))
+        .map(|r| {
+            (
+                r.url.path().to_owned(),
+                serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+            )
+        })
+        .collect()
 }
 
 /// The pushes LINE received, as (retry key, body).
@@ -198,7 +226,7 @@ async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to
     .await;
     assert_eq!(active["conversations"][0]["id"], conversation.as_str());
 
-    // Typing and read reach LINE.
+    // Typing and read reach LINE (read with the customer message's markAsReadToken).
     let (status, _) = agent_call(
         &s,
         &hanako_token,
@@ -217,6 +245,14 @@ async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to
     )
     .await;
     assert_eq!(status, 202);
+    assert_eq!(
+        read_calls(&s).await,
+        [(
+            "/v2/bot/chat/markAsRead".to_owned(),
+            json!({"markAsReadToken": "mr-01CONV1A"})
+        )],
+        "marked read with the customer message's token, never by user id"
+    );
 
     // Hanako answers; a retry with the same Idempotency-Key sends nothing new.
     let reply = |key: &'static str| {
@@ -430,6 +466,149 @@ async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to
     assert_eq!(detail["customer"]["contact"]["email"], "taro@example.jp");
     assert_eq!(detail["customer"]["previousConversations"]["count"], 1);
     assert_eq!(detail["conversation"]["agentId"], jiro.as_str());
+}
+
+/// The agent's transcript once it holds `n` customer messages.
+async fn transcript_with(s: &Stack, token: &str, conversation: &str, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let page = agent_ok(
+            s,
+            token,
+            "GET",
+            &format!("/agent/v1/conversations/{conversation}/messages"),
+            None,
+        )
+        .await;
+        let messages = page["messages"].as_array().cloned().unwrap_or_default();
+        if messages.iter().filter(|m| m["direction"] == "in").count() >= n {
+            return messages;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the transcript never held {n} customer message(s)");
+}
+
+#[tokio::test]
+async fn read_receipts_use_the_latest_mark_as_read_token_and_replies_quote_the_customer() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+
+    // A first message stored without a markAsReadToken: nothing LINE could mark, and LINE is
+    // not called.
+    let mut first = text_event("01QUOTE1", "Uquote", "こんにちは");
+    if let Some(message) = first["message"].as_object_mut() {
+        message.remove("markAsReadToken");
+    }
+    assert_eq!(s.webhook(&account, SECRET_A, json!([first])).await, 200);
+    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
+    let conversation = assigned["conversationId"].as_str().unwrap().to_owned();
+    let read = format!("/agent/v1/conversations/{conversation}/read");
+    let (status, body) = agent_call(&s, &token, "POST", &read, None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "nothing_to_mark_read", "{body}");
+    assert!(read_calls(&s).await.is_empty());
+
+    // The customer quotes their first message: the transcript shows the quote token, the quoted
+    // message and its entry.
+    let mut second = text_event("01QUOTE2", "Uquote", "これの件です");
+    second["message"]["quoteToken"] = json!("qt-second");
+    second["message"]["quotedMessageId"] = json!("m-01QUOTE1");
+    assert_eq!(s.webhook(&account, SECRET_A, json!([second])).await, 200);
+    let transcript = transcript_with(&s, &token, &conversation, 2).await;
+    let inbound: Vec<&Value> = transcript
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .collect();
+    assert_eq!(inbound[0]["id"], "01QUOTE1");
+    assert_eq!(inbound[0]["quoteToken"], "q");
+    assert!(
+        inbound[0].get("quotedMessageId").is_none(),
+        "{}",
+        inbound[0]
+    );
+    assert_eq!(inbound[1]["quoteToken"], "qt-second");
+    assert_eq!(inbound[1]["quotedMessageId"], "m-01QUOTE1");
+    assert_eq!(inbound[1]["quotedEntryId"], "01QUOTE1");
+
+    // Read marks up to the latest customer message, with its token.
+    let (status, body) = agent_call(&s, &token, "POST", &read, None).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        read_calls(&s).await,
+        [(
+            "/v2/bot/chat/markAsRead".to_owned(),
+            json!({"markAsReadToken": "mr-01QUOTE2"})
+        )]
+    );
+
+    // Replies quoting the customer carry the quote token to LINE, text and sticker alike.
+    let send = format!("/agent/v1/conversations/{conversation}/messages");
+    let (status, body) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &send,
+        Some(json!({"type": "text", "text": "承知しました", "quoteToken": "qt-second"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let sent = sent_containing(&s, "承知しました").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["messages"][0]["text"], "承知しました");
+    assert_eq!(sent[0]["messages"][0]["quoteToken"], "qt-second");
+    let (status, body) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &send,
+        Some(
+            json!({"type": "sticker", "packageId": "446", "stickerId": "1989", "quoteToken": "q"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let sent = sent_containing(&s, "1989").await;
+    assert_eq!(sent[0]["messages"][0]["quoteToken"], "q");
+    // The agent's message in the transcript keeps what it quoted.
+    let mut quoted_out = Value::Null;
+    for _ in 0..100 {
+        let page = agent_ok(&s, &token, "GET", &send, None).await;
+        if let Some(out) = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["type"] == "agentMessage" && m["messages"][0]["type"] == "text")
+        {
+            quoted_out = out.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(quoted_out["messages"][0]["quoteToken"], "qt-second");
+
+    // An unusable quote token is 422 naming the field, and nothing is sent.
+    for bad in [
+        json!({"type": "text", "text": "x", "quoteToken": ""}),
+        json!({"type": "text", "text": "x", "quoteToken": 42}),
+        json!({"type": "text", "text": "x", "quoteToken": "has space"}),
+        json!({"type": "text", "text": "x", "quoteToken": "q".repeat(1001)}),
+        json!({"type": "location", "title": "t", "address": "a", "latitude": 1.0, "longitude": 2.0,
+               "quoteToken": "q"}),
+    ] {
+        let (status, body) = agent_call(&s, &token, "POST", &send, Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad} → {body}");
+        assert_eq!(body["error"]["field"], "quoteToken", "{body}");
+    }
 }
 
 #[tokio::test]

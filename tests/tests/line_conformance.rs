@@ -412,15 +412,6 @@ async fn start_loading_conforms() {
 
 #[tokio::test]
 #[ignore = "needs Prism: run ./infra/test.sh"]
-async fn mark_as_read_conforms() {
-    let prism = Recorder::start(prism_url()).await;
-    let result = prism.api().mark_as_read(&token(), USER_ID).await;
-    result.unwrap_or_else(|e| panic!("{e}\n{}", prism.report()));
-    prism.assert_clean(&[("POST", "/v2/bot/message/markAsRead")]);
-}
-
-#[tokio::test]
-#[ignore = "needs Prism: run ./infra/test.sh"]
 async fn mark_as_read_by_token_conforms() {
     let prism = Recorder::start(prism_url()).await;
     let result = prism

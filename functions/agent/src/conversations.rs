@@ -15,6 +15,7 @@ use omniline_domain::contacts::Contact;
 use omniline_domain::conversation::{Conversation, ConversationState, TranscriptEntry};
 use omniline_domain::delivery::{DeliveredContent, Delivery};
 use omniline_domain::input::{Fields, Query};
+use omniline_domain::line::messages::{is_quote_token, MAX_QUOTE_TOKEN_LENGTH, QUOTING_TYPES};
 use omniline_runtime::http::is_blank;
 use serde_json::{json, Value};
 
@@ -164,11 +165,14 @@ pub(crate) async fn detail(
     .into_response())
 }
 
-/// One transcript line as agents see it.
+/// One transcript line as agents see it. A customer's message carries its `quoteToken` (to
+/// quote it in a reply) and, when it quotes another message, `quotedMessageId` (LINE's id) and
+/// `quotedEntryId` (that message's line here, when it is one).
 fn entry_json(
     entry: &TranscriptEntry,
     delivery: Option<&Delivery>,
     media_url: Option<&str>,
+    quoted_line_id: Option<&str>,
 ) -> Value {
     let mut v = json!({
         "id": entry.event_id,
@@ -194,6 +198,13 @@ fn entry_json(
     }
     if let Some(message) = entry.event.get("message") {
         v["message"] = message.clone();
+        if let Some(token) = message.get("quoteToken").filter(|t| t.is_string()) {
+            v["quoteToken"] = token.clone();
+        }
+        if let Some(quoted) = message.get("quotedMessageId").filter(|q| q.is_string()) {
+            v["quotedMessageId"] = quoted.clone();
+            v["quotedEntryId"] = json!(quoted_line_id);
+        }
     }
     if let Some(postback) = entry.event.get("postback") {
         v["postback"] = postback.clone();
@@ -232,7 +243,13 @@ fn line_json(line: &TimelineLine) -> Value {
             entry,
             delivery,
             media_url,
-        } => entry_json(entry, delivery.as_ref(), media_url.as_deref()),
+            quoted_line_id,
+        } => entry_json(
+            entry,
+            delivery.as_ref(),
+            media_url.as_deref(),
+            quoted_line_id.as_deref(),
+        ),
         TimelineLine::Sent { delivery, content } => sent_content_json(delivery, content),
     }
 }
@@ -285,6 +302,33 @@ fn https_url(field: &str, url: String) -> Result<String, ApiError> {
     }
 }
 
+/// A reply's optional `quoteToken` (a customer message's, from the transcript): quoting is for
+/// text and sticker messages, with a token of 1 to [`MAX_QUOTE_TOKEN_LENGTH`] printable ASCII
+/// characters; anything else is 422 naming the field.
+fn quote_token(f: &mut Fields, kind: &str) -> Result<Option<String>, ApiError> {
+    let unusable = |message: String| {
+        ApiError::Agent(AgentError::Unprocessable {
+            field: "quoteToken".into(),
+            message,
+        })
+    };
+    let token = match f.take("quoteToken") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(token)) if is_quote_token(&token) => token,
+        Some(_) => {
+            return Err(unusable(format!(
+                "quoteToken must be a string of 1 to {MAX_QUOTE_TOKEN_LENGTH} printable ASCII characters without spaces"
+            )))
+        }
+    };
+    if !QUOTING_TYPES.contains(&kind) {
+        return Err(unusable(
+            "quoteToken is for text and sticker messages only".into(),
+        ));
+    }
+    Ok(Some(token))
+}
+
 /// The LINE message objects of an agent's reply, and whether it is an attachment.
 fn reply_messages(
     state: &AgentState,
@@ -298,6 +342,7 @@ fn reply_messages(
             &["text", "sticker", "location", "image", "video", "audio"],
         )?
         .ok_or_else(|| f.missing("type"))?;
+    let quote = quote_token(&mut f, &kind)?;
     let media_url = |f: &mut Fields, url_field: &str| -> Result<String, ApiError> {
         if let Some(media_id) = f.text("mediaId", 1, 512)? {
             return Ok(state.service.upload_link(agent, &media_id)?);
@@ -307,7 +352,7 @@ fn reply_messages(
             .ok_or_else(|| f.missing(url_field))?;
         https_url(url_field, url)
     };
-    let message = match kind.as_str() {
+    let mut message = match kind.as_str() {
         "text" => {
             let text = f.text("text", 1, 5000)?.ok_or_else(|| f.missing("text"))?;
             json!({"type": "text", "text": text})
@@ -366,6 +411,9 @@ fn reply_messages(
         }
     };
     f.finish()?;
+    if let Some(token) = quote {
+        message["quoteToken"] = Value::String(token);
+    }
     let attachment = matches!(kind.as_str(), "image" | "video" | "audio");
     Ok((vec![message], attachment))
 }

@@ -50,6 +50,9 @@ fn agent_error(e: AgentError) -> Response {
         AgentError::NotFound(_) => not_found(message),
         AgentError::Forbidden(m) => forbidden(m),
         AgentError::Conflict(m) => conflict(m),
+        AgentError::NothingToMarkRead => {
+            error_response(StatusCode::CONFLICT, "nothing_to_mark_read", message)
+        }
         AgentError::Unprocessable { field, message } => unprocessable(&field, message),
         AgentError::Line(m) => {
             tracing::warn!(error = %m, "agent API: LINE call failed");

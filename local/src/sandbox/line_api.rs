@@ -282,10 +282,11 @@ mod tests {
         let app = router(s.platform.clone());
         let read = json!({"chat": {"userId": user.id}}).to_string();
         for (method, path, body, status) in [
-            // Partner-only: LINE's 403, but for the mark-as-read API the sandbox's channel has.
+            // Partner-only: LINE's 403, as for any channel that is not a partner (marking read
+            // goes through a message event's markAsReadToken).
             ("POST", "/bot/pnp/push", "{}".to_owned(), 403),
             ("GET", "/v2/bot/message/delivery/pnp", String::new(), 403),
-            ("POST", "/v2/bot/message/markAsRead", read, 200),
+            ("POST", "/v2/bot/message/markAsRead", read, 403),
             (
                 "GET",
                 "/v2/bot/channel/webhook/endpoint",
@@ -309,5 +310,10 @@ mod tests {
             let body: Value = serde_json::from_slice(&body).unwrap();
             assert!(status == 200 || body["message"].is_string(), "{body}");
         }
+        assert_eq!(
+            s.platform.read_up_to(&user.id),
+            None,
+            "a refused mark-as-read marks nothing"
+        );
     }
 }

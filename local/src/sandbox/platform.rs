@@ -14,7 +14,7 @@
 use omniline_domain::secret::SecretString;
 use omniline_linesim::{
     Answer, Call, Channel, ClientCredentials, Config, Delivery, Endpoint, LineError, Millis,
-    PartnerApi, Pushed, ReplyTarget, SentMessage, Simulator, UrlPolicy, Via,
+    Pushed, ReplyTarget, SentMessage, Simulator, UrlPolicy, Via,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -111,9 +111,9 @@ impl std::fmt::Debug for SandboxChannel {
 }
 
 impl SandboxChannel {
-    /// The channel as the simulator knows it. It was granted the partner-only "mark messages as
-    /// read" API (`POST /v2/bot/message/markAsRead`): the product's read receipts use it, as
-    /// they do with a LINE channel that has that option.
+    /// The channel as the simulator knows it: an ordinary channel (the partner-only APIs are
+    /// LINE's 403) whose chat marks messages read manually (`markAsReadMode` `manual`), so the
+    /// customer sees "Read" when the product marks a message event's `markAsReadToken`.
     fn simulated(&self) -> Channel {
         Channel {
             bot_user_id: self.bot_user_id.clone(),
@@ -125,7 +125,6 @@ impl SandboxChannel {
                 channel_id: self.channel_id.clone(),
                 channel_secret: self.channel_secret.clone(),
             }),
-            partner_apis: vec![PartnerApi::MarkAsRead],
         }
     }
 
@@ -672,17 +671,7 @@ impl Platform {
                 up_to,
                 answer,
             } => {
-                let seq = match up_to {
-                    Some(seq) => seq,
-                    None => conn
-                        .query_row(
-                            "SELECT COALESCE(MAX(seq), 0) FROM timeline WHERE user_id = ?1 AND sender = 'user'",
-                            params![user_id],
-                            |r| r.get::<_, i64>(0),
-                        )
-                        .map_err(store_error)?,
-                };
-                self.set_read_up_to(&user_id, seq);
+                self.set_read_up_to(&user_id, up_to);
                 (LineAnswer::json(&answer), true)
             }
             Call::Loading { answer, .. } => (LineAnswer::json(&answer), true),

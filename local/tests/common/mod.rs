@@ -219,11 +219,14 @@ pub fn private_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// A text message event as LINE sends it: message id `m-{id}`, quote token `q`, and
+/// `markAsReadToken` `mr-{id}`.
 pub fn text_event(id: &str, user: &str, text: &str) -> Value {
     json!({"type": "message", "mode": "active", "timestamp": now_ms(), "webhookEventId": id,
            "deliveryContext": {"isRedelivery": false}, "replyToken": format!("r-{id}"),
            "source": {"type": "user", "userId": user},
-           "message": {"type": "text", "id": format!("m-{id}"), "quoteToken": "q", "text": text}})
+           "message": {"type": "text", "id": format!("m-{id}"), "quoteToken": "q", "text": text,
+                       "markAsReadToken": format!("mr-{id}")}})
 }
 
 /// Now, in epoch milliseconds (LINE's event timestamps).

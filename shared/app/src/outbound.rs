@@ -260,16 +260,6 @@ impl OutboundService {
             .map_err(|e| OutboundError::Retry(e.to_string()))
     }
 
-    /// Marks the customer's messages as read.
-    pub async fn mark_as_read(&self, account_id: &str, user_id: &str) -> Result<(), OutboundError> {
-        let token = self.token(account_id).await?;
-        self.deps
-            .line
-            .mark_as_read(&token, user_id)
-            .await
-            .map_err(|e| OutboundError::Retry(e.to_string()))
-    }
-
     /// The LINE calls of the message: media keys become long-lived signed links, agent identity
     /// is applied, long texts are split, and parts hold at most five message objects.
     fn parts(&self, message: &OutboundMessage) -> Result<Vec<Vec<Value>>, String> {

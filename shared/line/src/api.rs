@@ -611,12 +611,6 @@ impl LineApi for HttpLineApi {
             .await
     }
 
-    async fn mark_as_read(&self, token: &SecretString, user_id: &str) -> Result<(), LineApiError> {
-        let body = serde_json::json!({ "chat": { "userId": checked_id(user_id)? } });
-        self.send_json(token, Method::POST, "/v2/bot/message/markAsRead", &body)
-            .await
-    }
-
     async fn mark_as_read_by_token(
         &self,
         token: &SecretString,
@@ -1666,7 +1660,6 @@ mod tests {
             matches!(r, Err(LineApiError::Rejected { status: 400, .. }))
         };
         assert!(invalid(api.start_loading(&token(), "U1/..", 5).await));
-        assert!(invalid(api.mark_as_read(&token(), "").await));
         assert!(invalid(api.mark_as_read_by_token(&token(), "").await));
         assert!(invalid(
             api.issue_stateless_token("12/34", &SecretString::new("s"))
@@ -1720,18 +1713,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn mark_as_read_bodies() {
+    async fn mark_as_read_by_token_body() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/v2/bot/message/markAsRead"))
-            .and(header("authorization", "Bearer tok-123"))
-            .and(body_json(
-                serde_json::json!({"chat": {"userId": "U4af4980629"}}),
-            ))
-            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
-            .expect(1)
-            .mount(&server)
-            .await;
         Mock::given(method("POST"))
             .and(path("/v2/bot/chat/markAsRead"))
             .and(header("authorization", "Bearer tok-123"))
@@ -1743,7 +1726,6 @@ mod tests {
             .mount(&server)
             .await;
         let api = api(&server, Duration::from_secs(2));
-        api.mark_as_read(&token(), "U4af4980629").await.unwrap();
         api.mark_as_read_by_token(&token(), "nz0x74mZT2mRn")
             .await
             .unwrap();

@@ -27,7 +27,7 @@ pub enum Endpoint {
     StartLoading,
     /// `POST /v2/bot/chat/markAsRead`
     MarkAsReadByToken,
-    /// `POST /v2/bot/message/markAsRead` (partner docs)
+    /// `POST /v2/bot/message/markAsRead` (partner docs: marking by user id)
     MarkAsRead,
     /// `POST /v2/bot/user/{userId}/linkToken`
     LinkToken,
@@ -39,21 +39,14 @@ pub enum Endpoint {
     PnpDeliveries,
 }
 
-/// An API LINE opens to partners only, per channel, on application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PartnerApi {
-    /// Marking a user's messages as read by user id (`POST /v2/bot/message/markAsRead`).
-    MarkAsRead,
-}
-
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Any channel (with its access token; the token endpoint with the channel's ID and secret).
     Channel,
-    /// Channels LINE granted this partner API; `None`: a partner API no simulated channel can
-    /// be granted here (LINE's 403 for every channel).
-    Partner(Option<PartnerApi>),
+    /// LINE's partners only, on application: no simulated channel is one, so LINE's 403 (what
+    /// an ordinary channel, the kind omniline runs on, gets).
+    Partner,
 }
 
 impl Endpoint {
@@ -79,8 +72,7 @@ impl Endpoint {
 
     pub fn access(self) -> Access {
         match self {
-            Endpoint::MarkAsRead => Access::Partner(Some(PartnerApi::MarkAsRead)),
-            Endpoint::PnpPush | Endpoint::PnpDeliveries => Access::Partner(None),
+            Endpoint::MarkAsRead | Endpoint::PnpPush | Endpoint::PnpDeliveries => Access::Partner,
             _ => Access::Channel,
         }
     }
@@ -180,7 +172,7 @@ mod tests {
     fn partner_endpoints_are_marked() {
         let partner: Vec<Endpoint> = Endpoint::ALL
             .into_iter()
-            .filter(|e| matches!(e.access(), Access::Partner(_)))
+            .filter(|e| e.access() == Access::Partner)
             .collect();
         assert_eq!(
             partner,

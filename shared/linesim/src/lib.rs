@@ -9,8 +9,8 @@
 //!
 //! The rules kept here:
 //! - the routes of the Messaging API a stand-in serves ([`route`], [`Endpoint`]); an unknown
-//!   route is LINE's 404, a partner-only endpoint is LINE's 403 unless the channel was granted it
-//!   ([`PartnerApi`]);
+//!   route is LINE's 404, a partner-only endpoint (marking read by user id, LINE notification
+//!   messages) is LINE's 403, as for every channel that is not a partner ([`Access::Partner`]);
 //! - the channel access token on every call (LINE's 401), and stateless tokens from the channel
 //!   ID and secret (`/oauth2/v3/token`);
 //! - request bodies: 1 to 5 message objects, each as LINE validates it ([`messages`]);
@@ -34,7 +34,7 @@ mod ids;
 pub mod messages;
 mod sim;
 
-pub use endpoint::{route, Access, Endpoint, PartnerApi, Route};
+pub use endpoint::{route, Access, Endpoint, Route};
 pub use error::{Answer, ErrorDetail, LineError, SentMessage};
 pub use messages::UrlPolicy;
 pub use sim::{

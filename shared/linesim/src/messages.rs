@@ -197,6 +197,12 @@ pub fn check_message(m: &Value, urls: UrlPolicy) -> Result<(), (String, String)>
             }
         }
     }
+    // Text and sticker messages may quote a message with its (opaque) quote token.
+    if let Some(quote) = m.get("quoteToken") {
+        if quote.as_str().is_none_or(str::is_empty) {
+            return Err(problem("quoteToken", "must be a non-empty string"));
+        }
+    }
     if let Some(sender) = m.get("sender") {
         if !sender.is_object() {
             return Err(problem("sender", "must be an object"));
@@ -261,6 +267,14 @@ mod tests {
             ),
             (json!({"type": "text", "text": 5}), "messages[0].text"),
             (json!({"type": "textV2"}), "messages[0].text"),
+            (
+                json!({"type": "text", "text": "hi", "quoteToken": ""}),
+                "messages[0].quoteToken",
+            ),
+            (
+                json!({"type": "sticker", "packageId": "1", "stickerId": "2", "quoteToken": 7}),
+                "messages[0].quoteToken",
+            ),
             (
                 json!({"type": "sticker", "packageId": "1"}),
                 "messages[0].stickerId",
@@ -339,6 +353,8 @@ mod tests {
         for m in [
             json!({"type": "text", "text": "hi", "quickReply": {"items": [{}]}, "sender": {"name": "Sam", "iconUrl": "https://a/i.png"}}),
             json!({"type": "sticker", "packageId": "446", "stickerId": "1988"}),
+            json!({"type": "text", "text": "yes", "quoteToken": "q3Plxr4AgKd"}),
+            json!({"type": "sticker", "packageId": "446", "stickerId": "1988", "quoteToken": "q"}),
             json!({"type": "image", "originalContentUrl": "https://a/a.png", "previewImageUrl": "https://a/p.png"}),
             json!({"type": "audio", "originalContentUrl": "https://a/a.m4a", "duration": 60000}),
             json!({"type": "location", "title": "t", "address": "a", "latitude": 35.6, "longitude": 139.7}),

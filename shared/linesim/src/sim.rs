@@ -1,7 +1,7 @@
 //! The simulator: LINE's state (channels, friends, content, reply tokens, retry keys,
 //! `markAsReadToken`s, loading animations) and its rules, as plain methods taking the time.
 
-use crate::endpoint::{route, Access, Endpoint, PartnerApi};
+use crate::endpoint::{route, Access, Endpoint};
 use crate::error::{Answer, LineError, SentMessage};
 use crate::ids::Ids;
 use crate::messages::{check_messages, UrlPolicy};
@@ -21,8 +21,8 @@ pub struct Config {
     pub retry_key_window: Duration,
     /// Which media URLs message objects may carry.
     pub urls: UrlPolicy,
-    /// The endpoints this stand-in answers; any other is LINE's 404 (a partner-only endpoint a
-    /// channel was not granted is LINE's 403 first).
+    /// The endpoints this stand-in answers; any other is LINE's 404 (a partner-only endpoint is
+    /// LINE's 403 whatever the stand-in serves).
     pub serves: Vec<Endpoint>,
     /// Seed of request ids, quote tokens and link tokens.
     pub seed: u64,
@@ -71,8 +71,6 @@ pub struct Channel {
     pub mark_as_read_mode: String,
     /// For `/oauth2/v3/token`; `None`: no stateless token is issued for this channel.
     pub credentials: Option<ClientCredentials>,
-    /// Partner-only APIs LINE granted this channel.
-    pub partner_apis: Vec<PartnerApi>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -80,13 +78,12 @@ impl std::fmt::Debug for Channel {
         f.debug_struct("Channel")
             .field("bot_user_id", &self.bot_user_id)
             .field("basic_id", &self.basic_id)
-            .field("partner_apis", &self.partner_apis)
             .finish_non_exhaustive()
     }
 }
 
 impl Channel {
-    /// A channel with no partner API and no client credentials.
+    /// A channel with no client credentials.
     pub fn new(bot_user_id: impl Into<String>, access_token: impl Into<String>) -> Self {
         Self {
             bot_user_id: bot_user_id.into(),
@@ -95,7 +92,6 @@ impl Channel {
             display_name: "Bot".into(),
             mark_as_read_mode: "auto".into(),
             credentials: None,
-            partner_apis: Vec::new(),
         }
     }
 }
@@ -213,10 +209,10 @@ pub enum Call {
         until: Millis,
         answer: Answer,
     },
-    /// The account read `user_id`'s messages up to `up_to` (every message when `None`).
+    /// The account read `user_id`'s messages up to `up_to` (a `markAsReadToken`'s message).
     MarkRead {
         user_id: String,
-        up_to: Option<i64>,
+        up_to: i64,
         answer: Answer,
     },
 }
@@ -700,13 +696,8 @@ impl Simulator {
             return Err(LineError::not_found());
         }
         let channel = self.authorize(request.authorization)?.clone();
-        if let Access::Partner(api) = endpoint.access() {
-            if !api.is_some_and(|api| channel.partner_apis.contains(&api)) {
-                return Err(LineError::partner_only());
-            }
-            if !served {
-                return Err(LineError::not_found());
-            }
+        if endpoint.access() == Access::Partner {
+            return Err(LineError::partner_only());
         }
         let bot = channel.bot_user_id.as_str();
         let param = |i: usize| route.params.get(i).copied().unwrap_or_default();
@@ -821,22 +812,7 @@ impl Simulator {
                     .ok_or_else(LineError::invalid_read_token)?;
                 Ok(Call::MarkRead {
                     user_id: mark.chat,
-                    up_to: Some(mark.up_to),
-                    answer: Answer::ok(json!({}), request_id.to_owned()),
-                })
-            }
-            Endpoint::MarkAsRead => {
-                let body = json_object(request.body)?;
-                let user_id = body
-                    .pointer("/chat/userId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if !self.is_user(user_id) {
-                    return Err(LineError::invalid_id("chat.userId"));
-                }
-                Ok(Call::MarkRead {
-                    user_id: user_id.to_owned(),
-                    up_to: None,
+                    up_to: mark.up_to,
                     answer: Answer::ok(json!({}), request_id.to_owned()),
                 })
             }
@@ -844,10 +820,11 @@ impl Simulator {
                 Ok(ok(json!({ "linkToken": self.ids.token(32) })))
             }
             Endpoint::LinkToken => Err(LineError::not_a_friend()),
-            // Answered above; partner APIs no channel can be granted here.
-            Endpoint::IssueStatelessToken | Endpoint::PnpPush | Endpoint::PnpDeliveries => {
-                Err(LineError::partner_only())
-            }
+            // Answered above: the token endpoint, and the partner-only APIs (LINE's 403).
+            Endpoint::IssueStatelessToken
+            | Endpoint::MarkAsRead
+            | Endpoint::PnpPush
+            | Endpoint::PnpDeliveries => Err(LineError::partner_only()),
         }
     }
 

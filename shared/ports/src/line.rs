@@ -75,12 +75,11 @@ pub trait LineApi: Send + Sync {
         chat_id: &str,
         seconds: u32,
     ) -> Result<(), LineApiError>;
-    /// Marks a user's messages as read (`POST /v2/bot/message/markAsRead`,
-    /// `{"chat":{"userId"}}`). LINE documents it in its partner docs: channels without that
-    /// option get a 4xx; [`LineApi::mark_as_read_by_token`] works for every channel.
-    async fn mark_as_read(&self, token: &SecretString, user_id: &str) -> Result<(), LineApiError>;
     /// Marks messages as read with the `markAsReadToken` of a message webhook event
-    /// (`POST /v2/bot/chat/markAsRead`).
+    /// (`POST /v2/bot/chat/markAsRead`): the chat's messages up to that one. The customer sees
+    /// "Read" only when the channel's `markAsReadMode` is `manual`. (Marking by user id,
+    /// `POST /v2/bot/message/markAsRead`, is a partner-only API LINE refuses ordinary channels:
+    /// omniline never calls it.)
     async fn mark_as_read_by_token(
         &self,
         token: &SecretString,

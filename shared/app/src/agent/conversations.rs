@@ -57,10 +57,14 @@ pub struct ConversationDetail {
 pub enum TimelineLine {
     /// A transcript entry: the customer's event, or an agent's message with its delivery
     /// (`None`: not attempted yet). `media_url` signs the stored media of an inbound message.
+    /// `quoted_line_id`: when the customer's message quotes another (`message.quotedMessageId`)
+    /// that is a line of this conversation's timeline (a customer message, or a message the
+    /// stack sent whose LINE message id its delivery recorded), that line's id.
     Entry {
         entry: TranscriptEntry,
         delivery: Option<Delivery>,
         media_url: Option<String>,
+        quoted_line_id: Option<String>,
     },
     /// What the stack sent on its own (greeting, survey, bot answer), from its delivery record.
     Sent {
@@ -125,6 +129,46 @@ fn usable_idempotency_key(key: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
     .then_some(key)
+}
+
+/// The timeline line of each LINE message id the conversation knows: a customer message's
+/// transcript entry (its `message.id`), and a message the stack sent (`sentMessages[].id` its
+/// delivery recorded): an agent's message is its transcript entry, whose id is its delivery's;
+/// an automated or bot message is its delivery's line.
+fn line_ids_by_message_id<'a>(
+    transcript: &'a [TranscriptEntry],
+    deliveries: &'a HashMap<String, Delivery>,
+) -> HashMap<&'a str, &'a str> {
+    let entry_ids: std::collections::HashSet<&str> =
+        transcript.iter().map(|e| e.event_id.as_str()).collect();
+    let mut ids = HashMap::new();
+    for d in deliveries.values() {
+        if d.content.is_some() || entry_ids.contains(d.id.as_str()) {
+            for sent in &d.sent_message_ids {
+                ids.insert(sent.as_str(), d.id.as_str());
+            }
+        }
+    }
+    for e in transcript {
+        if let Some(message_id) = e.message_id.as_deref() {
+            ids.insert(message_id, e.event_id.as_str());
+        }
+    }
+    ids
+}
+
+/// The `markAsReadToken` of the latest customer message in `transcript` that carries one (LINE
+/// puts it in a message event's `message` object; retracted entries keep no event).
+fn latest_mark_as_read_token(transcript: &[TranscriptEntry]) -> Option<&str> {
+    transcript
+        .iter()
+        .filter(|e| e.event_type == "message" && !e.retracted)
+        .filter_map(|e| {
+            let token = e.event["message"]["markAsReadToken"].as_str()?;
+            (!token.is_empty()).then_some((e.timestamp, e.event_id.as_str(), token))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)))
+        .map(|(_, _, token)| token)
 }
 
 impl AgentService {
@@ -275,13 +319,14 @@ impl AgentService {
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();
+        let line_ids = line_ids_by_message_id(&transcript, &deliveries);
         let mut lines: Vec<(i64, &str, TimelineLine)> = transcript
             .iter()
             .map(|e| {
                 (
                     e.timestamp,
                     e.event_id.as_str(),
-                    self.entry_line(e, &deliveries),
+                    self.entry_line(e, &deliveries, &line_ids),
                 )
             })
             .collect();
@@ -316,9 +361,11 @@ impl AgentService {
         &self,
         entry: &TranscriptEntry,
         deliveries: &HashMap<String, Delivery>,
+        line_ids: &HashMap<&str, &str>,
     ) -> TimelineLine {
         let mut delivery = None;
         let mut media_url = None;
+        let mut quoted_line_id = None;
         if entry.event_type == "agentMessage" {
             let message_id = entry.event["messageId"].as_str().unwrap_or(&entry.event_id);
             delivery = deliveries.get(message_id).cloned();
@@ -326,11 +373,16 @@ impl AgentService {
             if let Some(key) = entry.event["omnilineMedia"]["key"].as_str() {
                 media_url = self.media_link(key);
             }
+            quoted_line_id = entry.event["message"]["quotedMessageId"]
+                .as_str()
+                .and_then(|quoted| line_ids.get(quoted))
+                .map(|id| (*id).to_owned());
         }
         TimelineLine::Entry {
             entry: entry.clone(),
             delivery,
             media_url,
+            quoted_line_id,
         }
     }
 
@@ -439,14 +491,14 @@ impl AgentService {
         Ok(self.router.pick(&c.id, agent).await?)
     }
 
-    /// An open 1:1 conversation the agent sees (else `Unprocessable` with `why`) and the
-    /// account's token: what typing and read need.
-    async fn one_to_one_chat(
+    /// An open 1:1 conversation the agent sees (else `Unprocessable` with `why`): what typing
+    /// and read need.
+    async fn open_one_to_one(
         &self,
         agent: &Agent,
         id: &str,
         why: &str,
-    ) -> Result<(Conversation, SecretString), AgentError> {
+    ) -> Result<Conversation, AgentError> {
         let c = self.visible_conversation(agent, id).await?.0;
         if c.source_type != SourceType::User {
             return Err(AgentError::unprocessable("conversation", why));
@@ -454,13 +506,16 @@ impl AgentService {
         if c.state == ConversationState::Closed {
             return Err(AgentError::Conflict("the conversation is closed".into()));
         }
-        let token = self
-            .deps()
+        Ok(c)
+    }
+
+    /// The channel access token of the conversation's account.
+    async fn channel_token(&self, c: &Conversation) -> Result<SecretString, AgentError> {
+        self.deps()
             .tokens
             .token(&c.account_id)
             .await
-            .map_err(|e| AgentError::Line(e.to_string()))?;
-        Ok((c, token))
+            .map_err(|e| AgentError::Line(e.to_string()))
     }
 
     /// LINE's loading animation in the customer's chat for `seconds` (a multiple of 5, 5 to 60;
@@ -471,13 +526,14 @@ impl AgentService {
         id: &str,
         seconds: u32,
     ) -> Result<(), AgentError> {
-        let (c, token) = self
-            .one_to_one_chat(
+        let c = self
+            .open_one_to_one(
                 agent,
                 id,
                 "LINE shows the loading animation in 1:1 chats only",
             )
             .await?;
+        let token = self.channel_token(&c).await?;
         self.deps()
             .line
             .start_loading(&token, &c.source_id, seconds)
@@ -485,14 +541,21 @@ impl AgentService {
             .map_err(|e| AgentError::Line(e.to_string()))
     }
 
-    /// Marks the customer's messages as read (1:1 chats only).
+    /// Marks the customer's messages as read (1:1 chats only) with the `markAsReadToken` of the
+    /// latest customer message of the conversation (`POST /v2/bot/chat/markAsRead`): LINE marks
+    /// the chat read up to that message. [`AgentError::NothingToMarkRead`] when the transcript
+    /// holds no customer message with a token (none yet, or only entries stored without one).
     pub async fn mark_read(&self, agent: &Agent, id: &str) -> Result<(), AgentError> {
-        let (c, token) = self
-            .one_to_one_chat(agent, id, "read receipts exist in 1:1 chats only")
+        let c = self
+            .open_one_to_one(agent, id, "read receipts exist in 1:1 chats only")
             .await?;
+        let transcript = self.deps().conversations.transcript(&c.id).await?;
+        let read_token =
+            latest_mark_as_read_token(&transcript).ok_or(AgentError::NothingToMarkRead)?;
+        let token = self.channel_token(&c).await?;
         self.deps()
             .line
-            .mark_as_read(&token, &c.source_id)
+            .mark_as_read_by_token(&token, read_token)
             .await
             .map_err(|e| AgentError::Line(e.to_string()))
     }
@@ -538,7 +601,106 @@ impl AgentService {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_own_upload, page_start, usable_idempotency_key};
+    use super::{
+        is_own_upload, latest_mark_as_read_token, line_ids_by_message_id, page_start,
+        usable_idempotency_key,
+    };
+    use omniline_domain::conversation::TranscriptEntry;
+    use omniline_domain::delivery::Delivery;
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+
+    fn entry(id: &str, at: i64, event_type: &str, event: Value) -> TranscriptEntry {
+        TranscriptEntry {
+            conversation_id: "c1".into(),
+            event_id: id.into(),
+            timestamp: at,
+            event_type: event_type.into(),
+            sender_user_id: Some("U1".into()),
+            message_id: event["message"]["id"].as_str().map(str::to_owned),
+            event,
+            retracted: false,
+        }
+    }
+
+    fn message(id: &str, at: i64, read_token: Option<&str>) -> TranscriptEntry {
+        let mut event = json!({"type": "message", "message": {"type": "text", "id": format!("m-{id}"), "text": "hi"}});
+        if let Some(t) = read_token {
+            event["message"]["markAsReadToken"] = json!(t);
+        }
+        entry(id, at, "message", event)
+    }
+
+    #[test]
+    fn the_read_token_is_the_latest_customer_messages_that_has_one() {
+        assert_eq!(latest_mark_as_read_token(&[]), None);
+        let old = message("e1", 1, None);
+        assert_eq!(latest_mark_as_read_token(std::slice::from_ref(&old)), None);
+        let mut retracted = message("e4", 4, Some("mr-4"));
+        retracted.retracted = true;
+        retracted.event = Value::Null;
+        let agent = entry(
+            "agent:c1:k",
+            5,
+            "agentMessage",
+            json!({"type": "agentMessage", "message": {"markAsReadToken": "never"}}),
+        );
+        let postback = entry(
+            "e6",
+            6,
+            "postback",
+            json!({"type": "postback", "postback": {"data": "x"}}),
+        );
+        // Out of order on purpose: the latest by time wins, not the last stored.
+        let transcript = vec![
+            message("e3", 3, Some("mr-3")),
+            message("e2", 2, Some("mr-2")),
+            old,
+            retracted,
+            agent,
+            postback,
+        ];
+        assert_eq!(latest_mark_as_read_token(&transcript), Some("mr-3"));
+        assert_eq!(
+            latest_mark_as_read_token(&[message("e7", 7, Some(""))]),
+            None,
+            "an empty token is no token"
+        );
+    }
+
+    #[test]
+    fn quoted_messages_map_to_their_timeline_lines() {
+        let transcript = vec![message("e1", 1, None), message("e2", 2, None)];
+        let mut greeting = Delivery::new("e1:auto:conversationStarted", "acc", "c1", "rk", 1);
+        greeting.sent_message_ids = vec!["L-greet".into()];
+        greeting.content = Some(omniline_domain::delivery::DeliveredContent {
+            origin: omniline_domain::outbound::Origin::Automated,
+            trigger: Some("conversationStarted".into()),
+            messages: vec![],
+            queued_at: 1,
+        });
+        let mut agent = Delivery::new("agent:c1:k", "acc", "c1", "rk", 3);
+        agent.sent_message_ids = vec!["L-agent".into()];
+        let mut orphan = Delivery::new("gone", "acc", "c1", "rk", 3);
+        orphan.sent_message_ids = vec!["L-orphan".into()];
+        let mut transcript_with_agent = transcript.clone();
+        transcript_with_agent.push(entry(
+            "agent:c1:k",
+            3,
+            "agentMessage",
+            json!({"type": "agentMessage", "messageId": "agent:c1:k"}),
+        ));
+        let deliveries: HashMap<String, Delivery> = [greeting, agent, orphan]
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        let ids = line_ids_by_message_id(&transcript_with_agent, &deliveries);
+        assert_eq!(ids.get("m-e1"), Some(&"e1"));
+        assert_eq!(ids.get("m-e2"), Some(&"e2"));
+        assert_eq!(ids.get("L-greet"), Some(&"e1:auto:conversationStarted"));
+        assert_eq!(ids.get("L-agent"), Some(&"agent:c1:k"));
+        assert_eq!(ids.get("L-orphan"), None, "a delivery that is no line");
+    }
 
     #[test]
     fn an_upload_is_its_uploaders_only() {

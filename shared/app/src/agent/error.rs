@@ -21,6 +21,10 @@ pub enum AgentError {
     /// Well formed but not applicable (naming the field).
     #[error("{message}")]
     Unprocessable { field: String, message: String },
+    /// Read receipts: the conversation has no customer message carrying a `markAsReadToken`
+    /// (none yet, or only entries stored without one), so there is nothing LINE could mark.
+    #[error("the conversation has no customer message to mark as read")]
+    NothingToMarkRead,
     /// LINE (or the channel access token) failed.
     #[error("LINE API: {0}")]
     Line(String),

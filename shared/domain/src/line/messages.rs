@@ -16,6 +16,19 @@ pub const MAX_MESSAGES_PER_CALL: usize = 5;
 pub const MAX_TEXT_LENGTH: usize = 5000;
 /// Longest `sender.name`, in UTF-16 code units.
 pub const MAX_SENDER_NAME_LENGTH: usize = 20;
+/// Longest `quoteToken` omniline passes on (LINE sets no bound; its tokens are about a hundred
+/// characters).
+pub const MAX_QUOTE_TOKEN_LENGTH: usize = 1000;
+/// Message `type`s that can quote another message (`quoteToken` of LINE's TextMessage,
+/// TextMessageV2 and StickerMessage).
+pub const QUOTING_TYPES: [&str; 3] = ["text", "textV2", "sticker"];
+
+/// Whether `token` can be a LINE `quoteToken`: 1 to [`MAX_QUOTE_TOKEN_LENGTH`] printable ASCII
+/// characters, no spaces (LINE's tokens are opaque; whether LINE knows it is LINE's to say).
+pub fn is_quote_token(token: &str) -> bool {
+    (1..=MAX_QUOTE_TOKEN_LENGTH).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_graphic())
+}
 
 /// Message `type`s LINE accepts, as omniline sends them.
 const LINE_TYPES: [&str; 9] = [
@@ -264,6 +277,7 @@ fn push_text(mut template: Map<String, Value>, text: &str, out: &mut Vec<Value>)
         return;
     }
     let quick_reply = template.remove("quickReply");
+    let quote_token = template.remove("quoteToken");
     let emojis = match template.remove("emojis") {
         Some(Value::Array(emojis)) => emojis,
         _ => Vec::new(),
@@ -296,6 +310,11 @@ fn push_text(mut template: Map<String, Value>, text: &str, out: &mut Vec<Value>)
         message.insert("text".into(), piece.into());
         if !piece_emojis.is_empty() {
             message.insert("emojis".into(), piece_emojis.into());
+        }
+        if i == 0 {
+            if let Some(quote_token) = &quote_token {
+                message.insert("quoteToken".into(), quote_token.clone());
+            }
         }
         if i == last {
             if let Some(quick_reply) = &quick_reply {
@@ -478,6 +497,33 @@ mod tests {
             .iter()
             .all(|m| m["type"] == "text"
                 && utf16_len(m["text"].as_str().unwrap()) <= MAX_TEXT_LENGTH));
+    }
+
+    #[test]
+    fn a_quote_goes_on_the_first_piece_only() {
+        let messages = vec![json!({
+            "type": "text", "text": "x".repeat(10_001), "quoteToken": "q3Plxr4AgKd",
+        })];
+        let flat = &prepare(&messages).unwrap()[0];
+        assert_eq!(flat.len(), 3);
+        assert_eq!(flat[0]["quoteToken"], "q3Plxr4AgKd");
+        assert!(flat[1..].iter().all(|m| m.get("quoteToken").is_none()));
+        let short = vec![json!({"type": "text", "text": "hi", "quoteToken": "q"})];
+        assert_eq!(prepare(&short).unwrap(), vec![short.clone()]);
+    }
+
+    #[test]
+    fn quote_tokens_are_printable_ascii_of_bounded_length() {
+        assert!(is_quote_token(
+            "q3Plxr4AgKd4AD9LpSlWV0gK2ONtLcXwKIBGZ5GWgVQ0hmwKdVz2T3tk"
+        ));
+        assert!(is_quote_token("a+/=_-"));
+        assert!(is_quote_token(&"q".repeat(MAX_QUOTE_TOKEN_LENGTH)));
+        assert!(!is_quote_token(&"q".repeat(MAX_QUOTE_TOKEN_LENGTH + 1)));
+        assert!(!is_quote_token(""));
+        assert!(!is_quote_token("a b"));
+        assert!(!is_quote_token("a\nb"));
+        assert!(!is_quote_token("引用"));
     }
 
     #[test]
