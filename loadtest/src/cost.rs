@@ -83,7 +83,7 @@ impl Usage {
                     .find(|e| e.function == i.function);
                 let mut d = i.clone();
                 if let Some(b) = before {
-                    d.count -= b.count;
+                    d.count = d.count.saturating_sub(b.count);
                     d.total_millis -= b.total_millis;
                 }
                 d
@@ -183,6 +183,9 @@ pub fn bill(usage: &Usage, prices: &Prices, entry: Entry, webhook_requests: f64)
             "s3" => {
                 let each = if o.operation.starts_with("Get") || o.operation.starts_with("Head") {
                     prices.s3_get
+                } else if o.operation == "DeleteObject" {
+                    // Deletes are free.
+                    0.0
                 } else {
                     prices.s3_put
                 };

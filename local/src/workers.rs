@@ -133,7 +133,13 @@ pub fn spawn_sqs_consumer<H: BatchHandler>(
                 Ok(received) => received,
                 Err(e) => {
                     tracing::error!(queue = queue.queue_url(), error = %e, "queue unavailable");
-                    Vec::new()
+                    // A pause before the next receive, whatever the long poll: no tight loop
+                    // against a queue that fails at once.
+                    tokio::select! {
+                        _ = tokio::time::sleep(SQS_IDLE) => {}
+                        _ = stop.changed() => return,
+                    }
+                    continue;
                 }
             };
             if received.is_empty() {

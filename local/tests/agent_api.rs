@@ -537,6 +537,10 @@ async fn read_receipts_use_the_latest_mark_as_read_token_and_replies_quote_the_c
         inbound[0]
     );
     assert_eq!(inbound[1]["quoteToken"], "qt-second");
+    // LINE's read token is the server's: never shown to agents (the events carry one).
+    for entry in &inbound {
+        assert!(entry["message"].get("markAsReadToken").is_none(), "{entry}");
+    }
     assert_eq!(inbound[1]["quotedMessageId"], "m-01QUOTE1");
     assert_eq!(inbound[1]["quotedEntryId"], "01QUOTE1");
 

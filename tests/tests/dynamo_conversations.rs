@@ -555,7 +555,6 @@ async fn retain_until_is_written_as_the_ttl_attribute() {
     for (pk, sk) in [
         ("CONV#c1", "META"),
         ("CONV#c1", entry_sk),
-        ("OPEN#acc1#Uuser", "OPEN"),
         ("LINEMSG#acc1#m-e1", "LINEMSG"),
         ("CUSTOMER#acc1#Uuser", "PROFILE"),
     ] {
@@ -565,6 +564,12 @@ async fn retain_until_is_written_as_the_ttl_attribute() {
             "{pk} {sk}"
         );
     }
+    // The open pointer outlives its conversation by a day, so the time to live never takes it
+    // from an open conversation.
+    assert_eq!(
+        ttl(&config, &table, "OPEN#acc1#Uuser", "OPEN").await,
+        Some(Some(retain + 86_400))
+    );
     // The deduplication record keeps its own expiry.
     assert_eq!(
         ttl(&config, &table, "EVENT#acc1#e1", "EVENT").await,
@@ -1017,4 +1022,80 @@ fn notification_for_ttl() -> omniline_domain::agents::AgentNotification {
         queue_id: "q1".into(),
         created_at: 1_000,
     }
+}
+
+/// Issue 3/7 (review): a message in an open conversation leaves its pointer alone while the
+/// pointer still outlives the conversation, and rewrites it once the conversation's new expiry
+/// passes it: the pointer never expires before its open conversation. A pointer left behind by a
+/// conversation its retention removed is dropped when read, so the source can open a new one.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn the_open_pointer_outlives_its_conversation_and_a_dangling_one_is_dropped() {
+    let (store, config, table) = store().await;
+    let day = 86_400;
+    let first = EventCommit {
+        retain_until: Some(NOW + 2 * day),
+        ..create("e1", "c1", "Uuser", 1000)
+    };
+    assert_eq!(
+        store.commit(&first).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    let pointer = || ttl(&config, &table, "OPEN#acc1#Uuser", "OPEN");
+    assert_eq!(pointer().await, Some(Some(NOW + 3 * day)));
+    // Half a day later: the new expiry (NOW + 2.5 days) is before the pointer's: left alone.
+    let later = EventCommit {
+        now_secs: NOW + day / 2,
+        retain_until: Some(NOW + day / 2 + 2 * day),
+        ..update(
+            "e2",
+            conversation("c1", "Uuser", ConversationState::Waiting, 2),
+            2000,
+        )
+    };
+    assert_eq!(
+        store.commit(&later).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(pointer().await, Some(Some(NOW + 3 * day)));
+    // A day and a half later the conversation would outlive it: rewritten a day beyond.
+    let much_later = EventCommit {
+        now_secs: NOW + 3 * day / 2,
+        retain_until: Some(NOW + 3 * day / 2 + 2 * day),
+        ..update(
+            "e3",
+            conversation("c1", "Uuser", ConversationState::Waiting, 3),
+            3000,
+        )
+    };
+    assert_eq!(
+        store.commit(&much_later).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert_eq!(pointer().await, Some(Some(NOW + 3 * day / 2 + 3 * day)));
+    assert!(store
+        .open_conversation(ACCOUNT, "Uuser")
+        .await
+        .unwrap()
+        .is_some());
+
+    // The conversation's item goes (its retention passed, TTL deleted it); the pointer is left.
+    aws_sdk_dynamodb::Client::new(&config)
+        .delete_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("CONV#c1".into()))
+        .key("sk", AttributeValue::S("META".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store.open_conversation(ACCOUNT, "Uuser").await.unwrap(),
+        None
+    );
+    assert_eq!(pointer().await, None, "the dangling pointer is dropped");
+    let fresh = create("e4", "c2", "Uuser", 4000);
+    assert_eq!(
+        store.commit(&fresh).await.unwrap(),
+        CommitOutcome::Committed
+    );
 }

@@ -198,6 +198,10 @@ fn entry_json(
     }
     if let Some(message) = entry.event.get("message") {
         v["message"] = message.clone();
+        // LINE's read token is the server's to use (the read route), not the agent's.
+        if let Some(fields) = v["message"].as_object_mut() {
+            fields.remove("markAsReadToken");
+        }
         if let Some(token) = message.get("quoteToken").filter(|t| t.is_string()) {
             v["quoteToken"] = token.clone();
         }

@@ -241,8 +241,21 @@ impl WebhookIngest {
         };
         if let Err(e) = self.accounts.record_webhook(account_id, due, last_at).await {
             tracing::warn!(account_id, error = %e, "webhook counters not updated");
-            self.add_counts(account_id, due, last_at);
+            self.keep_counts(account_id, due, last_at);
         }
+    }
+
+    /// Puts counts whose write failed back with the pending ones, for the next write.
+    fn keep_counts(&self, account_id: &str, counts: WebhookCounts, at: i64) {
+        let mut pending = self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let p = pending.entry(account_id.to_owned()).or_default();
+        p.counts.received += counts.received;
+        p.counts.queued += counts.queued;
+        p.counts.rejected += counts.rejected;
+        p.last_at = p.last_at.max(at);
     }
 
     /// Adds `counts` to the account's pending counters; returns them (and the latest time) when
@@ -253,15 +266,12 @@ impl WebhookIngest {
         counts: WebhookCounts,
         at: i64,
     ) -> Option<(WebhookCounts, i64)> {
+        self.keep_counts(account_id, counts, at);
         let mut pending = self
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let p = pending.entry(account_id.to_owned()).or_default();
-        p.counts.received += counts.received;
-        p.counts.queued += counts.queued;
-        p.counts.rejected += counts.rejected;
-        p.last_at = p.last_at.max(at);
         if p.written_at != 0 && at.saturating_sub(p.written_at) < self.counter_flush_ms {
             return None;
         }

@@ -36,8 +36,10 @@ use std::sync::Arc;
 pub const PURGE_JOB_KIND: &str = "purgeJob";
 /// The [`ConfigStore`] kind of unfinished purges, by account id (see the module documentation).
 pub const OPEN_PURGE_KIND: &str = "purgeJobOpen";
-/// Items a store reads per page (a DynamoDB Scan page: at most 1 MB whatever this says).
-pub const PURGE_PAGE_SIZE: u32 = 1000;
+/// Items a store reads per page (a DynamoDB Scan page: at most 1 MB whatever this says). Each
+/// conversation found costs a Query of its transcript and its deletions too: small pages keep a
+/// page well inside the router's timeout, so a page's progress is saved before it could be cut.
+pub const PURGE_PAGE_SIZE: u32 = 200;
 /// After this many failed pages in a row (storage unavailable, an item that does not parse), a
 /// job is `failed` and left alone; before, the next run tries the page again.
 pub const MAX_FAILURES: u32 = 5;
@@ -330,7 +332,16 @@ impl PurgeJobs {
                     continue;
                 }
             };
-            let Some(mut job) = self.job(&open.job_id).await? else {
+            let job = match self.job(&open.job_id).await {
+                Ok(job) => job,
+                // One unreadable job must not hold back the others: skipped (logged, kept for
+                // an operator), the next ones run.
+                Err(e) => {
+                    tracing::error!(job_id = %open.job_id, account_id = %entry.id, error = %e, "purge job unreadable; skipped");
+                    continue;
+                }
+            };
+            let Some(mut job) = job else {
                 if self.now().saturating_sub(open.created_at) >= ORPHAN_AFTER_MS {
                     self.drop_entry(&entry).await?;
                 }

@@ -269,8 +269,8 @@ fn release_condition(conversation_id: &str) -> Condition {
 /// Unguarded, a customer's message notification (`message`) goes without its marker: its id is
 /// the event's (`{conversation}:{event}:message`), written by that event's commit only, so no
 /// `notify` can meet it; the marker would cost two write units per message in an open
-/// conversation for nothing. An assignment's id (`{conversation}:{agent}:assigned`) can come
-/// again through `notify` (a transfer back), so its marker is written.
+/// conversation for nothing. An assignment's (`{conversation}:{agent}:assigned:{version}`) keeps
+/// its marker: `notify` writes assignment notifications too (a pick, a transfer).
 ///
 /// `expires_at` (epoch seconds): the items' time to live (`expiresAt`), the retention of the
 /// conversation the notification is about; `None` keeps them.

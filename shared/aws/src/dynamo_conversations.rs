@@ -23,9 +23,12 @@
 //! closed takes no open slot), on condition that the source has none. A commit that updates a
 //! conversation that is not closed puts the pointer on condition that it is absent or already
 //! this conversation's: reopening a closed conversation while another one holds the source is a
-//! conflict, so a source never has two open conversations. An update of a conversation whose
-//! pointer already designates it, and lasts until a day before the commit's retention, leaves
-//! the pointer alone (one read instead of two transactional write units per message). Closing deletes the pointer if it
+//! conflict, so a source never has two open conversations. The pointer expires a day after
+//! its conversation (`expiresAt` = retention + 1 day): an update of a conversation whose pointer
+//! designates it and still outlives it leaves the pointer alone (one read instead of two
+//! transactional write units per message), so it is rewritten about once a day; a pointer whose
+//! conversation the retention removed is dropped when `open_conversation` meets it. Closing
+//! deletes the pointer if it
 //! designates the conversation (closing one already closed leaves a newer one's alone).
 //!
 //! Retention: the processed-event item's `expiresAt` is the deduplication window; on the other
@@ -132,8 +135,14 @@ pub const OPEN_INDEX: &str = "open-conversations";
 /// hot partition.
 pub const OPEN_SHARD: &str = "openShard";
 const OPEN_SHARDS: u32 = 16;
-/// How far behind the retention an open pointer's expiry may lag before a commit rewrites it.
+/// How long an open pointer outlives the conversation it was written with: a commit rewrites it
+/// only once the conversation's new expiry passes the pointer's.
 const POINTER_REFRESH_SECS: i64 = 24 * 60 * 60;
+
+/// A pointer's expiry for a conversation retained until `retain` (`None`: kept).
+fn pointer_expiry(retain: Option<i64>) -> Option<i64> {
+    retain.map(|at| at.saturating_add(POINTER_REFRESH_SECS))
+}
 
 /// The sparse, keys-only index of an account's conversations by source: partition
 /// [`ACCOUNT_KEY`] (`accountId`), sort key [`ACCOUNT_SK`]. Only `META` items carry `accountSk`
@@ -379,7 +388,9 @@ impl DynamoConversationStore {
         Ok(with_expiry(item, expires_at))
     }
 
-    fn open_item(c: &Conversation, expires_at: Option<i64>) -> Item {
+    /// The open pointer of `c`, expiring [`pointer_expiry`] after the conversation's `retain`.
+    fn open_item(c: &Conversation, retain: Option<i64>) -> Item {
+        let expires_at = pointer_expiry(retain);
         let item = HashMap::from([
             ("pk".to_owned(), s(open_pk(&c.account_id, &c.source_id))),
             ("sk".to_owned(), s(OPEN)),
@@ -570,13 +581,17 @@ impl DynamoConversationStore {
         Ok(pointer.is_some_and(|p| string(&p, "conversationId") == Some(c.id.as_str())))
     }
 
-    /// Whether the open pointer of `c`'s source designates `c` and lasts at least until
-    /// [`POINTER_REFRESH_SECS`] before `retain` (forever when `retain` is `None`), so that an
-    /// update keeping `c` open need not write it again: a message in an open conversation saves
-    /// the pointer's two transactional write units for one read unit, and the pointer is
-    /// rewritten at most once a day to follow the retention. Nothing can change a pointer that
-    /// designates an open conversation without changing the conversation's version (closing and
-    /// erasing do both), so the commit's version condition covers what this read saw.
+    /// Whether the open pointer of `c`'s source designates `c` and expires no earlier than the
+    /// conversation written with `retain` (never when `retain` is `None`), so that an update
+    /// keeping `c` open need not write it again: a message in an open conversation saves the
+    /// pointer's two transactional write units for one read unit. A pointer is written to
+    /// outlive its conversation by [`POINTER_REFRESH_SECS`] ([`pointer_expiry`]), so it is
+    /// rewritten at most once a day, and an open conversation never loses its pointer to the
+    /// time to live before its own expiry (which would let a second conversation open for the
+    /// source). A pointer left behind by a conversation that expired is dropped when read
+    /// ([`ConversationStore::open_conversation`]). Closing changes the conversation's version,
+    /// so the commit's version condition covers what this read saw; an erasure deletes the
+    /// conversation itself, which fails the commit's condition too.
     async fn pointer_current(
         &self,
         c: &Conversation,
@@ -592,7 +607,7 @@ impl DynamoConversationStore {
         let expires: Option<i64> = number(&pointer, EXPIRES_AT);
         Ok(match (expires, retain) {
             (None, None) => true,
-            (Some(at), Some(retain)) => at > now && at >= retain - POINTER_REFRESH_SECS,
+            (Some(at), Some(retain)) => at > now && at >= retain,
             // Expiring where it should not, or the other way round: write it as it should be.
             _ => false,
         })
@@ -807,6 +822,9 @@ impl ConversationStore for DynamoConversationStore {
         };
         let id = get_s(&pointer, "conversationId")?;
         let Some(meta) = self.get(conversation_pk(id), META).await? else {
+            // Left behind by a conversation its retention removed (the pointer outlives it by
+            // up to a day): dropped, so that a new conversation may take the source.
+            self.delete_pointer_to(account_id, source_id, id).await?;
             return Ok(None);
         };
         let conversation: Conversation = parse_doc(&meta, "conversation")?;

@@ -98,13 +98,14 @@ impl MeterSnapshot {
                 .find(|e| e.service == o.service && e.operation == o.operation);
             let mut d = o.clone();
             if let Some(b) = before {
-                d.requests -= b.requests;
-                d.errors -= b.errors;
+                // Saturating: readings of two different meters (a restarted stack) never panic.
+                d.requests = d.requests.saturating_sub(b.requests);
+                d.errors = d.errors.saturating_sub(b.errors);
                 d.read_units -= b.read_units;
                 d.write_units -= b.write_units;
                 d.index_write_units -= b.index_write_units;
-                d.request_bytes -= b.request_bytes;
-                d.response_bytes -= b.response_bytes;
+                d.request_bytes = d.request_bytes.saturating_sub(b.request_bytes);
+                d.response_bytes = d.response_bytes.saturating_sub(b.response_bytes);
             }
             if d.requests > 0 {
                 operations.push(d);

@@ -121,9 +121,12 @@ pub struct AgentNotification {
 }
 
 impl AgentNotification {
-    /// The id of the notification that `conversation_id` was assigned to `agent_id`.
-    pub fn assigned_id(conversation_id: &str, agent_id: &str) -> String {
-        format!("{conversation_id}:{agent_id}:{NOTIFICATION_ASSIGNED}")
+    /// The id of the notification that `conversation_id`, at `version`, was assigned to
+    /// `agent_id`: the same for a retry of that assignment, another for the next one (the agent
+    /// given the conversation again after a transfer is told again, and each notification is
+    /// stored, and erased, under an id of its own).
+    pub fn assigned_id(conversation_id: &str, agent_id: &str, version: u64) -> String {
+        format!("{conversation_id}:{agent_id}:{NOTIFICATION_ASSIGNED}:{version}")
     }
 }
 
@@ -271,7 +274,7 @@ mod tests {
         assert_eq!(v["lastAssignedAt"], 5);
         assert_eq!(v["status"], "available");
         let n = AgentNotification {
-            id: AgentNotification::assigned_id("c1", "a"),
+            id: AgentNotification::assigned_id("c1", "a", 1),
             agent_id: "a".into(),
             conversation_id: "c1".into(),
             account_id: "acc".into(),

@@ -159,6 +159,10 @@ fn line_ids_by_message_id<'a>(
 
 /// The `markAsReadToken` of the latest customer message in `transcript` that carries one (LINE
 /// puts it in a message event's `message` object; retracted entries keep no event).
+/// How many of a conversation's latest transcript entries a read looks through for the latest
+/// customer message's `markAsReadToken`.
+const READ_TOKEN_WITHIN: usize = 50;
+
 fn latest_mark_as_read_token(transcript: &[TranscriptEntry]) -> Option<&str> {
     transcript
         .iter()
@@ -549,9 +553,13 @@ impl AgentService {
         let c = self
             .open_one_to_one(agent, id, "read receipts exist in 1:1 chats only")
             .await?;
-        let transcript = self.deps().conversations.transcript(&c.id).await?;
-        let read_token =
-            latest_mark_as_read_token(&transcript).ok_or(AgentError::NothingToMarkRead)?;
+        // The latest entries only: what a read costs does not grow with the conversation.
+        let latest = self
+            .deps()
+            .conversations
+            .latest_transcript(&c.id, READ_TOKEN_WITHIN)
+            .await?;
+        let read_token = latest_mark_as_read_token(&latest).ok_or(AgentError::NothingToMarkRead)?;
         let token = self.channel_token(&c).await?;
         self.deps()
             .line

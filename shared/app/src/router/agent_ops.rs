@@ -379,7 +379,11 @@ impl RouterService {
         self.announce_assignment(
             &updated,
             agent,
-            omniline_domain::agents::AgentNotification::assigned_id(&c.id, &agent.id),
+            omniline_domain::agents::AgentNotification::assigned_id(
+                &c.id,
+                &agent.id,
+                updated.version,
+            ),
             &event_id,
             now,
         )

@@ -882,7 +882,7 @@ pub(crate) fn assigned(
     c.agent_id = Some(agent.id.clone());
     c.state = ConversationState::Active;
     let notification = agent_notification(
-        AgentNotification::assigned_id(&c.id, &agent.id),
+        AgentNotification::assigned_id(&c.id, &agent.id, c.version),
         NOTIFICATION_ASSIGNED,
         &agent.id,
         c,
@@ -1970,7 +1970,7 @@ mod tests {
             (n.kind.as_str(), n.id.clone()),
             (
                 NOTIFICATION_ASSIGNED,
-                AgentNotification::assigned_id("c1", "free")
+                AgentNotification::assigned_id("c1", "free", c.version)
             )
         );
         assert_eq!(texts(&outbox), ["Agent free will help you."]);
