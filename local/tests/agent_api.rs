@@ -615,6 +615,140 @@ async fn read_receipts_use_the_latest_mark_as_read_token_and_replies_quote_the_c
     }
 }
 
+/// The reply and push calls LINE received whose first message is the text `text`, as how it
+/// came (`reply` or `push`) and the call's body.
+async fn calls_with(s: &Stack, text: &str) -> Vec<(String, Value)> {
+    s.line
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| {
+            let via = r.url.path().strip_prefix("/v2/bot/message/")?.to_owned();
+            let body: Value = serde_json::from_slice(&r.body).ok()?;
+            (body["messages"][0]["text"] == text).then_some((via, body))
+        })
+        .collect()
+}
+
+/// [`calls_with`] once LINE received `text`, and a moment later (a second call would have come).
+async fn sent_via(s: &Stack, text: &str) -> Vec<(String, Value)> {
+    for _ in 0..200 {
+        if !calls_with(s, text).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return calls_with(s, text).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("LINE never received {text:?}");
+}
+
+#[tokio::test]
+async fn an_agent_answering_within_20_s_replies_with_the_customer_messages_token() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    let say = |text: &'static str| {
+        let token = token.clone();
+        let s = &s;
+        async move {
+            let (_, conversations) = agent_call(
+                s,
+                &token,
+                "GET",
+                "/agent/v1/conversations?status=active",
+                None,
+            )
+            .await;
+            let conversation = conversations["conversations"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let (status, body) = agent_call(
+                s,
+                &token,
+                "POST",
+                &format!("/agent/v1/conversations/{conversation}/messages"),
+                Some(json!({"type": "text", "text": text})),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            sent_via(s, text).await
+        }
+    };
+
+    // The greeting answers the first message with its token.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01REPLY1", "Ureply", "こんにちは")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
+    let conversation = assigned["conversationId"].as_str().unwrap().to_owned();
+    let greeting = sent_via(&s, "Taro様、こんにちは").await;
+    assert_eq!(greeting.len(), 1, "{greeting:?}");
+    assert_eq!(greeting[0].0, "reply");
+    assert_eq!(greeting[0].1["replyToken"], "r-01REPLY1");
+    // So the agent's answer to it is pushed.
+    let pushed = say("ご用件をどうぞ").await;
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    assert_eq!(pushed[0].0, "push");
+
+    // The customer writes again; the agent answers within 20 s: a reply with that message's
+    // token, once.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01REPLY2", "Ureply", "注文番号は123です")])
+        )
+        .await,
+        200
+    );
+    transcript_with(&s, &token, &conversation, 2).await;
+    let written = Instant::now();
+    let replied = say("確認いたします").await;
+    assert!(written.elapsed() < Duration::from_secs(20));
+    assert_eq!(replied.len(), 1, "{replied:?}");
+    assert_eq!(replied[0].0, "reply", "{replied:?}");
+    assert_eq!(replied[0].1["replyToken"], "r-01REPLY2");
+    assert_eq!(replied[0].1["messages"][0]["sender"]["name"], "Hanako");
+    // A token is used once: the next answer to the same message is pushed.
+    let next = say("少々お待ちください").await;
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0].0, "push");
+    assert_eq!(next[0].1["to"], "Ureply");
+
+    // Both show as sent in the transcript.
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        let transcript = transcript_with(&s, &token, &conversation, 2).await;
+        statuses = transcript
+            .iter()
+            .filter(|m| m["type"] == "agentMessage")
+            .map(|m| m["delivery"]["status"].clone())
+            .collect();
+        if statuses.len() == 3 && statuses.iter().all(|st| st == "sent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(statuses, [json!("sent"), json!("sent"), json!("sent")]);
+}
+
 #[tokio::test]
 async fn exactly_one_of_two_racing_agents_picks_a_conversation() {
     let s = start().await;

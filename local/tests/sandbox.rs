@@ -365,9 +365,11 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
             Some(json!({"type": "text", "text": "Hi! I'm Sam, happy to help."})),
         )
         .await;
-    stack
+    // The greeting replied with the message's token (a token works once): pushed.
+    let answer = stack
         .wait_for_bubble(&user_id, |m| m["text"] == "Hi! I'm Sam, happy to help.")
         .await;
+    assert_eq!(answer["via"], "push");
     let (_, chat) = stack
         .get(&format!("/sandbox/api/users/{user_id}/timeline?after=0"))
         .await;
@@ -405,6 +407,20 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
             },
         )
         .await;
+    // The agent answers the customer's latest message at once: a free reply with that message's
+    // token (the simulated LINE accepts a token once, only for its chat, for a minute).
+    stack
+        .agent(
+            &token,
+            M::POST,
+            &format!("/agent/v1/conversations/{conversation}/messages"),
+            Some(json!({"type": "text", "text": "Thanks, I see where you are."})),
+        )
+        .await;
+    let answer = stack
+        .wait_for_bubble(&user_id, |m| m["text"] == "Thanks, I see where you are.")
+        .await;
+    assert_eq!(answer["via"], "reply", "{answer}");
 
     // Close: the survey goes out as quick replies; the customer taps 5; the agent sees it.
     stack
@@ -500,6 +516,7 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
     for text in [
         "Hi Pat Sandbox, thanks for reaching out! An agent will be with you shortly.",
         "Hi! I'm Sam, happy to help.",
+        "Thanks, I see where you are.",
         "How did we do?",
     ] {
         let times = from_account.iter().filter(|m| m["text"] == text).count();

@@ -909,7 +909,8 @@ async fn agent_messages_are_queued_once_per_key_and_kept_in_the_transcript() {
     assert_eq!(m.id, message_id);
     assert_eq!(m.origin, Origin::Agent);
     assert_eq!(m.to, "Ubob");
-    assert_eq!(m.reply_token, None);
+    // 5 s after the customer wrote, and nothing of the router's used the token: a reply.
+    assert_eq!(m.reply_token.as_deref(), Some("rt-E1"));
     assert_eq!(m.messages, messages);
     let sender = m.sender.clone().unwrap();
     assert_eq!(sender.name, "Hanako Yamada of Cus");
@@ -970,6 +971,106 @@ async fn agent_messages_are_queued_once_per_key_and_kept_in_the_transcript() {
             .send_agent_message(&id, &ag1, messages, "k-6")
             .await
     ));
+}
+
+/// The agent's message of `key` sent now, as queued for the outbound function.
+async fn agent_says(f: &Fixture, id: &str, agent: &Agent, key: &str) -> OutboundMessage {
+    f.router
+        .send_agent_message(id, agent, vec![json!({"type": "text", "text": key})], key)
+        .await
+        .unwrap();
+    let mut out = drain(f).await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.remove(0)
+}
+
+/// The `replyTo` of the agent message `key`'s transcript entry.
+async fn reply_to(f: &Fixture, id: &str, key: &str) -> Value {
+    let transcript = f.conversations.transcript(id).await.unwrap();
+    let entry = transcript
+        .iter()
+        .find(|t| t.event_id == format!("agent:{id}:{key}"))
+        .expect("the agent message in the transcript");
+    entry.event.get("replyTo").cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn an_agent_answer_replies_with_the_latest_customer_events_unused_young_token() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({})))
+        .await
+        .unwrap();
+    let ag1 = agent("ag1", "q-general", 2);
+    f.agents.put_agent(&ag1).await.unwrap();
+    // No greeting: the router sends nothing for E1, so its token is unused.
+    let id = open(&f, "Ubob", "E1").await;
+    f.router.pick(&id, &ag1).await.unwrap();
+    let announced = drain(&f).await;
+    assert!(announced.iter().all(|m| m.reply_token.is_none()));
+
+    // 20 s after the customer's message: a reply with that message's token.
+    f.now.store(T0 + 20_000, Ordering::SeqCst);
+    let first = agent_says(&f, &id, &ag1, "a1").await;
+    assert_eq!(first.reply_token.as_deref(), Some("rt-E1"));
+    assert_eq!(first.reply_token_received_at, Some(T0));
+    assert_eq!(reply_to(&f, &id, "a1").await, "E1");
+    // The token is given once: the next answer to the same event is pushed.
+    let second = agent_says(&f, &id, &ag1, "a2").await;
+    assert_eq!(second.reply_token, None);
+    assert_eq!(reply_to(&f, &id, "a2").await, Value::Null);
+
+    // The customer writes again; the agent answers 25 s later: too old to reply, pushed.
+    let later = T0 + 30_000;
+    f.router
+        .process_message(&inbound(text_from("Ubob", "E2", "still there?", later)), 1)
+        .await
+        .unwrap();
+    drain(&f).await;
+    f.now.store(
+        later + omniline_app::outbound::REPLY_TOKEN_FIRST_USE_MS,
+        Ordering::SeqCst,
+    );
+    let late = agent_says(&f, &id, &ag1, "a3").await;
+    assert_eq!(late.reply_token, None);
+    assert_eq!(reply_to(&f, &id, "a3").await, Value::Null);
+
+    // A third message, answered at once: its token.
+    let third = later + 60_000;
+    f.router
+        .process_message(&inbound(text_from("Ubob", "E3", "hello?", third)), 1)
+        .await
+        .unwrap();
+    drain(&f).await;
+    f.now.store(third + 1_000, Ordering::SeqCst);
+    let answer = agent_says(&f, &id, &ag1, "a4").await;
+    assert_eq!(answer.reply_token.as_deref(), Some("rt-E3"));
+    assert_eq!(answer.reply_token_received_at, Some(third));
+}
+
+#[tokio::test]
+async fn an_agent_answer_is_pushed_when_the_greeting_used_the_token() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({
+            "automatedMessages": [
+                {"trigger": "conversationStarted", "language": "en", "text": "Hello {customerName}.", "enabled": true}
+            ]
+        })))
+        .await
+        .unwrap();
+    let ag1 = agent("ag1", "q-general", 2);
+    f.agents.put_agent(&ag1).await.unwrap();
+    let id = open(&f, "Ubob", "E1").await;
+    let greeting = drain(&f).await;
+    assert_eq!(greeting[0].reply_token.as_deref(), Some("rt-E1"));
+    f.router.pick(&id, &ag1).await.unwrap();
+    drain(&f).await;
+
+    f.now.store(T0 + 2_000, Ordering::SeqCst);
+    let answer = agent_says(&f, &id, &ag1, "a1").await;
+    assert_eq!(answer.reply_token, None, "the greeting replied with it");
+    assert_eq!(reply_to(&f, &id, "a1").await, Value::Null);
 }
 
 #[tokio::test]

@@ -111,8 +111,65 @@ fn agent_sender(ws: Option<&Workstream>, agent: &Agent) -> Option<Sender> {
     })
 }
 
-/// `messages` of `agent` pushed to the chat of `c` under `id`, shown as sent by the agent when
-/// the workstream enables it.
+/// Transcript entries read (newest first) to find the reply token an agent's message may use:
+/// the latest customer event and the agent messages after it. With more agent messages than
+/// this since the customer last wrote, the message is pushed.
+pub const REPLY_LOOKBACK_ENTRIES: usize = 20;
+/// The transcript's `event_type` of an agent's message.
+const AGENT_MESSAGE: &str = "agentMessage";
+/// The field of an agent message's transcript event naming the customer event whose reply token
+/// it was given.
+const REPLY_TO: &str = "replyTo";
+
+/// A reply token an agent's message may use: the latest customer event's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyClaim {
+    /// The customer event (`webhookEventId`) whose token it is.
+    pub event_id: String,
+    pub token: String,
+    /// The event's LINE timestamp (epoch ms), never later than the clock reading.
+    pub at: i64,
+}
+
+/// The reply token an agent's message sent at `now` may use, from the transcript's latest
+/// entries (newest first, as [`omniline_ports::ConversationStore::latest_transcript`]): the
+/// latest customer event's (the newest entry that is not an agent message) when it has one, it
+/// is younger than [`crate::outbound::REPLY_TOKEN_FIRST_USE_MS`] (the outbound function's
+/// first-use window) and no agent message after it claimed it (`replyTo`). Whether the router's
+/// own messages for that event used it is the caller's to check (the event's recorded outbox).
+pub fn reply_claim(latest_first: &[TranscriptEntry], now: i64) -> Option<ReplyClaim> {
+    let mut claimed = Vec::new();
+    for entry in latest_first {
+        if entry.event_type == AGENT_MESSAGE {
+            if let Some(event_id) = entry.event.get(REPLY_TO).and_then(Value::as_str) {
+                claimed.push(event_id);
+            }
+            continue;
+        }
+        // The latest customer event: its token or none.
+        if entry.retracted || claimed.contains(&entry.event_id.as_str()) {
+            return None;
+        }
+        let token = entry
+            .event
+            .get("replyToken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())?;
+        let at = entry.timestamp.min(now);
+        if now - at >= crate::outbound::REPLY_TOKEN_FIRST_USE_MS {
+            return None;
+        }
+        return Some(ReplyClaim {
+            event_id: entry.event_id.clone(),
+            token: token.to_owned(),
+            at,
+        });
+    }
+    None
+}
+
+/// `messages` of `agent` for the chat of `c` under `id` (pushed, unless the caller gives it a
+/// reply token), shown as sent by the agent when the workstream enables it.
 fn agent_push(
     c: &Conversation,
     ws: Option<&Workstream>,
@@ -562,6 +619,12 @@ impl RouterService {
     /// customer of a conversation the agent holds, and records them in the transcript. Returns
     /// the message id `agent:{conversationId}:{idempotencyKey}`: a retry with the same key
     /// queues nothing new and returns the same id.
+    ///
+    /// Reply first: when the conversation's latest customer event has a reply token that is
+    /// young and unused (see [`reply_claim`]; the router's messages for that event did not use
+    /// it), the message carries it and the outbound function replies with it (free), falling
+    /// back to a push when LINE refuses the token; the transcript entry names that event in
+    /// `replyTo`, so the token is given once. Otherwise it is pushed.
     pub async fn send_agent_message(
         &self,
         conversation_id: &str,
@@ -610,27 +673,36 @@ impl RouterService {
             .workstreams
             .workstream_for_account(&c.account_id)
             .await?;
-        let outbound = agent_push(&c, ws.as_ref(), agent, &message_id, messages.clone(), now);
+        let mut outbound = agent_push(&c, ws.as_ref(), agent, &message_id, messages.clone(), now);
+        let claim = self.agent_reply_claim(&c, now).await;
+        if let Some(claim) = &claim {
+            outbound.reply_token = Some(claim.token.clone());
+            outbound.reply_token_received_at = Some(claim.at);
+        }
         // Queued before it is recorded: a failure after queueing is retried with the same id,
         // which the queue and the outbound function deduplicate.
         self.deps
             .outbound
             .send(&[outbound.to_queue_message()])
             .await?;
+        let mut event = json!({
+            "type": AGENT_MESSAGE,
+            "messageId": message_id,
+            "agentId": agent.id,
+            "agentName": agent.name,
+            "messages": messages,
+        });
+        if let (Some(claim), Some(fields)) = (&claim, event.as_object_mut()) {
+            fields.insert(REPLY_TO.into(), Value::String(claim.event_id.clone()));
+        }
         let entry = TranscriptEntry {
             conversation_id: c.id.clone(),
             event_id: message_id.clone(),
             timestamp: now,
-            event_type: "agentMessage".into(),
+            event_type: AGENT_MESSAGE.into(),
             sender_user_id: None,
             message_id: None,
-            event: json!({
-                "type": "agentMessage",
-                "messageId": message_id,
-                "agentId": agent.id,
-                "agentName": agent.name,
-                "messages": messages,
-            }),
+            event,
             retracted: false,
         };
         for attempt in 0..COMMIT_ATTEMPTS {
@@ -645,13 +717,48 @@ impl RouterService {
                 .await?
             {
                 CommitOutcome::Committed | CommitOutcome::Duplicate => {
-                    tracing::info!(conversation_id = %c.id, agent_id = %agent.id, %message_id, "agent message queued");
+                    tracing::info!(conversation_id = %c.id, agent_id = %agent.id, %message_id, reply = claim.is_some(), "agent message queued");
                     return Ok(message_id);
                 }
                 CommitOutcome::Conflict => {}
             }
         }
         Err(AgentOpError::Route(RouteError::Contention))
+    }
+
+    /// The reply token an agent's message to `c` at `now` uses ([`reply_claim`]), unless the
+    /// router's messages for that event carry it (its recorded outbox). Read from the latest
+    /// [`REPLY_LOOKBACK_ENTRIES`] of the transcript. A store failure here only costs the reply:
+    /// the message is pushed.
+    ///
+    /// Two messages sent at once may both get the token (each is queued before it is recorded):
+    /// the outbound queue delivers a conversation's messages one after the other, LINE accepts
+    /// the first reply and refuses the second as an invalid token, and that one is pushed.
+    async fn agent_reply_claim(&self, c: &Conversation, now: i64) -> Option<ReplyClaim> {
+        let conversations = &self.deps.conversations;
+        let latest = match conversations
+            .latest_transcript(&c.id, REPLY_LOOKBACK_ENTRIES)
+            .await
+        {
+            Ok(latest) => latest,
+            Err(e) => {
+                tracing::warn!(conversation_id = %c.id, error = %e, "transcript unreadable; the agent message is pushed");
+                return None;
+            }
+        };
+        let claim = reply_claim(&latest, now)?;
+        match conversations
+            .recorded_outbox(&c.account_id, &claim.event_id, now.div_euclid(1000))
+            .await
+        {
+            Ok(Some(outbox)) if outbox.iter().all(|m| m.reply_token.is_none()) => Some(claim),
+            // The router replied with it, or its record is gone (nothing says it is unused).
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(conversation_id = %c.id, error = %e, "event record unreadable; the agent message is pushed");
+                None
+            }
+        }
     }
 
     /// Starts LINE's account-link flow for the customer of a 1:1 conversation: issues a link
@@ -771,6 +878,96 @@ mod tests {
         assert_eq!(sender_name(&name), "a".repeat(19));
         let long = "山田花子さんのとても長い名前ですよ本当に長い";
         assert_eq!(sender_name(long), long.chars().take(20).collect::<String>());
+    }
+
+    fn customer(id: &str, at: i64, token: Option<&str>) -> TranscriptEntry {
+        let mut event = json!({"type": "message", "webhookEventId": id, "timestamp": at});
+        if let Some(token) = token {
+            event["replyToken"] = json!(token);
+        }
+        TranscriptEntry {
+            conversation_id: "c1".into(),
+            event_id: id.into(),
+            timestamp: at,
+            event_type: "message".into(),
+            sender_user_id: Some("U1".into()),
+            message_id: Some(format!("m-{id}")),
+            event,
+            retracted: false,
+        }
+    }
+
+    fn agent_entry(key: &str, at: i64, reply_to: Option<&str>) -> TranscriptEntry {
+        let mut event = json!({"type": AGENT_MESSAGE, "messageId": format!("agent:c1:{key}")});
+        if let Some(id) = reply_to {
+            event[REPLY_TO] = json!(id);
+        }
+        TranscriptEntry {
+            conversation_id: "c1".into(),
+            event_id: format!("agent:c1:{key}"),
+            timestamp: at,
+            event_type: AGENT_MESSAGE.into(),
+            sender_user_id: None,
+            message_id: None,
+            event,
+            retracted: false,
+        }
+    }
+
+    #[test]
+    fn an_agent_message_claims_the_latest_customer_events_young_unclaimed_token() {
+        use crate::outbound::REPLY_TOKEN_FIRST_USE_MS as WINDOW;
+        const T: i64 = 1_000_000;
+        let claim = |event_id: &str, token: &str, at: i64| {
+            Some(ReplyClaim {
+                event_id: event_id.into(),
+                token: token.into(),
+                at,
+            })
+        };
+        // The latest customer event, 20 s old, its token unclaimed.
+        let newest_first = [
+            customer("E2", T, Some("rt2")),
+            customer("E1", T - 5, Some("rt1")),
+        ];
+        assert_eq!(
+            reply_claim(&newest_first, T + 20_000),
+            claim("E2", "rt2", T)
+        );
+        // At the window's end it is no longer given.
+        assert_eq!(
+            reply_claim(&newest_first, T + WINDOW - 1),
+            claim("E2", "rt2", T)
+        );
+        assert_eq!(reply_claim(&newest_first, T + WINDOW), None);
+        // Agent messages after it that did not claim it leave it free.
+        let after = [
+            agent_entry("k2", T + 2, None),
+            agent_entry("k1", T + 1, Some("E1")),
+            customer("E2", T, Some("rt2")),
+        ];
+        assert_eq!(reply_claim(&after, T + 3), claim("E2", "rt2", T));
+        // Claimed by an agent message after it: none (not the older event's either).
+        let claimed = [
+            agent_entry("k1", T + 1, Some("E2")),
+            customer("E2", T, Some("rt2")),
+            customer("E1", T - 5, Some("rt1")),
+        ];
+        assert_eq!(reply_claim(&claimed, T + 2), None);
+        // The latest customer event has no token (an unsend, a standby event) or was retracted.
+        let tokenless = [customer("E3", T, None), customer("E2", T - 1, Some("rt2"))];
+        assert_eq!(reply_claim(&tokenless, T + 1), None);
+        let mut retracted = customer("E2", T, Some("rt2"));
+        retracted.retracted = true;
+        assert_eq!(reply_claim(&[retracted], T + 1), None);
+        // LINE's timestamp ahead of the clock counts from the clock reading.
+        assert_eq!(
+            reply_claim(&[customer("E2", T + 9_000, Some("rt2"))], T),
+            claim("E2", "rt2", T)
+        );
+        // Nothing from the customer within the entries read.
+        assert_eq!(reply_claim(&[agent_entry("k1", T, None)], T), None);
+        assert_eq!(reply_claim(&[], T), None);
     }
 
     #[test]
