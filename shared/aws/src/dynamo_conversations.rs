@@ -459,11 +459,7 @@ impl DynamoConversationStore {
             .expression_attribute_values(":key", s(value))
             .scan_index_forward(false);
         let items = first_items(query, max, "DynamoDB Query (conversation index)").await?;
-        Ok(items
-            .iter()
-            .filter_map(|item| string(item, "pk"))
-            .map(|pk| key(pk.to_owned(), META))
-            .collect())
+        Ok(items.iter().filter_map(meta_key).collect())
     }
 
     /// The conversations of `keys` (`META` keys), read consistently with `BatchGetItem`; each
@@ -740,6 +736,26 @@ fn designates(conversation_id: &str) -> Condition {
     Condition::new("conversationId = :id").value(":id", s(conversation_id))
 }
 
+/// The `META` key of the conversation an index item names (its `pk`).
+fn meta_key(item: &Item) -> Option<Item> {
+    string(item, "pk").map(|pk| key(pk.to_owned(), META))
+}
+
+/// The `META` keys of every item an index Query returns, page after page.
+async fn meta_keys(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    what: &str,
+) -> Result<Vec<Item>, PortError> {
+    let mut keys = Vec::new();
+    query
+        .each_item(what, |item| {
+            keys.extend(meta_key(item));
+            Ok(())
+        })
+        .await?;
+    Ok(keys)
+}
+
 /// How a cancelled commit is answered, from its cancellation reasons.
 enum Cancelled {
     Outcome(CommitOutcome),
@@ -846,19 +862,14 @@ impl ConversationStore for DynamoConversationStore {
         // callers commit with the conversation's version anyway.
         let mut keys = Vec::new();
         for shard in 0..OPEN_SHARDS {
-            self.table
+            let query = self
+                .table
                 .query()
                 .index_name(OPEN_INDEX)
                 .key_condition_expression("#shard = :shard")
                 .expression_attribute_names("#shard", OPEN_SHARD)
-                .expression_attribute_values(":shard", s(format!("OPEN#{shard:02}")))
-                .each_item("DynamoDB Query (open conversations)", |item| {
-                    if let Some(pk) = string(item, "pk") {
-                        keys.push(key(pk.to_owned(), META));
-                    }
-                    Ok(())
-                })
-                .await?;
+                .expression_attribute_values(":shard", s(format!("OPEN#{shard:02}")));
+            keys.extend(meta_keys(query, "DynamoDB Query (open conversations)").await?);
         }
         let mut conversations = Vec::with_capacity(keys.len());
         for item in self.table.batch_get(keys).await? {
@@ -1051,22 +1062,16 @@ impl ConversationStore for DynamoConversationStore {
         account_id: &str,
         source_id: &str,
     ) -> Result<Vec<Conversation>, PortError> {
-        let mut keys = Vec::new();
-        self.table
+        let query = self
+            .table
             .query()
             .index_name(ACCOUNT_INDEX)
             .key_condition_expression("#account = :account AND begins_with(#sk, :prefix)")
             .expression_attribute_names("#account", ACCOUNT_KEY)
             .expression_attribute_names("#sk", ACCOUNT_SK)
             .expression_attribute_values(":account", s(account_id))
-            .expression_attribute_values(":prefix", s(source_prefix(source_id)))
-            .each_item("DynamoDB Query (conversations of a source)", |item| {
-                if let Some(pk) = string(item, "pk") {
-                    keys.push(key(pk.to_owned(), META));
-                }
-                Ok(())
-            })
-            .await?;
+            .expression_attribute_values(":prefix", s(source_prefix(source_id)));
+        let keys = meta_keys(query, "DynamoDB Query (conversations of a source)").await?;
         let mut conversations: Vec<Conversation> = self
             .metas(keys)
             .await?
