@@ -286,7 +286,7 @@ mod tests {
             queue_id: "q".into(),
             created_at: 7,
         };
-        assert_eq!(n.id, "c1:a:assigned");
+        assert_eq!(n.id, "c1:a:assigned:1");
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["customerUserId"], "U1");
         assert_eq!(v["queueId"], "q");
