@@ -350,7 +350,8 @@ impl AwsRun {
         Ok(out)
     }
 
-    /// Every item of a table (a paginated, consistent Scan; `filter` on `pk`'s prefix).
+    /// Every item of a table (a paginated, consistent Scan; `filter` on `pk`'s prefix): the load
+    /// test's ledger, read once after a run, from outside the stack; never a request path.
     async fn scan(&self, table: &str, pk_prefix: Option<&str>) -> Result<Vec<Item>, String> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.sdk);
         let mut items = Vec::new();

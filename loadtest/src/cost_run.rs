@@ -9,7 +9,10 @@
 //! bound.
 
 use crate::cost::{self, Entry, Invocations, Usage, US_EAST_1};
-use crate::{aws, configure, corpus, drain, line_sim, ready, stack, Drain, Opts, Secrets, Source};
+use crate::{
+    aws, configure, corpus, drain, fresh_run_dir, line_sim, ready, stack, Drain, Opts, Secrets,
+    Source,
+};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -29,18 +32,9 @@ struct Phase {
 /// exceeded.
 pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
     println!("\n== cost meter: {CUSTOMERS} customers of the agent-served account, three phases");
-    let dir = opts.out.join("cost");
-    let _ = std::fs::remove_dir_all(&dir);
-    omniline_embedded::private_fs::ensure_private_dir(&dir.join("data"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = fresh_run_dir(&opts.out, "cost")?;
     let mut rng = corpus::Rng::new(opts.seed ^ 0xC057);
-    let mut secrets = Secrets {
-        admin_token: format!("adm{}", rng.hex(40)),
-        channel_secrets: Vec::new(),
-        access_tokens: Vec::new(),
-        bot_secret: format!("bot{}", rng.hex(40)),
-        agent_tokens: Vec::new(),
-    };
+    let mut secrets = Secrets::new(&mut rng);
     let sim = line_sim::LineSim::start(Duration::from_millis(2_500), &secrets.bot_secret)
         .await
         .map_err(|e| format!("LINE stand-in: {e}"))?;

@@ -241,6 +241,29 @@ pub struct Secrets {
     pub agent_tokens: Vec<String>,
 }
 
+impl Secrets {
+    /// A run's admin token and bot secret, drawn from `rng`; the accounts' and agents' come as
+    /// they are configured.
+    fn new(rng: &mut corpus::Rng) -> Self {
+        Secrets {
+            admin_token: format!("adm{}", rng.hex(40)),
+            channel_secrets: Vec::new(),
+            access_tokens: Vec::new(),
+            bot_secret: format!("bot{}", rng.hex(40)),
+            agent_tokens: Vec::new(),
+        }
+    }
+}
+
+/// `out/name`, emptied, with a private `data` directory for the stack.
+fn fresh_run_dir(out: &std::path::Path, name: &str) -> Result<PathBuf, String> {
+    let dir = out.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    omniline_embedded::private_fs::ensure_private_dir(&dir.join("data"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
 /// One account as configured through the admin API.
 pub struct Account {
     pub id: String,
@@ -626,18 +649,9 @@ async fn run_scenario(opts: &Opts, scenario: Scenario, run: u32) -> Result<bool,
     let short = opts.bodies <= 1000;
     let plan = Plan::of(scenario, short);
     println!("\n== scenario {run}: {}", scenario.name());
-    let dir = opts.out.join(format!("{}-{}", run, scenario.name()));
-    let _ = std::fs::remove_dir_all(&dir);
-    omniline_embedded::private_fs::ensure_private_dir(&dir.join("data"))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = fresh_run_dir(&opts.out, &format!("{}-{}", run, scenario.name()))?;
     let mut rng = corpus::Rng::new(opts.seed ^ u64::from(run) << 32);
-    let mut secrets = Secrets {
-        admin_token: format!("adm{}", rng.hex(40)),
-        channel_secrets: Vec::new(),
-        access_tokens: Vec::new(),
-        bot_secret: format!("bot{}", rng.hex(40)),
-        agent_tokens: Vec::new(),
-    };
+    let mut secrets = Secrets::new(&mut rng);
     let line_timeout_ms = 1_500;
     let sim = line_sim::LineSim::start(Duration::from_millis(2_500), &secrets.bot_secret)
         .await
