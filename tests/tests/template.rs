@@ -1797,7 +1797,7 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
 /// adapters, checked by `the_partition_key_prefixes_are_the_adapters`).
 fn config_items() -> Vec<(&'static str, String)> {
     use omniline_app::jobs::{OPEN_PURGE_KIND, PURGE_JOB_KIND};
-    use omniline_domain::agents::AGENT_ACCOUNT_KIND;
+    use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
     use omniline_domain::queues::QUEUE_KIND;
     use omniline_domain::settings::SETTINGS_KIND;
@@ -1817,6 +1817,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("queue", doc(QUEUE_KIND)),
         // The agents' API token hashes.
         ("agent account", doc(AGENT_ACCOUNT_KIND)),
+        // Email address → agent: how a person signed in with OpenID Connect is found.
+        ("agent email", doc(AGENT_EMAIL_KIND)),
         ("settings", doc(SETTINGS_KIND)),
         // Contacts, per account (CONFIG#contact@{accountId}).
         ("contact", doc(&format!("{CONTACT_KIND}@acc1"))),
@@ -1932,6 +1934,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "agent index",
                 "queue",
                 "agent account",
+                "agent email",
                 "settings",
                 // The purge jobs it records (and the unfinished one of an account), read back.
                 "purge job",
@@ -1952,6 +1955,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "conversation's notifications",
                 "queue",
                 "agent account",
+                "agent email",
                 "settings",
                 "contact",
                 "link request",
@@ -1983,6 +1987,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "queue member",
                 "queue",
                 "agent account",
+                "agent email",
                 "settings",
                 "contact",
                 "link request",

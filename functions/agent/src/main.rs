@@ -5,6 +5,7 @@
 use agent::{AgentState, MediaSigner};
 use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
 use omniline_aws::{load_sdk_config, SecretsManagerStore};
+use omniline_domain::clock::system_clock;
 use omniline_runtime::config::{base_url, optional, required};
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
         media,
         public_base_url,
-    );
+    )
+    .with_oidc(omniline_wiring::oidc_verifier(system_clock())?);
     omniline_runtime::http::serve(agent::standalone(state), 9005).await
 }

@@ -19,6 +19,7 @@ pub mod admin;
 pub mod agent;
 mod cache;
 pub mod consumer;
+pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod outbound;
