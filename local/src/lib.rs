@@ -629,6 +629,20 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         Some(db) => {
             let media_secret =
                 kept_random_secret(adapters.stores.secrets.as_ref(), MEDIA_SIGNING_SECRET).await?;
+            // Agents created by an earlier version get their email index entry (OIDC sign-in);
+            // on AWS, omniline-migrate does it.
+            let (indexed, shared) =
+                omniline_app::admin::agents::index_agent_emails(adapters.stores.config.as_ref())
+                    .await?;
+            if indexed > 0 {
+                tracing::info!(indexed, "agents' email addresses indexed");
+            }
+            if !shared.is_empty() {
+                tracing::warn!(
+                    agents = ?shared,
+                    "agents share an email address: they cannot sign in with OIDC until one changes"
+                );
+            }
             let functions = embedded_functions(
                 &config,
                 db,

@@ -12,7 +12,7 @@ use omniline_domain::agents::{
 use omniline_domain::clock::new_id;
 use omniline_domain::identity::normalize_email;
 use omniline_domain::secret::SecretString;
-use omniline_ports::Expect;
+use omniline_ports::{ConfigStore, Expect, PortError};
 use std::collections::HashMap;
 
 /// An agent with its admin record (and that record's version).
@@ -282,4 +282,45 @@ impl AdminService {
         }
         Ok(())
     }
+}
+
+/// The email index for agents created before it (a migration: `omniline-migrate` on AWS, at
+/// start on the embedded backend): each agent account's address is claimed for it unless
+/// claimed already. Reads the agent accounts (one partition, as the admin's agent list does)
+/// and writes only what is missing; running it again changes nothing. Returns how many
+/// addresses it indexed, and the agents whose address another agent holds (they cannot sign in
+/// with OpenID Connect until an admin gives one of them another address).
+pub async fn index_agent_emails(
+    config: &dyn ConfigStore,
+) -> Result<(usize, Vec<String>), PortError> {
+    let mut indexed = 0;
+    let mut shared = Vec::new();
+    for doc in config.list_docs(AGENT_ACCOUNT_KIND).await? {
+        let Ok(account) = serde_json::from_str::<AgentAccount>(&doc.doc) else {
+            continue;
+        };
+        let key = normalize_email(&account.email);
+        match config.get_doc(AGENT_EMAIL_KIND, &key).await? {
+            Some(existing) => {
+                let holder = serde_json::from_str::<AgentEmail>(&existing.doc).ok();
+                if holder.is_none_or(|h| h.agent_id != account.id) {
+                    shared.push(account.id);
+                }
+            }
+            None => {
+                let entry = serde_json::to_string(&AgentEmail {
+                    agent_id: account.id.clone(),
+                })
+                .map_err(|e| PortError::Unavailable(format!("agent email: {e}")))?;
+                match config
+                    .put_doc(AGENT_EMAIL_KIND, &key, &entry, Expect::Absent)
+                    .await?
+                {
+                    Some(_) => indexed += 1,
+                    None => shared.push(account.id),
+                }
+            }
+        }
+    }
+    Ok((indexed, shared))
 }
