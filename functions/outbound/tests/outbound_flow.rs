@@ -529,6 +529,7 @@ async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
         linked_contact_id: None,
         created_at: T0,
         updated_at: T0,
+        profile_fetched_at: None,
     };
     let commit = EventCommit {
         account_id: ACCOUNT.into(),
