@@ -1910,12 +1910,12 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             ],
         ),
         // The account's channel id, for stateless channel tokens; the settings, for the
-        // retention its delivery records expire with.
+        // retention its delivery records expire with; the account's message counts, written.
         (
             "OutboundFunction",
             "ConfigTable",
             &["account", "settings"],
-            &[],
+            &["account"],
         ),
         (
             "OutboundFunction",

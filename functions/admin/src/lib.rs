@@ -104,6 +104,10 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/accounts/{id}/webhook-stats",
             get(accounts::webhook_stats),
         )
+        .route(
+            "/admin/v1/accounts/{id}/message-stats",
+            get(accounts::message_stats),
+        )
         .route("/admin/v1/queues", get(queues::list).post(queues::create))
         .route(
             "/admin/v1/queues/{id}",

@@ -64,6 +64,7 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
     let config =
         Arc::new(omniline_embedded::config_docs::SqliteConfigStore::new(db.clone()).unwrap());
     let service = OutboundService::new(OutboundDeps {
+        accounts: accounts.clone(),
         deliveries: deliveries.clone(),
         config: config.clone(),
         conversations: conversations.clone(),

@@ -158,6 +158,7 @@ pub fn outbound_service(
     clock: Clock,
 ) -> OutboundService {
     OutboundService::new(OutboundDeps {
+        accounts: Arc::clone(&stores.accounts),
         deliveries: Arc::clone(&stores.deliveries),
         config: Arc::clone(&stores.config),
         conversations: Arc::clone(&stores.conversations),
