@@ -1176,3 +1176,79 @@ async fn an_account_link_request_links_the_customer_when_line_reports_the_nonce(
         "{detail}"
     );
 }
+
+/// LINE's group summary and member profiles reach the agent: the conversation shows the group's
+/// name and icon, each line who wrote it.
+#[tokio::test]
+async fn a_group_conversation_shows_the_group_name_and_who_wrote_each_line() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let s = start().await;
+    mock_agent_line(&s).await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/group/Cregulars/summary"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "groupId": "Cregulars", "groupName": "Shop regulars",
+            "pictureUrl": "https://profile.line-scdn.net/group-icon"
+        })))
+        .expect(1)
+        .mount(&s.line)
+        .await;
+    for (user, name) in [("Ualice", "Alice"), ("Ubob", "Bob")] {
+        Mock::given(method("GET"))
+            .and(path(format!("/v2/bot/group/Cregulars/member/{user}")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"userId": user, "displayName": name})),
+            )
+            .mount(&s.line)
+            .await;
+    }
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    let in_group = |id: &str, user: &str, text: &str| {
+        let mut event = text_event(id, user, text);
+        event["source"] = json!({"type": "group", "groupId": "Cregulars", "userId": user});
+        event
+    };
+    for event in [
+        in_group("01GROUP1", "Ualice", "Is the shop open on Sunday?"),
+        in_group("01GROUP2", "Ubob", "And on holidays?"),
+    ] {
+        assert_eq!(s.webhook(&account, SECRET_A, json!([event])).await, 200);
+    }
+    let mut waiting = Value::Null;
+    for _ in 0..200 {
+        (_, waiting) = agent_call(
+            &s,
+            &token,
+            "GET",
+            "/agent/v1/conversations?status=waiting",
+            None,
+        )
+        .await;
+        if waiting["conversations"][0].is_object() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let conversation = waiting["conversations"][0].clone();
+    assert_eq!(conversation["sourceType"], "group", "{waiting}");
+    assert_eq!(
+        conversation["group"],
+        json!({"name": "Shop regulars", "pictureUrl": "https://profile.line-scdn.net/group-icon"})
+    );
+    let id = conversation["id"].as_str().unwrap();
+    let lines = transcript_with(&s, &token, id, 2).await;
+    let writers: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| l["direction"] == "in")
+        .map(|l| {
+            (
+                l["senderUserId"].as_str().unwrap(),
+                l["senderName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(writers, [("Ualice", "Alice"), ("Ubob", "Bob")]);
+}

@@ -55,6 +55,7 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         last_activity_at: 1_700_000_000_000 + version as i64,
         closed_at: (state == ConversationState::Closed).then_some(1_700_000_100_000),
         close_reason: None,
+        group: None,
         survey: None,
         version,
     }
@@ -70,6 +71,7 @@ fn entry(conversation_id: &str, event_id: &str, timestamp: i64) -> TranscriptEnt
         message_id: Some(format!("m-{event_id}")),
         event: json!({"type": "message", "message": {"type": "text", "text": format!("こんにちは {event_id} 😀")}}),
         retracted: false,
+        sender_name: None,
     }
 }
 

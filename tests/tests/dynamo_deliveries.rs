@@ -144,6 +144,7 @@ fn conversation(id: &str) -> Conversation {
         last_activity_at: 1_700_000_000_000,
         closed_at: None,
         close_reason: None,
+        group: None,
         survey: None,
         version: 1,
     }
@@ -176,6 +177,7 @@ async fn shares_the_conversations_table_without_mixing() {
             message_id: Some("lm1".into()),
             event: json!({"type": "message", "message": {"type": "text", "text": "hi"}}),
             retracted: false,
+            sender_name: None,
         }),
         retract_message_id: None,
         customer: None,
@@ -229,6 +231,7 @@ async fn delete_for_conversation_erases_its_deliveries_only() {
             message_id: Some("lm1".into()),
             event: json!({"type": "message", "message": {"type": "text", "text": "hi"}}),
             retracted: false,
+            sender_name: None,
         }),
         retract_message_id: None,
         customer: None,

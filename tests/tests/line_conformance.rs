@@ -333,6 +333,17 @@ async fn group_member_profile_conforms() {
 
 #[tokio::test]
 #[ignore = "needs Prism: run ./infra/test.sh"]
+async fn group_summary_conforms() {
+    let prism = Recorder::start(prism_url()).await;
+    let summary = prism.api().group_summary(&token(), GROUP_ID).await;
+    let summary = summary.unwrap_or_else(|e| panic!("{e}\n{}", prism.report()));
+    prism.assert_clean(&[("GET", format!("/v2/bot/group/{GROUP_ID}/summary").as_str())]);
+    let summary = summary.expect("a summary, not LINE's 404");
+    assert!(!summary.group_name.is_empty(), "{summary:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs Prism: run ./infra/test.sh"]
 async fn room_member_profile_conforms() {
     let prism = Recorder::start(prism_url()).await;
     let profile = prism

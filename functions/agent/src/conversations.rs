@@ -74,6 +74,8 @@ pub(crate) fn conversation_json(c: &Conversation) -> Value {
         "closedAt": c.closed_at,
         "closeReason": c.close_reason,
         "survey": c.survey,
+        // A group chat's name and icon (LINE's group summary); null elsewhere.
+        "group": c.group.as_ref().map(|g| json!({"name": g.name, "pictureUrl": g.picture_url})),
     })
 }
 
@@ -194,6 +196,9 @@ fn entry_json(
     }
     v["direction"] = json!("in");
     v["senderUserId"] = json!(entry.sender_user_id);
+    if let Some(name) = &entry.sender_name {
+        v["senderName"] = json!(name);
+    }
     if entry.retracted {
         return v;
     }

@@ -73,7 +73,11 @@ mod tests {
     fn counts_add_up_and_leave_at_most_once_per_interval() {
         let mut buffer: CounterBuffer<u64> = CounterBuffer::default();
         buffer.set_flush(Duration::from_secs(10));
-        assert_eq!(buffer.add("a", 1, 1_000), Some((1, 1_000)), "the first is written");
+        assert_eq!(
+            buffer.add("a", 1, 1_000),
+            Some((1, 1_000)),
+            "the first is written"
+        );
         assert_eq!(buffer.add("a", 2, 5_000), None);
         assert_eq!(buffer.add("b", 7, 5_000), Some((7, 5_000)), "per key");
         assert_eq!(buffer.add("a", 3, 10_999), None);
@@ -84,6 +88,10 @@ mod tests {
 
         let every: CounterBuffer<u64> = CounterBuffer::default();
         assert_eq!(every.add("a", 1, 1), Some((1, 1)));
-        assert_eq!(every.add("a", 1, 1), Some((1, 1)), "zero interval: every addition");
+        assert_eq!(
+            every.add("a", 1, 1),
+            Some((1, 1)),
+            "zero interval: every addition"
+        );
     }
 }

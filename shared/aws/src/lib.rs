@@ -375,9 +375,7 @@ impl AccountStore for DynamoAccountStore {
             .table
             .update_item()
             .set_key(Some(key(account_pk(id), SENDS)))
-            .update_expression(
-                "ADD #r :r, #p :p, #f :f REMOVE #dr, #dp, #df",
-            )
+            .update_expression("ADD #r :r, #p :p, #f :f REMOVE #dr, #dp, #df")
             .expression_attribute_values(":r", n(counts.replies))
             .expression_attribute_values(":p", n(counts.pushes))
             .expression_attribute_values(":f", n(counts.failed));
@@ -395,14 +393,24 @@ impl AccountStore for DynamoAccountStore {
     }
 
     async fn send_stats(&self, id: &str) -> Result<Vec<MonthSends>, PortError> {
-        let Some(item) = self.table.get_consistent(key(account_pk(id), SENDS)).await? else {
+        let Some(item) = self
+            .table
+            .get_consistent(key(account_pk(id), SENDS))
+            .await?
+        else {
             return Ok(Vec::new());
         };
         let mut months: Vec<MonthSends> = item
             .keys()
             .filter_map(|name| name.strip_prefix(SEND_COUNTERS[0]))
-            .chain(item.keys().filter_map(|name| name.strip_prefix(SEND_COUNTERS[1])))
-            .chain(item.keys().filter_map(|name| name.strip_prefix(SEND_COUNTERS[2])))
+            .chain(
+                item.keys()
+                    .filter_map(|name| name.strip_prefix(SEND_COUNTERS[1])),
+            )
+            .chain(
+                item.keys()
+                    .filter_map(|name| name.strip_prefix(SEND_COUNTERS[2])),
+            )
             .collect::<std::collections::BTreeSet<&str>>()
             .into_iter()
             .map(|month| MonthSends {

@@ -152,7 +152,11 @@ pub fn month_before(month: &str, back: u32) -> Option<String> {
         return None;
     }
     let index = year * 12 + (m - 1) - i64::from(back);
-    Some(format!("{:04}-{:02}", index.div_euclid(12), index.rem_euclid(12) + 1))
+    Some(format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    ))
 }
 
 #[cfg(test)]

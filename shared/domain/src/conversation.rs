@@ -68,6 +68,9 @@ pub struct Conversation {
     pub closed_at: Option<i64>,
     #[serde(default)]
     pub close_reason: Option<String>,
+    /// A group chat's name and icon (LINE's group summary), refreshed at most daily.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<ChatGroup>,
     /// The post-conversation survey, once sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveyState>,
@@ -161,6 +164,28 @@ pub struct Customer {
     pub profile_fetched_at: Option<i64>,
 }
 
+/// A group chat as LINE's group summary describes it, and when it was asked (epoch ms). Name and
+/// icon are `None` when LINE had no summary for us (asked again a day later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatGroup {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub picture_url: Option<String>,
+    pub fetched_at: i64,
+}
+
+impl ChatGroup {
+    /// How old a group's summary may be before the next event asks LINE again.
+    pub const REFRESH_MS: i64 = 24 * 3_600_000;
+
+    /// Whether LINE is asked again at `now`.
+    pub fn stale(group: Option<&ChatGroup>, now: i64) -> bool {
+        group.is_none_or(|g| now - g.fetched_at >= Self::REFRESH_MS)
+    }
+}
+
 /// Placeholder name for a customer whose LINE profile is not available.
 pub const UNKNOWN_CUSTOMER_NAME: &str = "LINE user";
 
@@ -177,6 +202,10 @@ pub struct TranscriptEntry {
     /// Who wrote it (the member, in a group or room).
     #[serde(default)]
     pub sender_user_id: Option<String>,
+    /// The sender's display name when the message came (in a group or room: the member's
+    /// profile name, so each line shows who wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
     /// LINE message id, for message events (unsend refers to it).
     #[serde(default)]
     pub message_id: Option<String>,

@@ -540,6 +540,25 @@ impl LineApi for HttpLineApi {
         self.member_profile(token, "room", room_id, user_id).await
     }
 
+    async fn group_summary(
+        &self,
+        token: &SecretString,
+        group_id: &str,
+    ) -> Result<Option<GroupSummary>, LineApiError> {
+        let path = format!("/v2/bot/group/{}/summary", checked_id(group_id)?);
+        let response = self
+            .authorized(Method::GET, self.url(&path), token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            tracing::debug!("LINE has no summary of this group for us (404)");
+            return Ok(None);
+        }
+        let response = check_status(response).await?;
+        json_body(response).await.map(Some)
+    }
+
     async fn message_content(
         &self,
         token: &SecretString,
@@ -949,6 +968,63 @@ mod tests {
                 .profile(&token(), "U1")
                 .await,
             Err(LineApiError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn group_summary_200_404_5xx_timeout_and_bad_ids() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/group/Cgroup1/summary"))
+            .and(header("authorization", "Bearer tok-123"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "groupId": "Cgroup1", "groupName": "Shop regulars",
+                "pictureUrl": "https://profile.line-scdn.net/abcdefghijklmn"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/group/Cgone/summary"))
+            .respond_with(
+                ResponseTemplate::new(404)
+                    .set_body_json(serde_json::json!({"message": "Not found"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/group/Cdown/summary"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/group/Cslow/summary"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+            .mount(&server)
+            .await;
+        let api = api(&server, Duration::from_secs(1));
+        let summary = api
+            .group_summary(&token(), "Cgroup1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary.group_name, "Shop regulars");
+        assert_eq!(
+            summary.picture_url.as_deref(),
+            Some("https://profile.line-scdn.net/abcdefghijklmn")
+        );
+        assert_eq!(api.group_summary(&token(), "Cgone").await.unwrap(), None);
+        assert!(matches!(
+            api.group_summary(&token(), "Cdown").await,
+            Err(LineApiError::Unavailable(_))
+        ));
+        assert!(matches!(
+            api.group_summary(&token(), "Cslow").await,
+            Err(LineApiError::Unavailable(m)) if m.contains("timeout")
+        ));
+        assert!(matches!(
+            api.group_summary(&token(), "C1/../x").await,
+            Err(LineApiError::Rejected { status: 400, .. })
         ));
     }
 

@@ -26,8 +26,12 @@ pub trait AccountStore: Send + Sync {
     async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError>;
     /// Adds deliveries' counts to the account's month `month` (`YYYY-MM`), atomically; months
     /// more than [`omniline_domain::account::SEND_MONTHS_KEPT`] − 1 before it are dropped.
-    async fn record_sends(&self, id: &str, month: &str, counts: SendCounts)
-        -> Result<(), PortError>;
+    async fn record_sends(
+        &self,
+        id: &str,
+        month: &str,
+        counts: SendCounts,
+    ) -> Result<(), PortError>;
     /// The account's message counts per month, newest first (months without any are absent);
     /// removed with the account.
     async fn send_stats(&self, id: &str) -> Result<Vec<MonthSends>, PortError>;

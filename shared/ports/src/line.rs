@@ -35,6 +35,13 @@ pub trait LineApi: Send + Sync {
         group_id: &str,
         user_id: &str,
     ) -> Result<Option<Profile>, LineApiError>;
+    /// The name and icon of a group chat the bot is in; `None` on LINE's 404 (the bot is not
+    /// in it, or it is gone).
+    async fn group_summary(
+        &self,
+        token: &SecretString,
+        group_id: &str,
+    ) -> Result<Option<GroupSummary>, LineApiError>;
     /// The profile of a member of a multi-person chat the bot is in; `None` on LINE's 404.
     async fn room_member_profile(
         &self,

@@ -111,10 +111,22 @@ pub async fn crud_conflicts_and_counters(store: &dyn AccountStore) {
         pushes,
         failed,
     };
-    store.record_sends("a", "2025-11", sends(1, 0, 0)).await.unwrap();
-    store.record_sends("a", "2026-10", sends(5, 1, 0)).await.unwrap();
-    store.record_sends("a", "2026-10", sends(2, 0, 1)).await.unwrap();
-    store.record_sends("b", "2026-10", sends(0, 9, 0)).await.unwrap();
+    store
+        .record_sends("a", "2025-11", sends(1, 0, 0))
+        .await
+        .unwrap();
+    store
+        .record_sends("a", "2026-10", sends(5, 1, 0))
+        .await
+        .unwrap();
+    store
+        .record_sends("a", "2026-10", sends(2, 0, 1))
+        .await
+        .unwrap();
+    store
+        .record_sends("b", "2026-10", sends(0, 9, 0))
+        .await
+        .unwrap();
     let months = |stats: Vec<MonthSends>| {
         stats
             .into_iter()
@@ -129,9 +141,15 @@ pub async fn crud_conflicts_and_counters(store: &dyn AccountStore) {
         ]
     );
     // 2026-11 keeps 2025-11 … 2026-11 (13 months); 2026-12 drops 2025-11.
-    store.record_sends("a", "2026-11", sends(0, 1, 0)).await.unwrap();
+    store
+        .record_sends("a", "2026-11", sends(0, 1, 0))
+        .await
+        .unwrap();
     assert_eq!(store.send_stats("a").await.unwrap().len(), 3);
-    store.record_sends("a", "2026-12", sends(1, 0, 0)).await.unwrap();
+    store
+        .record_sends("a", "2026-12", sends(1, 0, 0))
+        .await
+        .unwrap();
     assert_eq!(
         months(store.send_stats("a").await.unwrap())
             .into_iter()
@@ -141,7 +159,10 @@ pub async fn crud_conflicts_and_counters(store: &dyn AccountStore) {
     );
     // Months with no sends in between: what is older than the 13 months ending at the newest
     // is gone all the same.
-    store.record_sends("a", "2028-01", sends(0, 0, 1)).await.unwrap();
+    store
+        .record_sends("a", "2028-01", sends(0, 0, 1))
+        .await
+        .unwrap();
     assert_eq!(
         months(store.send_stats("a").await.unwrap())
             .into_iter()
@@ -159,7 +180,10 @@ pub async fn crud_conflicts_and_counters(store: &dyn AccountStore) {
         store.webhook_stats("a").await.unwrap(),
         WebhookStats::default()
     );
-    assert!(store.send_stats("a").await.unwrap().is_empty(), "removed with the account");
+    assert!(
+        store.send_stats("a").await.unwrap().is_empty(),
+        "removed with the account"
+    );
     assert_eq!(store.send_stats("b").await.unwrap().len(), 1);
     let listed: Vec<_> = store
         .list()

@@ -50,6 +50,7 @@ pub fn conversation(
         last_activity_at: 1_700_000_000_000 + version as i64,
         closed_at: (state == Closed).then_some(1_700_000_100_000),
         close_reason: None,
+        group: None,
         survey: None,
         version,
     }
@@ -81,6 +82,7 @@ pub fn entry(conversation_id: &str, event_id: &str, timestamp: i64) -> Transcrip
         message_id: Some(format!("m-{event_id}")),
         event: json!({"type": "message", "message": {"type": "text", "text": format!("こんにちは {event_id} 😀")}}),
         retracted: false,
+        sender_name: None,
     }
 }
 
@@ -630,6 +632,7 @@ pub async fn closing_frees_the_source_for_a_new_conversation(store: &dyn Convers
     .await;
     let closed = Conversation {
         close_reason: Some("agent".into()),
+        group: None,
         ..conversation("c1", "U1", Closed, 2)
     };
     committed(
@@ -684,6 +687,7 @@ pub async fn reopening_a_closed_conversation_while_the_source_has_another_confli
     let closed = Conversation {
         closed_at: Some(1_700_000_100_000),
         close_reason: Some("agent".into()),
+        group: None,
         ..conversation("c1", "U1", Closed, 2)
     };
     committed(store, &update("e2", closed.clone(), None)).await;

@@ -628,6 +628,7 @@ mod tests {
             message_id: event["message"]["id"].as_str().map(str::to_owned),
             event,
             retracted: false,
+            sender_name: None,
         }
     }
 

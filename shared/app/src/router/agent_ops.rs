@@ -704,6 +704,7 @@ impl RouterService {
             message_id: None,
             event,
             retracted: false,
+            sender_name: None,
         };
         for attempt in 0..COMMIT_ATTEMPTS {
             if attempt > 0 {
@@ -894,6 +895,7 @@ mod tests {
             message_id: Some(format!("m-{id}")),
             event,
             retracted: false,
+            sender_name: None,
         }
     }
 
@@ -911,6 +913,7 @@ mod tests {
             message_id: None,
             event,
             retracted: false,
+            sender_name: None,
         }
     }
 

@@ -19,10 +19,11 @@ use omniline_domain::agents::{
 use omniline_domain::bot::{BotCustomer, BotError, BotReply, BotRequest};
 use omniline_domain::contacts::LinkNonce;
 use omniline_domain::conversation::{
-    parse_survey_postback, Consent, Conversation, ConversationState, ConversationWrite, Customer,
-    EventCommit, SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS, UNKNOWN_CUSTOMER_NAME,
+    parse_survey_postback, ChatGroup, Consent, Conversation, ConversationState, ConversationWrite,
+    Customer, EventCommit, SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS,
+    UNKNOWN_CUSTOMER_NAME,
 };
-use omniline_domain::line::api::Profile;
+use omniline_domain::line::api::{GroupSummary, Profile};
 use omniline_domain::line::envelope::InboundEvent;
 use omniline_domain::line::events::{
     ContentProviderType, Event, LinkResult, MessageContent, Source,
@@ -200,7 +201,7 @@ fn conversation_id_for(account_id: &str, event_id: &str) -> String {
 }
 
 /// A customer's turn: what opens a conversation, goes to the bot, or asks for an agent.
-fn customer_turn(event: &Event) -> bool {
+pub(crate) fn customer_turn(event: &Event) -> bool {
     matches!(event, Event::Message(_) | Event::Postback(_))
 }
 
@@ -316,6 +317,32 @@ pub(crate) struct Facts<'a> {
     pub open: Option<Conversation>,
     /// What the [`survey_lookup`] read, if the event may answer a survey.
     pub survey: Option<SurveyFacts>,
+    /// LINE's summary of the group chat the event came from, when [`needs_group_summary`].
+    pub group: GroupFetch,
+}
+
+/// LINE's summary of a group chat, when it was asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum GroupFetch {
+    #[default]
+    NotAsked,
+    /// The summary, or `None` when LINE has none for us (404).
+    Answered(Option<GroupSummary>),
+}
+
+/// Whether LINE is asked for the group's summary: an event of a group chat the workstream
+/// handles that has (or opens) a conversation whose summary is missing or a day old.
+pub(crate) fn needs_group_summary(
+    event: &Event,
+    ws: Option<&Workstream>,
+    open: Option<&Conversation>,
+    now: i64,
+) -> bool {
+    let (source, _) = source_parts(event.source());
+    matches!(source, Some((SourceType::Group, _)))
+        && !ws.is_some_and(|w| w.group_chats == GroupChats::Ignore)
+        && (open.is_some() || customer_turn(event))
+        && ChatGroup::stale(open.and_then(|c| c.group.as_ref()), now)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,6 +396,7 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
         link_nonce,
         open,
         survey,
+        group,
     } = facts;
     let event = &inbound.event;
     let event_time = event.timestamp().unwrap_or(inbound.received_at);
@@ -436,6 +464,7 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
                 last_activity_at: event_time.max(inbound.received_at),
                 closed_at: None,
                 close_reason: None,
+                group: None,
                 survey: None,
                 version: 1,
             };
@@ -443,6 +472,24 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
         }
         _ => (None, None),
     };
+    if let (Some(c), GroupFetch::Answered(summary)) = (conversation.as_mut(), group) {
+        if c.source_type == SourceType::Group {
+            // A summary LINE did not give keeps the one the conversation had.
+            let kept = c.group.take();
+            c.group = Some(match summary {
+                Some(s) => ChatGroup {
+                    name: Some(s.group_name),
+                    picture_url: s.picture_url,
+                    fetched_at: now,
+                },
+                None => ChatGroup {
+                    name: kept.as_ref().and_then(|g| g.name.clone()),
+                    picture_url: kept.and_then(|g| g.picture_url),
+                    fetched_at: now,
+                },
+            });
+        }
+    }
     let release_after_commit = conversation
         .as_mut()
         .and_then(|c| group_membership(c, event, sender.as_deref(), now));
@@ -487,6 +534,13 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
         event_id: inbound.event_id.clone(),
         timestamp: event_time,
         event_type: event.event_type().to_owned(),
+        // In a group or room each line names its writer, as their profile named them then.
+        sender_name: match &source {
+            Some((SourceType::Group | SourceType::Room, _)) => {
+                customer.as_ref().map(|c| c.display_name.clone())
+            }
+            _ => None,
+        },
         sender_user_id: sender,
         message_id: match event {
             Event::Message(m) => m.message.id().map(str::to_owned),
@@ -1208,6 +1262,7 @@ mod tests {
             link_nonce: None,
             open: None,
             survey: None,
+            group: GroupFetch::NotAsked,
         }
     }
 
@@ -1260,6 +1315,7 @@ mod tests {
             last_activity_at: T0 - 600_000,
             closed_at: None,
             close_reason: None,
+            group: None,
             survey: None,
             version: 3,
         }
@@ -1316,6 +1372,7 @@ mod tests {
             last_activity_at: 0,
             closed_at: Some(1),
             close_reason: Some("agent".into()),
+            group: None,
             survey: Some(omniline_domain::conversation::SurveyState {
                 sent_at: 1,
                 scale,
@@ -1845,6 +1902,80 @@ mod tests {
             NOW,
         );
         assert_eq!(d.conversation.as_ref().unwrap().members, ["Ualice", "Ueve"]);
+    }
+
+    #[test]
+    fn a_group_conversation_carries_the_group_summary_and_each_line_its_writer() {
+        let message = |id: &str| {
+            inbound(with(
+                common(
+                    "message",
+                    id,
+                    json!({"type": "group", "groupId": "Cteam", "userId": "Ualice"}),
+                ),
+                "message",
+                json!({"type": "text", "id": format!("m-{id}"), "quoteToken": "q", "text": "hi"}),
+            ))
+        };
+        let first = message("G1");
+        assert!(needs_group_summary(&first.event, None, None, NOW));
+        let summary = GroupSummary {
+            group_id: "Cteam".into(),
+            group_name: "Team Tokyo".into(),
+            picture_url: Some("https://profile.line-scdn.net/g".into()),
+        };
+        let alice = Customer {
+            display_name: "Alice".into(),
+            ..customer("Ualice")
+        };
+        let d = decide(
+            Facts {
+                customer: CustomerFacts {
+                    stored: Some(alice.clone()),
+                    profile: ProfileFetch::NotAsked,
+                },
+                group: GroupFetch::Answered(Some(summary)),
+                ..facts(None, &first)
+            },
+            NOW,
+        );
+        let c = d.conversation.clone().unwrap();
+        let group = c.group.clone().unwrap();
+        assert_eq!(group.name.as_deref(), Some("Team Tokyo"));
+        assert_eq!(
+            group.picture_url.as_deref(),
+            Some("https://profile.line-scdn.net/g")
+        );
+        assert_eq!(group.fetched_at, NOW);
+        assert_eq!(d.transcript.sender_name.as_deref(), Some("Alice"));
+
+        // Within a day LINE is not asked; after, it is, and a summary it does not give keeps
+        // the name the conversation had.
+        let next = message("G2");
+        assert!(!needs_group_summary(&next.event, None, Some(&c), NOW + 1));
+        let later = NOW + ChatGroup::REFRESH_MS;
+        assert!(needs_group_summary(&next.event, None, Some(&c), later));
+        let d = decide(
+            Facts {
+                open: Some(c.clone()),
+                group: GroupFetch::Answered(None),
+                ..facts(None, &next)
+            },
+            later,
+        );
+        let group = d.conversation.unwrap().group.unwrap();
+        assert_eq!(group.name.as_deref(), Some("Team Tokyo"));
+        assert_eq!(group.fetched_at, later);
+        // Ignored group chats and one-to-one chats never ask.
+        let ws = workstream(json!({"groupChats": "ignore"}));
+        assert!(!needs_group_summary(&first.event, Some(&ws), None, NOW));
+        let one_to_one = inbound(text("E1", "hi"));
+        assert!(!needs_group_summary(&one_to_one.event, None, None, NOW));
+        let d = decide(facts(None, &one_to_one), NOW);
+        assert_eq!(
+            d.transcript.sender_name, None,
+            "a one-to-one line names no writer"
+        );
     }
 
     #[test]

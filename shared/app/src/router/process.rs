@@ -8,8 +8,9 @@
 
 use crate::router::decide::{
     apply_bot_answer, assigned, assignment_candidates, bot_request, decide, link_nonce_to_read,
-    needs_profile, source_parts, survey_lookup, unassigned_notice, BotAnswer, CustomerFacts,
-    Decision, Facts, Inbound, Plan, ProfileFetch, SurveyFacts, SurveyLookup, Write,
+    needs_group_summary, needs_profile, source_parts, survey_lookup, unassigned_notice, BotAnswer,
+    CustomerFacts, Decision, Facts, GroupFetch, Inbound, Plan, ProfileFetch, SurveyFacts,
+    SurveyLookup, Write,
 };
 use crate::router::{RouteError, RouterDeps, RouterService, MEDIA_PENDING_MAX_RECEIVES};
 use omniline_domain::account::Account;
@@ -87,6 +88,14 @@ async fn gather<'a>(
         }
         None => None,
     };
+    let group = match &source {
+        Some((SourceType::Group, group_id))
+            if needs_group_summary(event, ws, open.as_ref(), now) =>
+        {
+            group_facts(deps, account_id, group_id).await?
+        }
+        _ => GroupFetch::NotAsked,
+    };
     let lookup = match &source {
         Some(source) => survey_lookup(event, source, open.is_some()),
         None => None,
@@ -124,6 +133,7 @@ async fn gather<'a>(
         inbound,
         customer,
         link_nonce,
+        group,
         open,
         survey,
     })
@@ -167,6 +177,28 @@ async fn customer_facts(
     Ok(CustomerFacts {
         stored,
         profile: ProfileFetch::Answered(profile),
+    })
+}
+
+/// LINE's summary of group chat `group_id`. LINE being down is not asked again until the next
+/// event (the conversation keeps the summary it had); a 404 is an answer (asked again a day
+/// later).
+async fn group_facts(
+    deps: &RouterDeps,
+    account_id: &str,
+    group_id: &str,
+) -> Result<GroupFetch, RouteError> {
+    let token = deps.tokens.token(account_id).await?;
+    Ok(match deps.line.group_summary(&token, group_id).await {
+        Ok(summary) => GroupFetch::Answered(summary),
+        Err(LineApiError::Unavailable(e)) => {
+            tracing::warn!(%account_id, error = %e, "LINE group summary unavailable; asked again at the next event");
+            GroupFetch::NotAsked
+        }
+        Err(e) => {
+            tracing::warn!(%account_id, error = %e, "LINE refused the group summary");
+            GroupFetch::Answered(None)
+        }
     })
 }
 

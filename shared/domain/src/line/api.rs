@@ -58,6 +58,16 @@ pub struct Profile {
     pub language: Option<String>,
 }
 
+/// `GET /v2/bot/group/{groupId}/summary`: a group chat's name and icon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub group_name: String,
+    #[serde(default)]
+    pub picture_url: Option<String>,
+}
+
 /// `GET /v2/bot/message/{messageId}/content` (data API).
 #[derive(Clone, PartialEq, Eq)]
 pub enum Content {
