@@ -7,3 +7,4 @@ pub mod events;
 pub mod messages;
 pub mod signature;
 pub mod stickers;
+pub mod text_v2;
