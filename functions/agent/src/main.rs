@@ -32,5 +32,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         media,
         public_base_url,
     );
-    omniline_runtime::http::serve(agent::standalone(state), 9005).await
+    // The console's sign-in: OIDC once both are set (this build then says it is not available
+    // yet), else an agent token.
+    let console =
+        agent::console::ConsoleConfig::new(optional("OIDC_ISSUER"), optional("OIDC_CLIENT_ID"));
+    omniline_runtime::http::serve(agent::standalone(state, console), 9005).await
 }
