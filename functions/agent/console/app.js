@@ -224,7 +224,11 @@ async function setPresence(status) {
   state.me = await call('PUT', '/agent/v1/presence', { status });
   renderMe();
   announce(t(`presence.${state.me.status}`));
-  refreshInbox(true).catch((e) => report(e, 'context.inbox'));
+  // Becoming available may have assigned waiting conversations (push mode).
+  await Promise.all([
+    refreshInbox(true),
+    state.openId ? refreshConversation(true) : null,
+  ]);
 }
 
 /** Re-PUTs the current presence while the page is open. */
@@ -481,7 +485,7 @@ async function openConversation(id) {
     $('composer-input').value = '';
     renderQuote();
     $('survey').hidden = true;
-    $('transcript').replaceChildren(el('li', { className: 'empty', text: t('transcript.loading') }));
+    $('transcript').replaceChildren(el('p', { className: 'empty', text: t('transcript.loading') }));
     $('conversation-empty').hidden = true;
     $('conversation-view').hidden = false;
   }
@@ -573,7 +577,7 @@ function renderTranscript(messages, force = false) {
   const box = $('transcript');
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   if (!messages.length) {
-    box.replaceChildren(el('li', { className: 'empty', text: t('transcript.empty') }));
+    box.replaceChildren(el('p', { className: 'empty', text: t('transcript.empty') }));
     return;
   }
   const context = {
@@ -686,7 +690,14 @@ async function typing() {
 
 async function pick() {
   if (!state.openId) return;
-  await call('POST', `/agent/v1/conversations/${enc(state.openId)}/pick`);
+  try {
+    await call('POST', `/agent/v1/conversations/${enc(state.openId)}/pick`);
+  } catch (e) {
+    // Assigned to this agent meanwhile (becoming available assigns waiting work): that is a pick.
+    if (!(e instanceof ApiError && e.status === 409)) throw e;
+    await refreshConversation(true);
+    if (!canReply(state.detail && state.detail.conversation)) throw e;
+  }
   toast(t('conversation.picked'), 'info');
   state.tab = 'mine';
   await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);

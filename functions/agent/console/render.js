@@ -154,7 +154,7 @@ export function transcriptLine(entry, context) {
   const time = el('time', { className: 'when', datetime: new Date(entry.at).toISOString(), title: dateTime(entry.at), text: clockTime(entry.at) });
 
   if (entry.retracted) {
-    return el('li', { ...attrs, className: 'line system' }, el('span', { text: t('transcript.unsent') }), ' ', time);
+    return el('div', { ...attrs, className: 'line system' }, el('span', { text: t('transcript.unsent') }), ' ', time);
   }
   if (direction === 'out') {
     let who;
@@ -172,7 +172,7 @@ export function transcriptLine(entry, context) {
     }
     const messages = entry.messages || [entry.message].filter(Boolean);
     const delivery = entry.delivery && entry.delivery.status;
-    return el('li', { ...attrs, className: `line out ${kind}`, 'data-kind': kind },
+    return el('div', { ...attrs, className: `line out ${kind}`, 'data-kind': kind },
       el('div', { className: 'who', text: who }),
       messages.map((m) => el('div', { className: 'bubble' }, messageBody(m, null, false))),
       el('div', { className: 'meta' }, time,
@@ -194,7 +194,7 @@ export function transcriptLine(entry, context) {
         text: t('transcript.replyTo'),
       })
       : null;
-    return el('li', { ...attrs, className: 'line in' },
+    return el('div', { ...attrs, className: 'line in' },
       el('div', { className: 'who', text: t('transcript.customer') }),
       entry.quotedMessageId ? el('div', { className: 'quoted', text: t('transcript.quoting') }) : null,
       el('div', { className: 'bubble' }, messageBody(entry.message, entry.media && entry.media.url, true)),
@@ -203,7 +203,7 @@ export function transcriptLine(entry, context) {
   if (entry.type === 'postback') {
     const data = (entry.postback && entry.postback.data) || '';
     const survey = /^survey:[^:]+:(\d+)$/.exec(data);
-    return el('li', { ...attrs, className: 'line in' },
+    return el('div', { ...attrs, className: 'line in' },
       el('div', { className: 'who', text: t('transcript.customer') }),
       el('div', { className: 'bubble postback', text: survey ? t('transcript.surveyAnswer', { score: survey[1] }) : t('transcript.postback', { data }) }),
       el('div', { className: 'meta' }, time));
@@ -211,5 +211,5 @@ export function transcriptLine(entry, context) {
   const label = entry.type === 'follow' ? t('transcript.follow')
     : entry.type === 'unfollow' ? t('transcript.unfollow')
       : t('transcript.event', { type: entry.type });
-  return el('li', { ...attrs, className: 'line system' }, el('span', { text: label }), ' ', time);
+  return el('div', { ...attrs, className: 'line system' }, el('span', { text: label }), ' ', time);
 }

@@ -1,0 +1,385 @@
+// End-to-end test of the agent console (/console) in headless Chromium, against omniline-local in
+// sandbox mode: a customer writes through the sandbox's customer API, the sandbox agent signs in
+// on /console with its token, finds the conversation in the inbox, opens it (picks it if it
+// waits), replies with Enter (a Shift+Enter line break inside), the customer's side receives
+// the reply, the agent switches presence, switches the console to Japanese, axe-core finds no
+// serious or critical accessibility violation, the agent signs out, and a token that stops
+// working mid-session returns the page to sign-in with "your session has ended".
+//
+// Run by ../infra/sandbox-e2e.sh after sandbox.test.mjs; or by hand against a running stack:
+//   CONSOLE_URL=http://127.0.0.1:3000/console node console.test.mjs
+// Env: CONSOLE_URL (required; the sandbox must be on at the same origin), ARTIFACTS
+// [../target/sandbox-e2e] for console-NN-step.png, console-99-failure.png and console-journal.log,
+// CHROMIUM [/usr/bin/chromium]. Exits 1 on any failure.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const CONSOLE_URL = process.env.CONSOLE_URL;
+const ARTIFACTS = process.env.ARTIFACTS || join(import.meta.dirname, '..', 'target', 'sandbox-e2e');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 20_000; // the longest a single wait may take…
+const INBOX_WAIT = 30_000; // …but the inbox, which a waiting conversation reaches by its 10 s poll
+const WHOLE_RUN_LIMIT = 240_000;
+
+const SUFFIX = Math.random().toString(36).slice(2, 6).padEnd(4, 'x');
+const CUSTOMER_NAME = `Console E2E ${SUFFIX}`;
+const CUSTOMER_TEXT = `Where is my parcel? (${SUFFIX})`;
+const AGENT_LINES = ['Thanks for waiting!', `Your parcel ships today (${SUFFIX}).`];
+const AGENT_TEXT = AGENT_LINES.join('\n');
+const TOKEN_KEY = 'omniline.console.token';
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+const tid = (id) => `[data-testid="${id}"]`;
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+let browser;
+let page;
+let origin;
+let agentToken;
+let agentId;
+let user;
+let conversationId;
+let passed = 0;
+const journal = [];
+const pageErrors = [];
+const cspViolations = [];
+
+function note(line) {
+  journal.push(`${new Date().toISOString()} ${line}`);
+}
+
+/** Polls `probe` until it returns a truthy value (returned); throws naming `what` on timeout. */
+async function until(what, probe, timeout = WAIT, describe = undefined) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (error) {
+      last = `(probe threw: ${error.message.split('\n')[0]})`;
+    }
+    if (Date.now() > deadline) {
+      const seen = describe ? await Promise.resolve().then(describe).catch((e) => `(unreadable: ${e.message})`) : last;
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; saw: ${JSON.stringify(seen)}`);
+    }
+    await sleep(100);
+  }
+}
+
+async function visible(locator, what, timeout = WAIT) {
+  try {
+    await locator.first().waitFor({ state: 'visible', timeout });
+  } catch (error) {
+    throw new Error(`${what} not visible within ${timeout} ms: ${error.message.split('\n')[0]}`);
+  }
+  return locator.first();
+}
+
+const text = async (locator) => ((await locator.first().textContent({ timeout: 2_000 })) ?? '').trim();
+
+/** A JSON call to the stack from the test itself (the customer's side, and checks of the API). */
+async function api(method, path, body, headers = {}) {
+  const response = await fetch(`${origin}${path}`, {
+    method,
+    headers: { ...(body ? { 'Content-Type': 'application/json' } : {}), ...headers },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(WAIT),
+  });
+  const raw = await response.text();
+  const data = raw ? JSON.parse(raw) : null;
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${raw}`);
+  return data;
+}
+
+const agentApi = (method, path, body) => api(method, path, body, { Authorization: `Bearer ${agentToken}` });
+
+/** axe-core on the page as it is (injected through the DevTools protocol: the page's CSP allows
+ *  no inline script); fails on any serious or critical violation. */
+async function accessibility(where) {
+  await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+  }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of result.violations) {
+    note(`axe ${where}: ${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  }
+  assert.equal(bad.length, 0, `axe (${where}): ${bad.map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`).join(' | ')}`);
+  return `${result.passes.length} rules pass, ${result.violations.length} minor/moderate`;
+}
+
+// 01. The console opens on its sign-in screen, in English (the browser's language), with the
+// security headers.
+async function openConsole() {
+  const response = await page.goto(CONSOLE_URL, { waitUntil: 'load', timeout: WAIT });
+  assert.ok(response, `no response for ${CONSOLE_URL}`);
+  assert.equal(response.status(), 200);
+  const headers = response.headers();
+  assert.match(headers['content-security-policy'] || '', /default-src 'none'/);
+  assert.equal(headers['cache-control'], 'no-cache');
+  await visible(page.locator(tid('signin-token')), 'the token field');
+  assert.equal(await text(page.locator(tid('signin-submit'))), 'Sign in');
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+  assert.ok(await page.locator(tid('oidc-note')).isHidden(), 'no OIDC note without OIDC');
+}
+
+// 02. A customer writes through the sandbox's customer API (the simulated LINE user's side).
+async function customerWrites() {
+  user = await api('POST', '/sandbox/api/users', { name: CUSTOMER_NAME, language: 'en' });
+  assert.match(user.id, /^U[0-9a-f]{32}$/);
+  await api('POST', `/sandbox/api/users/${encodeURIComponent(user.id)}/send`, { type: 'text', text: CUSTOMER_TEXT });
+  return `as ${user.id}`;
+}
+
+// 03. The agent signs in with the sandbox agent's token; it is kept in sessionStorage only.
+async function agentSignsIn() {
+  const session = await api('GET', '/sandbox/api/session');
+  agentToken = session.agent.token;
+  agentId = session.agent.id;
+  await page.locator(tid('signin-token')).fill(agentToken);
+  await page.locator(tid('signin-submit')).click();
+  const name = await visible(page.locator(tid('agent-name')), 'the agent name after sign-in');
+  await until('the agent name', async () => (await text(name)) === session.agent.name, WAIT, () => text(name));
+  const stored = await page.evaluate((key) => ({ session: sessionStorage.getItem(key), local: JSON.stringify(localStorage) }), TOKEN_KEY);
+  assert.equal(stored.session, agentToken, 'the token is in sessionStorage');
+  assert.ok(!stored.local.includes(agentToken), 'the token is not in localStorage');
+  return session.agent.name;
+}
+
+/** The row of the customer's conversation in the tab now shown, if any. */
+const customerRow = () => page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME });
+
+// 04. The conversation shows in the inbox: "Mine" when the router assigned it to the agent,
+// "Waiting in my queues" otherwise; oldest waiting first.
+async function inboxShowsConversation() {
+  const where = await until(`a row naming "${CUSTOMER_NAME}" in Mine or Waiting`, async () => {
+    for (const tab of ['mine', 'waiting']) {
+      await page.locator(tid(`tab-${tab}`)).click();
+      if (await customerRow().count()) return tab;
+    }
+    return false;
+  }, INBOX_WAIT, async () => (await page.locator(tid('inbox-list')).innerText()).slice(0, 400));
+  const row = customerRow().first();
+  conversationId = await row.getAttribute('data-conversation-id');
+  if (where === 'waiting') {
+    // Oldest waiting first: the openedAt order the API reports.
+    const ids = await page.locator(tid('inbox-row')).evaluateAll((rows) => rows.map((r) => r.dataset.conversationId));
+    const listed = (await agentApi('GET', '/agent/v1/conversations?status=waiting')).conversations;
+    const shown = new Set(ids);
+    const expected = listed.filter((c) => shown.has(c.id)).sort((a, b) => a.openedAt - b.openedAt).map((c) => c.id);
+    assert.deepEqual(ids, expected, 'waiting rows are oldest first');
+  }
+  return `in ${where}, ${conversationId}`;
+}
+
+// 05. The agent opens it (and picks it when it waits): the transcript shows the customer's text.
+async function agentOpensConversation() {
+  await customerRow().first().click();
+  await visible(page.locator(`${tid('entry')}[data-direction="in"]`).filter({ hasText: CUSTOMER_TEXT }), 'the customer\'s message in the transcript');
+  const pick = page.locator(tid('pick'));
+  let picked = false;
+  if (await pick.isVisible()) {
+    // Picking needs an available agent.
+    const presence = page.locator(tid('presence'));
+    if ((await presence.inputValue()) !== 'available') {
+      await presence.selectOption('available');
+      await until('the agent to be available', async () => (await agentApi('GET', '/agent/v1/me')).status === 'available');
+      // A push-mode queue assigns waiting work to an agent becoming available: the page shows
+      // the conversation as the agent's (no Pick), or it still waits (then Pick).
+      await until('the page to show the conversation assigned or still waiting', async () => {
+        const detail = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(conversationId)}`);
+        if (detail.conversation.agentId === agentId) return pick.isHidden();
+        return detail.conversation.status === 'waiting' && pick.isVisible();
+      });
+    }
+    if (await pick.isVisible()) {
+      await pick.click();
+      picked = true;
+    }
+  }
+  await until('the conversation to be active and the agent\'s', async () =>
+    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'active'
+      && !(await page.locator(tid('composer-input')).isDisabled()),
+  WAIT, async () => `${await page.locator(tid('conv-status')).getAttribute('data-status')}, composer disabled: ${await page.locator(tid('composer-input')).isDisabled()}`);
+  const detail = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(conversationId)}`);
+  assert.equal(detail.conversation.agentId, agentId);
+  return picked ? 'picked from the waiting queue' : 'assigned to the agent (routing, or on becoming available)';
+}
+
+// 06. The agent replies: Shift+Enter breaks the line, Enter sends; the customer receives it.
+async function agentReplies() {
+  const input = page.locator(tid('composer-input'));
+  const outBefore = await page.locator(`${tid('entry')}[data-direction="out"]`).count();
+  await input.click();
+  await input.pressSequentially(AGENT_LINES[0]);
+  await input.press('Shift+Enter');
+  await input.pressSequentially(AGENT_LINES[1]);
+  assert.equal(await input.inputValue(), AGENT_TEXT, 'Shift+Enter made a new line and sent nothing');
+  assert.equal(await page.locator(`${tid('entry')}[data-direction="out"]`).count(), outBefore, 'nothing sent before Enter');
+  await input.press('Enter');
+  await until('the composer to be emptied', async () => (await input.inputValue()) === '');
+  const line = page.locator(`${tid('entry')}[data-direction="out"][data-kind="agent"]`).filter({ hasText: AGENT_LINES[1] });
+  await visible(line, 'the reply in the transcript');
+  // The customer's side (the simulated LINE user's chat) receives it, once.
+  const received = await until('the reply in the customer\'s chat', async () => {
+    const timeline = await api('GET', `/sandbox/api/users/${encodeURIComponent(user.id)}/timeline?after=0&wait=0`);
+    const replies = (timeline.entries || []).filter((e) => e.from === 'account' && e.message && e.message.text === AGENT_TEXT);
+    return replies.length ? replies : false;
+  });
+  assert.equal(received.length, 1, 'the customer got the reply once');
+  const status = await until('the reply\'s delivery status "sent"', async () => {
+    const shown = await line.first().locator(tid('delivery')).getAttribute('data-status').catch(() => null);
+    return shown === 'sent' ? shown : false;
+  }, WAIT, () => line.first().locator(tid('delivery')).getAttribute('data-status').catch(() => '(none)'));
+  return `delivered (${status})`;
+}
+
+// 07. The agent switches presence: the API reports it.
+async function agentSwitchesPresence() {
+  const presence = page.locator(tid('presence'));
+  await presence.selectOption('busy');
+  await until('GET /agent/v1/me to say busy', async () => (await agentApi('GET', '/agent/v1/me')).status === 'busy');
+  assert.equal(await presence.inputValue(), 'busy');
+  return 'busy';
+}
+
+// 08. The console in Japanese: the labels change, the language is remembered.
+async function japanese() {
+  await page.locator(tid('language')).selectOption('ja');
+  await until('the Mine tab in Japanese', async () => (await text(page.locator(tid('tab-mine')))).startsWith('自分の担当'),
+    WAIT, () => text(page.locator(tid('tab-mine'))));
+  assert.equal(await text(page.locator(tid('sign-out'))), 'サインアウト');
+  assert.equal(await text(page.locator(tid('send'))), '送信');
+  assert.equal(await page.locator(`${tid('presence')} option[value="busy"]`).textContent(), '取り込み中');
+  assert.equal(await page.evaluate(() => document.documentElement.lang), 'ja');
+  assert.match(await text(page.locator(tid('conv-status'))), /対応中/);
+  return `title "${await page.title()}"`;
+}
+
+// 09. axe-core on the workspace with the conversation open.
+async function workspaceIsAccessible() {
+  return accessibility('workspace');
+}
+
+// 10. The agent signs out: the sign-in screen says so (in Japanese), the token is forgotten.
+async function agentSignsOut() {
+  await page.locator(tid('sign-out')).click();
+  await visible(page.locator(tid('signin-token')), 'the sign-in screen');
+  await until('the signed-out message', async () => (await text(page.locator(tid('signin-message')))) === 'サインアウトしました。',
+    WAIT, () => text(page.locator(tid('signin-message'))));
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+  return accessibility('sign-in screen');
+}
+
+// 11. A token that stops working mid-session (a 401 on the next call) returns to sign-in.
+async function sessionEndsOnUnauthorized() {
+  await page.locator(tid('signin-token')).fill(agentToken);
+  await page.locator(tid('signin-submit')).click();
+  await visible(page.locator(tid('presence')), 'the workspace after signing in again');
+  await page.evaluate((key) => sessionStorage.setItem(key, 'oma_revoked_0000'), TOKEN_KEY);
+  await page.locator(tid('presence')).selectOption('available');
+  await visible(page.locator(tid('signin-token')), 'the sign-in screen after a 401');
+  await until('the session-ended message', async () =>
+    (await text(page.locator(tid('signin-message')))) === 'セッションが終了しました。もう一度サインインしてください。',
+  WAIT, () => text(page.locator(tid('signin-message'))));
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY), null);
+  return 'back to sign-in';
+}
+
+const STEPS = [
+  ['open-console', openConsole],
+  ['customer-writes', customerWrites],
+  ['agent-signs-in', agentSignsIn],
+  ['inbox-shows-conversation', inboxShowsConversation],
+  ['agent-opens-conversation', agentOpensConversation],
+  ['agent-replies', agentReplies],
+  ['agent-switches-presence', agentSwitchesPresence],
+  ['japanese', japanese],
+  ['workspace-is-accessible', workspaceIsAccessible],
+  ['agent-signs-out', agentSignsOut],
+  ['session-ends-on-401', sessionEndsOnUnauthorized],
+];
+
+async function main() {
+  assert.ok(CONSOLE_URL, 'CONSOLE_URL is not set (e.g. http://127.0.0.1:3000/console)');
+  origin = new URL(CONSOLE_URL).origin;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    timeout: 60_000,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-US' });
+  page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('console', (message) => {
+    note(`console.${message.type()}: ${message.text()}`);
+    if (/Content Security Policy/i.test(message.text())) cspViolations.push(message.text());
+  });
+  page.on('pageerror', (error) => {
+    pageErrors.push(`${error.name}: ${error.message}`);
+    note(`PAGE ERROR ${error.stack ?? error.message}`);
+  });
+  page.on('requestfailed', (request) => note(`request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText ?? ''}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) note(`HTTP ${response.status()} ${response.request().method()} ${response.url()}`);
+  });
+
+  console.log(`console e2e: ${CONSOLE_URL}, customer "${CUSTOMER_NAME}", artefacts in ${ARTIFACTS}`);
+  for (const [index, [name, run]] of STEPS.entries()) {
+    const label = `console-${String(index + 1).padStart(2, '0')}-${name}`;
+    const start = Date.now();
+    note(`step ${label} starts`);
+    try {
+      const detail = await run();
+      assert.equal(pageErrors.length, 0, `the page threw: ${pageErrors.join(' | ')}`);
+      assert.equal(cspViolations.length, 0, `the CSP blocked something: ${cspViolations.join(' | ')}`);
+      const toast = page.locator(tid('toast'));
+      if (await toast.isVisible()) {
+        const kind = await toast.getAttribute('class');
+        assert.ok(kind.includes('info'), `the page shows an error: ${await text(toast)}`);
+      }
+      passed += 1;
+      console.log(`ok   ${label.padEnd(40)} ${String(Date.now() - start).padStart(6)} ms${detail ? `  (${detail})` : ''}`);
+    } catch (error) {
+      console.log(`FAIL ${label.padEnd(40)} ${String(Date.now() - start).padStart(6)} ms`);
+      error.step = label;
+      throw error;
+    }
+    await page.screenshot({ path: join(ARTIFACTS, `${label}.png`), fullPage: true });
+  }
+  console.log(`${passed} passed, 0 failed`);
+}
+
+const guard = setTimeout(() => {
+  console.error(`console e2e: still running after ${WHOLE_RUN_LIMIT / 1000} s, giving up`);
+  process.exit(1);
+}, WHOLE_RUN_LIMIT);
+
+try {
+  await main();
+} catch (error) {
+  process.exitCode = 1;
+  console.error(`\nconsole e2e FAILED${error.step ? ` at ${error.step}` : ''}: ${error.message}`);
+  note(`FAILURE${error.step ? ` at ${error.step}` : ''}: ${error.stack ?? error.message}`);
+  if (page) {
+    await page.screenshot({ path: join(ARTIFACTS, 'console-99-failure.png'), fullPage: true, timeout: 10_000 })
+      .then(() => console.error(`screenshot: ${join(ARTIFACTS, 'console-99-failure.png')}`))
+      .catch((e) => console.error(`no failure screenshot: ${e.message}`));
+  }
+  console.log(`${passed} passed, 1 failed, ${STEPS.length - passed - 1} skipped`);
+} finally {
+  try {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    writeFileSync(join(ARTIFACTS, 'console-journal.log'), `${journal.join('\n')}\n`);
+  } catch (e) {
+    console.error(`could not write console-journal.log: ${e.message}`);
+  }
+  await browser?.close().catch(() => {});
+  clearTimeout(guard);
+}
