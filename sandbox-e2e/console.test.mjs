@@ -29,6 +29,8 @@ const CUSTOMER_NAME = `Console E2E ${SUFFIX}`;
 const CUSTOMER_TEXT = `Where is my parcel? (${SUFFIX})`;
 const AGENT_LINES = ['Thanks for waiting!', `Your parcel ships today (${SUFFIX}).`];
 const AGENT_TEXT = AGENT_LINES.join('\n');
+const SECOND_NAME = `Second E2E ${SUFFIX}`;
+const SECOND_TEXT = `Hello, one more question (${SUFFIX})`;
 const TOKEN_KEY = 'omniline.console.token';
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -238,7 +240,37 @@ async function agentReplies() {
   return `delivered (${status})`;
 }
 
-// 07. The agent switches presence: the API reports it.
+// 07. With notifications enabled, a second customer's new conversation assigned to the agent
+// shows a browser notification (observed through the page's Notification), an unread badge on its
+// row with the message's preview, and the unread count in the tab's title.
+async function newAssignmentNotifies() {
+  const presence = page.locator(tid('presence'));
+  if ((await agentApi('GET', '/agent/v1/me')).status !== 'available') {
+    await presence.selectOption('available');
+    await until('the agent to be available', async () => (await agentApi('GET', '/agent/v1/me')).status === 'available');
+  }
+  const button = page.locator(tid('enable-notifications'));
+  await button.click();
+  await until('the button to say notifications are on', async () => (await text(button)) === 'Notifications on',
+    WAIT, () => text(button));
+  const second = await api('POST', '/sandbox/api/users', { name: SECOND_NAME, language: 'en' });
+  await api('POST', `/sandbox/api/users/${encodeURIComponent(second.id)}/send`, { type: 'text', text: SECOND_TEXT });
+  await page.locator(tid('tab-mine')).click();
+  const row = page.locator(tid('inbox-row')).filter({ hasText: SECOND_NAME });
+  await visible(row.locator(tid('unread')), `an unread badge on the row of "${SECOND_NAME}"`);
+  await visible(row.locator(tid('row-preview')).filter({ hasText: SECOND_TEXT }), 'the message preview on the row');
+  const title = await until('the unread count in the title', async () => {
+    const shown = await page.title();
+    return /^\(\d+\) omniline console$/.test(shown) ? shown : false;
+  }, WAIT, () => page.title());
+  const notified = await until('a browser notification of the assignment', async () => {
+    const shown = await page.evaluate(() => window.__e2eNotifications || []);
+    return shown.find((n) => n.includes(SECOND_NAME)) || false;
+  }, WAIT, () => page.evaluate(() => window.__e2eNotifications || []));
+  return `"${notified}", title "${title}"`;
+}
+
+// 08. The agent switches presence: the API reports it.
 async function agentSwitchesPresence() {
   const presence = page.locator(tid('presence'));
   await presence.selectOption('busy');
@@ -247,7 +279,7 @@ async function agentSwitchesPresence() {
   return 'busy';
 }
 
-// 08. The console in Japanese: the labels change, the language is remembered.
+// 09. The console in Japanese: the labels change, the language is remembered.
 async function japanese() {
   await page.locator(tid('language')).selectOption('ja');
   await until('the Mine tab in Japanese', async () => (await text(page.locator(tid('tab-mine')))).startsWith('自分の担当'),
@@ -260,12 +292,12 @@ async function japanese() {
   return `title "${await page.title()}"`;
 }
 
-// 09. axe-core on the workspace with the conversation open.
+// 10. axe-core on the workspace with the conversation open.
 async function workspaceIsAccessible() {
   return accessibility('workspace');
 }
 
-// 10. The agent signs out: the sign-in screen says so (in Japanese), the token is forgotten.
+// 11. The agent signs out: the sign-in screen says so (in Japanese), the token is forgotten.
 async function agentSignsOut() {
   await page.locator(tid('sign-out')).click();
   await visible(page.locator(tid('signin-token')), 'the sign-in screen');
@@ -275,7 +307,7 @@ async function agentSignsOut() {
   return accessibility('sign-in screen');
 }
 
-// 11. A token that stops working mid-session (a 401 on the next call) returns to sign-in.
+// 12. A token that stops working mid-session (a 401 on the next call) returns to sign-in.
 async function sessionEndsOnUnauthorized() {
   await page.locator(tid('signin-token')).fill(agentToken);
   await page.locator(tid('signin-submit')).click();
@@ -297,6 +329,7 @@ const STEPS = [
   ['inbox-shows-conversation', inboxShowsConversation],
   ['agent-opens-conversation', agentOpensConversation],
   ['agent-replies', agentReplies],
+  ['new-assignment-notifies', newAssignmentNotifies],
   ['agent-switches-presence', agentSwitchesPresence],
   ['japanese', japanese],
   ['workspace-is-accessible', workspaceIsAccessible],
@@ -315,6 +348,20 @@ async function main() {
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
   });
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-US' });
+  await context.grantPermissions(['notifications'], { origin });
+  // Records the notifications the page shows (injected by the DevTools protocol, not subject to
+  // the page's CSP; the page's own code is unchanged).
+  await context.addInitScript(() => {
+    const Native = window.Notification;
+    if (!Native) return;
+    window.__e2eNotifications = [];
+    window.Notification = class extends Native {
+      constructor(title, options) {
+        super(title, options);
+        window.__e2eNotifications.push(title);
+      }
+    };
+  });
   page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on('console', (message) => {
