@@ -44,6 +44,7 @@ let agentToken;
 let agentId;
 let user;
 let conversationId;
+let secondConversationId;
 let passed = 0;
 const journal = [];
 const pageErrors = [];
@@ -131,6 +132,15 @@ async function openConsole() {
 
 // 02. A customer writes through the sandbox's customer API (the simulated LINE user's side).
 async function customerWrites() {
+  const session = await api('GET', '/sandbox/api/session');
+  agentToken = session.agent.token;
+  agentId = session.agent.id;
+  // The run needs two free slots of the sandbox agent, after whatever earlier runs left waiting.
+  const me = await agentApi('GET', '/agent/v1/me');
+  const waiting = (await agentApi('GET', '/agent/v1/conversations?status=waiting')).conversations.length;
+  assert.ok(me.capacity - me.activeConversations - waiting >= 2,
+    `the sandbox agent holds ${me.activeConversations} of ${me.capacity} conversations and ${waiting} wait: `
+    + 'run against a fresh stack (./infra/sandbox-e2e.sh starts one)');
   user = await api('POST', '/sandbox/api/users', { name: CUSTOMER_NAME, language: 'en' });
   assert.match(user.id, /^U[0-9a-f]{32}$/);
   await api('POST', `/sandbox/api/users/${encodeURIComponent(user.id)}/send`, { type: 'text', text: CUSTOMER_TEXT });
@@ -140,8 +150,6 @@ async function customerWrites() {
 // 03. The agent signs in with the sandbox agent's token; it is kept in sessionStorage only.
 async function agentSignsIn() {
   const session = await api('GET', '/sandbox/api/session');
-  agentToken = session.agent.token;
-  agentId = session.agent.id;
   await page.locator(tid('signin-token')).fill(agentToken);
   await page.locator(tid('signin-submit')).click();
   const name = await visible(page.locator(tid('agent-name')), 'the agent name after sign-in');
@@ -188,8 +196,10 @@ async function agentOpensConversation() {
     // Picking needs an available agent.
     const presence = page.locator(tid('presence'));
     if ((await presence.inputValue()) !== 'available') {
+      // The page's PUT answers once the assignments it caused are made: wait for it.
+      const answered = page.waitForResponse((r) => r.request().method() === 'PUT' && r.url().endsWith('/agent/v1/presence'));
       await presence.selectOption('available');
-      await until('the agent to be available', async () => (await agentApi('GET', '/agent/v1/me')).status === 'available');
+      assert.equal((await answered).status(), 200);
       // A push-mode queue assigns waiting work to an agent becoming available: the page shows
       // the conversation as the agent's (no Pick), or it still waits (then Pick).
       await until('the page to show the conversation assigned or still waiting', async () => {
@@ -212,12 +222,26 @@ async function agentOpensConversation() {
   return picked ? 'picked from the waiting queue' : 'assigned to the agent (routing, or on becoming available)';
 }
 
-// 06. The agent replies: Shift+Enter breaks the line, Enter sends; the customer receives it.
+/** The customer's chat as the simulated LINE platform holds it. */
+const customerChat = () => api('GET', `/sandbox/api/users/${encodeURIComponent(user.id)}/timeline?after=0&wait=0`);
+
+// 06. Opening the conversation marked the customer's message read; the agent quotes it and
+// replies (typing shows in the customer's chat): Shift+Enter breaks the line, Enter sends; the
+// customer receives the reply, quoting their message.
 async function agentReplies() {
+  const mine = (await customerChat()).entries.find((e) => e.from === 'user' && e.message && e.message.text === CUSTOMER_TEXT);
+  assert.ok(mine, 'the customer\'s message is in their chat');
+  await until('"Read" in the customer\'s chat', async () => ((await customerChat()).readUpTo ?? -1) >= mine.seq);
+
+  const entry = page.locator(`${tid('entry')}[data-direction="in"]`).filter({ hasText: CUSTOMER_TEXT });
+  await entry.locator(tid('quote')).click();
+  await visible(page.locator(tid('quote-bar')).filter({ hasText: CUSTOMER_TEXT }), 'the quote bar naming the customer\'s message');
+
   const input = page.locator(tid('composer-input'));
   const outBefore = await page.locator(`${tid('entry')}[data-direction="out"]`).count();
   await input.click();
   await input.pressSequentially(AGENT_LINES[0]);
+  await until('the typing animation in the customer\'s chat', async () => ((await customerChat()).typingUntil ?? 0) > 0);
   await input.press('Shift+Enter');
   await input.pressSequentially(AGENT_LINES[1]);
   assert.equal(await input.inputValue(), AGENT_TEXT, 'Shift+Enter made a new line and sent nothing');
@@ -228,16 +252,21 @@ async function agentReplies() {
   await visible(line, 'the reply in the transcript');
   // The customer's side (the simulated LINE user's chat) receives it, once.
   const received = await until('the reply in the customer\'s chat', async () => {
-    const timeline = await api('GET', `/sandbox/api/users/${encodeURIComponent(user.id)}/timeline?after=0&wait=0`);
+    const timeline = await customerChat();
     const replies = (timeline.entries || []).filter((e) => e.from === 'account' && e.message && e.message.text === AGENT_TEXT);
     return replies.length ? replies : false;
   });
   assert.equal(received.length, 1, 'the customer got the reply once');
+  const transcript = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(conversationId)}/messages`);
+  const quoted = transcript.messages.find((m) => m.direction === 'in' && m.message && m.message.text === CUSTOMER_TEXT);
+  assert.ok(quoted && quoted.quoteToken, 'the customer\'s message carries a quoteToken');
+  assert.equal(received[0].message.quoteToken, quoted.quoteToken, 'the reply quotes the customer\'s message');
+  assert.ok(await page.locator(tid('quote-bar')).isHidden(), 'the quote is done');
   const status = await until('the reply\'s delivery status "sent"', async () => {
     const shown = await line.first().locator(tid('delivery')).getAttribute('data-status').catch(() => null);
     return shown === 'sent' ? shown : false;
   }, WAIT, () => line.first().locator(tid('delivery')).getAttribute('data-status').catch(() => '(none)'));
-  return `delivered (${status})`;
+  return `read, typing, quoted, delivered (${status})`;
 }
 
 // 07. With notifications enabled, a second customer's new conversation assigned to the agent
@@ -279,7 +308,49 @@ async function agentSwitchesPresence() {
   return 'busy';
 }
 
-// 09. The console in Japanese: the labels change, the language is remembered.
+// 09. The agent (busy, so nobody takes it at once) transfers the second conversation back to its
+// queue: it waits again and shows in "Waiting in my queues".
+async function agentTransfers() {
+  await page.locator(tid('tab-mine')).click();
+  const row = page.locator(tid('inbox-row')).filter({ hasText: SECOND_NAME });
+  await row.click();
+  await visible(page.locator(`${tid('entry')}[data-direction="in"]`).filter({ hasText: SECOND_TEXT }), 'the second conversation');
+  const id = await row.getAttribute('data-conversation-id');
+  secondConversationId = id;
+  const queue = (await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(id)}`)).queue;
+  assert.ok(queue && queue.id, 'the conversation has a queue');
+  const options = await page.locator('#queue-options option').evaluateAll((nodes) => nodes.map((n) => n.value));
+  assert.ok(options.includes(queue.id), `the agent's queue ${queue.id} is suggested (${options.join(', ')})`);
+  await page.locator(tid('transfer-queue')).fill(queue.id);
+  await page.locator(tid('transfer')).click();
+  await until('the conversation to wait again', async () =>
+    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'waiting');
+  await page.locator(tid('tab-waiting')).click();
+  await visible(page.locator(tid('inbox-row')).filter({ hasText: SECOND_NAME }), 'the row in Waiting in my queues');
+  const detail = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(id)}`);
+  assert.equal(detail.conversation.status, 'waiting');
+  assert.equal(detail.conversation.agentId, null);
+  return `to ${queue.name || queue.id}`;
+}
+
+// 10. The agent closes the first conversation: the customer gets the survey, the row moves to
+// "Recently closed".
+async function agentCloses() {
+  await page.locator(tid('tab-mine')).click();
+  await page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }).click();
+  await visible(page.locator(`${tid('entry')}[data-direction="in"]`).filter({ hasText: CUSTOMER_TEXT }), 'the first conversation');
+  await page.locator(tid('close')).click();
+  await until('the conversation to be closed', async () =>
+    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'closed');
+  assert.ok(await page.locator(tid('composer-input')).isDisabled(), 'no reply to a closed conversation');
+  await until('the survey in the customer\'s chat', async () =>
+    (await customerChat()).entries.some((e) => e.from === 'account' && JSON.stringify(e.message).includes('How did we do?')));
+  await page.locator(tid('tab-closed')).click();
+  await visible(page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }), 'the row in Recently closed');
+  return 'survey sent';
+}
+
+// 11. The console in Japanese: the labels change, the language is remembered.
 async function japanese() {
   await page.locator(tid('language')).selectOption('ja');
   await until('the Mine tab in Japanese', async () => (await text(page.locator(tid('tab-mine')))).startsWith('自分の担当'),
@@ -288,16 +359,17 @@ async function japanese() {
   assert.equal(await text(page.locator(tid('send'))), '送信');
   assert.equal(await page.locator(`${tid('presence')} option[value="busy"]`).textContent(), '取り込み中');
   assert.equal(await page.evaluate(() => document.documentElement.lang), 'ja');
-  assert.match(await text(page.locator(tid('conv-status'))), /対応中/);
+  assert.equal(await text(page.locator(tid('conv-status'))), '終了');
+  assert.equal(await text(page.locator(tid('tab-closed'))), '最近終了した会話');
   return `title "${await page.title()}"`;
 }
 
-// 10. axe-core on the workspace with the conversation open.
+// 12. axe-core on the workspace with the conversation open.
 async function workspaceIsAccessible() {
   return accessibility('workspace');
 }
 
-// 11. The agent signs out: the sign-in screen says so (in Japanese), the token is forgotten.
+// 13. The agent signs out: the sign-in screen says so (in Japanese), the token is forgotten.
 async function agentSignsOut() {
   await page.locator(tid('sign-out')).click();
   await visible(page.locator(tid('signin-token')), 'the sign-in screen');
@@ -307,13 +379,15 @@ async function agentSignsOut() {
   return accessibility('sign-in screen');
 }
 
-// 12. A token that stops working mid-session (a 401 on the next call) returns to sign-in.
+// 14. A token that stops working mid-session (a 401 on the next call) returns to sign-in.
 async function sessionEndsOnUnauthorized() {
   await page.locator(tid('signin-token')).fill(agentToken);
   await page.locator(tid('signin-submit')).click();
   await visible(page.locator(tid('presence')), 'the workspace after signing in again');
   await page.evaluate((key) => sessionStorage.setItem(key, 'oma_revoked_0000'), TOKEN_KEY);
-  await page.locator(tid('presence')).selectOption('available');
+  // The page's next call gets the 401: the notifications poll or the inbox's 10 s refresh, or
+  // this presence change if the page is still signed in by then.
+  await page.locator(tid('presence')).selectOption('available', { timeout: 1_000 }).catch(() => {});
   await visible(page.locator(tid('signin-token')), 'the sign-in screen after a 401');
   await until('the session-ended message', async () =>
     (await text(page.locator(tid('signin-message')))) === 'セッションが終了しました。もう一度サインインしてください。',
@@ -331,6 +405,8 @@ const STEPS = [
   ['agent-replies', agentReplies],
   ['new-assignment-notifies', newAssignmentNotifies],
   ['agent-switches-presence', agentSwitchesPresence],
+  ['agent-transfers', agentTransfers],
+  ['agent-closes', agentCloses],
   ['japanese', japanese],
   ['workspace-is-accessible', workspaceIsAccessible],
   ['agent-signs-out', agentSignsOut],
@@ -421,6 +497,18 @@ try {
   }
   console.log(`${passed} passed, 1 failed, ${STEPS.length - passed - 1} skipped`);
 } finally {
+  // Leave the sandbox agent's slots as found: close what this run opened and left open.
+  for (const id of [conversationId, secondConversationId].filter(Boolean)) {
+    try {
+      const { conversation } = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(id)}`);
+      if (conversation.status !== 'closed') {
+        await agentApi('POST', `/agent/v1/conversations/${encodeURIComponent(id)}/close`);
+        note(`cleanup: closed ${id}`);
+      }
+    } catch (e) {
+      note(`cleanup: ${id}: ${e.message}`);
+    }
+  }
   try {
     mkdirSync(ARTIFACTS, { recursive: true });
     writeFileSync(join(ARTIFACTS, 'console-journal.log'), `${journal.join('\n')}\n`);

@@ -445,7 +445,11 @@ function renderInbox() {
         el('span', { className: 'row-top' },
           el('span', { className: 'row-name', text: name }),
           el('span', { className: `status-chip ${c.status}`, text: t(`status.${c.status}`) })),
-        last ? el('span', { className: 'row-preview', testid: 'row-preview', text: preview(last) }) : null,
+        last ? el('span', {
+          className: 'row-preview',
+          testid: 'row-preview',
+          text: last.direction === 'out' ? `${t('transcript.you')}: ${preview(last)}` : preview(last),
+        }) : null,
         el('span', { className: 'row-when', text: when })),
       unread ? el('span', { className: 'badge', testid: 'unread', text: String(unread), 'aria-label': t('inbox.unread', { count: unread }) }) : null));
   }));
@@ -570,7 +574,9 @@ function renderQueueOptions() {
 }
 
 function renderTranscript(messages, force = false) {
-  const key = JSON.stringify(messages);
+  // The lines depend on the messages and on whether the agent may quote them (its own, active).
+  const quotable = canReply(state.detail && state.detail.conversation);
+  const key = JSON.stringify([quotable, messages]);
   if (key === state.transcriptKey && !force) return;
   state.transcriptKey = key;
   state.messages = messages;
@@ -582,7 +588,7 @@ function renderTranscript(messages, force = false) {
   }
   const context = {
     meId: state.me && state.me.id,
-    canQuote: canReply(state.detail && state.detail.conversation),
+    canQuote: quotable,
     onQuote: (entry) => {
       state.quote = entry;
       renderQuote();
