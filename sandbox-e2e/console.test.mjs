@@ -128,6 +128,13 @@ async function openConsole() {
   assert.equal(await text(page.locator(tid('signin-submit'))), 'Sign in');
   assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
   assert.ok(await page.locator(tid('oidc-note')).isHidden(), 'no OIDC note without OIDC');
+  // Both message tables have the same keys (the page's own module, loaded as the page loads it).
+  const missing = await page.evaluate(async () => {
+    const app = document.querySelector('script[type="module"]').src;
+    const i18n = await import(new URL('i18n.js', app).href);
+    return i18n.missingKeys();
+  });
+  assert.deepEqual(missing, [], 'every text in English and Japanese');
 }
 
 // 02. A customer writes through the sandbox's customer API (the simulated LINE user's side).
