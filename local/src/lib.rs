@@ -17,6 +17,7 @@ pub mod workers;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use omniline_app::identity::OidcVerifier;
 use omniline_app::outbound::MediaLinks;
 use omniline_app::outbound::OutboundService;
 use omniline_app::router::RouterService;
@@ -342,6 +343,7 @@ fn embedded_functions(
     line: Arc<HttpLineApi>,
     base_url: &str,
     media_secret: SecretString,
+    oidc: Option<Arc<OidcVerifier>>,
 ) -> Result<EmbeddedFunctions, StartError> {
     let _ = config;
     let stores = &adapters.stores;
@@ -376,7 +378,8 @@ fn embedded_functions(
             signing_secret: media_secret.clone().into(),
         }),
         base_url,
-    );
+    )
+    .with_oidc(oidc);
     // The media route (signed links) and the agent API (with the account-link page).
     let media = webhook::media::router(webhook::media::MediaState {
         objects,
@@ -398,6 +401,7 @@ fn aws_functions(
     sdk: &aws_config::SdkConfig,
     adapters: &Adapters,
     base_url: &str,
+    oidc: Option<Arc<OidcVerifier>>,
 ) -> Result<EmbeddedFunctions, StartError> {
     let router =
         Arc::new(omniline_wiring::aws::router_service(sdk).map_err(StartError::AwsWorkers)?);
@@ -418,7 +422,8 @@ fn aws_functions(
                 signing_secret,
             }),
         base_url,
-    );
+    )
+    .with_oidc(oidc);
     let mut media = agent::router(agent_state);
     if let Some(signing_secret) = signing_secret {
         media = media.merge(webhook::media::router(webhook::media::MediaState {
@@ -621,6 +626,9 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         config.line.clone()
     };
     let line = Arc::new(HttpLineApi::new(&line_config)?);
+    // Sign-in with OpenID Connect (OIDC_ISSUER, OIDC_CLIENT_ID): one verifier, one key cache,
+    // for the agent API and the admin API.
+    let oidc = omniline_wiring::oidc_verifier(system_clock())?;
     let (stop_workers, stopped) = watch::channel(false);
     let mut workers = Vec::new();
     let mut media_routes = None;
@@ -628,6 +636,20 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         Some(db) => {
             let media_secret =
                 kept_random_secret(adapters.stores.secrets.as_ref(), MEDIA_SIGNING_SECRET).await?;
+            // Agents created by an earlier version get their email index entry (OIDC sign-in);
+            // on AWS, omniline-migrate does it.
+            let (indexed, shared) =
+                omniline_app::admin::agents::index_agent_emails(adapters.stores.config.as_ref())
+                    .await?;
+            if indexed > 0 {
+                tracing::info!(indexed, "agents' email addresses indexed");
+            }
+            if !shared.is_empty() {
+                tracing::warn!(
+                    agents = ?shared,
+                    "agents share an email address: they cannot sign in with OIDC until one changes"
+                );
+            }
             let functions = embedded_functions(
                 &config,
                 db,
@@ -635,6 +657,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
                 Arc::clone(&line),
                 &base_url,
                 media_secret,
+                oidc.clone(),
             )?;
             let inbound = omniline_wiring::embedded::inbound_queue(db);
             let outbound = omniline_wiring::embedded::outbound_queue(db);
@@ -680,7 +703,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
                     inbound_queue_url, ..
                 },
             ) => {
-                let functions = aws_functions(sdk, &adapters, &base_url)?;
+                let functions = aws_functions(sdk, &adapters, &base_url, oidc.clone())?;
                 workers.extend(spawn_aws_workers(
                     &config,
                     settings,
@@ -706,6 +729,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         admin_token.clone(),
         Some(base_url.clone()),
     )
+    .with_oidc(oidc)
     .on_disconnect(Arc::new(move |account_id: &str| forget.forget(account_id)));
     let sandbox_state = if config.sandbox {
         let platform = sandbox::platform::Platform::open(&config.data_dir, &base_url)?;

@@ -747,6 +747,35 @@ async fn an_agent_answering_within_20_s_replies_with_the_customer_messages_token
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(statuses, [json!("sent"), json!("sent"), json!("sent")]);
+
+    // The admin sees the month's free replies and pushes: the greeting and the answer within
+    // 20 s were replies, the two others pushes.
+    let mut stats = Value::Null;
+    for _ in 0..100 {
+        stats = s
+            .ok(
+                "GET",
+                &format!("/admin/v1/accounts/{account}/message-stats"),
+                None,
+            )
+            .await;
+        if stats["months"][0]["replies"] == 2 && stats["months"][0]["pushes"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let month = &stats["months"][0];
+    assert_eq!(
+        (&month["replies"], &month["pushes"], &month["failed"]),
+        (&json!(2), &json!(2), &json!(0)),
+        "{stats}"
+    );
+    assert_eq!(month["freeReplyShare"], 0.5);
+    assert!(month["month"].as_str().unwrap().len() == 7, "{stats}");
+    let (status, _) = s
+        .call("GET", "/admin/v1/accounts/nope/message-stats", None)
+        .await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]

@@ -169,15 +169,6 @@ async fn config_json_names_the_oidc_issuer_when_both_variables_are_set() {
         config,
         json!({"signIn": "oidc", "issuer": "https://id.example.com/realms/shop", "clientId": "omniline-console"})
     );
-
-    // One of the two is not enough.
-    let stack = start_with(&[("OIDC_ISSUER", "https://id.example.com/realms/shop")]).await;
-    let config: Value = get(&stack.client, &stack.base, "/console/config.json")
-        .await
-        .json()
-        .await
-        .unwrap_or_default();
-    assert_eq!(config, json!({"signIn": "token"}));
 }
 
 #[tokio::test]

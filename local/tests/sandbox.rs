@@ -407,6 +407,27 @@ async fn a_new_user_holds_a_whole_conversation_with_the_sandbox_agent() {
             },
         )
         .await;
+    // The sticker carries its image, built from its id as LINE's sticker CDN serves it.
+    let transcript = stack
+        .agent(
+            &token,
+            M::GET,
+            &format!("/agent/v1/conversations/{conversation}/messages"),
+            None,
+        )
+        .await;
+    let sticker = transcript["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["message"]["type"] == "sticker")
+        .expect("the sticker line");
+    assert_eq!(
+        sticker["sticker"]["imageUrl"],
+        "https://stickershop.line-scdn.net/stickershop/v1/sticker/1988/android/sticker.png",
+        "{sticker}"
+    );
+    assert_eq!(sticker["sticker"]["packageId"], "446");
     // The agent answers the customer's latest message at once: a free reply with that message's
     // token (the simulated LINE accepts a token once, only for its chat, for a minute).
     stack

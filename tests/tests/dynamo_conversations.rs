@@ -85,6 +85,7 @@ fn customer(user_id: &str, name: &str, updated_at: i64) -> Customer {
         linked_contact_id: None,
         created_at: 1_700_000_000_000,
         updated_at,
+        profile_fetched_at: None,
     }
 }
 

@@ -1,13 +1,14 @@
 //! `omniline-migrate` (issue 3/7) on moto: a stack's tables as the release before the indexes
 //! wrote them (a conversation `META` item without index attributes, an account without its
-//! `ACCOUNTS` entry) are readable through the request paths' Queries after one run, and a second
-//! run changes nothing.
+//! `ACCOUNTS` entry, an agent without its email index entry) are readable through the request
+//! paths' reads after one run, and a second run changes nothing.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use omniline_aws::dynamo_conversations::DynamoConversationStore;
 use omniline_aws::DynamoAccountStore;
+use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
 use omniline_domain::conversation::{Conversation, ConversationFilter, ConversationState};
-use omniline_ports::{AccountStore, ConversationStore};
+use omniline_ports::{AccountStore, ConfigStore, ConversationStore};
 use omniline_tests::{endpoint, pk_sk_table, sdk_config};
 
 #[tokio::test]
@@ -33,6 +34,29 @@ async fn one_run_makes_old_items_readable_and_a_second_changes_nothing() {
         .send()
         .await
         .unwrap();
+    // Two agents' accounts as written before the email index; the second has the first's
+    // address (allowed then).
+    let docs = omniline_aws::config_docs::DynamoConfigStore::new(&config, &config_table);
+    for (id, email) in [
+        ("ag-old", "Old@Example.com"),
+        ("ag-twin", "old@example.com"),
+    ] {
+        let account = serde_json::json!({"id": id, "email": email, "tokenHash": "00",
+            "createdAt": "2024-01-01T00:00:00.000Z", "updatedAt": "2024-01-01T00:00:00.000Z"});
+        docs.put_doc(
+            AGENT_ACCOUNT_KIND,
+            id,
+            &account.to_string(),
+            omniline_ports::Expect::Absent,
+        )
+        .await
+        .unwrap();
+    }
+    assert!(docs
+        .get_doc(AGENT_EMAIL_KIND, "old@example.com")
+        .await
+        .unwrap()
+        .is_none());
     // A waiting conversation of queue q1 as written before the indexes.
     let c: Conversation = serde_json::from_value(serde_json::json!({
         "id": "c-old", "accountId": "acc-old", "sourceType": "user", "sourceId": "Uold",
@@ -79,6 +103,14 @@ async fn one_run_makes_old_items_readable_and_a_second_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(first.conversations, 1);
+    assert_eq!(first.agent_emails, 1);
+    assert_eq!(first.agents_sharing_an_email, ["ag-twin"]);
+    let entry = docs
+        .get_doc(AGENT_EMAIL_KIND, "old@example.com")
+        .await
+        .unwrap()
+        .expect("the email index entry");
+    assert!(entry.doc.contains("ag-old"), "{}", entry.doc);
     assert_eq!(
         listed(
             conversations
@@ -110,6 +142,7 @@ async fn one_run_makes_old_items_readable_and_a_second_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(again.conversations, 0, "nothing left to index");
+    assert_eq!(again.agent_emails, 0);
     assert_eq!(
         listed(
             conversations

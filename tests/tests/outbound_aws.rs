@@ -81,6 +81,7 @@ async fn a_batch_reports_exactly_the_failed_message_and_the_rest_of_its_group() 
     );
     let deliveries = Arc::new(DynamoDeliveryStore::new(&config, &conversations_table));
     let service = OutboundService::new(OutboundDeps {
+        accounts: accounts.clone(),
         deliveries: deliveries.clone(),
         config: Arc::new(omniline_aws::config_docs::DynamoConfigStore::new(
             &config,

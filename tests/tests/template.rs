@@ -1824,7 +1824,7 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
 /// adapters, checked by `the_partition_key_prefixes_are_the_adapters`).
 fn config_items() -> Vec<(&'static str, String)> {
     use omniline_app::jobs::{OPEN_PURGE_KIND, PURGE_JOB_KIND};
-    use omniline_domain::agents::AGENT_ACCOUNT_KIND;
+    use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
     use omniline_domain::queues::QUEUE_KIND;
     use omniline_domain::settings::SETTINGS_KIND;
@@ -1844,6 +1844,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("queue", doc(QUEUE_KIND)),
         // The agents' API token hashes.
         ("agent account", doc(AGENT_ACCOUNT_KIND)),
+        // Email address → agent: how a person signed in with OpenID Connect is found.
+        ("agent email", doc(AGENT_EMAIL_KIND)),
         ("settings", doc(SETTINGS_KIND)),
         // Contacts, per account (CONFIG#contact@{accountId}).
         ("contact", doc(&format!("{CONTACT_KIND}@acc1"))),
@@ -1935,12 +1937,12 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             ],
         ),
         // The account's channel id, for stateless channel tokens; the settings, for the
-        // retention its delivery records expire with.
+        // retention its delivery records expire with; the account's message counts, written.
         (
             "OutboundFunction",
             "ConfigTable",
             &["account", "settings"],
-            &[],
+            &["account"],
         ),
         (
             "OutboundFunction",
@@ -1959,6 +1961,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "agent index",
                 "queue",
                 "agent account",
+                "agent email",
                 "settings",
                 // The purge jobs it records (and the unfinished one of an account), read back.
                 "purge job",
@@ -1979,6 +1982,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "conversation's notifications",
                 "queue",
                 "agent account",
+                "agent email",
                 "settings",
                 "contact",
                 "link request",
@@ -2010,6 +2014,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "queue member",
                 "queue",
                 "agent account",
+                "agent email",
                 "settings",
                 "contact",
                 "link request",

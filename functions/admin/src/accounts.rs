@@ -135,6 +135,27 @@ pub(crate) async fn delete(
     Ok(crate::jobs::deleted(job))
 }
 
+/// `GET /admin/v1/accounts/{id}/message-stats`: per month, the LINE calls accepted as free
+/// replies and as pushes (which count against the channel's monthly limit), the messages that
+/// failed for good, and the share of free replies.
+pub(crate) async fn message_stats(State(state): State<AdminState>, id: PathId) -> Result<Response> {
+    let id = path_id(id, "account")?;
+    let months = state.service.message_stats(&id).await?;
+    let months: Vec<serde_json::Value> = months
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "month": m.month,
+                "replies": m.counts.replies,
+                "pushes": m.counts.pushes,
+                "failed": m.counts.failed,
+                "freeReplyShare": m.free_reply_share(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "accountId": id, "months": months })).into_response())
+}
+
 pub(crate) async fn webhook_stats(State(state): State<AdminState>, id: PathId) -> Result<Response> {
     let stats = state
         .service

@@ -81,6 +81,7 @@ fn admin_error(e: AdminError) -> Response {
         AdminError::Invalid { field, .. } => field_error(S::BAD_REQUEST, &field, message),
         AdminError::NotFound(_) => error_response(S::NOT_FOUND, "not_found", message),
         AdminError::VersionConflict => conflict("version_conflict", &message, None, None),
+        AdminError::EmailTaken => conflict("email_taken", &message, Some("email"), None),
         AdminError::AgentBusy(used_by) => conflict("agent_busy", &message, None, Some(&used_by)),
         AdminError::QueueInUse(used_by) => conflict("queue_in_use", &message, None, Some(&used_by)),
         AdminError::BotInUse(_) => conflict("bot_in_use", &message, Some("bot"), None),

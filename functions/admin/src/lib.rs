@@ -2,7 +2,9 @@
 //! how their conversations are handled (queues, agents, workstreams and routing rules, settings)
 //! and answers privacy requests (customers, and an account's purge: a background job whose
 //! status `/admin/v1/jobs/{id}` reads). Every route requires
-//! `Authorization: Bearer <admin token>`.
+//! `Authorization: Bearer <admin token>`, or, with an OpenID Connect issuer configured, the ID
+//! token of a person in the `admin` group. Every change (POST, PUT, PATCH, DELETE) is logged
+//! with who made it: the person's email, or "admin token".
 //!
 //! The use cases are [`AdminService`]'s (`omniline_app::admin`); this crate is HTTP: it
 //! authenticates, parses requests into the use cases' inputs and turns their results and errors
@@ -20,13 +22,15 @@ mod settings;
 mod workstreams;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use omniline_app::admin::AdminService;
+use omniline_app::identity::{OidcVerifier, SignInError};
 use omniline_domain::clock::Clock;
+use omniline_domain::identity::{looks_like_jwt, Role};
 use omniline_ports::LazySecret;
 use omniline_runtime::http::{
     bearer_token, error_response, json_rejections, method_not_allowed, not_found, unavailable,
@@ -49,6 +53,8 @@ pub struct AdminState {
     admin_token: LazySecret,
     /// Base of callback URLs; when `None`, derived from the request's `Host`.
     pub public_base_url: Option<String>,
+    /// Admins signed in with OpenID Connect (the `admin` group), when an issuer is configured.
+    pub oidc: Option<Arc<OidcVerifier>>,
 }
 
 impl AdminState {
@@ -63,7 +69,15 @@ impl AdminState {
             service: Arc::new(AdminService::new(deps, clock)),
             admin_token: admin_token.into(),
             public_base_url: public_base_url.map(|u| u.trim_end_matches('/').to_owned()),
+            oidc: None,
         }
+    }
+
+    /// Accepts the ID tokens of `verifier`'s issuer for people in the `admin` group, as well as
+    /// the admin token.
+    pub fn with_oidc(mut self, verifier: Option<Arc<OidcVerifier>>) -> Self {
+        self.oidc = verifier;
+        self
     }
 
     /// Runs `hook` whenever an account is deleted or loses its workstream.
@@ -89,6 +103,10 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/admin/v1/accounts/{id}/webhook-stats",
             get(accounts::webhook_stats),
+        )
+        .route(
+            "/admin/v1/accounts/{id}/message-stats",
+            get(accounts::message_stats),
         )
         .route("/admin/v1/queues", get(queues::list).post(queues::create))
         .route(
@@ -152,23 +170,91 @@ pub fn router(state: AdminState) -> Router {
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// The admin token check of every admin route (`Authorization: Bearer <token>`, compared by
-/// SHA-256 digest in constant time); public for other admin-only routes of a composition root
-/// (omniline-local's `/_meter`).
+/// Who made an admin request: the person signed in with OpenID Connect, or the holder of the
+/// admin token. Put in the request's extensions by [`require_admin_token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Person { email: String },
+    AdminToken,
+}
+
+impl Actor {
+    /// How the audit log names it.
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::Person { email } => email,
+            Actor::AdminToken => "admin token",
+        }
+    }
+}
+
+/// The admin check of every admin route (`Authorization: Bearer <token>`: the admin token,
+/// compared by SHA-256 digest in constant time, or an admin's ID token), then the audit line of
+/// a change; public for other admin-only routes of a composition root (omniline-local's
+/// `/_meter`).
 pub async fn require_admin_token(
     State(state): State<AdminState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let presented = bearer_token(request.headers());
+    let actor = match authorize(&state, bearer_token(request.headers())).await {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    request.extensions_mut().insert(actor.clone());
+    let response = next.run(request).await;
+    let changes = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && !path.ends_with("/rules/test");
+    if changes {
+        tracing::info!(
+            audit = true,
+            actor = actor.name(),
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            "admin change"
+        );
+    }
+    response
+}
+
+async fn authorize(state: &AdminState, presented: Option<&str>) -> Result<Actor, Response> {
+    if let (Some(oidc), Some(token)) = (&state.oidc, presented) {
+        if looks_like_jwt(token) {
+            return match oidc.verify(token).await {
+                Ok(identity) if identity.has(Role::Admin) => Ok(Actor::Person {
+                    email: identity.email,
+                }),
+                Ok(_) => Err(error_response(
+                    StatusCode::FORBIDDEN,
+                    "not_admin",
+                    "you are signed in, but not in the admin group",
+                )),
+                Err(SignInError::Refused(why)) => Err(error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    why.to_string(),
+                )),
+                Err(SignInError::Unavailable(e)) => Err(unavailable(
+                    "identity provider",
+                    e,
+                    "the identity provider's keys cannot be read now; try again shortly",
+                )),
+            };
+        }
+    }
     let admin_token = match state.admin_token.get().await {
         Ok(token) => token,
         Err(e) => {
-            return unavailable(
+            return Err(unavailable(
                 "admin token",
                 e,
                 "the admin token cannot be read now; try again later",
-            )
+            ))
         }
     };
     let expected: [u8; 32] = Sha256::digest(admin_token.expose().as_bytes()).into();
@@ -177,13 +263,13 @@ pub async fn require_admin_token(
         bool::from(digest.ct_eq(&expected))
     });
     if authorized {
-        next.run(request).await
+        Ok(Actor::AdminToken)
     } else {
-        error_response(
+        Err(error_response(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or invalid admin token (Authorization: Bearer <token>)",
-        )
+        ))
     }
 }
 

@@ -47,6 +47,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         deliveries: Arc::new(DynamoDeliveryStore::new(&sdk, &conversations_table)),
         media: Arc::new(S3ObjectStore::new(&sdk, media_bucket, endpoint.is_some())),
     };
-    let state = admin::AdminState::new(deps, system_clock(), admin_token, public_base_url);
+    let state = admin::AdminState::new(deps, system_clock(), admin_token, public_base_url)
+        .with_oidc(omniline_wiring::oidc_verifier(system_clock())?);
     omniline_runtime::http::serve(admin::router(state), 9002).await
 }

@@ -85,22 +85,27 @@ export function mapLink(latitude, longitude) {
   return `https://www.google.com/maps?q=${lat},${lng}`;
 }
 
-/** LINE's image of a sticker (public CDN). */
-function stickerImage(message) {
+/** LINE's image of a sticker: the API's sticker view (`sticker.animatedImageUrl` or
+ *  `imageUrl`, on LINE's sticker CDN), else the CDN's still image for the id. */
+function stickerImage(message, view) {
+  const shown = view || message.sticker;
+  const given = shown && httpUrl(shown.animatedImageUrl || shown.imageUrl);
+  if (given && given.startsWith('https://')) return given;
   const id = String(message.stickerId || '');
   if (!/^\d{1,20}$/.test(id)) return null;
   return `https://stickershop.line-scdn.net/stickershop/v1/sticker/${id}/android/sticker.png`;
 }
 
-/** The content of one LINE message object. `mediaUrl`: the transcript's signed link for it. */
-export function messageBody(message, mediaUrl, inbound) {
+/** The content of one LINE message object. `mediaUrl`: the transcript's signed link for it;
+ *  `sticker`: the transcript's sticker view of a customer's sticker. */
+export function messageBody(message, mediaUrl, inbound, sticker) {
   const m = message || {};
   switch (m.type) {
     case 'text':
       return el('p', { className: 'msg-text', text: m.text || '' });
     case 'sticker': {
       const label = t('transcript.sticker', { id: `${m.packageId || ''}/${m.stickerId || ''}` });
-      const src = stickerImage(m);
+      const src = stickerImage(m, sticker);
       if (!src) return el('span', { className: 'msg-other', text: label });
       const img = el('img', { className: 'msg-sticker', src, alt: label, loading: 'lazy', referrerpolicy: 'no-referrer' });
       img.addEventListener('error', () => img.replaceWith(el('span', { className: 'msg-other', text: label })), { once: true });
@@ -197,7 +202,7 @@ export function transcriptLine(entry, context) {
     return el('div', { ...attrs, className: 'line in' },
       el('div', { className: 'who', text: t('transcript.customer') }),
       entry.quotedMessageId ? el('div', { className: 'quoted', text: t('transcript.quoting') }) : null,
-      el('div', { className: 'bubble' }, messageBody(entry.message, entry.media && entry.media.url, true)),
+      el('div', { className: 'bubble' }, messageBody(entry.message, entry.media && entry.media.url, true, entry.sticker)),
       el('div', { className: 'meta' }, time, quote));
   }
   if (entry.type === 'postback') {

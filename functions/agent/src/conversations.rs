@@ -16,6 +16,7 @@ use omniline_domain::conversation::{Conversation, ConversationState, TranscriptE
 use omniline_domain::delivery::{DeliveredContent, Delivery};
 use omniline_domain::input::{Fields, Query};
 use omniline_domain::line::messages::{is_quote_token, MAX_QUOTE_TOKEN_LENGTH, QUOTING_TYPES};
+use omniline_domain::line::stickers::sticker_view;
 use omniline_runtime::http::is_blank;
 use serde_json::{json, Value};
 
@@ -184,7 +185,7 @@ fn entry_json(
         v["direction"] = json!("out");
         v["agentId"] = entry.event["agentId"].clone();
         v["agentName"] = entry.event["agentName"].clone();
-        v["messages"] = entry.event["messages"].clone();
+        v["messages"] = with_sticker_images(&entry.event["messages"]);
         v["delivery"] = match delivery {
             Some(d) => json!({"status": d.status, "error": d.error}),
             None => json!({"status": "queued"}),
@@ -201,6 +202,9 @@ fn entry_json(
         // LINE's read token is the server's to use (the read route), not the agent's.
         if let Some(fields) = v["message"].as_object_mut() {
             fields.remove("markAsReadToken");
+        }
+        if let Some(sticker) = sticker_view(message) {
+            v["sticker"] = sticker;
         }
         if let Some(token) = message.get("quoteToken").filter(|t| t.is_string()) {
             v["quoteToken"] = token.clone();
@@ -223,6 +227,27 @@ fn entry_json(
     v
 }
 
+/// Sent messages (LINE's JSON) with each sticker's images beside its ids (`sticker`: see
+/// [`sticker_view`]).
+fn with_sticker_images(messages: &Value) -> Value {
+    match messages {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|m| match sticker_view(m) {
+                    Some(sticker) => {
+                        let mut m = m.clone();
+                        m["sticker"] = sticker;
+                        m
+                    }
+                    None => m.clone(),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// An automated or bot message as a transcript line (`automatedMessage` / `botMessage`, out).
 fn sent_content_json(delivery: &Delivery, content: &DeliveredContent) -> Value {
     let kind = match content.origin {
@@ -236,7 +261,7 @@ fn sent_content_json(delivery: &Delivery, content: &DeliveredContent) -> Value {
         "retracted": false,
         "direction": "out",
         "trigger": content.trigger,
-        "messages": content.messages,
+        "messages": with_sticker_images(&json!(content.messages)),
         "delivery": {"status": delivery.status, "error": delivery.error},
     })
 }

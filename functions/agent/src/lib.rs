@@ -25,8 +25,10 @@ use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 pub use error::ApiError;
 use omniline_app::agent::AgentService;
+use omniline_app::identity::{OidcVerifier, SignInError};
 use omniline_app::router::RouterService;
 use omniline_domain::agents::{Agent, AgentStatus};
+use omniline_domain::identity::{looks_like_jwt, Identity};
 use omniline_ports::DeliveryStore;
 use omniline_runtime::http::{bearer_token, error_response, method_not_allowed, not_found};
 use serde_json::json;
@@ -47,6 +49,9 @@ pub struct AgentState {
     pub public_base_url: String,
     /// Longest long poll (`wait`); 20 s in production, shorter in tests.
     pub max_wait: Duration,
+    /// Sign-in with OpenID Connect (ID tokens on the same `Authorization` header as agent
+    /// tokens), when an issuer is configured.
+    pub oidc: Option<Arc<OidcVerifier>>,
 }
 
 impl AgentState {
@@ -60,7 +65,14 @@ impl AgentState {
             service: Arc::new(AgentService::new(router, deliveries, media)),
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             max_wait: Duration::from_secs(notifications::MAX_WAIT_SECS),
+            oidc: None,
         }
+    }
+
+    /// Accepts ID tokens of `verifier`'s issuer as well as agent tokens.
+    pub fn with_oidc(mut self, verifier: Option<Arc<OidcVerifier>>) -> Self {
+        self.oidc = verifier;
+        self
     }
 }
 
@@ -147,11 +159,14 @@ fn unauthorized() -> Response {
     error_response(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
-        "missing or invalid agent token (Authorization: Bearer <agent token>)",
+        "missing or invalid agent token (Authorization: Bearer <agent token or ID token>)",
     )
 }
 
-/// Resolves the bearer token to its agent (put in the request's extensions) or answers 401.
+/// Resolves the bearer token to its agent (put in the request's extensions, with the
+/// [`Identity`] of an OIDC sign-in) or answers 401 (403 for a person no agent has the email of).
+/// A token shaped as a JWT is an ID token when an issuer is configured; any other is an agent
+/// token.
 async fn authenticate(
     State(state): State<AgentState>,
     mut request: Request,
@@ -160,6 +175,35 @@ async fn authenticate(
     let Some(token) = bearer_token(request.headers()).map(str::to_owned) else {
         return unauthorized();
     };
+    if let Some(oidc) = state.oidc.as_ref().filter(|_| looks_like_jwt(&token)) {
+        let identity = match oidc.verify(&token).await {
+            Ok(identity) => identity,
+            Err(SignInError::Refused(why)) => {
+                return error_response(StatusCode::UNAUTHORIZED, "unauthorized", why.to_string())
+            }
+            Err(SignInError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "OIDC sign-in unavailable");
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "identity_provider_unavailable",
+                    "the identity provider's keys cannot be read now; try again shortly",
+                );
+            }
+        };
+        return match state.service.agent_by_email(&identity).await {
+            Ok(Some(agent)) => {
+                request.extensions_mut().insert(agent);
+                request.extensions_mut().insert(identity);
+                next.run(request).await
+            }
+            Ok(None) => error_response(
+                StatusCode::FORBIDDEN,
+                "no_agent",
+                "you are signed in, but no agent has your email address: ask an admin to add you as an agent",
+            ),
+            Err(e) => ApiError::from(e).into_response(),
+        };
+    }
     match state.service.authenticate(&token).await {
         Ok(Some(agent)) => {
             request.extensions_mut().insert(agent);
@@ -182,8 +226,19 @@ fn agent_json(agent: &Agent) -> serde_json::Value {
     })
 }
 
-async fn me(Extension(agent): Extension<Agent>) -> Response {
-    Json(agent_json(&agent)).into_response()
+/// The agent, and how it signed in: `{"method": "token"}`, or `{"method": "oidc", "email",
+/// "roles"}` with the roles of the person's groups (what the console shows them).
+async fn me(Extension(agent): Extension<Agent>, identity: Option<Extension<Identity>>) -> Response {
+    let mut body = agent_json(&agent);
+    body["signIn"] = match identity {
+        Some(Extension(identity)) => json!({
+            "method": "oidc",
+            "email": identity.email,
+            "roles": identity.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        }),
+        None => json!({"method": "token"}),
+    };
+    Json(body).into_response()
 }
 
 /// `PUT /agent/v1/presence` `{"status": "available"|"busy"|"away"|"offline"}`. Becoming available

@@ -5,6 +5,7 @@
 use agent::{AgentState, MediaSigner};
 use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
 use omniline_aws::{load_sdk_config, SecretsManagerStore};
+use omniline_domain::clock::system_clock;
 use omniline_runtime::config::{base_url, optional, required};
 use std::sync::Arc;
 
@@ -31,9 +32,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
         media,
         public_base_url,
-    );
-    // The console's sign-in: OIDC once both are set (this build then says it is not available
-    // yet), else an agent token.
+    )
+    .with_oidc(omniline_wiring::oidc_verifier(system_clock())?);
+    // What the console's page is told about sign-in (`GET /console/config.json`).
     let console =
         agent::console::ConsoleConfig::new(optional("OIDC_ISSUER"), optional("OIDC_CLIENT_ID"));
     omniline_runtime::http::serve(agent::standalone(state, console), 9005).await

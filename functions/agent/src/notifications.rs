@@ -45,12 +45,16 @@ fn notification_json(view: &NotificationView) -> Value {
         }),
     };
     let last_message = view.last_message.as_ref().map(|m| {
-        json!({
+        let mut preview = json!({
             "at": m.at,
             "direction": if m.outgoing { "out" } else { "in" },
             "type": m.message["type"],
             "text": m.message["text"],
-        })
+        });
+        if let Some(sticker) = omniline_domain::line::stickers::sticker_view(&m.message) {
+            preview["sticker"] = sticker;
+        }
+        preview
     });
     json!({
         "id": n.id,

@@ -64,6 +64,7 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
     let config =
         Arc::new(omniline_embedded::config_docs::SqliteConfigStore::new(db.clone()).unwrap());
     let service = OutboundService::new(OutboundDeps {
+        accounts: accounts.clone(),
         deliveries: deliveries.clone(),
         config: config.clone(),
         conversations: conversations.clone(),
@@ -529,6 +530,7 @@ async fn a_customer_who_blocked_the_account_is_not_pushed_to() {
         linked_contact_id: None,
         created_at: T0,
         updated_at: T0,
+        profile_fetched_at: None,
     };
     let commit = EventCommit {
         account_id: ACCOUNT.into(),

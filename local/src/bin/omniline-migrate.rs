@@ -24,9 +24,15 @@ async fn main() -> ExitCode {
     match omniline_local::migrate::migrate(&sdk, &config_table, &conversations_table).await {
         Ok(done) => {
             println!(
-                "omniline-migrate: {} conversations indexed, {} accounts listed",
-                done.conversations, done.accounts
+                "omniline-migrate: {} conversations indexed, {} accounts listed, {} agent emails indexed",
+                done.conversations, done.accounts, done.agent_emails
             );
+            if !done.agents_sharing_an_email.is_empty() {
+                println!(
+                    "omniline-migrate: these agents share an email address with another and cannot sign in with OIDC until an admin changes it: {}",
+                    done.agents_sharing_an_email.join(", ")
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

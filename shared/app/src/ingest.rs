@@ -3,6 +3,7 @@
 //! queue them, count the traffic.
 
 use crate::cache::Cache;
+use crate::counters::CounterBuffer;
 use omniline_domain::account::{credentials_secret_name, ChannelCredentials, WebhookCounts};
 use omniline_domain::clock::Clock;
 use omniline_domain::conversation::DEDUPE_RETENTION_SECS;
@@ -56,24 +57,12 @@ pub struct WebhookIngest {
     /// window" means for its events.
     clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// The counters not yet written, per account ([`WebhookIngest::with_counter_flush`]).
-    counters: std::sync::Mutex<std::collections::HashMap<String, PendingCounts>>,
-    /// Milliseconds between two writes of one account's counters by this instance.
-    counter_flush_ms: i64,
-}
-
-/// Counters added up in memory since the last write.
-#[derive(Debug, Default)]
-struct PendingCounts {
-    counts: WebhookCounts,
-    last_at: i64,
-    /// When they were last written (epoch milliseconds; 0: never).
-    written_at: i64,
+    counters: CounterBuffer<WebhookCounts>,
 }
 
 /// How often a webhook function instance writes an account's counters on AWS: at most one
-/// write per account every 10 s per instance, whatever the traffic (a counter item takes about
-/// 1,000 writes a second, and each costs a write unit).
-pub const COUNTER_FLUSH: Duration = Duration::from_secs(10);
+/// write per account every 10 s per instance, whatever the traffic.
+pub use crate::counters::COUNTER_FLUSH;
 
 impl WebhookIngest {
     pub fn new(
@@ -90,8 +79,7 @@ impl WebhookIngest {
             cache_ttl: SECRET_CACHE_TTL,
             reload_floor: SECRET_RELOAD_FLOOR,
             clock,
-            counters: Default::default(),
-            counter_flush_ms: 0,
+            counters: CounterBuffer::default(),
         }
     }
 
@@ -100,7 +88,7 @@ impl WebhookIngest {
     /// what an instance holds when it is shut down is not written. Zero (the default) writes
     /// every request's.
     pub fn with_counter_flush(mut self, every: Duration) -> Self {
-        self.counter_flush_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+        self.counters.set_flush(every);
         self
     }
 
@@ -236,47 +224,13 @@ impl WebhookIngest {
     /// Counters are best effort: a failure is logged (and the counts kept for the next write),
     /// never turned into a redelivery.
     async fn record(&self, account_id: &str, counts: WebhookCounts, at: i64) {
-        let Some((due, last_at)) = self.add_counts(account_id, counts, at) else {
+        let Some((due, last_at)) = self.counters.add(account_id, counts, at) else {
             return;
         };
         if let Err(e) = self.accounts.record_webhook(account_id, due, last_at).await {
             tracing::warn!(account_id, error = %e, "webhook counters not updated");
-            self.keep_counts(account_id, due, last_at);
+            self.counters.keep(account_id, due, last_at);
         }
-    }
-
-    /// Puts counts whose write failed back with the pending ones, for the next write.
-    fn keep_counts(&self, account_id: &str, counts: WebhookCounts, at: i64) {
-        let mut pending = self
-            .counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let p = pending.entry(account_id.to_owned()).or_default();
-        p.counts.received += counts.received;
-        p.counts.queued += counts.queued;
-        p.counts.rejected += counts.rejected;
-        p.last_at = p.last_at.max(at);
-    }
-
-    /// Adds `counts` to the account's pending counters; returns them (and the latest time) when
-    /// they are due for a write, emptied.
-    fn add_counts(
-        &self,
-        account_id: &str,
-        counts: WebhookCounts,
-        at: i64,
-    ) -> Option<(WebhookCounts, i64)> {
-        self.keep_counts(account_id, counts, at);
-        let mut pending = self
-            .counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let p = pending.entry(account_id.to_owned()).or_default();
-        if p.written_at != 0 && at.saturating_sub(p.written_at) < self.counter_flush_ms {
-            return None;
-        }
-        p.written_at = at.max(1);
-        Some((std::mem::take(&mut p.counts), p.last_at))
     }
 
     /// Verifies with the cached secret; on a mismatch with a cached secret, re-reads it once (it

@@ -19,6 +19,8 @@ pub mod admin;
 pub mod agent;
 mod cache;
 pub mod consumer;
+mod counters;
+pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod outbound;

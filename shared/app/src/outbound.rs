@@ -13,6 +13,8 @@ pub use crate::tokens::ChannelTokens;
 use crate::tokens::TokenError;
 
 use crate::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
+use crate::counters::CounterBuffer;
+use omniline_domain::account::{month_of, SendCounts};
 use omniline_domain::conversation::Consent;
 use omniline_domain::delivery::{DeliveredContent, Delivery, DeliveryStatus};
 use omniline_domain::line::api::{SendError, Sent};
@@ -51,6 +53,8 @@ pub struct MediaLinks {
 #[derive(Clone)]
 pub struct OutboundDeps {
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// The accounts' monthly message counts (replies, pushes, failures).
+    pub accounts: Arc<dyn omniline_ports::AccountStore>,
     /// The settings (the retention of delivery records), read at most every
     /// [`crate::settings::SETTINGS_TTL`].
     pub config: Arc<dyn omniline_ports::ConfigStore>,
@@ -82,6 +86,8 @@ pub struct OutboundService {
     deps: OutboundDeps,
     limiter: Mutex<HashMap<String, (Instant, u32)>>,
     settings: crate::settings::CachedSettings,
+    /// Message counts not yet written, per account and month.
+    sends: CounterBuffer<SendCounts>,
 }
 
 impl OutboundService {
@@ -90,7 +96,16 @@ impl OutboundService {
             deps,
             limiter: Mutex::new(HashMap::new()),
             settings: Default::default(),
+            sends: CounterBuffer::default(),
         }
+    }
+
+    /// Writes an account's message counts at most once per `every` per instance (best effort:
+    /// what an instance holds when it stops is not written); zero (the default) writes each
+    /// delivery's.
+    pub fn with_counter_flush(mut self, every: Duration) -> Self {
+        self.sends.set_flush(every);
+        self
     }
 
     /// A batch from the outbound FIFO queue: in order, a failure holding back the rest of its
@@ -450,7 +465,32 @@ impl OutboundService {
         delivery.error = error;
         self.save(delivery, now).await?;
         tracing::info!(id = %delivery.id, status = status.as_str(), parts = delivery.parts_sent, "delivery recorded");
+        self.count(delivery, now).await;
         Ok(status)
+    }
+
+    /// Adds a finished delivery to its account's message counts: the reply LINE accepted, the
+    /// pushes it accepted, and a failure for good. Best effort: a failed write is kept for the
+    /// next, never turned into a retry of the message.
+    async fn count(&self, delivery: &Delivery, now: i64) {
+        let counts = send_counts(delivery);
+        if counts.is_empty() {
+            return;
+        }
+        let month = month_of(now);
+        let key = format!("{}\n{month}", delivery.account_id);
+        let Some((due, _)) = self.sends.add(&key, counts, now) else {
+            return;
+        };
+        if let Err(e) = self
+            .deps
+            .accounts
+            .record_sends(&delivery.account_id, &month, due)
+            .await
+        {
+            tracing::warn!(account_id = %delivery.account_id, error = %e, "message counts not updated");
+            self.sends.keep(&key, due, now);
+        }
     }
 
     async fn save(&self, delivery: &mut Delivery, now: i64) -> Result<(), OutboundError> {
@@ -486,6 +526,27 @@ impl OutboundService {
         }
     }
 }
+/// What a finished delivery adds to its account's counts: LINE calls accepted (the first part as
+/// a reply when its reply was accepted, the others as pushes), and a failure for good. A reply
+/// whose outcome is unknown counts nothing.
+fn send_counts(delivery: &Delivery) -> SendCounts {
+    let replied = delivery.reply_attempted && !delivery.reply_refused && delivery.parts_sent > 0;
+    let replies = u64::from(replied);
+    let pushes = u64::from(delivery.parts_sent).saturating_sub(replies);
+    let failed = u64::from(matches!(
+        delivery.status,
+        DeliveryStatus::Failed | DeliveryStatus::QuotaExhausted
+    ));
+    match delivery.status {
+        DeliveryStatus::Unconfirmed | DeliveryStatus::Queued => SendCounts::default(),
+        _ => SendCounts {
+            replies,
+            pushes,
+            failed,
+        },
+    }
+}
+
 /// The key prefix an outbound message may sign links under: its account's and conversation's.
 pub fn media_scope(account_id: &str, conversation_id: &str) -> String {
     format!("outbound/{account_id}/{conversation_id}/")

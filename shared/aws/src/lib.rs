@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo::{get_s, key, n, number, s, Condition, Item, Outcome, Pages, Table};
-use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
+use omniline_domain::account::{
+    month_before, Account, MonthSends, SendCounts, WebhookCounts, WebhookStats, SEND_MONTHS_KEPT,
+};
 use omniline_domain::clock::rfc3339_millis;
 use omniline_domain::line::envelope::QueueMessage;
 use omniline_domain::secret::SecretString;
@@ -143,7 +145,9 @@ impl EventQueue for SqsEventQueue {
 
 /// [`AccountStore`] in the single DynamoDB config table (`pk`, `sk`):
 /// `ACCOUNT#{id}` / `PROFILE` holds the account, `ACCOUNT#{id}` / `WEBHOOK_STATS` its counters,
-/// and `ACCOUNTS` / `{id}` (attribute `accountId`) lists it: the list is one Query of the
+/// `ACCOUNT#{id}` / `SENDS` its message counts (attributes `replies#{YYYY-MM}`,
+/// `pushes#{…}`, `failed#{…}` for the months kept: one small item, updated in place, the month
+/// that falls out removed by the same update), and `ACCOUNTS` / `{id}` (attribute `accountId`) lists it: the list is one Query of the
 /// `ACCOUNTS` partition and a consistent `BatchGetItem` of the profiles, never a Scan. `create`
 /// writes the profile and its list item in one transaction; `delete` removes the profile first
 /// and the list item after (a list item without a profile is skipped). Accounts created before
@@ -156,6 +160,9 @@ pub struct DynamoAccountStore {
 
 const PROFILE: &str = "PROFILE";
 const WEBHOOK_STATS: &str = "WEBHOOK_STATS";
+const SENDS: &str = "SENDS";
+/// The counters of a month on the `SENDS` item, by name prefix.
+const SEND_COUNTERS: [&str; 3] = ["replies#", "pushes#", "failed#"];
 /// The partition listing every account (one item per account, sort key its id).
 pub const ACCOUNTS: &str = "ACCOUNTS";
 
@@ -329,6 +336,7 @@ impl AccountStore for DynamoAccountStore {
         self.table
             .delete(key(account_pk(id), WEBHOOK_STATS))
             .await?;
+        self.table.delete(key(account_pk(id), SENDS)).await?;
         // Last: while it is there a retry finds it, and a list item without its profile is
         // skipped by `list`.
         self.table.delete(key(ACCOUNTS.to_owned(), id)).await?;
@@ -353,6 +361,69 @@ impl AccountStore for DynamoAccountStore {
             .await
             .map_err(|e| aws_error("DynamoDB UpdateItem", e))?;
         Ok(())
+    }
+
+    async fn record_sends(
+        &self,
+        id: &str,
+        month: &str,
+        counts: SendCounts,
+    ) -> Result<(), PortError> {
+        let dropped = month_before(month, SEND_MONTHS_KEPT as u32)
+            .ok_or_else(|| PortError::Unavailable(format!("not a month: {month:?}")))?;
+        let mut update = self
+            .table
+            .update_item()
+            .set_key(Some(key(account_pk(id), SENDS)))
+            .update_expression(
+                "ADD #r :r, #p :p, #f :f REMOVE #dr, #dp, #df",
+            )
+            .expression_attribute_values(":r", n(counts.replies))
+            .expression_attribute_values(":p", n(counts.pushes))
+            .expression_attribute_values(":f", n(counts.failed));
+        for (placeholder, prefix) in ["#r", "#p", "#f"].into_iter().zip(SEND_COUNTERS) {
+            update = update.expression_attribute_names(placeholder, format!("{prefix}{month}"));
+        }
+        for (placeholder, prefix) in ["#dr", "#dp", "#df"].into_iter().zip(SEND_COUNTERS) {
+            update = update.expression_attribute_names(placeholder, format!("{prefix}{dropped}"));
+        }
+        update
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn send_stats(&self, id: &str) -> Result<Vec<MonthSends>, PortError> {
+        let Some(item) = self.table.get_consistent(key(account_pk(id), SENDS)).await? else {
+            return Ok(Vec::new());
+        };
+        let mut months: Vec<MonthSends> = item
+            .keys()
+            .filter_map(|name| name.strip_prefix(SEND_COUNTERS[0]))
+            .chain(item.keys().filter_map(|name| name.strip_prefix(SEND_COUNTERS[1])))
+            .chain(item.keys().filter_map(|name| name.strip_prefix(SEND_COUNTERS[2])))
+            .collect::<std::collections::BTreeSet<&str>>()
+            .into_iter()
+            .map(|month| MonthSends {
+                month: month.to_owned(),
+                counts: SendCounts {
+                    replies: number(&item, &format!("{}{month}", SEND_COUNTERS[0])).unwrap_or(0),
+                    pushes: number(&item, &format!("{}{month}", SEND_COUNTERS[1])).unwrap_or(0),
+                    failed: number(&item, &format!("{}{month}", SEND_COUNTERS[2])).unwrap_or(0),
+                },
+            })
+            .collect();
+        months.reverse();
+        // A month the updates skipped past is not removed by them: the kept ones end at the
+        // newest.
+        if let Some(oldest) = months
+            .first()
+            .and_then(|m| month_before(&m.month, (SEND_MONTHS_KEPT - 1) as u32))
+        {
+            months.retain(|m| m.month >= oldest);
+        }
+        Ok(months)
     }
 
     async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError> {

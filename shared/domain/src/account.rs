@@ -86,6 +86,75 @@ pub struct WebhookCounts {
     pub rejected: u64,
 }
 
+impl std::ops::AddAssign for WebhookCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.received += other.received;
+        self.queued += other.queued;
+        self.rejected += other.rejected;
+    }
+}
+
+/// What one delivery adds to its account's message counts: LINE calls accepted as a reply (free)
+/// or a push (counted against the channel's monthly message limit), and messages that failed for
+/// good (refused, or held at the limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendCounts {
+    pub replies: u64,
+    pub pushes: u64,
+    pub failed: u64,
+}
+
+impl SendCounts {
+    pub fn is_empty(&self) -> bool {
+        *self == SendCounts::default()
+    }
+}
+
+impl std::ops::AddAssign for SendCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.replies += other.replies;
+        self.pushes += other.pushes;
+        self.failed += other.failed;
+    }
+}
+
+/// An account's messages in one calendar month (UTC).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonthSends {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub counts: SendCounts,
+}
+
+impl MonthSends {
+    /// The share of accepted LINE calls that were free replies (`None` before any).
+    pub fn free_reply_share(&self) -> Option<f64> {
+        let sent = self.counts.replies + self.counts.pushes;
+        (sent > 0).then(|| self.counts.replies as f64 / sent as f64)
+    }
+}
+
+/// How many months of message counts an account keeps (this one and the twelve before).
+pub const SEND_MONTHS_KEPT: usize = 13;
+
+/// The calendar month (UTC, `YYYY-MM`) of epoch milliseconds `millis`.
+pub fn month_of(millis: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}-{:02}", t.year(), u8::from(t.month()))
+}
+
+/// The month `back` months before `month` (`YYYY-MM`); `None` if `month` is not one.
+pub fn month_before(month: &str, back: u32) -> Option<String> {
+    let (year, m) = month.split_once('-')?;
+    let (year, m): (i64, i64) = (year.parse().ok()?, m.parse().ok()?);
+    if !(1..=12).contains(&m) || month.len() != 7 {
+        return None;
+    }
+    let index = year * 12 + (m - 1) - i64::from(back);
+    Some(format!("{:04}-{:02}", index.div_euclid(12), index.rem_euclid(12) + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +180,27 @@ mod tests {
             rfc3339_millis(1_700_000_000_123),
             "2023-11-14T22:13:20.123Z"
         );
+    }
+
+    #[test]
+    fn months_are_utc_calendar_months() {
+        // 2026-11-30T23:59:59.999Z, then the next millisecond.
+        assert_eq!(month_of(1_796_083_199_999), "2026-11");
+        assert_eq!(month_of(1_796_083_200_000), "2026-12");
+        assert_eq!(month_before("2026-12", 0).as_deref(), Some("2026-12"));
+        assert_eq!(month_before("2026-12", 12).as_deref(), Some("2025-12"));
+        assert_eq!(month_before("2026-01", 1).as_deref(), Some("2025-12"));
+        assert_eq!(month_before("2026-13", 1), None);
+        assert_eq!(month_before("nope", 1), None);
+        let m = MonthSends {
+            month: "2026-12".into(),
+            counts: SendCounts {
+                replies: 9,
+                pushes: 1,
+                failed: 3,
+            },
+        };
+        assert_eq!(m.free_reply_share(), Some(0.9));
+        assert_eq!(MonthSends::default().free_reply_share(), None);
     }
 }

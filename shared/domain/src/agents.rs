@@ -187,6 +187,19 @@ pub struct AgentAccount {
     pub updated_at: String,
 }
 
+/// [`omniline_ports::ConfigStore`] kind of the email index: id the agent's email as
+/// [`crate::identity::normalize_email`] gives it, doc an [`AgentEmail`]. How a person signed in
+/// with OpenID Connect is found: by key, with no scan of the agents. Each address names at most
+/// one agent.
+pub const AGENT_EMAIL_KIND: &str = "agentEmail";
+
+/// The agent an email address belongs to (an [`AGENT_EMAIL_KIND`] document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentEmail {
+    pub agent_id: String,
+}
+
 /// A new agent API token for `agent_id` and its hash: `oma_{agentId}_{64 hex}` (244 random bits).
 /// The agent id inside lets [`parse_agent_token`] find the record without an index.
 pub fn issue_agent_token(agent_id: &str) -> (crate::secret::SecretString, String) {

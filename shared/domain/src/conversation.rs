@@ -155,6 +155,10 @@ pub struct Customer {
     pub linked_contact_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When LINE was last asked for the profile (epoch ms); `None` for records written before
+    /// it was kept (their `updated_at` stands in). A found profile is asked again a day later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_fetched_at: Option<i64>,
 }
 
 /// Placeholder name for a customer whose LINE profile is not available.

@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod conversation;
 pub mod delivery;
 pub mod error;
+pub mod identity;
 pub mod input;
 pub mod line;
 pub mod media;

@@ -28,7 +28,9 @@ pub mod sqlite_deliveries;
 pub mod workstreams;
 
 use async_trait::async_trait;
-use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
+use omniline_domain::account::{
+    month_before, Account, MonthSends, SendCounts, WebhookCounts, WebhookStats, SEND_MONTHS_KEPT,
+};
 use omniline_domain::clock::rfc3339_millis;
 use omniline_domain::line::envelope::QueueMessage;
 use omniline_domain::secret::SecretString;
@@ -51,6 +53,14 @@ CREATE TABLE IF NOT EXISTS webhook_stats (
     queued           INTEGER NOT NULL DEFAULT 0,
     rejected         INTEGER NOT NULL DEFAULT 0,
     last_received_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS send_stats (
+    account_id TEXT NOT NULL,
+    month      TEXT NOT NULL,
+    replies    INTEGER NOT NULL DEFAULT 0,
+    pushes     INTEGER NOT NULL DEFAULT 0,
+    failed     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, month)
 );
 CREATE TABLE IF NOT EXISTS secrets (
     name  TEXT PRIMARY KEY,
@@ -616,6 +626,7 @@ impl AccountStore for SqliteAccountStore {
                     "DELETE FROM webhook_stats WHERE account_id = ?1",
                     params![id],
                 )?;
+                tx.execute("DELETE FROM send_stats WHERE account_id = ?1", params![id])?;
                 tx.commit()?;
                 Ok(n == 1)
             })
@@ -647,6 +658,66 @@ impl AccountStore for SqliteAccountStore {
             )
             .await
             .map(drop)
+    }
+
+    async fn record_sends(
+        &self,
+        id: &str,
+        month: &str,
+        counts: SendCounts,
+    ) -> Result<(), PortError> {
+        let (id, month) = (id.to_owned(), month.to_owned());
+        let oldest = month_before(&month, (SEND_MONTHS_KEPT - 1) as u32)
+            .ok_or_else(|| PortError::Unavailable(format!("not a month: {month:?}")))?;
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                tx.execute(
+                    "INSERT INTO send_stats (account_id, month, replies, pushes, failed)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (account_id, month) DO UPDATE SET
+                       replies = replies + excluded.replies,
+                       pushes = pushes + excluded.pushes,
+                       failed = failed + excluded.failed",
+                    params![
+                        id,
+                        month,
+                        counts.replies as i64,
+                        counts.pushes as i64,
+                        counts.failed as i64
+                    ],
+                )?;
+                tx.execute(
+                    "DELETE FROM send_stats WHERE account_id = ?1 AND month < ?2",
+                    params![id, oldest],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn send_stats(&self, id: &str) -> Result<Vec<MonthSends>, PortError> {
+        let id = id.to_owned();
+        self.db
+            .run(move |conn| {
+                let mut statement = conn.prepare(
+                    "SELECT month, replies, pushes, failed FROM send_stats
+                     WHERE account_id = ?1 ORDER BY month DESC",
+                )?;
+                let rows = statement.query_map(params![id], |r| {
+                    Ok(MonthSends {
+                        month: r.get(0)?,
+                        counts: SendCounts {
+                            replies: r.get::<_, i64>(1)? as u64,
+                            pushes: r.get::<_, i64>(2)? as u64,
+                            failed: r.get::<_, i64>(3)? as u64,
+                        },
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
     }
 
     async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError> {

@@ -1,10 +1,13 @@
-//! omniline's HTTP clients: the LINE Messaging API ([`api::HttpLineApi`]) and bot hooks
-//! ([`bot::HttpBotHook`]), both on reqwest with rustls. They implement `omniline_ports::LineApi`
-//! and `omniline_ports::BotHook`.
+//! omniline's HTTP clients: the LINE Messaging API ([`api::HttpLineApi`]), bot hooks
+//! ([`bot::HttpBotHook`]) and an OpenID Connect issuer's keys ([`oidc::HttpKeySource`]), on
+//! reqwest with rustls. They implement `omniline_ports::LineApi`, `omniline_ports::BotHook` and
+//! `omniline_ports::KeySource`.
 
 pub mod api;
 pub mod bot;
 mod http;
+pub mod oidc;
 
 pub use api::{HttpLineApi, LineApiConfig, DEFAULT_MAX_CONTENT_BYTES};
 pub use bot::HttpBotHook;
+pub use oidc::HttpKeySource;

@@ -1,8 +1,8 @@
-//! Connected LINE accounts and their webhook counters.
+//! Connected LINE accounts, their webhook counters and their monthly message counts.
 
 use super::PortError;
 use async_trait::async_trait;
-use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
+use omniline_domain::account::{Account, MonthSends, SendCounts, WebhookCounts, WebhookStats};
 
 /// Connected LINE accounts and their webhook counters.
 #[async_trait]
@@ -24,4 +24,11 @@ pub trait AccountStore: Send + Sync {
         at_millis: i64,
     ) -> Result<(), PortError>;
     async fn webhook_stats(&self, id: &str) -> Result<WebhookStats, PortError>;
+    /// Adds deliveries' counts to the account's month `month` (`YYYY-MM`), atomically; months
+    /// more than [`omniline_domain::account::SEND_MONTHS_KEPT`] − 1 before it are dropped.
+    async fn record_sends(&self, id: &str, month: &str, counts: SendCounts)
+        -> Result<(), PortError>;
+    /// The account's message counts per month, newest first (months without any are absent);
+    /// removed with the account.
+    async fn send_stats(&self, id: &str) -> Result<Vec<MonthSends>, PortError>;
 }

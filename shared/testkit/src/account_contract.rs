@@ -1,7 +1,7 @@
 //! Contract of every [`AccountStore`], written once and run against each adapter (SQLite, and
 //! DynamoDB on moto): the union of what the SQLite and DynamoDB adapters' tests asserted.
 
-use omniline_domain::account::{Account, WebhookCounts, WebhookStats};
+use omniline_domain::account::{Account, MonthSends, SendCounts, WebhookCounts, WebhookStats};
 use omniline_ports::{AccountStore, PortError};
 
 /// Account `id`, created at `created_at` (RFC 3339).
@@ -104,6 +104,51 @@ pub async fn crud_conflicts_and_counters(store: &dyn AccountStore) {
         store.webhook_stats("b").await.unwrap(),
         WebhookStats::default()
     );
+    // Message counts, per month, newest first; the oldest months are dropped.
+    assert!(store.send_stats("a").await.unwrap().is_empty());
+    let sends = |replies, pushes, failed| SendCounts {
+        replies,
+        pushes,
+        failed,
+    };
+    store.record_sends("a", "2025-11", sends(1, 0, 0)).await.unwrap();
+    store.record_sends("a", "2026-10", sends(5, 1, 0)).await.unwrap();
+    store.record_sends("a", "2026-10", sends(2, 0, 1)).await.unwrap();
+    store.record_sends("b", "2026-10", sends(0, 9, 0)).await.unwrap();
+    let months = |stats: Vec<MonthSends>| {
+        stats
+            .into_iter()
+            .map(|m| (m.month, m.counts))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        months(store.send_stats("a").await.unwrap()),
+        [
+            ("2026-10".to_owned(), sends(7, 1, 1)),
+            ("2025-11".to_owned(), sends(1, 0, 0))
+        ]
+    );
+    // 2026-11 keeps 2025-11 … 2026-11 (13 months); 2026-12 drops 2025-11.
+    store.record_sends("a", "2026-11", sends(0, 1, 0)).await.unwrap();
+    assert_eq!(store.send_stats("a").await.unwrap().len(), 3);
+    store.record_sends("a", "2026-12", sends(1, 0, 0)).await.unwrap();
+    assert_eq!(
+        months(store.send_stats("a").await.unwrap())
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect::<Vec<_>>(),
+        ["2026-12", "2026-11", "2026-10"]
+    );
+    // Months with no sends in between: what is older than the 13 months ending at the newest
+    // is gone all the same.
+    store.record_sends("a", "2028-01", sends(0, 0, 1)).await.unwrap();
+    assert_eq!(
+        months(store.send_stats("a").await.unwrap())
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect::<Vec<_>>(),
+        ["2028-01"]
+    );
     // Counters are not accounts.
     assert_eq!(store.list().await.unwrap().len(), 2);
 
@@ -114,6 +159,8 @@ pub async fn crud_conflicts_and_counters(store: &dyn AccountStore) {
         store.webhook_stats("a").await.unwrap(),
         WebhookStats::default()
     );
+    assert!(store.send_stats("a").await.unwrap().is_empty(), "removed with the account");
+    assert_eq!(store.send_stats("b").await.unwrap().len(), 1);
     let listed: Vec<_> = store
         .list()
         .await

@@ -181,12 +181,10 @@ pub fn outbound_service(sdk: &aws_config::SdkConfig) -> Result<OutboundService, 
         _ => None,
     };
     let line = Arc::new(HttpLineApi::new(&line_config)?);
-    let tokens = ChannelTokens::new(
-        Arc::new(DynamoAccountStore::new(sdk, &config_table)),
-        secrets,
-        line.clone(),
-    );
+    let accounts = Arc::new(DynamoAccountStore::new(sdk, &config_table));
+    let tokens = ChannelTokens::new(accounts.clone(), secrets, line.clone());
     Ok(OutboundService::new(OutboundDeps {
+        accounts,
         deliveries: Arc::new(DynamoDeliveryStore::new(sdk, &conversations_table)),
         config: Arc::new(DynamoConfigStore::new(sdk, &config_table)),
         conversations: Arc::new(DynamoConversationStore::new(sdk, &conversations_table)),
@@ -194,5 +192,7 @@ pub fn outbound_service(sdk: &aws_config::SdkConfig) -> Result<OutboundService, 
         tokens: Arc::new(tokens),
         media,
         clock: system_clock(),
-    }))
+    })
+    // An account's message counts: one write per 10 s per instance, not one per message.
+    .with_counter_flush(omniline_app::ingest::COUNTER_FLUSH))
 }

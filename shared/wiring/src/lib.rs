@@ -15,12 +15,15 @@ pub mod aws;
 pub mod embedded;
 
 use omniline_app::admin::AdminDeps;
+use omniline_app::identity::OidcVerifier;
 use omniline_app::ingest::WebhookIngest;
 use omniline_app::jobs::{PurgeDeps, PurgeJobs};
 use omniline_app::outbound::{MediaLinks, OutboundDeps, OutboundService};
 use omniline_app::router::{RouterDeps, RouterService};
 use omniline_app::tokens::ChannelTokens;
 use omniline_domain::clock::{system_clock, Clock};
+use omniline_domain::identity::OidcConfig;
+use omniline_line::HttpKeySource;
 use omniline_ports::{
     AccountStore, AgentStore, BotHook, ConfigStore, ConversationStore, DeliveryStore, EventQueue,
     LineApi, ObjectStore, SecretStore, WorkstreamStore,
@@ -105,6 +108,32 @@ pub fn router_service(
     .with_purge_jobs(purge_jobs(stores, clock))
 }
 
+/// Sign-in with OpenID Connect, when `OIDC_ISSUER` and `OIDC_CLIENT_ID` are set (both or
+/// neither): ID tokens of that issuer for that client, groups from `OIDC_GROUPS_CLAIM`
+/// (`cognito:groups` by default). The issuer's keys are fetched on first use, not here.
+pub fn oidc_verifier(clock: Clock) -> Result<Option<Arc<OidcVerifier>>, ConfigError> {
+    use omniline_runtime::config::optional;
+    let (issuer, client_id) = match (optional("OIDC_ISSUER"), optional("OIDC_CLIENT_ID")) {
+        (None, None) => return Ok(None),
+        (Some(issuer), Some(client_id)) => (issuer.trim().to_owned(), client_id.trim().to_owned()),
+        (Some(_), None) => return Err(ConfigError::Missing("OIDC_CLIENT_ID")),
+        (None, Some(_)) => return Err(ConfigError::Missing("OIDC_ISSUER")),
+    };
+    let keys = HttpKeySource::new(issuer.clone()).map_err(|e| ConfigError::Invalid {
+        name: "OIDC_ISSUER",
+        reason: e.to_string(),
+    })?;
+    let config = OidcConfig::new(issuer, client_id).with_groups_claim(or_default(
+        "OIDC_GROUPS_CLAIM",
+        omniline_domain::identity::DEFAULT_GROUPS_CLAIM,
+    ));
+    Ok(Some(Arc::new(OidcVerifier::new(
+        config,
+        Arc::new(keys),
+        clock,
+    ))))
+}
+
 /// What the admin use cases work on: the stores (not the inbound queue) and `line`.
 pub fn admin_deps(stores: &Stores, line: Arc<dyn LineApi>) -> AdminDeps {
     AdminDeps {
@@ -129,6 +158,7 @@ pub fn outbound_service(
     clock: Clock,
 ) -> OutboundService {
     OutboundService::new(OutboundDeps {
+        accounts: Arc::clone(&stores.accounts),
         deliveries: Arc::clone(&stores.deliveries),
         config: Arc::clone(&stores.config),
         conversations: Arc::clone(&stores.conversations),

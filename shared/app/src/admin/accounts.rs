@@ -88,6 +88,16 @@ impl AdminService {
         Ok(self.deps.accounts.webhook_stats(id).await?)
     }
 
+    /// The account's message counts per month, newest first (the months kept:
+    /// [`omniline_domain::account::SEND_MONTHS_KEPT`]).
+    pub async fn message_stats(
+        &self,
+        id: &str,
+    ) -> Result<Vec<omniline_domain::account::MonthSends>, AdminError> {
+        self.account(id).await?;
+        Ok(self.deps.accounts.send_stats(id).await?)
+    }
+
     /// Connects a LINE channel (once: `AlreadyConnected` when its bot is connected already);
     /// `callback_base` is where the webhook is served.
     pub async fn connect_account(

@@ -67,6 +67,9 @@ pub enum AdminError {
     /// Someone else changed the record between our read and our write.
     #[error("the record changed concurrently; read it again and retry")]
     VersionConflict,
+    /// Another agent has this email address (each address signs in one agent).
+    #[error("another agent has this email address")]
+    EmailTaken,
     /// The agent still holds these conversations.
     #[error(
         "the agent still holds {} active conversation(s); transfer or close them first",

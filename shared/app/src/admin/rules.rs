@@ -166,6 +166,7 @@ impl SampleCustomer {
             linked_contact_id: self.linked.then(|| "dry-run".to_owned()),
             created_at: 0,
             updated_at: 0,
+            profile_fetched_at: None,
         }
     }
 }

@@ -23,9 +23,11 @@ pub use error::{AgentError, LinkPageError};
 use crate::outbound::MediaLinks;
 use crate::router::{RouterDeps, RouterService};
 use omniline_domain::agents::{
-    parse_agent_token, token_matches, Agent, AgentAccount, AgentStatus, AGENT_ACCOUNT_KIND,
+    parse_agent_token, token_matches, Agent, AgentAccount, AgentEmail, AgentStatus,
+    AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND,
 };
 use omniline_domain::conversation::Conversation;
+use omniline_domain::identity::{normalize_email, Identity};
 use omniline_domain::media_links::{link_expiry, media_link, DEFAULT_LINK_LIFETIME};
 use omniline_ports::DeliveryStore;
 use std::sync::Arc;
@@ -96,7 +98,37 @@ impl AgentService {
         if !account.is_some_and(|a| token_matches(token, &a.token_hash)) {
             return Ok(None);
         }
-        let Some(agent) = deps.agents.agent(agent_id).await? else {
+        self.signed_in(agent_id).await
+    }
+
+    /// The agent whose email address a verified sign-in names (the email index, by key:
+    /// [`AGENT_EMAIL_KIND`]), `None` when no agent has it. The admin record must still carry
+    /// the address: an index entry left behind by a change of address signs no one in.
+    pub async fn agent_by_email(&self, identity: &Identity) -> Result<Option<Agent>, AgentError> {
+        let deps = self.deps();
+        let Some(entry) = deps
+            .config
+            .get_doc(AGENT_EMAIL_KIND, &identity.email)
+            .await?
+            .and_then(|doc| serde_json::from_str::<AgentEmail>(&doc.doc).ok())
+        else {
+            return Ok(None);
+        };
+        let account = deps
+            .config
+            .get_doc(AGENT_ACCOUNT_KIND, &entry.agent_id)
+            .await?
+            .and_then(|doc| serde_json::from_str::<AgentAccount>(&doc.doc).ok());
+        if account.is_none_or(|a| normalize_email(&a.email) != identity.email) {
+            return Ok(None);
+        }
+        self.signed_in(&entry.agent_id).await
+    }
+
+    /// The agent `agent_id`, once authenticated. With media links, the signing key is read
+    /// here, once, so the reads that sign links later need no I/O.
+    async fn signed_in(&self, agent_id: &str) -> Result<Option<Agent>, AgentError> {
+        let Some(agent) = self.deps().agents.agent(agent_id).await? else {
             return Ok(None);
         };
         if let Some(media) = &self.media {

@@ -134,6 +134,10 @@ pub(crate) const SURVEY_TEXT_ANSWER_MS: i64 = 24 * 3_600_000;
 /// How long a customer without a LINE profile keeps the placeholder before LINE is asked again.
 const PROFILE_RETRY_MS: i64 = 3_600_000;
 
+/// How old a found profile may be before the customer's next message asks LINE again (a new
+/// name or picture reaches the agents within a day).
+pub(crate) const PROFILE_REFRESH_MS: i64 = 24 * 3_600_000;
+
 /// A score typed as a message: only a number, ASCII or full-width digits (`5`, `５`, ` 10 `).
 fn typed_score(text: &str) -> Option<u8> {
     let digits: String = text
@@ -221,10 +225,16 @@ pub(crate) struct CustomerFacts {
     pub profile: ProfileFetch,
 }
 
-/// Whether LINE is asked for the sender's profile: a new customer, or one still without a profile
-/// whose placeholder is older than an hour.
+/// Whether LINE is asked for the sender's profile: a new customer, one still without a profile
+/// whose placeholder is older than an hour, or one whose profile was fetched a day ago or more.
 pub(crate) fn needs_profile(stored: Option<&Customer>, now: i64) -> bool {
-    !stored.is_some_and(|c| c.profile_found || now - c.updated_at < PROFILE_RETRY_MS)
+    match stored {
+        None => true,
+        Some(c) if c.profile_found => {
+            now - c.profile_fetched_at.unwrap_or(c.updated_at) >= PROFILE_REFRESH_MS
+        }
+        Some(c) => now - c.updated_at >= PROFILE_RETRY_MS,
+    }
 }
 
 /// The account-link nonce an event brings back and that is read to verify it: a successful
@@ -534,7 +544,10 @@ fn decide_customer(
                 linked_contact_id: None,
                 created_at: now,
                 updated_at: now,
+                profile_fetched_at: None,
             });
+            // A refresh LINE could not answer keeps the profile the customer had.
+            customer.profile_fetched_at = Some(now);
             if let ProfileFetch::Answered(Some(p)) = fetched {
                 customer.display_name = p.display_name;
                 customer.picture_url = p.picture_url;
@@ -1210,6 +1223,7 @@ mod tests {
             linked_contact_id: None,
             created_at: T0 - 86_400_000,
             updated_at: T0 - 86_400_000,
+            profile_fetched_at: Some(T0 - 3_600_000),
         }
     }
 
@@ -1389,6 +1403,73 @@ mod tests {
         };
         assert!(!needs_profile(Some(&placeholder), NOW));
         assert!(needs_profile(Some(&placeholder), NOW + 1));
+    }
+
+    #[test]
+    fn a_found_profile_is_refreshed_a_day_after_it_was_fetched() {
+        let found = customer("Ubob");
+        let fetched = found.profile_fetched_at.unwrap();
+        assert!(!needs_profile(
+            Some(&found),
+            fetched + PROFILE_REFRESH_MS - 1
+        ));
+        assert!(needs_profile(Some(&found), fetched + PROFILE_REFRESH_MS));
+        // A record from before the fetch time was kept: its last change stands in.
+        let old = Customer {
+            profile_fetched_at: None,
+            ..found.clone()
+        };
+        assert!(needs_profile(
+            Some(&old),
+            old.updated_at + PROFILE_REFRESH_MS
+        ));
+        assert!(!needs_profile(Some(&old), old.updated_at + 1));
+
+        // The refresh: a new name and picture reach the customer, with the fetch time.
+        let later = fetched + PROFILE_REFRESH_MS;
+        let inbound = inbound(text("E9", "hi again"));
+        let mut renamed = profile("Bobby", None);
+        renamed.picture_url = Some("https://profile.line-scdn.net/new".into());
+        let d = decide(
+            Facts {
+                customer: CustomerFacts {
+                    stored: Some(found.clone()),
+                    profile: ProfileFetch::Answered(Some(renamed)),
+                },
+                ..facts(None, &inbound)
+            },
+            later,
+        );
+        let c = d.customer.as_ref().unwrap();
+        assert!(d.customer_changed);
+        assert_eq!(c.display_name, "Bobby");
+        assert_eq!(
+            c.picture_url.as_deref(),
+            Some("https://profile.line-scdn.net/new")
+        );
+        assert_eq!(
+            c.language.as_deref(),
+            Some("en"),
+            "LINE sent no language: kept"
+        );
+        assert_eq!(c.profile_fetched_at, Some(later));
+
+        // LINE could not answer (down, or the customer blocked the account): the profile the
+        // customer had stays, and LINE is asked again a day later, not at every message.
+        let d = decide(
+            Facts {
+                customer: CustomerFacts {
+                    stored: Some(found.clone()),
+                    profile: ProfileFetch::Answered(None),
+                },
+                ..facts(None, &inbound)
+            },
+            later,
+        );
+        let c = d.customer.as_ref().unwrap();
+        assert_eq!((c.display_name.as_str(), c.profile_found), ("Bob", true));
+        assert_eq!(c.profile_fetched_at, Some(later));
+        assert!(!needs_profile(Some(c), later + 1));
     }
 
     #[test]

@@ -6,3 +6,4 @@ pub mod envelope;
 pub mod events;
 pub mod messages;
 pub mod signature;
+pub mod stickers;
