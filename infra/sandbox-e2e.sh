@@ -6,13 +6,16 @@
 # starts it on a free loopback port with a fresh data directory and none of the LINE / backend
 # settings, so that it runs in its default sandbox mode (simulated LINE platform, bootstrapped
 # account, queue, agent and workstream), waits for the sandbox session, then has headless Chromium
-# play the customer and the agent through /sandbox (sandbox-e2e/sandbox.test.mjs). omniline-local
-# is stopped on exit.
+# play the customer and the agent through /sandbox (sandbox-e2e/sandbox.test.mjs), then the agent
+# console: a customer writes through the sandbox's API and the sandbox agent answers on /console
+# (sandbox-e2e/console.test.mjs, with axe-core's accessibility check). omniline-local is stopped on
+# exit.
 #
 # Knobs: OMNILINE_LOCAL_BIN [test this binary instead of building the debug one], CHROMIUM
 # [/usr/bin/chromium], OMNILINE_SANDBOX_E2E_TIMEOUT [300 s for the browser run]. Screenshots of
-# every step (NN-step.png, 99-failure.png), the page's console (console.log) and the stack's log
-# (omniline-local.log) are left in target/sandbox-e2e/.
+# every step (NN-step.png, 99-failure.png; console-NN-step.png, console-99-failure.png), the pages'
+# console (console.log, console-journal.log) and the stack's log (omniline-local.log) are left in
+# target/sandbox-e2e/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,7 +44,7 @@ wait_http() { # url pid seconds
 }
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*.png "$OUT/console.log"
+rm -f "$OUT"/*.png "$OUT/console.log" "$OUT/console-journal.log"
 
 if [ "$CHROMIUM" = /usr/bin/chromium ] && [ ! -x /usr/bin/chromium ]; then
   log "Chromium (Debian's package)"
@@ -59,8 +62,9 @@ echo "$("$CHROMIUM" --version 2>/dev/null | tail -n 1) at $CHROMIUM"
 command -v node >/dev/null || { echo "sandbox-e2e: node is needed"; exit 1; }
 STAMP=$E2E/node_modules/.package-lock.sha256
 LOCK_SUM=$(sha256sum "$E2E/package-lock.json" | cut -d' ' -f1)
-if [ ! -d "$E2E/node_modules/playwright-core" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$LOCK_SUM" ]; then
-  log "npm ci in sandbox-e2e (playwright-core)"
+if [ ! -d "$E2E/node_modules/playwright-core" ] || [ ! -d "$E2E/node_modules/axe-core" ] ||
+  [ "$(cat "$STAMP" 2>/dev/null)" != "$LOCK_SUM" ]; then
+  log "npm ci in sandbox-e2e (playwright-core, axe-core)"
   (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$LOCK_SUM" >"$STAMP"
 fi
@@ -114,3 +118,16 @@ if [ "$status" -ne 0 ]; then
   exit 1
 fi
 echo "sandbox e2e passed (artefacts in $OUT)"
+
+log "headless Chromium: the sandbox agent answers a customer on the agent console ($BASE/console)"
+status=0
+CONSOLE_URL="$BASE/console" ARTIFACTS="$OUT" CHROMIUM="$CHROMIUM" \
+  timeout --kill-after=10 "${OMNILINE_SANDBOX_E2E_TIMEOUT:-300}" \
+  node "$E2E/console.test.mjs" || status=$?
+if [ "$status" -ne 0 ]; then
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "omniline-local exited during the run"; fi
+  echo "console e2e failed (exit $status); artefacts in $OUT; last 50 lines of $SERVER_LOG:"
+  tail -n 50 "$SERVER_LOG"
+  exit 1
+fi
+echo "console e2e passed (artefacts in $OUT)"

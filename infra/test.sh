@@ -119,7 +119,7 @@ target/debug/omniline-loadtest --short --out "$root/target/loadtest-short"
 log "load and fault suite on the AWS backend, short (moto: DynamoDB and SQS FIFO, the router and outbound function as SQS pollers; load, redelivery, line-faults, poison; ledger exact)"
 target/debug/omniline-loadtest --short --backend aws --out "$root/target/loadtest-aws"
 
-log "sandbox in a browser (headless Chromium: the customer and the agent hold a conversation; screenshots in target/sandbox-e2e)"
+log "sandbox and agent console in a browser (headless Chromium: the customer and the agent hold a conversation on /sandbox, then on /console with axe-core; screenshots in target/sandbox-e2e)"
 OMNILINE_LOCAL_BIN="$root/target/debug/omniline-local" "$root/infra/sandbox-e2e.sh"
 
 log "benchmarks, once each in test mode"

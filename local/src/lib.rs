@@ -90,6 +90,9 @@ pub struct LocalConfig {
     pub sandbox: bool,
     /// The AWS backend's router and outbound function in this process (`AWS_WORKERS=on`).
     pub aws_workers: Option<AwsWorkers>,
+    /// The agent console's sign-in (`OIDC_ISSUER`, `OIDC_CLIENT_ID`), served at `/console` in
+    /// every mode.
+    pub console: agent::console::ConsoleConfig,
 }
 
 /// `AWS_WORKERS=on`: the router polls the inbound queue (`ROUTER_WORKERS` pollers), the
@@ -203,6 +206,10 @@ impl LocalConfig {
                 matches!(backend, Backend::Embedded),
             )?,
             aws_workers: AwsWorkers::from_env(matches!(backend, Backend::Aws { .. }))?,
+            console: agent::console::ConsoleConfig::new(
+                optional("OIDC_ISSUER"),
+                optional("OIDC_CLIENT_ID"),
+            ),
             backend,
         })
     }
@@ -761,6 +768,8 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         .merge(meter_routes)
         .merge(media_routes.unwrap_or_default())
         .merge(admin::router(admin))
+        // The agent console, whatever the backend and whether the agent API runs here or not.
+        .merge(agent::console::router(config.console.clone()))
         .merge(match &sandbox_state {
             Some(state) => sandbox::router(state.clone()),
             None => sandbox::off_router(),

@@ -55,6 +55,8 @@ async fn main() -> ExitCode {
         stack.base_url
     );
     println!("  health:       http://{}/healthz", stack.addr);
+    println!("  console:      {}/console", stack.base_url);
+    println!("                (the agent console: sign in with an agent token)");
     match &stack.sandbox_url {
         Some(url) => {
             println!("  sandbox:      {url}");

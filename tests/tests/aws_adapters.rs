@@ -229,10 +229,19 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
         schedule_every: std::time::Duration::from_secs(60),
         sandbox: false,
         aws_workers: None,
+        console: Default::default(),
     })
     .await
     .unwrap();
     let client = reqwest::Client::new();
+    // The agent console is served on the AWS backend too (no router in this process).
+    let console = client
+        .get(format!("{}/console", stack.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(console.status(), 200);
+    assert!(console.text().await.unwrap().contains("/console/v/"));
     let secret = "00112233445566778899aabbccddeeff";
     let r = client
         .post(format!("{}/admin/v1/accounts", stack.base_url))

@@ -1170,6 +1170,33 @@ fn http_routes_reach_their_functions() {
         assert!(route.settings.is_some(), "{key}: a throttle of its own");
     }
 
+    // The agent console: the page and its files, public (they hold no data), served by the
+    // agent function same-origin with the API, each route with its own throttle and a permission.
+    for (key, path) in [
+        ("GET /console", "/console"),
+        ("GET /console/{proxy+}", "/console/*"),
+    ] {
+        let route = find(key);
+        assert_eq!(route.function, "AgentFunction", "{key}");
+        assert_eq!(
+            route.authorization.and_then(Value::as_str),
+            Some("NONE"),
+            "{key}: public"
+        );
+        assert!(route.settings.is_some(), "{key}: a throttle of its own");
+        let permitted = t.of_type("AWS::Lambda::Permission").any(|(_, p)| {
+            let p = props(p);
+            p.get("FunctionName").and_then(target) == Some("AgentFunction")
+                && p.get("SourceArn")
+                    .and_then(sub_template)
+                    .is_some_and(|arn| arn.ends_with(&format!("${{HttpApi}}/*/*{path}")))
+        });
+        assert!(
+            permitted,
+            "{key}: API Gateway may invoke the agent function"
+        );
+    }
+
     let jwt = t.resource("ApiJwtAuthorizer");
     assert_eq!(str_at(jwt, &["Condition"]), Some("UseJwtAuthorizer"));
     let identity = strings(props(jwt).get("IdentitySource").expect("IdentitySource"));

@@ -8,8 +8,10 @@
 //! [`RouterService`]), so the Lambda functions and `omniline-local` share one implementation;
 //! this crate is HTTP: it authenticates, parses requests into the use cases' inputs and turns
 //! their results and errors into responses. `GET /line/link/{id}` (public) is the customer's side
-//! of an account-link request.
+//! of an account-link request. `GET /console` ([`console`]) is the page agents use, served
+//! same-origin with the API it calls.
 
+pub mod console;
 mod contacts;
 mod conversations;
 mod error;
@@ -144,9 +146,11 @@ pub fn router(state: AgentState) -> Router {
         .with_state(state)
 }
 
-/// [`router`] with JSON answers for unknown routes and methods: what the Lambda function serves.
-pub fn standalone(state: AgentState) -> Router {
+/// [`router`] and the agent console ([`console::router`]) with JSON answers for unknown routes
+/// and methods: what the Lambda function serves.
+pub fn standalone(state: AgentState, console: console::ConsoleConfig) -> Router {
     router(state)
+        .merge(console::router(console))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

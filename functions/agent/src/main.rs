@@ -34,5 +34,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         public_base_url,
     )
     .with_oidc(omniline_wiring::oidc_verifier(system_clock())?);
-    omniline_runtime::http::serve(agent::standalone(state), 9005).await
+    // What the console's page is told about sign-in (`GET /console/config.json`).
+    let console =
+        agent::console::ConsoleConfig::new(optional("OIDC_ISSUER"), optional("OIDC_CLIENT_ID"));
+    omniline_runtime::http::serve(agent::standalone(state, console), 9005).await
 }

@@ -74,6 +74,9 @@ pub async fn start_with(env: &[(&str, &str)]) -> Stack {
     let data = private_tempdir();
     let line = mock_line().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_omniline-local"))
+        // The console's sign-in is token unless a test sets these.
+        .env_remove("OIDC_ISSUER")
+        .env_remove("OIDC_CLIENT_ID")
         .envs(env.iter().copied())
         .env("PORT", "0")
         .env("DATA_DIR", data.path())
@@ -315,7 +318,9 @@ pub fn sandbox_command(data: &std::path::Path, admin_token: &str) -> Command {
         .env_remove("LINE_DATA_API_BASE")
         .env_remove("SANDBOX")
         .env_remove("PUBLIC_BASE_URL")
-        .env_remove("OMNILINE_BACKEND");
+        .env_remove("OMNILINE_BACKEND")
+        .env_remove("OIDC_ISSUER")
+        .env_remove("OIDC_CLIENT_ID");
     command
 }
 

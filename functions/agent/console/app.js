@@ -1,0 +1,825 @@
+// omniline agent console: sign in with an agent token, the inbox (mine / waiting in my queues /
+// recently closed), live updates by long-polling /agent/v1/notifications, the conversation
+// (transcript, reply, pick, quote, typing, read, transfer, close) and presence. Plain ES modules,
+// no dependencies; it speaks only the agent API (/agent/v1) of its own origin.
+import { ApiError, call, enc, onUnauthorized, randomId, setToken, token } from './api.js';
+import { LANGUAGES, initialLanguage, language, setLanguage, t, translate } from './i18n.js';
+import { avatar, clockTime, duration, el, preview, transcriptLine } from './render.js';
+
+const NOTIFICATION_WAIT = 20; // seconds, the API's longest
+const NOTIFICATION_PAGE = 50; // the API's page
+const PRESENCE_EVERY_MS = 60_000; // keeps the presence alive
+const INBOX_EVERY_MS = 10_000; // new waiting conversations bring no notification: the list is polled
+const CONVERSATION_EVERY_MS = 5_000; // delivery statuses and new lines of the open conversation
+const TYPING_EVERY_MS = 15_000;
+const TYPING_SECONDS = 20;
+const CURSOR_KEY = 'omniline.console.cursor';
+
+const $ = (id) => document.getElementById(id);
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+const state = {
+  config: null,
+  me: null,
+  generation: 0, // bumps at every sign-in and sign-out: loops of an older session stop
+  controller: null,
+  timers: [],
+  tab: 'mine',
+  lists: { mine: [], waiting: [], closed: [] },
+  inboxLoaded: false,
+  unread: new Map(), // conversationId → count since it was last looked at
+  lastMessages: new Map(), // conversationId → a notification's lastMessage
+  queueNames: new Map(), // queueId → name, as conversations and notifications name them
+  openId: null,
+  detail: null,
+  transcriptKey: '',
+  lastReadEntry: null,
+  quote: null, // the customer entry the next reply quotes
+  lastTypingAt: 0,
+  pendingSend: null, // { text, quoteToken, key }: a failed send retried with the same key
+  audio: null,
+  notificationsWanted: false,
+};
+
+// ------------------------------------------------------------------------------------------
+// Messages to the agent
+// ------------------------------------------------------------------------------------------
+let toastTimer = null;
+
+function toast(message, kind = 'error') {
+  $('toast-text').textContent = message;
+  $('toast').className = `toast ${kind}`;
+  $('toast').hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { $('toast').hidden = true; }, kind === 'error' ? 8000 : 4000);
+}
+
+function announce(message) {
+  $('status').textContent = message;
+}
+
+function report(error, context) {
+  if (!error || error.name === 'AbortError') return;
+  if (error instanceof ApiError && error.status === 401) return; // back to the sign-in screen
+  const message = error instanceof ApiError && error.code === 'network'
+    ? t('error.network')
+    : (error.message || String(error));
+  toast(context ? t('error.generic', { context: t(context), message }) : message);
+}
+
+/** Wraps a handler: nothing it throws goes uncaught. */
+function guard(fn, context) {
+  return (...args) => {
+    try {
+      const result = fn(...args);
+      if (result && typeof result.catch === 'function') result.catch((e) => report(e, context));
+    } catch (e) {
+      report(e, context);
+    }
+  };
+}
+
+/** At most one run of `task` at a time; `run(true)` while one runs runs it once more after. */
+function oneAtATime(task) {
+  let running = null;
+  let again = false;
+  const run = (force = false) => {
+    if (running) {
+      if (force) again = true;
+      return running;
+    }
+    running = Promise.resolve().then(task).finally(() => {
+      running = null;
+      if (again) {
+        again = false;
+        run();
+      }
+    });
+    return running;
+  };
+  return run;
+}
+
+// ------------------------------------------------------------------------------------------
+// Sign-in and sign-out
+// ------------------------------------------------------------------------------------------
+function showSignIn(message) {
+  $('workspace').hidden = true;
+  $('session').hidden = true;
+  $('signin').hidden = false;
+  const box = $('signin-message');
+  box.hidden = !message;
+  box.textContent = message || '';
+  $('oidc-note').hidden = !(state.config && state.config.signIn === 'oidc');
+  $('signin-token').value = '';
+  $('signin-token').focus();
+  updateTitle();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const value = $('signin-token').value.trim();
+  if (!value) {
+    showSignIn(t('signin.empty'));
+    return;
+  }
+  const button = $('signin-submit');
+  button.disabled = true;
+  announce(t('signin.checking'));
+  setToken(value);
+  try {
+    const me = await call('GET', '/agent/v1/me', undefined, { signingIn: true });
+    startSession(me);
+  } catch (e) {
+    setToken(null);
+    if (e instanceof ApiError && e.status === 401) showSignIn(t('signin.invalid'));
+    else report(e);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function resetSession() {
+  state.generation += 1;
+  if (state.controller) state.controller.abort();
+  state.controller = null;
+  for (const timer of state.timers) clearInterval(timer);
+  state.timers = [];
+  state.me = null;
+  state.lists = { mine: [], waiting: [], closed: [] };
+  state.inboxLoaded = false;
+  state.unread.clear();
+  state.lastMessages.clear();
+  state.openId = null;
+  state.detail = null;
+  state.transcriptKey = '';
+  state.lastReadEntry = null;
+  state.quote = null;
+  state.pendingSend = null;
+  try { window.sessionStorage.removeItem(CURSOR_KEY); } catch { /* nothing kept */ }
+  $('transcript').replaceChildren();
+  $('inbox-list').replaceChildren();
+  $('conversation-view').hidden = true;
+  $('conversation-empty').hidden = false;
+}
+
+/** Signs out: the agent goes offline (best effort), the token is forgotten. */
+async function signOut() {
+  if (token()) {
+    try {
+      await call('PUT', '/agent/v1/presence', { status: 'offline' });
+    } catch { /* signing out anyway */ }
+  }
+  setToken(null);
+  resetSession();
+  showSignIn(t('signin.signedOut'));
+}
+
+/** A 401 at any time: the token no longer works. */
+function sessionEnded() {
+  if (!state.me && $('signin').hidden === false) return;
+  setToken(null);
+  resetSession();
+  showSignIn(t('signin.ended'));
+}
+
+function startSession(me) {
+  resetSession();
+  state.me = me;
+  $('signin').hidden = true;
+  $('signin-message').hidden = true;
+  $('session').hidden = false;
+  $('workspace').hidden = false;
+  renderMe();
+  renderInbox();
+  const generation = state.generation;
+  notificationLoop(generation);
+  state.timers.push(setInterval(() => keepPresence(generation), PRESENCE_EVERY_MS));
+  state.timers.push(setInterval(() => {
+    if (generation === state.generation) refreshInbox().catch((e) => report(e, 'context.inbox'));
+  }, INBOX_EVERY_MS));
+  state.timers.push(setInterval(() => {
+    if (generation === state.generation && state.openId && document.visibilityState !== 'hidden') {
+      refreshConversation().catch((e) => report(e, 'context.conversation'));
+    }
+  }, CONVERSATION_EVERY_MS));
+  refreshInbox(true).catch((e) => report(e, 'context.inbox'));
+  $('tab-' + state.tab).focus();
+}
+
+// ------------------------------------------------------------------------------------------
+// The agent and presence
+// ------------------------------------------------------------------------------------------
+function renderMe() {
+  const me = state.me;
+  if (!me) return;
+  $('agent-name').textContent = me.name;
+  $('presence').value = me.status;
+  $('presence').dataset.status = me.status;
+  $('agent-load').textContent = t('header.load', { active: me.activeConversations, capacity: me.capacity });
+  renderNotificationButton();
+}
+
+async function setPresence(status) {
+  state.me = await call('PUT', '/agent/v1/presence', { status });
+  renderMe();
+  announce(t(`presence.${state.me.status}`));
+  // Becoming available may have assigned waiting conversations (push mode).
+  await Promise.all([
+    refreshInbox(true),
+    state.openId ? refreshConversation(true) : null,
+  ]);
+}
+
+/** Re-PUTs the current presence while the page is open. */
+async function keepPresence(generation) {
+  if (generation !== state.generation || !state.me) return;
+  try {
+    const me = await call('PUT', '/agent/v1/presence', { status: state.me.status });
+    if (generation === state.generation) {
+      state.me = me;
+      renderMe();
+    }
+  } catch (e) {
+    report(e, 'context.presence');
+  }
+}
+
+async function refreshMe() {
+  const generation = state.generation;
+  const me = await call('GET', '/agent/v1/me');
+  if (generation !== state.generation) return;
+  state.me = me;
+  renderMe();
+}
+
+// ------------------------------------------------------------------------------------------
+// Browser notifications and sound (only once the agent asked for them)
+// ------------------------------------------------------------------------------------------
+function renderNotificationButton() {
+  const button = $('enable-notifications');
+  if (!('Notification' in window)) {
+    button.textContent = t('header.notificationsUnsupported');
+    button.disabled = true;
+    return;
+  }
+  const permission = Notification.permission;
+  button.disabled = permission === 'denied' || (permission === 'granted' && state.notificationsWanted);
+  if (permission === 'granted' && state.notificationsWanted) button.textContent = t('header.notificationsOn');
+  else if (permission === 'denied') button.textContent = t('header.notificationsBlocked');
+  else button.textContent = t('header.enableNotifications');
+}
+
+async function enableNotifications() {
+  // Created in the click: browsers let a page play sound only after a gesture.
+  const AudioContextClass = window.AudioContext || window.webkitAudioContext;
+  if (AudioContextClass && !state.audio) state.audio = new AudioContextClass();
+  if (state.audio && state.audio.state === 'suspended') await state.audio.resume();
+  if ('Notification' in window) {
+    const permission = Notification.permission === 'default'
+      ? await Notification.requestPermission()
+      : Notification.permission;
+    state.notificationsWanted = permission === 'granted';
+  }
+  renderNotificationButton();
+}
+
+function beep() {
+  const audio = state.audio;
+  if (!audio) return;
+  const oscillator = audio.createOscillator();
+  const gain = audio.createGain();
+  oscillator.frequency.value = 880;
+  gain.gain.setValueAtTime(0.0001, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.2, audio.currentTime + 0.02);
+  gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+  oscillator.connect(gain).connect(audio.destination);
+  oscillator.start();
+  oscillator.stop(audio.currentTime + 0.3);
+}
+
+function notifyBrowser(n) {
+  if (!state.notificationsWanted) return;
+  const name = (n.customer && n.customer.displayName) || t('inbox.unknownCustomer');
+  const title = n.kind === 'assigned' ? t('notify.assigned', { name }) : t('notify.message', { name });
+  beep();
+  if (!('Notification' in window) || Notification.permission !== 'granted') return;
+  try {
+    const shown = new Notification(title, {
+      body: n.lastMessage ? preview(n.lastMessage) : '',
+      tag: n.conversationId,
+      lang: language(),
+    });
+    shown.addEventListener('click', () => {
+      window.focus();
+      openConversation(n.conversationId).catch((e) => report(e, 'context.conversation'));
+    });
+  } catch { /* some browsers only show notifications from a service worker */ }
+}
+
+// ------------------------------------------------------------------------------------------
+// Live updates: the notifications long poll
+// ------------------------------------------------------------------------------------------
+async function notificationLoop(generation) {
+  let cursor = null;
+  try { cursor = window.sessionStorage.getItem(CURSOR_KEY); } catch { cursor = null; }
+  // Without a cursor the API starts from the beginning: that history is not news.
+  let catchingUp = !cursor;
+  let failures = 0;
+  while (generation === state.generation) {
+    const controller = new AbortController();
+    state.controller = controller;
+    try {
+      const query = new URLSearchParams({ wait: String(catchingUp ? 0 : NOTIFICATION_WAIT) });
+      if (cursor) query.set('after', cursor);
+      const data = await call('GET', `/agent/v1/notifications?${query}`, undefined, { signal: controller.signal });
+      if (generation !== state.generation) return;
+      failures = 0;
+      const list = (data && data.notifications) || [];
+      if (data && data.cursor) {
+        cursor = data.cursor;
+        try { window.sessionStorage.setItem(CURSOR_KEY, cursor); } catch { /* not kept */ }
+      }
+      onNotifications(list, !catchingUp);
+      if (catchingUp && list.length < NOTIFICATION_PAGE) catchingUp = false;
+    } catch (e) {
+      if (generation !== state.generation || (e && e.name === 'AbortError')) return;
+      if (e instanceof ApiError && e.status === 401) return;
+      failures += 1;
+      if (failures === 1 || failures % 10 === 0) report(e, 'context.notifications');
+      await sleep(Math.min(1000 * failures, 10_000));
+    }
+  }
+}
+
+function onNotifications(list, news) {
+  if (!list.length) return;
+  let touchesOpen = false;
+  for (const n of list) {
+    if (n.lastMessage) state.lastMessages.set(n.conversationId, n.lastMessage);
+    if (n.queue && n.queue.id && n.queue.name) state.queueNames.set(n.queue.id, n.queue.name);
+    if (n.conversationId === state.openId) touchesOpen = true;
+    if (!news) continue;
+    const looking = n.conversationId === state.openId && document.visibilityState === 'visible' && document.hasFocus();
+    if (!looking) state.unread.set(n.conversationId, (state.unread.get(n.conversationId) || 0) + 1);
+    if (!looking || document.visibilityState !== 'visible') notifyBrowser(n);
+  }
+  updateTitle();
+  if (!news) return;
+  refreshInbox(true).catch((e) => report(e, 'context.inbox'));
+  refreshMe().catch((e) => report(e, 'context.inbox'));
+  if (touchesOpen) refreshConversation(true).catch((e) => report(e, 'context.conversation'));
+}
+
+function updateTitle() {
+  let total = 0;
+  for (const count of state.unread.values()) total += count;
+  document.title = total > 0 ? t('app.titleUnread', { count: total }) : t('app.title');
+}
+
+// ------------------------------------------------------------------------------------------
+// The inbox
+// ------------------------------------------------------------------------------------------
+const TABS = ['mine', 'waiting', 'closed'];
+
+const refreshInbox = oneAtATime(async () => {
+  const generation = state.generation;
+  if (!state.me) return;
+  const [active, waiting, closed] = await Promise.all(['active', 'waiting', 'closed']
+    .map((status) => call('GET', `/agent/v1/conversations?status=${status}`)));
+  if (generation !== state.generation) return;
+  const me = state.me.id;
+  const of = (data) => (data && data.conversations) || [];
+  // Mine: the longest without activity first. Waiting: the longest waiting first.
+  state.lists.mine = of(active).filter((c) => c.agentId === me).sort((a, b) => a.lastActivityAt - b.lastActivityAt);
+  state.lists.waiting = of(waiting).sort((a, b) => a.openedAt - b.openedAt);
+  state.lists.closed = of(closed).sort((a, b) => (b.closedAt || 0) - (a.closedAt || 0)).slice(0, 50);
+  state.inboxLoaded = true;
+  renderInbox();
+});
+
+function customerName(c) {
+  if (c.customer && c.customer.displayName) return c.customer.displayName;
+  if (c.sourceType === 'group') return t('inbox.groupChat');
+  if (c.sourceType === 'room') return t('inbox.roomChat');
+  return t('inbox.unknownCustomer');
+}
+
+function renderInbox() {
+  for (const tab of TABS) {
+    const count = state.lists[tab].length;
+    $(`count-${tab}`).textContent = state.inboxLoaded && tab !== 'closed' ? `(${count})` : '';
+    const button = $(`tab-${tab}`);
+    const selected = tab === state.tab;
+    button.setAttribute('aria-selected', String(selected));
+    button.tabIndex = selected ? 0 : -1;
+  }
+  $('inbox-panel').setAttribute('aria-labelledby', `tab-${state.tab}`);
+  const list = $('inbox-list');
+  const rows = state.lists[state.tab];
+  if (!rows.length) {
+    list.replaceChildren(el('li', { className: 'empty', text: state.inboxLoaded ? t(`inbox.empty.${state.tab}`) : t('inbox.loading') }));
+    return;
+  }
+  const now = Date.now();
+  list.replaceChildren(...rows.map((c) => {
+    const name = customerName(c);
+    const unread = state.unread.get(c.id) || 0;
+    const last = state.lastMessages.get(c.id);
+    let when;
+    if (c.status === 'waiting') when = t('inbox.waited', { duration: duration(now - c.openedAt) });
+    else if (c.status === 'closed') when = t('inbox.closedAgo', { duration: duration(now - (c.closedAt || c.lastActivityAt)) });
+    else when = t('inbox.idle', { duration: duration(now - c.lastActivityAt) });
+    return el('li', {},
+      el('button', {
+        type: 'button',
+        className: 'row',
+        testid: 'inbox-row',
+        'data-conversation-id': c.id,
+        'data-status': c.status,
+        'aria-current': c.id === state.openId ? 'true' : null,
+        onclick: guard(() => openConversation(c.id), 'context.conversation'),
+      },
+      avatar(c.customer && c.customer.pictureUrl, name),
+      el('span', { className: 'row-main' },
+        el('span', { className: 'row-top' },
+          el('span', { className: 'row-name', text: name }),
+          el('span', { className: `status-chip ${c.status}`, text: t(`status.${c.status}`) })),
+        last ? el('span', {
+          className: 'row-preview',
+          testid: 'row-preview',
+          text: last.direction === 'out' ? `${t('transcript.you')}: ${preview(last)}` : preview(last),
+        }) : null,
+        el('span', { className: 'row-when', text: when })),
+      unread ? el('span', { className: 'badge', testid: 'unread', text: String(unread), 'aria-label': t('inbox.unread', { count: unread }) }) : null));
+  }));
+}
+
+function selectTab(tab, focus = false) {
+  state.tab = tab;
+  renderInbox();
+  if (focus) $(`tab-${tab}`).focus();
+}
+
+function tabKeys(event) {
+  const index = TABS.indexOf(state.tab);
+  let next = null;
+  if (event.key === 'ArrowRight') next = TABS[(index + 1) % TABS.length];
+  else if (event.key === 'ArrowLeft') next = TABS[(index + TABS.length - 1) % TABS.length];
+  else if (event.key === 'Home') next = TABS[0];
+  else if (event.key === 'End') next = TABS[TABS.length - 1];
+  if (next) {
+    event.preventDefault();
+    selectTab(next, true);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// The conversation
+// ------------------------------------------------------------------------------------------
+async function openConversation(id) {
+  if (state.openId !== id) {
+    state.openId = id;
+    state.detail = null;
+    state.transcriptKey = '';
+    state.lastReadEntry = null;
+    state.quote = null;
+    state.lastTypingAt = 0;
+    state.pendingSend = null;
+    $('composer-input').value = '';
+    renderQuote();
+    $('survey').hidden = true;
+    $('transcript').replaceChildren(el('p', { className: 'empty', text: t('transcript.loading') }));
+    $('conversation-empty').hidden = true;
+    $('conversation-view').hidden = false;
+  }
+  state.unread.delete(id);
+  updateTitle();
+  renderInbox();
+  await refreshConversation(true);
+}
+
+const refreshConversation = oneAtATime(async () => {
+  const id = state.openId;
+  const generation = state.generation;
+  if (!id) return;
+  const base = `/agent/v1/conversations/${enc(id)}`;
+  const [detail, page] = await Promise.all([
+    call('GET', base),
+    call('GET', `${base}/messages?limit=100`),
+  ]);
+  if (id !== state.openId || generation !== state.generation) return;
+  state.detail = detail;
+  if (detail.queue && detail.queue.id && detail.queue.name) state.queueNames.set(detail.queue.id, detail.queue.name);
+  const messages = (page && page.messages) || [];
+  const lastIn = [...messages].reverse().find((m) => m.direction === 'in' && m.type === 'message');
+  if (lastIn && lastIn.message) state.lastMessages.set(id, lastIn.message);
+  renderConversation();
+  renderTranscript(messages);
+  await Promise.all([markRead(detail, messages), refreshSurvey(detail.conversation)]);
+});
+
+function mine(conversation) {
+  return Boolean(state.me && conversation && conversation.agentId === state.me.id);
+}
+
+function canReply(conversation) {
+  return Boolean(conversation && conversation.status === 'active' && mine(conversation));
+}
+
+function renderConversation() {
+  const detail = state.detail;
+  if (!detail) return;
+  const c = detail.conversation;
+  const name = detail.customer && detail.customer.displayName
+    ? detail.customer.displayName
+    : customerName({ ...c, customer: detail.customer });
+  $('conv-picture').replaceChildren(avatar(detail.customer && detail.customer.pictureUrl, name, 'large'));
+  $('conv-name').textContent = name;
+  const meta = [];
+  if (c.status === 'active') meta.push(mine(c) ? t('conversation.yours') : t('conversation.otherAgent'));
+  if (detail.queue) meta.push(t('conversation.queue', { name: detail.queue.name || detail.queue.id }));
+  meta.push(t('conversation.opened', { time: clockTime(c.openedAt) }));
+  $('conv-meta').textContent = meta.join(' · ');
+  const chip = $('conv-status');
+  chip.textContent = t(`status.${c.status}`);
+  chip.className = `status-chip ${c.status}`;
+  chip.dataset.status = c.status;
+
+  $('pick').hidden = !(c.status === 'waiting' && !c.agentId);
+  const closed = c.status === 'closed';
+  $('close').disabled = closed;
+  $('transfer').disabled = closed;
+  $('transfer-queue').disabled = closed;
+  renderQueueOptions();
+
+  const input = $('composer-input');
+  const reply = canReply(c);
+  input.disabled = !reply;
+  $('send').disabled = !reply;
+  let placeholder = t('composer.placeholder');
+  if (closed) placeholder = t('composer.closed');
+  else if (c.status === 'waiting') placeholder = t('composer.pickFirst');
+  else if (!reply) placeholder = t('composer.notYours');
+  input.placeholder = placeholder;
+  if (!reply && state.quote) {
+    state.quote = null;
+    renderQuote();
+  }
+}
+
+function renderQueueOptions() {
+  const ids = new Set([...(state.me ? state.me.queueIds : []), ...state.queueNames.keys()]);
+  $('queue-options').replaceChildren(...[...ids].map((id) => el('option', { value: id, label: state.queueNames.get(id) || id })));
+}
+
+function renderTranscript(messages, force = false) {
+  // The lines depend on the messages and on whether the agent may quote them (its own, active).
+  const quotable = canReply(state.detail && state.detail.conversation);
+  const key = JSON.stringify([quotable, messages]);
+  if (key === state.transcriptKey && !force) return;
+  state.transcriptKey = key;
+  state.messages = messages;
+  const box = $('transcript');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  if (!messages.length) {
+    box.replaceChildren(el('p', { className: 'empty', text: t('transcript.empty') }));
+    return;
+  }
+  const context = {
+    meId: state.me && state.me.id,
+    canQuote: quotable,
+    onQuote: (entry) => {
+      state.quote = entry;
+      renderQuote();
+      $('composer-input').focus();
+    },
+  };
+  box.replaceChildren(...messages.map((entry) => transcriptLine(entry, context)));
+  if (atBottom || force || !box.dataset.scrolled) {
+    box.scrollTop = box.scrollHeight;
+    box.dataset.scrolled = '1';
+  }
+}
+
+function renderQuote() {
+  const bar = $('quote-bar');
+  if (!state.quote) {
+    bar.hidden = true;
+    return;
+  }
+  bar.hidden = false;
+  $('quote-text').textContent = t('composer.replyingTo', { text: preview(state.quote.message) });
+}
+
+/** Marks the customer's messages read once the agent has looked at a new one. */
+async function markRead(detail, messages) {
+  const c = detail.conversation;
+  if (!canReply(c) || c.sourceType !== 'user' || document.visibilityState !== 'visible') return;
+  const lastIn = [...messages].reverse().find((m) => m.direction === 'in' && m.type === 'message');
+  if (!lastIn || lastIn.id === state.lastReadEntry) return;
+  state.lastReadEntry = lastIn.id;
+  try {
+    await call('POST', `/agent/v1/conversations/${enc(c.id)}/read`);
+  } catch (e) {
+    // Nothing to mark (no read token): nothing to say.
+    if (!(e instanceof ApiError && e.code === 'nothing_to_mark_read')) report(e, 'context.conversation');
+  }
+}
+
+async function refreshSurvey(conversation) {
+  const box = $('survey');
+  if (conversation.status !== 'closed' || !conversation.survey) {
+    box.hidden = true;
+    return;
+  }
+  const survey = await call('GET', `/agent/v1/conversations/${enc(conversation.id)}/survey`).catch(() => null);
+  if (!survey || conversation.id !== state.openId) return;
+  box.hidden = false;
+  box.textContent = survey.answeredAt != null && survey.score != null
+    ? t('conversation.survey', { score: survey.score, scale: survey.scale ?? '?' })
+    : t('conversation.surveyWaiting');
+}
+
+// ----- actions ------------------------------------------------------------------------------
+async function send(event) {
+  event.preventDefault();
+  const conversation = state.detail && state.detail.conversation;
+  const input = $('composer-input');
+  const text = input.value.trim();
+  if (!text || !canReply(conversation)) return;
+  const quoteToken = state.quote ? state.quote.quoteToken : undefined;
+  // A retry of the same text after a failure keeps its key: the API queues it once.
+  if (!state.pendingSend || state.pendingSend.text !== text || state.pendingSend.quoteToken !== quoteToken) {
+    state.pendingSend = { text, quoteToken, key: randomId() };
+  }
+  const body = { type: 'text', text };
+  if (quoteToken) body.quoteToken = quoteToken;
+  $('send').disabled = true;
+  try {
+    await call('POST', `/agent/v1/conversations/${enc(conversation.id)}/messages`, body,
+      { headers: { 'Idempotency-Key': state.pendingSend.key } });
+    state.pendingSend = null;
+    if (input.value.trim() === text) input.value = '';
+    state.quote = null;
+    state.lastTypingAt = 0;
+    renderQuote();
+    await refreshConversation(true);
+    renderTranscript(state.messages || [], true);
+  } finally {
+    $('send').disabled = !canReply(state.detail && state.detail.conversation);
+    input.focus();
+  }
+}
+
+function composerKeys(event) {
+  // Enter sends; Shift+Enter is a new line; Enter that confirms an IME composition is not a send.
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+    event.preventDefault();
+    $('composer').requestSubmit();
+  }
+}
+
+async function typing() {
+  const conversation = state.detail && state.detail.conversation;
+  if (!canReply(conversation) || conversation.sourceType !== 'user') return;
+  const now = Date.now();
+  if (now - state.lastTypingAt < TYPING_EVERY_MS || !$('composer-input').value.trim()) return;
+  state.lastTypingAt = now;
+  try {
+    await call('POST', `/agent/v1/conversations/${enc(conversation.id)}/typing`, { seconds: TYPING_SECONDS });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    // The loading animation is a nicety: a failure is not worth interrupting the agent.
+  }
+}
+
+async function pick() {
+  if (!state.openId) return;
+  try {
+    await call('POST', `/agent/v1/conversations/${enc(state.openId)}/pick`);
+  } catch (e) {
+    // Assigned to this agent meanwhile (becoming available assigns waiting work): that is a pick.
+    if (!(e instanceof ApiError && e.status === 409)) throw e;
+    await refreshConversation(true);
+    if (!canReply(state.detail && state.detail.conversation)) throw e;
+  }
+  toast(t('conversation.picked'), 'info');
+  state.tab = 'mine';
+  await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
+  renderTranscript(state.messages || [], true);
+  $('composer-input').focus();
+}
+
+async function transfer(event) {
+  event.preventDefault();
+  const queueId = $('transfer-queue').value.trim();
+  if (!queueId) {
+    toast(t('conversation.transferEmpty'));
+    $('transfer-queue').focus();
+    return;
+  }
+  if (!state.openId) return;
+  await call('POST', `/agent/v1/conversations/${enc(state.openId)}/transfer`, { queueId });
+  $('transfer-queue').value = '';
+  toast(t('conversation.transferred'), 'info');
+  await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
+}
+
+async function closeConversation() {
+  if (!state.openId) return;
+  $('close').disabled = true;
+  try {
+    await call('POST', `/agent/v1/conversations/${enc(state.openId)}/close`);
+    toast(t('conversation.closed'), 'info');
+  } finally {
+    await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Language
+// ------------------------------------------------------------------------------------------
+function renderLanguage() {
+  translate();
+  $('language').value = language();
+  updateTitle();
+  renderMe();
+  renderInbox();
+  if (state.detail) {
+    renderConversation();
+    state.transcriptKey = '';
+    renderTranscript(state.messages || []);
+    renderQuote();
+    refreshSurvey(state.detail.conversation).catch(() => {});
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Start
+// ------------------------------------------------------------------------------------------
+function wire() {
+  $('language').replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => el('option', { value: code, lang: code, text: name })));
+  $('language').addEventListener('change', (e) => {
+    setLanguage(e.target.value, true);
+    renderLanguage();
+  });
+  $('signin-form').addEventListener('submit', guard(signIn));
+  $('sign-out').addEventListener('click', guard(signOut));
+  $('presence').addEventListener('change', guard((e) => setPresence(e.target.value), 'context.presence'));
+  $('enable-notifications').addEventListener('click', guard(enableNotifications, 'context.notifications'));
+  for (const tab of TABS) $(`tab-${tab}`).addEventListener('click', () => selectTab(tab));
+  $('tabs').addEventListener('keydown', tabKeys);
+  $('pick').addEventListener('click', guard(pick, 'context.pick'));
+  $('transfer-form').addEventListener('submit', guard(transfer, 'context.transfer'));
+  $('close').addEventListener('click', guard(closeConversation, 'context.close'));
+  $('composer').addEventListener('submit', guard(send, 'context.send'));
+  $('composer-input').addEventListener('keydown', composerKeys);
+  $('composer-input').addEventListener('input', guard(typing));
+  $('quote-cancel').addEventListener('click', () => {
+    state.quote = null;
+    renderQuote();
+    $('composer-input').focus();
+  });
+  $('toast-close').addEventListener('click', () => { $('toast').hidden = true; });
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && state.openId) {
+      state.unread.delete(state.openId);
+      updateTitle();
+      renderInbox();
+      refreshConversation(true).catch((e) => report(e, 'context.conversation'));
+    }
+  });
+  window.addEventListener('unhandledrejection', (event) => {
+    event.preventDefault();
+    report(event.reason);
+  });
+  onUnauthorized(sessionEnded);
+}
+
+async function boot() {
+  setLanguage(initialLanguage());
+  wire();
+  translate();
+  $('language').value = language();
+  updateTitle();
+  try {
+    state.config = await call('GET', '/console/config.json', undefined, { anonymous: true });
+  } catch (e) {
+    state.config = { signIn: 'token' };
+    toast(t('signin.configFailed', { message: e.message || String(e) }));
+  }
+  if (!token()) {
+    showSignIn();
+    return;
+  }
+  try {
+    startSession(await call('GET', '/agent/v1/me', undefined, { signingIn: true }));
+  } catch (e) {
+    setToken(null);
+    showSignIn(e instanceof ApiError && e.status === 401 ? t('signin.ended') : undefined);
+    if (!(e instanceof ApiError && e.status === 401)) report(e);
+  }
+}
+
+boot().catch((e) => report(e));

@@ -1,0 +1,407 @@
+//! `/console`: the agent console, the page agents answer customers with. Static files (plain ES
+//! modules, CSS, one HTML page under `functions/agent/console/`) embedded in the binary, served
+//! same-origin with the agent API they call, so the page needs no CORS and its CSP can say
+//! `connect-src 'self'`. The agent function serves it on Lambda (`GET /console`,
+//! `GET /console/{proxy+}`) and `omniline-local` mounts the same [`router`] in every mode.
+//!
+//! - `GET /console` (and `/console/`): the page, `Cache-Control: no-cache`;
+//! - `GET /console/config.json`: how to sign in (`{"signIn": "token"}`, or the OIDC issuer and
+//!   client when configured), `no-cache`;
+//! - `GET /console/v/{version}/{file}`: the scripts and style sheet. `{version}` is a hash of
+//!   every embedded file, so a new build has new URLs and these answers are `immutable`; another
+//!   version is 404 (the page is `no-cache`, so a reload asks for the current one).
+//!
+//! Every answer carries a strict Content-Security-Policy (no inline script or style, nothing
+//! from another origin but images and media over https), `X-Content-Type-Options: nosniff` and
+//! `Referrer-Policy: no-referrer`. Anything else under `/console/` is a JSON 404.
+
+use axum::extract::{Path, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, MethodRouter};
+use axum::{Json, Router};
+use omniline_runtime::http::{error_response, method_not_allowed};
+use serde_json::json;
+use std::sync::LazyLock;
+
+/// The Content-Security-Policy of every console answer.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:; connect-src 'self'; media-src 'self' https: blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// `Cache-Control` of the page and of `config.json`: always revalidated.
+pub const NO_CACHE: &str = "no-cache";
+/// `Cache-Control` of a versioned file: its URL changes with its content.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// One embedded file.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+const INDEX_TEMPLATE: &str = include_str!("../console/index.html");
+/// Where the page names the version of its files.
+const VERSION_PLACEHOLDER: &str = "{{VERSION}}";
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "app.js",
+        content_type: JS,
+        body: include_bytes!("../console/app.js"),
+    },
+    Asset {
+        name: "api.js",
+        content_type: JS,
+        body: include_bytes!("../console/api.js"),
+    },
+    Asset {
+        name: "i18n.js",
+        content_type: JS,
+        body: include_bytes!("../console/i18n.js"),
+    },
+    Asset {
+        name: "render.js",
+        content_type: JS,
+        body: include_bytes!("../console/render.js"),
+    },
+    Asset {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../console/console.css"),
+    },
+];
+
+/// 64-bit FNV-1a, continued from `hash`.
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The version in the files' URLs: a hash of the page and every file (names and bytes).
+pub fn version() -> &'static str {
+    static VERSION: LazyLock<String> = LazyLock::new(|| {
+        let mut hash = fnv1a(0xcbf2_9ce4_8422_2325, INDEX_TEMPLATE.as_bytes());
+        for asset in ASSETS {
+            hash = fnv1a(hash, asset.name.as_bytes());
+            hash = fnv1a(hash, &[0]);
+            hash = fnv1a(hash, asset.body);
+        }
+        format!("{hash:016x}")
+    });
+    &VERSION
+}
+
+/// The page, with its files' URLs pointing at this build's version.
+pub fn index_html() -> &'static str {
+    static PAGE: LazyLock<String> =
+        LazyLock::new(|| INDEX_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
+    &PAGE
+}
+
+/// The embedded file `name` (`app.js`, `console.css` …): its content type and bytes.
+pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
+    ASSETS
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| (a.content_type, a.body))
+}
+
+/// The names of the embedded files.
+pub fn asset_names() -> impl Iterator<Item = &'static str> {
+    ASSETS.iter().map(|a| a.name)
+}
+
+/// An OpenID Connect provider agents would sign in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oidc {
+    pub issuer: String,
+    pub client_id: String,
+}
+
+/// What the console tells the page about signing in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// `OIDC_ISSUER` and `OIDC_CLIENT_ID`, when both are set.
+    pub oidc: Option<Oidc>,
+}
+
+impl ConsoleConfig {
+    /// From the values of `OIDC_ISSUER` and `OIDC_CLIENT_ID`: OIDC when both are given (and not
+    /// blank), else sign-in with an agent token.
+    pub fn new(issuer: Option<String>, client_id: Option<String>) -> Self {
+        let clean = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let oidc = match (clean(issuer), clean(client_id)) {
+            (Some(issuer), Some(client_id)) => Some(Oidc { issuer, client_id }),
+            _ => None,
+        };
+        Self { oidc }
+    }
+
+    /// The body of `GET /console/config.json`.
+    pub fn json(&self) -> serde_json::Value {
+        match &self.oidc {
+            Some(oidc) => {
+                json!({ "signIn": "oidc", "issuer": oidc.issuer, "clientId": oidc.client_id })
+            }
+            None => json!({ "signIn": "token" }),
+        }
+    }
+}
+
+/// The console's routes, with their security headers; no fallback of its own beyond
+/// `/console/…` (the caller merges it with its other routes).
+pub fn router(config: ConsoleConfig) -> Router {
+    let config_body = config.json();
+    let only_get = |route: MethodRouter| route.fallback(method_not_allowed);
+    Router::new()
+        .route("/console", only_get(get(page)))
+        .route("/console/", only_get(get(page)))
+        .route(
+            "/console/config.json",
+            only_get(get(move || {
+                let body = config_body.clone();
+                async move { ([(header::CACHE_CONTROL, NO_CACHE)], Json(body)).into_response() }
+            })),
+        )
+        .route("/console/v/{version}/{file}", only_get(get(versioned)))
+        .route("/console/{*rest}", any(unknown))
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, NO_CACHE),
+        ],
+        index_html(),
+    )
+        .into_response()
+}
+
+async fn versioned(Path((version_asked, file)): Path<(String, String)>) -> Response {
+    if version_asked != version() {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such console file in this version: reload the console",
+        );
+    }
+    match asset(&file) {
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, IMMUTABLE),
+            ],
+            body,
+        )
+            .into_response(),
+        None => unknown().await,
+    }
+}
+
+async fn unknown() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such console file")
+}
+
+/// The CSP, `nosniff` and `no-referrer` on every console answer (errors too).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oidc_needs_both_the_issuer_and_the_client() {
+        assert_eq!(
+            ConsoleConfig::new(None, None).json(),
+            json!({"signIn": "token"})
+        );
+        assert_eq!(
+            ConsoleConfig::new(Some("https://id.example".into()), None).json(),
+            json!({"signIn": "token"})
+        );
+        assert_eq!(
+            ConsoleConfig::new(Some(" ".into()), Some("c".into())).json(),
+            json!({"signIn": "token"})
+        );
+        assert_eq!(
+            ConsoleConfig::new(Some("https://id.example".into()), Some("console".into())).json(),
+            json!({"signIn": "oidc", "issuer": "https://id.example", "clientId": "console"})
+        );
+    }
+
+    #[test]
+    fn the_page_names_this_version_and_only_embedded_files() {
+        let page = index_html();
+        assert!(!page.contains(VERSION_PLACEHOLDER));
+        let prefix = format!("/console/v/{}/", version());
+        let mut named = 0;
+        for (at, _) in page.match_indices(&prefix) {
+            let rest = &page[at + prefix.len()..];
+            let file = &rest[..rest.find('"').unwrap_or(rest.len())];
+            assert!(asset(file).is_some(), "the page names {file}, not embedded");
+            named += 1;
+        }
+        assert!(named >= 2, "the page loads its script and its style sheet");
+        // No inline script or style: the CSP would block them.
+        assert!(!page.contains("<style"));
+        assert!(!page.contains(" style="));
+        for (at, _) in page.match_indices(" on") {
+            let name: String = page[at + 3..]
+                .chars()
+                .take_while(char::is_ascii_lowercase)
+                .collect();
+            assert!(
+                !page[at + 3 + name.len()..].starts_with('='),
+                "inline event handler on{name}"
+            );
+        }
+        for tag in page.match_indices("<script") {
+            let tag_text = &page[tag.0..tag.0 + page[tag.0..].find('>').unwrap_or(0)];
+            assert!(tag_text.contains(" src="), "inline script: {tag_text}");
+        }
+    }
+
+    #[test]
+    fn modules_import_only_embedded_files_by_relative_url() {
+        for name in asset_names().filter(|n| n.ends_with(".js")) {
+            let (_, body) = asset(name).unwrap_or_else(|| panic!("{name}"));
+            let text = std::str::from_utf8(body).unwrap_or_else(|_| panic!("{name}: UTF-8"));
+            for line in text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("import "))
+            {
+                let from = line.split(" from ").nth(1).unwrap_or("");
+                let target = from.trim().trim_end_matches(';').trim_matches('\'');
+                let file = target.strip_prefix("./").unwrap_or_else(|| {
+                    panic!("{name}: `{line}` must import a sibling by a ./ URL")
+                });
+                assert!(asset(file).is_some(), "{name} imports {file}, not embedded");
+            }
+        }
+    }
+
+    /// An HTTP API (payload 2.0) event for `GET {path}`, as API Gateway sends the agent function.
+    fn http_api_event(route_key: &str, path: &str) -> serde_json::Value {
+        json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {
+                "accept": "*/*",
+                "host": "demo123abc.execute-api.ap-northeast-1.amazonaws.com",
+                "x-forwarded-proto": "https"
+            },
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "demo123abc",
+                "domainName": "demo123abc.execute-api.ap-northeast-1.amazonaws.com",
+                "domainPrefix": "demo123abc",
+                "http": {
+                    "method": "GET", "path": path, "protocol": "HTTP/1.1",
+                    "sourceIp": "203.0.113.10", "userAgent": "test"
+                },
+                "requestId": "console-test",
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": "25/Nov/2025:00:00:01 +0000",
+                "timeEpoch": 1_764_028_801_000_i64
+            },
+            "isBase64Encoded": false
+        })
+    }
+
+    /// The answer of the Lambda entry point (`omniline_runtime::http::lambda_entry`, what the
+    /// agent function runs on Lambda) to `GET {path}`: status, headers, body bytes.
+    async fn through_lambda(route_key: &str, path: &str) -> (u64, serde_json::Value, Vec<u8>) {
+        use base64::Engine;
+        let app = router(ConsoleConfig::default()).fallback(omniline_runtime::http::not_found);
+        let event = lambda_http::lambda_runtime::LambdaEvent::new(
+            http_api_event(route_key, path),
+            lambda_http::lambda_runtime::Context::default(),
+        );
+        let answer = omniline_runtime::http::lambda_entry(app, event)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let body = answer["body"].as_str().unwrap_or_default();
+        let bytes = if answer["isBase64Encoded"].as_bool() == Some(true) {
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap_or_else(|e| panic!("GET {path}: body: {e}"))
+        } else {
+            body.as_bytes().to_vec()
+        };
+        let status = answer["statusCode"].as_u64().unwrap_or_default();
+        (status, answer["headers"].clone(), bytes)
+    }
+
+    #[tokio::test]
+    async fn the_lambda_routes_serve_the_embedded_bytes_with_their_headers() {
+        let (status, headers, body) = through_lambda("GET /console", "/console").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, index_html().as_bytes());
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        assert_eq!(headers["cache-control"], NO_CACHE);
+        assert_eq!(headers["content-security-policy"], CSP);
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+
+        for name in asset_names() {
+            let path = format!("/console/v/{}/{name}", version());
+            let (status, headers, body) = through_lambda("GET /console/{proxy+}", &path).await;
+            let (content_type, bytes) = asset(name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(body, bytes, "{path}: the embedded bytes");
+            assert_eq!(headers["content-type"], content_type, "{path}");
+            assert_eq!(headers["cache-control"], IMMUTABLE, "{path}");
+            assert_eq!(headers["content-security-policy"], CSP, "{path}");
+        }
+
+        let (status, headers, body) =
+            through_lambda("GET /console/{proxy+}", "/console/config.json").await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["cache-control"], NO_CACHE);
+        let config: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(config, json!({"signIn": "token"}));
+
+        for missing in [
+            "/console/v/0000000000000000/app.js".to_owned(),
+            format!("/console/v/{}/nope.js", version()),
+            "/console/app.js".to_owned(),
+        ] {
+            let (status, headers, body) = through_lambda("GET /console/{proxy+}", &missing).await;
+            assert_eq!(status, 404, "{missing}");
+            assert_eq!(headers["content-type"], "application/json", "{missing}");
+            let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(error["error"]["code"], "not_found", "{missing}");
+        }
+    }
+}
