@@ -1251,4 +1251,73 @@ async fn a_group_conversation_shows_the_group_name_and_who_wrote_each_line() {
         })
         .collect();
     assert_eq!(writers, [("Ualice", "Alice"), ("Ubob", "Bob")]);
+
+    // The agent answers Alice by name: a textV2 mention of a member reaches LINE as written.
+    // Available: the push distribution gives the waiting conversation to the agent.
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    for _ in 0..200 {
+        let (_, detail) = agent_call(
+            &s,
+            &token,
+            "GET",
+            &format!("/agent/v1/conversations/{id}"),
+            None,
+        )
+        .await;
+        if detail["conversation"]["status"] == "active" || detail["status"] == "active" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mention =
+        |user: &str| json!({"type": "mention", "mentionee": {"type": "user", "userId": user}});
+    let (status, body) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        Some(
+            json!({"type": "textV2", "text": "{alice} Yes, 10:00 to 18:00.",
+                    "substitution": {"alice": mention("Ualice")}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let sent = sent_containing(&s, "{alice} Yes, 10:00 to 18:00.").await;
+    let message = &sent[0]["messages"][0];
+    assert_eq!(message["type"], "textV2", "{sent:?}");
+    assert_eq!(message["substitution"]["alice"], mention("Ualice"));
+    // Someone who is not in the chat, a placeholder without its substitution: 422 naming it.
+    for (body, field) in [
+        (
+            json!({"type": "textV2", "text": "{eve} hi", "substitution": {"eve": mention("Ueve")}}),
+            "substitution.eve.mentionee.userId",
+        ),
+        (
+            json!({"type": "textV2", "text": "{who} hi"}),
+            "substitution.who",
+        ),
+        (json!({"type": "textV2", "text": "{oops"}), "text"),
+    ] {
+        let (status, v) = agent_call(
+            &s,
+            &token,
+            "POST",
+            &format!("/agent/v1/conversations/{id}/messages"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(
+            (status, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{v}"
+        );
+    }
 }

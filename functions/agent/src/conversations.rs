@@ -373,7 +373,9 @@ fn reply_messages(
     let kind = f
         .one_of(
             "type",
-            &["text", "sticker", "location", "image", "video", "audio"],
+            &[
+                "text", "textV2", "sticker", "location", "image", "video", "audio",
+            ],
         )?
         .ok_or_else(|| f.missing("type"))?;
     let quote = quote_token(&mut f, &kind)?;
@@ -390,6 +392,28 @@ fn reply_messages(
         "text" => {
             let text = f.text("text", 1, 5000)?.ok_or_else(|| f.missing("text"))?;
             json!({"type": "text", "text": text})
+        }
+        "textV2" => {
+            let text = f.text("text", 1, 5000)?.ok_or_else(|| f.missing("text"))?;
+            let substitution = f.take("substitution").filter(|v| !v.is_null());
+            // LINE's rules that need no conversation; a mention's member and `all` are checked
+            // against the conversation by the use case.
+            omniline_domain::line::text_v2::check(
+                &text,
+                substitution.as_ref(),
+                omniline_domain::line::text_v2::Chat::Unknown,
+            )
+            .map_err(|(field, problem)| {
+                ApiError::Agent(AgentError::Unprocessable {
+                    message: format!("{field} {problem}"),
+                    field,
+                })
+            })?;
+            let mut message = json!({"type": "textV2", "text": text});
+            if let Some(substitution) = substitution {
+                message["substitution"] = substitution;
+            }
+            message
         }
         "sticker" => {
             let package = f

@@ -146,8 +146,18 @@ pub fn check_message(m: &Value, urls: UrlPolicy) -> Result<(), (String, String)>
     }
     match m.get("type").and_then(Value::as_str) {
         None => return Err(problem("type", "must be specified")),
-        Some("text") | Some("textV2") => {
+        Some("text") => {
             required(m, "text", MAX_TEXT)?;
+        }
+        Some("textV2") => {
+            required(m, "text", MAX_TEXT)?;
+            let text = m.get("text").and_then(Value::as_str).unwrap_or("");
+            // Placeholders and substitutions as LINE pairs them (the chat is the caller's).
+            omniline_domain::line::text_v2::check(
+                text,
+                m.get("substitution"),
+                omniline_domain::line::text_v2::Chat::Unknown,
+            )?;
         }
         Some("sticker") => {
             required(m, "packageId", 20)?;
@@ -267,6 +277,14 @@ mod tests {
             ),
             (json!({"type": "text", "text": 5}), "messages[0].text"),
             (json!({"type": "textV2"}), "messages[0].text"),
+            (
+                json!({"type": "textV2", "text": "{who} hi"}),
+                "messages[0].substitution.who",
+            ),
+            (
+                json!({"type": "textV2", "text": "hi", "substitution": {"who": {"type": "mention", "mentionee": {"type": "user", "userId": "U1"}}}}),
+                "messages[0].substitution.who",
+            ),
             (
                 json!({"type": "text", "text": "hi", "quoteToken": ""}),
                 "messages[0].quoteToken",

@@ -10,6 +10,7 @@ use omniline_domain::conversation::{
     TranscriptEntry,
 };
 use omniline_domain::delivery::{DeliveredContent, Delivery};
+use omniline_domain::line::text_v2;
 use omniline_domain::queues::{Queue, QUEUE_KIND};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::Workstream;
@@ -416,6 +417,23 @@ impl AgentService {
         idempotency_key: Option<&str>,
     ) -> Result<String, AgentError> {
         let c = self.visible_conversation(agent, id).await?.0;
+        // A mention names a member of this chat; everyone, only in a group or room.
+        let chat = match c.source_type {
+            SourceType::User => text_v2::Chat::OneToOne,
+            SourceType::Group | SourceType::Room => text_v2::Chat::Group {
+                members: &c.members,
+            },
+        };
+        for message in &messages {
+            if message.get("type").and_then(Value::as_str) == Some("textV2") {
+                let text = message.get("text").and_then(Value::as_str).unwrap_or("");
+                text_v2::check(text, message.get("substitution"), chat).map_err(
+                    |(field, problem)| {
+                        AgentError::unprocessable(&field, format!("{field} {problem}"))
+                    },
+                )?;
+            }
+        }
         if attachment {
             let ws = self
                 .deps()

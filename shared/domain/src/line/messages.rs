@@ -31,8 +31,9 @@ pub fn is_quote_token(token: &str) -> bool {
 }
 
 /// Message `type`s LINE accepts, as omniline sends them.
-const LINE_TYPES: [&str; 9] = [
-    "text", "sticker", "image", "video", "audio", "location", "imagemap", "template", "flex",
+const LINE_TYPES: [&str; 10] = [
+    "text", "textV2", "sticker", "image", "video", "audio", "location", "imagemap", "template",
+    "flex",
 ];
 
 /// A message [`prepare`] cannot send.
