@@ -1321,3 +1321,64 @@ async fn a_group_conversation_shows_the_group_name_and_who_wrote_each_line() {
         );
     }
 }
+
+/// LINE refuses an agent's message: the agent is told (`deliveryFailed`) with LINE's reason.
+#[tokio::test]
+async fn an_agent_whose_message_line_refuses_is_told() {
+    use wiremock::matchers::{body_string_contains, method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+    let s = start().await;
+    mock_agent_line(&s).await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/v2/bot/message/(reply|push)$"))
+        .and(body_string_contains("refused by LINE"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "message": "The request body has 1 error(s)",
+            "details": [{"message": "invalid", "property": "messages[0].text"}]
+        })))
+        .with_priority(1)
+        .mount(&s.line)
+        .await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01FAIL1", "Ufail", "hello")])
+        )
+        .await,
+        200
+    );
+    let (assigned, cursor) = next_notification(&s, &token, None, "assigned").await;
+    let conversation = assigned["conversationId"].as_str().unwrap().to_owned();
+    let (status, sent) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{conversation}/messages"),
+        Some(json!({"type": "text", "text": "this text is refused by LINE"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    let (failed, _) = next_notification(&s, &token, Some(cursor), "deliveryFailed").await;
+    assert_eq!(failed["conversationId"], conversation.as_str());
+    assert_eq!(failed["delivery"]["messageId"], sent["id"]);
+    assert_eq!(failed["delivery"]["status"], "failed");
+    assert!(
+        failed["delivery"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("messages[0].text"),
+        "{failed}"
+    );
+    assert_eq!(failed["customer"]["userId"], "Ufail");
+}

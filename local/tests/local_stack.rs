@@ -580,6 +580,7 @@ async fn greeting_replies_agent_messages_push_and_survive_an_outage_exactly_once
             reply_token_received_at: None,
             sender: None,
             created_at: now_ms,
+            agent_id: None,
         })
         .map(|m| m.to_queue_message())
         .collect();

@@ -1024,6 +1024,7 @@ fn notification_for_ttl() -> omniline_domain::agents::AgentNotification {
         customer_language: None,
         queue_id: "q1".into(),
         created_at: 1_000,
+        delivery: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn message(id: &str, to: &str) -> OutboundMessage {
         reply_token_received_at: None,
         sender: None,
         created_at: 0,
+        agent_id: None,
     }
 }
 
@@ -82,6 +83,10 @@ async fn a_batch_reports_exactly_the_failed_message_and_the_rest_of_its_group() 
     let deliveries = Arc::new(DynamoDeliveryStore::new(&config, &conversations_table));
     let service = OutboundService::new(OutboundDeps {
         accounts: accounts.clone(),
+        agents: Arc::new(omniline_aws::dynamo_agents::DynamoAgentStore::new(
+            &config,
+            &config_table,
+        )),
         deliveries: deliveries.clone(),
         config: Arc::new(omniline_aws::config_docs::DynamoConfigStore::new(
             &config,

@@ -1938,16 +1938,22 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
         ),
         // The account's channel id, for stateless channel tokens; the settings, for the
         // retention its delivery records expire with; the account's message counts, written.
+        // And an agent whose message LINE did not deliver is told.
         (
             "OutboundFunction",
             "ConfigTable",
             &["account", "settings"],
-            &["account"],
+            &[
+                "account",
+                "agent",
+                "notification marker",
+                "conversation's notifications",
+            ],
         ),
         (
             "OutboundFunction",
             "ConversationsTable",
-            &["delivery", "customer"],
+            &["delivery", "customer", "conversation"],
             &["delivery", "conversation"],
         ),
         (

@@ -56,7 +56,7 @@ fn notification_json(view: &NotificationView) -> Value {
         }
         preview
     });
-    json!({
+    let mut body = json!({
         "id": n.id,
         "kind": n.kind,
         "createdAt": n.created_at,
@@ -66,7 +66,13 @@ fn notification_json(view: &NotificationView) -> Value {
         "queue": queue_json(Some(&view.queue)),
         "workstream": view.workstream.as_ref().map(|w| json!({ "id": w.id, "name": w.name })),
         "lastMessage": last_message,
-    })
+    });
+    if let Some(failure) = &n.delivery {
+        body["delivery"] = json!({
+            "messageId": failure.message_id, "status": failure.status, "reason": failure.reason,
+        });
+    }
+    body
 }
 
 pub(crate) async fn poll(
@@ -127,6 +133,7 @@ mod tests {
             customer_language: None,
             queue_id: "q".into(),
             created_at: 1_700_000_000_123,
+            delivery: None,
         };
         let cursor = encode_cursor(&n);
         assert_eq!(

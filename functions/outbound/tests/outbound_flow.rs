@@ -11,6 +11,7 @@ use omniline_embedded::sqlite_deliveries::SqliteDeliveryStore;
 use omniline_embedded::{EmbeddedDb, SqliteAccountStore, SqliteSecretStore};
 use omniline_line::HttpLineApi;
 use omniline_line::LineApiConfig;
+use omniline_ports::AgentStore as _;
 use omniline_ports::{ConversationStore, DeliveryStore, SecretStore};
 use outbound::{ChannelTokens, MediaLinks, OutboundDeps, OutboundService};
 use serde_json::{json, Value};
@@ -30,6 +31,7 @@ struct Fixture {
     conversations: Arc<SqliteConversationStore>,
     secrets: Arc<SqliteSecretStore>,
     config: Arc<omniline_embedded::config_docs::SqliteConfigStore>,
+    agents: Arc<omniline_embedded::sqlite_agents::SqliteAgentStore>,
     line: MockServer,
     now: Arc<AtomicI64>,
 }
@@ -63,8 +65,11 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
     let clock_now = Arc::clone(&now);
     let config =
         Arc::new(omniline_embedded::config_docs::SqliteConfigStore::new(db.clone()).unwrap());
+    let agents =
+        Arc::new(omniline_embedded::sqlite_agents::SqliteAgentStore::new(db.clone()).unwrap());
     let service = OutboundService::new(OutboundDeps {
         accounts: accounts.clone(),
+        agents: agents.clone(),
         deliveries: deliveries.clone(),
         config: config.clone(),
         conversations: conversations.clone(),
@@ -83,6 +88,7 @@ async fn fixture_with_timeout(timeout: Duration) -> Fixture {
         conversations,
         secrets,
         config,
+        agents,
         line,
         now,
     }
@@ -105,6 +111,7 @@ fn message(id: &str, messages: Vec<Value>, reply_token: Option<&str>) -> Outboun
         reply_token_received_at: reply_token.map(|_| T0 - 5_000),
         sender: None,
         created_at: T0,
+        agent_id: None,
     }
 }
 
@@ -403,7 +410,10 @@ async fn a_400_fails_once_with_lines_error() {
         .expect(1)
         .mount(&f.line)
         .await;
-    let m = message("agent-5", vec![text_message("x")], None);
+    let m = OutboundMessage {
+        agent_id: Some("a1".into()),
+        ..message("agent-5", vec![text_message("x")], None)
+    };
     assert_eq!(
         f.service.deliver(&body(&m)).await.unwrap(),
         DeliveryStatus::Failed
@@ -414,6 +424,23 @@ async fn a_400_fails_once_with_lines_error() {
     );
     let d = f.deliveries.delivery("agent-5").await.unwrap().unwrap();
     assert!(d.error.unwrap().contains("messages[0].text"));
+    // The agent who wrote it is told, once however often the delivery runs.
+    let told = f.agents.notifications("a1").await.unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].kind, "deliveryFailed");
+    assert_eq!(told[0].conversation_id, m.conversation_id);
+    let failure = told[0].delivery.as_ref().unwrap();
+    assert_eq!(
+        (failure.message_id.as_str(), failure.status.as_str()),
+        ("agent-5", "failed")
+    );
+    assert!(failure
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("messages[0].text"));
+    // Nobody is told of a message no agent wrote.
+    assert!(f.agents.notifications("").await.unwrap().is_empty());
 }
 
 #[tokio::test]

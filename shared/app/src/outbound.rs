@@ -15,6 +15,7 @@ use crate::tokens::TokenError;
 use crate::consumer::{process_fifo_batch, BatchMessage, BatchOutcome};
 use crate::counters::CounterBuffer;
 use omniline_domain::account::{month_of, SendCounts};
+use omniline_domain::agents::{AgentNotification, DeliveryFailure, NOTIFICATION_DELIVERY_FAILED};
 use omniline_domain::conversation::Consent;
 use omniline_domain::delivery::{DeliveredContent, Delivery, DeliveryStatus};
 use omniline_domain::line::api::{SendError, Sent};
@@ -55,6 +56,8 @@ pub struct OutboundDeps {
     pub deliveries: Arc<dyn DeliveryStore>,
     /// The accounts' monthly message counts (replies, pushes, failures).
     pub accounts: Arc<dyn omniline_ports::AccountStore>,
+    /// Where an agent whose message LINE did not deliver is told (`deliveryFailed`).
+    pub agents: Arc<dyn omniline_ports::AgentStore>,
     /// The settings (the retention of delivery records), read at most every
     /// [`crate::settings::SETTINGS_TTL`].
     pub config: Arc<dyn omniline_ports::ConfigStore>,
@@ -123,6 +126,72 @@ impl OutboundService {
     pub async fn deliver(&self, body: &str) -> Result<DeliveryStatus, OutboundError> {
         let message: OutboundMessage =
             serde_json::from_str(body).map_err(|e| OutboundError::Malformed(e.to_string()))?;
+        let (status, error) = self.deliver_message(&message).await?;
+        if let Some(agent_id) = &message.agent_id {
+            let undelivered = matches!(
+                status,
+                DeliveryStatus::Failed
+                    | DeliveryStatus::QuotaExhausted
+                    | DeliveryStatus::Suppressed
+            );
+            if undelivered {
+                self.tell_agent(&message, agent_id, status, error).await;
+            }
+        }
+        Ok(status)
+    }
+
+    /// Tells the agent who wrote `message` that LINE did not deliver it (a `deliveryFailed`
+    /// notification, one per message however often this runs). Best effort: the delivery
+    /// record and the transcript keep the status either way.
+    async fn tell_agent(
+        &self,
+        message: &OutboundMessage,
+        agent_id: &str,
+        status: DeliveryStatus,
+        reason: Option<String>,
+    ) {
+        let queue_id = match self
+            .deps
+            .conversations
+            .conversation(&message.conversation_id)
+            .await
+        {
+            Ok(c) => c.and_then(|c| c.queue_id).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(id = %message.id, error = %e, "conversation unreadable; the failure notification names no queue");
+                String::new()
+            }
+        };
+        let notification = AgentNotification {
+            id: format!("{}:{NOTIFICATION_DELIVERY_FAILED}", message.id),
+            agent_id: agent_id.to_owned(),
+            conversation_id: message.conversation_id.clone(),
+            account_id: message.account_id.clone(),
+            kind: NOTIFICATION_DELIVERY_FAILED.to_owned(),
+            customer_user_id: message.to.starts_with('U').then(|| message.to.clone()),
+            customer_name: String::new(),
+            customer_picture_url: None,
+            customer_language: None,
+            queue_id,
+            created_at: (self.deps.clock)(),
+            delivery: Some(DeliveryFailure {
+                message_id: message.id.clone(),
+                status: status.as_str().to_owned(),
+                reason,
+            }),
+        };
+        if let Err(e) = self.deps.agents.notify(&notification).await {
+            tracing::warn!(id = %message.id, error = %e, "the agent was not told of the failed delivery");
+        }
+    }
+
+    /// Sends `message` and returns its final status with LINE's reason, or an error to retry it
+    /// later.
+    async fn deliver_message(
+        &self,
+        message: &OutboundMessage,
+    ) -> Result<(DeliveryStatus, Option<String>), OutboundError> {
         let now = (self.deps.clock)();
         let mut fresh = Delivery::new(
             &message.id,
@@ -148,13 +217,13 @@ impl OutboundService {
         let mut delivery = self.deps.deliveries.begin(&fresh).await?;
         if delivery.status.is_final() {
             tracing::info!(id = %message.id, status = delivery.status.as_str(), "already delivered; skipped");
-            return Ok(delivery.status);
+            return Ok((delivery.status, delivery.error.clone()));
         }
         // Media keys become signed links: the key is read once, on the first delivery.
         if let Some(links) = &self.deps.media {
             links.signing_secret.get().await?;
         }
-        let parts = match self.parts(&message) {
+        let parts = match self.parts(message) {
             Ok(parts) => parts,
             Err(problem) => {
                 return self
@@ -162,7 +231,7 @@ impl OutboundService {
                     .await;
             }
         };
-        if self.unfollowed(&message).await? {
+        if self.unfollowed(message).await? {
             return self
                 .finish(&mut delivery, DeliveryStatus::Suppressed, None, now)
                 .await;
@@ -172,7 +241,7 @@ impl OutboundService {
             // An earlier attempt replied and its outcome is unknown (timeout, 5xx, reset, or a
             // crash before recording LINE's answer).
             let earlier_attempt = delivery.reply_attempted;
-            match self.usable_reply_token(&message, now, earlier_attempt) {
+            match self.usable_reply_token(message, now, earlier_attempt) {
                 Some(reply_token) => {
                     // The token first: failing to get one is not an attempt.
                     let token = self.token(&message.account_id).await?;
@@ -429,7 +498,7 @@ impl OutboundService {
         delivery: &mut Delivery,
         error: SendError,
         now: i64,
-    ) -> Result<DeliveryStatus, OutboundError> {
+    ) -> Result<(DeliveryStatus, Option<String>), OutboundError> {
         match error {
             SendError::MonthlyLimit { message } => {
                 tracing::error!(
@@ -460,13 +529,13 @@ impl OutboundService {
         status: DeliveryStatus,
         error: Option<String>,
         now: i64,
-    ) -> Result<DeliveryStatus, OutboundError> {
+    ) -> Result<(DeliveryStatus, Option<String>), OutboundError> {
         delivery.status = status;
         delivery.error = error;
         self.save(delivery, now).await?;
         tracing::info!(id = %delivery.id, status = status.as_str(), parts = delivery.parts_sent, "delivery recorded");
         self.count(delivery, now).await;
-        Ok(status)
+        Ok((status, delivery.error.clone()))
     }
 
     /// Adds a finished delivery to its account's message counts: the reply LINE accepted, the

@@ -222,6 +222,7 @@ fn notification_from_item(item: &Item) -> Result<AgentNotification, PortError> {
         customer_language: get_opt_s(item, "customerLanguage"),
         queue_id: get_s(item, WHAT, "queueId")?.to_owned(),
         created_at: get_n(item, WHAT, "createdAt")?,
+        delivery: None,
     })
 }
 
@@ -886,6 +887,7 @@ mod tests {
             customer_language: None,
             queue_id: "q".into(),
             created_at: 9,
+            delivery: None,
         };
         let item = notification_item(&n1);
         assert_eq!(notification_from_item(&item).unwrap(), n1);
@@ -907,6 +909,7 @@ mod tests {
         ] {
             let sk = notification_sk(&AgentNotification {
                 created_at: at,
+                delivery: None,
                 id: id.into(),
                 ..n1.clone()
             });

@@ -95,6 +95,19 @@ impl Agent {
 pub const NOTIFICATION_ASSIGNED: &str = "assigned";
 /// The kind of notification sent when the customer writes in a conversation the agent holds.
 pub const NOTIFICATION_MESSAGE: &str = "message";
+/// The kind of notification sent to an agent whose message LINE did not deliver.
+pub const NOTIFICATION_DELIVERY_FAILED: &str = "deliveryFailed";
+
+/// What a [`NOTIFICATION_DELIVERY_FAILED`] notification says: which message, how it ended
+/// (`failed`, `quota_exhausted`, `suppressed`) and LINE's reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryFailure {
+    pub message_id: String,
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
 
 /// Something an agent's console shows (a new assignment, ...). Stored idempotently by `id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +131,9 @@ pub struct AgentNotification {
     pub queue_id: String,
     /// Epoch milliseconds.
     pub created_at: i64,
+    /// The undelivered message, for [`NOTIFICATION_DELIVERY_FAILED`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryFailure>,
 }
 
 impl AgentNotification {
@@ -298,6 +314,7 @@ mod tests {
             customer_language: Some("ja".into()),
             queue_id: "q".into(),
             created_at: 7,
+            delivery: None,
         };
         assert_eq!(n.id, "c1:a:assigned:1");
         let v = serde_json::to_value(&n).unwrap();

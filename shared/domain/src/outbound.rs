@@ -44,6 +44,9 @@ pub struct OutboundMessage {
     pub sender: Option<Sender>,
     /// Epoch ms.
     pub created_at: i64,
+    /// The agent who wrote it (an agent's message): told if it cannot be delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 /// LINE's `sender` of a message: the name (at most 20 characters) and icon shown to the customer.
@@ -90,6 +93,7 @@ mod tests {
             reply_token_received_at: Some(5),
             sender: None,
             created_at: 6,
+            agent_id: None,
         };
         let q = m.to_queue_message();
         assert_eq!(q.group_id, "acc:Uabc");

@@ -37,6 +37,11 @@ pub fn notification(id: &str, agent_id: &str, created_at: i64) -> AgentNotificat
         customer_language: (!odd).then(|| "ja".into()),
         queue_id: "q".into(),
         created_at,
+        delivery: odd.then(|| omniline_domain::agents::DeliveryFailure {
+            message_id: format!("agent:conv-{id}:k"),
+            status: "failed".into(),
+            reason: Some("400 The property, 'to', in the request body is invalid".into()),
+        }),
     }
 }
 

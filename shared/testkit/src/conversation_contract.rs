@@ -158,6 +158,7 @@ pub fn outbound(id: &str, text: &str) -> OutboundMessage {
             icon_url: None,
         }),
         created_at: 1_700_000_000_001,
+        agent_id: None,
     }
 }
 
@@ -860,6 +861,7 @@ fn notification(id: &str, agent: &str, conversation: &str, at: i64) -> AgentNoti
         customer_language: None,
         queue_id: "q1".into(),
         created_at: at,
+        delivery: None,
     }
 }
 

@@ -185,6 +185,7 @@ pub fn outbound_service(sdk: &aws_config::SdkConfig) -> Result<OutboundService, 
     let tokens = ChannelTokens::new(accounts.clone(), secrets, line.clone());
     Ok(OutboundService::new(OutboundDeps {
         accounts,
+        agents: Arc::new(DynamoAgentStore::new(sdk, &config_table)),
         deliveries: Arc::new(DynamoDeliveryStore::new(sdk, &conversations_table)),
         config: Arc::new(DynamoConfigStore::new(sdk, &config_table)),
         conversations: Arc::new(DynamoConversationStore::new(sdk, &conversations_table)),

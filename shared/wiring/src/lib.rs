@@ -159,6 +159,7 @@ pub fn outbound_service(
 ) -> OutboundService {
     OutboundService::new(OutboundDeps {
         accounts: Arc::clone(&stores.accounts),
+        agents: Arc::clone(&stores.agents),
         deliveries: Arc::clone(&stores.deliveries),
         config: Arc::clone(&stores.config),
         conversations: Arc::clone(&stores.conversations),

@@ -190,6 +190,7 @@ fn agent_push(
         reply_token_received_at: None,
         sender: agent_sender(ws, agent),
         created_at: now,
+        agent_id: Some(agent.id.clone()),
     }
 }
 

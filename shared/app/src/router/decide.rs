@@ -126,6 +126,7 @@ pub(crate) fn agent_notification(
         customer_language: customer.and_then(|c| c.language.clone()),
         queue_id: c.queue_id.clone().unwrap_or_default(),
         created_at: now,
+        delivery: None,
     }
 }
 
@@ -1118,6 +1119,7 @@ pub(crate) fn scheduled_messages(
             reply_token_received_at: None,
             sender: None,
             created_at: now,
+            agent_id: None,
         })
         .collect()
 }
@@ -1171,6 +1173,7 @@ fn outbound_messages(
                 },
                 sender: None,
                 created_at: now,
+                agent_id: None,
             }
         })
         .collect()
