@@ -205,6 +205,12 @@ fn notification_item(notification: &AgentNotification) -> Item {
             item.insert(name.to_owned(), s(value.as_str()));
         }
     }
+    if let Some(failure) = &notification.delivery {
+        // The undelivered message (deliveryFailed), as its JSON.
+        if let Ok(json) = serde_json::to_string(failure) {
+            item.insert("delivery".to_owned(), s(json.as_str()));
+        }
+    }
     item
 }
 
@@ -222,7 +228,7 @@ fn notification_from_item(item: &Item) -> Result<AgentNotification, PortError> {
         customer_language: get_opt_s(item, "customerLanguage"),
         queue_id: get_s(item, WHAT, "queueId")?.to_owned(),
         created_at: get_n(item, WHAT, "createdAt")?,
-        delivery: None,
+        delivery: get_opt_s(item, "delivery").and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
