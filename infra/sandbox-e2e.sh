@@ -63,8 +63,9 @@ command -v node >/dev/null || { echo "sandbox-e2e: node is needed"; exit 1; }
 STAMP=$E2E/node_modules/.package-lock.sha256
 LOCK_SUM=$(sha256sum "$E2E/package-lock.json" | cut -d' ' -f1)
 if [ ! -d "$E2E/node_modules/playwright-core" ] || [ ! -d "$E2E/node_modules/axe-core" ] ||
+  [ ! -d "$E2E/node_modules/oauth2-mock-server" ] ||
   [ "$(cat "$STAMP" 2>/dev/null)" != "$LOCK_SUM" ]; then
-  log "npm ci in sandbox-e2e (playwright-core, axe-core)"
+  log "npm ci in sandbox-e2e (playwright-core, axe-core, oauth2-mock-server)"
   (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$LOCK_SUM" >"$STAMP"
 fi
@@ -131,3 +132,46 @@ if [ "$status" -ne 0 ]; then
   exit 1
 fi
 echo "console e2e passed (artefacts in $OUT)"
+
+# Sign-in at an OpenID Connect issuer: a local issuer (oauth2-mock-server), and a second
+# omniline-local (sandbox mode, its own data) told to trust it.
+log "a local OpenID Connect issuer, and omniline-local signing people in with it"
+ISSUER_PORT=$(free_port)
+ISSUER_LOG=$OUT/oidc-issuer.log
+node "$E2E/oidc-issuer.mjs" "$ISSUER_PORT" >"$ISSUER_LOG" 2>&1 &
+PIDS+=($!)
+ISSUER_PID=${PIDS[-1]}
+ISSUER="http://127.0.0.1:$ISSUER_PORT"
+if ! wait_http "$ISSUER/.well-known/openid-configuration" "$ISSUER_PID" 30; then
+  echo "the OIDC issuer did not start:"; cat "$ISSUER_LOG"; exit 1
+fi
+OIDC_DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omniline-oidc-e2e.XXXXXX")
+OIDC_PORT=$(free_port)
+OIDC_SERVER_LOG=$OUT/omniline-local-oidc.log
+env -u LINE_API_BASE -u LINE_DATA_API_BASE -u OMNILINE_BACKEND -u PUBLIC_BASE_URL \
+  -u SANDBOX -u AWS_ENDPOINT_URL \
+  ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')" \
+  PORT="$OIDC_PORT" \
+  DATA_DIR="$OIDC_DATA_DIR" \
+  OIDC_ISSUER="$ISSUER" \
+  OIDC_CLIENT_ID=omniline-console \
+  RUST_LOG=warn \
+  "$BIN" >"$OIDC_SERVER_LOG" 2>&1 &
+PIDS+=($!)
+OIDC_SERVER_PID=${PIDS[-1]}
+OIDC_BASE="http://127.0.0.1:$OIDC_PORT"
+if ! wait_http "$OIDC_BASE/sandbox/api/session" "$OIDC_SERVER_PID" 60; then
+  echo "omniline-local (OIDC) did not start:"; tail -n 50 "$OIDC_SERVER_LOG"; exit 1
+fi
+status=0
+CONSOLE_URL="$OIDC_BASE/console" ARTIFACTS="$OUT" CHROMIUM="$CHROMIUM" \
+  timeout --kill-after=10 "${OMNILINE_SANDBOX_E2E_TIMEOUT:-300}" \
+  node "$E2E/console-oidc.test.mjs" || status=$?
+rm -rf "$OIDC_DATA_DIR"
+if [ "$status" -ne 0 ]; then
+  echo "console OIDC e2e failed (exit $status); last 50 lines of $OIDC_SERVER_LOG:"
+  tail -n 50 "$OIDC_SERVER_LOG"
+  echo "issuer log:"; tail -n 20 "$ISSUER_LOG"
+  exit 1
+fi
+echo "console OIDC e2e passed (artefacts in $OUT)"

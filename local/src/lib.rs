@@ -90,9 +90,6 @@ pub struct LocalConfig {
     pub sandbox: bool,
     /// The AWS backend's router and outbound function in this process (`AWS_WORKERS=on`).
     pub aws_workers: Option<AwsWorkers>,
-    /// The agent console's sign-in (`OIDC_ISSUER`, `OIDC_CLIENT_ID`), served at `/console` in
-    /// every mode.
-    pub console: agent::console::ConsoleConfig,
 }
 
 /// `AWS_WORKERS=on`: the router polls the inbound queue (`ROUTER_WORKERS` pollers), the
@@ -206,10 +203,6 @@ impl LocalConfig {
                 matches!(backend, Backend::Embedded),
             )?,
             aws_workers: AwsWorkers::from_env(matches!(backend, Backend::Aws { .. }))?,
-            console: agent::console::ConsoleConfig::new(
-                optional("OIDC_ISSUER"),
-                optional("OIDC_CLIENT_ID"),
-            ),
             backend,
         })
     }
@@ -629,6 +622,8 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
     // Sign-in with OpenID Connect (OIDC_ISSUER, OIDC_CLIENT_ID): one verifier, one key cache,
     // for the agent API and the admin API.
     let oidc = omniline_wiring::oidc_verifier(system_clock())?;
+    // The agent console signs people in with the same verifier, whatever the backend.
+    let console = agent::console::ConsoleConfig::new(oidc.clone());
     let (stop_workers, stopped) = watch::channel(false);
     let mut workers = Vec::new();
     let mut media_routes = None;
@@ -729,7 +724,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         admin_token.clone(),
         Some(base_url.clone()),
     )
-    .with_oidc(oidc)
+    .with_oidc(oidc.clone())
     .on_disconnect(Arc::new(move |account_id: &str| forget.forget(account_id)));
     let sandbox_state = if config.sandbox {
         let platform = sandbox::platform::Platform::open(&config.data_dir, &base_url)?;
@@ -769,7 +764,7 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
         .merge(media_routes.unwrap_or_default())
         .merge(admin::router(admin))
         // The agent console, whatever the backend and whether the agent API runs here or not.
-        .merge(agent::console::router(config.console.clone()))
+        .merge(agent::console::router(console))
         .merge(match &sandbox_state {
             Some(state) => sandbox::router(state.clone()),
             None => sandbox::off_router(),

@@ -56,7 +56,12 @@ async fn main() -> ExitCode {
     );
     println!("  health:       http://{}/healthz", stack.addr);
     println!("  console:      {}/console", stack.base_url);
-    println!("                (the agent console: sign in with an agent token)");
+    match omniline_runtime::config::optional("OIDC_ISSUER") {
+        Some(issuer) => println!(
+            "                (the agent console: sign in at {issuer}, or with an agent token)"
+        ),
+        None => println!("                (the agent console: sign in with an agent token)"),
+    }
     match &stack.sandbox_url {
         Some(url) => {
             println!("  sandbox:      {url}");

@@ -44,6 +44,30 @@ impl Issuer {
         Self { server, signer }
     }
 
+    /// The token endpoint: `code` becomes an ID token for `email`; any other code is refused.
+    async fn issue_for_code(&self, code: &str, email: &str) {
+        use wiremock::matchers::body_string_contains;
+        let id_token = self.token(email, &["agent"], |_| {});
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .and(body_string_contains(format!("code={code}").as_str()))
+            .and(body_string_contains("grant_type=authorization_code"))
+            .and(body_string_contains(format!("client_id={CLIENT}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id_token": id_token, "access_token": "opaque", "token_type": "Bearer", "expires_in": 3600
+            })))
+            .mount(&self.server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(
+                ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})),
+            )
+            .with_priority(10)
+            .mount(&self.server)
+            .await;
+    }
+
     /// An ID token for `email` in `groups`, with `change` applied to the claims.
     fn token(&self, email: &str, groups: &[&str], change: impl FnOnce(&mut Value)) -> String {
         let now = std::time::SystemTime::now()
@@ -299,4 +323,99 @@ async fn an_unreachable_issuer_is_503_and_the_agent_token_still_works() {
     );
     let (status, _) = get(&s, "/agent/v1/me", &token).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn the_console_signs_in_with_the_issuers_code_flow() {
+    let issuer = Issuer::start().await;
+    issuer.issue_for_code("code-123", "aiko@example.com").await;
+    let s = stack(&issuer).await;
+    let queue = s.queue("Support").await;
+    let agent = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": "Aiko", "email": "aiko@example.com", "queueIds": [queue], "capacity": 2})),
+        )
+        .await;
+    // The page learns where to send the person.
+    let config: Value = s
+        .client
+        .get(format!("{}/console/config.json", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["signIn"], "oidc");
+    assert_eq!(config["available"], true);
+    assert_eq!(
+        config["authorizationEndpoint"],
+        format!("{}/authorize", issuer.server.uri())
+    );
+    assert_eq!(config["clientId"], CLIENT);
+    // The code the issuer sent the browser back with becomes the person's ID token.
+    let exchange = |code: &str, verifier: &str, redirect: &str| {
+        s.client
+            .post(format!("{}/console/oidc/token", s.base))
+            .json(&json!({"code": code, "codeVerifier": verifier, "redirectUri": redirect}))
+            .send()
+    };
+    let verifier = "v".repeat(43);
+    let redirect = format!("{}/console/", s.base);
+    let answer = exchange("code-123", &verifier, &redirect).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["cache-control"].to_str().unwrap(),
+        "no-store"
+    );
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["email"], "aiko@example.com");
+    let id_token = answer["idToken"].as_str().unwrap();
+    let (status, me) = get(&s, "/agent/v1/me", id_token).await;
+    assert_eq!((status, &me["id"]), (200, &agent["id"]));
+    // A code the issuer refuses; fields that cannot be right.
+    let refused = exchange("code-used", &verifier, &redirect).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "code_refused", "{body}");
+    for (code, verifier, redirect, field) in [
+        ("", "v".repeat(43), redirect.clone(), "code"),
+        ("c", "short".to_owned(), redirect.clone(), "codeVerifier"),
+        (
+            "c",
+            "v".repeat(43),
+            "https://evil.example/".to_owned(),
+            "redirectUri",
+        ),
+    ] {
+        let answer = exchange(code, &verifier, &redirect).await.unwrap();
+        assert_eq!(answer.status(), 400);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn without_an_issuer_the_console_signs_in_with_agent_tokens_only() {
+    let s = common::start().await;
+    let config: Value = s
+        .client
+        .get(format!("{}/console/config.json", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config, json!({"signIn": "token"}));
+    let answer = s
+        .client
+        .post(format!("{}/console/oidc/token", s.base))
+        .json(&json!({"code": "c", "codeVerifier": "v".repeat(43), "redirectUri": format!("{}/console/", s.base)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
 }

@@ -229,7 +229,6 @@ async fn the_local_stack_on_aws_adapters_queues_signed_webhooks_to_sqs() {
         schedule_every: std::time::Duration::from_secs(60),
         sandbox: false,
         aws_workers: None,
-        console: Default::default(),
     })
     .await
     .unwrap();

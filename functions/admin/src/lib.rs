@@ -234,11 +234,9 @@ async fn authorize(state: &AdminState, presented: Option<&str>) -> Result<Actor,
                     "not_admin",
                     "you are signed in, but not in the admin group",
                 )),
-                Err(SignInError::Refused(why)) => Err(error_response(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    why.to_string(),
-                )),
+                Err(e @ (SignInError::Refused(_) | SignInError::CodeRefused(_))) => Err(
+                    error_response(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+                ),
                 Err(SignInError::Unavailable(e)) => Err(unavailable(
                     "identity provider",
                     e,

@@ -1,4 +1,6 @@
-// omniline agent console: sign in with an agent token, the inbox (mine / waiting in my queues /
+// omniline agent console: sign in at the organization's OpenID Connect issuer (authorization
+// code flow with PKCE; the code is exchanged by the console's own server) or with an agent
+// token, the inbox (mine / waiting in my queues /
 // recently closed), live updates by long-polling /agent/v1/notifications, the conversation
 // (transcript, reply, pick, quote, typing, read, transfer, close) and presence. Plain ES modules,
 // no dependencies; it speaks only the agent API (/agent/v1) of its own origin.
@@ -14,6 +16,7 @@ const CONVERSATION_EVERY_MS = 5_000; // delivery statuses and new lines of the o
 const TYPING_EVERY_MS = 15_000;
 const TYPING_SECONDS = 20;
 const CURSOR_KEY = 'omniline.console.cursor';
+const PKCE_KEY = 'omniline.console.pkce'; // { state, nonce, verifier } of a sign-in under way
 
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
@@ -110,10 +113,102 @@ function showSignIn(message) {
   const box = $('signin-message');
   box.hidden = !message;
   box.textContent = message || '';
-  $('oidc-note').hidden = !(state.config && state.config.signIn === 'oidc');
+  const oidc = state.config && state.config.signIn === 'oidc';
+  const reachable = oidc && state.config.available && state.config.authorizationEndpoint;
+  $('oidc-note').hidden = !oidc || reachable;
+  $('sso').hidden = !reachable;
   $('signin-token').value = '';
-  $('signin-token').focus();
+  if (reachable) $('sso-submit').focus();
+  else $('signin-token').focus();
   updateTitle();
+}
+
+// ------------------------------------------------------------------------------------------
+// Sign-in at the issuer: authorization code flow with PKCE (RFC 7636). The verifier, the state
+// (against forged returns) and the nonce (against a replayed ID token) stay in this tab; the
+// code comes back to /console/ and is exchanged by POST /console/oidc/token.
+// ------------------------------------------------------------------------------------------
+function base64url(bytes) {
+  let text = '';
+  for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function randomString(bytes = 32) {
+  const buffer = new Uint8Array(bytes);
+  window.crypto.getRandomValues(buffer);
+  return base64url(buffer);
+}
+
+function redirectUri() {
+  return `${window.location.origin}/console/`;
+}
+
+async function startSso() {
+  const config = state.config;
+  const verifier = randomString(48);
+  const challenge = base64url(await window.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+  const pending = { state: randomString(16), nonce: randomString(16), verifier };
+  try { window.sessionStorage.setItem(PKCE_KEY, JSON.stringify(pending)); } catch { /* the return then fails cleanly */ }
+  const url = new URL(config.authorizationEndpoint);
+  url.search = new URLSearchParams({
+    response_type: 'code',
+    client_id: config.clientId,
+    redirect_uri: redirectUri(),
+    scope: config.scope || 'openid email profile',
+    state: pending.state,
+    nonce: pending.nonce,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }).toString();
+  announce(t('signin.redirecting'));
+  window.location.assign(url.toString());
+}
+
+/** The claims of a JWT, unverified (the server verifies; the page only checks its nonce). */
+function claims(jwt) {
+  try {
+    const part = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(decodeURIComponent(escape(atob(part))));
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Back from the issuer (`?code=…&state=…`, or `?error=…`): exchanges the code and keeps the ID
+ * token in this tab. Answers true when the URL was a return (handled, well or not).
+ */
+async function finishSso() {
+  const params = new URLSearchParams(window.location.search);
+  if (!params.has('code') && !params.has('error')) return false;
+  window.history.replaceState(null, '', '/console/');
+  let pending = null;
+  try { pending = JSON.parse(window.sessionStorage.getItem(PKCE_KEY) || 'null'); } catch { /* none */ }
+  try { window.sessionStorage.removeItem(PKCE_KEY); } catch { /* nothing kept */ }
+  const fail = (message) => { showSignIn(t('signin.ssoFailed', { message })); return true; };
+  if (params.has('error')) return fail(params.get('error_description') || params.get('error'));
+  if (!pending || params.get('state') !== pending.state) return fail('state');
+  let answer;
+  try {
+    answer = await call('POST', '/console/oidc/token', {
+      code: params.get('code'),
+      codeVerifier: pending.verifier,
+      redirectUri: redirectUri(),
+    }, { anonymous: true });
+  } catch (e) {
+    return fail(e.message || String(e));
+  }
+  if (claims(answer.idToken).nonce !== pending.nonce) return fail('nonce');
+  setToken(answer.idToken);
+  try {
+    startSession(await call('GET', '/agent/v1/me', undefined, { signingIn: true }));
+  } catch (e) {
+    setToken(null);
+    if (e instanceof ApiError && e.status === 403 && e.code === 'no_agent') showSignIn(t('signin.ssoNoAgent'));
+    else fail(e.message || String(e));
+  }
+  return true;
 }
 
 async function signIn(event) {
@@ -765,6 +860,7 @@ function wire() {
     renderLanguage();
   });
   $('signin-form').addEventListener('submit', guard(signIn));
+  $('sso-submit').addEventListener('click', guard(startSso));
   $('sign-out').addEventListener('click', guard(signOut));
   $('presence').addEventListener('change', guard((e) => setPresence(e.target.value), 'context.presence'));
   $('enable-notifications').addEventListener('click', guard(enableNotifications, 'context.notifications'));
@@ -809,6 +905,7 @@ async function boot() {
     state.config = { signIn: 'token' };
     toast(t('signin.configFailed', { message: e.message || String(e) }));
   }
+  if (await finishSso()) return;
   if (!token()) {
     showSignIn();
     return;

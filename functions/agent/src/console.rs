@@ -5,8 +5,10 @@
 //! `GET /console/{proxy+}`) and `omniline-local` mounts the same [`router`] in every mode.
 //!
 //! - `GET /console` (and `/console/`): the page, `Cache-Control: no-cache`;
-//! - `GET /console/config.json`: how to sign in (`{"signIn": "token"}`, or the OIDC issuer and
-//!   client when configured), `no-cache`;
+//! - `GET /console/config.json`: how to sign in (`{"signIn": "token"}`, or the OIDC issuer, its
+//!   client and authorization endpoint when configured), `no-cache`;
+//! - `POST /console/oidc/token`: the authorization code the issuer sent the browser back with
+//!   (code flow with PKCE), exchanged for the person's verified ID token;
 //! - `GET /console/v/{version}/{file}`: the scripts and style sheet. `{version}` is a hash of
 //!   every embedded file, so a new build has new URLs and these answers are `immutable`; another
 //!   version is 404 (the page is `no-cache`, so a reload asks for the current one).
@@ -15,15 +17,16 @@
 //! from another origin but images and media over https), `X-Content-Type-Options: nosniff` and
 //! `Referrer-Policy: no-referrer`. Anything else under `/console/` is a JSON 404.
 
-use axum::extract::{Path, Request};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, MethodRouter};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::{Json, Router};
-use omniline_runtime::http::{error_response, method_not_allowed};
+use omniline_app::identity::{OidcVerifier, SignInError};
+use omniline_runtime::http::{coded_field_error, error_response, method_not_allowed};
 use serde_json::json;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// The Content-Security-Policy of every console answer.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:; connect-src 'self'; media-src 'self' https: blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -117,61 +120,175 @@ pub fn asset_names() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|a| a.name)
 }
 
-/// An OpenID Connect provider agents would sign in with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Oidc {
-    pub issuer: String,
-    pub client_id: String,
-}
-
-/// What the console tells the page about signing in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How the page signs people in: with an agent token, or at the OpenID Connect issuer (the
+/// verifier the agent API checks its ID tokens with).
+#[derive(Clone, Default)]
 pub struct ConsoleConfig {
-    /// `OIDC_ISSUER` and `OIDC_CLIENT_ID`, when both are set.
-    pub oidc: Option<Oidc>,
+    pub oidc: Option<Arc<OidcVerifier>>,
 }
 
 impl ConsoleConfig {
-    /// From the values of `OIDC_ISSUER` and `OIDC_CLIENT_ID`: OIDC when both are given (and not
-    /// blank), else sign-in with an agent token.
-    pub fn new(issuer: Option<String>, client_id: Option<String>) -> Self {
-        let clean = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let oidc = match (clean(issuer), clean(client_id)) {
-            (Some(issuer), Some(client_id)) => Some(Oidc { issuer, client_id }),
-            _ => None,
-        };
+    pub fn new(oidc: Option<Arc<OidcVerifier>>) -> Self {
         Self { oidc }
     }
-
-    /// The body of `GET /console/config.json`.
-    pub fn json(&self) -> serde_json::Value {
-        match &self.oidc {
-            Some(oidc) => {
-                json!({ "signIn": "oidc", "issuer": oidc.issuer, "clientId": oidc.client_id })
-            }
-            None => json!({ "signIn": "token" }),
-        }
-    }
 }
+
+/// The scopes the console asks for: the ID token's `email` comes with `email`.
+pub const SCOPE: &str = "openid email profile";
 
 /// The console's routes, with their security headers; no fallback of its own beyond
 /// `/console/…` (the caller merges it with its other routes).
 pub fn router(config: ConsoleConfig) -> Router {
-    let config_body = config.json();
-    let only_get = |route: MethodRouter| route.fallback(method_not_allowed);
+    let only_get = |route: MethodRouter<ConsoleConfig>| route.fallback(method_not_allowed);
     Router::new()
         .route("/console", only_get(get(page)))
         .route("/console/", only_get(get(page)))
+        .route("/console/config.json", only_get(get(config_json)))
         .route(
-            "/console/config.json",
-            only_get(get(move || {
-                let body = config_body.clone();
-                async move { ([(header::CACHE_CONTROL, NO_CACHE)], Json(body)).into_response() }
-            })),
+            "/console/oidc/token",
+            post(exchange_code).fallback(method_not_allowed),
         )
         .route("/console/v/{version}/{file}", only_get(get(versioned)))
         .route("/console/{*rest}", any(unknown))
         .layer(middleware::from_fn(security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .with_state(config)
+}
+
+/// `GET /console/config.json`: `{"signIn": "token"}`, or `{"signIn": "oidc", "issuer",
+/// "clientId", "scope", "authorizationEndpoint", "endSessionEndpoint"?}` from the issuer's
+/// discovery document (`"available": false` while it cannot be read: the page says so and
+/// offers the token).
+async fn config_json(State(config): State<ConsoleConfig>) -> Response {
+    let body = match &config.oidc {
+        None => json!({ "signIn": "token" }),
+        Some(oidc) => {
+            let c = oidc.config();
+            let mut body = json!({
+                "signIn": "oidc", "issuer": c.issuer, "clientId": c.client_id, "scope": SCOPE,
+            });
+            match oidc.endpoints().await {
+                Ok(endpoints) => {
+                    body["available"] = json!(true);
+                    body["authorizationEndpoint"] = json!(endpoints.authorization_endpoint);
+                    if let Some(url) = endpoints.end_session_endpoint {
+                        body["endSessionEndpoint"] = json!(url);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "OIDC discovery unavailable for the console");
+                    body["available"] = json!(false);
+                }
+            }
+            body
+        }
+    };
+    ([(header::CACHE_CONTROL, NO_CACHE)], Json(body)).into_response()
+}
+
+/// `POST /console/oidc/token` `{"code", "codeVerifier", "redirectUri"}`: the authorization code
+/// the issuer sent the browser back with, exchanged here (a public client: no secret) for the
+/// person's ID token, verified as every bearer token is → `{"idToken", "expiresAt", "email"}`.
+/// The page keeps the token in its tab and sends it as `Authorization: Bearer`. 404 without an
+/// issuer; 400 naming a bad field or `code_refused`; 401 for a token that does not verify; 503
+/// when the issuer cannot be reached.
+async fn exchange_code(State(config): State<ConsoleConfig>, body: axum::body::Bytes) -> Response {
+    let Some(oidc) = &config.oidc else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no identity provider is configured: sign in with an agent token",
+        );
+    };
+    let request = match CodeRequest::parse(&body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    match oidc
+        .sign_in(&request.code, &request.code_verifier, &request.redirect_uri)
+        .await
+    {
+        Ok((identity, id_token)) => (
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({
+                "idToken": id_token, "expiresAt": identity.expires_at, "email": identity.email,
+            })),
+        )
+            .into_response(),
+        Err(e @ SignInError::CodeRefused(_)) => {
+            error_response(StatusCode::BAD_REQUEST, "code_refused", e.to_string())
+        }
+        Err(e @ SignInError::Refused(_)) => {
+            error_response(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+        }
+        Err(SignInError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "OIDC code exchange unavailable");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity_provider_unavailable",
+                "the identity provider cannot be reached now; try again shortly",
+            )
+        }
+    }
+}
+
+/// A code exchange's request, checked.
+struct CodeRequest {
+    code: String,
+    code_verifier: String,
+    redirect_uri: String,
+}
+
+impl CodeRequest {
+    #[allow(clippy::result_large_err)]
+    fn parse(body: &[u8]) -> Result<Self, Response> {
+        let invalid = |field: &str, message: &str| {
+            coded_field_error(StatusCode::BAD_REQUEST, "invalid_request", field, message)
+        };
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| invalid("body", "the body must be a JSON object"))?;
+        let text = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+        let code = text("code")
+            .filter(|c| (1..=4096).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                invalid(
+                    "code",
+                    "code must be the authorization code the issuer sent",
+                )
+            })?;
+        // RFC 7636: 43 to 128 characters of [A-Za-z0-9-._~].
+        let code_verifier = text("codeVerifier")
+            .filter(|v| {
+                (43..=128).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "codeVerifier",
+                    "codeVerifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+                )
+            })?;
+        // The console's own address: what the issuer redirected to.
+        let redirect_uri = text("redirectUri")
+            .filter(|u| {
+                (u.starts_with("https://") || u.starts_with("http://"))
+                    && u.ends_with("/console/")
+                    && u.len() <= 2000
+                    && !u.chars().any(char::is_whitespace)
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "redirectUri",
+                    "redirectUri must be the console's address, ending in /console/",
+                )
+            })?;
+        Ok(Self {
+            code: code.to_owned(),
+            code_verifier: code_verifier.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+        })
+    }
 }
 
 async fn page() -> Response {
@@ -236,26 +353,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn oidc_needs_both_the_issuer_and_the_client() {
-        assert_eq!(
-            ConsoleConfig::new(None, None).json(),
-            json!({"signIn": "token"})
-        );
-        assert_eq!(
-            ConsoleConfig::new(Some("https://id.example".into()), None).json(),
-            json!({"signIn": "token"})
-        );
-        assert_eq!(
-            ConsoleConfig::new(Some(" ".into()), Some("c".into())).json(),
-            json!({"signIn": "token"})
-        );
-        assert_eq!(
-            ConsoleConfig::new(Some("https://id.example".into()), Some("console".into())).json(),
-            json!({"signIn": "oidc", "issuer": "https://id.example", "clientId": "console"})
-        );
-    }
 
     #[test]
     fn the_page_names_this_version_and_only_embedded_files() {

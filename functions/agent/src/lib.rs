@@ -178,8 +178,8 @@ async fn authenticate(
     if let Some(oidc) = state.oidc.as_ref().filter(|_| looks_like_jwt(&token)) {
         let identity = match oidc.verify(&token).await {
             Ok(identity) => identity,
-            Err(SignInError::Refused(why)) => {
-                return error_response(StatusCode::UNAUTHORIZED, "unauthorized", why.to_string())
+            Err(e @ (SignInError::Refused(_) | SignInError::CodeRefused(_))) => {
+                return error_response(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
             }
             Err(SignInError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "OIDC sign-in unavailable");

@@ -27,15 +27,15 @@ async fn main() -> Result<(), lambda_http::Error> {
         }
         None => None,
     };
+    // Sign-in with OpenID Connect: one verifier (one key cache) for the API and the console.
+    let oidc = omniline_wiring::oidc_verifier(system_clock())?;
     let state = AgentState::new(
         router,
         Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
         media,
         public_base_url,
     )
-    .with_oidc(omniline_wiring::oidc_verifier(system_clock())?);
-    // What the console's page is told about sign-in (`GET /console/config.json`).
-    let console =
-        agent::console::ConsoleConfig::new(optional("OIDC_ISSUER"), optional("OIDC_CLIENT_ID"));
+    .with_oidc(oidc.clone());
+    let console = agent::console::ConsoleConfig::new(oidc);
     omniline_runtime::http::serve(agent::standalone(state, console), 9005).await
 }

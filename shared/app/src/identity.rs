@@ -8,8 +8,10 @@
 
 use crate::cache::Cache;
 use omniline_domain::clock::Clock;
-use omniline_domain::identity::{self, Identity, IdentityError, JwkSet, OidcConfig};
-use omniline_ports::{KeySource, PortError};
+use omniline_domain::identity::{
+    self, CodeExchange, Identity, IdentityError, JwkSet, OidcConfig, OidcEndpoints, TokenAnswer,
+};
+use omniline_ports::{IdentityProvider, PortError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,26 +26,70 @@ pub enum SignInError {
     /// The token is not acceptable: 401.
     #[error(transparent)]
     Refused(#[from] IdentityError),
-    /// The issuer's keys could not be read: 503, try again.
-    #[error("the identity provider's keys cannot be read now: {0}")]
+    /// The issuer refused the authorization code (used, expired, another verifier): sign in
+    /// again.
+    #[error("the identity provider refused the sign-in ({0}); sign in again")]
+    CodeRefused(String),
+    /// The issuer could not be reached: 503, try again.
+    #[error("the identity provider cannot be reached now: {0}")]
     Unavailable(#[from] PortError),
 }
 
 /// Verifies ID tokens of one issuer and client.
 pub struct OidcVerifier {
     config: OidcConfig,
-    keys: Arc<dyn KeySource>,
+    keys: Arc<dyn IdentityProvider>,
     clock: Clock,
     cache: Cache<(), JwkSet>,
+    endpoints: Cache<(), OidcEndpoints>,
 }
 
 impl OidcVerifier {
-    pub fn new(config: OidcConfig, keys: Arc<dyn KeySource>, clock: Clock) -> Self {
+    pub fn new(config: OidcConfig, keys: Arc<dyn IdentityProvider>, clock: Clock) -> Self {
         Self {
             config,
             keys,
             clock,
             cache: Cache::default(),
+            endpoints: Cache::default(),
+        }
+    }
+
+    /// The issuer's authorization and token endpoints, kept [`KEYS_TTL`].
+    pub async fn endpoints(&self) -> Result<OidcEndpoints, PortError> {
+        if let Some(endpoints) = self.endpoints.fresh(&(), KEYS_TTL) {
+            return Ok(endpoints);
+        }
+        let endpoints = self.keys.endpoints().await?;
+        self.endpoints.insert((), endpoints.clone());
+        Ok(endpoints)
+    }
+
+    /// Exchanges a browser's authorization code (with its PKCE verifier, for `redirect_uri`)
+    /// for the person's ID token, verified as every bearer token is.
+    pub async fn sign_in(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<(Identity, String), SignInError> {
+        let endpoints = self.endpoints().await?;
+        let exchange = CodeExchange {
+            code: code.to_owned(),
+            code_verifier: code_verifier.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            client_id: self.config.client_id.clone(),
+        };
+        match self
+            .keys
+            .exchange_code(&endpoints.token_endpoint, &exchange)
+            .await?
+        {
+            TokenAnswer::Issued { id_token } => {
+                let identity = self.verify(&id_token).await?;
+                Ok((identity, id_token))
+            }
+            TokenAnswer::Refused { error } => Err(SignInError::CodeRefused(error)),
         }
     }
 
@@ -89,13 +135,21 @@ mod tests {
     }
 
     #[async_trait]
-    impl KeySource for Counting {
+    impl IdentityProvider for Counting {
         async fn fetch_keys(&self) -> Result<JwkSet, PortError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let sets = self.sets.lock().unwrap();
             sets.first()
                 .cloned()
                 .ok_or_else(|| PortError::Unavailable("issuer down".into()))
+        }
+
+        async fn endpoints(&self) -> Result<OidcEndpoints, PortError> {
+            Err(PortError::Unavailable("not used".into()))
+        }
+
+        async fn exchange_code(&self, _: &str, _: &CodeExchange) -> Result<TokenAnswer, PortError> {
+            Err(PortError::Unavailable("not used".into()))
         }
     }
 

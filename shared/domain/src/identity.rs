@@ -173,6 +173,37 @@ impl JwkSet {
     }
 }
 
+/// Where a browser signs in at the issuer, and where the code it brings back becomes tokens
+/// (the issuer's discovery document).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcEndpoints {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// Where signing out at the issuer ends its session too, when it has one.
+    pub end_session_endpoint: Option<String>,
+}
+
+/// An authorization code to exchange (authorization code flow with PKCE, public client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeExchange {
+    pub code: String,
+    pub code_verifier: String,
+    pub redirect_uri: String,
+    pub client_id: String,
+}
+
+/// The issuer's answer to a code exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAnswer {
+    Issued {
+        id_token: String,
+    },
+    /// The issuer refused the code (`invalid_grant` …: used, expired, another verifier).
+    Refused {
+        error: String,
+    },
+}
+
 /// The header's `kid`, once the token is known to be a three-part JWS with `alg: RS256`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenHeader {

@@ -1,7 +1,7 @@
 //! omniline's HTTP clients: the LINE Messaging API ([`api::HttpLineApi`]), bot hooks
-//! ([`bot::HttpBotHook`]) and an OpenID Connect issuer's keys ([`oidc::HttpKeySource`]), on
+//! ([`bot::HttpBotHook`]) and an OpenID Connect issuer ([`oidc::HttpIdentityProvider`]), on
 //! reqwest with rustls. They implement `omniline_ports::LineApi`, `omniline_ports::BotHook` and
-//! `omniline_ports::KeySource`.
+//! `omniline_ports::IdentityProvider`.
 
 pub mod api;
 pub mod bot;
@@ -10,4 +10,4 @@ pub mod oidc;
 
 pub use api::{HttpLineApi, LineApiConfig, DEFAULT_MAX_CONTENT_BYTES};
 pub use bot::HttpBotHook;
-pub use oidc::HttpKeySource;
+pub use oidc::HttpIdentityProvider;

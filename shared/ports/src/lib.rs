@@ -25,7 +25,7 @@ pub use config::{ConfigDoc, ConfigStore, Expect};
 pub use conversations::{ConversationStore, PurgeCounts, PurgePage};
 pub use deliveries::DeliveryStore;
 pub use event_queue::EventQueue;
-pub use identity::KeySource;
+pub use identity::IdentityProvider;
 pub use line::LineApi;
 pub use objects::ObjectStore;
 pub use retry::RetryDelay;

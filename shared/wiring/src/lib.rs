@@ -23,7 +23,7 @@ use omniline_app::router::{RouterDeps, RouterService};
 use omniline_app::tokens::ChannelTokens;
 use omniline_domain::clock::{system_clock, Clock};
 use omniline_domain::identity::OidcConfig;
-use omniline_line::HttpKeySource;
+use omniline_line::HttpIdentityProvider;
 use omniline_ports::{
     AccountStore, AgentStore, BotHook, ConfigStore, ConversationStore, DeliveryStore, EventQueue,
     LineApi, ObjectStore, SecretStore, WorkstreamStore,
@@ -119,7 +119,7 @@ pub fn oidc_verifier(clock: Clock) -> Result<Option<Arc<OidcVerifier>>, ConfigEr
         (Some(_), None) => return Err(ConfigError::Missing("OIDC_CLIENT_ID")),
         (None, Some(_)) => return Err(ConfigError::Missing("OIDC_ISSUER")),
     };
-    let keys = HttpKeySource::new(issuer.clone()).map_err(|e| ConfigError::Invalid {
+    let keys = HttpIdentityProvider::new(issuer.clone()).map_err(|e| ConfigError::Invalid {
         name: "OIDC_ISSUER",
         reason: e.to_string(),
     })?;
