@@ -969,3 +969,40 @@ async fn every_admin_route_needs_the_token_and_bad_bodies_get_json_errors() {
         (405, Some("method_not_allowed"))
     );
 }
+
+/// The channel's monthly limit and use, from LINE at most hourly; an account near it is marked.
+#[tokio::test]
+async fn the_quota_route_reads_line_at_most_hourly_and_marks_80_percent() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let s = start().await;
+    let account = s.account("Shop JP", SECRET_A, "token-a").await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/quota"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"type": "limited", "value": 200})),
+        )
+        .expect(1)
+        .mount(&s.line)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/quota/consumption"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"totalUsage": 170})))
+        .expect(1)
+        .mount(&s.line)
+        .await;
+    let route = format!("/admin/v1/accounts/{account}/quota");
+    let first = s.ok("GET", &route, None).await;
+    assert_eq!(
+        (&first["limit"], &first["used"], &first["alert"]),
+        (&json!(200), &json!(170), &json!("80%")),
+        "{first}"
+    );
+    assert_eq!(first["share"], 0.85);
+    // Within the hour: the same reading, LINE not asked again (each mock expects one call).
+    let again = s.ok("GET", &route, None).await;
+    assert_eq!(again, first);
+    s.line.verify().await;
+    let (status, _) = s.call("GET", "/admin/v1/accounts/nope/quota", None).await;
+    assert_eq!(status, 404);
+}

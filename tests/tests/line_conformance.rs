@@ -344,6 +344,26 @@ async fn group_summary_conforms() {
 
 #[tokio::test]
 #[ignore = "needs Prism: run ./infra/test.sh"]
+async fn message_quota_and_consumption_conform() {
+    let prism = Recorder::start(prism_url()).await;
+    let api = prism.api();
+    let quota = api.message_quota(&token()).await;
+    let quota = quota.unwrap_or_else(|e| panic!("{e}\n{}", prism.report()));
+    assert!(
+        ["none", "limited"].contains(&quota.kind.as_str()),
+        "{quota:?}"
+    );
+    api.quota_consumption(&token())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", prism.report()));
+    prism.assert_clean(&[
+        ("GET", "/v2/bot/message/quota"),
+        ("GET", "/v2/bot/message/quota/consumption"),
+    ]);
+}
+
+#[tokio::test]
+#[ignore = "needs Prism: run ./infra/test.sh"]
 async fn room_member_profile_conforms() {
     let prism = Recorder::start(prism_url()).await;
     let profile = prism

@@ -1824,6 +1824,7 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
 /// adapters, checked by `the_partition_key_prefixes_are_the_adapters`).
 fn config_items() -> Vec<(&'static str, String)> {
     use omniline_app::jobs::{OPEN_PURGE_KIND, PURGE_JOB_KIND};
+    use omniline_domain::account::QUOTA_KIND;
     use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
     use omniline_domain::queues::QUEUE_KIND;
@@ -1846,6 +1847,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("agent account", doc(AGENT_ACCOUNT_KIND)),
         // Email address → agent: how a person signed in with OpenID Connect is found.
         ("agent email", doc(AGENT_EMAIL_KIND)),
+        // An account's last reading of LINE's message quota.
+        ("message quota", doc(QUOTA_KIND)),
         ("settings", doc(SETTINGS_KIND)),
         // Contacts, per account (CONFIG#contact@{accountId}).
         ("contact", doc(&format!("{CONTACT_KIND}@acc1"))),
@@ -1968,6 +1971,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "queue",
                 "agent account",
                 "agent email",
+                "message quota",
                 "settings",
                 // The purge jobs it records (and the unfinished one of an account), read back.
                 "purge job",
@@ -1989,6 +1993,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "queue",
                 "agent account",
                 "agent email",
+                "message quota",
                 "settings",
                 "contact",
                 "link request",

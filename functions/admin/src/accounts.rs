@@ -156,6 +156,22 @@ pub(crate) async fn message_stats(State(state): State<AdminState>, id: PathId) -
     Ok(Json(serde_json::json!({ "accountId": id, "months": months })).into_response())
 }
 
+/// `GET /admin/v1/accounts/{id}/quota`: the channel's monthly message limit and how much of it
+/// is used, as LINE said at most an hour ago, with the alert level (80% / 100%).
+pub(crate) async fn quota(State(state): State<AdminState>, id: PathId) -> Result<Response> {
+    let id = path_id(id, "account")?;
+    let q = state.service.quota(&id).await?;
+    Ok(Json(serde_json::json!({
+        "accountId": id,
+        "limit": q.limit,
+        "used": q.used,
+        "share": q.share(),
+        "alert": q.alert().map(|a| a.as_str()),
+        "fetchedAt": omniline_domain::clock::rfc3339_millis(q.fetched_at),
+    }))
+    .into_response())
+}
+
 pub(crate) async fn webhook_stats(State(state): State<AdminState>, id: PathId) -> Result<Response> {
     let stats = state
         .service

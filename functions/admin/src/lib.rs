@@ -108,6 +108,7 @@ pub fn router(state: AdminState) -> Router {
             "/admin/v1/accounts/{id}/message-stats",
             get(accounts::message_stats),
         )
+        .route("/admin/v1/accounts/{id}/quota", get(accounts::quota))
         .route("/admin/v1/queues", get(queues::list).post(queues::create))
         .route(
             "/admin/v1/queues/{id}",

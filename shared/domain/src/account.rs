@@ -134,6 +134,67 @@ impl MonthSends {
     }
 }
 
+/// Config document kind of an account's last reading of LINE's message
+/// quota (id: the account id), a [`QuotaStatus`].
+pub const QUOTA_KIND: &str = "messageQuota";
+/// How old a reading of the quota may be before LINE is asked again (at most hourly).
+pub const QUOTA_REFRESH_MS: i64 = 3_600_000;
+
+/// An account's monthly message limit and how much of it is used, as LINE last said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaStatus {
+    /// `None`: no limit.
+    pub limit: Option<u64>,
+    pub used: u64,
+    /// When LINE was asked (epoch ms).
+    pub fetched_at: i64,
+}
+
+/// How close an account is to its limit: an alert at 80 % and at 100 %.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QuotaAlert {
+    Near,
+    Reached,
+}
+
+impl QuotaAlert {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaAlert::Near => "80%",
+            QuotaAlert::Reached => "100%",
+        }
+    }
+}
+
+impl QuotaStatus {
+    /// The share of the limit used (`None` without a limit).
+    pub fn share(&self) -> Option<f64> {
+        self.limit.map(|limit| {
+            if limit == 0 {
+                1.0
+            } else {
+                self.used as f64 / limit as f64
+            }
+        })
+    }
+
+    pub fn alert(&self) -> Option<QuotaAlert> {
+        let limit = self.limit?;
+        if self.used >= limit {
+            Some(QuotaAlert::Reached)
+        } else if self.used * 5 >= limit * 4 {
+            Some(QuotaAlert::Near)
+        } else {
+            None
+        }
+    }
+
+    pub fn stale(&self, now: i64) -> bool {
+        now - self.fetched_at >= QUOTA_REFRESH_MS
+    }
+}
+
 /// How many months of message counts an account keeps (this one and the twelve before).
 pub const SEND_MONTHS_KEPT: usize = 13;
 
@@ -206,5 +267,22 @@ mod tests {
         };
         assert_eq!(m.free_reply_share(), Some(0.9));
         assert_eq!(MonthSends::default().free_reply_share(), None);
+    }
+
+    #[test]
+    fn quota_alerts_at_80_and_100_percent() {
+        let q = |limit, used| QuotaStatus {
+            limit,
+            used,
+            fetched_at: 0,
+        };
+        assert_eq!(q(Some(200), 159).alert(), None);
+        assert_eq!(q(Some(200), 160).alert(), Some(QuotaAlert::Near));
+        assert_eq!(q(Some(200), 200).alert(), Some(QuotaAlert::Reached));
+        assert_eq!(q(Some(200), 250).alert(), Some(QuotaAlert::Reached));
+        assert_eq!(q(None, 10_000).alert(), None);
+        assert_eq!(q(Some(200), 50).share(), Some(0.25));
+        assert!(q(Some(1), 0).stale(QUOTA_REFRESH_MS));
+        assert!(!q(Some(1), 0).stale(QUOTA_REFRESH_MS - 1));
     }
 }

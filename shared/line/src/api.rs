@@ -540,6 +540,31 @@ impl LineApi for HttpLineApi {
         self.member_profile(token, "room", room_id, user_id).await
     }
 
+    async fn message_quota(&self, token: &SecretString) -> Result<MessageQuota, LineApiError> {
+        let response = self
+            .authorized(Method::GET, self.url("/v2/bot/message/quota"), token)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        json_body(check_status(response).await?).await
+    }
+
+    async fn quota_consumption(
+        &self,
+        token: &SecretString,
+    ) -> Result<QuotaConsumption, LineApiError> {
+        let response = self
+            .authorized(
+                Method::GET,
+                self.url("/v2/bot/message/quota/consumption"),
+                token,
+            )
+            .send()
+            .await
+            .map_err(transport_error)?;
+        json_body(check_status(response).await?).await
+    }
+
     async fn group_summary(
         &self,
         token: &SecretString,
@@ -967,6 +992,65 @@ mod tests {
             api(&server, Duration::from_secs(2))
                 .profile(&token(), "U1")
                 .await,
+            Err(LineApiError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn quota_and_consumption_200_401_5xx() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/message/quota"))
+            .and(header("authorization", "Bearer tok-123"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"type": "limited", "value": 200})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/message/quota/consumption"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"totalUsage": 161})),
+            )
+            .mount(&server)
+            .await;
+        let api = api(&server, Duration::from_secs(2));
+        let quota = api.message_quota(&token()).await.unwrap();
+        assert_eq!(quota.limit(), Some(200));
+        assert_eq!(
+            api.quota_consumption(&token()).await.unwrap().total_usage,
+            161
+        );
+        assert_eq!(
+            MessageQuota {
+                kind: "none".into(),
+                value: None
+            }
+            .limit(),
+            None
+        );
+        let refused = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/message/quota"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"message": "Authentication failed"})),
+            )
+            .mount(&refused)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v2/bot/message/quota/consumption"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&refused)
+            .await;
+        let api = super::tests::api(&refused, Duration::from_secs(2));
+        assert!(matches!(
+            api.message_quota(&token()).await,
+            Err(LineApiError::Rejected { status: 401, .. })
+        ));
+        assert!(matches!(
+            api.quota_consumption(&token()).await,
             Err(LineApiError::Unavailable(_))
         ));
     }

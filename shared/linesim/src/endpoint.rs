@@ -17,6 +17,12 @@ pub enum Endpoint {
     GroupMemberProfile,
     /// `GET /v2/bot/room/{roomId}/member/{userId}`
     RoomMemberProfile,
+    /// `GET /v2/bot/group/{groupId}/summary`
+    GroupSummary,
+    /// `GET /v2/bot/message/quota`
+    MessageQuota,
+    /// `GET /v2/bot/message/quota/consumption`
+    QuotaConsumption,
     /// `GET /v2/bot/message/{messageId}/content`
     Content,
     /// `POST /v2/bot/message/reply`
@@ -50,7 +56,7 @@ pub enum Access {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::BotInfo,
         Endpoint::GetWebhookEndpoint,
         Endpoint::SetWebhookEndpoint,
@@ -58,6 +64,9 @@ impl Endpoint {
         Endpoint::Profile,
         Endpoint::GroupMemberProfile,
         Endpoint::RoomMemberProfile,
+        Endpoint::GroupSummary,
+        Endpoint::MessageQuota,
+        Endpoint::QuotaConsumption,
         Endpoint::Content,
         Endpoint::Reply,
         Endpoint::Push,
@@ -109,6 +118,11 @@ pub fn route<'a>(method: &str, path: &'a str) -> Option<Route<'a>> {
         }
         ("GET", ["v2", "bot", "room", room, "member", user]) => {
             (Endpoint::RoomMemberProfile, vec![*room, *user])
+        }
+        ("GET", ["v2", "bot", "group", group, "summary"]) => (Endpoint::GroupSummary, vec![*group]),
+        ("GET", ["v2", "bot", "message", "quota"]) => (Endpoint::MessageQuota, vec![]),
+        ("GET", ["v2", "bot", "message", "quota", "consumption"]) => {
+            (Endpoint::QuotaConsumption, vec![])
         }
         ("GET", ["v2", "bot", "message", "delivery", "pnp"]) => (Endpoint::PnpDeliveries, vec![]),
         ("GET", ["v2", "bot", "message", id, "content"]) => (Endpoint::Content, vec![*id]),

@@ -24,6 +24,8 @@ pub struct Config {
     /// The endpoints this stand-in answers; any other is LINE's 404 (a partner-only endpoint is
     /// LINE's 403 whatever the stand-in serves).
     pub serves: Vec<Endpoint>,
+    /// The channels' monthly message limit (`GET /v2/bot/message/quota`): LINE's free plan, 200.
+    pub monthly_limit: u64,
     /// Seed of request ids, quote tokens and link tokens.
     pub seed: u64,
     /// The first message id handed out ([`Simulator::next_message_id`]).
@@ -37,6 +39,7 @@ impl Default for Config {
             retry_key_window: Duration::from_secs(24 * 60 * 60),
             urls: UrlPolicy::HttpsOnly,
             serves: Endpoint::ALL.to_vec(),
+            monthly_limit: 200,
             seed: 0,
             first_message_id: 460_000_000_000_000_000,
         }
@@ -741,10 +744,17 @@ impl Simulator {
                 user_id: param(0).to_owned(),
                 request_id: request_id.to_owned(),
             }),
-            // No group chat or multi-person chat is simulated: nobody is a member.
-            Endpoint::Profile | Endpoint::GroupMemberProfile | Endpoint::RoomMemberProfile => {
-                Err(LineError::not_found())
-            }
+            // No group chat or multi-person chat is simulated: nobody is a member, no group has
+            // the bot.
+            Endpoint::Profile
+            | Endpoint::GroupMemberProfile
+            | Endpoint::RoomMemberProfile
+            | Endpoint::GroupSummary => Err(LineError::not_found()),
+            // The free plan's limit; every accepted push counts against it (replies are free).
+            Endpoint::MessageQuota => Ok(ok(json!({
+                "type": "limited", "value": self.config.monthly_limit,
+            }))),
+            Endpoint::QuotaConsumption => Ok(ok(json!({"totalUsage": self.stats.push_calls}))),
             Endpoint::Content if self.has_content(param(0)) => Ok(Call::Content {
                 message_id: param(0).to_owned(),
                 request_id: request_id.to_owned(),

@@ -35,6 +35,13 @@ pub trait LineApi: Send + Sync {
         group_id: &str,
         user_id: &str,
     ) -> Result<Option<Profile>, LineApiError>;
+    /// The channel's monthly message limit.
+    async fn message_quota(&self, token: &SecretString) -> Result<MessageQuota, LineApiError>;
+    /// The messages counted against the limit this month.
+    async fn quota_consumption(
+        &self,
+        token: &SecretString,
+    ) -> Result<QuotaConsumption, LineApiError>;
     /// The name and icon of a group chat the bot is in; `None` on LINE's 404 (the bot is not
     /// in it, or it is gone).
     async fn group_summary(

@@ -20,6 +20,7 @@ pub mod agents;
 pub mod customers;
 mod error;
 pub mod queues;
+pub mod quota;
 pub mod rules;
 pub mod settings;
 pub mod workstreams;

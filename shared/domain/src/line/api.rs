@@ -58,6 +58,30 @@ pub struct Profile {
     pub language: Option<String>,
 }
 
+/// `GET /v2/bot/message/quota`: the channel's monthly message limit (`type` `none`: no limit;
+/// `limited`: `value` messages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageQuota {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub value: Option<u64>,
+}
+
+impl MessageQuota {
+    /// The limit, `None` when there is none.
+    pub fn limit(&self) -> Option<u64> {
+        (self.kind == "limited").then_some(self.value).flatten()
+    }
+}
+
+/// `GET /v2/bot/message/quota/consumption`: messages counted against the limit this month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaConsumption {
+    pub total_usage: u64,
+}
+
 /// `GET /v2/bot/group/{groupId}/summary`: a group chat's name and icon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
