@@ -1382,3 +1382,100 @@ async fn an_agent_whose_message_line_refuses_is_told() {
     );
     assert_eq!(failed["customer"]["userId"], "Ufail");
 }
+
+/// Rich messages from agents: quick replies on any message, a buttons template, a Flex bubble
+/// and a file (as a link) reach LINE as written; what LINE would refuse is a 422 naming it.
+#[tokio::test]
+async fn agents_send_quick_replies_templates_flex_and_files() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01RICH1", "Urich", "hello")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
+    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    let send = |body: Value| {
+        let (s, token, id) = (&s, token.clone(), id.clone());
+        async move {
+            agent_call(
+                s,
+                &token,
+                "POST",
+                &format!("/agent/v1/conversations/{id}/messages"),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let item = |label: &str| json!({"type": "action", "action": {"type": "message", "label": label, "text": label}});
+    let quick = json!({"items": [item("Yes"), item("No")]});
+    for body in [
+        json!({"type": "text", "text": "Shall I cancel it? (rich-1)", "quickReply": quick}),
+        json!({"type": "template", "altText": "Your order (rich-2)", "template": {
+            "type": "buttons", "title": "Order A-17", "text": "Ships today",
+            "actions": [{"type": "uri", "label": "Track", "uri": "https://shop.example/t/A-17"}]}}),
+        json!({"type": "flex", "altText": "Receipt (rich-3)", "contents": {"type": "bubble",
+            "body": {"type": "box", "layout": "vertical", "contents": [{"type": "text", "text": "Total ¥1,200"}]}}}),
+        json!({"type": "file", "fileName": "invoice-rich-4.pdf", "url": "https://shop.example/invoice.pdf"}),
+    ] {
+        let (status, v) = send(body).await;
+        assert_eq!(status, 202, "{v}");
+    }
+    let sent = sent_containing(&s, "rich-1").await;
+    assert_eq!(sent[0]["messages"][0]["quickReply"], quick);
+    let sent = sent_containing(&s, "rich-2").await;
+    assert_eq!(sent[0]["messages"][0]["template"]["type"], "buttons");
+    let sent = sent_containing(&s, "rich-3").await;
+    assert_eq!(sent[0]["messages"][0]["type"], "flex");
+    let sent = sent_containing(&s, "invoice-rich-4.pdf").await;
+    let file = &sent[0]["messages"][0];
+    assert_eq!(
+        file["type"], "text",
+        "LINE has no outbound file message: {file}"
+    );
+    assert!(file["text"]
+        .as_str()
+        .unwrap()
+        .contains("https://shop.example/invoice.pdf"));
+
+    let many: Vec<Value> = (0..14).map(|i| item(&format!("o{i}"))).collect();
+    for (body, field) in [
+        (
+            json!({"type": "text", "text": "x", "quickReply": {"items": many}}),
+            "quickReply.items",
+        ),
+        (
+            json!({"type": "template", "altText": "a", "template": {"type": "confirm", "text": "Sure?",
+                   "actions": [{"type": "message", "label": "Yes", "text": "yes"}]}}),
+            "template.actions",
+        ),
+        (
+            json!({"type": "flex", "altText": "a", "contents": {"type": "box"}}),
+            "contents.type",
+        ),
+        (json!({"type": "template", "template": {}}), "altText"),
+    ] {
+        let (status, v) = send(body).await;
+        assert_eq!(
+            (status, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{v}"
+        );
+    }
+}

@@ -374,11 +374,25 @@ fn reply_messages(
         .one_of(
             "type",
             &[
-                "text", "textV2", "sticker", "location", "image", "video", "audio",
+                "text", "textV2", "sticker", "location", "image", "video", "audio", "file",
+                "template", "flex",
             ],
         )?
         .ok_or_else(|| f.missing("type"))?;
     let quote = quote_token(&mut f, &kind)?;
+    // LINE's rules on a rich part, as a 422 naming the property.
+    let rich = |checked: Result<(), omniline_domain::line::rich::Problem>| {
+        checked.map_err(|(field, problem)| {
+            ApiError::Agent(AgentError::Unprocessable {
+                message: format!("{field} {problem}"),
+                field,
+            })
+        })
+    };
+    let quick_reply = f.take("quickReply").filter(|v| !v.is_null());
+    if let Some(quick_reply) = &quick_reply {
+        rich(omniline_domain::line::rich::check_quick_reply(quick_reply))?;
+    }
     let media_url = |f: &mut Fields, url_field: &str| -> Result<String, ApiError> {
         if let Some(media_id) = f.text("mediaId", 1, 512)? {
             return Ok(state.service.upload_link(agent, &media_id)?);
@@ -414,6 +428,35 @@ fn reply_messages(
                 message["substitution"] = substitution;
             }
             message
+        }
+        "template" | "flex" => {
+            let mut message = json!({"type": kind});
+            for name in [
+                "altText",
+                if kind == "template" {
+                    "template"
+                } else {
+                    "contents"
+                },
+            ] {
+                if let Some(value) = f.take(name) {
+                    message[name] = value;
+                }
+            }
+            rich(if kind == "template" {
+                omniline_domain::line::rich::check_template(&message)
+            } else {
+                omniline_domain::line::rich::check_flex(&message)
+            })?;
+            message
+        }
+        "file" => {
+            let url = media_url(&mut f, "url")?;
+            let name = f
+                .text("fileName", 1, 100)?
+                .ok_or_else(|| f.missing("fileName"))?;
+            // LINE has no outbound file message: it goes as a text with the name and the link.
+            json!({"type": "file", "fileName": name, "url": url})
         }
         "sticker" => {
             let package = f
@@ -472,7 +515,10 @@ fn reply_messages(
     if let Some(token) = quote {
         message["quoteToken"] = Value::String(token);
     }
-    let attachment = matches!(kind.as_str(), "image" | "video" | "audio");
+    if let Some(quick_reply) = quick_reply {
+        message["quickReply"] = quick_reply;
+    }
+    let attachment = matches!(kind.as_str(), "image" | "video" | "audio" | "file");
     Ok((vec![message], attachment))
 }
 

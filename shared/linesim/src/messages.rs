@@ -130,14 +130,6 @@ fn number(m: &Value, property: &str) -> Result<(), Problem> {
     }
 }
 
-fn object(m: &Value, property: &str) -> Result<(), Problem> {
-    match m.get(property) {
-        Some(Value::Object(_)) => Ok(()),
-        Some(_) => Err(problem(property, "must be an object")),
-        None => Err(problem(property, "must be specified")),
-    }
-}
-
 /// One message object, as LINE checks it: `Err((property, problem))` for the first problem
 /// (the property relative to the message; empty for the message itself).
 pub fn check_message(m: &Value, urls: UrlPolicy) -> Result<(), (String, String)> {
@@ -186,26 +178,12 @@ pub fn check_message(m: &Value, urls: UrlPolicy) -> Result<(), (String, String)>
                 return Err(problem("actions", "must be an array"));
             }
         }
-        Some("template") => {
-            required(m, "altText", 400)?;
-            object(m, "template")?;
-        }
-        Some("flex") => {
-            required(m, "altText", 1500)?;
-            object(m, "contents")?;
-        }
+        Some("template") => omniline_domain::line::rich::check_template(m)?,
+        Some("flex") => omniline_domain::line::rich::check_flex(m)?,
         Some(other) => return Err(problem("type", format!("unknown message type {other:?}"))),
     }
     if let Some(quick_reply) = m.get("quickReply") {
-        match quick_reply.get("items").and_then(Value::as_array) {
-            Some(items) if (1..=MAX_QUICK_REPLY_ITEMS).contains(&items.len()) => {}
-            _ => {
-                return Err(problem(
-                    "quickReply.items",
-                    format!("1 to {MAX_QUICK_REPLY_ITEMS} items"),
-                ))
-            }
-        }
+        omniline_domain::line::rich::check_quick_reply(quick_reply)?;
     }
     // Text and sticker messages may quote a message with its (opaque) quote token.
     if let Some(quote) = m.get("quoteToken") {
@@ -369,14 +347,14 @@ mod tests {
     #[test]
     fn messages_line_takes_are_taken() {
         for m in [
-            json!({"type": "text", "text": "hi", "quickReply": {"items": [{}]}, "sender": {"name": "Sam", "iconUrl": "https://a/i.png"}}),
+            json!({"type": "text", "text": "hi", "quickReply": {"items": [{"type": "action", "action": {"type": "message", "label": "Yes", "text": "yes"}}]}, "sender": {"name": "Sam", "iconUrl": "https://a/i.png"}}),
             json!({"type": "sticker", "packageId": "446", "stickerId": "1988"}),
             json!({"type": "text", "text": "yes", "quoteToken": "q3Plxr4AgKd"}),
             json!({"type": "sticker", "packageId": "446", "stickerId": "1988", "quoteToken": "q"}),
             json!({"type": "image", "originalContentUrl": "https://a/a.png", "previewImageUrl": "https://a/p.png"}),
             json!({"type": "audio", "originalContentUrl": "https://a/a.m4a", "duration": 60000}),
             json!({"type": "location", "title": "t", "address": "a", "latitude": 35.6, "longitude": 139.7}),
-            json!({"type": "template", "altText": "a", "template": {"type": "buttons"}}),
+            json!({"type": "template", "altText": "a", "template": {"type": "buttons", "text": "Pick one", "actions": [{"type": "message", "label": "A", "text": "a"}]}}),
             json!({"type": "flex", "altText": "a", "contents": {"type": "bubble"}}),
             json!({"type": "imagemap", "baseUrl": "https://a", "altText": "a", "baseSize": {"width": 1040, "height": 1040}, "actions": []}),
         ] {

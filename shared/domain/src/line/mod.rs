@@ -5,6 +5,7 @@ pub mod api;
 pub mod envelope;
 pub mod events;
 pub mod messages;
+pub mod rich;
 pub mod signature;
 pub mod stickers;
 pub mod text_v2;
