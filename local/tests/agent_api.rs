@@ -10,7 +10,7 @@ use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use wiremock::matchers::{method, path_regex};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, ResponseTemplate};
 
 /// Extra LINE endpoints the agent API uses.
@@ -1478,4 +1478,58 @@ async fn agents_send_quick_replies_templates_flex_and_files() {
             "{v}"
         );
     }
+}
+
+/// A file the customer sends is fetched from LINE's content API, stored, and shown to the agent
+/// with its name and size and a signed link that serves the same bytes.
+#[tokio::test]
+async fn an_inbound_file_is_stored_and_shown_to_the_agent_with_name_and_size() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let pdf = b"%PDF-1.4\n% an invoice\n".to_vec();
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/m-01FILE1/content"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/pdf")
+                .set_body_bytes(pdf.clone()),
+        )
+        .expect(1)
+        .mount(&s.line)
+        .await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    let mut event = text_event("01FILE1", "Ufile", "");
+    event["message"] = json!({"type": "file", "id": "m-01FILE1", "fileName": "invoice-2026-12.pdf",
+                              "fileSize": pdf.len(), "quoteToken": "q"});
+    assert_eq!(s.webhook(&account, SECRET_A, json!([event])).await, 200);
+    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
+    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    let mut line = Value::Null;
+    for _ in 0..200 {
+        let lines = transcript_with(&s, &token, &id, 1).await;
+        if let Some(found) = lines
+            .iter()
+            .find(|l| l["message"]["type"] == "file" && l["media"]["status"] == "stored")
+        {
+            line = found.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(line["message"]["fileName"], "invoice-2026-12.pdf", "{line}");
+    assert_eq!(line["message"]["fileSize"], pdf.len());
+    assert_eq!(line["media"]["contentType"], "application/pdf");
+    let url = line["media"]["url"].as_str().expect("a signed link");
+    let stored = s.client.get(url).send().await.unwrap();
+    assert_eq!(stored.status(), 200);
+    assert_eq!(stored.bytes().await.unwrap().as_ref(), pdf.as_slice());
 }
