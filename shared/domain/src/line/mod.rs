@@ -4,6 +4,7 @@
 pub mod api;
 pub mod envelope;
 pub mod events;
+pub mod message_rules;
 pub mod messages;
 pub mod rich;
 pub mod signature;
