@@ -1533,3 +1533,117 @@ async fn an_inbound_file_is_stored_and_shown_to_the_agent_with_name_and_size() {
     assert_eq!(stored.status(), 200);
     assert_eq!(stored.bytes().await.unwrap().as_ref(), pdf.as_slice());
 }
+
+/// An admin writes a message template; an agent sends it by id with its variables, and LINE gets
+/// it filled in (with the customer's and the agent's names); what LINE would refuse is 422.
+#[tokio::test]
+async fn agents_send_message_templates_by_id_with_variables() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
+    let created = s
+        .ok(
+            "POST",
+            "/admin/v1/message-templates",
+            Some(json!({"name": "Shipped", "variables": ["orderId"], "messages": [
+                {"type": "text", "text": "{{customerName}}様、ご注文 {{orderId}} を発送しました（{{agentName}}）"},
+                {"type": "template", "altText": "Track {{orderId}}", "template": {"type": "buttons", "text": "Track it",
+                  "actions": [{"type": "uri", "label": "Track", "uri": "https://shop.example/t/{{orderId}}"}]}}
+            ]})),
+        )
+        .await;
+    let template_id = created["id"].as_str().unwrap().to_owned();
+    // Refused when saved: an undeclared variable; a message LINE would refuse.
+    for (body, field) in [
+        (
+            json!({"name": "Bad", "messages": [{"type": "text", "text": "{{nope}}"}]}),
+            "messages[0]",
+        ),
+        (
+            json!({"name": "Bad", "messages": [{"type": "text", "text": ""}]}),
+            "messages[0].text",
+        ),
+        (json!({"name": "Bad", "messages": []}), "messages"),
+    ] {
+        let (status, v) = s
+            .call("POST", "/admin/v1/message-templates", Some(body))
+            .await;
+        assert_eq!(status, 422, "{v}");
+        assert_eq!(v["error"]["code"], "invalid_message");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+    let listed = s.ok("GET", "/admin/v1/message-templates", None).await;
+    assert_eq!(listed["messageTemplates"].as_array().unwrap().len(), 1);
+
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01TPL1", "Utpl", "hello")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
+    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    let route = format!("/agent/v1/conversations/{id}/messages");
+    let (status, v) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &route,
+        Some(json!({"type": "messageTemplate", "templateId": template_id, "variables": {"orderId": "A-17"}})),
+    )
+    .await;
+    assert_eq!(status, 202, "{v}");
+    let sent = sent_containing(&s, "を発送しました").await;
+    let messages = &sent[0]["messages"];
+    assert_eq!(
+        messages[0]["text"],
+        "Taro様、ご注文 A-17 を発送しました（Hanako）"
+    );
+    assert_eq!(
+        messages[1]["template"]["actions"][0]["uri"],
+        "https://shop.example/t/A-17"
+    );
+    for (body, field) in [
+        (
+            json!({"type": "messageTemplate", "templateId": template_id}),
+            "variables.orderId",
+        ),
+        (
+            json!({"type": "messageTemplate", "templateId": "nope", "variables": {}}),
+            "templateId",
+        ),
+    ] {
+        let (status, v) = agent_call(&s, &token, "POST", &route, Some(body)).await;
+        assert_eq!(
+            (status, v["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{v}"
+        );
+    }
+    s.ok(
+        "DELETE",
+        &format!("/admin/v1/message-templates/{template_id}"),
+        None,
+    )
+    .await;
+    let (status, _) = s
+        .call(
+            "GET",
+            &format!("/admin/v1/message-templates/{template_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}

@@ -1827,6 +1827,7 @@ fn config_items() -> Vec<(&'static str, String)> {
     use omniline_domain::account::QUOTA_KIND;
     use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
+    use omniline_domain::message_templates::MESSAGE_TEMPLATE_KIND;
     use omniline_domain::queues::QUEUE_KIND;
     use omniline_domain::settings::SETTINGS_KIND;
     let doc = |kind: &str| format!("CONFIG#{kind}");
@@ -1849,6 +1850,7 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("agent email", doc(AGENT_EMAIL_KIND)),
         // An account's last reading of LINE's message quota.
         ("message quota", doc(QUOTA_KIND)),
+        ("message template", doc(MESSAGE_TEMPLATE_KIND)),
         ("settings", doc(SETTINGS_KIND)),
         // Contacts, per account (CONFIG#contact@{accountId}).
         ("contact", doc(&format!("{CONTACT_KIND}@acc1"))),
@@ -1972,6 +1974,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "agent account",
                 "agent email",
                 "message quota",
+                "message template",
                 "settings",
                 // The purge jobs it records (and the unfinished one of an account), read back.
                 "purge job",
@@ -1994,6 +1997,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "agent account",
                 "agent email",
                 "message quota",
+                "message template",
                 "settings",
                 "contact",
                 "link request",
@@ -2026,6 +2030,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "queue",
                 "agent account",
                 "agent email",
+                "message template",
                 "settings",
                 "contact",
                 "link request",

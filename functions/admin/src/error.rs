@@ -81,6 +81,12 @@ fn admin_error(e: AdminError) -> Response {
         AdminError::Invalid { field, .. } => field_error(S::BAD_REQUEST, &field, message),
         AdminError::NotFound(_) => error_response(S::NOT_FOUND, "not_found", message),
         AdminError::VersionConflict => conflict("version_conflict", &message, None, None),
+        AdminError::InvalidMessage { field, .. } => coded_field_error(
+            S::UNPROCESSABLE_ENTITY,
+            "invalid_message",
+            &field,
+            format!("{field}: {message}"),
+        ),
         AdminError::EmailTaken => conflict("email_taken", &message, Some("email"), None),
         AdminError::AgentBusy(used_by) => conflict("agent_busy", &message, None, Some(&used_by)),
         AdminError::QueueInUse(used_by) => conflict("queue_in_use", &message, None, Some(&used_by)),

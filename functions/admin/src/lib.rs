@@ -16,6 +16,7 @@ mod agents;
 mod customers;
 mod error;
 mod jobs;
+mod message_templates;
 mod queues;
 mod rules;
 mod settings;
@@ -153,6 +154,16 @@ pub fn router(state: AdminState) -> Router {
             get(customers::export).delete(customers::erase),
         )
         .route("/admin/v1/jobs/{id}", get(jobs::get))
+        .route(
+            "/admin/v1/message-templates",
+            get(message_templates::list).post(message_templates::create),
+        )
+        .route(
+            "/admin/v1/message-templates/{id}",
+            get(message_templates::get)
+                .patch(message_templates::update)
+                .delete(message_templates::delete),
+        )
         .route(
             "/admin/v1/settings",
             get(settings::get).patch(settings::update),

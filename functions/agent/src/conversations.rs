@@ -522,6 +522,46 @@ fn reply_messages(
     Ok((vec![message], attachment))
 }
 
+/// A message template to send (`{"type": "messageTemplate", "templateId", "variables"?: {name:
+/// text}}`), or `None` for any other message.
+#[allow(clippy::type_complexity)]
+fn template_request(
+    body: &[u8],
+) -> Result<Option<(String, std::collections::BTreeMap<String, String>)>, ApiError> {
+    let mut f = Fields::parse(body)?;
+    if f.one_of("type", &["messageTemplate"])
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let template_id = f
+        .text("templateId", 1, 64)?
+        .ok_or_else(|| f.missing("templateId"))?;
+    let variables = match f.take("variables") {
+        None | Some(Value::Null) => Default::default(),
+        Some(Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                _ => Err(ApiError::invalid(
+                    &format!("variables.{k}"),
+                    "each variable is a string",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "variables",
+                "variables must be an object",
+            ))
+        }
+    };
+    f.finish()?;
+    Ok(Some((template_id, variables)))
+}
+
 /// `POST …/{id}/messages`: queues the agent's reply; 202 with its id. An `Idempotency-Key`
 /// header makes a retried request queue nothing new.
 pub(crate) async fn send(
@@ -532,8 +572,19 @@ pub(crate) async fn send(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let (messages, attachment) = reply_messages(&state, &agent, &body)?;
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    if let Some((template_id, variables)) = template_request(&body)? {
+        let message_id = state
+            .service
+            .send_template(&agent, &id, &template_id, variables, key)
+            .await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "id": message_id, "status": "queued" })),
+        )
+            .into_response());
+    }
+    let (messages, attachment) = reply_messages(&state, &agent, &body)?;
     let message_id = state
         .service
         .send_reply(&agent, &id, messages, attachment, key)

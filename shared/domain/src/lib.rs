@@ -18,6 +18,7 @@ pub mod input;
 pub mod line;
 pub mod media;
 pub mod media_links;
+pub mod message_templates;
 pub mod outbound;
 pub mod queues;
 pub mod retry;

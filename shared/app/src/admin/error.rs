@@ -67,6 +67,9 @@ pub enum AdminError {
     /// Someone else changed the record between our read and our write.
     #[error("the record changed concurrently; read it again and retry")]
     VersionConflict,
+    /// A message LINE would refuse (naming the property, `messages[0].text` …).
+    #[error("{message}")]
+    InvalidMessage { field: String, message: String },
     /// Another agent has this email address (each address signs in one agent).
     #[error("another agent has this email address")]
     EmailTaken,

@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod agents;
 pub mod customers;
 mod error;
+pub mod message_templates;
 pub mod queues;
 pub mod quota;
 pub mod rules;

@@ -463,6 +463,56 @@ impl AgentService {
             .await?)
     }
 
+    /// Sends message template `template_id` filled in with `variables` and the built-ins (the
+    /// customer's display name, the agent's name): LINE's rules are checked once it is filled
+    /// in; then as [`Self::send_reply`].
+    pub async fn send_template(
+        &self,
+        agent: &Agent,
+        id: &str,
+        template_id: &str,
+        mut variables: std::collections::BTreeMap<String, String>,
+        idempotency_key: Option<&str>,
+    ) -> Result<String, AgentError> {
+        use omniline_domain::message_templates::{fill, MessageTemplate, MESSAGE_TEMPLATE_KIND};
+        let c = self.visible_conversation(agent, id).await?.0;
+        let deps = self.deps();
+        let template: MessageTemplate = deps
+            .config
+            .get_doc(MESSAGE_TEMPLATE_KIND, template_id)
+            .await?
+            .and_then(|doc| serde_json::from_str(&doc.doc).ok())
+            .ok_or_else(|| {
+                AgentError::unprocessable("templateId", "no message template has this id")
+            })?;
+        let customer_name = match c.source_type {
+            SourceType::User => deps
+                .conversations
+                .customer(&c.account_id, &c.source_id)
+                .await?
+                .map(|customer| customer.display_name)
+                .unwrap_or_default(),
+            _ => c
+                .group
+                .as_ref()
+                .and_then(|g| g.name.clone())
+                .unwrap_or_default(),
+        };
+        variables.insert("customerName".into(), customer_name);
+        variables.insert("agentName".into(), agent.name.clone());
+        let messages = fill(&template, &variables).map_err(|(field, problem)| {
+            AgentError::unprocessable(&field, format!("{field} {problem}"))
+        })?;
+        let attachment = messages.iter().any(|m| {
+            matches!(
+                m.get("type").and_then(Value::as_str),
+                Some("image" | "video" | "audio")
+            )
+        });
+        self.send_reply(agent, id, messages, attachment, idempotency_key)
+            .await
+    }
+
     /// Stores a file for a reply (`content_type` image/jpeg, image/png, video/mp4 or audio/m4a)
     /// under `agent-media/{agentId}/…` and returns its id and signed link.
     pub async fn upload_media(
