@@ -288,6 +288,13 @@ fn param_table(f: &Fixture) -> Vec<ParamRow> {
         row(Api::Admin, "customers", &f.customer, None),
         // No purge has run: a well-formed job id that names none (404 with the token).
         row(Api::Admin, "jobs", "0123456789abcdef0123456789abcdef", None),
+        // No template exists: a well-formed id that names none (404 with the token).
+        row(
+            Api::Admin,
+            "message-templates",
+            "0123456789abcdef0123456789abcdef",
+            None,
+        ),
         // Agent: a conversation of queue 1, so 403 for the agent of queue 2.
         row(Api::Agent, "conversations", &f.conversation, Some(403)),
         // The outsider's own contact (another account): 404 for the agent of queue 1.
