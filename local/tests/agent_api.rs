@@ -160,6 +160,25 @@ async fn next_notification(
     panic!("no {kind} notification");
 }
 
+/// A push channel, the agent Hanako available in its queue, and the conversation `event` (a
+/// customer's first message) opens, assigned to her: (account, her token, conversation id).
+async fn held_conversation(s: &Stack, event: Value) -> (String, String, String) {
+    let (account, queue, _) = channel(s, "push", true).await;
+    let (_, token) = new_agent(s, "Hanako", &[&queue]).await;
+    agent_ok(
+        s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(s.webhook(&account, SECRET_A, json!([event])).await, 200);
+    let (assigned, _) = next_notification(s, &token, None, "assigned").await;
+    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    (account, token, id)
+}
+
 #[tokio::test]
 async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to_survey() {
     let s = start().await;
@@ -1339,27 +1358,9 @@ async fn an_agent_whose_message_line_refuses_is_told() {
         .with_priority(1)
         .mount(&s.line)
         .await;
-    let (account, queue, _) = channel(&s, "push", true).await;
-    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
-    agent_ok(
-        &s,
-        &token,
-        "PUT",
-        "/agent/v1/presence",
-        Some(json!({"status": "available"})),
-    )
-    .await;
-    assert_eq!(
-        s.webhook(
-            &account,
-            SECRET_A,
-            json!([text_event("01FAIL1", "Ufail", "hello")])
-        )
-        .await,
-        200
-    );
-    let (assigned, cursor) = next_notification(&s, &token, None, "assigned").await;
-    let conversation = assigned["conversationId"].as_str().unwrap().to_owned();
+    let (_, token, conversation) =
+        held_conversation(&s, text_event("01FAIL1", "Ufail", "hello")).await;
+    let (_, cursor) = next_notification(&s, &token, None, "assigned").await;
     let (status, sent) = agent_call(
         &s,
         &token,
@@ -1389,27 +1390,7 @@ async fn an_agent_whose_message_line_refuses_is_told() {
 async fn agents_send_quick_replies_templates_flex_and_files() {
     let s = start().await;
     mock_agent_line(&s).await;
-    let (account, queue, _) = channel(&s, "push", true).await;
-    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
-    agent_ok(
-        &s,
-        &token,
-        "PUT",
-        "/agent/v1/presence",
-        Some(json!({"status": "available"})),
-    )
-    .await;
-    assert_eq!(
-        s.webhook(
-            &account,
-            SECRET_A,
-            json!([text_event("01RICH1", "Urich", "hello")])
-        )
-        .await,
-        200
-    );
-    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
-    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    let (_, token, id) = held_conversation(&s, text_event("01RICH1", "Urich", "hello")).await;
     let send = |body: Value| {
         let (s, token, id) = (&s, token.clone(), id.clone());
         async move {
@@ -1497,22 +1478,10 @@ async fn an_inbound_file_is_stored_and_shown_to_the_agent_with_name_and_size() {
         .expect(1)
         .mount(&s.line)
         .await;
-    let (account, queue, _) = channel(&s, "push", true).await;
-    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
-    agent_ok(
-        &s,
-        &token,
-        "PUT",
-        "/agent/v1/presence",
-        Some(json!({"status": "available"})),
-    )
-    .await;
     let mut event = text_event("01FILE1", "Ufile", "");
     event["message"] = json!({"type": "file", "id": "m-01FILE1", "fileName": "invoice-2026-12.pdf",
                               "fileSize": pdf.len(), "quoteToken": "q"});
-    assert_eq!(s.webhook(&account, SECRET_A, json!([event])).await, 200);
-    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
-    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    let (_, token, id) = held_conversation(&s, event).await;
     let mut line = Value::Null;
     for _ in 0..200 {
         let lines = transcript_with(&s, &token, &id, 1).await;
@@ -1540,8 +1509,6 @@ async fn an_inbound_file_is_stored_and_shown_to_the_agent_with_name_and_size() {
 async fn agents_send_message_templates_by_id_with_variables() {
     let s = start().await;
     mock_agent_line(&s).await;
-    let (account, queue, _) = channel(&s, "push", true).await;
-    let (_, token) = new_agent(&s, "Hanako", &[&queue]).await;
     let created = s
         .ok(
             "POST",
@@ -1576,25 +1543,7 @@ async fn agents_send_message_templates_by_id_with_variables() {
     let listed = s.ok("GET", "/admin/v1/message-templates", None).await;
     assert_eq!(listed["messageTemplates"].as_array().unwrap().len(), 1);
 
-    agent_ok(
-        &s,
-        &token,
-        "PUT",
-        "/agent/v1/presence",
-        Some(json!({"status": "available"})),
-    )
-    .await;
-    assert_eq!(
-        s.webhook(
-            &account,
-            SECRET_A,
-            json!([text_event("01TPL1", "Utpl", "hello")])
-        )
-        .await,
-        200
-    );
-    let (assigned, _) = next_notification(&s, &token, None, "assigned").await;
-    let id = assigned["conversationId"].as_str().unwrap().to_owned();
+    let (_, token, id) = held_conversation(&s, text_event("01TPL1", "Utpl", "hello")).await;
     let route = format!("/agent/v1/conversations/{id}/messages");
     let (status, v) = agent_call(
         &s,

@@ -64,35 +64,46 @@ impl HttpIdentityProvider {
         Ok(Self { issuer, client })
     }
 
-    async fn get_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        url: &str,
+    /// Sends `request` and reads its answer's status and body (at most
+    /// [`MAX_DOCUMENT_BYTES`]); a transport failure is `Unavailable`, named `what`.
+    async fn send_and_read(
+        request: reqwest::RequestBuilder,
         what: &str,
-    ) -> Result<T, PortError> {
-        let unavailable = |why: String| PortError::Unavailable(format!("{what}: {why}"));
-        let response = self
-            .client
-            .get(url)
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), PortError> {
+        let unavailable = |why: &str| PortError::Unavailable(format!("{what}: {why}"));
+        let response = request
             .header("accept", "application/json")
             .send()
             .await
             .map_err(|e| {
                 unavailable(if e.is_timeout() {
-                    "timed out".into()
+                    "timed out"
                 } else {
-                    "unreachable".into()
+                    "unreachable"
                 })
             })?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(unavailable(format!("HTTP {}", status.as_u16())));
-        }
         let body = body_at_most(response, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|_| unavailable("the body could not be read".into()))?
-            .ok_or_else(|| unavailable("too large".into()))?;
+            .map_err(|_| unavailable("the body could not be read"))?
+            .ok_or_else(|| unavailable("too large"))?;
+        Ok((status, body))
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        url: &str,
+        what: &str,
+    ) -> Result<T, PortError> {
+        let (status, body) = Self::send_and_read(self.client.get(url), what).await?;
+        if !status.is_success() {
+            return Err(PortError::Unavailable(format!(
+                "{what}: HTTP {}",
+                status.as_u16()
+            )));
+        }
         serde_json::from_slice(&body)
-            .map_err(|e| unavailable(format!("not the expected JSON: {e}")))
+            .map_err(|e| PortError::Unavailable(format!("{what}: not the expected JSON: {e}")))
     }
 }
 
@@ -151,31 +162,14 @@ impl IdentityProvider for HttpIdentityProvider {
         allowed_url(token_endpoint)
             .map_err(|why| PortError::Unavailable(format!("OIDC token endpoint {why}")))?;
         let unavailable = |why: String| PortError::Unavailable(format!("OIDC token: {why}"));
-        let response = self
-            .client
-            .post(token_endpoint)
-            .header("accept", "application/json")
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", exchange.code.as_str()),
-                ("redirect_uri", exchange.redirect_uri.as_str()),
-                ("client_id", exchange.client_id.as_str()),
-                ("code_verifier", exchange.code_verifier.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| {
-                unavailable(if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    "unreachable".into()
-                })
-            })?;
-        let status = response.status();
-        let body = body_at_most(response, MAX_DOCUMENT_BYTES)
-            .await
-            .map_err(|_| unavailable("the body could not be read".into()))?
-            .ok_or_else(|| unavailable("too large".into()))?;
+        let request = self.client.post(token_endpoint).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", exchange.code.as_str()),
+            ("redirect_uri", exchange.redirect_uri.as_str()),
+            ("client_id", exchange.client_id.as_str()),
+            ("code_verifier", exchange.code_verifier.as_str()),
+        ]);
+        let (status, body) = Self::send_and_read(request, "OIDC token").await?;
         let answer: Option<TokenResponse> = serde_json::from_slice(&body).ok();
         if status.is_client_error() {
             // invalid_grant, invalid_request …: this code will not work again.
