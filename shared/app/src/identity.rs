@@ -19,6 +19,10 @@ use std::time::Duration;
 pub const KEYS_TTL: Duration = Duration::from_secs(3600);
 /// Shortest time between two fetches for an unknown key.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// After the issuer failed to answer, how long it is not asked again (requests meanwhile are
+/// answered "unavailable" at once: a burst of sign-ins while the issuer is down costs it one
+/// request, and costs them no timeout each).
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
 /// Why a token did not sign anyone in.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,8 @@ pub struct OidcVerifier {
     clock: Clock,
     cache: Cache<(), JwkSet>,
     endpoints: Cache<(), OidcEndpoints>,
+    /// The last failure to reach the issuer, and what it was.
+    failed: Cache<(), String>,
 }
 
 impl OidcVerifier {
@@ -52,7 +58,24 @@ impl OidcVerifier {
             clock,
             cache: Cache::default(),
             endpoints: Cache::default(),
+            failed: Cache::default(),
         }
+    }
+
+    /// `Err` while a failure to reach the issuer is recent ([`RETRY_AFTER_FAILURE`]).
+    fn not_failed_lately(&self) -> Result<(), PortError> {
+        match self.failed.fresh(&(), RETRY_AFTER_FAILURE) {
+            Some(why) => Err(PortError::Unavailable(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers a failure to reach the issuer.
+    fn failing<T>(&self, result: Result<T, PortError>) -> Result<T, PortError> {
+        if let Err(e) = &result {
+            self.failed.insert((), e.to_string());
+        }
+        result
     }
 
     /// The issuer's authorization and token endpoints, kept [`KEYS_TTL`].
@@ -60,7 +83,8 @@ impl OidcVerifier {
         if let Some(endpoints) = self.endpoints.fresh(&(), KEYS_TTL) {
             return Ok(endpoints);
         }
-        let endpoints = self.keys.endpoints().await?;
+        self.not_failed_lately()?;
+        let endpoints = self.failing(self.keys.endpoints().await)?;
         self.endpoints.insert((), endpoints.clone());
         Ok(endpoints)
     }
@@ -115,7 +139,8 @@ impl OidcVerifier {
     }
 
     async fn fetch(&self) -> Result<JwkSet, PortError> {
-        let keys = self.keys.fetch_keys().await?;
+        self.not_failed_lately()?;
+        let keys = self.failing(self.keys.fetch_keys().await)?;
         tracing::info!(keys = keys.keys.len(), "identity provider keys fetched");
         self.cache.insert((), keys.clone());
         Ok(keys)
@@ -192,13 +217,20 @@ mod tests {
         });
         let verifier = OidcVerifier::new(
             OidcConfig::new("https://issuer.example", "client"),
-            source,
+            source.clone(),
             Arc::new(|| 0),
         );
         let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vcGUifQ.e30.c2ln";
-        assert!(matches!(
-            verifier.verify(token).await.unwrap_err(),
-            SignInError::Unavailable(_)
-        ));
+        for _ in 0..5 {
+            assert!(matches!(
+                verifier.verify(token).await.unwrap_err(),
+                SignInError::Unavailable(_)
+            ));
+        }
+        assert_eq!(
+            source.calls.load(Ordering::SeqCst),
+            1,
+            "a burst while the issuer is down asks it once"
+        );
     }
 }
