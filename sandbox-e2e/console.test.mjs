@@ -356,9 +356,12 @@ async function agentTransfers() {
   secondConversationId = id;
   const queue = (await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(id)}`)).queue;
   assert.ok(queue && queue.id, 'the conversation has a queue');
-  const options = await page.locator('#queue-options option').evaluateAll((nodes) => nodes.map((n) => n.value));
-  assert.ok(options.includes(queue.id), `the agent's queue ${queue.id} is suggested (${options.join(', ')})`);
-  await page.locator(tid('transfer-queue')).fill(queue.id);
+  // The choices come from GET /agent/v1/transfer-targets: the agent's queues, then the others
+  // serving them (the sandbox has one agent: no agent to choose).
+  const target = `queue:${queue.id}`;
+  await until(`the agent's queue ${queue.id} among the transfer choices`, async () =>
+    (await page.locator(`${tid('transfer-target')} option`).evaluateAll((nodes) => nodes.map((n) => n.value))).includes(target));
+  await page.locator(tid('transfer-target')).selectOption(target);
   await page.locator(tid('transfer')).click();
   await until('the conversation to wait again', async () =>
     (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'waiting');

@@ -1596,3 +1596,36 @@ async fn agents_send_message_templates_by_id_with_variables() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// Where an agent may transfer: its queues (named) and the other agents serving them, with
+/// their presence and load; never itself, never an agent of another queue.
+#[tokio::test]
+async fn transfer_targets_are_the_agents_queues_and_their_other_agents() {
+    let s = start().await;
+    let support = s.queue("Support").await;
+    let billing = s.queue("Billing").await;
+    let (_, aiko) = new_agent(&s, "Aiko", &[&support]).await;
+    let (ben, ben_token) = new_agent(&s, "Ben", &[&support, &billing]).await;
+    let (_, _) = new_agent(&s, "Chie", &[&billing]).await;
+    agent_ok(
+        &s,
+        &ben_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    let targets = agent_ok(&s, &aiko, "GET", "/agent/v1/transfer-targets", None).await;
+    assert_eq!(
+        targets["queues"],
+        json!([{"id": support, "name": "Support"}])
+    );
+    let agents = targets["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{targets}");
+    assert_eq!(agents[0]["id"], ben.as_str());
+    assert_eq!(agents[0]["status"], "available");
+    assert_eq!(
+        (&agents[0]["activeConversations"], &agents[0]["capacity"]),
+        (&json!(0), &json!(2))
+    );
+}

@@ -250,6 +250,7 @@ function resetSession() {
   state.transcriptKey = '';
   state.lastReadEntry = null;
   state.quote = null;
+  state.targets = null;
   state.pendingSend = null;
   try { window.sessionStorage.removeItem(CURSOR_KEY); } catch { /* nothing kept */ }
   $('transcript').replaceChildren();
@@ -287,6 +288,7 @@ function startSession(me) {
   $('workspace').hidden = false;
   renderMe();
   renderInbox();
+  refreshTargets();
   const generation = state.generation;
   notificationLoop(generation);
   state.timers.push(setInterval(() => keepPresence(generation), PRESENCE_EVERY_MS));
@@ -645,7 +647,7 @@ function renderConversation() {
   const closed = c.status === 'closed';
   $('close').disabled = closed;
   $('transfer').disabled = closed;
-  $('transfer-queue').disabled = closed;
+  $('transfer-target').disabled = closed;
   renderQueueOptions();
 
   const input = $('composer-input');
@@ -663,9 +665,39 @@ function renderConversation() {
   }
 }
 
+/** The transfer choices: the agent's queues and the other agents serving them (presence, load). */
 function renderQueueOptions() {
-  const ids = new Set([...(state.me ? state.me.queueIds : []), ...state.queueNames.keys()]);
-  $('queue-options').replaceChildren(...[...ids].map((id) => el('option', { value: id, label: state.queueNames.get(id) || id })));
+  const targets = state.targets || { queues: [], agents: [] };
+  const queueIds = new Set([...targets.queues.map((q) => q.id), ...(state.me ? state.me.queueIds : [])]);
+  const queues = [...queueIds].map((id) => el('option', {
+    value: `queue:${id}`,
+    text: state.queueNames.get(id) || (targets.queues.find((q) => q.id === id) || {}).name || id,
+  }));
+  const agents = targets.agents.map((a) => el('option', {
+    value: `agent:${a.id}`,
+    text: t('conversation.transferAgent', {
+      name: a.name, status: t(`presence.${a.status}`), active: a.activeConversations, capacity: a.capacity,
+    }),
+  }));
+  const groups = [el('option', { value: '', text: t('conversation.transferChoose') })];
+  if (queues.length) groups.push(el('optgroup', { label: t('conversation.transferQueues') }, ...queues));
+  if (agents.length) groups.push(el('optgroup', { label: t('conversation.transferAgents') }, ...agents));
+  // Re-rendered with the conversation (every few seconds): a choice being made stays.
+  const select = $('transfer-target');
+  const kept = select.value;
+  select.replaceChildren(...groups);
+  select.value = [...select.options].some((o) => o.value === kept) ? kept : '';
+}
+
+/** Reads where conversations can be transferred (at sign-in and when a conversation opens). */
+async function refreshTargets() {
+  try {
+    state.targets = await call('GET', '/agent/v1/transfer-targets');
+    for (const q of state.targets.queues) if (q.name) state.queueNames.set(q.id, q.name);
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) report(e, 'context.transfer');
+  }
+  renderQueueOptions();
 }
 
 function renderTranscript(messages, force = false) {
@@ -808,15 +840,17 @@ async function pick() {
 
 async function transfer(event) {
   event.preventDefault();
-  const queueId = $('transfer-queue').value.trim();
-  if (!queueId) {
+  const [kind, id] = $('transfer-target').value.split(/:(.*)/s);
+  if (!id) {
     toast(t('conversation.transferEmpty'));
-    $('transfer-queue').focus();
+    $('transfer-target').focus();
     return;
   }
   if (!state.openId) return;
-  await call('POST', `/agent/v1/conversations/${enc(state.openId)}/transfer`, { queueId });
-  $('transfer-queue').value = '';
+  const body = kind === 'agent' ? { agentId: id } : { queueId: id };
+  await call('POST', `/agent/v1/conversations/${enc(state.openId)}/transfer`, body);
+  $('transfer-target').value = '';
+  refreshTargets();
   toast(t('conversation.transferred'), 'info');
   await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
 }
@@ -868,6 +902,8 @@ function wire() {
   $('tabs').addEventListener('keydown', tabKeys);
   $('pick').addEventListener('click', guard(pick, 'context.pick'));
   $('transfer-form').addEventListener('submit', guard(transfer, 'context.transfer'));
+  // Presence and load change: the list is read again when the agent goes to choose.
+  $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
   $('close').addEventListener('click', guard(closeConversation, 'context.close'));
   $('composer').addEventListener('submit', guard(send, 'context.send'));
   $('composer-input').addEventListener('keydown', composerKeys);

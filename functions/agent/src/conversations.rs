@@ -687,6 +687,23 @@ pub(crate) async fn transfer(
     conversation_response(state.service.transfer(&agent, &id, target).await)
 }
 
+/// `GET /agent/v1/transfer-targets`: the agent's queues and the other agents serving them, with
+/// their presence and load — where a conversation can be transferred.
+pub(crate) async fn transfer_targets(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+) -> Result<Response, ApiError> {
+    let (queues, agents) = state.service.transfer_targets(&agent).await?;
+    Ok(Json(json!({
+        "queues": queues.iter().map(|q| json!({"id": q.id, "name": q.name})).collect::<Vec<_>>(),
+        "agents": agents.iter().map(|a| json!({
+            "id": a.id, "name": a.name, "status": a.status.as_str(), "queueIds": a.queues,
+            "activeConversations": a.active_count(), "capacity": a.capacity,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
 /// `POST …/{id}/close`: closes; the "agent ended" message and the survey go to the customer.
 pub(crate) async fn close(
     State(state): State<AgentState>,

@@ -90,6 +90,10 @@ pub fn router(state: AgentState) -> Router {
         .route("/agent/v1/presence", put(presence))
         .route("/agent/v1/notifications", get(notifications::poll))
         .route("/agent/v1/conversations", get(conversations::list))
+        .route(
+            "/agent/v1/transfer-targets",
+            get(conversations::transfer_targets),
+        )
         .route("/agent/v1/conversations/{id}", get(conversations::detail))
         .route(
             "/agent/v1/conversations/{id}/messages",

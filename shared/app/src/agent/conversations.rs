@@ -237,6 +237,26 @@ impl AgentService {
         })
     }
 
+    /// Where `agent` may transfer a conversation: its queues (with their names) and the other
+    /// agents serving them (one read per queue: bounded by the agent's queues, not the team).
+    pub async fn transfer_targets(
+        &self,
+        agent: &Agent,
+    ) -> Result<(Vec<QueueRef>, Vec<Agent>), AgentError> {
+        let mut queues = Vec::with_capacity(agent.queues.len());
+        let mut agents: Vec<Agent> = Vec::new();
+        for queue in &agent.queues {
+            queues.push(self.queue_ref(queue).await?);
+            for other in self.deps().agents.agents_in_queue(queue).await? {
+                if other.id != agent.id && !agents.iter().any(|a| a.id == other.id) {
+                    agents.push(other);
+                }
+            }
+        }
+        agents.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok((queues, agents))
+    }
+
     /// The conversations of the agent's queues and its own (at most [`LIST_LIMIT`]), in `state`
     /// when given.
     pub async fn list_conversations(
