@@ -436,12 +436,28 @@ async function sessionEndsOnUnauthorized() {
   return 'back to sign-in';
 }
 
+// 05b. The customer panel: the profile (name, language, LINE user), no contact yet, no earlier
+// conversation.
+async function customerPanel() {
+  const panel = page.locator(tid('customer-panel'));
+  await panel.locator('summary').click();
+  const facts = await until('the customer panel to show the customer', async () => {
+    const shown = await text(panel);
+    return shown.includes(CUSTOMER_NAME) ? shown : false;
+  }, WAIT, () => text(panel));
+  assert.match(facts, /Not linked to a contact/);
+  assert.equal(await text(page.locator(tid('customer-previous'))), 'None');
+  await panel.locator('summary').click();
+  return 'name, language, LINE user; no contact; no earlier conversation';
+}
+
 const STEPS = [
   ['open-console', openConsole],
   ['customer-writes', customerWrites],
   ['agent-signs-in', agentSignsIn],
   ['inbox-shows-conversation', inboxShowsConversation],
   ['agent-opens-conversation', agentOpensConversation],
+  ['customer-panel', customerPanel],
   ['agent-replies', agentReplies],
   ['new-assignment-notifies', newAssignmentNotifies],
   ['notification-latency', notificationLatency],

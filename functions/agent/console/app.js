@@ -616,6 +616,38 @@ const refreshConversation = oneAtATime(async () => {
   await Promise.all([markRead(detail, messages), refreshSurvey(detail.conversation)]);
 });
 
+/** The customer panel: profile, the linked contact, the group, earlier conversations. */
+function renderCustomerPanel(detail) {
+  const customer = detail.customer || {};
+  const contact = customer.contact;
+  const group = detail.conversation.group;
+  const facts = [];
+  const fact = (key, value) => {
+    if (value === undefined || value === null || value === '') return;
+    facts.push(el('dt', { text: t(key) }), el('dd', { text: String(value) }));
+  };
+  if (group) fact('customer.group', group.name);
+  fact('customer.name', customer.displayName);
+  fact('customer.language', customer.language);
+  fact('customer.userId', customer.userId);
+  if (contact) {
+    fact('customer.contact', contact.name);
+    fact('customer.email', contact.email);
+    fact('customer.phone', contact.phone);
+    fact('customer.company', contact.company);
+  } else if (detail.customer) {
+    facts.push(el('dt', { text: t('customer.contact') }), el('dd', { text: t('customer.noContact') }));
+  }
+  $('customer-facts').replaceChildren(...facts);
+  const previous = (customer.previousConversations && customer.previousConversations.items) || [];
+  const others = previous.filter((p) => p.id !== detail.conversation.id);
+  $('customer-previous').replaceChildren(...(others.length
+    ? others.slice(0, 10).map((p) => el('li', { testid: 'previous-conversation' },
+      el('span', { className: `status-chip ${p.status}`, text: t(`status.${p.status}`) }),
+      ` ${clockTime(p.openedAt)}${p.closedAt ? ` – ${clockTime(p.closedAt)}` : ''}`))
+    : [el('li', { className: 'muted', text: t('customer.noPrevious') })]));
+}
+
 function mine(conversation) {
   return Boolean(state.me && conversation && conversation.agentId === state.me.id);
 }
@@ -642,6 +674,8 @@ function renderConversation() {
   chip.textContent = t(`status.${c.status}`);
   chip.className = `status-chip ${c.status}`;
   chip.dataset.status = c.status;
+
+  renderCustomerPanel(detail);
 
   $('pick').hidden = !(c.status === 'waiting' && !c.agentId);
   const closed = c.status === 'closed';
