@@ -451,6 +451,20 @@ async function customerPanel() {
   return 'name, language, LINE user; no contact; no earlier conversation';
 }
 
+// 07b. The agent sends a picture from the composer: uploaded (POST /agent/v1/media), sent, shown in
+// the transcript, and the customer's chat receives the image.
+const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+async function agentSendsPicture() {
+  const imagesBefore = (await customerChat()).entries.filter((e) => e.from === 'account' && e.message && e.message.type === 'image').length;
+  await page.locator(tid('attach')).setInputFiles({ name: 'receipt.png', mimeType: 'image/png', buffer: PNG_1X1 });
+  await visible(page.locator(`${tid('entry')}[data-direction="out"][data-kind="agent"] img`), 'the picture in the transcript');
+  const images = await until('the picture in the customer\'s chat', async () => {
+    const found = (await customerChat()).entries.filter((e) => e.from === 'account' && e.message && e.message.type === 'image');
+    return found.length > imagesBefore ? found : false;
+  });
+  return `uploaded and sent (${images.length - imagesBefore} image in the customer's chat)`;
+}
+
 const STEPS = [
   ['open-console', openConsole],
   ['customer-writes', customerWrites],
@@ -459,6 +473,7 @@ const STEPS = [
   ['agent-opens-conversation', agentOpensConversation],
   ['customer-panel', customerPanel],
   ['agent-replies', agentReplies],
+  ['agent-sends-picture', agentSendsPicture],
   ['new-assignment-notifies', newAssignmentNotifies],
   ['notification-latency', notificationLatency],
   ['agent-switches-presence', agentSwitchesPresence],

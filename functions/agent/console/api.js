@@ -42,7 +42,8 @@ export function randomId() {
 
 /**
  * One call. `body`: an object sent as JSON, or undefined. `options.signal` aborts it,
- * `options.headers` adds headers, `options.anonymous` sends no token. Answers the parsed JSON
+ * `options.headers` adds headers, `options.anonymous` sends no token, `options.raw` sends a
+ * File or Blob as the body with its own type. Answers the parsed JSON
  * (null for an empty body).
  */
 export async function call(method, path, body, options = {}) {
@@ -56,7 +57,11 @@ export async function call(method, path, body, options = {}) {
     headers.Authorization = `Bearer ${current}`;
   }
   const init = { method, headers, signal: options.signal, credentials: 'omit', cache: 'no-store' };
-  if (body !== undefined) {
+  if (options.raw) {
+    // A file as it is (an upload): its own content type.
+    init.body = options.raw;
+    headers['Content-Type'] = options.raw.type || 'application/octet-stream';
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     headers['Content-Type'] = 'application/json';
   }

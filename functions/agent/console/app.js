@@ -688,6 +688,10 @@ function renderConversation() {
   const reply = canReply(c);
   input.disabled = !reply;
   $('send').disabled = !reply;
+  // Pictures, where the workstream lets agents send attachments.
+  const attachments = !detail.workstream || detail.workstream.attachments.agentCanSend;
+  $('attach').disabled = !reply || !attachments;
+  $('attach-label').hidden = !attachments;
   let placeholder = t('composer.placeholder');
   if (closed) placeholder = t('composer.closed');
   else if (c.status === 'waiting') placeholder = t('composer.pickFirst');
@@ -833,6 +837,22 @@ async function send(event) {
   }
 }
 
+/** Sends a picture the agent chose: uploaded (POST /agent/v1/media), then sent as an image. */
+async function attachImage() {
+  const input = $('attach');
+  const file = input.files && input.files[0];
+  input.value = '';
+  const conversation = state.detail && state.detail.conversation;
+  if (!file || !canReply(conversation)) return;
+  announce(t('composer.uploading', { name: file.name }));
+  const uploaded = await call('POST', '/agent/v1/media', undefined, { raw: file });
+  await call('POST', `/agent/v1/conversations/${enc(conversation.id)}/messages`,
+    { type: 'image', mediaId: uploaded.mediaId }, { headers: { 'Idempotency-Key': randomId() } });
+  announce(t('composer.imageSent'));
+  await refreshConversation(true);
+  renderTranscript(state.messages || [], true);
+}
+
 function composerKeys(event) {
   // Enter sends; Shift+Enter is a new line; Enter that confirms an IME composition is not a send.
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
@@ -936,6 +956,7 @@ function wire() {
   $('tabs').addEventListener('keydown', tabKeys);
   $('pick').addEventListener('click', guard(pick, 'context.pick'));
   $('transfer-form').addEventListener('submit', guard(transfer, 'context.transfer'));
+  $('attach').addEventListener('change', guard(attachImage, 'context.send'));
   // Presence and load change: the list is read again when the agent goes to choose.
   $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
   $('close').addEventListener('click', guard(closeConversation, 'context.close'));
