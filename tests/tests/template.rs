@@ -1824,6 +1824,7 @@ fn dynamodb_statements_name_their_actions_and_partition_keys() {
 /// adapters, checked by `the_partition_key_prefixes_are_the_adapters`).
 fn config_items() -> Vec<(&'static str, String)> {
     use omniline_app::jobs::{OPEN_PURGE_KIND, PURGE_JOB_KIND};
+    use omniline_app::quota::QUOTA_CHECK_KIND;
     use omniline_domain::account::QUOTA_KIND;
     use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
@@ -1851,6 +1852,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         // An account's last reading of LINE's message quota.
         ("message quota", doc(QUOTA_KIND)),
         ("message template", doc(MESSAGE_TEMPLATE_KIND)),
+        // When the router's schedule next reads every account's quota.
+        ("quota check", doc(QUOTA_CHECK_KIND)),
         ("settings", doc(SETTINGS_KIND)),
         // Contacts, per account (CONFIG#contact@{accountId}).
         ("contact", doc(&format!("{CONTACT_KIND}@acc1"))),
@@ -1910,6 +1913,10 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "contact",
                 "purge job",
                 "unfinished purge",
+                // The schedule's hourly reading of every account's message quota.
+                "account list",
+                "message quota",
+                "quota check",
             ],
             &[
                 "agent",
@@ -1919,6 +1926,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "contact",
                 "purge job",
                 "unfinished purge",
+                "message quota",
+                "quota check",
             ],
         ),
         (

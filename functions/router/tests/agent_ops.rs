@@ -1415,3 +1415,51 @@ async fn a_push_assignment_notifies_assigned_not_message() {
     assert_eq!(notes[0].kind, NOTIFICATION_ASSIGNED);
     assert_eq!(notes[0].conversation_id, id);
 }
+
+/// The schedule reads every account's message quota once an hour (alerts come unasked): the
+/// first run reads it, the next runs within the hour do not, the first after the hour does.
+#[tokio::test]
+async fn the_schedule_reads_every_accounts_quota_hourly() {
+    let f = fixture().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/quota"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"type": "limited", "value": 200})),
+        )
+        .mount(&f.line)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/bot/message/quota/consumption"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"totalUsage": 190})))
+        .mount(&f.line)
+        .await;
+    let quota_calls = || async {
+        f.line
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/v2/bot/message/quota")
+            .count()
+    };
+    f.router.run_schedule().await.unwrap();
+    assert_eq!(quota_calls().await, 1);
+    let stored = f
+        .config
+        .get_doc(omniline_domain::account::QUOTA_KIND, ACCOUNT)
+        .await
+        .unwrap()
+        .expect("the reading is kept");
+    let status: omniline_domain::account::QuotaStatus = serde_json::from_str(&stored.doc).unwrap();
+    assert_eq!((status.limit, status.used), (Some(200), 190));
+    assert_eq!(
+        status.alert(),
+        Some(omniline_domain::account::QuotaAlert::Near)
+    );
+    f.now.fetch_add(59 * 60_000, Ordering::SeqCst);
+    f.router.run_schedule().await.unwrap();
+    assert_eq!(quota_calls().await, 1, "not again within the hour");
+    f.now.fetch_add(60_000, Ordering::SeqCst);
+    f.router.run_schedule().await.unwrap();
+    assert_eq!(quota_calls().await, 2, "again after the hour");
+}

@@ -24,6 +24,7 @@ pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod outbound;
+pub mod quota;
 pub mod router;
 pub mod settings;
 pub mod tokens;

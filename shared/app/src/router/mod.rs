@@ -302,6 +302,21 @@ impl RouterService {
                 "retention: expired conversations and customers deleted"
             );
         }
+        // Hourly: every account's message quota, so that its alerts come unasked.
+        let deps = &self.deps;
+        match crate::quota::check_quotas(
+            deps.config.as_ref(),
+            deps.accounts.as_ref(),
+            &deps.tokens,
+            deps.line.as_ref(),
+            (deps.clock)(),
+        )
+        .await
+        {
+            Ok(Some(read)) => tracing::info!(accounts = read, "message quotas read"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "message quotas not read"),
+        }
         if let Some(jobs) = &self.jobs {
             let run = jobs.run(SCHEDULE_BUDGET).await?;
             if run.pages > 0 {
