@@ -447,8 +447,17 @@ async function customerPanel() {
   }, WAIT, () => text(panel));
   assert.match(facts, /Not linked to a contact/);
   assert.equal(await text(page.locator(tid('customer-previous'))), 'None');
+  // A contact made from the panel (the customer's name prefilled) and linked.
+  assert.equal(await page.locator(tid('contact-name')).inputValue(), CUSTOMER_NAME);
+  const email = `e2e-${SUFFIX}@example.com`;
+  await page.locator(tid('contact-email')).fill(email);
+  await page.locator(tid('contact-save')).click();
+  await until('the linked contact in the panel', async () => (await text(panel)).includes(email), WAIT, () => text(panel));
+  assert.ok(await page.locator(tid('contact-form')).isHidden(), 'no form once linked');
+  const detail = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(conversationId)}`);
+  assert.equal(detail.customer.contact.email, email);
   await panel.locator('summary').click();
-  return 'name, language, LINE user; no contact; no earlier conversation';
+  return `name, language, LINE user; a contact made and linked (${email}); no earlier conversation`;
 }
 
 // 07b. The agent sends a picture from the composer: uploaded (POST /agent/v1/media), sent, shown in

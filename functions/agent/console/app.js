@@ -639,6 +639,11 @@ function renderCustomerPanel(detail) {
     facts.push(el('dt', { text: t('customer.contact') }), el('dd', { text: t('customer.noContact') }));
   }
   $('customer-facts').replaceChildren(...facts);
+  // A one-to-one customer without a contact: a contact can be made and linked here.
+  const form = $('contact-form');
+  const offer = Boolean(detail.customer) && !contact && detail.conversation.sourceType === 'user';
+  if (offer && form.hidden) $('contact-name').value = customer.displayName || '';
+  form.hidden = !offer;
   const previous = (customer.previousConversations && customer.previousConversations.items) || [];
   const others = previous.filter((p) => p.id !== detail.conversation.id);
   $('customer-previous').replaceChildren(...(others.length
@@ -646,6 +651,36 @@ function renderCustomerPanel(detail) {
       el('span', { className: `status-chip ${p.status}`, text: t(`status.${p.status}`) }),
       ` ${clockTime(p.openedAt)}${p.closedAt ? ` – ${clockTime(p.closedAt)}` : ''}`))
     : [el('li', { className: 'muted', text: t('customer.noPrevious') })]));
+}
+
+/** Creates a contact from the panel's form and links the conversation's customer to it. */
+async function createContact(event) {
+  event.preventDefault();
+  const detail = state.detail;
+  if (!detail) return;
+  const value = (id) => $(id).value.trim() || undefined;
+  const name = value('contact-name');
+  if (!name) {
+    toast(t('customer.nameRequired'));
+    $('contact-name').focus();
+    return;
+  }
+  $('contact-save').disabled = true;
+  try {
+    const contact = await call('POST', '/agent/v1/contacts', {
+      accountId: detail.conversation.accountId,
+      name,
+      email: value('contact-email'),
+      phone: value('contact-phone'),
+      company: value('contact-company'),
+    });
+    await call('POST', `/agent/v1/conversations/${enc(detail.conversation.id)}/link`, { contactId: contact.id });
+    for (const id of ['contact-email', 'contact-phone', 'contact-company']) $(id).value = '';
+    toast(t('customer.linked', { name }), 'info');
+    await refreshConversation(true);
+  } finally {
+    $('contact-save').disabled = false;
+  }
 }
 
 function mine(conversation) {
@@ -957,6 +992,7 @@ function wire() {
   $('pick').addEventListener('click', guard(pick, 'context.pick'));
   $('transfer-form').addEventListener('submit', guard(transfer, 'context.transfer'));
   $('attach').addEventListener('change', guard(attachImage, 'context.send'));
+  $('contact-form').addEventListener('submit', guard(createContact, 'context.contact'));
   // Presence and load change: the list is read again when the agent goes to choose.
   $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
   $('close').addEventListener('click', guard(closeConversation, 'context.close'));
