@@ -81,30 +81,41 @@ else
   BIN="$TARGET_DIR/debug/omniline-local"
 fi
 
+# Starts omniline-local in its default sandbox mode (none of the LINE or backend settings) on the
+# fresh data directory $1 and port $2, logging to $3, with the extra environment $4… (NAME=value),
+# and waits for its sandbox; sets STACK_PID. ADMIN_TOKEN is set (to a random value) only so that
+# the banner does not print a generated token into the log kept as an artefact.
+start_sandbox_stack() {
+  local data=$1 port=$2 log_file=$3
+  shift 3
+  env -u LINE_API_BASE -u LINE_DATA_API_BASE -u OMNILINE_BACKEND -u PUBLIC_BASE_URL \
+    -u SANDBOX -u AWS_ENDPOINT_URL \
+    ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')" \
+    PORT="$port" \
+    DATA_DIR="$data" \
+    RUST_LOG=warn \
+    "$@" \
+    "$BIN" >"$log_file" 2>&1 &
+  PIDS+=($!)
+  STACK_PID=${PIDS[-1]}
+  local base="http://127.0.0.1:$port"
+  if ! wait_http "$base/healthz" "$STACK_PID" 60; then
+    echo "omniline-local did not become healthy:"; tail -n 50 "$log_file"; exit 1
+  fi
+  if ! wait_http "$base/sandbox/api/session" "$STACK_PID" 60; then
+    echo "the sandbox did not start (GET /sandbox/api/session is not 200):"
+    curl -sS --max-time 5 "$base/sandbox/api/session" || true
+    echo; tail -n 50 "$log_file"; exit 1
+  fi
+}
+
 log "omniline-local in its default sandbox mode"
 DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omniline-sandbox-e2e.XXXXXX")
 PORT=$(free_port)
 SERVER_LOG=$OUT/omniline-local.log
-# ADMIN_TOKEN is set (to a random value) only so that the banner does not print a generated token
-# into the log kept as an artefact; the sandbox does not depend on it.
-env -u LINE_API_BASE -u LINE_DATA_API_BASE -u OMNILINE_BACKEND -u PUBLIC_BASE_URL \
-  -u SANDBOX -u AWS_ENDPOINT_URL \
-  ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')" \
-  PORT="$PORT" \
-  DATA_DIR="$DATA_DIR" \
-  RUST_LOG=warn \
-  "$BIN" >"$SERVER_LOG" 2>&1 &
-PIDS+=($!)
-SERVER_PID=${PIDS[-1]}
+start_sandbox_stack "$DATA_DIR" "$PORT" "$SERVER_LOG"
+SERVER_PID=$STACK_PID
 BASE="http://127.0.0.1:$PORT"
-if ! wait_http "$BASE/healthz" "$SERVER_PID" 60; then
-  echo "omniline-local did not become healthy:"; tail -n 50 "$SERVER_LOG"; exit 1
-fi
-if ! wait_http "$BASE/sandbox/api/session" "$SERVER_PID" 60; then
-  echo "the sandbox did not start (GET /sandbox/api/session is not 200):"
-  curl -sS --max-time 5 "$BASE/sandbox/api/session" || true
-  echo; tail -n 50 "$SERVER_LOG"; exit 1
-fi
 echo "omniline-local listening on $BASE (pid $SERVER_PID, data in $DATA_DIR)"
 
 log "headless Chromium plays the customer and the agent on $BASE/sandbox"
@@ -148,21 +159,9 @@ fi
 OIDC_DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omniline-oidc-e2e.XXXXXX")
 OIDC_PORT=$(free_port)
 OIDC_SERVER_LOG=$OUT/omniline-local-oidc.log
-env -u LINE_API_BASE -u LINE_DATA_API_BASE -u OMNILINE_BACKEND -u PUBLIC_BASE_URL \
-  -u SANDBOX -u AWS_ENDPOINT_URL \
-  ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')" \
-  PORT="$OIDC_PORT" \
-  DATA_DIR="$OIDC_DATA_DIR" \
-  OIDC_ISSUER="$ISSUER" \
-  OIDC_CLIENT_ID=omniline-console \
-  RUST_LOG=warn \
-  "$BIN" >"$OIDC_SERVER_LOG" 2>&1 &
-PIDS+=($!)
-OIDC_SERVER_PID=${PIDS[-1]}
+start_sandbox_stack "$OIDC_DATA_DIR" "$OIDC_PORT" "$OIDC_SERVER_LOG" \
+  OIDC_ISSUER="$ISSUER" OIDC_CLIENT_ID=omniline-console
 OIDC_BASE="http://127.0.0.1:$OIDC_PORT"
-if ! wait_http "$OIDC_BASE/sandbox/api/session" "$OIDC_SERVER_PID" 60; then
-  echo "omniline-local (OIDC) did not start:"; tail -n 50 "$OIDC_SERVER_LOG"; exit 1
-fi
 status=0
 CONSOLE_URL="$OIDC_BASE/console" ARTIFACTS="$OUT" CHROMIUM="$CHROMIUM" \
   timeout --kill-after=10 "${OMNILINE_SANDBOX_E2E_TIMEOUT:-300}" \

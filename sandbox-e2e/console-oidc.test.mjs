@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { tid } from './lib.mjs';
 
 const CONSOLE_URL = process.env.CONSOLE_URL;
 const ARTIFACTS = process.env.ARTIFACTS || join(import.meta.dirname, '..', 'target', 'sandbox-e2e');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 20_000;
 const TOKEN_KEY = 'omniline.console.token';
-const tid = (id) => `[data-testid="${id}"]`;
 
 let browser;
 let page;

@@ -16,11 +16,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { makeUntil, tid } from './lib.mjs';
 
 const CONSOLE_URL = process.env.CONSOLE_URL;
 const ARTIFACTS = process.env.ARTIFACTS || join(import.meta.dirname, '..', 'target', 'sandbox-e2e');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 20_000; // the longest a single wait may take…
+const until = makeUntil(WAIT);
 const INBOX_WAIT = 30_000; // …but the inbox, which a waiting conversation reaches by its 10 s poll
 const WHOLE_RUN_LIMIT = 240_000;
 
@@ -33,9 +35,6 @@ const SECOND_NAME = `Second E2E ${SUFFIX}`;
 const SECOND_TEXT = `Hello, one more question (${SUFFIX})`;
 const TOKEN_KEY = 'omniline.console.token';
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-const tid = (id) => `[data-testid="${id}"]`;
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 let browser;
 let page;
@@ -53,25 +52,6 @@ const cspViolations = [];
 
 function note(line) {
   journal.push(`${new Date().toISOString()} ${line}`);
-}
-
-/** Polls `probe` until it returns a truthy value (returned); throws naming `what` on timeout. */
-async function until(what, probe, timeout = WAIT, describe = undefined) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await probe();
-      if (last) return last;
-    } catch (error) {
-      last = `(probe threw: ${error.message.split('\n')[0]})`;
-    }
-    if (Date.now() > deadline) {
-      const seen = describe ? await Promise.resolve().then(describe).catch((e) => `(unreadable: ${e.message})`) : last;
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}; saw: ${JSON.stringify(seen)}`);
-    }
-    await sleep(100);
-  }
 }
 
 async function visible(locator, what, timeout = WAIT) {

@@ -12,11 +12,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
+import { makeUntil, tid } from './lib.mjs';
 
 const SANDBOX_URL = process.env.SANDBOX_URL;
 const ARTIFACTS = process.env.ARTIFACTS || join(import.meta.dirname, '..', 'target', 'sandbox-e2e');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT = 20_000; // the longest any single wait may take
+const until = makeUntil(WAIT);
 const WHOLE_RUN_LIMIT = 240_000; // a guard against anything hanging past the bounded waits
 
 const CUSTOMER_TEXT = 'Hello, I need help with my order';
@@ -68,9 +70,6 @@ function makePng(width, height, [r1, g1, b1], [r2, g2, b2]) {
 const CUSTOMER_PNG = makePng(64, 48, [6, 199, 85], [255, 255, 255]); // LINE green stripes
 const AGENT_PNG = makePng(48, 64, [37, 99, 235], [255, 214, 10]); // blue / yellow stripes
 
-const tid = (id) => `[data-testid="${id}"]`;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
 let browser;
 let page;
 let customerPane;
@@ -84,28 +83,6 @@ const externalRequests = [];
 
 function note(line) {
   journal.push(`${new Date().toISOString()} ${line}`);
-}
-
-/**
- * Polls `probe` (sync or async) until it returns a truthy value, which it returns. On timeout it
- * throws `what` with the last value, or with what `describe()` says the page shows.
- */
-async function until(what, probe, timeout = WAIT, describe = undefined) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await probe();
-      if (last) return last;
-    } catch (error) {
-      last = `(probe threw: ${error.message.split('\n')[0]})`;
-    }
-    if (Date.now() > deadline) {
-      const seen = describe ? await Promise.resolve().then(describe).catch((e) => `(unreadable: ${e.message.split('\n')[0]})`) : last;
-      throw new Error(`timed out after ${timeout} ms waiting for ${what}; the page shows: ${JSON.stringify(seen)}`);
-    }
-    await sleep(100);
-  }
 }
 
 /** Polls the locator's text until `accept(text)` holds; returns the text, or throws with the last one. */

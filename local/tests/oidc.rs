@@ -101,6 +101,18 @@ async fn get(s: &Stack, route: &str, bearer: &str) -> (u16, Value) {
     (status, body)
 }
 
+/// What `GET /console/config.json` tells the page about signing in.
+async fn console_config(s: &Stack) -> Value {
+    s.client
+        .get(format!("{}/console/config.json", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn stack(issuer: &Issuer) -> Stack {
     start_with(&[
         ("OIDC_ISSUER", issuer.server.uri().as_str()),
@@ -339,15 +351,7 @@ async fn the_console_signs_in_with_the_issuers_code_flow() {
         )
         .await;
     // The page learns where to send the person.
-    let config: Value = s
-        .client
-        .get(format!("{}/console/config.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = console_config(&s).await;
     assert_eq!(config["signIn"], "oidc");
     assert_eq!(config["available"], true);
     assert_eq!(
@@ -400,15 +404,7 @@ async fn the_console_signs_in_with_the_issuers_code_flow() {
 #[tokio::test]
 async fn without_an_issuer_the_console_signs_in_with_agent_tokens_only() {
     let s = common::start().await;
-    let config: Value = s
-        .client
-        .get(format!("{}/console/config.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = console_config(&s).await;
     assert_eq!(config, json!({"signIn": "token"}));
     let answer = s
         .client

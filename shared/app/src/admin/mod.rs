@@ -30,6 +30,7 @@ pub use error::{AdminError, UsedBy};
 pub use queues::ExistingQueue;
 
 use crate::jobs::{PurgeDeps, PurgeJobs};
+use crate::tokens::ChannelTokens;
 use omniline_domain::clock::{rfc3339_millis, Clock};
 use omniline_ports::{
     AccountStore, AgentStore, ConfigDoc, ConfigStore, ConversationStore, DeliveryStore, Expect,
@@ -78,16 +79,24 @@ pub struct AdminService {
     on_disconnect: Option<AccountDisconnected>,
     /// Account purges: recorded here, run by the schedule.
     jobs: PurgeJobs,
+    /// The accounts' channel access tokens (for reading their quotas), cached.
+    tokens: Arc<ChannelTokens>,
 }
 
 impl AdminService {
     pub fn new(deps: AdminDeps, clock: Clock) -> Self {
         let jobs = PurgeJobs::new(deps.purge_deps(), clock.clone());
+        let tokens = Arc::new(ChannelTokens::new(
+            deps.accounts.clone(),
+            deps.secrets.clone(),
+            deps.line.clone(),
+        ));
         Self {
             deps,
             clock,
             on_disconnect: None,
             jobs,
+            tokens,
         }
     }
 

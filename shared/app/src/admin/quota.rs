@@ -2,21 +2,15 @@
 
 use super::{AdminError, AdminService};
 use crate::quota::{read_quota, QuotaError};
-use crate::tokens::ChannelTokens;
 use omniline_domain::account::QuotaStatus;
 
 impl AdminService {
     /// The account's quota as LINE said at most an hour ago (asked now when older).
     pub async fn quota(&self, id: &str) -> Result<QuotaStatus, AdminError> {
         self.account(id).await?;
-        let tokens = ChannelTokens::new(
-            self.deps.accounts.clone(),
-            self.deps.secrets.clone(),
-            self.deps.line.clone(),
-        );
         read_quota(
             self.deps.config.as_ref(),
-            &tokens,
+            &self.tokens,
             self.deps.line.as_ref(),
             id,
             self.now_millis(),
