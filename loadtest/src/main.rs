@@ -424,6 +424,14 @@ async fn configure(
     opts: &Opts,
     secrets: &mut Secrets,
 ) -> Result<Vec<Account>, String> {
+    // The simulated agents set their presence once and send no heartbeat: no presence timeout.
+    admin
+        .call(
+            "PATCH",
+            "/admin/v1/settings",
+            Some(json!({"presenceTimeoutSeconds": 0})),
+        )
+        .await?;
     let queue = admin
         .call("POST", "/admin/v1/queues", Some(json!({"name": "Support"})))
         .await?;

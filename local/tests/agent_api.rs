@@ -1629,3 +1629,108 @@ async fn transfer_targets_are_the_agents_queues_and_their_other_agents() {
         (&json!(0), &json!(2))
     );
 }
+
+/// Presence follows the person, over HTTP: `presenceTimeoutSeconds` is a setting (90 by
+/// default; 0 or 60 to 86,400); an agent whose console stops its heartbeat
+/// (`PUT /agent/v1/presence`) for the timeout is set away by the schedule and passed over, one
+/// who keeps beating keeps working, and the next heartbeat brings the first one back.
+/// Waits out the shortest timeout (60 s) of the wall clock: the local stack's clock is the
+/// system's.
+#[tokio::test]
+async fn an_agent_whose_console_went_quiet_becomes_away_and_gets_no_new_work() {
+    let s = start_with(&[("SCHEDULE_EVERY_MS", "250")]).await;
+    mock_agent_line(&s).await;
+    let settings = s.ok("GET", "/admin/v1/settings", None).await;
+    assert_eq!(settings["presenceTimeoutSeconds"], 90);
+    for bad in [json!(30), json!(-1), json!(86_401), json!("90")] {
+        let (status, body) = s
+            .call(
+                "PATCH",
+                "/admin/v1/settings",
+                Some(json!({"presenceTimeoutSeconds": bad})),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], "presenceTimeoutSeconds");
+    }
+    let settings = s
+        .ok(
+            "PATCH",
+            "/admin/v1/settings",
+            Some(json!({"presenceTimeoutSeconds": 60})),
+        )
+        .await;
+    assert_eq!(settings["presenceTimeoutSeconds"], 60);
+
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let (quiet, quiet_token) = new_agent(&s, "Quiet", &[&queue]).await;
+    let (loud, loud_token) = new_agent(&s, "Loud", &[&queue]).await;
+    let available = Some(json!({"status": "available"}));
+    agent_ok(
+        &s,
+        &quiet_token,
+        "PUT",
+        "/agent/v1/presence",
+        available.clone(),
+    )
+    .await;
+    let started = Instant::now();
+    // Loud's console beats every 5 s; Quiet's was closed.
+    let mut away = None;
+    while started.elapsed() < Duration::from_secs(90) {
+        agent_ok(
+            &s,
+            &loud_token,
+            "PUT",
+            "/agent/v1/presence",
+            available.clone(),
+        )
+        .await;
+        let agents = s.ok("GET", "/admin/v1/agents", None).await;
+        let status = |id: &str| {
+            agents["agents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == id)
+                .map(|a| a["status"].clone())
+                .unwrap()
+        };
+        assert_eq!(status(&loud), "available");
+        if status(&quiet) == "away" {
+            away = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let away = away.expect("the quiet agent became away");
+    assert!(
+        away >= Duration::from_secs(60),
+        "not before the timeout: {away:?}"
+    );
+
+    // A customer writes: the conversation goes to Loud.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01AWAY1", "Ucust", "hello")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &loud_token, None, "assigned").await;
+    let conversation = assigned["conversationId"].as_str().unwrap();
+    let detail = agent_ok(
+        &s,
+        &loud_token,
+        "GET",
+        &format!("/agent/v1/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["agentId"], loud.as_str());
+    // Quiet's console comes back: its heartbeat makes it available again.
+    let me = agent_ok(&s, &quiet_token, "PUT", "/agent/v1/presence", available).await;
+    assert_eq!(me["status"], "available");
+}

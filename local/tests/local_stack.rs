@@ -356,6 +356,7 @@ async fn a_new_customer_is_routed_assigned_and_greeted_once() {
             status: AgentStatus::Available,
             active_conversations: vec![],
             last_assigned_at: None,
+            last_seen_at: None,
         })
         .await
         .unwrap();

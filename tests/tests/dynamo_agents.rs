@@ -282,6 +282,14 @@ async fn dynamo_agents_notifications_after_reads_past_dynamodb_pages() {
         .await;
 }
 
+/// A heartbeat records when the agent was heard from; the timeout sets away only agents not
+/// heard from since the cutoff.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_presence_expires_only_for_agents_not_heard_from() {
+    contract::presence_expires_only_for_agents_not_heard_from(&fixture().await.store).await;
+}
+
 /// Erasing a customer deletes the notifications about their conversation, whichever agent got
 /// them, with their markers and the conversation's list; other conversations' stay.
 #[tokio::test]

@@ -168,6 +168,7 @@ fn agent(id: &str, capacity: u32) -> Agent {
         status: AgentStatus::Available,
         active_conversations: vec![],
         last_assigned_at: None,
+        last_seen_at: None,
     }
 }
 

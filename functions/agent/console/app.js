@@ -10,7 +10,7 @@ import { avatar, clockTime, duration, el, preview, transcriptLine } from './rend
 
 const NOTIFICATION_WAIT = 20; // seconds, the API's longest
 const NOTIFICATION_PAGE = 50; // the API's page
-const PRESENCE_EVERY_MS = 60_000; // keeps the presence alive
+const PRESENCE_EVERY_MS = 30_000; // the heartbeat: well within the presence timeout (60 s at least)
 const INBOX_EVERY_MS = 10_000; // new waiting conversations bring no notification: the list is polled
 const CONVERSATION_EVERY_MS = 5_000; // delivery statuses and new lines of the open conversation
 const TYPING_EVERY_MS = 15_000;

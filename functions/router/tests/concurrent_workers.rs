@@ -698,7 +698,11 @@ async fn several_router_workers_at_once_never_assign_an_agent_above_capacity() {
     // Back online, every worker ticks at once: it gets exactly two, the others none.
     let mut ag3 = stored_agent(&c, "ag3").await;
     ag3.status = AgentStatus::Away;
-    assert!(c.agents.set_status("ag3", AgentStatus::Away).await.unwrap());
+    assert!(c
+        .agents
+        .set_status("ag3", AgentStatus::Away, c.now.load(Ordering::SeqCst))
+        .await
+        .unwrap());
     let closing: Vec<_> = freed.holding["ag3"]
         .iter()
         .take(2)
@@ -711,7 +715,7 @@ async fn several_router_workers_at_once_never_assign_an_agent_above_capacity() {
     ag3.status = AgentStatus::Available;
     assert!(c
         .agents
-        .set_status("ag3", AgentStatus::Available)
+        .set_status("ag3", AgentStatus::Available, c.now.load(Ordering::SeqCst))
         .await
         .unwrap());
     let schedules = schedule_everywhere(&c, 2).await;

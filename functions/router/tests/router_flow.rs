@@ -2,6 +2,7 @@
 //! fake clock: exactly once, conversations, profiles, rules, distribution, bot, media, auto-close.
 
 use omniline_app::consumer::BatchMessage;
+use omniline_domain::agents::AgentStatus;
 use omniline_domain::conversation::{Consent, ConversationState, DEDUPE_RETENTION_SECS};
 use omniline_domain::outbound::OutboundMessage;
 use omniline_domain::secret::SecretString;
@@ -1147,7 +1148,8 @@ async fn waiting_conversations_go_to_an_agent_who_comes_online_highest_priority_
         f.router.run_schedule().await.unwrap(),
         router::ScheduleOutcome {
             closed: 0,
-            assigned: 0
+            assigned: 0,
+            away: 0,
         }
     );
 
@@ -1415,4 +1417,122 @@ async fn a_late_redelivery_is_fresh_activity_for_auto_close() {
             .state,
         ConversationState::Waiting
     );
+}
+
+/// Presence follows the person: an agent who set its own presence and went quiet for the
+/// timeout (90 s by default) is passed over by distribution at once, set away by the schedule
+/// (its conversation stays its own), and comes back with its next heartbeat; an agent heard
+/// from keeps working; the timeout and a customer's first message racing never give the quiet
+/// agent the conversation, whichever lands first.
+#[tokio::test]
+async fn an_agent_not_heard_from_for_the_timeout_gets_no_new_work_and_goes_away() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({"autoCloseMinutes": null})))
+        .await
+        .unwrap();
+    // Quiet holds a conversation and keeps its presence alive until T0; Loud beats later.
+    f.agents
+        .put_agent(&agent("quiet", "q-general", 3))
+        .await
+        .unwrap();
+    f.agents
+        .set_status("quiet", AgentStatus::Available, T0)
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(held),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ubob", "P1", "hello", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let held_c = f.conversations.conversation(&held).await.unwrap().unwrap();
+    assert_eq!(held_c.agent_id.as_deref(), Some("quiet"));
+    f.agents
+        .put_agent(&agent("loud", "q-general", 4))
+        .await
+        .unwrap();
+    // Loud is busier than Quiet: ranked by load alone, Quiet would get the next conversation.
+    for other in ["x1", "x2"] {
+        assert!(f.agents.try_assign("loud", other, T0).await.unwrap());
+    }
+
+    // 91 s later: Quiet lapsed; Loud was heard from 1 s ago. Before the schedule has run,
+    // Carol's first message already passes Quiet over.
+    f.now.store(T0 + 91_000, Ordering::SeqCst);
+    f.agents
+        .set_status("loud", AgentStatus::Available, T0 + 90_000)
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(carol),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ucarol", "P2", "hi", T0 + 91_000)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let carol_c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert_eq!(
+        carol_c.agent_id.as_deref(),
+        Some("loud"),
+        "never the quiet agent"
+    );
+    assert_eq!(
+        f.agents.agent("quiet").await.unwrap().unwrap().status,
+        AgentStatus::Available,
+        "not set away yet"
+    );
+    // The timeout (the schedule) and Dave's first message race: Dave's goes to Loud too.
+    let message = inbound(text_from("Udave", "P4", "hi", T0 + 91_500));
+    let (schedule, routed) = tokio::join!(
+        f.router.run_schedule(),
+        f.router.process_message(&message, 1)
+    );
+    assert_eq!(schedule.unwrap().away, 1);
+    let Processed::Stored {
+        conversation_id: Some(dave),
+    } = routed.unwrap()
+    else {
+        panic!()
+    };
+    let dave_c = f.conversations.conversation(&dave).await.unwrap().unwrap();
+    assert_eq!(dave_c.agent_id.as_deref(), Some("loud"));
+    let quiet = f.agents.agent("quiet").await.unwrap().unwrap();
+    assert_eq!(quiet.status, AgentStatus::Away);
+    assert_eq!(
+        quiet.active_conversations,
+        std::slice::from_ref(&held),
+        "its conversation stays"
+    );
+    let held_c = f.conversations.conversation(&held).await.unwrap().unwrap();
+    assert_eq!(held_c.agent_id.as_deref(), Some("quiet"));
+    assert_eq!(held_c.state, ConversationState::Active);
+    // Loud is still heard from: the schedule leaves it alone.
+    assert_eq!(f.router.run_schedule().await.unwrap().away, 0);
+
+    // Quiet's heartbeat brings it back: the next conversation goes to it (Loud is full).
+    f.agents
+        .set_status("quiet", AgentStatus::Available, T0 + 92_000)
+        .await
+        .unwrap();
+    f.now.store(T0 + 93_000, Ordering::SeqCst);
+    let Processed::Stored {
+        conversation_id: Some(ghost),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ughost", "P3", "hey", T0 + 93_000)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let ghost_c = f.conversations.conversation(&ghost).await.unwrap().unwrap();
+    assert_eq!(ghost_c.agent_id.as_deref(), Some("quiet"));
 }

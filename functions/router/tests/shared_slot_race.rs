@@ -97,8 +97,16 @@ impl AgentStore for GatedAgents {
     async fn put_agent(&self, a: &Agent) -> Result<(), PortError> {
         self.inner.put_agent(a).await
     }
-    async fn set_status(&self, id: &str, status: AgentStatus) -> Result<bool, PortError> {
-        self.inner.set_status(id, status).await
+    async fn set_status(
+        &self,
+        id: &str,
+        status: AgentStatus,
+        seen_at: i64,
+    ) -> Result<bool, PortError> {
+        self.inner.set_status(id, status, seen_at).await
+    }
+    async fn expire_presence(&self, id: &str, seen_before: i64) -> Result<bool, PortError> {
+        self.inner.expire_presence(id, seen_before).await
     }
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError> {
         self.inner.agent(id).await
@@ -359,6 +367,7 @@ async fn setup() -> Setup {
         status: AgentStatus::Away,
         active_conversations: vec![],
         last_assigned_at: None,
+        last_seen_at: None,
     };
     agents.put_agent(&x).await.unwrap();
     let conversations = SqliteConversationStore::new(db.clone()).unwrap();
@@ -473,7 +482,7 @@ async fn race_to_w1_undo(
         .unwrap();
     assert!(s
         .agents
-        .set_status(&s.x.id, AgentStatus::Available)
+        .set_status(&s.x.id, AgentStatus::Available, T0)
         .await
         .unwrap());
     s.w1.agents.queue.open();
@@ -635,7 +644,7 @@ async fn an_event_whose_commit_loses_queues_nothing_of_the_lost_plan() {
     let s = setup().await;
     assert!(s
         .agents
-        .set_status(&s.x.id, AgentStatus::Available)
+        .set_status(&s.x.id, AgentStatus::Available, T0)
         .await
         .unwrap());
     s.w1.conversations.assignment_commit.arm();

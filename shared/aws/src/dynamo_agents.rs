@@ -172,6 +172,7 @@ fn agent_from_item(item: &Item) -> Result<Agent, PortError> {
         status: AgentStatus::parse(status).ok_or_else(|| malformed(WHAT, "status"))?,
         active_conversations,
         last_assigned_at: get_opt_n(item, WHAT, "lastAssignedAt")?,
+        last_seen_at: get_opt_n(item, WHAT, "lastSeenAt")?,
     })
 }
 
@@ -619,16 +620,42 @@ impl AgentStore for DynamoAgentStore {
         )))
     }
 
-    async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError> {
+    async fn set_status(
+        &self,
+        agent_id: &str,
+        status: AgentStatus,
+        seen_at: i64,
+    ) -> Result<bool, PortError> {
         let result = self
             .table
             .update_item()
             .set_key(Some(key(agent_pk(agent_id), PROFILE)))
-            .update_expression("SET #status = :status")
+            .update_expression("SET #status = :status, #seen = :seen")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#seen", "lastSeenAt")
             .expression_attribute_names("#pk", "pk")
             .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":seen", n(seen_at))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        condition_held(result, "DynamoDB UpdateItem")
+    }
+
+    async fn expire_presence(&self, agent_id: &str, seen_before: i64) -> Result<bool, PortError> {
+        let result = self
+            .table
+            .update_item()
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression("SET #status = :away")
+            .condition_expression("#status IN (:available, :busy) AND #seen < :before")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#seen", "lastSeenAt")
+            .expression_attribute_values(":away", s(AgentStatus::Away.as_str()))
+            .expression_attribute_values(":available", s(AgentStatus::Available.as_str()))
+            .expression_attribute_values(":busy", s(AgentStatus::Busy.as_str()))
+            .expression_attribute_values(":before", n(seen_before))
             .return_values(ReturnValue::None)
             .send()
             .await;

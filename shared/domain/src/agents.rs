@@ -73,6 +73,12 @@ pub struct Agent {
     /// Epoch milliseconds of the last assignment.
     #[serde(default)]
     pub last_assigned_at: Option<i64>,
+    /// Epoch milliseconds of the last time the agent set its own presence
+    /// ([`AgentStore::set_status`]: `PUT /agent/v1/presence`, which the console repeats as a
+    /// heartbeat). `None`: never (an agent only an admin or an API client without heartbeats
+    /// set up), which no presence timeout applies to. Owned by the store; `put_agent` ignores it.
+    #[serde(default)]
+    pub last_seen_at: Option<i64>,
 }
 
 impl Agent {
@@ -85,9 +91,36 @@ impl Agent {
         self.status == AgentStatus::Available && self.active_count() < self.capacity as usize
     }
 
+    /// Whether the agent was heard from at or after `cutoff` (epoch ms), or is not tracked
+    /// (never set its own presence): an agent that is not is treated as away for new work,
+    /// even before the schedule records it ([`presence_lapsed`]).
+    pub fn heard_since(&self, cutoff: i64) -> bool {
+        self.last_seen_at.is_none_or(|seen| seen >= cutoff)
+    }
+
     /// Has every one of `required` among its skills.
     pub fn has_skills(&self, required: &[String]) -> bool {
         required.iter().all(|skill| self.skills.contains(skill))
+    }
+}
+
+/// Whether the presence timeout has lapsed for `agent` at `now` (epoch ms): it is `Available`
+/// or `Busy`, it keeps its presence alive (has set it itself), and it was not heard from for
+/// `timeout_secs` (`0`: presence never lapses). Such an agent is set `Away` by the schedule
+/// and takes no new work; its conversations stay its own.
+pub fn presence_lapsed(agent: &Agent, now: i64, timeout_secs: u32) -> bool {
+    timeout_secs > 0
+        && matches!(agent.status, AgentStatus::Available | AgentStatus::Busy)
+        && !agent.heard_since(presence_cutoff(now, timeout_secs))
+}
+
+/// The earliest heartbeat (epoch ms) still current at `now` with a timeout of `timeout_secs`
+/// (`0`: none lapses, the cutoff is the start of time).
+pub fn presence_cutoff(now: i64, timeout_secs: u32) -> i64 {
+    if timeout_secs == 0 {
+        i64::MIN
+    } else {
+        now.saturating_sub(i64::from(timeout_secs) * 1000)
     }
 }
 
@@ -269,6 +302,7 @@ mod tests {
             status: AgentStatus::Available,
             active_conversations: (0..active).map(|i| format!("{id}-c{i}")).collect(),
             last_assigned_at: None,
+            last_seen_at: None,
         }
     }
 
@@ -278,6 +312,38 @@ mod tests {
 
     fn skills(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn presence_lapses_for_agents_that_keep_it_alive_and_went_quiet() {
+        let mut agent = Agent {
+            id: "a".into(),
+            name: "A".into(),
+            queues: vec![],
+            skills: vec![],
+            capacity: 1,
+            status: AgentStatus::Available,
+            active_conversations: vec![],
+            last_assigned_at: None,
+            last_seen_at: None,
+        };
+        // Never set its own presence: not tracked.
+        assert!(!presence_lapsed(&agent, 1_000_000, 90));
+        agent.last_seen_at = Some(1_000_000 - 90_000);
+        // Exactly the timeout ago: still current; a millisecond more: lapsed.
+        assert!(!presence_lapsed(&agent, 1_000_000, 90));
+        assert!(presence_lapsed(&agent, 1_000_001, 90));
+        assert!(!agent.heard_since(presence_cutoff(1_000_001, 90)));
+        // Off.
+        assert!(!presence_lapsed(&agent, 9_000_000, 0));
+        assert!(agent.heard_since(presence_cutoff(9_000_000, 0)));
+        // Busy lapses too; away and offline have nothing to lose.
+        agent.status = AgentStatus::Busy;
+        assert!(presence_lapsed(&agent, 1_000_001, 90));
+        for status in [AgentStatus::Away, AgentStatus::Offline] {
+            agent.status = status;
+            assert!(!presence_lapsed(&agent, 1_000_001, 90));
+        }
     }
 
     #[test]

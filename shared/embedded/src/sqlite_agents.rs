@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS conversation_notifications (
 );
 "#;
 
+/// When the agent last set its own presence (epoch ms; `NULL`: never), added to databases made
+/// before it.
+const PRESENCE_COLUMNS: [(&str, &str, &str); 1] = [("agents", "last_seen_at", "INTEGER")];
+
 /// [`AgentStore`] in the embedded database.
 #[derive(Debug, Clone)]
 pub struct SqliteAgentStore {
@@ -64,6 +68,7 @@ impl SqliteAgentStore {
     /// Creates the store's tables if needed.
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
+        db.add_columns(&PRESENCE_COLUMNS)?;
         Ok(Self { db })
     }
 }
@@ -83,13 +88,22 @@ pub(crate) fn slot_held(
 }
 
 fn load_agent(conn: &Connection, id: &str) -> rusqlite::Result<Option<Agent>> {
-    let row: Option<(String, String, String, u32, String, Option<i64>)> = query_one(
+    type Row = (
+        String,
+        String,
+        String,
+        u32,
+        String,
+        Option<i64>,
+        Option<i64>,
+    );
+    let row: Option<Row> = query_one(
         conn,
-        "SELECT name, queues, skills, capacity, status, last_assigned_at FROM agents
-         WHERE id = ?1",
+        "SELECT name, queues, skills, capacity, status, last_assigned_at, last_seen_at
+         FROM agents WHERE id = ?1",
         [id],
     )?;
-    let Some((name, queues, skills, capacity, status, last_assigned_at)) = row else {
+    let Some((name, queues, skills, capacity, status, last_assigned_at, last_seen_at)) = row else {
         return Ok(None);
     };
     let status = AgentStatus::parse(&status).ok_or_else(|| {
@@ -113,6 +127,7 @@ fn load_agent(conn: &Connection, id: &str) -> rusqlite::Result<Option<Agent>> {
         capacity,
         status,
         active_conversations,
+        last_seen_at,
         last_assigned_at,
     }))
 }
@@ -177,11 +192,27 @@ impl AgentStore for SqliteAgentStore {
             .await
     }
 
-    async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError> {
+    async fn set_status(
+        &self,
+        agent_id: &str,
+        status: AgentStatus,
+        seen_at: i64,
+    ) -> Result<bool, PortError> {
         self.db
             .changed(
-                "UPDATE agents SET status = ?2 WHERE id = ?1",
-                (agent_id.to_owned(), status.as_str()),
+                "UPDATE agents SET status = ?2, last_seen_at = ?3 WHERE id = ?1",
+                (agent_id.to_owned(), status.as_str(), seen_at),
+            )
+            .await
+    }
+
+    async fn expire_presence(&self, agent_id: &str, seen_before: i64) -> Result<bool, PortError> {
+        self.db
+            .changed(
+                "UPDATE agents SET status = 'away'
+                 WHERE id = ?1 AND status IN ('available', 'busy')
+                   AND last_seen_at IS NOT NULL AND last_seen_at < ?2",
+                (agent_id.to_owned(), seen_before),
             )
             .await
     }
@@ -418,6 +449,7 @@ mod tests {
     contract_scenarios!(store =>
         assign_is_idempotent_and_release_frees_a_slot,
         unavailable_or_unknown_agents_are_refused,
+        presence_expires_only_for_agents_not_heard_from,
         put_agent_moves_queue_membership_and_keeps_assignment_state,
         list_agents_is_ordered_by_id_and_carries_whole_agents,
         list_agents_lists_many_agents_in_id_order,

@@ -15,9 +15,21 @@ pub trait AgentStore: Send + Sync {
     /// A new agent starts with the given status, none active and the given `last_assigned_at`.
     async fn put_agent(&self, agent: &Agent) -> Result<(), PortError>;
 
-    /// Sets the status of an existing agent and nothing else (its presence); `false` if there is
-    /// no such agent (nothing is created).
-    async fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<bool, PortError>;
+    /// Sets the status of an existing agent (its presence) and records that it was heard from
+    /// at `seen_at` (epoch ms: [`Agent::last_seen_at`]), nothing else; `false` if there is no
+    /// such agent (nothing is created).
+    async fn set_status(
+        &self,
+        agent_id: &str,
+        status: AgentStatus,
+        seen_at: i64,
+    ) -> Result<bool, PortError>;
+
+    /// Sets the agent `Away` if, at the moment of the write, it is `Available` or `Busy` and was
+    /// last heard from before `seen_before` (epoch ms); an agent never heard from
+    /// ([`Agent::last_seen_at`] `None`) is left alone. Atomic with [`AgentStore::set_status`]:
+    /// a heartbeat that lands first keeps the agent's presence. `true` if it was set away.
+    async fn expire_presence(&self, agent_id: &str, seen_before: i64) -> Result<bool, PortError>;
 
     async fn agent(&self, id: &str) -> Result<Option<Agent>, PortError>;
 

@@ -17,6 +17,7 @@ pub fn agent(id: &str, queues: &[&str], capacity: u32) -> Agent {
         status: AgentStatus::Available,
         active_conversations: vec![],
         last_assigned_at: None,
+        last_seen_at: None,
     }
 }
 
@@ -181,20 +182,96 @@ pub async fn unavailable_or_unknown_agents_are_refused(store: &dyn AgentStore) {
     assert!(!store.try_assign("busy", "c1", 1).await.unwrap());
     // Back to available: assignable.
     assert!(store
-        .set_status("busy", AgentStatus::Available)
+        .set_status("busy", AgentStatus::Available, 1)
         .await
         .unwrap());
-    assert!(!store.set_status("ghost", AgentStatus::Busy).await.unwrap());
+    assert!(!store
+        .set_status("ghost", AgentStatus::Busy, 1)
+        .await
+        .unwrap());
     assert!(
         store.agent("ghost").await.unwrap().is_none(),
         "set_status creates nothing"
     );
     assert!(store.try_assign("busy", "c1", 1).await.unwrap());
     // Going busy keeps what the agent has, refuses more, and a retry of what it has is true.
-    assert!(store.set_status("busy", AgentStatus::Busy).await.unwrap());
+    assert!(store
+        .set_status("busy", AgentStatus::Busy, 1)
+        .await
+        .unwrap());
     assert!(!store.try_assign("busy", "c2", 2).await.unwrap());
     assert!(store.try_assign("busy", "c1", 3).await.unwrap());
     assert_eq!(active(store, "busy").await, ["c1"]);
+}
+
+/// A presence set by the agent records when it was heard from; `expire_presence` sets away an
+/// available or busy agent heard from before the cutoff and nothing else: not one heard from
+/// since (a heartbeat that landed first wins), not one never heard from, not one already away
+/// or offline; its conversations stay its own. An admin's edit keeps `last_seen_at`.
+pub async fn presence_expires_only_for_agents_not_heard_from(store: &dyn AgentStore) {
+    for id in ["quiet", "fresh", "never", "off"] {
+        store.put_agent(&agent(id, &["q"], 2)).await.unwrap();
+    }
+    assert_eq!(
+        store.agent("never").await.unwrap().unwrap().last_seen_at,
+        None
+    );
+    assert!(store
+        .set_status("quiet", AgentStatus::Available, 1_000)
+        .await
+        .unwrap());
+    assert!(store.try_assign("quiet", "c1", 1_100).await.unwrap());
+    assert!(store
+        .set_status("fresh", AgentStatus::Busy, 5_000)
+        .await
+        .unwrap());
+    assert!(store
+        .set_status("off", AgentStatus::Offline, 1_000)
+        .await
+        .unwrap());
+    let quiet = store.agent("quiet").await.unwrap().unwrap();
+    assert_eq!(quiet.last_seen_at, Some(1_000));
+    // An admin's edit keeps when the agent was heard from.
+    store.put_agent(&agent("quiet", &["q"], 3)).await.unwrap();
+    assert_eq!(
+        store.agent("quiet").await.unwrap().unwrap().last_seen_at,
+        Some(1_000)
+    );
+
+    // Cutoff 5 000: only "quiet" (1 000) lapsed; "fresh" was heard from at the cutoff.
+    assert!(store.expire_presence("quiet", 5_000).await.unwrap());
+    assert!(!store.expire_presence("fresh", 5_000).await.unwrap());
+    assert!(!store.expire_presence("never", 5_000).await.unwrap());
+    assert!(!store.expire_presence("off", 5_000).await.unwrap());
+    assert!(!store.expire_presence("ghost", 5_000).await.unwrap());
+    assert!(store.agent("ghost").await.unwrap().is_none());
+    let quiet = store.agent("quiet").await.unwrap().unwrap();
+    assert_eq!(quiet.status, AgentStatus::Away);
+    assert_eq!(
+        quiet.active_conversations,
+        ["c1"],
+        "its conversations stay its own"
+    );
+    assert!(!store.try_assign("quiet", "c2", 6_000).await.unwrap());
+    // Again: already away.
+    assert!(!store.expire_presence("quiet", 9_000).await.unwrap());
+    for (id, status) in [
+        ("fresh", AgentStatus::Busy),
+        ("never", AgentStatus::Available),
+        ("off", AgentStatus::Offline),
+    ] {
+        assert_eq!(
+            store.agent(id).await.unwrap().unwrap().status,
+            status,
+            "{id}"
+        );
+    }
+    // A heartbeat brings it back.
+    assert!(store
+        .set_status("quiet", AgentStatus::Available, 9_500)
+        .await
+        .unwrap());
+    assert!(store.try_assign("quiet", "c2", 9_600).await.unwrap());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,8 +304,11 @@ pub async fn put_agent_moves_queue_membership_and_keeps_assignment_state(store: 
         AgentStatus::Available
     );
     // Presence is its own write.
-    assert!(store.set_status("a", AgentStatus::Busy).await.unwrap());
-    assert!(!store.set_status("ghost", AgentStatus::Busy).await.unwrap());
+    assert!(store.set_status("a", AgentStatus::Busy, 1).await.unwrap());
+    assert!(!store
+        .set_status("ghost", AgentStatus::Busy, 1)
+        .await
+        .unwrap());
     assert!(store.agent("ghost").await.unwrap().is_none());
     assert!(in_queue(store, "q1").await.is_empty());
     assert_eq!(in_queue(store, "q2").await, ["a", "b"]);
@@ -337,7 +417,7 @@ pub async fn delete_agent_removes_everything_of_the_agent_only(store: &dyn Agent
     // A deleted agent takes no work, and nothing is recreated by trying.
     assert!(!store.try_assign("a", "c3", 12).await.unwrap());
     store.release("a", "c1").await.unwrap();
-    assert!(!store.set_status("a", AgentStatus::Busy).await.unwrap());
+    assert!(!store.set_status("a", AgentStatus::Busy, 1).await.unwrap());
     assert!(store.agent("a").await.unwrap().is_none());
 
     // Gone already, or never there: false.

@@ -759,6 +759,7 @@ pub async fn put_agent_x(agents: &dyn AgentStore) {
             status: AgentStatus::Available,
             active_conversations: vec![],
             last_assigned_at: None,
+            last_seen_at: None,
         })
         .await
         .unwrap();

@@ -21,6 +21,7 @@ pub fn agent(id: &str, queue: &str, capacity: u32) -> Agent {
         status: AgentStatus::Available,
         active_conversations: vec![],
         last_assigned_at: None,
+        last_seen_at: None,
     }
 }
 

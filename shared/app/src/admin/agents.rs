@@ -122,6 +122,7 @@ impl AdminService {
             status: AgentStatus::Offline,
             active_conversations: Vec::new(),
             last_assigned_at: None,
+            last_seen_at: None,
         };
         // The address first (refused if another agent has it), then the operational record: an
         // agent without an admin record is invisible to the admin API and cannot log in, so a

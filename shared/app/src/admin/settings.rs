@@ -1,4 +1,4 @@
-//! The system-wide settings (the retention period), one config document.
+//! The system-wide settings (the retention period, the presence timeout), one config document.
 
 use super::{set, to_doc, AdminError, AdminService};
 use crate::settings::load_settings;
@@ -16,6 +16,7 @@ pub struct StoredSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SettingsPatch {
     pub retention_days: Option<Option<u32>>,
+    pub presence_timeout_seconds: Option<Option<u32>>,
 }
 
 impl AdminService {
@@ -35,6 +36,10 @@ impl AdminService {
             version,
         } = current;
         set(&mut settings.retention_days, patch.retention_days);
+        set(
+            &mut settings.presence_timeout_seconds,
+            patch.presence_timeout_seconds,
+        );
         let expect = if version == 0 {
             Expect::Absent
         } else {
@@ -48,7 +53,11 @@ impl AdminService {
                 expect,
             )
             .await?;
-        tracing::info!(retention_days = ?settings.retention_days, "settings updated");
+        tracing::info!(
+            retention_days = ?settings.retention_days,
+            presence_timeout_seconds = settings.presence_timeout(),
+            "settings updated"
+        );
         Ok(StoredSettings { settings, version })
     }
 }

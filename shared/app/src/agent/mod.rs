@@ -138,27 +138,36 @@ impl AgentService {
     }
 
     /// Sets the agent's status (the status alone: an admin's concurrent change of its queues is
-    /// never undone) and returns the agent as stored now. Becoming available assigns waiting
-    /// conversations of push-mode queues, up to capacity.
+    /// never undone), records that the agent was heard from now (the heartbeat the presence
+    /// timeout reads: the console repeats this call) and returns the agent as stored now.
+    /// Becoming available assigns waiting conversations of push-mode queues, up to capacity.
     pub async fn set_presence(
         &self,
         agent: &Agent,
         status: AgentStatus,
     ) -> Result<Agent, AgentError> {
         let deps = self.deps();
-        if !deps.agents.set_status(&agent.id, status).await? {
+        if !deps
+            .agents
+            .set_status(&agent.id, status, self.now())
+            .await?
+        {
             return Err(AgentError::NotFound("agent"));
         }
         let mut updated = agent.clone();
         updated.status = status;
-        if status == AgentStatus::Available {
+        // A heartbeat that changes nothing distributes nothing: the schedule does within a
+        // minute, and a console's keep-alive stays one write.
+        if status == AgentStatus::Available && agent.status != AgentStatus::Available {
             if let Err(e) = self.router.distribute_waiting().await {
                 // The presence change stands; the schedule distributes again within a minute.
                 tracing::warn!(agent_id = %agent.id, error = %e, "waiting conversations not distributed");
             }
         }
         let current = deps.agents.agent(&agent.id).await?.unwrap_or(updated);
-        tracing::info!(agent_id = %agent.id, status = status.as_str(), "presence changed");
+        if agent.status != status {
+            tracing::info!(agent_id = %agent.id, status = status.as_str(), "presence changed");
+        }
         Ok(current)
     }
 

@@ -1342,6 +1342,7 @@ mod tests {
             status: AgentStatus::Available,
             active_conversations: active.iter().map(|c| (*c).to_owned()).collect(),
             last_assigned_at: None,
+            last_seen_at: None,
         }
     }
 

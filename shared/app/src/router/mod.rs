@@ -122,6 +122,8 @@ pub enum Processed {
 pub struct ScheduleOutcome {
     pub closed: usize,
     pub assigned: usize,
+    /// Agents set `away` by the presence timeout.
+    pub away: usize,
 }
 
 /// How many times a commit is retried when the conversation changed concurrently.
@@ -292,6 +294,8 @@ impl RouterService {
     /// retention sweep and, with [`RouterService::with_purge_jobs`], pages of the unfinished
     /// account purges.
     pub async fn run_schedule(&self) -> Result<ScheduleOutcome, RouteError> {
+        // First, so that no conversation goes to an agent who has left.
+        let away = self.expire_presence().await?;
         let closed = self.close_idle_conversations().await?;
         let assigned = self.distribute_waiting().await?;
         let now_secs = (self.deps.clock)().div_euclid(1000);
@@ -327,7 +331,44 @@ impl RouterService {
                 );
             }
         }
-        Ok(ScheduleOutcome { closed, assigned })
+        Ok(ScheduleOutcome {
+            closed,
+            assigned,
+            away,
+        })
+    }
+
+    /// Sets `away` every `available` or `busy` agent not heard from for the settings' presence
+    /// timeout ([`omniline_domain::agents::presence_lapsed`]); their conversations stay theirs.
+    /// Reads the agents' directory (one Query of it, not a scan of a table: it grows with the
+    /// team, not the traffic) and writes only the lapsed, each conditionally, so a heartbeat
+    /// landing meanwhile wins. Returns how many were set away.
+    pub async fn expire_presence(&self) -> Result<usize, RouteError> {
+        let timeout = self.settings().await?.presence_timeout();
+        if timeout == 0 {
+            return Ok(0);
+        }
+        let now = (self.deps.clock)();
+        let cutoff = omniline_domain::agents::presence_cutoff(now, timeout);
+        let mut away = 0;
+        for agent in self.deps.agents.list_agents().await? {
+            if !omniline_domain::agents::presence_lapsed(&agent, now, timeout) {
+                continue;
+            }
+            if self.deps.agents.expire_presence(&agent.id, cutoff).await? {
+                tracing::info!(agent_id = %agent.id, timeout_seconds = timeout, "presence timed out: away");
+                away += 1;
+            }
+        }
+        Ok(away)
+    }
+
+    /// The earliest heartbeat of an agent that may be given new work now (see
+    /// [`omniline_domain::agents::presence_cutoff`]): between the timeout and the schedule's
+    /// next run, a lapsed agent is already passed over.
+    pub(crate) async fn presence_cutoff(&self, now: i64) -> Result<i64, RouteError> {
+        let timeout = self.settings().await?.presence_timeout();
+        Ok(omniline_domain::agents::presence_cutoff(now, timeout))
     }
 
     /// Assigns waiting conversations of push-mode workstreams (not with a bot), highest priority
@@ -389,8 +430,10 @@ impl RouterService {
         let mut updated = conversation.clone();
         let mut outbox = decide::Outbox::default();
         let mut notifications = Vec::new();
+        let cutoff = self.presence_cutoff(now).await?;
         let assignment = process::distribute(
             &self.deps,
+            cutoff,
             Some(ws),
             &mut updated,
             customer.as_ref(),

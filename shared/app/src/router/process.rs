@@ -42,7 +42,8 @@ pub(crate) async fn plan(
     let rules = ws.map(|w| svc.compiled_rules(w));
     let facts = gather(&svc.deps, &account.id, ws, rules, inbound, now).await?;
     let decision = decide(facts, now);
-    let applied = apply(&svc.deps, ws, inbound, decision, receive_count, now).await?;
+    let cutoff = svc.presence_cutoff(now).await?;
+    let applied = apply(&svc.deps, cutoff, ws, inbound, decision, receive_count, now).await?;
     let retain_until = svc.settings().await?.retain_until(now);
     let mut plan = applied.decision.into_plan(
         applied.media,
@@ -222,6 +223,7 @@ struct Applied {
 /// decision.
 async fn apply(
     deps: &RouterDeps,
+    presence_cutoff: i64,
     ws: Option<&Workstream>,
     inbound: &Inbound,
     mut d: Decision,
@@ -248,6 +250,7 @@ async fn apply(
             let (customer, outbox) = (d.customer.as_ref(), &mut d.outbox);
             new_assignment = distribute(
                 deps,
+                presence_cutoff,
                 ws,
                 c,
                 customer,
@@ -345,6 +348,7 @@ async fn ask_bot(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn distribute(
     deps: &RouterDeps,
+    presence_cutoff: i64,
     ws: Option<&Workstream>,
     c: &mut Conversation,
     customer: Option<&Customer>,
@@ -363,7 +367,10 @@ pub(crate) async fn distribute(
         }
         return Ok(None);
     }
-    let agents = deps.agents.agents_in_queue(&queue).await?;
+    // An agent not heard from since the presence cutoff is passed over, even before the
+    // schedule sets it away.
+    let mut agents = deps.agents.agents_in_queue(&queue).await?;
+    agents.retain(|a| a.heard_since(presence_cutoff) || a.active_conversations.contains(&c.id));
     // An earlier attempt that failed after assigning left the conversation with an agent: that
     // agent keeps it (the assignment is idempotent), so no slot is held twice. The slot may also
     // be another worker's claim still in flight, which that worker may give back if its commit
