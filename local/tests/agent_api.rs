@@ -1630,6 +1630,112 @@ async fn transfer_targets_are_the_agents_queues_and_their_other_agents() {
     );
 }
 
+/// Where to transfer: `GET /agent/v1/queues` gives the agent's queues with how many
+/// conversations wait and are answered; `GET /agent/v1/agents?queueId=` the agents of one of its
+/// queues (403 for another's, 400 for an unknown parameter), all of its queues' without it.
+#[tokio::test]
+async fn an_agent_sees_its_queues_load_and_the_agents_it_may_transfer_to() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, support, _) = channel(&s, "push", true).await;
+    let billing = s.queue("Billing").await;
+    let (aiko, aiko_token) = new_agent(&s, "Aiko", &[&support]).await;
+    let (ben, ben_token) = new_agent(&s, "Ben", &[&support, &billing]).await;
+    let (chie, _) = new_agent(&s, "Chie", &[&billing]).await;
+    // Two customers write while nobody is available: both wait in Support.
+    for (event, user) in [("01QLOAD1", "Ucust1"), ("01QLOAD2", "Ucust2")] {
+        assert_eq!(
+            s.webhook(
+                &account,
+                SECRET_A,
+                json!([text_event(event, user, "hello")])
+            )
+            .await,
+            200
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let queues = loop {
+        let queues = agent_ok(&s, &aiko_token, "GET", "/agent/v1/queues", None).await;
+        if queues["queues"][0]["waiting"] == 2 || Instant::now() > deadline {
+            break queues;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        queues,
+        json!({"queues": [{"id": support, "name": "Support", "waiting": 2, "active": 0}]})
+    );
+    // Ben comes online with room for two: both go to him.
+    agent_ok(
+        &s,
+        &ben_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let queues = loop {
+        let queues = agent_ok(&s, &ben_token, "GET", "/agent/v1/queues", None).await;
+        if queues["queues"][0]["active"] == 2 || Instant::now() > deadline {
+            break queues;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        queues["queues"],
+        json!([
+            {"id": support, "name": "Support", "waiting": 0, "active": 2},
+            {"id": billing, "name": "Billing", "waiting": 0, "active": 0}
+        ])
+    );
+
+    let ids = |v: &Value| -> Vec<String> {
+        v["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let of_support = agent_ok(
+        &s,
+        &aiko_token,
+        "GET",
+        &format!("/agent/v1/agents?queueId={support}"),
+        None,
+    )
+    .await;
+    assert_eq!(ids(&of_support), [aiko.clone(), ben.clone()]);
+    let ben_row = &of_support["agents"][1];
+    assert_eq!(
+        (
+            &ben_row["status"],
+            &ben_row["activeConversations"],
+            &ben_row["capacity"]
+        ),
+        (&json!("available"), &json!(2), &json!(2))
+    );
+    // Ben's queues: Support and Billing; Aiko may not look into Billing.
+    let all = agent_ok(&s, &ben_token, "GET", "/agent/v1/agents", None).await;
+    assert_eq!(ids(&all), [aiko.clone(), ben.clone(), chie.clone()]);
+    let (status, body) = agent_call(
+        &s,
+        &aiko_token,
+        "GET",
+        &format!("/agent/v1/agents?queueId={billing}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, _) = agent_call(&s, &aiko_token, "GET", "/agent/v1/agents?queue=x", None).await;
+    assert_eq!(status, 400);
+}
+
 /// Presence follows the person, over HTTP: `presenceTimeoutSeconds` is a setting (90 by
 /// default; 0 or 60 to 86,400); an agent whose console stops its heartbeat
 /// (`PUT /agent/v1/presence`) for the timeout is set away by the schedule and passed over, one

@@ -704,6 +704,44 @@ pub(crate) async fn transfer_targets(
     .into_response())
 }
 
+/// `GET /agent/v1/queues`: the agent's queues, with how many conversations wait and are being
+/// answered in each.
+pub(crate) async fn queues(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    Query::parse(query.as_deref(), &[])?;
+    let queues = state.service.queues_of(&agent).await?;
+    Ok(Json(json!({
+        "queues": queues.iter().map(|q| json!({
+            "id": q.queue.id, "name": q.queue.name, "waiting": q.waiting, "active": q.active,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// `GET /agent/v1/agents?queueId=`: the agents serving one of the caller's queues (all of them
+/// without `queueId`), with their presence and load.
+pub(crate) async fn agents(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(query.as_deref(), &["queueId"])?;
+    let agents = state
+        .service
+        .agents_of(&agent, query.get("queueId"))
+        .await?;
+    Ok(Json(json!({
+        "agents": agents.iter().map(|a| json!({
+            "id": a.id, "name": a.name, "status": a.status.as_str(), "queueIds": a.queues,
+            "activeConversations": a.active_count(), "capacity": a.capacity,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
 /// `POST …/{id}/close`: closes; the "agent ended" message and the survey go to the customer.
 pub(crate) async fn close(
     State(state): State<AgentState>,

@@ -94,6 +94,8 @@ pub fn router(state: AgentState) -> Router {
             "/agent/v1/transfer-targets",
             get(conversations::transfer_targets),
         )
+        .route("/agent/v1/queues", get(conversations::queues))
+        .route("/agent/v1/agents", get(conversations::agents))
         .route("/agent/v1/conversations/{id}", get(conversations::detail))
         .route(
             "/agent/v1/conversations/{id}/messages",

@@ -226,6 +226,14 @@ impl ConversationStore for GatedConversations {
     ) -> Result<Vec<Conversation>, PortError> {
         self.inner.list_conversations(filter).await
     }
+    async fn count_in_queue(
+        &self,
+        queue_id: &str,
+        state: omniline_domain::conversation::ConversationState,
+        cap: usize,
+    ) -> Result<usize, PortError> {
+        self.inner.count_in_queue(queue_id, state, cap).await
+    }
     async fn conversations_of_source(
         &self,
         account_id: &str,

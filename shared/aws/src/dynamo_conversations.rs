@@ -1057,6 +1057,37 @@ impl ConversationStore for DynamoConversationStore {
 
     /// A Query of the by-account index for the source's range (`C#{source}#…`), then the `META`
     /// items read consistently by key; oldest first.
+    async fn count_in_queue(
+        &self,
+        queue_id: &str,
+        state: ConversationState,
+        cap: usize,
+    ) -> Result<usize, PortError> {
+        // The keys of one partition of the keys-only queue index, counted page by page (a
+        // page is up to 1 MB of keys), stopping at `cap`.
+        let mut counted = 0usize;
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .table
+                .query()
+                .index_name(QUEUE_INDEX)
+                .key_condition_expression("#key = :key")
+                .expression_attribute_names("#key", QUEUE_LIST)
+                .expression_attribute_values(":key", s(list_partition(queue_id, state)))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| crate::aws_error("DynamoDB Query (queue count)", e))?;
+            counted = counted.saturating_add(usize::try_from(page.count()).unwrap_or(0));
+            match page.last_evaluated_key {
+                Some(key) if counted < cap => start = Some(key),
+                _ => return Ok(counted.min(cap)),
+            }
+        }
+    }
+
     async fn conversations_of_source(
         &self,
         account_id: &str,

@@ -697,6 +697,29 @@ impl ConversationStore for SqliteConversationStore {
         self.db.run(move |conn| list(conn, &filter)).await
     }
 
+    async fn count_in_queue(
+        &self,
+        queue_id: &str,
+        state: ConversationState,
+        cap: usize,
+    ) -> Result<usize, PortError> {
+        let (queue, state) = (queue_id.to_owned(), state_str(state));
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let count: i64 = self
+            .db
+            .run(move |conn| {
+                // The queue's expression index, then the state of each of its rows.
+                conn.query_row(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM conversations
+                      WHERE json_extract(doc, '$.queueId') = ?1 AND state = ?2 LIMIT ?3)",
+                    params![queue, state, cap],
+                    |r| r.get(0),
+                )
+            })
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
     async fn conversations_of_source(
         &self,
         account_id: &str,

@@ -85,6 +85,15 @@ pub trait ConversationStore: Send + Sync {
         &self,
         filter: &omniline_domain::conversation::ConversationFilter,
     ) -> Result<Vec<Conversation>, PortError>;
+    /// How many conversations of `queue_id` are in `state` (`Waiting` or `Active`: the open
+    /// working set of a queue, not its history), counting at most `cap`: what an agent choosing
+    /// where to transfer sees. Reads keys only (an index), never the conversations.
+    async fn count_in_queue(
+        &self,
+        queue_id: &str,
+        state: omniline_domain::conversation::ConversationState,
+        cap: usize,
+    ) -> Result<usize, PortError>;
     /// Every conversation (open or closed) of one source (a 1:1 user, a group, a room), oldest
     /// first.
     async fn conversations_of_source(

@@ -1185,7 +1185,8 @@ pub fn filter(
 
 /// `list_conversations` filters by state and queues-or-agent, orders by recent activity (then
 /// id), keeps `limit`, and agrees with [`ConversationFilter::matches`] in every combination;
-/// transcript entries and customers are not conversations; an update moves a conversation.
+/// transcript entries and customers are not conversations; an update moves a conversation;
+/// `count_in_queue` counts a queue's conversations in a state, up to its cap.
 pub async fn list_conversations_filters_orders_by_recent_activity_and_limits(
     store: &dyn ConversationStore,
 ) {
@@ -1258,6 +1259,17 @@ pub async fn list_conversations_filters_orders_by_recent_activity_and_limits(
         ["c9"]
     );
 
+    // A queue's working set, counted (at most `cap`).
+    let count = |q: &'static str, state, cap| async move {
+        store.count_in_queue(q, state, cap).await.unwrap()
+    };
+    assert_eq!(count("q1", Waiting, 100).await, 2);
+    assert_eq!(count("q1", Waiting, 1).await, 1);
+    assert_eq!(count("q1", Active, 100).await, 1);
+    assert_eq!(count("q2", Waiting, 100).await, 1);
+    assert_eq!(count("q3", Waiting, 100).await, 0);
+    assert_eq!(count("nope", Active, 100).await, 0);
+
     // Every combination agrees with the reference semantics.
     let queue_sets: [&[&str]; 5] = [&[], &["q1"], &["q2", "q3"], &["q1", "q2", "q3"], &[""]];
     for state in [None, Some(Waiting), Some(Active), Some(Closed)] {
@@ -1296,6 +1308,8 @@ pub async fn list_conversations_filters_orders_by_recent_activity_and_limits(
         conversation_ids(&list(filter(Some(Waiting), &["q1"], None, 10)).await),
         ["c7"]
     );
+    assert_eq!(count("q1", Waiting, 100).await, 1);
+    assert_eq!(count("q1", Active, 100).await, 2);
 }
 
 /// Sixty big conversations (about 40 kB of members each, more than a 1 MB DynamoDB page): all

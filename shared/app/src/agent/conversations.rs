@@ -34,6 +34,20 @@ pub struct QueueRef {
     pub name: Option<String>,
 }
 
+/// The most conversations of one queue and state [`AgentService::queues_of`] counts: "at least
+/// this many" past it.
+pub const QUEUE_COUNT_CAP: usize = 1_000;
+
+/// One of the agent's queues and its load.
+#[derive(Debug, Clone)]
+pub struct QueueLoad {
+    pub queue: QueueRef,
+    /// Conversations waiting for an agent (at most [`QUEUE_COUNT_CAP`]).
+    pub waiting: usize,
+    /// Conversations being answered (at most [`QUEUE_COUNT_CAP`]).
+    pub active: usize,
+}
+
 /// A conversation of the agent's list, with its customer (1:1 chats).
 #[derive(Debug, Clone)]
 pub struct ConversationSummary {
@@ -255,6 +269,56 @@ impl AgentService {
         }
         agents.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         Ok((queues, agents))
+    }
+
+    /// The agent's queues with their names and how many of their conversations wait and are
+    /// being answered (each counted up to [`QUEUE_COUNT_CAP`]): one key count per queue and
+    /// state, bounded by the agent's queues.
+    pub async fn queues_of(&self, agent: &Agent) -> Result<Vec<QueueLoad>, AgentError> {
+        let conversations = &self.deps().conversations;
+        let mut queues = Vec::with_capacity(agent.queues.len());
+        for id in &agent.queues {
+            queues.push(QueueLoad {
+                queue: self.queue_ref(id).await?,
+                waiting: conversations
+                    .count_in_queue(id, ConversationState::Waiting, QUEUE_COUNT_CAP)
+                    .await?,
+                active: conversations
+                    .count_in_queue(id, ConversationState::Active, QUEUE_COUNT_CAP)
+                    .await?,
+            });
+        }
+        Ok(queues)
+    }
+
+    /// The agents serving `queue_id` (one of the caller's queues: `Forbidden` otherwise), by
+    /// name, or of every queue of the caller's when `None`; the caller among them.
+    pub async fn agents_of(
+        &self,
+        agent: &Agent,
+        queue_id: Option<&str>,
+    ) -> Result<Vec<Agent>, AgentError> {
+        let queues: Vec<&String> = match queue_id {
+            Some(q) => {
+                let Some(q) = agent.queues.iter().find(|mine| *mine == q) else {
+                    return Err(AgentError::Forbidden(
+                        "you can only see the agents of your own queues".into(),
+                    ));
+                };
+                vec![q]
+            }
+            None => agent.queues.iter().collect(),
+        };
+        let mut agents: Vec<Agent> = Vec::new();
+        for queue in queues {
+            for other in self.deps().agents.agents_in_queue(queue).await? {
+                if !agents.iter().any(|a| a.id == other.id) {
+                    agents.push(other);
+                }
+            }
+        }
+        agents.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok(agents)
     }
 
     /// The conversations of the agent's queues and its own (at most [`LIST_LIMIT`]), in `state`

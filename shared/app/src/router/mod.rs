@@ -344,7 +344,9 @@ impl RouterService {
     /// team, not the traffic) and writes only the lapsed, each conditionally, so a heartbeat
     /// landing meanwhile wins. Returns how many were set away.
     pub async fn expire_presence(&self) -> Result<usize, RouteError> {
-        let timeout = self.settings().await?.presence_timeout();
+        // Read afresh (one read a minute), not through the cache the messages use.
+        let (settings, _) = crate::settings::load_settings(self.deps.config.as_ref()).await?;
+        let timeout = settings.presence_timeout();
         if timeout == 0 {
             return Ok(0);
         }
