@@ -454,6 +454,32 @@ async function agentSendsPicture() {
   return `uploaded and sent (${images.length - imagesBefore} image in the customer's chat)`;
 }
 
+// 07c. The agent snoozes the conversation for an hour: it leaves "Mine" for "Snoozed" (with the
+// time it comes back); woken, it is back in "Mine"; flagged for a follow-up, the button says so.
+async function agentSnoozes() {
+  await page.locator(tid('snooze-for')).selectOption('1h');
+  await page.locator(tid('snooze')).click();
+  await visible(page.locator(tid('wake')), 'the wake button');
+  await page.locator(tid('tab-snoozed')).click();
+  await visible(page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }), 'the row in Snoozed');
+  await page.locator(tid('tab-mine')).click();
+  await until('the row to leave Mine', async () =>
+    (await page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }).count()) === 0);
+  const snoozed = (await agentApi('GET', '/agent/v1/conversations?snoozed=true')).conversations;
+  assert.ok(snoozed.some((c) => c.snoozedUntil > Date.now() + 50 * 60_000), 'snoozed for about an hour');
+  await page.locator(tid('wake')).click();
+  await visible(page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }), 'the row back in Mine');
+  await page.locator(tid('follow-up')).click();
+  await until('the follow-up flag', async () =>
+    (await page.locator(tid('follow-up')).getAttribute('aria-pressed')) === 'true');
+  const flagged = (await agentApi('GET', '/agent/v1/conversations?followUp=true')).conversations;
+  assert.equal(flagged.length, 1, 'one conversation flagged');
+  await page.locator(tid('follow-up')).click();
+  await until('the flag removed', async () =>
+    (await page.locator(tid('follow-up')).getAttribute('aria-pressed')) === 'false');
+  return 'snoozed, woken, flagged and unflagged';
+}
+
 const STEPS = [
   ['open-console', openConsole],
   ['customer-writes', customerWrites],
@@ -463,6 +489,7 @@ const STEPS = [
   ['customer-panel', customerPanel],
   ['agent-replies', agentReplies],
   ['agent-sends-picture', agentSendsPicture],
+  ['agent-snoozes', agentSnoozes],
   ['new-assignment-notifies', newAssignmentNotifies],
   ['notification-latency', notificationLatency],
   ['agent-switches-presence', agentSwitchesPresence],

@@ -1840,3 +1840,142 @@ async fn an_agent_whose_console_went_quiet_becomes_away_and_gets_no_new_work() {
     let me = agent_ok(&s, &quiet_token, "PUT", "/agent/v1/presence", available).await;
     assert_eq!(me["status"], "available");
 }
+
+/// Snooze and follow-up, over HTTP: a snoozed conversation leaves the agent's lists until its
+/// time or until the customer writes (`snoozed=true` lists it meanwhile); a follow-up flag is a
+/// filter; only the holder may do either; bad times are 400 (422 when past), a closed conversation cannot be
+/// snoozed (409) but can be flagged.
+#[tokio::test]
+async fn a_snoozed_conversation_leaves_the_list_until_the_customer_writes_and_follow_ups_filter() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, token, id) =
+        held_conversation(&s, text_event("01SNOOZE1", "Usnooze", "hello")).await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = |route: &'static str| {
+        let (s, token) = (&s, token.clone());
+        async move { agent_ok(s, &token, "GET", route, None).await }
+    };
+    assert_eq!(
+        ids(&list("/agent/v1/conversations?status=active").await),
+        [id.clone()]
+    );
+
+    let route = format!("/agent/v1/conversations/{id}/snooze");
+    for (body, field) in [
+        (json!({}), "until"),
+        (json!({"until": "tomorrow"}), "until"),
+        (json!({"until": 1_700_000_000_000_i64}), "until"),
+    ] {
+        let (status, error) = agent_call(&s, &token, "POST", &route, Some(body.clone())).await;
+        assert_eq!(
+            (status, error["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}"
+        );
+    }
+    // A time that has passed is understood, and refused.
+    let (status, error) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &route,
+        Some(json!({"until": "2001-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (422, Some("until"))
+    );
+    let until = omniline_domain::clock::rfc3339_millis(now_ms() + 3_600_000);
+    let snoozed = agent_ok(&s, &token, "POST", &route, Some(json!({"until": until}))).await;
+    assert_eq!(snoozed["status"], "active");
+    assert!(snoozed["snoozedUntil"].as_i64().unwrap() > now_ms());
+    assert!(ids(&list("/agent/v1/conversations?status=active").await).is_empty());
+    assert!(ids(&list("/agent/v1/conversations").await).is_empty());
+    assert_eq!(
+        ids(&list("/agent/v1/conversations?snoozed=true").await),
+        [id.clone()]
+    );
+    // Another agent of the queue may not snooze it.
+    let queue = snoozed["queueId"].as_str().unwrap().to_owned();
+    let (_, other) = new_agent(&s, "Jiro", &[&queue]).await;
+    let (status, _) = agent_call(&s, &other, "POST", &route, Some(json!({"until": until}))).await;
+    assert_eq!(status, 403);
+
+    // The customer writes: the snooze ends.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01SNOOZE2", "Usnooze", "still there?")])
+        )
+        .await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ids(&list("/agent/v1/conversations?status=active").await).is_empty() {
+        assert!(Instant::now() < deadline, "the customer's message woke it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let detail = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["snoozedUntil"], Value::Null);
+    // Snoozed again, then woken by the agent (null).
+    agent_ok(&s, &token, "POST", &route, Some(json!({"until": until}))).await;
+    let woken = agent_ok(&s, &token, "POST", &route, Some(json!({"until": null}))).await;
+    assert_eq!(woken["snoozedUntil"], Value::Null);
+
+    // Follow-up: a filter, on and off; after the close too.
+    let flag = format!("/agent/v1/conversations/{id}/follow-up");
+    assert!(ids(&list("/agent/v1/conversations?followUp=true").await).is_empty());
+    let flagged = agent_ok(&s, &token, "PUT", &flag, Some(json!({"followUp": true}))).await;
+    assert_eq!(flagged["followUp"], true);
+    assert_eq!(
+        ids(&list("/agent/v1/conversations?followUp=true").await),
+        [id.clone()]
+    );
+    let (status, _) = agent_call(&s, &token, "PUT", &flag, Some(json!({"followUp": "yes"}))).await;
+    assert_eq!(status, 400);
+    let (status, _) = agent_call(
+        &s,
+        &token,
+        "GET",
+        "/agent/v1/conversations?followUp=1",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/close"),
+        None,
+    )
+    .await;
+    let (status, body) =
+        agent_call(&s, &token, "POST", &route, Some(json!({"until": until}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    let closed = agent_ok(&s, &token, "PUT", &flag, Some(json!({"followUp": false}))).await;
+    assert_eq!(
+        (&closed["status"], &closed["followUp"]),
+        (&json!("closed"), &json!(false))
+    );
+}

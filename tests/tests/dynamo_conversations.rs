@@ -57,6 +57,8 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         close_reason: None,
         group: None,
         survey: None,
+        snoozed_until: None,
+        follow_up: false,
         version,
     }
 }

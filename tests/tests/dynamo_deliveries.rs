@@ -146,6 +146,8 @@ fn conversation(id: &str) -> Conversation {
         close_reason: None,
         group: None,
         survey: None,
+        snoozed_until: None,
+        follow_up: false,
         version: 1,
     }
 }

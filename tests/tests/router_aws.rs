@@ -236,6 +236,59 @@ async fn a_message_is_stored_once_assigned_and_greeted_over_the_aws_adapters() {
         .starts_with("s3://"));
 }
 
+/// The agent's marks over DynamoDB: a snooze and a follow-up flag are stored with the
+/// conversation's version; the customer's next message ends the snooze; presence times out
+/// (the schedule sets the quiet agent away, conditionally).
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn snooze_follow_up_and_presence_timeout_over_the_aws_adapters() {
+    let aws = aws().await;
+    aws.agents.put_agent(&agent("ag1", 2)).await.unwrap();
+    aws.agents
+        .set_status("ag1", AgentStatus::Available, T0)
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = aws
+        .router
+        .process_message(&inbound(text_from("Ualice", "S1", "hello")), 1)
+        .await
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    let snoozed = aws
+        .router
+        .snooze(&id, &ag1, Some(T0 + 3_600_000))
+        .await
+        .unwrap();
+    let flagged = aws.router.set_follow_up(&id, &ag1, true).await.unwrap();
+    let stored = aws.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(stored.snoozed_until, Some(T0 + 3_600_000));
+    assert!(stored.follow_up);
+    assert_eq!(stored.version, snoozed.version + 1);
+    assert_eq!(stored, flagged);
+    aws.router
+        .process_message(&inbound(text_from("Ualice", "S2", "still there?")), 1)
+        .await
+        .unwrap();
+    let stored = aws.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.snoozed_until, None,
+        "the customer's message ends the snooze"
+    );
+    assert!(stored.follow_up, "the flag stays");
+
+    // 91 s without a heartbeat: away, its conversation kept.
+    aws.now.store(T0 + 91_000, Ordering::SeqCst);
+    assert_eq!(aws.router.run_schedule().await.unwrap().away, 1);
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    assert_eq!(ag1.status, AgentStatus::Away);
+    assert_eq!(ag1.active_conversations, [id]);
+}
+
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn concurrent_routers_never_assign_an_agent_above_capacity() {

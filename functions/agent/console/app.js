@@ -28,7 +28,7 @@ const state = {
   controller: null,
   timers: [],
   tab: 'mine',
-  lists: { mine: [], waiting: [], closed: [] },
+  lists: { mine: [], waiting: [], snoozed: [], closed: [] },
   inboxLoaded: false,
   unread: new Map(), // conversationId → count since it was last looked at
   lastMessages: new Map(), // conversationId → a notification's lastMessage
@@ -241,7 +241,7 @@ function resetSession() {
   for (const timer of state.timers) clearInterval(timer);
   state.timers = [];
   state.me = null;
-  state.lists = { mine: [], waiting: [], closed: [] };
+  state.lists = { mine: [], waiting: [], snoozed: [], closed: [] };
   state.inboxLoaded = false;
   state.unread.clear();
   state.lastMessages.clear();
@@ -477,19 +477,22 @@ function updateTitle() {
 // ------------------------------------------------------------------------------------------
 // The inbox
 // ------------------------------------------------------------------------------------------
-const TABS = ['mine', 'waiting', 'closed'];
+const TABS = ['mine', 'waiting', 'snoozed', 'closed'];
 
 const refreshInbox = oneAtATime(async () => {
   const generation = state.generation;
   if (!state.me) return;
-  const [active, waiting, closed] = await Promise.all(['active', 'waiting', 'closed']
-    .map((status) => call('GET', `/agent/v1/conversations?status=${status}`)));
+  const [active, waiting, closed, snoozed] = await Promise.all(
+    ['status=active', 'status=waiting', 'status=closed', 'snoozed=true']
+      .map((query) => call('GET', `/agent/v1/conversations?${query}`)));
   if (generation !== state.generation) return;
   const me = state.me.id;
   const of = (data) => (data && data.conversations) || [];
   // Mine: the longest without activity first. Waiting: the longest waiting first.
   state.lists.mine = of(active).filter((c) => c.agentId === me).sort((a, b) => a.lastActivityAt - b.lastActivityAt);
   state.lists.waiting = of(waiting).sort((a, b) => a.openedAt - b.openedAt);
+  // Snoozed: out of Mine until their time or the customer's next message; the soonest back first.
+  state.lists.snoozed = of(snoozed).filter((c) => c.agentId === me).sort((a, b) => a.snoozedUntil - b.snoozedUntil);
   state.lists.closed = of(closed).sort((a, b) => (b.closedAt || 0) - (a.closedAt || 0)).slice(0, 50);
   state.inboxLoaded = true;
   renderInbox();
@@ -524,7 +527,8 @@ function renderInbox() {
     const unread = state.unread.get(c.id) || 0;
     const last = state.lastMessages.get(c.id);
     let when;
-    if (c.status === 'waiting') when = t('inbox.waited', { duration: duration(now - c.openedAt) });
+    if (c.snoozedUntil && c.snoozedUntil > now && c.status !== 'closed') when = t('inbox.snoozedUntil', { time: clockTime(c.snoozedUntil) });
+    else if (c.status === 'waiting') when = t('inbox.waited', { duration: duration(now - c.openedAt) });
     else if (c.status === 'closed') when = t('inbox.closedAgo', { duration: duration(now - (c.closedAt || c.lastActivityAt)) });
     else when = t('inbox.idle', { duration: duration(now - c.lastActivityAt) });
     return el('li', {},
@@ -715,6 +719,13 @@ function renderConversation() {
   $('pick').hidden = !(c.status === 'waiting' && !c.agentId);
   const closed = c.status === 'closed';
   $('close').disabled = closed;
+  // Snooze and follow-up: the agent's own conversations (snooze while open).
+  const own = mine(c);
+  const snoozed = !closed && c.snoozedUntil && c.snoozedUntil > Date.now();
+  $('snooze-form').hidden = !own || closed || snoozed;
+  $('wake').hidden = !own || !snoozed;
+  $('follow-up').hidden = !own;
+  $('follow-up').setAttribute('aria-pressed', String(Boolean(c.followUp)));
   $('transfer').disabled = closed;
   $('transfer-target').disabled = closed;
   renderQueueOptions();
@@ -944,6 +955,42 @@ async function transfer(event) {
   await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
 }
 
+/** When a snooze choice ends: in an hour, in four, or tomorrow at 9:00 (the browser's time). */
+function snoozeUntil(choice, now = new Date()) {
+  if (choice === '4h') return new Date(now.getTime() + 4 * 3_600_000);
+  if (choice === 'tomorrow') {
+    const at = new Date(now);
+    at.setDate(at.getDate() + 1);
+    at.setHours(9, 0, 0, 0);
+    return at;
+  }
+  return new Date(now.getTime() + 3_600_000);
+}
+
+async function snooze(event) {
+  event.preventDefault();
+  if (!state.openId) return;
+  const until = snoozeUntil($('snooze-for').value);
+  const c = await call('POST', `/agent/v1/conversations/${enc(state.openId)}/snooze`, { until: until.toISOString() });
+  toast(t('conversation.snoozed', { time: clockTime(c.snoozedUntil) }), 'info');
+  await Promise.all([refreshConversation(true), refreshInbox(true)]);
+}
+
+async function wake() {
+  if (!state.openId) return;
+  await call('POST', `/agent/v1/conversations/${enc(state.openId)}/snooze`, { until: null });
+  toast(t('conversation.woken'), 'info');
+  await Promise.all([refreshConversation(true), refreshInbox(true)]);
+}
+
+async function toggleFollowUp() {
+  if (!state.openId || !state.detail) return;
+  const on = !state.detail.conversation.followUp;
+  await call('PUT', `/agent/v1/conversations/${enc(state.openId)}/follow-up`, { followUp: on });
+  toast(t(on ? 'conversation.followUpOn' : 'conversation.followUpOff'), 'info');
+  await refreshConversation(true);
+}
+
 async function closeConversation() {
   if (!state.openId) return;
   $('close').disabled = true;
@@ -995,6 +1042,9 @@ function wire() {
   $('contact-form').addEventListener('submit', guard(createContact, 'context.contact'));
   // Presence and load change: the list is read again when the agent goes to choose.
   $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
+  $('snooze-form').addEventListener('submit', guard(snooze, 'context.snooze'));
+  $('wake').addEventListener('click', guard(wake, 'context.snooze'));
+  $('follow-up').addEventListener('click', guard(toggleFollowUp, 'context.followUp'));
   $('close').addEventListener('click', guard(closeConversation, 'context.close'));
   $('composer').addEventListener('submit', guard(send, 'context.send'));
   $('composer-input').addEventListener('keydown', composerKeys);

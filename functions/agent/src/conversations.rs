@@ -7,10 +7,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use omniline_app::agent::conversations::{CustomerView, QueueRef, TimelineLine};
+use omniline_app::agent::conversations::{CustomerView, ListView, QueueRef, TimelineLine};
 use omniline_app::agent::AgentError;
 use omniline_app::router::agent_ops::TransferTarget;
 use omniline_domain::agents::Agent;
+use omniline_domain::clock::parse_rfc3339_millis;
 use omniline_domain::contacts::Contact;
 use omniline_domain::conversation::{Conversation, ConversationState, TranscriptEntry};
 use omniline_domain::delivery::{DeliveredContent, Delivery};
@@ -74,6 +75,8 @@ pub(crate) fn conversation_json(c: &Conversation) -> Value {
         "closedAt": c.closed_at,
         "closeReason": c.close_reason,
         "survey": c.survey,
+        "snoozedUntil": c.snoozed_until,
+        "followUp": c.follow_up,
         // A group chat's name and icon (LINE's group summary); null elsewhere.
         "group": c.group.as_ref().map(|g| json!({"name": g.name, "pictureUrl": g.picture_url})),
     })
@@ -113,7 +116,16 @@ pub(crate) async fn list(
     Extension(agent): Extension<Agent>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = Query::parse(query.as_deref(), &["status"])?;
+    let query = Query::parse(query.as_deref(), &["status", "snoozed", "followUp"])?;
+    let flag = |name: &str| match query.get(name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::invalid(
+            name,
+            format!("{name} must be true or false"),
+        )),
+    };
+    let (snoozed, follow_up) = (flag("snoozed")?, flag("followUp")?);
     let status = match query.get("status") {
         None => None,
         Some("waiting") => Some(ConversationState::Waiting),
@@ -126,7 +138,12 @@ pub(crate) async fn list(
             ))
         }
     };
-    let conversations = state.service.list_conversations(&agent, status).await?;
+    let view = ListView {
+        state: status,
+        snoozed,
+        follow_up,
+    };
+    let conversations = state.service.list_conversations(&agent, view).await?;
     let items: Vec<Value> = conversations
         .iter()
         .map(|s| {
@@ -751,6 +768,53 @@ pub(crate) async fn close(
 ) -> Result<Response, ApiError> {
     let id = bodiless(id, &body)?;
     conversation_response(state.service.close(&agent, &id).await)
+}
+
+/// `POST …/{id}/snooze` `{"until": RFC 3339 | null}`: out of the active list until then (or
+/// until the customer writes); `null` wakes it.
+pub(crate) async fn snooze(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let mut fields = Fields::parse(&body)?;
+    // Required, and `null` wakes the conversation: absent is a mistake.
+    let until = match fields.take("until") {
+        None => return Err(fields.missing("until").into()),
+        Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(parse_rfc3339_millis(&text).ok_or_else(|| {
+            ApiError::invalid(
+                "until",
+                "until must be an RFC 3339 time, e.g. 2026-12-08T09:00:00+09:00",
+            )
+        })?),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "until",
+                "until must be an RFC 3339 time or null",
+            ))
+        }
+    };
+    fields.finish()?;
+    conversation_response(state.service.snooze(&agent, &id, until).await)
+}
+
+/// `PUT …/{id}/follow-up` `{"followUp": bool}`.
+pub(crate) async fn follow_up(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let mut fields = Fields::parse(&body)?;
+    let flag = fields
+        .boolean("followUp")?
+        .ok_or_else(|| fields.missing("followUp"))?;
+    fields.finish()?;
+    conversation_response(state.service.set_follow_up(&agent, &id, flag).await)
 }
 
 /// `GET …/{id}/survey`: the survey sent at close and its answer.

@@ -122,6 +122,14 @@ pub fn router(state: AgentState) -> Router {
             post(conversations::close),
         )
         .route(
+            "/agent/v1/conversations/{id}/snooze",
+            post(conversations::snooze),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/follow-up",
+            put(conversations::follow_up),
+        )
+        .route(
             "/agent/v1/conversations/{id}/survey",
             get(conversations::survey),
         )

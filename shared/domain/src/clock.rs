@@ -25,7 +25,42 @@ pub fn rfc3339_millis(millis: i64) -> String {
     t.format(&format).unwrap_or_default()
 }
 
+/// Epoch milliseconds of an RFC 3339 time (`2026-12-08T09:00:00+09:00`, `…Z`, with or without
+/// fractional seconds); `None` when it is not one.
+pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// A new opaque id: 32 lowercase hex characters.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses_with_offsets_and_round_trips() {
+        assert_eq!(parse_rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_millis("2026-12-08T09:00:00+09:00"),
+            parse_rfc3339_millis("2026-12-08T00:00:00Z")
+        );
+        assert_eq!(
+            parse_rfc3339_millis(&rfc3339_millis(1_700_000_000_123)),
+            Some(1_700_000_000_123)
+        );
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-12-08",
+            "2026-12-08 09:00:00",
+            "1700000000",
+        ] {
+            assert_eq!(parse_rfc3339_millis(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -74,8 +74,23 @@ pub struct Conversation {
     /// The post-conversation survey, once sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub survey: Option<SurveyState>,
+    /// Snoozed by its agent until then (epoch ms): open, but out of the active list until then
+    /// or until the customer writes ([`Conversation::snoozed_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<i64>,
+    /// Flagged for a follow-up by its agent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_up: bool,
     /// Optimistic concurrency: every write increments it, conditional on the previous value.
     pub version: u64,
+}
+
+impl Conversation {
+    /// Whether the conversation is snoozed at `now` (epoch ms): open, with a snooze that has
+    /// not passed yet.
+    pub fn snoozed_at(&self, now: i64) -> bool {
+        self.state != ConversationState::Closed && self.snoozed_until.is_some_and(|t| t > now)
+    }
 }
 
 /// A survey sent when the conversation closed, and its answer.

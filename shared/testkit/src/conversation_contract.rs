@@ -52,6 +52,8 @@ pub fn conversation(
         close_reason: None,
         group: None,
         survey: None,
+        snoozed_until: None,
+        follow_up: false,
         version,
     }
 }

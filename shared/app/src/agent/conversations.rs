@@ -38,6 +38,17 @@ pub struct QueueRef {
 /// this many" past it.
 pub const QUEUE_COUNT_CAP: usize = 1_000;
 
+/// Which of the agent's conversations a list shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListView {
+    /// One state, or all.
+    pub state: Option<ConversationState>,
+    /// The snoozed ones only (`true`), or only those not snoozed now (`false`).
+    pub snoozed: bool,
+    /// The ones flagged for a follow-up only.
+    pub follow_up: bool,
+}
+
 /// One of the agent's queues and its load.
 #[derive(Debug, Clone)]
 pub struct QueueLoad {
@@ -321,25 +332,31 @@ impl AgentService {
         Ok(agents)
     }
 
-    /// The conversations of the agent's queues and its own (at most [`LIST_LIMIT`]), in `state`
-    /// when given.
+    /// The conversations of the agent's queues and its own (at most [`LIST_LIMIT`] read), in
+    /// `view.state` when given. A snoozed conversation is out of the list until its snooze ends
+    /// or the customer writes, unless `view.snoozed` asks for the snoozed ones only;
+    /// `view.follow_up` keeps the flagged ones.
     pub async fn list_conversations(
         &self,
         agent: &Agent,
-        state: Option<ConversationState>,
+        view: ListView,
     ) -> Result<Vec<ConversationSummary>, AgentError> {
         let filter = ConversationFilter {
-            state,
+            state: view.state,
             queue_ids: agent.queues.clone(),
             agent_id: Some(agent.id.clone()),
             limit: LIST_LIMIT,
         };
+        let now = self.now();
         let conversations = self
             .deps()
             .conversations
             .list_conversations(&filter)
-            .await?;
-        let mut items = Vec::with_capacity(conversations.len());
+            .await?
+            .into_iter()
+            .filter(|c| c.snoozed_at(now) == view.snoozed)
+            .filter(|c| !view.follow_up || c.follow_up);
+        let mut items = Vec::new();
         for conversation in conversations {
             let customer = self.customer_view_of(&conversation).await?;
             items.push(ConversationSummary {
@@ -739,6 +756,28 @@ impl AgentService {
         }
         let c = self.visible_conversation(agent, id).await?.0;
         Ok(self.router.transfer(&c.id, agent, target).await?)
+    }
+
+    /// Snoozes until `until` (epoch ms) or wakes (`None`) a conversation the agent holds.
+    pub async fn snooze(
+        &self,
+        agent: &Agent,
+        id: &str,
+        until: Option<i64>,
+    ) -> Result<Conversation, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self.router.snooze(&c.id, agent, until).await?)
+    }
+
+    /// Flags or unflags a conversation the agent holds for a follow-up.
+    pub async fn set_follow_up(
+        &self,
+        agent: &Agent,
+        id: &str,
+        follow_up: bool,
+    ) -> Result<Conversation, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self.router.set_follow_up(&c.id, agent, follow_up).await?)
     }
 
     /// Closes a conversation the agent sees; the "agent ended" message and the survey go to the

@@ -616,6 +616,82 @@ impl RouterService {
         Ok(updated)
     }
 
+    /// Snoozes (`Some(until)`, epoch ms, in the future) or wakes (`None`) an open conversation
+    /// the agent holds: it stays open and the agent's, out of the active list until then or
+    /// until the customer writes. `Conflict` when closed or changed meanwhile; `Forbidden` when
+    /// it is not the agent's; `Invalid` for a time not in the future.
+    pub async fn snooze(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        until: Option<i64>,
+    ) -> Result<Conversation, AgentOpError> {
+        let now = self.now();
+        if until.is_some_and(|t| t <= now) {
+            return Err(invalid("until", "until must be in the future"));
+        }
+        self.mark(conversation_id, agent, "snooze", true, |c| {
+            c.snoozed_until = until
+        })
+        .await
+    }
+
+    /// Flags (or unflags) a conversation the agent holds for a follow-up; closed ones too (a
+    /// follow-up is often after the close). `Forbidden` when another agent holds it or it is
+    /// waiting with none.
+    pub async fn set_follow_up(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        follow_up: bool,
+    ) -> Result<Conversation, AgentOpError> {
+        self.mark(conversation_id, agent, "followUp", false, |c| {
+            c.follow_up = follow_up
+        })
+        .await
+    }
+
+    /// Applies an agent's mark (`change`) to a conversation it holds (the last holder's, once
+    /// closed) and commits it with the conversation's version, retried on a concurrent change.
+    /// `needs_open`: a closed conversation is a `Conflict`.
+    async fn mark(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        what: &str,
+        needs_open: bool,
+        change: impl Fn(&mut Conversation),
+    ) -> Result<Conversation, AgentOpError> {
+        for _ in 0..3 {
+            let now = self.now();
+            let c = self.load_conversation(conversation_id).await?;
+            if c.agent_id.as_deref() != Some(agent.id.as_str()) {
+                return Err(AgentOpError::Forbidden(
+                    "only the agent holding the conversation can do that".into(),
+                ));
+            }
+            if needs_open && c.state == ConversationState::Closed {
+                return Err(conflict("the conversation is closed"));
+            }
+            let mut updated = c.clone();
+            change(&mut updated);
+            if updated == c {
+                return Ok(c);
+            }
+            updated.version = c.version + 1;
+            let event_id = format!("{what}:{}:{}", c.id, c.version);
+            if self
+                .commit_conversation(&event_id, &updated, None, None, now)
+                .await?
+                == CommitOutcome::Committed
+            {
+                tracing::info!(conversation_id = %c.id, agent_id = %agent.id, what, "conversation marked");
+                return Ok(updated);
+            }
+        }
+        Err(conflict("the conversation kept changing; try again"))
+    }
+
     /// Queues an agent's message objects (1 to 5, already validated by the caller) for the
     /// customer of a conversation the agent holds, and records them in the transcript. Returns
     /// the message id `agent:{conversationId}:{idempotencyKey}`: a retry with the same key

@@ -444,6 +444,10 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
             c.version += 1;
             // Inactivity counts from when we received it: a late redelivery is fresh activity.
             c.last_activity_at = c.last_activity_at.max(event_time).max(inbound.received_at);
+            // The customer writing ends a snooze.
+            if customer_turn(event) {
+                c.snoozed_until = None;
+            }
             (Some(c), Some(Write::Update))
         }
         (None, None, Some((source_type, source_id))) if opens_conversation => {
@@ -467,6 +471,8 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
                 close_reason: None,
                 group: None,
                 survey: None,
+                snoozed_until: None,
+                follow_up: false,
                 version: 1,
             };
             (Some(c), Some(Write::Create))
@@ -1320,6 +1326,8 @@ mod tests {
             close_reason: None,
             group: None,
             survey: None,
+            snoozed_until: None,
+            follow_up: false,
             version: 3,
         }
     }
@@ -1383,6 +1391,8 @@ mod tests {
                 score,
                 answered_at: score.map(|_| 1),
             }),
+            snoozed_until: None,
+            follow_up: false,
             version: 2,
         }
     }
