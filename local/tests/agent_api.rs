@@ -1865,7 +1865,7 @@ async fn a_snoozed_conversation_leaves_the_list_until_the_customer_writes_and_fo
     };
     assert_eq!(
         ids(&list("/agent/v1/conversations?status=active").await),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
 
     let route = format!("/agent/v1/conversations/{id}/snooze");
@@ -1902,7 +1902,7 @@ async fn a_snoozed_conversation_leaves_the_list_until_the_customer_writes_and_fo
     assert!(ids(&list("/agent/v1/conversations").await).is_empty());
     assert_eq!(
         ids(&list("/agent/v1/conversations?snoozed=true").await),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     // Another agent of the queue may not snooze it.
     let queue = snoozed["queueId"].as_str().unwrap().to_owned();
@@ -1946,7 +1946,7 @@ async fn a_snoozed_conversation_leaves_the_list_until_the_customer_writes_and_fo
     assert_eq!(flagged["followUp"], true);
     assert_eq!(
         ids(&list("/agent/v1/conversations?followUp=true").await),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     let (status, _) = agent_call(&s, &token, "PUT", &flag, Some(json!({"followUp": "yes"}))).await;
     assert_eq!(status, 400);
