@@ -370,6 +370,29 @@ async function agentCloses() {
   return 'survey sent';
 }
 
+// 10b. The agent writes first to the customer of the closed conversation: a new conversation
+// opens, assigned to the agent, and the customer's chat receives the message (pushed).
+const FIRST_TEXT = `One more thing about your parcel (${SUFFIX})`;
+async function agentWritesFirst() {
+  const panel = page.locator(tid('customer-panel'));
+  if (!(await panel.evaluate((d) => d.open))) await panel.locator('summary').click();
+  await visible(page.locator(tid('write-first')), 'the write-first form on a closed conversation');
+  await page.locator(tid('write-first-text')).fill(FIRST_TEXT);
+  await page.locator(tid('write-first-send')).click();
+  await until('a new active conversation, shown', async () =>
+    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'active');
+  await visible(page.locator(`${tid('entry')}[data-direction="out"]`).filter({ hasText: FIRST_TEXT }), 'the message in the new transcript');
+  await until('the message in the customer\'s chat', async () =>
+    (await customerChat()).entries.some((e) => e.from === 'account' && JSON.stringify(e.message).includes(FIRST_TEXT)));
+  await page.locator(tid('tab-mine')).click();
+  await visible(page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }), 'the new conversation in Mine');
+  // Closed again, so the steps after find the agent as they expect.
+  await page.locator(tid('close')).click();
+  await until('the new conversation closed', async () =>
+    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'closed');
+  return 'opened, pushed, shown in Mine';
+}
+
 // 11. The console in Japanese: the labels change, the language is remembered.
 async function japanese() {
   await page.locator(tid('language')).selectOption('ja');
@@ -495,6 +518,7 @@ const STEPS = [
   ['agent-switches-presence', agentSwitchesPresence],
   ['agent-transfers', agentTransfers],
   ['agent-closes', agentCloses],
+  ['agent-writes-first', agentWritesFirst],
   ['japanese', japanese],
   ['workspace-is-accessible', workspaceIsAccessible],
   ['agent-signs-out', agentSignsOut],

@@ -1979,3 +1979,170 @@ async fn a_snoozed_conversation_leaves_the_list_until_the_customer_writes_and_fo
         (&json!("closed"), &json!(false))
     );
 }
+
+fn follow_event(id: &str, user: &str, kind: &str) -> Value {
+    let mut event = json!({"type": kind, "mode": "active", "timestamp": now_ms(), "webhookEventId": id,
+           "deliveryContext": {"isRedelivery": false},
+           "source": {"type": "user", "userId": user}});
+    if kind == "follow" {
+        event["replyToken"] = json!(format!("r-{id}"));
+        event["follow"] = json!({"isUnblocked": false});
+    }
+    event
+}
+
+/// Writing first, over HTTP: an agent opens a conversation with a customer who follows the
+/// account and pushes the first message (201; the same Idempotency-Key opens and sends once);
+/// another agent then finds it open (409 `conversation_open`); a customer who unfollowed gets
+/// nothing (409 `not_following`); an unknown customer is 404, an agent of other queues 403, a
+/// bad message 400 naming its field.
+#[tokio::test]
+async fn an_agent_writes_first_to_a_customer_who_follows_the_account() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, _) = channel(&s, "push", true).await;
+    let billing = s.queue("Billing").await;
+    let (hanako, hanako_token) = new_agent(&s, "Hanako", &[&queue]).await;
+    let (_, jiro_token) = new_agent(&s, "Jiro", &[&queue]).await;
+    let (_, chie_token) = new_agent(&s, "Chie", &[&billing]).await;
+    agent_ok(
+        &s,
+        &hanako_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([follow_event("01FOLLOW1", "Ufirst", "follow")])
+        )
+        .await,
+        200
+    );
+    let route = format!("/agent/v1/customers/{account}:Ufirst/conversations");
+    let body = json!({"message": {"type": "text", "text": "Your order has shipped."}});
+    let start = |token: &str, key: &str| {
+        let request = s
+            .client
+            .post(format!("{}{route}", s.base))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    // The follow is stored by the router: until then the customer is unknown.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, opened) = loop {
+        let (status, body) = start(&hanako_token, "first-1").await;
+        if status != 404 || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 201, "{opened}");
+    let conversation = opened["conversation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(opened["conversation"]["status"], "active");
+    assert_eq!(opened["conversation"]["agentId"], hanako.as_str());
+    assert_eq!(opened["conversation"]["sourceId"], "Ufirst");
+    assert_eq!(opened["message"]["status"], "queued");
+    let sent = sent_containing(&s, "Your order has shipped.").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["to"], "Ufirst", "pushed: nothing to reply to");
+    // The same key: the same conversation and message, nothing sent again.
+    let (status, again) = start(&hanako_token, "first-1").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["conversation"]["id"], conversation.as_str());
+    assert_eq!(again["message"]["id"], opened["message"]["id"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sent_containing(&s, "Your order has shipped.").await.len(),
+        1
+    );
+    let mine = agent_ok(
+        &s,
+        &hanako_token,
+        "GET",
+        "/agent/v1/conversations?status=active",
+        None,
+    )
+    .await;
+    assert_eq!(mine["conversations"][0]["id"], conversation.as_str());
+    let me = agent_ok(&s, &hanako_token, "GET", "/agent/v1/me", None).await;
+    assert_eq!(me["activeConversations"], 1, "it holds one of her slots");
+
+    // Jiro finds it open.
+    let (status, error) = start(&jiro_token, "first-2").await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (409, Some("conversation_open"))
+    );
+    // Chie serves none of the account's queues; an unknown customer is 404.
+    let (status, _) = start(&chie_token, "first-3").await;
+    assert_eq!(status, 403);
+    let (status, _) = agent_call(
+        &s,
+        &hanako_token,
+        "POST",
+        &format!("/agent/v1/customers/{account}:Unobody/conversations"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, error) = agent_call(
+        &s,
+        &hanako_token,
+        "POST",
+        &route,
+        Some(json!({"message": {"type": "nope"}})),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("message.type"))
+    );
+    let (status, error) = agent_call(&s, &hanako_token, "POST", &route, Some(json!({}))).await;
+    assert_eq!(
+        (status, error["error"]["field"].as_str()),
+        (400, Some("message"))
+    );
+
+    // The customer blocks the account: nothing can be sent any more.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([follow_event("01FOLLOW2", "Ufirst", "unfollow")])
+        )
+        .await,
+        200
+    );
+    // (Jiro asks until it is stored: conversation_open before, not_following after; Hanako's
+    // own open conversation would have taken a message meanwhile.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, error) = start(&jiro_token, "first-4").await;
+        assert_eq!(status, 409, "{error}");
+        if error["error"]["code"] == "not_following" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the unfollow was stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, error) = start(&hanako_token, "first-4").await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (409, Some("not_following"))
+    );
+    assert_eq!(
+        sent_containing(&s, "Your order has shipped.").await.len(),
+        1,
+        "nothing more sent"
+    );
+}

@@ -297,6 +297,9 @@ fn param_table(f: &Fixture) -> Vec<ParamRow> {
         ),
         // Agent: a conversation of queue 1, so 403 for the agent of queue 2.
         row(Api::Agent, "conversations", &f.conversation, Some(403)),
+        // A customer of the account whose workstream routes to queue 1: writing first is 403
+        // for the agent of queue 2.
+        row(Api::Agent, "customers", &f.customer, Some(403)),
         // The outsider's own contact (another account): 404 for the agent of queue 1.
         row(Api::Agent, "contacts", &f.outsider_contact, None),
         // The public account-link page (`security: []`): an unknown request id.

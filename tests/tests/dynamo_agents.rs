@@ -282,6 +282,13 @@ async fn dynamo_agents_notifications_after_reads_past_dynamodb_pages() {
         .await;
 }
 
+/// Writing first takes a slot whatever the presence, within the capacity.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_claim_own_ignores_presence_but_not_capacity() {
+    contract::claim_own_ignores_presence_but_not_capacity(&fixture().await.store).await;
+}
+
 /// A heartbeat records when the agent was heard from; the timeout sets away only agents not
 /// heard from since the cutoff.
 #[tokio::test]

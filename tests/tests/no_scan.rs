@@ -193,6 +193,7 @@ async fn no_request_path_sends_a_dynamodb_scan() {
         assign_is_idempotent_and_release_frees_a_slot,
         unavailable_or_unknown_agents_are_refused,
         presence_expires_only_for_agents_not_heard_from,
+        claim_own_ignores_presence_but_not_capacity,
         put_agent_moves_queue_membership_and_keeps_assignment_state,
         list_agents_is_ordered_by_id_and_carries_whole_agents,
         delete_agent_removes_everything_of_the_agent_only,

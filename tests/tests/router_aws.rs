@@ -289,6 +289,60 @@ async fn snooze_follow_up_and_presence_timeout_over_the_aws_adapters() {
     assert_eq!(ag1.active_conversations, [id]);
 }
 
+/// Writing first over DynamoDB: the agent opens a conversation on one of its slots (the
+/// assignment commit creates it and its open pointer); the same key finds it again; another
+/// key for the same customer loses to the open pointer and gives its slot back.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn an_agent_writes_first_over_the_aws_adapters() {
+    let aws = aws().await;
+    aws.agents.put_agent(&agent("ag1", 2)).await.unwrap();
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    let ws = aws
+        .router
+        .deps()
+        .workstreams
+        .workstream_for_account(ACCOUNT)
+        .await
+        .unwrap()
+        .unwrap();
+    let queue = ws.default_queue.clone();
+    let opened = aws
+        .router
+        .start_conversation(ACCOUNT, "Ubob", &ws, &queue, &ag1, "k1")
+        .await
+        .unwrap();
+    assert_eq!(opened.state, ConversationState::Active);
+    assert_eq!(opened.agent_id.as_deref(), Some("ag1"));
+    let open = aws
+        .conversations
+        .open_conversation(ACCOUNT, "Ubob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(open.id, opened.id);
+    let again = aws
+        .router
+        .start_conversation(ACCOUNT, "Ubob", &ws, &queue, &ag1, "k1")
+        .await
+        .unwrap();
+    assert_eq!(again, opened);
+    let other = aws
+        .router
+        .start_conversation(ACCOUNT, "Ubob", &ws, &queue, &ag1, "k2")
+        .await;
+    assert!(
+        matches!(other, Err(router::AgentOpError::Conflict(_))),
+        "{other:?}"
+    );
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    assert_eq!(
+        ag1.active_conversations,
+        [opened.id],
+        "the loser's slot given back"
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn concurrent_routers_never_assign_an_agent_above_capacity() {

@@ -648,6 +648,12 @@ function renderCustomerPanel(detail) {
   const offer = Boolean(detail.customer) && !contact && detail.conversation.sourceType === 'user';
   if (offer && form.hidden) $('contact-name').value = customer.displayName || '';
   form.hidden = !offer;
+  // A closed one-to-one conversation whose customer has no other open one: the agent may
+  // write first (a new conversation, theirs).
+  const previousItems = (customer.previousConversations && customer.previousConversations.items) || [];
+  const openElsewhere = previousItems.some((p) => p.id !== detail.conversation.id && p.status !== 'closed');
+  $('write-first').hidden = !(detail.customer && detail.conversation.sourceType === 'user'
+    && detail.conversation.status === 'closed' && !openElsewhere);
   const previous = (customer.previousConversations && customer.previousConversations.items) || [];
   const others = previous.filter((p) => p.id !== detail.conversation.id);
   $('customer-previous').replaceChildren(...(others.length
@@ -655,6 +661,39 @@ function renderCustomerPanel(detail) {
       el('span', { className: `status-chip ${p.status}`, text: t(`status.${p.status}`) }),
       ` ${clockTime(p.openedAt)}${p.closedAt ? ` – ${clockTime(p.closedAt)}` : ''}`))
     : [el('li', { className: 'muted', text: t('customer.noPrevious') })]));
+}
+
+/** Opens a new conversation with the customer of the (closed) conversation shown, and sends. */
+async function writeFirst(event) {
+  event.preventDefault();
+  const detail = state.detail;
+  if (!detail || !detail.customer) return;
+  const text = $('write-first-text').value.trim();
+  if (!text) {
+    toast(t('customer.writeFirstEmpty'));
+    $('write-first-text').focus();
+    return;
+  }
+  const c = detail.conversation;
+  const customerId = `${c.accountId}:${detail.customer.userId}`;
+  $('write-first-send').disabled = true;
+  try {
+    const opened = await call('POST', `/agent/v1/customers/${enc(customerId)}/conversations`,
+      { message: { type: 'text', text } },
+      { headers: { 'Idempotency-Key': state.writeFirstKey || (state.writeFirstKey = randomId()) } });
+    state.writeFirstKey = null;
+    $('write-first-text').value = '';
+    toast(t('customer.wroteFirst'), 'info');
+    state.tab = 'mine';
+    await Promise.all([refreshInbox(true), refreshMe()]);
+    await openConversation(opened.conversation.id);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'not_following') toast(t('customer.notFollowing'));
+    else if (e instanceof ApiError && e.code === 'conversation_open') toast(t('customer.conversationOpen'));
+    else throw e;
+  } finally {
+    $('write-first-send').disabled = false;
+  }
 }
 
 /** Creates a contact from the panel's form and links the conversation's customer to it. */
@@ -1040,6 +1079,7 @@ function wire() {
   $('transfer-form').addEventListener('submit', guard(transfer, 'context.transfer'));
   $('attach').addEventListener('change', guard(attachImage, 'context.send'));
   $('contact-form').addEventListener('submit', guard(createContact, 'context.contact'));
+  $('write-first').addEventListener('submit', guard(writeFirst, 'context.writeFirst'));
   // Presence and load change: the list is read again when the agent goes to choose.
   $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
   $('snooze-form').addEventListener('submit', guard(snooze, 'context.snooze'));

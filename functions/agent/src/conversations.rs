@@ -613,6 +613,46 @@ pub(crate) async fn send(
         .into_response())
 }
 
+/// `POST /agent/v1/customers/{customerId}/conversations` `{"message": {…}}` (a message as
+/// `POST …/messages` takes it; `Idempotency-Key` optional): the agent writes first. 201 with
+/// the conversation (active, the agent's) and the queued message's id.
+pub(crate) async fn start(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    customer: PathId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let customer = path_id(customer)?;
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let mut fields = Fields::parse(&body)?;
+    let message = fields.take("message").filter(|m| !m.is_null());
+    let Some(message) = message else {
+        return Err(fields.missing("message").into());
+    };
+    fields.finish()?;
+    if !message.is_object() {
+        return Err(ApiError::invalid("message", "message must be an object"));
+    }
+    let bytes = serde_json::to_vec(&message).unwrap_or_default();
+    let (messages, attachment) = reply_messages(&state, &agent, &bytes).map_err(|e| match e {
+        ApiError::Input(e) => ApiError::invalid(&format!("message.{}", e.field()), e.message()),
+        other => other,
+    })?;
+    let (conversation, message_id) = state
+        .service
+        .start_conversation(&agent, &customer, messages, attachment, key)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "conversation": conversation_json(&conversation),
+            "message": {"id": message_id, "status": "queued"},
+        })),
+    )
+        .into_response())
+}
+
 /// `POST /agent/v1/media`: stores an image, video or audio file for a reply (body: the bytes,
 /// `Content-Type` image/jpeg, image/png, video/mp4 or audio/m4a) → `{"mediaId", "url"}`.
 pub(crate) async fn upload(

@@ -50,6 +50,10 @@ fn agent_error(e: AgentError) -> Response {
         AgentError::NotFound(_) => not_found(message),
         AgentError::Forbidden(m) => forbidden(m),
         AgentError::Conflict(m) => conflict(m),
+        AgentError::NotFollowing => error_response(StatusCode::CONFLICT, "not_following", message),
+        AgentError::ConversationOpen(_) => {
+            error_response(StatusCode::CONFLICT, "conversation_open", message)
+        }
         AgentError::NothingToMarkRead => {
             error_response(StatusCode::CONFLICT, "nothing_to_mark_read", message)
         }

@@ -144,6 +144,10 @@ pub fn router(state: AgentState) -> Router {
         )
         .route("/agent/v1/contacts/{id}", delete(contacts::delete))
         .route(
+            "/agent/v1/customers/{id}/conversations",
+            post(conversations::start),
+        )
+        .route(
             "/agent/v1/media",
             post(conversations::upload).layer(axum::extract::DefaultBodyLimit::max(MEDIA_LIMIT)),
         )

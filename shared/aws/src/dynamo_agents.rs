@@ -602,6 +602,60 @@ impl DynamoAgentStore {
             .map(agent_from_item)
             .collect()
     }
+
+    /// A slot of `agent_id` for `conversation_id` within capacity, only while available when
+    /// `available_only` ([`AgentStore::try_assign`]; [`AgentStore::claim_own`] otherwise).
+    async fn claim(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+        available_only: bool,
+    ) -> Result<bool, PortError> {
+        let condition = if available_only {
+            "attribute_exists(#pk) AND #status = :available \
+             AND #activeCount < #capacity AND NOT contains(#active, :conversationId)"
+        } else {
+            "attribute_exists(#pk) AND #activeCount < #capacity \
+             AND NOT contains(#active, :conversationId)"
+        };
+        let mut update = self
+            .table
+            .update_item()
+            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
+            .update_expression(
+                "ADD #active :conversation, #activeCount :one SET #lastAssignedAt = :at",
+            )
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#active", "activeConversations")
+            .expression_attribute_names("#activeCount", "activeCount")
+            .expression_attribute_names("#lastAssignedAt", "lastAssignedAt")
+            .expression_attribute_names("#capacity", "capacity")
+            .expression_attribute_values(
+                ":conversation",
+                AttributeValue::Ss(vec![conversation_id.to_owned()]),
+            )
+            .expression_attribute_values(":conversationId", s(conversation_id))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at_millis));
+        if available_only {
+            update = update
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":available", s(AgentStatus::Available.as_str()));
+        }
+        let result = update.send().await;
+        if condition_held(result, "DynamoDB UpdateItem")? {
+            return Ok(true);
+        }
+        // Full, not available, unknown, or already ours (a retry): only the last is true.
+        let item = self.profile_item(agent_id).await?;
+        Ok(item
+            .as_ref()
+            .and_then(|item| item.get("activeConversations"))
+            .and_then(|v| v.as_ss().ok())
+            .is_some_and(|set| set.iter().any(|c| c == conversation_id)))
+    }
 }
 
 #[async_trait]
@@ -715,43 +769,17 @@ impl AgentStore for DynamoAgentStore {
         conversation_id: &str,
         at_millis: i64,
     ) -> Result<bool, PortError> {
-        let result = self
-            .table
-            .update_item()
-            .set_key(Some(key(agent_pk(agent_id), PROFILE)))
-            .update_expression(
-                "ADD #active :conversation, #activeCount :one SET #lastAssignedAt = :at",
-            )
-            .condition_expression(
-                "attribute_exists(#pk) AND #status = :available \
-                 AND #activeCount < #capacity AND NOT contains(#active, :conversationId)",
-            )
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#active", "activeConversations")
-            .expression_attribute_names("#activeCount", "activeCount")
-            .expression_attribute_names("#lastAssignedAt", "lastAssignedAt")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#capacity", "capacity")
-            .expression_attribute_values(
-                ":conversation",
-                AttributeValue::Ss(vec![conversation_id.to_owned()]),
-            )
-            .expression_attribute_values(":conversationId", s(conversation_id))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":at", n(at_millis))
-            .expression_attribute_values(":available", s(AgentStatus::Available.as_str()))
-            .send()
-            .await;
-        if condition_held(result, "DynamoDB UpdateItem")? {
-            return Ok(true);
-        }
-        // Full, not available, unknown, or already ours (a retry): only the last is true.
-        let item = self.profile_item(agent_id).await?;
-        Ok(item
-            .as_ref()
-            .and_then(|item| item.get("activeConversations"))
-            .and_then(|v| v.as_ss().ok())
-            .is_some_and(|set| set.iter().any(|c| c == conversation_id)))
+        self.claim(agent_id, conversation_id, at_millis, true).await
+    }
+
+    async fn claim_own(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+    ) -> Result<bool, PortError> {
+        self.claim(agent_id, conversation_id, at_millis, false)
+            .await
     }
 
     async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError> {

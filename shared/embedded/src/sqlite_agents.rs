@@ -65,6 +65,54 @@ pub struct SqliteAgentStore {
 }
 
 impl SqliteAgentStore {
+    /// A slot of `agent_id` for `conversation_id` within capacity, only while available when
+    /// `available_only` ([`AgentStore::try_assign`]; [`AgentStore::claim_own`] otherwise).
+    async fn claim(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+        available_only: bool,
+    ) -> Result<bool, PortError> {
+        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if slot_held(&tx, &agent_id, &conversation_id)? {
+                    return Ok(true);
+                }
+                let profile: Option<(String, i64)> = query_one(
+                    &tx,
+                    "SELECT status, capacity FROM agents WHERE id = ?1",
+                    [&agent_id],
+                )?;
+                let Some((status, capacity)) = profile else {
+                    return Ok(false);
+                };
+                let active: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM agent_conversations WHERE agent_id = ?1",
+                    params![agent_id],
+                    |r| r.get(0),
+                )?;
+                if (available_only && status != AgentStatus::Available.as_str())
+                    || active >= capacity
+                {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "INSERT INTO agent_conversations (agent_id, conversation_id) VALUES (?1, ?2)",
+                    params![agent_id, conversation_id],
+                )?;
+                tx.execute(
+                    "UPDATE agents SET last_assigned_at = ?2 WHERE id = ?1",
+                    params![agent_id, at_millis],
+                )?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
     /// Creates the store's tables if needed.
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
@@ -266,40 +314,16 @@ impl AgentStore for SqliteAgentStore {
         conversation_id: &str,
         at_millis: i64,
     ) -> Result<bool, PortError> {
-        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
-        self.db
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if slot_held(&tx, &agent_id, &conversation_id)? {
-                    return Ok(true);
-                }
-                let profile: Option<(String, i64)> = query_one(
-                    &tx,
-                    "SELECT status, capacity FROM agents WHERE id = ?1",
-                    [&agent_id],
-                )?;
-                let Some((status, capacity)) = profile else {
-                    return Ok(false);
-                };
-                let active: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM agent_conversations WHERE agent_id = ?1",
-                    params![agent_id],
-                    |r| r.get(0),
-                )?;
-                if status != AgentStatus::Available.as_str() || active >= capacity {
-                    return Ok(false);
-                }
-                tx.execute(
-                    "INSERT INTO agent_conversations (agent_id, conversation_id) VALUES (?1, ?2)",
-                    params![agent_id, conversation_id],
-                )?;
-                tx.execute(
-                    "UPDATE agents SET last_assigned_at = ?2 WHERE id = ?1",
-                    params![agent_id, at_millis],
-                )?;
-                tx.commit()?;
-                Ok(true)
-            })
+        self.claim(agent_id, conversation_id, at_millis, true).await
+    }
+
+    async fn claim_own(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+    ) -> Result<bool, PortError> {
+        self.claim(agent_id, conversation_id, at_millis, false)
             .await
     }
 
@@ -450,6 +474,7 @@ mod tests {
         assign_is_idempotent_and_release_frees_a_slot,
         unavailable_or_unknown_agents_are_refused,
         presence_expires_only_for_agents_not_heard_from,
+        claim_own_ignores_presence_but_not_capacity,
         put_agent_moves_queue_membership_and_keeps_assignment_state,
         list_agents_is_ordered_by_id_and_carries_whole_agents,
         list_agents_lists_many_agents_in_id_order,

@@ -56,6 +56,16 @@ pub trait AgentStore: Send + Sync {
         at_millis: i64,
     ) -> Result<bool, PortError>;
 
+    /// [`AgentStore::try_assign`] for a conversation the agent opens itself (writing first):
+    /// whatever its presence (a busy agent may still write to a customer), never over its
+    /// capacity. `true` if the conversation is the agent's now (also when it already was).
+    async fn claim_own(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+        at_millis: i64,
+    ) -> Result<bool, PortError>;
+
     /// Removes `conversation_id` from the agent's active conversations, if it is there.
     async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError>;
 

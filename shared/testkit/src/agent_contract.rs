@@ -204,6 +204,28 @@ pub async fn unavailable_or_unknown_agents_are_refused(store: &dyn AgentStore) {
     assert_eq!(active(store, "busy").await, ["c1"]);
 }
 
+/// `claim_own` (the agent writes first) takes a slot whatever the presence, never over the
+/// capacity; again for the same conversation is true and changes nothing; an unknown agent
+/// gets none.
+pub async fn claim_own_ignores_presence_but_not_capacity(store: &dyn AgentStore) {
+    store.put_agent(&agent("own", &["q"], 2)).await.unwrap();
+    assert!(store.set_status("own", AgentStatus::Busy, 1).await.unwrap());
+    assert!(
+        !store.try_assign("own", "c1", 1).await.unwrap(),
+        "busy: no routed work"
+    );
+    assert!(store.claim_own("own", "c1", 2).await.unwrap());
+    assert!(store.claim_own("own", "c1", 3).await.unwrap(), "a retry");
+    assert!(store.claim_own("own", "c2", 4).await.unwrap());
+    assert!(!store.claim_own("own", "c3", 5).await.unwrap(), "full");
+    assert_eq!(active(store, "own").await, ["c1", "c2"]);
+    assert!(!store.claim_own("ghost", "c1", 6).await.unwrap());
+    assert!(store.agent("ghost").await.unwrap().is_none());
+    store.release("own", "c1").await.unwrap();
+    assert!(store.claim_own("own", "c3", 7).await.unwrap());
+    assert_eq!(active(store, "own").await, ["c2", "c3"]);
+}
+
 /// A presence set by the agent records when it was heard from; `expire_presence` sets away an
 /// available or busy agent heard from before the cutoff and nothing else: not one heard from
 /// since (a heartbeat that landed first wins), not one never heard from, not one already away

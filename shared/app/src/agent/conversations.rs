@@ -6,8 +6,8 @@ use crate::router::TransferTarget;
 use omniline_domain::agents::Agent;
 use omniline_domain::contacts::{contact_kind, Contact};
 use omniline_domain::conversation::{
-    Conversation, ConversationFilter, ConversationState, Customer, SourceType, SurveyState,
-    TranscriptEntry,
+    Consent, Conversation, ConversationFilter, ConversationState, Customer, SourceType,
+    SurveyState, TranscriptEntry,
 };
 use omniline_domain::delivery::{DeliveredContent, Delivery};
 use omniline_domain::line::text_v2;
@@ -756,6 +756,88 @@ impl AgentService {
         }
         let c = self.visible_conversation(agent, id).await?.0;
         Ok(self.router.transfer(&c.id, agent, target).await?)
+    }
+
+    /// The agent writes first to the customer `customer_id` (`{accountId}:{userId}`): a
+    /// conversation of the account's workstream, in its default queue when the agent serves it
+    /// (else the first of the workstream's rule queues it serves), opened active with the agent
+    /// on one of its slots, and `messages` sent in it (pushed: no reply token is young enough).
+    /// `NotFound("customer")` for an unknown customer; `Forbidden` when the agent serves none of
+    /// the workstream's queues; [`AgentError::NotFollowing`] when the customer unfollowed
+    /// (blocked) the account or LINE has no profile of them for us (not a friend): nothing is
+    /// sent; [`AgentError::ConversationOpen`] when they have an open conversation that is not
+    /// this agent's (the agent's own open one takes the message instead). The same
+    /// `Idempotency-Key` opens and sends once.
+    pub async fn start_conversation(
+        &self,
+        agent: &Agent,
+        customer_id: &str,
+        messages: Vec<Value>,
+        attachment: bool,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Conversation, String), AgentError> {
+        let Some((account_id, user_id)) = customer_id
+            .split_once(':')
+            .filter(|(a, u)| !a.is_empty() && !u.is_empty())
+        else {
+            return Err(AgentError::NotFound("customer"));
+        };
+        let deps = self.deps();
+        let Some(ws) = deps.workstreams.workstream_for_account(account_id).await? else {
+            return Err(AgentError::NotFound("customer"));
+        };
+        let serves = |q: &String| agent.queues.contains(q);
+        let queue = std::iter::once(&ws.default_queue)
+            .chain(ws.rules.iter().map(|r| &r.result.queue))
+            .find(|q| serves(q))
+            .cloned()
+            .ok_or_else(|| {
+                AgentError::Forbidden(
+                    "you serve none of the queues of this customer's account".into(),
+                )
+            })?;
+        let customer = deps
+            .conversations
+            .customer(account_id, user_id)
+            .await?
+            .ok_or(AgentError::NotFound("customer"))?;
+        if customer.consent == Consent::Unfollowed || !customer.profile_found {
+            return Err(AgentError::NotFollowing);
+        }
+        let key = match idempotency_key {
+            Some(k) => usable_idempotency_key(k)
+                .ok_or_else(|| {
+                    AgentError::invalid(
+                        "Idempotency-Key",
+                        "Idempotency-Key must be 1 to 64 characters of [A-Za-z0-9_-]",
+                    )
+                })?
+                .to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let c = match deps
+            .conversations
+            .open_conversation(account_id, user_id)
+            .await?
+        {
+            Some(open)
+                if open.state == ConversationState::Active
+                    && open.agent_id.as_deref() == Some(agent.id.as_str()) =>
+            {
+                open
+            }
+            Some(open) => return Err(AgentError::ConversationOpen(open.id)),
+            None => {
+                self.router
+                    .start_conversation(account_id, user_id, &ws, &queue, agent, &key)
+                    .await?
+            }
+        };
+        let message_id = self
+            .send_reply(agent, &c.id, messages, attachment, Some(&key))
+            .await?;
+        let c = deps.conversations.conversation(&c.id).await?.unwrap_or(c);
+        Ok((c, message_id))
     }
 
     /// Snoozes until `until` (epoch ms) or wakes (`None`) a conversation the agent holds.

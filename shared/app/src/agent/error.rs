@@ -25,6 +25,14 @@ pub enum AgentError {
     /// (none yet, or only entries stored without one), so there is nothing LINE could mark.
     #[error("the conversation has no customer message to mark as read")]
     NothingToMarkRead,
+    /// Writing first: the customer does not follow the account (unfollowed, blocked, or not a
+    /// friend: LINE has no profile of them for us).
+    #[error("the customer does not follow the account (unfollowed or blocked): LINE would not deliver a message")]
+    NotFollowing,
+    /// Writing first: the customer has an open conversation (this id) held by someone else, or
+    /// waiting.
+    #[error("the customer has an open conversation ({0}): answer there")]
+    ConversationOpen(String),
     /// LINE (or the channel access token) failed.
     #[error("LINE API: {0}")]
     Line(String),

@@ -616,6 +616,87 @@ impl RouterService {
         Ok(updated)
     }
 
+    /// Opens a conversation with the customer `user_id` of `account_id` in `queue_id` (of `ws`),
+    /// active and assigned to `agent` on one of its slots (whatever its presence: it takes the
+    /// conversation itself): the agent writes first. `key` makes it idempotent (the same key
+    /// opens the same conversation: a retry finds it). `Conflict` when the agent has no free
+    /// slot, or when the customer has an open
+    /// conversation already (the caller checks for it first; this is the race). The first
+    /// message is the caller's to send, with [`RouterService::send_agent_message`].
+    pub async fn start_conversation(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        ws: &Workstream,
+        queue_id: &str,
+        agent: &Agent,
+        key: &str,
+    ) -> Result<Conversation, AgentOpError> {
+        let now = self.now();
+        let event_id = format!("start:{}:{key}", agent.id);
+        let id = crate::router::decide::conversation_id_for(account_id, &event_id);
+        if let Some(existing) = self.deps.conversations.conversation(&id).await? {
+            return Ok(existing);
+        }
+        let c = Conversation {
+            id,
+            account_id: account_id.to_owned(),
+            source_type: SourceType::User,
+            source_id: user_id.to_owned(),
+            state: ConversationState::Active,
+            workstream_id: Some(ws.id.clone()),
+            queue_id: Some(queue_id.to_owned()),
+            priority: 0,
+            skills: Vec::new(),
+            bot_id: None,
+            agent_id: Some(agent.id.clone()),
+            rule_id: None,
+            members: Vec::new(),
+            opened_at: now,
+            last_activity_at: now,
+            closed_at: None,
+            close_reason: None,
+            group: None,
+            survey: None,
+            snoozed_until: None,
+            follow_up: false,
+            version: 1,
+        };
+        let mut commit = self.update_commit(event_id, c.clone(), None, now).await?;
+        commit.conversation = Some(omniline_domain::conversation::ConversationWrite::Create(
+            c.clone(),
+        ));
+        // The agent takes it itself: whatever its presence, within its capacity.
+        if !self.deps.agents.claim_own(&agent.id, &c.id, now).await? {
+            return Err(conflict(
+                "you have no free slot: close a conversation first",
+            ));
+        }
+        let outcome = self
+            .deps
+            .conversations
+            .commit_assignment(&commit, &agent.id)
+            .await;
+        match outcome {
+            Ok(CommitOutcome::Committed) => {
+                tracing::info!(conversation_id = %c.id, agent_id = %agent.id, "conversation opened by the agent");
+                Ok(c)
+            }
+            Ok(CommitOutcome::Duplicate) => {
+                // A retry of one that landed: the stored conversation (it holds the slot).
+                self.load_conversation(&c.id).await
+            }
+            Ok(CommitOutcome::Conflict) => {
+                self.undo_claim(&agent.id, &c.id).await;
+                Err(conflict("the customer has an open conversation"))
+            }
+            Err(e) => {
+                self.undo_claim(&agent.id, &c.id).await;
+                Err(e.into())
+            }
+        }
+    }
+
     /// Snoozes (`Some(until)`, epoch ms, in the future) or wakes (`None`) an open conversation
     /// the agent holds: it stays open and the agent's, out of the active list until then or
     /// until the customer writes. `Conflict` when closed or changed meanwhile; `Forbidden` when

@@ -196,7 +196,7 @@ pub(crate) fn source_parts(
 
 /// A conversation id derived from the event that opens it, so a retried event reuses it (and an
 /// agent assignment made for it stays idempotent).
-fn conversation_id_for(account_id: &str, event_id: &str) -> String {
+pub(crate) fn conversation_id_for(account_id: &str, event_id: &str) -> String {
     let digest = Sha256::digest(format!("conversation:{account_id}:{event_id}").as_bytes());
     hex::encode(&digest[..16])
 }
