@@ -229,15 +229,17 @@ impl<D: RetryDelay> RetryDelay for ScaledRetryDelay<D> {
     }
 }
 
-/// Runs the router's schedule (auto-close, waiting conversations to free agents) every `every`
-/// until `stop` changes.
+/// Runs the router's schedule (auto-close, waiting conversations to free agents) every `every`,
+/// the first time `every` after the start, until `stop` changes.
 pub fn spawn_auto_close(
     router: Arc<RouterService>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
+        // The first run a period after the start, as a schedule's: not in the middle of what
+        // the stack is being set up for.
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
