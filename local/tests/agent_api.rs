@@ -2146,3 +2146,120 @@ async fn an_agent_writes_first_to_a_customer_who_follows_the_account() {
         "nothing more sent"
     );
 }
+
+/// Affinity over HTTP: `affinity` is a workstream setting (1 to 90 days; 400 otherwise, `null`
+/// turns it off); with it, a customer who writes again after their conversation closed goes
+/// back to the agent who answered them, though distribution alone would pick the other agent.
+#[tokio::test]
+async fn a_returning_customer_goes_back_to_their_agent_with_affinity_on() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, ws) = channel(&s, "push", true).await;
+    let route = format!("/admin/v1/workstreams/{ws}");
+    for bad in [
+        json!({"enabled": true, "days": 0}),
+        json!({"enabled": true, "days": 91}),
+        json!({"enabled": true}),
+        json!({"days": 3}),
+    ] {
+        let (status, body) = s
+            .call("PATCH", &route, Some(json!({"affinity": bad})))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"]["field"]
+                .as_str()
+                .unwrap()
+                .starts_with("affinity"),
+            "{body}"
+        );
+    }
+    let patched = s
+        .ok(
+            "PATCH",
+            &route,
+            Some(json!({"affinity": {"enabled": true, "days": 30}})),
+        )
+        .await;
+    assert_eq!(patched["affinity"], json!({"enabled": true, "days": 30}));
+
+    let (hanako, hanako_token) = new_agent(&s, "Hanako", &[&queue]).await;
+    let available = Some(json!({"status": "available"}));
+    agent_ok(
+        &s,
+        &hanako_token,
+        "PUT",
+        "/agent/v1/presence",
+        available.clone(),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01AFF1", "Uback", "hello")])
+        )
+        .await,
+        200
+    );
+    let (assigned, cursor) = next_notification(&s, &hanako_token, None, "assigned").await;
+    let first = assigned["conversationId"].as_str().unwrap().to_owned();
+    agent_ok(
+        &s,
+        &hanako_token,
+        "POST",
+        &format!("/agent/v1/conversations/{first}/close"),
+        None,
+    )
+    .await;
+    // Jiro comes online: never assigned, he is first by distribution alone.
+    let (jiro, jiro_token) = new_agent(&s, "Jiro", &[&queue]).await;
+    agent_ok(&s, &jiro_token, "PUT", "/agent/v1/presence", available).await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01AFF2", "Uback", "me again")])
+        )
+        .await,
+        200
+    );
+    let (again, _) = next_notification(&s, &hanako_token, Some(cursor), "assigned").await;
+    let second = again["conversationId"].as_str().unwrap();
+    assert_ne!(second, first, "a new conversation");
+    let detail = agent_ok(
+        &s,
+        &hanako_token,
+        "GET",
+        &format!("/agent/v1/conversations/{second}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["agentId"], hanako.as_str());
+
+    // Off: a new customer goes by distribution (Jiro, the least recently assigned).
+    let off = s.ok("PATCH", &route, Some(json!({"affinity": null}))).await;
+    assert_eq!(off["affinity"], Value::Null);
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01AFF3", "Unew", "hi")])
+        )
+        .await,
+        200
+    );
+    let (to_jiro, _) = next_notification(&s, &jiro_token, None, "assigned").await;
+    let detail = agent_ok(
+        &s,
+        &jiro_token,
+        "GET",
+        &format!(
+            "/agent/v1/conversations/{}",
+            to_jiro["conversationId"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["agentId"], jiro.as_str());
+}

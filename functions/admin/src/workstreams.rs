@@ -15,10 +15,10 @@ use omniline_app::admin::workstreams::{BotChange, WorkstreamPatch};
 use omniline_domain::input::{Fields, InputError};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    AgentIdentity, AutomatedMessage, BusinessHours, Distribution, GroupChats, Survey, Trigger,
-    Workstream, AUTO_CLOSE_MINUTES_MAX, AUTO_CLOSE_MINUTES_MIN, BOT_TIMEOUT_MS_DEFAULT,
-    BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, MAX_MESSAGE_CHARS, SURVEY_QUESTION_MAX_CHARS,
-    SURVEY_SCALE_MAX,
+    Affinity, AgentIdentity, AutomatedMessage, BusinessHours, Distribution, GroupChats, Survey,
+    Trigger, Workstream, AFFINITY_DAYS_MAX, AUTO_CLOSE_MINUTES_MAX, AUTO_CLOSE_MINUTES_MIN,
+    BOT_TIMEOUT_MS_DEFAULT, BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, MAX_MESSAGE_CHARS,
+    SURVEY_QUESTION_MAX_CHARS, SURVEY_SCALE_MAX,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -87,6 +87,7 @@ fn workstream_json(ws: &Workstream) -> Value {
             "url": b.url, "timeoutMs": b.timeout_ms, "secretSet": true,
         })),
         "agentIdentity": identity,
+        "affinity": ws.affinity.map(|a| json!({"enabled": a.enabled, "days": a.days})),
         "groupChats": match ws.group_chats { GroupChats::Handle => "handle", GroupChats::Ignore => "ignore" },
         "ruleCount": ws.rules.len(),
         "version": ws.version,
@@ -209,6 +210,20 @@ fn survey(value: Value) -> Result<Option<Survey>, InputError> {
         scale,
         url,
     }))
+}
+
+/// `{"enabled", "days"}` (`null`: off).
+fn affinity(value: Value) -> Result<Option<Affinity>, InputError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let mut f = Fields::nested(value, "affinity")?;
+    let enabled = boolean_required(&mut f, "enabled")?;
+    let days = f
+        .integer("days", 1, i64::from(AFFINITY_DAYS_MAX))?
+        .ok_or_else(|| f.missing("days"))? as u32;
+    f.finish()?;
+    Ok(Some(Affinity { enabled, days }))
 }
 
 fn agent_identity(value: Value) -> Result<Option<AgentIdentity>, InputError> {
@@ -354,6 +369,9 @@ fn patch(fields: &mut Fields) -> Result<WorkstreamPatch, InputError> {
     patch.timezone = fields.text("timeZone", 1, 64)?;
     if let Some(value) = fields.take("agentIdentity") {
         patch.agent_identity = Some(agent_identity(value)?);
+    }
+    if let Some(value) = fields.take("affinity") {
+        patch.affinity = Some(affinity(value)?);
     }
     patch.group_chats = fields
         .one_of("groupChats", &["handle", "ignore"])?

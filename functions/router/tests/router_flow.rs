@@ -1536,3 +1536,71 @@ async fn an_agent_not_heard_from_for_the_timeout_gets_no_new_work_and_goes_away(
     let ghost_c = f.conversations.conversation(&ghost).await.unwrap().unwrap();
     assert_eq!(ghost_c.agent_id.as_deref(), Some("quiet"));
 }
+
+/// Affinity: a returning customer's new conversation goes first to the agent of their last one
+/// (within the workstream's days), even when distribution alone would pick another agent; two
+/// routers applying it at once to an agent with one free slot give it exactly one of them, and
+/// the other goes on as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_customer_goes_to_the_agent_of_their_last_conversation() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({
+            "autoCloseMinutes": null,
+            "affinity": {"enabled": true, "days": 30}
+        })))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("fav", "q-general", 1))
+        .await
+        .unwrap();
+    let fav = f.agents.agent("fav").await.unwrap().unwrap();
+    // Bob, then Carol, each talks with Fav (its one slot), who closes.
+    for (user, event) in [("Ubob", "A1"), ("Ucarol", "A2")] {
+        let Processed::Stored {
+            conversation_id: Some(id),
+        } = f
+            .router
+            .process_message(&inbound(text_from(user, event, "hello", T0)), 1)
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+        assert_eq!(c.agent_id.as_deref(), Some("fav"));
+        f.router.close_by_agent(&id, &fav).await.unwrap();
+    }
+    // Other joins: never assigned, it is first by distribution alone.
+    f.agents
+        .put_agent(&agent("other", "q-general", 5))
+        .await
+        .unwrap();
+    f.now.store(T0 + 3_600_000, Ordering::SeqCst);
+    let bob = inbound(text_from("Ubob", "A3", "me again", T0 + 3_600_000));
+    let carol = inbound(text_from("Ucarol", "A4", "me again", T0 + 3_600_000));
+    let (bob, carol) = tokio::join!(
+        f.router.process_message(&bob, 1),
+        f.router.process_message(&carol, 1)
+    );
+    let mut holders = Vec::new();
+    for processed in [bob.unwrap(), carol.unwrap()] {
+        let Processed::Stored {
+            conversation_id: Some(id),
+        } = processed
+        else {
+            panic!()
+        };
+        let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+        holders.push(c.agent_id.unwrap());
+    }
+    holders.sort();
+    assert_eq!(
+        holders,
+        ["fav", "other"],
+        "one back to Fav (one slot), one as usual"
+    );
+    let fav = f.agents.agent("fav").await.unwrap().unwrap();
+    assert_eq!(fav.active_conversations.len(), 1);
+}

@@ -91,6 +91,9 @@ pub struct Workstream {
     /// Whether group and room chats open conversations (`handle`) or are only logged (`ignore`).
     #[serde(default)]
     pub group_chats: GroupChats,
+    /// The same agent for a returning customer ([`Affinity`]); `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
     /// Routing rules, see [`crate::routing::rules`].
     #[serde(default)]
     pub rules: Vec<RuleDef>,
@@ -218,6 +221,43 @@ impl BusinessHours {
         };
         let now = time.minute_of_day();
         self.days.contains(&time.weekday) && open <= now && now < close
+    }
+}
+
+/// The longest affinity, in days.
+pub const AFFINITY_DAYS_MAX: u32 = 90;
+
+/// Keep the same agent: a returning customer's new conversation goes first to the agent of
+/// their last conversation, if it ended (or was last active) within `days` (1 to
+/// [`AFFINITY_DAYS_MAX`]) and that agent serves the queue the rules chose and can take it;
+/// otherwise distribution as usual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Affinity {
+    pub enabled: bool,
+    pub days: u32,
+}
+
+impl Workstream {
+    /// The agent a new conversation of a returning customer goes to first under the
+    /// workstream's affinity: the agent of the most recently active of `previous` (the
+    /// customer's conversations, the new one `current` excluded) that had one, if that
+    /// conversation was active within the affinity's days of `now` (epoch ms). `None` when
+    /// affinity is off or nothing qualifies.
+    pub fn affinity_agent<'a>(
+        &self,
+        previous: &'a [crate::conversation::Conversation],
+        current: &str,
+        now: i64,
+    ) -> Option<&'a str> {
+        let affinity = self.affinity.filter(|a| a.enabled)?;
+        let since = now.saturating_sub(i64::from(affinity.days) * 86_400_000);
+        previous
+            .iter()
+            .filter(|c| c.id != current && c.agent_id.is_some())
+            .max_by_key(|c| (c.last_activity_at, c.opened_at))
+            .filter(|c| c.last_activity_at >= since)
+            .and_then(|c| c.agent_id.as_deref())
     }
 }
 
@@ -575,6 +615,18 @@ impl Workstream {
                 return Err(WorkstreamError::new(
                     "agentIdentity.iconUrl",
                     "must be an https URL of at most 2000 characters",
+                ));
+            }
+        }
+
+        if let Some(affinity) = self.affinity {
+            if !(1..=AFFINITY_DAYS_MAX).contains(&affinity.days) {
+                return Err(WorkstreamError::new(
+                    "affinity.days",
+                    format!(
+                        "must be from 1 to {AFFINITY_DAYS_MAX}, got {}",
+                        affinity.days
+                    ),
                 ));
             }
         }
@@ -1033,6 +1085,60 @@ mod tests {
         let text = serde_json::to_string(&ws).unwrap_or_default();
         let again: Option<Workstream> = serde_json::from_str(&text).ok();
         assert_eq!(again.as_ref(), Some(&ws));
+    }
+
+    #[test]
+    fn affinity_names_the_agent_of_the_last_conversation_within_its_days() {
+        use crate::conversation::Conversation;
+        let day = 86_400_000;
+        let now = 100 * day;
+        let conversation = |id: &str, agent: Option<&str>, last: i64| -> Conversation {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "accountId": "a", "sourceType": "user", "sourceId": "U1",
+                "state": "closed", "agentId": agent, "openedAt": last - 1000,
+                "lastActivityAt": last, "version": 3
+            }))
+            .unwrap()
+        };
+        let mut ws = minimal();
+        let previous = vec![
+            conversation("old", Some("ag-old"), now - 20 * day),
+            conversation("recent", Some("ag-recent"), now - 2 * day),
+            conversation("bot-only", None, now - day),
+            conversation("new", None, now),
+        ];
+        // Off unless enabled.
+        assert_eq!(ws.affinity_agent(&previous, "new", now), None);
+        ws.affinity = Some(Affinity {
+            enabled: false,
+            days: 30,
+        });
+        assert_eq!(ws.affinity_agent(&previous, "new", now), None);
+        ws.affinity = Some(Affinity {
+            enabled: true,
+            days: 30,
+        });
+        // The most recent with an agent (one without is skipped), the new one excluded.
+        assert_eq!(ws.affinity_agent(&previous, "new", now), Some("ag-recent"));
+        // Only within the days: 2 days ago is too long for a day of affinity.
+        ws.affinity = Some(Affinity {
+            enabled: true,
+            days: 1,
+        });
+        assert_eq!(ws.affinity_agent(&previous, "new", now), None);
+        assert_eq!(ws.affinity_agent(&[], "new", now), None);
+        // Validation: 1 to 90 days.
+        for (days, ok) in [(0, false), (1, true), (90, true), (91, false)] {
+            ws.affinity = Some(Affinity {
+                enabled: true,
+                days,
+            });
+            let checked = ws.validate();
+            assert_eq!(checked.is_ok(), ok, "{days}: {checked:?}");
+            if let Err(e) = checked {
+                assert_eq!(e.path(), "affinity.days");
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::jobs::PurgeJob;
 use omniline_domain::clock::new_id;
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, Distribution,
+    Affinity, AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, Distribution,
     GroupChats, Survey, Workstream, WorkstreamError,
 };
 use omniline_domain::PortError;
@@ -49,6 +49,7 @@ pub struct WorkstreamPatch {
     pub timezone: Option<String>,
     pub agent_identity: Option<Option<AgentIdentity>>,
     pub group_chats: Option<GroupChats>,
+    pub affinity: Option<Option<Affinity>>,
     pub bot: Option<Option<BotChange>>,
 }
 
@@ -71,6 +72,7 @@ impl WorkstreamPatch {
         set(&mut ws.timezone, self.timezone);
         set(&mut ws.agent_identity, self.agent_identity);
         set(&mut ws.group_chats, self.group_chats);
+        set(&mut ws.affinity, self.affinity);
         self.bot
     }
 }
@@ -94,6 +96,7 @@ pub(crate) fn blank_workstream(account_id: String, now: String) -> Workstream {
         automated_messages: Vec::new(),
         survey: None,
         group_chats: GroupChats::Handle,
+        affinity: None,
         rules: Vec::new(),
         version: 1,
         created_at: Some(now.clone()),

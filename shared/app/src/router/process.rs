@@ -346,6 +346,14 @@ async fn ask_bot(
 /// capacity), adding the agent's notification to `notifications` (for the caller's commit);
 /// otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
 #[allow(clippy::too_many_arguments)]
+/// Moves the candidate `agent_id` (if it is one) to the front, the others in their order.
+fn prefer(candidates: &mut Vec<&omniline_domain::agents::Agent>, agent_id: &str) {
+    if let Some(i) = candidates.iter().position(|a| a.id == agent_id) {
+        let agent = candidates.remove(i);
+        candidates.insert(0, agent);
+    }
+}
+
 pub(crate) async fn distribute(
     deps: &RouterDeps,
     presence_cutoff: i64,
@@ -377,7 +385,19 @@ pub(crate) async fn distribute(
     // loses: the caller commits with `commit_assignment`, which lands only while the slot holds
     // the conversation (a slot given back first makes it a conflict, and the retry distributes
     // again), and the loser's `release_unless_assigned` keeps a slot the conversation has.
-    for agent in assignment_candidates(&agents, c) {
+    // Affinity: the agent of the customer's last conversation first, if it can take this one
+    // (in the queue's agents, heard from, available with room: the claim checks it again).
+    let mut candidates = assignment_candidates(&agents, c);
+    if ws.affinity.is_some_and(|a| a.enabled) && c.source_type == SourceType::User {
+        let previous = deps
+            .conversations
+            .conversations_of_source(&c.account_id, &c.source_id)
+            .await?;
+        if let Some(preferred) = ws.affinity_agent(&previous, &c.id, now) {
+            prefer(&mut candidates, preferred);
+        }
+    }
+    for agent in candidates {
         if deps.agents.try_assign(&agent.id, &c.id, now).await? {
             notifications.push(assigned(ws, c, agent, customer, now, outbox));
             return Ok(Some((agent.id.clone(), c.id.clone())));
