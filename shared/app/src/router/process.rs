@@ -345,7 +345,6 @@ async fn ask_bot(
 /// Push mode: assigns the least busy available agent of the queue (atomically, never above
 /// capacity), adding the agent's notification to `notifications` (for the caller's commit);
 /// otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
-#[allow(clippy::too_many_arguments)]
 /// Moves the candidate `agent_id` (if it is one) to the front, the others in their order.
 fn prefer(candidates: &mut Vec<&omniline_domain::agents::Agent>, agent_id: &str) {
     if let Some(i) = candidates.iter().position(|a| a.id == agent_id) {
@@ -354,6 +353,7 @@ fn prefer(candidates: &mut Vec<&omniline_domain::agents::Agent>, agent_id: &str)
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn distribute(
     deps: &RouterDeps,
     presence_cutoff: i64,
