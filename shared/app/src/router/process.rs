@@ -342,9 +342,6 @@ async fn ask_bot(
     })
 }
 
-/// Push mode: assigns the least busy available agent of the queue (atomically, never above
-/// capacity), adding the agent's notification to `notifications` (for the caller's commit);
-/// otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
 /// Moves the candidate `agent_id` (if it is one) to the front, the others in their order.
 fn prefer(candidates: &mut Vec<&omniline_domain::agents::Agent>, agent_id: &str) {
     if let Some(i) = candidates.iter().position(|a| a.id == agent_id) {
@@ -353,6 +350,10 @@ fn prefer(candidates: &mut Vec<&omniline_domain::agents::Agent>, agent_id: &str)
     }
 }
 
+/// Push mode: assigns the least busy available agent of the queue (atomically, never above
+/// capacity), the agent of the customer's last conversation first under the workstream's
+/// affinity, adding the agent's notification to `notifications` (for the caller's commit);
+/// otherwise the conversation waits. Pick mode: it waits for an agent to pick it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn distribute(
     deps: &RouterDeps,
