@@ -83,14 +83,16 @@ fi
 
 # Starts omniline-local in its default sandbox mode (none of the LINE or backend settings) on the
 # fresh data directory $1 and port $2, logging to $3, with the extra environment $4… (NAME=value),
-# and waits for its sandbox; sets STACK_PID. ADMIN_TOKEN is set (to a random value) only so that
-# the banner does not print a generated token into the log kept as an artefact.
+# and waits for its sandbox; sets STACK_PID. ADMIN_TOKEN is set (to the random $E2E_ADMIN_TOKEN)
+# so that the banner does not print a generated token into the log kept as an artefact, and so
+# that the console test can change the sandbox's workstream (wrap-up) as an admin would.
+E2E_ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 start_sandbox_stack() {
   local data=$1 port=$2 log_file=$3
   shift 3
   env -u LINE_API_BASE -u LINE_DATA_API_BASE -u OMNILINE_BACKEND -u PUBLIC_BASE_URL \
     -u SANDBOX -u AWS_ENDPOINT_URL \
-    ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')" \
+    ADMIN_TOKEN="$E2E_ADMIN_TOKEN" \
     PORT="$port" \
     DATA_DIR="$data" \
     RUST_LOG=warn \
@@ -133,7 +135,7 @@ echo "sandbox e2e passed (artefacts in $OUT)"
 
 log "headless Chromium: the sandbox agent answers a customer on the agent console ($BASE/console)"
 status=0
-CONSOLE_URL="$BASE/console" ARTIFACTS="$OUT" CHROMIUM="$CHROMIUM" \
+CONSOLE_URL="$BASE/console" ARTIFACTS="$OUT" CHROMIUM="$CHROMIUM" ADMIN_TOKEN="$E2E_ADMIN_TOKEN" \
   timeout --kill-after=10 "${OMNILINE_SANDBOX_E2E_TIMEOUT:-300}" \
   node "$E2E/console.test.mjs" || status=$?
 if [ "$status" -ne 0 ]; then

@@ -80,6 +80,10 @@ async function api(method, path, body, headers = {}) {
 }
 
 const agentApi = (method, path, body) => api(method, path, body, { Authorization: `Bearer ${agentToken}` });
+const adminApi = (method, path, body) => {
+  assert.ok(process.env.ADMIN_TOKEN, 'ADMIN_TOKEN is set (infra/sandbox-e2e.sh sets it)');
+  return api(method, path, body, { Authorization: `Bearer ${process.env.ADMIN_TOKEN}` });
+};
 
 /** axe-core on the page as it is (injected through the DevTools protocol: the page's CSP allows
  *  no inline script); fails on any serious or critical violation. */
@@ -386,11 +390,32 @@ async function agentWritesFirst() {
     (await customerChat()).entries.some((e) => e.from === 'account' && JSON.stringify(e.message).includes(FIRST_TEXT)));
   await page.locator(tid('tab-mine')).click();
   await visible(page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }), 'the new conversation in Mine');
-  // Closed again, so the steps after find the agent as they expect.
-  await page.locator(tid('close')).click();
-  await until('the new conversation closed', async () =>
-    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'closed');
   return 'opened, pushed, shown in Mine';
+}
+
+// 10c. Wrap-up: the admin gives the workstream two minutes of wrap-up and two outcomes; the
+// agent closes the new conversation, which stays in Mine as "Wrap-up" with its slot held, then
+// records the outcome: closed, the slot back.
+async function agentWrapsUp() {
+  const workstreams = (await adminApi('GET', '/admin/v1/workstreams')).workstreams;
+  assert.equal(workstreams.length, 1, 'the sandbox has one workstream');
+  await adminApi('PATCH', `/admin/v1/workstreams/${encodeURIComponent(workstreams[0].id)}`,
+    { wrapUpSeconds: 120, dispositions: ['resolved', 'follow-up needed'] });
+  const before = (await agentApi('GET', '/agent/v1/me')).activeConversations;
+  await page.locator(tid('close')).click();
+  await until('the conversation in wrap-up', async () =>
+    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'wrapUp');
+  await visible(page.locator(tid('wrap-up')), 'the wrap-up form');
+  assert.equal((await agentApi('GET', '/agent/v1/me')).activeConversations, before, 'the slot is held');
+  await visible(page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }), 'the row still in Mine');
+  await page.locator(tid('wrap-up-disposition')).selectOption('resolved');
+  await page.locator(tid('wrap-up-notes')).fill('Customer informed.');
+  await page.locator(tid('wrap-up-save')).click();
+  await until('the conversation closed', async () =>
+    (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'closed');
+  assert.ok(await page.locator(tid('wrap-up')).isHidden(), 'the form is gone');
+  assert.equal((await agentApi('GET', '/agent/v1/me')).activeConversations, before - 1, 'the slot is back');
+  return 'wrap-up held the slot, recorded "resolved"';
 }
 
 // 11. The console in Japanese: the labels change, the language is remembered.
@@ -519,6 +544,7 @@ const STEPS = [
   ['agent-transfers', agentTransfers],
   ['agent-closes', agentCloses],
   ['agent-writes-first', agentWritesFirst],
+  ['agent-wraps-up', agentWrapsUp],
   ['japanese', japanese],
   ['workspace-is-accessible', workspaceIsAccessible],
   ['agent-signs-out', agentSignsOut],

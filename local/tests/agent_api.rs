@@ -2263,3 +2263,165 @@ async fn a_returning_customer_goes_back_to_their_agent_with_affinity_on() {
     .await;
     assert_eq!(detail["conversation"]["agentId"], jiro.as_str());
 }
+
+/// Wrap-up over HTTP: `wrapUpSeconds` (0 to 3,600) and `dispositions` are workstream settings;
+/// a close leaves the conversation `wrapUp` with the agent's slot held; `POST …/wrap-up` records
+/// the outcome (422 for one not listed, 409 when none is pending) and gives the slot back; a
+/// wrap-up nobody records ends when its time passes.
+#[tokio::test]
+async fn a_closed_conversation_waits_for_its_wrap_up_and_holds_the_slot() {
+    let s = start_with(&[("SCHEDULE_EVERY_MS", "200")]).await;
+    mock_agent_line(&s).await;
+    let (account, token, id) = held_conversation(&s, text_event("01WRAP1", "Uwrap", "hello")).await;
+    let ws = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await["workstream"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let route = format!("/admin/v1/workstreams/{ws}");
+    for (bad, field) in [
+        (json!({"wrapUpSeconds": 3601}), "wrapUpSeconds"),
+        (json!({"dispositions": ["ok", "ok"]}), "dispositions[1]"),
+        (json!({"dispositions": [""]}), "dispositions[0]"),
+    ] {
+        let (status, body) = s.call("PATCH", &route, Some(bad.clone())).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{bad}"
+        );
+    }
+    let patched = s
+        .ok(
+            "PATCH",
+            &route,
+            Some(json!({"wrapUpSeconds": 600, "dispositions": ["resolved", "escalated"]})),
+        )
+        .await;
+    assert_eq!(patched["wrapUpSeconds"], 600);
+    assert_eq!(patched["dispositions"], json!(["resolved", "escalated"]));
+
+    let closed = agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(closed["status"], "wrapUp");
+    assert!(closed["wrapUp"]["until"].as_i64().unwrap() > now_ms() + 590_000);
+    assert_eq!(closed["wrapUp"]["doneAt"], Value::Null);
+    let me = agent_ok(&s, &token, "GET", "/agent/v1/me", None).await;
+    assert_eq!(me["activeConversations"], 1, "the slot is held");
+    let wrap = format!("/agent/v1/conversations/{id}/wrap-up");
+    let (status, body) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &wrap,
+        Some(json!({"disposition": "happy"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("disposition"))
+    );
+    let (status, body) = agent_call(&s, &token, "POST", &wrap, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("disposition"))
+    );
+    let done = agent_ok(
+        &s,
+        &token,
+        "POST",
+        &wrap,
+        Some(json!({"disposition": "resolved", "notes": "refund issued"})),
+    )
+    .await;
+    assert_eq!(done["status"], "closed");
+    assert_eq!(done["wrapUp"]["disposition"], "resolved");
+    assert_eq!(done["wrapUp"]["notes"], "refund issued");
+    assert!(done["wrapUp"]["doneAt"].is_i64());
+    let me = agent_ok(&s, &token, "GET", "/agent/v1/me", None).await;
+    assert_eq!(me["activeConversations"], 0, "the slot is back");
+    let (status, body) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &wrap,
+        Some(json!({"disposition": "resolved"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+
+    // One second of wrap-up, never recorded: it ends by itself and the slot comes back.
+    s.ok("PATCH", &route, Some(json!({"wrapUpSeconds": 1})))
+        .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01WRAP2", "Uwrap", "one more thing")])
+        )
+        .await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let list = agent_ok(
+            &s,
+            &token,
+            "GET",
+            "/agent/v1/conversations?status=active",
+            None,
+        )
+        .await;
+        if let Some(c) = list["conversations"].as_array().unwrap().first() {
+            break c["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new conversation is assigned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let closed = agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{second}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(closed["status"], "wrapUp");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let detail = agent_ok(
+            &s,
+            &token,
+            "GET",
+            &format!("/agent/v1/conversations/{second}"),
+            None,
+        )
+        .await;
+        if detail["conversation"]["status"] == "closed" {
+            assert_eq!(detail["conversation"]["wrapUp"]["disposition"], Value::Null);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the wrap-up timed out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let me = agent_ok(&s, &token, "GET", "/agent/v1/me", None).await;
+    assert_eq!(me["activeConversations"], 0);
+}

@@ -59,6 +59,7 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        wrap_up: None,
         version,
     }
 }

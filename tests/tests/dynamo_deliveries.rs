@@ -148,6 +148,7 @@ fn conversation(id: &str) -> Conversation {
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        wrap_up: None,
         version: 1,
     }
 }

@@ -343,6 +343,76 @@ async fn an_agent_writes_first_over_the_aws_adapters() {
     );
 }
 
+/// Wrap-up over DynamoDB: the close records the pending wrap-up in the config table and holds
+/// the agent's slot; past its time the schedule (one Query of the pending ones) ends it, gives
+/// the slot back and drops the entry.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn a_wrap_up_holds_the_slot_until_its_time_over_the_aws_adapters() {
+    let aws = aws().await;
+    let deps = aws.router.deps();
+    let mut ws = deps
+        .workstreams
+        .workstream_for_account(ACCOUNT)
+        .await
+        .unwrap()
+        .unwrap();
+    ws.wrap_up_seconds = Some(60);
+    ws.version += 1;
+    deps.workstreams.put_workstream(&ws).await.unwrap();
+    aws.agents.put_agent(&agent("ag1", 1)).await.unwrap();
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = aws
+        .router
+        .process_message(&inbound(text_from("Ualice", "WU1", "hello")), 1)
+        .await
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    assert!(aws
+        .router
+        .close_by_agent(&id, &ag1)
+        .await
+        .unwrap()
+        .wrapping_up());
+    let pending = deps
+        .config
+        .list_docs(omniline_domain::conversation::WRAP_UP_PENDING_KIND)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        aws.agents
+            .agent("ag1")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        std::slice::from_ref(&id)
+    );
+    aws.now.store(T0 + 61_000, Ordering::SeqCst);
+    assert_eq!(aws.router.run_schedule().await.unwrap().wrapped, 1);
+    let c = aws.conversations.conversation(&id).await.unwrap().unwrap();
+    assert!(!c.wrapping_up());
+    assert!(aws
+        .agents
+        .agent("ag1")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations
+        .is_empty());
+    assert!(deps
+        .config
+        .list_docs(omniline_domain::conversation::WRAP_UP_PENDING_KIND)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn concurrent_routers_never_assign_an_agent_above_capacity() {

@@ -1828,6 +1828,7 @@ fn config_items() -> Vec<(&'static str, String)> {
     use omniline_domain::account::QUOTA_KIND;
     use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
+    use omniline_domain::conversation::WRAP_UP_PENDING_KIND;
     use omniline_domain::message_templates::MESSAGE_TEMPLATE_KIND;
     use omniline_domain::queues::QUEUE_KIND;
     use omniline_domain::settings::SETTINGS_KIND;
@@ -1862,6 +1863,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         // An account's purge job, and the entry listing it while unfinished.
         ("purge job", doc(PURGE_JOB_KIND)),
         ("unfinished purge", doc(OPEN_PURGE_KIND)),
+        // A wrap-up the schedule ends when its time passes.
+        ("pending wrap-up", doc(WRAP_UP_PENDING_KIND)),
     ]
 }
 
@@ -1917,6 +1920,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "account list",
                 "message quota",
                 "quota check",
+                // The schedule ends the wrap-ups whose time passed.
+                "pending wrap-up",
             ],
             &[
                 "agent",
@@ -1928,6 +1933,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "unfinished purge",
                 "message quota",
                 "quota check",
+                "pending wrap-up",
             ],
         ),
         (
@@ -2051,6 +2057,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "contact",
                 "link request",
                 "link nonce",
+                // A close with wrap-up records it; the agent's wrap-up drops it.
+                "pending wrap-up",
             ],
         ),
         (

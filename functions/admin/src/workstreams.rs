@@ -17,8 +17,9 @@ use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
     Affinity, AgentIdentity, AutomatedMessage, BusinessHours, Distribution, GroupChats, Survey,
     Trigger, Workstream, AFFINITY_DAYS_MAX, AUTO_CLOSE_MINUTES_MAX, AUTO_CLOSE_MINUTES_MIN,
-    BOT_TIMEOUT_MS_DEFAULT, BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, MAX_MESSAGE_CHARS,
-    SURVEY_QUESTION_MAX_CHARS, SURVEY_SCALE_MAX,
+    BOT_TIMEOUT_MS_DEFAULT, BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, DISPOSITIONS_MAX,
+    DISPOSITION_MAX_CHARS, MAX_MESSAGE_CHARS, SURVEY_QUESTION_MAX_CHARS, SURVEY_SCALE_MAX,
+    WRAP_UP_SECONDS_MAX,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -88,6 +89,8 @@ fn workstream_json(ws: &Workstream) -> Value {
         })),
         "agentIdentity": identity,
         "affinity": ws.affinity.map(|a| json!({"enabled": a.enabled, "days": a.days})),
+        "wrapUpSeconds": ws.wrap_up_seconds.unwrap_or(0),
+        "dispositions": ws.dispositions,
         "groupChats": match ws.group_chats { GroupChats::Handle => "handle", GroupChats::Ignore => "ignore" },
         "ruleCount": ws.rules.len(),
         "version": ws.version,
@@ -372,6 +375,21 @@ fn patch(fields: &mut Fields) -> Result<WorkstreamPatch, InputError> {
     }
     if let Some(value) = fields.take("affinity") {
         patch.affinity = Some(affinity(value)?);
+    }
+    if fields.has("wrapUpSeconds") {
+        patch.wrap_up_seconds = Some(
+            fields
+                .integer("wrapUpSeconds", 0, i64::from(WRAP_UP_SECONDS_MAX))?
+                .filter(|s| *s > 0)
+                .map(|s| s as u32),
+        );
+    }
+    if fields.has("dispositions") {
+        patch.dispositions = Some(
+            fields
+                .string_list("dispositions", DISPOSITIONS_MAX, DISPOSITION_MAX_CHARS)?
+                .unwrap_or_default(),
+        );
     }
     patch.group_chats = fields
         .one_of("groupChats", &["handle", "ignore"])?

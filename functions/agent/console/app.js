@@ -489,7 +489,9 @@ const refreshInbox = oneAtATime(async () => {
   const me = state.me.id;
   const of = (data) => (data && data.conversations) || [];
   // Mine: the longest without activity first. Waiting: the longest waiting first.
-  state.lists.mine = of(active).filter((c) => c.agentId === me).sort((a, b) => a.lastActivityAt - b.lastActivityAt);
+  // Mine: the agent's active conversations, and those it closed and is wrapping up.
+  state.lists.mine = of(active).concat(of(closed).filter((c) => c.status === 'wrapUp'))
+    .filter((c) => c.agentId === me).sort((a, b) => a.lastActivityAt - b.lastActivityAt);
   state.lists.waiting = of(waiting).sort((a, b) => a.openedAt - b.openedAt);
   // Snoozed: out of Mine until their time or the customer's next message; the soonest back first.
   state.lists.snoozed = of(snoozed).filter((c) => c.agentId === me).sort((a, b) => a.snoozedUntil - b.snoozedUntil);
@@ -756,7 +758,8 @@ function renderConversation() {
   renderCustomerPanel(detail);
 
   $('pick').hidden = !(c.status === 'waiting' && !c.agentId);
-  const closed = c.status === 'closed';
+  const closed = c.status === 'closed' || c.status === 'wrapUp';
+  renderWrapUp(c, detail);
   $('close').disabled = closed;
   // Snooze and follow-up: the agent's own conversations (snooze while open).
   const own = mine(c);
@@ -994,6 +997,39 @@ async function transfer(event) {
   await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
 }
 
+/** The wrap-up form: for the agent's own conversation closed with its wrap-up pending. */
+function renderWrapUp(c, detail) {
+  const form = $('wrap-up');
+  const show = c.status === 'wrapUp' && mine(c);
+  const wasHidden = form.hidden;
+  form.hidden = !show;
+  if (!show || !wasHidden) return;
+  $('wrap-up-until').textContent = t('wrapUp.until', { time: clockTime(c.wrapUp.until) });
+  const listed = (detail.workstream && detail.workstream.dispositions) || [];
+  const select = $('wrap-up-disposition');
+  select.hidden = listed.length === 0;
+  $('wrap-up-text').hidden = listed.length > 0;
+  select.replaceChildren(...listed.map((d) => el('option', { value: d, text: d })));
+  $('wrap-up-notes').value = '';
+}
+
+async function finishWrapUp(event) {
+  event.preventDefault();
+  if (!state.openId) return;
+  const listed = !$('wrap-up-disposition').hidden;
+  const disposition = (listed ? $('wrap-up-disposition').value : $('wrap-up-text').value).trim();
+  if (!disposition) {
+    toast(t('wrapUp.empty'));
+    (listed ? $('wrap-up-disposition') : $('wrap-up-text')).focus();
+    return;
+  }
+  const notes = $('wrap-up-notes').value.trim();
+  const body = notes ? { disposition, notes } : { disposition };
+  await call('POST', `/agent/v1/conversations/${enc(state.openId)}/wrap-up`, body);
+  toast(t('wrapUp.done'), 'info');
+  await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
+}
+
 /** When a snooze choice ends: in an hour, in four, or tomorrow at 9:00 (the browser's time). */
 function snoozeUntil(choice, now = new Date()) {
   if (choice === '4h') return new Date(now.getTime() + 4 * 3_600_000);
@@ -1082,6 +1118,7 @@ function wire() {
   $('write-first').addEventListener('submit', guard(writeFirst, 'context.writeFirst'));
   // Presence and load change: the list is read again when the agent goes to choose.
   $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
+  $('wrap-up').addEventListener('submit', guard(finishWrapUp, 'context.wrapUp'));
   $('snooze-form').addEventListener('submit', guard(snooze, 'context.snooze'));
   $('wake').addEventListener('click', guard(wake, 'context.snooze'));
   $('follow-up').addEventListener('click', guard(toggleFollowUp, 'context.followUp'));

@@ -57,10 +57,17 @@ fn state_name(state: ConversationState) -> &'static str {
 }
 
 pub(crate) fn conversation_json(c: &Conversation) -> Value {
+    // Closed, its agent still wrapping up: `wrapUp` until it records the outcome or its time
+    // passes (the schedule ends it within a minute of `wrapUp.until`).
+    let status = if c.wrapping_up() {
+        "wrapUp"
+    } else {
+        state_name(c.state)
+    };
     json!({
         "id": c.id,
         "accountId": c.account_id,
-        "status": state_name(c.state),
+        "status": status,
         "sourceType": c.source_type.as_str(),
         "sourceId": c.source_id,
         "workstreamId": c.workstream_id,
@@ -77,6 +84,9 @@ pub(crate) fn conversation_json(c: &Conversation) -> Value {
         "survey": c.survey,
         "snoozedUntil": c.snoozed_until,
         "followUp": c.follow_up,
+        "wrapUp": c.wrap_up.as_ref().map(|w| json!({
+            "until": w.until, "disposition": w.disposition, "notes": w.notes, "doneAt": w.done_at,
+        })),
         // A group chat's name and icon (LINE's group summary); null elsewhere.
         "group": c.group.as_ref().map(|g| json!({"name": g.name, "pictureUrl": g.picture_url})),
     })
@@ -180,6 +190,8 @@ pub(crate) async fn detail(
         "workstream": detail.workstream.map(|w| json!({
             "id": w.id, "name": w.name,
             "attachments": {"agentCanSend": w.attachments.agent_can_send},
+            "wrapUpSeconds": w.wrap_up_seconds.unwrap_or(0),
+            "dispositions": w.dispositions,
         })),
     }))
     .into_response())
@@ -839,6 +851,33 @@ pub(crate) async fn snooze(
     };
     fields.finish()?;
     conversation_response(state.service.snooze(&agent, &id, until).await)
+}
+
+/// `POST …/{id}/wrap-up` `{"disposition", "notes"?}`: the outcome of a conversation the agent
+/// closed with wrap-up on; its slot comes back.
+pub(crate) async fn wrap_up(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let mut fields = Fields::parse(&body)?;
+    let disposition = fields
+        .text(
+            "disposition",
+            1,
+            omniline_domain::workstream::DISPOSITION_MAX_CHARS,
+        )?
+        .ok_or_else(|| fields.missing("disposition"))?;
+    let notes = fields.text("notes", 1, 2000)?;
+    fields.finish()?;
+    conversation_response(
+        state
+            .service
+            .finish_wrap_up(&agent, &id, disposition, notes)
+            .await,
+    )
 }
 
 /// `PUT …/{id}/follow-up` `{"followUp": bool}`.

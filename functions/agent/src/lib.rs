@@ -126,6 +126,10 @@ pub fn router(state: AgentState) -> Router {
             post(conversations::snooze),
         )
         .route(
+            "/agent/v1/conversations/{id}/wrap-up",
+            post(conversations::wrap_up),
+        )
+        .route(
             "/agent/v1/conversations/{id}/follow-up",
             put(conversations::follow_up),
         )

@@ -1150,6 +1150,7 @@ async fn waiting_conversations_go_to_an_agent_who_comes_online_highest_priority_
             closed: 0,
             assigned: 0,
             away: 0,
+            wrapped: 0,
         }
     );
 
@@ -1603,4 +1604,124 @@ async fn a_returning_customer_goes_to_the_agent_of_their_last_conversation() {
     );
     let fav = f.agents.agent("fav").await.unwrap().unwrap();
     assert_eq!(fav.active_conversations.len(), 1);
+}
+
+/// Wrap-up: with `wrapUpSeconds`, an agent's close sends what it sends and leaves the
+/// conversation closed with its wrap-up pending and the agent's slot held (no new work on it);
+/// recording the outcome (one of the dispositions) gives the slot back; a wrap-up nobody records
+/// ends when its time passes (the schedule), and its slot comes back then.
+#[tokio::test]
+async fn wrap_up_holds_the_slot_until_recorded_or_timed_out() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({
+            "autoCloseMinutes": null,
+            "wrapUpSeconds": 120,
+            "dispositions": ["resolved", "escalated"]
+        })))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("solo", "q-general", 1))
+        .await
+        .unwrap();
+    let solo = f.agents.agent("solo").await.unwrap().unwrap();
+    let open = |user: &'static str, event: &'static str, at: i64| {
+        let router = &f.router;
+        async move {
+            let Processed::Stored {
+                conversation_id: Some(id),
+            } = router
+                .process_message(&inbound(text_from(user, event, "hello", at)), 1)
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            id
+        }
+    };
+    let bob = open("Ubob", "W1", T0).await;
+    let closed = f.router.close_by_agent(&bob, &solo).await.unwrap();
+    assert!(closed.wrapping_up());
+    assert_eq!(closed.wrap_up.as_ref().unwrap().until, T0 + 120_000);
+    assert_eq!(
+        f.agents
+            .agent("solo")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        std::slice::from_ref(&bob),
+        "the slot is held during the wrap-up"
+    );
+    // Carol writes meanwhile: Solo has no room, she waits.
+    let carol = open("Ucarol", "W2", T0 + 1_000).await;
+    let carol_c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert_eq!(carol_c.state, ConversationState::Waiting);
+    // Not a listed disposition; then recorded.
+    let wrong = f
+        .router
+        .finish_wrap_up(&bob, &solo, "happy".into(), None)
+        .await;
+    assert!(
+        matches!(wrong, Err(router::AgentOpError::Invalid { .. })),
+        "{wrong:?}"
+    );
+    let done = f
+        .router
+        .finish_wrap_up(&bob, &solo, "resolved".into(), Some("refund issued".into()))
+        .await
+        .unwrap();
+    let wrap = done.wrap_up.as_ref().unwrap();
+    assert_eq!(
+        (
+            wrap.disposition.as_deref(),
+            wrap.notes.as_deref(),
+            wrap.done_at
+        ),
+        (Some("resolved"), Some("refund issued"), Some(T0))
+    );
+    assert!(!done.wrapping_up());
+    let again = f
+        .router
+        .finish_wrap_up(&bob, &solo, "resolved".into(), None)
+        .await;
+    assert!(
+        matches!(again, Err(router::AgentOpError::Conflict(_))),
+        "{again:?}"
+    );
+    // The slot is back: the schedule gives Carol to Solo.
+    assert_eq!(f.router.run_schedule().await.unwrap().assigned, 1);
+    let carol_c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert_eq!(carol_c.agent_id.as_deref(), Some("solo"));
+
+    // Carol's wrap-up is never recorded: it ends at its time, and the slot comes back.
+    f.now.store(T0 + 10_000, Ordering::SeqCst);
+    f.router.close_by_agent(&carol, &solo).await.unwrap();
+    f.now.store(T0 + 10_000 + 119_000, Ordering::SeqCst);
+    assert_eq!(f.router.run_schedule().await.unwrap().wrapped, 0, "not yet");
+    assert_eq!(
+        f.agents
+            .agent("solo")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        std::slice::from_ref(&carol)
+    );
+    f.now.store(T0 + 10_000 + 120_000, Ordering::SeqCst);
+    assert_eq!(f.router.run_schedule().await.unwrap().wrapped, 1);
+    let carol_c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert!(!carol_c.wrapping_up());
+    assert_eq!(carol_c.wrap_up.unwrap().done_at, Some(T0 + 130_000));
+    assert!(f
+        .agents
+        .agent("solo")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations
+        .is_empty());
+    assert_eq!(f.router.run_schedule().await.unwrap().wrapped, 0, "once");
 }

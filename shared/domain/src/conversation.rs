@@ -81,11 +81,50 @@ pub struct Conversation {
     /// Flagged for a follow-up by its agent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow_up: bool,
+    /// The agent's wrap-up after the close (the workstream's `wrapUpSeconds`): pending until
+    /// the agent records it or its time passes, the agent's slot held meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_up: Option<WrapUp>,
     /// Optimistic concurrency: every write increments it, conditional on the previous value.
     pub version: u64,
 }
 
+/// [`omniline_ports::ConfigStore`] kind of the pending wrap-ups (id: the conversation id; doc:
+/// a [`PendingWrapUp`]): the router's schedule lists them (one Query, as many as the agents'
+/// slots at most) to end those whose time passed and give their slots back.
+pub const WRAP_UP_PENDING_KIND: &str = "wrapUpPending";
+
+/// A wrap-up the schedule ends at `until` if the agent does not first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingWrapUp {
+    pub conversation_id: String,
+    pub agent_id: String,
+    pub until: i64,
+}
+
+/// A conversation's wrap-up: until when the agent has, and what it recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WrapUp {
+    /// Epoch ms: the slot is given back then at the latest.
+    pub until: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// Epoch ms: when it ended (recorded, or timed out at `until`); `None` while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<i64>,
+}
+
 impl Conversation {
+    /// Whether the conversation is closed with its wrap-up pending (the agent's slot held).
+    pub fn wrapping_up(&self) -> bool {
+        self.state == ConversationState::Closed
+            && self.wrap_up.as_ref().is_some_and(|w| w.done_at.is_none())
+    }
+
     /// Whether the conversation is snoozed at `now` (epoch ms): open, with a snooze that has
     /// not passed yet.
     pub fn snoozed_at(&self, now: i64) -> bool {

@@ -94,6 +94,13 @@ pub struct Workstream {
     /// The same agent for a returning customer ([`Affinity`]); `None`: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// Seconds an agent has after closing to record the outcome (its slot still held); `0` or
+    /// `None`: no wrap-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_up_seconds: Option<u32>,
+    /// What a wrap-up may record (`resolved`, …); empty: any text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dispositions: Vec<String>,
     /// Routing rules, see [`crate::routing::rules`].
     #[serde(default)]
     pub rules: Vec<RuleDef>,
@@ -223,6 +230,12 @@ impl BusinessHours {
         self.days.contains(&time.weekday) && open <= now && now < close
     }
 }
+
+/// The longest wrap-up, in seconds (an hour).
+pub const WRAP_UP_SECONDS_MAX: u32 = 3_600;
+/// The most dispositions a workstream lists, and the longest.
+pub const DISPOSITIONS_MAX: usize = 20;
+pub const DISPOSITION_MAX_CHARS: usize = 40;
 
 /// The longest affinity, in days.
 pub const AFFINITY_DAYS_MAX: u32 = 90;
@@ -615,6 +628,36 @@ impl Workstream {
                 return Err(WorkstreamError::new(
                     "agentIdentity.iconUrl",
                     "must be an https URL of at most 2000 characters",
+                ));
+            }
+        }
+
+        if let Some(seconds) = self.wrap_up_seconds {
+            if seconds > WRAP_UP_SECONDS_MAX {
+                return Err(WorkstreamError::new(
+                    "wrapUpSeconds",
+                    format!("must be from 0 (off) to {WRAP_UP_SECONDS_MAX}, got {seconds}"),
+                ));
+            }
+        }
+        if self.dispositions.len() > DISPOSITIONS_MAX {
+            return Err(WorkstreamError::new(
+                "dispositions",
+                format!("at most {DISPOSITIONS_MAX} dispositions"),
+            ));
+        }
+        for (i, d) in self.dispositions.iter().enumerate() {
+            let length = d.chars().count();
+            if length == 0 || length > DISPOSITION_MAX_CHARS || d.trim() != d {
+                return Err(WorkstreamError::new(
+                    format!("dispositions[{i}]"),
+                    format!("must be 1 to {DISPOSITION_MAX_CHARS} characters, without surrounding spaces"),
+                ));
+            }
+            if self.dispositions[..i].contains(d) {
+                return Err(WorkstreamError::new(
+                    format!("dispositions[{i}]"),
+                    format!("{d:?} is listed twice"),
                 ));
             }
         }

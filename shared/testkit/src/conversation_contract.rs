@@ -54,6 +54,7 @@ pub fn conversation(
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        wrap_up: None,
         version,
     }
 }

@@ -50,6 +50,8 @@ pub struct WorkstreamPatch {
     pub agent_identity: Option<Option<AgentIdentity>>,
     pub group_chats: Option<GroupChats>,
     pub affinity: Option<Option<Affinity>>,
+    pub wrap_up_seconds: Option<Option<u32>>,
+    pub dispositions: Option<Vec<String>>,
     pub bot: Option<Option<BotChange>>,
 }
 
@@ -73,6 +75,8 @@ impl WorkstreamPatch {
         set(&mut ws.agent_identity, self.agent_identity);
         set(&mut ws.group_chats, self.group_chats);
         set(&mut ws.affinity, self.affinity);
+        set(&mut ws.wrap_up_seconds, self.wrap_up_seconds);
+        set(&mut ws.dispositions, self.dispositions);
         self.bot
     }
 }
@@ -97,6 +101,8 @@ pub(crate) fn blank_workstream(account_id: String, now: String) -> Workstream {
         survey: None,
         group_chats: GroupChats::Handle,
         affinity: None,
+        wrap_up_seconds: None,
+        dispositions: Vec::new(),
         rules: Vec::new(),
         version: 1,
         created_at: Some(now.clone()),

@@ -840,6 +840,21 @@ impl AgentService {
         Ok((c, message_id))
     }
 
+    /// Records the wrap-up of a conversation the agent closed and gives its slot back.
+    pub async fn finish_wrap_up(
+        &self,
+        agent: &Agent,
+        id: &str,
+        disposition: String,
+        notes: Option<String>,
+    ) -> Result<Conversation, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self
+            .router
+            .finish_wrap_up(&c.id, agent, disposition, notes)
+            .await?)
+    }
+
     /// Snoozes until `until` (epoch ms) or wakes (`None`) a conversation the agent holds.
     pub async fn snooze(
         &self,

@@ -20,8 +20,8 @@ use crate::router::{RouteError, RouterService, COMMIT_ATTEMPTS};
 use omniline_domain::agents::{Agent, NOTIFICATION_ASSIGNED};
 use omniline_domain::contacts::{contact_kind, LinkRequest, LINK_REQUEST_KIND};
 use omniline_domain::conversation::{
-    survey_postback, CommitOutcome, Conversation, ConversationState, SourceType, SurveyState,
-    TranscriptEntry,
+    survey_postback, CommitOutcome, Conversation, ConversationState, PendingWrapUp, SourceType,
+    SurveyState, TranscriptEntry, WrapUp, WRAP_UP_PENDING_KIND,
 };
 use omniline_domain::outbound::{text_message, Origin, OutboundMessage, Sender};
 use omniline_domain::workstream::{Survey, Trigger, Workstream};
@@ -593,6 +593,32 @@ impl RouterService {
         updated.state = ConversationState::Closed;
         updated.closed_at = Some(now);
         updated.close_reason = Some("agent".into());
+        // Wrap-up: the agent who held it keeps its slot until it records the outcome or the
+        // time passes. The pending entry is written first: the schedule, finding it, ends the
+        // wrap-up (or, the close never committed, just drops the entry), so a slot is never
+        // held for good.
+        let wrap_up_seconds = ws.as_ref().and_then(|w| w.wrap_up_seconds).unwrap_or(0);
+        if let (true, Some(holder)) = (wrap_up_seconds > 0, &c.agent_id) {
+            let until = now + i64::from(wrap_up_seconds) * 1000;
+            updated.wrap_up = Some(WrapUp {
+                until,
+                disposition: None,
+                notes: None,
+                done_at: None,
+            });
+            let pending = PendingWrapUp {
+                conversation_id: c.id.clone(),
+                agent_id: holder.clone(),
+                until,
+            };
+            let doc = serde_json::to_string(&pending)
+                .map_err(|e| PortError::Unavailable(format!("pending wrap-up: {e}")))?;
+            // Already there (a retried close): that entry stands.
+            self.deps
+                .config
+                .put_doc(WRAP_UP_PENDING_KIND, &c.id, &doc, Expect::Absent)
+                .await?;
+        }
         updated.last_activity_at = updated.last_activity_at.max(now);
         updated.version = c.version + 1;
         let event_id = format!("close:{}:{}", c.id, c.version);
@@ -607,8 +633,8 @@ impl RouterService {
             }
             return Err(conflict("the conversation changed meanwhile; try again"));
         }
-        tracing::info!(conversation_id = %c.id, agent_id = %agent.id, survey = updated.survey.is_some(), "conversation closed by the agent");
-        if let Some(holder) = &c.agent_id {
+        tracing::info!(conversation_id = %c.id, agent_id = %agent.id, survey = updated.survey.is_some(), wrap_up = updated.wrapping_up(), "conversation closed by the agent");
+        if let (Some(holder), false) = (&c.agent_id, updated.wrapping_up()) {
             self.release_logged(holder, &c.id).await;
         }
         self.queue_after_commit(&updated, &outbox, &event_id, now)
@@ -660,6 +686,7 @@ impl RouterService {
             survey: None,
             snoozed_until: None,
             follow_up: false,
+            wrap_up: None,
             version: 1,
         };
         let mut commit = self.update_commit(event_id, c.clone(), None, now).await?;
@@ -694,6 +721,134 @@ impl RouterService {
                 self.undo_claim(&agent.id, &c.id).await;
                 Err(e.into())
             }
+        }
+    }
+
+    /// Records the wrap-up of a conversation the agent closed (`disposition`: one of the
+    /// workstream's dispositions when it lists any; `notes` optional) and gives its slot back.
+    /// `Conflict` when no wrap-up is pending (none, done, or timed out); `Forbidden` when it is
+    /// another agent's; `Invalid` for a disposition the workstream does not list.
+    pub async fn finish_wrap_up(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        disposition: String,
+        notes: Option<String>,
+    ) -> Result<Conversation, AgentOpError> {
+        for _ in 0..COMMIT_ATTEMPTS {
+            let now = self.now();
+            let c = self.load_conversation(conversation_id).await?;
+            if !c.wrapping_up() {
+                return Err(conflict("no wrap-up is pending for this conversation"));
+            }
+            if c.agent_id.as_deref() != Some(agent.id.as_str()) {
+                return Err(AgentOpError::Forbidden(
+                    "the wrap-up is another agent's".into(),
+                ));
+            }
+            let ws = self
+                .deps
+                .workstreams
+                .workstream_for_account(&c.account_id)
+                .await?;
+            let listed = ws.as_ref().map(|w| &w.dispositions);
+            if listed.is_some_and(|l| !l.is_empty() && !l.contains(&disposition)) {
+                return Err(invalid(
+                    "disposition",
+                    format!(
+                        "not one of the workstream's dispositions: {}",
+                        listed.map(|l| l.join(", ")).unwrap_or_default()
+                    ),
+                ));
+            }
+            let mut updated = c.clone();
+            if let Some(w) = updated.wrap_up.as_mut() {
+                w.disposition = Some(disposition.clone());
+                w.notes = notes.clone();
+                w.done_at = Some(now);
+            }
+            updated.version = c.version + 1;
+            let event_id = format!("wrapUp:{}:{}", c.id, c.version);
+            if self
+                .commit_conversation(&event_id, &updated, None, None, now)
+                .await?
+                == CommitOutcome::Committed
+            {
+                tracing::info!(conversation_id = %c.id, agent_id = %agent.id, %disposition, "wrap-up recorded");
+                self.release_logged(&agent.id, &c.id).await;
+                self.drop_pending_wrap_up(&c.id).await;
+                return Ok(updated);
+            }
+        }
+        Err(conflict("the conversation kept changing; try again"))
+    }
+
+    /// Ends every pending wrap-up whose time has passed (the schedule): the conversation's
+    /// wrap-up is marked done at its `until`, the agent's slot given back, the entry dropped.
+    /// An entry whose close never committed (the conversation is not closed) is dropped and
+    /// nothing else. Returns how many ended.
+    pub async fn end_expired_wrap_ups(&self) -> Result<usize, RouteError> {
+        let now = self.now();
+        let mut ended = 0;
+        for doc in self.deps.config.list_docs(WRAP_UP_PENDING_KIND).await? {
+            let Ok(pending) = serde_json::from_str::<PendingWrapUp>(&doc.doc) else {
+                tracing::warn!(id = %doc.id, "unreadable pending wrap-up dropped");
+                self.drop_pending_wrap_up(&doc.id).await;
+                continue;
+            };
+            if pending.until > now {
+                continue;
+            }
+            let Some(c) = self
+                .deps
+                .conversations
+                .conversation(&pending.conversation_id)
+                .await?
+            else {
+                self.deps
+                    .agents
+                    .release(&pending.agent_id, &pending.conversation_id)
+                    .await?;
+                self.drop_pending_wrap_up(&doc.id).await;
+                continue;
+            };
+            if c.wrapping_up() {
+                let mut updated = c.clone();
+                if let Some(w) = updated.wrap_up.as_mut() {
+                    w.done_at = Some(w.until);
+                }
+                updated.version = c.version + 1;
+                let event_id = format!("wrapUp:{}:{}", c.id, c.version);
+                let commit = self.update_commit(event_id, updated, None, now).await?;
+                if self.deps.conversations.commit(&commit).await? != CommitOutcome::Committed {
+                    // Changed meanwhile (recorded by the agent?): the next run sees it.
+                    continue;
+                }
+                tracing::info!(conversation_id = %c.id, agent_id = %pending.agent_id, "wrap-up timed out");
+                ended += 1;
+            }
+            // Closed (wrap-up done, now or before): the slot goes back. Not closed: the close
+            // never committed, and the slot is the open conversation's.
+            if c.state == ConversationState::Closed {
+                self.deps
+                    .agents
+                    .release(&pending.agent_id, &pending.conversation_id)
+                    .await?;
+            }
+            self.drop_pending_wrap_up(&doc.id).await;
+        }
+        Ok(ended)
+    }
+
+    async fn drop_pending_wrap_up(&self, conversation_id: &str) {
+        if let Err(e) = self
+            .deps
+            .config
+            .delete_doc(WRAP_UP_PENDING_KIND, conversation_id)
+            .await
+        {
+            // The schedule finds it again and drops it then.
+            tracing::warn!(%conversation_id, error = %e, "pending wrap-up not dropped");
         }
     }
 

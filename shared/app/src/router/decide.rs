@@ -473,6 +473,7 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
                 survey: None,
                 snoozed_until: None,
                 follow_up: false,
+                wrap_up: None,
                 version: 1,
             };
             (Some(c), Some(Write::Create))
@@ -1328,6 +1329,7 @@ mod tests {
             survey: None,
             snoozed_until: None,
             follow_up: false,
+            wrap_up: None,
             version: 3,
         }
     }
@@ -1393,6 +1395,7 @@ mod tests {
             }),
             snoozed_until: None,
             follow_up: false,
+            wrap_up: None,
             version: 2,
         }
     }

@@ -124,6 +124,8 @@ pub struct ScheduleOutcome {
     pub assigned: usize,
     /// Agents set `away` by the presence timeout.
     pub away: usize,
+    /// Wrap-ups ended by their time passing.
+    pub wrapped: usize,
 }
 
 /// How many times a commit is retried when the conversation changed concurrently.
@@ -296,6 +298,8 @@ impl RouterService {
     pub async fn run_schedule(&self) -> Result<ScheduleOutcome, RouteError> {
         // First, so that no conversation goes to an agent who has left.
         let away = self.expire_presence().await?;
+        // Slots held by wrap-ups whose time passed come back before distributing.
+        let wrapped = self.end_expired_wrap_ups().await?;
         let closed = self.close_idle_conversations().await?;
         let assigned = self.distribute_waiting().await?;
         let now_secs = (self.deps.clock)().div_euclid(1000);
@@ -335,6 +339,7 @@ impl RouterService {
             closed,
             assigned,
             away,
+            wrapped,
         })
     }
 
