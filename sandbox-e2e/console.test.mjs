@@ -415,7 +415,42 @@ async function agentWrapsUp() {
     (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'closed');
   assert.ok(await page.locator(tid('wrap-up')).isHidden(), 'the form is gone');
   assert.equal((await agentApi('GET', '/agent/v1/me')).activeConversations, before - 1, 'the slot is back');
+  await adminApi('PATCH', `/admin/v1/workstreams/${encodeURIComponent(workstreams[0].id)}`, { wrapUpSeconds: 0 });
   return 'wrap-up held the slot, recorded "resolved"';
+}
+
+// 10d. Offers: the admin turns on accept mode; the agent becomes available and the conversation
+// waiting in its queue (transferred back in step 13) is offered to it: the offer shows with its
+// countdown; the agent accepts, and the conversation is its own. Accept mode off again after.
+async function agentAcceptsAnOffer() {
+  const workstreams = (await adminApi('GET', '/admin/v1/workstreams')).workstreams;
+  const wsPath = `/admin/v1/workstreams/${encodeURIComponent(workstreams[0].id)}`;
+  await adminApi('PATCH', wsPath, { offer: { mode: 'accept', timeoutSeconds: 120 } });
+  try {
+    await page.locator(tid('presence')).selectOption('available');
+    const offer = page.locator(tid('offer'));
+    await visible(offer, 'the offer');
+    assert.ok((await text(offer)).includes(SECOND_NAME), 'the offer names the customer');
+    const countdown = await text(page.locator(tid('offer-countdown')));
+    assert.match(countdown, /\d+ s left/);
+    const detail = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(secondConversationId)}`);
+    assert.equal(detail.conversation.status, 'waiting', 'waiting while offered');
+    assert.equal(detail.conversation.offer.agentId, agentId);
+    await page.locator(tid('offer-accept')).click();
+    await until('the accepted conversation, active and shown', async () =>
+      (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'active'
+      && (await text(page.locator(tid('conv-name')))) === SECOND_NAME);
+    assert.ok(await offer.isHidden(), 'the offer is gone');
+    const after = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(secondConversationId)}`);
+    assert.equal(after.conversation.agentId, agentId);
+    // Closed, so the steps after find a closed conversation shown.
+    await page.locator(tid('close')).click();
+    await until('the accepted conversation closed', async () =>
+      (await page.locator(tid('conv-status')).getAttribute('data-status')) === 'closed');
+    return `offered with "${countdown}", accepted`;
+  } finally {
+    await adminApi('PATCH', wsPath, { offer: null });
+  }
 }
 
 // 11. The console in Japanese: the labels change, the language is remembered.
@@ -545,6 +580,7 @@ const STEPS = [
   ['agent-closes', agentCloses],
   ['agent-writes-first', agentWritesFirst],
   ['agent-wraps-up', agentWrapsUp],
+  ['agent-accepts-an-offer', agentAcceptsAnOffer],
   ['japanese', japanese],
   ['workspace-is-accessible', workspaceIsAccessible],
   ['agent-signs-out', agentSignsOut],

@@ -2425,3 +2425,200 @@ async fn a_closed_conversation_waits_for_its_wrap_up_and_holds_the_slot() {
     let me = agent_ok(&s, &token, "GET", "/agent/v1/me", None).await;
     assert_eq!(me["activeConversations"], 0);
 }
+
+/// Offers over HTTP: with `offer` `{"mode": "accept", "timeoutSeconds"}` (15 to 600), a
+/// customer's conversation is offered to one agent (a notification of kind `offer` with
+/// `expiresAt`); rejecting offers it to the other at once; accepting makes it theirs (403 for
+/// the agent it is not offered to, 409 once answered); an offer left unanswered goes to the
+/// other agent when it expires.
+#[tokio::test]
+async fn an_offered_conversation_is_accepted_rejected_or_passed_on_when_it_expires() {
+    let s = start_with(&[("SCHEDULE_EVERY_MS", "200")]).await;
+    mock_agent_line(&s).await;
+    let (account, queue, ws) = channel(&s, "push", true).await;
+    let route = format!("/admin/v1/workstreams/{ws}");
+    for bad in [
+        json!({"mode": "accept"}),
+        json!({"mode": "accept", "timeoutSeconds": 10}),
+        json!({"mode": "sometimes", "timeoutSeconds": 30}),
+    ] {
+        let (status, body) = s.call("PATCH", &route, Some(json!({"offer": bad}))).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"]["field"]
+                .as_str()
+                .unwrap()
+                .starts_with("offer."),
+            "{body}"
+        );
+    }
+    let patched = s
+        .ok(
+            "PATCH",
+            &route,
+            Some(json!({"offer": {"mode": "accept", "timeoutSeconds": 15}})),
+        )
+        .await;
+    assert_eq!(
+        patched["offer"],
+        json!({"mode": "accept", "timeoutSeconds": 15})
+    );
+    let (ann, ann_token) = new_agent(&s, "Ann", &[&queue]).await;
+    let (ben, ben_token) = new_agent(&s, "Ben", &[&queue]).await;
+    for token in [&ann_token, &ben_token] {
+        agent_ok(
+            &s,
+            token,
+            "PUT",
+            "/agent/v1/presence",
+            Some(json!({"status": "available"})),
+        )
+        .await;
+    }
+    let token_of = |id: &str| {
+        if id == ann {
+            ann_token.clone()
+        } else {
+            ben_token.clone()
+        }
+    };
+    let other = |id: &str| if id == ann { ben.clone() } else { ann.clone() };
+    let offered_to = |conversation: &str| {
+        let (s, conversation, ann_token) = (&s, conversation.to_owned(), ann_token.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let detail = agent_ok(
+                    s,
+                    &ann_token,
+                    "GET",
+                    &format!("/agent/v1/conversations/{conversation}"),
+                    None,
+                )
+                .await;
+                if let Some(agent) = detail["conversation"]["offer"]["agentId"].as_str() {
+                    return (agent.to_owned(), detail["conversation"].clone());
+                }
+                assert!(Instant::now() < deadline, "an offer is made: {detail}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01OFFER1", "Uoffer1", "hello")])
+        )
+        .await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        let list = agent_ok(
+            &s,
+            &ann_token,
+            "GET",
+            "/agent/v1/conversations?status=waiting",
+            None,
+        )
+        .await;
+        if let Some(c) = list["conversations"].as_array().unwrap().first() {
+            break c["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the first conversation waits");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (x, c) = offered_to(&first).await;
+    assert_eq!(c["status"], "waiting");
+    assert!(c["offer"]["expiresAt"].as_i64().unwrap() > now_ms());
+    let (note, _) = next_notification(&s, &token_of(&x), None, "offer").await;
+    assert_eq!(note["conversationId"], first.as_str());
+    assert!(note["expiresAt"].is_i64());
+    // The other agent may not accept it; the offered one rejects: offered to the other at once.
+    let (status, _) = agent_call(
+        &s,
+        &token_of(&other(&x)),
+        "POST",
+        &format!("/agent/v1/conversations/{first}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let rejected = agent_ok(
+        &s,
+        &token_of(&x),
+        "POST",
+        &format!("/agent/v1/conversations/{first}/reject"),
+        None,
+    )
+    .await;
+    assert_eq!(rejected["offer"]["agentId"], other(&x).as_str());
+    let y = other(&x);
+    let accepted = agent_ok(
+        &s,
+        &token_of(&y),
+        "POST",
+        &format!("/agent/v1/conversations/{first}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&accepted["status"], &accepted["agentId"]),
+        (&json!("active"), &json!(y))
+    );
+    let (status, body) = agent_call(
+        &s,
+        &token_of(&x),
+        "POST",
+        &format!("/agent/v1/conversations/{first}/accept"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+
+    // The next customer's offer goes to X (less busy); X lets it expire: offered to Y.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01OFFER2", "Uoffer2", "hello")])
+        )
+        .await,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let list = agent_ok(
+            &s,
+            &ann_token,
+            "GET",
+            "/agent/v1/conversations?status=waiting",
+            None,
+        )
+        .await;
+        if let Some(c) = list["conversations"].as_array().unwrap().first() {
+            break c["id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "the second conversation waits");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (first_offer, _) = offered_to(&second).await;
+    assert_eq!(first_offer, x);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (to, _) = offered_to(&second).await;
+        if to == y {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the expired offer went to the other agent"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

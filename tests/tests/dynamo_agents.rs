@@ -282,6 +282,13 @@ async fn dynamo_agents_notifications_after_reads_past_dynamodb_pages() {
         .await;
 }
 
+/// Two missed offers in a row set an agent away.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_two_missed_offers_in_a_row_set_an_agent_away() {
+    contract::two_missed_offers_in_a_row_set_an_agent_away(&fixture().await.store).await;
+}
+
 /// Writing first takes a slot whatever the presence, within the capacity.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]

@@ -59,6 +59,8 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        offer: None,
+        declined_by: Vec::new(),
         wrap_up: None,
         version,
     }
@@ -1028,6 +1030,7 @@ fn notification_for_ttl() -> omniline_domain::agents::AgentNotification {
         queue_id: "q1".into(),
         created_at: 1_000,
         delivery: None,
+        expires_at: None,
     }
 }
 

@@ -148,6 +148,8 @@ fn conversation(id: &str) -> Conversation {
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        offer: None,
+        declined_by: Vec::new(),
         wrap_up: None,
         version: 1,
     }

@@ -194,6 +194,7 @@ async fn no_request_path_sends_a_dynamodb_scan() {
         unavailable_or_unknown_agents_are_refused,
         presence_expires_only_for_agents_not_heard_from,
         claim_own_ignores_presence_but_not_capacity,
+        two_missed_offers_in_a_row_set_an_agent_away,
         put_agent_moves_queue_membership_and_keeps_assignment_state,
         list_agents_is_ordered_by_id_and_carries_whole_agents,
         delete_agent_removes_everything_of_the_agent_only,

@@ -413,6 +413,80 @@ async fn a_wrap_up_holds_the_slot_until_its_time_over_the_aws_adapters() {
         .is_empty());
 }
 
+/// Offers over DynamoDB: the offer holds the agent's slot (commit on the slot), a reject
+/// gives it back and offers the next agent, an accept makes it the agent's, an expiry at the
+/// schedule passes it on and counts the miss.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn offers_over_the_aws_adapters() {
+    let aws = aws().await;
+    let deps = aws.router.deps();
+    let mut ws = deps
+        .workstreams
+        .workstream_for_account(ACCOUNT)
+        .await
+        .unwrap()
+        .unwrap();
+    ws.offer = Some(omniline_domain::workstream::OfferSettings {
+        mode: omniline_domain::workstream::OfferMode::Accept,
+        timeout_seconds: 30,
+    });
+    ws.version += 1;
+    deps.workstreams.put_workstream(&ws).await.unwrap();
+    for id in ["ag1", "ag2"] {
+        aws.agents.put_agent(&agent(id, 2)).await.unwrap();
+    }
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = aws
+        .router
+        .process_message(&inbound(text_from("Ualice", "OF1", "hello")), 1)
+        .await
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    let offer = |c: &omniline_domain::conversation::Conversation| {
+        c.offer.as_ref().map(|o| o.agent_id.clone())
+    };
+    let c = aws.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(offer(&c).as_deref(), Some("ag1"));
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    assert_eq!(ag1.active_conversations, std::slice::from_ref(&id));
+    let next = aws.router.reject_offer(&id, &ag1).await.unwrap();
+    assert_eq!(offer(&next).as_deref(), Some("ag2"));
+    assert!(aws
+        .agents
+        .agent("ag1")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations
+        .is_empty());
+    // Ag2 lets it expire: back to waiting (Ag1 declined: nobody left this round), the miss
+    // counted; the next run offers it to Ag1 again, who accepts.
+    aws.now.store(T0 + 31_000, Ordering::SeqCst);
+    let run = aws.router.run_schedule().await.unwrap();
+    assert_eq!(run.offers_expired, 1);
+    assert!(aws
+        .agents
+        .agent("ag2")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations
+        .is_empty());
+    aws.router.run_schedule().await.unwrap();
+    let c = aws.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(offer(&c).as_deref(), Some("ag1"));
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    let accepted = aws.router.accept_offer(&id, &ag1).await.unwrap();
+    assert_eq!(accepted.state, ConversationState::Active);
+    assert_eq!(accepted.agent_id.as_deref(), Some("ag1"));
+    let stored = aws.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(stored, accepted);
+}
+
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn concurrent_routers_never_assign_an_agent_above_capacity() {

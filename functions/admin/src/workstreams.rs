@@ -15,11 +15,11 @@ use omniline_app::admin::workstreams::{BotChange, WorkstreamPatch};
 use omniline_domain::input::{Fields, InputError};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    Affinity, AgentIdentity, AutomatedMessage, BusinessHours, Distribution, GroupChats, Survey,
-    Trigger, Workstream, AFFINITY_DAYS_MAX, AUTO_CLOSE_MINUTES_MAX, AUTO_CLOSE_MINUTES_MIN,
-    BOT_TIMEOUT_MS_DEFAULT, BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, DISPOSITIONS_MAX,
-    DISPOSITION_MAX_CHARS, MAX_MESSAGE_CHARS, SURVEY_QUESTION_MAX_CHARS, SURVEY_SCALE_MAX,
-    WRAP_UP_SECONDS_MAX,
+    Affinity, AgentIdentity, AutomatedMessage, BusinessHours, Distribution, GroupChats, OfferMode,
+    OfferSettings, Survey, Trigger, Workstream, AFFINITY_DAYS_MAX, AUTO_CLOSE_MINUTES_MAX,
+    AUTO_CLOSE_MINUTES_MIN, BOT_TIMEOUT_MS_DEFAULT, BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN,
+    DISPOSITIONS_MAX, DISPOSITION_MAX_CHARS, MAX_MESSAGE_CHARS, OFFER_TIMEOUT_MAX,
+    OFFER_TIMEOUT_MIN, SURVEY_QUESTION_MAX_CHARS, SURVEY_SCALE_MAX, WRAP_UP_SECONDS_MAX,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -89,6 +89,13 @@ fn workstream_json(ws: &Workstream) -> Value {
         })),
         "agentIdentity": identity,
         "affinity": ws.affinity.map(|a| json!({"enabled": a.enabled, "days": a.days})),
+        "offer": ws.offer.map_or_else(
+            || json!({"mode": "auto", "timeoutSeconds": null}),
+            |o| json!({
+                "mode": match o.mode { OfferMode::Auto => "auto", OfferMode::Accept => "accept" },
+                "timeoutSeconds": o.timeout_seconds,
+            }),
+        ),
         "wrapUpSeconds": ws.wrap_up_seconds.unwrap_or(0),
         "dispositions": ws.dispositions,
         "groupChats": match ws.group_chats { GroupChats::Handle => "handle", GroupChats::Ignore => "ignore" },
@@ -212,6 +219,38 @@ fn survey(value: Value) -> Result<Option<Survey>, InputError> {
         question,
         scale,
         url,
+    }))
+}
+
+/// `{"mode": "auto"|"accept", "timeoutSeconds"}` (`null`: auto). `timeoutSeconds` (15 to 600)
+/// is required with `accept`, 60 by default with `auto`.
+fn offer(value: Value) -> Result<Option<OfferSettings>, InputError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let mut f = Fields::nested(value, "offer")?;
+    let mode = f
+        .one_of("mode", &["auto", "accept"])?
+        .ok_or_else(|| f.missing("mode"))?;
+    let timeout = f.integer(
+        "timeoutSeconds",
+        i64::from(OFFER_TIMEOUT_MIN),
+        i64::from(OFFER_TIMEOUT_MAX),
+    )?;
+    let mode = if mode == "accept" {
+        OfferMode::Accept
+    } else {
+        OfferMode::Auto
+    };
+    let timeout_seconds = match (mode, timeout) {
+        (_, Some(t)) => t as u32,
+        (OfferMode::Accept, None) => return Err(f.missing("timeoutSeconds")),
+        (OfferMode::Auto, None) => 60,
+    };
+    f.finish()?;
+    Ok(Some(OfferSettings {
+        mode,
+        timeout_seconds,
     }))
 }
 
@@ -375,6 +414,9 @@ fn patch(fields: &mut Fields) -> Result<WorkstreamPatch, InputError> {
     }
     if let Some(value) = fields.take("affinity") {
         patch.affinity = Some(affinity(value)?);
+    }
+    if let Some(value) = fields.take("offer") {
+        patch.offer = Some(offer(value)?);
     }
     if fields.has("wrapUpSeconds") {
         patch.wrap_up_seconds = Some(

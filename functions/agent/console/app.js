@@ -242,6 +242,7 @@ function resetSession() {
   state.timers = [];
   state.me = null;
   state.lists = { mine: [], waiting: [], snoozed: [], closed: [] };
+  hideOffer();
   state.inboxLoaded = false;
   state.unread.clear();
   state.lastMessages.clear();
@@ -398,7 +399,9 @@ function beep() {
 function notifyBrowser(n) {
   if (!state.notificationsWanted) return;
   const name = (n.customer && n.customer.displayName) || t('inbox.unknownCustomer');
-  const title = n.kind === 'assigned' ? t('notify.assigned', { name }) : t('notify.message', { name });
+  let title = t('notify.message', { name });
+  if (n.kind === 'assigned') title = t('notify.assigned', { name });
+  else if (n.kind === 'offer') title = t('notify.offer', { name });
   beep();
   if (!('Notification' in window) || Notification.permission !== 'granted') return;
   try {
@@ -451,6 +454,13 @@ async function notificationLoop(generation) {
 
 function onNotifications(list, news) {
   if (!list.length) return;
+  // The latest offer still open shows with its countdown.
+  for (const n of list) {
+    if (n.kind === 'offer' && n.expiresAt > Date.now()) {
+      const name = (n.customer && n.customer.displayName) || t('inbox.unknownCustomer');
+      showOffer({ conversationId: n.conversationId, name, expiresAt: n.expiresAt });
+    }
+  }
   let touchesOpen = false;
   for (const n of list) {
     if (n.lastMessage) state.lastMessages.set(n.conversationId, n.lastMessage);
@@ -466,6 +476,50 @@ function onNotifications(list, news) {
   refreshInbox(true).catch((e) => report(e, 'context.inbox'));
   refreshMe().catch((e) => report(e, 'context.inbox'));
   if (touchesOpen) refreshConversation(true).catch((e) => report(e, 'context.conversation'));
+}
+
+// ------------------------------------------------------------------------------------------
+// Offers: accept or reject before the deadline
+// ------------------------------------------------------------------------------------------
+function showOffer(offer) {
+  state.offer = offer;
+  $('offer-title').textContent = t('offer.title', { name: offer.name });
+  $('offer').hidden = false;
+  tickOffer();
+  if (!state.offerTimer) state.offerTimer = window.setInterval(tickOffer, 1000);
+  $('offer-accept').focus();
+}
+
+function hideOffer() {
+  state.offer = null;
+  $('offer').hidden = true;
+  if (state.offerTimer) window.clearInterval(state.offerTimer);
+  state.offerTimer = null;
+}
+
+function tickOffer() {
+  if (!state.offer) return;
+  const left = Math.ceil((state.offer.expiresAt - Date.now()) / 1000);
+  if (left <= 0) {
+    hideOffer();
+    toast(t('offer.expired'), 'info');
+    return;
+  }
+  $('offer-countdown').textContent = t('offer.countdown', { seconds: left });
+}
+
+async function answerOffer(accept) {
+  const offer = state.offer;
+  if (!offer) return;
+  hideOffer();
+  const verb = accept ? 'accept' : 'reject';
+  await call('POST', `/agent/v1/conversations/${enc(offer.conversationId)}/${verb}`);
+  toast(t(accept ? 'offer.accepted' : 'offer.rejected'), 'info');
+  await Promise.all([refreshInbox(true), refreshMe()]);
+  if (accept) {
+    state.tab = 'mine';
+    await openConversation(offer.conversationId);
+  }
 }
 
 function updateTitle() {
@@ -1119,6 +1173,8 @@ function wire() {
   // Presence and load change: the list is read again when the agent goes to choose.
   $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
   $('wrap-up').addEventListener('submit', guard(finishWrapUp, 'context.wrapUp'));
+  $('offer-accept').addEventListener('click', guard(() => answerOffer(true), 'context.offer'));
+  $('offer-reject').addEventListener('click', guard(() => answerOffer(false), 'context.offer'));
   $('snooze-form').addEventListener('submit', guard(snooze, 'context.snooze'));
   $('wake').addEventListener('click', guard(wake, 'context.snooze'));
   $('follow-up').addEventListener('click', guard(toggleFollowUp, 'context.followUp'));

@@ -84,6 +84,7 @@ pub(crate) fn conversation_json(c: &Conversation) -> Value {
         "survey": c.survey,
         "snoozedUntil": c.snoozed_until,
         "followUp": c.follow_up,
+        "offer": c.offer.as_ref().map(|o| json!({"agentId": o.agent_id, "expiresAt": o.expires_at})),
         "wrapUp": c.wrap_up.as_ref().map(|w| json!({
             "until": w.until, "disposition": w.disposition, "notes": w.notes, "doneAt": w.done_at,
         })),
@@ -851,6 +852,29 @@ pub(crate) async fn snooze(
     };
     fields.finish()?;
     conversation_response(state.service.snooze(&agent, &id, until).await)
+}
+
+/// `POST …/{id}/accept`: the agent takes the conversation offered to it.
+pub(crate) async fn accept(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = bodiless(id, &body)?;
+    conversation_response(state.service.accept_offer(&agent, &id).await)
+}
+
+/// `POST …/{id}/reject`: the agent declines the conversation offered to it; the next agent
+/// gets the offer.
+pub(crate) async fn reject(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = bodiless(id, &body)?;
+    conversation_response(state.service.reject_offer(&agent, &id).await)
 }
 
 /// `POST …/{id}/wrap-up` `{"disposition", "notes"?}`: the outcome of a conversation the agent

@@ -126,6 +126,14 @@ pub fn router(state: AgentState) -> Router {
             post(conversations::snooze),
         )
         .route(
+            "/agent/v1/conversations/{id}/accept",
+            post(conversations::accept),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/reject",
+            post(conversations::reject),
+        )
+        .route(
             "/agent/v1/conversations/{id}/wrap-up",
             post(conversations::wrap_up),
         )

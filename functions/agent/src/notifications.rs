@@ -67,6 +67,10 @@ fn notification_json(view: &NotificationView) -> Value {
         "workstream": view.workstream.as_ref().map(|w| json!({ "id": w.id, "name": w.name })),
         "lastMessage": last_message,
     });
+    if let Some(expires_at) = n.expires_at {
+        // An offer: accept or reject it before then.
+        body["expiresAt"] = json!(expires_at);
+    }
     if let Some(failure) = &n.delivery {
         body["delivery"] = json!({
             "messageId": failure.message_id, "status": failure.status, "reason": failure.reason,
@@ -134,6 +138,7 @@ mod tests {
             queue_id: "q".into(),
             created_at: 1_700_000_000_123,
             delivery: None,
+            expires_at: None,
         };
         let cursor = encode_cursor(&n);
         assert_eq!(

@@ -1151,6 +1151,7 @@ async fn waiting_conversations_go_to_an_agent_who_comes_online_highest_priority_
             assigned: 0,
             away: 0,
             wrapped: 0,
+            offers_expired: 0,
         }
     );
 
@@ -1724,4 +1725,237 @@ async fn wrap_up_holds_the_slot_until_recorded_or_timed_out() {
         .active_conversations
         .is_empty());
     assert_eq!(f.router.run_schedule().await.unwrap().wrapped, 0, "once");
+}
+
+/// Offers (`offer.mode` `accept`): a push assignment is offered to the best agent on one of its
+/// slots (the conversation waits, the agent is notified with the deadline); accepting makes it
+/// the agent's (the customer is told then); rejecting gives it to the next agent at once; an
+/// offer left to expire goes to the next agent at the schedule, and a second expiry in a row
+/// sets the agent away.
+#[tokio::test]
+async fn offers_are_accepted_rejected_or_expire_to_the_next_agent() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({
+            "autoCloseMinutes": null,
+            "offer": {"mode": "accept", "timeoutSeconds": 30}
+        })))
+        .await
+        .unwrap();
+    for id in ["ann", "ben"] {
+        f.agents
+            .put_agent(&agent(id, "q-general", 2))
+            .await
+            .unwrap();
+    }
+    let ann = f.agents.agent("ann").await.unwrap().unwrap();
+    let ben = f.agents.agent("ben").await.unwrap().unwrap();
+    let open = |user: &'static str, event: &'static str, at: i64| {
+        let router = &f.router;
+        async move {
+            let Processed::Stored {
+                conversation_id: Some(id),
+            } = router
+                .process_message(&inbound(text_from(user, event, "hello", at)), 1)
+                .await
+                .unwrap()
+            else {
+                panic!()
+            };
+            id
+        }
+    };
+    // Bob's conversation is offered to Ann (first by id): waiting, on her slot, notified.
+    let bob = open("Ubob", "O1", T0).await;
+    let c = f.conversations.conversation(&bob).await.unwrap().unwrap();
+    assert_eq!(c.state, ConversationState::Waiting);
+    let offer = c.offer.clone().unwrap();
+    assert_eq!(
+        (offer.agent_id.as_str(), offer.expires_at),
+        ("ann", T0 + 30_000)
+    );
+    assert_eq!(
+        f.agents
+            .agent("ann")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        std::slice::from_ref(&bob)
+    );
+    let notes = f.agents.notifications("ann").await.unwrap();
+    let offered = notes.iter().find(|n| n.kind == "offer").unwrap();
+    assert_eq!(offered.expires_at, Some(T0 + 30_000));
+    assert!(
+        !texts(&outbound(&f).await)
+            .iter()
+            .any(|t| t.contains("will help you")),
+        "the customer hears of the agent at the accept"
+    );
+    // Ben may not accept Ann's offer; Ann accepts.
+    assert!(matches!(
+        f.router.accept_offer(&bob, &ben).await,
+        Err(router::AgentOpError::Forbidden(_))
+    ));
+    let accepted = f.router.accept_offer(&bob, &ann).await.unwrap();
+    assert_eq!(accepted.state, ConversationState::Active);
+    assert_eq!(accepted.agent_id.as_deref(), Some("ann"));
+    assert!(accepted.offer.is_none());
+    let told = texts(&outbound(&f).await);
+    assert_eq!(
+        told.iter()
+            .filter(|t| *t == "Agent ann will help you.")
+            .count(),
+        1,
+        "{told:?}"
+    );
+
+    // Carol's goes to Ben (Ann is busier); he rejects: offered to Ann at once.
+    let carol = open("Ucarol", "O2", T0 + 1_000).await;
+    let c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert_eq!(c.offer.as_ref().unwrap().agent_id, "ben");
+    let next = f.router.reject_offer(&carol, &ben).await.unwrap();
+    assert_eq!(next.offer.as_ref().unwrap().agent_id, "ann");
+    assert_eq!(next.declined_by, ["ben"]);
+    assert!(f
+        .agents
+        .agent("ben")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations
+        .is_empty());
+    // Ann lets it expire: back to waiting; nobody else is left this round (Ben declined).
+    f.now.store(T0 + 1_000 + 30_000, Ordering::SeqCst);
+    let run = f.router.run_schedule().await.unwrap();
+    assert_eq!(run.offers_expired, 1);
+    let c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert!(c.offer.is_none());
+    assert_eq!(c.state, ConversationState::Waiting);
+    assert_eq!(
+        f.agents
+            .agent("ann")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        std::slice::from_ref(&bob),
+        "the expired offer's slot is back"
+    );
+    // The next run starts a new round: offered to Ben again (less busy); he lets it expire
+    // too: one miss for him; Ann gets it, lets it expire: her second in a row — away.
+    f.now.store(T0 + 40_000, Ordering::SeqCst);
+    f.router.run_schedule().await.unwrap();
+    let c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert_eq!(c.offer.as_ref().unwrap().agent_id, "ben");
+    f.now.store(T0 + 71_000, Ordering::SeqCst);
+    let run = f.router.run_schedule().await.unwrap();
+    assert_eq!(run.offers_expired, 1);
+    let c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert_eq!(
+        c.offer.as_ref().unwrap().agent_id,
+        "ann",
+        "offered to the next agent"
+    );
+    f.now.store(T0 + 102_000, Ordering::SeqCst);
+    f.router.run_schedule().await.unwrap();
+    assert_eq!(
+        f.agents.agent("ann").await.unwrap().unwrap().status,
+        AgentStatus::Away,
+        "two offers in a row let expire"
+    );
+    assert_eq!(
+        f.agents.agent("ben").await.unwrap().unwrap().status,
+        AgentStatus::Available,
+        "one miss only"
+    );
+    assert_eq!(
+        f.agents
+            .agent("ann")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        std::slice::from_ref(&bob),
+        "her accepted conversation stays"
+    );
+}
+
+/// Accept racing the offer's expiry, on two routers whose clocks stand either side of the
+/// deadline: exactly one lands each time — accepted (active with the agent, on its slot), or
+/// expired (waiting, the agent's slot given back, the accept refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_racing_the_offer_expiry_gives_exactly_one_owner() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({
+            "autoCloseMinutes": null,
+            "offer": {"mode": "accept", "timeoutSeconds": 15}
+        })))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ann", "q-general", 20))
+        .await
+        .unwrap();
+    let ann = f.agents.agent("ann").await.unwrap().unwrap();
+    let (mut accepted, mut expired) = (0, 0);
+    for round in 0..8_i64 {
+        let at = T0 + round * 100_000;
+        f.now.store(at, Ordering::SeqCst);
+        // Back each round (two expiries in a row set her away).
+        f.agents
+            .set_status("ann", AgentStatus::Available, at)
+            .await
+            .unwrap();
+        let user = format!("Urace{round}");
+        let Processed::Stored {
+            conversation_id: Some(id),
+        } = f
+            .router
+            .process_message(
+                &inbound(text_from(&user, &format!("R{round}"), "hi", at)),
+                1,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        let deadline = at + 15_000;
+        // The accepting router sees the offer live; the schedule's, expired.
+        let mut early = f.router.deps().clone();
+        early.clock = Arc::new(move || deadline - 1);
+        let mut late = f.router.deps().clone();
+        late.clock = Arc::new(move || deadline);
+        let (early, late) = (RouterService::new(early), RouterService::new(late));
+        let (accept, expire) = tokio::join!(early.accept_offer(&id, &ann), late.expire_offers());
+        let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+        let holds = f
+            .agents
+            .agent("ann")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations
+            .contains(&id);
+        match accept {
+            Ok(_) => {
+                accepted += 1;
+                assert_eq!(expire.unwrap(), 0, "round {round}");
+                assert_eq!(c.state, ConversationState::Active);
+                assert_eq!(c.agent_id.as_deref(), Some("ann"));
+                assert!(holds, "round {round}: on her slot");
+            }
+            Err(router::AgentOpError::Conflict(why)) => {
+                expired += 1;
+                assert_eq!(expire.unwrap(), 1, "round {round}: {why}; {c:?}");
+                assert_eq!(c.state, ConversationState::Waiting);
+                assert!(c.offer.is_none() && c.agent_id.is_none());
+                assert!(!holds, "round {round}: the slot is back");
+            }
+            Err(e) => panic!("round {round}: {e}"),
+        }
+    }
+    eprintln!("accept vs expiry: {accepted} accepted, {expired} expired of 8");
 }

@@ -124,6 +124,9 @@ impl AgentStore for GatedAgents {
     async fn try_assign(&self, a: &str, c: &str, at: i64) -> Result<bool, PortError> {
         self.inner.try_assign(a, c, at).await
     }
+    async fn record_offer(&self, a: &str, missed: bool) -> Result<bool, PortError> {
+        self.inner.record_offer(a, missed).await
+    }
     async fn claim_own(&self, a: &str, c: &str, at: i64) -> Result<bool, PortError> {
         self.inner.claim_own(a, c, at).await
     }

@@ -180,6 +180,7 @@ impl OutboundService {
                 status: status.as_str().to_owned(),
                 reason,
             }),
+            expires_at: None,
         };
         if let Err(e) = self.deps.agents.notify(&notification).await {
             tracing::warn!(id = %message.id, error = %e, "the agent was not told of the failed delivery");

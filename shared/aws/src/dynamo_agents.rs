@@ -51,7 +51,9 @@ use crate::dynamo::{
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
-use omniline_domain::agents::{Agent, AgentNotification, AgentStatus, NOTIFICATION_MESSAGE};
+use omniline_domain::agents::{
+    Agent, AgentNotification, AgentStatus, MISSED_OFFERS_AWAY, NOTIFICATION_MESSAGE,
+};
 use omniline_domain::PortError;
 use omniline_ports::AgentStore;
 use std::collections::BTreeSet;
@@ -212,6 +214,9 @@ fn notification_item(notification: &AgentNotification) -> Item {
             item.insert("delivery".to_owned(), s(json.as_str()));
         }
     }
+    if let Some(at) = notification.expires_at {
+        item.insert("offerExpiresAt".to_owned(), n(at));
+    }
     item
 }
 
@@ -230,6 +235,7 @@ fn notification_from_item(item: &Item) -> Result<AgentNotification, PortError> {
         queue_id: get_s(item, WHAT, "queueId")?.to_owned(),
         created_at: get_n(item, WHAT, "createdAt")?,
         delivery: get_opt_s(item, "delivery").and_then(|json| serde_json::from_str(&json).ok()),
+        expires_at: get_opt_n(item, WHAT, "offerExpiresAt")?,
     })
 }
 
@@ -697,6 +703,84 @@ impl AgentStore for DynamoAgentStore {
         condition_held(result, "DynamoDB UpdateItem")
     }
 
+    async fn record_offer(&self, agent_id: &str, missed: bool) -> Result<bool, PortError> {
+        let profile = key(agent_pk(agent_id), PROFILE);
+        if !missed {
+            let result = self
+                .table
+                .update_item()
+                .set_key(Some(profile))
+                .update_expression("SET #missed = :zero")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#missed", "missedOffers")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await;
+            condition_held(result, "DynamoDB UpdateItem")?;
+            return Ok(false);
+        }
+        let counted = self
+            .table
+            .update_item()
+            .set_key(Some(profile.clone()))
+            .update_expression("ADD #missed :one")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#missed", "missedOffers")
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let missed_now: u32 = match counted {
+            Ok(output) => output
+                .attributes()
+                .and_then(|a| a.get("missedOffers"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            Err(e) => {
+                // No such agent: nothing to count.
+                if !condition_held(Err::<(), _>(e), "DynamoDB UpdateItem")? {
+                    return Ok(false);
+                }
+                0
+            }
+        };
+        if missed_now < MISSED_OFFERS_AWAY {
+            return Ok(false);
+        }
+        // The threshold: the count starts again (once, whoever gets here first) and an agent
+        // taking work is set away.
+        let reset = self
+            .table
+            .update_item()
+            .set_key(Some(profile.clone()))
+            .update_expression("SET #missed = :zero")
+            .condition_expression("#missed >= :limit")
+            .expression_attribute_names("#missed", "missedOffers")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":limit", n(MISSED_OFFERS_AWAY))
+            .send()
+            .await;
+        if !condition_held(reset, "DynamoDB UpdateItem")? {
+            return Ok(false);
+        }
+        let away = self
+            .table
+            .update_item()
+            .set_key(Some(profile))
+            .update_expression("SET #status = :away")
+            .condition_expression("#status IN (:available, :busy)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":away", s(AgentStatus::Away.as_str()))
+            .expression_attribute_values(":available", s(AgentStatus::Available.as_str()))
+            .expression_attribute_values(":busy", s(AgentStatus::Busy.as_str()))
+            .send()
+            .await;
+        condition_held(away, "DynamoDB UpdateItem")
+    }
+
     async fn expire_presence(&self, agent_id: &str, seen_before: i64) -> Result<bool, PortError> {
         let result = self
             .table
@@ -949,6 +1033,7 @@ mod tests {
             queue_id: "q".into(),
             created_at: 9,
             delivery: None,
+            expires_at: None,
         };
         let item = notification_item(&n1);
         assert_eq!(notification_from_item(&item).unwrap(), n1);
@@ -971,6 +1056,7 @@ mod tests {
             let sk = notification_sk(&AgentNotification {
                 created_at: at,
                 delivery: None,
+                expires_at: None,
                 id: id.into(),
                 ..n1.clone()
             });

@@ -926,9 +926,9 @@ impl ConversationStore for DynamoConversationStore {
                 None => Condition::new("attribute_not_exists(pk)"),
                 Some(item) => {
                     let c: Conversation = parse_doc(item, "conversation")?;
-                    if c.state != ConversationState::Closed
-                        && c.agent_id.as_deref() == Some(agent_id)
-                    {
+                    // Kept: it holds this agent's slot (open with it, offered to it, or its
+                    // wrap-up pending).
+                    if c.slot_holder() == Some(agent_id) {
                         return Ok(false);
                     }
                     let version = item.get("version").cloned().unwrap_or_else(|| n(c.version));

@@ -128,6 +128,11 @@ pub fn presence_cutoff(now: i64, timeout_secs: u32) -> i64 {
 pub const NOTIFICATION_ASSIGNED: &str = "assigned";
 /// The kind of notification sent when the customer writes in a conversation the agent holds.
 pub const NOTIFICATION_MESSAGE: &str = "message";
+/// The kind of notification sent when a conversation is offered to an agent to accept or
+/// reject (the workstream's `offer.mode` `accept`); it carries `expires_at`.
+pub const NOTIFICATION_OFFER: &str = "offer";
+/// After this many offers in a row an agent let expire, it is set away.
+pub const MISSED_OFFERS_AWAY: u32 = 2;
 /// The kind of notification sent to an agent whose message LINE did not deliver.
 pub const NOTIFICATION_DELIVERY_FAILED: &str = "deliveryFailed";
 
@@ -167,6 +172,9 @@ pub struct AgentNotification {
     /// The undelivered message, for [`NOTIFICATION_DELIVERY_FAILED`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryFailure>,
+    /// Epoch ms: when an [`NOTIFICATION_OFFER`] expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl AgentNotification {
@@ -176,6 +184,12 @@ impl AgentNotification {
     /// stored, and erased, under an id of its own).
     pub fn assigned_id(conversation_id: &str, agent_id: &str, version: u64) -> String {
         format!("{conversation_id}:{agent_id}:{NOTIFICATION_ASSIGNED}:{version}")
+    }
+
+    /// The id of the notification that `conversation_id`, at `version`, was offered to
+    /// `agent_id`.
+    pub fn offer_id(conversation_id: &str, agent_id: &str, version: u64) -> String {
+        format!("{conversation_id}:{agent_id}:{NOTIFICATION_OFFER}:{version}")
     }
 }
 
@@ -381,6 +395,7 @@ mod tests {
             queue_id: "q".into(),
             created_at: 7,
             delivery: None,
+            expires_at: None,
         };
         assert_eq!(n.id, "c1:a:assigned:1");
         let v = serde_json::to_value(&n).unwrap();

@@ -81,12 +81,29 @@ pub struct Conversation {
     /// Flagged for a follow-up by its agent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow_up: bool,
+    /// Offered to an agent, who accepts or rejects it by `expires_at` (the workstream's
+    /// `offer.mode` `accept`): the conversation waits meanwhile, on a slot of that agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
+    /// Agents who rejected it or let its offer expire: not offered it again while others can
+    /// take it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declined_by: Vec<String>,
     /// The agent's wrap-up after the close (the workstream's `wrapUpSeconds`): pending until
     /// the agent records it or its time passes, the agent's slot held meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrap_up: Option<WrapUp>,
     /// Optimistic concurrency: every write increments it, conditional on the previous value.
     pub version: u64,
+}
+
+/// An offer of a waiting conversation to one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Offer {
+    pub agent_id: String,
+    /// Epoch ms: accepted before then, or offered to the next agent.
+    pub expires_at: i64,
 }
 
 /// [`omniline_ports::ConfigStore`] kind of the pending wrap-ups (id: the conversation id; doc:
@@ -119,6 +136,26 @@ pub struct WrapUp {
 }
 
 impl Conversation {
+    /// The agent whose slot the conversation holds as stored: its agent while open or while
+    /// its wrap-up is pending; the offered agent while it waits on an offer.
+    pub fn slot_holder(&self) -> Option<&str> {
+        match self.state {
+            ConversationState::Closed if self.wrapping_up() => self.agent_id.as_deref(),
+            ConversationState::Closed => None,
+            ConversationState::Waiting if self.agent_id.is_none() => {
+                self.offer.as_ref().map(|o| o.agent_id.as_str())
+            }
+            _ => self.agent_id.as_deref(),
+        }
+    }
+
+    /// The live offer at `now`, if the conversation waits on one.
+    pub fn live_offer(&self, now: i64) -> Option<&Offer> {
+        self.offer
+            .as_ref()
+            .filter(|o| self.state == ConversationState::Waiting && o.expires_at > now)
+    }
+
     /// Whether the conversation is closed with its wrap-up pending (the agent's slot held).
     pub fn wrapping_up(&self) -> bool {
         self.state == ConversationState::Closed

@@ -94,6 +94,9 @@ pub struct Workstream {
     /// The same agent for a returning customer ([`Affinity`]); `None`: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// How a push assignment reaches an agent ([`OfferSettings`]); `None`: `auto` (assigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<OfferSettings>,
     /// Seconds an agent has after closing to record the outcome (its slot still held); `0` or
     /// `None`: no wrap-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +231,36 @@ impl BusinessHours {
         };
         let now = time.minute_of_day();
         self.days.contains(&time.weekday) && open <= now && now < close
+    }
+}
+
+/// Offers' shortest and longest time to answer, in seconds.
+pub const OFFER_TIMEOUT_MIN: u32 = 15;
+pub const OFFER_TIMEOUT_MAX: u32 = 600;
+
+/// Whether a push assignment is made at once (`auto`) or offered to the agent, who accepts or
+/// rejects it within `timeout_seconds` (`accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OfferSettings {
+    pub mode: OfferMode,
+    pub timeout_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfferMode {
+    Auto,
+    Accept,
+}
+
+impl Workstream {
+    /// How long an agent has to accept an offer (ms), when the workstream offers rather than
+    /// assigns.
+    pub fn offer_timeout_ms(&self) -> Option<i64> {
+        self.offer
+            .filter(|o| o.mode == OfferMode::Accept)
+            .map(|o| i64::from(o.timeout_seconds) * 1000)
     }
 }
 
@@ -632,6 +665,17 @@ impl Workstream {
             }
         }
 
+        if let Some(offer) = self.offer {
+            if !(OFFER_TIMEOUT_MIN..=OFFER_TIMEOUT_MAX).contains(&offer.timeout_seconds) {
+                return Err(WorkstreamError::new(
+                    "offer.timeoutSeconds",
+                    format!(
+                        "must be from {OFFER_TIMEOUT_MIN} to {OFFER_TIMEOUT_MAX}, got {}",
+                        offer.timeout_seconds
+                    ),
+                ));
+            }
+        }
         if let Some(seconds) = self.wrap_up_seconds {
             if seconds > WRAP_UP_SECONDS_MAX {
                 return Err(WorkstreamError::new(

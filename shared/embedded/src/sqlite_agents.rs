@@ -12,7 +12,7 @@
 use crate::sql::{from_json, query_column, query_one, to_json};
 use crate::EmbeddedDb;
 use async_trait::async_trait;
-use omniline_domain::agents::{Agent, AgentNotification, AgentStatus};
+use omniline_domain::agents::{Agent, AgentNotification, AgentStatus, MISSED_OFFERS_AWAY};
 use omniline_domain::PortError;
 use omniline_ports::AgentStore;
 use rusqlite::{params, Connection, Params, TransactionBehavior};
@@ -56,7 +56,11 @@ CREATE TABLE IF NOT EXISTS conversation_notifications (
 
 /// When the agent last set its own presence (epoch ms; `NULL`: never), added to databases made
 /// before it.
-const PRESENCE_COLUMNS: [(&str, &str, &str); 1] = [("agents", "last_seen_at", "INTEGER")];
+const PRESENCE_COLUMNS: [(&str, &str, &str); 2] = [
+    ("agents", "last_seen_at", "INTEGER"),
+    // Offers the agent let expire in a row.
+    ("agents", "missed_offers", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 /// [`AgentStore`] in the embedded database.
 #[derive(Debug, Clone)]
@@ -251,6 +255,39 @@ impl AgentStore for SqliteAgentStore {
                 "UPDATE agents SET status = ?2, last_seen_at = ?3 WHERE id = ?1",
                 (agent_id.to_owned(), status.as_str(), seen_at),
             )
+            .await
+    }
+
+    async fn record_offer(&self, agent_id: &str, missed: bool) -> Result<bool, PortError> {
+        let agent_id = agent_id.to_owned();
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if !missed {
+                    tx.execute(
+                        "UPDATE agents SET missed_offers = 0 WHERE id = ?1",
+                        params![agent_id],
+                    )?;
+                    tx.commit()?;
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE agents SET missed_offers = missed_offers + 1 WHERE id = ?1",
+                    params![agent_id],
+                )?;
+                let reached = tx.execute(
+                    "UPDATE agents SET missed_offers = 0 WHERE id = ?1 AND missed_offers >= ?2",
+                    params![agent_id, MISSED_OFFERS_AWAY],
+                )? > 0;
+                let away = reached
+                    && tx.execute(
+                        "UPDATE agents SET status = 'away'
+                         WHERE id = ?1 AND status IN ('available', 'busy')",
+                        params![agent_id],
+                    )? > 0;
+                tx.commit()?;
+                Ok(away)
+            })
             .await
     }
 
@@ -475,6 +512,7 @@ mod tests {
         unavailable_or_unknown_agents_are_refused,
         presence_expires_only_for_agents_not_heard_from,
         claim_own_ignores_presence_but_not_capacity,
+        two_missed_offers_in_a_row_set_an_agent_away,
         put_agent_moves_queue_membership_and_keeps_assignment_state,
         list_agents_is_ordered_by_id_and_carries_whole_agents,
         list_agents_lists_many_agents_in_id_order,

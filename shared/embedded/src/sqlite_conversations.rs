@@ -20,7 +20,8 @@
 //! the agent)`, so each sees the other whole.
 
 use crate::sql::{
-    exists, from_doc, from_json, query_docs, query_one, query_value, to_json, version_i64,
+    exists, from_doc, from_json, query_doc, query_docs, query_one, query_value, to_json,
+    version_i64,
 };
 use crate::sqlite_agents::slot_held;
 use crate::EmbeddedDb;
@@ -650,16 +651,30 @@ impl ConversationStore for SqliteConversationStore {
         agent_id: &str,
         conversation_id: &str,
     ) -> Result<bool, PortError> {
+        let (agent_id, conversation_id) = (agent_id.to_owned(), conversation_id.to_owned());
         self.db
-            .changed(
-                "DELETE FROM agent_conversations
-                 WHERE agent_id = ?1 AND conversation_id = ?2
-                   AND NOT EXISTS (
-                     SELECT 1 FROM conversations
-                     WHERE id = ?2 AND state <> 'closed'
-                       AND json_extract(doc, '$.agentId') = ?1)",
-                (agent_id.to_owned(), conversation_id.to_owned()),
-            )
+            .run(move |conn| {
+                // One immediate transaction: the commit of an assignment (also immediate) comes
+                // wholly before or after.
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let stored: Option<Conversation> = query_doc(
+                    &tx,
+                    "SELECT doc FROM conversations WHERE id = ?1",
+                    [&conversation_id],
+                )?;
+                // Kept: the stored conversation holds this agent's slot (open with it, offered
+                // to it, or its wrap-up pending).
+                if stored.is_some_and(|c| c.slot_holder() == Some(agent_id.as_str())) {
+                    return Ok(false);
+                }
+                let released = tx.execute(
+                    "DELETE FROM agent_conversations WHERE agent_id = ?1 AND conversation_id = ?2",
+                    params![agent_id, conversation_id],
+                )?;
+                tx.commit()?;
+                Ok(released > 0)
+            })
             .await
     }
 

@@ -66,6 +66,12 @@ pub trait AgentStore: Send + Sync {
         at_millis: i64,
     ) -> Result<bool, PortError>;
 
+    /// Records how an offer to the agent ended: `missed` (it let the offer expire) counts one
+    /// more in a row, and the [`omniline_domain::agents::MISSED_OFFERS_AWAY`]th in a row sets
+    /// an available or busy agent away and starts the count again (then `true`); an accepted
+    /// offer (`missed` false) starts the count again. Unknown agent: nothing, `false`.
+    async fn record_offer(&self, agent_id: &str, missed: bool) -> Result<bool, PortError>;
+
     /// Removes `conversation_id` from the agent's active conversations, if it is there.
     async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError>;
 

@@ -60,8 +60,9 @@ pub trait ConversationStore: Send + Sync {
         agent_id: &str,
     ) -> Result<CommitOutcome, PortError>;
     /// Gives back `agent_id`'s slot for the conversation (as
-    /// [`crate::AgentStore::release`]) unless the stored conversation is open (waiting or
-    /// active) with that agent, in one step atomic with respect to
+    /// [`crate::AgentStore::release`]) unless the stored conversation holds that agent's slot
+    /// ([`Conversation::slot_holder`]: open with it, offered to it, or its wrap-up pending),
+    /// in one step atomic with respect to
     /// [`ConversationStore::commit_assignment`]: for undoing a claim whose commit failed. Returns
     /// whether a slot was given back (`false`: kept by the stored conversation, or not held).
     async fn release_unless_assigned(

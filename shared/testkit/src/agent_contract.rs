@@ -43,6 +43,8 @@ pub fn notification(id: &str, agent_id: &str, created_at: i64) -> AgentNotificat
             status: "failed".into(),
             reason: Some("400 The property, 'to', in the request body is invalid".into()),
         }),
+        // An offer's deadline round-trips too (on the other half).
+        expires_at: (!odd).then_some(created_at + 30_000),
     }
 }
 
@@ -224,6 +226,57 @@ pub async fn claim_own_ignores_presence_but_not_capacity(store: &dyn AgentStore)
     store.release("own", "c1").await.unwrap();
     assert!(store.claim_own("own", "c3", 7).await.unwrap());
     assert_eq!(active(store, "own").await, ["c2", "c3"]);
+}
+
+/// Offers: the second offer in a row an agent lets expire sets it away (once, and the count
+/// starts again); an accepted one in between starts the count again; an offline agent stays
+/// offline; an unknown agent is nothing.
+pub async fn two_missed_offers_in_a_row_set_an_agent_away(store: &dyn AgentStore) {
+    store.put_agent(&agent("slow", &["q"], 2)).await.unwrap();
+    assert!(store
+        .set_status("slow", AgentStatus::Available, 1)
+        .await
+        .unwrap());
+    assert!(!store.record_offer("slow", true).await.unwrap());
+    assert!(
+        !store.record_offer("slow", false).await.unwrap(),
+        "accepted: again from 0"
+    );
+    assert!(!store.record_offer("slow", true).await.unwrap());
+    assert_eq!(
+        store.agent("slow").await.unwrap().unwrap().status,
+        AgentStatus::Available
+    );
+    assert!(
+        store.record_offer("slow", true).await.unwrap(),
+        "two in a row"
+    );
+    assert_eq!(
+        store.agent("slow").await.unwrap().unwrap().status,
+        AgentStatus::Away
+    );
+    // Back, and the count started again.
+    assert!(store
+        .set_status("slow", AgentStatus::Available, 2)
+        .await
+        .unwrap());
+    assert!(!store.record_offer("slow", true).await.unwrap());
+    assert_eq!(
+        store.agent("slow").await.unwrap().unwrap().status,
+        AgentStatus::Available
+    );
+    // Offline stays offline.
+    assert!(store
+        .set_status("slow", AgentStatus::Offline, 3)
+        .await
+        .unwrap());
+    assert!(!store.record_offer("slow", true).await.unwrap());
+    assert_eq!(
+        store.agent("slow").await.unwrap().unwrap().status,
+        AgentStatus::Offline
+    );
+    assert!(!store.record_offer("ghost", true).await.unwrap());
+    assert!(store.agent("ghost").await.unwrap().is_none());
 }
 
 /// A presence set by the agent records when it was heard from; `expire_presence` sets away an

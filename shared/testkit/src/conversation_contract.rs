@@ -54,6 +54,8 @@ pub fn conversation(
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        offer: None,
+        declined_by: Vec::new(),
         wrap_up: None,
         version,
     }
@@ -866,6 +868,7 @@ fn notification(id: &str, agent: &str, conversation: &str, at: i64) -> AgentNoti
         queue_id: "q1".into(),
         created_at: at,
         delivery: None,
+        expires_at: None,
     }
 }
 

@@ -10,7 +10,7 @@ use omniline_domain::clock::new_id;
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
     Affinity, AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, Distribution,
-    GroupChats, Survey, Workstream, WorkstreamError,
+    GroupChats, OfferSettings, Survey, Workstream, WorkstreamError,
 };
 use omniline_domain::PortError;
 
@@ -50,6 +50,7 @@ pub struct WorkstreamPatch {
     pub agent_identity: Option<Option<AgentIdentity>>,
     pub group_chats: Option<GroupChats>,
     pub affinity: Option<Option<Affinity>>,
+    pub offer: Option<Option<OfferSettings>>,
     pub wrap_up_seconds: Option<Option<u32>>,
     pub dispositions: Option<Vec<String>>,
     pub bot: Option<Option<BotChange>>,
@@ -75,6 +76,7 @@ impl WorkstreamPatch {
         set(&mut ws.agent_identity, self.agent_identity);
         set(&mut ws.group_chats, self.group_chats);
         set(&mut ws.affinity, self.affinity);
+        set(&mut ws.offer, self.offer);
         set(&mut ws.wrap_up_seconds, self.wrap_up_seconds);
         set(&mut ws.dispositions, self.dispositions);
         self.bot
@@ -101,6 +103,7 @@ pub(crate) fn blank_workstream(account_id: String, now: String) -> Workstream {
         survey: None,
         group_chats: GroupChats::Handle,
         affinity: None,
+        offer: None,
         wrap_up_seconds: None,
         dispositions: Vec::new(),
         rules: Vec::new(),

@@ -840,6 +840,18 @@ impl AgentService {
         Ok((c, message_id))
     }
 
+    /// Accepts the offer of a conversation to the agent.
+    pub async fn accept_offer(&self, agent: &Agent, id: &str) -> Result<Conversation, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self.router.accept_offer(&c.id, agent).await?)
+    }
+
+    /// Rejects the offer of a conversation to the agent: the next agent gets it.
+    pub async fn reject_offer(&self, agent: &Agent, id: &str) -> Result<Conversation, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self.router.reject_offer(&c.id, agent).await?)
+    }
+
     /// Records the wrap-up of a conversation the agent closed and gives its slot back.
     pub async fn finish_wrap_up(
         &self,

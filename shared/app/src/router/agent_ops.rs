@@ -686,6 +686,8 @@ impl RouterService {
             survey: None,
             snoozed_until: None,
             follow_up: false,
+            offer: None,
+            declined_by: Vec::new(),
             wrap_up: None,
             version: 1,
         };
@@ -722,6 +724,141 @@ impl RouterService {
                 Err(e.into())
             }
         }
+    }
+
+    /// Accepts the offer of a waiting conversation to `agent`: it becomes active with the agent
+    /// (on the slot the offer holds), the customer gets the `agentAssigned` message, the agent's
+    /// count of missed offers starts again. `Forbidden` when it is offered to another agent;
+    /// `Conflict` when no offer is open for the agent (expired, answered, never made). Racing
+    /// the offer's expiry, exactly one of the two lands (both commit on the version read).
+    pub async fn accept_offer(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+    ) -> Result<Conversation, AgentOpError> {
+        let now = self.now();
+        let c = self.load_conversation(conversation_id).await?;
+        if c.agent_id.as_deref() == Some(agent.id.as_str()) && c.state == ConversationState::Active
+        {
+            // Accepted before (a retry).
+            return Ok(c);
+        }
+        match c.live_offer(now) {
+            Some(o) if o.agent_id == agent.id => {}
+            Some(_) => {
+                return Err(AgentOpError::Forbidden(
+                    "the conversation is offered to another agent".into(),
+                ))
+            }
+            None => {
+                return Err(conflict(
+                    "no offer is open for you: it expired or was answered",
+                ))
+            }
+        }
+        let ws = self
+            .deps
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await?
+            .ok_or_else(|| conflict("the account has no workstream"))?;
+        let customer = self.customer_of(&c).await?;
+        let mut updated = c.clone();
+        updated.offer = None;
+        let mut outbox = Outbox::default();
+        let notification = crate::router::decide::assigned(
+            &ws,
+            &mut updated,
+            agent,
+            customer.as_ref(),
+            now,
+            &mut outbox,
+        );
+        let event_id = format!("accept:{}:{}", c.id, c.version);
+        let messages = crate::router::decide::scheduled_messages(&updated, &outbox, &event_id, now);
+        updated.version = c.version + 1;
+        let mut commit = self
+            .update_commit(event_id, updated.clone(), None, now)
+            .await?;
+        commit.outbox = messages;
+        commit.notifications = vec![notification];
+        match self
+            .deps
+            .conversations
+            .commit_assignment(&commit, &agent.id)
+            .await?
+        {
+            CommitOutcome::Committed => {
+                if let Err(e) = self.queue_outbox(&commit.outbox).await {
+                    tracing::error!(conversation_id = %c.id, agent_id = %agent.id, error = %e, "assignment message not queued");
+                }
+                if let Err(e) = self.deps.agents.record_offer(&agent.id, false).await {
+                    tracing::warn!(agent_id = %agent.id, error = %e, "accepted offer not counted");
+                }
+                tracing::info!(conversation_id = %c.id, agent_id = %agent.id, "offer accepted");
+                Ok(updated)
+            }
+            CommitOutcome::Conflict | CommitOutcome::Duplicate => {
+                let stored = self.load_conversation(conversation_id).await?;
+                if stored.agent_id.as_deref() == Some(agent.id.as_str())
+                    && stored.state == ConversationState::Active
+                {
+                    return Ok(stored);
+                }
+                Err(conflict("the offer expired or changed meanwhile"))
+            }
+        }
+    }
+
+    /// Rejects the offer of a waiting conversation to `agent`: the agent's slot is given back,
+    /// the agent joins those who declined it, and it is offered to the next ranked agent at
+    /// once (or waits for the schedule's next round). `Forbidden` / `Conflict` as
+    /// [`RouterService::accept_offer`].
+    pub async fn reject_offer(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+    ) -> Result<Conversation, AgentOpError> {
+        let now = self.now();
+        let c = self.load_conversation(conversation_id).await?;
+        match c.live_offer(now) {
+            Some(o) if o.agent_id == agent.id => {}
+            Some(_) => {
+                return Err(AgentOpError::Forbidden(
+                    "the conversation is offered to another agent".into(),
+                ))
+            }
+            None => {
+                return Err(conflict(
+                    "no offer is open for you: it expired or was answered",
+                ))
+            }
+        }
+        let mut updated = c.clone();
+        updated.offer = None;
+        updated.declined_by.push(agent.id.clone());
+        updated.version = c.version + 1;
+        let event_id = format!("reject:{}:{}", c.id, c.version);
+        if self
+            .commit_conversation(&event_id, &updated, None, None, now)
+            .await?
+            != CommitOutcome::Committed
+        {
+            return Err(conflict("the offer expired or changed meanwhile"));
+        }
+        tracing::info!(conversation_id = %c.id, agent_id = %agent.id, "offer rejected");
+        self.release_logged(&agent.id, &c.id).await;
+        let ws = self
+            .deps
+            .workstreams
+            .workstream_for_account(&c.account_id)
+            .await?;
+        if let Some(ws) = ws {
+            if let Some(next) = self.assign_waiting(&updated, &ws, now).await? {
+                return Ok(next);
+            }
+        }
+        Ok(updated)
     }
 
     /// Records the wrap-up of a conversation the agent closed (`disposition`: one of the

@@ -127,6 +127,7 @@ pub(crate) fn agent_notification(
         queue_id: c.queue_id.clone().unwrap_or_default(),
         created_at: now,
         delivery: None,
+        expires_at: None,
     }
 }
 
@@ -473,6 +474,8 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
                 survey: None,
                 snoozed_until: None,
                 follow_up: false,
+                offer: None,
+                declined_by: Vec::new(),
                 wrap_up: None,
                 version: 1,
             };
@@ -946,6 +949,33 @@ pub(crate) fn assignment_candidates<'a>(agents: &'a [Agent], c: &Conversation) -
 
 /// `agent` claimed the conversation: it becomes active with them, the customer is told, and the
 /// agent's notification is returned.
+/// The conversation is offered to `agent` (on a slot claimed for it) until `now + timeout_ms`:
+/// it keeps waiting, and the agent's notification (kind `offer`, with the deadline) is
+/// returned. The customer is told nothing yet: the `agentAssigned` message goes at the accept.
+pub(crate) fn offered(
+    c: &mut Conversation,
+    agent: &Agent,
+    customer: Option<&Customer>,
+    now: i64,
+    timeout_ms: i64,
+) -> AgentNotification {
+    let expires_at = now + timeout_ms;
+    c.offer = Some(omniline_domain::conversation::Offer {
+        agent_id: agent.id.clone(),
+        expires_at,
+    });
+    let mut notification = agent_notification(
+        AgentNotification::offer_id(&c.id, &agent.id, c.version),
+        omniline_domain::agents::NOTIFICATION_OFFER,
+        &agent.id,
+        c,
+        customer,
+        now,
+    );
+    notification.expires_at = Some(expires_at);
+    notification
+}
+
 pub(crate) fn assigned(
     ws: &Workstream,
     c: &mut Conversation,
@@ -1329,6 +1359,8 @@ mod tests {
             survey: None,
             snoozed_until: None,
             follow_up: false,
+            offer: None,
+            declined_by: Vec::new(),
             wrap_up: None,
             version: 3,
         }
@@ -1395,6 +1427,8 @@ mod tests {
             }),
             snoozed_until: None,
             follow_up: false,
+            offer: None,
+            declined_by: Vec::new(),
             wrap_up: None,
             version: 2,
         }

@@ -126,6 +126,8 @@ pub struct ScheduleOutcome {
     pub away: usize,
     /// Wrap-ups ended by their time passing.
     pub wrapped: usize,
+    /// Offers that expired unanswered.
+    pub offers_expired: usize,
 }
 
 /// How many times a commit is retried when the conversation changed concurrently.
@@ -300,6 +302,8 @@ impl RouterService {
         let away = self.expire_presence().await?;
         // Slots held by wrap-ups whose time passed come back before distributing.
         let wrapped = self.end_expired_wrap_ups().await?;
+        // Offers not answered in time go back to waiting (and then to the next agent).
+        let offers_expired = self.expire_offers().await?;
         let closed = self.close_idle_conversations().await?;
         let assigned = self.distribute_waiting().await?;
         let now_secs = (self.deps.clock)().div_euclid(1000);
@@ -340,6 +344,7 @@ impl RouterService {
             assigned,
             away,
             wrapped,
+            offers_expired,
         })
     }
 
@@ -394,6 +399,8 @@ impl RouterService {
                     && c.bot_id.is_none()
                     && c.agent_id.is_none()
                     && c.queue_id.is_some()
+                    // On offer: the agent answers, or the expiry step takes it back first.
+                    && c.offer.is_none()
             })
             .collect();
         waiting.sort_by(|a, b| {
@@ -410,10 +417,58 @@ impl RouterService {
             if let Some(ws) = ws {
                 if self.assign_waiting(&conversation, ws, now).await?.is_some() {
                     assigned += 1;
+                } else if !conversation.declined_by.is_empty() {
+                    // Nobody took it this run: those who declined it are in the next round.
+                    self.forget_declines(&conversation, now).await?;
                 }
             }
         }
         Ok(assigned)
+    }
+
+    /// Clears who declined a waiting conversation (nobody else took it this run), so that the
+    /// next run may offer it to any agent again, the best first.
+    async fn forget_declines(&self, c: &Conversation, now: i64) -> Result<(), RouteError> {
+        let mut updated = c.clone();
+        updated.declined_by.clear();
+        updated.version = c.version + 1;
+        let event_id = format!("declines:{}:{}", c.id, c.version);
+        let commit = self.update_commit(event_id, updated, None, now).await?;
+        // Lost to a concurrent change: the next run sees the conversation as it is then.
+        self.deps.conversations.commit(&commit).await?;
+        Ok(())
+    }
+
+    /// Takes back every offer whose time passed (the schedule, before distributing): the
+    /// conversation waits again, the agent is added to those who declined it, its slot is
+    /// given back, and the miss is counted ([`omniline_ports::AgentStore::record_offer`]: the
+    /// second in a row sets the agent away). Each is a version-conditional commit, so an
+    /// accept racing it wins or loses whole. Returns how many offers expired.
+    pub async fn expire_offers(&self) -> Result<usize, RouteError> {
+        let now = (self.deps.clock)();
+        let mut expired = 0;
+        for c in self.deps.conversations.open_conversations().await? {
+            let Some(offer) = c.offer.clone().filter(|o| o.expires_at <= now) else {
+                continue;
+            };
+            let mut updated = c.clone();
+            updated.offer = None;
+            if !updated.declined_by.contains(&offer.agent_id) {
+                updated.declined_by.push(offer.agent_id.clone());
+            }
+            updated.version = c.version + 1;
+            let event_id = format!("offerExpired:{}:{}", c.id, c.version);
+            let commit = self.update_commit(event_id, updated, None, now).await?;
+            if self.deps.conversations.commit(&commit).await? != CommitOutcome::Committed {
+                // Accepted or changed meanwhile: nothing to take back.
+                continue;
+            }
+            expired += 1;
+            self.deps.agents.release(&offer.agent_id, &c.id).await?;
+            let away = self.deps.agents.record_offer(&offer.agent_id, true).await?;
+            tracing::info!(conversation_id = %c.id, agent_id = %offer.agent_id, away, "offer expired");
+        }
+        Ok(expired)
     }
 
     /// Gives one waiting conversation (of a push-mode workstream, not with a bot) to the least
@@ -475,7 +530,12 @@ impl RouterService {
                 if let Err(e) = self.queue_outbox(&commit.outbox).await {
                     tracing::error!(%conversation_id, %agent_id, error = %e, "assignment message not queued");
                 }
-                tracing::info!(%conversation_id, %agent_id, "waiting conversation assigned");
+                let what = if updated.offer.is_some() {
+                    "offered"
+                } else {
+                    "assigned"
+                };
+                tracing::info!(%conversation_id, %agent_id, what, "waiting conversation given out");
                 Ok(Some(updated))
             }
             // The conversation moved on meanwhile (a message, a close), or the slot was given

@@ -8,9 +8,9 @@
 
 use crate::router::decide::{
     apply_bot_answer, assigned, assignment_candidates, bot_request, decide, link_nonce_to_read,
-    needs_group_summary, needs_profile, source_parts, survey_lookup, unassigned_notice, BotAnswer,
-    CustomerFacts, Decision, Facts, GroupFetch, Inbound, Plan, ProfileFetch, SurveyFacts,
-    SurveyLookup, Write,
+    needs_group_summary, needs_profile, offered, source_parts, survey_lookup, unassigned_notice,
+    BotAnswer, CustomerFacts, Decision, Facts, GroupFetch, Inbound, Plan, ProfileFetch,
+    SurveyFacts, SurveyLookup, Write,
 };
 use crate::router::{RouteError, RouterDeps, RouterService, MEDIA_PENDING_MAX_RECEIVES};
 use omniline_domain::account::Account;
@@ -376,6 +376,11 @@ pub(crate) async fn distribute(
         }
         return Ok(None);
     }
+    // An offer out (accepted, rejected or expired by the agent's answer or the schedule)
+    // decides who gets it: nothing more here.
+    if c.offer.is_some() {
+        return Ok(None);
+    }
     // An agent not heard from since the presence cutoff is passed over, even before the
     // schedule sets it away.
     let mut agents = deps.agents.agents_in_queue(&queue).await?;
@@ -398,9 +403,16 @@ pub(crate) async fn distribute(
             prefer(&mut candidates, preferred);
         }
     }
+    // Agents who rejected it or let its offer expire are passed over (the schedule starts a
+    // new round when nobody else is left).
+    candidates.retain(|a| !c.declined_by.contains(&a.id));
     for agent in candidates {
         if deps.agents.try_assign(&agent.id, &c.id, now).await? {
-            notifications.push(assigned(ws, c, agent, customer, now, outbox));
+            // Offered (the agent accepts or rejects it), or assigned at once.
+            notifications.push(match ws.offer_timeout_ms() {
+                Some(timeout) => offered(c, agent, customer, now, timeout),
+                None => assigned(ws, c, agent, customer, now, outbox),
+            });
             return Ok(Some((agent.id.clone(), c.id.clone())));
         }
     }
