@@ -1959,3 +1959,70 @@ async fn accept_racing_the_offer_expiry_gives_exactly_one_owner() {
     }
     eprintln!("accept vs expiry: {accepted} accepted, {expired} expired of 8");
 }
+
+/// An offer out holds the offered agent's slot until answered: transferring the waiting
+/// conversation, or closing it, withdraws the offer and gives that slot back.
+#[tokio::test]
+async fn a_withdrawn_offer_gives_the_offered_agent_its_slot_back() {
+    let f = fixture().await;
+    f.workstreams
+        .put_workstream(&workstream(json!({
+            "autoCloseMinutes": null,
+            "offer": {"mode": "accept", "timeoutSeconds": 60}
+        })))
+        .await
+        .unwrap();
+    f.agents
+        .put_agent(&agent("ann", "q-general", 1))
+        .await
+        .unwrap();
+    let mut boss = agent("boss", "q-general", 1);
+    boss.status = AgentStatus::Busy;
+    f.agents.put_agent(&boss).await.unwrap();
+    let boss = f.agents.agent("boss").await.unwrap().unwrap();
+    let slots = |f: &Fixture| {
+        let agents = Arc::clone(&f.agents);
+        async move {
+            agents
+                .agent("ann")
+                .await
+                .unwrap()
+                .unwrap()
+                .active_conversations
+        }
+    };
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ubob", "WD1", "hello", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(slots(&f).await, std::slice::from_ref(&id));
+    // Boss sends it back to the queue: the offer is withdrawn, and made again (Ann is free).
+    let moved = f
+        .router
+        .transfer(
+            &id,
+            &boss,
+            router::TransferTarget::Queue("q-general".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.offer.as_ref().map(|o| o.agent_id.as_str()),
+        Some("ann")
+    );
+    assert_eq!(
+        slots(&f).await,
+        std::slice::from_ref(&id),
+        "one slot, not two"
+    );
+    // Boss closes the waiting conversation: Ann's slot comes back.
+    let closed = f.router.close_by_agent(&id, &boss).await.unwrap();
+    assert!(closed.offer.is_none());
+    assert!(slots(&f).await.is_empty());
+}

@@ -480,6 +480,8 @@ impl RouterService {
                 updated.queue_id = Some(queue_id.clone());
                 updated.agent_id = None;
                 updated.bot_id = None;
+                // An offer out is withdrawn (its slot given back below).
+                updated.offer = None;
                 updated.last_activity_at = updated.last_activity_at.max(now);
                 updated.version = c.version + 1;
                 let event_id = format!("transfer:{}:{}:queue:{queue_id}", c.id, c.version);
@@ -493,7 +495,7 @@ impl RouterService {
                 tracing::info!(conversation_id = %c.id, by = %by.id, %queue_id, "conversation transferred to a queue");
                 // Unless kept: until released, the slot still holds the conversation, and a
                 // concurrent distribution may give it back to the same agent on that slot.
-                if let Some(previous) = &c.agent_id {
+                if let Some(previous) = c.slot_holder() {
                     self.undo_claim(previous, &c.id).await;
                 }
                 let ws = self
@@ -522,7 +524,8 @@ impl RouterService {
                 let Some(target) = self.deps.agents.agent(&agent_id).await? else {
                     return Err(conflict(format!("there is no agent {agent_id:?}")));
                 };
-                let updated = assigned_to(&c, &target.id, now);
+                let mut updated = assigned_to(&c, &target.id, now);
+                updated.offer = None;
                 let event_id = format!("transfer:{}:{}:agent:{}", c.id, c.version, target.id);
                 if self
                     .claim_and_commit(&event_id, &updated, &target.id, now)
@@ -533,7 +536,7 @@ impl RouterService {
                 }
                 tracing::info!(conversation_id = %c.id, by = %by.id, to = %target.id, "conversation transferred to an agent");
                 // Unless kept (a concurrent transfer back to it, on the slot not yet released).
-                if let Some(previous) = c.agent_id.as_deref().filter(|p| *p != target.id) {
+                if let Some(previous) = c.slot_holder().filter(|p| *p != target.id) {
                     self.undo_claim(previous, &c.id).await;
                 }
                 self.announce_assignment(
@@ -593,6 +596,8 @@ impl RouterService {
         updated.state = ConversationState::Closed;
         updated.closed_at = Some(now);
         updated.close_reason = Some("agent".into());
+        // An offer out is withdrawn (its slot given back below).
+        updated.offer = None;
         // Wrap-up: the agent who held it keeps its slot until it records the outcome or the
         // time passes. The pending entry is written first: the schedule, finding it, ends the
         // wrap-up (or, the close never committed, just drops the entry), so a slot is never
@@ -634,7 +639,8 @@ impl RouterService {
             return Err(conflict("the conversation changed meanwhile; try again"));
         }
         tracing::info!(conversation_id = %c.id, agent_id = %agent.id, survey = updated.survey.is_some(), wrap_up = updated.wrapping_up(), "conversation closed by the agent");
-        if let (Some(holder), false) = (&c.agent_id, updated.wrapping_up()) {
+        // The agent's slot (or the offered agent's), unless the wrap-up keeps it.
+        if let (Some(holder), false) = (c.slot_holder(), updated.wrapping_up()) {
             self.release_logged(holder, &c.id).await;
         }
         self.queue_after_commit(&updated, &outbox, &event_id, now)

@@ -302,10 +302,13 @@ impl RouterService {
         let away = self.expire_presence().await?;
         // Slots held by wrap-ups whose time passed come back before distributing.
         let wrapped = self.end_expired_wrap_ups().await?;
+        // One read of the open conversations for the run (the sparse index, then the items by
+        // key): each step below works on it and keeps it current with what it wrote.
+        let mut open = self.deps.conversations.open_conversations().await?;
         // Offers not answered in time go back to waiting (and then to the next agent).
-        let offers_expired = self.expire_offers().await?;
-        let closed = self.close_idle_conversations().await?;
-        let assigned = self.distribute_waiting().await?;
+        let offers_expired = self.expire_offers_among(&mut open).await?;
+        let closed = self.close_idle_among(&mut open).await?;
+        let assigned = self.distribute_among(open).await?;
         let now_secs = (self.deps.clock)().div_euclid(1000);
         let expired = self.deps.conversations.sweep_expired(now_secs).await?;
         if expired > 0 {
@@ -387,12 +390,14 @@ impl RouterService {
     /// then oldest first, to the least busy available agent of their queue. Returns how many were
     /// assigned.
     pub async fn distribute_waiting(&self) -> Result<usize, RouteError> {
+        let open = self.deps.conversations.open_conversations().await?;
+        self.distribute_among(open).await
+    }
+
+    /// [`RouterService::distribute_waiting`] over `open`, the open conversations as read.
+    async fn distribute_among(&self, open: Vec<Conversation>) -> Result<usize, RouteError> {
         let now = (self.deps.clock)();
-        let mut waiting: Vec<_> = self
-            .deps
-            .conversations
-            .open_conversations()
-            .await?
+        let mut waiting: Vec<_> = open
             .into_iter()
             .filter(|c| {
                 c.state == ConversationState::Waiting
@@ -445,9 +450,17 @@ impl RouterService {
     /// second in a row sets the agent away). Each is a version-conditional commit, so an
     /// accept racing it wins or loses whole. Returns how many offers expired.
     pub async fn expire_offers(&self) -> Result<usize, RouteError> {
+        let mut open = self.deps.conversations.open_conversations().await?;
+        self.expire_offers_among(&mut open).await
+    }
+
+    /// [`RouterService::expire_offers`] over `open` (the open conversations as read), each one
+    /// taken back replaced by what was stored.
+    async fn expire_offers_among(&self, open: &mut [Conversation]) -> Result<usize, RouteError> {
         let now = (self.deps.clock)();
         let mut expired = 0;
-        for c in self.deps.conversations.open_conversations().await? {
+        for slot in open.iter_mut() {
+            let c = slot.clone();
             let Some(offer) = c.offer.clone().filter(|o| o.expires_at <= now) else {
                 continue;
             };
@@ -458,11 +471,14 @@ impl RouterService {
             }
             updated.version = c.version + 1;
             let event_id = format!("offerExpired:{}:{}", c.id, c.version);
-            let commit = self.update_commit(event_id, updated, None, now).await?;
+            let commit = self
+                .update_commit(event_id, updated.clone(), None, now)
+                .await?;
             if self.deps.conversations.commit(&commit).await? != CommitOutcome::Committed {
                 // Accepted or changed meanwhile: nothing to take back.
                 continue;
             }
+            *slot = updated;
             expired += 1;
             self.deps.agents.release(&offer.agent_id, &c.id).await?;
             let away = self.deps.agents.record_offer(&offer.agent_id, true).await?;
@@ -551,10 +567,18 @@ impl RouterService {
     /// Closes conversations idle for longer than their workstream's `autoCloseMinutes`, releasing
     /// their agents. Returns how many were closed.
     pub async fn close_idle_conversations(&self) -> Result<usize, RouteError> {
+        let mut open = self.deps.conversations.open_conversations().await?;
+        self.close_idle_among(&mut open).await
+    }
+
+    /// [`RouterService::close_idle_conversations`] over `open` (the open conversations as
+    /// read); the ones it closed leave it.
+    async fn close_idle_among(&self, open: &mut Vec<Conversation>) -> Result<usize, RouteError> {
         let now = (self.deps.clock)();
         let mut closed = 0;
         let mut workstreams: HashMap<String, Option<Workstream>> = HashMap::new();
-        for conversation in self.deps.conversations.open_conversations().await? {
+        let mut closed_ids = Vec::new();
+        for conversation in open.iter() {
             let Some(minutes) = self
                 .workstream_of(&mut workstreams, &conversation.account_id)
                 .await?
@@ -569,19 +593,23 @@ impl RouterService {
             update.state = ConversationState::Closed;
             update.closed_at = Some(now);
             update.close_reason = Some("inactive".into());
+            update.offer = None;
             update.version += 1;
             let event_id = format!("autoclose:{}:{}", conversation.id, conversation.version);
             let commit = self.update_commit(event_id, update, None, now).await?;
             if self.deps.conversations.commit(&commit).await? == CommitOutcome::Committed {
-                if let Some(agent_id) = &conversation.agent_id {
+                // The agent's slot, or the offered agent's.
+                if let Some(agent_id) = conversation.slot_holder() {
                     if let Err(e) = self.deps.agents.release(agent_id, &conversation.id).await {
                         tracing::error!(conversation_id = %conversation.id, %agent_id, error = %e, "agent not released after auto-close");
                     }
                 }
                 tracing::info!(conversation_id = %conversation.id, "conversation closed after inactivity");
                 closed += 1;
+                closed_ids.push(conversation.id.clone());
             }
         }
+        open.retain(|c| !closed_ids.contains(&c.id));
         Ok(closed)
     }
 
