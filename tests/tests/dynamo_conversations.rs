@@ -59,6 +59,7 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        context: Default::default(),
         offer: None,
         declined_by: Vec::new(),
         wrap_up: None,

@@ -148,6 +148,7 @@ fn conversation(id: &str) -> Conversation {
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        context: Default::default(),
         offer: None,
         declined_by: Vec::new(),
         wrap_up: None,

@@ -79,7 +79,9 @@ pub(crate) async fn export(State(state): State<AdminState>, id: PathId) -> Resul
             })
         })
         .collect();
-    let body = json!({ "customer": customer_json(&export.customer), "conversations": items });
+    let mut customer = customer_json(&export.customer);
+    customer["attributes"] = json!(export.attributes);
+    let body = json!({ "customer": customer, "conversations": items });
     Ok(Json(body).into_response())
 }
 
@@ -89,4 +91,36 @@ pub(crate) async fn erase(State(state): State<AdminState>, id: PathId) -> Result
     let (account_id, user_id) = customer_id(id)?;
     state.service.erase_customer(&account_id, &user_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PATCH /admin/v1/customers/{id}` `{"attributes": {"name": value | null, …}}`: sets (or, with
+/// `null`, removes) the customer's attributes, which routing rules test as
+/// `customer.attributes.<name>` and agents see → `{"id", "attributes"}` (all of them now).
+pub(crate) async fn update(
+    State(state): State<AdminState>,
+    id: PathId,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let (account_id, user_id) = customer_id(id)?;
+    let mut fields = omniline_domain::input::Fields::parse(&body)?;
+    let patch = match fields.take("attributes") {
+        None => return Err(fields.missing("attributes").into()),
+        Some(Value::Object(map)) => map
+            .into_iter()
+            .map(|(name, value)| (name, (!value.is_null()).then_some(value)))
+            .collect(),
+        Some(_) => {
+            return Err(InputError::new("attributes", "attributes must be an object").into())
+        }
+    };
+    fields.finish()?;
+    let attributes = state
+        .service
+        .set_customer_attributes(&account_id, &user_id, patch)
+        .await?;
+    Ok(Json(json!({
+        "id": format!("{account_id}:{user_id}"),
+        "attributes": attributes,
+    }))
+    .into_response())
 }

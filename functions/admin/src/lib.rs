@@ -151,7 +151,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/v1/customers", get(customers::find))
         .route(
             "/admin/v1/customers/{id}",
-            get(customers::export).delete(customers::erase),
+            get(customers::export)
+                .patch(customers::update)
+                .delete(customers::erase),
         )
         .route("/admin/v1/jobs/{id}", get(jobs::get))
         .route(

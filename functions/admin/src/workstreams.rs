@@ -15,7 +15,7 @@ use omniline_app::admin::workstreams::{BotChange, WorkstreamPatch};
 use omniline_domain::input::{Fields, InputError};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    Affinity, AgentIdentity, AutomatedMessage, BusinessHours, Distribution, GroupChats, OfferMode,
+    Affinity, AgentIdentity, AutomatedMessage, ContextVariable, ValueKind, CONTEXT_VARIABLES_MAX, BusinessHours, Distribution, GroupChats, OfferMode,
     OfferSettings, Survey, Trigger, Workstream, AFFINITY_DAYS_MAX, AUTO_CLOSE_MINUTES_MAX,
     AUTO_CLOSE_MINUTES_MIN, BOT_TIMEOUT_MS_DEFAULT, BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN,
     DISPOSITIONS_MAX, DISPOSITION_MAX_CHARS, MAX_MESSAGE_CHARS, OFFER_TIMEOUT_MAX,
@@ -96,6 +96,9 @@ fn workstream_json(ws: &Workstream) -> Value {
                 "timeoutSeconds": o.timeout_seconds,
             }),
         ),
+        "contextVariables": ws.context_variables.iter().map(|v| json!({
+            "name": v.name, "type": v.kind.as_str(), "label": v.label,
+        })).collect::<Vec<_>>(),
         "wrapUpSeconds": ws.wrap_up_seconds.unwrap_or(0),
         "dispositions": ws.dispositions,
         "groupChats": match ws.group_chats { GroupChats::Handle => "handle", GroupChats::Ignore => "ignore" },
@@ -252,6 +255,57 @@ fn offer(value: Value) -> Result<Option<OfferSettings>, InputError> {
         mode,
         timeout_seconds,
     }))
+}
+
+/// `[{"name", "type": "string"|"number"|"boolean", "label"}]` (`null`: none).
+fn context_variables(value: Value) -> Result<Vec<ContextVariable>, InputError> {
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => {
+            return Err(InputError::new(
+                "contextVariables",
+                "contextVariables must be an array",
+            ))
+        }
+    };
+    if items.len() > CONTEXT_VARIABLES_MAX {
+        return Err(InputError::new(
+            "contextVariables",
+            format!("at most {CONTEXT_VARIABLES_MAX} context variables"),
+        ));
+    }
+    let mut out: Vec<ContextVariable> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("contextVariables[{i}]");
+        let mut f = Fields::nested(item, &path)?;
+        let name = f.text("name", 1, 64)?.ok_or_else(|| f.missing("name"))?;
+        if !omniline_domain::routing::rules::is_value_name(&name) {
+            return Err(InputError::new(
+                &format!("{path}.name"),
+                "a name is a letter then up to 63 letters, digits or _",
+            ));
+        }
+        if out.iter().any(|v| v.name == name) {
+            return Err(InputError::new(
+                &format!("{path}.name"),
+                format!("{name:?} is declared twice"),
+            ));
+        }
+        let kind = match f
+            .one_of("type", &["string", "number", "boolean"])?
+            .ok_or_else(|| f.missing("type"))?
+            .as_str()
+        {
+            "number" => ValueKind::Number,
+            "boolean" => ValueKind::Boolean,
+            _ => ValueKind::String,
+        };
+        let label = f.text("label", 1, 100)?.ok_or_else(|| f.missing("label"))?;
+        f.finish()?;
+        out.push(ContextVariable { name, kind, label });
+    }
+    Ok(out)
 }
 
 /// `{"enabled", "days"}` (`null`: off).
@@ -417,6 +471,9 @@ fn patch(fields: &mut Fields) -> Result<WorkstreamPatch, InputError> {
     }
     if let Some(value) = fields.take("offer") {
         patch.offer = Some(offer(value)?);
+    }
+    if let Some(value) = fields.take("contextVariables") {
+        patch.context_variables = Some(context_variables(value)?);
     }
     if fields.has("wrapUpSeconds") {
         patch.wrap_up_seconds = Some(

@@ -85,6 +85,8 @@ pub(crate) fn conversation_json(c: &Conversation) -> Value {
         "snoozedUntil": c.snoozed_until,
         "followUp": c.follow_up,
         "offer": c.offer.as_ref().map(|o| json!({"agentId": o.agent_id, "expiresAt": o.expires_at})),
+        // What the bot handed off with (names as the workstream declares them).
+        "context": c.context,
         "wrapUp": c.wrap_up.as_ref().map(|w| json!({
             "until": w.until, "disposition": w.disposition, "notes": w.notes, "doneAt": w.done_at,
         })),
@@ -177,6 +179,7 @@ pub(crate) async fn detail(
     let detail = state.service.conversation_detail(&agent, &id).await?;
     let mut customer_value = customer_json(detail.customer.as_ref());
     if !customer_value.is_null() {
+        customer_value["attributes"] = json!(detail.attributes);
         customer_value["previousConversations"] = json!({
             "count": detail.previous.len(),
             "items": detail.previous.iter().map(|o| json!({
@@ -193,6 +196,9 @@ pub(crate) async fn detail(
             "attachments": {"agentCanSend": w.attachments.agent_can_send},
             "wrapUpSeconds": w.wrap_up_seconds.unwrap_or(0),
             "dispositions": w.dispositions,
+            "contextVariables": w.context_variables.iter().map(|v| json!({
+                "name": v.name, "type": v.kind.as_str(), "label": v.label,
+            })).collect::<Vec<_>>(),
         })),
     }))
     .into_response())

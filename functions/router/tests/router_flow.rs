@@ -2026,3 +2026,99 @@ async fn a_withdrawn_offer_gives_the_offered_agent_its_slot_back() {
     assert!(closed.offer.is_none());
     assert!(slots(&f).await.is_empty());
 }
+
+/// Context: a bot hands off with `"context"`; the workstream keeps what it declares (of the
+/// declared type), drops the rest, and the routing rules test it (`context.vip`) to choose the
+/// queue; the customer's attributes (set by an admin) are tested as
+/// `customer.attributes.<name>` when a conversation opens.
+#[tokio::test]
+async fn a_bot_handoff_context_and_customer_attributes_drive_the_routing() {
+    let f = fixture().await;
+    let mut ws = workstream(json!({
+        "bot": {"id": "faq", "url": format!("{}/hook", f.bot.uri()), "secretName": "bots/faq", "timeoutMs": 300},
+        "contextVariables": [
+            {"name": "orderId", "type": "string", "label": "Order"},
+            {"name": "vip", "type": "boolean", "label": "VIP"}
+        ],
+        "rules": [
+            {"id": "vip", "name": "VIP", "condition": {"field": "context.vip", "op": "equals", "value": true},
+             "result": {"queue": "q-vip", "priority": 9}},
+            {"id": "gold", "name": "Gold", "condition": {"field": "customer.attributes.tier", "op": "equals", "value": "gold"},
+             "result": {"queue": "q-gold", "priority": 5}},
+            {"id": "rest", "name": "To the bot", "condition": {"field": "event.type", "op": "exists"},
+             "result": {"queue": "q-general", "bot": "faq"}}
+        ]
+    }));
+    ws.version = 2;
+    f.workstreams.put_workstream(&ws).await.unwrap();
+    f.secrets
+        .put("bots/faq", &SecretString::new("bot-secret"))
+        .await
+        .unwrap();
+    // Carol's turn: a handoff with no context.
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .and(wiremock::matchers::body_string_contains("Ucarol"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"handoff": true})))
+        .mount(&f.bot)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "handoff": true,
+            "context": {"orderId": "A-17", "vip": true, "undeclared": "x", "orderIdTypo": 1}
+        })))
+        .mount(&f.bot)
+        .await;
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ubob", "C1", "hi", T0)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let c = f.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(c.bot_id, None, "handed off");
+    assert_eq!(
+        serde_json::to_value(&c.context).unwrap(),
+        json!({"orderId": "A-17", "vip": true}),
+        "declared names only"
+    );
+    assert_eq!(
+        (c.queue_id.as_deref(), c.priority, c.rule_id.as_deref()),
+        (Some("q-vip"), 9, Some("vip"))
+    );
+
+    // Carol is a gold customer: her conversation goes by the attribute (when it opens, and again
+    // when the bot, which every new conversation meets first, hands it off without context).
+    f.router
+        .deps()
+        .config
+        .put_doc(
+            omniline_domain::conversation::CUSTOMER_ATTRIBUTES_KIND,
+            &format!("{ACCOUNT}:Ucarol"),
+            &json!({"attributes": {"tier": "gold"}}).to_string(),
+            omniline_ports::Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(carol),
+    } = f
+        .router
+        .process_message(&inbound(text_from("Ucarol", "C2", "hi", T0 + 1000)), 1)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let c = f.conversations.conversation(&carol).await.unwrap().unwrap();
+    assert_eq!(
+        (c.queue_id.as_deref(), c.rule_id.as_deref(), c.bot_id.as_deref()),
+        (Some("q-gold"), Some("gold"), None)
+    );
+    assert!(c.context.is_empty());
+}

@@ -100,6 +100,10 @@ pub struct BotReply {
     pub handoff: bool,
     /// The queue to hand off to; the workstream's default when `None`. Ignored without `handoff`.
     pub queue: Option<String>,
+    /// Values for the agents and the routing rules (`"context": {"orderId": "A-17", "vip":
+    /// true}`): kept as the workstream declares them (`contextVariables`), the rest dropped.
+    /// Ignored without `handoff`.
+    pub context: serde_json::Map<String, serde_json::Value>,
 }
 
 impl std::fmt::Debug for BotReply {
@@ -114,6 +118,8 @@ impl std::fmt::Debug for BotReply {
             .field("message_types", &types)
             .field("handoff", &self.handoff)
             .field("queue", &self.queue)
+            // Names only: values may be personal data.
+            .field("context", &self.context.keys().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -81,6 +81,10 @@ pub struct Conversation {
     /// Flagged for a follow-up by its agent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow_up: bool,
+    /// What the bot handed off with, as the workstream declares it (`context.<name>` for
+    /// routing rules; shown to agents).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub context: std::collections::BTreeMap<String, serde_json::Value>,
     /// Offered to an agent, who accepts or rejects it by `expires_at` (the workstream's
     /// `offer.mode` `accept`): the conversation waits meanwhile, on a slot of that agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +99,24 @@ pub struct Conversation {
     pub wrap_up: Option<WrapUp>,
     /// Optimistic concurrency: every write increments it, conditional on the previous value.
     pub version: u64,
+}
+
+/// [`omniline_ports::ConfigStore`] kind of customers' attributes (id `{accountId}:{userId}`, doc
+/// [`CustomerAttributes`]): set by admins, tested by routing rules as
+/// `customer.attributes.<name>`, shown to agents. Kept apart from the customer's profile (which
+/// the router rewrites) so that neither write undoes the other.
+pub const CUSTOMER_ATTRIBUTES_KIND: &str = "customerAttributes";
+
+/// A customer's attributes: at most 50 names (a letter then up to 63 letters, digits or `_`),
+/// each a string, number or boolean of at most 1 KB.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerAttributes {
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// The id of a customer's attributes document.
+pub fn customer_attributes_id(account_id: &str, user_id: &str) -> String {
+    format!("{account_id}:{user_id}")
 }
 
 /// An offer of a waiting conversation to one agent.

@@ -94,6 +94,10 @@ pub struct Workstream {
     /// The same agent for a returning customer ([`Affinity`]); `None`: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// What a bot's handoff may pass on to agents and routing rules ([`ContextVariable`]);
+    /// what it does not declare is dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context_variables: Vec<ContextVariable>,
     /// How a push assignment reaches an agent ([`OfferSettings`]); `None`: `auto` (assigned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offer: Option<OfferSettings>,
@@ -231,6 +235,84 @@ impl BusinessHours {
         };
         let now = time.minute_of_day();
         self.days.contains(&time.weekday) && open <= now && now < close
+    }
+}
+
+/// At most this many context variables (and keys in a handoff's context, and customer
+/// attributes).
+pub const CONTEXT_VARIABLES_MAX: usize = 50;
+/// The largest context value or customer attribute, in bytes of its JSON.
+pub const CONTEXT_VALUE_MAX_BYTES: usize = 1024;
+
+/// A value a bot's handoff may carry (`"context": {"orderId": "A-17"}`), as the workstream
+/// declares it: routing rules test it as `context.<name>`, agents see it under `label`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContextVariable {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ValueKind,
+    pub label: String,
+}
+
+/// The type of a context variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    String,
+    Number,
+    Boolean,
+}
+
+impl ValueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueKind::String => "string",
+            ValueKind::Number => "number",
+            ValueKind::Boolean => "boolean",
+        }
+    }
+
+    /// Whether `value` is of this type.
+    pub fn admits(self, value: &serde_json::Value) -> bool {
+        match self {
+            ValueKind::String => value.is_string(),
+            ValueKind::Number => value.is_number(),
+            ValueKind::Boolean => value.is_boolean(),
+        }
+    }
+}
+
+/// Whether `value` may be a context value or a customer attribute: a string, number or
+/// boolean of at most [`CONTEXT_VALUE_MAX_BYTES`] as JSON.
+pub fn is_small_scalar(value: &serde_json::Value) -> bool {
+    (value.is_string() || value.is_number() || value.is_boolean())
+        && value.to_string().len() <= CONTEXT_VALUE_MAX_BYTES
+}
+
+impl Workstream {
+    /// What of a bot's handoff `context` the workstream keeps: the declared names with a value
+    /// of the declared type and at most [`CONTEXT_VALUE_MAX_BYTES`]; and the names it dropped
+    /// (undeclared, of another type, too large), for the log.
+    pub fn accept_context(
+        &self,
+        raw: &serde_json::Map<String, serde_json::Value>,
+    ) -> (
+        std::collections::BTreeMap<String, serde_json::Value>,
+        Vec<String>,
+    ) {
+        let mut kept = std::collections::BTreeMap::new();
+        let mut dropped = Vec::new();
+        for (name, value) in raw {
+            let declared = self.context_variables.iter().find(|v| &v.name == name);
+            match declared {
+                Some(v) if v.kind.admits(value) && is_small_scalar(value) => {
+                    kept.insert(name.clone(), value.clone());
+                }
+                _ => dropped.push(name.clone()),
+            }
+        }
+        (kept, dropped)
     }
 }
 
@@ -665,6 +747,33 @@ impl Workstream {
             }
         }
 
+        if self.context_variables.len() > CONTEXT_VARIABLES_MAX {
+            return Err(WorkstreamError::new(
+                "contextVariables",
+                format!("at most {CONTEXT_VARIABLES_MAX} variables"),
+            ));
+        }
+        for (i, v) in self.context_variables.iter().enumerate() {
+            if !crate::routing::rules::is_value_name(&v.name) {
+                return Err(WorkstreamError::new(
+                    format!("contextVariables[{i}].name"),
+                    "must be a letter then up to 63 letters, digits or _",
+                ));
+            }
+            if self.context_variables[..i].iter().any(|w| w.name == v.name) {
+                return Err(WorkstreamError::new(
+                    format!("contextVariables[{i}].name"),
+                    format!("{:?} is declared twice", v.name),
+                ));
+            }
+            let label = v.label.chars().count();
+            if label == 0 || label > 100 {
+                return Err(WorkstreamError::new(
+                    format!("contextVariables[{i}].label"),
+                    "must be 1 to 100 characters",
+                ));
+            }
+        }
         if let Some(offer) = self.offer {
             if !(OFFER_TIMEOUT_MIN..=OFFER_TIMEOUT_MAX).contains(&offer.timeout_seconds) {
                 return Err(WorkstreamError::new(

@@ -222,7 +222,7 @@ impl BotHook for HttpBotHook {
         // serde's message may quote a value from the body: name the schema instead.
         let reply = BotReply::deserialize(value).map_err(|_| {
             BotError::InvalidReply(
-                "body does not match the reply schema (messages: array of objects, handoff: boolean, queue: string)"
+                "body does not match the reply schema (messages: array of objects, handoff: boolean, queue: string, context: object)"
                     .into(),
             )
         })?;
@@ -587,9 +587,10 @@ mod tests {
             messages: vec![json!({"type": "text", "text": "private answer"})],
             handoff: true,
             queue: None,
+            context: serde_json::from_value(json!({"orderId": "A-private-17"})).unwrap(),
         };
         let printed = format!("{endpoint:?} {:?} {reply:?}", request());
-        for hidden in [SECRET, "Hello", "Taro", "private answer"] {
+        for hidden in [SECRET, "Hello", "Taro", "private answer", "A-private-17"] {
             assert!(!printed.contains(hidden), "{hidden} in {printed}");
         }
         assert!(printed.contains("conv-1") && printed.contains("\"text\""));

@@ -54,6 +54,7 @@ pub fn conversation(
         survey: None,
         snoozed_until: None,
         follow_up: false,
+        context: Default::default(),
         offer: None,
         declined_by: Vec::new(),
         wrap_up: None,

@@ -9,10 +9,17 @@
 use super::{AdminError, AdminService};
 use crate::jobs::{JobBudget, JobsRun, PurgeJob};
 use omniline_domain::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
-use omniline_domain::conversation::{Conversation, ConversationState, Customer, TranscriptEntry};
+use omniline_domain::conversation::{Conversation, Customer, TranscriptEntry};
 use omniline_domain::delivery::Delivery;
 use omniline_domain::media_links::{inbound_media_key, key_of_link};
+use omniline_domain::conversation::{
+    customer_attributes_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
+};
+use omniline_domain::routing::rules::is_value_name;
+use omniline_domain::workstream::{is_small_scalar, CONTEXT_VARIABLES_MAX};
+use omniline_ports::Expect;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// One conversation of an export, with everything recorded in it.
 #[derive(Debug, Clone)]
@@ -26,8 +33,13 @@ pub struct ConversationExport {
 #[derive(Debug, Clone)]
 pub struct CustomerExport {
     pub customer: Customer,
+    /// What admins set on them (`customer.attributes.<name>` for the routing rules).
+    pub attributes: BTreeMap<String, Value>,
     pub conversations: Vec<ConversationExport>,
 }
+
+/// A change of a customer's attributes: a value sets the name, `None` removes it.
+pub type AttributesPatch = BTreeMap<String, Option<Value>>;
 
 /// The keys of agent uploads (`agent-media/{agentId}/{file}`) an agent's message links to:
 /// `{base}/media/agent-media/…?expires=…&signature=…` in `originalContentUrl` or
@@ -91,6 +103,105 @@ impl AdminService {
         Ok((customer, conversations))
     }
 
+    /// The customer's attributes as stored, with the document's version (0: none stored).
+    async fn attributes_of(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<(BTreeMap<String, Value>, u64), AdminError> {
+        let id = customer_attributes_id(account_id, user_id);
+        let Some(doc) = self
+            .deps
+            .config
+            .get_doc(CUSTOMER_ATTRIBUTES_KIND, &id)
+            .await?
+        else {
+            return Ok((BTreeMap::new(), 0));
+        };
+        let stored: CustomerAttributes = serde_json::from_str(&doc.doc).map_err(|e| {
+            AdminError::Store(omniline_domain::PortError::Unavailable(format!(
+                "stored customer attributes do not parse: {e}"
+            )))
+        })?;
+        Ok((stored.attributes, doc.version))
+    }
+
+    /// Sets (a value) or removes (`None`) the customer's attributes by name and returns them
+    /// all: names a letter then up to 63 letters, digits or `_`; values strings, numbers or
+    /// booleans of at most 1 KB; at most 50 in all (`Invalid` naming the attribute otherwise).
+    /// `NotFound` for a customer never stored. A concurrent change is read again and merged.
+    pub async fn set_customer_attributes(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        patch: AttributesPatch,
+    ) -> Result<BTreeMap<String, Value>, AdminError> {
+        for (name, value) in &patch {
+            let field = format!("attributes.{name}");
+            if !is_value_name(name) {
+                return Err(AdminError::invalid(
+                    &field,
+                    "an attribute name is a letter then up to 63 letters, digits or _",
+                ));
+            }
+            if value.as_ref().is_some_and(|v| !is_small_scalar(v)) {
+                return Err(AdminError::invalid(
+                    &field,
+                    "an attribute is a string, number or boolean of at most 1 KB (null removes it)",
+                ));
+            }
+        }
+        if self
+            .deps
+            .conversations
+            .customer(account_id, user_id)
+            .await?
+            .is_none()
+        {
+            return Err(AdminError::NotFound("customer"));
+        }
+        let id = customer_attributes_id(account_id, user_id);
+        for _ in 0..3 {
+            let (mut attributes, version) = self.attributes_of(account_id, user_id).await?;
+            for (name, value) in &patch {
+                match value {
+                    Some(v) => attributes.insert(name.clone(), v.clone()),
+                    None => attributes.remove(name),
+                };
+            }
+            if attributes.len() > CONTEXT_VARIABLES_MAX {
+                return Err(AdminError::invalid(
+                    "attributes",
+                    format!("a customer has at most {CONTEXT_VARIABLES_MAX} attributes"),
+                ));
+            }
+            let doc = serde_json::to_string(&CustomerAttributes {
+                attributes: attributes.clone(),
+            })
+            .map_err(|e| {
+                AdminError::Store(omniline_domain::PortError::Unavailable(format!(
+                    "customer attributes: {e}"
+                )))
+            })?;
+            let expect = if version == 0 {
+                Expect::Absent
+            } else {
+                Expect::Version(version)
+            };
+            if self
+                .deps
+                .config
+                .put_doc(CUSTOMER_ATTRIBUTES_KIND, &id, &doc, expect)
+                .await?
+                .is_some()
+            {
+                tracing::info!(account_id, names = ?patch.keys().collect::<Vec<_>>(), "customer attributes changed");
+                return Ok(attributes);
+            }
+        }
+        Err(AdminError::VersionConflict)
+    }
+
     /// Everything stored about the customer (a data export); `NotFound` without a profile.
     pub async fn export_customer(
         &self,
@@ -115,8 +226,10 @@ impl AdminService {
                 deliveries,
             });
         }
+        let (attributes, _) = self.attributes_of(account_id, user_id).await?;
         Ok(CustomerExport {
             customer,
+            attributes,
             conversations: items,
         })
     }
@@ -131,10 +244,9 @@ impl AdminService {
         }
         let deps = &self.deps;
         for conversation in &conversations {
-            if conversation.state != ConversationState::Closed {
-                if let Some(agent) = &conversation.agent_id {
-                    deps.agents.release(agent, &conversation.id).await?;
-                }
+            // The slot it holds: its agent's, an offered agent's, a wrap-up's.
+            if let Some(agent) = conversation.slot_holder() {
+                deps.agents.release(agent, &conversation.id).await?;
             }
             for entry in deps.conversations.transcript(&conversation.id).await? {
                 if let Some(key) = entry
@@ -179,6 +291,12 @@ impl AdminService {
                 .delete_doc(&contact_kind(account_id), contact_id)
                 .await?;
         }
+        deps.config
+            .delete_doc(
+                CUSTOMER_ATTRIBUTES_KIND,
+                &customer_attributes_id(account_id, user_id),
+            )
+            .await?;
         deps.conversations
             .delete_customer(account_id, user_id)
             .await?;

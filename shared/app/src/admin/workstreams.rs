@@ -9,7 +9,8 @@ use crate::jobs::PurgeJob;
 use omniline_domain::clock::new_id;
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    Affinity, AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, Distribution,
+    Affinity, AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, ContextVariable,
+    Distribution,
     GroupChats, OfferSettings, Survey, Workstream, WorkstreamError,
 };
 use omniline_domain::PortError;
@@ -51,6 +52,7 @@ pub struct WorkstreamPatch {
     pub group_chats: Option<GroupChats>,
     pub affinity: Option<Option<Affinity>>,
     pub offer: Option<Option<OfferSettings>>,
+    pub context_variables: Option<Vec<ContextVariable>>,
     pub wrap_up_seconds: Option<Option<u32>>,
     pub dispositions: Option<Vec<String>>,
     pub bot: Option<Option<BotChange>>,
@@ -77,6 +79,7 @@ impl WorkstreamPatch {
         set(&mut ws.group_chats, self.group_chats);
         set(&mut ws.affinity, self.affinity);
         set(&mut ws.offer, self.offer);
+        set(&mut ws.context_variables, self.context_variables);
         set(&mut ws.wrap_up_seconds, self.wrap_up_seconds);
         set(&mut ws.dispositions, self.dispositions);
         self.bot
@@ -103,6 +106,7 @@ pub(crate) fn blank_workstream(account_id: String, now: String) -> Workstream {
         survey: None,
         group_chats: GroupChats::Handle,
         affinity: None,
+        context_variables: Vec::new(),
         offer: None,
         wrap_up_seconds: None,
         dispositions: Vec::new(),

@@ -76,6 +76,8 @@ pub struct ConversationDetail {
     pub previous: Vec<Conversation>,
     pub queue: Option<QueueRef>,
     pub workstream: Option<Workstream>,
+    /// The customer's attributes (admins'), for a 1:1 customer.
+    pub attributes: std::collections::BTreeMap<String, Value>,
 }
 
 /// One line of a conversation's timeline.
@@ -396,12 +398,24 @@ impl AgentService {
             Some(q) => Some(self.queue_ref(q).await?),
             None => None,
         };
+        let attributes = match &customer {
+            Some(view) => {
+                crate::router::customer_attributes(
+                    deps.config.as_ref(),
+                    &view.customer.account_id,
+                    &view.customer.user_id,
+                )
+                .await?
+            }
+            None => Default::default(),
+        };
         Ok(ConversationDetail {
             conversation: c,
             customer,
             previous,
             queue,
             workstream,
+            attributes,
         })
     }
 

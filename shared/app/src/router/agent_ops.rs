@@ -692,6 +692,7 @@ impl RouterService {
             survey: None,
             snoozed_until: None,
             follow_up: false,
+            context: Default::default(),
             offer: None,
             declined_by: Vec::new(),
             wrap_up: None,

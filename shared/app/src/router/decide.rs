@@ -313,6 +313,9 @@ pub(crate) struct Facts<'a> {
     pub inbound: &'a Inbound,
     /// The sender's customer (ignored for an event without a sender).
     pub customer: CustomerFacts,
+    /// The sender's attributes (admins'), read when a rule tests them and the event may open
+    /// a conversation.
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
     /// The stored document of the nonce [`link_nonce_to_read`] names, if it exists.
     pub link_nonce: Option<String>,
     /// The source's open conversation.
@@ -395,6 +398,7 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
         rules,
         inbound,
         customer,
+        attributes: facts_attributes,
         link_nonce,
         open,
         survey,
@@ -474,6 +478,7 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
                 survey: None,
                 snoozed_until: None,
                 follow_up: false,
+                context: Default::default(),
                 offer: None,
                 declined_by: Vec::new(),
                 wrap_up: None,
@@ -525,6 +530,7 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
                 rules.as_deref(),
                 event,
                 customer.as_ref(),
+                &facts_attributes,
                 event_time,
                 &mut outbox,
             );
@@ -824,12 +830,14 @@ fn decide_media(
 
 /// A new conversation: the greeting and the outside-hours notice, and the workstream's first
 /// matching routing rule (queue, priority, skills, bot).
+#[allow(clippy::too_many_arguments)]
 fn classify(
     c: &mut Conversation,
     ws: Option<&Workstream>,
     rules: Option<&CompiledRules>,
     event: &Event,
     customer: Option<&Customer>,
+    attributes: &std::collections::BTreeMap<String, serde_json::Value>,
     event_time: i64,
     outbox: &mut Outbox,
 ) {
@@ -838,7 +846,8 @@ fn classify(
     if !ws.is_business_hours(event_time) {
         outbox.automated(Some(ws), Trigger::OutsideBusinessHours, customer, None);
     }
-    let ctx = routing_context(event, customer, ws, event_time);
+    let mut ctx = routing_context(event, customer, ws, event_time);
+    ctx.attributes = attributes.clone();
     if let Some(matched) = rules.and_then(|rules| rules.evaluate(&ctx)) {
         c.queue_id = Some(matched.queue.clone());
         c.priority = matched.priority;
@@ -900,35 +909,84 @@ pub(crate) enum BotAnswer {
     Failed(BotError),
 }
 
+/// How a bot handed a conversation off (or failed, which hands it off too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Handoff {
+    /// The reply named the queue (the rules are not asked again).
+    pub queue_named: bool,
+}
+
 /// The bot's messages are queued; `handoff`, a failure or a missing secret routes the
-/// conversation to a human queue (the reply's, if it names one).
+/// conversation to a human queue (the reply's, if it names one). A handoff's `context` is kept
+/// as the workstream declares it (the rest dropped, by name in the log). Returns the handoff,
+/// if there was one.
 pub(crate) fn apply_bot_answer(
     c: &mut Conversation,
     bot_id: &str,
     answer: BotAnswer,
+    ws: Option<&Workstream>,
     outbox: &mut Outbox,
-) {
+) -> Option<Handoff> {
     match answer {
         BotAnswer::SecretMissing => {
             tracing::warn!(conversation_id = %c.id, %bot_id, "bot secret missing; handing off");
             c.bot_id = None;
+            Some(Handoff { queue_named: false })
         }
         BotAnswer::Replied(reply) => {
             for message in reply.messages {
                 outbox.push(Origin::Bot, None, message);
             }
-            if reply.handoff {
-                tracing::info!(conversation_id = %c.id, "bot handed off");
-                c.bot_id = None;
-                if let Some(queue) = reply.queue {
-                    c.queue_id = Some(queue);
-                }
+            if !reply.handoff {
+                return None;
             }
+            tracing::info!(conversation_id = %c.id, "bot handed off");
+            c.bot_id = None;
+            if !reply.context.is_empty() {
+                let (kept, dropped) = match ws {
+                    Some(ws) => ws.accept_context(&reply.context),
+                    None => (Default::default(), reply.context.keys().cloned().collect()),
+                };
+                if !dropped.is_empty() {
+                    // Names only: the values may be personal data.
+                    tracing::warn!(conversation_id = %c.id, %bot_id, ?dropped, "handoff context not declared by the workstream (or of another type, or too large): dropped");
+                }
+                c.context.extend(kept);
+            }
+            let queue_named = reply.queue.is_some();
+            if let Some(queue) = reply.queue {
+                c.queue_id = Some(queue);
+            }
+            Some(Handoff { queue_named })
         }
         BotAnswer::Failed(e) => {
             tracing::warn!(conversation_id = %c.id, error = %e, "bot failed; handing off to a human");
             c.bot_id = None;
+            Some(Handoff { queue_named: false })
         }
+    }
+}
+
+/// A conversation the bot handed off without naming a queue: the workstream's first matching
+/// rule, with the conversation's context and the customer's attributes, sets its queue,
+/// priority and skills (a rule's bot is not asked again); none matching leaves them.
+pub(crate) fn route_handoff(
+    c: &mut Conversation,
+    ws: &Workstream,
+    rules: &CompiledRules,
+    event: &Event,
+    customer: Option<&Customer>,
+    attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    at: i64,
+) {
+    let mut ctx = routing_context(event, customer, ws, at);
+    ctx.context = c.context.clone();
+    ctx.attributes = attributes;
+    if let Some(matched) = rules.evaluate(&ctx) {
+        c.queue_id = Some(matched.queue.clone());
+        c.priority = matched.priority;
+        c.skills = matched.skills.clone();
+        c.rule_id = Some(matched.rule_id.clone());
     }
 }
 
@@ -1299,6 +1357,7 @@ mod tests {
             rules: ws.map(|w| Arc::new(CompiledRules::compile(&w.rules).unwrap())),
             inbound,
             customer: CustomerFacts::default(),
+            attributes: Default::default(),
             link_nonce: None,
             open: None,
             survey: None,
@@ -1359,6 +1418,7 @@ mod tests {
             survey: None,
             snoozed_until: None,
             follow_up: false,
+            context: Default::default(),
             offer: None,
             declined_by: Vec::new(),
             wrap_up: None,
@@ -1427,6 +1487,7 @@ mod tests {
             }),
             snoozed_until: None,
             follow_up: false,
+            context: Default::default(),
             offer: None,
             declined_by: Vec::new(),
             wrap_up: None,
@@ -2173,8 +2234,9 @@ mod tests {
             messages: vec![text_message("one"), text_message("two")],
             handoff: false,
             queue: Some("q-ignored".into()),
+            context: Default::default(),
         };
-        apply_bot_answer(&mut c, "sales-bot", BotAnswer::Replied(reply), &mut outbox);
+        apply_bot_answer(&mut c, "sales-bot", BotAnswer::Replied(reply), None, &mut outbox);
         assert_eq!(
             (c.bot_id.as_deref(), c.queue_id.as_deref()),
             (Some("sales-bot"), Some("q-general"))
@@ -2189,8 +2251,9 @@ mod tests {
             messages: vec![],
             handoff: true,
             queue: Some("q-sales".into()),
+            context: Default::default(),
         };
-        apply_bot_answer(&mut c, "sales-bot", BotAnswer::Replied(reply), &mut outbox);
+        apply_bot_answer(&mut c, "sales-bot", BotAnswer::Replied(reply), None, &mut outbox);
         assert_eq!(
             (c.bot_id.as_deref(), c.queue_id.as_deref()),
             (None, Some("q-sales"))
@@ -2201,7 +2264,7 @@ mod tests {
             BotAnswer::SecretMissing,
         ] {
             let mut c = with_bot();
-            apply_bot_answer(&mut c, "sales-bot", answer, &mut Outbox::default());
+            apply_bot_answer(&mut c, "sales-bot", answer, None, &mut Outbox::default());
             assert_eq!((c.bot_id, c.queue_id.as_deref()), (None, Some("q-general")));
         }
     }

@@ -117,6 +117,28 @@ pub enum Processed {
     AccountGone,
 }
 
+/// A customer's attributes (set by admins; `customer.attributes.<name>` for the routing rules),
+/// empty when none are stored. One read by key.
+pub(crate) async fn customer_attributes(
+    config: &dyn omniline_ports::ConfigStore,
+    account_id: &str,
+    user_id: &str,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, PortError> {
+    use omniline_domain::conversation::{
+        customer_attributes_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
+    };
+    let doc = config
+        .get_doc(
+            CUSTOMER_ATTRIBUTES_KIND,
+            &customer_attributes_id(account_id, user_id),
+        )
+        .await?;
+    Ok(doc
+        .and_then(|d| serde_json::from_str::<CustomerAttributes>(&d.doc).ok())
+        .map(|a| a.attributes)
+        .unwrap_or_default())
+}
+
 /// What a scheduled run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ScheduleOutcome {

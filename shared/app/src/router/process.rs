@@ -7,8 +7,8 @@
 //! landed (a plan whose commit loses sends nothing).
 
 use crate::router::decide::{
-    apply_bot_answer, assigned, assignment_candidates, bot_request, decide, link_nonce_to_read,
-    needs_group_summary, needs_profile, offered, source_parts, survey_lookup, unassigned_notice,
+    apply_bot_answer, assigned, assignment_candidates, bot_request, customer_turn, decide,
+    link_nonce_to_read, needs_group_summary, needs_profile, offered, route_handoff, source_parts, survey_lookup, unassigned_notice,
     BotAnswer, CustomerFacts, Decision, Facts, GroupFetch, Inbound, Plan, ProfileFetch,
     SurveyFacts, SurveyLookup, Write,
 };
@@ -40,10 +40,20 @@ pub(crate) async fn plan(
 ) -> Result<Plan, RouteError> {
     let now = (svc.deps.clock)();
     let rules = ws.map(|w| svc.compiled_rules(w));
-    let facts = gather(&svc.deps, &account.id, ws, rules, inbound, now).await?;
+    let facts = gather(&svc.deps, &account.id, ws, rules.clone(), inbound, now).await?;
     let decision = decide(facts, now);
     let cutoff = svc.presence_cutoff(now).await?;
-    let applied = apply(&svc.deps, cutoff, ws, inbound, decision, receive_count, now).await?;
+    let applied = apply(
+        &svc.deps,
+        cutoff,
+        ws,
+        rules.as_deref(),
+        inbound,
+        decision,
+        receive_count,
+        now,
+    )
+    .await?;
     let retain_until = svc.settings().await?.retain_until(now);
     let mut plan = applied.decision.into_plan(
         applied.media,
@@ -97,6 +107,16 @@ async fn gather<'a>(
         }
         _ => GroupFetch::NotAsked,
     };
+    // The customer's attributes, when a rule tests them and the event may open a conversation
+    // (one read by key; none otherwise).
+    let attributes = match (&sender, &rules) {
+        (Some(user_id), Some(rules))
+            if open.is_none() && customer_turn(event) && rules.tests_customer_attributes() =>
+        {
+            crate::router::customer_attributes(deps.config.as_ref(), account_id, user_id).await?
+        }
+        _ => Default::default(),
+    };
     let lookup = match &source {
         Some(source) => survey_lookup(event, source, open.is_some()),
         None => None,
@@ -133,6 +153,7 @@ async fn gather<'a>(
         rules,
         inbound,
         customer,
+        attributes,
         link_nonce,
         group,
         open,
@@ -221,10 +242,12 @@ struct Applied {
 /// distribution to an agent, the holding agent's notification; then the outbound messages are
 /// built (for the commit's outbox, not queued; the notifications are committed too). What the bot and the agents answer updates the
 /// decision.
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     deps: &RouterDeps,
     presence_cutoff: i64,
     ws: Option<&Workstream>,
+    rules: Option<&CompiledRules>,
     inbound: &Inbound,
     mut d: Decision,
     receive_count: u32,
@@ -240,7 +263,32 @@ async fn apply(
     if let (Some(bot), Some(c)) = (&d.bot, d.conversation.as_mut()) {
         let request = bot_request(&d.account_id, bot, c, inbound, d.customer.as_ref());
         let answer = ask_bot(deps, bot, &request).await?;
-        apply_bot_answer(c, &bot.id, answer, &mut d.outbox);
+        let handoff = apply_bot_answer(c, &bot.id, answer, ws, &mut d.outbox);
+        if let (Some(handoff), Some(ws), Some(rules)) = (handoff, ws, rules) {
+            // The rules again, with what the bot handed off with, unless it named a queue.
+            if !handoff.queue_named {
+                let attributes = match d.customer.as_ref() {
+                    Some(customer) if rules.tests_customer_attributes() => {
+                        crate::router::customer_attributes(
+                            deps.config.as_ref(),
+                            &d.account_id,
+                            &customer.user_id,
+                        )
+                        .await?
+                    }
+                    _ => Default::default(),
+                };
+                route_handoff(
+                    c,
+                    ws,
+                    rules,
+                    &inbound.event,
+                    d.customer.as_ref(),
+                    attributes,
+                    now,
+                );
+            }
+        }
     }
     let mut new_assignment = None;
     let mut notifications = Vec::new();

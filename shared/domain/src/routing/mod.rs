@@ -32,6 +32,10 @@ pub fn routing_context(
         _ => (None, None),
     };
     RoutingContext {
+        // Filled by the caller where it has them (the conversation's context, the customer's
+        // attributes).
+        context: Default::default(),
+        attributes: Default::default(),
         message_type,
         message_text,
         source_type: event.source().map(|s| s.source_type().to_owned()),

@@ -19,7 +19,11 @@
 //! Fields and their types: `message.type`, `message.text`, `source.type`, `customer.language`,
 //! `customer.name`, `postback.data`, `event.type` (strings); `customer.linked`,
 //! `time.businessHours` (booleans); `time.hour` (0–23), `time.weekday` (1 = Monday … 7 = Sunday)
-//! (integers).
+//! (integers). And two families of named values, typed by the value they hold:
+//! `context.<name>` (what a bot handed off with, as the workstream declares it) and
+//! `customer.attributes.<name>` (what an admin set on the customer), `<name>` a letter then up to
+//! 63 letters, digits or `_`: `equals` and `in` take strings, numbers or booleans, `contains` and
+//! `matches` strings, `gt` and `lt` numbers, `exists` nothing.
 //!
 //! Ops: `equals` (any type; strings exact and case-sensitive), `contains` (strings,
 //! case-insensitive), `matches` (strings, regex), `in` (strings or integers, non-empty array),
@@ -111,6 +115,10 @@ pub struct RuleMatch {
 /// time fields: in the workstream's timezone).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoutingContext {
+    /// `context.<name>`: the conversation's context (from a bot's handoff).
+    pub context: std::collections::BTreeMap<String, Value>,
+    /// `customer.attributes.<name>`: the customer's attributes (set by an admin).
+    pub attributes: std::collections::BTreeMap<String, Value>,
     /// `message.type`: text, image, video, audio, file, location, sticker.
     pub message_type: Option<String>,
     /// `message.text`.
@@ -235,7 +243,24 @@ const _: () = {
     assert_send_sync::<CompiledRules>();
 };
 
+impl Node {
+    fn tests(&self, bag: Bag) -> bool {
+        match self {
+            Node::All(children) | Node::Any(children) => children.iter().any(|c| c.tests(bag)),
+            Node::Not(child) => child.tests(bag),
+            Node::Leaf(Leaf::Named(b, _, _)) => *b == bag,
+            Node::Leaf(_) => false,
+        }
+    }
+}
+
 impl CompiledRules {
+    /// Whether a rule tests `customer.attributes.<name>`: only then does routing read them.
+    pub fn tests_customer_attributes(&self) -> bool {
+        self.rules.iter().any(|r| r.condition.tests(Bag::Attributes))
+    }
+
+
     /// Validates every rule (disabled ones included) and compiles the enabled ones, in order.
     pub fn compile(rules: &[RuleDef]) -> Result<CompiledRules, RuleError> {
         if rules.len() > MAX_RULES {
@@ -533,6 +558,79 @@ enum Leaf {
     Gt(Field, i64),
     Lt(Field, i64),
     Exists(Field),
+    /// A named value of the context or the customer's attributes.
+    Named(Bag, String, NamedTest),
+}
+
+/// Where a named field's value is: `context.<name>` or `customer.attributes.<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bag {
+    Context,
+    Attributes,
+}
+
+impl Bag {
+    fn of(field: &str) -> Option<(Bag, &str)> {
+        if let Some(name) = field.strip_prefix("context.") {
+            return Some((Bag::Context, name));
+        }
+        field
+            .strip_prefix("customer.attributes.")
+            .map(|name| (Bag::Attributes, name))
+    }
+
+    fn values(self, ctx: &RoutingContext) -> &std::collections::BTreeMap<String, Value> {
+        match self {
+            Bag::Context => &ctx.context,
+            Bag::Attributes => &ctx.attributes,
+        }
+    }
+}
+
+/// Whether `name` may name a context variable or a customer attribute: a letter, then up to 63
+/// letters, digits or `_`.
+pub fn is_value_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The test of a named field, typed by the value it holds.
+#[derive(Debug)]
+enum NamedTest {
+    Exists,
+    Equals(Value),
+    In(Vec<Value>),
+    Contains(Needle),
+    Matches(Regex),
+    Gt(f64),
+    Lt(f64),
+}
+
+/// Whether two scalars are equal: numbers by value (1 and 1.0), others exactly.
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+impl NamedTest {
+    fn holds(&self, value: Option<&Value>) -> bool {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return false;
+        };
+        match self {
+            NamedTest::Exists => true,
+            NamedTest::Equals(want) => same_scalar(value, want),
+            NamedTest::In(wants) => wants.iter().any(|w| same_scalar(value, w)),
+            NamedTest::Contains(needle) => value.as_str().is_some_and(|s| needle.is_in(s)),
+            NamedTest::Matches(re) => value.as_str().is_some_and(|s| re.is_match(s)),
+            NamedTest::Gt(limit) => value.as_f64().is_some_and(|x| x > *limit),
+            NamedTest::Lt(limit) => value.as_f64().is_some_and(|x| x < *limit),
+        }
+    }
 }
 
 impl Node {
@@ -559,6 +657,7 @@ impl Leaf {
             Leaf::Gt(f, v) => f.int_of(ctx).is_some_and(|x| x > *v),
             Leaf::Lt(f, v) => f.int_of(ctx).is_some_and(|x| x < *v),
             Leaf::Exists(f) => f.is_present(ctx),
+            Leaf::Named(bag, name, test) => test.holds(bag.values(ctx).get(name)),
         }
     }
 }
@@ -772,11 +871,24 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Fail> {
             ))
         }
     };
+    if let Some((bag, name)) = Bag::of(field_name) {
+        if !is_value_name(name) {
+            return Err(fail(
+                field_path,
+                format!(
+                    "{field_name:?}: the name after the prefix must be a letter then up to 63 \
+                     letters, digits or _"
+                ),
+            ));
+        }
+        return parse_named(obj, path, bag, name);
+    }
     let Some(field) = Field::parse(field_name) else {
         return Err(fail(
             field_path,
             format!(
-                "unknown field {field_name:?}; expected one of {}",
+                "unknown field {field_name:?}; expected one of {}, context.<name> or \
+                 customer.attributes.<name>",
                 FIELDS.join(", ")
             ),
         ));
@@ -885,6 +997,82 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Fail> {
     }
 }
 
+/// A leaf on `context.<name>` or `customer.attributes.<name>`.
+fn parse_named(
+    obj: &Map<String, Value>,
+    path: &str,
+    bag: Bag,
+    name: &str,
+) -> Result<Leaf, Fail> {
+    let op_path = format!("{path}.op");
+    let op = match obj.get("op") {
+        None => return Err(fail(op_path, "missing \"op\"")),
+        Some(Value::String(s)) => Op::parse(s).ok_or_else(|| {
+            fail(
+                op_path.as_str(),
+                format!("unknown op {s:?}; expected one of {}", OPS.join(", ")),
+            )
+        })?,
+        Some(other) => {
+            return Err(fail(
+                op_path,
+                format!("expected an op name string, got {}", describe(other)),
+            ))
+        }
+    };
+    let value_path = format!("{path}.value");
+    let value = obj.get("value");
+    if op == Op::Exists {
+        return match value {
+            None => Ok(Leaf::Named(bag, name.to_owned(), NamedTest::Exists)),
+            Some(_) => Err(fail(value_path, "op \"exists\" takes no \"value\"")),
+        };
+    }
+    let Some(value) = value else {
+        return Err(fail(value_path, "missing \"value\""));
+    };
+    let scalar = |v: &Value, path: &str| -> Result<Value, Fail> {
+        match v {
+            Value::String(_) | Value::Bool(_) => Ok(v.clone()),
+            Value::Number(n) if n.as_f64().is_some() => Ok(v.clone()),
+            other => Err(fail(
+                path,
+                format!("expected a string, number or boolean, got {}", describe(other)),
+            )),
+        }
+    };
+    let number = |v: &Value| -> Result<f64, Fail> {
+        v.as_f64().ok_or_else(|| {
+            fail(
+                value_path.as_str(),
+                format!("expected a number, got {}", describe(v)),
+            )
+        })
+    };
+    let test = match op {
+        Op::Equals => NamedTest::Equals(scalar(value, &value_path)?),
+        Op::In => {
+            let items = non_empty_array(value, &value_path, "strings, numbers or booleans")?;
+            NamedTest::In(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| scalar(item, &format!("{value_path}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )
+        }
+        Op::Contains => NamedTest::Contains(Needle::new(&string_value(value, &value_path)?)),
+        Op::Matches => {
+            let raw = string_value(value, &value_path)?;
+            NamedTest::Matches(compile_regex(&raw).map_err(|m| fail(value_path.as_str(), m))?)
+        }
+        Op::Gt => NamedTest::Gt(number(value)?),
+        Op::Lt => NamedTest::Lt(number(value)?),
+        Op::Exists => NamedTest::Exists,
+    };
+    Ok(Leaf::Named(bag, name.to_owned(), test))
+}
+
 fn string_value(v: &Value, path: &str) -> Result<String, Fail> {
     match v {
         Value::String(s) => Ok(s.clone()),
@@ -987,6 +1175,64 @@ mod tests {
             hour: Some(10),
             weekday: Some(3),
             business_hours: Some(true),
+            context: [
+                ("orderId".to_owned(), json!("A-17")),
+                ("vip".to_owned(), json!(true)),
+                ("total".to_owned(), json!(120.5)),
+            ]
+            .into_iter()
+            .collect(),
+            attributes: [("tier".to_owned(), json!("gold")), ("visits".to_owned(), json!(3))]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn context_and_customer_attributes_are_tested_by_the_value_they_hold() {
+        let ctx = full_ctx();
+        for (condition, want) in [
+            (leaf("context.orderId", "equals", json!("A-17")), true),
+            (leaf("context.orderId", "equals", json!("a-17")), false),
+            (leaf("context.vip", "equals", json!(true)), true),
+            (leaf("context.vip", "equals", json!("true")), false),
+            (leaf("context.total", "gt", json!(100)), true),
+            (leaf("context.total", "lt", json!(100)), false),
+            (leaf("context.orderId", "contains", json!("a-")), true),
+            (leaf("context.orderId", "matches", json!("^A-\\d+$")), true),
+            (leaf("context.orderId", "in", json!(["B-1", "A-17"])), true),
+            (exists("context.vip"), true),
+            (exists("context.missing"), false),
+            (leaf("context.missing", "equals", json!("x")), false),
+            // A number is not a string.
+            (leaf("context.total", "contains", json!("120")), false),
+            (leaf("customer.attributes.tier", "equals", json!("gold")), true),
+            (leaf("customer.attributes.visits", "in", json!([1, 3])), true),
+            (leaf("customer.attributes.visits", "equals", json!(3.0)), true),
+            (exists("customer.attributes.tier"), true),
+            (exists("customer.attributes.missing"), false),
+        ] {
+            assert_eq!(holds(condition.clone(), &ctx), want, "{condition}");
+        }
+        // Only rules that test attributes need them read.
+        let on_attributes =
+            CompiledRules::compile(&[rule("r", exists("customer.attributes.tier"), "q")]).unwrap();
+        assert!(on_attributes.tests_customer_attributes());
+        let on_context = CompiledRules::compile(&[rule("r", exists("context.vip"), "q")]).unwrap();
+        assert!(!on_context.tests_customer_attributes());
+        // Names and values are checked when stored.
+        for (condition, path) in [
+            (exists("context."), "condition.field"),
+            (exists("context.9lives"), "condition.field"),
+            (exists("customer.attributes.a-b"), "condition.field"),
+            (leaf("context.x", "gt", json!("1")), "condition.value"),
+            (leaf("context.x", "equals", json!([1])), "condition.value"),
+            (leaf("context.x", "in", json!([])), "condition.value"),
+            (leaf("context.x", "contains", json!(1)), "condition.value"),
+            (leaf("context.x", "sometimes", json!(1)), "condition.op"),
+        ] {
+            let e = CompiledRules::compile(&[rule("r", condition.clone(), "q")]).unwrap_err();
+            assert_eq!(e.path, path, "{condition}: {e}");
         }
     }
 
@@ -1865,6 +2111,8 @@ mod tests {
         )
             .prop_map(|((mt, tx, st, lang, linked, name), (pb, ev, h, wd, bh))| {
                 RoutingContext {
+                    context: Default::default(),
+                    attributes: Default::default(),
                     message_type: mt,
                     message_text: tx,
                     source_type: st,
