@@ -523,6 +523,21 @@ async function customerPanel() {
   return `name, language, LINE user; a contact made and linked (${email}); no earlier conversation`;
 }
 
+// 06b. An admin sets the customer's attributes: the panel shows them once the conversation is
+// read again.
+async function customerAttributes() {
+  const detail = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(conversationId)}`);
+  const customerId = `${detail.conversation.accountId}:${detail.customer.userId}`;
+  await adminApi('PATCH', `/admin/v1/customers/${encodeURIComponent(customerId)}`, { attributes: { tier: 'gold' } });
+  await page.locator(tid('tab-mine')).click();
+  await page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }).click();
+  const panel = page.locator(tid('customer-panel'));
+  if (!(await panel.evaluate((d) => d.open))) await panel.locator('summary').click();
+  await visible(page.locator(tid('attribute-name')).filter({ hasText: 'tier' }), 'the attribute on the panel');
+  assert.equal(await text(page.locator(tid('attribute-value')).first()), 'gold');
+  return 'tier: gold';
+}
+
 // 07b. The agent sends a picture from the composer: uploaded (POST /agent/v1/media), sent, shown in
 // the transcript, and the customer's chat receives the image.
 const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -570,6 +585,7 @@ const STEPS = [
   ['inbox-shows-conversation', inboxShowsConversation],
   ['agent-opens-conversation', agentOpensConversation],
   ['customer-panel', customerPanel],
+  ['customer-attributes', customerAttributes],
   ['agent-replies', agentReplies],
   ['agent-sends-picture', agentSendsPicture],
   ['agent-snoozes', agentSnoozes],

@@ -2622,3 +2622,198 @@ async fn an_offered_conversation_is_accepted_rejected_or_passed_on_when_it_expir
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Context variables and customer attributes over HTTP: the workstream declares
+/// `contextVariables` (checked: name, type, label); an admin sets a customer's attributes
+/// (`PATCH /admin/v1/customers/{id}`: a value sets, `null` removes; bad names and values are
+/// 400, an unknown customer 404); a rule on `customer.attributes.tier` routes the customer's
+/// next conversation; agents see the attributes on it; the export carries them and the
+/// erasure removes them.
+#[tokio::test]
+async fn customer_attributes_route_the_next_conversation_and_agents_see_them() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, support, ws) = channel(&s, "push", true).await;
+    let gold = s.queue("Gold").await;
+    let route = format!("/admin/v1/workstreams/{ws}");
+    for (bad, field) in [
+        (
+            json!([{"name": "9lives", "type": "string", "label": "x"}]),
+            "contextVariables[0].name",
+        ),
+        (
+            json!([{"name": "a", "type": "date", "label": "x"}]),
+            "contextVariables[0].type",
+        ),
+        (
+            json!([{"name": "a", "type": "string"}]),
+            "contextVariables[0].label",
+        ),
+        (
+            json!([{"name": "a", "type": "string", "label": "A"}, {"name": "a", "type": "number", "label": "B"}]),
+            "contextVariables[1].name",
+        ),
+    ] {
+        let (status, body) = s
+            .call("PATCH", &route, Some(json!({"contextVariables": bad})))
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}"
+        );
+    }
+    let patched = s
+        .ok(
+            "PATCH",
+            &route,
+            Some(json!({"contextVariables": [{"name": "orderId", "type": "string", "label": "Order"}]})),
+        )
+        .await;
+    assert_eq!(
+        patched["contextVariables"],
+        json!([{"name": "orderId", "type": "string", "label": "Order"}])
+    );
+    s.ok(
+        "POST",
+        &format!("/admin/v1/workstreams/{ws}/rules"),
+        Some(json!({"name": "Gold customers", "queueId": gold, "priority": 5,
+                    "condition": {"field": "customer.attributes.tier", "op": "equals", "value": "gold"}})),
+    )
+    .await;
+    let (_, hanako) = new_agent(&s, "Hanako", &[&support]).await;
+    let (jiro_id, jiro) = new_agent(&s, "Jiro", &[&gold]).await;
+    for token in [&hanako, &jiro] {
+        agent_ok(
+            &s,
+            token,
+            "PUT",
+            "/agent/v1/presence",
+            Some(json!({"status": "available"})),
+        )
+        .await;
+    }
+
+    // First contact: no attributes yet, so the default queue (Hanako).
+    let customer = format!("/admin/v1/customers/{account}:Ugold");
+    let (status, _) = s
+        .call(
+            "PATCH",
+            &customer,
+            Some(json!({"attributes": {"tier": "gold"}})),
+        )
+        .await;
+    assert_eq!(status, 404, "never stored");
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01ATTR1", "Ugold", "hello")])
+        )
+        .await,
+        200
+    );
+    let (first, _) = next_notification(&s, &hanako, None, "assigned").await;
+    let first = first["conversationId"].as_str().unwrap().to_owned();
+    agent_ok(
+        &s,
+        &hanako,
+        "POST",
+        &format!("/agent/v1/conversations/{first}/close"),
+        None,
+    )
+    .await;
+
+    for (bad, field) in [
+        (json!({"attributes": {"9x": 1}}), "attributes.9x"),
+        (
+            json!({"attributes": {"tier": {"level": 1}}}),
+            "attributes.tier",
+        ),
+        (
+            json!({"attributes": {"note": "x".repeat(1100)}}),
+            "attributes.note",
+        ),
+        (json!({"attributes": ["tier"]}), "attributes"),
+        (json!({}), "attributes"),
+    ] {
+        let (status, body) = s.call("PATCH", &customer, Some(bad.clone())).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{bad}"
+        );
+    }
+    let set = s
+        .ok(
+            "PATCH",
+            &customer,
+            Some(json!({"attributes": {"tier": "gold", "visits": 3, "vip": true}})),
+        )
+        .await;
+    assert_eq!(
+        set["attributes"],
+        json!({"tier": "gold", "visits": 3, "vip": true})
+    );
+    let set = s
+        .ok(
+            "PATCH",
+            &customer,
+            Some(json!({"attributes": {"vip": null}})),
+        )
+        .await;
+    assert_eq!(
+        set["attributes"],
+        json!({"tier": "gold", "visits": 3}),
+        "null removes"
+    );
+
+    // Next conversation: the Gold rule, so Jiro; he sees the attributes.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01ATTR2", "Ugold", "me again")])
+        )
+        .await,
+        200
+    );
+    let (second, _) = next_notification(&s, &jiro, None, "assigned").await;
+    let second = second["conversationId"].as_str().unwrap().to_owned();
+    let detail = agent_ok(
+        &s,
+        &jiro,
+        "GET",
+        &format!("/agent/v1/conversations/{second}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["agentId"], jiro_id.as_str());
+    assert_eq!(detail["conversation"]["queueId"], gold.as_str());
+    assert_eq!(detail["conversation"]["context"], json!({}));
+    assert_eq!(
+        detail["customer"]["attributes"],
+        json!({"tier": "gold", "visits": 3})
+    );
+    assert_eq!(
+        detail["workstream"]["contextVariables"],
+        json!([{"name": "orderId", "type": "string", "label": "Order"}])
+    );
+
+    // The export carries them; the erasure removes them.
+    let export = s.ok("GET", &customer, None).await;
+    assert_eq!(
+        export["customer"]["attributes"],
+        json!({"tier": "gold", "visits": 3})
+    );
+    let (status, _) = s.call("DELETE", &customer, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = s
+        .call(
+            "PATCH",
+            &customer,
+            Some(json!({"attributes": {"tier": "gold"}})),
+        )
+        .await;
+    assert_eq!(status, 404);
+}

@@ -487,6 +487,51 @@ async fn offers_over_the_aws_adapters() {
     assert_eq!(stored, accepted);
 }
 
+/// Customer attributes over DynamoDB: a routing rule on `customer.attributes.tier` reads the
+/// customer's attributes document (by key, from the config table) when a conversation opens.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn customer_attributes_route_over_the_aws_adapters() {
+    let aws = aws().await;
+    let deps = aws.router.deps();
+    let mut ws = deps
+        .workstreams
+        .workstream_for_account(ACCOUNT)
+        .await
+        .unwrap()
+        .unwrap();
+    ws.rules = serde_json::from_value(json!([
+        {"id": "gold", "name": "Gold", "condition": {"field": "customer.attributes.tier", "op": "equals", "value": "gold"},
+         "result": {"queue": "q-gold", "priority": 7}}
+    ]))
+    .unwrap();
+    ws.version += 1;
+    deps.workstreams.put_workstream(&ws).await.unwrap();
+    deps.config
+        .put_doc(
+            omniline_domain::conversation::CUSTOMER_ATTRIBUTES_KIND,
+            &omniline_domain::conversation::customer_attributes_id(ACCOUNT, "Ugold"),
+            &json!({"attributes": {"tier": "gold"}}).to_string(),
+            omniline_ports::Expect::Absent,
+        )
+        .await
+        .unwrap();
+    for (user, event, queue) in [("Ugold", "AT1", "q-gold"), ("Uplain", "AT2", "q-general")] {
+        let Processed::Stored {
+            conversation_id: Some(id),
+        } = aws
+            .router
+            .process_message(&inbound(text_from(user, event, "hello")), 1)
+            .await
+            .unwrap()
+        else {
+            panic!("not stored")
+        };
+        let c = aws.conversations.conversation(&id).await.unwrap().unwrap();
+        assert_eq!(c.queue_id.as_deref(), Some(queue), "{user}");
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn concurrent_routers_never_assign_an_agent_above_capacity() {

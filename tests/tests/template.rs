@@ -1828,7 +1828,7 @@ fn config_items() -> Vec<(&'static str, String)> {
     use omniline_domain::account::QUOTA_KIND;
     use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
-    use omniline_domain::conversation::WRAP_UP_PENDING_KIND;
+    use omniline_domain::conversation::{CUSTOMER_ATTRIBUTES_KIND, WRAP_UP_PENDING_KIND};
     use omniline_domain::message_templates::MESSAGE_TEMPLATE_KIND;
     use omniline_domain::queues::QUEUE_KIND;
     use omniline_domain::settings::SETTINGS_KIND;
@@ -1865,6 +1865,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("unfinished purge", doc(OPEN_PURGE_KIND)),
         // A wrap-up the schedule ends when its time passes.
         ("pending wrap-up", doc(WRAP_UP_PENDING_KIND)),
+        // What admins set on a customer (routing rules, agents).
+        ("customer attributes", doc(CUSTOMER_ATTRIBUTES_KIND)),
     ]
 }
 
@@ -1922,6 +1924,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "quota check",
                 // The schedule ends the wrap-ups whose time passed.
                 "pending wrap-up",
+                // When a routing rule tests them.
+                "customer attributes",
             ],
             &[
                 "agent",
@@ -1998,6 +2002,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "link request",
                 "link nonce",
                 "conversation's notifications",
+                "customer attributes",
             ],
             &[
                 "account",
@@ -2019,6 +2024,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "link nonce",
                 "purge job",
                 "unfinished purge",
+                "customer attributes",
             ],
         ),
         (
@@ -2049,6 +2055,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "settings",
                 "contact",
                 "link request",
+                "customer attributes",
             ],
             &[
                 "agent",

@@ -15,11 +15,12 @@ use omniline_app::admin::workstreams::{BotChange, WorkstreamPatch};
 use omniline_domain::input::{Fields, InputError};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    Affinity, AgentIdentity, AutomatedMessage, ContextVariable, ValueKind, CONTEXT_VARIABLES_MAX, BusinessHours, Distribution, GroupChats, OfferMode,
-    OfferSettings, Survey, Trigger, Workstream, AFFINITY_DAYS_MAX, AUTO_CLOSE_MINUTES_MAX,
-    AUTO_CLOSE_MINUTES_MIN, BOT_TIMEOUT_MS_DEFAULT, BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN,
-    DISPOSITIONS_MAX, DISPOSITION_MAX_CHARS, MAX_MESSAGE_CHARS, OFFER_TIMEOUT_MAX,
-    OFFER_TIMEOUT_MIN, SURVEY_QUESTION_MAX_CHARS, SURVEY_SCALE_MAX, WRAP_UP_SECONDS_MAX,
+    Affinity, AgentIdentity, AutomatedMessage, BusinessHours, ContextVariable, Distribution,
+    GroupChats, OfferMode, OfferSettings, Survey, Trigger, ValueKind, Workstream,
+    AFFINITY_DAYS_MAX, AUTO_CLOSE_MINUTES_MAX, AUTO_CLOSE_MINUTES_MIN, BOT_TIMEOUT_MS_DEFAULT,
+    BOT_TIMEOUT_MS_MAX, BOT_TIMEOUT_MS_MIN, CONTEXT_VARIABLES_MAX, DISPOSITIONS_MAX,
+    DISPOSITION_MAX_CHARS, MAX_MESSAGE_CHARS, OFFER_TIMEOUT_MAX, OFFER_TIMEOUT_MIN,
+    SURVEY_QUESTION_MAX_CHARS, SURVEY_SCALE_MAX, WRAP_UP_SECONDS_MAX,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

@@ -698,6 +698,16 @@ function renderCustomerPanel(detail) {
   } else if (detail.customer) {
     facts.push(el('dt', { text: t('customer.contact') }), el('dd', { text: t('customer.noContact') }));
   }
+  // What the bot handed off with (labelled as the workstream declares it), then what admins
+  // set on the customer.
+  const declared = (detail.workstream && detail.workstream.contextVariables) || [];
+  for (const [name, value] of Object.entries(detail.conversation.context || {})) {
+    const label = (declared.find((v) => v.name === name) || {}).label || name;
+    facts.push(el('dt', { text: label, testid: 'context-name' }), el('dd', { text: String(value), testid: 'context-value' }));
+  }
+  for (const [name, value] of Object.entries(customer.attributes || {})) {
+    facts.push(el('dt', { text: name, testid: 'attribute-name' }), el('dd', { text: String(value), testid: 'attribute-value' }));
+  }
   $('customer-facts').replaceChildren(...facts);
   // A one-to-one customer without a contact: a contact can be made and linked here.
   const form = $('contact-form');

@@ -2117,7 +2117,11 @@ async fn a_bot_handoff_context_and_customer_attributes_drive_the_routing() {
     };
     let c = f.conversations.conversation(&carol).await.unwrap().unwrap();
     assert_eq!(
-        (c.queue_id.as_deref(), c.rule_id.as_deref(), c.bot_id.as_deref()),
+        (
+            c.queue_id.as_deref(),
+            c.rule_id.as_deref(),
+            c.bot_id.as_deref()
+        ),
         (Some("q-gold"), Some("gold"), None)
     );
     assert!(c.context.is_empty());

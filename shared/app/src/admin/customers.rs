@@ -9,12 +9,12 @@
 use super::{AdminError, AdminService};
 use crate::jobs::{JobBudget, JobsRun, PurgeJob};
 use omniline_domain::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
-use omniline_domain::conversation::{Conversation, Customer, TranscriptEntry};
-use omniline_domain::delivery::Delivery;
-use omniline_domain::media_links::{inbound_media_key, key_of_link};
 use omniline_domain::conversation::{
     customer_attributes_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
 };
+use omniline_domain::conversation::{Conversation, Customer, TranscriptEntry};
+use omniline_domain::delivery::Delivery;
+use omniline_domain::media_links::{inbound_media_key, key_of_link};
 use omniline_domain::routing::rules::is_value_name;
 use omniline_domain::workstream::{is_small_scalar, CONTEXT_VARIABLES_MAX};
 use omniline_ports::Expect;

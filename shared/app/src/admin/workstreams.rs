@@ -9,9 +9,8 @@ use crate::jobs::PurgeJob;
 use omniline_domain::clock::new_id;
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::{
-    Affinity, AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours, ContextVariable,
-    Distribution,
-    GroupChats, OfferSettings, Survey, Workstream, WorkstreamError,
+    Affinity, AgentIdentity, Attachments, AutomatedMessage, BotConfig, BusinessHours,
+    ContextVariable, Distribution, GroupChats, OfferSettings, Survey, Workstream, WorkstreamError,
 };
 use omniline_domain::PortError;
 

@@ -2236,7 +2236,13 @@ mod tests {
             queue: Some("q-ignored".into()),
             context: Default::default(),
         };
-        apply_bot_answer(&mut c, "sales-bot", BotAnswer::Replied(reply), None, &mut outbox);
+        apply_bot_answer(
+            &mut c,
+            "sales-bot",
+            BotAnswer::Replied(reply),
+            None,
+            &mut outbox,
+        );
         assert_eq!(
             (c.bot_id.as_deref(), c.queue_id.as_deref()),
             (Some("sales-bot"), Some("q-general"))
@@ -2253,7 +2259,13 @@ mod tests {
             queue: Some("q-sales".into()),
             context: Default::default(),
         };
-        apply_bot_answer(&mut c, "sales-bot", BotAnswer::Replied(reply), None, &mut outbox);
+        apply_bot_answer(
+            &mut c,
+            "sales-bot",
+            BotAnswer::Replied(reply),
+            None,
+            &mut outbox,
+        );
         assert_eq!(
             (c.bot_id.as_deref(), c.queue_id.as_deref()),
             (None, Some("q-sales"))

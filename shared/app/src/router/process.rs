@@ -8,9 +8,9 @@
 
 use crate::router::decide::{
     apply_bot_answer, assigned, assignment_candidates, bot_request, customer_turn, decide,
-    link_nonce_to_read, needs_group_summary, needs_profile, offered, route_handoff, source_parts, survey_lookup, unassigned_notice,
-    BotAnswer, CustomerFacts, Decision, Facts, GroupFetch, Inbound, Plan, ProfileFetch,
-    SurveyFacts, SurveyLookup, Write,
+    link_nonce_to_read, needs_group_summary, needs_profile, offered, route_handoff, source_parts,
+    survey_lookup, unassigned_notice, BotAnswer, CustomerFacts, Decision, Facts, GroupFetch,
+    Inbound, Plan, ProfileFetch, SurveyFacts, SurveyLookup, Write,
 };
 use crate::router::{RouteError, RouterDeps, RouterService, MEDIA_PENDING_MAX_RECEIVES};
 use omniline_domain::account::Account;

@@ -257,9 +257,10 @@ impl Node {
 impl CompiledRules {
     /// Whether a rule tests `customer.attributes.<name>`: only then does routing read them.
     pub fn tests_customer_attributes(&self) -> bool {
-        self.rules.iter().any(|r| r.condition.tests(Bag::Attributes))
+        self.rules
+            .iter()
+            .any(|r| r.condition.tests(Bag::Attributes))
     }
-
 
     /// Validates every rule (disabled ones included) and compiles the enabled ones, in order.
     pub fn compile(rules: &[RuleDef]) -> Result<CompiledRules, RuleError> {
@@ -998,12 +999,7 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Fail> {
 }
 
 /// A leaf on `context.<name>` or `customer.attributes.<name>`.
-fn parse_named(
-    obj: &Map<String, Value>,
-    path: &str,
-    bag: Bag,
-    name: &str,
-) -> Result<Leaf, Fail> {
+fn parse_named(obj: &Map<String, Value>, path: &str, bag: Bag, name: &str) -> Result<Leaf, Fail> {
     let op_path = format!("{path}.op");
     let op = match obj.get("op") {
         None => return Err(fail(op_path, "missing \"op\"")),
@@ -1037,7 +1033,10 @@ fn parse_named(
             Value::Number(n) if n.as_f64().is_some() => Ok(v.clone()),
             other => Err(fail(
                 path,
-                format!("expected a string, number or boolean, got {}", describe(other)),
+                format!(
+                    "expected a string, number or boolean, got {}",
+                    describe(other)
+                ),
             )),
         }
     };
@@ -1182,9 +1181,12 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            attributes: [("tier".to_owned(), json!("gold")), ("visits".to_owned(), json!(3))]
-                .into_iter()
-                .collect(),
+            attributes: [
+                ("tier".to_owned(), json!("gold")),
+                ("visits".to_owned(), json!(3)),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -1206,9 +1208,18 @@ mod tests {
             (leaf("context.missing", "equals", json!("x")), false),
             // A number is not a string.
             (leaf("context.total", "contains", json!("120")), false),
-            (leaf("customer.attributes.tier", "equals", json!("gold")), true),
-            (leaf("customer.attributes.visits", "in", json!([1, 3])), true),
-            (leaf("customer.attributes.visits", "equals", json!(3.0)), true),
+            (
+                leaf("customer.attributes.tier", "equals", json!("gold")),
+                true,
+            ),
+            (
+                leaf("customer.attributes.visits", "in", json!([1, 3])),
+                true,
+            ),
+            (
+                leaf("customer.attributes.visits", "equals", json!(3.0)),
+                true,
+            ),
             (exists("customer.attributes.tier"), true),
             (exists("customer.attributes.missing"), false),
         ] {
