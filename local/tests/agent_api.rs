@@ -2817,3 +2817,81 @@ async fn customer_attributes_route_the_next_conversation_and_agents_see_them() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// A bot's handoff context over HTTP: the bot (a hook on this machine) hands off with
+/// `"context"`; the workstream keeps what its `contextVariables` declare, a rule on
+/// `context.vip` sends the conversation to the VIP queue, and the agent there sees the context.
+#[tokio::test]
+async fn a_bot_handoff_context_routes_the_conversation_and_the_agent_sees_it() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let bot = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "messages": [{"type": "text", "text": "Let me find someone for you."}],
+            "handoff": true,
+            "context": {"orderId": "A-17", "vip": true, "password": "never kept"}
+        })))
+        .mount(&bot)
+        .await;
+    let (account, _support, ws) = channel(&s, "push", true).await;
+    let vip = s.queue("VIP").await;
+    s.ok(
+        "PATCH",
+        &format!("/admin/v1/workstreams/{ws}"),
+        Some(json!({
+            "bot": {"url": format!("{}/hook", bot.uri()), "secret": "bot-secret-0123456789"},
+            "contextVariables": [
+                {"name": "orderId", "type": "string", "label": "Order"},
+                {"name": "vip", "type": "boolean", "label": "VIP customer"}
+            ]
+        })),
+    )
+    .await;
+    s.ok(
+        "POST",
+        &format!("/admin/v1/workstreams/{ws}/rules"),
+        Some(json!({"name": "VIP", "queueId": vip, "priority": 9,
+                    "condition": {"field": "context.vip", "op": "equals", "value": true}})),
+    )
+    .await;
+    let (_, aiko) = new_agent(&s, "Aiko", &[&vip]).await;
+    agent_ok(
+        &s,
+        &aiko,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01CTX1", "Uctx", "my order is late")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &aiko, None, "assigned").await;
+    let id = assigned["conversationId"].as_str().unwrap();
+    let detail = agent_ok(
+        &s,
+        &aiko,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["queueId"], vip.as_str());
+    assert_eq!(detail["conversation"]["priority"], 9);
+    assert_eq!(
+        detail["conversation"]["context"],
+        json!({"orderId": "A-17", "vip": true})
+    );
+    assert_eq!(
+        detail["workstream"]["contextVariables"][1]["label"],
+        "VIP customer"
+    );
+}
