@@ -158,6 +158,46 @@ pub struct WrapUp {
 }
 
 impl Conversation {
+    /// A new conversation (version 1) of `source_id` in `state`, opened and last active at
+    /// `opened_at`, with nothing else set yet.
+    pub fn opened(
+        id: String,
+        account_id: &str,
+        source_type: SourceType,
+        source_id: &str,
+        state: ConversationState,
+        opened_at: i64,
+    ) -> Conversation {
+        Conversation {
+            id,
+            account_id: account_id.to_owned(),
+            source_type,
+            source_id: source_id.to_owned(),
+            state,
+            workstream_id: None,
+            queue_id: None,
+            priority: 0,
+            skills: Vec::new(),
+            bot_id: None,
+            agent_id: None,
+            rule_id: None,
+            members: Vec::new(),
+            opened_at,
+            last_activity_at: opened_at,
+            closed_at: None,
+            close_reason: None,
+            group: None,
+            survey: None,
+            snoozed_until: None,
+            follow_up: false,
+            context: Default::default(),
+            offer: None,
+            declined_by: Vec::new(),
+            wrap_up: None,
+            version: 1,
+        }
+    }
+
     /// The agent whose slot the conversation holds as stored: its agent while open or while
     /// its wrap-up is pending; the offered agent while it waits on an offer.
     pub fn slot_holder(&self) -> Option<&str> {

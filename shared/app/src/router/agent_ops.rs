@@ -55,6 +55,20 @@ impl From<PortError> for AgentOpError {
     }
 }
 
+/// `Ok` when `c` waits on a live offer to `agent`: `Forbidden` when offered to another agent,
+/// `Conflict` when no offer is open (expired, answered, never made).
+fn offered_to(c: &Conversation, agent: &Agent, now: i64) -> Result<(), AgentOpError> {
+    match c.live_offer(now) {
+        Some(o) if o.agent_id == agent.id => Ok(()),
+        Some(_) => Err(AgentOpError::Forbidden(
+            "the conversation is offered to another agent".into(),
+        )),
+        None => Err(conflict(
+            "no offer is open for you: it expired or was answered",
+        )),
+    }
+}
+
 fn conflict(message: impl Into<String>) -> AgentOpError {
     AgentOpError::Conflict(message.into())
 }
@@ -670,34 +684,17 @@ impl RouterService {
         if let Some(existing) = self.deps.conversations.conversation(&id).await? {
             return Ok(existing);
         }
-        let c = Conversation {
+        let mut c = Conversation::opened(
             id,
-            account_id: account_id.to_owned(),
-            source_type: SourceType::User,
-            source_id: user_id.to_owned(),
-            state: ConversationState::Active,
-            workstream_id: Some(ws.id.clone()),
-            queue_id: Some(queue_id.to_owned()),
-            priority: 0,
-            skills: Vec::new(),
-            bot_id: None,
-            agent_id: Some(agent.id.clone()),
-            rule_id: None,
-            members: Vec::new(),
-            opened_at: now,
-            last_activity_at: now,
-            closed_at: None,
-            close_reason: None,
-            group: None,
-            survey: None,
-            snoozed_until: None,
-            follow_up: false,
-            context: Default::default(),
-            offer: None,
-            declined_by: Vec::new(),
-            wrap_up: None,
-            version: 1,
-        };
+            account_id,
+            SourceType::User,
+            user_id,
+            ConversationState::Active,
+            now,
+        );
+        c.workstream_id = Some(ws.id.clone());
+        c.queue_id = Some(queue_id.to_owned());
+        c.agent_id = Some(agent.id.clone());
         let mut commit = self.update_commit(event_id, c.clone(), None, now).await?;
         commit.conversation = Some(omniline_domain::conversation::ConversationWrite::Create(
             c.clone(),
@@ -750,19 +747,7 @@ impl RouterService {
             // Accepted before (a retry).
             return Ok(c);
         }
-        match c.live_offer(now) {
-            Some(o) if o.agent_id == agent.id => {}
-            Some(_) => {
-                return Err(AgentOpError::Forbidden(
-                    "the conversation is offered to another agent".into(),
-                ))
-            }
-            None => {
-                return Err(conflict(
-                    "no offer is open for you: it expired or was answered",
-                ))
-            }
-        }
+        offered_to(&c, agent, now)?;
         let ws = self
             .deps
             .workstreams
@@ -828,19 +813,7 @@ impl RouterService {
     ) -> Result<Conversation, AgentOpError> {
         let now = self.now();
         let c = self.load_conversation(conversation_id).await?;
-        match c.live_offer(now) {
-            Some(o) if o.agent_id == agent.id => {}
-            Some(_) => {
-                return Err(AgentOpError::Forbidden(
-                    "the conversation is offered to another agent".into(),
-                ))
-            }
-            None => {
-                return Err(conflict(
-                    "no offer is open for you: it expired or was answered",
-                ))
-            }
-        }
+        offered_to(&c, agent, now)?;
         let mut updated = c.clone();
         updated.offer = None;
         updated.declined_by.push(agent.id.clone());

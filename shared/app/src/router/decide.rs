@@ -456,34 +456,18 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
             (Some(c), Some(Write::Update))
         }
         (None, None, Some((source_type, source_id))) if opens_conversation => {
-            let c = Conversation {
-                id: conversation_id_for(account_id, &inbound.event_id),
-                account_id: account_id.to_owned(),
-                source_type: *source_type,
-                source_id: source_id.clone(),
-                state: ConversationState::Waiting,
-                workstream_id: ws.map(|w| w.id.clone()),
-                queue_id: ws.map(|w| w.default_queue.clone()),
-                priority: 0,
-                skills: Vec::new(),
-                bot_id: ws.and_then(|w| w.bot.as_ref()).map(|b| b.id.clone()),
-                agent_id: None,
-                rule_id: None,
-                members: Vec::new(),
-                opened_at: event_time,
-                last_activity_at: event_time.max(inbound.received_at),
-                closed_at: None,
-                close_reason: None,
-                group: None,
-                survey: None,
-                snoozed_until: None,
-                follow_up: false,
-                context: Default::default(),
-                offer: None,
-                declined_by: Vec::new(),
-                wrap_up: None,
-                version: 1,
-            };
+            let mut c = Conversation::opened(
+                conversation_id_for(account_id, &inbound.event_id),
+                account_id,
+                *source_type,
+                source_id,
+                ConversationState::Waiting,
+                event_time,
+            );
+            c.workstream_id = ws.map(|w| w.id.clone());
+            c.queue_id = ws.map(|w| w.default_queue.clone());
+            c.bot_id = ws.and_then(|w| w.bot.as_ref()).map(|b| b.id.clone());
+            c.last_activity_at = event_time.max(inbound.received_at);
             (Some(c), Some(Write::Create))
         }
         _ => (None, None),
