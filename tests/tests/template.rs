@@ -1911,6 +1911,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             &[
                 "account",
                 "agent",
+                // The schedule's presence timeout lists the agents.
+                "agent index",
                 "queue member",
                 "settings",
                 "link nonce",
