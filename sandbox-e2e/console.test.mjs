@@ -538,6 +538,26 @@ async function customerAttributes() {
   return 'tier: gold';
 }
 
+// 07a. Quick replies: an admin writes one; the agent types "/th" in the composer, sees it offered
+// and inserts it with Tab, the customer's and the agent's names filled in.
+async function agentInsertsQuickReply() {
+  await adminApi('POST', '/admin/v1/quick-replies', {
+    shortcut: '/thanks', title: 'Thanks', texts: { en: 'Thank you, {customerName}! ({agentName})', ja: 'ありがとうございます' },
+  });
+  const input = page.locator(tid('composer-input'));
+  await input.fill('');
+  await input.pressSequentially('/th');
+  const offered = page.locator(tid('quick-reply')).filter({ hasText: '/thanks' });
+  await visible(offered, 'the quick reply offered');
+  await input.press('Tab');
+  const session = await api('GET', '/sandbox/api/session');
+  const want = `Thank you, ${CUSTOMER_NAME}! (${session.agent.name})`;
+  await until('the quick reply in the composer', async () => (await input.inputValue()) === want, WAIT, () => input.inputValue());
+  assert.ok(await page.locator(tid('quick-replies')).isHidden(), 'the list closes');
+  await input.fill('');
+  return want;
+}
+
 // 07b. The agent sends a picture from the composer: uploaded (POST /agent/v1/media), sent, shown in
 // the transcript, and the customer's chat receives the image.
 const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -587,6 +607,7 @@ const STEPS = [
   ['customer-panel', customerPanel],
   ['customer-attributes', customerAttributes],
   ['agent-replies', agentReplies],
+  ['agent-inserts-quick-reply', agentInsertsQuickReply],
   ['agent-sends-picture', agentSendsPicture],
   ['agent-snoozes', agentSnoozes],
   ['new-assignment-notifies', newAssignmentNotifies],

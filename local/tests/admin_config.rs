@@ -1006,3 +1006,165 @@ async fn the_quota_route_reads_line_at_most_hourly_and_marks_80_percent() {
     let (status, _) = s.call("GET", "/admin/v1/accounts/nope/quota", None).await;
     assert_eq!(status, 404);
 }
+
+/// Quick replies over HTTP: admins write them (shortcut `/` + lowercase words, unique: 409
+/// `shortcut_taken`; texts per language; queues that exist), agents list those of their
+/// queues and of every queue matching `q`, with the text in the customer's language first.
+#[tokio::test]
+async fn quick_replies_are_written_by_admins_and_found_by_agents_of_their_queues() {
+    let s = start().await;
+    let support = s.queue("Support").await;
+    let billing = s.queue("Billing").await;
+    for (bad, field) in [
+        (
+            json!({"shortcut": "refund", "title": "R", "texts": {"en": "x"}}),
+            "shortcut",
+        ),
+        (
+            json!({"shortcut": "/Refund", "title": "R", "texts": {"en": "x"}}),
+            "shortcut",
+        ),
+        (
+            json!({"shortcut": "/refund", "title": "R", "texts": {}}),
+            "texts",
+        ),
+        (
+            json!({"shortcut": "/refund", "title": "R", "texts": {"english": "x"}}),
+            "texts.english",
+        ),
+        (
+            json!({"shortcut": "/refund", "title": "R", "texts": {"en": "  "}}),
+            "texts.en",
+        ),
+        (
+            json!({"shortcut": "/refund", "texts": {"en": "x"}}),
+            "title",
+        ),
+    ] {
+        let (status, body) = s
+            .call("POST", "/admin/v1/quick-replies", Some(bad.clone()))
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{bad}"
+        );
+    }
+    let (status, body) = s
+        .call(
+            "POST",
+            "/admin/v1/quick-replies",
+            Some(
+                json!({"shortcut": "/x", "title": "X", "texts": {"en": "x"}, "queueIds": ["nope"]}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("queueIds[0]"))
+    );
+    let refund = s
+        .ok(
+            "POST",
+            "/admin/v1/quick-replies",
+            Some(json!({"shortcut": "/refund", "title": "Refund policy",
+                        "texts": {"en": "Hello {customerName}, refunds take 5 days.", "ja": "{customerName}様、返金には5日かかります。"},
+                        "queueIds": [support]})),
+        )
+        .await;
+    assert_eq!(refund["queueIds"], json!([support]));
+    s.ok(
+        "POST",
+        "/admin/v1/quick-replies",
+        Some(json!({"shortcut": "/hours", "title": "Opening hours", "texts": {"en": "We open at 9."}})),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/admin/v1/quick-replies",
+        Some(json!({"shortcut": "/invoice", "title": "Invoices", "texts": {"en": "Invoices are monthly."}, "queueIds": [billing]})),
+    )
+    .await;
+    let (status, body) = s
+        .call(
+            "POST",
+            "/admin/v1/quick-replies",
+            Some(json!({"shortcut": "/refund", "title": "Again", "texts": {"en": "x"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("shortcut_taken"))
+    );
+    let id = refund["id"].as_str().unwrap();
+    let changed = s
+        .ok(
+            "PATCH",
+            &format!("/admin/v1/quick-replies/{id}"),
+            Some(json!({"title": "Refunds"})),
+        )
+        .await;
+    assert_eq!(
+        (&changed["title"], &changed["shortcut"]),
+        (&json!("Refunds"), &json!("/refund"))
+    );
+    let all = s.ok("GET", "/admin/v1/quick-replies", None).await;
+    let shortcuts: Vec<&str> = all["quickReplies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["shortcut"].as_str().unwrap())
+        .collect();
+    assert_eq!(shortcuts, ["/hours", "/invoice", "/refund"]);
+
+    // An agent of Support: its queue's and every queue's, not Billing's.
+    let agent = s
+        .ok(
+            "POST",
+            "/admin/v1/agents",
+            Some(json!({"name": "Aiko", "email": "aiko@example.com", "queueIds": [support], "capacity": 2})),
+        )
+        .await;
+    let token = agent["token"].as_str().unwrap();
+    let list = |route: &'static str| {
+        let (s, token) = (&s, token.to_owned());
+        async move {
+            let r = s
+                .client
+                .get(format!("{}{route}", s.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let seen = list("/agent/v1/quick-replies").await;
+    let shortcuts: Vec<&str> = seen["quickReplies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["shortcut"].as_str().unwrap())
+        .collect();
+    assert_eq!(shortcuts, ["/hours", "/refund"]);
+    let found = list("/agent/v1/quick-replies?q=/ref&language=ja").await;
+    assert_eq!(found["quickReplies"].as_array().unwrap().len(), 1);
+    assert_eq!(found["quickReplies"][0]["language"], "ja");
+    assert_eq!(
+        found["quickReplies"][0]["text"],
+        "{customerName}様、返金には5日かかります。"
+    );
+    let found = list("/agent/v1/quick-replies?q=OPEN&language=th").await;
+    assert_eq!(found["quickReplies"][0]["shortcut"], "/hours");
+    assert_eq!(found["quickReplies"][0]["language"], "en");
+
+    let (status, _) = s
+        .call("DELETE", &format!("/admin/v1/quick-replies/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = s
+        .call("GET", &format!("/admin/v1/quick-replies/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -288,6 +288,13 @@ fn param_table(f: &Fixture) -> Vec<ParamRow> {
         row(Api::Admin, "customers", &f.customer, None),
         // No purge has run: a well-formed job id that names none (404 with the token).
         row(Api::Admin, "jobs", "0123456789abcdef0123456789abcdef", None),
+        // No quick reply exists: a well-formed id that names none (404 with the token).
+        row(
+            Api::Admin,
+            "quick-replies",
+            "0123456789abcdef0123456789abcdef",
+            None,
+        ),
         // No template exists: a well-formed id that names none (404 with the token).
         row(
             Api::Admin,

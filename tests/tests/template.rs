@@ -1831,6 +1831,7 @@ fn config_items() -> Vec<(&'static str, String)> {
     use omniline_domain::conversation::{CUSTOMER_ATTRIBUTES_KIND, WRAP_UP_PENDING_KIND};
     use omniline_domain::message_templates::MESSAGE_TEMPLATE_KIND;
     use omniline_domain::queues::QUEUE_KIND;
+    use omniline_domain::quick_replies::QUICK_REPLY_KIND;
     use omniline_domain::settings::SETTINGS_KIND;
     let doc = |kind: &str| format!("CONFIG#{kind}");
     vec![
@@ -1867,6 +1868,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("pending wrap-up", doc(WRAP_UP_PENDING_KIND)),
         // What admins set on a customer (routing rules, agents).
         ("customer attributes", doc(CUSTOMER_ATTRIBUTES_KIND)),
+        // Texts agents insert by shortcut.
+        ("quick reply", doc(QUICK_REPLY_KIND)),
     ]
 }
 
@@ -2005,6 +2008,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "link nonce",
                 "conversation's notifications",
                 "customer attributes",
+                "quick reply",
             ],
             &[
                 "account",
@@ -2027,6 +2031,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "purge job",
                 "unfinished purge",
                 "customer attributes",
+                "quick reply",
             ],
         ),
         (
@@ -2058,6 +2063,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "contact",
                 "link request",
                 "customer attributes",
+                "quick reply",
             ],
             &[
                 "agent",

@@ -88,6 +88,7 @@ fn admin_error(e: AdminError) -> Response {
             format!("{field}: {message}"),
         ),
         AdminError::EmailTaken => conflict("email_taken", &message, Some("email"), None),
+        AdminError::ShortcutTaken => conflict("shortcut_taken", &message, Some("shortcut"), None),
         AdminError::AgentBusy(used_by) => conflict("agent_busy", &message, None, Some(&used_by)),
         AdminError::QueueInUse(used_by) => conflict("queue_in_use", &message, None, Some(&used_by)),
         AdminError::BotInUse(_) => conflict("bot_in_use", &message, Some("bot"), None),

@@ -18,6 +18,7 @@ mod error;
 mod jobs;
 mod message_templates;
 mod queues;
+mod quick_replies;
 mod rules;
 mod settings;
 mod workstreams;
@@ -165,6 +166,16 @@ pub fn router(state: AdminState) -> Router {
             get(message_templates::get)
                 .patch(message_templates::update)
                 .delete(message_templates::delete),
+        )
+        .route(
+            "/admin/v1/quick-replies",
+            get(quick_replies::list).post(quick_replies::create),
+        )
+        .route(
+            "/admin/v1/quick-replies/{id}",
+            get(quick_replies::get)
+                .patch(quick_replies::update)
+                .delete(quick_replies::delete),
         )
         .route(
             "/admin/v1/settings",

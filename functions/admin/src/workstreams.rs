@@ -112,7 +112,7 @@ fn workstream_json(ws: &Workstream) -> Value {
 
 /// A BCP-47 language tag, loosely: a 2–3 letter primary subtag, then subtags of 1–8
 /// alphanumerics ("ja", "en-US", "zh-Hant", "es-419").
-fn is_language_tag(tag: &str) -> bool {
+pub(crate) fn is_language_tag(tag: &str) -> bool {
     let mut parts = tag.split('-');
     let primary_ok = parts
         .next()

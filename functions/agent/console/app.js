@@ -243,6 +243,8 @@ function resetSession() {
   state.me = null;
   state.lists = { mine: [], waiting: [], snoozed: [], closed: [] };
   hideOffer();
+  state.quickReplies = [];
+  state.quickRepliesKey = null;
   state.inboxLoaded = false;
   state.unread.clear();
   state.lastMessages.clear();
@@ -1005,7 +1007,73 @@ async function attachImage() {
   renderTranscript(state.messages || [], true);
 }
 
+// ------------------------------------------------------------------------------------------
+// Quick replies: typing "/" and a shortcut offers the admins' texts; Tab (or a click) inserts one
+// ------------------------------------------------------------------------------------------
+/** The quick replies for the open conversation's customer, read once per conversation. */
+async function loadQuickReplies() {
+  const detail = state.detail;
+  if (!detail) return [];
+  const language = (detail.customer && detail.customer.language) || '';
+  const key = `${detail.conversation.id}|${language}`;
+  if (state.quickRepliesKey !== key) {
+    const found = await call('GET', `/agent/v1/quick-replies?language=${enc(language)}`);
+    state.quickReplies = (found && found.quickReplies) || [];
+    state.quickRepliesKey = key;
+  }
+  return state.quickReplies;
+}
+
+/** The typed shortcut, when the composer holds nothing else ("/ref"). */
+function typedShortcut() {
+  const value = $('composer-input').value;
+  return /^\/[a-z0-9_-]*$/.test(value) ? value : null;
+}
+
+async function suggestQuickReplies() {
+  const typed = typedShortcut();
+  const list = $('quick-replies');
+  if (typed === null || !canReply(state.detail && state.detail.conversation)) {
+    list.hidden = true;
+    return;
+  }
+  const all = await loadQuickReplies();
+  if (typedShortcut() !== typed) return;
+  const matches = all.filter((r) => r.shortcut.startsWith(typed)).slice(0, 8);
+  list.replaceChildren(...matches.map((r, i) => el('li', {
+    role: 'option',
+    testid: 'quick-reply',
+    'data-shortcut': r.shortcut,
+    'aria-selected': i === 0 ? 'true' : 'false',
+    onclick: () => insertQuickReply(r),
+  }, el('span', { className: 'shortcut', text: r.shortcut }), el('span', { text: r.title }))));
+  list.hidden = matches.length === 0;
+}
+
+/** Puts the quick reply's text, its slugs filled in, in the composer. */
+function insertQuickReply(reply) {
+  const customer = (state.detail && state.detail.customer && state.detail.customer.displayName) || '';
+  const agent = (state.me && state.me.name) || '';
+  const text = (reply.text || '').replaceAll('{customerName}', customer).replaceAll('{agentName}', agent);
+  const input = $('composer-input');
+  input.value = text;
+  $('quick-replies').hidden = true;
+  input.focus();
+  input.setSelectionRange(text.length, text.length);
+}
+
 function composerKeys(event) {
+  const list = $('quick-replies');
+  if (!list.hidden && (event.key === 'Tab' || event.key === 'Enter') && !event.shiftKey) {
+    const first = list.querySelector('[aria-selected="true"]');
+    const reply = first && (state.quickReplies || []).find((r) => r.shortcut === first.dataset.shortcut);
+    if (reply) {
+      event.preventDefault();
+      insertQuickReply(reply);
+      return;
+    }
+  }
+  if (event.key === 'Escape') list.hidden = true;
   // Enter sends; Shift+Enter is a new line; Enter that confirms an IME composition is not a send.
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
     event.preventDefault();
@@ -1192,6 +1260,7 @@ function wire() {
   $('composer').addEventListener('submit', guard(send, 'context.send'));
   $('composer-input').addEventListener('keydown', composerKeys);
   $('composer-input').addEventListener('input', guard(typing));
+  $('composer-input').addEventListener('input', guard(suggestQuickReplies, 'context.quickReplies'));
   $('quote-cancel').addEventListener('click', () => {
     state.quote = null;
     renderQuote();

@@ -780,6 +780,37 @@ pub(crate) async fn transfer_targets(
     .into_response())
 }
 
+/// `GET /agent/v1/quick-replies?q=&language=`: the quick replies of the agent's queues (and of
+/// every queue) matching `q` (a shortcut's start, a word of the title or a text), by shortcut,
+/// each with `text` in the customer's `language` (else its first) and all its `texts`.
+pub(crate) async fn quick_replies(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(query.as_deref(), &["q", "language"])?;
+    let q = query.get("q").unwrap_or("");
+    if q.chars().count() > 100 {
+        return Err(ApiError::invalid("q", "q is at most 100 characters"));
+    }
+    let language = query.get("language").filter(|l| !l.is_empty());
+    if language.is_some_and(|l| l.len() > 35) {
+        return Err(ApiError::invalid("language", "language is a language tag"));
+    }
+    let found = state.service.quick_replies(&agent, q, language).await?;
+    Ok(Json(json!({
+        "quickReplies": found.iter().map(|(r, chosen)| json!({
+            "id": r.id,
+            "shortcut": r.shortcut,
+            "title": r.title,
+            "language": chosen,
+            "text": chosen.as_ref().and_then(|l| r.texts.get(l)),
+            "texts": r.texts,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
 /// `GET /agent/v1/queues`: the agent's queues, with how many conversations wait and are being
 /// answered in each.
 pub(crate) async fn queues(

@@ -95,6 +95,7 @@ pub fn router(state: AgentState) -> Router {
             get(conversations::transfer_targets),
         )
         .route("/agent/v1/queues", get(conversations::queues))
+        .route("/agent/v1/quick-replies", get(conversations::quick_replies))
         .route("/agent/v1/agents", get(conversations::agents))
         .route("/agent/v1/conversations/{id}", get(conversations::detail))
         .route(

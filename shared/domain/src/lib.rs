@@ -21,6 +21,7 @@ pub mod media_links;
 pub mod message_templates;
 pub mod outbound;
 pub mod queues;
+pub mod quick_replies;
 pub mod retry;
 pub mod routing;
 pub mod secret;

@@ -73,6 +73,9 @@ pub enum AdminError {
     /// Another agent has this email address (each address signs in one agent).
     #[error("another agent has this email address")]
     EmailTaken,
+    /// Another quick reply has this shortcut.
+    #[error("another quick reply has this shortcut")]
+    ShortcutTaken,
     /// The agent still holds these conversations.
     #[error(
         "the agent still holds {} active conversation(s); transfer or close them first",

@@ -21,6 +21,7 @@ pub mod customers;
 mod error;
 pub mod message_templates;
 pub mod queues;
+pub mod quick_replies;
 pub mod quota;
 pub mod rules;
 pub mod settings;

@@ -12,6 +12,7 @@ use omniline_domain::conversation::{
 use omniline_domain::delivery::{DeliveredContent, Delivery};
 use omniline_domain::line::text_v2;
 use omniline_domain::queues::{Queue, QUEUE_KIND};
+use omniline_domain::quick_replies::{QuickReply, QUICK_REPLY_KIND};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::Workstream;
 use serde_json::Value;
@@ -33,6 +34,9 @@ pub struct QueueRef {
     pub id: String,
     pub name: Option<String>,
 }
+
+/// The most quick replies one search answers.
+pub const QUICK_REPLY_LIMIT: usize = 50;
 
 /// The most conversations of one queue and state [`AgentService::queues_of`] counts: "at least
 /// this many" past it.
@@ -282,6 +286,32 @@ impl AgentService {
         }
         agents.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         Ok((queues, agents))
+    }
+
+    /// The quick replies the agent sees (of its queues, or of every queue) that match `q`, by
+    /// shortcut, at most [`QUICK_REPLY_LIMIT`], each with the language of its text for a
+    /// customer speaking `language`.
+    pub async fn quick_replies(
+        &self,
+        agent: &Agent,
+        q: &str,
+        language: Option<&str>,
+    ) -> Result<Vec<(QuickReply, Option<String>)>, AgentError> {
+        let docs = self.deps().config.list_docs(QUICK_REPLY_KIND).await?;
+        let mut found: Vec<QuickReply> = docs
+            .iter()
+            .filter_map(|d| serde_json::from_str::<QuickReply>(&d.doc).ok())
+            .filter(|r| r.visible_to(&agent.queues) && r.matches(q))
+            .collect();
+        found.sort_by(|a, b| a.shortcut.cmp(&b.shortcut));
+        found.truncate(QUICK_REPLY_LIMIT);
+        Ok(found
+            .into_iter()
+            .map(|r| {
+                let chosen = r.language_for(language).map(str::to_owned);
+                (r, chosen)
+            })
+            .collect())
     }
 
     /// The agent's queues with their names and how many of their conversations wait and are
