@@ -558,6 +558,17 @@ async function agentInsertsQuickReply() {
   return want;
 }
 
+// 07a2. An internal note: shown in the transcript as the team's, never in the customer's chat.
+async function agentAddsNote() {
+  const note = `Refund approved by finance (${SUFFIX})`;
+  await page.locator(tid('note-input')).fill(note);
+  await page.locator(tid('note-add')).click();
+  await visible(page.locator(`${tid('entry')}[data-direction="internal"]`).filter({ hasText: note }), 'the note in the transcript');
+  const chat = await customerChat();
+  assert.ok(!JSON.stringify(chat.entries).includes(note), 'the customer never sees the note');
+  return 'internal, not sent';
+}
+
 // 07b. The agent sends a picture from the composer: uploaded (POST /agent/v1/media), sent, shown in
 // the transcript, and the customer's chat receives the image.
 const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -608,6 +619,7 @@ const STEPS = [
   ['customer-attributes', customerAttributes],
   ['agent-replies', agentReplies],
   ['agent-inserts-quick-reply', agentInsertsQuickReply],
+  ['agent-adds-note', agentAddsNote],
   ['agent-sends-picture', agentSendsPicture],
   ['agent-snoozes', agentSnoozes],
   ['new-assignment-notifies', newAssignmentNotifies],

@@ -2895,3 +2895,99 @@ async fn a_bot_handoff_context_routes_the_conversation_and_the_agent_sees_it() {
         "VIP customer"
     );
 }
+
+/// Notes over HTTP: an agent adds an internal note to a conversation (in the transcript as
+/// `internal`, never sent to LINE) and a note about the customer (kept across conversations);
+/// an agent of other queues may do neither (403); bad texts are 400; the admin's export
+/// carries the customer's notes and the erasure removes them.
+#[tokio::test]
+async fn agents_keep_internal_notes_on_conversations_and_customers() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, token, id) = held_conversation(&s, text_event("01NOTE1", "Unote", "hello")).await;
+    let other_queue = s.queue("Elsewhere").await;
+    let (_, outsider) = new_agent(&s, "Outsider", &[&other_queue]).await;
+    let notes = format!("/agent/v1/conversations/{id}/notes");
+    for bad in [
+        json!({}),
+        json!({"text": "  "}),
+        json!({"text": "x".repeat(2001)}),
+    ] {
+        let (status, body) = agent_call(&s, &token, "POST", &notes, Some(bad.clone())).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some("text")),
+            "{bad}"
+        );
+    }
+    let pushes_before = pushes(&s).await.len();
+    let note = agent_ok(
+        &s,
+        &token,
+        "POST",
+        &notes,
+        Some(json!({"text": "Refund approved; waiting for bank details."})),
+    )
+    .await;
+    assert_eq!(note["agentName"], "Hanako");
+    let (status, _) = agent_call(&s, &outsider, "POST", &notes, Some(json!({"text": "x"}))).await;
+    assert_eq!(status, 403);
+    let listed = agent_ok(&s, &token, "GET", &notes, None).await;
+    assert_eq!(
+        listed["notes"][0]["text"],
+        "Refund approved; waiting for bank details."
+    );
+    let timeline = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        None,
+    )
+    .await;
+    let internal: Vec<&Value> = timeline["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "internal")
+        .collect();
+    assert_eq!(internal.len(), 1);
+    assert_eq!(internal[0]["type"], "note");
+    assert_eq!(
+        internal[0]["text"],
+        "Refund approved; waiting for bank details."
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pushes(&s).await.len(), pushes_before, "never sent to LINE");
+
+    // About the customer, across conversations.
+    let customer_notes = format!("/agent/v1/customers/{account}:Unote/notes");
+    agent_ok(
+        &s,
+        &token,
+        "POST",
+        &customer_notes,
+        Some(json!({"text": "Prefers mornings."})),
+    )
+    .await;
+    let (status, _) = agent_call(&s, &outsider, "GET", &customer_notes, None).await;
+    assert_eq!(status, 403);
+    let (status, _) = agent_call(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/customers/{account}:Unobody/notes"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let listed = agent_ok(&s, &token, "GET", &customer_notes, None).await;
+    assert_eq!(listed["notes"][0]["text"], "Prefers mornings.");
+    let customer = format!("/admin/v1/customers/{account}:Unote");
+    let export = s.ok("GET", &customer, None).await;
+    assert_eq!(export["customer"]["notes"][0]["text"], "Prefers mornings.");
+    let (status, _) = s.call("DELETE", &customer, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = agent_call(&s, &token, "GET", &customer_notes, None).await;
+    assert_eq!(status, 404, "erased with the customer");
+}

@@ -1828,7 +1828,9 @@ fn config_items() -> Vec<(&'static str, String)> {
     use omniline_domain::account::QUOTA_KIND;
     use omniline_domain::agents::{AGENT_ACCOUNT_KIND, AGENT_EMAIL_KIND};
     use omniline_domain::contacts::{CONTACT_KIND, LINK_NONCE_KIND, LINK_REQUEST_KIND};
-    use omniline_domain::conversation::{CUSTOMER_ATTRIBUTES_KIND, WRAP_UP_PENDING_KIND};
+    use omniline_domain::conversation::{
+        CUSTOMER_ATTRIBUTES_KIND, CUSTOMER_NOTES_KIND, WRAP_UP_PENDING_KIND,
+    };
     use omniline_domain::message_templates::MESSAGE_TEMPLATE_KIND;
     use omniline_domain::queues::QUEUE_KIND;
     use omniline_domain::quick_replies::QUICK_REPLY_KIND;
@@ -1870,6 +1872,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("customer attributes", doc(CUSTOMER_ATTRIBUTES_KIND)),
         // Texts agents insert by shortcut.
         ("quick reply", doc(QUICK_REPLY_KIND)),
+        // The notes agents keep about a customer.
+        ("customer notes", doc(CUSTOMER_NOTES_KIND)),
     ]
 }
 
@@ -2008,6 +2012,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "link nonce",
                 "conversation's notifications",
                 "customer attributes",
+                "customer notes",
                 "quick reply",
             ],
             &[
@@ -2031,6 +2036,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "purge job",
                 "unfinished purge",
                 "customer attributes",
+                "customer notes",
                 "quick reply",
             ],
         ),
@@ -2064,6 +2070,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "link request",
                 "customer attributes",
                 "quick reply",
+                "customer notes",
             ],
             &[
                 "agent",
@@ -2074,6 +2081,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "link nonce",
                 // A close with wrap-up records it; the agent's wrap-up drops it.
                 "pending wrap-up",
+                "customer notes",
             ],
         ),
         (

@@ -1162,6 +1162,21 @@ async function finishWrapUp(event) {
   await Promise.all([refreshConversation(true), refreshInbox(true), refreshMe()]);
 }
 
+async function addNote(event) {
+  event.preventDefault();
+  if (!state.openId) return;
+  const text = $('note-input').value.trim();
+  if (!text) {
+    toast(t('note.empty'));
+    $('note-input').focus();
+    return;
+  }
+  await call('POST', `/agent/v1/conversations/${enc(state.openId)}/notes`, { text });
+  $('note-input').value = '';
+  toast(t('note.added'), 'info');
+  await refreshConversation(true);
+}
+
 /** When a snooze choice ends: in an hour, in four, or tomorrow at 9:00 (the browser's time). */
 function snoozeUntil(choice, now = new Date()) {
   if (choice === '4h') return new Date(now.getTime() + 4 * 3_600_000);
@@ -1251,6 +1266,7 @@ function wire() {
   // Presence and load change: the list is read again when the agent goes to choose.
   $('transfer-target').addEventListener('focus', () => { refreshTargets(); });
   $('wrap-up').addEventListener('submit', guard(finishWrapUp, 'context.wrapUp'));
+  $('note-form').addEventListener('submit', guard(addNote, 'context.note'));
   $('offer-accept').addEventListener('click', guard(() => answerOffer(true), 'context.offer'));
   $('offer-reject').addEventListener('click', guard(() => answerOffer(false), 'context.offer'));
   $('snooze-form').addEventListener('submit', guard(snooze, 'context.snooze'));

@@ -154,6 +154,18 @@ export function messageBody(message, mediaUrl, inbound, sticker) {
  * One transcript line. `context`: { meId, canQuote, onQuote(entry) }.
  */
 export function transcriptLine(entry, context) {
+  if (entry.direction === 'internal') {
+    // An agent's note: for the team only.
+    const who = entry.agentId === context.meId ? t('transcript.you') : (entry.agentName || t('transcript.agent'));
+    return el('div', {
+      testid: 'entry', className: 'line internal', 'data-direction': 'internal', 'data-type': entry.type, 'data-id': entry.id,
+    },
+    el('div', { className: 'who', text: t('transcript.note', { name: who }) }),
+    el('div', { className: 'bubble note', text: entry.text || '' }),
+    el('div', { className: 'meta' }, el('time', {
+      className: 'when', datetime: new Date(entry.at).toISOString(), title: dateTime(entry.at), text: clockTime(entry.at),
+    })));
+  }
   const direction = entry.direction === 'out' ? 'out' : 'in';
   const attrs = { testid: 'entry', 'data-direction': direction, 'data-type': entry.type, 'data-id': entry.id };
   const time = el('time', { className: 'when', datetime: new Date(entry.at).toISOString(), title: dateTime(entry.at), text: clockTime(entry.at) });

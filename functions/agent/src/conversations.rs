@@ -219,6 +219,14 @@ fn entry_json(
         "type": entry.event_type,
         "retracted": entry.retracted,
     });
+    if entry.event_type == omniline_domain::conversation::NOTE_ENTRY {
+        // An agent's internal note: never sent to LINE.
+        v["direction"] = json!("internal");
+        v["agentId"] = entry.event["agentId"].clone();
+        v["agentName"] = entry.event["agentName"].clone();
+        v["text"] = entry.event["text"].clone();
+        return v;
+    }
     if entry.event_type == "agentMessage" {
         v["direction"] = json!("out");
         v["agentId"] = entry.event["agentId"].clone();
@@ -778,6 +786,73 @@ pub(crate) async fn transfer_targets(
         })).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+fn note_json(n: &omniline_domain::conversation::Note) -> Value {
+    json!({"id": n.id, "text": n.text, "agentId": n.agent_id, "agentName": n.agent_name, "at": n.at})
+}
+
+/// `{"text"}`: 1 to 2,000 characters.
+fn note_text(body: &[u8]) -> Result<String, ApiError> {
+    let mut fields = Fields::parse(body)?;
+    let text = fields
+        .text("text", 1, omniline_domain::conversation::NOTE_MAX_CHARS)?
+        .ok_or_else(|| fields.missing("text"))?;
+    fields.finish()?;
+    Ok(text)
+}
+
+/// `POST /agent/v1/conversations/{id}/notes` `{"text"}`: an internal note (never sent to LINE,
+/// shown in the transcript as internal) → 201 the note.
+pub(crate) async fn add_note(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let text = note_text(&body)?;
+    let note = state
+        .service
+        .add_conversation_note(&agent, &id, &text)
+        .await?;
+    Ok((StatusCode::CREATED, Json(note_json(&note))).into_response())
+}
+
+/// `GET /agent/v1/conversations/{id}/notes`: the conversation's notes, oldest first.
+pub(crate) async fn notes(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let notes = state.service.conversation_notes(&agent, &id).await?;
+    Ok(Json(json!({"notes": notes.iter().map(note_json).collect::<Vec<_>>()})).into_response())
+}
+
+/// `POST /agent/v1/customers/{accountId}:{userId}/notes` `{"text"}`: a note about the customer
+/// (kept across their conversations) → 201 the note.
+pub(crate) async fn add_customer_note(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let text = note_text(&body)?;
+    let note = state.service.add_customer_note(&agent, &id, &text).await?;
+    Ok((StatusCode::CREATED, Json(note_json(&note))).into_response())
+}
+
+/// `GET /agent/v1/customers/{accountId}:{userId}/notes`: the notes about the customer.
+pub(crate) async fn customer_notes(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let notes = state.service.customer_notes(&agent, &id).await?;
+    Ok(Json(json!({"notes": notes.iter().map(note_json).collect::<Vec<_>>()})).into_response())
 }
 
 /// `GET /agent/v1/quick-replies?q=&language=`: the quick replies of the agent's queues (and of

@@ -161,6 +161,14 @@ pub fn router(state: AgentState) -> Router {
             post(conversations::start),
         )
         .route(
+            "/agent/v1/customers/{id}/notes",
+            get(conversations::customer_notes).post(conversations::add_customer_note),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/notes",
+            get(conversations::notes).post(conversations::add_note),
+        )
+        .route(
             "/agent/v1/media",
             post(conversations::upload).layer(axum::extract::DefaultBodyLimit::max(MEDIA_LIMIT)),
         )

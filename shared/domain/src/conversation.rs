@@ -101,6 +101,35 @@ pub struct Conversation {
     pub version: u64,
 }
 
+/// The transcript entry type of an agent's internal note: shown to agents, never sent to LINE.
+pub const NOTE_ENTRY: &str = "note";
+/// The longest note.
+pub const NOTE_MAX_CHARS: usize = 2000;
+/// The most notes kept about one customer (the oldest go first).
+pub const CUSTOMER_NOTES_MAX: usize = 200;
+
+/// [`omniline_ports::ConfigStore`] kind of the notes agents keep about a customer (id
+/// `{accountId}:{userId}`, doc [`CustomerNotes`]).
+pub const CUSTOMER_NOTES_KIND: &str = "customerNotes";
+
+/// An agent's note (about a conversation, or a customer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    pub id: String,
+    pub text: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    /// Epoch ms.
+    pub at: i64,
+}
+
+/// The notes about a customer, oldest first, at most [`CUSTOMER_NOTES_MAX`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerNotes {
+    pub notes: Vec<Note>,
+}
+
 /// [`omniline_ports::ConfigStore`] kind of customers' attributes (id `{accountId}:{userId}`, doc
 /// [`CustomerAttributes`]): set by admins, tested by routing rules as
 /// `customer.attributes.<name>`, shown to agents. Kept apart from the customer's profile (which

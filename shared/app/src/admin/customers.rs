@@ -35,6 +35,8 @@ pub struct CustomerExport {
     pub customer: Customer,
     /// What admins set on them (`customer.attributes.<name>` for the routing rules).
     pub attributes: BTreeMap<String, Value>,
+    /// The notes agents keep about them.
+    pub notes: Vec<omniline_domain::conversation::Note>,
     pub conversations: Vec<ConversationExport>,
 }
 
@@ -227,9 +229,23 @@ impl AdminService {
             });
         }
         let (attributes, _) = self.attributes_of(account_id, user_id).await?;
+        let notes = self
+            .deps
+            .config
+            .get_doc(
+                omniline_domain::conversation::CUSTOMER_NOTES_KIND,
+                &customer_attributes_id(account_id, user_id),
+            )
+            .await?
+            .and_then(|d| {
+                serde_json::from_str::<omniline_domain::conversation::CustomerNotes>(&d.doc).ok()
+            })
+            .map(|n| n.notes)
+            .unwrap_or_default();
         Ok(CustomerExport {
             customer,
             attributes,
+            notes,
             conversations: items,
         })
     }
@@ -291,12 +307,14 @@ impl AdminService {
                 .delete_doc(&contact_kind(account_id), contact_id)
                 .await?;
         }
-        deps.config
-            .delete_doc(
-                CUSTOMER_ATTRIBUTES_KIND,
-                &customer_attributes_id(account_id, user_id),
-            )
-            .await?;
+        for kind in [
+            CUSTOMER_ATTRIBUTES_KIND,
+            omniline_domain::conversation::CUSTOMER_NOTES_KIND,
+        ] {
+            deps.config
+                .delete_doc(kind, &customer_attributes_id(account_id, user_id))
+                .await?;
+        }
         deps.conversations
             .delete_customer(account_id, user_id)
             .await?;

@@ -6,6 +6,10 @@ use crate::router::TransferTarget;
 use omniline_domain::agents::Agent;
 use omniline_domain::contacts::{contact_kind, Contact};
 use omniline_domain::conversation::{
+    customer_attributes_id, CustomerNotes, Note, CUSTOMER_NOTES_KIND, CUSTOMER_NOTES_MAX,
+    NOTE_ENTRY,
+};
+use omniline_domain::conversation::{
     Consent, Conversation, ConversationFilter, ConversationState, Customer, SourceType,
     SurveyState, TranscriptEntry,
 };
@@ -15,6 +19,7 @@ use omniline_domain::queues::{Queue, QUEUE_KIND};
 use omniline_domain::quick_replies::{QuickReply, QUICK_REPLY_KIND};
 use omniline_domain::secret::SecretString;
 use omniline_domain::workstream::Workstream;
+use omniline_ports::Expect;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -33,6 +38,13 @@ pub struct CustomerView {
 pub struct QueueRef {
     pub id: String,
     pub name: Option<String>,
+}
+
+/// The note a transcript entry of type `note` holds.
+fn note_of(entry: &TranscriptEntry) -> Option<Note> {
+    (entry.event_type == NOTE_ENTRY)
+        .then(|| serde_json::from_value(entry.event.clone()).ok())
+        .flatten()
 }
 
 /// The most quick replies one search answers.
@@ -909,6 +921,153 @@ impl AgentService {
             .router
             .finish_wrap_up(&c.id, agent, disposition, notes)
             .await?)
+    }
+
+    /// Adds an internal note to a conversation the agent sees (never sent to LINE).
+    pub async fn add_conversation_note(
+        &self,
+        agent: &Agent,
+        id: &str,
+        text: &str,
+    ) -> Result<Note, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        let entry = self.router.add_note(&c, agent, text).await?;
+        note_of(&entry).ok_or_else(|| AgentError::Internal("the note did not read back".into()))
+    }
+
+    /// The notes of a conversation the agent sees, oldest first.
+    pub async fn conversation_notes(
+        &self,
+        agent: &Agent,
+        id: &str,
+    ) -> Result<Vec<Note>, AgentError> {
+        let c = self.visible_conversation(agent, id).await?.0;
+        Ok(self
+            .deps()
+            .conversations
+            .transcript(&c.id)
+            .await?
+            .iter()
+            .filter_map(note_of)
+            .collect())
+    }
+
+    /// The account and user of `customer_id` (`{accountId}:{userId}`) when the agent serves
+    /// one of the queues of that account's workstream (`NotFound("customer")` for a malformed
+    /// id or an account without one, `Forbidden` otherwise).
+    async fn served_customer<'a>(
+        &self,
+        agent: &Agent,
+        customer_id: &'a str,
+    ) -> Result<(&'a str, &'a str, Workstream), AgentError> {
+        let Some((account_id, user_id)) = customer_id
+            .split_once(':')
+            .filter(|(a, u)| !a.is_empty() && !u.is_empty())
+        else {
+            return Err(AgentError::NotFound("customer"));
+        };
+        let Some(ws) = self
+            .deps()
+            .workstreams
+            .workstream_for_account(account_id)
+            .await?
+        else {
+            return Err(AgentError::NotFound("customer"));
+        };
+        let serves = std::iter::once(&ws.default_queue)
+            .chain(ws.rules.iter().map(|r| &r.result.queue))
+            .any(|q| agent.queues.contains(q));
+        if !serves {
+            return Err(AgentError::Forbidden(
+                "you serve none of the queues of this customer's account".into(),
+            ));
+        }
+        Ok((account_id, user_id, ws))
+    }
+
+    /// The notes agents keep about a customer the agent serves, oldest first.
+    pub async fn customer_notes(
+        &self,
+        agent: &Agent,
+        customer_id: &str,
+    ) -> Result<Vec<Note>, AgentError> {
+        let (account_id, user_id, _) = self.served_customer(agent, customer_id).await?;
+        if self
+            .deps()
+            .conversations
+            .customer(account_id, user_id)
+            .await?
+            .is_none()
+        {
+            return Err(AgentError::NotFound("customer"));
+        }
+        let doc = self
+            .deps()
+            .config
+            .get_doc(
+                CUSTOMER_NOTES_KIND,
+                &customer_attributes_id(account_id, user_id),
+            )
+            .await?;
+        Ok(doc
+            .and_then(|d| serde_json::from_str::<CustomerNotes>(&d.doc).ok())
+            .map(|n| n.notes)
+            .unwrap_or_default())
+    }
+
+    /// Adds a note about a customer the agent serves (the oldest dropped past
+    /// [`CUSTOMER_NOTES_MAX`]); a concurrent note is read again and kept.
+    pub async fn add_customer_note(
+        &self,
+        agent: &Agent,
+        customer_id: &str,
+        text: &str,
+    ) -> Result<Note, AgentError> {
+        let (account_id, user_id, _) = self.served_customer(agent, customer_id).await?;
+        let deps = self.deps();
+        if deps
+            .conversations
+            .customer(account_id, user_id)
+            .await?
+            .is_none()
+        {
+            return Err(AgentError::NotFound("customer"));
+        }
+        let id = customer_attributes_id(account_id, user_id);
+        let note = Note {
+            id: omniline_domain::clock::new_id(),
+            text: text.to_owned(),
+            agent_id: agent.id.clone(),
+            agent_name: agent.name.clone(),
+            at: self.now(),
+        };
+        for _ in 0..3 {
+            let stored = deps.config.get_doc(CUSTOMER_NOTES_KIND, &id).await?;
+            let (mut notes, expect) = match &stored {
+                Some(d) => (
+                    serde_json::from_str::<CustomerNotes>(&d.doc).unwrap_or_default(),
+                    Expect::Version(d.version),
+                ),
+                None => (CustomerNotes::default(), Expect::Absent),
+            };
+            notes.notes.push(note.clone());
+            let over = notes.notes.len().saturating_sub(CUSTOMER_NOTES_MAX);
+            notes.notes.drain(..over);
+            let doc = serde_json::to_string(&notes)
+                .map_err(|e| AgentError::Internal(format!("customer notes: {e}")))?;
+            if deps
+                .config
+                .put_doc(CUSTOMER_NOTES_KIND, &id, &doc, expect)
+                .await?
+                .is_some()
+            {
+                tracing::info!(agent_id = %agent.id, account_id, "customer note added");
+                return Ok(note);
+            }
+        }
+        Err(AgentError::Conflict(
+            "the customer's notes kept changing; try again".into(),
+        ))
     }
 
     /// Snoozes until `until` (epoch ms) or wakes (`None`) a conversation the agent holds.

@@ -154,6 +154,10 @@ pub struct ReplyClaim {
 pub fn reply_claim(latest_first: &[TranscriptEntry], now: i64) -> Option<ReplyClaim> {
     let mut claimed = Vec::new();
     for entry in latest_first {
+        // An agent's internal note is not the customer's.
+        if entry.event_type == omniline_domain::conversation::NOTE_ENTRY {
+            continue;
+        }
         if entry.event_type == AGENT_MESSAGE {
             if let Some(event_id) = entry.event.get(REPLY_TO).and_then(Value::as_str) {
                 claimed.push(event_id);
@@ -966,6 +970,47 @@ impl RouterService {
         {
             // The schedule finds it again and drops it then.
             tracing::warn!(%conversation_id, error = %e, "pending wrap-up not dropped");
+        }
+    }
+
+    /// Adds an internal note to a conversation the agent may see (the caller checked): a
+    /// transcript entry of type `note` (never sent to LINE), kept with the conversation's
+    /// retention; the conversation itself is not changed (a note is not activity).
+    pub async fn add_note(
+        &self,
+        c: &Conversation,
+        agent: &Agent,
+        text: &str,
+    ) -> Result<TranscriptEntry, AgentOpError> {
+        let now = self.now();
+        let id = format!("note:{}:{}", c.id, omniline_domain::clock::new_id());
+        let note = omniline_domain::conversation::Note {
+            id: id.clone(),
+            text: text.to_owned(),
+            agent_id: agent.id.clone(),
+            agent_name: agent.name.clone(),
+            at: now,
+        };
+        let entry = TranscriptEntry {
+            conversation_id: c.id.clone(),
+            event_id: id.clone(),
+            timestamp: now,
+            event_type: omniline_domain::conversation::NOTE_ENTRY.into(),
+            sender_user_id: None,
+            message_id: None,
+            event: serde_json::to_value(&note)
+                .map_err(|e| PortError::Unavailable(format!("note: {e}")))?,
+            retracted: false,
+            sender_name: None,
+        };
+        let mut commit = self
+            .update_commit(id, c.clone(), Some(entry.clone()), now)
+            .await?;
+        // The entry alone: the conversation is not written.
+        commit.conversation = None;
+        match self.deps.conversations.commit(&commit).await? {
+            CommitOutcome::Committed | CommitOutcome::Duplicate => Ok(entry),
+            CommitOutcome::Conflict => Err(conflict("the note was not stored; try again")),
         }
     }
 
