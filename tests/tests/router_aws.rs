@@ -487,6 +487,85 @@ async fn offers_over_the_aws_adapters() {
     assert_eq!(stored, accepted);
 }
 
+/// Accept racing the offer's expiry over DynamoDB, on two routers whose clocks stand either side
+/// of the deadline: each round exactly one lands (the version-conditional commits), and the
+/// agent's slot follows the winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn accept_racing_the_offer_expiry_over_the_aws_adapters() {
+    let aws = aws().await;
+    let deps = aws.router.deps();
+    let mut ws = deps
+        .workstreams
+        .workstream_for_account(ACCOUNT)
+        .await
+        .unwrap()
+        .unwrap();
+    ws.offer = Some(omniline_domain::workstream::OfferSettings {
+        mode: omniline_domain::workstream::OfferMode::Accept,
+        timeout_seconds: 15,
+    });
+    ws.version += 1;
+    deps.workstreams.put_workstream(&ws).await.unwrap();
+    aws.agents.put_agent(&agent("ag1", 10)).await.unwrap();
+    let (mut accepted, mut expired) = (0, 0);
+    for round in 0..4_i64 {
+        let at = T0 + round * 100_000;
+        aws.now.store(at, Ordering::SeqCst);
+        aws.agents
+            .set_status("ag1", AgentStatus::Available, at)
+            .await
+            .unwrap();
+        let mut event = text_from(&format!("Urace{round}"), &format!("RC{round}"), "hi");
+        event["timestamp"] = json!(at);
+        let Processed::Stored {
+            conversation_id: Some(id),
+        } = aws
+            .router
+            .process_message(&inbound(event), 1)
+            .await
+            .unwrap()
+        else {
+            panic!("not stored")
+        };
+        let offered = aws.conversations.conversation(&id).await.unwrap().unwrap();
+        let deadline = offered.offer.as_ref().expect("offered").expires_at;
+        let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+        let mut early = deps.clone();
+        early.clock = Arc::new(move || deadline - 1);
+        let mut late = deps.clone();
+        late.clock = Arc::new(move || deadline);
+        let (early, late) = (RouterService::new(early), RouterService::new(late));
+        let (accept, expire) = tokio::join!(early.accept_offer(&id, &ag1), late.expire_offers());
+        let c = aws.conversations.conversation(&id).await.unwrap().unwrap();
+        let holds = aws
+            .agents
+            .agent("ag1")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations
+            .contains(&id);
+        match accept {
+            Ok(_) => {
+                accepted += 1;
+                assert_eq!(expire.unwrap(), 0, "round {round}");
+                assert_eq!(c.state, ConversationState::Active);
+                assert!(holds, "round {round}");
+            }
+            Err(router::AgentOpError::Conflict(_)) => {
+                expired += 1;
+                assert_eq!(expire.unwrap(), 1, "round {round}");
+                assert_eq!(c.state, ConversationState::Waiting);
+                assert!(c.offer.is_none());
+                assert!(!holds, "round {round}");
+            }
+            Err(e) => panic!("round {round}: {e}"),
+        }
+    }
+    eprintln!("accept vs expiry over DynamoDB: {accepted} accepted, {expired} expired of 4");
+}
+
 /// Customer attributes over DynamoDB: a routing rule on `customer.attributes.tier` reads the
 /// customer's attributes document (by key, from the config table) when a conversation opens.
 #[tokio::test]
