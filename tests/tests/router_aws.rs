@@ -589,7 +589,7 @@ async fn customer_attributes_route_over_the_aws_adapters() {
     deps.config
         .put_doc(
             omniline_domain::conversation::CUSTOMER_ATTRIBUTES_KIND,
-            &omniline_domain::conversation::customer_attributes_id(ACCOUNT, "Ugold"),
+            &omniline_domain::conversation::customer_doc_id(ACCOUNT, "Ugold"),
             &json!({"attributes": {"tier": "gold"}}).to_string(),
             omniline_ports::Expect::Absent,
         )

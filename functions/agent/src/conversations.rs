@@ -780,12 +780,17 @@ pub(crate) async fn transfer_targets(
     let (queues, agents) = state.service.transfer_targets(&agent).await?;
     Ok(Json(json!({
         "queues": queues.iter().map(|q| json!({"id": q.id, "name": q.name})).collect::<Vec<_>>(),
-        "agents": agents.iter().map(|a| json!({
-            "id": a.id, "name": a.name, "status": a.status.as_str(), "queueIds": a.queues,
-            "activeConversations": a.active_count(), "capacity": a.capacity,
-        })).collect::<Vec<_>>(),
+        "agents": agents.iter().map(agent_row_json).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+/// Another agent as a transfer choice: presence and load.
+fn agent_row_json(a: &Agent) -> Value {
+    json!({
+        "id": a.id, "name": a.name, "status": a.status.as_str(), "queueIds": a.queues,
+        "activeConversations": a.active_count(), "capacity": a.capacity,
+    })
 }
 
 fn note_json(n: &omniline_domain::conversation::Note) -> Value {
@@ -916,10 +921,7 @@ pub(crate) async fn agents(
         .agents_of(&agent, query.get("queueId"))
         .await?;
     Ok(Json(json!({
-        "agents": agents.iter().map(|a| json!({
-            "id": a.id, "name": a.name, "status": a.status.as_str(), "queueIds": a.queues,
-            "activeConversations": a.active_count(), "capacity": a.capacity,
-        })).collect::<Vec<_>>(),
+        "agents": agents.iter().map(agent_row_json).collect::<Vec<_>>(),
     }))
     .into_response())
 }

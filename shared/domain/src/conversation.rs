@@ -143,8 +143,8 @@ pub struct CustomerAttributes {
     pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
-/// The id of a customer's attributes document.
-pub fn customer_attributes_id(account_id: &str, user_id: &str) -> String {
+/// The id of a customer's documents (attributes, notes): `{accountId}:{userId}`.
+pub fn customer_doc_id(account_id: &str, user_id: &str) -> String {
     format!("{account_id}:{user_id}")
 }
 

@@ -10,7 +10,7 @@ use super::{AdminError, AdminService};
 use crate::jobs::{JobBudget, JobsRun, PurgeJob};
 use omniline_domain::contacts::{contact_kind, LINK_NONCE_KIND, LINK_REQUEST_KIND};
 use omniline_domain::conversation::{
-    customer_attributes_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
+    customer_doc_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
 };
 use omniline_domain::conversation::{Conversation, Customer, TranscriptEntry};
 use omniline_domain::delivery::Delivery;
@@ -111,7 +111,7 @@ impl AdminService {
         account_id: &str,
         user_id: &str,
     ) -> Result<(BTreeMap<String, Value>, u64), AdminError> {
-        let id = customer_attributes_id(account_id, user_id);
+        let id = customer_doc_id(account_id, user_id);
         let Some(doc) = self
             .deps
             .config
@@ -162,7 +162,7 @@ impl AdminService {
         {
             return Err(AdminError::NotFound("customer"));
         }
-        let id = customer_attributes_id(account_id, user_id);
+        let id = customer_doc_id(account_id, user_id);
         for _ in 0..3 {
             let (mut attributes, version) = self.attributes_of(account_id, user_id).await?;
             for (name, value) in &patch {
@@ -234,7 +234,7 @@ impl AdminService {
             .config
             .get_doc(
                 omniline_domain::conversation::CUSTOMER_NOTES_KIND,
-                &customer_attributes_id(account_id, user_id),
+                &customer_doc_id(account_id, user_id),
             )
             .await?
             .and_then(|d| {
@@ -312,7 +312,7 @@ impl AdminService {
             omniline_domain::conversation::CUSTOMER_NOTES_KIND,
         ] {
             deps.config
-                .delete_doc(kind, &customer_attributes_id(account_id, user_id))
+                .delete_doc(kind, &customer_doc_id(account_id, user_id))
                 .await?;
         }
         deps.conversations

@@ -6,8 +6,7 @@ use crate::router::TransferTarget;
 use omniline_domain::agents::Agent;
 use omniline_domain::contacts::{contact_kind, Contact};
 use omniline_domain::conversation::{
-    customer_attributes_id, CustomerNotes, Note, CUSTOMER_NOTES_KIND, CUSTOMER_NOTES_MAX,
-    NOTE_ENTRY,
+    customer_doc_id, CustomerNotes, Note, CUSTOMER_NOTES_KIND, CUSTOMER_NOTES_MAX, NOTE_ENTRY,
 };
 use omniline_domain::conversation::{
     Consent, Conversation, ConversationFilter, ConversationState, Customer, SourceType,
@@ -166,6 +165,19 @@ fn is_own_upload(media_id: &str, agent_id: &str) -> bool {
 }
 
 /// `key` if it is a usable idempotency key (1 to 64 of `[A-Za-z0-9_-]`).
+/// The caller's `Idempotency-Key` when usable (400 otherwise), or a new one without.
+fn idempotency_key_or_new(key: Option<&str>) -> Result<String, AgentError> {
+    match key {
+        Some(k) => usable_idempotency_key(k).map(str::to_owned).ok_or_else(|| {
+            AgentError::invalid(
+                "Idempotency-Key",
+                "Idempotency-Key must be 1 to 64 characters of [A-Za-z0-9_-]",
+            )
+        }),
+        None => Ok(uuid::Uuid::new_v4().simple().to_string()),
+    }
+}
+
 fn usable_idempotency_key(key: &str) -> Option<&str> {
     (!key.is_empty()
         && key.len() <= 64
@@ -287,16 +299,11 @@ impl AgentService {
         agent: &Agent,
     ) -> Result<(Vec<QueueRef>, Vec<Agent>), AgentError> {
         let mut queues = Vec::with_capacity(agent.queues.len());
-        let mut agents: Vec<Agent> = Vec::new();
         for queue in &agent.queues {
             queues.push(self.queue_ref(queue).await?);
-            for other in self.deps().agents.agents_in_queue(queue).await? {
-                if other.id != agent.id && !agents.iter().any(|a| a.id == other.id) {
-                    agents.push(other);
-                }
-            }
         }
-        agents.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        let mut agents = self.agents_of(agent, None).await?;
+        agents.retain(|other| other.id != agent.id);
         Ok((queues, agents))
     }
 
@@ -603,17 +610,7 @@ impl AgentService {
                 ));
             }
         }
-        let key = match idempotency_key {
-            Some(k) => usable_idempotency_key(k)
-                .ok_or_else(|| {
-                    AgentError::invalid(
-                        "Idempotency-Key",
-                        "Idempotency-Key must be 1 to 64 characters of [A-Za-z0-9_-]",
-                    )
-                })?
-                .to_owned(),
-            None => uuid::Uuid::new_v4().simple().to_string(),
-        };
+        let key = idempotency_key_or_new(idempotency_key)?;
         Ok(self
             .router
             .send_agent_message(&c.id, agent, messages, &key)
@@ -832,45 +829,13 @@ impl AgentService {
         attachment: bool,
         idempotency_key: Option<&str>,
     ) -> Result<(Conversation, String), AgentError> {
-        let Some((account_id, user_id)) = customer_id
-            .split_once(':')
-            .filter(|(a, u)| !a.is_empty() && !u.is_empty())
-        else {
-            return Err(AgentError::NotFound("customer"));
-        };
+        let (customer, ws, queue) = self.served_customer(agent, customer_id).await?;
+        let (account_id, user_id) = (customer.account_id.as_str(), customer.user_id.as_str());
         let deps = self.deps();
-        let Some(ws) = deps.workstreams.workstream_for_account(account_id).await? else {
-            return Err(AgentError::NotFound("customer"));
-        };
-        let serves = |q: &String| agent.queues.contains(q);
-        let queue = std::iter::once(&ws.default_queue)
-            .chain(ws.rules.iter().map(|r| &r.result.queue))
-            .find(|q| serves(q))
-            .cloned()
-            .ok_or_else(|| {
-                AgentError::Forbidden(
-                    "you serve none of the queues of this customer's account".into(),
-                )
-            })?;
-        let customer = deps
-            .conversations
-            .customer(account_id, user_id)
-            .await?
-            .ok_or(AgentError::NotFound("customer"))?;
         if customer.consent == Consent::Unfollowed || !customer.profile_found {
             return Err(AgentError::NotFollowing);
         }
-        let key = match idempotency_key {
-            Some(k) => usable_idempotency_key(k)
-                .ok_or_else(|| {
-                    AgentError::invalid(
-                        "Idempotency-Key",
-                        "Idempotency-Key must be 1 to 64 characters of [A-Za-z0-9_-]",
-                    )
-                })?
-                .to_owned(),
-            None => uuid::Uuid::new_v4().simple().to_string(),
-        };
+        let key = idempotency_key_or_new(idempotency_key)?;
         let c = match deps
             .conversations
             .open_conversation(account_id, user_id)
@@ -952,37 +917,40 @@ impl AgentService {
             .collect())
     }
 
-    /// The account and user of `customer_id` (`{accountId}:{userId}`) when the agent serves
-    /// one of the queues of that account's workstream (`NotFound("customer")` for a malformed
-    /// id or an account without one, `Forbidden` otherwise).
-    async fn served_customer<'a>(
+    /// The customer `customer_id` (`{accountId}:{userId}`), their account's workstream and the
+    /// first of its queues the agent serves (the default queue first, then the rules' queues):
+    /// `NotFound("customer")` for a malformed id, an account without a workstream or a customer
+    /// never stored; `Forbidden` when the agent serves none of the workstream's queues.
+    async fn served_customer(
         &self,
         agent: &Agent,
-        customer_id: &'a str,
-    ) -> Result<(&'a str, &'a str, Workstream), AgentError> {
+        customer_id: &str,
+    ) -> Result<(Customer, Workstream, String), AgentError> {
         let Some((account_id, user_id)) = customer_id
             .split_once(':')
             .filter(|(a, u)| !a.is_empty() && !u.is_empty())
         else {
             return Err(AgentError::NotFound("customer"));
         };
-        let Some(ws) = self
-            .deps()
-            .workstreams
-            .workstream_for_account(account_id)
-            .await?
-        else {
+        let deps = self.deps();
+        let Some(ws) = deps.workstreams.workstream_for_account(account_id).await? else {
             return Err(AgentError::NotFound("customer"));
         };
-        let serves = std::iter::once(&ws.default_queue)
+        let queue = std::iter::once(&ws.default_queue)
             .chain(ws.rules.iter().map(|r| &r.result.queue))
-            .any(|q| agent.queues.contains(q));
-        if !serves {
-            return Err(AgentError::Forbidden(
-                "you serve none of the queues of this customer's account".into(),
-            ));
-        }
-        Ok((account_id, user_id, ws))
+            .find(|q| agent.queues.contains(q))
+            .cloned()
+            .ok_or_else(|| {
+                AgentError::Forbidden(
+                    "you serve none of the queues of this customer's account".into(),
+                )
+            })?;
+        let customer = deps
+            .conversations
+            .customer(account_id, user_id)
+            .await?
+            .ok_or(AgentError::NotFound("customer"))?;
+        Ok((customer, ws, queue))
     }
 
     /// The notes agents keep about a customer the agent serves, oldest first.
@@ -991,22 +959,13 @@ impl AgentService {
         agent: &Agent,
         customer_id: &str,
     ) -> Result<Vec<Note>, AgentError> {
-        let (account_id, user_id, _) = self.served_customer(agent, customer_id).await?;
-        if self
-            .deps()
-            .conversations
-            .customer(account_id, user_id)
-            .await?
-            .is_none()
-        {
-            return Err(AgentError::NotFound("customer"));
-        }
+        let (customer, _, _) = self.served_customer(agent, customer_id).await?;
         let doc = self
             .deps()
             .config
             .get_doc(
                 CUSTOMER_NOTES_KIND,
-                &customer_attributes_id(account_id, user_id),
+                &customer_doc_id(&customer.account_id, &customer.user_id),
             )
             .await?;
         Ok(doc
@@ -1023,17 +982,10 @@ impl AgentService {
         customer_id: &str,
         text: &str,
     ) -> Result<Note, AgentError> {
-        let (account_id, user_id, _) = self.served_customer(agent, customer_id).await?;
+        let (customer, _, _) = self.served_customer(agent, customer_id).await?;
         let deps = self.deps();
-        if deps
-            .conversations
-            .customer(account_id, user_id)
-            .await?
-            .is_none()
-        {
-            return Err(AgentError::NotFound("customer"));
-        }
-        let id = customer_attributes_id(account_id, user_id);
+        let account_id = customer.account_id.as_str();
+        let id = customer_doc_id(account_id, &customer.user_id);
         let note = Note {
             id: omniline_domain::clock::new_id(),
             text: text.to_owned(),

@@ -125,12 +125,12 @@ pub(crate) async fn customer_attributes(
     user_id: &str,
 ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, PortError> {
     use omniline_domain::conversation::{
-        customer_attributes_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
+        customer_doc_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
     };
     let doc = config
         .get_doc(
             CUSTOMER_ATTRIBUTES_KIND,
-            &customer_attributes_id(account_id, user_id),
+            &customer_doc_id(account_id, user_id),
         )
         .await?;
     Ok(doc
