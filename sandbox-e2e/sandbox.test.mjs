@@ -27,6 +27,9 @@ const SURVEY_QUESTION = 'How did we do?'; // the sandbox workstream's survey que
 // LINE's free basic sticker set as the page shows it (spec): package 446, stickers 1988-1997.
 const STICKER_EMOJI = ['😀', '😍', '😢', '😡', '👍', '🙏', '🎉', '😴', '🤔', '👋'];
 const CUSTOMER_NAME = `Pat E2E ${Math.random().toString(36).slice(2, 6).padEnd(4, 'x')}`;
+const SECOND_NAME = `Ken E2E ${Math.random().toString(36).slice(2, 6).padEnd(4, 'x')}`;
+const GROUP_NAME = `Regulars ${Math.random().toString(36).slice(2, 6).padEnd(4, 'x')}`;
+const QUOTE_TEXT = 'Thanks, that is what I meant';
 
 /** A small truecolour PNG (width × height, two-colour diagonal stripes), built in memory. */
 function makePng(width, height, [r1, g1, b1], [r2, g2, b2]) {
@@ -215,6 +218,24 @@ async function agentReplies() {
   await visible(transcriptEntries('out').filter({ hasText: AGENT_TEXT }), 'the agent\'s reply as a transcript-entry[data-direction=out]');
 }
 
+// g2. The customer quotes the agent's reply (LINE's quotedMessageId); the chat shows the quoted
+// text and the agent's transcript shows the line as a quote.
+async function customerQuotesReply() {
+  const reply = customerBubbles('account').filter({ hasText: AGENT_TEXT }).last();
+  await reply.locator(tid('customer-quote-button')).click();
+  const bar = await visible(customerPane.locator(tid('customer-quote')), 'the quote bar above the composer');
+  await untilText(`the quote bar to show "${AGENT_TEXT}"`, bar, (value) => value.includes(AGENT_TEXT));
+  await customerPane.locator(tid('customer-input')).fill(QUOTE_TEXT);
+  await customerPane.locator(tid('customer-send')).click();
+  const bubble = await visible(customerBubbles('user').filter({ hasText: QUOTE_TEXT }), 'the quoting bubble');
+  const quoted = await untilText('the bubble to show the quoted reply', bubble.locator(tid('customer-quoted')),
+    (value) => value.includes(AGENT_TEXT));
+  assert.equal(await customerPane.locator(tid('customer-quote')).isHidden(), true, 'the quote bar stays after the send');
+  const entry = transcriptEntries('in').filter({ hasText: QUOTE_TEXT });
+  await visible(entry.locator(tid('transcript-quoted')), 'the agent transcript marking the line as a quote');
+  return `quoted "${quoted}"`;
+}
+
 /** Opens a sticker palette and picks its first sticker; returns its emoji if it shows one of the set. */
 async function pickFirstSticker(pane, button, option) {
   await pane.locator(tid(button)).click();
@@ -309,6 +330,43 @@ async function customerAnswersSurvey() {
   return `survey-score "${shown}"`;
 }
 
+// k2. A group chat: a second customer, a group of the two with the shop, each writes; the agent
+// sees one conversation named after the group, with each line's sender.
+async function groupChat() {
+  const select = customerPane.locator(tid('user-select'));
+  await customerPane.locator(tid('new-user-name')).fill(SECOND_NAME);
+  await customerPane.locator(tid('create-user')).click();
+  const secondId = await until(`user-select to select "${SECOND_NAME}"`, () => select.evaluate((el, name) => {
+    const option = el.selectedOptions[0];
+    return option && option.textContent.includes(name) ? el.value : false;
+  }, SECOND_NAME));
+  await customerPane.locator(tid('new-group-toggle')).click();
+  await customerPane.locator(tid('new-group-name')).fill(GROUP_NAME);
+  for (const id of [userId, secondId]) {
+    await customerPane.locator(`${tid('new-group-member')}[value="${id}"]`).check();
+  }
+  await customerPane.locator(tid('create-group')).click();
+  await until(`user-select to select the group "${GROUP_NAME}"`, () => select.evaluate((el, name) =>
+    el.value.startsWith('group:') && el.selectedOptions[0].textContent.includes(name), GROUP_NAME));
+  const sender = customerPane.locator(tid('group-sender'));
+  const lines = [[userId, CUSTOMER_NAME, 'Hi all, is the shop open today?'], [secondId, SECOND_NAME, 'Asking too!']];
+  for (const [id, name, line] of lines) {
+    await sender.selectOption(id);
+    await customerPane.locator(tid('customer-input')).fill(line);
+    await customerPane.locator(tid('customer-send')).click();
+    const bubble = await visible(customerBubbles('user').filter({ hasText: line }), `the group bubble "${line}"`);
+    await untilText(`the bubble's sender to read "${name}"`, bubble.locator(tid('customer-sender')), (v) => v.includes(name));
+  }
+  const item = await visible(agentPane.locator(tid('conversation-item')).filter({ hasText: GROUP_NAME }),
+    `a conversation-item named after the group "${GROUP_NAME}" (LINE's group summary)`);
+  await item.click();
+  for (const [, name, line] of lines) {
+    const entry = await visible(transcriptEntries('in').filter({ hasText: line }), `the transcript line "${line}"`);
+    await untilText(`the line's sender to read "${name}"`, entry.locator(tid('transcript-sender')), (v) => v.includes(name));
+  }
+  return `group "${GROUP_NAME}" with ${CUSTOMER_NAME} and ${SECOND_NAME}`;
+}
+
 // l. The admin glance shows the webhook URL and the webhooks received.
 async function glanceShowsWebhooks() {
   const glance = page.locator(tid('glance'));
@@ -333,10 +391,12 @@ const STEPS = [
   ['agent-is-notified', agentIsNotified],
   ['agent-opens-conversation', agentOpensConversation],
   ['agent-replies', agentReplies],
+  ['customer-quotes-reply', customerQuotesReply],
   ['stickers-both-ways', stickersBothWays],
   ['images-both-ways', imagesBothWays],
   ['agent-closes-conversation', agentClosesConversation],
   ['customer-answers-survey', customerAnswersSurvey],
+  ['group-chat', groupChat],
   ['glance-shows-webhooks', glanceShowsWebhooks],
 ];
 

@@ -355,6 +355,7 @@ impl LineSim {
                 Call::Profile {
                     user_id,
                     request_id,
+                    ..
                 } => {
                     let short = user_id.get(1..9.min(user_id.len())).unwrap_or_default();
                     let name = format!("Cust-{short}");

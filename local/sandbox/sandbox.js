@@ -389,7 +389,10 @@
   // ------------------------------------------------------------------------------------------
   const customer = {
     users: [],
-    userId: null,
+    groups: [],
+    userId: null, // the selected chat: a user's id, or a group's (with `group` set)
+    group: null,
+    quoting: null, // { messageId, text }: the message the next text or sticker quotes
     generation: 0, // bumps on every user switch; a stale poll loop stops
     controller: null, // aborts the running long poll
     rows: new Map(), // seq → row element
@@ -404,13 +407,58 @@
     return customer.users.find((u) => u.id === id) || null;
   }
 
+  function groupById(id) {
+    return customer.groups.find((g) => g.id === id) || null;
+  }
+
   function renderUserSelect() {
     const select = $('user-select');
     const options = customer.users.map((u) =>
       el('option', { value: u.id, text: `${u.name} · ${u.language || 'en'}` }));
     if (!options.length) options.push(el('option', { value: '', text: '(no customer yet)' }));
+    if (customer.groups.length) {
+      options.push(el('optgroup', { label: 'Group chats' }, customer.groups.map((g) =>
+        el('option', { value: `group:${g.id}`, text: `${g.name} · ${g.members.length} members` }))));
+    }
     select.replaceChildren(...options);
-    select.value = customer.userId || '';
+    select.value = customer.group ? `group:${customer.group.id}` : (customer.userId || '');
+    renderGroupMembers();
+  }
+
+  /** The member checkboxes of the new-group form: every customer. */
+  function renderGroupMembers() {
+    const box = $('new-group-members');
+    const checked = new Set([...box.querySelectorAll('input:checked')].map((i) => i.value));
+    box.replaceChildren(box.querySelector('legend'), ...customer.users.map((u) =>
+      el('label', { className: 'member-choice' },
+        el('input', { type: 'checkbox', value: u.id, testid: 'new-group-member', checked: checked.has(u.id) || undefined }),
+        ` ${u.name}`)));
+  }
+
+  async function createGroup() {
+    const name = $('new-group-name').value.trim();
+    const members = [...document.querySelectorAll('#new-group-members input:checked')].map((i) => i.value);
+    if (!name) {
+      toast('Give the group a name');
+      $('new-group-name').focus();
+      return;
+    }
+    if (members.length < 2) {
+      toast('Choose two customers or more');
+      return;
+    }
+    const button = $('create-group');
+    button.disabled = true;
+    try {
+      const group = await api('POST', '/sandbox/api/groups', { name, members });
+      customer.groups = customer.groups.filter((g) => g.id !== group.id).concat(group);
+      $('new-group-name').value = '';
+      selectUser(`group:${group.id}`);
+      toast(`${group.name}: ${(session.data && session.data.accountName) || 'the account'} joined the group`, 'info');
+      $('customer-input').focus();
+    } finally {
+      button.disabled = false;
+    }
   }
 
   function suggestNewUser() {
@@ -437,8 +485,12 @@
   }
 
   async function loadUsers() {
-    const data = await api('GET', '/sandbox/api/users');
-    customer.users = (data && data.users) || [];
+    const [users, groups] = await Promise.all([
+      api('GET', '/sandbox/api/users'),
+      api('GET', '/sandbox/api/groups'),
+    ]);
+    customer.users = (users && users.users) || [];
+    customer.groups = (groups && groups.groups) || [];
   }
 
   async function createUser() {
@@ -465,10 +517,14 @@
     }
   }
 
-  function selectUser(userId) {
+  /** Selects a chat: a user's id, or `group:{id}`. */
+  function selectUser(value) {
     if (customer.controller) customer.controller.abort();
     customer.generation += 1;
-    customer.userId = userId || null;
+    const groupId = typeof value === 'string' && value.startsWith('group:') ? value.slice(6) : null;
+    customer.group = groupId ? groupById(groupId) : null;
+    customer.userId = customer.group ? customer.group.id : (groupId ? null : (value || null));
+    setQuote(null);
     customer.rows.clear();
     customer.entries.clear();
     customer.lastSeq = 0;
@@ -477,11 +533,31 @@
     $('customer-timeline').replaceChildren();
     updateTyping();
     renderUserSelect();
-    const user = userById(customer.userId);
-    $('customer-who').textContent = user ? `as ${user.name}` : '';
-    $('customer-empty').hidden = Boolean(user);
-    setCustomerComposerEnabled(Boolean(user));
-    if (user) timelineLoop(customer.generation, user.id);
+    const group = customer.group;
+    const user = group ? null : userById(customer.userId);
+    $('customer-who').textContent = group ? `${group.name} · ${group.members.length + 1} in the group`
+      : user ? `as ${user.name}` : '';
+    $('customer-empty').hidden = Boolean(user || group);
+    $('group-sender-row').hidden = !group;
+    if (group) {
+      $('group-sender').replaceChildren(...group.members.map((id) =>
+        el('option', { value: id, text: (userById(id) || { name: id }).name })));
+    }
+    setCustomerComposerEnabled(Boolean(user || group));
+    if (user || group) timelineLoop(customer.generation, customer.userId);
+  }
+
+  /** The chat's path under /sandbox/api: a user's or a group's. */
+  function chatPath() {
+    return customer.group ? `/sandbox/api/groups/${enc(customer.group.id)}` : `/sandbox/api/users/${enc(customer.userId)}`;
+  }
+
+  /** The next text or sticker quotes `entry` (null: no quote). */
+  function setQuote(entry) {
+    customer.quoting = entry && entry.messageId
+      ? { messageId: entry.messageId, text: summarize(entry.message) } : null;
+    $('customer-quote').hidden = !customer.quoting;
+    $('customer-quote-text').textContent = customer.quoting ? `Quoting: ${customer.quoting.text}` : '';
   }
 
   function setCustomerComposerEnabled(enabled) {
@@ -504,7 +580,7 @@
           typing: String(typeof customer.typingUntil === 'number' ? customer.typingUntil : 0),
           read: String(typeof customer.readUpTo === 'number' ? customer.readUpTo : 0),
         });
-        const data = await api('GET', `/sandbox/api/users/${enc(userId)}/timeline?${query}`,
+        const data = await api('GET', `${chatPath()}/timeline?${query}`,
           undefined, undefined, { signal: controller.signal });
         if (generation !== customer.generation) return;
         applyTimeline(data || {}, true);
@@ -557,14 +633,28 @@
     const fromUser = entry.from === 'user';
     if (fromUser && SYSTEM_EVENTS[message.type]) {
       const accountName = (session.data && session.data.accountName) || 'the account';
-      const text = message.type === 'follow' ? `You added ${accountName} as a friend` : `You ${SYSTEM_EVENTS[message.type]}`;
+      const text = message.type === 'follow' ? `You added ${accountName} as a friend`
+        : message.type === 'join' ? `${accountName} joined the group`
+          : `You ${SYSTEM_EVENTS[message.type]}`;
       return el('div', { className: 'system-row', 'data-seq': entry.seq }, el('span', { text }));
     }
     const { node, kind } = messageContent(message);
-    const bubble = el('div', { className: `bubble ${kind}` }, node);
+    // A quote shows the message it quotes (when this chat has it), as LINE's chat does.
+    const quoted = message.quotedMessageId
+      ? [...customer.entries.values()].find((e) => e.messageId === message.quotedMessageId) : null;
+    const bubble = el('div', { className: `bubble ${kind}` },
+      message.quotedMessageId ? el('div', {
+        className: 'quoted', testid: 'customer-quoted', text: quoted ? summarize(quoted.message) : 'a message',
+      }) : null,
+      node);
+    const sender = entry.member ? el('div', { className: 'sender', testid: 'customer-sender', text: (userById(entry.member) || { name: entry.member }).name }) : null;
     const meta = el('div', { className: 'meta' },
       entry.failed ? el('span', { className: 'failed', title: 'The webhook refused this message', text: '! Not delivered' }) : null,
       fromUser ? el('span', { className: 'read', testid: 'customer-read', text: 'Read', hidden: true }) : null,
+      entry.messageId ? el('button', {
+        type: 'button', className: 'quote-btn', testid: 'customer-quote-button', title: 'Quote this message',
+        text: 'Quote', onclick: () => { setQuote(entry); $('customer-input').focus(); },
+      }) : null,
       el('time', { text: fmtTime(entry.at), title: fmtDateTime(entry.at) }));
     return el('div', {
       className: `row ${fromUser ? 'user' : 'account'}`,
@@ -575,7 +665,7 @@
     },
     fromUser ? null : el('span', { className: 'account-avatar', 'aria-hidden': 'true' }),
     fromUser ? meta : bubble,
-    fromUser ? bubble : meta);
+    fromUser ? (sender ? el('div', { className: 'sent' }, sender, bubble) : bubble) : meta);
   }
 
   /** LINE shows the account's icon on the first of consecutive account messages only. */
@@ -669,8 +759,15 @@
       return null;
     }
     const generation = customer.generation;
+    const selected = customer.group ? `group:${customer.group.id}` : userId;
+    const sent = { ...body };
+    if (customer.group) sent.from = $('group-sender').value;
+    // LINE quotes with a text or a sticker only.
+    const quoting = customer.quoting && (body.type === 'text' || body.type === 'sticker') ? customer.quoting : null;
+    if (quoting) sent.quotedMessageId = quoting.messageId;
     try {
-      const answer = await api('POST', `/sandbox/api/users/${enc(userId)}/send`, body);
+      const answer = await api('POST', `${chatPath()}/send`, sent);
+      if (quoting) setQuote(null);
       if (generation === customer.generation && answer && answer.entry) applyTimeline({ entries: [answer.entry] });
       return answer;
     } catch (e) {
@@ -682,7 +779,7 @@
       report(e, 'Send');
       // The bubble exists but was refused: reload the chat so it shows as not delivered.
       if (e instanceof ApiError && e.code === 'webhook_refused' && generation === customer.generation) {
-        selectUser(userId);
+        selectUser(selected);
       }
       return null;
     }
@@ -740,6 +837,11 @@
       e.preventDefault();
       return createUser();
     }, 'Create customer'));
+    $('new-group-form').addEventListener('submit', guard((e) => {
+      e.preventDefault();
+      return createGroup();
+    }, 'Create group'));
+    $('customer-quote-cancel').addEventListener('click', () => setQuote(null));
     $('customer-composer').addEventListener('submit', guard((e) => {
       e.preventDefault();
       return sendCustomerText();
@@ -939,6 +1041,12 @@
     return conversationsInFlight;
   }
 
+  /** Who a conversation is with, as a list shows it: a group chat by its name and icon. */
+  function chatView(c, customerView) {
+    if (c && c.group && c.group.name) return { displayName: c.group.name, pictureUrl: c.group.pictureUrl };
+    return customerView || {};
+  }
+
   function renderConversationList() {
     const list = $('conversation-list');
     if (!agent.conversations.length) {
@@ -946,7 +1054,7 @@
       return;
     }
     list.replaceChildren(...agent.conversations.map((c) => {
-      const who = c.customer || {};
+      const who = chatView(c, c.customer);
       const mine = agent.me && c.agentId === agent.me.id;
       const pending = agent.notifications.get(c.id);
       return el('li', {
@@ -1018,7 +1126,7 @@
 
   function renderConversationHeader(detail) {
     const c = detail.conversation;
-    const who = detail.customer;
+    const who = c.group ? chatView(c) : detail.customer;
     const name = who ? who.displayName : `${c.sourceType} chat`;
     $('conv-picture').replaceWith(Object.assign(avatarImg(who && who.pictureUrl, name, 'lg'), { id: 'conv-picture' }));
     $('conv-name').textContent = name;
@@ -1119,6 +1227,8 @@
     if (entry.type === 'message') {
       const mediaUrl = entry.media && entry.media.url;
       return el('div', { ...attrs, className: 't-entry in' },
+        entry.senderName ? el('div', { className: 't-who', testid: 'transcript-sender', text: entry.senderName }) : null,
+        entry.quotedMessageId ? el('div', { className: 't-quoted', testid: 'transcript-quoted', text: 'Quotes an earlier message' }) : null,
         transcriptBubble(entry.message, mediaUrl, false),
         el('div', { className: 't-meta' }, time));
     }

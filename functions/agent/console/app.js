@@ -557,8 +557,9 @@ const refreshInbox = oneAtATime(async () => {
 });
 
 function customerName(c) {
+  // A group chat is named by LINE's group summary; a member's name is not the chat's.
+  if (c.sourceType === 'group') return (c.group && c.group.name) || t('inbox.groupChat');
   if (c.customer && c.customer.displayName) return c.customer.displayName;
-  if (c.sourceType === 'group') return t('inbox.groupChat');
   if (c.sourceType === 'room') return t('inbox.roomChat');
   return t('inbox.unknownCustomer');
 }
@@ -907,6 +908,7 @@ function renderTranscript(messages, force = false) {
   }
   const context = {
     meId: state.me && state.me.id,
+    byId: new Map(messages.map((m) => [m.id, m])),
     canQuote: quotable,
     onQuote: (entry) => {
       state.quote = entry;

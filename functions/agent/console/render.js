@@ -211,9 +211,17 @@ export function transcriptLine(entry, context) {
         text: t('transcript.replyTo'),
       })
       : null;
+    // The line it quotes, when it is in this transcript: its preview; else that it quotes.
+    const quoted = entry.quotedEntryId && context.byId && context.byId.get(entry.quotedEntryId);
+    const quotedText = quoted && (quoted.message || (quoted.messages || [])[0]);
     return el('div', { ...attrs, className: 'line in' },
-      el('div', { className: 'who', text: t('transcript.customer') }),
-      entry.quotedMessageId ? el('div', { className: 'quoted', text: t('transcript.quoting') }) : null,
+      el('div', { className: 'who', text: entry.senderName || t('transcript.customer') }),
+      entry.quotedMessageId ? el('div', {
+        className: 'quoted',
+        testid: 'quoted',
+        'data-quoted-id': entry.quotedEntryId || '',
+        text: quotedText ? t('transcript.quoted', { text: preview(quotedText) }) : t('transcript.quoting'),
+      }) : null,
       el('div', { className: 'bubble' }, messageBody(entry.message, entry.media && entry.media.url, true, entry.sticker)),
       el('div', { className: 'meta' }, time, quote));
   }
@@ -221,7 +229,7 @@ export function transcriptLine(entry, context) {
     const data = (entry.postback && entry.postback.data) || '';
     const survey = /^survey:[^:]+:(\d+)$/.exec(data);
     return el('div', { ...attrs, className: 'line in' },
-      el('div', { className: 'who', text: t('transcript.customer') }),
+      el('div', { className: 'who', text: entry.senderName || t('transcript.customer') }),
       el('div', { className: 'bubble postback', text: survey ? t('transcript.surveyAnswer', { score: survey[1] }) : t('transcript.postback', { data }) }),
       el('div', { className: 'meta' }, time));
   }

@@ -2,7 +2,7 @@
 //! user's message becomes LINE's webhook body, signed with the sandbox channel's secret and POSTed
 //! to the stack's real webhook route, exactly as LINE's platform would.
 
-use super::platform::{now_ms, PlatformError, TimelineEntry, AVATARS, LANGUAGES};
+use super::platform::{now_ms, PlatformError, Sent, TimelineEntry, AVATARS, LANGUAGES};
 use super::SandboxState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -29,6 +29,8 @@ pub enum PhoneError {
     Invalid(String),
     #[error("unknown user")]
     UnknownUser,
+    #[error("unknown group")]
+    UnknownGroup,
     #[error("no such content")]
     NoContent,
     #[error("the sandbox is still starting")]
@@ -57,6 +59,7 @@ impl IntoResponse for PhoneError {
         let (status, code) = match &self {
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::UnknownUser => (StatusCode::NOT_FOUND, "unknown_user"),
+            Self::UnknownGroup => (StatusCode::NOT_FOUND, "unknown_group"),
             Self::NoContent => (StatusCode::NOT_FOUND, "not_found"),
             Self::Starting => (StatusCode::SERVICE_UNAVAILABLE, "sandbox_starting"),
             Self::WebhookRefused(_) => (StatusCode::BAD_GATEWAY, "webhook_refused"),
@@ -90,6 +93,15 @@ pub fn router(state: SandboxState) -> Router {
             post(send).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .route("/sandbox/api/users/{user_id}/timeline", get(timeline))
+        .route("/sandbox/api/groups", get(groups).post(create_group))
+        .route(
+            "/sandbox/api/groups/{group_id}/send",
+            post(send_in_group).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route(
+            "/sandbox/api/groups/{group_id}/timeline",
+            get(group_timeline),
+        )
         .route("/sandbox/api/content/{message_id}", get(content))
         .route("/sandbox/api/glance", get(super::glance::glance))
         .with_state(state)
@@ -131,11 +143,19 @@ struct NewUser {
 fn parse<T: serde::de::DeserializeOwned>(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<T> {
-    let body = body.map_err(|e| match e {
+    parse_json(&body_bytes(body)?)
+}
+
+/// The body's bytes, or 413 over the route's limit (422 for another failure).
+fn body_bytes(body: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
+    body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => PhoneError::TooLarge(MAX_BODY_BYTES),
         other => PhoneError::Invalid(format!("body: {}", other.body_text())),
-    })?;
-    serde_json::from_slice(&body).map_err(|e| PhoneError::Invalid(format!("body: {e}")))
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| PhoneError::Invalid(format!("body: {e}")))
 }
 
 fn path_value(path: std::result::Result<Path<String>, PathRejection>) -> Result<String> {
@@ -176,6 +196,50 @@ async fn create_user(
         s.platform.mark_failed(seq).await?;
     }
     Ok((StatusCode::CREATED, Json(user)).into_response())
+}
+
+async fn groups(State(s): State<SandboxState>) -> Result<Response> {
+    Ok(Json(json!({ "groups": s.platform.groups().await? })).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewGroup {
+    name: Option<String>,
+    members: Option<Vec<String>>,
+}
+
+/// A group chat of simulated users that invites the account: LINE's `join` event.
+async fn create_group(
+    State(s): State<SandboxState>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let channel = s.ready_channel()?;
+    let new: NewGroup = parse(body)?;
+    let name = new
+        .name
+        .ok_or_else(|| PhoneError::Invalid("name: required".into()))?;
+    let members = new
+        .members
+        .ok_or_else(|| PhoneError::Invalid("members: required".into()))?;
+    let group = s.platform.create_group(&name, &members).await?;
+    let seq = s
+        .platform
+        .append(&group.id, "user", "webhook", vec![json!({"type": "join"})])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or_default();
+    let event = json!({
+        "type": "join", "mode": "active", "timestamp": now_ms(),
+        "webhookEventId": event_id(), "deliveryContext": {"isRedelivery": false},
+        "source": {"type": "group", "groupId": group.id},
+        "replyToken": s.platform.issue_reply_token(&group.id),
+    });
+    if let Err(e) = s.post_webhook(&channel, event).await {
+        tracing::warn!("sandbox: the join event was not accepted: {e}");
+        s.platform.mark_failed(seq).await?;
+    }
+    Ok((StatusCode::CREATED, Json(group)).into_response())
 }
 
 /// A webhookEventId as LINE's: a ULID (26 Crockford base32 characters).
@@ -226,16 +290,110 @@ fn digits(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a send says besides its message: who in a group sends it, and the message it quotes.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendExtras {
+    from: Option<String>,
+    quoted_message_id: Option<String>,
+}
+
+/// The chat a simulated user writes in.
+enum Chat {
+    /// A user's one-on-one chat with the account.
+    User(String),
+    /// A group chat, and the member who writes.
+    Group { group_id: String, member: String },
+}
+
+impl Chat {
+    fn id(&self) -> &str {
+        match self {
+            Chat::User(id) => id,
+            Chat::Group { group_id, .. } => group_id,
+        }
+    }
+
+    /// The webhook's `source`.
+    fn source(&self) -> Value {
+        match self {
+            Chat::User(id) => json!({"type": "user", "userId": id}),
+            Chat::Group { group_id, member } => {
+                json!({"type": "group", "groupId": group_id, "userId": member})
+            }
+        }
+    }
+}
+
 async fn send(
     State(s): State<SandboxState>,
     user_id: std::result::Result<Path<String>, PathRejection>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
-    let channel = s.ready_channel()?;
     let user_id = path_value(user_id)?;
-    let outgoing: Outgoing = parse(body)?;
+    let body = body_bytes(body)?;
+    let extras: SendExtras = parse_json(&body)?;
+    if extras.from.is_some() {
+        return Err(PhoneError::Invalid(
+            "from: only in a group chat (POST /sandbox/api/groups/{groupId}/send)".into(),
+        ));
+    }
     if s.platform.user(&user_id).await?.is_none() {
         return Err(PhoneError::UnknownUser);
+    }
+    send_in(&s, Chat::User(user_id), extras, &body).await
+}
+
+async fn send_in_group(
+    State(s): State<SandboxState>,
+    group_id: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let group_id = path_value(group_id)?;
+    let body = body_bytes(body)?;
+    let mut extras: SendExtras = parse_json(&body)?;
+    let group = s
+        .platform
+        .group(&group_id)
+        .await?
+        .ok_or(PhoneError::UnknownGroup)?;
+    let member = extras
+        .from
+        .take()
+        .ok_or_else(|| PhoneError::Invalid("from: required (the member who writes)".into()))?;
+    if !group.members.contains(&member) {
+        return Err(PhoneError::Invalid(format!(
+            "from: {member} is not a member of this group"
+        )));
+    }
+    send_in(&s, Chat::Group { group_id, member }, extras, &body).await
+}
+
+async fn send_in(
+    s: &SandboxState,
+    chat: Chat,
+    extras: SendExtras,
+    body: &[u8],
+) -> Result<Response> {
+    let channel = s.ready_channel()?;
+    let outgoing: Outgoing = parse_json(body)?;
+    // LINE's message events carry `quotedMessageId` on a text or a sticker that quotes an
+    // earlier message of the same chat.
+    if let Some(quoted) = &extras.quoted_message_id {
+        if !matches!(outgoing, Outgoing::Text { .. } | Outgoing::Sticker { .. }) {
+            return Err(PhoneError::Invalid(
+                "quotedMessageId: only a text or a sticker quotes a message".into(),
+            ));
+        }
+        if s.platform
+            .message_in_chat(chat.id(), quoted)
+            .await?
+            .is_none()
+        {
+            return Err(PhoneError::Invalid(format!(
+                "quotedMessageId: no message {quoted} in this chat"
+            )));
+        }
     }
     let message_id = s.platform.next_message_id();
     let quote_token = uuid::Uuid::new_v4().simple().to_string();
@@ -339,23 +497,34 @@ async fn send(
             ("postback", json!({"data": data}), shown)
         }
     };
+    let (mut payload, mut shown) = (payload, shown);
+    if let Some(quoted) = &extras.quoted_message_id {
+        payload["quotedMessageId"] = json!(quoted);
+        shown["quotedMessageId"] = json!(quoted);
+    }
+    let member = match &chat {
+        Chat::User(_) => None,
+        Chat::Group { member, .. } => Some(member.as_str()),
+    };
     let seq = s
         .platform
-        .append(&user_id, "user", "webhook", vec![shown])
-        .await?
-        .first()
-        .copied()
-        .unwrap_or_default();
+        .append_sent(Sent {
+            chat: chat.id(),
+            member,
+            message_id: (event_type == "message").then_some(message_id.as_str()),
+            shown,
+        })
+        .await?;
     let mut event = json!({
         "type": event_type, "mode": "active", "timestamp": now_ms(),
         "webhookEventId": event_id(), "deliveryContext": {"isRedelivery": false},
-        "source": {"type": "user", "userId": user_id},
-        "replyToken": s.platform.issue_reply_token(&user_id),
+        "source": chat.source(),
+        "replyToken": s.platform.issue_reply_token(chat.id()),
     });
     if event_type == "message" {
         event["message"] = payload;
         event["message"]["markAsReadToken"] =
-            Value::String(s.platform.issue_read_token(&user_id, seq));
+            Value::String(s.platform.issue_read_token(chat.id(), seq));
     } else {
         event["postback"] = payload;
     }
@@ -389,6 +558,30 @@ async fn timeline(
     q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Response> {
     let user_id = path_value(user_id)?;
+    if s.platform.user(&user_id).await?.is_none() {
+        return Err(PhoneError::UnknownUser);
+    }
+    chat_timeline(&s, &user_id, q).await
+}
+
+async fn group_timeline(
+    State(s): State<SandboxState>,
+    group_id: std::result::Result<Path<String>, PathRejection>,
+    q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
+) -> Result<Response> {
+    let group_id = path_value(group_id)?;
+    if s.platform.group(&group_id).await?.is_none() {
+        return Err(PhoneError::UnknownGroup);
+    }
+    chat_timeline(&s, &group_id, q).await
+}
+
+/// A chat's bubbles after `after` (long polled), with its typing and read marks.
+async fn chat_timeline(
+    s: &SandboxState,
+    user_id: &str,
+    q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
+) -> Result<Response> {
     let Query(q) = q.map_err(|e| PhoneError::Invalid(format!("query: {}", e.body_text())))?;
     let number = |name: &str, v: Option<&str>| -> Result<i64> {
         match v.filter(|v| !v.is_empty()) {
@@ -404,9 +597,6 @@ async fn timeline(
     let typing_shown = number("typing", q.typing.as_deref())?;
     let read_shown = number("read", q.read.as_deref())?;
     let wait = Duration::from_secs(number("wait", q.wait.as_deref())? as u64).min(MAX_WAIT);
-    if s.platform.user(&user_id).await?.is_none() {
-        return Err(PhoneError::UnknownUser);
-    }
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = s.platform.subscribe();
     // What the page shows besides the bubbles (as it says, else as it is now): a change there

@@ -59,7 +59,18 @@ CREATE TABLE IF NOT EXISTS retry_keys (
 CREATE TABLE IF NOT EXISTS content (
     message_id TEXT PRIMARY KEY, content_type TEXT NOT NULL, bytes BLOB NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, avatar INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (group_id, user_id));
 ";
+
+/// Columns added to `timeline` since the first sandbox: who in a group sent a bubble, and the
+/// LINE message id of a bubble (what a quote names). Added to a `sandbox.db` that lacks them.
+const TIMELINE_COLUMNS: [(&str, &str); 2] = [("member", "TEXT"), ("message_id", "TEXT")];
+
+/// The most members a simulated group has (besides the account).
+pub const MAX_GROUP_MEMBERS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -163,6 +174,17 @@ pub struct User {
     pub picture_url: String,
 }
 
+/// A simulated group chat: simulated users and the account.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub picture_url: String,
+    /// Member user ids, in the order they were given.
+    pub members: Vec<String>,
+}
+
 /// One bubble of a chat.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -176,6 +198,21 @@ pub struct TimelineEntry {
     pub message: Value,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub failed: bool,
+    /// In a group: the user who sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// LINE's id of the message (what a quote names), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// A bubble a simulated user sends: the chat (a user's, or a group's), who in a group, LINE's
+/// message id and what the chat shows.
+pub struct Sent<'a> {
+    pub chat: &'a str,
+    pub member: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub shown: Value,
 }
 
 /// What a push with a retry key met.
@@ -258,6 +295,7 @@ impl Platform {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(store_error)?;
         conn.execute_batch(SCHEMA).map_err(store_error)?;
+        add_missing_columns(&conn).map_err(store_error)?;
         let channel = conn
             .query_row("SELECT value FROM state WHERE name = 'channel'", [], |r| {
                 r.get::<_, String>(0)
@@ -265,11 +303,12 @@ impl Platform {
             .optional()
             .map_err(store_error)?
             .and_then(|v| serde_json::from_str::<SandboxChannel>(&v).ok());
-        let line = restore(&conn, channel.as_ref()).map_err(store_error)?;
+        let public_base = public_base.trim_end_matches('/');
+        let line = restore(&conn, channel.as_ref(), public_base).map_err(store_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
-                public_base: public_base.trim_end_matches('/').to_owned(),
+                public_base: public_base.to_owned(),
                 channel: Mutex::new(channel),
                 line: Mutex::new(line),
                 read_up_to: Mutex::new(HashMap::new()),
@@ -363,7 +402,7 @@ impl Platform {
     // --- users --------------------------------------------------------------------------------
 
     pub fn avatar_url(&self, n: u8) -> String {
-        format!("{}/sandbox/avatars/{n}.svg", self.inner.public_base)
+        avatar_url(&self.inner.public_base, n)
     }
 
     fn user_from_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
@@ -487,6 +526,121 @@ impl Platform {
         Ok(seqs)
     }
 
+    /// Appends what a simulated user sent; its seq.
+    pub async fn append_sent(&self, sent: Sent<'_>) -> Result<i64, PlatformError> {
+        let (chat, member, message_id) = (
+            sent.chat.to_owned(),
+            sent.member.map(str::to_owned),
+            sent.message_id.map(str::to_owned),
+        );
+        let message = sent.shown.to_string();
+        let seq = self
+            .with_conn(move |conn| {
+                conn.execute(
+                    "INSERT INTO timeline (user_id, at, sender, via, message, member, message_id)
+                     VALUES (?1, ?2, 'user', 'webhook', ?3, ?4, ?5)",
+                    params![chat, now_ms(), message, member, message_id],
+                )?;
+                Ok(conn.last_insert_rowid())
+            })
+            .await?;
+        self.notify();
+        Ok(seq)
+    }
+
+    /// The bubble of `chat` whose LINE message id is `message_id`, if that chat has it.
+    pub async fn message_in_chat(
+        &self,
+        chat: &str,
+        message_id: &str,
+    ) -> Result<Option<TimelineEntry>, PlatformError> {
+        let (chat, id) = (chat.to_owned(), message_id.to_owned());
+        self.with_conn(move |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM timeline WHERE user_id = ?1 AND message_id = ?2"
+                ),
+                params![chat, id],
+                entry_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    // --- groups -------------------------------------------------------------------------------
+
+    /// A group chat of `members` (simulated users, 2 to [`MAX_GROUP_MEMBERS`]) and the account.
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: &[String],
+    ) -> Result<Group, PlatformError> {
+        let name = name.trim().to_owned();
+        let chars = name.chars().count();
+        if chars == 0 || chars > 50 || name.chars().any(char::is_control) {
+            return Err(PlatformError::Invalid(
+                "name: 1 to 50 characters, no control characters".into(),
+            ));
+        }
+        let mut distinct: Vec<String> = Vec::new();
+        for m in members {
+            if !distinct.contains(m) {
+                distinct.push(m.clone());
+            }
+        }
+        if distinct.len() < 2 || distinct.len() > MAX_GROUP_MEMBERS {
+            return Err(PlatformError::Invalid(format!(
+                "members: 2 to {MAX_GROUP_MEMBERS} different customers"
+            )));
+        }
+        for m in &distinct {
+            if self.user(m).await?.is_none() {
+                return Err(PlatformError::Invalid(format!(
+                    "members: {m} is not a customer of the sandbox"
+                )));
+            }
+        }
+        let id = format!("C{}", uuid::Uuid::new_v4().simple());
+        let avatar =
+            (id.as_bytes()[1..].iter().map(|b| *b as u32).sum::<u32>() % AVATARS as u32) as u8;
+        let group = Group {
+            picture_url: self.avatar_url(avatar),
+            id,
+            name,
+            members: distinct,
+        };
+        let row = group.clone();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO groups (id, name, avatar, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![row.id, row.name, avatar as i64, now_ms()],
+            )?;
+            for m in &row.members {
+                tx.execute(
+                    "INSERT INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+                    params![row.id, m],
+                )?;
+            }
+            tx.commit()
+        })
+        .await?;
+        self.line()?
+            .add_group(group.id.clone(), simulated_group(&group));
+        Ok(group)
+    }
+
+    /// Every group, oldest first.
+    pub async fn groups(&self) -> Result<Vec<Group>, PlatformError> {
+        let base = self.inner.public_base.clone();
+        self.with_conn(move |conn| load_groups(conn, &base)).await
+    }
+
+    pub async fn group(&self, id: &str) -> Result<Option<Group>, PlatformError> {
+        Ok(self.groups().await?.into_iter().find(|g| g.id == id))
+    }
+
     /// Marks a user's bubble as not delivered (the webhook refused it).
     pub async fn mark_failed(&self, seq: i64) -> Result<(), PlatformError> {
         self.with_conn(move |conn| {
@@ -504,7 +658,7 @@ impl Platform {
     pub async fn entry(&self, seq: i64) -> Result<Option<TimelineEntry>, PlatformError> {
         self.with_conn(move |conn| {
             conn.query_row(
-                "SELECT seq, at, sender, via, message, failed FROM timeline WHERE seq = ?1",
+                &format!("SELECT {ENTRY_COLUMNS} FROM timeline WHERE seq = ?1"),
                 params![seq],
                 entry_from_row,
             )
@@ -521,10 +675,10 @@ impl Platform {
     ) -> Result<Vec<TimelineEntry>, PlatformError> {
         let user_id = user_id.to_owned();
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT seq, at, sender, via, message, failed FROM timeline
-                 WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 500",
-            )?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM timeline
+                 WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 500"
+            ))?;
             let rows = stmt.query_map(params![user_id, after], entry_from_row)?;
             rows.collect()
         })
@@ -622,6 +776,7 @@ impl Platform {
             Call::Profile {
                 user_id,
                 request_id,
+                group_id,
             } => {
                 let user = conn
                     .query_row(
@@ -632,6 +787,11 @@ impl Platform {
                     .optional()
                     .map_err(store_error)?;
                 let answer = match user {
+                    // A member's profile in a group: LINE gives these three only.
+                    Some(u) if group_id.is_some() => Answer::ok(
+                        json!({"userId": u.id, "displayName": u.name, "pictureUrl": u.picture_url}),
+                        request_id,
+                    ),
                     Some(u) => Answer::ok(
                         json!({
                             "userId": u.id, "displayName": u.name, "pictureUrl": u.picture_url,
@@ -697,10 +857,18 @@ impl Platform {
                     params![key, d.request_id, sent, d.at.0],
                 )?;
             }
-            for message in &d.messages {
+            for (i, message) in d.messages.iter().enumerate() {
+                let message_id = d.sent.get(i).map(|m| m.id.as_str());
                 tx.execute(
-                    "INSERT INTO timeline (user_id, at, sender, via, message) VALUES (?1, ?2, 'account', ?3, ?4)",
-                    params![d.to, now_ms(), d.via.name(), message.to_string()],
+                    "INSERT INTO timeline (user_id, at, sender, via, message, message_id)
+                     VALUES (?1, ?2, 'account', ?3, ?4, ?5)",
+                    params![
+                        d.to,
+                        now_ms(),
+                        d.via.name(),
+                        message.to_string(),
+                        message_id
+                    ],
                 )?;
             }
             tx.commit()
@@ -798,7 +966,11 @@ impl Platform {
 
 /// The simulator for `sandbox.db`: the sandbox's LINE rules, its channel, and what the file
 /// keeps of LINE's state (friends, content ids, retry keys accepted within their window).
-fn restore(conn: &Connection, channel: Option<&SandboxChannel>) -> rusqlite::Result<Simulator> {
+fn restore(
+    conn: &Connection,
+    channel: Option<&SandboxChannel>,
+    public_base: &str,
+) -> rusqlite::Result<Simulator> {
     let mut line = Simulator::new(Config {
         // The stack's own media links are http to this machine when no https PUBLIC_BASE_URL
         // is set: taken here, refused by LINE.
@@ -815,6 +987,9 @@ fn restore(conn: &Connection, channel: Option<&SandboxChannel>) -> rusqlite::Res
         let mut users = conn.prepare("SELECT id FROM users")?;
         for id in users.query_map([], |r| r.get::<_, String>(0))? {
             line.add_user(id?);
+        }
+        for group in load_groups(conn, public_base)? {
+            line.add_group(group.id.clone(), simulated_group(&group));
         }
         let mut content = conn.prepare("SELECT message_id FROM content")?;
         for id in content.query_map([], |r| r.get::<_, String>(0))? {
@@ -840,6 +1015,14 @@ fn restore(conn: &Connection, channel: Option<&SandboxChannel>) -> rusqlite::Res
     Ok(line)
 }
 
+/// Picture `n` of the page's avatars, under `public_base`.
+fn avatar_url(public_base: &str, n: u8) -> String {
+    format!("{public_base}/sandbox/avatars/{n}.svg")
+}
+
+/// The columns [`entry_from_row`] reads, in its order.
+const ENTRY_COLUMNS: &str = "seq, at, sender, via, message, failed, member, message_id";
+
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimelineEntry> {
     let message: String = r.get(4)?;
     Ok(TimelineEntry {
@@ -849,7 +1032,57 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimelineEntry> {
         via: r.get(3)?,
         message: serde_json::from_str(&message).unwrap_or(Value::Null),
         failed: r.get::<_, i64>(5)? != 0,
+        member: r.get(6)?,
+        message_id: r.get(7)?,
     })
+}
+
+/// Adds [`TIMELINE_COLUMNS`] that an older `sandbox.db` lacks.
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('timeline')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, kind) in TIMELINE_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE timeline ADD COLUMN {name} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The sandbox's groups, their pictures served under `public_base`.
+fn load_groups(conn: &Connection, public_base: &str) -> rusqlite::Result<Vec<Group>> {
+    let mut stmt =
+        conn.prepare("SELECT id, name, avatar FROM groups ORDER BY created_at, rowid")?;
+    let rows: Vec<(String, String, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut members =
+        conn.prepare("SELECT user_id FROM group_members WHERE group_id = ?1 ORDER BY rowid")?;
+    let mut groups = Vec::with_capacity(rows.len());
+    for (id, name, avatar) in rows {
+        let list = members
+            .query_map(params![id], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let avatar = avatar.clamp(0, AVATARS as i64 - 1) as u8;
+        groups.push(Group {
+            picture_url: avatar_url(public_base, avatar),
+            id,
+            name,
+            members: list,
+        });
+    }
+    Ok(groups)
+}
+
+/// The group as LINE's side knows it (its summary and members).
+fn simulated_group(group: &Group) -> omniline_linesim::Group {
+    omniline_linesim::Group {
+        name: group.name.clone(),
+        picture_url: Some(group.picture_url.clone()).filter(|u| !u.is_empty()),
+        members: group.members.iter().cloned().collect(),
+    }
 }
 
 #[cfg(test)]
@@ -918,6 +1151,85 @@ mod tests {
         assert_eq!(p.users().await.unwrap(), vec![user.clone()]);
         assert_eq!(p.timeline(&user.id, 0).await.unwrap().len(), 1);
         assert_eq!(p.channel().unwrap().account_id.as_deref(), Some("acc"));
+    }
+
+    #[tokio::test]
+    async fn a_group_is_kept_refused_when_bad_and_known_to_line_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Platform::open(dir.path(), "http://x").unwrap();
+        let a = p.create_user("Aoi", None, None).await.unwrap();
+        let b = p.create_user("Ken", None, None).await.unwrap();
+        let ids = [a.id.clone(), b.id.clone()];
+        assert!(p.create_group(" ", &ids).await.is_err());
+        assert!(p
+            .create_group("Solo", &[a.id.clone(), a.id.clone()])
+            .await
+            .is_err());
+        assert!(p
+            .create_group("Ghosts", &[a.id.clone(), "Unobody".into()])
+            .await
+            .is_err());
+        let group = p.create_group("Regulars", &ids).await.unwrap();
+        assert!(group.id.starts_with('C'));
+        let seq = p
+            .append_sent(Sent {
+                chat: &group.id,
+                member: Some(&b.id),
+                message_id: Some("42"),
+                shown: json!({"type": "text", "text": "hi"}),
+            })
+            .await
+            .unwrap();
+        drop(p);
+        let p = Platform::open(dir.path(), "http://x").unwrap();
+        assert_eq!(p.groups().await.unwrap(), vec![group.clone()]);
+        let found = p.message_in_chat(&group.id, "42").await.unwrap().unwrap();
+        assert_eq!(
+            (found.seq, found.member.as_deref()),
+            (seq, Some(b.id.as_str()))
+        );
+        assert!(p.message_in_chat(&a.id, "42").await.unwrap().is_none());
+        // LINE's side knows the group again: a push reaches it.
+        let pushed = p
+            .push_once(
+                &group.id,
+                "k-group",
+                vec![json!({"type": "text", "text": "hello"})],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(pushed, PushOutcome::Accepted { .. }));
+        let chat = p.timeline(&group.id, 0).await.unwrap();
+        assert_eq!(chat.len(), 2);
+        assert!(
+            chat[1].message_id.is_some(),
+            "a sent message keeps LINE's id"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_db_from_before_groups_and_quotes_opens_with_its_chats() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("sandbox.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE timeline (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, at INTEGER NOT NULL,
+                    sender TEXT NOT NULL, via TEXT NOT NULL, message TEXT NOT NULL,
+                    failed INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO timeline (user_id, at, sender, via, message)
+                    VALUES ('U1', 1, 'user', 'webhook', '{\"type\":\"text\",\"text\":\"old\"}');",
+            )
+            .unwrap();
+        }
+        let p = Platform::open(dir.path(), "http://x").unwrap();
+        let chat = p.timeline("U1", 0).await.unwrap();
+        assert_eq!(chat.len(), 1);
+        assert_eq!(chat[0].message["text"], "old");
+        assert_eq!(
+            (chat[0].member.clone(), chat[0].message_id.clone()),
+            (None, None)
+        );
     }
 
     #[tokio::test]

@@ -38,8 +38,8 @@ pub use endpoint::{route, Access, Endpoint, Route};
 pub use error::{Answer, ErrorDetail, LineError, SentMessage};
 pub use messages::UrlPolicy;
 pub use sim::{
-    Call, Channel, ClientCredentials, Config, Delivery, Pushed, ReadMark, ReplyTarget, Request,
-    Simulator, Stats, Via,
+    Call, Channel, ClientCredentials, Config, Delivery, Group, Pushed, ReadMark, ReplyTarget,
+    Request, Simulator, Stats, Via,
 };
 
 use std::time::Duration;

@@ -199,8 +199,15 @@ pub enum Call {
     Answer(Answer),
     /// A reply or push accepted: record it, then answer [`Delivery::answer`].
     Deliver(Delivery),
-    /// The profile of a friend: the adapter answers it (`{"userId", "displayName", ...}`).
-    Profile { user_id: String, request_id: String },
+    /// The profile of a friend: the adapter answers it (`{"userId", "displayName", ...}`). With
+    /// `group_id`, the friend's profile as a member of that group
+    /// (`GET /v2/bot/group/{groupId}/member/{userId}`: `{"userId", "displayName", "pictureUrl"}`
+    /// only).
+    Profile {
+        user_id: String,
+        request_id: String,
+        group_id: Option<String>,
+    },
     /// The content of a message a user sent: the adapter answers its bytes.
     Content {
         message_id: String,
@@ -300,11 +307,20 @@ struct AcceptedKey {
     sent: Vec<SentMessage>,
 }
 
+/// A group chat the accounts are in: its summary and its members (friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub picture_url: Option<String>,
+    pub members: std::collections::BTreeSet<String>,
+}
+
 /// LINE's side of the Messaging API for a set of channels.
 pub struct Simulator {
     config: Config,
     channels: Vec<Channel>,
     users: HashSet<String>,
+    groups: HashMap<String, Group>,
     content: HashSet<String>,
     reply_tokens: Expiring<ReplyToken>,
     retry_keys: Expiring<AcceptedKey>,
@@ -324,6 +340,7 @@ impl Simulator {
             config,
             channels: Vec::new(),
             users: HashSet::new(),
+            groups: HashMap::new(),
             content: HashSet::new(),
             read_tokens: HashMap::new(),
             loading: HashMap::new(),
@@ -393,6 +410,21 @@ impl Simulator {
 
     pub fn is_user(&self, user_id: &str) -> bool {
         self.users.contains(user_id)
+    }
+
+    /// The accounts are in group chat `group_id` (its summary answers, its members' profiles
+    /// answer, pushes and replies reach it). Replaces a group with the same id.
+    pub fn add_group(&mut self, group_id: impl Into<String>, group: Group) {
+        self.groups.insert(group_id.into(), group);
+    }
+
+    pub fn group(&self, group_id: &str) -> Option<&Group> {
+        self.groups.get(group_id)
+    }
+
+    /// A chat a push can reach: a friend's, or a group the accounts are in.
+    fn is_chat(&self, to: &str) -> bool {
+        self.is_user(to) || self.groups.contains_key(to)
     }
 
     /// A user sent a message with content (image, video, audio, file) under `message_id`.
@@ -516,7 +548,7 @@ impl Simulator {
         now: Millis,
     ) -> Result<Pushed, LineError> {
         self.stats.push_calls += 1;
-        if !self.is_user(to) {
+        if !self.is_chat(to) {
             return Err(LineError::invalid_id("to"));
         }
         if let Some(key) = retry_key {
@@ -743,9 +775,30 @@ impl Simulator {
             Endpoint::Profile if self.is_user(param(0)) => Ok(Call::Profile {
                 user_id: param(0).to_owned(),
                 request_id: request_id.to_owned(),
+                group_id: None,
             }),
-            // No group chat or multi-person chat is simulated: nobody is a member, no group has
-            // the bot.
+            Endpoint::GroupMemberProfile
+                if self.is_user(param(1))
+                    && self
+                        .group(param(0))
+                        .is_some_and(|g| g.members.contains(param(1))) =>
+            {
+                Ok(Call::Profile {
+                    user_id: param(1).to_owned(),
+                    request_id: request_id.to_owned(),
+                    group_id: Some(param(0).to_owned()),
+                })
+            }
+            Endpoint::GroupSummary if self.group(param(0)).is_some() => {
+                let group = &self.groups[param(0)];
+                let mut body = json!({"groupId": param(0), "groupName": group.name});
+                if let Some(url) = &group.picture_url {
+                    body["pictureUrl"] = json!(url);
+                }
+                Ok(ok(body))
+            }
+            // Not a friend, not a member, not a group the accounts are in; no multi-person chat
+            // is simulated.
             Endpoint::Profile
             | Endpoint::GroupMemberProfile
             | Endpoint::RoomMemberProfile

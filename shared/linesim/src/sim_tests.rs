@@ -194,6 +194,68 @@ fn a_push_to_a_stranger_is_refused_and_claims_no_key() {
 }
 
 #[test]
+fn a_group_answers_its_summary_and_members_and_takes_pushes_and_replies() {
+    let mut sim = sim();
+    sim.add_user("U2");
+    sim.add_user("U3");
+    sim.add_group(
+        "Cshop",
+        Group {
+            name: "Shop regulars".into(),
+            picture_url: None,
+            members: ["U1".to_owned(), "U2".to_owned()].into(),
+        },
+    );
+    let summary = answered(call(
+        &mut sim,
+        &req("GET", "/v2/bot/group/Cshop/summary", Value::Null),
+        T0,
+    ));
+    assert_eq!(summary.status, 200);
+    assert_eq!(
+        summary.body,
+        json!({"groupId": "Cshop", "groupName": "Shop regulars"})
+    );
+    match call(
+        &mut sim,
+        &req("GET", "/v2/bot/group/Cshop/member/U2", Value::Null),
+        T0,
+    ) {
+        Call::Profile {
+            user_id, group_id, ..
+        } => assert_eq!(
+            (user_id.as_str(), group_id.as_deref()),
+            ("U2", Some("Cshop"))
+        ),
+        other => panic!("{other:?}"),
+    }
+    // LINE's refusals: a friend who is not a member, a group the account is not in, and the
+    // loading animation (one-on-one chats only).
+    for path in [
+        "/v2/bot/group/Cshop/member/U3",
+        "/v2/bot/group/Cother/summary",
+        "/v2/bot/group/Cother/member/U1",
+    ] {
+        let a = answered(call(&mut sim, &req("GET", path, Value::Null), T0));
+        assert_eq!(a.status, 404, "{path}");
+    }
+    assert!(sim.start_loading("Cshop", 5, T0).is_err());
+    assert!(matches!(
+        sim.push(Some(BOT), "Cshop", Some(KEY), text("hello all"), T0),
+        Ok(Pushed::Accepted(d)) if d.to == "Cshop"
+    ));
+    assert_eq!(
+        sim.push(Some(BOT), "Cother", None, text("x"), T0),
+        Err(LineError::invalid_id("to"))
+    );
+    sim.issue_reply_token("t-group", target("Cshop"), T0);
+    let reply = sim
+        .reply(Some(BOT), "t-group", text("thanks"), T0)
+        .expect("a group's reply token");
+    assert_eq!(reply.to, "Cshop");
+}
+
+#[test]
 fn a_rolled_back_delivery_can_be_made_again() {
     let mut sim = sim();
     sim.issue_reply_token("t", target("U1"), T0);
@@ -480,8 +542,9 @@ fn profiles_content_and_link_tokens_exist_for_friends_and_their_messages_only() 
         Call::Profile {
             user_id,
             request_id,
+            group_id,
         } => {
-            assert_eq!(user_id, "U1");
+            assert_eq!((user_id.as_str(), group_id), ("U1", None));
             assert!(!request_id.is_empty());
         }
         other => panic!("{other:?}"),
