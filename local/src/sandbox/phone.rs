@@ -579,7 +579,7 @@ async fn group_timeline(
 /// A chat's bubbles after `after` (long polled), with its typing and read marks.
 async fn chat_timeline(
     s: &SandboxState,
-    user_id: &str,
+    chat_id: &str,
     q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q.map_err(|e| PhoneError::Invalid(format!("query: {}", e.body_text())))?;
@@ -603,17 +603,17 @@ async fn chat_timeline(
     // answers the poll too, so the typing dots and "Read" are not missed between two polls.
     let typing0 = match q.typing {
         Some(_) => typing_shown,
-        None => s.platform.typing_until(&user_id).unwrap_or(0),
+        None => s.platform.typing_until(chat_id).unwrap_or(0),
     };
     let read0 = match q.read {
         Some(_) => read_shown,
-        None => s.platform.read_up_to(&user_id).unwrap_or(0),
+        None => s.platform.read_up_to(chat_id).unwrap_or(0),
     };
     let entries: Vec<TimelineEntry> = loop {
         changes.borrow_and_update();
-        let entries = s.platform.timeline(&user_id, after).await?;
-        let moved = s.platform.typing_until(&user_id).unwrap_or(0) != typing0
-            || s.platform.read_up_to(&user_id).unwrap_or(0) != read0;
+        let entries = s.platform.timeline(chat_id, after).await?;
+        let moved = s.platform.typing_until(chat_id).unwrap_or(0) != typing0
+            || s.platform.read_up_to(chat_id).unwrap_or(0) != read0;
         if !entries.is_empty() || moved || tokio::time::Instant::now() >= deadline {
             break entries;
         }
@@ -626,8 +626,8 @@ async fn chat_timeline(
     };
     Ok(Json(json!({
         "entries": entries,
-        "typingUntil": s.platform.typing_until(&user_id),
-        "readUpTo": s.platform.read_up_to(&user_id),
+        "typingUntil": s.platform.typing_until(chat_id),
+        "readUpTo": s.platform.read_up_to(chat_id),
     }))
     .into_response())
 }
