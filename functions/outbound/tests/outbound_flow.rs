@@ -443,6 +443,85 @@ async fn a_400_fails_once_with_lines_error() {
     assert!(f.agents.notifications("").await.unwrap().is_empty());
 }
 
+/// What the stack sent on its own (a greeting, a bot's answer) and LINE refused: the agent
+/// holding the open conversation is told; once it is closed, or with no agent, nobody is.
+#[tokio::test]
+async fn an_automated_message_line_refuses_tells_the_agent_holding_the_conversation() {
+    use omniline_domain::conversation::{ConversationState, ConversationWrite};
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/bot/message/push"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "message": "The request body has 1 error(s)",
+            "details": [{"message": "invalid uri", "property": "messages[0].originalContentUrl"}]
+        })))
+        .mount(&f.line)
+        .await;
+    let mut held = omniline_testkit::conversation_contract::with_agent(
+        omniline_testkit::conversation_contract::conversation(
+            "conv-held",
+            "Ucustomer",
+            ConversationState::Waiting,
+            1,
+        ),
+        "a7",
+    );
+    held.account_id = ACCOUNT.into();
+    let mut closed = held.clone();
+    closed.id = "conv-closed".into();
+    closed.state = ConversationState::Closed;
+    closed.closed_at = Some(T0);
+    let mut unheld = held.clone();
+    unheld.id = "conv-unheld".into();
+    unheld.agent_id = None;
+    unheld.state = ConversationState::Waiting;
+    for (n, c) in [held, closed, unheld].into_iter().enumerate() {
+        let commit = EventCommit {
+            account_id: ACCOUNT.into(),
+            event_id: format!("open-{n}"),
+            now_secs: T0 / 1000,
+            dedupe_expires_at: T0 / 1000 + 3600,
+            retain_until: None,
+            conversation: Some(ConversationWrite::Create(c)),
+            transcript: None,
+            retract_message_id: None,
+            customer: None,
+            outbox: Vec::new(),
+            notifications: Vec::new(),
+        };
+        f.conversations.commit(&commit).await.unwrap();
+    }
+    for (id, conversation) in [
+        ("greet-1", "conv-held"),
+        ("greet-2", "conv-closed"),
+        ("greet-3", "conv-unheld"),
+    ] {
+        let m = OutboundMessage {
+            origin: Origin::Automated,
+            conversation_id: conversation.into(),
+            ..message(id, vec![text_message("Welcome!")], None)
+        };
+        assert_eq!(
+            f.service.deliver(&body(&m)).await.unwrap(),
+            DeliveryStatus::Failed
+        );
+    }
+    let told = f.agents.notifications("a7").await.unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        (told[0].kind.as_str(), told[0].conversation_id.as_str()),
+        ("deliveryFailed", "conv-held")
+    );
+    let failure = told[0].delivery.as_ref().unwrap();
+    assert_eq!(failure.message_id, "greet-1");
+    assert!(failure
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("originalContentUrl"));
+    assert_eq!(told[0].queue_id, "q1");
+}
+
 #[tokio::test]
 async fn a_401_rereads_the_token_once() {
     let f = fixture().await;

@@ -127,45 +127,50 @@ impl OutboundService {
         let message: OutboundMessage =
             serde_json::from_str(body).map_err(|e| OutboundError::Malformed(e.to_string()))?;
         let (status, error) = self.deliver_message(&message).await?;
-        if let Some(agent_id) = &message.agent_id {
-            let undelivered = matches!(
-                status,
-                DeliveryStatus::Failed
-                    | DeliveryStatus::QuotaExhausted
-                    | DeliveryStatus::Suppressed
-            );
-            if undelivered {
-                self.tell_agent(&message, agent_id, status, error).await;
-            }
+        let undelivered = matches!(
+            status,
+            DeliveryStatus::Failed | DeliveryStatus::QuotaExhausted | DeliveryStatus::Suppressed
+        );
+        if undelivered {
+            self.tell_agent(&message, status, error).await;
         }
         Ok(status)
     }
 
-    /// Tells the agent who wrote `message` that LINE did not deliver it (a `deliveryFailed`
-    /// notification, one per message however often this runs). Best effort: the delivery
-    /// record and the transcript keep the status either way.
+    /// Tells an agent that LINE did not deliver `message` (a `deliveryFailed` notification, one
+    /// per message however often this runs): the agent who wrote it, or, for what the stack
+    /// sent on its own (greeting, bot answer, survey), the agent holding the conversation while
+    /// it is open. Nobody, when no agent holds it. Best effort: the delivery record and the
+    /// transcript keep the status either way.
     async fn tell_agent(
         &self,
         message: &OutboundMessage,
-        agent_id: &str,
         status: DeliveryStatus,
         reason: Option<String>,
     ) {
-        let queue_id = match self
+        let conversation = match self
             .deps
             .conversations
             .conversation(&message.conversation_id)
             .await
         {
-            Ok(c) => c.and_then(|c| c.queue_id).unwrap_or_default(),
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(id = %message.id, error = %e, "conversation unreadable; the failure notification names no queue");
-                String::new()
+                None
             }
         };
+        let holder = conversation
+            .as_ref()
+            .filter(|c| c.state != omniline_domain::conversation::ConversationState::Closed)
+            .and_then(|c| c.agent_id.clone());
+        let Some(agent_id) = message.agent_id.clone().or(holder) else {
+            return;
+        };
+        let queue_id = conversation.and_then(|c| c.queue_id).unwrap_or_default();
         let notification = AgentNotification {
             id: format!("{}:{NOTIFICATION_DELIVERY_FAILED}", message.id),
-            agent_id: agent_id.to_owned(),
+            agent_id,
             conversation_id: message.conversation_id.clone(),
             account_id: message.account_id.clone(),
             kind: NOTIFICATION_DELIVERY_FAILED.to_owned(),
