@@ -8,12 +8,17 @@
 # account, queue, agent and workstream), waits for the sandbox session, then has headless Chromium
 # play the customer and the agent through /sandbox (sandbox-e2e/sandbox.test.mjs), then the agent
 # console: a customer writes through the sandbox's API and the sandbox agent answers on /console
-# (sandbox-e2e/console.test.mjs, with axe-core's accessibility check). omniline-local is stopped on
-# exit.
+# (sandbox-e2e/console.test.mjs, with axe-core's accessibility check); sign-in at a local OpenID
+# Connect issuer (console-oidc.test.mjs); then a real deployment's day (console-deploy.test.mjs):
+# omniline-local with the sandbox off, its LINE API the load test's LINE stand-in
+# (`omniline-loadtest standin`), the administrator setting up on /console/admin and two agents
+# signing in at the issuer. Every process is stopped on exit.
 #
-# Knobs: OMNILINE_LOCAL_BIN [test this binary instead of building the debug one], CHROMIUM
+# Knobs: OMNILINE_LOCAL_BIN [test this binary instead of building the debug one],
+# OMNILINE_LOADTEST_BIN [the stand-in's binary, built when unset], CHROMIUM
 # [/usr/bin/chromium], OMNILINE_SANDBOX_E2E_TIMEOUT [300 s for the browser run]. Screenshots of
-# every step (NN-step.png, 99-failure.png; console-NN-step.png, console-99-failure.png), the pages'
+# every step (NN-step.png, 99-failure.png; console-NN-step.png, console-99-failure.png;
+# oidc-NN-step.png; deploy-NN-step-person.png), the pages'
 # console (console.log, console-journal.log) and the stack's log (omniline-local.log) are left in
 # target/sandbox-e2e/.
 set -euo pipefail
@@ -79,6 +84,13 @@ else
   TARGET_DIR=$(cargo metadata --locked --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
   BIN="$TARGET_DIR/debug/omniline-local"
+fi
+if [ -n "${OMNILINE_LOADTEST_BIN:-}" ]; then
+  LOADTEST_BIN=$OMNILINE_LOADTEST_BIN
+else
+  log "cargo build --bin omniline-loadtest (the LINE stand-in)"
+  cargo build --locked --quiet --bin omniline-loadtest
+  LOADTEST_BIN="$(dirname "$BIN")/omniline-loadtest"
 fi
 
 # Starts omniline-local in its default sandbox mode (none of the LINE or backend settings) on the
@@ -176,3 +188,48 @@ if [ "$status" -ne 0 ]; then
   exit 1
 fi
 echo "console OIDC e2e passed (artefacts in $OUT)"
+
+# A real deployment's day: the sandbox off (LINE_API_BASE is the LINE stand-in), sign-in at the
+# issuer still running above, the set-up done in the browser.
+log "a real deployment: omniline-local against a LINE stand-in, set up on /console/admin, two agents signing in at the issuer"
+BOT_USER_ID="U$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+CHANNEL_TOKEN="standin.$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
+STANDIN_LOG=$OUT/line-standin.log
+"$LOADTEST_BIN" standin --bot-user-id "$BOT_USER_ID" --channel-token "$CHANNEL_TOKEN" >"$STANDIN_LOG" 2>&1 &
+PIDS+=($!)
+STANDIN_PID=${PIDS[-1]}
+STANDIN=
+for _ in $(seq 1 100); do
+  STANDIN=$(sed -n 's/^LINE stand-in: //p' "$STANDIN_LOG")
+  [ -n "$STANDIN" ] && break
+  kill -0 "$STANDIN_PID" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$STANDIN" ] || { echo "the LINE stand-in did not start:"; cat "$STANDIN_LOG"; exit 1; }
+DEPLOY_DATA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/omniline-deploy-e2e.XXXXXX")
+DEPLOY_PORT=$(free_port)
+DEPLOY_LOG=$OUT/omniline-local-deploy.log
+env -u OMNILINE_BACKEND -u PUBLIC_BASE_URL -u SANDBOX -u AWS_ENDPOINT_URL \
+  LINE_API_BASE="$STANDIN" LINE_DATA_API_BASE="$STANDIN" \
+  OIDC_ISSUER="$ISSUER" OIDC_CLIENT_ID=omniline-console \
+  ADMIN_TOKEN="$E2E_ADMIN_TOKEN" PORT="$DEPLOY_PORT" DATA_DIR="$DEPLOY_DATA_DIR" RUST_LOG=warn \
+  "$BIN" >"$DEPLOY_LOG" 2>&1 &
+PIDS+=($!)
+DEPLOY_PID=${PIDS[-1]}
+DEPLOY_BASE="http://127.0.0.1:$DEPLOY_PORT"
+if ! wait_http "$DEPLOY_BASE/healthz" "$DEPLOY_PID" 60; then
+  echo "omniline-local (against the stand-in) did not become healthy:"; tail -n 50 "$DEPLOY_LOG"; exit 1
+fi
+status=0
+BASE="$DEPLOY_BASE" STANDIN="$STANDIN" BOT_USER_ID="$BOT_USER_ID" CHANNEL_TOKEN="$CHANNEL_TOKEN" \
+  ISSUER="$ISSUER" ADMIN_TOKEN="$E2E_ADMIN_TOKEN" ARTIFACTS="$OUT" CHROMIUM="$CHROMIUM" \
+  timeout --kill-after=10 "${OMNILINE_SANDBOX_E2E_TIMEOUT:-300}" \
+  node "$E2E/console-deploy.test.mjs" || status=$?
+rm -rf "$DEPLOY_DATA_DIR"
+if [ "$status" -ne 0 ]; then
+  echo "console deployment e2e failed (exit $status); last 50 lines of $DEPLOY_LOG:"
+  tail -n 50 "$DEPLOY_LOG"
+  echo "stand-in log:"; tail -n 20 "$STANDIN_LOG"
+  exit 1
+fi
+echo "console deployment e2e passed (artefacts in $OUT)"

@@ -120,7 +120,8 @@ log "load and fault suite on the AWS backend, short (moto: DynamoDB and SQS FIFO
 target/debug/omniline-loadtest --short --backend aws --out "$root/target/loadtest-aws"
 
 log "sandbox and agent console in a browser (headless Chromium: the customer and the agent hold a conversation on /sandbox, then on /console with axe-core; screenshots in target/sandbox-e2e)"
-OMNILINE_LOCAL_BIN="$root/target/debug/omniline-local" "$root/infra/sandbox-e2e.sh"
+OMNILINE_LOCAL_BIN="$root/target/debug/omniline-local" OMNILINE_LOADTEST_BIN="$root/target/debug/omniline-loadtest" \
+  "$root/infra/sandbox-e2e.sh"
 
 log "benchmarks, once each in test mode"
 cargo test --locked -p omniline-domain --benches

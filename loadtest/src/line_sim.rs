@@ -119,6 +119,11 @@ fn with_request_id(mut r: Response<Full<Bytes>>, request_id: &str) -> Response<F
     r
 }
 
+/// The stand-in's own routes (`omniline-loadtest standin`): what LINE knows that a test must
+/// tell it (the reply tokens of the webhooks it signs, the customers who are friends) and what
+/// LINE accepted. Not LINE's API: LINE's paths are all under `/v2` and `/oauth2`.
+const CONTROL: &str = "/_standin/";
+
 /// The simulator's answer as HTTP.
 fn answer_response(answer: &Answer) -> Response<Full<Bytes>> {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -254,6 +259,51 @@ impl LineSim {
         self.state().accepted.len()
     }
 
+    /// `POST /_standin/webhook {"bot", "customers": [userId], "replyTokens": [[token, chat]]}`:
+    /// LINE is sending a webhook with these reply tokens to these friends.
+    /// `GET /_standin/accepted`: every message object LINE accepted, in order
+    /// (`{"via": "reply"|"push", "replyToken"|"to", "text"}`).
+    fn control(&self, method: &hyper::Method, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        match (method.as_str(), &path[CONTROL.len()..]) {
+            ("POST", "webhook") => {
+                let Ok(body) = serde_json::from_slice::<Value>(body) else {
+                    return json_response(StatusCode::BAD_REQUEST, json!({"message": "not JSON"}));
+                };
+                let bot = body["bot"].as_str().unwrap_or_default().to_owned();
+                let customers: Vec<&str> = body["customers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                self.add_customers(customers, []);
+                let tokens: Vec<(&str, &str)> = body["replyTokens"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|pair| Some((pair[0].as_str()?, pair[1].as_str()?)))
+                    .collect();
+                self.issue_reply_tokens(&bot, tokens);
+                json_response(StatusCode::OK, json!({}))
+            }
+            ("GET", "accepted") => {
+                let accepted: Vec<Value> = self
+                    .state()
+                    .accepted
+                    .iter()
+                    .map(|a| match &a.via {
+                        Via::Reply(token) => {
+                            json!({"via": "reply", "replyToken": token, "text": a.text})
+                        }
+                        Via::Push(to) => json!({"via": "push", "to": to, "text": a.text}),
+                    })
+                    .collect();
+                json_response(StatusCode::OK, json!({ "accepted": accepted }))
+            }
+            _ => json_response(StatusCode::NOT_FOUND, json!({"message": "Not found"})),
+        }
+    }
+
     /// The fault to inject into this call, if any.
     fn fault(&self) -> Option<Fault> {
         let ppm = self.fault_ppm.load(Ordering::SeqCst);
@@ -304,6 +354,9 @@ impl LineSim {
 
         if method == "POST" && path == "/bot" {
             return Ok(self.bot(&body, signature.as_deref()));
+        }
+        if path.starts_with(CONTROL) {
+            return Ok(self.control(&method, &path, &body));
         }
         // Faults hit the calls made for customers, not the bot info and webhook settings the
         // admin API reads and writes while the run is configured.

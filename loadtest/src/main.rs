@@ -290,6 +290,9 @@ pub struct Sent {
 }
 
 fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("standin") {
+        return standin();
+    }
     let opts = match parse_opts() {
         Ok(o) => o,
         Err(e) => {
@@ -316,6 +319,55 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `omniline-loadtest standin --bot-user-id U… --channel-token T`: the load test's LINE stand-in
+/// alone, for a stack pointed at it (`LINE_API_BASE`), e.g. the console's browser test of a real
+/// deployment: LINE's rules ([`omniline_linesim`]) for one channel, plus `/_standin/` routes to
+/// issue the reply tokens of the webhooks a test signs and to read what LINE accepted. Prints
+/// `LINE stand-in: http://127.0.0.1:PORT` and serves until killed.
+fn standin() -> std::process::ExitCode {
+    const USAGE: &str = "usage: omniline-loadtest standin --bot-user-id U... --channel-token TOKEN";
+    let mut args = std::env::args().skip(2);
+    let (mut bot, mut token) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bot-user-id" => bot = args.next(),
+            "--channel-token" => token = args.next(),
+            other => {
+                eprintln!("standin: unknown argument {other:?}\n{USAGE}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(bot), Some(token)) = (bot, token) else {
+        eprintln!("{USAGE}");
+        return std::process::ExitCode::from(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tokio: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        // No bot webhook in this mode: its secret is never used.
+        let sim = match line_sim::LineSim::start(Duration::from_secs(30), "unused").await {
+            Ok(sim) => sim,
+            Err(e) => {
+                eprintln!("standin: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        sim.add_bot(&token, &bot);
+        println!("LINE stand-in: {}", sim.url());
+        std::future::pending::<()>().await;
+        std::process::ExitCode::SUCCESS
+    })
 }
 
 async fn run_all(opts: Opts) -> Result<bool, String> {

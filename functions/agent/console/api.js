@@ -42,13 +42,15 @@ export function randomId() {
 
 /**
  * One call. `body`: an object sent as JSON, or undefined. `options.signal` aborts it,
- * `options.headers` adds headers, `options.anonymous` sends no token, `options.raw` sends a
+ * `options.headers` adds headers, `options.anonymous` sends no token, `options.bearer` sends that
+ * token instead of the tab's (a 401 then calls no handler), `options.raw` sends a
  * File or Blob as the body with its own type. Answers the parsed JSON
  * (null for an empty body).
  */
 export async function call(method, path, body, options = {}) {
   const headers = { Accept: 'application/json', ...(options.headers || {}) };
-  const current = token();
+  // `options.bearer`: another token than the tab's agent session (the set-up page's).
+  const current = options.bearer || token();
   if (!options.anonymous) {
     if (!current) {
       unauthorized();
@@ -80,7 +82,7 @@ export async function call(method, path, body, options = {}) {
   if (!response.ok) {
     const error = (data && data.error) || {};
     // Only the token in use now: a sign-in check of a pasted token handles its own 401.
-    if (response.status === 401 && !options.anonymous && !options.signingIn && token() === current) unauthorized();
+    if (response.status === 401 && !options.anonymous && !options.signingIn && !options.bearer && token() === current) unauthorized();
     throw new ApiError(response.status, error.code || `http_${response.status}`,
       error.message || `${method} ${path.split('?')[0]} answered ${response.status}`, error.field);
   }

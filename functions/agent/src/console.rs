@@ -44,6 +44,8 @@ struct Asset {
 }
 
 const INDEX_TEMPLATE: &str = include_str!("../console/index.html");
+/// The set-up page (`/console/admin`): an administrator connects LINE accounts and adds agents.
+const ADMIN_TEMPLATE: &str = include_str!("../console/admin.html");
 /// Where the page names the version of its files.
 const VERSION_PLACEHOLDER: &str = "{{VERSION}}";
 
@@ -54,6 +56,11 @@ const ASSETS: &[Asset] = &[
         name: "app.js",
         content_type: JS,
         body: include_bytes!("../console/app.js"),
+    },
+    Asset {
+        name: "admin.js",
+        content_type: JS,
+        body: include_bytes!("../console/admin.js"),
     },
     Asset {
         name: "api.js",
@@ -90,6 +97,7 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 pub fn version() -> &'static str {
     static VERSION: LazyLock<String> = LazyLock::new(|| {
         let mut hash = fnv1a(0xcbf2_9ce4_8422_2325, INDEX_TEMPLATE.as_bytes());
+        hash = fnv1a(hash, ADMIN_TEMPLATE.as_bytes());
         for asset in ASSETS {
             hash = fnv1a(hash, asset.name.as_bytes());
             hash = fnv1a(hash, &[0]);
@@ -104,6 +112,13 @@ pub fn version() -> &'static str {
 pub fn index_html() -> &'static str {
     static PAGE: LazyLock<String> =
         LazyLock::new(|| INDEX_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
+    &PAGE
+}
+
+/// The set-up page, with its files' URLs pointing at this build's version.
+pub fn admin_html() -> &'static str {
+    static PAGE: LazyLock<String> =
+        LazyLock::new(|| ADMIN_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
     &PAGE
 }
 
@@ -143,6 +158,8 @@ pub fn router(config: ConsoleConfig) -> Router {
     Router::new()
         .route("/console", only_get(get(page)))
         .route("/console/", only_get(get(page)))
+        .route("/console/admin", only_get(get(admin_page)))
+        .route("/console/admin/", only_get(get(admin_page)))
         .route("/console/config.json", only_get(get(config_json)))
         .route(
             "/console/oidc/token",
@@ -302,6 +319,17 @@ async fn page() -> Response {
         .into_response()
 }
 
+async fn admin_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, NO_CACHE),
+        ],
+        admin_html(),
+    )
+        .into_response()
+}
+
 async fn versioned(Path((version_asked, file)): Path<(String, String)>) -> Response {
     if version_asked != version() {
         return error_response(
@@ -355,8 +383,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_page_names_this_version_and_only_embedded_files() {
-        let page = index_html();
+    fn the_pages_name_this_version_and_only_embedded_files() {
+        for page in [index_html(), admin_html()] {
+            page_names_this_version_and_only_embedded_files(page);
+        }
+    }
+
+    fn page_names_this_version_and_only_embedded_files(page: &str) {
         assert!(!page.contains(VERSION_PLACEHOLDER));
         let prefix = format!("/console/v/{}/", version());
         let mut named = 0;
