@@ -320,6 +320,21 @@ async function notificationLatency() {
   return `customer send → shown in the console: p50 ${figures.p50_ms} ms, p95 ${figures.p95_ms} ms, max ${figures.max_ms} ms over ${figures.samples}`;
 }
 
+// 07e. The second customer is linked to the first one's contact, found by its company.
+async function agentLinksExistingContact() {
+  await page.locator(tid('tab-mine')).click();
+  await page.locator(tid('inbox-row')).filter({ hasText: SECOND_NAME }).click();
+  const panel = page.locator(tid('customer-panel'));
+  if (!(await panel.evaluate((d) => d.open))) await panel.locator('summary').click();
+  await until('the panel to show the second customer', async () => (await text(panel)).includes(SECOND_NAME), WAIT, () => text(panel));
+  await page.locator(tid('contact-search')).fill('Omni Bakery');
+  const result = await visible(page.locator(tid('contact-result')).filter({ hasText: 'Omni Bakery KK' }), 'the contact found by its company');
+  await result.locator(tid('contact-link-button')).click();
+  await until('the linked contact in the panel', async () => (await text(panel)).includes(`e2e-${SUFFIX}@example.com`), WAIT, () => text(panel));
+  await panel.locator('summary').click();
+  return 'found by company, linked';
+}
+
 // 08. The agent switches presence: the API reports it.
 async function agentSwitchesPresence() {
   const presence = page.locator(tid('presence'));
@@ -519,8 +534,15 @@ async function customerPanel() {
   assert.ok(await page.locator(tid('contact-form')).isHidden(), 'no form once linked');
   const detail = await agentApi('GET', `/agent/v1/conversations/${encodeURIComponent(conversationId)}`);
   assert.equal(detail.customer.contact.email, email);
+  // The linked contact edited from the panel (PATCH /agent/v1/contacts/{id}).
+  await page.locator(tid('contact-edit')).click();
+  assert.equal(await page.locator(tid('edit-contact-email')).inputValue(), email);
+  await page.locator(tid('edit-contact-company')).fill('Omni Bakery KK');
+  await page.locator(tid('edit-contact-save')).click();
+  await until('the edited company in the panel', async () => (await text(panel)).includes('Omni Bakery KK'), WAIT, () => text(panel));
+  assert.ok(await page.locator(tid('contact-edit-form')).isHidden(), 'the edit form closes once saved');
   await panel.locator('summary').click();
-  return `name, language, LINE user; a contact made and linked (${email}); no earlier conversation`;
+  return `name, language, LINE user; a contact made, linked and edited (${email}); no earlier conversation`;
 }
 
 // 06b. An admin sets the customer's attributes: the panel shows them once the conversation is
@@ -583,6 +605,25 @@ async function agentSendsPicture() {
   return `uploaded and sent (${images.length - imagesBefore} image in the customer's chat)`;
 }
 
+// 07b2. A sticker from the palette and a PDF from the composer: the customer's chat receives
+// LINE's sticker, and the PDF as its name with a link.
+async function agentSendsStickerAndFile() {
+  await page.locator(tid('sticker-toggle')).click();
+  await visible(page.locator(tid('sticker-option')), 'the sticker palette');
+  await page.locator(`${tid('sticker-option')}[data-sticker-id="1992"]`).click();
+  await until('the sticker in the customer\'s chat', async () =>
+    (await customerChat()).entries.some((e) => e.from === 'account' && e.message && e.message.type === 'sticker' && e.message.stickerId === '1992'));
+  assert.ok(await page.locator(tid('stickers')).isHidden(), 'the palette closes once a sticker is sent');
+  await page.locator(tid('attach')).setInputFiles({ name: 'order-E2E.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n%e2e\n') });
+  const link = await until('the PDF as a link in the customer\'s chat', async () => {
+    const found = (await customerChat()).entries.find((e) => e.from === 'account' && e.message && e.message.type === 'text'
+      && e.message.text.includes('order-E2E.pdf'));
+    return found ? found.message.text : false;
+  });
+  assert.match(link, /\/media\/agent-media\//, 'the link is the upload\'s signed link');
+  return 'sticker 446/1992, order-E2E.pdf as a link';
+}
+
 // 07c. The agent snoozes the conversation for an hour: it leaves "Mine" for "Snoozed" (with the
 // time it comes back); woken, it is back in "Mine"; flagged for a follow-up, the button says so.
 async function agentSnoozes() {
@@ -621,9 +662,11 @@ const STEPS = [
   ['agent-inserts-quick-reply', agentInsertsQuickReply],
   ['agent-adds-note', agentAddsNote],
   ['agent-sends-picture', agentSendsPicture],
+  ['agent-sends-sticker-and-file', agentSendsStickerAndFile],
   ['agent-snoozes', agentSnoozes],
   ['new-assignment-notifies', newAssignmentNotifies],
   ['notification-latency', notificationLatency],
+  ['agent-links-existing-contact', agentLinksExistingContact],
   ['agent-switches-presence', agentSwitchesPresence],
   ['agent-transfers', agentTransfers],
   ['agent-closes', agentCloses],

@@ -375,6 +375,60 @@ async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to
     .await;
     assert_eq!(linked["customer"]["contact"]["name"], "Yamada Taro");
 
+    // Edit it: fields set, null clears, the linked customer shows the change.
+    let path = format!("/agent/v1/contacts/{contact_id}");
+    let changed = agent_ok(
+        &s,
+        &jiro_token,
+        "PATCH",
+        &path,
+        Some(json!({"name": "Yamada Taro (VIP)", "phone": null, "company": "Omni Holdings"})),
+    )
+    .await;
+    assert_eq!(
+        (
+            &changed["name"],
+            &changed["phone"],
+            &changed["company"],
+            &changed["email"]
+        ),
+        (
+            &json!("Yamada Taro (VIP)"),
+            &Value::Null,
+            &json!("Omni Holdings"),
+            &json!("taro@example.jp")
+        )
+    );
+    let detail = agent_ok(
+        &s,
+        &hanako_token,
+        "GET",
+        &format!("/agent/v1/conversations/{conversation}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["customer"]["contact"]["name"], "Yamada Taro (VIP)");
+    for (body, field) in [
+        (json!({"name": null}), "name"),
+        (json!({}), "body"),
+        (json!({"phone": "call me"}), "phone"),
+        (json!({"email": "nope"}), "email"),
+        (json!({"nickname": "x"}), "nickname"),
+    ] {
+        let (status, error) = agent_call(&s, &jiro_token, "PATCH", &path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["error"]["field"], field, "{body}: {error}");
+    }
+    let (status, _) = agent_call(
+        &s,
+        &jiro_token,
+        "PATCH",
+        "/agent/v1/contacts/no-such",
+        Some(json!({"name": "X"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // Close: "agent ended" and the survey (a quick reply 1–5) go out.
     let closed = agent_ok(
         &s,
@@ -471,7 +525,7 @@ async fn two_agents_and_a_customer_hold_a_complete_conversation_from_greeting_to
         200
     );
     let (assigned, _) = next_notification(&s, &jiro_token, None, "assigned").await;
-    assert_eq!(assigned["customer"]["contact"]["name"], "Yamada Taro");
+    assert_eq!(assigned["customer"]["contact"]["name"], "Yamada Taro (VIP)");
     let second = assigned["conversationId"].as_str().unwrap();
     assert_ne!(second, conversation);
     let detail = agent_ok(
@@ -1434,6 +1488,48 @@ async fn agents_send_quick_replies_templates_flex_and_files() {
         .as_str()
         .unwrap()
         .contains("https://shop.example/invoice.pdf"));
+
+    // A PDF the agent uploads goes as a file: its name and its signed link. A page is refused.
+    let upload = |content_type: &'static str, bytes: &'static [u8]| {
+        let (s, token) = (&s, token.clone());
+        async move {
+            let response = s
+                .client
+                .post(format!("{}/agent/v1/media", s.base))
+                .bearer_auth(&token)
+                .header("content-type", content_type)
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, refused) = upload("text/html", b"<script>alert(1)</script>").await;
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (400, &json!("Content-Type")),
+        "{refused}"
+    );
+    let (status, pdf) = upload("application/pdf", b"%PDF-1.4\n%rich-5\n").await;
+    assert_eq!(status, 201, "{pdf}");
+    let media_id = pdf["mediaId"].as_str().unwrap();
+    assert!(
+        media_id.starts_with("agent-media/") && media_id.ends_with(".pdf"),
+        "{pdf}"
+    );
+    let (status, v) =
+        send(json!({"type": "file", "fileName": "receipt-rich-5.pdf", "mediaId": media_id})).await;
+    assert_eq!(status, 202, "{v}");
+    let sent = sent_containing(&s, "receipt-rich-5.pdf").await;
+    let link = sent[0]["messages"][0]["text"].as_str().unwrap().to_owned();
+    assert!(
+        link.contains("/media/agent-media/"),
+        "the signed link to the upload: {link}"
+    );
 
     let many: Vec<Value> = (0..14).map(|i| item(&format!("o{i}"))).collect();
     for (body, field) in [

@@ -717,6 +717,16 @@ function renderCustomerPanel(detail) {
   const offer = Boolean(detail.customer) && !contact && detail.conversation.sourceType === 'user';
   if (offer && form.hidden) $('contact-name').value = customer.displayName || '';
   form.hidden = !offer;
+  // Or an existing contact of the account, found by name, email, phone or company.
+  if (offer && $('contact-link').hidden) {
+    $('contact-search').value = '';
+    $('contact-results').replaceChildren();
+  }
+  $('contact-link').hidden = !offer;
+  // A linked contact can be edited here.
+  $('contact-edit').hidden = !contact;
+  if (!contact) $('contact-edit-form').hidden = true;
+  state.contact = contact || null;
   // A closed one-to-one conversation whose customer has no other open one: the agent may
   // write first (a new conversation, theirs).
   const previousItems = (customer.previousConversations && customer.previousConversations.items) || [];
@@ -795,6 +805,82 @@ async function createContact(event) {
   }
 }
 
+/** Searches the account's contacts as the agent types (the API's own search, at most 50). */
+const searchContacts = oneAtATime(async () => {
+  const detail = state.detail;
+  const q = $('contact-search').value.trim();
+  const box = $('contact-results');
+  if (!detail || !q) {
+    box.replaceChildren();
+    return;
+  }
+  const found = await call('GET', `/agent/v1/contacts?q=${enc(q)}&accountId=${enc(detail.conversation.accountId)}`);
+  if ($('contact-search').value.trim() !== q) return;
+  const contacts = (found && found.contacts) || [];
+  box.replaceChildren(...(contacts.length
+    ? contacts.slice(0, 10).map((contact) => el('li', { testid: 'contact-result' },
+      el('span', { text: [contact.name, contact.email, contact.company].filter(Boolean).join(' · ') }), ' ',
+      el('button', {
+        type: 'button',
+        className: 'link-button',
+        testid: 'contact-link-button',
+        text: t('customer.linkThis'),
+        onclick: guard(() => linkContact(contact), 'context.contact'),
+      })))
+    : [el('li', { className: 'muted', text: t('customer.noContactFound') })]));
+});
+
+/** Links the conversation's customer to `contact`. */
+async function linkContact(contact) {
+  const detail = state.detail;
+  if (!detail) return;
+  await call('POST', `/agent/v1/conversations/${enc(detail.conversation.id)}/link`, { contactId: contact.id });
+  $('contact-search').value = '';
+  $('contact-results').replaceChildren();
+  toast(t('customer.linked', { name: contact.name }), 'info');
+  await refreshConversation(true);
+}
+
+/** Shows the linked contact's edit form, filled in. */
+function editContact() {
+  const contact = state.contact;
+  if (!contact) return;
+  $('edit-contact-name').value = contact.name || '';
+  $('edit-contact-email').value = contact.email || '';
+  $('edit-contact-phone').value = contact.phone || '';
+  $('edit-contact-company').value = contact.company || '';
+  $('contact-edit-form').hidden = false;
+  $('edit-contact-name').focus();
+}
+
+/** Saves the edited contact: an emptied field is cleared. */
+async function saveContact(event) {
+  event.preventDefault();
+  const contact = state.contact;
+  if (!contact) return;
+  const value = (id) => $(id).value.trim() || null;
+  const name = value('edit-contact-name');
+  if (!name) {
+    toast(t('customer.nameRequired'));
+    $('edit-contact-name').focus();
+    return;
+  }
+  $('edit-contact-save').disabled = true;
+  try {
+    await call('PATCH', `/agent/v1/contacts/${enc(contact.id)}`, {
+      name,
+      email: value('edit-contact-email'),
+      phone: value('edit-contact-phone'),
+      company: value('edit-contact-company'),
+    });
+    $('contact-edit-form').hidden = true;
+    toast(t('customer.contactSaved', { name }), 'info');
+    await refreshConversation(true);
+  } finally {
+    $('edit-contact-save').disabled = false;
+  }
+}
+
 function mine(conversation) {
   return Boolean(state.me && conversation && conversation.agentId === state.me.id);
 }
@@ -847,6 +933,8 @@ function renderConversation() {
   const attachments = !detail.workstream || detail.workstream.attachments.agentCanSend;
   $('attach').disabled = !reply || !attachments;
   $('attach-label').hidden = !attachments;
+  $('sticker-toggle').disabled = !reply;
+  if (!reply) toggleStickers(false);
   let placeholder = t('composer.placeholder');
   if (closed) placeholder = t('composer.closed');
   else if (c.status === 'waiting') placeholder = t('composer.pickFirst');
@@ -993,8 +1081,9 @@ async function send(event) {
   }
 }
 
-/** Sends a picture the agent chose: uploaded (POST /agent/v1/media), then sent as an image. */
-async function attachImage() {
+/** Sends a file the agent chose, uploaded first (POST /agent/v1/media): a picture as an image;
+ *  a PDF, video or audio file as a `file` (LINE shows its name and link). */
+async function attachFile() {
   const input = $('attach');
   const file = input.files && input.files[0];
   input.value = '';
@@ -1002,11 +1091,52 @@ async function attachImage() {
   if (!file || !canReply(conversation)) return;
   announce(t('composer.uploading', { name: file.name }));
   const uploaded = await call('POST', '/agent/v1/media', undefined, { raw: file });
+  const picture = file.type === 'image/png' || file.type === 'image/jpeg';
+  const message = picture
+    ? { type: 'image', mediaId: uploaded.mediaId }
+    : { type: 'file', mediaId: uploaded.mediaId, fileName: (file.name || 'file').slice(0, 100) };
   await call('POST', `/agent/v1/conversations/${enc(conversation.id)}/messages`,
-    { type: 'image', mediaId: uploaded.mediaId }, { headers: { 'Idempotency-Key': randomId() } });
-  announce(t('composer.imageSent'));
+    message, { headers: { 'Idempotency-Key': randomId() } });
+  announce(t(picture ? 'composer.imageSent' : 'composer.fileSent', { name: file.name }));
   await refreshConversation(true);
   renderTranscript(state.messages || [], true);
+}
+
+// LINE's free basic stickers (package 446, Brown & Cony), as the sandbox's palette offers them;
+// the palette shows their names (no sticker image is fetched from LINE's CDN by the page).
+const STICKERS = [['1988', '😀'], ['1989', '😍'], ['1990', '😢'], ['1991', '😡'], ['1992', '👍'],
+  ['1993', '🙏'], ['1994', '🎉'], ['1995', '😴'], ['1996', '🤔'], ['1997', '👋']];
+
+function toggleStickers(open = $('stickers').hidden) {
+  const palette = $('stickers');
+  if (open && !palette.childElementCount) {
+    palette.replaceChildren(...STICKERS.map(([id, emoji]) => el('button', {
+      type: 'button',
+      className: 'sticker-option',
+      testid: 'sticker-option',
+      'data-sticker-id': id,
+      'aria-label': t('composer.stickerNamed', { id }),
+      text: emoji,
+      onclick: guard(() => sendSticker(id), 'context.send'),
+    })));
+  }
+  palette.hidden = !open;
+  $('sticker-toggle').setAttribute('aria-expanded', String(open));
+}
+
+async function sendSticker(stickerId) {
+  const conversation = state.detail && state.detail.conversation;
+  if (!canReply(conversation)) return;
+  toggleStickers(false);
+  const body = { type: 'sticker', packageId: '446', stickerId };
+  if (state.quote && state.quote.quoteToken) body.quoteToken = state.quote.quoteToken;
+  await call('POST', `/agent/v1/conversations/${enc(conversation.id)}/messages`, body,
+    { headers: { 'Idempotency-Key': randomId() } });
+  state.quote = null;
+  renderQuote();
+  await refreshConversation(true);
+  renderTranscript(state.messages || [], true);
+  $('composer-input').focus();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1262,7 +1392,11 @@ function wire() {
   $('tabs').addEventListener('keydown', tabKeys);
   $('pick').addEventListener('click', guard(pick, 'context.pick'));
   $('transfer-form').addEventListener('submit', guard(transfer, 'context.transfer'));
-  $('attach').addEventListener('change', guard(attachImage, 'context.send'));
+  $('attach').addEventListener('change', guard(attachFile, 'context.send'));
+  $('sticker-toggle').addEventListener('click', () => toggleStickers());
+  $('contact-search').addEventListener('input', () => searchContacts().catch((e) => report(e, 'context.contact')));
+  $('contact-edit').addEventListener('click', editContact);
+  $('contact-edit-form').addEventListener('submit', guard(saveContact, 'context.contact'));
   $('contact-form').addEventListener('submit', guard(createContact, 'context.contact'));
   $('write-first').addEventListener('submit', guard(writeFirst, 'context.writeFirst'));
   // Presence and load change: the list is read again when the agent goes to choose.

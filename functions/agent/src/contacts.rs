@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use omniline_app::agent::contacts::NewContact;
+use omniline_app::agent::contacts::{ContactChange, NewContact};
 use omniline_app::agent::VisibleConversation;
 use omniline_domain::agents::Agent;
 use omniline_domain::input::{Fields, Query};
@@ -31,17 +31,7 @@ pub(crate) async fn create(
     let name = f.name("name")?.ok_or_else(|| f.missing("name"))?;
     let email = f.email("email")?;
     let phone = f.text("phone", 3, 30)?;
-    if let Some(p) = &phone {
-        if !p
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
-        {
-            return Err(ApiError::invalid(
-                "phone",
-                "phone may hold digits, spaces and + - ( ) .",
-            ));
-        }
-    }
+    check_phone(phone.as_deref())?;
     let company = f.text("company", 1, 100)?;
     f.finish()?;
     let new = NewContact {
@@ -53,6 +43,67 @@ pub(crate) async fn create(
     };
     let contact = state.service.create_contact(&agent, new).await?;
     Ok((StatusCode::CREATED, Json(contact_json(&contact))).into_response())
+}
+
+/// A phone number: digits, spaces and `+ - ( ) .`.
+fn check_phone(phone: Option<&str>) -> Result<(), ApiError> {
+    match phone {
+        Some(p)
+            if !p
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c)) =>
+        {
+            Err(ApiError::invalid(
+                "phone",
+                "phone may hold digits, spaces and + - ( ) .",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `PATCH /agent/v1/contacts/{id}` `{"name"?,"email"?,"phone"?,"company"?}` → 200 with the
+/// contact: of an account the agent serves (404 otherwise). `null` clears `email`, `phone` or
+/// `company`; `name` cannot be cleared.
+pub(crate) async fn update(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let mut f = Fields::parse(&body)?;
+    if f.has("name") && f.value_is_missing("name") {
+        return Err(ApiError::invalid("name", "name cannot be cleared"));
+    }
+    let mut change = ContactChange {
+        name: f.name("name")?,
+        ..ContactChange::default()
+    };
+    if f.has("email") {
+        change.email = Some(f.email("email")?);
+    }
+    if f.has("phone") {
+        let phone = f.text("phone", 3, 30)?;
+        check_phone(phone.as_deref())?;
+        change.phone = Some(phone);
+    }
+    if f.has("company") {
+        change.company = Some(f.text("company", 1, 100)?);
+    }
+    f.finish()?;
+    if change.name.is_none()
+        && change.email.is_none()
+        && change.phone.is_none()
+        && change.company.is_none()
+    {
+        return Err(ApiError::invalid(
+            "body",
+            "name, email, phone or company: give at least one",
+        ));
+    }
+    let contact = state.service.update_contact(&agent, &id, change).await?;
+    Ok(Json(contact_json(&contact)).into_response())
 }
 
 /// `GET /agent/v1/contacts?q=&accountId=`: contacts of the accounts the agent serves (or of

@@ -155,7 +155,10 @@ pub fn router(state: AgentState) -> Router {
             "/agent/v1/contacts",
             get(contacts::search).post(contacts::create),
         )
-        .route("/agent/v1/contacts/{id}", delete(contacts::delete))
+        .route(
+            "/agent/v1/contacts/{id}",
+            delete(contacts::delete).patch(contacts::update),
+        )
         .route(
             "/agent/v1/customers/{id}/conversations",
             post(conversations::start),

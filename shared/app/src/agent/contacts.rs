@@ -32,6 +32,16 @@ pub struct NewContact {
     pub company: Option<String>,
 }
 
+/// A change to a contact: each field that is `Some` is set; for `email`, `phone` and `company`,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ContactChange {
+    pub name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+}
+
 /// The account a contact request is about: `asked` (one the agent serves; `Forbidden` otherwise),
 /// or the agent's only account when it is absent.
 fn chosen_account(served: &[String], asked: Option<String>) -> Result<String, AgentError> {
@@ -151,6 +161,51 @@ impl AgentService {
         found.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         found.truncate(SEARCH_LIMIT);
         Ok(found)
+    }
+
+    /// Changes the contact `id` of an account the agent serves (`NotFound("contact")` otherwise),
+    /// conditional on the version read: a concurrent change is read again and applied over it.
+    pub async fn update_contact(
+        &self,
+        agent: &Agent,
+        id: &str,
+        change: ContactChange,
+    ) -> Result<Contact, AgentError> {
+        let config = &self.deps().config;
+        for account in self.served_accounts(agent).await? {
+            let kind = contact_kind(&account);
+            for _ in 0..5 {
+                let Some(stored) = config.get_doc(&kind, id).await? else {
+                    break;
+                };
+                let mut contact: Contact = serde_json::from_str(&stored.doc)
+                    .map_err(|e| AgentError::Internal(format!("contact document: {e}")))?;
+                if let Some(name) = &change.name {
+                    contact.name = name.clone();
+                }
+                if let Some(email) = &change.email {
+                    contact.email = email.clone();
+                }
+                if let Some(phone) = &change.phone {
+                    contact.phone = phone.clone();
+                }
+                if let Some(company) = &change.company {
+                    contact.company = company.clone();
+                }
+                contact.updated_at = rfc3339_millis(self.now());
+                let doc = serde_json::to_string(&contact)
+                    .map_err(|e| AgentError::Internal(format!("contact document: {e}")))?;
+                if config
+                    .put_doc(&kind, id, &doc, Expect::Version(stored.version))
+                    .await?
+                    .is_some()
+                {
+                    tracing::info!(agent_id = %agent.id, contact_id = %id, "contact changed");
+                    return Ok(contact);
+                }
+            }
+        }
+        Err(AgentError::NotFound("contact"))
     }
 
     /// Deletes the contact `id` of an account the agent serves (`NotFound("contact")`

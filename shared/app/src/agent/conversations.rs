@@ -667,7 +667,8 @@ impl AgentService {
             .await
     }
 
-    /// Stores a file for a reply (`content_type` image/jpeg, image/png, video/mp4 or audio/m4a)
+    /// Stores a file for a reply (`content_type` image/jpeg, image/png, video/mp4, audio/m4a or
+    /// application/pdf: a PDF goes to LINE as a `file`, a link with its name)
     /// under `agent-media/{agentId}/…` and returns its id and signed link.
     pub async fn upload_media(
         &self,
@@ -680,10 +681,11 @@ impl AgentService {
             "image/png" => "png",
             "video/mp4" => "mp4",
             "audio/m4a" | "audio/x-m4a" | "audio/mp4" => "m4a",
+            "application/pdf" => "pdf",
             _ => {
                 return Err(AgentError::invalid(
                     "Content-Type",
-                    "Content-Type must be image/jpeg, image/png, video/mp4 or audio/m4a",
+                    "Content-Type must be image/jpeg, image/png, video/mp4, audio/m4a or application/pdf",
                 ))
             }
         };
