@@ -591,6 +591,27 @@ async function agentAddsNote() {
   return 'internal, not sent';
 }
 
+// 07a3. Tags: the agent tags the conversation and the customer; the row in Mine shows the
+// conversation's tag and `?tag=` finds it by either.
+async function agentTags() {
+  await page.locator(tid('conversation-tag-input')).fill('parcel');
+  await page.locator(tid('conversation-tag-add')).click();
+  await visible(page.locator(tid('conversation-tag')).filter({ hasText: 'parcel' }), 'the conversation\'s tag');
+  const panel = page.locator(tid('customer-panel'));
+  if (!(await panel.evaluate((d) => d.open))) await panel.locator('summary').click();
+  await page.locator(tid('customer-tag-input')).fill('vip');
+  await page.locator(tid('customer-tag-add')).click();
+  await visible(page.locator(tid('customer-tag')).filter({ hasText: 'vip' }), 'the customer\'s tag');
+  await panel.locator('summary').click();
+  await visible(page.locator(tid('inbox-row')).filter({ hasText: CUSTOMER_NAME }).locator(tid('row-tags')).filter({ hasText: 'parcel' }),
+    'the tag on the inbox row');
+  for (const tag of ['parcel', 'vip']) {
+    const found = (await agentApi('GET', `/agent/v1/conversations?tag=${tag}`)).conversations.map((c) => c.id);
+    assert.deepEqual(found, [conversationId], `?tag=${tag}`);
+  }
+  return 'conversation: parcel, customer: vip';
+}
+
 // 07b. The agent sends a picture from the composer: uploaded (POST /agent/v1/media), sent, shown in
 // the transcript, and the customer's chat receives the image.
 const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -661,6 +682,7 @@ const STEPS = [
   ['agent-replies', agentReplies],
   ['agent-inserts-quick-reply', agentInsertsQuickReply],
   ['agent-adds-note', agentAddsNote],
+  ['agent-tags', agentTags],
   ['agent-sends-picture', agentSendsPicture],
   ['agent-sends-sticker-and-file', agentSendsStickerAndFile],
   ['agent-snoozes', agentSnoozes],

@@ -3087,3 +3087,304 @@ async fn agents_keep_internal_notes_on_conversations_and_customers() {
     let (status, _) = agent_call(&s, &token, "GET", &customer_notes, None).await;
     assert_eq!(status, 404, "erased with the customer");
 }
+
+/// Issue 7/7's inbox fields and tags: a row carries `unread`, `lastMessage` and `waitingSince`;
+/// reading clears unread, answering previews the answer; tags on the conversation and on the
+/// customer filter the list (`?tag=`), with LINE's limits (10 per customer, 200 per account,
+/// 20 characters); `assigned=me|unassigned`; a routing rule on `customer.tags` sends the tagged
+/// customer's next conversation to its queue.
+#[tokio::test]
+async fn inbox_rows_carry_unread_and_previews_and_tags_filter_and_route() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, token, id) = held_conversation(&s, text_event("01TAG1", "Utag", "first")).await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event(
+                "01TAG2",
+                "Utag",
+                "where is my parcel? ".repeat(10).trim()
+            )])
+        )
+        .await,
+        200
+    );
+    let row = |list: &Value| -> Value {
+        list["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = row(&agent_ok(
+            &s,
+            &token,
+            "GET",
+            "/agent/v1/conversations?status=active",
+            None,
+        )
+        .await);
+        if listed["unread"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed["unread"], 2, "{listed}");
+    assert_eq!(listed["lastMessage"]["direction"], "in");
+    assert_eq!(listed["lastMessage"]["type"], "text");
+    let preview = listed["lastMessage"]["text"].as_str().unwrap();
+    assert_eq!(
+        preview.chars().count(),
+        100,
+        "a preview, not the whole text: {preview}"
+    );
+    assert_eq!(listed["waitingSince"], Value::Null, "active: not waiting");
+
+    // Read by its agent: nothing unread. Answered: the preview is the answer.
+    agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/read"),
+        None,
+    )
+    .await;
+    let detail = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["unread"], 0);
+    agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        Some(json!({"type": "text", "text": "On its way!"})),
+    )
+    .await;
+    let detail = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["conversation"]["lastMessage"]["direction"], "out");
+    assert_eq!(detail["conversation"]["lastMessage"]["text"], "On its way!");
+
+    // Tags on the conversation: normalized, deduplicated, bounded.
+    let tags = agent_ok(
+        &s,
+        &token,
+        "PUT",
+        &format!("/agent/v1/conversations/{id}/tags"),
+        Some(json!({"tags": ["parcel", "  parcel ", "late   delivery"]})),
+    )
+    .await;
+    assert_eq!(tags["tags"], json!(["parcel", "late delivery"]));
+    for (body, field) in [
+        (
+            json!({"tags": (0..11).map(|i| format!("t{i}")).collect::<Vec<_>>()}),
+            "tags",
+        ),
+        (json!({"tags": ["x".repeat(21)]}), "tags"),
+        (json!({"tags": "parcel"}), "tags"),
+        (json!({}), "tags"),
+    ] {
+        let (status, error) = agent_call(
+            &s,
+            &token,
+            "PUT",
+            &format!("/agent/v1/conversations/{id}/tags"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (status, &error["error"]["field"]),
+            (400, &json!(field)),
+            "{body}: {error}"
+        );
+    }
+    let ids = |list: &Value| -> Vec<String> {
+        list["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let tagged = agent_ok(
+        &s,
+        &token,
+        "GET",
+        "/agent/v1/conversations?tag=parcel",
+        None,
+    )
+    .await;
+    assert_eq!(ids(&tagged), vec![id.clone()]);
+    let none = agent_ok(
+        &s,
+        &token,
+        "GET",
+        "/agent/v1/conversations?tag=refund",
+        None,
+    )
+    .await;
+    assert!(ids(&none).is_empty());
+    let mine = agent_ok(
+        &s,
+        &token,
+        "GET",
+        "/agent/v1/conversations?assigned=me",
+        None,
+    )
+    .await;
+    assert_eq!(ids(&mine), vec![id.clone()]);
+    let unassigned = agent_ok(
+        &s,
+        &token,
+        "GET",
+        "/agent/v1/conversations?assigned=unassigned",
+        None,
+    )
+    .await;
+    assert!(ids(&unassigned).is_empty());
+    let (status, _) = agent_call(
+        &s,
+        &token,
+        "GET",
+        "/agent/v1/conversations?assigned=you",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // Tags on the customer: shown with the customer, and they filter the list too.
+    let customer = format!("{account}:Utag");
+    let kept = agent_ok(
+        &s,
+        &token,
+        "PUT",
+        &format!("/agent/v1/customers/{customer}/tags"),
+        Some(json!({"tags": ["vip"]})),
+    )
+    .await;
+    assert_eq!(kept["tags"], json!(["vip"]));
+    let detail = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(detail["customer"]["tags"], json!(["vip"]));
+    let by_customer = agent_ok(&s, &token, "GET", "/agent/v1/conversations?tag=vip", None).await;
+    assert_eq!(ids(&by_customer), vec![id.clone()]);
+    let (status, _) = agent_call(
+        &s,
+        &token,
+        "PUT",
+        &format!("/agent/v1/customers/{account}:Unobody/tags"),
+        Some(json!({"tags": ["vip"]})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // A rule on customer.tags: the VIP's next conversation goes to the VIP queue.
+    let vip_queue = s.queue("VIP").await;
+    let ws = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await["conversation"]["workstreamId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.ok(
+        "POST",
+        &format!("/admin/v1/workstreams/{ws}/rules"),
+        Some(json!({
+            "name": "VIPs", "queueId": vip_queue,
+            "condition": {"field": "customer.tags", "op": "contains", "value": "VIP"}
+        })),
+    )
+    .await;
+    agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01TAG3", "Utag", "me again")])
+        )
+        .await,
+        200
+    );
+    let mut routed = Value::Null;
+    for _ in 0..100 {
+        let page = s
+            .ok("GET", &format!("/admin/v1/customers/{customer}"), None)
+            .await;
+        routed = page["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["conversation"].clone())
+            .find(|c| c["id"] != id.as_str())
+            .unwrap_or(Value::Null);
+        if !routed.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(routed["queueId"], vip_queue.as_str(), "{routed}");
+
+    // 200 distinct tags per account (3 so far: parcel, late delivery, vip): the 201st is
+    // refused.
+    for batch in 0..20 {
+        let size = if batch == 19 { 7 } else { 10 };
+        let tags: Vec<String> = (0..size).map(|i| format!("k{batch}-{i}")).collect();
+        agent_ok(
+            &s,
+            &token,
+            "PUT",
+            &format!("/agent/v1/conversations/{id}/tags"),
+            Some(json!({"tags": tags})),
+        )
+        .await;
+    }
+    let (status, error) = agent_call(
+        &s,
+        &token,
+        "PUT",
+        &format!("/agent/v1/conversations/{id}/tags"),
+        Some(json!({"tags": ["one-too-many"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &error["error"]["code"]),
+        (409, &json!("too_many_tags")),
+        "{error}"
+    );
+}

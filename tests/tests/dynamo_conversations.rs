@@ -63,6 +63,10 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         offer: None,
         declined_by: Vec::new(),
         wrap_up: None,
+        unread: 0,
+        last_message: None,
+        waiting_since: None,
+        tags: Vec::new(),
         version,
     }
 }

@@ -152,6 +152,10 @@ fn conversation(id: &str) -> Conversation {
         offer: None,
         declined_by: Vec::new(),
         wrap_up: None,
+        unread: 0,
+        last_message: None,
+        waiting_since: None,
+        tags: Vec::new(),
         version: 1,
     }
 }

@@ -1835,6 +1835,7 @@ fn config_items() -> Vec<(&'static str, String)> {
     use omniline_domain::queues::QUEUE_KIND;
     use omniline_domain::quick_replies::QUICK_REPLY_KIND;
     use omniline_domain::settings::SETTINGS_KIND;
+    use omniline_domain::tags::ACCOUNT_TAGS_KIND;
     let doc = |kind: &str| format!("CONFIG#{kind}");
     vec![
         // ACCOUNT#{id}: PROFILE, WEBHOOK_STATS, WORKSTREAM.
@@ -1874,6 +1875,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("quick reply", doc(QUICK_REPLY_KIND)),
         // The notes agents keep about a customer.
         ("customer notes", doc(CUSTOMER_NOTES_KIND)),
+        // An account's distinct tags.
+        ("account tags", doc(ACCOUNT_TAGS_KIND)),
     ]
 }
 
@@ -2071,6 +2074,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "customer attributes",
                 "quick reply",
                 "customer notes",
+                "account tags",
             ],
             &[
                 "agent",
@@ -2082,6 +2086,9 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 // A close with wrap-up records it; the agent's wrap-up drops it.
                 "pending wrap-up",
                 "customer notes",
+                // Tags: the customer's (with their attributes), the account's list.
+                "customer attributes",
+                "account tags",
             ],
         ),
         (

@@ -583,11 +583,15 @@ function renderInbox() {
   const now = Date.now();
   list.replaceChildren(...rows.map((c) => {
     const name = customerName(c);
-    const unread = state.unread.get(c.id) || 0;
-    const last = state.lastMessages.get(c.id);
+    // Unread: what the server counts for the agent holding it (since they last read or
+    // answered), or what arrived here since the agent last looked, whichever is more.
+    const counted = state.me && c.agentId === state.me.id ? (c.unread || 0) : 0;
+    const unread = c.id === state.openId ? 0 : Math.max(counted, state.unread.get(c.id) || 0);
+    const seen = state.lastMessages.get(c.id);
+    const last = c.lastMessage && (!seen || !seen.at || c.lastMessage.at >= seen.at) ? c.lastMessage : seen;
     let when;
     if (c.snoozedUntil && c.snoozedUntil > now && c.status !== 'closed') when = t('inbox.snoozedUntil', { time: clockTime(c.snoozedUntil) });
-    else if (c.status === 'waiting') when = t('inbox.waited', { duration: duration(now - c.openedAt) });
+    else if (c.status === 'waiting') when = t('inbox.waited', { duration: duration(now - (c.waitingSince || c.openedAt)) });
     else if (c.status === 'closed') when = t('inbox.closedAgo', { duration: duration(now - (c.closedAt || c.lastActivityAt)) });
     else when = t('inbox.idle', { duration: duration(now - c.lastActivityAt) });
     return el('li', {},
@@ -605,6 +609,8 @@ function renderInbox() {
         el('span', { className: 'row-top' },
           el('span', { className: 'row-name', text: name }),
           el('span', { className: `status-chip ${c.status}`, text: t(`status.${c.status}`) })),
+        (c.tags && c.tags.length) ? el('span', { className: 'row-tags', testid: 'row-tags' },
+          c.tags.map((tag) => el('span', { className: 'tag', text: tag }))) : null,
         last ? el('span', {
           className: 'row-preview',
           testid: 'row-preview',
@@ -881,6 +887,61 @@ async function saveContact(event) {
   }
 }
 
+// ------------------------------------------------------------------------------------------
+// Tags: the conversation's and the customer's (PUT …/tags), each shown as removable chips
+// ------------------------------------------------------------------------------------------
+function renderTags(which, tags) {
+  $(`${which}-tag-list`).replaceChildren(...tags.map((tag) => el('li', { className: 'tag', testid: `${which}-tag` },
+    el('span', { text: tag }),
+    el('button', {
+      type: 'button',
+      className: 'tag-remove',
+      testid: `${which}-tag-remove`,
+      'aria-label': t('tags.remove', { tag }),
+      text: '×',
+      onclick: guard(() => saveTags(which, tags.filter((x) => x !== tag)), 'context.tags'),
+    }))));
+}
+
+async function saveTags(which, tags) {
+  const detail = state.detail;
+  if (!detail) return;
+  const path = which === 'conversation'
+    ? `/agent/v1/conversations/${enc(detail.conversation.id)}/tags`
+    : `/agent/v1/customers/${enc(`${detail.conversation.accountId}:${detail.customer.userId}`)}/tags`;
+  try {
+    await call('PUT', path, { tags });
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'too_many_tags') {
+      toast(t('tags.tooMany'));
+      return;
+    }
+    throw e;
+  }
+  await refreshConversation(true);
+  refreshInbox(true).catch((e) => report(e, 'context.inbox'));
+}
+
+async function addTag(event, which) {
+  event.preventDefault();
+  const input = $(`${which}-tag-input`);
+  const tag = input.value.trim().replace(/\s+/g, ' ');
+  if (!tag || !state.detail) return;
+  const current = which === 'conversation'
+    ? (state.detail.conversation.tags || [])
+    : ((state.detail.customer && state.detail.customer.tags) || []);
+  if (current.includes(tag)) {
+    input.value = '';
+    return;
+  }
+  if (current.length >= 10) {
+    toast(t('tags.atMost'));
+    return;
+  }
+  await saveTags(which, [...current, tag]);
+  input.value = '';
+}
+
 function mine(conversation) {
   return Boolean(state.me && conversation && conversation.agentId === state.me.id);
 }
@@ -909,6 +970,9 @@ function renderConversation() {
   chip.dataset.status = c.status;
 
   renderCustomerPanel(detail);
+  renderTags('conversation', c.tags || []);
+  $('customer-tags').hidden = !(detail.customer && detail.customer.tags);
+  if (detail.customer && detail.customer.tags) renderTags('customer', detail.customer.tags);
 
   $('pick').hidden = !(c.status === 'waiting' && !c.agentId);
   const closed = c.status === 'closed' || c.status === 'wrapUp';
@@ -1396,6 +1460,8 @@ function wire() {
   $('sticker-toggle').addEventListener('click', () => toggleStickers());
   $('contact-search').addEventListener('input', () => searchContacts().catch((e) => report(e, 'context.contact')));
   $('contact-edit').addEventListener('click', editContact);
+  $('conversation-tag-form').addEventListener('submit', guard((e) => addTag(e, 'conversation'), 'context.tags'));
+  $('customer-tag-form').addEventListener('submit', guard((e) => addTag(e, 'customer'), 'context.tags'));
   $('contact-edit-form').addEventListener('submit', guard(saveContact, 'context.contact'));
   $('contact-form').addEventListener('submit', guard(createContact, 'context.contact'));
   $('write-first').addEventListener('submit', guard(writeFirst, 'context.writeFirst'));

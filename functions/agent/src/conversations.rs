@@ -7,7 +7,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use omniline_app::agent::conversations::{CustomerView, ListView, QueueRef, TimelineLine};
+use omniline_app::agent::conversations::{
+    Assigned, CustomerView, ListView, QueueRef, TimelineLine,
+};
 use omniline_app::agent::AgentError;
 use omniline_app::router::agent_ops::TransferTarget;
 use omniline_domain::agents::Agent;
@@ -92,6 +94,12 @@ pub(crate) fn conversation_json(c: &Conversation) -> Value {
         })),
         // A group chat's name and icon (LINE's group summary); null elsewhere.
         "group": c.group.as_ref().map(|g| json!({"name": g.name, "pictureUrl": g.picture_url})),
+        // The inbox: the customer's messages since its agent read or answered it, the latest
+        // message's preview, and since when it waits in its queue (null unless waiting).
+        "unread": c.unread,
+        "lastMessage": c.last_message,
+        "waitingSince": c.waiting_since(),
+        "tags": c.tags,
     })
 }
 
@@ -129,7 +137,10 @@ pub(crate) async fn list(
     Extension(agent): Extension<Agent>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let query = Query::parse(query.as_deref(), &["status", "snoozed", "followUp"])?;
+    let query = Query::parse(
+        query.as_deref(),
+        &["status", "snoozed", "followUp", "assigned", "tag"],
+    )?;
     let flag = |name: &str| match query.get(name) {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
@@ -151,10 +162,30 @@ pub(crate) async fn list(
             ))
         }
     };
+    let assigned = match query.get("assigned") {
+        None => None,
+        Some("me") => Some(Assigned::Me),
+        Some("unassigned") => Some(Assigned::Unassigned),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "assigned",
+                "assigned must be me or unassigned",
+            ))
+        }
+    };
+    let tag = match query.get("tag") {
+        None => None,
+        Some(t) => Some(
+            omniline_domain::tags::normalize(t)
+                .map_err(|problem| ApiError::invalid("tag", problem))?,
+        ),
+    };
     let view = ListView {
         state: status,
         snoozed,
         follow_up,
+        assigned,
+        tag,
     };
     let conversations = state.service.list_conversations(&agent, view).await?;
     let items: Vec<Value> = conversations
@@ -180,6 +211,7 @@ pub(crate) async fn detail(
     let mut customer_value = customer_json(detail.customer.as_ref());
     if !customer_value.is_null() {
         customer_value["attributes"] = json!(detail.attributes);
+        customer_value["tags"] = json!(detail.customer_tags);
         customer_value["previousConversations"] = json!({
             "count": detail.previous.len(),
             "items": detail.previous.iter().map(|o| json!({
@@ -1051,4 +1083,59 @@ pub(crate) async fn survey(
         "answeredAt": survey.answered_at,
     }))
     .into_response())
+}
+
+/// The body of `PUT …/tags`: `{"tags": [string, …]}`.
+fn tags_body(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    let mut fields = Fields::parse(body)?;
+    let value = fields.take("tags").ok_or_else(|| fields.missing("tags"))?;
+    fields.finish()?;
+    let Value::Array(items) = value else {
+        return Err(ApiError::invalid(
+            "tags",
+            "tags must be an array of strings",
+        ));
+    };
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s),
+            _ => Err(ApiError::invalid(
+                "tags",
+                "tags must be an array of strings",
+            )),
+        })
+        .collect()
+}
+
+/// `PUT /agent/v1/conversations/{id}/tags` `{"tags": […]}` → `{"tags"}` as kept: a conversation
+/// the agent sees; at most 10 tags of 1 to 20 characters, 200 distinct per account (409
+/// `too_many_tags`).
+pub(crate) async fn conversation_tags(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let tags = tags_body(&body)?;
+    let kept = state
+        .service
+        .set_conversation_tags(&agent, &id, &tags)
+        .await?;
+    Ok(Json(json!({ "tags": kept })).into_response())
+}
+
+/// `PUT /agent/v1/customers/{accountId}:{userId}/tags` `{"tags": […]}` → `{"tags"}` as kept: a
+/// customer of an account the agent serves (routing rules test them as `customer.tags`).
+pub(crate) async fn customer_tags(
+    State(state): State<AgentState>,
+    Extension(agent): Extension<Agent>,
+    id: PathId,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let tags = tags_body(&body)?;
+    let kept = state.service.set_customer_tags(&agent, &id, &tags).await?;
+    Ok(Json(json!({ "tags": kept })).into_response())
 }

@@ -54,6 +54,9 @@ fn agent_error(e: AgentError) -> Response {
         AgentError::ConversationOpen(_) => {
             error_response(StatusCode::CONFLICT, "conversation_open", message)
         }
+        AgentError::TooManyTags(_) => {
+            error_response(StatusCode::CONFLICT, "too_many_tags", message)
+        }
         AgentError::NothingToMarkRead => {
             error_response(StatusCode::CONFLICT, "nothing_to_mark_read", message)
         }

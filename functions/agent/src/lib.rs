@@ -168,6 +168,14 @@ pub fn router(state: AgentState) -> Router {
             get(conversations::customer_notes).post(conversations::add_customer_note),
         )
         .route(
+            "/agent/v1/conversations/{id}/tags",
+            put(conversations::conversation_tags),
+        )
+        .route(
+            "/agent/v1/customers/{id}/tags",
+            put(conversations::customer_tags),
+        )
+        .route(
             "/agent/v1/conversations/{id}/notes",
             get(conversations::notes).post(conversations::add_note),
         )

@@ -97,8 +97,68 @@ pub struct Conversation {
     /// the agent records it or its time passes, the agent's slot held meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrap_up: Option<WrapUp>,
+    /// The customer's messages since its agent last read or answered it (what the inbox shows
+    /// as unread).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: u32,
+    /// Its latest message, the customer's or an agent's, as a list shows it: a list reads no
+    /// transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<LastMessage>,
+    /// When it started waiting in its queue this time (epoch ms): opened, or moved back to a
+    /// queue. `None` for one that was never moved back: it waits since it opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<i64>,
+    /// Agents' tags (`PUT /agent/v1/conversations/{id}/tags`); see [`crate::tags`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Optimistic concurrency: every write increments it, conditional on the previous value.
     pub version: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The longest text a [`LastMessage`] keeps.
+pub const LAST_MESSAGE_TEXT_CHARS: usize = 100;
+
+/// A conversation's latest message, as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastMessage {
+    /// Epoch ms.
+    pub at: i64,
+    /// `in` (the customer's) or `out` (an agent's).
+    pub direction: String,
+    /// LINE's message type (`text`, `sticker`, `image` …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A text's first [`LAST_MESSAGE_TEXT_CHARS`] characters; a file's name; a location's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl LastMessage {
+    /// The preview of a LINE message object (a webhook's `message`, or one an agent sent).
+    pub fn of(message: &serde_json::Value, direction: &str, at: i64) -> Option<LastMessage> {
+        let kind = message.get("type")?.as_str()?.to_owned();
+        let text = match kind.as_str() {
+            "text" | "textV2" => message.get("text"),
+            "file" => message.get("fileName"),
+            "location" => message.get("title").or_else(|| message.get("address")),
+            "template" | "flex" => message.get("altText"),
+            _ => None,
+        }
+        .and_then(serde_json::Value::as_str)
+        .map(|t| t.chars().take(LAST_MESSAGE_TEXT_CHARS).collect());
+        Some(LastMessage {
+            at,
+            direction: direction.to_owned(),
+            kind,
+            text,
+        })
+    }
 }
 
 /// The transcript entry type of an agent's internal note: shown to agents, never sent to LINE.
@@ -141,6 +201,10 @@ pub const CUSTOMER_ATTRIBUTES_KIND: &str = "customerAttributes";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerAttributes {
     pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The customer's tags (agents': `PUT /agent/v1/customers/{id}/tags`), tested by routing
+    /// rules as `customer.tags`; see [`crate::tags`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// The id of a customer's documents (attributes, notes): `{accountId}:{userId}`.
@@ -223,8 +287,18 @@ impl Conversation {
             offer: None,
             declined_by: Vec::new(),
             wrap_up: None,
+            unread: 0,
+            last_message: None,
+            waiting_since: None,
+            tags: Vec::new(),
             version: 1,
         }
+    }
+
+    /// When it started waiting in its queue: moved back to one, else opened.
+    pub fn waiting_since(&self) -> Option<i64> {
+        (self.state == ConversationState::Waiting)
+            .then(|| self.waiting_since.unwrap_or(self.opened_at))
     }
 
     /// The agent whose slot the conversation holds as stored: its agent while open or while

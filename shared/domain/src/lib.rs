@@ -26,6 +26,7 @@ pub mod retry;
 pub mod routing;
 pub mod secret;
 pub mod settings;
+pub mod tags;
 pub mod workstream;
 
 pub use error::PortError;

@@ -58,6 +58,10 @@ pub fn conversation(
         offer: None,
         declined_by: Vec::new(),
         wrap_up: None,
+        unread: 0,
+        last_message: None,
+        waiting_since: None,
+        tags: Vec::new(),
         version,
     }
 }

@@ -35,6 +35,8 @@ pub struct CustomerExport {
     pub customer: Customer,
     /// What admins set on them (`customer.attributes.<name>` for the routing rules).
     pub attributes: BTreeMap<String, Value>,
+    /// The tags agents put on them.
+    pub tags: Vec<String>,
     /// The notes agents keep about them.
     pub notes: Vec<omniline_domain::conversation::Note>,
     pub conversations: Vec<ConversationExport>,
@@ -110,7 +112,7 @@ impl AdminService {
         &self,
         account_id: &str,
         user_id: &str,
-    ) -> Result<(BTreeMap<String, Value>, u64), AdminError> {
+    ) -> Result<(CustomerAttributes, u64), AdminError> {
         let id = customer_doc_id(account_id, user_id);
         let Some(doc) = self
             .deps
@@ -118,14 +120,14 @@ impl AdminService {
             .get_doc(CUSTOMER_ATTRIBUTES_KIND, &id)
             .await?
         else {
-            return Ok((BTreeMap::new(), 0));
+            return Ok((CustomerAttributes::default(), 0));
         };
         let stored: CustomerAttributes = serde_json::from_str(&doc.doc).map_err(|e| {
             AdminError::Store(omniline_domain::PortError::Unavailable(format!(
                 "stored customer attributes do not parse: {e}"
             )))
         })?;
-        Ok((stored.attributes, doc.version))
+        Ok((stored, doc.version))
     }
 
     /// Sets (a value) or removes (`None`) the customer's attributes by name and returns them
@@ -164,7 +166,8 @@ impl AdminService {
         }
         let id = customer_doc_id(account_id, user_id);
         for _ in 0..3 {
-            let (mut attributes, version) = self.attributes_of(account_id, user_id).await?;
+            let (stored, version) = self.attributes_of(account_id, user_id).await?;
+            let mut attributes = stored.attributes;
             for (name, value) in &patch {
                 match value {
                     Some(v) => attributes.insert(name.clone(), v.clone()),
@@ -177,8 +180,10 @@ impl AdminService {
                     format!("a customer has at most {CONTEXT_VARIABLES_MAX} attributes"),
                 ));
             }
+            // The agents' tags in the same document are kept as they are.
             let doc = serde_json::to_string(&CustomerAttributes {
                 attributes: attributes.clone(),
+                tags: stored.tags,
             })
             .map_err(|e| {
                 AdminError::Store(omniline_domain::PortError::Unavailable(format!(
@@ -228,7 +233,7 @@ impl AdminService {
                 deliveries,
             });
         }
-        let (attributes, _) = self.attributes_of(account_id, user_id).await?;
+        let (stored, _) = self.attributes_of(account_id, user_id).await?;
         let notes = self
             .deps
             .config
@@ -244,7 +249,8 @@ impl AdminService {
             .unwrap_or_default();
         Ok(CustomerExport {
             customer,
-            attributes,
+            attributes: stored.attributes,
+            tags: stored.tags,
             notes,
             conversations: items,
         })

@@ -54,7 +54,7 @@ pub const QUICK_REPLY_LIMIT: usize = 50;
 pub const QUEUE_COUNT_CAP: usize = 1_000;
 
 /// Which of the agent's conversations a list shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListView {
     /// One state, or all.
     pub state: Option<ConversationState>,
@@ -62,6 +62,17 @@ pub struct ListView {
     pub snoozed: bool,
     /// The ones flagged for a follow-up only.
     pub follow_up: bool,
+    /// Assigned to the caller, or to no agent.
+    pub assigned: Option<Assigned>,
+    /// Tagged so (the conversation's tags or its customer's), normalized.
+    pub tag: Option<String>,
+}
+
+/// `assigned=` of the conversation list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assigned {
+    Me,
+    Unassigned,
 }
 
 /// One of the agent's queues and its load.
@@ -93,6 +104,8 @@ pub struct ConversationDetail {
     pub workstream: Option<Workstream>,
     /// The customer's attributes (admins'), for a 1:1 customer.
     pub attributes: std::collections::BTreeMap<String, Value>,
+    /// The customer's tags (agents'), for a 1:1 customer.
+    pub customer_tags: Vec<String>,
 }
 
 /// One line of a conversation's timeline.
@@ -406,10 +419,31 @@ impl AgentService {
             .await?
             .into_iter()
             .filter(|c| c.snoozed_at(now) == view.snoozed)
-            .filter(|c| !view.follow_up || c.follow_up);
+            .filter(|c| !view.follow_up || c.follow_up)
+            .filter(|c| match view.assigned {
+                None => true,
+                Some(Assigned::Me) => c.agent_id.as_deref() == Some(agent.id.as_str()),
+                Some(Assigned::Unassigned) => c.agent_id.is_none(),
+            });
         let mut items = Vec::new();
         for conversation in conversations {
             let customer = self.customer_view_of(&conversation).await?;
+            if let Some(tag) = &view.tag {
+                // The conversation's tags, else its customer's (one read by key, only when
+                // filtering by tag).
+                let tagged = conversation.tags.contains(tag)
+                    || (conversation.source_type == SourceType::User
+                        && crate::router::customer_tags(
+                            self.deps().config.as_ref(),
+                            &conversation.account_id,
+                            &conversation.source_id,
+                        )
+                        .await?
+                        .contains(tag));
+                if !tagged {
+                    continue;
+                }
+            }
             items.push(ConversationSummary {
                 conversation,
                 customer,
@@ -447,9 +481,9 @@ impl AgentService {
             Some(q) => Some(self.queue_ref(q).await?),
             None => None,
         };
-        let attributes = match &customer {
+        let document = match &customer {
             Some(view) => {
-                crate::router::customer_attributes(
+                crate::router::customer_document(
                     deps.config.as_ref(),
                     &view.customer.account_id,
                     &view.customer.user_id,
@@ -458,6 +492,7 @@ impl AgentService {
             }
             None => Default::default(),
         };
+        let (attributes, customer_tags) = (document.attributes, document.tags);
         Ok(ConversationDetail {
             conversation: c,
             customer,
@@ -465,6 +500,7 @@ impl AgentService {
             queue,
             workstream,
             attributes,
+            customer_tags,
         })
     }
 
@@ -774,6 +810,10 @@ impl AgentService {
     /// the chat read up to that message. [`AgentError::NothingToMarkRead`] when the transcript
     /// holds no customer message with a token (none yet, or only entries stored without one).
     pub async fn mark_read(&self, agent: &Agent, id: &str) -> Result<(), AgentError> {
+        // Read by the agent holding it: the inbox counts nothing unread (any chat; LINE's read
+        // receipt below is for 1:1 chats).
+        let seen = self.visible_conversation(agent, id).await?.0;
+        self.router.clear_unread(&seen.id, agent).await?;
         let c = self
             .open_one_to_one(agent, id, "read receipts exist in 1:1 chats only")
             .await?;
@@ -923,7 +963,7 @@ impl AgentService {
     /// first of its queues the agent serves (the default queue first, then the rules' queues):
     /// `NotFound("customer")` for a malformed id, an account without a workstream or a customer
     /// never stored; `Forbidden` when the agent serves none of the workstream's queues.
-    async fn served_customer(
+    pub(crate) async fn served_customer(
         &self,
         agent: &Agent,
         customer_id: &str,

@@ -33,6 +33,9 @@ pub enum AgentError {
     /// waiting.
     #[error("the customer has an open conversation ({0}): answer there")]
     ConversationOpen(String),
+    /// Tags: the account would hold more distinct tags than LINE's chat allows.
+    #[error("{0}")]
+    TooManyTags(String),
     /// LINE (or the channel access token) failed.
     #[error("LINE API: {0}")]
     Line(String),

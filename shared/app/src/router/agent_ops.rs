@@ -20,8 +20,8 @@ use crate::router::{RouteError, RouterService, COMMIT_ATTEMPTS};
 use omniline_domain::agents::{Agent, NOTIFICATION_ASSIGNED};
 use omniline_domain::contacts::{contact_kind, LinkRequest, LINK_REQUEST_KIND};
 use omniline_domain::conversation::{
-    survey_postback, CommitOutcome, Conversation, ConversationState, PendingWrapUp, SourceType,
-    SurveyState, TranscriptEntry, WrapUp, WRAP_UP_PENDING_KIND,
+    survey_postback, CommitOutcome, Conversation, ConversationState, LastMessage, PendingWrapUp,
+    SourceType, SurveyState, TranscriptEntry, WrapUp, WRAP_UP_PENDING_KIND,
 };
 use omniline_domain::outbound::{text_message, Origin, OutboundMessage, Sender};
 use omniline_domain::workstream::{Survey, Trigger, Workstream};
@@ -495,6 +495,7 @@ impl RouterService {
                 }
                 let mut updated = c.clone();
                 updated.state = ConversationState::Waiting;
+                updated.waiting_since = Some(now);
                 updated.queue_id = Some(queue_id.clone());
                 updated.agent_id = None;
                 updated.bot_id = None;
@@ -1049,6 +1050,52 @@ impl RouterService {
         .await
     }
 
+    /// Sets a conversation's tags (already normalized and within the limits), committed with
+    /// its version and retried on a concurrent change. Any agent who sees it may tag it.
+    pub async fn set_tags(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        tags: Vec<String>,
+    ) -> Result<Conversation, AgentOpError> {
+        for _ in 0..3 {
+            let now = self.now();
+            let c = self.load_conversation(conversation_id).await?;
+            if c.tags == tags {
+                return Ok(c);
+            }
+            let mut updated = c.clone();
+            updated.tags = tags.clone();
+            updated.version = c.version + 1;
+            let event_id = format!("tags:{}:{}", c.id, c.version);
+            if self
+                .commit_conversation(&event_id, &updated, None, None, now)
+                .await?
+                == CommitOutcome::Committed
+            {
+                tracing::info!(conversation_id = %c.id, agent_id = %agent.id, tags = tags.len(), "conversation tagged");
+                return Ok(updated);
+            }
+        }
+        Err(conflict("the conversation kept changing; try again"))
+    }
+
+    /// The agent holding the conversation has read it: nothing unread (no write when nothing
+    /// was). Another agent reading it changes nothing.
+    pub async fn clear_unread(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+    ) -> Result<(), AgentOpError> {
+        let c = self.load_conversation(conversation_id).await?;
+        if c.unread == 0 || c.agent_id.as_deref() != Some(agent.id.as_str()) {
+            return Ok(());
+        }
+        self.mark(conversation_id, agent, "read", false, |c| c.unread = 0)
+            .await
+            .map(drop)
+    }
+
     /// Applies an agent's mark (`change`) to a conversation it holds (the last holder's, once
     /// closed) and commits it with the conversation's version, retried on a concurrent change.
     /// `needs_open`: a closed conversation is a `Conflict`.
@@ -1187,6 +1234,11 @@ impl RouterService {
             }
             let mut updated = c.clone();
             updated.last_activity_at = updated.last_activity_at.max(now);
+            // Answered: nothing unread; the inbox previews the answer.
+            updated.unread = 0;
+            if let Some(first) = messages.first() {
+                updated.last_message = LastMessage::of(first, "out", now);
+            }
             updated.version = c.version + 1;
             match self
                 .commit_conversation(&message_id, &updated, Some(entry.clone()), None, now)

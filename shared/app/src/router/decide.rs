@@ -20,7 +20,7 @@ use omniline_domain::bot::{BotCustomer, BotError, BotReply, BotRequest};
 use omniline_domain::contacts::LinkNonce;
 use omniline_domain::conversation::{
     parse_survey_postback, ChatGroup, Consent, Conversation, ConversationState, ConversationWrite,
-    Customer, EventCommit, SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS,
+    Customer, EventCommit, LastMessage, SourceType, TranscriptEntry, DEDUPE_RETENTION_SECS,
     UNKNOWN_CUSTOMER_NAME,
 };
 use omniline_domain::line::api::{GroupSummary, Profile};
@@ -313,9 +313,9 @@ pub(crate) struct Facts<'a> {
     pub inbound: &'a Inbound,
     /// The sender's customer (ignored for an event without a sender).
     pub customer: CustomerFacts,
-    /// The sender's attributes (admins'), read when a rule tests them and the event may open
-    /// a conversation.
-    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The sender's attributes (admins') and tags (agents'), read when a rule tests them and
+    /// the event may open a conversation.
+    pub attributes: omniline_domain::conversation::CustomerAttributes,
     /// The stored document of the nonce [`link_nonce_to_read`] names, if it exists.
     pub link_nonce: Option<String>,
     /// The source's open conversation.
@@ -472,6 +472,14 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
         }
         _ => (None, None),
     };
+    // The inbox's unread count and preview: a customer's message in an open conversation.
+    if let (Some(c), Event::Message(_)) = (conversation.as_mut(), event) {
+        if c.state != ConversationState::Closed {
+            c.unread = c.unread.saturating_add(1);
+            c.last_message = LastMessage::of(&inbound.raw["message"], "in", event_time)
+                .or(c.last_message.take());
+        }
+    }
     if let (Some(c), GroupFetch::Answered(summary)) = (conversation.as_mut(), group) {
         if c.source_type == SourceType::Group {
             // A summary LINE did not give keeps the one the conversation had.
@@ -821,7 +829,7 @@ fn classify(
     rules: Option<&CompiledRules>,
     event: &Event,
     customer: Option<&Customer>,
-    attributes: &std::collections::BTreeMap<String, serde_json::Value>,
+    attributes: &omniline_domain::conversation::CustomerAttributes,
     event_time: i64,
     outbox: &mut Outbox,
 ) {
@@ -831,7 +839,9 @@ fn classify(
         outbox.automated(Some(ws), Trigger::OutsideBusinessHours, customer, None);
     }
     let mut ctx = routing_context(event, customer, ws, event_time);
-    ctx.attributes = attributes.clone();
+    ctx.attributes = attributes.attributes.clone();
+    ctx.customer_tags = attributes.tags.clone();
+    ctx.conversation_tags = c.tags.clone();
     if let Some(matched) = rules.and_then(|rules| rules.evaluate(&ctx)) {
         c.queue_id = Some(matched.queue.clone());
         c.priority = matched.priority;
@@ -960,12 +970,14 @@ pub(crate) fn route_handoff(
     rules: &CompiledRules,
     event: &Event,
     customer: Option<&Customer>,
-    attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    attributes: omniline_domain::conversation::CustomerAttributes,
     at: i64,
 ) {
     let mut ctx = routing_context(event, customer, ws, at);
     ctx.context = c.context.clone();
-    ctx.attributes = attributes;
+    ctx.attributes = attributes.attributes;
+    ctx.customer_tags = attributes.tags;
+    ctx.conversation_tags = c.tags.clone();
     if let Some(matched) = rules.evaluate(&ctx) {
         c.queue_id = Some(matched.queue.clone());
         c.priority = matched.priority;
@@ -1406,6 +1418,10 @@ mod tests {
             offer: None,
             declined_by: Vec::new(),
             wrap_up: None,
+            unread: 0,
+            last_message: None,
+            waiting_since: None,
+            tags: Vec::new(),
             version: 3,
         }
     }
@@ -1475,6 +1491,10 @@ mod tests {
             offer: None,
             declined_by: Vec::new(),
             wrap_up: None,
+            unread: 0,
+            last_message: None,
+            waiting_since: None,
+            tags: Vec::new(),
             version: 2,
         }
     }

@@ -117,13 +117,23 @@ pub enum Processed {
     AccountGone,
 }
 
-/// A customer's attributes (set by admins; `customer.attributes.<name>` for the routing rules),
-/// empty when none are stored. One read by key.
-pub(crate) async fn customer_attributes(
+/// A customer's tags (agents'; `customer.tags` for the routing rules), empty when none are
+/// stored. One read by key.
+pub(crate) async fn customer_tags(
     config: &dyn omniline_ports::ConfigStore,
     account_id: &str,
     user_id: &str,
-) -> Result<std::collections::BTreeMap<String, serde_json::Value>, PortError> {
+) -> Result<Vec<String>, PortError> {
+    Ok(customer_document(config, account_id, user_id).await?.tags)
+}
+
+/// The customer's attributes (admins'; `customer.attributes.<name>` for the routing rules) and
+/// tags (agents'; `customer.tags`), empty when none are stored. One read by key.
+pub(crate) async fn customer_document(
+    config: &dyn omniline_ports::ConfigStore,
+    account_id: &str,
+    user_id: &str,
+) -> Result<omniline_domain::conversation::CustomerAttributes, PortError> {
     use omniline_domain::conversation::{
         customer_doc_id, CustomerAttributes, CUSTOMER_ATTRIBUTES_KIND,
     };
@@ -135,7 +145,6 @@ pub(crate) async fn customer_attributes(
         .await?;
     Ok(doc
         .and_then(|d| serde_json::from_str::<CustomerAttributes>(&d.doc).ok())
-        .map(|a| a.attributes)
         .unwrap_or_default())
 }
 

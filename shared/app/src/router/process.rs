@@ -113,7 +113,7 @@ async fn gather<'a>(
         (Some(user_id), Some(rules))
             if open.is_none() && customer_turn(event) && rules.tests_customer_attributes() =>
         {
-            crate::router::customer_attributes(deps.config.as_ref(), account_id, user_id).await?
+            crate::router::customer_document(deps.config.as_ref(), account_id, user_id).await?
         }
         _ => Default::default(),
     };
@@ -269,7 +269,7 @@ async fn apply(
             if !handoff.queue_named {
                 let attributes = match d.customer.as_ref() {
                     Some(customer) if rules.tests_customer_attributes() => {
-                        crate::router::customer_attributes(
+                        crate::router::customer_document(
                             deps.config.as_ref(),
                             &d.account_id,
                             &customer.user_id,

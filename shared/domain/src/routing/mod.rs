@@ -32,10 +32,12 @@ pub fn routing_context(
         _ => (None, None),
     };
     RoutingContext {
-        // Filled by the caller where it has them (the conversation's context, the customer's
-        // attributes).
+        // Filled by the caller where it has them (the conversation's context and tags, the
+        // customer's attributes and tags).
         context: Default::default(),
         attributes: Default::default(),
+        conversation_tags: Vec::new(),
+        customer_tags: Vec::new(),
         message_type,
         message_text,
         source_type: event.source().map(|s| s.source_type().to_owned()),

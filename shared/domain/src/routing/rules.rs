@@ -23,7 +23,9 @@
 //! `context.<name>` (what a bot handed off with, as the workstream declares it) and
 //! `customer.attributes.<name>` (what an admin set on the customer), `<name>` a letter then up to
 //! 63 letters, digits or `_`: `equals` and `in` take strings, numbers or booleans, `contains` and
-//! `matches` strings, `gt` and `lt` numbers, `exists` nothing.
+//! `matches` strings, `gt` and `lt` numbers, `exists` nothing. And the agents' tags,
+//! `conversation.tags` and `customer.tags` (lists): `contains` with a tag is true when the list
+//! holds it (compared case-insensitively).
 //!
 //! Ops: `equals` (any type; strings exact and case-sensitive), `contains` (strings,
 //! case-insensitive), `matches` (strings, regex), `in` (strings or integers, non-empty array),
@@ -119,6 +121,10 @@ pub struct RoutingContext {
     pub context: std::collections::BTreeMap<String, Value>,
     /// `customer.attributes.<name>`: the customer's attributes (set by an admin).
     pub attributes: std::collections::BTreeMap<String, Value>,
+    /// `conversation.tags`: the agents' tags on the conversation.
+    pub conversation_tags: Vec<String>,
+    /// `customer.tags`: the agents' tags on the customer.
+    pub customer_tags: Vec<String>,
     /// `message.type`: text, image, video, audio, file, location, sticker.
     pub message_type: Option<String>,
     /// `message.text`.
@@ -249,13 +255,16 @@ impl Node {
             Node::All(children) | Node::Any(children) => children.iter().any(|c| c.tests(bag)),
             Node::Not(child) => child.tests(bag),
             Node::Leaf(Leaf::Named(b, _, _)) => *b == bag,
+            // The customer's tags are kept with their attributes: one read serves both.
+            Node::Leaf(Leaf::HasTag(TagList::Customer, _)) => bag == Bag::Attributes,
             Node::Leaf(_) => false,
         }
     }
 }
 
 impl CompiledRules {
-    /// Whether a rule tests `customer.attributes.<name>`: only then does routing read them.
+    /// Whether a rule tests `customer.attributes.<name>` or `customer.tags`: only then does
+    /// routing read them.
     pub fn tests_customer_attributes(&self) -> bool {
         self.rules
             .iter()
@@ -561,6 +570,32 @@ enum Leaf {
     Exists(Field),
     /// A named value of the context or the customer's attributes.
     Named(Bag, String, NamedTest),
+    /// `conversation.tags` / `customer.tags` `contains` a tag (lowercased).
+    HasTag(TagList, String),
+}
+
+/// Which tags a `contains` tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagList {
+    Conversation,
+    Customer,
+}
+
+impl TagList {
+    fn of(field: &str) -> Option<TagList> {
+        match field {
+            "conversation.tags" => Some(TagList::Conversation),
+            "customer.tags" => Some(TagList::Customer),
+            _ => None,
+        }
+    }
+
+    fn values(self, ctx: &RoutingContext) -> &[String] {
+        match self {
+            TagList::Conversation => &ctx.conversation_tags,
+            TagList::Customer => &ctx.customer_tags,
+        }
+    }
 }
 
 /// Where a named field's value is: `context.<name>` or `customer.attributes.<name>`.
@@ -659,6 +694,7 @@ impl Leaf {
             Leaf::Lt(f, v) => f.int_of(ctx).is_some_and(|x| x < *v),
             Leaf::Exists(f) => f.is_present(ctx),
             Leaf::Named(bag, name, test) => test.holds(bag.values(ctx).get(name)),
+            Leaf::HasTag(list, tag) => list.values(ctx).iter().any(|t| t.to_lowercase() == *tag),
         }
     }
 }
@@ -884,12 +920,15 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Fail> {
         }
         return parse_named(obj, path, bag, name);
     }
+    if let Some(list) = TagList::of(field_name) {
+        return parse_tag(obj, path, list, field_name);
+    }
     let Some(field) = Field::parse(field_name) else {
         return Err(fail(
             field_path,
             format!(
-                "unknown field {field_name:?}; expected one of {}, context.<name> or \
-                 customer.attributes.<name>",
+                "unknown field {field_name:?}; expected one of {}, context.<name>, \
+                 customer.attributes.<name>, conversation.tags or customer.tags",
                 FIELDS.join(", ")
             ),
         ));
@@ -996,6 +1035,29 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Fail> {
             ),
         )),
     }
+}
+
+/// A leaf on `conversation.tags` or `customer.tags`: `contains` a tag.
+fn parse_tag(
+    obj: &Map<String, Value>,
+    path: &str,
+    list: TagList,
+    field_name: &str,
+) -> Result<Leaf, Fail> {
+    let op_path = format!("{path}.op");
+    if obj.get("op").and_then(Value::as_str) != Some("contains") {
+        return Err(fail(
+            op_path,
+            format!("{field_name:?} is a list of tags: its op is \"contains\""),
+        ));
+    }
+    let value_path = format!("{path}.value");
+    let raw = match obj.get("value") {
+        Some(Value::String(s)) => s,
+        _ => return Err(fail(value_path, "expected a tag (a string)")),
+    };
+    let tag = crate::tags::normalize(raw).map_err(|m| fail(value_path.as_str(), m))?;
+    Ok(Leaf::HasTag(list, tag.to_lowercase()))
 }
 
 /// A leaf on `context.<name>` or `customer.attributes.<name>`.
@@ -1163,6 +1225,8 @@ mod tests {
 
     fn full_ctx() -> RoutingContext {
         RoutingContext {
+            conversation_tags: vec!["Returns".into()],
+            customer_tags: vec!["VIP".into(), "返品".into()],
             message_type: Some("text".into()),
             message_text: Some("Hello ÄBC こんにちは, I want a Refund".into()),
             source_type: Some("user".into()),
@@ -2124,6 +2188,8 @@ mod tests {
                 RoutingContext {
                     context: Default::default(),
                     attributes: Default::default(),
+                    conversation_tags: Vec::new(),
+                    customer_tags: Vec::new(),
                     message_type: mt,
                     message_text: tx,
                     source_type: st,
@@ -2161,5 +2227,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn compile_one(condition: Value) -> Result<CompiledRules, RuleError> {
+        CompiledRules::compile(&[rule("r", condition, "q")])
+    }
+
+    #[test]
+    fn tags_are_tested_with_contains_a_tag() {
+        let ctx = full_ctx();
+        let rule = |field: &str, op: &str, value: Value| compile_one(leaf(field, op, value));
+        let holds = |field: &str, tag: &str| {
+            rule(field, "contains", json!(tag))
+                .expect("compiles")
+                .evaluate(&ctx)
+                .is_some()
+        };
+        assert!(holds("customer.tags", "vip"), "case-insensitive");
+        assert!(
+            holds("customer.tags", " 返品 "),
+            "normalized like a stored tag"
+        );
+        assert!(
+            !holds("customer.tags", "Returns"),
+            "the conversation's, not the customer's"
+        );
+        assert!(holds("conversation.tags", "returns"));
+        assert!(!holds("conversation.tags", "Ret"), "a tag, not a substring");
+        assert!(rule("customer.tags", "equals", json!("vip")).is_err());
+        assert!(rule("customer.tags", "contains", json!(3)).is_err());
+        assert!(rule("customer.tags", "contains", json!("x".repeat(21))).is_err());
+        let reads =
+            compile_one(json!({"field": "customer.tags", "op": "contains", "value": "vip"}))
+                .unwrap();
+        assert!(
+            reads.tests_customer_attributes(),
+            "the customer's document is read for its tags"
+        );
+        let not =
+            compile_one(json!({"field": "conversation.tags", "op": "contains", "value": "a"}))
+                .unwrap();
+        assert!(!not.tests_customer_attributes());
     }
 }
