@@ -330,15 +330,14 @@ struct EmbeddedFunctions {
 }
 
 fn embedded_functions(
-    config: &LocalConfig,
     db: &EmbeddedDb,
     adapters: &Adapters,
     line: Arc<HttpLineApi>,
     base_url: &str,
     media_secret: SecretString,
     oidc: Option<Arc<OidcVerifier>>,
+    admin_token: &SecretString,
 ) -> Result<EmbeddedFunctions, StartError> {
-    let _ = config;
     let stores = &adapters.stores;
     let tokens = omniline_wiring::channel_tokens(stores, line.clone());
     let router = Arc::new(omniline_wiring::router_service(
@@ -372,7 +371,8 @@ fn embedded_functions(
         }),
         base_url,
     )
-    .with_oidc(oidc);
+    .with_oidc(oidc)
+    .with_admin_token(admin_token.clone());
     // The media route (signed links) and the agent API (with the account-link page).
     let media = webhook::media::router(webhook::media::MediaState {
         objects,
@@ -395,6 +395,7 @@ fn aws_functions(
     adapters: &Adapters,
     base_url: &str,
     oidc: Option<Arc<OidcVerifier>>,
+    admin_token: &SecretString,
 ) -> Result<EmbeddedFunctions, StartError> {
     let router =
         Arc::new(omniline_wiring::aws::router_service(sdk).map_err(StartError::AwsWorkers)?);
@@ -416,7 +417,8 @@ fn aws_functions(
             }),
         base_url,
     )
-    .with_oidc(oidc);
+    .with_oidc(oidc)
+    .with_admin_token(admin_token.clone());
     let mut media = agent::router(agent_state);
     if let Some(signing_secret) = signing_secret {
         media = media.merge(webhook::media::router(webhook::media::MediaState {
@@ -646,13 +648,13 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
                 );
             }
             let functions = embedded_functions(
-                &config,
                 db,
                 &adapters,
                 Arc::clone(&line),
                 &base_url,
                 media_secret,
                 oidc.clone(),
+                &admin_token,
             )?;
             let inbound = omniline_wiring::embedded::inbound_queue(db);
             let outbound = omniline_wiring::embedded::outbound_queue(db);
@@ -698,7 +700,8 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
                     inbound_queue_url, ..
                 },
             ) => {
-                let functions = aws_functions(sdk, &adapters, &base_url, oidc.clone())?;
+                let functions =
+                    aws_functions(sdk, &adapters, &base_url, oidc.clone(), &admin_token)?;
                 workers.extend(spawn_aws_workers(
                     &config,
                     settings,

@@ -3388,3 +3388,193 @@ async fn inbox_rows_carry_unread_and_previews_and_tags_filter_and_route() {
         "{error}"
     );
 }
+
+/// Issue 7/7's supervisor: the overview (per queue waiting, oldest wait and in progress; per
+/// agent presence and load), any conversation read only, and a reassignment whoever holds it,
+/// with the admin token; an agent token is refused.
+#[tokio::test]
+async fn a_supervisor_sees_the_queues_and_agents_follows_any_conversation_and_reassigns() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, token, id) = held_conversation(&s, text_event("01SUP1", "Usup", "help")).await;
+    let queue = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await["conversation"]["queueId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ken, ken_token) = new_agent(&s, "Ken", &[&queue]).await;
+    agent_ok(
+        &s,
+        &ken_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    // Ken is available with room: a second customer goes to him. Then a third waits (Hanako
+    // and Ken busy).
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "busy"})),
+    )
+    .await;
+    agent_ok(
+        &s,
+        &ken_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "busy"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01SUP2", "Uwait", "anyone?")])
+        )
+        .await,
+        200
+    );
+
+    let admin = |method: &'static str, route: String, body: Option<Value>| {
+        let s = &s;
+        async move { agent_call(s, ADMIN, method, &route, body).await }
+    };
+    let mut overview = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = admin("GET", "/agent/v1/supervisor/overview".into(), None).await;
+        assert_eq!(status, 200, "{body}");
+        overview = body;
+        if overview["queues"][0]["waiting"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let row = overview["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == queue.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["waiting"].clone(), row["active"].clone()),
+        (json!(1), json!(1)),
+        "{overview}"
+    );
+    assert!(row["oldestWaitingSince"].as_i64().is_some(), "{row}");
+    let hanako = overview["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "Hanako")
+        .unwrap()
+        .clone();
+    assert_eq!(hanako["status"], "busy");
+    assert_eq!(hanako["conversationIds"], json!([id]));
+
+    // Any conversation, read only: the supervisor is in no queue.
+    let (status, monitored) = admin(
+        "GET",
+        format!("/agent/v1/supervisor/conversations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{monitored}");
+    assert_eq!(monitored["conversation"]["id"], id.as_str());
+    assert!(
+        monitored["messages"].to_string().contains("help"),
+        "{monitored}"
+    );
+    let (status, _) = admin(
+        "GET",
+        "/agent/v1/supervisor/conversations/nope".into(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Reassign Hanako's conversation to Ken (available again), whoever holds it; Ken is told.
+    agent_ok(
+        &s,
+        &ken_token,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    let (status, moved) = admin(
+        "POST",
+        format!("/agent/v1/conversations/{id}/assign"),
+        Some(json!({"agentId": ken})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (moved["agentId"].as_str(), moved["status"].as_str()),
+        (Some(ken.as_str()), Some("active"))
+    );
+    // (Available again, Ken got the waiting conversation too: look for this one.)
+    let mut cursor: Option<String> = None;
+    let mut told = false;
+    for _ in 0..10 {
+        let page = poll(&s, &ken_token, cursor.as_deref(), 2).await;
+        told = page["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["kind"] == "assigned" && n["conversationId"] == id.as_str());
+        if told {
+            break;
+        }
+        cursor = page["cursor"].as_str().map(str::to_owned).or(cursor);
+    }
+    assert!(told, "Ken is told of the reassigned conversation");
+    let me = agent_ok(&s, &token, "GET", "/agent/v1/me", None).await;
+    assert_eq!(
+        me["activeConversations"], 0,
+        "Hanako's slot is given back: {me}"
+    );
+    let (status, error) = admin(
+        "POST",
+        format!("/agent/v1/conversations/{id}/assign"),
+        Some(json!({"agentId": "nobody"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &error["error"]["field"]),
+        (422, &json!("agentId")),
+        "{error}"
+    );
+
+    // Agents are not supervisors.
+    for route in [
+        "/agent/v1/supervisor/overview".to_owned(),
+        format!("/agent/v1/supervisor/conversations/{id}"),
+    ] {
+        let (status, error) = agent_call(&s, &token, "GET", &route, None).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{route}"
+        );
+    }
+    let (status, _) = agent_call(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/assign"),
+        Some(json!({"agentId": ken})),
+    )
+    .await;
+    assert_eq!(status, 403);
+}

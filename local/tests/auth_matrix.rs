@@ -65,6 +65,9 @@ struct Operation {
     /// Needs a credential: the operation's `security`, else the document's, is a non-empty list
     /// of non-empty requirements (`security: []` or an `{}` alternative make it public).
     secured: bool,
+    /// A supervisors' route (security `supervisor`): the admin token is its valid credential,
+    /// an agent token a 403.
+    supervisor: bool,
     required_query: Vec<String>,
     body: Option<DocBody>,
 }
@@ -162,6 +165,11 @@ fn operations(api: Api) -> Vec<Operation> {
                 method: method.to_uppercase(),
                 path: path.clone(),
                 secured: is_secured(security),
+                supervisor: security.as_sequence().is_some_and(|alternatives| {
+                    alternatives
+                        .iter()
+                        .any(|r| r.as_mapping().is_some_and(|m| m.contains_key("supervisor")))
+                }),
                 required_query,
                 body,
             });
@@ -423,10 +431,12 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-/// The credential cases every secured operation of `api` gets.
-fn cases(api: Api, f: &Fixture) -> Vec<Case> {
+/// The credential cases every secured operation of `api` gets (a supervisors' route: the
+/// admin token is the valid credential, and a valid agent token is a 403).
+fn cases(api: Api, supervisor: bool, f: &Fixture) -> Vec<Case> {
     let valid = match api {
         Api::Admin => ADMIN.to_owned(),
+        Api::Agent if supervisor => ADMIN.to_owned(),
         Api::Agent => f.agent.token.clone(),
     };
     let random = f.agent.token.rsplit('_').next().unwrap().to_owned();
@@ -483,6 +493,13 @@ fn cases(api: Api, f: &Fixture) -> Vec<Case> {
                 "Bearer <a rotated agent's new token> on an admin route",
                 Some(format!("Bearer {}", f.rotated_new)),
             ));
+        }
+        Api::Agent if supervisor => {
+            cases.push(Case {
+                name: "Bearer <a valid agent token> on a supervisor route",
+                authorization: Some(format!("Bearer {}", f.agent.token)),
+                expect: Expect::Forbidden,
+            });
         }
         Api::Agent => {
             cases.push(case(
@@ -795,7 +812,7 @@ async fn every_route_refuses_missing_wrong_and_out_of_scope_credentials() {
 
     for op in admin_ops.iter().chain(agent_ops.iter()) {
         let op_cases = if op.secured {
-            cases(op.api, &f)
+            cases(op.api, op.supervisor, &f)
         } else {
             vec![Case {
                 name: "public: no Authorization header",

@@ -150,6 +150,28 @@ async fn agents_sign_in_by_email_and_admins_by_group() {
         (200, Some("token"))
     );
 
+    // Supervisors by group: the overview for the supervisor and admin groups, 403 for an agent
+    // (by ID token or agent token).
+    for (groups, status) in [
+        (&["agent", "supervisor"][..], 200),
+        (&["admin"][..], 200),
+        (&["agent"][..], 403),
+    ] {
+        let token = issuer.token("aiko@example.com", groups, |_| {});
+        let (got, body) = get(&s, "/agent/v1/supervisor/overview", &token).await;
+        assert_eq!(got, status, "{groups:?}: {body}");
+    }
+    let (got, body) = get(
+        &s,
+        "/agent/v1/supervisor/overview",
+        agent["token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+
     // Signed in, but no agent has the address: 403 naming why.
     let (status, body) = get(
         &s,

@@ -347,7 +347,7 @@ fn sent_content_json(delivery: &Delivery, content: &DeliveredContent) -> Value {
     })
 }
 
-fn line_json(line: &TimelineLine) -> Value {
+pub(crate) fn line_json(line: &TimelineLine) -> Value {
     match line {
         TimelineLine::Entry {
             entry,
@@ -373,7 +373,15 @@ pub(crate) async fn messages(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let query = Query::parse(query.as_deref(), &["before", "limit"])?;
+    let (before, limit) = page_query(query.as_deref())?;
+    let page = state.service.timeline(&agent, &id, before, limit).await?;
+    let items: Vec<Value> = page.lines.iter().map(line_json).collect();
+    Ok(Json(json!({ "messages": items, "nextBefore": page.next_before })).into_response())
+}
+
+/// `?before=&limit=` of a timeline page: (before, limit).
+pub(crate) fn page_query(query: Option<&str>) -> Result<(Option<i64>, usize), ApiError> {
+    let query = Query::parse(query, &["before", "limit"])?;
     let before = query
         .get("before")
         .map(|v| {
@@ -390,9 +398,7 @@ pub(crate) async fn messages(
             .filter(|l| (1..=PAGE_MAX).contains(l))
             .ok_or_else(|| ApiError::invalid("limit", format!("limit must be 1 to {PAGE_MAX}")))?,
     };
-    let page = state.service.timeline(&agent, &id, before, limit).await?;
-    let items: Vec<Value> = page.lines.iter().map(line_json).collect();
-    Ok(Json(json!({ "messages": items, "nextBefore": page.next_before })).into_response())
+    Ok((before, limit))
 }
 
 /// `url` if it is an https URL with a host (LINE fetches media over https only; anything else,

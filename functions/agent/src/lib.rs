@@ -16,6 +16,7 @@ mod contacts;
 mod conversations;
 mod error;
 mod notifications;
+mod supervisor;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -29,7 +30,7 @@ use omniline_app::identity::{OidcVerifier, SignInError};
 use omniline_app::router::RouterService;
 use omniline_domain::agents::{Agent, AgentStatus};
 use omniline_domain::identity::{looks_like_jwt, Identity};
-use omniline_ports::DeliveryStore;
+use omniline_ports::{DeliveryStore, LazySecret};
 use omniline_runtime::http::{bearer_token, error_response, method_not_allowed, not_found};
 use serde_json::json;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct AgentState {
     /// Sign-in with OpenID Connect (ID tokens on the same `Authorization` header as agent
     /// tokens), when an issuer is configured.
     pub oidc: Option<Arc<OidcVerifier>>,
+    /// The admin token, which the supervisors' routes also take (read on first use).
+    pub admin_token: Option<LazySecret>,
 }
 
 impl AgentState {
@@ -66,7 +69,14 @@ impl AgentState {
             public_base_url: public_base_url.into().trim_end_matches('/').to_owned(),
             max_wait: Duration::from_secs(notifications::MAX_WAIT_SECS),
             oidc: None,
+            admin_token: None,
         }
+    }
+
+    /// The supervisors' routes also take the admin token.
+    pub fn with_admin_token(mut self, admin_token: impl Into<LazySecret>) -> Self {
+        self.admin_token = Some(admin_token.into());
+        self
     }
 
     /// Accepts ID tokens of `verifier`'s issuer as well as agent tokens.
@@ -186,6 +196,24 @@ pub fn router(state: AgentState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(error::json_rejections));
+    // Supervisors (their own check: the admin token, or an ID token of the supervisor or admin
+    // group).
+    let supervised = Router::new()
+        .route("/agent/v1/supervisor/overview", get(supervisor::overview))
+        .route(
+            "/agent/v1/supervisor/conversations/{id}",
+            get(supervisor::conversation),
+        )
+        .route(
+            "/agent/v1/conversations/{id}/assign",
+            post(supervisor::assign),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            supervisor::authenticate,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(error::json_rejections));
     // The account-link page is for customers in LINE's browser: its errors stay text pages.
     Router::new()
         .route(
@@ -193,6 +221,7 @@ pub fn router(state: AgentState) -> Router {
             get(contacts::follow_link).post(contacts::confirm_link),
         )
         .merge(authenticated)
+        .merge(supervised)
         .with_state(state)
 }
 

@@ -29,13 +29,18 @@ async fn main() -> Result<(), lambda_http::Error> {
     };
     // Sign-in with OpenID Connect: one verifier (one key cache) for the API and the console.
     let oidc = omniline_wiring::oidc_verifier(system_clock())?;
-    let state = AgentState::new(
+    let mut state = AgentState::new(
         router,
         Arc::new(DynamoDeliveryStore::new(&sdk, conversations_table)),
         media,
         public_base_url,
     )
     .with_oidc(oidc.clone());
+    // The supervisors' routes also take the admin token (read on first use).
+    if let Some(secret_id) = optional("ADMIN_TOKEN_SECRET_ID") {
+        let secrets = Arc::new(SecretsManagerStore::new(&sdk, String::new()));
+        state = state.with_admin_token(secrets.lazy_by_id(&secret_id, "ADMIN_TOKEN_SECRET_ID"));
+    }
     let console = agent::console::ConsoleConfig::new(oidc);
     omniline_runtime::http::serve(agent::standalone(state, console), 9005).await
 }

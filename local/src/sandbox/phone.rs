@@ -558,10 +558,7 @@ async fn timeline(
     q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Response> {
     let user_id = path_value(user_id)?;
-    if s.platform.user(&user_id).await?.is_none() {
-        return Err(PhoneError::UnknownUser);
-    }
-    chat_timeline(&s, &user_id, q).await
+    chat_timeline(&s, Chat::User(user_id), q).await
 }
 
 async fn group_timeline(
@@ -570,16 +567,17 @@ async fn group_timeline(
     q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Response> {
     let group_id = path_value(group_id)?;
-    if s.platform.group(&group_id).await?.is_none() {
-        return Err(PhoneError::UnknownGroup);
-    }
-    chat_timeline(&s, &group_id, q).await
+    let chat = Chat::Group {
+        group_id,
+        member: String::new(),
+    };
+    chat_timeline(&s, chat, q).await
 }
 
 /// A chat's bubbles after `after` (long polled), with its typing and read marks.
 async fn chat_timeline(
     s: &SandboxState,
-    chat_id: &str,
+    chat: Chat,
     q: std::result::Result<Query<TimelineQuery>, QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = q.map_err(|e| PhoneError::Invalid(format!("query: {}", e.body_text())))?;
@@ -597,6 +595,17 @@ async fn chat_timeline(
     let typing_shown = number("typing", q.typing.as_deref())?;
     let read_shown = number("read", q.read.as_deref())?;
     let wait = Duration::from_secs(number("wait", q.wait.as_deref())? as u64).min(MAX_WAIT);
+    // The query first, then the chat: a bad query is a 422 whoever's chat it names.
+    match &chat {
+        Chat::User(id) if s.platform.user(id).await?.is_none() => {
+            return Err(PhoneError::UnknownUser)
+        }
+        Chat::Group { group_id, .. } if s.platform.group(group_id).await?.is_none() => {
+            return Err(PhoneError::UnknownGroup)
+        }
+        _ => {}
+    }
+    let chat_id = chat.id();
     let deadline = tokio::time::Instant::now() + wait;
     let mut changes = s.platform.subscribe();
     // What the page shows besides the bubbles (as it says, else as it is now): a change there

@@ -516,6 +516,16 @@ impl AgentService {
         limit: usize,
     ) -> Result<TimelinePage, AgentError> {
         let c = self.visible_conversation(agent, id).await?.0;
+        self.timeline_of(&c, before, limit).await
+    }
+
+    /// A page of `c`'s timeline (whoever may see it: the caller checked).
+    pub(crate) async fn timeline_of(
+        &self,
+        c: &Conversation,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<TimelinePage, AgentError> {
         let transcript = self.deps().conversations.transcript(&c.id).await?;
         let deliveries: HashMap<String, Delivery> = self
             .deliveries

@@ -17,6 +17,7 @@ pub mod contacts;
 pub mod conversations;
 mod error;
 pub mod notifications;
+pub mod supervisor;
 pub mod tags;
 
 pub use error::{AgentError, LinkPageError};

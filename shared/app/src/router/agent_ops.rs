@@ -478,12 +478,39 @@ impl RouterService {
         by: &Agent,
         to: TransferTarget,
     ) -> Result<Conversation, AgentOpError> {
+        self.move_conversation(conversation_id, Mover::Agent(by), to)
+            .await
+    }
+
+    /// A supervisor (or an admin) gives an open conversation to `agent_id`, whoever holds it:
+    /// [`Self::transfer`] without the holder's check. `by` names who did it, for the log.
+    pub async fn reassign(
+        &self,
+        conversation_id: &str,
+        by: &str,
+        agent_id: &str,
+    ) -> Result<Conversation, AgentOpError> {
+        self.move_conversation(
+            conversation_id,
+            Mover::Supervisor(by),
+            TransferTarget::Agent(agent_id.to_owned()),
+        )
+        .await
+    }
+
+    async fn move_conversation(
+        &self,
+        conversation_id: &str,
+        mover: Mover<'_>,
+        to: TransferTarget,
+    ) -> Result<Conversation, AgentOpError> {
         let now = self.now();
         let c = self.load_conversation(conversation_id).await?;
+        let by = mover.id();
         if c.state == ConversationState::Closed {
             return Err(conflict("the conversation is closed"));
         }
-        if !may_transfer(&c, by) {
+        if matches!(mover, Mover::Agent(agent) if !may_transfer(&c, agent)) {
             return Err(AgentOpError::Forbidden(
                 "only the agent holding the conversation may transfer it".into(),
             ));
@@ -511,7 +538,7 @@ impl RouterService {
                 {
                     return Err(conflict("the conversation changed meanwhile; try again"));
                 }
-                tracing::info!(conversation_id = %c.id, by = %by.id, %queue_id, "conversation transferred to a queue");
+                tracing::info!(conversation_id = %c.id, by = %by, %queue_id, "conversation transferred to a queue");
                 // Unless kept: until released, the slot still holds the conversation, and a
                 // concurrent distribution may give it back to the same agent on that slot.
                 if let Some(previous) = c.slot_holder() {
@@ -553,7 +580,7 @@ impl RouterService {
                 {
                     return Err(conflict("the conversation changed meanwhile; try again"));
                 }
-                tracing::info!(conversation_id = %c.id, by = %by.id, to = %target.id, "conversation transferred to an agent");
+                tracing::info!(conversation_id = %c.id, by = %by, to = %target.id, supervisor = matches!(mover, Mover::Supervisor(_)), "conversation transferred to an agent");
                 // Unless kept (a concurrent transfer back to it, on the slot not yet released).
                 if let Some(previous) = c.slot_holder().filter(|p| *p != target.id) {
                     self.undo_claim(previous, &c.id).await;
@@ -1389,6 +1416,22 @@ fn assigned_to(c: &Conversation, agent_id: &str, now: i64) -> Conversation {
 
 /// Whether `by` may transfer `c`: its holder, or anyone when nobody holds it (the caller has
 /// checked that `by` may see it).
+/// Who moves a conversation: an agent (the holder's check applies) or a supervisor.
+#[derive(Clone, Copy)]
+enum Mover<'a> {
+    Agent(&'a Agent),
+    Supervisor(&'a str),
+}
+
+impl Mover<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Mover::Agent(agent) => &agent.id,
+            Mover::Supervisor(by) => by,
+        }
+    }
+}
+
 pub fn may_transfer(c: &Conversation, by: &Agent) -> bool {
     c.agent_id.as_deref().is_none_or(|holder| holder == by.id)
 }
