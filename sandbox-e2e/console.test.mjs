@@ -100,6 +100,46 @@ async function accessibility(where) {
   return `${result.passes.length} rules pass, ${result.violations.length} minor/moderate`;
 }
 
+// 20b. A supervisor reassigns: a second agent (Kai, available), the supervisor page signed in
+// with the admin token shows the queue and the agents; the supervisor follows one of Sam's
+// conversations read only and gives it to Kai; axe finds nothing serious on the page.
+async function supervisorReassigns() {
+  const queues = (await agentApi('GET', '/agent/v1/queues')).queues;
+  const kai = await adminApi('POST', '/admin/v1/agents', {
+    name: 'Kai E2E', email: `kai-${SUFFIX}@example.com`, queueIds: [queues[0].id], capacity: 5,
+  });
+  await api('PUT', '/agent/v1/presence', { status: 'available' }, { Authorization: `Bearer ${kai.token}` });
+  const held = (await agentApi('GET', '/agent/v1/conversations?status=active&assigned=me')).conversations;
+  assert.ok(held.length > 0, 'Sam holds a conversation');
+  const target = held[0].id;
+  const consolePage = page;
+  const supervisorPage = await consolePage.context().newPage();
+  page = supervisorPage;
+  try {
+    const response = await page.goto(`${origin}/console/supervisor`, { waitUntil: 'load', timeout: WAIT });
+    assert.equal(response.status(), 200);
+    await page.locator(tid('sup-token')).fill(process.env.ADMIN_TOKEN);
+    await page.locator(tid('sup-signin-submit')).click();
+    await visible(page.locator(tid('sup-queue-row')), 'the queues');
+    const sam = await visible(page.locator(tid('sup-agent-row')).filter({ hasText: 'Sam' }), 'Sam among the agents');
+    await sam.locator(`${tid('sup-open')}[data-id="${target}"]`).click();
+    await visible(page.locator(tid('sup-conversation')), 'the conversation, read only');
+    await until('its lines', async () => (await page.locator(`${tid('sup-lines')} li`).count()) > 0);
+    await page.locator(tid('sup-assign-to')).selectOption(kai.id);
+    await page.locator(tid('sup-assign')).click();
+    await until('the conversation to be Kai\'s', async () =>
+      (await adminApi('GET', `/agent/v1/supervisor/conversations/${encodeURIComponent(target)}`)).conversation.agentId === kai.id);
+    await visible(page.locator(tid('sup-agent-row')).filter({ hasText: 'Kai E2E' }).locator(`${tid('sup-open')}[data-id="${target}"]`),
+      'the conversation under Kai');
+    const axe = await accessibility('supervisor page');
+    await page.screenshot({ path: join(ARTIFACTS, 'console-supervisor.png'), fullPage: true });
+    return `given to Kai; ${axe}`;
+  } finally {
+    page = consolePage;
+    await supervisorPage.close().catch(() => {});
+  }
+}
+
 // 01. The console opens on its sign-in screen, in English (the browser's language), with the
 // security headers.
 async function openConsole() {
@@ -695,6 +735,7 @@ const STEPS = [
   ['agent-writes-first', agentWritesFirst],
   ['agent-wraps-up', agentWrapsUp],
   ['agent-accepts-an-offer', agentAcceptsAnOffer],
+  ['supervisor-reassigns', supervisorReassigns],
   ['japanese', japanese],
   ['workspace-is-accessible', workspaceIsAccessible],
   ['agent-signs-out', agentSignsOut],

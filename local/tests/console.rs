@@ -110,6 +110,7 @@ async fn the_console_is_served_with_its_headers_and_files_with_the_sandbox_off()
     for (file, content_type) in [
         ("app.js", "text/javascript; charset=utf-8"),
         ("admin.js", "text/javascript; charset=utf-8"),
+        ("supervisor.js", "text/javascript; charset=utf-8"),
         ("api.js", "text/javascript; charset=utf-8"),
         ("i18n.js", "text/javascript; charset=utf-8"),
         ("render.js", "text/javascript; charset=utf-8"),
@@ -129,16 +130,21 @@ async fn the_console_is_served_with_its_headers_and_files_with_the_sandbox_off()
         assert_eq!(bytes.as_ref(), console_file(file).as_slice(), "{path}");
     }
 
-    // The set-up page: the same headers, this version's script.
-    for path in ["/console/admin", "/console/admin/"] {
+    // The set-up and supervisor pages: the same headers, this version's scripts.
+    for (path, script) in [
+        ("/console/admin", "admin.js"),
+        ("/console/admin/", "admin.js"),
+        ("/console/supervisor", "supervisor.js"),
+        ("/console/supervisor/", "supervisor.js"),
+    ] {
         let response = get(client, base, path).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(header(&response, "cache-control"), "no-cache", "{path}");
         assert_secured(&response, path);
-        let admin = response.text().await.unwrap_or_default();
+        let page = response.text().await.unwrap_or_default();
         assert!(
-            admin.contains(&format!("src=\"{prefix}admin.js\"")),
-            "{admin}"
+            page.contains(&format!("src=\"{prefix}{script}\"")),
+            "{page}"
         );
     }
 

@@ -317,6 +317,9 @@ function renderMe() {
   $('presence').value = me.status;
   $('presence').dataset.status = me.status;
   $('agent-load').textContent = t('header.load', { active: me.activeConversations, capacity: me.capacity });
+  // Supervisors (signed in with their organization, in the supervisor or admin group).
+  const roles = (me.signIn && me.signIn.roles) || [];
+  $('supervisor-link').hidden = !(roles.includes('supervisor') || roles.includes('admin'));
   renderNotificationButton();
 }
 

@@ -46,6 +46,8 @@ struct Asset {
 const INDEX_TEMPLATE: &str = include_str!("../console/index.html");
 /// The set-up page (`/console/admin`): an administrator connects LINE accounts and adds agents.
 const ADMIN_TEMPLATE: &str = include_str!("../console/admin.html");
+/// The supervisor page (`/console/supervisor`): the queues and agents at a glance, reassignment.
+const SUPERVISOR_TEMPLATE: &str = include_str!("../console/supervisor.html");
 /// Where the page names the version of its files.
 const VERSION_PLACEHOLDER: &str = "{{VERSION}}";
 
@@ -61,6 +63,11 @@ const ASSETS: &[Asset] = &[
         name: "admin.js",
         content_type: JS,
         body: include_bytes!("../console/admin.js"),
+    },
+    Asset {
+        name: "supervisor.js",
+        content_type: JS,
+        body: include_bytes!("../console/supervisor.js"),
     },
     Asset {
         name: "api.js",
@@ -98,6 +105,7 @@ pub fn version() -> &'static str {
     static VERSION: LazyLock<String> = LazyLock::new(|| {
         let mut hash = fnv1a(0xcbf2_9ce4_8422_2325, INDEX_TEMPLATE.as_bytes());
         hash = fnv1a(hash, ADMIN_TEMPLATE.as_bytes());
+        hash = fnv1a(hash, SUPERVISOR_TEMPLATE.as_bytes());
         for asset in ASSETS {
             hash = fnv1a(hash, asset.name.as_bytes());
             hash = fnv1a(hash, &[0]);
@@ -119,6 +127,13 @@ pub fn index_html() -> &'static str {
 pub fn admin_html() -> &'static str {
     static PAGE: LazyLock<String> =
         LazyLock::new(|| ADMIN_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
+    &PAGE
+}
+
+/// The supervisor page, with its files' URLs pointing at this build's version.
+pub fn supervisor_html() -> &'static str {
+    static PAGE: LazyLock<String> =
+        LazyLock::new(|| SUPERVISOR_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
     &PAGE
 }
 
@@ -160,6 +175,8 @@ pub fn router(config: ConsoleConfig) -> Router {
         .route("/console/", only_get(get(page)))
         .route("/console/admin", only_get(get(admin_page)))
         .route("/console/admin/", only_get(get(admin_page)))
+        .route("/console/supervisor", only_get(get(supervisor_page)))
+        .route("/console/supervisor/", only_get(get(supervisor_page)))
         .route("/console/config.json", only_get(get(config_json)))
         .route(
             "/console/oidc/token",
@@ -320,12 +337,20 @@ async fn page() -> Response {
 }
 
 async fn admin_page() -> Response {
+    html(admin_html())
+}
+
+async fn supervisor_page() -> Response {
+    html(supervisor_html())
+}
+
+fn html(page: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, NO_CACHE),
         ],
-        admin_html(),
+        page,
     )
         .into_response()
 }
@@ -384,7 +409,7 @@ mod tests {
 
     #[test]
     fn the_pages_name_this_version_and_only_embedded_files() {
-        for page in [index_html(), admin_html()] {
+        for page in [index_html(), admin_html(), supervisor_html()] {
             page_names_this_version_and_only_embedded_files(page);
         }
     }

@@ -1,0 +1,193 @@
+// The supervisor page (/console/supervisor): every queue (waiting, the oldest wait, in
+// progress) and every agent (presence, load, the conversations they hold), re-read every 10 s;
+// any conversation read only; a conversation given to another agent. Signed in with the console's
+// OpenID Connect session when it carries the supervisor or admin group, else with the admin
+// token (kept in this tab's sessionStorage, as the set-up page keeps it).
+import { ApiError, call, enc, token as consoleToken } from './api.js';
+import { LANGUAGES, initialLanguage, language, setLanguage, t, translate } from './i18n.js';
+import { clockTime, duration, el, preview } from './render.js';
+
+const ADMIN_TOKEN_KEY = 'omniline.admin.token';
+const REFRESH_MS = 10_000;
+const $ = (id) => document.getElementById(id);
+const state = { bearer: null, overview: null, openId: null, timer: null };
+
+function stored() {
+  try { return window.sessionStorage.getItem(ADMIN_TOKEN_KEY); } catch { return null; }
+}
+
+function store(value) {
+  try {
+    if (value) window.sessionStorage.setItem(ADMIN_TOKEN_KEY, value);
+    else window.sessionStorage.removeItem(ADMIN_TOKEN_KEY);
+  } catch { /* storage refused */ }
+}
+
+let toastTimer = null;
+function toast(message, kind = 'error') {
+  const box = $('toast');
+  box.textContent = message;
+  box.className = `toast ${kind}`;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+function describe(error) {
+  if (error instanceof ApiError) return error.status === 0 ? t('error.network') : error.message;
+  return String((error && error.message) || error);
+}
+
+const api = (method, path, body) => call(method, path, body, { bearer: state.bearer });
+
+function showSignIn(message) {
+  clearInterval(state.timer);
+  $('sup-main').hidden = true;
+  $('sup-session').hidden = true;
+  $('sup-signin').hidden = false;
+  $('sup-signin-message').hidden = !message;
+  $('sup-signin-message').textContent = message || '';
+}
+
+async function tryBearer(bearer, who) {
+  state.bearer = bearer;
+  let overview;
+  try {
+    overview = await api('GET', '/agent/v1/supervisor/overview');
+  } catch (error) {
+    state.bearer = null;
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return false;
+    throw error;
+  }
+  $('sup-signin').hidden = true;
+  $('sup-main').hidden = false;
+  $('sup-session').hidden = false;
+  $('sup-who').textContent = who;
+  render(overview);
+  clearInterval(state.timer);
+  state.timer = setInterval(() => refresh().catch((e) => toast(describe(e))), REFRESH_MS);
+  return true;
+}
+
+async function refresh() {
+  render(await api('GET', '/agent/v1/supervisor/overview'));
+  if (state.openId) await openConversation(state.openId);
+}
+
+function render(overview) {
+  state.overview = overview;
+  const now = Date.now();
+  $('sup-queue-rows').replaceChildren(...overview.queues.map((q) => el('tr', { testid: 'sup-queue-row', 'data-id': q.id },
+    el('th', { scope: 'row', text: q.name || q.id }),
+    el('td', { text: String(q.waiting) }),
+    el('td', { text: q.oldestWaitingSince ? duration(now - q.oldestWaitingSince) : '—' }),
+    el('td', { text: String(q.active) }))));
+  $('sup-agent-rows').replaceChildren(...overview.agents.map((a) => el('tr', { testid: 'sup-agent-row', 'data-id': a.id },
+    el('th', { scope: 'row', text: a.name }),
+    el('td', {}, el('span', { className: `presence ${a.status}`, text: t(`presence.${a.status}`) })),
+    el('td', { text: `${a.activeConversations} / ${a.capacity}` }),
+    el('td', {}, a.conversationIds.map((id) => el('button', {
+      type: 'button',
+      className: 'link-button',
+      testid: 'sup-open',
+      'data-id': id,
+      text: t('supervisor.open', { id: id.slice(0, 8) }),
+      title: id,
+      onclick: () => openConversation(id).catch((e) => toast(describe(e))),
+    }))))));
+  const select = $('sup-assign-to');
+  const chosen = select.value;
+  select.replaceChildren(...overview.agents.map((a) => el('option', {
+    value: a.id, text: `${a.name} · ${t(`presence.${a.status}`)} · ${a.activeConversations}/${a.capacity}`,
+  })));
+  if (overview.agents.some((a) => a.id === chosen)) select.value = chosen;
+}
+
+async function openConversation(id) {
+  const data = await api('GET', `/agent/v1/supervisor/conversations/${enc(id)}?limit=30`);
+  state.openId = id;
+  const c = data.conversation;
+  const holder = state.overview && state.overview.agents.find((a) => a.id === c.agentId);
+  $('sup-conversation').hidden = false;
+  $('sup-conversation-meta').textContent = [
+    t(`status.${c.status}`),
+    holder ? t('supervisor.heldBy', { name: holder.name }) : t('supervisor.unheld'),
+    t('conversation.opened', { time: clockTime(c.openedAt) }),
+  ].join(' · ');
+  $('sup-conversation').dataset.conversationId = id;
+  $('sup-lines').replaceChildren(...data.messages.map((m) => {
+    const message = m.message || (m.messages || [])[0];
+    const who = m.direction === 'out' ? (m.agentName || t('transcript.automated')) : (m.senderName || t('transcript.customer'));
+    return el('li', { className: `sup-line ${m.direction || ''}` },
+      el('span', { className: 'who', text: `${who}: ` }),
+      el('span', { text: message ? preview(message) : (m.text || m.type || '') }));
+  }));
+}
+
+async function assign(event) {
+  event.preventDefault();
+  const id = state.openId;
+  const agentId = $('sup-assign-to').value;
+  if (!id || !agentId) return;
+  try {
+    await api('POST', `/agent/v1/conversations/${enc(id)}/assign`, { agentId });
+    const agent = state.overview.agents.find((a) => a.id === agentId);
+    toast(t('supervisor.assigned', { name: agent ? agent.name : agentId }), 'info');
+    await refresh();
+  } catch (error) {
+    toast(describe(error));
+  }
+}
+
+function renderLanguages() {
+  const select = $('language');
+  select.replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => el('option', { value: code, text: name })));
+  select.value = language();
+  select.addEventListener('change', () => {
+    setLanguage(select.value, true);
+    translate();
+    document.title = t('supervisor.title');
+    if (state.overview) render(state.overview);
+  });
+}
+
+async function start() {
+  setLanguage(initialLanguage());
+  translate();
+  document.title = t('supervisor.title');
+  renderLanguages();
+  $('sup-signin-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const value = $('sup-token').value.trim();
+    if (!value) {
+      showSignIn(t('admin.tokenEmpty'));
+      return;
+    }
+    tryBearer(value, t('admin.byToken')).then((ok) => {
+      if (ok) {
+        store(value);
+        $('sup-token').value = '';
+      } else {
+        showSignIn(t('supervisor.refused'));
+      }
+    }).catch((error) => showSignIn(describe(error)));
+  });
+  $('sup-sign-out').addEventListener('click', () => {
+    store(null);
+    state.bearer = null;
+    showSignIn('');
+  });
+  $('sup-assign-form').addEventListener('submit', assign);
+  try {
+    const kept = stored();
+    if (kept && await tryBearer(kept, t('admin.byToken'))) return;
+    store(null);
+    const session = consoleToken();
+    if (session && session.split('.').length === 3 && await tryBearer(session, t('supervisor.byOidc'))) return;
+    showSignIn('');
+  } catch (error) {
+    showSignIn(describe(error));
+  }
+}
+
+start();
