@@ -32,6 +32,7 @@ struct Aws {
     router: Arc<RouterService>,
     conversations: Arc<DynamoConversationStore>,
     conversations_table: String,
+    router_config_table: String,
     agents: Arc<DynamoAgentStore>,
     media: Arc<S3ObjectStore>,
     config: aws_config::SdkConfig,
@@ -134,6 +135,7 @@ async fn aws() -> Aws {
         router,
         conversations,
         conversations_table,
+        router_config_table: config_table,
         agents,
         media,
         config,
@@ -1112,4 +1114,131 @@ async fn write_units_per_event_stay_within_budget() {
     assert!(first_wru > 0.0 && open_wru > 0.0, "the meter counts writes");
     assert!(first_wru <= 40.0, "first message: {first_wru} WRU");
     assert!(open_wru <= 40.0, "open conversation: {open_wru} WRU");
+}
+
+/// Issue 7/7 over DynamoDB: a customer's messages count unread and set the preview, its agent
+/// reading clears it; tags on the conversation and on the customer (kept in the customer's
+/// document, registered in the account's tag list); a supervisor's overview and reassignment.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn inbox_fields_tags_and_supervision_over_the_aws_adapters() {
+    use omniline_app::agent::AgentService;
+    use omniline_aws::config_docs::DynamoConfigStore;
+    use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+    use omniline_ports::{ConfigStore, Expect};
+    let aws = aws().await;
+    aws.agents.put_agent(&agent("ag1", 2)).await.unwrap();
+    let config = DynamoConfigStore::new(&aws.config, &aws.router_config_table);
+    let queue = json!({"id": "q-general", "name": "General", "createdAt": "2026-12-07T00:00:00Z", "updatedAt": "2026-12-07T00:00:00Z"});
+    config
+        .put_doc(
+            omniline_domain::queues::QUEUE_KIND,
+            "q-general",
+            &queue.to_string(),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = aws
+        .router
+        .process_message(&inbound(text_from("Ualice", "I1", "hello there")), 1)
+        .await
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    aws.router
+        .process_message(&inbound(text_from("Ualice", "I2", "are you there?")), 1)
+        .await
+        .unwrap();
+    let c = aws.conversations.conversation(&id).await.unwrap().unwrap();
+    assert_eq!(c.unread, 2);
+    let last = c.last_message.clone().unwrap();
+    assert_eq!(
+        (last.direction.as_str(), last.text.as_deref()),
+        ("in", Some("are you there?"))
+    );
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    aws.router.clear_unread(&id, &ag1).await.unwrap();
+    assert_eq!(
+        aws.conversations
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unread,
+        0
+    );
+
+    let service = AgentService::new(
+        Arc::clone(&aws.router),
+        Arc::new(DynamoDeliveryStore::new(
+            &aws.config,
+            &aws.conversations_table,
+        )),
+        None,
+    );
+    let kept = service
+        .set_conversation_tags(&ag1, &id, &["vip".into(), " vip ".into(), "late".into()])
+        .await
+        .unwrap();
+    assert_eq!(kept, ["vip", "late"]);
+    assert_eq!(
+        aws.conversations
+            .conversation(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tags,
+        ["vip", "late"]
+    );
+    let kept = service
+        .set_customer_tags(&ag1, &format!("{ACCOUNT}:Ualice"), &["regular".into()])
+        .await
+        .unwrap();
+    assert_eq!(kept, ["regular"]);
+    let registered = config
+        .get_doc(omniline_domain::tags::ACCOUNT_TAGS_KIND, ACCOUNT)
+        .await
+        .unwrap()
+        .unwrap();
+    let registered: omniline_domain::tags::AccountTags =
+        serde_json::from_str(&registered.doc).unwrap();
+    assert_eq!(registered.tags, ["vip", "late", "regular"]);
+
+    // The supervisor: one conversation in progress, none waiting; ag1 holds it; given to ag2.
+    aws.agents.put_agent(&agent("ag2", 2)).await.unwrap();
+    let overview = service.supervisor_overview().await.unwrap();
+    let general = &overview.queues[0];
+    assert_eq!(
+        (general.queue.id.as_str(), general.waiting, general.active),
+        ("q-general", 0, 1)
+    );
+    let held: Vec<&str> = overview
+        .agents
+        .iter()
+        .flat_map(|a| a.active_conversations.iter().map(String::as_str))
+        .collect();
+    assert_eq!(held, [id.as_str()]);
+    let moved = service.reassign("admin token", &id, "ag2").await.unwrap();
+    assert_eq!(moved.agent_id.as_deref(), Some("ag2"));
+    assert!(aws
+        .agents
+        .agent("ag1")
+        .await
+        .unwrap()
+        .unwrap()
+        .active_conversations
+        .is_empty());
+    assert_eq!(
+        aws.agents
+            .agent("ag2")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_conversations,
+        [id]
+    );
 }
