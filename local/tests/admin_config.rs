@@ -1168,3 +1168,77 @@ async fn quick_replies_are_written_by_admins_and_found_by_agents_of_their_queues
         .await;
     assert_eq!(status, 404);
 }
+
+/// Issue 7/7's audit trail: every admin change (who, what, when, how it ended) and a supervisor's
+/// reassignment, read back by period; reads are not recorded; a bad period is a 400.
+#[tokio::test]
+async fn admin_changes_and_supervisor_actions_are_in_the_audit_trail() {
+    let s = start().await;
+    let queue = s.queue("Audit desk").await;
+    let (status, _) = s
+        .call(
+            "PATCH",
+            &format!("/admin/v1/queues/{queue}"),
+            Some(json!({"name": ""})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    s.ok("GET", "/admin/v1/queues", None).await;
+    let trail = s.ok("GET", "/admin/v1/audit", None).await;
+    let records = trail["records"].as_array().unwrap();
+    let made: Vec<(String, String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_owned(),
+                r["path"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        made.contains(&("POST".into(), "/admin/v1/queues".into(), 201)),
+        "{trail}"
+    );
+    assert!(
+        made.contains(&("PATCH".into(), format!("/admin/v1/queues/{queue}"), 400)),
+        "{trail}"
+    );
+    assert!(
+        !made.iter().any(|(m, _, _)| m == "GET"),
+        "reads are not changes: {trail}"
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["actor"] == "admin token" && r["via"] == "admin"),
+        "{trail}"
+    );
+    let times: Vec<i64> = records.iter().map(|r| r["at"].as_i64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    assert_eq!(trail["truncated"], false);
+
+    // A period before any change: nothing. A bad period: 400 naming it.
+    let empty = s
+        .ok(
+            "GET",
+            "/admin/v1/audit?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(empty["records"], json!([]));
+    for query in [
+        "from=yesterday",
+        "from=2020-01-01T00:00:00Z&to=2020-03-01T00:00:00Z",
+        "to=2020-01-01T00:00:00Z&from=2020-01-02T00:00:00Z",
+        "since=1",
+    ] {
+        let (status, body) = s
+            .call("GET", &format!("/admin/v1/audit?{query}"), None)
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+}

@@ -3556,6 +3556,19 @@ async fn a_supervisor_sees_the_queues_and_agents_follows_any_conversation_and_re
         "{error}"
     );
 
+    // The reassignment is in the audit trail, as the supervisor's.
+    let trail = s.ok("GET", "/admin/v1/audit", None).await;
+    assert!(
+        trail["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["via"] == "supervisor"
+                && r["actor"] == "admin token"
+                && r["path"] == format!("/agent/v1/conversations/{id}/assign").as_str()),
+        "{trail}"
+    );
+
     // Agents are not supervisors.
     for route in [
         "/agent/v1/supervisor/overview".to_owned(),

@@ -355,3 +355,46 @@ async fn dynamo_workstreams_written_before_pointers_and_stale_pointers() {
     assert!(f.raw("WORKSTREAMS", "ws-stale").await.is_none());
     assert!(f.raw("ACCOUNT#acc-old", "WORKSTREAM").await.is_some());
 }
+
+/// The audit trail on DynamoDB: records of two days, read by period (one Query per day), newest
+/// first, the period's edges kept.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_audit_trail_reads_a_period_day_by_day() {
+    use omniline_domain::audit::AuditRecord;
+    let f = fixture().await;
+    let config: &dyn ConfigStore = &f.config;
+    // 2026-12-06T23:00Z, 2026-12-07T01:00Z and 2026-12-07T02:00Z.
+    let times = [1_796_598_000_000_i64, 1_796_605_200_000, 1_796_608_800_000];
+    for (n, at) in times.iter().enumerate() {
+        let record = AuditRecord {
+            at: *at,
+            actor: format!("person{n}@example.com"),
+            via: "admin".into(),
+            method: "PATCH".into(),
+            path: format!("/admin/v1/queues/q{n}"),
+            status: 200,
+        };
+        omniline_app::audit::record(config, &record).await;
+    }
+    let (all, truncated) = omniline_app::audit::read(config, times[0], times[2])
+        .await
+        .unwrap();
+    assert!(!truncated);
+    let paths: Vec<&str> = all.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/admin/v1/queues/q2",
+            "/admin/v1/queues/q1",
+            "/admin/v1/queues/q0"
+        ]
+    );
+    let (later, _) = omniline_app::audit::read(config, times[1], times[2])
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 2);
+    assert!(omniline_app::audit::read(config, times[2], times[0])
+        .await
+        .is_err());
+}

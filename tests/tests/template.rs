@@ -1877,6 +1877,8 @@ fn config_items() -> Vec<(&'static str, String)> {
         ("customer notes", doc(CUSTOMER_NOTES_KIND)),
         // An account's distinct tags.
         ("account tags", doc(ACCOUNT_TAGS_KIND)),
+        // The audit trail: a kind per day.
+        ("audit", doc("audit@2026-12-07")),
     ]
 }
 
@@ -2017,6 +2019,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "customer attributes",
                 "customer notes",
                 "quick reply",
+                "audit",
             ],
             &[
                 "account",
@@ -2041,6 +2044,7 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "customer attributes",
                 "customer notes",
                 "quick reply",
+                "audit",
             ],
         ),
         (
@@ -2089,6 +2093,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 // Tags: the customer's (with their attributes), the account's list.
                 "customer attributes",
                 "account tags",
+                // A supervisor's reassignment, in the audit trail.
+                "audit",
             ],
         ),
         (

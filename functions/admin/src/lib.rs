@@ -13,6 +13,7 @@
 
 mod accounts;
 mod agents;
+mod audit;
 mod customers;
 mod error;
 mod jobs;
@@ -157,6 +158,7 @@ pub fn router(state: AdminState) -> Router {
                 .delete(customers::erase),
         )
         .route("/admin/v1/jobs/{id}", get(jobs::get))
+        .route("/admin/v1/audit", get(audit::trail))
         .route(
             "/admin/v1/message-templates",
             get(message_templates::list).post(message_templates::create),
@@ -243,6 +245,16 @@ pub async fn require_admin_token(
             status = response.status().as_u16(),
             "admin change"
         );
+        // Kept for `GET /admin/v1/audit` too (best effort: the log line stays).
+        state
+            .service
+            .audit(
+                actor.name(),
+                method.as_str(),
+                &path,
+                response.status().as_u16(),
+            )
+            .await;
     }
     response
 }

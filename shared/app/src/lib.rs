@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod audit;
 mod cache;
 pub mod consumer;
 mod counters;

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod agents;
+pub mod audit;
 pub mod bot;
 pub mod clock;
 pub mod contacts;

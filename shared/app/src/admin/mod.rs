@@ -117,6 +117,33 @@ impl AdminService {
         rfc3339_millis(self.now_millis())
     }
 
+    /// Records an admin change in the audit trail (`via` `admin`), now (best effort).
+    pub async fn audit(&self, actor: &str, method: &str, path: &str, status: u16) {
+        let record = omniline_domain::audit::AuditRecord {
+            at: self.now_millis(),
+            actor: actor.to_owned(),
+            via: "admin".into(),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+        };
+        crate::audit::record(self.deps.config.as_ref(), &record).await;
+    }
+
+    /// The audit trail from `from` to `to` (epoch ms), newest first; whether it was cut.
+    pub async fn audit_trail(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<(Vec<omniline_domain::audit::AuditRecord>, bool), crate::audit::AuditError> {
+        crate::audit::read(self.deps.config.as_ref(), from, to).await
+    }
+
+    /// Now, epoch ms (the default period of the audit trail ends now).
+    pub fn clock_millis(&self) -> i64 {
+        self.now_millis()
+    }
+
     fn disconnected(&self, account_id: &str) {
         if let Some(hook) = &self.on_disconnect {
             hook(account_id);

@@ -107,6 +107,17 @@ impl AgentService {
                 format!("there is no agent {agent_id:?}"),
             ));
         }
-        Ok(self.router.reassign(id, by, agent_id).await?)
+        let moved = self.router.reassign(id, by, agent_id).await?;
+        // The audit trail (`GET /admin/v1/audit`), best effort.
+        let record = omniline_domain::audit::AuditRecord {
+            at: self.now(),
+            actor: by.to_owned(),
+            via: "supervisor".into(),
+            method: "POST".into(),
+            path: format!("/agent/v1/conversations/{id}/assign"),
+            status: 200,
+        };
+        crate::audit::record(self.deps().config.as_ref(), &record).await;
+        Ok(moved)
     }
 }
