@@ -54,7 +54,7 @@ pub async fn read(
             .filter_map(|d| serde_json::from_str::<AuditRecord>(&d.doc).ok())
             .filter(|r| (from..=to).contains(&r.at))
             .collect();
-        day.sort_by(|a, b| b.at.cmp(&a.at));
+        day.sort_by_key(|r| std::cmp::Reverse(r.at));
         records.extend(day);
         if records.len() > AUDIT_MAX_RECORDS {
             break;
