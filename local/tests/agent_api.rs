@@ -3591,3 +3591,63 @@ async fn a_supervisor_sees_the_queues_and_agents_follows_any_conversation_and_re
     .await;
     assert_eq!(status, 403);
 }
+
+/// The conversation list in pages: `limit` and the `nextCursor` of the page before; every row
+/// once, in order; a cursor that is not one is a 400.
+#[tokio::test]
+async fn the_conversation_list_pages_with_a_cursor() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, token, _) = held_conversation(&s, text_event("01PG1", "Upg1", "one")).await;
+    for (id, user) in [("01PG2", "Upg2"), ("01PG3", "Upg3")] {
+        assert_eq!(
+            s.webhook(&account, SECRET_A, json!([text_event(id, user, "more")]))
+                .await,
+            200
+        );
+    }
+    let mut whole = Value::Null;
+    for _ in 0..100 {
+        whole = agent_ok(&s, &token, "GET", "/agent/v1/conversations", None).await;
+        if whole["conversations"].as_array().unwrap().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&whole).len(), 3, "{whole}");
+    assert_eq!(
+        whole["nextCursor"],
+        Value::Null,
+        "a page below the limit has no next"
+    );
+    let mut paged = Vec::new();
+    let mut route = "/agent/v1/conversations?limit=1".to_owned();
+    for _ in 0..5 {
+        let page = agent_ok(&s, &token, "GET", &route, None).await;
+        paged.extend(ids(&page));
+        let Some(next) = page["nextCursor"].as_str() else {
+            break;
+        };
+        route = format!("/agent/v1/conversations?limit=1&cursor={next}");
+    }
+    assert_eq!(paged, ids(&whole));
+    for query in ["cursor=nope", "limit=0", "limit=101"] {
+        let (status, error) = agent_call(
+            &s,
+            &token,
+            "GET",
+            &format!("/agent/v1/conversations?{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{query}: {error}");
+    }
+}

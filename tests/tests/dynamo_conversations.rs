@@ -881,12 +881,14 @@ async fn the_backfill_gives_old_items_their_index_attributes() {
         queue_ids: vec!["q1".into()],
         agent_id: None,
         limit: 10,
+        after: None,
     };
     let agent = ConversationFilter {
         state: None,
         queue_ids: vec![],
         agent_id: Some("X".into()),
         limit: 10,
+        after: None,
     };
     assert!(store
         .conversations_of_source(ACCOUNT, "U1")

@@ -88,6 +88,7 @@ async fn one_run_makes_old_items_readable_and_a_second_changes_nothing() {
         queue_ids: vec!["q1".into()],
         agent_id: None,
         limit: 10,
+        after: None,
     };
     let listed = |found: Vec<Conversation>| found.into_iter().map(|c| c.id).collect::<Vec<_>>();
     assert!(listed(

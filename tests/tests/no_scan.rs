@@ -173,6 +173,7 @@ async fn no_request_path_sends_a_dynamodb_scan() {
                     queue_ids: vec!["q1".into(), "q2".into()],
                     agent_id: Some("X".into()),
                     limit: 100,
+                    after: None,
                 })
                 .await
                 .unwrap();

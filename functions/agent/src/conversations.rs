@@ -8,14 +8,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use omniline_app::agent::conversations::{
-    Assigned, CustomerView, ListView, QueueRef, TimelineLine,
+    Assigned, CustomerView, ListView, QueueRef, TimelineLine, LIST_LIMIT,
 };
 use omniline_app::agent::AgentError;
 use omniline_app::router::agent_ops::TransferTarget;
 use omniline_domain::agents::Agent;
 use omniline_domain::clock::parse_rfc3339_millis;
 use omniline_domain::contacts::Contact;
-use omniline_domain::conversation::{Conversation, ConversationState, TranscriptEntry};
+use omniline_domain::conversation::{Conversation, ConversationState, ListCursor, TranscriptEntry};
 use omniline_domain::delivery::{DeliveredContent, Delivery};
 use omniline_domain::input::{Fields, Query};
 use omniline_domain::line::messages::{is_quote_token, MAX_QUOTE_TOKEN_LENGTH, QUOTING_TYPES};
@@ -139,7 +139,9 @@ pub(crate) async fn list(
 ) -> Result<Response, ApiError> {
     let query = Query::parse(
         query.as_deref(),
-        &["status", "snoozed", "followUp", "assigned", "tag"],
+        &[
+            "status", "snoozed", "followUp", "assigned", "tag", "limit", "cursor",
+        ],
     )?;
     let flag = |name: &str| match query.get(name) {
         None | Some("false") => Ok(false),
@@ -180,15 +182,35 @@ pub(crate) async fn list(
                 .map_err(|problem| ApiError::invalid("tag", problem))?,
         ),
     };
+    let limit = match query.get("limit") {
+        None => 0,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=LIST_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::invalid("limit", format!("limit must be 1 to {LIST_LIMIT}"))
+            })?,
+    };
+    let after = match query.get("cursor") {
+        None => None,
+        Some(c) => Some(ListCursor::decode(c).ok_or_else(|| {
+            ApiError::invalid("cursor", "cursor must be a nextCursor this list gave")
+        })?),
+    };
     let view = ListView {
         state: status,
         snoozed,
         follow_up,
         assigned,
         tag,
+        limit,
+        after,
     };
-    let conversations = state.service.list_conversations(&agent, view).await?;
-    let items: Vec<Value> = conversations
+    let page = state.service.list_conversations(&agent, view).await?;
+    let next_cursor = page.next.as_ref().map(ListCursor::encode);
+    let items: Vec<Value> = page
+        .items
         .iter()
         .map(|s| {
             let mut item = conversation_json(&s.conversation);
@@ -196,7 +218,7 @@ pub(crate) async fn list(
             item
         })
         .collect();
-    Ok(Json(json!({ "conversations": items })).into_response())
+    Ok(Json(json!({ "conversations": items, "nextCursor": next_cursor })).into_response())
 }
 
 /// `GET /agent/v1/conversations/{id}`: the conversation, the customer (with the linked contact

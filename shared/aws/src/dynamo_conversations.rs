@@ -171,6 +171,9 @@ pub const LIST_ORDER: &str = "listOrder";
 /// working sets, read whole and ordered by `lastActivityAt` in memory; this bounds a request
 /// even when a queue is flooded (the most recently opened are read first).
 pub const OPEN_LIST_CAP: usize = 2_000;
+/// How many more keys a closed partition's page after a cursor reads: conversations sharing the
+/// cursor's millisecond, filtered out after the read.
+const CURSOR_TIES: usize = 10;
 
 /// The index partition of an open conversation (FNV-1a of its id).
 fn open_shard(conversation_id: &str) -> String {
@@ -449,15 +452,23 @@ impl DynamoConversationStore {
         attribute: &str,
         value: String,
         max: usize,
+        below: Option<String>,
     ) -> Result<Vec<Item>, PortError> {
-        let query = self
+        let mut query = self
             .table
             .query()
             .index_name(index)
-            .key_condition_expression("#key = :key")
             .expression_attribute_names("#key", attribute)
             .expression_attribute_values(":key", s(value))
             .scan_index_forward(false);
+        // A page after a cursor: only the list orders before it (newest first).
+        query = match below {
+            Some(below) => query
+                .key_condition_expression("#key = :key AND #order < :below")
+                .expression_attribute_names("#order", LIST_ORDER)
+                .expression_attribute_values(":below", s(below)),
+            None => query.key_condition_expression("#key = :key"),
+        };
         let items = first_items(query, max, "DynamoDB Query (conversation index)").await?;
         Ok(items.iter().filter_map(meta_key).collect())
     }
@@ -1020,8 +1031,20 @@ impl ConversationStore for DynamoConversationStore {
         let mut keys = Vec::new();
         for state in states {
             let max = match state {
+                // After a cursor: ties at its time may come first (filtered below).
+                ConversationState::Closed if filter.after.is_some() => {
+                    filter.limit.saturating_add(CURSOR_TIES)
+                }
                 ConversationState::Closed => filter.limit,
                 _ => OPEN_LIST_CAP,
+            };
+            // A closed partition is ordered by `{lastActivityAt:020}#{id}`: after a cursor,
+            // from the cursor's time (inclusive) down. Open ones are read whole.
+            let below = match (&filter.after, state) {
+                (Some(after), ConversationState::Closed) => {
+                    Some(padded(after.last_activity_at.saturating_add(1)))
+                }
+                _ => None,
             };
             let partitions = queues.iter().map(|q| (QUEUE_INDEX, QUEUE_LIST, *q)).chain(
                 filter
@@ -1031,7 +1054,13 @@ impl ConversationStore for DynamoConversationStore {
             );
             for (index, attribute, owner) in partitions {
                 let found = self
-                    .index_keys(index, attribute, list_partition(owner, state), max)
+                    .index_keys(
+                        index,
+                        attribute,
+                        list_partition(owner, state),
+                        max,
+                        below.clone(),
+                    )
                     .await?;
                 if found.len() >= OPEN_LIST_CAP && state != ConversationState::Closed {
                     tracing::warn!(

@@ -372,12 +372,57 @@ pub struct ConversationFilter {
     pub agent_id: Option<String>,
     /// At most this many, most recent activity first.
     pub limit: usize,
+    /// Only those after this one in the list's order (the last row of the previous page).
+    pub after: Option<ListCursor>,
+}
+
+/// A place in the conversation list's order (most recent activity first, then by id): the last
+/// row of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub last_activity_at: i64,
+    pub id: String,
+}
+
+impl ListCursor {
+    pub fn of(c: &Conversation) -> ListCursor {
+        ListCursor {
+            last_activity_at: c.last_activity_at,
+            id: c.id.clone(),
+        }
+    }
+
+    /// Whether `c` comes after this place in the list's order.
+    pub fn precedes(&self, c: &Conversation) -> bool {
+        c.last_activity_at < self.last_activity_at
+            || (c.last_activity_at == self.last_activity_at && c.id > self.id)
+    }
+
+    /// The opaque form an API hands out: `{lastActivityAt}.{id}`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.last_activity_at, self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<ListCursor> {
+        let (at, id) = text.split_once('.')?;
+        let last_activity_at = at.parse().ok()?;
+        (!id.is_empty()
+            && id.len() <= 100
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .then(|| ListCursor {
+            last_activity_at,
+            id: id.to_owned(),
+        })
+    }
 }
 
 impl ConversationFilter {
     /// Whether `c` matches (the reference semantics adapters implement).
     pub fn matches(&self, c: &Conversation) -> bool {
-        self.state.is_none_or(|s| s == c.state)
+        self.after.as_ref().is_none_or(|after| after.precedes(c))
+            && self.state.is_none_or(|s| s == c.state)
             && (c
                 .queue_id
                 .as_ref()
@@ -546,3 +591,20 @@ pub enum CommitOutcome {
 
 /// LINE redelivers for up to about a day when redelivery is on; keep deduplication records a week.
 pub const DEDUPE_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+#[cfg(test)]
+mod list_cursor_tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_refuses_what_it_did_not_make() {
+        let c = ListCursor {
+            last_activity_at: 1_796_600_000_000,
+            id: "a1b2".into(),
+        };
+        assert_eq!(ListCursor::decode(&c.encode()), Some(c.clone()));
+        for bad in ["", "x.a1b2", "123.", "123.a b", "123"] {
+            assert_eq!(ListCursor::decode(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -419,6 +419,15 @@ fn list_query(filter: &ConversationFilter) -> rusqlite::Result<Option<(String, V
         values.push(Value::Text(state_str(state).to_owned()));
         sql.push_str(&format!(" AND state = ?{}", values.len()));
     }
+    if let Some(after) = &filter.after {
+        values.push(Value::Integer(after.last_activity_at));
+        let at = values.len();
+        values.push(Value::Text(after.id.clone()));
+        sql.push_str(&format!(
+            " AND (last_activity_at < ?{at} OR (last_activity_at = ?{at} AND id > ?{}))",
+            values.len()
+        ));
+    }
     // More than SQLite's LIMIT can take means no limit.
     values.push(Value::Integer(i64::try_from(filter.limit).unwrap_or(-1)));
     sql.push_str(&format!(

@@ -66,6 +66,17 @@ pub struct ListView {
     pub assigned: Option<Assigned>,
     /// Tagged so (the conversation's tags or its customer's), normalized.
     pub tag: Option<String>,
+    /// At most this many read (1 to [`LIST_LIMIT`]; 0 stands for [`LIST_LIMIT`]).
+    pub limit: usize,
+    /// After this place of the list (the previous page's `nextCursor`).
+    pub after: Option<omniline_domain::conversation::ListCursor>,
+}
+
+/// A page of the conversation list, and where the next one starts when there may be one.
+#[derive(Debug, Clone)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationSummary>,
+    pub next: Option<omniline_domain::conversation::ListCursor>,
 }
 
 /// `assigned=` of the conversation list.
@@ -404,19 +415,33 @@ impl AgentService {
         &self,
         agent: &Agent,
         view: ListView,
-    ) -> Result<Vec<ConversationSummary>, AgentError> {
+    ) -> Result<ConversationPage, AgentError> {
+        let limit = match view.limit {
+            0 => LIST_LIMIT,
+            n => n.min(LIST_LIMIT),
+        };
         let filter = ConversationFilter {
             state: view.state,
             queue_ids: agent.queues.clone(),
             agent_id: Some(agent.id.clone()),
-            limit: LIST_LIMIT,
+            limit,
+            after: view.after.clone(),
         };
         let now = self.now();
-        let conversations = self
+        let read = self
             .deps()
             .conversations
             .list_conversations(&filter)
-            .await?
+            .await?;
+        // A full page may have more after it: the next starts after its last row read (the
+        // filters below may leave fewer rows than read).
+        let next = (read.len() >= limit)
+            .then(|| {
+                read.last()
+                    .map(omniline_domain::conversation::ListCursor::of)
+            })
+            .flatten();
+        let conversations = read
             .into_iter()
             .filter(|c| c.snoozed_at(now) == view.snoozed)
             .filter(|c| !view.follow_up || c.follow_up)
@@ -449,7 +474,7 @@ impl AgentService {
                 customer,
             });
         }
-        Ok(items)
+        Ok(ConversationPage { items, next })
     }
 
     /// The conversation, the customer (with the linked contact and their previous

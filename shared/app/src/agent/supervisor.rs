@@ -45,6 +45,7 @@ impl AgentService {
                 queue_ids: vec![doc.id.clone()],
                 agent_id: None,
                 limit: OVERVIEW_WAITING_CAP,
+                after: None,
             };
             let waiting: Vec<Conversation> = deps
                 .conversations
