@@ -510,6 +510,15 @@ async function agentAcceptsAnOffer() {
 
 // 11. The console in Japanese: the labels change, the language is remembered.
 async function japanese() {
+  // Thai and Traditional Chinese first: each table fills the page (and axe checks it).
+  for (const [lang, mine, send] of [['th', 'ของฉัน', 'ส่ง'], ['zh-TW', '我的', '傳送']]) {
+    await page.locator(tid('language')).selectOption(lang);
+    await until(`the Mine tab in ${lang}`, async () => (await text(page.locator(tid('tab-mine')))).startsWith(mine),
+      WAIT, () => text(page.locator(tid('tab-mine'))));
+    assert.equal(await text(page.locator(tid('send'))), send);
+    assert.equal(await page.evaluate(() => document.documentElement.lang), lang);
+    await accessibility(`workspace in ${lang}`);
+  }
   await page.locator(tid('language')).selectOption('ja');
   await until('the Mine tab in Japanese', async () => (await text(page.locator(tid('tab-mine')))).startsWith('自分の担当'),
     WAIT, () => text(page.locator(tid('tab-mine'))));
