@@ -111,6 +111,7 @@ async fn the_console_is_served_with_its_headers_and_files_with_the_sandbox_off()
         ("app.js", "text/javascript; charset=utf-8"),
         ("admin.js", "text/javascript; charset=utf-8"),
         ("supervisor.js", "text/javascript; charset=utf-8"),
+        ("staff.js", "text/javascript; charset=utf-8"),
         ("api.js", "text/javascript; charset=utf-8"),
         ("i18n.js", "text/javascript; charset=utf-8"),
         ("render.js", "text/javascript; charset=utf-8"),

@@ -3,44 +3,14 @@
 // same origin), so that a new team needs no command line. Signed in with the admin token (kept in
 // this tab's sessionStorage only) or, where the console signed in with OpenID Connect, with that
 // ID token when it carries the admin role.
-import { ApiError, call, token as consoleToken } from './api.js';
-import { LANGUAGES, initialLanguage, language, setLanguage, t, translate } from './i18n.js';
+import { ApiError, call } from './api.js';
+import { t } from './i18n.js';
 import { el } from './render.js';
+import { describe, signInOnLoad, startLanguage, storeAdminToken as store, toast } from './staff.js';
 
-const ADMIN_TOKEN_KEY = 'omniline.admin.token';
 const $ = (id) => document.getElementById(id);
 
 const state = { bearer: null, queues: [], accounts: [] };
-
-function stored() {
-  try { return window.sessionStorage.getItem(ADMIN_TOKEN_KEY); } catch { return null; }
-}
-
-function store(value) {
-  try {
-    if (value) window.sessionStorage.setItem(ADMIN_TOKEN_KEY, value);
-    else window.sessionStorage.removeItem(ADMIN_TOKEN_KEY);
-  } catch { /* storage refused: the session lasts as long as the page */ }
-}
-
-let toastTimer = null;
-function toast(message, kind = 'error') {
-  const box = $('toast');
-  box.textContent = message;
-  box.className = `toast ${kind}`;
-  box.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
-}
-
-/** What an admin API error says, for the person (its field when it names one). */
-function describe(error) {
-  if (error instanceof ApiError) {
-    if (error.status === 0) return t('error.network');
-    return error.field ? `${error.field}: ${error.message}` : error.message;
-  }
-  return String((error && error.message) || error);
-}
 
 function admin(method, path, body) {
   return call(method, path, body, { bearer: state.bearer });
@@ -228,37 +198,13 @@ async function addAgent(event) {
   }
 }
 
-function renderLanguages() {
-  const select = $('language');
-  select.replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => el('option', { value: code, text: name })));
-  select.value = language();
-  select.addEventListener('change', () => {
-    setLanguage(select.value, true);
-    translate();
-    document.title = t('admin.title');
-  });
-}
-
 async function start() {
-  setLanguage(initialLanguage());
-  translate();
-  document.title = t('admin.title');
-  renderLanguages();
+  startLanguage('admin.title');
   $('admin-signin-form').addEventListener('submit', (e) => signIn(e).catch((error) => showSignIn(describe(error))));
   $('admin-sign-out').addEventListener('click', signOut);
   $('account-form').addEventListener('submit', connectAccount);
   $('agent-form').addEventListener('submit', addAgent);
-  try {
-    const kept = stored();
-    if (kept && await tryBearer(kept, t('admin.byToken'))) return;
-    store(null);
-    // The console's OpenID Connect session, when the person is an administrator.
-    const session = consoleToken();
-    if (session && session.split('.').length === 3 && await tryBearer(session, t('admin.byOidc'))) return;
-    showSignIn('');
-  } catch (error) {
-    showSignIn(describe(error));
-  }
+  await signInOnLoad(tryBearer, showSignIn, t('admin.byOidc'));
 }
 
 start();

@@ -3,40 +3,14 @@
 // any conversation read only; a conversation given to another agent. Signed in with the console's
 // OpenID Connect session when it carries the supervisor or admin group, else with the admin
 // token (kept in this tab's sessionStorage, as the set-up page keeps it).
-import { ApiError, call, enc, token as consoleToken } from './api.js';
-import { LANGUAGES, initialLanguage, language, setLanguage, t, translate } from './i18n.js';
+import { ApiError, call, enc } from './api.js';
+import { t } from './i18n.js';
 import { clockTime, duration, el, preview } from './render.js';
+import { describe, signInOnLoad, startLanguage, storeAdminToken as store, toast } from './staff.js';
 
-const ADMIN_TOKEN_KEY = 'omniline.admin.token';
 const REFRESH_MS = 10_000;
 const $ = (id) => document.getElementById(id);
 const state = { bearer: null, overview: null, openId: null, timer: null };
-
-function stored() {
-  try { return window.sessionStorage.getItem(ADMIN_TOKEN_KEY); } catch { return null; }
-}
-
-function store(value) {
-  try {
-    if (value) window.sessionStorage.setItem(ADMIN_TOKEN_KEY, value);
-    else window.sessionStorage.removeItem(ADMIN_TOKEN_KEY);
-  } catch { /* storage refused */ }
-}
-
-let toastTimer = null;
-function toast(message, kind = 'error') {
-  const box = $('toast');
-  box.textContent = message;
-  box.className = `toast ${kind}`;
-  box.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
-}
-
-function describe(error) {
-  if (error instanceof ApiError) return error.status === 0 ? t('error.network') : error.message;
-  return String((error && error.message) || error);
-}
 
 const api = (method, path, body) => call(method, path, body, { bearer: state.bearer });
 
@@ -139,23 +113,8 @@ async function assign(event) {
   }
 }
 
-function renderLanguages() {
-  const select = $('language');
-  select.replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => el('option', { value: code, text: name })));
-  select.value = language();
-  select.addEventListener('change', () => {
-    setLanguage(select.value, true);
-    translate();
-    document.title = t('supervisor.title');
-    if (state.overview) render(state.overview);
-  });
-}
-
 async function start() {
-  setLanguage(initialLanguage());
-  translate();
-  document.title = t('supervisor.title');
-  renderLanguages();
+  startLanguage('supervisor.title', () => { if (state.overview) render(state.overview); });
   $('sup-signin-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const value = $('sup-token').value.trim();
@@ -178,16 +137,7 @@ async function start() {
     showSignIn('');
   });
   $('sup-assign-form').addEventListener('submit', assign);
-  try {
-    const kept = stored();
-    if (kept && await tryBearer(kept, t('admin.byToken'))) return;
-    store(null);
-    const session = consoleToken();
-    if (session && session.split('.').length === 3 && await tryBearer(session, t('supervisor.byOidc'))) return;
-    showSignIn('');
-  } catch (error) {
-    showSignIn(describe(error));
-  }
+  await signInOnLoad(tryBearer, showSignIn, t('supervisor.byOidc'));
 }
 
 start();

@@ -65,6 +65,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../console/admin.js"),
     },
     Asset {
+        name: "staff.js",
+        content_type: JS,
+        body: include_bytes!("../console/staff.js"),
+    },
+    Asset {
         name: "supervisor.js",
         content_type: JS,
         body: include_bytes!("../console/supervisor.js"),
