@@ -833,10 +833,25 @@ fn classify(
     event_time: i64,
     outbox: &mut Outbox,
 ) {
-    outbox.automated(ws, Trigger::ConversationStarted, customer, None);
+    // A group chat is greeted by its name (LINE's group summary), not by its first writer's:
+    // `{customerName}` is the group's there; the writer's language still picks the text.
+    let group_named = c
+        .group
+        .as_ref()
+        .and_then(|g| g.name.clone())
+        .filter(|_| c.source_type == SourceType::Group)
+        .and_then(|name| {
+            customer.map(|writer| Customer {
+                display_name: name,
+                profile_found: true,
+                ..writer.clone()
+            })
+        });
+    let greeted = group_named.as_ref().or(customer);
+    outbox.automated(ws, Trigger::ConversationStarted, greeted, None);
     let Some(ws) = ws else { return };
     if !ws.is_business_hours(event_time) {
-        outbox.automated(Some(ws), Trigger::OutsideBusinessHours, customer, None);
+        outbox.automated(Some(ws), Trigger::OutsideBusinessHours, greeted, None);
     }
     let mut ctx = routing_context(event, customer, ws, event_time);
     ctx.attributes = attributes.attributes.clone();
@@ -2064,6 +2079,24 @@ mod tests {
         );
         assert_eq!(group.fetched_at, NOW);
         assert_eq!(d.transcript.sender_name.as_deref(), Some("Alice"));
+        // With a workstream: the greeting names the group, not its first writer.
+        let ws = workstream(json!({}));
+        let d = decide(
+            Facts {
+                customer: CustomerFacts {
+                    stored: Some(alice.clone()),
+                    profile: ProfileFetch::NotAsked,
+                },
+                group: GroupFetch::Answered(Some(GroupSummary {
+                    group_id: "Cteam".into(),
+                    group_name: "Team Tokyo".into(),
+                    picture_url: None,
+                })),
+                ..facts(Some(&ws), &first)
+            },
+            NOW,
+        );
+        assert_eq!(texts(&d.outbox).first().copied(), Some("Hello Team Tokyo."));
 
         // Within a day LINE is not asked; after, it is, and a summary it does not give keeps
         // the name the conversation had.
