@@ -373,7 +373,7 @@ impl DynamoConversationStore {
         let mut item = HashMap::from([
             ("pk".to_owned(), s(conversation_pk(&c.id))),
             ("sk".to_owned(), s(META)),
-            ("doc".to_owned(), to_doc(c, "conversation")?),
+            ("doc".to_owned(), s(meta_doc(c)?)),
             ("version".to_owned(), n(c.version)),
             ("accountId".to_owned(), s(&c.account_id)),
             ("sourceId".to_owned(), s(&c.source_id)),
@@ -485,7 +485,7 @@ impl DynamoConversationStore {
             .batch_get(keys)
             .await?
             .iter()
-            .map(|item| parse_doc(item, "conversation"))
+            .map(parse_meta)
             .collect()
     }
 
@@ -509,7 +509,7 @@ impl DynamoConversationStore {
         let (items, next) = scan_page(scan, cursor, page_size, "DynamoDB Scan (backfill)").await?;
         let mut updated = 0;
         for item in &items {
-            let c: Conversation = parse_doc(item, "conversation")?;
+            let c: Conversation = parse_meta(item)?;
             let mut wanted: Vec<(&str, Option<AttributeValue>)> = index_attributes(&c).to_vec();
             let shard = (c.state != ConversationState::Closed).then(|| s(open_shard(&c.id)));
             wanted.push((OPEN_SHARD, shard));
@@ -737,6 +737,60 @@ impl DynamoConversationStore {
     }
 }
 
+/// The fields of a conversation its `META` item keeps as attributes (for conditions, indexes and
+/// the ledger), left out of its `doc` so that they are not stored twice: (doc field, attribute).
+/// The id is the item's `pk` (`CONV#{id}`).
+const META_ATTRIBUTE_FIELDS: [(&str, &str); 5] = [
+    ("accountId", "accountId"),
+    ("sourceId", "sourceId"),
+    ("state", "state"),
+    ("lastActivityAt", "lastActivityAt"),
+    ("version", "version"),
+];
+
+/// The `doc` of `c`'s `META` item: the conversation without what the item's attributes hold.
+fn meta_doc(c: &Conversation) -> Result<String, PortError> {
+    let mut value = serde_json::to_value(c)
+        .map_err(|e| PortError::Unavailable(format!("conversation does not serialize: {e}")))?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("id");
+        for (field, _) in META_ATTRIBUTE_FIELDS {
+            fields.remove(field);
+        }
+    }
+    Ok(value.to_string())
+}
+
+/// The conversation of a `META` item: its `doc`, with the fields the item keeps as attributes
+/// put back (items written before the doc left them out carry them in both).
+fn parse_meta(item: &Item) -> Result<Conversation, PortError> {
+    let doc = get_s(item, "doc")?;
+    let mut value: serde_json::Value = serde_json::from_str(doc)
+        .map_err(|e| PortError::Unavailable(format!("stored conversation does not parse: {e}")))?;
+    if let Some(fields) = value.as_object_mut() {
+        if !fields.contains_key("id") {
+            if let Some(id) = string(item, "pk").and_then(|pk| pk.strip_prefix("CONV#")) {
+                fields.insert("id".into(), serde_json::Value::String(id.to_owned()));
+            }
+        }
+        for (field, attribute) in META_ATTRIBUTE_FIELDS {
+            if fields.contains_key(field) {
+                continue;
+            }
+            let restored = match item.get(attribute) {
+                Some(AttributeValue::S(text)) => serde_json::Value::String(text.clone()),
+                Some(AttributeValue::N(number)) => serde_json::from_str(number).map_err(|e| {
+                    PortError::Unavailable(format!("stored conversation {attribute}: {e}"))
+                })?,
+                _ => continue,
+            };
+            fields.insert(field.to_owned(), restored);
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| PortError::Unavailable(format!("stored conversation does not parse: {e}")))
+}
+
 /// The condition of an item that expires: absent, or expired by `now` (TTL deletes lazily).
 fn expired_or_absent(now: i64) -> Condition {
     Condition::new("attribute_not_exists(pk) OR expiresAt <= :now").value(":now", n(now))
@@ -854,14 +908,14 @@ impl ConversationStore for DynamoConversationStore {
             self.delete_pointer_to(account_id, source_id, id).await?;
             return Ok(None);
         };
-        let conversation: Conversation = parse_doc(&meta, "conversation")?;
+        let conversation: Conversation = parse_meta(&meta)?;
         Ok((conversation.state != ConversationState::Closed).then_some(conversation))
     }
 
     async fn conversation(&self, conversation_id: &str) -> Result<Option<Conversation>, PortError> {
         self.get(conversation_pk(conversation_id), META)
             .await?
-            .map(|item| parse_doc(&item, "conversation"))
+            .map(|item| parse_meta(&item))
             .transpose()
     }
 
@@ -884,7 +938,7 @@ impl ConversationStore for DynamoConversationStore {
         }
         let mut conversations = Vec::with_capacity(keys.len());
         for item in self.table.batch_get(keys).await? {
-            let conversation: Conversation = parse_doc(&item, "conversation")?;
+            let conversation: Conversation = parse_meta(&item)?;
             if conversation.state != ConversationState::Closed {
                 conversations.push(conversation);
             }
@@ -936,7 +990,7 @@ impl ConversationStore for DynamoConversationStore {
             let unchanged = match &meta {
                 None => Condition::new("attribute_not_exists(pk)"),
                 Some(item) => {
-                    let c: Conversation = parse_doc(item, "conversation")?;
+                    let c: Conversation = parse_meta(item)?;
                     // Kept: it holds this agent's slot (open with it, offered to it, or its
                     // wrap-up pending).
                     if c.slot_holder() == Some(agent_id) {
@@ -1264,6 +1318,57 @@ impl ConversationStore for DynamoConversationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The size DynamoDB bills an item for: attribute names and values (strings and numbers as
+    /// their text, closely enough for these).
+    fn billed_size(item: &Item) -> usize {
+        item.iter()
+            .map(|(name, value)| {
+                name.len()
+                    + match value {
+                        AttributeValue::S(text) => text.len(),
+                        AttributeValue::N(number) => number.len(),
+                        _ => 8,
+                    }
+            })
+            .sum()
+    }
+
+    /// An agent-held conversation with the longest preview in Japanese (3 bytes a character):
+    /// its `META` item, rewritten by every message, stays within one write unit (1 KB), and
+    /// reads back whole.
+    #[test]
+    fn a_held_conversation_with_its_preview_is_one_write_unit_and_reads_back() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        let mut c = Conversation::opened(
+            hex.into(),
+            hex,
+            omniline_domain::conversation::SourceType::User,
+            &format!("U{hex}"),
+            ConversationState::Active,
+            1_796_600_000_000,
+        );
+        c.workstream_id = Some(hex.into());
+        c.queue_id = Some(hex.into());
+        c.agent_id = Some(hex.into());
+        c.priority = 1;
+        c.version = 12_345;
+        c.unread = 12;
+        let text = "注".repeat(omniline_domain::conversation::LAST_MESSAGE_TEXT_CHARS + 20);
+        c.last_message = omniline_domain::conversation::LastMessage::of(
+            &serde_json::json!({"type": "text", "text": text}),
+            "in",
+            1_796_600_123_456,
+        );
+        let item = DynamoConversationStore::meta_item(&c, Some(1_800_000_000)).unwrap();
+        let size = billed_size(&item);
+        assert!(size <= 1024, "META is {size} bytes: {item:?}");
+        assert_eq!(parse_meta(&item).unwrap(), c);
+        // An item written when the doc held every field reads the same.
+        let mut legacy = item.clone();
+        legacy.insert("doc".into(), s(serde_json::to_string(&c).unwrap()));
+        assert_eq!(parse_meta(&legacy).unwrap(), c);
+    }
 
     fn reasons(codes: &[&str]) -> Cancellation {
         Cancellation::of_codes(codes)

@@ -43,30 +43,30 @@ pub struct Conversation {
     /// userId, groupId or roomId.
     pub source_id: String,
     pub state: ConversationState,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workstream_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_id: Option<String>,
     #[serde(default)]
     pub priority: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skills: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
     /// Id of the routing rule that classified the conversation, if one matched.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<String>,
     /// Group or room members seen or announced (memberJoined); empty for 1:1.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
     /// Epoch milliseconds.
     pub opened_at: i64,
     pub last_activity_at: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<String>,
     /// A group chat's name and icon (LINE's group summary), refreshed at most daily.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,8 +120,10 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// The longest text a [`LastMessage`] keeps.
-pub const LAST_MESSAGE_TEXT_CHARS: usize = 100;
+/// The longest text a [`LastMessage`] keeps, in characters and in UTF-8 bytes (so that the
+/// conversation's item, rewritten by every message, stays within one DynamoDB write unit).
+pub const LAST_MESSAGE_TEXT_CHARS: usize = 80;
+pub const LAST_MESSAGE_TEXT_BYTES: usize = 240;
 
 /// A conversation's latest message, as a list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,7 +136,8 @@ pub struct LastMessage {
     /// LINE's message type (`text`, `sticker`, `image` …).
     #[serde(rename = "type")]
     pub kind: String,
-    /// A text's first [`LAST_MESSAGE_TEXT_CHARS`] characters; a file's name; a location's title.
+    /// A text's first [`LAST_MESSAGE_TEXT_CHARS`] characters (at most
+    /// [`LAST_MESSAGE_TEXT_BYTES`] bytes); a file's name; a location's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
 }
@@ -151,7 +154,16 @@ impl LastMessage {
             _ => None,
         }
         .and_then(serde_json::Value::as_str)
-        .map(|t| t.chars().take(LAST_MESSAGE_TEXT_CHARS).collect());
+        .map(|t| {
+            let mut kept = String::new();
+            for c in t.chars().take(LAST_MESSAGE_TEXT_CHARS) {
+                if kept.len() + c.len_utf8() > LAST_MESSAGE_TEXT_BYTES {
+                    break;
+                }
+                kept.push(c);
+            }
+            kept
+        });
         Some(LastMessage {
             at,
             direction: direction.to_owned(),
