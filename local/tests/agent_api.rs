@@ -3141,7 +3141,7 @@ async fn inbox_rows_carry_unread_and_previews_and_tags_filter_and_route() {
     let preview = listed["lastMessage"]["text"].as_str().unwrap();
     assert_eq!(
         preview.chars().count(),
-        100,
+        80,
         "a preview, not the whole text: {preview}"
     );
     assert_eq!(listed["waitingSince"], Value::Null, "active: not waiting");
@@ -3292,6 +3292,14 @@ async fn inbox_rows_carry_unread_and_previews_and_tags_filter_and_route() {
     assert_eq!(detail["customer"]["tags"], json!(["vip"]));
     let by_customer = agent_ok(&s, &token, "GET", "/agent/v1/conversations?tag=vip", None).await;
     assert_eq!(ids(&by_customer), vec![id.clone()]);
+    let export = s
+        .ok("GET", &format!("/admin/v1/customers/{customer}"), None)
+        .await;
+    assert_eq!(
+        export["customer"]["tags"],
+        json!(["vip"]),
+        "the export carries the tags"
+    );
     let (status, _) = agent_call(
         &s,
         &token,

@@ -81,6 +81,7 @@ pub(crate) async fn export(State(state): State<AdminState>, id: PathId) -> Resul
         .collect();
     let mut customer = customer_json(&export.customer);
     customer["attributes"] = json!(export.attributes);
+    customer["tags"] = json!(export.tags);
     customer["notes"] = json!(export.notes);
     let body = json!({ "customer": customer, "conversations": items });
     Ok(Json(body).into_response())
