@@ -18,7 +18,8 @@
 //!
 //! A purge erases, in this order (each stage page by page where the store pages): the
 //! account's delivery records (they point at its conversations), its conversations with
-//! transcripts, customers and processed-event records, its contacts, its inbound media. Each
+//! transcripts, customers and processed-event records, its contacts and its list of tags, its
+//! inbound media. Each
 //! page's cursor is saved with the job (optimistic concurrency on its version: of two runners,
 //! one goes on, the other leaves the job), so an interrupted run goes on from the last saved
 //! page, and a page run again finds only what is left. Counts are what the saved pages erased.
@@ -491,13 +492,17 @@ impl PurgeJobs {
         }
     }
 
-    /// The account's contacts (one partition of the config store).
+    /// The account's contacts (one partition of the config store), and its list of tags.
     async fn purge_contacts(&self, account_id: &str) -> Result<u64, PortError> {
         let kind = contact_kind(account_id);
         let mut contacts = 0;
         for doc in self.deps.config.list_docs(&kind).await? {
             contacts += u64::from(self.deps.config.delete_doc(&kind, &doc.id).await?);
         }
+        self.deps
+            .config
+            .delete_doc(omniline_domain::tags::ACCOUNT_TAGS_KIND, account_id)
+            .await?;
         Ok(contacts)
     }
 }
@@ -639,6 +644,16 @@ mod tests {
                 .put_doc(&contact_kind(account), "ct1", "{}", Expect::Absent)
                 .await
                 .unwrap();
+            s.deps
+                .config
+                .put_doc(
+                    omniline_domain::tags::ACCOUNT_TAGS_KIND,
+                    account,
+                    r#"{"tags":["vip"]}"#,
+                    Expect::Absent,
+                )
+                .await
+                .unwrap();
             for key in ["m1", "m2"] {
                 let key = format!("media/{account}/{key}");
                 s.deps.media.put(&key, vec![1], None).await.unwrap();
@@ -707,6 +722,9 @@ mod tests {
             config.list_docs(&contact_kind("acc2")).await.unwrap().len(),
             1
         );
+        let tags = omniline_domain::tags::ACCOUNT_TAGS_KIND;
+        assert!(config.get_doc(tags, "acc1").await.unwrap().is_none());
+        assert!(config.get_doc(tags, "acc2").await.unwrap().is_some());
         assert_eq!(s.deps.media.get("media/acc1/m1").await.unwrap(), None);
         assert!(s.deps.media.get("media/acc2/m1").await.unwrap().is_some());
         let conversations = s.deps.conversations.as_ref();
