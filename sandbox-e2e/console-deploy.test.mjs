@@ -18,7 +18,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { makeUntil, tid } from './lib.mjs';
+import { makeUntil, tid, makeVisible, text } from './lib.mjs';
 
 const BASE = process.env.BASE;
 const STANDIN = process.env.STANDIN;
@@ -50,16 +50,8 @@ const pageErrors = [];
 const pages = {};
 let callbackUrl;
 
-async function visible(locator, what, timeout = WAIT) {
-  try {
-    await locator.first().waitFor({ state: 'visible', timeout });
-  } catch (error) {
-    throw new Error(`${what} not visible within ${timeout} ms: ${error.message.split('\n')[0]}`);
-  }
-  return locator.first();
-}
+const visible = makeVisible(WAIT);
 
-const text = async (locator) => ((await locator.first().textContent({ timeout: 2_000 })) ?? '').trim();
 
 /** A new browser context for one person; `email`: who is signed in at the issuer (a cookie). */
 async function personPage(name, email) {

@@ -16,7 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { makeUntil, tid } from './lib.mjs';
+import { makeUntil, tid, makeVisible, text } from './lib.mjs';
 
 const CONSOLE_URL = process.env.CONSOLE_URL;
 const ARTIFACTS = process.env.ARTIFACTS || join(import.meta.dirname, '..', 'target', 'sandbox-e2e');
@@ -54,16 +54,8 @@ function note(line) {
   journal.push(`${new Date().toISOString()} ${line}`);
 }
 
-async function visible(locator, what, timeout = WAIT) {
-  try {
-    await locator.first().waitFor({ state: 'visible', timeout });
-  } catch (error) {
-    throw new Error(`${what} not visible within ${timeout} ms: ${error.message.split('\n')[0]}`);
-  }
-  return locator.first();
-}
+const visible = makeVisible(WAIT);
 
-const text = async (locator) => ((await locator.first().textContent({ timeout: 2_000 })) ?? '').trim();
 
 /** A JSON call to the stack from the test itself (the customer's side, and checks of the API). */
 async function api(method, path, body, headers = {}) {

@@ -30,3 +30,23 @@ export function makeUntil(defaultTimeout) {
     }
   };
 }
+
+/**
+ * A `visible(locator, what, timeout = defaultTimeout)` that waits until the locator's first
+ * match is visible and returns it, with a message naming `what` (and the locator, with
+ * `nameLocator`) if it never is.
+ */
+export function makeVisible(defaultTimeout, nameLocator = false) {
+  return async function visible(locator, what, timeout = defaultTimeout) {
+    try {
+      await locator.first().waitFor({ state: 'visible', timeout });
+    } catch (error) {
+      const where = nameLocator ? ` (${locator})` : '';
+      throw new Error(`${what} not visible within ${timeout} ms${where}: ${error.message.split('\n')[0]}`);
+    }
+    return locator.first();
+  };
+}
+
+/** The first match's text, trimmed ('' for none). */
+export const text = async (locator) => ((await locator.first().textContent({ timeout: 2_000 })) ?? '').trim();

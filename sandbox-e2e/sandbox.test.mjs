@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { makeUntil, tid } from './lib.mjs';
+import { makeUntil, tid, makeVisible, text } from './lib.mjs';
 
 const SANDBOX_URL = process.env.SANDBOX_URL;
 const ARTIFACTS = process.env.ARTIFACTS || join(import.meta.dirname, '..', 'target', 'sandbox-e2e');
@@ -102,16 +102,8 @@ async function untilText(what, locator, accept, timeout = WAIT) {
 }
 
 /** Waits until the locator's first match is visible, with a precise message if it never is. */
-async function visible(locator, what, timeout = WAIT) {
-  try {
-    await locator.first().waitFor({ state: 'visible', timeout });
-  } catch (error) {
-    throw new Error(`${what} not visible within ${timeout} ms (${locator}): ${error.message.split('\n')[0]}`);
-  }
-  return locator.first();
-}
+const visible = makeVisible(WAIT, true);
 
-const text = async (locator) => ((await locator.first().textContent({ timeout: 2_000 })) ?? '').trim();
 const paneText = async (pane) => (await pane.innerText({ timeout: 2_000 }).catch(() => '(unreadable)')).slice(-600);
 const customerBubbles = (from) => customerTimeline.locator(`${tid('customer-message')}[data-from="${from}"]`);
 const lastBubble = (from) => async () =>

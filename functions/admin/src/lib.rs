@@ -38,9 +38,7 @@ use omniline_ports::LazySecret;
 use omniline_runtime::http::{
     bearer_token, error_response, json_rejections, method_not_allowed, not_found, unavailable,
 };
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// The stores and clients the admin use cases work on, and the hook run when an account is
 /// disconnected.
@@ -292,11 +290,7 @@ async fn authorize(state: &AdminState, presented: Option<&str>) -> Result<Actor,
             ))
         }
     };
-    let expected: [u8; 32] = Sha256::digest(admin_token.expose().as_bytes()).into();
-    let authorized = presented.is_some_and(|token| {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        bool::from(digest.ct_eq(&expected))
-    });
+    let authorized = presented.is_some_and(|token| admin_token.matches(token));
     if authorized {
         Ok(Actor::AdminToken)
     } else {

@@ -257,17 +257,7 @@ async fn authenticate(
     if let Some(oidc) = state.oidc.as_ref().filter(|_| looks_like_jwt(&token)) {
         let identity = match oidc.verify(&token).await {
             Ok(identity) => identity,
-            Err(e @ (SignInError::Refused(_) | SignInError::CodeRefused(_))) => {
-                return error_response(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
-            }
-            Err(SignInError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "OIDC sign-in unavailable");
-                return error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "identity_provider_unavailable",
-                    "the identity provider's keys cannot be read now; try again shortly",
-                );
-            }
+            Err(e) => return sign_in_refused(e),
         };
         return match state.service.agent_by_email(&identity).await {
             Ok(Some(agent)) => {
@@ -290,6 +280,23 @@ async fn authenticate(
         }
         Ok(None) => unauthorized(),
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Why an ID token signs no one in: 401 naming why, or 503 while the issuer's keys cannot be read.
+pub(crate) fn sign_in_refused(e: SignInError) -> Response {
+    match e {
+        SignInError::Refused(_) | SignInError::CodeRefused(_) => {
+            error_response(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+        }
+        SignInError::Unavailable(e) => {
+            tracing::warn!(error = %e, "OIDC sign-in unavailable");
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity_provider_unavailable",
+                "the identity provider's keys cannot be read now; try again shortly",
+            )
+        }
     }
 }
 

@@ -11,13 +11,10 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use omniline_app::identity::SignInError;
 use omniline_domain::identity::{looks_like_jwt, Role};
 use omniline_domain::input::Fields;
 use omniline_runtime::http::{bearer_token, error_response};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 /// Who acts as a supervisor: a person's email, or "admin token".
 #[derive(Debug, Clone)]
@@ -60,22 +57,12 @@ pub(crate) async fn authenticate(
                 next.run(request).await
             }
             Ok(_) => not_supervisor(),
-            Err(e @ (SignInError::Refused(_) | SignInError::CodeRefused(_))) => {
-                error_response(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
-            }
-            Err(SignInError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "OIDC sign-in unavailable");
-                error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "identity_provider_unavailable",
-                    "the identity provider's keys cannot be read now; try again shortly",
-                )
-            }
+            Err(e) => crate::sign_in_refused(e),
         };
     }
     if let Some(admin_token) = &state.admin_token {
-        let expected = match admin_token.get().await {
-            Ok(secret) => Sha256::digest(secret.expose().as_bytes()),
+        let admin_token = match admin_token.get().await {
+            Ok(secret) => secret,
             Err(e) => {
                 tracing::warn!(error = %e, "admin token unreadable");
                 return error_response(
@@ -85,8 +72,7 @@ pub(crate) async fn authenticate(
                 );
             }
         };
-        let presented = Sha256::digest(token.as_bytes());
-        if bool::from(presented.ct_eq(&expected)) {
+        if admin_token.matches(&token) {
             request.extensions_mut().insert(Supervisor {
                 by: "admin token".into(),
             });

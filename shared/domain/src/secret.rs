@@ -14,6 +14,30 @@ impl SecretString {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `presented` is this secret: their SHA-256 digests compared in constant time, so
+    /// neither the content nor the length of the secret shows in the time taken.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let expected: [u8; 32] = Sha256::digest(self.0.as_bytes()).into();
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(digest.ct_eq(&expected))
+    }
+}
+
+#[cfg(test)]
+mod matches_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_matches_itself_only() {
+        let secret = SecretString::new("s3cret-token");
+        assert!(secret.matches("s3cret-token"));
+        for other in ["", "s3cret-toke", "s3cret-token0", "S3CRET-TOKEN"] {
+            assert!(!secret.matches(other), "{other:?}");
+        }
+    }
 }
 
 impl fmt::Debug for SecretString {

@@ -1085,26 +1085,10 @@ impl RouterService {
         agent: &Agent,
         tags: Vec<String>,
     ) -> Result<Conversation, AgentOpError> {
-        for _ in 0..3 {
-            let now = self.now();
-            let c = self.load_conversation(conversation_id).await?;
-            if c.tags == tags {
-                return Ok(c);
-            }
-            let mut updated = c.clone();
-            updated.tags = tags.clone();
-            updated.version = c.version + 1;
-            let event_id = format!("tags:{}:{}", c.id, c.version);
-            if self
-                .commit_conversation(&event_id, &updated, None, None, now)
-                .await?
-                == CommitOutcome::Committed
-            {
-                tracing::info!(conversation_id = %c.id, agent_id = %agent.id, tags = tags.len(), "conversation tagged");
-                return Ok(updated);
-            }
-        }
-        Err(conflict("the conversation kept changing; try again"))
+        self.change(conversation_id, agent, "tags", false, false, |c| {
+            c.tags = tags.clone()
+        })
+        .await
     }
 
     /// The agent holding the conversation has read it: nothing unread (no write when nothing
@@ -1114,13 +1098,13 @@ impl RouterService {
         conversation_id: &str,
         agent: &Agent,
     ) -> Result<(), AgentOpError> {
-        let c = self.load_conversation(conversation_id).await?;
-        if c.unread == 0 || c.agent_id.as_deref() != Some(agent.id.as_str()) {
-            return Ok(());
-        }
-        self.mark(conversation_id, agent, "read", false, |c| c.unread = 0)
+        match self
+            .mark(conversation_id, agent, "read", false, |c| c.unread = 0)
             .await
-            .map(drop)
+        {
+            Ok(_) | Err(AgentOpError::Forbidden(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Applies an agent's mark (`change`) to a conversation it holds (the last holder's, once
@@ -1134,10 +1118,25 @@ impl RouterService {
         needs_open: bool,
         change: impl Fn(&mut Conversation),
     ) -> Result<Conversation, AgentOpError> {
+        self.change(conversation_id, agent, what, needs_open, true, change)
+            .await
+    }
+
+    /// [`Self::mark`], by the holder only (`holder_only`) or by any agent (the caller checked
+    /// that the agent sees it).
+    async fn change(
+        &self,
+        conversation_id: &str,
+        agent: &Agent,
+        what: &str,
+        needs_open: bool,
+        holder_only: bool,
+        change: impl Fn(&mut Conversation),
+    ) -> Result<Conversation, AgentOpError> {
         for _ in 0..3 {
             let now = self.now();
             let c = self.load_conversation(conversation_id).await?;
-            if c.agent_id.as_deref() != Some(agent.id.as_str()) {
+            if holder_only && c.agent_id.as_deref() != Some(agent.id.as_str()) {
                 return Err(AgentOpError::Forbidden(
                     "only the agent holding the conversation can do that".into(),
                 ));
