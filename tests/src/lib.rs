@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_secretsmanager::config::Credentials;
 use omniline_aws::dynamo_conversations::{
-    ACCOUNT_INDEX, ACCOUNT_KEY, ACCOUNT_SK, AGENT_INDEX, AGENT_LIST, LIST_ORDER, OPEN_INDEX,
-    OPEN_SHARD, QUEUE_INDEX, QUEUE_LIST,
+    ACCOUNT_INDEX, ACCOUNT_KEY, ACCOUNT_SK, AGENT_INDEX, AGENT_LIST, DAY_INDEX, LIST_ORDER,
+    OPENED_DAY, OPEN_INDEX, OPEN_SHARD, QUEUE_INDEX, QUEUE_LIST,
 };
 
 /// moto's endpoint; a test that needs it fails (not skips) without it.
@@ -95,11 +95,12 @@ pub async fn pk_sk_table(config: &SdkConfig, prefix: &str) -> String {
 
 /// The conversations table's indexes: (name, partition key, sort key), every key a string, every
 /// projection keys only.
-pub const CONVERSATION_INDEXES: [(&str, &str, &str); 4] = [
+pub const CONVERSATION_INDEXES: [(&str, &str, &str); 5] = [
     (OPEN_INDEX, OPEN_SHARD, "pk"),
     (ACCOUNT_INDEX, ACCOUNT_KEY, ACCOUNT_SK),
     (QUEUE_INDEX, QUEUE_LIST, LIST_ORDER),
     (AGENT_INDEX, AGENT_LIST, LIST_ORDER),
+    (DAY_INDEX, OPENED_DAY, "pk"),
 ];
 
 /// A new FIFO queue; returns its URL.

@@ -66,6 +66,10 @@ fn conversation(id: &str, source: &str, state: ConversationState, version: u64) 
         unread: 0,
         last_message: None,
         waiting_since: None,
+        assigned_at: None,
+        first_response_at: None,
+        messages_in: 0,
+        messages_out: 0,
         tags: Vec::new(),
         version,
     }

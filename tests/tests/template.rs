@@ -1892,6 +1892,8 @@ fn conversation_items() -> Vec<(&'static str, String)> {
         ("message index", "LINEMSG#acc1#m1"),
         ("customer", "CUSTOMER#acc1#U1"),
         ("delivery", "DELIVERY#d1"),
+        // SEARCH#{account}#{digest of a term}: a term's customers.
+        ("search term", "SEARCH#acc1#0123456789abcdef01234567"),
     ]
     .into_iter()
     .map(|(kind, pk)| (kind, pk.to_owned()))
@@ -1974,6 +1976,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "customer",
                 // A purge erases the account's delivery records too.
                 "delivery",
+                // The terms of customers' messages; a purge erases the account's.
+                "search term",
             ],
         ),
         // The account's channel id, for stateless channel tokens; the settings, for the
@@ -2109,6 +2113,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "message index",
                 "customer",
                 "delivery",
+                // Search: a term's customers.
+                "search term",
             ],
             &[
                 "event",
@@ -2116,6 +2122,8 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
                 "open pointer",
                 "message index",
                 "customer",
+                // The terms of a customer's tags.
+                "search term",
             ],
         ),
     ];

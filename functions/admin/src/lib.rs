@@ -20,6 +20,7 @@ mod jobs;
 mod message_templates;
 mod queues;
 mod quick_replies;
+mod reports;
 mod rules;
 mod settings;
 mod workstreams;
@@ -157,6 +158,12 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/admin/v1/jobs/{id}", get(jobs::get))
         .route("/admin/v1/audit", get(audit::trail))
+        .route(
+            "/admin/v1/reports/conversations",
+            get(reports::conversations),
+        )
+        .route("/admin/v1/reports/csat", get(reports::csat))
+        .route("/admin/v1/reports/volume", get(reports::volume))
         .route(
             "/admin/v1/message-templates",
             get(message_templates::list).post(message_templates::create),

@@ -16,6 +16,7 @@ mod contacts;
 mod conversations;
 mod error;
 mod notifications;
+mod search;
 mod supervisor;
 
 use axum::extract::{Request, State};
@@ -161,6 +162,7 @@ pub fn router(state: AgentState) -> Router {
             "/agent/v1/conversations/{id}/link-request",
             post(contacts::link_request),
         )
+        .route("/agent/v1/search", get(search::search))
         .route(
             "/agent/v1/contacts",
             get(contacts::search).post(contacts::create),

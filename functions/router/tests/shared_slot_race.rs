@@ -268,6 +268,31 @@ impl ConversationStore for GatedConversations {
     async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError> {
         self.inner.sweep_expired(now_secs).await
     }
+    async fn conversations_opened_on(
+        &self,
+        account_id: &str,
+        day_start: i64,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, PortError> {
+        self.inner
+            .conversations_opened_on(account_id, day_start, limit)
+            .await
+    }
+    async fn index_search(
+        &self,
+        entry: &omniline_domain::search::SearchEntry,
+        retain_until: Option<i64>,
+    ) -> Result<(), PortError> {
+        self.inner.index_search(entry, retain_until).await
+    }
+    async fn search(
+        &self,
+        account_id: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<omniline_domain::search::SearchHit>, PortError> {
+        self.inner.search(account_id, terms, limit).await
+    }
 }
 
 /// A worker with its own connection to the data directory; its stores hold as their gates say.

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::builders::{
 };
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes,
-    Put, ReturnValue, TransactWriteItem, Update, WriteRequest,
+    Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use omniline_domain::retry::Backoff;
 use omniline_ports::PortError;
@@ -734,21 +734,49 @@ impl Table {
         what: &str,
     ) -> Result<(), PortError> {
         let mut seen = HashSet::new();
-        let keys: Vec<Item> = keys
+        let requests = keys
             .into_iter()
             .filter(|k| seen.insert(key_pair(k)))
-            .collect();
-        for chunk in keys.chunks(BATCH_WRITE) {
-            let mut pending = chunk
-                .iter()
-                .map(|k| {
-                    let delete = DeleteRequest::builder()
-                        .set_key(Some(k.clone()))
-                        .build()
-                        .map_err(build_error)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<Result<Vec<_>, PortError>>()?;
+            .map(|k| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(k))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        self.batch_write(requests, what).await
+    }
+
+    /// Puts `items` (unconditionally) with `BatchWriteItem`, as [`Table::batch_delete`] does;
+    /// an item repeated by key is put once (the last one).
+    pub(crate) async fn batch_put(
+        &self,
+        items: impl IntoIterator<Item = Item>,
+        what: &str,
+    ) -> Result<(), PortError> {
+        let mut by_key: Vec<Item> = Vec::new();
+        for item in items {
+            let k = key_pair(&item);
+            by_key.retain(|kept| key_pair(kept) != k);
+            by_key.push(item);
+        }
+        let requests = by_key
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(build_error)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        self.batch_write(requests, what).await
+    }
+
+    async fn batch_write(&self, requests: Vec<WriteRequest>, what: &str) -> Result<(), PortError> {
+        for chunk in requests.chunks(BATCH_WRITE) {
+            let mut pending = chunk.to_vec();
             for pause in attempts() {
                 if pending.is_empty() {
                     break;

@@ -163,6 +163,15 @@ pub const QUEUE_LIST: &str = "queueList";
 /// sort key [`LIST_ORDER`]. Only a `META` item of a conversation with an agent carries it.
 pub const AGENT_INDEX: &str = "conversations-by-agent";
 pub const AGENT_LIST: &str = "agentList";
+/// The sparse, keys-only index of conversations by the day they opened: partition
+/// [`OPENED_DAY`] (`{accountId}#{YYYY-MM-DD}`, UTC), sort key `pk`. Every `META` item carries
+/// it, fixed from the conversation's creation: written once per conversation. Reports read it.
+pub const DAY_INDEX: &str = "conversations-by-day";
+pub const OPENED_DAY: &str = "openedDay";
+/// The most keys one day's partition of [`DAY_INDEX`] is read for (a report's bound per day).
+const DAY_READ_CAP: usize = 50_000;
+/// The most customers one term's partition is read for in a search.
+const SEARCH_TERM_CAP: usize = 2_000;
 /// The listing indexes' sort key: `{openedAt:020}#{id}` while the conversation is open (fixed
 /// while it stays open, so its messages write no index), `{lastActivityAt:020}#{id}` once it is
 /// closed (final at the close, so "the N most recent closed" is a bounded Query, newest first).
@@ -248,7 +257,7 @@ fn list_partition(owner: &str, state: ConversationState) -> String {
 
 /// The index attributes of a conversation's `META` item (see the module documentation): each
 /// index key attribute with its value, or `None` where the conversation is not in that index.
-fn index_attributes(c: &Conversation) -> [(&'static str, Option<AttributeValue>); 4] {
+fn index_attributes(c: &Conversation) -> [(&'static str, Option<AttributeValue>); 5] {
     let order = if c.state == ConversationState::Closed {
         padded(c.last_activity_at)
     } else {
@@ -274,7 +283,21 @@ fn index_attributes(c: &Conversation) -> [(&'static str, Option<AttributeValue>)
             c.agent_id.as_deref().map(|a| s(list_partition(a, c.state))),
         ),
         (LIST_ORDER, listed.then(|| s(format!("{order}#{}", c.id)))),
+        (OPENED_DAY, Some(s(opened_day(&c.account_id, c.opened_at)))),
     ]
+}
+
+/// The [`DAY_INDEX`] partition of an account's conversations opened on the day of `at_ms`.
+fn opened_day(account_id: &str, at_ms: i64) -> String {
+    format!("{account_id}#{}", omniline_domain::audit::utc_day(at_ms))
+}
+
+/// The partition of a search term's customers: `SEARCH#{account}#{digest of the term}`.
+fn search_pk(account_id: &str, term: &str) -> String {
+    format!(
+        "SEARCH#{account_id}#{}",
+        omniline_domain::search::term_digest(term)
+    )
 }
 
 fn state_str(state: ConversationState) -> &'static str {
@@ -1264,7 +1287,7 @@ impl ConversationStore for DynamoConversationStore {
             .filter_expression(
                 "(sk = :meta AND accountId = :account) OR begins_with(pk, :customer) \
                  OR begins_with(pk, :event) OR begins_with(pk, :linemsg) \
-                 OR begins_with(pk, :open)",
+                 OR begins_with(pk, :open) OR begins_with(pk, :search)",
             )
             .projection_expression("pk, sk")
             .expression_attribute_values(":meta", s(META))
@@ -1272,7 +1295,8 @@ impl ConversationStore for DynamoConversationStore {
             .expression_attribute_values(":customer", s(format!("CUSTOMER#{account_id}#")))
             .expression_attribute_values(":event", s(format!("EVENT#{account_id}#")))
             .expression_attribute_values(":linemsg", s(format!("LINEMSG#{account_id}#")))
-            .expression_attribute_values(":open", s(format!("OPEN#{account_id}#")));
+            .expression_attribute_values(":open", s(format!("OPEN#{account_id}#")))
+            .expression_attribute_values(":search", s(format!("SEARCH#{account_id}#")));
         let cursor = cursor.map(JobCursor::decode).transpose()?;
         let page_size = i32::try_from(page_size).unwrap_or(i32::MAX);
         let (items, next) = scan_page(scan, cursor, page_size, "DynamoDB Scan (purge)").await?;
@@ -1310,6 +1334,116 @@ impl ConversationStore for DynamoConversationStore {
     }
 
     /// DynamoDB's TTL deletes expired items by itself (within days of `expiresAt`): nothing to do.
+    async fn conversations_opened_on(
+        &self,
+        account_id: &str,
+        day_start: i64,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let query = self
+            .table
+            .query()
+            .index_name(DAY_INDEX)
+            .key_condition_expression("#day = :day")
+            .expression_attribute_names("#day", OPENED_DAY)
+            .expression_attribute_values(":day", s(opened_day(account_id, day_start)));
+        let items = first_items(
+            query,
+            limit.min(DAY_READ_CAP),
+            "DynamoDB Query (conversations of a day)",
+        )
+        .await?;
+        let keys = items.iter().filter_map(meta_key).collect();
+        Ok(self
+            .metas(keys)
+            .await?
+            .into_iter()
+            .filter(|c| c.account_id == account_id)
+            .collect())
+    }
+
+    /// One item per term and customer (`SEARCH#{account}#{digest}` / `{userId}`: the latest
+    /// conversation and time, the retention), put with `BatchWriteItem`, outside any
+    /// transaction: a put is idempotent, so a retried event writes the same items again.
+    async fn index_search(
+        &self,
+        entry: &omniline_domain::search::SearchEntry,
+        retain_until: Option<i64>,
+    ) -> Result<(), PortError> {
+        let items = entry.terms.iter().map(|term| {
+            let item = HashMap::from([
+                ("pk".to_owned(), s(search_pk(&entry.account_id, term))),
+                ("sk".to_owned(), s(&entry.user_id)),
+                ("conversationId".to_owned(), s(&entry.conversation_id)),
+                ("at".to_owned(), n(entry.at)),
+            ]);
+            with_expiry(item, retain_until)
+        });
+        self.table.batch_put(items, "search terms").await
+    }
+
+    /// A Query of each term's partition (at most [`SEARCH_TERM_CAP`] customers each), the
+    /// customers in all of them kept, latest first.
+    async fn search(
+        &self,
+        account_id: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<omniline_domain::search::SearchHit>, PortError> {
+        let mut found: Option<HashMap<String, (String, i64)>> = None;
+        for term in terms {
+            // Eventually consistent: a search may miss a word said a second ago.
+            let query = self
+                .table
+                .query()
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(search_pk(account_id, term)));
+            let items = first_items(query, SEARCH_TERM_CAP, "DynamoDB Query (search term)").await?;
+            let mut these = HashMap::new();
+            for item in &items {
+                let user = get_s(item, "sk")?.to_owned();
+                let conversation = get_s(item, "conversationId")?.to_owned();
+                let at = number::<i64>(item, "at").unwrap_or(0);
+                these.insert(user, (conversation, at));
+            }
+            found = Some(match found {
+                None => these,
+                Some(before) => before
+                    .into_iter()
+                    .filter_map(|(user, (c, at))| {
+                        these.get(&user).map(|(c2, at2)| {
+                            // The latest conversation of the two.
+                            let latest = if *at2 > at {
+                                (c2.clone(), *at2)
+                            } else {
+                                (c, at)
+                            };
+                            (user, latest)
+                        })
+                    })
+                    .collect(),
+            });
+            if found.as_ref().is_some_and(HashMap::is_empty) {
+                break;
+            }
+        }
+        let mut hits: Vec<omniline_domain::search::SearchHit> = found
+            .unwrap_or_default()
+            .into_iter()
+            .map(
+                |(user_id, (conversation_id, at))| omniline_domain::search::SearchHit {
+                    account_id: account_id.to_owned(),
+                    user_id,
+                    conversation_id,
+                    at,
+                },
+            )
+            .collect();
+        hits.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.user_id.cmp(&b.user_id)));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
     async fn sweep_expired(&self, _now_secs: i64) -> Result<u64, PortError> {
         Ok(0)
     }

@@ -30,8 +30,13 @@ pub struct AuditRecord {
 
 /// The config kind of the day (UTC) of `at_ms`.
 pub fn audit_kind(at_ms: i64) -> String {
+    format!("{AUDIT_KIND_PREFIX}{}", utc_day(at_ms))
+}
+
+/// The UTC day of `at_ms`, `YYYY-MM-DD`.
+pub fn utc_day(at_ms: i64) -> String {
     let (y, m, d) = civil_from_days(at_ms.div_euclid(DAY_MS));
-    format!("{AUDIT_KIND_PREFIX}{y:04}-{m:02}-{d:02}")
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// The kinds of the days from `from` to `to` (epoch ms, inclusive), oldest first; `None` when

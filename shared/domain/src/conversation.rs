@@ -112,6 +112,18 @@ pub struct Conversation {
     /// Agents' tags (`PUT /agent/v1/conversations/{id}/tags`); see [`crate::tags`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// When an agent first took it (epoch ms): where its handle time starts (reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<i64>,
+    /// An agent's first message in it (epoch ms): its first-response time is this less
+    /// `opened_at` (reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_response_at: Option<i64>,
+    /// The customer's messages in it, and the agents' (reports' volume).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub messages_in: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub messages_out: u32,
     /// Optimistic concurrency: every write increments it, conditional on the previous value.
     pub version: u64,
 }
@@ -302,6 +314,10 @@ impl Conversation {
             unread: 0,
             last_message: None,
             waiting_since: None,
+            assigned_at: None,
+            first_response_at: None,
+            messages_in: 0,
+            messages_out: 0,
             tags: Vec::new(),
             version: 1,
         }

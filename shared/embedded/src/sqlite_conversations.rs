@@ -31,9 +31,10 @@ use omniline_domain::conversation::{
     Customer, EventCommit, TranscriptEntry,
 };
 use omniline_domain::outbound::OutboundMessage;
+use omniline_domain::search::{SearchEntry, SearchHit};
 use omniline_ports::{ConversationStore, PortError, PurgeCounts, PurgePage};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Transaction};
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS conversation_events (
@@ -115,6 +116,29 @@ CREATE INDEX IF NOT EXISTS conversations_queue
     ON conversations (json_extract(doc, '$.queueId'), last_activity_at);
 CREATE INDEX IF NOT EXISTS conversations_agent
     ON conversations (json_extract(doc, '$.agentId'), last_activity_at);
+CREATE INDEX IF NOT EXISTS conversations_opened
+    ON conversations (account_id, json_extract(doc, '$.openedAt'));
+"#;
+
+/// The search index ([`ConversationStore::index_search`]): a customer's terms, space-separated,
+/// in `search_customers`, and an FTS5 index over them (external content, kept in step by
+/// [`index_terms`]; the `ascii` tokenizer splits on the spaces only, so a term is matched as
+/// `omniline_domain::search::terms` made it, whatever its script).
+const SEARCH_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS search_customers (
+    id              INTEGER PRIMARY KEY,
+    account_id      TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    terms           TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    expires_at      INTEGER,
+    UNIQUE (account_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS search_customers_expires ON search_customers (expires_at);
+CREATE VIRTUAL TABLE IF NOT EXISTS search_terms USING fts5(
+    terms, content = 'search_customers', content_rowid = 'id', tokenize = 'ascii'
+);
 "#;
 
 /// [`ConversationStore`] in the embedded database.
@@ -132,6 +156,7 @@ impl SqliteConversationStore {
         db.add_columns(&OUTBOX_COLUMNS)?;
         db.apply_schema(RETENTION_SCHEMA)?;
         db.apply_schema(LISTING_SCHEMA)?;
+        db.apply_schema(SEARCH_SCHEMA)?;
         Ok(Self { db })
     }
 
@@ -509,6 +534,7 @@ fn purge(conn: &mut rusqlite::Connection, account_id: &str) -> rusqlite::Result<
         "DELETE FROM customers WHERE account_id = ?1",
         params![account_id],
     )?;
+    unindex(&tx, "account_id = ?1", params![account_id])?;
     tx.execute(
         "DELETE FROM conversation_events WHERE account_id = ?1",
         params![account_id],
@@ -545,6 +571,7 @@ fn sweep(conn: &mut rusqlite::Connection, now: i64) -> rusqlite::Result<u64> {
         params![now],
     )?;
     let customers = tx.execute("DELETE FROM customers WHERE expires_at <= ?1", params![now])?;
+    unindex(&tx, "expires_at <= ?1", params![now])?;
     forget_expired_events(&tx, now)?;
     tx.commit()?;
     Ok((conversations + customers) as u64)
@@ -766,11 +793,23 @@ impl ConversationStore for SqliteConversationStore {
     }
 
     async fn delete_customer(&self, account_id: &str, user_id: &str) -> Result<bool, PortError> {
+        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
         self.db
-            .changed(
-                "DELETE FROM customers WHERE account_id = ?1 AND user_id = ?2",
-                (account_id.to_owned(), user_id.to_owned()),
-            )
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let deleted = tx.execute(
+                    "DELETE FROM customers WHERE account_id = ?1 AND user_id = ?2",
+                    params![account_id, user_id],
+                )?;
+                // Their words go with them.
+                unindex(
+                    &tx,
+                    "account_id = ?1 AND user_id = ?2",
+                    params![account_id, user_id],
+                )?;
+                tx.commit()?;
+                Ok(deleted > 0)
+            })
             .await
     }
 
@@ -790,6 +829,171 @@ impl ConversationStore for SqliteConversationStore {
     async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError> {
         self.db.run(move |conn| sweep(conn, now_secs)).await
     }
+
+    async fn conversations_opened_on(
+        &self,
+        account_id: &str,
+        day_start: i64,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, PortError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .docs(
+                "SELECT doc FROM conversations
+                 WHERE account_id = ?1 AND json_extract(doc, '$.openedAt') >= ?2
+                   AND json_extract(doc, '$.openedAt') < ?3
+                 LIMIT ?4",
+                (
+                    account_id.to_owned(),
+                    day_start,
+                    day_start.saturating_add(omniline_domain::reports::DAY_LENGTH_MS),
+                    limit,
+                ),
+            )
+            .await
+    }
+
+    async fn index_search(
+        &self,
+        entry: &SearchEntry,
+        retain_until: Option<i64>,
+    ) -> Result<(), PortError> {
+        let entry = entry.clone();
+        self.db
+            .run(move |conn| index_terms(conn, &entry, retain_until))
+            .await
+    }
+
+    async fn search(
+        &self,
+        account_id: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, PortError> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Every term, each a quoted FTS5 string (implicit AND).
+        let query = terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let account_id = account_id.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .run(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT c.account_id, c.user_id, c.conversation_id, c.at
+                     FROM search_terms f JOIN search_customers c ON c.id = f.rowid
+                     WHERE search_terms MATCH ?1 AND c.account_id = ?2
+                     ORDER BY c.at DESC, c.user_id LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![query, account_id, limit], |row| {
+                    Ok(SearchHit {
+                        account_id: row.get(0)?,
+                        user_id: row.get(1)?,
+                        conversation_id: row.get(2)?,
+                        at: row.get(3)?,
+                    })
+                })?;
+                rows.collect()
+            })
+            .await
+    }
+}
+
+/// Adds `entry`'s terms to its customer's row (the union, in the order first indexed), and
+/// keeps the FTS5 index in step, in one transaction.
+fn index_terms(
+    conn: &mut rusqlite::Connection,
+    entry: &SearchEntry,
+    retain_until: Option<i64>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let existing: Option<(i64, String, i64)> = tx
+        .query_row(
+            "SELECT id, terms, at FROM search_customers WHERE account_id = ?1 AND user_id = ?2",
+            params![entry.account_id, entry.user_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    let mut terms: Vec<String> = existing
+        .as_ref()
+        .map(|(_, t, _)| t.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default();
+    for t in &entry.terms {
+        if !terms.contains(t) {
+            terms.push(t.clone());
+        }
+    }
+    let joined = terms.join(" ");
+    match existing {
+        Some((id, old, at)) => {
+            tx.execute(
+                "INSERT INTO search_terms (search_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
+                params![id, old],
+            )?;
+            // The latest indexed text names the conversation a hit opens.
+            let (conversation_id, at) = if entry.at >= at {
+                (Some(entry.conversation_id.as_str()), entry.at)
+            } else {
+                (None, at)
+            };
+            tx.execute(
+                "UPDATE search_customers SET terms = ?2, at = ?3,
+                   conversation_id = COALESCE(?4, conversation_id),
+                   expires_at = ?5
+                 WHERE id = ?1",
+                params![id, joined, at, conversation_id, retain_until],
+            )?;
+            tx.execute(
+                "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
+                params![id, joined],
+            )?;
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO search_customers
+                   (account_id, user_id, terms, conversation_id, at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    entry.account_id,
+                    entry.user_id,
+                    joined,
+                    entry.conversation_id,
+                    entry.at,
+                    retain_until
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
+                params![id, joined],
+            )?;
+        }
+    }
+    tx.commit()
+}
+
+/// Removes the search rows `condition` selects (on `search_customers`), and their FTS5 terms.
+fn unindex(
+    tx: &Transaction<'_>,
+    condition: &str,
+    params: impl rusqlite::Params + Clone,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO search_terms (search_terms, rowid, terms)
+             SELECT 'delete', id, terms FROM search_customers WHERE {condition}"
+        ),
+        params.clone(),
+    )?;
+    tx.execute(
+        &format!("DELETE FROM search_customers WHERE {condition}"),
+        params,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

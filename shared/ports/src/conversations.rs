@@ -126,6 +126,33 @@ pub trait ConversationStore: Send + Sync {
     /// Deletes what retention has expired (`retain_until` at or before `now_secs`). The embedded
     /// database does it here; DynamoDB's TTL does it by itself (the adapter returns 0).
     async fn sweep_expired(&self, now_secs: i64) -> Result<u64, PortError>;
+    /// The conversations of `account_id` opened on the UTC day that starts at `day_start`
+    /// (epoch ms, a multiple of 86,400,000), at most `limit`, in no particular order: what a
+    /// report reads (an index by account and day, then the conversations by key; never a
+    /// transcript).
+    async fn conversations_opened_on(
+        &self,
+        account_id: &str,
+        day_start: i64,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, PortError>;
+    /// Adds a customer's search terms to the account's search index (idempotent: indexing the
+    /// same entry again changes nothing but its conversation and time, the latest kept), kept
+    /// until `retain_until` (epoch seconds; `None`: until erased).
+    async fn index_search(
+        &self,
+        entry: &omniline_domain::search::SearchEntry,
+        retain_until: Option<i64>,
+    ) -> Result<(), PortError>;
+    /// The customers of `account_id` whose indexed terms include every one of `terms` (at
+    /// least one), latest first, at most `limit`. Reads the index by key, one term at a time:
+    /// its cost follows the matching customers, not the table.
+    async fn search(
+        &self,
+        account_id: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<Vec<omniline_domain::search::SearchHit>, PortError>;
 }
 
 /// One page of an account purge ([`ConversationStore::purge_account_page`],

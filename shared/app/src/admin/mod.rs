@@ -23,6 +23,7 @@ pub mod message_templates;
 pub mod queues;
 pub mod quick_replies;
 pub mod quota;
+pub mod reports;
 pub mod rules;
 pub mod settings;
 pub mod workstreams;

@@ -64,7 +64,7 @@ fn chosen_account(served: &[String], asked: Option<String>) -> Result<String, Ag
 impl AgentService {
     /// The accounts whose conversations reach `agent`'s queues (a workstream of the account routes
     /// to one of them, by default or by a rule): the accounts whose contacts the agent may use.
-    async fn served_accounts(&self, agent: &Agent) -> Result<Vec<String>, AgentError> {
+    pub(crate) async fn served_accounts(&self, agent: &Agent) -> Result<Vec<String>, AgentError> {
         let mut accounts: Vec<String> = self
             .deps()
             .workstreams

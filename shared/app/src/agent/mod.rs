@@ -17,6 +17,7 @@ pub mod contacts;
 pub mod conversations;
 mod error;
 pub mod notifications;
+pub mod search;
 pub mod supervisor;
 pub mod tags;
 

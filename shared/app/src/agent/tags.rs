@@ -26,7 +26,12 @@ impl AgentService {
             .map_err(|problem| AgentError::invalid("tags", problem))?;
         let c = self.visible_conversation(agent, id).await?.0;
         self.register_tags(&c.account_id, &tags).await?;
-        Ok(self.router.set_tags(&c.id, agent, tags).await?.tags)
+        let kept = self.router.set_tags(&c.id, agent, tags).await?.tags;
+        // A 1:1 conversation's tags find its customer.
+        if c.source_type == omniline_domain::conversation::SourceType::User {
+            self.index_tags(&c, &c.source_id, &kept).await;
+        }
+        Ok(kept)
     }
 
     /// Sets the tags of the customer `customer_id` (`{accountId}:{userId}`) of an account the
@@ -67,6 +72,12 @@ impl AgentService {
                 .is_some()
             {
                 tracing::info!(agent_id = %agent.id, account_id = %customer.account_id, tags = tags.len(), "customer tagged");
+                if let Some(c) = self
+                    .latest_conversation(&customer.account_id, &customer.user_id)
+                    .await?
+                {
+                    self.index_tags(&c, &customer.user_id, &tags).await;
+                }
                 return Ok(tags);
             }
         }

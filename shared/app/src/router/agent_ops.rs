@@ -727,6 +727,7 @@ impl RouterService {
         c.workstream_id = Some(ws.id.clone());
         c.queue_id = Some(queue_id.to_owned());
         c.agent_id = Some(agent.id.clone());
+        c.assigned_at = Some(now);
         let mut commit = self.update_commit(event_id, c.clone(), None, now).await?;
         commit.conversation = Some(omniline_domain::conversation::ConversationWrite::Create(
             c.clone(),
@@ -1265,6 +1266,11 @@ impl RouterService {
             if let Some(first) = messages.first() {
                 updated.last_message = LastMessage::of(first, "out", now);
             }
+            // Reports: the first response, and the agents' messages.
+            updated.first_response_at.get_or_insert(now);
+            updated.messages_out = updated
+                .messages_out
+                .saturating_add(u32::try_from(messages.len()).unwrap_or(u32::MAX));
             updated.version = c.version + 1;
             match self
                 .commit_conversation(&message_id, &updated, Some(entry.clone()), None, now)
@@ -1407,6 +1413,7 @@ fn assigned_to(c: &Conversation, agent_id: &str, now: i64) -> Conversation {
     let mut updated = c.clone();
     updated.state = ConversationState::Active;
     updated.agent_id = Some(agent_id.to_owned());
+    updated.assigned_at.get_or_insert(now);
     updated.bot_id = None;
     updated.last_activity_at = updated.last_activity_at.max(now);
     updated.version = c.version + 1;

@@ -31,6 +31,7 @@ use omniline_domain::line::events::{
 use omniline_domain::outbound::{text_message, Origin, OutboundMessage};
 use omniline_domain::routing::routing_context;
 use omniline_domain::routing::rules::CompiledRules;
+use omniline_domain::search::SearchEntry;
 use omniline_domain::workstream::{render_template, BotConfig, GroupChats, Trigger, Workstream};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -476,6 +477,7 @@ pub(crate) fn decide(facts: Facts<'_>, now: i64) -> Decision {
     if let (Some(c), Event::Message(_)) = (conversation.as_mut(), event) {
         if c.state != ConversationState::Closed {
             c.unread = c.unread.saturating_add(1);
+            c.messages_in = c.messages_in.saturating_add(1);
             c.last_message = LastMessage::of(&inbound.raw["message"], "in", event_time)
                 .or(c.last_message.take());
         }
@@ -1054,6 +1056,7 @@ pub(crate) fn assigned(
     outbox: &mut Outbox,
 ) -> AgentNotification {
     c.agent_id = Some(agent.id.clone());
+    c.assigned_at.get_or_insert(now);
     c.state = ConversationState::Active;
     let notification = agent_notification(
         AgentNotification::assigned_id(&c.id, &agent.id, c.version),
@@ -1193,6 +1196,38 @@ pub(crate) struct Plan {
     pub release_after_commit: Option<(String, String)>,
     /// An account-link nonce consumed by the event: deleted once the commit succeeded.
     pub consumed_nonce: Option<String>,
+}
+
+/// What the event adds to the account's search index: the terms of a customer's text message
+/// (and of their name when the plan writes their profile), for the conversation it lands in.
+/// `None` for anything else (not a text, no user, no conversation).
+pub(crate) fn search_entry(inbound: &Inbound, plan: &Plan) -> Option<SearchEntry> {
+    let conversation_id = plan.conversation_id.as_deref()?;
+    let message = inbound.raw.get("message")?;
+    if !matches!(message.get("type")?.as_str()?, "text" | "textV2") {
+        return None;
+    }
+    let text = message.get("text")?.as_str()?;
+    let user_id = inbound.raw.get("source")?.get("userId")?.as_str()?;
+    let at = inbound
+        .raw
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .unwrap_or(inbound.received_at);
+    let name = plan
+        .commit
+        .customer
+        .as_ref()
+        .filter(|c| c.user_id == user_id && c.profile_found)
+        .map(|c| c.display_name.as_str())
+        .unwrap_or("");
+    SearchEntry::of(
+        &inbound.account_id,
+        user_id,
+        conversation_id,
+        at,
+        &[text, name],
+    )
 }
 
 /// Outbound messages for work done outside an inbound event (the schedule): pushed, no reply
@@ -1436,6 +1471,10 @@ mod tests {
             unread: 0,
             last_message: None,
             waiting_since: None,
+            assigned_at: None,
+            first_response_at: None,
+            messages_in: 0,
+            messages_out: 0,
             tags: Vec::new(),
             version: 3,
         }
@@ -1509,6 +1548,10 @@ mod tests {
             unread: 0,
             last_message: None,
             waiting_since: None,
+            assigned_at: None,
+            first_response_at: None,
+            messages_in: 0,
+            messages_out: 0,
             tags: Vec::new(),
             version: 2,
         }

@@ -256,6 +256,14 @@ impl RouterService {
         for _ in 0..COMMIT_ATTEMPTS {
             let plan =
                 process::plan(self, &account, workstream.as_ref(), &inbound, receive_count).await?;
+            // Search terms before the commit: idempotent puts, so a failure retries the event
+            // and nothing the commit stores is left out of the index (a commit that loses to a
+            // concurrent one is planned and indexed again, into the conversation it lands in).
+            if let Some(entry) = decide::search_entry(&inbound, &plan) {
+                conversations
+                    .index_search(&entry, plan.commit.retain_until)
+                    .await?;
+            }
             // A conversation given to an agent is stored only while the agent's slot holds it.
             let outcome = match &plan.new_assignment {
                 Some((agent_id, _)) => {

@@ -1,0 +1,130 @@
+//! Search (`GET /agent/v1/search?q=`): the customers of the accounts the agent serves whose
+//! name, tags or messages hold every word of the query ([`omniline_domain::search`]), each with
+//! the conversation their latest indexed text was in, when the agent may see it; and the
+//! contacts whose fields match.
+
+use super::{may_see, AgentError, AgentService};
+use omniline_domain::agents::Agent;
+use omniline_domain::contacts::Contact;
+use omniline_domain::conversation::Conversation;
+use omniline_domain::search::{terms, SearchEntry, QUERY_TERMS_MAX, SEARCH_RESULTS_MAX};
+
+/// The longest query (characters).
+pub const QUERY_MAX_CHARS: usize = 200;
+
+/// One customer found.
+#[derive(Debug, Clone)]
+pub struct CustomerHit {
+    pub account_id: String,
+    pub user_id: String,
+    pub display_name: Option<String>,
+    pub picture_url: Option<String>,
+    /// The conversation their latest indexed text was in (the agent may see it).
+    pub conversation: Conversation,
+    /// Epoch ms of that text.
+    pub at: i64,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default)]
+pub struct SearchResults {
+    pub customers: Vec<CustomerHit>,
+    pub contacts: Vec<Contact>,
+}
+
+impl AgentService {
+    /// Searches the accounts the agent serves for `q`: `Invalid("q")` when it has no word or
+    /// is too long. Reads the index term by term, then each hit's conversation and customer by
+    /// key: at most [`SEARCH_RESULTS_MAX`] of each per account.
+    pub async fn search(&self, agent: &Agent, q: &str) -> Result<SearchResults, AgentError> {
+        if q.chars().count() > QUERY_MAX_CHARS {
+            return Err(AgentError::invalid(
+                "q",
+                format!("a query is at most {QUERY_MAX_CHARS} characters"),
+            ));
+        }
+        let words = terms(q, QUERY_TERMS_MAX);
+        if words.is_empty() {
+            return Err(AgentError::invalid(
+                "q",
+                "give at least one word (letters or digits) to search for",
+            ));
+        }
+        let store = &self.deps().conversations;
+        let mut customers = Vec::new();
+        for account in self.served_accounts(agent).await? {
+            for hit in store.search(&account, &words, SEARCH_RESULTS_MAX).await? {
+                // A conversation erased since (retention, erasure) finds no one.
+                let Some(conversation) = store.conversation(&hit.conversation_id).await? else {
+                    continue;
+                };
+                if !may_see(agent, &conversation) {
+                    continue;
+                }
+                let customer = store.customer(&hit.account_id, &hit.user_id).await?;
+                customers.push(CustomerHit {
+                    display_name: customer.as_ref().map(|c| c.display_name.clone()),
+                    picture_url: customer.and_then(|c| c.picture_url),
+                    account_id: hit.account_id,
+                    user_id: hit.user_id,
+                    conversation,
+                    at: hit.at,
+                });
+            }
+        }
+        customers.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.user_id.cmp(&b.user_id)));
+        customers.truncate(SEARCH_RESULTS_MAX);
+        let contacts = self.search_contacts(agent, q.trim(), None).await?;
+        Ok(SearchResults {
+            customers,
+            contacts,
+        })
+    }
+
+    /// Adds a customer's tags to the search index, with `conversation` (theirs) as where a hit
+    /// leads; best effort (a failure is logged: the tags are set all the same, and their
+    /// messages stay searchable).
+    pub(crate) async fn index_tags(
+        &self,
+        conversation: &Conversation,
+        user_id: &str,
+        tags: &[String],
+    ) {
+        let texts: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let Some(entry) = SearchEntry::of(
+            &conversation.account_id,
+            user_id,
+            &conversation.id,
+            conversation.last_activity_at,
+            &texts,
+        ) else {
+            return;
+        };
+        let retain = match self.router.settings().await {
+            Ok(settings) => settings.retain_until(self.now()),
+            Err(e) => {
+                tracing::warn!(error = %e, "settings unavailable: tags not indexed for search");
+                return;
+            }
+        };
+        if let Err(e) = self.deps().conversations.index_search(&entry, retain).await {
+            tracing::warn!(error = %e, conversation_id = %conversation.id, "tags not indexed for search");
+        }
+    }
+
+    /// The customer's latest conversation: the open one, else the last one.
+    pub(crate) async fn latest_conversation(
+        &self,
+        account_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Conversation>, AgentError> {
+        let store = &self.deps().conversations;
+        if let Some(open) = store.open_conversation(account_id, user_id).await? {
+            return Ok(Some(open));
+        }
+        Ok(store
+            .conversations_of_source(account_id, user_id)
+            .await?
+            .pop())
+    }
+}

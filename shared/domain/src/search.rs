@@ -1,0 +1,194 @@
+//! Search over customers and their messages (`GET /agent/v1/search?q=`): what a text's search
+//! terms are, the same for what is indexed and for what is asked, so that both stores (SQLite's
+//! FTS5, DynamoDB's term items) find the same customers.
+//!
+//! A term is a lowercase word of letters and digits. Scripts written without spaces (Japanese,
+//! Chinese, Korean, Thai) give their runs as overlapping pairs of characters (bigrams; a run of
+//! one character is itself): `返金したい` gives `返金`, `金し`, `した`, `たい`, so asking for
+//! `返金` finds it. A customer matches a query when every term of the query is among the terms
+//! of their name, tags or messages (not necessarily one message).
+
+use serde::{Deserialize, Serialize};
+
+/// The most terms one indexed text keeps (the first ones): a long message's index writes stay
+/// bounded.
+pub const INDEX_TERMS_MAX: usize = 48;
+/// The most terms a query may have.
+pub const QUERY_TERMS_MAX: usize = 5;
+/// The longest term kept (characters); a longer word is cut to it, in the index and the query
+/// alike.
+pub const TERM_CHARS_MAX: usize = 32;
+/// The most customers a search returns.
+pub const SEARCH_RESULTS_MAX: usize = 20;
+
+/// Characters of scripts written without spaces between words.
+fn unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0E7F      // Thai
+        | 0x3040..=0x30FF    // Hiragana, Katakana
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF    // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F    // half-width Katakana
+        | 0x20000..=0x2FA1F) // CJK extensions B…
+}
+
+/// The distinct terms of `text`, in order of first appearance, at most `max`.
+pub fn terms(text: &str, max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut run: Vec<char> = Vec::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if unspaced(c) {
+            end_word(&mut word, &mut out, max);
+            run.push(c);
+        } else {
+            end_run(&mut run, &mut out, max);
+            if c.is_alphanumeric() {
+                word.push(c);
+            } else {
+                end_word(&mut word, &mut out, max);
+            }
+        }
+    }
+    end_run(&mut run, &mut out, max);
+    end_word(&mut word, &mut out, max);
+    out
+}
+
+fn add(out: &mut Vec<String>, term: String, max: usize) {
+    if out.len() < max && !term.is_empty() && !out.contains(&term) {
+        out.push(term);
+    }
+}
+
+fn end_word(word: &mut String, out: &mut Vec<String>, max: usize) {
+    if !word.is_empty() {
+        add(out, cut(word), max);
+        word.clear();
+    }
+}
+
+fn end_run(run: &mut Vec<char>, out: &mut Vec<String>, max: usize) {
+    if run.len() == 1 {
+        add(out, run[0].to_string(), max);
+    }
+    for pair in run.windows(2) {
+        add(out, pair.iter().collect(), max);
+    }
+    run.clear();
+}
+
+/// The form in which a store keyed by terms keeps one (DynamoDB's term items): the first 12
+/// bytes of its SHA-256, in hex, so that the index's keys hold no customer's word in the clear.
+pub fn term_digest(term: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(term.as_bytes());
+    hex::encode(&digest[..12])
+}
+
+fn cut(word: &str) -> String {
+    word.chars().take(TERM_CHARS_MAX).collect()
+}
+
+/// What one indexing adds for a customer: their terms (from a message, their name, their tags),
+/// and the conversation a hit opens (the latest one indexed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchEntry {
+    pub account_id: String,
+    pub user_id: String,
+    pub conversation_id: String,
+    /// Epoch ms.
+    pub at: i64,
+    pub terms: Vec<String>,
+}
+
+impl SearchEntry {
+    /// The entry for a customer's text, their name and tags, or `None` when none has a term.
+    pub fn of(
+        account_id: &str,
+        user_id: &str,
+        conversation_id: &str,
+        at: i64,
+        texts: &[&str],
+    ) -> Option<SearchEntry> {
+        let mut all: Vec<String> = Vec::new();
+        for text in texts {
+            for t in terms(text, INDEX_TERMS_MAX) {
+                if all.len() < INDEX_TERMS_MAX && !all.contains(&t) {
+                    all.push(t);
+                }
+            }
+        }
+        (!all.is_empty()).then(|| SearchEntry {
+            account_id: account_id.to_owned(),
+            user_id: user_id.to_owned(),
+            conversation_id: conversation_id.to_owned(),
+            at,
+            terms: all,
+        })
+    }
+}
+
+/// A customer every term of a query found: the conversation their latest indexed text was in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    pub account_id: String,
+    pub user_id: String,
+    pub conversation_id: String,
+    /// Epoch ms of the latest indexed text.
+    pub at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_lowercase_and_distinct() {
+        assert_eq!(
+            terms("Refund my ORDER, please: order #A-12!", 10),
+            ["refund", "my", "order", "please", "a", "12"]
+        );
+        assert_eq!(terms("Crème brûlée", 10), ["crème", "brûlée"]);
+        assert_eq!(terms("one two three", 2), ["one", "two"], "bounded");
+        assert!(terms("  !? …", 10).is_empty());
+    }
+
+    #[test]
+    fn unspaced_scripts_give_bigrams() {
+        assert_eq!(terms("返金したい", 10), ["返金", "金し", "した", "たい"]);
+        assert_eq!(terms("返金", 10), ["返金"], "a query of two finds it");
+        assert_eq!(terms("金", 10), ["金"]);
+        assert_eq!(
+            terms("注文ABC123の件", 10),
+            ["注文", "abc123", "の件"],
+            "words between runs"
+        );
+        assert_eq!(terms("คืนเงิน", 10).first().map(String::as_str), Some("คื"));
+    }
+
+    #[test]
+    fn a_digest_is_fixed_and_hides_the_word() {
+        assert_eq!(term_digest("refund"), term_digest("refund"));
+        assert_ne!(term_digest("refund"), term_digest("refunds"));
+        assert_eq!(term_digest("返金").len(), 24);
+        assert!(!term_digest("refund").contains("refund"));
+    }
+
+    #[test]
+    fn long_words_are_cut_alike() {
+        let long = "a".repeat(100);
+        assert_eq!(terms(&long, 1), ["a".repeat(TERM_CHARS_MAX)]);
+    }
+
+    #[test]
+    fn an_entry_joins_texts_and_needs_a_term() {
+        let e =
+            SearchEntry::of("acc", "U1", "c1", 5, &["Hello world", "Sato", "vip hello"]).unwrap();
+        assert_eq!(e.terms, ["hello", "world", "sato", "vip"]);
+        assert!(SearchEntry::of("acc", "U1", "c1", 5, &["…", ""]).is_none());
+    }
+}
