@@ -286,6 +286,18 @@ async fn conversations_of_source_lists_every_state_oldest_first() {
     contract::conversations_of_source_lists_every_state_oldest_first(&store().await.0).await;
 }
 
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn conversations_opened_on_reads_one_account_and_day() {
+    contract::conversations_opened_on_reads_one_account_and_day(&store().await.0).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn search_finds_customers_with_every_term() {
+    contract::search_finds_customers_with_every_term(&store().await.0).await;
+}
+
 /// Transcript items, customers and deliveries share the table: the indexes hold none of them.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]

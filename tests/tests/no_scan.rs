@@ -141,6 +141,8 @@ async fn no_request_path_sends_a_dynamodb_scan() {
         delete_conversation_erases_its_transcript_pointer_and_index_only,
         delete_conversation_leaves_a_newer_open_pointer_alone,
         delete_customer_erases_one_profile,
+        conversations_opened_on_reads_one_account_and_day,
+        search_finds_customers_with_every_term,
     );
     {
         let store = conversation_store(&plain, &recorded).await;

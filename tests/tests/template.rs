@@ -2398,6 +2398,10 @@ fn the_partition_key_prefixes_are_the_adapters() {
             r#"format!("AGENT#{agent_id}")"#,
         ),
         (
+            "shared/aws/src/dynamo_conversations.rs",
+            r#""SEARCH#{account_id}#{}""#,
+        ),
+        (
             "shared/aws/src/dynamo_deliveries.rs",
             r#"DELIVERY: &str = "DELIVERY""#,
         ),
@@ -2426,6 +2430,7 @@ fn the_partition_key_prefixes_are_the_adapters() {
         "LINEMSG",
         "CUSTOMER",
         "DELIVERY",
+        "SEARCH",
     ];
     // (`C#…`: the conversations-by-account index's sort key, `accountSk`.)
     let sort = ["NOTIFY", "T", "D", "C"];

@@ -1390,7 +1390,8 @@ impl ConversationStore for DynamoConversationStore {
         terms: &[String],
         limit: usize,
     ) -> Result<Vec<omniline_domain::search::SearchHit>, PortError> {
-        let mut found: Option<HashMap<String, (String, i64)>> = None;
+        use omniline_domain::search::{intersect, keep_latest, ranked, TermMatches};
+        let mut found: Option<TermMatches> = None;
         for term in terms {
             // Eventually consistent: a search may miss a word said a second ago.
             let query = self
@@ -1399,49 +1400,26 @@ impl ConversationStore for DynamoConversationStore {
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(search_pk(account_id, term)));
             let items = first_items(query, SEARCH_TERM_CAP, "DynamoDB Query (search term)").await?;
-            let mut these = HashMap::new();
+            let mut these = TermMatches::new();
             for item in &items {
-                let user = get_s(item, "sk")?.to_owned();
-                let conversation = get_s(item, "conversationId")?.to_owned();
-                let at = number::<i64>(item, "at").unwrap_or(0);
-                these.insert(user, (conversation, at));
+                keep_latest(
+                    &mut these,
+                    get_s(item, "sk")?.to_owned(),
+                    get_s(item, "conversationId")?.to_owned(),
+                    number::<i64>(item, "at").unwrap_or(0),
+                );
             }
-            found = Some(match found {
+            let next = match found {
                 None => these,
-                Some(before) => before
-                    .into_iter()
-                    .filter_map(|(user, (c, at))| {
-                        these.get(&user).map(|(c2, at2)| {
-                            // The latest conversation of the two.
-                            let latest = if *at2 > at {
-                                (c2.clone(), *at2)
-                            } else {
-                                (c, at)
-                            };
-                            (user, latest)
-                        })
-                    })
-                    .collect(),
-            });
-            if found.as_ref().is_some_and(HashMap::is_empty) {
+                Some(before) => intersect(before, &these),
+            };
+            let none_left = next.is_empty();
+            found = Some(next);
+            if none_left {
                 break;
             }
         }
-        let mut hits: Vec<omniline_domain::search::SearchHit> = found
-            .unwrap_or_default()
-            .into_iter()
-            .map(
-                |(user_id, (conversation_id, at))| omniline_domain::search::SearchHit {
-                    account_id: account_id.to_owned(),
-                    user_id,
-                    conversation_id,
-                    at,
-                },
-            )
-            .collect();
-        hits.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.user_id.cmp(&b.user_id)));
-        hits.truncate(limit);
-        Ok(hits)
+        Ok(ranked(account_id, found.unwrap_or_default(), limit))
     }
 
     async fn sweep_expired(&self, _now_secs: i64) -> Result<u64, PortError> {

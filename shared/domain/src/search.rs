@@ -142,6 +142,54 @@ pub struct SearchHit {
     pub at: i64,
 }
 
+/// One term's customers in an account: per user, the conversation of their latest indexed text
+/// holding the term, and its time (epoch ms).
+pub type TermMatches = std::collections::HashMap<String, (String, i64)>;
+
+/// Records that `user`'s text in `conversation` at `at` holds the term, keeping their latest.
+pub fn keep_latest(found: &mut TermMatches, user: String, conversation: String, at: i64) {
+    match found.get(&user) {
+        Some((_, kept)) if *kept >= at => {}
+        _ => {
+            found.insert(user, (conversation, at));
+        }
+    }
+}
+
+/// The customers of `before` who are also in `these` (a query's next term), each with the
+/// later of their two conversations.
+pub fn intersect(before: TermMatches, these: &TermMatches) -> TermMatches {
+    before
+        .into_iter()
+        .filter_map(|(user, (c, at))| {
+            these.get(&user).map(|(c2, at2)| {
+                let latest = if *at2 > at {
+                    (c2.clone(), *at2)
+                } else {
+                    (c, at)
+                };
+                (user, latest)
+            })
+        })
+        .collect()
+}
+
+/// The hits of `found`, latest first (then by user id), at most `limit`.
+pub fn ranked(account_id: &str, found: TermMatches, limit: usize) -> Vec<SearchHit> {
+    let mut hits: Vec<SearchHit> = found
+        .into_iter()
+        .map(|(user_id, (conversation_id, at))| SearchHit {
+            account_id: account_id.to_owned(),
+            user_id,
+            conversation_id,
+            at,
+        })
+        .collect();
+    hits.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.user_id.cmp(&b.user_id)));
+    hits.truncate(limit);
+    hits
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,9 @@ use omniline_domain::conversation::{
     Customer, EventCommit, TranscriptEntry,
 };
 use omniline_domain::outbound::OutboundMessage;
-use omniline_domain::search::{SearchEntry, SearchHit};
+use omniline_domain::search::{
+    intersect, keep_latest, ranked, SearchEntry, SearchHit, TermMatches,
+};
 use omniline_ports::{ConversationStore, PortError, PurgeCounts, PurgePage};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
@@ -120,8 +122,9 @@ CREATE INDEX IF NOT EXISTS conversations_opened
     ON conversations (account_id, json_extract(doc, '$.openedAt'));
 "#;
 
-/// The search index ([`ConversationStore::index_search`]): a customer's terms, space-separated,
-/// in `search_customers`, and an FTS5 index over them (external content, kept in step by
+/// The search index ([`ConversationStore::index_search`]): a customer's terms in one
+/// conversation, space-separated, a row of `search_customers` per customer and conversation,
+/// and an FTS5 index over them (external content, kept in step by
 /// [`index_terms`]; the `ascii` tokenizer splits on the spaces only, so a term is matched as
 /// `omniline_domain::search::terms` made it, whatever its script).
 const SEARCH_SCHEMA: &str = r#"
@@ -133,7 +136,7 @@ CREATE TABLE IF NOT EXISTS search_customers (
     conversation_id TEXT NOT NULL,
     at              INTEGER NOT NULL,
     expires_at      INTEGER,
-    UNIQUE (account_id, user_id)
+    UNIQUE (account_id, user_id, conversation_id)
 );
 CREATE INDEX IF NOT EXISTS search_customers_expires ON search_customers (expires_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_terms USING fts5(
@@ -870,57 +873,42 @@ impl ConversationStore for SqliteConversationStore {
         terms: &[String],
         limit: usize,
     ) -> Result<Vec<SearchHit>, PortError> {
-        if terms.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Every term, each a quoted FTS5 string (implicit AND).
-        let query = terms
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let account_id = account_id.to_owned();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (account_id, terms) = (account_id.to_owned(), terms.to_vec());
         self.db
             .run(move |conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT c.account_id, c.user_id, c.conversation_id, c.at
-                     FROM search_terms f JOIN search_customers c ON c.id = f.rowid
-                     WHERE search_terms MATCH ?1 AND c.account_id = ?2
-                     ORDER BY c.at DESC, c.user_id LIMIT ?3",
-                )?;
-                let rows = stmt.query_map(params![query, account_id, limit], |row| {
-                    Ok(SearchHit {
-                        account_id: row.get(0)?,
-                        user_id: row.get(1)?,
-                        conversation_id: row.get(2)?,
-                        at: row.get(3)?,
-                    })
-                })?;
-                rows.collect()
+                let mut found: Option<TermMatches> = None;
+                for term in &terms {
+                    let these = term_customers(conn, &account_id, term)?;
+                    found = Some(match found {
+                        None => these,
+                        Some(before) => intersect(before, &these),
+                    });
+                }
+                Ok(ranked(&account_id, found.unwrap_or_default(), limit))
             })
             .await
     }
 }
 
-/// Adds `entry`'s terms to its customer's row (the union, in the order first indexed), and
-/// keeps the FTS5 index in step, in one transaction.
+/// Adds `entry`'s terms to its customer's row for its conversation (the union, in the order
+/// first indexed), and keeps the FTS5 index in step, in one transaction.
 fn index_terms(
     conn: &mut rusqlite::Connection,
     entry: &SearchEntry,
     retain_until: Option<i64>,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    let existing: Option<(i64, String, i64)> = tx
+    let existing: Option<(i64, String)> = tx
         .query_row(
-            "SELECT id, terms, at FROM search_customers WHERE account_id = ?1 AND user_id = ?2",
-            params![entry.account_id, entry.user_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            "SELECT id, terms FROM search_customers
+             WHERE account_id = ?1 AND user_id = ?2 AND conversation_id = ?3",
+            params![entry.account_id, entry.user_id, entry.conversation_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()?;
     let mut terms: Vec<String> = existing
         .as_ref()
-        .map(|(_, t, _)| t.split(' ').map(str::to_owned).collect())
+        .map(|(_, t)| t.split(' ').map(str::to_owned).collect())
         .unwrap_or_default();
     for t in &entry.terms {
         if !terms.contains(t) {
@@ -928,29 +916,18 @@ fn index_terms(
         }
     }
     let joined = terms.join(" ");
-    match existing {
-        Some((id, old, at)) => {
+    let id = match existing {
+        Some((id, old)) => {
             tx.execute(
                 "INSERT INTO search_terms (search_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
                 params![id, old],
             )?;
-            // The latest indexed text names the conversation a hit opens.
-            let (conversation_id, at) = if entry.at >= at {
-                (Some(entry.conversation_id.as_str()), entry.at)
-            } else {
-                (None, at)
-            };
             tx.execute(
-                "UPDATE search_customers SET terms = ?2, at = ?3,
-                   conversation_id = COALESCE(?4, conversation_id),
-                   expires_at = ?5
+                "UPDATE search_customers SET terms = ?2, at = MAX(at, ?3), expires_at = ?4
                  WHERE id = ?1",
-                params![id, joined, at, conversation_id, retain_until],
+                params![id, joined, entry.at, retain_until],
             )?;
-            tx.execute(
-                "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
-                params![id, joined],
-            )?;
+            id
         }
         None => {
             tx.execute(
@@ -966,14 +943,42 @@ fn index_terms(
                     retain_until
                 ],
             )?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
-                params![id, joined],
-            )?;
+            tx.last_insert_rowid()
         }
-    }
+    };
+    tx.execute(
+        "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
+        params![id, joined],
+    )?;
     tx.commit()
+}
+
+/// Per customer of `account_id` whose rows hold `term`: the latest row's conversation and time.
+fn term_customers(
+    conn: &rusqlite::Connection,
+    account_id: &str,
+    term: &str,
+) -> rusqlite::Result<TermMatches> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.user_id, c.conversation_id, c.at
+         FROM search_terms f JOIN search_customers c ON c.id = f.rowid
+         WHERE search_terms MATCH ?1 AND c.account_id = ?2",
+    )?;
+    // One quoted FTS5 string: the term as it is.
+    let query = format!("\"{}\"", term.replace('"', "\"\""));
+    let rows = stmt.query_map(params![query, account_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut found = TermMatches::new();
+    for row in rows {
+        let (user, conversation, at) = row?;
+        keep_latest(&mut found, user, conversation, at);
+    }
+    Ok(found)
 }
 
 /// Removes the search rows `condition` selects (on `search_customers`), and their FTS5 terms.
@@ -1037,6 +1042,8 @@ mod tests {
         delete_customer_erases_one_profile,
         reopening_a_closed_conversation_while_the_source_has_another_conflicts,
         list_conversations_filters_orders_by_recent_activity_and_limits,
+        conversations_opened_on_reads_one_account_and_day,
+        search_finds_customers_with_every_term,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1166,6 +1166,131 @@ pub async fn conversations_of_source_lists_every_state_oldest_first(store: &dyn 
         .is_empty());
 }
 
+/// Reports read an account's conversations by the UTC day they opened, whatever their state:
+/// not another day's, not another account's, at most `limit`.
+pub async fn conversations_opened_on_reads_one_account_and_day(store: &dyn ConversationStore) {
+    const DAY: i64 = 86_400_000;
+    // 2023-11-14T00:00:00Z, and the conversation fixtures open at 22:13:20 that day.
+    let day = 1_700_000_000_000 / DAY * DAY;
+    let a = conversation("c1", "U1", Waiting, 1);
+    let b = conversation("c2", "U2", Closed, 2);
+    let next_day = Conversation {
+        opened_at: day + DAY,
+        last_activity_at: day + DAY + 1,
+        ..conversation("c3", "U3", Waiting, 1)
+    };
+    let day_before = Conversation {
+        opened_at: day - 1,
+        ..conversation("c5", "U5", Waiting, 1)
+    };
+    let elsewhere = of_account("acc2", conversation("c4", "U1", Waiting, 1));
+    for (i, c) in [&a, &b, &next_day, &day_before, &elsewhere]
+        .into_iter()
+        .enumerate()
+    {
+        committed(store, &create(&format!("e{i}"), c.clone(), None)).await;
+    }
+    let mut found = store
+        .conversations_opened_on(ACCOUNT, day, 100)
+        .await
+        .unwrap();
+    found.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(found, vec![a, b]);
+    assert_eq!(
+        store
+            .conversations_opened_on(ACCOUNT, day + DAY, 100)
+            .await
+            .unwrap(),
+        vec![next_day]
+    );
+    assert_eq!(
+        store
+            .conversations_opened_on("acc2", day, 100)
+            .await
+            .unwrap(),
+        vec![elsewhere]
+    );
+    assert_eq!(
+        store
+            .conversations_opened_on(ACCOUNT, day, 1)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "bounded"
+    );
+    assert!(store
+        .conversations_opened_on("acc3", day, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A customer matches when every term of the query is among their indexed terms (from one text
+/// or several); a hit names the latest conversation where one of the terms was said; accounts
+/// are apart; indexing again is idempotent.
+pub async fn search_finds_customers_with_every_term(store: &dyn ConversationStore) {
+    use omniline_domain::search::{terms, SearchEntry};
+    let entry = |user: &str, conversation: &str, at: i64, text: &str| {
+        SearchEntry::of(ACCOUNT, user, conversation, at, &[text]).unwrap()
+    };
+    let retain = Some(NOW + 86_400);
+    for e in [
+        entry("U1", "c1", 10, "I want a refund for my order"),
+        entry("U1", "c2", 30, "Sato"),
+        entry("U2", "c3", 20, "refund please, 返金したい"),
+        entry("U3", "c4", 40, "hello"),
+        SearchEntry::of("acc2", "U9", "c9", 50, &["refund"]).unwrap(),
+    ] {
+        store.index_search(&e, retain).await.unwrap();
+    }
+    // Again: nothing doubles.
+    store
+        .index_search(&entry("U2", "c3", 20, "refund"), retain)
+        .await
+        .unwrap();
+    let users = |hits: Vec<omniline_domain::search::SearchHit>| -> Vec<(String, String, i64)> {
+        hits.into_iter()
+            .map(|h| (h.user_id, h.conversation_id, h.at))
+            .collect()
+    };
+    let q = |text: &str| terms(text, 5);
+    assert_eq!(
+        users(store.search(ACCOUNT, &q("refund"), 10).await.unwrap()),
+        [
+            ("U2".to_owned(), "c3".to_owned(), 20),
+            ("U1".to_owned(), "c1".to_owned(), 10)
+        ],
+        "latest first, each with the conversation where they said it"
+    );
+    assert_eq!(
+        users(store.search(ACCOUNT, &q("Refund SATO"), 10).await.unwrap()),
+        [("U1".to_owned(), "c2".to_owned(), 30)],
+        "every term, across texts"
+    );
+    assert_eq!(
+        users(store.search(ACCOUNT, &q("返金"), 10).await.unwrap()),
+        [("U2".to_owned(), "c3".to_owned(), 20)]
+    );
+    assert!(store
+        .search(ACCOUNT, &q("refund hello"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .search(ACCOUNT, &q("nothing"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.search(ACCOUNT, &q("refund"), 1).await.unwrap().len(),
+        1
+    );
+    let other = store.search("acc2", &q("refund"), 10).await.unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].account_id, "acc2");
+}
+
 /// A conversation in `queue` (held by `agent`) last active at `at`, on a source of its own.
 pub fn listed(
     id: &str,
