@@ -3659,3 +3659,243 @@ async fn the_conversation_list_pages_with_a_cursor() {
         assert_eq!(status, 400, "{query}: {error}");
     }
 }
+
+/// Search finds the customer by a word of their message, of their tags or by two words said
+/// apart, only for agents of their queues; bad queries are refused naming `q`. Reports count the
+/// conversation with its first response, handle time and survey answer, as JSON and CSV.
+#[tokio::test]
+async fn agents_find_customers_by_their_words_and_reports_count_the_conversation() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, token, id) = held_conversation(
+        &s,
+        text_event("01SRCH1", "Usearch", "I need a refund for order 4711"),
+    )
+    .await;
+    let customer_id = format!("{account}:Usearch");
+    let search = |q: &str| {
+        let (s, token) = (&s, token.clone());
+        let q = q.to_owned();
+        async move {
+            agent_call(
+                s,
+                &token,
+                "GET",
+                &format!("/agent/v1/search?q={}", urlencode(&q)),
+                None,
+            )
+            .await
+        }
+    };
+    let (status, found) = search("REFUND").await;
+    assert_eq!(status, 200, "{found}");
+    let customers = found["customers"].as_array().unwrap();
+    assert_eq!(customers.len(), 1, "{found}");
+    assert_eq!(customers[0]["customerId"], customer_id.as_str());
+    assert_eq!(customers[0]["userId"], "Usearch");
+    assert_eq!(customers[0]["conversation"]["id"], id.as_str());
+    assert!(found["contacts"].is_array());
+    assert_eq!(
+        search("4711 refund").await.1["customers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(search("refund parcel").await.1["customers"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // A later message: two words said in two messages still find the customer.
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01SRCH2", "Usearch", "still waiting")])
+        )
+        .await,
+        200
+    );
+    let mut both = Value::Null;
+    for _ in 0..100 {
+        both = search("waiting 4711").await.1;
+        if both["customers"].as_array().is_some_and(|c| c.len() == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(both["customers"][0]["userId"], "Usearch", "{both}");
+    // A customer's tags find them.
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        &format!("/agent/v1/customers/{customer_id}/tags"),
+        Some(json!({"tags": ["gold member"]})),
+    )
+    .await;
+    assert_eq!(search("gold").await.1["customers"][0]["userId"], "Usearch");
+    for q in ["", "%21%3F", &"x".repeat(201)] {
+        let (status, body) =
+            agent_call(&s, &token, "GET", &format!("/agent/v1/search?q={q}"), None).await;
+        assert_eq!(status, 400, "{q}: {body}");
+        assert_eq!(body["error"]["field"], "q", "{body}");
+    }
+    let (status, body) = agent_call(&s, &token, "GET", "/agent/v1/search", None).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("q")));
+    // An agent of another queue finds no one.
+    let other_queue = s.queue("Elsewhere").await;
+    let (_, other) = new_agent(&s, "Jiro", &[&other_queue]).await;
+    let (status, found) = agent_call(&s, &other, "GET", "/agent/v1/search?q=refund", None).await;
+    assert_eq!(status, 200);
+    assert!(found["customers"].as_array().unwrap().is_empty(), "{found}");
+
+    // The agent answers and closes; the customer answers the survey with 4.
+    agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/messages"),
+        Some(json!({"type": "text", "text": "Refunded!"})),
+    )
+    .await;
+    agent_ok(
+        &s,
+        &token,
+        "POST",
+        &format!("/agent/v1/conversations/{id}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([postback_event(
+                "01SRCH3",
+                "Usearch",
+                &format!("survey:{id}:4")
+            )])
+        )
+        .await,
+        200
+    );
+    let detail = agent_ok(
+        &s,
+        &token,
+        "GET",
+        &format!("/agent/v1/conversations/{id}"),
+        None,
+    )
+    .await;
+    let opened = detail["conversation"]["openedAt"].as_i64().unwrap();
+    let period = format!(
+        "from={}&to={}",
+        urlencode(&omniline_domain::clock::rfc3339_millis(opened - 60_000)),
+        urlencode(&omniline_domain::clock::rfc3339_millis(opened + 60_000))
+    );
+    let mut csat = Value::Null;
+    for _ in 0..100 {
+        csat = s
+            .ok(
+                "GET",
+                &format!("/admin/v1/reports/csat?{period}&groupBy=queue&accountId={account}"),
+                None,
+            )
+            .await;
+        if csat["rows"][0]["responses"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(csat["report"], "csat");
+    assert_eq!(csat["rows"][0]["responses"], 1, "{csat}");
+    assert_eq!(csat["rows"][0]["average"], 4.0);
+    assert_eq!(csat["rows"][0]["distribution"], json!({"4": 1}));
+    let report = s
+        .ok(
+            "GET",
+            &format!("/admin/v1/reports/conversations?{period}&groupBy=agent"),
+            None,
+        )
+        .await;
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(rows[0]["conversations"], 1);
+    assert_eq!(rows[0]["closed"], 1);
+    assert_eq!(rows[0]["firstResponse"]["count"], 1);
+    assert!(rows[0]["firstResponse"]["p50Ms"].as_i64().unwrap() >= 0);
+    assert_eq!(rows[0]["handleTime"]["count"], 1);
+    let volume = s
+        .ok("GET", &format!("/admin/v1/reports/volume?{period}"), None)
+        .await;
+    assert_eq!(volume["groupBy"], "day");
+    assert_eq!(volume["rows"][0]["messagesIn"], 2, "{volume}");
+    assert_eq!(volume["rows"][0]["messagesOut"], 1, "{volume}");
+    // Nothing in another period.
+    let empty = s
+        .ok(
+            "GET",
+            "/admin/v1/reports/volume?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(empty["rows"], json!([]));
+    // CSV for spreadsheets.
+    let response = s
+        .client
+        .get(format!(
+            "{}/admin/v1/reports/csat?{period}&groupBy=queue",
+            s.base
+        ))
+        .bearer_auth(common::ADMIN)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = response.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("queue,conversations,surveysSent,responses,average,score4")
+    );
+    assert!(lines.next().unwrap().ends_with(",1,1,1,4,1"), "{csv}");
+    // Bad parameters name themselves.
+    for (query, field) in [
+        ("groupBy=week", "groupBy"),
+        ("from=yesterday", "from"),
+        ("from=2026-01-01T00:00:00Z&to=2025-01-01T00:00:00Z", "from"),
+        ("from=2026-01-01T00:00:00Z&to=2026-06-01T00:00:00Z", "from"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, body) = s
+            .call(
+                "GET",
+                &format!("/admin/v1/reports/conversations?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+    let (status, _) = s
+        .call("GET", "/admin/v1/reports/volume?accountId=nope", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
