@@ -328,6 +328,8 @@ fn param_table(f: &Fixture) -> Vec<ParamRow> {
 fn query_value(f: &Fixture, name: &str) -> String {
     match name {
         "userId" => f.user_id.clone(),
+        // Search: any word.
+        "q" => "refund".to_owned(),
         other => {
             panic!("no value for the required query parameter {other:?}: add it to query_value")
         }
