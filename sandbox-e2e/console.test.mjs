@@ -132,6 +132,51 @@ async function supervisorReassigns() {
   }
 }
 
+// 20c. Reports: the reports page signed in with the admin token shows the conversations of the
+// week by agent as a bar chart and a table (Sam's among them), then the satisfaction report,
+// and downloads the CSV; axe finds nothing serious on the page.
+async function reportsShowTheWeek() {
+  const consolePage = page;
+  const reportsPage = await consolePage.context().newPage();
+  page = reportsPage;
+  try {
+    const response = await page.goto(`${origin}/console/reports`, { waitUntil: 'load', timeout: WAIT });
+    assert.equal(response.status(), 200);
+    await page.locator(tid('rep-token')).fill(process.env.ADMIN_TOKEN);
+    await page.locator(tid('rep-signin-submit')).click();
+    await visible(page.locator(tid('rep-result')), 'the default report');
+    await page.locator(tid('rep-kind')).selectOption('conversations');
+    await page.locator(tid('rep-group')).selectOption('agent');
+    await page.locator(tid('rep-show')).click();
+    await until('the report by agent', async () => /Agent/.test(await text(page.locator(tid('rep-chart-heading')))));
+    await visible(page.locator(tid('rep-svg')), 'the chart');
+    const bars = await page.locator(tid('rep-bar')).count();
+    assert.ok(bars > 0, 'bars drawn');
+    const sam = (await agentApi('GET', '/agent/v1/me')).id;
+    await visible(page.locator(`${tid('rep-row')}[data-key="${sam}"]`), 'Sam\'s row');
+    const api = await adminApi('GET', `/admin/v1/reports/conversations?groupBy=agent`);
+    const row = api.rows.find((r) => r.key === sam);
+    assert.ok(row && row.conversations >= 1 && row.firstResponse.count >= 1, `Sam's figures: ${JSON.stringify(row)}`);
+    await page.locator(tid('rep-kind')).selectOption('csat');
+    await page.locator(tid('rep-show')).click();
+    await until('the satisfaction report', async () => /satisfaction/i.test(await text(page.locator(tid('rep-chart-heading')))));
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: WAIT }),
+      page.locator(tid('rep-csv')).click(),
+    ]);
+    const file = join(ARTIFACTS, 'console-report.csv');
+    await download.saveAs(file);
+    const csv = readFileSync(file, 'utf8');
+    assert.match(csv.split('\r\n')[0], /^agent,conversations,surveysSent,responses,average/);
+    const axe = await accessibility('reports page');
+    await page.screenshot({ path: join(ARTIFACTS, 'console-reports.png'), fullPage: true });
+    return `${bars} bars, Sam: ${row.conversations} conversations; CSV ${csv.length} bytes; ${axe}`;
+  } finally {
+    page = consolePage;
+    await reportsPage.close().catch(() => {});
+  }
+}
+
 // 01. The console opens on its sign-in screen, in English (the browser's language), with the
 // security headers.
 async function openConsole() {
@@ -653,6 +698,30 @@ async function agentTags() {
   return 'conversation: parcel, customer: vip';
 }
 
+// 07a4. Search: the agent finds the customer by words of their message (one said in it, the
+// run's unique suffix), opens the conversation from the result, finds them by the customer's tag
+// too, and a word nobody wrote finds no one.
+async function agentSearches() {
+  const input = page.locator(tid('search-input'));
+  await input.fill(`PARCEL ${SUFFIX}`);
+  await input.press('Enter');
+  const row = page.locator(`${tid('search-row')}[data-conversation-id="${conversationId}"]`);
+  await visible(row, 'the customer among the results');
+  assert.match(await text(row), new RegExp(CUSTOMER_NAME));
+  assert.equal(await page.locator(tid('search-row')).count(), 1, 'only them');
+  await row.click();
+  await until('the conversation open', async () => (await text(page.locator(tid('conv-name')))) === CUSTOMER_NAME);
+  await input.fill('vip');
+  await page.locator(tid('search-submit')).click();
+  await visible(page.locator(`${tid('search-row')}[data-conversation-id="${conversationId}"]`), 'found by the customer\'s tag');
+  await input.fill(`nobody${SUFFIX}wrote`);
+  await input.press('Enter');
+  await visible(page.locator(tid('search-none')), 'no match said so');
+  await page.locator(tid('search-clear')).click();
+  assert.ok(await page.locator(tid('search-panel')).isHidden(), 'the results close');
+  return `"parcel ${SUFFIX}" → ${CUSTOMER_NAME}`;
+}
+
 // 07b. The agent sends a picture from the composer: uploaded (POST /agent/v1/media), sent, shown in
 // the transcript, and the customer's chat receives the image.
 const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
@@ -724,6 +793,7 @@ const STEPS = [
   ['agent-inserts-quick-reply', agentInsertsQuickReply],
   ['agent-adds-note', agentAddsNote],
   ['agent-tags', agentTags],
+  ['agent-searches', agentSearches],
   ['agent-sends-picture', agentSendsPicture],
   ['agent-sends-sticker-and-file', agentSendsStickerAndFile],
   ['agent-snoozes', agentSnoozes],
@@ -737,6 +807,7 @@ const STEPS = [
   ['agent-wraps-up', agentWrapsUp],
   ['agent-accepts-an-offer', agentAcceptsAnOffer],
   ['supervisor-reassigns', supervisorReassigns],
+  ['reports-show-the-week', reportsShowTheWeek],
   ['japanese', japanese],
   ['workspace-is-accessible', workspaceIsAccessible],
   ['agent-signs-out', agentSignsOut],

@@ -111,6 +111,7 @@ async fn the_console_is_served_with_its_headers_and_files_with_the_sandbox_off()
         ("app.js", "text/javascript; charset=utf-8"),
         ("admin.js", "text/javascript; charset=utf-8"),
         ("supervisor.js", "text/javascript; charset=utf-8"),
+        ("reports.js", "text/javascript; charset=utf-8"),
         ("staff.js", "text/javascript; charset=utf-8"),
         ("api.js", "text/javascript; charset=utf-8"),
         ("i18n.js", "text/javascript; charset=utf-8"),
@@ -137,6 +138,8 @@ async fn the_console_is_served_with_its_headers_and_files_with_the_sandbox_off()
         ("/console/admin/", "admin.js"),
         ("/console/supervisor", "supervisor.js"),
         ("/console/supervisor/", "supervisor.js"),
+        ("/console/reports", "reports.js"),
+        ("/console/reports/", "reports.js"),
     ] {
         let response = get(client, base, path).await;
         assert_eq!(response.status(), 200, "{path}");

@@ -242,6 +242,7 @@ function resetSession() {
   state.timers = [];
   state.me = null;
   state.lists = { mine: [], waiting: [], snoozed: [], closed: [] };
+  clearSearch();
   hideOffer();
   state.quickReplies = [];
   state.quickRepliesKey = null;
@@ -320,6 +321,7 @@ function renderMe() {
   // Supervisors (signed in with their organization, in the supervisor or admin group).
   const roles = (me.signIn && me.signIn.roles) || [];
   $('supervisor-link').hidden = !(roles.includes('supervisor') || roles.includes('admin'));
+  $('reports-link').hidden = !roles.includes('admin');
   renderNotificationButton();
 }
 
@@ -641,6 +643,53 @@ function tabKeys(event) {
     event.preventDefault();
     selectTab(next, true);
   }
+}
+
+// ------------------------------------------------------------------------------------------
+// Search: customers by a word of their messages, their name or tags; contacts by their fields
+// ------------------------------------------------------------------------------------------
+async function search(event) {
+  event.preventDefault();
+  const q = $('search-input').value.trim();
+  if (!q) {
+    clearSearch();
+    return;
+  }
+  const found = await call('GET', `/agent/v1/search?q=${enc(q)}`);
+  const rows = [];
+  for (const hit of found.customers) {
+    const c = hit.conversation;
+    const name = hit.displayName || (c.sourceType === 'group' && c.group && c.group.name) || t('inbox.unknownCustomer');
+    rows.push(el('li', {},
+      el('button', {
+        type: 'button',
+        className: 'row',
+        testid: 'search-row',
+        'data-conversation-id': c.id,
+        'data-customer-id': hit.customerId,
+        onclick: guard(() => openConversation(c.id), 'context.conversation'),
+      },
+      avatar(hit.pictureUrl, name),
+      el('span', { className: 'row-main' },
+        el('span', { className: 'row-top' },
+          el('span', { className: 'row-name', text: name }),
+          el('span', { className: `status-chip ${c.status}`, text: t(`status.${c.status}`) })),
+        c.lastMessage ? el('span', { className: 'row-preview', text: preview(c.lastMessage) }) : null,
+        el('span', { className: 'row-when', text: t('search.said', { time: clockTime(hit.at) }) })))));
+  }
+  for (const contact of found.contacts) {
+    rows.push(el('li', { className: 'search-contact', testid: 'search-contact' },
+      el('span', { className: 'row-name', text: contact.name }),
+      el('span', { className: 'row-when', text: [t('search.contact'), contact.email, contact.phone, contact.company].filter(Boolean).join(' · ') })));
+  }
+  $('search-results').replaceChildren(...(rows.length ? rows : [el('li', { className: 'empty', testid: 'search-none', text: t('search.none') })]));
+  $('search-panel').hidden = false;
+}
+
+function clearSearch() {
+  $('search-input').value = '';
+  $('search-results').replaceChildren();
+  $('search-panel').hidden = true;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1462,6 +1511,8 @@ function wire() {
   $('attach').addEventListener('change', guard(attachFile, 'context.send'));
   $('sticker-toggle').addEventListener('click', () => toggleStickers());
   $('contact-search').addEventListener('input', () => searchContacts().catch((e) => report(e, 'context.contact')));
+  $('search-form').addEventListener('submit', guard(search, 'context.search'));
+  $('search-clear').addEventListener('click', () => { clearSearch(); $('search-input').focus(); });
   $('contact-edit').addEventListener('click', editContact);
   $('conversation-tag-form').addEventListener('submit', guard((e) => addTag(e, 'conversation'), 'context.tags'));
   $('customer-tag-form').addEventListener('submit', guard((e) => addTag(e, 'customer'), 'context.tags'));

@@ -48,6 +48,8 @@ const INDEX_TEMPLATE: &str = include_str!("../console/index.html");
 const ADMIN_TEMPLATE: &str = include_str!("../console/admin.html");
 /// The supervisor page (`/console/supervisor`): the queues and agents at a glance, reassignment.
 const SUPERVISOR_TEMPLATE: &str = include_str!("../console/supervisor.html");
+/// The reports page (`/console/reports`): the admin API's reports as charts, tables and CSV.
+const REPORTS_TEMPLATE: &str = include_str!("../console/reports.html");
 /// Where the page names the version of its files.
 const VERSION_PLACEHOLDER: &str = "{{VERSION}}";
 
@@ -73,6 +75,11 @@ const ASSETS: &[Asset] = &[
         name: "supervisor.js",
         content_type: JS,
         body: include_bytes!("../console/supervisor.js"),
+    },
+    Asset {
+        name: "reports.js",
+        content_type: JS,
+        body: include_bytes!("../console/reports.js"),
     },
     Asset {
         name: "api.js",
@@ -111,6 +118,7 @@ pub fn version() -> &'static str {
         let mut hash = fnv1a(0xcbf2_9ce4_8422_2325, INDEX_TEMPLATE.as_bytes());
         hash = fnv1a(hash, ADMIN_TEMPLATE.as_bytes());
         hash = fnv1a(hash, SUPERVISOR_TEMPLATE.as_bytes());
+        hash = fnv1a(hash, REPORTS_TEMPLATE.as_bytes());
         for asset in ASSETS {
             hash = fnv1a(hash, asset.name.as_bytes());
             hash = fnv1a(hash, &[0]);
@@ -139,6 +147,13 @@ pub fn admin_html() -> &'static str {
 pub fn supervisor_html() -> &'static str {
     static PAGE: LazyLock<String> =
         LazyLock::new(|| SUPERVISOR_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
+    &PAGE
+}
+
+/// The reports page, with its files' URLs pointing at this build's version.
+pub fn reports_html() -> &'static str {
+    static PAGE: LazyLock<String> =
+        LazyLock::new(|| REPORTS_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
     &PAGE
 }
 
@@ -182,6 +197,8 @@ pub fn router(config: ConsoleConfig) -> Router {
         .route("/console/admin/", only_get(get(admin_page)))
         .route("/console/supervisor", only_get(get(supervisor_page)))
         .route("/console/supervisor/", only_get(get(supervisor_page)))
+        .route("/console/reports", only_get(get(reports_page)))
+        .route("/console/reports/", only_get(get(reports_page)))
         .route("/console/config.json", only_get(get(config_json)))
         .route(
             "/console/oidc/token",
@@ -347,6 +364,10 @@ async fn admin_page() -> Response {
 
 async fn supervisor_page() -> Response {
     html(supervisor_html())
+}
+
+async fn reports_page() -> Response {
+    html(reports_html())
 }
 
 fn html(page: &'static str) -> Response {
