@@ -2,7 +2,9 @@
 //! terms are, the same for what is indexed and for what is asked, so that both stores (SQLite's
 //! FTS5, DynamoDB's term items) find the same customers.
 //!
-//! A term is a lowercase word of letters and digits. Scripts written without spaces (Japanese,
+//! A term is a lowercase word of letters and digits, at least two characters long and not one
+//! of the commonest English words ([`STOP_WORDS`]: every indexed term is a write on AWS, and
+//! these find everyone). Scripts written without spaces (Japanese,
 //! Chinese, Korean, Thai) give their runs as overlapping pairs of characters (bigrams; a run of
 //! one character is itself): `返金したい` gives `返金`, `金し`, `した`, `たい`, so asking for
 //! `返金` finds it. A customer matches a query when every term of the query is among the terms
@@ -20,6 +22,14 @@ pub const QUERY_TERMS_MAX: usize = 5;
 pub const TERM_CHARS_MAX: usize = 32;
 /// The most customers a search returns.
 pub const SEARCH_RESULTS_MAX: usize = 20;
+
+/// Words too common to find anyone by (left out of the index and of queries alike).
+pub const STOP_WORDS: &[&str] = &[
+    "am", "an", "and", "are", "as", "at", "be", "but", "by", "do", "for", "from", "has", "have",
+    "he", "her", "him", "his", "if", "in", "is", "it", "its", "me", "my", "no", "not", "of",
+    "on", "or", "our", "she", "so", "that", "the", "their", "them", "they", "this", "to", "us",
+    "was", "we", "were", "will", "with", "you", "your",
+];
 
 /// Characters of scripts written without spaces between words.
 fn unspaced(c: char) -> bool {
@@ -64,10 +74,10 @@ fn add(out: &mut Vec<String>, term: String, max: usize) {
 }
 
 fn end_word(word: &mut String, out: &mut Vec<String>, max: usize) {
-    if !word.is_empty() {
+    if word.chars().nth(1).is_some() && !STOP_WORDS.contains(&word.as_str()) {
         add(out, cut(word), max);
-        word.clear();
     }
+    word.clear();
 }
 
 fn end_run(run: &mut Vec<char>, out: &mut Vec<String>, max: usize) {
@@ -198,7 +208,8 @@ mod tests {
     fn words_are_lowercase_and_distinct() {
         assert_eq!(
             terms("Refund my ORDER, please: order #A-12!", 10),
-            ["refund", "my", "order", "please", "a", "12"]
+            ["refund", "order", "please", "12"],
+            "no stop word, no single letter"
         );
         assert_eq!(terms("Crème brûlée", 10), ["crème", "brûlée"]);
         assert_eq!(terms("one two three", 2), ["one", "two"], "bounded");
@@ -210,6 +221,7 @@ mod tests {
         assert_eq!(terms("返金したい", 10), ["返金", "金し", "した", "たい"]);
         assert_eq!(terms("返金", 10), ["返金"], "a query of two finds it");
         assert_eq!(terms("金", 10), ["金"]);
+        assert_eq!(terms("I", 10), Vec::<String>::new());
         assert_eq!(
             terms("注文ABC123の件", 10),
             ["注文", "abc123", "の件"],
@@ -237,6 +249,7 @@ mod tests {
         let e =
             SearchEntry::of("acc", "U1", "c1", 5, &["Hello world", "Sato", "vip hello"]).unwrap();
         assert_eq!(e.terms, ["hello", "world", "sato", "vip"]);
+        assert!(SearchEntry::of("acc", "U1", "c1", 5, &["it is a"]).is_none());
         assert!(SearchEntry::of("acc", "U1", "c1", 5, &["…", ""]).is_none());
     }
 }
