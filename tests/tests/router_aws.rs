@@ -1242,3 +1242,133 @@ async fn inbox_fields_tags_and_supervision_over_the_aws_adapters() {
         [id]
     );
 }
+
+/// Search and reports over DynamoDB: the router indexes a customer's words (term items by
+/// digest), the agent use case finds them by two words said in two messages and not by a word
+/// never said; the reports read the conversation through the index by day with its first
+/// response, handle time and messages.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn search_and_reports_over_the_aws_adapters() {
+    use omniline_app::admin::{AdminDeps, AdminService};
+    use omniline_app::agent::AgentService;
+    use omniline_aws::dynamo_deliveries::DynamoDeliveryStore;
+    use omniline_domain::reports::{GroupBy, ReportKind};
+    let aws = aws().await;
+    aws.agents.put_agent(&agent("ag1", 2)).await.unwrap();
+    let Processed::Stored {
+        conversation_id: Some(id),
+    } = aws
+        .router
+        .process_message(
+            &inbound(text_from("Ualice", "S1", "My parcel 4711 is late")),
+            1,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    aws.now.fetch_add(5_000, Ordering::SeqCst);
+    aws.router
+        .process_message(&inbound(text_from("Ualice", "S2", "Still waiting")), 1)
+        .await
+        .unwrap();
+    let deliveries = Arc::new(DynamoDeliveryStore::new(
+        &aws.config,
+        &aws.conversations_table,
+    ));
+    let service = AgentService::new(Arc::clone(&aws.router), deliveries.clone(), None);
+    let ag1 = aws.agents.agent("ag1").await.unwrap().unwrap();
+    let found = service.search(&ag1, "waiting PARCEL").await.unwrap();
+    assert_eq!(found.customers.len(), 1);
+    assert_eq!(found.customers[0].user_id, "Ualice");
+    assert_eq!(found.customers[0].conversation.id, id);
+    assert_eq!(
+        found.customers[0].display_name.as_deref(),
+        Some("Customer"),
+        "the profile"
+    );
+    assert!(service
+        .search(&ag1, "parcel refund")
+        .await
+        .unwrap()
+        .customers
+        .is_empty());
+    let mut other = agent("ag9", 1);
+    other.queues = vec!["q-other".into()];
+    assert!(
+        service
+            .search(&other, "parcel")
+            .await
+            .unwrap()
+            .customers
+            .is_empty(),
+        "not in the other agent's queues"
+    );
+
+    // The agent answers 10 s after the opening and closes a minute later.
+    aws.now.fetch_add(5_000, Ordering::SeqCst);
+    service
+        .send_reply(
+            &ag1,
+            &id,
+            vec![json!({"type": "text", "text": "On its way"})],
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    aws.now.fetch_add(60_000, Ordering::SeqCst);
+    service.close(&ag1, &id).await.unwrap();
+    let deps = aws.router.deps();
+    let admin = AdminService::new(
+        AdminDeps {
+            accounts: deps.accounts.clone(),
+            secrets: deps.secrets.clone(),
+            line: deps.line.clone(),
+            config: deps.config.clone(),
+            workstreams: deps.workstreams.clone(),
+            agents: deps.agents.clone(),
+            conversations: deps.conversations.clone(),
+            deliveries,
+            media: deps.media.clone(),
+        },
+        deps.clock.clone(),
+    );
+    let report = admin
+        .report(
+            ReportKind::Conversations,
+            GroupBy::Agent,
+            Some(ACCOUNT),
+            T0 - 1,
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.conversations, 1);
+    let row = &report.rows[0];
+    assert_eq!((row.key.as_str(), row.closed), ("ag1", Some(1)));
+    let first = row.first_response.clone().unwrap();
+    assert_eq!((first.count, first.p50_ms), (1, Some(10_000)));
+    assert_eq!(row.handle_time.clone().unwrap().p50_ms, Some(70_000));
+    let volume = admin
+        .report(ReportKind::Volume, GroupBy::Day, None, T0 - 1, T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (volume.rows[0].messages_in, volume.rows[0].messages_out),
+        (Some(2), Some(1))
+    );
+    let before = admin
+        .report(
+            ReportKind::Volume,
+            GroupBy::Day,
+            None,
+            T0 - 90_000_000,
+            T0 - 90_000_000,
+        )
+        .await
+        .unwrap();
+    assert!(before.rows.is_empty(), "another day's conversations only");
+}

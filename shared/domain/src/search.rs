@@ -26,9 +26,9 @@ pub const SEARCH_RESULTS_MAX: usize = 20;
 /// Words too common to find anyone by (left out of the index and of queries alike).
 pub const STOP_WORDS: &[&str] = &[
     "am", "an", "and", "are", "as", "at", "be", "but", "by", "do", "for", "from", "has", "have",
-    "he", "her", "him", "his", "if", "in", "is", "it", "its", "me", "my", "no", "not", "of",
-    "on", "or", "our", "she", "so", "that", "the", "their", "them", "they", "this", "to", "us",
-    "was", "we", "were", "will", "with", "you", "your",
+    "he", "her", "him", "his", "if", "in", "is", "it", "its", "me", "my", "no", "not", "of", "on",
+    "or", "our", "she", "so", "that", "the", "their", "them", "they", "this", "to", "us", "was",
+    "we", "were", "will", "with", "you", "your",
 ];
 
 /// Characters of scripts written without spaces between words.
