@@ -327,3 +327,48 @@ async fn dynamo_agents_a_conversations_notifications_are_deleted_for_every_agent
         .await
         .is_some());
 }
+
+/// A notification stored with a retention carries DynamoDB's time to live on each of its items
+/// (the notification, its marker, its conversation's index entry); one without keeps none.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn dynamo_agents_notifications_expire_with_retention() {
+    let f = fixture().await;
+    let n = contract::notification("nx", "a", 100);
+    f.store.notify(&n, Some(1_900_000_000)).await.unwrap();
+    let kept = contract::notification("nk", "a", 200);
+    f.store.notify(&kept, None).await.unwrap();
+    let mut expiring = 0;
+    let mut scan = f
+        .ddb
+        .scan()
+        .table_name(&f.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    scan.retain(|item| {
+        let pk = item["pk"].as_s().unwrap();
+        let sk = item["sk"].as_s().unwrap();
+        pk.contains("nx") || sk.contains("nx") || pk.contains("nk") || sk.contains("nk")
+    });
+    assert!(scan.len() >= 4, "{scan:?}");
+    for item in &scan {
+        let about_nx = format!(
+            "{}{}",
+            item["pk"].as_s().unwrap(),
+            item["sk"].as_s().unwrap()
+        )
+        .contains("nx");
+        match item.get("expiresAt") {
+            Some(at) => {
+                assert!(about_nx, "{item:?}");
+                assert_eq!(at.as_n().unwrap(), "1900000000");
+                expiring += 1;
+            }
+            None => assert!(!about_nx, "{item:?}"),
+        }
+    }
+    assert!(expiring >= 2, "{scan:?}");
+}

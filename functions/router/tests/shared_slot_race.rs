@@ -133,8 +133,12 @@ impl AgentStore for GatedAgents {
     async fn release(&self, a: &str, c: &str) -> Result<(), PortError> {
         self.inner.release(a, c).await
     }
-    async fn notify(&self, n: &AgentNotification) -> Result<(), PortError> {
-        self.inner.notify(n).await
+    async fn notify(
+        &self,
+        n: &AgentNotification,
+        expires_at: Option<i64>,
+    ) -> Result<(), PortError> {
+        self.inner.notify(n, expires_at).await
     }
     async fn notifications(&self, a: &str) -> Result<Vec<AgentNotification>, PortError> {
         self.inner.notifications(a).await

@@ -187,7 +187,15 @@ impl OutboundService {
             }),
             expires_at: None,
         };
-        if let Err(e) = self.deps.agents.notify(&notification).await {
+        // Kept as long as the conversation it is about (retention).
+        let expires_at = match self.settings.get(self.deps.config.as_ref()).await {
+            Ok(settings) => settings.retain_until(notification.created_at),
+            Err(e) => {
+                tracing::warn!(id = %message.id, error = %e, "settings unreadable; the agent was not told of the failed delivery");
+                return;
+            }
+        };
+        if let Err(e) = self.deps.agents.notify(&notification, expires_at).await {
             tracing::warn!(id = %message.id, error = %e, "the agent was not told of the failed delivery");
         }
     }

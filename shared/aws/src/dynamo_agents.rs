@@ -880,8 +880,12 @@ impl AgentStore for DynamoAgentStore {
         condition_held(result, "DynamoDB UpdateItem").map(drop)
     }
 
-    async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
-        let items = notification_writes(self.table.name.as_str(), notification, true, None)?;
+    async fn notify(
+        &self,
+        notification: &AgentNotification,
+        expires_at: Option<i64>,
+    ) -> Result<(), PortError> {
+        let items = notification_writes(self.table.name.as_str(), notification, true, expires_at)?;
         for pause in attempts() {
             pause.await;
             match self.table.transact(items.clone()).await?.outcome()? {

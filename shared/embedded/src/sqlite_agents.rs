@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS conversation_notifications (
 
 /// When the agent last set its own presence (epoch ms; `NULL`: never), added to databases made
 /// before it.
+/// A notification's retention (epoch seconds; `NULL`: kept), added to databases made before it:
+/// the conversation store's sweep deletes the expired ones.
+const NOTIFICATION_COLUMNS: [(&str, &str, &str); 1] =
+    [("agent_notifications", "expires_at", "INTEGER")];
+
 const PRESENCE_COLUMNS: [(&str, &str, &str); 2] = [
     ("agents", "last_seen_at", "INTEGER"),
     // Offers the agent let expire in a row.
@@ -121,6 +126,11 @@ impl SqliteAgentStore {
     pub fn new(db: EmbeddedDb) -> Result<Self, PortError> {
         db.apply_schema(SCHEMA)?;
         db.add_columns(&PRESENCE_COLUMNS)?;
+        db.add_columns(&NOTIFICATION_COLUMNS)?;
+        db.apply_schema(
+            "CREATE INDEX IF NOT EXISTS agent_notifications_expires
+                 ON agent_notifications (expires_at);",
+        )?;
         Ok(Self { db })
     }
 }
@@ -374,12 +384,16 @@ impl AgentStore for SqliteAgentStore {
             .map(drop)
     }
 
-    async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError> {
+    async fn notify(
+        &self,
+        notification: &AgentNotification,
+        expires_at: Option<i64>,
+    ) -> Result<(), PortError> {
         let notification = notification.clone();
         self.db
             .run(move |conn| {
                 let tx = conn.transaction()?;
-                insert_notification(&tx, &notification)?;
+                insert_notification(&tx, &notification, expires_at)?;
                 tx.commit()
             })
             .await
@@ -456,20 +470,23 @@ impl AgentStore for SqliteAgentStore {
     }
 }
 
-/// Stores `notification` (and its conversation's index row) in `tx`; an id stored before is
-/// left as it is. Also used by the conversation store's commit, in the commit's transaction.
+/// Stores `notification` (and its conversation's index row) in `tx`, deleted by the retention
+/// sweep after `expires_at` (epoch seconds; `None`: kept); an id stored before is left as it
+/// is. Also used by the conversation store's commit, in the commit's transaction.
 pub(crate) fn insert_notification(
     tx: &rusqlite::Transaction<'_>,
     notification: &AgentNotification,
+    expires_at: Option<i64>,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT OR IGNORE INTO agent_notifications (id, agent_id, created_at, doc)
-         VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO agent_notifications (id, agent_id, created_at, doc, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             notification.id,
             notification.agent_id,
             notification.created_at,
-            to_json(notification)?
+            to_json(notification)?,
+            expires_at
         ],
     )?;
     tx.execute(

@@ -411,7 +411,7 @@ fn apply_commit(
         )?;
     }
     for notification in &commit.notifications {
-        crate::sqlite_agents::insert_notification(&tx, notification)?;
+        crate::sqlite_agents::insert_notification(&tx, notification, commit.retain_until)?;
     }
     tx.commit()?;
     Ok(CommitOutcome::Committed)
@@ -575,6 +575,25 @@ fn sweep(conn: &mut rusqlite::Connection, now: i64) -> rusqlite::Result<u64> {
     )?;
     let customers = tx.execute("DELETE FROM customers WHERE expires_at <= ?1", params![now])?;
     unindex(&tx, "expires_at <= ?1", params![now])?;
+    // Agents' notifications (a customer's name and words) go with retention too; the table is
+    // the agent store's, in the same database when both are open on it.
+    let notifications: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('agent_notifications')
+                        WHERE name = 'expires_at')",
+        [],
+        |row| row.get(0),
+    )?;
+    if notifications {
+        tx.execute(
+            "DELETE FROM conversation_notifications WHERE notification_id IN (
+               SELECT id FROM agent_notifications WHERE expires_at <= ?1)",
+            params![now],
+        )?;
+        tx.execute(
+            "DELETE FROM agent_notifications WHERE expires_at <= ?1",
+            params![now],
+        )?;
+    }
     forget_expired_events(&tx, now)?;
     tx.commit()?;
     Ok((conversations + customers) as u64)
@@ -897,7 +916,8 @@ fn index_terms(
     entry: &SearchEntry,
     retain_until: Option<i64>,
 ) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    // Immediate: a read then a write, raced by other connections (workers) on the database.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let existing: Option<(i64, String)> = tx
         .query_row(
             "SELECT id, terms FROM search_customers
@@ -1045,6 +1065,41 @@ mod tests {
         conversations_opened_on_reads_one_account_and_day,
         search_finds_customers_with_every_term,
     );
+
+    /// Retention deletes agents' notifications (a customer's name and words) with the rest,
+    /// and keeps those stored without an expiry.
+    #[tokio::test]
+    async fn the_sweep_deletes_expired_notifications() {
+        use omniline_ports::AgentStore;
+        use omniline_testkit::agent_contract::notification;
+        let dir = tempfile::tempdir().unwrap();
+        let conversations = store(&dir);
+        let agents = agents(&dir);
+        agents
+            .notify(&notification("old", "a", 1), Some(NOW - 1))
+            .await
+            .unwrap();
+        agents
+            .notify(&notification("later", "a", 2), Some(NOW + 100))
+            .await
+            .unwrap();
+        agents
+            .notify(&notification("kept", "a", 3), None)
+            .await
+            .unwrap();
+        conversations.sweep_expired(NOW).await.unwrap();
+        let left: Vec<String> = agents
+            .notifications("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(left, ["later", "kept"]);
+        // A store alone on its database sweeps without the agents' tables.
+        let alone = tempfile::tempdir().unwrap();
+        store(&alone).sweep_expired(NOW).await.unwrap();
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_commits_of_one_event_commit_once() {

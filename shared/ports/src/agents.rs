@@ -76,7 +76,13 @@ pub trait AgentStore: Send + Sync {
     async fn release(&self, agent_id: &str, conversation_id: &str) -> Result<(), PortError>;
 
     /// Stores a notification; idempotent by id (a second write with the same id changes nothing).
-    async fn notify(&self, notification: &AgentNotification) -> Result<(), PortError>;
+    /// `expires_at` (epoch seconds): when retention deletes it with the conversation it is
+    /// about (a customer's name and words are in it); `None` keeps it.
+    async fn notify(
+        &self,
+        notification: &AgentNotification,
+        expires_at: Option<i64>,
+    ) -> Result<(), PortError>;
 
     /// An agent's notifications, ordered by `created_at` (then id).
     async fn notifications(&self, agent_id: &str) -> Result<Vec<AgentNotification>, PortError>;

@@ -466,11 +466,14 @@ pub async fn delete_agent_removes_everything_of_the_agent_only(store: &dyn Agent
     // More than one DynamoDB BatchWriteItem of 25: 30 notifications plus their markers.
     for i in 0..30 {
         store
-            .notify(&notification(&format!("na{i:02}"), "a", 100 + i))
+            .notify(&notification(&format!("na{i:02}"), "a", 100 + i), None)
             .await
             .unwrap();
     }
-    store.notify(&notification("nb", "b", 300)).await.unwrap();
+    store
+        .notify(&notification("nb", "b", 300), None)
+        .await
+        .unwrap();
 
     assert!(store.delete_agent("a").await.unwrap());
     assert!(store.agent("a").await.unwrap().is_none());
@@ -515,7 +518,10 @@ pub async fn a_deleted_agents_id_starts_clean(store: &dyn AgentStore) {
     assert_eq!(in_queue(store, "q1").await, ["b"]);
     assert_eq!(in_queue(store, "q2").await, ["a"]);
     assert!(store.try_assign("a", "c9", 20).await.unwrap());
-    store.notify(&notification("na00", "a", 500)).await.unwrap();
+    store
+        .notify(&notification("na00", "a", 500), None)
+        .await
+        .unwrap();
     assert_eq!(
         store.notifications("a").await.unwrap(),
         [notification("na00", "a", 500)]
@@ -528,7 +534,10 @@ pub async fn a_deleted_agents_id_starts_clean(store: &dyn AgentStore) {
 ///
 /// Leaves nothing (notification `n1` of `ghost` deleted).
 pub async fn delete_agent_without_profile_still_clears_notifications(store: &dyn AgentStore) {
-    store.notify(&notification("n1", "ghost", 1)).await.unwrap();
+    store
+        .notify(&notification("n1", "ghost", 1), None)
+        .await
+        .unwrap();
     assert_eq!(store.notifications("ghost").await.unwrap().len(), 1);
     assert!(!store.delete_agent("ghost").await.unwrap());
     assert!(store.notifications("ghost").await.unwrap().is_empty());
@@ -544,14 +553,26 @@ pub async fn delete_agent_without_profile_still_clears_notifications(store: &dyn
 ///
 /// Leaves `n1`, `n2` (at 100, 200) for `a`, `n3` for `b`; agent `a` with `c` active.
 pub async fn notifications_are_idempotent_by_id_and_ordered(store: &dyn AgentStore) {
-    store.notify(&notification("n2", "a", 200)).await.unwrap();
-    store.notify(&notification("n1", "a", 100)).await.unwrap();
+    store
+        .notify(&notification("n2", "a", 200), None)
+        .await
+        .unwrap();
+    store
+        .notify(&notification("n1", "a", 100), None)
+        .await
+        .unwrap();
     // Same id again: unchanged, even with another created_at and content.
-    store.notify(&notification("n2", "a", 200)).await.unwrap();
+    store
+        .notify(&notification("n2", "a", 200), None)
+        .await
+        .unwrap();
     let mut retry = notification("n2", "a", 300);
     retry.customer_name = "other".into();
-    store.notify(&retry).await.unwrap();
-    store.notify(&notification("n3", "b", 50)).await.unwrap();
+    store.notify(&retry, None).await.unwrap();
+    store
+        .notify(&notification("n3", "b", 50), None)
+        .await
+        .unwrap();
 
     assert_eq!(
         store.notifications("a").await.unwrap(),
@@ -615,14 +636,17 @@ pub async fn notifications_after_pages_through_every_notification_once_in_order(
         ("n", 200),
         ("last", 400),
     ] {
-        store.notify(&notification(id, "a", at)).await.unwrap();
+        store
+            .notify(&notification(id, "a", at), None)
+            .await
+            .unwrap();
     }
     store
-        .notify(&notification("other", "b", 250))
+        .notify(&notification("other", "b", 250), None)
         .await
         .unwrap();
     store
-        .notify(&notification("other2", "b", 150))
+        .notify(&notification("other2", "b", 150), None)
         .await
         .unwrap();
 
@@ -700,7 +724,7 @@ pub async fn notifications_after_reads_past_a_page_of_big_notifications(store: &
     for i in 0..60 {
         let mut n = notification(&format!("big-{i:02}"), "a", 1_000 + i / 3);
         n.customer_name = "x".repeat(30_000);
-        store.notify(&n).await.unwrap();
+        store.notify(&n, None).await.unwrap();
         written.push(n.id);
     }
     let got = store.notifications_after("a", None, 60).await.unwrap();
@@ -729,7 +753,7 @@ pub async fn a_conversations_notifications_are_deleted_for_every_agent(store: &d
     let mut of_c2 = notification("c2:a:assigned", "a", 30);
     of_c2.conversation_id = "c2".into();
     for n in of_c1.iter().chain([&of_c2]) {
-        store.notify(n).await.unwrap();
+        store.notify(n, None).await.unwrap();
     }
     assert_eq!(
         store.delete_conversation_notifications("c1").await.unwrap(),
@@ -749,7 +773,7 @@ pub async fn a_conversations_notifications_are_deleted_for_every_agent(store: &d
         0
     );
     // A notification stored again after its erasure (a retry) is a new one, deletable again.
-    store.notify(&of_c1[0]).await.unwrap();
+    store.notify(&of_c1[0], None).await.unwrap();
     assert_eq!(
         store.notifications("a").await.unwrap(),
         [of_c1[0].clone(), of_c2.clone()]

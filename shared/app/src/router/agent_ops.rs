@@ -372,7 +372,15 @@ impl RouterService {
             customer.as_ref(),
             now,
         );
-        if let Err(e) = self.deps.agents.notify(&notification).await {
+        // Kept as long as the conversation it is about (retention).
+        let expires_at = match self.settings().await {
+            Ok(settings) => settings.retain_until(now),
+            Err(e) => {
+                tracing::error!(conversation_id = %c.id, error = %e, "settings unreadable; assignment notification not stored");
+                return;
+            }
+        };
+        if let Err(e) = self.deps.agents.notify(&notification, expires_at).await {
             tracing::error!(conversation_id = %c.id, agent_id = %agent.id, error = %e, "assignment notification not stored");
         }
         let ws = match self
