@@ -3899,3 +3899,97 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A search tells an agent nothing about conversations it may not see: a customer who said a
+/// word in a conversation of another queue is not found by that word, even together with a
+/// word said where the agent may look.
+#[tokio::test]
+async fn search_shows_no_customer_by_words_said_outside_the_agents_queues() {
+    let s = start().await;
+    mock_agent_line(&s).await;
+    let (account, queue, ws) = channel(&s, "push", true).await;
+    let (hanako, first) = new_agent(&s, "Hanako", &[&queue]).await;
+    agent_ok(
+        &s,
+        &first,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01LEAK1", "Uleak", "about my divorce papers")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &first, None, "assigned").await;
+    let a = assigned["conversationId"].as_str().unwrap().to_owned();
+    agent_ok(
+        &s,
+        &first,
+        "POST",
+        &format!("/agent/v1/conversations/{a}/close"),
+        None,
+    )
+    .await;
+    // The account's conversations now go to another queue, with another agent.
+    let other_queue = s.queue("Front desk").await;
+    s.ok(
+        "PATCH",
+        &format!("/admin/v1/workstreams/{ws}"),
+        Some(json!({"defaultQueueId": other_queue})),
+    )
+    .await;
+    let (_, second) = new_agent(&s, "Jiro", &[&other_queue]).await;
+    agent_ok(
+        &s,
+        &second,
+        "PUT",
+        "/agent/v1/presence",
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    assert_eq!(
+        s.webhook(
+            &account,
+            SECRET_A,
+            json!([text_event("01LEAK2", "Uleak", "hello again")])
+        )
+        .await,
+        200
+    );
+    let (assigned, _) = next_notification(&s, &second, None, "assigned").await;
+    let b = assigned["conversationId"].as_str().unwrap().to_owned();
+    assert_ne!(a, b);
+    let found = |token: String, q: &'static str| {
+        let s = &s;
+        async move {
+            let body = agent_ok(s, &token, "GET", &format!("/agent/v1/search?q={q}"), None).await;
+            body["customers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["conversation"]["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(second.clone(), "hello").await, [b.clone()]);
+    assert!(found(second.clone(), "divorce").await.is_empty());
+    assert!(
+        found(second.clone(), "divorce%20hello").await.is_empty(),
+        "a word said where Jiro may not look is not revealed"
+    );
+    // Hanako, who serves both queues, finds the customer by both words, at the latest.
+    s.ok(
+        "PATCH",
+        &format!("/admin/v1/agents/{hanako}"),
+        Some(json!({"queueIds": [queue, other_queue]})),
+    )
+    .await;
+    assert_eq!(found(first.clone(), "divorce").await, [a.clone()]);
+    assert_eq!(found(first.clone(), "divorce%20hello").await, [b.clone()]);
+}

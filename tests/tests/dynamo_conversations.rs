@@ -294,6 +294,12 @@ async fn conversations_opened_on_reads_one_account_and_day() {
 
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
+async fn unsend_and_erasure_take_words_out_of_the_search_index() {
+    contract::unsend_and_erasure_take_words_out_of_the_search_index(&store().await.0).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
 async fn search_finds_customers_with_every_term() {
     contract::search_finds_customers_with_every_term(&store().await.0).await;
 }

@@ -143,6 +143,7 @@ async fn no_request_path_sends_a_dynamodb_scan() {
         delete_customer_erases_one_profile,
         conversations_opened_on_reads_one_account_and_day,
         search_finds_customers_with_every_term,
+        unsend_and_erasure_take_words_out_of_the_search_index,
     );
     {
         let store = conversation_store(&plain, &recorded).await;

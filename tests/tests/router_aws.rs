@@ -1371,4 +1371,17 @@ async fn search_and_reports_over_the_aws_adapters() {
         .await
         .unwrap();
     assert!(before.rows.is_empty(), "another day's conversations only");
+
+    // Erased: their words are out of the index, not merely unreachable.
+    admin.erase_customer(ACCOUNT, "Ualice").await.unwrap();
+    for word in ["parcel", "waiting", "customer"] {
+        assert!(
+            aws.conversations
+                .search(ACCOUNT, &[word.to_owned()], 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{word}"
+        );
+    }
 }

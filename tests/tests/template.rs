@@ -2057,13 +2057,15 @@ fn each_function_reaches_only_the_dynamodb_items_its_code_uses() {
             "AdminFunction",
             "ConversationsTable",
             &["conversation", "customer", "delivery"],
-            // A customer's erasure; an account's purge is the router's schedule's.
+            // A customer's erasure (their search terms too); an account's purge is the router's
+            // schedule's.
             &[
                 "conversation",
                 "open pointer",
                 "message index",
                 "customer",
                 "delivery",
+                "search term",
             ],
         ),
         (

@@ -289,6 +289,14 @@ impl ConversationStore for GatedConversations {
     ) -> Result<(), PortError> {
         self.inner.index_search(entry, retain_until).await
     }
+    async fn unindex_search(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        terms: &[String],
+    ) -> Result<(), PortError> {
+        self.inner.unindex_search(account_id, user_id, terms).await
+    }
     async fn search(
         &self,
         account_id: &str,

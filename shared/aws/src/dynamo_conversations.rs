@@ -444,6 +444,11 @@ impl DynamoConversationStore {
             return Ok(None);
         };
         let mut entry: TranscriptEntry = parse_doc(&item, "transcript entry")?;
+        // What the message gave the search index goes with it, before the commit (a delete is
+        // idempotent: a retried unsend deletes nothing more).
+        if let Some((user_id, terms)) = omniline_domain::search::message_terms(&entry.event) {
+            self.unindex_search(account_id, &user_id, &terms).await?;
+        }
         entry.retracted = true;
         entry.event = serde_json::Value::Null;
         let retracted = HashMap::from([
@@ -1333,7 +1338,8 @@ impl ConversationStore for DynamoConversationStore {
         })
     }
 
-    /// DynamoDB's TTL deletes expired items by itself (within days of `expiresAt`): nothing to do.
+    /// One Query of the day's partition of [`DAY_INDEX`] (keys only, at most `limit`), then the
+    /// conversations by key.
     async fn conversations_opened_on(
         &self,
         account_id: &str,
@@ -1382,6 +1388,19 @@ impl ConversationStore for DynamoConversationStore {
         self.table.batch_put(items, "search terms").await
     }
 
+    /// The items of these terms for this customer, deleted with `BatchWriteItem`.
+    async fn unindex_search(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        terms: &[String],
+    ) -> Result<(), PortError> {
+        let keys = terms
+            .iter()
+            .map(|term| key(search_pk(account_id, term), user_id));
+        self.table.batch_delete(keys, "search terms").await
+    }
+
     /// A Query of each term's partition (at most [`SEARCH_TERM_CAP`] customers each), the
     /// customers in all of them kept, latest first.
     async fn search(
@@ -1390,8 +1409,8 @@ impl ConversationStore for DynamoConversationStore {
         terms: &[String],
         limit: usize,
     ) -> Result<Vec<omniline_domain::search::SearchHit>, PortError> {
-        use omniline_domain::search::{intersect, keep_latest, ranked, TermMatches};
-        let mut found: Option<TermMatches> = None;
+        use omniline_domain::search::{intersect, keep_latest, ranked, QueryMatches, TermMatches};
+        let mut found: Option<QueryMatches> = None;
         for term in terms {
             // Eventually consistent: a search may miss a word said a second ago.
             let query = self
@@ -1409,10 +1428,7 @@ impl ConversationStore for DynamoConversationStore {
                     number::<i64>(item, "at").unwrap_or(0),
                 );
             }
-            let next = match found {
-                None => these,
-                Some(before) => intersect(before, &these),
-            };
+            let next = intersect(found, these);
             let none_left = next.is_empty();
             found = Some(next);
             if none_left {
@@ -1422,6 +1438,7 @@ impl ConversationStore for DynamoConversationStore {
         Ok(ranked(account_id, found.unwrap_or_default(), limit))
     }
 
+    /// DynamoDB's TTL deletes expired items by itself (within days of `expiresAt`): nothing to do.
     async fn sweep_expired(&self, _now_secs: i64) -> Result<u64, PortError> {
         Ok(0)
     }

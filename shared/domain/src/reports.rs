@@ -318,10 +318,10 @@ pub fn to_csv(kind: ReportKind, group_by: GroupBy, rows: &[ReportRow]) -> String
     out
 }
 
-/// A CSV field, quoted when it holds a comma, quote or line break; a leading `=`, `+`, `-` or
-/// `@` is escaped so that a spreadsheet does not take a tag for a formula.
+/// A CSV field, quoted when it holds a comma, quote or line break; a leading `=`, `+`, `-`, `@`,
+/// tab or carriage return is escaped so that a spreadsheet does not take a tag for a formula.
 fn csv_field(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@']) {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{v}")
     } else {
         v.to_owned()
@@ -479,6 +479,7 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("\tx"), "'\tx");
         assert_eq!(csv_field("plain"), "plain");
     }
 }

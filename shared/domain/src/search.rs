@@ -141,7 +141,21 @@ impl SearchEntry {
     }
 }
 
-/// A customer every term of a query found: the conversation their latest indexed text was in.
+/// The customer and terms a stored customer message gave the index (its `source.userId` and
+/// the terms of its text), or `None` (not a text, no user): what an unsend takes back.
+pub fn message_terms(event: &serde_json::Value) -> Option<(String, Vec<String>)> {
+    let message = event.get("message")?;
+    if !matches!(message.get("type")?.as_str()?, "text" | "textV2") {
+        return None;
+    }
+    let user = event.get("source")?.get("userId")?.as_str()?;
+    let found = terms(message.get("text")?.as_str()?, INDEX_TERMS_MAX);
+    (!found.is_empty()).then(|| (user.to_owned(), found))
+}
+
+/// A customer every term of a query found: the latest conversation where one of the terms was
+/// said, and every conversation where one was (an agent may be shown the customer only if it
+/// may see all of them: otherwise the result would tell it what was said where it may not look).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchHit {
@@ -150,11 +164,17 @@ pub struct SearchHit {
     pub conversation_id: String,
     /// Epoch ms of the latest indexed text.
     pub at: i64,
+    /// The conversations the terms were found in (distinct; `conversation_id` among them).
+    pub conversation_ids: Vec<String>,
 }
 
 /// One term's customers in an account: per user, the conversation of their latest indexed text
 /// holding the term, and its time (epoch ms).
 pub type TermMatches = std::collections::HashMap<String, (String, i64)>;
+
+/// The customers who match every term so far: per user, each matched term's conversation and
+/// time.
+pub type QueryMatches = std::collections::HashMap<String, Vec<(String, i64)>>;
 
 /// Records that `user`'s text in `conversation` at `at` holds the term, keeping their latest.
 pub fn keep_latest(found: &mut TermMatches, user: String, conversation: String, at: i64) {
@@ -166,33 +186,45 @@ pub fn keep_latest(found: &mut TermMatches, user: String, conversation: String, 
     }
 }
 
-/// The customers of `before` who are also in `these` (a query's next term), each with the
-/// later of their two conversations.
-pub fn intersect(before: TermMatches, these: &TermMatches) -> TermMatches {
-    before
-        .into_iter()
-        .filter_map(|(user, (c, at))| {
-            these.get(&user).map(|(c2, at2)| {
-                let latest = if *at2 > at {
-                    (c2.clone(), *at2)
-                } else {
-                    (c, at)
-                };
-                (user, latest)
+/// The customers of `before` (the query's terms so far; `None` before the first) who are also
+/// in `these` (the next term's), with where each term was found.
+pub fn intersect(before: Option<QueryMatches>, these: TermMatches) -> QueryMatches {
+    match before {
+        None => these
+            .into_iter()
+            .map(|(user, found)| (user, vec![found]))
+            .collect(),
+        Some(before) => before
+            .into_iter()
+            .filter_map(|(user, mut found)| {
+                these.get(&user).map(|more| {
+                    found.push(more.clone());
+                    (user, found)
+                })
             })
-        })
-        .collect()
+            .collect(),
+    }
 }
 
 /// The hits of `found`, latest first (then by user id), at most `limit`.
-pub fn ranked(account_id: &str, found: TermMatches, limit: usize) -> Vec<SearchHit> {
+pub fn ranked(account_id: &str, found: QueryMatches, limit: usize) -> Vec<SearchHit> {
     let mut hits: Vec<SearchHit> = found
         .into_iter()
-        .map(|(user_id, (conversation_id, at))| SearchHit {
-            account_id: account_id.to_owned(),
-            user_id,
-            conversation_id,
-            at,
+        .filter_map(|(user_id, matches)| {
+            let (conversation_id, at) = matches.iter().max_by_key(|(_, at)| *at)?.clone();
+            let mut conversation_ids: Vec<String> = Vec::new();
+            for (c, _) in &matches {
+                if !conversation_ids.contains(c) {
+                    conversation_ids.push(c.clone());
+                }
+            }
+            Some(SearchHit {
+                account_id: account_id.to_owned(),
+                user_id,
+                conversation_id,
+                at,
+                conversation_ids,
+            })
         })
         .collect();
     hits.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.user_id.cmp(&b.user_id)));

@@ -32,7 +32,7 @@ use omniline_domain::conversation::{
 };
 use omniline_domain::outbound::OutboundMessage;
 use omniline_domain::search::{
-    intersect, keep_latest, ranked, SearchEntry, SearchHit, TermMatches,
+    intersect, keep_latest, ranked, QueryMatches, SearchEntry, SearchHit, TermMatches,
 };
 use omniline_ports::{ConversationStore, PortError, PurgeCounts, PurgePage};
 use rusqlite::types::Value;
@@ -329,6 +329,10 @@ fn retract(tx: &Transaction<'_>, account_id: &str, message_id: &str) -> rusqlite
         return Ok(());
     };
     let mut entry: TranscriptEntry = from_doc(&doc)?;
+    // What the message gave the search index goes with it.
+    if let Some((user_id, terms)) = omniline_domain::search::message_terms(&entry.event) {
+        remove_terms(tx, account_id, &user_id, &conversation_id, &terms)?;
+    }
     entry.retracted = true;
     entry.event = serde_json::Value::Null;
     tx.execute(
@@ -886,6 +890,27 @@ impl ConversationStore for SqliteConversationStore {
             .await
     }
 
+    async fn unindex_search(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        _terms: &[String],
+    ) -> Result<(), PortError> {
+        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
+        self.db
+            .run(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                unindex(
+                    &tx,
+                    "account_id = ?1 AND user_id = ?2",
+                    params![account_id, user_id],
+                )?;
+                tx.commit()
+            })
+            .await
+    }
+
     async fn search(
         &self,
         account_id: &str,
@@ -895,13 +920,10 @@ impl ConversationStore for SqliteConversationStore {
         let (account_id, terms) = (account_id.to_owned(), terms.to_vec());
         self.db
             .run(move |conn| {
-                let mut found: Option<TermMatches> = None;
+                let mut found: Option<QueryMatches> = None;
                 for term in &terms {
                     let these = term_customers(conn, &account_id, term)?;
-                    found = Some(match found {
-                        None => these,
-                        Some(before) => intersect(before, &these),
-                    });
+                    found = Some(intersect(found, these));
                 }
                 Ok(ranked(&account_id, found.unwrap_or_default(), limit))
             })
@@ -971,6 +993,50 @@ fn index_terms(
         params![id, joined],
     )?;
     tx.commit()
+}
+
+/// Takes `terms` out of the customer's search row for `conversation_id` (the row goes when
+/// nothing is left), keeping the FTS5 index in step.
+fn remove_terms(
+    tx: &Transaction<'_>,
+    account_id: &str,
+    user_id: &str,
+    conversation_id: &str,
+    terms: &[String],
+) -> rusqlite::Result<()> {
+    let existing: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, terms FROM search_customers
+             WHERE account_id = ?1 AND user_id = ?2 AND conversation_id = ?3",
+            params![account_id, user_id, conversation_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, old)) = existing else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = old
+        .split(' ')
+        .filter(|t| !terms.iter().any(|gone| gone == t))
+        .collect();
+    tx.execute(
+        "INSERT INTO search_terms (search_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
+        params![id, old],
+    )?;
+    if kept.is_empty() {
+        tx.execute("DELETE FROM search_customers WHERE id = ?1", params![id])?;
+        return Ok(());
+    }
+    let joined = kept.join(" ");
+    tx.execute(
+        "UPDATE search_customers SET terms = ?2 WHERE id = ?1",
+        params![id, joined],
+    )?;
+    tx.execute(
+        "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
+        params![id, joined],
+    )?;
+    Ok(())
 }
 
 /// Per customer of `account_id` whose rows hold `term`: the latest row's conversation and time.
@@ -1064,6 +1130,7 @@ mod tests {
         list_conversations_filters_orders_by_recent_activity_and_limits,
         conversations_opened_on_reads_one_account_and_day,
         search_finds_customers_with_every_term,
+        unsend_and_erasure_take_words_out_of_the_search_index,
     );
 
     /// Retention deletes agents' notifications (a customer's name and words) with the rest,

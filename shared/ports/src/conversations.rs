@@ -144,6 +144,15 @@ pub trait ConversationStore: Send + Sync {
         entry: &omniline_domain::search::SearchEntry,
         retain_until: Option<i64>,
     ) -> Result<(), PortError>;
+    /// Takes a customer's `terms` out of the account's search index (an erasure: every term they
+    /// gave it). SQLite removes the customer's rows whatever `terms`; DynamoDB, whose items are
+    /// keyed by term, the items of these terms.
+    async fn unindex_search(
+        &self,
+        account_id: &str,
+        user_id: &str,
+        terms: &[String],
+    ) -> Result<(), PortError>;
     /// The customers of `account_id` whose indexed terms include every one of `terms` (at
     /// least one), latest first, at most `limit`. Reads the index by key, one term at a time:
     /// its cost follows the matching customers, not the table.

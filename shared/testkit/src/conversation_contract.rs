@@ -1263,10 +1263,16 @@ pub async fn search_finds_customers_with_every_term(store: &dyn ConversationStor
         ],
         "latest first, each with the conversation where they said it"
     );
+    let both = store.search(ACCOUNT, &q("Refund SATO"), 10).await.unwrap();
     assert_eq!(
-        users(store.search(ACCOUNT, &q("Refund SATO"), 10).await.unwrap()),
+        users(both.clone()),
         [("U1".to_owned(), "c2".to_owned(), 30)],
         "every term, across texts"
+    );
+    assert_eq!(
+        both[0].conversation_ids,
+        ["c1", "c2"],
+        "where each term was found"
     );
     assert_eq!(
         users(store.search(ACCOUNT, &q("返金"), 10).await.unwrap()),
@@ -1289,6 +1295,67 @@ pub async fn search_finds_customers_with_every_term(store: &dyn ConversationStor
     let other = store.search("acc2", &q("refund"), 10).await.unwrap();
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].account_id, "acc2");
+}
+
+/// An unsent message's words leave the search index (the customer's other words stay), and an
+/// erasure takes out every term it names.
+pub async fn unsend_and_erasure_take_words_out_of_the_search_index(store: &dyn ConversationStore) {
+    use omniline_domain::search::{terms, SearchEntry};
+    let said = |event_id: &str, text: &str| TranscriptEntry {
+        event: json!({"type": "message", "source": {"type": "user", "userId": "U1"},
+                      "message": {"type": "text", "id": format!("m-{event_id}"), "text": text}}),
+        ..entry("c1", event_id, 1000)
+    };
+    let retain = Some(NOW + 86_400);
+    committed(
+        store,
+        &create(
+            "e1",
+            conversation("c1", "U1", Waiting, 1),
+            Some(said("e1", "my secret diagnosis")),
+        ),
+    )
+    .await;
+    for (text, at) in [("my secret diagnosis", 1000), ("parcel tracking", 2000)] {
+        store
+            .index_search(
+                &SearchEntry::of(ACCOUNT, "U1", "c1", at, &[text]).unwrap(),
+                retain,
+            )
+            .await
+            .unwrap();
+    }
+    let found = |text: &'static str| async move {
+        store
+            .search(ACCOUNT, &terms(text, 5), 10)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(found("diagnosis").await, 1);
+    committed(
+        store,
+        &EventCommit {
+            transcript: Some(TranscriptEntry {
+                event_type: "unsend".into(),
+                message_id: None,
+                event: json!({"type": "unsend", "unsend": {"messageId": "m-e1"}}),
+                ..entry("c1", "e2", 3000)
+            }),
+            retract_message_id: Some("m-e1".into()),
+            ..commit("e2")
+        },
+    )
+    .await;
+    assert_eq!(found("diagnosis").await, 0, "the unsent words are gone");
+    assert_eq!(found("secret").await, 0);
+    assert_eq!(found("parcel").await, 1, "the others stay");
+    store
+        .unindex_search(ACCOUNT, "U1", &terms("parcel tracking", 10))
+        .await
+        .unwrap();
+    assert_eq!(found("parcel").await, 0, "erased");
+    assert_eq!(found("tracking").await, 0);
 }
 
 /// A conversation in `queue` (held by `agent`) last active at `at`, on a source of its own.

@@ -265,12 +265,44 @@ impl AdminService {
             return Err(AdminError::NotFound("customer"));
         }
         let deps = &self.deps;
+        // Every term the customer gave the search index: their messages', name's and tags'.
+        let mut search_terms: Vec<String> = Vec::new();
+        let mut add_terms = |text: &str| {
+            for t in omniline_domain::search::terms(text, usize::MAX) {
+                if !search_terms.contains(&t) {
+                    search_terms.push(t);
+                }
+            }
+        };
+        if let Some(c) = &customer {
+            add_terms(&c.display_name);
+        }
+        if let Some(doc) = deps
+            .config
+            .get_doc(
+                CUSTOMER_ATTRIBUTES_KIND,
+                &customer_doc_id(account_id, user_id),
+            )
+            .await?
+        {
+            if let Ok(attributes) =
+                serde_json::from_str::<omniline_domain::conversation::CustomerAttributes>(&doc.doc)
+            {
+                attributes.tags.iter().for_each(|t| add_terms(t));
+            }
+        }
+        for conversation in &conversations {
+            conversation.tags.iter().for_each(|t| add_terms(t));
+        }
         for conversation in &conversations {
             // The slot it holds: its agent's, an offered agent's, a wrap-up's.
             if let Some(agent) = conversation.slot_holder() {
                 deps.agents.release(agent, &conversation.id).await?;
             }
             for entry in deps.conversations.transcript(&conversation.id).await? {
+                if let Some((_, said)) = omniline_domain::search::message_terms(&entry.event) {
+                    said.iter().for_each(|t| add_terms(t));
+                }
                 if let Some(key) = entry
                     .message_id
                     .as_deref()
@@ -321,6 +353,9 @@ impl AdminService {
                 .delete_doc(kind, &customer_doc_id(account_id, user_id))
                 .await?;
         }
+        deps.conversations
+            .unindex_search(account_id, user_id, &search_terms)
+            .await?;
         deps.conversations
             .delete_customer(account_id, user_id)
             .await?;

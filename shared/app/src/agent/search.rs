@@ -9,6 +9,10 @@ use omniline_domain::contacts::Contact;
 use omniline_domain::conversation::Conversation;
 use omniline_domain::search::{terms, SearchEntry, QUERY_TERMS_MAX, SEARCH_RESULTS_MAX};
 
+/// How many of an account's matching customers a search considers before keeping those the
+/// agent may see (at most [`SEARCH_RESULTS_MAX`] of them).
+const SEARCH_CANDIDATES: usize = 100;
+
 /// The longest query (characters).
 pub const QUERY_MAX_CHARS: usize = 200;
 
@@ -53,14 +57,14 @@ impl AgentService {
         let store = &self.deps().conversations;
         let mut customers = Vec::new();
         for account in self.served_accounts(agent).await? {
-            for hit in store.search(&account, &words, SEARCH_RESULTS_MAX).await? {
-                // A conversation erased since (retention, erasure) finds no one.
-                let Some(conversation) = store.conversation(&hit.conversation_id).await? else {
+            // More than are shown: some may be in conversations the agent may not see.
+            for hit in store.search(&account, &words, SEARCH_CANDIDATES).await? {
+                if customers.len() >= SEARCH_RESULTS_MAX {
+                    break;
+                }
+                let Some(conversation) = self.visible_hit(agent, &hit).await? else {
                     continue;
                 };
-                if !may_see(agent, &conversation) {
-                    continue;
-                }
                 let customer = store.customer(&hit.account_id, &hit.user_id).await?;
                 customers.push(CustomerHit {
                     display_name: customer.as_ref().map(|c| c.display_name.clone()),
@@ -79,6 +83,39 @@ impl AgentService {
             customers,
             contacts,
         })
+    }
+
+    /// The conversation a hit opens, when the agent may see every conversation where the
+    /// query's words were found (else a result would tell it what was said where it may not
+    /// look); `None` to leave the customer out. A conversation the index names but the store
+    /// does not have (erased since, or planned by a commit that lost) stands for the customer's
+    /// latest conversation; a customer with none is left out (erased).
+    async fn visible_hit(
+        &self,
+        agent: &Agent,
+        hit: &omniline_domain::search::SearchHit,
+    ) -> Result<Option<Conversation>, AgentError> {
+        let store = &self.deps().conversations;
+        let mut opened = None;
+        for id in &hit.conversation_ids {
+            let conversation = match store.conversation(id).await? {
+                Some(c) => c,
+                None => match self
+                    .latest_conversation(&hit.account_id, &hit.user_id)
+                    .await?
+                {
+                    Some(c) => c,
+                    None => return Ok(None),
+                },
+            };
+            if !may_see(agent, &conversation) {
+                return Ok(None);
+            }
+            if *id == hit.conversation_id || opened.is_none() {
+                opened = Some(conversation);
+            }
+        }
+        Ok(opened)
     }
 
     /// Adds a customer's tags to the search index, with `conversation` (theirs) as where a hit

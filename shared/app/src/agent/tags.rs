@@ -72,11 +72,16 @@ impl AgentService {
                 .is_some()
             {
                 tracing::info!(agent_id = %agent.id, account_id = %customer.account_id, tags = tags.len(), "customer tagged");
-                if let Some(c) = self
+                // Best effort: the tags are set whatever happens to their index.
+                match self
                     .latest_conversation(&customer.account_id, &customer.user_id)
-                    .await?
+                    .await
                 {
-                    self.index_tags(&c, &customer.user_id, &tags).await;
+                    Ok(Some(c)) => self.index_tags(&c, &customer.user_id, &tags).await,
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "customer's conversations unreadable: tags not indexed for search")
+                    }
                 }
                 return Ok(tags);
             }
