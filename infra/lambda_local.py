@@ -114,12 +114,12 @@ def seed(run_id, env_file, line_url, public_base_url):
     config_table, conversations_table = f"omniline-config-{suffix}", f"omniline-conversations-{suffix}"
     for table in (config_table, conversations_table):
         # As in template.yaml, with the conversations table's sparse, keys-only indexes (open
-        # conversations; conversations by account, by queue, by agent, by day).
+        # conversations; conversations by account, by queue, by agent, by opening).
         indexes = [("open-conversations", "openShard", "pk"),
                    ("conversations-by-account", "accountId", "accountSk"),
                    ("conversations-by-queue", "queueList", "listOrder"),
                    ("conversations-by-agent", "agentList", "listOrder"),
-                   ("conversations-by-day", "openedDay", "pk")]
+                   ("conversations-by-opening", "accountId", "openedAt")]
         attributes = ["pk", "sk"] + sorted({a for _, h, r in indexes for a in (h, r)} - {"pk"})
         ddb.create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",

@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_secretsmanager::config::Credentials;
 use omniline_aws::dynamo_conversations::{
     ACCOUNT_INDEX, ACCOUNT_KEY, ACCOUNT_SK, AGENT_INDEX, AGENT_LIST, DAY_INDEX, LIST_ORDER,
-    OPENED_DAY, OPEN_INDEX, OPEN_SHARD, QUEUE_INDEX, QUEUE_LIST,
+    OPENED_AT, OPEN_INDEX, OPEN_SHARD, QUEUE_INDEX, QUEUE_LIST,
 };
 
 /// moto's endpoint; a test that needs it fails (not skips) without it.
@@ -100,7 +100,7 @@ pub const CONVERSATION_INDEXES: [(&str, &str, &str); 5] = [
     (ACCOUNT_INDEX, ACCOUNT_KEY, ACCOUNT_SK),
     (QUEUE_INDEX, QUEUE_LIST, LIST_ORDER),
     (AGENT_INDEX, AGENT_LIST, LIST_ORDER),
-    (DAY_INDEX, OPENED_DAY, "pk"),
+    (DAY_INDEX, ACCOUNT_KEY, OPENED_AT),
 ];
 
 /// A new FIFO queue; returns its URL.

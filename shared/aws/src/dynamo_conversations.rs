@@ -4,7 +4,8 @@
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
 //! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt`, `outbox`? |
-//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `expiresAt`?; index keys: `openShard` (while open), `accountSk`, `queueList`/`agentList`/`listOrder` (with a queue / an agent) |
+//! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `expiresAt`?; index keys: `openShard` (while open), `accountSk`, `openedAt`, `queueList`/`agentList`/`listOrder` (with a queue / an agent) |
+//! | search term | `SEARCH#{account}#{digest of the term}` | `{userId}` | `conversationId`, `at`, `expiresAt`? |
 //! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId`, `expiresAt`? |
 //! | transcript entry | `CONV#{conversationId}` | `T#{timestamp:020}#{eventId}` | `doc`, `expiresAt`? |
 //! | LINE message index | `LINEMSG#{account}#{messageId}` | `LINEMSG` | `conversationId`, `transcriptSk`, `expiresAt`? |
@@ -59,6 +60,7 @@
 //! | [`ACCOUNT_INDEX`] | `accountId` | `accountSk` `C#{source}#{openedAt:020}#{id}` | every conversation | at creation (and deletion) |
 //! | [`QUEUE_INDEX`] | `queueList` `{queue}#{state}` | `listOrder` | conversations with a queue | at a change of state or queue, and of `lastActivityAt` once closed |
 //! | [`AGENT_INDEX`] | `agentList` `{agent}#{state}` | `listOrder` | conversations with an agent | at a change of state or agent, and of `lastActivityAt` once closed |
+//! | [`DAY_INDEX`] | `accountId` | `openedAt` `{openedAt:020}` | every conversation | at creation (and deletion) |
 //!
 //! `listOrder` is `{openedAt:020}#{id}` while the conversation is open (fixed while it stays
 //! open) and `{lastActivityAt:020}#{id}` once it is closed (final at the close: a closed
@@ -163,11 +165,14 @@ pub const QUEUE_LIST: &str = "queueList";
 /// sort key [`LIST_ORDER`]. Only a `META` item of a conversation with an agent carries it.
 pub const AGENT_INDEX: &str = "conversations-by-agent";
 pub const AGENT_LIST: &str = "agentList";
-/// The sparse, keys-only index of conversations by the day they opened: partition
-/// [`OPENED_DAY`] (`{accountId}#{YYYY-MM-DD}`, UTC), sort key `pk`. Every `META` item carries
-/// it, fixed from the conversation's creation: written once per conversation. Reports read it.
-pub const DAY_INDEX: &str = "conversations-by-day";
-pub const OPENED_DAY: &str = "openedDay";
+/// The keys-only index of an account's conversations by when they opened: partition
+/// [`ACCOUNT_KEY`], sort key [`OPENED_AT`] (`{openedAt:020}`). Every `META` item carries both,
+/// fixed from the conversation's creation: written once per conversation. Reports read it, a
+/// day at a time (a range of the sort key).
+pub const DAY_INDEX: &str = "conversations-by-opening";
+/// The `META` item's opening time, zero-padded (string order is time order); the `doc` leaves
+/// it out (one copy: the item is rewritten by every message and must stay within 1 KB).
+pub const OPENED_AT: &str = "openedAt";
 /// The most keys one day's partition of [`DAY_INDEX`] is read for (a report's bound per day).
 const DAY_READ_CAP: usize = 50_000;
 /// The most customers one term's partition is read for in a search.
@@ -283,13 +288,8 @@ fn index_attributes(c: &Conversation) -> [(&'static str, Option<AttributeValue>)
             c.agent_id.as_deref().map(|a| s(list_partition(a, c.state))),
         ),
         (LIST_ORDER, listed.then(|| s(format!("{order}#{}", c.id)))),
-        (OPENED_DAY, Some(s(opened_day(&c.account_id, c.opened_at)))),
+        (OPENED_AT, Some(s(padded(c.opened_at)))),
     ]
-}
-
-/// The [`DAY_INDEX`] partition of an account's conversations opened on the day of `at_ms`.
-fn opened_day(account_id: &str, at_ms: i64) -> String {
-    format!("{account_id}#{}", omniline_domain::audit::utc_day(at_ms))
 }
 
 /// The partition of a search term's customers: `SEARCH#{account}#{digest of the term}`.
@@ -768,8 +768,10 @@ impl DynamoConversationStore {
 /// The fields of a conversation its `META` item keeps as attributes (for conditions, indexes and
 /// the ledger), left out of its `doc` so that they are not stored twice: (doc field, attribute).
 /// The id is the item's `pk` (`CONV#{id}`).
-const META_ATTRIBUTE_FIELDS: [(&str, &str); 5] = [
+const META_ATTRIBUTE_FIELDS: [(&str, &str); 6] = [
     ("accountId", "accountId"),
+    // Zero-padded text on the item (an index key), a number in the doc.
+    ("openedAt", OPENED_AT),
     ("sourceId", "sourceId"),
     ("state", "state"),
     ("lastActivityAt", "lastActivityAt"),
@@ -806,6 +808,11 @@ fn parse_meta(item: &Item) -> Result<Conversation, PortError> {
                 continue;
             }
             let restored = match item.get(attribute) {
+                Some(AttributeValue::S(text)) if attribute == OPENED_AT => {
+                    serde_json::Value::from(text.parse::<i64>().map_err(|e| {
+                        PortError::Unavailable(format!("stored conversation {attribute}: {e}"))
+                    })?)
+                }
                 Some(AttributeValue::S(text)) => serde_json::Value::String(text.clone()),
                 Some(AttributeValue::N(number)) => serde_json::from_str(number).map_err(|e| {
                     PortError::Unavailable(format!("stored conversation {attribute}: {e}"))
@@ -1350,9 +1357,17 @@ impl ConversationStore for DynamoConversationStore {
             .table
             .query()
             .index_name(DAY_INDEX)
-            .key_condition_expression("#day = :day")
-            .expression_attribute_names("#day", OPENED_DAY)
-            .expression_attribute_values(":day", s(opened_day(account_id, day_start)));
+            .key_condition_expression("#account = :account AND #opened BETWEEN :from AND :to")
+            .expression_attribute_names("#account", ACCOUNT_KEY)
+            .expression_attribute_names("#opened", OPENED_AT)
+            .expression_attribute_values(":account", s(account_id))
+            .expression_attribute_values(":from", s(padded(day_start)))
+            .expression_attribute_values(
+                ":to",
+                s(padded(day_start.saturating_add(
+                    omniline_domain::reports::DAY_LENGTH_MS - 1,
+                ))),
+            );
         let items = first_items(
             query,
             limit.min(DAY_READ_CAP),
@@ -1483,6 +1498,11 @@ mod tests {
         c.priority = 1;
         c.version = 12_345;
         c.unread = 12;
+        // Reports' figures, as a held, answered conversation has them.
+        c.assigned_at = Some(1_796_600_001_000);
+        c.first_response_at = Some(1_796_600_002_000);
+        c.messages_in = 1_234;
+        c.messages_out = 1_234;
         let text = "注".repeat(omniline_domain::conversation::LAST_MESSAGE_TEXT_CHARS + 20);
         c.last_message = omniline_domain::conversation::LastMessage::of(
             &serde_json::json!({"type": "text", "text": text}),

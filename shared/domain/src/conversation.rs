@@ -135,7 +135,7 @@ fn is_zero(n: &u32) -> bool {
 /// The longest text a [`LastMessage`] keeps, in characters and in UTF-8 bytes (so that the
 /// conversation's item, rewritten by every message, stays within one DynamoDB write unit).
 pub const LAST_MESSAGE_TEXT_CHARS: usize = 80;
-pub const LAST_MESSAGE_TEXT_BYTES: usize = 240;
+pub const LAST_MESSAGE_TEXT_BYTES: usize = 160;
 
 /// A conversation's latest message, as a list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
