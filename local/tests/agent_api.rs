@@ -3977,7 +3977,7 @@ async fn search_shows_no_customer_by_words_said_outside_the_agents_queues() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(found(second.clone(), "hello").await, [b.clone()]);
+    assert_eq!(found(second.clone(), "hello").await, vec![b.clone()]);
     assert!(found(second.clone(), "divorce").await.is_empty());
     assert!(
         found(second.clone(), "divorce%20hello").await.is_empty(),
@@ -3990,6 +3990,9 @@ async fn search_shows_no_customer_by_words_said_outside_the_agents_queues() {
         Some(json!({"queueIds": [queue, other_queue]})),
     )
     .await;
-    assert_eq!(found(first.clone(), "divorce").await, [a.clone()]);
-    assert_eq!(found(first.clone(), "divorce%20hello").await, [b.clone()]);
+    assert_eq!(found(first.clone(), "divorce").await, vec![a.clone()]);
+    assert_eq!(
+        found(first.clone(), "divorce%20hello").await,
+        vec![b.clone()]
+    );
 }
