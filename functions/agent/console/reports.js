@@ -6,7 +6,7 @@
 import { ApiError, call, enc } from './api.js';
 import { t } from './i18n.js';
 import { el } from './render.js';
-import { describe, signInOnLoad, startLanguage, storeAdminToken as store, toast } from './staff.js';
+import { describe, signInOnLoad, startLanguage, toast, wireTokenSignIn } from './staff.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -220,27 +220,7 @@ async function start() {
   const now = Date.now();
   $('rep-to').value = isoDay(now);
   $('rep-from').value = isoDay(now - 6 * DAY_MS);
-  $('rep-signin-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const value = $('rep-token').value.trim();
-    if (!value) {
-      showSignIn(t('admin.tokenEmpty'));
-      return;
-    }
-    tryBearer(value, t('admin.byToken')).then((ok) => {
-      if (ok) {
-        store(value);
-        $('rep-token').value = '';
-      } else {
-        showSignIn(t('reports.refused'));
-      }
-    }).catch((error) => showSignIn(describe(error)));
-  });
-  $('rep-sign-out').addEventListener('click', () => {
-    store(null);
-    state.bearer = null;
-    showSignIn('');
-  });
+  wireTokenSignIn('rep', tryBearer, showSignIn, 'reports.refused', () => { state.bearer = null; });
   $('rep-form').addEventListener('submit', (event) => show(event).catch((e) => toast(describe(e))));
   $('rep-csv').addEventListener('click', () => downloadCsv().catch((e) => toast(describe(e))));
   await signInOnLoad(tryBearer, showSignIn, t('reports.byOidc'));

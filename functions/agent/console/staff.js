@@ -56,6 +56,36 @@ export function startLanguage(titleKey, onChange = () => {}) {
 }
 
 /**
+ * Wires a page's admin-token sign-in form and its sign-out button (ids `{prefix}-signin-form`,
+ * `{prefix}-token`, `{prefix}-sign-out`): the token is tried with `tryBearer(token, who)` and
+ * kept in this tab when accepted; `refusedKey` words a refusal; `signedOut` runs after sign-out.
+ */
+export function wireTokenSignIn(prefix, tryBearer, showSignIn, refusedKey, signedOut) {
+  $(`${prefix}-signin-form`).addEventListener('submit', (event) => {
+    event.preventDefault();
+    const field = $(`${prefix}-token`);
+    const value = field.value.trim();
+    if (!value) {
+      showSignIn(t('admin.tokenEmpty'));
+      return;
+    }
+    tryBearer(value, t('admin.byToken')).then((ok) => {
+      if (ok) {
+        storeAdminToken(value);
+        field.value = '';
+      } else {
+        showSignIn(t(refusedKey));
+      }
+    }).catch((error) => showSignIn(describe(error)));
+  });
+  $(`${prefix}-sign-out`).addEventListener('click', () => {
+    storeAdminToken(null);
+    signedOut();
+    showSignIn('');
+  });
+}
+
+/**
  * Signs the page in on load: the admin token this tab keeps, else the console's OpenID Connect
  * session (an ID token), each tried with `tryBearer(bearer, who)` (true when accepted); else
  * `showSignIn('')`. `oidcWho` names a person signed in with OIDC.

@@ -6,7 +6,7 @@
 import { ApiError, call, enc } from './api.js';
 import { t } from './i18n.js';
 import { clockTime, duration, el, preview } from './render.js';
-import { describe, signInOnLoad, startLanguage, storeAdminToken as store, toast } from './staff.js';
+import { describe, signInOnLoad, startLanguage, toast, wireTokenSignIn } from './staff.js';
 
 const REFRESH_MS = 10_000;
 const $ = (id) => document.getElementById(id);
@@ -115,27 +115,7 @@ async function assign(event) {
 
 async function start() {
   startLanguage('supervisor.title', () => { if (state.overview) render(state.overview); });
-  $('sup-signin-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    const value = $('sup-token').value.trim();
-    if (!value) {
-      showSignIn(t('admin.tokenEmpty'));
-      return;
-    }
-    tryBearer(value, t('admin.byToken')).then((ok) => {
-      if (ok) {
-        store(value);
-        $('sup-token').value = '';
-      } else {
-        showSignIn(t('supervisor.refused'));
-      }
-    }).catch((error) => showSignIn(describe(error)));
-  });
-  $('sup-sign-out').addEventListener('click', () => {
-    store(null);
-    state.bearer = null;
-    showSignIn('');
-  });
+  wireTokenSignIn('sup', tryBearer, showSignIn, 'supervisor.refused', () => { state.bearer = null; });
   $('sup-assign-form').addEventListener('submit', assign);
   await signInOnLoad(tryBearer, showSignIn, t('supervisor.byOidc'));
 }
