@@ -3735,6 +3735,23 @@ async fn agents_find_customers_by_their_words_and_reports_count_the_conversation
     )
     .await;
     assert_eq!(search("gold").await.1["customers"][0]["userId"], "Usearch");
+    // A tag taken off no longer finds them; their messages still do.
+    agent_ok(
+        &s,
+        &token,
+        "PUT",
+        &format!("/agent/v1/customers/{customer_id}/tags"),
+        Some(json!({"tags": ["member"]})),
+    )
+    .await;
+    assert!(search("gold").await.1["customers"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        search("member refund").await.1["customers"][0]["userId"],
+        "Usearch"
+    );
     for q in ["", "%21%3F", &"x".repeat(201)] {
         let (status, body) =
             agent_call(&s, &token, "GET", &format!("/agent/v1/search?q={q}"), None).await;

@@ -894,18 +894,25 @@ impl ConversationStore for SqliteConversationStore {
         &self,
         account_id: &str,
         user_id: &str,
-        _terms: &[String],
+        terms: &[String],
     ) -> Result<(), PortError> {
-        let (account_id, user_id) = (account_id.to_owned(), user_id.to_owned());
+        let (account_id, user_id, terms) =
+            (account_id.to_owned(), user_id.to_owned(), terms.to_vec());
         self.db
             .run(move |conn| {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                unindex(
-                    &tx,
-                    "account_id = ?1 AND user_id = ?2",
-                    params![account_id, user_id],
-                )?;
+                let conversations: Vec<String> = {
+                    let mut stmt = tx.prepare(
+                        "SELECT conversation_id FROM search_customers
+                         WHERE account_id = ?1 AND user_id = ?2",
+                    )?;
+                    let rows = stmt.query_map(params![account_id, user_id], |row| row.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for conversation_id in conversations {
+                    remove_terms(&tx, &account_id, &user_id, &conversation_id, &terms)?;
+                }
                 tx.commit()
             })
             .await

@@ -144,9 +144,9 @@ pub trait ConversationStore: Send + Sync {
         entry: &omniline_domain::search::SearchEntry,
         retain_until: Option<i64>,
     ) -> Result<(), PortError>;
-    /// Takes a customer's `terms` out of the account's search index (an erasure: every term they
-    /// gave it). SQLite removes the customer's rows whatever `terms`; DynamoDB, whose items are
-    /// keyed by term, the items of these terms.
+    /// Takes `terms` out of a customer's entries in the account's search index, whichever of
+    /// their conversations they were indexed with (a tag removed; an erasure: every term they
+    /// gave it). A word they also said stays out too: what they took back is not found.
     async fn unindex_search(
         &self,
         account_id: &str,

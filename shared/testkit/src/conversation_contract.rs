@@ -1297,8 +1297,8 @@ pub async fn search_finds_customers_with_every_term(store: &dyn ConversationStor
     assert_eq!(other[0].account_id, "acc2");
 }
 
-/// An unsent message's words leave the search index (the customer's other words stay), and an
-/// erasure takes out every term it names.
+/// An unsent message's words leave the search index (the customer's other words stay), and
+/// taking terms out (a tag removed, an erasure) takes out those terms only.
 pub async fn unsend_and_erasure_take_words_out_of_the_search_index(store: &dyn ConversationStore) {
     use omniline_domain::search::{terms, SearchEntry};
     let said = |event_id: &str, text: &str| TranscriptEntry {
@@ -1316,7 +1316,11 @@ pub async fn unsend_and_erasure_take_words_out_of_the_search_index(store: &dyn C
         ),
     )
     .await;
-    for (text, at) in [("my secret diagnosis", 1000), ("parcel tracking", 2000)] {
+    for (text, at) in [
+        ("my secret diagnosis", 1000),
+        ("parcel tracking", 2000),
+        ("refund", 2500),
+    ] {
         store
             .index_search(
                 &SearchEntry::of(ACCOUNT, "U1", "c1", at, &[text]).unwrap(),
@@ -1354,8 +1358,9 @@ pub async fn unsend_and_erasure_take_words_out_of_the_search_index(store: &dyn C
         .unindex_search(ACCOUNT, "U1", &terms("parcel tracking", 10))
         .await
         .unwrap();
-    assert_eq!(found("parcel").await, 0, "erased");
+    assert_eq!(found("parcel").await, 0, "taken out");
     assert_eq!(found("tracking").await, 0);
+    assert_eq!(found("refund").await, 1, "the customer's other words stay");
 }
 
 /// A conversation in `queue` (held by `agent`) last active at `at`, on a source of its own.

@@ -118,15 +118,32 @@ impl AgentService {
         Ok(opened)
     }
 
-    /// Adds a customer's tags to the search index, with `conversation` (theirs) as where a hit
-    /// leads; best effort (a failure is logged: the tags are set all the same, and their
-    /// messages stay searchable).
+    /// Puts a customer's tags in the search index, with `conversation` (theirs) as where a hit
+    /// leads, and takes out the words of the tags they no longer have (`previous` less `tags`);
+    /// best effort (a failure is logged: the tags are set all the same).
     pub(crate) async fn index_tags(
         &self,
         conversation: &Conversation,
         user_id: &str,
         tags: &[String],
+        previous: &[String],
     ) {
+        let kept: Vec<String> = tags.iter().flat_map(|t| terms(t, usize::MAX)).collect();
+        let removed: Vec<String> = previous
+            .iter()
+            .flat_map(|t| terms(t, usize::MAX))
+            .filter(|t| !kept.contains(t))
+            .collect();
+        if !removed.is_empty() {
+            if let Err(e) = self
+                .deps()
+                .conversations
+                .unindex_search(&conversation.account_id, user_id, &removed)
+                .await
+            {
+                tracing::warn!(error = %e, conversation_id = %conversation.id, "removed tags not taken out of the search index");
+            }
+        }
         let texts: Vec<&str> = tags.iter().map(String::as_str).collect();
         let Some(entry) = SearchEntry::of(
             &conversation.account_id,

@@ -29,7 +29,7 @@ impl AgentService {
         let kept = self.router.set_tags(&c.id, agent, tags).await?.tags;
         // A 1:1 conversation's tags find its customer.
         if c.source_type == omniline_domain::conversation::SourceType::User {
-            self.index_tags(&c, &c.source_id, &kept).await;
+            self.index_tags(&c, &c.source_id, &kept, &c.tags).await;
         }
         Ok(kept)
     }
@@ -63,7 +63,7 @@ impl AgentService {
             if doc.tags == tags {
                 return Ok(tags);
             }
-            doc.tags = tags.clone();
+            let previous = std::mem::replace(&mut doc.tags, tags.clone());
             let json = serde_json::to_string(&doc)
                 .map_err(|e| AgentError::Internal(format!("customer attributes document: {e}")))?;
             if config
@@ -77,7 +77,10 @@ impl AgentService {
                     .latest_conversation(&customer.account_id, &customer.user_id)
                     .await
                 {
-                    Ok(Some(c)) => self.index_tags(&c, &customer.user_id, &tags).await,
+                    Ok(Some(c)) => {
+                        self.index_tags(&c, &customer.user_id, &tags, &previous)
+                            .await
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "customer's conversations unreadable: tags not indexed for search")
