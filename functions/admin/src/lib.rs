@@ -18,6 +18,7 @@ mod customers;
 mod error;
 mod jobs;
 mod message_templates;
+mod period;
 mod queues;
 mod quick_replies;
 mod reports;

@@ -4,17 +4,15 @@
 //! when the request's `Accept` names `text/csv`.
 
 use crate::error::Result;
+use crate::period::{period, DAY_MS};
 use crate::AdminState;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use omniline_domain::clock::parse_rfc3339_millis;
 use omniline_domain::input::{InputError, Query};
 use omniline_domain::reports::{to_csv, GroupBy, ReportKind};
 use serde_json::json;
-
-const DAY_MS: i64 = 86_400_000;
 
 pub(crate) async fn conversations(
     state: State<AdminState>,
@@ -55,16 +53,7 @@ async fn report(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let query = Query::parse(query.as_deref(), &["from", "to", "groupBy", "accountId"])?;
-    let time = |field: &str| -> Result<Option<i64>> {
-        match query.get(field) {
-            None => Ok(None),
-            Some(v) => parse_rfc3339_millis(v).map(Some).ok_or_else(|| {
-                InputError::new(field, format!("{field} must be an RFC 3339 time")).into()
-            }),
-        }
-    };
-    let to = time("to")?.unwrap_or_else(|| state.service.clock_millis());
-    let from = time("from")?.unwrap_or(to - 7 * DAY_MS + 1);
+    let (from, to) = period(&query, state.service.clock_millis(), 7 * DAY_MS - 1)?;
     let group_by = match query.get("groupBy") {
         None => GroupBy::Day,
         Some(v) => GroupBy::parse(v).ok_or_else(|| {

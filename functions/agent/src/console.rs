@@ -43,13 +43,20 @@ struct Asset {
     body: &'static [u8],
 }
 
-const INDEX_TEMPLATE: &str = include_str!("../console/index.html");
-/// The set-up page (`/console/admin`): an administrator connects LINE accounts and adds agents.
-const ADMIN_TEMPLATE: &str = include_str!("../console/admin.html");
-/// The supervisor page (`/console/supervisor`): the queues and agents at a glance, reassignment.
-const SUPERVISOR_TEMPLATE: &str = include_str!("../console/supervisor.html");
-/// The reports page (`/console/reports`): the admin API's reports as charts, tables and CSV.
-const REPORTS_TEMPLATE: &str = include_str!("../console/reports.html");
+/// The console's pages: where each is served (also with a trailing `/`) and its template.
+const PAGES: [(&str, &str); 4] = [
+    // The agent console.
+    ("/console", include_str!("../console/index.html")),
+    // The set-up page: an administrator connects LINE accounts and adds agents.
+    ("/console/admin", include_str!("../console/admin.html")),
+    // The supervisor page: the queues and agents at a glance, reassignment.
+    (
+        "/console/supervisor",
+        include_str!("../console/supervisor.html"),
+    ),
+    // The reports page: the admin API's reports as charts, tables and CSV.
+    ("/console/reports", include_str!("../console/reports.html")),
+];
 /// Where the page names the version of its files.
 const VERSION_PLACEHOLDER: &str = "{{VERSION}}";
 
@@ -115,10 +122,10 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 /// The version in the files' URLs: a hash of the page and every file (names and bytes).
 pub fn version() -> &'static str {
     static VERSION: LazyLock<String> = LazyLock::new(|| {
-        let mut hash = fnv1a(0xcbf2_9ce4_8422_2325, INDEX_TEMPLATE.as_bytes());
-        hash = fnv1a(hash, ADMIN_TEMPLATE.as_bytes());
-        hash = fnv1a(hash, SUPERVISOR_TEMPLATE.as_bytes());
-        hash = fnv1a(hash, REPORTS_TEMPLATE.as_bytes());
+        let mut hash = 0xcbf2_9ce4_8422_2325;
+        for (_, template) in PAGES {
+            hash = fnv1a(hash, template.as_bytes());
+        }
         for asset in ASSETS {
             hash = fnv1a(hash, asset.name.as_bytes());
             hash = fnv1a(hash, &[0]);
@@ -129,32 +136,20 @@ pub fn version() -> &'static str {
     &VERSION
 }
 
-/// The page, with its files' URLs pointing at this build's version.
+/// The pages (in [`PAGES`]' order), with their files' URLs pointing at this build's version.
+fn pages_html() -> &'static [String] {
+    static FILLED: LazyLock<Vec<String>> = LazyLock::new(|| {
+        PAGES
+            .iter()
+            .map(|(_, template)| template.replace(VERSION_PLACEHOLDER, version()))
+            .collect()
+    });
+    &FILLED
+}
+
+/// The agent console's page, with its files' URLs pointing at this build's version.
 pub fn index_html() -> &'static str {
-    static PAGE: LazyLock<String> =
-        LazyLock::new(|| INDEX_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
-    &PAGE
-}
-
-/// The set-up page, with its files' URLs pointing at this build's version.
-pub fn admin_html() -> &'static str {
-    static PAGE: LazyLock<String> =
-        LazyLock::new(|| ADMIN_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
-    &PAGE
-}
-
-/// The supervisor page, with its files' URLs pointing at this build's version.
-pub fn supervisor_html() -> &'static str {
-    static PAGE: LazyLock<String> =
-        LazyLock::new(|| SUPERVISOR_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
-    &PAGE
-}
-
-/// The reports page, with its files' URLs pointing at this build's version.
-pub fn reports_html() -> &'static str {
-    static PAGE: LazyLock<String> =
-        LazyLock::new(|| REPORTS_TEMPLATE.replace(VERSION_PLACEHOLDER, version()));
-    &PAGE
+    &pages_html()[0]
 }
 
 /// The embedded file `name` (`app.js`, `console.css` …): its content type and bytes.
@@ -190,15 +185,14 @@ pub const SCOPE: &str = "openid email profile";
 /// `/console/…` (the caller merges it with its other routes).
 pub fn router(config: ConsoleConfig) -> Router {
     let only_get = |route: MethodRouter<ConsoleConfig>| route.fallback(method_not_allowed);
-    Router::new()
-        .route("/console", only_get(get(page)))
-        .route("/console/", only_get(get(page)))
-        .route("/console/admin", only_get(get(admin_page)))
-        .route("/console/admin/", only_get(get(admin_page)))
-        .route("/console/supervisor", only_get(get(supervisor_page)))
-        .route("/console/supervisor/", only_get(get(supervisor_page)))
-        .route("/console/reports", only_get(get(reports_page)))
-        .route("/console/reports/", only_get(get(reports_page)))
+    let mut router = Router::new();
+    for (index, (path, _)) in PAGES.iter().enumerate() {
+        let page = move || async move { html(&pages_html()[index]) };
+        router = router
+            .route(path, only_get(get(page)))
+            .route(&format!("{path}/"), only_get(get(page)));
+    }
+    router
         .route("/console/config.json", only_get(get(config_json)))
         .route(
             "/console/oidc/token",
@@ -347,29 +341,6 @@ impl CodeRequest {
     }
 }
 
-async fn page() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, NO_CACHE),
-        ],
-        index_html(),
-    )
-        .into_response()
-}
-
-async fn admin_page() -> Response {
-    html(admin_html())
-}
-
-async fn supervisor_page() -> Response {
-    html(supervisor_html())
-}
-
-async fn reports_page() -> Response {
-    html(reports_html())
-}
-
 fn html(page: &'static str) -> Response {
     (
         [
@@ -435,7 +406,7 @@ mod tests {
 
     #[test]
     fn the_pages_name_this_version_and_only_embedded_files() {
-        for page in [index_html(), admin_html(), supervisor_html()] {
+        for page in pages_html() {
             page_names_this_version_and_only_embedded_files(page);
         }
     }

@@ -947,14 +947,12 @@ fn index_terms(
 ) -> rusqlite::Result<()> {
     // Immediate: a read then a write, raced by other connections (workers) on the database.
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let existing: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, terms FROM search_customers
-             WHERE account_id = ?1 AND user_id = ?2 AND conversation_id = ?3",
-            params![entry.account_id, entry.user_id, entry.conversation_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
+    let existing = search_row(
+        &tx,
+        &entry.account_id,
+        &entry.user_id,
+        &entry.conversation_id,
+    )?;
     let mut terms: Vec<String> = existing
         .as_ref()
         .map(|(_, t)| t.split(' ').map(str::to_owned).collect())
@@ -967,10 +965,7 @@ fn index_terms(
     let joined = terms.join(" ");
     let id = match existing {
         Some((id, old)) => {
-            tx.execute(
-                "INSERT INTO search_terms (search_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
-                params![id, old],
-            )?;
+            fts_delete(&tx, id, &old)?;
             tx.execute(
                 "UPDATE search_customers SET terms = ?2, at = MAX(at, ?3), expires_at = ?4
                  WHERE id = ?1",
@@ -995,11 +990,42 @@ fn index_terms(
             tx.last_insert_rowid()
         }
     };
+    fts_insert(&tx, id, &joined)?;
+    tx.commit()
+}
+
+/// The customer's search row for `conversation_id`: its id and terms.
+fn search_row(
+    tx: &Transaction<'_>,
+    account_id: &str,
+    user_id: &str,
+    conversation_id: &str,
+) -> rusqlite::Result<Option<(i64, String)>> {
+    tx.query_row(
+        "SELECT id, terms FROM search_customers
+         WHERE account_id = ?1 AND user_id = ?2 AND conversation_id = ?3",
+        params![account_id, user_id, conversation_id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+}
+
+/// Takes a row's `terms` (exactly as stored: FTS5's external-content rule) out of the FTS5 index.
+fn fts_delete(tx: &Transaction<'_>, id: i64, terms: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO search_terms (search_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
+        params![id, terms],
+    )?;
+    Ok(())
+}
+
+/// Puts a row's `terms` in the FTS5 index.
+fn fts_insert(tx: &Transaction<'_>, id: i64, terms: &str) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
-        params![id, joined],
+        params![id, terms],
     )?;
-    tx.commit()
+    Ok(())
 }
 
 /// Takes `terms` out of the customer's search row for `conversation_id` (the row goes when
@@ -1011,25 +1037,14 @@ fn remove_terms(
     conversation_id: &str,
     terms: &[String],
 ) -> rusqlite::Result<()> {
-    let existing: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, terms FROM search_customers
-             WHERE account_id = ?1 AND user_id = ?2 AND conversation_id = ?3",
-            params![account_id, user_id, conversation_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    let Some((id, old)) = existing else {
+    let Some((id, old)) = search_row(tx, account_id, user_id, conversation_id)? else {
         return Ok(());
     };
     let kept: Vec<&str> = old
         .split(' ')
         .filter(|t| !terms.iter().any(|gone| gone == t))
         .collect();
-    tx.execute(
-        "INSERT INTO search_terms (search_terms, rowid, terms) VALUES ('delete', ?1, ?2)",
-        params![id, old],
-    )?;
+    fts_delete(tx, id, &old)?;
     if kept.is_empty() {
         tx.execute("DELETE FROM search_customers WHERE id = ?1", params![id])?;
         return Ok(());
@@ -1039,10 +1054,7 @@ fn remove_terms(
         "UPDATE search_customers SET terms = ?2 WHERE id = ?1",
         params![id, joined],
     )?;
-    tx.execute(
-        "INSERT INTO search_terms (rowid, terms) VALUES (?1, ?2)",
-        params![id, joined],
-    )?;
+    fts_insert(tx, id, &joined)?;
     Ok(())
 }
 
