@@ -1045,6 +1045,119 @@ async fn committed_notifications_expire_with_the_retention_and_only_assignments_
     );
 }
 
+/// Issue 3/7: the LINE message index and the agents' notifications are written after the
+/// commit's transaction (plain puts: a transaction would bill each item twice), recorded on the
+/// event's deduplication record. A worker that dies between the transaction and those puts
+/// loses nothing: the event's redelivery (`redelivered_outbox`, which the router calls first)
+/// or a concurrent worker's duplicate commit writes them.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn the_writes_after_a_commit_are_completed_by_a_redelivery_or_a_duplicate_commit() {
+    let config = sdk_config(&endpoint()).await;
+    let conversations_table = pk_sk_table(&config, "conversations").await;
+    let agents_table = pk_sk_table(&config, "agents").await;
+    let agents = omniline_aws::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
+    let store = DynamoConversationStore::new(&config, &conversations_table)
+        .with_agents_table(&agents_table);
+    let notification = notification_for_ttl();
+    let first = EventCommit {
+        notifications: vec![notification.clone()],
+        outbox: vec![contract::outbound("o1", "Thanks")],
+        ..create("e1", "c1", "Uuser", 1000)
+    };
+    assert_eq!(
+        store.commit(&first).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    let derived = [
+        (
+            conversations_table.as_str(),
+            format!("LINEMSG#{ACCOUNT}#m-e1"),
+            "LINEMSG",
+        ),
+        (
+            agents_table.as_str(),
+            "AGENT#X".to_owned(),
+            "NOTIFY#00000000000000001000#c1:e1:message",
+        ),
+        (
+            agents_table.as_str(),
+            "CONVNOTIFY#c1".to_owned(),
+            "c1:e1:message",
+        ),
+    ];
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let lose_them = || async {
+        for (table, pk, sk) in &derived {
+            assert!(
+                raw(&config, table, pk, sk).await.is_some(),
+                "{pk} {sk} written"
+            );
+            client
+                .delete_item()
+                .table_name(*table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("sk", AttributeValue::S((*sk).into()))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let all_there = || async {
+        for (table, pk, sk) in &derived {
+            assert!(
+                raw(&config, table, pk, sk).await.is_some(),
+                "{pk} {sk} completed"
+            );
+        }
+        assert_eq!(
+            omniline_ports::AgentStore::notifications(&agents, "X")
+                .await
+                .unwrap(),
+            [notification.clone()]
+        );
+    };
+
+    // The worker died after the transaction: the redelivery completes the writes, and its
+    // outbox is the recorded one.
+    lose_them().await;
+    assert_eq!(
+        store
+            .redelivered_outbox(ACCOUNT, "e1", NOW)
+            .await
+            .unwrap()
+            .map(|o| o.len()),
+        Some(1)
+    );
+    all_there().await;
+    // Reading the record for another purpose (an agent's reply claim) writes nothing.
+    lose_them().await;
+    assert!(store
+        .recorded_outbox(ACCOUNT, "e1", NOW)
+        .await
+        .unwrap()
+        .is_some());
+    for (table, pk, sk) in &derived {
+        assert!(raw(&config, table, pk, sk).await.is_none(), "{pk} {sk}");
+    }
+    // A concurrent worker's commit of the same event is a duplicate that completes them too.
+    assert_eq!(
+        store.commit(&first).await.unwrap(),
+        CommitOutcome::Duplicate
+    );
+    all_there().await;
+    // The unsend finds the message through the completed index.
+    let unsend = EventCommit {
+        retract_message_id: Some("m-e1".into()),
+        ..commit("e2")
+    };
+    assert_eq!(
+        store.commit(&unsend).await.unwrap(),
+        CommitOutcome::Committed
+    );
+    assert!(store.transcript("c1").await.unwrap()[0].retracted);
+}
+
 fn notification_for_ttl() -> omniline_domain::agents::AgentNotification {
     omniline_domain::agents::AgentNotification {
         id: "c1:e1:message".into(),

@@ -267,7 +267,7 @@ impl OutboundService {
                         .reply(&message.account_id, &token, reply_token, &parts[0])
                         .await?
                     {
-                        Ok(sent) => self.accepted(&mut delivery, sent, now).await?,
+                        Ok(sent) => self.accepted(&mut delivery, sent, parts.len(), now).await?,
                         // The young token was used: most likely by the earlier attempt, which
                         // then reached the customer. Never push it as well.
                         Err(SendError::InvalidReplyToken { message: m }) if earlier_attempt => {
@@ -330,7 +330,7 @@ impl OutboundService {
                 )
                 .await?
             {
-                Ok(sent) => self.accepted(&mut delivery, sent, now).await?,
+                Ok(sent) => self.accepted(&mut delivery, sent, parts.len(), now).await?,
                 Err(SendError::Unavailable(e)) | Err(SendError::RateLimited { message: e, .. }) => {
                     // Same key and body next time: LINE accepts it at most once.
                     self.save(&mut delivery, now).await?;
@@ -497,11 +497,20 @@ impl OutboundService {
         &self,
         delivery: &mut Delivery,
         sent: Sent,
+        parts: usize,
         now: i64,
     ) -> Result<(), OutboundError> {
         delivery.parts_sent += 1;
         delivery.request_ids.extend(sent.request_id);
         delivery.sent_message_ids.extend(sent.sent_message_ids);
+        if delivery.parts_sent as usize >= parts {
+            // The last part: the caller's `finish` records it with the final status in one
+            // write (one write unit less per message). Should that write fail, the retry finds
+            // the part unrecorded, as when this save fails: a push is sent again with the same
+            // retry key (LINE accepts it once), a reply's used token is refused and the delivery
+            // recorded unconfirmed; never a second message.
+            return Ok(());
+        }
         self.save(delivery, now).await
     }
 

@@ -633,6 +633,18 @@ impl Table {
         Ok(output.item)
     }
 
+    /// Puts `item`, whatever is there.
+    pub(crate) async fn put(&self, item: Item) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| aws_error("DynamoDB PutItem", e))?;
+        Ok(())
+    }
+
     /// Puts `item` if `condition` holds; `false` if it does not.
     pub(crate) async fn put_if(&self, item: Item, condition: Condition) -> Result<bool, PortError> {
         let result = self

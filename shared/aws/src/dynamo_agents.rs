@@ -274,55 +274,74 @@ fn release_condition(conversation_id: &str) -> Condition {
         .value(":minusOne", n(-1))
 }
 
-/// The transaction operations storing `notification` in the agents' table `table`: its marker,
-/// the notification and its conversation's index entry. `guarded`: the marker and the
-/// notification only if absent (a retry of the same id is a no-op: `notify`); otherwise
-/// unconditional, for another store's transaction that is itself deduplicated (the conversation
-/// store's event commit, whose deduplication record makes a redelivery write nothing).
-///
-/// Unguarded, a customer's message notification (`message`) goes without its marker: its id is
-/// the event's (`{conversation}:{event}:message`), written by that event's commit only, so no
-/// `notify` can meet it; the marker would cost two write units per message in an open
-/// conversation for nothing. An assignment's (`{conversation}:{agent}:assigned:{version}`) keeps
-/// its marker: `notify` writes assignment notifications too (a pick, a transfer).
-///
-/// `expires_at` (epoch seconds): the items' time to live (`expiresAt`), the retention of the
-/// conversation the notification is about; `None` keeps them.
-pub(crate) fn notification_writes(
-    table: &str,
+/// The items of `notification`, each expiring at `expires_at`: its marker (when `marked`), the
+/// notification, and its entry under the conversation (for erasing a customer's).
+fn notification_items(
     notification: &AgentNotification,
-    guarded: bool,
+    marked: bool,
     expires_at: Option<i64>,
-) -> Result<Vec<TransactWriteItem>, PortError> {
-    let marked = guarded || notification.kind != NOTIFICATION_MESSAGE;
-    let absent = || guarded.then(|| Condition::new("attribute_not_exists(pk)"));
+) -> Vec<Item> {
     let expiring = |mut item: Item| {
         if let Some(at) = expires_at {
             item.insert("expiresAt".to_owned(), n(at));
         }
         item
     };
-    let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
-    marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+    let mut items = Vec::with_capacity(3);
+    if marked {
+        let mut marker = key(format!("{NOTIFICATION}#{}", notification.id), NOTIFICATION);
+        marker.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
+        items.push(expiring(marker));
+    }
+    items.push(expiring(notification_item(notification)));
     let mut listed = key(
         format!("{CONVNOTIFY}#{}", notification.conversation_id),
         notification.id.clone(),
     );
     listed.insert("agentId".to_owned(), s(notification.agent_id.as_str()));
     listed.insert("createdAt".to_owned(), n(notification.created_at));
-    let mut writes = Vec::with_capacity(3);
-    if marked {
-        writes.push(transact_put(table, expiring(marker), absent())?);
-    }
-    writes.push(transact_put(
-        table,
-        expiring(notification_item(notification)),
-        absent(),
-    )?);
-    // Unconditional: the marker (or the commit's deduplication) is the idempotency guard; this
-    // entry is written the same.
-    writes.push(transact_put(table, expiring(listed), None)?);
-    Ok(writes)
+    items.push(expiring(listed));
+    items
+}
+
+/// The items a conversation commit writes for `notification` once its transaction landed (plain
+/// puts, idempotent: the commit's deduplication record guards them, and records them so that a
+/// redelivery completes them), expiring at `expires_at` (epoch seconds: the retention of the
+/// conversation the notification is about; `None` keeps them).
+///
+/// A customer's message notification (`message`) goes without its marker: its id is the
+/// event's (`{conversation}:{event}:message`), written by that event's commit only, so no
+/// `notify` can meet it. An assignment's (`{conversation}:{agent}:assigned:{version}`) keeps its
+/// marker: `notify` writes assignment notifications too (a pick, a transfer).
+pub(crate) fn committed_notification_items(
+    notification: &AgentNotification,
+    expires_at: Option<i64>,
+) -> Vec<Item> {
+    notification_items(
+        notification,
+        notification.kind != NOTIFICATION_MESSAGE,
+        expires_at,
+    )
+}
+
+/// The transaction operations of `notification` for [`AgentStore::notify`]: the marker and the
+/// notification on condition that they do not exist (a retry with the same id is a no-op), and
+/// the conversation's entry (written the same whatever).
+fn notification_writes(
+    table: &str,
+    notification: &AgentNotification,
+    expires_at: Option<i64>,
+) -> Result<Vec<TransactWriteItem>, PortError> {
+    let items = notification_items(notification, true, expires_at);
+    let guarded = items.len() - 1;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let absent = (i < guarded).then(|| Condition::new("attribute_not_exists(pk)"));
+            transact_put(table, item, absent)
+        })
+        .collect()
 }
 
 /// A transaction operation of another store (on the profile item `agent` of the agents' table
@@ -885,7 +904,7 @@ impl AgentStore for DynamoAgentStore {
         notification: &AgentNotification,
         expires_at: Option<i64>,
     ) -> Result<(), PortError> {
-        let items = notification_writes(self.table.name.as_str(), notification, true, expires_at)?;
+        let items = notification_writes(self.table.name.as_str(), notification, expires_at)?;
         for pause in attempts() {
             pause.await;
             match self.table.transact(items.clone()).await?.outcome()? {

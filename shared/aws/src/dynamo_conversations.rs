@@ -104,10 +104,11 @@ use crate::dynamo::{
     scan_page, string, to_doc, transact_check, transact_delete, transact_put, Cancellation,
     Condition, Item, JobCursor, JobPage, Pages, Table, Transaction,
 };
-use crate::dynamo_agents::{notification_writes, slot_held, slot_release};
+use crate::dynamo_agents::{committed_notification_items, slot_held, slot_release};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use omniline_domain::agents::AgentNotification;
 use omniline_domain::conversation::{
     CommitOutcome, Conversation, ConversationFilter, ConversationState, ConversationWrite,
     Customer, EventCommit, TranscriptEntry,
@@ -121,6 +122,8 @@ const OPEN: &str = "OPEN";
 const EVENT: &str = "EVENT";
 /// The processed-event record's outbox attribute (JSON).
 const OUTBOX: &str = "outbox";
+/// The event record's attribute holding its [`AfterCommit`] (absent when there is none).
+const AFTER: &str = "after";
 const LINEMSG: &str = "LINEMSG";
 const PROFILE: &str = "PROFILE";
 const TRANSCRIPT_PREFIX: &str = "T#";
@@ -208,6 +211,36 @@ pub struct DynamoConversationStore {
 /// The agent profile item holding an agent's slots (the layout of `dynamo_agents`).
 fn agent_profile_key(agent_id: &str) -> Item {
     key(format!("AGENT#{agent_id}"), "PROFILE")
+}
+
+/// What a commit writes after its transaction (see the module documentation), recorded on the
+/// event's deduplication record so that a redelivery of the event completes it.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AfterCommit {
+    /// The LINE message id index of the event's transcript entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    line_message: Option<LineMessageIndex>,
+    /// The agents' notifications (in the agents' table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    notifications: Vec<AgentNotification>,
+    /// The items' expiry ([`EventCommit::retain_until`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retain: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LineMessageIndex {
+    message_id: String,
+    conversation_id: String,
+    transcript_sk: String,
+}
+
+impl AfterCommit {
+    fn is_empty(&self) -> bool {
+        self.line_message.is_none() && self.notifications.is_empty()
+    }
 }
 
 fn event_pk(account_id: &str, event_id: &str) -> String {
@@ -340,27 +373,38 @@ impl DynamoConversationStore {
         check: Option<TransactWriteItem>,
     ) -> Result<CommitOutcome, PortError> {
         let now = commit.now_secs;
-        let mut items = self.build(commit, now).await?;
+        let (mut items, after) = self.build(commit, now).await?;
         items.extend(check);
         let reasons = match self.table.transact(items).await? {
-            Transaction::Committed => return Ok(CommitOutcome::Committed),
+            Transaction::Committed => {
+                // A failure here fails the event: its redelivery finds the record and
+                // completes these writes (`redelivered_outbox`).
+                self.write_after(&commit.account_id, &after).await?;
+                return Ok(CommitOutcome::Committed);
+            }
             Transaction::InProgress(error) => return Err(error),
             Transaction::Cancelled(reasons) => reasons,
         };
-        match classify(&reasons) {
-            Cancelled::Outcome(outcome) => Ok(outcome),
-            Cancelled::Error(message) => Err(PortError::Unavailable(message)),
+        let outcome = match classify(&reasons) {
+            Cancelled::Outcome(outcome) => outcome,
+            Cancelled::Error(message) => return Err(PortError::Unavailable(message)),
             Cancelled::Unknown => {
                 if self
                     .event_recorded_at(&commit.account_id, &commit.event_id, now)
                     .await?
                 {
-                    Ok(CommitOutcome::Duplicate)
+                    CommitOutcome::Duplicate
                 } else {
-                    Ok(CommitOutcome::Conflict)
+                    CommitOutcome::Conflict
                 }
             }
+        };
+        if outcome == CommitOutcome::Duplicate {
+            // The worker that recorded the event may die before its after-commit writes.
+            self.complete_recorded(&commit.account_id, &commit.event_id, now)
+                .await?;
         }
+        Ok(outcome)
     }
 
     /// A strongly consistent GetItem.
@@ -648,19 +692,41 @@ impl DynamoConversationStore {
         })
     }
 
-    /// The operations of `commit`'s transaction (see the module documentation).
+    /// The operations of `commit`'s transaction, and what it writes after the transaction (see
+    /// the module documentation).
     async fn build(
         &self,
         commit: &EventCommit,
         now: i64,
-    ) -> Result<Vec<TransactWriteItem>, PortError> {
+    ) -> Result<(Vec<TransactWriteItem>, AfterCommit), PortError> {
         let table = self.table.name.as_str();
         let retain = commit.retain_until;
+        let after = AfterCommit {
+            line_message: commit.transcript.as_ref().and_then(|entry| {
+                entry
+                    .message_id
+                    .as_ref()
+                    .map(|message_id| LineMessageIndex {
+                        message_id: message_id.clone(),
+                        conversation_id: entry.conversation_id.clone(),
+                        transcript_sk: transcript_sk(entry.timestamp, &entry.event_id),
+                    })
+            }),
+            notifications: commit.notifications.clone(),
+            retain,
+        };
+        if !after.notifications.is_empty() {
+            // Checked before anything is written.
+            self.agents_table()?;
+        }
         // (0) The deduplication record: always first, so that reason 0 means "duplicate".
         let mut record = key(event_pk(&commit.account_id, &commit.event_id), EVENT);
         record.insert(EXPIRES_AT.to_owned(), n(commit.dedupe_expires_at));
         if !commit.outbox.is_empty() {
             record.insert(OUTBOX.to_owned(), to_doc(&commit.outbox, "outbox")?);
+        }
+        if !after.is_empty() {
+            record.insert(AFTER.to_owned(), to_doc(&after, "after-commit writes")?);
         }
         let mut tx = vec![transact_put(table, record, expired_or_absent(now))?];
 
@@ -710,7 +776,7 @@ impl DynamoConversationStore {
             }
         }
 
-        // (2) The transcript entry and, for a message, its LINE message id index.
+        // (2) The transcript entry (its LINE message id index comes after the transaction).
         let mut new_entry_key = None;
         if let Some(entry) = &commit.transcript {
             let pk = conversation_pk(&entry.conversation_id);
@@ -718,12 +784,6 @@ impl DynamoConversationStore {
             let mut item = key(pk.clone(), sk.clone());
             item.insert("doc".to_owned(), to_doc(entry, "transcript entry")?);
             tx.push(transact_put(table, with_expiry(item, retain), None)?);
-            if let Some(message_id) = &entry.message_id {
-                let mut index = key(message_pk(&commit.account_id, message_id), LINEMSG);
-                index.insert("conversationId".to_owned(), s(&entry.conversation_id));
-                index.insert("transcriptSk".to_owned(), s(sk.clone()));
-                tx.push(transact_put(table, with_expiry(index, retain), None)?);
-            }
             new_entry_key = Some((pk, sk));
         }
 
@@ -747,21 +807,51 @@ impl DynamoConversationStore {
             item.insert("doc".to_owned(), to_doc(customer, "customer")?);
             tx.push(transact_put(table, with_expiry(item, retain), None)?);
         }
+        Ok((tx, after))
+    }
 
-        // (5) The agents' notifications, in the agents' table.
-        if !commit.notifications.is_empty() {
-            let agents = self.agents_table.as_deref().ok_or_else(|| {
-                PortError::Unavailable(
-                    "a commit with notifications needs the agents' table (with_agents_table)"
-                        .into(),
-                )
-            })?;
-            for notification in &commit.notifications {
-                // They expire with the conversation's data (the retention setting).
-                tx.extend(notification_writes(agents, notification, false, retain)?);
-            }
+    /// Writes what a landed commit writes after its transaction (plain puts, the same items
+    /// every time: idempotent): the LINE message index and the agents' notifications, which
+    /// expire with the conversation's data (the retention setting).
+    async fn write_after(&self, account_id: &str, after: &AfterCommit) -> Result<(), PortError> {
+        if let Some(m) = &after.line_message {
+            let mut index = key(message_pk(account_id, &m.message_id), LINEMSG);
+            index.insert("conversationId".to_owned(), s(&m.conversation_id));
+            index.insert("transcriptSk".to_owned(), s(&m.transcript_sk));
+            self.table.put(with_expiry(index, after.retain)).await?;
         }
-        Ok(tx)
+        if !after.notifications.is_empty() {
+            let agents = Table {
+                client: self.table.client.clone(),
+                name: self.agents_table()?.to_owned(),
+            };
+            let items = after
+                .notifications
+                .iter()
+                .flat_map(|n| committed_notification_items(n, after.retain));
+            agents.batch_put(items, "notifications").await?;
+        }
+        Ok(())
+    }
+
+    /// Completes the after-commit writes recorded on the event's record, if it is recorded at
+    /// `now`, and returns the record.
+    async fn complete_recorded(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now: i64,
+    ) -> Result<Option<Item>, PortError> {
+        let Some(record) = self.event_record(account_id, event_id, now).await? else {
+            return Ok(None);
+        };
+        if let Some(json) = string(&record, AFTER) {
+            let after: AfterCommit = serde_json::from_str(json).map_err(|e| {
+                PortError::Unavailable(format!("stored after-commit writes do not parse: {e}"))
+            })?;
+            self.write_after(account_id, &after).await?;
+        }
+        Ok(Some(record))
     }
 }
 
@@ -827,6 +917,15 @@ fn parse_meta(item: &Item) -> Result<Conversation, PortError> {
 }
 
 /// The condition of an item that expires: absent, or expired by `now` (TTL deletes lazily).
+/// The outbox on an event's record (empty for a record written before outboxes were stored).
+fn recorded_outbox_of(record: &Item) -> Result<Vec<OutboundMessage>, PortError> {
+    match string(record, OUTBOX) {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| PortError::Unavailable(format!("stored outbox does not parse: {e}"))),
+    }
+}
+
 fn expired_or_absent(now: i64) -> Condition {
     Condition::new("attribute_not_exists(pk) OR expiresAt <= :now").value(":now", n(now))
 }
@@ -917,15 +1016,22 @@ impl ConversationStore for DynamoConversationStore {
         event_id: &str,
         now_secs: i64,
     ) -> Result<Option<Vec<OutboundMessage>>, PortError> {
-        let Some(item) = self.event_record(account_id, event_id, now_secs).await? else {
-            return Ok(None);
-        };
-        match string(&item, OUTBOX) {
-            None => Ok(Some(Vec::new())),
-            Some(json) => serde_json::from_str(json)
-                .map(Some)
-                .map_err(|e| PortError::Unavailable(format!("stored outbox does not parse: {e}"))),
-        }
+        self.event_record(account_id, event_id, now_secs)
+            .await?
+            .map(|record| recorded_outbox_of(&record))
+            .transpose()
+    }
+
+    async fn redelivered_outbox(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<Option<Vec<OutboundMessage>>, PortError> {
+        self.complete_recorded(account_id, event_id, now_secs)
+            .await?
+            .map(|record| recorded_outbox_of(&record))
+            .transpose()
     }
 
     async fn open_conversation(

@@ -5,10 +5,12 @@
 //! | delivery | `DELIVERY#{id}` | `DELIVERY` | `doc`, `version`, `conversationId`, `createdAt`, `accountId` |
 //! | conversation index | `CONV#{conversationId}` | `D#{createdAt:020}#{id}` | `deliveryId` |
 //!
-//! `doc` is the JSON of the [`Delivery`]. [`DeliveryStore::begin`] writes both items in one
-//! `TransactWriteItems` whose first operation (the delivery, conditional on its absence) is the
-//! only conditional one, so a cancellation reason `ConditionalCheckFailed` at index 0 means the
-//! delivery exists. The index items share their partition with the conversation's `META` and
+//! `doc` is the JSON of the [`Delivery`]. [`DeliveryStore::begin`] puts the delivery item on
+//! condition of its absence and then its index item, each one write unit outside any transaction
+//! (a transaction would bill both twice). A failed condition means the delivery exists: it is
+//! read back and its index item put again from it (the stored creation time is the key's, so it
+//! is always the same item), so an attempt that died between the two puts leaves no delivery
+//! unindexed once the message is retried. The index items share their partition with the conversation's `META` and
 //! transcript (`T#…`) items; the `D#` prefix keeps them apart. The id, conversation and creation
 //! time are fixed by `begin`; `update` replaces the document and version (the other attributes,
 //! `accountId` included, stay as `begin` wrote them).
@@ -27,13 +29,12 @@
 //! on conversation `META` items only, so delivery items are not in it.
 
 use crate::dynamo::{
-    attempts, condition_held, get_s, key, n, number, parse_doc, s, scan_page, to_doc, transact_put,
-    Cancellation, Condition, Item, JobCursor, Pages, Table, Transaction, ATTEMPTS,
+    condition_held, get_s, key, n, number, parse_doc, s, scan_page, to_doc, Condition, Item,
+    JobCursor, Pages, Table,
 };
 use crate::dynamo_conversations::conversation_pk;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use omniline_domain::delivery::Delivery;
 use omniline_ports::{DeliveryStore, PortError, PurgePage};
 use std::collections::HashMap;
@@ -62,30 +63,6 @@ fn get_i64(item: &Item, name: &str) -> Result<i64, PortError> {
         .ok_or_else(|| PortError::Unavailable(format!("DynamoDB item without integer {name}")))
 }
 
-/// What a cancelled `begin` transaction means.
-#[derive(Debug, PartialEq, Eq)]
-enum Cancelled {
-    /// The delivery exists (its condition failed).
-    Exists,
-    /// Lost a race with another transaction on the same items: try again.
-    Conflict,
-    Error(String),
-}
-
-fn classify(cancellation: &Cancellation) -> Cancelled {
-    if cancellation.failed(0) {
-        return Cancelled::Exists;
-    }
-    if let Some(message) = cancellation.unexpected() {
-        return Cancelled::Error(message.to_owned());
-    }
-    if cancellation.conflicted() {
-        Cancelled::Conflict
-    } else {
-        Cancelled::Error("DynamoDB TransactWriteItems cancelled without a reason".into())
-    }
-}
-
 impl DynamoDeliveryStore {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
@@ -100,7 +77,8 @@ impl DynamoDeliveryStore {
             .await
     }
 
-    fn begin_items(&self, d: &Delivery) -> Result<Vec<TransactWriteItem>, PortError> {
+    /// The delivery item and its conversation index item.
+    fn begin_items(&self, d: &Delivery) -> Result<(Item, Item), PortError> {
         let mut main = key(delivery_pk(&d.id), DELIVERY);
         main.insert("doc".to_owned(), to_doc(d, "delivery")?);
         main.insert("version".to_owned(), n(d.version));
@@ -117,11 +95,7 @@ impl DynamoDeliveryStore {
             main.insert("expiresAt".to_owned(), n(at));
             index.insert("expiresAt".to_owned(), n(at));
         }
-        let absent = Condition::new("attribute_not_exists(pk)");
-        Ok(vec![
-            transact_put(&self.table.name, main, absent)?,
-            transact_put(&self.table.name, index, None)?,
-        ])
+        Ok((main, index))
     }
 
     /// The conversation's index items in sort-key order: (sort key, delivery id).
@@ -192,31 +166,27 @@ impl DynamoDeliveryStore {
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn begin(&self, delivery: &Delivery) -> Result<Delivery, PortError> {
-        for pause in attempts() {
-            pause.await;
-            let reasons = match self.table.transact(self.begin_items(delivery)?).await? {
-                Transaction::Committed => return Ok(delivery.clone()),
-                Transaction::InProgress(error) => return Err(error),
-                Transaction::Cancelled(reasons) => reasons,
-            };
-            match classify(&reasons) {
-                Cancelled::Exists => {
-                    return match self.get(&delivery.id).await? {
-                        Some(item) => parse_doc(&item, "delivery"),
-                        None => Err(PortError::Unavailable(format!(
-                            "delivery {} exists by its condition but cannot be read",
-                            delivery.id
-                        ))),
-                    };
-                }
-                Cancelled::Conflict => continue,
-                Cancelled::Error(message) => return Err(PortError::Unavailable(message)),
-            }
+        let (main, index) = self.begin_items(delivery)?;
+        if self
+            .table
+            .put_if(main, Condition::new("attribute_not_exists(pk)"))
+            .await?
+        {
+            self.table.put(index).await?;
+            return Ok(delivery.clone());
         }
-        Err(PortError::Unavailable(format!(
-            "DynamoDB TransactWriteItems: delivery {} still conflicting after {ATTEMPTS} attempts",
-            delivery.id
-        )))
+        let Some(item) = self.get(&delivery.id).await? else {
+            return Err(PortError::Unavailable(format!(
+                "delivery {} exists by its condition but cannot be read",
+                delivery.id
+            )));
+        };
+        let stored: Delivery = parse_doc(&item, "delivery")?;
+        // The attempt that wrote it may have died before its index item: written again, from
+        // the stored delivery (its creation time is the key's), so always the same item.
+        let (_, index) = self.begin_items(&stored)?;
+        self.table.put(index).await?;
+        Ok(stored)
     }
 
     async fn update(&self, delivery: &Delivery) -> Result<bool, PortError> {
@@ -312,10 +282,6 @@ impl DeliveryStore for DynamoDeliveryStore {
 mod tests {
     use super::*;
 
-    fn reasons(codes: &[&str]) -> Cancellation {
-        Cancellation::of_codes(codes)
-    }
-
     #[test]
     fn index_keys_sort_by_creation_then_id() {
         let mut keys = vec![
@@ -336,24 +302,5 @@ mod tests {
         );
         assert_eq!(index_sk(5, "m"), "D#00000000000000000005#m");
         assert!(!index_sk(5, "m").starts_with("T#"));
-    }
-
-    #[test]
-    fn deliveries_cancellation_reasons() {
-        let ccf = "ConditionalCheckFailed";
-        assert_eq!(classify(&reasons(&[ccf, "None"])), Cancelled::Exists);
-        assert_eq!(
-            classify(&reasons(&["TransactionConflict", "None"])),
-            Cancelled::Conflict
-        );
-        assert_eq!(
-            classify(&reasons(&["None", "TransactionConflict"])),
-            Cancelled::Conflict
-        );
-        assert!(matches!(classify(&reasons(&[])), Cancelled::Error(_)));
-        assert!(matches!(
-            classify(&reasons(&["None", "ThrottlingError"])),
-            Cancelled::Error(_)
-        ));
     }
 }

@@ -28,6 +28,19 @@ pub trait ConversationStore: Send + Sync {
         event_id: &str,
         now_secs: i64,
     ) -> Result<Option<Vec<OutboundMessage>>, PortError>;
+    /// [`ConversationStore::recorded_outbox`] for an event delivered again: the store first
+    /// completes (idempotently) what the event's commit writes after its atomic part, so that a
+    /// worker that died in between loses nothing (DynamoDB: the LINE message index and the
+    /// agents' notifications). A store whose commit is all one transaction has nothing to
+    /// complete: the default.
+    async fn redelivered_outbox(
+        &self,
+        account_id: &str,
+        event_id: &str,
+        now_secs: i64,
+    ) -> Result<Option<Vec<OutboundMessage>>, PortError> {
+        self.recorded_outbox(account_id, event_id, now_secs).await
+    }
     /// The open (waiting or active) conversation of a source, if any.
     async fn open_conversation(
         &self,
@@ -42,7 +55,10 @@ pub trait ConversationStore: Send + Sync {
         account_id: &str,
         user_id: &str,
     ) -> Result<Option<Customer>, PortError>;
-    /// Writes the event's deduplication record and everything in `commit`, all or nothing.
+    /// Writes the event's deduplication record and everything in `commit`, all or nothing; a
+    /// store may write derived items (an index by LINE message id, the agents' notifications)
+    /// right after, before it returns `Committed`, recording them with the event so that
+    /// [`ConversationStore::redelivered_outbox`] (and a `Duplicate` commit) completes them.
     async fn commit(&self, commit: &EventCommit) -> Result<CommitOutcome, PortError>;
     /// [`ConversationStore::commit`] of a commit whose conversation is given to `agent_id` on a
     /// slot claimed with [`crate::AgentStore::try_assign`]: it goes through only if that

@@ -236,7 +236,7 @@ impl RouterService {
         let conversations = &self.deps.conversations;
         let now_secs = (self.deps.clock)().div_euclid(1000);
         if let Some(outbox) = conversations
-            .recorded_outbox(&inbound.account_id, &inbound.event_id, now_secs)
+            .redelivered_outbox(&inbound.account_id, &inbound.event_id, now_secs)
             .await?
         {
             // The send after its commit may have failed (or the worker died): queued again.
