@@ -1156,6 +1156,27 @@ async fn the_writes_after_a_commit_are_completed_by_a_redelivery_or_a_duplicate_
         CommitOutcome::Committed
     );
     assert!(store.transcript("c1").await.unwrap()[0].retracted);
+
+    // A conversation erased since keeps nothing of it, even through a late redelivery.
+    assert!(store.delete_conversation("c1").await.unwrap());
+    for (table, pk, sk) in &derived {
+        client
+            .delete_item()
+            .table_name(*table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", AttributeValue::S((*sk).into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(store
+        .redelivered_outbox(ACCOUNT, "e1", NOW)
+        .await
+        .unwrap()
+        .is_some());
+    for (table, pk, sk) in &derived {
+        assert!(raw(&config, table, pk, sk).await.is_none(), "{pk} {sk}");
+    }
 }
 
 fn notification_for_ttl() -> omniline_domain::agents::AgentNotification {

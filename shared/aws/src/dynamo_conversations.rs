@@ -3,7 +3,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt`, `outbox`? |
+//! | processed event | `EVENT#{account}#{eventId}` | `EVENT` | `expiresAt`, `outbox`?, `after`? |
 //! | conversation | `CONV#{id}` | `META` | `doc`, `version`, `accountId`, `sourceId`, `state`, `lastActivityAt`, `expiresAt`?; index keys: `openShard` (while open), `accountSk`, `openedAt`, `queueList`/`agentList`/`listOrder` (with a queue / an agent) |
 //! | search term | `SEARCH#{account}#{digest of the term}` | `{userId}` | `conversationId`, `at`, `expiresAt`? |
 //! | open pointer | `OPEN#{account}#{sourceId}` | `OPEN` | `conversationId`, `expiresAt`? |
@@ -17,7 +17,14 @@
 //!
 //! A commit is one `TransactWriteItems` whose first
 //! operation is always the deduplication record, so a cancellation reason at index 0 means the
-//! event was processed before.
+//! event was processed before. What only points at what the transaction wrote (the LINE message
+//! index of the transcript entry, and the agents' notifications in the agents' table) is put
+//! after it, plain puts of 1 write unit each instead of 2 in the transaction, before the commit
+//! returns `Committed`. The record carries them (`after`: the JSON of what to put, with their
+//! expiry), so nothing is lost when a worker dies in between: the event's redelivery
+//! ([`ConversationStore::redelivered_outbox`], the router's first call) and a concurrent
+//! worker's `Duplicate` commit put them again (the same items: idempotent). Until then an unsend
+//! of the message (the next event of its chat, after this one in the FIFO group) cannot come.
 //!
 //! The open pointer names the source's one open conversation. A commit that creates a
 //! conversation puts its pointer only if the conversation is not closed (one created already
@@ -846,9 +853,34 @@ impl DynamoConversationStore {
             return Ok(None);
         };
         if let Some(json) = string(&record, AFTER) {
-            let after: AfterCommit = serde_json::from_str(json).map_err(|e| {
+            let mut after: AfterCommit = serde_json::from_str(json).map_err(|e| {
                 PortError::Unavailable(format!("stored after-commit writes do not parse: {e}"))
             })?;
+            // Only for a conversation still there: a customer erased (or a conversation
+            // deleted) since keeps nothing of it, not even through a late redelivery.
+            let mut gone = Vec::new();
+            let conversations = after
+                .line_message
+                .iter()
+                .map(|m| m.conversation_id.clone())
+                .chain(
+                    after
+                        .notifications
+                        .iter()
+                        .map(|n| n.conversation_id.clone()),
+                )
+                .collect::<std::collections::BTreeSet<_>>();
+            for id in conversations {
+                if self.get(conversation_pk(&id), META).await?.is_none() {
+                    gone.push(id);
+                }
+            }
+            after
+                .line_message
+                .take_if(|m| gone.contains(&m.conversation_id));
+            after
+                .notifications
+                .retain(|n| !gone.contains(&n.conversation_id));
             self.write_after(account_id, &after).await?;
         }
         Ok(Some(record))
