@@ -717,7 +717,13 @@ pub async fn start(config: LocalConfig) -> Result<LocalStack, StartError> {
             _ => None,
         },
     };
-    let ingest = Arc::new(omniline_wiring::webhook_ingest(&adapters.stores));
+    let mut ingest = omniline_wiring::webhook_ingest(&adapters.stores);
+    if matches!(config.backend, Backend::Aws { .. }) {
+        // As the webhook Lambda: an account's counters are written at most every 10 s per
+        // instance (one write unit per request otherwise; the cost meter measures this).
+        ingest = ingest.with_counter_flush(omniline_app::ingest::COUNTER_FLUSH);
+    }
+    let ingest = Arc::new(ingest);
     let deps = omniline_wiring::admin_deps(&adapters.stores, line);
     // Same process: a deleted account or workstream is refused by the webhook at once.
     let forget = Arc::clone(&ingest);
