@@ -142,15 +142,27 @@ impl SearchEntry {
 }
 
 /// The customer and terms a stored customer message gave the index (its `source.userId` and
-/// the terms of its text), or `None` (not a text, no user): what an unsend takes back.
+/// the terms of its text), or `None` (not a text, not a 1:1 chat): what an unsend takes back.
 pub fn message_terms(event: &serde_json::Value) -> Option<(String, Vec<String>)> {
     let message = event.get("message")?;
     if !matches!(message.get("type")?.as_str()?, "text" | "textV2") {
         return None;
     }
-    let user = event.get("source")?.get("userId")?.as_str()?;
+    let user = one_to_one_user(event)?;
     let found = terms(message.get("text")?.as_str()?, INDEX_TERMS_MAX);
     (!found.is_empty()).then(|| (user.to_owned(), found))
+}
+
+/// The customer of a LINE event from a 1:1 chat (`source.type` `user`), the only chats whose
+/// words are indexed: a customer's erasure finds their words through their own conversations'
+/// transcripts, which hold no group or room chat (those are the group's conversations), so words
+/// said in a group would outlive the erasure of the customer who said them.
+pub fn one_to_one_user(event: &serde_json::Value) -> Option<&str> {
+    let source = event.get("source")?;
+    if source.get("type")?.as_str()? != "user" {
+        return None;
+    }
+    source.get("userId")?.as_str()
 }
 
 /// A customer every term of a query found: the latest conversation where one of the terms was
@@ -235,6 +247,26 @@ pub fn ranked(account_id: &str, found: QueryMatches, limit: usize) -> Vec<Search
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_one_to_one_chats_give_terms() {
+        let event = |source: serde_json::Value| {
+            serde_json::json!({
+                "type": "message",
+                "source": source,
+                "message": {"type": "text", "id": "1", "text": "parcel refund"}
+            })
+        };
+        let user = event(serde_json::json!({"type": "user", "userId": "U1"}));
+        assert_eq!(
+            message_terms(&user),
+            Some(("U1".to_owned(), vec!["parcel".to_owned(), "refund".to_owned()]))
+        );
+        let group = event(serde_json::json!({"type": "group", "groupId": "C1", "userId": "U1"}));
+        assert_eq!(message_terms(&group), None);
+        let room = event(serde_json::json!({"type": "room", "roomId": "R1", "userId": "U1"}));
+        assert_eq!(one_to_one_user(&room), None);
+    }
 
     #[test]
     fn words_are_lowercase_and_distinct() {

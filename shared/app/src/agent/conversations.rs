@@ -799,13 +799,7 @@ impl AgentService {
         why: &str,
     ) -> Result<Conversation, AgentError> {
         let c = self.visible_conversation(agent, id).await?.0;
-        if c.source_type != SourceType::User {
-            return Err(AgentError::unprocessable("conversation", why));
-        }
-        if c.state == ConversationState::Closed {
-            return Err(AgentError::Conflict("the conversation is closed".into()));
-        }
-        Ok(c)
+        one_to_one_open(c, why)
     }
 
     /// The channel access token of the conversation's account.
@@ -849,9 +843,9 @@ impl AgentService {
         // receipt below is for 1:1 chats).
         let seen = self.visible_conversation(agent, id).await?.0;
         self.router.clear_unread(&seen.id, agent).await?;
-        let c = self
-            .open_one_to_one(agent, id, "read receipts exist in 1:1 chats only")
-            .await?;
+        // Clearing changes neither the chat nor the state: what was read is checked (one read
+        // of the conversation fewer).
+        let c = one_to_one_open(seen, "read receipts exist in 1:1 chats only")?;
         // The latest entries only: what a read costs does not grow with the conversation.
         let latest = self
             .deps()
@@ -1137,6 +1131,18 @@ impl AgentService {
             survey,
         })
     }
+}
+
+/// `c` if it is a 1:1 chat that is not closed: `Unprocessable` (saying `why`) for a group or room,
+/// `Conflict` once closed.
+fn one_to_one_open(c: Conversation, why: &str) -> Result<Conversation, AgentError> {
+    if c.source_type != SourceType::User {
+        return Err(AgentError::unprocessable("conversation", why));
+    }
+    if c.state == ConversationState::Closed {
+        return Err(AgentError::Conflict("the conversation is closed".into()));
+    }
+    Ok(c)
 }
 
 #[cfg(test)]

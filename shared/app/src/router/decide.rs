@@ -1208,7 +1208,8 @@ pub(crate) fn search_entry(inbound: &Inbound, plan: &Plan) -> Option<SearchEntry
         return None;
     }
     let text = message.get("text")?.as_str()?;
-    let user_id = inbound.raw.get("source")?.get("userId")?.as_str()?;
+    // 1:1 chats only (see `one_to_one_user`).
+    let user_id = omniline_domain::search::one_to_one_user(&inbound.raw)?;
     let at = inbound
         .raw
         .get("timestamp")
