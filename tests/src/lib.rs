@@ -104,6 +104,19 @@ pub const CONVERSATION_INDEXES: [(&str, &str, &str); 5] = [
 ];
 
 /// A new FIFO queue; returns its URL.
+/// Deletes the item (`pk`, `sk`) of a `pk`/`sk` table behind the adapters' back: what a worker
+/// that died before writing it leaves, or a test's "lost" write.
+pub async fn delete_raw(config: &SdkConfig, table: &str, pk: &str, sk: &str) {
+    aws_sdk_dynamodb::Client::new(config)
+        .delete_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap();
+}
+
 pub async fn fifo_queue(config: &SdkConfig, prefix: &str) -> String {
     aws_sdk_sqs::Client::new(config)
         .create_queue()

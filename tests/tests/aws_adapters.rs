@@ -127,20 +127,7 @@ async fn dynamo_account_list_backfill_lists_accounts_written_before_the_list() {
         .await
         .unwrap();
     // "old" as written before the list: its profile only.
-    aws_sdk_dynamodb::Client::new(&config)
-        .delete_item()
-        .table_name(&table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("ACCOUNTS".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("old".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    omniline_tests::delete_raw(&config, &table, "ACCOUNTS", "old").await;
     let ids = |accounts: Vec<omniline_domain::account::Account>| {
         accounts.into_iter().map(|a| a.id).collect::<Vec<_>>()
     };

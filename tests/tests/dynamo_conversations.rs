@@ -711,13 +711,25 @@ async fn store_with_agents() -> (
     DynamoConversationStore,
     omniline_aws::dynamo_agents::DynamoAgentStore,
 ) {
+    let (store, agents, ..) = stores_and_tables().await;
+    (store, agents)
+}
+
+/// [`store_with_agents`], with the configuration and the two tables' names for raw access.
+async fn stores_and_tables() -> (
+    DynamoConversationStore,
+    omniline_aws::dynamo_agents::DynamoAgentStore,
+    SdkConfig,
+    String,
+    String,
+) {
     let config = sdk_config(&endpoint()).await;
     let conversations_table = pk_sk_table(&config, "conversations").await;
     let agents_table = pk_sk_table(&config, "agents").await;
     let agents = omniline_aws::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
     let store = DynamoConversationStore::new(&config, &conversations_table)
         .with_agents_table(&agents_table);
-    (store, agents)
+    (store, agents, config, conversations_table, agents_table)
 }
 
 fn with_agent(mut c: Conversation, agent: &str) -> Conversation {
@@ -973,12 +985,7 @@ async fn the_backfill_gives_old_items_their_index_attributes() {
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn committed_notifications_expire_with_the_retention_and_only_assignments_keep_a_marker() {
-    let config = sdk_config(&endpoint()).await;
-    let conversations_table = pk_sk_table(&config, "conversations").await;
-    let agents_table = pk_sk_table(&config, "agents").await;
-    let agents = omniline_aws::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
-    let store = DynamoConversationStore::new(&config, &conversations_table)
-        .with_agents_table(&agents_table);
+    let (store, agents, config, _, agents_table) = stores_and_tables().await;
     let retain = NOW + 30 * 86_400;
     let notification = notification_for_ttl();
     let commit = EventCommit {
@@ -1053,12 +1060,7 @@ async fn committed_notifications_expire_with_the_retention_and_only_assignments_
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn the_writes_after_a_commit_are_completed_by_a_redelivery_or_a_duplicate_commit() {
-    let config = sdk_config(&endpoint()).await;
-    let conversations_table = pk_sk_table(&config, "conversations").await;
-    let agents_table = pk_sk_table(&config, "agents").await;
-    let agents = omniline_aws::dynamo_agents::DynamoAgentStore::new(&config, &agents_table);
-    let store = DynamoConversationStore::new(&config, &conversations_table)
-        .with_agents_table(&agents_table);
+    let (store, agents, config, conversations_table, agents_table) = stores_and_tables().await;
     let notification = notification_for_ttl();
     let first = EventCommit {
         notifications: vec![notification.clone()],
@@ -1086,21 +1088,13 @@ async fn the_writes_after_a_commit_are_completed_by_a_redelivery_or_a_duplicate_
             "c1:e1:message",
         ),
     ];
-    let client = aws_sdk_dynamodb::Client::new(&config);
     let lose_them = || async {
         for (table, pk, sk) in &derived {
             assert!(
                 raw(&config, table, pk, sk).await.is_some(),
                 "{pk} {sk} written"
             );
-            client
-                .delete_item()
-                .table_name(*table)
-                .key("pk", AttributeValue::S(pk.clone()))
-                .key("sk", AttributeValue::S((*sk).into()))
-                .send()
-                .await
-                .unwrap();
+            omniline_tests::delete_raw(&config, table, pk, sk).await;
         }
     };
     let all_there = || async {
@@ -1114,7 +1108,7 @@ async fn the_writes_after_a_commit_are_completed_by_a_redelivery_or_a_duplicate_
             omniline_ports::AgentStore::notifications(&agents, "X")
                 .await
                 .unwrap(),
-            [notification.clone()]
+            std::slice::from_ref(&notification)
         );
     };
 
@@ -1160,14 +1154,7 @@ async fn the_writes_after_a_commit_are_completed_by_a_redelivery_or_a_duplicate_
     // A conversation erased since keeps nothing of it, even through a late redelivery.
     assert!(store.delete_conversation("c1").await.unwrap());
     for (table, pk, sk) in &derived {
-        client
-            .delete_item()
-            .table_name(*table)
-            .key("pk", AttributeValue::S(pk.clone()))
-            .key("sk", AttributeValue::S((*sk).into()))
-            .send()
-            .await
-            .unwrap();
+        omniline_tests::delete_raw(&config, table, pk, sk).await;
     }
     assert!(store
         .redelivered_outbox(ACCOUNT, "e1", NOW)

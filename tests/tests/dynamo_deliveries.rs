@@ -72,20 +72,7 @@ async fn a_delivery_whose_index_item_was_lost_is_indexed_by_the_retry() {
         .begin(&delivery("m1", "c1", "key-1", 1000))
         .await
         .unwrap();
-    aws_sdk_dynamodb::Client::new(&config)
-        .delete_item()
-        .table_name(&table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("CONV#c1".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("D#00000000000000001000#m1".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    omniline_tests::delete_raw(&config, &table, "CONV#c1", "D#00000000000000001000#m1").await;
     assert!(store
         .deliveries_for_conversation("c1")
         .await

@@ -260,7 +260,10 @@ mod tests {
         let user = event(serde_json::json!({"type": "user", "userId": "U1"}));
         assert_eq!(
             message_terms(&user),
-            Some(("U1".to_owned(), vec!["parcel".to_owned(), "refund".to_owned()]))
+            Some((
+                "U1".to_owned(),
+                vec!["parcel".to_owned(), "refund".to_owned()]
+            ))
         );
         let group = event(serde_json::json!({"type": "group", "groupId": "C1", "userId": "U1"}));
         assert_eq!(message_terms(&group), None);
