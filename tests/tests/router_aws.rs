@@ -1090,7 +1090,9 @@ fn report(what: &str, used: &MeterSnapshot) -> (f64, f64) {
 
 /// The DynamoDB write units of the router's events, computed from the items on the wire with
 /// DynamoDB's pricing rules (`omniline_aws::meter`): a first message (new conversation, profile,
-/// greeting, assignment) and a message in the open, assigned conversation.
+/// greeting, assignment) and a message in the open, assigned conversation (its two search terms,
+/// the transaction of the event, conversation and transcript entry, the LINE message index and
+/// the agent's notification with its conversation entry).
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]
 async fn write_units_per_event_stay_within_budget() {
@@ -1112,8 +1114,10 @@ async fn write_units_per_event_stay_within_budget() {
         &aws.meter.snapshot().since(&first),
     );
     assert!(first_wru > 0.0 && open_wru > 0.0, "the meter counts writes");
-    assert!(first_wru <= 40.0, "first message: {first_wru} WRU");
-    assert!(open_wru <= 40.0, "open conversation: {open_wru} WRU");
+    // Measured 29 and 11 (2026-12-07): the bounds catch a write moving back into a transaction
+    // (each item billed twice) or an extra item per message.
+    assert!(first_wru <= 32.0, "first message: {first_wru} WRU");
+    assert!(open_wru <= 11.0, "open conversation: {open_wru} WRU");
 }
 
 /// Issue 7/7 over DynamoDB: a customer's messages count unread and set the preview, its agent
