@@ -98,6 +98,23 @@ impl Usage {
     }
 }
 
+/// Where a phase's DynamoDB write units went, per message: `kind units` by kind of item
+/// (`omniline_aws::meter::KindCount`), most first.
+pub fn write_units_by_kind(usage: &Usage, messages: f64) -> String {
+    let mut kinds: Vec<(String, f64)> = usage
+        .aws
+        .kinds
+        .iter()
+        .map(|k| (k.kind.clone(), k.write_units + k.index_write_units))
+        .collect();
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    kinds
+        .iter()
+        .map(|(kind, units)| format!("{kind} {:.1}", units / messages.max(1.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A priced phase: dollars per line of the bill.
 #[derive(Debug, Clone, Default)]
 pub struct Bill {
@@ -215,6 +232,27 @@ mod tests {
     use super::*;
     use omniline_aws::meter::OperationCount;
 
+    #[test]
+    fn write_units_by_kind_are_per_message_most_first() {
+        let mut u = usage();
+        u.aws.kinds = vec![
+            omniline_aws::meter::KindCount {
+                kind: "EVENT/EVENT".into(),
+                write_units: 4.0,
+                index_write_units: 0.0,
+            },
+            omniline_aws::meter::KindCount {
+                kind: "CONV/META".into(),
+                write_units: 4.0,
+                index_write_units: 2.0,
+            },
+        ];
+        assert_eq!(
+            write_units_by_kind(&u, 2.0),
+            "CONV/META 3.0, EVENT/EVENT 2.0"
+        );
+    }
+
     fn usage() -> Usage {
         Usage {
             aws: MeterSnapshot {
@@ -240,6 +278,7 @@ mod tests {
                         ..OperationCount::default()
                     },
                 ],
+                kinds: Vec::new(),
             },
             invocations: vec![Invocations {
                 function: "router".into(),

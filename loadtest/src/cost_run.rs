@@ -262,6 +262,10 @@ pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
             read / n,
             write / n
         );
+        println!(
+            "    write units by item: {}",
+            cost::write_units_by_kind(&phase.usage, n)
+        );
         // LINE reaches the webhook by its function URL; the agent API is on the HTTP API.
         let entry = if phase.name == "agent reply" {
             Entry::HttpApi

@@ -56,8 +56,10 @@ pub struct Meter {
 
 /// `GET /_meter`: the counts so far (behind the admin token: see `lib.rs`).
 pub(crate) async fn report(State(meter): State<Meter>) -> Response {
+    let wire = meter.wire.snapshot();
     Json(json!({
-        "operations": meter.wire.snapshot().operations,
+        "operations": wire.operations,
+        "kinds": wire.kinds,
         "invocations": meter.invocations.json(),
     }))
     .into_response()

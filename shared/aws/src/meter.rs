@@ -56,10 +56,24 @@ pub struct OperationCount {
     pub response_bytes: u64,
 }
 
+/// DynamoDB write units by kind of item: `{pk prefix}/{sk prefix}` (`CONV/META`, `CONV/T`,
+/// `EVENT/EVENT`, `AGENT/NOTIFY`, `SEARCH/*`…: the text before the first `#`, `*` for a sort key
+/// that is an id), transactions counted twice as billed. Where a message's writes go.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KindCount {
+    pub kind: String,
+    pub write_units: f64,
+    pub index_write_units: f64,
+}
+
 /// What a [`WireMeter`] has counted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MeterSnapshot {
     pub operations: Vec<OperationCount>,
+    /// The DynamoDB write units of [`MeterSnapshot::operations`] by kind of item.
+    #[serde(default)]
+    pub kinds: Vec<KindCount>,
 }
 
 impl MeterSnapshot {
@@ -111,7 +125,18 @@ impl MeterSnapshot {
                 operations.push(d);
             }
         }
-        MeterSnapshot { operations }
+        let mut kinds = Vec::new();
+        for k in &self.kinds {
+            let mut d = k.clone();
+            if let Some(b) = earlier.kinds.iter().find(|e| e.kind == k.kind) {
+                d.write_units -= b.write_units;
+                d.index_write_units -= b.index_write_units;
+            }
+            if d.write_units + d.index_write_units > 0.0 {
+                kinds.push(d);
+            }
+        }
+        MeterSnapshot { operations, kinds }
     }
 }
 
@@ -137,6 +162,10 @@ struct State {
     counts: BTreeMap<(String, String), OperationCount>,
     tables: HashMap<String, TableDef>,
     items: HashMap<(String, String), Shadow>,
+    /// Write and index write units by kind of item ([`KindCount`]).
+    kinds: BTreeMap<String, (f64, f64)>,
+    /// Whether the item being written is in a transaction (billed twice).
+    in_transaction: bool,
 }
 
 /// Counts the AWS requests made through the configurations it wraps. Cheap to clone (shared).
@@ -209,8 +238,18 @@ impl WireMeter {
 
     /// What has been counted so far, by service then operation.
     pub fn snapshot(&self) -> MeterSnapshot {
+        let state = self.lock();
         MeterSnapshot {
-            operations: self.lock().counts.values().cloned().collect(),
+            operations: state.counts.values().cloned().collect(),
+            kinds: state
+                .kinds
+                .iter()
+                .map(|(kind, (w, i))| KindCount {
+                    kind: kind.clone(),
+                    write_units: *w,
+                    index_write_units: *i,
+                })
+                .collect(),
         }
     }
 
@@ -390,6 +429,20 @@ fn number_size(n: &str) -> usize {
     digits.div_ceil(2) + 1
 }
 
+/// The kind of an item by its key ([`KindCount`]): `{pk before '#'}/{sk before '#'}`, `*` for a
+/// sort key without `#` that is not a word in capitals (an id).
+fn kind_of(key: &Map<String, Value>) -> String {
+    let text = |name: &str| key.get(name).and_then(|v| v["S"].as_str()).unwrap_or("");
+    let pk = text("pk").split('#').next().unwrap_or("");
+    let sk = text("sk");
+    let sk = match sk.split_once('#') {
+        Some((prefix, _)) => prefix,
+        None if !sk.is_empty() && sk.chars().all(|c| c.is_ascii_uppercase() || c == '_') => sk,
+        None => "*",
+    };
+    format!("{pk}/{sk}")
+}
+
 fn shadow_of(item: &Map<String, Value>) -> Shadow {
     item.iter()
         .map(|(k, v)| (k.clone(), (k.len() + value_size(v), v.clone())))
@@ -513,6 +566,7 @@ impl State {
             }
             "TransactWriteItems" => {
                 let (mut write, mut index) = (0.0, 0.0);
+                self.in_transaction = true;
                 for item in request["TransactItems"].as_array().into_iter().flatten() {
                     let (w, i) = if item["Put"].is_object() {
                         let put = &item["Put"];
@@ -533,16 +587,17 @@ impl State {
                         )
                     } else {
                         let check = &item["ConditionCheck"];
-                        let key = self.item_key(
-                            check["TableName"].as_str().unwrap_or_default(),
-                            check["Key"].as_object().unwrap_or(&Map::new()),
-                        );
+                        let empty = Map::new();
+                        let key_map = check["Key"].as_object().unwrap_or(&empty);
+                        let key =
+                            self.item_key(check["TableName"].as_str().unwrap_or_default(), key_map);
                         let size = self.items.get(&key).map_or(0, shadow_size);
-                        (units(size, WRITE_UNIT), 0.0)
+                        self.tally(key_map, (units(size, WRITE_UNIT), 0.0))
                     };
                     write += 2.0 * w;
                     index += 2.0 * i;
                 }
+                self.in_transaction = false;
                 (0.0, write, index)
             }
             _ => (0.0, 0.0, 0.0),
@@ -555,7 +610,17 @@ impl State {
         };
         let key = self.item_key(table, item);
         let after = shadow_of(item);
-        self.write(table, key, after, ok)
+        let units = self.write(table, key, after, ok);
+        self.tally(item, units)
+    }
+
+    /// Adds `units` (write, index write) of the item with key `key` to its kind's.
+    fn tally(&mut self, key: &Map<String, Value>, units: (f64, f64)) -> (f64, f64) {
+        let factor = if self.in_transaction { 2.0 } else { 1.0 };
+        let entry = self.kinds.entry(kind_of(key)).or_default();
+        entry.0 += factor * units.0;
+        entry.1 += factor * units.1;
+        units
     }
 
     fn delete(&mut self, table: &str, key_value: &Value, ok: bool) -> (f64, f64) {
@@ -569,7 +634,7 @@ impl State {
         if ok {
             self.items.remove(&key);
         }
-        (w, i)
+        self.tally(key_map, (w, i))
     }
 
     fn update(&mut self, table: &str, request: &Value, ok: bool) -> (f64, f64) {
@@ -649,7 +714,8 @@ impl State {
                 }
             }
         }
-        self.write(table, key, after, ok)
+        let written = self.write(table, key, after, ok);
+        self.tally(key_map, written)
     }
 
     fn write(&mut self, table: &str, key: (String, String), after: Shadow, ok: bool) -> (f64, f64) {
@@ -865,6 +931,35 @@ mod tests {
             s.dynamodb_units("GetItem", &eventual, &json!({}), true),
             (0.5, 0.0, 0.0)
         );
+    }
+
+    #[test]
+    fn write_units_are_told_by_kind_of_item_transactions_twice() {
+        let mut s = state();
+        let tx = json!({"TransactItems": [
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "EVENT#a#e1"}, "sk": {"S": "EVENT"}}}},
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "CONV#c1"}, "sk": {"S": "T#0001#e1"}, "gk": {"S": "g"}}}}
+        ]});
+        s.dynamodb_units("TransactWriteItems", &tx, &Value::Null, true);
+        let put =
+            json!({"TableName": "t", "Item": {"pk": {"S": "SEARCH#a#d1"}, "sk": {"S": "U1"}}});
+        s.dynamodb_units("PutItem", &put, &Value::Null, true);
+        let kinds: Vec<(String, f64, f64)> = s
+            .kinds
+            .iter()
+            .map(|(k, (w, i))| (k.clone(), *w, *i))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("CONV/T".to_owned(), 2.0, 2.0),
+                ("EVENT/EVENT".to_owned(), 2.0, 0.0),
+                ("SEARCH/*".to_owned(), 1.0, 0.0),
+            ]
+        );
+        // The kinds add up to what the operations count.
+        let total: f64 = s.kinds.values().map(|(w, i)| w + i).sum();
+        assert_eq!(total, 7.0);
     }
 
     #[test]
