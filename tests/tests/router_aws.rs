@@ -1083,6 +1083,12 @@ fn report(what: &str, used: &MeterSnapshot) -> (f64, f64) {
             o.service, o.operation, o.requests, o.read_units, o.write_units, o.index_write_units
         );
     }
+    for k in &used.kinds {
+        println!(
+            "  {:<28} WRU {:>4.1} (+{:.1} index)",
+            k.kind, k.write_units, k.index_write_units
+        );
+    }
     let (read, write) = used.capacity_units();
     println!("  total RRU {read:.1}, WRU {write:.1}");
     (read, write)
