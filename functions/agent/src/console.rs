@@ -43,20 +43,100 @@ struct Asset {
     body: &'static [u8],
 }
 
-/// The console's pages: where each is served (also with a trailing `/`) and its template.
-const PAGES: [(&str, &str); 4] = [
+/// A console page: served at `path` (also with a trailing `/`), from its template.
+struct Page {
+    path: &'static str,
+    template: Template,
+}
+
+enum Template {
+    /// A page of its own.
+    Whole(&'static str),
+    /// A staff page (set-up, supervisor, reports): [`STAFF_SHELL`] with the page's own part.
+    Staff {
+        /// The prefix of its elements' ids and test ids (`rep` → `rep-signin`, `rep-token`…).
+        id: &'static str,
+        /// Its section of the translations (`reports` → `reports.title`…).
+        keys: &'static str,
+        /// After "omniline " in the window's title.
+        title: &'static str,
+        /// Its module.
+        script: &'static str,
+        /// What its signed-in part shows.
+        main: &'static str,
+    },
+}
+
+/// What the staff pages share: the head, the top bar with the session and the language, the
+/// admin-token sign-in (`staff.js` `wireTokenSignIn`), the page's part, the toast.
+const STAFF_SHELL: &str = include_str!("../console/staff.html");
+
+const PAGES: [Page; 4] = [
     // The agent console.
-    ("/console", include_str!("../console/index.html")),
+    Page {
+        path: "/console",
+        template: Template::Whole(include_str!("../console/index.html")),
+    },
     // The set-up page: an administrator connects LINE accounts and adds agents.
-    ("/console/admin", include_str!("../console/admin.html")),
+    Page {
+        path: "/console/admin",
+        template: Template::Staff {
+            id: "admin",
+            keys: "admin",
+            title: "set-up",
+            script: "admin.js",
+            main: include_str!("../console/admin.main.html"),
+        },
+    },
     // The supervisor page: the queues and agents at a glance, reassignment.
-    (
-        "/console/supervisor",
-        include_str!("../console/supervisor.html"),
-    ),
+    Page {
+        path: "/console/supervisor",
+        template: Template::Staff {
+            id: "sup",
+            keys: "supervisor",
+            title: "supervisor",
+            script: "supervisor.js",
+            main: include_str!("../console/supervisor.main.html"),
+        },
+    },
     // The reports page: the admin API's reports as charts, tables and CSV.
-    ("/console/reports", include_str!("../console/reports.html")),
+    Page {
+        path: "/console/reports",
+        template: Template::Staff {
+            id: "rep",
+            keys: "reports",
+            title: "reports",
+            script: "reports.js",
+            main: include_str!("../console/reports.main.html"),
+        },
+    },
 ];
+
+/// The pages' templates, in [`PAGES`]' order (the staff pages composed once).
+fn templates() -> &'static [String] {
+    static TEMPLATES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        PAGES
+            .iter()
+            .map(|page| match page.template {
+                Template::Whole(html) => html.to_owned(),
+                Template::Staff {
+                    id,
+                    keys,
+                    title,
+                    script,
+                    main,
+                } => STAFF_SHELL
+                    .replace("{{MAIN}}", main)
+                    .replace("{{PAGE_TITLE}}", title)
+                    .replace("{{SCRIPT}}", script)
+                    .replace("{{KEYS}}", keys)
+                    .replace("{{ID}}", id),
+            })
+            .collect()
+    });
+    &TEMPLATES
+}
+
 /// Where the page names the version of its files.
 const VERSION_PLACEHOLDER: &str = "{{VERSION}}";
 
@@ -123,7 +203,7 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
 pub fn version() -> &'static str {
     static VERSION: LazyLock<String> = LazyLock::new(|| {
         let mut hash = 0xcbf2_9ce4_8422_2325;
-        for (_, template) in PAGES {
+        for template in templates() {
             hash = fnv1a(hash, template.as_bytes());
         }
         for asset in ASSETS {
@@ -139,9 +219,9 @@ pub fn version() -> &'static str {
 /// The pages (in [`PAGES`]' order), with their files' URLs pointing at this build's version.
 fn pages_html() -> &'static [String] {
     static FILLED: LazyLock<Vec<String>> = LazyLock::new(|| {
-        PAGES
+        templates()
             .iter()
-            .map(|(_, template)| template.replace(VERSION_PLACEHOLDER, version()))
+            .map(|template| template.replace(VERSION_PLACEHOLDER, version()))
             .collect()
     });
     &FILLED
@@ -186,7 +266,7 @@ pub const SCOPE: &str = "openid email profile";
 pub fn router(config: ConsoleConfig) -> Router {
     let only_get = |route: MethodRouter<ConsoleConfig>| route.fallback(method_not_allowed);
     let mut router = Router::new();
-    for (index, (path, _)) in PAGES.iter().enumerate() {
+    for (index, Page { path, .. }) in PAGES.iter().enumerate() {
         let page = move || async move { html(&pages_html()[index]) };
         router = router
             .route(path, only_get(get(page)))
@@ -408,6 +488,19 @@ mod tests {
     fn the_pages_name_this_version_and_only_embedded_files() {
         for page in pages_html() {
             page_names_this_version_and_only_embedded_files(page);
+        }
+    }
+
+    #[test]
+    fn a_staff_page_is_its_shell_with_every_placeholder_filled() {
+        for (page, template) in PAGES.iter().zip(templates()) {
+            assert!(!template.contains("{{ID}}") && !template.contains("{{MAIN}}"));
+            assert!(!template.contains("{{KEYS}}") && !template.contains("{{SCRIPT}}"));
+            assert!(!template.contains("{{PAGE_TITLE}}"), "{}", page.path);
+            if let Template::Staff { id, script, .. } = page.template {
+                assert!(template.contains(&format!("data-testid=\"{id}-signin\"")));
+                assert!(template.contains(&format!("{{{{VERSION}}}}/{script}\"")));
+            }
         }
     }
 

@@ -767,14 +767,14 @@ impl Table {
         items: impl IntoIterator<Item = Item>,
         what: &str,
     ) -> Result<(), PortError> {
-        let mut by_key: Vec<Item> = Vec::new();
-        for item in items {
-            let k = key_pair(&item);
-            by_key.retain(|kept| key_pair(kept) != k);
-            by_key.push(item);
-        }
-        let requests = by_key
+        // The last of each key (a batch refuses duplicates), in one pass from the end.
+        let mut seen = HashSet::new();
+        let mut last: Vec<Item> = items.into_iter().collect();
+        last.reverse();
+        last.retain(|item| seen.insert(key_pair(item)));
+        let requests = last
             .into_iter()
+            .rev()
             .map(|item| {
                 let put = PutRequest::builder()
                     .set_item(Some(item))

@@ -211,8 +211,9 @@ fn open_shard(conversation_id: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct DynamoConversationStore {
     table: Table,
-    /// The agents' table (`dynamo_agents`): needed by the assignment commit and release only.
-    agents_table: Option<String>,
+    /// The agents' table (`dynamo_agents`), on the same client: needed by the assignment commit
+    /// and release, and by commits with notifications.
+    agents: Option<Table>,
 }
 
 /// The agent profile item holding an agent's slots (the layout of `dynamo_agents`).
@@ -352,7 +353,7 @@ impl DynamoConversationStore {
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
         Self {
             table: Table::new(config, table),
-            agents_table: None,
+            agents: None,
         }
     }
 
@@ -360,12 +361,15 @@ impl DynamoConversationStore {
     /// [`ConversationStore::commit_assignment`] checks and
     /// [`ConversationStore::release_unless_assigned`] gives back; without it those two fail.
     pub fn with_agents_table(mut self, table: impl Into<String>) -> Self {
-        self.agents_table = Some(table.into());
+        self.agents = Some(Table {
+            client: self.table.client.clone(),
+            name: table.into(),
+        });
         self
     }
 
-    fn agents_table(&self) -> Result<&str, PortError> {
-        self.agents_table.as_deref().ok_or_else(|| {
+    fn agents(&self) -> Result<&Table, PortError> {
+        self.agents.as_ref().ok_or_else(|| {
             PortError::Unavailable(
                 "DynamoConversationStore: no agents table configured (with_agents_table)".into(),
             )
@@ -724,7 +728,7 @@ impl DynamoConversationStore {
         };
         if !after.notifications.is_empty() {
             // Checked before anything is written.
-            self.agents_table()?;
+            self.agents()?;
         }
         // (0) The deduplication record: always first, so that reason 0 means "duplicate".
         let mut record = key(event_pk(&commit.account_id, &commit.event_id), EVENT);
@@ -828,15 +832,11 @@ impl DynamoConversationStore {
             self.table.put(with_expiry(index, after.retain)).await?;
         }
         if !after.notifications.is_empty() {
-            let agents = Table {
-                client: self.table.client.clone(),
-                name: self.agents_table()?.to_owned(),
-            };
             let items = after
                 .notifications
                 .iter()
                 .flat_map(|n| committed_notification_items(n, after.retain));
-            agents.batch_put(items, "notifications").await?;
+            self.agents()?.batch_put(items, "notifications").await?;
         }
         Ok(())
     }
@@ -1139,7 +1139,7 @@ impl ConversationStore for DynamoConversationStore {
         commit: &EventCommit,
         agent_id: &str,
     ) -> Result<CommitOutcome, PortError> {
-        let agents_table = self.agents_table()?;
+        let agents_table = self.agents()?.name.as_str();
         let write = commit.assigned_conversation()?;
         let slot = slot_held(
             agents_table,
@@ -1154,7 +1154,7 @@ impl ConversationStore for DynamoConversationStore {
         agent_id: &str,
         conversation_id: &str,
     ) -> Result<bool, PortError> {
-        let agents_table = self.agents_table()?;
+        let agents_table = self.agents()?.name.as_str();
         let release = slot_release(agents_table, agent_profile_key(agent_id), conversation_id)?;
         for pause in attempts() {
             pause.await;
