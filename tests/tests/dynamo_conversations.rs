@@ -304,6 +304,86 @@ async fn search_finds_customers_with_every_term() {
     contract::search_finds_customers_with_every_term(&store().await.0).await;
 }
 
+/// A term item that already says what indexing would is not written again (a customer repeats
+/// their words): its time stays until a text a day later, its conversation or a longer
+/// retention (by more than a day) rewrites it, and search finds the customer throughout.
+#[tokio::test]
+#[ignore = "needs moto: run ./infra/test.sh"]
+async fn a_term_already_indexed_for_the_customer_is_not_written_again() {
+    use omniline_domain::search::{terms, SearchEntry};
+    const HOUR_MS: i64 = 3_600_000;
+    const DAY_SECS: i64 = 86_400;
+    let (store, config, table) = store().await;
+    let t0 = 1_700_000_000_000;
+    let retain = NOW + 30 * DAY_SECS;
+    let index = |conversation: &str, at: i64, retain: i64| {
+        let store = &store;
+        let entry = SearchEntry::of(ACCOUNT, "U1", conversation, at, &["parcel"]).unwrap();
+        async move { store.index_search(&entry, Some(retain)).await.unwrap() }
+    };
+    // (conversation, at, expiresAt) of the customer's one term item.
+    let stored = || async {
+        let items: Vec<Item> = scan_all(&config, &table)
+            .await
+            .into_iter()
+            .filter(|item| text(item, "pk").starts_with("SEARCH#"))
+            .collect();
+        assert_eq!(items.len(), 1, "one item per term and customer");
+        let number = |name: &str| -> i64 { items[0][name].as_n().unwrap().parse().unwrap() };
+        (
+            text(&items[0], "conversationId"),
+            number("at"),
+            number("expiresAt"),
+        )
+    };
+    let found = || async {
+        store
+            .search(ACCOUNT, &terms("parcel", 5), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|hit| (hit.user_id, hit.conversation_id))
+            .collect::<Vec<_>>()
+    };
+    let u1_in = |c: &str| vec![("U1".to_owned(), c.to_owned())];
+
+    index("c1", t0, retain).await;
+    assert_eq!(stored().await, ("c1".to_owned(), t0, retain));
+    // An hour later, in the same conversation, retained an hour longer: not written.
+    index("c1", t0 + HOUR_MS, retain + 3_600).await;
+    assert_eq!(stored().await, ("c1".to_owned(), t0, retain));
+    assert_eq!(found().await, u1_in("c1"));
+    // Another conversation: written.
+    index("c2", t0 + 2 * HOUR_MS, retain + 7_200).await;
+    assert_eq!(
+        stored().await,
+        ("c2".to_owned(), t0 + 2 * HOUR_MS, retain + 7_200)
+    );
+    assert_eq!(found().await, u1_in("c2"));
+    // More than a day later: written.
+    let later = t0 + 2 * HOUR_MS + 25 * HOUR_MS;
+    index("c2", later, retain + 7_200).await;
+    assert_eq!(stored().await, ("c2".to_owned(), later, retain + 7_200));
+    // Retained more than a day longer: written, so the term lives as long as the text.
+    index("c2", later + 1, retain + 7_200 + 2 * DAY_SECS).await;
+    assert_eq!(
+        stored().await,
+        ("c2".to_owned(), later + 1, retain + 7_200 + 2 * DAY_SECS)
+    );
+    // Retained less long (the retention setting shortened): written, never outliving the text.
+    index("c2", later + 2, retain).await;
+    assert_eq!(stored().await, ("c2".to_owned(), later + 2, retain));
+    // Taken out (an unsend), then said again: written again.
+    store
+        .unindex_search(ACCOUNT, "U1", &terms("parcel", 5))
+        .await
+        .unwrap();
+    assert!(found().await.is_empty());
+    index("c2", later + 3, retain).await;
+    assert_eq!(stored().await, ("c2".to_owned(), later + 3, retain));
+    assert_eq!(found().await, u1_in("c2"));
+}
+
 /// Transcript items, customers and deliveries share the table: the indexes hold none of them.
 #[tokio::test]
 #[ignore = "needs moto: run ./infra/test.sh"]

@@ -341,6 +341,32 @@ fn search_pk(account_id: &str, term: &str) -> String {
     )
 }
 
+/// How much older than a customer's text its term item's time may be and still not be written
+/// again ([`ConversationStore::index_search`]): a day (epoch ms).
+const SEARCH_REFRESH_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Whether the stored term item `found` already says what indexing `entry` (kept until
+/// `retain`) would: the same conversation, a time at most [`SEARCH_REFRESH_MS`] older, and an
+/// expiry (none when `retain` is none) at most [`POINTER_REFRESH_SECS`] short of `retain`, never
+/// past it.
+fn search_item_current(
+    found: &Item,
+    entry: &omniline_domain::search::SearchEntry,
+    retain: Option<i64>,
+) -> bool {
+    let same_conversation = string(found, "conversationId") == Some(entry.conversation_id.as_str());
+    let recent = number::<i64>(found, "at")
+        .is_some_and(|at| at >= entry.at.saturating_sub(SEARCH_REFRESH_MS));
+    let expiry = match (number::<i64>(found, EXPIRES_AT), retain) {
+        (None, None) => true,
+        (Some(at), Some(retain)) => {
+            at <= retain && at >= retain.saturating_sub(POINTER_REFRESH_SECS)
+        }
+        _ => false,
+    };
+    same_conversation && recent && expiry
+}
+
 fn state_str(state: ConversationState) -> &'static str {
     match state {
         ConversationState::Waiting => "waiting",
@@ -1524,19 +1550,45 @@ impl ConversationStore for DynamoConversationStore {
     /// One item per term and customer (`SEARCH#{account}#{digest}` / `{userId}`: the latest
     /// conversation and time, the retention), put with `BatchWriteItem`, outside any
     /// transaction: a put is idempotent, so a retried event writes the same items again.
+    ///
+    /// A customer repeats their words: the term items are read first (`BatchGetItem`, consistent,
+    /// 1 read unit each, a fifth of a write unit's price), and a term whose item is still right
+    /// is not written again ([`search_item_current`]): the same conversation, a time at most
+    /// [`SEARCH_REFRESH_MS`] older, an expiry at most [`POINTER_REFRESH_SECS`] short of the new
+    /// one. So a hit's time is that of the customer's latest text to the day, and a term item
+    /// may expire up to a day before the conversation it points at, never after.
     async fn index_search(
         &self,
         entry: &omniline_domain::search::SearchEntry,
         retain_until: Option<i64>,
     ) -> Result<(), PortError> {
-        let items = entry.terms.iter().map(|term| {
-            let item = HashMap::from([
-                ("pk".to_owned(), s(search_pk(&entry.account_id, term))),
-                ("sk".to_owned(), s(&entry.user_id)),
-                ("conversationId".to_owned(), s(&entry.conversation_id)),
-                ("at".to_owned(), n(entry.at)),
-            ]);
-            with_expiry(item, retain_until)
+        // Distinct keys: `BatchGetItem` refuses a key twice.
+        let keys: Vec<Item> = entry
+            .terms
+            .iter()
+            .map(|term| search_pk(&entry.account_id, term))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|pk| key(pk, &entry.user_id))
+            .collect();
+        let stored: HashMap<String, Item> = self
+            .table
+            .batch_get(keys.clone())
+            .await?
+            .into_iter()
+            .filter_map(|item| Some((string(&item, "pk")?.to_owned(), item)))
+            .collect();
+        let items = keys.into_iter().filter_map(|mut item| {
+            let pk = string(&item, "pk").unwrap_or_default();
+            if stored
+                .get(pk)
+                .is_some_and(|found| search_item_current(found, entry, retain_until))
+            {
+                return None;
+            }
+            item.insert("conversationId".to_owned(), s(&entry.conversation_id));
+            item.insert("at".to_owned(), n(entry.at));
+            Some(with_expiry(item, retain_until))
         });
         self.table.batch_put(items, "search terms").await
     }
