@@ -171,6 +171,55 @@ async fn a_fresh_reply_token_is_used_for_a_free_reply() {
     );
 }
 
+/// A delivery that replies records the attempt with its beginning: two writes in all (its
+/// beginning, then LINE's answer with the final status), not three.
+#[tokio::test]
+async fn a_reply_is_recorded_as_attempted_by_the_deliverys_beginning() {
+    let f = fixture().await;
+    accepts(&f, "/v2/bot/message/reply", 1).await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
+    let m = message("greet-2", vec![text_message("Hello!")], Some("rt-2"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+    let d = f.deliveries.delivery("greet-2").await.unwrap().unwrap();
+    assert!(d.reply_attempted);
+    let begun = omniline_domain::delivery::Delivery::new("x", ACCOUNT, "c", "k", T0).version;
+    assert_eq!(d.version, begun + 1, "begun, then finished: one update");
+}
+
+/// The token is read before the delivery is begun: when it cannot be read, no record says a
+/// reply was attempted, so the next attempt replies (not `unconfirmed`).
+#[tokio::test]
+async fn a_token_that_cannot_be_read_leaves_no_reply_attempt_and_the_retry_replies() {
+    let f = fixture().await;
+    accepts(&f, "/v2/bot/message/reply", 1).await;
+    accepts(&f, "/v2/bot/message/push", 0).await;
+    let name = credentials_secret_name(ACCOUNT);
+    let stored = f.secrets.get(&name).await.unwrap().unwrap();
+    f.secrets
+        .put(&name, &SecretString::new("not credentials"))
+        .await
+        .unwrap();
+    let m = message("tok-1", vec![text_message("Hello!")], Some("rt-3"));
+    assert!(f.service.deliver(&body(&m)).await.is_err());
+    assert!(
+        f.deliveries
+            .delivery("tok-1")
+            .await
+            .unwrap()
+            .is_none_or(|d| !d.reply_attempted),
+        "no reply attempt recorded"
+    );
+    f.secrets.put(&name, &stored).await.unwrap();
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+    assert_eq!(requests_to(&f.line, "/v2/bot/message/reply").await.len(), 1);
+}
+
 #[tokio::test]
 async fn an_old_reply_token_is_not_used_a_push_goes_instead() {
     let f = fixture().await;

@@ -228,16 +228,30 @@ impl OutboundService {
                 queued_at: message.created_at,
             });
         }
+        // What a delivery needs is read before its record is begun: should a read fail, no
+        // record says that a reply was attempted. So a delivery that will reply records the
+        // attempt with its beginning (one write, not two), and nothing that can fail comes
+        // between that record and the reply.
+        // Media keys become signed links: the key is read once, on the first delivery.
+        if let Some(links) = &self.deps.media {
+            links.signing_secret.get().await?;
+        }
+        let parts = self.parts(message);
+        let unfollowed = parts.is_ok() && self.unfollowed(message).await?;
+        let reply_now = match (&parts, self.usable_reply_token(message, now, false)) {
+            (Ok(_), Some(_)) if !unfollowed => Some(self.token(&message.account_id).await?),
+            _ => None,
+        };
+        fresh.reply_attempted = reply_now.is_some();
         let mut delivery = self.deps.deliveries.begin(&fresh).await?;
         if delivery.status.is_final() {
             tracing::info!(id = %message.id, status = delivery.status.as_str(), "already delivered; skipped");
             return Ok((delivery.status, delivery.error.clone()));
         }
-        // Media keys become signed links: the key is read once, on the first delivery.
-        if let Some(links) = &self.deps.media {
-            links.signing_secret.get().await?;
-        }
-        let parts = match self.parts(message) {
+        // Begun by this call (a new record): its reply flag is this call's, not an earlier
+        // attempt's. Otherwise the stored record is an earlier attempt's.
+        let begun_here = delivery.retry_key == fresh.retry_key;
+        let parts = match parts {
             Ok(parts) => parts,
             Err(problem) => {
                 return self
@@ -245,7 +259,7 @@ impl OutboundService {
                     .await;
             }
         };
-        if self.unfollowed(message).await? {
+        if unfollowed {
             return self
                 .finish(&mut delivery, DeliveryStatus::Suppressed, None, now)
                 .await;
@@ -254,13 +268,19 @@ impl OutboundService {
         if delivery.parts_sent == 0 && !delivery.reply_refused {
             // An earlier attempt replied and its outcome is unknown (timeout, 5xx, reset, or a
             // crash before recording LINE's answer).
-            let earlier_attempt = delivery.reply_attempted;
+            let earlier_attempt = delivery.reply_attempted && !begun_here;
             match self.usable_reply_token(message, now, earlier_attempt) {
                 Some(reply_token) => {
                     // The token first: failing to get one is not an attempt.
-                    let token = self.token(&message.account_id).await?;
-                    delivery.reply_attempted = true;
-                    self.save(&mut delivery, now).await?;
+                    let token = match reply_now {
+                        Some(token) => token,
+                        None => self.token(&message.account_id).await?,
+                    };
+                    // The attempt is recorded before the reply: with the beginning, or now.
+                    if !(begun_here && delivery.reply_attempted) {
+                        delivery.reply_attempted = true;
+                        self.save(&mut delivery, now).await?;
+                    }
                     // Replying again with the same token is safe: LINE accepts a reply token
                     // once, so the customer gets the message at most once.
                     match self

@@ -698,12 +698,29 @@ impl Table {
     /// Every item of `keys` that exists, read consistently with `BatchGetItem` (100 keys a call,
     /// unprocessed keys retried: [`attempts`]).
     pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, PortError> {
+        self.batch_get_items(keys, true).await
+    }
+
+    /// [`Table::batch_get`], eventually consistent (half the read units): an item written or
+    /// deleted a moment ago may be read as it was.
+    pub(crate) async fn batch_get_eventually(
+        &self,
+        keys: Vec<Item>,
+    ) -> Result<Vec<Item>, PortError> {
+        self.batch_get_items(keys, false).await
+    }
+
+    async fn batch_get_items(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, PortError> {
         let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET) {
             let mut pending = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
+                    .set_consistent_read(consistent.then_some(true))
                     .build()
                     .map_err(build_error)?,
             );

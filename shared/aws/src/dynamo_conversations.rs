@@ -1551,12 +1551,14 @@ impl ConversationStore for DynamoConversationStore {
     /// conversation and time, the retention), put with `BatchWriteItem`, outside any
     /// transaction: a put is idempotent, so a retried event writes the same items again.
     ///
-    /// A customer repeats their words: the term items are read first (`BatchGetItem`, consistent,
-    /// 1 read unit each, a fifth of a write unit's price), and a term whose item is still right
-    /// is not written again ([`search_item_current`]): the same conversation, a time at most
-    /// [`SEARCH_REFRESH_MS`] older, an expiry at most [`POINTER_REFRESH_SECS`] short of the new
-    /// one. So a hit's time is that of the customer's latest text to the day, and a term item
-    /// may expire up to a day before the conversation it points at, never after.
+    /// A customer repeats their words: the term items are read first (`BatchGetItem`, eventually
+    /// consistent: half a read unit each, a tenth of a write unit's price), and a term whose item
+    /// is still right is not written again ([`search_item_current`]): the same conversation, a
+    /// time at most [`SEARCH_REFRESH_MS`] older, an expiry at most [`POINTER_REFRESH_SECS`] short
+    /// of the new one. So a hit's time is that of the customer's latest text to the day, and a
+    /// term item may expire up to a day before the conversation it points at, never after. A
+    /// read a moment behind costs at worst a put more, or, for a word said again within a
+    /// second of its unsend, one not indexed: recall, never a word kept that was taken back.
     async fn index_search(
         &self,
         entry: &omniline_domain::search::SearchEntry,
@@ -1573,7 +1575,7 @@ impl ConversationStore for DynamoConversationStore {
             .collect();
         let stored: HashMap<String, Item> = self
             .table
-            .batch_get(keys.clone())
+            .batch_get_eventually(keys.clone())
             .await?
             .into_iter()
             .filter_map(|item| Some((string(&item, "pk")?.to_owned(), item)))

@@ -12,8 +12,9 @@
 //!   transaction, whether or not its condition held; a global secondary index costs a write when
 //!   an item enters or leaves it or changes a projected attribute, two when its key changes
 //!   ([`WireMeter::learn_tables`] reads the indexes with `DescribeTable`);
-//! - a read costs one read unit per started 4 KiB of what it returns (half for an eventually
-//!   consistent read, twice in a transaction). A `Query` or `Scan` with a filter is charged by
+//! - a read costs one read unit per started 4 KiB of what it returns, at least one per item
+//!   asked for by key, found or not (half for an eventually consistent read, twice in a
+//!   transaction). A `Query` or `Scan` with a filter is charged by
 //!   what it returns, a lower bound of what DynamoDB charges: request paths here filter little.
 //!
 //! An SQS `ReceiveMessage` that returned no message is counted as `ReceiveMessage (empty)`: a
@@ -506,18 +507,26 @@ impl State {
                     .unwrap_or(0);
                 (units(size, READ_UNIT) * consistent(request), 0.0, 0.0)
             }
+            // Each key is read as a `GetItem` would be: a key with no item still costs a
+            // read unit (half when eventually consistent); unprocessed keys cost nothing yet.
             "BatchGetItem" => {
                 let mut read = 0.0;
-                if let Some(tables) = response["Responses"].as_object() {
-                    for (name, items) in tables {
-                        let factor = consistent(&request["RequestItems"][name]);
-                        for item in items.as_array().into_iter().flatten() {
-                            let size = item.as_object().map_or(0, |i| {
-                                i.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-                            });
-                            read += units(size, READ_UNIT) * factor;
-                        }
+                let keys =
+                    |m: &Value, name: &str| m[name]["Keys"].as_array().map_or(0, |keys| keys.len());
+                for (name, asked) in request["RequestItems"].as_object().into_iter().flatten() {
+                    let factor = consistent(asked);
+                    let items = response["Responses"][name].as_array();
+                    let mut found = 0;
+                    for item in items.into_iter().flatten() {
+                        let size = item
+                            .as_object()
+                            .map_or(0, |i| i.iter().map(|(k, v)| k.len() + value_size(v)).sum());
+                        read += units(size, READ_UNIT) * factor;
+                        found += 1;
                     }
+                    let read_keys = keys(&request["RequestItems"], name)
+                        .saturating_sub(keys(&response["UnprocessedKeys"], name));
+                    read += read_keys.saturating_sub(found) as f64 * factor;
                 }
                 (read, 0.0, 0.0)
             }
@@ -930,6 +939,33 @@ mod tests {
         assert_eq!(
             s.dynamodb_units("GetItem", &eventual, &json!({}), true),
             (0.5, 0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn a_batch_get_costs_a_read_per_key_found_or_not_unprocessed_keys_nothing() {
+        let mut s = state();
+        let key = |k: &str| json!({"pk": {"S": k}, "sk": {"S": "s"}});
+        let request = json!({"RequestItems": {"t": {
+            "Keys": [key("a"), key("b"), key("c"), key("d")], "ConsistentRead": true}}});
+        // "a" found (5,000 bytes: 2 units), "b" and "c" not there (1 each), "d" left unprocessed.
+        let response = json!({
+            "Responses": {"t": [{"pk": {"S": "a"}, "doc": {"S": "x".repeat(5000)}}]},
+            "UnprocessedKeys": {"t": {"Keys": [key("d")], "ConsistentRead": true}}
+        });
+        assert_eq!(
+            s.dynamodb_units("BatchGetItem", &request, &response, true),
+            (4.0, 0.0, 0.0)
+        );
+        let eventual = json!({"RequestItems": {"t": {"Keys": [key("a"), key("b")]}}});
+        assert_eq!(
+            s.dynamodb_units(
+                "BatchGetItem",
+                &eventual,
+                &json!({"Responses": {"t": []}}),
+                true
+            ),
+            (1.0, 0.0, 0.0)
         );
     }
 
