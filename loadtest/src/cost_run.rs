@@ -132,6 +132,12 @@ pub async fn run(opts: &Opts, endpoint: &str) -> Result<bool, String> {
     for (name, text) in [
         ("first message", "Hello, I need help with my order"),
         ("message in an open conversation", "It has not arrived yet"),
+        // LINE's customers write mostly Japanese, Thai or Chinese: text without spaces, indexed
+        // for search as pairs of characters, so many more terms (and write units) a message.
+        (
+            "Japanese message in an open conversation",
+            "注文した商品がまだ届いていません。",
+        ),
     ] {
         let before = meter(name).await?;
         for user in &customers {

@@ -1124,6 +1124,23 @@ async fn write_units_per_event_stay_within_budget() {
     // (each item billed twice) or an extra item per message.
     assert!(first_wru <= 32.0, "first message: {first_wru} WRU");
     assert!(open_wru <= 11.0, "open conversation: {open_wru} WRU");
+    // The customer says the same words again in the conversation: its terms are indexed
+    // already, so none of them is written again (the two of "and another thing").
+    let second = aws.meter.snapshot();
+    aws.router
+        .process_message(&inbound(text_from("Ubudget", "B3", "Another thing!")), 1)
+        .await
+        .unwrap();
+    let repeated = aws.meter.snapshot().since(&second);
+    let (_, repeat_wru) = report("the same words again", &repeated);
+    assert!(
+        !repeated.kinds.iter().any(|k| k.kind.starts_with("SEARCH")),
+        "no search term written again"
+    );
+    assert!(
+        repeat_wru <= open_wru - 2.0,
+        "{repeat_wru} WRU, {open_wru} before"
+    );
 }
 
 /// Issue 7/7 over DynamoDB: a customer's messages count unread and set the preview, its agent
