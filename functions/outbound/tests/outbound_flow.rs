@@ -220,6 +220,35 @@ async fn a_token_that_cannot_be_read_leaves_no_reply_attempt_and_the_retry_repli
     assert_eq!(requests_to(&f.line, "/v2/bot/message/reply").await.len(), 1);
 }
 
+/// What is read before the beginning cannot fail a redelivery of a message already sent: it is
+/// skipped as before, even when the channel token cannot be read.
+#[tokio::test]
+async fn a_sent_message_delivered_again_is_skipped_even_when_its_token_cannot_be_read() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .respond_with(ok_push())
+        .expect(0)
+        .mount(&f.line)
+        .await;
+    let mut d = omniline_domain::delivery::Delivery::new("done-1", ACCOUNT, "conv1", "k", T0);
+    d = f.deliveries.begin(&d).await.unwrap();
+    d.status = DeliveryStatus::Sent;
+    d.version += 1;
+    assert!(f.deliveries.update(&d).await.unwrap());
+    f.secrets
+        .put(
+            &credentials_secret_name(ACCOUNT),
+            &SecretString::new("not credentials"),
+        )
+        .await
+        .unwrap();
+    let m = message("done-1", vec![text_message("Hello!")], Some("rt-4"));
+    assert_eq!(
+        f.service.deliver(&body(&m)).await.unwrap(),
+        DeliveryStatus::Sent
+    );
+}
+
 #[tokio::test]
 async fn an_old_reply_token_is_not_used_a_push_goes_instead() {
     let f = fixture().await;

@@ -228,18 +228,24 @@ impl OutboundService {
                 queued_at: message.created_at,
             });
         }
-        // What a delivery needs is read before its record is begun: should a read fail, no
-        // record says that a reply was attempted. So a delivery that will reply records the
-        // attempt with its beginning (one write, not two), and nothing that can fail comes
-        // between that record and the reply.
+        // What a delivery needs is read before its record is begun, so that a delivery that
+        // replies records the attempt with its beginning (one write, not two) and nothing that
+        // can fail comes between that record and the reply. A read that fails records no
+        // attempt; its error is returned only after the record shows the delivery unfinished
+        // (a redelivered message that was sent is skipped, whatever fails).
         // Media keys become signed links: the key is read once, on the first delivery.
-        if let Some(links) = &self.deps.media {
-            links.signing_secret.get().await?;
-        }
-        let parts = self.parts(message);
-        let unfollowed = parts.is_ok() && self.unfollowed(message).await?;
-        let reply_now = match (&parts, self.usable_reply_token(message, now, false)) {
-            (Ok(_), Some(_)) if !unfollowed => Some(self.token(&message.account_id).await?),
+        let media = match &self.deps.media {
+            Some(links) => links.signing_secret.get().await.map(|_| ()),
+            None => Ok(()),
+        };
+        let parts = media.is_ok().then(|| self.parts(message));
+        let unfollowed = match &parts {
+            Some(Ok(_)) => Some(self.unfollowed(message).await),
+            _ => None,
+        };
+        let reply_now = match (&unfollowed, self.usable_reply_token(message, now, false)) {
+            // Failing to get the token is not an attempt: the reply path reads it again.
+            (Some(Ok(false)), Some(_)) => self.token(&message.account_id).await.ok(),
             _ => None,
         };
         fresh.reply_attempted = reply_now.is_some();
@@ -251,13 +257,18 @@ impl OutboundService {
         // Begun by this call (a new record): its reply flag is this call's, not an earlier
         // attempt's. Otherwise the stored record is an earlier attempt's.
         let begun_here = delivery.retry_key == fresh.retry_key;
-        let parts = match parts {
+        media?;
+        let parts = match parts.unwrap_or_else(|| self.parts(message)) {
             Ok(parts) => parts,
             Err(problem) => {
                 return self
                     .finish(&mut delivery, DeliveryStatus::Failed, Some(problem), now)
                     .await;
             }
+        };
+        let unfollowed = match unfollowed {
+            Some(read) => read?,
+            None => self.unfollowed(message).await?,
         };
         if unfollowed {
             return self
