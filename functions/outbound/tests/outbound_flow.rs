@@ -129,6 +129,12 @@ async fn accepts(f: &Fixture, route: &str, times: u64) {
         .await;
 }
 
+/// LINE accepts one reply, and no push may come.
+async fn replies_once(f: &Fixture) {
+    accepts(f, "/v2/bot/message/reply", 1).await;
+    accepts(f, "/v2/bot/message/push", 0).await;
+}
+
 fn ok_push() -> ResponseTemplate {
     ResponseTemplate::new(200)
         .insert_header("x-line-request-id", "req-1")
@@ -147,8 +153,7 @@ async fn requests_to(line: &MockServer, p: &str) -> Vec<Request> {
 #[tokio::test]
 async fn a_fresh_reply_token_is_used_for_a_free_reply() {
     let f = fixture().await;
-    accepts(&f, "/v2/bot/message/reply", 1).await;
-    accepts(&f, "/v2/bot/message/push", 0).await;
+    replies_once(&f).await;
     let m = message("greet-1", vec![text_message("Hello!")], Some("rt-1"));
     assert_eq!(
         f.service.deliver(&body(&m)).await.unwrap(),
@@ -176,8 +181,7 @@ async fn a_fresh_reply_token_is_used_for_a_free_reply() {
 #[tokio::test]
 async fn a_reply_is_recorded_as_attempted_by_the_deliverys_beginning() {
     let f = fixture().await;
-    accepts(&f, "/v2/bot/message/reply", 1).await;
-    accepts(&f, "/v2/bot/message/push", 0).await;
+    replies_once(&f).await;
     let m = message("greet-2", vec![text_message("Hello!")], Some("rt-2"));
     assert_eq!(
         f.service.deliver(&body(&m)).await.unwrap(),
@@ -194,8 +198,7 @@ async fn a_reply_is_recorded_as_attempted_by_the_deliverys_beginning() {
 #[tokio::test]
 async fn a_token_that_cannot_be_read_leaves_no_reply_attempt_and_the_retry_replies() {
     let f = fixture().await;
-    accepts(&f, "/v2/bot/message/reply", 1).await;
-    accepts(&f, "/v2/bot/message/push", 0).await;
+    replies_once(&f).await;
     let name = credentials_secret_name(ACCOUNT);
     let stored = f.secrets.get(&name).await.unwrap().unwrap();
     f.secrets

@@ -974,7 +974,6 @@ fn parse_meta(item: &Item) -> Result<Conversation, PortError> {
         .map_err(|e| PortError::Unavailable(format!("stored conversation does not parse: {e}")))
 }
 
-/// The condition of an item that expires: absent, or expired by `now` (TTL deletes lazily).
 /// The outbox on an event's record (empty for a record written before outboxes were stored).
 fn recorded_outbox_of(record: &Item) -> Result<Vec<OutboundMessage>, PortError> {
     match string(record, OUTBOX) {
@@ -984,6 +983,7 @@ fn recorded_outbox_of(record: &Item) -> Result<Vec<OutboundMessage>, PortError> 
     }
 }
 
+/// The condition of an item that expires: absent, or expired by `now` (TTL deletes lazily).
 fn expired_or_absent(now: i64) -> Condition {
     Condition::new("attribute_not_exists(pk) OR expiresAt <= :now").value(":now", n(now))
 }

@@ -10,8 +10,8 @@
 //! (a transaction would bill both twice). A failed condition means the delivery exists: it is
 //! read back and its index item put again from it (the stored creation time is the key's, so it
 //! is always the same item), so an attempt that died between the two puts leaves no delivery
-//! unindexed once the message is retried. The index items share their partition with the conversation's `META` and
-//! transcript (`T#…`) items; the `D#` prefix keeps them apart. The id, conversation and creation
+//! unindexed once the message is retried. The index items share their partition with the
+//! conversation's `META` and transcript (`T#…`) items; the `D#` prefix keeps them apart. The id, conversation and creation
 //! time are fixed by `begin`; `update` replaces the document and version (the other attributes,
 //! `accountId` included, stay as `begin` wrote them).
 //! [`DeliveryStore::delete_for_conversation`] deletes both items of each delivery found through
